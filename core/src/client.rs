@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: Apache-2.0
+// The async client: validate, serialize, sign, send, retry, parse — once for every face.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
+
+use crate::credentials::CredentialsProvider;
+use crate::error::{
+    BatchMeterUsageError, MeterUsageError, RegisterUsageError, ResolveCustomerError,
+};
+use crate::operation::batch_meter_usage::{
+    BatchMeterUsage, BatchMeterUsageFluentBuilder, BatchMeterUsageInput, BatchMeterUsageOutput,
+};
+use crate::operation::meter_usage::{
+    MeterUsage, MeterUsageFluentBuilder, MeterUsageInput, MeterUsageOutput,
+};
+use crate::operation::register_usage::{
+    RegisterUsage, RegisterUsageFluentBuilder, RegisterUsageInput, RegisterUsageOutput,
+};
+use crate::operation::resolve_customer::{
+    ResolveCustomer, ResolveCustomerFluentBuilder, ResolveCustomerInput, ResolveCustomerOutput,
+};
+use crate::operation::Operation;
+use crate::retry::{classify, RetryClass, RetryState};
+use crate::{runtime, wire, Config, Error, ErrorCode, ResponseMetadata};
+
+/// The signing name of the service.
+const SIGNING_NAME: &str = "aws-marketplace";
+
+/// A client for the AWS Marketplace Metering Service.
+///
+/// Cheap to clone (an `Arc` inside) and safe to share between tasks and threads. Its HTTP
+/// connection pool, credentials cache and retry quota are shared by all clones.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    /// The HTTP client and the pid it was built in: connection pools belong to one runtime,
+    /// so a child process after fork() builds its own.
+    http: Mutex<Option<(u32, reqwest::Client)>>,
+    credentials: CredentialsProvider,
+    retry: RetryState,
+    target_prefix: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client with this configuration. Nothing is sent or loaded until the first call.
+    pub fn new(config: Config) -> Client {
+        let credentials = CredentialsProvider::new(config.credentials.clone());
+        let retry = RetryState::new(config.retry.clone());
+        Client {
+            inner: Arc::new(Inner {
+                http: Mutex::new(None),
+                credentials,
+                retry,
+                target_prefix: format!("{}.", wire::TARGET_PREFIX),
+                config,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Sends `BatchMeterUsage`: up to 25 usage records for SaaS customers.
+    pub fn batch_meter_usage(&self) -> BatchMeterUsageFluentBuilder {
+        BatchMeterUsageFluentBuilder::new(self.clone())
+    }
+
+    /// Sends `MeterUsage`: one dimension's usage for AMI and container products.
+    pub fn meter_usage(&self) -> MeterUsageFluentBuilder {
+        MeterUsageFluentBuilder::new(self.clone())
+    }
+
+    /// Sends `ResolveCustomer`: the customer behind a SaaS registration token.
+    pub fn resolve_customer(&self) -> ResolveCustomerFluentBuilder {
+        ResolveCustomerFluentBuilder::new(self.clone())
+    }
+
+    /// Sends `RegisterUsage`: entitlement check for paid container products.
+    pub fn register_usage(&self) -> RegisterUsageFluentBuilder {
+        RegisterUsageFluentBuilder::new(self.clone())
+    }
+
+    /// `BatchMeterUsage` with a built input.
+    pub async fn send_batch_meter_usage(
+        &self,
+        input: BatchMeterUsageInput,
+    ) -> Result<BatchMeterUsageOutput, BatchMeterUsageError> {
+        self.invoke::<BatchMeterUsage>(input)
+            .await
+            .map_err(Into::into)
+    }
+
+    /// `MeterUsage` with a built input. A missing `ClientToken` is filled with a UUID that
+    /// every retry of this call reuses.
+    pub async fn send_meter_usage(
+        &self,
+        input: MeterUsageInput,
+    ) -> Result<MeterUsageOutput, MeterUsageError> {
+        self.invoke::<MeterUsage>(input).await.map_err(Into::into)
+    }
+
+    /// `ResolveCustomer` with a built input.
+    pub async fn send_resolve_customer(
+        &self,
+        input: ResolveCustomerInput,
+    ) -> Result<ResolveCustomerOutput, ResolveCustomerError> {
+        self.invoke::<ResolveCustomer>(input)
+            .await
+            .map_err(Into::into)
+    }
+
+    /// `RegisterUsage` with a built input.
+    pub async fn send_register_usage(
+        &self,
+        input: RegisterUsageInput,
+    ) -> Result<RegisterUsageOutput, RegisterUsageError> {
+        self.invoke::<RegisterUsage>(input)
+            .await
+            .map_err(Into::into)
+    }
+
+    /// Loads credentials (if not cached) and says which provider supplied them
+    /// (`"Static"`, `"EnvironmentVariable"`, `"WebIdentityToken"`, …), never the credentials.
+    pub async fn credentials_provider_name(&self) -> Result<String, Error> {
+        self.inner.credentials.credentials().await?;
+        Ok(self
+            .inner
+            .credentials
+            .provider_name()
+            .unwrap_or_else(|| "unknown".to_owned()))
+    }
+
+    fn http(&self) -> Result<reqwest::Client, Error> {
+        let pid = runtime::pid();
+        let mut slot = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((p, c)) = slot.as_ref() {
+            if *p == pid {
+                return Ok(c.clone());
+            }
+            // Built before fork(): its pooled connections belong to the parent.
+            std::mem::forget(slot.take());
+        }
+        let cfg = &self.inner.config;
+        let c = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.read_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| {
+                Error::invalid_config(format!("cannot build the HTTP client: {e}")).with_source(e)
+            })?;
+        *slot = Some((pid, c.clone()));
+        Ok(c)
+    }
+
+    async fn invoke<O: Operation>(&self, mut input: O::Input) -> Result<O::Output, Error> {
+        O::validate(&input)?;
+        O::prepare(&mut input);
+        let body = Bytes::from(serde_json::to_vec(&input).map_err(|e| {
+            Error::invalid_input("<request>", format!("cannot be serialized: {e}"))
+        })?);
+        if body.len() > crate::validate::MAX_REQUEST_BYTES {
+            return Err(Error::invalid_input(
+                "<request>",
+                format!(
+                    "is {} bytes; the service accepts at most {}",
+                    body.len(),
+                    crate::validate::MAX_REQUEST_BYTES
+                ),
+            ));
+        }
+        let http = self.http()?;
+        let retry = &self.inner.retry;
+        let max = self.inner.config.retry.max_attempts;
+        let invocation_id = uuid::Uuid::new_v4().to_string();
+        let mut paid: Vec<RetryClass> = Vec::new();
+        let mut total_delay = Duration::ZERO;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            retry.before_attempt().await;
+            let result = self
+                .attempt::<O>(&http, &body, &invocation_id, attempt, max)
+                .await;
+            let mut err = match result {
+                Ok(mut out) => {
+                    retry.after_attempt(false);
+                    retry.on_success(&paid);
+                    out.1.attempts = attempt;
+                    out.1.total_retry_delay = total_delay;
+                    O::set_meta(&mut out.0, out.1);
+                    return Ok(out.0);
+                }
+                Err(e) => e,
+            };
+            let class = if err.error_code() == ErrorCode::Credentials {
+                None
+            } else {
+                classify(
+                    err.metadata().http_status.map(|_| err.code()),
+                    err.http_status(),
+                    match err.error_code() {
+                        c @ (ErrorCode::Dispatch
+                        | ErrorCode::ConnectTimeout
+                        | ErrorCode::ReadTimeout) => Some(c),
+                        ErrorCode::InvalidResponse => Some(ErrorCode::InvalidResponse),
+                        _ => None,
+                    },
+                )
+            };
+            retry.after_attempt(class == Some(RetryClass::Throttling));
+            let delay = class.and_then(|c| {
+                let d = retry.retry_after(c, attempt);
+                if d.is_some() {
+                    paid.push(c);
+                }
+                d
+            });
+            err = err.with_retryable(class.is_some());
+            {
+                let m = err.meta_mut();
+                m.attempts = attempt;
+                m.total_retry_delay = total_delay;
+            }
+            match delay {
+                Some(d) => {
+                    tracing::debug!(
+                        operation = O::NAME,
+                        attempt,
+                        code = err.code(),
+                        delay_ms = d.as_millis() as u64,
+                        "retrying"
+                    );
+                    total_delay += d;
+                    tokio::time::sleep(d).await;
+                }
+                None => {
+                    tracing::debug!(operation = O::NAME, attempt, code = err.code(), "failed");
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// One signed HTTP exchange.
+    async fn attempt<O: Operation>(
+        &self,
+        http: &reqwest::Client,
+        body: &Bytes,
+        invocation_id: &str,
+        attempt: u32,
+        max: u32,
+    ) -> Result<(O::Output, ResponseMetadata), Error> {
+        let cfg = &self.inner.config;
+        let creds = self.inner.credentials.credentials().await?;
+        let mut req = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(cfg.endpoint.as_str())
+            .header(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE))
+            .header(
+                "x-amz-target",
+                format!("{}{}", self.inner.target_prefix, O::NAME),
+            )
+            .header(USER_AGENT, cfg.user_agent.as_str())
+            .header("amz-sdk-invocation-id", invocation_id)
+            .header("amz-sdk-request", format!("attempt={attempt}; max={max}"))
+            .body(body.clone())
+            .map_err(|e| {
+                Error::invalid_config(format!("cannot build a request to {}: {e}", cfg.endpoint))
+            })?;
+        let identity: Identity = creds.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&cfg.region)
+            .name(SIGNING_NAME)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
+            .into();
+        let uri = req.uri().to_string();
+        let signable = SignableRequest::new(
+            "POST",
+            &uri,
+            req.headers()
+                .iter()
+                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
+            .into_parts();
+        instructions.apply_to_request_http1x(&mut req);
+
+        let req = reqwest::Request::try_from(req.map(reqwest::Body::from)).map_err(|e| {
+            Error::invalid_config(format!("cannot build a request to {}: {e}", cfg.endpoint))
+        })?;
+        let resp = http
+            .execute(req)
+            .await
+            .map_err(|e| transport_error(e, &cfg.endpoint))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let request_id = wire::request_id(&headers);
+        let body = resp.bytes().await.map_err(|e| {
+            let mut err = transport_error(e, &cfg.endpoint);
+            err.meta_mut().http_status = Some(status);
+            err.meta_mut().request_id = request_id.clone();
+            err
+        })?;
+        let meta = ResponseMetadata {
+            request_id,
+            http_status: Some(status),
+            http_headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            attempts: attempt,
+            total_retry_delay: Duration::ZERO,
+        };
+        tracing::debug!(
+            operation = O::NAME,
+            attempt,
+            status,
+            request_id = meta.request_id.as_deref().unwrap_or(""),
+            "response"
+        );
+        if (200..300).contains(&status) {
+            match wire::parse_output::<O::Output>(O::NAME, &body) {
+                Ok(out) => Ok((out, meta)),
+                Err(e) => Err(e.with_meta(meta)),
+            }
+        } else {
+            Err(wire::parse_error(status, &headers, &body).with_meta(meta))
+        }
+    }
+}
+
+/// Maps a reqwest failure to `Dispatch`, `ConnectTimeout` or `ReadTimeout`, with the cause
+/// chain in the message (it never holds credentials: they travel only in headers).
+fn transport_error(e: reqwest::Error, endpoint: &str) -> Error {
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    let code = if e.is_connect() {
+        if e.is_timeout() || chain.contains("timed out") {
+            ErrorCode::ConnectTimeout
+        } else {
+            ErrorCode::Dispatch
+        }
+    } else if e.is_timeout() {
+        ErrorCode::ReadTimeout
+    } else {
+        ErrorCode::Dispatch
+    };
+    let what = match code {
+        ErrorCode::ConnectTimeout => "timed out connecting to",
+        ErrorCode::ReadTimeout => "timed out reading from",
+        _ => "could not reach",
+    };
+    Error::new(code, format!("{what} {endpoint}: {chain}")).with_source(e)
+}

@@ -1,0 +1,593 @@
+// SPDX-License-Identifier: Apache-2.0
+// Errors: one stable `ErrorCode` table, the crate `Error`, and per-operation views of it.
+
+//! Errors.
+//!
+//! Every failure, local or from the service, is an [`Error`]. It carries a stable
+//! [`ErrorCode`], the service's own code string, a message, the request id, the HTTP status,
+//! the number of attempts made and whether retrying could help.
+//!
+//! [`ErrorCode`] is the one table every face maps from. It is deliberately **not**
+//! `#[non_exhaustive]`: the Python, Node and C bindings match it without a wildcard arm, so
+//! adding a code breaks their builds until each one maps it.
+//!
+//! Each operation also has its own enum ([`BatchMeterUsageError`], …) whose variants are
+//! named after the exceptions the model lists for that operation, as in the AWS SDK for Rust.
+
+use std::fmt;
+use std::time::Duration;
+
+macro_rules! error_codes {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident = $num:literal, $kind:ident $(, $fault:ident)?;
+    )*) => {
+        /// A stable code for every kind of failure.
+        ///
+        /// Numbers are stable and never reused (the C face exposes them as `mm_status`);
+        /// 0, 1 and 2 are reserved for the C face's `OK`, `NULL_PARAMETER` and `PANIC`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u32)]
+        pub enum ErrorCode {
+            $( $(#[doc = $doc])* $name = $num, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$name, )* ];
+
+            /// The code as a string: the AWS exception name for service codes
+            /// (`"ThrottlingException"`), the local name otherwise (`"InvalidInput"`).
+            pub const fn as_str(self) -> &'static str {
+                match self { $( ErrorCode::$name => stringify!($name), )* }
+            }
+
+            /// The stable number of this code.
+            pub const fn as_u32(self) -> u32 { self as u32 }
+
+            /// Where the code comes from.
+            pub const fn kind(self) -> ErrorKind {
+                match self { $( ErrorCode::$name => ErrorKind::$kind, )* }
+            }
+
+            /// `true` when the failure is the server's (`$fault = "server"` in SDK v3 terms).
+            pub const fn is_server_fault(self) -> bool {
+                match self { $( ErrorCode::$name => error_codes!(@fault $($fault)?), )* }
+            }
+
+            /// The code for a service error code string, if it is in the table.
+            pub fn from_service_code(code: &str) -> Option<ErrorCode> {
+                match code {
+                    $( stringify!($name) if !matches!(ErrorKind::$kind, ErrorKind::Local) => Some(ErrorCode::$name), )*
+                    _ => None,
+                }
+            }
+
+            /// The code with this stable number, if any.
+            pub fn from_u32(n: u32) -> Option<ErrorCode> {
+                match n { $( $num => Some(ErrorCode::$name), )* _ => None }
+            }
+        }
+    };
+    (@fault server) => { true };
+    (@fault) => { false };
+}
+
+/// Where an [`ErrorCode`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Raised by this library before or around the HTTP exchange.
+    Local,
+    /// An exception the service model lists for at least one operation.
+    Modeled,
+    /// A code every AWS JSON service may return that the model does not list
+    /// (authentication, protocol, dry run).
+    Common,
+}
+
+error_codes! {
+    /// The input violates the model's constraints; nothing was sent. The message names the field.
+    InvalidInput = 3, Local;
+    /// The library was used in a state that cannot work (for example a blocking call from
+    /// inside an async runtime thread).
+    InvalidState = 4, Local;
+    /// The configuration cannot produce an endpoint or a client (no region, FIPS with a
+    /// custom endpoint, a malformed URL, …).
+    InvalidConfig = 5, Local;
+    /// No credentials could be loaded.
+    Credentials = 6, Local;
+    /// The request could not be sent or its response could not be read (connection refused,
+    /// reset, DNS, TLS).
+    Dispatch = 7, Local;
+    /// Connecting took longer than the connect timeout.
+    ConnectTimeout = 8, Local;
+    /// Waiting for the response took longer than the read timeout.
+    ReadTimeout = 9, Local;
+    /// The service answered with a body that is not the JSON the protocol promises
+    /// (truncated, HTML, garbage).
+    InvalidResponse = 10, Local;
+    /// The service answered with an error code this library does not know; `Error::code()`
+    /// gives the service's string.
+    Unhandled = 11, Local;
+
+    /// An internal error occurred; retry your request.
+    InternalServiceErrorException = 100, Modeled, server;
+    /// The product code passed does not match the product code of the caller.
+    InvalidProductCodeException = 101, Modeled;
+    /// The usage dimension does not match one of the product's dimensions.
+    InvalidUsageDimensionException = 102, Modeled;
+    /// The tag is invalid, or the number of tags is greater than 5.
+    InvalidTagException = 103, Modeled;
+    /// Sum of allocated usage quantities is not equal to the usage quantity.
+    InvalidUsageAllocationsException = 104, Modeled;
+    /// You have metered usage for a CustomerIdentifier that does not exist.
+    InvalidCustomerIdentifierException = 105, Modeled;
+    /// The timestamp value passed in the request is older than allowed.
+    TimestampOutOfBoundsException = 106, Modeled;
+    /// The calls to the API are throttled.
+    ThrottlingException = 107, Modeled;
+    /// The API is disabled in the Region.
+    DisabledApiException = 108, Modeled;
+    /// The license is invalid.
+    InvalidLicenseException = 109, Modeled;
+    /// The endpoint being called is in a Region different from your EC2 instance, ECS task or EKS pod.
+    InvalidEndpointRegionException = 110, Modeled;
+    /// A metering record has already been emitted for the same resource, usage dimension and
+    /// time, with a different quantity.
+    DuplicateRequestException = 111, Modeled;
+    /// The ClientToken is being used for multiple requests with different parameters.
+    IdempotencyConflictException = 112, Modeled;
+    /// The customer is not entitled to the product.
+    CustomerNotEntitledException = 113, Modeled;
+    /// RegisterUsage must be called in the same Region the ECS task was launched in.
+    InvalidRegionException = 114, Modeled;
+    /// The public key version is invalid.
+    InvalidPublicKeyVersionException = 115, Modeled;
+    /// AWS Marketplace does not support metering usage from the underlying platform.
+    PlatformNotSupportedException = 116, Modeled;
+    /// The registration token is invalid.
+    InvalidTokenException = 117, Modeled;
+    /// The submitted registration token has expired.
+    ExpiredTokenException = 118, Modeled;
+
+    /// The access key id is not known to the service.
+    UnrecognizedClientException = 200, Common;
+    /// The request signature does not match.
+    InvalidSignatureException = 201, Common;
+    /// The caller is not allowed to call this operation.
+    AccessDeniedException = 202, Common;
+    /// The service rejected the input (server-side validation).
+    ValidationException = 203, Common;
+    /// The service could not read the request body.
+    SerializationException = 204, Common;
+    /// The `X-Amz-Target` names no operation of this service.
+    UnknownOperationException = 205, Common;
+    /// A DryRun request would have succeeded.
+    DryRunOperation = 206, Common;
+    /// A DryRun request would have failed for lack of permission.
+    UnauthorizedException = 207, Common;
+    /// The Authorization header is malformed or incomplete.
+    IncompleteSignatureException = 208, Common;
+    /// The request carries no credentials.
+    MissingAuthenticationTokenException = 209, Common;
+    /// The signed request is too old or too far in the future.
+    RequestExpired = 210, Common;
+    /// The service is unavailable; retry.
+    ServiceUnavailableException = 211, Common, server;
+}
+
+impl ErrorCode {
+    /// `true` for the modeled exceptions of the service model.
+    pub const fn is_modeled(self) -> bool {
+        matches!(self.kind(), ErrorKind::Modeled)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AsRef<str> for ErrorCode {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// What came back with a response, successful or not: request id, HTTP status and headers,
+/// and how many attempts and how much retry delay the call took.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseMetadata {
+    pub(crate) request_id: Option<String>,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) http_headers: Vec<(String, String)>,
+    pub(crate) attempts: u32,
+    pub(crate) total_retry_delay: Duration,
+}
+
+impl ResponseMetadata {
+    /// The service's request id (`x-amzn-RequestId`), when a response was received.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+    /// The HTTP status of the last response, when one was received.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http_status
+    }
+    /// The headers of the last response, lower-cased names, in order.
+    pub fn http_headers(&self) -> &[(String, String)] {
+        &self.http_headers
+    }
+    /// Attempts made, the first included (0 when nothing was sent).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+    /// Time spent waiting between attempts.
+    pub fn total_retry_delay(&self) -> Duration {
+        self.total_retry_delay
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The crate's error: every failure of every operation.
+pub struct Error {
+    code: ErrorCode,
+    service_code: Option<String>,
+    message: String,
+    field: Option<String>,
+    retryable: bool,
+    meta: ResponseMetadata,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            service_code: None,
+            message: message.into(),
+            field: None,
+            retryable: false,
+            meta: ResponseMetadata::default(),
+            source: None,
+        }
+    }
+
+    /// An input that violates the model: `field` is the path (`UsageRecords[3].Quantity`).
+    pub fn invalid_input(field: impl Into<String>, problem: impl fmt::Display) -> Self {
+        let field = field.into();
+        let mut e = Error::new(ErrorCode::InvalidInput, format!("{field}: {problem}"));
+        e.field = Some(field);
+        e
+    }
+
+    pub(crate) fn invalid_config(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::InvalidConfig, message)
+    }
+
+    pub(crate) fn invalid_state(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::InvalidState, message)
+    }
+
+    pub(crate) fn credentials(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Credentials, message)
+    }
+
+    /// An error answered by the service: `service_code` is the sanitized code string.
+    pub(crate) fn service(service_code: &str, message: String) -> Self {
+        let code = ErrorCode::from_service_code(service_code).unwrap_or(ErrorCode::Unhandled);
+        let mut e = Error::new(code, message);
+        e.service_code = Some(service_code.to_owned());
+        e
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub(crate) fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    pub(crate) fn with_meta(mut self, meta: ResponseMetadata) -> Self {
+        self.meta = meta;
+        self
+    }
+
+    pub(crate) fn meta_mut(&mut self) -> &mut ResponseMetadata {
+        &mut self.meta
+    }
+
+    /// The stable code.
+    pub fn error_code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The code string: the service's own code when the service answered
+    /// (`"ThrottlingException"`, or an unknown one for [`ErrorCode::Unhandled`]), the local
+    /// name otherwise (`"InvalidInput"`, `"ReadTimeout"`, …).
+    pub fn code(&self) -> &str {
+        self.service_code.as_deref().unwrap_or(self.code.as_str())
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// For [`ErrorCode::InvalidInput`], the path of the offending field.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The service's request id, when a response was received.
+    pub fn request_id(&self) -> Option<&str> {
+        self.meta.request_id()
+    }
+
+    /// The HTTP status of the last response, when one was received.
+    pub fn http_status(&self) -> Option<u16> {
+        self.meta.http_status()
+    }
+
+    /// Attempts made, the first included (0 when nothing was sent).
+    pub fn attempts(&self) -> u32 {
+        self.meta.attempts()
+    }
+
+    /// Time spent waiting between attempts.
+    pub fn total_retry_delay(&self) -> Duration {
+        self.meta.total_retry_delay()
+    }
+
+    /// Everything known about the last response.
+    pub fn metadata(&self) -> &ResponseMetadata {
+        &self.meta
+    }
+
+    /// `true` when the same call could succeed if made again later (throttling, transient
+    /// server errors, connection failures and timeouts).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// `true` when the fault is the server's rather than the caller's.
+    pub fn is_server_fault(&self) -> bool {
+        self.code.is_server_fault() || self.meta.http_status.is_some_and(|s| s >= 500)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("code", &self.code())
+            .field("message", &self.message)
+            .field("request_id", &self.meta.request_id)
+            .field("http_status", &self.meta.http_status)
+            .field("attempts", &self.meta.attempts)
+            .field("retryable", &self.retryable)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message)?;
+        if let Some(id) = &self.meta.request_id {
+            write!(f, " (request id: {id})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// A builder was asked to `build()` without a required field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    field: &'static str,
+}
+
+impl BuildError {
+    pub(crate) fn missing(field: &'static str) -> Self {
+        BuildError { field }
+    }
+    /// The missing field's model name.
+    pub fn field(&self) -> &str {
+        self.field
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is required", self.field)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl From<BuildError> for Error {
+    fn from(e: BuildError) -> Self {
+        Error::invalid_input(e.field, "is required")
+    }
+}
+
+macro_rules! operation_errors {
+    ($( $(#[doc = $doc:literal])* $op:ident { $($variant:ident),* $(,)? } )*) => {$(
+        $(#[doc = $doc])*
+        ///
+        /// Each variant holds the full [`Error`] with its metadata; `Unhandled` holds every
+        /// failure the model does not list for this operation (local, transport, other codes).
+        #[non_exhaustive]
+        #[derive(Debug)]
+        pub enum $op {
+            $(
+                #[doc = concat!("The service answered `", stringify!($variant), "`.")]
+                $variant(Error),
+            )*
+            /// Any other failure.
+            Unhandled(Error),
+        }
+
+        impl $op {
+            /// The underlying crate error.
+            pub fn as_error(&self) -> &Error {
+                match self { $( $op::$variant(e) => e, )* $op::Unhandled(e) => e }
+            }
+            /// The stable code. See [`Error::error_code`].
+            pub fn error_code(&self) -> ErrorCode { self.as_error().error_code() }
+            /// See [`Error::code`].
+            pub fn code(&self) -> &str { self.as_error().code() }
+            /// See [`Error::message`].
+            pub fn message(&self) -> &str { self.as_error().message() }
+            /// See [`Error::request_id`].
+            pub fn request_id(&self) -> Option<&str> { self.as_error().request_id() }
+            /// See [`Error::http_status`].
+            pub fn http_status(&self) -> Option<u16> { self.as_error().http_status() }
+            /// See [`Error::attempts`].
+            pub fn attempts(&self) -> u32 { self.as_error().attempts() }
+            /// See [`Error::is_retryable`].
+            pub fn is_retryable(&self) -> bool { self.as_error().is_retryable() }
+        }
+
+        impl From<Error> for $op {
+            fn from(e: Error) -> Self {
+                match e.error_code() {
+                    $( ErrorCode::$variant => $op::$variant(e), )*
+                    _ => $op::Unhandled(e),
+                }
+            }
+        }
+
+        impl From<$op> for Error {
+            fn from(e: $op) -> Self {
+                match e { $( $op::$variant(e) => e, )* $op::Unhandled(e) => e }
+            }
+        }
+
+        impl fmt::Display for $op {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { self.as_error().fmt(f) }
+        }
+
+        impl std::error::Error for $op {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(self.as_error())
+            }
+        }
+    )*};
+}
+
+// One `is(code)` predicate instead of an `is_<variant>()` per variant (no proc-macro needed).
+macro_rules! op_is {
+    ($($op:ident),*) => {$(
+        impl $op {
+            /// `true` when this is the given code (`err.is(ErrorCode::ThrottlingException)`).
+            pub fn is(&self, code: ErrorCode) -> bool { self.error_code() == code }
+        }
+    )*};
+}
+
+operation_errors! {
+    /// Errors of `BatchMeterUsage`.
+    BatchMeterUsageError {
+        InternalServiceErrorException, InvalidProductCodeException, InvalidUsageDimensionException,
+        InvalidTagException, InvalidUsageAllocationsException, InvalidCustomerIdentifierException,
+        TimestampOutOfBoundsException, ThrottlingException, DisabledApiException, InvalidLicenseException,
+    }
+    /// Errors of `MeterUsage`.
+    MeterUsageError {
+        InternalServiceErrorException, InvalidProductCodeException, InvalidUsageDimensionException,
+        InvalidTagException, InvalidUsageAllocationsException, InvalidEndpointRegionException,
+        TimestampOutOfBoundsException, DuplicateRequestException, IdempotencyConflictException,
+        ThrottlingException, CustomerNotEntitledException,
+    }
+    /// Errors of `ResolveCustomer`.
+    ResolveCustomerError {
+        InvalidTokenException, ExpiredTokenException, ThrottlingException,
+        InternalServiceErrorException, DisabledApiException,
+    }
+    /// Errors of `RegisterUsage`.
+    RegisterUsageError {
+        InvalidProductCodeException, InvalidRegionException, InvalidPublicKeyVersionException,
+        PlatformNotSupportedException, CustomerNotEntitledException, ThrottlingException,
+        InternalServiceErrorException, DisabledApiException,
+    }
+}
+
+op_is!(
+    BatchMeterUsageError,
+    MeterUsageError,
+    ResolveCustomerError,
+    RegisterUsageError
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for &c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_u32()), "duplicate number {}", c.as_u32());
+            assert!(c.as_u32() > 2, "0..=2 are reserved for the C face");
+            assert_eq!(ErrorCode::from_u32(c.as_u32()), Some(c));
+        }
+    }
+
+    #[test]
+    fn service_codes_map_and_local_names_do_not() {
+        assert_eq!(
+            ErrorCode::from_service_code("ThrottlingException"),
+            Some(ErrorCode::ThrottlingException)
+        );
+        assert_eq!(ErrorCode::from_service_code("InvalidInput"), None);
+        assert_eq!(ErrorCode::from_service_code("SlowDown"), None);
+        let e = Error::service("SlowDown", "slow".into());
+        assert_eq!(e.error_code(), ErrorCode::Unhandled);
+        assert_eq!(e.code(), "SlowDown");
+    }
+
+    #[test]
+    fn model_exceptions_are_all_in_the_table() {
+        let model: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../shared/reference/meteringmarketplace-2016-01-14.service-2.json"
+        ))
+        .unwrap();
+        let shapes = model["shapes"].as_object().unwrap();
+        let mut n = 0;
+        for (name, shape) in shapes {
+            if shape.get("exception").and_then(|v| v.as_bool()) == Some(true) {
+                let code = ErrorCode::from_service_code(name)
+                    .unwrap_or_else(|| panic!("{name} is not in ErrorCode"));
+                assert!(code.is_modeled(), "{name}");
+                assert_eq!(
+                    code.is_server_fault(),
+                    shape.get("fault").is_some(),
+                    "{name} fault"
+                );
+                n += 1;
+            }
+        }
+        let modeled = ErrorCode::ALL.iter().filter(|c| c.is_modeled()).count();
+        assert_eq!(n, modeled);
+    }
+
+    #[test]
+    fn operation_error_variants_follow_the_code() {
+        let e = MeterUsageError::from(Error::service("DuplicateRequestException", "dup".into()));
+        assert!(matches!(e, MeterUsageError::DuplicateRequestException(_)));
+        assert!(e.is(ErrorCode::DuplicateRequestException));
+        let e = MeterUsageError::from(Error::service("InvalidTokenException", "x".into()));
+        assert!(matches!(e, MeterUsageError::Unhandled(_)));
+    }
+}

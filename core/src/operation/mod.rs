@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+// The four operations: inputs, outputs, builders, and what the client needs to send them.
+
+//! Operations of the Metering Service, one module each.
+
+pub mod batch_meter_usage;
+pub mod meter_usage;
+pub mod register_usage;
+pub mod resolve_customer;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Error, ResponseMetadata};
+
+/// What the client needs to know about an operation.
+pub(crate) trait Operation {
+    /// The operation's name, as in `X-Amz-Target: AWSMPMeteringService.<NAME>`.
+    const NAME: &'static str;
+    type Input: Serialize + Send + Sync;
+    type Output: DeserializeOwned + Send;
+    /// Checks the input against the model's constraints.
+    fn validate(input: &Self::Input) -> Result<(), Error>;
+    /// Fills what the client generates (an idempotency token) once per call.
+    fn prepare(_input: &mut Self::Input) {}
+    /// Stores the response metadata on the output.
+    fn set_meta(output: &mut Self::Output, meta: ResponseMetadata);
+}
+
+/// Generates a fluent builder that wraps an input builder and a client.
+macro_rules! fluent_builder {
+    ($(#[doc = $doc:literal])* $fluent:ident, $input_builder:ident, $output:ty, $error:ty, $invoke:ident) => {
+        $(#[doc = $doc])*
+        #[derive(Clone, Debug)]
+        pub struct $fluent {
+            client: crate::Client,
+            inner: $input_builder,
+        }
+
+        impl $fluent {
+            pub(crate) fn new(client: crate::Client) -> Self {
+                Self { client, inner: Default::default() }
+            }
+            /// The input built so far.
+            pub fn as_input(&self) -> &$input_builder {
+                &self.inner
+            }
+            /// Validates, signs and sends the request, retrying as configured.
+            pub async fn send(self) -> Result<$output, $error> {
+                let input = self.inner.build().map_err(crate::Error::from)?;
+                self.client.$invoke(input).await
+            }
+        }
+    };
+}
+pub(crate) use fluent_builder;
+
+/// Generates fluent-builder setters that forward to the input builder.
+macro_rules! forward {
+    ($fluent:ident { $( $(#[doc = $doc:literal])* $name:ident, $set:ident : $arg:ty => $ty:ty; )* }) => {
+        impl $fluent {$(
+            $(#[doc = $doc])*
+            pub fn $name(mut self, v: $arg) -> Self { self.inner = self.inner.$name(v); self }
+            $(#[doc = $doc])*
+            pub fn $set(mut self, v: Option<$ty>) -> Self { self.inner = self.inner.$set(v); self }
+        )*}
+    };
+}
+pub(crate) use forward;

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+// The one process-wide tokio runtime every face shares, rebuilt transparently after fork().
+
+//! The shared runtime.
+//!
+//! Async code in this crate never names a runtime; the blocking client, the C face and the
+//! Python face run their futures here. Why it is built this way:
+//!
+//! * **One, lazily.** Faces load the library into processes that may never call it; nothing
+//!   starts until the first call, and the runtime has few worker threads (2 by default,
+//!   `MM_RUNTIME_WORKERS` to change) because metering is I/O-bound.
+//! * **Fork.** A child created by `fork()` inherits the runtime's memory but none of its
+//!   threads, and it shares the parent's epoll instance: driving the inherited runtime in
+//!   the child hangs the child and corrupts the parent (TOOLCHAIN.md §9). So the pid is
+//!   stored next to the runtime; when it changes, the inherited runtime is leaked (dropping
+//!   it would join threads that do not exist in the child) and a new one is built. HTTP
+//!   connection pools are tied to a runtime, so the client keys its HTTP client on the same
+//!   pid (see [`pid`]).
+//! * **No panics.** [`block_on`] from a runtime worker thread would panic inside tokio; it
+//!   returns [`ErrorCode::InvalidState`](crate::ErrorCode::InvalidState) instead.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Runtime};
+
+use crate::Error;
+
+struct Shared {
+    rt: Runtime,
+    pid: u32,
+}
+
+static SHARED: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+
+/// The current process id; after `fork()` it differs from the parent's.
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
+/// A builder with the shared runtime's settings, for faces that must own a runtime of their
+/// own kind (napi's `create_custom_tokio_runtime`).
+pub fn builder() -> tokio::runtime::Builder {
+    let workers = std::env::var("MM_RUNTIME_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| (1..=64).contains(n))
+        .unwrap_or(2);
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(workers).thread_name("mm-rt").enable_all();
+    b
+}
+
+fn shared() -> Result<Arc<Shared>, Error> {
+    let pid = pid();
+    let mut guard = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = guard.as_ref() {
+        if s.pid == pid {
+            return Ok(s.clone());
+        }
+        // Inherited from the parent across fork(): never drop it here.
+        std::mem::forget(guard.take());
+    }
+    let rt = builder().build().map_err(|e| {
+        Error::invalid_state(format!("cannot start the runtime: {e}")).with_source(e)
+    })?;
+    let s = Arc::new(Shared { rt, pid });
+    *guard = Some(s.clone());
+    Ok(s)
+}
+
+/// A handle to the shared runtime (built on first use, rebuilt after fork).
+pub fn handle() -> Result<Handle, Error> {
+    Ok(shared()?.rt.handle().clone())
+}
+
+/// Runs `fut` to completion on the shared runtime, blocking the calling thread.
+///
+/// Many threads may block at once. Called from a thread that is already inside a tokio
+/// runtime (an async task), it returns `InvalidState` instead of panicking.
+pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
+    if Handle::try_current().is_ok() {
+        return Err(Error::invalid_state(
+            "a blocking call was made from inside an async runtime; use the async client there",
+        ));
+    }
+    let s = shared()?;
+    Ok(s.rt.block_on(fut))
+}
+
+/// Spawns `fut` on the shared runtime.
+pub fn spawn<F>(fut: F) -> Result<tokio::task::JoinHandle<F::Output>, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Ok(shared()?.rt.spawn(fut))
+}
+
+/// Stops the shared runtime, waiting up to 2 s for its tasks; the next call builds a new one.
+///
+/// Faces call it at exit (Python's `atexit`, C's `mm_shutdown`) so worker threads are joined
+/// before the interpreter or process tears down.
+pub fn shutdown() {
+    let taken = SHARED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(s) = taken {
+        if s.pid != pid() {
+            std::mem::forget(s);
+            return;
+        }
+        match Arc::try_unwrap(s) {
+            Ok(s) => s.rt.shutdown_timeout(Duration::from_secs(2)),
+            // Still used elsewhere (a call in flight): leave it to its last owner.
+            Err(s) => drop(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_on_runs_and_refuses_inside_a_runtime() {
+        assert_eq!(block_on(async { 41 + 1 }).unwrap(), 42);
+        let inner = block_on(async { block_on(async { 1 }) }).unwrap();
+        assert_eq!(
+            inner.unwrap_err().error_code(),
+            crate::ErrorCode::InvalidState
+        );
+    }
+
+    #[test]
+    fn spawn_runs_on_named_workers() {
+        let name = block_on(async {
+            spawn(async { std::thread::current().name().map(str::to_owned) })
+                .unwrap()
+                .await
+                .unwrap()
+        })
+        .unwrap();
+        assert_eq!(name.as_deref(), Some("mm-rt"));
+    }
+}

@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: Apache-2.0
+// Client-side validation against the service model's constraints, before anything is sent.
+
+//! Validation against the model's constraints.
+//!
+//! Every check names the field path (`UsageRecords[3].Quantity`) in an
+//! [`ErrorCode::InvalidInput`](crate::ErrorCode::InvalidInput) error. The faces call these
+//! helpers (`quantity`, …) when converting their own numbers, so each rule lives here once.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::operation::batch_meter_usage::BatchMeterUsageInput;
+use crate::operation::meter_usage::MeterUsageInput;
+use crate::operation::register_usage::RegisterUsageInput;
+use crate::operation::resolve_customer::ResolveCustomerInput;
+use crate::types::{UsageAllocation, UsageRecord};
+use crate::Error;
+
+/// At most this many records per `BatchMeterUsage` call.
+pub const MAX_USAGE_RECORDS: usize = 25;
+/// At most this many usage allocations per record.
+pub const MAX_USAGE_ALLOCATIONS: usize = 2500;
+/// At most this many tags per allocation.
+pub const MAX_TAGS: usize = 5;
+/// The service's request size limit.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+static PRODUCT_CODE: LazyLock<Regex> = LazyLock::new(|| re(r"^[-a-zA-Z0-9/=:_.@]*$"));
+static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9]+$"));
+static LICENSE_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}$",
+    )
+});
+// The model's pattern, verbatim: note that ` -=` is a range (space through '=').
+static TAG: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9+ -=._:\/@]+$"));
+
+fn re(p: &str) -> Regex {
+    // The patterns are constants from the model; a failure is a bug caught by the tests below.
+    Regex::new(p).unwrap_or_else(|e| unreachable!("bad built-in pattern {p}: {e}"))
+}
+
+/// A field path being checked; renders lazily only when an error is raised.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root(&'static str),
+    Index(&'a Path<'a>, usize),
+    Field(&'a Path<'a>, &'static str),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(s) => f.write_str(s),
+            Path::Index(p, i) => write!(f, "{p}[{i}]"),
+            Path::Field(p, s) => write!(f, "{p}.{s}"),
+        }
+    }
+}
+
+impl<'a> Path<'a> {
+    fn field(&'a self, name: &'static str) -> Path<'a> {
+        Path::Field(self, name)
+    }
+    fn index(&'a self, i: usize) -> Path<'a> {
+        Path::Index(self, i)
+    }
+    fn err(&self, problem: impl std::fmt::Display) -> Error {
+        Error::invalid_input(self.to_string(), problem)
+    }
+}
+
+fn length(path: Path<'_>, s: &str, min: usize, max: Option<usize>) -> Result<(), Error> {
+    // Fast path: byte length bounds the character count.
+    if s.len() >= min && max.is_none_or(|m| s.len() <= m) {
+        return Ok(());
+    }
+    let n = s.chars().count();
+    if n < min || max.is_some_and(|m| n > m) {
+        return Err(match max {
+            Some(m) => path.err(format_args!(
+                "length must be between {min} and {m}, got {n}"
+            )),
+            None => path.err(format_args!("length must be at least {min}, got {n}")),
+        });
+    }
+    Ok(())
+}
+
+fn pattern(path: Path<'_>, s: &str, re: &Regex, shown: &str) -> Result<(), Error> {
+    if re.is_match(s) {
+        Ok(())
+    } else {
+        Err(path.err(format_args!("{s:?} does not match the pattern {shown}")))
+    }
+}
+
+fn range(path: Path<'_>, v: i64, min: i64, max: i64) -> Result<(), Error> {
+    if v < min || v > max {
+        return Err(path.err(format_args!("must be between {min} and {max}, got {v}")));
+    }
+    Ok(())
+}
+
+/// Converts a quantity from a face's wider integer, naming `field` when out of `0..=i32::MAX`.
+pub fn quantity(field: &str, v: i64) -> Result<i32, Error> {
+    i32::try_from(v).ok().filter(|q| *q >= 0).ok_or_else(|| {
+        Error::invalid_input(
+            field,
+            format!("must be between 0 and {}, got {v}", i32::MAX),
+        )
+    })
+}
+
+/// Converts a `PublicKeyVersion` from a face's wider integer.
+pub fn public_key_version(field: &str, v: i64) -> Result<i32, Error> {
+    i32::try_from(v).ok().filter(|q| *q >= 1).ok_or_else(|| {
+        Error::invalid_input(
+            field,
+            format!("must be between 1 and {}, got {v}", i32::MAX),
+        )
+    })
+}
+
+fn product_code(path: Path<'_>, s: &str) -> Result<(), Error> {
+    length(path, s, 0, Some(255))?;
+    pattern(path, s, &PRODUCT_CODE, "^[-a-zA-Z0-9/=:_.@]*$")
+}
+
+fn dimension(path: Path<'_>, s: &str) -> Result<(), Error> {
+    length(path, s, 1, Some(255))
+}
+
+fn allocations(path: Path<'_>, allocs: &[UsageAllocation], total: i32) -> Result<(), Error> {
+    if allocs.is_empty() || allocs.len() > MAX_USAGE_ALLOCATIONS {
+        return Err(path.err(format_args!(
+            "must hold between 1 and {MAX_USAGE_ALLOCATIONS} allocations, got {}",
+            allocs.len()
+        )));
+    }
+    let mut sum: i64 = 0;
+    for (i, a) in allocs.iter().enumerate() {
+        let p = path.index(i);
+        range(
+            p.field("AllocatedUsageQuantity"),
+            a.allocated_usage_quantity.into(),
+            0,
+            i32::MAX.into(),
+        )?;
+        sum += i64::from(a.allocated_usage_quantity);
+        if let Some(tags) = &a.tags {
+            let tp = p.field("Tags");
+            if tags.is_empty() || tags.len() > MAX_TAGS {
+                return Err(tp.err(format_args!(
+                    "must hold between 1 and {MAX_TAGS} tags, got {}",
+                    tags.len()
+                )));
+            }
+            for (j, t) in tags.iter().enumerate() {
+                let tj = tp.index(j);
+                let (k, v) = (tj.field("Key"), tj.field("Value"));
+                length(k, &t.key, 1, Some(100))?;
+                pattern(k, &t.key, &TAG, r"^[a-zA-Z0-9+ -=._:\/@]+$")?;
+                length(v, &t.value, 1, Some(256))?;
+                pattern(v, &t.value, &TAG, r"^[a-zA-Z0-9+ -=._:\/@]+$")?;
+            }
+        }
+    }
+    if sum != i64::from(total) {
+        return Err(path.err(format_args!(
+            "allocated quantities sum to {sum}, which is not the record's quantity {total}"
+        )));
+    }
+    Ok(())
+}
+
+fn usage_record(path: Path<'_>, r: &UsageRecord) -> Result<(), Error> {
+    match (&r.customer_identifier, &r.customer_aws_account_id) {
+        (Some(_), Some(_)) => {
+            return Err(path
+                .err("give exactly one of CustomerIdentifier and CustomerAWSAccountId, not both"))
+        }
+        (None, None) => {
+            return Err(path.err("one of CustomerIdentifier and CustomerAWSAccountId is required"))
+        }
+        (Some(c), None) => length(path.field("CustomerIdentifier"), c, 0, Some(255))?,
+        (None, Some(a)) => {
+            let p = path.field("CustomerAWSAccountId");
+            length(p, a, 1, Some(255))?;
+            pattern(p, a, &ACCOUNT_ID, "^[0-9]+$")?;
+            if r.license_arn.is_none() {
+                return Err(path
+                    .field("LicenseArn")
+                    .err("is required with CustomerAWSAccountId"));
+            }
+        }
+    }
+    if let Some(arn) = &r.license_arn {
+        pattern(
+            path.field("LicenseArn"),
+            arn,
+            &LICENSE_ARN,
+            "arn:aws…:<service>:<region>:<account>:<resource>",
+        )?;
+    }
+    dimension(path.field("Dimension"), &r.dimension)?;
+    let q = r.quantity.unwrap_or(0);
+    range(path.field("Quantity"), q.into(), 0, i32::MAX.into())?;
+    if let Some(a) = &r.usage_allocations {
+        allocations(path.field("UsageAllocations"), a, q)?;
+    }
+    Ok(())
+}
+
+/// Checks a `BatchMeterUsage` input.
+pub fn batch_meter_usage(input: &BatchMeterUsageInput) -> Result<(), Error> {
+    let records = Path::Root("UsageRecords");
+    if input.usage_records.len() > MAX_USAGE_RECORDS {
+        return Err(records.err(format_args!(
+            "at most {MAX_USAGE_RECORDS} records per call, got {}",
+            input.usage_records.len()
+        )));
+    }
+    match &input.product_code {
+        Some(p) => product_code(Path::Root("ProductCode"), p)?,
+        None => {
+            if let Some(i) = input
+                .usage_records
+                .iter()
+                .position(|r| r.license_arn.is_none())
+            {
+                return Err(Path::Root("ProductCode").err(format_args!(
+                    "is required unless every record carries a LicenseArn (UsageRecords[{i}] has none)"
+                )));
+            }
+        }
+    }
+    for (i, r) in input.usage_records.iter().enumerate() {
+        usage_record(records.index(i), r)?;
+    }
+    Ok(())
+}
+
+/// Checks a `MeterUsage` input.
+pub fn meter_usage(input: &MeterUsageInput) -> Result<(), Error> {
+    product_code(Path::Root("ProductCode"), &input.product_code)?;
+    dimension(Path::Root("UsageDimension"), &input.usage_dimension)?;
+    let q = input.usage_quantity.unwrap_or(0);
+    range(Path::Root("UsageQuantity"), q.into(), 0, i32::MAX.into())?;
+    if let Some(a) = &input.usage_allocations {
+        allocations(Path::Root("UsageAllocations"), a, q)?;
+    }
+    if let Some(t) = &input.client_token {
+        length(Path::Root("ClientToken"), t, 1, Some(64))?;
+    }
+    Ok(())
+}
+
+/// Checks a `ResolveCustomer` input.
+pub fn resolve_customer(input: &ResolveCustomerInput) -> Result<(), Error> {
+    length(
+        Path::Root("RegistrationToken"),
+        &input.registration_token,
+        1,
+        None,
+    )
+}
+
+/// Checks a `RegisterUsage` input.
+pub fn register_usage(input: &RegisterUsageInput) -> Result<(), Error> {
+    product_code(Path::Root("ProductCode"), &input.product_code)?;
+    range(
+        Path::Root("PublicKeyVersion"),
+        input.public_key_version.into(),
+        1,
+        i32::MAX.into(),
+    )?;
+    if let Some(n) = &input.nonce {
+        length(Path::Root("Nonce"), n, 0, Some(255))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::primitives::DateTime;
+    use crate::types::Tag;
+    use crate::ErrorCode;
+
+    fn rec() -> crate::types::UsageRecordBuilder {
+        UsageRecord::builder()
+            .timestamp(DateTime::from_secs(1_700_000_000))
+            .customer_identifier("c")
+            .dimension("users")
+            .quantity(3)
+    }
+
+    fn batch(records: Vec<UsageRecord>) -> BatchMeterUsageInput {
+        BatchMeterUsageInput {
+            usage_records: records,
+            product_code: Some("prod-1".into()),
+        }
+    }
+
+    fn field_of(r: Result<(), Error>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+        e.field().unwrap().to_owned()
+    }
+
+    #[test]
+    fn patterns_compile() {
+        for r in [&PRODUCT_CODE, &ACCOUNT_ID, &LICENSE_ARN, &TAG] {
+            LazyLock::force(r);
+        }
+    }
+
+    #[test]
+    fn a_valid_batch_passes() {
+        batch_meter_usage(&batch(vec![rec().build().unwrap(); 25])).unwrap();
+    }
+
+    #[test]
+    fn twenty_six_records_fail() {
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![rec().build().unwrap(); 26]))),
+            "UsageRecords"
+        );
+    }
+
+    #[test]
+    fn negative_quantity_names_the_record() {
+        let mut rs = vec![rec().build().unwrap(); 5];
+        rs[3].quantity = Some(-1);
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(rs))),
+            "UsageRecords[3].Quantity"
+        );
+    }
+
+    #[test]
+    fn customer_rules() {
+        let both = rec()
+            .customer_aws_account_id("111122223333")
+            .build()
+            .unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![both]))),
+            "UsageRecords[0]"
+        );
+        let neither = rec().set_customer_identifier(None).build().unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![neither]))),
+            "UsageRecords[0]"
+        );
+        let no_license = rec()
+            .set_customer_identifier(None)
+            .customer_aws_account_id("111122223333")
+            .build()
+            .unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![no_license]))),
+            "UsageRecords[0].LicenseArn"
+        );
+        let bad_account = rec()
+            .set_customer_identifier(None)
+            .customer_aws_account_id("12ab")
+            .license_arn("arn:aws:license-manager::111122223333:license:l-1")
+            .build()
+            .unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![bad_account]))),
+            "UsageRecords[0].CustomerAWSAccountId"
+        );
+        let ok = rec()
+            .set_customer_identifier(None)
+            .customer_aws_account_id("111122223333")
+            .license_arn("arn:aws:license-manager::111122223333:license:l-1")
+            .build()
+            .unwrap();
+        // ProductCode may be omitted when every record has a LicenseArn.
+        batch_meter_usage(&BatchMeterUsageInput {
+            usage_records: vec![ok.clone()],
+            product_code: None,
+        })
+        .unwrap();
+        let mixed = BatchMeterUsageInput {
+            usage_records: vec![ok, rec().build().unwrap()],
+            product_code: None,
+        };
+        assert_eq!(field_of(batch_meter_usage(&mixed)), "ProductCode");
+        let bad_arn = rec().license_arn("not-an-arn").build().unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![bad_arn]))),
+            "UsageRecords[0].LicenseArn"
+        );
+    }
+
+    #[test]
+    fn allocations_must_sum_and_tags_must_be_valid() {
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().unwrap();
+        let alloc = |q: i32, tags: Vec<Tag>| UsageAllocation {
+            allocated_usage_quantity: q,
+            tags: if tags.is_empty() { None } else { Some(tags) },
+        };
+        let good = rec()
+            .usage_allocations(alloc(1, vec![tag("k", "v")]))
+            .usage_allocations(alloc(2, vec![]))
+            .build()
+            .unwrap();
+        batch_meter_usage(&batch(vec![good])).unwrap();
+        let bad_sum = rec().usage_allocations(alloc(1, vec![])).build().unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![bad_sum]))),
+            "UsageRecords[0].UsageAllocations"
+        );
+        let six = rec()
+            .usage_allocations(alloc(
+                3,
+                (0..6).map(|i| tag(&format!("k{i}"), "v")).collect(),
+            ))
+            .build()
+            .unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![six]))),
+            "UsageRecords[0].UsageAllocations[0].Tags"
+        );
+        let bad_key = rec()
+            .usage_allocations(alloc(3, vec![tag("k", "v"), tag("bad{key}", "v")]))
+            .build()
+            .unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![bad_key]))),
+            "UsageRecords[0].UsageAllocations[0].Tags[1].Key"
+        );
+        let empty = rec().set_usage_allocations(Some(vec![])).build().unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![empty]))),
+            "UsageRecords[0].UsageAllocations"
+        );
+    }
+
+    #[test]
+    fn lengths_and_patterns() {
+        let long_dim = rec().dimension("d".repeat(256)).build().unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![long_dim]))),
+            "UsageRecords[0].Dimension"
+        );
+        let empty_dim = rec().dimension("").build().unwrap();
+        assert_eq!(
+            field_of(batch_meter_usage(&batch(vec![empty_dim]))),
+            "UsageRecords[0].Dimension"
+        );
+        // 255 multi-byte characters are within the limit (characters, not bytes).
+        let wide = rec().dimension("é".repeat(255)).build().unwrap();
+        batch_meter_usage(&batch(vec![wide])).unwrap();
+        let mut b = batch(vec![]);
+        b.product_code = Some("bad code!".into());
+        assert_eq!(field_of(batch_meter_usage(&b)), "ProductCode");
+    }
+
+    #[test]
+    fn other_operations() {
+        let mu = MeterUsageInput::builder()
+            .product_code("p")
+            .timestamp(DateTime::from_secs(0))
+            .usage_dimension("d")
+            .usage_quantity(-5)
+            .build()
+            .unwrap();
+        assert_eq!(field_of(meter_usage(&mu)), "UsageQuantity");
+        let tok = MeterUsageInput {
+            usage_quantity: None,
+            client_token: Some("x".repeat(65)),
+            ..mu
+        };
+        assert_eq!(field_of(meter_usage(&tok)), "ClientToken");
+        let rc = ResolveCustomerInput {
+            registration_token: String::new(),
+        };
+        assert_eq!(field_of(resolve_customer(&rc)), "RegistrationToken");
+        let ru = RegisterUsageInput {
+            product_code: "p".into(),
+            public_key_version: 0,
+            nonce: None,
+        };
+        assert_eq!(field_of(register_usage(&ru)), "PublicKeyVersion");
+        assert_eq!(
+            quantity("UsageRecords[0].Quantity", 1 << 31)
+                .unwrap_err()
+                .field(),
+            Some("UsageRecords[0].Quantity")
+        );
+        assert_eq!(quantity("q", 7).unwrap(), 7);
+        assert!(public_key_version("v", 0).is_err());
+    }
+}

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: Apache-2.0
+// The awsJson1.1 protocol: request bodies, and responses or errors read back.
+
+//! awsJson1.1: `POST /`, `X-Amz-Target: AWSMPMeteringService.<Op>`, JSON both ways, errors
+//! from `X-Amzn-Errortype`, then body `code`, then `__type`.
+
+use http::HeaderMap;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::{Error, ErrorCode};
+
+/// The service's `X-Amz-Target` prefix.
+pub(crate) const TARGET_PREFIX: &str = "AWSMPMeteringService";
+/// The protocol's content type.
+pub(crate) const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// The request id of a response: `x-amzn-RequestId`, else `x-amz-request-id`.
+pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
+    ["x-amzn-requestid", "x-amz-request-id"]
+        .iter()
+        .find_map(|h| headers.get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `aws.protocols#awsJson1_1` error-code sanitation: cut at the first `:`, keep what follows `#`.
+pub(crate) fn sanitize_error_code(raw: &str) -> &str {
+    let s = raw.split(':').next().unwrap_or(raw);
+    let s = s.rsplit('#').next().unwrap_or(s);
+    s.trim()
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(rename = "__type", default)]
+    type_: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(rename = "Message", default)]
+    message_upper: Option<String>,
+}
+
+/// A short, printable excerpt of a body for error messages.
+fn excerpt(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(120)]);
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > 120 {
+        out.push('…');
+    }
+    out
+}
+
+/// Reads an error response (status ≥ 300). Always yields an error: an unreadable body keeps
+/// the status (as the code string, like botocore) and what the body began with.
+pub(crate) fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
+    let header_code = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(sanitize_error_code)
+        .filter(|c| !c.is_empty());
+    let parsed: Option<ErrorBody> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice(body).ok()
+    };
+    let (body_code, message) = match &parsed {
+        Some(b) => (
+            b.code
+                .as_deref()
+                .or(b.type_.as_deref())
+                .map(sanitize_error_code)
+                .filter(|c| !c.is_empty()),
+            b.message.clone().or_else(|| b.message_upper.clone()),
+        ),
+        None => (None, None),
+    };
+    match header_code.or(body_code) {
+        Some(code) => Error::service(code, message.unwrap_or_default()),
+        None => {
+            let reason = http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("");
+            let what = if parsed.is_some() {
+                "an error body with no code".to_owned()
+            } else if body.is_empty() {
+                "an empty body".to_owned()
+            } else {
+                format!("a body that is not JSON: {:?}", excerpt(body))
+            };
+            Error::service(
+                &status.to_string(),
+                format!("HTTP {status} {reason} with {what}"),
+            )
+        }
+    }
+}
+
+/// Reads a successful response body as `O`.
+pub(crate) fn parse_output<O: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<O, Error> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        Error::new(
+            ErrorCode::InvalidResponse,
+            format!(
+                "the {operation} response could not be read ({e}); the body began {:?}",
+                excerpt(body)
+            ),
+        )
+        .with_source(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operation::batch_meter_usage::BatchMeterUsageOutput;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn sanitizes_codes() {
+        assert_eq!(
+            sanitize_error_code("ThrottlingException"),
+            "ThrottlingException"
+        );
+        assert_eq!(
+            sanitize_error_code("com.amazonaws.marketplace#ThrottlingException"),
+            "ThrottlingException"
+        );
+        assert_eq!(
+            sanitize_error_code("ThrottlingException:http://internal.amazon.com/coral/"),
+            "ThrottlingException"
+        );
+        assert_eq!(
+            sanitize_error_code("aws.protocoltests#FooError:http://x/#y"),
+            "FooError"
+        );
+    }
+
+    #[test]
+    fn error_code_precedence_header_then_code_then_type() {
+        let body =
+            br#"{"__type":"a#InvalidTokenException","code":"ExpiredTokenException","message":"m"}"#;
+        let e = parse_error(
+            400,
+            &headers(&[("x-amzn-errortype", "ThrottlingException:x")]),
+            body,
+        );
+        assert_eq!(e.code(), "ThrottlingException");
+        let e = parse_error(400, &HeaderMap::new(), body);
+        assert_eq!(e.code(), "ExpiredTokenException");
+        assert_eq!(e.message(), "m");
+        let e = parse_error(
+            400,
+            &HeaderMap::new(),
+            br#"{"__type":"x#InvalidTokenException","Message":"M"}"#,
+        );
+        assert_eq!(e.error_code(), ErrorCode::InvalidTokenException);
+        assert_eq!(e.message(), "M");
+    }
+
+    #[test]
+    fn html_and_garbage_keep_the_status() {
+        let e = parse_error(
+            503,
+            &HeaderMap::new(),
+            b"<html><body>Service Unavailable</body></html>",
+        );
+        assert_eq!(e.error_code(), ErrorCode::Unhandled);
+        assert_eq!(e.code(), "503");
+        assert!(e.message().contains("HTTP 503"), "{}", e.message());
+        assert!(e.message().contains("<html>"), "{}", e.message());
+        let e = parse_error(500, &HeaderMap::new(), b"");
+        assert!(e.message().contains("empty body"));
+    }
+
+    #[test]
+    fn truncated_success_is_invalid_response() {
+        let e = parse_output::<BatchMeterUsageOutput>("BatchMeterUsage", br#"{"Results":[{"Meter"#)
+            .unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidResponse);
+        assert!(e.message().contains("BatchMeterUsage"));
+        let ok = parse_output::<BatchMeterUsageOutput>("BatchMeterUsage", b"").unwrap();
+        assert!(ok.results().is_empty());
+    }
+
+    #[test]
+    fn request_id_header() {
+        assert_eq!(
+            request_id(&headers(&[("x-amzn-requestid", "abc")])).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(request_id(&HeaderMap::new()), None);
+    }
+}
