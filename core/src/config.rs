@@ -114,6 +114,7 @@ pub struct ConfigBuilder {
     retry_mode: Option<RetryMode>,
     max_attempts: Option<u32>,
     initial_backoff: Option<Duration>,
+    max_backoff: Option<Duration>,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
     face: Face,
@@ -160,6 +161,8 @@ impl ConfigBuilder {
         max_attempts, set_max_attempts, get_max_attempts: u32;
         /// The base of the exponential backoff (default 1 s; the cap is 20 s).
         initial_backoff, set_initial_backoff, get_initial_backoff: Duration;
+        /// The cap of one backoff (default 20 s).
+        max_backoff, set_max_backoff, get_max_backoff: Duration;
         /// Time allowed to open a connection (default 5 s).
         connect_timeout, set_connect_timeout, get_connect_timeout: Duration;
         /// Time allowed between bytes of a response (default 30 s).
@@ -236,7 +239,7 @@ impl ConfigBuilder {
             mode: self.retry_mode.unwrap_or_default(),
             max_attempts,
             initial_backoff: self.initial_backoff.unwrap_or(Duration::from_secs(1)),
-            max_backoff: Duration::from_secs(20),
+            max_backoff: self.max_backoff.unwrap_or(Duration::from_secs(20)),
         };
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let read_timeout = self.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);

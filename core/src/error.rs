@@ -232,7 +232,12 @@ impl ResponseMetadata {
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The crate's error: every failure of every operation.
-pub struct Error {
+///
+/// One pointer wide (the details are boxed), so `Result<T, Error>` stays small on the
+/// happy path.
+pub struct Error(Box<Inner>);
+
+struct Inner {
     code: ErrorCode,
     service_code: Option<String>,
     message: String,
@@ -244,7 +249,7 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             code,
             service_code: None,
             message: message.into(),
@@ -252,14 +257,14 @@ impl Error {
             retryable: false,
             meta: ResponseMetadata::default(),
             source: None,
-        }
+        }))
     }
 
     /// An input that violates the model: `field` is the path (`UsageRecords[3].Quantity`).
     pub fn invalid_input(field: impl Into<String>, problem: impl fmt::Display) -> Self {
         let field = field.into();
         let mut e = Error::new(ErrorCode::InvalidInput, format!("{field}: {problem}"));
-        e.field = Some(field);
+        e.0.field = Some(field);
         e
     }
 
@@ -279,85 +284,88 @@ impl Error {
     pub(crate) fn service(service_code: &str, message: String) -> Self {
         let code = ErrorCode::from_service_code(service_code).unwrap_or(ErrorCode::Unhandled);
         let mut e = Error::new(code, message);
-        e.service_code = Some(service_code.to_owned());
+        e.0.service_code = Some(service_code.to_owned());
         e
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
     pub(crate) fn with_retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
+        self.0.retryable = retryable;
         self
     }
 
     pub(crate) fn with_meta(mut self, meta: ResponseMetadata) -> Self {
-        self.meta = meta;
+        self.0.meta = meta;
         self
     }
 
     pub(crate) fn meta_mut(&mut self) -> &mut ResponseMetadata {
-        &mut self.meta
+        &mut self.0.meta
     }
 
     /// The stable code.
     pub fn error_code(&self) -> ErrorCode {
-        self.code
+        self.0.code
     }
 
     /// The code string: the service's own code when the service answered
     /// (`"ThrottlingException"`, or an unknown one for [`ErrorCode::Unhandled`]), the local
     /// name otherwise (`"InvalidInput"`, `"ReadTimeout"`, …).
     pub fn code(&self) -> &str {
-        self.service_code.as_deref().unwrap_or(self.code.as_str())
+        self.0
+            .service_code
+            .as_deref()
+            .unwrap_or(self.0.code.as_str())
     }
 
     /// The human-readable message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// For [`ErrorCode::InvalidInput`], the path of the offending field.
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.0.field.as_deref()
     }
 
     /// The service's request id, when a response was received.
     pub fn request_id(&self) -> Option<&str> {
-        self.meta.request_id()
+        self.0.meta.request_id()
     }
 
     /// The HTTP status of the last response, when one was received.
     pub fn http_status(&self) -> Option<u16> {
-        self.meta.http_status()
+        self.0.meta.http_status()
     }
 
     /// Attempts made, the first included (0 when nothing was sent).
     pub fn attempts(&self) -> u32 {
-        self.meta.attempts()
+        self.0.meta.attempts()
     }
 
     /// Time spent waiting between attempts.
     pub fn total_retry_delay(&self) -> Duration {
-        self.meta.total_retry_delay()
+        self.0.meta.total_retry_delay()
     }
 
     /// Everything known about the last response.
     pub fn metadata(&self) -> &ResponseMetadata {
-        &self.meta
+        &self.0.meta
     }
 
     /// `true` when the same call could succeed if made again later (throttling, transient
     /// server errors, connection failures and timeouts).
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        self.0.retryable
     }
 
     /// `true` when the fault is the server's rather than the caller's.
     pub fn is_server_fault(&self) -> bool {
-        self.code.is_server_fault() || self.meta.http_status.is_some_and(|s| s >= 500)
+        self.0.code.is_server_fault() || self.0.meta.http_status.is_some_and(|s| s >= 500)
     }
 }
 
@@ -365,20 +373,20 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
             .field("code", &self.code())
-            .field("message", &self.message)
-            .field("request_id", &self.meta.request_id)
-            .field("http_status", &self.meta.http_status)
-            .field("attempts", &self.meta.attempts)
-            .field("retryable", &self.retryable)
-            .field("source", &self.source)
+            .field("message", &self.0.message)
+            .field("request_id", &self.0.meta.request_id)
+            .field("http_status", &self.0.meta.http_status)
+            .field("attempts", &self.0.meta.attempts)
+            .field("retryable", &self.0.retryable)
+            .field("source", &self.0.source)
             .finish()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code(), self.message)?;
-        if let Some(id) = &self.meta.request_id {
+        write!(f, "{}: {}", self.code(), self.0.message)?;
+        if let Some(id) = &self.0.meta.request_id {
             write!(f, " (request id: {id})")?;
         }
         Ok(())
@@ -387,7 +395,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as _)
+        self.0.source.as_deref().map(|e| e as _)
     }
 }
 
