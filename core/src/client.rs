@@ -63,7 +63,8 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client with this configuration. Nothing is sent or loaded until the first call.
     pub fn new(config: Config) -> Client {
-        let credentials = CredentialsProvider::new(config.credentials.clone());
+        let credentials =
+            CredentialsProvider::new(config.credentials.clone()).with_region(config.region.clone());
         let retry = RetryState::new(config.retry.clone());
         Client {
             inner: Arc::new(Inner {

@@ -2,6 +2,47 @@
 // Credentials: static, or the standard default chain through aws-config; cached and refreshed.
 
 //! Credentials and the default region.
+//!
+//! A client either holds fixed credentials ([`CredentialsSource::Static`]) or resolves them
+//! through aws-config's default chain (feature `default-chain`): environment variables, the
+//! shared config/credentials files (profiles, assume-role, SSO, `credential_process`), web
+//! identity tokens (EKS IRSA), ECS/EKS container credentials and EC2 instance metadata (IMDSv2),
+//! in that order. We use aws-config rather than our own providers: each of those has corner
+//! cases (IMDS tokens and static stability, ECS allow-listed addresses, STS regionalisation)
+//! that the SDK team already maintains. aws-config brings its own HTTPS client
+//! (`default-https-client`) for IMDS, ECS and STS; only credential loading uses it.
+//!
+//! # Caching
+//!
+//! The chain itself does not cache, so `CredentialsProvider` does. Credentials are reused
+//! until five minutes before they expire; credentials without an expiry (environment, static
+//! profile keys) are re-read every 15 minutes, as the AWS SDKs do, so a rotated key is
+//! eventually picked up. Refreshes are single-flight: concurrent callers wait on one tokio
+//! mutex and the first one loads, the others reuse its result. The hot path (fresh
+//! credentials cached) is an uncontended `RwLock` read, a clock read and a `Credentials`
+//! clone, which is one `Arc` increment because the cache keeps a copy without aws-config's
+//! user-agent properties (those would be deep-copied on every clone).
+//!
+//! When a refresh fails while the cached credentials are still valid, they keep being used
+//! (with a warning) and the refresh is retried after 10 seconds; the call fails only when
+//! nothing valid is left. The same gap applies when a provider hands out credentials that
+//! are already inside the refresh window, so a misbehaving endpoint is not asked on every call.
+//!
+//! # Fork
+//!
+//! The chain's providers hold HTTP clients whose pooled connections are registered with the
+//! runtime that created them (TOOLCHAIN.md §9). The built chain therefore sits next to the
+//! pid that built it; when a forked child first needs to load credentials it finds another
+//! pid, `mem::forget`s the parent's chain (dropping it could touch the parent's runtime) and
+//! builds its own. The single-flight mutex is replaced with it, so a refresh that was in
+//! flight in the parent at the moment of `fork()` cannot leave the child waiting forever.
+//! Cached credentials are plain values and stay usable in the child.
+//!
+//! # Secrets
+//!
+//! Secret keys and session tokens never appear in `Debug` output (aws-credential-types
+//! redacts them), logs or errors: errors are flattened to text, scrubbed of any secret we know
+//! of, and do not keep the aws-config error as a source (its `Debug` can include raw responses).
 
 use std::fmt;
 
@@ -24,6 +65,7 @@ pub enum CredentialsSource {
 
 impl CredentialsSource {
     /// The default chain, or an error when the crate was built without `default-chain`.
+    #[allow(clippy::result_large_err)] // the crate's `Error`, as everywhere
     pub fn default_chain(profile: Option<String>) -> Result<Self, Error> {
         #[cfg(feature = "default-chain")]
         {
@@ -42,6 +84,7 @@ impl CredentialsSource {
 impl fmt::Debug for CredentialsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // `Credentials`' own Debug prints the access key id and redacts the secret.
             CredentialsSource::Static(c) => f.debug_tuple("Static").field(c).finish(),
             #[cfg(feature = "default-chain")]
             CredentialsSource::DefaultChain { profile } => f
@@ -55,11 +98,45 @@ impl fmt::Debug for CredentialsSource {
 /// Resolves and caches credentials for one client.
 pub(crate) struct CredentialsProvider {
     source: CredentialsSource,
+    #[cfg(feature = "default-chain")]
+    chain: Option<chain::ChainCache>,
 }
 
 impl CredentialsProvider {
+    /// A provider for `source`. Cheap: the default chain is built on first use, inside the
+    /// async context that needs it.
     pub(crate) fn new(source: CredentialsSource) -> Self {
-        CredentialsProvider { source }
+        #[cfg(feature = "default-chain")]
+        let chain = match &source {
+            CredentialsSource::DefaultChain { profile } => {
+                Some(chain::ChainCache::new(profile.clone()))
+            }
+            CredentialsSource::Static(_) => None,
+        };
+        CredentialsProvider {
+            source,
+            #[cfg(feature = "default-chain")]
+            chain,
+        }
+    }
+
+    /// The region the chain's STS calls (web identity, assume-role) use. Without it
+    /// aws-config resolves one itself (environment, profile, then IMDS), so a client that
+    /// knows its region should pass it. No effect on static credentials.
+    pub(crate) fn with_region(self, region: impl Into<String>) -> Self {
+        #[cfg(feature = "default-chain")]
+        {
+            let mut this = self;
+            if let Some(c) = &mut this.chain {
+                c.region = Some(region.into());
+            }
+            this
+        }
+        #[cfg(not(feature = "default-chain"))]
+        {
+            let _ = region;
+            self
+        }
     }
 
     /// Current credentials (cached; refreshed before expiry).
@@ -67,27 +144,1103 @@ impl CredentialsProvider {
         match &self.source {
             CredentialsSource::Static(c) => Ok(c.clone()),
             #[cfg(feature = "default-chain")]
-            CredentialsSource::DefaultChain { .. } => Err(Error::credentials(
-                "PLACEHOLDER: default chain not implemented yet",
-            )),
+            CredentialsSource::DefaultChain { .. } => match &self.chain {
+                Some(chain) => chain.credentials().await,
+                None => Err(Error::credentials("internal: default chain state missing")),
+            },
         }
     }
 
-    /// Which provider supplied the current credentials ("Static", "Environment", ...), never
-    /// the credentials themselves. `None` before the first successful resolution.
+    /// Which provider supplied the current credentials, never the credentials themselves.
+    ///
+    /// For static credentials this is the name they were created with (`"Static"` from
+    /// `Config::static_credentials`). For the default chain it is the name aws-config gives
+    /// the credentials it loaded: `"EnvironmentVariable"`, `"ProfileFile"` (static keys in a
+    /// profile), `"AssumeRoleProvider"` (a `role_arn` profile), `"WebIdentityToken"` (EKS
+    /// IRSA), `"EcsContainer"` (ECS task role or EKS pod identity), `"IMDSv2"` (EC2 instance
+    /// profile), `"SSO"` or `"CredentialProcess"`. `None` until credentials were first loaded.
     pub(crate) fn provider_name(&self) -> Option<String> {
         match &self.source {
-            CredentialsSource::Static(_) => Some("Static".to_owned()),
+            CredentialsSource::Static(c) => Some(provider_name_of(c)),
             #[cfg(feature = "default-chain")]
-            CredentialsSource::DefaultChain { .. } => None,
+            CredentialsSource::DefaultChain { .. } => self
+                .chain
+                .as_ref()
+                .and_then(chain::ChainCache::provider_name),
         }
     }
 }
 
-/// The region from `AWS_REGION`, `AWS_DEFAULT_REGION`, then the profile's `region`.
+/// The name the credentials were created with (`Credentials::new`'s `provider_name`).
+///
+/// aws-credential-types keeps that name private and prints it only in its `Debug` output,
+/// first, as `provider_name: "..."`, before the access key id and the redacted secret; this
+/// reads it back from there. Not on a hot path: only [`CredentialsProvider::provider_name`]
+/// and logging call it. The tests pin the names aws-config gives, so a format change fails
+/// them rather than going unnoticed.
+fn provider_name_of(c: &Credentials) -> String {
+    const FIELD: &str = "provider_name: \"";
+    let text = format!("{c:?}");
+    text.find(FIELD)
+        .map(|i| &text[i + FIELD.len()..])
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(name, _)| name.to_owned())
+        .unwrap_or_else(|| "Unknown".to_owned())
+}
+
+impl fmt::Debug for CredentialsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialsProvider")
+            .field("source", &self.source)
+            .field("provider_name", &self.provider_name())
+            .finish()
+    }
+}
+
+#[cfg(feature = "default-chain")]
+mod chain {
+    //! The cached, pid-checked default chain.
+
+    use std::sync::{Arc, Mutex, PoisonError, RwLock};
+    use std::time::SystemTime;
+
+    use aws_config::default_provider::credentials::DefaultCredentialsChain;
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_credential_types::provider::ProvideCredentials;
+
+    use super::Credentials;
+    use crate::Error;
+
+    /// How long before expiry cached credentials are refreshed.
+    const REFRESH_BEFORE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+    /// How long credentials without an expiry are reused before the chain is asked again.
+    const NO_EXPIRY_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+    /// The least time between two loads when the last one failed (and cached credentials are
+    /// still valid) or returned credentials already inside the refresh window.
+    const RETRY_GAP: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The longest one load through the chain may take (the chain's own HTTP calls have shorter
+    /// timeouts; this bounds `credential_process` and chained assume-role calls).
+    const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Credentials within this margin of their expiry are never handed out when a
+    /// refresh fails: a request signed with them could expire in flight.
+    const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+    struct Cached {
+        creds: Credentials,
+        /// When to ask the chain again.
+        refresh_at: SystemTime,
+    }
+
+    impl Cached {
+        fn new(creds: &Credentials, now: SystemTime) -> Self {
+            let creds = without_properties(creds);
+            let refresh_at = match creds.expiry() {
+                None => now + NO_EXPIRY_TTL,
+                Some(exp) => {
+                    let advisory = exp.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(exp);
+                    if advisory > now {
+                        advisory
+                    } else {
+                        // Already inside the window: use them, but do not ask again on
+                        // every call; ask again sooner if they are about to run out.
+                        let last = exp.checked_sub(EXPIRY_MARGIN).unwrap_or(exp);
+                        (now + RETRY_GAP).min(last).max(now)
+                    }
+                }
+            };
+            Cached { creds, refresh_at }
+        }
+
+        /// Still safe to sign with (not within `EXPIRY_MARGIN` of expiry).
+        fn usable(&self, now: SystemTime) -> bool {
+            match self.creds.expiry() {
+                None => true,
+                Some(exp) => now + EXPIRY_MARGIN < exp,
+            }
+        }
+    }
+
+    /// The built chain and the single-flight lock, valid in process `pid` only.
+    struct Slot {
+        pid: u32,
+        chain: tokio::sync::Mutex<Option<DefaultCredentialsChain>>,
+    }
+
+    impl Slot {
+        fn new() -> Arc<Slot> {
+            Arc::new(Slot {
+                pid: std::process::id(),
+                chain: tokio::sync::Mutex::new(None),
+            })
+        }
+    }
+
+    pub(super) struct ChainCache {
+        profile: Option<String>,
+        pub(super) region: Option<String>,
+        cached: RwLock<Option<Cached>>,
+        slot: Mutex<Arc<Slot>>,
+    }
+
+    impl ChainCache {
+        pub(super) fn new(profile: Option<String>) -> Self {
+            ChainCache {
+                profile,
+                region: None,
+                cached: RwLock::new(None),
+                slot: Mutex::new(Slot::new()),
+            }
+        }
+
+        pub(super) fn provider_name(&self) -> Option<String> {
+            let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+            cached.as_ref().map(|c| super::provider_name_of(&c.creds))
+        }
+
+        /// The cached credentials when no refresh is due.
+        fn fresh(&self, now: SystemTime) -> Option<Credentials> {
+            let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+            match cached.as_ref() {
+                Some(c) if now < c.refresh_at => Some(c.creds.clone()),
+                _ => None,
+            }
+        }
+
+        pub(super) async fn credentials(&self) -> Result<Credentials, Error> {
+            if let Some(c) = self.fresh(SystemTime::now()) {
+                return Ok(c);
+            }
+            self.refresh().await
+        }
+
+        /// This process's slot; a forked child gets a new one (see the module docs).
+        fn slot(&self) -> Arc<Slot> {
+            let pid = std::process::id();
+            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.pid != pid {
+                // The parent's chain holds connections registered with the parent's runtime;
+                // dropping it here could touch that runtime, so leak it.
+                std::mem::forget(std::mem::replace(&mut *slot, Slot::new()));
+            }
+            Arc::clone(&slot)
+        }
+
+        #[cold]
+        async fn refresh(&self) -> Result<Credentials, Error> {
+            let slot = self.slot();
+            let mut chain = slot.chain.lock().await;
+            // Another caller may have refreshed while this one waited for the lock.
+            if let Some(c) = self.fresh(SystemTime::now()) {
+                return Ok(c);
+            }
+            let loaded = tokio::time::timeout(LOAD_TIMEOUT, async {
+                if chain.is_none() {
+                    *chain = Some(self.build().await);
+                }
+                match chain.as_ref() {
+                    Some(c) => c.provide_credentials().await,
+                    None => Err(CredentialsError::unhandled("default chain not built")),
+                }
+            })
+            .await;
+            let now = SystemTime::now();
+            let err = match loaded {
+                Ok(Ok(creds)) => {
+                    tracing::debug!(
+                        provider = %super::provider_name_of(&creds),
+                        "loaded credentials from the default chain"
+                    );
+                    let fresh = Cached::new(&creds, now);
+                    let creds = fresh.creds.clone();
+                    let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
+                    *cached = Some(fresh);
+                    return Ok(creds);
+                }
+                Ok(Err(e)) => self.error(&e),
+                Err(_) => Error::credentials(format!(
+                    "loading credentials from the default chain{} took longer than {} s",
+                    self.profile_note(),
+                    LOAD_TIMEOUT.as_secs()
+                ))
+                .with_retryable(true),
+            };
+            let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
+            match cached.as_mut() {
+                Some(c) if c.usable(now) => {
+                    tracing::warn!(
+                        provider = %super::provider_name_of(&c.creds),
+                        error = err.message(),
+                        "refreshing credentials failed; using the cached ones, still valid"
+                    );
+                    c.refresh_at = now + RETRY_GAP;
+                    Ok(c.creds.clone())
+                }
+                _ => Err(err),
+            }
+        }
+
+        /// The current slot's pid and whether it holds a built chain.
+        #[cfg(test)]
+        pub(super) fn slot_for_test(&self) -> (u32, bool) {
+            let slot = self.slot();
+            let built = slot.chain.try_lock().map(|c| c.is_some()).unwrap_or(true);
+            (slot.pid, built)
+        }
+
+        /// Makes the current slot look as if it was built by another process.
+        #[cfg(test)]
+        pub(super) fn pretend_forked(&self) {
+            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let chain = slot.chain.try_lock().ok().and_then(|mut c| c.take());
+            *slot = Arc::new(Slot {
+                pid: 0,
+                chain: tokio::sync::Mutex::new(chain),
+            });
+        }
+
+        async fn build(&self) -> DefaultCredentialsChain {
+            let mut builder = DefaultCredentialsChain::builder();
+            if let Some(p) = &self.profile {
+                builder = builder.profile_name(p);
+            }
+            if let Some(r) = &self.region {
+                builder = builder.region(aws_config::Region::new(r.clone()));
+            }
+            builder.build().await
+        }
+
+        fn profile_note(&self) -> String {
+            match &self.profile {
+                Some(p) => format!(" (profile `{p}`)"),
+                None => String::new(),
+            }
+        }
+
+        /// A helpful, single-line message for a chain error, with no secret in it.
+        fn error(&self, e: &CredentialsError) -> Error {
+            let not_loaded = matches!(e, CredentialsError::CredentialsNotLoaded(_));
+            let mut parts = Vec::new();
+            let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+            // For "nothing found" the chain's own error (one line per provider tried) is the
+            // useful part; the outer "the credential provider was not enabled" is noise.
+            if not_loaded {
+                if let Some(src) = std::error::Error::source(e) {
+                    next = Some(src);
+                }
+            }
+            while let Some(err) = next {
+                parts.push(err.to_string());
+                next = err.source();
+            }
+            let detail = one_line(&parts.join(": "));
+            let detail = self.scrub(detail);
+            let hint = if not_loaded {
+                ". Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, configure a profile \
+                 (AWS_PROFILE, ~/.aws/config, ~/.aws/credentials), run with an IAM role (EKS \
+                 IRSA or pod identity, ECS task role, EC2 instance profile) or pass static \
+                 credentials"
+            } else {
+                ""
+            };
+            Error::credentials(format!(
+                "could not load credentials from the default chain{}: {detail}{hint}",
+                self.profile_note()
+            ))
+            .with_retryable(matches!(e, CredentialsError::ProviderTimedOut(_)))
+        }
+
+        /// Removes every secret we know of from `text`: the environment's and the cached
+        /// credentials' secret key and session token.
+        fn scrub(&self, mut text: String) -> String {
+            let mut secrets: Vec<String> = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+                .iter()
+                .filter_map(|k| std::env::var(k).ok())
+                .collect();
+            if let Some(c) = self
+                .cached
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+            {
+                secrets.push(c.creds.secret_access_key().to_owned());
+                secrets.extend(c.creds.session_token().map(str::to_owned));
+            }
+            for s in secrets.iter().filter(|s| s.len() >= 4) {
+                if text.contains(s.as_str()) {
+                    text = text.replace(s.as_str(), "** redacted **");
+                }
+            }
+            text
+        }
+    }
+
+    /// A copy of `c` without its type-erased properties.
+    ///
+    /// aws-config attaches SDK user-agent metrics (`AwsCredentialFeature`) to the credentials
+    /// it loads, and `Credentials::clone` deep-copies that map: a `HashMap` and a boxed `Vec`
+    /// allocated on every clone. This crate signs with aws-sigv4 and never reads them, so the
+    /// cache keeps a copy without them and the hot path's clone is one `Arc` increment.
+    fn without_properties(c: &Credentials) -> Credentials {
+        let mut b = Credentials::builder()
+            .access_key_id(c.access_key_id())
+            .secret_access_key(c.secret_access_key())
+            .provider_name(intern(super::provider_name_of(c)));
+        b.set_session_token(c.session_token().map(str::to_owned));
+        b.set_expiry(c.expiry());
+        b.set_account_id(c.account_id().cloned());
+        b.build()
+    }
+
+    /// `name` as a `&'static str` (what `Credentials` stores): the names aws-config uses
+    /// are constants; any other is leaked once and reused.
+    fn intern(name: String) -> &'static str {
+        const KNOWN: &[&str] = &[
+            "EnvironmentVariable",
+            "ProfileFile",
+            "AssumeRoleProvider",
+            "WebIdentityToken",
+            "EcsContainer",
+            "IMDSv2",
+            "SSO",
+            "CredentialProcess",
+            "Login",
+            "Unknown",
+        ];
+        if let Some(k) = KNOWN.iter().find(|k| **k == name) {
+            return k;
+        }
+        static OTHERS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+        let mut others = OTHERS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(k) = others.iter().find(|k| **k == name) {
+            return k;
+        }
+        let leaked: &'static str = Box::leak(name.into_boxed_str());
+        others.push(leaked);
+        leaked
+    }
+
+    /// Joins the lines of a multi-line message: `"head:\n  a\n  b"` becomes `"head: a; b"`.
+    fn one_line(text: &str) -> String {
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let mut out = lines.next().unwrap_or_default().to_owned();
+        for (i, l) in lines.enumerate() {
+            out.push_str(if i == 0 { " " } else { "; " });
+            out.push_str(l);
+        }
+        out
+    }
+}
+
+/// The default region: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then (feature
+/// `default-chain`) the `region` of the profile in the shared config file.
+///
+/// The profile is `profile`, else `AWS_PROFILE`, else `default`; the file is
+/// `AWS_CONFIG_FILE`, else `~/.aws/config`. Empty values count as unset.
+///
+/// This is called from synchronous builders, possibly on a runtime thread, and aws-config's
+/// profile loader is async, so the config file is read here with a small parser that follows
+/// aws-config's rules for what it needs: `[default]` and `[profile name]` sections (in the
+/// config file a bare `[name]` other than `[default]` is ignored, and `[profile default]` wins
+/// over `[default]`), `#`/`;` comment lines, inline comments after whitespace, indented
+/// continuation lines ignored, case-insensitive keys, the last value winning. Region settings
+/// in the credentials file, which aws-config would also merge, are not read.
 pub fn default_region(profile: Option<&str>) -> Option<String> {
-    let _ = profile;
-    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+    if let Some(r) = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .find_map(|k| non_empty_env(k))
+    {
+        return Some(r);
+    }
+    #[cfg(feature = "default-chain")]
+    {
+        let profile = profile
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .or_else(|| non_empty_env("AWS_PROFILE"))
+            .unwrap_or_else(|| "default".to_owned());
+        let text = std::fs::read_to_string(config_file_path()?).ok()?;
+        region_from_config(&text, &profile)
+    }
+    #[cfg(not(feature = "default-chain"))]
+    {
+        let _ = profile;
+        None
+    }
+}
+
+fn non_empty_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `AWS_CONFIG_FILE` (with `~` expanded) or `~/.aws/config`.
+#[cfg(feature = "default-chain")]
+fn config_file_path() -> Option<std::path::PathBuf> {
+    let home = || {
+        non_empty_env("HOME")
+            .or_else(|| non_empty_env("USERPROFILE"))
+            .map(std::path::PathBuf::from)
+    };
+    match non_empty_env("AWS_CONFIG_FILE") {
+        Some(p) if p == "~" => home(),
+        Some(p) => match p.strip_prefix("~/").or_else(|| p.strip_prefix("~\\")) {
+            Some(rest) => Some(home()?.join(rest)),
+            None => Some(p.into()),
+        },
+        None => Some(home()?.join(".aws").join("config")),
+    }
+}
+
+/// The `region` of `profile` in the text of a shared config file.
+#[cfg(feature = "default-chain")]
+fn region_from_config(text: &str, profile: &str) -> Option<String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Section {
+        /// `[profile <profile>]`
+        Prefixed,
+        /// `[default]`, when `profile` is `default`
+        BareDefault,
+        Other,
+    }
+    let mut section = Section::Other;
+    let mut prefixed: Option<String> = None;
+    let mut saw_prefixed = false;
+    let mut bare_default: Option<String> = None;
+    for raw in text.lines() {
+        // Indented lines continue the previous property (sub-properties such as `s3 =`).
+        if raw.starts_with([' ', '\t']) {
+            continue;
+        }
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            section = Section::Other;
+            let Some((header, _)) = rest.split_once(']') else {
+                continue;
+            };
+            let header = header.trim();
+            match header.split_once([' ', '\t']) {
+                Some(("profile", name)) if name.trim() == profile => {
+                    section = Section::Prefixed;
+                    saw_prefixed = true;
+                }
+                None if header == "default" && profile == "default" => {
+                    section = Section::BareDefault;
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if section == Section::Other {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case("region") {
+            continue;
+        }
+        let value = strip_inline_comment(value).trim();
+        if value.is_empty() {
+            continue;
+        }
+        match section {
+            Section::Prefixed => prefixed = Some(value.to_owned()),
+            Section::BareDefault => bare_default = Some(value.to_owned()),
+            Section::Other => {}
+        }
+    }
+    if saw_prefixed {
+        prefixed
+    } else {
+        bare_default
+    }
+}
+
+/// `value` without a trailing `# comment` or `; comment` (the marker must follow whitespace).
+#[cfg(feature = "default-chain")]
+fn strip_inline_comment(value: &str) -> &str {
+    let mut prev_ws = false;
+    for (i, c) in value.char_indices() {
+        if prev_ws && (c == '#' || c == ';') {
+            return &value[..i];
+        }
+        prev_ws = c.is_whitespace();
+    }
+    value
+}
+
+/// Serialises tests that read or write process-wide environment variables.
+#[cfg(test)]
+#[allow(dead_code)]
+pub(crate) static ENV_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    const SECRET: &str = "SECRETVALUE";
+
+    #[tokio::test]
+    async fn static_credentials_are_returned_as_given() {
+        let c = Credentials::new(
+            "AKIDSTATIC",
+            SECRET,
+            Some("TOKENVALUE".into()),
+            None,
+            "Static",
+        );
+        let p = CredentialsProvider::new(CredentialsSource::Static(c));
+        let got = p.credentials().await.unwrap();
+        assert_eq!(got.access_key_id(), "AKIDSTATIC");
+        assert_eq!(got.secret_access_key(), SECRET);
+        assert_eq!(got.session_token(), Some("TOKENVALUE"));
+        assert_eq!(p.provider_name().as_deref(), Some("Static"));
+    }
+
+    #[test]
+    fn the_provider_and_its_future_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: &T) {}
+        let p = CredentialsProvider::new(CredentialsSource::Static(Credentials::new(
+            "AKID", "s", None, None, "Static",
+        )));
+        send_sync(&p);
+        send(&p.credentials());
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = Credentials::new(
+            "AKIDSTATIC",
+            SECRET,
+            Some("TOKENVALUE".into()),
+            None,
+            "Static",
+        );
+        let src = CredentialsSource::Static(c.clone());
+        let p = CredentialsProvider::new(src.clone());
+        for text in [
+            format!("{src:?}"),
+            format!("{src:#?}"),
+            format!("{p:?}"),
+            format!("{c:?}"),
+        ] {
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(!text.contains("TOKENVALUE"), "{text}");
+            assert!(text.contains("AKIDSTATIC"), "{text}");
+        }
+    }
+
+    #[cfg(not(feature = "default-chain"))]
+    #[test]
+    fn without_the_feature_the_default_chain_is_an_error() {
+        let e = CredentialsSource::default_chain(None).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::Credentials);
+    }
+
+    #[cfg(feature = "default-chain")]
+    mod chain {
+        use super::*;
+        use std::ffi::OsString;
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::net::TcpListener;
+        use std::path::{Path, PathBuf};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use std::time::{Duration, Instant, SystemTime};
+
+        /// Every variable the chain or the region lookup reads.
+        const VARS: &[&str] = &[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_ACCOUNT_ID",
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
+            "AWS_ROLE_SESSION_NAME",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            "AWS_EC2_METADATA_DISABLED",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+        ];
+
+        /// A clean AWS environment (IMDS disabled, config files pointing into an empty
+        /// temporary directory), restored on drop. Hold `ENV_LOCK` while it lives.
+        struct Env {
+            saved: Vec<(&'static str, Option<OsString>)>,
+            dir: PathBuf,
+        }
+
+        impl Env {
+            fn clean() -> Env {
+                static N: AtomicUsize = AtomicUsize::new(0);
+                let dir = std::env::temp_dir().join(format!(
+                    "mm-cred-test-{}-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed),
+                    fastrand::u64(..)
+                ));
+                std::fs::create_dir_all(&dir).unwrap();
+                let saved = VARS.iter().map(|&k| (k, std::env::var_os(k))).collect();
+                for k in VARS {
+                    std::env::remove_var(k);
+                }
+                std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+                std::env::set_var("AWS_CONFIG_FILE", dir.join("config"));
+                std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"));
+                Env { saved, dir }
+            }
+
+            fn set(&self, k: &str, v: impl AsRef<std::ffi::OsStr>) {
+                assert!(VARS.contains(&k), "{k} is not restored");
+                std::env::set_var(k, v);
+            }
+
+            fn write(&self, name: &str, text: &str) -> PathBuf {
+                let p = self.dir.join(name);
+                std::fs::write(&p, text).unwrap();
+                p
+            }
+
+            fn dir(&self) -> &Path {
+                &self.dir
+            }
+        }
+
+        impl Drop for Env {
+            fn drop(&mut self) {
+                for (k, v) in &self.saved {
+                    match v {
+                        Some(v) => std::env::set_var(k, v),
+                        None => std::env::remove_var(k),
+                    }
+                }
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+        }
+
+        fn chain(profile: Option<&str>) -> CredentialsProvider {
+            CredentialsProvider::new(
+                CredentialsSource::default_chain(profile.map(str::to_owned)).unwrap(),
+            )
+            .with_region("us-east-1")
+        }
+
+        #[tokio::test]
+        async fn environment_variables() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            env.set("AWS_ACCESS_KEY_ID", "AKIDENV");
+            env.set("AWS_SECRET_ACCESS_KEY", SECRET);
+            let p = chain(None);
+            assert_eq!(p.provider_name(), None);
+            let c = p.credentials().await.unwrap();
+            assert_eq!(c.access_key_id(), "AKIDENV");
+            assert_eq!(c.secret_access_key(), SECRET);
+            assert_eq!(p.provider_name().as_deref(), Some("EnvironmentVariable"));
+            assert_eq!(provider_name_of(&c), "EnvironmentVariable");
+            // The cached copy drops aws-config's user-agent properties, so cloning it on
+            // the hot path does not allocate.
+            use aws_credential_types::credential_feature::AwsCredentialFeature;
+            assert!(c.get_property::<Vec<AwsCredentialFeature>>().is_none());
+            // Cached: a changed environment is not seen before the TTL.
+            env.set("AWS_ACCESS_KEY_ID", "AKIDOTHER");
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDENV");
+            let text = format!("{p:?}");
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(text.contains("EnvironmentVariable"), "{text}");
+        }
+
+        #[tokio::test]
+        async fn profile_files_with_a_named_profile() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            env.write(
+                "credentials",
+                "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\
+                 [work]\naws_access_key_id = AKIDWORK\naws_secret_access_key = SECRETVALUE\n",
+            );
+            env.write("config", "[profile work]\nregion = eu-west-3\n");
+
+            let p = chain(Some("work"));
+            let c = p.credentials().await.unwrap();
+            assert_eq!(c.access_key_id(), "AKIDWORK");
+            assert_eq!(p.provider_name().as_deref(), Some("ProfileFile"));
+
+            let p = chain(None);
+            assert_eq!(
+                p.credentials().await.unwrap().access_key_id(),
+                "AKIDDEFAULT"
+            );
+
+            env.set("AWS_PROFILE", "work");
+            let p = chain(None);
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDWORK");
+        }
+
+        #[tokio::test]
+        async fn environment_wins_over_profile() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            env.write(
+                "credentials",
+                "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = s1\n",
+            );
+            env.set("AWS_ACCESS_KEY_ID", "AKIDENV");
+            env.set("AWS_SECRET_ACCESS_KEY", "s2");
+            let p = chain(None);
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDENV");
+        }
+
+        #[tokio::test]
+        async fn nothing_configured_is_a_credentials_error_quickly() {
+            let _g = ENV_LOCK.lock().await;
+            let _env = Env::clean();
+            let started = Instant::now();
+            // No region given either: aws-config's region lookup must not reach IMDS.
+            let p = CredentialsProvider::new(CredentialsSource::default_chain(None).unwrap());
+            let e = p.credentials().await.unwrap_err();
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+            assert_eq!(e.error_code(), ErrorCode::Credentials);
+            assert!(!e.is_retryable());
+            let msg = e.message();
+            assert!(msg.contains("Environment"), "{msg}");
+            assert!(msg.contains("AWS_ACCESS_KEY_ID"), "{msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+            assert_eq!(p.provider_name(), None);
+        }
+
+        #[tokio::test]
+        async fn a_broken_profile_is_a_credentials_error_without_the_secret() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            // A profile with a key id but no secret: the profile provider fails outright.
+            env.write(
+                "config",
+                "[profile broken]\naws_access_key_id = AKIDBROKEN\n\
+                 aws_session_token = SECRETVALUE\n",
+            );
+            let p = chain(Some("broken"));
+            let e = p.credentials().await.unwrap_err();
+            assert_eq!(e.error_code(), ErrorCode::Credentials);
+            assert!(e.message().contains("profile `broken`"), "{}", e.message());
+            for text in [e.to_string(), format!("{e:?}")] {
+                assert!(!text.contains(SECRET), "{text}");
+            }
+        }
+
+        /// A loopback HTTP server answering every request with the JSON `body(n)` returns
+        /// for request number `n` (from 0). Returns its URL and the request counter.
+        fn serve(
+            body: impl Fn(usize) -> String + Send + 'static,
+        ) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}/creds", listener.local_addr().unwrap());
+            let hits = Arc::new(AtomicUsize::new(0));
+            let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let (h, hd) = (hits.clone(), heads.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { return };
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut head = String::new();
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line);
+                    }
+                    let mut body_in = vec![0; len];
+                    let _ = reader.read_exact(&mut body_in);
+                    hd.lock().unwrap().push(head);
+                    let n = h.fetch_add(1, Ordering::SeqCst);
+                    let b = body(n);
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                        b.len()
+                    );
+                }
+            });
+            (url, hits, heads)
+        }
+
+        fn rfc3339(t: SystemTime) -> String {
+            // Days-from-civil inverse (Howard Hinnant), UTC, whole seconds.
+            let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+            let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+            let z = days + 719_468;
+            let era = z.div_euclid(146_097);
+            let doe = z - era * 146_097;
+            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            let mp = (5 * doy + 2) / 153;
+            let d = doy - (153 * mp + 2) / 5 + 1;
+            let m = if mp < 10 { mp + 3 } else { mp - 9 };
+            let y = yoe + era * 400 + i64::from(m <= 2);
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60
+            )
+        }
+
+        fn ecs_body(n: usize, expires_in: Duration) -> String {
+            serde_json::json!({
+                "Code": "Success",
+                "Type": "AWS-HMAC",
+                "AccessKeyId": format!("AKIDECS{n}"),
+                "SecretAccessKey": SECRET,
+                "Token": format!("TOKEN{n}"),
+                "Expiration": rfc3339(SystemTime::now() + expires_in),
+                "LastUpdated": rfc3339(SystemTime::now()),
+            })
+            .to_string()
+        }
+
+        #[test]
+        fn rfc3339_formats_known_instants() {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_456_380_211);
+            assert_eq!(rfc3339(t), "2016-02-25T06:03:31Z");
+            assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        }
+
+        #[tokio::test]
+        async fn ecs_container_credentials_are_refreshed_before_expiry() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            // The first answer expires 5 minutes and 3 seconds from now, so it is fresh for
+            // about 3 seconds; the next ones last an hour.
+            let (url, hits, heads) = serve(|n| {
+                let life = if n == 0 { 303 } else { 3600 };
+                ecs_body(n, Duration::from_secs(life))
+            });
+            env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+            env.set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer-xyz");
+            let p = chain(None);
+
+            let c = p.credentials().await.unwrap();
+            assert_eq!(c.access_key_id(), "AKIDECS0");
+            assert_eq!(c.session_token(), Some("TOKEN0"));
+            assert!(c.expiry().is_some());
+            assert_eq!(p.provider_name().as_deref(), Some("EcsContainer"));
+            assert_eq!(hits.load(Ordering::SeqCst), 1);
+            let head = heads.lock().unwrap()[0].to_ascii_lowercase();
+            assert!(head.starts_with("get /creds "), "{head}");
+            assert!(head.contains("authorization: bearer-xyz"), "{head}");
+
+            // Still outside the refresh window: served from the cache.
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+            assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+            // Now within 5 minutes of expiry: the next call loads again.
+            tokio::time::sleep(Duration::from_millis(3200)).await;
+            let c = p.credentials().await.unwrap();
+            assert_eq!(c.access_key_id(), "AKIDECS1");
+            assert_eq!(hits.load(Ordering::SeqCst), 2);
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS1");
+            assert_eq!(hits.load(Ordering::SeqCst), 2);
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrent_callers_share_one_load() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            let (url, hits, _) = serve(|n| {
+                std::thread::sleep(Duration::from_millis(200));
+                ecs_body(n, Duration::from_secs(3600))
+            });
+            env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+            let p = Arc::new(chain(None));
+            let tasks: Vec<_> = (0..16)
+                .map(|_| {
+                    let p = p.clone();
+                    tokio::spawn(async move {
+                        p.credentials().await.map(|c| c.access_key_id().to_owned())
+                    })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap().unwrap(), "AKIDECS0");
+            }
+            assert_eq!(hits.load(Ordering::SeqCst), 1);
+        }
+
+        #[tokio::test]
+        async fn short_lived_credentials_are_not_reloaded_on_every_call() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            let (url, hits, _) = serve(|n| ecs_body(n, Duration::from_secs(120)));
+            env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+            let p = chain(None);
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+            assert_eq!(hits.load(Ordering::SeqCst), 1);
+        }
+
+        #[tokio::test]
+        async fn a_failed_refresh_keeps_valid_credentials() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            // 303 s of life: fresh for ~3 s, then the endpoint answers garbage.
+            let (url, hits, _) = serve(|n| match n {
+                0 => ecs_body(0, Duration::from_secs(303)),
+                _ => format!("{{\"Code\":\"Nope\",\"Message\":\"{SECRET}\"}}"),
+            });
+            env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+            let p = chain(None);
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+            tokio::time::sleep(Duration::from_millis(3200)).await;
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+            assert!(hits.load(Ordering::SeqCst) >= 2);
+            // Retried only after the gap, not on every call.
+            let n = hits.load(Ordering::SeqCst);
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+            assert_eq!(hits.load(Ordering::SeqCst), n);
+        }
+
+        #[tokio::test]
+        async fn ecs_errors_do_not_leak_secrets() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            let (url, _, _) = serve(|_| format!("{{\"Code\":\"Nope\",\"Message\":\"{SECRET}\"}}"));
+            env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+            env.set("AWS_SECRET_ACCESS_KEY", SECRET); // a stray secret without a key id
+            let p = chain(None);
+            let e = p.credentials().await.unwrap_err();
+            assert_eq!(e.error_code(), ErrorCode::Credentials);
+            for text in [e.to_string(), format!("{e:?}")] {
+                assert!(!text.contains(SECRET), "{text}");
+            }
+        }
+
+        #[test]
+        fn default_region_from_the_environment() {
+            let _g = ENV_LOCK.blocking_lock();
+            let env = Env::clean();
+            env.write("config", "[default]\nregion = eu-west-1\n");
+            env.set("AWS_DEFAULT_REGION", "ap-south-1");
+            assert_eq!(default_region(None).as_deref(), Some("ap-south-1"));
+            env.set("AWS_REGION", "us-west-2");
+            assert_eq!(default_region(None).as_deref(), Some("us-west-2"));
+            env.set("AWS_REGION", "");
+            assert_eq!(default_region(None).as_deref(), Some("ap-south-1"));
+        }
+
+        #[test]
+        fn default_region_from_the_profile_file() {
+            let _g = ENV_LOCK.blocking_lock();
+            let env = Env::clean();
+            env.write(
+                "config",
+                "# comment\n[default]\nregion = eu-west-1\n\n\
+                 [profile work] ; comment\n\
+                 s3 =\n  region = wrong-1\nREGION = eu-central-1 # inline\n\
+                 [work]\nregion = wrong-2\n\
+                 [sso-session work]\nregion = wrong-3\n",
+            );
+            assert_eq!(default_region(None).as_deref(), Some("eu-west-1"));
+            assert_eq!(
+                default_region(Some("work")).as_deref(),
+                Some("eu-central-1")
+            );
+            assert_eq!(default_region(Some("missing")), None);
+            env.set("AWS_PROFILE", "work");
+            assert_eq!(default_region(None).as_deref(), Some("eu-central-1"));
+            assert_eq!(
+                default_region(Some("default")).as_deref(),
+                Some("eu-west-1")
+            );
+
+            // `~` expands to HOME.
+            let home = std::env::var_os("HOME");
+            std::env::set_var("HOME", env.dir());
+            env.set("AWS_CONFIG_FILE", "~/config");
+            let got = default_region(Some("default"));
+            match home {
+                Some(h) => std::env::set_var("HOME", h),
+                None => std::env::remove_var("HOME"),
+            }
+            assert_eq!(got.as_deref(), Some("eu-west-1"));
+
+            env.set("AWS_CONFIG_FILE", env.dir().join("absent"));
+            assert_eq!(default_region(None), None);
+        }
+
+        #[test]
+        fn profile_default_wins_over_bare_default() {
+            assert_eq!(
+                region_from_config(
+                    "[default]\nregion = a\n[profile default]\nregion = b\n",
+                    "default"
+                )
+                .as_deref(),
+                Some("b")
+            );
+            assert_eq!(
+                region_from_config("[default]\nregion = a\n[profile default]\n", "default"),
+                None
+            );
+            assert_eq!(
+                region_from_config("[ profile  x ]\nregion=c\nregion = d\n", "x").as_deref(),
+                Some("d")
+            );
+            // As in aws-config: a comment marker after whitespace starts a comment.
+            assert_eq!(region_from_config("[profile x]\nregion = #c\n", "x"), None);
+            assert_eq!(
+                region_from_config("[profile x]\nregion = a#c\n", "x").as_deref(),
+                Some("a#c")
+            );
+            assert_eq!(strip_inline_comment(" us-east-1 ;c"), " us-east-1 ");
+        }
+
+        #[tokio::test]
+        async fn a_forked_child_rebuilds_the_chain() {
+            // Simulate the child's view: a slot recorded under another pid is replaced (and
+            // leaked), cached credentials survive.
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            env.set("AWS_ACCESS_KEY_ID", "AKIDENV");
+            env.set("AWS_SECRET_ACCESS_KEY", SECRET);
+            let p = chain(None);
+            p.credentials().await.unwrap();
+            let cache = p.chain.as_ref().unwrap();
+            let before = cache.slot_for_test();
+            assert_eq!(before.0, std::process::id());
+            cache.pretend_forked();
+            let after = cache.slot_for_test();
+            assert_eq!(after.0, std::process::id());
+            assert!(!after.1, "the child starts without the parent's chain");
+            assert_eq!(p.provider_name().as_deref(), Some("EnvironmentVariable"));
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDENV");
+        }
+    }
 }
