@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+// Benchmark: one 25-record BatchMeterUsage, ours vs the AWS SDK for Rust, same emulator, same run.
+
+//! `cargo run --release --manifest-path bench/rust/Cargo.toml [-- SECONDS [ours|sdk]]`
+//!
+//! Each client runs on a current-thread runtime on the main thread, so the main thread's CPU
+//! time is the client's own cost (serialize + sign + send + parse); the emulator answers from
+//! its own threads. Both clients send the same 25 records (deduplicated by the emulator, so
+//! the server does the same work for both).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use marketplace_metering::primitives::DateTime;
+use marketplace_metering::types::UsageRecord;
+use metering_emulator::{Emulator, EmulatorConfig};
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+struct Figures {
+    calls_per_sec: f64,
+    cpu_us_per_call: f64,
+}
+
+async fn run<F, Fut>(seconds: f64, mut call: F) -> Figures
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..200 {
+        call().await; // warm-up: connections, credentials, caches
+    }
+    let (t0, c0) = (Instant::now(), thread_cpu());
+    let mut n = 0u64;
+    while t0.elapsed().as_secs_f64() < seconds {
+        for _ in 0..50 {
+            call().await;
+        }
+        n += 50;
+    }
+    let (wall, cpu) = (t0.elapsed(), thread_cpu() - c0);
+    Figures {
+        calls_per_sec: n as f64 / wall.as_secs_f64(),
+        cpu_us_per_call: cpu.as_secs_f64() * 1e6 / n as f64,
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let seconds: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    // Optional second argument `ours` or `sdk` runs one side only (for profiling).
+    let only = std::env::args().nth(2).unwrap_or_default();
+    let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let hour = now - now % 3600;
+
+    // Ours.
+    let ours = marketplace_metering::Client::new(
+        marketplace_metering::Config::builder()
+            .region(metering_emulator::DEFAULT_REGION)
+            .endpoint_url(emu.endpoint())
+            .static_credentials(
+                metering_emulator::DEFAULT_ACCESS_KEY_ID,
+                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+                None,
+            )
+            .build()
+            .unwrap(),
+    );
+    let records: Vec<UsageRecord> = (1..=25)
+        .map(|i| {
+            UsageRecord::builder()
+                .timestamp(DateTime::from_secs(hour))
+                .customer_identifier(format!("cust-{i}"))
+                .dimension("users")
+                .quantity(i)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let ours_seconds = if only == "sdk" { 0.01 } else { seconds };
+    let sdk_seconds = if only == "ours" { 0.01 } else { seconds };
+    let ours_fig = run(ours_seconds, || {
+        let f = ours
+            .batch_meter_usage()
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .set_usage_records(Some(records.clone()))
+            .send();
+        async move {
+            let out = f.await.expect("ours: call failed");
+            assert_eq!(out.results().len(), 25);
+        }
+    })
+    .await;
+
+    // The AWS SDK for Rust.
+    use aws_sdk_marketplacemetering as sdk;
+    let conf = sdk::Config::builder()
+        .behavior_version(sdk::config::BehaviorVersion::latest())
+        .region(sdk::config::Region::new(metering_emulator::DEFAULT_REGION))
+        .endpoint_url(emu.endpoint())
+        .credentials_provider(sdk::config::Credentials::new(
+            metering_emulator::DEFAULT_ACCESS_KEY_ID,
+            metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "bench",
+        ))
+        .build();
+    let sdk_client = sdk::Client::from_conf(conf);
+    let sdk_records: Vec<sdk::types::UsageRecord> = (1..=25)
+        .map(|i| {
+            sdk::types::UsageRecord::builder()
+                .timestamp(aws_sdk_marketplacemetering::primitives::DateTime::from_secs(hour))
+                .customer_identifier(format!("cust-{i}"))
+                .dimension("users")
+                .quantity(i)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let sdk_fig = run(sdk_seconds, || {
+        let f = sdk_client
+            .batch_meter_usage()
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .set_usage_records(Some(sdk_records.clone()))
+            .send();
+        async move {
+            let out = f.await.expect("sdk: call failed");
+            assert_eq!(out.results().len(), 25);
+        }
+    })
+    .await;
+
+    println!("BatchMeterUsage, 25 records, sequential, loopback keep-alive, {seconds} s each");
+    println!(
+        "marketplace-metering : {:>9.0} calls/s  {:>6.1} µs client CPU/call",
+        ours_fig.calls_per_sec, ours_fig.cpu_us_per_call
+    );
+    println!(
+        "aws-sdk-rust         : {:>9.0} calls/s  {:>6.1} µs client CPU/call",
+        sdk_fig.calls_per_sec, sdk_fig.cpu_us_per_call
+    );
+    println!(
+        "ratio                : {:>9.2}x calls/s  {:>6.2}x less CPU",
+        ours_fig.calls_per_sec / sdk_fig.calls_per_sec,
+        sdk_fig.cpu_us_per_call / ours_fig.cpu_us_per_call
+    );
+}

@@ -1,0 +1,694 @@
+// SPDX-License-Identifier: Apache-2.0
+// End-to-end tests of the core client against the in-process emulator on 127.0.0.1.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use marketplace_metering::operation::batch_meter_usage::BatchMeterUsageInput;
+use marketplace_metering::operation::meter_usage::MeterUsageInput;
+use marketplace_metering::operation::register_usage::RegisterUsageInput;
+use marketplace_metering::operation::resolve_customer::ResolveCustomerInput;
+use marketplace_metering::primitives::DateTime;
+use marketplace_metering::types::{Tag, UsageAllocation, UsageRecord, UsageRecordResultStatus};
+use marketplace_metering::{blocking, Client, Config, ErrorCode, RetryMode};
+use metering_emulator::{Emulator, EmulatorConfig, Fault};
+
+fn emulator() -> Emulator {
+    Emulator::start(EmulatorConfig::default()).expect("emulator starts")
+}
+
+fn config(emu: &Emulator) -> marketplace_metering::ConfigBuilder {
+    Config::builder()
+        .region(metering_emulator::DEFAULT_REGION)
+        .endpoint_url(emu.endpoint())
+        .static_credentials(
+            metering_emulator::DEFAULT_ACCESS_KEY_ID,
+            metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+            None,
+        )
+        .initial_backoff(Duration::from_millis(5))
+        .max_backoff(Duration::from_millis(20))
+}
+
+fn client(emu: &Emulator) -> Client {
+    Client::new(config(emu).build().unwrap())
+}
+
+fn now() -> DateTime {
+    DateTime::from_secs(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    )
+}
+
+fn record(customer: &str, quantity: i32) -> UsageRecord {
+    UsageRecord::builder()
+        .timestamp(now())
+        .customer_identifier(customer)
+        .dimension("users")
+        .quantity(quantity)
+        .build()
+        .unwrap()
+}
+
+fn batch(records: Vec<UsageRecord>) -> BatchMeterUsageInput {
+    BatchMeterUsageInput::builder()
+        .product_code(metering_emulator::PRODUCT_CODE)
+        .set_usage_records(Some(records))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn batch_meter_usage_bills_each_record_once() {
+    let emu = emulator();
+    let c = client(&emu);
+    let records: Vec<_> = (1..=25).map(|i| record(&format!("cust-{i}"), i)).collect();
+    let out = c
+        .send_batch_meter_usage(batch(records.clone()))
+        .await
+        .unwrap();
+    assert_eq!(out.results().len(), 25);
+    assert!(out.unprocessed_records().is_empty());
+    for (r, sent) in out.results().iter().zip(&records) {
+        assert_eq!(r.status(), Some(&UsageRecordResultStatus::Success));
+        assert!(r.metering_record_id().is_some());
+        assert_eq!(r.usage_record(), Some(sent));
+    }
+    let meta = out.metadata();
+    assert_eq!(meta.http_status(), Some(200));
+    assert_eq!(meta.attempts(), 1);
+    assert!(meta.request_id().is_some());
+    assert_eq!(emu.ledger().len(), 25);
+
+    // The same records again: same ids, billed once. Another quantity: DuplicateRecord.
+    let again = c
+        .send_batch_meter_usage(batch(records.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.results()[0].metering_record_id(),
+        out.results()[0].metering_record_id()
+    );
+    let mut changed = records[0].clone();
+    changed = UsageRecord::builder()
+        .timestamp(*changed.timestamp())
+        .customer_identifier(changed.customer_identifier().unwrap())
+        .dimension("users")
+        .quantity(999)
+        .build()
+        .unwrap();
+    let dup = c
+        .send_batch_meter_usage(batch(vec![changed]))
+        .await
+        .unwrap();
+    assert_eq!(
+        dup.results()[0].status(),
+        Some(&UsageRecordResultStatus::DuplicateRecord)
+    );
+    assert_eq!(emu.ledger().len(), 25);
+}
+
+#[tokio::test]
+async fn fluent_builders_and_allocations_and_license_customers() {
+    let emu = emulator();
+    let c = client(&emu);
+    let out = c
+        .batch_meter_usage()
+        .usage_records(
+            UsageRecord::builder()
+                .timestamp(now())
+                .customer_aws_account_id(metering_emulator::CUSTOMER_AWS_ACCOUNT_ID)
+                .license_arn(metering_emulator::LICENSE_ARN)
+                .dimension("gb")
+                .quantity(5)
+                .usage_allocations(
+                    UsageAllocation::builder()
+                        .allocated_usage_quantity(2)
+                        .tags(Tag::builder().key("team").value("a").build().unwrap())
+                        .build()
+                        .unwrap(),
+                )
+                .usage_allocations(
+                    UsageAllocation::builder()
+                        .allocated_usage_quantity(3)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.results()[0].status(),
+        Some(&UsageRecordResultStatus::Success)
+    );
+    let ledger = emu.ledger();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(
+        ledger[0].license_arn.as_deref(),
+        Some(metering_emulator::LICENSE_ARN)
+    );
+    assert_eq!(ledger[0].quantity, 5);
+}
+
+#[tokio::test]
+async fn unsubscribed_customer_is_a_per_record_status() {
+    let emu = emulator();
+    let out = client(&emu)
+        .send_batch_meter_usage(batch(vec![
+            record("cust-unsubscribed", 1),
+            record("cust-1", 1),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.results()[0].status(),
+        Some(&UsageRecordResultStatus::CustomerNotSubscribed)
+    );
+    assert_eq!(
+        out.results()[1].status(),
+        Some(&UsageRecordResultStatus::Success)
+    );
+    assert_eq!(emu.ledger().len(), 1);
+}
+
+#[tokio::test]
+async fn meter_usage_fills_and_reuses_a_client_token_across_retries() {
+    let emu = emulator();
+    let c = client(&emu);
+    emu.push_fault(Fault::InternalError);
+    let input = MeterUsageInput::builder()
+        .product_code(metering_emulator::PRODUCT_CODE)
+        .timestamp(now())
+        .usage_dimension("requests")
+        .usage_quantity(7)
+        .build()
+        .unwrap();
+    let out = c.send_meter_usage(input).await.unwrap();
+    assert!(out.metering_record_id().is_some());
+    assert_eq!(out.metadata().attempts(), 2);
+    assert!(out.metadata().total_retry_delay() <= Duration::from_millis(5));
+    let reqs = emu.requests();
+    assert_eq!(reqs.len(), 2);
+    let token = |i: usize| -> String {
+        let body: serde_json::Value = serde_json::from_slice(reqs[i].body.as_bytes()).unwrap();
+        body["ClientToken"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(token(0), token(1));
+    assert_eq!(token(0).len(), 36, "a UUID");
+    assert_eq!(emu.ledger().len(), 1);
+}
+
+#[tokio::test]
+async fn meter_usage_dry_run_and_duplicates() {
+    let emu = emulator();
+    let c = client(&emu);
+    let t = now();
+    let dry = c
+        .meter_usage()
+        .product_code(metering_emulator::PRODUCT_CODE)
+        .timestamp(t)
+        .usage_dimension("users")
+        .usage_quantity(1)
+        .dry_run(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(dry.error_code(), ErrorCode::DryRunOperation);
+    assert!(emu.ledger().is_empty());
+    let send = |q: i32| {
+        c.meter_usage()
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .timestamp(t)
+            .usage_dimension("users")
+            .usage_quantity(q)
+            .send()
+    };
+    send(1).await.unwrap();
+    let dup = send(2).await.unwrap_err();
+    assert!(dup.is(ErrorCode::DuplicateRequestException), "{dup}");
+    assert!(matches!(
+        dup,
+        marketplace_metering::error::MeterUsageError::DuplicateRequestException(_)
+    ));
+    assert!(!dup.is_retryable());
+}
+
+#[tokio::test]
+async fn resolve_customer_and_register_usage() {
+    let emu = emulator();
+    let c = client(&emu);
+    let out = c
+        .send_resolve_customer(
+            ResolveCustomerInput::builder()
+                .registration_token("reg-token-valid")
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.customer_identifier(), Some("cust-1"));
+    assert_eq!(out.product_code(), Some(metering_emulator::PRODUCT_CODE));
+    assert_eq!(
+        out.customer_aws_account_id(),
+        Some(metering_emulator::CUSTOMER_AWS_ACCOUNT_ID)
+    );
+    assert_eq!(out.license_arn(), Some(metering_emulator::LICENSE_ARN));
+    for (token, code) in [
+        ("reg-token-expired", ErrorCode::ExpiredTokenException),
+        ("nope", ErrorCode::InvalidTokenException),
+    ] {
+        let e = c
+            .resolve_customer()
+            .registration_token(token)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_code(), code);
+        assert_eq!(e.http_status(), Some(400));
+        assert!(e.request_id().is_some());
+        assert!(!e.message().is_empty());
+    }
+    let reg = c
+        .send_register_usage(
+            RegisterUsageInput::builder()
+                .product_code(metering_emulator::PRODUCT_CODE)
+                .public_key_version(1)
+                .nonce("n-1")
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reg.signature().map(|s| s.split('.').count()),
+        Some(3),
+        "JWT-shaped"
+    );
+    assert!(reg.public_key_rotation_timestamp().is_some());
+    let e = c
+        .register_usage()
+        .product_code("prod-not-entitled")
+        .public_key_version(1)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::CustomerNotEntitledException);
+}
+
+#[tokio::test]
+async fn invalid_input_is_rejected_before_sending() {
+    let emu = emulator();
+    let c = client(&emu);
+    let e = c
+        .send_batch_meter_usage(batch((0..26).map(|_| record("cust-1", 1)).collect()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+    assert_eq!(e.as_error().field(), Some("UsageRecords"));
+    assert_eq!(e.attempts(), 0);
+    let e = c.resolve_customer().send().await.unwrap_err();
+    assert_eq!(e.as_error().field(), Some("RegistrationToken"));
+    assert!(emu.requests().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn retries_throttling_500_html_503_reset_truncated_and_garbage() {
+    let emu = emulator();
+    let c = Client::new(config(&emu).max_attempts(8u32).build().unwrap());
+    for f in [
+        Fault::Throttle,
+        Fault::InternalError,
+        Fault::Unavailable,
+        Fault::Reset,
+        Fault::Truncated,
+        Fault::Garbage,
+    ] {
+        emu.push_fault(f);
+    }
+    let out = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(out.metadata().attempts(), 7);
+    assert_eq!(
+        out.results()[0].status(),
+        Some(&UsageRecordResultStatus::Success)
+    );
+    // Truncated/garbage answers came after billing: the re-sent record is deduplicated.
+    assert_eq!(emu.ledger().len(), 1);
+    let reqs = emu.requests();
+    assert_eq!(reqs.len(), 7);
+    let header = |i: usize, name: &str| -> String {
+        reqs[i]
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    // One invocation id per call, the attempt counted in amz-sdk-request, as the AWS SDKs do.
+    for i in 0..7 {
+        assert_eq!(
+            header(i, "amz-sdk-invocation-id"),
+            header(0, "amz-sdk-invocation-id")
+        );
+        assert_eq!(
+            header(i, "amz-sdk-request"),
+            format!("attempt={}; max=8", i + 1)
+        );
+        assert!(header(i, "user-agent").starts_with("marketplace-metering/"));
+        assert!(header(i, "user-agent").contains("lang/rust"));
+    }
+    assert!(reqs[6].signature_ok, "the successful attempt verified");
+}
+
+#[tokio::test]
+async fn errors_after_the_last_attempt_keep_status_and_request_id() {
+    let emu = emulator();
+    let c = client(&emu);
+    for _ in 0..3 {
+        emu.push_fault(Fault::Unavailable);
+    }
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.attempts(), 3);
+    assert_eq!(e.http_status(), Some(503));
+    assert_eq!(e.code(), "503");
+    assert!(e.request_id().is_some());
+    assert!(e.is_retryable());
+    assert!(e.message().contains("not JSON"), "{}", e.message());
+    assert!(e.as_error().total_retry_delay() > Duration::ZERO);
+
+    // A code outside the table keeps the service's string; a namespaced __type is sanitized.
+    emu.push_fault(Fault::Error {
+        status: 400,
+        code: "SomethingNewException".into(),
+        message: "new".into(),
+        namespaced: true,
+    });
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::Unhandled);
+    assert_eq!(e.code(), "SomethingNewException");
+    assert_eq!(e.attempts(), 1);
+
+    for _ in 0..3 {
+        emu.push_fault(Fault::Throttle);
+    }
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert!(e.is(ErrorCode::ThrottlingException));
+    assert!(matches!(
+        e,
+        marketplace_metering::error::BatchMeterUsageError::ThrottlingException(_)
+    ));
+}
+
+#[tokio::test]
+async fn retry_quota_runs_out() {
+    let emu = emulator();
+    let c = Client::new(config(&emu).max_attempts(200u32).build().unwrap());
+    // 500 tokens at 5 per retry: 100 retries, then the quota refuses the next one.
+    for _ in 0..150 {
+        emu.push_fault(Fault::InternalError);
+    }
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InternalServiceErrorException);
+    assert_eq!(e.attempts(), 101);
+    // With the quota empty, the next failure is not retried at all.
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.attempts(), 1);
+}
+
+#[tokio::test]
+async fn adaptive_mode_retries_throttling() {
+    let emu = emulator();
+    let c = Client::new(
+        config(&emu)
+            .retry_mode(RetryMode::Adaptive)
+            .build()
+            .unwrap(),
+    );
+    emu.push_fault(Fault::Throttle);
+    emu.push_fault(Fault::Throttle);
+    let out = c
+        .send_batch_meter_usage(batch(vec![record("cust-2", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(out.metadata().attempts(), 3);
+}
+
+#[tokio::test]
+async fn read_timeout_is_retried_then_reported() {
+    let emu = emulator();
+    let c = Client::new(
+        config(&emu)
+            .read_timeout(Duration::from_millis(200))
+            .max_attempts(2u32)
+            .build()
+            .unwrap(),
+    );
+    emu.push_fault(Fault::Delay { seconds: 1.0 });
+    emu.push_fault(Fault::Delay { seconds: 1.0 });
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-3", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::ReadTimeout, "{e}");
+    assert_eq!(e.attempts(), 2);
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn connection_refused_is_dispatch() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let c = Client::new(
+        Config::builder()
+            .region("us-east-1")
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .static_credentials("AK", "SK", None)
+            .initial_backoff(Duration::from_millis(1))
+            .build()
+            .unwrap(),
+    );
+    let e = c
+        .resolve_customer()
+        .registration_token("t")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::Dispatch, "{e}");
+    assert_eq!(e.attempts(), 3);
+    assert_eq!(e.http_status(), None);
+}
+
+#[tokio::test]
+async fn signing_failures_come_back_as_service_errors() {
+    let emu = emulator();
+    let wrong = Client::new(
+        config(&emu)
+            .static_credentials(
+                metering_emulator::DEFAULT_ACCESS_KEY_ID,
+                "wrong-secret",
+                None,
+            )
+            .build()
+            .unwrap(),
+    );
+    let e = wrong
+        .resolve_customer()
+        .registration_token("reg-token-valid")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidSignatureException);
+    assert_eq!(e.http_status(), Some(403));
+    assert!(!format!("{e:?}{e}").contains("wrong-secret"));
+
+    let unknown = Client::new(
+        config(&emu)
+            .static_credentials("NOBODY", "x", None)
+            .build()
+            .unwrap(),
+    );
+    let e = unknown
+        .resolve_customer()
+        .registration_token("reg-token-valid")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::UnrecognizedClientException);
+
+    // Session credentials: the token is sent and signed.
+    let session = Client::new(
+        config(&emu)
+            .static_credentials(
+                metering_emulator::SESSION_ACCESS_KEY_ID,
+                metering_emulator::SESSION_SECRET_ACCESS_KEY,
+                Some(metering_emulator::SESSION_TOKEN.to_owned()),
+            )
+            .build()
+            .unwrap(),
+    );
+    session
+        .resolve_customer()
+        .registration_token("reg-token-valid")
+        .send()
+        .await
+        .unwrap();
+    let no_token = Client::new(
+        config(&emu)
+            .static_credentials(
+                metering_emulator::SESSION_ACCESS_KEY_ID,
+                metering_emulator::SESSION_SECRET_ACCESS_KEY,
+                None,
+            )
+            .build()
+            .unwrap(),
+    );
+    assert!(no_token
+        .resolve_customer()
+        .registration_token("reg-token-valid")
+        .send()
+        .await
+        .is_err());
+}
+
+#[test]
+fn secrets_never_show_in_debug() {
+    let cfg = Config::builder()
+        .region("us-east-1")
+        .static_credentials(
+            "AKIDPUBLIC",
+            "TOPSECRETVALUE",
+            Some("SESSIONTOKENVALUE".into()),
+        )
+        .build()
+        .unwrap();
+    let client = Client::new(cfg.clone());
+    let shown = format!(
+        "{cfg:?} {client:?} {:?}",
+        blocking::Client::new(cfg.clone())
+    );
+    assert!(!shown.contains("TOPSECRETVALUE"), "{shown}");
+    assert!(!shown.contains("SESSIONTOKENVALUE"), "{shown}");
+}
+
+#[test]
+fn blocking_client_works_and_refuses_inside_a_runtime() {
+    let emu = emulator();
+    let c = blocking::Client::new(config(&emu).build().unwrap());
+    let out = c
+        .batch_meter_usage(batch(vec![record("cust-1", 2)]))
+        .unwrap();
+    assert_eq!(out.results().len(), 1);
+    assert_eq!(c.credentials_provider_name().unwrap(), "Static");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let e = rt
+        .block_on(async { c.batch_meter_usage(batch(vec![record("cust-1", 2)])) })
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidState);
+}
+
+#[test]
+fn config_errors() {
+    let e = Config::builder()
+        .region("us-east-1")
+        .endpoint_url("http://127.0.0.1:1")
+        .use_fips(true)
+        .static_credentials("a", "b", None)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidConfig);
+    let e = Config::builder()
+        .region("not a host")
+        .static_credentials("a", "b", None)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidConfig);
+    let e = Config::builder()
+        .region("us-east-1")
+        .max_attempts(0u32)
+        .static_credentials("a", "b", None)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidConfig);
+    let cfg = Config::builder()
+        .region("eu-west-1")
+        .static_credentials("a", "b", None)
+        .build()
+        .unwrap();
+    assert_eq!(
+        cfg.endpoint_url(),
+        "https://metering.marketplace.eu-west-1.amazonaws.com"
+    );
+    assert!(cfg.user_agent().starts_with("marketplace-metering/"));
+}
+
+/// A client built in the parent keeps working in a forked child, and so does a new one;
+/// the parent is unharmed afterwards.
+#[test]
+fn works_after_fork() {
+    let emu = emulator();
+    let c = blocking::Client::new(config(&emu).build().unwrap());
+    c.batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .unwrap();
+    let endpoint = emu.endpoint();
+    // SAFETY: the child only runs Rust code of this crate and then `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok_inherited = c
+            .batch_meter_usage(batch(vec![record("cust-2", 1)]))
+            .is_ok();
+        let fresh = blocking::Client::new(
+            Config::builder()
+                .region(metering_emulator::DEFAULT_REGION)
+                .endpoint_url(endpoint)
+                .static_credentials(
+                    metering_emulator::DEFAULT_ACCESS_KEY_ID,
+                    metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+                    None,
+                )
+                .build()
+                .unwrap(),
+        );
+        let ok_fresh = fresh
+            .batch_meter_usage(batch(vec![record("cust-3", 1)]))
+            .is_ok();
+        // SAFETY: terminate the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok_inherited && ok_fresh { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child we just forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed: {status}"
+    );
+    for i in 4..14 {
+        c.batch_meter_usage(batch(vec![record(&format!("cust-{i}"), 1)]))
+            .unwrap();
+    }
+    assert_eq!(emu.ledger().len(), 13);
+}
