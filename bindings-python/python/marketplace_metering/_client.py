@@ -1,0 +1,273 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``Client`` and ``AsyncClient``: boto3's ``meteringmarketplace`` client, on the Rust core."""
+
+from __future__ import annotations
+
+import sys
+import time
+from . import _native, exceptions
+from .config import Config, retry_settings
+from .exceptions import MeteringError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` costs ~15 ms of import time; annotations only
+    import logging
+    from typing import Any, Callable, Dict, Optional
+    from collections.abc import Awaitable
+
+    from typing_extensions import Unpack
+
+    from .type_defs import (
+        BatchMeterUsageRequestTypeDef,
+        BatchMeterUsageResultTypeDef,
+        MeterUsageRequestTypeDef,
+        MeterUsageResultTypeDef,
+        RegisterUsageRequestTypeDef,
+        RegisterUsageResultTypeDef,
+        ResolveCustomerRequestTypeDef,
+        ResolveCustomerResultTypeDef,
+    )
+
+__all__ = ["Client", "AsyncClient"]
+
+LOGGER_NAME = "marketplace_metering"
+
+
+def _debug_logger() -> Optional["logging.Logger"]:
+    # Nobody can have enabled DEBUG if `logging` was never imported: keep calls cheap then.
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return None
+    log = logging.getLogger(LOGGER_NAME)
+    return log if log.isEnabledFor(logging.DEBUG) else None
+
+
+def _log_ok(log: "logging.Logger", op: str, resp: Dict[str, Any], t0: float) -> None:
+    meta = resp.get("ResponseMetadata", {})
+    log.debug(
+        "%s succeeded: status=%s attempts=%d request_id=%s elapsed_ms=%.1f",
+        op, meta.get("HTTPStatusCode"), meta.get("RetryAttempts", 0) + 1,
+        meta.get("RequestId"), (time.perf_counter() - t0) * 1000.0,
+    )
+
+
+def _log_err(log: "logging.Logger", op: str, e: MeteringError, t0: float) -> None:
+    log.debug(
+        "%s failed: code=%s status=%s attempts=%d request_id=%s retryable=%s elapsed_ms=%.1f",
+        op, e.code, e.status_code, e.attempts, e.request_id, e.retryable,
+        (time.perf_counter() - t0) * 1000.0,
+    )
+
+
+class _ClientMeta:
+    """``client.meta``, as boto3's (``region_name``, ``endpoint_url``)."""
+
+    def __init__(self, native: _native.Client) -> None:
+        self.region_name: str = native.region_name
+        self.endpoint_url: str = native.endpoint_url
+        self.service_name = "meteringmarketplace"
+
+
+class _BaseClient:
+    def __init__(
+        self,
+        *,
+        region_name: Optional[str] = None,
+        endpoint_url: Optional[str] = None,
+        aws_access_key_id: Optional[str] = None,
+        aws_secret_access_key: Optional[str] = None,
+        aws_session_token: Optional[str] = None,
+        profile_name: Optional[str] = None,
+        config: Optional[Config] = None,
+        _initial_backoff: Optional[float] = None,
+    ) -> None:
+        from . import __version__
+
+        cfg = config if config is not None else Config()
+        attempts, mode = retry_settings(cfg.retries)
+        self._native = _native.Client(
+            region_name=region_name or cfg.region_name,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            profile_name=profile_name,
+            max_attempts=attempts,
+            retry_mode=mode,
+            connect_timeout=cfg.connect_timeout,
+            read_timeout=cfg.read_timeout,
+            face_version=__version__,
+            initial_backoff=_initial_backoff,
+        )
+        #: The exception classes, as ``client.exceptions.ThrottlingException``.
+        self.exceptions = exceptions
+        #: ``region_name`` and ``endpoint_url``, as boto3's ``client.meta``.
+        self.meta = _ClientMeta(self._native)
+
+    def close(self) -> None:
+        """Does nothing; present for boto3 compatibility (connections close when unused)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} region={self.meta.region_name!r} endpoint={self.meta.endpoint_url!r}>"
+
+
+class Client(_BaseClient):
+    """A blocking client for the AWS Marketplace Metering Service, shaped as boto3's.
+
+    ``boto3.client("meteringmarketplace", ...)`` becomes ``marketplace_metering.Client(...)``:
+    same keyword arguments, same response dicts, same exception classes. Calls release the
+    GIL; one client may be shared by many threads, and keeps working after ``os.fork()``.
+
+    Parameters
+    ----------
+    region_name : str, optional
+        The AWS Region. Without it ``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile's
+        region or ``config.region_name`` are used.
+    endpoint_url : str, optional
+        A custom endpoint (the emulator, a VPC endpoint).
+    aws_access_key_id, aws_secret_access_key, aws_session_token : str, optional
+        Static credentials. Without them the standard chain is used (environment, shared
+        files and profiles, web identity, ECS, EC2 instance metadata, assume-role).
+    profile_name : str, optional
+        The shared config/credentials profile.
+    config : Config, optional
+        Retries and timeouts, with botocore's meanings.
+
+    Raises
+    ------
+    InvalidConfigError
+        When no region can be found or a setting is invalid.
+    """
+
+    def batch_meter_usage(
+        self, **kwargs: "Unpack[BatchMeterUsageRequestTypeDef]"
+    ) -> "BatchMeterUsageResultTypeDef":
+        """Meters up to 25 usage records for SaaS customers (``BatchMeterUsage``).
+
+        Parameters
+        ----------
+        **kwargs
+            ``UsageRecords`` (required) and ``ProductCode``, as boto3.
+
+        Returns
+        -------
+        dict
+            ``Results``, ``UnprocessedRecords`` and ``ResponseMetadata``.
+
+        Raises
+        ------
+        ParamValidationError
+            The input violates the model; nothing was sent.
+        ClientError
+            The service answered an error (a subclass named after its code).
+        """
+        return self._call("BatchMeterUsage", self._native.batch_meter_usage, kwargs)  # type: ignore[no-any-return]
+
+    def meter_usage(self, **kwargs: "Unpack[MeterUsageRequestTypeDef]") -> "MeterUsageResultTypeDef":
+        """Meters one dimension's usage for AMI and container products (``MeterUsage``).
+
+        Parameters
+        ----------
+        **kwargs
+            ``ProductCode``, ``Timestamp``, ``UsageDimension`` (required), ``UsageQuantity``,
+            ``DryRun``, ``UsageAllocations``, ``ClientToken``.
+
+        Returns
+        -------
+        dict
+            ``MeteringRecordId`` and ``ResponseMetadata``.
+        """
+        return self._call("MeterUsage", self._native.meter_usage, kwargs)  # type: ignore[no-any-return]
+
+    def resolve_customer(
+        self, **kwargs: "Unpack[ResolveCustomerRequestTypeDef]"
+    ) -> "ResolveCustomerResultTypeDef":
+        """Resolves a SaaS registration token to its customer (``ResolveCustomer``).
+
+        Parameters
+        ----------
+        **kwargs
+            ``RegistrationToken`` (required).
+
+        Returns
+        -------
+        dict
+            ``CustomerIdentifier``, ``ProductCode``, ``CustomerAWSAccountId``,
+            ``LicenseArn`` and ``ResponseMetadata``.
+        """
+        return self._call("ResolveCustomer", self._native.resolve_customer, kwargs)  # type: ignore[no-any-return]
+
+    def register_usage(
+        self, **kwargs: "Unpack[RegisterUsageRequestTypeDef]"
+    ) -> "RegisterUsageResultTypeDef":
+        """Checks entitlement of a paid container product (``RegisterUsage``).
+
+        Parameters
+        ----------
+        **kwargs
+            ``ProductCode``, ``PublicKeyVersion`` (required) and ``Nonce``.
+
+        Returns
+        -------
+        dict
+            ``PublicKeyRotationTimestamp``, ``Signature`` and ``ResponseMetadata``.
+        """
+        return self._call("RegisterUsage", self._native.register_usage, kwargs)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _call(op: str, fn: Callable[[Any], Any], kwargs: Any) -> Any:
+        log = _debug_logger()
+        if log is None:
+            return fn(kwargs)
+        t0 = time.perf_counter()
+        try:
+            resp = fn(kwargs)
+        except MeteringError as e:
+            _log_err(log, op, e, t0)
+            raise
+        _log_ok(log, op, resp, t0)
+        return resp
+
+
+class AsyncClient(_BaseClient):
+    """The asyncio client: :class:`Client`'s methods as coroutines.
+
+    The requests run on the library's own runtime threads; the event loop is never
+    blocked. Takes the same parameters as :class:`Client`.
+    """
+
+    async def batch_meter_usage(
+        self, **kwargs: "Unpack[BatchMeterUsageRequestTypeDef]"
+    ) -> "BatchMeterUsageResultTypeDef":
+        """``BatchMeterUsage``; see :meth:`Client.batch_meter_usage`."""
+        return await self._call("BatchMeterUsage", self._native.batch_meter_usage_async, kwargs)  # type: ignore[no-any-return]
+
+    async def meter_usage(self, **kwargs: "Unpack[MeterUsageRequestTypeDef]") -> "MeterUsageResultTypeDef":
+        """``MeterUsage``; see :meth:`Client.meter_usage`."""
+        return await self._call("MeterUsage", self._native.meter_usage_async, kwargs)  # type: ignore[no-any-return]
+
+    async def resolve_customer(
+        self, **kwargs: "Unpack[ResolveCustomerRequestTypeDef]"
+    ) -> "ResolveCustomerResultTypeDef":
+        """``ResolveCustomer``; see :meth:`Client.resolve_customer`."""
+        return await self._call("ResolveCustomer", self._native.resolve_customer_async, kwargs)  # type: ignore[no-any-return]
+
+    async def register_usage(
+        self, **kwargs: "Unpack[RegisterUsageRequestTypeDef]"
+    ) -> "RegisterUsageResultTypeDef":
+        """``RegisterUsage``; see :meth:`Client.register_usage`."""
+        return await self._call("RegisterUsage", self._native.register_usage_async, kwargs)  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def _call(op: str, fn: "Callable[[Any], Awaitable[Any]]", kwargs: Any) -> Any:
+        log = _debug_logger()
+        if log is None:
+            return await fn(kwargs)
+        t0 = time.perf_counter()
+        try:
+            resp = await fn(kwargs)
+        except MeteringError as e:
+            _log_err(log, op, e, t0)
+            raise
+        _log_ok(log, op, resp, t0)
+        return resp

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+// pyo3-async-runtimes' generic runtime, on the core's shared (fork-aware) runtime.
+
+//! Awaitables run on `marketplace_metering::runtime`, never on pyo3-async-runtimes' own
+//! tokio runtime (TOOLCHAIN.md P7: that one cannot be shut down at exit and is not rebuilt
+//! after `fork()`).
+
+use std::cell::OnceCell;
+use std::future::Future;
+use std::pin::Pin;
+
+use pyo3_async_runtimes::generic::{ContextExt, Runtime};
+use pyo3_async_runtimes::TaskLocals;
+
+/// The core's shared runtime, as seen by pyo3-async-runtimes.
+pub struct CoreRuntime;
+
+tokio::task_local! {
+    static TASK_LOCALS: OnceCell<TaskLocals>;
+}
+
+fn handle() -> tokio::runtime::Handle {
+    // `Client` methods call `runtime::handle()` before creating an awaitable, so a runtime
+    // that cannot start is reported as an exception there; this is only a last resort.
+    match marketplace_metering::runtime::handle() {
+        Ok(h) => h,
+        Err(e) => panic!("marketplace_metering: {e}"),
+    }
+}
+
+impl Runtime for CoreRuntime {
+    type JoinError = tokio::task::JoinError;
+    type JoinHandle = tokio::task::JoinHandle<()>;
+
+    fn spawn<F>(fut: F) -> Self::JoinHandle
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        handle().spawn(fut)
+    }
+
+    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        handle().spawn_blocking(f)
+    }
+}
+
+impl ContextExt for CoreRuntime {
+    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
+    where
+        F: Future<Output = R> + Send + 'static,
+    {
+        let cell = OnceCell::new();
+        let _ = cell.set(locals);
+        Box::pin(TASK_LOCALS.scope(cell, fut))
+    }
+
+    fn get_task_locals() -> Option<TaskLocals> {
+        TASK_LOCALS
+            .try_with(|c| c.get().cloned())
+            .unwrap_or_default()
+    }
+}

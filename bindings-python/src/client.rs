@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: Apache-2.0
+// `_native.Client`: the core's client, with blocking (GIL released) and awaitable methods.
+
+use std::future::Future;
+use std::time::Duration;
+
+use marketplace_metering::{runtime, Config, Error, Face, RetryMode};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::asyncrt::CoreRuntime;
+use crate::convert::{self, ConvError};
+use crate::errors::to_py_err;
+
+/// The native client behind `marketplace_metering.Client` and `AsyncClient`.
+#[pyclass(module = "marketplace_metering._native", frozen)]
+pub struct Client {
+    inner: marketplace_metering::Client,
+}
+
+fn conv_err(py: Python<'_>, e: ConvError, op: &str) -> PyErr {
+    match e {
+        ConvError::Input(e) => to_py_err(py, &e, op),
+        ConvError::Py(e) => e,
+    }
+}
+
+fn secs(name: &str, v: Option<f64>) -> PyResult<Option<Duration>> {
+    match v {
+        None => Ok(None),
+        Some(x) if x.is_finite() && x > 0.0 && x < 1.0e9 => Ok(Some(Duration::from_secs_f64(x))),
+        Some(x) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{name} must be a positive number of seconds, got {x}"
+        ))),
+    }
+}
+
+fn blocking<I, O, E, Fut>(
+    py: Python<'_>,
+    params: &Bound<'_, PyDict>,
+    op: &'static str,
+    input: fn(&Bound<'_, PyDict>) -> Result<I, ConvError>,
+    send: impl FnOnce(I) -> Fut + Send,
+    output: fn(Python<'_>, &O) -> PyResult<Py<PyAny>>,
+) -> PyResult<Py<PyAny>>
+where
+    I: Send,
+    Fut: Future<Output = Result<O, E>>,
+    O: Send,
+    E: Into<Error> + Send + 'static,
+{
+    let input = input(params).map_err(|e| conv_err(py, e, op))?;
+    match py.detach(move || runtime::block_on(send(input))) {
+        Ok(Ok(out)) => output(py, &out),
+        Ok(Err(e)) => Err(to_py_err(py, &e.into(), op)),
+        Err(e) => Err(to_py_err(py, &e, op)),
+    }
+}
+
+fn awaitable<'py, I, O: Send + 'static, E, Fut>(
+    py: Python<'py>,
+    params: &Bound<'py, PyDict>,
+    op: &'static str,
+    input: fn(&Bound<'_, PyDict>) -> Result<I, ConvError>,
+    send: impl FnOnce(I) -> Fut,
+    output: fn(Python<'_>, &O) -> PyResult<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    E: Into<Error> + Send,
+{
+    let input = input(params).map_err(|e| conv_err(py, e, op))?;
+    runtime::handle().map_err(|e| to_py_err(py, &e, op))?;
+    let fut = send(input);
+    pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, _>(py, async move {
+        let result = fut.await;
+        Python::attach(|py| match result {
+            Ok(out) => output(py, &out),
+            Err(e) => Err(to_py_err(py, &e.into(), op)),
+        })
+    })
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (*, region_name=None, endpoint_url=None, aws_access_key_id=None,
+        aws_secret_access_key=None, aws_session_token=None, profile_name=None,
+        max_attempts=None, retry_mode=None, connect_timeout=None, read_timeout=None,
+        face_version=None, initial_backoff=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        region_name: Option<String>,
+        endpoint_url: Option<String>,
+        aws_access_key_id: Option<String>,
+        aws_secret_access_key: Option<String>,
+        aws_session_token: Option<String>,
+        profile_name: Option<String>,
+        max_attempts: Option<u32>,
+        retry_mode: Option<&str>,
+        connect_timeout: Option<f64>,
+        read_timeout: Option<f64>,
+        face_version: Option<String>,
+        initial_backoff: Option<f64>,
+    ) -> PyResult<Self> {
+        let mut b = Config::builder().face(
+            Face::Python,
+            face_version.unwrap_or_else(|| marketplace_metering::VERSION.to_owned()),
+        );
+        b.set_region(region_name);
+        b.set_endpoint_url(endpoint_url);
+        b.set_profile(profile_name);
+        match (aws_access_key_id, aws_secret_access_key) {
+            (Some(k), Some(s)) => b = b.static_credentials(k, s, aws_session_token),
+            (None, None) => {}
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "aws_access_key_id and aws_secret_access_key must be given together",
+                ))
+            }
+        }
+        b.set_max_attempts(max_attempts);
+        b.set_retry_mode(match retry_mode {
+            None | Some("standard") | Some("legacy") => None,
+            Some("adaptive") => Some(RetryMode::Adaptive),
+            Some(other) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "retry mode must be 'standard', 'adaptive' or 'legacy', got {other:?}"
+                )))
+            }
+        });
+        b.set_connect_timeout(secs("connect_timeout", connect_timeout)?);
+        b.set_read_timeout(secs("read_timeout", read_timeout)?);
+        b.set_initial_backoff(secs("initial_backoff", initial_backoff)?);
+        let config = py
+            .detach(|| b.build())
+            .map_err(|e| to_py_err(py, &e, "CreateClient"))?;
+        Ok(Client {
+            inner: marketplace_metering::Client::new(config),
+        })
+    }
+
+    /// The signing region.
+    #[getter]
+    fn region_name(&self) -> &str {
+        self.inner.config().region()
+    }
+
+    /// The endpoint URL requests go to.
+    #[getter]
+    fn endpoint_url(&self) -> &str {
+        self.inner.config().endpoint_url()
+    }
+
+    /// The User-Agent sent with each request.
+    #[getter]
+    fn user_agent(&self) -> &str {
+        self.inner.config().user_agent()
+    }
+
+    /// Attempts per call, the first included.
+    #[getter]
+    fn max_attempts(&self) -> u32 {
+        self.inner.config().retry_config().max_attempts
+    }
+
+    /// `"standard"` or `"adaptive"`.
+    #[getter]
+    fn retry_mode(&self) -> &'static str {
+        match self.inner.config().retry_config().mode {
+            RetryMode::Adaptive => "adaptive",
+            _ => "standard",
+        }
+    }
+
+    /// `BatchMeterUsage`, blocking (the GIL is released while waiting).
+    fn batch_meter_usage(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let c = &self.inner;
+        blocking(
+            py,
+            params,
+            "BatchMeterUsage",
+            convert::batch_meter_usage_input,
+            |i| c.send_batch_meter_usage(i),
+            convert::batch_meter_usage_output,
+        )
+    }
+
+    /// `MeterUsage`, blocking.
+    fn meter_usage(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let c = &self.inner;
+        blocking(
+            py,
+            params,
+            "MeterUsage",
+            convert::meter_usage_input,
+            |i| c.send_meter_usage(i),
+            convert::meter_usage_output,
+        )
+    }
+
+    /// `ResolveCustomer`, blocking.
+    fn resolve_customer(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let c = &self.inner;
+        blocking(
+            py,
+            params,
+            "ResolveCustomer",
+            convert::resolve_customer_input,
+            |i| c.send_resolve_customer(i),
+            convert::resolve_customer_output,
+        )
+    }
+
+    /// `RegisterUsage`, blocking.
+    fn register_usage(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let c = &self.inner;
+        blocking(
+            py,
+            params,
+            "RegisterUsage",
+            convert::register_usage_input,
+            |i| c.send_register_usage(i),
+            convert::register_usage_output,
+        )
+    }
+
+    /// `BatchMeterUsage`, as an awaitable.
+    fn batch_meter_usage_async<'py>(
+        &self,
+        py: Python<'py>,
+        params: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.inner.clone();
+        awaitable(
+            py,
+            params,
+            "BatchMeterUsage",
+            convert::batch_meter_usage_input,
+            move |i| async move { c.send_batch_meter_usage(i).await },
+            convert::batch_meter_usage_output,
+        )
+    }
+
+    /// `MeterUsage`, as an awaitable.
+    fn meter_usage_async<'py>(
+        &self,
+        py: Python<'py>,
+        params: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.inner.clone();
+        awaitable(
+            py,
+            params,
+            "MeterUsage",
+            convert::meter_usage_input,
+            move |i| async move { c.send_meter_usage(i).await },
+            convert::meter_usage_output,
+        )
+    }
+
+    /// `ResolveCustomer`, as an awaitable.
+    fn resolve_customer_async<'py>(
+        &self,
+        py: Python<'py>,
+        params: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.inner.clone();
+        awaitable(
+            py,
+            params,
+            "ResolveCustomer",
+            convert::resolve_customer_input,
+            move |i| async move { c.send_resolve_customer(i).await },
+            convert::resolve_customer_output,
+        )
+    }
+
+    /// `RegisterUsage`, as an awaitable.
+    fn register_usage_async<'py>(
+        &self,
+        py: Python<'py>,
+        params: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.inner.clone();
+        awaitable(
+            py,
+            params,
+            "RegisterUsage",
+            convert::register_usage_input,
+            move |i| async move { c.send_register_usage(i).await },
+            convert::register_usage_output,
+        )
+    }
+}

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+// marketplace_metering._native: the pyo3 module. Translation only; every rule lives in core.
+
+//! The native half of the `marketplace_metering` Python package.
+//!
+//! * [`client`]: `Client`, whose blocking methods release the GIL and whose `*_async`
+//!   methods return asyncio awaitables driven by the core's shared runtime.
+//! * [`convert`]: boto3-shaped dicts to the core's input builders and outputs back to dicts.
+//! * [`errors`]: the one exhaustive `ErrorCode` → Python exception class table.
+//! * [`emulator`]: the in-process `metering-emulator` for `marketplace_metering.testing`.
+
+use pyo3::prelude::*;
+
+mod asyncrt;
+mod client;
+mod convert;
+mod emulator;
+mod errors;
+
+/// Stops the core's shared runtime (joins its worker threads) with the GIL released.
+/// Registered with `atexit` by the package; the next call would start a new runtime.
+#[pyfunction]
+fn _shutdown(py: Python<'_>) {
+    py.detach(marketplace_metering::runtime::shutdown);
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("__core_version__", marketplace_metering::VERSION)?;
+    m.add_class::<client::Client>()?;
+    m.add_class::<emulator::Emulator>()?;
+    m.add_function(wrap_pyfunction!(errors::error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(emulator::emulator_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,276 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The blocking client against the in-process emulator (mirrored by test_client_async.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import marketplace_metering as mm
+from marketplace_metering.testing import Emulator
+
+from conftest import now, records
+
+PRODUCT = "prod-1234"
+
+
+def assert_metadata(resp: dict, retries: int = 0) -> None:
+    meta = resp["ResponseMetadata"]
+    assert set(meta) == {"RequestId", "HTTPStatusCode", "HTTPHeaders", "RetryAttempts"}
+    assert isinstance(meta["RequestId"], str) and meta["RequestId"]
+    assert meta["HTTPStatusCode"] == 200
+    assert isinstance(meta["HTTPHeaders"], dict)
+    assert meta["HTTPHeaders"]["x-amzn-requestid"] == meta["RequestId"]
+    assert meta["RetryAttempts"] == retries
+
+
+def test_batch_meter_usage_success(client: mm.Client, emu: Emulator) -> None:
+    recs = records(3)
+    resp = client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=recs)
+    assert set(resp) == {"Results", "UnprocessedRecords", "ResponseMetadata"}
+    assert resp["UnprocessedRecords"] == []
+    assert [r["Status"] for r in resp["Results"]] == ["Success"] * 3
+    for sent, r in zip(recs, resp["Results"]):
+        assert isinstance(r["MeteringRecordId"], str) and r["MeteringRecordId"]
+        rec = r["UsageRecord"]
+        assert rec["CustomerIdentifier"] == sent["CustomerIdentifier"]
+        assert rec["Dimension"] == "users" and rec["Quantity"] == 3
+        assert rec["Timestamp"] == sent["Timestamp"]
+        assert rec["Timestamp"].tzinfo is not None
+    assert_metadata(resp)
+    assert [(e["customer_identifier"], e["quantity"]) for e in emu.ledger()] == [
+        ("cust-1", 3), ("cust-2", 3), ("cust-3", 3)]
+
+
+def test_batch_meter_usage_25_records_and_allocations(client: mm.Client, emu: Emulator) -> None:
+    recs = records(25)
+    recs[0]["UsageAllocations"] = [
+        {"AllocatedUsageQuantity": 2, "Tags": [{"Key": "team", "Value": "a"}]},
+        {"AllocatedUsageQuantity": 1},
+    ]
+    resp = client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=recs)
+    assert len(resp["Results"]) == 25
+    assert all(r["Status"] == "Success" for r in resp["Results"])
+    assert resp["Results"][0]["UsageRecord"]["UsageAllocations"] == recs[0]["UsageAllocations"]
+    assert len(emu.ledger()) == 25
+
+
+def test_batch_per_record_statuses(client: mm.Client, emu: Emulator) -> None:
+    ts = now()
+    first = client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=[
+        {"Timestamp": ts, "CustomerIdentifier": "cust-1", "Dimension": "users", "Quantity": 5}])
+    resp = client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=[
+        {"Timestamp": ts, "CustomerIdentifier": "cust-1", "Dimension": "users", "Quantity": 5},
+        {"Timestamp": ts, "CustomerIdentifier": "cust-1", "Dimension": "users", "Quantity": 6},
+        {"Timestamp": ts, "CustomerIdentifier": "cust-unsubscribed", "Dimension": "users", "Quantity": 1},
+    ])
+    statuses = [r["Status"] for r in resp["Results"]]
+    assert statuses == ["Success", "DuplicateRecord", "CustomerNotSubscribed"]
+    assert resp["Results"][0]["MeteringRecordId"] == first["Results"][0]["MeteringRecordId"]
+    assert len(emu.ledger()) == 1  # billed once
+
+
+def test_batch_license_records(client: mm.Client, emu: Emulator) -> None:
+    resp = client.batch_meter_usage(UsageRecords=[{
+        "Timestamp": now(), "CustomerAWSAccountId": emu.customer_aws_account_id,
+        "LicenseArn": emu.license_arn, "Dimension": "gb", "Quantity": 7}])
+    r = resp["Results"][0]
+    assert r["Status"] == "Success"
+    assert r["UsageRecord"]["LicenseArn"] == emu.license_arn
+    assert "CustomerIdentifier" not in r["UsageRecord"]
+
+
+@pytest.mark.parametrize("ts", [
+    lambda t: int(t.timestamp()),
+    lambda t: t.timestamp() + 0.25,
+    lambda t: t.isoformat(),
+    lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    lambda t: t.replace(tzinfo=None),                         # naive = UTC
+    lambda t: t.astimezone(timezone(timedelta(hours=5))),     # other offset
+])
+def test_timestamp_forms(client: mm.Client, ts) -> None:
+    t = now()
+    resp = client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=[
+        {"Timestamp": ts(t), "CustomerIdentifier": "cust-1", "Dimension": "users", "Quantity": 1}])
+    out = resp["Results"][0]["UsageRecord"]["Timestamp"]
+    assert isinstance(out, datetime) and out.utcoffset() == timedelta(0)
+    assert abs((out - t).total_seconds()) < 1
+
+
+def test_meter_usage(client: mm.Client, emu: Emulator) -> None:
+    ts = now()
+    resp = client.meter_usage(ProductCode=PRODUCT, Timestamp=ts, UsageDimension="users", UsageQuantity=4)
+    assert set(resp) == {"MeteringRecordId", "ResponseMetadata"}
+    assert_metadata(resp)
+    again = client.meter_usage(ProductCode=PRODUCT, Timestamp=ts, UsageDimension="users", UsageQuantity=4)
+    assert again["MeteringRecordId"] == resp["MeteringRecordId"]
+    with pytest.raises(client.exceptions.DuplicateRequestException) as ei:
+        client.meter_usage(ProductCode=PRODUCT, Timestamp=ts, UsageDimension="users", UsageQuantity=9)
+    e = ei.value
+    assert e.response["Error"]["Code"] == "DuplicateRequestException"
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert e.operation_name == "MeterUsage"
+    assert e.code == "DuplicateRequestException" and e.status_code == 400 and e.request_id
+    assert e.retryable is False
+    assert len(emu.ledger()) == 1
+
+
+def test_meter_usage_dry_run_and_client_token(client: mm.Client, emu: Emulator) -> None:
+    with pytest.raises(mm.exceptions.DryRunOperation) as ei:
+        client.meter_usage(ProductCode=PRODUCT, Timestamp=now(), UsageDimension="gb", DryRun=True)
+    assert isinstance(ei.value, mm.ClientError)
+    assert emu.ledger() == []
+    token = str(uuid.uuid4())
+    client.meter_usage(ProductCode=PRODUCT, Timestamp=now(), UsageDimension="gb", UsageQuantity=1, ClientToken=token)
+    with pytest.raises(mm.exceptions.IdempotencyConflictException):
+        client.meter_usage(ProductCode=PRODUCT, Timestamp=now(), UsageDimension="gb", UsageQuantity=2, ClientToken=token)
+
+
+def test_meter_usage_service_errors(client: mm.Client) -> None:
+    with pytest.raises(mm.exceptions.InvalidProductCodeException):
+        client.meter_usage(ProductCode="nope", Timestamp=now(), UsageDimension="users")
+    with pytest.raises(mm.exceptions.InvalidUsageDimensionException):
+        client.meter_usage(ProductCode=PRODUCT, Timestamp=now(), UsageDimension="cpu")
+    with pytest.raises(mm.exceptions.TimestampOutOfBoundsException):
+        client.meter_usage(ProductCode=PRODUCT, Timestamp=now() - timedelta(hours=7), UsageDimension="users")
+
+
+def test_resolve_customer(client: mm.Client, emu: Emulator) -> None:
+    resp = client.resolve_customer(RegistrationToken="reg-token-valid")
+    assert resp["CustomerIdentifier"] == "cust-1"
+    assert resp["ProductCode"] == PRODUCT
+    assert resp["CustomerAWSAccountId"] == emu.customer_aws_account_id
+    assert resp["LicenseArn"] == emu.license_arn
+    assert_metadata(resp)
+    with pytest.raises(mm.exceptions.InvalidTokenException) as ei:
+        client.resolve_customer(RegistrationToken="no-such-token")
+    assert ei.value.operation_name == "ResolveCustomer"
+    with pytest.raises(client.exceptions.ExpiredTokenException):
+        client.resolve_customer(RegistrationToken="reg-token-expired")
+
+
+def test_register_usage(client: mm.Client) -> None:
+    resp = client.register_usage(ProductCode=PRODUCT, PublicKeyVersion=1, Nonce="n-1")
+    assert isinstance(resp["Signature"], str) and resp["Signature"]
+    ts = resp["PublicKeyRotationTimestamp"]
+    assert isinstance(ts, datetime) and ts.tzinfo is not None
+    assert_metadata(resp)
+    with pytest.raises(mm.exceptions.InvalidProductCodeException):
+        client.register_usage(ProductCode="nope", PublicKeyVersion=1)
+
+
+def test_throttle_is_retried(client: mm.Client, emu: Emulator) -> None:
+    emu.push_fault({"kind": "throttle"})
+    emu.push_fault({"kind": "internal_error"})
+    resp = client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=records(2))
+    assert resp["ResponseMetadata"]["RetryAttempts"] == 2
+    assert len(emu.ledger()) == 2
+
+
+@pytest.mark.parametrize("kind", ["unavailable", "reset", "garbage"])
+def test_transient_faults_are_retried(client: mm.Client, emu: Emulator, kind: str) -> None:
+    emu.push_fault({"kind": kind})
+    resp = client.meter_usage(ProductCode=PRODUCT, Timestamp=now(), UsageDimension="users", UsageQuantity=1)
+    assert resp["ResponseMetadata"]["RetryAttempts"] == 1
+
+
+def test_retries_exhausted(client: mm.Client, emu: Emulator) -> None:
+    for _ in range(3):
+        emu.push_fault({"kind": "throttle"})
+    with pytest.raises(mm.exceptions.ThrottlingException) as ei:
+        client.resolve_customer(RegistrationToken="reg-token-valid")
+    e = ei.value
+    assert e.response["ResponseMetadata"]["RetryAttempts"] == 2
+    assert e.attempts == 3 and e.retryable is True and e.status_code == 400
+    assert "(reached max retries: 2)" in str(e)
+    assert isinstance(e, mm.ClientError) and isinstance(e, mm.MeteringError)
+
+
+def test_retry_config_botocore_meanings(emu: Emulator) -> None:
+    c = emu.client(config=mm.Config(retries={"max_attempts": 0}))
+    emu.push_fault({"kind": "throttle"})
+    with pytest.raises(mm.exceptions.ThrottlingException) as ei:
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+    assert ei.value.attempts == 1
+    c = emu.client(config=mm.Config(retries={"max_attempts": 4, "mode": "adaptive"}))
+    assert c._native.max_attempts == 5 and c._native.retry_mode == "adaptive"
+    c = emu.client(config=mm.Config(retries={"total_max_attempts": 2, "mode": "legacy"}))
+    assert c._native.max_attempts == 2 and c._native.retry_mode == "standard"
+    emu.reset()
+    for _ in range(2):
+        emu.push_fault({"kind": "internal_error"})
+    with pytest.raises(mm.exceptions.InternalServiceErrorException) as ei2:
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+    assert ei2.value.attempts == 2 and ei2.value.status_code == 500
+
+
+def test_partial_unprocessed(client: mm.Client, emu: Emulator) -> None:
+    emu.push_fault({"kind": "partial", "count": 2})
+    recs = records(5)
+    resp = client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=recs)
+    assert len(resp["Results"]) == 3
+    assert [u["CustomerIdentifier"] for u in resp["UnprocessedRecords"]] == ["cust-4", "cust-5"]
+    resent = client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=resp["UnprocessedRecords"])
+    assert [r["Status"] for r in resent["Results"]] == ["Success", "Success"]
+    assert len(emu.ledger()) == 5
+
+
+def test_unknown_service_code_is_plain_client_error(client: mm.Client, emu: Emulator) -> None:
+    emu.push_fault({"kind": "error", "status": 400, "code": "SomethingNewException", "message": "new"})
+    with pytest.raises(mm.ClientError) as ei:
+        client.resolve_customer(RegistrationToken="reg-token-valid")
+    assert type(ei.value) is mm.ClientError
+    assert ei.value.response["Error"] == {"Code": "SomethingNewException", "Message": "new"}
+
+
+def test_namespaced_common_code(client: mm.Client, emu: Emulator) -> None:
+    emu.push_fault({"kind": "error", "status": 400, "code": "AccessDeniedException",
+                    "message": "denied", "namespaced": True})
+    with pytest.raises(mm.exceptions.AccessDeniedException) as ei:
+        client.resolve_customer(RegistrationToken="reg-token-valid")
+    assert ei.value.response["Error"]["Message"] == "denied"
+
+
+def test_bad_credentials(emu: Emulator) -> None:
+    c = emu.client(aws_access_key_id="AKIDNOTKNOWN00000000")
+    with pytest.raises(mm.exceptions.UnrecognizedClientException):
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+    c = emu.client(aws_secret_access_key="wrong")
+    with pytest.raises(mm.exceptions.InvalidSignatureException):
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+
+
+def test_endpoint_connection_error(emu: Emulator) -> None:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    c = emu.client(endpoint_url=f"http://127.0.0.1:{port}", config=mm.Config(retries={"max_attempts": 1}))
+    with pytest.raises(mm.EndpointConnectionError) as ei:
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+    assert ei.value.code == "Dispatch" and ei.value.attempts == 2 and ei.value.retryable
+
+
+def test_read_timeout(emu: Emulator) -> None:
+    c = emu.client(config=mm.Config(read_timeout=0.2, retries={"max_attempts": 0}))
+    emu.push_fault({"kind": "delay", "seconds": 1.0})
+    with pytest.raises(mm.ReadTimeoutError) as ei:
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+    assert ei.value.code == "ReadTimeout"
+
+
+def test_client_meta_and_user_agent(client: mm.Client, emu: Emulator) -> None:
+    assert client.meta.region_name == "us-east-1"
+    assert client.meta.endpoint_url.rstrip("/") == emu.endpoint_url
+    assert f"lang/python/{mm.__version__}" in client._native.user_agent
+    client.resolve_customer(RegistrationToken="reg-token-valid")
+    ua = dict(emu.requests()[-1]["headers"])["user-agent"]
+    assert "lang/python" in ua
+
+
+def test_module_client_function(emu: Emulator) -> None:
+    c = mm.client("meteringmarketplace", **emu.client_kwargs())
+    assert c.resolve_customer(RegistrationToken="reg-token-valid")["CustomerIdentifier"] == "cust-1"

@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Clients work after os.fork(): one made before the fork, one made in the child; the parent too."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import pytest
+
+import marketplace_metering as mm
+from marketplace_metering.testing import Emulator
+
+from conftest import records
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def run_in_child(fn) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a threaded process
+        pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            signal_alarm()
+            fn()
+            code = 0
+        except BaseException as e:  # noqa: BLE001
+            print(f"child failed: {e!r}", file=sys.stderr)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def signal_alarm() -> None:
+    import signal
+    signal.alarm(20)  # a hang in the child fails the test instead of hanging it
+
+
+def test_client_from_parent_and_new_client_in_child(client: mm.Client, emu: Emulator) -> None:
+    # The parent has used the runtime and a pooled connection before forking.
+    client.batch_meter_usage(ProductCode="prod-1234", UsageRecords=records(1, start=1))
+
+    def child() -> None:
+        r = client.batch_meter_usage(ProductCode="prod-1234", UsageRecords=records(1, start=2))
+        assert r["Results"][0]["Status"] == "Success"
+        fresh = emu.client()
+        r = fresh.batch_meter_usage(ProductCode="prod-1234", UsageRecords=records(1, start=3))
+        assert r["Results"][0]["Status"] == "Success"
+
+    assert run_in_child(child) == 0
+    # The parent keeps working, many times over.
+    for i in range(20):
+        r = client.resolve_customer(RegistrationToken="reg-token-valid")
+        assert r["CustomerIdentifier"] == "cust-1"
+    assert sorted(e["customer_identifier"] for e in emu.ledger()) == ["cust-1", "cust-2", "cust-3"]
+
+
+def test_async_client_in_child(emu: Emulator) -> None:
+    import asyncio
+
+    ac = emu.async_client()
+    asyncio.run(ac.resolve_customer(RegistrationToken="reg-token-valid"))
+
+    def child() -> None:
+        r = asyncio.run(ac.resolve_customer(RegistrationToken="reg-token-valid"))
+        assert r["CustomerIdentifier"] == "cust-1"
+
+    assert run_in_child(child) == 0
+    assert asyncio.run(ac.resolve_customer(RegistrationToken="reg-token-valid"))["CustomerIdentifier"] == "cust-1"
