@@ -1,0 +1,629 @@
+// SPDX-License-Identifier: Apache-2.0
+// Public types of marketplace-metering, shaped as @aws-sdk/client-marketplace-metering's.
+// Hand-written; __test__/types.test.cjs checks the error classes against the runtime table.
+
+/** Response metadata, as SDK v3's `$metadata`. */
+export interface ResponseMetadata {
+  httpStatusCode?: number;
+  requestId?: string;
+  extendedRequestId?: string;
+  cfId?: string;
+  /** Attempts made, the first included. */
+  attempts?: number;
+  /** Milliseconds spent waiting between attempts. */
+  totalRetryDelay?: number;
+}
+
+export interface MetadataBearer {
+  $metadata: ResponseMetadata;
+}
+
+export interface AwsCredentialIdentity {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+}
+
+export type AwsCredentialIdentityProvider = () => Promise<AwsCredentialIdentity>;
+
+export interface EndpointV2Like {
+  protocol?: string;
+  hostname: string;
+  port?: number;
+  path?: string;
+}
+
+export interface MarketplaceMeteringClientConfig {
+  /** The AWS Region (or a provider of it). Defaults to AWS_REGION / the profile's region. */
+  region?: string | (() => Promise<string>);
+  /** A custom endpoint (the emulator, a VPC endpoint). */
+  endpoint?: string | URL | EndpointV2Like | (() => Promise<string | URL | EndpointV2Like>);
+  /** Static credentials or an async provider (re-resolved 5 minutes before `expiration`). Default: the standard chain. */
+  credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  /** All attempts per call, the first included (default 3). */
+  maxAttempts?: number | (() => Promise<number>);
+  /** `"standard"` (default) or `"adaptive"`. */
+  retryMode?: "standard" | "adaptive" | (() => Promise<"standard" | "adaptive">);
+  /** Milliseconds allowed for a response (read timeout; default 30000). */
+  requestTimeout?: number;
+  /** Milliseconds allowed to connect (default 5000). */
+  connectionTimeout?: number;
+  /** SDK v3's `requestHandler` options object (`requestTimeout`, `connectionTimeout`). */
+  requestHandler?: { requestTimeout?: number; connectionTimeout?: number };
+  /** Use the FIPS endpoint. */
+  useFipsEndpoint?: boolean;
+  /** Shared config profile for the default chains. */
+  profile?: string;
+}
+
+// ---- model shapes ----
+
+export interface Tag {
+  Key: string | undefined;
+  Value: string | undefined;
+}
+
+export interface UsageAllocation {
+  AllocatedUsageQuantity: number | undefined;
+  Tags?: Tag[];
+}
+
+/** A `Date`; epoch seconds (number) and ISO-8601 strings are accepted too. */
+export type TimestampInput = Date | number | string;
+
+export interface UsageRecord {
+  Timestamp: Date | undefined;
+  CustomerIdentifier?: string;
+  Dimension: string | undefined;
+  Quantity?: number;
+  UsageAllocations?: UsageAllocation[];
+  CustomerAWSAccountId?: string;
+  LicenseArn?: string;
+}
+
+export interface UsageRecordInput extends Omit<UsageRecord, "Timestamp"> {
+  Timestamp: TimestampInput | undefined;
+}
+
+export declare const UsageRecordResultStatus: {
+  readonly Success: "Success";
+  readonly CustomerNotSubscribed: "CustomerNotSubscribed";
+  readonly DuplicateRecord: "DuplicateRecord";
+};
+export type UsageRecordResultStatus = (typeof UsageRecordResultStatus)[keyof typeof UsageRecordResultStatus];
+
+export interface UsageRecordResult {
+  UsageRecord?: UsageRecord;
+  MeteringRecordId?: string;
+  /** A known status, or a newer one passed through as a string. */
+  Status?: UsageRecordResultStatus | (string & {});
+}
+
+export interface BatchMeterUsageRequest {
+  UsageRecords: UsageRecordInput[] | undefined;
+  ProductCode?: string;
+}
+export interface BatchMeterUsageResult {
+  Results?: UsageRecordResult[];
+  UnprocessedRecords?: UsageRecord[];
+}
+
+export interface MeterUsageRequest {
+  ProductCode: string | undefined;
+  Timestamp: TimestampInput | undefined;
+  UsageDimension: string | undefined;
+  UsageQuantity?: number;
+  DryRun?: boolean;
+  UsageAllocations?: UsageAllocation[];
+  ClientToken?: string;
+}
+export interface MeterUsageResult {
+  MeteringRecordId?: string;
+}
+
+export interface ResolveCustomerRequest {
+  RegistrationToken: string | undefined;
+}
+export interface ResolveCustomerResult {
+  CustomerIdentifier?: string;
+  ProductCode?: string;
+  CustomerAWSAccountId?: string;
+  LicenseArn?: string;
+}
+
+export interface RegisterUsageRequest {
+  ProductCode: string | undefined;
+  PublicKeyVersion: number | undefined;
+  Nonce?: string;
+}
+export interface RegisterUsageResult {
+  PublicKeyRotationTimestamp?: Date;
+  Signature?: string;
+}
+
+export type BatchMeterUsageCommandInput = BatchMeterUsageRequest;
+export type BatchMeterUsageCommandOutput = BatchMeterUsageResult & MetadataBearer;
+export type MeterUsageCommandInput = MeterUsageRequest;
+export type MeterUsageCommandOutput = MeterUsageResult & MetadataBearer;
+export type ResolveCustomerCommandInput = ResolveCustomerRequest;
+export type ResolveCustomerCommandOutput = ResolveCustomerResult & MetadataBearer;
+export type RegisterUsageCommandInput = RegisterUsageRequest;
+export type RegisterUsageCommandOutput = RegisterUsageResult & MetadataBearer;
+
+// ---- commands ----
+
+/** Base of the four command classes. */
+export declare abstract class Command<Input, Output> {
+  readonly input: Input;
+  /** Phantom: the output type `send()` resolves with. */
+  protected readonly __output?: Output;
+  constructor(input: Input);
+}
+
+export declare class BatchMeterUsageCommand extends Command<BatchMeterUsageCommandInput, BatchMeterUsageCommandOutput> {}
+export declare class MeterUsageCommand extends Command<MeterUsageCommandInput, MeterUsageCommandOutput> {}
+export declare class ResolveCustomerCommand extends Command<ResolveCustomerCommandInput, ResolveCustomerCommandOutput> {}
+export declare class RegisterUsageCommand extends Command<RegisterUsageCommandInput, RegisterUsageCommandOutput> {}
+
+export type ServiceInputTypes =
+  | BatchMeterUsageCommandInput
+  | MeterUsageCommandInput
+  | ResolveCustomerCommandInput
+  | RegisterUsageCommandInput;
+export type ServiceOutputTypes =
+  | BatchMeterUsageCommandOutput
+  | MeterUsageCommandOutput
+  | ResolveCustomerCommandOutput
+  | RegisterUsageCommandOutput;
+
+type Callback<T> = (err: unknown, data?: T) => void;
+
+// ---- clients ----
+
+export declare class MarketplaceMeteringClient {
+  readonly config: MarketplaceMeteringClientConfig;
+  constructor(config?: MarketplaceMeteringClientConfig);
+  send<I, O>(command: Command<I, O>, options?: Record<string, unknown>): Promise<O>;
+  send<I, O>(command: Command<I, O>, cb: Callback<O>): void;
+  send<I, O>(command: Command<I, O>, options: Record<string, unknown>, cb: Callback<O>): void;
+  destroy(): void;
+}
+
+export declare class MarketplaceMetering extends MarketplaceMeteringClient {
+  batchMeterUsage(args: BatchMeterUsageCommandInput, options?: Record<string, unknown>): Promise<BatchMeterUsageCommandOutput>;
+  batchMeterUsage(args: BatchMeterUsageCommandInput, cb: Callback<BatchMeterUsageCommandOutput>): void;
+  meterUsage(args: MeterUsageCommandInput, options?: Record<string, unknown>): Promise<MeterUsageCommandOutput>;
+  meterUsage(args: MeterUsageCommandInput, cb: Callback<MeterUsageCommandOutput>): void;
+  resolveCustomer(args: ResolveCustomerCommandInput, options?: Record<string, unknown>): Promise<ResolveCustomerCommandOutput>;
+  resolveCustomer(args: ResolveCustomerCommandInput, cb: Callback<ResolveCustomerCommandOutput>): void;
+  registerUsage(args: RegisterUsageCommandInput, options?: Record<string, unknown>): Promise<RegisterUsageCommandOutput>;
+  registerUsage(args: RegisterUsageCommandInput, cb: Callback<RegisterUsageCommandOutput>): void;
+}
+
+// ---- errors ----
+
+export interface ExceptionOptions {
+  message: string;
+  name?: string;
+  code?: string;
+  $fault?: "client" | "server";
+  $metadata?: ResponseMetadata;
+  field?: string;
+  retryable?: boolean;
+}
+
+/** Base of every exception the service answered with; unknown service codes are instances of it. */
+export declare class MarketplaceMeteringServiceException extends Error {
+  readonly $fault: "client" | "server";
+  $metadata: ResponseMetadata;
+  /** The core's ErrorCode string (`"ThrottlingException"`, `"Unhandled"` for unknown codes). */
+  readonly code: string;
+  readonly retryable?: boolean;
+  /** For `code === "Unhandled"`: the service's code (also the `name`). */
+  readonly serviceCode?: string;
+  constructor(opts: ExceptionOptions);
+}
+
+/** Base of the errors raised on this side of the wire (invalid input, network, timeouts, config). */
+export declare class MarketplaceMeteringError extends Error {
+  readonly $fault: "client" | "server";
+  $metadata: ResponseMetadata;
+  /** The core's ErrorCode string (`"InvalidInput"`, `"ReadTimeout"`, …). */
+  readonly code: string;
+  readonly field?: string;
+  readonly retryable?: boolean;
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InternalServiceErrorException`. */
+export declare class InternalServiceErrorException extends MarketplaceMeteringServiceException {
+  readonly name: "InternalServiceErrorException";
+  readonly $fault: "server";
+  readonly code: "InternalServiceErrorException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidProductCodeException`. */
+export declare class InvalidProductCodeException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidProductCodeException";
+  readonly $fault: "client";
+  readonly code: "InvalidProductCodeException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidUsageDimensionException`. */
+export declare class InvalidUsageDimensionException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidUsageDimensionException";
+  readonly $fault: "client";
+  readonly code: "InvalidUsageDimensionException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidTagException`. */
+export declare class InvalidTagException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidTagException";
+  readonly $fault: "client";
+  readonly code: "InvalidTagException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidUsageAllocationsException`. */
+export declare class InvalidUsageAllocationsException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidUsageAllocationsException";
+  readonly $fault: "client";
+  readonly code: "InvalidUsageAllocationsException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidCustomerIdentifierException`. */
+export declare class InvalidCustomerIdentifierException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidCustomerIdentifierException";
+  readonly $fault: "client";
+  readonly code: "InvalidCustomerIdentifierException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `TimestampOutOfBoundsException`. */
+export declare class TimestampOutOfBoundsException extends MarketplaceMeteringServiceException {
+  readonly name: "TimestampOutOfBoundsException";
+  readonly $fault: "client";
+  readonly code: "TimestampOutOfBoundsException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `ThrottlingException`. */
+export declare class ThrottlingException extends MarketplaceMeteringServiceException {
+  readonly name: "ThrottlingException";
+  readonly $fault: "client";
+  readonly code: "ThrottlingException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `DisabledApiException`. */
+export declare class DisabledApiException extends MarketplaceMeteringServiceException {
+  readonly name: "DisabledApiException";
+  readonly $fault: "client";
+  readonly code: "DisabledApiException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidLicenseException`. */
+export declare class InvalidLicenseException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidLicenseException";
+  readonly $fault: "client";
+  readonly code: "InvalidLicenseException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidEndpointRegionException`. */
+export declare class InvalidEndpointRegionException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidEndpointRegionException";
+  readonly $fault: "client";
+  readonly code: "InvalidEndpointRegionException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `DuplicateRequestException`. */
+export declare class DuplicateRequestException extends MarketplaceMeteringServiceException {
+  readonly name: "DuplicateRequestException";
+  readonly $fault: "client";
+  readonly code: "DuplicateRequestException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `IdempotencyConflictException`. */
+export declare class IdempotencyConflictException extends MarketplaceMeteringServiceException {
+  readonly name: "IdempotencyConflictException";
+  readonly $fault: "client";
+  readonly code: "IdempotencyConflictException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `CustomerNotEntitledException`. */
+export declare class CustomerNotEntitledException extends MarketplaceMeteringServiceException {
+  readonly name: "CustomerNotEntitledException";
+  readonly $fault: "client";
+  readonly code: "CustomerNotEntitledException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidRegionException`. */
+export declare class InvalidRegionException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidRegionException";
+  readonly $fault: "client";
+  readonly code: "InvalidRegionException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidPublicKeyVersionException`. */
+export declare class InvalidPublicKeyVersionException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidPublicKeyVersionException";
+  readonly $fault: "client";
+  readonly code: "InvalidPublicKeyVersionException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `PlatformNotSupportedException`. */
+export declare class PlatformNotSupportedException extends MarketplaceMeteringServiceException {
+  readonly name: "PlatformNotSupportedException";
+  readonly $fault: "client";
+  readonly code: "PlatformNotSupportedException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidTokenException`. */
+export declare class InvalidTokenException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidTokenException";
+  readonly $fault: "client";
+  readonly code: "InvalidTokenException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `ExpiredTokenException`. */
+export declare class ExpiredTokenException extends MarketplaceMeteringServiceException {
+  readonly name: "ExpiredTokenException";
+  readonly $fault: "client";
+  readonly code: "ExpiredTokenException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `UnrecognizedClientException`. */
+export declare class UnrecognizedClientException extends MarketplaceMeteringServiceException {
+  readonly name: "UnrecognizedClientException";
+  readonly $fault: "client";
+  readonly code: "UnrecognizedClientException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `InvalidSignatureException`. */
+export declare class InvalidSignatureException extends MarketplaceMeteringServiceException {
+  readonly name: "InvalidSignatureException";
+  readonly $fault: "client";
+  readonly code: "InvalidSignatureException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `AccessDeniedException`. */
+export declare class AccessDeniedException extends MarketplaceMeteringServiceException {
+  readonly name: "AccessDeniedException";
+  readonly $fault: "client";
+  readonly code: "AccessDeniedException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `ValidationException`. */
+export declare class ValidationException extends MarketplaceMeteringServiceException {
+  readonly name: "ValidationException";
+  readonly $fault: "client";
+  readonly code: "ValidationException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `SerializationException`. */
+export declare class SerializationException extends MarketplaceMeteringServiceException {
+  readonly name: "SerializationException";
+  readonly $fault: "client";
+  readonly code: "SerializationException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `UnknownOperationException`. */
+export declare class UnknownOperationException extends MarketplaceMeteringServiceException {
+  readonly name: "UnknownOperationException";
+  readonly $fault: "client";
+  readonly code: "UnknownOperationException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `DryRunOperation`. */
+export declare class DryRunOperation extends MarketplaceMeteringServiceException {
+  readonly name: "DryRunOperation";
+  readonly $fault: "client";
+  readonly code: "DryRunOperation";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `UnauthorizedException`. */
+export declare class UnauthorizedException extends MarketplaceMeteringServiceException {
+  readonly name: "UnauthorizedException";
+  readonly $fault: "client";
+  readonly code: "UnauthorizedException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `IncompleteSignatureException`. */
+export declare class IncompleteSignatureException extends MarketplaceMeteringServiceException {
+  readonly name: "IncompleteSignatureException";
+  readonly $fault: "client";
+  readonly code: "IncompleteSignatureException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `MissingAuthenticationTokenException`. */
+export declare class MissingAuthenticationTokenException extends MarketplaceMeteringServiceException {
+  readonly name: "MissingAuthenticationTokenException";
+  readonly $fault: "client";
+  readonly code: "MissingAuthenticationTokenException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `RequestExpired`. */
+export declare class RequestExpired extends MarketplaceMeteringServiceException {
+  readonly name: "RequestExpired";
+  readonly $fault: "client";
+  readonly code: "RequestExpired";
+  constructor(opts: ExceptionOptions);
+}
+
+/** The service answered `ServiceUnavailableException`. */
+export declare class ServiceUnavailableException extends MarketplaceMeteringServiceException {
+  readonly name: "ServiceUnavailableException";
+  readonly $fault: "server";
+  readonly code: "ServiceUnavailableException";
+  constructor(opts: ExceptionOptions);
+}
+
+/** Local error `InvalidInput`. */
+export declare class ValidationError extends MarketplaceMeteringError {
+  readonly name: "ValidationError";
+  readonly $fault: "client";
+  readonly code: "InvalidInput";
+  /** The path of the offending member (`UsageRecords[3].Quantity`). */
+  readonly field?: string;
+  constructor(opts: ExceptionOptions);
+}
+
+/** Local error `InvalidState`. */
+export declare class InvalidStateError extends MarketplaceMeteringError {
+  readonly name: "InvalidStateError";
+  readonly $fault: "client";
+  readonly code: "InvalidState";
+  constructor(opts: ExceptionOptions);
+}
+
+/** Local error `InvalidConfig`. */
+export declare class InvalidConfigError extends MarketplaceMeteringError {
+  readonly name: "InvalidConfigError";
+  readonly $fault: "client";
+  readonly code: "InvalidConfig";
+  constructor(opts: ExceptionOptions);
+}
+
+/** Local error `Credentials`. */
+export declare class CredentialsProviderError extends MarketplaceMeteringError {
+  readonly name: "CredentialsProviderError";
+  readonly $fault: "client";
+  readonly code: "Credentials";
+  constructor(opts: ExceptionOptions);
+}
+
+/** Local error `Dispatch`. */
+export declare class NetworkingError extends MarketplaceMeteringError {
+  readonly name: "NetworkingError";
+  readonly $fault: "client";
+  readonly code: "Dispatch";
+  constructor(opts: ExceptionOptions);
+}
+
+/** Local error `ConnectTimeout`. */
+export declare class ConnectTimeoutError extends MarketplaceMeteringError {
+  readonly name: "ConnectTimeoutError";
+  readonly $fault: "client";
+  readonly code: "ConnectTimeout";
+  constructor(opts: ExceptionOptions);
+}
+
+/** Local error `ReadTimeout`. */
+export declare class TimeoutError extends MarketplaceMeteringError {
+  readonly name: "TimeoutError";
+  readonly $fault: "client";
+  readonly code: "ReadTimeout";
+  constructor(opts: ExceptionOptions);
+}
+
+/** Local error `InvalidResponse`. */
+export declare class InvalidResponseError extends MarketplaceMeteringError {
+  readonly name: "InvalidResponseError";
+  readonly $fault: "server";
+  readonly code: "InvalidResponse";
+  constructor(opts: ExceptionOptions);
+}
+
+/** One row of the core's error table. */
+export interface ErrorCodeInfo {
+  code: string;
+  number: number;
+  className: string;
+  fault: "client" | "server";
+  kind: "local" | "modeled" | "common";
+  service: boolean;
+}
+export declare function errorCodes(): ErrorCodeInfo[];
+
+// ---- in-process emulator (tests) ----
+
+export type EmulatorFault =
+  | { kind: "throttle" }
+  | { kind: "internal_error" }
+  | { kind: "unavailable" }
+  | { kind: "reset" }
+  | { kind: "delay"; seconds: number }
+  | { kind: "partial"; count: number }
+  | { kind: "truncated" }
+  | { kind: "garbage" }
+  | { kind: "error"; status: number; code: string; message: string; namespaced?: boolean };
+
+export interface EmulatorLedgerEntry {
+  operation: string;
+  product_code: string | null;
+  customer_identifier: string | null;
+  customer_aws_account_id: string | null;
+  license_arn: string | null;
+  dimension: string;
+  hour: number;
+  timestamp: number;
+  quantity: number;
+  [key: string]: unknown;
+}
+
+export interface EmulatorRequest {
+  request_id: string;
+  time: number;
+  method: string;
+  path: string;
+  target: string | null;
+  operation: string | null;
+  status: number;
+  error_code: string | null;
+  signature_ok: boolean;
+  access_key_id: string | null;
+  header_names: string[];
+  headers: [string, string][];
+  body: string;
+  fault: EmulatorFault | null;
+}
+
+export interface RunningEmulator {
+  endpoint: string;
+  port: number;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  sessionCredentials: { accessKeyId: string; secretAccessKey: string; sessionToken: string };
+  productCode: string;
+  customerAWSAccountId: string;
+  licenseArn: string;
+  ledger(): EmulatorLedgerEntry[];
+  requests(): EmulatorRequest[];
+  pushFault(fault: EmulatorFault): void;
+  reset(): void;
+  stop(): void;
+}
+
+/** Starts the local Metering Service emulator on 127.0.0.1 inside this process. */
+export declare function startEmulator(): RunningEmulator;
+
+/** The Rust core's version. */
+export declare const coreVersion: string;
+/** This package's version. */
+export declare const VERSION: string;

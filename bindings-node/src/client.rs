@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+// NativeClient: the core's async Client behind four promise-returning methods.
+
+//! The native client. The JS class `MarketplaceMeteringClient` (index.js) owns one and calls
+//! one method per command; each converts its input on the JS thread, then runs the core's
+//! future on the shared runtime and settles the promise on the JS thread.
+
+use std::future::Future;
+use std::time::Duration;
+
+use marketplace_metering::{Client, Config, Face, RetryMode};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::convert::{self, ConvError};
+
+/// Client settings, already normalized by the JS layer.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeClientOptions {
+    /// Signing region.
+    pub region: Option<String>,
+    /// Endpoint URL override.
+    pub endpoint: Option<String>,
+    /// Static credentials; all three absent means the core's default chain.
+    pub access_key_id: Option<String>,
+    /// Static secret.
+    pub secret_access_key: Option<String>,
+    /// Static session token.
+    pub session_token: Option<String>,
+    /// Shared config profile for the default chains.
+    pub profile: Option<String>,
+    /// All attempts, the first included (SDK v3 meaning).
+    pub max_attempts: Option<u32>,
+    /// `"standard"` or `"adaptive"`.
+    pub retry_mode: Option<String>,
+    /// Connect timeout in milliseconds.
+    pub connect_timeout_ms: Option<f64>,
+    /// Read (request) timeout in milliseconds.
+    pub read_timeout_ms: Option<f64>,
+    /// FIPS endpoint.
+    pub use_fips: Option<bool>,
+    /// The npm package version, for the User-Agent.
+    pub package_version: Option<String>,
+}
+
+fn duration(ms: f64, field: &str) -> std::result::Result<Duration, marketplace_metering::Error> {
+    if ms.is_finite() && ms > 0.0 {
+        Ok(Duration::from_secs_f64(ms / 1000.0))
+    } else {
+        Err(marketplace_metering::Error::invalid_input(
+            field,
+            format!("must be a positive number of milliseconds, got {ms}"),
+        ))
+    }
+}
+
+fn build_config(
+    o: NativeClientOptions,
+) -> std::result::Result<Config, marketplace_metering::Error> {
+    let mut b = Config::builder().face(
+        Face::Node,
+        o.package_version
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+    );
+    if let Some(r) = o.region {
+        b = b.region(r);
+    }
+    if let Some(e) = o.endpoint {
+        b = b.endpoint_url(e);
+    }
+    match (o.access_key_id, o.secret_access_key) {
+        (Some(ak), Some(sk)) => b = b.static_credentials(ak, sk, o.session_token),
+        (None, None) => {}
+        _ => {
+            return Err(marketplace_metering::Error::invalid_input(
+                "credentials",
+                "accessKeyId and secretAccessKey must be given together",
+            ))
+        }
+    }
+    if let Some(p) = o.profile {
+        b = b.profile(p);
+    }
+    if let Some(n) = o.max_attempts {
+        b = b.max_attempts(n);
+    }
+    if let Some(m) = o.retry_mode {
+        b = b.retry_mode(m.parse::<RetryMode>()?);
+    }
+    if let Some(ms) = o.connect_timeout_ms {
+        b = b.connect_timeout(duration(ms, "connectionTimeout")?);
+    }
+    if let Some(ms) = o.read_timeout_ms {
+        b = b.read_timeout(duration(ms, "requestTimeout")?);
+    }
+    if let Some(f) = o.use_fips {
+        b = b.use_fips(f);
+    }
+    b.build()
+}
+
+/// The core client. Cheap to share; all calls run concurrently on the shared runtime.
+#[napi]
+pub struct NativeClient {
+    inner: Client,
+}
+
+/// Runs `fut` on the shared runtime; resolves with the output's JSON, or rejects with the
+/// core error as built by [`crate::errors::to_js`].
+fn spawn<'env, T, E, F>(
+    env: &'env Env,
+    fut: F,
+    to_json: fn(&T) -> String,
+) -> Result<PromiseRaw<'env, String>>
+where
+    T: Send + 'static,
+    E: Into<marketplace_metering::Error> + Send + 'static,
+    F: Future<Output = std::result::Result<T, E>> + Send + 'static,
+{
+    env.spawn_future_with_callback(async move { Ok(fut.await) }, move |env, r| match r {
+        Ok(out) => Ok(to_json(&out)),
+        Err(e) => Err(crate::errors::to_js(env, &e.into())),
+    })
+}
+
+#[napi]
+impl NativeClient {
+    /// Resolves region and endpoint and checks every setting; throws `InvalidConfig` /
+    /// `InvalidInput` errors (with `nativeError` details) when something is wrong.
+    #[napi(constructor)]
+    pub fn new(env: Env, options: Option<NativeClientOptions>) -> Result<Self> {
+        let config = build_config(options.unwrap_or_default())
+            .map_err(|e| crate::errors::to_js(&env, &e))?;
+        Ok(NativeClient {
+            inner: Client::new(config),
+        })
+    }
+
+    /// The resolved region.
+    #[napi(getter)]
+    pub fn region(&self) -> String {
+        self.inner.config().region().to_owned()
+    }
+
+    /// The resolved endpoint URL.
+    #[napi(getter)]
+    pub fn endpoint(&self) -> String {
+        self.inner.config().endpoint_url().to_owned()
+    }
+
+    /// `BatchMeterUsage`; resolves with the output as JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn batch_meter_usage<'env>(
+        &self,
+        env: &'env Env,
+        input: Unknown<'env>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let input =
+            convert::batch_meter_usage_input(input).map_err(|e: ConvError| e.into_napi(env))?;
+        let c = self.inner.clone();
+        spawn(
+            env,
+            async move { c.send_batch_meter_usage(input).await },
+            convert::batch_meter_usage_output,
+        )
+    }
+
+    /// `MeterUsage`; resolves with the output as JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn meter_usage<'env>(
+        &self,
+        env: &'env Env,
+        input: Unknown<'env>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let input = convert::meter_usage_input(input).map_err(|e| e.into_napi(env))?;
+        let c = self.inner.clone();
+        spawn(
+            env,
+            async move { c.send_meter_usage(input).await },
+            convert::meter_usage_output,
+        )
+    }
+
+    /// `ResolveCustomer`; resolves with the output as JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn resolve_customer<'env>(
+        &self,
+        env: &'env Env,
+        input: Unknown<'env>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let input = convert::resolve_customer_input(input).map_err(|e| e.into_napi(env))?;
+        let c = self.inner.clone();
+        spawn(
+            env,
+            async move { c.send_resolve_customer(input).await },
+            convert::resolve_customer_output,
+        )
+    }
+
+    /// `RegisterUsage`; resolves with the output as JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn register_usage<'env>(
+        &self,
+        env: &'env Env,
+        input: Unknown<'env>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let input = convert::register_usage_input(input).map_err(|e| e.into_napi(env))?;
+        let c = self.inner.clone();
+        spawn(
+            env,
+            async move { c.send_register_usage(input).await },
+            convert::register_usage_output,
+        )
+    }
+}

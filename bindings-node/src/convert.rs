@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: Apache-2.0
+// JS values → core inputs (type and shape checks only), core outputs → JSON for the JS layer.
+
+//! Conversions.
+//!
+//! Inputs are read straight from the JS objects so that the binding can tell a `Date` from a
+//! string and name the exact path of a value of the wrong type, a missing member or an unknown
+//! key. Every *constraint* (lengths, patterns, counts, sums, ranges) is the core's: it runs when
+//! the call is made, before anything is sent. Integers go through the core's
+//! [`validate::quantity`] / [`validate::public_key_version`] so the range rule lives once.
+//!
+//! Outputs cross as one JSON string (one `JSON.parse` in JS is much cheaper than hundreds of
+//! napi property sets); timestamps are epoch seconds there and the JS layer makes `Date`s.
+
+use std::fmt;
+
+use aws_smithy_types::date_time::Format;
+use marketplace_metering::operation::batch_meter_usage::{
+    BatchMeterUsageInput, BatchMeterUsageOutput,
+};
+use marketplace_metering::operation::meter_usage::{MeterUsageInput, MeterUsageOutput};
+use marketplace_metering::operation::register_usage::{RegisterUsageInput, RegisterUsageOutput};
+use marketplace_metering::operation::resolve_customer::{
+    ResolveCustomerInput, ResolveCustomerOutput,
+};
+use marketplace_metering::primitives::DateTime;
+use marketplace_metering::types::{Tag, UsageAllocation, UsageRecord};
+use marketplace_metering::{validate, BuildError, ResponseMetadata};
+use napi::bindgen_prelude::*;
+use napi::{JsDate, JsValue, ValueType};
+use serde_json::{json, Map, Value};
+
+/// A conversion failure: the input's fault (a core `InvalidInput`) or napi's.
+pub enum ConvError {
+    Input(marketplace_metering::Error),
+    Napi(napi::Error),
+}
+
+impl From<napi::Error> for ConvError {
+    fn from(e: napi::Error) -> Self {
+        ConvError::Napi(e)
+    }
+}
+
+impl ConvError {
+    /// The error to throw into JS.
+    pub fn into_napi(self, env: &Env) -> napi::Error {
+        match self {
+            ConvError::Input(e) => crate::errors::to_js(env, &e),
+            ConvError::Napi(e) => e,
+        }
+    }
+}
+
+type R<T> = std::result::Result<T, ConvError>;
+
+/// A member path (`UsageRecords[3].Quantity`), rendered only when an error names it.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Field(&'a Path<'a>, &'static str),
+    Index(&'a Path<'a>, u32),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => f.write_str("<input>"),
+            Path::Field(Path::Root, s) => f.write_str(s),
+            Path::Field(p, s) => write!(f, "{p}.{s}"),
+            Path::Index(p, i) => write!(f, "{p}[{i}]"),
+        }
+    }
+}
+
+impl<'a> Path<'a> {
+    fn field(&'a self, name: &'static str) -> Path<'a> {
+        Path::Field(self, name)
+    }
+    fn index(&'a self, i: u32) -> Path<'a> {
+        Path::Index(self, i)
+    }
+    fn err(&self, problem: impl fmt::Display) -> ConvError {
+        ConvError::Input(marketplace_metering::Error::invalid_input(
+            self.to_string(),
+            problem,
+        ))
+    }
+    /// A required member the builder found missing.
+    fn missing(&self, e: BuildError) -> ConvError {
+        let path = self.field_dyn(e.field());
+        ConvError::Input(marketplace_metering::Error::invalid_input(
+            path,
+            "is required",
+        ))
+    }
+    fn field_dyn(&self, name: &str) -> String {
+        match self {
+            Path::Root => name.to_owned(),
+            p => format!("{p}.{name}"),
+        }
+    }
+}
+
+fn describe(v: &Unknown<'_>) -> Result<&'static str> {
+    Ok(match v.get_type()? {
+        ValueType::Undefined => "undefined",
+        ValueType::Null => "null",
+        ValueType::Boolean => "a boolean",
+        ValueType::Number => "a number",
+        ValueType::String => "a string",
+        ValueType::Symbol => "a symbol",
+        ValueType::Function => "a function",
+        ValueType::BigInt => "a bigint",
+        ValueType::Object if v.is_array()? => "an array",
+        ValueType::Object if v.is_date()? => "a Date",
+        _ => "an object",
+    })
+}
+
+/// A member's value, `None` when absent, `undefined` or `null` (SDK v3 omits those).
+fn member<'e>(obj: &Object<'e>, name: &str) -> R<Option<Unknown<'e>>> {
+    let v: Unknown<'e> = obj.get_named_property(name)?;
+    Ok(match v.get_type()? {
+        ValueType::Undefined | ValueType::Null => None,
+        _ => Some(v),
+    })
+}
+
+fn string(v: Unknown<'_>, path: Path<'_>) -> R<String> {
+    if v.get_type()? == ValueType::String {
+        Ok(unsafe { v.cast::<String>() }?)
+    } else {
+        Err(path.err(format_args!("must be a string, got {}", describe(&v)?)))
+    }
+}
+
+fn boolean(v: Unknown<'_>, path: Path<'_>) -> R<bool> {
+    if v.get_type()? == ValueType::Boolean {
+        Ok(unsafe { v.cast::<bool>() }?)
+    } else {
+        Err(path.err(format_args!("must be a boolean, got {}", describe(&v)?)))
+    }
+}
+
+/// A JS number that is an integer; the range is the core's rule (via `validate`).
+fn integer(v: Unknown<'_>, path: Path<'_>) -> R<i64> {
+    if v.get_type()? != ValueType::Number {
+        return Err(path.err(format_args!("must be an integer, got {}", describe(&v)?)));
+    }
+    let n = unsafe { v.cast::<f64>() }?;
+    // 2^53: beyond it a JS number is not an exact integer.
+    if !n.is_finite() || n.fract() != 0.0 || n.abs() > 9_007_199_254_740_992.0 {
+        return Err(path.err(format_args!("must be an integer, got {n}")));
+    }
+    Ok(n as i64)
+}
+
+fn quantity(v: Unknown<'_>, path: Path<'_>) -> R<i32> {
+    let n = integer(v, path)?;
+    validate::quantity(&path.to_string(), n).map_err(ConvError::Input)
+}
+
+/// A `Date`, epoch seconds (a number) or an ISO-8601 string.
+fn timestamp(v: Unknown<'_>, path: Path<'_>) -> R<DateTime> {
+    match v.get_type()? {
+        ValueType::Object if v.is_date()? => {
+            let ms = unsafe { v.cast::<JsDate>() }?.value_of()?;
+            if ms.is_finite() {
+                Ok(DateTime::from_millis(ms as i64))
+            } else {
+                Err(path.err("is an invalid Date"))
+            }
+        }
+        ValueType::Number => {
+            let s = unsafe { v.cast::<f64>() }?;
+            if s.is_finite() {
+                Ok(DateTime::from_secs_f64(s))
+            } else {
+                Err(path.err(format_args!(
+                    "must be a finite number of epoch seconds, got {s}"
+                )))
+            }
+        }
+        ValueType::String => {
+            let s = unsafe { v.cast::<String>() }?;
+            DateTime::from_str(&s, Format::DateTime)
+                .map_err(|_| path.err(format_args!("{s:?} is not an ISO-8601 date-time")))
+        }
+        _ => Err(path.err(format_args!(
+            "must be a Date, epoch seconds or an ISO-8601 string, got {}",
+            describe(&v)?
+        ))),
+    }
+}
+
+/// A plain object whose keys are all in `allowed`.
+fn object<'e>(v: Unknown<'e>, path: Path<'_>, allowed: &[&str]) -> R<Object<'e>> {
+    if v.get_type()? != ValueType::Object || v.is_array()? || v.is_date()? {
+        return Err(path.err(format_args!("must be an object, got {}", describe(&v)?)));
+    }
+    let obj = unsafe { v.cast::<Object<'e>>() }?;
+    for key in Object::keys(&obj)? {
+        if !allowed.contains(&key.as_str()) {
+            let what = if matches!(path, Path::Root) {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            return Err(ConvError::Input(
+                marketplace_metering::Error::invalid_input(
+                    what,
+                    format!("is not a member; expected one of {}", allowed.join(", ")),
+                ),
+            ));
+        }
+    }
+    Ok(obj)
+}
+
+/// The elements of an array.
+fn array<'e>(v: Unknown<'e>, path: Path<'_>) -> R<(Object<'e>, u32)> {
+    if !v.is_array()? {
+        return Err(path.err(format_args!("must be an array, got {}", describe(&v)?)));
+    }
+    let arr = unsafe { v.cast::<Object<'e>>() }?;
+    let len = arr.get_array_length()?;
+    Ok((arr, len))
+}
+
+/// The top-level input object (`undefined` reads as `{}`).
+fn root<'e>(v: Unknown<'e>, allowed: &[&str]) -> R<Option<Object<'e>>> {
+    match v.get_type()? {
+        ValueType::Undefined | ValueType::Null => Ok(None),
+        _ => object(v, Path::Root, allowed).map(Some),
+    }
+}
+
+macro_rules! opt {
+    ($obj:expr, $name:literal) => {
+        match &$obj {
+            Some(o) => member(o, $name)?,
+            None => None,
+        }
+    };
+}
+
+fn tag(v: Unknown<'_>, path: Path<'_>) -> R<Tag> {
+    let o = object(v, path, &["Key", "Value"])?;
+    let mut b = Tag::builder();
+    if let Some(v) = member(&o, "Key")? {
+        b = b.key(string(v, path.field("Key"))?);
+    }
+    if let Some(v) = member(&o, "Value")? {
+        b = b.value(string(v, path.field("Value"))?);
+    }
+    b.build().map_err(|e| path.missing(e))
+}
+
+fn allocations(v: Unknown<'_>, path: Path<'_>) -> R<Vec<UsageAllocation>> {
+    let (arr, len) = array(v, path)?;
+    let mut out = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        let p = path.index(i);
+        let o = object(arr.get_element(i)?, p, &["AllocatedUsageQuantity", "Tags"])?;
+        let mut b = UsageAllocation::builder();
+        if let Some(v) = member(&o, "AllocatedUsageQuantity")? {
+            b = b.allocated_usage_quantity(quantity(v, p.field("AllocatedUsageQuantity"))?);
+        }
+        if let Some(v) = member(&o, "Tags")? {
+            let tp = p.field("Tags");
+            let (tags, n) = array(v, tp)?;
+            let mut list = Vec::with_capacity(n as usize);
+            for j in 0..n {
+                list.push(tag(tags.get_element(j)?, tp.index(j))?);
+            }
+            b = b.set_tags(Some(list));
+        }
+        out.push(b.build().map_err(|e| p.missing(e))?);
+    }
+    Ok(out)
+}
+
+const USAGE_RECORD_KEYS: &[&str] = &[
+    "Timestamp",
+    "CustomerIdentifier",
+    "CustomerAWSAccountId",
+    "LicenseArn",
+    "Dimension",
+    "Quantity",
+    "UsageAllocations",
+];
+
+fn usage_record(v: Unknown<'_>, path: Path<'_>) -> R<UsageRecord> {
+    let o = object(v, path, USAGE_RECORD_KEYS)?;
+    let mut b = UsageRecord::builder();
+    if let Some(v) = member(&o, "Timestamp")? {
+        b = b.timestamp(timestamp(v, path.field("Timestamp"))?);
+    }
+    if let Some(v) = member(&o, "CustomerIdentifier")? {
+        b = b.customer_identifier(string(v, path.field("CustomerIdentifier"))?);
+    }
+    if let Some(v) = member(&o, "CustomerAWSAccountId")? {
+        b = b.customer_aws_account_id(string(v, path.field("CustomerAWSAccountId"))?);
+    }
+    if let Some(v) = member(&o, "LicenseArn")? {
+        b = b.license_arn(string(v, path.field("LicenseArn"))?);
+    }
+    if let Some(v) = member(&o, "Dimension")? {
+        b = b.dimension(string(v, path.field("Dimension"))?);
+    }
+    if let Some(v) = member(&o, "Quantity")? {
+        b = b.quantity(quantity(v, path.field("Quantity"))?);
+    }
+    if let Some(v) = member(&o, "UsageAllocations")? {
+        b = b.set_usage_allocations(Some(allocations(v, path.field("UsageAllocations"))?));
+    }
+    b.build().map_err(|e| path.missing(e))
+}
+
+/// `BatchMeterUsage` input.
+pub fn batch_meter_usage_input(v: Unknown<'_>) -> R<BatchMeterUsageInput> {
+    let o = root(v, &["ProductCode", "UsageRecords"])?;
+    let top = Path::Root;
+    let mut b = BatchMeterUsageInput::builder();
+    if let Some(v) = opt!(o, "ProductCode") {
+        b = b.product_code(string(v, top.field("ProductCode"))?);
+    }
+    if let Some(v) = opt!(o, "UsageRecords") {
+        let p = top.field("UsageRecords");
+        let (arr, len) = array(v, p)?;
+        let mut records = Vec::with_capacity(len as usize);
+        for i in 0..len {
+            records.push(usage_record(arr.get_element(i)?, p.index(i))?);
+        }
+        b = b.set_usage_records(Some(records));
+    }
+    b.build().map_err(|e| top.missing(e))
+}
+
+/// `MeterUsage` input.
+pub fn meter_usage_input(v: Unknown<'_>) -> R<MeterUsageInput> {
+    let o = root(
+        v,
+        &[
+            "ProductCode",
+            "Timestamp",
+            "UsageDimension",
+            "UsageQuantity",
+            "DryRun",
+            "UsageAllocations",
+            "ClientToken",
+        ],
+    )?;
+    let top = Path::Root;
+    let mut b = MeterUsageInput::builder();
+    if let Some(v) = opt!(o, "ProductCode") {
+        b = b.product_code(string(v, top.field("ProductCode"))?);
+    }
+    if let Some(v) = opt!(o, "Timestamp") {
+        b = b.timestamp(timestamp(v, top.field("Timestamp"))?);
+    }
+    if let Some(v) = opt!(o, "UsageDimension") {
+        b = b.usage_dimension(string(v, top.field("UsageDimension"))?);
+    }
+    if let Some(v) = opt!(o, "UsageQuantity") {
+        b = b.usage_quantity(quantity(v, top.field("UsageQuantity"))?);
+    }
+    if let Some(v) = opt!(o, "DryRun") {
+        b = b.dry_run(boolean(v, top.field("DryRun"))?);
+    }
+    if let Some(v) = opt!(o, "UsageAllocations") {
+        b = b.set_usage_allocations(Some(allocations(v, top.field("UsageAllocations"))?));
+    }
+    if let Some(v) = opt!(o, "ClientToken") {
+        b = b.client_token(string(v, top.field("ClientToken"))?);
+    }
+    b.build().map_err(|e| top.missing(e))
+}
+
+/// `ResolveCustomer` input.
+pub fn resolve_customer_input(v: Unknown<'_>) -> R<ResolveCustomerInput> {
+    let o = root(v, &["RegistrationToken"])?;
+    let top = Path::Root;
+    let mut b = ResolveCustomerInput::builder();
+    if let Some(v) = opt!(o, "RegistrationToken") {
+        b = b.registration_token(string(v, top.field("RegistrationToken"))?);
+    }
+    b.build().map_err(|e| top.missing(e))
+}
+
+/// `RegisterUsage` input.
+pub fn register_usage_input(v: Unknown<'_>) -> R<RegisterUsageInput> {
+    let o = root(v, &["ProductCode", "PublicKeyVersion", "Nonce"])?;
+    let top = Path::Root;
+    let mut b = RegisterUsageInput::builder();
+    if let Some(v) = opt!(o, "ProductCode") {
+        b = b.product_code(string(v, top.field("ProductCode"))?);
+    }
+    if let Some(v) = opt!(o, "PublicKeyVersion") {
+        let p = top.field("PublicKeyVersion");
+        let n = integer(v, p)?;
+        b = b.public_key_version(
+            validate::public_key_version(&p.to_string(), n).map_err(ConvError::Input)?,
+        );
+    }
+    if let Some(v) = opt!(o, "Nonce") {
+        b = b.nonce(string(v, top.field("Nonce"))?);
+    }
+    b.build().map_err(|e| top.missing(e))
+}
+
+// ---- outputs ----------------------------------------------------------------------------
+
+fn meta(m: &ResponseMetadata) -> Value {
+    json!({
+        "httpStatusCode": m.http_status(),
+        "requestId": m.request_id(),
+        "attempts": m.attempts(),
+        "totalRetryDelay": m.total_retry_delay().as_millis() as u64,
+    })
+}
+
+/// Drops `null` members, as SDK v3 leaves absent members out.
+fn compact(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, compact(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(compact).collect()),
+        v => v,
+    }
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).map(compact).unwrap_or(Value::Null)
+}
+
+/// `BatchMeterUsage` output as JSON.
+pub fn batch_meter_usage_output(o: &BatchMeterUsageOutput) -> String {
+    json!({
+        "$metadata": meta(o.metadata()),
+        "Results": o.results().iter().map(to_value).collect::<Vec<_>>(),
+        "UnprocessedRecords": o.unprocessed_records().iter().map(to_value).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+/// `MeterUsage` output as JSON.
+pub fn meter_usage_output(o: &MeterUsageOutput) -> String {
+    compact(json!({
+        "$metadata": meta(o.metadata()),
+        "MeteringRecordId": o.metering_record_id(),
+    }))
+    .to_string()
+}
+
+/// `ResolveCustomer` output as JSON.
+pub fn resolve_customer_output(o: &ResolveCustomerOutput) -> String {
+    compact(json!({
+        "$metadata": meta(o.metadata()),
+        "CustomerIdentifier": o.customer_identifier(),
+        "ProductCode": o.product_code(),
+        "CustomerAWSAccountId": o.customer_aws_account_id(),
+        "LicenseArn": o.license_arn(),
+    }))
+    .to_string()
+}
+
+/// `RegisterUsage` output as JSON.
+pub fn register_usage_output(o: &RegisterUsageOutput) -> String {
+    compact(json!({
+        "$metadata": meta(o.metadata()),
+        "PublicKeyRotationTimestamp": o.public_key_rotation_timestamp().map(|t| t.as_secs_f64()),
+        "Signature": o.signature(),
+    }))
+    .to_string()
+}
