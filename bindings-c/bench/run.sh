@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Benchmark: the same sequential 25-record BatchMeterUsage loop from C and through the Rust core,
+# against one emulator process, for SECONDS each (default 10), alternating ROUNDS times (default 2).
+#   bindings-c/bench/run.sh [SECONDS] [ROUNDS]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+seconds="${1:-10}"
+rounds="${2:-2}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+triple="$(rustc -vV | sed -n 's/host: //p')"
+rel="$CARGO_TARGET_DIR/$triple/release"
+cargo build --release -q -p marketplace-metering-c -p metering-emulator --example core_loop
+work="$(mktemp -d)"
+emu_pid=""
+trap '[ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; rm -rf "$work"' EXIT
+gcc -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -I"$root/bindings-c/include" "$here/bench.c" \
+  -o "$work/bench" -L"$rel" -lmarketplace_metering -Wl,-rpath,"$rel"
+"$rel/metering-emulator" --port 0 >"$work/emu.out" 2>/dev/null &
+emu_pid=$!
+for _ in $(seq 1 100); do grep -q METERING_EMULATOR_PORT= "$work/emu.out" && break; sleep 0.1; done
+endpoint="http://127.0.0.1:$(sed -n 's/^METERING_EMULATOR_PORT=//p' "$work/emu.out")"
+echo "emulator at $endpoint; $seconds s per run, $rounds rounds"
+c_total=0; r_total=0
+for _ in $(seq 1 "$rounds"); do
+  c_line="$("$work/bench" "$endpoint" "$seconds")"; echo "$c_line"
+  r_line="$("$rel/examples/core_loop" "$endpoint" "$seconds")"; echo "$r_line"
+  c_total="$(echo "$c_line" | awk -v t="$c_total" '{print t + $(NF-3)}')"
+  r_total="$(echo "$r_line" | awk -v t="$r_total" '{print t + $(NF-3)}')"
+done
+awk -v c="$c_total" -v r="$r_total" -v n="$rounds" \
+  'BEGIN { printf "mean: c %.1f calls/s, rust %.1f calls/s, c/rust = %.3f\n", c/n, r/n, c/r }'

@@ -1,0 +1,1152 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ * marketplace_metering.h: the C API of marketplace-metering (AWS Marketplace Metering Service).
+ *
+ * Conventions:
+ *  - Every object is an opaque handle made by mm_<thing>_new (or returned by a call) and
+ *    released by mm_<thing>_free, which accepts NULL.
+ *  - Fallible calls return mm_status (MM_STATUS_OK == 0). Calls that talk to the service or
+ *    build a client also take an optional `mm_error **err_out` (NULL allowed): on failure it
+ *    receives a new mm_error (free it with mm_error_free). Outputs are written only on success.
+ *  - Input strings are NUL-terminated UTF-8; NULL gives MM_STATUS_NULL_PARAMETER and invalid
+ *    UTF-8 gives MM_STATUS_INVALID_INPUT. No Rust panic crosses the boundary
+ *    (MM_STATUS_PANIC instead).
+ *  - Strings returned by accessors are owned by the object they were read from and stay valid
+ *    until that object is freed.
+ */
+
+#ifndef MARKETPLACE_METERING_H
+#define MARKETPLACE_METERING_H
+
+/* generated; do not edit: written by bindings-c/build.rs from src/ with cbindgen */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** The library version this header was generated for (see also mm_version()). */
+#define MM_VERSION "0.1.0"
+/** Major version. */
+#define MM_VERSION_MAJOR 0
+/** Minor version. */
+#define MM_VERSION_MINOR 1
+/** Patch version. */
+#define MM_VERSION_PATCH 0
+
+
+/**
+ * The result of every fallible call: `MM_STATUS_OK` (0) or why it failed.
+ *
+ * Numbers are stable and never reused. 0–2 are this library's own; every other value is one
+ * of the core's error codes with the same number (`mm_status_str` gives its name, the same
+ * string as the Python and Node faces' `code`).
+ */
+enum mm_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Success.
+   */
+  MM_STATUS_OK = 0,
+  /**
+   * A required pointer argument was NULL.
+   */
+  MM_STATUS_NULL_PARAMETER = 1,
+  /**
+   * A Rust panic was caught at the boundary (a bug; please report it).
+   */
+  MM_STATUS_PANIC = 2,
+  /**
+   * The input violates the model's constraints; nothing was sent. The message names the field.
+   */
+  MM_STATUS_INVALID_INPUT = 3,
+  /**
+   * The library was used in a state that cannot work (for example a blocking call from
+   * inside an async runtime thread).
+   */
+  MM_STATUS_INVALID_STATE = 4,
+  /**
+   * The configuration cannot produce an endpoint or a client (no region, FIPS with a
+   * custom endpoint, a malformed URL, …).
+   */
+  MM_STATUS_INVALID_CONFIG = 5,
+  /**
+   * No credentials could be loaded.
+   */
+  MM_STATUS_CREDENTIALS = 6,
+  /**
+   * The request could not be sent or its response could not be read (connection refused,
+   * reset, DNS, TLS).
+   */
+  MM_STATUS_DISPATCH = 7,
+  /**
+   * Connecting took longer than the connect timeout.
+   */
+  MM_STATUS_CONNECT_TIMEOUT = 8,
+  /**
+   * Waiting for the response took longer than the read timeout.
+   */
+  MM_STATUS_READ_TIMEOUT = 9,
+  /**
+   * The service answered with a body that is not the JSON the protocol promises
+   * (truncated, HTML, garbage).
+   */
+  MM_STATUS_INVALID_RESPONSE = 10,
+  /**
+   * The service answered with an error code this library does not know; `Error::code()`
+   * gives the service's string.
+   */
+  MM_STATUS_UNHANDLED = 11,
+  /**
+   * An internal error occurred; retry your request.
+   */
+  MM_STATUS_INTERNAL_SERVICE_ERROR_EXCEPTION = 100,
+  /**
+   * The product code passed does not match the product code of the caller.
+   */
+  MM_STATUS_INVALID_PRODUCT_CODE_EXCEPTION = 101,
+  /**
+   * The usage dimension does not match one of the product's dimensions.
+   */
+  MM_STATUS_INVALID_USAGE_DIMENSION_EXCEPTION = 102,
+  /**
+   * The tag is invalid, or the number of tags is greater than 5.
+   */
+  MM_STATUS_INVALID_TAG_EXCEPTION = 103,
+  /**
+   * Sum of allocated usage quantities is not equal to the usage quantity.
+   */
+  MM_STATUS_INVALID_USAGE_ALLOCATIONS_EXCEPTION = 104,
+  /**
+   * You have metered usage for a CustomerIdentifier that does not exist.
+   */
+  MM_STATUS_INVALID_CUSTOMER_IDENTIFIER_EXCEPTION = 105,
+  /**
+   * The timestamp value passed in the request is older than allowed.
+   */
+  MM_STATUS_TIMESTAMP_OUT_OF_BOUNDS_EXCEPTION = 106,
+  /**
+   * The calls to the API are throttled.
+   */
+  MM_STATUS_THROTTLING_EXCEPTION = 107,
+  /**
+   * The API is disabled in the Region.
+   */
+  MM_STATUS_DISABLED_API_EXCEPTION = 108,
+  /**
+   * The license is invalid.
+   */
+  MM_STATUS_INVALID_LICENSE_EXCEPTION = 109,
+  /**
+   * The endpoint being called is in a Region different from your EC2 instance, ECS task or EKS pod.
+   */
+  MM_STATUS_INVALID_ENDPOINT_REGION_EXCEPTION = 110,
+  /**
+   * A metering record has already been emitted for the same resource, usage dimension and
+   * time, with a different quantity.
+   */
+  MM_STATUS_DUPLICATE_REQUEST_EXCEPTION = 111,
+  /**
+   * The ClientToken is being used for multiple requests with different parameters.
+   */
+  MM_STATUS_IDEMPOTENCY_CONFLICT_EXCEPTION = 112,
+  /**
+   * The customer is not entitled to the product.
+   */
+  MM_STATUS_CUSTOMER_NOT_ENTITLED_EXCEPTION = 113,
+  /**
+   * RegisterUsage must be called in the same Region the ECS task was launched in.
+   */
+  MM_STATUS_INVALID_REGION_EXCEPTION = 114,
+  /**
+   * The public key version is invalid.
+   */
+  MM_STATUS_INVALID_PUBLIC_KEY_VERSION_EXCEPTION = 115,
+  /**
+   * AWS Marketplace does not support metering usage from the underlying platform.
+   */
+  MM_STATUS_PLATFORM_NOT_SUPPORTED_EXCEPTION = 116,
+  /**
+   * The registration token is invalid.
+   */
+  MM_STATUS_INVALID_TOKEN_EXCEPTION = 117,
+  /**
+   * The submitted registration token has expired.
+   */
+  MM_STATUS_EXPIRED_TOKEN_EXCEPTION = 118,
+  /**
+   * The access key id is not known to the service.
+   */
+  MM_STATUS_UNRECOGNIZED_CLIENT_EXCEPTION = 200,
+  /**
+   * The request signature does not match.
+   */
+  MM_STATUS_INVALID_SIGNATURE_EXCEPTION = 201,
+  /**
+   * The caller is not allowed to call this operation.
+   */
+  MM_STATUS_ACCESS_DENIED_EXCEPTION = 202,
+  /**
+   * The service rejected the input (server-side validation).
+   */
+  MM_STATUS_VALIDATION_EXCEPTION = 203,
+  /**
+   * The service could not read the request body.
+   */
+  MM_STATUS_SERIALIZATION_EXCEPTION = 204,
+  /**
+   * The `X-Amz-Target` names no operation of this service.
+   */
+  MM_STATUS_UNKNOWN_OPERATION_EXCEPTION = 205,
+  /**
+   * A DryRun request would have succeeded.
+   */
+  MM_STATUS_DRY_RUN_OPERATION = 206,
+  /**
+   * A DryRun request would have failed for lack of permission.
+   */
+  MM_STATUS_UNAUTHORIZED_EXCEPTION = 207,
+  /**
+   * The Authorization header is malformed or incomplete.
+   */
+  MM_STATUS_INCOMPLETE_SIGNATURE_EXCEPTION = 208,
+  /**
+   * The request carries no credentials.
+   */
+  MM_STATUS_MISSING_AUTHENTICATION_TOKEN_EXCEPTION = 209,
+  /**
+   * The signed request is too old or too far in the future.
+   */
+  MM_STATUS_REQUEST_EXPIRED = 210,
+  /**
+   * The service is unavailable; retry.
+   */
+  MM_STATUS_SERVICE_UNAVAILABLE_EXCEPTION = 211,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mm_status mm_status;
+#else
+typedef uint32_t mm_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The status of one `BatchMeterUsage` record.
+ */
+enum mm_usage_record_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The record was metered.
+   */
+  MM_USAGE_RECORD_STATUS_SUCCESS = 0,
+  /**
+   * The customer has not subscribed to the product; the record was not metered.
+   */
+  MM_USAGE_RECORD_STATUS_CUSTOMER_NOT_SUBSCRIBED = 1,
+  /**
+   * A record with another quantity exists for this customer, dimension and hour.
+   */
+  MM_USAGE_RECORD_STATUS_DUPLICATE_RECORD = 2,
+  /**
+   * A status this version does not know (or none): read `..._result_status_str`.
+   */
+  MM_USAGE_RECORD_STATUS_UNKNOWN = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mm_usage_record_status mm_usage_record_status;
+#else
+typedef uint32_t mm_usage_record_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Retry modes for `mm_config_set_retry_mode`.
+ */
+enum mm_retry_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Up to max-attempts tries with jittered exponential backoff (the default, 3 attempts).
+   */
+  MM_RETRY_MODE_STANDARD = 0,
+  /**
+   * Standard plus a client-side rate limiter that engages on throttling.
+   */
+  MM_RETRY_MODE_ADAPTIVE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mm_retry_mode mm_retry_mode;
+#else
+typedef uint32_t mm_retry_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The input of `BatchMeterUsage`: an optional product code and 0 to 25 usage records.
+ * Not thread-safe to modify; sending it from several threads at once is safe.
+ * Free with `mm_batch_meter_usage_input_free`.
+ */
+typedef struct mm_batch_meter_usage_input mm_batch_meter_usage_input;
+
+/**
+ * The output of `BatchMeterUsage`: one result per processed record and the records the
+ * service did not process (send them again: see `mm_batch_meter_usage_output_unprocessed_input`).
+ * Free with `mm_batch_meter_usage_output_free`. Immutable; thread-safe to read.
+ */
+typedef struct mm_batch_meter_usage_output mm_batch_meter_usage_output;
+
+/**
+ * A Metering Service client.
+ *
+ * Thread-safe: one client may be used from many threads at once (every call takes a
+ * `const mm_client *`). Each call blocks the calling thread until the response (retries
+ * included) or the error; do not call from inside a signal handler. Free it with
+ * `mm_client_free` once no call is running on it.
+ */
+typedef struct mm_client mm_client;
+
+/**
+ * A client configuration being built. Make it with `mm_config_new`, set what you need, pass
+ * it to `mm_client_new` (which copies it), free it with `mm_config_free`.
+ *
+ * Setters are not thread-safe on one config; reading it in `mm_client_new` from several
+ * threads at once is.
+ */
+typedef struct mm_config mm_config;
+
+/**
+ * The details of a failed call. Made by the library on failure (through `mm_error **`);
+ * read it with the `mm_error_*` accessors; free it with `mm_error_free`.
+ *
+ * Immutable: it may be read from many threads at once.
+ */
+typedef struct mm_error mm_error;
+
+/**
+ * The input of `MeterUsage`. Required: product code, timestamp, usage dimension.
+ * Not thread-safe to modify; sending it from several threads at once is safe.
+ * Free with `mm_meter_usage_input_free`.
+ */
+typedef struct mm_meter_usage_input mm_meter_usage_input;
+
+/**
+ * The output of `MeterUsage`. Free with `mm_meter_usage_output_free`. Immutable;
+ * thread-safe to read.
+ */
+typedef struct mm_meter_usage_output mm_meter_usage_output;
+
+/**
+ * The input of `RegisterUsage`. Required: product code and public key version.
+ * Not thread-safe to modify; sending it from several threads at once is safe.
+ * Free with `mm_register_usage_input_free`.
+ */
+typedef struct mm_register_usage_input mm_register_usage_input;
+
+/**
+ * The output of `RegisterUsage`. Free with `mm_register_usage_output_free`. Immutable;
+ * thread-safe to read.
+ */
+typedef struct mm_register_usage_output mm_register_usage_output;
+
+/**
+ * The input of `ResolveCustomer`: the registration token. Not thread-safe to modify;
+ * sending it from several threads at once is safe. Free with `mm_resolve_customer_input_free`.
+ */
+typedef struct mm_resolve_customer_input mm_resolve_customer_input;
+
+/**
+ * The output of `ResolveCustomer`. Free with `mm_resolve_customer_output_free`. Immutable;
+ * thread-safe to read.
+ */
+typedef struct mm_resolve_customer_output mm_resolve_customer_output;
+
+/**
+ * One usage record for `BatchMeterUsage`, built field by field and added to an input with
+ * `mm_batch_meter_usage_input_add_record` (which copies it).
+ *
+ * Required: a timestamp and a dimension, and either a customer identifier or a customer AWS
+ * account id with a license ARN. Not thread-safe to modify; free with `mm_usage_record_free`.
+ */
+typedef struct mm_usage_record mm_usage_record;
+
+/**
+ * A tag of a usage allocation: two NUL-terminated UTF-8 strings, borrowed for the duration
+ * of the call that receives the array (they are copied).
+ */
+typedef struct mm_tag {
+  /**
+   * The tag key (1–100 characters).
+   */
+  const char *key;
+  /**
+   * The tag value (1–256 characters).
+   */
+  const char *value;
+} mm_tag;
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * The library version (`"0.1.0"`), as a static NUL-terminated string.
+ *
+ * Never NULL; the caller must not free it. Thread-safe.
+ */
+const char *mm_version(void);
+
+/**
+ * Stops the library's shared runtime, joining its worker threads (waits up to 2 s for work
+ * in flight).
+ *
+ * Call it once at exit, after every call has returned, so leak checkers (valgrind, LSan)
+ * see a clean process. Clients stay usable: the next call starts a new runtime. Takes no
+ * pointer; thread-safe, but calls still running on other threads keep the old runtime alive
+ * until they finish.
+ */
+void mm_shutdown(void);
+
+/**
+ * Makes a client from a configuration (copied; `config` may be freed afterwards). Without
+ * credentials in `config` the default chain is used.
+ *
+ * On success stores a new client in `*client_out` (free it with `mm_client_free`) and returns
+ * `MM_STATUS_OK`. Fails with `MM_STATUS_INVALID_CONFIG` (no region, FIPS with a custom
+ * endpoint, a malformed URL, 0 attempts or timeouts) or `MM_STATUS_CREDENTIALS`, filling
+ * `*err_out` when `err_out` is not NULL. `config` or `client_out` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ */
+mm_status mm_client_new(const struct mm_config *config,
+                        struct mm_client **client_out,
+                        struct mm_error **err_out);
+
+/**
+ * Frees a client. NULL does nothing. No call may be running on it, and it may not be used
+ * afterwards; other clients are unaffected.
+ */
+void mm_client_free(struct mm_client *client);
+
+/**
+ * Sends `BatchMeterUsage` (validating the input first; nothing is sent if it is invalid).
+ *
+ * On success stores a new output in `*output_out` (free it with
+ * `mm_batch_meter_usage_output_free`): check every result's status and re-send the
+ * unprocessed records. On failure returns the error's status and, if `err_out` is not NULL,
+ * stores a new `mm_error` there. `client`, `input` or `output_out` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Blocks; thread-safe (one client, many threads; the input is
+ * only read).
+ */
+mm_status mm_client_batch_meter_usage(const struct mm_client *client,
+                                      const struct mm_batch_meter_usage_input *input,
+                                      struct mm_batch_meter_usage_output **output_out,
+                                      struct mm_error **err_out);
+
+/**
+ * Sends `MeterUsage` (validating the input first). A dry run that would succeed fails with
+ * `MM_STATUS_DRY_RUN_OPERATION`.
+ *
+ * On success stores a new output in `*output_out` (free it with `mm_meter_usage_output_free`).
+ * On failure returns the error's status and, if `err_out` is not NULL, stores a new
+ * `mm_error` there. `client`, `input` or `output_out` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Blocks; thread-safe.
+ */
+mm_status mm_client_meter_usage(const struct mm_client *client,
+                                const struct mm_meter_usage_input *input,
+                                struct mm_meter_usage_output **output_out,
+                                struct mm_error **err_out);
+
+/**
+ * Sends `ResolveCustomer` with a registration token.
+ *
+ * On success stores a new output in `*output_out` (free it with
+ * `mm_resolve_customer_output_free`). On failure (`MM_STATUS_INVALID_TOKEN_EXCEPTION`,
+ * `MM_STATUS_EXPIRED_TOKEN_EXCEPTION`, …) returns the error's status and, if `err_out` is not
+ * NULL, stores a new `mm_error` there. `client`, `input` or `output_out` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Blocks; thread-safe.
+ */
+mm_status mm_client_resolve_customer(const struct mm_client *client,
+                                     const struct mm_resolve_customer_input *input,
+                                     struct mm_resolve_customer_output **output_out,
+                                     struct mm_error **err_out);
+
+/**
+ * Sends `RegisterUsage`.
+ *
+ * On success stores a new output in `*output_out` (free it with
+ * `mm_register_usage_output_free`). On failure (`MM_STATUS_CUSTOMER_NOT_ENTITLED_EXCEPTION`,
+ * `MM_STATUS_INVALID_INPUT` for a public key version below 1, …) returns the error's status
+ * and, if `err_out` is not NULL, stores a new `mm_error` there. `client`, `input` or
+ * `output_out` NULL → `MM_STATUS_NULL_PARAMETER`. Blocks; thread-safe.
+ */
+mm_status mm_client_register_usage(const struct mm_client *client,
+                                   const struct mm_register_usage_input *input,
+                                   struct mm_register_usage_output **output_out,
+                                   struct mm_error **err_out);
+
+/**
+ * A new configuration with the defaults: region from the environment/profile, the default
+ * credential chain, `standard` retries with 3 attempts, 5 s connect and 30 s read timeouts.
+ *
+ * Free it with `mm_config_free`. Returns NULL only if allocation fails. Thread-safe.
+ */
+struct mm_config *mm_config_new(void);
+
+/**
+ * Frees a configuration. NULL does nothing. Clients made from it are unaffected.
+ * No other thread may use `config` during or after the call.
+ */
+void mm_config_free(struct mm_config *config);
+
+/**
+ * Sets the AWS Region (`"us-east-1"`). Without it, `AWS_REGION`, `AWS_DEFAULT_REGION`, then
+ * the profile's region are used.
+ *
+ * The string is copied. Returns `MM_STATUS_NULL_PARAMETER` if an argument is NULL,
+ * `MM_STATUS_INVALID_INPUT` if `region` is not UTF-8 (the region itself is checked by
+ * `mm_client_new`). Not thread-safe on one config.
+ */
+mm_status mm_config_set_region(struct mm_config *config, const char *region);
+
+/**
+ * Sets a custom endpoint URL (the emulator: `"http://127.0.0.1:<port>"`, a VPC endpoint).
+ * Cannot be combined with FIPS or dual-stack.
+ *
+ * The string is copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`. Not thread-safe on one config.
+ */
+mm_status mm_config_set_endpoint_url(struct mm_config *config, const char *url);
+
+/**
+ * Sets static credentials; without them the default chain is used (environment, shared
+ * files and profiles, web identity, ECS, IMDSv2, assume-role).
+ *
+ * `session_token` may be NULL (none). The strings are copied. `config`, `access_key_id` or
+ * `secret_access_key` NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`. Not thread-safe on one config.
+ */
+mm_status mm_config_set_credentials(struct mm_config *config,
+                                    const char *access_key_id,
+                                    const char *secret_access_key,
+                                    const char *session_token);
+
+/**
+ * Sets the shared config/credentials profile used by the default chains.
+ *
+ * The string is copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`. Not thread-safe on one config.
+ */
+mm_status mm_config_set_profile(struct mm_config *config, const char *profile);
+
+/**
+ * Sets the retry mode: `MM_RETRY_MODE_STANDARD` or `MM_RETRY_MODE_ADAPTIVE`.
+ *
+ * Another number → `MM_STATUS_INVALID_INPUT`; `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Not thread-safe on one config.
+ */
+mm_status mm_config_set_retry_mode(struct mm_config *config, uint32_t mode);
+
+/**
+ * Sets the attempts per call, the first included (default 3; 1 disables retries; 0 is
+ * rejected by `mm_client_new`). `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Not thread-safe on one config.
+ */
+mm_status mm_config_set_max_attempts(struct mm_config *config, uint32_t max_attempts);
+
+/**
+ * Sets the time allowed to open a connection, in milliseconds (default 5000; 0 is rejected
+ * by `mm_client_new`). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_config_set_connect_timeout_ms(struct mm_config *config, uint64_t ms);
+
+/**
+ * Sets the time allowed between bytes of a response, in milliseconds (default 30000; 0 is
+ * rejected by `mm_client_new`). `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Not thread-safe on one config.
+ */
+mm_status mm_config_set_read_timeout_ms(struct mm_config *config, uint64_t ms);
+
+/**
+ * Uses (or not) the FIPS endpoint. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Not thread-safe on one config.
+ */
+mm_status mm_config_set_use_fips(struct mm_config *config, bool on);
+
+/**
+ * Uses (or not) the dual-stack (IPv4 and IPv6) endpoint. `config` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_config_set_use_dual_stack(struct mm_config *config, bool on);
+
+/**
+ * The name of a status (`"OK"`, `"NullParameter"`, `"Panic"`, `"ThrottlingException"`, …),
+ * the same string as `mm_error_code_str` for errors the library raised itself.
+ *
+ * `status` is a `mm_status` value; an unknown number gives `"Unknown"`. Returns a static
+ * string (never NULL; do not free). Thread-safe.
+ */
+const char *mm_status_str(uint32_t status);
+
+/**
+ * The status of the failed call (`MM_STATUS_THROTTLING_EXCEPTION`, …).
+ *
+ * `err` NULL gives `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ */
+mm_status mm_error_code(const struct mm_error *err);
+
+/**
+ * The error code as a string: the service's own code when it answered
+ * (`"ThrottlingException"`, or a code this version does not know, with status
+ * `MM_STATUS_UNHANDLED`), else the local name (`"InvalidInput"`, `"ReadTimeout"`, …).
+ *
+ * Owned by `err`, valid until `mm_error_free(err)`. `err` NULL gives NULL. Thread-safe.
+ */
+const char *mm_error_code_str(const struct mm_error *err);
+
+/**
+ * The human-readable message.
+ *
+ * Owned by `err`, valid until `mm_error_free(err)`. `err` NULL gives NULL. Thread-safe.
+ */
+const char *mm_error_message(const struct mm_error *err);
+
+/**
+ * The service's request id, or NULL when no response was received.
+ *
+ * Owned by `err`, valid until `mm_error_free(err)`. `err` NULL gives NULL. Thread-safe.
+ */
+const char *mm_error_request_id(const struct mm_error *err);
+
+/**
+ * For `MM_STATUS_INVALID_INPUT`, the path of the offending field
+ * (`"UsageRecords[3].Quantity"`); NULL otherwise.
+ *
+ * Owned by `err`, valid until `mm_error_free(err)`. `err` NULL gives NULL. Thread-safe.
+ */
+const char *mm_error_field(const struct mm_error *err);
+
+/**
+ * The HTTP status of the last response, 0 when none was received (or `err` is NULL).
+ * Thread-safe.
+ */
+uint16_t mm_error_http_status(const struct mm_error *err);
+
+/**
+ * Attempts made, the first included (0 when nothing was sent, or `err` is NULL).
+ * Thread-safe.
+ */
+uint32_t mm_error_attempts(const struct mm_error *err);
+
+/**
+ * `true` when the same call could succeed if made again later (throttling, transient server
+ * errors, timeouts). `err` NULL gives `false`. Thread-safe.
+ */
+bool mm_error_is_retryable(const struct mm_error *err);
+
+/**
+ * Frees an error and every string read from it. NULL does nothing.
+ *
+ * Not thread-safe with respect to `err`: no other thread may use it during or after the call.
+ */
+void mm_error_free(struct mm_error *err);
+
+/**
+ * A new, empty usage record. Free it with `mm_usage_record_free`. NULL only if allocation
+ * fails. Thread-safe.
+ */
+struct mm_usage_record *mm_usage_record_new(void);
+
+/**
+ * Frees a usage record. NULL does nothing. No other thread may use it during or after.
+ */
+void mm_usage_record_free(struct mm_usage_record *record);
+
+/**
+ * Sets the customer identifier (from `ResolveCustomer`). Copied. NULL →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one record.
+ */
+mm_status mm_usage_record_set_customer_identifier(struct mm_usage_record *record,
+                                                  const char *customer_identifier);
+
+/**
+ * Sets the customer's AWS account id (use with a license ARN instead of a customer
+ * identifier). Copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`. Not thread-safe on one record.
+ */
+mm_status mm_usage_record_set_customer_aws_account_id(struct mm_usage_record *record,
+                                                      const char *customer_aws_account_id);
+
+/**
+ * Sets the customer's license ARN. Copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`. Not thread-safe on one record.
+ */
+mm_status mm_usage_record_set_license_arn(struct mm_usage_record *record, const char *license_arn);
+
+/**
+ * Sets the dimension (as defined in the product listing). Copied. NULL →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one record.
+ */
+mm_status mm_usage_record_set_dimension(struct mm_usage_record *record,
+                                        const char *dimension);
+
+/**
+ * Sets the quantity; the call fails with `MM_STATUS_INVALID_INPUT` (field
+ * `UsageRecords[i].Quantity`) unless it is within 0..=2147483647. `record` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one record.
+ */
+mm_status mm_usage_record_set_quantity(struct mm_usage_record *record, int64_t quantity);
+
+/**
+ * Sets when the usage happened, in seconds since the Unix epoch (UTC; the service accepts
+ * the past 6 hours). `record` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one record.
+ */
+mm_status mm_usage_record_set_timestamp(struct mm_usage_record *record, int64_t epoch_seconds);
+
+/**
+ * Sets when the usage happened, in milliseconds since the Unix epoch. `record` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one record.
+ */
+mm_status mm_usage_record_set_timestamp_ms(struct mm_usage_record *record, int64_t epoch_millis);
+
+/**
+ * Appends a usage allocation: `quantity` of the record's usage tagged with `n_tags` tags
+ * (`tags` may be NULL when `n_tags` is 0). The tags are copied.
+ *
+ * `record` NULL, `tags` NULL with `n_tags > 0`, or a NULL key/value →
+ * `MM_STATUS_NULL_PARAMETER`; a string not UTF-8 → `MM_STATUS_INVALID_INPUT`. Nothing is
+ * appended on failure. Not thread-safe on one record.
+ */
+mm_status mm_usage_record_add_allocation(struct mm_usage_record *record,
+                                         int64_t quantity,
+                                         const struct mm_tag *tags,
+                                         size_t n_tags);
+
+/**
+ * A new, empty `BatchMeterUsage` input. Free it with `mm_batch_meter_usage_input_free`.
+ * NULL only if allocation fails. Thread-safe.
+ */
+struct mm_batch_meter_usage_input *mm_batch_meter_usage_input_new(void);
+
+/**
+ * Frees the input. NULL does nothing. No other thread may use it during or after.
+ */
+void mm_batch_meter_usage_input_free(struct mm_batch_meter_usage_input *input);
+
+/**
+ * Sets the product code (optional when every record carries a license ARN). Copied. NULL →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one input.
+ */
+mm_status mm_batch_meter_usage_input_set_product_code(struct mm_batch_meter_usage_input *input,
+                                                      const char *product_code);
+
+/**
+ * Appends a copy of `record` (the caller keeps and frees `record`). More than 25 records
+ * fail when the call is made. NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one input.
+ */
+mm_status mm_batch_meter_usage_input_add_record(struct mm_batch_meter_usage_input *input,
+                                                const struct mm_usage_record *record);
+
+/**
+ * Appends the common SaaS record in one call: `customer_identifier` used `quantity` of
+ * `dimension` at `epoch_seconds`. The strings are copied.
+ *
+ * NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT` (nothing is
+ * appended on failure). Not thread-safe on one input.
+ */
+mm_status mm_batch_meter_usage_input_add_usage(struct mm_batch_meter_usage_input *input,
+                                               int64_t epoch_seconds,
+                                               const char *customer_identifier,
+                                               const char *dimension,
+                                               int64_t quantity);
+
+/**
+ * The number of records in the input (0 if `input` is NULL). Thread-safe.
+ */
+size_t mm_batch_meter_usage_input_record_count(const struct mm_batch_meter_usage_input *input);
+
+/**
+ * A new, empty `MeterUsage` input. Free it with `mm_meter_usage_input_free`. NULL only if
+ * allocation fails. Thread-safe.
+ */
+struct mm_meter_usage_input *mm_meter_usage_input_new(void);
+
+/**
+ * Frees the input. NULL does nothing. No other thread may use it during or after.
+ */
+void mm_meter_usage_input_free(struct mm_meter_usage_input *input);
+
+/**
+ * Sets the product code. Copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`. Not thread-safe on one input.
+ */
+mm_status mm_meter_usage_input_set_product_code(struct mm_meter_usage_input *input,
+                                                const char *product_code);
+
+/**
+ * Sets when the usage happened, in seconds since the Unix epoch. `input` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one input.
+ */
+mm_status mm_meter_usage_input_set_timestamp(struct mm_meter_usage_input *input,
+                                             int64_t epoch_seconds);
+
+/**
+ * Sets when the usage happened, in milliseconds since the Unix epoch. `input` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one input.
+ */
+mm_status mm_meter_usage_input_set_timestamp_ms(struct mm_meter_usage_input *input,
+                                                int64_t epoch_millis);
+
+/**
+ * Sets the usage dimension. Copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`. Not thread-safe on one input.
+ */
+mm_status mm_meter_usage_input_set_usage_dimension(struct mm_meter_usage_input *input,
+                                                   const char *usage_dimension);
+
+/**
+ * Sets the quantity (checked when the call is made: 0..=2147483647, field `UsageQuantity`).
+ * `input` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one input.
+ */
+mm_status mm_meter_usage_input_set_usage_quantity(struct mm_meter_usage_input *input,
+                                                  int64_t quantity);
+
+/**
+ * Asks for a permission check only: nothing is metered and the call fails with
+ * `MM_STATUS_DRY_RUN_OPERATION` when it would have succeeded. `input` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one input.
+ */
+mm_status mm_meter_usage_input_set_dry_run(struct mm_meter_usage_input *input, bool dry_run);
+
+/**
+ * Appends a usage allocation (see `mm_usage_record_add_allocation`). The tags are copied.
+ * NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`.
+ * Not thread-safe on one input.
+ */
+mm_status mm_meter_usage_input_add_allocation(struct mm_meter_usage_input *input,
+                                              int64_t quantity,
+                                              const struct mm_tag *tags,
+                                              size_t n_tags);
+
+/**
+ * Sets the idempotency token (without one, each call generates a UUID that its retries
+ * reuse). Copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`.
+ * Not thread-safe on one input.
+ */
+mm_status mm_meter_usage_input_set_client_token(struct mm_meter_usage_input *input,
+                                                const char *client_token);
+
+/**
+ * A new, empty `ResolveCustomer` input. Free it with `mm_resolve_customer_input_free`.
+ * NULL only if allocation fails. Thread-safe.
+ */
+struct mm_resolve_customer_input *mm_resolve_customer_input_new(void);
+
+/**
+ * Frees the input. NULL does nothing. No other thread may use it during or after.
+ */
+void mm_resolve_customer_input_free(struct mm_resolve_customer_input *input);
+
+/**
+ * Sets the registration token (the `x-amzn-marketplace-token` form field). Copied. NULL →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one input.
+ */
+mm_status mm_resolve_customer_input_set_registration_token(struct mm_resolve_customer_input *input,
+                                                           const char *registration_token);
+
+/**
+ * A new, empty `RegisterUsage` input. Free it with `mm_register_usage_input_free`. NULL only
+ * if allocation fails. Thread-safe.
+ */
+struct mm_register_usage_input *mm_register_usage_input_new(void);
+
+/**
+ * Frees the input. NULL does nothing. No other thread may use it during or after.
+ */
+void mm_register_usage_input_free(struct mm_register_usage_input *input);
+
+/**
+ * Sets the product code. Copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`. Not thread-safe on one input.
+ */
+mm_status mm_register_usage_input_set_product_code(struct mm_register_usage_input *input,
+                                                   const char *product_code);
+
+/**
+ * Sets the public key version (checked when the call is made: 1..=2147483647, field
+ * `PublicKeyVersion`). `input` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one input.
+ */
+mm_status mm_register_usage_input_set_public_key_version(struct mm_register_usage_input *input,
+                                                         int64_t public_key_version);
+
+/**
+ * Sets the nonce echoed in the signed token. Copied. NULL → `MM_STATUS_NULL_PARAMETER`;
+ * not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one input.
+ */
+mm_status mm_register_usage_input_set_nonce(struct mm_register_usage_input *input,
+                                            const char *nonce);
+
+/**
+ * Frees the output and every string read from it. NULL does nothing. No other thread may use
+ * it during or after.
+ */
+void mm_batch_meter_usage_output_free(struct mm_batch_meter_usage_output *out);
+
+/**
+ * The number of results (processed records). 0 if `out` is NULL. Thread-safe.
+ */
+size_t mm_batch_meter_usage_output_result_count(const struct mm_batch_meter_usage_output *out);
+
+/**
+ * The status of result `i`; `MM_USAGE_RECORD_STATUS_UNKNOWN` for a status this version does
+ * not know (see `..._result_status_str`), for `out` NULL or `i` out of range. Thread-safe.
+ */
+mm_usage_record_status mm_batch_meter_usage_output_result_status(const struct mm_batch_meter_usage_output *out,
+                                                                 size_t i);
+
+/**
+ * The status of result `i` as the service sent it (`"Success"`, …; `""` when absent). Owned
+ * by `out`. NULL if `out` is NULL or `i` out of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_result_status_str(const struct mm_batch_meter_usage_output *out,
+                                                          size_t i);
+
+/**
+ * The metering record id of result `i` (NULL when the service gave none, e.g.
+ * `CustomerNotSubscribed`). Owned by `out`. NULL if `out` is NULL or `i` out of range.
+ * Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_result_metering_record_id(const struct mm_batch_meter_usage_output *out,
+                                                                  size_t i);
+
+/**
+ * The customer identifier of result `i`'s record (NULL when absent). Owned by `out`. NULL if
+ * `out` is NULL or `i` out of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_result_customer_identifier(const struct mm_batch_meter_usage_output *out,
+                                                                   size_t i);
+
+/**
+ * The customer AWS account id of result `i`'s record (NULL when absent). Owned by `out`.
+ * NULL if `out` is NULL or `i` out of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_result_customer_aws_account_id(const struct mm_batch_meter_usage_output *out,
+                                                                       size_t i);
+
+/**
+ * The license ARN of result `i`'s record (NULL when absent). Owned by `out`. NULL if `out`
+ * is NULL or `i` out of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_result_license_arn(const struct mm_batch_meter_usage_output *out,
+                                                           size_t i);
+
+/**
+ * The dimension of result `i`'s record. Owned by `out`. NULL if `out` is NULL, `i` out of
+ * range or the service echoed no record. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_result_dimension(const struct mm_batch_meter_usage_output *out,
+                                                         size_t i);
+
+/**
+ * The quantity of result `i`'s record (0 when absent, `out` NULL or `i` out of range).
+ * Thread-safe.
+ */
+int64_t mm_batch_meter_usage_output_result_quantity(const struct mm_batch_meter_usage_output *out,
+                                                    size_t i);
+
+/**
+ * The timestamp of result `i`'s record, seconds since the Unix epoch (0 when `out` is NULL
+ * or `i` out of range). Thread-safe.
+ */
+int64_t mm_batch_meter_usage_output_result_timestamp(const struct mm_batch_meter_usage_output *out,
+                                                     size_t i);
+
+/**
+ * The number of records the service did not process (send them again). 0 if `out` is NULL.
+ * Thread-safe.
+ */
+size_t mm_batch_meter_usage_output_unprocessed_count(const struct mm_batch_meter_usage_output *out);
+
+/**
+ * The customer identifier of unprocessed record `i` (NULL when absent). Owned by `out`. NULL
+ * if `out` is NULL or `i` out of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_unprocessed_customer_identifier(const struct mm_batch_meter_usage_output *out,
+                                                                        size_t i);
+
+/**
+ * The customer AWS account id of unprocessed record `i` (NULL when absent). Owned by `out`.
+ * NULL if `out` is NULL or `i` out of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_unprocessed_customer_aws_account_id(const struct mm_batch_meter_usage_output *out,
+                                                                            size_t i);
+
+/**
+ * The license ARN of unprocessed record `i` (NULL when absent). Owned by `out`. NULL if
+ * `out` is NULL or `i` out of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_unprocessed_license_arn(const struct mm_batch_meter_usage_output *out,
+                                                                size_t i);
+
+/**
+ * The dimension of unprocessed record `i`. Owned by `out`. NULL if `out` is NULL or `i` out
+ * of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_unprocessed_dimension(const struct mm_batch_meter_usage_output *out,
+                                                              size_t i);
+
+/**
+ * The quantity of unprocessed record `i` (0 when absent, `out` NULL or `i` out of range).
+ * Thread-safe.
+ */
+int64_t mm_batch_meter_usage_output_unprocessed_quantity(const struct mm_batch_meter_usage_output *out,
+                                                         size_t i);
+
+/**
+ * The timestamp of unprocessed record `i`, seconds since the Unix epoch (0 when `out` is
+ * NULL or `i` out of range). Thread-safe.
+ */
+int64_t mm_batch_meter_usage_output_unprocessed_timestamp(const struct mm_batch_meter_usage_output *out,
+                                                          size_t i);
+
+/**
+ * A new input holding the unprocessed records (all their fields, allocations included) and
+ * the product code of the call, ready to send again.
+ *
+ * The caller owns it: free it with `mm_batch_meter_usage_input_free`. NULL if `out` is NULL.
+ * Thread-safe.
+ */
+struct mm_batch_meter_usage_input *mm_batch_meter_usage_output_unprocessed_input(const struct mm_batch_meter_usage_output *out);
+
+/**
+ * The request id (`x-amzn-RequestId`), or NULL when none. Owned by `out`. NULL if `out` is
+ * NULL. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_request_id(const struct mm_batch_meter_usage_output *out);
+
+/**
+ * The HTTP status of the response (0 if `out` is NULL). Thread-safe.
+ */
+uint16_t mm_batch_meter_usage_output_http_status(const struct mm_batch_meter_usage_output *out);
+
+/**
+ * Attempts made, the first included (0 if `out` is NULL). Thread-safe.
+ */
+uint32_t mm_batch_meter_usage_output_attempts(const struct mm_batch_meter_usage_output *out);
+
+/**
+ * Frees the output and every string read from it. NULL does nothing. No other thread may use
+ * it during or after.
+ */
+void mm_meter_usage_output_free(struct mm_meter_usage_output *out);
+
+/**
+ * The metering record id (NULL when none, or `out` NULL). Owned by `out`. Thread-safe.
+ */
+const char *mm_meter_usage_output_metering_record_id(const struct mm_meter_usage_output *out);
+
+/**
+ * The request id, or NULL when none (or `out` NULL). Owned by `out`. Thread-safe.
+ */
+const char *mm_meter_usage_output_request_id(const struct mm_meter_usage_output *out);
+
+/**
+ * The HTTP status of the response (0 if `out` is NULL). Thread-safe.
+ */
+uint16_t mm_meter_usage_output_http_status(const struct mm_meter_usage_output *out);
+
+/**
+ * Attempts made, the first included (0 if `out` is NULL). Thread-safe.
+ */
+uint32_t mm_meter_usage_output_attempts(const struct mm_meter_usage_output *out);
+
+/**
+ * Frees the output and every string read from it. NULL does nothing. No other thread may use
+ * it during or after.
+ */
+void mm_resolve_customer_output_free(struct mm_resolve_customer_output *out);
+
+/**
+ * The customer identifier to meter against (NULL when absent or `out` NULL). Owned by `out`.
+ * Thread-safe.
+ */
+const char *mm_resolve_customer_output_customer_identifier(const struct mm_resolve_customer_output *out);
+
+/**
+ * The product code (NULL when absent or `out` NULL). Owned by `out`. Thread-safe.
+ */
+const char *mm_resolve_customer_output_product_code(const struct mm_resolve_customer_output *out);
+
+/**
+ * The customer's AWS account id (NULL when absent or `out` NULL). Owned by `out`. Thread-safe.
+ */
+const char *mm_resolve_customer_output_customer_aws_account_id(const struct mm_resolve_customer_output *out);
+
+/**
+ * The customer's license ARN (NULL when absent or `out` NULL). Owned by `out`. Thread-safe.
+ */
+const char *mm_resolve_customer_output_license_arn(const struct mm_resolve_customer_output *out);
+
+/**
+ * The request id, or NULL when none (or `out` NULL). Owned by `out`. Thread-safe.
+ */
+const char *mm_resolve_customer_output_request_id(const struct mm_resolve_customer_output *out);
+
+/**
+ * The HTTP status of the response (0 if `out` is NULL). Thread-safe.
+ */
+uint16_t mm_resolve_customer_output_http_status(const struct mm_resolve_customer_output *out);
+
+/**
+ * Attempts made, the first included (0 if `out` is NULL). Thread-safe.
+ */
+uint32_t mm_resolve_customer_output_attempts(const struct mm_resolve_customer_output *out);
+
+/**
+ * Frees the output and every string read from it. NULL does nothing. No other thread may use
+ * it during or after.
+ */
+void mm_register_usage_output_free(struct mm_register_usage_output *out);
+
+/**
+ * The JWT signed by AWS Marketplace (NULL when absent or `out` NULL). Owned by `out`.
+ * Thread-safe.
+ */
+const char *mm_register_usage_output_signature(const struct mm_register_usage_output *out);
+
+/**
+ * When the public key rotates: returns `true` and stores seconds since the Unix epoch in
+ * `*epoch_seconds_out` when the service sent it; returns `false` (and writes nothing) when it
+ * did not, or when `out` or `epoch_seconds_out` is NULL. Thread-safe.
+ */
+bool mm_register_usage_output_public_key_rotation_timestamp(const struct mm_register_usage_output *out,
+                                                            int64_t *epoch_seconds_out);
+
+/**
+ * The request id, or NULL when none (or `out` NULL). Owned by `out`. Thread-safe.
+ */
+const char *mm_register_usage_output_request_id(const struct mm_register_usage_output *out);
+
+/**
+ * The HTTP status of the response (0 if `out` is NULL). Thread-safe.
+ */
+uint16_t mm_register_usage_output_http_status(const struct mm_register_usage_output *out);
+
+/**
+ * Attempts made, the first included (0 if `out` is NULL). Thread-safe.
+ */
+uint32_t mm_register_usage_output_attempts(const struct mm_register_usage_output *out);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* MARKETPLACE_METERING_H */

@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: Apache-2.0
+// marketplace_metering.hpp: header-only C++17 wrapper of the C API (RAII, exceptions, std types).
+
+/**
+ * @file marketplace_metering.hpp
+ *
+ * The C++ face of marketplace-metering: RAII handles, exceptions carrying the same fields as
+ * `mm_error`, `std::string`, `std::vector` and `std::chrono`. Header-only; link the C library
+ * (`marketplace_metering::shared` / `::static`, or pkg-config `marketplace_metering`).
+ *
+ * @code
+ * namespace mm = marketplace_metering;
+ * mm::Client client(mm::Config().region("us-east-1"));
+ * auto out = client.batch_meter_usage({"prod-1234",
+ *     {mm::UsageRecord{std::chrono::system_clock::now(), "cust-1", "", "", "users", 3, {}}}});
+ * for (const auto &r : out.results()) if (r.status != mm::UsageRecordStatus::Success) ...
+ * @endcode
+ *
+ * Thread-safety is the C library's: a `Client` may be used from many threads at once; calls
+ * block. Every failure throws `marketplace_metering::Error`.
+ */
+#ifndef MARKETPLACE_METERING_HPP
+#define MARKETPLACE_METERING_HPP
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "marketplace_metering.h"
+
+namespace marketplace_metering {
+
+/// The status codes: the C enum (`MM_STATUS_THROTTLING_EXCEPTION`, …).
+using Status = mm_status;
+
+/// Every failure: the code (enum and string), message, request id, HTTP status and attempts.
+class Error : public std::runtime_error {
+ public:
+  Error(Status code, std::string code_str, std::string message, std::string request_id = {},
+        std::string field = {}, uint16_t http_status = 0, uint32_t attempts = 0,
+        bool retryable = false)
+      : std::runtime_error(code_str + ": " + message +
+                           (request_id.empty() ? "" : " (request id: " + request_id + ")")),
+        code_(code),
+        code_str_(std::move(code_str)),
+        message_(std::move(message)),
+        request_id_(std::move(request_id)),
+        field_(std::move(field)),
+        http_status_(http_status),
+        attempts_(attempts),
+        retryable_(retryable) {}
+
+  /// The status (`MM_STATUS_THROTTLING_EXCEPTION`, `MM_STATUS_UNHANDLED`, …).
+  Status code() const noexcept { return code_; }
+  /// The code string: the service's (`"ThrottlingException"`) or a local one (`"InvalidInput"`).
+  const std::string &code_str() const noexcept { return code_str_; }
+  /// The message.
+  const std::string &message() const noexcept { return message_; }
+  /// The request id; empty when no response was received.
+  const std::string &request_id() const noexcept { return request_id_; }
+  /// For `MM_STATUS_INVALID_INPUT`, the offending field path; empty otherwise.
+  const std::string &field() const noexcept { return field_; }
+  /// The HTTP status of the last response; 0 when none.
+  uint16_t http_status() const noexcept { return http_status_; }
+  /// Attempts made, the first included.
+  uint32_t attempts() const noexcept { return attempts_; }
+  /// Whether the same call could succeed later.
+  bool retryable() const noexcept { return retryable_; }
+
+ private:
+  Status code_;
+  std::string code_str_, message_, request_id_, field_;
+  uint16_t http_status_;
+  uint32_t attempts_;
+  bool retryable_;
+};
+
+namespace detail {
+
+inline std::string str(const char *s) { return s ? std::string(s) : std::string(); }
+inline const char *opt(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
+
+/// Throws the error behind a failed call (taking ownership of `err`).
+[[noreturn]] inline void raise(Status st, mm_error *err, const char *what) {
+  if (err == nullptr) {
+    throw Error(st, str(mm_status_str(st)), std::string(what) + ": " + str(mm_status_str(st)));
+  }
+  Error e(mm_error_code(err), str(mm_error_code_str(err)), str(mm_error_message(err)),
+          str(mm_error_request_id(err)), str(mm_error_field(err)), mm_error_http_status(err),
+          mm_error_attempts(err), mm_error_is_retryable(err));
+  mm_error_free(err);
+  throw e;
+}
+
+inline void check(Status st, const char *what, mm_error *err = nullptr) {
+  if (st != MM_STATUS_OK) raise(st, err, what);
+}
+
+template <class T, void (*Free)(T *)>
+struct Deleter {
+  void operator()(T *p) const noexcept { Free(p); }
+};
+template <class T, void (*Free)(T *)>
+using Handle = std::unique_ptr<T, Deleter<T, Free>>;
+
+template <class T>
+T *not_null(T *p) {
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+inline int64_t millis(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+inline std::chrono::system_clock::time_point from_secs(int64_t s) {
+  return std::chrono::system_clock::time_point(std::chrono::seconds(s));
+}
+
+}  // namespace detail
+
+/// The library version.
+inline std::string version() { return mm_version(); }
+/// Joins the shared runtime's threads (call once at exit; see `mm_shutdown`).
+inline void shutdown() noexcept { mm_shutdown(); }
+
+/// Retry modes.
+enum class RetryMode : uint32_t { Standard = MM_RETRY_MODE_STANDARD, Adaptive = MM_RETRY_MODE_ADAPTIVE };
+
+/// Client configuration (a builder; setters return `*this`). Not thread-safe to modify.
+class Config {
+ public:
+  Config() : h_(detail::not_null(mm_config_new())) {}
+  /// The AWS Region.
+  Config &region(const std::string &v) { return set(mm_config_set_region(h_.get(), v.c_str()), "region"); }
+  /// A custom endpoint URL.
+  Config &endpoint_url(const std::string &v) {
+    return set(mm_config_set_endpoint_url(h_.get(), v.c_str()), "endpoint_url");
+  }
+  /// Static credentials (empty session token: none). Without them the default chain is used.
+  Config &credentials(const std::string &access_key_id, const std::string &secret_access_key,
+                      const std::string &session_token = {}) {
+    return set(mm_config_set_credentials(h_.get(), access_key_id.c_str(), secret_access_key.c_str(),
+                                         detail::opt(session_token)),
+               "credentials");
+  }
+  /// The shared config/credentials profile.
+  Config &profile(const std::string &v) { return set(mm_config_set_profile(h_.get(), v.c_str()), "profile"); }
+  /// `standard` (default) or `adaptive`.
+  Config &retry_mode(RetryMode m) {
+    return set(mm_config_set_retry_mode(h_.get(), static_cast<uint32_t>(m)), "retry_mode");
+  }
+  /// Attempts per call, the first included.
+  Config &max_attempts(uint32_t n) { return set(mm_config_set_max_attempts(h_.get(), n), "max_attempts"); }
+  /// Time allowed to connect.
+  Config &connect_timeout(std::chrono::milliseconds d) {
+    return set(mm_config_set_connect_timeout_ms(h_.get(), static_cast<uint64_t>(d.count())), "connect_timeout");
+  }
+  /// Time allowed between bytes of a response.
+  Config &read_timeout(std::chrono::milliseconds d) {
+    return set(mm_config_set_read_timeout_ms(h_.get(), static_cast<uint64_t>(d.count())), "read_timeout");
+  }
+  /// The FIPS endpoint.
+  Config &use_fips(bool on) { return set(mm_config_set_use_fips(h_.get(), on), "use_fips"); }
+  /// The dual-stack endpoint.
+  Config &use_dual_stack(bool on) { return set(mm_config_set_use_dual_stack(h_.get(), on), "use_dual_stack"); }
+  /// The C handle (owned by this object).
+  const mm_config *get() const noexcept { return h_.get(); }
+
+ private:
+  Config &set(Status st, const char *what) {
+    detail::check(st, what);
+    return *this;
+  }
+  detail::Handle<mm_config, mm_config_free> h_;
+};
+
+/// A tag of a usage allocation.
+struct Tag {
+  std::string key;
+  std::string value;
+};
+
+/// A share of a record's usage, tagged.
+struct UsageAllocation {
+  int64_t allocated_usage_quantity = 0;
+  std::vector<Tag> tags;
+};
+
+/// One usage record of BatchMeterUsage. Empty strings are "absent".
+struct UsageRecord {
+  std::chrono::system_clock::time_point timestamp;
+  std::string customer_identifier;
+  std::string customer_aws_account_id;
+  std::string license_arn;
+  std::string dimension;
+  std::optional<int64_t> quantity;
+  std::vector<UsageAllocation> allocations;
+};
+
+/// The input of BatchMeterUsage.
+struct BatchMeterUsageInput {
+  std::string product_code;  ///< empty: absent (every record then needs a license ARN)
+  std::vector<UsageRecord> usage_records;
+};
+
+/// The input of MeterUsage.
+struct MeterUsageInput {
+  std::string product_code;
+  std::chrono::system_clock::time_point timestamp;
+  std::string usage_dimension;
+  std::optional<int64_t> usage_quantity;
+  std::vector<UsageAllocation> usage_allocations;
+  bool dry_run = false;
+  std::string client_token;  ///< empty: generated per call
+};
+
+/// The input of RegisterUsage.
+struct RegisterUsageInput {
+  std::string product_code;
+  int64_t public_key_version = 1;
+  std::string nonce;  ///< empty: none
+};
+
+/// The status of one BatchMeterUsage record.
+enum class UsageRecordStatus : uint32_t {
+  Success = MM_USAGE_RECORD_STATUS_SUCCESS,
+  CustomerNotSubscribed = MM_USAGE_RECORD_STATUS_CUSTOMER_NOT_SUBSCRIBED,
+  DuplicateRecord = MM_USAGE_RECORD_STATUS_DUPLICATE_RECORD,
+  Unknown = MM_USAGE_RECORD_STATUS_UNKNOWN,
+};
+
+/// One BatchMeterUsage result (allocations of the echoed record are not copied).
+struct UsageRecordResult {
+  UsageRecord usage_record;
+  std::string metering_record_id;  ///< empty when none
+  UsageRecordStatus status = UsageRecordStatus::Unknown;
+  std::string status_str;  ///< as the service sent it
+};
+
+/// Request id, HTTP status and attempts of a response.
+struct ResponseMetadata {
+  std::string request_id;
+  uint16_t http_status = 0;
+  uint32_t attempts = 0;
+};
+
+/// The output of BatchMeterUsage (owns the C output; move-only).
+class BatchMeterUsageOutput {
+ public:
+  explicit BatchMeterUsageOutput(mm_batch_meter_usage_output *h) : h_(h) {}
+  /// One result per processed record.
+  std::vector<UsageRecordResult> results() const {
+    std::vector<UsageRecordResult> v;
+    const mm_batch_meter_usage_output *o = h_.get();
+    size_t n = mm_batch_meter_usage_output_result_count(o);
+    v.reserve(n);
+    for (size_t i = 0; i < n; i++) {
+      UsageRecordResult r;
+      r.usage_record.timestamp = detail::from_secs(mm_batch_meter_usage_output_result_timestamp(o, i));
+      r.usage_record.customer_identifier = detail::str(mm_batch_meter_usage_output_result_customer_identifier(o, i));
+      r.usage_record.customer_aws_account_id =
+          detail::str(mm_batch_meter_usage_output_result_customer_aws_account_id(o, i));
+      r.usage_record.license_arn = detail::str(mm_batch_meter_usage_output_result_license_arn(o, i));
+      r.usage_record.dimension = detail::str(mm_batch_meter_usage_output_result_dimension(o, i));
+      r.usage_record.quantity = mm_batch_meter_usage_output_result_quantity(o, i);
+      r.metering_record_id = detail::str(mm_batch_meter_usage_output_result_metering_record_id(o, i));
+      r.status = static_cast<UsageRecordStatus>(mm_batch_meter_usage_output_result_status(o, i));
+      r.status_str = detail::str(mm_batch_meter_usage_output_result_status_str(o, i));
+      v.push_back(std::move(r));
+    }
+    return v;
+  }
+  /// Records the service did not process (send them again; see `Client::resend_unprocessed`).
+  std::vector<UsageRecord> unprocessed_records() const {
+    std::vector<UsageRecord> v;
+    const mm_batch_meter_usage_output *o = h_.get();
+    size_t n = mm_batch_meter_usage_output_unprocessed_count(o);
+    for (size_t i = 0; i < n; i++) {
+      UsageRecord r;
+      r.timestamp = detail::from_secs(mm_batch_meter_usage_output_unprocessed_timestamp(o, i));
+      r.customer_identifier = detail::str(mm_batch_meter_usage_output_unprocessed_customer_identifier(o, i));
+      r.customer_aws_account_id =
+          detail::str(mm_batch_meter_usage_output_unprocessed_customer_aws_account_id(o, i));
+      r.license_arn = detail::str(mm_batch_meter_usage_output_unprocessed_license_arn(o, i));
+      r.dimension = detail::str(mm_batch_meter_usage_output_unprocessed_dimension(o, i));
+      r.quantity = mm_batch_meter_usage_output_unprocessed_quantity(o, i);
+      v.push_back(std::move(r));
+    }
+    return v;
+  }
+  /// The number of unprocessed records.
+  size_t unprocessed_count() const noexcept { return mm_batch_meter_usage_output_unprocessed_count(h_.get()); }
+  /// Request id, HTTP status, attempts.
+  ResponseMetadata metadata() const {
+    return {detail::str(mm_batch_meter_usage_output_request_id(h_.get())),
+            mm_batch_meter_usage_output_http_status(h_.get()), mm_batch_meter_usage_output_attempts(h_.get())};
+  }
+  /// The C handle (owned by this object).
+  const mm_batch_meter_usage_output *get() const noexcept { return h_.get(); }
+
+ private:
+  detail::Handle<mm_batch_meter_usage_output, mm_batch_meter_usage_output_free> h_;
+};
+
+/// The output of MeterUsage.
+class MeterUsageOutput {
+ public:
+  explicit MeterUsageOutput(mm_meter_usage_output *h) : h_(h) {}
+  /// The metering record id.
+  std::string metering_record_id() const { return detail::str(mm_meter_usage_output_metering_record_id(h_.get())); }
+  /// Request id, HTTP status, attempts.
+  ResponseMetadata metadata() const {
+    return {detail::str(mm_meter_usage_output_request_id(h_.get())), mm_meter_usage_output_http_status(h_.get()),
+            mm_meter_usage_output_attempts(h_.get())};
+  }
+
+ private:
+  detail::Handle<mm_meter_usage_output, mm_meter_usage_output_free> h_;
+};
+
+/// The output of ResolveCustomer.
+class ResolveCustomerOutput {
+ public:
+  explicit ResolveCustomerOutput(mm_resolve_customer_output *h) : h_(h) {}
+  /// The customer identifier to meter against.
+  std::string customer_identifier() const {
+    return detail::str(mm_resolve_customer_output_customer_identifier(h_.get()));
+  }
+  /// The product code.
+  std::string product_code() const { return detail::str(mm_resolve_customer_output_product_code(h_.get())); }
+  /// The customer's AWS account id.
+  std::string customer_aws_account_id() const {
+    return detail::str(mm_resolve_customer_output_customer_aws_account_id(h_.get()));
+  }
+  /// The customer's license ARN.
+  std::string license_arn() const { return detail::str(mm_resolve_customer_output_license_arn(h_.get())); }
+  /// Request id, HTTP status, attempts.
+  ResponseMetadata metadata() const {
+    return {detail::str(mm_resolve_customer_output_request_id(h_.get())),
+            mm_resolve_customer_output_http_status(h_.get()), mm_resolve_customer_output_attempts(h_.get())};
+  }
+
+ private:
+  detail::Handle<mm_resolve_customer_output, mm_resolve_customer_output_free> h_;
+};
+
+/// The output of RegisterUsage.
+class RegisterUsageOutput {
+ public:
+  explicit RegisterUsageOutput(mm_register_usage_output *h) : h_(h) {}
+  /// The signed token.
+  std::string signature() const { return detail::str(mm_register_usage_output_signature(h_.get())); }
+  /// When the public key rotates, if the service said.
+  std::optional<std::chrono::system_clock::time_point> public_key_rotation_timestamp() const {
+    int64_t s = 0;
+    if (!mm_register_usage_output_public_key_rotation_timestamp(h_.get(), &s)) return std::nullopt;
+    return detail::from_secs(s);
+  }
+  /// Request id, HTTP status, attempts.
+  ResponseMetadata metadata() const {
+    return {detail::str(mm_register_usage_output_request_id(h_.get())),
+            mm_register_usage_output_http_status(h_.get()), mm_register_usage_output_attempts(h_.get())};
+  }
+
+ private:
+  detail::Handle<mm_register_usage_output, mm_register_usage_output_free> h_;
+};
+
+namespace detail {
+
+inline void add_allocations(const std::vector<UsageAllocation> &list,
+                            Status (*add)(void *, int64_t, const mm_tag *, size_t), void *target) {
+  for (const auto &a : list) {
+    std::vector<mm_tag> tags;
+    tags.reserve(a.tags.size());
+    for (const auto &t : a.tags) tags.push_back(mm_tag{t.key.c_str(), t.value.c_str()});
+    check(add(target, a.allocated_usage_quantity, tags.data(), tags.size()), "allocation");
+  }
+}
+
+inline Status add_record_allocation(void *r, int64_t q, const mm_tag *t, size_t n) {
+  return mm_usage_record_add_allocation(static_cast<mm_usage_record *>(r), q, t, n);
+}
+inline Status add_meter_allocation(void *r, int64_t q, const mm_tag *t, size_t n) {
+  return mm_meter_usage_input_add_allocation(static_cast<mm_meter_usage_input *>(r), q, t, n);
+}
+
+inline Handle<mm_batch_meter_usage_input, mm_batch_meter_usage_input_free> batch_input(
+    const BatchMeterUsageInput &in) {
+  Handle<mm_batch_meter_usage_input, mm_batch_meter_usage_input_free> h(not_null(mm_batch_meter_usage_input_new()));
+  if (!in.product_code.empty())
+    check(mm_batch_meter_usage_input_set_product_code(h.get(), in.product_code.c_str()), "product_code");
+  for (const auto &r : in.usage_records) {
+    Handle<mm_usage_record, mm_usage_record_free> rec(not_null(mm_usage_record_new()));
+    check(mm_usage_record_set_timestamp_ms(rec.get(), millis(r.timestamp)), "timestamp");
+    if (!r.customer_identifier.empty())
+      check(mm_usage_record_set_customer_identifier(rec.get(), r.customer_identifier.c_str()), "customer_identifier");
+    if (!r.customer_aws_account_id.empty())
+      check(mm_usage_record_set_customer_aws_account_id(rec.get(), r.customer_aws_account_id.c_str()),
+            "customer_aws_account_id");
+    if (!r.license_arn.empty())
+      check(mm_usage_record_set_license_arn(rec.get(), r.license_arn.c_str()), "license_arn");
+    check(mm_usage_record_set_dimension(rec.get(), r.dimension.c_str()), "dimension");
+    if (r.quantity) check(mm_usage_record_set_quantity(rec.get(), *r.quantity), "quantity");
+    add_allocations(r.allocations, add_record_allocation, rec.get());
+    check(mm_batch_meter_usage_input_add_record(h.get(), rec.get()), "record");
+  }
+  return h;
+}
+
+}  // namespace detail
+
+/// A Metering Service client. Copyable handles are not provided: share one `Client` (it is
+/// thread-safe; every method is `const`) or move it. Calls block.
+class Client {
+ public:
+  /// Makes a client; throws `Error` (`MM_STATUS_INVALID_CONFIG`, `MM_STATUS_CREDENTIALS`, …).
+  explicit Client(const Config &config) {
+    mm_client *c = nullptr;
+    mm_error *err = nullptr;
+    Status st = mm_client_new(config.get(), &c, &err);
+    detail::check(st, "mm_client_new", err);
+    h_.reset(c);
+  }
+
+  /// BatchMeterUsage. Check every result's status and re-send unprocessed records.
+  BatchMeterUsageOutput batch_meter_usage(const BatchMeterUsageInput &input) const {
+    auto in = detail::batch_input(input);
+    return send_batch(in.get());
+  }
+
+  /// Re-sends the unprocessed records of an earlier output (same product code).
+  BatchMeterUsageOutput resend_unprocessed(const BatchMeterUsageOutput &previous) const {
+    detail::Handle<mm_batch_meter_usage_input, mm_batch_meter_usage_input_free> in(
+        detail::not_null(mm_batch_meter_usage_output_unprocessed_input(previous.get())));
+    return send_batch(in.get());
+  }
+
+  /// MeterUsage.
+  MeterUsageOutput meter_usage(const MeterUsageInput &input) const {
+    detail::Handle<mm_meter_usage_input, mm_meter_usage_input_free> in(detail::not_null(mm_meter_usage_input_new()));
+    detail::check(mm_meter_usage_input_set_product_code(in.get(), input.product_code.c_str()), "product_code");
+    detail::check(mm_meter_usage_input_set_timestamp_ms(in.get(), detail::millis(input.timestamp)), "timestamp");
+    detail::check(mm_meter_usage_input_set_usage_dimension(in.get(), input.usage_dimension.c_str()),
+                  "usage_dimension");
+    if (input.usage_quantity)
+      detail::check(mm_meter_usage_input_set_usage_quantity(in.get(), *input.usage_quantity), "usage_quantity");
+    if (input.dry_run) detail::check(mm_meter_usage_input_set_dry_run(in.get(), true), "dry_run");
+    if (!input.client_token.empty())
+      detail::check(mm_meter_usage_input_set_client_token(in.get(), input.client_token.c_str()), "client_token");
+    detail::add_allocations(input.usage_allocations, detail::add_meter_allocation, in.get());
+    mm_meter_usage_output *out = nullptr;
+    mm_error *err = nullptr;
+    Status st = mm_client_meter_usage(h_.get(), in.get(), &out, &err);
+    detail::check(st, "meter_usage", err);
+    return MeterUsageOutput(out);
+  }
+
+  /// ResolveCustomer.
+  ResolveCustomerOutput resolve_customer(const std::string &registration_token) const {
+    detail::Handle<mm_resolve_customer_input, mm_resolve_customer_input_free> in(
+        detail::not_null(mm_resolve_customer_input_new()));
+    detail::check(mm_resolve_customer_input_set_registration_token(in.get(), registration_token.c_str()),
+                  "registration_token");
+    mm_resolve_customer_output *out = nullptr;
+    mm_error *err = nullptr;
+    Status st = mm_client_resolve_customer(h_.get(), in.get(), &out, &err);
+    detail::check(st, "resolve_customer", err);
+    return ResolveCustomerOutput(out);
+  }
+
+  /// RegisterUsage.
+  RegisterUsageOutput register_usage(const RegisterUsageInput &input) const {
+    detail::Handle<mm_register_usage_input, mm_register_usage_input_free> in(
+        detail::not_null(mm_register_usage_input_new()));
+    detail::check(mm_register_usage_input_set_product_code(in.get(), input.product_code.c_str()), "product_code");
+    detail::check(mm_register_usage_input_set_public_key_version(in.get(), input.public_key_version),
+                  "public_key_version");
+    if (!input.nonce.empty()) detail::check(mm_register_usage_input_set_nonce(in.get(), input.nonce.c_str()), "nonce");
+    mm_register_usage_output *out = nullptr;
+    mm_error *err = nullptr;
+    Status st = mm_client_register_usage(h_.get(), in.get(), &out, &err);
+    detail::check(st, "register_usage", err);
+    return RegisterUsageOutput(out);
+  }
+
+  /// The C handle (owned by this object).
+  const mm_client *get() const noexcept { return h_.get(); }
+
+ private:
+  BatchMeterUsageOutput send_batch(const mm_batch_meter_usage_input *in) const {
+    mm_batch_meter_usage_output *out = nullptr;
+    mm_error *err = nullptr;
+    Status st = mm_client_batch_meter_usage(h_.get(), in, &out, &err);
+    detail::check(st, "batch_meter_usage", err);
+    return BatchMeterUsageOutput(out);
+  }
+  detail::Handle<mm_client, mm_client_free> h_;
+};
+
+}  // namespace marketplace_metering
+
+#endif  // MARKETPLACE_METERING_HPP

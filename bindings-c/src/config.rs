@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: Apache-2.0
+// mm_config: the client configuration builder (region, endpoint, credentials, retries, timeouts).
+
+//! `mm_config`.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use marketplace_metering::{ConfigBuilder, RetryMode};
+
+use crate::error::{mm_status, ErrorData};
+use crate::ffi::{self, Castable};
+
+/// A client configuration being built. Make it with `mm_config_new`, set what you need, pass
+/// it to `mm_client_new` (which copies it), free it with `mm_config_free`.
+///
+/// Setters are not thread-safe on one config; reading it in `mm_client_new` from several
+/// threads at once is.
+pub struct mm_config {
+    _private: [u8; 0],
+}
+
+impl Castable for mm_config {
+    type Rust = ConfigBuilder;
+}
+
+/// Retry modes for `mm_config_set_retry_mode`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum mm_retry_mode {
+    /// Up to max-attempts tries with jittered exponential backoff (the default, 3 attempts).
+    Standard = 0,
+    /// Standard plus a client-side rate limiter that engages on throttling.
+    Adaptive = 1,
+}
+
+/// A new configuration with the defaults: region from the environment/profile, the default
+/// credential chain, `standard` retries with 3 attempts, 5 s connect and 30 s read timeouts.
+///
+/// Free it with `mm_config_free`. Returns NULL only if allocation fails. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_config_new() -> *mut mm_config {
+    ffi_boundary!(std::ptr::null_mut() => ffi::to_handle::<mm_config>(ConfigBuilder::default()))
+}
+
+/// Frees a configuration. NULL does nothing. Clients made from it are unaffected.
+/// No other thread may use `config` during or after the call.
+#[no_mangle]
+pub extern "C" fn mm_config_free(config: *mut mm_config) {
+    ffi_boundary!(() => {
+        // SAFETY: NULL or a config made by mm_config_new, freed once.
+        unsafe { ffi::free(config) }
+    })
+}
+
+fn set(
+    config: *mut mm_config,
+    f: impl FnOnce(&mut ConfigBuilder) -> Result<(), ErrorData>,
+) -> mm_status {
+    ffi_boundary!(std::ptr::null_mut(), {
+        // SAFETY: NULL or a live config not used by another thread.
+        let c = unsafe { ffi::req_mut(config, "config") }?;
+        f(c)
+    })
+}
+
+fn set_string(
+    config: *mut mm_config,
+    value: *const c_char,
+    what: &str,
+    apply: impl FnOnce(ConfigBuilder, String) -> ConfigBuilder,
+) -> mm_status {
+    set(config, |c| {
+        // SAFETY: NULL or a NUL-terminated string.
+        let v = unsafe { ffi::str_arg(value, what) }?.to_owned();
+        *c = apply(std::mem::take(c), v);
+        Ok(())
+    })
+}
+
+/// Sets the AWS Region (`"us-east-1"`). Without it, `AWS_REGION`, `AWS_DEFAULT_REGION`, then
+/// the profile's region are used.
+///
+/// The string is copied. Returns `MM_STATUS_NULL_PARAMETER` if an argument is NULL,
+/// `MM_STATUS_INVALID_INPUT` if `region` is not UTF-8 (the region itself is checked by
+/// `mm_client_new`). Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_region(config: *mut mm_config, region: *const c_char) -> mm_status {
+    set_string(config, region, "region", |c, v| c.region(v))
+}
+
+/// Sets a custom endpoint URL (the emulator: `"http://127.0.0.1:<port>"`, a VPC endpoint).
+/// Cannot be combined with FIPS or dual-stack.
+///
+/// The string is copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+/// `MM_STATUS_INVALID_INPUT`. Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_endpoint_url(
+    config: *mut mm_config,
+    url: *const c_char,
+) -> mm_status {
+    set_string(config, url, "endpoint_url", |c, v| c.endpoint_url(v))
+}
+
+/// Sets static credentials; without them the default chain is used (environment, shared
+/// files and profiles, web identity, ECS, IMDSv2, assume-role).
+///
+/// `session_token` may be NULL (none). The strings are copied. `config`, `access_key_id` or
+/// `secret_access_key` NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+/// `MM_STATUS_INVALID_INPUT`. Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_credentials(
+    config: *mut mm_config,
+    access_key_id: *const c_char,
+    secret_access_key: *const c_char,
+    session_token: *const c_char,
+) -> mm_status {
+    set(config, |c| {
+        // SAFETY: NULL or NUL-terminated strings.
+        let (ak, sk, token) = unsafe {
+            (
+                ffi::str_arg(access_key_id, "access_key_id")?,
+                ffi::str_arg(secret_access_key, "secret_access_key")?,
+                ffi::opt_str_arg(session_token, "session_token")?,
+            )
+        };
+        *c = std::mem::take(c).static_credentials(ak, sk, token.map(str::to_owned));
+        Ok(())
+    })
+}
+
+/// Sets the shared config/credentials profile used by the default chains.
+///
+/// The string is copied. NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+/// `MM_STATUS_INVALID_INPUT`. Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_profile(
+    config: *mut mm_config,
+    profile: *const c_char,
+) -> mm_status {
+    set_string(config, profile, "profile", |c, v| c.profile(v))
+}
+
+/// Sets the retry mode: `MM_RETRY_MODE_STANDARD` or `MM_RETRY_MODE_ADAPTIVE`.
+///
+/// Another number → `MM_STATUS_INVALID_INPUT`; `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_retry_mode(config: *mut mm_config, mode: u32) -> mm_status {
+    set(config, |c| {
+        let m = match mode {
+            m if m == mm_retry_mode::Standard as u32 => RetryMode::Standard,
+            m if m == mm_retry_mode::Adaptive as u32 => RetryMode::Adaptive,
+            _ => {
+                return Err(ErrorData::invalid(
+                    "retry_mode",
+                    "must be MM_RETRY_MODE_STANDARD or MM_RETRY_MODE_ADAPTIVE",
+                ))
+            }
+        };
+        *c = std::mem::take(c).retry_mode(m);
+        Ok(())
+    })
+}
+
+/// Sets the attempts per call, the first included (default 3; 1 disables retries; 0 is
+/// rejected by `mm_client_new`). `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_max_attempts(
+    config: *mut mm_config,
+    max_attempts: u32,
+) -> mm_status {
+    set(config, |c| {
+        *c = std::mem::take(c).max_attempts(max_attempts);
+        Ok(())
+    })
+}
+
+/// Sets the time allowed to open a connection, in milliseconds (default 5000; 0 is rejected
+/// by `mm_client_new`). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_connect_timeout_ms(config: *mut mm_config, ms: u64) -> mm_status {
+    set(config, |c| {
+        *c = std::mem::take(c).connect_timeout(Duration::from_millis(ms));
+        Ok(())
+    })
+}
+
+/// Sets the time allowed between bytes of a response, in milliseconds (default 30000; 0 is
+/// rejected by `mm_client_new`). `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_read_timeout_ms(config: *mut mm_config, ms: u64) -> mm_status {
+    set(config, |c| {
+        *c = std::mem::take(c).read_timeout(Duration::from_millis(ms));
+        Ok(())
+    })
+}
+
+/// Uses (or not) the FIPS endpoint. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_use_fips(config: *mut mm_config, on: bool) -> mm_status {
+    set(config, |c| {
+        *c = std::mem::take(c).use_fips(on);
+        Ok(())
+    })
+}
+
+/// Uses (or not) the dual-stack (IPv4 and IPv6) endpoint. `config` NULL →
+/// `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_use_dual_stack(config: *mut mm_config, on: bool) -> mm_status {
+    set(config, |c| {
+        *c = std::mem::take(c).use_dual_stack(on);
+        Ok(())
+    })
+}

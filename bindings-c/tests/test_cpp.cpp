@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+// The C++ wrapper (marketplace_metering.hpp) against the emulator process.
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "marketplace_metering.hpp"
+#include "support/mm_test.h"
+
+namespace mm = marketplace_metering;
+using std::chrono::system_clock;
+
+int main() {
+  mm_test_emulator e;
+  if (mm_test_emulator_start(&e) != 0) return 2;
+  {
+    mm::Client client(mm::Config()
+                          .region(MM_TEST_REGION)
+                          .endpoint_url(e.endpoint)
+                          .credentials(MM_TEST_ACCESS_KEY, MM_TEST_SECRET_KEY)
+                          .retry_mode(mm::RetryMode::Standard)
+                          .max_attempts(1)
+                          .connect_timeout(std::chrono::milliseconds(2000))
+                          .read_timeout(std::chrono::milliseconds(10000)));
+    CHECK(mm::version() == MM_VERSION);
+
+    auto who = client.resolve_customer("reg-token-valid");
+    CHECK(who.customer_identifier() == "cust-1");
+    CHECK(who.metadata().http_status == 200);
+
+    auto now = system_clock::now() - std::chrono::minutes(1);
+    mm::BatchMeterUsageInput in{MM_TEST_PRODUCT, {}};
+    for (int i = 1; i <= 25; i++) {
+      std::string cust = i == 25 ? "cust-unsubscribed" : "cust-" + std::to_string(i);
+      in.usage_records.push_back(mm::UsageRecord{now, cust, "", "", "gb", 2, {}});
+    }
+    in.usage_records[0].allocations.push_back(mm::UsageAllocation{2, {{"team", "red"}}});
+    auto out = client.batch_meter_usage(in);
+    auto results = out.results();
+    CHECK(results.size() == 25);
+    int ok = 0;
+    for (const auto &r : results) {
+      if (r.status == mm::UsageRecordStatus::Success) {
+        ok++;
+        CHECK(!r.metering_record_id.empty());
+      } else {
+        CHECK(r.status == mm::UsageRecordStatus::CustomerNotSubscribed);
+        CHECK(r.usage_record.customer_identifier == "cust-unsubscribed");
+      }
+    }
+    CHECK(ok == 24);
+    CHECK(!out.metadata().request_id.empty());
+
+    // Partial: re-send the unprocessed records.
+    CHECK(mm_test_control(&e, "POST", "/_emulator/faults", "{\"kind\":\"partial\",\"count\":3}", nullptr, 0) == 200);
+    in.usage_records.pop_back();
+    auto part = client.batch_meter_usage(in);
+    CHECK(part.unprocessed_count() == 3);
+    CHECK(part.unprocessed_records().at(0).dimension == "gb");
+    auto again = client.resend_unprocessed(part);
+    CHECK(again.results().size() == 3);
+
+    // Errors carry code, message, request id, HTTP status, attempts.
+    CHECK(mm_test_control(&e, "POST", "/_emulator/faults", "{\"kind\":\"throttle\"}", nullptr, 0) == 200);
+    bool thrown = false;
+    try {
+      client.batch_meter_usage(in);
+    } catch (const mm::Error &err) {
+      thrown = true;
+      CHECK(err.code() == MM_STATUS_THROTTLING_EXCEPTION);
+      CHECK(err.code_str() == "ThrottlingException");
+      CHECK(err.http_status() == 400);
+      CHECK(err.attempts() == 1);
+      CHECK(!err.request_id().empty());
+      CHECK(std::string(err.what()).find("ThrottlingException") != std::string::npos);
+    }
+    CHECK(thrown);
+
+    thrown = false;
+    try {
+      client.resolve_customer("reg-token-expired");
+    } catch (const mm::Error &err) {
+      thrown = err.code() == MM_STATUS_EXPIRED_TOKEN_EXCEPTION;
+    }
+    CHECK(thrown);
+
+    auto mo = client.meter_usage({MM_TEST_PRODUCT, now, "users", 1, {}, false, ""});
+    CHECK(!mo.metering_record_id().empty());
+    thrown = false;
+    try {
+      client.meter_usage({MM_TEST_PRODUCT, now, "users", 1, {}, true, ""});
+    } catch (const mm::Error &err) {
+      thrown = err.code() == MM_STATUS_DRY_RUN_OPERATION;
+    }
+    CHECK(thrown);
+
+    auto reg = client.register_usage({MM_TEST_PRODUCT, 1, "n"});
+    CHECK(!reg.signature().empty());
+    CHECK(reg.public_key_rotation_timestamp().has_value());
+    thrown = false;
+    try {
+      client.register_usage({MM_TEST_PRODUCT, 0, ""});
+    } catch (const mm::Error &err) {
+      thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == "PublicKeyVersion";
+    }
+    CHECK(thrown);
+
+    thrown = false;
+    try {
+      mm::Client bad(mm::Config().region(MM_TEST_REGION).endpoint_url(e.endpoint).use_fips(true).credentials("a", "b"));
+    } catch (const mm::Error &err) {
+      thrown = err.code() == MM_STATUS_INVALID_CONFIG;
+    }
+    CHECK(thrown);
+  }
+  mm::shutdown();
+  mm_test_emulator_stop(&e);
+  std::printf("test_cpp: %d failure(s)\n", mm_test_failures);
+  return mm_test_failures ? 1 : 0;
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * NULL pointers and invalid UTF-8 give errors, never a crash (also compiled as C++). */
+#include <stdio.h>
+#include <string.h>
+
+#include "marketplace_metering.h"
+
+static int failures = 0;
+#define EXPECT(cond)                                                           \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: EXPECT failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                              \
+    }                                                                          \
+  } while (0)
+
+static const char bad_utf8[] = {(char)0xff, (char)0xfe, 'x', 0};
+
+int main(void) {
+  mm_config *cfg = mm_config_new();
+  mm_client *client = NULL;
+  mm_error *err = NULL;
+  EXPECT(cfg != NULL);
+  EXPECT(mm_config_set_region(NULL, "us-east-1") == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_config_set_region(cfg, NULL) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_config_set_region(cfg, bad_utf8) == MM_STATUS_INVALID_INPUT);
+  EXPECT(mm_config_set_credentials(cfg, NULL, "s", NULL) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_config_set_credentials(cfg, "a", bad_utf8, NULL) == MM_STATUS_INVALID_INPUT);
+  EXPECT(mm_config_set_retry_mode(cfg, 42) == MM_STATUS_INVALID_INPUT);
+  EXPECT(mm_config_set_retry_mode(cfg, MM_RETRY_MODE_ADAPTIVE) == MM_STATUS_OK);
+
+  EXPECT(mm_client_new(NULL, &client, &err) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(client == NULL);
+  EXPECT(mm_error_code(err) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(strcmp(mm_error_code_str(err), "NullParameter") == 0);
+  EXPECT(mm_error_http_status(err) == 0);
+  EXPECT(mm_error_request_id(err) == NULL);
+  mm_error_free(err);
+  err = NULL;
+  EXPECT(mm_client_new(cfg, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+
+  /* FIPS with a custom endpoint: InvalidConfig, with an error. */
+  mm_config_set_region(cfg, "us-east-1");
+  mm_config_set_endpoint_url(cfg, "http://127.0.0.1:9");
+  mm_config_set_credentials(cfg, "a", "b", NULL);
+  mm_config_set_use_fips(cfg, true);
+  EXPECT(mm_client_new(cfg, &client, &err) == MM_STATUS_INVALID_CONFIG);
+  EXPECT(client == NULL);
+  EXPECT(strcmp(mm_error_code_str(err), "InvalidConfig") == 0);
+  mm_error_free(err);
+  err = NULL;
+  mm_config_set_use_fips(cfg, false);
+  EXPECT(mm_client_new(cfg, &client, &err) == MM_STATUS_OK);
+
+  mm_batch_meter_usage_input *in = mm_batch_meter_usage_input_new();
+  mm_usage_record *rec = mm_usage_record_new();
+  mm_tag tags[1];
+  tags[0].key = "k";
+  tags[0].value = bad_utf8;
+  EXPECT(mm_usage_record_set_dimension(rec, NULL) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_usage_record_set_dimension(rec, bad_utf8) == MM_STATUS_INVALID_INPUT);
+  EXPECT(mm_usage_record_add_allocation(rec, 1, NULL, 1) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_usage_record_add_allocation(rec, 1, tags, 1) == MM_STATUS_INVALID_INPUT);
+  EXPECT(mm_batch_meter_usage_input_add_record(in, NULL) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_batch_meter_usage_input_add_usage(in, 0, bad_utf8, "users", 1) == MM_STATUS_INVALID_INPUT);
+  EXPECT(mm_batch_meter_usage_input_add_usage(in, 0, "c", NULL, 1) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_batch_meter_usage_input_record_count(in) == 0);
+  EXPECT(mm_meter_usage_input_set_product_code(NULL, "p") == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_resolve_customer_input_set_registration_token(NULL, "t") == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_register_usage_input_set_nonce(NULL, "n") == MM_STATUS_NULL_PARAMETER);
+
+  mm_batch_meter_usage_output *out = NULL;
+  EXPECT(mm_client_batch_meter_usage(NULL, in, &out, &err) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(out == NULL);
+  EXPECT(strstr(mm_error_message(err), "client") != NULL);
+  mm_error_free(err);
+  err = NULL;
+  EXPECT(mm_client_batch_meter_usage(client, NULL, &out, NULL) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_client_batch_meter_usage(client, in, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_client_meter_usage(client, NULL, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_client_resolve_customer(client, NULL, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_client_register_usage(NULL, NULL, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+
+  EXPECT(mm_error_message(NULL) == NULL);
+  EXPECT(mm_error_code(NULL) == MM_STATUS_NULL_PARAMETER);
+  EXPECT(mm_batch_meter_usage_output_result_count(NULL) == 0);
+  EXPECT(mm_batch_meter_usage_output_result_status_str(NULL, 0) == NULL);
+  EXPECT(mm_meter_usage_output_metering_record_id(NULL) == NULL);
+  EXPECT(mm_resolve_customer_output_license_arn(NULL) == NULL);
+  EXPECT(mm_register_usage_output_public_key_rotation_timestamp(NULL, NULL) == false);
+  EXPECT(strcmp(mm_status_str(MM_STATUS_OK), "OK") == 0);
+  EXPECT(strcmp(mm_status_str(MM_STATUS_THROTTLING_EXCEPTION), "ThrottlingException") == 0);
+  EXPECT(strcmp(mm_status_str(123456u), "Unknown") == 0);
+  EXPECT(strcmp(mm_version(), MM_VERSION) == 0);
+  EXPECT(MM_STATUS_THROTTLING_EXCEPTION == 107 && MM_STATUS_PANIC == 2);
+
+  mm_error_free(NULL);
+  mm_config_free(NULL);
+  mm_client_free(NULL);
+  mm_usage_record_free(NULL);
+  mm_batch_meter_usage_input_free(NULL);
+  mm_batch_meter_usage_output_free(NULL);
+  mm_meter_usage_input_free(NULL);
+  mm_meter_usage_output_free(NULL);
+  mm_resolve_customer_input_free(NULL);
+  mm_resolve_customer_output_free(NULL);
+  mm_register_usage_input_free(NULL);
+  mm_register_usage_output_free(NULL);
+
+  mm_usage_record_free(rec);
+  mm_batch_meter_usage_input_free(in);
+  mm_client_free(client);
+  mm_config_free(cfg);
+  mm_shutdown();
+  printf("test_null: %d failure(s)\n", failures);
+  return failures ? 1 : 0;
+}
