@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The main job: meter usage from every language against the embedded emulator.
+# Does all set-up on a fresh machine (Rust, Python 3, Node, gcc and cmake preinstalled):
+# builds the Python package into .venv and the Node addon from source.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+triple=$(rustc -vV | sed -n 's/host: //p')
+
+echo "== rust"
+cargo run --quiet -p example-rust --locked
+
+echo "== python"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check ./bindings-python
+.venv/bin/python examples/python/meter.py
+
+echo "== node"
+(cd bindings-node && npm install --no-audit --no-fund --loglevel=error)
+node examples/node/meter.js
+
+if [ -f examples/c/run.sh ]; then
+  echo "== c and c++"
+  cargo build --quiet -p metering-emulator --locked
+  METERING_EMULATOR_BIN="$root/target/$triple/debug/metering-emulator" bash examples/c/run.sh
+fi
