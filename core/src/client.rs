@@ -179,9 +179,10 @@ impl Client {
     async fn invoke<O: Operation>(&self, mut input: O::Input) -> Result<O::Output, Error> {
         O::validate(&input)?;
         O::prepare(&mut input);
-        let body = Bytes::from(serde_json::to_vec(&input).map_err(|e| {
-            Error::invalid_input("<request>", format!("cannot be serialized: {e}"))
-        })?);
+        let mut buf = Vec::with_capacity(O::size_hint(&input));
+        serde_json::to_writer(&mut buf, &input)
+            .map_err(|e| Error::invalid_input("<request>", format!("cannot be serialized: {e}")))?;
+        let body = Bytes::from(buf);
         if body.len() > crate::validate::MAX_REQUEST_BYTES {
             return Err(Error::invalid_input(
                 "<request>",
@@ -319,48 +320,48 @@ impl Client {
         let req = reqwest::Request::try_from(req.map(reqwest::Body::from)).map_err(|e| {
             Error::invalid_config(format!("cannot build a request to {}: {e}", cfg.endpoint))
         })?;
-        let resp = http
+        let mut resp = http
             .execute(req)
             .await
             .map_err(|e| transport_error(e, &cfg.endpoint))?;
         let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
+        // Taken, not cloned: the body does not need them once the response has arrived.
+        let headers = std::mem::take(resp.headers_mut());
         let request_id = wire::request_id(&headers);
-        let body = resp.bytes().await.map_err(|e| {
-            let mut err = transport_error(e, &cfg.endpoint);
-            err.meta_mut().http_status = Some(status);
-            err.meta_mut().request_id = request_id.clone();
-            err
-        })?;
-        let meta = ResponseMetadata {
-            request_id,
-            http_status: Some(status),
-            http_headers: headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            attempts: attempt,
-            total_retry_delay: Duration::ZERO,
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                let mut err = transport_error(e, &cfg.endpoint);
+                err.meta_mut().http_status = Some(status);
+                err.meta_mut().request_id = request_id;
+                return Err(err);
+            }
         };
         tracing::debug!(
             operation = O::NAME,
             attempt,
             status,
-            request_id = meta.request_id.as_deref().unwrap_or(""),
+            request_id = request_id.as_deref().unwrap_or(""),
             "response"
         );
-        if (200..300).contains(&status) {
-            match wire::parse_output::<O::Output>(O::NAME, &body) {
+        let error = if (200..300).contains(&status) {
+            None
+        } else {
+            Some(wire::parse_error(status, &headers, &body))
+        };
+        let meta = ResponseMetadata {
+            request_id,
+            http_status: Some(status),
+            http_headers: headers,
+            attempts: attempt,
+            total_retry_delay: Duration::ZERO,
+        };
+        match error {
+            Some(e) => Err(e.with_meta(meta)),
+            None => match wire::parse_output::<O::Output>(O::NAME, &body) {
                 Ok(out) => Ok((out, meta)),
                 Err(e) => Err(e.with_meta(meta)),
-            }
-        } else {
-            Err(wire::parse_error(status, &headers, &body).with_meta(meta))
+            },
         }
     }
 }

@@ -201,7 +201,7 @@ impl AsRef<str> for ErrorCode {
 pub struct ResponseMetadata {
     pub(crate) request_id: Option<String>,
     pub(crate) http_status: Option<u16>,
-    pub(crate) http_headers: Vec<(String, String)>,
+    pub(crate) http_headers: http::HeaderMap,
     pub(crate) attempts: u32,
     pub(crate) total_retry_delay: Duration,
 }
@@ -215,9 +215,12 @@ impl ResponseMetadata {
     pub fn http_status(&self) -> Option<u16> {
         self.http_status
     }
-    /// The headers of the last response, lower-cased names, in order.
-    pub fn http_headers(&self) -> &[(String, String)] {
-        &self.http_headers
+    /// The headers of the last response: lower-cased names, in order (values that are not
+    /// visible ASCII are skipped).
+    pub fn http_headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.http_headers
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
     }
     /// Attempts made, the first included (0 when nothing was sent).
     pub fn attempts(&self) -> u32 {

@@ -97,6 +97,9 @@ impl Operation for BatchMeterUsage {
     fn validate(input: &Self::Input) -> Result<(), Error> {
         crate::validate::batch_meter_usage(input)
     }
+    fn size_hint(input: &Self::Input) -> usize {
+        64 + 160 * input.usage_records.len()
+    }
     fn set_meta(output: &mut Self::Output, meta: ResponseMetadata) {
         output.meta = meta;
     }

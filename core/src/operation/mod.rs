@@ -21,6 +21,10 @@ pub(crate) trait Operation {
     type Output: DeserializeOwned + Send;
     /// Checks the input against the model's constraints.
     fn validate(input: &Self::Input) -> Result<(), Error>;
+    /// A guess at the serialized size, so the body is written without reallocating.
+    fn size_hint(_input: &Self::Input) -> usize {
+        256
+    }
     /// Fills what the client generates (an idempotency token) once per call.
     fn prepare(_input: &mut Self::Input) {}
     /// Stores the response metadata on the output.
