@@ -12,7 +12,9 @@ rounds="${2:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 triple="$(rustc -vV | sed -n 's/host: //p')"
 rel="$CARGO_TARGET_DIR/$triple/release"
-cargo build --release -q -p marketplace-metering-c -p metering-emulator --example core_loop
+# Separate builds: a target filter (--example) would otherwise skip the emulator's binary.
+cargo build --release -q -p metering-emulator --bin metering-emulator
+cargo build --release -q -p marketplace-metering-c --lib --example core_loop
 work="$(mktemp -d)"
 emu_pid=""
 trap '[ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -21,7 +23,9 @@ gcc -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -I"$root/bindings-c/include" "
 "$rel/metering-emulator" --port 0 >"$work/emu.out" 2>/dev/null &
 emu_pid=$!
 for _ in $(seq 1 100); do grep -q METERING_EMULATOR_PORT= "$work/emu.out" && break; sleep 0.1; done
-endpoint="http://127.0.0.1:$(sed -n 's/^METERING_EMULATOR_PORT=//p' "$work/emu.out")"
+port="$(sed -n 's/^METERING_EMULATOR_PORT=//p' "$work/emu.out")"
+[ -n "$port" ] || { echo "the emulator did not start" >&2; exit 1; }
+endpoint="http://127.0.0.1:$port"
 echo "emulator at $endpoint; $seconds s per run, $rounds rounds"
 c_total=0; r_total=0
 for _ in $(seq 1 "$rounds"); do

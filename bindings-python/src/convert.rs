@@ -299,7 +299,11 @@ fn allocations(v: &Bound<'_, PyAny>, path: &str) -> CResult<Vec<UsageAllocation>
     Ok(out)
 }
 
-fn usage_record(v: &Bound<'_, PyAny>, i: usize) -> CResult<UsageRecord> {
+/// The last `Timestamp` object converted in this call: a batch usually shares one datetime,
+/// and converting it costs several Python method calls.
+type LastTimestamp = Option<(*mut pyo3::ffi::PyObject, DateTime)>;
+
+fn usage_record(v: &Bound<'_, PyAny>, i: usize, last: &mut LastTimestamp) -> CResult<UsageRecord> {
     let path = || format!("UsageRecords[{i}]");
     let d = v
         .cast::<PyDict>()
@@ -309,7 +313,18 @@ fn usage_record(v: &Bound<'_, PyAny>, i: usize) -> CResult<UsageRecord> {
         let k = key_str(&k, &path())?;
         let f = |name: &str| format!("UsageRecords[{i}].{name}");
         match k.as_str() {
-            "Timestamp" => b = b.timestamp(timestamp(&v, || f("Timestamp"))?),
+            "Timestamp" => {
+                let t = match *last {
+                    // Same object as the previous record's (alive: the caller's list holds it).
+                    Some((ptr, t)) if ptr == v.as_ptr() => t,
+                    _ => {
+                        let t = timestamp(&v, || f("Timestamp"))?;
+                        *last = Some((v.as_ptr(), t));
+                        t
+                    }
+                };
+                b = b.timestamp(t)
+            }
             "CustomerIdentifier" => {
                 b = b.customer_identifier(string(&v, || f("CustomerIdentifier"))?)
             }
@@ -337,8 +352,9 @@ pub fn batch_meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<BatchMeter
             "UsageRecords" => {
                 let items = list(&v, "UsageRecords")?;
                 let mut recs = Vec::with_capacity(items.len());
+                let mut last = None;
                 for (i, item) in items.iter().enumerate() {
-                    recs.push(usage_record(item, i)?);
+                    recs.push(usage_record(item, i, &mut last)?);
                 }
                 b = b.set_usage_records(Some(recs));
             }
@@ -453,9 +469,25 @@ fn allocations_out<'py>(py: Python<'py>, a: &[UsageAllocation]) -> PyResult<Boun
     Ok(out)
 }
 
-fn usage_record_out<'py>(py: Python<'py>, r: &UsageRecord) -> PyResult<Bound<'py, PyDict>> {
+/// The last datetime made in this call: results usually share one timestamp, and datetimes
+/// are immutable, so equal timestamps share one object.
+type LastDatetime<'py> = Option<(DateTime, Bound<'py, PyAny>)>;
+
+fn usage_record_out<'py>(
+    py: Python<'py>,
+    r: &UsageRecord,
+    last: &mut LastDatetime<'py>,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "Timestamp"), py_datetime(py, r.timestamp())?)?;
+    let ts = match last {
+        Some((t, obj)) if t == r.timestamp() => obj.clone(),
+        _ => {
+            let obj = py_datetime(py, r.timestamp())?;
+            *last = Some((*r.timestamp(), obj.clone()));
+            obj
+        }
+    };
+    d.set_item(intern!(py, "Timestamp"), ts)?;
     set_opt(
         &d,
         intern!(py, "CustomerIdentifier"),
@@ -483,10 +515,14 @@ fn usage_record_out<'py>(py: Python<'py>, r: &UsageRecord) -> PyResult<Bound<'py
 pub fn batch_meter_usage_output(py: Python<'_>, o: &BatchMeterUsageOutput) -> PyResult<Py<PyAny>> {
     let d = PyDict::new(py);
     let results = PyList::empty(py);
+    let mut last = None;
     for r in o.results() {
         let rd = PyDict::new(py);
         if let Some(u) = r.usage_record() {
-            rd.set_item(intern!(py, "UsageRecord"), usage_record_out(py, u)?)?;
+            rd.set_item(
+                intern!(py, "UsageRecord"),
+                usage_record_out(py, u, &mut last)?,
+            )?;
         }
         set_opt(&rd, intern!(py, "MeteringRecordId"), r.metering_record_id())?;
         set_opt(&rd, intern!(py, "Status"), r.status().map(|s| s.as_str()))?;
@@ -495,7 +531,7 @@ pub fn batch_meter_usage_output(py: Python<'_>, o: &BatchMeterUsageOutput) -> Py
     d.set_item(intern!(py, "Results"), results)?;
     let unprocessed = PyList::empty(py);
     for u in o.unprocessed_records() {
-        unprocessed.append(usage_record_out(py, u)?)?;
+        unprocessed.append(usage_record_out(py, u, &mut last)?)?;
     }
     d.set_item(intern!(py, "UnprocessedRecords"), unprocessed)?;
     d.set_item(
