@@ -14,6 +14,38 @@ use marketplace_metering::primitives::DateTime;
 use marketplace_metering::types::UsageRecord;
 use metering_emulator::{Emulator, EmulatorConfig};
 
+/// Counts the main thread's allocations (the emulator's threads are not counted).
+struct Counting;
+
+thread_local! {
+    static ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only a thread-local counter is added.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a valid out-pointer for clock_gettime.
@@ -24,6 +56,7 @@ fn thread_cpu() -> Duration {
 struct Figures {
     calls_per_sec: f64,
     cpu_us_per_call: f64,
+    allocs_per_call: f64,
 }
 
 async fn run<F, Fut>(seconds: f64, mut call: F) -> Figures
@@ -34,7 +67,7 @@ where
     for _ in 0..200 {
         call().await; // warm-up: connections, credentials, caches
     }
-    let (t0, c0) = (Instant::now(), thread_cpu());
+    let (t0, c0, a0) = (Instant::now(), thread_cpu(), allocs());
     let mut n = 0u64;
     while t0.elapsed().as_secs_f64() < seconds {
         for _ in 0..50 {
@@ -42,10 +75,11 @@ where
         }
         n += 50;
     }
-    let (wall, cpu) = (t0.elapsed(), thread_cpu() - c0);
+    let (wall, cpu, a) = (t0.elapsed(), thread_cpu() - c0, allocs() - a0);
     Figures {
         calls_per_sec: n as f64 / wall.as_secs_f64(),
         cpu_us_per_call: cpu.as_secs_f64() * 1e6 / n as f64,
+        allocs_per_call: a as f64 / n as f64,
     }
 }
 
@@ -138,13 +172,14 @@ async fn main() {
 
     println!("BatchMeterUsage, 25 records, sequential, loopback keep-alive, {seconds} s each");
     println!(
-        "marketplace-metering : {:>9.0} calls/s  {:>6.1} µs client CPU/call",
-        ours_fig.calls_per_sec, ours_fig.cpu_us_per_call
+        "marketplace-metering : {:>9.0} calls/s  {:>6.1} µs client CPU/call  {:>5.0} allocations/call",
+        ours_fig.calls_per_sec, ours_fig.cpu_us_per_call, ours_fig.allocs_per_call
     );
     println!(
-        "aws-sdk-rust         : {:>9.0} calls/s  {:>6.1} µs client CPU/call",
-        sdk_fig.calls_per_sec, sdk_fig.cpu_us_per_call
+        "aws-sdk-rust         : {:>9.0} calls/s  {:>6.1} µs client CPU/call  {:>5.0} allocations/call",
+        sdk_fig.calls_per_sec, sdk_fig.cpu_us_per_call, sdk_fig.allocs_per_call
     );
+    println!("(both include the harness's clone of the 25 input records, 51 allocations)");
     println!(
         "ratio                : {:>9.2}x calls/s  {:>6.2}x less CPU",
         ours_fig.calls_per_sec / sdk_fig.calls_per_sec,
