@@ -8,7 +8,7 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use crate::credentials::CredentialsProvider;
 use crate::error::{
@@ -49,7 +49,9 @@ struct Inner {
     http: Mutex<Option<(u32, reqwest::Client)>>,
     credentials: CredentialsProvider,
     retry: RetryState,
-    target_prefix: String,
+    /// The endpoint, parsed once (an unparseable one fails every call with its reason).
+    url: Result<reqwest::Url, String>,
+    user_agent: HeaderValue,
 }
 
 impl std::fmt::Debug for Client {
@@ -71,7 +73,10 @@ impl Client {
                 http: Mutex::new(None),
                 credentials,
                 retry,
-                target_prefix: format!("{}.", wire::TARGET_PREFIX),
+                url: reqwest::Url::parse(&config.endpoint)
+                    .map_err(|e| format!("the endpoint {:?} is not a URL: {e}", config.endpoint)),
+                user_agent: HeaderValue::from_str(&config.user_agent)
+                    .unwrap_or_else(|_| HeaderValue::from_static("marketplace-metering")),
                 config,
             }),
         }
@@ -277,21 +282,26 @@ impl Client {
     ) -> Result<(O::Output, ResponseMetadata), Error> {
         let cfg = &self.inner.config;
         let creds = self.inner.credentials.credentials().await?;
-        let mut req = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(cfg.endpoint.as_str())
-            .header(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE))
-            .header(
-                "x-amz-target",
-                format!("{}{}", self.inner.target_prefix, O::NAME),
-            )
-            .header(USER_AGENT, cfg.user_agent.as_str())
-            .header("amz-sdk-invocation-id", invocation_id)
-            .header("amz-sdk-request", format!("attempt={attempt}; max={max}"))
-            .body(body.clone())
-            .map_err(|e| {
-                Error::invalid_config(format!("cannot build a request to {}: {e}", cfg.endpoint))
-            })?;
+        let url = self
+            .inner
+            .url
+            .as_ref()
+            .map_err(|e| Error::invalid_config(e.clone()))?;
+        // The request is built once as reqwest's own type: no http::Request, no URL re-parse.
+        let mut headers = HeaderMap::with_capacity(10);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE));
+        headers.insert("x-amz-target", HeaderValue::from_static(O::TARGET));
+        headers.insert(USER_AGENT, self.inner.user_agent.clone());
+        headers.insert(
+            "amz-sdk-invocation-id",
+            HeaderValue::from_str(invocation_id)
+                .map_err(|e| Error::invalid_state(e.to_string()))?,
+        );
+        headers.insert(
+            "amz-sdk-request",
+            HeaderValue::from_str(&format!("attempt={attempt}; max={max}"))
+                .map_err(|e| Error::invalid_state(e.to_string()))?,
+        );
         let identity: Identity = creds.into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -302,11 +312,10 @@ impl Client {
             .build()
             .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
             .into();
-        let uri = req.uri().to_string();
         let signable = SignableRequest::new(
             "POST",
-            &uri,
-            req.headers()
+            url.as_str(),
+            headers
                 .iter()
                 .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))),
             SignableBody::Bytes(body),
@@ -315,11 +324,18 @@ impl Client {
         let (instructions, _signature) = sign(signable, &params)
             .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
             .into_parts();
-        instructions.apply_to_request_http1x(&mut req);
-
-        let req = reqwest::Request::try_from(req.map(reqwest::Body::from)).map_err(|e| {
-            Error::invalid_config(format!("cannot build a request to {}: {e}", cfg.endpoint))
-        })?;
+        for (name, value) in instructions.headers() {
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?;
+            // The session token and signature are credentials: keep them out of any Debug.
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let mut req = reqwest::Request::new(http::Method::POST, url.clone());
+        *req.headers_mut() = headers;
+        *req.body_mut() = Some(reqwest::Body::from(body.clone()));
         let mut resp = http
             .execute(req)
             .await

@@ -386,8 +386,18 @@ impl Serialize for UsageRecordResultStatus {
 
 impl<'de> Deserialize<'de> for UsageRecordResultStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Ok(UsageRecordResultStatus::from(s.as_ref()))
+        // A visitor, not `Cow<str>`: serde's `Cow` impl always allocates an owned String.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = UsageRecordResultStatus;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a status string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(UsageRecordResultStatus::from(s))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

@@ -10,8 +10,6 @@ use serde::Deserialize;
 
 use crate::{Error, ErrorCode};
 
-/// The service's `X-Amz-Target` prefix.
-pub(crate) const TARGET_PREFIX: &str = "AWSMPMeteringService";
 /// The protocol's content type.
 pub(crate) const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 

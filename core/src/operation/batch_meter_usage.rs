@@ -92,6 +92,7 @@ pub(crate) struct BatchMeterUsage;
 
 impl Operation for BatchMeterUsage {
     const NAME: &'static str = "BatchMeterUsage";
+    const TARGET: &'static str = "AWSMPMeteringService.BatchMeterUsage";
     type Input = BatchMeterUsageInput;
     type Output = BatchMeterUsageOutput;
     fn validate(input: &Self::Input) -> Result<(), Error> {

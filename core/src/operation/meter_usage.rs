@@ -141,6 +141,7 @@ pub(crate) struct MeterUsage;
 
 impl Operation for MeterUsage {
     const NAME: &'static str = "MeterUsage";
+    const TARGET: &'static str = "AWSMPMeteringService.MeterUsage";
     type Input = MeterUsageInput;
     type Output = MeterUsageOutput;
     fn validate(input: &Self::Input) -> Result<(), Error> {

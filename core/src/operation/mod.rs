@@ -17,6 +17,8 @@ use crate::{Error, ResponseMetadata};
 pub(crate) trait Operation {
     /// The operation's name, as in `X-Amz-Target: AWSMPMeteringService.<NAME>`.
     const NAME: &'static str;
+    /// `X-Amz-Target`: `AWSMPMeteringService.<NAME>`.
+    const TARGET: &'static str;
     type Input: Serialize + Send + Sync;
     type Output: DeserializeOwned + Send;
     /// Checks the input against the model's constraints.
@@ -71,3 +73,30 @@ macro_rules! forward {
     };
 }
 pub(crate) use forward;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<O: Operation>(prefix: &str, model: &serde_json::Value) {
+        assert_eq!(O::TARGET, format!("{prefix}.{}", O::NAME));
+        assert!(
+            model["operations"].get(O::NAME).is_some(),
+            "{} is in the model",
+            O::NAME
+        );
+    }
+
+    #[test]
+    fn targets_follow_the_model() {
+        let model: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../shared/reference/meteringmarketplace-2016-01-14.service-2.json"
+        ))
+        .unwrap();
+        let prefix = model["metadata"]["targetPrefix"].as_str().unwrap();
+        check::<batch_meter_usage::BatchMeterUsage>(prefix, &model);
+        check::<meter_usage::MeterUsage>(prefix, &model);
+        check::<resolve_customer::ResolveCustomer>(prefix, &model);
+        check::<register_usage::RegisterUsage>(prefix, &model);
+    }
+}

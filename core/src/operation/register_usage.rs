@@ -107,6 +107,7 @@ pub(crate) struct RegisterUsage;
 
 impl Operation for RegisterUsage {
     const NAME: &'static str = "RegisterUsage";
+    const TARGET: &'static str = "AWSMPMeteringService.RegisterUsage";
     type Input = RegisterUsageInput;
     type Output = RegisterUsageOutput;
     fn validate(input: &Self::Input) -> Result<(), Error> {

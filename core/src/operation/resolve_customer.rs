@@ -90,6 +90,7 @@ pub(crate) struct ResolveCustomer;
 
 impl Operation for ResolveCustomer {
     const NAME: &'static str = "ResolveCustomer";
+    const TARGET: &'static str = "AWSMPMeteringService.ResolveCustomer";
     type Input = ResolveCustomerInput;
     type Output = ResolveCustomerOutput;
     fn validate(input: &Self::Input) -> Result<(), Error> {
