@@ -36,6 +36,8 @@ pub mod config;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+#[cfg(feature = "meter")]
+pub mod meter;
 pub mod operation;
 pub mod retry;
 pub mod runtime;
@@ -47,6 +49,8 @@ pub use client::Client;
 pub use config::{Config, ConfigBuilder, Face};
 pub use credentials::Credentials;
 pub use error::{BuildError, Error, ErrorCode, ErrorKind, ResponseMetadata};
+#[cfg(feature = "meter")]
+pub use meter::UsageMeter;
 pub use retry::{RetryConfig, RetryMode};
 
 /// Primitive types shared with the AWS SDK for Rust.

@@ -1,0 +1,1047 @@
+// SPDX-License-Identifier: Apache-2.0
+// The usage meter: record every billable event, bill every customer-hour exactly once.
+
+//! The usage meter.
+//!
+//! Sellers call [`UsageMeter::record`] on every billable event; the meter adds it to a
+//! *bucket* — (product or license, customer, dimension, hour of the event) — and later sends
+//! each bucket exactly once.
+//!
+//! What "exactly once" rests on:
+//!
+//! * **Sealing.** A bucket's hour is *sealed* once the hour has ended and `grace` has passed.
+//!   Sealing copies the bucket's quantity into a frozen `sealed_quantity` column, written once
+//!   (a trigger refuses any later change). Only sealed buckets are ever sent, always with that
+//!   frozen quantity. Events that arrive later for a sealed hour are counted in the *current*
+//!   hour and reported as [`MeterEventKind::LateEvent`].
+//! * **The service's dedup.** `BatchMeterUsage` answers an identical record (same customer,
+//!   dimension, hour and quantity) with the first record's `MeteringRecordId` and bills it
+//!   once; `MeterUsage` does the same for a repeated `ClientToken`, which the meter derives
+//!   from the bucket. Before a call goes out its buckets are marked `sending` in a
+//!   transaction; after a crash, buckets still `sending` are sent again with the same frozen
+//!   quantity, so the service bills them once.
+//!
+//! Each result is recorded: `Success` → acked (with its `MeteringRecordId`);
+//! `CustomerNotSubscribed`, `DuplicateRecord`, unknown statuses and modeled errors → the
+//! `dead_letters` table and a [`MeterEventKind::DeadLettered`] event; nothing is dropped
+//! silently. A bucket within `alarm_before` of the end of the service's 6-hour window raises
+//! [`MeterEventKind::WindowAlarm`]; a bucket past it is marked expired
+//! ([`MeterEventKind::Expired`]) and never retried. Records carry the bucket's hour (its first
+//! second) as their timestamp.
+//!
+//! Durability ([`Durability`]): `Durable` commits every `record()` to SQLite (WAL,
+//! `synchronous=FULL`) before returning; `Group` does the same but one committer thread
+//! commits all concurrent callers' events in one transaction; `Memory` keeps events in memory
+//! and writes them to the store at every flush (and every `flush_interval`) — a crash loses
+//! what was recorded since the last flush. [`Store::memory`] is for tests: nothing survives
+//! the process, and `record()` always goes to the in-memory buffer.
+//!
+//! Event callbacks run on the thread that caused them (a `record()` caller, the group
+//! committer thread or a runtime worker running a flush); they must not block for long.
+
+mod send;
+mod store;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use crate::error::BuildError;
+use crate::operation::batch_meter_usage::BatchMeterUsageInput;
+use crate::primitives::DateTime;
+use crate::types::{UsageAllocation, UsageRecord};
+use crate::{Client, Error};
+
+use store::{Allocs, Db, Scope};
+
+/// Who a usage event is for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Customer {
+    /// A SaaS `CustomerIdentifier` (from `ResolveCustomer`); needs the meter's product code.
+    Identifier(String),
+    /// A `CustomerAWSAccountId` with its `LicenseArn`.
+    AwsAccount {
+        /// The customer's AWS account id.
+        account_id: String,
+        /// The customer's license.
+        license_arn: String,
+    },
+}
+
+impl Customer {
+    /// A `CustomerIdentifier` customer.
+    pub fn identifier(id: impl Into<String>) -> Customer {
+        Customer::Identifier(id.into())
+    }
+    /// A `CustomerAWSAccountId` + `LicenseArn` customer.
+    pub fn aws_account(account_id: impl Into<String>, license_arn: impl Into<String>) -> Customer {
+        Customer::AwsAccount {
+            account_id: account_id.into(),
+            license_arn: license_arn.into(),
+        }
+    }
+}
+
+impl fmt::Display for Customer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Customer::Identifier(id) => f.write_str(id),
+            Customer::AwsAccount { account_id, .. } => f.write_str(account_id),
+        }
+    }
+}
+
+/// Which operation sends the buckets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MeterMode {
+    /// `BatchMeterUsage`, up to 25 buckets per call (SaaS products).
+    #[default]
+    Batch,
+    /// `MeterUsage`, one call per bucket with a `ClientToken` derived from the bucket (AMI and
+    /// container products: usage of this instance, task or pod). The customer passed to
+    /// `record()` is ignored: buckets are (dimension, hour).
+    MeterUsage,
+}
+
+/// When `record()` returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// After the event is committed to the store (one transaction per call).
+    #[default]
+    Durable,
+    /// After a group commit: one committer thread commits every caller waiting at that
+    /// moment in one transaction, then wakes them all.
+    Group,
+    /// At once: events are buffered in memory and written to the store at every flush (and
+    /// every `flush_interval`). A crash loses the events recorded since the last flush.
+    Memory,
+}
+
+/// Where the meter keeps its buckets.
+#[derive(Clone, Debug)]
+pub struct Store(StoreKind);
+
+#[derive(Clone, Debug)]
+enum StoreKind {
+    Sqlite(PathBuf),
+    Memory,
+}
+
+impl Store {
+    /// An SQLite file (created when missing), WAL mode, `synchronous=FULL`.
+    pub fn sqlite(path: impl Into<PathBuf>) -> Store {
+        Store(StoreKind::Sqlite(path.into()))
+    }
+    /// Memory only, for tests: nothing survives the process.
+    pub fn memory() -> Store {
+        Store(StoreKind::Memory)
+    }
+}
+
+/// What happened to a bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MeterEventKind {
+    /// The service metered the bucket.
+    Acked {
+        /// The service's id for the record.
+        metering_record_id: String,
+    },
+    /// The bucket was not metered and was kept in the dead-letter table.
+    DeadLettered {
+        /// The per-record `Status` (`CustomerNotSubscribed`, `DuplicateRecord`, …) or the
+        /// error code.
+        status_or_error: String,
+        /// Details.
+        message: String,
+    },
+    /// An event for an hour already sealed; it was counted in `counted_in_hour` instead
+    /// (`hour` is the event's own hour).
+    LateEvent {
+        /// The hour the quantity was added to.
+        counted_in_hour: i64,
+    },
+    /// The bucket is still unsent and its window closes at `window_end` (epoch seconds).
+    WindowAlarm {
+        /// When the service stops accepting the bucket.
+        window_end: i64,
+    },
+    /// The bucket passed the service's window unsent; it will not be sent.
+    Expired,
+}
+
+/// An event of the meter, passed to the `on_event` callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeterEvent {
+    /// What happened.
+    pub kind: MeterEventKind,
+    /// The bucket's customer.
+    pub customer: Customer,
+    /// The bucket's dimension.
+    pub dimension: String,
+    /// The bucket's hour (epoch seconds, a multiple of 3600).
+    pub hour: i64,
+    /// The bucket's quantity (for a late event, the event's quantity).
+    pub quantity: i64,
+}
+
+/// A bucket the service did not meter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The customer.
+    pub customer: Customer,
+    /// The dimension.
+    pub dimension: String,
+    /// The hour (epoch seconds).
+    pub hour: i64,
+    /// The frozen quantity.
+    pub quantity: i64,
+    /// The status or error code.
+    pub reason: String,
+    /// Details.
+    pub message: String,
+    /// When it was dead-lettered (epoch seconds).
+    pub at: i64,
+}
+
+/// Bucket counts per state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MeterStatus {
+    /// Hours still open (or within grace).
+    pub pending: u64,
+    /// Sealed, not yet acknowledged (includes buckets being sent).
+    pub sealed: u64,
+    /// Metered by the service.
+    pub acked: u64,
+    /// Refused by the service; see [`UsageMeter::dead_letters`].
+    pub dead_lettered: u64,
+    /// Passed the service's window unsent.
+    pub expired: u64,
+    /// The oldest hour not yet acknowledged, dead-lettered or expired.
+    pub oldest_unsent_hour: Option<i64>,
+}
+
+/// What one flush did.
+#[derive(Debug, Default)]
+pub struct FlushSummary {
+    /// Buckets sealed by this flush.
+    pub sealed: usize,
+    /// Records sent (re-sends included).
+    pub sent: usize,
+    /// Calls made.
+    pub calls: usize,
+    /// Buckets acknowledged.
+    pub acked: usize,
+    /// Buckets dead-lettered.
+    pub dead_lettered: usize,
+    /// Buckets expired.
+    pub expired: usize,
+    /// Records the service returned as unprocessed and that were sent again.
+    pub resent_unprocessed: usize,
+    /// Buckets left for a later flush.
+    pub deferred: usize,
+    /// The retryable error (throttling, transport) that stopped this flush early.
+    pub interrupted: Option<Error>,
+}
+
+/// A clock returning epoch seconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+/// An event callback.
+pub type EventCallback = Arc<dyn Fn(MeterEvent) + Send + Sync>;
+
+/// The meter's settings; see [`MeterConfig::builder`].
+#[derive(Clone)]
+pub struct MeterConfig {
+    client: Client,
+    store: Store,
+    product_code: Option<String>,
+    mode: MeterMode,
+    durability: Durability,
+    grace: Duration,
+    zero_fill: bool,
+    on_event: Option<EventCallback>,
+    flush_interval: Option<Duration>,
+    clock: Clock,
+    window: Duration,
+    alarm_before: Duration,
+    group_max_wait: Duration,
+    group_max_events: usize,
+    max_unprocessed_rounds: u32,
+    power_loss_safe: bool,
+}
+
+impl fmt::Debug for MeterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeterConfig")
+            .field("store", &self.store)
+            .field("product_code", &self.product_code)
+            .field("mode", &self.mode)
+            .field("durability", &self.durability)
+            .field("grace", &self.grace)
+            .field("zero_fill", &self.zero_fill)
+            .field("flush_interval", &self.flush_interval)
+            .field("window", &self.window)
+            .field("alarm_before", &self.alarm_before)
+            .field("power_loss_safe", &self.power_loss_safe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeterConfig {
+    /// A builder; `client` and `store` are required.
+    pub fn builder() -> MeterConfigBuilder {
+        MeterConfigBuilder::default()
+    }
+}
+
+fn system_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Builds a [`MeterConfig`].
+#[derive(Default)]
+pub struct MeterConfigBuilder {
+    client: Option<Client>,
+    store: Option<Store>,
+    product_code: Option<String>,
+    mode: MeterMode,
+    durability: Durability,
+    grace: Option<Duration>,
+    zero_fill: bool,
+    on_event: Option<EventCallback>,
+    flush_interval: Option<Duration>,
+    clock: Option<Clock>,
+    window: Option<Duration>,
+    alarm_before: Option<Duration>,
+    group_max_wait: Duration,
+    group_max_events: Option<usize>,
+    power_loss_safe: Option<bool>,
+}
+
+impl MeterConfigBuilder {
+    /// `true` (default): every commit is fsynced (`synchronous=FULL`) and survives power
+    /// loss. `false`: `synchronous=NORMAL` in WAL mode — a commit survives any crash of the
+    /// process (kill -9) but the last commits may be lost if the machine itself fails; commits
+    /// are then an order of magnitude faster.
+    pub fn power_loss_safe(mut self, on: bool) -> Self {
+        self.power_loss_safe = Some(on);
+        self
+    }
+    /// The client that sends the buckets.
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+    /// Where buckets are kept.
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// The product code; without it every customer must be [`Customer::AwsAccount`].
+    pub fn product_code(mut self, code: impl Into<String>) -> Self {
+        self.product_code = Some(code.into());
+        self
+    }
+    /// `Batch` (default) or `MeterUsage`.
+    pub fn mode(mut self, mode: MeterMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// When `record()` returns (default `Durable`).
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// Time after an hour's end before it is sealed (default 5 minutes).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+    /// Report 0 for the hours of registered customers without usage.
+    pub fn zero_fill(mut self, on: bool) -> Self {
+        self.zero_fill = on;
+        self
+    }
+    /// The event callback.
+    pub fn on_event(mut self, f: impl Fn(MeterEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(f));
+        self
+    }
+    /// Flush in the background on the shared runtime this often (default: never).
+    pub fn flush_interval(mut self, every: Duration) -> Self {
+        self.flush_interval = Some(every);
+        self
+    }
+    /// The clock, in epoch seconds (default: the system clock). For tests.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// How long after its hour a record is still accepted by the service (default 6 hours).
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = Some(window);
+        self
+    }
+    /// How long before the window's end an unsent bucket raises an alarm (default 1 hour).
+    pub fn alarm_before(mut self, d: Duration) -> Self {
+        self.alarm_before = Some(d);
+        self
+    }
+    /// Group commit: how long the committer waits for more callers (default 0: commit
+    /// at once; concurrent callers gather while the previous commit runs) and how many events
+    /// one commit takes at most (default 4096).
+    pub fn group_commit(mut self, max_wait: Duration, max_events: usize) -> Self {
+        self.group_max_wait = max_wait;
+        self.group_max_events = Some(max_events.max(1));
+        self
+    }
+    /// Builds the settings; `client` and `store` are required.
+    pub fn build(self) -> Result<MeterConfig, BuildError> {
+        Ok(MeterConfig {
+            client: self.client.ok_or(BuildError::missing("client"))?,
+            store: self.store.ok_or(BuildError::missing("store"))?,
+            product_code: self.product_code,
+            mode: self.mode,
+            durability: self.durability,
+            grace: self.grace.unwrap_or(Duration::from_secs(300)),
+            zero_fill: self.zero_fill,
+            on_event: self.on_event,
+            flush_interval: self.flush_interval,
+            clock: self.clock.unwrap_or_else(|| Arc::new(system_clock)),
+            window: self.window.unwrap_or(Duration::from_secs(6 * 3600)),
+            alarm_before: self.alarm_before.unwrap_or(Duration::from_secs(3600)),
+            group_max_wait: self.group_max_wait,
+            group_max_events: self.group_max_events.unwrap_or(4096),
+            max_unprocessed_rounds: 5,
+            power_loss_safe: self.power_loss_safe.unwrap_or(true),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct BucketKey {
+    customer: Customer,
+    dimension: String,
+    hour: i64,
+}
+
+#[derive(Default)]
+struct Acc {
+    quantity: i64,
+    allocations: Option<Allocs>,
+}
+
+impl Acc {
+    fn add(&mut self, quantity: i64, allocations: Option<Allocs>) {
+        self.quantity = self.quantity.saturating_add(quantity);
+        if let Some(a) = allocations {
+            let mine = self.allocations.get_or_insert_with(Allocs::new);
+            for (k, v) in a {
+                *mine.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+}
+
+type Buffer = HashMap<BucketKey, Acc>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Shared by the meter, its committer thread and its background flusher.
+struct Shared {
+    db: Mutex<Db>,
+    buffer: Mutex<Buffer>,
+    scope: Scope,
+    clock: Clock,
+    on_event: Option<EventCallback>,
+}
+
+impl Shared {
+    fn emit(&self, events: Vec<MeterEvent>) {
+        if let Some(cb) = &self.on_event {
+            for e in events {
+                cb(e);
+            }
+        }
+    }
+
+    fn current_hour(&self) -> i64 {
+        (self.clock)().div_euclid(3600) * 3600
+    }
+
+    /// Writes `entries` in one transaction; returns the late events.
+    fn write(&self, entries: Buffer) -> Result<Vec<MeterEvent>, Error> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let current = self.current_hour();
+        let mut late = Vec::new();
+        let mut db = lock(&self.db);
+        let tx = db.transaction()?;
+        for (k, acc) in entries {
+            if let Some(h) = Db::apply(
+                &tx,
+                &self.scope.product_code,
+                &k.customer,
+                &k.dimension,
+                k.hour,
+                acc.quantity,
+                acc.allocations.as_ref(),
+                current,
+            )? {
+                late.push(MeterEvent {
+                    kind: MeterEventKind::LateEvent {
+                        counted_in_hour: current,
+                    },
+                    customer: k.customer,
+                    dimension: k.dimension,
+                    hour: h,
+                    quantity: acc.quantity,
+                });
+            }
+        }
+        tx.commit().map_err(store::store_err)?;
+        Ok(late)
+    }
+
+    /// Moves the in-memory buffer into the store.
+    fn drain(&self) -> Result<(), Error> {
+        let entries = std::mem::take(&mut *lock(&self.buffer));
+        let late = self.write(entries)?;
+        self.emit(late);
+        Ok(())
+    }
+}
+
+/// One group commit's callers wait on this.
+#[derive(Default)]
+struct Slot {
+    done: Mutex<Option<Result<(), String>>>,
+    cv: Condvar,
+}
+
+impl Slot {
+    fn wait(&self) -> Result<(), Error> {
+        let mut g = lock(&self.done);
+        while g.is_none() {
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        match g.as_ref() {
+            Some(Ok(())) => Ok(()),
+            Some(Err(m)) => Err(Error::invalid_state(m.clone())),
+            None => Err(Error::invalid_state("group commit did not finish")),
+        }
+    }
+    fn finish(&self, r: Result<(), String>) {
+        *lock(&self.done) = Some(r);
+        self.cv.notify_all();
+    }
+}
+
+struct GroupQueue {
+    open: Buffer,
+    count: usize,
+    slot: Arc<Slot>,
+    stop: bool,
+}
+
+struct Group {
+    queue: Mutex<GroupQueue>,
+    /// Wakes the committer.
+    cv: Condvar,
+    /// Wakes callers waiting for room (`max_events`).
+    room: Condvar,
+}
+
+fn committer(shared: Arc<Shared>, group: Arc<Group>, max_wait: Duration, max_events: usize) {
+    loop {
+        let (batch, slot) = {
+            let mut q = lock(&group.queue);
+            while q.count == 0 && !q.stop {
+                q = group.cv.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            if q.count == 0 && q.stop {
+                return;
+            }
+            if !max_wait.is_zero() {
+                let deadline = std::time::Instant::now() + max_wait;
+                while q.count < max_events && !q.stop {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    q = group
+                        .cv
+                        .wait_timeout(q, deadline - now)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            }
+            q.count = 0;
+            let batch = std::mem::take(&mut q.open);
+            let slot = std::mem::take(&mut q.slot);
+            group.room.notify_all();
+            (batch, slot)
+        };
+        match shared.write(batch) {
+            Ok(late) => {
+                slot.finish(Ok(()));
+                shared.emit(late);
+            }
+            Err(e) => slot.finish(Err(e.to_string())),
+        }
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    client: Client,
+    mode: MeterMode,
+    durability: Durability,
+    memory_store: bool,
+    max_unprocessed_rounds: u32,
+    group: Option<(Arc<Group>, usize)>,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    flush_lock: tokio::sync::Mutex<()>,
+    closed: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(h) = lock(&self.flusher).take() {
+            h.abort();
+        }
+        if let Some((g, _)) = &self.group {
+            lock(&g.queue).stop = true;
+            g.cv.notify_all();
+        }
+        if let Some(h) = lock(&self.committer).take() {
+            let _ = h.join();
+        }
+        // Memory durability: write what is buffered (a file store keeps it).
+        let _ = self.shared.drain();
+    }
+}
+
+/// Records billable events and bills every customer-hour exactly once; see the
+/// [module documentation](self).
+///
+/// Cheap to clone (an `Arc` inside); all methods take `&self`.
+#[derive(Clone)]
+pub struct UsageMeter {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for UsageMeter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UsageMeter")
+            .field("product_code", &self.inner.shared.scope.product_code)
+            .field("mode", &self.inner.mode)
+            .field("durability", &self.inner.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hour_of(secs: i64) -> i64 {
+    secs.div_euclid(3600) * 3600
+}
+
+fn duration_secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+fn canonical_allocations(allocs: &[UsageAllocation]) -> Result<Allocs, Error> {
+    let mut out = Allocs::new();
+    for a in allocs {
+        let key = match &a.tags {
+            None => String::new(),
+            Some(tags) => {
+                let mut t = tags.clone();
+                t.sort_by(|x, y| (&x.key, &x.value).cmp(&(&y.key, &y.value)));
+                serde_json::to_string(&t).map_err(|e| {
+                    Error::invalid_input("allocations", format!("cannot encode the tags: {e}"))
+                })?
+            }
+        };
+        *out.entry(key).or_insert(0) += i64::from(a.allocated_usage_quantity);
+    }
+    Ok(out)
+}
+
+impl UsageMeter {
+    /// Opens the store (creating or migrating it) and starts the committer thread
+    /// (`Group`) and the background flusher (`flush_interval`).
+    pub fn new(config: MeterConfig) -> Result<UsageMeter, Error> {
+        if config.mode == MeterMode::MeterUsage && config.product_code.is_none() {
+            return Err(Error::invalid_config(
+                "the MeterUsage mode needs a product code",
+            ));
+        }
+        if let Some(p) = &config.product_code {
+            if p.is_empty() {
+                return Err(Error::invalid_input("product_code", "must not be empty"));
+            }
+        }
+        let memory_store = matches!(config.store.0, StoreKind::Memory);
+        let db = match &config.store.0 {
+            StoreKind::Sqlite(p) => Db::open(Some(p), config.power_loss_safe)?,
+            StoreKind::Memory => Db::open(None, true)?,
+        };
+        let scope = Scope {
+            product_code: config.product_code.clone().unwrap_or_default(),
+            grace: duration_secs(config.grace),
+            window: duration_secs(config.window),
+            alarm_before: duration_secs(config.alarm_before),
+            zero_fill: config.zero_fill,
+        };
+        let shared = Arc::new(Shared {
+            db: Mutex::new(db),
+            buffer: Mutex::new(Buffer::new()),
+            scope,
+            clock: config.clock.clone(),
+            on_event: config.on_event.clone(),
+        });
+        let mut group = None;
+        let mut committer_handle = None;
+        if config.durability == Durability::Group && !memory_store {
+            let g = Arc::new(Group {
+                queue: Mutex::new(GroupQueue {
+                    open: Buffer::new(),
+                    count: 0,
+                    slot: Arc::default(),
+                    stop: false,
+                }),
+                cv: Condvar::new(),
+                room: Condvar::new(),
+            });
+            let (s, g2) = (shared.clone(), g.clone());
+            let (wait, max) = (config.group_max_wait, config.group_max_events);
+            let h = std::thread::Builder::new()
+                .name("mm-meter-commit".into())
+                .spawn(move || committer(s, g2, wait, max))
+                .map_err(|e| {
+                    Error::invalid_state(format!("cannot start the committer thread: {e}"))
+                })?;
+            group = Some((g, config.group_max_events));
+            committer_handle = Some(h);
+        }
+        let inner = Arc::new(Inner {
+            shared,
+            client: config.client,
+            mode: config.mode,
+            durability: config.durability,
+            memory_store,
+            max_unprocessed_rounds: config.max_unprocessed_rounds,
+            group,
+            committer: Mutex::new(committer_handle),
+            flusher: Mutex::new(None),
+            flush_lock: tokio::sync::Mutex::new(()),
+            closed: AtomicBool::new(false),
+        });
+        if let Some(every) = config.flush_interval.filter(|d| !d.is_zero()) {
+            let weak: Weak<Inner> = Arc::downgrade(&inner);
+            let h = crate::runtime::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    let _ = UsageMeter { inner }.flush_now().await;
+                }
+            })?;
+            *lock(&inner.flusher) = Some(h);
+        }
+        Ok(UsageMeter { inner })
+    }
+
+    /// Adds `quantity` of `dimension` used by `customer` at `at` (default: now) to its
+    /// bucket, and returns once the event is as durable as the meter's [`Durability`] says.
+    ///
+    /// An event whose hour is already sealed is counted in the current hour and reported as
+    /// [`MeterEventKind::LateEvent`]. `allocations`, when given, must sum to `quantity`.
+    /// In `MeterUsage` mode the customer is ignored.
+    pub fn record(
+        &self,
+        customer: Customer,
+        dimension: &str,
+        quantity: i64,
+        at: Option<DateTime>,
+        allocations: Option<Vec<UsageAllocation>>,
+    ) -> Result<(), Error> {
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::invalid_state("the meter is closed"));
+        }
+        let q = crate::validate::quantity("quantity", quantity)?;
+        let customer = if inner.mode == MeterMode::MeterUsage {
+            Customer::Identifier(String::new())
+        } else {
+            customer
+        };
+        let shared = &*inner.shared;
+        let now = (shared.clock)();
+        let at_secs = at.map_or(now, |t| t.secs());
+        self.validate(&customer, dimension, q, at_secs, allocations.as_deref())?;
+        let allocs = match &allocations {
+            Some(a) => Some(canonical_allocations(a)?),
+            None => None,
+        };
+        let mut hour = hour_of(at_secs);
+        if hour.saturating_add(3600 + shared.scope.grace) <= now {
+            let current = hour_of(now);
+            shared.emit(vec![MeterEvent {
+                kind: MeterEventKind::LateEvent {
+                    counted_in_hour: current,
+                },
+                customer: customer.clone(),
+                dimension: dimension.to_owned(),
+                hour,
+                quantity,
+            }]);
+            hour = current;
+        }
+        let key = BucketKey {
+            customer,
+            dimension: dimension.to_owned(),
+            hour,
+        };
+        if inner.memory_store || inner.durability == Durability::Memory {
+            lock(&shared.buffer)
+                .entry(key)
+                .or_default()
+                .add(quantity, allocs);
+            return Ok(());
+        }
+        match &inner.group {
+            Some((g, max_events)) => {
+                let slot = {
+                    let mut qg = lock(&g.queue);
+                    while qg.count >= *max_events && !qg.stop {
+                        qg = g.room.wait(qg).unwrap_or_else(|p| p.into_inner());
+                    }
+                    if qg.stop {
+                        return Err(Error::invalid_state("the meter is closed"));
+                    }
+                    qg.open.entry(key).or_default().add(quantity, allocs);
+                    qg.count += 1;
+                    qg.slot.clone()
+                };
+                g.cv.notify_one();
+                slot.wait()
+            }
+            None => {
+                let mut one = Buffer::with_capacity(1);
+                one.insert(
+                    key,
+                    Acc {
+                        quantity,
+                        allocations: allocs,
+                    },
+                );
+                let late = shared.write(one)?;
+                shared.emit(late);
+                Ok(())
+            }
+        }
+    }
+
+    fn validate(
+        &self,
+        customer: &Customer,
+        dimension: &str,
+        q: i32,
+        at_secs: i64,
+        allocations: Option<&[UsageAllocation]>,
+    ) -> Result<(), Error> {
+        if self.inner.mode == MeterMode::MeterUsage {
+            if dimension.is_empty() || dimension.len() > 255 {
+                return Err(Error::invalid_input(
+                    "dimension",
+                    "must be 1 to 255 characters",
+                ));
+            }
+            if let Some(a) = allocations {
+                let input = crate::operation::meter_usage::MeterUsageInput {
+                    product_code: self.inner.shared.scope.product_code.clone(),
+                    timestamp: DateTime::from_secs(at_secs),
+                    usage_dimension: dimension.to_owned(),
+                    usage_quantity: Some(q),
+                    dry_run: None,
+                    usage_allocations: Some(a.to_vec()),
+                    client_token: None,
+                };
+                crate::validate::meter_usage(&input)?;
+            }
+            return Ok(());
+        }
+        let product = &self.inner.shared.scope.product_code;
+        match customer {
+            Customer::Identifier(id) if allocations.is_none() => {
+                if product.is_empty() {
+                    return Err(Error::invalid_input(
+                        "customer",
+                        "a CustomerIdentifier needs the meter's product code",
+                    ));
+                }
+                if id.len() > 255 {
+                    return Err(Error::invalid_input(
+                        "customer",
+                        "must be at most 255 characters",
+                    ));
+                }
+                if dimension.is_empty() || dimension.len() > 255 {
+                    return Err(Error::invalid_input(
+                        "dimension",
+                        "must be 1 to 255 characters",
+                    ));
+                }
+                Ok(())
+            }
+            _ => {
+                let record = self.usage_record(customer, dimension, q, at_secs, allocations);
+                let input = BatchMeterUsageInput {
+                    usage_records: vec![record],
+                    product_code: (!product.is_empty()).then(|| product.clone()),
+                };
+                crate::validate::batch_meter_usage(&input).map_err(|e| {
+                    Error::invalid_input(
+                        e.field()
+                            .unwrap_or("record")
+                            .replace("UsageRecords[0].", ""),
+                        e.message(),
+                    )
+                })
+            }
+        }
+    }
+
+    fn usage_record(
+        &self,
+        customer: &Customer,
+        dimension: &str,
+        q: i32,
+        at_secs: i64,
+        allocations: Option<&[UsageAllocation]>,
+    ) -> UsageRecord {
+        let (ci, acct, lic) = match customer {
+            Customer::Identifier(id) => (Some(id.clone()), None, None),
+            Customer::AwsAccount {
+                account_id,
+                license_arn,
+            } => (None, Some(account_id.clone()), Some(license_arn.clone())),
+        };
+        UsageRecord {
+            timestamp: DateTime::from_secs(at_secs),
+            customer_identifier: ci,
+            dimension: dimension.to_owned(),
+            quantity: Some(q),
+            usage_allocations: allocations.map(<[UsageAllocation]>::to_vec),
+            customer_aws_account_id: acct,
+            license_arn: lic,
+        }
+    }
+
+    /// Registers a customer for zero-fill: from the current hour on, each of `dimensions`
+    /// is reported every hour, as 0 when there was no usage (only with `zero_fill` on).
+    pub fn register_customer(&self, customer: Customer, dimensions: &[&str]) -> Result<(), Error> {
+        for d in dimensions {
+            self.validate(&customer, d, 0, (self.inner.shared.clock)(), None)?;
+        }
+        let dims: Vec<String> = dimensions.iter().map(|d| (*d).to_owned()).collect();
+        let shared = &self.inner.shared;
+        let hour = shared.current_hour();
+        lock(&shared.db).register(&shared.scope.product_code, &customer, &dims, hour)
+    }
+
+    /// Seals what may be sealed and sends every sealed bucket now.
+    ///
+    /// A retryable failure that outlasts the client's retries (throttling, transport) stops
+    /// the flush and is returned in [`FlushSummary::interrupted`]; the buckets stay sealed
+    /// for the next flush. Other errors not tied to a record (credentials, access) are
+    /// returned as `Err`.
+    pub async fn flush(&self) -> Result<FlushSummary, Error> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::invalid_state("the meter is closed"));
+        }
+        self.flush_now().await
+    }
+
+    async fn flush_now(&self) -> Result<FlushSummary, Error> {
+        let _g = self.inner.flush_lock.lock().await;
+        send::flush(&self.inner).await
+    }
+
+    /// [`flush`](Self::flush), blocking on the shared runtime (not from an async task).
+    pub fn flush_blocking(&self) -> Result<FlushSummary, Error> {
+        crate::runtime::block_on(self.flush())?
+    }
+
+    /// Bucket counts per state (writes the in-memory buffer to the store first).
+    pub fn status(&self) -> Result<MeterStatus, Error> {
+        let shared = &self.inner.shared;
+        shared.drain()?;
+        lock(&shared.db).status(&shared.scope.product_code)
+    }
+
+    /// Every dead letter, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, Error> {
+        let shared = &self.inner.shared;
+        lock(&shared.db).dead_letters(&shared.scope.product_code)
+    }
+
+    /// Stops the background flusher and flushes what may be flushed; later `record()` and
+    /// `flush()` calls fail with `InvalidState`. Unsealed hours stay in the store (a file
+    /// store sends them after a restart).
+    pub async fn close(&self) -> Result<FlushSummary, Error> {
+        if let Some(h) = lock(&self.inner.flusher).take() {
+            h.abort();
+        }
+        self.inner.closed.store(true, Ordering::Relaxed);
+        self.flush_now().await
+    }
+
+    /// [`close`](Self::close), blocking on the shared runtime.
+    pub fn close_blocking(&self) -> Result<FlushSummary, Error> {
+        crate::runtime::block_on(self.close())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_tokens_are_deterministic_and_short() {
+        let a = send::client_token("p", "users", 3600);
+        assert_eq!(a, send::client_token("p", "users", 3600));
+        assert_ne!(a, send::client_token("p", "users", 7200));
+        assert!(a.len() <= 64 && a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn allocations_are_canonical() {
+        use crate::types::Tag;
+        let tag = |k: &str, v: &str| Tag {
+            key: k.into(),
+            value: v.into(),
+        };
+        let a = UsageAllocation {
+            allocated_usage_quantity: 2,
+            tags: Some(vec![tag("b", "1"), tag("a", "2")]),
+        };
+        let b = UsageAllocation {
+            allocated_usage_quantity: 3,
+            tags: Some(vec![tag("a", "2"), tag("b", "1")]),
+        };
+        let m = canonical_allocations(&[a, b]).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.values().next(), Some(&5));
+    }
+}

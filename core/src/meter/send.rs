@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: Apache-2.0
+// The meter's flush: seal, then send sealed buckets and record every result.
+
+//! Sending sealed buckets.
+//!
+//! Every call is preceded by a transaction marking its buckets `sending`; its results are
+//! recorded in one transaction after it returns. A crash in between leaves the buckets
+//! `sending`, and the next flush sends them again with the same frozen quantities.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use super::store::{Outcome, SendItem};
+use super::{lock, Customer, FlushSummary, Inner, MeterEvent, MeterEventKind, MeterMode};
+use crate::operation::batch_meter_usage::BatchMeterUsageInput;
+use crate::operation::meter_usage::MeterUsageInput;
+use crate::primitives::DateTime;
+use crate::types::{Tag, UsageAllocation, UsageRecord, UsageRecordResultStatus};
+use crate::{Error, ErrorCode};
+
+/// Records per `BatchMeterUsage` call.
+const BATCH: usize = crate::validate::MAX_USAGE_RECORDS;
+
+/// The `ClientToken` of a `MeterUsage` bucket: 32 hex digits of two FNV-1a hashes of the
+/// product, dimension and hour. The same bucket always gets the same token.
+pub(crate) fn client_token(product: &str, dimension: &str, hour: i64) -> String {
+    fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
+        let mut h = seed;
+        for p in parts {
+            for b in p.iter().chain(std::iter::once(&0xffu8)) {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        h
+    }
+    let hour = hour.to_string();
+    let parts: [&[u8]; 4] = [
+        b"mm-meter-v1",
+        product.as_bytes(),
+        dimension.as_bytes(),
+        hour.as_bytes(),
+    ];
+    format!(
+        "{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325, &parts),
+        fnv(0x6c62_272e_07bb_0142, &parts)
+    )
+}
+
+enum Flow {
+    Continue,
+    /// Stop this flush; the buckets wait for the next one.
+    Stop,
+    /// A record-level error rejected a whole batch: send its records one by one.
+    Split(Vec<SendItem>),
+}
+
+fn allocations(it: &SendItem) -> Result<Option<Vec<UsageAllocation>>, String> {
+    let Some(map) = it.allocations.as_ref().filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    let mut merged: BTreeMap<&str, i64> = map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let allocated: i64 = map.values().sum();
+    let rest = it.quantity - allocated;
+    if rest < 0 {
+        return Err(format!(
+            "allocations sum to {allocated}, more than the quantity {}",
+            it.quantity
+        ));
+    }
+    if rest > 0 {
+        *merged.entry("").or_insert(0) += rest;
+    }
+    let mut out = Vec::with_capacity(merged.len());
+    for (k, v) in merged {
+        let tags = if k.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str::<Vec<Tag>>(k).map_err(|e| e.to_string())?)
+        };
+        let q = i32::try_from(v).map_err(|_| format!("allocated quantity {v} overflows"))?;
+        out.push(UsageAllocation {
+            allocated_usage_quantity: q,
+            tags,
+        });
+    }
+    Ok(Some(out))
+}
+
+fn quantity(it: &SendItem) -> Result<i32, String> {
+    i32::try_from(it.quantity).map_err(|_| {
+        format!(
+            "the hour's quantity {} is larger than the service accepts ({})",
+            it.quantity,
+            i32::MAX
+        )
+    })
+}
+
+fn usage_record(it: &SendItem) -> Result<UsageRecord, String> {
+    let (ci, acct, lic) = match &it.customer {
+        Customer::Identifier(id) => (Some(id.clone()), None, None),
+        Customer::AwsAccount {
+            account_id,
+            license_arn,
+        } => (None, Some(account_id.clone()), Some(license_arn.clone())),
+    };
+    Ok(UsageRecord {
+        timestamp: DateTime::from_secs(it.hour),
+        customer_identifier: ci,
+        dimension: it.dimension.clone(),
+        quantity: Some(quantity(it)?),
+        usage_allocations: allocations(it)?,
+        customer_aws_account_id: acct,
+        license_arn: lic,
+    })
+}
+
+fn record_key(r: &UsageRecord) -> (String, String, i64) {
+    let who = match (&r.customer_identifier, &r.customer_aws_account_id) {
+        (Some(c), _) => format!("C{c}"),
+        (None, Some(a)) => format!("A{a}"),
+        (None, None) => String::new(),
+    };
+    (who, r.dimension.clone(), r.timestamp.secs())
+}
+
+fn event(it: &SendItem, kind: MeterEventKind) -> MeterEvent {
+    MeterEvent {
+        kind,
+        customer: it.customer.clone(),
+        dimension: it.dimension.clone(),
+        hour: it.hour,
+        quantity: it.quantity,
+    }
+}
+
+/// Collects outcomes and events of one call, then writes and emits them.
+#[derive(Default)]
+struct Results {
+    outcomes: Vec<Outcome>,
+    events: Vec<MeterEvent>,
+}
+
+impl Results {
+    fn ack(&mut self, it: &SendItem, id: String, sum: &mut FlushSummary) {
+        sum.acked += 1;
+        self.events.push(event(
+            it,
+            MeterEventKind::Acked {
+                metering_record_id: id.clone(),
+            },
+        ));
+        self.outcomes.push(Outcome::Ack(it.id, id));
+    }
+    fn dead(&mut self, it: &SendItem, reason: &str, message: &str, sum: &mut FlushSummary) {
+        sum.dead_lettered += 1;
+        self.events.push(event(
+            it,
+            MeterEventKind::DeadLettered {
+                status_or_error: reason.to_owned(),
+                message: message.to_owned(),
+            },
+        ));
+        self.outcomes
+            .push(Outcome::Dead(it.id, reason.to_owned(), message.to_owned()));
+    }
+    fn expire(&mut self, it: &SendItem, sum: &mut FlushSummary) {
+        sum.expired += 1;
+        self.events.push(event(it, MeterEventKind::Expired));
+        self.outcomes.push(Outcome::Expire(it.id));
+    }
+    fn commit(self, inner: &Inner) -> Result<(), Error> {
+        let shared = &inner.shared;
+        let now = (shared.clock)();
+        lock(&shared.db).record_outcomes(&self.outcomes, now)?;
+        shared.emit(self.events);
+        Ok(())
+    }
+}
+
+/// Whether an error is about the records themselves (dead-letter them) rather than the
+/// caller or the connection.
+fn record_level(e: &Error) -> bool {
+    let c = e.error_code();
+    (c.is_modeled() && !e.is_retryable())
+        || matches!(c, ErrorCode::InvalidInput | ErrorCode::ValidationException)
+}
+
+fn is_throttling(e: &Error) -> bool {
+    e.error_code() == ErrorCode::ThrottlingException || e.http_status() == Some(429)
+}
+
+pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
+    let shared = &inner.shared;
+    shared.drain()?;
+    let now = (shared.clock)();
+    let prepared = lock(&shared.db).prepare(&shared.scope, now)?;
+    let mut sum = FlushSummary {
+        sealed: prepared.sealed,
+        expired: prepared.expired,
+        ..FlushSummary::default()
+    };
+    shared.emit(prepared.events);
+
+    let mut queue: VecDeque<Vec<SendItem>> = VecDeque::new();
+    match inner.mode {
+        MeterMode::Batch => {
+            // One product (or, without a product code, one license) per call.
+            let by_product = !shared.scope.product_code.is_empty();
+            let mut groups: BTreeMap<String, Vec<SendItem>> = BTreeMap::new();
+            for it in prepared.items {
+                let g = match (&it.customer, by_product) {
+                    (Customer::AwsAccount { license_arn, .. }, false) => license_arn.clone(),
+                    _ => String::new(),
+                };
+                groups.entry(g).or_default().push(it);
+            }
+            for (_, items) in groups {
+                let mut items = items.into_iter().peekable();
+                while items.peek().is_some() {
+                    queue.push_back(items.by_ref().take(BATCH).collect());
+                }
+            }
+        }
+        MeterMode::MeterUsage => queue.extend(prepared.items.into_iter().map(|it| vec![it])),
+    }
+
+    while let Some(batch) = queue.pop_front() {
+        let n = batch.len();
+        let flow = match inner.mode {
+            MeterMode::Batch => send_batch(inner, batch, &mut sum).await,
+            MeterMode::MeterUsage => send_meter_usage(inner, batch, &mut sum).await,
+        };
+        match flow {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Split(items)) => {
+                for it in items.into_iter().rev() {
+                    queue.push_front(vec![it]);
+                }
+            }
+            Ok(Flow::Stop) => {
+                sum.deferred += queue.iter().map(Vec::len).sum::<usize>();
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(records = n, error = %e, "meter flush stopped");
+                return Err(e);
+            }
+        }
+    }
+    Ok(sum)
+}
+
+/// Marks `items` sending.
+fn mark_sending(inner: &Inner, items: &[SendItem]) -> Result<(), Error> {
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    let now = (inner.shared.clock)();
+    lock(&inner.shared.db).mark_sending(&ids, now)
+}
+
+/// Handles an error that answered a whole call.
+fn call_failed(
+    inner: &Inner,
+    items: Vec<SendItem>,
+    e: Error,
+    sum: &mut FlushSummary,
+) -> Result<Flow, Error> {
+    if e.is_retryable() {
+        // Throttled calls were not processed: back to sealed. Others (timeouts, resets,
+        // truncated answers) may have been: they stay `sending`, which is re-sent the same.
+        if is_throttling(&e) {
+            let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
+            lock(&inner.shared.db).record_outcomes(&outcomes, (inner.shared.clock)())?;
+        }
+        sum.deferred += items.len();
+        sum.interrupted = Some(e);
+        return Ok(Flow::Stop);
+    }
+    if record_level(&e) {
+        if items.len() > 1 {
+            return Ok(Flow::Split(items));
+        }
+        let mut res = Results::default();
+        for it in &items {
+            if e.error_code() == ErrorCode::TimestampOutOfBoundsException {
+                res.expire(it, sum);
+            } else {
+                res.dead(it, e.code(), e.message(), sum);
+            }
+        }
+        res.commit(inner)?;
+        return Ok(Flow::Continue);
+    }
+    // Not about the records (credentials, access, configuration): nothing was metered.
+    let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
+    lock(&inner.shared.db).record_outcomes(&outcomes, (inner.shared.clock)())?;
+    Err(e)
+}
+
+async fn send_batch(
+    inner: &Inner,
+    mut items: Vec<SendItem>,
+    sum: &mut FlushSummary,
+) -> Result<Flow, Error> {
+    let scope = &inner.shared.scope;
+    let product = (!scope.product_code.is_empty()).then(|| scope.product_code.clone());
+    let mut rounds = 0u32;
+    loop {
+        let mut records = Vec::with_capacity(items.len());
+        let mut keep = Vec::with_capacity(items.len());
+        let mut res = Results::default();
+        for it in items {
+            match usage_record(&it) {
+                Ok(r) => {
+                    records.push(r);
+                    keep.push(it);
+                }
+                Err(m) => res.dead(&it, ErrorCode::InvalidInput.as_str(), &m, sum),
+            }
+        }
+        res.commit(inner)?;
+        items = keep;
+        if items.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        mark_sending(inner, &items)?;
+        sum.calls += 1;
+        sum.sent += records.len();
+        let input = BatchMeterUsageInput {
+            usage_records: records,
+            product_code: product.clone(),
+        };
+        let out = match inner.client.send_batch_meter_usage(input).await {
+            Ok(out) => out,
+            Err(e) => return call_failed(inner, items, e.into(), sum),
+        };
+        let mut index: HashMap<(String, String, i64), usize> = HashMap::new();
+        for (i, it) in items.iter().enumerate() {
+            let r = usage_record(it).map(|r| record_key(&r));
+            if let Ok(k) = r {
+                index.insert(k, i);
+            }
+        }
+        let mut res = Results::default();
+        let mut done = vec![false; items.len()];
+        for r in out.results() {
+            let Some(&i) = r.usage_record().and_then(|u| index.get(&record_key(u))) else {
+                continue;
+            };
+            if done[i] {
+                continue;
+            }
+            done[i] = true;
+            let it = &items[i];
+            match (r.status(), r.metering_record_id()) {
+                (Some(UsageRecordResultStatus::Success), Some(id)) => {
+                    res.ack(it, id.to_owned(), sum)
+                }
+                (Some(UsageRecordResultStatus::Success), None) => res.dead(
+                    it,
+                    "Success",
+                    "the service reported Success without a MeteringRecordId",
+                    sum,
+                ),
+                (Some(s), _) => {
+                    let msg = match s {
+                        UsageRecordResultStatus::CustomerNotSubscribed => {
+                            "the customer is not subscribed to the product"
+                        }
+                        UsageRecordResultStatus::DuplicateRecord => {
+                            "the service holds a record with another quantity for this hour"
+                        }
+                        _ => "a status this library does not know",
+                    };
+                    res.dead(it, s.as_str(), msg, sum)
+                }
+                (None, _) => res.dead(it, "MissingStatus", "the result carried no Status", sum),
+            }
+        }
+        let mut unprocessed = Vec::new();
+        for u in out.unprocessed_records() {
+            if let Some(&i) = index.get(&record_key(u)) {
+                if !done[i] {
+                    done[i] = true;
+                    unprocessed.push(i);
+                }
+            }
+        }
+        // Neither answered nor unprocessed: left `sending` for the next flush.
+        sum.deferred += done.iter().filter(|d| !**d).count();
+        res.commit(inner)?;
+        if unprocessed.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let mut slots: Vec<Option<SendItem>> = items.into_iter().map(Some).collect();
+        items = unprocessed
+            .into_iter()
+            .filter_map(|i| slots[i].take())
+            .collect();
+        rounds += 1;
+        if rounds > inner.max_unprocessed_rounds {
+            let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
+            lock(&inner.shared.db).record_outcomes(&outcomes, (inner.shared.clock)())?;
+            sum.deferred += items.len();
+            return Ok(Flow::Continue);
+        }
+        sum.resent_unprocessed += items.len();
+        let backoff = Duration::from_millis(20u64 << rounds.min(6));
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn send_meter_usage(
+    inner: &Inner,
+    items: Vec<SendItem>,
+    sum: &mut FlushSummary,
+) -> Result<Flow, Error> {
+    let product = inner.shared.scope.product_code.clone();
+    for it in items {
+        let mut res = Results::default();
+        let built = quantity(&it).and_then(|q| Ok((q, allocations(&it)?)));
+        let (q, allocs) = match built {
+            Ok(b) => b,
+            Err(m) => {
+                res.dead(&it, ErrorCode::InvalidInput.as_str(), &m, sum);
+                res.commit(inner)?;
+                continue;
+            }
+        };
+        let input = MeterUsageInput {
+            product_code: product.clone(),
+            timestamp: DateTime::from_secs(it.hour),
+            usage_dimension: it.dimension.clone(),
+            usage_quantity: Some(q),
+            dry_run: None,
+            usage_allocations: allocs,
+            client_token: Some(client_token(&product, &it.dimension, it.hour)),
+        };
+        mark_sending(inner, std::slice::from_ref(&it))?;
+        sum.calls += 1;
+        sum.sent += 1;
+        match inner.client.send_meter_usage(input).await {
+            Ok(out) => {
+                let id = out.metering_record_id().unwrap_or_default().to_owned();
+                res.ack(&it, id, sum);
+                res.commit(inner)?;
+            }
+            Err(e) => match call_failed(inner, vec![it], e.into(), sum)? {
+                Flow::Continue | Flow::Split(_) => {}
+                Flow::Stop => return Ok(Flow::Stop),
+            },
+        }
+    }
+    Ok(Flow::Continue)
+}

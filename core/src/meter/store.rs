@@ -1,0 +1,641 @@
+// SPDX-License-Identifier: Apache-2.0
+// The meter's SQLite store: versioned schema, bucket state machine, dead letters.
+
+//! The SQLite side of the meter. Every state change is one transaction.
+//!
+//! Bucket states: `pending` (still accumulating) → `sealed` (quantity frozen in
+//! `sealed_quantity`) → `sending` (a call carrying exactly `sealed_quantity` may have reached
+//! the service) → `acked` | `dead_lettered` | `expired`. A trigger refuses any change to a
+//! `sealed_quantity` once written.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{Customer, MeterEvent, MeterEventKind};
+use crate::Error;
+
+/// The schema version this code writes (`PRAGMA user_version`).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations: entry `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE buckets (
+    id                 INTEGER PRIMARY KEY,
+    product_code       TEXT    NOT NULL DEFAULT '',
+    license_arn        TEXT    NOT NULL DEFAULT '',
+    customer_kind      TEXT    NOT NULL,
+    customer           TEXT    NOT NULL,
+    dimension          TEXT    NOT NULL,
+    hour               INTEGER NOT NULL,
+    quantity           INTEGER NOT NULL DEFAULT 0,
+    allocations        TEXT,
+    state              TEXT    NOT NULL DEFAULT 'pending',
+    sealed_quantity    INTEGER,
+    sealed_at          INTEGER,
+    sent_at            INTEGER,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    alarmed            INTEGER NOT NULL DEFAULT 0,
+    metering_record_id TEXT,
+    UNIQUE (product_code, license_arn, customer_kind, customer, dimension, hour)
+);
+CREATE INDEX buckets_by_state ON buckets (state, hour);
+CREATE TRIGGER buckets_sealed_quantity_frozen
+BEFORE UPDATE OF sealed_quantity ON buckets
+WHEN OLD.sealed_quantity IS NOT NULL AND NEW.sealed_quantity IS NOT OLD.sealed_quantity
+BEGIN
+    SELECT RAISE(ABORT, 'a sealed quantity never changes');
+END;
+CREATE TABLE dead_letters (
+    id            INTEGER PRIMARY KEY,
+    bucket_id     INTEGER NOT NULL,
+    product_code  TEXT    NOT NULL,
+    license_arn   TEXT    NOT NULL,
+    customer_kind TEXT    NOT NULL,
+    customer      TEXT    NOT NULL,
+    dimension     TEXT    NOT NULL,
+    hour          INTEGER NOT NULL,
+    quantity      INTEGER NOT NULL,
+    reason        TEXT    NOT NULL,
+    message       TEXT    NOT NULL,
+    at            INTEGER NOT NULL
+);
+CREATE TABLE registered (
+    product_code   TEXT    NOT NULL,
+    license_arn    TEXT    NOT NULL,
+    customer_kind  TEXT    NOT NULL,
+    customer       TEXT    NOT NULL,
+    dimension      TEXT    NOT NULL,
+    from_hour      INTEGER NOT NULL,
+    filled_through INTEGER NOT NULL,
+    PRIMARY KEY (product_code, license_arn, customer_kind, customer, dimension)
+);
+"#];
+
+pub(crate) fn store_err(e: rusqlite::Error) -> Error {
+    Error::invalid_state(format!("meter store: {e}")).with_source(e)
+}
+
+/// Aggregated allocations: canonical tags JSON (`""` for none) → quantity.
+pub(crate) type Allocs = BTreeMap<String, i64>;
+
+/// One bucket ready to be sent.
+#[derive(Clone, Debug)]
+pub(crate) struct SendItem {
+    pub id: i64,
+    pub customer: Customer,
+    pub dimension: String,
+    pub hour: i64,
+    pub quantity: i64,
+    pub allocations: Option<Allocs>,
+}
+
+/// The result of sending one bucket.
+pub(crate) enum Outcome {
+    Ack(i64, String),
+    Dead(i64, String, String),
+    Expire(i64),
+    /// Back to `sealed`: certainly not processed (throttled, unprocessed).
+    Revert(i64),
+}
+
+/// What `prepare` found.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    pub sealed: usize,
+    pub expired: usize,
+    pub items: Vec<SendItem>,
+    pub events: Vec<MeterEvent>,
+}
+
+/// Meter-wide settings the store needs.
+#[derive(Clone, Debug)]
+pub(crate) struct Scope {
+    pub product_code: String,
+    pub grace: i64,
+    pub window: i64,
+    pub alarm_before: i64,
+    pub zero_fill: bool,
+}
+
+/// id, license, customer kind, customer, dimension, hour, sealed quantity, allocations, alarmed.
+type SealedRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    bool,
+);
+
+pub(crate) struct Db {
+    conn: Connection,
+}
+
+fn customer_parts(c: &Customer) -> (&'static str, &str, &str) {
+    match c {
+        Customer::Identifier(id) => ("C", id.as_str(), ""),
+        Customer::AwsAccount {
+            account_id,
+            license_arn,
+        } => ("A", account_id.as_str(), license_arn.as_str()),
+    }
+}
+
+fn customer_from(kind: &str, id: String, license_arn: String) -> Customer {
+    if kind == "A" {
+        Customer::AwsAccount {
+            account_id: id,
+            license_arn,
+        }
+    } else {
+        Customer::Identifier(id)
+    }
+}
+
+fn parse_allocs(s: Option<String>) -> Option<Allocs> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+impl Db {
+    /// Opens (or creates) the store; `None` is a private in-memory database.
+    pub(crate) fn open(path: Option<&Path>, power_loss_safe: bool) -> Result<Db, Error> {
+        let conn = match path {
+            Some(p) => Connection::open(p),
+            None => Connection::open_in_memory(),
+        }
+        .map_err(store_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(store_err)?;
+        if path.is_some() {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .map_err(store_err)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(Error::invalid_state(format!(
+                    "meter store: cannot switch to WAL mode (got {mode})"
+                )));
+            }
+        }
+        // FULL: a commit survives power loss. NORMAL (WAL): it survives a crash of the
+        // process (kill -9), not of the machine.
+        let sync = if power_loss_safe { "FULL" } else { "NORMAL" };
+        conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
+            .map_err(store_err)?;
+        let mut db = Db { conn };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn migrate(&mut self) -> Result<(), Error> {
+        let tx = self.conn.transaction().map_err(store_err)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(store_err)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::invalid_state(format!(
+                "meter store: schema version {version} is newer than this library's {SCHEMA_VERSION}"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(store_err)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(store_err)?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('library_version', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [crate::VERSION],
+        )
+        .map_err(store_err)?;
+        tx.commit().map_err(store_err)
+    }
+
+    /// The schema version of the open store.
+    #[cfg(test)]
+    pub(crate) fn user_version(&self) -> i64 {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap_or(-1)
+    }
+
+    pub(crate) fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        self.conn.transaction().map_err(store_err)
+    }
+
+    /// Adds to a pending bucket. Returns `Some(original_hour)` when that hour was already
+    /// sealed and the quantity went to `current_hour` instead (a late event).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply(
+        tx: &Transaction<'_>,
+        product: &str,
+        customer: &Customer,
+        dimension: &str,
+        hour: i64,
+        quantity: i64,
+        allocs: Option<&Allocs>,
+        current_hour: i64,
+    ) -> Result<Option<i64>, Error> {
+        if Self::apply_one(tx, product, customer, dimension, hour, quantity, allocs)? {
+            return Ok(None);
+        }
+        if hour != current_hour
+            && Self::apply_one(
+                tx,
+                product,
+                customer,
+                dimension,
+                current_hour,
+                quantity,
+                allocs,
+            )?
+        {
+            return Ok(Some(hour));
+        }
+        Err(Error::invalid_state(format!(
+            "meter store: the current hour {current_hour} is already sealed (is the clock going backwards?)"
+        )))
+    }
+
+    /// `true` when the quantity was added to a pending bucket.
+    fn apply_one(
+        tx: &Transaction<'_>,
+        product: &str,
+        customer: &Customer,
+        dimension: &str,
+        hour: i64,
+        quantity: i64,
+        allocs: Option<&Allocs>,
+    ) -> Result<bool, Error> {
+        let (kind, id, license) = customer_parts(customer);
+        let Some(allocs) = allocs.filter(|a| !a.is_empty()) else {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour, quantity)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour)
+                     DO UPDATE SET quantity = quantity + excluded.quantity WHERE state = 'pending'",
+                )
+                .map_err(store_err)?;
+            let n = st
+                .execute(params![
+                    product, license, kind, id, dimension, hour, quantity
+                ])
+                .map_err(store_err)?;
+            return Ok(n == 1);
+        };
+        tx.prepare_cached(
+            "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour) DO NOTHING",
+        )
+        .and_then(|mut st| st.execute(params![product, license, kind, id, dimension, hour]))
+        .map_err(store_err)?;
+        let row: Option<(i64, String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT id, state, allocations FROM buckets WHERE product_code = ?1 AND license_arn = ?2
+                 AND customer_kind = ?3 AND customer = ?4 AND dimension = ?5 AND hour = ?6",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![product, license, kind, id, dimension, hour], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(store_err)?;
+        let Some((bucket, state, old)) = row else {
+            return Ok(false);
+        };
+        if state != "pending" {
+            return Ok(false);
+        }
+        let mut merged = parse_allocs(old).unwrap_or_default();
+        for (k, v) in allocs {
+            *merged.entry(k.clone()).or_insert(0) += v;
+        }
+        let json = serde_json::to_string(&merged)
+            .map_err(|e| Error::invalid_state(format!("meter store: {e}")))?;
+        tx.prepare_cached(
+            "UPDATE buckets SET quantity = quantity + ?1, allocations = ?2 WHERE id = ?3",
+        )
+        .and_then(|mut st| st.execute(params![quantity, json, bucket]))
+        .map_err(store_err)?;
+        Ok(true)
+    }
+
+    /// Registers a customer's dimensions for zero-fill from `hour` on.
+    pub(crate) fn register(
+        &mut self,
+        product: &str,
+        customer: &Customer,
+        dimensions: &[String],
+        hour: i64,
+    ) -> Result<(), Error> {
+        let (kind, id, license) = customer_parts(customer);
+        let tx = self.transaction()?;
+        for d in dimensions {
+            tx.execute(
+                "INSERT INTO registered (product_code, license_arn, customer_kind, customer, dimension, from_hour, filled_through)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                params![product, license, kind, id, d, hour, hour - 3600],
+            )
+            .map_err(store_err)?;
+        }
+        tx.commit().map_err(store_err)
+    }
+
+    /// Zero-fills, seals what may be sealed, expires what is past the window, raises window
+    /// alarms and returns what should be sent now, in one transaction.
+    pub(crate) fn prepare(&mut self, scope: &Scope, now: i64) -> Result<Prepared, Error> {
+        let tx = self.transaction()?;
+        let mut out = Prepared::default();
+        let product = scope.product_code.as_str();
+        if scope.zero_fill {
+            let regs: Vec<(String, String, String, String, i64, i64)> = {
+                let mut st = tx
+                    .prepare(
+                        "SELECT license_arn, customer_kind, customer, dimension, from_hour, filled_through
+                         FROM registered WHERE product_code = ?1",
+                    )
+                    .map_err(store_err)?;
+                let rows = st
+                    .query_map([product], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    })
+                    .map_err(store_err)?;
+                rows.collect::<Result<_, _>>().map_err(store_err)?
+            };
+            for (license, kind, id, dim, from, filled) in regs {
+                // Never create an hour that could no longer be sent.
+                let oldest_sendable = (now - scope.window).div_euclid(3600) * 3600 + 3600;
+                let mut h = (filled + 3600).max(from).max(oldest_sendable);
+                let mut last = filled;
+                while h + 3600 + scope.grace <= now {
+                    tx.execute(
+                        "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour, quantity)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT DO NOTHING",
+                        params![product, license, kind, id, dim, h],
+                    )
+                    .map_err(store_err)?;
+                    last = h;
+                    h += 3600;
+                }
+                if last != filled {
+                    tx.execute(
+                        "UPDATE registered SET filled_through = ?1 WHERE product_code = ?2 AND license_arn = ?3
+                         AND customer_kind = ?4 AND customer = ?5 AND dimension = ?6",
+                        params![last, product, license, kind, id, dim],
+                    )
+                    .map_err(store_err)?;
+                }
+            }
+        }
+        out.sealed = tx
+            .execute(
+                "UPDATE buckets SET state = 'sealed', sealed_quantity = quantity, sealed_at = ?1
+                 WHERE state = 'pending' AND product_code = ?2 AND hour + 3600 + ?3 <= ?1",
+                params![now, product, scope.grace],
+            )
+            .map_err(store_err)?;
+        let rows: Vec<SealedRow> = {
+            let mut st = tx
+                .prepare(
+                    "SELECT id, license_arn, customer_kind, customer, dimension, hour, sealed_quantity,
+                            allocations, alarmed
+                     FROM buckets WHERE state IN ('sealed', 'sending') AND product_code = ?1
+                     ORDER BY license_arn, hour, id",
+                )
+                .map_err(store_err)?;
+            let rows = st
+                .query_map([product], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                })
+                .map_err(store_err)?;
+            rows.collect::<Result<_, _>>().map_err(store_err)?
+        };
+        for (id, license, kind, cust, dim, hour, qty, allocs, alarmed) in rows {
+            let customer = customer_from(&kind, cust, license);
+            let window_end = hour + scope.window;
+            if now >= window_end {
+                tx.execute("UPDATE buckets SET state = 'expired' WHERE id = ?1", [id])
+                    .map_err(store_err)?;
+                out.expired += 1;
+                out.events.push(MeterEvent {
+                    kind: MeterEventKind::Expired,
+                    customer,
+                    dimension: dim,
+                    hour,
+                    quantity: qty,
+                });
+                continue;
+            }
+            if !alarmed && now >= window_end - scope.alarm_before {
+                tx.execute("UPDATE buckets SET alarmed = 1 WHERE id = ?1", [id])
+                    .map_err(store_err)?;
+                out.events.push(MeterEvent {
+                    kind: MeterEventKind::WindowAlarm { window_end },
+                    customer: customer.clone(),
+                    dimension: dim.clone(),
+                    hour,
+                    quantity: qty,
+                });
+            }
+            out.items.push(SendItem {
+                id,
+                customer,
+                dimension: dim,
+                hour,
+                quantity: qty,
+                allocations: parse_allocs(allocs),
+            });
+        }
+        tx.commit().map_err(store_err)?;
+        Ok(out)
+    }
+
+    /// Marks buckets `sending` before their call goes out.
+    pub(crate) fn mark_sending(&mut self, ids: &[i64], now: i64) -> Result<(), Error> {
+        let tx = self.transaction()?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "UPDATE buckets SET state = 'sending', sent_at = ?2, attempts = attempts + 1
+                     WHERE id = ?1 AND state IN ('sealed', 'sending')",
+                )
+                .map_err(store_err)?;
+            for id in ids {
+                st.execute(params![id, now]).map_err(store_err)?;
+            }
+        }
+        tx.commit().map_err(store_err)
+    }
+
+    /// Records the outcomes of one call.
+    pub(crate) fn record_outcomes(&mut self, outcomes: &[Outcome], now: i64) -> Result<(), Error> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.transaction()?;
+        for o in outcomes {
+            match o {
+                Outcome::Ack(id, record_id) => tx.execute(
+                    "UPDATE buckets SET state = 'acked', metering_record_id = ?2 WHERE id = ?1",
+                    params![id, record_id],
+                ),
+                Outcome::Dead(id, reason, message) => tx
+                    .execute(
+                        "INSERT INTO dead_letters (bucket_id, product_code, license_arn, customer_kind, customer,
+                                                   dimension, hour, quantity, reason, message, at)
+                         SELECT id, product_code, license_arn, customer_kind, customer, dimension, hour,
+                                COALESCE(sealed_quantity, quantity), ?2, ?3, ?4
+                         FROM buckets WHERE id = ?1",
+                        params![id, reason, message, now],
+                    )
+                    .and_then(|_| {
+                        tx.execute(
+                            "UPDATE buckets SET state = 'dead_lettered' WHERE id = ?1",
+                            [id],
+                        )
+                    }),
+                Outcome::Expire(id) => {
+                    tx.execute("UPDATE buckets SET state = 'expired' WHERE id = ?1", [id])
+                }
+                Outcome::Revert(id) => tx.execute(
+                    "UPDATE buckets SET state = 'sealed' WHERE id = ?1 AND state = 'sending'",
+                    [id],
+                ),
+            }
+            .map_err(store_err)?;
+        }
+        tx.commit().map_err(store_err)
+    }
+
+    /// Counts per state and the oldest unsent hour.
+    pub(crate) fn status(&self, product: &str) -> Result<super::MeterStatus, Error> {
+        let mut s = super::MeterStatus::default();
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT state, COUNT(*), MIN(hour) FROM buckets WHERE product_code = ?1 GROUP BY state",
+            )
+            .map_err(store_err)?;
+        let rows = st
+            .query_map([product], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(store_err)?;
+        for row in rows {
+            let (state, n, min_hour) = row.map_err(store_err)?;
+            let n = n.max(0) as u64;
+            match state.as_str() {
+                "pending" => s.pending += n,
+                "sealed" | "sending" => s.sealed += n,
+                "acked" => s.acked += n,
+                "dead_lettered" => s.dead_lettered += n,
+                "expired" => s.expired += n,
+                _ => {}
+            }
+            if matches!(state.as_str(), "pending" | "sealed" | "sending") {
+                s.oldest_unsent_hour = Some(
+                    s.oldest_unsent_hour
+                        .map_or(min_hour, |h: i64| h.min(min_hour)),
+                );
+            }
+        }
+        Ok(s)
+    }
+
+    /// Every dead letter of this product, oldest first.
+    pub(crate) fn dead_letters(&self, product: &str) -> Result<Vec<super::DeadLetter>, Error> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT license_arn, customer_kind, customer, dimension, hour, quantity, reason, message, at
+                 FROM dead_letters WHERE product_code = ?1 ORDER BY id",
+            )
+            .map_err(store_err)?;
+        let rows = st
+            .query_map([product], |r| {
+                Ok(super::DeadLetter {
+                    customer: customer_from(&r.get::<_, String>(1)?, r.get(2)?, r.get(0)?),
+                    dimension: r.get(3)?,
+                    hour: r.get(4)?,
+                    quantity: r.get(5)?,
+                    reason: r.get(6)?,
+                    message: r.get(7)?,
+                    at: r.get(8)?,
+                })
+            })
+            .map_err(store_err)?;
+        rows.collect::<Result<_, _>>().map_err(store_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_freezes_sealed_quantities() {
+        let mut db = Db::open(None, true).unwrap();
+        assert_eq!(db.user_version(), SCHEMA_VERSION);
+        let c = Customer::Identifier("c".into());
+        let tx = db.transaction().unwrap();
+        assert_eq!(
+            Db::apply(&tx, "p", &c, "d", 0, 5, None, 7200).unwrap(),
+            None
+        );
+        tx.commit().unwrap();
+        let scope = Scope {
+            product_code: "p".into(),
+            grace: 0,
+            window: 6 * 3600,
+            alarm_before: 3600,
+            zero_fill: false,
+        };
+        let p = db.prepare(&scope, 3600).unwrap();
+        assert_eq!(p.sealed, 1);
+        assert_eq!(p.items[0].quantity, 5);
+        // Late: lands in the current hour.
+        let tx = db.transaction().unwrap();
+        assert_eq!(
+            Db::apply(&tx, "p", &c, "d", 0, 2, None, 3600).unwrap(),
+            Some(0)
+        );
+        tx.commit().unwrap();
+        let err = db
+            .conn
+            .execute("UPDATE buckets SET sealed_quantity = 9 WHERE hour = 0", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("never changes"), "{err}");
+    }
+}

@@ -1,0 +1,652 @@
+// SPDX-License-Identifier: Apache-2.0
+// End-to-end tests of the usage meter against the in-process emulator on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use marketplace_metering::meter::{
+    Customer, Durability, MeterConfig, MeterConfigBuilder, MeterEvent, MeterEventKind, MeterMode,
+    Store,
+};
+use marketplace_metering::primitives::DateTime;
+use marketplace_metering::types::{Tag, UsageAllocation};
+use marketplace_metering::{Client, Config, ErrorCode, UsageMeter};
+use metering_emulator::{Emulator, EmulatorConfig, Fault, LedgerEntry};
+
+const H: i64 = 3600;
+
+fn emulator() -> Emulator {
+    Emulator::start(EmulatorConfig::default()).expect("emulator starts")
+}
+
+fn client(emu: &Emulator, attempts: u32) -> Client {
+    Client::new(
+        Config::builder()
+            .region(metering_emulator::DEFAULT_REGION)
+            .endpoint_url(emu.endpoint())
+            .static_credentials(
+                metering_emulator::DEFAULT_ACCESS_KEY_ID,
+                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+                None,
+            )
+            .max_attempts(attempts)
+            .initial_backoff(Duration::from_millis(5))
+            .max_backoff(Duration::from_millis(20))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// The start of the current real hour: hours before it are in the emulator's window.
+fn base() -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    now / H * H
+}
+
+struct Harness {
+    clock: Arc<AtomicI64>,
+    events: Arc<Mutex<Vec<MeterEvent>>>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness {
+            clock: Arc::new(AtomicI64::new(base())),
+            events: Arc::default(),
+        }
+    }
+    fn set(&self, t: i64) {
+        self.clock.store(t, Ordering::SeqCst);
+    }
+    fn builder(&self, c: Client, store: Store) -> MeterConfigBuilder {
+        let clock = self.clock.clone();
+        let events = self.events.clone();
+        MeterConfig::builder()
+            .client(c)
+            .store(store)
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
+            .on_event(move |e| events.lock().unwrap().push(e))
+    }
+    fn events(&self) -> Vec<MeterEvent> {
+        self.events.lock().unwrap().clone()
+    }
+    fn count(&self, f: impl Fn(&MeterEventKind) -> bool) -> usize {
+        self.events().iter().filter(|e| f(&e.kind)).count()
+    }
+}
+
+fn cust(i: usize) -> Customer {
+    Customer::identifier(format!("cust-{i}"))
+}
+
+fn at(t: i64) -> Option<DateTime> {
+    Some(DateTime::from_secs(t))
+}
+
+fn temp_db(name: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("mm-meter-{name}-{}-{nanos}.db", std::process::id()))
+}
+
+/// (customer, dimension, hour) → (quantity, how many ledger entries).
+fn ledger_map(ledger: &[LedgerEntry]) -> HashMap<(String, String, i64), (i64, usize)> {
+    let mut m: HashMap<(String, String, i64), (i64, usize)> = HashMap::new();
+    for e in ledger {
+        let who = e
+            .customer_identifier
+            .clone()
+            .or_else(|| e.customer_aws_account_id.clone())
+            .unwrap_or_default();
+        let v = m.entry((who, e.dimension.clone(), e.hour)).or_default();
+        v.0 += e.quantity;
+        v.1 += 1;
+    }
+    m
+}
+
+fn assert_billed_once(ledger: &[LedgerEntry], expected: &HashMap<(String, String, i64), i64>) {
+    let got = ledger_map(ledger);
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    for (k, q) in expected {
+        assert_eq!(got.get(k), Some(&(*q, 1)), "{k:?}");
+    }
+}
+
+#[tokio::test]
+async fn bills_each_customer_hour_once_and_never_an_unsealed_hour() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    let mut expected: HashMap<(String, String, i64), i64> = HashMap::new();
+    for hour in [b - 3 * H, b - 2 * H, b - H] {
+        h.set(hour + 10);
+        for i in 1..=30 {
+            for (j, dim) in ["users", "gb"].iter().enumerate() {
+                for k in 0..3 {
+                    let q = (i + j + k) as i64;
+                    meter
+                        .record(cust(i), dim, q, at(hour + 60 * k as i64), None)
+                        .unwrap();
+                    *expected
+                        .entry((format!("cust-{i}"), dim.to_string(), hour))
+                        .or_default() += q;
+                }
+            }
+        }
+    }
+    // The current hour: never sent while open.
+    h.set(b + 600);
+    meter.record(cust(1), "users", 5, None, None).unwrap();
+    let s = meter.status().unwrap();
+    assert_eq!(s.pending, 181);
+    assert_eq!(s.oldest_unsent_hour, Some(b - 3 * H));
+
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.sealed, 180);
+    assert_eq!(sum.acked, 180);
+    assert_eq!(sum.calls, 8, "180 records in batches of 25 → 8 calls");
+    assert!(sum.interrupted.is_none());
+    assert_billed_once(&emu.ledger(), &expected);
+    assert!(emu.ledger().iter().all(|e| e.hour != b));
+    assert_eq!(h.count(|k| matches!(k, MeterEventKind::Acked { .. })), 180);
+    let s = meter.status().unwrap();
+    assert_eq!((s.pending, s.sealed, s.acked), (1, 0, 180));
+    assert_eq!(s.oldest_unsent_hour, Some(b));
+
+    // A second flush sends nothing.
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.calls, sum.sent, sum.acked), (0, 0, 0));
+    assert_eq!(emu.ledger().len(), 180);
+}
+
+#[tokio::test]
+async fn late_events_are_counted_in_the_current_hour() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    h.set(b - 2 * H + 5);
+    meter.record(cust(1), "users", 4, None, None).unwrap();
+    h.set(b + 600);
+    meter.flush().await.unwrap();
+    // Hour b-2h is sealed (and sent): a late event for it goes to hour b.
+    meter
+        .record(cust(1), "users", 3, at(b - 2 * H + 100), None)
+        .unwrap();
+    let late: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, MeterEventKind::LateEvent { .. }))
+        .collect();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].hour, b - 2 * H);
+    assert_eq!(late[0].quantity, 3);
+    assert_eq!(
+        late[0].kind,
+        MeterEventKind::LateEvent { counted_in_hour: b }
+    );
+    let s = meter.status().unwrap();
+    assert_eq!((s.pending, s.acked), (1, 1));
+    // Once hour b is sealed it is billed with the late quantity; b-2h keeps its 4.
+    h.set(b + H + 400);
+    meter.flush().await.unwrap();
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(m[&("cust-1".into(), "users".into(), b - 2 * H)], (4, 1));
+    assert_eq!(m[&("cust-1".into(), "users".into(), b)], (3, 1));
+}
+
+#[tokio::test]
+async fn unprocessed_records_are_sent_again() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    h.set(b - H + 1);
+    let mut expected = HashMap::new();
+    for i in 1..=20 {
+        meter
+            .record(cust(i), "requests", i as i64, None, None)
+            .unwrap();
+        expected.insert(
+            (format!("cust-{i}"), "requests".to_string(), b - H),
+            i as i64,
+        );
+    }
+    emu.push_fault(Fault::Partial { count: 7 });
+    emu.push_fault(Fault::Partial { count: 2 });
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.acked, 20);
+    assert_eq!(sum.resent_unprocessed, 9);
+    assert_eq!(sum.calls, 3);
+    assert_billed_once(&emu.ledger(), &expected);
+    assert_eq!(meter.status().unwrap().acked, 20);
+}
+
+#[tokio::test]
+async fn throttling_leaves_buckets_sealed_for_the_next_flush() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 2), Store::memory()).build().unwrap()).unwrap();
+    h.set(b - H + 1);
+    for i in 1..=30 {
+        meter.record(cust(i), "users", 1, None, None).unwrap();
+    }
+    h.set(b + 600);
+    emu.push_fault(Fault::Throttle);
+    emu.push_fault(Fault::Throttle);
+    let sum = meter.flush().await.unwrap();
+    let e = sum.interrupted.expect("throttled");
+    assert_eq!(e.error_code(), ErrorCode::ThrottlingException);
+    assert_eq!(sum.deferred, 30);
+    assert_eq!(sum.acked, 0);
+    assert!(emu.ledger().is_empty());
+    let s = meter.status().unwrap();
+    assert_eq!((s.sealed, s.acked), (30, 0));
+    let sum = meter.flush().await.unwrap();
+    assert!(sum.interrupted.is_none());
+    assert_eq!(sum.acked, 30);
+    assert_eq!(emu.ledger().len(), 30);
+}
+
+#[tokio::test]
+async fn refused_records_are_dead_lettered_and_reported() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    h.set(b - H + 1);
+    meter
+        .record(
+            Customer::identifier("cust-unsubscribed"),
+            "users",
+            2,
+            None,
+            None,
+        )
+        .unwrap();
+    meter.record(cust(3), "users", 2, None, None).unwrap();
+    // An unknown dimension fails the whole batch: the meter isolates the bad record.
+    meter.record(cust(4), "nope", 1, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 2));
+    let dead = meter.dead_letters().unwrap();
+    let reasons: Vec<_> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert!(reasons.contains(&"CustomerNotSubscribed"), "{reasons:?}");
+    assert!(
+        reasons.contains(&"InvalidUsageDimensionException"),
+        "{reasons:?}"
+    );
+    assert!(h.events().iter().any(|e| e.kind
+        == MeterEventKind::DeadLettered {
+            status_or_error: "CustomerNotSubscribed".into(),
+            message: "the customer is not subscribed to the product".into()
+        }
+        && e.customer == Customer::identifier("cust-unsubscribed")
+        && e.quantity == 2));
+    let s = meter.status().unwrap();
+    assert_eq!((s.acked, s.dead_lettered, s.sealed), (1, 2, 0));
+    assert_eq!(emu.ledger().len(), 1);
+    // Nothing is retried.
+    assert_eq!(meter.flush().await.unwrap().calls, 0);
+}
+
+#[tokio::test]
+async fn a_crash_after_billing_resends_the_same_quantity_once() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("crash");
+    let mut expected = HashMap::new();
+    {
+        let meter = UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(&path))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        for hour in [b - 2 * H, b - H] {
+            h.set(hour + 1);
+            for i in 1..=30 {
+                meter
+                    .record(cust(i), "gb", (i * 2) as i64, None, None)
+                    .unwrap();
+                expected.insert(
+                    (format!("cust-{i}"), "gb".to_string(), hour),
+                    (i * 2) as i64,
+                );
+            }
+        }
+        h.set(b + 600);
+        // Billed by the service, but the answer is lost: the buckets stay `sending`.
+        emu.push_fault(Fault::Truncated);
+        let sum = meter.flush().await.unwrap();
+        assert!(sum.interrupted.is_some());
+        assert_eq!(emu.ledger().len(), 25);
+        assert_eq!(meter.status().unwrap().sealed, 60);
+        // More events for the sealed hours: late, never changing what was sent.
+        meter
+            .record(cust(1), "gb", 1000, at(b - H + 5), None)
+            .unwrap();
+        // The process dies here (the meter is dropped without any ack written).
+    }
+    let h2 = Harness::new();
+    h2.set(b + 700);
+    let meter = UsageMeter::new(
+        h2.builder(client(&emu, 3), Store::sqlite(&path))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let sum = meter.flush().await.unwrap();
+    assert!(sum.interrupted.is_none(), "{:?}", sum.interrupted);
+    assert_eq!(sum.acked, 60);
+    assert_eq!(sum.dead_lettered, 0);
+    let ledger = emu.ledger();
+    assert_billed_once(&ledger, &expected);
+    // The re-sent records got the ids of the first (lost) answer.
+    let ids: HashMap<_, _> = ledger
+        .iter()
+        .map(|e| {
+            (
+                (e.customer_identifier.clone().unwrap(), e.hour),
+                e.metering_record_id.clone(),
+            )
+        })
+        .collect();
+    for e in h2.events() {
+        if let MeterEventKind::Acked { metering_record_id } = &e.kind {
+            assert_eq!(
+                ids.get(&(e.customer.to_string(), e.hour)),
+                Some(metering_record_id)
+            );
+        }
+    }
+    let s = meter.status().unwrap();
+    assert_eq!((s.acked, s.pending, s.sealed), (60, 1, 0));
+    drop(meter);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn zero_fill_reports_hours_without_usage() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter = UsageMeter::new(
+        h.builder(client(&emu, 3), Store::memory())
+            .zero_fill(true)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    h.set(b - 3 * H + 10);
+    meter.register_customer(cust(5), &["users", "gb"]).unwrap();
+    meter.record(cust(5), "users", 7, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.acked, 6);
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(m.len(), 6);
+    assert_eq!(m[&("cust-5".into(), "users".into(), b - 3 * H)], (7, 1));
+    for hour in [b - 3 * H, b - 2 * H, b - H] {
+        assert_eq!(m[&("cust-5".into(), "gb".into(), hour)], (0, 1));
+    }
+    assert_eq!(m[&("cust-5".into(), "users".into(), b - H)], (0, 1));
+    // The next hour is filled once it is sealed.
+    h.set(b + H + 600);
+    assert_eq!(meter.flush().await.unwrap().acked, 2);
+}
+
+#[tokio::test]
+async fn meter_usage_mode_uses_a_deterministic_client_token() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("meterusage");
+    let meter = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .mode(MeterMode::MeterUsage)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    h.set(b - 2 * H + 1);
+    meter.record(cust(1), "users", 3, None, None).unwrap();
+    meter.record(cust(2), "users", 4, None, None).unwrap();
+    meter.record(cust(2), "gb", 1, None, None).unwrap();
+    h.set(b + 600);
+    emu.push_fault(Fault::Truncated);
+    let sum = meter.flush().await.unwrap();
+    assert!(sum.interrupted.is_some());
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.acked, 2);
+    let ledger = emu.ledger();
+    assert_eq!(ledger.len(), 2);
+    assert!(ledger.iter().all(|e| e.operation == "MeterUsage"));
+    let m: HashMap<_, _> = ledger
+        .iter()
+        .map(|e| (e.dimension.clone(), e.quantity))
+        .collect();
+    assert_eq!(m["users"], 7);
+    assert_eq!(m["gb"], 1);
+    // Both attempts of the first bucket carried the same token.
+    let tokens: Vec<String> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.operation.as_deref() == Some("MeterUsage"))
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            v["ClientToken"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(tokens.len(), 3);
+    assert_eq!(tokens[0], tokens[1]);
+    assert_ne!(tokens[1], tokens[2]);
+    assert!(tokens.iter().all(|t| t.len() <= 64));
+    drop(meter);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn window_alarm_and_expiry_follow_the_clock() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    h.set(b - 7 * H + 1);
+    meter.record(cust(2), "users", 9, None, None).unwrap();
+    h.set(b - 5 * H + 1);
+    meter.record(cust(2), "users", 8, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.expired, sum.acked), (1, 1));
+    let ev = h.events();
+    let expired: Vec<_> = ev
+        .iter()
+        .filter(|e| e.kind == MeterEventKind::Expired)
+        .collect();
+    assert_eq!(expired.len(), 1);
+    assert_eq!((expired[0].hour, expired[0].quantity), (b - 7 * H, 9));
+    assert!(ev.iter().any(
+        |e| e.kind == MeterEventKind::WindowAlarm { window_end: b + H } && e.hour == b - 5 * H
+    ));
+    let s = meter.status().unwrap();
+    assert_eq!((s.expired, s.acked, s.sealed), (1, 1, 0));
+    assert_eq!(emu.ledger().len(), 1);
+    assert_eq!(meter.flush().await.unwrap().calls, 0);
+}
+
+#[test]
+fn group_and_durable_commits_from_many_threads() {
+    let emu = emulator();
+    for d in [Durability::Group, Durability::Durable, Durability::Memory] {
+        emu.reset();
+        let h = Harness::new();
+        let b = base();
+        let path = temp_db("group");
+        h.set(b - H + 1);
+        let meter = UsageMeter::new(
+            h.builder(client(&emu, 3), Store::sqlite(&path))
+                .durability(d)
+                .flush_interval(Duration::from_secs(3600))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let m = meter.clone();
+                s.spawn(move || {
+                    for i in 0..200 {
+                        m.record(cust(1 + (i % 10)), "requests", 1 + t, None, None)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let s = meter.status().unwrap();
+        assert_eq!(s.pending, 10, "{d:?}");
+        h.set(b + 600);
+        let sum = meter.close_blocking().unwrap();
+        assert_eq!(sum.acked, 10, "{d:?}");
+        let total: i64 = emu.ledger().iter().map(|e| e.quantity).sum();
+        assert_eq!(total, 200 * (1 + 2 + 3 + 4), "{d:?}");
+        assert_eq!(
+            meter
+                .record(cust(1), "users", 1, None, None)
+                .unwrap_err()
+                .error_code(),
+            ErrorCode::InvalidState
+        );
+        drop(meter);
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[tokio::test]
+async fn license_customers_and_allocations() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let clock = h.clock.clone();
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(client(&emu, 3))
+            .store(Store::memory())
+            .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let who = Customer::aws_account(
+        metering_emulator::CUSTOMER_AWS_ACCOUNT_ID,
+        metering_emulator::LICENSE_ARN,
+    );
+    h.set(b - H + 1);
+    let tag = |v: &str| Tag::builder().key("team").value(v).build().unwrap();
+    let alloc = |q: i32, v: &str| {
+        UsageAllocation::builder()
+            .allocated_usage_quantity(q)
+            .tags(tag(v))
+            .build()
+            .unwrap()
+    };
+    meter
+        .record(
+            who.clone(),
+            "users",
+            5,
+            None,
+            Some(vec![alloc(2, "a"), alloc(3, "b")]),
+        )
+        .unwrap();
+    meter
+        .record(who.clone(), "users", 4, None, Some(vec![alloc(4, "a")]))
+        .unwrap();
+    meter.record(who.clone(), "users", 1, None, None).unwrap();
+    // Identifier customers need a product code.
+    let e = meter.record(cust(1), "users", 1, None, None).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+    // Allocations must sum to the quantity.
+    let e = meter
+        .record(who.clone(), "users", 9, None, Some(vec![alloc(2, "a")]))
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.acked, 1, "{sum:?}");
+    let ledger = emu.ledger();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].quantity, 10);
+    assert_eq!(
+        ledger[0].license_arn.as_deref(),
+        Some(metering_emulator::LICENSE_ARN)
+    );
+    let allocs = ledger[0].allocations.as_array().unwrap();
+    let mut got: Vec<(i64, String)> = allocs
+        .iter()
+        .map(|a| {
+            (
+                a["AllocatedUsageQuantity"].as_i64().unwrap(),
+                a["Tags"][0]["Value"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![(1, "-".into()), (3, "b".into()), (6, "a".into())]);
+}
+
+#[test]
+fn bad_input_is_refused_without_panicking() {
+    let emu = emulator();
+    let h = Harness::new();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 1), Store::memory()).build().unwrap()).unwrap();
+    for (c, d, q) in [
+        (cust(1), "users", -1),
+        (cust(1), "users", i64::MAX),
+        (cust(1), "", 1),
+        (Customer::aws_account("x", "arn"), "users", 1),
+    ] {
+        let e = meter.record(c, d, q, None, None).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+    }
+    // Absurd timestamps are late events, not panics.
+    meter
+        .record(
+            cust(1),
+            "users",
+            1,
+            Some(DateTime::from_secs(i64::MIN / 2)),
+            None,
+        )
+        .unwrap();
+    assert!(MeterConfig::builder().build().is_err());
+    assert!(UsageMeter::new(
+        h.builder(client(&emu, 1), Store::memory())
+            .mode(MeterMode::MeterUsage)
+            .build()
+            .unwrap()
+    )
+    .is_ok());
+}
