@@ -45,7 +45,7 @@ mod store;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -251,6 +251,44 @@ pub struct FlushSummary {
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// An event callback.
 pub type EventCallback = Arc<dyn Fn(MeterEvent) + Send + Sync>;
+
+/// A clock set by hand, for tests and examples: hours seal when the caller moves it, not when
+/// real time passes. Every face offers it (Python `testing.ManualClock`, Node
+/// `ManualClock`, C `mm_clock_*`) so sellers can test their own flushing code.
+///
+/// ```
+/// use marketplace_metering::meter::ManualClock;
+/// let clock = ManualClock::new(7_200);
+/// clock.advance(3_600);
+/// assert_eq!(clock.now(), 10_800);
+/// assert_eq!((clock.clock())(), 10_800);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock reading `epoch_secs`.
+    pub fn new(epoch_secs: i64) -> ManualClock {
+        ManualClock(Arc::new(AtomicI64::new(epoch_secs)))
+    }
+    /// The time it reads (epoch seconds).
+    pub fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    /// Sets it to `epoch_secs`.
+    pub fn set(&self, epoch_secs: i64) {
+        self.0.store(epoch_secs, Ordering::SeqCst);
+    }
+    /// Moves it by `secs` (negative moves it back).
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+    /// A [`Clock`] reading this clock, for [`MeterConfigBuilder::clock`].
+    pub fn clock(&self) -> Clock {
+        let c = self.0.clone();
+        Arc::new(move || c.load(Ordering::SeqCst))
+    }
+}
 
 /// The meter's settings; see [`MeterConfig::builder`].
 #[derive(Clone)]
