@@ -28,7 +28,7 @@ use crate::operation::resolve_customer::{
 };
 use crate::operation::Operation;
 use crate::retry::{classify, RetryClass, RetryState};
-use crate::{runtime, wire, Config, Error, ErrorCode, ResponseMetadata};
+use crate::{runtime, wire, Config, Credentials, Error, ErrorCode, ResponseMetadata};
 
 /// The signing name of the service.
 const SIGNING_NAME: &str = "aws-marketplace";
@@ -155,6 +155,17 @@ impl Client {
             .credentials
             .provider_name()
             .unwrap_or_else(|| "unknown".to_owned()))
+    }
+
+    /// Signs every later call — of this client and all its clones — with `credentials`,
+    /// instead of the configured ones or the default chain. Calls already signed are not
+    /// affected.
+    ///
+    /// For credentials that come from a provider of the caller's own (Node's async
+    /// `credentials` provider, a secrets manager): the client keeps its connection pool and
+    /// retry quota, where building a new client would drop them.
+    pub fn set_credentials(&self, credentials: Credentials) {
+        self.inner.credentials.set(credentials);
     }
 
     fn http(&self) -> Result<reqwest::Client, Error> {

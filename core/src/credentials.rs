@@ -45,6 +45,7 @@
 //! of, and do not keep the aws-config error as a source (its `Debug` can include raw responses).
 
 use std::fmt;
+use std::sync::RwLock;
 
 pub use aws_credential_types::Credentials;
 
@@ -98,6 +99,9 @@ impl fmt::Debug for CredentialsSource {
 /// Resolves and caches credentials for one client.
 pub(crate) struct CredentialsProvider {
     source: CredentialsSource,
+    /// Fixed credentials: the static ones, or those set later by
+    /// [`CredentialsProvider::set`]; they take precedence over the chain.
+    fixed: RwLock<Option<Credentials>>,
     #[cfg(feature = "default-chain")]
     chain: Option<chain::ChainCache>,
 }
@@ -113,8 +117,14 @@ impl CredentialsProvider {
             }
             CredentialsSource::Static(_) => None,
         };
+        let fixed = match &source {
+            CredentialsSource::Static(c) => Some(c.clone()),
+            #[cfg(feature = "default-chain")]
+            CredentialsSource::DefaultChain { .. } => None,
+        };
         CredentialsProvider {
             source,
+            fixed: RwLock::new(fixed),
             #[cfg(feature = "default-chain")]
             chain,
         }
@@ -141,6 +151,9 @@ impl CredentialsProvider {
 
     /// Current credentials (cached; refreshed before expiry).
     pub(crate) async fn credentials(&self) -> Result<Credentials, Error> {
+        if let Some(c) = self.fixed() {
+            return Ok(c);
+        }
         match &self.source {
             CredentialsSource::Static(c) => Ok(c.clone()),
             #[cfg(feature = "default-chain")]
@@ -160,6 +173,9 @@ impl CredentialsProvider {
     /// IRSA), `"EcsContainer"` (ECS task role or EKS pod identity), `"IMDSv2"` (EC2 instance
     /// profile), `"SSO"` or `"CredentialProcess"`. `None` until credentials were first loaded.
     pub(crate) fn provider_name(&self) -> Option<String> {
+        if let Some(c) = self.fixed() {
+            return Some(provider_name_of(&c));
+        }
         match &self.source {
             CredentialsSource::Static(c) => Some(provider_name_of(c)),
             #[cfg(feature = "default-chain")]
@@ -168,6 +184,23 @@ impl CredentialsProvider {
                 .as_ref()
                 .and_then(chain::ChainCache::provider_name),
         }
+    }
+}
+
+impl CredentialsProvider {
+    fn fixed(&self) -> Option<Credentials> {
+        self.fixed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// From now on, sign with `credentials` instead of the configured source.
+    pub(crate) fn set(&self, credentials: Credentials) {
+        *self
+            .fixed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(credentials);
     }
 }
 

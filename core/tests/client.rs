@@ -574,6 +574,46 @@ async fn signing_failures_come_back_as_service_errors() {
         .is_err());
 }
 
+#[tokio::test]
+async fn set_credentials_re_signs_later_calls_and_keeps_the_client() {
+    let emu = emulator();
+    let c = Client::new(
+        config(&emu)
+            .static_credentials(
+                metering_emulator::DEFAULT_ACCESS_KEY_ID,
+                "stale-secret",
+                None,
+            )
+            .build()
+            .unwrap(),
+    );
+    let clone = c.clone();
+    let resolve = |c: &Client| {
+        c.resolve_customer()
+            .registration_token("reg-token-valid")
+            .send()
+    };
+    assert_eq!(
+        resolve(&c).await.unwrap_err().error_code(),
+        ErrorCode::InvalidSignatureException
+    );
+    // Rotated credentials (a session), named by their provider, reach every clone.
+    c.set_credentials(marketplace_metering::Credentials::new(
+        metering_emulator::SESSION_ACCESS_KEY_ID,
+        metering_emulator::SESSION_SECRET_ACCESS_KEY,
+        Some(metering_emulator::SESSION_TOKEN.to_owned()),
+        None,
+        "NodeProvider",
+    ));
+    resolve(&clone).await.unwrap();
+    assert_eq!(c.credentials_provider_name().await.unwrap(), "NodeProvider");
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains(metering_emulator::SESSION_SECRET_ACCESS_KEY),
+        "{shown}"
+    );
+}
+
 #[test]
 fn secrets_never_show_in_debug() {
     let cfg = Config::builder()
