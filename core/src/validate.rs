@@ -7,10 +7,6 @@
 //! [`ErrorCode::InvalidInput`](crate::ErrorCode::InvalidInput) error. The faces call these
 //! helpers (`quantity`, …) when converting their own numbers, so each rule lives here once.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-
 use crate::operation::batch_meter_usage::BatchMeterUsageInput;
 use crate::operation::meter_usage::MeterUsageInput;
 use crate::operation::register_usage::RegisterUsageInput;
@@ -27,20 +23,90 @@ pub const MAX_TAGS: usize = 5;
 /// The service's request size limit.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
-static PRODUCT_CODE: LazyLock<Regex> = LazyLock::new(|| re(r"^[-a-zA-Z0-9/=:_.@]*$"));
-static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9]+$"));
-static LICENSE_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}$",
-    )
-});
-// The model's pattern, verbatim: note that ` -=` is a range (space through '=').
-static TAG: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9+ -=._:\/@]+$"));
-
-fn re(p: &str) -> Regex {
-    // The patterns are constants from the model; a failure is a bug caught by the tests below.
-    Regex::new(p).unwrap_or_else(|e| unreachable!("bad built-in pattern {p}: {e}"))
+/// A string pattern of the model, matched without a regex engine: the model's patterns are
+/// character classes with lengths, and a regex engine would add ~700 KiB to every face's
+/// artifact. `regex` is the model's text, verbatim, shown in errors; the tests check each
+/// matcher against a real regex of that text on many generated strings.
+struct Pattern {
+    regex: &'static str,
+    shown: &'static str,
+    matches: fn(&str) -> bool,
 }
+
+fn all_bytes(s: &str, class: fn(u8) -> bool) -> bool {
+    s.bytes().all(class)
+}
+
+fn product_code_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-/=:_.@".contains(&b)
+}
+
+/// `[a-zA-Z0-9+ -=._:\/@]`: note that ` -=` is a range (space through `=`).
+fn tag_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || (b' '..=b'=').contains(&b) || b"+._:/@".contains(&b)
+}
+
+/// `[A-Za-z0-9][<rest>]{0,max}`, the whole of `s`.
+fn segment(s: &str, max: usize, rest: fn(u8) -> bool) -> bool {
+    match s.as_bytes().split_first() {
+        Some((first, tail)) => {
+            first.is_ascii_alphanumeric() && tail.len() <= max && tail.iter().all(|b| rest(*b))
+        }
+        None => false,
+    }
+}
+
+fn arn_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_/.-".contains(&b)
+}
+
+fn license_arn(s: &str) -> bool {
+    // No class before the resource admits ':', so splitting at the first four ':' after the
+    // prefix finds the only way the pattern can match.
+    let Some(rest) = s.strip_prefix("arn:aws") else {
+        return false;
+    };
+    let mut parts = rest.splitn(5, ':');
+    let (Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    all_bytes(partition, |b| b.is_ascii_alphabetic() || b == b'-')
+        && segment(service, 62, arn_byte)
+        && region.len() <= 63
+        && all_bytes(region, arn_byte)
+        && account.len() <= 63
+        && all_bytes(account, arn_byte)
+        && segment(resource, 1023, |b| {
+            b.is_ascii_alphanumeric() || b":_/+=,@.-".contains(&b)
+        })
+}
+
+const PRODUCT_CODE: Pattern = Pattern {
+    regex: r"^[-a-zA-Z0-9/=:_.@]*$",
+    shown: r"^[-a-zA-Z0-9/=:_.@]*$",
+    matches: |s| all_bytes(s, product_code_byte),
+};
+const ACCOUNT_ID: Pattern = Pattern {
+    regex: r"^[0-9]+$",
+    shown: r"^[0-9]+$",
+    matches: |s| !s.is_empty() && all_bytes(s, |b| b.is_ascii_digit()),
+};
+const LICENSE_ARN: Pattern = Pattern {
+    regex: r"^arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}$",
+    shown: "arn:aws…:<service>:<region>:<account>:<resource>",
+    matches: license_arn,
+};
+const TAG: Pattern = Pattern {
+    regex: r"^[a-zA-Z0-9+ -=._:\/@]+$",
+    shown: r"^[a-zA-Z0-9+ -=._:\/@]+$",
+    matches: |s| !s.is_empty() && all_bytes(s, tag_byte),
+};
 
 /// A field path being checked; renders lazily only when an error is raised.
 #[derive(Clone, Copy)]
@@ -89,11 +155,11 @@ fn length(path: Path<'_>, s: &str, min: usize, max: Option<usize>) -> Result<(),
     Ok(())
 }
 
-fn pattern(path: Path<'_>, s: &str, re: &Regex, shown: &str) -> Result<(), Error> {
-    if re.is_match(s) {
+fn pattern(path: Path<'_>, s: &str, p: &Pattern) -> Result<(), Error> {
+    if (p.matches)(s) {
         Ok(())
     } else {
-        Err(path.err(format_args!("{s:?} does not match the pattern {shown}")))
+        Err(path.err(format_args!("{s:?} does not match the pattern {}", p.shown)))
     }
 }
 
@@ -126,7 +192,7 @@ pub fn public_key_version(field: &str, v: i64) -> Result<i32, Error> {
 
 fn product_code(path: Path<'_>, s: &str) -> Result<(), Error> {
     length(path, s, 0, Some(255))?;
-    pattern(path, s, &PRODUCT_CODE, "^[-a-zA-Z0-9/=:_.@]*$")
+    pattern(path, s, &PRODUCT_CODE)
 }
 
 fn dimension(path: Path<'_>, s: &str) -> Result<(), Error> {
@@ -162,9 +228,9 @@ fn allocations(path: Path<'_>, allocs: &[UsageAllocation], total: i32) -> Result
                 let tj = tp.index(j);
                 let (k, v) = (tj.field("Key"), tj.field("Value"));
                 length(k, &t.key, 1, Some(100))?;
-                pattern(k, &t.key, &TAG, r"^[a-zA-Z0-9+ -=._:\/@]+$")?;
+                pattern(k, &t.key, &TAG)?;
                 length(v, &t.value, 1, Some(256))?;
-                pattern(v, &t.value, &TAG, r"^[a-zA-Z0-9+ -=._:\/@]+$")?;
+                pattern(v, &t.value, &TAG)?;
             }
         }
     }
@@ -189,7 +255,7 @@ fn usage_record(path: Path<'_>, r: &UsageRecord) -> Result<(), Error> {
         (None, Some(a)) => {
             let p = path.field("CustomerAWSAccountId");
             length(p, a, 1, Some(255))?;
-            pattern(p, a, &ACCOUNT_ID, "^[0-9]+$")?;
+            pattern(p, a, &ACCOUNT_ID)?;
             if r.license_arn.is_none() {
                 return Err(path
                     .field("LicenseArn")
@@ -198,12 +264,7 @@ fn usage_record(path: Path<'_>, r: &UsageRecord) -> Result<(), Error> {
         }
     }
     if let Some(arn) = &r.license_arn {
-        pattern(
-            path.field("LicenseArn"),
-            arn,
-            &LICENSE_ARN,
-            "arn:aws…:<service>:<region>:<account>:<resource>",
-        )?;
+        pattern(path.field("LicenseArn"), arn, &LICENSE_ARN)?;
     }
     dimension(path.field("Dimension"), &r.dimension)?;
     let q = r.quantity.unwrap_or(0);
@@ -311,10 +372,97 @@ mod tests {
         e.field().unwrap().to_owned()
     }
 
+    /// Each matcher agrees with a real regex of the model's pattern, and that pattern is the
+    /// model's own text for the shape.
     #[test]
-    fn patterns_compile() {
-        for r in [&PRODUCT_CODE, &ACCOUNT_ID, &LICENSE_ARN, &TAG] {
-            LazyLock::force(r);
+    fn matchers_agree_with_the_models_patterns() {
+        let model: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../shared/reference/meteringmarketplace-2016-01-14.service-2.json"
+        ))
+        .unwrap();
+        let shape_pattern = |name: &str| {
+            model["shapes"][name]["pattern"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let cases = [
+            (&PRODUCT_CODE, "ProductCode"),
+            (&ACCOUNT_ID, "CustomerAWSAccountId"),
+            (&LICENSE_ARN, "LicenseArn"),
+            (&TAG, "TagKey"),
+            (&TAG, "TagValue"),
+        ];
+        let alphabet: Vec<char> = (' '..='~')
+            .chain(['\n', '\t', 'é', 'ü', '\u{0}', '😀', '\u{7f}'])
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(0x5eed);
+        for (p, shape) in cases {
+            assert_eq!(p.regex, shape_pattern(shape), "{shape}");
+            let re = regex::Regex::new(p.regex).unwrap();
+            // Random strings, and mutations of valid ones (the interesting boundary).
+            let valid = [
+                "",
+                "prod-1234",
+                "111122223333",
+                "arn:aws:license-manager::111122223333:license/l-0123456789abcdef",
+                "arn:aws-us-gov:license-manager:us-gov-west-1:1:license:with:colons",
+                "key.with spaces/and@signs=1",
+            ];
+            let mut matched = 0;
+            for i in 0..40_000 {
+                let s: String = if i % 2 == 0 {
+                    let n = rng.usize(0..12);
+                    (0..n)
+                        .map(|_| alphabet[rng.usize(..alphabet.len())])
+                        .collect()
+                } else {
+                    let mut c: Vec<char> = valid[rng.usize(..valid.len())].chars().collect();
+                    for _ in 0..rng.usize(0..3) {
+                        let ch = alphabet[rng.usize(..alphabet.len())];
+                        match rng.u8(0..3) {
+                            0 if !c.is_empty() => {
+                                let at = rng.usize(..c.len());
+                                c[at] = ch;
+                            }
+                            1 if !c.is_empty() => {
+                                c.remove(rng.usize(..c.len()));
+                            }
+                            _ => c.insert(rng.usize(..=c.len()), ch),
+                        }
+                    }
+                    c.into_iter().collect()
+                };
+                let want = re.is_match(&s);
+                matched += usize::from(want);
+                assert_eq!((p.matches)(&s), want, "{shape}: {s:?}");
+            }
+            assert!(
+                matched > 100,
+                "{shape}: too few matching samples ({matched})"
+            );
+        }
+        // Lengths at the limits of the ARN's repetitions.
+        let re = regex::Regex::new(LICENSE_ARN.regex).unwrap();
+        for (svc, region, acct, res) in [
+            (63, 63, 63, 1024),
+            (64, 0, 0, 1),
+            (1, 64, 0, 1),
+            (1, 0, 64, 1),
+            (1, 0, 0, 1025),
+        ] {
+            let s = format!(
+                "arn:aws:{}:{}:{}:{}",
+                "a".repeat(svc),
+                "b".repeat(region),
+                "c".repeat(acct),
+                "d".repeat(res)
+            );
+            assert_eq!(
+                license_arn(&s),
+                re.is_match(&s),
+                "{svc} {region} {acct} {res}"
+            );
         }
     }
 
