@@ -179,15 +179,7 @@ impl Client {
             std::mem::forget(slot.take());
         }
         let cfg = &self.inner.config;
-        let c = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .read_timeout(cfg.read_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| {
-                Error::invalid_config(format!("cannot build the HTTP client: {e}")).with_source(e)
-            })?;
+        let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout)?;
         *slot = Some((pid, c.clone()));
         Ok(c)
     }

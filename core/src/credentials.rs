@@ -436,7 +436,10 @@ mod chain {
         }
 
         async fn build(&self) -> DefaultCredentialsChain {
-            let mut builder = DefaultCredentialsChain::builder();
+            // The chain's own calls (IMDS, ECS, STS, SSO) go through the crate's reqwest.
+            let conf = aws_config::provider_config::ProviderConfig::default()
+                .with_http_client(crate::tls::smithy::ReqwestHttpClient::default());
+            let mut builder = DefaultCredentialsChain::builder().configure(conf);
             if let Some(p) = &self.profile {
                 builder = builder.profile_name(p);
             }
@@ -807,6 +810,9 @@ mod tests {
             "AWS_CONTAINER_AUTHORIZATION_TOKEN",
             "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
             "AWS_EC2_METADATA_DISABLED",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_STS",
             "AWS_REGION",
             "AWS_DEFAULT_REGION",
         ];
@@ -985,6 +991,14 @@ mod tests {
         fn serve(
             body: impl Fn(usize) -> String + Send + 'static,
         ) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+            serve_as(move |n, _head| ("application/json", body(n)))
+        }
+
+        /// [`serve`], answering with the content type and body `answer(n, request head)`
+        /// returns.
+        fn serve_as(
+            answer: impl Fn(usize, &str) -> (&'static str, String) + Send + 'static,
+        ) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let url = format!("http://{}/creds", listener.local_addr().unwrap());
             let hits = Arc::new(AtomicUsize::new(0));
@@ -1011,12 +1025,12 @@ mod tests {
                     }
                     let mut body_in = vec![0; len];
                     let _ = reader.read_exact(&mut body_in);
-                    hd.lock().unwrap().push(head);
                     let n = h.fetch_add(1, Ordering::SeqCst);
-                    let b = body(n);
+                    let (ct, b) = answer(n, &head);
+                    hd.lock().unwrap().push(head);
                     let _ = write!(
                         stream,
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                        "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\n\
                          Content-Length: {}\r\nConnection: close\r\n\r\n{b}",
                         b.len()
                     );
@@ -1064,6 +1078,78 @@ mod tests {
             let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_456_380_211);
             assert_eq!(rfc3339(t), "2016-02-25T06:03:31Z");
             assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        }
+
+        /// EKS IRSA: the token file is exchanged at STS (`AWS_ENDPOINT_URL_STS` on loopback)
+        /// through the crate's own HTTP client.
+        #[tokio::test]
+        async fn web_identity_goes_to_sts_through_the_crates_http_client() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            let (url, hits, heads) = serve_as(|_, _| {
+                let xml = format!(
+                    "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+                     <AssumeRoleWithWebIdentityResult><Credentials>\
+                     <AccessKeyId>ASIAWEBID</AccessKeyId><SecretAccessKey>{SECRET}</SecretAccessKey>\
+                     <SessionToken>TOKENWEBID</SessionToken><Expiration>{}</Expiration>\
+                     </Credentials></AssumeRoleWithWebIdentityResult>\
+                     <ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>\
+                     </AssumeRoleWithWebIdentityResponse>",
+                    rfc3339(SystemTime::now() + Duration::from_secs(3600))
+                );
+                ("text/xml", xml)
+            });
+            let token = env.write("token", "eyJ.web.identity");
+            env.set("AWS_WEB_IDENTITY_TOKEN_FILE", &token);
+            env.set("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/metering");
+            env.set("AWS_ROLE_SESSION_NAME", "mm-test");
+            env.set("AWS_ENDPOINT_URL_STS", url.trim_end_matches("/creds"));
+            let p = chain(None);
+            let c = p.credentials().await.unwrap();
+            assert_eq!(c.access_key_id(), "ASIAWEBID");
+            assert_eq!(c.session_token(), Some("TOKENWEBID"));
+            assert_eq!(p.provider_name().as_deref(), Some("WebIdentityToken"));
+            assert_eq!(hits.load(Ordering::SeqCst), 1);
+            let head = heads.lock().unwrap()[0].clone();
+            assert!(head.starts_with("POST / "), "{head}");
+        }
+
+        /// EC2: IMDSv2's token PUT, role name and credentials GETs, on loopback.
+        #[tokio::test]
+        async fn imds_v2_goes_through_the_crates_http_client() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            let (url, _hits, heads) = serve_as(|_, head| {
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                if path == "/latest/api/token" {
+                    // The token's TTL header rides after the content type.
+                    let ct = "text/plain\r\nX-Aws-Ec2-Metadata-Token-Ttl-Seconds: 21600";
+                    (ct, "imds-session-token".to_owned())
+                } else if path.ends_with("/security-credentials/") {
+                    ("text/plain", "metering-role".to_owned())
+                } else {
+                    ("text/plain", ecs_body(0, Duration::from_secs(6 * 3600)))
+                }
+            });
+            std::env::remove_var("AWS_EC2_METADATA_DISABLED");
+            env.set(
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                url.trim_end_matches("/creds"),
+            );
+            let p = chain(None);
+            let c = p.credentials().await.unwrap();
+            assert_eq!(c.access_key_id(), "AKIDECS0");
+            assert_eq!(p.provider_name().as_deref(), Some("IMDSv2"));
+            let heads = heads.lock().unwrap().join("\n").to_ascii_lowercase();
+            assert!(heads.contains("put /latest/api/token"), "{heads}");
+            assert!(
+                heads.contains("x-aws-ec2-metadata-token: imds-session-token"),
+                "{heads}"
+            );
+            assert!(
+                heads.contains("/latest/meta-data/iam/security-credentials/metering-role"),
+                "{heads}"
+            );
         }
 
         #[tokio::test]

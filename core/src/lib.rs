@@ -41,6 +41,7 @@ pub mod meter;
 pub mod operation;
 pub mod retry;
 pub mod runtime;
+mod tls;
 pub mod types;
 pub mod validate;
 mod wire;

@@ -574,6 +574,36 @@ async fn signing_failures_come_back_as_service_errors() {
         .is_err());
 }
 
+/// TLS is on (rustls with *ring*): https to a plain-HTTP port fails the handshake, as a
+/// transport error that names the cause, after the retries.
+#[tokio::test]
+async fn https_speaks_tls() {
+    let emu = emulator();
+    let https = emu.endpoint().replacen("http://", "https://", 1);
+    let c = Client::new(
+        config(&emu)
+            .endpoint_url(https)
+            .max_attempts(2u32)
+            .build()
+            .unwrap(),
+    );
+    let e = c
+        .resolve_customer()
+        .registration_token("reg-token-valid")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::Dispatch, "{e}");
+    assert_eq!(e.attempts(), 2);
+    let chain = format!("{e} {:?}", std::error::Error::source(&e));
+    assert!(
+        chain.to_ascii_lowercase().contains("tls")
+            || chain.contains("InvalidContentType")
+            || chain.contains("corrupt"),
+        "{chain}"
+    );
+}
+
 #[tokio::test]
 async fn set_credentials_re_signs_later_calls_and_keeps_the_client() {
     let emu = emulator();

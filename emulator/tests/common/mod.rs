@@ -172,6 +172,9 @@ impl Resp {
 }
 
 pub fn client() -> reqwest::Client {
+    // The workspace builds reqwest without a default crypto provider (one TLS stack, see
+    // core/src/tls.rs); these tests speak plain HTTP but reqwest still wants one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+// One HTTP client and one TLS stack for everything the crate sends.
+
+//! The crate's single HTTP stack: reqwest on rustls with the *ring* provider.
+//!
+//! Two things share it: the client's own calls, and the calls the default credentials chain
+//! makes (IMDSv2, ECS, STS for web identity and assume-role, SSO). aws-config would otherwise
+//! bring its own hyper client on a second rustls build backed by aws-lc — a second HTTP
+//! client, the largest unit of a cold build, and about 3 MB of every face's artifact.
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// Makes *ring* rustls' process default provider, unless the process already chose one
+/// (then that one is used: every provider rustls ships is a complete one).
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A reqwest client builder with the crate's TLS set up.
+pub(crate) fn http_client_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder().tcp_nodelay(true)
+}
+
+/// A reqwest client with these timeouts.
+pub(crate) fn http_client(connect: Duration, read: Duration) -> Result<reqwest::Client, Error> {
+    http_client_builder()
+        .connect_timeout(connect)
+        .read_timeout(read)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| {
+            Error::invalid_config(format!("cannot build the HTTP client: {e}")).with_source(e)
+        })
+}
+
+/// aws-config's HTTP client, on reqwest.
+#[cfg(feature = "default-chain")]
+pub(crate) mod smithy {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
+    use std::time::Duration;
+
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    /// The chain's timeouts when aws-config sets none.
+    const DEFAULT_CONNECT: Duration = Duration::from_millis(3100);
+
+    /// One reqwest client per connect timeout aws-config asks for (IMDS asks 1 s, STS 3.1 s):
+    /// reqwest sets that timeout per client, the read timeout per request.
+    #[derive(Debug, Default)]
+    pub(crate) struct ReqwestHttpClient {
+        clients: Mutex<HashMap<Duration, reqwest::Client>>,
+    }
+
+    impl ReqwestHttpClient {
+        fn client(&self, connect: Duration) -> Result<reqwest::Client, ConnectorError> {
+            let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = clients.get(&connect) {
+                return Ok(c.clone());
+            }
+            let c = super::http_client_builder()
+                .connect_timeout(connect)
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| ConnectorError::user(e.into()))?;
+            clients.insert(connect, c.clone());
+            Ok(c)
+        }
+    }
+
+    impl HttpClient for ReqwestHttpClient {
+        fn http_connector(
+            &self,
+            settings: &HttpConnectorSettings,
+            _components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            let client = self.client(settings.connect_timeout().unwrap_or(DEFAULT_CONNECT));
+            SharedHttpConnector::new(Connector {
+                client,
+                read_timeout: settings.read_timeout(),
+            })
+        }
+    }
+
+    #[derive(Debug)]
+    struct Connector {
+        client: Result<reqwest::Client, ConnectorError>,
+        read_timeout: Option<Duration>,
+    }
+
+    impl HttpConnector for Connector {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let client = match &self.client {
+                Ok(c) => c.clone(),
+                Err(e) => {
+                    let e = ConnectorError::user(e.to_string().into());
+                    return HttpConnectorFuture::ready(Err(e));
+                }
+            };
+            let request = match convert(&client, request, self.read_timeout) {
+                Ok(r) => r,
+                Err(e) => return HttpConnectorFuture::ready(Err(e)),
+            };
+            HttpConnectorFuture::new(async move {
+                let response = client.execute(request).await.map_err(classify)?;
+                let status = StatusCode::try_from(response.status().as_u16())
+                    .map_err(|e| ConnectorError::other(e.into(), None))?;
+                let headers = response.headers().clone();
+                let body = response.bytes().await.map_err(classify)?;
+                let mut out = HttpResponse::new(status, SdkBody::from(body));
+                for (name, value) in &headers {
+                    if let Ok(v) = value.to_str() {
+                        out.headers_mut()
+                            .append(name.as_str().to_owned(), v.to_owned());
+                    }
+                }
+                Ok(out)
+            })
+        }
+    }
+
+    fn convert(
+        client: &reqwest::Client,
+        request: HttpRequest,
+        read_timeout: Option<Duration>,
+    ) -> Result<reqwest::Request, ConnectorError> {
+        let user = |m: String| ConnectorError::user(m.into());
+        let method = reqwest::Method::from_bytes(request.method().as_bytes())
+            .map_err(|e| user(format!("bad method: {e}")))?;
+        let body = request
+            .body()
+            .bytes()
+            .ok_or_else(|| user("streaming request bodies are not supported".into()))?
+            .to_vec();
+        let mut builder = client.request(method, request.uri());
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        if let Some(t) = read_timeout {
+            builder = builder.timeout(t);
+        }
+        builder
+            .body(body)
+            .build()
+            .map_err(|e| user(format!("cannot build the request: {e}")))
+    }
+
+    fn classify(e: reqwest::Error) -> ConnectorError {
+        if e.is_timeout() {
+            ConnectorError::timeout(e.into())
+        } else if e.is_connect() {
+            ConnectorError::io(e.into()).never_connected()
+        } else if e.is_request() || e.is_body() {
+            ConnectorError::io(e.into())
+        } else {
+            ConnectorError::other(e.into(), None)
+        }
+    }
+}
