@@ -488,11 +488,16 @@ class UsageMeter extends EventEmitter {
   _dispatch(n) {
     if (n.kind == null) return // a barrier: flush()/close() settle after it
     const ev = meterEvent(n)
+    this._emitSafely(ev.kind, ev)
+    this._emitSafely('event', ev)
+  }
+
+  _emitSafely(name, ev) {
     try {
-      this.emit(ev.kind, ev)
-      this.emit('event', ev)
+      this.emit(name, ev)
     } catch (err) {
-      // A throwing listener: report it as Node reports one thrown from a timer.
+      // A throwing listener: reported as Node reports one thrown from a timer, without
+      // keeping the other listeners (or the meter) from their events.
       process.nextTick(() => {
         throw err
       })

@@ -119,6 +119,8 @@ test('record + flush bills exactly what was recorded, once, and never an open ho
   assert.equal(again.calls, 0, 'a second flush sends nothing')
   assert.equal(again.sent, 0)
   await m.close()
+  await assert.rejects(m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 1 }), mm.InvalidStateError)
+  await assert.rejects(m.status().then(() => m.flush()), mm.InvalidStateError)
 })
 
 test('a file store survives closing and reopening', async () => {
@@ -365,8 +367,10 @@ for (const durability of ['durable', 'group', 'memory']) {
   })
 }
 
-test('meter_usage mode: one MeterUsage call per dimension-hour', async () => {
-  const { m, clock } = meter({ mode: 'meter_usage' })
+test('meter_usage mode: one MeterUsage call per dimension-hour (through the aggregated client)', async () => {
+  const clock = new mm.ManualClock(base())
+  const agg = new mm.MarketplaceMetering({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })
+  const m = new mm.UsageMeter(agg, { mode: 'meter_usage', productCode: emu.productCode, clock, flushIntervalSeconds: null })
   const b = base()
   clock.set(b - 4 * H + 1)
   await m.record({ dimension: 'users', quantity: 3 })
@@ -481,4 +485,36 @@ test('an unclosed meter does not keep the process alive', async () => {
   assert.equal(signal, null, `the process hung: ${out}`)
   assert.equal(code, 0, out)
   assert.match(out, /recorded/)
+})
+
+test('a throwing listener surfaces as an uncaught exception and the meter keeps working', async () => {
+  const src = `
+    const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const H = 3600, b = Math.floor(Date.now() / 1000 / H) * H
+    const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+    const clock = new mm.ManualClock(b - H + 1)
+    const meter = new mm.UsageMeter(client, { productCode: ${JSON.stringify(emu.productCode)}, clock, flushIntervalSeconds: null })
+    const caught = []
+    process.on('uncaughtException', (e) => caught.push(e.message))
+    let acked = 0
+    let all = 0
+    meter.on('acked', () => { acked++; throw new Error('listener boom') })
+    meter.on('event', () => all++)
+    ;(async () => {
+      await meter.record({ customerIdentifier: 'cust-30', dimension: 'users', quantity: 1 })
+      await meter.record({ customerIdentifier: 'cust-31', dimension: 'users', quantity: 1 })
+      clock.set(b + 600)
+      const sum = await meter.close()
+      await new Promise((r) => setTimeout(r, 20))
+      console.log(JSON.stringify({ acked: sum.acked, seen: acked, all, caught }))
+    })()
+  `
+  const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (err += d))
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 0, err)
+  assert.deepEqual(JSON.parse(out), { acked: 2, seen: 2, all: 2, caught: ['listener boom', 'listener boom'] })
 })
