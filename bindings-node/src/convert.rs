@@ -522,22 +522,15 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
     Ok(out)
 }
 
-/// The customer of a `record()` / `registerCustomer()` input; `None` when absent and not
-/// `required` (MeterUsage mode, where buckets have no customer).
-fn meter_customer(o: &Object<'_>, required: bool) -> R<Customer> {
+/// The customer of a `record()` / `registerCustomer()` input; an empty identifier when absent
+/// and not `required` (MeterUsage mode, where buckets have no customer).
+fn meter_customer(
+    ci: Option<String>,
+    acct: Option<String>,
+    lic: Option<String>,
+    required: bool,
+) -> R<Customer> {
     let top = Path::Root;
-    let ci = match member(o, "customerIdentifier")? {
-        Some(v) => Some(string(v, top.field("customerIdentifier"))?),
-        None => None,
-    };
-    let acct = match member(o, "customerAwsAccountId")? {
-        Some(v) => Some(string(v, top.field("customerAwsAccountId"))?),
-        None => None,
-    };
-    let lic = match member(o, "licenseArn")? {
-        Some(v) => Some(string(v, top.field("licenseArn"))?),
-        None => None,
-    };
     match (ci, acct, lic) {
         (Some(id), None, None) => Ok(Customer::Identifier(id)),
         (None, Some(a), Some(l)) => Ok(Customer::aws_account(a, l)),
@@ -560,13 +553,32 @@ fn meter_customer(o: &Object<'_>, required: bool) -> R<Customer> {
     }
 }
 
-fn input_object<'e>(v: Unknown<'e>, allowed: &[&str]) -> R<Object<'e>> {
-    match root(v, allowed)? {
-        Some(o) => Ok(o),
-        None => Err(ConvError::Input(
-            marketplace_metering::Error::invalid_input("input", "must be an object"),
-        )),
+/// The input object of a meter call, and its keys (each in `allowed`).
+fn meter_input<'e>(v: Unknown<'e>, allowed: &[&str]) -> R<(Object<'e>, Vec<String>)> {
+    match v.get_type()? {
+        ValueType::Object if !v.is_array()? && !v.is_date()? => {}
+        _ => {
+            return Err(ConvError::Input(
+                marketplace_metering::Error::invalid_input(
+                    "input",
+                    format_args!("must be an object, got {}", describe(&v)?),
+                ),
+            ))
+        }
     }
+    let obj = unsafe { v.cast::<Object<'e>>() }?;
+    let keys = Object::keys(&obj)?;
+    for key in &keys {
+        if !allowed.contains(&key.as_str()) {
+            return Err(ConvError::Input(
+                marketplace_metering::Error::invalid_input(
+                    key.clone(),
+                    format!("is not a member; expected one of {}", allowed.join(", ")),
+                ),
+            ));
+        }
+    }
+    Ok((obj, keys))
 }
 
 const RECORD_KEYS: &[&str] = &[
@@ -579,39 +591,45 @@ const RECORD_KEYS: &[&str] = &[
     "allocations",
 ];
 
-/// `meter.record({...})`: types and shape; the core checks the values.
+/// `meter.record({...})`: types and shape; the core checks the values. One pass over the
+/// keys the object has (the hot path: no lookups of absent members).
 pub fn meter_record_input(v: Unknown<'_>, customer_required: bool) -> R<MeterRecord> {
-    let o = input_object(v, RECORD_KEYS)?;
+    let (o, keys) = meter_input(v, RECORD_KEYS)?;
     let top = Path::Root;
-    let customer = meter_customer(&o, customer_required)?;
-    let dimension = match member(&o, "dimension")? {
-        Some(v) => string(v, top.field("dimension"))?,
-        None => return Err(top.field("dimension").err("is required")),
+    let (mut ci, mut acct, mut lic) = (None, None, None);
+    let (mut dimension, mut quantity, mut at, mut allocs) = (None, None, None, None);
+    for key in &keys {
+        let Some(v) = member(&o, key)? else { continue };
+        match key.as_str() {
+            "customerIdentifier" => ci = Some(string(v, top.field("customerIdentifier"))?),
+            "customerAwsAccountId" => acct = Some(string(v, top.field("customerAwsAccountId"))?),
+            "licenseArn" => lic = Some(string(v, top.field("licenseArn"))?),
+            "dimension" => dimension = Some(string(v, top.field("dimension"))?),
+            "quantity" => quantity = Some(integer(v, top.field("quantity"))?),
+            "timestamp" => at = Some(timestamp(v, top.field("timestamp"))?),
+            "allocations" => allocs = Some(allocations(v, top.field("allocations"))?),
+            _ => {}
+        }
+    }
+    let customer = meter_customer(ci, acct, lic, customer_required)?;
+    let Some(dimension) = dimension else {
+        return Err(top.field("dimension").err("is required"));
     };
-    let quantity = match member(&o, "quantity")? {
-        Some(v) => integer(v, top.field("quantity"))?,
-        None => return Err(top.field("quantity").err("is required")),
-    };
-    let at = match member(&o, "timestamp")? {
-        Some(v) => Some(timestamp(v, top.field("timestamp"))?),
-        None => None,
-    };
-    let allocations = match member(&o, "allocations")? {
-        Some(v) => Some(allocations(v, top.field("allocations"))?),
-        None => None,
+    let Some(quantity) = quantity else {
+        return Err(top.field("quantity").err("is required"));
     };
     Ok(MeterRecord {
         customer,
         dimension,
         quantity,
         at,
-        allocations,
+        allocations: allocs,
     })
 }
 
 /// `meter.registerCustomer({ customer…, dimensions })`.
 pub fn meter_register_input(v: Unknown<'_>, customer_required: bool) -> R<(Customer, Vec<String>)> {
-    let o = input_object(
+    let (o, _) = meter_input(
         v,
         &[
             "customerIdentifier",
@@ -621,7 +639,18 @@ pub fn meter_register_input(v: Unknown<'_>, customer_required: bool) -> R<(Custo
         ],
     )?;
     let top = Path::Root;
-    let customer = meter_customer(&o, customer_required)?;
+    let text = |name: &'static str| -> R<Option<String>> {
+        match member(&o, name)? {
+            Some(v) => Ok(Some(string(v, top.field(name))?)),
+            None => Ok(None),
+        }
+    };
+    let customer = meter_customer(
+        text("customerIdentifier")?,
+        text("customerAwsAccountId")?,
+        text("licenseArn")?,
+        customer_required,
+    )?;
     let p = top.field("dimensions");
     let Some(v) = member(&o, "dimensions")? else {
         return Err(p.err("is required"));
