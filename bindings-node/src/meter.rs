@@ -371,8 +371,9 @@ where
 
 #[napi]
 impl NativeMeter {
-    /// Opens the store and starts the meter. `options` were checked by [`convert::meter_options`];
-    /// `on_event` receives every event and the barriers.
+    /// Opens the store and starts the meter. `options` are read by [`convert::meter_options`]
+    /// (`clock` is checked by the JS layer and passed apart); `on_event` receives every event
+    /// and the barriers.
     #[napi(constructor)]
     pub fn new(
         env: Env,
