@@ -2,6 +2,8 @@
 // Public types of marketplace-metering, shaped as @aws-sdk/client-marketplace-metering's.
 // Hand-written; __test__/types.test.cjs checks the error classes against the runtime table.
 
+import { EventEmitter } from "node:events";
+
 /** Response metadata, as SDK v3's `$metadata`. */
 export interface ResponseMetadata {
   httpStatusCode?: number;
@@ -199,6 +201,161 @@ export declare class MarketplaceMetering extends MarketplaceMeteringClient {
   resolveCustomer(args: ResolveCustomerCommandInput, cb: Callback<ResolveCustomerCommandOutput>): void;
   registerUsage(args: RegisterUsageCommandInput, options?: Record<string, unknown>): Promise<RegisterUsageCommandOutput>;
   registerUsage(args: RegisterUsageCommandInput, cb: Callback<RegisterUsageCommandOutput>): void;
+}
+
+// ---- usage meter ----
+
+/** A clock set by hand, for tests and examples: hours seal when it is moved, not when real time passes. */
+export declare class ManualClock {
+  /** A clock reading `at` (a `Date`, epoch seconds or an ISO-8601 string); default: now. */
+  constructor(at?: Date | number | string);
+  /** Sets the clock (a `Date`, epoch seconds or an ISO-8601 string). */
+  set(at: Date | number | string): void;
+  /** Moves the clock by a whole number of seconds (negative moves it back). */
+  advance(seconds: number): void;
+  /** The time it reads. */
+  now(): Date;
+}
+
+export interface UsageMeterOptions {
+  /** The SQLite file (created when missing). Absent: an in-memory store (tests; nothing survives the process). */
+  path?: string;
+  /** The product code; required for `customerIdentifier` customers and the `meter_usage` mode. */
+  productCode?: string;
+  /** `"batch"` (BatchMeterUsage, default) or `"meter_usage"` (MeterUsage, AMI/container products). */
+  mode?: "batch" | "meter_usage";
+  /** When `record()` resolves: `"durable"` (default, committed), `"group"` (group commit), `"memory"` (buffered). */
+  durability?: "durable" | "group" | "memory";
+  /** Seconds after an hour's end before it is sealed (default 300). */
+  graceSeconds?: number;
+  /** Report 0 for the hours of registered customers without usage. */
+  zeroFill?: boolean;
+  /** Background flush every this many seconds (default 60); `null` or `0`: none. */
+  flushIntervalSeconds?: number | null;
+  /** A hand-set clock (tests, examples). */
+  clock?: ManualClock | null;
+}
+
+/** Who an event is for: a `customerIdentifier`, or a `customerAwsAccountId` with its `licenseArn`. */
+export type MeterCustomer =
+  | { customerIdentifier: string; customerAwsAccountId?: undefined; licenseArn?: undefined }
+  | { customerIdentifier?: undefined; customerAwsAccountId: string; licenseArn: string };
+
+export type MeterRecordInput = (MeterCustomer | { customerIdentifier?: undefined; customerAwsAccountId?: undefined; licenseArn?: undefined }) & {
+  dimension: string;
+  /** A non-negative integer. */
+  quantity: number;
+  /** When the usage happened (default: now); its hour is the bucket's. */
+  timestamp?: Date | number | string;
+  /** Must sum to `quantity`. */
+  allocations?: UsageAllocation[];
+};
+
+export type RegisterCustomerInput = MeterCustomer & { dimensions: string[] };
+
+interface MeterEventBase {
+  customerIdentifier?: string;
+  customerAwsAccountId?: string;
+  licenseArn?: string;
+  dimension: string;
+  /** The bucket's hour (for a late event, the event's own hour). */
+  hour: Date;
+  /** The bucket's quantity (for a late event, the event's quantity). */
+  quantity: number;
+}
+
+export interface AckedEvent extends MeterEventBase {
+  kind: "acked";
+  meteringRecordId: string;
+}
+export interface DeadLetteredEvent extends MeterEventBase {
+  kind: "dead_lettered";
+  /** The per-record Status (`CustomerNotSubscribed`, `DuplicateRecord`) or the error code. */
+  status: string;
+  message: string;
+}
+export interface LateEvent extends MeterEventBase {
+  kind: "late_event";
+  /** The hour the quantity was counted in instead. */
+  countedInHour: Date;
+}
+export interface WindowAlarmEvent extends MeterEventBase {
+  kind: "window_alarm";
+  /** When the service stops accepting the bucket. */
+  windowEnd: Date;
+}
+export interface ExpiredEvent extends MeterEventBase {
+  kind: "expired";
+}
+export type MeterEvent = AckedEvent | DeadLetteredEvent | LateEvent | WindowAlarmEvent | ExpiredEvent;
+
+export interface MeterEventMap {
+  acked: [AckedEvent];
+  dead_lettered: [DeadLetteredEvent];
+  late_event: [LateEvent];
+  window_alarm: [WindowAlarmEvent];
+  expired: [ExpiredEvent];
+  event: [MeterEvent];
+}
+
+export interface FlushSummary {
+  /** Buckets sealed by this flush. */
+  sealed: number;
+  /** Records sent (re-sends included). */
+  sent: number;
+  /** Calls made. */
+  calls: number;
+  acked: number;
+  deadLettered: number;
+  expired: number;
+  /** Records the service left unprocessed and that were sent again. */
+  resentUnprocessed: number;
+  /** Buckets left for a later flush. */
+  deferred: number;
+  /** The retryable error (throttling, transport) that stopped the flush early, or `null`; the buckets stay sealed. */
+  interrupted: MarketplaceMeteringServiceException | MarketplaceMeteringError | null;
+}
+
+export interface MeterStatus {
+  pending: number;
+  sealed: number;
+  acked: number;
+  deadLettered: number;
+  expired: number;
+  oldestUnsentHour: Date | null;
+}
+
+export interface DeadLetter {
+  customerIdentifier?: string;
+  customerAwsAccountId?: string;
+  licenseArn?: string;
+  dimension: string;
+  hour: Date;
+  quantity: number;
+  /** The Status or error code. */
+  reason: string;
+  message: string;
+  /** When it was dead-lettered. */
+  at: Date;
+}
+
+/**
+ * Records every billable event and bills every customer-hour exactly once. Events are emitted
+ * on the JS thread, in order; `flush()` and `close()` resolve after the events they caused.
+ */
+export declare class UsageMeter extends EventEmitter<MeterEventMap> {
+  constructor(client: MarketplaceMeteringClient, options?: UsageMeterOptions);
+  /** Resolves once the event is as durable as `durability` says; bad input rejects with a `ValidationError`. */
+  record(input: MeterRecordInput): Promise<void>;
+  /** Registers a customer's dimensions for zero-fill. */
+  registerCustomer(input: RegisterCustomerInput): Promise<void>;
+  /** Seals what may be sealed and sends every sealed hour. */
+  flush(): Promise<FlushSummary>;
+  status(): Promise<MeterStatus>;
+  deadLetters(): Promise<DeadLetter[]>;
+  /** Flushes what may be flushed and stops (idempotent); later calls reject with `InvalidStateError`. */
+  close(): Promise<FlushSummary>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 // ---- errors ----

@@ -2,6 +2,7 @@
 // marketplace-metering: an AWS SDK v3-shaped client over the Rust core (native.*.node).
 'use strict'
 
+const { EventEmitter } = require('node:events')
 const { readdirSync } = require('node:fs')
 const { join } = require('node:path')
 
@@ -90,7 +91,11 @@ function metadata(d) {
 /** Turns an error thrown by the addon into an instance of the right class. */
 function translateError(err) {
   if (!err || typeof err.nativeError !== 'string') return err
-  const d = JSON.parse(err.nativeError)
+  return errorFromDetail(JSON.parse(err.nativeError))
+}
+
+/** Builds the error a `nativeError` JSON object describes. */
+function errorFromDetail(d) {
   const cls = classByCode.get(d.code) ?? MarketplaceMeteringServiceException
   const e = new cls({
     // `Unhandled`: the service's own code is the name, as SDK v3 does for unknown codes.
@@ -240,23 +245,56 @@ class MarketplaceMeteringClient {
     const key = creds ? `${creds.accessKeyId}\0${creds.secretAccessKey}\0${creds.sessionToken ?? ''}` : ''
     if (this._native && key === this._nativeKey) return this._native
     const cfg = this.config
+    let maxAttempts = cfg.maxAttempts
+    let retryMode = cfg.retryMode
+    if (typeof maxAttempts === 'function') maxAttempts = await maxAttempts()
+    if (typeof retryMode === 'function') retryMode = await retryMode()
+    return this._buildNative(await this._region(), await this._endpoint(), creds, key, maxAttempts, retryMode)
+  }
+
+  /**
+   * The native client, built synchronously (for `UsageMeter`). The meter keeps the core client
+   * for its background sends, so every setting must be a value: a provider function would be
+   * resolved once and never refreshed.
+   */
+  _nativeSync() {
+    if (this._destroyed) throw new errorClasses.InvalidStateError({ message: 'the client has been destroyed', code: 'InvalidState' })
+    const cfg = this.config
+    for (const k of ['region', 'endpoint', 'maxAttempts', 'retryMode']) {
+      if (typeof cfg[k] === 'function') {
+        throw configError(`client.${k}`, 'must be a value, not a provider function, for a UsageMeter (it keeps the client for its background sends)')
+      }
+    }
+    if (typeof cfg.credentials === 'function') {
+      throw configError(
+        'client.credentials',
+        'a provider function cannot be refreshed by a UsageMeter (it keeps the client for its background sends): ' +
+          'omit credentials to use the standard chain (environment, profiles, web identity, ECS, IMDS), which the core refreshes, or pass static credentials',
+      )
+    }
+    if (this._native) return this._native
+    const creds = cfg.credentials ?? null
+    const key = creds ? `${creds.accessKeyId}\0${creds.secretAccessKey}\0${creds.sessionToken ?? ''}` : ''
+    return this._buildNative(cfg.region, endpointString(cfg.endpoint), creds, key, cfg.maxAttempts, cfg.retryMode)
+  }
+
+  _buildNative(region, endpoint, creds, key, maxAttempts, retryMode) {
+    const cfg = this.config
     const handler = cfg.requestHandler && typeof cfg.requestHandler === 'object' ? cfg.requestHandler : {}
     const options = {
-      region: await this._region(),
-      endpoint: await this._endpoint(),
+      region,
+      endpoint,
       accessKeyId: creds?.accessKeyId,
       secretAccessKey: creds?.secretAccessKey,
       sessionToken: creds?.sessionToken,
       profile: cfg.profile,
-      maxAttempts: cfg.maxAttempts,
-      retryMode: cfg.retryMode,
+      maxAttempts,
+      retryMode,
       connectTimeoutMs: cfg.connectionTimeout ?? handler.connectionTimeout,
       readTimeoutMs: cfg.requestTimeout ?? handler.requestTimeout,
       useFips: cfg.useFipsEndpoint,
       packageVersion: PACKAGE_VERSION,
     }
-    if (typeof options.maxAttempts === 'function') options.maxAttempts = await options.maxAttempts()
-    if (typeof options.retryMode === 'function') options.retryMode = await options.retryMode()
     for (const k of ['region', 'endpoint', 'profile', 'retryMode', 'accessKeyId', 'secretAccessKey', 'sessionToken']) {
       if (options[k] !== undefined && options[k] !== null && typeof options[k] !== 'string') throw configError(k, 'must be a string')
     }
@@ -326,6 +364,217 @@ for (const [method, Cmd] of [
   })
 }
 
+// ---- usage meter ---------------------------------------------------------------------------
+
+/**
+ * A clock set by hand (native), for tests and examples: `new ManualClock(dateOrEpochSeconds?)`,
+ * `set(dateOrEpochSeconds)`, `advance(seconds)`, `now()` → `Date`. The meter reads it natively.
+ */
+const ManualClock = native.ManualClock
+
+const RESOLVED = Promise.resolve()
+
+const dateOrNull = (secs) => (typeof secs === 'number' ? new Date(secs * 1000) : null)
+
+function rejectTranslated(err) {
+  throw translateError(err)
+}
+
+function customerFields(n, out) {
+  if (n.customerIdentifier != null) out.customerIdentifier = n.customerIdentifier
+  if (n.customerAwsAccountId != null) {
+    out.customerAwsAccountId = n.customerAwsAccountId
+    out.licenseArn = n.licenseArn
+  }
+  return out
+}
+
+function meterEvent(n) {
+  const ev = customerFields(n, { kind: n.kind })
+  ev.dimension = n.dimension
+  ev.hour = dateOrNull(n.hour)
+  ev.quantity = n.quantity
+  switch (n.kind) {
+    case 'acked':
+      ev.meteringRecordId = n.meteringRecordId
+      break
+    case 'dead_lettered':
+      ev.status = n.status
+      ev.message = n.message
+      break
+    case 'late_event':
+      ev.countedInHour = dateOrNull(n.countedInHour)
+      break
+    case 'window_alarm':
+      ev.windowEnd = dateOrNull(n.windowEnd)
+      break
+  }
+  return ev
+}
+
+function flushSummary(s) {
+  return {
+    sealed: s.sealed,
+    sent: s.sent,
+    calls: s.calls,
+    acked: s.acked,
+    deadLettered: s.deadLettered,
+    expired: s.expired,
+    resentUnprocessed: s.resentUnprocessed,
+    deferred: s.deferred,
+    // A retryable failure (throttling, transport) that stopped the flush early; the buckets
+    // stay sealed for the next flush. Not a rejection: the flush did what it could.
+    interrupted: s.interrupted ? errorFromDetail(JSON.parse(s.interrupted)) : null,
+  }
+}
+
+function meterStatus(s) {
+  return {
+    pending: s.pending,
+    sealed: s.sealed,
+    acked: s.acked,
+    deadLettered: s.deadLettered,
+    expired: s.expired,
+    oldestUnsentHour: dateOrNull(s.oldestUnsentHour),
+  }
+}
+
+function deadLetter(d) {
+  const out = customerFields(d, {})
+  out.dimension = d.dimension
+  out.hour = dateOrNull(d.hour)
+  out.quantity = d.quantity
+  out.reason = d.reason
+  out.message = d.message
+  out.at = dateOrNull(d.at)
+  return out
+}
+
+/**
+ * Records every billable event and bills every customer-hour exactly once (the core's
+ * `UsageMeter`). An `EventEmitter`: `"acked"`, `"dead_lettered"`, `"late_event"`,
+ * `"window_alarm"`, `"expired"`, and `"event"` for all of them.
+ */
+class UsageMeter extends EventEmitter {
+  /**
+   * @param {MarketplaceMeteringClient} client the client whose settings send the buckets.
+   * @param {object} [options] path (none: in-memory store), productCode, mode
+   *   ("batch" | "meter_usage"), durability ("durable" | "group" | "memory"), graceSeconds,
+   *   zeroFill, flushIntervalSeconds (default 60; null or 0: no background flusher), clock.
+   */
+  constructor(client, options = {}) {
+    super()
+    if (!(client instanceof MarketplaceMeteringClient)) {
+      throw configError('client', 'must be a MarketplaceMeteringClient (or MarketplaceMetering)')
+    }
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw configError('options', 'must be an object')
+    }
+    const clock = options.clock ?? null
+    if (clock !== null && !(clock instanceof ManualClock)) throw configError('clock', 'must be a ManualClock')
+    const nativeClient = client._nativeSync()
+    // The event callback holds the meter weakly: the native side keeps the callback alive,
+    // and must not keep an unclosed, unreachable meter alive with it.
+    const self = new WeakRef(this)
+    try {
+      this._native = new native.NativeMeter(nativeClient, options, clock, (n) => self.deref()?._dispatch(n))
+    } catch (err) {
+      throw translateError(err)
+    }
+    this._inline = this._native.inline
+    this._closing = null
+  }
+
+  _dispatch(n) {
+    if (n.kind == null) return // a barrier: flush()/close() settle after it
+    const ev = meterEvent(n)
+    this._emitSafely(ev.kind, ev)
+    this._emitSafely('event', ev)
+  }
+
+  _emitSafely(name, ev) {
+    try {
+      this.emit(name, ev)
+    } catch (err) {
+      // A throwing listener: reported as Node reports one thrown from a timer, without
+      // keeping the other listeners (or the meter) from their events.
+      process.nextTick(() => {
+        throw err
+      })
+    }
+  }
+
+  /**
+   * Adds `quantity` of `dimension` for a customer to its hour's bucket; resolves once the event
+   * is as durable as `durability` says. Bad input rejects with a `ValidationError` naming the field.
+   */
+  record(input) {
+    if (this._inline) {
+      let queued
+      try {
+        queued = this._native.recordNow(input)
+      } catch (err) {
+        return Promise.reject(translateError(err))
+      }
+      // A late event was queued: resolve after it was emitted, as the other calls do.
+      return queued ? this._native.barrier() : RESOLVED
+    }
+    let p
+    try {
+      p = this._native.record(input)
+    } catch (err) {
+      return Promise.reject(translateError(err))
+    }
+    return p.then(undefined, rejectTranslated)
+  }
+
+  /** Registers a customer for zero-fill: `{ customerIdentifier | customerAwsAccountId + licenseArn, dimensions }`. */
+  registerCustomer(input) {
+    return this._call(() => this._native.registerCustomer(input)).then(() => undefined)
+  }
+
+  /** Seals what may be sealed and sends every sealed hour; resolves with a summary after its events were emitted. */
+  flush() {
+    return this._call(() => this._native.flush()).then(flushSummary)
+  }
+
+  /** `{ pending, sealed, acked, deadLettered, expired, oldestUnsentHour }`. */
+  status() {
+    return this._call(() => this._native.status()).then(meterStatus)
+  }
+
+  /** Every bucket the service refused, oldest first. */
+  deadLetters() {
+    return this._call(() => this._native.deadLetters()).then((list) => list.map(deadLetter))
+  }
+
+  /** Flushes what may be flushed and stops the meter (idempotent); later calls reject. */
+  close() {
+    if (!this._closing) this._closing = this._call(() => this._native.close()).then(flushSummary)
+    return this._closing
+  }
+
+  _call(f) {
+    let p
+    try {
+      p = f()
+    } catch (err) {
+      return Promise.reject(translateError(err))
+    }
+    return p.then(undefined, rejectTranslated)
+  }
+}
+
+if (typeof Symbol.asyncDispose === 'symbol') {
+  Object.defineProperty(UsageMeter.prototype, Symbol.asyncDispose, {
+    value: function () {
+      return this.close().then(() => undefined)
+    },
+    writable: true,
+    configurable: true,
+  })
+}
+
 // ---- in-process emulator (tests) -----------------------------------------------------------
 
 /**
@@ -365,6 +614,8 @@ module.exports = {
   MeterUsageCommand,
   ResolveCustomerCommand,
   RegisterUsageCommand,
+  UsageMeter,
+  ManualClock,
   UsageRecordResultStatus: Object.freeze({
     Success: 'Success',
     CustomerNotSubscribed: 'CustomerNotSubscribed',

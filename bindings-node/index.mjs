@@ -13,6 +13,8 @@ export const {
   MeterUsageCommand,
   ResolveCustomerCommand,
   RegisterUsageCommand,
+  UsageMeter,
+  ManualClock,
   UsageRecordResultStatus,
   MarketplaceMeteringServiceException,
   MarketplaceMeteringError,

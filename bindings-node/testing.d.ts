@@ -1,2 +1,2 @@
 // SPDX-License-Identifier: Apache-2.0
-export { startEmulator, RunningEmulator, EmulatorFault, EmulatorLedgerEntry, EmulatorRequest } from './index';
+export { startEmulator, RunningEmulator, EmulatorFault, EmulatorLedgerEntry, EmulatorRequest, ManualClock } from './index';

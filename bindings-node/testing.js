@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// marketplace-metering/testing: the in-process emulator starter.
+// marketplace-metering/testing: the in-process emulator starter and the meter's hand-set clock.
 'use strict'
-const { startEmulator } = require('./index.js')
-module.exports = { startEmulator }
+const { startEmulator, ManualClock } = require('./index.js')
+module.exports = { startEmulator, ManualClock }

@@ -1,4 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
 // marketplace-metering/testing (ESM).
 import cjs from './index.js'
-export const { startEmulator } = cjs
+export const { startEmulator, ManualClock } = cjs

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import * as esm from 'marketplace-metering'
 import mmDefault, { MarketplaceMeteringClient, ResolveCustomerCommand, ExpiredTokenException, startEmulator } from 'marketplace-metering'
-import { startEmulator as startFromTesting } from 'marketplace-metering/testing'
+import { startEmulator as startFromTesting, ManualClock as TestingClock } from 'marketplace-metering/testing'
+import { UsageMeter, ManualClock } from 'marketplace-metering'
 
 const cjs = createRequire(import.meta.url)('marketplace-metering')
 
@@ -13,6 +14,10 @@ test('ESM and CommonJS see the same classes', () => {
   assert.equal(esm.MarketplaceMeteringClient, cjs.MarketplaceMeteringClient)
   assert.equal(mmDefault, cjs)
   assert.equal(startFromTesting, startEmulator)
+  assert.equal(UsageMeter, cjs.UsageMeter)
+  assert.equal(typeof UsageMeter, 'function')
+  assert.equal(ManualClock, cjs.ManualClock)
+  assert.equal(TestingClock, ManualClock)
 })
 
 test('every class of the error table is a named ESM export', () => {

@@ -17,8 +17,15 @@ import {
   type BatchMeterUsageCommandOutput,
   type MeterUsageCommandInput,
   type UsageRecordResult,
+  UsageMeter,
+  ManualClock,
+  type UsageMeterOptions,
+  type MeterEvent,
+  type FlushSummary,
+  type MeterStatus,
+  type DeadLetter,
 } from "marketplace-metering";
-import { startEmulator as fromTesting } from "marketplace-metering/testing";
+import { startEmulator as fromTesting, ManualClock as TestingClock } from "marketplace-metering/testing";
 
 async function main(): Promise<void> {
   const emu = startEmulator();
@@ -91,6 +98,57 @@ async function main(): Promise<void> {
     const k: "local" | "modeled" | "common" = row.kind;
     void k;
   }
+  // ---- usage meter ----
+  const clock: ManualClock = new TestingClock(new Date());
+  clock.set(1_700_000_000);
+  clock.advance(3600);
+  const now: Date = clock.now();
+  void now;
+  const options: UsageMeterOptions = {
+    path: "metering.db",
+    productCode: emu.productCode,
+    mode: "batch",
+    durability: "group",
+    graceSeconds: 300,
+    zeroFill: false,
+    flushIntervalSeconds: null,
+    clock,
+  };
+  const meter = new UsageMeter(client, options);
+  const fromAgg = new UsageMeter(agg, { mode: "meter_usage", productCode: "p", clock: new ManualClock(0) });
+  void fromAgg;
+  meter.on("acked", (e) => {
+    const recordId: string = e.meteringRecordId;
+    const hour: Date = e.hour;
+    void recordId;
+    void hour;
+  });
+  meter.on("dead_lettered", (e) => void e.status);
+  meter.on("late_event", (e) => void e.countedInHour.getTime());
+  meter.on("window_alarm", (e) => void e.windowEnd.getTime());
+  meter.on("event", (e: MeterEvent) => {
+    if (e.kind === "expired") void e.quantity;
+  });
+  await meter.record({ customerIdentifier: "cust-1", dimension: "users", quantity: 3 });
+  await meter.record({
+    customerAwsAccountId: "111122223333",
+    licenseArn: "arn:aws:license-manager::111122223333:license:l-1",
+    dimension: "users",
+    quantity: 3,
+    timestamp: new Date(),
+    allocations: [{ AllocatedUsageQuantity: 3, Tags: [{ Key: "k", Value: "v" }] }],
+  });
+  await meter.registerCustomer({ customerIdentifier: "cust-1", dimensions: ["users"] });
+  const summary: FlushSummary = await meter.flush();
+  if (summary.interrupted !== null) void summary.interrupted.code;
+  const status: MeterStatus = await meter.status();
+  const oldest: Date | null = status.oldestUnsentHour;
+  void oldest;
+  const dead: DeadLetter[] = await meter.deadLetters();
+  void dead[0]?.reason;
+  const closed: FlushSummary = await meter.close();
+  void closed.acked;
+
   agg.destroy();
   client.destroy();
   emu.stop();

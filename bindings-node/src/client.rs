@@ -124,6 +124,13 @@ where
     })
 }
 
+impl NativeClient {
+    /// The core client (a cheap clone), for the usage meter.
+    pub(crate) fn core_client(&self) -> Client {
+        self.inner.clone()
+    }
+}
+
 #[napi]
 impl NativeClient {
     /// Resolves region and endpoint and checks every setting; throws `InvalidConfig` /

@@ -13,8 +13,10 @@
 //! napi property sets); timestamps are epoch seconds there and the JS layer makes `Date`s.
 
 use std::fmt;
+use std::time::Duration;
 
 use aws_smithy_types::date_time::Format;
+use marketplace_metering::meter::{Customer, Durability, MeterMode};
 use marketplace_metering::operation::batch_meter_usage::{
     BatchMeterUsageInput, BatchMeterUsageOutput,
 };
@@ -29,6 +31,8 @@ use marketplace_metering::{validate, BuildError, ResponseMetadata};
 use napi::bindgen_prelude::*;
 use napi::{JsDate, JsValue, ValueType};
 use serde_json::{json, Map, Value};
+
+use crate::meter::{MeterOptions, MeterRecord};
 
 /// A conversion failure: the input's fault (a core `InvalidInput`) or napi's.
 pub enum ConvError {
@@ -408,6 +412,294 @@ pub fn register_usage_input(v: Unknown<'_>) -> R<RegisterUsageInput> {
         b = b.nonce(string(v, top.field("Nonce"))?);
     }
     b.build().map_err(|e| top.missing(e))
+}
+
+// ---- usage meter -------------------------------------------------------------------------
+
+/// A meter time (`ManualClock`): a `Date`, epoch seconds or an ISO-8601 string.
+pub fn meter_time(v: Unknown<'_>, field: &'static str) -> R<DateTime> {
+    timestamp(v, Path::Root.field(field))
+}
+
+/// A whole number of seconds (`ManualClock.advance`).
+pub fn meter_seconds_int(v: Unknown<'_>, field: &'static str) -> R<i64> {
+    integer(v, Path::Root.field(field))
+}
+
+/// A non-negative, finite number of seconds.
+fn seconds(v: Unknown<'_>, path: Path<'_>) -> R<Duration> {
+    if v.get_type()? != ValueType::Number {
+        return Err(path.err(format_args!(
+            "must be a number of seconds, got {}",
+            describe(&v)?
+        )));
+    }
+    let s = unsafe { v.cast::<f64>() }?;
+    if !s.is_finite() || !(0.0..=1e12).contains(&s) {
+        return Err(path.err(format_args!(
+            "must be a finite, non-negative number of seconds, got {s}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+const METER_OPTION_KEYS: &[&str] = &[
+    "path",
+    "productCode",
+    "mode",
+    "durability",
+    "graceSeconds",
+    "zeroFill",
+    "flushIntervalSeconds",
+    "clock",
+];
+
+/// The default background flush interval (API.md: `flush_interval=timedelta(seconds=60)`).
+const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// `new UsageMeter(client, options)` options (`clock` is checked by the JS layer).
+pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
+    let o = root(v, METER_OPTION_KEYS)?;
+    let top = Path::Root;
+    let mut out = MeterOptions {
+        path: None,
+        product_code: None,
+        mode: MeterMode::Batch,
+        durability: Durability::Durable,
+        grace: None,
+        zero_fill: false,
+        flush_interval: Some(DEFAULT_FLUSH_INTERVAL),
+    };
+    if let Some(v) = opt!(o, "path") {
+        out.path = Some(string(v, top.field("path"))?);
+    }
+    if let Some(v) = opt!(o, "productCode") {
+        out.product_code = Some(string(v, top.field("productCode"))?);
+    }
+    if let Some(v) = opt!(o, "mode") {
+        let p = top.field("mode");
+        out.mode = match string(v, p)?.as_str() {
+            "batch" => MeterMode::Batch,
+            "meter_usage" => MeterMode::MeterUsage,
+            other => {
+                return Err(p.err(format_args!(
+                    "must be \"batch\" or \"meter_usage\", got {other:?}"
+                )))
+            }
+        };
+    }
+    if let Some(v) = opt!(o, "durability") {
+        let p = top.field("durability");
+        out.durability = match string(v, p)?.as_str() {
+            "durable" => Durability::Durable,
+            "group" => Durability::Group,
+            "memory" => Durability::Memory,
+            other => {
+                return Err(p.err(format_args!(
+                    "must be \"durable\", \"group\" or \"memory\", got {other:?}"
+                )))
+            }
+        };
+    }
+    if let Some(v) = opt!(o, "graceSeconds") {
+        out.grace = Some(seconds(v, top.field("graceSeconds"))?);
+    }
+    if let Some(v) = opt!(o, "zeroFill") {
+        out.zero_fill = boolean(v, top.field("zeroFill"))?;
+    }
+    if let Some(obj) = &o {
+        // `undefined` (or absent) keeps the default; `null` or 0 turns the flusher off.
+        let v: Unknown<'_> = obj.get_named_property("flushIntervalSeconds")?;
+        match v.get_type()? {
+            ValueType::Undefined => {}
+            ValueType::Null => out.flush_interval = None,
+            _ => {
+                let d = seconds(v, top.field("flushIntervalSeconds"))?;
+                out.flush_interval = (!d.is_zero()).then_some(d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The customer of a `record()` / `registerCustomer()` input; an empty identifier when absent
+/// and not `required` (MeterUsage mode, where buckets have no customer).
+fn meter_customer(
+    ci: Option<String>,
+    acct: Option<String>,
+    lic: Option<String>,
+    required: bool,
+) -> R<Customer> {
+    let top = Path::Root;
+    match (ci, acct, lic) {
+        (Some(id), None, None) => Ok(Customer::Identifier(id)),
+        (None, Some(a), Some(l)) => Ok(Customer::aws_account(a, l)),
+        (None, None, None) if !required => Ok(Customer::Identifier(String::new())),
+        (None, None, None) => Err(top
+            .field("customerIdentifier")
+            .err("is required (or customerAwsAccountId with licenseArn)")),
+        (Some(_), Some(_), _) => Err(top.field("customerIdentifier").err(
+            "give either customerIdentifier or customerAwsAccountId with licenseArn, not both",
+        )),
+        (Some(_), None, Some(_)) => Err(top
+            .field("licenseArn")
+            .err("goes with customerAwsAccountId, not with customerIdentifier")),
+        (None, Some(_), None) => Err(top
+            .field("licenseArn")
+            .err("is required with customerAwsAccountId")),
+        (None, None, Some(_)) => Err(top
+            .field("customerAwsAccountId")
+            .err("is required with licenseArn")),
+    }
+}
+
+/// The input object of a meter call, and its keys (each in `allowed`).
+fn meter_input<'e>(v: Unknown<'e>, allowed: &[&str]) -> R<(Object<'e>, Vec<String>)> {
+    match v.get_type()? {
+        ValueType::Object if !v.is_array()? && !v.is_date()? => {}
+        _ => {
+            return Err(ConvError::Input(
+                marketplace_metering::Error::invalid_input(
+                    "input",
+                    format_args!("must be an object, got {}", describe(&v)?),
+                ),
+            ))
+        }
+    }
+    let obj = unsafe { v.cast::<Object<'e>>() }?;
+    let keys = Object::keys(&obj)?;
+    for key in &keys {
+        if !allowed.contains(&key.as_str()) {
+            return Err(ConvError::Input(
+                marketplace_metering::Error::invalid_input(
+                    key.clone(),
+                    format!("is not a member; expected one of {}", allowed.join(", ")),
+                ),
+            ));
+        }
+    }
+    Ok((obj, keys))
+}
+
+const RECORD_KEYS: &[&str] = &[
+    "customerIdentifier",
+    "customerAwsAccountId",
+    "licenseArn",
+    "dimension",
+    "quantity",
+    "timestamp",
+    "allocations",
+];
+
+/// `meter.record({...})`: types and shape; the core checks the values. One pass over the
+/// keys the object has (the hot path: no lookups of absent members).
+pub fn meter_record_input(v: Unknown<'_>, customer_required: bool) -> R<MeterRecord> {
+    let (o, keys) = meter_input(v, RECORD_KEYS)?;
+    let top = Path::Root;
+    let (mut ci, mut acct, mut lic) = (None, None, None);
+    let (mut dimension, mut quantity, mut at, mut allocs) = (None, None, None, None);
+    for key in &keys {
+        let Some(v) = member(&o, key)? else { continue };
+        match key.as_str() {
+            "customerIdentifier" => ci = Some(string(v, top.field("customerIdentifier"))?),
+            "customerAwsAccountId" => acct = Some(string(v, top.field("customerAwsAccountId"))?),
+            "licenseArn" => lic = Some(string(v, top.field("licenseArn"))?),
+            "dimension" => dimension = Some(string(v, top.field("dimension"))?),
+            "quantity" => quantity = Some(integer(v, top.field("quantity"))?),
+            "timestamp" => at = Some(timestamp(v, top.field("timestamp"))?),
+            "allocations" => allocs = Some(allocations(v, top.field("allocations"))?),
+            _ => {}
+        }
+    }
+    let customer = meter_customer(ci, acct, lic, customer_required)?;
+    let Some(dimension) = dimension else {
+        return Err(top.field("dimension").err("is required"));
+    };
+    let Some(quantity) = quantity else {
+        return Err(top.field("quantity").err("is required"));
+    };
+    Ok(MeterRecord {
+        customer,
+        dimension,
+        quantity,
+        at,
+        allocations: allocs,
+    })
+}
+
+/// `meter.registerCustomer({ customer…, dimensions })`.
+pub fn meter_register_input(v: Unknown<'_>, customer_required: bool) -> R<(Customer, Vec<String>)> {
+    let (o, _) = meter_input(
+        v,
+        &[
+            "customerIdentifier",
+            "customerAwsAccountId",
+            "licenseArn",
+            "dimensions",
+        ],
+    )?;
+    let top = Path::Root;
+    let text = |name: &'static str| -> R<Option<String>> {
+        match member(&o, name)? {
+            Some(v) => Ok(Some(string(v, top.field(name))?)),
+            None => Ok(None),
+        }
+    };
+    let customer = meter_customer(
+        text("customerIdentifier")?,
+        text("customerAwsAccountId")?,
+        text("licenseArn")?,
+        customer_required,
+    )?;
+    let p = top.field("dimensions");
+    let Some(v) = member(&o, "dimensions")? else {
+        return Err(p.err("is required"));
+    };
+    let (arr, len) = array(v, p)?;
+    let mut dims = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        dims.push(string(arr.get_element(i)?, p.index(i))?);
+    }
+    Ok((customer, dims))
+}
+
+/// Renames the core's field names in a meter error to the names of the JS inputs
+/// (`CustomerAWSAccountId` → `customerAwsAccountId`, `UsageAllocations[0]…` → `allocations[0]…`).
+pub fn meter_error(e: marketplace_metering::Error) -> marketplace_metering::Error {
+    let Some(field) = e.field() else { return e };
+    const NAMES: &[(&str, &str)] = &[
+        ("customer", "customerIdentifier"),
+        ("CustomerIdentifier", "customerIdentifier"),
+        ("CustomerAWSAccountId", "customerAwsAccountId"),
+        ("LicenseArn", "licenseArn"),
+        ("Dimension", "dimension"),
+        ("UsageDimension", "dimension"),
+        ("Quantity", "quantity"),
+        ("UsageQuantity", "quantity"),
+        ("Timestamp", "timestamp"),
+        ("ProductCode", "productCode"),
+        ("product_code", "productCode"),
+    ];
+    let renamed = NAMES
+        .iter()
+        .find(|(from, _)| *from == field)
+        .map(|(_, to)| (*to).to_owned())
+        .or_else(|| {
+            field
+                .strip_prefix("UsageAllocations")
+                .map(|rest| format!("allocations{rest}"))
+        });
+    match renamed {
+        Some(to) => {
+            let problem = e
+                .message()
+                .strip_prefix(&format!("{field}: "))
+                .unwrap_or(e.message())
+                .to_owned();
+            marketplace_metering::Error::invalid_input(to, problem)
+        }
+        None => e,
+    }
 }
 
 // ---- outputs ----------------------------------------------------------------------------

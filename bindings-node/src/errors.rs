@@ -126,10 +126,12 @@ pub fn to_js(env: &Env, e: &Error) -> napi::Error {
     }
 }
 
-fn build_js(env: &Env, e: &Error) -> Result<napi::Error> {
+/// The details the JS layer rebuilds an error from (`nativeError`): class, fault, metadata,
+/// field. Also how a flush summary carries the error that interrupted it.
+pub fn detail_json(e: &Error) -> String {
     let code = e.error_code();
     let (class_name, _) = class_of(code);
-    let detail = serde_json::json!({
+    serde_json::json!({
         "code": code.as_str(),
         "serviceCode": e.code(),
         "className": class_name,
@@ -141,9 +143,14 @@ fn build_js(env: &Env, e: &Error) -> Result<napi::Error> {
         "requestId": e.request_id(),
         "attempts": e.attempts(),
         "totalRetryDelay": e.total_retry_delay().as_millis() as u64,
-    });
+    })
+    .to_string()
+}
+
+fn build_js(env: &Env, e: &Error) -> Result<napi::Error> {
+    let code = e.error_code();
     let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, e.to_string()))?;
     obj.set_named_property("code", code.as_str())?;
-    obj.set_named_property("nativeError", detail.to_string())?;
+    obj.set_named_property("nativeError", detail_json(e))?;
     Ok(napi::Error::from(obj.to_unknown()))
 }

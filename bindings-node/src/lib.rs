@@ -18,6 +18,7 @@ mod client;
 mod convert;
 mod emulator;
 mod errors;
+mod meter;
 
 #[napi_derive::module_init]
 fn init() {

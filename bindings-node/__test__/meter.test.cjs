@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: Apache-2.0
+// UsageMeter end to end against the in-process emulator: billing, store, events, errors, threads.
+//
+// A ManualClock makes hours seal when the test moves it. The emulator's 6-hour window is real
+// time, so the clock is set to recent real hours: `base()` is the start of the current hour.
+'use strict'
+const { test, after, beforeEach } = require('node:test')
+const assert = require('node:assert/strict')
+const { once } = require('node:events')
+const { spawn } = require('node:child_process')
+const { Worker } = require('node:worker_threads')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { mm, setup } = require('./helpers.cjs')
+
+const { emu, client } = setup()
+after(() => emu.stop())
+// The emulator knows customers cust-1 … cust-50 and de-duplicates per customer-hour: start
+// every test from an empty ledger.
+beforeEach(() => emu.reset())
+
+const H = 3600
+const base = () => Math.floor(Date.now() / 1000 / H) * H
+let dbCounter = 0
+const tempDb = (name) => path.join(os.tmpdir(), `mm-node-meter-${name}-${process.pid}-${Date.now()}-${dbCounter++}.db`)
+function removeDb(p) {
+  for (const suffix of ['', '-wal', '-shm']) fs.rmSync(p + suffix, { force: true })
+}
+
+/** A meter on the emulator's product with a hand-set clock; collects its events. */
+function meter(options = {}, clientOptions = {}) {
+  const clock = new mm.ManualClock(base())
+  const m = new mm.UsageMeter(client(clientOptions), {
+    productCode: emu.productCode,
+    clock,
+    flushIntervalSeconds: null,
+    ...options,
+  })
+  const events = []
+  m.on('event', (e) => events.push(e))
+  return { m, clock, events }
+}
+
+/** The ledger as `customer|dimension|hour` → { quantity, entries }. */
+function billed() {
+  const m = new Map()
+  for (const e of emu.ledger()) {
+    const who = e.customer_identifier ?? e.customer_aws_account_id ?? ''
+    const k = `${who}|${e.dimension}|${e.hour}`
+    const v = m.get(k) ?? { quantity: 0, entries: 0 }
+    v.quantity += e.quantity
+    v.entries += 1
+    m.set(k, v)
+  }
+  return m
+}
+
+function assertBilledOnce(expected) {
+  const got = billed()
+  assert.equal(got.size, expected.size, `billed ${JSON.stringify([...got])}`)
+  for (const [k, q] of expected) assert.deepEqual(got.get(k), { quantity: q, entries: 1 }, k)
+}
+
+test('ManualClock: set, advance, now', () => {
+  const c = new mm.ManualClock(7200)
+  assert.equal(c.now().getTime(), 7200 * 1000)
+  c.advance(3600)
+  assert.equal(c.now().getTime(), 10800 * 1000)
+  c.set(new Date('2026-11-26T10:00:00Z'))
+  assert.equal(c.now().toISOString(), '2026-11-26T10:00:00.000Z')
+  c.set('2026-11-26T11:00:00Z')
+  assert.equal(c.now().toISOString(), '2026-11-26T11:00:00.000Z')
+  assert.ok(Math.abs(new mm.ManualClock().now().getTime() - Date.now()) < 5000)
+  assert.throws(() => c.advance(1.5), (e) => e.code === 'InvalidInput' && /seconds/.test(e.message))
+  assert.throws(() => c.set(new Date(NaN)), (e) => e.code === 'InvalidInput' && /at/.test(e.message))
+  assert.equal(require('../testing.js').ManualClock, mm.ManualClock)
+})
+
+test('record + flush bills exactly what was recorded, once, and never an open hour', async () => {
+  const { m, clock, events } = meter()
+  const b = base()
+  const expected = new Map()
+  for (const hour of [b - 3 * H, b - 2 * H, b - H]) {
+    clock.set(hour + 10)
+    for (let i = 1; i <= 12; i++) {
+      for (const dim of ['users', 'gb']) {
+        for (let k = 0; k < 3; k++) {
+          const q = i + k
+          await m.record({ customerIdentifier: `cust-${i}`, dimension: dim, quantity: q, timestamp: new Date((hour + 60 * k) * 1000) })
+          const key = `cust-${i}|${dim}|${hour}`
+          expected.set(key, (expected.get(key) ?? 0) + q)
+        }
+      }
+    }
+  }
+  clock.set(b + 600)
+  await m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 5 }) // the open hour
+  let s = await m.status()
+  assert.equal(s.pending, 73)
+  assert.equal(s.oldestUnsentHour.getTime(), (b - 3 * H) * 1000)
+
+  const sum = await m.flush()
+  assert.equal(sum.sealed, 72)
+  assert.equal(sum.acked, 72)
+  assert.equal(sum.calls, 3, '72 records in batches of 25')
+  assert.equal(sum.interrupted, null)
+  assertBilledOnce(expected)
+  // flush() resolves after the events it caused were emitted.
+  const acked = events.filter((e) => e.kind === 'acked')
+  assert.equal(acked.length, 72)
+  const e = acked[0]
+  assert.equal(typeof e.meteringRecordId, 'string')
+  assert.ok(e.hour instanceof Date)
+  assert.match(e.customerIdentifier, /^cust-/)
+  s = await m.status()
+  assert.deepEqual(s, { pending: 1, sealed: 0, acked: 72, deadLettered: 0, expired: 0, oldestUnsentHour: new Date(b * 1000) })
+  const again = await m.flush()
+  assert.equal(again.calls, 0, 'a second flush sends nothing')
+  assert.equal(again.sent, 0)
+  await m.close()
+  await assert.rejects(m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 1 }), mm.InvalidStateError)
+  await assert.rejects(m.status().then(() => m.flush()), mm.InvalidStateError)
+})
+
+test('a file store survives closing and reopening', async () => {
+  const p = tempDb('reopen')
+  after(() => removeDb(p))
+  const b = base()
+  {
+    const { m, clock } = meter({ path: p })
+    clock.set(b - H + 1)
+    for (let i = 1; i <= 5; i++) await m.record({ customerIdentifier: `cust-${i}`, dimension: 'gb', quantity: i * 2 })
+    const sum = await m.close() // hour b-1h is not sealed yet: nothing sent
+    assert.equal(sum.sent, 0)
+    await assert.rejects(m.record({ customerIdentifier: 'cust-1', dimension: 'gb', quantity: 1 }), mm.InvalidStateError)
+    await assert.rejects(m.flush(), (err) => err.code === 'InvalidState')
+  }
+  const { m, clock } = meter({ path: p })
+  clock.set(b + 600)
+  assert.equal((await m.status()).pending, 5)
+  const sum = await m.flush()
+  assert.equal(sum.acked, 5)
+  assertBilledOnce(new Map(Array.from({ length: 5 }, (_, i) => [`cust-${i + 1}|gb|${b - H}`, (i + 1) * 2])))
+  await m.close()
+  assert.equal(m.close(), m.close(), 'close() is idempotent')
+})
+
+test('a refused record is dead-lettered, emitted, and listed', async () => {
+  const { m, clock, events } = meter()
+  const b = base()
+  clock.set(b - H + 1)
+  const dead = once(m, 'dead_lettered')
+  await m.record({ customerIdentifier: 'cust-unsubscribed', dimension: 'users', quantity: 2 })
+  await m.record({ customerIdentifier: 'cust-3', dimension: 'users', quantity: 2 })
+  clock.set(b + 600)
+  const sum = await m.flush()
+  assert.equal(sum.acked, 1)
+  assert.equal(sum.deadLettered, 1)
+  const [ev] = await dead
+  assert.equal(ev.kind, 'dead_lettered')
+  assert.equal(ev.customerIdentifier, 'cust-unsubscribed')
+  assert.equal(ev.status, 'CustomerNotSubscribed')
+  assert.equal(ev.quantity, 2)
+  assert.equal(ev.hour.getTime(), (b - H) * 1000)
+  assert.equal(typeof ev.message, 'string')
+  assert.ok(events.includes(ev), 'the catch-all "event" saw it too')
+  const list = await m.deadLetters()
+  assert.equal(list.length, 1)
+  assert.equal(list[0].customerIdentifier, 'cust-unsubscribed')
+  assert.equal(list[0].reason, 'CustomerNotSubscribed')
+  assert.equal(list[0].hour.getTime(), (b - H) * 1000)
+  assert.ok(list[0].at instanceof Date)
+  const s = await m.status()
+  assert.equal(s.deadLettered, 1)
+  assert.equal((await m.flush()).calls, 0, 'never retried')
+  await m.close()
+})
+
+test('an event for a sealed hour is counted in the current hour and reported', async () => {
+  const { m, clock } = meter()
+  const b = base()
+  clock.set(b - 2 * H + 5)
+  await m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 4 })
+  clock.set(b + 600)
+  await m.flush()
+  const late = once(m, 'late_event')
+  await m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 3, timestamp: new Date((b - 2 * H + 100) * 1000) })
+  const [ev] = await late
+  assert.equal(ev.hour.getTime(), (b - 2 * H) * 1000)
+  assert.equal(ev.countedInHour.getTime(), b * 1000)
+  assert.equal(ev.quantity, 3)
+  clock.set(b + H + 400)
+  await m.flush()
+  assertBilledOnce(
+    new Map([
+      [`cust-1|users|${b - 2 * H}`, 4],
+      [`cust-1|users|${b}`, 3],
+    ]),
+  )
+  await m.close()
+})
+
+test('window alarm and expiry follow the clock', async () => {
+  const { m, clock, events } = meter()
+  const b = base()
+  clock.set(b - 7 * H + 1)
+  await m.record({ customerIdentifier: 'cust-2', dimension: 'users', quantity: 9 })
+  clock.set(b - 5 * H + 1)
+  await m.record({ customerIdentifier: 'cust-2', dimension: 'users', quantity: 8 })
+  clock.set(b + 600)
+  const sum = await m.flush()
+  assert.equal(sum.expired, 1)
+  assert.equal(sum.acked, 1)
+  const expired = events.filter((e) => e.kind === 'expired')
+  assert.equal(expired.length, 1)
+  assert.equal(expired[0].hour.getTime(), (b - 7 * H) * 1000)
+  const alarm = events.find((e) => e.kind === 'window_alarm')
+  assert.ok(alarm, JSON.stringify(events))
+  assert.equal(alarm.windowEnd.getTime(), (b + H) * 1000)
+  assert.equal((await m.status()).expired, 1)
+  await m.close()
+})
+
+test('a throttled flush is interrupted, not rejected, and the next flush sends', async () => {
+  const { m, clock } = meter({}, { maxAttempts: 1 })
+  const b = base()
+  clock.set(b - H + 1)
+  for (let i = 1; i <= 3; i++) await m.record({ customerIdentifier: `cust-${i}`, dimension: 'users', quantity: 1 })
+  clock.set(b + 600)
+  emu.pushFault({ kind: 'throttle' })
+  const sum = await m.flush()
+  assert.ok(sum.interrupted instanceof mm.ThrottlingException, String(sum.interrupted))
+  assert.equal(sum.interrupted.$fault, 'client')
+  assert.equal(sum.acked, 0)
+  assert.equal((await m.status()).sealed, 3)
+  assert.equal((await m.flush()).acked, 3)
+  await m.close()
+})
+
+test('zero-fill reports registered customers hours without usage', async () => {
+  const { m, clock } = meter({ zeroFill: true })
+  const b = base()
+  clock.set(b - 2 * H + 10)
+  await m.registerCustomer({ customerIdentifier: 'cust-5', dimensions: ['users', 'gb'] })
+  await m.record({ customerIdentifier: 'cust-5', dimension: 'users', quantity: 7 })
+  clock.set(b + 600)
+  const sum = await m.flush()
+  assert.equal(sum.acked, 4)
+  assertBilledOnce(
+    new Map([
+      [`cust-5|users|${b - 2 * H}`, 7],
+      [`cust-5|gb|${b - 2 * H}`, 0],
+      [`cust-5|users|${b - H}`, 0],
+      [`cust-5|gb|${b - H}`, 0],
+    ]),
+  )
+  await assert.rejects(m.registerCustomer({ customerIdentifier: 'cust-5', dimensions: 'users' }), (e) => e.field === 'dimensions')
+  await m.close()
+})
+
+test('license customers with allocations, and no product code', async () => {
+  const clock = new mm.ManualClock(base() - H + 1)
+  const m = new mm.UsageMeter(client(), { clock, flushIntervalSeconds: 0 })
+  const who = { customerAwsAccountId: emu.customerAWSAccountId, licenseArn: emu.licenseArn }
+  const alloc = (q, v) => ({ AllocatedUsageQuantity: q, Tags: [{ Key: 'team', Value: v }] })
+  await m.record({ ...who, dimension: 'users', quantity: 5, allocations: [alloc(2, 'a'), alloc(3, 'b')] })
+  await m.record({ ...who, dimension: 'users', quantity: 1 })
+  // Identifier customers need the meter's product code.
+  await assert.rejects(m.record({ customerIdentifier: 'x', dimension: 'users', quantity: 1 }), (e) => e instanceof mm.ValidationError && e.field === 'customerIdentifier')
+  // Allocations must sum to the quantity.
+  await assert.rejects(m.record({ ...who, dimension: 'users', quantity: 9, allocations: [alloc(2, 'a')] }), (e) => e instanceof mm.ValidationError && /^allocations/.test(e.field))
+  const acked = once(m, 'acked')
+  clock.set(base() + 600)
+  assert.equal((await m.flush()).acked, 1)
+  const [ev] = await acked
+  assert.equal(ev.customerAwsAccountId, emu.customerAWSAccountId)
+  assert.equal(ev.licenseArn, emu.licenseArn)
+  assert.equal(ev.customerIdentifier, undefined)
+  assert.equal(ev.quantity, 6)
+  const mine = emu.ledger().filter((e) => e.license_arn === emu.licenseArn && e.hour === base() - H)
+  assert.equal(mine.length, 1)
+  assert.equal(mine[0].quantity, 6)
+  await m.close()
+})
+
+test('bad input rejects with a ValidationError naming the field', async () => {
+  const { m } = meter()
+  const cases = [
+    [undefined, 'input'],
+    [{ dimension: 'users', quantity: 1 }, 'customerIdentifier'],
+    [{ customerIdentifier: 'c', customerAwsAccountId: '111122223333', licenseArn: 'arn', dimension: 'users', quantity: 1 }, 'customerIdentifier'],
+    [{ customerAwsAccountId: '111122223333', dimension: 'users', quantity: 1 }, 'licenseArn'],
+    [{ customerIdentifier: 'c', licenseArn: 'arn', dimension: 'users', quantity: 1 }, 'licenseArn'],
+    [{ customerIdentifier: 7, dimension: 'users', quantity: 1 }, 'customerIdentifier'],
+    [{ customerIdentifier: 'c', quantity: 1 }, 'dimension'],
+    [{ customerIdentifier: 'c', dimension: '', quantity: 1 }, 'dimension'],
+    [{ customerIdentifier: 'c', dimension: 'users' }, 'quantity'],
+    [{ customerIdentifier: 'c', dimension: 'users', quantity: -1 }, 'quantity'],
+    [{ customerIdentifier: 'c', dimension: 'users', quantity: 1.5 }, 'quantity'],
+    [{ customerIdentifier: 'c', dimension: 'users', quantity: '3' }, 'quantity'],
+    [{ customerIdentifier: 'c', dimension: 'users', quantity: 2 ** 31 }, 'quantity'],
+    [{ customerIdentifier: 'c', dimension: 'users', quantity: 1, timestamp: new Date(NaN) }, 'timestamp'],
+    [{ customerIdentifier: 'c', dimension: 'users', quantity: 1, timestamp: {} }, 'timestamp'],
+    [{ customerIdentifier: 'c', dimension: 'users', quantity: 1, allocations: {} }, 'allocations'],
+    [{ customerIdentifier: 'c', dimension: 'users', quantity: 1, allocations: [{ AllocatedUsageQuantity: 1, Tags: [{ Key: 'k' }] }] }, 'allocations[0].Tags[0].Value'],
+    [{ customerIdentifier: 'c', dimension: 'users', quantity: 1, Quantity: 1 }, 'Quantity'],
+  ]
+  for (const [input, field] of cases) {
+    const p = m.record(input)
+    assert.ok(p instanceof Promise, 'record() returns a promise even for bad input')
+    await assert.rejects(
+      p,
+      (e) => {
+        assert.ok(e instanceof mm.ValidationError, `${JSON.stringify(input)}: ${e}`)
+        assert.equal(e.code, 'InvalidInput')
+        assert.equal(e.field, field, `${JSON.stringify(input)}: ${e.message}`)
+        assert.ok(e.message.includes(field), e.message)
+        return true
+      },
+      JSON.stringify(input),
+    )
+  }
+  assert.equal((await m.status()).pending, 0, 'nothing was recorded')
+
+  // Constructor options throw synchronously.
+  const c = client()
+  const bad = [
+    [() => new mm.UsageMeter({}, {}), 'client'],
+    [() => new mm.UsageMeter(c, 'x'), 'options'],
+    [() => new mm.UsageMeter(c, { mode: 'nope' }), 'mode'],
+    [() => new mm.UsageMeter(c, { durability: 'fast' }), 'durability'],
+    [() => new mm.UsageMeter(c, { graceSeconds: -1 }), 'graceSeconds'],
+    [() => new mm.UsageMeter(c, { zeroFill: 'yes' }), 'zeroFill'],
+    [() => new mm.UsageMeter(c, { flushIntervalSeconds: NaN }), 'flushIntervalSeconds'],
+    [() => new mm.UsageMeter(c, { path: 3 }), 'path'],
+    [() => new mm.UsageMeter(c, { productCode: '' }), 'productCode'],
+    [() => new mm.UsageMeter(c, { clock: Date.now }), 'clock'],
+    [() => new mm.UsageMeter(c, { prodcutCode: 'p' }), 'prodcutCode'],
+    [() => new mm.UsageMeter(client({ credentials: async () => emu.credentials }), {}), 'client.credentials'],
+  ]
+  for (const [f, field] of bad) {
+    assert.throws(f, (e) => e instanceof mm.ValidationError && e.field === field, field)
+  }
+  assert.throws(() => new mm.UsageMeter(c, { mode: 'meter_usage' }), (e) => e.code === 'InvalidConfig')
+  assert.throws(() => new mm.UsageMeter(c, { path: path.join(os.tmpdir(), 'no-such-dir-mm', 'x', 'm.db') }), mm.MarketplaceMeteringError)
+  await m.close()
+})
+
+for (const durability of ['durable', 'group', 'memory']) {
+  test(`durability "${durability}": concurrent records all land, once`, async () => {
+    const p = tempDb(durability)
+    after(() => removeDb(p))
+    const { m, clock } = meter({ path: p, durability, flushIntervalSeconds: 3600 })
+    const b = base()
+    clock.set(b - H + 1)
+    const pending = []
+    for (let i = 0; i < 200; i++) pending.push(m.record({ customerIdentifier: `cust-${1 + (i % 10)}`, dimension: 'requests', quantity: 1 + (i % 4) }))
+    await Promise.all(pending)
+    assert.equal((await m.status()).pending, 10)
+    clock.set(b + 600)
+    const sum = await m.close()
+    assert.equal(sum.acked, 10)
+    const total = emu.ledger().reduce((a, e) => a + e.quantity, 0)
+    assert.equal(total, 50 * (1 + 2 + 3 + 4))
+    assert.equal(emu.ledger().length, 10)
+  })
+}
+
+test('meter_usage mode: one MeterUsage call per dimension-hour (through the aggregated client)', async () => {
+  const clock = new mm.ManualClock(base())
+  const agg = new mm.MarketplaceMetering({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })
+  const m = new mm.UsageMeter(agg, { mode: 'meter_usage', productCode: emu.productCode, clock, flushIntervalSeconds: null })
+  const b = base()
+  clock.set(b - 4 * H + 1)
+  await m.record({ dimension: 'users', quantity: 3 })
+  await m.record({ dimension: 'users', quantity: 4 })
+  await m.record({ dimension: 'gb', quantity: 1 })
+  clock.set(b + 600)
+  const sum = await m.flush()
+  assert.equal(sum.acked, 2)
+  assert.equal(sum.calls, 2)
+  const mine = emu.ledger().filter((e) => e.operation === 'MeterUsage' && e.hour === b - 4 * H)
+  const byDim = Object.fromEntries(mine.map((e) => [e.dimension, e.quantity]))
+  assert.deepEqual(byDim, { users: 7, gb: 1 })
+  await m.close()
+})
+
+test('durable records never block the event loop', async () => {
+  const p = tempDb('eventloop')
+  after(() => removeDb(p))
+  const { m, clock } = meter({ path: p, durability: 'durable' })
+  clock.set(base() - H + 1)
+  await m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 1 }) // warm up
+  const ticks = []
+  const timer = setInterval(() => ticks.push(performance.now()), 5)
+  const start = performance.now()
+  const all = []
+  for (let i = 0; i < 1000; i++) all.push(m.record({ customerIdentifier: `cust-${1 + (i % 20)}`, dimension: 'users', quantity: 1 }))
+  const queued = performance.now() - start
+  await Promise.all(all)
+  const elapsed = performance.now() - start
+  clearInterval(timer)
+  const gaps = ticks.slice(1).map((t, i) => t - ticks[i])
+  const worst = Math.max(0, ...gaps)
+  assert.ok(elapsed > 0)
+  // Queuing 1000 records is JS-side conversion only; commits happen elsewhere.
+  assert.ok(queued < 500, `queuing took ${queued.toFixed(0)} ms`)
+  assert.ok(worst < 200, `the event loop stalled for ${worst.toFixed(0)} ms (${ticks.length} ticks in ${elapsed.toFixed(0)} ms)`)
+  assert.equal((await m.status()).pending, 20)
+  await m.close()
+})
+
+const workerSource = `
+const { parentPort, workerData: w } = require('node:worker_threads')
+const mm = require(w.pkg)
+;(async () => {
+  const client = new mm.MarketplaceMeteringClient({ region: w.region, endpoint: w.endpoint, credentials: w.credentials })
+  const clock = new mm.ManualClock(w.base - 3600 + 1)
+  const meter = new mm.UsageMeter(client, { productCode: w.productCode, clock, path: w.path, durability: 'group' })
+  const acked = []
+  meter.on('acked', (e) => acked.push(e.customerIdentifier))
+  await Promise.all(Array.from({ length: 50 }, (_, i) => meter.record({ customerIdentifier: 'cust-' + (1 + (i % 5)), dimension: 'gb', quantity: 2 })))
+  clock.set(w.base + 600)
+  const sum = await meter.close()
+  parentPort.postMessage({ acked: sum.acked, events: acked.length })
+  // Left open on purpose: an unclosed meter must not keep the worker alive.
+  const other = new mm.UsageMeter(client, { productCode: w.productCode, durability: 'group', path: w.path + '-2', flushIntervalSeconds: 1 })
+  await other.record({ customerIdentifier: 'cust-20', dimension: 'gb', quantity: 1 })
+})().catch((e) => parentPort.postMessage({ error: String(e && e.stack) }))
+`
+
+test('a meter in a worker thread, alongside one in the main thread', async () => {
+  const p = tempDb('worker')
+  after(() => {
+    removeDb(p)
+    removeDb(p + '-2')
+  })
+  const b = base()
+  const w = new Worker(workerSource, {
+    eval: true,
+    workerData: {
+      pkg: path.join(__dirname, '..'),
+      region: emu.region,
+      endpoint: emu.endpoint,
+      credentials: emu.credentials,
+      productCode: emu.productCode,
+      path: p,
+      base: b,
+    },
+  })
+  const exited = once(w, 'exit')
+  const { m, clock } = meter()
+  clock.set(b - H + 1)
+  await Promise.all(Array.from({ length: 20 }, (_, i) => m.record({ customerIdentifier: `cust-${10 + (i % 4)}`, dimension: 'gb', quantity: 1 })))
+  const [msg] = await once(w, 'message')
+  if (msg.error) throw new Error(msg.error)
+  assert.deepEqual(msg, { acked: 5, events: 5 })
+  const [code] = await exited
+  assert.equal(code, 0)
+  clock.set(b + 600)
+  assert.equal((await m.close()).acked, 4)
+  const worker = emu.ledger().filter((e) => ['cust-1', 'cust-2', 'cust-3', 'cust-4', 'cust-5'].includes(e.customer_identifier))
+  assert.equal(worker.reduce((a, e) => a + e.quantity, 0), 100)
+  assert.equal(emu.ledger().length, 9)
+})
+
+test('an unclosed meter does not keep the process alive', async () => {
+  const p = tempDb('exit')
+  after(() => removeDb(p))
+  const src = `
+    const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+    const meter = new mm.UsageMeter(client, { productCode: ${JSON.stringify(emu.productCode)}, path: ${JSON.stringify(p)}, durability: 'group', flushIntervalSeconds: 1 })
+    meter.on('event', () => {})
+    meter.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 1 }).then(() => console.log('recorded'))
+  `
+  const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10000)
+  const [code, signal] = await once(child, 'exit')
+  clearTimeout(timer)
+  assert.equal(signal, null, `the process hung: ${out}`)
+  assert.equal(code, 0, out)
+  assert.match(out, /recorded/)
+})
+
+test('a throwing listener surfaces as an uncaught exception and the meter keeps working', async () => {
+  const src = `
+    const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const H = 3600, b = Math.floor(Date.now() / 1000 / H) * H
+    const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+    const clock = new mm.ManualClock(b - H + 1)
+    const meter = new mm.UsageMeter(client, { productCode: ${JSON.stringify(emu.productCode)}, clock, flushIntervalSeconds: null })
+    const caught = []
+    process.on('uncaughtException', (e) => caught.push(e.message))
+    let acked = 0
+    let all = 0
+    meter.on('acked', () => { acked++; throw new Error('listener boom') })
+    meter.on('event', () => all++)
+    ;(async () => {
+      await meter.record({ customerIdentifier: 'cust-30', dimension: 'users', quantity: 1 })
+      await meter.record({ customerIdentifier: 'cust-31', dimension: 'users', quantity: 1 })
+      clock.set(b + 600)
+      const sum = await meter.close()
+      await new Promise((r) => setTimeout(r, 20))
+      console.log(JSON.stringify({ acked: sum.acked, seen: acked, all, caught }))
+    })()
+  `
+  const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (err += d))
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 0, err)
+  assert.deepEqual(JSON.parse(out), { acked: 2, seen: 2, all: 2, caught: ['listener boom', 'listener boom'] })
+})
