@@ -566,3 +566,21 @@ def test_memory_meter_starts_empty_in_the_child(emu: Emulator) -> None:
     clock.advance(SEAL)
     assert m.flush()["acked"] == 1
     assert billed(emu) == {("cust-1", "users", t0): 1, ("cust-2", "users", t0): 2}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_memory_durability_buffer_stays_the_parents(emu: Emulator, tmp_path: Path) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    m = meter(emu, clock, path=tmp_path / "buf.db", durability="memory")
+    m.record("cust-1", "users", 5)  # buffered in the parent's memory only
+
+    def child() -> None:
+        m.record("cust-2", "users", 2)
+        clock.advance(SEAL)
+        assert m.close()["acked"] == 1  # cust-2 only: the parent's buffer is not written twice
+
+    assert run_in_child(child) == 0
+    clock.advance(SEAL)
+    assert m.close()["acked"] == 1
+    assert billed(emu) == {("cust-1", "users", t0): 5, ("cust-2", "users", t0): 2}
