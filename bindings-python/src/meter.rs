@@ -402,7 +402,40 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
     }
 }
 
-/// The usage meter; see ``marketplace_metering.UsageMeter``.
+/// Records every billable event and bills every customer-hour exactly once.
+///
+/// ``UsageMeter(client, path=None, product_code=None, mode="batch", durability="durable",
+/// grace=timedelta(minutes=5), zero_fill=False, on_event=None,
+/// flush_interval=timedelta(seconds=60), *, clock=None)``
+///
+/// Parameters
+/// ----------
+/// client : Client or AsyncClient
+///     The client that sends the buckets.
+/// path : str or os.PathLike, optional
+///     The SQLite store (created when missing); ``None``: in memory, for tests.
+/// product_code : str, optional
+///     ``None`` when every customer is given as ``customer_aws_account_id`` + ``license_arn``.
+/// mode : {"batch", "meter_usage"}
+///     ``BatchMeterUsage`` (SaaS) or ``MeterUsage`` (AMI / container; customers ignored).
+/// durability : {"durable", "group", "memory"}
+///     When ``record()`` returns: after its commit, after a group commit, or at once.
+/// grace : timedelta or float
+///     Time after an hour's end before it is sealed (default 5 minutes).
+/// zero_fill : bool
+///     Report 0 for unused hours of customers given to ``register_customer()``.
+/// on_event : callable, optional
+///     Called with each event dict on the thread that caused it; exceptions are logged on
+///     the ``marketplace_metering`` logger. Without it, events queue for ``events()``.
+/// flush_interval : timedelta or float or None
+///     Background flush period (default 60 s); ``None``: no background flusher.
+/// clock : marketplace_metering.testing.ManualClock, optional
+///     For tests and examples.
+///
+/// Notes
+/// -----
+/// Works after ``os.fork()``: the child builds a fresh meter from the same settings (a file
+/// store is reopened, an in-memory store starts empty).
 #[pyclass(module = "marketplace_metering._native", frozen, weakref)]
 pub struct UsageMeter {
     config: MeterConfig,
@@ -684,7 +717,23 @@ impl UsageMeter {
         })
     }
 
-    /// Adds `quantity` of `dimension` used by a customer to its hour's bucket.
+    /// Adds ``quantity`` of ``dimension`` used by a customer to its hour's bucket.
+    ///
+    /// Parameters
+    /// ----------
+    /// customer_identifier : str, optional
+    ///     Or ``customer_aws_account_id`` with ``license_arn`` (keywords).
+    /// dimension : str
+    /// quantity : int
+    /// timestamp : datetime, int, float or str, optional
+    ///     Default: now. Naive datetimes are UTC.
+    /// allocations : list of dict, optional
+    ///     boto3's ``UsageAllocations`` shape.
+    ///
+    /// Raises
+    /// ------
+    /// ParamValidationError
+    ///     A missing, conflicting or invalid argument (``.field`` names it).
     #[pyo3(signature = (customer_identifier=None, dimension=None, quantity=None, *,
         customer_aws_account_id=None, license_arn=None, timestamp=None, allocations=None))]
     #[allow(clippy::too_many_arguments)]
@@ -789,6 +838,12 @@ impl UsageMeter {
     }
 
     /// Seals what may be sealed and sends every sealed bucket now (blocking).
+    ///
+    /// Returns
+    /// -------
+    /// dict
+    ///     The counts, and ``interrupted``: ``None`` or ``{"code", "message", "error"}`` when
+    ///     throttling or a transport failure stopped the flush (nothing is raised then).
     fn flush(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         const OP: &str = "UsageMeter.flush";
         let m = self.get(py, OP)?;
