@@ -584,3 +584,39 @@ def test_memory_durability_buffer_stays_the_parents(emu: Emulator, tmp_path: Pat
     clock.advance(SEAL)
     assert m.close()["acked"] == 1
     assert billed(emu) == {("cust-1", "users", t0): 5, ("cust-2", "users", t0): 2}
+
+
+def test_event_queue_is_bounded(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    t0 = base()
+    clock = ManualClock(t0 + 2 * H)
+    caplog.set_level(logging.WARNING, logger="marketplace_metering")
+    with meter(emu, clock) as m:
+        for i in range(10_005):
+            m.record("cust-1", "users", 1, timestamp=t0 + i % H)  # each one a late event
+        queued = list(m.events())
+        assert len(queued) == 10_000 and m.events_dropped == 5
+        assert queued[-1]["hour"] == utc(t0) and queued[-1]["counted_in_hour"] == utc(t0 + 2 * H)
+    warnings_ = [r for r in caplog.records if r.name == "marketplace_metering" and r.levelno == logging.WARNING]
+    assert len(warnings_) == 1 and "10000 events queued" in warnings_[0].getMessage()
+
+
+def test_cycle_through_the_callback_is_collected(emu: Emulator, tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    class Owner:
+        def __init__(self) -> None:
+            self.meter = meter(emu, ManualClock(base()), path=tmp_path / "gc.db", durability="group",
+                               on_event=self.on_event)
+
+        def on_event(self, e: Dict[str, Any]) -> None:
+            pass
+
+    o = Owner()
+    o.meter.record("cust-1", "users", 1)
+    ref = weakref.ref(o.meter)
+    del o
+    gc.collect()
+    assert ref() is None
+    with meter(emu, ManualClock(base()), path=tmp_path / "gc.db") as again:
+        assert again.status()["pending"] == 1
