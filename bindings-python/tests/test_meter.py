@@ -620,3 +620,24 @@ def test_cycle_through_the_callback_is_collected(emu: Emulator, tmp_path: Path) 
     assert ref() is None
     with meter(emu, ManualClock(base()), path=tmp_path / "gc.db") as again:
         assert again.status()["pending"] == 1
+
+
+def test_window_alarm_and_expired_events(emu: Emulator) -> None:
+    t0 = base() - 3 * H
+    clock = ManualClock(t0)
+    with meter(emu, clock) as m:
+        m.record("cust-1", "users", 1)
+        m.record("cust-2", "users", 1, timestamp=t0 - H)
+        clock.advance(timedelta(hours=5, minutes=30))  # cust-1's window ends in 30 min, cust-2's has ended
+        for _ in range(3):
+            emu.push_fault({"kind": "throttle"})
+        s = m.flush()
+        assert s["expired"] == 1 and s["interrupted"] is not None
+        got = {e["kind"]: e for e in m.events()}
+        assert got["expired"]["customer_identifier"] == "cust-2" and got["expired"]["hour"] == utc(t0 - H)
+        assert got["window_alarm"]["customer_identifier"] == "cust-1"
+        assert got["window_alarm"]["window_end"] == utc(t0 + 6 * H)
+        st = m.status()
+        assert (st["expired"], st["sealed"], st["oldest_unsent_hour"]) == (1, 1, utc(t0))
+        assert m.flush()["acked"] == 1  # still in its window: sent now
+    assert billed(emu) == {("cust-1", "users", t0): 1}
