@@ -18,7 +18,7 @@ pub struct Client {
     inner: marketplace_metering::Client,
 }
 
-fn conv_err(py: Python<'_>, e: ConvError, op: &str) -> PyErr {
+pub fn conv_err(py: Python<'_>, e: ConvError, op: &str) -> PyErr {
     match e {
         ConvError::Input(e) => to_py_err(py, &e, op),
         ConvError::Py(e) => e,
@@ -79,6 +79,13 @@ where
             Err(e) => Err(to_py_err(py, &e.into(), op)),
         })
     })
+}
+
+impl Client {
+    /// The core client (shared with the usage meters built on it).
+    pub fn core(&self) -> &marketplace_metering::Client {
+        &self.inner
+    }
 }
 
 #[pymethods]

@@ -43,7 +43,7 @@ impl From<Error> for ConvError {
 
 type CResult<T> = Result<T, ConvError>;
 
-fn type_error(path: &str, expected: &str, v: &Bound<'_, PyAny>) -> ConvError {
+pub fn type_error(path: &str, expected: &str, v: &Bound<'_, PyAny>) -> ConvError {
     let got = v
         .get_type()
         .name()
@@ -95,14 +95,14 @@ fn key_str<'py>(k: &Bound<'py, PyAny>, path: &str) -> CResult<String> {
     }
 }
 
-fn string(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<String> {
+pub fn string(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<String> {
     match v.cast::<PyString>() {
         Ok(s) => Ok(s.to_cow()?.into_owned()),
         Err(_) => Err(type_error(&path(), "str", v)),
     }
 }
 
-fn int64(v: &Bound<'_, PyAny>, path: &str) -> CResult<i64> {
+pub fn int64(v: &Bound<'_, PyAny>, path: &str) -> CResult<i64> {
     if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
         return Err(type_error(path, "int", v));
     }
@@ -160,7 +160,7 @@ fn utc(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
 
 /// A timestamp from a `datetime` (naive means UTC, as botocore), epoch seconds (int or
 /// float) or an ISO-8601 string.
-fn timestamp(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<DateTime> {
+pub fn timestamp(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<DateTime> {
     let py = v.py();
     if v.is_instance_of::<PyBool>() {
         return Err(type_error(&path(), "datetime, int, float or str", v));
@@ -222,7 +222,7 @@ fn from_datetime(dt: &Bound<'_, PyAny>) -> CResult<DateTime> {
     Ok(DateTime::from_secs_and_nanos(whole, micros * 1000))
 }
 
-fn py_datetime<'py>(py: Python<'py>, t: &DateTime) -> PyResult<Bound<'py, PyAny>> {
+pub fn py_datetime<'py>(py: Python<'py>, t: &DateTime) -> PyResult<Bound<'py, PyAny>> {
     let secs = t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9;
     datetime_type(py)?.call_method1(intern!(py, "fromtimestamp"), (secs, utc(py)?))
 }
@@ -267,7 +267,7 @@ fn tag(v: &Bound<'_, PyAny>, path: &str) -> CResult<Tag> {
     b.build().map_err(|e| missing(path, e))
 }
 
-fn allocations(v: &Bound<'_, PyAny>, path: &str) -> CResult<Vec<UsageAllocation>> {
+pub fn allocations(v: &Bound<'_, PyAny>, path: &str) -> CResult<Vec<UsageAllocation>> {
     let items = list(v, path)?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {

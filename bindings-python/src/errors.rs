@@ -118,6 +118,30 @@ pub fn to_py_err(py: Python<'_>, err: &Error, operation: &str) -> PyErr {
     }
 }
 
+/// An `InvalidStateError` raised by the binding itself (the core's constructor is private).
+pub fn invalid_state(py: Python<'_>, message: &str, operation: &str) -> PyErr {
+    let r = (|| -> PyResult<PyErr> {
+        let factory = FACTORY.import(py, "marketplace_metering.exceptions", "_from_native")?;
+        let exc = factory.call1((
+            class_of(ErrorCode::InvalidState).name,
+            ErrorCode::InvalidState.as_str(),
+            message,
+            py.None(),
+            py.None(),
+            py.None(),
+            PyDict::new(py),
+            0u32,
+            false,
+            operation,
+        ))?;
+        Ok(PyErr::from_value(exc))
+    })();
+    match r {
+        Ok(e) => e,
+        Err(e) => e,
+    }
+}
+
 fn build(py: Python<'_>, err: &Error, operation: &str) -> PyResult<PyErr> {
     let factory = FACTORY.import(py, "marketplace_metering.exceptions", "_from_native")?;
     let meta = err.metadata();

@@ -7,6 +7,7 @@
 //!   methods return asyncio awaitables driven by the core's shared runtime.
 //! * [`convert`]: boto3-shaped dicts to the core's input builders and outputs back to dicts.
 //! * [`errors`]: the one exhaustive `ErrorCode` → Python exception class table.
+//! * [`meter`]: `UsageMeter` and `ManualClock`, the core's usage meter translated.
 //! * [`emulator`]: the in-process `metering-emulator` for `marketplace_metering.testing`.
 
 use pyo3::prelude::*;
@@ -16,11 +17,13 @@ mod client;
 mod convert;
 mod emulator;
 mod errors;
+mod meter;
 
-/// Stops the core's shared runtime (joins its worker threads) with the GIL released.
+/// Drops the live usage meters (writing what they buffered), then stops the core's shared runtime (joins its worker threads) with the GIL released.
 /// Registered with `atexit` by the package; the next call would start a new runtime.
 #[pyfunction]
 fn _shutdown(py: Python<'_>) {
+    meter::release_all(py);
     py.detach(marketplace_metering::runtime::shutdown);
 }
 
@@ -30,6 +33,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__core_version__", marketplace_metering::VERSION)?;
     m.add_class::<client::Client>()?;
     m.add_class::<emulator::Emulator>()?;
+    m.add_class::<meter::UsageMeter>()?;
+    m.add_class::<meter::ManualClock>()?;
     m.add_function(wrap_pyfunction!(errors::error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(emulator::emulator_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;

@@ -31,3 +31,39 @@ def sample(client: mm.Client) -> int:
 async def asample(client: mm.AsyncClient) -> str:
     r = await client.meter_usage(ProductCode="p", Timestamp=1700000000, UsageDimension="users")
     return r.get("MeteringRecordId", "")
+
+
+def meter_sample(client: mm.Client) -> int:
+    from datetime import timedelta
+
+    from marketplace_metering.testing import ManualClock
+    from marketplace_metering.type_defs import FlushSummaryTypeDef, MeterEventTypeDef
+
+    def on_event(e: MeterEventTypeDef) -> None:
+        if e["kind"] == "dead_lettered":
+            print(e["customer_identifier"], e.get("status"), e["hour"].isoformat())
+
+    clock = ManualClock(datetime.now(timezone.utc))
+    with mm.UsageMeter(client, path="metering.db", product_code="prod-1234", durability="group",
+                       grace=timedelta(minutes=5), on_event=on_event, flush_interval=None,
+                       clock=clock) as meter:
+        meter.record("cust-1", "users", 3)
+        meter.record(customer_aws_account_id="111122223333", license_arn="arn:aws:license-manager::1",
+                     dimension="users", quantity=3, timestamp=datetime.now(timezone.utc),
+                     allocations=[{"AllocatedUsageQuantity": 3, "Tags": [{"Key": "k", "Value": "v"}]}])
+        clock.advance(timedelta(hours=1))
+        summary: FlushSummaryTypeDef = meter.flush()
+        if summary["interrupted"] is not None:
+            print(summary["interrupted"]["error"].code)
+        oldest = meter.status()["oldest_unsent_hour"]
+        for ev in meter.events():
+            print(ev["kind"], ev.get("metering_record_id"))
+        for d in meter.dead_letters():
+            print(d["reason"], d["at"])
+    return summary["acked"] + (0 if oldest is None else oldest.hour)
+
+
+async def ameter_sample(client: mm.AsyncClient) -> int:
+    meter = mm.UsageMeter(client, mode="meter_usage", product_code="prod-1234")
+    meter.record(dimension="users", quantity=1)
+    return (await meter.flush_async())["sent"] + (await meter.close_async())["sent"]

@@ -7,7 +7,8 @@ A drop-in for boto3's ``meteringmarketplace`` client on a Rust core::
     client = mm.Client(region_name="us-east-1")
     resp = client.batch_meter_usage(ProductCode="prod-1234", UsageRecords=[...])
 
-``AsyncClient`` has the same methods as coroutines. Errors are in
+``AsyncClient`` has the same methods as coroutines. :class:`UsageMeter` records every
+billable event and bills every customer-hour exactly once (a durable SQLite store). Errors are in
 :mod:`marketplace_metering.exceptions`; an in-process emulator for tests is in
 :mod:`marketplace_metering.testing`.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import atexit
 
 from . import _native, exceptions
-from ._native import __version__
+from ._native import UsageMeter, __version__
 from ._client import AsyncClient, Client
 from .config import Config
 from .exceptions import (  # built from the core's error-code table
@@ -34,6 +35,7 @@ __all__ = [
     "__version__",
     "Client",
     "AsyncClient",
+    "UsageMeter",
     "Config",
     "client",
     "exceptions",

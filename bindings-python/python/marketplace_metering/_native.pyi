@@ -1,11 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
 """Type stubs of the native module (checked by ``python -m mypy.stubtest``)."""
 
-from typing import Any, Awaitable, Dict, List, Optional, Tuple
+import os
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
-from typing_extensions import final
+from typing_extensions import Literal, Self, final
 
-__all__ = ['__version__', '__core_version__', 'Client', 'Emulator', 'error_codes', 'emulator_defaults', '_shutdown']
+from .type_defs import (
+    DeadLetterTypeDef,
+    FlushSummaryTypeDef,
+    MeterEventTypeDef,
+    MeterStatusTypeDef,
+    TimestampTypeDef,
+    UsageAllocationTypeDef,
+)
+
+__all__ = ['__version__', '__core_version__', 'Client', 'Emulator', 'UsageMeter', 'ManualClock', 'error_codes', 'emulator_defaults', '_shutdown']
 
 __version__: str
 __core_version__: str
@@ -64,6 +76,199 @@ class Emulator:
     def pending_faults(self) -> List[Dict[str, Any]]: ...
     def reset(self) -> None: ...
     def shutdown(self) -> None: ...
+
+@final
+class ManualClock:
+    """A clock set by hand, for tests and examples (``marketplace_metering.testing.ManualClock``).
+
+    Parameters
+    ----------
+    start : datetime, int, float or str
+        The time it reads: a datetime (naive means UTC), epoch seconds or ISO-8601.
+    """
+
+    def __new__(cls, start: TimestampTypeDef) -> "ManualClock": ...
+    def now(self) -> int:
+        """The time it reads, in epoch seconds."""
+    def set(self, when: TimestampTypeDef) -> None:
+        """Sets it to ``when`` (a datetime, epoch seconds or ISO-8601)."""
+    def advance(self, delta: Union[timedelta, int, float]) -> None:
+        """Moves it by ``delta`` (a timedelta or seconds; negative moves it back)."""
+
+@final
+class UsageMeter:
+    """Records every billable event and bills every customer-hour exactly once.
+
+    Each :meth:`record` adds to a bucket (product or license, customer, dimension, hour of the
+    event). When an hour has ended and ``grace`` has passed its buckets are *sealed* (their
+    quantity never changes again) and sent through ``BatchMeterUsage`` (or ``MeterUsage``),
+    once; each result is stored (acked, dead-lettered or expired) and reported as an event.
+
+    Parameters
+    ----------
+    client : Client or AsyncClient
+        The client that sends the buckets (its settings, credentials and retries are used).
+    path : str or os.PathLike, optional
+        The SQLite store (created when missing). ``None``: in memory, for tests — nothing
+        survives the process.
+    product_code : str, optional
+        The product; ``None`` when every customer is given as ``customer_aws_account_id``
+        with ``license_arn``.
+    mode : {"batch", "meter_usage"}
+        ``"batch"``: ``BatchMeterUsage`` (SaaS). ``"meter_usage"``: ``MeterUsage``, one record
+        per dimension per hour for this instance/task/pod (customers are ignored).
+    durability : {"durable", "group", "memory"}
+        When :meth:`record` returns: after its own commit, after a group commit shared with
+        concurrent callers, or at once (buffered in memory and written at each flush: a crash
+        loses what was recorded since the last flush).
+    grace : timedelta or float, default 5 minutes
+        Time after an hour's end before it is sealed.
+    zero_fill : bool, default False
+        Report 0 for the hours without usage of customers given to :meth:`register_customer`.
+    on_event : callable, optional
+        Called with each event (a :class:`~marketplace_metering.type_defs.MeterEventTypeDef`
+        dict) on the thread that caused it — a :meth:`record` caller, the group-commit thread
+        or a library runtime thread. It must return quickly and must not call the meter's
+        blocking methods; an exception it raises is logged on the ``marketplace_metering``
+        logger and ignored. Without it, events are queued for :meth:`events`.
+    flush_interval : timedelta or float or None, default 60 seconds
+        Flush in the background this often; ``None``: only :meth:`flush` and :meth:`close`.
+    clock : ManualClock, optional
+        Keyword only; for tests and examples (``marketplace_metering.testing.ManualClock``).
+
+    Raises
+    ------
+    ParamValidationError
+        An argument has the wrong type or value (``.field`` names it).
+    InvalidConfigError
+        ``mode="meter_usage"`` without a product code.
+
+    Notes
+    -----
+    After ``os.fork()`` a meter keeps working in the child: its first call builds a fresh
+    meter from the same settings (a file store reopens the same file; an in-memory store
+    starts empty). Events the parent buffered (``durability="memory"``) stay the parent's.
+    Use :meth:`close` (or ``with``) before exit; at interpreter exit a meter still open is
+    dropped, which writes its buffered events to a file store but sends nothing.
+    """
+
+    def __new__(
+        cls,
+        client: Any,
+        path: Union[str, "os.PathLike[str]", None] = None,
+        product_code: Optional[str] = None,
+        mode: Literal["batch", "meter_usage"] = ...,
+        durability: Literal["durable", "group", "memory"] = ...,
+        grace: Union[timedelta, float, None] = None,
+        zero_fill: bool = ...,
+        on_event: Optional[Callable[[MeterEventTypeDef], object]] = None,
+        flush_interval: Union[timedelta, float, None] = ...,
+        *,
+        clock: Optional[ManualClock] = None,
+    ) -> "UsageMeter": ...
+    def record(
+        self,
+        customer_identifier: Optional[str] = None,
+        dimension: Optional[str] = None,
+        quantity: Optional[int] = None,
+        *,
+        customer_aws_account_id: Optional[str] = None,
+        license_arn: Optional[str] = None,
+        timestamp: Optional[TimestampTypeDef] = None,
+        allocations: Optional[Sequence[UsageAllocationTypeDef]] = None,
+    ) -> None:
+        """Adds ``quantity`` of ``dimension`` used by a customer to its hour's bucket.
+
+        Returns once the event is as durable as ``durability`` says; the GIL is released
+        meanwhile. An event for an hour already sealed is counted in the current hour and
+        reported as a ``late_event``.
+
+        Parameters
+        ----------
+        customer_identifier : str, optional
+            A SaaS ``CustomerIdentifier`` (needs the meter's ``product_code``). Or give
+            ``customer_aws_account_id`` with ``license_arn``. Ignored (may be omitted) in
+            ``"meter_usage"`` mode.
+        dimension : str
+            The usage dimension.
+        quantity : int
+            0 to 2,147,483,647.
+        customer_aws_account_id, license_arn : str, optional
+            The customer's AWS account id and its license.
+        timestamp : datetime, int, float or str, optional
+            When it happened (default: now): a datetime (naive means UTC), epoch seconds or
+            ISO-8601.
+        allocations : list of dict, optional
+            boto3's ``UsageAllocations`` shape; must sum to ``quantity``.
+
+        Raises
+        ------
+        ParamValidationError
+            A missing, conflicting or invalid argument (``.field`` names it).
+        InvalidStateError
+            The meter is closed.
+        """
+    def register_customer(
+        self,
+        customer_identifier: Optional[str] = None,
+        dimensions: Optional[Sequence[str]] = None,
+        *,
+        customer_aws_account_id: Optional[str] = None,
+        license_arn: Optional[str] = None,
+    ) -> None:
+        """Registers a customer for zero-fill: from the current hour on, each of ``dimensions``
+        is reported every hour, as 0 when unused (only with ``zero_fill=True``)."""
+    def flush(self) -> FlushSummaryTypeDef:
+        """Seals what may be sealed and sends every sealed bucket now (releases the GIL).
+
+        Returns
+        -------
+        dict
+            Counts (``sealed``, ``sent``, ``calls``, ``acked``, ``dead_lettered``,
+            ``expired``, ``resent_unprocessed``, ``deferred``) and ``interrupted``: ``None``,
+            or ``{"code", "message", "error"}`` when a retryable failure (throttling,
+            transport) outlasted the client's retries — the buckets stay sealed for the next
+            flush, and nothing is raised.
+
+        Raises
+        ------
+        MeteringError
+            A failure not tied to records (credentials, access, a closed meter), as the
+            client raises it.
+        """
+    def flush_async(self) -> Awaitable[FlushSummaryTypeDef]:
+        """:meth:`flush` as an awaitable (runs on the library's runtime threads)."""
+    def close(self) -> FlushSummaryTypeDef:
+        """Stops the background flusher and flushes what may be flushed.
+
+        Later :meth:`record` and :meth:`flush` calls raise ``InvalidStateError``; :meth:`status`
+        and :meth:`dead_letters` still answer. Unsealed hours stay in a file store and are
+        sent by the next meter opened on it.
+        """
+    def close_async(self) -> Awaitable[FlushSummaryTypeDef]:
+        """:meth:`close` as an awaitable."""
+    def status(self) -> MeterStatusTypeDef:
+        """Bucket counts per state: ``pending``, ``sealed``, ``acked``, ``dead_lettered``,
+        ``expired``, and ``oldest_unsent_hour`` (a tz-aware datetime or ``None``)."""
+    def dead_letters(self) -> List[DeadLetterTypeDef]:
+        """Every bucket the service did not meter, oldest first."""
+    def events(self) -> Iterator[MeterEventTypeDef]:
+        """The events queued since the last call, oldest first (they are removed).
+
+        Only without ``on_event``; the newest 10,000 are kept (see :attr:`events_dropped`).
+        """
+    @property
+    def events_dropped(self) -> int:
+        """Events dropped from the queue because more than 10,000 were left unread."""
+    @property
+    def mode(self) -> str:
+        """``"batch"`` or ``"meter_usage"``."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        *_exc: object,
+    ) -> bool:
+        """Closes the meter (:meth:`close`); exceptions propagate."""
 
 def error_codes() -> List[Tuple[str, str, List[str], str, bool, int]]:
     """The core's error-code table: (code, class name, bases, kind, server fault, number)."""

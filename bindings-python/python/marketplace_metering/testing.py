@@ -16,6 +16,9 @@ With pytest, the ``metering_emulator`` fixture (registered as a plugin through t
 The emulator knows product ``prod-1234`` (dimensions ``users``, ``gb``, ``requests``),
 subscribed customers ``cust-1`` … ``cust-50``, ``cust-unsubscribed``, registration
 tokens ``reg-token-valid`` (→ ``cust-1``) and ``reg-token-expired``.
+
+:class:`ManualClock` drives a :class:`~marketplace_metering.UsageMeter` in tests. The
+emulator accepts records up to 6 real hours old: start the clock at a recent real hour.
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from . import _native
 from ._client import AsyncClient, Client
 from .config import Config
 
-__all__ = ["Emulator", "emulator", "metering_emulator"]
+__all__ = ["Emulator", "ManualClock", "emulator", "metering_emulator"]
+
+#: A clock set by hand for :class:`~marketplace_metering.UsageMeter` (``clock=``): hours seal
+#: when the test moves it. ``ManualClock(start)`` takes a datetime (naive means UTC), epoch
+#: seconds or an ISO-8601 string; ``.now()`` returns epoch seconds, ``.set(when)`` and
+#: ``.advance(seconds_or_timedelta)`` move it. The meter reads it without calling Python.
+ManualClock = _native.ManualClock
 
 _DEFAULTS: Dict[str, str] = dict(_native.emulator_defaults())
 

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Dict, List, TypedDict, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, TypedDict, Union
+
+if TYPE_CHECKING:
+    from .exceptions import MeteringError
 
 __all__ = [
     "TimestampTypeDef",
@@ -22,6 +25,11 @@ __all__ = [
     "ResolveCustomerResultTypeDef",
     "RegisterUsageRequestTypeDef",
     "RegisterUsageResultTypeDef",
+    "MeterEventTypeDef",
+    "FlushInterruptionTypeDef",
+    "FlushSummaryTypeDef",
+    "MeterStatusTypeDef",
+    "DeadLetterTypeDef",
 ]
 
 #: A timestamp in: a datetime (naive means UTC), epoch seconds, or an ISO-8601 string.
@@ -146,3 +154,86 @@ class _RegisterUsageResultRequired(TypedDict):
 class RegisterUsageResultTypeDef(_RegisterUsageResultRequired, total=False):
     PublicKeyRotationTimestamp: datetime
     Signature: str
+
+
+# ---------------------------------------------------------------- UsageMeter
+
+
+class _MeterEventRequired(TypedDict):
+    #: ``"acked"``, ``"dead_lettered"``, ``"late_event"``, ``"window_alarm"`` or ``"expired"``.
+    kind: str
+    #: The bucket's customer: ``customer_identifier``, or ``customer_aws_account_id`` with
+    #: ``license_arn`` (the others are None; all None in ``"meter_usage"`` mode).
+    customer_identifier: Optional[str]
+    customer_aws_account_id: Optional[str]
+    license_arn: Optional[str]
+    dimension: str
+    #: The bucket's hour (UTC, tz-aware); for a late event, the event's own hour.
+    hour: datetime
+    #: The bucket's quantity; for a late event, the event's quantity.
+    quantity: int
+
+
+class MeterEventTypeDef(_MeterEventRequired, total=False):
+    """An event of :class:`~marketplace_metering.UsageMeter` (``on_event`` / ``events()``)."""
+
+    #: ``acked``: the service's id for the record.
+    metering_record_id: str
+    #: ``dead_lettered``: the record's Status (``CustomerNotSubscribed``, ...) or error code.
+    status: str
+    #: ``dead_lettered``: details.
+    message: str
+    #: ``late_event``: the hour the quantity was counted in instead.
+    counted_in_hour: datetime
+    #: ``window_alarm``: when the service stops accepting the bucket.
+    window_end: datetime
+
+
+class FlushInterruptionTypeDef(TypedDict):
+    """Why a flush stopped early (throttling, transport); the buckets stay sealed."""
+
+    code: str
+    message: str
+    #: The exception the same failure raises elsewhere (not raised here).
+    error: "MeteringError"
+
+
+class FlushSummaryTypeDef(TypedDict):
+    """What ``UsageMeter.flush()`` / ``close()`` did."""
+
+    sealed: int
+    sent: int
+    calls: int
+    acked: int
+    dead_lettered: int
+    expired: int
+    resent_unprocessed: int
+    deferred: int
+    interrupted: Optional[FlushInterruptionTypeDef]
+
+
+class MeterStatusTypeDef(TypedDict):
+    """``UsageMeter.status()``: bucket counts per state."""
+
+    pending: int
+    sealed: int
+    acked: int
+    dead_lettered: int
+    expired: int
+    oldest_unsent_hour: Optional[datetime]
+
+
+class DeadLetterTypeDef(TypedDict):
+    """A bucket the service did not meter (``UsageMeter.dead_letters()``)."""
+
+    customer_identifier: Optional[str]
+    customer_aws_account_id: Optional[str]
+    license_arn: Optional[str]
+    dimension: str
+    hour: datetime
+    quantity: int
+    #: The record's Status or the error code.
+    reason: str
+    message: str
+    #: When it was dead-lettered.
+    at: datetime

@@ -1,0 +1,643 @@
+# SPDX-License-Identifier: Apache-2.0
+"""UsageMeter against the in-process emulator: billing, store, events, validation, threads, fork.
+
+A ManualClock moves the meter's time so hours seal; it starts two real hours ago because the
+emulator accepts records of past hours up to 6 real hours old.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import warnings
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+import marketplace_metering as mm
+from marketplace_metering.testing import Emulator, ManualClock
+
+H = 3600
+SEAL = timedelta(hours=1, minutes=6)  # past the hour and the default 5-minute grace
+
+
+def base() -> int:
+    """The start of the real hour two hours ago: it and the next hour are in the past (the
+    emulator refuses future hours) and well within its 6-hour window."""
+    return int(time.time()) // H * H - 2 * H
+
+
+def utc(secs: int) -> datetime:
+    return datetime.fromtimestamp(secs, timezone.utc)
+
+
+def meter(emu: Emulator, clock: ManualClock, **kw: Any) -> mm.UsageMeter:
+    kw.setdefault("product_code", emu.product_code)
+    kw.setdefault("flush_interval", None)
+    return mm.UsageMeter(emu.client(), clock=clock, **kw)
+
+
+def billed(emu: Emulator) -> Counter:
+    """(customer, dimension, hour) → quantity; fails on a customer-hour billed twice."""
+    out: Counter = Counter()
+    for e in emu.ledger():
+        key = (e["customer_identifier"] or e["customer_aws_account_id"] or "", e["dimension"], int(e["hour"]))
+        assert key not in out, f"billed twice: {key}"
+        out[key] = e["quantity"]
+    return out
+
+
+# ---------------------------------------------------------------- billing
+
+
+def test_record_and_flush_bill_exactly_what_was_recorded(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    m = meter(emu, clock)
+    expected: Counter = Counter()
+    for i in range(1, 31):
+        cust, dim, q = f"cust-{i % 7 + 1}", ("users", "gb")[i % 2], i
+        if i % 3:
+            m.record(cust, dim, q)  # positional
+        else:
+            m.record(customer_identifier=cust, dimension=dim, quantity=q, timestamp=utc(t0 + 10))
+        expected[(cust, dim, t0)] += q
+    # Events of the previous hour, as every accepted timestamp form.
+    prev = t0 - H  # not sealed yet at t0: its grace ends at t0 + 5 min
+    m.record("cust-9", "users", 1, timestamp=prev + 1)                       # epoch int
+    m.record("cust-9", "users", 2, timestamp=float(prev + 2))                # epoch float
+    m.record("cust-9", "users", 4, timestamp=utc(prev + 3).isoformat())      # ISO-8601
+    m.record("cust-9", "users", 8, timestamp=utc(prev + 4).replace(tzinfo=None))  # naive = UTC
+    clock.advance(SEAL)
+    m.record("cust-1", "users", 100)  # the next hour: not sealed yet, not sent
+    expected[("cust-9", "users", prev)] += 15
+    s = m.flush()
+    assert s["interrupted"] is None
+    assert s["acked"] == len(expected) and s["dead_lettered"] == 0
+    assert billed(emu) == expected
+    st = m.status()
+    assert st["acked"] == len(expected) and st["pending"] == 1 and st["sealed"] == 0
+    assert st["oldest_unsent_hour"] == utc(t0 + H)
+    # A second flush sends nothing new.
+    assert m.flush()["sent"] == 0
+    assert billed(emu) == expected
+    m.close()
+
+
+def test_aws_account_customers_with_allocations(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    with meter(emu, clock, product_code=None) as m:
+        alloc = [{"AllocatedUsageQuantity": 2, "Tags": [{"Key": "team", "Value": "a"}]},
+                 {"AllocatedUsageQuantity": 1, "Tags": [{"Key": "team", "Value": "b"}]}]
+        m.record(customer_aws_account_id=emu.customer_aws_account_id, license_arn=emu.license_arn,
+                 dimension="users", quantity=3, allocations=alloc)
+        m.record(customer_aws_account_id=emu.customer_aws_account_id, license_arn=emu.license_arn,
+                 dimension="users", quantity=3, allocations=alloc)
+        clock.advance(SEAL)
+        assert m.flush()["acked"] == 1
+    [entry] = emu.ledger()
+    assert entry["customer_aws_account_id"] == emu.customer_aws_account_id
+    assert entry["license_arn"] == emu.license_arn
+    assert entry["quantity"] == 6
+    assert sorted(a["AllocatedUsageQuantity"] for a in entry["allocations"]) == [2, 4]
+
+
+def test_file_store_survives_reopening(emu: Emulator, tmp_path: Path) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    db = tmp_path / "metering.db"
+    m = meter(emu, clock, path=db)
+    m.record("cust-1", "users", 5)
+    m.record("cust-2", "gb", 7)
+    summary = m.close()  # the hour is still open: nothing is sent
+    assert summary["sent"] == 0 and emu.ledger() == []
+    clock.advance(SEAL)
+    m2 = meter(emu, clock, path=str(db))
+    assert m2.status()["pending"] + m2.status()["sealed"] == 2
+    m2.record("cust-1", "users", 1, timestamp=t0 + 60)  # late: the hour is sealed now
+    assert m2.flush()["acked"] == 2
+    m2.close()
+    assert billed(emu) == {("cust-1", "users", t0): 5, ("cust-2", "gb", t0): 7}
+    # A third meter on the file sends nothing again; the late event waits in its own hour.
+    clock.advance(timedelta(hours=1))
+    with meter(emu, clock, path=db) as m3:
+        assert m3.flush()["acked"] == 1
+    assert billed(emu)[("cust-1", "users", t0 + H)] == 1
+    assert len(emu.ledger()) == 3
+
+
+@pytest.mark.parametrize("durability", ["group", "memory"])
+def test_group_and_memory_durability(emu: Emulator, tmp_path: Path, durability: str) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    m = meter(emu, clock, path=tmp_path / "m.db", durability=durability)
+    errors: List[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(200):
+                m.record(f"cust-{k + 1}", "users", 1 + i % 3)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    per_customer = sum(1 + i % 3 for i in range(200))
+    if durability == "memory":
+        # Buffered: a second meter on the file does not see them until a flush writes them.
+        with meter(emu, clock, path=tmp_path / "m.db") as other:
+            assert other.status()["pending"] == 0
+    clock.advance(SEAL)
+    assert m.flush()["acked"] == 8
+    m.close()
+    assert billed(emu) == {(f"cust-{k + 1}", "users", t0): per_customer for k in range(8)}
+
+
+def test_meter_usage_mode(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    events: List[Dict[str, Any]] = []
+    with meter(emu, clock, mode="meter_usage", on_event=events.append) as m:
+        assert m.mode == "meter_usage"
+        m.record(dimension="users", quantity=2)
+        m.record(None, "users", 3)
+        m.record("ignored-customer", "gb", 4)
+        clock.advance(SEAL)
+        assert m.flush()["acked"] == 2
+        assert m.flush()["sent"] == 0
+    ops = Counter(r["operation"] for r in emu.requests())
+    assert ops["MeterUsage"] == 2
+    assert sorted((e["dimension"], e["quantity"]) for e in emu.ledger()) == [("gb", 4), ("users", 5)]
+    acked = [e for e in events if e["kind"] == "acked"]
+    assert len(acked) == 2 and all(e["customer_identifier"] is None for e in acked)
+
+
+def test_zero_fill_reports_registered_customers(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    with meter(emu, clock, zero_fill=True) as m:
+        m.register_customer("cust-3", ["users", "gb"])
+        m.record("cust-3", "users", 2)
+        clock.advance(SEAL)
+        m.flush()
+    assert billed(emu) == {("cust-3", "users", t0): 2, ("cust-3", "gb", t0): 0}
+
+
+# ---------------------------------------------------------------- events
+
+
+def test_dead_letter_reaches_on_event_and_dead_letters(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    events: List[Dict[str, Any]] = []
+    with meter(emu, clock, on_event=events.append) as m:
+        m.record("cust-unsubscribed", "users", 4)
+        m.record("cust-1", "users", 1)
+        clock.advance(SEAL)
+        s = m.flush()
+        assert (s["acked"], s["dead_lettered"]) == (1, 1)
+        [dl] = m.dead_letters()
+        assert dl["customer_identifier"] == "cust-unsubscribed"
+        assert dl["reason"] == "CustomerNotSubscribed" and dl["quantity"] == 4
+        assert dl["hour"] == utc(t0) and dl["at"] == utc(t0) + SEAL
+        assert m.status()["dead_lettered"] == 1
+        assert list(m.events()) == []  # the callback took them
+    [dead] = [e for e in events if e["kind"] == "dead_lettered"]
+    assert dead["customer_identifier"] == "cust-unsubscribed" and dead["status"] == "CustomerNotSubscribed"
+    assert dead["message"] and dead["hour"] == utc(t0) and dead["quantity"] == 4
+    [ack] = [e for e in events if e["kind"] == "acked"]
+    assert ack["metering_record_id"] == emu.ledger()[0]["metering_record_id"]
+    assert [e["customer_identifier"] for e in emu.ledger()] == ["cust-1"]
+
+
+def test_late_event_is_counted_in_the_current_hour(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    with meter(emu, clock) as m:
+        m.record("cust-1", "users", 1)
+        clock.advance(SEAL)
+        m.flush()
+        m.record("cust-1", "users", 9, timestamp=t0 + 5)  # its hour is sealed and sent
+        [late] = [e for e in m.events() if e["kind"] == "late_event"]
+        assert late["hour"] == utc(t0) and late["counted_in_hour"] == utc(t0 + H)
+        assert late["quantity"] == 9 and late["customer_identifier"] == "cust-1"
+        assert list(m.events()) == []  # events() removes what it returns
+        clock.advance(timedelta(hours=1))
+        m.flush()
+    assert billed(emu) == {("cust-1", "users", t0): 1, ("cust-1", "users", t0 + H): 9}
+
+
+def test_events_iterator_without_callback(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    with meter(emu, clock) as m:
+        for i in range(1, 4):
+            m.record(f"cust-{i}", "users", i)
+        clock.advance(SEAL)
+        m.flush()
+        it = m.events()
+        assert iter(it) is it
+        kinds = sorted((e["kind"], e["customer_identifier"], e["quantity"]) for e in it)
+        assert kinds == [("acked", f"cust-{i}", i) for i in range(1, 4)]
+        assert m.events_dropped == 0
+
+
+def test_callback_raising_is_logged_and_the_meter_goes_on(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    seen: List[str] = []
+
+    def cb(e: Dict[str, Any]) -> None:
+        seen.append(e["kind"])
+        raise RuntimeError("boom from the callback")
+
+    caplog.set_level(logging.ERROR, logger="marketplace_metering")
+    with meter(emu, clock, on_event=cb) as m:
+        m.record("cust-1", "users", 1)
+        m.record("cust-2", "users", 1)
+        clock.advance(SEAL)
+        assert m.flush()["acked"] == 2
+        m.record("cust-1", "users", 1, timestamp=t0)  # a late event, raised on this thread
+        m.record("cust-3", "users", 1)
+    assert seen == ["acked", "acked", "late_event"]
+    errors = [r for r in caplog.records if r.name == "marketplace_metering" and r.levelno == logging.ERROR]
+    assert len(errors) == 3
+    assert errors[0].exc_info and "boom from the callback" in str(errors[0].exc_info[1])
+    assert len(emu.ledger()) == 2
+
+
+# ---------------------------------------------------------------- validation
+
+
+CUSTOMER_ERRORS = [
+    ({}, "customer_identifier"),
+    ({"customer_identifier": "cust-1", "customer_aws_account_id": "111122223333",
+      "license_arn": "arn:aws:license-manager::111122223333:license:l-1"}, "customer_identifier"),
+    ({"customer_aws_account_id": "111122223333"}, "license_arn"),
+    ({"license_arn": "arn:aws:license-manager::111122223333:license:l-1"}, "customer_aws_account_id"),
+    ({"customer_identifier": 5}, "customer_identifier"),
+]
+
+
+@pytest.mark.parametrize("customer,field", CUSTOMER_ERRORS)
+def test_customer_arguments_are_checked(emu: Emulator, customer: Dict[str, Any], field: str) -> None:
+    m = meter(emu, ManualClock(base()))
+    with pytest.raises(mm.ParamValidationError) as ei:
+        m.record(dimension="users", quantity=1, **customer)
+    assert ei.value.field == field, ei.value
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"dimension": None}, "dimension"),
+    ({"dimension": b"users"}, "dimension"),
+    ({"dimension": ""}, "dimension"),
+    ({"quantity": None}, "quantity"),
+    ({"quantity": "3"}, "quantity"),
+    ({"quantity": True}, "quantity"),
+    ({"quantity": 2.5}, "quantity"),
+    ({"quantity": -1}, "quantity"),
+    ({"quantity": 2**31}, "quantity"),
+    ({"quantity": 2**70}, "quantity"),
+    ({"timestamp": "yesterday"}, "timestamp"),
+    ({"timestamp": [1]}, "timestamp"),
+    ({"allocations": [{"AllocatedUsageQuantity": 1}]}, "allocations"),
+    ({"allocations": [{"Quantity": 3}]}, "allocations[0].Quantity"),
+    ({"allocations": "x"}, "allocations"),
+])
+def test_record_arguments_are_checked(emu: Emulator, kwargs: Dict[str, Any], field: str) -> None:
+    m = meter(emu, ManualClock(base()))
+    args: Dict[str, Any] = {"customer_identifier": "cust-1", "dimension": "users", "quantity": 3}
+    args.update(kwargs)
+    with pytest.raises(mm.ParamValidationError) as ei:
+        m.record(**args)
+    assert ei.value.field is not None and ei.value.field.startswith(field), ei.value
+    assert isinstance(ei.value, ValueError)
+    m.close()
+    assert emu.ledger() == []
+
+
+def test_identifier_needs_a_product_code(emu: Emulator) -> None:
+    m = meter(emu, ManualClock(base()), product_code=None)
+    with pytest.raises(mm.ParamValidationError) as ei:
+        m.record("cust-1", "users", 1)
+    assert ei.value.field == "customer"
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"mode": "stream"}, "mode"),
+    ({"mode": 1}, "mode"),
+    ({"durability": "fast"}, "durability"),
+    ({"grace": "5m"}, "grace"),
+    ({"grace": timedelta(seconds=-1)}, "grace"),
+    ({"zero_fill": 1}, "zero_fill"),
+    ({"on_event": "print"}, "on_event"),
+    ({"flush_interval": 0}, "flush_interval"),
+    ({"flush_interval": "1s"}, "flush_interval"),
+    ({"path": 3}, "path"),
+    ({"product_code": 3}, "product_code"),
+    ({"product_code": ""}, "product_code"),
+    ({"clock": time.time}, "clock"),
+])
+def test_constructor_arguments_are_checked(emu: Emulator, kwargs: Dict[str, Any], field: str) -> None:
+    args: Dict[str, Any] = {"product_code": emu.product_code}
+    args.update(kwargs)
+    with pytest.raises(mm.ParamValidationError) as ei:
+        mm.UsageMeter(emu.client(), **args)
+    assert ei.value.field == field, ei.value
+
+
+def test_client_must_be_a_client() -> None:
+    with pytest.raises(mm.ParamValidationError) as ei:
+        mm.UsageMeter(object())
+    assert ei.value.field == "client"
+
+
+def test_meter_usage_mode_needs_a_product_code(emu: Emulator) -> None:
+    with pytest.raises(mm.exceptions.InvalidConfigError):
+        mm.UsageMeter(emu.client(), mode="meter_usage")
+
+
+def test_closed_meter_refuses_records(emu: Emulator) -> None:
+    m = meter(emu, ManualClock(base()))
+    with m:
+        m.record("cust-1", "users", 1)
+    with pytest.raises(mm.exceptions.InvalidStateError):
+        m.record("cust-1", "users", 1)
+    with pytest.raises(mm.exceptions.InvalidStateError):
+        m.flush()
+    assert m.status()["pending"] == 1  # still answers
+
+
+def test_flush_interrupted_by_throttling_is_reported_not_raised(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    m = mm.UsageMeter(emu.client(config=mm.Config(retries={"total_max_attempts": 1})),
+                      product_code=emu.product_code, clock=clock, flush_interval=None)
+    m.record("cust-1", "users", 2)
+    clock.advance(SEAL)
+    emu.push_fault({"kind": "throttle"})
+    s = m.flush()
+    assert s["interrupted"] is not None and s["interrupted"]["code"] == "ThrottlingException"
+    assert isinstance(s["interrupted"]["error"], mm.exceptions.ThrottlingException)
+    assert m.status()["sealed"] == 1 and emu.ledger() == []
+    assert m.flush()["acked"] == 1  # the next flush sends it
+    m.close()
+    assert billed(emu) == {("cust-1", "users", t0): 2}
+
+
+def test_background_flusher(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    m = mm.UsageMeter(emu.client(), product_code=emu.product_code, clock=clock,
+                      flush_interval=timedelta(milliseconds=50))
+    m.record("cust-1", "users", 2)
+    clock.advance(SEAL)
+    deadline = time.monotonic() + 10
+    while not emu.ledger() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert billed(emu) == {("cust-1", "users", t0): 2}
+    m.close()
+
+
+def test_manual_clock() -> None:
+    c = ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert c.now() == 1767225600
+    c.advance(timedelta(minutes=1))
+    c.advance(30)
+    c.advance(-10)
+    assert c.now() == 1767225600 + 80
+    c.set("2026-01-01T01:00:00Z")
+    assert c.now() == 1767225600 + 3600
+    c.set(datetime(2026, 1, 1, 2))  # naive = UTC
+    assert c.now() == 1767225600 + 7200
+    with pytest.raises(mm.ParamValidationError):
+        c.set("soon")
+    with pytest.raises(mm.ParamValidationError):
+        c.advance("1h")
+
+
+# ---------------------------------------------------------------- async
+
+
+async def test_async_client_and_awaitable_flush(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    m = mm.UsageMeter(emu.async_client(), product_code=emu.product_code, clock=clock, flush_interval=None)
+    m.record("cust-1", "users", 3)
+    m.record("cust-unsubscribed", "users", 3)
+    clock.advance(SEAL)
+    s = await m.flush_async()
+    assert (s["acked"], s["dead_lettered"]) == (1, 1)
+    assert (await m.close_async())["sent"] == 0
+    with pytest.raises(mm.exceptions.InvalidStateError):
+        await m.flush_async()
+    assert billed(emu) == {("cust-1", "users", t0): 3}
+
+
+# ---------------------------------------------------------------- GIL
+
+
+def spinning(fn: Any) -> int:
+    """Counts another thread's iterations while `fn` runs. With a 10 s switch interval that
+    thread only gets the GIL when `fn` releases it (and gives it back every 1000 turns)."""
+    counter = 0
+    stop = threading.Event()
+
+    def spin() -> None:
+        nonlocal counter
+        while not stop.is_set():
+            counter += 1
+            if counter % 1000 == 0:
+                time.sleep(0)
+
+    old = sys.getswitchinterval()
+    t = threading.Thread(target=spin)
+    t.start()
+    time.sleep(0.05)
+    sys.setswitchinterval(10.0)
+    try:
+        before = counter
+        fn()
+        return counter - before
+    finally:
+        sys.setswitchinterval(old)
+        stop.set()
+        t.join()
+
+
+def test_flush_releases_the_gil(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    m = meter(emu, clock)
+    m.record("cust-1", "users", 1)
+    clock.advance(SEAL)
+    emu.push_fault({"kind": "delay", "seconds": 0.5})
+    assert spinning(m.flush) > 10_000
+    assert len(emu.ledger()) == 1
+
+
+def test_record_releases_the_gil(emu: Emulator, tmp_path: Path) -> None:
+    m = meter(emu, ManualClock(base()), path=tmp_path / "gil.db")  # durable: a commit per call
+
+    def many() -> None:
+        t = time.monotonic()
+        while time.monotonic() - t < 0.3:
+            m.record("cust-1", "users", 1)
+
+    assert spinning(many) > 10_000
+
+
+# ---------------------------------------------------------------- fork
+
+
+def run_in_child(fn: Any) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a threaded process
+        pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            import signal
+            signal.alarm(20)
+            fn()
+            code = 0
+        except BaseException as e:  # noqa: BLE001
+            print(f"child failed: {e!r}", file=sys.stderr)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("durability", ["durable", "group"])
+def test_file_meter_made_before_fork_works_in_the_child(emu: Emulator, tmp_path: Path, durability: str) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    events: List[str] = []
+    m = meter(emu, clock, path=tmp_path / "fork.db", durability=durability,
+              on_event=lambda e: events.append(e["kind"]), flush_interval=timedelta(hours=1))
+    m.record("cust-1", "users", 1)
+
+    def child() -> None:
+        m.record("cust-2", "users", 2)  # a fresh core meter on the same file
+        clock.advance(SEAL)
+        s = m.flush()
+        assert s["acked"] == 2, s
+        assert events == ["acked", "acked"]
+        m.close()
+
+    assert run_in_child(child) == 0
+    assert billed(emu) == {("cust-1", "users", t0): 1, ("cust-2", "users", t0): 2}
+    # The parent's meter keeps working and sees the child's results in the file.
+    m.record("cust-3", "users", 3)
+    clock.advance(SEAL)
+    assert m.flush()["acked"] == 1
+    assert m.status()["acked"] == 3
+    m.close()
+    assert len(billed(emu)) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_memory_meter_starts_empty_in_the_child(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    m = meter(emu, clock)
+    m.record("cust-1", "users", 1)
+
+    def child() -> None:
+        assert m.status()["pending"] == 0  # the parent's buckets stay the parent's
+        m.record("cust-2", "users", 2)
+        clock.advance(SEAL)
+        assert m.flush()["acked"] == 1
+
+    assert run_in_child(child) == 0
+    clock.advance(SEAL)
+    assert m.flush()["acked"] == 1
+    assert billed(emu) == {("cust-1", "users", t0): 1, ("cust-2", "users", t0): 2}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_memory_durability_buffer_stays_the_parents(emu: Emulator, tmp_path: Path) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    m = meter(emu, clock, path=tmp_path / "buf.db", durability="memory")
+    m.record("cust-1", "users", 5)  # buffered in the parent's memory only
+
+    def child() -> None:
+        m.record("cust-2", "users", 2)
+        clock.advance(SEAL)
+        assert m.close()["acked"] == 1  # cust-2 only: the parent's buffer is not written twice
+
+    assert run_in_child(child) == 0
+    clock.advance(SEAL)
+    assert m.close()["acked"] == 1
+    assert billed(emu) == {("cust-1", "users", t0): 5, ("cust-2", "users", t0): 2}
+
+
+def test_event_queue_is_bounded(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    t0 = base()
+    clock = ManualClock(t0 + 2 * H)
+    caplog.set_level(logging.WARNING, logger="marketplace_metering")
+    with meter(emu, clock) as m:
+        for i in range(10_005):
+            m.record("cust-1", "users", 1, timestamp=t0 + i % H)  # each one a late event
+        queued = list(m.events())
+        assert len(queued) == 10_000 and m.events_dropped == 5
+        assert queued[-1]["hour"] == utc(t0) and queued[-1]["counted_in_hour"] == utc(t0 + 2 * H)
+    warnings_ = [r for r in caplog.records if r.name == "marketplace_metering" and r.levelno == logging.WARNING]
+    assert len(warnings_) == 1 and "10000 events queued" in warnings_[0].getMessage()
+
+
+def test_cycle_through_the_callback_is_collected(emu: Emulator, tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    class Owner:
+        def __init__(self) -> None:
+            self.meter = meter(emu, ManualClock(base()), path=tmp_path / "gc.db", durability="group",
+                               on_event=self.on_event)
+
+        def on_event(self, e: Dict[str, Any]) -> None:
+            pass
+
+    o = Owner()
+    o.meter.record("cust-1", "users", 1)
+    ref = weakref.ref(o.meter)
+    del o
+    gc.collect()
+    assert ref() is None
+    with meter(emu, ManualClock(base()), path=tmp_path / "gc.db") as again:
+        assert again.status()["pending"] == 1
+
+
+def test_window_alarm_and_expired_events(emu: Emulator) -> None:
+    t0 = base() - 3 * H
+    clock = ManualClock(t0)
+    with meter(emu, clock) as m:
+        m.record("cust-1", "users", 1)
+        m.record("cust-2", "users", 1, timestamp=t0 - H)
+        clock.advance(timedelta(hours=5, minutes=30))  # cust-1's window ends in 30 min, cust-2's has ended
+        for _ in range(3):
+            emu.push_fault({"kind": "throttle"})
+        s = m.flush()
+        assert s["expired"] == 1 and s["interrupted"] is not None
+        got = {e["kind"]: e for e in m.events()}
+        assert got["expired"]["customer_identifier"] == "cust-2" and got["expired"]["hour"] == utc(t0 - H)
+        assert got["window_alarm"]["customer_identifier"] == "cust-1"
+        assert got["window_alarm"]["window_end"] == utc(t0 + 6 * H)
+        st = m.status()
+        assert (st["expired"], st["sealed"], st["oldest_unsent_hour"]) == (1, 1, utc(t0))
+        assert m.flush()["acked"] == 1  # still in its window: sent now
+    assert billed(emu) == {("cust-1", "users", t0): 1}
