@@ -244,6 +244,16 @@ class MarketplaceMeteringClient {
     const creds = await this._credentials()
     const key = creds ? `${creds.accessKeyId}\0${creds.secretAccessKey}\0${creds.sessionToken ?? ''}` : ''
     if (this._native && key === this._nativeKey) return this._native
+    if (this._native && fromProvider) {
+      // Rotated credentials: the same native client signs with them from now on, keeping
+      // its connection pool and retry quota.
+      if (creds.sessionToken !== undefined && creds.sessionToken !== null && typeof creds.sessionToken !== 'string') {
+        throw configError('sessionToken', 'must be a string')
+      }
+      this._native.setCredentials(creds.accessKeyId, creds.secretAccessKey, creds.sessionToken ?? null, creds.expiration?.getTime() ?? null)
+      this._nativeKey = key
+      return this._native
+    }
     const cfg = this.config
     let maxAttempts = cfg.maxAttempts
     let retryMode = cfg.retryMode

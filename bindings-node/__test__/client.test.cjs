@@ -180,6 +180,24 @@ test('async credentials provider: resolved before calls, cached until expiration
   assert.equal(reqs.at(-1).access_key_id, emu.sessionCredentials.accessKeyId)
   assert.ok(reqs.at(-1).signature_ok)
 
+  // Rotation re-signs on the same native client (its pool and retry quota survive).
+  let turn = 0
+  const rotating = client({
+    credentials: async () => {
+      turn++
+      const c = turn === 1 ? emu.credentials : emu.sessionCredentials
+      return { ...c, expiration: new Date(Date.now() + 60 * 1000) }
+    },
+  })
+  await rotating.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' }))
+  const first = rotating._native
+  await rotating.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' }))
+  assert.equal(turn, 2)
+  assert.strictEqual(rotating._native, first)
+  const last = emu.requests().at(-1)
+  assert.equal(last.access_key_id, emu.sessionCredentials.accessKeyId)
+  assert.ok(last.signature_ok)
+
   const failing = client({ credentials: async () => { throw new Error('no creds here') } })
   await assert.rejects(failing.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })), /no creds here/)
 })

@@ -144,6 +144,28 @@ impl NativeClient {
         })
     }
 
+    /// Signs later calls with these credentials, from the JS `credentials` provider; the
+    /// client keeps its connection pool and retry quota.
+    #[napi]
+    pub fn set_credentials(
+        &self,
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: Option<String>,
+        expiration_ms: Option<f64>,
+    ) {
+        let expiry = expiration_ms
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64));
+        self.inner.set_credentials(marketplace_metering::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            session_token,
+            expiry,
+            "NodeProvider",
+        ));
+    }
+
     /// The resolved region.
     #[napi(getter)]
     pub fn region(&self) -> String {
