@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * The usage meter (mm_meter_*) against the emulator process: exactly what was recorded is billed
  * once, dead letters reach the callback, a file store survives reopening, bad input names the
- * field, callbacks arrive from other threads. */
+ * field, callbacks arrive from other threads, throttling interrupts a flush without losing anything. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
@@ -504,6 +504,46 @@ static void test_callbacks_from_other_threads(const mm_test_emulator *e, const m
   pthread_mutex_destroy(&ev.mu);
 }
 
+/* ---- 6. throttling interrupts a flush; unprocessed records are re-sent -------------------- */
+
+static void test_interrupted_and_unprocessed(const mm_test_emulator *e, const mm_client *client) {
+  const int64_t hour = base_hour() - 5 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
+  for (int c = 0; c < 5; c++) {
+    char cust[32];
+    snprintf(cust, sizeof cust, "cust-%d", 40 + c);
+    record(m, cust, "users", c + 1, MM_METER_NOW);
+  }
+  mm_error *err = NULL;
+  CHECK_OK(mm_clock_advance(clock, H + 60), err);
+  /* Every attempt of the client (3) is throttled: not a failure of the call, but reported. */
+  for (int i = 0; i < 3; i++)
+    CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"throttle\"}", NULL, 0) == 200);
+  mm_flush_summary sum;
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.interrupted == MM_STATUS_THROTTLING_EXCEPTION);
+  CHECK(sum.acked == 0);
+  mm_meter_counts counts;
+  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  CHECK(counts.sealed == 5 && counts.acked == 0);
+  /* Next time 2 of the 5 come back unprocessed and are sent again in the same flush. */
+  CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"partial\",\"count\":2}", NULL, 0) == 200);
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.interrupted == MM_STATUS_OK);
+  CHECK(sum.acked == 5 && sum.resent_unprocessed == 2 && sum.calls == 2);
+  CHECK(ledger_fetch(e) == 0);
+  CHECK(ledger_entries_in_hour(hour) == 5);
+  for (int c = 0; c < 5; c++) {
+    char cust[32];
+    int n = 0;
+    snprintf(cust, sizeof cust, "cust-%d", 40 + c);
+    CHECK(ledger_sum(cust, "users", hour, &n) == c + 1 && n == 1);
+  }
+  mm_meter_free(m);
+  mm_clock_free(clock);
+}
+
 int main(void) {
   mm_test_emulator e;
   if (mm_test_emulator_start(&e) != 0) return 2;
@@ -522,6 +562,7 @@ int main(void) {
   test_file_store_survives_reopening(&e, client, dir);
   test_bad_input(client);
   test_callbacks_from_other_threads(&e, client, dir);
+  test_interrupted_and_unprocessed(&e, client);
   rmdir(dir);
   mm_client_free(client);
   mm_shutdown();
