@@ -1303,13 +1303,15 @@ mm_status mm_meter_config_set_flush_interval_seconds(struct mm_meter_config *con
  * (late events), the group-commit thread (`MM_METER_DURABILITY_GROUP`), the thread inside
  * `mm_meter_flush`/`mm_meter_close`/`mm_meter_status`, or a runtime worker running the
  * background flush. So it and `user_data` must be thread-safe, and it must return quickly
- * and never unwind (no C++ exception, no longjmp). The meter holds none of its locks while
- * calling it. From the callback you may call `mm_meter_status`, `mm_meter_dead_letters`,
- * `mm_meter_register_customer` and `mm_meter_record` — except with
- * `MM_METER_DURABILITY_GROUP`, where a callback running on the group-commit thread would
- * wait for itself forever in `mm_meter_record`. `mm_meter_flush` and `mm_meter_close`
- * from a callback that runs inside a flush fail with `MM_STATUS_INVALID_STATE`; do not call
- * them from callbacks. Never call `mm_meter_free` from the callback.
+ * and never unwind (no C++ exception, no longjmp). While calling it the meter holds no lock
+ * that `mm_meter_record`, `mm_meter_status`, `mm_meter_dead_letters` or
+ * `mm_meter_register_customer` take, so the callback may call them — except
+ * `mm_meter_record` with `MM_METER_DURABILITY_GROUP`: a late event found while committing is
+ * reported on the group-commit thread, and a record there would wait for that thread, i.e.
+ * for itself, forever. A flush holds the meter's flush lock while it reports its events, and
+ * `mm_meter_flush`/`mm_meter_close` called from a callback running inside a flush fail with
+ * `MM_STATUS_INVALID_STATE`: do not call them from callbacks. Never call `mm_meter_free`
+ * from the callback (it waits for callbacks in flight, including the calling one).
  *
  * No callback runs after `mm_meter_free` returns. `config` NULL →
  * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.

@@ -544,6 +544,50 @@ static void test_interrupted_and_unprocessed(const mm_test_emulator *e, const mm
   mm_clock_free(clock);
 }
 
+/* ---- 7. what a callback may call (as mm_meter_config_set_event_callback documents) -------- */
+
+typedef struct reentry {
+  const mm_meter *meter;
+  int calls, status_ok, record_ok, flush_invalid_state;
+} reentry;
+
+static void reenter(const mm_meter_event *ev, void *user_data) {
+  reentry *r = (reentry *)user_data;
+  if (ev->kind != MM_METER_EVENT_KIND_ACKED || r->calls++ > 0) return;
+  mm_meter_counts c;
+  mm_error *err = NULL;
+  r->status_ok = mm_meter_status(r->meter, &c, NULL) == MM_STATUS_OK;
+  r->record_ok = mm_meter_record(r->meter, "cust-48", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL) == MM_STATUS_OK;
+  r->flush_invalid_state = mm_meter_flush(r->meter, NULL, &err) == MM_STATUS_INVALID_STATE &&
+                           mm_error_code(err) == MM_STATUS_INVALID_STATE;
+  mm_error_free(err);
+}
+
+static void test_callback_reentry(const mm_client *client) {
+  const int64_t hour = base_hour() - 4 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  reentry r;
+  memset(&r, 0, sizeof r);
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_error *err = NULL;
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
+  CHECK_OK(mm_meter_config_set_event_callback(cfg, reenter, &r), err);
+  mm_meter *m = NULL;
+  CHECK_OK(mm_meter_new(client, cfg, &m, &err), err);
+  mm_meter_config_free(cfg);
+  r.meter = m;
+  record(m, "cust-47", "users", 2, MM_METER_NOW);
+  CHECK_OK(mm_clock_advance(clock, H + 400), err);
+  CHECK_OK(mm_meter_flush(m, NULL, &err), err);
+  CHECK(r.calls == 1 && r.status_ok && r.record_ok && r.flush_invalid_state);
+  mm_meter_counts c;
+  CHECK_OK(mm_meter_status(m, &c, &err), err);
+  CHECK(c.acked == 1 && c.pending == 1); /* the record made inside the callback, current hour */
+  mm_meter_free(m);
+  mm_clock_free(clock);
+}
+
 int main(void) {
   mm_test_emulator e;
   if (mm_test_emulator_start(&e) != 0) return 2;
@@ -563,6 +607,7 @@ int main(void) {
   test_bad_input(client);
   test_callbacks_from_other_threads(&e, client, dir);
   test_interrupted_and_unprocessed(&e, client);
+  test_callback_reentry(client);
   rmdir(dir);
   mm_client_free(client);
   mm_shutdown();
