@@ -787,6 +787,19 @@ class UsageMeter {
     return v;
   }
 
+  UsageMeter(UsageMeter &&) noexcept = default;
+  /// Frees the meter held (waiting for its callbacks) before its callback is destroyed.
+  UsageMeter &operator=(UsageMeter &&other) noexcept {
+    if (this != &other) {
+      h_ = std::move(other.h_);
+      on_event_ = std::move(other.on_event_);
+    }
+    return *this;
+  }
+  UsageMeter(const UsageMeter &) = delete;
+  UsageMeter &operator=(const UsageMeter &) = delete;
+  ~UsageMeter() = default;
+
   /// The C handle (owned by this object).
   const mm_meter *get() const noexcept { return h_.get(); }
 

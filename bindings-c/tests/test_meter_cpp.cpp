@@ -137,6 +137,24 @@ int main() {
     CHECK(count("\"quantity\":10,") == 1);                       // cust-11: 4 + 6
     CHECK(count("\"AllocatedUsageQuantity\":2") == 1);
 
+    // Moving a meter keeps its callback; assigning over one frees the old meter first.
+    {
+      std::atomic<int> a{0}, b{0};
+      mm::MeterOptions oa;
+      oa.product_code = MM_TEST_PRODUCT;
+      oa.clock = &clock;
+      oa.grace = seconds(60);
+      oa.on_event = [&](const mm::MeterEvent &) { a++; };
+      mm::MeterOptions ob = oa;
+      ob.on_event = [&](const mm::MeterEvent &) { b++; };
+      mm::UsageMeter ma(client, oa);
+      mm::UsageMeter moved(std::move(ma));
+      mm::UsageMeter mb(client, ob);
+      mb = std::move(moved);
+      mb.record(mm::Customer::identifier("cust-14"), "users", 1, hour);  // late: reported
+      CHECK(a == 1 && b == 0);
+    }
+
     // A configuration the core refuses: the Error carries the status.
     bool thrown = false;
     try {
