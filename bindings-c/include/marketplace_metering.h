@@ -35,6 +35,11 @@
 
 
 /**
+ * The `timestamp` of `mm_meter_record` that means "now, by the meter's clock".
+ */
+#define MM_METER_NOW INT64_MIN
+
+/**
  * The result of every fallible call: `MM_STATUS_OK` (0) or why it failed.
  *
  * Numbers are stable and never reused. 0–2 are this library's own; every other value is one
@@ -234,6 +239,49 @@ typedef uint32_t mm_status;
 #endif // __cplusplus
 
 /**
+ * What happened to a bucket (`mm_meter_event.kind`).
+ */
+enum mm_meter_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The service metered the bucket (`metering_record_id` is set).
+   */
+  MM_METER_EVENT_KIND_ACKED = 0,
+  /**
+   * The service refused the bucket; it is kept in the dead letters (`status_or_error`,
+   * `message` are set).
+   */
+  MM_METER_EVENT_KIND_DEAD_LETTERED = 1,
+  /**
+   * An event for an hour already sealed was counted in `counted_in_hour` instead (`hour` is
+   * the event's own hour, `quantity` the event's quantity).
+   */
+  MM_METER_EVENT_KIND_LATE_EVENT = 2,
+  /**
+   * The bucket is unsent and the service's window for it ends at `window_end`.
+   */
+  MM_METER_EVENT_KIND_WINDOW_ALARM = 3,
+  /**
+   * The bucket passed the service's window unsent; it will not be sent.
+   */
+  MM_METER_EVENT_KIND_EXPIRED = 4,
+  /**
+   * A kind this version of the header does not know (read `kind_str`).
+   */
+  MM_METER_EVENT_KIND_UNKNOWN = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mm_meter_event_kind mm_meter_event_kind;
+#else
+typedef uint32_t mm_meter_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The status of one `BatchMeterUsage` record.
  */
 enum mm_usage_record_status
@@ -292,6 +340,62 @@ typedef uint32_t mm_retry_mode;
 #endif // __cplusplus
 
 /**
+ * Which operation a meter sends its buckets with (`mm_meter_config_set_mode`).
+ */
+enum mm_meter_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * `BatchMeterUsage`, up to 25 buckets per call (SaaS products; the default).
+   */
+  MM_METER_MODE_BATCH = 0,
+  /**
+   * `MeterUsage`, one call per (dimension, hour) with a `ClientToken` derived from the
+   * bucket (AMI and container products). Needs a product code; customers are ignored.
+   */
+  MM_METER_MODE_METER_USAGE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mm_meter_mode mm_meter_mode;
+#else
+typedef uint32_t mm_meter_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * When `mm_meter_record` returns (`mm_meter_config_set_durability`).
+ */
+enum mm_meter_durability
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * After the event is committed to the store (the default).
+   */
+  MM_METER_DURABILITY_DURABLE = 0,
+  /**
+   * After a group commit that batches concurrent callers into one transaction.
+   */
+  MM_METER_DURABILITY_GROUP = 1,
+  /**
+   * At once, buffered in memory and written at every flush: a crash loses the events
+   * recorded since the last flush.
+   */
+  MM_METER_DURABILITY_MEMORY = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mm_meter_durability mm_meter_durability;
+#else
+typedef uint32_t mm_meter_durability;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The input of `BatchMeterUsage`: an optional product code and 0 to 25 usage records.
  * Not thread-safe to modify; sending it from several threads at once is safe.
  * Free with `mm_batch_meter_usage_input_free`.
@@ -316,6 +420,15 @@ typedef struct mm_batch_meter_usage_output mm_batch_meter_usage_output;
 typedef struct mm_client mm_client;
 
 /**
+ * A clock set by hand (the core's `ManualClock`), for tests and examples: give it to
+ * `mm_meter_config_set_clock` and hours seal when you move it, not when real time passes.
+ *
+ * Thread-safe: it may be read, set and advanced from many threads at once. The meter keeps
+ * its own reference, so the clock may be freed before the meter (it then stops moving).
+ */
+typedef struct mm_clock mm_clock;
+
+/**
  * A client configuration being built. Make it with `mm_config_new`, set what you need, pass
  * it to `mm_client_new` (which copies it), free it with `mm_config_free`.
  *
@@ -325,12 +438,40 @@ typedef struct mm_client mm_client;
 typedef struct mm_config mm_config;
 
 /**
+ * The buckets the service did not meter, oldest first (a snapshot made by
+ * `mm_meter_dead_letters`). Read with the `mm_dead_letters_*` accessors (an index out of
+ * range gives NULL / 0); free with `mm_dead_letters_free`. Immutable; thread-safe to read.
+ */
+typedef struct mm_dead_letters mm_dead_letters;
+
+/**
  * The details of a failed call. Made by the library on failure (through `mm_error **`);
  * read it with the `mm_error_*` accessors; free it with `mm_error_free`.
  *
  * Immutable: it may be read from many threads at once.
  */
 typedef struct mm_error mm_error;
+
+/**
+ * A usage meter: records billable events and bills every customer-hour exactly once (see the
+ * "Usage meter" section of the README). Made by `mm_meter_new`, freed by `mm_meter_free`.
+ *
+ * Thread-safe: every call takes a `const mm_meter *` and may run from many threads at once.
+ * `mm_meter_record` blocks until the event is as durable as the configured durability says;
+ * `mm_meter_flush` and `mm_meter_close` block on the library's runtime while they send.
+ */
+typedef struct mm_meter mm_meter;
+
+/**
+ * A meter configuration being built: `mm_meter_config_new`, the setters, then
+ * `mm_meter_new` (which copies it); free it with `mm_meter_config_free`.
+ *
+ * Defaults: in-memory store (tests only: nothing survives the process), no product code,
+ * `MM_METER_MODE_BATCH`, `MM_METER_DURABILITY_DURABLE`, 300 s grace, no zero fill, no
+ * background flusher, no callback, the system clock. Setters are not thread-safe on one
+ * config; `mm_meter_new` from several threads at once is.
+ */
+typedef struct mm_meter_config mm_meter_config;
 
 /**
  * The input of `MeterUsage`. Required: product code, timestamp, usage dimension.
@@ -393,6 +534,177 @@ typedef struct mm_tag {
    */
   const char *value;
 } mm_tag;
+
+/**
+ * One meter event, passed to the event callback.
+ *
+ * Valid only during the callback: copy what you keep. Strings are NUL-terminated UTF-8;
+ * a field that does not apply to the kind is NULL (strings) or 0 (numbers). The library may
+ * add fields at the end in a later version; never allocate one yourself.
+ */
+typedef struct mm_meter_event {
+  /**
+   * What happened.
+   */
+  mm_meter_event_kind kind;
+  /**
+   * The kind as the other faces name it: `"acked"`, `"dead_lettered"`, `"late_event"`,
+   * `"window_alarm"`, `"expired"`.
+   */
+  const char *kind_str;
+  /**
+   * The bucket's customer identifier (NULL for an account customer; `""` in the
+   * MeterUsage mode, where buckets have no customer).
+   */
+  const char *customer_identifier;
+  /**
+   * The bucket's customer AWS account id (NULL for a customer identifier).
+   */
+  const char *customer_aws_account_id;
+  /**
+   * The bucket's license ARN (NULL for a customer identifier).
+   */
+  const char *license_arn;
+  /**
+   * The bucket's dimension.
+   */
+  const char *dimension;
+  /**
+   * The bucket's hour, epoch seconds (a multiple of 3600).
+   */
+  int64_t hour;
+  /**
+   * The bucket's quantity (for a late event, the event's quantity).
+   */
+  int64_t quantity;
+  /**
+   * `ACKED`: the service's MeteringRecordId.
+   */
+  const char *metering_record_id;
+  /**
+   * `DEAD_LETTERED`: the record's Status (`"CustomerNotSubscribed"`, `"DuplicateRecord"`, …)
+   * or the error code.
+   */
+  const char *status_or_error;
+  /**
+   * `DEAD_LETTERED`: details.
+   */
+  const char *message;
+  /**
+   * `LATE_EVENT`: the hour the quantity was added to (epoch seconds).
+   */
+  int64_t counted_in_hour;
+  /**
+   * `WINDOW_ALARM`: when the service stops accepting the bucket (epoch seconds).
+   */
+  int64_t window_end;
+} mm_meter_event;
+
+/**
+ * The event callback: `ev` and its strings are valid only during the call; `user_data` is
+ * the pointer given to `mm_meter_config_set_event_callback`.
+ *
+ * Called from the meter's and the runtime's threads (see `mm_meter_config_set_event_callback`
+ * for what it may do); it must be thread-safe, return quickly and never unwind (no C++
+ * exception, no longjmp) out of the call.
+ */
+typedef void (*mm_meter_event_callback)(const struct mm_meter_event *ev, void *user_data);
+
+/**
+ * A usage allocation for `mm_meter_record`: a share of the quantity with its tags (the
+ * existing `mm_tag`). Borrowed for the duration of the call (copied).
+ */
+typedef struct mm_allocation {
+  /**
+   * The allocated quantity (0..=2147483647); the allocations of a record sum to its quantity.
+   */
+  int64_t quantity;
+  /**
+   * `n_tags` tags (NULL when `n_tags` is 0).
+   */
+  const struct mm_tag *tags;
+  /**
+   * The number of tags (0–5).
+   */
+  size_t n_tags;
+} mm_allocation;
+
+/**
+ * What one flush did (filled by `mm_meter_flush` and `mm_meter_close`).
+ */
+typedef struct mm_flush_summary {
+  /**
+   * Buckets sealed by this flush.
+   */
+  size_t sealed;
+  /**
+   * Records sent (re-sends included).
+   */
+  size_t sent;
+  /**
+   * Calls made.
+   */
+  size_t calls;
+  /**
+   * Buckets acknowledged.
+   */
+  size_t acked;
+  /**
+   * Buckets dead-lettered.
+   */
+  size_t dead_lettered;
+  /**
+   * Buckets expired.
+   */
+  size_t expired;
+  /**
+   * Records the service returned unprocessed that were sent again.
+   */
+  size_t resent_unprocessed;
+  /**
+   * Buckets left for a later flush.
+   */
+  size_t deferred;
+  /**
+   * `MM_STATUS_OK`, or the retryable error (throttling, transport) that stopped this flush
+   * early; its buckets stay sealed for the next flush.
+   */
+  mm_status interrupted;
+} mm_flush_summary;
+
+/**
+ * Bucket counts per state (filled by `mm_meter_status`).
+ */
+typedef struct mm_meter_counts {
+  /**
+   * Hours still open (or within grace).
+   */
+  uint64_t pending;
+  /**
+   * Sealed, not yet acknowledged (includes buckets being sent).
+   */
+  uint64_t sealed;
+  /**
+   * Metered by the service.
+   */
+  uint64_t acked;
+  /**
+   * Refused by the service (see `mm_meter_dead_letters`).
+   */
+  uint64_t dead_lettered;
+  /**
+   * Passed the service's window unsent.
+   */
+  uint64_t expired;
+  /**
+   * Whether `oldest_unsent_hour` is set.
+   */
+  bool has_oldest_unsent_hour;
+  /**
+   * The oldest hour not yet acknowledged, dead-lettered or expired (epoch seconds).
+   */
+  int64_t oldest_unsent_hour;
+} mm_meter_counts;
 
 #ifdef __cplusplus
 extern "C" {
@@ -893,6 +1205,297 @@ mm_status mm_register_usage_input_set_public_key_version(struct mm_register_usag
  */
 mm_status mm_register_usage_input_set_nonce(struct mm_register_usage_input *input,
                                             const char *nonce);
+
+/**
+ * A new clock reading `epoch_seconds`. Free it with `mm_clock_free`. NULL only if allocation
+ * fails. Thread-safe.
+ */
+struct mm_clock *mm_clock_new(int64_t epoch_seconds);
+
+/**
+ * Sets the clock to `epoch_seconds`. `clock` NULL → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ */
+mm_status mm_clock_set(const struct mm_clock *clock, int64_t epoch_seconds);
+
+/**
+ * Moves the clock by `seconds` (negative moves it back). `clock` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ */
+mm_status mm_clock_advance(const struct mm_clock *clock, int64_t seconds);
+
+/**
+ * The time the clock reads (epoch seconds); 0 if `clock` is NULL. Thread-safe.
+ */
+int64_t mm_clock_now(const struct mm_clock *clock);
+
+/**
+ * Frees the caller's reference to a clock (meters using it keep theirs). NULL does nothing.
+ * No other thread may use this handle during or after the call.
+ */
+void mm_clock_free(struct mm_clock *clock);
+
+/**
+ * A new meter configuration with the defaults. Free it with `mm_meter_config_free`. NULL
+ * only if allocation fails. Thread-safe.
+ */
+struct mm_meter_config *mm_meter_config_new(void);
+
+/**
+ * Frees a meter configuration. NULL does nothing. Meters made from it are unaffected.
+ */
+void mm_meter_config_free(struct mm_meter_config *config);
+
+/**
+ * Sets the SQLite store file (created when missing; WAL mode). NULL: the in-memory store
+ * (the default; for tests — nothing survives the process). The path is copied as bytes (it
+ * need not be UTF-8). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_path(struct mm_meter_config *config, const char *path);
+
+/**
+ * Sets the product code of every bucket (required for customer identifiers and the MeterUsage
+ * mode; without it every record needs an account id and a license ARN). Copied. NULL →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT` (an empty code is refused
+ * by `mm_meter_new`). Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_product_code(struct mm_meter_config *config,
+                                           const char *product_code);
+
+/**
+ * Sets the mode: `MM_METER_MODE_BATCH` (default) or `MM_METER_MODE_METER_USAGE`. Another
+ * number → `MM_STATUS_INVALID_INPUT` (field `mode`); `config` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_mode(struct mm_meter_config *config, uint32_t mode);
+
+/**
+ * Sets when `mm_meter_record` returns: `MM_METER_DURABILITY_DURABLE` (default),
+ * `MM_METER_DURABILITY_GROUP` or `MM_METER_DURABILITY_MEMORY`. Another number →
+ * `MM_STATUS_INVALID_INPUT` (field `durability`); `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_durability(struct mm_meter_config *config, uint32_t durability);
+
+/**
+ * Sets the time after an hour's end before it is sealed, in seconds (default 300).
+ * `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_grace_seconds(struct mm_meter_config *config, uint64_t seconds);
+
+/**
+ * Turns zero fill on or off (default off): the hours of customers registered with
+ * `mm_meter_register_customer` are reported as 0 when they had no usage. `config` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_zero_fill(struct mm_meter_config *config, bool zero_fill);
+
+/**
+ * Flushes in the background on the library's runtime every `seconds` (0: never, the
+ * default). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_flush_interval_seconds(struct mm_meter_config *config,
+                                                     uint64_t seconds);
+
+/**
+ * Sets the event callback (NULL: none) and the `user_data` passed to it.
+ *
+ * The callback is called on the thread that caused the event: a `mm_meter_record` caller
+ * (late events), the group-commit thread (`MM_METER_DURABILITY_GROUP`), the thread inside
+ * `mm_meter_flush`/`mm_meter_close`/`mm_meter_status`, or a runtime worker running the
+ * background flush. So it and `user_data` must be thread-safe, and it must return quickly
+ * and never unwind (no C++ exception, no longjmp). While calling it the meter holds no lock
+ * that `mm_meter_record`, `mm_meter_status`, `mm_meter_dead_letters` or
+ * `mm_meter_register_customer` take, so the callback may call them — except
+ * `mm_meter_record` with `MM_METER_DURABILITY_GROUP`: a late event found while committing is
+ * reported on the group-commit thread, and a record there would wait for that thread, i.e.
+ * for itself, forever. A flush holds the meter's flush lock while it reports its events, and
+ * `mm_meter_flush`/`mm_meter_close` called from a callback running inside a flush fail with
+ * `MM_STATUS_INVALID_STATE`: do not call them from callbacks. Never call `mm_meter_free`
+ * from the callback (it waits for callbacks in flight, including the calling one).
+ *
+ * No callback runs after `mm_meter_free` returns. `config` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_event_callback(struct mm_meter_config *config,
+                                             mm_meter_event_callback callback,
+                                             void *user_data);
+
+/**
+ * Sets the meter's clock (NULL: the system clock, the default). The meter keeps its own
+ * reference to `clock`. `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_clock(struct mm_meter_config *config,
+                                    const struct mm_clock *clock);
+
+/**
+ * Makes a meter sending through `client` with `config` (copied; both may be freed afterwards
+ * — the meter keeps its own reference to the client). Opens (creating or migrating) the store
+ * and starts the group-commit thread and the background flusher when configured.
+ *
+ * On success stores a new meter in `*meter_out` (free it with `mm_meter_free`). Fails with
+ * `MM_STATUS_INVALID_CONFIG` (MeterUsage mode without a product code), `MM_STATUS_INVALID_INPUT`
+ * (an empty product code) or `MM_STATUS_INVALID_STATE` (the store cannot be opened), filling
+ * `*err_out` when it is not NULL. `client`, `config` or `meter_out` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ */
+mm_status mm_meter_new(const struct mm_client *client,
+                       const struct mm_meter_config *config,
+                       struct mm_meter **meter_out,
+                       struct mm_error **err_out);
+
+/**
+ * Frees a meter. NULL does nothing. Does not flush: call `mm_meter_close` first to send what
+ * may be sent (a file store keeps everything else for the next meter on the same file;
+ * events buffered by `MM_METER_DURABILITY_MEMORY` are written to the store here).
+ *
+ * Waits for event callbacks in flight; none runs after it returns. No other call may be
+ * running on `meter`, and it must not be called from the meter's event callback.
+ */
+void mm_meter_free(struct mm_meter *meter);
+
+/**
+ * Records `quantity` of `dimension` used by a customer at `timestamp` (epoch seconds, or
+ * `MM_METER_NOW` for the meter clock's now) and returns once the event is as durable as the
+ * meter's durability says.
+ *
+ * The customer is `customer_identifier` (with the meter's product code), or
+ * `customer_aws_account_id` with `license_arn`; pass NULL for the other(s). In the MeterUsage
+ * mode customers are ignored and may all be NULL. `allocations` (`n_allocations` of them;
+ * NULL when 0) split the quantity by tags and must sum to it. An event whose hour is already
+ * sealed is counted in the current hour and reported as `MM_METER_EVENT_KIND_LATE_EVENT`.
+ *
+ * Bad input fails with `MM_STATUS_INVALID_INPUT` and an error whose field names the argument
+ * (`quantity`, `dimension`, `customer_identifier`, `license_arn`,
+ * `allocations[0].AllocatedUsageQuantity`, …); nothing is recorded. A closed meter gives
+ * `MM_STATUS_INVALID_STATE`. `meter` or `dimension` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Thread-safe.
+ */
+mm_status mm_meter_record(const struct mm_meter *meter,
+                          const char *customer_identifier,
+                          const char *customer_aws_account_id,
+                          const char *license_arn,
+                          const char *dimension,
+                          int64_t quantity,
+                          int64_t timestamp,
+                          const struct mm_allocation *allocations_in,
+                          size_t n_allocations,
+                          struct mm_error **err_out);
+
+/**
+ * Registers a customer for zero fill: from the current hour on, each of `dimensions`
+ * (`n_dimensions` strings) is reported every hour, as 0 when there was no usage (only when
+ * zero fill is on). The customer is given as for `mm_meter_record`.
+ *
+ * Bad input → `MM_STATUS_INVALID_INPUT` naming the field. `meter` NULL, or `dimensions` NULL
+ * with `n_dimensions` > 0, or a NULL dimension → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ */
+mm_status mm_meter_register_customer(const struct mm_meter *meter,
+                                     const char *customer_identifier,
+                                     const char *customer_aws_account_id,
+                                     const char *license_arn,
+                                     const char *const *dimensions,
+                                     size_t n_dimensions,
+                                     struct mm_error **err_out);
+
+/**
+ * Seals what may be sealed and sends every sealed bucket now; blocks until done.
+ *
+ * On success fills `*summary_out` (when it is not NULL). A retryable failure that outlasted
+ * the client's retries (throttling, transport) is not a failure of the call: it stops the
+ * flush early and is reported in `summary_out->interrupted`; the buckets stay sealed for the
+ * next flush. Other failures (credentials, access, a closed meter: `MM_STATUS_INVALID_STATE`)
+ * return their status and fill `*err_out` when it is not NULL. `meter` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Thread-safe (flushes of one meter run one at a time); not from
+ * an event callback.
+ */
+mm_status mm_meter_flush(const struct mm_meter *meter,
+                         struct mm_flush_summary *summary_out,
+                         struct mm_error **err_out);
+
+/**
+ * Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`); later
+ * `mm_meter_record` and `mm_meter_flush` calls fail with `MM_STATUS_INVALID_STATE`. Unsealed
+ * hours stay in the store (a file store sends them after a restart). The meter must still be
+ * freed with `mm_meter_free`. `summary_out` may be NULL. `meter` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Thread-safe; not from an event callback.
+ */
+mm_status mm_meter_close(const struct mm_meter *meter,
+                         struct mm_flush_summary *summary_out,
+                         struct mm_error **err_out);
+
+/**
+ * Fills `*counts_out` with the bucket counts per state and the oldest unsent hour (writing
+ * events buffered in memory to the store first). `meter` or `counts_out` NULL →
+ * `MM_STATUS_NULL_PARAMETER`; a store failure fills `*err_out`. Thread-safe.
+ */
+mm_status mm_meter_status(const struct mm_meter *meter,
+                          struct mm_meter_counts *counts_out,
+                          struct mm_error **err_out);
+
+/**
+ * Stores a snapshot of every dead letter in `*list_out` (free it with
+ * `mm_dead_letters_free`). `meter` or `list_out` NULL → `MM_STATUS_NULL_PARAMETER`; a store
+ * failure fills `*err_out`. Thread-safe.
+ */
+mm_status mm_meter_dead_letters(const struct mm_meter *meter,
+                                struct mm_dead_letters **list_out,
+                                struct mm_error **err_out);
+
+/**
+ * Frees a dead-letter list and every string read from it. NULL does nothing.
+ */
+void mm_dead_letters_free(struct mm_dead_letters *list);
+
+/**
+ * The number of dead letters (0 if `list` is NULL). Thread-safe.
+ */
+size_t mm_dead_letters_count(const struct mm_dead_letters *list);
+
+/**
+ * Dead letter `i`'s customer identifier (NULL for an account customer). Owned by `list`.
+ */
+const char *mm_dead_letters_customer_identifier(const struct mm_dead_letters *list, size_t i);
+
+/**
+ * Dead letter `i`'s customer AWS account id (NULL for a customer identifier). Owned by `list`.
+ */
+const char *mm_dead_letters_customer_aws_account_id(const struct mm_dead_letters *list, size_t i);
+
+/**
+ * Dead letter `i`'s license ARN (NULL for a customer identifier). Owned by `list`.
+ */
+const char *mm_dead_letters_license_arn(const struct mm_dead_letters *list, size_t i);
+
+/**
+ * Dead letter `i`'s dimension. Owned by `list`; NULL if out of range.
+ */
+const char *mm_dead_letters_dimension(const struct mm_dead_letters *list, size_t i);
+
+/**
+ * Dead letter `i`'s hour (epoch seconds); 0 if out of range.
+ */
+int64_t mm_dead_letters_hour(const struct mm_dead_letters *list, size_t i);
+
+/**
+ * Dead letter `i`'s frozen quantity; 0 if out of range.
+ */
+int64_t mm_dead_letters_quantity(const struct mm_dead_letters *list, size_t i);
+
+/**
+ * Dead letter `i`'s reason: the record's Status (`"CustomerNotSubscribed"`, …) or the error
+ * code. Owned by `list`; NULL if out of range.
+ */
+const char *mm_dead_letters_reason(const struct mm_dead_letters *list, size_t i);
+
+/**
+ * Dead letter `i`'s details. Owned by `list`; NULL if out of range.
+ */
+const char *mm_dead_letters_message(const struct mm_dead_letters *list, size_t i);
+
+/**
+ * When dead letter `i` was dead-lettered (epoch seconds, meter clock); 0 if out of range.
+ */
+int64_t mm_dead_letters_at(const struct mm_dead_letters *list, size_t i);
 
 /**
  * Frees the output and every string read from it. NULL does nothing. No other thread may use

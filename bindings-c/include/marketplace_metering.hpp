@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -501,6 +502,311 @@ class Client {
     return BatchMeterUsageOutput(out);
   }
   detail::Handle<mm_client, mm_client_free> h_;
+};
+
+
+// ---- usage meter ----------------------------------------------------------------------------
+
+/// A clock set by hand (`mm_clock`), for tests: hours seal when you move it. Thread-safe.
+class ManualClock {
+ public:
+  explicit ManualClock(std::chrono::system_clock::time_point t)
+      : h_(detail::not_null(mm_clock_new(std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count()))) {}
+  /// The time it reads.
+  std::chrono::system_clock::time_point now() const { return detail::from_secs(mm_clock_now(h_.get())); }
+  /// Sets it.
+  void set(std::chrono::system_clock::time_point t) const {
+    detail::check(mm_clock_set(h_.get(), std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count()),
+                  "clock_set");
+  }
+  /// Moves it (negative: back).
+  void advance(std::chrono::seconds d) const { detail::check(mm_clock_advance(h_.get(), d.count()), "clock_advance"); }
+  /// The C handle (owned by this object).
+  const mm_clock *get() const noexcept { return h_.get(); }
+
+ private:
+  detail::Handle<mm_clock, mm_clock_free> h_;
+};
+
+/// Which operation a meter sends with.
+enum class MeterMode : uint32_t { Batch = MM_METER_MODE_BATCH, MeterUsage = MM_METER_MODE_METER_USAGE };
+/// When `UsageMeter::record` returns.
+enum class Durability : uint32_t {
+  Durable = MM_METER_DURABILITY_DURABLE,
+  Group = MM_METER_DURABILITY_GROUP,
+  Memory = MM_METER_DURABILITY_MEMORY,
+};
+/// What happened to a bucket.
+enum class MeterEventKind : uint32_t {
+  Acked = MM_METER_EVENT_KIND_ACKED,
+  DeadLettered = MM_METER_EVENT_KIND_DEAD_LETTERED,
+  LateEvent = MM_METER_EVENT_KIND_LATE_EVENT,
+  WindowAlarm = MM_METER_EVENT_KIND_WINDOW_ALARM,
+  Expired = MM_METER_EVENT_KIND_EXPIRED,
+  Unknown = MM_METER_EVENT_KIND_UNKNOWN,
+};
+
+/// Who usage is for: a customer identifier, or an AWS account id with its license ARN.
+struct Customer {
+  std::string customer_identifier;
+  std::string customer_aws_account_id;
+  std::string license_arn;
+  /// A `CustomerIdentifier` customer (needs the meter's product code).
+  static Customer identifier(std::string id) { return Customer{std::move(id), {}, {}}; }
+  /// A `CustomerAWSAccountId` + `LicenseArn` customer.
+  static Customer aws_account(std::string account_id, std::string license_arn) {
+    return Customer{{}, std::move(account_id), std::move(license_arn)};
+  }
+};
+
+/// A meter event (a copy: it may be kept).
+struct MeterEvent {
+  MeterEventKind kind = MeterEventKind::Unknown;
+  std::string kind_str;  ///< "acked", "dead_lettered", "late_event", "window_alarm", "expired"
+  Customer customer;
+  std::string dimension;
+  std::chrono::system_clock::time_point hour;
+  int64_t quantity = 0;
+  std::string metering_record_id;                                           ///< Acked
+  std::string status_or_error, message;                                     ///< DeadLettered
+  std::optional<std::chrono::system_clock::time_point> counted_in_hour;      ///< LateEvent
+  std::optional<std::chrono::system_clock::time_point> window_end;           ///< WindowAlarm
+};
+
+/// What one flush did.
+struct FlushSummary {
+  size_t sealed = 0, sent = 0, calls = 0, acked = 0, dead_lettered = 0, expired = 0, resent_unprocessed = 0,
+         deferred = 0;
+  /// The retryable error status that stopped the flush early, if any.
+  std::optional<Status> interrupted;
+};
+
+/// Bucket counts per state.
+struct MeterStatus {
+  uint64_t pending = 0, sealed = 0, acked = 0, dead_lettered = 0, expired = 0;
+  std::optional<std::chrono::system_clock::time_point> oldest_unsent_hour;
+};
+
+/// A bucket the service did not meter.
+struct DeadLetter {
+  Customer customer;
+  std::string dimension;
+  std::chrono::system_clock::time_point hour;
+  int64_t quantity = 0;
+  std::string reason;  ///< the record's Status or the error code
+  std::string message;
+  std::chrono::system_clock::time_point at;
+};
+
+/// The settings of a `UsageMeter`.
+struct MeterOptions {
+  std::optional<std::string> path;          ///< SQLite file; none: in memory (tests only)
+  std::optional<std::string> product_code;  ///< none: every customer needs a license ARN
+  MeterMode mode = MeterMode::Batch;
+  Durability durability = Durability::Durable;
+  std::chrono::seconds grace{300};
+  bool zero_fill = false;
+  std::optional<std::chrono::seconds> flush_interval;  ///< none: no background flusher
+  /// Called from the meter's and the runtime's threads (see `mm_meter_config_set_event_callback`):
+  /// must be thread-safe. An exception it throws is caught and dropped.
+  std::function<void(const MeterEvent &)> on_event;
+  const ManualClock *clock = nullptr;  ///< none: the system clock
+};
+
+namespace detail {
+
+inline std::chrono::seconds secs(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch());
+}
+
+inline Customer customer_of(const char *ci, const char *acct, const char *lic) {
+  return Customer{str(ci), str(acct), str(lic)};
+}
+
+inline void meter_trampoline(const mm_meter_event *ev, void *user_data) noexcept {
+  try {
+    const auto &f = *static_cast<const std::function<void(const MeterEvent &)> *>(user_data);
+    MeterEvent e;
+    e.kind = static_cast<MeterEventKind>(ev->kind);
+    e.kind_str = str(ev->kind_str);
+    e.customer = customer_of(ev->customer_identifier, ev->customer_aws_account_id, ev->license_arn);
+    e.dimension = str(ev->dimension);
+    e.hour = from_secs(ev->hour);
+    e.quantity = ev->quantity;
+    e.metering_record_id = str(ev->metering_record_id);
+    e.status_or_error = str(ev->status_or_error);
+    e.message = str(ev->message);
+    if (e.kind == MeterEventKind::LateEvent) e.counted_in_hour = from_secs(ev->counted_in_hour);
+    if (e.kind == MeterEventKind::WindowAlarm) e.window_end = from_secs(ev->window_end);
+    f(e);
+  } catch (...) {
+    // Nothing may unwind into the library's threads.
+  }
+}
+
+inline FlushSummary summary_of(const mm_flush_summary &s) {
+  FlushSummary f;
+  f.sealed = s.sealed;
+  f.sent = s.sent;
+  f.calls = s.calls;
+  f.acked = s.acked;
+  f.dead_lettered = s.dead_lettered;
+  f.expired = s.expired;
+  f.resent_unprocessed = s.resent_unprocessed;
+  f.deferred = s.deferred;
+  if (s.interrupted != MM_STATUS_OK) f.interrupted = s.interrupted;
+  return f;
+}
+
+inline const char *opt_or_null(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
+
+}  // namespace detail
+
+/// The usage meter: `record()` every billable event; every customer-hour is billed once.
+///
+/// Thread-safe: every method is `const` and may run from many threads at once. Move-only. The
+/// destructor does not flush (call `close()`); no event callback runs after it returns.
+class UsageMeter {
+ public:
+  /// Opens the store and starts the meter; throws `Error` (`MM_STATUS_INVALID_CONFIG`, …).
+  UsageMeter(const Client &client, MeterOptions options)
+      : on_event_(options.on_event ? std::make_unique<std::function<void(const MeterEvent &)>>(std::move(options.on_event))
+                                   : nullptr) {
+    detail::Handle<mm_meter_config, mm_meter_config_free> cfg(detail::not_null(mm_meter_config_new()));
+    if (options.path) detail::check(mm_meter_config_set_path(cfg.get(), options.path->c_str()), "path");
+    if (options.product_code)
+      detail::check(mm_meter_config_set_product_code(cfg.get(), options.product_code->c_str()), "product_code");
+    detail::check(mm_meter_config_set_mode(cfg.get(), static_cast<uint32_t>(options.mode)), "mode");
+    detail::check(mm_meter_config_set_durability(cfg.get(), static_cast<uint32_t>(options.durability)), "durability");
+    detail::check(mm_meter_config_set_grace_seconds(cfg.get(), static_cast<uint64_t>(options.grace.count())), "grace");
+    detail::check(mm_meter_config_set_zero_fill(cfg.get(), options.zero_fill), "zero_fill");
+    if (options.flush_interval)
+      detail::check(mm_meter_config_set_flush_interval_seconds(cfg.get(), static_cast<uint64_t>(options.flush_interval->count())),
+                    "flush_interval");
+    if (options.clock) detail::check(mm_meter_config_set_clock(cfg.get(), options.clock->get()), "clock");
+    if (on_event_)
+      detail::check(mm_meter_config_set_event_callback(cfg.get(), detail::meter_trampoline, on_event_.get()), "on_event");
+    mm_meter *m = nullptr;
+    mm_error *err = nullptr;
+    Status st = mm_meter_new(client.get(), cfg.get(), &m, &err);
+    detail::check(st, "mm_meter_new", err);
+    h_.reset(m);
+  }
+
+  /// Records `quantity` of `dimension` for `customer` at `at` (default: now, by the meter's clock).
+  /// Throws `Error` (`MM_STATUS_INVALID_INPUT` with `field()`, `MM_STATUS_INVALID_STATE` once closed).
+  void record(const Customer &customer, const std::string &dimension, int64_t quantity,
+              std::optional<std::chrono::system_clock::time_point> at = std::nullopt,
+              const std::vector<UsageAllocation> &allocations = {}) const {
+    std::vector<std::vector<mm_tag>> tags;
+    std::vector<mm_allocation> allocs;
+    tags.reserve(allocations.size());
+    allocs.reserve(allocations.size());
+    for (const auto &a : allocations) {
+      tags.emplace_back();
+      for (const auto &t : a.tags) tags.back().push_back(mm_tag{t.key.c_str(), t.value.c_str()});
+      allocs.push_back(mm_allocation{a.allocated_usage_quantity, tags.back().data(), tags.back().size()});
+    }
+    mm_error *err = nullptr;
+    Status st = mm_meter_record(h_.get(), detail::opt_or_null(customer.customer_identifier),
+                                detail::opt_or_null(customer.customer_aws_account_id),
+                                detail::opt_or_null(customer.license_arn), dimension.c_str(), quantity,
+                                at ? detail::secs(*at).count() : MM_METER_NOW, allocs.empty() ? nullptr : allocs.data(),
+                                allocs.size(), &err);
+    detail::check(st, "record", err);
+  }
+
+  /// Registers a customer for zero fill with its dimensions.
+  void register_customer(const Customer &customer, const std::vector<std::string> &dimensions) const {
+    std::vector<const char *> dims;
+    dims.reserve(dimensions.size());
+    for (const auto &d : dimensions) dims.push_back(d.c_str());
+    mm_error *err = nullptr;
+    Status st = mm_meter_register_customer(h_.get(), detail::opt_or_null(customer.customer_identifier),
+                                           detail::opt_or_null(customer.customer_aws_account_id),
+                                           detail::opt_or_null(customer.license_arn), dims.data(), dims.size(), &err);
+    detail::check(st, "register_customer", err);
+  }
+
+  /// Seals what may be sealed and sends every sealed bucket now (blocks). Not from `on_event`.
+  FlushSummary flush() const {
+    mm_flush_summary s{};
+    mm_error *err = nullptr;
+    Status st = mm_meter_flush(h_.get(), &s, &err);
+    detail::check(st, "flush", err);
+    return detail::summary_of(s);
+  }
+
+  /// Stops the background flusher and flushes; later `record()`/`flush()` throw. Not from `on_event`.
+  FlushSummary close() const {
+    mm_flush_summary s{};
+    mm_error *err = nullptr;
+    Status st = mm_meter_close(h_.get(), &s, &err);
+    detail::check(st, "close", err);
+    return detail::summary_of(s);
+  }
+
+  /// Bucket counts per state.
+  MeterStatus status() const {
+    mm_meter_counts c{};
+    mm_error *err = nullptr;
+    Status st = mm_meter_status(h_.get(), &c, &err);
+    detail::check(st, "status", err);
+    MeterStatus s;
+    s.pending = c.pending;
+    s.sealed = c.sealed;
+    s.acked = c.acked;
+    s.dead_lettered = c.dead_lettered;
+    s.expired = c.expired;
+    if (c.has_oldest_unsent_hour) s.oldest_unsent_hour = detail::from_secs(c.oldest_unsent_hour);
+    return s;
+  }
+
+  /// Every dead letter, oldest first.
+  std::vector<DeadLetter> dead_letters() const {
+    mm_dead_letters *l = nullptr;
+    mm_error *err = nullptr;
+    Status st = mm_meter_dead_letters(h_.get(), &l, &err);
+    detail::check(st, "dead_letters", err);
+    detail::Handle<mm_dead_letters, mm_dead_letters_free> list(l);
+    std::vector<DeadLetter> v;
+    size_t n = mm_dead_letters_count(l);
+    v.reserve(n);
+    for (size_t i = 0; i < n; i++) {
+      DeadLetter d;
+      d.customer = detail::customer_of(mm_dead_letters_customer_identifier(l, i),
+                                       mm_dead_letters_customer_aws_account_id(l, i), mm_dead_letters_license_arn(l, i));
+      d.dimension = detail::str(mm_dead_letters_dimension(l, i));
+      d.hour = detail::from_secs(mm_dead_letters_hour(l, i));
+      d.quantity = mm_dead_letters_quantity(l, i);
+      d.reason = detail::str(mm_dead_letters_reason(l, i));
+      d.message = detail::str(mm_dead_letters_message(l, i));
+      d.at = detail::from_secs(mm_dead_letters_at(l, i));
+      v.push_back(std::move(d));
+    }
+    return v;
+  }
+
+  UsageMeter(UsageMeter &&) noexcept = default;
+  /// Frees the meter held (waiting for its callbacks) before its callback is destroyed.
+  UsageMeter &operator=(UsageMeter &&other) noexcept {
+    if (this != &other) {
+      h_ = std::move(other.h_);
+      on_event_ = std::move(other.on_event_);
+    }
+    return *this;
+  }
+  UsageMeter(const UsageMeter &) = delete;
+  UsageMeter &operator=(const UsageMeter &) = delete;
+  ~UsageMeter() = default;
+
+  /// The C handle (owned by this object).
+  const mm_meter *get() const noexcept { return h_.get(); }
+
+ private:
+  // Declared first, destroyed last: mm_meter_free (h_) waits for callbacks in flight.
+  std::unique_ptr<std::function<void(const MeterEvent &)>> on_event_;
+  detail::Handle<mm_meter, mm_meter_free> h_;
 };
 
 }  // namespace marketplace_metering

@@ -36,8 +36,8 @@ pub struct mm_tag {
 /// One usage allocation as the C face holds it.
 #[derive(Clone, Debug, Default)]
 pub struct Allocation {
-    quantity: i64,
-    tags: Vec<(String, String)>,
+    pub(crate) quantity: i64,
+    pub(crate) tags: Vec<(String, String)>,
 }
 
 /// One usage record as the C face holds it.
@@ -57,7 +57,10 @@ fn fast_quantity(q: i64) -> Option<i32> {
     i32::try_from(q).ok().filter(|q| *q >= 0)
 }
 
-fn allocations(path: &str, list: &[Allocation]) -> Result<Option<Vec<UsageAllocation>>, Error> {
+pub(crate) fn allocations(
+    path: &str,
+    list: &[Allocation],
+) -> Result<Option<Vec<UsageAllocation>>, Error> {
     if list.is_empty() {
         return Ok(None);
     }
@@ -139,7 +142,10 @@ impl Record {
 ///
 /// # Safety
 /// `tags` is NULL or points to `n` readable `mm_tag`s with NUL-terminated strings.
-unsafe fn tag_args(tags: *const mm_tag, n: usize) -> Result<Vec<(String, String)>, ErrorData> {
+pub(crate) unsafe fn tag_args(
+    tags: *const mm_tag,
+    n: usize,
+) -> Result<Vec<(String, String)>, ErrorData> {
     if n == 0 {
         return Ok(Vec::new());
     }

@@ -29,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod input;
+pub mod meter;
 pub mod output;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use client::*;
 pub use config::*;
 pub use error::*;
 pub use input::*;
+pub use meter::*;
 pub use output::*;
 
 use std::ffi::c_char;

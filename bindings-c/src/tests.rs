@@ -338,3 +338,424 @@ fn version_is_the_crate_version() {
     assert_eq!(s(mm_version()), env!("CARGO_PKG_VERSION"));
     mm_shutdown();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The usage meter: configuration, NULL and bad input, events, the callback gate.
+
+use std::ffi::c_void;
+use std::sync::Mutex;
+
+/// Events seen by `collect`, as (kind, kind_str, customer, dimension, hour, quantity, counted_in_hour).
+type Seen = Mutex<Vec<(mm_meter_event_kind, String, String, String, i64, i64, i64)>>;
+
+unsafe extern "C" fn collect(ev: *const mm_meter_event, user_data: *mut c_void) {
+    let ev = unsafe { &*ev };
+    let seen = unsafe { &*(user_data as *const Seen) };
+    let opt = |p: *const c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            s(p)
+        }
+    };
+    seen.lock().unwrap().push((
+        ev.kind,
+        s(ev.kind_str),
+        opt(ev.customer_identifier),
+        s(ev.dimension),
+        ev.hour,
+        ev.quantity,
+        ev.counted_in_hour,
+    ));
+}
+
+fn err_field(err: *mut mm_error) -> String {
+    let f = mm_error_field(err);
+    let out = if f.is_null() { String::new() } else { s(f) };
+    mm_error_free(err);
+    out
+}
+
+/// A memory meter on an offline client with a manual clock at `t`.
+fn memory_meter(clock: *const mm_clock, seen: Option<&Seen>) -> (*mut mm_client, *mut mm_meter) {
+    let client = offline_client();
+    let cfg = mm_meter_config_new();
+    assert_eq!(
+        mm_meter_config_set_product_code(cfg, c"prod-1234".as_ptr()),
+        mm_status::Ok
+    );
+    assert_eq!(mm_meter_config_set_clock(cfg, clock), mm_status::Ok);
+    assert_eq!(mm_meter_config_set_grace_seconds(cfg, 60), mm_status::Ok);
+    if let Some(seen) = seen {
+        let ud = seen as *const Seen as *mut c_void;
+        assert_eq!(
+            mm_meter_config_set_event_callback(cfg, Some(collect), ud),
+            mm_status::Ok
+        );
+    }
+    let mut meter = null_mut();
+    assert_eq!(
+        mm_meter_new(client, cfg, &mut meter, null_mut()),
+        mm_status::Ok
+    );
+    mm_meter_config_free(cfg);
+    (client, meter)
+}
+
+#[test]
+fn meter_config_setters_check_null_and_enums() {
+    let cfg = mm_meter_config_new();
+    assert_eq!(
+        mm_meter_config_set_mode(null_mut(), 0),
+        mm_status::NullParameter
+    );
+    assert_eq!(mm_meter_config_set_mode(cfg, 7), mm_status::InvalidInput);
+    assert_eq!(
+        mm_meter_config_set_durability(cfg, 3),
+        mm_status::InvalidInput
+    );
+    assert_eq!(
+        mm_meter_config_set_durability(cfg, mm_meter_durability::Group as u32),
+        mm_status::Ok
+    );
+    assert_eq!(
+        mm_meter_config_set_product_code(cfg, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_config_set_product_code(cfg, bad()),
+        mm_status::InvalidInput
+    );
+    assert_eq!(
+        mm_meter_config_set_path(cfg, c"".as_ptr()),
+        mm_status::InvalidInput
+    );
+    assert_eq!(mm_meter_config_set_path(cfg, null()), mm_status::Ok);
+    assert_eq!(
+        mm_meter_config_set_grace_seconds(null_mut(), 1),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_config_set_zero_fill(null_mut(), true),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_config_set_flush_interval_seconds(null_mut(), 1),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_config_set_event_callback(null_mut(), None, null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_config_set_clock(null_mut(), null()),
+        mm_status::NullParameter
+    );
+
+    // The MeterUsage mode needs a product code: the core says so, through the C status.
+    assert_eq!(
+        mm_meter_config_set_mode(cfg, mm_meter_mode::MeterUsage as u32),
+        mm_status::Ok
+    );
+    let client = offline_client();
+    let mut meter: *mut mm_meter = null_mut();
+    let mut err = null_mut();
+    assert_eq!(
+        mm_meter_new(client, cfg, &mut meter, &mut err),
+        mm_status::InvalidConfig
+    );
+    assert!(meter.is_null(), "outputs are written only on success");
+    mm_error_free(err);
+    assert_eq!(
+        mm_meter_new(null(), cfg, &mut meter, null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_new(client, null(), &mut meter, null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_new(client, cfg, null_mut(), null_mut()),
+        mm_status::NullParameter
+    );
+    mm_meter_config_free(cfg);
+    mm_meter_config_free(null_mut());
+    mm_client_free(client);
+}
+
+#[test]
+fn clock_reads_sets_and_advances() {
+    let c = mm_clock_new(7_200);
+    assert_eq!(mm_clock_now(c), 7_200);
+    assert_eq!(mm_clock_advance(c, 3_600), mm_status::Ok);
+    assert_eq!(mm_clock_now(c), 10_800);
+    assert_eq!(mm_clock_set(c, 5), mm_status::Ok);
+    assert_eq!(mm_clock_now(c), 5);
+    assert_eq!(mm_clock_set(null(), 5), mm_status::NullParameter);
+    assert_eq!(mm_clock_advance(null(), 5), mm_status::NullParameter);
+    assert_eq!(mm_clock_now(null()), 0);
+    mm_clock_free(c);
+    mm_clock_free(null_mut());
+}
+
+#[test]
+fn record_names_the_bad_field_and_records_nothing() {
+    let clock = mm_clock_new(100 * 3600 + 10);
+    let (client, meter) = memory_meter(clock, None);
+    let rec = |ci: *const c_char,
+               acct: *const c_char,
+               lic: *const c_char,
+               dim: *const c_char,
+               q: i64,
+               allocs: &[mm_allocation]| {
+        let mut err = null_mut();
+        let st = mm_meter_record(
+            meter,
+            ci,
+            acct,
+            lic,
+            dim,
+            q,
+            MM_METER_NOW,
+            if allocs.is_empty() {
+                null()
+            } else {
+                allocs.as_ptr()
+            },
+            allocs.len(),
+            &mut err,
+        );
+        (
+            st,
+            if st == mm_status::Ok {
+                String::new()
+            } else {
+                err_field(err)
+            },
+        )
+    };
+    let (c, u) = (c"cust-1".as_ptr(), c"users".as_ptr());
+    let acct = c"111122223333".as_ptr();
+    let lic = c"arn:aws:license-manager::111122223333:license:l-1".as_ptr();
+    assert_eq!(
+        rec(c, null(), null(), u, -1, &[]),
+        (mm_status::InvalidInput, "quantity".into())
+    );
+    assert_eq!(
+        rec(null(), null(), null(), u, 1, &[]),
+        (mm_status::InvalidInput, "customer_identifier".into())
+    );
+    assert_eq!(
+        rec(c, acct, null(), u, 1, &[]),
+        (mm_status::InvalidInput, "customer_identifier".into())
+    );
+    assert_eq!(
+        rec(null(), acct, null(), u, 1, &[]),
+        (mm_status::InvalidInput, "license_arn".into())
+    );
+    assert_eq!(
+        rec(null(), null(), lic, u, 1, &[]),
+        (mm_status::InvalidInput, "customer_aws_account_id".into())
+    );
+    assert_eq!(
+        rec(bad(), null(), null(), u, 1, &[]).0,
+        mm_status::InvalidInput
+    );
+    assert_eq!(
+        rec(c, null(), null(), null(), 1, &[]).0,
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        rec(c, null(), null(), c"".as_ptr(), 1, &[]),
+        (mm_status::InvalidInput, "dimension".into())
+    );
+    let tags = [mm_tag {
+        key: c"team".as_ptr(),
+        value: c"red".as_ptr(),
+    }];
+    let alloc = |q: i64| mm_allocation {
+        quantity: q,
+        tags: tags.as_ptr(),
+        n_tags: 1,
+    };
+    assert_eq!(
+        rec(c, null(), null(), u, 3, &[alloc(-2)]),
+        (
+            mm_status::InvalidInput,
+            "allocations[0].AllocatedUsageQuantity".into()
+        )
+    );
+    let (st, field) = rec(c, null(), null(), u, 3, &[alloc(2)]);
+    assert_eq!(st, mm_status::InvalidInput);
+    assert!(field.contains("UsageAllocations"), "{field}");
+    assert_eq!(
+        mm_meter_record(
+            meter,
+            c,
+            null(),
+            null(),
+            u,
+            3,
+            MM_METER_NOW,
+            null(),
+            1,
+            null_mut()
+        ),
+        mm_status::NullParameter
+    );
+    // Nothing was recorded by the failures.
+    let mut counts = mm_meter_counts {
+        pending: 9,
+        sealed: 9,
+        acked: 9,
+        dead_lettered: 9,
+        expired: 9,
+        has_oldest_unsent_hour: true,
+        oldest_unsent_hour: 9,
+    };
+    assert_eq!(
+        mm_meter_status(meter, &mut counts, null_mut()),
+        mm_status::Ok
+    );
+    assert_eq!(counts.pending, 0);
+    assert!(!counts.has_oldest_unsent_hour);
+
+    // Good ones: an identifier, an account with allocations.
+    assert_eq!(
+        rec(c, null(), null(), u, 3, &[alloc(1), alloc(2)]).0,
+        mm_status::Ok
+    );
+    assert_eq!(rec(null(), acct, lic, u, 2, &[]).0, mm_status::Ok);
+    assert_eq!(
+        mm_meter_status(meter, &mut counts, null_mut()),
+        mm_status::Ok
+    );
+    assert_eq!(counts.pending, 2);
+    assert_eq!(counts.oldest_unsent_hour, 100 * 3600);
+    assert_eq!(
+        mm_meter_status(meter, null_mut(), null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_status(null(), &mut counts, null_mut()),
+        mm_status::NullParameter
+    );
+    let mut list = null_mut();
+    assert_eq!(
+        mm_meter_dead_letters(meter, &mut list, null_mut()),
+        mm_status::Ok
+    );
+    assert_eq!(mm_dead_letters_count(list), 0);
+    assert!(mm_dead_letters_dimension(list, 0).is_null());
+    mm_dead_letters_free(list);
+    assert_eq!(
+        mm_meter_dead_letters(meter, null_mut(), null_mut()),
+        mm_status::NullParameter
+    );
+
+    // register_customer: NULL dimension list with a count, a NULL dimension.
+    let dims = [c"users".as_ptr(), null()];
+    assert_eq!(
+        mm_meter_register_customer(meter, c, null(), null(), null(), 1, null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_register_customer(meter, c, null(), null(), dims.as_ptr(), 2, null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_register_customer(meter, c, null(), null(), dims.as_ptr(), 1, null_mut()),
+        mm_status::Ok
+    );
+
+    // Closed: record fails with InvalidState (close on an offline client sends nothing: no
+    // hour is sealed yet).
+    let mut sum = mm_flush_summary {
+        sealed: 9,
+        sent: 9,
+        calls: 9,
+        acked: 9,
+        dead_lettered: 9,
+        expired: 9,
+        resent_unprocessed: 9,
+        deferred: 9,
+        interrupted: mm_status::Panic,
+    };
+    assert_eq!(mm_meter_close(meter, &mut sum, null_mut()), mm_status::Ok);
+    assert_eq!(
+        (sum.sent, sum.calls, sum.interrupted),
+        (0, 0, mm_status::Ok)
+    );
+    assert_eq!(rec(c, null(), null(), u, 1, &[]).0, mm_status::InvalidState);
+    assert_eq!(
+        mm_meter_flush(meter, null_mut(), null_mut()),
+        mm_status::InvalidState
+    );
+    assert_eq!(
+        mm_meter_flush(null(), null_mut(), null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_close(null(), null_mut(), null_mut()),
+        mm_status::NullParameter
+    );
+    mm_meter_free(meter);
+    mm_meter_free(null_mut());
+    mm_client_free(client);
+    mm_clock_free(clock);
+}
+
+#[test]
+fn a_late_event_reaches_the_callback_with_its_fields() {
+    let seen: Seen = Mutex::new(Vec::new());
+    let h = 100 * 3600;
+    let clock = mm_clock_new(h + 10);
+    let (client, meter) = memory_meter(clock, Some(&seen));
+    assert_eq!(
+        mm_meter_record(
+            meter,
+            c"cust-1".as_ptr(),
+            null(),
+            null(),
+            c"users".as_ptr(),
+            4,
+            h + 5,
+            null(),
+            0,
+            null_mut()
+        ),
+        mm_status::Ok
+    );
+    assert!(seen.lock().unwrap().is_empty());
+    // Two hours later the first hour is sealed: an event for it is late.
+    assert_eq!(mm_clock_advance(clock, 2 * 3600), mm_status::Ok);
+    assert_eq!(
+        mm_meter_record(
+            meter,
+            c"cust-1".as_ptr(),
+            null(),
+            null(),
+            c"users".as_ptr(),
+            2,
+            h + 5,
+            null(),
+            0,
+            null_mut()
+        ),
+        mm_status::Ok
+    );
+    {
+        let got = seen.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        let e = &got[0];
+        assert_eq!(e.0, mm_meter_event_kind::LateEvent);
+        assert_eq!(
+            (e.1.as_str(), e.2.as_str(), e.3.as_str()),
+            ("late_event", "cust-1", "users")
+        );
+        assert_eq!((e.4, e.5, e.6), (h, 2, h + 2 * 3600));
+    }
+    mm_meter_free(meter);
+    mm_client_free(client);
+    mm_clock_free(clock);
+}

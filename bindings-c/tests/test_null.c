@@ -94,6 +94,61 @@ int main(void) {
   EXPECT(strcmp(mm_version(), MM_VERSION) == 0);
   EXPECT(MM_STATUS_THROTTLING_EXCEPTION == 107 && MM_STATUS_PANIC == 2);
 
+  /* The usage meter: NULL handles, NULL outputs, unknown enum numbers. */
+  {
+    mm_meter_config *mc = mm_meter_config_new();
+    mm_meter *meter = NULL;
+    mm_meter_counts counts;
+    mm_dead_letters *dl = NULL;
+    EXPECT(mc != NULL);
+    EXPECT(mm_meter_config_set_path(NULL, "x.db") == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_config_set_path(mc, NULL) == MM_STATUS_OK); /* NULL: the memory store */
+    EXPECT(mm_meter_config_set_product_code(mc, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_config_set_product_code(mc, bad_utf8) == MM_STATUS_INVALID_INPUT);
+    EXPECT(mm_meter_config_set_mode(mc, 2) == MM_STATUS_INVALID_INPUT);
+    EXPECT(mm_meter_config_set_durability(mc, 3) == MM_STATUS_INVALID_INPUT);
+    EXPECT(mm_meter_config_set_event_callback(NULL, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_config_set_event_callback(mc, NULL, NULL) == MM_STATUS_OK);
+    EXPECT(mm_meter_config_set_clock(mc, NULL) == MM_STATUS_OK);
+    EXPECT(mm_meter_new(NULL, mc, &meter, &err) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(meter == NULL && strstr(mm_error_message(err), "client") != NULL);
+    mm_error_free(err);
+    err = NULL;
+    EXPECT(mm_meter_new(client, NULL, &meter, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_new(client, mc, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_config_set_product_code(mc, "prod-1234") == MM_STATUS_OK);
+    EXPECT(mm_meter_new(client, mc, &meter, &err) == MM_STATUS_OK);
+    EXPECT(mm_meter_record(NULL, "c", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL) ==
+           MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_record(meter, "c", NULL, NULL, NULL, 1, MM_METER_NOW, NULL, 0, NULL) ==
+           MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_record(meter, "c", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 2, NULL) ==
+           MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_record(meter, bad_utf8, NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL) ==
+           MM_STATUS_INVALID_INPUT);
+    EXPECT(mm_meter_register_customer(meter, "c", NULL, NULL, NULL, 1, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_register_customer(NULL, "c", NULL, NULL, NULL, 0, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_status(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_status(NULL, &counts, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_status(meter, &counts, NULL) == MM_STATUS_OK && counts.pending == 0);
+    EXPECT(mm_meter_dead_letters(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_dead_letters(NULL, &dl, NULL) == MM_STATUS_NULL_PARAMETER && dl == NULL);
+    EXPECT(mm_meter_flush(NULL, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_close(NULL, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_dead_letters_count(NULL) == 0);
+    EXPECT(mm_dead_letters_dimension(NULL, 0) == NULL && mm_dead_letters_reason(NULL, 0) == NULL);
+    EXPECT(mm_dead_letters_hour(NULL, 0) == 0 && mm_dead_letters_quantity(NULL, 0) == 0);
+    EXPECT(mm_clock_set(NULL, 1) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_clock_advance(NULL, 1) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_clock_now(NULL) == 0);
+    mm_meter_free(meter);
+    mm_meter_free(NULL);
+    mm_meter_config_free(mc);
+    mm_meter_config_free(NULL);
+    mm_dead_letters_free(NULL);
+    mm_clock_free(NULL);
+  }
+
   mm_error_free(NULL);
   mm_config_free(NULL);
   mm_client_free(NULL);

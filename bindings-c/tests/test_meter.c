@@ -1,0 +1,617 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The usage meter (mm_meter_*) against the emulator process: exactly what was recorded is billed
+ * once, dead letters reach the callback, a file store survives reopening, bad input names the
+ * field, callbacks arrive from other threads, throttling interrupts a flush without losing anything. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support/mm_test.h"
+
+#define H 3600
+
+static int streq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+
+/* The start of the current real hour: earlier hours are inside the emulator's 6-hour window. */
+static int64_t base_hour(void) { return mm_test_now(0) / H * H; }
+
+/* ---- the emulator's ledger --------------------------------------------------------------- */
+
+static char ledger_buf[1 << 20];
+
+/* Reads a JSON string value `"key":"..."` inside [obj, end) into out; 0 if absent. */
+static int json_str(const char *obj, const char *end, const char *key, char *out, size_t n) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":\"", key);
+  const char *p = strstr(obj, pat);
+  if (!p || p >= end) return 0;
+  p += strlen(pat);
+  size_t i = 0;
+  while (p < end && *p != '"' && i + 1 < n) out[i++] = *p++;
+  out[i] = '\0';
+  return 1;
+}
+
+static int json_int(const char *obj, const char *end, const char *key, long long *out) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = strstr(obj, pat);
+  if (!p || p >= end) return 0;
+  *out = strtoll(p + strlen(pat), NULL, 10);
+  return 1;
+}
+
+/* Fetches the ledger; returns 0 on success. */
+static int ledger_fetch(const mm_test_emulator *e) {
+  return mm_test_control(e, "GET", "/_emulator/ledger", NULL, ledger_buf, sizeof ledger_buf) == 200 ? 0 : -1;
+}
+
+/* Sum of the quantities billed and number of ledger entries for (customer, dimension, hour). */
+static long long ledger_sum(const char *customer, const char *dimension, int64_t hour, int *entries) {
+  long long sum = 0;
+  *entries = 0;
+  const char *p = ledger_buf;
+  while ((p = strstr(p, "{\"operation\"")) != NULL) {
+    const char *next = strstr(p + 1, "{\"operation\"");
+    const char *end = next ? next : p + strlen(p);
+    char cust[128] = "", dim[128] = "";
+    long long h = 0, q = 0;
+    if (!json_str(p, end, "customer_identifier", cust, sizeof cust))
+      json_str(p, end, "customer_aws_account_id", cust, sizeof cust);
+    json_str(p, end, "dimension", dim, sizeof dim);
+    json_int(p, end, "hour", &h);
+    json_int(p, end, "quantity", &q);
+    if (streq(cust, customer) && streq(dim, dimension) && h == hour) {
+      sum += q;
+      (*entries)++;
+    }
+    p = end;
+  }
+  return sum;
+}
+
+/* Number of ledger entries for `hour`. */
+static int ledger_entries_in_hour(int64_t hour) {
+  int n = 0;
+  const char *p = ledger_buf;
+  while ((p = strstr(p, "{\"operation\"")) != NULL) {
+    const char *next = strstr(p + 1, "{\"operation\"");
+    const char *end = next ? next : p + strlen(p);
+    long long h = 0;
+    if (json_int(p, end, "hour", &h) && h == hour) n++;
+    p = end;
+  }
+  return n;
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+typedef struct events {
+  pthread_mutex_t mu;
+  pthread_t main_thread;
+  int acked, dead, late, other;
+  int off_main; /* callbacks that ran on another thread than main() */
+  char dead_customer[64];
+  char dead_status[64];
+  char acked_id[128];
+  int64_t late_counted_in;
+} events;
+
+static void on_event(const mm_meter_event *ev, void *user_data) {
+  events *s = (events *)user_data;
+  pthread_mutex_lock(&s->mu);
+  if (!pthread_equal(pthread_self(), s->main_thread)) s->off_main++;
+  switch (ev->kind) {
+    case MM_METER_EVENT_KIND_ACKED:
+      s->acked++;
+      if (ev->metering_record_id) snprintf(s->acked_id, sizeof s->acked_id, "%s", ev->metering_record_id);
+      if (!streq(ev->kind_str, "acked")) mm_test_failures++;
+      break;
+    case MM_METER_EVENT_KIND_DEAD_LETTERED:
+      s->dead++;
+      snprintf(s->dead_customer, sizeof s->dead_customer, "%s",
+               ev->customer_identifier ? ev->customer_identifier : "(null)");
+      snprintf(s->dead_status, sizeof s->dead_status, "%s", ev->status_or_error ? ev->status_or_error : "(null)");
+      if (!streq(ev->kind_str, "dead_lettered") || ev->message == NULL) mm_test_failures++;
+      break;
+    case MM_METER_EVENT_KIND_LATE_EVENT:
+      s->late++;
+      s->late_counted_in = ev->counted_in_hour;
+      break;
+    default:
+      s->other++;
+      break;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void events_init(events *s) {
+  memset(s, 0, sizeof *s);
+  pthread_mutex_init(&s->mu, NULL);
+  s->main_thread = pthread_self();
+}
+
+/* A meter on `client` with product prod-1234, grace 60 s, the clock and the callback. */
+static mm_meter *new_meter(const mm_client *client, const char *path, uint32_t durability, const mm_clock *clock,
+                           events *ev, uint64_t flush_interval) {
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_meter *meter = NULL;
+  mm_error *err = NULL;
+  CHECK_OK(mm_meter_config_set_path(cfg, path), err);
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_mode(cfg, MM_METER_MODE_BATCH), err);
+  CHECK_OK(mm_meter_config_set_durability(cfg, durability), err);
+  CHECK_OK(mm_meter_config_set_grace_seconds(cfg, 60), err);
+  CHECK_OK(mm_meter_config_set_zero_fill(cfg, false), err);
+  CHECK_OK(mm_meter_config_set_flush_interval_seconds(cfg, flush_interval), err);
+  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
+  if (ev) CHECK_OK(mm_meter_config_set_event_callback(cfg, on_event, ev), err);
+  CHECK_OK(mm_meter_new(client, cfg, &meter, &err), err);
+  mm_meter_config_free(cfg);
+  return meter;
+}
+
+static int record(const mm_meter *m, const char *customer, const char *dim, int64_t q, int64_t ts) {
+  mm_error *err = NULL;
+  mm_status st = mm_meter_record(m, customer, NULL, NULL, dim, q, ts, NULL, 0, &err);
+  if (st != MM_STATUS_OK) {
+    fprintf(stderr, "record %s %s %lld: %s: %s\n", customer, dim, (long long)q, mm_status_str(st),
+            mm_error_message(err));
+    mm_test_failures++;
+  }
+  mm_error_free(err);
+  return st == MM_STATUS_OK;
+}
+
+/* ---- 1. record + flush bills exactly what was recorded, once ----------------------------- */
+
+static void test_bills_exactly_what_was_recorded(const mm_test_emulator *e, const mm_client *client) {
+  const int64_t hour = base_hour() - 4 * H;
+  mm_clock *clock = mm_clock_new(hour + 30);
+  events ev;
+  events_init(&ev);
+  mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, &ev, 0);
+  long long expect[30][2];
+  const char *dims[2] = {"users", "gb"};
+  for (int c = 0; c < 30; c++) {
+    char cust[32];
+    snprintf(cust, sizeof cust, "cust-%d", c + 1);
+    for (int d = 0; d < 2; d++) {
+      expect[c][d] = 0;
+      for (int k = 0; k < 3; k++) {
+        int64_t q = c + d + k + 1;
+        /* Timestamps inside the hour, and once "now" (by the meter's clock). */
+        record(m, cust, dims[d], q, k == 2 ? MM_METER_NOW : hour + 60 * k);
+        expect[c][d] += q;
+      }
+    }
+  }
+  mm_error *err = NULL;
+  mm_flush_summary sum;
+  memset(&sum, 0xff, sizeof sum);
+  /* The hour is still open: nothing is sent. */
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.sent == 0 && sum.calls == 0 && sum.sealed == 0 && sum.interrupted == MM_STATUS_OK);
+  mm_meter_counts counts;
+  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  CHECK(counts.pending == 60 && counts.sealed == 0 && counts.acked == 0);
+  CHECK(counts.has_oldest_unsent_hour && counts.oldest_unsent_hour == hour);
+
+  /* The hour ends, grace passes: sealed and sent in ceil(60/25) = 3 calls. */
+  CHECK_OK(mm_clock_set(clock, hour + H + 61), err);
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.sealed == 60);
+  CHECK(sum.sent == 60);
+  CHECK(sum.calls == 3);
+  CHECK(sum.acked == 60);
+  CHECK(sum.dead_lettered == 0 && sum.expired == 0 && sum.deferred == 0);
+  CHECK(sum.interrupted == MM_STATUS_OK);
+  CHECK(ev.acked == 60 && ev.dead == 0 && ev.late == 0);
+  CHECK(ev.acked_id[0] != '\0');
+  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  CHECK(counts.acked == 60 && counts.pending == 0 && counts.sealed == 0 && !counts.has_oldest_unsent_hour);
+
+  /* A second flush sends nothing more. */
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.sent == 0 && sum.calls == 0);
+
+  CHECK(ledger_fetch(e) == 0);
+  for (int c = 0; c < 30; c++) {
+    char cust[32];
+    snprintf(cust, sizeof cust, "cust-%d", c + 1);
+    for (int d = 0; d < 2; d++) {
+      int n = 0;
+      long long got = ledger_sum(cust, dims[d], hour, &n);
+      if (got != expect[c][d] || n != 1) {
+        fprintf(stderr, "ledger %s %s: %lld in %d entries, expected %lld in 1\n", cust, dims[d], got, n,
+                expect[c][d]);
+        mm_test_failures++;
+      }
+    }
+  }
+  CHECK(ledger_entries_in_hour(hour) == 60);
+
+  /* close: later records fail with InvalidState. */
+  CHECK_OK(mm_meter_close(m, NULL, &err), err);
+  CHECK(mm_meter_record(m, "cust-1", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, &err) == MM_STATUS_INVALID_STATE);
+  CHECK(mm_error_code(err) == MM_STATUS_INVALID_STATE);
+  mm_error_free(err);
+  mm_meter_free(m);
+  mm_clock_free(clock);
+  pthread_mutex_destroy(&ev.mu);
+}
+
+/* ---- 2. a dead letter reaches the callback and the dead-letter table ---------------------- */
+
+static void test_dead_letter(const mm_test_emulator *e, const mm_client *client) {
+  const int64_t hour = base_hour() - 3 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  events ev;
+  events_init(&ev);
+  mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_MEMORY, clock, &ev, 0);
+  record(m, "cust-unsubscribed", "users", 5, MM_METER_NOW);
+  record(m, "cust-2", "users", 7, MM_METER_NOW);
+  mm_error *err = NULL;
+  mm_flush_summary sum;
+  CHECK_OK(mm_clock_advance(clock, H + 60), err);
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.acked == 1 && sum.dead_lettered == 1);
+  CHECK(ev.dead == 1 && ev.acked == 1);
+  CHECK(streq(ev.dead_customer, "cust-unsubscribed"));
+  CHECK(streq(ev.dead_status, "CustomerNotSubscribed"));
+
+  mm_dead_letters *dl = NULL;
+  CHECK_OK(mm_meter_dead_letters(m, &dl, &err), err);
+  CHECK(mm_dead_letters_count(dl) == 1);
+  CHECK(streq(mm_dead_letters_customer_identifier(dl, 0), "cust-unsubscribed"));
+  CHECK(mm_dead_letters_customer_aws_account_id(dl, 0) == NULL);
+  CHECK(mm_dead_letters_license_arn(dl, 0) == NULL);
+  CHECK(streq(mm_dead_letters_dimension(dl, 0), "users"));
+  CHECK(mm_dead_letters_hour(dl, 0) == hour);
+  CHECK(mm_dead_letters_quantity(dl, 0) == 5);
+  CHECK(streq(mm_dead_letters_reason(dl, 0), "CustomerNotSubscribed"));
+  CHECK(mm_dead_letters_message(dl, 0) != NULL);
+  CHECK(mm_dead_letters_at(dl, 0) == mm_clock_now(clock));
+  CHECK(mm_dead_letters_dimension(dl, 1) == NULL && mm_dead_letters_quantity(dl, 1) == 0);
+  mm_dead_letters_free(dl);
+
+  mm_meter_counts counts;
+  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  CHECK(counts.dead_lettered == 1 && counts.acked == 1);
+  CHECK(ledger_fetch(e) == 0);
+  int n = 0;
+  CHECK(ledger_sum("cust-unsubscribed", "users", hour, &n) == 0 && n == 0);
+  CHECK(ledger_sum("cust-2", "users", hour, &n) == 7 && n == 1);
+  mm_meter_free(m);
+  mm_clock_free(clock);
+  pthread_mutex_destroy(&ev.mu);
+}
+
+/* ---- 3. a file store survives reopening --------------------------------------------------- */
+
+static void remove_db(const char *path) {
+  char p[512];
+  unlink(path);
+  snprintf(p, sizeof p, "%s-wal", path);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", path);
+  unlink(p);
+}
+
+static void test_file_store_survives_reopening(const mm_test_emulator *e, const mm_client *client,
+                                               const char *dir) {
+  const int64_t hour = base_hour() - 2 * H;
+  char path[512];
+  snprintf(path, sizeof path, "%s/meter.db", dir);
+  mm_clock *clock = mm_clock_new(hour + 100);
+  mm_error *err = NULL;
+
+  /* First life: record durably, then free without flushing (as a crash would lose the process). */
+  mm_meter *m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
+  record(m, "cust-7", "requests", 11, MM_METER_NOW);
+  record(m, "cust-7", "requests", 4, hour + 200);
+  mm_meter_free(m);
+
+  /* Second life on the same file, after the hour ended. */
+  CHECK_OK(mm_clock_set(clock, hour + H + 61), err);
+  events ev;
+  events_init(&ev);
+  m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, clock, &ev, 0);
+  mm_meter_counts counts;
+  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  CHECK(counts.pending + counts.sealed == 1);
+  mm_flush_summary sum;
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.acked == 1);
+  CHECK(ev.acked == 1);
+  mm_meter_free(m);
+
+  /* Third life: already acked, nothing is sent again. */
+  m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
+  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  CHECK(counts.acked == 1 && counts.pending == 0 && counts.sealed == 0);
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.sent == 0);
+  mm_meter_free(m);
+
+  CHECK(ledger_fetch(e) == 0);
+  int n = 0;
+  CHECK(ledger_sum("cust-7", "requests", hour, &n) == 15 && n == 1);
+  remove_db(path);
+  mm_clock_free(clock);
+  pthread_mutex_destroy(&ev.mu);
+}
+
+/* ---- 4. bad input names the field --------------------------------------------------------- */
+
+static void expect_field(mm_status st, mm_error *err, mm_status want, const char *field, int line) {
+  if (st != want || mm_error_code(err) != want || !streq(mm_error_field(err), field)) {
+    fprintf(stderr, "line %d: got %s field %s, expected %s field %s\n", line, mm_status_str(st),
+            err ? mm_error_field(err) : "(no error)", mm_status_str(want), field);
+    mm_test_failures++;
+  }
+  mm_error_free(err);
+}
+
+static void test_bad_input(const mm_client *client) {
+  mm_clock *clock = mm_clock_new(base_hour() + 10);
+  mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
+  mm_error *err = NULL;
+  mm_status st = mm_meter_record(m, "cust-1", NULL, NULL, "users", -5, MM_METER_NOW, NULL, 0, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "quantity", __LINE__);
+  err = NULL;
+  st = mm_meter_record(m, "cust-1", NULL, NULL, "users", 3000000000LL, MM_METER_NOW, NULL, 0, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "quantity", __LINE__);
+  err = NULL;
+  st = mm_meter_record(m, NULL, NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "customer_identifier", __LINE__);
+  err = NULL;
+  st = mm_meter_record(m, NULL, "111122223333", NULL, "users", 1, MM_METER_NOW, NULL, 0, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "license_arn", __LINE__);
+  err = NULL;
+  st = mm_meter_record(m, "cust-1", NULL, NULL, "", 1, MM_METER_NOW, NULL, 0, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "dimension", __LINE__);
+  err = NULL;
+  mm_tag tags[1] = {{"team", "red"}};
+  mm_allocation allocs[2] = {{1, tags, 1}, {-1, tags, 1}};
+  st = mm_meter_record(m, "cust-1", NULL, NULL, "users", 1, MM_METER_NOW, allocs, 2, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "allocations[1].AllocatedUsageQuantity", __LINE__);
+  err = NULL;
+  st = mm_meter_record(m, "cust-1", NULL, NULL, "\xff\xfe", 1, MM_METER_NOW, NULL, 0, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "dimension", __LINE__);
+  err = NULL;
+  st = mm_meter_record(m, "cust-1", NULL, NULL, NULL, 1, MM_METER_NOW, NULL, 0, &err);
+  CHECK(st == MM_STATUS_NULL_PARAMETER && strstr(mm_error_message(err), "dimension") != NULL);
+  mm_error_free(err);
+  err = NULL;
+  /* Allocations that sum to the quantity are accepted; the account + license form too. */
+  mm_allocation ok[2] = {{1, tags, 1}, {2, NULL, 0}};
+  CHECK_OK(mm_meter_record(m, "cust-1", NULL, NULL, "users", 3, MM_METER_NOW, ok, 2, &err), err);
+  CHECK_OK(mm_meter_record(m, NULL, "111122223333",
+                           "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef",
+                           "users", 3, MM_METER_NOW, NULL, 0, &err),
+           err);
+  const char *dims[2] = {"users", "gb"};
+  CHECK_OK(mm_meter_register_customer(m, "cust-3", NULL, NULL, dims, 2, &err), err);
+  st = mm_meter_register_customer(m, NULL, NULL, "arn:x", dims, 2, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "customer_aws_account_id", __LINE__);
+  err = NULL;
+
+  /* Config errors: an unknown enum value names its field. */
+  mm_meter_config *cfg = mm_meter_config_new();
+  CHECK(mm_meter_config_set_mode(cfg, 9) == MM_STATUS_INVALID_INPUT);
+  CHECK(mm_meter_config_set_durability(cfg, 9) == MM_STATUS_INVALID_INPUT);
+  CHECK_OK(mm_meter_config_set_mode(cfg, MM_METER_MODE_METER_USAGE), err);
+  mm_meter *bad = NULL;
+  CHECK(mm_meter_new(client, cfg, &bad, &err) == MM_STATUS_INVALID_CONFIG);
+  CHECK(bad == NULL);
+  CHECK(mm_error_message(err) != NULL);
+  mm_error_free(err);
+  mm_meter_config_free(cfg);
+  mm_meter_free(m);
+  mm_clock_free(clock);
+}
+
+/* ---- 5. callbacks from other threads ------------------------------------------------------ */
+
+typedef struct recorder {
+  const mm_meter *meter;
+  int id;
+  int64_t late_ts;
+  int ok;
+} recorder;
+
+#define THREADS 8
+#define PER_THREAD 40
+
+static void *record_many(void *arg) {
+  recorder *r = (recorder *)arg;
+  char cust[32];
+  snprintf(cust, sizeof cust, "cust-%d", 20 + r->id);
+  for (int i = 0; i < PER_THREAD; i++) r->ok += record(r->meter, cust, "gb", 1, MM_METER_NOW);
+  /* One event for an hour already sealed: a late event, reported on this thread. */
+  r->ok += record(r->meter, cust, "gb", 2, r->late_ts);
+  return NULL;
+}
+
+static void test_callbacks_from_other_threads(const mm_test_emulator *e, const mm_client *client,
+                                              const char *dir) {
+  const int64_t hour = base_hour() - H;
+  char path[512];
+  snprintf(path, sizeof path, "%s/group.db", dir);
+  mm_clock *clock = mm_clock_new(hour + 5);
+  events ev;
+  events_init(&ev);
+  /* Group commit from 8 threads, and a background flusher every second. */
+  mm_meter *m = new_meter(client, path, MM_METER_DURABILITY_GROUP, clock, &ev, 1);
+  pthread_t t[THREADS];
+  recorder r[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    r[i].meter = m;
+    r[i].id = i;
+    r[i].late_ts = hour - 2 * H;
+    r[i].ok = 0;
+    CHECK(pthread_create(&t[i], NULL, record_many, &r[i]) == 0);
+  }
+  int ok = 0;
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(t[i], NULL);
+    ok += r[i].ok;
+  }
+  CHECK(ok == THREADS * (PER_THREAD + 1));
+  pthread_mutex_lock(&ev.mu);
+  CHECK(ev.late == THREADS);
+  CHECK(ev.late_counted_in == hour);
+  CHECK(ev.off_main == THREADS); /* every late event was reported on its recording thread */
+  pthread_mutex_unlock(&ev.mu);
+
+  /* Seal the hour and let the background flusher (a runtime worker) send it. */
+  mm_error *err = NULL;
+  CHECK_OK(mm_clock_advance(clock, H + 60), err);
+  int acked = 0;
+  for (int i = 0; i < 200 && acked < THREADS; i++) {
+    usleep(50 * 1000);
+    pthread_mutex_lock(&ev.mu);
+    acked = ev.acked;
+    pthread_mutex_unlock(&ev.mu);
+  }
+  CHECK(acked == THREADS);
+  pthread_mutex_lock(&ev.mu);
+  CHECK(ev.off_main == 2 * THREADS); /* the acks came from the background flusher's thread */
+  pthread_mutex_unlock(&ev.mu);
+  mm_meter_free(m); /* no callback runs after this */
+  int after = ev.acked + ev.late + ev.dead + ev.other;
+  usleep(100 * 1000);
+  CHECK(after == ev.acked + ev.late + ev.dead + ev.other);
+
+  CHECK(ledger_fetch(e) == 0);
+  for (int i = 0; i < THREADS; i++) {
+    char cust[32];
+    int n = 0;
+    snprintf(cust, sizeof cust, "cust-%d", 20 + i);
+    long long got = ledger_sum(cust, "gb", hour, &n);
+    if (got != PER_THREAD + 2 || n != 1) {
+      fprintf(stderr, "ledger %s gb: %lld in %d entries\n", cust, got, n);
+      mm_test_failures++;
+    }
+  }
+  remove_db(path);
+  mm_clock_free(clock);
+  pthread_mutex_destroy(&ev.mu);
+}
+
+/* ---- 6. throttling interrupts a flush; unprocessed records are re-sent -------------------- */
+
+static void test_interrupted_and_unprocessed(const mm_test_emulator *e, const mm_client *client) {
+  const int64_t hour = base_hour() - 5 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
+  for (int c = 0; c < 5; c++) {
+    char cust[32];
+    snprintf(cust, sizeof cust, "cust-%d", 40 + c);
+    record(m, cust, "users", c + 1, MM_METER_NOW);
+  }
+  mm_error *err = NULL;
+  CHECK_OK(mm_clock_advance(clock, H + 60), err);
+  /* Every attempt of the client (3) is throttled: not a failure of the call, but reported. */
+  for (int i = 0; i < 3; i++)
+    CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"throttle\"}", NULL, 0) == 200);
+  mm_flush_summary sum;
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.interrupted == MM_STATUS_THROTTLING_EXCEPTION);
+  CHECK(sum.acked == 0);
+  mm_meter_counts counts;
+  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  CHECK(counts.sealed == 5 && counts.acked == 0);
+  /* Next time 2 of the 5 come back unprocessed and are sent again in the same flush. */
+  CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"partial\",\"count\":2}", NULL, 0) == 200);
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.interrupted == MM_STATUS_OK);
+  CHECK(sum.acked == 5 && sum.resent_unprocessed == 2 && sum.calls == 2);
+  CHECK(ledger_fetch(e) == 0);
+  CHECK(ledger_entries_in_hour(hour) == 5);
+  for (int c = 0; c < 5; c++) {
+    char cust[32];
+    int n = 0;
+    snprintf(cust, sizeof cust, "cust-%d", 40 + c);
+    CHECK(ledger_sum(cust, "users", hour, &n) == c + 1 && n == 1);
+  }
+  mm_meter_free(m);
+  mm_clock_free(clock);
+}
+
+/* ---- 7. what a callback may call (as mm_meter_config_set_event_callback documents) -------- */
+
+typedef struct reentry {
+  const mm_meter *meter;
+  int calls, status_ok, record_ok, flush_invalid_state;
+} reentry;
+
+static void reenter(const mm_meter_event *ev, void *user_data) {
+  reentry *r = (reentry *)user_data;
+  if (ev->kind != MM_METER_EVENT_KIND_ACKED || r->calls++ > 0) return;
+  mm_meter_counts c;
+  mm_error *err = NULL;
+  r->status_ok = mm_meter_status(r->meter, &c, NULL) == MM_STATUS_OK;
+  r->record_ok = mm_meter_record(r->meter, "cust-48", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL) == MM_STATUS_OK;
+  r->flush_invalid_state = mm_meter_flush(r->meter, NULL, &err) == MM_STATUS_INVALID_STATE &&
+                           mm_error_code(err) == MM_STATUS_INVALID_STATE;
+  mm_error_free(err);
+}
+
+static void test_callback_reentry(const mm_client *client) {
+  const int64_t hour = base_hour() - 4 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  reentry r;
+  memset(&r, 0, sizeof r);
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_error *err = NULL;
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
+  CHECK_OK(mm_meter_config_set_event_callback(cfg, reenter, &r), err);
+  mm_meter *m = NULL;
+  CHECK_OK(mm_meter_new(client, cfg, &m, &err), err);
+  mm_meter_config_free(cfg);
+  r.meter = m;
+  record(m, "cust-47", "users", 2, MM_METER_NOW);
+  CHECK_OK(mm_clock_advance(clock, H + 400), err);
+  CHECK_OK(mm_meter_flush(m, NULL, &err), err);
+  CHECK(r.calls == 1 && r.status_ok && r.record_ok && r.flush_invalid_state);
+  mm_meter_counts c;
+  CHECK_OK(mm_meter_status(m, &c, &err), err);
+  CHECK(c.acked == 1 && c.pending == 1); /* the record made inside the callback, current hour */
+  mm_meter_free(m);
+  mm_clock_free(clock);
+}
+
+int main(void) {
+  mm_test_emulator e;
+  if (mm_test_emulator_start(&e) != 0) return 2;
+  mm_client *client = mm_test_client(&e, 3);
+  if (!client) {
+    mm_test_emulator_stop(&e);
+    return 2;
+  }
+  char dir[] = "/tmp/mm-meter-test.XXXXXX";
+  if (!mkdtemp(dir)) {
+    perror("mkdtemp");
+    return 2;
+  }
+  test_bills_exactly_what_was_recorded(&e, client);
+  test_dead_letter(&e, client);
+  test_file_store_survives_reopening(&e, client, dir);
+  test_bad_input(client);
+  test_callbacks_from_other_threads(&e, client, dir);
+  test_interrupted_and_unprocessed(&e, client);
+  test_callback_reentry(client);
+  rmdir(dir);
+  mm_client_free(client);
+  mm_shutdown();
+  mm_test_emulator_stop(&e);
+  printf("test_meter: %d failure(s)\n", mm_test_failures);
+  return mm_test_failures ? 1 : 0;
+}

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+// The C++ UsageMeter against the emulator process: record + flush bills what was recorded,
+// dead letters reach the std::function callback, bad input throws an Error naming the field.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "marketplace_metering.hpp"
+#include "support/mm_test.h"
+
+namespace mm = marketplace_metering;
+using std::chrono::hours;
+using std::chrono::seconds;
+using std::chrono::system_clock;
+
+int main() {
+  mm_test_emulator e;
+  if (mm_test_emulator_start(&e) != 0) return 2;
+  {
+    mm::Client client(mm::Config()
+                          .region(MM_TEST_REGION)
+                          .endpoint_url(e.endpoint)
+                          .credentials(MM_TEST_ACCESS_KEY, MM_TEST_SECRET_KEY)
+                          .max_attempts(3));
+    // An hour inside the service's window, by a clock we move by hand.
+    auto hour = system_clock::time_point(std::chrono::duration_cast<hours>(system_clock::now().time_since_epoch())) -
+                hours(2);
+    mm::ManualClock clock(hour + seconds(10));
+    CHECK(clock.now() == hour + seconds(10));
+
+    std::mutex mu;
+    std::vector<mm::MeterEvent> events;
+    std::atomic<int> off_main{0};
+    const auto main_id = std::this_thread::get_id();
+    mm::MeterOptions opts;
+    opts.product_code = MM_TEST_PRODUCT;
+    opts.grace = seconds(60);
+    opts.clock = &clock;
+    opts.on_event = [&](const mm::MeterEvent &ev) {
+      if (std::this_thread::get_id() != main_id) off_main++;
+      std::lock_guard<std::mutex> g(mu);
+      events.push_back(ev);
+      if (ev.kind == mm::MeterEventKind::LateEvent) throw std::runtime_error("caught by the wrapper");
+    };
+    {
+      mm::UsageMeter meter(client, opts);
+      meter.record(mm::Customer::identifier("cust-11"), "users", 4);
+      meter.record(mm::Customer::identifier("cust-11"), "users", 6, hour + seconds(120));
+      meter.record(mm::Customer::identifier("cust-12"), "gb", 5, std::nullopt,
+                   {mm::UsageAllocation{2, {{"team", "red"}}}, mm::UsageAllocation{3, {}}});
+      meter.record(mm::Customer::identifier("cust-unsubscribed"), "users", 1);
+      meter.record(mm::Customer::aws_account("111122223333",
+                                             "arn:aws:license-manager::111122223333:license:"
+                                             "l-0123456789abcdef0123456789abcdef"),
+                   "requests", 9);
+      auto st = meter.status();
+      CHECK(st.pending == 4 && st.sealed == 0);
+      CHECK(st.oldest_unsent_hour == hour);
+
+      // Bad input: an Error that names the field; nothing recorded.
+      bool thrown = false;
+      try {
+        meter.record(mm::Customer::identifier("cust-11"), "users", -1);
+      } catch (const mm::Error &err) {
+        thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == "quantity" && !err.message().empty();
+      }
+      CHECK(thrown);
+      thrown = false;
+      try {
+        meter.record(mm::Customer::aws_account("111122223333", ""), "users", 1);
+      } catch (const mm::Error &err) {
+        thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == "license_arn";
+      }
+      CHECK(thrown);
+
+      clock.advance(hours(1) + seconds(60));
+      auto sum = meter.flush();
+      CHECK(sum.sealed == 4 && sum.sent == 4 && sum.calls == 1);
+      CHECK(sum.acked == 3 && sum.dead_lettered == 1 && !sum.interrupted);
+      auto dl = meter.dead_letters();
+      CHECK(dl.size() == 1);
+      CHECK(dl.at(0).customer.customer_identifier == "cust-unsubscribed");
+      CHECK(dl.at(0).reason == "CustomerNotSubscribed");
+      CHECK(dl.at(0).hour == hour && dl.at(0).quantity == 1);
+
+      // A late event: counted in the current hour, reported (the callback's throw is contained).
+      meter.record(mm::Customer::identifier("cust-13"), "users", 2, hour);
+      auto closed = meter.close();
+      CHECK(closed.sent == 0);
+      thrown = false;
+      try {
+        meter.record(mm::Customer::identifier("cust-11"), "users", 1);
+      } catch (const mm::Error &err) {
+        thrown = err.code() == MM_STATUS_INVALID_STATE;
+      }
+      CHECK(thrown);
+    }
+    {
+      std::lock_guard<std::mutex> g(mu);
+      int acked = 0, dead = 0, late = 0;
+      for (const auto &ev : events) {
+        if (ev.kind == mm::MeterEventKind::Acked) {
+          acked++;
+          CHECK(!ev.metering_record_id.empty() && ev.kind_str == "acked");
+        } else if (ev.kind == mm::MeterEventKind::DeadLettered) {
+          dead++;
+          CHECK(ev.customer.customer_identifier == "cust-unsubscribed");
+          CHECK(ev.status_or_error == "CustomerNotSubscribed");
+        } else if (ev.kind == mm::MeterEventKind::LateEvent) {
+          late++;
+          CHECK(ev.counted_in_hour == hour + hours(1));
+          CHECK(ev.hour == hour && ev.quantity == 2);
+        }
+      }
+      CHECK(acked == 3 && dead == 1 && late == 1);
+      CHECK(off_main == 0);  // flush() and record() ran their callbacks on this thread
+    }
+
+    // The ledger: exactly what was recorded, once.
+    static char ledger[1 << 20];
+    CHECK(mm_test_control(&e, "GET", "/_emulator/ledger", nullptr, ledger, sizeof ledger) == 200);
+    std::string l(ledger);
+    auto count = [&](const std::string &s) {
+      size_t n = 0;
+      for (size_t p = l.find(s); p != std::string::npos; p = l.find(s, p + 1)) n++;
+      return n;
+    };
+    CHECK(count("\"customer_identifier\":\"cust-11\"") == 1);
+    CHECK(count("\"customer_identifier\":\"cust-12\"") == 1);
+    CHECK(count("\"customer_aws_account_id\":\"111122223333\"") == 1);
+    CHECK(count("\"customer_identifier\":\"cust-unsubscribed\"") == 0);
+    CHECK(count("\"customer_identifier\":\"cust-13\"") == 0);  // its hour is not sealed yet
+    CHECK(count("\"quantity\":10,") == 1);                       // cust-11: 4 + 6
+    CHECK(count("\"AllocatedUsageQuantity\":2") == 1);
+
+    // Moving a meter keeps its callback; assigning over one frees the old meter first.
+    {
+      std::atomic<int> a{0}, b{0};
+      mm::MeterOptions oa;
+      oa.product_code = MM_TEST_PRODUCT;
+      oa.clock = &clock;
+      oa.grace = seconds(60);
+      oa.on_event = [&](const mm::MeterEvent &) { a++; };
+      mm::MeterOptions ob = oa;
+      ob.on_event = [&](const mm::MeterEvent &) { b++; };
+      mm::UsageMeter ma(client, oa);
+      mm::UsageMeter moved(std::move(ma));
+      mm::UsageMeter mb(client, ob);
+      mb = std::move(moved);
+      mb.record(mm::Customer::identifier("cust-14"), "users", 1, hour);  // late: reported
+      CHECK(a == 1 && b == 0);
+    }
+
+    // A configuration the core refuses: the Error carries the status.
+    bool thrown = false;
+    try {
+      mm::MeterOptions bad;
+      bad.mode = mm::MeterMode::MeterUsage;
+      mm::UsageMeter m(client, bad);
+    } catch (const mm::Error &err) {
+      thrown = err.code() == MM_STATUS_INVALID_CONFIG;
+    }
+    CHECK(thrown);
+  }
+  mm::shutdown();
+  mm_test_emulator_stop(&e);
+  std::printf("test_meter_cpp: %d failure(s)\n", mm_test_failures);
+  return mm_test_failures ? 1 : 0;
+}
