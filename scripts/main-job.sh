@@ -10,15 +10,18 @@ triple=$(rustc -vV | sed -n 's/host: //p')
 
 echo "== rust"
 cargo run --quiet -p example-rust --locked
+cargo run --quiet -p example-rust --bin usage_meter --locked
 
 echo "== python"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check ./bindings-python
 .venv/bin/python examples/python/meter.py
+.venv/bin/python examples/python/usage_meter.py
 
 echo "== node"
 (cd bindings-node && npm install --no-audit --no-fund --loglevel=error)
 node examples/node/meter.js
+node examples/node/usage_meter.js
 
 if [ -f examples/c/run.sh ]; then
   echo "== c and c++"

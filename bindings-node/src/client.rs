@@ -157,13 +157,14 @@ impl NativeClient {
         let expiry = expiration_ms
             .filter(|ms| ms.is_finite() && *ms >= 0.0)
             .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64));
-        self.inner.set_credentials(marketplace_metering::Credentials::new(
-            access_key_id,
-            secret_access_key,
-            session_token,
-            expiry,
-            "NodeProvider",
-        ));
+        self.inner
+            .set_credentials(marketplace_metering::Credentials::new(
+                access_key_id,
+                secret_access_key,
+                session_token,
+                expiry,
+                "NodeProvider",
+            ));
     }
 
     /// The resolved region.
