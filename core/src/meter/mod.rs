@@ -39,6 +39,7 @@
 //! Event callbacks run on the thread that caused them (a `record()` caller, the group
 //! committer thread or a runtime worker running a flush); they must not block for long.
 
+mod crash;
 mod send;
 mod store;
 
@@ -546,7 +547,9 @@ impl Shared {
                 });
             }
         }
+        crash::hit("record_mid_txn");
         tx.commit().map_err(store::store_err)?;
+        crash::hit("record_after_commit");
         Ok(late)
     }
 

@@ -412,6 +412,9 @@ impl Db {
                 params![now, product, scope.grace],
             )
             .map_err(store_err)?;
+        if out.sealed > 0 {
+            super::crash::hit("seal_mid_txn");
+        }
         let rows: Vec<SealedRow> = {
             let mut st = tx
                 .prepare(
@@ -531,8 +534,11 @@ impl Db {
                 ),
             }
             .map_err(store_err)?;
+            super::crash::hit("mid_ack_txn");
         }
-        tx.commit().map_err(store_err)
+        tx.commit().map_err(store_err)?;
+        super::crash::hit("after_ack");
+        Ok(())
     }
 
     /// Counts per state and the oldest unsent hour.
