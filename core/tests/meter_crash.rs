@@ -435,6 +435,9 @@ impl Emu {
                 panic!("the emulator process ended before listening: {status:?}");
             }
             if let Some(p) = line.trim().strip_prefix("METERING_EMULATOR_PORT=") {
+                // Keep reading: a closed pipe would kill the emulator at its next write
+                // (libtest's "running for over 60 seconds" notice).
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
                 return (child, p.parse().unwrap());
             }
         }
