@@ -432,9 +432,10 @@ impl MeterConfigBuilder {
         self.alarm_before = Some(d);
         self
     }
-    /// Group commit: how long the committer waits for more callers (default 0: commit
-    /// at once; concurrent callers gather while the previous commit runs) and how many events
-    /// one commit takes at most (default 4096).
+    /// Group commit: how long the committer waits for more callers and how many events
+    /// one commit takes at most (default 4096). Default wait 0: adaptive — callers gather
+    /// while the previous commit runs, and a new group waits for as many callers as the
+    /// last commit released, at most half the last commit's duration (≤ 1 ms).
     pub fn group_commit(mut self, max_wait: Duration, max_events: usize) -> Self {
         self.group_max_wait = max_wait;
         self.group_max_events = Some(max_events.max(1));
@@ -524,7 +525,20 @@ impl Shared {
         let current = self.current_hour();
         let mut late = Vec::new();
         let mut db = lock(&self.db);
-        let tx = db.transaction()?;
+        let mut tx = db.transaction()?;
+        // Several events without allocations (a group commit): one multi-row upsert, unless
+        // one of them meets a bucket sealed meanwhile; then all go one by one below.
+        let mut entries: Vec<(BucketKey, Acc)> = entries.into_iter().collect();
+        if entries.len() > 1 {
+            let plain: Vec<(&Customer, &str, i64, i64)> = entries
+                .iter()
+                .filter(|(_, a)| a.allocations.as_ref().is_none_or(|m| m.is_empty()))
+                .map(|(k, a)| (&k.customer, k.dimension.as_str(), k.hour, a.quantity))
+                .collect();
+            if plain.len() > 1 && Db::apply_many(&mut tx, &self.scope.product_code, &plain)? {
+                entries.retain(|(_, a)| a.allocations.as_ref().is_some_and(|m| !m.is_empty()));
+            }
+        }
         for (k, acc) in entries {
             if let Some(h) = Db::apply(
                 &tx,
@@ -592,6 +606,10 @@ struct GroupQueue {
     count: usize,
     slot: Arc<Slot>,
     stop: bool,
+    /// How many callers the committer waits for (adaptive mode): as many as the last
+    /// commit released. Callers wake the committer only on the first event of a group and
+    /// when this many have arrived.
+    want: usize,
 }
 
 struct Group {
@@ -602,9 +620,18 @@ struct Group {
     room: Condvar,
 }
 
+/// The committer thread of `Durability::Group`.
+///
+/// With `max_wait` zero (the default) the group size adapts: once a group has started, the
+/// committer waits until as many callers have arrived as the last commit released (they
+/// are the ones likely to call again at once), but no longer than half the last commit's
+/// duration (at most 1 ms), so a caller that stopped costs one short wait, not throughput.
+/// With `max_wait` set it waits up to `max_wait` for `max_events`.
 fn committer(shared: Arc<Shared>, group: Arc<Group>, max_wait: Duration, max_events: usize) {
+    use std::time::Instant;
+    let mut last_commit = Duration::ZERO;
     loop {
-        let (batch, slot) = {
+        let (batch, slot, n) = {
             let mut q = lock(&group.queue);
             while q.count == 0 && !q.stop {
                 q = group.cv.wait(q).unwrap_or_else(|p| p.into_inner());
@@ -612,10 +639,18 @@ fn committer(shared: Arc<Shared>, group: Arc<Group>, max_wait: Duration, max_eve
             if q.count == 0 && q.stop {
                 return;
             }
-            if !max_wait.is_zero() {
-                let deadline = std::time::Instant::now() + max_wait;
-                while q.count < max_events && !q.stop {
-                    let now = std::time::Instant::now();
+            let (target, wait) = if max_wait.is_zero() {
+                (
+                    q.want.min(max_events),
+                    (last_commit / 2).min(Duration::from_millis(1)),
+                )
+            } else {
+                (max_events, max_wait)
+            };
+            if q.count < target && !wait.is_zero() {
+                let deadline = Instant::now() + wait;
+                while q.count < target && !q.stop {
+                    let now = Instant::now();
                     if now >= deadline {
                         break;
                     }
@@ -626,13 +661,19 @@ fn committer(shared: Arc<Shared>, group: Arc<Group>, max_wait: Duration, max_eve
                         .unwrap_or_else(|p| p.into_inner().0);
                 }
             }
+            let n = q.count;
             q.count = 0;
             let batch = std::mem::take(&mut q.open);
             let slot = std::mem::take(&mut q.slot);
             group.room.notify_all();
-            (batch, slot)
+            (batch, slot, n)
         };
-        match shared.write(batch) {
+        let started = Instant::now();
+        let result = shared.write(batch);
+        last_commit = started.elapsed();
+        // The callers released now are the ones expected in the next group.
+        lock(&group.queue).want = n.max(1);
+        match result {
             Ok(late) => {
                 slot.finish(Ok(()));
                 shared.emit(late);
@@ -760,6 +801,7 @@ impl UsageMeter {
                     count: 0,
                     slot: Arc::default(),
                     stop: false,
+                    want: 1,
                 }),
                 cv: Condvar::new(),
                 room: Condvar::new(),
@@ -872,9 +914,12 @@ impl UsageMeter {
                     }
                     qg.open.entry(key).or_default().add(quantity, allocs);
                     qg.count += 1;
+                    // Wake the committer to start a group, and when it is complete.
+                    if qg.count == 1 || qg.count == qg.want || qg.count >= *max_events {
+                        g.cv.notify_one();
+                    }
                     qg.slot.clone()
                 };
-                g.cv.notify_one();
                 slot.wait()
             }
             None => {
