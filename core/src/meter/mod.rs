@@ -576,28 +576,30 @@ impl Shared {
     }
 }
 
-/// One group commit's callers wait on this.
+/// One group commit's result; its callers park until it is set.
+///
+/// Callers register their thread in the queue (under its lock) before checking the result,
+/// and the committer sets the result before unparking them, so no wake-up is lost; a
+/// spurious or stale unpark only makes a caller check again.
 #[derive(Default)]
 struct Slot {
-    done: Mutex<Option<Result<(), String>>>,
-    cv: Condvar,
+    result: std::sync::OnceLock<Result<(), String>>,
 }
 
 impl Slot {
     fn wait(&self) -> Result<(), Error> {
-        let mut g = lock(&self.done);
-        while g.is_none() {
-            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
-        }
-        match g.as_ref() {
-            Some(Ok(())) => Ok(()),
-            Some(Err(m)) => Err(Error::invalid_state(m.clone())),
-            None => Err(Error::invalid_state("group commit did not finish")),
+        loop {
+            if let Some(r) = self.result.get() {
+                return r.clone().map_err(Error::invalid_state);
+            }
+            std::thread::park();
         }
     }
-    fn finish(&self, r: Result<(), String>) {
-        *lock(&self.done) = Some(r);
-        self.cv.notify_all();
+    fn finish(&self, r: Result<(), String>, waiters: Vec<std::thread::Thread>) {
+        let _ = self.result.set(r);
+        for t in waiters {
+            t.unpark();
+        }
     }
 }
 
@@ -605,6 +607,8 @@ struct GroupQueue {
     open: Buffer,
     count: usize,
     slot: Arc<Slot>,
+    /// The callers waiting for `slot`.
+    waiters: Vec<std::thread::Thread>,
     stop: bool,
     /// How many callers the committer waits for (adaptive mode): as many as the last
     /// commit released. Callers wake the committer only on the first event of a group and
@@ -631,7 +635,7 @@ fn committer(shared: Arc<Shared>, group: Arc<Group>, max_wait: Duration, max_eve
     use std::time::Instant;
     let mut last_commit = Duration::ZERO;
     loop {
-        let (batch, slot, n) = {
+        let (batch, slot, n, waiters) = {
             let mut q = lock(&group.queue);
             while q.count == 0 && !q.stop {
                 q = group.cv.wait(q).unwrap_or_else(|p| p.into_inner());
@@ -665,8 +669,9 @@ fn committer(shared: Arc<Shared>, group: Arc<Group>, max_wait: Duration, max_eve
             q.count = 0;
             let batch = std::mem::take(&mut q.open);
             let slot = std::mem::take(&mut q.slot);
+            let waiters = std::mem::take(&mut q.waiters);
             group.room.notify_all();
-            (batch, slot, n)
+            (batch, slot, n, waiters)
         };
         let started = Instant::now();
         let result = shared.write(batch);
@@ -675,10 +680,10 @@ fn committer(shared: Arc<Shared>, group: Arc<Group>, max_wait: Duration, max_eve
         lock(&group.queue).want = n.max(1);
         match result {
             Ok(late) => {
-                slot.finish(Ok(()));
+                slot.finish(Ok(()), waiters);
                 shared.emit(late);
             }
-            Err(e) => slot.finish(Err(e.to_string())),
+            Err(e) => slot.finish(Err(e.to_string()), waiters),
         }
     }
 }
@@ -800,6 +805,7 @@ impl UsageMeter {
                     open: Buffer::new(),
                     count: 0,
                     slot: Arc::default(),
+                    waiters: Vec::new(),
                     stop: false,
                     want: 1,
                 }),
@@ -918,6 +924,7 @@ impl UsageMeter {
                     if qg.count == 1 || qg.count == qg.want || qg.count >= *max_events {
                         g.cv.notify_one();
                     }
+                    qg.waiters.push(std::thread::current());
                     qg.slot.clone()
                 };
                 slot.wait()
