@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Benchmark of the usage meter: record() throughput and flushing 10,000 customer-hours.
 
-//! Run with `cargo run --release -p marketplace-metering --example meter_bench`.
+//! Run with `cargo run --release -p marketplace-metering --example meter_bench`
+//! (`MM_BENCH_ONLY="NORMAL, 8"` runs only the durable lines whose label contains the text).
 //!
 //! 1. `record()` calls/s into the in-memory store, one thread;
 //! 2. `record()` calls/s durable with group commit (SQLite file, WAL) from 8 threads, and
@@ -78,8 +79,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let dims = ["users", "gb", "requests"];
 
+    // MM_BENCH_ONLY=<text>: only the durable lines whose label contains it (for A/B runs).
+    let only = std::env::var("MM_BENCH_ONLY").ok();
+
     // 1. In-memory store, one thread.
-    {
+    if only.is_none() {
         let meter = UsageMeter::new(
             MeterConfig::builder()
                 .client(client(&emu))
@@ -144,6 +148,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             20_000,
         ),
     ] {
+        if only.as_deref().is_some_and(|o| !label.contains(o)) {
+            continue;
+        }
         let path = temp_db("durable");
         remove_db(&path);
         let meter = UsageMeter::new(
@@ -184,6 +191,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         remove_db(&path);
     }
 
+    if only.is_some() {
+        return Ok(());
+    }
     // 3. Flushing 10,000 customer-hours (5,000 customers × 2 hours) to the emulator.
     {
         let base = now() / H * H;
