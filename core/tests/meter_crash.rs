@@ -37,6 +37,9 @@
 //!   otherwise this test binary hosting `Emulator::start` with `state_dir`, which is what
 //!   `--state-dir` sets), itself killed with SIGKILL now and then; `Group` meter, four
 //!   recording threads.
+//! * `kill9_meter_usage_mode_emulator_in_parent`: like the first, in `MeterUsage` mode (one
+//!   call per dimension-hour with a `ClientToken` derived from the bucket; the customer is
+//!   ignored, so the buckets are (dimension, hour)).
 //!
 //! Then the ledger, read back from the state directory, must hold for every (customer,
 //! dimension, hour) exactly one billed record whose quantity is the sum of the events logged
@@ -46,14 +49,14 @@
 //! acked buckets as the ledger holds records.
 //!
 //! Hours: the stream covers `2 × kills + 8` consecutive past hours ending an hour before the
-//! current real hour (40 or 60 events each). To have that many hours seal and send within
+//! current real hour (30 to 60 events each). To have that many hours seal and send within
 //! the run, the emulator's window (`max_past_secs`) and the meter's `window` are set to 120
 //! days instead of 6 hours.
 //! Late events: about 4% of events carry a timestamp two hours back; the meter counts them
 //! in the current hour (the hour being played), which is where the test expects them.
 //!
-//! `MM_CRASH_KILLS=<n>` sets the kills per variant (default 50 and 30), `MM_CRASH_SEED=<n>`
-//! the seed (default 1 and 2); both are printed.
+//! `MM_CRASH_KILLS=<n>` sets the kills per variant (default 40, 25 and 15),
+//! `MM_CRASH_SEED=<n>` the seed (default 1, 2 and 3); both are printed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -66,7 +69,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{
-    Customer, Durability, MeterConfig, MeterStatus, Store, UsageMeter,
+    Customer, Durability, MeterConfig, MeterMode, MeterStatus, Store, UsageMeter,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::{Client, Config};
@@ -105,6 +108,8 @@ struct Params {
     threads: u64,
     t0: i64,
     group: bool,
+    /// `MeterMode::MeterUsage`: buckets are (dimension, hour), the customer is ignored.
+    meter_usage: bool,
 }
 
 impl Params {
@@ -117,7 +122,11 @@ impl Params {
             .env("MM_CRASH_PER_HOUR", self.per_hour.to_string())
             .env("MM_CRASH_THREADS", self.threads.to_string())
             .env("MM_CRASH_T0", self.t0.to_string())
-            .env("MM_CRASH_GROUP", if self.group { "1" } else { "0" });
+            .env("MM_CRASH_GROUP", if self.group { "1" } else { "0" })
+            .env(
+                "MM_CRASH_METER_USAGE",
+                if self.meter_usage { "1" } else { "0" },
+            );
     }
     fn from_env() -> Params {
         let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set"));
@@ -128,6 +137,7 @@ impl Params {
             threads: get("MM_CRASH_THREADS").parse().unwrap(),
             t0: get("MM_CRASH_T0").parse().unwrap(),
             group: get("MM_CRASH_GROUP") == "1",
+            meter_usage: get("MM_CRASH_METER_USAGE") == "1",
         }
     }
 }
@@ -199,15 +209,20 @@ fn client(endpoint: &str) -> Client {
     )
 }
 
-fn open_meter(dir: &Path, endpoint: &str, group: bool, clock: Arc<AtomicI64>) -> UsageMeter {
+fn open_meter(dir: &Path, endpoint: &str, p: &Params, clock: Arc<AtomicI64>) -> UsageMeter {
     let b = MeterConfig::builder()
+        .mode(if p.meter_usage {
+            MeterMode::MeterUsage
+        } else {
+            MeterMode::Batch
+        })
         .client(client(endpoint))
         .store(Store::sqlite(dir.join("meter.db")))
         .product_code(metering_emulator::PRODUCT_CODE)
         .grace(Duration::from_secs(GRACE as u64))
         .window(Duration::from_secs(WINDOW as u64))
         .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
-        .durability(if group {
+        .durability(if p.group {
             Durability::Group
         } else {
             Durability::Durable
@@ -309,7 +324,7 @@ fn meter_child() {
     let clock = Arc::new(AtomicI64::new(0));
     let start_phase = (next.iter().copied().min().unwrap().min(p.total()) / p.per_hour) as i64;
     clock.store(phase_clock(&p, start_phase), Ordering::SeqCst);
-    let meter = open_meter(&dir, &endpoint, p.group, clock.clone());
+    let meter = open_meter(&dir, &endpoint, &p, clock.clone());
     log_line(&log, "s 0\n");
     for phase in start_phase..p.hours {
         clock.store(phase_clock(&p, phase), Ordering::SeqCst);
@@ -690,7 +705,7 @@ fn run(name: &str, mut emu: Emu, dir: &Path, p: Params, kills: u64, restart_ever
     // The meter's own view, read from its store.
     let endpoint = emu.endpoint();
     let clock = Arc::new(AtomicI64::new(phase_clock(&p, p.hours)));
-    let meter = open_meter(dir, &endpoint, false, clock);
+    let meter = open_meter(dir, &endpoint, &p, clock);
     let status: MeterStatus = meter.status().unwrap();
     let dead = meter.dead_letters().unwrap();
     drop(meter);
@@ -729,7 +744,12 @@ fn verify(
     let mut expected: HashMap<Key, (i64, Vec<i64>)> = HashMap::new();
     for i in 0..p.total() {
         let e = event(p, i);
-        let k = (e.customer, e.dimension.to_owned(), e.bucket_hour);
+        let who = if p.meter_usage {
+            String::new()
+        } else {
+            e.customer
+        };
+        let k = (who, e.dimension.to_owned(), e.bucket_hour);
         if done.contains(&i) {
             expected.entry(k).or_default().0 += e.quantity;
         } else if begun.contains(&i) {
@@ -748,7 +768,13 @@ fn verify(
             e.product_code.as_deref(),
             Some(metering_emulator::PRODUCT_CODE)
         );
-        let who = e.customer_identifier.clone().expect("a CustomerIdentifier");
+        let who = if p.meter_usage {
+            assert_eq!(e.operation, "MeterUsage");
+            assert!(e.customer_identifier.is_none());
+            String::new()
+        } else {
+            e.customer_identifier.clone().expect("a CustomerIdentifier")
+        };
         billed
             .entry((who, e.dimension.clone(), e.hour))
             .or_default()
@@ -820,7 +846,7 @@ fn hours_for(kills: u64) -> i64 {
 
 #[test]
 fn kill9_durable_meter_emulator_in_parent() {
-    let kills = env_u64("MM_CRASH_KILLS", 50);
+    let kills = env_u64("MM_CRASH_KILLS", 40);
     let p = Params {
         seed: env_u64("MM_CRASH_SEED", 1),
         hours: hours_for(kills),
@@ -828,6 +854,7 @@ fn kill9_durable_meter_emulator_in_parent() {
         threads: 1,
         t0: real_hour() - (hours_for(kills) + 1) * H,
         group: false,
+        meter_usage: false,
     };
     let dir = work_dir("durable");
     let emu_dir = dir.join("emulator");
@@ -841,7 +868,7 @@ fn kill9_durable_meter_emulator_in_parent() {
 
 #[test]
 fn kill9_group_commit_meter_and_emulator_process() {
-    let kills = env_u64("MM_CRASH_KILLS", 30);
+    let kills = env_u64("MM_CRASH_KILLS", 25);
     let p = Params {
         seed: env_u64("MM_CRASH_SEED", 2),
         hours: hours_for(kills),
@@ -849,6 +876,7 @@ fn kill9_group_commit_meter_and_emulator_process() {
         threads: 4,
         t0: real_hour() - (hours_for(kills) + 1) * H,
         group: true,
+        meter_usage: false,
     };
     let dir = work_dir("group");
     let emu_dir = dir.join("emulator");
@@ -861,5 +889,27 @@ fn kill9_group_commit_meter_and_emulator_process() {
         bin,
     };
     run("group", emu, &dir, p, kills, 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn kill9_meter_usage_mode_emulator_in_parent() {
+    let kills = env_u64("MM_CRASH_KILLS", 15);
+    let p = Params {
+        seed: env_u64("MM_CRASH_SEED", 3),
+        hours: hours_for(kills),
+        per_hour: 30,
+        threads: 1,
+        t0: real_hour() - (hours_for(kills) + 1) * H,
+        group: false,
+        meter_usage: true,
+    };
+    let dir = work_dir("meter-usage");
+    let emu_dir = dir.join("emulator");
+    let emu = Emu::InParent {
+        emu: Some(Emulator::start(emulator_config(&emu_dir)).unwrap()),
+        dir: emu_dir,
+    };
+    run("meter-usage", emu, &dir, p, kills, 6);
     let _ = std::fs::remove_dir_all(&dir);
 }
