@@ -1,13 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 // Benchmark of the usage meter: record() throughput and flushing 10,000 customer-hours.
 
-//! Run with `cargo run --release -p marketplace-metering --example meter_bench`.
+//! Run with `cargo run --release -p marketplace-metering --example meter_bench`
+//! (`MM_BENCH_ONLY="NORMAL, 8"` runs only the durable lines whose label contains the text).
 //!
 //! 1. `record()` calls/s into the in-memory store, one thread;
 //! 2. `record()` calls/s durable with group commit (SQLite file, WAL) from 8 threads, and
 //!    one commit per call from 1 thread, each with `synchronous=FULL` (power-loss safe) and
 //!    `synchronous=NORMAL` (safe against kill -9 of the process only);
-//! 3. flushing 10,000 customer-hours to the in-process emulator.
+//! 3. flushing 10,000 customer-hours to the in-process emulator;
+//! 4. where one group commit's time goes: this disk's fdatasync, one SQLite transaction of
+//!    8 upserts (the meter's own statement and schema) with `synchronous` OFF, NORMAL and
+//!    FULL, and a round of 8 thread wake-ups through a mutex and condition variables.
+//!
+//! With every caller blocked until its commit, group commit gives at most
+//! `threads / commit latency` calls/s, so 8 threads reach 100,000 calls/s only if a commit
+//! takes ≤ 80 µs: out of reach with an fsync per commit on a disk whose fdatasync takes
+//! longer than that (section 4 prints it). The 64-thread lines show the same commits serving
+//! more callers.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -69,8 +79,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let dims = ["users", "gb", "requests"];
 
+    // MM_BENCH_ONLY=<text>: only the durable lines whose label contains it (for A/B runs).
+    let only = std::env::var("MM_BENCH_ONLY").ok();
+
     // 1. In-memory store, one thread.
-    {
+    if only.is_none() {
         let meter = UsageMeter::new(
             MeterConfig::builder()
                 .client(client(&emu))
@@ -107,6 +120,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             50_000,
         ),
         (
+            "group commit, FULL, 64 threads",
+            Durability::Group,
+            true,
+            64,
+            1_000,
+        ),
+        (
+            "group commit, NORMAL, 64 threads",
+            Durability::Group,
+            false,
+            64,
+            8_000,
+        ),
+        (
             "one commit per call, FULL, 1 thread",
             Durability::Durable,
             true,
@@ -121,6 +148,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             20_000,
         ),
     ] {
+        if only.as_deref().is_some_and(|o| !label.contains(o)) {
+            continue;
+        }
         let path = temp_db("durable");
         remove_db(&path);
         let meter = UsageMeter::new(
@@ -161,6 +191,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         remove_db(&path);
     }
 
+    if only.is_some() {
+        return Ok(());
+    }
     // 3. Flushing 10,000 customer-hours (5,000 customers × 2 hours) to the emulator.
     {
         let base = now() / H * H;
@@ -197,6 +230,200 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         drop(meter);
         remove_db(&path);
     }
+    breakdown(&emu, &names)?;
     std::thread::sleep(Duration::from_millis(10));
+    Ok(())
+}
+
+fn mean_us(total: Duration, n: usize) -> f64 {
+    total.as_secs_f64() * 1e6 / n as f64
+}
+
+/// 4. The parts of one group commit, measured one by one.
+fn breakdown(emu: &Emulator, names: &[Customer]) -> Result<(), Box<dyn std::error::Error>> {
+    // The disk: append 4 KiB (about one WAL frame) and fdatasync.
+    {
+        use std::io::Write;
+        let path = temp_db("fsync");
+        let mut f = std::fs::File::create(&path)?;
+        let page = [7u8; 4096];
+        let n = 2_000;
+        let mut lat = Vec::with_capacity(n);
+        let t = Instant::now();
+        for _ in 0..n {
+            let a = Instant::now();
+            f.write_all(&page)?;
+            f.sync_data()?;
+            lat.push(a.elapsed());
+        }
+        let total = t.elapsed();
+        lat.sort();
+        println!(
+            "breakdown: write 4 KiB + fdatasync:                   {:>8.1} µs mean, {:.1} µs median, {:.1} µs p99",
+            mean_us(total, n),
+            lat[n / 2].as_secs_f64() * 1e6,
+            lat[n * 99 / 100].as_secs_f64() * 1e6
+        );
+        drop(f);
+        let _ = std::fs::remove_file(&path);
+    }
+    // One transaction of 8 upserts, the meter's statement on the meter's schema.
+    {
+        let path = temp_db("breakdown");
+        remove_db(&path);
+        let meter = UsageMeter::new(
+            MeterConfig::builder()
+                .client(client(emu))
+                .store(Store::sqlite(&path))
+                .product_code(metering_emulator::PRODUCT_CODE)
+                .build()?,
+        )?;
+        meter.record(names[0].clone(), "users", 1, None, None)?;
+        drop(meter);
+        let mut conn = rusqlite::Connection::open(&path)?;
+        let hour = now() / H * H;
+        let dims = ["users", "gb", "requests"];
+        for sync in ["OFF", "NORMAL", "FULL"] {
+            conn.execute_batch(&format!("PRAGMA synchronous={sync};"))?;
+            let n = if sync == "FULL" { 1_000 } else { 10_000 };
+            let t = Instant::now();
+            for i in 0..n {
+                let tx = conn.transaction()?;
+                {
+                    let mut st = tx.prepare_cached(
+                        "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour, quantity)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour)
+                         DO UPDATE SET quantity = quantity + excluded.quantity WHERE state = 'pending'",
+                    )?;
+                    for k in 0..8 {
+                        let c = (i * 8 + k) * 131 % 1000;
+                        st.execute(rusqlite::params![
+                            metering_emulator::PRODUCT_CODE,
+                            "",
+                            "C",
+                            format!("cust-{}", c + 1),
+                            dims[(i + k) % 3],
+                            hour,
+                            1
+                        ])?;
+                    }
+                }
+                tx.commit()?;
+            }
+            println!(
+                "breakdown: 1 transaction of 8 upserts, {sync:<6}         {:>8.1} µs",
+                mean_us(t.elapsed(), n)
+            );
+        }
+        drop(conn);
+        remove_db(&path);
+    }
+    // 8 callers and a committer: one round of wake-ups without any commit.
+    {
+        use std::sync::{Condvar, Mutex};
+        struct Q {
+            count: usize,
+            round: u64,
+        }
+        let q = Arc::new((
+            Mutex::new(Q { count: 0, round: 0 }),
+            Condvar::new(),
+            Condvar::new(),
+        ));
+        let rounds = 20_000u64;
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                let q = q.clone();
+                s.spawn(move || {
+                    let (m, to_committer, to_callers) = &*q;
+                    for r in 0..rounds {
+                        let mut g = m.lock().unwrap();
+                        g.count += 1;
+                        if g.count == 8 {
+                            to_committer.notify_one();
+                        }
+                        while g.round == r {
+                            g = to_callers.wait(g).unwrap();
+                        }
+                    }
+                });
+            }
+            let (m, to_committer, to_callers) = &*q;
+            for _ in 0..rounds {
+                let mut g = m.lock().unwrap();
+                while g.count < 8 {
+                    g = to_committer.wait(g).unwrap();
+                }
+                g.count = 0;
+                g.round += 1;
+                to_callers.notify_all();
+            }
+        });
+        println!(
+            "breakdown: 8 wake-ups, condvar (before):               {:>8.1} µs",
+            mean_us(t.elapsed(), rounds as usize)
+        );
+    }
+    // The same with park/unpark, as the meter's committer does now.
+    {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::{Condvar, Mutex};
+        struct Q {
+            count: usize,
+            waiters: Vec<std::thread::Thread>,
+        }
+        let q = Arc::new((
+            Mutex::new(Q {
+                count: 0,
+                waiters: Vec::new(),
+            }),
+            Condvar::new(),
+        ));
+        let round = Arc::new(AtomicU64::new(0));
+        let rounds = 20_000u64;
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                let (q, round) = (q.clone(), round.clone());
+                s.spawn(move || {
+                    let (m, to_committer) = &*q;
+                    for r in 0..rounds {
+                        {
+                            let mut g = m.lock().unwrap();
+                            g.count += 1;
+                            g.waiters.push(std::thread::current());
+                            if g.count == 8 {
+                                to_committer.notify_one();
+                            }
+                        }
+                        while round.load(Ordering::Acquire) == r {
+                            std::thread::park();
+                        }
+                    }
+                });
+            }
+            let (m, to_committer) = &*q;
+            for _ in 0..rounds {
+                let waiters = {
+                    let mut g = m.lock().unwrap();
+                    while g.count < 8 {
+                        g = to_committer.wait(g).unwrap();
+                    }
+                    g.count = 0;
+                    std::mem::take(&mut g.waiters)
+                };
+                round.fetch_add(1, Ordering::Release);
+                for w in waiters {
+                    w.unpark();
+                }
+            }
+        });
+        println!(
+            "breakdown: 8 wake-ups, park/unpark (now):              {:>8.1} µs",
+            mean_us(t.elapsed(), rounds as usize)
+        );
+    }
     Ok(())
 }

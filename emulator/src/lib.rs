@@ -126,6 +126,15 @@ impl Emulator {
         self.shared.service.ledger()
     }
 
+    /// Usage records refused because their (product or license, customer, dimension, hour)
+    /// was already billed with another quantity (`DuplicateRecord` from BatchMeterUsage,
+    /// `DuplicateRequestException` or an `IdempotencyConflictException` from MeterUsage), in
+    /// arrival order. Nothing here was billed; `metering_record_id` is the id of the record
+    /// billed first. Persisted with the ledger when a state directory is set.
+    pub fn rejected_duplicates(&self) -> Vec<LedgerEntry> {
+        self.shared.service.rejected_duplicates()
+    }
+
     /// Every service request answered (oldest first, up to `request_log_limit`).
     pub fn requests(&self) -> Vec<RequestLogEntry> {
         self.shared.requests()

@@ -593,6 +593,9 @@ async fn control(
             )
         }
         ("/_emulator/ledger", "GET") => json_response(200, &shared.service.ledger(), request_id),
+        ("/_emulator/duplicates", "GET") => {
+            json_response(200, &shared.service.rejected_duplicates(), request_id)
+        }
         ("/_emulator/requests", "GET") => json_response(200, &shared.requests(), request_id),
         ("/_emulator/reset", "POST") => match shared.reset() {
             Ok(()) => json_response(200, &serde_json::json!({ "reset": true }), request_id),
@@ -636,6 +639,7 @@ async fn control(
         (
             "/_emulator/health"
             | "/_emulator/ledger"
+            | "/_emulator/duplicates"
             | "/_emulator/requests"
             | "/_emulator/reset"
             | "/_emulator/state"

@@ -69,11 +69,17 @@ struct JournalLine {
     dedup: Vec<DedupRow>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     tokens: Vec<TokenRow>,
+    /// Records refused as duplicates with another quantity (not billed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rejected: Vec<LedgerEntry>,
 }
 
 impl JournalLine {
     fn is_empty(&self) -> bool {
-        self.ledger.is_empty() && self.dedup.is_empty() && self.tokens.is_empty()
+        self.ledger.is_empty()
+            && self.dedup.is_empty()
+            && self.tokens.is_empty()
+            && self.rejected.is_empty()
     }
 }
 
@@ -81,6 +87,7 @@ impl JournalLine {
 #[derive(Default)]
 struct State {
     ledger: Vec<LedgerEntry>,
+    rejected: Vec<LedgerEntry>,
     batch_dedup: HashMap<String, Dedup>,
     meter_dedup: HashMap<String, Dedup>,
     tokens: HashMap<String, Token>,
@@ -113,6 +120,7 @@ impl State {
             );
         }
         self.ledger.extend(line.ledger);
+        self.rejected.extend(line.rejected);
     }
 
     /// Writes the change durably (when a state directory is configured), then applies it.
@@ -319,6 +327,10 @@ impl Service {
         lock(&self.state).ledger.clone()
     }
 
+    pub fn rejected_duplicates(&self) -> Vec<LedgerEntry> {
+        lock(&self.state).rejected.clone()
+    }
+
     /// Clears the ledger and the de-duplication and idempotency tables (and the journal).
     pub fn reset(&self) -> io::Result<()> {
         let mut st = lock(&self.state);
@@ -390,6 +402,19 @@ impl Service {
                     let status = if d.quantity == p.quantity {
                         "Success"
                     } else {
+                        journal.rejected.push(LedgerEntry {
+                            operation: "BatchMeterUsage".into(),
+                            product_code: Some(p.product_code.clone()),
+                            customer_identifier: r.customer_identifier.clone(),
+                            customer_aws_account_id: r.customer_aws_account_id.clone(),
+                            license_arn: r.license_arn.clone(),
+                            dimension: r.dimension.clone().unwrap_or_default(),
+                            hour: p.hour,
+                            timestamp: p.timestamp,
+                            quantity: p.quantity,
+                            allocations: allocations_value(&r.usage_allocations),
+                            metering_record_id: d.id.clone(),
+                        });
                         "DuplicateRecord"
                     };
                     results.push(ResultItem {
@@ -510,6 +535,23 @@ impl Service {
         if let Some(tk) = &token_key {
             if let Some(t) = st.tokens.get(tk) {
                 if t.fingerprint != fingerprint {
+                    let rejected = LedgerEntry {
+                        operation: "MeterUsage".into(),
+                        product_code: Some(pc.to_string()),
+                        customer_identifier: None,
+                        customer_aws_account_id: None,
+                        license_arn: None,
+                        dimension: dim.to_string(),
+                        hour,
+                        timestamp: ts,
+                        quantity,
+                        allocations: allocations_value(&input.usage_allocations),
+                        metering_record_id: t.id.clone(),
+                    };
+                    st.commit(JournalLine {
+                        rejected: vec![rejected],
+                        ..JournalLine::default()
+                    })?;
                     return Err(ApiError::client(
                         "IdempotencyConflictException",
                         "The ClientToken was already used with different request parameters.",
@@ -522,13 +564,32 @@ impl Service {
             }
         }
         let mut journal = JournalLine::default();
-        let id = match st.meter_dedup.get(&key) {
+        let id = match st.meter_dedup.get(&key).cloned() {
             Some(d) if d.quantity != quantity => {
+                let rejected = LedgerEntry {
+                    operation: "MeterUsage".into(),
+                    product_code: Some(pc.to_string()),
+                    customer_identifier: None,
+                    customer_aws_account_id: None,
+                    license_arn: None,
+                    dimension: dim.to_string(),
+                    hour,
+                    timestamp: ts,
+                    quantity,
+                    allocations: allocations_value(&input.usage_allocations),
+                    metering_record_id: d.id.clone(),
+                };
+                let quantity_billed = d.quantity;
+                if !dry_run {
+                    st.commit(JournalLine {
+                        rejected: vec![rejected],
+                        ..JournalLine::default()
+                    })?;
+                }
                 return Err(ApiError::client(
                     "DuplicateRequestException",
                     format!(
-                        "Usage for dimension {dim} of product {pc} in this hour was already recorded with a different quantity ({}).",
-                        d.quantity
+                        "Usage for dimension {dim} of product {pc} in this hour was already recorded with a different quantity ({quantity_billed}).",
                     ),
                 ));
             }

@@ -72,8 +72,12 @@ async fn call_port(port: u16, op: &str, body: serde_json::Value, signer: &Signer
 }
 
 async fn ledger(port: u16) -> Vec<LedgerEntry> {
+    control_list(port, "ledger").await
+}
+
+async fn control_list(port: u16, what: &str) -> Vec<LedgerEntry> {
     let text = client()
-        .get(format!("http://127.0.0.1:{port}/_emulator/ledger"))
+        .get(format!("http://127.0.0.1:{port}/_emulator/{what}"))
         .send()
         .await
         .unwrap()
@@ -249,6 +253,10 @@ async fn state_dir_keeps_ledger_dedup_and_tokens_across_restarts() {
     .expect_ok();
     let after = ledger(p.port).await;
     assert_eq!(after.len(), 4);
+    // The idempotency conflict (10) and the duplicate (5) were refused and kept apart.
+    let refused = control_list(p.port, "duplicates").await;
+    let quantities: Vec<i64> = refused.iter().map(|e| e.quantity).collect();
+    assert_eq!(quantities, [10, 5]);
     drop(p); // SIGKILL: nothing is lost, every billed batch was fsync'd
 
     // A torn last line (crash mid-write) is dropped on load.
@@ -258,6 +266,7 @@ async fn state_dir_keeps_ledger_dedup_and_tokens_across_restarts() {
     std::fs::write(&journal, text).unwrap();
     let p = spawn(&["--state-dir", d]);
     assert_eq!(ledger(p.port).await, after);
+    assert_eq!(control_list(p.port, "duplicates").await, refused);
     // Reset clears the persisted state too.
     client()
         .post(format!("http://127.0.0.1:{}/_emulator/reset", p.port))

@@ -434,6 +434,15 @@ async fn batch_dedup_same_quantity_is_billed_once_other_quantity_is_duplicate() 
     let dup = call(&emu, "BatchMeterUsage", batch(vec![rec(4, t)])).await;
     assert_eq!(dup.expect_ok()["Results"][0]["Status"], "DuplicateRecord");
     assert_eq!(emu.ledger().len(), 1);
+    // The refused record is kept apart, with the id of the record billed first.
+    let rejected = emu.rejected_duplicates();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].quantity, 4);
+    assert_eq!(rejected[0].customer_identifier.as_deref(), Some("cust-1"));
+    assert_eq!(
+        serde_json::Value::from(rejected[0].metering_record_id.clone()),
+        id
+    );
     // Within one batch.
     let r = call(
         &emu,
@@ -534,6 +543,8 @@ async fn meter_usage_dedup_idempotency_and_dry_run() {
         .await
         .expect_error(400, "DuplicateRequestException");
     assert_eq!(emu.ledger().len(), 1);
+    assert_eq!(emu.rejected_duplicates().len(), 1);
+    assert_eq!(emu.rejected_duplicates()[0].quantity, 6);
     // Another identity is another caller.
     let r = call_as(&emu, "MeterUsage", body(6, None), &Signer::session()).await;
     assert_ne!(r.expect_ok()["MeteringRecordId"], id);

@@ -197,6 +197,9 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     shared.drain()?;
     let now = (shared.clock)();
     let prepared = lock(&shared.db).prepare(&shared.scope, now)?;
+    if prepared.sealed > 0 {
+        super::crash::hit("after_seal");
+    }
     let mut sum = FlushSummary {
         sealed: prepared.sealed,
         expired: prepared.expired,
@@ -257,7 +260,9 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
 fn mark_sending(inner: &Inner, items: &[SendItem]) -> Result<(), Error> {
     let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
     let now = (inner.shared.clock)();
-    lock(&inner.shared.db).mark_sending(&ids, now)
+    lock(&inner.shared.db).mark_sending(&ids, now)?;
+    super::crash::hit("before_send");
+    Ok(())
 }
 
 /// Handles an error that answered a whole call.
@@ -332,7 +337,9 @@ async fn send_batch(
             usage_records: records,
             product_code: product.clone(),
         };
-        let out = match inner.client.send_batch_meter_usage(input).await {
+        let out = inner.client.send_batch_meter_usage(input).await;
+        super::crash::hit("after_send_before_ack");
+        let out = match out {
             Ok(out) => out,
             Err(e) => return call_failed(inner, items, e.into(), sum),
         };
@@ -441,7 +448,9 @@ async fn send_meter_usage(
         mark_sending(inner, std::slice::from_ref(&it))?;
         sum.calls += 1;
         sum.sent += 1;
-        match inner.client.send_meter_usage(input).await {
+        let out = inner.client.send_meter_usage(input).await;
+        super::crash::hit("after_send_before_ack");
+        match out {
             Ok(out) => {
                 let id = out.metering_record_id().unwrap_or_default().to_owned();
                 res.ack(&it, id, sum);
