@@ -14,7 +14,9 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "rust: tests (core, emulator, bindings' unit tests, examples)"
-cargo test --workspace --locked
+# The meter's kill -9 crash test runs the real emulator binary (built by this same command).
+METERING_EMULATOR_BIN="${CARGO_TARGET_DIR:-$root/target}/$triple/debug/metering-emulator" \
+  cargo test --workspace --locked
 
 step "python: virtual environment, package built from source, test tools"
 [ -x .venv/bin/python ] || python3 -m venv .venv
