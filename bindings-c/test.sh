@@ -92,10 +92,13 @@ for link in shared static; do
   cmake --build "$work/consumer-cmake-$link" -j "$jobs"
   for exe in consumer_c consumer_cpp; do
     "$work/consumer-cmake-$link/$exe" "$endpoint"
+    # Not `ldd | grep -q`: with pipefail, grep exiting at the first match can fail ldd with
+    # SIGPIPE, and the pipeline with it.
+    deps="$(ldd "$work/consumer-cmake-$link/$exe")"
     if [ "$link" = static ]; then
-      ! ldd "$work/consumer-cmake-$link/$exe" | grep -q libmarketplace_metering
+      ! grep -q libmarketplace_metering <<<"$deps"
     else
-      ldd "$work/consumer-cmake-$link/$exe" | grep -q "libmarketplace_metering.so => $prefix"
+      grep -q "libmarketplace_metering.so => $prefix" <<<"$deps"
     fi
   done
   echo "[consumer find_package $link] ok" >>"$summary"
