@@ -35,8 +35,8 @@
 //! * `kill9_group_commit_meter_and_emulator_process`: the emulator is a separate process
 //!   with `--state-dir` (the `metering-emulator` binary when `METERING_EMULATOR_BIN` is set,
 //!   otherwise this test binary hosting `Emulator::start` with `state_dir`, which is what
-//!   `--state-dir` sets), itself killed with SIGKILL now and then; `Group` meter, four
-//!   recording threads.
+//!   `--state-dir` sets), itself killed with SIGKILL now and then; `Group` meter without an
+//!   fsync per commit (`power_loss_safe(false)`), four recording threads.
 //! * `kill9_meter_usage_mode_emulator_in_parent`: like the first, in `MeterUsage` mode (one
 //!   call per dimension-hour with a `ClientToken` derived from the bucket; the customer is
 //!   ignored, so the buckets are (dimension, hour)).
@@ -226,7 +226,10 @@ fn open_meter(dir: &Path, endpoint: &str, p: &Params, clock: Arc<AtomicI64>) -> 
             Durability::Group
         } else {
             Durability::Durable
-        });
+        })
+        // The group variant runs without an fsync per commit (`synchronous=NORMAL`, the
+        // benchmarked group-commit mode): a commit must still survive kill -9.
+        .power_loss_safe(!p.group);
     UsageMeter::new(b.build().unwrap()).expect("the meter opens")
 }
 
