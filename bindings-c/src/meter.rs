@@ -775,27 +775,13 @@ unsafe fn customer_arg(
             ffi::opt_str_arg(license_arn, "license_arn")?,
         )
     };
-    match (ci, acct, lic) {
-        (Some(id), None, None) => Ok(Customer::identifier(id)),
-        (None, Some(a), Some(l)) => Ok(Customer::aws_account(a, l)),
-        (None, None, None) if mode == MeterMode::MeterUsage => Ok(Customer::identifier("")),
-        (None, None, None) => Err(ErrorData::invalid(
-            "customer_identifier",
-            "is required (or give customer_aws_account_id with license_arn)",
-        )),
-        (Some(_), _, _) => Err(ErrorData::invalid(
-            "customer_identifier",
-            "cannot be combined with customer_aws_account_id or license_arn",
-        )),
-        (None, Some(_), None) => Err(ErrorData::invalid(
-            "license_arn",
-            "is required with customer_aws_account_id",
-        )),
-        (None, None, Some(_)) => Err(ErrorData::invalid(
-            "customer_aws_account_id",
-            "is required with license_arn",
-        )),
-    }
+    Customer::from_parts(
+        ci.map(str::to_owned),
+        acct.map(str::to_owned),
+        lic.map(str::to_owned),
+        mode != MeterMode::MeterUsage,
+    )
+    .map_err(ErrorData::from)
 }
 
 /// Records `quantity` of `dimension` used by a customer at `timestamp` (epoch seconds, or

@@ -530,27 +530,15 @@ fn meter_customer(
     lic: Option<String>,
     required: bool,
 ) -> R<Customer> {
-    let top = Path::Root;
-    match (ci, acct, lic) {
-        (Some(id), None, None) => Ok(Customer::Identifier(id)),
-        (None, Some(a), Some(l)) => Ok(Customer::aws_account(a, l)),
-        (None, None, None) if !required => Ok(Customer::Identifier(String::new())),
-        (None, None, None) => Err(top
-            .field("customerIdentifier")
-            .err("is required (or customerAwsAccountId with licenseArn)")),
-        (Some(_), Some(_), _) => Err(top.field("customerIdentifier").err(
-            "give either customerIdentifier or customerAwsAccountId with licenseArn, not both",
-        )),
-        (Some(_), None, Some(_)) => Err(top
-            .field("licenseArn")
-            .err("goes with customerAwsAccountId, not with customerIdentifier")),
-        (None, Some(_), None) => Err(top
-            .field("licenseArn")
-            .err("is required with customerAwsAccountId")),
-        (None, None, Some(_)) => Err(top
-            .field("customerAwsAccountId")
-            .err("is required with licenseArn")),
-    }
+    Customer::from_parts(ci, acct, lic, required).map_err(|e| {
+        let field = match e.field() {
+            Some("customer_aws_account_id") => "customerAwsAccountId",
+            Some("license_arn") => "licenseArn",
+            _ => "customerIdentifier",
+        };
+        let problem = e.message().split_once(": ").map_or(e.message(), |(_, p)| p);
+        Path::Root.field(field).err(problem)
+    })
 }
 
 /// The input object of a meter call, and its keys (each in `allowed`).

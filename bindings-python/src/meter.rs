@@ -81,9 +81,10 @@ fn py_field(field: &str) -> String {
 fn record_err(py: Python<'_>, e: &Error, op: &str) -> PyErr {
     match e.field() {
         Some(field) if e.error_code() == marketplace_metering::ErrorCode::InvalidInput => {
+            // The core's message starts with the field path; the argument's name replaces it.
             let msg = e.message();
             let msg = match msg.split_once(": ") {
-                Some((path, rest)) if path.starts_with("UsageRecords[") => rest,
+                Some((path, rest)) if path == field || path.starts_with("UsageRecords[") => rest,
                 _ => msg,
             };
             to_py_err(py, &Error::invalid_input(py_field(field), msg), op)
@@ -499,37 +500,8 @@ impl UsageMeter {
         let id = opt_str(customer_identifier, "customer_identifier", op)?;
         let acct = opt_str(customer_aws_account_id, "customer_aws_account_id", op)?;
         let lic = opt_str(license_arn, "license_arn", op)?;
-        match (id, acct, lic) {
-            (Some(id), None, None) => Ok(Customer::Identifier(id)),
-            (None, Some(a), Some(l)) => Ok(Customer::aws_account(a, l)),
-            (None, None, None) if self.mode == MeterMode::MeterUsage => {
-                Ok(Customer::Identifier(String::new()))
-            }
-            (None, None, None) => Err(input_err(
-                py,
-                "customer_identifier",
-                "is required (or customer_aws_account_id with license_arn)",
-                op,
-            )),
-            (Some(_), _, _) => Err(input_err(
-                py,
-                "customer_identifier",
-                "conflicts with customer_aws_account_id/license_arn: give one customer",
-                op,
-            )),
-            (None, Some(_), None) => Err(input_err(
-                py,
-                "license_arn",
-                "is required with customer_aws_account_id",
-                op,
-            )),
-            (None, None, Some(_)) => Err(input_err(
-                py,
-                "customer_aws_account_id",
-                "is required with license_arn",
-                op,
-            )),
-        }
+        Customer::from_parts(id, acct, lic, self.mode != MeterMode::MeterUsage)
+            .map_err(|e| record_err(py, &e, op))
     }
 }
 

@@ -86,6 +86,46 @@ impl Customer {
     }
 }
 
+impl Customer {
+    /// The customer a face's three optional arguments give: `customer_identifier`, or
+    /// `customer_aws_account_id` with its `license_arn`. Giving none is allowed only when
+    /// `required` is false (the `MeterUsage` mode, whose buckets have no customer); then the
+    /// customer is an empty identifier. Errors are `InvalidInput` naming the argument by
+    /// those names (a face renames them to its own spelling).
+    pub fn from_parts(
+        customer_identifier: Option<String>,
+        customer_aws_account_id: Option<String>,
+        license_arn: Option<String>,
+        required: bool,
+    ) -> Result<Customer, Error> {
+        match (customer_identifier, customer_aws_account_id, license_arn) {
+            (Some(id), None, None) => Ok(Customer::Identifier(id)),
+            (None, Some(a), Some(l)) => Ok(Customer::aws_account(a, l)),
+            (None, None, None) if !required => Ok(Customer::Identifier(String::new())),
+            (None, None, None) => Err(Error::invalid_input(
+                "customer_identifier",
+                "is required (or an AWS account id with its license ARN)",
+            )),
+            (Some(_), None, Some(_)) => Err(Error::invalid_input(
+                "license_arn",
+                "goes with an AWS account id, not with a customer identifier",
+            )),
+            (Some(_), _, _) => Err(Error::invalid_input(
+                "customer_identifier",
+                "give one customer: an identifier, or an AWS account id with its license ARN",
+            )),
+            (None, Some(_), None) => Err(Error::invalid_input(
+                "license_arn",
+                "is required with an AWS account id",
+            )),
+            (None, None, Some(_)) => Err(Error::invalid_input(
+                "customer_aws_account_id",
+                "is required with a license ARN",
+            )),
+        }
+    }
+}
+
 impl fmt::Display for Customer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -1137,6 +1177,34 @@ mod tests {
         assert_eq!(a, send::client_token("p", "users", 3600));
         assert_ne!(a, send::client_token("p", "users", 7200));
         assert!(a.len() <= 64 && a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn customers_from_parts_name_the_argument() {
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            Customer::from_parts(s("c"), None, None, true).unwrap(),
+            Customer::identifier("c")
+        );
+        assert_eq!(
+            Customer::from_parts(None, s("1"), s("arn"), true).unwrap(),
+            Customer::aws_account("1", "arn")
+        );
+        assert_eq!(
+            Customer::from_parts(None, None, None, false).unwrap(),
+            Customer::identifier("")
+        );
+        for (parts, field) in [
+            ((None, None, None), "customer_identifier"),
+            ((s("c"), s("1"), s("arn")), "customer_identifier"),
+            ((s("c"), None, s("arn")), "license_arn"),
+            ((None, s("1"), None), "license_arn"),
+            ((None, None, s("arn")), "customer_aws_account_id"),
+        ] {
+            let e = Customer::from_parts(parts.0, parts.1, parts.2, true).unwrap_err();
+            assert_eq!(e.error_code(), crate::ErrorCode::InvalidInput);
+            assert_eq!(e.field(), Some(field));
+        }
     }
 
     #[test]
