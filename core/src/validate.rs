@@ -199,6 +199,17 @@ fn product_code(path: Path<'_>, s: &str) -> Result<(), Error> {
     pattern(path, s, &PRODUCT_CODE)
 }
 
+/// The model's rule for a dimension, named `field`: the meter checks an event's dimension
+/// with it before any record exists.
+pub(crate) fn dimension_named(field: &'static str, s: &str) -> Result<(), Error> {
+    dimension(Path::Root(field), s)
+}
+
+/// The model's rule for a `CustomerIdentifier`, named `field` (the meter's check).
+pub(crate) fn customer_identifier_named(field: &'static str, s: &str) -> Result<(), Error> {
+    length(Path::Root(field), s, 0, Some(255))
+}
+
 fn dimension(path: Path<'_>, s: &str) -> Result<(), Error> {
     length(path, s, 1, Some(255))
 }

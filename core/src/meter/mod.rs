@@ -1015,12 +1015,7 @@ impl UsageMeter {
         allocations: Option<&[UsageAllocation]>,
     ) -> Result<(), Error> {
         if self.inner.mode == MeterMode::MeterUsage {
-            if dimension.is_empty() || dimension.len() > 255 {
-                return Err(Error::invalid_input(
-                    "dimension",
-                    "must be 1 to 255 characters",
-                ));
-            }
+            crate::validate::dimension_named("dimension", dimension)?;
             if let Some(a) = allocations {
                 let input = crate::operation::meter_usage::MeterUsageInput {
                     product_code: self.inner.shared.scope.product_code.clone(),
@@ -1044,19 +1039,8 @@ impl UsageMeter {
                         "a CustomerIdentifier needs the meter's product code",
                     ));
                 }
-                if id.len() > 255 {
-                    return Err(Error::invalid_input(
-                        "customer",
-                        "must be at most 255 characters",
-                    ));
-                }
-                if dimension.is_empty() || dimension.len() > 255 {
-                    return Err(Error::invalid_input(
-                        "dimension",
-                        "must be 1 to 255 characters",
-                    ));
-                }
-                Ok(())
+                crate::validate::customer_identifier_named("customer", id)?;
+                crate::validate::dimension_named("dimension", dimension)
             }
             _ => {
                 let record = self.usage_record(customer, dimension, q, at_secs, allocations);
