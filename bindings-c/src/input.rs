@@ -52,11 +52,6 @@ pub struct Record {
     allocations: Vec<Allocation>,
 }
 
-/// A quantity in range, without building an error path; `None` sends it to `validate::quantity`.
-fn fast_quantity(q: i64) -> Option<i32> {
-    i32::try_from(q).ok().filter(|q| *q >= 0)
-}
-
 pub(crate) fn allocations(
     path: &str,
     list: &[Allocation],
@@ -66,10 +61,8 @@ pub(crate) fn allocations(
     }
     let mut out = Vec::with_capacity(list.len());
     for (j, a) in list.iter().enumerate() {
-        let q = match fast_quantity(a.quantity) {
-            Some(q) => q,
-            None => validate::quantity(&format!("{path}[{j}].AllocatedUsageQuantity"), a.quantity)?,
-        };
+        let q =
+            validate::quantity_with(a.quantity, || format!("{path}[{j}].AllocatedUsageQuantity"))?;
         let mut tags = Vec::with_capacity(a.tags.len());
         for (k, v) in &a.tags {
             tags.push(Tag::builder().key(k.as_str()).value(v.as_str()).build()?);
@@ -90,10 +83,9 @@ impl Record {
         // The field path is only rendered when something is wrong (this runs per record per call).
         let path = || format!("UsageRecords[{i}]");
         let quantity = match self.quantity {
-            Some(q) => Some(match fast_quantity(q) {
-                Some(q) => q,
-                None => validate::quantity(&format!("{}.Quantity", path()), q)?,
-            }),
+            Some(q) => Some(validate::quantity_with(q, || {
+                format!("{}.Quantity", path())
+            })?),
             None => None,
         };
         let usage_allocations = if self.allocations.is_empty() {

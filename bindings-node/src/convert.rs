@@ -162,7 +162,7 @@ fn integer(v: Unknown<'_>, path: Path<'_>) -> R<i64> {
 
 fn quantity(v: Unknown<'_>, path: Path<'_>) -> R<i32> {
     let n = integer(v, path)?;
-    validate::quantity(&path.to_string(), n).map_err(ConvError::Input)
+    validate::quantity_with(n, || path.to_string()).map_err(ConvError::Input)
 }
 
 /// A `Date`, epoch seconds (a number) or an ISO-8601 string.

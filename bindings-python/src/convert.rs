@@ -6,6 +6,8 @@
 //! core's `InvalidInput` error naming the field. Lengths, patterns, counts and sums are
 //! checked by the core when the call is made.
 
+use std::borrow::Cow;
+
 use aws_smithy_types::date_time::Format;
 use marketplace_metering::operation::batch_meter_usage::{
     BatchMeterUsageInput, BatchMeterUsageOutput,
@@ -88,10 +90,11 @@ fn as_dict<'a, 'py>(v: &'a Bound<'py, PyAny>, path: &str) -> CResult<&'a Bound<'
     v.cast::<PyDict>().map_err(|_| type_error(path, "dict", v))
 }
 
-fn key_str<'py>(k: &Bound<'py, PyAny>, path: &str) -> CResult<String> {
+/// A dict key as text, borrowed where Python allows; `path` is only rendered for an error.
+fn key_str<'a>(k: &'a Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<Cow<'a, str>> {
     match k.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?.into_owned()),
-        Err(_) => Err(type_error(path, "str keys", k)),
+        Ok(s) => Ok(s.to_cow()?),
+        Err(_) => Err(type_error(&path(), "str keys", k)),
     }
 }
 
@@ -103,8 +106,13 @@ pub fn string(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<St
 }
 
 pub fn int64(v: &Bound<'_, PyAny>, path: &str) -> CResult<i64> {
+    int64_with(v, || path.to_owned())
+}
+
+/// [`int64`], rendering the field path only for an error.
+fn int64_with(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<i64> {
     if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
-        return Err(type_error(path, "int", v));
+        return Err(type_error(&path(), "int", v));
     }
     match v.extract::<i64>() {
         Ok(n) => Ok(n),
@@ -116,10 +124,9 @@ pub fn int64(v: &Bound<'_, PyAny>, path: &str) -> CResult<i64> {
     }
 }
 
-fn quantity(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<i32> {
-    let p = path();
-    let n = int64(v, &p)?;
-    Ok(validate::quantity(&p, n)?)
+fn quantity(v: &Bound<'_, PyAny>, path: impl Fn() -> String) -> CResult<i32> {
+    let n = int64_with(v, &path)?;
+    Ok(validate::quantity_with(n, path)?)
 }
 
 fn boolean(v: &Bound<'_, PyAny>, path: &str) -> CResult<bool> {
@@ -257,8 +264,8 @@ fn tag(v: &Bound<'_, PyAny>, path: &str) -> CResult<Tag> {
     let d = as_dict(v, path)?;
     let mut b = Tag::builder();
     for (k, v) in d.iter() {
-        let k = key_str(&k, path)?;
-        match k.as_str() {
+        let k = key_str(&k, || path.to_owned())?;
+        match &*k {
             "Key" => b = b.key(string(&v, || join(path, "Key"))?),
             "Value" => b = b.value(string(&v, || join(path, "Value"))?),
             other => return Err(unknown_key(path, other, TAG_KEYS)),
@@ -275,8 +282,8 @@ pub fn allocations(v: &Bound<'_, PyAny>, path: &str) -> CResult<Vec<UsageAllocat
         let d = as_dict(item, &p)?;
         let mut b = UsageAllocation::builder();
         for (k, v) in d.iter() {
-            let k = key_str(&k, &p)?;
-            match k.as_str() {
+            let k = key_str(&k, || p.clone())?;
+            match &*k {
                 "AllocatedUsageQuantity" => {
                     b = b.allocated_usage_quantity(quantity(&v, || {
                         join(&p, "AllocatedUsageQuantity")
@@ -310,9 +317,9 @@ fn usage_record(v: &Bound<'_, PyAny>, i: usize, last: &mut LastTimestamp) -> CRe
         .map_err(|_| type_error(&path(), "dict", v))?;
     let mut b = UsageRecord::builder();
     for (k, v) in d.iter() {
-        let k = key_str(&k, &path())?;
+        let k = key_str(&k, path)?;
         let f = |name: &str| format!("UsageRecords[{i}].{name}");
-        match k.as_str() {
+        match &*k {
             "Timestamp" => {
                 let t = match *last {
                     // Same object as the previous record's (alive: the caller's list holds it).
@@ -346,8 +353,8 @@ fn usage_record(v: &Bound<'_, PyAny>, i: usize, last: &mut LastTimestamp) -> CRe
 pub fn batch_meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<BatchMeterUsageInput> {
     let mut b = BatchMeterUsageInput::builder();
     for (k, v) in params.iter() {
-        let k = key_str(&k, "")?;
-        match k.as_str() {
+        let k = key_str(&k, String::new)?;
+        match &*k {
             "ProductCode" => b = b.product_code(string(&v, || "ProductCode".into())?),
             "UsageRecords" => {
                 let items = list(&v, "UsageRecords")?;
@@ -367,8 +374,8 @@ pub fn batch_meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<BatchMeter
 pub fn meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<MeterUsageInput> {
     let mut b = MeterUsageInput::builder();
     for (k, v) in params.iter() {
-        let k = key_str(&k, "")?;
-        match k.as_str() {
+        let k = key_str(&k, String::new)?;
+        match &*k {
             "ProductCode" => b = b.product_code(string(&v, || "ProductCode".into())?),
             "Timestamp" => b = b.timestamp(timestamp(&v, || "Timestamp".into())?),
             "UsageDimension" => b = b.usage_dimension(string(&v, || "UsageDimension".into())?),
@@ -387,8 +394,8 @@ pub fn meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<MeterUsageInput>
 pub fn resolve_customer_input(params: &Bound<'_, PyDict>) -> CResult<ResolveCustomerInput> {
     let mut b = ResolveCustomerInput::builder();
     for (k, v) in params.iter() {
-        let k = key_str(&k, "")?;
-        match k.as_str() {
+        let k = key_str(&k, String::new)?;
+        match &*k {
             "RegistrationToken" => {
                 b = b.registration_token(string(&v, || "RegistrationToken".into())?)
             }
@@ -401,8 +408,8 @@ pub fn resolve_customer_input(params: &Bound<'_, PyDict>) -> CResult<ResolveCust
 pub fn register_usage_input(params: &Bound<'_, PyDict>) -> CResult<RegisterUsageInput> {
     let mut b = RegisterUsageInput::builder();
     for (k, v) in params.iter() {
-        let k = key_str(&k, "")?;
-        match k.as_str() {
+        let k = key_str(&k, String::new)?;
+        match &*k {
             "ProductCode" => b = b.product_code(string(&v, || "ProductCode".into())?),
             "PublicKeyVersion" => {
                 let n = int64(&v, "PublicKeyVersion")?;

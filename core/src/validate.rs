@@ -176,9 +176,15 @@ fn range(path: Path<'_>, v: i64, min: i64, max: i64) -> Result<(), Error> {
 
 /// Converts a quantity from a face's wider integer, naming `field` when out of `0..=i32::MAX`.
 pub fn quantity(field: &str, v: i64) -> Result<i32, Error> {
+    quantity_with(v, || field.to_owned())
+}
+
+/// [`quantity`], building the field path only when the value is out of range (faces convert
+/// thousands of quantities a second; formatting each one's path would cost more than the check).
+pub fn quantity_with(v: i64, field: impl FnOnce() -> String) -> Result<i32, Error> {
     i32::try_from(v).ok().filter(|q| *q >= 0).ok_or_else(|| {
         Error::invalid_input(
-            field,
+            field(),
             format!("must be between 0 and {}, got {v}", i32::MAX),
         )
     })
@@ -201,11 +207,13 @@ fn product_code(path: Path<'_>, s: &str) -> Result<(), Error> {
 
 /// The model's rule for a dimension, named `field`: the meter checks an event's dimension
 /// with it before any record exists.
+#[cfg(feature = "meter")]
 pub(crate) fn dimension_named(field: &'static str, s: &str) -> Result<(), Error> {
     dimension(Path::Root(field), s)
 }
 
 /// The model's rule for a `CustomerIdentifier`, named `field` (the meter's check).
+#[cfg(feature = "meter")]
 pub(crate) fn customer_identifier_named(field: &'static str, s: &str) -> Result<(), Error> {
     length(Path::Root(field), s, 0, Some(255))
 }
