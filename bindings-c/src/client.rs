@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// mm_client and the four operations, blocking on the core's shared runtime.
+// mm_client and the four operations, blocking the calling thread.
 
 //! `mm_client` and the operations.
 //!
 //! A client wraps `marketplace_metering::blocking::Client` (an `Arc` inside): calls take
-//! `const mm_client *`, block the calling thread on the core's shared runtime, and may run
+//! `const mm_client *`, run on the calling thread (see `marketplace_metering::runtime::block_on`), and may run
 //! from many threads at once on one client.
 
 use marketplace_metering::{blocking, Config, Face};

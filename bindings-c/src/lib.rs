@@ -13,7 +13,7 @@
 //! * writes its outputs only on success.
 //!
 //! Handles are opaque (`_private: [u8; 0]`) and are boxed Rust values underneath (see
-//! [`ffi::Castable`]). Calls block on the core's shared runtime through
+//! [`ffi::Castable`]). Calls block the calling thread through
 //! `marketplace_metering::blocking::Client`.
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

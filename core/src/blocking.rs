@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// A synchronous client for callers without an async runtime, on the shared runtime.
+// A synchronous client for callers without an async runtime, run on the calling thread.
 
 //! The blocking client.
 //!
-//! Each call blocks the calling thread on the [shared runtime](crate::runtime); many threads
-//! may call one client at once. Called from inside an async runtime thread it returns
+//! Each call runs on the calling thread, on that thread's own runtime (see
+//! [`runtime::block_on`](crate::runtime::block_on)); many threads may call one client at once,
+//! each with its own pooled connections. Called from inside an async runtime thread it returns
 //! [`ErrorCode::InvalidState`](crate::ErrorCode::InvalidState) instead of panicking. After
 //! `fork()` a client made in the parent keeps working in the child.
 

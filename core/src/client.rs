@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The async client: validate, serialize, sign, send, retry, parse — once for every face.
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -169,6 +170,9 @@ impl Client {
     }
 
     fn http(&self) -> Result<reqwest::Client, Error> {
+        if runtime::on_thread_runtime() {
+            return self.thread_http();
+        }
         let pid = runtime::pid();
         let mut slot = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((p, c)) = slot.as_ref() {
@@ -182,6 +186,36 @@ impl Client {
         let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout)?;
         *slot = Some((pid, c.clone()));
         Ok(c)
+    }
+
+    /// The HTTP client of this thread's blocking runtime (see [`runtime::block_on`]).
+    ///
+    /// A pooled connection is served by a task on the runtime that opened it, and a thread's
+    /// runtime only runs while that thread blocks in a call: shared with another thread, the
+    /// connection would stall until its owner called again. So each thread keeps its own
+    /// pool per client, dropped with the thread (or when the client is gone).
+    fn thread_http(&self) -> Result<reqwest::Client, Error> {
+        type Pools = Vec<(u32, Weak<Inner>, reqwest::Client)>;
+        thread_local! {
+            static POOLS: RefCell<Pools> = const { RefCell::new(Vec::new()) };
+        }
+        let pid = runtime::pid();
+        POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            if pools.iter().any(|(p, _, _)| *p != pid) {
+                // Inherited across fork(): the connections belong to the parent.
+                std::mem::forget(std::mem::take(&mut *pools));
+            }
+            pools.retain(|(_, owner, _)| owner.strong_count() > 0);
+            let me = Arc::as_ptr(&self.inner);
+            if let Some((_, _, c)) = pools.iter().find(|(_, owner, _)| owner.as_ptr() == me) {
+                return Ok(c.clone());
+            }
+            let cfg = &self.inner.config;
+            let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout)?;
+            pools.push((pid, Arc::downgrade(&self.inner), c.clone()));
+            Ok(c)
+        })
     }
 
     async fn invoke<O: Operation>(&self, mut input: O::Input) -> Result<O::Output, Error> {

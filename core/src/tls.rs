@@ -4,7 +4,7 @@
 //! The crate's single HTTP stack: reqwest on rustls with the *ring* provider.
 //!
 //! Two things share it: the client's own calls, and the calls the default credentials chain
-//! makes (IMDSv2, ECS, STS for web identity and assume-role, SSO). aws-config would otherwise
+//! makes (IMDSv2, ECS, STS for web identity and assume-role). aws-config would otherwise
 //! bring its own hyper client on a second rustls build backed by aws-lc — a second HTTP
 //! client, the largest unit of a cold build, and about 3 MB of every face's artifact.
 
@@ -71,9 +71,13 @@ pub(crate) mod smithy {
             if let Some(c) = clients.get(&connect) {
                 return Ok(c.clone());
             }
+            // No pooling: a connection is served by a task on the runtime that opened it,
+            // and a refresh may run on a calling thread's own runtime (runtime::block_on),
+            // which stops when that call returns. Refreshes are rare; a new connection each
+            // time costs nothing that matters.
             let c = super::http_client_builder()
                 .connect_timeout(connect)
-                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(0)
                 .build()
                 .map_err(|e| ConnectorError::user(e.into()))?;
             clients.insert(connect, c.clone());

@@ -680,6 +680,43 @@ fn blocking_client_works_and_refuses_inside_a_runtime() {
     assert_eq!(e.error_code(), ErrorCode::InvalidState);
 }
 
+/// Blocking calls run on the calling thread's own runtime, so pooled connections must not
+/// be shared between threads: one opened by a thread that is now idle is served by a runtime
+/// that is not running. Thread A calls, then idles while B calls 20 times with one attempt
+/// and a short read timeout; a shared pool would hand B A's connection and time out.
+#[test]
+fn blocking_calls_from_threads_that_take_turns() {
+    let emu = emulator();
+    let cfg = config(&emu)
+        .max_attempts(1u32)
+        .read_timeout(Duration::from_secs(2));
+    let c = blocking::Client::new(cfg.build().unwrap());
+    let (a_done, b_may_start) = std::sync::mpsc::channel();
+    let (b_done, a_may_go_on) = std::sync::mpsc::channel();
+    let c = &c;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            c.batch_meter_usage(batch(vec![record("cust-1", 1)]))
+                .unwrap();
+            a_done.send(()).unwrap();
+            a_may_go_on.recv().unwrap();
+            c.batch_meter_usage(batch(vec![record("cust-2", 1)]))
+                .unwrap();
+        });
+        s.spawn(move || {
+            b_may_start.recv().unwrap();
+            let t0 = std::time::Instant::now();
+            for i in 0..20 {
+                c.batch_meter_usage(batch(vec![record(&format!("cust-{}", i + 3), 1)]))
+                    .unwrap();
+            }
+            assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+            b_done.send(()).unwrap();
+        });
+    });
+    assert_eq!(emu.ledger().len(), 22);
+}
+
 #[test]
 fn config_errors() {
     let e = Config::builder()

@@ -1116,7 +1116,7 @@ impl UsageMeter {
         send::flush(&self.inner).await
     }
 
-    /// [`flush`](Self::flush), blocking on the shared runtime (not from an async task).
+    /// [`flush`](Self::flush), blocking the calling thread (not from an async task).
     pub fn flush_blocking(&self) -> Result<FlushSummary, Error> {
         crate::runtime::block_on(self.flush())?
     }
@@ -1145,7 +1145,7 @@ impl UsageMeter {
         self.flush_now().await
     }
 
-    /// [`close`](Self::close), blocking on the shared runtime.
+    /// [`close`](Self::close), blocking the calling thread.
     pub fn close_blocking(&self) -> Result<FlushSummary, Error> {
         crate::runtime::block_on(self.close())?
     }
