@@ -5,12 +5,15 @@
 //!
 //! A client either holds fixed credentials ([`CredentialsSource::Static`]) or resolves them
 //! through aws-config's default chain (feature `default-chain`): environment variables, the
-//! shared config/credentials files (profiles, assume-role, SSO, `credential_process`), web
+//! shared config/credentials files (profiles, assume-role, `credential_process`), web
 //! identity tokens (EKS IRSA), ECS/EKS container credentials and EC2 instance metadata (IMDSv2),
 //! in that order. We use aws-config rather than our own providers: each of those has corner
 //! cases (IMDS tokens and static stability, ECS allow-listed addresses, STS regionalisation)
-//! that the SDK team already maintains. aws-config brings its own HTTPS client
-//! (`default-https-client`) for IMDS, ECS and STS; only credential loading uses it.
+//! that the SDK team already maintains. Its requests (IMDS, ECS, STS) go through the crate's
+//! one HTTP client (module `tls`), unpooled. IAM Identity Center (SSO) profiles are not
+//! supported: they are not in API.md's chain, and the SSO clients were 6 % of the Python
+//! module; `credential_process` (`aws configure export-credentials --format process`) covers
+//! them.
 //!
 //! # Caching
 //!
@@ -171,7 +174,7 @@ impl CredentialsProvider {
     /// the credentials it loaded: `"EnvironmentVariable"`, `"ProfileFile"` (static keys in a
     /// profile), `"AssumeRoleProvider"` (a `role_arn` profile), `"WebIdentityToken"` (EKS
     /// IRSA), `"EcsContainer"` (ECS task role or EKS pod identity), `"IMDSv2"` (EC2 instance
-    /// profile), `"SSO"` or `"CredentialProcess"`. `None` until credentials were first loaded.
+    /// profile) or `"CredentialProcess"`. `None` until credentials were first loaded.
     pub(crate) fn provider_name(&self) -> Option<String> {
         if let Some(c) = self.fixed() {
             return Some(provider_name_of(&c));
@@ -436,7 +439,7 @@ mod chain {
         }
 
         async fn build(&self) -> DefaultCredentialsChain {
-            // The chain's own calls (IMDS, ECS, STS, SSO) go through the crate's reqwest.
+            // The chain's own calls (IMDS, ECS, STS) go through the crate's reqwest.
             let conf = aws_config::provider_config::ProviderConfig::default()
                 .with_http_client(crate::tls::smithy::ReqwestHttpClient::default());
             let mut builder = DefaultCredentialsChain::builder().configure(conf);
@@ -984,6 +987,24 @@ mod tests {
             for text in [e.to_string(), format!("{e:?}")] {
                 assert!(!text.contains(SECRET), "{text}");
             }
+        }
+
+        /// IAM Identity Center (SSO) profiles are not part of the chain (API.md's list; the
+        /// SSO clients were 6 % of the Python module): such a profile is a credentials error
+        /// that says so, not a silent fall-through to another provider.
+        #[tokio::test]
+        async fn an_sso_profile_is_a_clear_credentials_error() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            env.write(
+                "config",
+                "[profile dev]\nsso_session = corp\nsso_account_id = 111122223333\n\
+                 sso_role_name = Dev\n[sso-session corp]\nsso_region = us-east-1\n\
+                 sso_start_url = https://corp.awsapps.com/start\n",
+            );
+            let e = chain(Some("dev")).credentials().await.unwrap_err();
+            assert_eq!(e.error_code(), ErrorCode::Credentials);
+            assert!(e.message().contains("sso"), "{}", e.message());
         }
 
         /// A loopback HTTP server answering every request with the JSON `body(n)` returns
