@@ -26,7 +26,7 @@ use marketplace_metering::operation::resolve_customer::{
     ResolveCustomerInput, ResolveCustomerOutput,
 };
 use marketplace_metering::primitives::DateTime;
-use marketplace_metering::types::{Tag, UsageAllocation, UsageRecord};
+use marketplace_metering::types::{Tag, UsageAllocation, UsageRecord, UsageRecordResult};
 use marketplace_metering::{validate, BuildError, ResponseMetadata};
 use napi::bindgen_prelude::*;
 use napi::{JsDate, JsValue, ValueType};
@@ -693,12 +693,7 @@ pub fn meter_error(e: marketplace_metering::Error) -> marketplace_metering::Erro
 // ---- outputs ----------------------------------------------------------------------------
 
 fn meta(m: &ResponseMetadata) -> Value {
-    json!({
-        "httpStatusCode": m.http_status(),
-        "requestId": m.request_id(),
-        "attempts": m.attempts(),
-        "totalRetryDelay": m.total_retry_delay().as_millis() as u64,
-    })
+    serde_json::to_value(Metadata::from(m)).unwrap_or(Value::Null)
 }
 
 /// Drops `null` members, as SDK v3 leaves absent members out.
@@ -715,18 +710,50 @@ fn compact(v: Value) -> Value {
     }
 }
 
-fn to_value<T: serde::Serialize>(t: &T) -> Value {
-    serde_json::to_value(t).map(compact).unwrap_or(Value::Null)
+/// SDK v3's `$metadata`.
+#[derive(serde::Serialize)]
+struct Metadata<'a> {
+    #[serde(rename = "httpStatusCode")]
+    http_status_code: Option<u16>,
+    #[serde(rename = "requestId")]
+    request_id: Option<&'a str>,
+    attempts: u32,
+    #[serde(rename = "totalRetryDelay")]
+    total_retry_delay: u64,
+}
+
+impl<'a> From<&'a ResponseMetadata> for Metadata<'a> {
+    fn from(m: &'a ResponseMetadata) -> Self {
+        Metadata {
+            http_status_code: m.http_status(),
+            request_id: m.request_id(),
+            attempts: m.attempts(),
+            total_retry_delay: m.total_retry_delay().as_millis() as u64,
+        }
+    }
+}
+
+/// The `BatchMeterUsage` output: written with the core types' own serializers (absent
+/// members left out, timestamps as epoch seconds), with no JSON tree built on the way.
+#[derive(serde::Serialize)]
+struct BatchOutput<'a> {
+    #[serde(rename = "$metadata")]
+    metadata: Metadata<'a>,
+    #[serde(rename = "Results")]
+    results: &'a [UsageRecordResult],
+    #[serde(rename = "UnprocessedRecords")]
+    unprocessed_records: &'a [UsageRecord],
 }
 
 /// `BatchMeterUsage` output as JSON.
 pub fn batch_meter_usage_output(o: &BatchMeterUsageOutput) -> String {
-    json!({
-        "$metadata": meta(o.metadata()),
-        "Results": o.results().iter().map(to_value).collect::<Vec<_>>(),
-        "UnprocessedRecords": o.unprocessed_records().iter().map(to_value).collect::<Vec<_>>(),
-    })
-    .to_string()
+    let out = BatchOutput {
+        metadata: o.metadata().into(),
+        results: o.results(),
+        unprocessed_records: o.unprocessed_records(),
+    };
+    // Cannot fail: every map key is a string and every number finite.
+    serde_json::to_string(&out).unwrap_or_default()
 }
 
 /// `MeterUsage` output as JSON.

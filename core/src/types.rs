@@ -308,11 +308,19 @@ impl UsageRecordBuilder {
 /// The outcome of one record of a `BatchMeterUsage` call.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct UsageRecordResult {
-    #[serde(rename = "UsageRecord", default)]
+    #[serde(
+        rename = "UsageRecord",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) usage_record: Option<UsageRecord>,
-    #[serde(rename = "MeteringRecordId", default)]
+    #[serde(
+        rename = "MeteringRecordId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) metering_record_id: Option<String>,
-    #[serde(rename = "Status", default)]
+    #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<UsageRecordResultStatus>,
 }
 
