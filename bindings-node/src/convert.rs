@@ -198,25 +198,33 @@ fn timestamp(v: Unknown<'_>, path: Path<'_>) -> R<DateTime> {
     }
 }
 
-/// A plain object whose keys are all in `allowed`.
-fn object<'e>(v: Unknown<'e>, path: Path<'_>, allowed: &[&str]) -> R<Object<'e>> {
+/// A plain object (not an array or a `Date`).
+fn plain_object<'e>(v: Unknown<'e>, path: Path<'_>) -> R<Object<'e>> {
     if v.get_type()? != ValueType::Object || v.is_array()? || v.is_date()? {
         return Err(path.err(format_args!("must be an object, got {}", describe(&v)?)));
     }
-    let obj = unsafe { v.cast::<Object<'e>>() }?;
+    Ok(unsafe { v.cast::<Object<'e>>() }?)
+}
+
+/// The error for a key of an object at `path` that is not one of `allowed`.
+fn not_a_member(path: Path<'_>, key: &str, allowed: &[&str]) -> ConvError {
+    let what = if matches!(path, Path::Root) {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    };
+    ConvError::Input(marketplace_metering::Error::invalid_input(
+        what,
+        format!("is not a member; expected one of {}", allowed.join(", ")),
+    ))
+}
+
+/// A plain object whose keys are all in `allowed`.
+fn object<'e>(v: Unknown<'e>, path: Path<'_>, allowed: &[&str]) -> R<Object<'e>> {
+    let obj = plain_object(v, path)?;
     for key in Object::keys(&obj)? {
         if !allowed.contains(&key.as_str()) {
-            let what = if matches!(path, Path::Root) {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            return Err(ConvError::Input(
-                marketplace_metering::Error::invalid_input(
-                    what,
-                    format!("is not a member; expected one of {}", allowed.join(", ")),
-                ),
-            ));
+            return Err(not_a_member(path, &key, allowed));
         }
     }
     Ok(obj)
@@ -296,28 +304,33 @@ const USAGE_RECORD_KEYS: &[&str] = &[
 ];
 
 fn usage_record(v: Unknown<'_>, path: Path<'_>) -> R<UsageRecord> {
-    let o = object(v, path, USAGE_RECORD_KEYS)?;
+    // One pass over the record's own keys: a present member is read once and an absent one
+    // costs nothing (25 records a call, most with four of the seven members).
+    let o = plain_object(v, path)?;
     let mut b = UsageRecord::builder();
-    if let Some(v) = member(&o, "Timestamp")? {
-        b = b.timestamp(timestamp(v, path.field("Timestamp"))?);
-    }
-    if let Some(v) = member(&o, "CustomerIdentifier")? {
-        b = b.customer_identifier(string(v, path.field("CustomerIdentifier"))?);
-    }
-    if let Some(v) = member(&o, "CustomerAWSAccountId")? {
-        b = b.customer_aws_account_id(string(v, path.field("CustomerAWSAccountId"))?);
-    }
-    if let Some(v) = member(&o, "LicenseArn")? {
-        b = b.license_arn(string(v, path.field("LicenseArn"))?);
-    }
-    if let Some(v) = member(&o, "Dimension")? {
-        b = b.dimension(string(v, path.field("Dimension"))?);
-    }
-    if let Some(v) = member(&o, "Quantity")? {
-        b = b.quantity(quantity(v, path.field("Quantity"))?);
-    }
-    if let Some(v) = member(&o, "UsageAllocations")? {
-        b = b.set_usage_allocations(Some(allocations(v, path.field("UsageAllocations"))?));
+    for key in Object::keys(&o)? {
+        let Some(v) = member(&o, &key)? else {
+            if USAGE_RECORD_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            return Err(not_a_member(path, &key, USAGE_RECORD_KEYS));
+        };
+        b = match key.as_str() {
+            "Timestamp" => b.timestamp(timestamp(v, path.field("Timestamp"))?),
+            "CustomerIdentifier" => {
+                b.customer_identifier(string(v, path.field("CustomerIdentifier"))?)
+            }
+            "CustomerAWSAccountId" => {
+                b.customer_aws_account_id(string(v, path.field("CustomerAWSAccountId"))?)
+            }
+            "LicenseArn" => b.license_arn(string(v, path.field("LicenseArn"))?),
+            "Dimension" => b.dimension(string(v, path.field("Dimension"))?),
+            "Quantity" => b.quantity(quantity(v, path.field("Quantity"))?),
+            "UsageAllocations" => {
+                b.set_usage_allocations(Some(allocations(v, path.field("UsageAllocations"))?))
+            }
+            _ => return Err(not_a_member(path, &key, USAGE_RECORD_KEYS)),
+        };
     }
     b.build().map_err(|e| path.missing(e))
 }
