@@ -136,7 +136,15 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
     }
     let _ = ON_LOCAL.try_with(|c| c.set(true));
     let reset = Reset;
-    let out = rt.block_on(fut);
+    let out = rt.block_on(async {
+        // While the thread was away its runtime did not run, so nothing has seen what
+        // happened to its idle pooled connections (a server closing one). Yielding twice
+        // polls the I/O driver, then runs the connections' tasks, which retire the closed
+        // ones before this call picks a connection.
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        fut.await
+    });
     drop(reset);
     let _ = LOCAL.try_with(|l| *l.borrow_mut() = Some((pid, rt)));
     Ok(out)

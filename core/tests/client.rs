@@ -717,6 +717,80 @@ fn blocking_calls_from_threads_that_take_turns() {
     assert_eq!(emu.ledger().len(), 22);
 }
 
+/// A thread's pooled connection that the server closed while the thread was idle (its
+/// runtime not running, so nobody saw the close) is not reused: the next call, with a single
+/// attempt, goes out on a new connection and succeeds.
+#[test]
+fn a_connection_closed_while_its_thread_was_idle_is_not_reused() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut accepted = 0;
+        for conn in listener.incoming().take(2) {
+            let mut conn = conn.unwrap();
+            accepted += 1;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // One request: headers, then Content-Length bytes of body.
+            let body_len = loop {
+                let n = conn.read(&mut chunk).unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map(|v| v.trim().parse().unwrap())
+                        .unwrap_or(0);
+                    break end + 4 + len;
+                }
+            };
+            while buf.len() < body_len {
+                let n = conn.read(&mut chunk).unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = br#"{"Results":[],"UnprocessedRecords":[]}"#;
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n\
+                 x-amzn-requestid: r{accepted}\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            conn.write_all(body).unwrap();
+            // The first connection is closed by the server while the client is idle.
+            if accepted == 1 {
+                std::thread::sleep(Duration::from_millis(50));
+                drop(conn);
+            } else {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        accepted
+    });
+    let c = blocking::Client::new(
+        Config::builder()
+            .region("us-east-1")
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .static_credentials("AKIDEXAMPLE", "secret", None)
+            .max_attempts(1u32)
+            .build()
+            .unwrap(),
+    );
+    let first = c
+        .batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .unwrap();
+    assert_eq!(first.metadata().request_id(), Some("r1"));
+    std::thread::sleep(Duration::from_millis(500));
+    let second = c
+        .batch_meter_usage(batch(vec![record("cust-2", 1)]))
+        .unwrap();
+    assert_eq!(second.metadata().request_id(), Some("r2"));
+    assert_eq!(second.metadata().attempts(), 1);
+    assert_eq!(server.join().unwrap(), 2);
+}
+
 #[test]
 fn config_errors() {
     let e = Config::builder()
