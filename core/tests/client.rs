@@ -717,6 +717,41 @@ fn blocking_calls_from_threads_that_take_turns() {
     assert_eq!(emu.ledger().len(), 22);
 }
 
+/// A thread's runtime and connections go with the thread: 300 short-lived threads that each
+/// make a blocking call leave no file descriptors behind (epoll, eventfd, sockets).
+#[test]
+fn threads_that_exit_leave_no_descriptors_behind() {
+    let emu = emulator();
+    let c = blocking::Client::new(config(&emu).build().unwrap());
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    c.batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .unwrap();
+    let before = fds();
+    for _ in 0..100 {
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    c.batch_meter_usage(batch(vec![record("cust-1", 1)]))
+                        .unwrap()
+                });
+            }
+        });
+    }
+    // The emulator may still be closing the last connections' server ends.
+    let mut after = fds();
+    for _ in 0..50 {
+        if after <= before + 6 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        after = fds();
+    }
+    assert!(
+        after <= before + 6,
+        "{before} descriptors before, {after} after"
+    );
+}
+
 /// A thread's pooled connection that the server closed while the thread was idle (its
 /// runtime not running, so nobody saw the close) is not reused: the next call, with a single
 /// attempt, goes out on a new connection and succeeds.
