@@ -47,7 +47,10 @@ fn allocs() -> u64 {
 }
 
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid out-pointer for clock_gettime.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -65,8 +68,20 @@ fn thread_user_sys() -> (Duration, Duration) {
     (d(ru.ru_utime), d(ru.ru_stime))
 }
 
+/// The whole process's CPU time: the client's thread plus the emulator's.
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 struct Figures {
     calls_per_sec: f64,
+    server_us_per_call: f64,
     cpu_us_per_call: f64,
     user_us_per_call: f64,
     sys_us_per_call: f64,
@@ -82,6 +97,7 @@ where
         call().await; // warm-up: connections, credentials, caches
     }
     let (t0, c0, a0, (u0, s0)) = (Instant::now(), thread_cpu(), allocs(), thread_user_sys());
+    let p0 = process_cpu();
     let mut n = 0u64;
     while t0.elapsed().as_secs_f64() < seconds {
         for _ in 0..50 {
@@ -90,10 +106,12 @@ where
         n += 50;
     }
     let (wall, cpu, a) = (t0.elapsed(), thread_cpu() - c0, allocs() - a0);
+    let server = (process_cpu() - p0).saturating_sub(cpu);
     let (u1, s1) = thread_user_sys();
     let per_call = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
     Figures {
         calls_per_sec: n as f64 / wall.as_secs_f64(),
+        server_us_per_call: per_call(server),
         cpu_us_per_call: per_call(cpu),
         user_us_per_call: per_call(u1 - u0),
         sys_us_per_call: per_call(s1 - s0),
@@ -122,7 +140,9 @@ fn breakdown(records: &[UsageRecord]) {
         .unwrap();
     let body = serde_json::to_vec(&input).unwrap();
     measure("clone 25 records", 2000, || records.to_vec());
-    measure("validate", 2000, || marketplace_metering::validate::batch_meter_usage(&input));
+    measure("validate", 2000, || {
+        marketplace_metering::validate::batch_meter_usage(&input)
+    });
     measure("serialize", 2000, || serde_json::to_vec(&input).unwrap());
     let response = {
         let mut out = String::from("{\"Results\":[");
@@ -160,8 +180,14 @@ fn breakdown(records: &[UsageRecord]) {
         let headers = [
             ("content-type", "application/x-amz-json-1.1"),
             ("x-amz-target", "AWSMPMeteringService.BatchMeterUsage"),
-            ("user-agent", "marketplace-metering/0.1.0 lang/rust/0.1.0 os/linux"),
-            ("amz-sdk-invocation-id", "0f6b8a0e-8f3b-4a6e-9d2c-000000000000"),
+            (
+                "user-agent",
+                "marketplace-metering/0.1.0 lang/rust/0.1.0 os/linux",
+            ),
+            (
+                "amz-sdk-invocation-id",
+                "0f6b8a0e-8f3b-4a6e-9d2c-000000000000",
+            ),
             ("amz-sdk-request", "attempt=1; max=3"),
         ];
         let signable = SignableRequest::new(
@@ -173,7 +199,56 @@ fn breakdown(records: &[UsageRecord]) {
         .unwrap();
         sign(signable, &params).unwrap().into_parts()
     });
-    measure("uuid v4", 2000, || uuid_like());
+    measure("uuid v4", 2000, uuid_like);
+}
+
+/// The machine's floor for one sequential call: a request of the real call's size written
+/// over loopback keep-alive TCP to a thread that answers with a response of the real call's
+/// size, blocking sockets and no HTTP, JSON or signing at all (`floor` mode). No client and
+/// no server can be faster than this round trip on the same machine.
+fn floor(seconds: f64, request_bytes: usize, response_bytes: usize) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_nodelay(true).expect("nodelay");
+        let (mut req, resp) = (vec![0u8; request_bytes], vec![b'r'; response_bytes]);
+        while s.read_exact(&mut req).is_ok() {
+            if s.write_all(&resp).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_nodelay(true).expect("nodelay");
+    let (req, mut resp) = (vec![b'q'; request_bytes], vec![0u8; response_bytes]);
+    let mut round_trip = || {
+        c.write_all(&req).expect("write");
+        c.read_exact(&mut resp).expect("read");
+    };
+    for _ in 0..1000 {
+        round_trip();
+    }
+    let (t0, c0, p0) = (Instant::now(), thread_cpu(), process_cpu());
+    let mut n = 0u64;
+    while t0.elapsed().as_secs_f64() < seconds {
+        for _ in 0..100 {
+            round_trip();
+        }
+        n += 100;
+    }
+    let (wall, cpu) = (t0.elapsed(), thread_cpu() - c0);
+    let other = (process_cpu() - p0).saturating_sub(cpu);
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "loopback floor ({request_bytes} B out, {response_bytes} B back, no HTTP): {:.0} round trips/s, {:.1} µs client CPU, {:.1} µs server CPU each",
+        n as f64 / wall.as_secs_f64(),
+        us(cpu),
+        us(other)
+    );
+    drop(c);
+    let _ = server.join();
 }
 
 fn uuid_like() -> u64 {
@@ -185,11 +260,18 @@ fn uuid_like() -> u64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let seconds: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5.0);
-    // Optional second argument `ours` or `sdk` runs one side only (for profiling).
+    let seconds: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    // Optional second argument `ours` or `sdk` runs one side only (for profiling); `breakdown`
+    // measures the pieces of one call alone; `floor` the machine's loopback round trip.
     let only = std::env::args().nth(2).unwrap_or_default();
     let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let hour = now - now % 3600;
 
     // Ours.
@@ -218,6 +300,11 @@ async fn main() {
         .collect();
     if only == "breakdown" {
         breakdown(&records);
+        return;
+    }
+    if only == "floor" {
+        // The sizes of our call on the wire, headers included (seen with strace).
+        floor(seconds, 2922, 4770);
         return;
     }
     let ours_seconds = if only == "sdk" { 0.01 } else { seconds };
@@ -275,10 +362,13 @@ async fn main() {
     .await;
 
     println!("BatchMeterUsage, 25 records, sequential, loopback keep-alive, {seconds} s each");
-    for (name, f) in [("marketplace-metering", &ours_fig), ("aws-sdk-rust", &sdk_fig)] {
+    for (name, f) in [
+        ("marketplace-metering", &ours_fig),
+        ("aws-sdk-rust", &sdk_fig),
+    ] {
         println!(
-            "{name:<21}: {:>9.0} calls/s  {:>6.1} µs client CPU/call (user {:>5.1}, kernel {:>5.1})  {:>5.0} allocations/call",
-            f.calls_per_sec, f.cpu_us_per_call, f.user_us_per_call, f.sys_us_per_call, f.allocs_per_call
+            "{name:<21}: {:>9.0} calls/s  {:>6.1} µs client CPU/call (user {:>5.1}, kernel {:>5.1})  {:>5.0} allocations/call  (emulator {:>5.1} µs CPU/call)",
+            f.calls_per_sec, f.cpu_us_per_call, f.user_us_per_call, f.sys_us_per_call, f.allocs_per_call, f.server_us_per_call
         );
     }
     println!("(both include the harness's clone of the 25 input records, 51 allocations)");
