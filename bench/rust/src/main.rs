@@ -46,14 +46,20 @@ fn allocs() -> u64 {
     ALLOCS.with(|c| c.get())
 }
 
-fn thread_cpu() -> Duration {
+/// The CPU time of a POSIX CPU-time clock.
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: a valid out-pointer for clock_gettime.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// The main thread's user and kernel CPU time. The kernel part is mostly loopback TCP (a
@@ -70,13 +76,7 @@ fn thread_user_sys() -> (Duration, Duration) {
 
 /// The whole process's CPU time: the client's thread plus the emulator's.
 fn process_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out-pointer for clock_gettime.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 struct Figures {
