@@ -9,8 +9,8 @@
 //! face, the Python face's methods) run on the calling thread. Why it is built this way:
 //!
 //! * **One, lazily.** Faces load the library into processes that may never call it; nothing
-//!   starts until the first call, and the runtime has few worker threads (2 by default,
-//!   `MM_RUNTIME_WORKERS` to change) because metering is I/O-bound.
+//!   starts until the first call, and the runtime has few worker threads ([`DEFAULT_WORKERS`], 1 for the
+//!   Node face; `MM_RUNTIME_WORKERS` to change) because metering is I/O-bound.
 //! * **Fork.** A child created by `fork()` inherits the runtime's memory but none of its
 //!   threads, and it shares the parent's epoll instance: driving the inherited runtime in
 //!   the child hangs the child and corrupts the parent (TOOLCHAIN.md §9). So the pid is
@@ -48,14 +48,24 @@ pub fn pid() -> u32 {
     std::process::id()
 }
 
+/// Worker threads of the shared runtime unless `MM_RUNTIME_WORKERS` says otherwise.
+pub const DEFAULT_WORKERS: usize = 2;
+
 /// A builder with the shared runtime's settings, for faces that must own a runtime of their
 /// own kind (napi's `create_custom_tokio_runtime`).
 pub fn builder() -> tokio::runtime::Builder {
+    builder_with_workers(DEFAULT_WORKERS)
+}
+
+/// [`builder`] with another default worker count (`MM_RUNTIME_WORKERS` still wins), for a
+/// face whose calls are cheaper on fewer threads: a call's future and its connection's task
+/// then share one worker instead of waking each other across threads.
+pub fn builder_with_workers(default_workers: usize) -> tokio::runtime::Builder {
     let workers = std::env::var("MM_RUNTIME_WORKERS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| (1..=64).contains(n))
-        .unwrap_or(2);
+        .unwrap_or(default_workers.clamp(1, 64));
     let mut b = tokio::runtime::Builder::new_multi_thread();
     b.worker_threads(workers).thread_name("mm-rt").enable_all();
     b
