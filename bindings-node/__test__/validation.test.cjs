@@ -30,6 +30,10 @@ const cases = [
   ['Timestamp as an object', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Timestamp: {} })] }), 'UsageRecords[0].Timestamp'],
   ['unknown key in a record', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Quantty: 3 })] }), 'UsageRecords[0].Quantty'],
   ['unknown top-level key', () => batch({ ProductCode: P(), UsageRecords: [record(1)], Extra: 1 }), 'Extra'],
+  // Keys are read into a 64-byte buffer: one that fills it is read again whole.
+  ['long unknown key', () => batch({ ProductCode: P(), UsageRecords: [record(1, { ['Q'.repeat(63) + 'x']: 3 })] }), `UsageRecords[0].${'Q'.repeat(63)}x`],
+  ['non-ASCII unknown key', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Quantité: 3 })] }), 'UsageRecords[0].Quantité'],
+  ['unknown key with an undefined value', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Extra: undefined })] }), 'UsageRecords[0].Extra'],
   ['ProductCode not a string', () => batch({ ProductCode: 42, UsageRecords: [record(1)] }), 'ProductCode'],
   ['ProductCode pattern', () => batch({ ProductCode: 'bad code!', UsageRecords: [record(1)] }), 'ProductCode'],
   ['CustomerIdentifier too long', () => batch({ ProductCode: P(), UsageRecords: [record(1, { CustomerIdentifier: 'x'.repeat(256) })] }), 'UsageRecords[0].CustomerIdentifier'],

@@ -124,11 +124,73 @@ fn describe(v: &Unknown<'_>) -> Result<&'static str> {
 
 /// A member's value, `None` when absent, `undefined` or `null` (SDK v3 omits those).
 fn member<'e>(obj: &Object<'e>, name: &str) -> R<Option<Unknown<'e>>> {
-    let v: Unknown<'e> = obj.get_named_property(name)?;
+    present(obj.get_named_property(name)?)
+}
+
+/// `v`, or `None` when it is `undefined` or `null` (SDK v3 omits those).
+fn present(v: Unknown<'_>) -> R<Option<Unknown<'_>>> {
     Ok(match v.get_type()? {
         ValueType::Undefined | ValueType::Null => None,
         _ => Some(v),
     })
+}
+
+/// An object's enumerable string keys, in `Object.keys` order (napi's property names), each
+/// with its value. A key is read into a buffer reused for every key and its value is fetched
+/// by the key's own JS string: no allocation and no second name lookup per member (converting
+/// 25 usage records took 52-56 µs instead of 64).
+struct Members<'e> {
+    obj: Object<'e>,
+    names: Object<'e>,
+    len: u32,
+    next: u32,
+    buf: [u8; 64],
+    long: String,
+}
+
+impl<'e> Members<'e> {
+    fn new(obj: &Object<'e>) -> R<Self> {
+        let names = obj.get_property_names()?;
+        let len = names.get_array_length()?;
+        Ok(Members {
+            obj: *obj,
+            names,
+            len,
+            next: 0,
+            buf: [0; 64],
+            long: String::new(),
+        })
+    }
+
+    /// The next key and its value (`undefined` and `null` included).
+    fn next(&mut self) -> R<Option<(&str, Unknown<'e>)>> {
+        if self.next >= self.len {
+            return Ok(None);
+        }
+        let key: Unknown<'e> = self.names.get_element(self.next)?;
+        self.next += 1;
+        let value: Unknown<'e> = self.obj.get_property(key)?;
+        let mut written = 0usize;
+        // SAFETY: `key` is a live value of this env (property names are strings) and `buf` is
+        // writable for its whole length; napi writes at most `len - 1` bytes and a NUL.
+        napi::check_status!(unsafe {
+            napi::sys::napi_get_value_string_utf8(
+                self.obj.value().env,
+                key.raw(),
+                self.buf.as_mut_ptr().cast(),
+                self.buf.len(),
+                &mut written,
+            )
+        })?;
+        // A key that fills the buffer may be cut short: read it whole (it is no member name).
+        if written + 1 < self.buf.len() {
+            if let Ok(k) = std::str::from_utf8(&self.buf[..written]) {
+                return Ok(Some((k, value)));
+            }
+        }
+        self.long = unsafe { key.cast::<String>() }?;
+        Ok(Some((&self.long, value)))
+    }
 }
 
 fn string(v: Unknown<'_>, path: Path<'_>) -> R<String> {
@@ -222,9 +284,10 @@ fn not_a_member(path: Path<'_>, key: &str, allowed: &[&str]) -> ConvError {
 /// A plain object whose keys are all in `allowed`.
 fn object<'e>(v: Unknown<'e>, path: Path<'_>, allowed: &[&str]) -> R<Object<'e>> {
     let obj = plain_object(v, path)?;
-    for key in Object::keys(&obj)? {
-        if !allowed.contains(&key.as_str()) {
-            return Err(not_a_member(path, &key, allowed));
+    let mut members = Members::new(&obj)?;
+    while let Some((key, _)) = members.next()? {
+        if !allowed.contains(&key) {
+            return Err(not_a_member(path, key, allowed));
         }
     }
     Ok(obj)
@@ -308,14 +371,15 @@ fn usage_record(v: Unknown<'_>, path: Path<'_>) -> R<UsageRecord> {
     // costs nothing (25 records a call, most with four of the seven members).
     let o = plain_object(v, path)?;
     let mut b = UsageRecord::builder();
-    for key in Object::keys(&o)? {
-        let Some(v) = member(&o, &key)? else {
-            if USAGE_RECORD_KEYS.contains(&key.as_str()) {
+    let mut members = Members::new(&o)?;
+    while let Some((key, v)) = members.next()? {
+        let Some(v) = present(v)? else {
+            if USAGE_RECORD_KEYS.contains(&key) {
                 continue;
             }
-            return Err(not_a_member(path, &key, USAGE_RECORD_KEYS));
+            return Err(not_a_member(path, key, USAGE_RECORD_KEYS));
         };
-        b = match key.as_str() {
+        b = match key {
             "Timestamp" => b.timestamp(timestamp(v, path.field("Timestamp"))?),
             "CustomerIdentifier" => {
                 b.customer_identifier(string(v, path.field("CustomerIdentifier"))?)
@@ -329,7 +393,7 @@ fn usage_record(v: Unknown<'_>, path: Path<'_>) -> R<UsageRecord> {
             "UsageAllocations" => {
                 b.set_usage_allocations(Some(allocations(v, path.field("UsageAllocations"))?))
             }
-            _ => return Err(not_a_member(path, &key, USAGE_RECORD_KEYS)),
+            _ => return Err(not_a_member(path, key, USAGE_RECORD_KEYS)),
         };
     }
     b.build().map_err(|e| path.missing(e))
@@ -554,8 +618,8 @@ fn meter_customer(
     })
 }
 
-/// The input object of a meter call, and its keys (each in `allowed`).
-fn meter_input<'e>(v: Unknown<'e>, allowed: &[&str]) -> R<(Object<'e>, Vec<String>)> {
+/// The input object of a meter call, its keys not yet checked.
+fn meter_object<'e>(v: Unknown<'e>) -> R<Object<'e>> {
     match v.get_type()? {
         ValueType::Object if !v.is_array()? && !v.is_date()? => {}
         _ => {
@@ -567,19 +631,19 @@ fn meter_input<'e>(v: Unknown<'e>, allowed: &[&str]) -> R<(Object<'e>, Vec<Strin
             ))
         }
     }
-    let obj = unsafe { v.cast::<Object<'e>>() }?;
-    let keys = Object::keys(&obj)?;
-    for key in &keys {
-        if !allowed.contains(&key.as_str()) {
-            return Err(ConvError::Input(
-                marketplace_metering::Error::invalid_input(
-                    key.clone(),
-                    format!("is not a member; expected one of {}", allowed.join(", ")),
-                ),
-            ));
+    Ok(unsafe { v.cast::<Object<'e>>() }?)
+}
+
+/// The input object of a meter call, its keys each in `allowed`.
+fn meter_input<'e>(v: Unknown<'e>, allowed: &[&str]) -> R<Object<'e>> {
+    let obj = meter_object(v)?;
+    let mut members = Members::new(&obj)?;
+    while let Some((key, _)) = members.next()? {
+        if !allowed.contains(&key) {
+            return Err(not_a_member(Path::Root, key, allowed));
         }
     }
-    Ok((obj, keys))
+    Ok(obj)
 }
 
 const RECORD_KEYS: &[&str] = &[
@@ -595,13 +659,17 @@ const RECORD_KEYS: &[&str] = &[
 /// `meter.record({...})`: types and shape; the core checks the values. One pass over the
 /// keys the object has (the hot path: no lookups of absent members).
 pub fn meter_record_input(v: Unknown<'_>, customer_required: bool) -> R<MeterRecord> {
-    let (o, keys) = meter_input(v, RECORD_KEYS)?;
+    let o = meter_object(v)?;
     let top = Path::Root;
     let (mut ci, mut acct, mut lic) = (None, None, None);
     let (mut dimension, mut quantity, mut at, mut allocs) = (None, None, None, None);
-    for key in &keys {
-        let Some(v) = member(&o, key)? else { continue };
-        match key.as_str() {
+    let mut members = Members::new(&o)?;
+    while let Some((key, v)) = members.next()? {
+        if !RECORD_KEYS.contains(&key) {
+            return Err(not_a_member(top, key, RECORD_KEYS));
+        }
+        let Some(v) = present(v)? else { continue };
+        match key {
             "customerIdentifier" => ci = Some(string(v, top.field("customerIdentifier"))?),
             "customerAwsAccountId" => acct = Some(string(v, top.field("customerAwsAccountId"))?),
             "licenseArn" => lic = Some(string(v, top.field("licenseArn"))?),
@@ -630,7 +698,7 @@ pub fn meter_record_input(v: Unknown<'_>, customer_required: bool) -> R<MeterRec
 
 /// `meter.registerCustomer({ customer…, dimensions })`.
 pub fn meter_register_input(v: Unknown<'_>, customer_required: bool) -> R<(Customer, Vec<String>)> {
-    let (o, _) = meter_input(
+    let o = meter_input(
         v,
         &[
             "customerIdentifier",
