@@ -164,12 +164,20 @@ impl<'e> Members<'e> {
 
     /// The next key and its value (`undefined` and `null` included).
     fn next(&mut self) -> R<Option<(&str, Unknown<'e>)>> {
+        let obj = self.obj;
+        match self.next_key()? {
+            Some((name, key)) => Ok(Some((name, obj.get_property(key)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The next key, as text and as its JS string; the value is not read.
+    fn next_key(&mut self) -> R<Option<(&str, Unknown<'e>)>> {
         if self.next >= self.len {
             return Ok(None);
         }
         let key: Unknown<'e> = self.names.get_element(self.next)?;
         self.next += 1;
-        let value: Unknown<'e> = self.obj.get_property(key)?;
         let mut written = 0usize;
         // SAFETY: `key` is a live value of this env (property names are strings) and `buf` is
         // writable for its whole length; napi writes at most `len - 1` bytes and a NUL.
@@ -185,11 +193,12 @@ impl<'e> Members<'e> {
         // A key that fills the buffer may be cut short: read it whole (it is no member name).
         if written + 1 < self.buf.len() {
             if let Ok(k) = std::str::from_utf8(&self.buf[..written]) {
-                return Ok(Some((k, value)));
+                return Ok(Some((k, key)));
             }
         }
+        // SAFETY: property names are strings.
         self.long = unsafe { key.cast::<String>() }?;
-        Ok(Some((&self.long, value)))
+        Ok(Some((&self.long, key)))
     }
 }
 
@@ -285,7 +294,7 @@ fn not_a_member(path: Path<'_>, key: &str, allowed: &[&str]) -> ConvError {
 fn object<'e>(v: Unknown<'e>, path: Path<'_>, allowed: &[&str]) -> R<Object<'e>> {
     let obj = plain_object(v, path)?;
     let mut members = Members::new(&obj)?;
-    while let Some((key, _)) = members.next()? {
+    while let Some((key, _)) = members.next_key()? {
         if !allowed.contains(&key) {
             return Err(not_a_member(path, key, allowed));
         }
@@ -638,7 +647,7 @@ fn meter_object<'e>(v: Unknown<'e>) -> R<Object<'e>> {
 fn meter_input<'e>(v: Unknown<'e>, allowed: &[&str]) -> R<Object<'e>> {
     let obj = meter_object(v)?;
     let mut members = Members::new(&obj)?;
-    while let Some((key, _)) = members.next()? {
+    while let Some((key, _)) = members.next_key()? {
         if !allowed.contains(&key) {
             return Err(not_a_member(Path::Root, key, allowed));
         }
