@@ -135,8 +135,8 @@ fn present(v: Unknown<'_>) -> R<Option<Unknown<'_>>> {
     })
 }
 
-/// An object's enumerable string keys, in `Object.keys` order (napi's property names), each
-/// with its value. A key is read into a buffer reused for every key and its value is fetched
+/// An object's enumerable string keys as napi lists them (`napi_get_property_names`, the
+/// same list `Object::keys` gave before), each with its value. A key is read into a buffer reused for every key and its value is fetched
 /// by the key's own JS string: no allocation and no second name lookup per member (converting
 /// 25 usage records took 52-56 µs instead of 64).
 struct Members<'e> {
@@ -290,15 +290,21 @@ fn not_a_member(path: Path<'_>, key: &str, allowed: &[&str]) -> ConvError {
     ))
 }
 
-/// A plain object whose keys are all in `allowed`.
-fn object<'e>(v: Unknown<'e>, path: Path<'_>, allowed: &[&str]) -> R<Object<'e>> {
-    let obj = plain_object(v, path)?;
-    let mut members = Members::new(&obj)?;
+/// An error naming the first key of `obj` that is not in `allowed`; values are not read.
+fn check_keys(obj: &Object<'_>, path: Path<'_>, allowed: &[&str]) -> R<()> {
+    let mut members = Members::new(obj)?;
     while let Some((key, _)) = members.next_key()? {
         if !allowed.contains(&key) {
             return Err(not_a_member(path, key, allowed));
         }
     }
+    Ok(())
+}
+
+/// A plain object whose keys are all in `allowed`.
+fn object<'e>(v: Unknown<'e>, path: Path<'_>, allowed: &[&str]) -> R<Object<'e>> {
+    let obj = plain_object(v, path)?;
+    check_keys(&obj, path, allowed)?;
     Ok(obj)
 }
 
@@ -646,12 +652,7 @@ fn meter_object<'e>(v: Unknown<'e>) -> R<Object<'e>> {
 /// The input object of a meter call, its keys each in `allowed`.
 fn meter_input<'e>(v: Unknown<'e>, allowed: &[&str]) -> R<Object<'e>> {
     let obj = meter_object(v)?;
-    let mut members = Members::new(&obj)?;
-    while let Some((key, _)) = members.next_key()? {
-        if !allowed.contains(&key) {
-            return Err(not_a_member(Path::Root, key, allowed));
-        }
-    }
+    check_keys(&obj, Path::Root, allowed)?;
     Ok(obj)
 }
 

@@ -9,8 +9,9 @@
 //! face, the Python face's methods) run on the calling thread. Why it is built this way:
 //!
 //! * **One, lazily.** Faces load the library into processes that may never call it; nothing
-//!   starts until the first call, and the runtime has few worker threads ([`DEFAULT_WORKERS`], 1 for the
-//!   Node face; `MM_RUNTIME_WORKERS` to change) because metering is I/O-bound.
+//!   starts until the first call, and the runtime has few worker threads
+//!   ([`DEFAULT_WORKERS`], 1 for the Node face; `MM_RUNTIME_WORKERS` to change) because
+//!   metering is I/O-bound.
 //! * **Fork.** A child created by `fork()` inherits the runtime's memory but none of its
 //!   threads, and it shares the parent's epoll instance: driving the inherited runtime in
 //!   the child hangs the child and corrupts the parent (TOOLCHAIN.md §9). So the pid is
