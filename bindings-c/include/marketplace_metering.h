@@ -1290,8 +1290,9 @@ mm_status mm_meter_config_set_grace_seconds(struct mm_meter_config *config, uint
 mm_status mm_meter_config_set_zero_fill(struct mm_meter_config *config, bool zero_fill);
 
 /**
- * Flushes in the background on the library's runtime every `seconds` (0: never, the
- * default). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ * Flushes in the background on the library's runtime every `seconds` (default 60, as in
+ * every face; 0: never). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on
+ * one config.
  */
 mm_status mm_meter_config_set_flush_interval_seconds(struct mm_meter_config *config,
                                                      uint64_t seconds);

@@ -440,15 +440,16 @@ pub extern "C" fn mm_meter_config_set_zero_fill(
     })
 }
 
-/// Flushes in the background on the library's runtime every `seconds` (0: never, the
-/// default). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+/// Flushes in the background on the library's runtime every `seconds` (default 60, as in
+/// every face; 0: never). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on
+/// one config.
 #[no_mangle]
 pub extern "C" fn mm_meter_config_set_flush_interval_seconds(
     config: *mut mm_meter_config,
     seconds: u64,
 ) -> mm_status {
     set(config, |c| {
-        c.flush_interval = (seconds > 0).then(|| Duration::from_secs(seconds));
+        c.flush_interval = Some(Duration::from_secs(seconds));
         Ok(())
     })
 }

@@ -598,6 +598,7 @@ pub struct MeterOptions {
     pub durability: Durability,
     pub grace: Option<Duration>,
     pub zero_fill: bool,
+    /// `None`: the core's default; zero: no background flusher.
     pub flush_interval: Option<Duration>,
 }
 

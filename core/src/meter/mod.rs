@@ -1414,8 +1414,9 @@ impl UsageMeter {
         lock(&shared.db).dead_letters(&shared.scope.product_code)
     }
 
-    /// Stops the background flusher and flushes what may be flushed; later `record()` and
-    /// `flush()` calls fail with `InvalidState`. Unsealed hours stay in the store (a file
+    /// Stops the background flusher, flushes what may be flushed and gives up the store's
+    /// claim (another meter may open it now); later `record()` and `flush()` calls fail with
+    /// `InvalidState`. Unsealed hours stay in the store (a file
     /// store sends them after a restart).
     pub async fn close(&self) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;
@@ -1423,7 +1424,10 @@ impl UsageMeter {
             h.abort();
         }
         self.inner.closed.store(true, Ordering::Relaxed);
-        self.flush_now().await
+        let flushed = self.flush_now().await;
+        // Closed: another meter may own the store now (this one only reads it from here on).
+        lock(&self.inner.shared.db).release_claim();
+        flushed
     }
 
     /// [`close`](Self::close), blocking the calling thread.

@@ -62,7 +62,7 @@ static OPEN: Mutex<Vec<(u64, u64, u64)>> = Mutex::new(Vec::new());
 /// The exclusive claim on one store file, held for the meter's life.
 pub(crate) struct Owner {
     /// Holds the `flock`; closing it releases the claim.
-    _lock: File,
+    lock: Option<File>,
     file_id: (u64, u64),
     generation: u64,
 }
@@ -119,10 +119,16 @@ impl Owner {
         }
         open.push((file_id.0, file_id.1, generation));
         Ok(Owner {
-            _lock: lock,
+            lock: Some(lock),
             file_id,
             generation,
         })
+    }
+
+    /// Lets another meter claim the file (this one was closed); the file stays listed as open
+    /// in this process while its connection is.
+    pub(crate) fn release(&mut self) {
+        self.lock = None;
     }
 
     /// Whether this is the process that took the claim.

@@ -163,7 +163,7 @@ pub(crate) struct Db {
     /// Closed on drop only in the process that opened it (see `owner`).
     conn: ManuallyDrop<Connection>,
     /// The claim on a file store; `None` in memory.
-    _owner: Option<Owner>,
+    owner: Option<Owner>,
     generation: u64,
 }
 
@@ -246,11 +246,18 @@ impl Db {
         conn.set_prepared_statement_cache_capacity(MULTI_ROWS + 16);
         let mut db = Db {
             conn: ManuallyDrop::new(conn),
-            _owner: owner,
+            owner,
             generation,
         };
         db.migrate()?;
         Ok(db)
+    }
+
+    /// Lets another meter open the file (this one was closed).
+    pub(crate) fn release_claim(&mut self) {
+        if let Some(o) = &mut self.owner {
+            o.release();
+        }
     }
 
     fn migrate(&mut self) -> Result<(), Error> {
