@@ -755,9 +755,11 @@ fn one_meter_owns_a_store_and_a_second_says_who_holds_it() {
         e.message().contains(&me) && e.message().contains("in use"),
         "{e}"
     );
-    drop(first);
+    // Closing gives the store up, even while the closed meter is still alive.
+    first.close_blocking().unwrap();
     let second = file_meter(&h, &emu, &path, Durability::Durable);
     second.record(cust(1), "users", 1, None, None).unwrap();
+    drop(first);
     drop(second);
     remove_store(&path);
 }
@@ -1011,4 +1013,28 @@ fn no_bucket_passes_the_models_maximum() {
         drop(meter);
         remove_store(&path);
     }
+}
+
+#[test]
+fn status_tolerates_any_row_an_older_store_holds() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b + 10);
+    let path = temp_db("oldrows");
+    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    // A millisecond timestamp recorded before timestamps were checked: year 58,000.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO buckets (product_code, customer_kind, customer, dimension, hour, quantity)
+         VALUES (?1, 'C', 'cust-1', 'users', ?2, 1)",
+        rusqlite::params![metering_emulator::PRODUCT_CODE, b * 1000],
+    )
+    .unwrap();
+    drop(conn);
+    let s = meter.status().unwrap();
+    assert_eq!((s.pending, s.oldest_unsent_hour), (2, Some(b)));
+    drop(meter);
+    remove_store(&path);
 }

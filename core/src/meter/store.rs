@@ -720,15 +720,20 @@ impl Db {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT state, COUNT(*), MIN(hour) FROM buckets WHERE product_code = ?1 GROUP BY state",
+                "SELECT state, COUNT(*), MIN(CASE WHEN hour BETWEEN ?2 AND ?3 THEN hour END)
+                 FROM buckets WHERE product_code = ?1 GROUP BY state",
             )
             .map_err(store_err)?;
+        // A row no calendar holds (a store written before timestamps were checked, with an
+        // hour in milliseconds) is counted but is never the oldest unsent hour: a face could
+        // not turn it into a date, and status() must not fail for any row.
+        let (first, last) = (super::CALENDAR.start(), super::CALENDAR.end());
         let rows = st
-            .query_map([product], |r| {
+            .query_map(params![product, first, last], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(2)?,
                 ))
             })
             .map_err(store_err)?;
@@ -744,6 +749,7 @@ impl Db {
                 _ => {}
             }
             if matches!(state.as_str(), "pending" | "sealed" | "sending") {
+                let Some(min_hour) = min_hour else { continue };
                 s.oldest_unsent_hour = Some(
                     s.oldest_unsent_hour
                         .map_or(min_hour, |h: i64| h.min(min_hour)),
