@@ -547,7 +547,6 @@ const METER_OPTION_KEYS: &[&str] = &[
     "clock",
 ];
 
-/// The default background flush interval (API.md: `flush_interval=timedelta(seconds=60)`).
 /// `new UsageMeter(client, options)` options (`clock` is checked by the JS layer).
 pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
     let o = root(v, METER_OPTION_KEYS)?;

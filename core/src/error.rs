@@ -583,7 +583,7 @@ mod tests {
     #[test]
     fn model_exceptions_are_all_in_the_table() {
         let model: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../shared/reference/meteringmarketplace-2016-01-14.service-2.json"
+            "../model/meteringmarketplace-2016-01-14.service-2.json"
         ))
         .unwrap();
         let shapes = model["shapes"].as_object().unwrap();

@@ -14,7 +14,7 @@
 //!   metering is I/O-bound.
 //! * **Fork.** A child created by `fork()` inherits the runtime's memory but none of its
 //!   threads, and it shares the parent's epoll instance: driving the inherited runtime in
-//!   the child hangs the child and corrupts the parent (TOOLCHAIN.md §9). So the pid is
+//!   the child hangs the child and corrupts the parent. So the pid is
 //!   stored next to the runtime; when it changes, the inherited runtime is leaked (dropping
 //!   it would join threads that do not exist in the child) and a new one is built. HTTP
 //!   connection pools are tied to a runtime, so the client keys its HTTP client on the same
