@@ -680,7 +680,6 @@ fn a_meter_made_before_fork_refuses_to_work_in_the_child() {
     let b = base();
     h.set(b - H + 10);
     let path = temp_db("fork");
-    let other = temp_db("fork-child");
     let meter = file_meter(&h, &emu, &path, Durability::Group);
     meter.record(cust(1), "users", 1, None, None).unwrap();
     // SAFETY: the child only calls the meter (which refuses at once or opens a new file)
@@ -693,7 +692,7 @@ fn a_meter_made_before_fork_refuses_to_work_in_the_child() {
         if e.error_code() != ErrorCode::InvalidState || !e.message().contains("after fork") {
             code |= 1;
         }
-        if meter.status().is_ok() || meter.flush_blocking().is_ok() {
+        if meter.status().is_ok() || meter.dead_letters().is_ok() {
             code |= 2;
         }
         // The parent's file: refused (the parent holds it, and SQLite's state crossed).
@@ -706,20 +705,10 @@ fn a_meter_made_before_fork_refuses_to_work_in_the_child() {
         {
             code |= 4;
         }
-        drop(meter); // must not close the parent's connection or join absent threads
-                     // A file of its own works.
-        match UsageMeter::new(
-            h.builder(client(&emu, 1), Store::sqlite(&other))
-                .build()
-                .unwrap(),
-        ) {
-            Ok(m) => {
-                if m.record(cust(2), "users", 1, None, None).is_err() {
-                    code |= 8;
-                }
-            }
-            Err(_) => code |= 16,
-        }
+        // Must not close the parent's connection or join absent threads.
+        drop(meter);
+        // Nothing here opens SQLite: other tests' threads may have held its locks at the
+        // fork. (A meter made after fork on a file of its own is tested from Python.)
         unsafe { libc::_exit(code) };
     }
     let mut status = 0;
@@ -734,7 +723,6 @@ fn a_meter_made_before_fork_refuses_to_work_in_the_child() {
     assert_eq!(emu.ledger()[0].quantity, 3);
     drop(meter);
     remove_store(&path);
-    remove_store(&other);
 }
 
 #[test]
