@@ -17,14 +17,21 @@
 //! * **The service's dedup.** `BatchMeterUsage` answers an identical record (same customer,
 //!   dimension, hour and quantity) with the first record's `MeteringRecordId` and bills it
 //!   once; `MeterUsage` does the same for a repeated `ClientToken`, which the meter derives
-//!   from the bucket. Before a call goes out its buckets are marked `sending` in a
+//!   from the store's identity (a random id kept in the store) and the bucket's product,
+//!   dimension, hour and frozen quantity: a resend is identical, and two stores (replicas of
+//!   one seller account) never share a token. Before a call goes out its buckets are marked `sending` in a
 //!   transaction; after a crash, buckets still `sending` are sent again with the same frozen
 //!   quantity, so the service bills them once.
 //!
-//! Each result is recorded: `Success` → acked (with its `MeteringRecordId`);
-//! `CustomerNotSubscribed`, `DuplicateRecord`, unknown statuses and modeled errors → the
-//! `dead_letters` table and a [`MeterEventKind::DeadLettered`] event; nothing is dropped
-//! silently. A bucket within `alarm_before` of the end of the service's 6-hour window raises
+//! Each result is recorded, matched to its bucket by the whole record (customer, license,
+//! dimension, hour): `Success` → acked (with its `MeteringRecordId`);
+//! `CustomerNotSubscribed`, `DuplicateRecord`, unknown statuses and errors about the records
+//! (a dimension, a customer, a license, a quantity) → the `dead_letters` table and a
+//! [`MeterEventKind::DeadLettered`] event; nothing is dropped silently. An error about the
+//! whole call — who sends it or where (credentials, access, region, product code, a disabled
+//! API, an entitlement, an unknown error) — dead-letters nothing: the buckets stay sealed and
+//! `flush()` returns the error, so they bill once the configuration is fixed.
+//! [`UsageMeter::requeue`] sends chosen dead letters again while their hour is in the window. A bucket within `alarm_before` of the end of the service's 6-hour window raises
 //! [`MeterEventKind::WindowAlarm`]; a bucket past it is marked expired
 //! ([`MeterEventKind::Expired`]) and never retried. Records carry the bucket's hour (its first
 //! second) as their timestamp.
@@ -38,6 +45,9 @@
 //!
 //! Event callbacks run on the thread that caused them (a `record()` caller, the group
 //! committer thread or a runtime worker running a flush); they must not block for long.
+//! A callback that calls its own meter's `record()`, `flush()` or `close()` gets
+//! `InvalidState` (in the group mode, `record()` there would wait for itself); dropping the
+//! last handle there does not wait for the committer thread it runs on.
 
 mod crash;
 mod send;
