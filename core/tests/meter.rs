@@ -983,7 +983,9 @@ fn a_callback_calling_its_own_meter_is_refused_not_deadlocked() {
     let clock = Arc::new(AtomicI64::new(b - H + 1));
     let path = temp_db("reentry");
     let slot: Arc<Mutex<Option<UsageMeter>>> = Arc::default();
-    let seen: Arc<Mutex<Vec<(String, Option<ErrorCode>)>>> = Arc::default();
+    // (thread or call, the error code it got)
+    type Seen = Vec<(String, Option<ErrorCode>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let (s2, seen2) = (slot.clone(), seen.clone());
     let c2 = clock.clone();
     let meter = UsageMeter::new(
@@ -1037,6 +1039,11 @@ fn a_callback_calling_its_own_meter_is_refused_not_deadlocked() {
         .recv_timeout(Duration::from_secs(20))
         .expect("record() from the callback hung the committer");
     r.unwrap();
+    // The committer releases the recorders before it reports the late event.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
         seen,

@@ -45,9 +45,9 @@
 //!
 //! Event callbacks run on the thread that caused them (a `record()` caller, the group
 //! committer thread or a runtime worker running a flush); they must not block for long.
-//! A callback that calls its own meter's `record()`, `flush()` or `close()` gets
-//! `InvalidState` (in the group mode, `record()` there would wait for itself); dropping the
-//! last handle there does not wait for the committer thread it runs on.
+//! A callback that calls its own meter's `flush()` or `close()`, or `record()` in the group
+//! mode, gets `InvalidState` (each would wait for the callback itself); dropping the last
+//! handle there does not wait for the committer thread it runs on.
 
 mod crash;
 mod send;
@@ -1058,7 +1058,10 @@ impl UsageMeter {
         allocations: Option<Vec<UsageAllocation>>,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
-        inner.shared.refuse_reentry("record()")?;
+        if inner.group.is_some() {
+            // A group record waits for the committer thread, which may be the one calling.
+            inner.shared.refuse_reentry("record() in the group mode")?;
+        }
         if inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
@@ -1305,11 +1308,16 @@ impl UsageMeter {
         self.inner.shared.drain()
     }
 
-    /// Whether the calling thread is running this meter's event callback, where dropping
-    /// the meter's last handle, `record()`, `flush()` and `close()` are refused (the C face's
-    /// `mm_meter_free` checks it).
+    /// Whether the calling thread is running this meter's event callback, where `flush()`,
+    /// `close()` and a group-mode `record()` are refused (and the C face's `mm_meter_free`).
     pub fn in_event_callback(&self) -> bool {
         self.inner.shared.in_callback()
+    }
+
+    /// `InvalidState` naming `call` when [`in_event_callback`](Self::in_event_callback): for
+    /// a face's calls that would wait for the callback (C's `mm_meter_free`).
+    pub fn refuse_in_event_callback(&self, call: &str) -> Result<(), Error> {
+        self.inner.shared.refuse_reentry(call)
     }
 }
 
