@@ -636,6 +636,14 @@ fn customer_err(e: marketplace_metering::Error) -> ConvError {
     Path::Root.field(field).err(problem)
 }
 
+/// The string member `name` of a meter input, if present.
+fn optional_text(o: &Object<'_>, name: &'static str) -> R<Option<String>> {
+    match member(o, name)? {
+        Some(v) => Ok(Some(string(v, Path::Root.field(name))?)),
+        None => Ok(None),
+    }
+}
+
 /// `meter.requeue({ reason?, customerIdentifier? | customerAwsAccountId + licenseArn, hour? })`.
 pub fn meter_requeue_input(v: Option<Unknown<'_>>) -> R<RequeueFilter> {
     let Some(v) = v.map(present).transpose()?.flatten() else {
@@ -652,12 +660,7 @@ pub fn meter_requeue_input(v: Option<Unknown<'_>>) -> R<RequeueFilter> {
         ],
     )?;
     let top = Path::Root;
-    let text = |name: &'static str| -> R<Option<String>> {
-        match member(&o, name)? {
-            Some(v) => Ok(Some(string(v, top.field(name))?)),
-            None => Ok(None),
-        }
-    };
+    let text = |name: &'static str| optional_text(&o, name);
     let hour = match member(&o, "hour")? {
         Some(v) => Some(timestamp(v, top.field("hour"))?.secs()),
         None => None,
@@ -757,12 +760,7 @@ pub fn meter_register_input(v: Unknown<'_>, customer_required: bool) -> R<(Custo
         ],
     )?;
     let top = Path::Root;
-    let text = |name: &'static str| -> R<Option<String>> {
-        match member(&o, name)? {
-            Some(v) => Ok(Some(string(v, top.field(name))?)),
-            None => Ok(None),
-        }
-    };
+    let text = |name: &'static str| optional_text(&o, name);
     let customer = meter_customer(
         text("customerIdentifier")?,
         text("customerAwsAccountId")?,
