@@ -648,17 +648,25 @@ impl Db {
     /// in `meta` (`store_id`). Part of every `MeterUsage` `ClientToken`, so two stores never
     /// share a token and a store reopened after a crash resends the same one.
     pub(crate) fn store_id(&mut self) -> Result<String, Error> {
+        let read = |conn: &Connection| -> Result<Option<String>, Error> {
+            conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(store_err)
+        };
+        if let Some(id) = read(&self.conn)? {
+            return Ok(id);
+        }
+        // Two meters creating it at once: the first insert wins, both read it.
         self.conn
             .execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))",
                 [],
             )
             .map_err(store_err)?;
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
-                r.get(0)
-            })
-            .map_err(store_err)
+        read(&self.conn)?
+            .ok_or_else(|| Error::invalid_state("meter store: the store id was not written"))
     }
 
     /// Moves the dead letters `filter` selects, whose hour is later than `after`,
@@ -784,6 +792,17 @@ mod tests {
             .execute("UPDATE buckets SET sealed_quantity = 9 WHERE hour = 0", [])
             .unwrap_err();
         assert!(err.to_string().contains("never changes"), "{err}");
+    }
+
+    #[test]
+    fn the_store_id_is_made_once_and_kept() {
+        let mut a = Db::open(None, true).unwrap();
+        let id = a.store_id().unwrap();
+        assert_eq!(id.len(), 32);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a.store_id().unwrap(), id);
+        let mut b = Db::open(None, true).unwrap();
+        assert_ne!(b.store_id().unwrap(), id);
     }
 
     #[test]
