@@ -339,6 +339,17 @@ export interface DeadLetter {
   at: Date;
 }
 
+/** Which dead letters `UsageMeter.requeue` sends again; what is left out matches all. */
+export interface RequeueFilter {
+  /** `"CustomerNotSubscribed"`, an error code, … */
+  reason?: string;
+  customerIdentifier?: string;
+  customerAwsAccountId?: string;
+  licenseArn?: string;
+  /** Any time within the hour (a `Date`, or epoch seconds). */
+  hour?: Date | number;
+}
+
 /**
  * Records every billable event and bills every customer-hour exactly once. Events are emitted
  * on the JS thread, in order; `flush()` and `close()` resolve after the events they caused.
@@ -353,6 +364,11 @@ export declare class UsageMeter extends EventEmitter<MeterEventMap> {
   flush(): Promise<FlushSummary>;
   status(): Promise<MeterStatus>;
   deadLetters(): Promise<DeadLetter[]>;
+  /**
+   * Sends chosen dead letters again (those whose hour is still inside the service's window go
+   * back to sealed; the next flush sends them). Resolves with how many.
+   */
+  requeue(filter?: RequeueFilter): Promise<number>;
   /** Flushes what may be flushed and stops (idempotent); later calls reject with `InvalidStateError`. */
   close(): Promise<FlushSummary>;
   [Symbol.asyncDispose](): Promise<void>;

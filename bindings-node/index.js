@@ -493,6 +493,7 @@ class UsageMeter extends EventEmitter {
     }
     this._inline = this._native.inline
     this._closing = null
+    if (this._inline) writeAtExit(this)
   }
 
   _dispatch(n) {
@@ -558,6 +559,15 @@ class UsageMeter extends EventEmitter {
     return this._call(() => this._native.deadLetters()).then((list) => list.map(deadLetter))
   }
 
+  /**
+   * Sends chosen dead letters again: `{ reason?, customerIdentifier? | customerAwsAccountId +
+   * licenseArn, hour? }` (each left out matches all); those whose hour is still inside the
+   * service's window go back to sealed and the next flush sends them. Resolves with how many.
+   */
+  requeue(filter) {
+    return this._call(() => this._native.requeue(filter))
+  }
+
   /** Flushes what may be flushed and stops the meter (idempotent); later calls reject. */
   close() {
     if (!this._closing) this._closing = this._call(() => this._native.close()).then(flushSummary)
@@ -573,6 +583,33 @@ class UsageMeter extends EventEmitter {
     }
     return p.then(undefined, rejectTranslated)
   }
+}
+
+// `durability: "memory"` buffers events in this process until a flush. A process that ends
+// without close() (process.exit(), the event loop running dry) would lose them, as nothing
+// asynchronous runs at exit: the 'exit' hook writes every live meter's buffer to its store,
+// synchronously, as Python does at interpreter exit. A crash (SIGKILL) still loses them.
+const atExit = new Set()
+const atExitGone = new FinalizationRegistry((ref) => atExit.delete(ref))
+let atExitHooked = false
+
+function writeAtExit(meter) {
+  const ref = new WeakRef(meter)
+  atExit.add(ref)
+  atExitGone.register(meter, ref)
+  if (atExitHooked) return
+  atExitHooked = true
+  process.on('exit', () => {
+    for (const ref of atExit) {
+      const m = ref.deref()
+      if (!m) continue
+      try {
+        m._native.writeBufferedSync()
+      } catch (err) {
+        process.stderr.write(`marketplace-metering: could not write a meter's buffered events at exit: ${err.message}\n`)
+      }
+    }
+  })
 }
 
 if (typeof Symbol.asyncDispose === 'symbol') {

@@ -40,6 +40,11 @@
 #define MM_METER_NOW INT64_MIN
 
 /**
+ * The `hour` of `mm_meter_requeue` that means "every hour".
+ */
+#define MM_METER_ANY_HOUR INT64_MIN
+
+/**
  * The result of every fallible call: `MM_STATUS_OK` (0) or why it failed.
  *
  * Numbers are stable and never reused. 0–2 are this library's own; every other value is one
@@ -725,6 +730,11 @@ const char *mm_version(void);
  * see a clean process. Clients stay usable: the next call starts a new runtime. Takes no
  * pointer; thread-safe, but calls still running on other threads keep the old runtime alive
  * until they finish.
+ *
+ * Meters are not stopped: the background flusher (`mm_meter_config_set_flush_interval_seconds`)
+ * of every meter not yet freed is started again at once on a new runtime, so it keeps
+ * sending. Free (after `mm_meter_close`) every meter before `mm_shutdown()` to end every
+ * library thread.
  */
 void mm_shutdown(void);
 
@@ -1305,14 +1315,14 @@ mm_status mm_meter_config_set_flush_interval_seconds(struct mm_meter_config *con
  * `mm_meter_flush`/`mm_meter_close`/`mm_meter_status`, or a runtime worker running the
  * background flush. So it and `user_data` must be thread-safe, and it must return quickly
  * and never unwind (no C++ exception, no longjmp). While calling it the meter holds no lock
- * that `mm_meter_record`, `mm_meter_status`, `mm_meter_dead_letters` or
- * `mm_meter_register_customer` take, so the callback may call them — except
- * `mm_meter_record` with `MM_METER_DURABILITY_GROUP`: a late event found while committing is
- * reported on the group-commit thread, and a record there would wait for that thread, i.e.
- * for itself, forever. A flush holds the meter's flush lock while it reports its events, and
- * `mm_meter_flush`/`mm_meter_close` called from a callback running inside a flush fail with
- * `MM_STATUS_INVALID_STATE`: do not call them from callbacks. Never call `mm_meter_free`
- * from the callback (it waits for callbacks in flight, including the calling one).
+ * that `mm_meter_status`, `mm_meter_dead_letters`, `mm_meter_requeue` or
+ * `mm_meter_register_customer` take, so the callback may call them. Calls that could wait
+ * for the callback itself are refused when made from the meter's own callback, and return
+ * `MM_STATUS_INVALID_STATE` without doing anything: `mm_meter_record` with
+ * `MM_METER_DURABILITY_GROUP` (a late event is reported on the group-commit thread, and a
+ * record there would wait for that thread; with the other durabilities it works),
+ * `mm_meter_flush`, `mm_meter_close` and `mm_meter_free` (the meter is not freed; free it
+ * after the callback returns).
  *
  * No callback runs after `mm_meter_free` returns. `config` NULL →
  * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
@@ -1351,14 +1361,17 @@ mm_status mm_meter_new(const struct mm_client *client,
                        struct mm_error **err_out);
 
 /**
- * Frees a meter. NULL does nothing. Does not flush: call `mm_meter_close` first to send what
- * may be sent (a file store keeps everything else for the next meter on the same file;
- * events buffered by `MM_METER_DURABILITY_MEMORY` are written to the store here).
+ * Frees a meter. NULL does nothing (`MM_STATUS_OK`). Does not flush: call `mm_meter_close`
+ * first to send what may be sent (a file store keeps everything else for the next meter on
+ * the same file; events buffered by `MM_METER_DURABILITY_MEMORY` are written to the store
+ * here).
  *
  * Waits for event callbacks in flight; none runs after it returns. No other call may be
- * running on `meter`, and it must not be called from the meter's event callback.
+ * running on `meter`. Called from the meter's own event callback it frees nothing and
+ * returns `MM_STATUS_INVALID_STATE` (it would wait for that callback): free the meter after
+ * the callback returns.
  */
-void mm_meter_free(struct mm_meter *meter);
+mm_status mm_meter_free(struct mm_meter *meter);
 
 /**
  * Records `quantity` of `dimension` used by a customer at `timestamp` (epoch seconds, or
@@ -1429,6 +1442,26 @@ mm_status mm_meter_flush(const struct mm_meter *meter,
 mm_status mm_meter_close(const struct mm_meter *meter,
                          struct mm_flush_summary *summary_out,
                          struct mm_error **err_out);
+
+/**
+ * Sends chosen dead letters again: those matching every filter given — `reason` (a status
+ * or error code such as `"CustomerNotSubscribed"`; NULL: any), the customer (given as for
+ * `mm_meter_record`; all three NULL: any) and `hour` (any second of it, epoch seconds;
+ * `MM_METER_ANY_HOUR`: any) — whose hour is still inside the service's window go back to
+ * sealed, with their frozen quantity, and leave the dead-letter list; the next flush sends
+ * them. Writes how many to `*count_out` when it is not NULL.
+ *
+ * Bad input → `MM_STATUS_INVALID_INPUT` naming the argument; a store failure →
+ * `MM_STATUS_INVALID_STATE`. `meter` NULL → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ */
+mm_status mm_meter_requeue(const struct mm_meter *meter,
+                           const char *reason,
+                           const char *customer_identifier,
+                           const char *customer_aws_account_id,
+                           const char *license_arn,
+                           int64_t hour,
+                           size_t *count_out,
+                           struct mm_error **err_out);
 
 /**
  * Fills `*counts_out` with the bucket counts per state and the oldest unsent hour (writing

@@ -660,12 +660,28 @@ inline FlushSummary summary_of(const mm_flush_summary &s) {
 
 inline const char *opt_or_null(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
 
+/// `mm_meter_free` for `Handle`: it returns `MM_STATUS_INVALID_STATE`, freeing nothing, only
+/// when called from the meter's own event callback (see `~UsageMeter`).
+inline void meter_free(mm_meter *m) noexcept { (void)mm_meter_free(m); }
+
 }  // namespace detail
+
+/// Which dead letters `UsageMeter::requeue` sends again; what is left empty matches all.
+struct RequeueFilter {
+  std::optional<std::string> reason;  ///< "CustomerNotSubscribed", an error code, …
+  std::optional<Customer> customer;
+  std::optional<std::chrono::system_clock::time_point> hour;  ///< any time within the hour
+};
 
 /// The usage meter: `record()` every billable event; every customer-hour is billed once.
 ///
 /// Thread-safe: every method is `const` and may run from many threads at once. Move-only. The
 /// destructor does not flush (call `close()`); no event callback runs after it returns.
+/// From the meter's own `on_event`, `flush()`, `close()` and (with `Durability::Group`)
+/// `record()` throw `Error` with `MM_STATUS_INVALID_STATE` (they would wait for the
+/// callback), and destroying the meter
+/// there frees nothing (the C handle is leaked rather than deadlocked): destroy it after the
+/// callback returns.
 class UsageMeter {
  public:
   /// Opens the store and starts the meter; throws `Error` (`MM_STATUS_INVALID_CONFIG`, …).
@@ -787,6 +803,21 @@ class UsageMeter {
     return v;
   }
 
+  /// Sends the dead letters `filter` selects again, while their hour is inside the service's
+  /// window: they go back to sealed and the next flush sends them. Returns how many.
+  size_t requeue(const RequeueFilter &filter = {}) const {
+    size_t n = 0;
+    mm_error *err = nullptr;
+    const Customer none;
+    const Customer &c = filter.customer ? *filter.customer : none;
+    Status st = mm_meter_requeue(h_.get(), filter.reason ? filter.reason->c_str() : nullptr,
+                                 detail::opt_or_null(c.customer_identifier), detail::opt_or_null(c.customer_aws_account_id),
+                                 detail::opt_or_null(c.license_arn),
+                                 filter.hour ? detail::secs(*filter.hour).count() : MM_METER_ANY_HOUR, &n, &err);
+    detail::check(st, "requeue", err);
+    return n;
+  }
+
   UsageMeter(UsageMeter &&) noexcept = default;
   /// Frees the meter held (waiting for its callbacks) before its callback is destroyed.
   UsageMeter &operator=(UsageMeter &&other) noexcept {
@@ -806,7 +837,7 @@ class UsageMeter {
  private:
   // Declared first, destroyed last: mm_meter_free (h_) waits for callbacks in flight.
   std::unique_ptr<std::function<void(const MeterEvent &)>> on_event_;
-  detail::Handle<mm_meter, mm_meter_free> h_;
+  detail::Handle<mm_meter, detail::meter_free> h_;
 };
 
 }  // namespace marketplace_metering

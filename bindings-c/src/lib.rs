@@ -58,6 +58,11 @@ pub extern "C" fn mm_version() -> *const c_char {
 /// see a clean process. Clients stay usable: the next call starts a new runtime. Takes no
 /// pointer; thread-safe, but calls still running on other threads keep the old runtime alive
 /// until they finish.
+///
+/// Meters are not stopped: the background flusher (`mm_meter_config_set_flush_interval_seconds`)
+/// of every meter not yet freed is started again at once on a new runtime, so it keeps
+/// sending. Free (after `mm_meter_close`) every meter before `mm_shutdown()` to end every
+/// library thread.
 #[no_mangle]
 pub extern "C" fn mm_shutdown() {
     panic::value((), marketplace_metering::runtime::shutdown)

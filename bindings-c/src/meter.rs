@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use marketplace_metering::meter::{
     Customer, DeadLetter, Durability, FlushSummary, ManualClock, MeterConfig, MeterEvent,
-    MeterEventKind, MeterMode, MeterStatus, Store,
+    MeterEventKind, MeterMode, MeterStatus, RequeueFilter, Store,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::{Error, UsageMeter};
@@ -37,6 +37,9 @@ use crate::input::{allocations, mm_tag, tag_args, Allocation};
 
 /// The `timestamp` of `mm_meter_record` that means "now, by the meter's clock".
 pub const MM_METER_NOW: i64 = i64::MIN;
+
+/// The `hour` of `mm_meter_requeue` that means "every hour".
+pub const MM_METER_ANY_HOUR: i64 = i64::MIN;
 
 /// Which operation a meter sends its buckets with (`mm_meter_config_set_mode`).
 #[repr(u32)]
@@ -461,14 +464,14 @@ pub extern "C" fn mm_meter_config_set_flush_interval_seconds(
 /// `mm_meter_flush`/`mm_meter_close`/`mm_meter_status`, or a runtime worker running the
 /// background flush. So it and `user_data` must be thread-safe, and it must return quickly
 /// and never unwind (no C++ exception, no longjmp). While calling it the meter holds no lock
-/// that `mm_meter_record`, `mm_meter_status`, `mm_meter_dead_letters` or
-/// `mm_meter_register_customer` take, so the callback may call them — except
-/// `mm_meter_record` with `MM_METER_DURABILITY_GROUP`: a late event found while committing is
-/// reported on the group-commit thread, and a record there would wait for that thread, i.e.
-/// for itself, forever. A flush holds the meter's flush lock while it reports its events, and
-/// `mm_meter_flush`/`mm_meter_close` called from a callback running inside a flush fail with
-/// `MM_STATUS_INVALID_STATE`: do not call them from callbacks. Never call `mm_meter_free`
-/// from the callback (it waits for callbacks in flight, including the calling one).
+/// that `mm_meter_status`, `mm_meter_dead_letters`, `mm_meter_requeue` or
+/// `mm_meter_register_customer` take, so the callback may call them. Calls that could wait
+/// for the callback itself are refused when made from the meter's own callback, and return
+/// `MM_STATUS_INVALID_STATE` without doing anything: `mm_meter_record` with
+/// `MM_METER_DURABILITY_GROUP` (a late event is reported on the group-commit thread, and a
+/// record there would wait for that thread; with the other durabilities it works),
+/// `mm_meter_flush`, `mm_meter_close` and `mm_meter_free` (the meter is not freed; free it
+/// after the callback returns).
 ///
 /// No callback runs after `mm_meter_free` returns. `config` NULL →
 /// `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
@@ -739,16 +742,26 @@ pub extern "C" fn mm_meter_new(
     })
 }
 
-/// Frees a meter. NULL does nothing. Does not flush: call `mm_meter_close` first to send what
-/// may be sent (a file store keeps everything else for the next meter on the same file;
-/// events buffered by `MM_METER_DURABILITY_MEMORY` are written to the store here).
+/// Frees a meter. NULL does nothing (`MM_STATUS_OK`). Does not flush: call `mm_meter_close`
+/// first to send what may be sent (a file store keeps everything else for the next meter on
+/// the same file; events buffered by `MM_METER_DURABILITY_MEMORY` are written to the store
+/// here).
 ///
 /// Waits for event callbacks in flight; none runs after it returns. No other call may be
-/// running on `meter`, and it must not be called from the meter's event callback.
+/// running on `meter`. Called from the meter's own event callback it frees nothing and
+/// returns `MM_STATUS_INVALID_STATE` (it would wait for that callback): free the meter after
+/// the callback returns.
 #[no_mangle]
-pub extern "C" fn mm_meter_free(meter: *mut mm_meter) {
-    // SAFETY: NULL or a meter made by mm_meter_new, freed once.
-    ffi_boundary!(() => unsafe { ffi::free(meter) })
+pub extern "C" fn mm_meter_free(meter: *mut mm_meter) -> mm_status {
+    ffi_boundary!(std::ptr::null_mut(), {
+        // SAFETY: NULL or a live meter.
+        if let Some(h) = unsafe { ffi::opt_ref(meter.cast_const()) } {
+            h.meter.refuse_in_event_callback("mm_meter_free")?;
+        }
+        // SAFETY: NULL or a meter made by mm_meter_new, freed once.
+        unsafe { ffi::free(meter) };
+        Ok(())
+    })
 }
 
 fn with_meter(
@@ -967,6 +980,53 @@ pub extern "C" fn mm_meter_close(
         if !summary_out.is_null() {
             // SAFETY: a valid, writable mm_flush_summary (checked non-NULL).
             unsafe { *summary_out = summary(&s) };
+        }
+        Ok(())
+    })
+}
+
+/// Sends chosen dead letters again: those matching every filter given — `reason` (a status
+/// or error code such as `"CustomerNotSubscribed"`; NULL: any), the customer (given as for
+/// `mm_meter_record`; all three NULL: any) and `hour` (any second of it, epoch seconds;
+/// `MM_METER_ANY_HOUR`: any) — whose hour is still inside the service's window go back to
+/// sealed, with their frozen quantity, and leave the dead-letter list; the next flush sends
+/// them. Writes how many to `*count_out` when it is not NULL.
+///
+/// Bad input → `MM_STATUS_INVALID_INPUT` naming the argument; a store failure →
+/// `MM_STATUS_INVALID_STATE`. `meter` NULL → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn mm_meter_requeue(
+    meter: *const mm_meter,
+    reason: *const c_char,
+    customer_identifier: *const c_char,
+    customer_aws_account_id: *const c_char,
+    license_arn: *const c_char,
+    hour: i64,
+    count_out: *mut usize,
+    err_out: *mut *mut mm_error,
+) -> mm_status {
+    with_meter(meter, err_out, |_, m| {
+        // SAFETY: NULL or NUL-terminated strings.
+        let (reason, ci, acct, lic) = unsafe {
+            (
+                ffi::opt_str_arg(reason, "reason")?,
+                ffi::opt_str_arg(customer_identifier, "customer_identifier")?,
+                ffi::opt_str_arg(customer_aws_account_id, "customer_aws_account_id")?,
+                ffi::opt_str_arg(license_arn, "license_arn")?,
+            )
+        };
+        let filter = RequeueFilter::from_parts(
+            reason.map(str::to_owned),
+            ci.map(str::to_owned),
+            acct.map(str::to_owned),
+            lic.map(str::to_owned),
+            (hour != MM_METER_ANY_HOUR).then_some(hour),
+        )?;
+        let n = m.requeue(&filter)?;
+        if !count_out.is_null() {
+            // SAFETY: a valid, writable size_t (checked non-NULL).
+            unsafe { *count_out = n };
         }
         Ok(())
     })

@@ -560,9 +560,20 @@ static void test_interrupted_and_unprocessed(const mm_test_emulator *e, const mm
 /* ---- 7. what a callback may call (as mm_meter_config_set_event_callback documents) -------- */
 
 typedef struct reentry {
-  const mm_meter *meter;
-  int calls, status_ok, record_ok, flush_invalid_state;
+  mm_meter *meter;
+  int calls, status_ok, record_ok, flush_invalid_state, close_invalid_state, free_invalid_state;
+  int on_event; /* the kind that triggers the calls */
 } reentry;
+
+/* Calls made from the callback that would wait for it: refused, and the meter stays usable. */
+static void reenter_waiting_calls(reentry *r) {
+  mm_error *err = NULL;
+  r->flush_invalid_state = mm_meter_flush(r->meter, NULL, &err) == MM_STATUS_INVALID_STATE &&
+                           mm_error_code(err) == MM_STATUS_INVALID_STATE;
+  mm_error_free(err);
+  r->close_invalid_state = mm_meter_close(r->meter, NULL, NULL) == MM_STATUS_INVALID_STATE;
+  r->free_invalid_state = mm_meter_free(r->meter) == MM_STATUS_INVALID_STATE;
+}
 
 static void reenter(const mm_meter_event *ev, void *user_data) {
   reentry *r = (reentry *)user_data;
@@ -571,9 +582,8 @@ static void reenter(const mm_meter_event *ev, void *user_data) {
   mm_error *err = NULL;
   r->status_ok = mm_meter_status(r->meter, &c, NULL) == MM_STATUS_OK;
   r->record_ok = mm_meter_record(r->meter, "cust-48", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL) == MM_STATUS_OK;
-  r->flush_invalid_state = mm_meter_flush(r->meter, NULL, &err) == MM_STATUS_INVALID_STATE &&
-                           mm_error_code(err) == MM_STATUS_INVALID_STATE;
-  mm_error_free(err);
+  (void)err;
+  reenter_waiting_calls(r);
 }
 
 static void test_callback_reentry(const mm_client *client) {
@@ -594,10 +604,131 @@ static void test_callback_reentry(const mm_client *client) {
   CHECK_OK(mm_clock_advance(clock, H + 400), err);
   CHECK_OK(mm_meter_flush(m, NULL, &err), err);
   CHECK(r.calls == 1 && r.status_ok && r.record_ok && r.flush_invalid_state);
+  CHECK(r.close_invalid_state && r.free_invalid_state);
   mm_meter_counts c;
   CHECK_OK(mm_meter_status(m, &c, &err), err);
   CHECK(c.acked == 1 && c.pending == 1); /* the record made inside the callback, current hour */
-  mm_meter_free(m);
+  CHECK(mm_meter_free(m) == MM_STATUS_OK);
+  mm_clock_free(clock);
+}
+
+/* ---- 8. group mode: a callback on the group-commit thread calling its meter --------------- */
+
+typedef struct group_reentry {
+  reentry r;
+  mm_status record_status;
+  int done; /* set last by the callback (atomically) */
+} group_reentry;
+
+static void reenter_group(const mm_meter_event *ev, void *user_data) {
+  group_reentry *g = (group_reentry *)user_data;
+  if (ev->kind != MM_METER_EVENT_KIND_LATE_EVENT || g->r.calls++ > 0) return;
+  /* On the group-commit thread: a group record here would wait for this very thread. */
+  g->record_status = mm_meter_record(g->r.meter, "cust-46", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL);
+  reenter_waiting_calls(&g->r);
+  __atomic_store_n(&g->done, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_group_callback_reentry(const mm_client *client, const char *dir) {
+  const int64_t hour = base_hour() - 3 * H;
+  char path[512];
+  snprintf(path, sizeof path, "%s/group-reentry.db", dir);
+  mm_clock *clock = mm_clock_new(hour + 10);
+  group_reentry g;
+  memset(&g, 0, sizeof g);
+  g.record_status = MM_STATUS_OK;
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_error *err = NULL;
+  CHECK_OK(mm_meter_config_set_path(cfg, path), err);
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_durability(cfg, MM_METER_DURABILITY_GROUP), err);
+  CHECK_OK(mm_meter_config_set_grace_seconds(cfg, 300), err);
+  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
+  CHECK_OK(mm_meter_config_set_event_callback(cfg, reenter_group, &g), err);
+  mm_meter *m = NULL;
+  CHECK_OK(mm_meter_new(client, cfg, &m, &err), err);
+  mm_meter_config_free(cfg);
+  g.r.meter = m;
+  record(m, "cust-45", "users", 2, MM_METER_NOW);
+  /* The hour is sealed by a flush after its grace ... */
+  CHECK_OK(mm_clock_set(clock, hour + H + 400), err);
+  CHECK_OK(mm_meter_flush(m, NULL, &err), err);
+  /* ... and the clock steps back inside the grace: the group-commit thread finds the hour
+   * sealed and reports the late event from there. */
+  CHECK_OK(mm_clock_set(clock, hour + H + 100), err);
+  record(m, "cust-45", "users", 1, hour + 20);
+  /* The committer releases the recorders before it reports the late event. */
+  for (int i = 0; i < 200 && !__atomic_load_n(&g.done, __ATOMIC_SEQ_CST); i++) usleep(50 * 1000);
+  CHECK(__atomic_load_n(&g.done, __ATOMIC_SEQ_CST) == 1);
+  CHECK(g.r.calls == 1);
+  CHECK(g.record_status == MM_STATUS_INVALID_STATE);
+  CHECK(g.r.flush_invalid_state && g.r.close_invalid_state && g.r.free_invalid_state);
+  /* Outside the callback the meter works. */
+  record(m, "cust-46", "users", 1, MM_METER_NOW);
+  mm_meter_counts c;
+  CHECK_OK(mm_meter_status(m, &c, &err), err);
+  CHECK(c.acked == 1 && c.pending == 2); /* the late event and this one, in the current hour */
+  CHECK(mm_meter_free(m) == MM_STATUS_OK);
+  mm_clock_free(clock);
+  remove_db(path);
+}
+
+/* ---- 9. requeue: chosen dead letters go back to sealed and are sent again ----------------- */
+
+static void test_requeue(const mm_client *client) {
+  const int64_t hour = base_hour() - 2 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
+  record(m, "cust-unsubscribed", "users", 3, MM_METER_NOW);
+  mm_error *err = NULL;
+  mm_flush_summary sum;
+  CHECK_OK(mm_clock_advance(clock, H + 60), err);
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.dead_lettered == 1);
+  size_t n = 99;
+  /* Filters that match nothing move nothing. */
+  CHECK_OK(mm_meter_requeue(m, "DuplicateRecord", NULL, NULL, NULL, MM_METER_ANY_HOUR, &n, &err), err);
+  CHECK(n == 0);
+  CHECK_OK(mm_meter_requeue(m, NULL, "cust-9", NULL, NULL, MM_METER_ANY_HOUR, &n, &err), err);
+  CHECK(n == 0);
+  CHECK_OK(mm_meter_requeue(m, NULL, NULL, NULL, NULL, hour + H, &n, &err), err);
+  CHECK(n == 0);
+  /* Bad input names the argument. */
+  CHECK(mm_meter_requeue(m, NULL, NULL, "111122223333", NULL, MM_METER_ANY_HOUR, &n, &err) == MM_STATUS_INVALID_INPUT);
+  CHECK(streq(mm_error_field(err), "license_arn"));
+  mm_error_free(err);
+  err = NULL;
+  /* By reason, customer and hour (any second of it). */
+  CHECK_OK(mm_meter_requeue(m, "CustomerNotSubscribed", "cust-unsubscribed", NULL, NULL, hour + 59, &n, &err), err);
+  CHECK(n == 1);
+  mm_meter_counts c;
+  CHECK_OK(mm_meter_status(m, &c, &err), err);
+  CHECK(c.sealed == 1 && c.dead_lettered == 0);
+  /* Still not subscribed: sent again, and dead-lettered again with its reason. */
+  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK(sum.sent == 1 && sum.dead_lettered == 1);
+  CHECK(mm_meter_requeue(NULL, NULL, NULL, NULL, NULL, MM_METER_ANY_HOUR, &n, NULL) == MM_STATUS_NULL_PARAMETER);
+  CHECK(mm_meter_free(m) == MM_STATUS_OK);
+  mm_clock_free(clock);
+}
+
+/* ---- 10. mm_shutdown() does not end a live meter's background flusher ---------------------- */
+
+static void test_flusher_survives_shutdown(const mm_test_emulator *e, const mm_client *client) {
+  const int64_t hour = base_hour() - 1 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, NULL, 1);
+  mm_shutdown();
+  record(m, "cust-44", "gb", 6, MM_METER_NOW);
+  mm_error *err = NULL;
+  CHECK_OK(mm_clock_advance(clock, H + 60), err);
+  int n = 0;
+  for (int i = 0; i < 100 && n == 0; i++) {
+    usleep(100 * 1000);
+    if (ledger_fetch(e) == 0) ledger_sum("cust-44", "gb", hour, &n);
+  }
+  CHECK(n == 1);
+  CHECK(mm_meter_free(m) == MM_STATUS_OK);
   mm_clock_free(clock);
 }
 
@@ -621,6 +752,9 @@ int main(void) {
   test_callbacks_from_other_threads(&e, client, dir);
   test_interrupted_and_unprocessed(&e, client);
   test_callback_reentry(client);
+  test_group_callback_reentry(client, dir);
+  test_requeue(client);
+  test_flusher_survives_shutdown(&e, client);
   rmdir(dir);
   mm_client_free(client);
   mm_shutdown();

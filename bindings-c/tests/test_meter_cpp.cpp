@@ -87,6 +87,14 @@ int main() {
       CHECK(dl.at(0).reason == "CustomerNotSubscribed");
       CHECK(dl.at(0).hour == hour && dl.at(0).quantity == 1);
 
+      // requeue: by reason, customer and hour; still unsubscribed, it is dead-lettered again.
+      CHECK(meter.requeue({std::string("DuplicateRecord"), std::nullopt, std::nullopt}) == 0);
+      CHECK(meter.requeue({std::string("CustomerNotSubscribed"), mm::Customer::identifier("cust-unsubscribed"),
+                           hour + seconds(59)}) == 1);
+      CHECK(meter.status().sealed == 1 && meter.dead_letters().empty());
+      sum = meter.flush();
+      CHECK(sum.sent == 1 && sum.dead_lettered == 1);
+
       // A late event: counted in the current hour, reported (the callback's throw is contained).
       meter.record(mm::Customer::identifier("cust-13"), "users", 2, hour);
       auto closed = meter.close();
@@ -116,7 +124,7 @@ int main() {
           CHECK(ev.hour == hour && ev.quantity == 2);
         }
       }
-      CHECK(acked == 3 && dead == 1 && late == 1);
+      CHECK(acked == 3 && dead == 2 && late == 1);
       CHECK(off_main == 0);  // flush() and record() ran their callbacks on this thread
     }
 
@@ -153,6 +161,34 @@ int main() {
       mb = std::move(moved);
       mb.record(mm::Customer::identifier("cust-14"), "users", 1, hour);  // late: reported
       CHECK(a == 1 && b == 0);
+    }
+
+    // A callback calling flush()/close() of its own meter: an Error, not a deadlock.
+    {
+      std::atomic<const mm::UsageMeter *> self{nullptr};
+      std::atomic<int> refused{0};
+      mm::MeterOptions o;
+      o.product_code = MM_TEST_PRODUCT;
+      o.clock = &clock;
+      o.grace = seconds(60);
+      o.on_event = [&](const mm::MeterEvent &ev) {
+        if (ev.kind != mm::MeterEventKind::LateEvent || !self) return;
+        try {
+          self.load()->flush();
+        } catch (const mm::Error &err) {
+          if (err.code() == MM_STATUS_INVALID_STATE) refused++;
+        }
+        try {
+          self.load()->close();
+        } catch (const mm::Error &err) {
+          if (err.code() == MM_STATUS_INVALID_STATE) refused++;
+        }
+      };
+      mm::UsageMeter m(client, o);
+      self = &m;
+      m.record(mm::Customer::identifier("cust-15"), "users", 1, hour);  // late: reported
+      CHECK(refused == 2);
+      m.record(mm::Customer::identifier("cust-15"), "users", 1);  // still open
     }
 
     // A configuration the core refuses: the Error carries the status.

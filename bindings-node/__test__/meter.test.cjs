@@ -547,3 +547,54 @@ test('a throwing listener surfaces as an uncaught exception and the meter keeps 
   assert.equal(code, 0, err)
   assert.deepEqual(JSON.parse(out), { acked: 2, seen: 2, all: 2, caught: ['listener boom', 'listener boom'] })
 })
+
+test('requeue sends chosen dead letters again, by reason, customer and hour', async () => {
+  const { m, clock } = meter()
+  const b = base() - 2 * H
+  clock.set(new Date((b + 10) * 1000))
+  await m.record({ customerIdentifier: 'cust-unsubscribed', dimension: 'users', quantity: 4 })
+  await m.record({ customerIdentifier: 'cust-2', dimension: 'nope', quantity: 1 })
+  clock.set(new Date((b + H + 400) * 1000))
+  assert.equal((await m.flush()).deadLettered, 2)
+  assert.equal(await m.requeue({ reason: 'DuplicateRecord' }), 0)
+  assert.equal(await m.requeue({ customerIdentifier: 'cust-9' }), 0)
+  assert.equal(await m.requeue({ hour: new Date((b + H) * 1000) }), 0)
+  await assert.rejects(m.requeue({ customerAwsAccountId: '111122223333' }), (e) => e.field === 'licenseArn')
+  await assert.rejects(m.requeue({ hour: 'soon' }), (e) => e.field === 'hour')
+  await assert.rejects(m.requeue({ nope: 1 }), (e) => e.name === 'ValidationError')
+  assert.equal(await m.requeue({ reason: 'CustomerNotSubscribed', customerIdentifier: 'cust-unsubscribed', hour: b + 59 }), 1)
+  assert.deepEqual((await m.deadLetters()).map((d) => d.reason), ['InvalidUsageDimensionException'])
+  assert.equal((await m.status()).sealed, 1)
+  const s = await m.flush() // still not subscribed: dead-lettered again
+  assert.equal(s.sent, 1)
+  assert.equal(s.deadLettered, 1)
+  assert.equal(await m.requeue(), 2)
+  await m.close()
+})
+
+test('durability "memory": process.exit() writes the buffered events to the store', async () => {
+  const p = tempDb('exit')
+  const src = `
+    const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+    const meter = new mm.UsageMeter(client, { path: ${JSON.stringify(p)}, productCode: ${JSON.stringify(emu.productCode)}, durability: 'memory', flushIntervalSeconds: null })
+    ;(async () => {
+      for (const q of [1, 2, 3]) await meter.record({ customerIdentifier: 'cust-7', dimension: 'gb', quantity: q })
+      process.exit(0) // no close(): the exit hook writes the buffer
+    })()
+  `
+  const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 0, out)
+  const hour = Math.floor(Date.now() / 1000 / H) * H
+  const { m, clock } = meter({ path: p })
+  assert.equal((await m.status()).pending, 1)
+  clock.set(new Date((hour + H + 400) * 1000))
+  assert.equal((await m.flush()).acked, 1)
+  await m.close()
+  assert.deepEqual(billed().get(`cust-7|gb|${hour}`), { quantity: 6, entries: 1 })
+  removeDb(p)
+})

@@ -145,6 +145,8 @@ async function main(): Promise<void> {
   const oldest: Date | null = status.oldestUnsentHour;
   void oldest;
   const dead: DeadLetter[] = await meter.deadLetters();
+  const requeued: number = await meter.requeue({ reason: "CustomerNotSubscribed", hour: new Date() });
+  void requeued;
   void dead[0]?.reason;
   const closed: FlushSummary = await meter.close();
   void closed.acked;

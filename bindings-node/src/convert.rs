@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_smithy_types::date_time::Format;
-use marketplace_metering::meter::Customer;
+use marketplace_metering::meter::{Customer, RequeueFilter};
 use marketplace_metering::operation::batch_meter_usage::{
     BatchMeterUsageInput, BatchMeterUsageOutput,
 };
@@ -604,15 +604,57 @@ fn meter_customer(
     lic: Option<String>,
     required: bool,
 ) -> R<Customer> {
-    Customer::from_parts(ci, acct, lic, required).map_err(|e| {
-        let field = match e.field() {
-            Some("customer_aws_account_id") => "customerAwsAccountId",
-            Some("license_arn") => "licenseArn",
-            _ => "customerIdentifier",
-        };
-        let problem = e.message().split_once(": ").map_or(e.message(), |(_, p)| p);
-        Path::Root.field(field).err(problem)
-    })
+    Customer::from_parts(ci, acct, lic, required).map_err(customer_err)
+}
+
+/// A core customer error, its field renamed to the JS input's key.
+fn customer_err(e: marketplace_metering::Error) -> ConvError {
+    let field = match e.field() {
+        Some("customer_aws_account_id") => "customerAwsAccountId",
+        Some("license_arn") => "licenseArn",
+        _ => "customerIdentifier",
+    };
+    let problem = e.message().split_once(": ").map_or(e.message(), |(_, p)| p);
+    Path::Root.field(field).err(problem)
+}
+
+/// The string member `name` of a meter input, if present.
+fn optional_text(o: &Object<'_>, name: &'static str) -> R<Option<String>> {
+    match member(o, name)? {
+        Some(v) => Ok(Some(string(v, Path::Root.field(name))?)),
+        None => Ok(None),
+    }
+}
+
+/// `meter.requeue({ reason?, customerIdentifier? | customerAwsAccountId + licenseArn, hour? })`.
+pub fn meter_requeue_input(v: Option<Unknown<'_>>) -> R<RequeueFilter> {
+    let Some(v) = v.map(present).transpose()?.flatten() else {
+        return Ok(RequeueFilter::default());
+    };
+    let o = meter_input(
+        v,
+        &[
+            "reason",
+            "customerIdentifier",
+            "customerAwsAccountId",
+            "licenseArn",
+            "hour",
+        ],
+    )?;
+    let top = Path::Root;
+    let text = |name: &'static str| optional_text(&o, name);
+    let hour = match member(&o, "hour")? {
+        Some(v) => Some(timestamp(v, top.field("hour"))?.secs()),
+        None => None,
+    };
+    RequeueFilter::from_parts(
+        text("reason")?,
+        text("customerIdentifier")?,
+        text("customerAwsAccountId")?,
+        text("licenseArn")?,
+        hour,
+    )
+    .map_err(customer_err)
 }
 
 /// The input object of a meter call, its keys not yet checked.
@@ -700,12 +742,7 @@ pub fn meter_register_input(v: Unknown<'_>, customer_required: bool) -> R<(Custo
         ],
     )?;
     let top = Path::Root;
-    let text = |name: &'static str| -> R<Option<String>> {
-        match member(&o, name)? {
-            Some(v) => Ok(Some(string(v, top.field(name))?)),
-            None => Ok(None),
-        }
-    };
+    let text = |name: &'static str| optional_text(&o, name);
     let customer = meter_customer(
         text("customerIdentifier")?,
         text("customerAwsAccountId")?,

@@ -540,6 +540,27 @@ impl NativeMeter {
         )
     }
 
+    /// Sends chosen dead letters again; resolves with how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn requeue<'env>(
+        &self,
+        env: &'env Env,
+        filter: Option<Unknown<'env>>,
+    ) -> Result<PromiseRaw<'env, u32>> {
+        let filter = convert::meter_requeue_input(filter).map_err(|e| e.into_napi(env))?;
+        let m = self.meter()?;
+        blocking(env, &self.events, move || m.requeue(&filter), count)
+    }
+
+    /// Writes what `durability: "memory"` buffered to the store, synchronously (the JS
+    /// layer's `process.on('exit')` hook: nothing asynchronous runs at exit).
+    #[napi]
+    pub fn write_buffered_sync(&self, env: Env) -> Result<()> {
+        self.meter()?
+            .write_buffered()
+            .map_err(|e| crate::errors::to_js(&env, &convert::meter_error(e)))
+    }
+
     /// Seals and sends; resolves after the events it caused were emitted.
     #[napi(ts_return_type = "Promise<NativeFlushSummary>")]
     pub fn flush<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, NativeFlushSummary>> {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use marketplace_metering::meter::{
     Customer, DeadLetter, FlushSummary, MeterConfig, MeterEvent, MeterEventKind, MeterMode,
-    MeterStatus, Store,
+    MeterStatus, RequeueFilter, Store,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::{meter, runtime, Error};
@@ -830,6 +830,36 @@ impl UsageMeter {
             out.append(dead_letter_dict(py, l)?)?;
         }
         out.into_py_any(py)
+    }
+
+    /// Sends chosen dead letters again (those inside the service's window); returns how many.
+    #[pyo3(signature = (reason=None, customer_identifier=None, *, customer_aws_account_id=None,
+        license_arn=None, hour=None))]
+    fn requeue(
+        &self,
+        py: Python<'_>,
+        reason: Option<&Bound<'_, PyAny>>,
+        customer_identifier: Option<&Bound<'_, PyAny>>,
+        customer_aws_account_id: Option<&Bound<'_, PyAny>>,
+        license_arn: Option<&Bound<'_, PyAny>>,
+        hour: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        const OP: &str = "UsageMeter.requeue";
+        let hour = match hour {
+            Some(h) if !h.is_none() => Some(epoch_secs(h, "hour", OP)?),
+            _ => None,
+        };
+        let filter = RequeueFilter::from_parts(
+            opt_str(reason, "reason", OP)?,
+            opt_str(customer_identifier, "customer_identifier", OP)?,
+            opt_str(customer_aws_account_id, "customer_aws_account_id", OP)?,
+            opt_str(license_arn, "license_arn", OP)?,
+            hour,
+        )
+        .map_err(|e| record_err(py, &e, OP))?;
+        let m = self.get(py, OP)?;
+        py.detach(|| m.requeue(&filter))
+            .map_err(|e| to_py_err(py, &e, OP))
     }
 
     /// The events queued since the last call (oldest first), as an iterator; empty when an

@@ -646,3 +646,82 @@ def test_window_alarm_and_expired_events(emu: Emulator) -> None:
         st = m.status()
         assert (st["expired"], st["sealed"], st["acked"]) == (1, 0, 1)
     assert billed(emu) == {("cust-1", "users", t0): 1}
+
+
+# ---------------------------------------------------------------- whole-call errors, requeue, re-entry
+
+
+def test_a_whole_call_error_is_raised_and_keeps_buckets_sealed(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    with meter(emu, clock, mode="meter_usage") as m:
+        m.record(dimension="users", quantity=3)
+        clock.advance(SEAL)
+        emu.push_fault({"kind": "error", "status": 400, "code": "InvalidEndpointRegionException", "message": "no"})
+        with pytest.raises(mm.exceptions.InvalidEndpointRegionException):
+            m.flush()
+        s = m.status()
+        assert (s["sealed"], s["dead_lettered"]) == (1, 0)
+        assert m.dead_letters() == []
+        assert m.flush()["acked"] == 1  # the configuration is fixed: it bills
+
+
+def test_requeue_sends_chosen_dead_letters_again(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    with meter(emu, clock) as m:
+        m.record("cust-unsubscribed", "users", 4)
+        m.record("cust-2", "nope", 1)
+        clock.advance(SEAL)
+        assert m.flush()["dead_lettered"] == 2
+        assert m.requeue(reason="DuplicateRecord") == 0
+        assert m.requeue(customer_identifier="cust-9") == 0
+        assert m.requeue(hour=utc(t0 + H)) == 0
+        with pytest.raises(mm.exceptions.ParamValidationError) as e:
+            m.requeue(customer_aws_account_id="111122223333")
+        assert e.value.field == "license_arn"
+        with pytest.raises(mm.exceptions.ParamValidationError) as e:
+            m.requeue(hour=[])
+        assert e.value.field == "hour"
+        assert m.requeue("CustomerNotSubscribed", "cust-unsubscribed", hour=utc(t0 + 59)) == 1
+        assert [d["reason"] for d in m.dead_letters()] == ["InvalidUsageDimensionException"]
+        assert m.status()["sealed"] == 1
+        s = m.flush()  # still not subscribed: dead-lettered again, with its reason
+        assert (s["sent"], s["dead_lettered"]) == (1, 1)
+        assert m.requeue() == 2
+        assert m.status()["sealed"] == 2
+
+
+def test_a_callback_calling_its_own_meter_raises_instead_of_hanging(emu: Emulator, tmp_path: Path) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    got: List[str] = []
+    done = threading.Event()
+    holder: Dict[str, mm.UsageMeter] = {}
+
+    def on_event(e: Dict[str, Any]) -> None:
+        if e["kind"] != "late_event":
+            return
+        m = holder["m"]
+        for name, call in [("record", lambda: m.record("cust-2", "users", 1)), ("flush", m.flush),
+                           ("close", m.close)]:
+            try:
+                call()
+                got.append(f"{name}: ok")
+            except mm.exceptions.InvalidStateError:
+                got.append(f"{name}: InvalidStateError")
+        done.set()
+
+    m = meter(emu, clock, path=str(tmp_path / "reentry.db"), durability="group", on_event=on_event)
+    holder["m"] = m
+    m.record("cust-1", "users", 1)
+    clock.set(utc(t0 + H + 400))  # the hour is sealed by a flush after its grace ...
+    m.flush()
+    clock.set(utc(t0 + H + 100))  # ... and the clock steps back inside it: the committer sees it late
+    m.record("cust-1", "users", 1, timestamp=t0 + 20)
+    assert done.wait(20), "the callback hung"
+    assert got == ["record: InvalidStateError", "flush: InvalidStateError", "close: InvalidStateError"]
+    m.record("cust-2", "users", 1)  # outside the callback it works
+    assert m.status()["pending"] == 2
+    m.close()
+    del holder["m"]

@@ -170,10 +170,33 @@ where
     Ok(shared()?.rt.spawn(fut))
 }
 
+/// Work that must outlive a [`shutdown`]: an owner (when it is gone, so is the entry) and
+/// what starts the work again on a new runtime.
+type Restart = (
+    std::sync::Weak<dyn std::any::Any + Send + Sync>,
+    Box<dyn Fn() + Send + Sync>,
+);
+
+static RESTARTS: Mutex<Vec<Restart>> = Mutex::new(Vec::new());
+
+/// Registers `restart`, called after every [`shutdown`] while `owner` is alive to start its
+/// long-lived tasks (a meter's background flusher) again on a new runtime.
+pub(crate) fn restart_after_shutdown(
+    owner: std::sync::Weak<dyn std::any::Any + Send + Sync>,
+    restart: impl Fn() + Send + Sync + 'static,
+) {
+    let mut r = RESTARTS.lock().unwrap_or_else(|p| p.into_inner());
+    r.retain(|(o, _)| o.strong_count() > 0);
+    r.push((owner, Box::new(restart)));
+}
+
 /// Stops the shared runtime, waiting up to 2 s for its tasks; the next call builds a new one.
 ///
 /// Faces call it at exit (Python's `atexit`, C's `mm_shutdown`) so worker threads are joined
-/// before the interpreter or process tears down.
+/// before the interpreter or process tears down. Long-lived tasks of owners still alive (the
+/// background flusher of a meter not yet dropped) are started again at once on a new
+/// runtime: a shutdown never stops a live meter's flushing. With no such owner, no thread
+/// is left running.
 pub fn shutdown() {
     let taken = SHARED.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(s) = taken {
@@ -187,6 +210,17 @@ pub fn shutdown() {
             Err(s) => drop(s),
         }
     }
+    let live: Vec<Restart> = {
+        let mut r = RESTARTS.lock().unwrap_or_else(|p| p.into_inner());
+        r.retain(|(o, _)| o.strong_count() > 0);
+        std::mem::take(&mut *r)
+    };
+    // Unlocked: a restart spawns (building the new runtime) and may drop its owner.
+    for (_, restart) in &live {
+        restart();
+    }
+    let mut r = RESTARTS.lock().unwrap_or_else(|p| p.into_inner());
+    r.extend(live.into_iter().filter(|(o, _)| o.strong_count() > 0));
 }
 
 #[cfg(test)]

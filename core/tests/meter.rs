@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{
     Customer, Durability, MeterConfig, MeterConfigBuilder, MeterEvent, MeterEventKind, MeterMode,
-    Store,
+    RequeueFilter, Store,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::types::{Tag, UsageAllocation};
@@ -23,15 +23,24 @@ fn emulator() -> Emulator {
 }
 
 fn client(emu: &Emulator, attempts: u32) -> Client {
+    client_as(
+        emu,
+        attempts,
+        (
+            metering_emulator::DEFAULT_ACCESS_KEY_ID,
+            metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+            None,
+        ),
+    )
+}
+
+/// A client signing as `(access key id, secret, session token)`.
+fn client_as(emu: &Emulator, attempts: u32, id: (&str, &str, Option<&str>)) -> Client {
     Client::new(
         Config::builder()
             .region(metering_emulator::DEFAULT_REGION)
             .endpoint_url(emu.endpoint())
-            .static_credentials(
-                metering_emulator::DEFAULT_ACCESS_KEY_ID,
-                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
-                None,
-            )
+            .static_credentials(id.0, id.1, id.2.map(str::to_owned))
             .max_attempts(attempts)
             .initial_backoff(Duration::from_millis(5))
             .max_backoff(Duration::from_millis(20))
@@ -1025,4 +1034,406 @@ fn status_tolerates_any_row_an_older_store_holds() {
     assert_eq!((s.pending, s.oldest_unsent_hour), (2, Some(b)));
     drop(meter);
     remove_store(&path);
+}
+
+fn session_client(emu: &Emulator) -> Client {
+    client_as(
+        emu,
+        1,
+        (
+            metering_emulator::SESSION_ACCESS_KEY_ID,
+            metering_emulator::SESSION_SECRET_ACCESS_KEY,
+            Some(metering_emulator::SESSION_TOKEN),
+        ),
+    )
+}
+
+fn meter_usage_tokens(emu: &Emulator) -> Vec<String> {
+    emu.requests()
+        .iter()
+        .filter(|r| r.operation.as_deref() == Some("MeterUsage"))
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            v["ClientToken"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Item 8: an error about the caller (product, region, disabled API, entitlement, access)
+/// keeps every bucket sealed and is returned from the flush; fixed, they bill.
+#[tokio::test]
+async fn a_whole_call_error_keeps_buckets_sealed_and_is_returned() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("whole-call");
+    let product = "prod-not-listed-yet";
+    let meter = UsageMeter::new(
+        h.builder(client(&emu, 3), Store::sqlite(&path))
+            .product_code(product)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    h.set(b - H + 1);
+    for i in 1..=3 {
+        meter
+            .record(cust(i), "users", i as i64, None, None)
+            .unwrap();
+    }
+    h.set(b + 600);
+    // The service does not know the product: every call of every flush says so.
+    for _ in 0..2 {
+        let e = meter.flush().await.unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidProductCodeException);
+        let s = meter.status().unwrap();
+        assert_eq!((s.sealed, s.dead_lettered, s.acked), (3, 0, 0), "{s:?}");
+        assert!(meter.dead_letters().unwrap().is_empty());
+    }
+    assert_eq!(
+        h.count(|k| matches!(k, MeterEventKind::DeadLettered { .. })),
+        0
+    );
+    assert!(emu.ledger().is_empty());
+    // The product goes live: the same buckets bill.
+    let mut cfg = emu.config();
+    cfg.products.push(metering_emulator::ProductConfig {
+        product_code: product.into(),
+        dimensions: vec!["users".into()],
+        entitled: true,
+    });
+    for c in cfg.customers.iter_mut().take(3) {
+        c.subscribed_products.push(product.into());
+    }
+    emu.set_config(cfg);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (3, 0));
+    assert_eq!(emu.ledger().len(), 3);
+    drop(meter);
+    let _ = std::fs::remove_file(&path);
+
+    // One answer of each whole-call kind, in the MeterUsage mode (one bucket per call).
+    let meter = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::memory())
+            .mode(MeterMode::MeterUsage)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let codes = [
+        (400, "DisabledApiException"),
+        (400, "InvalidEndpointRegionException"),
+        (400, "CustomerNotEntitledException"),
+        (400, "PlatformNotSupportedException"),
+        (400, "InvalidRegionException"),
+        (403, "AccessDeniedException"),
+        (400, "UnrecognizedClientException"),
+        (403, "InvalidSignatureException"),
+    ];
+    for (i, (status, code)) in codes.iter().enumerate() {
+        let hour = b - 5 * H + (i as i64 % 4) * H;
+        h.set(hour + 1);
+        let dim = ["users", "gb"][i / 4];
+        meter.record(cust(1), dim, 1, None, None).unwrap();
+        h.set(b + 600);
+        emu.push_fault(Fault::Error {
+            status: *status,
+            code: (*code).into(),
+            message: "no".into(),
+            namespaced: false,
+        });
+        let e = meter.flush().await.unwrap_err();
+        assert_eq!(e.code(), *code);
+        let s = meter.status().unwrap();
+        assert_eq!((s.sealed, s.dead_lettered), (1, 0), "{code}: {s:?}");
+        let sum = meter.flush().await.unwrap();
+        assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{code}");
+    }
+}
+
+/// Item 8: `requeue` sends chosen dead letters again, by reason, customer and hour, while
+/// their hour is inside the window.
+#[tokio::test]
+async fn requeue_sends_chosen_dead_letters_again() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    let late = Customer::identifier("cust-unsubscribed");
+    for hour in [b - 2 * H, b - H] {
+        h.set(hour + 1);
+        meter.record(late.clone(), "users", 2, None, None).unwrap();
+        meter.record(cust(3), "nope", 1, None, None).unwrap();
+    }
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.dead_lettered, 4);
+    // The customer subscribes.
+    let mut cfg = emu.config();
+    for c in &mut cfg.customers {
+        if c.customer_identifier == "cust-unsubscribed" {
+            c.subscribed_products
+                .push(metering_emulator::PRODUCT_CODE.into());
+        }
+    }
+    emu.set_config(cfg);
+    let filter =
+        |reason: Option<&str>, customer: Option<Customer>, hour: Option<i64>| RequeueFilter {
+            reason: reason.map(str::to_owned),
+            customer,
+            hour,
+        };
+    // Nothing matches: nothing moves.
+    assert_eq!(
+        meter
+            .requeue(&filter(Some("DuplicateRecord"), None, None))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        meter.requeue(&filter(None, Some(cust(9)), None)).unwrap(),
+        0
+    );
+    // Past the window: refused (the hour can no longer be billed).
+    h.set(b - H + 6 * H);
+    assert_eq!(
+        meter
+            .requeue(&filter(
+                Some("CustomerNotSubscribed"),
+                Some(late.clone()),
+                Some(b - H + 59)
+            ))
+            .unwrap(),
+        0
+    );
+    h.set(b + 600);
+    // One hour of one customer, by reason.
+    let n = meter
+        .requeue(&filter(
+            Some("CustomerNotSubscribed"),
+            Some(late.clone()),
+            Some(b - H + 59),
+        ))
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(meter.dead_letters().unwrap().len(), 3);
+    assert_eq!(meter.status().unwrap().sealed, 1);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 0));
+    let ledger = emu.ledger();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(
+        ledger[0].customer_identifier.as_deref(),
+        Some("cust-unsubscribed")
+    );
+    assert_eq!(ledger[0].hour, b - H);
+    // The rest by reason alone: the bad dimension is dead-lettered again, with its reason.
+    let n = meter
+        .requeue(&filter(Some("InvalidUsageDimensionException"), None, None))
+        .unwrap();
+    assert_eq!(n, 2);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (0, 2));
+    assert_eq!(meter.requeue(&RequeueFilter::default()).unwrap(), 3);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 2));
+    assert!(RequeueFilter::from_parts(None, None, Some("1".into()), None, None).is_err());
+    assert_eq!(
+        RequeueFilter::from_parts(None, None, None, None, Some(b + 17))
+            .unwrap()
+            .hour,
+        Some(b)
+    );
+}
+
+/// Item 9: results are matched by the full record, LicenseArn included: two licenses of one
+/// account in one call keep their own statuses.
+#[tokio::test]
+async fn two_licenses_of_one_account_keep_their_own_results() {
+    let mut cfg = EmulatorConfig::default();
+    let mut inactive = cfg.licenses[0].clone();
+    inactive.license_arn = format!("{}-inactive", metering_emulator::LICENSE_ARN);
+    inactive.subscribed = false;
+    cfg.licenses.push(inactive.clone());
+    let emu = Emulator::start(cfg).unwrap();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    let acct = metering_emulator::CUSTOMER_AWS_ACCOUNT_ID;
+    let good = Customer::aws_account(acct, metering_emulator::LICENSE_ARN);
+    let bad = Customer::aws_account(acct, inactive.license_arn.clone());
+    h.set(b - H + 1);
+    meter.record(good.clone(), "users", 2, None, None).unwrap();
+    meter.record(bad.clone(), "users", 3, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(
+        (sum.calls, sum.acked, sum.dead_lettered, sum.deferred),
+        (1, 1, 1, 0)
+    );
+    let dead = meter.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((&dead[0].customer, dead[0].quantity), (&bad, 3));
+    assert_eq!(dead[0].reason, "CustomerNotSubscribed");
+    let ledger = emu.ledger();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(
+        ledger[0].license_arn.as_deref(),
+        Some(metering_emulator::LICENSE_ARN)
+    );
+    assert_eq!(ledger[0].quantity, 2);
+    let acked: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, MeterEventKind::Acked { .. }))
+        .collect();
+    assert_eq!(acked.len(), 1);
+    assert_eq!((&acked[0].customer, acked[0].quantity), (&good, 2));
+    match &acked[0].kind {
+        MeterEventKind::Acked { metering_record_id } => {
+            assert_eq!(metering_record_id, &ledger[0].metering_record_id)
+        }
+        k => panic!("{k:?}"),
+    }
+    let s = meter.status().unwrap();
+    assert_eq!((s.acked, s.dead_lettered, s.sealed), (1, 1, 0));
+}
+
+/// Item 10: two stores (replicas of one seller account) sending the same dimension and hour
+/// with other quantities never share a ClientToken; a store reopened after a crash resends
+/// the very same token.
+#[tokio::test]
+async fn client_tokens_differ_per_store_and_survive_a_reopen() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let (pa, pb) = (temp_db("token-a"), temp_db("token-b"));
+    let make = |c: Client, p: &PathBuf| {
+        UsageMeter::new(
+            h.builder(c, Store::sqlite(p))
+                .mode(MeterMode::MeterUsage)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (ma, mb) = (make(client(&emu, 1), &pa), make(session_client(&emu), &pb));
+    h.set(b - H + 1);
+    ma.record(cust(1), "users", 3, None, None).unwrap();
+    mb.record(cust(1), "users", 4, None, None).unwrap();
+    h.set(b + 600);
+    let (sa, sb) = (ma.flush().await.unwrap(), mb.flush().await.unwrap());
+    assert_eq!((sa.acked, sb.acked, sb.dead_lettered), (1, 1, 0));
+    let tokens = meter_usage_tokens(&emu);
+    assert_eq!(tokens.len(), 2);
+    assert_ne!(tokens[0], tokens[1]);
+    assert_eq!(emu.ledger().len(), 2);
+
+    // A call billed whose answer was lost, then the process dies: the reopened store sends
+    // the same token and the service bills it once.
+    h.set(b - 2 * H + 1);
+    ma.record(cust(1), "gb", 5, None, None).unwrap();
+    h.set(b + 600);
+    emu.push_fault(Fault::Truncated);
+    assert!(ma.flush().await.unwrap().interrupted.is_some());
+    drop(ma);
+    let ma = make(client(&emu, 1), &pa);
+    assert_eq!(ma.flush().await.unwrap().acked, 1);
+    let tokens = meter_usage_tokens(&emu);
+    assert_eq!(tokens.len(), 4);
+    assert_eq!(tokens[2], tokens[3]);
+    assert_eq!(emu.ledger().len(), 3);
+    drop((ma, mb));
+    let _ = std::fs::remove_file(&pa);
+    let _ = std::fs::remove_file(&pb);
+}
+
+/// Item 11: an event callback that calls back into its own meter is refused, never hangs:
+/// `record()` in the group mode from the committer thread, `flush()`, `close()`.
+#[test]
+fn a_callback_calling_its_own_meter_is_refused_not_deadlocked() {
+    let emu = emulator();
+    let b = base();
+    let clock = Arc::new(AtomicI64::new(b - H + 1));
+    let path = temp_db("reentry");
+    let slot: Arc<Mutex<Option<UsageMeter>>> = Arc::default();
+    // (thread or call, the error code it got)
+    type Seen = Vec<(String, Option<ErrorCode>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let (s2, seen2) = (slot.clone(), seen.clone());
+    let c2 = clock.clone();
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(client(&emu, 1))
+            .store(Store::sqlite(&path))
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .durability(Durability::Group)
+            .grace(Duration::from_secs(300))
+            .clock(Arc::new(move || c2.load(Ordering::SeqCst)))
+            .on_event(move |e| {
+                if !matches!(e.kind, MeterEventKind::LateEvent { .. }) {
+                    return;
+                }
+                let Some(m) = s2.lock().unwrap().clone() else {
+                    return;
+                };
+                let code =
+                    |r: Result<_, marketplace_metering::Error>| r.err().map(|e| e.error_code());
+                let thread = std::thread::current().name().unwrap_or("").to_owned();
+                let mut seen = seen2.lock().unwrap();
+                seen.push((thread, code(m.record(cust(2), "users", 1, None, None))));
+                seen.push(("flush".into(), code(m.flush_blocking().map(drop))));
+                seen.push(("close".into(), code(m.close_blocking().map(drop))));
+                assert!(m.in_event_callback());
+            })
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    *slot.lock().unwrap() = Some(meter.clone());
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    // Hour b-H sealed by a flush at b+400 …
+    clock.store(b + 400, Ordering::SeqCst);
+    assert_eq!(meter.flush_blocking().unwrap().acked, 1);
+    // … then the clock steps back inside the grace: the record's own check does not see it
+    // late, the committer does, and reports it on its thread.
+    clock.store(b + 100, Ordering::SeqCst);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let m = meter.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(m.record(
+            cust(1),
+            "users",
+            1,
+            Some(DateTime::from_secs(b - H + 10)),
+            None,
+        ));
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("record() from the callback hung the committer");
+    r.unwrap();
+    // The committer releases the recorders before it reports the late event.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            ("mm-meter-commit".to_owned(), Some(ErrorCode::InvalidState)),
+            ("flush".to_owned(), Some(ErrorCode::InvalidState)),
+            ("close".to_owned(), Some(ErrorCode::InvalidState)),
+        ]
+    );
+    // Outside the callback the same calls work.
+    assert!(!meter.in_event_callback());
+    meter.record(cust(2), "users", 1, None, None).unwrap();
+    slot.lock().unwrap().take();
+    meter.close_blocking().unwrap();
+    drop(meter);
+    let _ = std::fs::remove_file(&path);
 }

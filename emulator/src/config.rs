@@ -61,7 +61,15 @@ pub struct CredentialConfig {
     /// When set, requests must carry this value, signed, in `X-Amz-Security-Token`.
     #[serde(default)]
     pub session_token: Option<String>,
+    /// The seller's AWS account the identity belongs to (default [`SELLER_ACCOUNT_ID`]):
+    /// a `ClientToken` is idempotent per account, so replicas of one seller using different
+    /// identities share the token space, as with the service.
+    #[serde(default)]
+    pub account_id: Option<String>,
 }
+
+/// The account of every identity that names none.
+pub const SELLER_ACCOUNT_ID: &str = "999988887777";
 
 /// A product and the dimensions it meters.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -98,6 +106,10 @@ pub struct LicenseConfig {
     pub customer_aws_account_id: String,
     /// The licensed product.
     pub product_code: String,
+    /// Whether the license is active (default true); records for an inactive one get
+    /// `CustomerNotSubscribed`, as for an unsubscribed `CustomerIdentifier`.
+    #[serde(default = "yes")]
+    pub subscribed: bool,
 }
 
 /// What `ResolveCustomer` returns for a registration token.
@@ -154,11 +166,13 @@ impl Default for EmulatorConfig {
                     access_key_id: DEFAULT_ACCESS_KEY_ID.into(),
                     secret_access_key: DEFAULT_SECRET_ACCESS_KEY.into(),
                     session_token: None,
+                    account_id: None,
                 },
                 CredentialConfig {
                     access_key_id: SESSION_ACCESS_KEY_ID.into(),
                     secret_access_key: SESSION_SECRET_ACCESS_KEY.into(),
                     session_token: Some(SESSION_TOKEN.into()),
+                    account_id: None,
                 },
             ],
             products: vec![
@@ -178,6 +192,7 @@ impl Default for EmulatorConfig {
                 license_arn: LICENSE_ARN.into(),
                 customer_aws_account_id: CUSTOMER_AWS_ACCOUNT_ID.into(),
                 product_code: PRODUCT_CODE.into(),
+                subscribed: true,
             }],
             registration_tokens: vec![
                 token("reg-token-valid", false),

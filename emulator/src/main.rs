@@ -84,6 +84,7 @@ fn parse_args(args: &[String]) -> Result<EmulatorConfig, String> {
                 access_key_id,
                 secret_access_key,
                 session_token: token,
+                account_id: None,
             });
         }
         (None, None) if token.is_none() => {}

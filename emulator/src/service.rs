@@ -520,10 +520,16 @@ impl Service {
         .map_err(|e| internal(e.to_string()))?;
         let hour = hour_of(ts);
         let key = format!("{access_key_id}{SEP}{pc}{SEP}{dim}{SEP}{hour}");
+        // Tokens are idempotent per seller account, not per identity.
+        let account = cat
+            .credentials
+            .get(access_key_id)
+            .and_then(|c| c.account_id.as_deref())
+            .unwrap_or(crate::config::SELLER_ACCOUNT_ID);
         let token_key = input
             .client_token
             .as_ref()
-            .map(|t| format!("{access_key_id}{SEP}{t}"));
+            .map(|t| format!("{account}{SEP}{t}"));
         let dry_run_error = || {
             ApiError::client(
                 "DryRunOperation",
@@ -793,7 +799,7 @@ fn prepare_record(
     }
     let subscribed = if by_account {
         match license {
-            Some(lic) if lic.customer_aws_account_id == customer => true,
+            Some(lic) if lic.customer_aws_account_id == customer => lic.subscribed,
             _ => {
                 return Err(invalid_license(format!(
                     "LicenseArn does not belong to customer account '{customer}'."

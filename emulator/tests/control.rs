@@ -113,6 +113,7 @@ async fn control_api() {
         access_key_id: "NEWKEY".into(),
         secret_access_key: "newsecret".into(),
         session_token: None,
+        account_id: None,
     }];
     let r = control(
         &emu,

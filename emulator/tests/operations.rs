@@ -560,6 +560,11 @@ async fn meter_usage_dedup_idempotency_and_dry_run() {
         .await
         .expect_error(400, "IdempotencyConflictException");
     assert_eq!(emu.ledger().len(), 3);
+    // Tokens are per seller account: another identity of the same account meets them too.
+    call_as(&emu, "MeterUsage", gb(2, "tok-1"), &Signer::session())
+        .await
+        .expect_error(400, "IdempotencyConflictException");
+    assert_eq!(emu.ledger().len(), 3);
 
     // Semantic errors.
     let t = now();
@@ -668,4 +673,34 @@ async fn register_usage() {
     .await
     .expect_error(400, "InvalidProductCodeException");
     assert!(emu.ledger().is_empty());
+}
+
+#[tokio::test]
+async fn an_inactive_license_gets_customer_not_subscribed() {
+    let mut cfg = EmulatorConfig::default();
+    let mut other = cfg.licenses[0].clone();
+    other.license_arn = format!("{LICENSE_ARN}-inactive");
+    other.subscribed = false;
+    cfg.licenses.push(other.clone());
+    let emu = Emulator::start(cfg).unwrap();
+    let t = now();
+    let rec = |arn: &str| {
+        json!({"Timestamp": t, "CustomerAWSAccountId": CUSTOMER_AWS_ACCOUNT_ID,
+        "LicenseArn": arn, "Dimension": "users", "Quantity": 2})
+    };
+    let r = call(
+        &emu,
+        "BatchMeterUsage",
+        batch(vec![rec(LICENSE_ARN), rec(&other.license_arn)]),
+    )
+    .await;
+    let out = r.expect_ok();
+    let results = out["Results"].as_array().unwrap();
+    assert_eq!(results[0]["Status"], "Success");
+    assert_eq!(results[1]["Status"], "CustomerNotSubscribed");
+    assert_eq!(
+        results[1]["UsageRecord"]["LicenseArn"],
+        other.license_arn.as_str()
+    );
+    assert_eq!(emu.ledger().len(), 1);
 }

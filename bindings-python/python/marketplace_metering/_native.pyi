@@ -254,6 +254,24 @@ class UsageMeter:
         ``expired``, and ``oldest_unsent_hour`` (a tz-aware datetime or ``None``)."""
     def dead_letters(self) -> List[DeadLetterTypeDef]:
         """Every bucket the service did not meter, oldest first."""
+    def requeue(
+        self,
+        reason: Optional[str] = None,
+        customer_identifier: Optional[str] = None,
+        *,
+        customer_aws_account_id: Optional[str] = None,
+        license_arn: Optional[str] = None,
+        hour: Optional[TimestampTypeDef] = None,
+    ) -> int:
+        """Sends chosen dead letters again and returns how many.
+
+        The dead letters matching every filter given (``reason``: ``"CustomerNotSubscribed"``,
+        an error code, …; a customer; ``hour``: any time within it) whose hour is still inside
+        the service's window go back to sealed with their frozen quantity and leave
+        :meth:`dead_letters`; the next flush sends them. Without filters, every one.
+
+        Raises ``ParamValidationError`` for a bad argument (``.field`` names it).
+        """
     def events(self) -> Iterator[MeterEventTypeDef]:
         """The events queued since the last call, oldest first (they are removed).
 

@@ -17,14 +17,21 @@
 //! * **The service's dedup.** `BatchMeterUsage` answers an identical record (same customer,
 //!   dimension, hour and quantity) with the first record's `MeteringRecordId` and bills it
 //!   once; `MeterUsage` does the same for a repeated `ClientToken`, which the meter derives
-//!   from the bucket. Before a call goes out its buckets are marked `sending` in a
+//!   from the store's identity (a random id kept in the store) and the bucket's product,
+//!   dimension, hour and frozen quantity: a resend is identical, and two stores (replicas of
+//!   one seller account) never share a token. Before a call goes out its buckets are marked `sending` in a
 //!   transaction; after a crash, buckets still `sending` are sent again with the same frozen
 //!   quantity, so the service bills them once.
 //!
-//! Each result is recorded: `Success` → acked (with its `MeteringRecordId`);
-//! `CustomerNotSubscribed`, `DuplicateRecord`, unknown statuses and modeled errors → the
-//! `dead_letters` table and a [`MeterEventKind::DeadLettered`] event; nothing is dropped
-//! silently. A bucket within `alarm_before` of the end of the service's 6-hour window raises
+//! Each result is recorded, matched to its bucket by the whole record (customer, license,
+//! dimension, hour): `Success` → acked (with its `MeteringRecordId`);
+//! `CustomerNotSubscribed`, `DuplicateRecord`, unknown statuses and errors about the records
+//! (a dimension, a customer, a license, a quantity) → the `dead_letters` table and a
+//! [`MeterEventKind::DeadLettered`] event; nothing is dropped silently. An error about the
+//! whole call — who sends it or where (credentials, access, region, product code, a disabled
+//! API, an entitlement, an unknown error) — dead-letters nothing: the buckets stay sealed and
+//! `flush()` returns the error, so they bill once the configuration is fixed.
+//! [`UsageMeter::requeue`] sends chosen dead letters again while their hour is in the window. A bucket within `alarm_before` of the end of the service's 6-hour window raises
 //! [`MeterEventKind::WindowAlarm`]; a bucket past it is marked expired
 //! ([`MeterEventKind::Expired`]) and never retried. Records carry the bucket's hour (its first
 //! second) as their timestamp.
@@ -38,6 +45,9 @@
 //!
 //! Event callbacks run on the thread that caused them (a `record()` caller, the group
 //! committer thread or a runtime worker running a flush); they must not block for long.
+//! A callback that calls its own meter's `flush()` or `close()`, or `record()` in the group
+//! mode, gets `InvalidState` (each would wait for the callback itself); dropping the last
+//! handle there does not wait for the committer thread it runs on.
 
 mod crash;
 mod owner;
@@ -313,6 +323,45 @@ pub struct DeadLetter {
     pub message: String,
     /// When it was dead-lettered (epoch seconds).
     pub at: i64,
+}
+
+/// Which dead letters [`UsageMeter::requeue`] sends again; every field left `None` matches
+/// all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequeueFilter {
+    /// The dead letter's reason (`"CustomerNotSubscribed"`, an error code, …).
+    pub reason: Option<String>,
+    /// The bucket's customer.
+    pub customer: Option<Customer>,
+    /// The bucket's hour: any second of it (epoch seconds).
+    pub hour: Option<i64>,
+}
+
+impl RequeueFilter {
+    /// A filter from a face's arguments, named as [`Customer::from_parts`] names them: no
+    /// customer argument at all matches every customer; `hour` may be any second of it.
+    pub fn from_parts(
+        reason: Option<String>,
+        customer_identifier: Option<String>,
+        customer_aws_account_id: Option<String>,
+        license_arn: Option<String>,
+        hour: Option<i64>,
+    ) -> Result<RequeueFilter, Error> {
+        let customer = match (&customer_identifier, &customer_aws_account_id, &license_arn) {
+            (None, None, None) => None,
+            _ => Some(Customer::from_parts(
+                customer_identifier,
+                customer_aws_account_id,
+                license_arn,
+                true,
+            )?),
+        };
+        Ok(RequeueFilter {
+            reason,
+            customer,
+            hour: hour.map(|h| h.div_euclid(3600) * 3600),
+        })
+    }
 }
 
 /// Bucket counts per state.
@@ -662,10 +711,35 @@ struct Written {
 impl Shared {
     fn emit(&self, events: Vec<MeterEvent>) {
         if let Some(cb) = &self.on_event {
+            if events.is_empty() {
+                return;
+            }
+            let _in = InCallback::enter(self);
             for e in events {
                 cb(e);
             }
         }
+    }
+
+    /// Whether this thread is running this meter's event callback.
+    fn in_callback(&self) -> bool {
+        let me = self as *const Shared as usize;
+        IN_CALLBACK
+            .try_with(|v| v.borrow().contains(&me))
+            .unwrap_or(false)
+    }
+
+    /// `InvalidState` when called from this meter's own event callback: `record()` there may
+    /// wait for the thread running the callback (the group committer), and `flush()`,
+    /// `close()` and dropping the last handle wait for work that is calling it.
+    fn refuse_reentry(&self, what: &str) -> Result<(), Error> {
+        if self.in_callback() {
+            return Err(Error::invalid_state(format!(
+                "{what} cannot be called from the meter's own event callback (it would wait for \
+                 itself); do it after the callback returns"
+            )));
+        }
+        Ok(())
     }
 
     fn current_hour(&self) -> i64 {
@@ -778,6 +852,34 @@ impl Shared {
                 Err(e)
             }
         }
+    }
+}
+
+thread_local! {
+    /// The meters (their `Shared`'s address) whose event callback this thread is running.
+    static IN_CALLBACK: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as running a meter's callback until dropped (a panicking callback
+/// included).
+struct InCallback(usize);
+
+impl InCallback {
+    fn enter(shared: &Shared) -> InCallback {
+        let me = shared as *const Shared as usize;
+        let _ = IN_CALLBACK.try_with(|v| v.borrow_mut().push(me));
+        InCallback(me)
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        let _ = IN_CALLBACK.try_with(|v| {
+            let mut v = v.borrow_mut();
+            if let Some(i) = v.iter().rposition(|m| *m == self.0) {
+                v.remove(i);
+            }
+        });
     }
 }
 
@@ -965,13 +1067,51 @@ impl Drop for Inner {
             g.cv.notify_all();
         }
         if let Some(h) = lock(&self.committer).take() {
-            let _ = h.join();
+            // Dropped by a callback on the committer thread itself: it ends on its own.
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
         }
         // Memory durability: write what is buffered (a file store keeps it).
         if let Err(e) = self.shared.drain() {
             tracing::error!(error = %e, "meter: buffered usage could not be written at drop");
         }
     }
+}
+
+/// Starts the background flusher on the shared runtime, and has the runtime start it again
+/// on its next runtime when [`crate::runtime::shutdown`] stops this one (C's `mm_shutdown()`
+/// while the meter is alive), so a shutdown never ends a live meter's flushing for good.
+fn start_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
+    spawn_flusher(inner, every)?;
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    let owner: Weak<dyn std::any::Any + Send + Sync> = weak.clone();
+    crate::runtime::restart_after_shutdown(owner, move || {
+        if let Some(inner) = weak.upgrade() {
+            if !inner.closed.load(Ordering::SeqCst) {
+                let _ = spawn_flusher(&inner, every);
+            }
+        }
+    });
+    Ok(())
+}
+
+fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    let h = crate::runtime::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(inner) = weak.upgrade() else { break };
+            if inner.closed.load(Ordering::SeqCst) {
+                break;
+            }
+            let _ = UsageMeter { inner }.flush_now().await;
+        }
+    })?;
+    if let Some(old) = lock(&inner.flusher).replace(h) {
+        old.abort();
+    }
+    Ok(())
 }
 
 /// Records billable events and bills every customer-hour exactly once; see the
@@ -1121,15 +1261,7 @@ impl UsageMeter {
             generation: owner::process_generation(),
         });
         if let Some(every) = config.flush_interval {
-            let weak: Weak<Inner> = Arc::downgrade(&inner);
-            let h = crate::runtime::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    let Some(inner) = weak.upgrade() else { break };
-                    let _ = UsageMeter { inner }.flush_now().await;
-                }
-            })?;
-            *lock(&inner.flusher) = Some(h);
+            start_flusher(&inner, every)?;
         }
         Ok(UsageMeter { inner })
     }
@@ -1155,6 +1287,10 @@ impl UsageMeter {
     ) -> Result<(), Error> {
         let inner = &*self.inner;
         inner.check_process()?;
+        if inner.group.is_some() {
+            // A group record waits for the committer thread, which may be the one calling.
+            inner.shared.refuse_reentry("record() in the group mode")?;
+        }
         if inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
@@ -1383,6 +1519,7 @@ impl UsageMeter {
     /// returned as `Err`.
     pub async fn flush(&self) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;
+        self.inner.shared.refuse_reentry("flush()")?;
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
@@ -1396,6 +1533,7 @@ impl UsageMeter {
 
     /// [`flush`](Self::flush), blocking the calling thread (not from an async task).
     pub fn flush_blocking(&self) -> Result<FlushSummary, Error> {
+        self.inner.shared.refuse_reentry("flush()")?;
         crate::runtime::block_on(self.flush())?
     }
 
@@ -1420,6 +1558,7 @@ impl UsageMeter {
     /// store sends them after a restart).
     pub async fn close(&self) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;
+        self.inner.shared.refuse_reentry("close()")?;
         if let Some(h) = lock(&self.inner.flusher).take() {
             h.abort();
         }
@@ -1432,7 +1571,38 @@ impl UsageMeter {
 
     /// [`close`](Self::close), blocking the calling thread.
     pub fn close_blocking(&self) -> Result<FlushSummary, Error> {
+        self.inner.shared.refuse_reentry("close()")?;
         crate::runtime::block_on(self.close())?
+    }
+
+    /// Sends chosen dead letters again: those `filter` selects whose hour is still inside the
+    /// service's window go back to `sealed` (with their frozen quantity) and leave the
+    /// dead-letter list, in one transaction; the next flush sends them. Returns how many.
+    /// Dead letters whose window has closed stay where they are.
+    pub fn requeue(&self, filter: &RequeueFilter) -> Result<usize, Error> {
+        let shared = &self.inner.shared;
+        let now = (shared.clock)();
+        // An hour is inside the window while now < hour + window (as `flush` expires it).
+        let after = now.saturating_sub(shared.scope.window);
+        lock(&shared.db).requeue(&shared.scope.product_code, filter, after)
+    }
+
+    /// Writes the events `Durability::Memory` buffered to the store now (nothing is sent).
+    /// For a face's exit hook: a process that ends without dropping the meter keeps them.
+    pub fn write_buffered(&self) -> Result<(), Error> {
+        self.inner.shared.drain()
+    }
+
+    /// Whether the calling thread is running this meter's event callback, where `flush()`,
+    /// `close()` and a group-mode `record()` are refused (and the C face's `mm_meter_free`).
+    pub fn in_event_callback(&self) -> bool {
+        self.inner.shared.in_callback()
+    }
+
+    /// `InvalidState` naming `call` when [`in_event_callback`](Self::in_event_callback): for
+    /// a face's calls that would wait for the callback (C's `mm_meter_free`).
+    pub fn refuse_in_event_callback(&self, call: &str) -> Result<(), Error> {
+        self.inner.shared.refuse_reentry(call)
     }
 }
 
@@ -1442,10 +1612,57 @@ mod tests {
 
     #[test]
     fn client_tokens_are_deterministic_and_short() {
-        let a = send::client_token("p", "users", 3600);
-        assert_eq!(a, send::client_token("p", "users", 3600));
-        assert_ne!(a, send::client_token("p", "users", 7200));
+        let a = send::client_token("s1", "p", "users", 3600, 5);
+        assert_eq!(a, send::client_token("s1", "p", "users", 3600, 5));
+        assert_ne!(a, send::client_token("s1", "p", "users", 7200, 5));
+        assert_ne!(a, send::client_token("s1", "p", "users", 3600, 6));
+        assert_ne!(a, send::client_token("s2", "p", "users", 3600, 5));
         assert!(a.len() <= 64 && a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    /// Item 13: a face's exit hook writes what `Durability::Memory` buffered, for a process
+    /// that ends without dropping the meter.
+    #[test]
+    fn write_buffered_puts_memory_events_in_the_store() {
+        let path = std::env::temp_dir().join(format!(
+            "mm-write-buffered-{}-{}.db",
+            std::process::id(),
+            system_clock()
+        ));
+        let client = Client::new(
+            crate::Config::builder()
+                .region("us-east-1")
+                .endpoint_url("http://127.0.0.1:9")
+                .static_credentials("AKID", "secret", None)
+                .build()
+                .unwrap(),
+        );
+        let meter = UsageMeter::new(
+            MeterConfig::builder()
+                .client(client)
+                .store(Store::sqlite(&path))
+                .product_code("p")
+                .durability(Durability::Memory)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        meter
+            .record(Customer::identifier("c"), "users", 7, None, None)
+            .unwrap();
+        let stored = || -> i64 {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.query_row("SELECT COALESCE(SUM(quantity), 0) FROM buckets", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(stored(), 0);
+        meter.write_buffered().unwrap();
+        assert_eq!(stored(), 7);
+        // The process ends without dropping it (Node's `process.exit()`).
+        std::mem::forget(meter);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

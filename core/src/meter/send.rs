@@ -22,8 +22,19 @@ use crate::{Error, ErrorCode};
 const BATCH: usize = crate::validate::MAX_USAGE_RECORDS;
 
 /// The `ClientToken` of a `MeterUsage` bucket: 32 hex digits of two FNV-1a hashes of the
-/// product, dimension and hour. The same bucket always gets the same token.
-pub(crate) fn client_token(product: &str, dimension: &str, hour: i64) -> String {
+/// store's identity, the product, dimension, hour and sealed quantity.
+///
+/// A resend of the bucket (after a crash, a timeout) carries the same token, because every
+/// part is frozen once the bucket is sealed and the identity is kept in the store. Two stores
+/// (replicas sharing one AWS account) never share a token, so one never meets the other's
+/// `IdempotencyConflictException`.
+pub(crate) fn client_token(
+    store_id: &str,
+    product: &str,
+    dimension: &str,
+    hour: i64,
+    quantity: i64,
+) -> String {
     fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
         let mut h = seed;
         for p in parts {
@@ -34,12 +45,14 @@ pub(crate) fn client_token(product: &str, dimension: &str, hour: i64) -> String 
         }
         h
     }
-    let hour = hour.to_string();
-    let parts: [&[u8]; 4] = [
-        b"mm-meter-v1",
+    let (hour, quantity) = (hour.to_string(), quantity.to_string());
+    let parts: [&[u8]; 6] = [
+        b"mm-meter-v2",
+        store_id.as_bytes(),
         product.as_bytes(),
         dimension.as_bytes(),
         hour.as_bytes(),
+        quantity.as_bytes(),
     ];
     format!(
         "{:016x}{:016x}",
@@ -117,13 +130,18 @@ fn usage_record(it: &SendItem) -> Result<UsageRecord, String> {
     })
 }
 
-fn record_key(r: &UsageRecord) -> (String, String, i64) {
-    let who = match (&r.customer_identifier, &r.customer_aws_account_id) {
-        (Some(c), _) => format!("C{c}"),
-        (None, Some(a)) => format!("A{a}"),
-        (None, None) => String::new(),
-    };
-    (who, r.dimension.clone(), r.timestamp.secs())
+/// Who, which license, what and when: everything that tells two records of one call apart
+/// (buckets are unique by it within a meter's product).
+type RecordKey = (Option<String>, Option<String>, Option<String>, String, i64);
+
+fn record_key(r: &UsageRecord) -> RecordKey {
+    (
+        r.customer_identifier.clone(),
+        r.customer_aws_account_id.clone(),
+        r.license_arn.clone(),
+        r.dimension.clone(),
+        r.timestamp.secs(),
+    )
 }
 
 fn event(it: &SendItem, kind: MeterEventKind) -> MeterEvent {
@@ -180,12 +198,67 @@ impl Results {
     }
 }
 
-/// Whether an error is about the records themselves (dead-letter them) rather than the
-/// caller or the connection.
-fn record_level(e: &Error) -> bool {
-    let c = e.error_code();
-    (c.is_modeled() && !e.is_retryable())
-        || matches!(c, ErrorCode::InvalidInput | ErrorCode::ValidationException)
+/// What a failed call's error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Blame {
+    /// The records themselves (a dimension, a customer, a timestamp, a quantity): the
+    /// records are dead-lettered (a batch is first split to find the bad one).
+    Records,
+    /// The caller or the whole call (credentials, access, region, product code, a disabled
+    /// API, an entitlement, a protocol error, an unknown error): nothing was metered and
+    /// nothing about the records is wrong, so they stay sealed and the error is returned
+    /// from the flush; once the configuration is fixed they are billed.
+    Call,
+}
+
+/// What a non-retryable error of a whole call is about. The one place this is decided: the
+/// match has no wildcard arm, so a new code must be placed here.
+pub(crate) fn blame(code: ErrorCode) -> Blame {
+    use ErrorCode as C;
+    match code {
+        C::InvalidInput
+        | C::ValidationException
+        | C::InvalidUsageDimensionException
+        | C::InvalidTagException
+        | C::InvalidUsageAllocationsException
+        | C::InvalidCustomerIdentifierException
+        | C::InvalidLicenseException
+        | C::TimestampOutOfBoundsException
+        | C::DuplicateRequestException
+        | C::IdempotencyConflictException => Blame::Records,
+        C::InvalidProductCodeException
+        | C::InvalidEndpointRegionException
+        | C::DisabledApiException
+        | C::CustomerNotEntitledException
+        | C::InvalidRegionException
+        | C::PlatformNotSupportedException
+        | C::InvalidPublicKeyVersionException
+        | C::InvalidTokenException
+        | C::ExpiredTokenException
+        | C::UnrecognizedClientException
+        | C::InvalidSignatureException
+        | C::IncompleteSignatureException
+        | C::MissingAuthenticationTokenException
+        | C::RequestExpired
+        | C::AccessDeniedException
+        | C::UnauthorizedException
+        | C::Credentials
+        | C::InvalidConfig
+        | C::InvalidState
+        | C::SerializationException
+        | C::UnknownOperationException
+        | C::DryRunOperation
+        | C::Unhandled
+        // Retryable kinds that arrive without retries left (or marked final): the call
+        // failed, the records did not.
+        | C::ThrottlingException
+        | C::InternalServiceErrorException
+        | C::ServiceUnavailableException
+        | C::Dispatch
+        | C::ConnectTimeout
+        | C::ReadTimeout
+        | C::InvalidResponse => Blame::Call,
+    }
 }
 
 /// Whether the local clock, too, places the bucket's hour past the service's window: an
@@ -289,7 +362,7 @@ fn call_failed(
         sum.interrupted = Some(e);
         return Ok(Flow::Stop);
     }
-    if record_level(&e) {
+    if blame(e.error_code()) == Blame::Records {
         if items.len() > 1 {
             return Ok(Flow::Split(items));
         }
@@ -316,7 +389,7 @@ fn call_failed(
         res.commit(inner)?;
         return Ok(Flow::Continue);
     }
-    // Not about the records (credentials, access, configuration): nothing was metered.
+    // About the caller, not the records: nothing was metered; they stay sealed.
     let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
     lock(&inner.shared.db).record_outcomes(&outcomes, (inner.shared.clock)())?;
     Err(e)
@@ -361,7 +434,7 @@ async fn send_batch(
             Ok(out) => out,
             Err(e) => return call_failed(inner, items, e.into(), sum),
         };
-        let mut index: HashMap<(String, String, i64), usize> = HashMap::new();
+        let mut index: HashMap<RecordKey, usize> = HashMap::new();
         for (i, it) in items.iter().enumerate() {
             let r = usage_record(it).map(|r| record_key(&r));
             if let Ok(k) = r {
@@ -443,6 +516,7 @@ async fn send_meter_usage(
     sum: &mut FlushSummary,
 ) -> Result<Flow, Error> {
     let product = inner.shared.scope.product_code.clone();
+    let store_id = lock(&inner.shared.db).store_id()?;
     for it in items {
         let mut res = Results::default();
         let built = quantity(&it).and_then(|q| Ok((q, allocations(&it)?)));
@@ -461,7 +535,13 @@ async fn send_meter_usage(
             usage_quantity: Some(q),
             dry_run: None,
             usage_allocations: allocs,
-            client_token: Some(client_token(&product, &it.dimension, it.hour)),
+            client_token: Some(client_token(
+                &store_id,
+                &product,
+                &it.dimension,
+                it.hour,
+                it.quantity,
+            )),
         };
         mark_sending(inner, std::slice::from_ref(&it))?;
         sum.calls += 1;

@@ -759,6 +759,91 @@ impl Db {
         Ok(s)
     }
 
+    /// The store's identity: 32 random hex digits made once, when first asked for, and kept
+    /// in `meta` (`store_id`). Part of every `MeterUsage` `ClientToken`, so two stores never
+    /// share a token and a store reopened after a crash resends the same one.
+    pub(crate) fn store_id(&mut self) -> Result<String, Error> {
+        let read = |conn: &Connection| -> Result<Option<String>, Error> {
+            conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(store_err)
+        };
+        if let Some(id) = read(&self.conn)? {
+            return Ok(id);
+        }
+        // Two meters creating it at once: the first insert wins, both read it.
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))",
+                [],
+            )
+            .map_err(store_err)?;
+        read(&self.conn)?
+            .ok_or_else(|| Error::invalid_state("meter store: the store id was not written"))
+    }
+
+    /// Moves the dead letters `filter` selects, whose hour is later than `after`,
+    /// back to `sealed` (their frozen quantity unchanged) and deletes their dead-letter rows,
+    /// in one transaction. Returns how many were requeued.
+    pub(crate) fn requeue(
+        &mut self,
+        product: &str,
+        filter: &super::RequeueFilter,
+        after: i64,
+    ) -> Result<usize, Error> {
+        let (kind, id, license) = match &filter.customer {
+            Some(c) => {
+                let (k, i, l) = customer_parts(c);
+                (Some(k), Some(i.to_owned()), Some(l.to_owned()))
+            }
+            None => (None, None, None),
+        };
+        let tx = self.transaction()?;
+        let ids: Vec<i64> = {
+            let mut st = tx
+                .prepare(
+                    "SELECT b.id FROM buckets b
+                     WHERE b.state = 'dead_lettered' AND b.product_code = ?1 AND b.hour > ?2
+                       AND (?3 IS NULL OR b.customer_kind = ?3)
+                       AND (?4 IS NULL OR b.customer = ?4)
+                       AND (?5 IS NULL OR b.license_arn = ?5)
+                       AND (?6 IS NULL OR b.hour = ?6)
+                       AND (?7 IS NULL OR EXISTS (SELECT 1 FROM dead_letters d
+                                                  WHERE d.bucket_id = b.id AND d.reason = ?7))
+                     ORDER BY b.id",
+                )
+                .map_err(store_err)?;
+            let rows = st
+                .query_map(
+                    params![
+                        product,
+                        after,
+                        kind,
+                        id,
+                        license,
+                        filter.hour.map(|h| h.div_euclid(3600) * 3600),
+                        filter.reason
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(store_err)?;
+            rows.collect::<Result<_, _>>().map_err(store_err)?
+        };
+        for b in &ids {
+            tx.execute(
+                "UPDATE buckets SET state = 'sealed', alarmed = 0 WHERE id = ?1",
+                [b],
+            )
+            .map_err(store_err)?;
+            tx.execute("DELETE FROM dead_letters WHERE bucket_id = ?1", [b])
+                .map_err(store_err)?;
+        }
+        tx.commit().map_err(store_err)?;
+        Ok(ids.len())
+    }
+
     /// Every dead letter of this product, oldest first.
     pub(crate) fn dead_letters(&self, product: &str) -> Result<Vec<super::DeadLetter>, Error> {
         let mut st = self
@@ -822,6 +907,17 @@ mod tests {
             .execute("UPDATE buckets SET sealed_quantity = 9 WHERE hour = 0", [])
             .unwrap_err();
         assert!(err.to_string().contains("never changes"), "{err}");
+    }
+
+    #[test]
+    fn the_store_id_is_made_once_and_kept() {
+        let mut a = Db::open(None, true).unwrap();
+        let id = a.store_id().unwrap();
+        assert_eq!(id.len(), 32);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a.store_id().unwrap(), id);
+        let mut b = Db::open(None, true).unwrap();
+        assert_ne!(b.store_id().unwrap(), id);
     }
 
     #[test]
