@@ -268,10 +268,93 @@ pub(crate) async fn serve(
     }
 }
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<Body>;
+
+/// A response body: whole, or sent one byte per interval (the `trickle` fault).
+pub(crate) enum Body {
+    Full(Full<Bytes>),
+    Trickle {
+        data: Bytes,
+        interval: Duration,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+    /// Announces `declared` bytes and sends only `data` (the `short_body` fault).
+    /// A pause after the data lets hyper flush it before the connection ends.
+    Short {
+        data: Option<Bytes>,
+        declared: u64,
+        pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+}
+
+impl Body {
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Body::Full(f) => f.into_inner().unwrap_or_default(),
+            Body::Trickle { data, .. } => data,
+            Body::Short { data, .. } => data.unwrap_or_default(),
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Body::Full(f) => Pin::new(f).poll_frame(cx),
+            Body::Trickle {
+                data,
+                interval,
+                sleep,
+            } => {
+                if data.is_empty() {
+                    return Poll::Ready(None);
+                }
+                let timer = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(*interval)));
+                if std::future::Future::poll(timer.as_mut(), cx).is_pending() {
+                    return Poll::Pending;
+                }
+                *sleep = None;
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(data.split_to(1)))))
+            }
+            Body::Short { data, pause, .. } => {
+                if let Some(d) = data.take() {
+                    return Poll::Ready(Some(Ok(hyper::body::Frame::data(d))));
+                }
+                let timer = pause
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(50))));
+                match std::future::Future::poll(timer.as_mut(), cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => Poll::Ready(None),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(f) => f.is_end_stream(),
+            Body::Trickle { data, .. } => data.is_empty(),
+            Body::Short { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Body::Full(f) => f.size_hint(),
+            Body::Trickle { data, .. } => hyper::body::SizeHint::with_exact(data.len() as u64),
+            Body::Short { declared, .. } => hyper::body::SizeHint::with_exact(*declared),
+        }
+    }
+}
 
 fn response(status: u16, content_type: &str, body: impl Into<Bytes>, request_id: &str) -> Resp {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(Body::Full(Full::new(body.into())));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(content_type) {
@@ -364,6 +447,8 @@ async fn handle(
 
     let mut partial = 0usize;
     let mut truncate = false;
+    let mut short = false;
+    let mut trickle = None;
     let early: Option<Result<Resp, ResetConnection>> = match &fault {
         None => None,
         Some(Fault::Delay { seconds }) => {
@@ -379,6 +464,29 @@ async fn handle(
         Some(Fault::Truncated) => {
             truncate = true;
             None
+        }
+        Some(Fault::ShortBody) => {
+            short = true;
+            None
+        }
+        Some(Fault::Trickle { interval }) => {
+            trickle = Some(Duration::from_secs_f64(interval.clamp(0.0, 3600.0)));
+            None
+        }
+        Some(Fault::Redirect { status, location }) => {
+            let mut resp = response(*status, "text/plain", "", &request_id);
+            if let Ok(v) = HeaderValue::from_str(location) {
+                resp.headers_mut().insert(http::header::LOCATION, v);
+            }
+            Some(Ok(resp))
+        }
+        Some(Fault::Oversize { bytes }) => {
+            let mut body = vec![b' '; (*bytes).max(2)];
+            body[0] = b'{';
+            if let Some(last) = body.last_mut() {
+                *last = b'}';
+            }
+            Some(Ok(response(200, JSON_11, body, &request_id)))
         }
         Some(Fault::Throttle) => Some(Ok(error_response(
             &ApiError::client("ThrottlingException", "Rate exceeded"),
@@ -444,17 +552,28 @@ async fn handle(
             error_response(&e, &request_id)
         }
     };
-    if truncate {
-        let full = resp.body().clone();
-        let bytes = full
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        let cut = bytes.slice(..(bytes.len() / 2).max(1).min(bytes.len()));
-        *resp.body_mut() = Full::new(cut);
-        *resp.status_mut() = StatusCode::OK;
-        rec.status = 200;
+    if truncate || short || trickle.is_some() {
+        let body = std::mem::replace(resp.body_mut(), Body::Full(Full::default()));
+        let bytes = body.into_bytes();
+        if truncate {
+            *resp.status_mut() = StatusCode::OK;
+            rec.status = 200;
+        }
+        *resp.body_mut() = match trickle {
+            Some(interval) => Body::Trickle {
+                data: bytes,
+                interval,
+                sleep: None,
+            },
+            None if short => Body::Short {
+                declared: bytes.len() as u64,
+                data: Some(bytes.slice(..bytes.len() / 2)),
+                pause: None,
+            },
+            None => Body::Full(Full::new(
+                bytes.slice(..(bytes.len() / 2).max(1).min(bytes.len())),
+            )),
+        };
     }
     shared.log(rec, limit);
     Ok(resp)
