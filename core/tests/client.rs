@@ -1061,3 +1061,73 @@ fn user_info_in_the_endpoint_is_redacted() {
         }
     }
 }
+
+#[tokio::test]
+async fn only_the_models_rules_are_checked_before_sending() {
+    let emu = emulator();
+    let c = client(&emu);
+    // A boto3 user's working call: ProductCode, CustomerAWSAccountId, no LicenseArn.
+    let by_account = UsageRecord::builder()
+        .timestamp(now())
+        .customer_aws_account_id(metering_emulator::CUSTOMER_AWS_ACCOUNT_ID)
+        .dimension("users")
+        .quantity(4)
+        .build()
+        .unwrap();
+    let out = c
+        .send_batch_meter_usage(batch(vec![by_account]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.results()[0].status(),
+        Some(&UsageRecordResultStatus::Success)
+    );
+    assert_eq!(emu.ledger().len(), 1);
+
+    // Both customer members, or none: the model allows it; the service judges (and here
+    // refuses) it.
+    let both = UsageRecord::builder()
+        .timestamp(now())
+        .customer_identifier("cust-1")
+        .customer_aws_account_id(metering_emulator::CUSTOMER_AWS_ACCOUNT_ID)
+        .dimension("users")
+        .quantity(1)
+        .build()
+        .unwrap();
+    let sent = emu.requests().len();
+    let e = c
+        .send_batch_meter_usage(batch(vec![both]))
+        .await
+        .unwrap_err();
+    assert_ne!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+    assert_eq!(emu.requests().len(), sent + 1, "it was sent");
+
+    // Allocations that do not sum to the quantity: the service's own exception, not sent.
+    let sent = emu.requests().len();
+    let bad_sum = UsageRecord::builder()
+        .timestamp(now())
+        .customer_identifier("cust-1")
+        .dimension("users")
+        .quantity(5)
+        .usage_allocations(
+            UsageAllocation::builder()
+                .allocated_usage_quantity(2)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let e = c
+        .send_batch_meter_usage(batch(vec![bad_sum]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            marketplace_metering::error::BatchMeterUsageError::InvalidUsageAllocationsException(_)
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.attempts(), 0);
+    assert_eq!(emu.requests().len(), sent, "nothing was sent");
+}
