@@ -2,6 +2,7 @@
 // The async client: validate, serialize, sign, send, retry, parse — once for every face.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -35,6 +36,20 @@ use crate::{runtime, wire, Config, Credentials, Error, ErrorCode, ResponseMetada
 /// The signing name of the service.
 const SIGNING_NAME: &str = "aws-marketplace";
 
+/// A service `Date` further than this from the client's clock means the client's is skewed.
+const CLOCK_SKEW_THRESHOLD_MS: i64 = 4 * 60 * 1000;
+
+/// The codes a service answers a request signed at a skewed time with (as botocore and SDK v3
+/// list them).
+const CLOCK_SKEW_CODES: &[&str] = &[
+    "RequestTimeTooSkewed",
+    "RequestExpired",
+    "RequestInTheFuture",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "AuthFailure",
+];
+
 /// A client for the AWS Marketplace Metering Service.
 ///
 /// Cheap to clone (an `Arc` inside) and safe to share between tasks and threads. Its HTTP
@@ -55,6 +70,9 @@ struct Inner {
     url: Result<reqwest::Url, String>,
     /// The endpoint as errors show it: user info redacted.
     shown_endpoint: String,
+    /// The service's clock minus the local clock, in milliseconds, as learnt from a `Date`
+    /// header that differed by more than [`CLOCK_SKEW_THRESHOLD_MS`] (0 until then).
+    clock_offset_ms: AtomicI64,
     user_agent: HeaderValue,
 }
 
@@ -84,6 +102,7 @@ impl Client {
                     )
                 }),
                 shown_endpoint: crate::endpoint::redact_userinfo(&config.endpoint).into_owned(),
+                clock_offset_ms: AtomicI64::new(0),
                 user_agent: HeaderValue::from_str(&config.user_agent)
                     .unwrap_or_else(|_| HeaderValue::from_static("marketplace-metering")),
                 config,
@@ -94,6 +113,59 @@ impl Client {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The service's clock as this client knows it: the local clock, corrected by the offset
+    /// learnt from the service's `Date` header when the two were more than 4 minutes apart.
+    /// Requests are signed with it; the usage meter judges its window with it.
+    pub fn now(&self) -> SystemTime {
+        let offset = self.clock_offset_ms();
+        let magnitude = Duration::from_millis(offset.unsigned_abs());
+        let local = SystemTime::now();
+        if offset >= 0 {
+            local + magnitude
+        } else {
+            local.checked_sub(magnitude).unwrap_or(local)
+        }
+    }
+
+    /// The correction [`Client::now`] applies to the local clock, in milliseconds (service
+    /// minus local; 0 until a skew was seen). Shared by all clones.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.inner.clock_offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Learns the offset from a response's `Date` when it is further than the threshold from
+    /// [`Client::now`]. Returns `true` when the offset changed.
+    fn observe_date(&self, headers: &HeaderMap) -> bool {
+        let Some(server_ms) = headers
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                aws_smithy_types::DateTime::from_str(
+                    v,
+                    aws_smithy_types::date_time::Format::HttpDate,
+                )
+                .ok()
+            })
+            .and_then(|d| d.to_millis().ok())
+        else {
+            return false;
+        };
+        let local_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let offset = self.clock_offset_ms();
+        if (server_ms - (local_ms + offset)).abs() <= CLOCK_SKEW_THRESHOLD_MS {
+            return false;
+        }
+        let learnt = server_ms - local_ms;
+        self.inner.clock_offset_ms.store(learnt, Ordering::Relaxed);
+        tracing::debug!(
+            offset_ms = learnt,
+            "clock skew: signing with the service's clock"
+        );
+        true
     }
 
     /// Sends `BatchMeterUsage`: up to 25 usage records for SaaS customers.
@@ -283,10 +355,12 @@ impl Client {
         let attempt_timeout = self.inner.config.attempt_timeout;
         let invocation_id = uuid::Uuid::new_v4().to_string();
         let mut paid: Vec<RetryClass> = Vec::new();
+        let mut skew_corrected = false;
         loop {
             *attempt += 1;
             let attempt = *attempt;
             retry.before_attempt().await;
+            let signed_with = self.clock_offset_ms();
             let result = match tokio::time::timeout(
                 attempt_timeout,
                 self.attempt::<O>(http, body, &invocation_id, attempt, max),
@@ -314,6 +388,21 @@ impl Client {
                 }
                 Err(e) => e,
             };
+            // Signed with a clock the service's Date showed to be skewed: re-sign with the
+            // corrected one and try again at once, once per call (as botocore and SDK v3).
+            if !skew_corrected
+                && CLOCK_SKEW_CODES.contains(&err.code())
+                && self.clock_offset_ms() != signed_with
+            {
+                skew_corrected = true;
+                tracing::debug!(
+                    operation = O::NAME,
+                    attempt,
+                    code = err.code(),
+                    "re-signing"
+                );
+                continue;
+            }
             let class = if err.error_code() == ErrorCode::Credentials {
                 None
             } else {
@@ -399,7 +488,7 @@ impl Client {
             .identity(&identity)
             .region(&cfg.region)
             .name(SIGNING_NAME)
-            .time(SystemTime::now())
+            .time(self.now())
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
@@ -437,6 +526,7 @@ impl Client {
         // Taken, not cloned: the body does not need them once the response has arrived.
         let headers = std::mem::take(resp.headers_mut());
         let request_id = wire::request_id(&headers);
+        self.observe_date(&headers);
         let body = match crate::tls::read_body(resp).await {
             Ok(b) => b,
             Err(e) => {

@@ -1131,3 +1131,62 @@ async fn only_the_models_rules_are_checked_before_sending() {
     assert_eq!(e.attempts(), 0);
     assert_eq!(emu.requests().len(), sent, "nothing was sent");
 }
+
+#[tokio::test]
+async fn a_skewed_clock_is_corrected_from_the_services_date_and_the_call_re_signed() {
+    for offset_secs in [1200i64, -1200] {
+        let emu = Emulator::start(EmulatorConfig {
+            clock_offset_secs: offset_secs,
+            ..EmulatorConfig::default()
+        })
+        .unwrap();
+        // One attempt allowed: the correction is not a retry of a failure, it happens once.
+        let c = Client::new(config(&emu).max_attempts(1u32).build().unwrap());
+        assert_eq!(c.clock_offset_ms(), 0);
+        let an_hour_ago = DateTime::from_secs(now().secs() - 3600);
+        let rec = UsageRecord::builder()
+            .timestamp(an_hour_ago)
+            .customer_identifier("cust-1")
+            .dimension("users")
+            .quantity(1)
+            .build()
+            .unwrap();
+        let out = c
+            .send_batch_meter_usage(batch(vec![rec.clone()]))
+            .await
+            .unwrap();
+        assert_eq!(out.metadata().attempts(), 2);
+        let reqs = emu.requests();
+        assert_eq!(reqs.len(), 2);
+        assert!(!reqs[0].signature_ok && reqs[1].signature_ok);
+        let learnt = c.clock_offset_ms();
+        assert!(
+            (learnt - offset_secs * 1000).abs() < 3000,
+            "{learnt} ms for {offset_secs} s"
+        );
+        let seen = c.now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert!((seen - (now().secs() + offset_secs)).abs() < 3);
+        // Later calls (and clones) sign with the corrected clock at once.
+        let out = c
+            .clone()
+            .send_batch_meter_usage(batch(vec![rec]))
+            .await
+            .unwrap();
+        assert_eq!(out.metadata().attempts(), 1);
+    }
+    // A bad signature with no skew is not retried.
+    let emu = emulator();
+    let c = Client::new(
+        config(&emu)
+            .static_credentials(metering_emulator::DEFAULT_ACCESS_KEY_ID, "wrong", None)
+            .build()
+            .unwrap(),
+    );
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidSignatureException);
+    assert_eq!(e.attempts(), 1);
+    assert_eq!(c.clock_offset_ms(), 0);
+}

@@ -24,7 +24,7 @@ use crate::config::EmulatorConfig;
 use crate::error::ApiError;
 use crate::service::{lock, new_id, Service};
 use crate::sigv4;
-use crate::time::{now_f64, now_secs};
+use crate::time::{format_http_date, now_f64, now_secs};
 use crate::types::{Fault, RequestLogEntry};
 
 /// The awsJson1.1 media type.
@@ -372,7 +372,23 @@ fn error_response(e: &ApiError, request_id: &str) -> Resp {
 
 const UNAVAILABLE_HTML: &str = "<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n<body><h1>503 Service Unavailable</h1><p>The service is temporarily unavailable. Please try again later.</p></body></html>\n";
 
+/// Answers one request; with a clock offset, its `Date` is the emulator's clock.
 async fn handle(
+    shared: Arc<Shared>,
+    reset: Arc<AtomicBool>,
+    req: Request<Incoming>,
+) -> Result<Resp, ResetConnection> {
+    let offset = shared.service.catalog().config.clock_offset_secs;
+    let mut result = handle_request(shared, reset, req).await;
+    if let (Ok(resp), true) = (&mut result, offset != 0) {
+        if let Ok(v) = HeaderValue::from_str(&format_http_date(now_secs() + offset)) {
+            resp.headers_mut().insert(http::header::DATE, v);
+        }
+    }
+    result
+}
+
+async fn handle_request(
     shared: Arc<Shared>,
     reset: Arc<AtomicBool>,
     req: Request<Incoming>,
@@ -629,7 +645,7 @@ fn process(
         &parts.headers,
         body,
         &catalog,
-        now_secs(),
+        now_secs() + catalog.config.clock_offset_secs,
     );
     rec.access_key_id = verified.access_key_id;
     verified.result?;
@@ -661,7 +677,7 @@ fn process(
         ));
     };
     rec.operation = Some(op);
-    let now = now_f64();
+    let now = now_f64() + catalog.config.clock_offset_secs as f64;
     let service = &shared.service;
     match op {
         "BatchMeterUsage" => service.batch_meter_usage(&catalog, body, partial, now),
