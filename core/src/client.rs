@@ -136,8 +136,8 @@ impl Client {
     }
 
     /// Learns the offset from a response's `Date` when it is further than the threshold from
-    /// [`Client::now`]. Returns `true` when the offset changed.
-    fn observe_date(&self, headers: &HeaderMap) -> bool {
+    /// [`Client::now`].
+    fn observe_date(&self, headers: &HeaderMap) {
         let Some(server_ms) = headers
             .get(http::header::DATE)
             .and_then(|v| v.to_str().ok())
@@ -150,14 +150,14 @@ impl Client {
             })
             .and_then(|d| d.to_millis().ok())
         else {
-            return false;
+            return;
         };
         let local_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let offset = self.clock_offset_ms();
         if (server_ms - (local_ms + offset)).abs() <= CLOCK_SKEW_THRESHOLD_MS {
-            return false;
+            return;
         }
         let learnt = server_ms - local_ms;
         self.inner.clock_offset_ms.store(learnt, Ordering::Relaxed);
@@ -165,7 +165,6 @@ impl Client {
             offset_ms = learnt,
             "clock skew: signing with the service's clock"
         );
-        true
     }
 
     /// Sends `BatchMeterUsage`: up to 25 usage records for SaaS customers.

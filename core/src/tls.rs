@@ -240,7 +240,46 @@ pub(crate) mod smithy {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+
     use metering_emulator::{Emulator, EmulatorConfig, Fault};
+
+    /// A one-shot server on 127.0.0.1 answering with a chunked body of `chunks` × `size` bytes.
+    fn chunked_server(chunks: usize, size: usize) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            for i in 0..chunks {
+                let byte = b'a' + (i % 26) as u8;
+                let _ = s.write_all(format!("{size:x}\r\n").as_bytes());
+                let _ = s.write_all(&vec![byte; size]);
+                let _ = s.write_all(b"\r\n");
+            }
+            let _ = s.write_all(b"0\r\n\r\n");
+        });
+        format!("http://{addr}/")
+    }
+
+    /// Without a Content-Length the cap is kept while reading, and chunks are joined in order.
+    #[tokio::test]
+    async fn a_chunked_body_is_joined_and_capped() {
+        let c = super::http_client_builder().build().unwrap();
+        let resp = c.get(chunked_server(3, 10)).send().await.unwrap();
+        let body = super::read_body(resp).await.unwrap();
+        assert_eq!(
+            &body[..],
+            [&[b'a'; 10][..], &[b'b'; 10], &[b'c'; 10]].concat()
+        );
+        let resp = c.get(chunked_server(80, 64 << 10)).send().await.unwrap();
+        assert!(matches!(
+            super::read_body(resp).await,
+            Err(super::BodyError::TooLarge)
+        ));
+    }
 
     /// The credential chain's client comes from the same builder: it must not follow either.
     #[tokio::test]
