@@ -287,6 +287,33 @@ static void test_hardening(const mm_test_emulator *e, const mm_client *c1) {
   CHECK(mm_usage_record_add_allocation(r, 1, tags, SIZE_MAX) == MM_STATUS_INVALID_INPUT);
   mm_usage_record_free(r);
   mm_batch_meter_usage_input_free(in);
+
+  /* Only the model's rules: a CustomerAWSAccountId without a LicenseArn is sent (and billed). */
+  r = mm_usage_record_new();
+  CHECK_OK(mm_usage_record_set_customer_aws_account_id(r, "111122223333"), err);
+  CHECK_OK(mm_usage_record_set_dimension(r, "users"), err);
+  CHECK_OK(mm_usage_record_set_quantity(r, 2), err);
+  CHECK_OK(mm_usage_record_set_timestamp(r, ts), err);
+  in = mm_batch_meter_usage_input_new();
+  CHECK_OK(mm_batch_meter_usage_input_set_product_code(in, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_batch_meter_usage_input_add_record(in, r), err);
+  CHECK_OK(mm_client_batch_meter_usage(c1, in, &out, &err), err);
+  CHECK(mm_batch_meter_usage_output_result_status(out, 0) == MM_USAGE_RECORD_STATUS_SUCCESS);
+  mm_batch_meter_usage_output_free(out);
+  out = NULL;
+  mm_batch_meter_usage_input_free(in);
+  /* Allocations that do not sum to the quantity: the service's own exception, nothing sent. */
+  CHECK_OK(mm_usage_record_add_allocation(r, 1, tags, 1), err);
+  in = mm_batch_meter_usage_input_new();
+  CHECK_OK(mm_batch_meter_usage_input_set_product_code(in, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_batch_meter_usage_input_add_record(in, r), err);
+  CHECK(mm_client_batch_meter_usage(c1, in, &out, &err) == MM_STATUS_INVALID_USAGE_ALLOCATIONS_EXCEPTION);
+  CHECK(streq(mm_error_code_str(err), "InvalidUsageAllocationsException"));
+  CHECK(mm_error_attempts(err) == 0 && mm_error_http_status(err) == 0);
+  mm_error_free(err);
+  err = NULL;
+  mm_usage_record_free(r);
+  mm_batch_meter_usage_input_free(in);
 }
 
 static void test_meter_usage(const mm_client *c) {
