@@ -257,13 +257,15 @@ static void test_hardening(const mm_test_emulator *e, const mm_client *c1) {
   mm_error_free(err);
   err = NULL;
 
+  /* Unbounded, a trickled answer (a few hundred bytes, one every 0.3 s) takes over a minute;
+   * the limits below leave room for valgrind's slowdown. */
   struct timespec t0;
   mm_client *c = timed_client(e, 2, 700, 0);
   for (int i = 0; i < 2; i++)
     CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"trickle\",\"interval\":0.3}", NULL, 0) == 200);
   clock_gettime(CLOCK_MONOTONIC, &t0);
   CHECK(mm_client_batch_meter_usage(c, in, &out, &err) == MM_STATUS_READ_TIMEOUT);
-  CHECK(seconds_since(&t0) < 4.0);
+  CHECK(seconds_since(&t0) < 20.0);
   CHECK(mm_error_attempts(err) == 2);
   mm_error_free(err);
   err = NULL;
@@ -274,7 +276,7 @@ static void test_hardening(const mm_test_emulator *e, const mm_client *c1) {
     CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"trickle\",\"interval\":0.3}", NULL, 0) == 200);
   clock_gettime(CLOCK_MONOTONIC, &t0);
   CHECK(mm_client_batch_meter_usage(c, in, &out, &err) == MM_STATUS_READ_TIMEOUT);
-  CHECK(seconds_since(&t0) < 3.0);
+  CHECK(seconds_since(&t0) < 20.0);
   CHECK(strstr(mm_error_message(err), "operation timeout") != NULL);
   mm_error_free(err);
   err = NULL;
