@@ -47,8 +47,10 @@ export interface MarketplaceMeteringClientConfig {
   maxAttempts?: number | (() => Promise<number>);
   /** `"standard"` (default) or `"adaptive"`. */
   retryMode?: "standard" | "adaptive" | (() => Promise<"standard" | "adaptive">);
-  /** Milliseconds allowed for a response (read timeout; default 30000). */
+  /** Milliseconds allowed for one attempt: between two reads and for the whole response (defaults: 30000 between reads, 60000 in all). */
   requestTimeout?: number;
+  /** Milliseconds allowed for a whole call, every retry included (default: no bound). */
+  operationTimeout?: number;
   /** Milliseconds allowed to connect (default 5000). */
   connectionTimeout?: number;
   /** SDK v3's `requestHandler` options object (`requestTimeout`, `connectionTimeout`). */

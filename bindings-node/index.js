@@ -3,6 +3,7 @@
 'use strict'
 
 const { EventEmitter } = require('node:events')
+const { inspect } = require('node:util')
 const { readdirSync } = require('node:fs')
 const { join } = require('node:path')
 
@@ -178,19 +179,50 @@ function endpointString(endpoint) {
 }
 
 class MarketplaceMeteringClient {
+  // Secrets live only in private fields: never in an enumerable property, so neither
+  // util.inspect, console.log nor JSON.stringify can show them.
+  /** The `credentials` option: an object or a provider function. */
+  #credentials
+  /** The provider's last answer. */
+  #creds = null
+  #credsPending = null
+  /** Which credentials the native client signs with (compared, never shown). */
+  #nativeKey = null
+
   /**
    * @param {object} [config] region, endpoint, credentials (object or async provider),
-   *   maxAttempts (all attempts), retryMode, requestTimeout / connectionTimeout (ms),
-   *   useFipsEndpoint, profile.
+   *   maxAttempts (all attempts), retryMode, requestTimeout (ms, bounds each attempt:
+   *   every read and the whole response) / connectionTimeout (ms), operationTimeout (ms,
+   *   bounds the whole call, retries included), useFipsEndpoint, profile.
    */
   constructor(config = {}) {
     if (config === null || typeof config !== 'object') throw configError('config', 'must be an object')
-    this.config = { ...config }
+    const { credentials, ...rest } = config
+    this.config = rest
+    this.#credentials = credentials
+    if (credentials !== undefined) {
+      // As SDK v3's resolved config: a provider. Not enumerable, and a function, so an
+      // inspection shows neither the key nor the secret.
+      const provider = typeof credentials === 'function' ? credentials : async () => credentials
+      Object.defineProperty(this.config, 'credentials', { value: provider, enumerable: false })
+    }
     this._native = null
-    this._nativeKey = null
-    this._creds = null
-    this._credsPending = null
     this._destroyed = false
+  }
+
+  [inspect.custom](depth, options, inspectFn) {
+    const shown = {
+      region: this.config.region,
+      endpoint: this.config.endpoint,
+      credentials: this.#credentials === undefined ? 'default chain' : typeof this.#credentials === 'function' ? 'provider' : 'static',
+      maxAttempts: this.config.maxAttempts,
+      retryMode: this.config.retryMode,
+    }
+    return `${this.constructor.name} ${inspectFn(shown, options)}`
+  }
+
+  toJSON() {
+    return { region: this.config.region, endpoint: this.config.endpoint }
   }
 
   async _region() {
@@ -205,18 +237,18 @@ class MarketplaceMeteringClient {
 
   /** Static credentials, resolving (and caching) a provider function. */
   async _credentials() {
-    const c = this.config.credentials
+    const c = this.#credentials
     if (c === undefined || c === null) return null
     if (typeof c !== 'function') return c
-    const cached = this._creds
+    const cached = this.#creds
     const now = Date.now()
     if (cached && (!cached.expiration || cached.expiration.getTime() - REFRESH_BEFORE_EXPIRY_MS > now)) return cached
-    if (!this._credsPending) {
-      this._credsPending = Promise.resolve()
+    if (!this.#credsPending) {
+      this.#credsPending = Promise.resolve()
         .then(() => c())
         .then(
           (v) => {
-            this._credsPending = null
+            this.#credsPending = null
             if (!v || typeof v.accessKeyId !== 'string' || typeof v.secretAccessKey !== 'string') {
               throw new errorClasses.CredentialsProviderError({
                 message: 'the credentials provider returned no accessKeyId/secretAccessKey',
@@ -224,26 +256,26 @@ class MarketplaceMeteringClient {
               })
             }
             const expiration = v.expiration === undefined || v.expiration === null ? undefined : new Date(v.expiration)
-            this._creds = { ...v, expiration }
-            return this._creds
+            this.#creds = { ...v, expiration }
+            return this.#creds
           },
           (err) => {
-            this._credsPending = null
+            this.#credsPending = null
             throw err
           },
         )
     }
-    return this._credsPending
+    return this.#credsPending
   }
 
   /** The native client for the current settings; rebuilt when provider credentials change. */
   async _client() {
     if (this._destroyed) throw new errorClasses.InvalidStateError({ message: 'the client has been destroyed', code: 'InvalidState' })
-    const fromProvider = typeof this.config.credentials === 'function'
+    const fromProvider = typeof this.#credentials === 'function'
     if (this._native && !fromProvider) return this._native
     const creds = await this._credentials()
     const key = creds ? `${creds.accessKeyId}\0${creds.secretAccessKey}\0${creds.sessionToken ?? ''}` : ''
-    if (this._native && key === this._nativeKey) return this._native
+    if (this._native && key === this.#nativeKey) return this._native
     if (this._native && fromProvider) {
       // Rotated credentials: the same native client signs with them from now on, keeping
       // its connection pool and retry quota.
@@ -251,7 +283,7 @@ class MarketplaceMeteringClient {
         throw configError('sessionToken', 'must be a string')
       }
       this._native.setCredentials(creds.accessKeyId, creds.secretAccessKey, creds.sessionToken ?? null, creds.expiration?.getTime() ?? null)
-      this._nativeKey = key
+      this.#nativeKey = key
       return this._native
     }
     const cfg = this.config
@@ -275,7 +307,7 @@ class MarketplaceMeteringClient {
         throw configError(`client.${k}`, 'must be a value, not a provider function, for a UsageMeter (it keeps the client for its background sends)')
       }
     }
-    if (typeof cfg.credentials === 'function') {
+    if (typeof this.#credentials === 'function') {
       throw configError(
         'client.credentials',
         'a provider function cannot be refreshed by a UsageMeter (it keeps the client for its background sends): ' +
@@ -283,7 +315,7 @@ class MarketplaceMeteringClient {
       )
     }
     if (this._native) return this._native
-    const creds = cfg.credentials ?? null
+    const creds = this.#credentials ?? null
     const key = creds ? `${creds.accessKeyId}\0${creds.secretAccessKey}\0${creds.sessionToken ?? ''}` : ''
     return this._buildNative(cfg.region, endpointString(cfg.endpoint), creds, key, cfg.maxAttempts, cfg.retryMode)
   }
@@ -302,13 +334,15 @@ class MarketplaceMeteringClient {
       retryMode,
       connectTimeoutMs: cfg.connectionTimeout ?? handler.connectionTimeout,
       readTimeoutMs: cfg.requestTimeout ?? handler.requestTimeout,
+      attemptTimeoutMs: cfg.requestTimeout ?? handler.requestTimeout,
+      operationTimeoutMs: cfg.operationTimeout,
       useFips: cfg.useFipsEndpoint,
       packageVersion: PACKAGE_VERSION,
     }
     for (const k of ['region', 'endpoint', 'profile', 'retryMode', 'accessKeyId', 'secretAccessKey', 'sessionToken']) {
       if (options[k] !== undefined && options[k] !== null && typeof options[k] !== 'string') throw configError(k, 'must be a string')
     }
-    for (const k of ['maxAttempts', 'connectTimeoutMs', 'readTimeoutMs']) {
+    for (const k of ['maxAttempts', 'connectTimeoutMs', 'readTimeoutMs', 'operationTimeoutMs']) {
       if (options[k] !== undefined && (typeof options[k] !== 'number' || !(options[k] > 0))) throw configError(k, 'must be a positive number')
     }
     if (options.maxAttempts !== undefined && !Number.isInteger(options.maxAttempts)) throw configError('maxAttempts', 'must be an integer')
@@ -317,7 +351,7 @@ class MarketplaceMeteringClient {
     } catch (err) {
       throw translateError(err)
     }
-    this._nativeKey = key
+    this.#nativeKey = key
     return this._native
   }
 
@@ -494,6 +528,10 @@ class UsageMeter extends EventEmitter {
     this._inline = this._native.inline
     this._closing = null
     if (this._inline) writeAtExit(this)
+  }
+
+  [inspect.custom](depth, options, inspectFn) {
+    return `UsageMeter ${inspectFn({ closing: this._closing !== null }, options)}`
   }
 
   _dispatch(n) {

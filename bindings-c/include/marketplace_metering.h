@@ -898,6 +898,21 @@ mm_status mm_config_set_connect_timeout_ms(struct mm_config *config, uint64_t ms
 mm_status mm_config_set_read_timeout_ms(struct mm_config *config, uint64_t ms);
 
 /**
+ * Sets the time allowed for one attempt, response body included, in milliseconds (default
+ * 60000; 0 is rejected by `mm_client_new`). An attempt that runs out is retried as a read
+ * timeout is. `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_config_set_attempt_timeout_ms(struct mm_config *config, uint64_t ms);
+
+/**
+ * Sets the time allowed for a whole call, every retry included, in milliseconds (default:
+ * no bound; 0 is rejected by `mm_client_new`). Past it the call fails with
+ * `MM_STATUS_READ_TIMEOUT`. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Not thread-safe on one config.
+ */
+mm_status mm_config_set_operation_timeout_ms(struct mm_config *config, uint64_t ms);
+
+/**
  * Uses (or not) the FIPS endpoint. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
  * Not thread-safe on one config.
  */

@@ -165,6 +165,14 @@ class Config {
   Config &read_timeout(std::chrono::milliseconds d) {
     return set(mm_config_set_read_timeout_ms(h_.get(), static_cast<uint64_t>(d.count())), "read_timeout");
   }
+  /// Time allowed for one attempt, response body included.
+  Config &attempt_timeout(std::chrono::milliseconds d) {
+    return set(mm_config_set_attempt_timeout_ms(h_.get(), static_cast<uint64_t>(d.count())), "attempt_timeout");
+  }
+  /// Time allowed for a whole call, every retry included.
+  Config &operation_timeout(std::chrono::milliseconds d) {
+    return set(mm_config_set_operation_timeout_ms(h_.get(), static_cast<uint64_t>(d.count())), "operation_timeout");
+  }
   /// The FIPS endpoint.
   Config &use_fips(bool on) { return set(mm_config_set_use_fips(h_.get(), on), "use_fips"); }
   /// The dual-stack endpoint.

@@ -198,6 +198,29 @@ pub extern "C" fn mm_config_set_read_timeout_ms(config: *mut mm_config, ms: u64)
     })
 }
 
+/// Sets the time allowed for one attempt, response body included, in milliseconds (default
+/// 60000; 0 is rejected by `mm_client_new`). An attempt that runs out is retried as a read
+/// timeout is. `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_attempt_timeout_ms(config: *mut mm_config, ms: u64) -> mm_status {
+    set(config, |c| {
+        *c = std::mem::take(c).attempt_timeout(Duration::from_millis(ms));
+        Ok(())
+    })
+}
+
+/// Sets the time allowed for a whole call, every retry included, in milliseconds (default:
+/// no bound; 0 is rejected by `mm_client_new`). Past it the call fails with
+/// `MM_STATUS_READ_TIMEOUT`. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_config_set_operation_timeout_ms(config: *mut mm_config, ms: u64) -> mm_status {
+    set(config, |c| {
+        *c = std::mem::take(c).operation_timeout(Duration::from_millis(ms));
+        Ok(())
+    })
+}
+
 /// Uses (or not) the FIPS endpoint. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
 /// Not thread-safe on one config.
 #[no_mangle]

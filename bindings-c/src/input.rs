@@ -130,6 +130,18 @@ impl Record {
     }
 }
 
+/// Refuses a caller's count above `max` before any memory is read or reserved for it: a
+/// huge count would otherwise make a slice no allocation can hold (an abort, not an error).
+pub(crate) fn count_arg(n: usize, max: usize, field: &str) -> Result<(), ErrorData> {
+    if n > max {
+        return Err(ErrorData::invalid(
+            field,
+            &format!("is {n}; at most {max} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
 /// Copies a `(tags, n)` array; `tags` may be NULL when `n` is 0.
 ///
 /// # Safety
@@ -141,6 +153,7 @@ pub(crate) unsafe fn tag_args(
     if n == 0 {
         return Ok(Vec::new());
     }
+    count_arg(n, marketplace_metering::validate::MAX_TAGS, "n_tags")?;
     if tags.is_null() {
         return Err(ErrorData::null("tags"));
     }

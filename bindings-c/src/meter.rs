@@ -33,7 +33,7 @@ use marketplace_metering::{Error, UsageMeter};
 use crate::client::mm_client;
 use crate::error::{mm_error, mm_status, ErrorData};
 use crate::ffi::{self, cstring, opt_ptr, Castable};
-use crate::input::{allocations, mm_tag, tag_args, Allocation};
+use crate::input::{allocations, count_arg, mm_tag, tag_args, Allocation};
 
 /// The `timestamp` of `mm_meter_record` that means "now, by the meter's clock".
 pub const MM_METER_NOW: i64 = i64::MIN;
@@ -864,6 +864,11 @@ unsafe fn allocation_args(
     if n == 0 {
         return Ok(None);
     }
+    count_arg(
+        n,
+        marketplace_metering::validate::MAX_USAGE_ALLOCATIONS,
+        "n_allocations",
+    )?;
     if a.is_null() {
         return Err(ErrorData::null("allocations"));
     }
@@ -906,6 +911,11 @@ pub extern "C" fn mm_meter_register_customer(
                 license_arn,
             )
         }?;
+        count_arg(
+            n_dimensions,
+            marketplace_metering::validate::MAX_DIMENSIONS,
+            "n_dimensions",
+        )?;
         let mut dims: Vec<&str> = Vec::with_capacity(n_dimensions);
         if n_dimensions > 0 {
             if dimensions.is_null() {

@@ -381,6 +381,19 @@ static void test_bad_input(const mm_client *client) {
   st = mm_meter_record(m, "cust-1", NULL, NULL, "users", 1, MM_METER_NOW, allocs, 2, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "allocations[1].AllocatedUsageQuantity", __LINE__);
   err = NULL;
+  /* Counts above the model's maximum are refused before any memory is read or reserved
+   * (a huge count used to reach the allocator and abort the process). */
+  st = mm_meter_record(m, "cust-1", NULL, NULL, "users", 1, MM_METER_NOW, allocs, (size_t)1 << 40, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "n_allocations", __LINE__);
+  err = NULL;
+  mm_allocation many_tags[1] = {{1, tags, (size_t)1 << 40}};
+  st = mm_meter_record(m, "cust-1", NULL, NULL, "users", 1, MM_METER_NOW, many_tags, 1, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "n_tags", __LINE__);
+  err = NULL;
+  const char *one_dim[1] = {"users"};
+  st = mm_meter_register_customer(m, "cust-1", NULL, NULL, one_dim, (size_t)1 << 40, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "n_dimensions", __LINE__);
+  err = NULL;
   st = mm_meter_record(m, "cust-1", NULL, NULL, "\xff\xfe", 1, MM_METER_NOW, NULL, 0, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "dimension", __LINE__);
   err = NULL;

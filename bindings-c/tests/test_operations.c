@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
  * All four operations and their error paths against the emulator process. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "support/mm_test.h"
 
@@ -206,6 +209,115 @@ static void test_faults(const mm_test_emulator *e, const mm_client *c1, const mm
   CHECK(strstr(ledger, "cust-10") != NULL);
 }
 
+static double seconds_since(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static mm_client *timed_client(const mm_test_emulator *e, uint32_t attempts, uint64_t attempt_ms,
+                               uint64_t operation_ms) {
+  mm_config *cfg = mm_config_new();
+  mm_client *client = NULL;
+  mm_error *err = NULL;
+  CHECK(mm_config_set_region(cfg, MM_TEST_REGION) == MM_STATUS_OK);
+  CHECK(mm_config_set_endpoint_url(cfg, e->endpoint) == MM_STATUS_OK);
+  CHECK(mm_config_set_credentials(cfg, MM_TEST_ACCESS_KEY, MM_TEST_SECRET_KEY, NULL) == MM_STATUS_OK);
+  CHECK(mm_config_set_max_attempts(cfg, attempts) == MM_STATUS_OK);
+  if (attempt_ms) CHECK(mm_config_set_attempt_timeout_ms(cfg, attempt_ms) == MM_STATUS_OK);
+  if (operation_ms) CHECK(mm_config_set_operation_timeout_ms(cfg, operation_ms) == MM_STATUS_OK);
+  CHECK_OK(mm_client_new(cfg, &client, &err), err);
+  mm_config_free(cfg);
+  return client;
+}
+
+/* Redirects are not followed; each attempt and the whole call are bounded in time; a count
+ * above the model's maximum is refused before any memory is touched. */
+static void test_hardening(const mm_test_emulator *e, const mm_client *c1) {
+  int64_t ts = mm_test_now(120);
+  mm_batch_meter_usage_input *in = batch_of(1, ts, -1);
+  mm_batch_meter_usage_output *out = NULL;
+  mm_error *err = NULL;
+
+  CHECK(mm_test_control(e, "POST", "/_emulator/faults",
+                        "{\"kind\":\"redirect\",\"status\":307,\"location\":\"http://127.0.0.1:9/elsewhere\"}",
+                        NULL, 0) == 200);
+  CHECK(mm_client_batch_meter_usage(c1, in, &out, &err) == MM_STATUS_UNHANDLED);
+  CHECK(mm_error_http_status(err) == 307);
+  CHECK(streq(mm_error_code_str(err), "307"));
+  CHECK(strstr(mm_error_message(err), "http://127.0.0.1:9/elsewhere") != NULL);
+  mm_error_free(err);
+  err = NULL;
+
+  /* A body that ends early is a read error that says so, not "could not reach". */
+  CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"short_body\"}", NULL, 0) == 200);
+  CHECK(mm_client_batch_meter_usage(c1, in, &out, &err) == MM_STATUS_DISPATCH);
+  CHECK(strstr(mm_error_message(err), "ended early") != NULL);
+  CHECK(strstr(mm_error_message(err), "could not reach") == NULL);
+  mm_error_free(err);
+  err = NULL;
+
+  /* Unbounded, a trickled answer (a few hundred bytes, one every 0.3 s) takes over a minute;
+   * the limits below leave room for valgrind's slowdown. */
+  struct timespec t0;
+  mm_client *c = timed_client(e, 2, 700, 0);
+  for (int i = 0; i < 2; i++)
+    CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"trickle\",\"interval\":0.3}", NULL, 0) == 200);
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  CHECK(mm_client_batch_meter_usage(c, in, &out, &err) == MM_STATUS_READ_TIMEOUT);
+  CHECK(seconds_since(&t0) < 20.0);
+  CHECK(mm_error_attempts(err) == 2);
+  mm_error_free(err);
+  err = NULL;
+  mm_client_free(c);
+
+  c = timed_client(e, 5, 0, 900);
+  for (int i = 0; i < 5; i++)
+    CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"trickle\",\"interval\":0.3}", NULL, 0) == 200);
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  CHECK(mm_client_batch_meter_usage(c, in, &out, &err) == MM_STATUS_READ_TIMEOUT);
+  CHECK(seconds_since(&t0) < 20.0);
+  CHECK(strstr(mm_error_message(err), "operation timeout") != NULL);
+  mm_error_free(err);
+  err = NULL;
+  mm_client_free(c);
+  CHECK(mm_test_control(e, "POST", "/_emulator/reset", "", NULL, 0) == 200);
+
+  mm_usage_record *r = mm_usage_record_new();
+  mm_tag tags[1] = {{"team", "red"}};
+  CHECK(mm_usage_record_add_allocation(r, 1, tags, (size_t)1 << 40) == MM_STATUS_INVALID_INPUT);
+  CHECK(mm_usage_record_add_allocation(r, 1, tags, SIZE_MAX) == MM_STATUS_INVALID_INPUT);
+  mm_usage_record_free(r);
+  mm_batch_meter_usage_input_free(in);
+
+  /* Only the model's rules: a CustomerAWSAccountId without a LicenseArn is sent (and billed). */
+  r = mm_usage_record_new();
+  CHECK_OK(mm_usage_record_set_customer_aws_account_id(r, "111122223333"), err);
+  CHECK_OK(mm_usage_record_set_dimension(r, "users"), err);
+  CHECK_OK(mm_usage_record_set_quantity(r, 2), err);
+  CHECK_OK(mm_usage_record_set_timestamp(r, ts), err);
+  in = mm_batch_meter_usage_input_new();
+  CHECK_OK(mm_batch_meter_usage_input_set_product_code(in, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_batch_meter_usage_input_add_record(in, r), err);
+  CHECK_OK(mm_client_batch_meter_usage(c1, in, &out, &err), err);
+  CHECK(mm_batch_meter_usage_output_result_status(out, 0) == MM_USAGE_RECORD_STATUS_SUCCESS);
+  mm_batch_meter_usage_output_free(out);
+  out = NULL;
+  mm_batch_meter_usage_input_free(in);
+  /* Allocations that do not sum to the quantity: the service's own exception, nothing sent. */
+  CHECK_OK(mm_usage_record_add_allocation(r, 1, tags, 1), err);
+  in = mm_batch_meter_usage_input_new();
+  CHECK_OK(mm_batch_meter_usage_input_set_product_code(in, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_batch_meter_usage_input_add_record(in, r), err);
+  CHECK(mm_client_batch_meter_usage(c1, in, &out, &err) == MM_STATUS_INVALID_USAGE_ALLOCATIONS_EXCEPTION);
+  CHECK(streq(mm_error_code_str(err), "InvalidUsageAllocationsException"));
+  CHECK(mm_error_attempts(err) == 0 && mm_error_http_status(err) == 0);
+  mm_error_free(err);
+  err = NULL;
+  mm_usage_record_free(r);
+  mm_batch_meter_usage_input_free(in);
+}
+
 static void test_meter_usage(const mm_client *c) {
   mm_meter_usage_input *in = mm_meter_usage_input_new();
   mm_meter_usage_output *out = NULL;
@@ -292,6 +404,7 @@ int main(void) {
   test_resolve_customer(c1);
   test_batch_meter_usage(c1);
   test_faults(&e, c1, c3);
+  test_hardening(&e, c1);
   test_meter_usage(c1);
   test_register_usage(c1);
   mm_client_free(c1);

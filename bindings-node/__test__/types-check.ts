@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     maxAttempts: 3,
     retryMode: "standard",
     requestTimeout: 5000,
+    operationTimeout: 20000,
   });
   const out: BatchMeterUsageCommandOutput = await client.send(
     new BatchMeterUsageCommand({

@@ -38,7 +38,6 @@ const cases = [
   ['ProductCode pattern', () => batch({ ProductCode: 'bad code!', UsageRecords: [record(1)] }), 'ProductCode'],
   ['CustomerIdentifier too long', () => batch({ ProductCode: P(), UsageRecords: [record(1, { CustomerIdentifier: 'x'.repeat(256) })] }), 'UsageRecords[0].CustomerIdentifier'],
   ['tag not an object', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Quantity: 1, UsageAllocations: [{ AllocatedUsageQuantity: 1, Tags: ['k=v'] }] })] }), 'UsageRecords[0].UsageAllocations[0].Tags[0]'],
-  ['allocation sum', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Quantity: 5, UsageAllocations: [{ AllocatedUsageQuantity: 2, Tags: [{ Key: 'k', Value: 'v' }] }] })] }), 'UsageRecords[0]'],
   ['input not an object', () => batch('records'), '<input>'],
   ['MeterUsage missing UsageDimension', () => new mm.MeterUsageCommand({ ProductCode: P(), Timestamp: now() }), 'UsageDimension'],
   ['MeterUsage DryRun not a boolean', () => new mm.MeterUsageCommand({ ProductCode: P(), Timestamp: now(), UsageDimension: 'users', DryRun: 'yes' }), 'DryRun'],

@@ -36,8 +36,12 @@ pub struct NativeClientOptions {
     pub retry_mode: Option<String>,
     /// Connect timeout in milliseconds.
     pub connect_timeout_ms: Option<f64>,
-    /// Read (request) timeout in milliseconds.
+    /// Read timeout in milliseconds.
     pub read_timeout_ms: Option<f64>,
+    /// Bound on one attempt, response body included, in milliseconds.
+    pub attempt_timeout_ms: Option<f64>,
+    /// Bound on a whole call, retries included, in milliseconds.
+    pub operation_timeout_ms: Option<f64>,
     /// FIPS endpoint.
     pub use_fips: Option<bool>,
     /// The npm package version, for the User-Agent.
@@ -93,6 +97,12 @@ fn build_config(
     }
     if let Some(ms) = o.read_timeout_ms {
         b = b.read_timeout(duration(ms, "requestTimeout")?);
+    }
+    if let Some(ms) = o.attempt_timeout_ms {
+        b = b.attempt_timeout(duration(ms, "requestTimeout")?);
+    }
+    if let Some(ms) = o.operation_timeout_ms {
+        b = b.operation_timeout(duration(ms, "operationTimeout")?);
     }
     if let Some(f) = o.use_fips {
         b = b.use_fips(f);

@@ -309,13 +309,17 @@ fn object<'e>(v: Unknown<'e>, path: Path<'_>, allowed: &[&str]) -> R<Object<'e>>
     Ok(obj)
 }
 
-/// The elements of an array.
-fn array<'e>(v: Unknown<'e>, path: Path<'_>) -> R<(Object<'e>, u32)> {
+/// The elements of an array of at most `max` (the model's maximum): a longer one, sparse
+/// ones included (`a.length = 2**32 - 1`), is refused before anything is reserved for it.
+fn array<'e>(v: Unknown<'e>, path: Path<'_>, max: usize) -> R<(Object<'e>, u32)> {
     if !v.is_array()? {
         return Err(path.err(format_args!("must be an array, got {}", describe(&v)?)));
     }
     let arr = unsafe { v.cast::<Object<'e>>() }?;
     let len = arr.get_array_length()?;
+    if len as usize > max {
+        return Err(path.err(format_args!("must hold at most {max} items, got {len}")));
+    }
     Ok((arr, len))
 }
 
@@ -349,7 +353,7 @@ fn tag(v: Unknown<'_>, path: Path<'_>) -> R<Tag> {
 }
 
 fn allocations(v: Unknown<'_>, path: Path<'_>) -> R<Vec<UsageAllocation>> {
-    let (arr, len) = array(v, path)?;
+    let (arr, len) = array(v, path, validate::MAX_USAGE_ALLOCATIONS)?;
     let mut out = Vec::with_capacity(len as usize);
     for i in 0..len {
         let p = path.index(i);
@@ -360,7 +364,7 @@ fn allocations(v: Unknown<'_>, path: Path<'_>) -> R<Vec<UsageAllocation>> {
         }
         if let Some(v) = member(&o, "Tags")? {
             let tp = p.field("Tags");
-            let (tags, n) = array(v, tp)?;
+            let (tags, n) = array(v, tp, validate::MAX_TAGS)?;
             let mut list = Vec::with_capacity(n as usize);
             for j in 0..n {
                 list.push(tag(tags.get_element(j)?, tp.index(j))?);
@@ -425,7 +429,7 @@ pub fn batch_meter_usage_input(v: Unknown<'_>) -> R<BatchMeterUsageInput> {
     }
     if let Some(v) = opt!(o, "UsageRecords") {
         let p = top.field("UsageRecords");
-        let (arr, len) = array(v, p)?;
+        let (arr, len) = array(v, p, validate::MAX_USAGE_RECORDS)?;
         let mut records = Vec::with_capacity(len as usize);
         for i in 0..len {
             records.push(usage_record(arr.get_element(i)?, p.index(i))?);
@@ -753,7 +757,7 @@ pub fn meter_register_input(v: Unknown<'_>, customer_required: bool) -> R<(Custo
     let Some(v) = member(&o, "dimensions")? else {
         return Err(p.err("is required"));
     };
-    let (arr, len) = array(v, p)?;
+    let (arr, len) = array(v, p, validate::MAX_DIMENSIONS)?;
     let mut dims = Vec::with_capacity(len as usize);
     for i in 0..len {
         dims.push(string(arr.get_element(i)?, p.index(i))?);

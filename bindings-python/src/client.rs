@@ -94,7 +94,7 @@ impl Client {
     #[pyo3(signature = (*, region_name=None, endpoint_url=None, aws_access_key_id=None,
         aws_secret_access_key=None, aws_session_token=None, profile_name=None,
         max_attempts=None, retry_mode=None, connect_timeout=None, read_timeout=None,
-        face_version=None, initial_backoff=None))]
+        attempt_timeout=None, operation_timeout=None, face_version=None, initial_backoff=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -108,6 +108,8 @@ impl Client {
         retry_mode: Option<&str>,
         connect_timeout: Option<f64>,
         read_timeout: Option<f64>,
+        attempt_timeout: Option<f64>,
+        operation_timeout: Option<f64>,
         face_version: Option<String>,
         initial_backoff: Option<f64>,
     ) -> PyResult<Self> {
@@ -139,6 +141,8 @@ impl Client {
         });
         b.set_connect_timeout(secs("connect_timeout", connect_timeout)?);
         b.set_read_timeout(secs("read_timeout", read_timeout)?);
+        b.set_attempt_timeout(secs("attempt_timeout", attempt_timeout)?);
+        b.set_operation_timeout(secs("operation_timeout", operation_timeout)?);
         b.set_initial_backoff(secs("initial_backoff", initial_backoff)?);
         let config = py
             .detach(|| b.build())

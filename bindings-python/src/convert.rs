@@ -136,12 +136,26 @@ fn boolean(v: &Bound<'_, PyAny>, path: &str) -> CResult<bool> {
     }
 }
 
-fn list<'py>(v: &Bound<'py, PyAny>, path: &str) -> CResult<Vec<Bound<'py, PyAny>>> {
+/// The items of a list or tuple of at most `max` (the model's maximum), refused by its
+/// length before any item is converted.
+fn list<'py>(v: &Bound<'py, PyAny>, path: &str, max: usize) -> CResult<Vec<Bound<'py, PyAny>>> {
+    let too_many = |n: usize| {
+        ConvError::Input(Error::invalid_input(
+            path,
+            format!("must hold at most {max} items, got {n}"),
+        ))
+    };
     if let Ok(l) = v.cast::<PyList>() {
-        return Ok(l.iter().collect());
+        return match l.len() {
+            n if n > max => Err(too_many(n)),
+            _ => Ok(l.iter().collect()),
+        };
     }
     if let Ok(t) = v.cast::<PyTuple>() {
-        return Ok(t.iter().collect());
+        return match t.len() {
+            n if n > max => Err(too_many(n)),
+            _ => Ok(t.iter().collect()),
+        };
     }
     Err(type_error(path, "list", v))
 }
@@ -275,7 +289,7 @@ fn tag(v: &Bound<'_, PyAny>, path: &str) -> CResult<Tag> {
 }
 
 pub fn allocations(v: &Bound<'_, PyAny>, path: &str) -> CResult<Vec<UsageAllocation>> {
-    let items = list(v, path)?;
+    let items = list(v, path, validate::MAX_USAGE_ALLOCATIONS)?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let p = format!("{path}[{i}]");
@@ -291,7 +305,7 @@ pub fn allocations(v: &Bound<'_, PyAny>, path: &str) -> CResult<Vec<UsageAllocat
                 }
                 "Tags" => {
                     let tp = join(&p, "Tags");
-                    let tags = list(&v, &tp)?;
+                    let tags = list(&v, &tp, validate::MAX_TAGS)?;
                     let mut built = Vec::with_capacity(tags.len());
                     for (j, t) in tags.iter().enumerate() {
                         built.push(tag(t, &format!("{tp}[{j}]"))?);
@@ -357,7 +371,7 @@ pub fn batch_meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<BatchMeter
         match &*k {
             "ProductCode" => b = b.product_code(string(&v, || "ProductCode".into())?),
             "UsageRecords" => {
-                let items = list(&v, "UsageRecords")?;
+                let items = list(&v, "UsageRecords", validate::MAX_USAGE_RECORDS)?;
                 let mut recs = Vec::with_capacity(items.len());
                 let mut last = None;
                 for (i, item) in items.iter().enumerate() {

@@ -47,8 +47,6 @@ BATCH_CASES = {
     "dimension wrong type": (lambda: [rec(Dimension=5)], "UsageRecords[0].Dimension"),
     "empty dimension (core)": (lambda: [rec(Dimension="")], "UsageRecords[0].Dimension"),
     "customer too long (core)": (lambda: [rec(CustomerIdentifier="c" * 300)], "UsageRecords[0].CustomerIdentifier"),
-    "allocation sum (core)": (lambda: [rec(Quantity=3, UsageAllocations=[{"AllocatedUsageQuantity": 1}])],
-                               "UsageRecords[0].UsageAllocations"),
     "allocation negative": (lambda: [rec(UsageAllocations=[{"AllocatedUsageQuantity": -2}])],
                             "UsageRecords[0].UsageAllocations[0].AllocatedUsageQuantity"),
     "allocation missing quantity": (lambda: [rec(UsageAllocations=[{"Tags": []}])],

@@ -2,6 +2,7 @@
 // The async client: validate, serialize, sign, send, retry, parse — once for every face.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -29,10 +30,25 @@ use crate::operation::resolve_customer::{
 };
 use crate::operation::Operation;
 use crate::retry::{classify, RetryClass, RetryState};
+use crate::tls::BodyError;
 use crate::{runtime, wire, Config, Credentials, Error, ErrorCode, ResponseMetadata};
 
 /// The signing name of the service.
 const SIGNING_NAME: &str = "aws-marketplace";
+
+/// A service `Date` further than this from the client's clock means the client's is skewed.
+const CLOCK_SKEW_THRESHOLD_MS: i64 = 4 * 60 * 1000;
+
+/// The codes a service answers a request signed at a skewed time with (as botocore and SDK v3
+/// list them).
+const CLOCK_SKEW_CODES: &[&str] = &[
+    "RequestTimeTooSkewed",
+    "RequestExpired",
+    "RequestInTheFuture",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "AuthFailure",
+];
 
 /// A client for the AWS Marketplace Metering Service.
 ///
@@ -52,6 +68,11 @@ struct Inner {
     retry: RetryState,
     /// The endpoint, parsed once (an unparseable one fails every call with its reason).
     url: Result<reqwest::Url, String>,
+    /// The endpoint as errors show it: user info redacted.
+    shown_endpoint: String,
+    /// The service's clock minus the local clock, in milliseconds, as learnt from a `Date`
+    /// header that differed by more than [`CLOCK_SKEW_THRESHOLD_MS`] (0 until then).
+    clock_offset_ms: AtomicI64,
     user_agent: HeaderValue,
 }
 
@@ -74,8 +95,14 @@ impl Client {
                 http: Mutex::new(None),
                 credentials,
                 retry,
-                url: reqwest::Url::parse(&config.endpoint)
-                    .map_err(|e| format!("the endpoint {:?} is not a URL: {e}", config.endpoint)),
+                url: reqwest::Url::parse(&config.endpoint).map_err(|e| {
+                    format!(
+                        "the endpoint {:?} is not a URL: {e}",
+                        crate::endpoint::redact_userinfo(&config.endpoint)
+                    )
+                }),
+                shown_endpoint: crate::endpoint::redact_userinfo(&config.endpoint).into_owned(),
+                clock_offset_ms: AtomicI64::new(0),
                 user_agent: HeaderValue::from_str(&config.user_agent)
                     .unwrap_or_else(|_| HeaderValue::from_static("marketplace-metering")),
                 config,
@@ -86,6 +113,58 @@ impl Client {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The service's clock as this client knows it: the local clock, corrected by the offset
+    /// learnt from the service's `Date` header when the two were more than 4 minutes apart.
+    /// Requests are signed with it; the usage meter judges its window with it.
+    pub fn now(&self) -> SystemTime {
+        let offset = self.clock_offset_ms();
+        let magnitude = Duration::from_millis(offset.unsigned_abs());
+        let local = SystemTime::now();
+        if offset >= 0 {
+            local + magnitude
+        } else {
+            local.checked_sub(magnitude).unwrap_or(local)
+        }
+    }
+
+    /// The correction [`Client::now`] applies to the local clock, in milliseconds (service
+    /// minus local; 0 until a skew was seen). Shared by all clones.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.inner.clock_offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Learns the offset from a response's `Date` when it is further than the threshold from
+    /// [`Client::now`].
+    fn observe_date(&self, headers: &HeaderMap) {
+        let Some(server_ms) = headers
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                aws_smithy_types::DateTime::from_str(
+                    v,
+                    aws_smithy_types::date_time::Format::HttpDate,
+                )
+                .ok()
+            })
+            .and_then(|d| d.to_millis().ok())
+        else {
+            return;
+        };
+        let local_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let offset = self.clock_offset_ms();
+        if (server_ms - (local_ms + offset)).abs() <= CLOCK_SKEW_THRESHOLD_MS {
+            return;
+        }
+        let learnt = server_ms - local_ms;
+        self.inner.clock_offset_ms.store(learnt, Ordering::Relaxed);
+        tracing::debug!(
+            offset_ms = learnt,
+            "clock skew: signing with the service's clock"
+        );
     }
 
     /// Sends `BatchMeterUsage`: up to 25 usage records for SaaS customers.
@@ -236,29 +315,93 @@ impl Client {
             ));
         }
         let http = self.http()?;
+        let mut attempts = 0u32;
+        let mut total_delay = Duration::ZERO;
+        let run = self.attempts::<O>(&http, &body, &mut attempts, &mut total_delay);
+        let Some(limit) = self.inner.config.operation_timeout else {
+            return run.await;
+        };
+        match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => {
+                let mut err = Error::new(
+                    ErrorCode::ReadTimeout,
+                    format!(
+                        "timed out: the call to {} took longer than the operation timeout ({limit:?})",
+                        self.inner.shown_endpoint
+                    ),
+                );
+                let m = err.meta_mut();
+                m.attempts = attempts;
+                m.total_retry_delay = total_delay;
+                tracing::debug!(operation = O::NAME, attempts, "operation timeout");
+                Err(err)
+            }
+        }
+    }
+
+    /// Attempts until one succeeds or retrying stops, counting in `attempt` and `total_delay`
+    /// (read back when the operation timeout cuts this short).
+    async fn attempts<O: Operation>(
+        &self,
+        http: &reqwest::Client,
+        body: &Bytes,
+        attempt: &mut u32,
+        total_delay: &mut Duration,
+    ) -> Result<O::Output, Error> {
         let retry = &self.inner.retry;
         let max = self.inner.config.retry.max_attempts;
+        let attempt_timeout = self.inner.config.attempt_timeout;
         let invocation_id = uuid::Uuid::new_v4().to_string();
         let mut paid: Vec<RetryClass> = Vec::new();
-        let mut total_delay = Duration::ZERO;
-        let mut attempt = 0u32;
+        let mut skew_corrected = false;
         loop {
-            attempt += 1;
+            *attempt += 1;
+            let attempt = *attempt;
             retry.before_attempt().await;
-            let result = self
-                .attempt::<O>(&http, &body, &invocation_id, attempt, max)
-                .await;
+            let signed_with = self.clock_offset_ms();
+            let result = match tokio::time::timeout(
+                attempt_timeout,
+                self.attempt::<O>(http, body, &invocation_id, attempt, max),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(Error::new(
+                    ErrorCode::ReadTimeout,
+                    format!(
+                        "timed out: the attempt on {} took longer than the attempt timeout \
+                         ({attempt_timeout:?})",
+                        self.inner.shown_endpoint
+                    ),
+                )),
+            };
             let mut err = match result {
                 Ok(mut out) => {
                     retry.after_attempt(false);
                     retry.on_success(&paid);
                     out.1.attempts = attempt;
-                    out.1.total_retry_delay = total_delay;
+                    out.1.total_retry_delay = *total_delay;
                     O::set_meta(&mut out.0, out.1);
                     return Ok(out.0);
                 }
                 Err(e) => e,
             };
+            // Signed with a clock the service's Date showed to be skewed: re-sign with the
+            // corrected one and try again at once, once per call (as botocore and SDK v3).
+            if !skew_corrected
+                && CLOCK_SKEW_CODES.contains(&err.code())
+                && self.clock_offset_ms() != signed_with
+            {
+                skew_corrected = true;
+                tracing::debug!(
+                    operation = O::NAME,
+                    attempt,
+                    code = err.code(),
+                    "re-signing"
+                );
+                continue;
+            }
             let class = if err.error_code() == ErrorCode::Credentials {
                 None
             } else {
@@ -286,7 +429,7 @@ impl Client {
             {
                 let m = err.meta_mut();
                 m.attempts = attempt;
-                m.total_retry_delay = total_delay;
+                m.total_retry_delay = *total_delay;
             }
             match delay {
                 Some(d) => {
@@ -297,7 +440,7 @@ impl Client {
                         delay_ms = d.as_millis() as u64,
                         "retrying"
                     );
-                    total_delay += d;
+                    *total_delay += d;
                     tokio::time::sleep(d).await;
                 }
                 None => {
@@ -344,7 +487,7 @@ impl Client {
             .identity(&identity)
             .region(&cfg.region)
             .name(SIGNING_NAME)
-            .time(SystemTime::now())
+            .time(self.now())
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
@@ -373,18 +516,29 @@ impl Client {
         let mut req = reqwest::Request::new(http::Method::POST, url.clone());
         *req.headers_mut() = headers;
         *req.body_mut() = Some(reqwest::Body::from(body.clone()));
+        let shown = &self.inner.shown_endpoint;
         let mut resp = http
             .execute(req)
             .await
-            .map_err(|e| transport_error(e, &cfg.endpoint))?;
+            .map_err(|e| transport_error(e, shown, false))?;
         let status = resp.status().as_u16();
         // Taken, not cloned: the body does not need them once the response has arrived.
         let headers = std::mem::take(resp.headers_mut());
         let request_id = wire::request_id(&headers);
-        let body = match resp.bytes().await {
+        self.observe_date(&headers);
+        let body = match crate::tls::read_body(resp).await {
             Ok(b) => b,
             Err(e) => {
-                let mut err = transport_error(e, &cfg.endpoint);
+                let mut err = match e {
+                    BodyError::Read(e) => transport_error(e, shown, true),
+                    BodyError::TooLarge => Error::new(
+                        ErrorCode::InvalidResponse,
+                        format!(
+                            "the response from {shown} is larger than {} bytes",
+                            crate::tls::MAX_RESPONSE_BYTES
+                        ),
+                    ),
+                };
                 err.meta_mut().http_status = Some(status);
                 err.meta_mut().request_id = request_id;
                 return Err(err);
@@ -399,6 +553,8 @@ impl Client {
         );
         let error = if (200..300).contains(&status) {
             None
+        } else if (300..400).contains(&status) {
+            Some(redirect_error(status, &headers))
         } else {
             Some(wire::parse_error(status, &headers, &body))
         };
@@ -419,9 +575,28 @@ impl Client {
     }
 }
 
+/// A 3xx answer: redirects are never followed (the signed request and its session token
+/// stay with the configured endpoint), so it is an error that names where it pointed.
+fn redirect_error(status: u16, headers: &HeaderMap) -> Error {
+    let location = headers
+        .get(http::header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let to = match &location {
+        Some(l) => format!("to {:?}", crate::endpoint::redact_userinfo(l)),
+        None => "with no Location".to_owned(),
+    };
+    Error::service(
+        &status.to_string(),
+        format!("HTTP {status} redirect {to}: redirects are never followed"),
+    )
+}
+
 /// Maps a reqwest failure to `Dispatch`, `ConnectTimeout` or `ReadTimeout`, with the cause
-/// chain in the message (it never holds credentials: they travel only in headers).
-fn transport_error(e: reqwest::Error, endpoint: &str) -> Error {
+/// chain in the message (it never holds credentials: they travel only in headers, and the
+/// URL, which may carry user info, is dropped from it). `in_body`: the response had
+/// started, and its body could not be read to the end.
+fn transport_error(e: reqwest::Error, endpoint: &str, in_body: bool) -> Error {
+    let e = e.without_url();
     let mut chain = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -440,10 +615,13 @@ fn transport_error(e: reqwest::Error, endpoint: &str) -> Error {
     } else {
         ErrorCode::Dispatch
     };
-    let what = match code {
-        ErrorCode::ConnectTimeout => "timed out connecting to",
-        ErrorCode::ReadTimeout => "timed out reading from",
-        _ => "could not reach",
+    let message = match code {
+        ErrorCode::ConnectTimeout => format!("timed out connecting to {endpoint}: {chain}"),
+        ErrorCode::ReadTimeout => format!("timed out reading from {endpoint}: {chain}"),
+        _ if in_body => {
+            format!("the response body from {endpoint} ended early or could not be read: {chain}")
+        }
+        _ => format!("could not reach {endpoint}: {chain}"),
     };
-    Error::new(code, format!("{what} {endpoint}: {chain}")).with_source(e)
+    Error::new(code, message).with_source(e)
 }

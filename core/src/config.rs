@@ -40,6 +40,8 @@ impl Face {
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time allowed between bytes of a response.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time allowed for one attempt, from sending the request to the response's last byte.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A resolved, immutable client configuration. Build one with [`Config::builder`].
 #[derive(Clone)]
@@ -52,6 +54,8 @@ pub struct Config {
     pub(crate) retry: RetryConfig,
     pub(crate) connect_timeout: Duration,
     pub(crate) read_timeout: Duration,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) operation_timeout: Option<Duration>,
     pub(crate) user_agent: String,
 }
 
@@ -81,6 +85,14 @@ impl Config {
     pub fn read_timeout(&self) -> Duration {
         self.read_timeout
     }
+    /// The bound on one attempt, response body included.
+    pub fn attempt_timeout(&self) -> Duration {
+        self.attempt_timeout
+    }
+    /// The bound on a whole call, retries and their delays included (`None`: unbounded).
+    pub fn operation_timeout(&self) -> Option<Duration> {
+        self.operation_timeout
+    }
     /// The User-Agent sent with each request.
     pub fn user_agent(&self) -> &str {
         &self.user_agent
@@ -91,13 +103,15 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &endpoint::redact_userinfo(&self.endpoint))
             .field("use_fips", &self.use_fips)
             .field("use_dual_stack", &self.use_dual_stack)
             .field("credentials", &self.credentials)
             .field("retry", &self.retry)
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("operation_timeout", &self.operation_timeout)
             .finish()
     }
 }
@@ -117,6 +131,8 @@ pub struct ConfigBuilder {
     max_backoff: Option<Duration>,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
+    attempt_timeout: Option<Duration>,
+    operation_timeout: Option<Duration>,
     face: Face,
     face_version: Option<String>,
 }
@@ -125,7 +141,10 @@ impl fmt::Debug for ConfigBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfigBuilder")
             .field("region", &self.region)
-            .field("endpoint_url", &self.endpoint_url)
+            .field(
+                "endpoint_url",
+                &self.endpoint_url.as_deref().map(endpoint::redact_userinfo),
+            )
             .field("credentials", &self.credentials)
             .field("profile", &self.profile)
             .finish_non_exhaustive()
@@ -167,6 +186,12 @@ impl ConfigBuilder {
         connect_timeout, set_connect_timeout, get_connect_timeout: Duration;
         /// Time allowed between bytes of a response (default 30 s).
         read_timeout, set_read_timeout, get_read_timeout: Duration;
+        /// Time allowed for one attempt, from sending to the response's last byte (default
+        /// 60 s). An attempt that runs out is retried as a read timeout is.
+        attempt_timeout, set_attempt_timeout, get_attempt_timeout: Duration;
+        /// Time allowed for a whole call, every attempt and retry delay included (default: no
+        /// bound). A call that runs out fails with [`crate::ErrorCode::ReadTimeout`].
+        operation_timeout, set_operation_timeout, get_operation_timeout: Duration;
     }
 
     /// Static credentials from their parts.
@@ -243,8 +268,19 @@ impl ConfigBuilder {
         };
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let read_timeout = self.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);
-        if connect_timeout.is_zero() || read_timeout.is_zero() {
-            return Err(Error::invalid_config("timeouts must be greater than zero"));
+        let attempt_timeout = self.attempt_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT);
+        let operation_timeout = self.operation_timeout;
+        for (name, t) in [
+            ("connect_timeout", Some(connect_timeout)),
+            ("read_timeout", Some(read_timeout)),
+            ("attempt_timeout", Some(attempt_timeout)),
+            ("operation_timeout", operation_timeout),
+        ] {
+            if t.is_some_and(|t| t.is_zero()) {
+                return Err(Error::invalid_config(format!(
+                    "{name} must be greater than zero"
+                )));
+            }
         }
         let credentials = match self.credentials {
             Some(c) => CredentialsSource::Static(c),
@@ -269,6 +305,8 @@ impl ConfigBuilder {
             retry,
             connect_timeout,
             read_timeout,
+            attempt_timeout,
+            operation_timeout,
             user_agent,
         })
     }

@@ -62,7 +62,8 @@ fn resolve_with(
         }
         if let Err(why) = check_custom_endpoint(endpoint) {
             return Err(Error::invalid_config(format!(
-                "Invalid Configuration: custom endpoint {endpoint:?} is not an http(s) URL: {why}"
+                "Invalid Configuration: custom endpoint {:?} is not an http(s) URL: {why}",
+                redact_userinfo(endpoint)
             )));
         }
         return Ok(endpoint.trim_end_matches('/').to_owned());
@@ -412,9 +413,31 @@ fn partition(region: &str) -> &'static Partition {
         .unwrap_or(&PARTITIONS[0])
 }
 
+/// A URL as it may be shown (Debug, errors, logs): user info (`user:pass@`) becomes `***@`.
+pub(crate) fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_len = url[start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(url.len() - start);
+    match url[start..start + authority_len].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_info_is_redacted() {
+        assert_eq!(
+            redact_userinfo("https://user:pass@host:1/p?q=a@b"),
+            "https://***@host:1/p?q=a@b"
+        );
+        assert_eq!(redact_userinfo("http://h/a@b"), "http://h/a@b");
+        assert_eq!(redact_userinfo("user:pw@host"), "***@host");
+    }
     use crate::ErrorCode;
 
     fn resolve(
@@ -772,7 +795,7 @@ mod tests {
             let msg = ok(bad).unwrap_err();
             assert!(
                 msg.starts_with("Invalid Configuration: custom endpoint")
-                    && msg.contains(&format!("{bad:?}")),
+                    && msg.contains(&format!("{:?}", redact_userinfo(bad))),
                 "{bad:?}: {msg}"
             );
         }

@@ -271,6 +271,20 @@ impl Error {
         e
     }
 
+    /// A modeled exception raised before sending, for a rule the model only documents and the
+    /// service enforces with that very exception: nothing was sent; `field` names where.
+    pub(crate) fn modeled_early(
+        code: ErrorCode,
+        field: impl Into<String>,
+        problem: impl fmt::Display,
+    ) -> Self {
+        let field = field.into();
+        let mut e = Error::new(code, format!("{field}: {problem}"));
+        e.0.service_code = Some(code.as_str().to_owned());
+        e.0.field = Some(field);
+        e
+    }
+
     pub(crate) fn invalid_config(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::InvalidConfig, message)
     }
@@ -342,7 +356,8 @@ impl Error {
             .unwrap_or(m)
     }
 
-    /// For [`ErrorCode::InvalidInput`], the path of the offending field.
+    /// For [`ErrorCode::InvalidInput`] (and a modeled exception raised before sending), the
+    /// path of the offending field.
     pub fn field(&self) -> Option<&str> {
         self.0.field.as_deref()
     }

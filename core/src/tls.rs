@@ -21,10 +21,63 @@ fn install_crypto_provider() {
     });
 }
 
-/// A reqwest client builder with the crate's TLS set up.
+/// A reqwest client builder with the crate's TLS set up and redirects off: a 3xx is the
+/// answer, never a reason to send the signed request (and its session token) elsewhere.
 pub(crate) fn http_client_builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
-    reqwest::Client::builder().tcp_nodelay(true)
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// The largest response body read: the service's answers are a few KiB at most.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// Why a response body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// It is longer than [`MAX_RESPONSE_BYTES`].
+    TooLarge,
+    /// The transport failed while reading it (the connection ended early, a timeout).
+    Read(reqwest::Error),
+}
+
+/// Reads a response body whole, refusing one longer than [`MAX_RESPONSE_BYTES`] before
+/// buffering past that size.
+pub(crate) async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Bytes, BodyError> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut first: Option<bytes::Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
+        let have = if rest.is_empty() {
+            first.as_ref().map_or(0, |b| b.len())
+        } else {
+            rest.len()
+        };
+        if have + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        match &first {
+            // Most bodies arrive in one chunk: keep it without copying.
+            None => first = Some(chunk),
+            Some(f) => {
+                if rest.is_empty() {
+                    rest.extend_from_slice(f);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        rest.into()
+    })
 }
 
 /// A reqwest client with these timeouts.
@@ -123,7 +176,17 @@ pub(crate) mod smithy {
                 let status = StatusCode::try_from(response.status().as_u16())
                     .map_err(|e| ConnectorError::other(e.into(), None))?;
                 let headers = response.headers().clone();
-                let body = response.bytes().await.map_err(classify)?;
+                let body = super::read_body(response).await.map_err(|e| match e {
+                    super::BodyError::Read(e) => classify(e),
+                    super::BodyError::TooLarge => ConnectorError::other(
+                        format!(
+                            "the response body is larger than {} bytes",
+                            super::MAX_RESPONSE_BYTES
+                        )
+                        .into(),
+                        None,
+                    ),
+                })?;
                 let mut out = HttpResponse::new(status, SdkBody::from(body));
                 for (name, value) in &headers {
                     if let Ok(v) = value.to_str() {
@@ -172,5 +235,70 @@ pub(crate) mod smithy {
         } else {
             ConnectorError::other(e.into(), None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use metering_emulator::{Emulator, EmulatorConfig, Fault};
+
+    /// A one-shot server on 127.0.0.1 answering with a chunked body of `chunks` × `size` bytes.
+    fn chunked_server(chunks: usize, size: usize) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            for i in 0..chunks {
+                let byte = b'a' + (i % 26) as u8;
+                let _ = s.write_all(format!("{size:x}\r\n").as_bytes());
+                let _ = s.write_all(&vec![byte; size]);
+                let _ = s.write_all(b"\r\n");
+            }
+            let _ = s.write_all(b"0\r\n\r\n");
+        });
+        format!("http://{addr}/")
+    }
+
+    /// Without a Content-Length the cap is kept while reading, and chunks are joined in order.
+    #[tokio::test]
+    async fn a_chunked_body_is_joined_and_capped() {
+        let c = super::http_client_builder().build().unwrap();
+        let resp = c.get(chunked_server(3, 10)).send().await.unwrap();
+        let body = super::read_body(resp).await.unwrap();
+        assert_eq!(
+            &body[..],
+            [&[b'a'; 10][..], &[b'b'; 10], &[b'c'; 10]].concat()
+        );
+        let resp = c.get(chunked_server(80, 64 << 10)).send().await.unwrap();
+        assert!(matches!(
+            super::read_body(resp).await,
+            Err(super::BodyError::TooLarge)
+        ));
+    }
+
+    /// The credential chain's client comes from the same builder: it must not follow either.
+    #[tokio::test]
+    async fn the_builder_follows_no_redirect() {
+        let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+        let elsewhere = Emulator::start(EmulatorConfig::default()).unwrap();
+        emu.push_fault(Fault::Redirect {
+            status: 307,
+            location: format!("{}/", elsewhere.endpoint()),
+        });
+        let c = super::http_client_builder().build().unwrap();
+        let resp = c
+            .post(format!("{}/", emu.endpoint()))
+            .header("x-amz-security-token", "token")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 307);
+        assert!(elsewhere.requests().is_empty());
     }
 }

@@ -251,7 +251,7 @@ impl UsageRecord {
     pub fn customer_aws_account_id(&self) -> Option<&str> {
         self.customer_aws_account_id.as_deref()
     }
-    /// The customer's license, required with `CustomerAWSAccountId`.
+    /// The customer's license (the service may need it with `CustomerAWSAccountId`).
     pub fn license_arn(&self) -> Option<&str> {
         self.license_arn.as_deref()
     }

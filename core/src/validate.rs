@@ -22,6 +22,10 @@ pub const MAX_USAGE_ALLOCATIONS: usize = 2500;
 pub const MAX_TAGS: usize = 5;
 /// The service's request size limit.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// Most dimensions one zero-fill registration takes. The model sets no bound (a product has a
+/// few dozen dimensions at most); this one keeps a caller's wild count (a C `n_dimensions`,
+/// a sparse JS array) from reaching the allocator.
+pub const MAX_DIMENSIONS: usize = 1024;
 
 /// A string pattern of the model, matched without a regex engine: the model's patterns are
 /// character classes with lengths, and a regex engine would add ~700 KiB to every face's
@@ -258,33 +262,28 @@ fn allocations(path: Path<'_>, allocs: &[UsageAllocation], total: i32) -> Result
         }
     }
     if sum != i64::from(total) {
-        return Err(path.err(format_args!(
-            "allocated quantities sum to {sum}, which is not the record's quantity {total}"
-        )));
+        // The model only documents this rule; the service raises this exception for it.
+        return Err(Error::modeled_early(
+            crate::ErrorCode::InvalidUsageAllocationsException,
+            path.to_string(),
+            format_args!(
+                "allocated quantities sum to {sum}, which is not the usage quantity {total}"
+            ),
+        ));
     }
     Ok(())
 }
 
+/// The model's constraints on each member, and nothing more: which customer members a
+/// record carries, and whether `ProductCode` may be left out, are the service's to judge.
 fn usage_record(path: Path<'_>, r: &UsageRecord) -> Result<(), Error> {
-    match (&r.customer_identifier, &r.customer_aws_account_id) {
-        (Some(_), Some(_)) => {
-            return Err(path
-                .err("give exactly one of CustomerIdentifier and CustomerAWSAccountId, not both"))
-        }
-        (None, None) => {
-            return Err(path.err("one of CustomerIdentifier and CustomerAWSAccountId is required"))
-        }
-        (Some(c), None) => length(path.field("CustomerIdentifier"), c, 0, Some(255))?,
-        (None, Some(a)) => {
-            let p = path.field("CustomerAWSAccountId");
-            length(p, a, 1, Some(255))?;
-            pattern(p, a, &ACCOUNT_ID)?;
-            if r.license_arn.is_none() {
-                return Err(path
-                    .field("LicenseArn")
-                    .err("is required with CustomerAWSAccountId"));
-            }
-        }
+    if let Some(c) = &r.customer_identifier {
+        length(path.field("CustomerIdentifier"), c, 0, Some(255))?;
+    }
+    if let Some(a) = &r.customer_aws_account_id {
+        let p = path.field("CustomerAWSAccountId");
+        length(p, a, 1, Some(255))?;
+        pattern(p, a, &ACCOUNT_ID)?;
     }
     if let Some(arn) = &r.license_arn {
         pattern(path.field("LicenseArn"), arn, &LICENSE_ARN)?;
@@ -307,19 +306,8 @@ pub fn batch_meter_usage(input: &BatchMeterUsageInput) -> Result<(), Error> {
             input.usage_records.len()
         )));
     }
-    match &input.product_code {
-        Some(p) => product_code(Path::Root("ProductCode"), p)?,
-        None => {
-            if let Some(i) = input
-                .usage_records
-                .iter()
-                .position(|r| r.license_arn.is_none())
-            {
-                return Err(Path::Root("ProductCode").err(format_args!(
-                    "is required unless every record carries a LicenseArn (UsageRecords[{i}] has none)"
-                )));
-            }
-        }
+    if let Some(p) = &input.product_code {
+        product_code(Path::Root("ProductCode"), p)?;
     }
     for (i, r) in input.usage_records.iter().enumerate() {
         usage_record(records.index(i), r)?;
@@ -514,28 +502,24 @@ mod tests {
 
     #[test]
     fn customer_rules() {
+        // The model makes every customer member optional and independent: what it allows
+        // is the service's to judge, so none of these is refused here.
         let both = rec()
             .customer_aws_account_id("111122223333")
             .build()
             .unwrap();
-        assert_eq!(
-            field_of(batch_meter_usage(&batch(vec![both]))),
-            "UsageRecords[0]"
-        );
         let neither = rec().set_customer_identifier(None).build().unwrap();
-        assert_eq!(
-            field_of(batch_meter_usage(&batch(vec![neither]))),
-            "UsageRecords[0]"
-        );
         let no_license = rec()
             .set_customer_identifier(None)
             .customer_aws_account_id("111122223333")
             .build()
             .unwrap();
-        assert_eq!(
-            field_of(batch_meter_usage(&batch(vec![no_license]))),
-            "UsageRecords[0].LicenseArn"
-        );
+        batch_meter_usage(&batch(vec![both, neither, no_license.clone()])).unwrap();
+        batch_meter_usage(&BatchMeterUsageInput {
+            usage_records: vec![no_license],
+            product_code: None,
+        })
+        .unwrap();
         let bad_account = rec()
             .set_customer_identifier(None)
             .customer_aws_account_id("12ab")
@@ -562,7 +546,7 @@ mod tests {
             usage_records: vec![ok, rec().build().unwrap()],
             product_code: None,
         };
-        assert_eq!(field_of(batch_meter_usage(&mixed)), "ProductCode");
+        batch_meter_usage(&mixed).unwrap();
         let bad_arn = rec().license_arn("not-an-arn").build().unwrap();
         assert_eq!(
             field_of(batch_meter_usage(&batch(vec![bad_arn]))),
@@ -583,11 +567,12 @@ mod tests {
             .build()
             .unwrap();
         batch_meter_usage(&batch(vec![good])).unwrap();
+        // A rule the model only documents: raised as the service's own exception.
         let bad_sum = rec().usage_allocations(alloc(1, vec![])).build().unwrap();
-        assert_eq!(
-            field_of(batch_meter_usage(&batch(vec![bad_sum]))),
-            "UsageRecords[0].UsageAllocations"
-        );
+        let e = batch_meter_usage(&batch(vec![bad_sum])).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidUsageAllocationsException);
+        assert_eq!(e.code(), "InvalidUsageAllocationsException");
+        assert_eq!(e.field(), Some("UsageRecords[0].UsageAllocations"));
         let six = rec()
             .usage_allocations(alloc(
                 3,

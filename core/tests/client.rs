@@ -908,3 +908,285 @@ fn works_after_fork() {
     }
     assert_eq!(emu.ledger().len(), 13);
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_name_the_location() {
+    let emu = emulator();
+    let elsewhere = emulator();
+    let c = client(&emu);
+    for status in [301u16, 302, 303, 307, 308] {
+        emu.push_fault(Fault::Redirect {
+            status,
+            location: format!("{}/", elsewhere.endpoint()),
+        });
+        let e = c
+            .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.http_status(), Some(status));
+        assert_eq!(e.code(), status.to_string());
+        assert_eq!(e.attempts(), 1, "a redirect is not retried");
+        assert!(!e.is_retryable());
+        assert!(
+            e.message().contains(&elsewhere.endpoint()) && e.message().contains("redirect"),
+            "{}",
+            e.message()
+        );
+    }
+    assert!(elsewhere.requests().is_empty(), "the body went elsewhere");
+    assert!(elsewhere.ledger().is_empty());
+    assert!(emu.ledger().is_empty());
+}
+
+#[tokio::test]
+async fn the_attempt_timeout_bounds_a_trickled_answer() {
+    let emu = emulator();
+    let c = Client::new(
+        config(&emu)
+            .read_timeout(Duration::from_secs(1))
+            .attempt_timeout(Duration::from_millis(700))
+            .max_attempts(2u32)
+            .build()
+            .unwrap(),
+    );
+    // One byte every 0.3 s: every read is well inside read_timeout, the whole answer is not.
+    emu.push_fault(Fault::Trickle { interval: 0.3 });
+    emu.push_fault(Fault::Trickle { interval: 0.3 });
+    let started = std::time::Instant::now();
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.error_code(), ErrorCode::ReadTimeout, "{e}");
+    assert_eq!(e.attempts(), 2, "retried as a timeout is");
+    assert!(e.is_retryable());
+    assert!(e.message().contains("attempt timeout"), "{}", e.message());
+}
+
+#[tokio::test]
+async fn the_operation_timeout_bounds_the_whole_call() {
+    let emu = emulator();
+    let c = Client::new(
+        config(&emu)
+            .operation_timeout(Duration::from_millis(900))
+            .max_attempts(5u32)
+            .build()
+            .unwrap(),
+    );
+    for _ in 0..5 {
+        emu.push_fault(Fault::Trickle { interval: 0.3 });
+    }
+    let started = std::time::Instant::now();
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.error_code(), ErrorCode::ReadTimeout, "{e}");
+    assert!(e.message().contains("operation timeout"), "{}", e.message());
+    assert_eq!(e.attempts(), 1);
+    for bad in [
+        config(&emu).operation_timeout(Duration::ZERO),
+        config(&emu).attempt_timeout(Duration::ZERO),
+    ] {
+        let e = bad.build().unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidConfig);
+        assert!(e.message().contains("_timeout must be"), "{}", e.message());
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_an_invalid_response() {
+    let emu = emulator();
+    let c = Client::new(config(&emu).max_attempts(2u32).build().unwrap());
+    emu.push_fault(Fault::Oversize { bytes: 6 << 20 });
+    emu.push_fault(Fault::Oversize { bytes: 6 << 20 });
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidResponse, "{e}");
+    assert!(e.message().contains("larger than"), "{}", e.message());
+    assert_eq!(e.attempts(), 2, "retried as an unreadable answer is");
+    assert_eq!(e.http_status(), Some(200));
+}
+
+#[tokio::test]
+async fn a_body_that_ends_early_is_a_read_error() {
+    let emu = emulator();
+    let c = Client::new(config(&emu).max_attempts(2u32).build().unwrap());
+    emu.push_fault(Fault::ShortBody);
+    emu.push_fault(Fault::ShortBody);
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::Dispatch, "{e}");
+    assert_eq!(e.attempts(), 2, "still retried");
+    assert_eq!(e.http_status(), Some(200));
+    assert!(!e.message().contains("could not reach"), "{}", e.message());
+    assert!(e.message().contains("ended early"), "{}", e.message());
+}
+
+#[test]
+fn user_info_in_the_endpoint_is_redacted() {
+    // Refused (the service takes no user info), and neither the refusal nor a Debug of the
+    // builder shows it.
+    for url in [
+        "http://alice:hunter2@127.0.0.1:1/",
+        "ftp://alice:hunter2@h/",
+    ] {
+        let builder = Config::builder()
+            .region("us-east-1")
+            .endpoint_url(url)
+            .static_credentials("AK", "SK", None);
+        let debug = format!("{builder:?}");
+        let e = builder.build().unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidConfig);
+        for shown in [debug, format!("{e}"), format!("{e:?}")] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("alice"),
+                "{shown}"
+            );
+            assert!(shown.contains("***@"), "{shown}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_the_models_rules_are_checked_before_sending() {
+    let emu = emulator();
+    let c = client(&emu);
+    // A boto3 user's working call: ProductCode, CustomerAWSAccountId, no LicenseArn.
+    let by_account = UsageRecord::builder()
+        .timestamp(now())
+        .customer_aws_account_id(metering_emulator::CUSTOMER_AWS_ACCOUNT_ID)
+        .dimension("users")
+        .quantity(4)
+        .build()
+        .unwrap();
+    let out = c
+        .send_batch_meter_usage(batch(vec![by_account]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.results()[0].status(),
+        Some(&UsageRecordResultStatus::Success)
+    );
+    assert_eq!(emu.ledger().len(), 1);
+
+    // Both customer members, or none: the model allows it; the service judges (and here
+    // refuses) it.
+    let both = UsageRecord::builder()
+        .timestamp(now())
+        .customer_identifier("cust-1")
+        .customer_aws_account_id(metering_emulator::CUSTOMER_AWS_ACCOUNT_ID)
+        .dimension("users")
+        .quantity(1)
+        .build()
+        .unwrap();
+    let sent = emu.requests().len();
+    let e = c
+        .send_batch_meter_usage(batch(vec![both]))
+        .await
+        .unwrap_err();
+    assert_ne!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+    assert_eq!(emu.requests().len(), sent + 1, "it was sent");
+
+    // Allocations that do not sum to the quantity: the service's own exception, not sent.
+    let sent = emu.requests().len();
+    let bad_sum = UsageRecord::builder()
+        .timestamp(now())
+        .customer_identifier("cust-1")
+        .dimension("users")
+        .quantity(5)
+        .usage_allocations(
+            UsageAllocation::builder()
+                .allocated_usage_quantity(2)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let e = c
+        .send_batch_meter_usage(batch(vec![bad_sum]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            marketplace_metering::error::BatchMeterUsageError::InvalidUsageAllocationsException(_)
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.attempts(), 0);
+    assert_eq!(emu.requests().len(), sent, "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_skewed_clock_is_corrected_from_the_services_date_and_the_call_re_signed() {
+    for offset_secs in [1200i64, -1200] {
+        let emu = Emulator::start(EmulatorConfig {
+            clock_offset_secs: offset_secs,
+            ..EmulatorConfig::default()
+        })
+        .unwrap();
+        // One attempt allowed: the correction is not a retry of a failure, it happens once.
+        let c = Client::new(config(&emu).max_attempts(1u32).build().unwrap());
+        assert_eq!(c.clock_offset_ms(), 0);
+        let an_hour_ago = DateTime::from_secs(now().secs() - 3600);
+        let rec = UsageRecord::builder()
+            .timestamp(an_hour_ago)
+            .customer_identifier("cust-1")
+            .dimension("users")
+            .quantity(1)
+            .build()
+            .unwrap();
+        let out = c
+            .send_batch_meter_usage(batch(vec![rec.clone()]))
+            .await
+            .unwrap();
+        assert_eq!(out.metadata().attempts(), 2);
+        let reqs = emu.requests();
+        assert_eq!(reqs.len(), 2);
+        assert!(!reqs[0].signature_ok && reqs[1].signature_ok);
+        let learnt = c.clock_offset_ms();
+        assert!(
+            (learnt - offset_secs * 1000).abs() < 3000,
+            "{learnt} ms for {offset_secs} s"
+        );
+        let seen = c.now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert!((seen - (now().secs() + offset_secs)).abs() < 3);
+        // Later calls (and clones) sign with the corrected clock at once.
+        let out = c
+            .clone()
+            .send_batch_meter_usage(batch(vec![rec]))
+            .await
+            .unwrap();
+        assert_eq!(out.metadata().attempts(), 1);
+    }
+    // A bad signature with no skew is not retried.
+    let emu = emulator();
+    let c = Client::new(
+        config(&emu)
+            .static_credentials(metering_emulator::DEFAULT_ACCESS_KEY_ID, "wrong", None)
+            .build()
+            .unwrap(),
+    );
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidSignatureException);
+    assert_eq!(e.attempts(), 1);
+    assert_eq!(c.clock_offset_ms(), 0);
+}

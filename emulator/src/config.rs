@@ -39,6 +39,10 @@ pub struct EmulatorConfig {
     pub max_future_secs: i64,
     /// Largest accepted difference between `X-Amz-Date` and now (default 900).
     pub max_clock_skew_secs: i64,
+    /// How far the emulator's clock is from the machine's, in seconds (default 0). Signatures
+    /// and usage timestamps are judged, and `Date` headers written, by the emulator's clock:
+    /// to a client it is a service seen from a machine whose clock is off by minus this.
+    pub clock_offset_secs: i64,
     /// Directory that keeps the ledger and de-duplication tables across restarts.
     pub state_dir: Option<PathBuf>,
     /// How many requests the request log keeps (oldest dropped first).
@@ -201,6 +205,7 @@ impl Default for EmulatorConfig {
             max_past_secs: 6 * 3600,
             max_future_secs: 300,
             max_clock_skew_secs: 900,
+            clock_offset_secs: 0,
             state_dir: None,
             request_log_limit: 10_000,
             max_body_bytes: 1 << 20,

@@ -24,7 +24,7 @@ use crate::config::EmulatorConfig;
 use crate::error::ApiError;
 use crate::service::{lock, new_id, Service};
 use crate::sigv4;
-use crate::time::{now_f64, now_secs};
+use crate::time::{format_http_date, now_f64, now_secs};
 use crate::types::{Fault, RequestLogEntry};
 
 /// The awsJson1.1 media type.
@@ -268,10 +268,93 @@ pub(crate) async fn serve(
     }
 }
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<Body>;
+
+/// A response body: whole, or sent one byte per interval (the `trickle` fault).
+pub(crate) enum Body {
+    Full(Full<Bytes>),
+    Trickle {
+        data: Bytes,
+        interval: Duration,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+    /// Announces `declared` bytes and sends only `data` (the `short_body` fault).
+    /// A pause after the data lets hyper flush it before the connection ends.
+    Short {
+        data: Option<Bytes>,
+        declared: u64,
+        pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+}
+
+impl Body {
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Body::Full(f) => f.into_inner().unwrap_or_default(),
+            Body::Trickle { data, .. } => data,
+            Body::Short { data, .. } => data.unwrap_or_default(),
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Body::Full(f) => Pin::new(f).poll_frame(cx),
+            Body::Trickle {
+                data,
+                interval,
+                sleep,
+            } => {
+                if data.is_empty() {
+                    return Poll::Ready(None);
+                }
+                let timer = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(*interval)));
+                if std::future::Future::poll(timer.as_mut(), cx).is_pending() {
+                    return Poll::Pending;
+                }
+                *sleep = None;
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(data.split_to(1)))))
+            }
+            Body::Short { data, pause, .. } => {
+                if let Some(d) = data.take() {
+                    return Poll::Ready(Some(Ok(hyper::body::Frame::data(d))));
+                }
+                let timer = pause
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(50))));
+                match std::future::Future::poll(timer.as_mut(), cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => Poll::Ready(None),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(f) => f.is_end_stream(),
+            Body::Trickle { data, .. } => data.is_empty(),
+            Body::Short { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Body::Full(f) => f.size_hint(),
+            Body::Trickle { data, .. } => hyper::body::SizeHint::with_exact(data.len() as u64),
+            Body::Short { declared, .. } => hyper::body::SizeHint::with_exact(*declared),
+        }
+    }
+}
 
 fn response(status: u16, content_type: &str, body: impl Into<Bytes>, request_id: &str) -> Resp {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(Body::Full(Full::new(body.into())));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(content_type) {
@@ -289,7 +372,23 @@ fn error_response(e: &ApiError, request_id: &str) -> Resp {
 
 const UNAVAILABLE_HTML: &str = "<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n<body><h1>503 Service Unavailable</h1><p>The service is temporarily unavailable. Please try again later.</p></body></html>\n";
 
+/// Answers one request; with a clock offset, its `Date` is the emulator's clock.
 async fn handle(
+    shared: Arc<Shared>,
+    reset: Arc<AtomicBool>,
+    req: Request<Incoming>,
+) -> Result<Resp, ResetConnection> {
+    let offset = shared.service.catalog().config.clock_offset_secs;
+    let mut result = handle_request(shared, reset, req).await;
+    if let (Ok(resp), true) = (&mut result, offset != 0) {
+        if let Ok(v) = HeaderValue::from_str(&format_http_date(now_secs() + offset)) {
+            resp.headers_mut().insert(http::header::DATE, v);
+        }
+    }
+    result
+}
+
+async fn handle_request(
     shared: Arc<Shared>,
     reset: Arc<AtomicBool>,
     req: Request<Incoming>,
@@ -364,6 +463,8 @@ async fn handle(
 
     let mut partial = 0usize;
     let mut truncate = false;
+    let mut short = false;
+    let mut trickle = None;
     let early: Option<Result<Resp, ResetConnection>> = match &fault {
         None => None,
         Some(Fault::Delay { seconds }) => {
@@ -379,6 +480,29 @@ async fn handle(
         Some(Fault::Truncated) => {
             truncate = true;
             None
+        }
+        Some(Fault::ShortBody) => {
+            short = true;
+            None
+        }
+        Some(Fault::Trickle { interval }) => {
+            trickle = Some(Duration::from_secs_f64(interval.clamp(0.0, 3600.0)));
+            None
+        }
+        Some(Fault::Redirect { status, location }) => {
+            let mut resp = response(*status, "text/plain", "", &request_id);
+            if let Ok(v) = HeaderValue::from_str(location) {
+                resp.headers_mut().insert(http::header::LOCATION, v);
+            }
+            Some(Ok(resp))
+        }
+        Some(Fault::Oversize { bytes }) => {
+            let mut body = vec![b' '; (*bytes).max(2)];
+            body[0] = b'{';
+            if let Some(last) = body.last_mut() {
+                *last = b'}';
+            }
+            Some(Ok(response(200, JSON_11, body, &request_id)))
         }
         Some(Fault::Throttle) => Some(Ok(error_response(
             &ApiError::client("ThrottlingException", "Rate exceeded"),
@@ -444,17 +568,28 @@ async fn handle(
             error_response(&e, &request_id)
         }
     };
-    if truncate {
-        let full = resp.body().clone();
-        let bytes = full
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        let cut = bytes.slice(..(bytes.len() / 2).max(1).min(bytes.len()));
-        *resp.body_mut() = Full::new(cut);
-        *resp.status_mut() = StatusCode::OK;
-        rec.status = 200;
+    if truncate || short || trickle.is_some() {
+        let body = std::mem::replace(resp.body_mut(), Body::Full(Full::default()));
+        let bytes = body.into_bytes();
+        if truncate {
+            *resp.status_mut() = StatusCode::OK;
+            rec.status = 200;
+        }
+        *resp.body_mut() = match trickle {
+            Some(interval) => Body::Trickle {
+                data: bytes,
+                interval,
+                sleep: None,
+            },
+            None if short => Body::Short {
+                declared: bytes.len() as u64,
+                data: Some(bytes.slice(..bytes.len() / 2)),
+                pause: None,
+            },
+            None => Body::Full(Full::new(
+                bytes.slice(..(bytes.len() / 2).max(1).min(bytes.len())),
+            )),
+        };
     }
     shared.log(rec, limit);
     Ok(resp)
@@ -510,7 +645,7 @@ fn process(
         &parts.headers,
         body,
         &catalog,
-        now_secs(),
+        now_secs() + catalog.config.clock_offset_secs,
     );
     rec.access_key_id = verified.access_key_id;
     verified.result?;
@@ -542,7 +677,7 @@ fn process(
         ));
     };
     rec.operation = Some(op);
-    let now = now_f64();
+    let now = now_f64() + catalog.config.clock_offset_secs as f64;
     let service = &shared.service;
     match op {
         "BatchMeterUsage" => service.batch_meter_usage(&catalog, body, partial, now),

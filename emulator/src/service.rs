@@ -755,15 +755,7 @@ fn prepare_record(
     let path = || format!("usageRecords.{n}.member");
     let (customer, by_account) = match (&r.customer_identifier, &r.customer_aws_account_id) {
         (Some(c), None) => (c.as_str(), false),
-        (None, Some(a)) => {
-            if r.license_arn.is_none() {
-                return Err(ApiError::validation(format!(
-                    "1 validation error detected: Value null at '{}.licenseArn' failed to satisfy constraint: Member must not be null when customerAWSAccountId is set",
-                    path()
-                )));
-            }
-            (a.as_str(), true)
-        }
+        (None, Some(a)) => (a.as_str(), true),
         _ => {
             return Err(ApiError::validation(format!(
                 "1 validation error detected: Value at '{}' failed to satisfy constraint: exactly one of customerIdentifier or customerAWSAccountId must be set",
@@ -800,11 +792,25 @@ fn prepare_record(
     let subscribed = if by_account {
         match license {
             Some(lic) if lic.customer_aws_account_id == customer => lic.subscribed,
-            _ => {
+            Some(_) => {
                 return Err(invalid_license(format!(
                     "LicenseArn does not belong to customer account '{customer}'."
                 )))
             }
+            // No license: the account's subscription to the product, as for an identifier.
+            None => match cat
+                .customers
+                .values()
+                .find(|c| c.aws_account_id.as_deref() == Some(customer))
+            {
+                Some(c) => c.subscribed.contains(pc),
+                None => {
+                    return Err(ApiError::client(
+                        "InvalidCustomerIdentifierException",
+                        format!("Customer AWS account '{customer}' does not exist."),
+                    ))
+                }
+            },
         }
     } else {
         let Some(c) = cat.customers.get(customer) else {

@@ -72,9 +72,37 @@ pub(crate) fn format_amz_date(t: i64) -> String {
     )
 }
 
+/// Formats epoch seconds as an HTTP date (`Wed, 02 Dec 2026 17:13:20 GMT`).
+pub(crate) fn format_http_date(t: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = t.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_date() {
+        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            format_http_date(1_796_145_200),
+            "Tue, 01 Dec 2026 17:13:20 GMT"
+        );
+    }
 
     #[test]
     fn round_trip() {

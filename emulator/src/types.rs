@@ -31,8 +31,31 @@ pub enum Fault {
     /// The request is processed (and billed), then answered with status 200 and the
     /// body cut in the middle of the JSON (`Content-Length` matches the cut body).
     Truncated,
+    /// The request is processed (and billed), then answered with status 200 and a
+    /// `Content-Length` of the whole body, and the connection closes after half of it.
+    ShortBody,
     /// 200 with a body that is not JSON; the request is not processed.
     Garbage,
+    /// An HTTP redirect (`status` 3xx, `Location: location`) and nothing else; the request
+    /// is not processed.
+    Redirect {
+        /// HTTP status (301, 302, 303, 307, 308).
+        status: u16,
+        /// The `Location` header.
+        location: String,
+    },
+    /// The request is processed (and billed), then answered with status 200 and its body sent
+    /// one byte every `interval` seconds: each read is quick, the whole answer is slow.
+    Trickle {
+        /// Seconds between two bytes.
+        interval: f64,
+    },
+    /// 200 with a body of `bytes` bytes (JSON whitespace around `{}`); the request is not
+    /// processed.
+    Oversize {
+        /// The body's size.
+        bytes: usize,
+    },
     /// An arbitrary error answer; the request is not processed.
     Error {
         /// HTTP status.

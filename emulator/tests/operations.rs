@@ -151,9 +151,9 @@ async fn batch_meter_usage_modeled_errors() {
         ),
         (
             batch(vec![
-                json!({"Timestamp": t, "CustomerAWSAccountId": "111122223333", "Dimension": "users"}),
+                json!({"Timestamp": t, "CustomerAWSAccountId": "999988887777", "Dimension": "users"}),
             ]),
-            "ValidationException",
+            "InvalidCustomerIdentifierException",
         ),
         (
             batch(vec![json!({"Timestamp": t, "Dimension": "users"})]),
@@ -169,6 +169,16 @@ async fn batch_meter_usage_modeled_errors() {
         assert_eq!((r.status, r.error_type()), (400, code), "{body} -> {r:?}");
         assert!(!r.message().is_empty());
     }
+    // A CustomerAWSAccountId without LicenseArn is billed to the product (the model allows it).
+    let r = call(
+        &emu,
+        "BatchMeterUsage",
+        batch(vec![
+            json!({"Timestamp": t, "CustomerAWSAccountId": "111122223333", "Dimension": "users", "Quantity": 1}),
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
     // A valid record next to an invalid one is not billed either.
     let r = call(
         &emu,
@@ -180,7 +190,7 @@ async fn batch_meter_usage_modeled_errors() {
     )
     .await;
     r.expect_error(400, "InvalidUsageDimensionException");
-    assert!(emu.ledger().is_empty());
+    assert_eq!(emu.ledger().len(), 1, "only the account record above");
     // Zero quantity with zero allocations is consistent.
     let r = call(
         &emu,

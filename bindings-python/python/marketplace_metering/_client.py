@@ -96,6 +96,8 @@ class _BaseClient:
             retry_mode=mode,
             connect_timeout=cfg.connect_timeout,
             read_timeout=cfg.read_timeout,
+            attempt_timeout=cfg.attempt_timeout,
+            operation_timeout=cfg.operation_timeout,
             face_version=__version__,
             initial_backoff=_initial_backoff,
         )

@@ -39,6 +39,8 @@ class Client:
         retry_mode: Optional[str] = None,
         connect_timeout: Optional[float] = None,
         read_timeout: Optional[float] = None,
+        attempt_timeout: Optional[float] = None,
+        operation_timeout: Optional[float] = None,
         face_version: Optional[str] = None,
         initial_backoff: Optional[float] = None,
     ) -> "Client": ...

@@ -31,6 +31,12 @@ class Config:
         Seconds allowed to open a connection (default 5).
     read_timeout : float, optional
         Seconds allowed between bytes of a response (default 30; botocore's is 60).
+    attempt_timeout : float, optional
+        Seconds allowed for one attempt, response body included (default 60). An attempt
+        that runs out is retried as a read timeout is. botocore has no such setting.
+    operation_timeout : float, optional
+        Seconds allowed for a whole call, retries included (default: no bound); past it,
+        ``ReadTimeoutError``. botocore has no such setting.
     max_pool_connections, user_agent_extra, tcp_keepalive
         Accepted for compatibility with botocore; they have no effect.
     """
@@ -42,6 +48,8 @@ class Config:
         retries: Optional[Mapping[str, Any]] = None,
         connect_timeout: Optional[float] = None,
         read_timeout: Optional[float] = None,
+        attempt_timeout: Optional[float] = None,
+        operation_timeout: Optional[float] = None,
         max_pool_connections: Optional[int] = None,
         user_agent_extra: Optional[str] = None,
         tcp_keepalive: Optional[bool] = None,
@@ -63,6 +71,8 @@ class Config:
         self.retries: Optional[Dict[str, Any]] = dict(retries) if retries is not None else None
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.attempt_timeout = attempt_timeout
+        self.operation_timeout = operation_timeout
         self.max_pool_connections = max_pool_connections
         self.user_agent_extra = user_agent_extra
         self.tcp_keepalive = tcp_keepalive
@@ -71,14 +81,16 @@ class Config:
         """A new Config with ``other``'s settings taking precedence, as botocore."""
         kw: Dict[str, Any] = {}
         for k in ("region_name", "retries", "connect_timeout", "read_timeout",
-                  "max_pool_connections", "user_agent_extra", "tcp_keepalive"):
+                  "attempt_timeout", "operation_timeout", "max_pool_connections", "user_agent_extra", "tcp_keepalive"):
             v = getattr(other, k)
             kw[k] = v if v is not None else getattr(self, k)
         return Config(**kw)
 
     def __repr__(self) -> str:
         return (f"Config(region_name={self.region_name!r}, retries={self.retries!r}, "
-                f"connect_timeout={self.connect_timeout!r}, read_timeout={self.read_timeout!r})")
+                f"connect_timeout={self.connect_timeout!r}, read_timeout={self.read_timeout!r}, "
+                f"attempt_timeout={self.attempt_timeout!r}, "
+                f"operation_timeout={self.operation_timeout!r})")
 
     def _retry_settings(self) -> Tuple[Optional[int], Optional[str]]:
         """(total attempts, mode) for the core, or ``None`` for its defaults."""
