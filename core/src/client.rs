@@ -189,7 +189,7 @@ impl Client {
                 return Ok(c.clone());
             }
             // Built before fork(): its pooled connections belong to the parent.
-            std::mem::forget(slot.take());
+            runtime::keep_inherited(slot.take());
         }
         let cfg = &self.inner.config;
         let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout)?;

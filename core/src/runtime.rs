@@ -83,6 +83,18 @@ pub fn builder_with_workers(default_workers: usize) -> tokio::runtime::Builder {
     b
 }
 
+/// Keeps `inherited`, something a child process got from its parent across fork() and must
+/// never drop (a runtime, or a pool of connections tied to one: dropping it would join
+/// threads that do not exist in the child, or touch the parent's epoll instance and
+/// sockets). Kept reachable for the life of the process rather than forgotten, so a leak
+/// checker run on the child (valgrind) does not report it as lost.
+pub(crate) fn keep_inherited<T: Send + 'static>(inherited: T) {
+    static KEPT: Mutex<Vec<Box<dyn std::any::Any + Send>>> = Mutex::new(Vec::new());
+    KEPT.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Box::new(inherited));
+}
+
 /// The runtime in `slot`, built with `build` on first use and again after fork.
 fn get(slot: &Slot, build: fn() -> std::io::Result<Runtime>) -> Result<Arc<Shared>, Error> {
     let pid = pid();
@@ -92,7 +104,7 @@ fn get(slot: &Slot, build: fn() -> std::io::Result<Runtime>) -> Result<Arc<Share
             return Ok(s.clone());
         }
         // Inherited from the parent across fork(): never drop it here.
-        std::mem::forget(guard.take());
+        keep_inherited(guard.take());
     }
     let rt = build().map_err(|e| {
         Error::invalid_state(format!("cannot start the runtime: {e}")).with_source(e)
@@ -188,7 +200,7 @@ pub fn shutdown() {
         let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(s) = taken {
             if s.pid != pid() {
-                std::mem::forget(s);
+                keep_inherited(s);
                 continue;
             }
             match Arc::try_unwrap(s) {
