@@ -176,7 +176,14 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
         // ones before this call picks a connection.
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
-        fut.await
+        let out = fut.await;
+        // A connection goes back to its pool a task or two after the response has been read
+        // (once it is ready for another request). Running those now, while this thread
+        // drives the runtime, hands it to the next call, on whatever thread, instead of
+        // leaving that call to open another.
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        out
     });
     drop(reset);
     Ok(out)

@@ -54,6 +54,16 @@ fn batch(customer: usize) -> BatchMeterUsageInput {
         .unwrap()
 }
 
+/// Held by every test here, so that no other test's calls run meanwhile. When other calls
+/// run, one of them may be driving the shared runtime: a finished call's connection then goes
+/// back to the pool a moment after the call returns (when the driver runs the task that
+/// returns it), and a call started in that moment opens another one. Counts would still be
+/// bounded by the calls in flight, but not exactly.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The distinct connections the emulator's logged requests arrived on.
 fn connections(emu: &Emulator) -> BTreeSet<u64> {
     emu.requests().iter().map(|r| r.connection).collect()
@@ -63,6 +73,7 @@ fn connections(emu: &Emulator) -> BTreeSet<u64> {
 /// at a time, each from a thread that then exits, go out on one connection.
 #[test]
 fn calls_from_fresh_threads_one_at_a_time_reuse_one_connection() {
+    let _alone = alone();
     let emu = emulator();
     let c = client(emu.endpoint(), Duration::from_secs(10));
     for i in 0..16 {
@@ -79,6 +90,7 @@ fn calls_from_fresh_threads_one_at_a_time_reuse_one_connection() {
 /// so all 8 are in flight together): never more than 8 connections, the calls in flight.
 #[test]
 fn parallel_calls_from_fresh_threads_open_at_most_one_connection_per_call_in_flight() {
+    let _alone = alone();
     let emu = emulator();
     let c = client(emu.endpoint(), Duration::from_secs(10));
     for round in 0..3 {
@@ -106,6 +118,7 @@ fn parallel_calls_from_fresh_threads_open_at_most_one_connection_per_call_in_fli
 /// started after the previous one has exited, all succeed on the first attempt.
 #[test]
 fn a_connection_outlives_the_thread_that_opened_it() {
+    let _alone = alone();
     let emu = emulator();
     let c = client(emu.endpoint(), Duration::from_secs(2));
     std::thread::scope(|s| {
@@ -125,6 +138,7 @@ fn a_connection_outlives_the_thread_that_opened_it() {
 /// parent's call and the parent's later calls are unharmed.
 #[test]
 fn a_client_works_after_fork_even_with_a_call_in_flight() {
+    let _alone = alone();
     let emu = emulator();
     let c = client(emu.endpoint(), Duration::from_secs(10));
     c.batch_meter_usage(batch(0)).unwrap();
