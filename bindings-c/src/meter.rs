@@ -440,15 +440,16 @@ pub extern "C" fn mm_meter_config_set_zero_fill(
     })
 }
 
-/// Flushes in the background on the library's runtime every `seconds` (0: never, the
-/// default). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+/// Flushes in the background on the library's runtime every `seconds` (default 60, as in
+/// every face; 0: never). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on
+/// one config.
 #[no_mangle]
 pub extern "C" fn mm_meter_config_set_flush_interval_seconds(
     config: *mut mm_meter_config,
     seconds: u64,
 ) -> mm_status {
     set(config, |c| {
-        c.flush_interval = (seconds > 0).then(|| Duration::from_secs(seconds));
+        c.flush_interval = Some(Duration::from_secs(seconds));
         Ok(())
     })
 }
@@ -673,9 +674,15 @@ impl Castable for mm_meter {
 ///
 /// On success stores a new meter in `*meter_out` (free it with `mm_meter_free`). Fails with
 /// `MM_STATUS_INVALID_CONFIG` (MeterUsage mode without a product code), `MM_STATUS_INVALID_INPUT`
-/// (an empty product code) or `MM_STATUS_INVALID_STATE` (the store cannot be opened), filling
-/// `*err_out` when it is not NULL. `client`, `config` or `meter_out` NULL →
-/// `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+/// (an empty product code) or `MM_STATUS_INVALID_STATE` (the store cannot be opened, or
+/// another meter owns it: the message names its pid and host), filling `*err_out` when it is
+/// not NULL. `client`, `config` or `meter_out` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// Thread-safe.
+///
+/// One meter owns a store file at a time, from `mm_meter_new` to `mm_meter_close` (or
+/// `mm_meter_free`). A meter belongs to the process that created it: after `fork()` every
+/// call on it in the child returns `MM_STATUS_INVALID_STATE` ("create the UsageMeter after
+/// fork"), and `mm_meter_free` there releases only the child's memory.
 #[no_mangle]
 pub extern "C" fn mm_meter_new(
     client: *const mm_client,

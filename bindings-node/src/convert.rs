@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_smithy_types::date_time::Format;
-use marketplace_metering::meter::{Customer, Durability, MeterMode};
+use marketplace_metering::meter::Customer;
 use marketplace_metering::operation::batch_meter_usage::{
     BatchMeterUsageInput, BatchMeterUsageOutput,
 };
@@ -27,6 +27,7 @@ use marketplace_metering::operation::resolve_customer::{
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::types::{Tag, UsageAllocation, UsageRecord, UsageRecordResult};
+use marketplace_metering::Error;
 use marketplace_metering::{validate, BuildError, ResponseMetadata};
 use napi::bindgen_prelude::*;
 use napi::{JsDate, JsValue, ValueType};
@@ -546,9 +547,6 @@ const METER_OPTION_KEYS: &[&str] = &[
     "clock",
 ];
 
-/// The default background flush interval (API.md: `flush_interval=timedelta(seconds=60)`).
-const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
-
 /// `new UsageMeter(client, options)` options (`clock` is checked by the JS layer).
 pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
     let o = root(v, METER_OPTION_KEYS)?;
@@ -556,11 +554,11 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
     let mut out = MeterOptions {
         path: None,
         product_code: None,
-        mode: MeterMode::Batch,
-        durability: Durability::Durable,
+        mode: Default::default(),
+        durability: Default::default(),
         grace: None,
         zero_fill: false,
-        flush_interval: Some(DEFAULT_FLUSH_INTERVAL),
+        flush_interval: None,
     };
     if let Some(v) = opt!(o, "path") {
         out.path = Some(string(v, top.field("path"))?);
@@ -570,28 +568,15 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
     }
     if let Some(v) = opt!(o, "mode") {
         let p = top.field("mode");
-        out.mode = match string(v, p)?.as_str() {
-            "batch" => MeterMode::Batch,
-            "meter_usage" => MeterMode::MeterUsage,
-            other => {
-                return Err(p.err(format_args!(
-                    "must be \"batch\" or \"meter_usage\", got {other:?}"
-                )))
-            }
-        };
+        out.mode = string(v, p)?
+            .parse()
+            .map_err(|e: Error| p.err(e.problem()))?;
     }
     if let Some(v) = opt!(o, "durability") {
         let p = top.field("durability");
-        out.durability = match string(v, p)?.as_str() {
-            "durable" => Durability::Durable,
-            "group" => Durability::Group,
-            "memory" => Durability::Memory,
-            other => {
-                return Err(p.err(format_args!(
-                    "must be \"durable\", \"group\" or \"memory\", got {other:?}"
-                )))
-            }
-        };
+        out.durability = string(v, p)?
+            .parse()
+            .map_err(|e: Error| p.err(e.problem()))?;
     }
     if let Some(v) = opt!(o, "graceSeconds") {
         out.grace = Some(seconds(v, top.field("graceSeconds"))?);
@@ -600,15 +585,12 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
         out.zero_fill = boolean(v, top.field("zeroFill"))?;
     }
     if let Some(obj) = &o {
-        // `undefined` (or absent) keeps the default; `null` or 0 turns the flusher off.
+        // `undefined` (or absent) keeps the core's default; `null` or 0 turns the flusher off.
         let v: Unknown<'_> = obj.get_named_property("flushIntervalSeconds")?;
         match v.get_type()? {
             ValueType::Undefined => {}
-            ValueType::Null => out.flush_interval = None,
-            _ => {
-                let d = seconds(v, top.field("flushIntervalSeconds"))?;
-                out.flush_interval = (!d.is_zero()).then_some(d);
-            }
+            ValueType::Null => out.flush_interval = Some(Duration::ZERO),
+            _ => out.flush_interval = Some(seconds(v, top.field("flushIntervalSeconds"))?),
         }
     }
     Ok(out)

@@ -95,10 +95,10 @@ fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
         ..Default::default()
     };
     customer_fields(e.customer, &mut ev);
-    let kind = match e.kind {
+    ev.kind = Some(e.kind.as_str().to_owned());
+    match e.kind {
         MeterEventKind::Acked { metering_record_id } => {
             ev.metering_record_id = Some(metering_record_id);
-            "acked"
         }
         MeterEventKind::DeadLettered {
             status_or_error,
@@ -106,22 +106,16 @@ fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
         } => {
             ev.status = Some(status_or_error);
             ev.message = Some(message);
-            "dead_lettered"
         }
         MeterEventKind::LateEvent { counted_in_hour } => {
             ev.counted_in_hour = Some(counted_in_hour as f64);
-            "late_event"
         }
         MeterEventKind::WindowAlarm { window_end } => {
             ev.window_end = Some(window_end as f64);
-            "window_alarm"
         }
-        MeterEventKind::Expired => "expired",
-        // `MeterEventKind` is non-exhaustive: a kind added to the core still reaches the
-        // catch-all `"event"` listeners.
-        _ => "unknown",
-    };
-    ev.kind = Some(kind.to_owned());
+        // A kind added to the core still reaches the catch-all `"event"` listeners.
+        _ => {}
+    }
     ev
 }
 
@@ -598,6 +592,7 @@ pub struct MeterOptions {
     pub durability: Durability,
     pub grace: Option<Duration>,
     pub zero_fill: bool,
+    /// `None`: the core's default; zero: no background flusher.
     pub flush_interval: Option<Duration>,
 }
 

@@ -9,13 +9,11 @@
 //! caused the event (a `record()` caller, the group-committer thread, a runtime worker); the
 //! sink attaches to the interpreter there (`Python::try_attach`: never during shutdown).
 //!
-//! Fork. The pyclass keeps the built `MeterConfig`; the core meter lives in `live` with the
-//! pid that built it. `live` is only touched with the GIL held, and Python forks holding the
-//! GIL, so a child never inherits it locked. In a child the inherited core meter (whose SQLite
-//! connection, committer thread and flusher task did not survive the fork) is leaked, never
-//! used or dropped, and a fresh one is built from the same config: a file store reopens the
-//! same file, an in-memory store starts empty, and events buffered in the parent (memory
-//! durability) stay the parent's to write — the child never writes them twice.
+//! Fork. The core meter lives in `live`, only touched with the GIL held (Python forks holding
+//! the GIL, so a child never inherits it locked). In a forked child the core refuses every
+//! call of an inherited meter with "create the UsageMeter after fork" and leaks its SQLite
+//! connection instead of closing it (closing it in the child deleted the parent's WAL); a
+//! gunicorn `--preload` app creates its meter in `post_fork`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use marketplace_metering::meter::{
-    Customer, DeadLetter, Durability, FlushSummary, MeterConfig, MeterEvent, MeterEventKind,
-    MeterMode, MeterStatus, Store,
+    Customer, DeadLetter, FlushSummary, MeterConfig, MeterEvent, MeterEventKind, MeterMode,
+    MeterStatus, Store,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::{meter, runtime, Error};
@@ -294,15 +292,7 @@ fn put_customer(d: &Bound<'_, PyDict>, c: &Customer) -> PyResult<()> {
 
 fn event_dict<'py>(py: Python<'py>, e: &MeterEvent) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    let kind = match &e.kind {
-        MeterEventKind::Acked { .. } => "acked",
-        MeterEventKind::DeadLettered { .. } => "dead_lettered",
-        MeterEventKind::LateEvent { .. } => "late_event",
-        MeterEventKind::WindowAlarm { .. } => "window_alarm",
-        MeterEventKind::Expired => "expired",
-        _ => "unknown",
-    };
-    d.set_item(intern!(py, "kind"), kind)?;
+    d.set_item(intern!(py, "kind"), e.kind.as_str())?;
     put_customer(&d, &e.customer)?;
     d.set_item(intern!(py, "dimension"), &e.dimension)?;
     d.set_item(intern!(py, "hour"), hour_dt(py, e.hour)?)?;
@@ -435,8 +425,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
 ///
 /// Notes
 /// -----
-/// Works after ``os.fork()``: the child builds a fresh meter from the same settings (a file
-/// store is reopened, an in-memory store starts empty).
+/// A meter belongs to the process that created it: in a child made by ``os.fork()`` its
+/// methods raise ``InvalidStateError`` ("create the UsageMeter after fork"). One meter owns
+/// a store file at a time; a second one raises, naming the holder's pid and host.
 #[pyclass(module = "marketplace_metering._native", frozen, weakref)]
 pub struct UsageMeter {
     config: MeterConfig,
@@ -467,22 +458,10 @@ fn duration(v: &Bound<'_, PyAny>, field: &str) -> PyResult<Duration> {
 }
 
 impl UsageMeter {
-    /// The core meter of this process; builds a fresh one in a forked child.
+    /// The core meter. In a forked child the core refuses every call ("create the
+    /// UsageMeter after fork"): SQLite's state does not survive fork().
     fn get(&self, py: Python<'_>, op: &str) -> PyResult<meter::UsageMeter> {
-        let mut l = lock(&self.live);
-        let pid = runtime::pid();
-        if l.pid != pid {
-            if let Some(old) = l.meter.take() {
-                std::mem::forget(old);
-            }
-            l.pid = pid;
-            if !l.closed {
-                // With the GIL held (releasing it here could deadlock on `live`); once per child.
-                let m = meter::UsageMeter::new(self.config.clone())
-                    .map_err(|e| to_py_err(py, &e, op))?;
-                l.meter = Some(m);
-            }
-        }
+        let l = lock(&self.live);
         match &l.meter {
             Some(m) => Ok(m.clone()),
             None => Err(invalid_state(py, "the meter is closed", op)),
@@ -562,44 +541,18 @@ impl UsageMeter {
         if let Some(code) = opt_str(product_code, "product_code", NEW)? {
             b = b.product_code(code);
         }
-        let mode_s = match &mode {
-            Arg::Missing => "batch".to_owned(),
-            Arg::Given(m) => {
-                convert::string(m, || "mode".into()).map_err(|e| conv_err(py, e, NEW))?
-            }
-        };
-        let mode = match mode_s.as_str() {
-            "batch" => MeterMode::Batch,
-            "meter_usage" => MeterMode::MeterUsage,
-            _ => {
-                return Err(input_err(
-                    py,
-                    "mode",
-                    "must be \"batch\" or \"meter_usage\"",
-                    NEW,
-                ))
-            }
+        let mode: MeterMode = match &mode {
+            Arg::Missing => MeterMode::default(),
+            Arg::Given(m) => convert::string(m, || "mode".into())
+                .map_err(|e| conv_err(py, e, NEW))?
+                .parse()
+                .map_err(|e| to_py_err(py, &e, NEW))?,
         };
         b = b.mode(mode);
-        let d = match &durability {
-            Arg::Missing => "durable".to_owned(),
-            Arg::Given(d) => {
-                convert::string(d, || "durability".into()).map_err(|e| conv_err(py, e, NEW))?
-            }
-        };
-        b = b.durability(match d.as_str() {
-            "durable" => Durability::Durable,
-            "group" => Durability::Group,
-            "memory" => Durability::Memory,
-            _ => {
-                return Err(input_err(
-                    py,
-                    "durability",
-                    "must be \"durable\", \"group\" or \"memory\"",
-                    NEW,
-                ))
-            }
-        });
+        if let Arg::Given(d) = &durability {
+            let d = convert::string(d, || "durability".into()).map_err(|e| conv_err(py, e, NEW))?;
+            b = b.durability(d.parse().map_err(|e| to_py_err(py, &e, NEW))?);
+        }
         if let Some(g) = grace.filter(|g| !g.is_none()) {
             b = b.grace(duration(g, "grace")?);
         }
@@ -636,21 +589,11 @@ impl UsageMeter {
         });
         let s = sink.clone();
         b = b.on_event(move |e| s.deliver(e));
+        // Missing: the core's default; None or 0: no background flusher.
         match flush_interval {
-            Arg::Missing => b = b.flush_interval(Duration::from_secs(60)),
-            Arg::Given(v) if v.is_none() => {}
-            Arg::Given(v) => {
-                let every = duration(&v, "flush_interval")?;
-                if every.is_zero() {
-                    return Err(input_err(
-                        py,
-                        "flush_interval",
-                        "must be positive (None: no background flusher)",
-                        NEW,
-                    ));
-                }
-                b = b.flush_interval(every)
-            }
+            Arg::Missing => {}
+            Arg::Given(v) if v.is_none() => b = b.flush_interval(Duration::ZERO),
+            Arg::Given(v) => b = b.flush_interval(duration(&v, "flush_interval")?),
         }
         if let Some(c) = clock.filter(|c| !c.is_none()) {
             match c.cast::<ManualClock>() {
@@ -912,10 +855,7 @@ impl UsageMeter {
     /// ``"batch"`` or ``"meter_usage"``.
     #[getter]
     fn mode(&self) -> &'static str {
-        match self.mode {
-            MeterMode::MeterUsage => "meter_usage",
-            _ => "batch",
-        }
+        self.mode.as_str()
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

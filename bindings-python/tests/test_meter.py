@@ -155,9 +155,10 @@ def test_group_and_memory_durability(emu: Emulator, tmp_path: Path, durability: 
     assert not errors, errors
     per_customer = sum(1 + i % 3 for i in range(200))
     if durability == "memory":
-        # Buffered: a second meter on the file does not see them until a flush writes them.
-        with meter(emu, clock, path=tmp_path / "m.db") as other:
-            assert other.status()["pending"] == 0
+        # Buffered: the file does not hold them until a flush writes them.
+        import sqlite3
+        with sqlite3.connect(tmp_path / "m.db") as raw:
+            assert raw.execute("SELECT COUNT(*) FROM buckets").fetchone() == (0,)
     clock.advance(SEAL)
     assert m.flush()["acked"] == 8
     m.close()
@@ -342,7 +343,7 @@ def test_identifier_needs_a_product_code(emu: Emulator) -> None:
     ({"grace": timedelta(seconds=-1)}, "grace"),
     ({"zero_fill": 1}, "zero_fill"),
     ({"on_event": "print"}, "on_event"),
-    ({"flush_interval": 0}, "flush_interval"),
+    ({"flush_interval": -1}, "flush_interval"),
     ({"flush_interval": "1s"}, "flush_interval"),
     ({"path": 3}, "path"),
     ({"product_code": 3}, "product_code"),
@@ -521,69 +522,68 @@ def run_in_child(fn: Any) -> int:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-@pytest.mark.parametrize("durability", ["durable", "group"])
-def test_file_meter_made_before_fork_works_in_the_child(emu: Emulator, tmp_path: Path, durability: str) -> None:
+@pytest.mark.parametrize("durability", ["durable", "group", "memory"])
+def test_meter_made_before_fork_refuses_in_the_child_and_loses_nothing(
+        emu: Emulator, tmp_path: Path, durability: str) -> None:
+    # gunicorn --preload: the master made the meter, a worker inherits it.
     t0 = base()
     clock = ManualClock(t0)
-    events: List[str] = []
-    m = meter(emu, clock, path=tmp_path / "fork.db", durability=durability,
-              on_event=lambda e: events.append(e["kind"]), flush_interval=timedelta(hours=1))
+    m = meter(emu, clock, path=tmp_path / "fork.db", durability=durability)
     m.record("cust-1", "users", 1)
 
     def child() -> None:
-        m.record("cust-2", "users", 2)  # a fresh core meter on the same file
-        clock.advance(SEAL)
-        s = m.flush()
-        assert s["acked"] == 2, s
-        assert events == ["acked", "acked"]
-        m.close()
+        refused = 0
+        for _ in range(50):
+            with pytest.raises(mm.exceptions.InvalidStateError, match="after fork"):
+                m.record("cust-2", "users", 1)
+            refused += 1
+        with pytest.raises(mm.exceptions.InvalidStateError, match="after fork"):
+            m.flush()
+        with pytest.raises(mm.exceptions.InvalidStateError):  # the parent's file: never a second owner
+            meter(emu, clock, path=tmp_path / "fork.db")
+        # A meter created after fork, on a file of its own, works.
+        with meter(emu, clock, path=tmp_path / "child.db") as own:
+            own.record("cust-3", "users", 3)
+            clock.advance(SEAL)
+            assert own.flush()["acked"] == 1
+        assert refused == 50
 
     assert run_in_child(child) == 0
-    assert billed(emu) == {("cust-1", "users", t0): 1, ("cust-2", "users", t0): 2}
-    # The parent's meter keeps working and sees the child's results in the file.
-    m.record("cust-3", "users", 3)
-    clock.advance(SEAL)
-    assert m.flush()["acked"] == 1
-    assert m.status()["acked"] == 3
-    m.close()
-    assert len(billed(emu)) == 3
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_memory_meter_starts_empty_in_the_child(emu: Emulator) -> None:
-    t0 = base()
-    clock = ManualClock(t0)
-    m = meter(emu, clock)
+    # The parent drops its meter after the child left; its file still has every event.
     m.record("cust-1", "users", 1)
-
-    def child() -> None:
-        assert m.status()["pending"] == 0  # the parent's buckets stay the parent's
-        m.record("cust-2", "users", 2)
-        clock.advance(SEAL)
-        assert m.flush()["acked"] == 1
-
-    assert run_in_child(child) == 0
+    del m
+    import gc
+    gc.collect()
     clock.advance(SEAL)
-    assert m.flush()["acked"] == 1
-    assert billed(emu) == {("cust-1", "users", t0): 1, ("cust-2", "users", t0): 2}
+    with meter(emu, clock, path=tmp_path / "fork.db") as again:
+        assert again.flush()["acked"] == 1
+    assert billed(emu) == {("cust-1", "users", t0): 2, ("cust-3", "users", t0): 3}
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_memory_durability_buffer_stays_the_parents(emu: Emulator, tmp_path: Path) -> None:
+def test_a_second_meter_on_one_store_says_who_holds_it(emu: Emulator, tmp_path: Path) -> None:
+    clock = ManualClock(base())
+    with meter(emu, clock, path=tmp_path / "one.db"):
+        with pytest.raises(mm.exceptions.InvalidStateError, match=f"pid {os.getpid()} on host"):
+            meter(emu, clock, path=tmp_path / "one.db")
+    with meter(emu, clock, path=tmp_path / "one.db") as m:  # free once closed
+        m.record("cust-1", "users", 1)
+    for name in ["one.db", "one.db-wal", "one.db-shm", "one.db-lock"]:
+        if (tmp_path / name).exists():
+            assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
+
+
+def test_millisecond_timestamps_and_full_buckets_are_refused(emu: Emulator) -> None:
     t0 = base()
-    clock = ManualClock(t0)
-    m = meter(emu, clock, path=tmp_path / "buf.db", durability="memory")
-    m.record("cust-1", "users", 5)  # buffered in the parent's memory only
-
-    def child() -> None:
-        m.record("cust-2", "users", 2)
-        clock.advance(SEAL)
-        assert m.close()["acked"] == 1  # cust-2 only: the parent's buffer is not written twice
-
-    assert run_in_child(child) == 0
-    clock.advance(SEAL)
-    assert m.close()["acked"] == 1
-    assert billed(emu) == {("cust-1", "users", t0): 5, ("cust-2", "users", t0): 2}
+    clock = ManualClock(t0 + 10)
+    with meter(emu, clock) as m:
+        with pytest.raises(mm.ParamValidationError, match="timestamp") as e:
+            m.record("cust-1", "users", 1, timestamp=(t0 + 10) * 1000)
+        assert e.value.field == "timestamp"
+        m.record("cust-1", "users", 2_147_483_647)
+        with pytest.raises(mm.ParamValidationError, match="coarser unit") as e:
+            m.record("cust-1", "users", 1)
+        assert e.value.field == "quantity"
+        m.status()  # every row it holds converts
 
 
 def test_event_queue_is_bounded(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
@@ -632,12 +632,17 @@ def test_window_alarm_and_expired_events(emu: Emulator) -> None:
         for _ in range(3):
             emu.push_fault({"kind": "throttle"})
         s = m.flush()
-        assert s["expired"] == 1 and s["interrupted"] is not None
-        got = {e["kind"]: e for e in m.events()}
+        # Throttled: nothing was answered, so nothing is final on the local clock alone.
+        assert s["expired"] == 0 and s["interrupted"] is not None
+        first = list(m.events())
+        assert {e["kind"] for e in first} == {"window_alarm"}
+        # The service refuses cust-2's hour and the local clock agrees: expired.
+        s = m.flush()
+        assert (s["expired"], s["acked"]) == (1, 1), s
+        got = {e["kind"]: e for e in first + list(m.events())}
         assert got["expired"]["customer_identifier"] == "cust-2" and got["expired"]["hour"] == utc(t0 - H)
         assert got["window_alarm"]["customer_identifier"] == "cust-1"
         assert got["window_alarm"]["window_end"] == utc(t0 + 6 * H)
         st = m.status()
-        assert (st["expired"], st["sealed"], st["oldest_unsent_hour"]) == (1, 1, utc(t0))
-        assert m.flush()["acked"] == 1  # still in its window: sent now
+        assert (st["expired"], st["sealed"], st["acked"]) == (1, 0, 1)
     assert billed(emu) == {("cust-1", "users", t0): 1}

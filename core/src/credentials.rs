@@ -11,7 +11,7 @@
 //! cases (IMDS tokens and static stability, ECS allow-listed addresses, STS regionalisation)
 //! that the SDK team already maintains. Its requests (IMDS, ECS, STS) go through the crate's
 //! one HTTP client (module `tls`), unpooled. IAM Identity Center (SSO) profiles are not
-//! supported: they are not in API.md's chain, and the SSO clients were 6 % of the Python
+//! supported: they are not in the chain this crate documents, and the SSO clients were 6 % of the Python
 //! module; `credential_process` (`aws configure export-credentials --format process`) covers
 //! them.
 //!
@@ -34,7 +34,7 @@
 //! # Fork
 //!
 //! The chain's providers hold HTTP clients whose pooled connections are registered with the
-//! runtime that created them (TOOLCHAIN.md §9). The built chain therefore sits next to the
+//! runtime that created them, and a forked child has none of that runtime's threads. The built chain therefore sits next to the
 //! pid that built it; when a forked child first needs to load credentials it finds another
 //! pid, `mem::forget`s the parent's chain (dropping it could touch the parent's runtime) and
 //! builds its own. The single-flight mutex is replaced with it, so a refresh that was in
@@ -989,7 +989,7 @@ mod tests {
             }
         }
 
-        /// IAM Identity Center (SSO) profiles are not part of the chain (API.md's list; the
+        /// IAM Identity Center (SSO) profiles are not part of the chain (the documented list; the
         /// SSO clients were 6 % of the Python module): such a profile is a credentials error
         /// that says so, not a silent fall-through to another provider.
         #[tokio::test]

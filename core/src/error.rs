@@ -330,6 +330,18 @@ impl Error {
         &self.0.message
     }
 
+    /// The message without its field path (`must not be empty` of `Dimension: must not be
+    /// empty`), for a face that renders the path in its own spelling.
+    pub fn problem(&self) -> &str {
+        let m = self.0.message.as_str();
+        self.0
+            .field
+            .as_deref()
+            .and_then(|f| m.strip_prefix(f))
+            .and_then(|m| m.strip_prefix(": "))
+            .unwrap_or(m)
+    }
+
     /// For [`ErrorCode::InvalidInput`], the path of the offending field.
     pub fn field(&self) -> Option<&str> {
         self.0.field.as_deref()
@@ -571,7 +583,7 @@ mod tests {
     #[test]
     fn model_exceptions_are_all_in_the_table() {
         let model: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../shared/reference/meteringmarketplace-2016-01-14.service-2.json"
+            "../model/meteringmarketplace-2016-01-14.service-2.json"
         ))
         .unwrap();
         let shapes = model["shapes"].as_object().unwrap();

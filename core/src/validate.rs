@@ -400,7 +400,7 @@ mod tests {
     #[test]
     fn matchers_agree_with_the_models_patterns() {
         let model: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../shared/reference/meteringmarketplace-2016-01-14.service-2.json"
+            "../model/meteringmarketplace-2016-01-14.service-2.json"
         ))
         .unwrap();
         let shape_pattern = |name: &str| {

@@ -631,8 +631,8 @@ fn bad_input_is_refused_without_panicking() {
         let e = meter.record(c, d, q, None, None).unwrap_err();
         assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
     }
-    // Absurd timestamps are late events, not panics.
-    meter
+    // Absurd timestamps are refused, not panics.
+    let e = meter
         .record(
             cust(1),
             "users",
@@ -640,7 +640,8 @@ fn bad_input_is_refused_without_panicking() {
             Some(DateTime::from_secs(i64::MIN / 2)),
             None,
         )
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(e.field(), Some("timestamp"));
     assert!(MeterConfig::builder().build().is_err());
     assert!(UsageMeter::new(
         h.builder(client(&emu, 1), Store::memory())
@@ -649,4 +650,391 @@ fn bad_input_is_refused_without_panicking() {
             .unwrap()
     )
     .is_ok());
+}
+
+// ---- What a real deployment does to a meter: fork, a second owner, clock jumps, write
+// ---- errors, nonsense timestamps, a full bucket, loose permissions, racing creators.
+
+fn file_meter(h: &Harness, emu: &Emulator, path: &std::path::Path, d: Durability) -> UsageMeter {
+    UsageMeter::new(
+        h.builder(client(emu, 3), Store::sqlite(path))
+            .durability(d)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn remove_store(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm", "-lock"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+#[test]
+fn a_meter_made_before_fork_refuses_to_work_in_the_child() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let path = temp_db("fork");
+    let other = temp_db("fork-child");
+    let meter = file_meter(&h, &emu, &path, Durability::Group);
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    // SAFETY: the child only calls the meter (which refuses at once or opens a new file)
+    // and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut code = 0;
+        let e = meter.record(cust(1), "users", 1, None, None).unwrap_err();
+        if e.error_code() != ErrorCode::InvalidState || !e.message().contains("after fork") {
+            code |= 1;
+        }
+        if meter.status().is_ok() || meter.flush_blocking().is_ok() {
+            code |= 2;
+        }
+        // The parent's file: refused (the parent holds it, and SQLite's state crossed).
+        if UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(&path))
+                .build()
+                .unwrap(),
+        )
+        .is_ok()
+        {
+            code |= 4;
+        }
+        drop(meter); // must not close the parent's connection or join absent threads
+                     // A file of its own works.
+        match UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(&other))
+                .build()
+                .unwrap(),
+        ) {
+            Ok(m) => {
+                if m.record(cust(2), "users", 1, None, None).is_err() {
+                    code |= 8;
+                }
+            }
+            Err(_) => code |= 16,
+        }
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status), "child crashed: {status}");
+    assert_eq!(libc::WEXITSTATUS(status), 0, "child checks failed");
+    // The parent goes on, and nothing it acknowledged is lost.
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.close_blocking().unwrap();
+    assert_eq!(sum.acked, 1);
+    assert_eq!(emu.ledger()[0].quantity, 3);
+    drop(meter);
+    remove_store(&path);
+    remove_store(&other);
+}
+
+#[test]
+fn one_meter_owns_a_store_and_a_second_says_who_holds_it() {
+    let emu = emulator();
+    let h = Harness::new();
+    let path = temp_db("owner");
+    let first = file_meter(&h, &emu, &path, Durability::Durable);
+    let e = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .build()
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidState);
+    let me = format!("pid {}", std::process::id());
+    assert!(
+        e.message().contains(&me) && e.message().contains("in use"),
+        "{e}"
+    );
+    // Closing gives the store up, even while the closed meter is still alive.
+    first.close_blocking().unwrap();
+    let second = file_meter(&h, &emu, &path, Durability::Durable);
+    second.record(cust(1), "users", 1, None, None).unwrap();
+    drop(first);
+    drop(second);
+    remove_store(&path);
+}
+
+#[test]
+fn racing_creators_of_a_new_store_get_one_owner_and_clear_errors() {
+    let emu = emulator();
+    let h = Harness::new();
+    let path = temp_db("race");
+    let results: Vec<Result<UsageMeter, marketplace_metering::Error>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    UsageMeter::new(
+                        h.builder(client(&emu, 1), Store::sqlite(&path))
+                            .build()
+                            .unwrap(),
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1);
+    for r in &results {
+        if let Err(e) = r {
+            assert!(e.message().contains("in use"), "{e}");
+        }
+    }
+    drop(results);
+    // A store a newer library migrated is refused, not written.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let e = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .build()
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert!(e.message().contains("newer"), "{e}");
+    remove_store(&path);
+}
+
+#[cfg(unix)]
+#[test]
+fn store_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let emu = emulator();
+    let h = Harness::new();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let with = |p: &std::path::Path, s: &str| {
+        let mut o = p.as_os_str().to_owned();
+        o.push(s);
+        PathBuf::from(o)
+    };
+    let path = temp_db("perms");
+    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    for s in ["", "-wal", "-shm", "-lock"] {
+        assert_eq!(mode(&with(&path, s)), 0o600, "{s}");
+    }
+    drop(meter);
+    // A store made world-readable by an older version is tightened when opened.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    assert_eq!(mode(&path), 0o600);
+    drop(meter);
+    remove_store(&path);
+}
+
+#[tokio::test]
+async fn a_clock_hours_fast_never_makes_an_unsent_hour_final() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    h.set(b - H + 10);
+    meter.record(cust(1), "users", 4, None, None).unwrap();
+    // An RTC 7 hours fast before NTP: the hour looks past the service's window locally.
+    h.set(b + 7 * H);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.expired, sum.acked), (0, 1), "{sum:?}");
+    assert_eq!(emu.ledger().len(), 1);
+    assert_eq!(h.count(|k| *k == MeterEventKind::Expired), 0);
+}
+
+#[tokio::test]
+async fn an_hour_the_service_refuses_but_the_clock_does_not_waits_sealed() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    // A clock 8 hours slow: its hour is too old for the service, recent for the clock.
+    h.set(b - 8 * H + 10);
+    meter.record(cust(1), "users", 4, None, None).unwrap();
+    meter.record(cust(2), "users", 4, None, None).unwrap();
+    h.set(b - 7 * H + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.expired, sum.acked, sum.deferred), (0, 0, 2), "{sum:?}");
+    assert!(sum.interrupted.is_some());
+    assert_eq!(meter.status().unwrap().sealed, 2);
+    // Once both clocks agree the hour is gone, it is reported expired.
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.expired, 2, "{sum:?}");
+    assert_eq!(emu.ledger().len(), 0);
+}
+
+#[test]
+fn a_clock_stepping_back_into_a_sealed_hour_never_refuses_usage() {
+    let emu = emulator();
+    for d in [Durability::Durable, Durability::Group, Durability::Memory] {
+        emu.reset();
+        let h = Harness::new();
+        let b = base();
+        let path = temp_db("clock-back");
+        let meter = file_meter(&h, &emu, &path, d);
+        h.set(b - 2 * H + 10);
+        meter.record(cust(1), "users", 1, None, None).unwrap();
+        h.set(b - H + 400);
+        let sum = meter.flush_blocking().unwrap();
+        assert_eq!(sum.acked, 1, "{d:?} {sum:?}");
+        // NTP steps the clock back into the sealed hour.
+        h.set(b - 2 * H + 100);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let m = meter.clone();
+                s.spawn(move || {
+                    for _ in 0..5 {
+                        m.record(cust(1), "users", 1, None, None).unwrap();
+                    }
+                });
+            }
+        });
+        // Durable and group write at once, in the hour after the sealed one; memory writes
+        // at the next flush, in the hour its clock then reads.
+        let counted = if d == Durability::Memory { b } else { b - H };
+        h.set(b + 600);
+        meter.status().unwrap(); // writes the memory buffer
+        h.set(counted + H + 600);
+        let sum = meter.close_blocking().unwrap();
+        assert_eq!(sum.acked, 1, "{d:?}");
+        let l = ledger_map(&emu.ledger());
+        assert_eq!(l[&("cust-1".into(), "users".into(), b - 2 * H)], (1, 1));
+        assert_eq!(
+            l[&("cust-1".into(), "users".into(), counted)],
+            (20, 1),
+            "{d:?}"
+        );
+        assert!(h.count(
+            |k| matches!(k, MeterEventKind::LateEvent { counted_in_hour } if *counted_in_hour == counted)
+        ) >= 1);
+        drop(meter);
+        remove_store(&path);
+    }
+}
+
+#[tokio::test]
+async fn memory_durability_keeps_its_buffer_when_a_write_fails() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("memfail");
+    h.set(b - H + 10);
+    let meter = file_meter(&h, &emu, &path, Durability::Memory);
+    for _ in 0..3 {
+        meter.record(cust(1), "users", 2, None, None).unwrap();
+    }
+    // The disk refuses writes (a trigger stands in for a full or read-only disk).
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER full BEFORE INSERT ON buckets BEGIN SELECT RAISE(ABORT, 'disk is full'); END;",
+    )
+    .unwrap();
+    let e = meter.flush().await.unwrap_err();
+    assert!(e.message().contains("disk is full"), "{e}");
+    assert!(meter.status().is_err());
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    conn.execute_batch("DROP TRIGGER full").unwrap();
+    drop(conn);
+    h.set(b + 600);
+    assert_eq!(meter.flush().await.unwrap().acked, 1);
+    assert_eq!(emu.ledger()[0].quantity, 7);
+    drop(meter);
+    remove_store(&path);
+}
+
+#[test]
+fn timestamps_in_milliseconds_or_beyond_any_calendar_are_refused() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b + 10);
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    for t in [
+        (b + 10) * 1000,
+        b + 10 + 301,
+        i64::MAX,
+        i64::MIN,
+        -62_135_596_801,
+    ] {
+        let e = meter.record(cust(1), "users", 1, at(t), None).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{t}");
+        assert_eq!(e.field(), Some("timestamp"), "{t}");
+    }
+    // Five minutes ahead is accepted; a very old one is a late event.
+    meter
+        .record(cust(1), "users", 1, at(b + 10 + 300), None)
+        .unwrap();
+    meter.record(cust(1), "users", 1, at(0), None).unwrap();
+    let s = meter.status().unwrap();
+    assert_eq!(s.pending, 1);
+    assert_eq!(s.oldest_unsent_hour, Some(b));
+}
+
+#[test]
+fn no_bucket_passes_the_models_maximum() {
+    let emu = emulator();
+    for d in [Durability::Durable, Durability::Group, Durability::Memory] {
+        emu.reset();
+        let h = Harness::new();
+        let b = base();
+        h.set(b - H + 10);
+        let path = temp_db("max");
+        let meter = file_meter(&h, &emu, &path, d);
+        meter
+            .record(cust(1), "users", 2_147_483_646, None, None)
+            .unwrap();
+        // Memory: what the store already holds counts too.
+        let _ = meter.status().unwrap();
+        meter.record(cust(1), "users", 1, None, None).unwrap();
+        let e = meter.record(cust(1), "users", 1, None, None).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{d:?}");
+        assert_eq!(e.field(), Some("quantity"), "{d:?}");
+        assert!(e.message().contains("coarser unit"), "{e}");
+        // Another bucket is unaffected.
+        meter.record(cust(2), "users", 1, None, None).unwrap();
+        h.set(b + 600);
+        let sum = meter.close_blocking().unwrap();
+        assert_eq!((sum.acked, sum.dead_lettered), (2, 0), "{d:?}");
+        let l = ledger_map(&emu.ledger());
+        assert_eq!(
+            l[&("cust-1".into(), "users".into(), b - H)],
+            (2_147_483_647, 1)
+        );
+        drop(meter);
+        remove_store(&path);
+    }
+}
+
+#[test]
+fn status_tolerates_any_row_an_older_store_holds() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b + 10);
+    let path = temp_db("oldrows");
+    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    // A millisecond timestamp recorded before timestamps were checked: year 58,000.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO buckets (product_code, customer_kind, customer, dimension, hour, quantity)
+         VALUES (?1, 'C', 'cust-1', 'users', ?2, 1)",
+        rusqlite::params![metering_emulator::PRODUCT_CODE, b * 1000],
+    )
+    .unwrap();
+    drop(conn);
+    let s = meter.status().unwrap();
+    assert_eq!((s.pending, s.oldest_unsent_hour), (2, Some(b)));
+    drop(meter);
+    remove_store(&path);
 }

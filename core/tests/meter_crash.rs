@@ -222,6 +222,8 @@ fn open_meter(dir: &Path, endpoint: &str, p: &Params, clock: Arc<AtomicI64>) -> 
         .grace(Duration::from_secs(GRACE as u64))
         .window(Duration::from_secs(WINDOW as u64))
         .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
+        // Only the flushes the child logs: a kill is classified by the log.
+        .flush_interval(Duration::ZERO)
         .durability(if p.group {
             Durability::Group
         } else {
@@ -338,6 +340,9 @@ fn meter_child() {
             Err(e) => eprintln!("flush of phase {phase} failed: {e}"),
         }
         let (lo, hi) = (phase as u64 * p.per_hour, (phase as u64 + 1) * p.per_hour);
+        // The hour's events are recorded as it passes: the clock reads its last second
+        // (a timestamp more than 5 minutes ahead of the clock is refused).
+        clock.store(p.t0 + (phase + 1) * H - 1, Ordering::SeqCst);
         std::thread::scope(|s| {
             for t in 0..p.threads {
                 let (meter, log, next) = (&meter, &log, next[t as usize]);

@@ -64,5 +64,6 @@ def client(service_name: str = "meteringmarketplace", **kwargs: object) -> Clien
     return Client(**kwargs)  # type: ignore[arg-type]
 
 
-# Join the core's runtime threads before the interpreter tears down (TOOLCHAIN.md P7).
+# Join the core's runtime threads before the interpreter tears down: a runtime thread still
+# running while the interpreter finalizes can crash the process at exit.
 atexit.register(_native._shutdown)

@@ -132,7 +132,8 @@ class UsageMeter:
         blocking methods; an exception it raises is logged on the ``marketplace_metering``
         logger and ignored. Without it, events are queued for :meth:`events`.
     flush_interval : timedelta or float or None, default 60 seconds
-        Flush in the background this often; ``None``: only :meth:`flush` and :meth:`close`.
+        Flush in the background this often; ``None`` or 0: only :meth:`flush` and
+        :meth:`close`.
     clock : ManualClock, optional
         Keyword only; for tests and examples (``marketplace_metering.testing.ManualClock``).
 
@@ -145,9 +146,10 @@ class UsageMeter:
 
     Notes
     -----
-    After ``os.fork()`` a meter keeps working in the child: its first call builds a fresh
-    meter from the same settings (a file store reopens the same file; an in-memory store
-    starts empty). Events the parent buffered (``durability="memory"``) stay the parent's.
+    A meter belongs to the process that created it: in a child made by ``os.fork()`` every
+    method raises :class:`InvalidStateError` ("create the UsageMeter after fork"); create
+    the meter in the child (gunicorn: in ``post_fork``). One meter owns a store file at a
+    time: a second one, in this process or another, raises naming the holder's pid and host.
     Use :meth:`close` (or ``with``) before exit; at interpreter exit a meter still open is
     dropped, which writes its buffered events to a file store but sends nothing.
     """

@@ -40,6 +40,7 @@
 //! committer thread or a runtime worker running a flush); they must not block for long.
 
 mod crash;
+mod owner;
 mod send;
 mod store;
 
@@ -147,6 +148,31 @@ pub enum MeterMode {
     MeterUsage,
 }
 
+impl MeterMode {
+    /// The name every face uses: `"batch"` or `"meter_usage"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeterMode::Batch => "batch",
+            MeterMode::MeterUsage => "meter_usage",
+        }
+    }
+}
+
+impl std::str::FromStr for MeterMode {
+    type Err = Error;
+    /// Parses [`MeterMode::as_str`]'s names; an error is `InvalidInput` naming `mode`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "batch" => Ok(MeterMode::Batch),
+            "meter_usage" => Ok(MeterMode::MeterUsage),
+            other => Err(Error::invalid_input(
+                "mode",
+                format!("must be \"batch\" or \"meter_usage\", got {other:?}"),
+            )),
+        }
+    }
+}
+
 /// When `record()` returns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
@@ -159,6 +185,33 @@ pub enum Durability {
     /// At once: events are buffered in memory and written to the store at every flush (and
     /// every `flush_interval`). A crash loses the events recorded since the last flush.
     Memory,
+}
+
+impl Durability {
+    /// The name every face uses: `"durable"`, `"group"` or `"memory"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Durable => "durable",
+            Durability::Group => "group",
+            Durability::Memory => "memory",
+        }
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = Error;
+    /// Parses [`Durability::as_str`]'s names; an error is `InvalidInput` naming `durability`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "durable" => Ok(Durability::Durable),
+            "group" => Ok(Durability::Group),
+            "memory" => Ok(Durability::Memory),
+            other => Err(Error::invalid_input(
+                "durability",
+                format!("must be \"durable\", \"group\" or \"memory\", got {other:?}"),
+            )),
+        }
+    }
 }
 
 /// Where the meter keeps its buckets.
@@ -212,6 +265,20 @@ pub enum MeterEventKind {
     },
     /// The bucket passed the service's window unsent; it will not be sent.
     Expired,
+}
+
+impl MeterEventKind {
+    /// The name every face uses: `"acked"`, `"dead_lettered"`, `"late_event"`,
+    /// `"window_alarm"` or `"expired"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MeterEventKind::Acked { .. } => "acked",
+            MeterEventKind::DeadLettered { .. } => "dead_lettered",
+            MeterEventKind::LateEvent { .. } => "late_event",
+            MeterEventKind::WindowAlarm { .. } => "window_alarm",
+            MeterEventKind::Expired => "expired",
+        }
+    }
 }
 
 /// An event of the meter, passed to the `on_event` callback.
@@ -330,6 +397,9 @@ impl ManualClock {
         Arc::new(move || c.load(Ordering::SeqCst))
     }
 }
+
+/// How often a meter flushes in the background unless told otherwise, in every face.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The meter's settings; see [`MeterConfig::builder`].
 #[derive(Clone)]
@@ -452,7 +522,8 @@ impl MeterConfigBuilder {
         self.on_event = Some(Arc::new(f));
         self
     }
-    /// Flush in the background on the shared runtime this often (default: never).
+    /// Flush in the background on the shared runtime this often (default
+    /// [`DEFAULT_FLUSH_INTERVAL`], in every face); zero: no background flusher.
     pub fn flush_interval(mut self, every: Duration) -> Self {
         self.flush_interval = Some(every);
         self
@@ -493,7 +564,8 @@ impl MeterConfigBuilder {
             grace: self.grace.unwrap_or(Duration::from_secs(300)),
             zero_fill: self.zero_fill,
             on_event: self.on_event,
-            flush_interval: self.flush_interval,
+            flush_interval: Some(self.flush_interval.unwrap_or(DEFAULT_FLUSH_INTERVAL))
+                .filter(|d| !d.is_zero()),
             clock: self.clock.unwrap_or_else(|| Arc::new(system_clock)),
             window: self.window.unwrap_or(Duration::from_secs(6 * 3600)),
             alarm_before: self.alarm_before.unwrap_or(Duration::from_secs(3600)),
@@ -516,6 +588,9 @@ struct BucketKey {
 struct Acc {
     quantity: i64,
     allocations: Option<Allocs>,
+    /// What the store held for the bucket when a `memory` buffer first took it (the rest of
+    /// the bucket's sum, for the model's maximum); 0 elsewhere.
+    base: i64,
 }
 
 impl Acc {
@@ -528,9 +603,40 @@ impl Acc {
             }
         }
     }
+    /// The bucket's sum with `quantity` more.
+    fn total_with(&self, quantity: i64) -> i64 {
+        self.base
+            .saturating_add(self.quantity)
+            .saturating_add(quantity)
+    }
 }
 
 type Buffer = HashMap<BucketKey, Acc>;
+
+/// The `memory` durability's buffer.
+#[derive(Default)]
+struct MemBuffer {
+    map: Buffer,
+    /// Counts drains, so a `record()` that read a bucket's stored sum without holding the
+    /// buffer knows whether a drain changed it meanwhile.
+    drains: u64,
+}
+
+/// The largest quantity a bucket may reach: the model's maximum for a record.
+const MAX_BUCKET: i64 = i32::MAX as i64;
+
+/// The error of a `record()` that would push a bucket past [`MAX_BUCKET`].
+fn overflow_error(key: &BucketKey, quantity: i64, total: i64) -> Error {
+    Error::invalid_input(
+        "quantity",
+        format!(
+            "adding {quantity} would bring the hour {} of {} / {} to {total}, past the largest \
+             quantity the service accepts for an hour ({MAX_BUCKET}); nothing of it was \
+             counted. Meter this dimension in a coarser unit",
+            key.hour, key.customer, key.dimension
+        ),
+    )
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -539,10 +645,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Shared by the meter, its committer thread and its background flusher.
 struct Shared {
     db: Mutex<Db>,
-    buffer: Mutex<Buffer>,
+    buffer: Mutex<MemBuffer>,
     scope: Scope,
     clock: Clock,
     on_event: Option<EventCallback>,
+}
+
+/// What one write did besides adding.
+#[derive(Default)]
+struct Written {
+    late: Vec<MeterEvent>,
+    /// Entries refused because their bucket would pass [`MAX_BUCKET`], with that sum.
+    refused: Vec<(BucketKey, i64)>,
 }
 
 impl Shared {
@@ -555,49 +669,66 @@ impl Shared {
     }
 
     fn current_hour(&self) -> i64 {
-        (self.clock)().div_euclid(3600) * 3600
+        hour_of((self.clock)())
     }
 
-    /// Writes `entries` in one transaction; returns the late events.
-    fn write(&self, entries: Buffer) -> Result<Vec<MeterEvent>, Error> {
+    /// Writes `entries` in one transaction. An entry whose bucket would pass the model's
+    /// maximum is left out and listed, unless `must_land` (usage already acknowledged: the
+    /// buffer of `memory` durability), which counts it in the next hour that has room.
+    fn write(&self, db: &mut Db, entries: &Buffer, must_land: bool) -> Result<Written, Error> {
+        let mut out = Written::default();
         if entries.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let current = self.current_hour();
-        let mut late = Vec::new();
-        let mut db = lock(&self.db);
+        let product = self.scope.product_code.as_str();
         let mut tx = db.transaction()?;
         // Several events without allocations (a group commit): one multi-row upsert, unless
-        // one of them meets a bucket sealed meanwhile; then all go one by one below.
-        let mut entries: Vec<(BucketKey, Acc)> = entries.into_iter().collect();
+        // one of them meets a bucket sealed meanwhile or full; then all go one by one below.
+        let mut entries: Vec<(&BucketKey, &Acc)> = entries.iter().collect();
         if entries.len() > 1 {
             let plain: Vec<(&Customer, &str, i64, i64)> = entries
                 .iter()
                 .filter(|(_, a)| a.allocations.as_ref().is_none_or(|m| m.is_empty()))
                 .map(|(k, a)| (&k.customer, k.dimension.as_str(), k.hour, a.quantity))
                 .collect();
-            if plain.len() > 1 && Db::apply_many(&mut tx, &self.scope.product_code, &plain)? {
+            if plain.len() > 1 && Db::apply_many(&mut tx, product, &plain)? {
                 entries.retain(|(_, a)| a.allocations.as_ref().is_some_and(|m| !m.is_empty()));
             }
         }
         for (k, acc) in entries {
-            if let Some(h) = Db::apply(
-                &tx,
-                &self.scope.product_code,
-                &k.customer,
-                &k.dimension,
-                k.hour,
-                acc.quantity,
-                acc.allocations.as_ref(),
-                current,
-            )? {
-                late.push(MeterEvent {
-                    kind: MeterEventKind::LateEvent {
-                        counted_in_hour: current,
-                    },
-                    customer: k.customer,
-                    dimension: k.dimension,
-                    hour: h,
+            let mut hour = k.hour;
+            let mut tries = 0;
+            let counted = loop {
+                let applied = Db::apply(
+                    &tx,
+                    product,
+                    &k.customer,
+                    &k.dimension,
+                    hour,
+                    acc.quantity,
+                    acc.allocations.as_ref(),
+                    current.max(hour),
+                )?;
+                match applied {
+                    store::Applied::Added => break Some(hour),
+                    store::Applied::Moved(h) => break Some(h),
+                    store::Applied::Overflow(total) if !must_land || tries >= 48 => {
+                        out.refused.push((k.clone(), total));
+                        break None;
+                    }
+                    store::Applied::Overflow(_) => {
+                        hour = hour.max(current).saturating_add(3600);
+                        tries += 1;
+                    }
+                }
+            };
+            if let Some(h) = counted.filter(|h| *h != k.hour) {
+                out.late.push(MeterEvent {
+                    kind: MeterEventKind::LateEvent { counted_in_hour: h },
+                    customer: k.customer.clone(),
+                    dimension: k.dimension.clone(),
+                    hour: k.hour,
                     quantity: acc.quantity,
                 });
             }
@@ -605,15 +736,48 @@ impl Shared {
         crash::hit("record_mid_txn");
         tx.commit().map_err(store::store_err)?;
         crash::hit("record_after_commit");
-        Ok(late)
+        Ok(out)
     }
 
-    /// Moves the in-memory buffer into the store.
+    /// Moves the in-memory buffer into the store. On any error (busy, disk full, read-only)
+    /// the events go back into the buffer, to be written by the next drain: `record()`
+    /// acknowledged them.
     fn drain(&self) -> Result<(), Error> {
-        let entries = std::mem::take(&mut *lock(&self.buffer));
-        let late = self.write(entries)?;
-        self.emit(late);
-        Ok(())
+        let mut db = lock(&self.db);
+        let entries = {
+            let mut b = lock(&self.buffer);
+            b.drains += 1;
+            std::mem::take(&mut b.map)
+        };
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let result = self.write(&mut db, &entries, true);
+        drop(db);
+        match result {
+            Ok(w) => {
+                for (k, total) in w.refused {
+                    tracing::error!(customer = %k.customer, dimension = %k.dimension, hour = k.hour,
+                        total, "meter: no hour had room for buffered usage; it stays buffered");
+                    if let Some(acc) = entries.get(&k) {
+                        let mut b = lock(&self.buffer);
+                        let mine = b.map.entry(k).or_default();
+                        mine.add(acc.quantity, acc.allocations.clone());
+                    }
+                }
+                self.emit(w.late);
+                Ok(())
+            }
+            Err(e) => {
+                let mut b = lock(&self.buffer);
+                for (k, acc) in entries {
+                    let mine = b.map.entry(k).or_default();
+                    mine.base = mine.base.max(acc.base);
+                    mine.add(acc.quantity, acc.allocations);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -624,17 +788,25 @@ impl Shared {
 /// spurious or stale unpark only makes a caller check again.
 #[derive(Default)]
 struct Slot {
-    result: std::sync::OnceLock<Result<(), String>>,
+    /// The buckets refused for the model's maximum, or the commit's error.
+    result: std::sync::OnceLock<Result<Vec<(BucketKey, i64)>, String>>,
 }
 
 impl Slot {
-    fn wait(&self) -> Result<(), Error> {
+    /// Waits for the commit; `key` and `quantity` are this caller's event.
+    fn wait(&self, key: &BucketKey, quantity: i64) -> Result<(), Error> {
         // A commit that does not wait for the disk takes tens of microseconds, less than a
         // park/unpark round trip costs on a VM: yield for a while before parking.
         let spin_until = std::time::Instant::now() + SPIN;
         loop {
             if let Some(r) = self.result.get() {
-                return r.clone().map_err(Error::invalid_state);
+                return match r {
+                    Ok(refused) => match refused.iter().find(|(k, _)| k == key) {
+                        Some((k, total)) => Err(overflow_error(k, quantity, *total)),
+                        None => Ok(()),
+                    },
+                    Err(e) => Err(Error::invalid_state(e.clone())),
+                };
             }
             if std::time::Instant::now() < spin_until {
                 std::thread::yield_now();
@@ -643,7 +815,7 @@ impl Slot {
             }
         }
     }
-    fn finish(&self, r: Result<(), String>, waiters: Vec<std::thread::Thread>) {
+    fn finish(&self, r: Result<Vec<(BucketKey, i64)>, String>, waiters: Vec<std::thread::Thread>) {
         let _ = self.result.set(r);
         for t in waiters {
             t.unpark();
@@ -735,14 +907,14 @@ fn committer(shared: Arc<Shared>, group: Arc<Group>, max_wait: Duration, max_eve
             (batch, slot, n, waiters)
         };
         let started = Instant::now();
-        let result = shared.write(batch);
+        let result = shared.write(&mut lock(&shared.db), &batch, false);
         last_commit = started.elapsed();
         // The callers released now are the ones expected in the next group.
         lock(&group.queue).want = n.max(1);
         match result {
-            Ok(late) => {
-                slot.finish(Ok(()), waiters);
-                shared.emit(late);
+            Ok(w) => {
+                slot.finish(Ok(w.refused), waiters);
+                shared.emit(w.late);
             }
             Err(e) => slot.finish(Err(e.to_string()), waiters),
         }
@@ -761,10 +933,30 @@ struct Inner {
     flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     flush_lock: tokio::sync::Mutex<()>,
     closed: AtomicBool,
+    /// The process that created the meter (see `owner`).
+    generation: u64,
+}
+
+impl Inner {
+    /// Refuses every call in a process other than the one that created the meter.
+    fn check_process(&self) -> Result<(), Error> {
+        if self.generation == owner::process_generation() {
+            Ok(())
+        } else {
+            Err(owner::forked_error())
+        }
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.check_process().is_err() {
+            // Inherited across fork(): the threads are not in this process and the buffer is
+            // the parent's to write. Touch nothing (the store's connection is leaked too).
+            std::mem::forget(lock(&self.flusher).take());
+            std::mem::forget(lock(&self.committer).take());
+            return;
+        }
         if let Some(h) = lock(&self.flusher).take() {
             h.abort();
         }
@@ -776,7 +968,9 @@ impl Drop for Inner {
             let _ = h.join();
         }
         // Memory durability: write what is buffered (a file store keeps it).
-        let _ = self.shared.drain();
+        if let Err(e) = self.shared.drain() {
+            tracing::error!(error = %e, "meter: buffered usage could not be written at drop");
+        }
     }
 }
 
@@ -800,7 +994,35 @@ impl fmt::Debug for UsageMeter {
 }
 
 fn hour_of(secs: i64) -> i64 {
-    secs.div_euclid(3600) * 3600
+    secs.div_euclid(3600).saturating_mul(3600)
+}
+
+/// How far ahead of the meter's clock a timestamp may be (5 minutes).
+pub const MAX_AHEAD_SECS: i64 = 300;
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the years a calendar (and every face's
+/// date type) holds.
+const CALENDAR: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// Checks an event's timestamp against the meter's clock `now`.
+fn check_timestamp(secs: i64, now: i64) -> Result<i64, Error> {
+    if !CALENDAR.contains(&secs) {
+        return Err(Error::invalid_input(
+            "timestamp",
+            format!("{secs} is not a time any calendar holds (seconds since 1970-01-01)"),
+        ));
+    }
+    if secs > now.saturating_add(MAX_AHEAD_SECS) {
+        return Err(Error::invalid_input(
+            "timestamp",
+            format!(
+                "{secs} is more than {MAX_AHEAD_SECS} seconds ahead of the meter's clock \
+                 ({now}); timestamps are seconds since 1970-01-01 (milliseconds, as from \
+                 Date.now() or time.time() * 1000, are refused)"
+            ),
+        ));
+    }
+    Ok(secs)
 }
 
 fn duration_secs(d: Duration) -> i64 {
@@ -853,7 +1075,7 @@ impl UsageMeter {
         };
         let shared = Arc::new(Shared {
             db: Mutex::new(db),
-            buffer: Mutex::new(Buffer::new()),
+            buffer: Mutex::new(MemBuffer::default()),
             scope,
             clock: config.clock.clone(),
             on_event: config.on_event.clone(),
@@ -896,8 +1118,9 @@ impl UsageMeter {
             flusher: Mutex::new(None),
             flush_lock: tokio::sync::Mutex::new(()),
             closed: AtomicBool::new(false),
+            generation: owner::process_generation(),
         });
-        if let Some(every) = config.flush_interval.filter(|d| !d.is_zero()) {
+        if let Some(every) = config.flush_interval {
             let weak: Weak<Inner> = Arc::downgrade(&inner);
             let h = crate::runtime::spawn(async move {
                 loop {
@@ -914,9 +1137,14 @@ impl UsageMeter {
     /// Adds `quantity` of `dimension` used by `customer` at `at` (default: now) to its
     /// bucket, and returns once the event is as durable as the meter's [`Durability`] says.
     ///
-    /// An event whose hour is already sealed is counted in the current hour and reported as
-    /// [`MeterEventKind::LateEvent`]. `allocations`, when given, must sum to `quantity`.
-    /// In `MeterUsage` mode the customer is ignored.
+    /// An event whose hour is already sealed (or older than its grace) is counted in the
+    /// current hour, or the next open one when the clock stepped back into a sealed hour,
+    /// and reported as [`MeterEventKind::LateEvent`]. Refused with `InvalidInput`: a
+    /// timestamp more than [`MAX_AHEAD_SECS`] ahead of the meter's clock (a timestamp in
+    /// milliseconds, say) or outside the years 1 to 9999 (`timestamp`), and an event that
+    /// would push its bucket past the model's 2,147,483,647 (`quantity`; nothing of it is
+    /// counted). `allocations`, when given, must sum to `quantity`. In `MeterUsage` mode the
+    /// customer is ignored.
     pub fn record(
         &self,
         customer: Customer,
@@ -926,6 +1154,7 @@ impl UsageMeter {
         allocations: Option<Vec<UsageAllocation>>,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
+        inner.check_process()?;
         if inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
@@ -937,7 +1166,10 @@ impl UsageMeter {
         };
         let shared = &*inner.shared;
         let now = (shared.clock)();
-        let at_secs = at.map_or(now, |t| t.secs());
+        let at_secs = match at {
+            Some(t) => check_timestamp(t.secs(), now)?,
+            None => now,
+        };
         self.validate(&customer, dimension, q, at_secs, allocations.as_deref())?;
         let allocs = match &allocations {
             Some(a) => Some(canonical_allocations(a)?),
@@ -963,14 +1195,11 @@ impl UsageMeter {
             hour,
         };
         if inner.memory_store || inner.durability == Durability::Memory {
-            lock(&shared.buffer)
-                .entry(key)
-                .or_default()
-                .add(quantity, allocs);
-            return Ok(());
+            return self.buffer(key, quantity, allocs);
         }
         match &inner.group {
             Some((g, max_events)) => {
+                let mine = key.clone();
                 let slot = {
                     let mut qg = lock(&g.queue);
                     while qg.count >= *max_events && !qg.stop {
@@ -988,7 +1217,7 @@ impl UsageMeter {
                     qg.waiters.push(std::thread::current());
                     qg.slot.clone()
                 };
-                slot.wait()
+                slot.wait(&mine, quantity)
             }
             None => {
                 let mut one = Buffer::with_capacity(1);
@@ -997,12 +1226,59 @@ impl UsageMeter {
                     Acc {
                         quantity,
                         allocations: allocs,
+                        base: 0,
                     },
                 );
-                let late = shared.write(one)?;
-                shared.emit(late);
+                let w = shared.write(&mut lock(&shared.db), &one, false)?;
+                if let Some((k, total)) = w.refused.first() {
+                    return Err(overflow_error(k, quantity, *total));
+                }
+                shared.emit(w.late);
                 Ok(())
             }
+        }
+    }
+
+    /// `memory` durability: adds to the buffer, unless the bucket's sum (the store's part
+    /// and the buffer's) would pass the model's maximum.
+    fn buffer(&self, key: BucketKey, quantity: i64, allocs: Option<Allocs>) -> Result<(), Error> {
+        let shared = &*self.inner.shared;
+        loop {
+            let drains = {
+                let mut b = lock(&shared.buffer);
+                if let Some(acc) = b.map.get_mut(&key) {
+                    let total = acc.total_with(quantity);
+                    if total > MAX_BUCKET {
+                        return Err(overflow_error(&key, quantity, total));
+                    }
+                    acc.add(quantity, allocs);
+                    return Ok(());
+                }
+                b.drains
+            };
+            // First event of this bucket since the last drain: read what the store holds,
+            // without holding the buffer (a drain holds the store, then the buffer).
+            let base = lock(&shared.db).pending_quantity(
+                &shared.scope.product_code,
+                &key.customer,
+                &key.dimension,
+                key.hour,
+            )?;
+            let mut b = lock(&shared.buffer);
+            if b.drains != drains || b.map.contains_key(&key) {
+                continue; // a drain or another caller came first: look again
+            }
+            let acc = Acc {
+                quantity,
+                allocations: allocs,
+                base,
+            };
+            let total = acc.total_with(0);
+            if total > MAX_BUCKET {
+                return Err(overflow_error(&key, quantity, total));
+            }
+            b.map.insert(key, acc);
+            return Ok(());
         }
     }
 
@@ -1089,6 +1365,7 @@ impl UsageMeter {
     /// Registers a customer for zero-fill: from the current hour on, each of `dimensions`
     /// is reported every hour, as 0 when there was no usage (only with `zero_fill` on).
     pub fn register_customer(&self, customer: Customer, dimensions: &[&str]) -> Result<(), Error> {
+        self.inner.check_process()?;
         for d in dimensions {
             self.validate(&customer, d, 0, (self.inner.shared.clock)(), None)?;
         }
@@ -1105,6 +1382,7 @@ impl UsageMeter {
     /// for the next flush. Other errors not tied to a record (credentials, access) are
     /// returned as `Err`.
     pub async fn flush(&self) -> Result<FlushSummary, Error> {
+        self.inner.check_process()?;
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
@@ -1123,6 +1401,7 @@ impl UsageMeter {
 
     /// Bucket counts per state (writes the in-memory buffer to the store first).
     pub fn status(&self) -> Result<MeterStatus, Error> {
+        self.inner.check_process()?;
         let shared = &self.inner.shared;
         shared.drain()?;
         lock(&shared.db).status(&shared.scope.product_code)
@@ -1130,19 +1409,25 @@ impl UsageMeter {
 
     /// Every dead letter, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, Error> {
+        self.inner.check_process()?;
         let shared = &self.inner.shared;
         lock(&shared.db).dead_letters(&shared.scope.product_code)
     }
 
-    /// Stops the background flusher and flushes what may be flushed; later `record()` and
-    /// `flush()` calls fail with `InvalidState`. Unsealed hours stay in the store (a file
+    /// Stops the background flusher, flushes what may be flushed and gives up the store's
+    /// claim (another meter may open it now); later `record()` and `flush()` calls fail with
+    /// `InvalidState`. Unsealed hours stay in the store (a file
     /// store sends them after a restart).
     pub async fn close(&self) -> Result<FlushSummary, Error> {
+        self.inner.check_process()?;
         if let Some(h) = lock(&self.inner.flusher).take() {
             h.abort();
         }
         self.inner.closed.store(true, Ordering::Relaxed);
-        self.flush_now().await
+        let flushed = self.flush_now().await;
+        // Closed: another meter may own the store now (this one only reads it from here on).
+        lock(&self.inner.shared.db).release_claim();
+        flushed
     }
 
     /// [`close`](Self::close), blocking the calling thread.
@@ -1189,6 +1474,45 @@ mod tests {
             assert_eq!(e.error_code(), crate::ErrorCode::InvalidInput);
             assert_eq!(e.field(), Some(field));
         }
+    }
+
+    #[test]
+    fn every_face_shares_one_default_and_one_spelling() {
+        let client = Client::new(
+            crate::Config::builder()
+                .region("us-east-1")
+                .static_credentials("AKIDEXAMPLE", "secret", None)
+                .build()
+                .unwrap(),
+        );
+        let b = || {
+            MeterConfig::builder()
+                .client(client.clone())
+                .store(Store::memory())
+        };
+        assert_eq!(
+            b().build().unwrap().flush_interval,
+            Some(DEFAULT_FLUSH_INTERVAL)
+        );
+        assert_eq!(
+            b().flush_interval(Duration::ZERO)
+                .build()
+                .unwrap()
+                .flush_interval,
+            None
+        );
+        for m in [MeterMode::Batch, MeterMode::MeterUsage] {
+            assert_eq!(m.as_str().parse::<MeterMode>().unwrap(), m);
+        }
+        for d in [Durability::Durable, Durability::Group, Durability::Memory] {
+            assert_eq!(d.as_str().parse::<Durability>().unwrap(), d);
+        }
+        let e = "fast".parse::<Durability>().unwrap_err();
+        assert_eq!(e.field(), Some("durability"));
+        assert_eq!(
+            "Batch".parse::<MeterMode>().unwrap_err().field(),
+            Some("mode")
+        );
     }
 
     #[test]

@@ -188,6 +188,13 @@ fn record_level(e: &Error) -> bool {
         || matches!(c, ErrorCode::InvalidInput | ErrorCode::ValidationException)
 }
 
+/// Whether the local clock, too, places the bucket's hour past the service's window: an
+/// hour expires only when the service's answer and the local clock agree.
+fn past_window(inner: &Inner, it: &SendItem) -> bool {
+    let scope = &inner.shared.scope;
+    (inner.shared.clock)() >= it.hour.saturating_add(scope.window)
+}
+
 fn is_throttling(e: &Error) -> bool {
     e.error_code() == ErrorCode::ThrottlingException || e.http_status() == Some(429)
 }
@@ -202,7 +209,6 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     }
     let mut sum = FlushSummary {
         sealed: prepared.sealed,
-        expired: prepared.expired,
         ..FlushSummary::default()
     };
     shared.emit(prepared.events);
@@ -286,6 +292,18 @@ fn call_failed(
     if record_level(&e) {
         if items.len() > 1 {
             return Ok(Flow::Split(items));
+        }
+        if e.error_code() == ErrorCode::TimestampOutOfBoundsException
+            && !items.iter().all(|it| past_window(inner, it))
+        {
+            // The service refuses an hour the local clock still places inside the window:
+            // one of the two clocks is wrong. Nothing is final; the bucket waits, sealed, and
+            // the flush goes on with the others.
+            let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
+            lock(&inner.shared.db).record_outcomes(&outcomes, (inner.shared.clock)())?;
+            sum.deferred += items.len();
+            sum.interrupted = Some(e);
+            return Ok(Flow::Continue);
         }
         let mut res = Results::default();
         for it in &items {

@@ -9,10 +9,12 @@
 //! `sealed_quantity` once written.
 
 use std::collections::BTreeMap;
+use std::mem::ManuallyDrop;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use super::owner::{process_generation, Owner};
 use super::{Customer, MeterEvent, MeterEventKind};
 use crate::Error;
 
@@ -107,11 +109,29 @@ pub(crate) enum Outcome {
     Revert(i64),
 }
 
+/// What [`Db::apply`] did with a quantity.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Added to the event's own hour.
+    Added,
+    /// The event's hour was sealed: added to this hour instead.
+    Moved(i64),
+    /// Nothing added: the bucket's sum would have been this, past the model's maximum.
+    Overflow(i64),
+}
+
+/// What adding to one hour's bucket did.
+enum One {
+    Added,
+    /// The hour is no longer pending.
+    Closed,
+    Overflow(i64),
+}
+
 /// What `prepare` found.
 #[derive(Default)]
 pub(crate) struct Prepared {
     pub sealed: usize,
-    pub expired: usize,
     pub items: Vec<SendItem>,
     pub events: Vec<MeterEvent>,
 }
@@ -140,7 +160,21 @@ type SealedRow = (
 );
 
 pub(crate) struct Db {
-    conn: Connection,
+    /// Closed on drop only in the process that opened it (see `owner`).
+    conn: ManuallyDrop<Connection>,
+    /// The claim on a file store; `None` in memory.
+    owner: Option<Owner>,
+    generation: u64,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if self.generation == process_generation() {
+            // SAFETY: dropped once, here, and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.conn) };
+        }
+        // Inherited across fork(): closing it here could delete the parent's WAL. Leaked.
+    }
 }
 
 fn customer_parts(c: &Customer) -> (&'static str, &str, &str) {
@@ -169,8 +203,11 @@ fn parse_allocs(s: Option<String>) -> Option<Allocs> {
 }
 
 impl Db {
-    /// Opens (or creates) the store; `None` is a private in-memory database.
+    /// Opens (or creates) the store; `None` is a private in-memory database. A file store is
+    /// claimed for this meter first (see `owner`).
     pub(crate) fn open(path: Option<&Path>, power_loss_safe: bool) -> Result<Db, Error> {
+        let generation = process_generation();
+        let owner = path.map(Owner::claim).transpose()?;
         let conn = match path {
             Some(p) => Connection::open(p),
             None => Connection::open_in_memory(),
@@ -197,18 +234,40 @@ impl Db {
             // A checkpoint (two fsyncs, run by the commit that crosses the threshold) every
             // 8,000 WAL pages (32 MiB) instead of 1,000: it costs every commit a share, and
             // on a busy disk an fsync can take milliseconds.
-            conn.execute_batch("PRAGMA wal_autocheckpoint=8000;")
-                .map_err(store_err)?;
+            // A reader that stays in a transaction (a monitoring `sqlite3` shell) stops
+            // checkpoints from finishing and the WAL grows; once readers let go, the next
+            // checkpoint truncates it to at most 64 MiB.
+            conn.execute_batch(
+                "PRAGMA wal_autocheckpoint=8000; PRAGMA journal_size_limit=67108864;",
+            )
+            .map_err(store_err)?;
         }
         // One cached statement per multi-row size, plus the others.
         conn.set_prepared_statement_cache_capacity(MULTI_ROWS + 16);
-        let mut db = Db { conn };
+        let mut db = Db {
+            conn: ManuallyDrop::new(conn),
+            owner,
+            generation,
+        };
         db.migrate()?;
         Ok(db)
     }
 
+    /// Lets another meter open the file (this one was closed).
+    pub(crate) fn release_claim(&mut self) {
+        if let Some(o) = &mut self.owner {
+            o.release();
+        }
+    }
+
     fn migrate(&mut self) -> Result<(), Error> {
-        let tx = self.conn.transaction().map_err(store_err)?;
+        // IMMEDIATE: the version is read under the write lock, so no other connection can
+        // migrate between the read and the write (a deferred read would fail to upgrade with
+        // SQLITE_BUSY_SNAPSHOT instead of waiting).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(store_err)?;
         let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(store_err)?;
@@ -243,8 +302,10 @@ impl Db {
         self.conn.transaction().map_err(store_err)
     }
 
-    /// Adds to a pending bucket. Returns `Some(original_hour)` when that hour was already
-    /// sealed and the quantity went to `current_hour` instead (a late event).
+    /// Adds to a pending bucket. An hour already sealed (a late event, or the clock stepped
+    /// back into it) sends the quantity to `current_hour`, or when that is sealed too to the
+    /// first hour after the bucket's last closed one: usage is never refused for the clock.
+    /// A sum past the model's maximum changes nothing and says so.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         tx: &Transaction<'_>,
@@ -255,32 +316,74 @@ impl Db {
         quantity: i64,
         allocs: Option<&Allocs>,
         current_hour: i64,
-    ) -> Result<Option<i64>, Error> {
-        if Self::apply_one(tx, product, customer, dimension, hour, quantity, allocs)? {
-            return Ok(None);
+    ) -> Result<Applied, Error> {
+        let add = |h: i64| Self::apply_one(tx, product, customer, dimension, h, quantity, allocs);
+        match add(hour)? {
+            One::Added => return Ok(Applied::Added),
+            One::Overflow(total) => return Ok(Applied::Overflow(total)),
+            One::Closed => {}
         }
-        if hour != current_hour
-            && Self::apply_one(
-                tx,
-                product,
-                customer,
-                dimension,
-                current_hour,
-                quantity,
-                allocs,
-            )?
-        {
-            return Ok(Some(hour));
+        if hour != current_hour {
+            match add(current_hour)? {
+                One::Added => return Ok(Applied::Moved(current_hour)),
+                One::Overflow(total) => return Ok(Applied::Overflow(total)),
+                One::Closed => {}
+            }
         }
-        Err(Error::invalid_state(format!(
-            "meter store: the current hour {current_hour} is already sealed (is the clock going backwards?)"
-        )))
+        let (kind, id, license) = customer_parts(customer);
+        let last_closed: i64 = tx
+            .prepare_cached(
+                "SELECT MAX(hour) FROM buckets WHERE product_code = ?1 AND license_arn = ?2
+                 AND customer_kind = ?3 AND customer = ?4 AND dimension = ?5 AND state != 'pending'",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![product, license, kind, id, dimension], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
+            })
+            .map_err(store_err)?
+            .unwrap_or(current_hour);
+        // Every bucket after the last closed one is pending or absent.
+        let next = last_closed.max(current_hour).saturating_add(3600);
+        match add(next)? {
+            One::Added => Ok(Applied::Moved(next)),
+            One::Overflow(total) => Ok(Applied::Overflow(total)),
+            One::Closed => Err(Error::invalid_state(format!(
+                "meter store: the hour {next} after the last sealed one is not open"
+            ))),
+        }
+    }
+
+    /// The quantity of a pending bucket (0 when there is none): what a `memory` meter adds
+    /// its buffer to when it checks a sum against the model's maximum.
+    pub(crate) fn pending_quantity(
+        &self,
+        product: &str,
+        customer: &Customer,
+        dimension: &str,
+        hour: i64,
+    ) -> Result<i64, Error> {
+        let (kind, id, license) = customer_parts(customer);
+        self.conn
+            .prepare_cached(
+                "SELECT quantity FROM buckets WHERE product_code = ?1 AND license_arn = ?2
+                 AND customer_kind = ?3 AND customer = ?4 AND dimension = ?5 AND hour = ?6
+                 AND state = 'pending'",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![product, license, kind, id, dimension, hour], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
+            })
+            .map(Option::unwrap_or_default)
+            .map_err(store_err)
     }
 
     /// Adds many quantities without allocations, one multi-row upsert per
     /// [`MULTI_ROWS`] rows. Returns `false`, having changed nothing, when a row met a
     /// bucket that is no longer pending (a late event): the caller then applies the rows one
-    /// by one with [`Db::apply`].
+    /// by one with [`Db::apply`]; likewise when a sum would pass the model's maximum.
     pub(crate) fn apply_many(
         tx: &mut Transaction<'_>,
         product: &str,
@@ -301,7 +404,8 @@ impl Db {
             }
             sql.push_str(
                 " ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour)
-                 DO UPDATE SET quantity = quantity + excluded.quantity WHERE state = 'pending'",
+                 DO UPDATE SET quantity = quantity + excluded.quantity
+                 WHERE state = 'pending' AND quantity + excluded.quantity <= 2147483647",
             );
             let parts: Vec<(&str, &str, &str)> =
                 chunk.iter().map(|(c, ..)| customer_parts(c)).collect();
@@ -329,7 +433,7 @@ impl Db {
         Ok(true)
     }
 
-    /// `true` when the quantity was added to a pending bucket.
+    /// Adds to the bucket of `hour` if it is pending and the sum stays within the model.
     fn apply_one(
         tx: &Transaction<'_>,
         product: &str,
@@ -338,49 +442,63 @@ impl Db {
         hour: i64,
         quantity: i64,
         allocs: Option<&Allocs>,
-    ) -> Result<bool, Error> {
+    ) -> Result<One, Error> {
         let (kind, id, license) = customer_parts(customer);
-        let Some(allocs) = allocs.filter(|a| !a.is_empty()) else {
-            let mut st = tx
+        let allocs = allocs.filter(|a| !a.is_empty());
+        if allocs.is_none() {
+            let n = tx
                 .prepare_cached(
                     "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour, quantity)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour)
-                     DO UPDATE SET quantity = quantity + excluded.quantity WHERE state = 'pending'",
+                     DO UPDATE SET quantity = quantity + excluded.quantity
+                     WHERE state = 'pending' AND quantity + excluded.quantity <= 2147483647",
                 )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        product, license, kind, id, dimension, hour, quantity
+                    ])
+                })
                 .map_err(store_err)?;
-            let n = st
-                .execute(params![
-                    product, license, kind, id, dimension, hour, quantity
-                ])
-                .map_err(store_err)?;
-            return Ok(n == 1);
-        };
-        tx.prepare_cached(
-            "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour) DO NOTHING",
-        )
-        .and_then(|mut st| st.execute(params![product, license, kind, id, dimension, hour]))
-        .map_err(store_err)?;
-        let row: Option<(i64, String, Option<String>)> = tx
+            if n == 1 {
+                return Ok(One::Added);
+            }
+        } else {
+            tx.prepare_cached(
+                "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour) DO NOTHING",
+            )
+            .and_then(|mut st| st.execute(params![product, license, kind, id, dimension, hour]))
+            .map_err(store_err)?;
+        }
+        let row: Option<(i64, String, i64, Option<String>)> = tx
             .prepare_cached(
-                "SELECT id, state, allocations FROM buckets WHERE product_code = ?1 AND license_arn = ?2
+                "SELECT id, state, quantity, allocations FROM buckets WHERE product_code = ?1 AND license_arn = ?2
                  AND customer_kind = ?3 AND customer = ?4 AND dimension = ?5 AND hour = ?6",
             )
             .and_then(|mut st| {
                 st.query_row(params![product, license, kind, id, dimension, hour], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .optional()
             })
             .map_err(store_err)?;
-        let Some((bucket, state, old)) = row else {
-            return Ok(false);
+        let Some((bucket, state, old_quantity, old)) = row else {
+            return Ok(One::Closed);
         };
         if state != "pending" {
-            return Ok(false);
+            return Ok(One::Closed);
         }
+        let total = old_quantity.saturating_add(quantity);
+        if total > i64::from(i32::MAX) {
+            return Ok(One::Overflow(total));
+        }
+        let Some(allocs) = allocs else {
+            return Err(Error::invalid_state(
+                "meter store: a pending bucket refused an addition that fits",
+            ));
+        };
         let mut merged = parse_allocs(old).unwrap_or_default();
         for (k, v) in allocs {
             *merged.entry(k.clone()).or_insert(0) += v;
@@ -392,7 +510,7 @@ impl Db {
         )
         .and_then(|mut st| st.execute(params![quantity, json, bucket]))
         .map_err(store_err)?;
-        Ok(true)
+        Ok(One::Added)
     }
 
     /// Registers a customer's dimensions for zero-fill from `hour` on.
@@ -416,8 +534,8 @@ impl Db {
         tx.commit().map_err(store_err)
     }
 
-    /// Zero-fills, seals what may be sealed, expires what is past the window, raises window
-    /// alarms and returns what should be sent now, in one transaction.
+    /// Zero-fills, seals what may be sealed, raises window alarms and returns what should be
+    /// sent now, in one transaction.
     pub(crate) fn prepare(&mut self, scope: &Scope, now: i64) -> Result<Prepared, Error> {
         let tx = self.transaction()?;
         let mut out = Prepared::default();
@@ -507,20 +625,11 @@ impl Db {
         };
         for (id, license, kind, cust, dim, hour, qty, allocs, alarmed) in rows {
             let customer = customer_from(&kind, cust, license);
-            let window_end = hour + scope.window;
-            if now >= window_end {
-                tx.execute("UPDATE buckets SET state = 'expired' WHERE id = ?1", [id])
-                    .map_err(store_err)?;
-                out.expired += 1;
-                out.events.push(MeterEvent {
-                    kind: MeterEventKind::Expired,
-                    customer,
-                    dimension: dim,
-                    hour,
-                    quantity: qty,
-                });
-                continue;
-            }
+            // The local clock never makes an hour final: a clock hours fast (an RTC before
+            // NTP, a VM restored from a snapshot) would expire hours the service still takes.
+            // Past the window the bucket is sent anyway, and only the service's
+            // TimestampOutOfBoundsException expires it (see `send`). Alarms may use it.
+            let window_end = hour.saturating_add(scope.window);
             if !alarmed && now >= window_end - scope.alarm_before {
                 tx.execute("UPDATE buckets SET alarmed = 1 WHERE id = ?1", [id])
                     .map_err(store_err)?;
@@ -611,15 +720,20 @@ impl Db {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT state, COUNT(*), MIN(hour) FROM buckets WHERE product_code = ?1 GROUP BY state",
+                "SELECT state, COUNT(*), MIN(CASE WHEN hour BETWEEN ?2 AND ?3 THEN hour END)
+                 FROM buckets WHERE product_code = ?1 GROUP BY state",
             )
             .map_err(store_err)?;
+        // A row no calendar holds (a store written before timestamps were checked, with an
+        // hour in milliseconds) is counted but is never the oldest unsent hour: a face could
+        // not turn it into a date, and status() must not fail for any row.
+        let (first, last) = (super::CALENDAR.start(), super::CALENDAR.end());
         let rows = st
-            .query_map([product], |r| {
+            .query_map(params![product, first, last], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(2)?,
                 ))
             })
             .map_err(store_err)?;
@@ -635,6 +749,7 @@ impl Db {
                 _ => {}
             }
             if matches!(state.as_str(), "pending" | "sealed" | "sending") {
+                let Some(min_hour) = min_hour else { continue };
                 s.oldest_unsent_hour = Some(
                     s.oldest_unsent_hour
                         .map_or(min_hour, |h: i64| h.min(min_hour)),
@@ -682,7 +797,7 @@ mod tests {
         let tx = db.transaction().unwrap();
         assert_eq!(
             Db::apply(&tx, "p", &c, "d", 0, 5, None, 7200).unwrap(),
-            None
+            Applied::Added
         );
         tx.commit().unwrap();
         let scope = Scope {
@@ -699,7 +814,7 @@ mod tests {
         let tx = db.transaction().unwrap();
         assert_eq!(
             Db::apply(&tx, "p", &c, "d", 0, 2, None, 3600).unwrap(),
-            Some(0)
+            Applied::Moved(3600)
         );
         tx.commit().unwrap();
         let err = db

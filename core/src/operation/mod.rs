@@ -90,7 +90,7 @@ mod tests {
     #[test]
     fn targets_follow_the_model() {
         let model: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../../shared/reference/meteringmarketplace-2016-01-14.service-2.json"
+            "../../model/meteringmarketplace-2016-01-14.service-2.json"
         ))
         .unwrap();
         let prefix = model["metadata"]["targetPrefix"].as_str().unwrap();

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+// Who may write a store file: one meter at a time, in the process that opened it, owner-only.
+
+//! Ownership of a store file.
+//!
+//! * **One owner.** A meter holds an exclusive `flock` on `<store>-lock` for its life, and
+//!   writes its pid and host name there. A second meter on the same file, in this process or
+//!   another, fails at once with an error naming the holder: two meters on one file would
+//!   both send the same sealed buckets and both report them acknowledged.
+//! * **Fork.** SQLite keeps per-process lock bookkeeping (which locks this process holds on
+//!   which file). A child made by `fork()` inherits that bookkeeping but none of the locks,
+//!   so a connection that crossed the fork, or a new one the child opens on a file the parent
+//!   had open, believes it holds locks it does not: when the parent then closes its last
+//!   connection, SQLite deletes the `-wal` the child is still writing into. So a meter never
+//!   works in a process other than the one that created it ("create the UsageMeter after
+//!   fork"), a connection inherited across a fork is never closed in the child (it is leaked,
+//!   like the runtime), and a child may not open a file its parent had open at the fork.
+//! * **Owner-only files.** The store, its `-wal`/`-shm` and the lock file hold customer ids,
+//!   account ids and license ARNs: they are created readable by their owner only (0600), and
+//!   an existing store with looser permissions is tightened when opened.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
+
+use crate::Error;
+
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A number that changes in a child process after every `fork()`: cheaper than asking the
+/// kernel for the pid on every `record()`.
+pub(crate) fn process_generation() -> u64 {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        #[cfg(unix)]
+        // SAFETY: registers a handler that only increments an atomic, which is
+        // async-signal-safe, as a handler running in a freshly forked child must be.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+    FORKS.load(Ordering::SeqCst)
+}
+
+/// The error of every meter call made in a process other than the one that created it.
+pub(crate) fn forked_error() -> Error {
+    Error::invalid_state(
+        "this UsageMeter was created in another process (before fork()); \
+         create the UsageMeter after fork, in the process that uses it",
+    )
+}
+
+/// Files this process has open as stores: (device, inode, process generation).
+static OPEN: Mutex<Vec<(u64, u64, u64)>> = Mutex::new(Vec::new());
+
+/// The exclusive claim on one store file, held for the meter's life.
+pub(crate) struct Owner {
+    /// Holds the `flock`; closing it releases the claim.
+    lock: Option<File>,
+    file_id: (u64, u64),
+    generation: u64,
+}
+
+impl Owner {
+    /// Creates `store` when missing (owner-only), tightens loose permissions, and takes the
+    /// claim; fails when another meter holds it or when this process was forked from one
+    /// that had the file open.
+    pub(crate) fn claim(store: &Path) -> Result<Owner, Error> {
+        let io = |what: &str, e: std::io::Error| {
+            Error::invalid_state(format!("meter store {}: {what}: {e}", store.display()))
+                .with_source(e)
+        };
+        let generation = process_generation();
+        let lock_path = companion(store, "-lock");
+        let mut lock = private_file(&lock_path).map_err(|e| io("cannot open the lock file", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                let holder = holder.trim();
+                return Err(Error::invalid_state(format!(
+                    "meter store {} is in use by another UsageMeter ({}); one meter owns a \
+                     store at a time: close it first, or give each process its own store",
+                    store.display(),
+                    if holder.is_empty() {
+                        "holder unknown"
+                    } else {
+                        holder
+                    },
+                )));
+            }
+            Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
+        }
+        let _ = lock.set_len(0);
+        let _ = write!(lock, "pid {} on host {}", std::process::id(), host_name());
+        let _ = lock.flush();
+        let db = private_file(store).map_err(|e| io("cannot open", e))?;
+        for suffix in ["-wal", "-shm", "-journal"] {
+            tighten(&companion(store, suffix));
+        }
+        let file_id = file_id(&db).map_err(|e| io("cannot stat", e))?;
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        if open
+            .iter()
+            .any(|&(d, i, g)| (d, i) == file_id && g != generation)
+        {
+            return Err(Error::invalid_state(format!(
+                "meter store {}: this process was forked from one that had the store open, \
+                 and SQLite's state does not survive fork(); open the UsageMeter only after \
+                 fork, or close it in the parent before forking",
+                store.display()
+            )));
+        }
+        open.push((file_id.0, file_id.1, generation));
+        Ok(Owner {
+            lock: Some(lock),
+            file_id,
+            generation,
+        })
+    }
+
+    /// Lets another meter claim the file (this one was closed); the file stays listed as open
+    /// in this process while its connection is.
+    pub(crate) fn release(&mut self) {
+        self.lock = None;
+    }
+
+    /// Whether this is the process that took the claim.
+    pub(crate) fn in_owner_process(&self) -> bool {
+        self.generation == process_generation()
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if !self.in_owner_process() {
+            return; // the parent's entry: its connection is leaked in this child, keep it
+        }
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        let me = (self.file_id.0, self.file_id.1, self.generation);
+        if let Some(i) = open.iter().position(|e| *e == me) {
+            open.swap_remove(i);
+        }
+    }
+}
+
+/// `store` with `suffix` appended to its file name (`-wal`, `-shm`, `-lock`).
+fn companion(store: &Path, suffix: &str) -> PathBuf {
+    let mut s = store.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Opens `path` for reading and writing, creating it readable by its owner only.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let f = o.open(path)?;
+    tighten(path);
+    Ok(f)
+}
+
+/// Removes group and other permissions from an existing file (SQLite creates `-wal` and
+/// `-shm` with the store's own permissions).
+fn tighten(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            let mode = m.permissions().mode();
+            if mode & 0o077 != 0 {
+                let _ =
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+fn file_id(f: &File) -> std::io::Result<(u64, u64)> {
+    let m = f.metadata()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok((m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        Ok((0, 0))
+    }
+}
+
+fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success
+        // (and the last byte stays 0 on truncation).
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+        if rc == 0 {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            return String::from_utf8_lossy(&buf[..end]).into_owned();
+        }
+    }
+    "unknown".to_owned()
+}
