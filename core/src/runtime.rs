@@ -16,9 +16,10 @@
 //! * **Fork.** A child created by `fork()` inherits the runtimes' memory but none of their
 //!   threads, and it shares the parent's epoll instances: driving an inherited runtime in the
 //!   child hangs the child and corrupts the parent. So the pid is stored next to each
-//!   runtime; when it changes, the inherited runtime is kept but never dropped (dropping it would join threads
-//!   that do not exist in the child) and a new one is built. HTTP connection pools are tied to
-//!   a runtime, so the client keys its HTTP clients on the same pid (see [`pid`]).
+//!   runtime; when it changes, the inherited runtime is kept but never dropped (dropping it
+//!   would join threads that do not exist in the child; see `keep_inherited`) and a new one
+//!   is built. HTTP connection pools are tied to a runtime, so the client keys its HTTP
+//!   clients on the same pid (see [`pid`]).
 //! * **No panics.** [`block_on`] from a runtime worker thread would panic inside tokio; it
 //!   returns [`ErrorCode::InvalidState`](crate::ErrorCode::InvalidState) instead.
 //! * **Blocking callers share one pool and drive it themselves.** [`block_on`] runs the call
