@@ -3,9 +3,10 @@
 
 //! The blocking client.
 //!
-//! Each call runs on the calling thread, on that thread's own runtime (see
+//! Each call runs on the calling thread, on the runtime all blocking callers share (see
 //! [`runtime::block_on`](crate::runtime::block_on)); many threads may call one client at once,
-//! each with its own pooled connections. Called from inside an async runtime thread it returns
+//! and they share its pooled connections: a connection outlives the thread that opened it.
+//! Called from inside an async runtime thread it returns
 //! [`ErrorCode::InvalidState`](crate::ErrorCode::InvalidState) instead of panicking. After
 //! `fork()` a client made in the parent keeps working in the child.
 

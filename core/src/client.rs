@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The async client: validate, serialize, sign, send, retry, parse — once for every face.
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -61,9 +60,14 @@ pub struct Client {
 
 struct Inner {
     config: Config,
-    /// The HTTP client and the pid it was built in: connection pools belong to one runtime,
-    /// so a child process after fork() builds its own.
+    /// The HTTP client of calls on a shared runtime's workers (or the caller's own runtime),
+    /// and the pid it was built in: connection pools belong to one runtime, so a child
+    /// process after fork() builds its own.
     http: Mutex<Option<(u32, reqwest::Client)>>,
+    /// The same for blocking calls, whose connections are served by the blocking runtime
+    /// (see [`runtime::block_on`]): only a blocking call drives it, so a connection of its
+    /// pool handed to a call on a worker could stall until the next blocking call.
+    blocking_http: Mutex<Option<(u32, reqwest::Client)>>,
     credentials: CredentialsProvider,
     retry: RetryState,
     /// The endpoint, parsed once (an unparseable one fails every call with its reason).
@@ -93,6 +97,7 @@ impl Client {
         Client {
             inner: Arc::new(Inner {
                 http: Mutex::new(None),
+                blocking_http: Mutex::new(None),
                 credentials,
                 retry,
                 url: reqwest::Url::parse(&config.endpoint).map_err(|e| {
@@ -248,53 +253,27 @@ impl Client {
         self.inner.credentials.set(credentials);
     }
 
+    /// The HTTP client (and so the connection pool) for a call made here: blocking calls
+    /// share one, calls on any other runtime another.
     fn http(&self) -> Result<reqwest::Client, Error> {
-        if runtime::on_thread_runtime() {
-            return self.thread_http();
-        }
+        let slot = if runtime::on_blocking_runtime() {
+            &self.inner.blocking_http
+        } else {
+            &self.inner.http
+        };
         let pid = runtime::pid();
-        let mut slot = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((p, c)) = slot.as_ref() {
             if *p == pid {
                 return Ok(c.clone());
             }
             // Built before fork(): its pooled connections belong to the parent.
-            std::mem::forget(slot.take());
+            runtime::keep_inherited(slot.take());
         }
         let cfg = &self.inner.config;
         let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout)?;
         *slot = Some((pid, c.clone()));
         Ok(c)
-    }
-
-    /// The HTTP client of this thread's blocking runtime (see [`runtime::block_on`]).
-    ///
-    /// A pooled connection is served by a task on the runtime that opened it, and a thread's
-    /// runtime only runs while that thread blocks in a call: shared with another thread, the
-    /// connection would stall until its owner called again. So each thread keeps its own
-    /// pool per client, dropped with the thread (or when the client is gone).
-    fn thread_http(&self) -> Result<reqwest::Client, Error> {
-        type Pools = Vec<(u32, Weak<Inner>, reqwest::Client)>;
-        thread_local! {
-            static POOLS: RefCell<Pools> = const { RefCell::new(Vec::new()) };
-        }
-        let pid = runtime::pid();
-        POOLS.with(|pools| {
-            let mut pools = pools.borrow_mut();
-            if pools.iter().any(|(p, _, _)| *p != pid) {
-                // Inherited across fork(): the connections belong to the parent.
-                std::mem::forget(std::mem::take(&mut *pools));
-            }
-            pools.retain(|(_, owner, _)| owner.strong_count() > 0);
-            let me = Arc::as_ptr(&self.inner);
-            if let Some((_, _, c)) = pools.iter().find(|(_, owner, _)| owner.as_ptr() == me) {
-                return Ok(c.clone());
-            }
-            let cfg = &self.inner.config;
-            let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout)?;
-            pools.push((pid, Arc::downgrade(&self.inner), c.clone()));
-            Ok(c)
-        })
     }
 
     async fn invoke<O: Operation>(&self, mut input: O::Input) -> Result<O::Output, Error> {

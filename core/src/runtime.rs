@@ -1,34 +1,40 @@
 // SPDX-License-Identifier: Apache-2.0
-// The process-wide tokio runtime every face shares, and each blocking caller's own; both are
-// rebuilt transparently after fork().
+// The process-wide tokio runtimes: one whose workers run spawned work, and one that blocking
+// callers share and take turns driving; both are rebuilt transparently after fork().
 
-//! The shared runtime, and the blocking callers' per-thread runtimes.
+//! The shared runtimes.
 //!
 //! Async code in this crate never names a runtime. Spawned work (the faces' async calls, the
-//! meter's flusher) runs on the shared runtime; blocking calls (the blocking client, the C
-//! face, the Python face's methods) run on the calling thread. Why it is built this way:
+//! meter's flusher) runs on the shared multi-thread runtime; blocking calls (the blocking
+//! client, the C face, the Python face's methods) run on the calling thread, on the blocking
+//! runtime that every blocking caller shares. Why it is built this way:
 //!
 //! * **One, lazily.** Faces load the library into processes that may never call it; nothing
 //!   starts until the first call, and the runtime has few worker threads
 //!   ([`DEFAULT_WORKERS`], 1 for the Node face; `MM_RUNTIME_WORKERS` to change) because
 //!   metering is I/O-bound.
-//! * **Fork.** A child created by `fork()` inherits the runtime's memory but none of its
-//!   threads, and it shares the parent's epoll instance: driving the inherited runtime in
-//!   the child hangs the child and corrupts the parent. So the pid is
-//!   stored next to the runtime; when it changes, the inherited runtime is leaked (dropping
-//!   it would join threads that do not exist in the child) and a new one is built. HTTP
-//!   connection pools are tied to a runtime, so the client keys its HTTP client on the same
-//!   pid (see [`pid`]).
+//! * **Fork.** A child created by `fork()` inherits the runtimes' memory but none of their
+//!   threads, and it shares the parent's epoll instances: driving an inherited runtime in the
+//!   child hangs the child and corrupts the parent. So the pid is stored next to each
+//!   runtime; when it changes, the inherited runtime is kept but never dropped (dropping it
+//!   would join threads that do not exist in the child; see `keep_inherited`) and a new one
+//!   is built. HTTP connection pools are tied to a runtime, so the client keys its HTTP
+//!   clients on the same pid (see [`pid`]).
 //! * **No panics.** [`block_on`] from a runtime worker thread would panic inside tokio; it
 //!   returns [`ErrorCode::InvalidState`](crate::ErrorCode::InvalidState) instead.
-//! * **Blocking calls stay on the caller's thread.** [`block_on`] runs the call on a
-//!   current-thread runtime owned by the calling thread, so the request, its connection and
-//!   the response are all handled there. Handing them to a worker and back costs two thread
-//!   wake-ups per call: on a 2-core VM about 75 µs of a 275 µs loopback call. The thread's
-//!   runtime (and the HTTP connections made on it, see `Client`) live as long as the
-//!   thread; spawned work ([`spawn`], the meter's flusher) still goes to the shared runtime.
+//! * **Blocking callers share one pool and drive it themselves.** [`block_on`] runs the call
+//!   on one current-thread runtime shared by all blocking callers, and each client keeps one
+//!   connection pool for it: connections are bounded by the calls in flight, not by the
+//!   threads that ever called, and outlive the thread that opened them (a thread pool that
+//!   recycles its threads reuses them). There are no worker threads: the calling thread runs
+//!   the runtime while it waits (tokio's current-thread `block_on`). When it is the only caller,
+//!   its request, connection and response are all handled on it, with no thread hand-off
+//!   (one costs two wake-ups, about 75 µs of a 275 µs loopback call on a 2-core VM). When
+//!   several threads call at once, one of them drives the runtime (every connection's I/O)
+//!   while the others run their own call's signing and parsing and wait; when the driver's
+//!   call is done, a waiting caller takes over.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,12 +43,18 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::Error;
 
+/// A runtime and the process it was built in.
 struct Shared {
     rt: Runtime,
     pid: u32,
 }
 
-static SHARED: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+type Slot = Mutex<Option<Arc<Shared>>>;
+
+/// The multi-thread runtime for spawned work.
+static SHARED: Slot = Mutex::new(None);
+/// The current-thread runtime blocking callers share.
+static BLOCKING: Slot = Mutex::new(None);
 
 /// The current process id; after `fork()` it differs from the parent's.
 pub fn pid() -> u32 {
@@ -72,22 +84,47 @@ pub fn builder_with_workers(default_workers: usize) -> tokio::runtime::Builder {
     b
 }
 
-fn shared() -> Result<Arc<Shared>, Error> {
+/// Keeps `inherited`, something a child process got from its parent across fork() and must
+/// never drop (a runtime, or a pool of connections tied to one: dropping it would join
+/// threads that do not exist in the child, or touch the parent's epoll instance and
+/// sockets). Kept reachable for the life of the process rather than forgotten, so a leak
+/// checker run on the child (valgrind) does not report it as lost.
+pub(crate) fn keep_inherited<T: Send + 'static>(inherited: T) {
+    static KEPT: Mutex<Vec<Box<dyn std::any::Any + Send>>> = Mutex::new(Vec::new());
+    KEPT.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Box::new(inherited));
+}
+
+/// The runtime in `slot`, built with `build` on first use and again after fork.
+fn get(slot: &Slot, build: fn() -> std::io::Result<Runtime>) -> Result<Arc<Shared>, Error> {
     let pid = pid();
-    let mut guard = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(s) = guard.as_ref() {
         if s.pid == pid {
             return Ok(s.clone());
         }
         // Inherited from the parent across fork(): never drop it here.
-        std::mem::forget(guard.take());
+        keep_inherited(guard.take());
     }
-    let rt = builder().build().map_err(|e| {
+    let rt = build().map_err(|e| {
         Error::invalid_state(format!("cannot start the runtime: {e}")).with_source(e)
     })?;
     let s = Arc::new(Shared { rt, pid });
     *guard = Some(s.clone());
     Ok(s)
+}
+
+fn shared() -> Result<Arc<Shared>, Error> {
+    get(&SHARED, || builder().build())
+}
+
+fn blocking() -> Result<Arc<Shared>, Error> {
+    get(&BLOCKING, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    })
 }
 
 /// A handle to the shared runtime (built on first use, rebuilt after fork).
@@ -96,68 +133,60 @@ pub fn handle() -> Result<Handle, Error> {
 }
 
 thread_local! {
-    /// The calling thread's runtime for [`block_on`], and the pid it was built in.
-    static LOCAL: RefCell<Option<(u32, Runtime)>> = const { RefCell::new(None) };
-    /// Whether this thread is inside [`block_on`] on its own runtime.
-    static ON_LOCAL: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread is inside [`block_on`] on the blocking runtime.
+    static ON_BLOCKING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether the caller runs inside [`block_on`] on its thread's own runtime: anything that
-/// outlives the call and is tied to a runtime (pooled connections) must then be kept per
-/// thread, or it would stall when another thread's call picked it up.
-pub(crate) fn on_thread_runtime() -> bool {
-    ON_LOCAL.try_with(Cell::get).unwrap_or(false)
+/// Whether the caller runs inside [`block_on`] on the blocking runtime: anything that
+/// outlives the call and is tied to a runtime (pooled connections) must then be kept for the
+/// blocking runtime, apart from what the shared workers drive.
+pub(crate) fn on_blocking_runtime() -> bool {
+    ON_BLOCKING.try_with(Cell::get).unwrap_or(false)
 }
 
 /// Runs `fut` to completion on the calling thread, blocking it.
 ///
-/// The future runs on a current-thread runtime that belongs to the calling thread (built on
-/// its first blocking call, rebuilt after fork); many threads may block at once, each on its
-/// own. Called from a thread that is already inside a tokio runtime (an async task), it
-/// returns `InvalidState` instead of panicking.
+/// The future runs on the current-thread runtime all blocking callers share (built on the
+/// first blocking call, rebuilt after fork); many threads may block at once, and the runtime
+/// is driven by one of them at a time (see the [module docs](self)). Called from a thread
+/// that is already inside a tokio runtime (an async task), it returns `InvalidState` instead
+/// of panicking.
 pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
     if Handle::try_current().is_ok() {
         return Err(Error::invalid_state(
             "a blocking call was made from inside an async runtime; use the async client there",
         ));
     }
-    let pid = pid();
-    // Taken out while it runs, so nothing here is borrowed across the call.
-    let taken = LOCAL.try_with(|l| l.borrow_mut().take());
-    let rt = match taken {
-        Ok(Some((p, rt))) if p == pid => rt,
-        Ok(inherited) => {
-            // One inherited across fork() shares the parent's epoll instance: never drop it.
-            std::mem::forget(inherited);
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| {
-                    Error::invalid_state(format!("cannot start the runtime: {e}")).with_source(e)
-                })?
-        }
-        // This thread is exiting (its thread-locals are gone): the shared runtime serves.
-        Err(_) => return Ok(shared()?.rt.block_on(fut)),
-    };
+    if ON_BLOCKING.try_with(|c| c.set(true)).is_err() {
+        // This thread is exiting (its thread-locals are gone), so nothing could tell the
+        // call apart from the shared workers' calls: it runs on the shared runtime.
+        return Ok(shared()?.rt.block_on(fut));
+    }
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            let _ = ON_LOCAL.try_with(|c| c.set(false));
+            let _ = ON_BLOCKING.try_with(|c| c.set(false));
         }
     }
-    let _ = ON_LOCAL.try_with(|c| c.set(true));
     let reset = Reset;
-    let out = rt.block_on(async {
-        // While the thread was away its runtime did not run, so nothing has seen what
-        // happened to its idle pooled connections (a server closing one). Yielding twice
+    let rt = blocking()?;
+    let out = rt.rt.block_on(async {
+        // While no blocking call ran, nothing drove the runtime, so nothing has seen what
+        // happened to the idle pooled connections (a server closing one). Yielding twice
         // polls the I/O driver, then runs the connections' tasks, which retire the closed
         // ones before this call picks a connection.
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
-        fut.await
+        let out = fut.await;
+        // A connection goes back to its pool a task or two after the response has been read
+        // (once it is ready for another request). Running those now, while this thread
+        // drives the runtime, hands it to the next call, on whatever thread, instead of
+        // leaving that call to open another.
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        out
     });
     drop(reset);
-    let _ = LOCAL.try_with(|l| *l.borrow_mut() = Some((pid, rt)));
     Ok(out)
 }
 
@@ -190,7 +219,7 @@ pub(crate) fn restart_after_shutdown(
     r.push((owner, Box::new(restart)));
 }
 
-/// Stops the shared runtime, waiting up to 2 s for its tasks; the next call builds a new one.
+/// Stops the shared runtimes, waiting up to 2 s for their tasks; the next call builds new ones.
 ///
 /// Faces call it at exit (Python's `atexit`, C's `mm_shutdown`) so worker threads are joined
 /// before the interpreter or process tears down. Long-lived tasks of owners still alive (the
@@ -198,16 +227,18 @@ pub(crate) fn restart_after_shutdown(
 /// runtime: a shutdown never stops a live meter's flushing. With no such owner, no thread
 /// is left running.
 pub fn shutdown() {
-    let taken = SHARED.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(s) = taken {
-        if s.pid != pid() {
-            std::mem::forget(s);
-            return;
-        }
-        match Arc::try_unwrap(s) {
-            Ok(s) => s.rt.shutdown_timeout(Duration::from_secs(2)),
-            // Still used elsewhere (a call in flight): leave it to its last owner.
-            Err(s) => drop(s),
+    for slot in [&SHARED, &BLOCKING] {
+        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(s) = taken {
+            if s.pid != pid() {
+                keep_inherited(s);
+                continue;
+            }
+            match Arc::try_unwrap(s) {
+                Ok(s) => s.rt.shutdown_timeout(Duration::from_secs(2)),
+                // Still used elsewhere (a call in flight): leave it to its last owner.
+                Err(s) => drop(s),
+            }
         }
     }
     let live: Vec<Restart> = {
@@ -238,18 +269,19 @@ mod tests {
     }
 
     #[test]
-    fn block_on_runs_on_the_calling_thread_and_keeps_its_runtime() {
-        let me = std::thread::current().id();
-        let ran_on = block_on(async { tokio::spawn(async { std::thread::current().id() }).await })
-            .unwrap()
-            .unwrap();
-        assert_eq!(ran_on, me);
-        // A task spawned by one call is still there for the next: the runtime is kept.
+    fn blocking_callers_share_one_runtime_and_run_their_call_themselves() {
+        // A task spawned by one call is still there for the next, made from another thread.
         #[allow(clippy::async_yields_async)] // the handle is awaited by the next call
         let pending = block_on(async { tokio::spawn(async { 7 }) }).unwrap();
-        assert_eq!(block_on(pending).unwrap().unwrap(), 7);
-        assert!(!on_thread_runtime());
-        assert!(block_on(async { on_thread_runtime() }).unwrap());
+        let got = std::thread::spawn(move || block_on(pending).unwrap().unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(got, 7);
+        // The runtime has no threads of its own: the call's future runs on the caller.
+        let me = std::thread::current().id();
+        assert_eq!(block_on(async { std::thread::current().id() }).unwrap(), me);
+        assert!(!on_blocking_runtime());
+        assert!(block_on(async { on_blocking_runtime() }).unwrap());
     }
 
     #[test]

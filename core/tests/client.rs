@@ -680,10 +680,9 @@ fn blocking_client_works_and_refuses_inside_a_runtime() {
     assert_eq!(e.error_code(), ErrorCode::InvalidState);
 }
 
-/// Blocking calls run on the calling thread's own runtime, so pooled connections must not
-/// be shared between threads: one opened by a thread that is now idle is served by a runtime
-/// that is not running. Thread A calls, then idles while B calls 20 times with one attempt
-/// and a short read timeout; a shared pool would hand B A's connection and time out.
+/// Blocking calls share pooled connections, and a connection opened by a thread that is now
+/// idle must still be served: thread A calls, then idles while B calls 20 times with one
+/// attempt and a short read timeout; a connection only A's call could drive would time out.
 #[test]
 fn blocking_calls_from_threads_that_take_turns() {
     let emu = emulator();
@@ -717,8 +716,8 @@ fn blocking_calls_from_threads_that_take_turns() {
     assert_eq!(emu.ledger().len(), 22);
 }
 
-/// A thread's runtime and connections go with the thread: 300 short-lived threads that each
-/// make a blocking call leave no file descriptors behind (epoll, eventfd, sockets).
+/// Short-lived threads leave nothing behind: 300 of them that each make a blocking call
+/// leave no file descriptors (epoll, eventfd, sockets) beyond what the shared pool keeps.
 #[test]
 fn threads_that_exit_leave_no_descriptors_behind() {
     let emu = emulator();

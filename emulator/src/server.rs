@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -56,6 +56,7 @@ struct LogRecord {
     signature_ok: bool,
     access_key_id: Option<String>,
     fault: Option<Fault>,
+    connection: u64,
 }
 
 impl LogRecord {
@@ -98,6 +99,7 @@ impl LogRecord {
             headers,
             body: String::from_utf8_lossy(&self.body).into_owned(),
             fault: self.fault.clone(),
+            connection: self.connection,
         }
     }
 }
@@ -108,6 +110,8 @@ pub(crate) struct Shared {
     log: Mutex<VecDeque<LogRecord>>,
     faults: Mutex<VecDeque<Fault>>,
     fault_count: AtomicUsize,
+    /// TCP connections accepted so far; each request is logged with its connection's number.
+    connections: AtomicU64,
 }
 
 impl Shared {
@@ -117,6 +121,7 @@ impl Shared {
             log: Mutex::new(VecDeque::new()),
             faults: Mutex::new(VecDeque::new()),
             fault_count: AtomicUsize::new(0),
+            connections: AtomicU64::new(0),
         })
     }
 
@@ -250,13 +255,14 @@ pub(crate) async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
+                let connection = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
                 tokio::spawn(async move {
                     let reset = Arc::new(AtomicBool::new(false));
                     let io = TokioIo::new(ResetOnDrop { inner: stream, reset: reset.clone() });
                     let svc = service_fn(move |req| {
                         let shared = shared.clone();
                         let reset = reset.clone();
-                        async move { handle(shared, reset, req).await }
+                        async move { handle(shared, reset, connection, req).await }
                     });
                     let _ = http1::Builder::new()
                         .keep_alive(true)
@@ -376,10 +382,11 @@ const UNAVAILABLE_HTML: &str = "<!DOCTYPE html>\n<html><head><title>503 Service 
 async fn handle(
     shared: Arc<Shared>,
     reset: Arc<AtomicBool>,
+    connection: u64,
     req: Request<Incoming>,
 ) -> Result<Resp, ResetConnection> {
     let offset = shared.service.catalog().config.clock_offset_secs;
-    let mut result = handle_request(shared, reset, req).await;
+    let mut result = handle_request(shared, reset, connection, req).await;
     if let (Ok(resp), true) = (&mut result, offset != 0) {
         if let Ok(v) = HeaderValue::from_str(&format_http_date(now_secs() + offset)) {
             resp.headers_mut().insert(http::header::DATE, v);
@@ -391,6 +398,7 @@ async fn handle(
 async fn handle_request(
     shared: Arc<Shared>,
     reset: Arc<AtomicBool>,
+    connection: u64,
     req: Request<Incoming>,
 ) -> Result<Resp, ResetConnection> {
     let request_id = new_id();
@@ -432,6 +440,7 @@ async fn handle_request(
                         signature_ok: false,
                         access_key_id: None,
                         fault: None,
+                        connection,
                     },
                     catalog.config.request_log_limit,
                 );
@@ -458,6 +467,7 @@ async fn handle_request(
         signature_ok: false,
         access_key_id: None,
         fault: fault.clone(),
+        connection,
     };
     let limit = catalog.config.request_log_limit;
 

@@ -128,4 +128,8 @@ pub struct RequestLogEntry {
     pub body: String,
     /// Fault consumed by this request, if any.
     pub fault: Option<Fault>,
+    /// Which TCP connection carried the request: the emulator numbers the connections it
+    /// accepts from 1, so the distinct values show how many connections a client opened.
+    #[serde(default)]
+    pub connection: u64,
 }
