@@ -26,5 +26,5 @@ node examples/node/usage_meter.js
 if [ -f examples/c/run.sh ]; then
   echo "== c and c++"
   cargo build --quiet -p metering-emulator --locked
-  METERING_EMULATOR_BIN="$root/target/$triple/debug/metering-emulator" bash examples/c/run.sh
+  METERING_EMULATOR_BIN="${CARGO_TARGET_DIR:-$root/target}/$triple/debug/metering-emulator" bash examples/c/run.sh
 fi

@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 export CARGO_TERM_COLOR=never
+# .cargo/config.toml builds for the host ("host-tuple"): artifacts are in target/<host triple>/.
 triple=$(rustc -vV | sed -n 's/host: //p')
+out="${CARGO_TARGET_DIR:-$root/target}/$triple"
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -15,7 +17,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "rust: tests (core, emulator, bindings' unit tests, examples)"
 # The meter's kill -9 crash test runs the real emulator binary (built by this same command).
-METERING_EMULATOR_BIN="${CARGO_TARGET_DIR:-$root/target}/$triple/debug/metering-emulator" \
+METERING_EMULATOR_BIN="$out/debug/metering-emulator" \
   cargo test --workspace --locked
 
 step "python: virtual environment, package built from source, test tools"
@@ -28,7 +30,7 @@ $py -m pip install --quiet --disable-pip-version-check ./bindings-python \
 
 step "emulator: independent-signer check with boto3"
 cargo build --quiet -p metering-emulator --locked
-METERING_EMULATOR_BIN="$root/target/$triple/debug/metering-emulator" \
+METERING_EMULATOR_BIN="$out/debug/metering-emulator" \
   $py -m pytest -q emulator/tests/python
 
 step "python: sync, async, exceptions, validation, GIL, fork, logging, migration, stubs"
