@@ -81,7 +81,7 @@ tsc="$root/bindings-node/node_modules/.bin/tsc"
 )
 
 if [ -f bindings-c/test.sh ]; then
-  step "c and c++: header, ctest (plain, ASan/UBSan, valgrind), install, consumers"
+  step "c and c++: header, ctest (plain, ASan/UBSan, valgrind), relocatable install, consumers"
   bash bindings-c/test.sh
 fi
 
