@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Everything for the C and C++ faces, from a fresh machine: Rust checks and unit tests, header
-# check, ctest (plain, ASan/UBSan, valgrind), a relocatable install (moved after --prefix), and the find_package
-# and pkg-config consumers against the static and the shared library. Exits non-zero on failure.
+# check, ctest (plain, ASan/UBSan, valgrind), a relocatable install (moved after --prefix),
+# and the find_package and pkg-config consumers against the static and the shared library, built
+# from where the install moved to. Exits non-zero on failure.
 #
 #   bindings-c/test.sh            (honours CARGO_TARGET_DIR; default: the workspace's target/)
 set -euo pipefail
