@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Everything for the C and C++ faces, from a fresh machine: Rust checks and unit tests, header
-# check, ctest (plain, ASan/UBSan, valgrind), install to a temp prefix, and the find_package
-# and pkg-config consumers against the static and the shared library. Exits non-zero on failure.
+# check, ctest (plain, ASan/UBSan, valgrind), a relocatable install (moved after --prefix),
+# and the find_package and pkg-config consumers against the static and the shared library, built
+# from where the install moved to. Exits non-zero on failure.
 #
 #   bindings-c/test.sh            (honours CARGO_TARGET_DIR; default: the workspace's target/)
 set -euo pipefail
@@ -71,12 +72,20 @@ cmake -S "$here" -B "$work/build-asan" -DMM_BUILD_TESTS=ON -DMM_SANITIZE=ON -DMM
 cmake --build "$work/build-asan" -j "$jobs"
 ctest_run asan "$work/build-asan"
 
-step "install (release) to a temp prefix"
-prefix="$work/prefix"
-cmake -S "$here" -B "$work/build-release" -DMM_CARGO_PROFILE=release -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+step "install (release): configured without a prefix, installed with --prefix, then moved"
+cmake -S "$here" -B "$work/build-release" -DMM_CARGO_PROFILE=release >/dev/null
 cmake --build "$work/build-release" -j "$jobs"
-cmake --install "$work/build-release"
-find "$prefix" -type f | sort
+staged="$work/staged"
+cmake --install "$work/build-release" --prefix "$staged"
+find "$staged" -type f | sort
+# Relocatable: no installed text file names the prefix it went to, or CMake's default one;
+# the consumers below are built from the tree after it has moved.
+if grep -rIl -e "$staged" -e /usr/local "$staged"; then
+  echo "the files above name an absolute install prefix"; exit 1
+fi
+prefix="$work/prefix"
+mv "$staged" "$prefix"
+echo "[install relocatable] ok" >>"$summary"
 
 step "consumers against the installed library"
 emu_out="$work/emulator.out"

@@ -1,31 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// marketplace-metering: an AWS SDK v3-shaped client over the Rust core (native.*.node).
+// marketplace-metering: an AWS SDK v3-shaped client over the Rust core (marketplace-metering.<platform>.node).
 'use strict'
 
 const { EventEmitter } = require('node:events')
 const { inspect } = require('node:util')
-const { readdirSync } = require('node:fs')
-const { join } = require('node:path')
+const { loadAddon } = require('./addon.js')
 
 const PACKAGE_VERSION = require('./package.json').version
 
-// ---- native addon ------------------------------------------------------------------------
-// `npm install` builds `marketplace-metering.<platform>-<arch>[-abi].node` here from source.
-function loadNative() {
-  const prefix = `marketplace-metering.${process.platform}-${process.arch}`
-  const candidates = readdirSync(__dirname)
-    .filter((f) => f.startsWith(prefix) && f.endsWith('.node'))
-    .sort()
-  if (candidates.length === 0) {
-    throw new Error(
-      `marketplace-metering: no native addon for ${process.platform}-${process.arch} in ${__dirname}; ` +
-        'run `npm install` (or `npm run build`) in the package directory to build it from source',
-    )
-  }
-  return require(join(__dirname, candidates[0]))
-}
-
-const native = loadNative()
+// The native addon: the platform package's prebuilt one, or a local build (addon.js).
+const native = loadAddon()
 
 // ---- errors: built from the core's ErrorCode table -----------------------------------------
 

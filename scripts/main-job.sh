@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # The main job: meter usage from every language against the embedded emulator.
 # Does all set-up on a fresh machine (Rust, Python 3, Node, gcc and cmake preinstalled):
-# builds the Python package into .venv and the Node addon from source.
+# builds the Python wheel into .venv and the Node addon from source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -14,7 +14,7 @@ cargo run --quiet -p example-rust --bin usage_meter --locked
 
 echo "== python"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check ./bindings-python
+bash scripts/build-wheel.sh
 .venv/bin/python examples/python/meter.py
 .venv/bin/python examples/python/usage_meter.py
 
@@ -26,5 +26,5 @@ node examples/node/usage_meter.js
 if [ -f examples/c/run.sh ]; then
   echo "== c and c++"
   cargo build --quiet -p metering-emulator --locked
-  METERING_EMULATOR_BIN="$root/target/$triple/debug/metering-emulator" bash examples/c/run.sh
+  METERING_EMULATOR_BIN="${CARGO_TARGET_DIR:-$root/target}/$triple/debug/metering-emulator" bash examples/c/run.sh
 fi

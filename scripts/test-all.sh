@@ -5,9 +5,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 export CARGO_TERM_COLOR=never
+# .cargo/config.toml builds for the host ("host-tuple"): artifacts are in target/<host triple>/.
 triple=$(rustc -vV | sed -n 's/host: //p')
+target="${CARGO_TARGET_DIR:-$root/target}"
+out="$target/$triple"
 
 step() { printf '\n== %s\n' "$*"; }
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/mm-test-all.XXXXXX")"
+trap 'rm -rf "$scratch"' EXIT
+# PATH without the directories that hold cargo or rustc: what a seller's machine has.
+no_rust_path() {
+  local d kept=""
+  IFS=: read -ra dirs <<<"$PATH"
+  for d in "${dirs[@]}"; do
+    [ -e "$d/cargo" ] || [ -e "$d/rustc" ] || kept="${kept:+$kept:}$d"
+  done
+  echo "$kept"
+}
 
 step "rust: format and lints"
 cargo fmt --all --check
@@ -15,20 +29,25 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "rust: tests (core, emulator, bindings' unit tests, examples)"
 # The meter's kill -9 crash test runs the real emulator binary (built by this same command).
-METERING_EMULATOR_BIN="${CARGO_TARGET_DIR:-$root/target}/$triple/debug/metering-emulator" \
+METERING_EMULATOR_BIN="$out/debug/metering-emulator" \
   cargo test --workspace --locked
 
-step "python: virtual environment, package built from source, test tools"
-[ -x .venv/bin/python ] || python3 -m venv .venv
-py=.venv/bin/python
-$py -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
-$py -m pip install --quiet --disable-pip-version-check ./bindings-python \
+step "python: abi3 wheel and sdist built once with maturin, installed into .venv with test tools"
+bash scripts/build-wheel.sh \
   --group bindings-python/pyproject.toml:test --group bindings-python/pyproject.toml:lint \
   -r emulator/tests/python/requirements.txt
+py=.venv/bin/python
+wheel="$(ls "$target"/wheels/*.whl)"
+$py scripts/smoke/check_dists.py "$wheel" "$target"/wheels/*.tar.gz
+
+step "python: the wheel in a fresh venv, no cargo or rustc on PATH, smoke test"
+python3 -m venv "$scratch/venv"
+"$scratch/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-index "$wheel"
+(cd "$scratch" && PATH="$(no_rust_path)" "$scratch/venv/bin/python" "$root/scripts/smoke/python_smoke.py")
 
 step "emulator: independent-signer check with boto3"
 cargo build --quiet -p metering-emulator --locked
-METERING_EMULATOR_BIN="$root/target/$triple/debug/metering-emulator" \
+METERING_EMULATOR_BIN="$out/debug/metering-emulator" \
   $py -m pytest -q emulator/tests/python
 
 step "python: sync, async, exceptions, validation, GIL, fork, logging, migration, stubs"
@@ -37,8 +56,32 @@ $py -m pytest -q bindings-python/tests
 step "node: addon built from source, node --test, tsc"
 (cd bindings-node && npm install --no-audit --no-fund --loglevel=error && npm test)
 
+step "node: npm pack (main and platform package), offline install, no cargo or rustc on PATH, smoke test"
+# The platform package as a release would publish it, with the addon just built; both
+# tarballs go into an empty folder, from the tarballs alone (--offline: no registry).
+tag="$(node -p "require('./bindings-node/addon.js').addonTag()")"
+npm_dir="$scratch/npm"
+mkdir -p "$npm_dir/consumer"
+cp -r "bindings-node/npm/$tag" "$npm_dir/platform"
+cp "bindings-node/marketplace-metering.$tag.node" "$npm_dir/platform/"
+(cd bindings-node && npm pack --ignore-scripts --silent --pack-destination "$npm_dir" >/dev/null)
+npm pack --silent --pack-destination "$npm_dir" "$npm_dir/platform" >/dev/null
+cp scripts/smoke/node/smoke.* "$npm_dir/consumer/"
+tsc="$root/bindings-node/node_modules/.bin/tsc"
+(
+  cd "$npm_dir/consumer"
+  export PATH="$(no_rust_path)"
+  echo '{ "name": "mm-smoke", "private": true }' >package.json
+  npm install --offline --no-audit --no-fund --loglevel=error "$npm_dir"/marketplace-metering-*.tgz
+  node smoke.cjs
+  node smoke.mjs
+  "$tsc" --strict --target es2022 --module node16 --types node \
+    --typeRoots "$root/bindings-node/node_modules/@types" --outDir out smoke.ts
+  node out/smoke.js
+)
+
 if [ -f bindings-c/test.sh ]; then
-  step "c and c++: header, ctest (plain, ASan/UBSan, valgrind), install, consumers"
+  step "c and c++: header, ctest (plain, ASan/UBSan, valgrind), relocatable install, consumers"
   bash bindings-c/test.sh
 fi
 

@@ -2,7 +2,7 @@
 # Independent-signer check: boto3 (botocore's SigV4 and serializers) against the emulator binary.
 """Run with METERING_EMULATOR_BIN pointing at the built binary:
 
-    METERING_EMULATOR_BIN=target/debug/metering-emulator pytest emulator/tests/python
+    METERING_EMULATOR_BIN=target/$(rustc -vV | sed -n "s/host: //p")/debug/metering-emulator pytest emulator/tests/python
 """
 
 import datetime

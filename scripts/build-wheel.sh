@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Builds the Python package once, as it ships: the abi3 wheel (manylinux on Linux; the
+# pyproject's size-optimized `dist` profile) and the sdist, with maturin, into
+# <cargo target dir>/wheels; then installs that wheel into .venv (created if missing).
+# test-all.sh and main-job.sh both call it; the second call finds cargo's work done.
+#
+#   scripts/build-wheel.sh [PIP INSTALL ARGS...]   (extra packages for .venv, same pip call)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+wheels="${CARGO_TARGET_DIR:-$root/target}/wheels"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+"${pip[@]}" --upgrade "pip>=25.1"
+"${pip[@]}" --group bindings-python/pyproject.toml:build "$@"
+rm -rf "$wheels"
+(cd bindings-python && "$root/.venv/bin/maturin" build --locked --out "$wheels" \
+  && "$root/.venv/bin/maturin" sdist --out "$wheels")
+"${pip[@]}" --force-reinstall --no-deps "$wheels"/*.whl
