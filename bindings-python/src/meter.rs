@@ -106,11 +106,8 @@ pub fn release_all(py: Python<'_>) {
     for c in &cells {
         let mut l = lock(c);
         l.closed = true;
-        if l.pid == runtime::pid() {
-            meters.extend(l.meter.take());
-        } else if let Some(m) = l.meter.take() {
-            std::mem::forget(m);
-        }
+        // In a forked child the core's drop touches nothing the parent owns.
+        meters.extend(l.meter.take());
     }
     py.detach(move || drop(meters));
     EXITING.store(true, Ordering::SeqCst);
@@ -373,9 +370,8 @@ fn dead_letter_dict<'py>(py: Python<'py>, l: &DeadLetter) -> PyResult<Bound<'py,
 
 // ---------------------------------------------------------------- UsageMeter
 
-/// The core meter of this process (rebuilt after fork).
+/// The core meter (refusing every call in a forked child: the core checks the process).
 struct Live {
-    pid: u32,
     meter: Option<meter::UsageMeter>,
     closed: bool,
 }
@@ -615,7 +611,6 @@ impl UsageMeter {
             .detach(move || meter::UsageMeter::new(c2))
             .map_err(|e| to_py_err(py, &e, NEW))?;
         let live = Arc::new(Mutex::new(Live {
-            pid: runtime::pid(),
             meter: Some(core),
             closed: false,
         }));
@@ -921,17 +916,8 @@ impl Drop for UsageMeter {
     fn drop(&mut self) {
         // The core meter joins its committer thread and writes buffered events when dropped;
         // those may call the sink, which needs the GIL: drop it with the GIL released.
-        let taken = {
-            let mut l = lock(&self.live);
-            if l.pid == runtime::pid() {
-                l.meter.take()
-            } else {
-                if let Some(m) = l.meter.take() {
-                    std::mem::forget(m);
-                }
-                None
-            }
-        };
+        // In a forked child the core's drop touches nothing the parent owns.
+        let taken = lock(&self.live).meter.take();
         if let Some(m) = taken {
             let _ = Python::try_attach(|py| py.detach(|| drop(m)));
         }
