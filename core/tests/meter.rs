@@ -1437,3 +1437,59 @@ fn a_callback_calling_its_own_meter_is_refused_not_deadlocked() {
     drop(meter);
     let _ = std::fs::remove_file(&path);
 }
+
+/// #15 item 3: a host whose clock is 20 minutes slow, once its client has learnt the service's
+/// clock, judges timestamps and hours by the service's clock, not its own.
+#[tokio::test]
+async fn a_meter_without_a_clock_uses_the_clients_corrected_clock() {
+    let skew = 1200;
+    let emu = Emulator::start(EmulatorConfig {
+        clock_offset_secs: skew,
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let c = client(&emu, 3);
+    let service_now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + skew
+    };
+    // The first call teaches the client the service's clock.
+    let out = c
+        .batch_meter_usage()
+        .product_code(metering_emulator::PRODUCT_CODE)
+        .usage_records(
+            marketplace_metering::types::UsageRecord::builder()
+                .timestamp(DateTime::from_secs(service_now() - H))
+                .customer_identifier("cust-9")
+                .dimension("users")
+                .quantity(1)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.results().len(), 1);
+    assert!((c.clock_offset_ms() - skew * 1000).abs() < 3000);
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(c)
+            .store(Store::memory())
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    // A timestamp taken from the service's clock is not "ahead" of the meter's.
+    meter
+        .record(cust(1), "users", 2, at(service_now()), None)
+        .unwrap();
+    // An event with no timestamp lands in the service's current hour.
+    meter.record(cust(2), "users", 3, None, None).unwrap();
+    let st = meter.status().unwrap();
+    assert_eq!(st.pending, 2, "{st:?}");
+    assert_eq!(st.oldest_unsent_hour, Some(service_now() / H * H), "{st:?}");
+}

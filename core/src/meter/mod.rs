@@ -495,9 +495,13 @@ impl MeterConfig {
     }
 }
 
-fn system_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+/// The meter's default clock: the client's, corrected for the skew it learnt from the service.
+fn client_clock(client: Client) -> Clock {
+    Arc::new(move || epoch_secs(client.now()))
+}
+
+fn epoch_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
@@ -577,7 +581,9 @@ impl MeterConfigBuilder {
         self.flush_interval = Some(every);
         self
     }
-    /// The clock, in epoch seconds (default: the system clock). For tests.
+    /// The clock, in epoch seconds. For tests. The default is the client's clock
+    /// ([`Client::now`]): the local clock, corrected by the skew the client learnt from the
+    /// service, so hours, timestamps and the service's window are judged as the service does.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
         self
@@ -604,8 +610,10 @@ impl MeterConfigBuilder {
     }
     /// Builds the settings; `client` and `store` are required.
     pub fn build(self) -> Result<MeterConfig, BuildError> {
+        let client = self.client.ok_or(BuildError::missing("client"))?;
+        let clock = self.clock.unwrap_or_else(|| client_clock(client.clone()));
         Ok(MeterConfig {
-            client: self.client.ok_or(BuildError::missing("client"))?,
+            client,
             store: self.store.ok_or(BuildError::missing("store"))?,
             product_code: self.product_code,
             mode: self.mode,
@@ -615,7 +623,7 @@ impl MeterConfigBuilder {
             on_event: self.on_event,
             flush_interval: Some(self.flush_interval.unwrap_or(DEFAULT_FLUSH_INTERVAL))
                 .filter(|d| !d.is_zero()),
-            clock: self.clock.unwrap_or_else(|| Arc::new(system_clock)),
+            clock,
             window: self.window.unwrap_or(Duration::from_secs(6 * 3600)),
             alarm_before: self.alarm_before.unwrap_or(Duration::from_secs(3600)),
             group_max_wait: self.group_max_wait,
@@ -1627,7 +1635,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!(
             "mm-write-buffered-{}-{}.db",
             std::process::id(),
-            system_clock()
+            epoch_secs(std::time::SystemTime::now())
         ));
         let client = Client::new(
             crate::Config::builder()
