@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The process-wide tokio runtimes: one whose workers run spawned work, and one that blocking
-// callers share and take turns driving; both are rebuilt transparently after fork().
+// The process-wide tokio runtimes: one whose workers run spawned work, one that blocking
+// callers share and take turns driving, and one thread for the I/O of async calls made
+// outside any task; all are rebuilt transparently after fork().
 
 //! The shared runtimes.
 //!
@@ -33,6 +34,12 @@
 //!   several threads call at once, one of them drives the runtime (every connection's I/O)
 //!   while the others run their own call's signing and parsing and wait; when the driver's
 //!   call is done, a waiting caller takes over.
+//! * **Async calls made outside any task get a thread for their I/O.** The future a
+//!   multi-thread runtime's `block_on` runs (`#[tokio::main]`'s body) is not on a worker, so
+//!   a connection task it talks to runs on another thread and every hand-off wakes one.
+//!   Such calls run their HTTP exchange on a one-thread I/O runtime that also owns their
+//!   connections, which therefore outlive the caller's runtime. Calls inside a task run it
+//!   in place: the connection's task shares their worker.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -55,6 +62,8 @@ type Slot = Mutex<Option<Arc<Shared>>>;
 static SHARED: Slot = Mutex::new(None);
 /// The current-thread runtime blocking callers share.
 static BLOCKING: Slot = Mutex::new(None);
+/// The one-thread runtime that runs the HTTP exchanges of async calls made outside any task.
+static IO: Slot = Mutex::new(None);
 
 /// The current process id; after `fork()` it differs from the parent's.
 pub fn pid() -> u32 {
@@ -127,6 +136,32 @@ fn blocking() -> Result<Arc<Shared>, Error> {
     })
 }
 
+fn io() -> Result<Arc<Shared>, Error> {
+    get(&IO, || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mm-io")
+            .enable_all()
+            .build()
+    })
+}
+
+/// Whether the caller is async code outside any task and off the blocking runtime: the
+/// future given to a runtime's `block_on` (`#[tokio::main]`'s body), whose thread is not a
+/// worker, so a connection task it talks to runs on another thread.
+pub(crate) fn outside_any_task() -> bool {
+    !on_blocking_runtime() && tokio::task::try_id().is_none()
+}
+
+/// Spawns `fut` on the one-thread I/O runtime (built on first use, rebuilt after fork).
+pub(crate) fn spawn_io<F>(fut: F) -> Result<tokio::task::JoinHandle<F::Output>, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Ok(io()?.rt.spawn(fut))
+}
+
 /// A handle to the shared runtime (built on first use, rebuilt after fork).
 pub fn handle() -> Result<Handle, Error> {
     Ok(shared()?.rt.handle().clone())
@@ -177,14 +212,7 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
         // ones before this call picks a connection.
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
-        let out = fut.await;
-        // A connection goes back to its pool a task or two after the response has been read
-        // (once it is ready for another request). Running those now, while this thread
-        // drives the runtime, hands it to the next call, on whatever thread, instead of
-        // leaving that call to open another.
-        tokio::task::yield_now().await;
-        tokio::task::yield_now().await;
-        out
+        fut.await
     });
     drop(reset);
     Ok(out)
@@ -227,7 +255,7 @@ pub(crate) fn restart_after_shutdown(
 /// runtime: a shutdown never stops a live meter's flushing. With no such owner, no thread
 /// is left running.
 pub fn shutdown() {
-    for slot in [&SHARED, &BLOCKING] {
+    for slot in [&SHARED, &BLOCKING, &IO] {
         let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(s) = taken {
             if s.pid != pid() {

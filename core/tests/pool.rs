@@ -179,3 +179,66 @@ fn a_client_works_after_fork_even_with_a_call_in_flight() {
     }
     assert_eq!(emu.ledger().len(), 8);
 }
+
+/// Async code that makes a runtime for a call and drops it afterwards (a CLI, a test, a
+/// sync function wrapping `Runtime::block_on`) keeps its connection: a call made outside any
+/// task runs its exchange on the library's own I/O thread, so the connection's task does not
+/// die with the caller's runtime. Eight calls, each on a fresh multi-thread runtime that is
+/// then dropped, go out on one connection, each on its first and only attempt.
+#[test]
+fn async_calls_on_short_lived_runtimes_reuse_one_connection() {
+    let _alone = alone();
+    let emu = emulator();
+    let c = client(emu.endpoint(), Duration::from_secs(10));
+    let c = c.as_async().clone();
+    for i in 0..8 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let out = rt.block_on(c.send_batch_meter_usage(batch(i))).unwrap();
+        assert_eq!(out.results().len(), 1);
+        drop(rt);
+    }
+    assert_eq!(emu.requests().len(), 8);
+    let used = connections(&emu);
+    assert_eq!(used.len(), 1, "connections used: {used:?}");
+}
+
+/// The I/O thread of async calls made outside any task does not survive fork(): a child
+/// that inherited a client (and the I/O runtime, busy with the parent's connection) makes
+/// async calls on a runtime of its own, which get a new I/O thread and a new connection;
+/// the parent's calls are unharmed.
+#[test]
+fn async_calls_outside_any_task_work_after_fork() {
+    let _alone = alone();
+    let emu = emulator();
+    let c = client(emu.endpoint(), Duration::from_secs(10));
+    let c = c.as_async().clone();
+    let call = |i: usize| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(c.send_batch_meter_usage(batch(i))).is_ok()
+    };
+    assert!(call(0));
+    // SAFETY: the child only runs this crate's Rust code and then `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = call(1) && call(2);
+        // SAFETY: leave the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child forked above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed: {status}"
+    );
+    assert!(call(3));
+    assert_eq!(emu.ledger().len(), 4);
+}
