@@ -8,8 +8,6 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::convert::{json_to_py, py_to_json};
-
 /// A local Metering Service on `127.0.0.1` (its own thread and runtime).
 #[pyclass(module = "marketplace_metering._native", frozen)]
 pub struct Emulator {
@@ -28,8 +26,7 @@ impl Emulator {
 }
 
 fn to_py<T: serde::Serialize>(py: Python<'_>, v: &T) -> PyResult<Py<PyAny>> {
-    let j = serde_json::to_value(v).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-    json_to_py(py, &j)
+    Ok(pythonize::pythonize(py, v)?.unbind())
 }
 
 #[pymethods]
@@ -77,8 +74,7 @@ impl Emulator {
 
     /// Queues a fault, e.g. `{"kind": "throttle"}` or `{"kind": "delay", "seconds": 0.5}`.
     fn push_fault(&self, fault: &Bound<'_, PyDict>) -> PyResult<()> {
-        let j = py_to_json(fault.as_any())?;
-        let f: Fault = serde_json::from_value(j)
+        let f: Fault = pythonize::depythonize(fault.as_any())
             .map_err(|e| PyValueError::new_err(format!("bad fault: {e}")))?;
         self.with(|e| e.push_fault(f))
     }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fxhash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use crate::{
     CUSTOMER_AWS_ACCOUNT_ID, DEFAULT_ACCESS_KEY_ID, DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY,
     LICENSE_ARN, PRODUCT_CODE, SESSION_ACCESS_KEY_ID, SESSION_SECRET_ACCESS_KEY, SESSION_TOKEN,
 };
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Everything the emulator knows: where it listens, whom it trusts and what it sells.
 ///

@@ -24,7 +24,6 @@
 
 mod config;
 mod error;
-mod fxhash;
 mod model;
 mod server;
 mod service;

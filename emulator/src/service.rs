@@ -14,10 +14,10 @@ use serde_json::Number;
 
 use crate::config::{Catalog, EmulatorConfig};
 use crate::error::ApiError;
-use crate::fxhash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use crate::model::{self, UsageAllocation, UsageRecord};
 use crate::sigv4::hmac_sha256;
 use crate::types::LedgerEntry;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Locks a mutex, ignoring poisoning (a panicked holder leaves consistent data here).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
