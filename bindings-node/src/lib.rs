@@ -30,7 +30,7 @@ fn init() {
     // thread, and a call costs one cross-thread wake-up fewer. Settling a promise never blocks
     // the worker (napi queues it to the event loop), so a second worker buys nothing here; on
     // a 2-core VM one worker gave 20-40 % more sequential calls/s and about 23 % more with 8
-    // in flight (bench/bench.mjs). The Python face keeps two: its completions wait for the GIL.
+    // in flight (bench/node/bench.mjs). The Python face keeps two: its completions wait for the GIL.
     if let Ok(rt) = marketplace_metering::runtime::builder_with_workers(1).build() {
         napi::bindgen_prelude::create_custom_tokio_runtime(rt);
     }

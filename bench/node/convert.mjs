@@ -10,8 +10,9 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 
-const require = createRequire(import.meta.url)
-const mm = require(path.join(path.dirname(fileURLToPath(import.meta.url)), '..'))
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bindings-node')
+const require = createRequire(path.join(root, 'package.json'))
+const mm = require(root)
 
 const i = process.argv.indexOf('--calls')
 const CALLS = i > 0 ? Number(process.argv[i + 1]) : 20000

@@ -11,8 +11,9 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 
-const require = createRequire(import.meta.url)
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
+// Resolved from the Node face's folder: its node_modules hold the peer SDK (a dev dependency).
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bindings-node')
+const require = createRequire(path.join(root, 'package.json'))
 const mm = require(root)
 const sdk = require('@aws-sdk/client-marketplace-metering')
 

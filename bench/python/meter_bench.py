@@ -3,7 +3,7 @@
 """UsageMeter.record() calls/s from Python, and one flush to the in-process emulator.
 
     pip install ./bindings-python          # a release build (maturin develop --release)
-    python bindings-python/bench/meter_bench.py [--seconds 2] [--threads 8]
+    python bench/python/meter_bench.py [--seconds 2] [--threads 8]
 
 Cases: the in-memory store (``path=None``), a file store with ``durability="memory"``,
 ``"group"`` (N threads sharing group commits) and ``"durable"`` (one commit per call, one

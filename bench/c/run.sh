@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Benchmark: the same sequential 25-record BatchMeterUsage loop from C and through the Rust core,
 # against one emulator process, for SECONDS each (default 10), alternating ROUNDS times (default 2).
-#   bindings-c/bench/run.sh [SECONDS] [ROUNDS]
+#   bench/c/run.sh [SECONDS] [ROUNDS]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
