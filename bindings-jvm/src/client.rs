@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use marketplace_metering::{runtime, Config, Error, Face, RetryMode};
 
-use crate::error::{invalid, NativeError};
+use crate::error::{invalid, invalid_state, NativeError};
 use crate::model::{self, *};
 
 type R<T> = Result<T, NativeError>;
@@ -128,16 +128,9 @@ where
         Ok(Ok(o)) => Ok(o),
         Ok(Err(e)) => Err(e.into().into()),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(NativeError::Failure {
-            error_code: crate::error::NativeErrorCode::InvalidState,
-            code: "InvalidState".to_owned(),
-            detail: "the call was cancelled: the runtime shut down".to_owned(),
-            field: None,
-            request_id: None,
-            http_status: None,
-            attempts: 0,
-            retryable: false,
-        }),
+        Err(_) => Err(invalid_state(
+            "the call was cancelled: the runtime shut down",
+        )),
     }
 }
 

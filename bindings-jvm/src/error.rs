@@ -164,3 +164,17 @@ impl From<marketplace_metering::BuildError> for NativeError {
 pub fn invalid(field: impl Into<String>, problem: &str) -> NativeError {
     Error::invalid_input(field, problem).into()
 }
+
+/// An `InvalidState` of the face itself (a closed meter, a call cut by a runtime shutdown).
+pub fn invalid_state(detail: &str) -> NativeError {
+    NativeError::Failure {
+        error_code: NativeErrorCode::InvalidState,
+        code: "InvalidState".to_owned(),
+        detail: detail.to_owned(),
+        field: None,
+        request_id: None,
+        http_status: None,
+        attempts: 0,
+        retryable: false,
+    }
+}

@@ -657,6 +657,28 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfaceMeterListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
+internal open class UniffiVTableCallbackInterfaceMeterListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onEvent`: UniffiCallbackInterfaceMeterListenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onEvent`: UniffiCallbackInterfaceMeterListenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceMeterListener(`uniffiFree`,`uniffiClone`,`onEvent`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceMeterListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onEvent` = other.`onEvent`
+    }
+
+}
 
 // A JNA Library to expose the extern-C FFI definitions.
 // This is an implementation detail which will be called internally by the public API.
@@ -728,9 +750,37 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativeemulator_shutdown(
     ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_meterlistener_on_event(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemanualclock_advance(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemanualclock_now(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemanualclock_set(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_and_flush(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_dead_letters(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_async(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_record(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_register_customer(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_requeue(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_status(
+    ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_constructor_nativeclient_new(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_constructor_nativeemulator_new(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_constructor_nativemanualclock_new(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_constructor_nativemeter_new(
     ): Int
     external fun ffi_marketplace_metering_jvm_uniffi_contract_version(
     ): Int
@@ -748,6 +798,7 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "marketplace_metering_jvm"))
+        uniffiCallbackInterfaceMeterListener.register(this)
         
     }
 
@@ -802,6 +853,48 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_marketplace_metering_jvm_fn_method_nativeemulator_shutdown(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_clone_meterlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_free_meterlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_init_callback_vtable_meterlistener(`vtable`: UniffiVTableCallbackInterfaceMeterListener,
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_method_meterlistener_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_clone_nativemanualclock(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_free_nativemanualclock(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_constructor_nativemanualclock_new(`epochSecs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemanualclock_advance(`ptr`: Long,`secs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemanualclock_now(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemanualclock_set(`ptr`: Long,`epochSecs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_clone_nativemeter(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_free_nativemeter(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_constructor_nativemeter_new(`client`: Long,`options`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_close_and_flush(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_dead_letters(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_flush(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_flush_async(`ptr`: Long,
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_record(`ptr`: Long,`customerIdentifier`: RustBuffer.ByValue,`customerAwsAccountId`: RustBuffer.ByValue,`licenseArn`: RustBuffer.ByValue,`dimension`: RustBuffer.ByValue,`quantity`: RustBuffer.ByValue,`timestamp`: RustBuffer.ByValue,`allocations`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_register_customer(`ptr`: Long,`customerIdentifier`: RustBuffer.ByValue,`customerAwsAccountId`: RustBuffer.ByValue,`licenseArn`: RustBuffer.ByValue,`dimensions`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_requeue(`ptr`: Long,`reason`: RustBuffer.ByValue,`customerIdentifier`: RustBuffer.ByValue,`customerAwsAccountId`: RustBuffer.ByValue,`licenseArn`: RustBuffer.ByValue,`hour`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_status(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_marketplace_metering_jvm_fn_func_native_shutdown(uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_marketplace_metering_jvm_fn_func_native_version(uniffi_out_err: UniffiRustCallStatus, 
@@ -998,10 +1091,52 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativeemulator_shutdown() and 0xFFFF) != 62312) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_meterlistener_on_event() and 0xFFFF) != 45775) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemanualclock_advance() and 0xFFFF) != 35215) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemanualclock_now() and 0xFFFF) != 8226) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemanualclock_set() and 0xFFFF) != 23286) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_and_flush() and 0xFFFF) != 13319) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_dead_letters() and 0xFFFF) != 53426) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush() and 0xFFFF) != 32896) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_async() and 0xFFFF) != 75) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_record() and 0xFFFF) != 3010) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_register_customer() and 0xFFFF) != 55223) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_requeue() and 0xFFFF) != 59191) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_status() and 0xFFFF) != 4671) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_constructor_nativeclient_new() and 0xFFFF) != 56041) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_constructor_nativeemulator_new() and 0xFFFF) != 3618) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_constructor_nativemanualclock_new() and 0xFFFF) != 10867) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_constructor_nativemeter_new() and 0xFFFF) != 65484) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1135,7 +1270,38 @@ object UniffiWithHandle
  *
  * @suppress
  * */
-object NoHandle
+object NoHandle// Magic number for the Rust proxy to call using the same mechanism as every other method,
+// to free the callback once it's dropped by Rust.
+internal const val IDX_CALLBACK_FREE = 0
+// Callback return codes
+internal const val UNIFFI_CALLBACK_SUCCESS = 0
+internal const val UNIFFI_CALLBACK_ERROR = 1
+internal const val UNIFFI_CALLBACK_UNEXPECTED_ERROR = 2
+
+/**
+ * @suppress
+ */
+public abstract class FfiConverterCallbackInterface<CallbackInterface: Any>: FfiConverter<CallbackInterface, Long> {
+    internal val handleMap = UniffiHandleMap<CallbackInterface>()
+
+    internal fun drop(handle: Long) {
+        handleMap.remove(handle)
+    }
+
+    override fun lift(value: Long): CallbackInterface {
+        return handleMap.get(value)
+    }
+
+    override fun read(buf: ByteBuffer) = lift(buf.getLong())
+
+    override fun lower(value: CallbackInterface) = handleMap.insert(value)
+
+    override fun allocationSize(value: CallbackInterface) = 8UL
+
+    override fun write(value: CallbackInterface, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
 /**
  * The cleaner interface for Object finalization code to run.
  * This is the entry point to any implementation that we're using.
@@ -1440,6 +1606,325 @@ public object FfiConverterTimestamp: FfiConverterRustBuffer<java.time.Instant> {
         buf.putLong(sign * epochOffset.seconds)
         // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
         buf.putInt(epochOffset.nano)
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives the meter's events, on the meter's own threads (a flush's, the background
+ * flusher's): it must return quickly and must not call the meter back.
+ */
+public interface MeterListener {
+    
+    fun `onEvent`(`event`: MeterEventRecord)
+    
+    companion object
+}
+
+/**
+ * Receives the meter's events, on the meter's own threads (a flush's, the background
+ * flusher's): it must return quickly and must not call the meter back.
+ */
+open class MeterListenerImpl: Disposable, AutoCloseable, MeterListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_marketplace_metering_jvm_fn_free_meterlistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_marketplace_metering_jvm_fn_clone_meterlistener(handle, status)
+        }
+    }
+
+    override fun `onEvent`(`event`: MeterEventRecord)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_meterlistener_on_event(
+        it,
+        
+        FfiConverterTypeMeterEventRecord.lower(`event`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceMeterListener {
+    internal object `onEvent`: UniffiCallbackInterfaceMeterListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeMeterListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onEvent`(
+                    FfiConverterTypeMeterEventRecord.lift(`event`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeMeterListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeMeterListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceMeterListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onEvent`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_marketplace_metering_jvm_fn_init_callback_vtable_meterlistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMeterListener: FfiConverter<MeterListener, Long> {
+    internal val handleMap = UniffiHandleMap<MeterListener>()
+
+    override fun lower(value: MeterListener): Long {
+        if (value is MeterListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): MeterListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return MeterListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): MeterListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: MeterListener) = 8UL
+
+    override fun write(value: MeterListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
     }
 }
 
@@ -2347,6 +2832,762 @@ public object FfiConverterTypeNativeEmulator: FfiConverter<NativeEmulator, Long>
 }
 
 
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A clock set by hand, for tests: hours seal when the test moves it.
+ */
+public interface NativeManualClockInterface {
+    
+    fun `advance`(`secs`: kotlin.Long)
+    
+    fun `now`(): kotlin.Long
+    
+    fun `set`(`epochSecs`: kotlin.Long)
+    
+    companion object
+}
+
+/**
+ * A clock set by hand, for tests: hours seal when the test moves it.
+ */
+open class NativeManualClock: Disposable, AutoCloseable, NativeManualClockInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    constructor(`epochSecs`: kotlin.Long) :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_constructor_nativemanualclock_new(
+    
+        
+        FfiConverterLong.lower(`epochSecs`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_marketplace_metering_jvm_fn_free_nativemanualclock(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_marketplace_metering_jvm_fn_clone_nativemanualclock(handle, status)
+        }
+    }
+
+    override fun `advance`(`secs`: kotlin.Long)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemanualclock_advance(
+        it,
+        
+        FfiConverterLong.lower(`secs`),_status)
+}
+    }
+    
+    
+
+    override fun `now`(): kotlin.Long {
+            return FfiConverterLong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemanualclock_now(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    override fun `set`(`epochSecs`: kotlin.Long)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemanualclock_set(
+        it,
+        
+        FfiConverterLong.lower(`epochSecs`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNativeManualClock: FfiConverter<NativeManualClock, Long> {
+    override fun lower(value: NativeManualClock): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): NativeManualClock {
+        return NativeManualClock(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): NativeManualClock {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: NativeManualClock) = 8UL
+
+    override fun write(value: NativeManualClock, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+public interface NativeMeterInterface {
+    
+    /**
+     * Stops the background flusher and flushes what may be flushed. Later calls fail.
+     */
+    fun `closeAndFlush`(): FlushSummaryRecord
+    
+    /**
+     * Every dead letter, oldest first.
+     */
+    fun `deadLetters`(): List<DeadLetterRecord>
+    
+    /**
+     * Seals what may be sealed and sends every sealed bucket now (blocking).
+     */
+    fun `flush`(): FlushSummaryRecord
+    
+    /**
+     * `flush()` on the core's runtime.
+     */
+    suspend fun `flushAsync`(): FlushSummaryRecord
+    
+    /**
+     * Adds `quantity` of `dimension` used by a customer to its hour's bucket; returns when
+     * the event is as durable as the meter's durability says.
+     */
+    fun `record`(`customerIdentifier`: kotlin.String?, `customerAwsAccountId`: kotlin.String?, `licenseArn`: kotlin.String?, `dimension`: kotlin.String?, `quantity`: kotlin.Long?, `timestamp`: java.time.Instant?, `allocations`: List<UsageAllocation?>?)
+    
+    /**
+     * Registers a customer for zero-fill: each of `dimensions` is reported every hour.
+     */
+    fun `registerCustomer`(`customerIdentifier`: kotlin.String?, `customerAwsAccountId`: kotlin.String?, `licenseArn`: kotlin.String?, `dimensions`: List<kotlin.String?>?)
+    
+    /**
+     * Sends chosen dead letters again (those still inside the service's window); every
+     * argument `None` matches all. Returns how many were requeued.
+     */
+    fun `requeue`(`reason`: kotlin.String?, `customerIdentifier`: kotlin.String?, `customerAwsAccountId`: kotlin.String?, `licenseArn`: kotlin.String?, `hour`: java.time.Instant?): kotlin.ULong
+    
+    /**
+     * Bucket counts per state.
+     */
+    fun `status`(): MeterStatusRecord
+    
+    companion object
+}
+
+open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * Opens (or creates) the store and starts the background flusher. A second meter on the
+     * same store file, in this process or another, fails at once naming who holds it.
+     */
+    constructor(`client`: NativeClient, `options`: MeterOptions, `listener`: MeterListener?) :
+        this(UniffiWithHandle, 
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_constructor_nativemeter_new(
+    
+        
+        FfiConverterTypeNativeClient.lower(`client`),
+        FfiConverterTypeMeterOptions.lower(`options`),
+        FfiConverterOptionalTypeMeterListener.lower(`listener`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_marketplace_metering_jvm_fn_free_nativemeter(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_marketplace_metering_jvm_fn_clone_nativemeter(handle, status)
+        }
+    }
+
+    
+    /**
+     * Stops the background flusher and flushes what may be flushed. Later calls fail.
+     */
+    @Throws(NativeException::class)override fun `closeAndFlush`(): FlushSummaryRecord {
+            return FfiConverterTypeFlushSummaryRecord.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_close_and_flush(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Every dead letter, oldest first.
+     */
+    @Throws(NativeException::class)override fun `deadLetters`(): List<DeadLetterRecord> {
+            return FfiConverterSequenceTypeDeadLetterRecord.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_dead_letters(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Seals what may be sealed and sends every sealed bucket now (blocking).
+     */
+    @Throws(NativeException::class)override fun `flush`(): FlushSummaryRecord {
+            return FfiConverterTypeFlushSummaryRecord.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_flush(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * `flush()` on the core's runtime.
+     */
+    @Throws(NativeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `flushAsync`() : FlushSummaryRecord {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_flush_async(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_marketplace_metering_jvm_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_marketplace_metering_jvm_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_marketplace_metering_jvm_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeFlushSummaryRecord.lift(it) },
+        // Error FFI converter
+        NativeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Adds `quantity` of `dimension` used by a customer to its hour's bucket; returns when
+     * the event is as durable as the meter's durability says.
+     */
+    @Throws(NativeException::class)override fun `record`(`customerIdentifier`: kotlin.String?, `customerAwsAccountId`: kotlin.String?, `licenseArn`: kotlin.String?, `dimension`: kotlin.String?, `quantity`: kotlin.Long?, `timestamp`: java.time.Instant?, `allocations`: List<UsageAllocation?>?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_record(
+        it,
+        
+        FfiConverterOptionalString.lower(`customerIdentifier`),
+        FfiConverterOptionalString.lower(`customerAwsAccountId`),
+        FfiConverterOptionalString.lower(`licenseArn`),
+        FfiConverterOptionalString.lower(`dimension`),
+        FfiConverterOptionalLong.lower(`quantity`),
+        FfiConverterOptionalTimestamp.lower(`timestamp`),
+        FfiConverterOptionalSequenceOptionalTypeUsageAllocation.lower(`allocations`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Registers a customer for zero-fill: each of `dimensions` is reported every hour.
+     */
+    @Throws(NativeException::class)override fun `registerCustomer`(`customerIdentifier`: kotlin.String?, `customerAwsAccountId`: kotlin.String?, `licenseArn`: kotlin.String?, `dimensions`: List<kotlin.String?>?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_register_customer(
+        it,
+        
+        FfiConverterOptionalString.lower(`customerIdentifier`),
+        FfiConverterOptionalString.lower(`customerAwsAccountId`),
+        FfiConverterOptionalString.lower(`licenseArn`),
+        FfiConverterOptionalSequenceOptionalString.lower(`dimensions`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Sends chosen dead letters again (those still inside the service's window); every
+     * argument `None` matches all. Returns how many were requeued.
+     */
+    @Throws(NativeException::class)override fun `requeue`(`reason`: kotlin.String?, `customerIdentifier`: kotlin.String?, `customerAwsAccountId`: kotlin.String?, `licenseArn`: kotlin.String?, `hour`: java.time.Instant?): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_requeue(
+        it,
+        
+        FfiConverterOptionalString.lower(`reason`),
+        FfiConverterOptionalString.lower(`customerIdentifier`),
+        FfiConverterOptionalString.lower(`customerAwsAccountId`),
+        FfiConverterOptionalString.lower(`licenseArn`),
+        FfiConverterOptionalTimestamp.lower(`hour`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Bucket counts per state.
+     */
+    @Throws(NativeException::class)override fun `status`(): MeterStatusRecord {
+            return FfiConverterTypeMeterStatusRecord.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_status(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNativeMeter: FfiConverter<NativeMeter, Long> {
+    override fun lower(value: NativeMeter): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): NativeMeter {
+        return NativeMeter(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): NativeMeter {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: NativeMeter) = 8UL
+
+    override fun write(value: NativeMeter, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
 
 data class BatchMeterUsageResult (
     var `results`: List<UsageRecordResultRecord>
@@ -2500,6 +3741,79 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
 
 
 
+data class DeadLetterRecord (
+    var `customerIdentifier`: kotlin.String?
+    , 
+    var `customerAwsAccountId`: kotlin.String?
+    , 
+    var `licenseArn`: kotlin.String?
+    , 
+    var `dimension`: kotlin.String
+    , 
+    var `hour`: kotlin.Long
+    , 
+    var `quantity`: kotlin.Long
+    , 
+    var `reason`: kotlin.String
+    , 
+    var `detail`: kotlin.String
+    , 
+    var `at`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDeadLetterRecord: FfiConverterRustBuffer<DeadLetterRecord> {
+    override fun read(buf: ByteBuffer): DeadLetterRecord {
+        return DeadLetterRecord(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DeadLetterRecord) = (
+            FfiConverterOptionalString.allocationSize(value.`customerIdentifier`) +
+            FfiConverterOptionalString.allocationSize(value.`customerAwsAccountId`) +
+            FfiConverterOptionalString.allocationSize(value.`licenseArn`) +
+            FfiConverterString.allocationSize(value.`dimension`) +
+            FfiConverterLong.allocationSize(value.`hour`) +
+            FfiConverterLong.allocationSize(value.`quantity`) +
+            FfiConverterString.allocationSize(value.`reason`) +
+            FfiConverterString.allocationSize(value.`detail`) +
+            FfiConverterLong.allocationSize(value.`at`)
+    )
+
+    override fun write(value: DeadLetterRecord, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`customerIdentifier`, buf)
+            FfiConverterOptionalString.write(value.`customerAwsAccountId`, buf)
+            FfiConverterOptionalString.write(value.`licenseArn`, buf)
+            FfiConverterString.write(value.`dimension`, buf)
+            FfiConverterLong.write(value.`hour`, buf)
+            FfiConverterLong.write(value.`quantity`, buf)
+            FfiConverterString.write(value.`reason`, buf)
+            FfiConverterString.write(value.`detail`, buf)
+            FfiConverterLong.write(value.`at`, buf)
+    }
+}
+
+
+
 /**
  * The emulator's fixed identities and catalog.
  */
@@ -2556,6 +3870,82 @@ public object FfiConverterTypeEmulatorDefaults: FfiConverterRustBuffer<EmulatorD
             FfiConverterString.write(value.`productCode`, buf)
             FfiConverterString.write(value.`licenseArn`, buf)
             FfiConverterString.write(value.`customerAwsAccountId`, buf)
+    }
+}
+
+
+
+data class FlushSummaryRecord (
+    var `sealed`: kotlin.ULong
+    , 
+    var `sent`: kotlin.ULong
+    , 
+    var `calls`: kotlin.ULong
+    , 
+    var `acked`: kotlin.ULong
+    , 
+    var `deadLettered`: kotlin.ULong
+    , 
+    var `expired`: kotlin.ULong
+    , 
+    var `resentUnprocessed`: kotlin.ULong
+    , 
+    var `deferred`: kotlin.ULong
+    , 
+    /**
+     * The retryable failure (throttling, transport) that stopped the flush early.
+     */
+    var `interrupted`: NativeErrorDetail?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFlushSummaryRecord: FfiConverterRustBuffer<FlushSummaryRecord> {
+    override fun read(buf: ByteBuffer): FlushSummaryRecord {
+        return FlushSummaryRecord(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalTypeNativeErrorDetail.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: FlushSummaryRecord) = (
+            FfiConverterULong.allocationSize(value.`sealed`) +
+            FfiConverterULong.allocationSize(value.`sent`) +
+            FfiConverterULong.allocationSize(value.`calls`) +
+            FfiConverterULong.allocationSize(value.`acked`) +
+            FfiConverterULong.allocationSize(value.`deadLettered`) +
+            FfiConverterULong.allocationSize(value.`expired`) +
+            FfiConverterULong.allocationSize(value.`resentUnprocessed`) +
+            FfiConverterULong.allocationSize(value.`deferred`) +
+            FfiConverterOptionalTypeNativeErrorDetail.allocationSize(value.`interrupted`)
+    )
+
+    override fun write(value: FlushSummaryRecord, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`sealed`, buf)
+            FfiConverterULong.write(value.`sent`, buf)
+            FfiConverterULong.write(value.`calls`, buf)
+            FfiConverterULong.write(value.`acked`, buf)
+            FfiConverterULong.write(value.`deadLettered`, buf)
+            FfiConverterULong.write(value.`expired`, buf)
+            FfiConverterULong.write(value.`resentUnprocessed`, buf)
+            FfiConverterULong.write(value.`deferred`, buf)
+            FfiConverterOptionalTypeNativeErrorDetail.write(value.`interrupted`, buf)
     }
 }
 
@@ -2683,6 +4073,269 @@ public object FfiConverterTypeMetadata: FfiConverterRustBuffer<Metadata> {
 
 
 
+/**
+ * What happened to a bucket (`kind`: `acked`, `dead_lettered`, `late_event`, `window_alarm`,
+ * `expired`), with the bucket's customer, dimension, hour (epoch seconds) and quantity.
+ */
+data class MeterEventRecord (
+    var `kind`: kotlin.String
+    , 
+    var `customerIdentifier`: kotlin.String?
+    , 
+    var `customerAwsAccountId`: kotlin.String?
+    , 
+    var `licenseArn`: kotlin.String?
+    , 
+    var `dimension`: kotlin.String
+    , 
+    var `hour`: kotlin.Long
+    , 
+    var `quantity`: kotlin.Long
+    , 
+    /**
+     * `acked`: the service's record id.
+     */
+    var `meteringRecordId`: kotlin.String?
+    , 
+    /**
+     * `dead_lettered`: the record's Status or the error code.
+     */
+    var `statusOrError`: kotlin.String?
+    , 
+    /**
+     * `dead_lettered`: details.
+     */
+    var `detail`: kotlin.String?
+    , 
+    /**
+     * `late_event`: the hour the quantity was counted in.
+     */
+    var `countedInHour`: kotlin.Long?
+    , 
+    /**
+     * `window_alarm`: when the service stops accepting the bucket.
+     */
+    var `windowEnd`: kotlin.Long?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMeterEventRecord: FfiConverterRustBuffer<MeterEventRecord> {
+    override fun read(buf: ByteBuffer): MeterEventRecord {
+        return MeterEventRecord(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MeterEventRecord) = (
+            FfiConverterString.allocationSize(value.`kind`) +
+            FfiConverterOptionalString.allocationSize(value.`customerIdentifier`) +
+            FfiConverterOptionalString.allocationSize(value.`customerAwsAccountId`) +
+            FfiConverterOptionalString.allocationSize(value.`licenseArn`) +
+            FfiConverterString.allocationSize(value.`dimension`) +
+            FfiConverterLong.allocationSize(value.`hour`) +
+            FfiConverterLong.allocationSize(value.`quantity`) +
+            FfiConverterOptionalString.allocationSize(value.`meteringRecordId`) +
+            FfiConverterOptionalString.allocationSize(value.`statusOrError`) +
+            FfiConverterOptionalString.allocationSize(value.`detail`) +
+            FfiConverterOptionalLong.allocationSize(value.`countedInHour`) +
+            FfiConverterOptionalLong.allocationSize(value.`windowEnd`)
+    )
+
+    override fun write(value: MeterEventRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`kind`, buf)
+            FfiConverterOptionalString.write(value.`customerIdentifier`, buf)
+            FfiConverterOptionalString.write(value.`customerAwsAccountId`, buf)
+            FfiConverterOptionalString.write(value.`licenseArn`, buf)
+            FfiConverterString.write(value.`dimension`, buf)
+            FfiConverterLong.write(value.`hour`, buf)
+            FfiConverterLong.write(value.`quantity`, buf)
+            FfiConverterOptionalString.write(value.`meteringRecordId`, buf)
+            FfiConverterOptionalString.write(value.`statusOrError`, buf)
+            FfiConverterOptionalString.write(value.`detail`, buf)
+            FfiConverterOptionalLong.write(value.`countedInHour`, buf)
+            FfiConverterOptionalLong.write(value.`windowEnd`, buf)
+    }
+}
+
+
+
+/**
+ * The meter's settings; `None` is the core's default.
+ */
+data class MeterOptions (
+    /**
+     * The SQLite store's file; `None`: in memory (tests).
+     */
+    var `path`: kotlin.String?
+    , 
+    var `productCode`: kotlin.String?
+    , 
+    /**
+     * `batch` (BatchMeterUsage, the default) or `meter_usage`.
+     */
+    var `mode`: kotlin.String?
+    , 
+    /**
+     * `durable` (default), `group` or `memory`.
+     */
+    var `durability`: kotlin.String?
+    , 
+    var `graceMillis`: kotlin.Long?
+    , 
+    var `zeroFill`: kotlin.Boolean?
+    , 
+    /**
+     * `Some(0)`: no background flusher.
+     */
+    var `flushIntervalMillis`: kotlin.Long?
+    , 
+    var `clock`: NativeManualClock?
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`path`,
+        this.`productCode`,
+        this.`mode`,
+        this.`durability`,
+        this.`graceMillis`,
+        this.`zeroFill`,
+        this.`flushIntervalMillis`,
+        this.`clock`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions> {
+    override fun read(buf: ByteBuffer): MeterOptions {
+        return MeterOptions(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalTypeNativeManualClock.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MeterOptions) = (
+            FfiConverterOptionalString.allocationSize(value.`path`) +
+            FfiConverterOptionalString.allocationSize(value.`productCode`) +
+            FfiConverterOptionalString.allocationSize(value.`mode`) +
+            FfiConverterOptionalString.allocationSize(value.`durability`) +
+            FfiConverterOptionalLong.allocationSize(value.`graceMillis`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`zeroFill`) +
+            FfiConverterOptionalLong.allocationSize(value.`flushIntervalMillis`) +
+            FfiConverterOptionalTypeNativeManualClock.allocationSize(value.`clock`)
+    )
+
+    override fun write(value: MeterOptions, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`path`, buf)
+            FfiConverterOptionalString.write(value.`productCode`, buf)
+            FfiConverterOptionalString.write(value.`mode`, buf)
+            FfiConverterOptionalString.write(value.`durability`, buf)
+            FfiConverterOptionalLong.write(value.`graceMillis`, buf)
+            FfiConverterOptionalBoolean.write(value.`zeroFill`, buf)
+            FfiConverterOptionalLong.write(value.`flushIntervalMillis`, buf)
+            FfiConverterOptionalTypeNativeManualClock.write(value.`clock`, buf)
+    }
+}
+
+
+
+data class MeterStatusRecord (
+    var `pending`: kotlin.ULong
+    , 
+    var `sealed`: kotlin.ULong
+    , 
+    var `acked`: kotlin.ULong
+    , 
+    var `deadLettered`: kotlin.ULong
+    , 
+    var `expired`: kotlin.ULong
+    , 
+    var `oldestUnsentHour`: kotlin.Long?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMeterStatusRecord: FfiConverterRustBuffer<MeterStatusRecord> {
+    override fun read(buf: ByteBuffer): MeterStatusRecord {
+        return MeterStatusRecord(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MeterStatusRecord) = (
+            FfiConverterULong.allocationSize(value.`pending`) +
+            FfiConverterULong.allocationSize(value.`sealed`) +
+            FfiConverterULong.allocationSize(value.`acked`) +
+            FfiConverterULong.allocationSize(value.`deadLettered`) +
+            FfiConverterULong.allocationSize(value.`expired`) +
+            FfiConverterOptionalLong.allocationSize(value.`oldestUnsentHour`)
+    )
+
+    override fun write(value: MeterStatusRecord, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`pending`, buf)
+            FfiConverterULong.write(value.`sealed`, buf)
+            FfiConverterULong.write(value.`acked`, buf)
+            FfiConverterULong.write(value.`deadLettered`, buf)
+            FfiConverterULong.write(value.`expired`, buf)
+            FfiConverterOptionalLong.write(value.`oldestUnsentHour`, buf)
+    }
+}
+
+
+
 data class MeterUsageParams (
     var `productCode`: kotlin.String?
     , 
@@ -2779,6 +4432,47 @@ public object FfiConverterTypeMeterUsageResult: FfiConverterRustBuffer<MeterUsag
     override fun write(value: MeterUsageResult, buf: ByteBuffer) {
             FfiConverterOptionalString.write(value.`meteringRecordId`, buf)
             FfiConverterTypeMetadata.write(value.`metadata`, buf)
+    }
+}
+
+
+
+/**
+ * A failure reported inside a result rather than raised.
+ */
+data class NativeErrorDetail (
+    var `code`: kotlin.String
+    , 
+    var `detail`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNativeErrorDetail: FfiConverterRustBuffer<NativeErrorDetail> {
+    override fun read(buf: ByteBuffer): NativeErrorDetail {
+        return NativeErrorDetail(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: NativeErrorDetail) = (
+            FfiConverterString.allocationSize(value.`code`) +
+            FfiConverterString.allocationSize(value.`detail`)
+    )
+
+    override fun write(value: NativeErrorDetail, buf: ByteBuffer) {
+            FfiConverterString.write(value.`code`, buf)
+            FfiConverterString.write(value.`detail`, buf)
     }
 }
 
@@ -3635,6 +5329,102 @@ public object FfiConverterOptionalTimestamp: FfiConverterRustBuffer<java.time.In
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeMeterListener: FfiConverterRustBuffer<MeterListener?> {
+    override fun read(buf: ByteBuffer): MeterListener? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeMeterListener.read(buf)
+    }
+
+    override fun allocationSize(value: MeterListener?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeMeterListener.allocationSize(value)
+        }
+    }
+
+    override fun write(value: MeterListener?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeMeterListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeNativeManualClock: FfiConverterRustBuffer<NativeManualClock?> {
+    override fun read(buf: ByteBuffer): NativeManualClock? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeNativeManualClock.read(buf)
+    }
+
+    override fun allocationSize(value: NativeManualClock?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeNativeManualClock.allocationSize(value)
+        }
+    }
+
+    override fun write(value: NativeManualClock?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeNativeManualClock.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeNativeErrorDetail: FfiConverterRustBuffer<NativeErrorDetail?> {
+    override fun read(buf: ByteBuffer): NativeErrorDetail? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeNativeErrorDetail.read(buf)
+    }
+
+    override fun allocationSize(value: NativeErrorDetail?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeNativeErrorDetail.allocationSize(value)
+        }
+    }
+
+    override fun write(value: NativeErrorDetail?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeNativeErrorDetail.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeTag: FfiConverterRustBuffer<Tag?> {
     override fun read(buf: ByteBuffer): Tag? {
         if (buf.get().toInt() == 0) {
@@ -3731,6 +5521,38 @@ public object FfiConverterOptionalTypeUsageRecord: FfiConverterRustBuffer<UsageR
 /**
  * @suppress
  */
+public object FfiConverterOptionalSequenceOptionalString: FfiConverterRustBuffer<List<kotlin.String?>?> {
+    override fun read(buf: ByteBuffer): List<kotlin.String?>? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterSequenceOptionalString.read(buf)
+    }
+
+    override fun allocationSize(value: List<kotlin.String?>?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterSequenceOptionalString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: List<kotlin.String?>?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterSequenceOptionalString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalSequenceOptionalTypeTag: FfiConverterRustBuffer<List<Tag?>?> {
     override fun read(buf: ByteBuffer): List<Tag?>? {
         if (buf.get().toInt() == 0) {
@@ -3817,6 +5639,34 @@ public object FfiConverterOptionalSequenceOptionalTypeUsageRecord: FfiConverterR
         } else {
             buf.put(1)
             FfiConverterSequenceOptionalTypeUsageRecord.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeDeadLetterRecord: FfiConverterRustBuffer<List<DeadLetterRecord>> {
+    override fun read(buf: ByteBuffer): List<DeadLetterRecord> {
+        val len = buf.getInt()
+        return List<DeadLetterRecord>(len) {
+            FfiConverterTypeDeadLetterRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<DeadLetterRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDeadLetterRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<DeadLetterRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDeadLetterRecord.write(it, buf)
         }
     }
 }
@@ -3957,6 +5807,34 @@ public object FfiConverterSequenceTypeNativeErrorCode: FfiConverterRustBuffer<Li
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeNativeErrorCode.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceOptionalString: FfiConverterRustBuffer<List<kotlin.String?>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String?> {
+        val len = buf.getInt()
+        return List<kotlin.String?>(len) {
+            FfiConverterOptionalString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String?>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterOptionalString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String?>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterOptionalString.write(it, buf)
         }
     }
 }
