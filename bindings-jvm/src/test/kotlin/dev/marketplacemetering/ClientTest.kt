@@ -194,6 +194,17 @@ class ClientTest {
     }
 
     @Test
+    fun `a closed client refuses calls without crashing`() {
+        val c = emulator.client()
+        c.close()
+        c.close()
+        val e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException::class.java) {
+            c.resolveCustomerBlocking(ResolveCustomerRequest(Emulator.REGISTRATION_TOKEN))
+        }
+        assertTrue(e.message!!.contains("destroyed"), e.message)
+    }
+
+    @Test
     fun `configuration reaches the core`() {
         val c = emulator.client {
             maxAttempts = 5
