@@ -159,7 +159,7 @@ class ClientTest {
         }
         val ms = (System.nanoTime() - started) / 1_000_000
         assertEquals(20, tokens.size)
-        assertTrue(ms < 3000, "20 delayed calls took $ms ms on one dispatcher thread")
+        assertTrue(ms < 4500, "20 delayed calls took $ms ms on one dispatcher thread (6 s if it blocked)")
     }
 
     @Test
