@@ -28,3 +28,12 @@ if [ -f examples/c/run.sh ]; then
   cargo build --quiet -p metering-emulator --locked
   METERING_EMULATOR_BIN="${CARGO_TARGET_DIR:-$root/target}/$triple/debug/metering-emulator" bash examples/c/run.sh
 fi
+
+echo "== jvm (java and kotlin)"
+if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq maven default-jdk-headless >/dev/null
+fi
+# The library into the local Maven repository (tests run in the test command), then the
+# examples as a seller's project depending on it.
+(cd bindings-jvm && mvn -B -q install -DskipTests)
+(cd examples/jvm && mvn -B -q compile exec:exec@java exec:exec@kotlin)

@@ -85,4 +85,11 @@ if [ -f bindings-c/test.sh ]; then
   bash bindings-c/test.sh
 fi
 
+step "jvm: generated Kotlin current, native library in the jar, Kotlin and Java JUnit (mvn verify)"
+if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq maven default-jdk-headless >/dev/null
+fi
+bash bindings-jvm/generate.sh --check
+(cd bindings-jvm && mvn -B -q verify)
+
 step "all suites passed"

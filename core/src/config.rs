@@ -23,6 +23,8 @@ pub enum Face {
     Node,
     /// The C library (and the C++ header on top of it).
     C,
+    /// The JVM package (Kotlin and Java).
+    Jvm,
 }
 
 impl Face {
@@ -32,6 +34,7 @@ impl Face {
             Face::Python => "python",
             Face::Node => "node",
             Face::C => "c",
+            Face::Jvm => "jvm",
         }
     }
 }

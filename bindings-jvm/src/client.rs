@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: Apache-2.0
+// `NativeClient`: the core's client. Each operation has a blocking form (the calling thread
+// waits on the core's runtime: Java's blocking API) and an `async` form (the work runs on the
+// core's runtime; the JVM side suspends, no thread of it waits: Kotlin `suspend` and
+// `CompletableFuture`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use marketplace_metering::{runtime, Config, Error, Face, RetryMode};
+
+use crate::error::{invalid, invalid_state, NativeError};
+use crate::model::{self, *};
+
+type R<T> = Result<T, NativeError>;
+
+/// Everything a client is configured with except credentials (those are separate arguments,
+/// so that no generated `toString()` can print a secret). `None`: the environment, the shared
+/// config file, then the default.
+#[derive(Clone, Debug, Default, uniffi::Record)]
+pub struct ClientConfig {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+    pub use_fips: Option<bool>,
+    pub use_dual_stack: Option<bool>,
+    /// `standard` or `adaptive`.
+    pub retry_mode: Option<String>,
+    pub max_attempts: Option<i32>,
+    pub initial_backoff_millis: Option<i64>,
+    pub max_backoff_millis: Option<i64>,
+    pub connect_timeout_millis: Option<i64>,
+    pub read_timeout_millis: Option<i64>,
+    pub attempt_timeout_millis: Option<i64>,
+    pub operation_timeout_millis: Option<i64>,
+    /// The Kotlin package's version, for the User-Agent.
+    pub face_version: Option<String>,
+}
+
+fn millis(field: &str, v: Option<i64>) -> R<Option<Duration>> {
+    match v {
+        None => Ok(None),
+        Some(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms as u64))),
+        Some(ms) => Err(invalid(
+            field,
+            &format!("must be a positive duration, got {ms} ms"),
+        )),
+    }
+}
+
+fn build_config(
+    c: ClientConfig,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+) -> R<Config> {
+    let mut b = Config::builder().face(
+        Face::Jvm,
+        c.face_version
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+    );
+    b.set_region(c.region);
+    b.set_endpoint_url(c.endpoint_url);
+    b.set_profile(c.profile);
+    if let Some(on) = c.use_fips {
+        b = b.use_fips(on);
+    }
+    if let Some(on) = c.use_dual_stack {
+        b = b.use_dual_stack(on);
+    }
+    match (access_key_id, secret_access_key) {
+        (Some(k), Some(s)) => b = b.static_credentials(k, s, session_token),
+        (None, None) => {}
+        (None, Some(_)) => return Err(invalid("accessKeyId", "is required with secretAccessKey")),
+        (Some(_), None) => return Err(invalid("secretAccessKey", "is required with accessKeyId")),
+    }
+    if let Some(m) = c.retry_mode {
+        b.set_retry_mode(Some(m.parse::<RetryMode>().map_err(NativeError::from)?));
+    }
+    if let Some(n) = c.max_attempts {
+        let n = u32::try_from(n)
+            .map_err(|_| invalid("maxAttempts", &format!("must be at least 1, got {n}")))?;
+        b.set_max_attempts(Some(n));
+    }
+    b.set_initial_backoff(millis("initialBackoff", c.initial_backoff_millis)?);
+    b.set_max_backoff(millis("maxBackoff", c.max_backoff_millis)?);
+    b.set_connect_timeout(millis("connectTimeout", c.connect_timeout_millis)?);
+    b.set_read_timeout(millis("readTimeout", c.read_timeout_millis)?);
+    b.set_attempt_timeout(millis("attemptTimeout", c.attempt_timeout_millis)?);
+    b.set_operation_timeout(millis("operationTimeout", c.operation_timeout_millis)?);
+    Ok(b.build()?)
+}
+
+/// The resolved configuration, as the client uses it.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct ResolvedConfig {
+    pub region: String,
+    pub endpoint_url: String,
+    pub retry_mode: String,
+    pub max_attempts: u32,
+    pub user_agent: String,
+}
+
+#[derive(uniffi::Object)]
+pub struct NativeClient {
+    inner: marketplace_metering::Client,
+}
+
+/// Runs `fut` on the core's runtime and waits for it (a blocking call).
+fn blocking<O, E: Into<Error>>(fut: impl Future<Output = Result<O, E>>) -> R<O> {
+    match runtime::block_on(fut) {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(e.into().into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs `fut` on the core's runtime; the returned future only waits for its result, so the
+/// foreign side's polling never drives the HTTP exchange itself.
+async fn on_runtime<O, E>(fut: impl Future<Output = Result<O, E>> + Send + 'static) -> R<O>
+where
+    O: Send + 'static,
+    E: Into<Error> + Send + 'static,
+{
+    let handle = runtime::spawn(fut)?;
+    match handle.await {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(e.into().into()),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(invalid_state(
+            "the call was cancelled: the runtime shut down",
+        )),
+    }
+}
+
+impl NativeClient {
+    pub fn core(&self) -> &marketplace_metering::Client {
+        &self.inner
+    }
+}
+
+#[uniffi::export]
+impl NativeClient {
+    /// Builds a client. `access_key_id` and `secret_access_key` go together; without them the
+    /// default credential chain is used.
+    #[uniffi::constructor]
+    pub fn new(
+        config: ClientConfig,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        session_token: Option<String>,
+    ) -> R<Arc<Self>> {
+        let config = build_config(config, access_key_id, secret_access_key, session_token)?;
+        Ok(Arc::new(NativeClient {
+            inner: marketplace_metering::Client::new(config),
+        }))
+    }
+
+    pub fn resolved_config(&self) -> ResolvedConfig {
+        let c = self.inner.config();
+        ResolvedConfig {
+            region: c.region().to_owned(),
+            endpoint_url: c.endpoint_url().to_owned(),
+            retry_mode: match c.retry_config().mode {
+                RetryMode::Adaptive => "adaptive".to_owned(),
+                RetryMode::Standard => "standard".to_owned(),
+            },
+            max_attempts: c.retry_config().max_attempts,
+            user_agent: c.user_agent().to_owned(),
+        }
+    }
+
+    /// Where the credentials come from (`Static`, `Environment`, …), resolving them if needed.
+    pub fn credentials_provider_name(&self) -> R<String> {
+        blocking(self.inner.credentials_provider_name())
+    }
+
+    pub fn batch_meter_usage(
+        &self,
+        product_code: Option<String>,
+        usage_records: Option<Vec<Option<UsageRecord>>>,
+    ) -> R<BatchMeterUsageResult> {
+        let input = model::batch_meter_usage_input(product_code, usage_records)?;
+        let out = blocking(self.inner.send_batch_meter_usage(input))?;
+        Ok(model::batch_meter_usage_output(&out))
+    }
+
+    pub async fn batch_meter_usage_async(
+        &self,
+        product_code: Option<String>,
+        usage_records: Option<Vec<Option<UsageRecord>>>,
+    ) -> R<BatchMeterUsageResult> {
+        let input = model::batch_meter_usage_input(product_code, usage_records)?;
+        let c = self.inner.clone();
+        let out = on_runtime(async move { c.send_batch_meter_usage(input).await }).await?;
+        Ok(model::batch_meter_usage_output(&out))
+    }
+
+    pub fn meter_usage(&self, params: MeterUsageParams) -> R<MeterUsageResult> {
+        let input = model::meter_usage_input(params)?;
+        let out = blocking(self.inner.send_meter_usage(input))?;
+        Ok(model::meter_usage_output(&out))
+    }
+
+    pub async fn meter_usage_async(&self, params: MeterUsageParams) -> R<MeterUsageResult> {
+        let input = model::meter_usage_input(params)?;
+        let c = self.inner.clone();
+        let out = on_runtime(async move { c.send_meter_usage(input).await }).await?;
+        Ok(model::meter_usage_output(&out))
+    }
+
+    pub fn resolve_customer(&self, registration_token: Option<String>) -> R<ResolveCustomerResult> {
+        let input = model::resolve_customer_input(registration_token)?;
+        let out = blocking(self.inner.send_resolve_customer(input))?;
+        Ok(model::resolve_customer_output(&out))
+    }
+
+    pub async fn resolve_customer_async(
+        &self,
+        registration_token: Option<String>,
+    ) -> R<ResolveCustomerResult> {
+        let input = model::resolve_customer_input(registration_token)?;
+        let c = self.inner.clone();
+        let out = on_runtime(async move { c.send_resolve_customer(input).await }).await?;
+        Ok(model::resolve_customer_output(&out))
+    }
+
+    pub fn register_usage(
+        &self,
+        product_code: Option<String>,
+        public_key_version: Option<i32>,
+        nonce: Option<String>,
+    ) -> R<RegisterUsageResult> {
+        let input = model::register_usage_input(product_code, public_key_version, nonce)?;
+        let out = blocking(self.inner.send_register_usage(input))?;
+        Ok(model::register_usage_output(&out))
+    }
+
+    pub async fn register_usage_async(
+        &self,
+        product_code: Option<String>,
+        public_key_version: Option<i32>,
+        nonce: Option<String>,
+    ) -> R<RegisterUsageResult> {
+        let input = model::register_usage_input(product_code, public_key_version, nonce)?;
+        let c = self.inner.clone();
+        let out = on_runtime(async move { c.send_register_usage(input).await }).await?;
+        Ok(model::register_usage_output(&out))
+    }
+
+    /// The client's clock, corrected by the skew measured against the service's `Date`.
+    pub fn now(&self) -> SystemTime {
+        self.inner.now()
+    }
+}

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+// The JVM face's native library: the core exported with uniffi. Translation only; every rule
+// (validation, retries, signing, the meter's policy) lives in `marketplace-metering`.
+
+//! uniffi exports behind `dev.marketplacemetering` (Kotlin, usable from Java).
+//!
+//! * [`client`]: `NativeClient`: each operation blocking (for Java's blocking forms) and
+//!   `async` (for Kotlin's `suspend` and Java's `CompletableFuture` forms), both on the core's
+//!   shared runtime.
+//! * [`model`]: the model's shapes as uniffi records, every member optional so that a `null`
+//!   from Java reaches the core's validation and comes back as an error naming the field.
+//! * [`error`]: the one exhaustive `ErrorCode` → `NativeErrorCode` table.
+//! * [`meter`]: the core's usage meter.
+//! * [`emulator`]: the in-process `metering-emulator` for `dev.marketplacemetering.testing`.
+
+uniffi::setup_scaffolding!();
+
+pub mod client;
+pub mod emulator;
+pub mod error;
+pub mod meter;
+pub mod model;
+
+/// This library's version (the Maven artifact's).
+#[uniffi::export]
+pub fn native_version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
+/// Stops the core's shared runtime (joins its threads); the next call starts a new one.
+/// Called from a JVM shutdown hook.
+#[uniffi::export]
+pub fn native_shutdown() {
+    meter::release_all();
+    marketplace_metering::runtime::shutdown();
+}

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: Apache-2.0
+// The client, shaped like the AWS SDK for Kotlin's: `MarketplaceMeteringClient { region = ... }`,
+// `suspend` operations, plus blocking and CompletableFuture forms for Java.
+
+package dev.marketplacemetering
+
+import dev.marketplacemetering.internal.ClientConfig
+import dev.marketplacemetering.internal.NativeClient
+import dev.marketplacemetering.internal.nativeShutdown
+import dev.marketplacemetering.internal.nativeVersion as ffiNativeVersion
+import dev.marketplacemetering.model.BatchMeterUsageRequest
+import dev.marketplacemetering.model.BatchMeterUsageResponse
+import dev.marketplacemetering.model.MeterUsageRequest
+import dev.marketplacemetering.model.MeterUsageResponse
+import dev.marketplacemetering.model.RegisterUsageRequest
+import dev.marketplacemetering.model.RegisterUsageResponse
+import dev.marketplacemetering.model.ResolveCustomerRequest
+import dev.marketplacemetering.model.ResolveCustomerResponse
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.future.future
+import java.time.Duration
+import java.util.concurrent.CompletableFuture
+
+/** Where the client's credentials come from. */
+sealed interface CredentialsProvider
+
+/**
+ * Fixed credentials. [toString] never shows the secret or the session token.
+ */
+class StaticCredentialsProvider @JvmOverloads constructor(
+    val accessKeyId: String,
+    internal val secretAccessKey: String,
+    internal val sessionToken: String? = null,
+) : CredentialsProvider {
+    override fun toString(): String = "StaticCredentialsProvider(accessKeyId=$accessKeyId, secretAccessKey=****)"
+}
+
+/**
+ * The standard chain: environment, shared config and credentials files (profiles, SSO,
+ * `credential_process`, assume-role), web identity, ECS/EKS container credentials, EC2
+ * instance metadata (IMDSv2). What a client uses when no provider is given.
+ */
+class DefaultChainCredentialsProvider @JvmOverloads constructor(
+    /** The shared config profile (default: `AWS_PROFILE`, then `default`). */
+    val profile: String? = null,
+) : CredentialsProvider {
+    override fun toString(): String = "DefaultChainCredentialsProvider(profile=$profile)"
+}
+
+/** The retry mode. */
+enum class RetryMode {
+    /** Up to `maxAttempts`, full-jitter exponential backoff, a retry quota (the default). */
+    STANDARD,
+
+    /** Standard plus a client-side rate limiter that engages on throttling. */
+    ADAPTIVE,
+}
+
+/**
+ * A client for the AWS Marketplace Metering Service. Thread-safe: share one per process.
+ *
+ * Kotlin: `MarketplaceMeteringClient { region = "us-east-1" }` and the `suspend` operations
+ * (the HTTP exchange runs on the library's native runtime; the coroutine suspends, no
+ * dispatcher thread waits). Java: `MarketplaceMeteringClient.builder().region("us-east-1").build()`,
+ * then the `...Blocking` forms or the `...Async` forms returning a [CompletableFuture].
+ *
+ * Every failure is a [MarketplaceMeteringException] subclass. Close the client when done.
+ */
+class MarketplaceMeteringClient private constructor(
+    /** The configuration as given. */
+    val config: Config,
+) : AutoCloseable {
+    private val native: NativeClient = translating {
+        val creds = config.credentialsProvider
+        val profile = (creds as? DefaultChainCredentialsProvider)?.profile ?: config.profile
+        NativeClient(
+            ClientConfig(
+                region = config.region,
+                endpointUrl = config.endpointUrl,
+                profile = profile,
+                useFips = config.useFips,
+                useDualStack = config.useDualStack,
+                retryMode = config.retryMode?.name?.lowercase(),
+                maxAttempts = config.maxAttempts,
+                initialBackoffMillis = config.initialBackoff?.toMillisOrNull(),
+                maxBackoffMillis = config.maxBackoff?.toMillisOrNull(),
+                connectTimeoutMillis = config.connectTimeout?.toMillisOrNull(),
+                readTimeoutMillis = config.readTimeout?.toMillisOrNull(),
+                attemptTimeoutMillis = config.attemptTimeout?.toMillisOrNull(),
+                operationTimeoutMillis = config.operationTimeout?.toMillisOrNull(),
+                faceVersion = VERSION,
+            ),
+            (creds as? StaticCredentialsProvider)?.accessKeyId,
+            (creds as? StaticCredentialsProvider)?.secretAccessKey,
+            (creds as? StaticCredentialsProvider)?.sessionToken,
+        )
+    }
+
+    private val resolved = native.resolvedConfig()
+
+    /** The signing region, resolved (code, then environment, then profile). */
+    val region: String get() = resolved.region
+
+    /** The endpoint URL requests go to. */
+    val endpointUrl: String get() = resolved.endpointUrl
+
+    /** The User-Agent sent with each request. */
+    val userAgent: String get() = resolved.userAgent
+
+    /** Attempts per call, the first included. */
+    val maxAttempts: Int get() = resolved.maxAttempts.toInt()
+
+    internal val core: NativeClient get() = native
+
+    /** The name of the credentials' source (`Static`, `Environment`, …), loading them if needed. */
+    fun credentialsProviderName(): String = translating { native.credentialsProviderName() }
+
+    // ------------------------------------------------------------------ suspend forms
+
+    /** BatchMeterUsage: up to 25 usage records in one call. */
+    suspend fun batchMeterUsage(input: BatchMeterUsageRequest): BatchMeterUsageResponse = translating {
+        native.batchMeterUsageAsync(input.productCode, input.usageRecords?.toNativeRecords())
+    }.toPublic()
+
+    /** `batchMeterUsage(BatchMeterUsageRequest { ... })`. */
+    suspend fun batchMeterUsage(block: BatchMeterUsageRequest.Builder.() -> Unit): BatchMeterUsageResponse =
+        batchMeterUsage(BatchMeterUsageRequest(block))
+
+    /** MeterUsage: one usage record. */
+    suspend fun meterUsage(input: MeterUsageRequest): MeterUsageResponse =
+        translating { native.meterUsageAsync(input.toNative()) }.toPublic()
+
+    /** `meterUsage(MeterUsageRequest { ... })`. */
+    suspend fun meterUsage(block: MeterUsageRequest.Builder.() -> Unit): MeterUsageResponse =
+        meterUsage(MeterUsageRequest(block))
+
+    /** ResolveCustomer: a registration token to the customer it belongs to. */
+    suspend fun resolveCustomer(input: ResolveCustomerRequest): ResolveCustomerResponse =
+        translating { native.resolveCustomerAsync(input.registrationToken) }.toPublic()
+
+    /** `resolveCustomer(ResolveCustomerRequest { ... })`. */
+    suspend fun resolveCustomer(block: ResolveCustomerRequest.Builder.() -> Unit): ResolveCustomerResponse =
+        resolveCustomer(ResolveCustomerRequest(block))
+
+    /** RegisterUsage: the entitlement check of a paid container product. */
+    suspend fun registerUsage(input: RegisterUsageRequest): RegisterUsageResponse = translating {
+        native.registerUsageAsync(input.productCode, input.publicKeyVersion, input.nonce)
+    }.toPublic()
+
+    /** `registerUsage(RegisterUsageRequest { ... })`. */
+    suspend fun registerUsage(block: RegisterUsageRequest.Builder.() -> Unit): RegisterUsageResponse =
+        registerUsage(RegisterUsageRequest(block))
+
+    // ----------------------------------------------------------------- blocking forms
+
+    /** [batchMeterUsage], blocking the calling thread (not for coroutines). */
+    fun batchMeterUsageBlocking(input: BatchMeterUsageRequest): BatchMeterUsageResponse = translating {
+        native.batchMeterUsage(input.productCode, input.usageRecords?.toNativeRecords())
+    }.toPublic()
+
+    /** [meterUsage], blocking the calling thread. */
+    fun meterUsageBlocking(input: MeterUsageRequest): MeterUsageResponse =
+        translating { native.meterUsage(input.toNative()) }.toPublic()
+
+    /** [resolveCustomer], blocking the calling thread. */
+    fun resolveCustomerBlocking(input: ResolveCustomerRequest): ResolveCustomerResponse =
+        translating { native.resolveCustomer(input.registrationToken) }.toPublic()
+
+    /** [registerUsage], blocking the calling thread. */
+    fun registerUsageBlocking(input: RegisterUsageRequest): RegisterUsageResponse = translating {
+        native.registerUsage(input.productCode, input.publicKeyVersion, input.nonce)
+    }.toPublic()
+
+    // --------------------------------------------------------- CompletableFuture forms
+
+    /** [batchMeterUsage] as a [CompletableFuture] (completed on a `Dispatchers.Default` thread). */
+    fun batchMeterUsageAsync(input: BatchMeterUsageRequest): CompletableFuture<BatchMeterUsageResponse> =
+        futures.future { batchMeterUsage(input) }
+
+    /** [meterUsage] as a [CompletableFuture]. */
+    fun meterUsageAsync(input: MeterUsageRequest): CompletableFuture<MeterUsageResponse> =
+        futures.future { meterUsage(input) }
+
+    /** [resolveCustomer] as a [CompletableFuture]. */
+    fun resolveCustomerAsync(input: ResolveCustomerRequest): CompletableFuture<ResolveCustomerResponse> =
+        futures.future { resolveCustomer(input) }
+
+    /** [registerUsage] as a [CompletableFuture]. */
+    fun registerUsageAsync(input: RegisterUsageRequest): CompletableFuture<RegisterUsageResponse> =
+        futures.future { registerUsage(input) }
+
+    /** Releases the native client (pooled connections). Calls after this fail. */
+    override fun close() {
+        native.close()
+    }
+
+    override fun toString(): String = "MarketplaceMeteringClient(region=$region, endpointUrl=$endpointUrl)"
+
+    /**
+     * The client's settings. Unset values come from the environment and the shared config
+     * file as the AWS SDKs read them (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL_MARKETPLACE_METERING`,
+     * `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, `AWS_USE_FIPS_ENDPOINT`, …), then the defaults.
+     */
+    data class Config(
+        val region: String? = null,
+        val endpointUrl: String? = null,
+        /** `null`: the default chain. */
+        val credentialsProvider: CredentialsProvider? = null,
+        val profile: String? = null,
+        val useFips: Boolean? = null,
+        val useDualStack: Boolean? = null,
+        val retryMode: RetryMode? = null,
+        val maxAttempts: Int? = null,
+        val initialBackoff: Duration? = null,
+        val maxBackoff: Duration? = null,
+        val connectTimeout: Duration? = null,
+        val readTimeout: Duration? = null,
+        val attemptTimeout: Duration? = null,
+        val operationTimeout: Duration? = null,
+    )
+
+    /** Builds a client: properties for the Kotlin DSL, fluent methods for Java. */
+    class Builder internal constructor() {
+        var region: String? = null
+        var endpointUrl: String? = null
+        var credentialsProvider: CredentialsProvider? = null
+        var profile: String? = null
+        var useFips: Boolean? = null
+        var useDualStack: Boolean? = null
+        var retryMode: RetryMode? = null
+        var maxAttempts: Int? = null
+        var initialBackoff: Duration? = null
+        var maxBackoff: Duration? = null
+        var connectTimeout: Duration? = null
+        var readTimeout: Duration? = null
+        var attemptTimeout: Duration? = null
+        var operationTimeout: Duration? = null
+
+        fun region(v: String?) = apply { region = v }
+        fun endpointUrl(v: String?) = apply { endpointUrl = v }
+        fun credentialsProvider(v: CredentialsProvider?) = apply { credentialsProvider = v }
+        fun profile(v: String?) = apply { profile = v }
+        fun useFips(v: Boolean?) = apply { useFips = v }
+        fun useDualStack(v: Boolean?) = apply { useDualStack = v }
+        fun retryMode(v: RetryMode?) = apply { retryMode = v }
+        fun maxAttempts(v: Int?) = apply { maxAttempts = v }
+        fun initialBackoff(v: Duration?) = apply { initialBackoff = v }
+        fun maxBackoff(v: Duration?) = apply { maxBackoff = v }
+        fun connectTimeout(v: Duration?) = apply { connectTimeout = v }
+        fun readTimeout(v: Duration?) = apply { readTimeout = v }
+        fun attemptTimeout(v: Duration?) = apply { attemptTimeout = v }
+        fun operationTimeout(v: Duration?) = apply { operationTimeout = v }
+
+        /** The client; fails with [InvalidConfigException] (no region, FIPS with an endpoint, …). */
+        fun build(): MarketplaceMeteringClient = MarketplaceMeteringClient(
+            Config(
+                region, endpointUrl, credentialsProvider, profile, useFips, useDualStack, retryMode,
+                maxAttempts, initialBackoff, maxBackoff, connectTimeout, readTimeout, attemptTimeout,
+                operationTimeout,
+            ),
+        )
+    }
+
+    companion object {
+        /** This package's version. */
+        const val VERSION: String = "0.1.0"
+
+        /** `MarketplaceMeteringClient { region = "us-east-1" }`. */
+        operator fun invoke(block: Builder.() -> Unit): MarketplaceMeteringClient = Builder().apply(block).build()
+
+        /** A builder, for Java. */
+        @JvmStatic
+        fun builder(): Builder = Builder()
+
+        /** A client configured entirely from the environment and shared config. */
+        @JvmStatic
+        fun fromEnvironment(): MarketplaceMeteringClient = Builder().build()
+
+        /** The native library's version. */
+        @JvmStatic
+        fun nativeVersion(): String = ffiNativeVersion()
+
+        // Completes CompletableFutures off the native runtime's threads, so that callbacks
+        // chained on them may block.
+        private val futures = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+
+        init {
+            // Joins the native runtime's threads at JVM exit (after live meters wrote their buffers).
+            Runtime.getRuntime().addShutdownHook(Thread({ nativeShutdown() }, "marketplace-metering-shutdown"))
+        }
+    }
+}
+
+/** Milliseconds (saturated: the core bounds every value and names the field). */
+private fun Duration.toMillisOrNull(): Long = try {
+    toMillis()
+} catch (e: ArithmeticException) {
+    Long.MAX_VALUE
+}

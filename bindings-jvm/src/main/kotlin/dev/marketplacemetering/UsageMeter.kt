@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: Apache-2.0
+// The durable usage meter: record usage as it happens, bill each customer-hour exactly once.
+
+package dev.marketplacemetering
+
+import dev.marketplacemetering.internal.MeterEventRecord
+import dev.marketplacemetering.internal.MeterOptions
+import dev.marketplacemetering.internal.NativeMeter
+import dev.marketplacemetering.model.UsageAllocation
+import dev.marketplacemetering.testing.ManualClock
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.future.future
+import java.nio.file.Path
+import java.time.Duration
+import java.time.Instant
+import java.util.concurrent.CompletableFuture
+import dev.marketplacemetering.internal.MeterListener as NativeListener
+
+/** Which operation sends the buckets. */
+enum class MeterMode(internal val wire: String) {
+    /** BatchMeterUsage, 25 customer-hours a call (SaaS). The default. */
+    BATCH("batch"),
+
+    /** MeterUsage, one call per dimension-hour (AMI and container products; no customer). */
+    METER_USAGE("meter_usage"),
+}
+
+/** When `record()` returns. */
+enum class Durability(internal val wire: String) {
+    /** Once the event is on disk (fsync). The default. */
+    DURABLE("durable"),
+
+    /** Once a group commit shared with concurrent records is on disk. */
+    GROUP("group"),
+
+    /** At once; buffered events are written at flush and close (a crash loses them). */
+    MEMORY("memory"),
+}
+
+/**
+ * What happened to a bucket. [kind] is `acked`, `dead_lettered`, `late_event`,
+ * `window_alarm` or `expired`; [hour] is the bucket's hour.
+ */
+data class MeterEvent(
+    val kind: String,
+    val customerIdentifier: String?,
+    val customerAwsAccountId: String?,
+    val licenseArn: String?,
+    val dimension: String,
+    val hour: Instant,
+    val quantity: Long,
+    /** `acked`: the service's id for the record. */
+    val meteringRecordId: String?,
+    /** `dead_lettered`: the record's Status (`CustomerNotSubscribed`, …) or the error code. */
+    val statusOrError: String?,
+    /** `dead_lettered`: details. */
+    val message: String?,
+    /** `late_event`: the hour the quantity was counted in. */
+    val countedInHour: Instant?,
+    /** `window_alarm`: when the service stops accepting the bucket. */
+    val windowEnd: Instant?,
+)
+
+/**
+ * Receives the meter's events. Called on the meter's own threads (the one flushing, or the
+ * background flusher's): return quickly, and do not call the meter from it (such calls fail
+ * with [InvalidStateException]). An exception it throws is logged and dropped.
+ */
+fun interface MeterListener {
+    fun onEvent(event: MeterEvent)
+}
+
+/** Bucket counts per state. */
+data class MeterStatus(
+    val pending: Long,
+    val sealed: Long,
+    val acked: Long,
+    val deadLettered: Long,
+    val expired: Long,
+    val oldestUnsentHour: Instant?,
+)
+
+/** What one flush did. [interruptedCode] is set when throttling or transport failures stopped it early. */
+data class FlushSummary(
+    val sealed: Long,
+    val sent: Long,
+    val calls: Long,
+    val acked: Long,
+    val deadLettered: Long,
+    val expired: Long,
+    val resentUnprocessed: Long,
+    val deferred: Long,
+    val interruptedCode: String?,
+    val interruptedMessage: String?,
+)
+
+/** A bucket the service did not meter. */
+data class DeadLetter(
+    val customerIdentifier: String?,
+    val customerAwsAccountId: String?,
+    val licenseArn: String?,
+    val dimension: String,
+    val hour: Instant,
+    val quantity: Long,
+    val reason: String,
+    val message: String,
+    val at: Instant,
+)
+
+/**
+ * Records usage as it happens into hourly buckets in a local store (SQLite) and sends each
+ * sealed customer-hour exactly once, surviving crashes and restarts. The same store file is
+ * readable by every face. One meter owns a store at a time: a second one, in this process or
+ * another, fails at once naming the holder.
+ *
+ * ```kotlin
+ * UsageMeter(client) { path = Path.of("metering.db"); productCode = "prod-1" }.use { meter ->
+ *     meter.record("cust-1", "users", 3)
+ * }
+ * ```
+ */
+class UsageMeter private constructor(
+    client: MarketplaceMeteringClient,
+    config: Config,
+) : AutoCloseable {
+    /** The meter's settings. `null`: the default. */
+    data class Config(
+        /** The SQLite store; `null`: in memory (tests). */
+        val path: Path? = null,
+        val productCode: String? = null,
+        val mode: MeterMode? = null,
+        val durability: Durability? = null,
+        /** How long after its hour a bucket waits for late events before it is sealed (default 5 min). */
+        val grace: Duration? = null,
+        /** Report registered customers' dimensions as 0 in hours without usage. */
+        val zeroFill: Boolean? = null,
+        /** The background flusher's period (default 60 s); [Duration.ZERO]: no background flusher. */
+        val flushInterval: Duration? = null,
+        val listener: MeterListener? = null,
+        /** A clock set by hand (tests). */
+        val clock: ManualClock? = null,
+    )
+
+    /** Builds a meter: Kotlin DSL properties, fluent methods for Java. */
+    class Builder internal constructor(private val client: MarketplaceMeteringClient) {
+        var path: Path? = null
+        var productCode: String? = null
+        var mode: MeterMode? = null
+        var durability: Durability? = null
+        var grace: Duration? = null
+        var zeroFill: Boolean? = null
+        var flushInterval: Duration? = null
+        var listener: MeterListener? = null
+        var clock: ManualClock? = null
+
+        fun path(v: Path?) = apply { path = v }
+        fun productCode(v: String?) = apply { productCode = v }
+        fun mode(v: MeterMode?) = apply { mode = v }
+        fun durability(v: Durability?) = apply { durability = v }
+        fun grace(v: Duration?) = apply { grace = v }
+        fun zeroFill(v: Boolean?) = apply { zeroFill = v }
+        fun flushInterval(v: Duration?) = apply { flushInterval = v }
+        fun listener(v: MeterListener?) = apply { listener = v }
+        fun clock(v: ManualClock?) = apply { clock = v }
+
+        fun build(): UsageMeter = UsageMeter(
+            client,
+            Config(path, productCode, mode, durability, grace, zeroFill, flushInterval, listener, clock),
+        )
+    }
+
+    private val native: NativeMeter = translating {
+        NativeMeter(
+            client.core,
+            MeterOptions(
+                path = config.path?.toString(),
+                productCode = config.productCode,
+                mode = config.mode?.wire,
+                durability = config.durability?.wire,
+                graceMillis = config.grace?.toMillis(),
+                zeroFill = config.zeroFill,
+                flushIntervalMillis = config.flushInterval?.toMillis(),
+                clock = config.clock?.native,
+            ),
+            config.listener?.let(::Relay),
+        )
+    }
+
+    /** Adds [quantity] of [dimension] used by a SaaS customer to its hour's bucket (now, or [timestamp]). */
+    @JvmOverloads
+    fun record(
+        customerIdentifier: String?,
+        dimension: String?,
+        quantity: Long?,
+        timestamp: Instant? = null,
+        allocations: List<UsageAllocation>? = null,
+    ) = translating {
+        native.record(customerIdentifier, null, null, dimension, quantity, timestamp, allocations?.toNativeAllocations())
+    }
+
+    /** [record] for a customer known by AWS account id and license ARN. */
+    @JvmOverloads
+    fun recordForAccount(
+        customerAwsAccountId: String?,
+        licenseArn: String?,
+        dimension: String?,
+        quantity: Long?,
+        timestamp: Instant? = null,
+        allocations: List<UsageAllocation>? = null,
+    ) = translating {
+        native.record(null, customerAwsAccountId, licenseArn, dimension, quantity, timestamp, allocations?.toNativeAllocations())
+    }
+
+    /** In METER_USAGE mode, where buckets have no customer. */
+    @JvmOverloads
+    fun recordUsage(dimension: String?, quantity: Long?, timestamp: Instant? = null) = translating {
+        native.record(null, null, null, dimension, quantity, timestamp, null)
+    }
+
+    /** With zero-fill on: from the current hour, each of [dimensions] is reported every hour. */
+    fun registerCustomer(customerIdentifier: String?, dimensions: List<String?>?) = translating {
+        native.registerCustomer(customerIdentifier, null, null, dimensions)
+    }
+
+    /** Seals what may be sealed and sends every sealed bucket now (blocking). */
+    fun flush(): FlushSummary = translating { native.flush() }.toPublic()
+
+    /** [flush] as a suspend function (runs on the native runtime). */
+    suspend fun flushSuspend(): FlushSummary = translating { native.flushAsync() }.toPublic()
+
+    /** [flush] as a [CompletableFuture]. */
+    fun flushAsync(): CompletableFuture<FlushSummary> = scope.future { flushSuspend() }
+
+    /** Bucket counts per state. */
+    fun status(): MeterStatus = translating { native.status() }.let {
+        MeterStatus(
+            it.pending.toLong(), it.sealed.toLong(), it.acked.toLong(), it.deadLettered.toLong(),
+            it.expired.toLong(), it.oldestUnsentHour?.let(Instant::ofEpochSecond),
+        )
+    }
+
+    /** Every dead letter, oldest first. */
+    fun deadLetters(): List<DeadLetter> = translating { native.deadLetters() }.map {
+        DeadLetter(
+            it.customerIdentifier, it.customerAwsAccountId, it.licenseArn, it.dimension,
+            Instant.ofEpochSecond(it.hour), it.quantity, it.reason, it.detail, Instant.ofEpochSecond(it.at),
+        )
+    }
+
+    /** Sends chosen dead letters again while their hour is inside the window; `null` matches all. */
+    @JvmOverloads
+    fun requeue(
+        reason: String? = null,
+        customerIdentifier: String? = null,
+        customerAwsAccountId: String? = null,
+        licenseArn: String? = null,
+        hour: Instant? = null,
+    ): Long = translating {
+        native.requeue(reason, customerIdentifier, customerAwsAccountId, licenseArn, hour).toLong()
+    }
+
+    /** Stops the background flusher and flushes what may be flushed; returns that flush's summary. */
+    fun closeAndFlush(): FlushSummary = translating { native.closeAndFlush() }.toPublic()
+
+    /** [closeAndFlush]; a second close does nothing. */
+    override fun close() {
+        try {
+            closeAndFlush()
+        } catch (e: InvalidStateException) {
+            // Already closed. (The native handle itself is freed when this object is collected:
+            // the core meter is released by the first close.)
+        }
+    }
+
+    companion object {
+        /** `UsageMeter(client) { path = ...; productCode = ... }`. */
+        operator fun invoke(client: MarketplaceMeteringClient, block: Builder.() -> Unit): UsageMeter =
+            Builder(client).apply(block).build()
+
+        /** A builder, for Java. */
+        @JvmStatic
+        fun builder(client: MarketplaceMeteringClient): Builder = Builder(client)
+
+        private val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+        private val log: System.Logger = System.getLogger("dev.marketplacemetering.UsageMeter")
+    }
+
+    private class Relay(private val listener: MeterListener) : NativeListener {
+        override fun onEvent(event: MeterEventRecord) {
+            try {
+                listener.onEvent(
+                    MeterEvent(
+                        event.kind, event.customerIdentifier, event.customerAwsAccountId, event.licenseArn,
+                        event.dimension, Instant.ofEpochSecond(event.hour), event.quantity,
+                        event.meteringRecordId, event.statusOrError, event.detail,
+                        event.countedInHour?.let(Instant::ofEpochSecond), event.windowEnd?.let(Instant::ofEpochSecond),
+                    ),
+                )
+            } catch (t: Throwable) {
+                // Never into the native meter's thread.
+                log.log(System.Logger.Level.ERROR, "UsageMeter: the listener threw", t)
+            }
+        }
+    }
+}
+
+private fun dev.marketplacemetering.internal.FlushSummaryRecord.toPublic() = FlushSummary(
+    sealed.toLong(), sent.toLong(), calls.toLong(), acked.toLong(), deadLettered.toLong(),
+    expired.toLong(), resentUnprocessed.toLong(), deferred.toLong(), interrupted?.code, interrupted?.detail,
+)

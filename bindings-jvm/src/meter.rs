@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: Apache-2.0
+// `NativeMeter`: the core's usage meter. Every rule (sealing, durability, one owner per store,
+// clock steps, dead letters) is the core's; this only renames fields to the Kotlin arguments'.
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use marketplace_metering::meter::{
+    self, Customer, DeadLetter, FlushSummary, MeterConfig, MeterEvent, MeterEventKind, MeterMode,
+    MeterStatus, RequeueFilter, Store,
+};
+use marketplace_metering::{Error, ErrorCode};
+
+use crate::client::NativeClient;
+use crate::error::{invalid, invalid_state, NativeError};
+use crate::model::{self, UsageAllocation};
+
+type R<T> = Result<T, NativeError>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The core names fields as the service model does (and the customer's parts in snake case);
+/// Kotlin and Java callers know them by `record()`'s parameter names.
+const FIELD_NAMES: &[(&str, &str)] = &[
+    ("UsageAllocations", "allocations"),
+    ("CustomerIdentifier", "customerIdentifier"),
+    ("CustomerAWSAccountId", "customerAwsAccountId"),
+    ("LicenseArn", "licenseArn"),
+    ("Dimension", "dimension"),
+    ("Quantity", "quantity"),
+    ("Timestamp", "timestamp"),
+    ("customer_identifier", "customerIdentifier"),
+    ("customer_aws_account_id", "customerAwsAccountId"),
+    ("license_arn", "licenseArn"),
+];
+
+fn kotlin_field(field: &str) -> String {
+    let f = field.strip_prefix("UsageRecords[0].").unwrap_or(field);
+    for (model, arg) in FIELD_NAMES {
+        if let Some(rest) = f.strip_prefix(model) {
+            if rest.is_empty() || rest.starts_with(['.', '[']) {
+                return format!("{arg}{rest}");
+            }
+        }
+    }
+    f.to_owned()
+}
+
+/// A core error of `record()` and friends, its field named as the Kotlin parameter.
+fn record_err(e: Error) -> NativeError {
+    match e.field() {
+        Some(field) if e.error_code() == ErrorCode::InvalidInput => {
+            let msg = e.message();
+            let msg = match msg.split_once(": ") {
+                Some((path, rest)) if path == field || path.starts_with("UsageRecords[") => rest,
+                _ => msg,
+            };
+            invalid(kotlin_field(field), msg)
+        }
+        _ => e.into(),
+    }
+}
+
+fn epoch_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs_f64().ceil() as u64).unwrap_or(i64::MAX),
+    }
+}
+
+// -------------------------------------------------------------------- records
+
+/// What happened to a bucket (`kind`: `acked`, `dead_lettered`, `late_event`, `window_alarm`,
+/// `expired`), with the bucket's customer, dimension, hour (epoch seconds) and quantity.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct MeterEventRecord {
+    pub kind: String,
+    pub customer_identifier: Option<String>,
+    pub customer_aws_account_id: Option<String>,
+    pub license_arn: Option<String>,
+    pub dimension: String,
+    pub hour: i64,
+    pub quantity: i64,
+    /// `acked`: the service's record id.
+    pub metering_record_id: Option<String>,
+    /// `dead_lettered`: the record's Status or the error code.
+    pub status_or_error: Option<String>,
+    /// `dead_lettered`: details.
+    pub detail: Option<String>,
+    /// `late_event`: the hour the quantity was counted in.
+    pub counted_in_hour: Option<i64>,
+    /// `window_alarm`: when the service stops accepting the bucket.
+    pub window_end: Option<i64>,
+}
+
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct MeterStatusRecord {
+    pub pending: u64,
+    pub sealed: u64,
+    pub acked: u64,
+    pub dead_lettered: u64,
+    pub expired: u64,
+    pub oldest_unsent_hour: Option<i64>,
+}
+
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FlushSummaryRecord {
+    pub sealed: u64,
+    pub sent: u64,
+    pub calls: u64,
+    pub acked: u64,
+    pub dead_lettered: u64,
+    pub expired: u64,
+    pub resent_unprocessed: u64,
+    pub deferred: u64,
+    /// The retryable failure (throttling, transport) that stopped the flush early.
+    pub interrupted: Option<NativeErrorDetail>,
+}
+
+/// A failure reported inside a result rather than raised.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct NativeErrorDetail {
+    pub code: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct DeadLetterRecord {
+    pub customer_identifier: Option<String>,
+    pub customer_aws_account_id: Option<String>,
+    pub license_arn: Option<String>,
+    pub dimension: String,
+    pub hour: i64,
+    pub quantity: i64,
+    pub reason: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+/// The meter's settings; `None` is the core's default.
+#[derive(Clone, Default, uniffi::Record)]
+pub struct MeterOptions {
+    /// The SQLite store's file; `None`: in memory (tests).
+    pub path: Option<String>,
+    pub product_code: Option<String>,
+    /// `batch` (BatchMeterUsage, the default) or `meter_usage`.
+    pub mode: Option<String>,
+    /// `durable` (default), `group` or `memory`.
+    pub durability: Option<String>,
+    pub grace_millis: Option<i64>,
+    pub zero_fill: Option<bool>,
+    /// `Some(0)`: no background flusher.
+    pub flush_interval_millis: Option<i64>,
+    pub clock: Option<Arc<NativeManualClock>>,
+}
+
+fn parts(c: &Customer) -> (Option<String>, Option<String>, Option<String>) {
+    match c {
+        Customer::Identifier(id) => (Some(id.clone()), None, None),
+        Customer::AwsAccount {
+            account_id,
+            license_arn,
+        } => (None, Some(account_id.clone()), Some(license_arn.clone())),
+    }
+}
+
+fn event_record(e: &MeterEvent) -> MeterEventRecord {
+    let (customer_identifier, customer_aws_account_id, license_arn) = parts(&e.customer);
+    let mut r = MeterEventRecord {
+        kind: e.kind.as_str().to_owned(),
+        customer_identifier,
+        customer_aws_account_id,
+        license_arn,
+        dimension: e.dimension.clone(),
+        hour: e.hour,
+        quantity: e.quantity,
+        metering_record_id: None,
+        status_or_error: None,
+        detail: None,
+        counted_in_hour: None,
+        window_end: None,
+    };
+    match &e.kind {
+        MeterEventKind::Acked { metering_record_id } => {
+            r.metering_record_id = Some(metering_record_id.clone())
+        }
+        MeterEventKind::DeadLettered {
+            status_or_error,
+            message,
+        } => {
+            r.status_or_error = Some(status_or_error.clone());
+            r.detail = Some(message.clone());
+        }
+        MeterEventKind::LateEvent { counted_in_hour } => r.counted_in_hour = Some(*counted_in_hour),
+        MeterEventKind::WindowAlarm { window_end } => r.window_end = Some(*window_end),
+        _ => {}
+    }
+    r
+}
+
+fn status_record(s: &MeterStatus) -> MeterStatusRecord {
+    MeterStatusRecord {
+        pending: s.pending,
+        sealed: s.sealed,
+        acked: s.acked,
+        dead_lettered: s.dead_lettered,
+        expired: s.expired,
+        oldest_unsent_hour: s.oldest_unsent_hour,
+    }
+}
+
+fn summary_record(s: &FlushSummary) -> FlushSummaryRecord {
+    FlushSummaryRecord {
+        sealed: s.sealed as u64,
+        sent: s.sent as u64,
+        calls: s.calls as u64,
+        acked: s.acked as u64,
+        dead_lettered: s.dead_lettered as u64,
+        expired: s.expired as u64,
+        resent_unprocessed: s.resent_unprocessed as u64,
+        deferred: s.deferred as u64,
+        interrupted: s.interrupted.as_ref().map(|e| NativeErrorDetail {
+            code: e.code().to_owned(),
+            detail: e.message().to_owned(),
+        }),
+    }
+}
+
+fn dead_letter_record(l: &DeadLetter) -> DeadLetterRecord {
+    let (customer_identifier, customer_aws_account_id, license_arn) = parts(&l.customer);
+    DeadLetterRecord {
+        customer_identifier,
+        customer_aws_account_id,
+        license_arn,
+        dimension: l.dimension.clone(),
+        hour: l.hour,
+        quantity: l.quantity,
+        reason: l.reason.clone(),
+        detail: l.message.clone(),
+        at: l.at,
+    }
+}
+
+// ------------------------------------------------------------------ listener
+
+/// Receives the meter's events, on the meter's own threads (a flush's, the background
+/// flusher's): it must return quickly and must not call the meter back.
+#[uniffi::export(with_foreign)]
+pub trait MeterListener: Send + Sync {
+    fn on_event(&self, event: MeterEventRecord);
+}
+
+// --------------------------------------------------------------- ManualClock
+
+/// A clock set by hand, for tests: hours seal when the test moves it.
+#[derive(uniffi::Object)]
+pub struct NativeManualClock {
+    inner: meter::ManualClock,
+}
+
+#[uniffi::export]
+impl NativeManualClock {
+    #[uniffi::constructor]
+    pub fn new(epoch_secs: i64) -> Arc<Self> {
+        Arc::new(NativeManualClock {
+            inner: meter::ManualClock::new(epoch_secs),
+        })
+    }
+    pub fn now(&self) -> i64 {
+        self.inner.now()
+    }
+    pub fn set(&self, epoch_secs: i64) {
+        self.inner.set(epoch_secs)
+    }
+    pub fn advance(&self, secs: i64) {
+        self.inner.advance(secs)
+    }
+}
+
+// --------------------------------------------------------------------- meter
+
+/// Every live meter, so that `native_shutdown` (a JVM shutdown hook) drops them (writing
+/// what memory durability buffered) before the runtime stops.
+static METERS: Mutex<Vec<Weak<Mutex<Option<meter::UsageMeter>>>>> = Mutex::new(Vec::new());
+
+pub fn release_all() {
+    let cells: Vec<_> = std::mem::take(&mut *lock(&METERS))
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    let meters: Vec<_> = cells.iter().filter_map(|c| lock(c).take()).collect();
+    drop(meters);
+}
+
+#[derive(uniffi::Object)]
+pub struct NativeMeter {
+    live: Arc<Mutex<Option<meter::UsageMeter>>>,
+    mode: MeterMode,
+}
+
+fn millis(field: &str, v: Option<i64>, zero_ok: bool) -> R<Option<Duration>> {
+    match v {
+        None => Ok(None),
+        Some(ms) if ms > 0 || (zero_ok && ms == 0) => Ok(Some(Duration::from_millis(ms as u64))),
+        Some(ms) => Err(invalid(
+            field,
+            &format!("must be a positive duration, got {ms} ms"),
+        )),
+    }
+}
+
+impl NativeMeter {
+    fn get(&self) -> R<meter::UsageMeter> {
+        match &*lock(&self.live) {
+            Some(m) => Ok(m.clone()),
+            None => Err(invalid_state("the meter is closed")),
+        }
+    }
+
+    fn customer(
+        &self,
+        customer_identifier: Option<String>,
+        customer_aws_account_id: Option<String>,
+        license_arn: Option<String>,
+    ) -> R<Customer> {
+        Customer::from_parts(
+            customer_identifier,
+            customer_aws_account_id,
+            license_arn,
+            self.mode != MeterMode::MeterUsage,
+        )
+        .map_err(record_err)
+    }
+}
+
+#[uniffi::export]
+impl NativeMeter {
+    /// Opens (or creates) the store and starts the background flusher. A second meter on the
+    /// same store file, in this process or another, fails at once naming who holds it.
+    #[uniffi::constructor]
+    pub fn new(
+        client: Arc<NativeClient>,
+        options: MeterOptions,
+        listener: Option<Arc<dyn MeterListener>>,
+    ) -> R<Arc<Self>> {
+        let mut b = MeterConfig::builder().client(client.core().clone());
+        b = b.store(match options.path {
+            Some(p) => Store::sqlite(p),
+            None => Store::memory(),
+        });
+        if let Some(code) = options.product_code {
+            b = b.product_code(code);
+        }
+        let mode: MeterMode = match options.mode {
+            Some(m) => m.parse().map_err(NativeError::from)?,
+            None => MeterMode::default(),
+        };
+        b = b.mode(mode);
+        if let Some(d) = options.durability {
+            b = b.durability(d.parse().map_err(NativeError::from)?);
+        }
+        if let Some(g) = millis("grace", options.grace_millis, true)? {
+            b = b.grace(g);
+        }
+        if let Some(z) = options.zero_fill {
+            b = b.zero_fill(z);
+        }
+        if let Some(f) = millis("flushInterval", options.flush_interval_millis, true)? {
+            b = b.flush_interval(f);
+        }
+        if let Some(c) = options.clock {
+            b = b.clock(c.inner.clock());
+        }
+        if let Some(l) = listener {
+            b = b.on_event(move |e| l.on_event(event_record(&e)));
+        }
+        let config = b.build()?;
+        let core = meter::UsageMeter::new(config)?;
+        let live = Arc::new(Mutex::new(Some(core)));
+        {
+            let mut all = lock(&METERS);
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(&live));
+        }
+        Ok(Arc::new(NativeMeter { live, mode }))
+    }
+
+    /// Adds `quantity` of `dimension` used by a customer to its hour's bucket; returns when
+    /// the event is as durable as the meter's durability says.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        customer_identifier: Option<String>,
+        customer_aws_account_id: Option<String>,
+        license_arn: Option<String>,
+        dimension: Option<String>,
+        quantity: Option<i64>,
+        timestamp: Option<SystemTime>,
+        allocations: Option<Vec<Option<UsageAllocation>>>,
+    ) -> R<()> {
+        let customer = self.customer(customer_identifier, customer_aws_account_id, license_arn)?;
+        let dimension = dimension.ok_or_else(|| invalid("dimension", "is required"))?;
+        let quantity = quantity.ok_or_else(|| invalid("quantity", "is required"))?;
+        let at = timestamp.map(model::timestamp);
+        let allocs = match allocations {
+            Some(a) => Some(model::allocations(&a, "allocations")?),
+            None => None,
+        };
+        let m = self.get()?;
+        m.record(customer, &dimension, quantity, at, allocs)
+            .map_err(record_err)
+    }
+
+    /// Registers a customer for zero-fill: each of `dimensions` is reported every hour.
+    pub fn register_customer(
+        &self,
+        customer_identifier: Option<String>,
+        customer_aws_account_id: Option<String>,
+        license_arn: Option<String>,
+        dimensions: Option<Vec<Option<String>>>,
+    ) -> R<()> {
+        let customer = self.customer(customer_identifier, customer_aws_account_id, license_arn)?;
+        let dims = dimensions.ok_or_else(|| invalid("dimensions", "is required"))?;
+        let mut out = Vec::with_capacity(dims.len());
+        for (i, d) in dims.iter().enumerate() {
+            out.push(
+                d.as_deref()
+                    .ok_or_else(|| invalid(format!("dimensions[{i}]"), "is required"))?,
+            );
+        }
+        self.get()?
+            .register_customer(customer, &out)
+            .map_err(record_err)
+    }
+
+    /// Seals what may be sealed and sends every sealed bucket now (blocking).
+    pub fn flush(&self) -> R<FlushSummaryRecord> {
+        let s = self.get()?.flush_blocking()?;
+        Ok(summary_record(&s))
+    }
+
+    /// `flush()` on the core's runtime.
+    pub async fn flush_async(&self) -> R<FlushSummaryRecord> {
+        let m = self.get()?;
+        let handle = marketplace_metering::runtime::spawn(async move { m.flush().await })?;
+        match handle.await {
+            Ok(r) => Ok(summary_record(&r?)),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(invalid_state(
+                "the flush was cancelled: the runtime shut down",
+            )),
+        }
+    }
+
+    /// Stops the background flusher and flushes what may be flushed. Later calls fail.
+    pub fn close_and_flush(&self) -> R<FlushSummaryRecord> {
+        let m = self.get()?;
+        let s = m.close_blocking();
+        lock(&self.live).take();
+        drop(m);
+        Ok(summary_record(&s?))
+    }
+
+    /// Bucket counts per state.
+    pub fn status(&self) -> R<MeterStatusRecord> {
+        Ok(status_record(&self.get()?.status()?))
+    }
+
+    /// Every dead letter, oldest first.
+    pub fn dead_letters(&self) -> R<Vec<DeadLetterRecord>> {
+        Ok(self
+            .get()?
+            .dead_letters()?
+            .iter()
+            .map(dead_letter_record)
+            .collect())
+    }
+
+    /// Sends chosen dead letters again (those still inside the service's window); every
+    /// argument `None` matches all. Returns how many were requeued.
+    pub fn requeue(
+        &self,
+        reason: Option<String>,
+        customer_identifier: Option<String>,
+        customer_aws_account_id: Option<String>,
+        license_arn: Option<String>,
+        hour: Option<SystemTime>,
+    ) -> R<u64> {
+        let filter = RequeueFilter::from_parts(
+            reason,
+            customer_identifier,
+            customer_aws_account_id,
+            license_arn,
+            hour.map(epoch_secs),
+        )
+        .map_err(record_err)?;
+        Ok(self.get()?.requeue(&filter)? as u64)
+    }
+}

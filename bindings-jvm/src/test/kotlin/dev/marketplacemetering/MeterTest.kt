@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+// The usage meter through the face: record, flush, status, events, dead letters, requeue,
+// one owner per store, bad input naming the Kotlin parameter.
+
+package dev.marketplacemetering
+
+import dev.marketplacemetering.testing.Emulator
+import dev.marketplacemetering.testing.ManualClock
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertNotNull
+import org.junit.jupiter.api.Assertions.assertThrows
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeEach
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.io.TempDir
+import java.nio.file.Files
+import java.nio.file.Path
+import java.time.Duration
+import java.time.Instant
+import java.time.temporal.ChronoUnit
+import java.util.concurrent.CopyOnWriteArrayList
+
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class MeterTest {
+    private val emulator = Emulator()
+    private val client = emulator.client()
+
+    // Two hours ago, mid-hour: inside the service's six-hour window.
+    private val hour: Instant = Instant.now().truncatedTo(ChronoUnit.HOURS).minus(Duration.ofHours(2))
+
+    @BeforeEach
+    fun reset() = emulator.reset()
+
+    @AfterAll
+    fun stop() {
+        client.close()
+        emulator.close()
+    }
+
+    private fun meter(path: Path?, clock: ManualClock, events: MutableList<MeterEvent>? = null) = UsageMeter(client) {
+        this.path = path
+        productCode = Emulator.PRODUCT_CODE
+        grace = Duration.ofSeconds(60)
+        flushInterval = Duration.ZERO
+        this.clock = clock
+        listener = events?.let { l -> MeterListener { l.add(it) } }
+    }
+
+    @Test
+    fun `records are summed per customer-hour and billed once`(@TempDir dir: Path) {
+        val clock = ManualClock(hour.plusSeconds(600))
+        val events = CopyOnWriteArrayList<MeterEvent>()
+        meter(dir.resolve("m.db"), clock, events).use { m ->
+            repeat(3) { m.record("cust-1", "users", 2) }
+            m.record("cust-2", "gb", 5)
+            m.recordForAccount(Emulator.CUSTOMER_AWS_ACCOUNT_ID, Emulator.LICENSE_ARN, "requests", 1)
+            assertEquals(0L, m.flush().sent, "the hour is not sealed yet")
+            assertEquals(3L, m.status().pending)
+            clock.set(hour.plus(Duration.ofMinutes(62)))
+            val s = m.flush()
+            assertEquals(3L, s.acked)
+            assertEquals(MeterStatus(0, 0, 3, 0, 0, null), m.status())
+            assertEquals(0L, m.flush().sent)
+        }
+        val ledger = emulator.ledger().associate { (it.customerIdentifier ?: it.customerAwsAccountId) to it.quantity }
+        assertEquals(mapOf("cust-1" to 6L, "cust-2" to 5L, Emulator.CUSTOMER_AWS_ACCOUNT_ID to 1L), ledger)
+        assertEquals(setOf("acked"), events.map { it.kind }.toSet())
+        assertEquals(hour, events.first().hour)
+        assertNotNull(events.first().meteringRecordId)
+        val perms = Files.getPosixFilePermissions(dir.resolve("m.db"))
+        assertEquals("rw-------", java.nio.file.attribute.PosixFilePermissions.toString(perms))
+    }
+
+    @Test
+    fun `dead letters, requeue and a throwing listener`() {
+        val clock = ManualClock(hour.plusSeconds(60))
+        val events = CopyOnWriteArrayList<MeterEvent>()
+        UsageMeter(client) {
+            productCode = Emulator.PRODUCT_CODE
+            grace = Duration.ofSeconds(60)
+            flushInterval = Duration.ZERO
+            this.clock = clock
+            listener = MeterListener {
+                events.add(it)
+                throw IllegalStateException("a listener bug must not reach the meter")
+            }
+        }.use { m ->
+            m.record("cust-unsubscribed", "users", 1)
+            m.record("cust-3", "users", 1)
+            clock.set(hour.plus(Duration.ofMinutes(62)))
+            val s = m.flush()
+            assertEquals(1L, s.acked)
+            assertEquals(1L, s.deadLettered)
+            val dl = m.deadLetters().single()
+            assertEquals("cust-unsubscribed", dl.customerIdentifier)
+            assertEquals("CustomerNotSubscribed", dl.reason)
+            assertEquals(hour, dl.hour)
+            assertEquals(0L, m.requeue(reason = "SomethingElse"))
+            assertEquals(1L, m.requeue(reason = "CustomerNotSubscribed", hour = hour.plusSeconds(1234)))
+            assertEquals(1L, m.flush().deadLettered)
+        }
+        assertEquals(listOf("acked", "dead_lettered", "dead_lettered"), events.map { it.kind }.sorted())
+        assertEquals("CustomerNotSubscribed", events.first { it.kind == "dead_lettered" }.statusOrError)
+    }
+
+    @Test
+    fun `a second meter on the same store fails at once`(@TempDir dir: Path) {
+        val clock = ManualClock(hour)
+        meter(dir.resolve("m.db"), clock).use {
+            val e = assertThrows(MarketplaceMeteringException::class.java) { meter(dir.resolve("m.db"), clock) }
+            assertTrue(e.message!!.contains(ProcessHandle.current().pid().toString()), e.message)
+        }
+        meter(dir.resolve("m.db"), clock).close() // released by close
+    }
+
+    @Test
+    fun `bad input names the parameter`() {
+        meter(null, ManualClock(hour)).use { m ->
+            assertEquals("dimension", assertThrows(InvalidInputException::class.java) { m.record("cust-1", null, 1) }.field)
+            assertEquals("quantity", assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", null) }.field)
+            assertEquals("quantity", assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", -1) }.field)
+            assertEquals("customerIdentifier", assertThrows(InvalidInputException::class.java) { m.record(null, "users", 1) }.field)
+            assertEquals(
+                "licenseArn",
+                assertThrows(InvalidInputException::class.java) { m.recordForAccount(Emulator.CUSTOMER_AWS_ACCOUNT_ID, null, "users", 1) }.field,
+            )
+            assertEquals(
+                "timestamp",
+                assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", 1, hour.plus(Duration.ofDays(1))) }.field,
+            )
+            assertEquals(
+                "allocations",
+                assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", 1, null, emptyList()) }.field,
+            )
+            m.record("cust-1", "users", Int.MAX_VALUE.toLong())
+            assertEquals("quantity", assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", 1) }.field)
+            assertEquals(1L, m.status().pending)
+        }
+    }
+
+    @Test
+    fun `a closed meter refuses calls`() {
+        val m = meter(null, ManualClock(hour))
+        m.close()
+        m.close()
+        assertThrows(InvalidStateException::class.java) { m.record("cust-1", "users", 1) }
+    }
+}
