@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Bench client for the JVM face (dev.marketplacemetering), following the shared bench's client
+// Bench client for the JVM face (dev.marketplacemetering), following the peer benchmark's (bench/peers) client
 // contract: env BENCH_ENDPOINT, BENCH_CALLS, BENCH_CONCURRENCY, BENCH_WARMUP; one JSON line out.
 package bench;
 
