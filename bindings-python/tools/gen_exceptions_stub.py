@@ -86,7 +86,7 @@ def render() -> str:
         seen.add(name)
         out.append(f"\nclass {name}({', '.join(bases)}):\n")
         out.append(f'    """``{code}`` ({kind})."""\n')
-        if code == "InvalidInput":
+        if code in ("InvalidInput", "InvalidConfig"):
             out.append("    field: Optional[str]\n")
     return "".join(out)
 

@@ -91,8 +91,9 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client with this configuration. Nothing is sent or loaded until the first call.
     pub fn new(config: Config) -> Client {
-        let credentials =
-            CredentialsProvider::new(config.credentials.clone()).with_region(config.region.clone());
+        let credentials = CredentialsProvider::new(config.credentials.clone())
+            .with_region(config.region.clone())
+            .with_http(config.http.clone());
         let retry = RetryState::new(config.retry.clone());
         Client {
             inner: Arc::new(Inner {
@@ -271,7 +272,7 @@ impl Client {
             runtime::keep_inherited(slot.take());
         }
         let cfg = &self.inner.config;
-        let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout)?;
+        let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout, &cfg.http)?;
         *slot = Some((pid, c.clone()));
         Ok(c)
     }

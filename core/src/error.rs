@@ -285,6 +285,14 @@ impl Error {
         e
     }
 
+    /// An unusable setting: `field` names it as its source spells it (`AWS_MAX_ATTEMPTS`,
+    /// `max_attempts`), `message` says where it came from and what is wrong.
+    pub fn invalid_setting(field: String, message: impl Into<String>) -> Self {
+        let mut e = Error::new(ErrorCode::InvalidConfig, message);
+        e.0.field = Some(field);
+        e
+    }
+
     pub(crate) fn invalid_config(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::InvalidConfig, message)
     }
@@ -357,7 +365,8 @@ impl Error {
     }
 
     /// For [`ErrorCode::InvalidInput`] (and a modeled exception raised before sending), the
-    /// path of the offending field.
+    /// path of the offending field; for [`ErrorCode::InvalidConfig`], the setting as its
+    /// source spells it (`AWS_MAX_ATTEMPTS`, `max_attempts`), when one setting is at fault.
     pub fn field(&self) -> Option<&str> {
         self.0.field.as_deref()
     }

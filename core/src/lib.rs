@@ -39,6 +39,7 @@ pub mod error;
 #[cfg(feature = "meter")]
 pub mod meter;
 pub mod operation;
+pub mod profile;
 pub mod retry;
 pub mod runtime;
 mod tls;

@@ -12,7 +12,7 @@ from .exceptions import MeteringError
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~15 ms of import time; annotations only
     import logging
-    from typing import Any, Callable, Dict, Optional
+    from typing import Any, Callable, Dict, Optional, Union
     from collections.abc import Awaitable
 
     from typing_extensions import Unpack
@@ -60,12 +60,21 @@ def _log_err(log: "logging.Logger", op: str, e: MeteringError, t0: float) -> Non
 
 
 class _ClientMeta:
-    """``client.meta``, as boto3's (``region_name``, ``endpoint_url``)."""
+    """``client.meta``, as boto3's (``region_name``, ``endpoint_url``, ``config``)."""
 
-    def __init__(self, native: _native.Client) -> None:
+    def __init__(self, native: _native.Client, config: Config) -> None:
         self.region_name: str = native.region_name
         self.endpoint_url: str = native.endpoint_url
         self.service_name = "meteringmarketplace"
+        #: The client's ``Config`` with what the core resolved filled in, as boto3's.
+        self.config: Config = config.merge(Config(
+            region_name=native.region_name,
+            retries={"total_max_attempts": native.max_attempts, "mode": native.retry_mode},
+            use_fips_endpoint=native.use_fips_endpoint,
+            use_dualstack_endpoint=native.use_dualstack_endpoint,
+            user_agent_appid=native.app_id,
+            proxies=native.proxies or None,
+        ))
 
 
 class _BaseClient:
@@ -79,12 +88,18 @@ class _BaseClient:
         aws_session_token: Optional[str] = None,
         profile_name: Optional[str] = None,
         config: Optional[Config] = None,
+        verify: "Optional[Union[bool, str]]" = None,
         _initial_backoff: Optional[float] = None,
     ) -> None:
         from . import __version__
 
         cfg = config if config is not None else Config()
         attempts, mode = retry_settings(cfg.retries)
+        proxies = cfg.proxies or {}
+        # verify: None/True → the platform's roots, a path → that CA bundle, False → refused
+        # by the core (TLS verification cannot be turned off).
+        ca_bundle = verify if isinstance(verify, str) else None
+        verify_flag = verify if isinstance(verify, bool) else None
         self._native = _native.Client(
             region_name=region_name or cfg.region_name,
             endpoint_url=endpoint_url,
@@ -100,11 +115,20 @@ class _BaseClient:
             operation_timeout=cfg.operation_timeout,
             face_version=__version__,
             initial_backoff=_initial_backoff,
+            use_fips_endpoint=cfg.use_fips_endpoint,
+            use_dualstack_endpoint=cfg.use_dualstack_endpoint,
+            ignore_configured_endpoint_urls=cfg.ignore_configured_endpoint_urls,
+            ca_bundle=ca_bundle,
+            verify=verify_flag,
+            https_proxy=proxies.get("https"),
+            http_proxy=proxies.get("http"),
+            app_id=cfg.user_agent_appid,
+            user_agent_extra=cfg.user_agent_extra,
         )
         #: The exception classes, as ``client.exceptions.ThrottlingException``.
         self.exceptions = exceptions
         #: ``region_name`` and ``endpoint_url``, as boto3's ``client.meta``.
-        self.meta = _ClientMeta(self._native)
+        self.meta = _ClientMeta(self._native, cfg)
 
     def close(self) -> None:
         """Does nothing; present for boto3 compatibility (connections close when unused)."""
@@ -133,7 +157,12 @@ class Client(_BaseClient):
     profile_name : str, optional
         The shared config/credentials profile.
     config : Config, optional
-        Retries and timeouts, with botocore's meanings.
+        Retries, timeouts, proxies, FIPS / dual-stack and the User-Agent, with botocore's
+        meanings.
+    verify : bool or str, optional
+        A path: the PEM CA bundle trusted instead of the platform's roots (else
+        ``AWS_CA_BUNDLE``, profile ``ca_bundle``). ``False`` is refused: TLS verification
+        cannot be turned off.
 
     Raises
     ------

@@ -222,6 +222,7 @@ def _from_native(
             operation_name=operation,
             text=text,
         )
-        if code == "InvalidInput":
+        if code in ("InvalidInput", "InvalidConfig"):
+            # The model path, or the setting as its source spells it (AWS_MAX_ATTEMPTS).
             exc.field = field  # type: ignore[attr-defined]
     return exc

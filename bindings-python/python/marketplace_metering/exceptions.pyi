@@ -105,6 +105,7 @@ class InvalidStateError(MeteringError, RuntimeError):
 
 class InvalidConfigError(MeteringError, ValueError):
     """``InvalidConfig`` (local)."""
+    field: Optional[str]
 
 class NoCredentialsError(MeteringError):
     """``Credentials`` (local)."""
