@@ -32,6 +32,8 @@ pub enum mm_retry_mode {
     Standard = 0,
     /// Standard plus a client-side rate limiter that engages on throttling.
     Adaptive = 1,
+    /// boto3's default: 5 attempts unless set, `rand * 2^n` s between them, no retry quota.
+    Legacy = 2,
 }
 
 /// A new configuration with the defaults: region from the environment/profile, the default
@@ -141,9 +143,10 @@ pub extern "C" fn mm_config_set_profile(
     set_string(config, profile, "profile", |c, v| c.profile(v))
 }
 
-/// Sets the retry mode: `MM_RETRY_MODE_STANDARD` or `MM_RETRY_MODE_ADAPTIVE`.
+/// Sets the retry mode: `MM_RETRY_MODE_STANDARD`, `MM_RETRY_MODE_ADAPTIVE` or
+/// `MM_RETRY_MODE_LEGACY` (else `AWS_RETRY_MODE`, then the profile's `retry_mode`).
 ///
-/// Another number → `MM_STATUS_INVALID_INPUT`; `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// Another number → `MM_STATUS_INVALID_CONFIG`; `config` NULL → `MM_STATUS_NULL_PARAMETER`.
 /// Not thread-safe on one config.
 #[no_mangle]
 pub extern "C" fn mm_config_set_retry_mode(config: *mut mm_config, mode: u32) -> mm_status {
@@ -151,10 +154,14 @@ pub extern "C" fn mm_config_set_retry_mode(config: *mut mm_config, mode: u32) ->
         let m = match mode {
             m if m == mm_retry_mode::Standard as u32 => RetryMode::Standard,
             m if m == mm_retry_mode::Adaptive as u32 => RetryMode::Adaptive,
+            m if m == mm_retry_mode::Legacy as u32 => RetryMode::Legacy,
             _ => {
-                return Err(ErrorData::invalid(
-                    "retry_mode",
-                    "must be MM_RETRY_MODE_STANDARD or MM_RETRY_MODE_ADAPTIVE",
+                return Err(ErrorData::from(
+                    marketplace_metering::Error::invalid_setting(
+                        "retry_mode".to_owned(),
+                        "retry_mode (set in code): must be MM_RETRY_MODE_STANDARD, \
+                         MM_RETRY_MODE_ADAPTIVE or MM_RETRY_MODE_LEGACY",
+                    ),
                 ))
             }
         };
@@ -239,4 +246,67 @@ pub extern "C" fn mm_config_set_use_dual_stack(config: *mut mm_config, on: bool)
         *c = std::mem::take(c).use_dual_stack(on);
         Ok(())
     })
+}
+
+/// Ignores (or not) endpoint URLs from the environment (`AWS_ENDPOINT_URL…`) and the shared
+/// config file; an endpoint set with `mm_config_set_endpoint_url` is still used. Without this
+/// call, `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` and the profile's
+/// `ignore_configured_endpoint_urls` decide. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+#[no_mangle]
+pub extern "C" fn mm_config_set_ignore_configured_endpoint_urls(
+    config: *mut mm_config,
+    on: bool,
+) -> mm_status {
+    set(config, |c| {
+        *c = std::mem::take(c).ignore_configured_endpoint_urls(on);
+        Ok(())
+    })
+}
+
+/// Trusts the PEM CA bundle at `path` instead of the platform's roots (else `AWS_CA_BUNDLE`,
+/// then the profile's `ca_bundle`). The file is read when the client is created; one that
+/// cannot be read or holds no certificate fails `mm_client_new` with
+/// `MM_STATUS_INVALID_CONFIG`. TLS verification itself can never be turned off.
+#[no_mangle]
+pub extern "C" fn mm_config_set_ca_bundle(
+    config: *mut mm_config,
+    path: *const c_char,
+) -> mm_status {
+    set_string(config, path, "ca_bundle", |c, v| c.ca_bundle(v))
+}
+
+/// The proxy for `https://` endpoints, `http://host:port` (else `HTTPS_PROXY` /
+/// `https_proxy`). Checked when the client is created.
+#[no_mangle]
+pub extern "C" fn mm_config_set_https_proxy(
+    config: *mut mm_config,
+    url: *const c_char,
+) -> mm_status {
+    set_string(config, url, "https_proxy", |c, v| c.https_proxy(v))
+}
+
+/// The proxy for `http://` endpoints (else `HTTP_PROXY` / `http_proxy`).
+#[no_mangle]
+pub extern "C" fn mm_config_set_http_proxy(
+    config: *mut mm_config,
+    url: *const c_char,
+) -> mm_status {
+    set_string(config, url, "http_proxy", |c, v| c.http_proxy(v))
+}
+
+/// Hosts reached without a proxy, comma-separated, `NO_PROXY`'s syntax (else `NO_PROXY` /
+/// `no_proxy`).
+#[no_mangle]
+pub extern "C" fn mm_config_set_no_proxy(
+    config: *mut mm_config,
+    hosts: *const c_char,
+) -> mm_status {
+    set_string(config, hosts, "no_proxy", |c, v| c.no_proxy(v))
+}
+
+/// The user-agent app id, at most 50 characters (else `AWS_SDK_UA_APP_ID`, then the
+/// profile's `sdk_ua_app_id`). Checked when the client is created.
+#[no_mangle]
+pub extern "C" fn mm_config_set_app_id(config: *mut mm_config, app_id: *const c_char) -> mm_status {
+    set_string(config, app_id, "app_id", |c, v| c.app_id(v))
 }
