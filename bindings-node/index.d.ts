@@ -45,8 +45,8 @@ export interface MarketplaceMeteringClientConfig {
   credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
   /** All attempts per call, the first included (default 3). */
   maxAttempts?: number | (() => Promise<number>);
-  /** `"standard"` (default) or `"adaptive"`. */
-  retryMode?: "standard" | "adaptive" | (() => Promise<"standard" | "adaptive">);
+  /** `"standard"` (default), `"adaptive"` or `"legacy"` (boto3's: 5 attempts, no retry quota). */
+  retryMode?: "standard" | "adaptive" | "legacy" | (() => Promise<"standard" | "adaptive" | "legacy">);
   /** Milliseconds allowed for one attempt: between two reads and for the whole response (defaults: 30000 between reads, 60000 in all). */
   requestTimeout?: number;
   /** Milliseconds allowed for a whole call, every retry included (default: no bound). */
@@ -55,10 +55,41 @@ export interface MarketplaceMeteringClientConfig {
   connectionTimeout?: number;
   /** SDK v3's `requestHandler` options object (`requestTimeout`, `connectionTimeout`). */
   requestHandler?: { requestTimeout?: number; connectionTimeout?: number };
-  /** Use the FIPS endpoint. */
+  /** Use the FIPS endpoint (else AWS_USE_FIPS_ENDPOINT, the profile's use_fips_endpoint). */
   useFipsEndpoint?: boolean;
-  /** Shared config profile for the default chains. */
+  /** Use the dual-stack endpoint (else AWS_USE_DUALSTACK_ENDPOINT, the profile's use_dualstack_endpoint). */
+  useDualstackEndpoint?: boolean;
+  /** Shared config profile for the default chains (else AWS_PROFILE). */
   profile?: string;
+  /** A PEM CA bundle trusted instead of the platform's roots (else AWS_CA_BUNDLE, the profile's ca_bundle). NODE_EXTRA_CA_CERTS is added to the roots. */
+  caBundle?: string;
+  /** The proxy for https endpoints (else HTTPS_PROXY / https_proxy). */
+  httpsProxy?: string;
+  /** The proxy for http endpoints (else HTTP_PROXY / http_proxy). */
+  httpProxy?: string;
+  /** Hosts reached without a proxy, comma-separated (else NO_PROXY / no_proxy). */
+  noProxy?: string;
+  /** The app id in the User-Agent (else AWS_SDK_UA_APP_ID, the profile's sdk_ua_app_id). */
+  userAgentAppId?: string;
+}
+
+/** What the core resolved for a client (code, then environment, then shared config file). */
+export interface ResolvedConfig {
+  region: string;
+  endpoint: string;
+  useFipsEndpoint: boolean;
+  useDualstackEndpoint: boolean;
+  maxAttempts: number;
+  retryMode: "standard" | "adaptive" | "legacy";
+  userAgentAppId: string | null;
+  userAgent: string;
+  caBundle: string | null;
+  httpsProxy: string | null;
+  httpProxy: string | null;
+  noProxy: string | null;
+  profile: string;
+  /** Where each setting came from: `code`, `env:<VARIABLE>`, `profile:<name>:<key>` or `default`. */
+  origins: Record<string, string>;
 }
 
 // ---- model shapes ----
@@ -191,6 +222,8 @@ export declare class MarketplaceMeteringClient {
   send<I, O>(command: Command<I, O>, options?: Record<string, unknown>): Promise<O>;
   send<I, O>(command: Command<I, O>, cb: Callback<O>): void;
   send<I, O>(command: Command<I, O>, options: Record<string, unknown>, cb: Callback<O>): void;
+  /** What the core resolved from the settings, the environment and the shared config file. */
+  resolvedConfig(): Promise<ResolvedConfig>;
   destroy(): void;
 }
 

@@ -146,6 +146,11 @@ const RegisterUsageCommand = defineCommand('RegisterUsage', 'registerUsage')
 
 const REFRESH_BEFORE_EXPIRY_MS = 5 * 60 * 1000
 
+/** A client setting of the wrong type: the core's `InvalidConfig`, as every other bad setting. */
+function settingError(field, message) {
+  return new errorClasses.InvalidConfigError({ message: `${field}: ${message}`, code: 'InvalidConfig', field })
+}
+
 function configError(field, message) {
   return new errorClasses.ValidationError({ message: `${field}: ${message}`, code: 'InvalidInput', field })
 }
@@ -177,7 +182,10 @@ class MarketplaceMeteringClient {
    * @param {object} [config] region, endpoint, credentials (object or async provider),
    *   maxAttempts (all attempts), retryMode, requestTimeout (ms, bounds each attempt:
    *   every read and the whole response) / connectionTimeout (ms), operationTimeout (ms,
-   *   bounds the whole call, retries included), useFipsEndpoint, profile.
+   *   bounds the whole call, retries included), useFipsEndpoint, useDualstackEndpoint,
+   *   profile, caBundle (a PEM file trusted instead of the platform's roots; NODE_EXTRA_CA_CERTS
+   *   is added to them), httpsProxy / httpProxy / noProxy, userAgentAppId. Whatever is not
+   *   set comes from the environment and the shared config file, resolved by the core.
    */
   constructor(config = {}) {
     if (config === null || typeof config !== 'object') throw configError('config', 'must be an object')
@@ -321,15 +329,28 @@ class MarketplaceMeteringClient {
       attemptTimeoutMs: cfg.requestTimeout ?? handler.requestTimeout,
       operationTimeoutMs: cfg.operationTimeout,
       useFips: cfg.useFipsEndpoint,
+      useDualStack: cfg.useDualstackEndpoint,
+      caBundle: cfg.caBundle,
+      // As Node itself does for its own TLS: added to the roots, never replacing them.
+      extraCaBundle: process.env.NODE_EXTRA_CA_CERTS || undefined,
+      httpsProxy: cfg.httpsProxy,
+      httpProxy: cfg.httpProxy,
+      noProxy: cfg.noProxy,
+      appId: cfg.userAgentAppId,
       packageVersion: PACKAGE_VERSION,
     }
-    for (const k of ['region', 'endpoint', 'profile', 'retryMode', 'accessKeyId', 'secretAccessKey', 'sessionToken']) {
-      if (options[k] !== undefined && options[k] !== null && typeof options[k] !== 'string') throw configError(k, 'must be a string')
+    // Only the types are checked here; values and ranges are the core's to judge, as in
+    // every face.
+    for (const k of ['region', 'endpoint', 'profile', 'retryMode', 'accessKeyId', 'secretAccessKey', 'sessionToken', 'caBundle', 'httpsProxy', 'httpProxy', 'noProxy', 'appId']) {
+      if (options[k] !== undefined && options[k] !== null && typeof options[k] !== 'string') throw settingError(k, 'must be a string')
     }
     for (const k of ['maxAttempts', 'connectTimeoutMs', 'readTimeoutMs', 'operationTimeoutMs']) {
-      if (options[k] !== undefined && (typeof options[k] !== 'number' || !(options[k] > 0))) throw configError(k, 'must be a positive number')
+      if (options[k] !== undefined && options[k] !== null && (typeof options[k] !== 'number' || Number.isNaN(options[k]))) throw settingError(k, 'must be a number')
     }
-    if (options.maxAttempts !== undefined && !Number.isInteger(options.maxAttempts)) throw configError('maxAttempts', 'must be an integer')
+    for (const k of ['useFips', 'useDualStack']) {
+      if (options[k] !== undefined && options[k] !== null && typeof options[k] !== 'boolean') throw settingError(k, 'must be a boolean')
+    }
+    if (options.maxAttempts !== undefined && options.maxAttempts !== null && !Number.isInteger(options.maxAttempts)) throw settingError('maxAttempts', 'must be an integer')
     try {
       this._native = new native.NativeClient(options)
     } catch (err) {
@@ -366,6 +387,18 @@ class MarketplaceMeteringClient {
       throw translateError(err)
     }
     return withMetadata(outputs[op.operation](JSON.parse(json)))
+  }
+
+  /**
+   * The configuration the core resolved from this client's settings, the environment and the
+   * shared config file: region, endpoint, useFipsEndpoint, useDualstackEndpoint, maxAttempts,
+   * retryMode, userAgentAppId, caBundle, httpsProxy / httpProxy (passwords as `***`), noProxy,
+   * profile, and `origins` saying where each came from (`code`, `env:AWS_REGION`,
+   * `profile:dev:region`, `default`).
+   */
+  async resolvedConfig() {
+    const client = await this._client()
+    return JSON.parse(client.resolvedConfig())
   }
 
   /** Releases the client; later calls reject. In-flight calls finish. */

@@ -29,7 +29,9 @@ pub fn conv_err(py: Python<'_>, e: ConvError, op: &str) -> PyErr {
 fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, Error> {
     match v {
         None => Ok(None),
-        Some(x) if x.is_finite() && x >= 0.0 && x < 1.0e9 => Ok(Some(Duration::from_secs_f64(x))),
+        Some(x) if x.is_finite() && (0.0..1.0e9).contains(&x) => {
+            Ok(Some(Duration::from_secs_f64(x)))
+        }
         Some(x) => Err(Error::invalid_setting(
             name.to_owned(),
             format!("{name} (set in code): must be a positive number of seconds, got {x}"),
