@@ -42,6 +42,7 @@ fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, Error> {
 fn blocking<I, O, E, Fut>(
     py: Python<'_>,
     params: &Bound<'_, PyDict>,
+    with_log: bool,
     op: &'static str,
     input: fn(&Bound<'_, PyDict>) -> Result<I, ConvError>,
     send: impl FnOnce(I) -> Fut + Send,
@@ -50,20 +51,21 @@ fn blocking<I, O, E, Fut>(
 where
     I: Send,
     Fut: Future<Output = Result<O, E>>,
-    O: Send,
+    O: Send + convert::HasMeta,
     E: Into<Error> + Send + 'static,
 {
     let input = input(params).map_err(|e| conv_err(py, e, op))?;
     match py.detach(move || runtime::block_on(send(input))) {
-        Ok(Ok(out)) => output(py, &out),
+        Ok(Ok(out)) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
         Ok(Err(e)) => Err(to_py_err(py, &e.into(), op)),
         Err(e) => Err(to_py_err(py, &e, op)),
     }
 }
 
-fn awaitable<'py, I, O: Send + 'static, E, Fut>(
+fn awaitable<'py, I, O: Send + 'static + convert::HasMeta, E, Fut>(
     py: Python<'py>,
     params: &Bound<'py, PyDict>,
+    with_log: bool,
     op: &'static str,
     input: fn(&Bound<'_, PyDict>) -> Result<I, ConvError>,
     send: impl FnOnce(I) -> Fut,
@@ -79,7 +81,7 @@ where
     pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, _>(py, async move {
         let result = fut.await;
         Python::attach(|py| match result {
-            Ok(out) => output(py, &out),
+            Ok(out) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
             Err(e) => Err(to_py_err(py, &e.into(), op)),
         })
     })
@@ -254,11 +256,18 @@ impl Client {
     }
 
     /// `BatchMeterUsage`, blocking (the GIL is released while waiting).
-    fn batch_meter_usage(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (params, with_log=false))]
+    fn batch_meter_usage(
+        &self,
+        py: Python<'_>,
+        params: &Bound<'_, PyDict>,
+        with_log: bool,
+    ) -> PyResult<Py<PyAny>> {
         let c = &self.inner;
         blocking(
             py,
             params,
+            with_log,
             "BatchMeterUsage",
             convert::batch_meter_usage_input,
             |i| c.send_batch_meter_usage(i),
@@ -267,11 +276,18 @@ impl Client {
     }
 
     /// `MeterUsage`, blocking.
-    fn meter_usage(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (params, with_log=false))]
+    fn meter_usage(
+        &self,
+        py: Python<'_>,
+        params: &Bound<'_, PyDict>,
+        with_log: bool,
+    ) -> PyResult<Py<PyAny>> {
         let c = &self.inner;
         blocking(
             py,
             params,
+            with_log,
             "MeterUsage",
             convert::meter_usage_input,
             |i| c.send_meter_usage(i),
@@ -280,11 +296,18 @@ impl Client {
     }
 
     /// `ResolveCustomer`, blocking.
-    fn resolve_customer(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (params, with_log=false))]
+    fn resolve_customer(
+        &self,
+        py: Python<'_>,
+        params: &Bound<'_, PyDict>,
+        with_log: bool,
+    ) -> PyResult<Py<PyAny>> {
         let c = &self.inner;
         blocking(
             py,
             params,
+            with_log,
             "ResolveCustomer",
             convert::resolve_customer_input,
             |i| c.send_resolve_customer(i),
@@ -293,11 +316,18 @@ impl Client {
     }
 
     /// `RegisterUsage`, blocking.
-    fn register_usage(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (params, with_log=false))]
+    fn register_usage(
+        &self,
+        py: Python<'_>,
+        params: &Bound<'_, PyDict>,
+        with_log: bool,
+    ) -> PyResult<Py<PyAny>> {
         let c = &self.inner;
         blocking(
             py,
             params,
+            with_log,
             "RegisterUsage",
             convert::register_usage_input,
             |i| c.send_register_usage(i),
@@ -306,15 +336,18 @@ impl Client {
     }
 
     /// `BatchMeterUsage`, as an awaitable.
+    #[pyo3(signature = (params, with_log=false))]
     fn batch_meter_usage_async<'py>(
         &self,
         py: Python<'py>,
         params: &Bound<'py, PyDict>,
+        with_log: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
         awaitable(
             py,
             params,
+            with_log,
             "BatchMeterUsage",
             convert::batch_meter_usage_input,
             move |i| async move { c.send_batch_meter_usage(i).await },
@@ -323,15 +356,18 @@ impl Client {
     }
 
     /// `MeterUsage`, as an awaitable.
+    #[pyo3(signature = (params, with_log=false))]
     fn meter_usage_async<'py>(
         &self,
         py: Python<'py>,
         params: &Bound<'py, PyDict>,
+        with_log: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
         awaitable(
             py,
             params,
+            with_log,
             "MeterUsage",
             convert::meter_usage_input,
             move |i| async move { c.send_meter_usage(i).await },
@@ -340,15 +376,18 @@ impl Client {
     }
 
     /// `ResolveCustomer`, as an awaitable.
+    #[pyo3(signature = (params, with_log=false))]
     fn resolve_customer_async<'py>(
         &self,
         py: Python<'py>,
         params: &Bound<'py, PyDict>,
+        with_log: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
         awaitable(
             py,
             params,
+            with_log,
             "ResolveCustomer",
             convert::resolve_customer_input,
             move |i| async move { c.send_resolve_customer(i).await },
@@ -357,15 +396,18 @@ impl Client {
     }
 
     /// `RegisterUsage`, as an awaitable.
+    #[pyo3(signature = (params, with_log=false))]
     fn register_usage_async<'py>(
         &self,
         py: Python<'py>,
         params: &Bound<'py, PyDict>,
+        with_log: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
         awaitable(
             py,
             params,
+            with_log,
             "RegisterUsage",
             convert::register_usage_input,
             move |i| async move { c.send_register_usage(i).await },

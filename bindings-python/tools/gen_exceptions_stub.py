@@ -71,6 +71,7 @@ def _from_native(
     attempts: int,
     retryable: bool,
     operation: str,
+    attempt_log: Optional[List[Tuple[Any, ...]]] = ...,
 ) -> MeteringError: ...
 '''
 

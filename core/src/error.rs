@@ -204,6 +204,29 @@ pub struct ResponseMetadata {
     pub(crate) http_headers: http::HeaderMap,
     pub(crate) attempts: u32,
     pub(crate) total_retry_delay: Duration,
+    pub(crate) attempt_log: Vec<AttemptLog>,
+}
+
+/// One attempt of a call, as the call's `tracing` span and the faces' logs report it. Nothing
+/// secret is in it: no credentials, headers or bodies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptLog {
+    /// The operation (`BatchMeterUsage`).
+    pub operation: &'static str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// The service's request id, when a response carried one.
+    pub request_id: Option<String>,
+    /// From sending to the end of the response (or the failure).
+    pub latency: Duration,
+    /// `"ok"`, or the error's code (`ThrottlingException`, `Dispatch`, …).
+    pub outcome: String,
+    /// Why it was retried (`throttling`, `transient`, `timeout`, `clock skew`), when it was.
+    pub retry_reason: Option<&'static str>,
+    /// The wait before the next attempt, when it was retried.
+    pub retry_delay: Option<Duration>,
 }
 
 impl ResponseMetadata {
@@ -229,6 +252,10 @@ impl ResponseMetadata {
     /// Time spent waiting between attempts.
     pub fn total_retry_delay(&self) -> Duration {
         self.total_retry_delay
+    }
+    /// Every attempt of the call, in order: what the faces log after the call returns.
+    pub fn attempt_log(&self) -> &[AttemptLog] {
+        &self.attempt_log
     }
 }
 

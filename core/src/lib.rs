@@ -50,7 +50,7 @@ mod wire;
 pub use client::Client;
 pub use config::{Config, ConfigBuilder, Face};
 pub use credentials::Credentials;
-pub use error::{BuildError, Error, ErrorCode, ErrorKind, ResponseMetadata};
+pub use error::{AttemptLog, BuildError, Error, ErrorCode, ErrorKind, ResponseMetadata};
 #[cfg(feature = "meter")]
 pub use meter::UsageMeter;
 pub use retry::{RetryConfig, RetryMode};

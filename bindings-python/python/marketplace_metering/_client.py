@@ -42,8 +42,23 @@ def _debug_logger() -> Optional["logging.Logger"]:
     return log if log.isEnabledFor(logging.DEBUG) else None
 
 
+def _log_attempts(log: "logging.Logger", attempts: Any) -> None:
+    """One DEBUG record per attempt, with the core's fields as record attributes."""
+    for op, n, status, request_id, latency_ms, outcome, reason, delay_ms in attempts or ():
+        log.debug(
+            "%s attempt %d: status=%s request_id=%s latency_ms=%.1f outcome=%s retry_reason=%s",
+            op, n, status, request_id, latency_ms, outcome, reason,
+            extra={
+                "operation": op, "attempt": n, "status": status, "request_id": request_id,
+                "latency_ms": latency_ms, "outcome": outcome, "retry_reason": reason,
+                "retry_delay_ms": delay_ms,
+            },
+        )
+
+
 def _log_ok(log: "logging.Logger", op: str, resp: Dict[str, Any], t0: float) -> None:
     meta = resp.get("ResponseMetadata", {})
+    _log_attempts(log, meta.pop("_AttemptLog", None))
     log.debug(
         "%s succeeded: status=%s attempts=%d request_id=%s elapsed_ms=%.1f",
         op, meta.get("HTTPStatusCode"), meta.get("RetryAttempts", 0) + 1,
@@ -52,6 +67,7 @@ def _log_ok(log: "logging.Logger", op: str, resp: Dict[str, Any], t0: float) -> 
 
 
 def _log_err(log: "logging.Logger", op: str, e: MeteringError, t0: float) -> None:
+    _log_attempts(log, getattr(e, "_attempt_log", None))
     log.debug(
         "%s failed: code=%s status=%s attempts=%d request_id=%s retryable=%s elapsed_ms=%.1f",
         op, e.code, e.status_code, e.attempts, e.request_id, e.retryable,
@@ -246,13 +262,13 @@ class Client(_BaseClient):
         return self._call("RegisterUsage", self._native.register_usage, kwargs)  # type: ignore[no-any-return]
 
     @staticmethod
-    def _call(op: str, fn: Callable[[Any], Any], kwargs: Any) -> Any:
+    def _call(op: str, fn: "Callable[..., Any]", kwargs: Any) -> Any:
         log = _debug_logger()
         if log is None:
             return fn(kwargs)
         t0 = time.perf_counter()
         try:
-            resp = fn(kwargs)
+            resp = fn(kwargs, True)
         except MeteringError as e:
             _log_err(log, op, e, t0)
             raise
@@ -290,13 +306,13 @@ class AsyncClient(_BaseClient):
         return await self._call("RegisterUsage", self._native.register_usage_async, kwargs)  # type: ignore[no-any-return]
 
     @staticmethod
-    async def _call(op: str, fn: "Callable[[Any], Awaitable[Any]]", kwargs: Any) -> Any:
+    async def _call(op: str, fn: "Callable[..., Awaitable[Any]]", kwargs: Any) -> Any:
         log = _debug_logger()
         if log is None:
             return await fn(kwargs)
         t0 = time.perf_counter()
         try:
-            resp = await fn(kwargs)
+            resp = await fn(kwargs, True)
         except MeteringError as e:
             _log_err(log, op, e, t0)
             raise

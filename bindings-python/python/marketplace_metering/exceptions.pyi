@@ -94,6 +94,7 @@ def _from_native(
     attempts: int,
     retryable: bool,
     operation: str,
+    attempt_log: Optional[List[Tuple[Any, ...]]] = ...,
 ) -> MeteringError: ...
 
 class ParamValidationError(MeteringError, ValueError):
