@@ -71,6 +71,32 @@ export interface MarketplaceMeteringClientConfig {
   noProxy?: string;
   /** The app id in the User-Agent (else AWS_SDK_UA_APP_ID, the profile's sdk_ua_app_id). */
   userAgentAppId?: string;
+  /** SDK v3's logger interface: `debug` receives one {@link AttemptLogEntry} per attempt. */
+  logger?: Logger;
+}
+
+/** SDK v3's `Logger`. */
+export interface Logger {
+  debug(...content: any[]): void;
+  info(...content: any[]): void;
+  warn(...content: any[]): void;
+  error(...content: any[]): void;
+}
+
+/** What `logger.debug` receives for each attempt (nothing secret: no credentials or headers). */
+export interface AttemptLogEntry {
+  clientName: "MarketplaceMeteringClient";
+  commandName: string;
+  operation: string;
+  attempt: number;
+  status?: number;
+  requestId?: string;
+  latencyMs: number;
+  /** `"ok"` or the error code. */
+  outcome: string;
+  /** `throttling`, `transient`, `timeout` or `clock skew`, when the attempt was retried. */
+  retryReason?: string;
+  retryDelayMs?: number;
 }
 
 /** What the core resolved for a client (code, then environment, then shared config file). */

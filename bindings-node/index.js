@@ -93,7 +93,32 @@ function errorFromDetail(d) {
     retryable: d.retryable,
   })
   if (d.code === 'Unhandled') e.serviceCode = d.serviceCode
+  // For the client's logger; not enumerable, so it never shows in util.inspect or JSON.
+  Object.defineProperty(e, '$attemptLog', { value: d.attemptLog ?? [], enumerable: false })
   return e
+}
+
+/** One `logger.debug` per attempt, with SDK v3's logger interface ({debug, info, warn, error}). */
+function logAttempts(logger, attempts) {
+  if (!logger || typeof logger.debug !== 'function' || !Array.isArray(attempts)) return
+  for (const a of attempts) {
+    try {
+      logger.debug({
+        clientName: 'MarketplaceMeteringClient',
+        commandName: `${a.operation}Command`,
+        operation: a.operation,
+        attempt: a.attempt,
+        status: a.status ?? undefined,
+        requestId: a.requestId ?? undefined,
+        latencyMs: a.latencyMs,
+        outcome: a.outcome,
+        retryReason: a.retryReason ?? undefined,
+        retryDelayMs: a.retryDelayMs ?? undefined,
+      })
+    } catch {
+      // A failing logger must not fail the call.
+    }
+  }
 }
 
 // ---- outputs -------------------------------------------------------------------------------
@@ -184,7 +209,8 @@ class MarketplaceMeteringClient {
    *   every read and the whole response) / connectionTimeout (ms), operationTimeout (ms,
    *   bounds the whole call, retries included), useFipsEndpoint, useDualstackEndpoint,
    *   profile, caBundle (a PEM file trusted instead of the platform's roots; NODE_EXTRA_CA_CERTS
-   *   is added to them), httpsProxy / httpProxy / noProxy, userAgentAppId. Whatever is not
+   *   is added to them), httpsProxy / httpProxy / noProxy, userAgentAppId, logger (SDK v3's
+   *   {debug, info, warn, error}: one `debug` per attempt). Whatever is not
    *   set comes from the environment and the shared config file, resolved by the core.
    */
   constructor(config = {}) {
@@ -384,9 +410,13 @@ class MarketplaceMeteringClient {
     try {
       json = await client[op.nativeMethod](command.input)
     } catch (err) {
-      throw translateError(err)
+      const e = translateError(err)
+      logAttempts(this.config.logger, e?.$attemptLog)
+      throw e
     }
-    return withMetadata(outputs[op.operation](JSON.parse(json)))
+    const out = JSON.parse(json)
+    logAttempts(this.config.logger, out.$metadata?.attemptLog)
+    return withMetadata(outputs[op.operation](out))
   }
 
   /**

@@ -143,6 +143,7 @@ pub fn detail_json(e: &Error) -> String {
         "requestId": e.request_id(),
         "attempts": e.attempts(),
         "totalRetryDelay": e.total_retry_delay().as_millis() as u64,
+        "attemptLog": crate::convert::attempt_log(e.metadata()),
     })
     .to_string()
 }
