@@ -530,6 +530,22 @@ typedef struct mm_resolve_customer_output mm_resolve_customer_output;
 typedef struct mm_usage_record mm_usage_record;
 
 /**
+ * Receives one attempt of a call: the operation (`"BatchMeterUsage"`), the attempt number
+ * (1 first), the HTTP status (0 when no response arrived), the request id (NULL when none),
+ * the latency in milliseconds, the outcome (`"ok"` or the error code), and why it was
+ * retried (`"throttling"`, `"transient"`, `"timeout"`, `"clock skew"`; NULL when it was not).
+ * The strings live until the callback returns. Nothing secret is passed.
+ */
+typedef void (*mm_log_callback)(void *user_data,
+                                const char *operation,
+                                uint32_t attempt,
+                                uint16_t http_status,
+                                const char *request_id,
+                                double latency_ms,
+                                const char *outcome,
+                                const char *retry_reason);
+
+/**
  * A tag of a usage allocation: two NUL-terminated UTF-8 strings, borrowed for the duration
  * of the call that receives the array (they are copied).
  */
@@ -967,6 +983,17 @@ mm_status mm_config_set_no_proxy(struct mm_config *config, const char *hosts);
  * profile's `sdk_ua_app_id`). Checked when the client is created.
  */
 mm_status mm_config_set_app_id(struct mm_config *config, const char *app_id);
+
+/**
+ * Sets a callback called once per attempt of every call of clients made from this config,
+ * on the calling thread, after the call returns and before the operation function does
+ * (so in order, never concurrently for one call; calls on other threads may call it at the
+ * same time). `user_data` is passed back as is and must be usable from those threads. NULL
+ * `callback` removes it. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ */
+mm_status mm_config_set_log_callback(struct mm_config *config,
+                                     mm_log_callback callback,
+                                     void *user_data);
 
 /**
  * The name of a status (`"OK"`, `"NullParameter"`, `"Panic"`, `"ThrottlingException"`, …),

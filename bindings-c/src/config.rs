@@ -310,3 +310,71 @@ pub extern "C" fn mm_config_set_no_proxy(
 pub extern "C" fn mm_config_set_app_id(config: *mut mm_config, app_id: *const c_char) -> mm_status {
     set_string(config, app_id, "app_id", |c, v| c.app_id(v))
 }
+
+/// Receives one attempt of a call: the operation (`"BatchMeterUsage"`), the attempt number
+/// (1 first), the HTTP status (0 when no response arrived), the request id (NULL when none),
+/// the latency in milliseconds, the outcome (`"ok"` or the error code), and why it was
+/// retried (`"throttling"`, `"transient"`, `"timeout"`, `"clock skew"`; NULL when it was not).
+/// The strings live until the callback returns. Nothing secret is passed.
+pub type mm_log_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut std::ffi::c_void,
+        operation: *const c_char,
+        attempt: u32,
+        http_status: u16,
+        request_id: *const c_char,
+        latency_ms: f64,
+        outcome: *const c_char,
+        retry_reason: *const c_char,
+    ),
+>;
+
+/// `user_data` as the callback gets it; the caller vouches it may be used from any thread.
+struct UserData(*mut std::ffi::c_void);
+// SAFETY: documented on mm_config_set_log_callback: user_data must be usable from any thread.
+unsafe impl Send for UserData {}
+// SAFETY: as above.
+unsafe impl Sync for UserData {}
+
+/// Sets a callback called once per attempt of every call of clients made from this config,
+/// on the calling thread, after the call returns and before the operation function does
+/// (so in order, never concurrently for one call; calls on other threads may call it at the
+/// same time). `user_data` is passed back as is and must be usable from those threads. NULL
+/// `callback` removes it. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+#[no_mangle]
+pub extern "C" fn mm_config_set_log_callback(
+    config: *mut mm_config,
+    callback: mm_log_callback,
+    user_data: *mut std::ffi::c_void,
+) -> mm_status {
+    set(config, |c| {
+        let Some(cb) = callback else {
+            *c = std::mem::take(c).attempt_observer(std::sync::Arc::new(|_| {}));
+            return Ok(());
+        };
+        let data = UserData(user_data);
+        let observer = move |e: &marketplace_metering::AttemptLog| {
+            let data = &data;
+            let op = ffi::cstring(e.operation);
+            let id = e.request_id.as_deref().map(ffi::cstring);
+            let outcome = ffi::cstring(&e.outcome);
+            let reason = e.retry_reason.map(ffi::cstring);
+            // SAFETY: the caller's function, with the arguments its type names; the strings
+            // outlive the call.
+            unsafe {
+                cb(
+                    data.0,
+                    op.as_ptr(),
+                    e.attempt,
+                    e.status.unwrap_or(0),
+                    id.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                    e.latency.as_secs_f64() * 1000.0,
+                    outcome.as_ptr(),
+                    reason.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                )
+            }
+        };
+        *c = std::mem::take(c).attempt_observer(std::sync::Arc::new(observer));
+        Ok(())
+    })
+}

@@ -73,6 +73,23 @@ static int start_proxy(void) {
   return 0;
 }
 
+/* What the log callback saw. */
+static char log_lines[8][256];
+static int log_count = 0;
+static void *log_user = NULL;
+
+static void on_attempt(void *user_data, const char *operation, uint32_t attempt, uint16_t http_status,
+                       const char *request_id, double latency_ms, const char *outcome,
+                       const char *retry_reason) {
+  log_user = user_data;
+  if (log_count < 8) {
+    snprintf(log_lines[log_count], sizeof log_lines[0], "%s %u %u %s %s %s", operation, attempt,
+             (unsigned)http_status, request_id ? "id" : "noid", outcome, retry_reason ? retry_reason : "-");
+  }
+  log_count++;
+  CHECK(latency_ms >= 0);
+}
+
 /* A config for the emulator, one attempt per call. */
 static mm_config *emu_config(const mm_test_emulator *e) {
   mm_config *cfg = mm_config_new();
@@ -203,6 +220,26 @@ int main(void) {
   CHECK(mm_config_set_ignore_configured_endpoint_urls(cfg, true) == MM_STATUS_OK);
   CHECK(call(cfg) == MM_STATUS_OK); /* the code's endpoint still wins */
   unsetenv("AWS_ENDPOINT_URL");
+
+  /* The log callback: one call per attempt, after the call returns, nothing secret. */
+  static int marker;
+  cfg = emu_config(&emu);
+  mm_config_set_max_attempts(cfg, 3);
+  CHECK(mm_config_set_log_callback(cfg, on_attempt, &marker) == MM_STATUS_OK);
+  CHECK(mm_test_control(&emu, "POST", "/_emulator/faults", "{\"kind\":\"throttle\"}", NULL, 0) == 200);
+  CHECK(call(cfg) == MM_STATUS_OK);
+  CHECK(log_count == 2);
+  CHECK(log_user == &marker);
+  CHECK(strcmp(log_lines[0], "ResolveCustomer 1 400 id ThrottlingException throttling") == 0);
+  CHECK(strcmp(log_lines[1], "ResolveCustomer 2 200 id ok -") == 0);
+  for (int i = 0; i < 2; i++) {
+    if (strstr(log_lines[i], MM_TEST_SECRET_KEY)) mm_test_failures++;
+    fprintf(stderr, "log: %s\n", log_lines[i]);
+  }
+  cfg = emu_config(&emu);
+  CHECK(mm_config_set_log_callback(cfg, NULL, NULL) == MM_STATUS_OK);
+  CHECK(call(cfg) == MM_STATUS_OK);
+  CHECK(log_count == 2);
 
   mm_test_emulator_stop(&emu);
   close(proxy_fd);

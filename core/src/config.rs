@@ -66,7 +66,11 @@ pub struct Config {
     pub(crate) http: HttpSettings,
     pub(crate) profile: String,
     pub(crate) origins: Vec<(&'static str, Origin)>,
+    pub(crate) attempt_observer: Option<AttemptObserver>,
 }
+
+/// A face's receiver of attempt logs (see [`ConfigBuilder::attempt_observer`]).
+pub type AttemptObserver = std::sync::Arc<dyn Fn(&crate::AttemptLog) + Send + Sync>;
 
 impl Config {
     /// A builder with the defaults: the default credential chain (or none without the
@@ -140,6 +144,10 @@ impl Config {
     pub fn no_proxy(&self) -> Option<&str> {
         self.http.no_proxy.as_deref()
     }
+    /// The receiver of attempt logs a face set, if any.
+    pub fn attempt_observer(&self) -> Option<&AttemptObserver> {
+        self.attempt_observer.as_ref()
+    }
     /// The selected profile of the shared config file (`default` when none was named).
     pub fn profile_name(&self) -> &str {
         &self.profile
@@ -208,6 +216,7 @@ pub struct ConfigBuilder {
     user_agent_extra: Option<String>,
     environment: Option<HashMap<String, String>>,
     verify: Option<bool>,
+    attempt_observer: Option<AttemptObserver>,
     key_parts: Option<(Option<String>, Option<String>, Option<String>)>,
     face: Face,
     face_version: Option<String>,
@@ -344,6 +353,14 @@ impl ConfigBuilder {
         session_token: Option<String>,
     ) -> Self {
         self.key_parts = Some((access_key_id, secret_access_key, session_token));
+        self
+    }
+
+    /// A receiver for each attempt's log entry, kept with the configuration. The client never
+    /// calls it: a face calls it on the caller's thread after a call returns, with the
+    /// entries of [`crate::ResponseMetadata::attempt_log`] (the C face's log callback).
+    pub fn attempt_observer(mut self, f: AttemptObserver) -> Self {
+        self.attempt_observer = Some(f);
         self
     }
 
@@ -697,6 +714,7 @@ impl ConfigBuilder {
             http,
             profile: src.profile_name().to_owned(),
             origins,
+            attempt_observer: self.attempt_observer,
         })
     }
 }
