@@ -243,6 +243,11 @@ impl Client {
         m
     }
 
+    /// Releases the connection pools; returns how many were released.
+    fn close(&self) -> usize {
+        self.inner.close()
+    }
+
     /// Where a setting came from: `"code"`, `"env:AWS_REGION"`, `"profile:dev:region"` or
     /// `"default"`.
     fn origin(&self, setting: &str) -> String {

@@ -267,3 +267,34 @@ def test_proxies_from_config_and_environment(
     env.setenv("NO_PROXY", "127.0.0.1")
     _call(mm.Client(**kw))
     assert len(seen) == 2
+
+
+# --- the surface a boto3 user touches -----------------------------------------------------
+
+
+def test_meta_config_close_and_context_managers(emu: Emulator) -> None:
+    with emu.client(config=mm.Config(retries={"mode": "adaptive"}, user_agent_appid="app-1")) as c:
+        assert c.meta.config.retries == {"total_max_attempts": 3, "mode": "adaptive"}
+        assert c.meta.config.user_agent_appid == "app-1"
+        assert c.meta.config.region_name == c.meta.region_name
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+        assert c._native.close() == 1  # the pool the call used was open
+    assert c._native.close() == 0  # __exit__ closed it
+    c.resolve_customer(RegistrationToken="reg-token-valid")  # a later call opens a new pool
+    c.close()
+    assert c._native.close() == 0
+
+
+async def test_async_with_closes(emu: Emulator) -> None:
+    async with emu.async_client() as c:
+        await c.resolve_customer(RegistrationToken="reg-token-valid")
+    assert c._native.close() == 0
+
+
+def test_paginators_as_boto3_for_an_api_without_them(client: mm.Client) -> None:
+    for op in ("batch_meter_usage", "meter_usage", "resolve_customer", "register_usage"):
+        assert client.can_paginate(op) is False
+        with pytest.raises(mm.OperationNotPageableError) as ei:
+            client.get_paginator(op)
+        assert str(ei.value) == f"Operation cannot be paginated: {op}"
+        assert ei.value.operation_name == op

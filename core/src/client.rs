@@ -140,6 +140,27 @@ impl Client {
         &self.inner.config
     }
 
+    /// Releases the connection pools: idle connections close now, calls in flight keep theirs
+    /// until they finish. A later call opens a new pool (as boto3's client after `close()`).
+    /// Returns how many pools were released (0, 1 or 2).
+    pub fn close(&self) -> usize {
+        let pid = runtime::pid();
+        let mut released = 0;
+        for slot in [&self.inner.http, &self.inner.blocking_http] {
+            let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match taken {
+                Some((p, c)) if p == pid => {
+                    drop(c);
+                    released += 1;
+                }
+                // Built before fork(): its connections belong to the parent.
+                Some(inherited) => runtime::keep_inherited(inherited),
+                None => {}
+            }
+        }
+        released
+    }
+
     /// The service's clock as this client knows it: the local clock, corrected by the offset
     /// learnt from the service's `Date` header when the two were more than 4 minutes apart.
     /// Requests are signed with it; the usage meter judges its window with it.

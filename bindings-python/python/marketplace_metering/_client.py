@@ -13,6 +13,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~15 ms of import time; annotations only
     import logging
     from typing import Any, Callable, Dict, Optional, Union
+
+    from typing_extensions import Self
     from collections.abc import Awaitable
 
     from typing_extensions import Unpack
@@ -147,10 +149,43 @@ class _BaseClient:
         self.meta = _ClientMeta(self._native, cfg)
 
     def close(self) -> None:
-        """Does nothing; present for boto3 compatibility (connections close when unused)."""
+        """Closes the idle connections of the client's pool, as boto3's ``close()``; calls in
+        flight finish on theirs, and a later call opens new ones."""
+        self._native.close()
+
+    def can_paginate(self, operation_name: str) -> bool:
+        """``False``: no Metering Service operation has a paginator (as boto3's client)."""
+        return False
+
+    def get_paginator(self, operation_name: str) -> Any:
+        """Raises ``OperationNotPageableError``, as boto3's client does for this service."""
+        raise OperationNotPageableError(operation_name=operation_name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} region={self.meta.region_name!r} endpoint={self.meta.endpoint_url!r}>"
+
+    def __enter__(self) -> "Self":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Self":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class OperationNotPageableError(MeteringError):
+    """botocore's ``OperationNotPageableError``: the operation has no paginator."""
+
+    def __init__(self, operation_name: str) -> None:
+        super().__init__(
+            f"Operation cannot be paginated: {operation_name}",
+            code="OperationNotPageable",
+            operation_name=operation_name,
+        )
 
 
 class Client(_BaseClient):
