@@ -99,6 +99,23 @@ export interface AttemptLogEntry {
   retryDelayMs?: number;
 }
 
+/** `send()`'s options, as SDK v3's. */
+export interface SendOptions {
+  /** Rejects with an `AbortError` if aborted before the call starts or while waiting for it. */
+  abortSignal?: AbortSignal;
+  [key: string]: unknown;
+}
+
+/** `client.config`, as SDK v3's resolved config: `await client.config.region()`. */
+export type ResolvedClientConfig = Omit<MarketplaceMeteringClientConfig, "region" | "useFipsEndpoint" | "useDualstackEndpoint" | "maxAttempts" | "retryMode" | "credentials"> & {
+  region(): Promise<string>;
+  useFipsEndpoint(): Promise<boolean>;
+  useDualstackEndpoint(): Promise<boolean>;
+  maxAttempts(): Promise<number>;
+  retryMode(): Promise<"standard" | "adaptive" | "legacy">;
+  credentials?: AwsCredentialIdentityProvider;
+};
+
 /** What the core resolved for a client (code, then environment, then shared config file). */
 export interface ResolvedConfig {
   region: string;
@@ -243,11 +260,12 @@ type Callback<T> = (err: unknown, data?: T) => void;
 // ---- clients ----
 
 export declare class MarketplaceMeteringClient {
-  readonly config: MarketplaceMeteringClientConfig;
+  /** SDK v3's resolved config: the settings, with these as providers of what the core resolved. */
+  readonly config: ResolvedClientConfig;
   constructor(config?: MarketplaceMeteringClientConfig);
-  send<I, O>(command: Command<I, O>, options?: Record<string, unknown>): Promise<O>;
+  send<I, O>(command: Command<I, O>, options?: SendOptions): Promise<O>;
   send<I, O>(command: Command<I, O>, cb: Callback<O>): void;
-  send<I, O>(command: Command<I, O>, options: Record<string, unknown>, cb: Callback<O>): void;
+  send<I, O>(command: Command<I, O>, options: SendOptions, cb: Callback<O>): void;
   /** What the core resolved from the settings, the environment and the shared config file. */
   resolvedConfig(): Promise<ResolvedConfig>;
   destroy(): void;
@@ -451,6 +469,10 @@ export interface ExceptionOptions {
 export declare class MarketplaceMeteringServiceException extends Error {
   readonly $fault: "client" | "server";
   $metadata: ResponseMetadata;
+  /** SDK v3's: set when the error may be retried. */
+  readonly $retryable?: { throttling: boolean };
+  /** SDK v3's: the service's response (status and headers), when it answered. */
+  readonly $response?: { statusCode: number; headers: Record<string, string>; body: undefined };
   /** The core's ErrorCode string (`"ThrottlingException"`, `"Unhandled"` for unknown codes). */
   readonly code: string;
   readonly retryable?: boolean;
@@ -467,6 +489,10 @@ export declare class MarketplaceMeteringError extends Error {
   readonly code: string;
   readonly field?: string;
   readonly retryable?: boolean;
+  /** SDK v3's: set when the error may be retried. */
+  readonly $retryable?: { throttling: boolean };
+  /** SDK v3's: the service's response (status and headers), when it answered. */
+  readonly $response?: { statusCode: number; headers: Record<string, string>; body: undefined };
   constructor(opts: ExceptionOptions);
 }
 

@@ -93,9 +93,43 @@ function errorFromDetail(d) {
     retryable: d.retryable,
   })
   if (d.code === 'Unhandled') e.serviceCode = d.serviceCode
+  // SDK v3: `$retryable` ({ throttling }) when the error may be retried, `$response` when
+  // the service answered (status and headers; the body was consumed into the error).
+  if (d.retryable) e.$retryable = { throttling: d.retryReason === 'throttling' }
+  if (d.httpStatusCode) {
+    Object.defineProperty(e, '$response', {
+      value: { statusCode: d.httpStatusCode, headers: d.headers ?? {}, body: undefined },
+      enumerable: false,
+    })
+  }
   // For the client's logger; not enumerable, so it never shows in util.inspect or JSON.
   Object.defineProperty(e, '$attemptLog', { value: d.attemptLog ?? [], enumerable: false })
   return e
+}
+
+/** SDK v3's abort error. */
+function abortError() {
+  const e = new Error('Request aborted')
+  e.name = 'AbortError'
+  return e
+}
+
+/** `promise`, or an AbortError as soon as `signal` aborts. */
+function raceAbort(promise, signal) {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError())
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
 }
 
 /** One `logger.debug` per attempt, with SDK v3's logger interface ({debug, info, warn, error}). */
@@ -216,13 +250,24 @@ class MarketplaceMeteringClient {
   constructor(config = {}) {
     if (config === null || typeof config !== 'object') throw configError('config', 'must be an object')
     const { credentials, ...rest } = config
-    this.config = rest
+    this._settings = rest
     this.#credentials = credentials
     if (credentials !== undefined) {
       // As SDK v3's resolved config: a provider. Not enumerable, and a function, so an
       // inspection shows neither the key nor the secret.
       const provider = typeof credentials === 'function' ? credentials : async () => credentials
-      Object.defineProperty(this.config, 'credentials', { value: provider, enumerable: false })
+      Object.defineProperty(this._settings, 'credentials', { value: provider, enumerable: false })
+    }
+    // SDK v3's resolved config: the settings, with region, useFipsEndpoint,
+    // useDualstackEndpoint, maxAttempts and retryMode as async providers of what the core
+    // resolved (code, environment, shared config file): `await client.config.region()`.
+    const resolved = (key) => async () => (await this.resolvedConfig())[key]
+    this.config = { ...rest }
+    for (const k of ['region', 'useFipsEndpoint', 'useDualstackEndpoint', 'maxAttempts', 'retryMode']) {
+      this.config[k] = resolved(k)
+    }
+    if (this._settings.credentials !== undefined) {
+      Object.defineProperty(this.config, 'credentials', { value: this._settings.credentials, enumerable: false })
     }
     this._native = null
     this._destroyed = false
@@ -230,26 +275,26 @@ class MarketplaceMeteringClient {
 
   [inspect.custom](depth, options, inspectFn) {
     const shown = {
-      region: this.config.region,
-      endpoint: this.config.endpoint,
+      region: this._settings.region,
+      endpoint: this._settings.endpoint,
       credentials: this.#credentials === undefined ? 'default chain' : typeof this.#credentials === 'function' ? 'provider' : 'static',
-      maxAttempts: this.config.maxAttempts,
-      retryMode: this.config.retryMode,
+      maxAttempts: this._settings.maxAttempts,
+      retryMode: this._settings.retryMode,
     }
     return `${this.constructor.name} ${inspectFn(shown, options)}`
   }
 
   toJSON() {
-    return { region: this.config.region, endpoint: this.config.endpoint }
+    return { region: this._settings.region, endpoint: this._settings.endpoint }
   }
 
   async _region() {
-    const r = this.config.region
+    const r = this._settings.region
     return typeof r === 'function' ? await r() : r
   }
 
   async _endpoint() {
-    const e = this.config.endpoint
+    const e = this._settings.endpoint
     return endpointString(typeof e === 'function' ? await e() : e)
   }
 
@@ -304,7 +349,7 @@ class MarketplaceMeteringClient {
       this.#nativeKey = key
       return this._native
     }
-    const cfg = this.config
+    const cfg = this._settings
     let maxAttempts = cfg.maxAttempts
     let retryMode = cfg.retryMode
     if (typeof maxAttempts === 'function') maxAttempts = await maxAttempts()
@@ -319,7 +364,7 @@ class MarketplaceMeteringClient {
    */
   _nativeSync() {
     if (this._destroyed) throw new errorClasses.InvalidStateError({ message: 'the client has been destroyed', code: 'InvalidState' })
-    const cfg = this.config
+    const cfg = this._settings
     for (const k of ['region', 'endpoint', 'maxAttempts', 'retryMode']) {
       if (typeof cfg[k] === 'function') {
         throw configError(`client.${k}`, 'must be a value, not a provider function, for a UsageMeter (it keeps the client for its background sends)')
@@ -339,7 +384,7 @@ class MarketplaceMeteringClient {
   }
 
   _buildNative(region, endpoint, creds, key, maxAttempts, retryMode) {
-    const cfg = this.config
+    const cfg = this._settings
     const handler = cfg.requestHandler && typeof cfg.requestHandler === 'object' ? cfg.requestHandler : {}
     const options = {
       region,
@@ -392,7 +437,8 @@ class MarketplaceMeteringClient {
    */
   send(command, optionsOrCb, cb) {
     const callback = typeof optionsOrCb === 'function' ? optionsOrCb : cb
-    const p = this._send(command)
+    const options = typeof optionsOrCb === 'object' && optionsOrCb !== null ? optionsOrCb : {}
+    const p = this._send(command, options.abortSignal)
     if (typeof callback === 'function') {
       p.then((out) => callback(null, out), (err) => callback(err))
       return undefined
@@ -400,22 +446,28 @@ class MarketplaceMeteringClient {
     return p
   }
 
-  async _send(command) {
+  async _send(command, abortSignal) {
     const op = command?.constructor
     if (!(command instanceof Command) || typeof op.nativeMethod !== 'string') {
       throw new TypeError('send() expects a marketplace-metering command (e.g. new BatchMeterUsageCommand(input))')
     }
+    // SDK v3's abortSignal: checked before the call starts and honoured while waiting (the
+    // call itself runs to its end in the core; its result is dropped).
+    if (abortSignal?.aborted) throw abortError()
     const client = await this._client()
+    if (abortSignal?.aborted) throw abortError()
     let json
     try {
-      json = await client[op.nativeMethod](command.input)
+      const call = client[op.nativeMethod](command.input)
+      json = abortSignal ? await raceAbort(call, abortSignal) : await call
     } catch (err) {
+      if (err?.name === 'AbortError') throw err
       const e = translateError(err)
-      logAttempts(this.config.logger, e?.$attemptLog)
+      logAttempts(this._settings.logger, e?.$attemptLog)
       throw e
     }
     const out = JSON.parse(json)
-    logAttempts(this.config.logger, out.$metadata?.attemptLog)
+    logAttempts(this._settings.logger, out.$metadata?.attemptLog)
     return withMetadata(outputs[op.operation](out))
   }
 
@@ -431,9 +483,10 @@ class MarketplaceMeteringClient {
     return JSON.parse(client.resolvedConfig())
   }
 
-  /** Releases the client; later calls reject. In-flight calls finish. */
+  /** Releases the client and closes its idle connections; later calls reject. In-flight calls finish. */
   destroy() {
     this._destroyed = true
+    if (this._native) this._native.close()
     this._native = null
   }
 }

@@ -210,3 +210,55 @@ test('proxies from code and environment carry calls, except NO_PROXY', async () 
     emu.stop()
   }
 })
+
+// --- the surface an SDK v3 user touches ---------------------------------------------------
+
+test('client.config resolves as SDK v3 does; destroy closes the pool', () =>
+  withEnv({ AWS_REGION: 'eu-west-1', AWS_MAX_ATTEMPTS: '4' }, async () => {
+    const c = new mm.MarketplaceMeteringClient({ credentials: creds, useDualstackEndpoint: true })
+    assert.equal(await c.config.region(), 'eu-west-1')
+    assert.equal(await c.config.maxAttempts(), 4)
+    assert.equal(await c.config.useDualstackEndpoint(), true)
+    assert.equal(await c.config.retryMode(), 'standard')
+    assert.equal((await c.config.credentials()).accessKeyId, 'AKIDTEST')
+    assert.ok(!JSON.stringify(c.config).includes('secret-value'))
+    const native = c._native
+    c.destroy()
+    assert.equal(native.close(), 0) // destroy() released it already
+  }))
+
+test('abortSignal: before the call and while waiting', async () => {
+  const { emu, client } = setup()
+  try {
+    const c = client()
+    const cmd = () => new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })
+    await assert.rejects(c.send(cmd(), { abortSignal: AbortSignal.abort() }), { name: 'AbortError' })
+    emu.pushFault({ kind: 'delay', seconds: 2 })
+    const ac = new AbortController()
+    const started = Date.now()
+    setTimeout(() => ac.abort(), 100)
+    await assert.rejects(c.send(cmd(), { abortSignal: ac.signal }), { name: 'AbortError' })
+    assert.ok(Date.now() - started < 1500)
+    const out = await c.send(cmd(), { abortSignal: new AbortController().signal })
+    assert.ok(out.CustomerIdentifier)
+  } finally {
+    emu.stop()
+  }
+})
+
+test('errors carry $retryable and $response as SDK v3 errors do', async () => {
+  const { emu, client } = setup()
+  try {
+    emu.pushFault({ kind: 'throttle' })
+    const e = await client({ maxAttempts: 1 }).send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })).catch((x) => x)
+    assert.ok(e instanceof mm.ThrottlingException)
+    assert.deepEqual(e.$retryable, { throttling: true })
+    assert.equal(e.$response.statusCode, 400)
+    assert.equal(e.$response.headers['x-amzn-requestid'], e.$metadata.requestId)
+    const bad = await client().send(new mm.ResolveCustomerCommand({ RegistrationToken: 'nope' })).catch((x) => x)
+    assert.equal(bad.$retryable, undefined)
+    assert.equal(bad.$response.statusCode, 400)
+  } finally {
+    emu.stop()
+  }
+})

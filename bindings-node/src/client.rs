@@ -202,6 +202,12 @@ impl NativeClient {
         self.inner.config().endpoint_url().to_owned()
     }
 
+    /// Releases the connection pools (`destroy()`); returns how many were released.
+    #[napi]
+    pub fn close(&self) -> u32 {
+        self.inner.close() as u32
+    }
+
     /// What the core resolved (code, environment, profile), for `client.config`: region,
     /// endpoint, useFipsEndpoint, useDualstackEndpoint, maxAttempts, retryMode, userAgentAppId,
     /// caBundle, proxies (passwords replaced by `***`), userAgent, and each setting's origin.
