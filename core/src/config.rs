@@ -637,7 +637,15 @@ impl ConfigBuilder {
             ),
             ("http_proxy", ["HTTP_PROXY", "http_proxy"], &self.http_proxy),
         ] {
-            let Some((url, o)) = code(slot.clone(), name).or_else(|| src.first_env(&vars)) else {
+            // Under CGI, HTTP_PROXY is the client's `Proxy:` request header (httpoxy): only the
+            // lower-case variable counts there, as curl and reqwest do.
+            let vars: &[&'static str] =
+                if name == "http_proxy" && src.env("REQUEST_METHOD").is_some() {
+                    &vars[1..]
+                } else {
+                    &vars
+                };
+            let Some((url, o)) = code(slot.clone(), name).or_else(|| src.first_env(vars)) else {
                 continue;
             };
             check_proxy(&url).map_err(|why| invalid(&o, why))?;

@@ -251,6 +251,7 @@ fn rows() -> Vec<Row> {
         ("HTTP_PROXY", vec![("HTTP_PROXY", "http://proxy.test:3128")], none, Value("http_proxy", "http://proxy.test:3128", env("HTTP_PROXY"))),
         ("http_proxy", vec![("http_proxy", "http://proxy.test:3128")], none, Value("http_proxy", "http://proxy.test:3128", env("http_proxy"))),
         ("NO_PROXY", vec![("NO_PROXY", "localhost,.internal")], none, Value("no_proxy", "localhost,.internal", env("NO_PROXY"))),
+        ("HTTP_PROXY under CGI is the client's header (httpoxy)", vec![("REQUEST_METHOD", "GET"), ("HTTP_PROXY", "http://evil.test:1"), ("http_proxy", "http://proxy.test:3128")], none, Value("http_proxy", "http://proxy.test:3128", env("http_proxy"))),
         ("no_proxy", vec![("no_proxy", "localhost")], none, Value("no_proxy", "localhost", env("no_proxy"))),
         ("code beats HTTPS_PROXY", vec![("HTTPS_PROXY", "http://proxy.test:3128")], |b| b.https_proxy("http://mine.test:8080"), Value("https_proxy", "http://mine.test:8080", code("https_proxy"))),
         ("a proxy password is never shown", vec![("HTTPS_PROXY", "http://user:hunter2@proxy.test:3128")], none, Value("https_proxy", "http://***@proxy.test:3128", env("HTTPS_PROXY"))),
