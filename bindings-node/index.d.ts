@@ -45,8 +45,8 @@ export interface MarketplaceMeteringClientConfig {
   credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
   /** All attempts per call, the first included (default 3). */
   maxAttempts?: number | (() => Promise<number>);
-  /** `"standard"` (default) or `"adaptive"`. */
-  retryMode?: "standard" | "adaptive" | (() => Promise<"standard" | "adaptive">);
+  /** `"standard"` (default), `"adaptive"` or `"legacy"` (boto3's: 5 attempts, no retry quota). */
+  retryMode?: "standard" | "adaptive" | "legacy" | (() => Promise<"standard" | "adaptive" | "legacy">);
   /** Milliseconds allowed for one attempt: between two reads and for the whole response (defaults: 30000 between reads, 60000 in all). */
   requestTimeout?: number;
   /** Milliseconds allowed for a whole call, every retry included (default: no bound). */
@@ -55,10 +55,84 @@ export interface MarketplaceMeteringClientConfig {
   connectionTimeout?: number;
   /** SDK v3's `requestHandler` options object (`requestTimeout`, `connectionTimeout`). */
   requestHandler?: { requestTimeout?: number; connectionTimeout?: number };
-  /** Use the FIPS endpoint. */
+  /** Use the FIPS endpoint (else AWS_USE_FIPS_ENDPOINT, the profile's use_fips_endpoint). */
   useFipsEndpoint?: boolean;
-  /** Shared config profile for the default chains. */
+  /** Use the dual-stack endpoint (else AWS_USE_DUALSTACK_ENDPOINT, the profile's use_dualstack_endpoint). */
+  useDualstackEndpoint?: boolean;
+  /** Shared config profile for the default chains (else AWS_PROFILE). */
   profile?: string;
+  /** A PEM CA bundle trusted instead of the platform's roots (else AWS_CA_BUNDLE, the profile's ca_bundle). NODE_EXTRA_CA_CERTS is added to the roots. */
+  caBundle?: string;
+  /** The proxy for https endpoints (else HTTPS_PROXY / https_proxy). */
+  httpsProxy?: string;
+  /** The proxy for http endpoints (else HTTP_PROXY / http_proxy). */
+  httpProxy?: string;
+  /** Hosts reached without a proxy, comma-separated (else NO_PROXY / no_proxy). */
+  noProxy?: string;
+  /** The app id in the User-Agent (else AWS_SDK_UA_APP_ID, the profile's sdk_ua_app_id). */
+  userAgentAppId?: string;
+  /** SDK v3's logger interface: `debug` receives one {@link AttemptLogEntry} per attempt. */
+  logger?: Logger;
+}
+
+/** SDK v3's `Logger`. */
+export interface Logger {
+  debug(...content: any[]): void;
+  info(...content: any[]): void;
+  warn(...content: any[]): void;
+  error(...content: any[]): void;
+}
+
+/** What `logger.debug` receives for each attempt (nothing secret: no credentials or headers). */
+export interface AttemptLogEntry {
+  clientName: "MarketplaceMeteringClient";
+  commandName: string;
+  operation: string;
+  attempt: number;
+  status?: number;
+  requestId?: string;
+  latencyMs: number;
+  /** `"ok"` or the error code. */
+  outcome: string;
+  /** `throttling`, `transient`, `timeout` or `clock skew`, when the attempt was retried. */
+  retryReason?: string;
+  retryDelayMs?: number;
+}
+
+/** `send()`'s options, as SDK v3's. */
+export interface SendOptions {
+  /** Rejects with an `AbortError` if aborted before the call starts or while waiting for it. */
+  abortSignal?: AbortSignal;
+  [key: string]: unknown;
+}
+
+/** `client.config`, as SDK v3's resolved config: `await client.config.region()`. */
+export type ResolvedClientConfig = Omit<MarketplaceMeteringClientConfig, "region" | "useFipsEndpoint" | "useDualstackEndpoint" | "maxAttempts" | "retryMode" | "credentials"> & {
+  region(): Promise<string>;
+  useFipsEndpoint(): Promise<boolean>;
+  useDualstackEndpoint(): Promise<boolean>;
+  maxAttempts(): Promise<number>;
+  retryMode(): Promise<"standard" | "adaptive" | "legacy">;
+  credentials?: AwsCredentialIdentityProvider;
+};
+
+/** What the core resolved for a client (code, then environment, then shared config file). */
+export interface ResolvedConfig {
+  region: string;
+  endpoint: string;
+  useFipsEndpoint: boolean;
+  useDualstackEndpoint: boolean;
+  maxAttempts: number;
+  retryMode: "standard" | "adaptive" | "legacy";
+  userAgentAppId: string | null;
+  userAgent: string;
+  caBundle: string | null;
+  httpsProxy: string | null;
+  httpProxy: string | null;
+  noProxy: string | null;
+  profile: string;
+  /** Where each setting came from: `code`, `env:<VARIABLE>`, `profile:<name>:<key>` or `default`. */
+  origins: Record<string, string>;
 }
 
 // ---- model shapes ----
@@ -186,11 +260,14 @@ type Callback<T> = (err: unknown, data?: T) => void;
 // ---- clients ----
 
 export declare class MarketplaceMeteringClient {
-  readonly config: MarketplaceMeteringClientConfig;
+  /** SDK v3's resolved config: the settings, with these as providers of what the core resolved. */
+  readonly config: ResolvedClientConfig;
   constructor(config?: MarketplaceMeteringClientConfig);
-  send<I, O>(command: Command<I, O>, options?: Record<string, unknown>): Promise<O>;
+  send<I, O>(command: Command<I, O>, options?: SendOptions): Promise<O>;
   send<I, O>(command: Command<I, O>, cb: Callback<O>): void;
-  send<I, O>(command: Command<I, O>, options: Record<string, unknown>, cb: Callback<O>): void;
+  send<I, O>(command: Command<I, O>, options: SendOptions, cb: Callback<O>): void;
+  /** What the core resolved from the settings, the environment and the shared config file. */
+  resolvedConfig(): Promise<ResolvedConfig>;
   destroy(): void;
 }
 
@@ -392,6 +469,10 @@ export interface ExceptionOptions {
 export declare class MarketplaceMeteringServiceException extends Error {
   readonly $fault: "client" | "server";
   $metadata: ResponseMetadata;
+  /** SDK v3's: set when the error may be retried. */
+  readonly $retryable?: { throttling: boolean };
+  /** SDK v3's: the service's response (status and headers), when it answered. */
+  readonly $response?: { statusCode: number; headers: Record<string, string>; body: undefined };
   /** The core's ErrorCode string (`"ThrottlingException"`, `"Unhandled"` for unknown codes). */
   readonly code: string;
   readonly retryable?: boolean;
@@ -408,6 +489,10 @@ export declare class MarketplaceMeteringError extends Error {
   readonly code: string;
   readonly field?: string;
   readonly retryable?: boolean;
+  /** SDK v3's: set when the error may be retried. */
+  readonly $retryable?: { throttling: boolean };
+  /** SDK v3's: the service's response (status and headers), when it answered. */
+  readonly $response?: { statusCode: number; headers: Record<string, string>; body: undefined };
   constructor(opts: ExceptionOptions);
 }
 

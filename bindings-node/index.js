@@ -93,7 +93,66 @@ function errorFromDetail(d) {
     retryable: d.retryable,
   })
   if (d.code === 'Unhandled') e.serviceCode = d.serviceCode
+  // SDK v3: `$retryable` ({ throttling }) when the error may be retried, `$response` when
+  // the service answered (status and headers; the body was consumed into the error).
+  if (d.retryable) e.$retryable = { throttling: d.retryReason === 'throttling' }
+  if (d.httpStatusCode) {
+    Object.defineProperty(e, '$response', {
+      value: { statusCode: d.httpStatusCode, headers: d.headers ?? {}, body: undefined },
+      enumerable: false,
+    })
+  }
+  // For the client's logger; not enumerable, so it never shows in util.inspect or JSON.
+  Object.defineProperty(e, '$attemptLog', { value: d.attemptLog ?? [], enumerable: false })
   return e
+}
+
+/** SDK v3's abort error. */
+function abortError() {
+  const e = new Error('Request aborted')
+  e.name = 'AbortError'
+  return e
+}
+
+/** `promise`, or an AbortError as soon as `signal` aborts. */
+function raceAbort(promise, signal) {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError())
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}
+
+/** One `logger.debug` per attempt, with SDK v3's logger interface ({debug, info, warn, error}). */
+function logAttempts(logger, attempts) {
+  if (!logger || typeof logger.debug !== 'function' || !Array.isArray(attempts)) return
+  for (const a of attempts) {
+    try {
+      logger.debug({
+        clientName: 'MarketplaceMeteringClient',
+        commandName: `${a.operation}Command`,
+        operation: a.operation,
+        attempt: a.attempt,
+        status: a.status ?? undefined,
+        requestId: a.requestId ?? undefined,
+        latencyMs: a.latencyMs,
+        outcome: a.outcome,
+        retryReason: a.retryReason ?? undefined,
+        retryDelayMs: a.retryDelayMs ?? undefined,
+      })
+    } catch {
+      // A failing logger must not fail the call.
+    }
+  }
 }
 
 // ---- outputs -------------------------------------------------------------------------------
@@ -146,6 +205,11 @@ const RegisterUsageCommand = defineCommand('RegisterUsage', 'registerUsage')
 
 const REFRESH_BEFORE_EXPIRY_MS = 5 * 60 * 1000
 
+/** A client setting of the wrong type: the core's `InvalidConfig`, as every other bad setting. */
+function settingError(field, message) {
+  return new errorClasses.InvalidConfigError({ message: `${field}: ${message}`, code: 'InvalidConfig', field })
+}
+
 function configError(field, message) {
   return new errorClasses.ValidationError({ message: `${field}: ${message}`, code: 'InvalidInput', field })
 }
@@ -177,18 +241,33 @@ class MarketplaceMeteringClient {
    * @param {object} [config] region, endpoint, credentials (object or async provider),
    *   maxAttempts (all attempts), retryMode, requestTimeout (ms, bounds each attempt:
    *   every read and the whole response) / connectionTimeout (ms), operationTimeout (ms,
-   *   bounds the whole call, retries included), useFipsEndpoint, profile.
+   *   bounds the whole call, retries included), useFipsEndpoint, useDualstackEndpoint,
+   *   profile, caBundle (a PEM file trusted instead of the platform's roots; NODE_EXTRA_CA_CERTS
+   *   is added to them), httpsProxy / httpProxy / noProxy, userAgentAppId, logger (SDK v3's
+   *   {debug, info, warn, error}: one `debug` per attempt). Whatever is not
+   *   set comes from the environment and the shared config file, resolved by the core.
    */
   constructor(config = {}) {
     if (config === null || typeof config !== 'object') throw configError('config', 'must be an object')
     const { credentials, ...rest } = config
-    this.config = rest
+    this._settings = rest
     this.#credentials = credentials
     if (credentials !== undefined) {
       // As SDK v3's resolved config: a provider. Not enumerable, and a function, so an
       // inspection shows neither the key nor the secret.
       const provider = typeof credentials === 'function' ? credentials : async () => credentials
-      Object.defineProperty(this.config, 'credentials', { value: provider, enumerable: false })
+      Object.defineProperty(this._settings, 'credentials', { value: provider, enumerable: false })
+    }
+    // SDK v3's resolved config: the settings, with region, useFipsEndpoint,
+    // useDualstackEndpoint, maxAttempts and retryMode as async providers of what the core
+    // resolved (code, environment, shared config file): `await client.config.region()`.
+    const resolved = (key) => async () => (await this.resolvedConfig())[key]
+    this.config = { ...rest }
+    for (const k of ['region', 'useFipsEndpoint', 'useDualstackEndpoint', 'maxAttempts', 'retryMode']) {
+      this.config[k] = resolved(k)
+    }
+    if (this._settings.credentials !== undefined) {
+      Object.defineProperty(this.config, 'credentials', { value: this._settings.credentials, enumerable: false })
     }
     this._native = null
     this._destroyed = false
@@ -196,26 +275,26 @@ class MarketplaceMeteringClient {
 
   [inspect.custom](depth, options, inspectFn) {
     const shown = {
-      region: this.config.region,
-      endpoint: this.config.endpoint,
+      region: this._settings.region,
+      endpoint: this._settings.endpoint,
       credentials: this.#credentials === undefined ? 'default chain' : typeof this.#credentials === 'function' ? 'provider' : 'static',
-      maxAttempts: this.config.maxAttempts,
-      retryMode: this.config.retryMode,
+      maxAttempts: this._settings.maxAttempts,
+      retryMode: this._settings.retryMode,
     }
     return `${this.constructor.name} ${inspectFn(shown, options)}`
   }
 
   toJSON() {
-    return { region: this.config.region, endpoint: this.config.endpoint }
+    return { region: this._settings.region, endpoint: this._settings.endpoint }
   }
 
   async _region() {
-    const r = this.config.region
+    const r = this._settings.region
     return typeof r === 'function' ? await r() : r
   }
 
   async _endpoint() {
-    const e = this.config.endpoint
+    const e = this._settings.endpoint
     return endpointString(typeof e === 'function' ? await e() : e)
   }
 
@@ -270,7 +349,7 @@ class MarketplaceMeteringClient {
       this.#nativeKey = key
       return this._native
     }
-    const cfg = this.config
+    const cfg = this._settings
     let maxAttempts = cfg.maxAttempts
     let retryMode = cfg.retryMode
     if (typeof maxAttempts === 'function') maxAttempts = await maxAttempts()
@@ -285,7 +364,7 @@ class MarketplaceMeteringClient {
    */
   _nativeSync() {
     if (this._destroyed) throw new errorClasses.InvalidStateError({ message: 'the client has been destroyed', code: 'InvalidState' })
-    const cfg = this.config
+    const cfg = this._settings
     for (const k of ['region', 'endpoint', 'maxAttempts', 'retryMode']) {
       if (typeof cfg[k] === 'function') {
         throw configError(`client.${k}`, 'must be a value, not a provider function, for a UsageMeter (it keeps the client for its background sends)')
@@ -305,7 +384,7 @@ class MarketplaceMeteringClient {
   }
 
   _buildNative(region, endpoint, creds, key, maxAttempts, retryMode) {
-    const cfg = this.config
+    const cfg = this._settings
     const handler = cfg.requestHandler && typeof cfg.requestHandler === 'object' ? cfg.requestHandler : {}
     const options = {
       region,
@@ -321,15 +400,28 @@ class MarketplaceMeteringClient {
       attemptTimeoutMs: cfg.requestTimeout ?? handler.requestTimeout,
       operationTimeoutMs: cfg.operationTimeout,
       useFips: cfg.useFipsEndpoint,
+      useDualStack: cfg.useDualstackEndpoint,
+      caBundle: cfg.caBundle,
+      // As Node itself does for its own TLS: added to the roots, never replacing them.
+      extraCaBundle: process.env.NODE_EXTRA_CA_CERTS || undefined,
+      httpsProxy: cfg.httpsProxy,
+      httpProxy: cfg.httpProxy,
+      noProxy: cfg.noProxy,
+      appId: cfg.userAgentAppId,
       packageVersion: PACKAGE_VERSION,
     }
-    for (const k of ['region', 'endpoint', 'profile', 'retryMode', 'accessKeyId', 'secretAccessKey', 'sessionToken']) {
-      if (options[k] !== undefined && options[k] !== null && typeof options[k] !== 'string') throw configError(k, 'must be a string')
+    // Only the types are checked here; values and ranges are the core's to judge, as in
+    // every face.
+    for (const k of ['region', 'endpoint', 'profile', 'retryMode', 'accessKeyId', 'secretAccessKey', 'sessionToken', 'caBundle', 'httpsProxy', 'httpProxy', 'noProxy', 'appId']) {
+      if (options[k] !== undefined && options[k] !== null && typeof options[k] !== 'string') throw settingError(k, 'must be a string')
     }
     for (const k of ['maxAttempts', 'connectTimeoutMs', 'readTimeoutMs', 'operationTimeoutMs']) {
-      if (options[k] !== undefined && (typeof options[k] !== 'number' || !(options[k] > 0))) throw configError(k, 'must be a positive number')
+      if (options[k] !== undefined && options[k] !== null && (typeof options[k] !== 'number' || Number.isNaN(options[k]))) throw settingError(k, 'must be a number')
     }
-    if (options.maxAttempts !== undefined && !Number.isInteger(options.maxAttempts)) throw configError('maxAttempts', 'must be an integer')
+    for (const k of ['useFips', 'useDualStack']) {
+      if (options[k] !== undefined && options[k] !== null && typeof options[k] !== 'boolean') throw settingError(k, 'must be a boolean')
+    }
+    if (options.maxAttempts !== undefined && options.maxAttempts !== null && !Number.isInteger(options.maxAttempts)) throw settingError('maxAttempts', 'must be an integer')
     try {
       this._native = new native.NativeClient(options)
     } catch (err) {
@@ -345,7 +437,8 @@ class MarketplaceMeteringClient {
    */
   send(command, optionsOrCb, cb) {
     const callback = typeof optionsOrCb === 'function' ? optionsOrCb : cb
-    const p = this._send(command)
+    const options = typeof optionsOrCb === 'object' && optionsOrCb !== null ? optionsOrCb : {}
+    const p = this._send(command, options.abortSignal)
     if (typeof callback === 'function') {
       p.then((out) => callback(null, out), (err) => callback(err))
       return undefined
@@ -353,24 +446,47 @@ class MarketplaceMeteringClient {
     return p
   }
 
-  async _send(command) {
+  async _send(command, abortSignal) {
     const op = command?.constructor
     if (!(command instanceof Command) || typeof op.nativeMethod !== 'string') {
       throw new TypeError('send() expects a marketplace-metering command (e.g. new BatchMeterUsageCommand(input))')
     }
+    // SDK v3's abortSignal: checked before the call starts and honoured while waiting (the
+    // call itself runs to its end in the core; its result is dropped).
+    if (abortSignal?.aborted) throw abortError()
     const client = await this._client()
+    if (abortSignal?.aborted) throw abortError()
     let json
     try {
-      json = await client[op.nativeMethod](command.input)
+      const call = client[op.nativeMethod](command.input)
+      json = abortSignal ? await raceAbort(call, abortSignal) : await call
     } catch (err) {
-      throw translateError(err)
+      if (err?.name === 'AbortError') throw err
+      const e = translateError(err)
+      logAttempts(this._settings.logger, e?.$attemptLog)
+      throw e
     }
-    return withMetadata(outputs[op.operation](JSON.parse(json)))
+    const out = JSON.parse(json)
+    logAttempts(this._settings.logger, out.$metadata?.attemptLog)
+    return withMetadata(outputs[op.operation](out))
   }
 
-  /** Releases the client; later calls reject. In-flight calls finish. */
+  /**
+   * The configuration the core resolved from this client's settings, the environment and the
+   * shared config file: region, endpoint, useFipsEndpoint, useDualstackEndpoint, maxAttempts,
+   * retryMode, userAgentAppId, caBundle, httpsProxy / httpProxy (passwords as `***`), noProxy,
+   * profile, and `origins` saying where each came from (`code`, `env:AWS_REGION`,
+   * `profile:dev:region`, `default`).
+   */
+  async resolvedConfig() {
+    const client = await this._client()
+    return JSON.parse(client.resolvedConfig())
+  }
+
+  /** Releases the client and closes its idle connections; later calls reject. In-flight calls finish. */
   destroy() {
     this._destroyed = true
+    if (this._native) this._native.close()
     this._native = null
   }
 }

@@ -335,6 +335,10 @@ enum mm_retry_mode
    * Standard plus a client-side rate limiter that engages on throttling.
    */
   MM_RETRY_MODE_ADAPTIVE = 1,
+  /**
+   * boto3's default: 5 attempts unless set, `rand * 2^n` s between them, no retry quota.
+   */
+  MM_RETRY_MODE_LEGACY = 2,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -524,6 +528,22 @@ typedef struct mm_resolve_customer_output mm_resolve_customer_output;
  * account id with a license ARN. Not thread-safe to modify; free with `mm_usage_record_free`.
  */
 typedef struct mm_usage_record mm_usage_record;
+
+/**
+ * Receives one attempt of a call: the operation (`"BatchMeterUsage"`), the attempt number
+ * (1 first), the HTTP status (0 when no response arrived), the request id (NULL when none),
+ * the latency in milliseconds, the outcome (`"ok"` or the error code), and why it was
+ * retried (`"throttling"`, `"transient"`, `"timeout"`, `"clock skew"`; NULL when it was not).
+ * The strings live until the callback returns. Nothing secret is passed.
+ */
+typedef void (*mm_log_callback)(void *user_data,
+                                const char *operation,
+                                uint32_t attempt,
+                                uint16_t http_status,
+                                const char *request_id,
+                                double latency_ms,
+                                const char *outcome,
+                                const char *retry_reason);
 
 /**
  * A tag of a usage allocation: two NUL-terminated UTF-8 strings, borrowed for the duration
@@ -870,9 +890,10 @@ mm_status mm_config_set_credentials(struct mm_config *config,
 mm_status mm_config_set_profile(struct mm_config *config, const char *profile);
 
 /**
- * Sets the retry mode: `MM_RETRY_MODE_STANDARD` or `MM_RETRY_MODE_ADAPTIVE`.
+ * Sets the retry mode: `MM_RETRY_MODE_STANDARD`, `MM_RETRY_MODE_ADAPTIVE` or
+ * `MM_RETRY_MODE_LEGACY` (else `AWS_RETRY_MODE`, then the profile's `retry_mode`).
  *
- * Another number → `MM_STATUS_INVALID_INPUT`; `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Another number → `MM_STATUS_INVALID_CONFIG`; `config` NULL → `MM_STATUS_NULL_PARAMETER`.
  * Not thread-safe on one config.
  */
 mm_status mm_config_set_retry_mode(struct mm_config *config, uint32_t mode);
@@ -923,6 +944,56 @@ mm_status mm_config_set_use_fips(struct mm_config *config, bool on);
  * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
  */
 mm_status mm_config_set_use_dual_stack(struct mm_config *config, bool on);
+
+/**
+ * Ignores (or not) endpoint URLs from the environment (`AWS_ENDPOINT_URL…`) and the shared
+ * config file; an endpoint set with `mm_config_set_endpoint_url` is still used. Without this
+ * call, `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` and the profile's
+ * `ignore_configured_endpoint_urls` decide. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ */
+mm_status mm_config_set_ignore_configured_endpoint_urls(struct mm_config *config, bool on);
+
+/**
+ * Trusts the PEM CA bundle at `path` instead of the platform's roots (else `AWS_CA_BUNDLE`,
+ * then the profile's `ca_bundle`). The file is read when the client is created; one that
+ * cannot be read or holds no certificate fails `mm_client_new` with
+ * `MM_STATUS_INVALID_CONFIG`. TLS verification itself can never be turned off.
+ */
+mm_status mm_config_set_ca_bundle(struct mm_config *config, const char *path);
+
+/**
+ * The proxy for `https://` endpoints, `http://host:port` (else `HTTPS_PROXY` /
+ * `https_proxy`). Checked when the client is created.
+ */
+mm_status mm_config_set_https_proxy(struct mm_config *config, const char *url);
+
+/**
+ * The proxy for `http://` endpoints (else `HTTP_PROXY` / `http_proxy`).
+ */
+mm_status mm_config_set_http_proxy(struct mm_config *config, const char *url);
+
+/**
+ * Hosts reached without a proxy, comma-separated, `NO_PROXY`'s syntax (else `NO_PROXY` /
+ * `no_proxy`).
+ */
+mm_status mm_config_set_no_proxy(struct mm_config *config, const char *hosts);
+
+/**
+ * The user-agent app id, at most 50 characters (else `AWS_SDK_UA_APP_ID`, then the
+ * profile's `sdk_ua_app_id`). Checked when the client is created.
+ */
+mm_status mm_config_set_app_id(struct mm_config *config, const char *app_id);
+
+/**
+ * Sets a callback called once per attempt of every call of clients made from this config,
+ * on the calling thread, after the call returns and before the operation function does
+ * (so in order, never concurrently for one call; calls on other threads may call it at the
+ * same time). `user_data` is passed back as is and must be usable from those threads. NULL
+ * `callback` removes it. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ */
+mm_status mm_config_set_log_callback(struct mm_config *config,
+                                     mm_log_callback callback,
+                                     void *user_data);
 
 /**
  * The name of a status (`"OK"`, `"NullParameter"`, `"Panic"`, `"ThrottlingException"`, …),

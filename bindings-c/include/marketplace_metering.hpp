@@ -130,7 +130,7 @@ inline std::string version() { return mm_version(); }
 inline void shutdown() noexcept { mm_shutdown(); }
 
 /// Retry modes.
-enum class RetryMode : uint32_t { Standard = MM_RETRY_MODE_STANDARD, Adaptive = MM_RETRY_MODE_ADAPTIVE };
+enum class RetryMode : uint32_t { Standard = MM_RETRY_MODE_STANDARD, Adaptive = MM_RETRY_MODE_ADAPTIVE, Legacy = MM_RETRY_MODE_LEGACY };
 
 /// Client configuration (a builder; setters return `*this`). Not thread-safe to modify.
 class Config {
@@ -177,6 +177,20 @@ class Config {
   Config &use_fips(bool on) { return set(mm_config_set_use_fips(h_.get(), on), "use_fips"); }
   /// The dual-stack endpoint.
   Config &use_dual_stack(bool on) { return set(mm_config_set_use_dual_stack(h_.get(), on), "use_dual_stack"); }
+  /// Ignore endpoint URLs from the environment and the shared config file.
+  Config &ignore_configured_endpoint_urls(bool on) {
+    return set(mm_config_set_ignore_configured_endpoint_urls(h_.get(), on), "ignore_configured_endpoint_urls");
+  }
+  /// A PEM CA bundle trusted instead of the platform's roots (else AWS_CA_BUNDLE).
+  Config &ca_bundle(const std::string &path) { return set(mm_config_set_ca_bundle(h_.get(), path.c_str()), "ca_bundle"); }
+  /// The proxy for https:// endpoints (else HTTPS_PROXY).
+  Config &https_proxy(const std::string &url) { return set(mm_config_set_https_proxy(h_.get(), url.c_str()), "https_proxy"); }
+  /// The proxy for http:// endpoints (else HTTP_PROXY).
+  Config &http_proxy(const std::string &url) { return set(mm_config_set_http_proxy(h_.get(), url.c_str()), "http_proxy"); }
+  /// Hosts reached without a proxy, comma-separated (else NO_PROXY).
+  Config &no_proxy(const std::string &hosts) { return set(mm_config_set_no_proxy(h_.get(), hosts.c_str()), "no_proxy"); }
+  /// The user-agent app id (else AWS_SDK_UA_APP_ID).
+  Config &app_id(const std::string &id) { return set(mm_config_set_app_id(h_.get(), id.c_str()), "app_id"); }
   /// The C handle (owned by this object).
   const mm_config *get() const noexcept { return h_.get(); }
 

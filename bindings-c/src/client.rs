@@ -63,6 +63,15 @@ pub extern "C" fn mm_client_new(
     })
 }
 
+/// Hands each attempt of a finished call to the config's log callback, if one was set.
+fn deliver_log(c: &blocking::Client, meta: &marketplace_metering::ResponseMetadata) {
+    if let Some(f) = c.config().attempt_observer() {
+        for e in meta.attempt_log() {
+            f(e);
+        }
+    }
+}
+
 /// Frees a client. NULL does nothing. No call may be running on it, and it may not be used
 /// afterwards; other clients are unaffected.
 #[no_mangle]
@@ -95,9 +104,15 @@ pub extern "C" fn mm_client_batch_meter_usage(
             )
         };
         ffi::check_out(output_out, "output_out")?;
-        let out = c
-            .batch_meter_usage(i.to_core()?)
-            .map_err(|e| crate::error::ErrorData::from(e.as_error()))?;
+        let out = c.batch_meter_usage(i.to_core()?);
+        deliver_log(
+            c,
+            match &out {
+                Ok(o) => o.metadata(),
+                Err(e) => e.as_error().metadata(),
+            },
+        );
+        let out = out.map_err(|e| crate::error::ErrorData::from(e.as_error()))?;
         // SAFETY: checked non-NULL above.
         unsafe {
             ffi::write_out::<mm_batch_meter_usage_output>(
@@ -132,9 +147,15 @@ pub extern "C" fn mm_client_meter_usage(
             )
         };
         ffi::check_out(output_out, "output_out")?;
-        let out = c
-            .meter_usage(i.to_core()?)
-            .map_err(|e| crate::error::ErrorData::from(e.as_error()))?;
+        let out = c.meter_usage(i.to_core()?);
+        deliver_log(
+            c,
+            match &out {
+                Ok(o) => o.metadata(),
+                Err(e) => e.as_error().metadata(),
+            },
+        );
+        let out = out.map_err(|e| crate::error::ErrorData::from(e.as_error()))?;
         // SAFETY: checked non-NULL above.
         unsafe { ffi::write_out::<mm_meter_usage_output>(output_out, MeterOutput::new(&out)) };
         Ok(())
@@ -164,9 +185,15 @@ pub extern "C" fn mm_client_resolve_customer(
             )
         };
         ffi::check_out(output_out, "output_out")?;
-        let out = c
-            .resolve_customer(i.to_core()?)
-            .map_err(|e| crate::error::ErrorData::from(e.as_error()))?;
+        let out = c.resolve_customer(i.to_core()?);
+        deliver_log(
+            c,
+            match &out {
+                Ok(o) => o.metadata(),
+                Err(e) => e.as_error().metadata(),
+            },
+        );
+        let out = out.map_err(|e| crate::error::ErrorData::from(e.as_error()))?;
         // SAFETY: checked non-NULL above.
         unsafe {
             ffi::write_out::<mm_resolve_customer_output>(output_out, ResolveOutput::new(&out))
@@ -198,9 +225,15 @@ pub extern "C" fn mm_client_register_usage(
             )
         };
         ffi::check_out(output_out, "output_out")?;
-        let out = c
-            .register_usage(i.to_core()?)
-            .map_err(|e| crate::error::ErrorData::from(e.as_error()))?;
+        let out = c.register_usage(i.to_core()?);
+        deliver_log(
+            c,
+            match &out {
+                Ok(o) => o.metadata(),
+                Err(e) => e.as_error().metadata(),
+            },
+        );
+        let out = out.map_err(|e| crate::error::ErrorData::from(e.as_error()))?;
         // SAFETY: checked non-NULL above.
         unsafe {
             ffi::write_out::<mm_register_usage_output>(output_out, RegisterOutput::new(&out))

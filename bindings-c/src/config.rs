@@ -32,6 +32,8 @@ pub enum mm_retry_mode {
     Standard = 0,
     /// Standard plus a client-side rate limiter that engages on throttling.
     Adaptive = 1,
+    /// boto3's default: 5 attempts unless set, `rand * 2^n` s between them, no retry quota.
+    Legacy = 2,
 }
 
 /// A new configuration with the defaults: region from the environment/profile, the default
@@ -141,9 +143,10 @@ pub extern "C" fn mm_config_set_profile(
     set_string(config, profile, "profile", |c, v| c.profile(v))
 }
 
-/// Sets the retry mode: `MM_RETRY_MODE_STANDARD` or `MM_RETRY_MODE_ADAPTIVE`.
+/// Sets the retry mode: `MM_RETRY_MODE_STANDARD`, `MM_RETRY_MODE_ADAPTIVE` or
+/// `MM_RETRY_MODE_LEGACY` (else `AWS_RETRY_MODE`, then the profile's `retry_mode`).
 ///
-/// Another number → `MM_STATUS_INVALID_INPUT`; `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// Another number → `MM_STATUS_INVALID_CONFIG`; `config` NULL → `MM_STATUS_NULL_PARAMETER`.
 /// Not thread-safe on one config.
 #[no_mangle]
 pub extern "C" fn mm_config_set_retry_mode(config: *mut mm_config, mode: u32) -> mm_status {
@@ -151,10 +154,14 @@ pub extern "C" fn mm_config_set_retry_mode(config: *mut mm_config, mode: u32) ->
         let m = match mode {
             m if m == mm_retry_mode::Standard as u32 => RetryMode::Standard,
             m if m == mm_retry_mode::Adaptive as u32 => RetryMode::Adaptive,
+            m if m == mm_retry_mode::Legacy as u32 => RetryMode::Legacy,
             _ => {
-                return Err(ErrorData::invalid(
-                    "retry_mode",
-                    "must be MM_RETRY_MODE_STANDARD or MM_RETRY_MODE_ADAPTIVE",
+                return Err(ErrorData::from(
+                    marketplace_metering::Error::invalid_setting(
+                        "retry_mode".to_owned(),
+                        "retry_mode (set in code): must be MM_RETRY_MODE_STANDARD, \
+                         MM_RETRY_MODE_ADAPTIVE or MM_RETRY_MODE_LEGACY",
+                    ),
                 ))
             }
         };
@@ -237,6 +244,137 @@ pub extern "C" fn mm_config_set_use_fips(config: *mut mm_config, on: bool) -> mm
 pub extern "C" fn mm_config_set_use_dual_stack(config: *mut mm_config, on: bool) -> mm_status {
     set(config, |c| {
         *c = std::mem::take(c).use_dual_stack(on);
+        Ok(())
+    })
+}
+
+/// Ignores (or not) endpoint URLs from the environment (`AWS_ENDPOINT_URL…`) and the shared
+/// config file; an endpoint set with `mm_config_set_endpoint_url` is still used. Without this
+/// call, `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` and the profile's
+/// `ignore_configured_endpoint_urls` decide. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+#[no_mangle]
+pub extern "C" fn mm_config_set_ignore_configured_endpoint_urls(
+    config: *mut mm_config,
+    on: bool,
+) -> mm_status {
+    set(config, |c| {
+        *c = std::mem::take(c).ignore_configured_endpoint_urls(on);
+        Ok(())
+    })
+}
+
+/// Trusts the PEM CA bundle at `path` instead of the platform's roots (else `AWS_CA_BUNDLE`,
+/// then the profile's `ca_bundle`). The file is read when the client is created; one that
+/// cannot be read or holds no certificate fails `mm_client_new` with
+/// `MM_STATUS_INVALID_CONFIG`. TLS verification itself can never be turned off.
+#[no_mangle]
+pub extern "C" fn mm_config_set_ca_bundle(
+    config: *mut mm_config,
+    path: *const c_char,
+) -> mm_status {
+    set_string(config, path, "ca_bundle", |c, v| c.ca_bundle(v))
+}
+
+/// The proxy for `https://` endpoints, `http://host:port` (else `HTTPS_PROXY` /
+/// `https_proxy`). Checked when the client is created.
+#[no_mangle]
+pub extern "C" fn mm_config_set_https_proxy(
+    config: *mut mm_config,
+    url: *const c_char,
+) -> mm_status {
+    set_string(config, url, "https_proxy", |c, v| c.https_proxy(v))
+}
+
+/// The proxy for `http://` endpoints (else `HTTP_PROXY` / `http_proxy`).
+#[no_mangle]
+pub extern "C" fn mm_config_set_http_proxy(
+    config: *mut mm_config,
+    url: *const c_char,
+) -> mm_status {
+    set_string(config, url, "http_proxy", |c, v| c.http_proxy(v))
+}
+
+/// Hosts reached without a proxy, comma-separated, `NO_PROXY`'s syntax (else `NO_PROXY` /
+/// `no_proxy`).
+#[no_mangle]
+pub extern "C" fn mm_config_set_no_proxy(
+    config: *mut mm_config,
+    hosts: *const c_char,
+) -> mm_status {
+    set_string(config, hosts, "no_proxy", |c, v| c.no_proxy(v))
+}
+
+/// The user-agent app id, at most 50 characters (else `AWS_SDK_UA_APP_ID`, then the
+/// profile's `sdk_ua_app_id`). Checked when the client is created.
+#[no_mangle]
+pub extern "C" fn mm_config_set_app_id(config: *mut mm_config, app_id: *const c_char) -> mm_status {
+    set_string(config, app_id, "app_id", |c, v| c.app_id(v))
+}
+
+/// Receives one attempt of a call: the operation (`"BatchMeterUsage"`), the attempt number
+/// (1 first), the HTTP status (0 when no response arrived), the request id (NULL when none),
+/// the latency in milliseconds, the outcome (`"ok"` or the error code), and why it was
+/// retried (`"throttling"`, `"transient"`, `"timeout"`, `"clock skew"`; NULL when it was not).
+/// The strings live until the callback returns. Nothing secret is passed.
+pub type mm_log_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut std::ffi::c_void,
+        operation: *const c_char,
+        attempt: u32,
+        http_status: u16,
+        request_id: *const c_char,
+        latency_ms: f64,
+        outcome: *const c_char,
+        retry_reason: *const c_char,
+    ),
+>;
+
+/// `user_data` as the callback gets it; the caller vouches it may be used from any thread.
+struct UserData(*mut std::ffi::c_void);
+// SAFETY: documented on mm_config_set_log_callback: user_data must be usable from any thread.
+unsafe impl Send for UserData {}
+// SAFETY: as above.
+unsafe impl Sync for UserData {}
+
+/// Sets a callback called once per attempt of every call of clients made from this config,
+/// on the calling thread, after the call returns and before the operation function does
+/// (so in order, never concurrently for one call; calls on other threads may call it at the
+/// same time). `user_data` is passed back as is and must be usable from those threads. NULL
+/// `callback` removes it. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+#[no_mangle]
+pub extern "C" fn mm_config_set_log_callback(
+    config: *mut mm_config,
+    callback: mm_log_callback,
+    user_data: *mut std::ffi::c_void,
+) -> mm_status {
+    set(config, |c| {
+        let Some(cb) = callback else {
+            *c = std::mem::take(c).attempt_observer(std::sync::Arc::new(|_| {}));
+            return Ok(());
+        };
+        let data = UserData(user_data);
+        let observer = move |e: &marketplace_metering::AttemptLog| {
+            let data = &data;
+            let op = ffi::cstring(e.operation);
+            let id = e.request_id.as_deref().map(ffi::cstring);
+            let outcome = ffi::cstring(&e.outcome);
+            let reason = e.retry_reason.map(ffi::cstring);
+            // SAFETY: the caller's function, with the arguments its type names; the strings
+            // outlive the call.
+            unsafe {
+                cb(
+                    data.0,
+                    op.as_ptr(),
+                    e.attempt,
+                    e.status.unwrap_or(0),
+                    id.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                    e.latency.as_secs_f64() * 1000.0,
+                    outcome.as_ptr(),
+                    reason.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                )
+            }
+        };
+        *c = std::mem::take(c).attempt_observer(std::sync::Arc::new(observer));
         Ok(())
     })
 }

@@ -222,7 +222,7 @@ fn invalid_utf8_is_invalid_input() {
         mm_resolve_customer_input_set_registration_token(rc, bad()),
         mm_status::InvalidInput
     );
-    assert_eq!(mm_config_set_retry_mode(cfg, 7), mm_status::InvalidInput);
+    assert_eq!(mm_config_set_retry_mode(cfg, 7), mm_status::InvalidConfig);
     assert_eq!(
         mm_config_set_retry_mode(cfg, mm_retry_mode::Adaptive as u32),
         mm_status::Ok

@@ -26,7 +26,7 @@ int main(void) {
   EXPECT(mm_config_set_region(cfg, bad_utf8) == MM_STATUS_INVALID_INPUT);
   EXPECT(mm_config_set_credentials(cfg, NULL, "s", NULL) == MM_STATUS_NULL_PARAMETER);
   EXPECT(mm_config_set_credentials(cfg, "a", bad_utf8, NULL) == MM_STATUS_INVALID_INPUT);
-  EXPECT(mm_config_set_retry_mode(cfg, 42) == MM_STATUS_INVALID_INPUT);
+  EXPECT(mm_config_set_retry_mode(cfg, 42) == MM_STATUS_INVALID_CONFIG);
   EXPECT(mm_config_set_retry_mode(cfg, MM_RETRY_MODE_ADAPTIVE) == MM_STATUS_OK);
 
   EXPECT(mm_client_new(NULL, &client, &err) == MM_STATUS_NULL_PARAMETER);

@@ -162,10 +162,7 @@ impl NativeClient {
         ResolvedConfig {
             region: c.region().to_owned(),
             endpoint_url: c.endpoint_url().to_owned(),
-            retry_mode: match c.retry_config().mode {
-                RetryMode::Adaptive => "adaptive".to_owned(),
-                RetryMode::Standard => "standard".to_owned(),
-            },
+            retry_mode: c.retry_config().mode.as_str().to_owned(),
             max_attempts: c.retry_config().max_attempts,
             user_agent: c.user_agent().to_owned(),
         }

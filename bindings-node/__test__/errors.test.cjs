@@ -154,11 +154,11 @@ test('connection refused is a NetworkingError; read timeout is a TimeoutError', 
 test('configuration errors', async () => {
   await assert.rejects(
     client({ retryMode: 'sometimes' }).send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })),
-    (e) => e instanceof mm.ValidationError && e.field === 'retry_mode',
+    (e) => e instanceof mm.InvalidConfigError && e.field === 'retry_mode',
   )
   await assert.rejects(
     client({ maxAttempts: 0 }).send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })),
-    mm.ValidationError,
+    (e) => e instanceof mm.InvalidConfigError && e.field === 'max_attempts',
   )
   await assert.rejects(
     client({ endpoint: 'not a url' }).send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })),

@@ -31,7 +31,7 @@ pub struct NativeClientOptions {
     /// Shared config profile for the default chains.
     pub profile: Option<String>,
     /// All attempts, the first included (SDK v3 meaning).
-    pub max_attempts: Option<u32>,
+    pub max_attempts: Option<i64>,
     /// `"standard"` or `"adaptive"`.
     pub retry_mode: Option<String>,
     /// Connect timeout in milliseconds.
@@ -44,17 +44,33 @@ pub struct NativeClientOptions {
     pub operation_timeout_ms: Option<f64>,
     /// FIPS endpoint.
     pub use_fips: Option<bool>,
+    /// Dual-stack endpoint.
+    pub use_dual_stack: Option<bool>,
+    /// A PEM CA bundle that replaces the platform's roots.
+    pub ca_bundle: Option<String>,
+    /// A PEM bundle added to the platform's roots (`NODE_EXTRA_CA_CERTS`).
+    pub extra_ca_bundle: Option<String>,
+    /// The proxy for https endpoints.
+    pub https_proxy: Option<String>,
+    /// The proxy for http endpoints.
+    pub http_proxy: Option<String>,
+    /// Hosts reached without a proxy.
+    pub no_proxy: Option<String>,
+    /// The user-agent app id.
+    pub app_id: Option<String>,
     /// The npm package version, for the User-Agent.
     pub package_version: Option<String>,
 }
 
+/// Milliseconds as a `Duration`; one no `Duration` can hold is the core's `InvalidConfig`
+/// error (the core itself refuses zero).
 fn duration(ms: f64, field: &str) -> std::result::Result<Duration, marketplace_metering::Error> {
-    if ms.is_finite() && ms > 0.0 {
+    if ms.is_finite() && (0.0..1.0e12).contains(&ms) {
         Ok(Duration::from_secs_f64(ms / 1000.0))
     } else {
-        Err(marketplace_metering::Error::invalid_input(
-            field,
-            format!("must be a positive number of milliseconds, got {ms}"),
+        Err(marketplace_metering::Error::invalid_setting(
+            field.to_owned(),
+            format!("{field} (set in code): must be a positive number of milliseconds, got {ms}"),
         ))
     }
 }
@@ -73,21 +89,13 @@ fn build_config(
     if let Some(e) = o.endpoint {
         b = b.endpoint_url(e);
     }
-    match (o.access_key_id, o.secret_access_key) {
-        (Some(ak), Some(sk)) => b = b.static_credentials(ak, sk, o.session_token),
-        (None, None) => {}
-        _ => {
-            return Err(marketplace_metering::Error::invalid_input(
-                "credentials",
-                "accessKeyId and secretAccessKey must be given together",
-            ))
-        }
-    }
+    b = b.credentials_from_parts(o.access_key_id, o.secret_access_key, o.session_token);
     if let Some(p) = o.profile {
         b = b.profile(p);
     }
     if let Some(n) = o.max_attempts {
-        b = b.max_attempts(n);
+        // The core checks the range: a negative count is as invalid as zero.
+        b = b.max_attempts(u32::try_from(n).unwrap_or(0));
     }
     if let Some(m) = o.retry_mode {
         b = b.retry_mode(m.parse::<RetryMode>()?);
@@ -104,9 +112,14 @@ fn build_config(
     if let Some(ms) = o.operation_timeout_ms {
         b = b.operation_timeout(duration(ms, "operationTimeout")?);
     }
-    if let Some(f) = o.use_fips {
-        b = b.use_fips(f);
-    }
+    b.set_use_fips(o.use_fips);
+    b.set_use_dual_stack(o.use_dual_stack);
+    b.set_ca_bundle(o.ca_bundle.map(Into::into));
+    b.set_extra_ca_bundle(o.extra_ca_bundle.map(Into::into));
+    b.set_https_proxy(o.https_proxy);
+    b.set_http_proxy(o.http_proxy);
+    b.set_no_proxy(o.no_proxy);
+    b.set_app_id(o.app_id);
     b.build()
 }
 
@@ -187,6 +200,55 @@ impl NativeClient {
     #[napi(getter)]
     pub fn endpoint(&self) -> String {
         self.inner.config().endpoint_url().to_owned()
+    }
+
+    /// Releases the connection pools (`destroy()`); returns how many were released.
+    #[napi]
+    pub fn close(&self) -> u32 {
+        self.inner.close() as u32
+    }
+
+    /// What the core resolved (code, environment, profile), for `client.config`: region,
+    /// endpoint, useFipsEndpoint, useDualstackEndpoint, maxAttempts, retryMode, userAgentAppId,
+    /// caBundle, proxies (passwords replaced by `***`), userAgent, and each setting's origin.
+    #[napi(ts_return_type = "string")]
+    pub fn resolved_config(&self) -> String {
+        use marketplace_metering::profile::Origin;
+        let c = self.inner.config();
+        let origin = |k: &str| match c.origin(k) {
+            Origin::Code(_) => "code".to_owned(),
+            Origin::Env(v) => format!("env:{v}"),
+            Origin::Profile { profile, key } => format!("profile:{profile}:{key}"),
+            Origin::Default => "default".to_owned(),
+        };
+        serde_json::json!({
+            "region": c.region(),
+            "endpoint": c.endpoint_url(),
+            "useFipsEndpoint": c.use_fips(),
+            "useDualstackEndpoint": c.use_dual_stack(),
+            "maxAttempts": c.retry_config().max_attempts,
+            "retryMode": c.retry_config().mode.as_str(),
+            "userAgentAppId": c.app_id(),
+            "userAgent": c.user_agent(),
+            "caBundle": c.ca_bundle().map(|p| p.display().to_string()),
+            "httpsProxy": c.https_proxy(),
+            "httpProxy": c.http_proxy(),
+            "noProxy": c.no_proxy(),
+            "profile": c.profile_name(),
+            "origins": {
+                "region": origin("region"),
+                "endpoint": origin("endpoint_url"),
+                "useFipsEndpoint": origin("use_fips"),
+                "useDualstackEndpoint": origin("use_dual_stack"),
+                "maxAttempts": origin("max_attempts"),
+                "retryMode": origin("retry_mode"),
+                "userAgentAppId": origin("app_id"),
+                "caBundle": origin("ca_bundle"),
+                "httpsProxy": origin("https_proxy"),
+                "httpProxy": origin("http_proxy"),
+            },
+        })
+        .to_string()
     }
 
     /// `BatchMeterUsage`; resolves with the output as JSON.

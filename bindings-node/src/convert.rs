@@ -834,6 +834,43 @@ struct Metadata<'a> {
     attempts: u32,
     #[serde(rename = "totalRetryDelay")]
     total_retry_delay: u64,
+    /// Each attempt, for the client's `logger` (the JS layer keeps it out of `$metadata`).
+    #[serde(rename = "attemptLog")]
+    attempt_log: Vec<Attempt<'a>>,
+}
+
+/// One attempt of the core's attempt log, as the `logger` receives it.
+#[derive(serde::Serialize)]
+pub struct Attempt<'a> {
+    operation: &'a str,
+    attempt: u32,
+    status: Option<u16>,
+    #[serde(rename = "requestId")]
+    request_id: Option<&'a str>,
+    #[serde(rename = "latencyMs")]
+    latency_ms: f64,
+    outcome: &'a str,
+    #[serde(rename = "retryReason")]
+    retry_reason: Option<&'a str>,
+    #[serde(rename = "retryDelayMs")]
+    retry_delay_ms: Option<f64>,
+}
+
+/// The attempt log of `m`.
+pub fn attempt_log(m: &ResponseMetadata) -> Vec<Attempt<'_>> {
+    m.attempt_log()
+        .iter()
+        .map(|e| Attempt {
+            operation: e.operation,
+            attempt: e.attempt,
+            status: e.status,
+            request_id: e.request_id.as_deref(),
+            latency_ms: e.latency.as_secs_f64() * 1000.0,
+            outcome: &e.outcome,
+            retry_reason: e.retry_reason,
+            retry_delay_ms: e.retry_delay.map(|d| d.as_secs_f64() * 1000.0),
+        })
+        .collect()
 }
 
 impl<'a> From<&'a ResponseMetadata> for Metadata<'a> {
@@ -843,6 +880,7 @@ impl<'a> From<&'a ResponseMetadata> for Metadata<'a> {
             request_id: m.request_id(),
             attempts: m.attempts(),
             total_retry_delay: m.total_retry_delay().as_millis() as u64,
+            attempt_log: attempt_log(m),
         }
     }
 }

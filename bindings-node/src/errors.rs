@@ -143,8 +143,17 @@ pub fn detail_json(e: &Error) -> String {
         "requestId": e.request_id(),
         "attempts": e.attempts(),
         "totalRetryDelay": e.total_retry_delay().as_millis() as u64,
+        "attemptLog": crate::convert::attempt_log(e.metadata()),
+        "retryReason": e.metadata().attempt_log().last().and_then(|a| a.retry_reason)
+            .or_else(|| crate::errors::throttling(e).then_some("throttling")),
+        "headers": e.metadata().http_headers().collect::<std::collections::HashMap<_, _>>(),
     })
     .to_string()
+}
+
+/// Whether the error is a throttling error (SDK v3's `$retryable.throttling`).
+pub fn throttling(e: &Error) -> bool {
+    e.is_retryable() && (e.http_status() == Some(429) || e.code().contains("Throttl"))
 }
 
 fn build_js(env: &Env, e: &Error) -> Result<napi::Error> {

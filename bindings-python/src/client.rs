@@ -25,19 +25,24 @@ pub fn conv_err(py: Python<'_>, e: ConvError, op: &str) -> PyErr {
     }
 }
 
-fn secs(name: &str, v: Option<f64>) -> PyResult<Option<Duration>> {
+/// Seconds as a `Duration`; one no `Duration` can hold is the core's `InvalidConfig` error.
+fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, Error> {
     match v {
         None => Ok(None),
-        Some(x) if x.is_finite() && x > 0.0 && x < 1.0e9 => Ok(Some(Duration::from_secs_f64(x))),
-        Some(x) => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "{name} must be a positive number of seconds, got {x}"
-        ))),
+        Some(x) if x.is_finite() && (0.0..1.0e9).contains(&x) => {
+            Ok(Some(Duration::from_secs_f64(x)))
+        }
+        Some(x) => Err(Error::invalid_setting(
+            name.to_owned(),
+            format!("{name} (set in code): must be a positive number of seconds, got {x}"),
+        )),
     }
 }
 
 fn blocking<I, O, E, Fut>(
     py: Python<'_>,
     params: &Bound<'_, PyDict>,
+    with_log: bool,
     op: &'static str,
     input: fn(&Bound<'_, PyDict>) -> Result<I, ConvError>,
     send: impl FnOnce(I) -> Fut + Send,
@@ -46,20 +51,21 @@ fn blocking<I, O, E, Fut>(
 where
     I: Send,
     Fut: Future<Output = Result<O, E>>,
-    O: Send,
+    O: Send + convert::HasMeta,
     E: Into<Error> + Send + 'static,
 {
     let input = input(params).map_err(|e| conv_err(py, e, op))?;
     match py.detach(move || runtime::block_on(send(input))) {
-        Ok(Ok(out)) => output(py, &out),
+        Ok(Ok(out)) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
         Ok(Err(e)) => Err(to_py_err(py, &e.into(), op)),
         Err(e) => Err(to_py_err(py, &e, op)),
     }
 }
 
-fn awaitable<'py, I, O: Send + 'static, E, Fut>(
+fn awaitable<'py, I, O: Send + 'static + convert::HasMeta, E, Fut>(
     py: Python<'py>,
     params: &Bound<'py, PyDict>,
+    with_log: bool,
     op: &'static str,
     input: fn(&Bound<'_, PyDict>) -> Result<I, ConvError>,
     send: impl FnOnce(I) -> Fut,
@@ -75,7 +81,7 @@ where
     pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, _>(py, async move {
         let result = fut.await;
         Python::attach(|py| match result {
-            Ok(out) => output(py, &out),
+            Ok(out) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
             Err(e) => Err(to_py_err(py, &e.into(), op)),
         })
     })
@@ -94,7 +100,10 @@ impl Client {
     #[pyo3(signature = (*, region_name=None, endpoint_url=None, aws_access_key_id=None,
         aws_secret_access_key=None, aws_session_token=None, profile_name=None,
         max_attempts=None, retry_mode=None, connect_timeout=None, read_timeout=None,
-        attempt_timeout=None, operation_timeout=None, face_version=None, initial_backoff=None))]
+        attempt_timeout=None, operation_timeout=None, face_version=None, initial_backoff=None,
+        use_fips_endpoint=None, use_dualstack_endpoint=None, ignore_configured_endpoint_urls=None,
+        ca_bundle=None, verify=None, https_proxy=None, http_proxy=None, app_id=None,
+        user_agent_extra=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -104,7 +113,7 @@ impl Client {
         aws_secret_access_key: Option<String>,
         aws_session_token: Option<String>,
         profile_name: Option<String>,
-        max_attempts: Option<u32>,
+        max_attempts: Option<i64>,
         retry_mode: Option<&str>,
         connect_timeout: Option<f64>,
         read_timeout: Option<f64>,
@@ -112,41 +121,52 @@ impl Client {
         operation_timeout: Option<f64>,
         face_version: Option<String>,
         initial_backoff: Option<f64>,
+        use_fips_endpoint: Option<bool>,
+        use_dualstack_endpoint: Option<bool>,
+        ignore_configured_endpoint_urls: Option<bool>,
+        ca_bundle: Option<std::path::PathBuf>,
+        verify: Option<bool>,
+        https_proxy: Option<String>,
+        http_proxy: Option<String>,
+        app_id: Option<String>,
+        user_agent_extra: Option<String>,
     ) -> PyResult<Self> {
-        let mut b = Config::builder().face(
-            Face::Python,
-            face_version.unwrap_or_else(|| marketplace_metering::VERSION.to_owned()),
-        );
+        let fail = |e: Error| to_py_err(py, &e, "CreateClient");
+        let mut b = Config::builder()
+            .face(
+                Face::Python,
+                face_version.unwrap_or_else(|| marketplace_metering::VERSION.to_owned()),
+            )
+            .credentials_from_parts(aws_access_key_id, aws_secret_access_key, aws_session_token);
         b.set_region(region_name);
         b.set_endpoint_url(endpoint_url);
         b.set_profile(profile_name);
-        match (aws_access_key_id, aws_secret_access_key) {
-            (Some(k), Some(s)) => b = b.static_credentials(k, s, aws_session_token),
-            (None, None) => {}
-            _ => {
-                return Err(pyo3::exceptions::PyValueError::new_err(
-                    "aws_access_key_id and aws_secret_access_key must be given together",
-                ))
-            }
+        // botocore's `max_attempts` was turned into total attempts by the Python layer; the
+        // core checks the range (a negative count is as invalid as zero).
+        b.set_max_attempts(max_attempts.map(|n| u32::try_from(n).unwrap_or(0)));
+        b.set_retry_mode(
+            retry_mode
+                .map(str::parse::<RetryMode>)
+                .transpose()
+                .map_err(fail)?,
+        );
+        b.set_connect_timeout(secs("connect_timeout", connect_timeout).map_err(fail)?);
+        b.set_read_timeout(secs("read_timeout", read_timeout).map_err(fail)?);
+        b.set_attempt_timeout(secs("attempt_timeout", attempt_timeout).map_err(fail)?);
+        b.set_operation_timeout(secs("operation_timeout", operation_timeout).map_err(fail)?);
+        b.set_initial_backoff(secs("initial_backoff", initial_backoff).map_err(fail)?);
+        b.set_use_fips(use_fips_endpoint);
+        b.set_use_dual_stack(use_dualstack_endpoint);
+        b.set_ignore_configured_endpoint_urls(ignore_configured_endpoint_urls);
+        b.set_ca_bundle(ca_bundle);
+        b.set_https_proxy(https_proxy);
+        b.set_http_proxy(http_proxy);
+        b.set_app_id(app_id);
+        b.set_user_agent_extra(user_agent_extra);
+        if let Some(v) = verify {
+            b = b.verify(v);
         }
-        b.set_max_attempts(max_attempts);
-        b.set_retry_mode(match retry_mode {
-            None | Some("standard") | Some("legacy") => None,
-            Some("adaptive") => Some(RetryMode::Adaptive),
-            Some(other) => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "retry mode must be 'standard', 'adaptive' or 'legacy', got {other:?}"
-                )))
-            }
-        });
-        b.set_connect_timeout(secs("connect_timeout", connect_timeout)?);
-        b.set_read_timeout(secs("read_timeout", read_timeout)?);
-        b.set_attempt_timeout(secs("attempt_timeout", attempt_timeout)?);
-        b.set_operation_timeout(secs("operation_timeout", operation_timeout)?);
-        b.set_initial_backoff(secs("initial_backoff", initial_backoff)?);
-        let config = py
-            .detach(|| b.build())
-            .map_err(|e| to_py_err(py, &e, "CreateClient"))?;
+        let config = py.detach(|| b.build()).map_err(fail)?;
         Ok(Client {
             inner: marketplace_metering::Client::new(config),
         })
@@ -176,21 +196,83 @@ impl Client {
         self.inner.config().retry_config().max_attempts
     }
 
-    /// `"standard"` or `"adaptive"`.
+    /// `"standard"`, `"adaptive"` or `"legacy"`.
     #[getter]
     fn retry_mode(&self) -> &'static str {
-        match self.inner.config().retry_config().mode {
-            RetryMode::Adaptive => "adaptive",
-            _ => "standard",
+        self.inner.config().retry_config().mode.as_str()
+    }
+
+    /// Whether the FIPS endpoint is used.
+    #[getter]
+    fn use_fips_endpoint(&self) -> bool {
+        self.inner.config().use_fips()
+    }
+
+    /// Whether the dual-stack endpoint is used.
+    #[getter]
+    fn use_dualstack_endpoint(&self) -> bool {
+        self.inner.config().use_dual_stack()
+    }
+
+    /// The user-agent app id.
+    #[getter]
+    fn app_id(&self) -> Option<&str> {
+        self.inner.config().app_id()
+    }
+
+    /// The CA bundle trusted instead of the platform's roots.
+    #[getter]
+    fn ca_bundle(&self) -> Option<String> {
+        self.inner
+            .config()
+            .ca_bundle()
+            .map(|p| p.display().to_string())
+    }
+
+    /// The proxies in use, botocore's shape, passwords replaced by `***`.
+    #[getter]
+    fn proxies(&self) -> std::collections::HashMap<&'static str, String> {
+        let c = self.inner.config();
+        let mut m = std::collections::HashMap::new();
+        if let Some(p) = c.https_proxy() {
+            m.insert("https", p);
+        }
+        if let Some(p) = c.http_proxy() {
+            m.insert("http", p);
+        }
+        m
+    }
+
+    /// Releases the connection pools; returns how many were released.
+    fn close(&self) -> usize {
+        self.inner.close()
+    }
+
+    /// Where a setting came from: `"code"`, `"env:AWS_REGION"`, `"profile:dev:region"` or
+    /// `"default"`.
+    fn origin(&self, setting: &str) -> String {
+        use marketplace_metering::profile::Origin;
+        match self.inner.config().origin(setting) {
+            Origin::Code(_) => "code".to_owned(),
+            Origin::Env(v) => format!("env:{v}"),
+            Origin::Profile { profile, key } => format!("profile:{profile}:{key}"),
+            Origin::Default => "default".to_owned(),
         }
     }
 
     /// `BatchMeterUsage`, blocking (the GIL is released while waiting).
-    fn batch_meter_usage(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (params, with_log=false))]
+    fn batch_meter_usage(
+        &self,
+        py: Python<'_>,
+        params: &Bound<'_, PyDict>,
+        with_log: bool,
+    ) -> PyResult<Py<PyAny>> {
         let c = &self.inner;
         blocking(
             py,
             params,
+            with_log,
             "BatchMeterUsage",
             convert::batch_meter_usage_input,
             |i| c.send_batch_meter_usage(i),
@@ -199,11 +281,18 @@ impl Client {
     }
 
     /// `MeterUsage`, blocking.
-    fn meter_usage(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (params, with_log=false))]
+    fn meter_usage(
+        &self,
+        py: Python<'_>,
+        params: &Bound<'_, PyDict>,
+        with_log: bool,
+    ) -> PyResult<Py<PyAny>> {
         let c = &self.inner;
         blocking(
             py,
             params,
+            with_log,
             "MeterUsage",
             convert::meter_usage_input,
             |i| c.send_meter_usage(i),
@@ -212,11 +301,18 @@ impl Client {
     }
 
     /// `ResolveCustomer`, blocking.
-    fn resolve_customer(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (params, with_log=false))]
+    fn resolve_customer(
+        &self,
+        py: Python<'_>,
+        params: &Bound<'_, PyDict>,
+        with_log: bool,
+    ) -> PyResult<Py<PyAny>> {
         let c = &self.inner;
         blocking(
             py,
             params,
+            with_log,
             "ResolveCustomer",
             convert::resolve_customer_input,
             |i| c.send_resolve_customer(i),
@@ -225,11 +321,18 @@ impl Client {
     }
 
     /// `RegisterUsage`, blocking.
-    fn register_usage(&self, py: Python<'_>, params: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (params, with_log=false))]
+    fn register_usage(
+        &self,
+        py: Python<'_>,
+        params: &Bound<'_, PyDict>,
+        with_log: bool,
+    ) -> PyResult<Py<PyAny>> {
         let c = &self.inner;
         blocking(
             py,
             params,
+            with_log,
             "RegisterUsage",
             convert::register_usage_input,
             |i| c.send_register_usage(i),
@@ -238,15 +341,18 @@ impl Client {
     }
 
     /// `BatchMeterUsage`, as an awaitable.
+    #[pyo3(signature = (params, with_log=false))]
     fn batch_meter_usage_async<'py>(
         &self,
         py: Python<'py>,
         params: &Bound<'py, PyDict>,
+        with_log: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
         awaitable(
             py,
             params,
+            with_log,
             "BatchMeterUsage",
             convert::batch_meter_usage_input,
             move |i| async move { c.send_batch_meter_usage(i).await },
@@ -255,15 +361,18 @@ impl Client {
     }
 
     /// `MeterUsage`, as an awaitable.
+    #[pyo3(signature = (params, with_log=false))]
     fn meter_usage_async<'py>(
         &self,
         py: Python<'py>,
         params: &Bound<'py, PyDict>,
+        with_log: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
         awaitable(
             py,
             params,
+            with_log,
             "MeterUsage",
             convert::meter_usage_input,
             move |i| async move { c.send_meter_usage(i).await },
@@ -272,15 +381,18 @@ impl Client {
     }
 
     /// `ResolveCustomer`, as an awaitable.
+    #[pyo3(signature = (params, with_log=false))]
     fn resolve_customer_async<'py>(
         &self,
         py: Python<'py>,
         params: &Bound<'py, PyDict>,
+        with_log: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
         awaitable(
             py,
             params,
+            with_log,
             "ResolveCustomer",
             convert::resolve_customer_input,
             move |i| async move { c.send_resolve_customer(i).await },
@@ -289,15 +401,18 @@ impl Client {
     }
 
     /// `RegisterUsage`, as an awaitable.
+    #[pyo3(signature = (params, with_log=false))]
     fn register_usage_async<'py>(
         &self,
         py: Python<'py>,
         params: &Bound<'py, PyDict>,
+        with_log: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
         awaitable(
             py,
             params,
+            with_log,
             "RegisterUsage",
             convert::register_usage_input,
             move |i| async move { c.send_register_usage(i).await },

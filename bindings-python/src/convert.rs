@@ -438,6 +438,58 @@ pub fn register_usage_input(params: &Bound<'_, PyDict>) -> CResult<RegisterUsage
 
 // ---------------------------------------------------------------- outputs
 
+/// An output's response metadata.
+pub trait HasMeta {
+    /// The metadata.
+    fn meta(&self) -> &ResponseMetadata;
+}
+
+macro_rules! has_meta {
+    ($($t:ty),*) => {$(impl HasMeta for $t {
+        fn meta(&self) -> &ResponseMetadata { self.metadata() }
+    })*};
+}
+has_meta!(
+    BatchMeterUsageOutput,
+    MeterUsageOutput,
+    ResolveCustomerOutput,
+    RegisterUsageOutput
+);
+
+/// The attempt log as a list of tuples `(operation, attempt, status, request_id, latency_ms,
+/// outcome, retry_reason, retry_delay_ms)`: what the Python layer turns into log records.
+pub fn attempt_log<'py>(py: Python<'py>, meta: &ResponseMetadata) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for e in meta.attempt_log() {
+        list.append((
+            e.operation,
+            e.attempt,
+            e.status,
+            e.request_id.as_deref(),
+            e.latency.as_secs_f64() * 1000.0,
+            e.outcome.as_str(),
+            e.retry_reason,
+            e.retry_delay.map(|d| d.as_secs_f64() * 1000.0),
+        ))?;
+    }
+    Ok(list)
+}
+
+/// `resp` with `ResponseMetadata["_AttemptLog"]` when `with_log` (the Python layer removes it
+/// before the caller sees the response).
+pub fn with_attempt_log<O: HasMeta>(
+    py: Python<'_>,
+    resp: Py<PyAny>,
+    out: &O,
+    with_log: bool,
+) -> PyResult<Py<PyAny>> {
+    if with_log {
+        let meta = resp.bind(py).get_item(intern!(py, "ResponseMetadata"))?;
+        meta.set_item(intern!(py, "_AttemptLog"), attempt_log(py, out.meta())?)?;
+    }
+    Ok(resp)
+}
+
 pub fn response_metadata<'py>(
     py: Python<'py>,
     meta: &ResponseMetadata,

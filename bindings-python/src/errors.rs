@@ -165,6 +165,7 @@ fn build(py: Python<'_>, err: &Error, operation: &str) -> PyResult<PyErr> {
                 .to_owned()
                 .into_any(),
             operation.into_pyobject(py)?.into_any(),
+            crate::convert::attempt_log(py, meta)?.into_any(),
         ],
     )?;
     let exc = factory.call1(args)?;

@@ -197,7 +197,7 @@ def test_retry_config_botocore_meanings(emu: Emulator) -> None:
     c = emu.client(config=mm.Config(retries={"max_attempts": 4, "mode": "adaptive"}))
     assert c._native.max_attempts == 5 and c._native.retry_mode == "adaptive"
     c = emu.client(config=mm.Config(retries={"total_max_attempts": 2, "mode": "legacy"}))
-    assert c._native.max_attempts == 2 and c._native.retry_mode == "standard"
+    assert c._native.max_attempts == 2 and c._native.retry_mode == "legacy"
     emu.reset()
     for _ in range(2):
         emu.push_fault({"kind": "internal_error"})

@@ -18,7 +18,7 @@ def test_success_and_failure_logged(client: mm.Client, emu: Emulator, caplog: py
         client.resolve_customer(RegistrationToken="reg-token-valid")
         with pytest.raises(mm.exceptions.InvalidTokenException):
             client.resolve_customer(RegistrationToken="nope")
-    recs = [r for r in caplog.records if r.name == "marketplace_metering"]
+    recs = [r for r in caplog.records if r.name == "marketplace_metering" and not hasattr(r, "attempt")]
     assert len(recs) == 3
     assert all(r.levelno == logging.DEBUG for r in recs)
     msgs = [r.getMessage() for r in recs]
@@ -40,3 +40,33 @@ def test_nothing_logged_above_debug(client: mm.Client, caplog: pytest.LogCapture
     with caplog.at_level(logging.INFO, logger="marketplace_metering"):
         client.resolve_customer(RegistrationToken="reg-token-valid")
     assert [r for r in caplog.records if r.name == "marketplace_metering"] == []
+
+
+def test_every_attempt_is_a_record_with_fields(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    # The emulator's session credentials (metering_emulator::SESSION_*).
+    c = emu.client(
+        aws_access_key_id="EMULATORSESSIONKEY01",
+        aws_secret_access_key="emulator-session-secret",
+        aws_session_token="emulator-session-token",
+    )
+    emu.push_fault({"kind": "throttle"})
+    with caplog.at_level(logging.DEBUG, logger="marketplace_metering"):
+        resp = c.resolve_customer(RegistrationToken="reg-token-valid")
+        for _ in range(3):
+            emu.push_fault({"kind": "throttle"})
+        with pytest.raises(mm.exceptions.ThrottlingException):
+            c.resolve_customer(RegistrationToken="reg-token-valid")
+    assert "_AttemptLog" not in resp["ResponseMetadata"]
+    attempts = [r for r in caplog.records if hasattr(r, "attempt")]
+    assert [(r.attempt, r.status, r.outcome, r.retry_reason) for r in attempts] == [
+        (1, 400, "ThrottlingException", "throttling"),
+        (2, 200, "ok", None),
+        (1, 400, "ThrottlingException", "throttling"),
+        (2, 400, "ThrottlingException", "throttling"),
+        (3, 400, "ThrottlingException", None),
+    ]
+    assert all(r.operation == "ResolveCustomer" and r.latency_ms >= 0 for r in attempts)
+    assert attempts[1].request_id == resp["ResponseMetadata"]["RequestId"]
+    text = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    for secret in ("emulator-session-secret", "emulator-session-token", "Signature", "uthorization"):
+        assert secret not in text

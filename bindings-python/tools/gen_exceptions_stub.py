@@ -71,6 +71,7 @@ def _from_native(
     attempts: int,
     retryable: bool,
     operation: str,
+    attempt_log: Optional[List[Tuple[Any, ...]]] = ...,
 ) -> MeteringError: ...
 '''
 
@@ -86,7 +87,7 @@ def render() -> str:
         seen.add(name)
         out.append(f"\nclass {name}({', '.join(bases)}):\n")
         out.append(f'    """``{code}`` ({kind})."""\n')
-        if code == "InvalidInput":
+        if code in ("InvalidInput", "InvalidConfig"):
             out.append("    field: Optional[str]\n")
     return "".join(out)
 

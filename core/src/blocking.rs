@@ -43,6 +43,11 @@ impl Client {
         &self.inner
     }
 
+    /// Releases the connection pools (see [`crate::Client::close`]).
+    pub fn close(&self) -> usize {
+        self.inner.close()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         self.inner.config()

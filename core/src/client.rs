@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use crate::credentials::CredentialsProvider;
+use crate::error::AttemptLog;
 use crate::error::{
     BatchMeterUsageError, MeterUsageError, RegisterUsageError, ResolveCustomerError,
 };
@@ -30,6 +31,24 @@ use crate::operation::resolve_customer::{
 use crate::operation::Operation;
 use crate::retry::{classify, RetryClass, RetryState};
 use crate::tls::BodyError;
+
+/// Fills an attempt's span, and the call's with the latest answer.
+fn record_attempt(span: &tracing::Span, call: &tracing::Span, e: &AttemptLog) {
+    if let Some(s) = e.status {
+        span.record("status", s);
+        call.record("status", s);
+    }
+    if let Some(id) = &e.request_id {
+        span.record("request_id", id.as_str());
+        call.record("request_id", id.as_str());
+    }
+    span.record("latency_ms", e.latency.as_secs_f64() * 1000.0);
+    span.record("outcome", e.outcome.as_str());
+    if let Some(r) = e.retry_reason {
+        span.record("retry_reason", r);
+    }
+    call.record("attempts", e.attempt);
+}
 use crate::{runtime, wire, Config, Credentials, Error, ErrorCode, ResponseMetadata};
 
 /// The signing name of the service.
@@ -91,8 +110,9 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client with this configuration. Nothing is sent or loaded until the first call.
     pub fn new(config: Config) -> Client {
-        let credentials =
-            CredentialsProvider::new(config.credentials.clone()).with_region(config.region.clone());
+        let credentials = CredentialsProvider::new(config.credentials.clone())
+            .with_region(config.region.clone())
+            .with_http(config.http.clone());
         let retry = RetryState::new(config.retry.clone());
         Client {
             inner: Arc::new(Inner {
@@ -118,6 +138,27 @@ impl Client {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Releases the connection pools: idle connections close now, calls in flight keep theirs
+    /// until they finish. A later call opens a new pool (as boto3's client after `close()`).
+    /// Returns how many pools were released (0, 1 or 2).
+    pub fn close(&self) -> usize {
+        let pid = runtime::pid();
+        let mut released = 0;
+        for slot in [&self.inner.http, &self.inner.blocking_http] {
+            let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match taken {
+                Some((p, c)) if p == pid => {
+                    drop(c);
+                    released += 1;
+                }
+                // Built before fork(): its connections belong to the parent.
+                Some(inherited) => runtime::keep_inherited(inherited),
+                None => {}
+            }
+        }
+        released
     }
 
     /// The service's clock as this client knows it: the local clock, corrected by the offset
@@ -271,7 +312,7 @@ impl Client {
             runtime::keep_inherited(slot.take());
         }
         let cfg = &self.inner.config;
-        let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout)?;
+        let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout, &cfg.http)?;
         *slot = Some((pid, c.clone()));
         Ok(c)
     }
@@ -296,11 +337,31 @@ impl Client {
         let http = self.http()?;
         let mut attempts = 0u32;
         let mut total_delay = Duration::ZERO;
-        let run = self.attempts::<O>(&http, &body, &mut attempts, &mut total_delay);
+        let mut log = Vec::new();
+        let span = tracing::debug_span!(
+            "marketplace_metering.call",
+            operation = O::NAME,
+            attempts = tracing::field::Empty,
+            status = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
+        let run = tracing::Instrument::instrument(
+            self.attempts::<O>(
+                &http,
+                &body,
+                &mut attempts,
+                &mut total_delay,
+                &mut log,
+                &span,
+            ),
+            span.clone(),
+        );
         let Some(limit) = self.inner.config.operation_timeout else {
             return run.await;
         };
-        match tokio::time::timeout(limit, run).await {
+        let result = tokio::time::timeout(limit, run).await;
+        span.record("attempts", attempts);
+        match result {
             Ok(result) => result,
             Err(_) => {
                 let mut err = Error::new(
@@ -313,6 +374,7 @@ impl Client {
                 let m = err.meta_mut();
                 m.attempts = attempts;
                 m.total_retry_delay = total_delay;
+                m.attempt_log = log;
                 tracing::debug!(operation = O::NAME, attempts, "operation timeout");
                 Err(err)
             }
@@ -327,6 +389,8 @@ impl Client {
         body: &Bytes,
         attempt: &mut u32,
         total_delay: &mut Duration,
+        log: &mut Vec<AttemptLog>,
+        call_span: &tracing::Span,
     ) -> Result<O::Output, Error> {
         let retry = &self.inner.retry;
         let max = self.inner.config.retry.max_attempts;
@@ -339,9 +403,23 @@ impl Client {
             let attempt = *attempt;
             retry.before_attempt().await;
             let signed_with = self.clock_offset_ms();
+            let span = tracing::debug_span!(
+                "attempt",
+                operation = O::NAME,
+                attempt,
+                status = tracing::field::Empty,
+                request_id = tracing::field::Empty,
+                latency_ms = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+                retry_reason = tracing::field::Empty,
+            );
+            let started = std::time::Instant::now();
             let result = match tokio::time::timeout(
                 attempt_timeout,
-                self.attempt::<O>(http, body, &invocation_id, attempt, max),
+                tracing::Instrument::instrument(
+                    self.attempt::<O>(http, body, &invocation_id, attempt, max),
+                    span.clone(),
+                ),
             )
             .await
             {
@@ -355,16 +433,40 @@ impl Client {
                     ),
                 )),
             };
+            let latency = started.elapsed();
             let mut err = match result {
                 Ok(mut out) => {
                     retry.after_attempt(false);
                     retry.on_success(&paid);
+                    let entry = AttemptLog {
+                        operation: O::NAME,
+                        attempt,
+                        status: out.1.http_status,
+                        request_id: out.1.request_id.clone(),
+                        latency,
+                        outcome: "ok".to_owned(),
+                        retry_reason: None,
+                        retry_delay: None,
+                    };
+                    record_attempt(&span, call_span, &entry);
+                    log.push(entry);
                     out.1.attempts = attempt;
                     out.1.total_retry_delay = *total_delay;
+                    out.1.attempt_log = std::mem::take(log);
                     O::set_meta(&mut out.0, out.1);
                     return Ok(out.0);
                 }
                 Err(e) => e,
+            };
+            let mut entry = AttemptLog {
+                operation: O::NAME,
+                attempt,
+                status: err.http_status(),
+                request_id: err.request_id().map(str::to_owned),
+                latency,
+                outcome: err.code().to_owned(),
+                retry_reason: None,
+                retry_delay: None,
             };
             // Signed with a clock the service's Date showed to be skewed: re-sign with the
             // corrected one and try again at once, once per call (as botocore and SDK v3).
@@ -373,6 +475,10 @@ impl Client {
                 && self.clock_offset_ms() != signed_with
             {
                 skew_corrected = true;
+                entry.retry_reason = Some("clock skew");
+                entry.retry_delay = Some(Duration::ZERO);
+                record_attempt(&span, call_span, &entry);
+                log.push(entry);
                 tracing::debug!(
                     operation = O::NAME,
                     attempt,
@@ -405,10 +511,23 @@ impl Client {
                 d
             });
             err = err.with_retryable(class.is_some());
+            if let (Some(c), Some(d)) = (class, delay) {
+                entry.retry_reason = Some(match c {
+                    RetryClass::Throttling => "throttling",
+                    RetryClass::Transient => "transient",
+                    RetryClass::Timeout => "timeout",
+                });
+                entry.retry_delay = Some(d);
+            }
+            record_attempt(&span, call_span, &entry);
+            log.push(entry);
             {
                 let m = err.meta_mut();
                 m.attempts = attempt;
                 m.total_retry_delay = *total_delay;
+                if delay.is_none() {
+                    m.attempt_log = std::mem::take(log);
+                }
             }
             match delay {
                 Some(d) => {
@@ -539,6 +658,7 @@ impl Client {
             http_headers: headers,
             attempts: attempt,
             total_retry_delay: Duration::ZERO,
+            attempt_log: Vec::new(),
         };
         match error {
             Some(e) => Err(e.with_meta(meta)),

@@ -152,6 +152,23 @@ impl CredentialsProvider {
         }
     }
 
+    /// The proxies and roots the chain's own calls (IMDS, ECS, STS) use: the client's.
+    pub(crate) fn with_http(self, http: crate::tls::HttpSettings) -> Self {
+        #[cfg(feature = "default-chain")]
+        {
+            let mut this = self;
+            if let Some(c) = &mut this.chain {
+                c.http = http;
+            }
+            this
+        }
+        #[cfg(not(feature = "default-chain"))]
+        {
+            let _ = http;
+            self
+        }
+    }
+
     /// Current credentials (cached; refreshed before expiry).
     pub(crate) async fn credentials(&self) -> Result<Credentials, Error> {
         if let Some(c) = self.fixed() {
@@ -318,6 +335,7 @@ mod chain {
     pub(super) struct ChainCache {
         profile: Option<String>,
         pub(super) region: Option<String>,
+        pub(super) http: crate::tls::HttpSettings,
         cached: RwLock<Option<Cached>>,
         slot: Mutex<Arc<Slot>>,
     }
@@ -327,6 +345,7 @@ mod chain {
             ChainCache {
                 profile,
                 region: None,
+                http: crate::tls::HttpSettings::default(),
                 cached: RwLock::new(None),
                 slot: Mutex::new(Slot::new()),
             }
@@ -440,8 +459,9 @@ mod chain {
 
         async fn build(&self) -> DefaultCredentialsChain {
             // The chain's own calls (IMDS, ECS, STS) go through the crate's reqwest.
-            let conf = aws_config::provider_config::ProviderConfig::default()
-                .with_http_client(crate::tls::smithy::ReqwestHttpClient::default());
+            let conf = aws_config::provider_config::ProviderConfig::default().with_http_client(
+                crate::tls::smithy::ReqwestHttpClient::new(self.http.clone()),
+            );
             let mut builder = DefaultCredentialsChain::builder().configure(conf);
             if let Some(p) = &self.profile {
                 builder = builder.profile_name(p);
@@ -574,146 +594,6 @@ mod chain {
     }
 }
 
-/// The default region: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then (feature
-/// `default-chain`) the `region` of the profile in the shared config file.
-///
-/// The profile is `profile`, else `AWS_PROFILE`, else `default`; the file is
-/// `AWS_CONFIG_FILE`, else `~/.aws/config`. Empty values count as unset.
-///
-/// This is called from synchronous builders, possibly on a runtime thread, and aws-config's
-/// profile loader is async, so the config file is read here with a small parser that follows
-/// aws-config's rules for what it needs: `[default]` and `[profile name]` sections (in the
-/// config file a bare `[name]` other than `[default]` is ignored, and `[profile default]` wins
-/// over `[default]`), `#`/`;` comment lines, inline comments after whitespace, indented
-/// continuation lines ignored, case-insensitive keys, the last value winning. Region settings
-/// in the credentials file, which aws-config would also merge, are not read.
-pub fn default_region(profile: Option<&str>) -> Option<String> {
-    if let Some(r) = ["AWS_REGION", "AWS_DEFAULT_REGION"]
-        .iter()
-        .find_map(|k| non_empty_env(k))
-    {
-        return Some(r);
-    }
-    #[cfg(feature = "default-chain")]
-    {
-        let profile = profile
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .or_else(|| non_empty_env("AWS_PROFILE"))
-            .unwrap_or_else(|| "default".to_owned());
-        let text = std::fs::read_to_string(config_file_path()?).ok()?;
-        region_from_config(&text, &profile)
-    }
-    #[cfg(not(feature = "default-chain"))]
-    {
-        let _ = profile;
-        None
-    }
-}
-
-fn non_empty_env(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// `AWS_CONFIG_FILE` (with `~` expanded) or `~/.aws/config`.
-#[cfg(feature = "default-chain")]
-fn config_file_path() -> Option<std::path::PathBuf> {
-    let home = || {
-        non_empty_env("HOME")
-            .or_else(|| non_empty_env("USERPROFILE"))
-            .map(std::path::PathBuf::from)
-    };
-    match non_empty_env("AWS_CONFIG_FILE") {
-        Some(p) if p == "~" => home(),
-        Some(p) => match p.strip_prefix("~/").or_else(|| p.strip_prefix("~\\")) {
-            Some(rest) => Some(home()?.join(rest)),
-            None => Some(p.into()),
-        },
-        None => Some(home()?.join(".aws").join("config")),
-    }
-}
-
-/// The `region` of `profile` in the text of a shared config file.
-#[cfg(feature = "default-chain")]
-fn region_from_config(text: &str, profile: &str) -> Option<String> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Section {
-        /// `[profile <profile>]`
-        Prefixed,
-        /// `[default]`, when `profile` is `default`
-        BareDefault,
-        Other,
-    }
-    let mut section = Section::Other;
-    let mut prefixed: Option<String> = None;
-    let mut saw_prefixed = false;
-    let mut bare_default: Option<String> = None;
-    for raw in text.lines() {
-        // Indented lines continue the previous property (sub-properties such as `s3 =`).
-        if raw.starts_with([' ', '\t']) {
-            continue;
-        }
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with(['#', ';']) {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix('[') {
-            section = Section::Other;
-            let Some((header, _)) = rest.split_once(']') else {
-                continue;
-            };
-            let header = header.trim();
-            match header.split_once([' ', '\t']) {
-                Some(("profile", name)) if name.trim() == profile => {
-                    section = Section::Prefixed;
-                    saw_prefixed = true;
-                }
-                None if header == "default" && profile == "default" => {
-                    section = Section::BareDefault;
-                }
-                _ => {}
-            }
-            continue;
-        }
-        if section == Section::Other {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if !key.trim().eq_ignore_ascii_case("region") {
-            continue;
-        }
-        let value = strip_inline_comment(value).trim();
-        if value.is_empty() {
-            continue;
-        }
-        match section {
-            Section::Prefixed => prefixed = Some(value.to_owned()),
-            Section::BareDefault => bare_default = Some(value.to_owned()),
-            Section::Other => {}
-        }
-    }
-    if saw_prefixed {
-        prefixed
-    } else {
-        bare_default
-    }
-}
-
-/// `value` without a trailing `# comment` or `; comment` (the marker must follow whitespace).
-#[cfg(feature = "default-chain")]
-fn strip_inline_comment(value: &str) -> &str {
-    let mut prev_ws = false;
-    for (i, c) in value.char_indices() {
-        if prev_ws && (c == '#' || c == ';') {
-            return &value[..i];
-        }
-        prev_ws = c.is_whitespace();
-    }
-    value
-}
-
 /// Serialises tests that read or write process-wide environment variables.
 #[cfg(test)]
 #[allow(dead_code)]
@@ -790,7 +670,7 @@ mod tests {
         use std::ffi::OsString;
         use std::io::{BufRead, BufReader, Read, Write};
         use std::net::TcpListener;
-        use std::path::{Path, PathBuf};
+        use std::path::PathBuf;
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Arc;
         use std::time::{Duration, Instant, SystemTime};
@@ -856,10 +736,6 @@ mod tests {
                 let p = self.dir.join(name);
                 std::fs::write(&p, text).unwrap();
                 p
-            }
-
-            fn dir(&self) -> &Path {
-                &self.dir
             }
         }
 
@@ -1210,6 +1086,45 @@ mod tests {
             assert_eq!(hits.load(Ordering::SeqCst), 2);
         }
 
+        /// The chain's own calls use the client's proxies and honour its `NO_PROXY`, as the
+        /// SDKs do: a container credentials endpoint on 127.0.0.1 is reached through
+        /// `HTTP_PROXY`, unless `NO_PROXY` names it.
+        #[tokio::test]
+        async fn ecs_calls_use_the_proxy_unless_no_proxy() {
+            let _g = ENV_LOCK.lock().await;
+            let env = Env::clean();
+            let (url, direct, _) = serve(|n| ecs_body(n, Duration::from_secs(3600)));
+            // A forward proxy answers absolute-form requests itself: enough to count them.
+            let (proxy, proxied, proxy_heads) = serve(|n| ecs_body(n, Duration::from_secs(3600)));
+            let proxy = proxy.trim_end_matches("/creds").to_owned();
+            env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+            for (no_proxy, through_proxy) in [("", true), ("localhost,127.0.0.1", false)] {
+                let cfg = crate::Config::builder()
+                    .region("us-east-1")
+                    .environment([("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", no_proxy)])
+                    .build()
+                    .unwrap();
+                let p =
+                    CredentialsProvider::new(cfg.credentials.clone()).with_http(cfg.http.clone());
+                let (d0, p0) = (
+                    direct.load(Ordering::SeqCst),
+                    proxied.load(Ordering::SeqCst),
+                );
+                p.credentials().await.unwrap();
+                let (d1, p1) = (
+                    direct.load(Ordering::SeqCst),
+                    proxied.load(Ordering::SeqCst),
+                );
+                if through_proxy {
+                    assert_eq!((d1 - d0, p1 - p0), (0, 1));
+                    let head = proxy_heads.lock().unwrap()[0].to_ascii_lowercase();
+                    assert!(head.starts_with(&format!("get {url} ")), "{head}");
+                } else {
+                    assert_eq!((d1 - d0, p1 - p0), (1, 0));
+                }
+            }
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_callers_share_one_load() {
             let _g = ENV_LOCK.lock().await;
@@ -1280,86 +1195,6 @@ mod tests {
             for text in [e.to_string(), format!("{e:?}")] {
                 assert!(!text.contains(SECRET), "{text}");
             }
-        }
-
-        #[test]
-        fn default_region_from_the_environment() {
-            let _g = ENV_LOCK.blocking_lock();
-            let env = Env::clean();
-            env.write("config", "[default]\nregion = eu-west-1\n");
-            env.set("AWS_DEFAULT_REGION", "ap-south-1");
-            assert_eq!(default_region(None).as_deref(), Some("ap-south-1"));
-            env.set("AWS_REGION", "us-west-2");
-            assert_eq!(default_region(None).as_deref(), Some("us-west-2"));
-            env.set("AWS_REGION", "");
-            assert_eq!(default_region(None).as_deref(), Some("ap-south-1"));
-        }
-
-        #[test]
-        fn default_region_from_the_profile_file() {
-            let _g = ENV_LOCK.blocking_lock();
-            let env = Env::clean();
-            env.write(
-                "config",
-                "# comment\n[default]\nregion = eu-west-1\n\n\
-                 [profile work] ; comment\n\
-                 s3 =\n  region = wrong-1\nREGION = eu-central-1 # inline\n\
-                 [work]\nregion = wrong-2\n\
-                 [sso-session work]\nregion = wrong-3\n",
-            );
-            assert_eq!(default_region(None).as_deref(), Some("eu-west-1"));
-            assert_eq!(
-                default_region(Some("work")).as_deref(),
-                Some("eu-central-1")
-            );
-            assert_eq!(default_region(Some("missing")), None);
-            env.set("AWS_PROFILE", "work");
-            assert_eq!(default_region(None).as_deref(), Some("eu-central-1"));
-            assert_eq!(
-                default_region(Some("default")).as_deref(),
-                Some("eu-west-1")
-            );
-
-            // `~` expands to HOME.
-            let home = std::env::var_os("HOME");
-            std::env::set_var("HOME", env.dir());
-            env.set("AWS_CONFIG_FILE", "~/config");
-            let got = default_region(Some("default"));
-            match home {
-                Some(h) => std::env::set_var("HOME", h),
-                None => std::env::remove_var("HOME"),
-            }
-            assert_eq!(got.as_deref(), Some("eu-west-1"));
-
-            env.set("AWS_CONFIG_FILE", env.dir().join("absent"));
-            assert_eq!(default_region(None), None);
-        }
-
-        #[test]
-        fn profile_default_wins_over_bare_default() {
-            assert_eq!(
-                region_from_config(
-                    "[default]\nregion = a\n[profile default]\nregion = b\n",
-                    "default"
-                )
-                .as_deref(),
-                Some("b")
-            );
-            assert_eq!(
-                region_from_config("[default]\nregion = a\n[profile default]\n", "default"),
-                None
-            );
-            assert_eq!(
-                region_from_config("[ profile  x ]\nregion=c\nregion = d\n", "x").as_deref(),
-                Some("d")
-            );
-            // As in aws-config: a comment marker after whitespace starts a comment.
-            assert_eq!(region_from_config("[profile x]\nregion = #c\n", "x"), None);
-            assert_eq!(
-                region_from_config("[profile x]\nregion = a#c\n", "x").as_deref(),
-                Some("a#c")
-            );
-            assert_eq!(strip_inline_comment(" us-east-1 ;c"), " us-east-1 ");
         }
 
         #[tokio::test]

@@ -204,6 +204,29 @@ pub struct ResponseMetadata {
     pub(crate) http_headers: http::HeaderMap,
     pub(crate) attempts: u32,
     pub(crate) total_retry_delay: Duration,
+    pub(crate) attempt_log: Vec<AttemptLog>,
+}
+
+/// One attempt of a call, as the call's `tracing` span and the faces' logs report it. Nothing
+/// secret is in it: no credentials, headers or bodies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptLog {
+    /// The operation (`BatchMeterUsage`).
+    pub operation: &'static str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// The service's request id, when a response carried one.
+    pub request_id: Option<String>,
+    /// From sending to the end of the response (or the failure).
+    pub latency: Duration,
+    /// `"ok"`, or the error's code (`ThrottlingException`, `Dispatch`, …).
+    pub outcome: String,
+    /// Why it was retried (`throttling`, `transient`, `timeout`, `clock skew`), when it was.
+    pub retry_reason: Option<&'static str>,
+    /// The wait before the next attempt, when it was retried.
+    pub retry_delay: Option<Duration>,
 }
 
 impl ResponseMetadata {
@@ -229,6 +252,10 @@ impl ResponseMetadata {
     /// Time spent waiting between attempts.
     pub fn total_retry_delay(&self) -> Duration {
         self.total_retry_delay
+    }
+    /// Every attempt of the call, in order: what the faces log after the call returns.
+    pub fn attempt_log(&self) -> &[AttemptLog] {
+        &self.attempt_log
     }
 }
 
@@ -281,6 +308,14 @@ impl Error {
         let field = field.into();
         let mut e = Error::new(code, format!("{field}: {problem}"));
         e.0.service_code = Some(code.as_str().to_owned());
+        e.0.field = Some(field);
+        e
+    }
+
+    /// An unusable setting: `field` names it as its source spells it (`AWS_MAX_ATTEMPTS`,
+    /// `max_attempts`), `message` says where it came from and what is wrong.
+    pub fn invalid_setting(field: String, message: impl Into<String>) -> Self {
+        let mut e = Error::new(ErrorCode::InvalidConfig, message);
         e.0.field = Some(field);
         e
     }
@@ -357,7 +392,8 @@ impl Error {
     }
 
     /// For [`ErrorCode::InvalidInput`] (and a modeled exception raised before sending), the
-    /// path of the offending field.
+    /// path of the offending field; for [`ErrorCode::InvalidConfig`], the setting as its
+    /// source spells it (`AWS_MAX_ATTEMPTS`, `max_attempts`), when one setting is at fault.
     pub fn field(&self) -> Option<&str> {
         self.0.field.as_deref()
     }

@@ -39,6 +39,7 @@ pub mod error;
 #[cfg(feature = "meter")]
 pub mod meter;
 pub mod operation;
+pub mod profile;
 pub mod retry;
 pub mod runtime;
 mod tls;
@@ -49,7 +50,7 @@ mod wire;
 pub use client::Client;
 pub use config::{Config, ConfigBuilder, Face};
 pub use credentials::Credentials;
-pub use error::{BuildError, Error, ErrorCode, ErrorKind, ResponseMetadata};
+pub use error::{AttemptLog, BuildError, Error, ErrorCode, ErrorKind, ResponseMetadata};
 #[cfg(feature = "meter")]
 pub use meter::UsageMeter;
 pub use retry::{RetryConfig, RetryMode};

@@ -37,17 +37,42 @@ pub enum RetryMode {
     Standard,
     /// Standard plus a client-side CUBIC rate limiter that engages on throttling.
     Adaptive,
+    /// boto3's default: 5 attempts (unless set), `rand[0, 1) * 2^(attempt-1)` seconds between
+    /// them (botocore's `base = rand`, growth factor 2), and no retry quota.
+    Legacy,
+}
+
+impl RetryMode {
+    /// The mode's name: `standard`, `adaptive` or `legacy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryMode::Standard => "standard",
+            RetryMode::Adaptive => "adaptive",
+            RetryMode::Legacy => "legacy",
+        }
+    }
+
+    /// Attempts per call when none are configured: 5 in legacy mode (boto3), else 3.
+    pub fn default_max_attempts(self) -> u32 {
+        match self {
+            RetryMode::Legacy => 5,
+            RetryMode::Standard | RetryMode::Adaptive => 3,
+        }
+    }
 }
 
 impl std::str::FromStr for RetryMode {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "standard" | "legacy" => Ok(RetryMode::Standard),
+            "standard" => Ok(RetryMode::Standard),
             "adaptive" => Ok(RetryMode::Adaptive),
-            other => Err(crate::Error::invalid_input(
-                "retry_mode",
-                format!("must be \"standard\" or \"adaptive\", got {other:?}"),
+            "legacy" => Ok(RetryMode::Legacy),
+            other => Err(crate::Error::invalid_setting(
+                "retry_mode".to_owned(),
+                format!(
+                    "retry_mode: must be \"standard\", \"adaptive\" or \"legacy\", got {other:?}"
+                ),
             )),
         }
     }
@@ -182,7 +207,7 @@ pub(crate) struct RetryState {
 impl RetryState {
     pub(crate) fn new(config: RetryConfig) -> Self {
         let limiter = match config.mode {
-            RetryMode::Standard => None,
+            RetryMode::Standard | RetryMode::Legacy => None,
             RetryMode::Adaptive => Some(RateLimiter::new()),
         };
         RetryState {
@@ -228,6 +253,10 @@ impl RetryState {
     pub(crate) fn retry_after(&self, class: RetryClass, attempt: u32) -> Option<Duration> {
         if attempt >= self.config.max_attempts {
             return None;
+        }
+        if self.config.mode == RetryMode::Legacy {
+            // botocore's legacy handler has no retry quota.
+            return Some(self.backoff(attempt, fastrand::f64()));
         }
         let cost = class.quota_cost();
         self.quota
@@ -470,13 +499,14 @@ mod tests {
             "standard".parse::<RetryMode>().unwrap(),
             RetryMode::Standard
         );
-        assert_eq!("legacy".parse::<RetryMode>().unwrap(), RetryMode::Standard);
+        assert_eq!("legacy".parse::<RetryMode>().unwrap(), RetryMode::Legacy);
         assert_eq!(
             "adaptive".parse::<RetryMode>().unwrap(),
             RetryMode::Adaptive
         );
         let e = "fast".parse::<RetryMode>().unwrap_err();
-        assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+        assert_eq!(e.error_code(), ErrorCode::InvalidConfig);
+        assert_eq!(e.field(), Some("retry_mode"));
     }
 
     #[test]
@@ -633,6 +663,25 @@ mod tests {
         let once = RetryState::new(config(RetryMode::Standard, 1));
         assert_eq!(once.retry_after(RetryClass::Throttling, 1), None);
         assert_eq!(once.quota(), 500);
+    }
+
+    /// boto3's legacy mode: 5 attempts by default, `rand * 2^(attempt-1)` s, and no quota (a
+    /// standard client would have run dry after 100 throttling retries).
+    #[test]
+    fn legacy_has_no_quota_and_botocore_backoff() {
+        assert_eq!(RetryMode::Legacy.default_max_attempts(), 5);
+        assert_eq!(RetryMode::Standard.default_max_attempts(), 3);
+        let s = RetryState::new(config(RetryMode::Legacy, 5));
+        for _ in 0..1000 {
+            for attempt in 1..5 {
+                let d = s
+                    .retry_after(RetryClass::Timeout, attempt)
+                    .expect("no quota");
+                assert!(d < Duration::from_secs(1 << (attempt - 1)), "{d:?}");
+            }
+            assert_eq!(s.retry_after(RetryClass::Throttling, 5), None);
+        }
+        assert_eq!(s.backoff(4, 0.5), Duration::from_secs(4));
     }
 
     #[test]

@@ -30,6 +30,68 @@ pub(crate) fn http_client_builder() -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
 }
 
+/// What every HTTP client of a [`crate::Config`] shares: its proxies and trusted roots.
+///
+/// The proxies are the resolved ones (code, else `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`
+/// in either case): reqwest's own reading of the environment is turned off, so a value set in
+/// code or an injected environment is the only one used, and the credential chain's calls
+/// (IMDS, ECS, STS) honour the same `NO_PROXY`.
+#[derive(Clone, Default)]
+pub(crate) struct HttpSettings {
+    pub(crate) http_proxy: Option<String>,
+    pub(crate) https_proxy: Option<String>,
+    pub(crate) no_proxy: Option<String>,
+    /// A CA bundle that replaces the platform's roots (`AWS_CA_BUNDLE`, as botocore does).
+    pub(crate) ca_bundle: Option<Vec<reqwest::Certificate>>,
+    /// Certificates added to the platform's roots (Node's `NODE_EXTRA_CA_CERTS`).
+    pub(crate) extra_roots: Vec<reqwest::Certificate>,
+}
+
+impl HttpSettings {
+    /// `builder` with these proxies and roots.
+    pub(crate) fn apply(&self, mut b: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        b = b.no_proxy();
+        let no_proxy = || {
+            self.no_proxy
+                .as_deref()
+                .and_then(reqwest::NoProxy::from_string)
+        };
+        // Proxy URLs were checked when the configuration was built.
+        if let Some(p) = self
+            .https_proxy
+            .as_deref()
+            .and_then(|u| reqwest::Proxy::https(u).ok())
+        {
+            b = b.proxy(p.no_proxy(no_proxy()));
+        }
+        if let Some(p) = self
+            .http_proxy
+            .as_deref()
+            .and_then(|u| reqwest::Proxy::http(u).ok())
+        {
+            b = b.proxy(p.no_proxy(no_proxy()));
+        }
+        if let Some(roots) = &self.ca_bundle {
+            b = b.tls_certs_only(roots.iter().cloned());
+        }
+        if !self.extra_roots.is_empty() {
+            b = b.tls_certs_merge(self.extra_roots.iter().cloned());
+        }
+        b
+    }
+}
+
+/// The certificates of a PEM bundle file, or why it cannot be used.
+pub(crate) fn read_pem_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate bundle: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
 /// The largest response body read: the service's answers are a few KiB at most.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
@@ -80,9 +142,14 @@ pub(crate) async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Byte
     })
 }
 
-/// A reqwest client with these timeouts.
-pub(crate) fn http_client(connect: Duration, read: Duration) -> Result<reqwest::Client, Error> {
-    http_client_builder()
+/// A reqwest client with these timeouts, proxies and roots.
+pub(crate) fn http_client(
+    connect: Duration,
+    read: Duration,
+    settings: &HttpSettings,
+) -> Result<reqwest::Client, Error> {
+    settings
+        .apply(http_client_builder())
         .connect_timeout(connect)
         .read_timeout(read)
         .pool_idle_timeout(Duration::from_secs(60))
@@ -113,9 +180,26 @@ pub(crate) mod smithy {
 
     /// One reqwest client per connect timeout aws-config asks for (IMDS asks 1 s, STS 3.1 s):
     /// reqwest sets that timeout per client, the read timeout per request.
-    #[derive(Debug, Default)]
+    #[derive(Default)]
     pub(crate) struct ReqwestHttpClient {
         clients: Mutex<HashMap<Duration, reqwest::Client>>,
+        settings: super::HttpSettings,
+    }
+
+    impl std::fmt::Debug for ReqwestHttpClient {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("ReqwestHttpClient").finish_non_exhaustive()
+        }
+    }
+
+    impl ReqwestHttpClient {
+        /// A client whose connections use these proxies and roots.
+        pub(crate) fn new(settings: super::HttpSettings) -> Self {
+            ReqwestHttpClient {
+                clients: Mutex::default(),
+                settings,
+            }
+        }
     }
 
     impl ReqwestHttpClient {
@@ -128,7 +212,9 @@ pub(crate) mod smithy {
             // and a refresh may run on a calling thread's own runtime (runtime::block_on),
             // which stops when that call returns. Refreshes are rare; a new connection each
             // time costs nothing that matters.
-            let c = super::http_client_builder()
+            let c = self
+                .settings
+                .apply(super::http_client_builder())
                 .connect_timeout(connect)
                 .pool_max_idle_per_host(0)
                 .build()

@@ -999,7 +999,11 @@ async fn the_operation_timeout_bounds_the_whole_call() {
     ] {
         let e = bad.build().unwrap_err();
         assert_eq!(e.error_code(), ErrorCode::InvalidConfig);
-        assert!(e.message().contains("_timeout must be"), "{}", e.message());
+        assert!(
+            e.message().contains("_timeout (set in code): must be"),
+            "{}",
+            e.message()
+        );
     }
 }
 

@@ -19,7 +19,7 @@ import atexit
 
 from . import _native, exceptions
 from ._native import UsageMeter, __version__
-from ._client import AsyncClient, Client
+from ._client import AsyncClient, Client, OperationNotPageableError
 from .config import Config
 from .exceptions import (  # built from the core's error-code table
     ClientError,
@@ -46,6 +46,7 @@ __all__ = [
     "EndpointConnectionError",
     "ConnectTimeoutError",
     "ReadTimeoutError",
+    "OperationNotPageableError",
 ]
 
 

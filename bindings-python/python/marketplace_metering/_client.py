@@ -12,7 +12,9 @@ from .exceptions import MeteringError
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~15 ms of import time; annotations only
     import logging
-    from typing import Any, Callable, Dict, Optional
+    from typing import Any, Callable, Dict, Optional, Union
+
+    from typing_extensions import Self
     from collections.abc import Awaitable
 
     from typing_extensions import Unpack
@@ -42,8 +44,23 @@ def _debug_logger() -> Optional["logging.Logger"]:
     return log if log.isEnabledFor(logging.DEBUG) else None
 
 
+def _log_attempts(log: "logging.Logger", attempts: Any) -> None:
+    """One DEBUG record per attempt, with the core's fields as record attributes."""
+    for op, n, status, request_id, latency_ms, outcome, reason, delay_ms in attempts or ():
+        log.debug(
+            "%s attempt %d: status=%s request_id=%s latency_ms=%.1f outcome=%s retry_reason=%s",
+            op, n, status, request_id, latency_ms, outcome, reason,
+            extra={
+                "operation": op, "attempt": n, "status": status, "request_id": request_id,
+                "latency_ms": latency_ms, "outcome": outcome, "retry_reason": reason,
+                "retry_delay_ms": delay_ms,
+            },
+        )
+
+
 def _log_ok(log: "logging.Logger", op: str, resp: Dict[str, Any], t0: float) -> None:
     meta = resp.get("ResponseMetadata", {})
+    _log_attempts(log, meta.pop("_AttemptLog", None))
     log.debug(
         "%s succeeded: status=%s attempts=%d request_id=%s elapsed_ms=%.1f",
         op, meta.get("HTTPStatusCode"), meta.get("RetryAttempts", 0) + 1,
@@ -52,6 +69,7 @@ def _log_ok(log: "logging.Logger", op: str, resp: Dict[str, Any], t0: float) -> 
 
 
 def _log_err(log: "logging.Logger", op: str, e: MeteringError, t0: float) -> None:
+    _log_attempts(log, getattr(e, "_attempt_log", None))
     log.debug(
         "%s failed: code=%s status=%s attempts=%d request_id=%s retryable=%s elapsed_ms=%.1f",
         op, e.code, e.status_code, e.attempts, e.request_id, e.retryable,
@@ -60,12 +78,21 @@ def _log_err(log: "logging.Logger", op: str, e: MeteringError, t0: float) -> Non
 
 
 class _ClientMeta:
-    """``client.meta``, as boto3's (``region_name``, ``endpoint_url``)."""
+    """``client.meta``, as boto3's (``region_name``, ``endpoint_url``, ``config``)."""
 
-    def __init__(self, native: _native.Client) -> None:
+    def __init__(self, native: _native.Client, config: Config) -> None:
         self.region_name: str = native.region_name
         self.endpoint_url: str = native.endpoint_url
         self.service_name = "meteringmarketplace"
+        #: The client's ``Config`` with what the core resolved filled in, as boto3's.
+        self.config: Config = config.merge(Config(
+            region_name=native.region_name,
+            retries={"total_max_attempts": native.max_attempts, "mode": native.retry_mode},
+            use_fips_endpoint=native.use_fips_endpoint,
+            use_dualstack_endpoint=native.use_dualstack_endpoint,
+            user_agent_appid=native.app_id,
+            proxies=native.proxies or None,
+        ))
 
 
 class _BaseClient:
@@ -79,12 +106,18 @@ class _BaseClient:
         aws_session_token: Optional[str] = None,
         profile_name: Optional[str] = None,
         config: Optional[Config] = None,
+        verify: "Optional[Union[bool, str]]" = None,
         _initial_backoff: Optional[float] = None,
     ) -> None:
         from . import __version__
 
         cfg = config if config is not None else Config()
         attempts, mode = retry_settings(cfg.retries)
+        proxies = cfg.proxies or {}
+        # verify: None/True → the platform's roots, a path → that CA bundle, False → refused
+        # by the core (TLS verification cannot be turned off).
+        ca_bundle = verify if isinstance(verify, str) else None
+        verify_flag = verify if isinstance(verify, bool) else None
         self._native = _native.Client(
             region_name=region_name or cfg.region_name,
             endpoint_url=endpoint_url,
@@ -100,17 +133,59 @@ class _BaseClient:
             operation_timeout=cfg.operation_timeout,
             face_version=__version__,
             initial_backoff=_initial_backoff,
+            use_fips_endpoint=cfg.use_fips_endpoint,
+            use_dualstack_endpoint=cfg.use_dualstack_endpoint,
+            ignore_configured_endpoint_urls=cfg.ignore_configured_endpoint_urls,
+            ca_bundle=ca_bundle,
+            verify=verify_flag,
+            https_proxy=proxies.get("https"),
+            http_proxy=proxies.get("http"),
+            app_id=cfg.user_agent_appid,
+            user_agent_extra=cfg.user_agent_extra,
         )
         #: The exception classes, as ``client.exceptions.ThrottlingException``.
         self.exceptions = exceptions
         #: ``region_name`` and ``endpoint_url``, as boto3's ``client.meta``.
-        self.meta = _ClientMeta(self._native)
+        self.meta = _ClientMeta(self._native, cfg)
 
     def close(self) -> None:
-        """Does nothing; present for boto3 compatibility (connections close when unused)."""
+        """Closes the idle connections of the client's pool, as boto3's ``close()``; calls in
+        flight finish on theirs, and a later call opens new ones."""
+        self._native.close()
+
+    def can_paginate(self, operation_name: str) -> bool:
+        """``False``: no Metering Service operation has a paginator (as boto3's client)."""
+        return False
+
+    def get_paginator(self, operation_name: str) -> Any:
+        """Raises ``OperationNotPageableError``, as boto3's client does for this service."""
+        raise OperationNotPageableError(operation_name=operation_name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} region={self.meta.region_name!r} endpoint={self.meta.endpoint_url!r}>"
+
+    def __enter__(self) -> "Self":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Self":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class OperationNotPageableError(MeteringError):
+    """botocore's ``OperationNotPageableError``: the operation has no paginator."""
+
+    def __init__(self, operation_name: str) -> None:
+        super().__init__(
+            f"Operation cannot be paginated: {operation_name}",
+            code="OperationNotPageable",
+            operation_name=operation_name,
+        )
 
 
 class Client(_BaseClient):
@@ -133,7 +208,12 @@ class Client(_BaseClient):
     profile_name : str, optional
         The shared config/credentials profile.
     config : Config, optional
-        Retries and timeouts, with botocore's meanings.
+        Retries, timeouts, proxies, FIPS / dual-stack and the User-Agent, with botocore's
+        meanings.
+    verify : bool or str, optional
+        A path: the PEM CA bundle trusted instead of the platform's roots (else
+        ``AWS_CA_BUNDLE``, profile ``ca_bundle``). ``False`` is refused: TLS verification
+        cannot be turned off.
 
     Raises
     ------
@@ -217,13 +297,13 @@ class Client(_BaseClient):
         return self._call("RegisterUsage", self._native.register_usage, kwargs)  # type: ignore[no-any-return]
 
     @staticmethod
-    def _call(op: str, fn: Callable[[Any], Any], kwargs: Any) -> Any:
+    def _call(op: str, fn: "Callable[..., Any]", kwargs: Any) -> Any:
         log = _debug_logger()
         if log is None:
             return fn(kwargs)
         t0 = time.perf_counter()
         try:
-            resp = fn(kwargs)
+            resp = fn(kwargs, True)
         except MeteringError as e:
             _log_err(log, op, e, t0)
             raise
@@ -261,13 +341,13 @@ class AsyncClient(_BaseClient):
         return await self._call("RegisterUsage", self._native.register_usage_async, kwargs)  # type: ignore[no-any-return]
 
     @staticmethod
-    async def _call(op: str, fn: "Callable[[Any], Awaitable[Any]]", kwargs: Any) -> Any:
+    async def _call(op: str, fn: "Callable[..., Awaitable[Any]]", kwargs: Any) -> Any:
         log = _debug_logger()
         if log is None:
             return await fn(kwargs)
         t0 = time.perf_counter()
         try:
-            resp = await fn(kwargs)
+            resp = await fn(kwargs, True)
         except MeteringError as e:
             _log_err(log, op, e, t0)
             raise

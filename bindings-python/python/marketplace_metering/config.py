@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~15 ms of import time; annotations only
     from typing import Any, Dict, Mapping, Optional, Tuple
@@ -11,7 +10,7 @@ if TYPE_CHECKING:  # `typing` costs ~15 ms of import time; annotations only
 __all__ = ["Config"]
 
 _RETRY_KEYS = frozenset({"max_attempts", "total_max_attempts", "mode"})
-_MODES = ("standard", "adaptive", "legacy")
+_PROXY_KEYS = frozenset({"http", "https"})
 
 
 class Config:
@@ -25,8 +24,10 @@ class Config:
         ``{"max_attempts": int, "total_max_attempts": int, "mode": str}``.
         ``max_attempts`` counts the retries after the first attempt,
         ``total_max_attempts`` counts every attempt (it wins when both are given); ``mode``
-        is ``"standard"`` (default), ``"adaptive"`` or ``"legacy"`` (treated as standard).
-        Without it, ``AWS_MAX_ATTEMPTS`` and ``AWS_RETRY_MODE`` are read, as botocore does.
+        is ``"standard"`` (default), ``"adaptive"`` or ``"legacy"`` (boto3's: 5 attempts,
+        ``rand * 2**n`` s backoff, no retry quota). Without it, ``AWS_MAX_ATTEMPTS`` and
+        ``AWS_RETRY_MODE``, then the profile's ``max_attempts`` and ``retry_mode`` are read
+        (by the core, as every face does).
     connect_timeout : float, optional
         Seconds allowed to open a connection (default 5).
     read_timeout : float, optional
@@ -37,7 +38,20 @@ class Config:
     operation_timeout : float, optional
         Seconds allowed for a whole call, retries included (default: no bound); past it,
         ``ReadTimeoutError``. botocore has no such setting.
-    max_pool_connections, user_agent_extra, tcp_keepalive
+    proxies : dict, optional
+        ``{"https": url, "http": url}``: the proxy per endpoint scheme. Without it,
+        ``HTTPS_PROXY`` / ``HTTP_PROXY`` (either case) are used, minus ``NO_PROXY``.
+    use_fips_endpoint, use_dualstack_endpoint : bool, optional
+        The FIPS and dual-stack endpoints (else ``AWS_USE_FIPS_ENDPOINT``,
+        ``AWS_USE_DUALSTACK_ENDPOINT``, the profile's keys).
+    ignore_configured_endpoint_urls : bool, optional
+        Ignore endpoint URLs from the environment and the profile.
+    user_agent_appid : str, optional
+        The app id in the User-Agent (else ``AWS_SDK_UA_APP_ID``, profile
+        ``sdk_ua_app_id``).
+    user_agent_extra : str, optional
+        Text appended to the User-Agent.
+    max_pool_connections, tcp_keepalive
         Accepted for compatibility with botocore; they have no effect.
     """
 
@@ -53,20 +67,35 @@ class Config:
         max_pool_connections: Optional[int] = None,
         user_agent_extra: Optional[str] = None,
         tcp_keepalive: Optional[bool] = None,
+        proxies: Optional[Mapping[str, str]] = None,
+        use_fips_endpoint: Optional[bool] = None,
+        use_dualstack_endpoint: Optional[bool] = None,
+        ignore_configured_endpoint_urls: Optional[bool] = None,
+        user_agent_appid: Optional[str] = None,
     ) -> None:
+        # Only the shapes are checked here (as botocore does); values and ranges are the
+        # core's to judge, the same way in every face.
         if retries is not None:
             unknown = set(retries) - _RETRY_KEYS
             if unknown:
                 raise ValueError(
                     f"invalid retries key(s) {sorted(unknown)}; valid keys: {sorted(_RETRY_KEYS)}"
                 )
-            mode = retries.get("mode")
-            if mode is not None and mode not in _MODES:
-                raise ValueError(f"retries mode must be one of {_MODES}, got {mode!r}")
             for k in ("max_attempts", "total_max_attempts"):
                 v = retries.get(k)
-                if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                    raise ValueError(f"retries {k} must be a non-negative int, got {v!r}")
+                if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+                    raise TypeError(f"retries {k} must be an int, got {v!r}")
+        if proxies is not None:
+            unknown = set(proxies) - _PROXY_KEYS
+            if unknown:
+                raise ValueError(
+                    f"invalid proxies key(s) {sorted(unknown)}; valid keys: {sorted(_PROXY_KEYS)}"
+                )
+        self.proxies: Optional[Dict[str, str]] = dict(proxies) if proxies is not None else None
+        self.use_fips_endpoint = use_fips_endpoint
+        self.use_dualstack_endpoint = use_dualstack_endpoint
+        self.ignore_configured_endpoint_urls = ignore_configured_endpoint_urls
+        self.user_agent_appid = user_agent_appid
         self.region_name = region_name
         self.retries: Optional[Dict[str, Any]] = dict(retries) if retries is not None else None
         self.connect_timeout = connect_timeout
@@ -81,7 +110,9 @@ class Config:
         """A new Config with ``other``'s settings taking precedence, as botocore."""
         kw: Dict[str, Any] = {}
         for k in ("region_name", "retries", "connect_timeout", "read_timeout",
-                  "attempt_timeout", "operation_timeout", "max_pool_connections", "user_agent_extra", "tcp_keepalive"):
+                  "attempt_timeout", "operation_timeout", "max_pool_connections", "user_agent_extra", "tcp_keepalive",
+                  "proxies", "use_fips_endpoint", "use_dualstack_endpoint",
+                  "ignore_configured_endpoint_urls", "user_agent_appid"):
             v = getattr(other, k)
             kw[k] = v if v is not None else getattr(self, k)
         return Config(**kw)
@@ -90,7 +121,10 @@ class Config:
         return (f"Config(region_name={self.region_name!r}, retries={self.retries!r}, "
                 f"connect_timeout={self.connect_timeout!r}, read_timeout={self.read_timeout!r}, "
                 f"attempt_timeout={self.attempt_timeout!r}, "
-                f"operation_timeout={self.operation_timeout!r})")
+                f"operation_timeout={self.operation_timeout!r}, "
+                f"use_fips_endpoint={self.use_fips_endpoint!r}, "
+                f"use_dualstack_endpoint={self.use_dualstack_endpoint!r}, "
+                f"user_agent_appid={self.user_agent_appid!r})")
 
     def _retry_settings(self) -> Tuple[Optional[int], Optional[str]]:
         """(total attempts, mode) for the core, or ``None`` for its defaults."""
@@ -107,14 +141,5 @@ def retry_settings(retries: Optional[Mapping[str, Any]]) -> Tuple[Optional[int],
             total = int(retries["total_max_attempts"])
         elif retries.get("max_attempts") is not None:
             total = int(retries["max_attempts"]) + 1
-    if total is None:
-        env = os.environ.get("AWS_MAX_ATTEMPTS")
-        if env and env.strip().isdigit():
-            total = int(env)
-    if mode is None:
-        mode = os.environ.get("AWS_RETRY_MODE") or None
-        if mode is not None and mode not in _MODES:
-            mode = None
-    if total is not None:
-        total = max(total, 1)
+    # Unset stays unset: the core reads AWS_MAX_ATTEMPTS / AWS_RETRY_MODE and the profile.
     return total, mode

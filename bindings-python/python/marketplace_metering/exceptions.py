@@ -18,7 +18,7 @@ from __future__ import annotations
 import builtins
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~15 ms of import time; annotations only
-    from typing import Any, Dict, Optional, Tuple, Type
+    from typing import Any, Dict, List, Optional, Tuple, Type
 
 from . import _native
 
@@ -190,6 +190,7 @@ def _from_native(
     attempts: int,
     retryable: bool,
     operation: str,
+    attempt_log: Optional[List[Tuple[Any, ...]]] = None,
 ) -> MeteringError:
     """Called by the native module to build the exception of a failed call."""
     cls = _CLASSES[class_name]
@@ -222,6 +223,9 @@ def _from_native(
             operation_name=operation,
             text=text,
         )
-        if code == "InvalidInput":
+        if code in ("InvalidInput", "InvalidConfig"):
+            # The model path, or the setting as its source spells it (AWS_MAX_ATTEMPTS).
             exc.field = field  # type: ignore[attr-defined]
+    # Each attempt of the call, for the client's log records (private: not botocore's).
+    exc._attempt_log = attempt_log or []  # type: ignore[attr-defined]
     return exc

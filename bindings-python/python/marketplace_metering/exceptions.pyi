@@ -94,6 +94,7 @@ def _from_native(
     attempts: int,
     retryable: bool,
     operation: str,
+    attempt_log: Optional[List[Tuple[Any, ...]]] = ...,
 ) -> MeteringError: ...
 
 class ParamValidationError(MeteringError, ValueError):
@@ -105,6 +106,7 @@ class InvalidStateError(MeteringError, RuntimeError):
 
 class InvalidConfigError(MeteringError, ValueError):
     """``InvalidConfig`` (local)."""
+    field: Optional[str]
 
 class NoCredentialsError(MeteringError):
     """``Credentials`` (local)."""

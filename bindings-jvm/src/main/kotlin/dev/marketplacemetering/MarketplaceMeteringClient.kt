@@ -56,6 +56,9 @@ enum class RetryMode {
 
     /** Standard plus a client-side rate limiter that engages on throttling. */
     ADAPTIVE,
+
+    /** boto3's default: 5 attempts, `rand * 2^(n-1)` s between them, no retry quota. */
+    LEGACY,
 }
 
 /**

@@ -1,0 +1,300 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Python face passes its configuration to the core, which resolves it as every face does:
+code beats environment beats profile. The core's table test covers every variable and key;
+this checks that each Python spelling reaches it and that its errors come back as
+``InvalidConfigError`` naming the setting."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import ssl
+import threading
+from typing import Iterator, List, Tuple
+from urllib.parse import urlparse
+
+import pytest
+
+import marketplace_metering as mm
+from marketplace_metering.testing import Emulator
+
+TLS = pathlib.Path(__file__).resolve().parents[2] / "testdata" / "tls"
+
+VARS = [
+    "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_MARKETPLACE_METERING",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_CA_BUNDLE", "AWS_SDK_UA_APP_ID",
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
+]
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pytest.MonkeyPatch:
+    """A clean AWS environment with empty shared files under tmp_path."""
+    for k in VARS:
+        monkeypatch.delenv(k, raising=False)
+    (tmp_path / "config").write_text("")
+    (tmp_path / "credentials").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    return monkeypatch
+
+
+KEYS = {"aws_access_key_id": "AKIDTEST", "aws_secret_access_key": "secret-value"}
+
+
+def test_the_environment_is_read_by_the_core(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AWS_REGION", "us-gov-west-1")
+    env.setenv("AWS_USE_FIPS_ENDPOINT", "true")
+    env.setenv("AWS_MAX_ATTEMPTS", "7")
+    env.setenv("AWS_RETRY_MODE", "legacy")
+    env.setenv("AWS_SDK_UA_APP_ID", "billing-7")
+    env.setenv("HTTPS_PROXY", "http://user:hunter2@proxy.test:3128")
+    c = mm.Client(**KEYS)
+    n = c._native
+    assert c.meta.region_name == "us-gov-west-1"
+    assert c.meta.endpoint_url == "https://metering.marketplace-fips.us-gov-west-1.amazonaws.com"
+    assert (n.max_attempts, n.retry_mode, n.app_id) == (7, "legacy", "billing-7")
+    assert n.origin("max_attempts") == "env:AWS_MAX_ATTEMPTS"
+    assert "app/billing-7" in n.user_agent
+    assert n.proxies == {"https": "http://***@proxy.test:3128"}
+    assert c.meta.config.retries == {"total_max_attempts": 7, "mode": "legacy"}
+    assert c.meta.config.use_fips_endpoint is True
+    assert "hunter2" not in repr(c) + repr(c.meta.config) + repr(c.meta.config.proxies)
+
+
+def test_legacy_alone_means_five_attempts(env: pytest.MonkeyPatch) -> None:
+    c = mm.Client(region_name="us-east-1", config=mm.Config(retries={"mode": "legacy"}), **KEYS)
+    assert (c._native.max_attempts, c._native.retry_mode) == (5, "legacy")
+
+
+def test_code_beats_environment(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AWS_REGION", "us-gov-west-1")
+    env.setenv("AWS_USE_FIPS_ENDPOINT", "true")
+    env.setenv("AWS_MAX_ATTEMPTS", "7")
+    env.setenv("AWS_SDK_UA_APP_ID", "from-env")
+    cfg = mm.Config(
+        retries={"max_attempts": 1, "mode": "adaptive"},
+        use_fips_endpoint=False,
+        use_dualstack_endpoint=True,
+        user_agent_appid="from-code",
+        user_agent_extra="extra/1",
+        proxies={"https": "http://proxy.test:1", "http": "http://proxy.test:2"},
+    )
+    c = mm.Client(region_name="eu-west-1", config=cfg, **KEYS)
+    n = c._native
+    assert c.meta.endpoint_url == "https://metering-marketplace.eu-west-1.api.aws"
+    assert (n.max_attempts, n.retry_mode, n.app_id) == (2, "adaptive", "from-code")
+    assert n.user_agent.endswith("app/from-code extra/1")
+    assert n.proxies == {"https": "http://proxy.test:1", "http": "http://proxy.test:2"}
+    assert n.origin("use_fips") == "code" and n.use_dualstack_endpoint
+
+
+def test_the_profile_is_read_by_the_core(env: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "config").write_text(
+        "[profile dev]\nregion = ap-south-1\nmax_attempts = 4\nservices = local\n"
+        "sdk_ua_app_id = from-profile\n"
+        "[services local]\nmarketplace_metering =\n  endpoint_url = http://127.0.0.1:9\n"
+    )
+    c = mm.Client(profile_name="dev", **KEYS)
+    assert (c.meta.region_name, c.meta.endpoint_url) == ("ap-south-1", "http://127.0.0.1:9")
+    assert (c._native.max_attempts, c._native.app_id) == (4, "from-profile")
+    env.setenv("AWS_PROFILE", "dev")
+    env.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:8")
+    c = mm.Client(**KEYS)
+    assert c.meta.endpoint_url == "http://127.0.0.1:8"
+    assert c._native.origin("endpoint_url") == "env:AWS_ENDPOINT_URL"
+
+
+@pytest.mark.parametrize(
+    "setup, kwargs, field",
+    [
+        ({"AWS_MAX_ATTEMPTS": "abc"}, {}, "AWS_MAX_ATTEMPTS"),
+        ({"AWS_RETRY_MODE": "fast"}, {}, "AWS_RETRY_MODE"),
+        ({"AWS_USE_DUALSTACK_ENDPOINT": "yes"}, {}, "AWS_USE_DUALSTACK_ENDPOINT"),
+        ({"AWS_CA_BUNDLE": "/nonexistent/ca.pem"}, {}, "AWS_CA_BUNDLE"),
+        ({"HTTPS_PROXY": "not a url"}, {}, "HTTPS_PROXY"),
+        ({}, {"config": mm.Config(retries={"max_attempts": -1})}, "max_attempts"),
+        ({}, {"config": mm.Config(retries={"mode": "fast"})}, "retry_mode"),
+        ({}, {"config": mm.Config(connect_timeout=-1)}, "connect_timeout"),
+        ({}, {"config": mm.Config(read_timeout=0)}, "read_timeout"),
+        ({}, {"config": mm.Config(user_agent_appid="x" * 51)}, "app_id"),
+        ({}, {"verify": False}, "verify"),
+        ({}, {"verify": "/nonexistent/ca.pem"}, "ca_bundle"),
+        ({}, {"aws_secret_access_key": None}, "aws_secret_access_key"),
+        ({}, {"endpoint_url": "http://127.0.0.1:1", "config": mm.Config(use_fips_endpoint=True)}, "endpoint_url"),
+    ],
+)
+def test_bad_settings_are_invalid_config_naming_the_field(
+    env: pytest.MonkeyPatch, setup: dict, kwargs: dict, field: str
+) -> None:
+    for k, v in setup.items():
+        env.setenv(k, v)
+    args = {"region_name": "us-east-1", **KEYS, **kwargs}
+    with pytest.raises(mm.exceptions.InvalidConfigError) as ei:
+        mm.Client(**args)
+    assert ei.value.field == field, str(ei.value)
+    assert "secret-value" not in str(ei.value)
+
+
+def test_config_shapes_are_checked_as_botocore_does() -> None:
+    with pytest.raises(ValueError):
+        mm.Config(proxies={"ftp": "http://proxy.test:1"})
+    with pytest.raises(ValueError):
+        mm.Config(retries={"attempts": 1})
+
+
+# --- TLS and proxies on 127.0.0.1 -------------------------------------------------------
+
+
+def _pump(a: socket.socket, b: socket.socket) -> None:
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _splice(a: socket.socket, b: socket.socket) -> None:
+    threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+    threading.Thread(target=_pump, args=(b, a), daemon=True).start()
+
+
+def _serve(handle) -> Tuple[str, socket.socket]:  # type: ignore[no-untyped-def]
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    host, port = lsock.getsockname()
+    return f"{host}:{port}", lsock
+
+
+@pytest.fixture
+def https_emu(emu: Emulator) -> Iterator[str]:
+    """The emulator behind a TLS forwarder whose certificate testdata/tls/ca.pem signed."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(TLS / "server.pem", TLS / "server.key")
+    up = urlparse(emu.endpoint_url)
+
+    def handle(conn: socket.socket) -> None:
+        try:
+            tls = ctx.wrap_socket(conn, server_side=True)
+        except (OSError, ssl.SSLError):
+            conn.close()
+            return
+        upstream = socket.create_connection((up.hostname, up.port))
+        _splice(tls, upstream)
+
+    addr, lsock = _serve(handle)
+    yield f"https://{addr}"
+    lsock.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[Tuple[str, List[str]]]:
+    """A forward proxy on 127.0.0.1 that records each CONNECT it tunnels."""
+    seen: List[str] = []
+
+    def handle(conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                conn.close()
+                return
+            head += chunk
+        line = head.split(b"\r\n", 1)[0].decode()
+        method, target, _ = line.split(" ", 2)
+        seen.append(f"{method} {target}")
+        if method != "CONNECT":
+            conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            conn.close()
+            return
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        _splice(conn, upstream)
+
+    addr, lsock = _serve(handle)
+    yield f"http://{addr}", seen
+    lsock.close()
+
+
+def _call(c: mm.Client) -> None:
+    c.resolve_customer(RegistrationToken="reg-token-valid")
+
+
+def test_verify_path_trusts_that_ca_only(env: pytest.MonkeyPatch, emu: Emulator, https_emu: str) -> None:
+    kw = {**emu.client_kwargs(), "endpoint_url": https_emu, "config": mm.Config(retries={"total_max_attempts": 1})}
+    with pytest.raises(mm.EndpointConnectionError):
+        _call(mm.Client(**kw))
+    _call(mm.Client(verify=str(TLS / "ca.pem"), **kw))
+    env.setenv("AWS_CA_BUNDLE", str(TLS / "ca.pem"))
+    _call(mm.Client(**kw))
+    _call(mm.Client(verify=True, **kw))
+
+
+def test_proxies_from_config_and_environment(
+    env: pytest.MonkeyPatch, emu: Emulator, https_emu: str, proxy: Tuple[str, List[str]]
+) -> None:
+    url, seen = proxy
+    kw = {**emu.client_kwargs(), "endpoint_url": https_emu, "verify": str(TLS / "ca.pem")}
+    _call(mm.Client(config=mm.Config(proxies={"https": url}), **kw))
+    assert seen == [f"CONNECT {https_emu[len('https://'):]}"]
+    env.setenv("HTTPS_PROXY", url)
+    _call(mm.Client(**kw))
+    assert len(seen) == 2
+    env.setenv("NO_PROXY", "127.0.0.1")
+    _call(mm.Client(**kw))
+    assert len(seen) == 2
+
+
+# --- the surface a boto3 user touches -----------------------------------------------------
+
+
+def test_meta_config_close_and_context_managers(emu: Emulator) -> None:
+    with emu.client(config=mm.Config(retries={"mode": "adaptive"}, user_agent_appid="app-1")) as c:
+        assert c.meta.config.retries == {"total_max_attempts": 3, "mode": "adaptive"}
+        assert c.meta.config.user_agent_appid == "app-1"
+        assert c.meta.config.region_name == c.meta.region_name
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+        assert c._native.close() == 1  # the pool the call used was open
+    assert c._native.close() == 0  # __exit__ closed it
+    c.resolve_customer(RegistrationToken="reg-token-valid")  # a later call opens a new pool
+    c.close()
+    assert c._native.close() == 0
+
+
+async def test_async_with_closes(emu: Emulator) -> None:
+    async with emu.async_client() as c:
+        await c.resolve_customer(RegistrationToken="reg-token-valid")
+    assert c._native.close() == 0
+
+
+def test_paginators_as_boto3_for_an_api_without_them(client: mm.Client) -> None:
+    for op in ("batch_meter_usage", "meter_usage", "resolve_customer", "register_usage"):
+        assert client.can_paginate(op) is False
+        with pytest.raises(mm.OperationNotPageableError) as ei:
+            client.get_paginator(op)
+        assert str(ei.value) == f"Operation cannot be paginated: {op}"
+        assert ei.value.operation_name == op
