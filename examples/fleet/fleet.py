@@ -52,9 +52,9 @@ def main() -> int:
             for c, p in zip(cmds, procs):
                 out, _ = p.communicate(timeout=120)
                 if p.returncode != 0:
-                    print(f"replica {c[3]} failed", file=sys.stderr)
+                    print(f"replica {c[4]} failed", file=sys.stderr)
                     return 1
-                print(f"replica {c[3]:7} recorded {out.strip()} units")
+                print(f"replica {c[4]:7} recorded {out.strip()} units")
                 recorded += int(out.strip())
             # The hour has ended and its grace passed: any replica may flush; this one does.
             with mm.UsageMeter(emu.client(), product_code=emu.product_code, database_url=url,
