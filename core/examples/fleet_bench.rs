@@ -173,7 +173,10 @@ fn main() {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
-        if let Some(line) = fsync.lines().find(|l| l.contains("fdatasync")) {
+        if let Some(line) = fsync
+            .lines()
+            .find(|l| l.contains("fdatasync") && l.contains("ops/sec"))
+        {
             println!("pg_test_fsync: {}", line.trim());
         }
         println!("{REPLICAS} replica processes x {THREADS} threads, {secs} s each");
