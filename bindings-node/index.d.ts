@@ -313,6 +313,10 @@ export interface UsageMeterOptions {
   flushIntervalSeconds?: number | null;
   /** A hand-set clock (tests, examples). */
   clock?: ManualClock | null;
+  /** The fleet store instead of `path`: `"postgresql://user@host:5432/db"`, one PostgreSQL shared by every replica; each customer-hour is billed once across the fleet. */
+  databaseUrl?: string;
+  /** This writer's name in the fleet store (default: host name and pid). */
+  replicaId?: string;
 }
 
 /** Who an event is for: a `customerIdentifier`, or a `customerAwsAccountId` with its `licenseArn`. */

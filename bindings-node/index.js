@@ -604,7 +604,8 @@ class UsageMeter extends EventEmitter {
    * @param {MarketplaceMeteringClient} client the client whose settings send the buckets.
    * @param {object} [options] path (none: in-memory store), productCode, mode
    *   ("batch" | "meter_usage"), durability ("durable" | "group" | "memory"), graceSeconds,
-   *   zeroFill, flushIntervalSeconds (default 60; null or 0: no background flusher), clock.
+   *   zeroFill, flushIntervalSeconds (default 60; null or 0: no background flusher), clock,
+   *   databaseUrl (the fleet store on PostgreSQL instead of path), replicaId.
    */
   constructor(client, options = {}) {
     super()

@@ -23,6 +23,10 @@ echo "== node"
 node examples/node/meter.js
 node examples/node/usage_meter.js
 
+echo "== fleet store: 3 replicas (2 Python, 1 Node), one private PostgreSQL"
+bash scripts/private-postgres.sh install
+.venv/bin/python examples/fleet/fleet.py
+
 if [ -f examples/c/run.sh ]; then
   echo "== c and c++"
   cargo build --quiet -p metering-emulator --locked

@@ -27,6 +27,11 @@ step "rust: format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "postgresql: installed for the fleet store's tests (apt-get when initdb is missing)"
+# The fleet tests start their own private clusters with this script; one that cannot start
+# PostgreSQL fails, it never skips.
+bash scripts/private-postgres.sh install
+
 step "rust: tests (core, emulator, bindings' unit tests, examples)"
 # The meter's kill -9 crash test runs the real emulator binary (built by this same command).
 METERING_EMULATOR_BIN="$out/debug/metering-emulator" \

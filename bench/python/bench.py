@@ -4,7 +4,7 @@
 marketplace_metering vs boto3, in the same run.
 
     pip install ./bindings-python boto3
-    python bindings-python/bench/bench.py [--seconds 3] [--threads 8] [--cold-runs 5]
+    python bench/python/bench.py [--seconds 3] [--threads 8] [--cold-runs 5]
 
 Reports sequential calls/s (both), calls/s with N threads on one client (ours), cold start
 (fresh interpreter: import + client + one call; median) and installed size (the package vs

@@ -1349,6 +1349,24 @@ void mm_meter_config_free(struct mm_meter_config *config);
 mm_status mm_meter_config_set_path(struct mm_meter_config *config, const char *path);
 
 /**
+ * Puts the meter on the fleet store instead of a SQLite file: one PostgreSQL shared by every
+ * replica of a service (`"postgresql://user@host:5432/db"`, or `?host=/socket/dir`), each
+ * customer-hour billed once across the fleet. Copied. NULL: back to `path` (or memory). Not
+ * UTF-8 → `MM_STATUS_INVALID_INPUT`; a URL that does not parse, or both a path and a URL,
+ * are refused by `mm_meter_new` (field `database_url`). The URL (and any password in it) is
+ * never logged or put in an error. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_database_url(struct mm_meter_config *config,
+                                           const char *database_url);
+
+/**
+ * The fleet store's name for this writer (default: host name and process id). Copied.
+ * NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`; an empty one is
+ * refused by `mm_meter_new` (field `replica_id`). Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_replica_id(struct mm_meter_config *config, const char *replica_id);
+
+/**
  * Sets the product code of every bucket (required for customer identifiers and the MeterUsage
  * mode; without it every record needs an account id and a license ARN). Copied. NULL →
  * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT` (an empty code is refused

@@ -278,6 +278,8 @@ pub struct MeterSettings {
     flush_interval: Option<Duration>,
     callback: Option<Callback>,
     clock: Option<ManualClock>,
+    database_url: Option<String>,
+    replica_id: Option<String>,
 }
 
 /// A meter configuration being built: `mm_meter_config_new`, the setters, then
@@ -339,6 +341,43 @@ pub extern "C" fn mm_meter_config_set_path(
             }
             Some(path_of(bytes))
         };
+        Ok(())
+    })
+}
+
+/// Puts the meter on the fleet store instead of a SQLite file: one PostgreSQL shared by every
+/// replica of a service (`"postgresql://user@host:5432/db"`, or `?host=/socket/dir`), each
+/// customer-hour billed once across the fleet. Copied. NULL: back to `path` (or memory). Not
+/// UTF-8 → `MM_STATUS_INVALID_INPUT`; a URL that does not parse, or both a path and a URL,
+/// are refused by `mm_meter_new` (field `database_url`). The URL (and any password in it) is
+/// never logged or put in an error. Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_meter_config_set_database_url(
+    config: *mut mm_meter_config,
+    database_url: *const c_char,
+) -> mm_status {
+    set(config, |c| {
+        c.database_url = if database_url.is_null() {
+            None
+        } else {
+            // SAFETY: a NUL-terminated string (checked non-NULL).
+            Some(unsafe { ffi::str_arg(database_url, "database_url") }?.to_owned())
+        };
+        Ok(())
+    })
+}
+
+/// The fleet store's name for this writer (default: host name and process id). Copied.
+/// NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`; an empty one is
+/// refused by `mm_meter_new` (field `replica_id`). Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_meter_config_set_replica_id(
+    config: *mut mm_meter_config,
+    replica_id: *const c_char,
+) -> mm_status {
+    set(config, |c| {
+        // SAFETY: NULL or a NUL-terminated string.
+        c.replica_id = Some(unsafe { ffi::str_arg(replica_id, "replica_id") }?.to_owned());
         Ok(())
     })
 }
@@ -706,15 +745,25 @@ pub extern "C" fn mm_meter_new(
         let gate = Arc::new(Gate::default());
         let mut b = MeterConfig::builder()
             .client(client.as_async().clone())
-            .store(match &s.path {
-                Some(p) => Store::sqlite(p.clone()),
-                None => Store::memory(),
+            .store(match (&s.path, &s.database_url) {
+                (Some(_), Some(_)) => {
+                    return Err(ErrorData::invalid(
+                        "database_url",
+                        "give either a path (SQLite) or a database URL (PostgreSQL), not both",
+                    ))
+                }
+                (None, Some(url)) => Store::postgres(url.clone()),
+                (Some(p), None) => Store::sqlite(p.clone()),
+                (None, None) => Store::memory(),
             })
             .mode(mode)
             .durability(s.durability.unwrap_or_default())
             .zero_fill(s.zero_fill);
         if let Some(p) = &s.product_code {
             b = b.product_code(p.clone());
+        }
+        if let Some(id) = &s.replica_id {
+            b = b.replica_id(id.clone());
         }
         if let Some(g) = s.grace {
             b = b.grace(g);

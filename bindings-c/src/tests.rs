@@ -432,6 +432,23 @@ fn meter_config_setters_check_null_and_enums() {
     );
     assert_eq!(mm_meter_config_set_path(cfg, null()), mm_status::Ok);
     assert_eq!(
+        mm_meter_config_set_database_url(null_mut(), c"postgresql://u@h/db".as_ptr()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_config_set_database_url(cfg, bad()),
+        mm_status::InvalidInput
+    );
+    assert_eq!(mm_meter_config_set_database_url(cfg, null()), mm_status::Ok);
+    assert_eq!(
+        mm_meter_config_set_replica_id(cfg, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_config_set_replica_id(cfg, bad()),
+        mm_status::InvalidInput
+    );
+    assert_eq!(
         mm_meter_config_set_grace_seconds(null_mut(), 1),
         mm_status::NullParameter
     );

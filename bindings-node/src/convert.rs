@@ -549,6 +549,8 @@ const METER_OPTION_KEYS: &[&str] = &[
     "zeroFill",
     "flushIntervalSeconds",
     "clock",
+    "databaseUrl",
+    "replicaId",
 ];
 
 /// `new UsageMeter(client, options)` options (`clock` is checked by the JS layer).
@@ -563,9 +565,22 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
         grace: None,
         zero_fill: false,
         flush_interval: None,
+        database_url: None,
+        replica_id: None,
     };
     if let Some(v) = opt!(o, "path") {
         out.path = Some(string(v, top.field("path"))?);
+    }
+    if let Some(v) = opt!(o, "databaseUrl") {
+        out.database_url = Some(string(v, top.field("databaseUrl"))?);
+        if out.path.is_some() {
+            return Err(top.field("databaseUrl").err(
+                "give either path (SQLite) or databaseUrl (PostgreSQL), not both".to_owned(),
+            ));
+        }
+    }
+    if let Some(v) = opt!(o, "replicaId") {
+        out.replica_id = Some(string(v, top.field("replicaId"))?);
     }
     if let Some(v) = opt!(o, "productCode") {
         out.product_code = Some(string(v, top.field("productCode"))?);

@@ -393,9 +393,10 @@ impl NativeMeter {
         let sink = events.clone();
         let mut b = MeterConfig::builder()
             .client(client.core_client())
-            .store(match &o.path {
-                Some(p) => Store::sqlite(p),
-                None => Store::memory(),
+            .store(match (&o.path, &o.database_url) {
+                (_, Some(url)) => Store::postgres(url),
+                (Some(p), None) => Store::sqlite(p),
+                (None, None) => Store::memory(),
             })
             .mode(o.mode)
             .durability(o.durability)
@@ -420,6 +421,9 @@ impl NativeMeter {
         if let Some(c) = clock {
             b = b.clock(c.inner.clock());
         }
+        if let Some(id) = &o.replica_id {
+            b = b.replica_id(id);
+        }
         let config = b.build().map_err(|e| {
             crate::errors::to_js(
                 &env,
@@ -432,7 +436,8 @@ impl NativeMeter {
             meter: Some(meter),
             events,
             // The core only buffers these in memory (see `UsageMeter::record`).
-            inline: o.path.is_none() || o.durability == Durability::Memory,
+            inline: (o.path.is_none() && o.database_url.is_none())
+                || o.durability == Durability::Memory,
             meter_usage: o.mode == MeterMode::MeterUsage,
         })
     }
@@ -615,6 +620,10 @@ pub struct MeterOptions {
     pub zero_fill: bool,
     /// `None`: the core's default; zero: no background flusher.
     pub flush_interval: Option<Duration>,
+    /// The fleet store (PostgreSQL) instead of `path`.
+    pub database_url: Option<String>,
+    /// The fleet store's name for this writer.
+    pub replica_id: Option<String>,
 }
 
 /// A parsed `record()` input.

@@ -393,7 +393,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
 ///
 /// ``UsageMeter(client, path=None, product_code=None, mode="batch", durability="durable",
 /// grace=timedelta(minutes=5), zero_fill=False, on_event=None,
-/// flush_interval=timedelta(seconds=60), *, clock=None)``
+/// flush_interval=timedelta(seconds=60), *, clock=None, database_url=None, replica_id=None)``
 ///
 /// Parameters
 /// ----------
@@ -484,7 +484,8 @@ impl UsageMeter {
 impl UsageMeter {
     #[new]
     #[pyo3(signature = (client, path=None, product_code=None, mode=Arg::Missing,
-        durability=Arg::Missing, grace=None, zero_fill=Arg::Missing, on_event=None, flush_interval=Arg::Missing, *, clock=None))]
+        durability=Arg::Missing, grace=None, zero_fill=Arg::Missing, on_event=None, flush_interval=Arg::Missing, *, clock=None,
+        database_url=None, replica_id=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -498,6 +499,8 @@ impl UsageMeter {
         on_event: Option<&Bound<'_, PyAny>>,
         flush_interval: Arg<'_>,
         clock: Option<&Bound<'_, PyAny>>,
+        database_url: Option<&Bound<'_, PyAny>>,
+        replica_id: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let native = match client.cast::<Client>() {
             Ok(c) => c.clone(),
@@ -521,7 +524,20 @@ impl UsageMeter {
             },
         };
         let mut b = MeterConfig::builder().client(native.get().core().clone());
+        let database_url = opt_str(database_url, "database_url", NEW)?;
+        if let Some(id) = opt_str(replica_id, "replica_id", NEW)? {
+            b = b.replica_id(id);
+        }
         b = b.store(match path {
+            Some(p) if !p.is_none() && database_url.is_some() => {
+                return Err(input_err(
+                    py,
+                    "database_url",
+                    "give either path (SQLite) or database_url (PostgreSQL), not both",
+                    NEW,
+                ))
+            }
+            _ if database_url.is_some() => Store::postgres(database_url.unwrap_or_default()),
             Some(p) if !p.is_none() => match p.extract::<PathBuf>() {
                 Ok(p) => Store::sqlite(p),
                 Err(_) => {

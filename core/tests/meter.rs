@@ -18,6 +18,28 @@ use metering_emulator::{Emulator, EmulatorConfig, Fault, LedgerEntry};
 
 const H: i64 = 3600;
 
+mod support;
+use support::pg;
+
+/// A behaviour test on both stores: `NAME::sqlite` and `NAME::postgres` (a fresh database on
+/// a private PostgreSQL cluster; a test that cannot start it fails).
+macro_rules! both_stores {
+    ($name:ident, $sqlite:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(Store::postgres(pg::fresh_url())).await
+            }
+        }
+    };
+}
+
 fn emulator() -> Emulator {
     Emulator::start(EmulatorConfig::default()).expect("emulator starts")
 }
@@ -131,13 +153,16 @@ fn assert_billed_once(ledger: &[LedgerEntry], expected: &HashMap<(String, String
     }
 }
 
-#[tokio::test]
-async fn bills_each_customer_hour_once_and_never_an_unsealed_hour() {
+both_stores!(
+    bills_each_customer_hour_once_and_never_an_unsealed_hour,
+    Store::memory()
+);
+async fn bills_each_customer_hour_once_and_never_an_unsealed_hour(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
     let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
     let mut expected: HashMap<(String, String, i64), i64> = HashMap::new();
     for hour in [b - 3 * H, b - 2 * H, b - H] {
         h.set(hour + 10);
@@ -180,13 +205,13 @@ async fn bills_each_customer_hour_once_and_never_an_unsealed_hour() {
     assert_eq!(emu.ledger().len(), 180);
 }
 
-#[tokio::test]
-async fn late_events_are_counted_in_the_current_hour() {
+both_stores!(late_events_are_counted_in_the_current_hour, Store::memory());
+async fn late_events_are_counted_in_the_current_hour(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
     let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
     h.set(b - 2 * H + 5);
     meter.record(cust(1), "users", 4, None, None).unwrap();
     h.set(b + 600);
@@ -217,13 +242,13 @@ async fn late_events_are_counted_in_the_current_hour() {
     assert_eq!(m[&("cust-1".into(), "users".into(), b)], (3, 1));
 }
 
-#[tokio::test]
-async fn unprocessed_records_are_sent_again() {
+both_stores!(unprocessed_records_are_sent_again, Store::memory());
+async fn unprocessed_records_are_sent_again(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
     let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
     h.set(b - H + 1);
     let mut expected = HashMap::new();
     for i in 1..=20 {
@@ -246,13 +271,16 @@ async fn unprocessed_records_are_sent_again() {
     assert_eq!(meter.status().unwrap().acked, 20);
 }
 
-#[tokio::test]
-async fn throttling_leaves_buckets_sealed_for_the_next_flush() {
+both_stores!(
+    throttling_leaves_buckets_sealed_for_the_next_flush,
+    Store::memory()
+);
+async fn throttling_leaves_buckets_sealed_for_the_next_flush(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
     let meter =
-        UsageMeter::new(h.builder(client(&emu, 2), Store::memory()).build().unwrap()).unwrap();
+        UsageMeter::new(h.builder(client(&emu, 2), store.clone()).build().unwrap()).unwrap();
     h.set(b - H + 1);
     for i in 1..=30 {
         meter.record(cust(i), "users", 1, None, None).unwrap();
@@ -274,13 +302,16 @@ async fn throttling_leaves_buckets_sealed_for_the_next_flush() {
     assert_eq!(emu.ledger().len(), 30);
 }
 
-#[tokio::test]
-async fn refused_records_are_dead_lettered_and_reported() {
+both_stores!(
+    refused_records_are_dead_lettered_and_reported,
+    Store::memory()
+);
+async fn refused_records_are_dead_lettered_and_reported(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
     let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
     h.set(b - H + 1);
     meter
         .record(
@@ -395,13 +426,13 @@ async fn a_crash_after_billing_resends_the_same_quantity_once() {
     let _ = std::fs::remove_file(&path);
 }
 
-#[tokio::test]
-async fn zero_fill_reports_hours_without_usage() {
+both_stores!(zero_fill_reports_hours_without_usage, Store::memory());
+async fn zero_fill_reports_hours_without_usage(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
     let meter = UsageMeter::new(
-        h.builder(client(&emu, 3), Store::memory())
+        h.builder(client(&emu, 3), store.clone())
             .zero_fill(true)
             .build()
             .unwrap(),
@@ -425,14 +456,17 @@ async fn zero_fill_reports_hours_without_usage() {
     assert_eq!(meter.flush().await.unwrap().acked, 2);
 }
 
-#[tokio::test]
-async fn meter_usage_mode_uses_a_deterministic_client_token() {
+both_stores!(
+    meter_usage_mode_uses_a_deterministic_client_token,
+    Store::sqlite(temp_db("meterusage"))
+);
+async fn meter_usage_mode_uses_a_deterministic_client_token(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
     let path = temp_db("meterusage");
     let meter = UsageMeter::new(
-        h.builder(client(&emu, 1), Store::sqlite(&path))
+        h.builder(client(&emu, 1), store.clone())
             .mode(MeterMode::MeterUsage)
             .build()
             .unwrap(),
@@ -475,13 +509,13 @@ async fn meter_usage_mode_uses_a_deterministic_client_token() {
     let _ = std::fs::remove_file(&path);
 }
 
-#[tokio::test]
-async fn window_alarm_and_expiry_follow_the_clock() {
+both_stores!(window_alarm_and_expiry_follow_the_clock, Store::memory());
+async fn window_alarm_and_expiry_follow_the_clock(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
     let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
     h.set(b - 7 * H + 1);
     meter.record(cust(2), "users", 9, None, None).unwrap();
     h.set(b - 5 * H + 1);
@@ -552,8 +586,8 @@ fn group_and_durable_commits_from_many_threads() {
     }
 }
 
-#[tokio::test]
-async fn license_customers_and_allocations() {
+both_stores!(license_customers_and_allocations, Store::memory());
+async fn license_customers_and_allocations(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
@@ -561,7 +595,7 @@ async fn license_customers_and_allocations() {
     let meter = UsageMeter::new(
         MeterConfig::builder()
             .client(client(&emu, 3))
-            .store(Store::memory())
+            .store(store.clone())
             .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
             .build()
             .unwrap(),
@@ -1059,10 +1093,11 @@ fn meter_usage_tokens(emu: &Emulator) -> Vec<String> {
         .collect()
 }
 
-/// Item 8: an error about the caller (product, region, disabled API, entitlement, access)
-/// keeps every bucket sealed and is returned from the flush; fixed, they bill.
+// Item 8: an error about the caller (product, region, disabled API, entitlement, access)
+// keeps every bucket sealed and is returned from the flush; fixed, they bill.
 #[tokio::test]
 async fn a_whole_call_error_keeps_buckets_sealed_and_is_returned() {
+    let store = Store::memory();
     let emu = emulator();
     let h = Harness::new();
     let b = base();
@@ -1114,7 +1149,7 @@ async fn a_whole_call_error_keeps_buckets_sealed_and_is_returned() {
 
     // One answer of each whole-call kind, in the MeterUsage mode (one bucket per call).
     let meter = UsageMeter::new(
-        h.builder(client(&emu, 1), Store::memory())
+        h.builder(client(&emu, 1), store.clone())
             .mode(MeterMode::MeterUsage)
             .build()
             .unwrap(),
@@ -1151,15 +1186,15 @@ async fn a_whole_call_error_keeps_buckets_sealed_and_is_returned() {
     }
 }
 
-/// Item 8: `requeue` sends chosen dead letters again, by reason, customer and hour, while
-/// their hour is inside the window.
-#[tokio::test]
-async fn requeue_sends_chosen_dead_letters_again() {
+// Item 8: `requeue` sends chosen dead letters again, by reason, customer and hour, while
+// their hour is inside the window.
+both_stores!(requeue_sends_chosen_dead_letters_again, Store::memory());
+async fn requeue_sends_chosen_dead_letters_again(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
     let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
     let late = Customer::identifier("cust-unsubscribed");
     for hour in [b - 2 * H, b - H] {
         h.set(hour + 1);

@@ -159,6 +159,12 @@ class UsageMeter:
         :meth:`close`.
     clock : ManualClock, optional
         Keyword only; for tests and examples (``marketplace_metering.testing.ManualClock``).
+    database_url : str, optional
+        Keyword only. The fleet store instead of ``path``: ``"postgresql://user@host:5432/db"``,
+        one PostgreSQL shared by every replica; each customer-hour is billed once across the
+        fleet. Which hours are sealed is decided by the database's clock (``clock`` replaces it).
+    replica_id : str, optional
+        Keyword only. This writer's name in the fleet store (default: host name and pid).
 
     Raises
     ------
@@ -190,6 +196,8 @@ class UsageMeter:
         flush_interval: Union[timedelta, float, None] = ...,
         *,
         clock: Optional[ManualClock] = None,
+        database_url: Optional[str] = None,
+        replica_id: Optional[str] = None,
     ) -> "UsageMeter": ...
     def record(
         self,

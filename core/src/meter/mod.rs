@@ -50,6 +50,11 @@
 //! handle there does not wait for the committer thread it runs on.
 
 mod crash;
+#[cfg(feature = "fleet")]
+mod fleet;
+#[cfg(not(feature = "fleet"))]
+#[path = "fleet_off.rs"]
+mod fleet;
 mod owner;
 mod send;
 mod store;
@@ -225,13 +230,25 @@ impl std::str::FromStr for Durability {
 }
 
 /// Where the meter keeps its buckets.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store(StoreKind);
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum StoreKind {
     Sqlite(PathBuf),
     Memory,
+    Postgres(String),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            StoreKind::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            StoreKind::Memory => f.write_str("Memory"),
+            // Never the URL: it may carry a password.
+            StoreKind::Postgres(_) => f.write_str("Postgres(..)"),
+        }
+    }
 }
 
 impl Store {
@@ -242,6 +259,39 @@ impl Store {
     /// Memory only, for tests: nothing survives the process.
     pub fn memory() -> Store {
         Store(StoreKind::Memory)
+    }
+    /// The fleet store: PostgreSQL at `database_url` (`postgresql://user@host:5432/db`, or
+    /// `?host=/socket/dir` for a Unix socket), shared by every replica of a service; every
+    /// customer-hour is billed once across the fleet. Needs the `fleet` feature.
+    pub fn postgres(database_url: impl Into<String>) -> Store {
+        Store(StoreKind::Postgres(database_url.into()))
+    }
+}
+
+/// The fleet store's settings (from the builder).
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+pub(crate) struct FleetSettings {
+    /// Never printed: it may carry a password.
+    pub url: Redacted,
+    pub replica_id: Option<String>,
+    pub senders: u32,
+    pub lease: Duration,
+    /// The hour (epoch seconds) from which this store counts usage (a cut-over from a
+    /// SQLite store); earlier events are refused.
+    pub start_hour: Option<i64>,
+    /// Seal by the meter's clock instead of the database's `now()` (a clock was given).
+    pub use_meter_clock: bool,
+}
+
+/// A string Debug never shows.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+pub(crate) struct Redacted(pub String);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("..")
     }
 }
 
@@ -381,6 +431,26 @@ pub struct MeterStatus {
     pub oldest_unsent_hour: Option<i64>,
 }
 
+impl MeterStatus {
+    /// Counts `n` buckets in `state` whose oldest calendar hour is `min_hour`.
+    fn count(&mut self, state: &str, n: i64, min_hour: Option<i64>) {
+        let n = n.max(0) as u64;
+        match state {
+            "pending" => self.pending += n,
+            "sealed" | "sending" => self.sealed += n,
+            "acked" => self.acked += n,
+            "dead_lettered" => self.dead_lettered += n,
+            "expired" => self.expired += n,
+            _ => {}
+        }
+        if matches!(state, "pending" | "sealed" | "sending") {
+            if let Some(h) = min_hour {
+                self.oldest_unsent_hour = Some(self.oldest_unsent_hour.map_or(h, |o| o.min(h)));
+            }
+        }
+    }
+}
+
 /// What one flush did.
 #[derive(Debug, Default)]
 pub struct FlushSummary {
@@ -469,6 +539,11 @@ pub struct MeterConfig {
     group_max_events: usize,
     max_unprocessed_rounds: u32,
     power_loss_safe: bool,
+    clock_given: bool,
+    replica_id: Option<String>,
+    fleet_senders: u32,
+    fleet_lease: Duration,
+    start_hour: Option<i64>,
 }
 
 impl fmt::Debug for MeterConfig {
@@ -484,6 +559,10 @@ impl fmt::Debug for MeterConfig {
             .field("window", &self.window)
             .field("alarm_before", &self.alarm_before)
             .field("power_loss_safe", &self.power_loss_safe)
+            .field("replica_id", &self.replica_id)
+            .field("fleet_senders", &self.fleet_senders)
+            .field("fleet_lease", &self.fleet_lease)
+            .field("start_hour", &self.start_hour)
             .finish_non_exhaustive()
     }
 }
@@ -524,6 +603,10 @@ pub struct MeterConfigBuilder {
     group_max_wait: Duration,
     group_max_events: Option<usize>,
     power_loss_safe: Option<bool>,
+    replica_id: Option<String>,
+    fleet_senders: Option<u32>,
+    fleet_lease: Option<Duration>,
+    start_hour: Option<i64>,
 }
 
 impl MeterConfigBuilder {
@@ -608,9 +691,36 @@ impl MeterConfigBuilder {
         self.group_max_events = Some(max_events.max(1));
         self
     }
+    /// Fleet store: the name of this writer in the store (default: host name and process
+    /// id). Replicas must not share one while both run.
+    pub fn replica_id(mut self, id: impl Into<String>) -> Self {
+        self.replica_id = Some(id.into());
+        self
+    }
+    /// Fleet store: how many meters of the fleet send at once per product (default 1, so
+    /// the fleet calls the service at the rate one meter does).
+    pub fn fleet_senders(mut self, n: u32) -> Self {
+        self.fleet_senders = Some(n);
+        self
+    }
+    /// Fleet store: how long a sender's claim on buckets lasts (default 2 minutes); a
+    /// sender that dies is replaced after this, and its records are sent again, identical.
+    pub fn fleet_lease(mut self, lease: Duration) -> Self {
+        self.fleet_lease = Some(lease);
+        self
+    }
+    /// Fleet store: the first hour (epoch seconds, rounded down to the hour) this store
+    /// counts. Events of earlier hours are refused (`InvalidInput` naming `timestamp`):
+    /// they belong to the SQLite meter this store takes over from (see the README's
+    /// cut-over).
+    pub fn start_hour(mut self, epoch_secs: i64) -> Self {
+        self.start_hour = Some(hour_of(epoch_secs));
+        self
+    }
     /// Builds the settings; `client` and `store` are required.
     pub fn build(self) -> Result<MeterConfig, BuildError> {
         let client = self.client.ok_or(BuildError::missing("client"))?;
+        let clock_given = self.clock.is_some();
         let clock = self.clock.unwrap_or_else(|| client_clock(client.clone()));
         Ok(MeterConfig {
             client,
@@ -630,6 +740,11 @@ impl MeterConfigBuilder {
             group_max_events: self.group_max_events.unwrap_or(4096),
             max_unprocessed_rounds: 5,
             power_loss_safe: self.power_loss_safe.unwrap_or(true),
+            clock_given,
+            replica_id: self.replica_id,
+            fleet_senders: self.fleet_senders.unwrap_or(1),
+            fleet_lease: self.fleet_lease.unwrap_or(Duration::from_secs(120)),
+            start_hour: self.start_hour,
         })
     }
 }
@@ -695,6 +810,26 @@ fn overflow_error(key: &BucketKey, quantity: i64, total: i64) -> Error {
     )
 }
 
+/// Runs a fleet-store future to completion from synchronous code: on the calling thread
+/// through [`crate::runtime::block_on`], or, when the caller is itself inside a tokio
+/// runtime (a `#[tokio::test]`, an async seller), on a helper thread, so the call never
+/// fails for where it was made. The database connections run on the shared runtime either
+/// way.
+fn wait<F>(fut: F) -> Result<F::Output, Error>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return crate::runtime::block_on(fut);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| crate::runtime::block_on(fut))
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid_state("fleet store: a helper thread failed")))
+    })
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -702,6 +837,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Shared by the meter, its committer thread and its background flusher.
 struct Shared {
     db: Mutex<Db>,
+    /// The fleet store; `db` is then an unused in-memory database.
+    fleet: Option<fleet::Fleet>,
     buffer: Mutex<MemBuffer>,
     scope: Scope,
     clock: Clock,
@@ -821,21 +958,61 @@ impl Shared {
         Ok(out)
     }
 
+    /// Writes `entries` to whichever store the meter has (see [`Shared::write`]); the fleet
+    /// store's call blocks this thread.
+    fn write_store(&self, entries: &Buffer, must_land: bool) -> Result<Written, Error> {
+        match &self.fleet {
+            Some(f) => wait(f.write(&self.scope.product_code, entries, self.current_hour()))?,
+            None => self.write(&mut lock(&self.db), entries, must_land),
+        }
+    }
+
     /// Moves the in-memory buffer into the store. On any error (busy, disk full, read-only)
     /// the events go back into the buffer, to be written by the next drain: `record()`
     /// acknowledged them.
     fn drain(&self) -> Result<(), Error> {
+        if let Some(f) = &self.fleet {
+            let entries = self.take_buffer();
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let r = wait(f.write(&self.scope.product_code, &entries, self.current_hour()))
+                .and_then(|r| r);
+            return self.drained(entries, r);
+        }
         let mut db = lock(&self.db);
-        let entries = {
-            let mut b = lock(&self.buffer);
-            b.drains += 1;
-            std::mem::take(&mut b.map)
-        };
+        let entries = self.take_buffer();
         if entries.is_empty() {
             return Ok(());
         }
         let result = self.write(&mut db, &entries, true);
         drop(db);
+        self.drained(entries, result)
+    }
+
+    /// [`Shared::drain`] on the runtime (a flush).
+    async fn drain_async(&self) -> Result<(), Error> {
+        let Some(f) = &self.fleet else {
+            return self.drain();
+        };
+        let entries = self.take_buffer();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let r = f
+            .write(&self.scope.product_code, &entries, self.current_hour())
+            .await;
+        self.drained(entries, r)
+    }
+
+    fn take_buffer(&self) -> Buffer {
+        let mut b = lock(&self.buffer);
+        b.drains += 1;
+        std::mem::take(&mut b.map)
+    }
+
+    /// Puts back what a drain could not write.
+    fn drained(&self, entries: Buffer, result: Result<Written, Error>) -> Result<(), Error> {
         match result {
             Ok(w) => {
                 for (k, total) in w.refused {
@@ -1017,7 +1194,7 @@ fn committer(shared: Arc<Shared>, group: Arc<Group>, max_wait: Duration, max_eve
             (batch, slot, n, waiters)
         };
         let started = Instant::now();
-        let result = shared.write(&mut lock(&shared.db), &batch, false);
+        let result = shared.write_store(&batch, false);
         last_commit = started.elapsed();
         // The callers released now are the ones expected in the next group.
         lock(&group.queue).want = n.max(1);
@@ -1210,9 +1387,22 @@ impl UsageMeter {
             }
         }
         let memory_store = matches!(config.store.0, StoreKind::Memory);
+        let mut fleet = None;
         let db = match &config.store.0 {
             StoreKind::Sqlite(p) => Db::open(Some(p), config.power_loss_safe)?,
             StoreKind::Memory => Db::open(None, true)?,
+            StoreKind::Postgres(url) => {
+                let settings = FleetSettings {
+                    url: Redacted(url.clone()),
+                    replica_id: config.replica_id.clone(),
+                    senders: config.fleet_senders,
+                    lease: config.fleet_lease,
+                    start_hour: config.start_hour,
+                    use_meter_clock: config.clock_given,
+                };
+                fleet = Some(wait(fleet::Fleet::open(settings))??);
+                Db::open(None, true)?
+            }
         };
         let scope = Scope {
             product_code: config.product_code.clone().unwrap_or_default(),
@@ -1223,6 +1413,7 @@ impl UsageMeter {
         };
         let shared = Arc::new(Shared {
             db: Mutex::new(db),
+            fleet,
             buffer: Mutex::new(MemBuffer::default()),
             scope,
             clock: config.clock.clone(),
@@ -1320,6 +1511,17 @@ impl UsageMeter {
             None => None,
         };
         let mut hour = hour_of(at_secs);
+        if let Some(start) = shared.fleet.as_ref().and_then(fleet::Fleet::start_hour) {
+            if hour < start || hour_of(now) < start {
+                return Err(Error::invalid_input(
+                    "timestamp",
+                    format!(
+                        "{at_secs} is before this fleet store's start hour {start}: usage before \
+                         the cut-over belongs to the SQLite meter it took over from"
+                    ),
+                ));
+            }
+        }
         if hour.saturating_add(3600 + shared.scope.grace) <= now {
             let current = hour_of(now);
             shared.emit(vec![MeterEvent {
@@ -1373,7 +1575,7 @@ impl UsageMeter {
                         base: 0,
                     },
                 );
-                let w = shared.write(&mut lock(&shared.db), &one, false)?;
+                let w = shared.write_store(&one, false)?;
                 if let Some((k, total)) = w.refused.first() {
                     return Err(overflow_error(k, quantity, *total));
                 }
@@ -1402,12 +1604,17 @@ impl UsageMeter {
             };
             // First event of this bucket since the last drain: read what the store holds,
             // without holding the buffer (a drain holds the store, then the buffer).
-            let base = lock(&shared.db).pending_quantity(
-                &shared.scope.product_code,
-                &key.customer,
-                &key.dimension,
-                key.hour,
-            )?;
+            let base = if shared.fleet.is_some() {
+                // The fleet's sum is spread over replicas; the write checks it.
+                Ok(0)
+            } else {
+                lock(&shared.db).pending_quantity(
+                    &shared.scope.product_code,
+                    &key.customer,
+                    &key.dimension,
+                    key.hour,
+                )
+            }?;
             let mut b = lock(&shared.buffer);
             if b.drains != drains || b.map.contains_key(&key) {
                 continue; // a drain or another caller came first: look again
@@ -1516,6 +1723,9 @@ impl UsageMeter {
         let dims: Vec<String> = dimensions.iter().map(|d| (*d).to_owned()).collect();
         let shared = &self.inner.shared;
         let hour = shared.current_hour();
+        if let Some(f) = &shared.fleet {
+            return wait(f.register(&shared.scope.product_code, &customer, &dims, hour))?;
+        }
         lock(&shared.db).register(&shared.scope.product_code, &customer, &dims, hour)
     }
 
@@ -1550,6 +1760,9 @@ impl UsageMeter {
         self.inner.check_process()?;
         let shared = &self.inner.shared;
         shared.drain()?;
+        if let Some(f) = &shared.fleet {
+            return wait(f.status(&shared.scope.product_code))?;
+        }
         lock(&shared.db).status(&shared.scope.product_code)
     }
 
@@ -1557,6 +1770,9 @@ impl UsageMeter {
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, Error> {
         self.inner.check_process()?;
         let shared = &self.inner.shared;
+        if let Some(f) = &shared.fleet {
+            return wait(f.dead_letters(&shared.scope.product_code))?;
+        }
         lock(&shared.db).dead_letters(&shared.scope.product_code)
     }
 
@@ -1592,6 +1808,9 @@ impl UsageMeter {
         let now = (shared.clock)();
         // An hour is inside the window while now < hour + window (as `flush` expires it).
         let after = now.saturating_sub(shared.scope.window);
+        if let Some(f) = &shared.fleet {
+            return wait(f.requeue(&shared.scope.product_code, filter, after))?;
+        }
         lock(&shared.db).requeue(&shared.scope.product_code, filter, after)
     }
 
@@ -1599,6 +1818,11 @@ impl UsageMeter {
     /// For a face's exit hook: a process that ends without dropping the meter keeps them.
     pub fn write_buffered(&self) -> Result<(), Error> {
         self.inner.shared.drain()
+    }
+
+    /// The fleet store's name for this writer (`None` on a SQLite store).
+    pub fn replica_id(&self) -> Option<&str> {
+        self.inner.shared.fleet.as_ref().map(fleet::Fleet::replica)
     }
 
     /// Whether the calling thread is running this meter's event callback, where `flush()`,

@@ -200,7 +200,7 @@ fn file_id(f: &File) -> std::io::Result<(u64, u64)> {
     }
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     #[cfg(unix)]
     {
         let mut buf = [0u8; 256];

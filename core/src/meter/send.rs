@@ -189,11 +189,9 @@ impl Results {
         self.events.push(event(it, MeterEventKind::Expired));
         self.outcomes.push(Outcome::Expire(it.id));
     }
-    fn commit(self, inner: &Inner) -> Result<(), Error> {
-        let shared = &inner.shared;
-        let now = (shared.clock)();
-        lock(&shared.db).record_outcomes(&self.outcomes, now)?;
-        shared.emit(self.events);
+    async fn commit(self, inner: &Inner) -> Result<(), Error> {
+        record_outcomes(inner, &self.outcomes).await?;
+        inner.shared.emit(self.events);
         Ok(())
     }
 }
@@ -274,25 +272,79 @@ fn is_throttling(e: &Error) -> bool {
 
 pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     let shared = &inner.shared;
+    if let Some(f) = &shared.fleet {
+        return flush_fleet(inner, f).await;
+    }
     shared.drain()?;
     let now = (shared.clock)();
-    let prepared = lock(&shared.db).prepare(&shared.scope, now)?;
+    let mut prepared = lock(&shared.db).prepare(&shared.scope, now)?;
+    let items = std::mem::take(&mut prepared.items);
+    let mut sum = sealed(inner, prepared);
+    let queue = batches(inner, items);
+    run(inner, queue, &mut sum).await?;
+    Ok(sum)
+}
+
+/// A flush's summary once sealing is done; reports its events.
+fn sealed(inner: &Inner, prepared: super::store::Prepared) -> FlushSummary {
     if prepared.sealed > 0 {
         super::crash::hit("after_seal");
     }
-    let mut sum = FlushSummary {
+    inner.shared.emit(prepared.events);
+    FlushSummary {
         sealed: prepared.sealed,
         ..FlushSummary::default()
-    };
-    shared.emit(prepared.events);
+    }
+}
 
+/// The fleet store's flush: seal (by the database's clock), then, holding a sender slot,
+/// claim up to one call's worth of buckets at a time and send them.
+async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSummary, Error> {
+    let shared = &inner.shared;
+    shared.drain_async().await?;
+    let now = (shared.clock)();
+    let mut sum = sealed(inner, f.seal(&shared.scope, now).await?);
+    let product = shared.scope.product_code.as_str();
+    let Some(sender) = f.sender(product).await? else {
+        // Another replica sends now; the buckets are its to send.
+        return Ok(sum);
+    };
+    let mut seen: Vec<i64> = Vec::new();
+    let result = loop {
+        let items = match f.claim(product, BATCH as i64, &seen).await {
+            Ok(items) => items,
+            Err(e) => break Err(e),
+        };
+        if items.is_empty() {
+            break Ok(());
+        }
+        seen.extend(items.iter().map(|i| i.id));
+        match run(inner, batches(inner, items), &mut sum).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Stopped (throttled): what was never claimed waits too.
+                sum.deferred += f.count_sendable(product, &seen).await.unwrap_or(0);
+                break Ok(());
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    f.release_sender(sender).await;
+    result.map(|()| sum)
+}
+
+/// The calls that send `items`: one product (or, without a product code, one license) and
+/// at most [`BATCH`] records per `BatchMeterUsage` call; one bucket per `MeterUsage` call.
+fn batches(inner: &Inner, items: Vec<SendItem>) -> VecDeque<Vec<SendItem>> {
+    let shared = &inner.shared;
     let mut queue: VecDeque<Vec<SendItem>> = VecDeque::new();
+    let prepared_items = items;
     match inner.mode {
         MeterMode::Batch => {
             // One product (or, without a product code, one license) per call.
             let by_product = !shared.scope.product_code.is_empty();
             let mut groups: BTreeMap<String, Vec<SendItem>> = BTreeMap::new();
-            for it in prepared.items {
+            for it in prepared_items {
                 let g = match (&it.customer, by_product) {
                     (Customer::AwsAccount { license_arn, .. }, false) => license_arn.clone(),
                     _ => String::new(),
@@ -306,14 +358,37 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
                 }
             }
         }
-        MeterMode::MeterUsage => queue.extend(prepared.items.into_iter().map(|it| vec![it])),
+        MeterMode::MeterUsage => queue.extend(prepared_items.into_iter().map(|it| vec![it])),
     }
+    queue
+}
 
+/// A fleet store's claimed buckets that a stopped flush will not send go back to sealed
+/// at once (not after their lease).
+async fn revert_claimed(inner: &Inner, queue: &VecDeque<Vec<SendItem>>) -> Result<(), Error> {
+    if inner.shared.fleet.is_none() {
+        return Ok(());
+    }
+    let rest: Vec<Outcome> = queue
+        .iter()
+        .flatten()
+        .map(|i| Outcome::Revert(i.id))
+        .collect();
+    record_outcomes(inner, &rest).await
+}
+
+/// Sends the calls of `queue`; `false` when a retryable failure stopped the flush (the
+/// rest is left for the next one; claimed fleet buckets go back to sealed).
+async fn run(
+    inner: &Inner,
+    mut queue: VecDeque<Vec<SendItem>>,
+    sum: &mut FlushSummary,
+) -> Result<bool, Error> {
     while let Some(batch) = queue.pop_front() {
         let n = batch.len();
         let flow = match inner.mode {
-            MeterMode::Batch => send_batch(inner, batch, &mut sum).await,
-            MeterMode::MeterUsage => send_meter_usage(inner, batch, &mut sum).await,
+            MeterMode::Batch => send_batch(inner, batch, sum).await,
+            MeterMode::MeterUsage => send_meter_usage(inner, batch, sum).await,
         };
         match flow {
             Ok(Flow::Continue) => {}
@@ -324,19 +399,34 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
             }
             Ok(Flow::Stop) => {
                 sum.deferred += queue.iter().map(Vec::len).sum::<usize>();
-                break;
+                revert_claimed(inner, &queue).await?;
+                return Ok(false);
             }
             Err(e) => {
                 tracing::warn!(records = n, error = %e, "meter flush stopped");
+                let _ = revert_claimed(inner, &queue).await;
                 return Err(e);
             }
         }
     }
-    Ok(sum)
+    Ok(true)
 }
 
-/// Marks `items` sending.
+/// Records the outcomes of a call in whichever store the meter has.
+async fn record_outcomes(inner: &Inner, outcomes: &[Outcome]) -> Result<(), Error> {
+    let now = (inner.shared.clock)();
+    match &inner.shared.fleet {
+        Some(f) => f.record_outcomes(outcomes, now).await,
+        None => lock(&inner.shared.db).record_outcomes(outcomes, now),
+    }
+}
+
+/// Marks `items` sending (a fleet store's claim already did).
 fn mark_sending(inner: &Inner, items: &[SendItem]) -> Result<(), Error> {
+    if inner.shared.fleet.is_some() {
+        super::crash::hit("before_send");
+        return Ok(());
+    }
     let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
     let now = (inner.shared.clock)();
     lock(&inner.shared.db).mark_sending(&ids, now)?;
@@ -345,7 +435,7 @@ fn mark_sending(inner: &Inner, items: &[SendItem]) -> Result<(), Error> {
 }
 
 /// Handles an error that answered a whole call.
-fn call_failed(
+async fn call_failed(
     inner: &Inner,
     items: Vec<SendItem>,
     e: Error,
@@ -356,7 +446,7 @@ fn call_failed(
         // truncated answers) may have been: they stay `sending`, which is re-sent the same.
         if is_throttling(&e) {
             let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
-            lock(&inner.shared.db).record_outcomes(&outcomes, (inner.shared.clock)())?;
+            record_outcomes(inner, &outcomes).await?;
         }
         sum.deferred += items.len();
         sum.interrupted = Some(e);
@@ -373,7 +463,7 @@ fn call_failed(
             // one of the two clocks is wrong. Nothing is final; the bucket waits, sealed, and
             // the flush goes on with the others.
             let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
-            lock(&inner.shared.db).record_outcomes(&outcomes, (inner.shared.clock)())?;
+            record_outcomes(inner, &outcomes).await?;
             sum.deferred += items.len();
             sum.interrupted = Some(e);
             return Ok(Flow::Continue);
@@ -386,12 +476,12 @@ fn call_failed(
                 res.dead(it, e.code(), e.message(), sum);
             }
         }
-        res.commit(inner)?;
+        res.commit(inner).await?;
         return Ok(Flow::Continue);
     }
     // About the caller, not the records: nothing was metered; they stay sealed.
     let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
-    lock(&inner.shared.db).record_outcomes(&outcomes, (inner.shared.clock)())?;
+    record_outcomes(inner, &outcomes).await?;
     Err(e)
 }
 
@@ -416,7 +506,7 @@ async fn send_batch(
                 Err(m) => res.dead(&it, ErrorCode::InvalidInput.as_str(), &m, sum),
             }
         }
-        res.commit(inner)?;
+        res.commit(inner).await?;
         items = keep;
         if items.is_empty() {
             return Ok(Flow::Continue);
@@ -432,7 +522,7 @@ async fn send_batch(
         super::crash::hit("after_send_before_ack");
         let out = match out {
             Ok(out) => out,
-            Err(e) => return call_failed(inner, items, e.into(), sum),
+            Err(e) => return call_failed(inner, items, e.into(), sum).await,
         };
         let mut index: HashMap<RecordKey, usize> = HashMap::new();
         for (i, it) in items.iter().enumerate() {
@@ -488,7 +578,7 @@ async fn send_batch(
         }
         // Neither answered nor unprocessed: left `sending` for the next flush.
         sum.deferred += done.iter().filter(|d| !**d).count();
-        res.commit(inner)?;
+        res.commit(inner).await?;
         if unprocessed.is_empty() {
             return Ok(Flow::Continue);
         }
@@ -500,7 +590,7 @@ async fn send_batch(
         rounds += 1;
         if rounds > inner.max_unprocessed_rounds {
             let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
-            lock(&inner.shared.db).record_outcomes(&outcomes, (inner.shared.clock)())?;
+            record_outcomes(inner, &outcomes).await?;
             sum.deferred += items.len();
             return Ok(Flow::Continue);
         }
@@ -516,7 +606,10 @@ async fn send_meter_usage(
     sum: &mut FlushSummary,
 ) -> Result<Flow, Error> {
     let product = inner.shared.scope.product_code.clone();
-    let store_id = lock(&inner.shared.db).store_id()?;
+    let store_id = match &inner.shared.fleet {
+        Some(f) => f.store_id().await?,
+        None => lock(&inner.shared.db).store_id()?,
+    };
     for it in items {
         let mut res = Results::default();
         let built = quantity(&it).and_then(|q| Ok((q, allocations(&it)?)));
@@ -524,7 +617,7 @@ async fn send_meter_usage(
             Ok(b) => b,
             Err(m) => {
                 res.dead(&it, ErrorCode::InvalidInput.as_str(), &m, sum);
-                res.commit(inner)?;
+                res.commit(inner).await?;
                 continue;
             }
         };
@@ -552,9 +645,9 @@ async fn send_meter_usage(
             Ok(out) => {
                 let id = out.metering_record_id().unwrap_or_default().to_owned();
                 res.ack(&it, id, sum);
-                res.commit(inner)?;
+                res.commit(inner).await?;
             }
-            Err(e) => match call_failed(inner, vec![it], e.into(), sum)? {
+            Err(e) => match call_failed(inner, vec![it], e.into(), sum).await? {
                 Flow::Continue | Flow::Split(_) => {}
                 Flow::Stop => return Ok(Flow::Stop),
             },

@@ -177,7 +177,7 @@ impl Drop for Db {
     }
 }
 
-fn customer_parts(c: &Customer) -> (&'static str, &str, &str) {
+pub(crate) fn customer_parts(c: &Customer) -> (&'static str, &str, &str) {
     match c {
         Customer::Identifier(id) => ("C", id.as_str(), ""),
         Customer::AwsAccount {
@@ -187,7 +187,7 @@ fn customer_parts(c: &Customer) -> (&'static str, &str, &str) {
     }
 }
 
-fn customer_from(kind: &str, id: String, license_arn: String) -> Customer {
+pub(crate) fn customer_from(kind: &str, id: String, license_arn: String) -> Customer {
     if kind == "A" {
         Customer::AwsAccount {
             account_id: id,
@@ -739,22 +739,7 @@ impl Db {
             .map_err(store_err)?;
         for row in rows {
             let (state, n, min_hour) = row.map_err(store_err)?;
-            let n = n.max(0) as u64;
-            match state.as_str() {
-                "pending" => s.pending += n,
-                "sealed" | "sending" => s.sealed += n,
-                "acked" => s.acked += n,
-                "dead_lettered" => s.dead_lettered += n,
-                "expired" => s.expired += n,
-                _ => {}
-            }
-            if matches!(state.as_str(), "pending" | "sealed" | "sending") {
-                let Some(min_hour) = min_hour else { continue };
-                s.oldest_unsent_hour = Some(
-                    s.oldest_unsent_hour
-                        .map_or(min_hour, |h: i64| h.min(min_hour)),
-                );
-            }
+            s.count(&state, n, min_hour);
         }
         Ok(s)
     }

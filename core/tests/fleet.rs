@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: Apache-2.0
+// The fleet store (PostgreSQL) under what a fleet does: skewed clocks, a cut-over from
+// SQLite, a crashed sender, connections cut mid-record and a server restart.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use marketplace_metering::meter::{Customer, Durability, MeterConfig, MeterConfigBuilder, Store};
+use marketplace_metering::primitives::DateTime;
+use marketplace_metering::{Client, Config, ErrorCode, UsageMeter};
+use metering_emulator::{Emulator, EmulatorConfig, Fault, LedgerEntry};
+
+mod support;
+use support::pg;
+
+const H: i64 = 3600;
+
+fn client(emu: &Emulator) -> Client {
+    Client::new(
+        Config::builder()
+            .region(metering_emulator::DEFAULT_REGION)
+            .endpoint_url(emu.endpoint())
+            .static_credentials(
+                metering_emulator::DEFAULT_ACCESS_KEY_ID,
+                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+                None,
+            )
+            .max_attempts(1u32)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn base() -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    now / H * H
+}
+
+fn clock_at(t: i64) -> Arc<AtomicI64> {
+    Arc::new(AtomicI64::new(t))
+}
+
+fn builder(emu: &Emulator, store: Store, clock: &Arc<AtomicI64>) -> MeterConfigBuilder {
+    let c = clock.clone();
+    MeterConfig::builder()
+        .client(client(emu))
+        .store(store)
+        .product_code(metering_emulator::PRODUCT_CODE)
+        .flush_interval(Duration::ZERO)
+        .clock(Arc::new(move || c.load(Ordering::SeqCst)))
+}
+
+fn cust(i: usize) -> Customer {
+    Customer::identifier(format!("cust-{i}"))
+}
+
+/// (customer, dimension, hour) → (quantity, ledger entries).
+fn ledger_map(ledger: &[LedgerEntry]) -> HashMap<(String, String, i64), (i64, usize)> {
+    let mut m: HashMap<(String, String, i64), (i64, usize)> = HashMap::new();
+    for e in ledger {
+        let who = e.customer_identifier.clone().unwrap_or_default();
+        let v = m.entry((who, e.dimension.clone(), e.hour)).or_default();
+        v.0 += e.quantity;
+        v.1 += 1;
+    }
+    m
+}
+
+fn assert_each_once(ledger: &[LedgerEntry], expected: &HashMap<(String, String, i64), i64>) {
+    let got = ledger_map(ledger);
+    for (k, (q, n)) in &got {
+        assert_eq!(*n, 1, "{k:?} billed {n} times");
+        assert_eq!(expected.get(k), Some(q), "{k:?}");
+    }
+    assert_eq!(got.len(), expected.len(), "{got:?} vs {expected:?}");
+}
+
+/// Two replicas whose clocks are 10 minutes apart record the same customers through four
+/// hours and flush as they go; every customer-hour is billed once and the ledger holds
+/// every unit recorded (a replica behind writes into an hour the other sealed: those
+/// units count in its next open hour).
+#[tokio::test]
+async fn replicas_with_clocks_ten_minutes_apart_bill_each_hour_once() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let b = base();
+    let (ca, cb) = (clock_at(b - 4 * H), clock_at(b - 4 * H - 600));
+    let a = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &ca)
+            .replica_id("a")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let bm = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &cb)
+            .replica_id("b")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut total = 0i64;
+    let mut t = b - 4 * H;
+    while t < b - 600 {
+        ca.store(t, Ordering::SeqCst);
+        cb.store(t - 600, Ordering::SeqCst);
+        for i in 1..=3 {
+            a.record(cust(i), "users", 1, None, None).unwrap();
+            bm.record(cust(i), "users", 2, None, None).unwrap();
+            total += 3;
+        }
+        a.flush().await.unwrap();
+        bm.flush().await.unwrap();
+        t += 300;
+    }
+    ca.store(b + 600, Ordering::SeqCst);
+    cb.store(b + 600, Ordering::SeqCst);
+    a.flush().await.unwrap();
+    bm.flush().await.unwrap();
+    let ledger = emu.ledger();
+    let m = ledger_map(&ledger);
+    assert!(m.values().all(|(_, n)| *n == 1), "{m:?}");
+    assert_eq!(ledger.iter().map(|e| e.quantity).sum::<i64>(), total);
+    assert!(a.dead_letters().unwrap().is_empty());
+    let s = a.status().unwrap();
+    assert_eq!((s.pending, s.sealed, s.dead_lettered), (0, 0, 0), "{s:?}");
+    assert_eq!(s.acked as usize, ledger.len());
+}
+
+/// The documented cut-over: the SQLite meter keeps every hour before T, the fleet store
+/// takes T on; an event of an earlier hour offered to the fleet is refused, naming
+/// `timestamp`; each hour is billed once, by one of them.
+#[tokio::test]
+async fn moving_from_sqlite_to_the_fleet_at_an_hour_boundary_bills_once() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let b = base();
+    let path = std::env::temp_dir().join(format!("mm-cutover-{}-{b}.db", std::process::id()));
+    let clock = clock_at(b - 3 * H + 10);
+    let old =
+        UsageMeter::new(builder(&emu, Store::sqlite(&path), &clock).build().unwrap()).unwrap();
+    let mut expected: HashMap<(String, String, i64), i64> = HashMap::new();
+    for hour in [b - 3 * H, b - 2 * H] {
+        clock.store(hour + 10, Ordering::SeqCst);
+        old.record(cust(1), "users", 4, None, None).unwrap();
+        *expected
+            .entry(("cust-1".into(), "users".into(), hour))
+            .or_default() += 4;
+    }
+    // T = b - H: the fleet store starts; the SQLite meter stops recording.
+    let cut = b - H;
+    clock.store(cut + 5, Ordering::SeqCst);
+    let fleet = UsageMeter::new(
+        builder(&emu, Store::postgres(pg::fresh_url()), &clock)
+            .start_hour(cut)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = fleet
+        .record(
+            cust(1),
+            "users",
+            1,
+            Some(DateTime::from_secs(cut - 60)),
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+    assert_eq!(e.field(), Some("timestamp"));
+    assert!(e.message().contains("start hour"), "{e}");
+    // The late event goes to the SQLite meter, whose hour is still open (grace).
+    old.record(
+        cust(1),
+        "users",
+        1,
+        Some(DateTime::from_secs(cut - 60)),
+        None,
+    )
+    .unwrap();
+    *expected
+        .entry(("cust-1".into(), "users".into(), b - 2 * H))
+        .or_default() += 1;
+    fleet.record(cust(1), "users", 5, None, None).unwrap();
+    *expected
+        .entry(("cust-1".into(), "users".into(), cut))
+        .or_default() += 5;
+    clock.store(b + 600, Ordering::SeqCst);
+    // The SQLite meter drains every hour before T, then retires.
+    old.close().await.unwrap();
+    assert_eq!(old.status().unwrap().oldest_unsent_hour, None);
+    fleet.flush().await.unwrap();
+    assert_each_once(&emu.ledger(), &expected);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A sealed quantity never changes, whoever tries: the table's trigger refuses it.
+#[tokio::test]
+async fn a_sealed_quantity_is_immutable_in_the_database() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 3, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(m.flush().await.unwrap().acked, 1);
+    let out = pg::shared().psql(&url, "UPDATE mm_buckets SET quantity = quantity + 1");
+    assert!(out.contains("a sealed quantity never changes"), "{out}");
+    let out = pg::shared().psql(&url, "SELECT quantity, state FROM mm_buckets");
+    assert_eq!(out, "3|acked");
+}
+
+/// A sender whose answer was lost (the service billed, the response never came) keeps its
+/// claim until the lease expires; then another replica sends the identical record, the
+/// service answers with the same record id, and the hour is billed once.
+#[tokio::test]
+async fn an_expired_claim_is_sent_again_identical() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let first = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .replica_id("first")
+            .fleet_lease(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    first.record(cust(1), "users", 6, None, None).unwrap();
+    first.record(cust(2), "users", 7, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    emu.push_fault(Fault::Truncated);
+    let s = first.flush().await.unwrap();
+    assert!(s.interrupted.is_some());
+    assert_eq!(first.status().unwrap().sealed, 2);
+    // The first sender is gone (never flushes again); another replica waits for the lease.
+    let second = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .replica_id("second")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let s = second.flush().await.unwrap();
+    assert_eq!(s.acked, 2, "{s:?}");
+    let bodies: Vec<serde_json::Value> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0]["UsageRecords"], bodies[1]["UsageRecords"]);
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(m[&("cust-1".into(), "users".into(), b - H)], (6, 1));
+    assert_eq!(m[&("cust-2".into(), "users".into(), b - H)], (7, 1));
+}
+
+/// Connections cut while replicas record (pg_terminate_backend), then a crash restart of
+/// the server: every acknowledged record() is billed, exactly, and nothing else.
+#[test]
+fn connections_cut_mid_record_and_a_server_restart_lose_and_double_nothing() {
+    let cluster = pg::Cluster::start();
+    let url = cluster.database();
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let meters: Vec<UsageMeter> = (0..2)
+        .map(|i| {
+            UsageMeter::new(
+                builder(&emu, Store::postgres(&url), &clock)
+                    .replica_id(format!("r{i}"))
+                    .durability(if i == 0 {
+                        Durability::Group
+                    } else {
+                        Durability::Durable
+                    })
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicI64::new(0));
+    let mut threads = Vec::new();
+    for t in 0..6 {
+        let m = meters[t % 2].clone();
+        let (stop, acked) = (stop.clone(), acked.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                m.record(cust(1 + n % 5), "users", 1, None, None)
+                    .expect("record() rides out cut connections and a restart");
+                acked.fetch_add(1, Ordering::SeqCst);
+                n += 1;
+            }
+        }));
+    }
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(150));
+        cluster.terminate_backends(&url);
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    cluster.restart();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    clock.store(b + 600, Ordering::SeqCst);
+    let s = meters[0].flush_blocking().unwrap();
+    assert!(s.interrupted.is_none(), "{s:?}");
+    let ledger = emu.ledger();
+    assert!(ledger_map(&ledger).values().all(|(_, n)| *n == 1));
+    assert!(meters[0].dead_letters().unwrap().is_empty());
+    let billed: i64 = ledger.iter().map(|e| e.quantity).sum();
+    assert_eq!(billed, acked.load(Ordering::SeqCst));
+    assert!(billed > 0);
+}

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: Apache-2.0
+// Fleet chaos: 8 replica processes record a seeded event stream into one PostgreSQL across
+// several (simulated) hours while replicas are SIGKILLed and restarted, their connections
+// are terminated and the server is restarted in immediate mode once. After a drain the
+// emulator's ledger must match what record() acknowledged.
+//
+// Replicas are this test binary run again (`replica_process`, selected by MM_FLEET_ROLE);
+// each journals every acknowledged record() to its own file, fsynced, before the next.
+// MM_FLEET_KILLS sets how many SIGKILLs (default 12).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use marketplace_metering::meter::{Customer, Durability, MeterConfig, Store};
+use marketplace_metering::{Client, Config, UsageMeter};
+use metering_emulator::{Emulator, EmulatorConfig};
+
+mod support;
+use support::pg;
+
+const H: i64 = 3600;
+/// Simulated seconds per real second (`MM_FLEET_SPEED`, default 600: an hour passes in
+/// 6 s). A long run slows it so kills are spread over more time.
+fn speed() -> i64 {
+    std::env::var("MM_FLEET_SPEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(600)
+}
+/// Simulated hours the stream covers.
+const HOURS: i64 = 4;
+const REPLICAS: usize = 8;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn client(endpoint: &str) -> Client {
+    Client::new(
+        Config::builder()
+            .region(metering_emulator::DEFAULT_REGION)
+            .endpoint_url(endpoint)
+            .static_credentials(
+                metering_emulator::DEFAULT_ACCESS_KEY_ID,
+                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+                None,
+            )
+            .build()
+            .unwrap(),
+    )
+}
+
+/// The simulated clock every replica shares: `start` (epoch seconds) at `t0_ms`, then
+/// [`SPEED`] times real time.
+fn sim_clock(start: i64, t0_ms: i64) -> impl Fn() -> i64 + Send + Sync {
+    let speed = speed();
+    move || start + (now_ms() - t0_ms) * speed / 1000
+}
+
+/// One replica: records until its clock passes the stream's end, journaling each
+/// acknowledged event ("customer hour quantity", fsynced) before the next.
+#[test]
+fn replica_process() {
+    if std::env::var("MM_FLEET_ROLE").as_deref() != Ok("replica") {
+        return; // only as a child of the chaos test
+    }
+    let env = |k: &str| std::env::var(k).unwrap();
+    let start: i64 = env("MM_FLEET_START").parse().unwrap();
+    let t0: i64 = env("MM_FLEET_T0").parse().unwrap();
+    let end: i64 = env("MM_FLEET_END").parse().unwrap();
+    let seed: u64 = env("MM_FLEET_SEED").parse().unwrap();
+    let clock = Arc::new(sim_clock(start, t0));
+    let c2 = clock.clone();
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(client(&env("MM_FLEET_ENDPOINT")))
+            .store(Store::postgres(env("MM_FLEET_URL")))
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .replica_id(env("MM_FLEET_REPLICA"))
+            .durability(Durability::Durable)
+            .grace(Duration::from_secs(300))
+            .fleet_lease(Duration::from_secs(1))
+            .flush_interval(Duration::from_millis(200))
+            .clock(Arc::new(move || c2()))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut journal = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env("MM_FLEET_JOURNAL"))
+        .unwrap();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    while clock() < end {
+        let c = 1 + rng.usize(..10);
+        let q = rng.i64(1..=5);
+        let t = clock();
+        match meter.record(
+            Customer::identifier(format!("cust-{c}")),
+            "users",
+            q,
+            None,
+            None,
+        ) {
+            Ok(()) => {
+                writeln!(journal, "cust-{c} {} {q}", t / H * H).unwrap();
+                journal.sync_data().unwrap();
+            }
+            Err(e) => panic!("record() failed: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+struct Replica {
+    child: Child,
+    generation: usize,
+}
+
+#[test]
+fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
+    if std::env::var("MM_FLEET_ROLE").is_ok() {
+        return;
+    }
+    let kills: usize = std::env::var("MM_FLEET_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let cluster = pg::Cluster::start();
+    let url = cluster.database();
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let dir = cluster.dir.join("journals");
+    std::fs::create_dir_all(&dir).unwrap();
+    let real_hour = (now_ms() / 1000) / H * H;
+    let start = real_hour - (HOURS + 1) * H + 60;
+    let end = real_hour - H - 600;
+    let t0 = now_ms();
+    // The stream lasts (end - start) / SPEED real seconds; kills are spread over it.
+    let run_ms = (end - start) * 1000 / speed();
+    let exe = std::env::current_exe().unwrap();
+    let spawn = |i: usize, generation: usize| -> Replica {
+        let child = Command::new(&exe)
+            .args([
+                "--exact",
+                "replica_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("MM_FLEET_ROLE", "replica")
+            .env("MM_FLEET_URL", &url)
+            .env("MM_FLEET_ENDPOINT", emu.endpoint())
+            .env("MM_FLEET_START", start.to_string())
+            .env("MM_FLEET_T0", t0.to_string())
+            .env("MM_FLEET_END", end.to_string())
+            .env("MM_FLEET_SEED", (i * 1000 + generation).to_string())
+            .env("MM_FLEET_REPLICA", format!("r{i}-{generation}"))
+            .env(
+                "MM_FLEET_JOURNAL",
+                dir.join(format!("r{i}-{generation}.log")),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Replica { child, generation }
+    };
+    let mut replicas: Vec<Replica> = (0..REPLICAS).map(|i| spawn(i, 0)).collect();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let started = Instant::now();
+    let gap = Duration::from_millis((run_ms as u64 / (kills as u64 + 2)).max(5));
+    let (mut killed, mut terminated, mut restarted) = (0usize, 0usize, false);
+    while started.elapsed() < Duration::from_millis(run_ms as u64) {
+        std::thread::sleep(gap);
+        if killed < kills {
+            let i = rng.usize(..REPLICAS);
+            let r = &mut replicas[i];
+            let _ = r.child.kill(); // SIGKILL
+            let _ = r.child.wait();
+            let g = r.generation + 1;
+            replicas[i] = spawn(i, g);
+            killed += 1;
+        }
+        if rng.u8(..4) == 0 {
+            cluster.terminate_backends(&url);
+            terminated += 1;
+        }
+        if !restarted && started.elapsed() > Duration::from_millis(run_ms as u64 / 2) {
+            cluster.restart();
+            restarted = true;
+        }
+    }
+    for r in &mut replicas {
+        let status = r.child.wait().unwrap();
+        if !status.success() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = r.child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("a replica failed: {status}\n{err}");
+        }
+    }
+    assert!(restarted, "the server restart did not happen");
+    // Drain: a meter whose clock is past every hour's grace flushes until nothing is left
+    // (claims of killed senders expire after their 1 s lease).
+    let drain_at = real_hour + 600;
+    let drain = UsageMeter::new(
+        MeterConfig::builder()
+            .client(client(&emu.endpoint()))
+            .store(Store::postgres(&url))
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .replica_id("drain")
+            .flush_interval(Duration::ZERO)
+            .clock(Arc::new(move || drain_at))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        drain.flush_blocking().unwrap();
+        let s = drain.status().unwrap();
+        if s.pending == 0 && s.sealed == 0 {
+            assert_eq!((s.dead_lettered, s.expired), (0, 0), "{s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still unsent: {s:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // What record() acknowledged, per customer.
+    let mut acked: HashMap<String, i64> = HashMap::new();
+    let mut acked_total = 0i64;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        for line in std::fs::read_to_string(f.unwrap().path()).unwrap().lines() {
+            let parts: Vec<&str> = line.split(' ').collect();
+            if parts.len() != 3 {
+                continue; // a line cut by a kill was never acknowledged to the journal
+            }
+            let q: i64 = parts[2].parse().unwrap();
+            *acked.entry(parts[0].to_owned()).or_default() += q;
+            acked_total += q;
+        }
+    }
+    let ledger = emu.ledger();
+    // Each customer-hour billed once, and never two quantities sent for one bucket.
+    let mut seen: HashMap<(String, String, i64), usize> = HashMap::new();
+    let mut billed: HashMap<String, i64> = HashMap::new();
+    for e in &ledger {
+        let who = e.customer_identifier.clone().unwrap_or_default();
+        *seen
+            .entry((who.clone(), e.dimension.clone(), e.hour))
+            .or_default() += 1;
+        *billed.entry(who).or_default() += e.quantity;
+    }
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    let mut sent: HashMap<(String, i64), std::collections::BTreeSet<i64>> = HashMap::new();
+    for r in emu.requests() {
+        if r.operation.as_deref() != Some("BatchMeterUsage") {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        for rec in v["UsageRecords"].as_array().unwrap() {
+            sent.entry((
+                rec["CustomerIdentifier"].as_str().unwrap().to_owned(),
+                rec["Timestamp"].as_f64().map(|t| t as i64).unwrap_or(0),
+            ))
+            .or_default()
+            .insert(rec["Quantity"].as_i64().unwrap());
+        }
+    }
+    assert!(
+        sent.values().all(|q| q.len() == 1),
+        "a bucket sent with two quantities"
+    );
+    // Billed ≥ acknowledged per customer; the excess is at most the events in flight at a
+    // kill (one per killed replica, quantity ≤ 5).
+    let billed_total: i64 = billed.values().sum();
+    for (c, q) in &acked {
+        assert!(billed.get(c).copied().unwrap_or(0) >= *q, "{c}: lost usage");
+    }
+    let slack = billed_total - acked_total;
+    assert!(
+        (0..=5 * killed as i64).contains(&slack),
+        "billed {billed_total}, acknowledged {acked_total}"
+    );
+    eprintln!(
+        "fleet chaos: {REPLICAS} replicas, {killed} kills, {terminated} connection cuts, 1 server \
+         restart; {acked_total} units acknowledged, {billed_total} billed in {} records",
+        ledger.len()
+    );
+}
