@@ -172,6 +172,7 @@ class UsageMeter private constructor(
     }
 
     private val native: NativeMeter = translating {
+        NativeLibrary.ensurePrepared()
         NativeMeter(
             client.core,
             MeterOptions(
@@ -283,7 +284,8 @@ class UsageMeter private constructor(
         @JvmStatic
         fun builder(client: MarketplaceMeteringClient): Builder = Builder(client)
 
-        private val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+        // Lazy: only flushAsync needs it (kotlinx.coroutines is not loaded otherwise).
+        private val scope by lazy { CoroutineScope(SupervisorJob() + Dispatchers.Default) }
         private val log: System.Logger = System.getLogger("dev.marketplacemetering.UsageMeter")
     }
 

@@ -4,6 +4,7 @@
 package dev.marketplacemetering.testing
 
 import dev.marketplacemetering.MarketplaceMeteringClient
+import dev.marketplacemetering.NativeLibrary
 import dev.marketplacemetering.StaticCredentialsProvider
 import dev.marketplacemetering.internal.EmulatorException
 import dev.marketplacemetering.internal.NativeEmulator
@@ -47,6 +48,7 @@ class EmulatorFailure(message: String) : RuntimeException(message)
 class Emulator @JvmOverloads constructor(port: Int = 0) : AutoCloseable {
     private val native: NativeEmulator = emulating {
         require(port in 0..65535) { "port must be between 0 and 65535, got $port" }
+        NativeLibrary.ensurePrepared()
         NativeEmulator(port.toUShort())
     }
 
@@ -116,7 +118,7 @@ class Emulator @JvmOverloads constructor(port: Int = 0) : AutoCloseable {
     }
 
     companion object {
-        private val defaults = emulatorDefaults()
+        private val defaults = NativeLibrary.ensurePrepared().let { emulatorDefaults() }
 
         /** The emulator's region. */
         @JvmField val REGION: String = defaults.region

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 package dev.marketplacemetering.testing
 
+import dev.marketplacemetering.NativeLibrary
 import dev.marketplacemetering.internal.NativeManualClock
 import java.time.Duration
 import java.time.Instant
@@ -10,7 +11,7 @@ import java.time.Instant
  * the test moves it, not when real time passes.
  */
 class ManualClock(start: Instant) {
-    internal val native = NativeManualClock(start.epochSecond)
+    internal val native = NativeLibrary.ensurePrepared().let { NativeManualClock(start.epochSecond) }
 
     /** The clock's time (whole seconds). */
     fun now(): Instant = Instant.ofEpochSecond(native.now())

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+// Where the native library is loaded from. Inside a jar, JNA copies the library to a new
+// temporary file at every JVM start (several MB written, then read back by the loader: a few
+// hundred ms of a cold start on a busy disk). Instead it is copied once into a per-user cache
+// keyed by the jar entry's CRC-32 and size, and the generated bindings are pointed at that copy
+// (their `uniffi.component.<name>.libraryOverride` property). Any failure (no writable home, an
+// odd class loader) falls back to JNA's own extraction; nothing here can stop the library from
+// loading.
+
+package dev.marketplacemetering
+
+import java.io.IOException
+import java.net.JarURLConnection
+import java.net.URL
+import java.nio.file.FileSystems
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.Paths
+import java.nio.file.StandardCopyOption
+import java.nio.file.attribute.PosixFilePermissions
+
+internal object NativeLibrary {
+    private const val NAME = "marketplace_metering_jvm"
+    private const val OVERRIDE = "uniffi.component.$NAME.libraryOverride"
+
+    /** `false`: let JNA extract the library to a temporary file at every start. */
+    const val CACHE_PROPERTY = "dev.marketplacemetering.nativeCache"
+
+    /** The cache directory (default `$XDG_CACHE_HOME` or `~/.cache`, then `marketplace-metering/jvm`). */
+    const val CACHE_DIR_PROPERTY = "dev.marketplacemetering.nativeCacheDir"
+
+    init {
+        prepare()
+    }
+
+    /** Runs once, before the generated bindings load the library. */
+    fun ensurePrepared() = Unit
+
+    private fun prepare() {
+        if (System.getProperty(OVERRIDE) != null) return
+        if (System.getProperty(CACHE_PROPERTY).equals("false", ignoreCase = true)) return
+        try {
+            val resource = com.sun.jna.Platform.RESOURCE_PREFIX + "/" + System.mapLibraryName(NAME)
+            val url = NativeLibrary::class.java.classLoader?.getResource(resource) ?: return
+            // A plain file (a classes directory): JNA loads it in place, nothing to copy.
+            if (url.protocol != "jar") return
+            val root = cacheRoot() ?: return
+            System.setProperty(OVERRIDE, cached(url, root).toString())
+        } catch (_: IOException) {
+        } catch (_: RuntimeException) {
+        }
+    }
+
+    private fun cacheRoot(): Path? {
+        System.getProperty(CACHE_DIR_PROPERTY)?.let { return Paths.get(it) }
+        val base = System.getenv("XDG_CACHE_HOME")?.takeIf { it.isNotEmpty() }?.let { Paths.get(it) }
+            ?: System.getProperty("user.home")?.takeIf { it.isNotEmpty() }?.let { Paths.get(it, ".cache") }
+            ?: return null
+        return base.resolve("marketplace-metering").resolve("jvm")
+    }
+
+    /**
+     * The library of the jar entry [url], copied under [root] unless an intact copy is there:
+     * `<root>/<crc32>-<size>/<file name>`. The copy is written to a temporary file in the same
+     * directory then renamed, so a JVM killed mid-copy or two JVMs starting together never
+     * leave or load a partial library. A copy of the wrong size (truncated) is replaced.
+     */
+    @Throws(IOException::class)
+    internal fun cached(url: URL, root: Path): Path {
+        val conn = url.openConnection() as JarURLConnection
+        conn.useCaches = false
+        val entry = conn.jarEntry ?: throw IOException("no jar entry in $url")
+        if (entry.crc < 0 || entry.size < 0) throw IOException("no CRC or size for $url")
+        val dir = root.resolve(String.format("%08x-%d", entry.crc, entry.size))
+        val name = entry.name.substringAfterLast('/')
+        val lib = dir.resolve(name)
+        if (Files.isRegularFile(lib) && Files.size(lib) == entry.size) {
+            conn.jarFile.close()
+            return lib
+        }
+        createPrivateDirectories(dir)
+        val tmp = Files.createTempFile(dir, "$name.", ".tmp")
+        try {
+            conn.inputStream.use { input -> Files.copy(input, tmp, StandardCopyOption.REPLACE_EXISTING) }
+            if (Files.size(tmp) != entry.size) throw IOException("short copy of $url")
+            try {
+                Files.move(tmp, lib, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING)
+            } catch (_: java.nio.file.AtomicMoveNotSupportedException) {
+                Files.move(tmp, lib, StandardCopyOption.REPLACE_EXISTING)
+            }
+        } finally {
+            Files.deleteIfExists(tmp)
+            conn.jarFile.close()
+        }
+        return lib
+    }
+
+    private fun createPrivateDirectories(dir: Path) {
+        if ("posix" in FileSystems.getDefault().supportedFileAttributeViews()) {
+            Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")))
+        } else {
+            Files.createDirectories(dir)
+        }
+    }
+}

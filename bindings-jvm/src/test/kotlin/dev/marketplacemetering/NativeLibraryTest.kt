@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// The native library's cache (copied out of the jar once, not at every start): reused while
+// intact, replaced when truncated (a JVM killed mid-copy on a filesystem without atomic rename,
+// a full disk), refused when the directory cannot be written (the caller then lets JNA extract).
+
+package dev.marketplacemetering
+
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertNotEquals
+import org.junit.jupiter.api.Assertions.assertThrows
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.io.TempDir
+import java.io.IOException
+import java.net.URL
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.attribute.FileTime
+import java.util.jar.JarEntry
+import java.util.jar.JarOutputStream
+import kotlin.random.Random
+
+class NativeLibraryTest {
+    private fun jar(dir: Path, bytes: ByteArray): URL {
+        val jar = dir.resolve("face.jar")
+        JarOutputStream(Files.newOutputStream(jar)).use { out ->
+            out.putNextEntry(JarEntry("linux-x86-64/libfake.so"))
+            out.write(bytes)
+            out.closeEntry()
+        }
+        return URL("jar:${jar.toUri()}!/linux-x86-64/libfake.so")
+    }
+
+    @Test
+    fun `copies once, reuses the copy, replaces a truncated one`(@TempDir tmp: Path) {
+        val bytes = Random(7).nextBytes(300_000)
+        val url = jar(tmp, bytes)
+        val root = tmp.resolve("cache")
+
+        val lib = NativeLibrary.cached(url, root)
+        assertArrayEquals(bytes, Files.readAllBytes(lib))
+        assertEquals("libfake.so", lib.fileName.toString())
+        val old = FileTime.fromMillis(1_000_000)
+        Files.setLastModifiedTime(lib, old)
+
+        assertEquals(lib, NativeLibrary.cached(url, root))
+        assertEquals(old, Files.getLastModifiedTime(lib), "an intact copy is not rewritten")
+
+        Files.write(lib, bytes.copyOf(1000))
+        assertEquals(lib, NativeLibrary.cached(url, root))
+        assertArrayEquals(bytes, Files.readAllBytes(lib))
+        assertEquals(listOf("libfake.so"), Files.list(lib.parent).use { s -> s.map { it.fileName.toString() }.toList() })
+    }
+
+    @Test
+    fun `another library version gets another directory`(@TempDir tmp: Path) {
+        val root = tmp.resolve("cache")
+        val a = NativeLibrary.cached(jar(Files.createDirectory(tmp.resolve("a")), ByteArray(100) { 1 }), root)
+        val b = NativeLibrary.cached(jar(Files.createDirectory(tmp.resolve("b")), ByteArray(100) { 2 }), root)
+        assertNotEquals(a, b)
+        assertEquals(1, Files.readAllBytes(a)[0].toInt())
+        assertEquals(2, Files.readAllBytes(b)[0].toInt())
+    }
+
+    @Test
+    fun `an unusable cache directory is an IOException, not a crash`(@TempDir tmp: Path) {
+        val url = jar(tmp, ByteArray(10))
+        val file = Files.write(tmp.resolve("not-a-dir"), ByteArray(1))
+        assertThrows(IOException::class.java) { NativeLibrary.cached(url, file) }
+    }
+}
