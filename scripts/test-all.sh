@@ -58,6 +58,10 @@ METERING_EMULATOR_BIN="$out/debug/metering-emulator" \
 step "python: sync, async, exceptions, validation, GIL, fork, logging, migration, stubs"
 $py -m pytest -q bindings-python/tests
 
+step "fleet chaos with two Python replicas (the wheel in .venv) among the 8, SIGKILLed like the rest"
+MM_FLEET_PYTHON="$root/.venv/bin/python" \
+  cargo test -p marketplace-metering --test fleet_chaos --locked
+
 step "node: addon built from source, node --test, tsc"
 (cd bindings-node && npm install --no-audit --no-fund --loglevel=error && npm test)
 

@@ -7,6 +7,11 @@
 // Replicas are this test binary run again (`replica_process`, selected by MM_FLEET_ROLE);
 // each journals every acknowledged record() to its own file, fsynced, before the next.
 // MM_FLEET_KILLS sets how many SIGKILLs (default 12).
+//
+// With MM_FLEET_PYTHON naming an interpreter that imports `marketplace_metering`, replicas
+// 1 and 5 are `fleet_replica.py` instead: the Python face's fleet meter, same environment,
+// same seeded stream, same clock and journal, SIGKILLed and restarted like the others (every
+// third kill targets one of them), so the ledger-vs-journal check below covers them.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -34,6 +39,8 @@ fn speed() -> i64 {
 /// Simulated hours the stream covers.
 const HOURS: i64 = 4;
 const REPLICAS: usize = 8;
+/// The replicas run by `MM_FLEET_PYTHON` when it is set.
+const PYTHON_REPLICAS: [usize; 2] = [1, 5];
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -146,14 +153,34 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
     // The stream lasts (end - start) / SPEED real seconds; kills are spread over it.
     let run_ms = (end - start) * 1000 / speed();
     let exe = std::env::current_exe().unwrap();
+    let python = std::env::var_os("MM_FLEET_PYTHON").filter(|p| !p.is_empty());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fleet_replica.py");
     let spawn = |i: usize, generation: usize| -> Replica {
-        let child = Command::new(&exe)
-            .args([
-                "--exact",
-                "replica_process",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut cmd = match &python {
+            Some(py) if PYTHON_REPLICAS.contains(&i) => {
+                let mut c = Command::new(py);
+                c.arg(&script)
+                    .env("MM_FLEET_REGION", metering_emulator::DEFAULT_REGION)
+                    .env("MM_FLEET_KEY_ID", metering_emulator::DEFAULT_ACCESS_KEY_ID)
+                    .env(
+                        "MM_FLEET_SECRET",
+                        metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+                    )
+                    .env("MM_FLEET_PRODUCT", metering_emulator::PRODUCT_CODE);
+                c
+            }
+            _ => {
+                let mut c = Command::new(&exe);
+                c.args([
+                    "--exact",
+                    "replica_process",
+                    "--nocapture",
+                    "--test-threads=1",
+                ]);
+                c
+            }
+        };
+        let child = cmd
             .env("MM_FLEET_ROLE", "replica")
             .env("MM_FLEET_URL", &url)
             .env("MM_FLEET_ENDPOINT", emu.endpoint())
@@ -177,10 +204,17 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
     let started = Instant::now();
     let gap = Duration::from_millis((run_ms as u64 / (kills as u64 + 2)).max(5));
     let (mut killed, mut terminated, mut restarted) = (0usize, 0usize, false);
+    let mut python_kills = 0usize;
     while started.elapsed() < Duration::from_millis(run_ms as u64) {
         std::thread::sleep(gap);
         if killed < kills {
-            let i = rng.usize(..REPLICAS);
+            let i = match python {
+                Some(_) if killed % 3 == 0 => PYTHON_REPLICAS[killed / 3 % 2],
+                _ => rng.usize(..REPLICAS),
+            };
+            if python.is_some() && PYTHON_REPLICAS.contains(&i) {
+                python_kills += 1;
+            }
             let r = &mut replicas[i];
             let _ = r.child.kill(); // SIGKILL
             let _ = r.child.wait();
@@ -235,9 +269,15 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
     }
     // What record() acknowledged, per customer.
     let mut acked: HashMap<String, i64> = HashMap::new();
-    let mut acked_total = 0i64;
+    let (mut acked_total, mut python_acked) = (0i64, 0i64);
     for f in std::fs::read_dir(&dir).unwrap() {
-        for line in std::fs::read_to_string(f.unwrap().path()).unwrap().lines() {
+        let f = f.unwrap();
+        let name = f.file_name().to_string_lossy().into_owned();
+        let by_python = python.is_some()
+            && PYTHON_REPLICAS
+                .iter()
+                .any(|i| name.starts_with(&format!("r{i}-")));
+        for line in std::fs::read_to_string(f.path()).unwrap().lines() {
             let parts: Vec<&str> = line.split(' ').collect();
             if parts.len() != 3 {
                 continue; // a line cut by a kill was never acknowledged to the journal
@@ -245,8 +285,15 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
             let q: i64 = parts[2].parse().unwrap();
             *acked.entry(parts[0].to_owned()).or_default() += q;
             acked_total += q;
+            if by_python {
+                python_acked += q;
+            }
         }
     }
+    assert!(
+        python.is_none() || python_acked > 0,
+        "the Python replicas acknowledged nothing"
+    );
     let ledger = emu.ledger();
     // Each customer-hour billed once, and never two quantities sent for one bucket.
     let mut seen: HashMap<(String, String, i64), usize> = HashMap::new();
@@ -289,9 +336,14 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
         (0..=5 * killed as i64).contains(&slack),
         "billed {billed_total}, acknowledged {acked_total}"
     );
+    let faces = match python {
+        Some(_) => format!("{} Python", PYTHON_REPLICAS.len()),
+        None => "no Python".to_owned(),
+    };
     eprintln!(
-        "fleet chaos: {REPLICAS} replicas, {killed} kills, {terminated} connection cuts, 1 server \
-         restart; {acked_total} units acknowledged, {billed_total} billed in {} records",
+        "fleet chaos: {REPLICAS} replicas ({faces}), {killed} kills ({python_kills} of Python \
+         replicas), {terminated} connection cuts, 1 server restart; {acked_total} units \
+         acknowledged ({python_acked} by Python), {billed_total} billed in {} records",
         ledger.len()
     );
 }
