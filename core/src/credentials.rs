@@ -10,10 +10,11 @@
 //! in that order. We use aws-config rather than our own providers: each of those has corner
 //! cases (IMDS tokens and static stability, ECS allow-listed addresses, STS regionalisation)
 //! that the SDK team already maintains. Its requests (IMDS, ECS, STS) go through the crate's
-//! one HTTP client (module `tls`), unpooled. IAM Identity Center (SSO) profiles are not
-//! supported: they are not in the chain this crate documents, and the SSO clients were 6 % of the Python
-//! module; `credential_process` (`aws configure export-credentials --format process`) covers
-//! them.
+//! one HTTP client (module `tls`), unpooled, and so do IAM Identity Center (SSO) profiles'
+//! `GetRoleCredentials` calls (aws-config's `sso` feature; `AWS_ENDPOINT_URL_SSO` moves the
+//! portal). The token is the one `aws sso login` caches in `~/.aws/sso/cache/` (refreshed
+//! through SSO OIDC when it carries a refresh token, as the CLI does); a missing or expired
+//! one is a credentials error that says to run `aws sso login`.
 //!
 //! # Caching
 //!
@@ -497,11 +498,20 @@ mod chain {
             }
             let detail = one_line(&parts.join(": "));
             let detail = self.scrub(detail);
-            let hint = if not_loaded {
+            let hint: &str = if not_loaded {
                 ". Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, configure a profile \
                  (AWS_PROFILE, ~/.aws/config, ~/.aws/credentials), run with an IAM role (EKS \
                  IRSA or pod identity, ECS task role, EC2 instance profile) or pass static \
                  credentials"
+            } else if detail.contains("SSO token") {
+                // aws-config says the cached IAM Identity Center token is missing, unreadable
+                // or expired, but not what to do about it.
+                &match &self.profile {
+                    Some(p) => format!(
+                        ". Sign in to IAM Identity Center again: aws sso login --profile {p}"
+                    ),
+                    None => ". Sign in to IAM Identity Center again: aws sso login".to_owned(),
+                }
             } else {
                 ""
             };
@@ -698,6 +708,8 @@ mod tests {
             "AWS_ENDPOINT_URL_STS",
             "AWS_REGION",
             "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL_SSO",
+            "HOME",
         ];
 
         /// A clean AWS environment (IMDS disabled, config files pointing into an empty
@@ -724,6 +736,8 @@ mod tests {
                 std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
                 std::env::set_var("AWS_CONFIG_FILE", dir.join("config"));
                 std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"));
+                // No real `~/.aws/sso/cache` either.
+                std::env::set_var("HOME", &dir);
                 Env { saved, dir }
             }
 
@@ -865,11 +879,11 @@ mod tests {
             }
         }
 
-        /// IAM Identity Center (SSO) profiles are not part of the chain (the documented list; the
-        /// SSO clients were 6 % of the Python module): such a profile is a credentials error
-        /// that says so, not a silent fall-through to another provider.
+        /// An IAM Identity Center (SSO) profile without the token `aws sso login` caches is
+        /// a credentials error that says to run it, not a silent fall-through to another
+        /// provider. (tests/sso.rs covers the portal call and the expired token.)
         #[tokio::test]
-        async fn an_sso_profile_is_a_clear_credentials_error() {
+        async fn an_sso_profile_without_a_token_says_to_run_aws_sso_login() {
             let _g = ENV_LOCK.lock().await;
             let env = Env::clean();
             env.write(
@@ -880,7 +894,11 @@ mod tests {
             );
             let e = chain(Some("dev")).credentials().await.unwrap_err();
             assert_eq!(e.error_code(), ErrorCode::Credentials);
-            assert!(e.message().contains("sso"), "{}", e.message());
+            assert!(
+                e.message().contains("aws sso login --profile dev"),
+                "{}",
+                e.message()
+            );
         }
 
         /// A loopback HTTP server answering every request with the JSON `body(n)` returns

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+// IAM Identity Center (SSO) profiles through the default chain: a profile with an
+// `sso_session`, the token `aws sso login` caches, the SSO portal on loopback, and a call to
+// the emulator signed with the role credentials the portal returned.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use marketplace_metering::{Client, Config, ErrorCode};
+use metering_emulator::{Emulator, EmulatorConfig};
+use sha1::Digest;
+
+/// The tests change process-wide variables (the chain reads the process environment).
+static ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const ACCESS_TOKEN: &str = "sso-access-token-from-aws-sso-login";
+
+/// Requests the fake portal saw: (request line, bearer token header).
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// The SSO portal's `GetRoleCredentials` on 127.0.0.1, handing out the emulator's session
+/// identity. Returns its base URL.
+fn portal(expiry: SystemTime) -> (String, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Seen = Arc::default();
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut bearer = String::new();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    if k.eq_ignore_ascii_case("x-amz-sso_bearer_token") {
+                        bearer = v.trim().to_owned();
+                    }
+                }
+            }
+            log.lock().unwrap().push((line.trim().to_owned(), bearer));
+            let millis = expiry
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            let body = format!(
+                "{{\"roleCredentials\":{{\"accessKeyId\":\"{}\",\"secretAccessKey\":\"{}\",\
+                 \"sessionToken\":\"{}\",\"expiration\":{millis}}}}}",
+                metering_emulator::SESSION_ACCESS_KEY_ID,
+                metering_emulator::SESSION_SECRET_ACCESS_KEY,
+                metering_emulator::SESSION_TOKEN,
+            );
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// A fake home with `~/.aws/config` (an `sso-session` and a profile using it) and, when
+/// `token_expiry` is given, the token `aws sso login` caches in `~/.aws/sso/cache/`.
+struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    fn new(token_expiry: Option<&str>) -> Home {
+        let dir = std::env::temp_dir().join(format!(
+            "mm-sso-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(dir.join(".aws/sso/cache")).unwrap();
+        std::fs::write(
+            dir.join(".aws/config"),
+            "[profile dev]\n\
+             sso_session = corp\n\
+             sso_account_id = 111122223333\n\
+             sso_role_name = MeteringRole\n\
+             region = us-east-1\n\
+             \n\
+             [sso-session corp]\n\
+             sso_region = us-east-1\n\
+             sso_start_url = https://corp.awsapps.com/start\n\
+             sso_registration_scopes = sso:account:access\n",
+        )
+        .unwrap();
+        if let Some(expiry) = token_expiry {
+            // The cache file is named after the SHA-1 of the session name.
+            let name: String = sha1::Sha1::digest(b"corp")
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            std::fs::write(
+                dir.join(format!(".aws/sso/cache/{name}.json")),
+                format!(
+                    "{{\"startUrl\":\"https://corp.awsapps.com/start\",\"region\":\"us-east-1\",\
+                     \"accessToken\":\"{ACCESS_TOKEN}\",\"expiresAt\":\"{expiry}\"}}"
+                ),
+            )
+            .unwrap();
+        }
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_SSO",
+        ] {
+            std::env::remove_var(k);
+        }
+        std::env::set_var("HOME", &dir);
+        std::env::set_var("AWS_CONFIG_FILE", dir.join(".aws/config"));
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        Home { dir }
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn client(emu: &Emulator) -> Client {
+    Client::new(
+        Config::builder()
+            .profile("dev")
+            .region("us-east-1")
+            .endpoint_url(emu.endpoint())
+            .max_attempts(1u32)
+            .build()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn an_sso_profile_signs_calls_with_the_role_credentials_of_the_cached_token() {
+    let _g = ENV.lock().await;
+    let home = Home::new(Some("2099-01-01T00:00:00Z"));
+    let (url, seen) = portal(SystemTime::now() + Duration::from_secs(3600));
+    std::env::set_var("AWS_ENDPOINT_URL_SSO", &url);
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let c = client(&emu);
+
+    let e = c
+        .resolve_customer()
+        .registration_token("not-a-token")
+        .send()
+        .await
+        .unwrap_err();
+    // The emulator checked the signature and the session token, then rejected the token.
+    assert_eq!(e.error_code(), ErrorCode::InvalidTokenException, "{e}");
+    assert_eq!(c.credentials_provider_name().await.unwrap(), "SSO");
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (line, bearer) = &seen[0];
+    assert!(line.starts_with("GET /federation/credentials?"), "{line}");
+    assert!(line.contains("account_id=111122223333"), "{line}");
+    assert!(line.contains("role_name=MeteringRole"), "{line}");
+    assert_eq!(bearer, ACCESS_TOKEN);
+    drop(home);
+}
+
+async fn login_error(_home: &Home) -> String {
+    let (url, seen) = portal(SystemTime::now() + Duration::from_secs(3600));
+    std::env::set_var("AWS_ENDPOINT_URL_SSO", &url);
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = client(&emu)
+        .resolve_customer()
+        .registration_token("not-a-token")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::Credentials, "{e}");
+    assert!(seen.lock().unwrap().is_empty(), "the portal was called");
+    assert!(emu.requests().is_empty(), "the emulator was called");
+    let text = e.to_string();
+    assert!(text.contains("aws sso login --profile dev"), "{text}");
+    assert!(!text.contains(ACCESS_TOKEN), "{text}");
+    text
+}
+
+#[tokio::test]
+async fn no_cached_token_says_to_run_aws_sso_login() {
+    let _g = ENV.lock().await;
+    let home = Home::new(None);
+    login_error(&home).await;
+}
+
+#[tokio::test]
+async fn an_expired_token_says_to_run_aws_sso_login() {
+    let _g = ENV.lock().await;
+    let home = Home::new(Some("2020-01-01T00:00:00Z"));
+    let text = login_error(&home).await;
+    assert!(text.contains("expired"), "{text}");
+}
