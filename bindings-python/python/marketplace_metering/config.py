@@ -51,8 +51,13 @@ class Config:
         ``sdk_ua_app_id``).
     user_agent_extra : str, optional
         Text appended to the User-Agent.
-    max_pool_connections, tcp_keepalive
-        Accepted for compatibility with botocore; they have no effect.
+    max_pool_connections : int, optional
+        Accepted for compatibility with botocore. The pool needs no cap: it holds at most
+        one connection per call in flight.
+    tcp_keepalive : bool, optional
+        Accepted for compatibility with botocore. TCP keep-alive is always on (probes after
+        15 s idle, every 15 s, 3 of them), which is what ``True`` asks for; ``False`` does
+        not turn it off.
     """
 
     def __init__(
