@@ -114,10 +114,13 @@ function abortError() {
   return e
 }
 
-/** `promise`, or an AbortError as soon as `signal` aborts. */
-function raceAbort(promise, signal) {
+/** `promise`, or an AbortError as soon as `signal` aborts (after `onAbort`). */
+function raceAbort(promise, signal, cancel) {
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(abortError())
+    const onAbort = () => {
+      cancel()
+      reject(abortError())
+    }
     signal.addEventListener('abort', onAbort, { once: true })
     promise.then(
       (v) => {
@@ -451,15 +454,21 @@ class MarketplaceMeteringClient {
     if (!(command instanceof Command) || typeof op.nativeMethod !== 'string') {
       throw new TypeError('send() expects a marketplace-metering command (e.g. new BatchMeterUsageCommand(input))')
     }
-    // SDK v3's abortSignal: checked before the call starts and honoured while waiting (the
-    // call itself runs to its end in the core; its result is dropped).
+    // SDK v3's abortSignal: checked before the call starts; an abort while it runs rejects at
+    // once and cancels the call in the core (the attempt's connection is dropped, no retry
+    // follows). A request the server already received may still have been processed.
     if (abortSignal?.aborted) throw abortError()
     const client = await this._client()
     if (abortSignal?.aborted) throw abortError()
     let json
     try {
-      const call = client[op.nativeMethod](command.input)
-      json = abortSignal ? await raceAbort(call, abortSignal) : await call
+      if (abortSignal) {
+        const cancel = new native.CallCancel()
+        const call = client[op.nativeMethod](command.input, cancel)
+        json = await raceAbort(call, abortSignal, () => cancel.cancel())
+      } else {
+        json = await client[op.nativeMethod](command.input)
+      }
     } catch (err) {
       if (err?.name === 'AbortError') throw err
       const e = translateError(err)

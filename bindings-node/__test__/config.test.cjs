@@ -246,6 +246,43 @@ test('abortSignal: before the call and while waiting', async () => {
   }
 })
 
+test('abortSignal cancels the attempt in flight: its connection closes, no retry follows', async () => {
+  // A server that reads each request and never answers: before cancellation reached the core,
+  // the aborted call kept its connection (and its retries) until the attempt timeout.
+  const sockets = []
+  let requests = 0
+  const server = net.createServer((s) => {
+    const entry = { closedAt: 0 }
+    sockets.push(entry)
+    s.on('data', (d) => { requests += (d.toString().match(/^POST /gm) || []).length })
+    s.on('close', () => { entry.closedAt = Date.now() })
+    s.on('error', () => {})
+  })
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  try {
+    const c = new mm.MarketplaceMeteringClient({
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${server.address().port}`,
+      credentials: creds,
+      maxAttempts: 3,
+    })
+    const ac = new AbortController()
+    const call = c.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' }), { abortSignal: ac.signal })
+    while (requests === 0) await new Promise((r) => setTimeout(r, 10))
+    const abortedAt = Date.now()
+    ac.abort()
+    await assert.rejects(call, { name: 'AbortError' })
+    await new Promise((r) => setTimeout(r, 1000))
+    assert.equal(sockets.length, 1, 'no second connection (no retry) after the abort')
+    assert.equal(requests, 1)
+    assert.ok(sockets[0].closedAt > 0, 'the aborted attempt closed its connection')
+    assert.ok(sockets[0].closedAt - abortedAt < 900)
+    c.destroy()
+  } finally {
+    server.close()
+  }
+})
+
 test('errors carry $retryable and $response as SDK v3 errors do', async () => {
   const { emu, client } = setup()
   try {

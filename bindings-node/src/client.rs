@@ -6,7 +6,11 @@
 //! future on the shared runtime and settles the promise on the JS thread.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use marketplace_metering::{Client, Config, Face, RetryMode};
 use napi::bindgen_prelude::*;
@@ -134,6 +138,7 @@ pub struct NativeClient {
 fn spawn<'env, T, E, F>(
     env: &'env Env,
     fut: F,
+    cancel: Option<&CallCancel>,
     to_json: fn(&T) -> String,
 ) -> Result<PromiseRaw<'env, String>>
 where
@@ -141,10 +146,52 @@ where
     E: Into<marketplace_metering::Error> + Send + 'static,
     F: Future<Output = std::result::Result<T, E>> + Send + 'static,
 {
-    env.spawn_future_with_callback(async move { Ok(fut.await) }, move |env, r| match r {
-        Ok(out) => Ok(to_json(&out)),
-        Err(e) => Err(crate::errors::to_js(env, &e.into())),
+    let cancel = cancel.map(|c| c.0.clone());
+    let run = async move {
+        match cancel {
+            None => Some(fut.await),
+            Some(c) if c.cancelled.load(Ordering::Acquire) => None,
+            // Dropping the future drops the attempt's connection and any retry still to come.
+            Some(c) => tokio::select! {
+                r = fut => Some(r),
+                () = c.notify.notified() => None,
+            },
+        }
+    };
+    env.spawn_future_with_callback(async move { Ok(run.await) }, move |env, r| match r {
+        Some(Ok(out)) => Ok(to_json(&out)),
+        Some(Err(e)) => Err(crate::errors::to_js(env, &e.into())),
+        None => Err(Error::new(Status::Cancelled, "Request aborted")),
     })
+}
+
+#[derive(Default)]
+struct CancelState {
+    cancelled: AtomicBool,
+    notify: Notify,
+}
+
+/// Cancels one call: the JS layer makes one per `send(cmd, { abortSignal })` and cancels it
+/// when the signal aborts, so the attempt in flight is dropped and no retry follows.
+#[napi]
+pub struct CallCancel(Arc<CancelState>);
+
+#[napi]
+impl CallCancel {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        CallCancel(Arc::default())
+    }
+
+    /// Cancels the call; later calls of this method do nothing.
+    #[napi]
+    pub fn cancel(&self) {
+        if !self.0.cancelled.swap(true, Ordering::AcqRel) {
+            // A stored permit: wakes the call even if it has not started waiting yet.
+            self.0.notify.notify_one();
+        }
+    }
 }
 
 impl NativeClient {
@@ -257,6 +304,7 @@ impl NativeClient {
         &self,
         env: &'env Env,
         input: Unknown<'env>,
+        cancel: Option<&CallCancel>,
     ) -> Result<PromiseRaw<'env, String>> {
         let input =
             convert::batch_meter_usage_input(input).map_err(|e: ConvError| e.into_napi(env))?;
@@ -264,6 +312,7 @@ impl NativeClient {
         spawn(
             env,
             async move { c.send_batch_meter_usage(input).await },
+            cancel,
             convert::batch_meter_usage_output,
         )
     }
@@ -274,12 +323,14 @@ impl NativeClient {
         &self,
         env: &'env Env,
         input: Unknown<'env>,
+        cancel: Option<&CallCancel>,
     ) -> Result<PromiseRaw<'env, String>> {
         let input = convert::meter_usage_input(input).map_err(|e| e.into_napi(env))?;
         let c = self.inner.clone();
         spawn(
             env,
             async move { c.send_meter_usage(input).await },
+            cancel,
             convert::meter_usage_output,
         )
     }
@@ -290,12 +341,14 @@ impl NativeClient {
         &self,
         env: &'env Env,
         input: Unknown<'env>,
+        cancel: Option<&CallCancel>,
     ) -> Result<PromiseRaw<'env, String>> {
         let input = convert::resolve_customer_input(input).map_err(|e| e.into_napi(env))?;
         let c = self.inner.clone();
         spawn(
             env,
             async move { c.send_resolve_customer(input).await },
+            cancel,
             convert::resolve_customer_output,
         )
     }
@@ -306,12 +359,14 @@ impl NativeClient {
         &self,
         env: &'env Env,
         input: Unknown<'env>,
+        cancel: Option<&CallCancel>,
     ) -> Result<PromiseRaw<'env, String>> {
         let input = convert::register_usage_input(input).map_err(|e| e.into_napi(env))?;
         let c = self.inner.clone();
         spawn(
             env,
             async move { c.send_register_usage(input).await },
+            cancel,
             convert::register_usage_output,
         )
     }
