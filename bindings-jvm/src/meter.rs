@@ -34,6 +34,7 @@ const FIELD_NAMES: &[(&str, &str)] = &[
     ("customer_identifier", "customerIdentifier"),
     ("customer_aws_account_id", "customerAwsAccountId"),
     ("license_arn", "licenseArn"),
+    ("database_url", "databaseUrl"),
 ];
 
 fn kotlin_field(field: &str) -> String {
@@ -142,8 +143,12 @@ pub struct DeadLetterRecord {
 /// The meter's settings; `None` is the core's default.
 #[derive(Clone, Default, uniffi::Record)]
 pub struct MeterOptions {
-    /// The SQLite store's file; `None`: in memory (tests).
+    /// The SQLite store's file; `None` (and no `database_url`): in memory (tests).
     pub path: Option<String>,
+    /// The fleet store: PostgreSQL shared by every replica (`postgresql://…`).
+    pub database_url: Option<String>,
+    /// This replica's name in the fleet store (default: host name and process id).
+    pub replica_id: Option<String>,
     pub product_code: Option<String>,
     /// `batch` (BatchMeterUsage, the default) or `meter_usage`.
     pub mode: Option<String>,
@@ -346,10 +351,13 @@ impl NativeMeter {
         listener: Option<Arc<dyn MeterListener>>,
     ) -> R<Arc<Self>> {
         let mut b = MeterConfig::builder().client(client.core().clone());
-        b = b.store(match options.path {
-            Some(p) => Store::sqlite(p),
-            None => Store::memory(),
-        });
+        b = b.store(
+            Store::from_options(options.path.map(Into::into), options.database_url)
+                .map_err(record_err)?,
+        );
+        if let Some(id) = options.replica_id {
+            b = b.replica_id(id);
+        }
         if let Some(code) = options.product_code {
             b = b.product_code(code);
         }

@@ -266,6 +266,23 @@ impl Store {
     pub fn postgres(database_url: impl Into<String>) -> Store {
         Store(StoreKind::Postgres(database_url.into()))
     }
+    /// The store a face's options name: `database_url` (the fleet store), else `path`
+    /// (SQLite), else memory. Both at once is `InvalidInput` naming `database_url`: a seller
+    /// moving to the fleet store must not keep billing from the old file by accident.
+    pub fn from_options(
+        path: Option<PathBuf>,
+        database_url: Option<String>,
+    ) -> Result<Store, crate::Error> {
+        match (path, database_url) {
+            (Some(_), Some(_)) => Err(crate::Error::invalid_input(
+                "database_url",
+                "give either path (SQLite) or database_url (PostgreSQL), not both",
+            )),
+            (_, Some(url)) => Ok(Store::postgres(url)),
+            (Some(p), None) => Ok(Store::sqlite(p)),
+            (None, None) => Ok(Store::memory()),
+        }
+    }
 }
 
 /// The fleet store's settings (from the builder).

@@ -127,7 +127,7 @@ class UsageMeter private constructor(
 ) : AutoCloseable {
     /** The meter's settings. `null`: the default. */
     data class Config(
-        /** The SQLite store; `null`: in memory (tests). */
+        /** The SQLite store; `null` (and no [databaseUrl]): in memory (tests). */
         val path: Path? = null,
         val productCode: String? = null,
         val mode: MeterMode? = null,
@@ -141,6 +141,14 @@ class UsageMeter private constructor(
         val listener: MeterListener? = null,
         /** A clock set by hand (tests). */
         val clock: ManualClock? = null,
+        /**
+         * The fleet store: PostgreSQL shared by every replica of a service
+         * (`postgresql://user@host/db`, or `?host=/socket/dir`); each customer-hour is billed
+         * once across the fleet. Not with [path].
+         */
+        val databaseUrl: String? = null,
+        /** This replica's name in the fleet store (default: host name and process id). */
+        val replicaId: String? = null,
     )
 
     /** Builds a meter: Kotlin DSL properties, fluent methods for Java. */
@@ -154,6 +162,8 @@ class UsageMeter private constructor(
         var flushInterval: Duration? = null
         var listener: MeterListener? = null
         var clock: ManualClock? = null
+        var databaseUrl: String? = null
+        var replicaId: String? = null
 
         fun path(v: Path?) = apply { path = v }
         fun productCode(v: String?) = apply { productCode = v }
@@ -164,10 +174,15 @@ class UsageMeter private constructor(
         fun flushInterval(v: Duration?) = apply { flushInterval = v }
         fun listener(v: MeterListener?) = apply { listener = v }
         fun clock(v: ManualClock?) = apply { clock = v }
+        fun databaseUrl(v: String?) = apply { databaseUrl = v }
+        fun replicaId(v: String?) = apply { replicaId = v }
 
         fun build(): UsageMeter = UsageMeter(
             client,
-            Config(path, productCode, mode, durability, grace, zeroFill, flushInterval, listener, clock),
+            Config(
+                path, productCode, mode, durability, grace, zeroFill, flushInterval, listener, clock,
+                databaseUrl, replicaId,
+            ),
         )
     }
 
@@ -177,6 +192,8 @@ class UsageMeter private constructor(
             client.core,
             MeterOptions(
                 path = config.path?.toString(),
+                databaseUrl = config.databaseUrl,
+                replicaId = config.replicaId,
                 productCode = config.productCode,
                 mode = config.mode?.wire,
                 durability = config.durability?.wire,

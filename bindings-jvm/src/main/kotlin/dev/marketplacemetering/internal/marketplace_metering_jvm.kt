@@ -4185,9 +4185,19 @@ public object FfiConverterTypeMeterEventRecord: FfiConverterRustBuffer<MeterEven
  */
 data class MeterOptions (
     /**
-     * The SQLite store's file; `None`: in memory (tests).
+     * The SQLite store's file; `None` (and no `database_url`): in memory (tests).
      */
     var `path`: kotlin.String?
+    , 
+    /**
+     * The fleet store: PostgreSQL shared by every replica (`postgresql://…`).
+     */
+    var `databaseUrl`: kotlin.String?
+    , 
+    /**
+     * This replica's name in the fleet store (default: host name and process id).
+     */
+    var `replicaId`: kotlin.String?
     , 
     var `productCode`: kotlin.String?
     , 
@@ -4223,6 +4233,8 @@ data class MeterOptions (
         
     Disposable.destroy(
         this.`path`,
+        this.`databaseUrl`,
+        this.`replicaId`,
         this.`productCode`,
         this.`mode`,
         this.`durability`,
@@ -4246,6 +4258,8 @@ public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions>
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalBoolean.read(buf),
             FfiConverterOptionalLong.read(buf),
@@ -4255,6 +4269,8 @@ public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions>
 
     override fun allocationSize(value: MeterOptions) = (
             FfiConverterOptionalString.allocationSize(value.`path`) +
+            FfiConverterOptionalString.allocationSize(value.`databaseUrl`) +
+            FfiConverterOptionalString.allocationSize(value.`replicaId`) +
             FfiConverterOptionalString.allocationSize(value.`productCode`) +
             FfiConverterOptionalString.allocationSize(value.`mode`) +
             FfiConverterOptionalString.allocationSize(value.`durability`) +
@@ -4266,6 +4282,8 @@ public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions>
 
     override fun write(value: MeterOptions, buf: ByteBuffer) {
             FfiConverterOptionalString.write(value.`path`, buf)
+            FfiConverterOptionalString.write(value.`databaseUrl`, buf)
+            FfiConverterOptionalString.write(value.`replicaId`, buf)
             FfiConverterOptionalString.write(value.`productCode`, buf)
             FfiConverterOptionalString.write(value.`mode`, buf)
             FfiConverterOptionalString.write(value.`durability`, buf)

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+// The fleet store through the JVM face: two replicas record the same customer-hour into one
+// private PostgreSQL (started by scripts/private-postgres.sh, as the core's fleet tests do; a
+// test that cannot start it fails) and the hour is billed once, with both replicas' usage.
+
+package dev.marketplacemetering
+
+import dev.marketplacemetering.testing.Emulator
+import dev.marketplacemetering.testing.ManualClock
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertThrows
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import java.nio.file.Files
+import java.nio.file.Path
+import java.time.Duration
+import java.time.Instant
+import java.time.temporal.ChronoUnit
+import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.TimeUnit
+
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class FleetTest {
+    private val emulator = Emulator()
+    private val client = emulator.client()
+    private val script: Path = Path.of(System.getProperty("user.dir")).resolve("../scripts/private-postgres.sh").normalize()
+    private val pgDir: Path = Files.createTempDirectory("mm-jvm-fleet-")
+    private lateinit var url: String
+    private val hour: Instant = Instant.now().truncatedTo(ChronoUnit.HOURS).minus(Duration.ofHours(2))
+
+    private fun pg(vararg args: String): String {
+        val p = ProcessBuilder(listOf("bash", script.toString()) + args)
+            .redirectError(ProcessBuilder.Redirect.INHERIT)
+            .apply { environment()["PG_FSYNC"] = "off" }
+            .start()
+        val out = p.inputStream.bufferedReader().readText().trim()
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "private-postgres.sh ${args.first()} timed out")
+        assertEquals(0, p.exitValue(), "private-postgres.sh ${args.first()} failed")
+        return out
+    }
+
+    @BeforeAll
+    fun start() {
+        pg("start", pgDir.toString())
+        url = pg("createdb", pgDir.toString(), "jvm_fleet")
+    }
+
+    @AfterAll
+    fun stop() {
+        pg("stop", pgDir.toString())
+        client.close()
+        emulator.close()
+    }
+
+    private fun replica(name: String, clock: ManualClock, events: MutableList<MeterEvent>) = UsageMeter(client) {
+        databaseUrl = url
+        replicaId = name
+        productCode = Emulator.PRODUCT_CODE
+        grace = Duration.ofSeconds(60)
+        flushInterval = Duration.ZERO
+        durability = Durability.GROUP
+        this.clock = clock
+        listener = MeterListener { events.add(it) }
+    }
+
+    @Test
+    fun `two replicas, one customer-hour, billed once with both replicas' usage`() {
+        val clock = ManualClock(hour.plusSeconds(600))
+        val events = CopyOnWriteArrayList<MeterEvent>()
+        replica("jvm-a", clock, events).use { a ->
+            replica("jvm-b", clock, events).use { b ->
+                repeat(5) { a.record("cust-1", "users", 2) }
+                repeat(3) { b.record("cust-1", "users", 7) }
+                b.record("cust-2", "gb", 4)
+                assertEquals(0L, a.flush().sent, "the hour is still open")
+                clock.set(hour.plus(Duration.ofMinutes(62)))
+                val sent = a.flush().acked + b.flush().acked
+                assertEquals(2L, sent, "one record per customer-hour across the fleet")
+                assertEquals(0L, a.flush().sent + b.flush().sent, "nothing is sent twice")
+            }
+        }
+        val ledger = emulator.ledger().associate { it.customerIdentifier to it.quantity }
+        assertEquals(mapOf("cust-1" to 31L, "cust-2" to 4L), ledger)
+        assertFalse(emulator.requests().any { it.errorCode == "DuplicateRecord" })
+        assertEquals(2, events.count { it.kind == "acked" })
+    }
+
+    @Test
+    fun `a path and a databaseUrl together are refused naming databaseUrl`() {
+        val e = assertThrows(InvalidInputException::class.java) {
+            UsageMeter(client) {
+                path = pgDir.resolve("m.db")
+                databaseUrl = url
+                productCode = Emulator.PRODUCT_CODE
+            }
+        }
+        assertEquals("databaseUrl", e.field)
+        assertFalse(e.message!!.contains("postgresql://"), "the URL (it may carry a password) is not echoed")
+    }
+}
