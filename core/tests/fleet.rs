@@ -269,6 +269,67 @@ async fn an_expired_claim_is_sent_again_identical() {
     assert_eq!(m[&("cust-2".into(), "users".into(), b - H)], (7, 1));
 }
 
+/// A sender whose answer comes back after its lease expired and another replica re-sent the
+/// same buckets: the late answer changes nothing, and the late sender reports nothing acked
+/// (no `acked` event, `acked: 0`), so a seller counting events sees each bucket once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_answer_to_an_expired_claim_is_neither_applied_nor_reported() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let events: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+    let meter = |name: &'static str| {
+        let ev = events.clone();
+        UsageMeter::new(
+            builder(&emu, Store::postgres(&url), &clock)
+                .replica_id(name)
+                .fleet_senders(2)
+                .fleet_lease(Duration::from_millis(300))
+                .on_event(move |e| {
+                    ev.lock()
+                        .unwrap()
+                        .push((name.to_owned(), e.kind.as_str().to_owned()))
+                })
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (slow, fast) = (meter("slow"), meter("fast"));
+    slow.record(cust(1), "users", 6, None, None).unwrap();
+    fast.record(cust(2), "users", 7, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    emu.push_fault(Fault::Delay { seconds: 2.0 });
+    let late = tokio::spawn(async move {
+        let s = slow.flush().await;
+        (slow, s)
+    });
+    // The slow sender claimed both buckets and waits for its answer; its lease runs out.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let s = fast.flush().await.unwrap();
+    assert_eq!(s.acked, 2, "{s:?}");
+    let (slow, s) = late.await.unwrap();
+    let s = s.unwrap();
+    assert_eq!(s.acked, 0, "the late answer was fenced out: {s:?}");
+    let acked: Vec<_> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, k)| k == "acked")
+        .cloned()
+        .collect();
+    assert_eq!(
+        acked,
+        vec![("fast".to_owned(), "acked".to_owned()); 2],
+        "each bucket reported acked once, by the sender whose answer counted"
+    );
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(m[&("cust-1".into(), "users".into(), b - H)], (6, 1));
+    assert_eq!(m[&("cust-2".into(), "users".into(), b - H)], (7, 1));
+    drop((slow, fast));
+}
+
 /// Connections cut while replicas record (pg_terminate_backend), then a crash restart of
 /// the server: every acknowledged record() is billed, exactly, and nothing else.
 #[test]

@@ -30,7 +30,7 @@
 //!   A crashed sender's claim expires and the same records (same quantity, same timestamp)
 //!   are sent again; the service's de-duplication makes the resend harmless.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -433,8 +433,7 @@ impl Fleet {
         let mut refused: Vec<(BucketKey, i64)> = Vec::new();
         loop {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-            let skip: std::collections::HashSet<&BucketKey> =
-                refused.iter().map(|(k, _)| k).collect();
+            let skip: HashSet<&BucketKey> = refused.iter().map(|(k, _)| k).collect();
             let mine: Vec<(&BucketKey, &super::Acc)> =
                 entries.iter().filter(|(k, _)| !skip.contains(k)).collect();
             if mine.is_empty() {
@@ -979,14 +978,16 @@ impl Fleet {
         Ok(n.max(0) as usize)
     }
 
-    /// Applies outcomes whose bucket still carries this meter's fencing counter.
+    /// Applies outcomes whose bucket still carries this meter's fencing counter, and returns
+    /// the buckets they applied to: an answer that came back after this meter's lease ran out
+    /// (another replica claimed the bucket again) changes nothing and is not reported.
     pub(crate) async fn record_outcomes(
         &self,
         outcomes: &[Outcome],
         now: i64,
-    ) -> Result<(), Error> {
+    ) -> Result<HashSet<i64>, Error> {
         if outcomes.is_empty() {
-            return Ok(());
+            return Ok(HashSet::new());
         }
         let fence = |id: &i64| lock(&self.claims).get(id).copied().unwrap_or(-1);
         let (mut ack_id, mut ack_claim, mut ack_rec) = (Vec::new(), Vec::new(), Vec::new());
@@ -1027,20 +1028,24 @@ impl Fleet {
             &rev_claim,
             &now,
         );
-        retry(self, "record outcomes", |mut c| async move {
+        let applied = retry(self, "record outcomes", |mut c| async move {
             let r = async {
                 let tx = c.transaction().await?;
+                let mut applied = HashSet::new();
                 if !a.is_empty() {
-                    tx.execute(
-                        "UPDATE mm_buckets b SET state = 'acked', metering_record_id = t.r, lease_until = NULL
-                         FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, r)
-                         WHERE b.id = t.id AND b.claim = t.claim AND b.state = 'sending'",
-                        &[a, b, d],
-                    )
-                    .await?;
+                    let rows = tx
+                        .query(
+                            "UPDATE mm_buckets b SET state = 'acked', metering_record_id = t.r, lease_until = NULL
+                             FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, r)
+                             WHERE b.id = t.id AND b.claim = t.claim AND b.state = 'sending'
+                             RETURNING b.id",
+                            &[a, b, d],
+                        )
+                        .await?;
+                    applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
                 }
                 if !e.is_empty() {
-                    tx.execute(
+                    let rows = tx.query(
                         "WITH u AS (
                              UPDATE mm_buckets b SET state = 'dead_lettered', lease_until = NULL
                              FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
@@ -1050,25 +1055,30 @@ impl Fleet {
                          INSERT INTO mm_dead_letters (bucket_id, product_code, license_arn, customer_kind,
                                                       customer, dimension, hour, quantity, reason, message, at)
                          SELECT id, product_code, license_arn, customer_kind, customer, dimension, hour,
-                                quantity, reason, message, $5 FROM u",
+                                quantity, reason, message, $5 FROM u
+                         RETURNING bucket_id",
                         &[e, f, g, h, m],
                     )
                     .await?;
+                    applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
                 }
                 for (state, ids, claims) in [("expired", i, j), ("sealed", k, l)] {
                     if ids.is_empty() {
                         continue;
                     }
-                    tx.execute(
-                        "UPDATE mm_buckets b SET state = $3, lease_until = NULL
-                         FROM unnest($1::bigint[], $2::bigint[]) AS t(id, claim)
-                         WHERE b.id = t.id AND b.claim = t.claim AND b.state = 'sending'",
-                        &[ids, claims, &state],
-                    )
-                    .await?;
+                    let rows = tx
+                        .query(
+                            "UPDATE mm_buckets b SET state = $3, lease_until = NULL
+                             FROM unnest($1::bigint[], $2::bigint[]) AS t(id, claim)
+                             WHERE b.id = t.id AND b.claim = t.claim AND b.state = 'sending'
+                             RETURNING b.id",
+                            &[ids, claims, &state],
+                        )
+                        .await?;
+                    applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
                 }
                 super::crash::hit("mid_ack_txn");
-                tx.commit().await
+                tx.commit().await.map(|()| applied)
             }
             .await;
             (c, r)
@@ -1083,7 +1093,7 @@ impl Fleet {
             };
             claims.remove(id);
         }
-        Ok(())
+        Ok(applied)
     }
 
     pub(crate) async fn status(&self, product: &str) -> Result<super::MeterStatus, Error> {

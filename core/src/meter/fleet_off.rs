@@ -44,7 +44,11 @@ impl Fleet {
     pub(crate) async fn count_sendable(&self, _: &str, _: &[i64]) -> Result<usize, Error> {
         match *self {}
     }
-    pub(crate) async fn record_outcomes(&self, _: &[Outcome], _: i64) -> Result<(), Error> {
+    pub(crate) async fn record_outcomes(
+        &self,
+        _: &[Outcome],
+        _: i64,
+    ) -> Result<std::collections::HashSet<i64>, Error> {
         match *self {}
     }
     pub(crate) async fn status(&self, _: &str) -> Result<super::MeterStatus, Error> {

@@ -7,7 +7,7 @@
 //! recorded in one transaction after it returns. A crash in between leaves the buckets
 //! `sending`, and the next flush sends them again with the same frozen quantities.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use super::store::{Outcome, SendItem};
@@ -154,7 +154,8 @@ fn event(it: &SendItem, kind: MeterEventKind) -> MeterEvent {
     }
 }
 
-/// Collects outcomes and events of one call, then writes and emits them.
+/// Collects outcomes and events of one call, then writes them, and counts and emits those
+/// that applied (a fleet store refuses an answer that came back after the claim expired).
 #[derive(Default)]
 struct Results {
     outcomes: Vec<Outcome>,
@@ -162,8 +163,7 @@ struct Results {
 }
 
 impl Results {
-    fn ack(&mut self, it: &SendItem, id: String, sum: &mut FlushSummary) {
-        sum.acked += 1;
+    fn ack(&mut self, it: &SendItem, id: String) {
         self.events.push(event(
             it,
             MeterEventKind::Acked {
@@ -172,8 +172,7 @@ impl Results {
         ));
         self.outcomes.push(Outcome::Ack(it.id, id));
     }
-    fn dead(&mut self, it: &SendItem, reason: &str, message: &str, sum: &mut FlushSummary) {
-        sum.dead_lettered += 1;
+    fn dead(&mut self, it: &SendItem, reason: &str, message: &str) {
         self.events.push(event(
             it,
             MeterEventKind::DeadLettered {
@@ -184,14 +183,27 @@ impl Results {
         self.outcomes
             .push(Outcome::Dead(it.id, reason.to_owned(), message.to_owned()));
     }
-    fn expire(&mut self, it: &SendItem, sum: &mut FlushSummary) {
-        sum.expired += 1;
+    fn expire(&mut self, it: &SendItem) {
         self.events.push(event(it, MeterEventKind::Expired));
         self.outcomes.push(Outcome::Expire(it.id));
     }
-    async fn commit(self, inner: &Inner) -> Result<(), Error> {
-        record_outcomes(inner, &self.outcomes).await?;
-        inner.shared.emit(self.events);
+    async fn commit(self, inner: &Inner, sum: &mut FlushSummary) -> Result<(), Error> {
+        let applied = record_outcomes(inner, &self.outcomes).await?;
+        let mut events = Vec::with_capacity(self.events.len());
+        // One event per outcome, in the same order.
+        for (o, e) in self.outcomes.iter().zip(self.events) {
+            let (id, counter) = match o {
+                Outcome::Ack(id, _) => (id, &mut sum.acked),
+                Outcome::Dead(id, ..) => (id, &mut sum.dead_lettered),
+                Outcome::Expire(id) => (id, &mut sum.expired),
+                Outcome::Revert(_) => continue,
+            };
+            if applied.as_ref().is_none_or(|a| a.contains(id)) {
+                *counter += 1;
+                events.push(e);
+            }
+        }
+        inner.shared.emit(events);
         Ok(())
     }
 }
@@ -374,7 +386,7 @@ async fn revert_claimed(inner: &Inner, queue: &VecDeque<Vec<SendItem>>) -> Resul
         .flatten()
         .map(|i| Outcome::Revert(i.id))
         .collect();
-    record_outcomes(inner, &rest).await
+    record_outcomes(inner, &rest).await.map(|_| ())
 }
 
 /// Sends the calls of `queue`; `false` when a retryable failure stopped the flush (the
@@ -412,12 +424,18 @@ async fn run(
     Ok(true)
 }
 
-/// Records the outcomes of a call in whichever store the meter has.
-async fn record_outcomes(inner: &Inner, outcomes: &[Outcome]) -> Result<(), Error> {
+/// Records the outcomes of a call in whichever store the meter has. `Some(ids)`: the
+/// buckets they applied to (a fleet store); `None`: all of them (a meter's own store).
+async fn record_outcomes(
+    inner: &Inner,
+    outcomes: &[Outcome],
+) -> Result<Option<HashSet<i64>>, Error> {
     let now = (inner.shared.clock)();
     match &inner.shared.fleet {
-        Some(f) => f.record_outcomes(outcomes, now).await,
-        None => lock(&inner.shared.db).record_outcomes(outcomes, now),
+        Some(f) => f.record_outcomes(outcomes, now).await.map(Some),
+        None => lock(&inner.shared.db)
+            .record_outcomes(outcomes, now)
+            .map(|()| None),
     }
 }
 
@@ -471,12 +489,12 @@ async fn call_failed(
         let mut res = Results::default();
         for it in &items {
             if e.error_code() == ErrorCode::TimestampOutOfBoundsException {
-                res.expire(it, sum);
+                res.expire(it);
             } else {
-                res.dead(it, e.code(), e.message(), sum);
+                res.dead(it, e.code(), e.message());
             }
         }
-        res.commit(inner).await?;
+        res.commit(inner, sum).await?;
         return Ok(Flow::Continue);
     }
     // About the caller, not the records: nothing was metered; they stay sealed.
@@ -503,10 +521,10 @@ async fn send_batch(
                     records.push(r);
                     keep.push(it);
                 }
-                Err(m) => res.dead(&it, ErrorCode::InvalidInput.as_str(), &m, sum),
+                Err(m) => res.dead(&it, ErrorCode::InvalidInput.as_str(), &m),
             }
         }
-        res.commit(inner).await?;
+        res.commit(inner, sum).await?;
         items = keep;
         if items.is_empty() {
             return Ok(Flow::Continue);
@@ -543,14 +561,11 @@ async fn send_batch(
             done[i] = true;
             let it = &items[i];
             match (r.status(), r.metering_record_id()) {
-                (Some(UsageRecordResultStatus::Success), Some(id)) => {
-                    res.ack(it, id.to_owned(), sum)
-                }
+                (Some(UsageRecordResultStatus::Success), Some(id)) => res.ack(it, id.to_owned()),
                 (Some(UsageRecordResultStatus::Success), None) => res.dead(
                     it,
                     "Success",
                     "the service reported Success without a MeteringRecordId",
-                    sum,
                 ),
                 (Some(s), _) => {
                     let msg = match s {
@@ -562,9 +577,9 @@ async fn send_batch(
                         }
                         _ => "a status this library does not know",
                     };
-                    res.dead(it, s.as_str(), msg, sum)
+                    res.dead(it, s.as_str(), msg)
                 }
-                (None, _) => res.dead(it, "MissingStatus", "the result carried no Status", sum),
+                (None, _) => res.dead(it, "MissingStatus", "the result carried no Status"),
             }
         }
         let mut unprocessed = Vec::new();
@@ -578,7 +593,7 @@ async fn send_batch(
         }
         // Neither answered nor unprocessed: left `sending` for the next flush.
         sum.deferred += done.iter().filter(|d| !**d).count();
-        res.commit(inner).await?;
+        res.commit(inner, sum).await?;
         if unprocessed.is_empty() {
             return Ok(Flow::Continue);
         }
@@ -616,8 +631,8 @@ async fn send_meter_usage(
         let (q, allocs) = match built {
             Ok(b) => b,
             Err(m) => {
-                res.dead(&it, ErrorCode::InvalidInput.as_str(), &m, sum);
-                res.commit(inner).await?;
+                res.dead(&it, ErrorCode::InvalidInput.as_str(), &m);
+                res.commit(inner, sum).await?;
                 continue;
             }
         };
@@ -644,8 +659,8 @@ async fn send_meter_usage(
         match out {
             Ok(out) => {
                 let id = out.metering_record_id().unwrap_or_default().to_owned();
-                res.ack(&it, id, sum);
-                res.commit(inner).await?;
+                res.ack(&it, id);
+                res.commit(inner, sum).await?;
             }
             Err(e) => match call_failed(inner, vec![it], e.into(), sum).await? {
                 Flow::Continue | Flow::Split(_) => {}
