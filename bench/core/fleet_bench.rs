@@ -3,8 +3,12 @@
 //! PostgreSQL (fsync on), then 10,000 customer-hours flushed against the emulator.
 //!
 //! ```text
-//! MM_BENCH_SECONDS=5 cargo run --release -p marketplace-metering --features fleet --example fleet_bench
+//! MM_BENCH_SECONDS=5 MM_BENCH_THREADS=8 cargo run --release -p marketplace-metering --features fleet --example fleet_bench
 //! ```
+//!
+//! `MM_BENCH_THREADS` (default 8) is how many threads of each replica call `record()` at
+//! once: a replica serving requests concurrently (a threaded web server) has many callers
+//! waiting on one group commit, and a group commit's throughput is callers / commit latency.
 //!
 //! Prints events/s and p50/p99 `record()` latency for group commit (uniform customers and one
 //! hot customer) and durable commits, and the flush time. Each replica is this binary run
@@ -20,7 +24,13 @@ use marketplace_metering::{Client, Config, UsageMeter};
 use metering_emulator::{Emulator, EmulatorConfig};
 
 const REPLICAS: usize = 8;
-const THREADS: usize = 8;
+
+fn threads() -> usize {
+    std::env::var("MM_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
 const H: i64 = 3600;
 
 fn script() -> std::path::PathBuf {
@@ -65,7 +75,7 @@ fn hour_now() -> i64 {
         * H
 }
 
-/// A replica: THREADS threads call record() for `secs`; prints "count p50_us p99_us".
+/// A replica: `threads()` threads call record() for `secs`; prints "count p50_us p99_us".
 fn replica() {
     let env = |k: &str| std::env::var(k).unwrap();
     let durability: Durability = env("MM_BENCH_DURABILITY").parse().unwrap();
@@ -88,7 +98,7 @@ fn replica() {
     .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
-    for t in 0..THREADS {
+    for t in 0..threads() {
         let (m, stop) = (meter.clone(), stop.clone());
         handles.push(std::thread::spawn(move || {
             let mut lat = Vec::with_capacity(1 << 16);
@@ -179,7 +189,10 @@ fn main() {
         {
             println!("pg_test_fsync: {}", line.trim());
         }
-        println!("{REPLICAS} replica processes x {THREADS} threads, {secs} s each");
+        println!(
+            "{REPLICAS} replica processes x {} threads, {secs} s each",
+            threads()
+        );
         for (name, durability, hot) in [
             ("group, uniform", "group", false),
             ("group, one hot customer", "group", true),
