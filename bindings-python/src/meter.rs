@@ -17,22 +17,22 @@
 
 mod clock;
 mod events;
+mod new;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use marketplace_metering::meter::{Customer, MeterConfig, MeterMode, RequeueFilter, Store};
+use marketplace_metering::meter::{Customer, MeterConfig, MeterMode, RequeueFilter};
 use marketplace_metering::{meter, runtime, Error};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBool, PyDict, PyList, PyString};
+use pyo3::types::{PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt, PyTraverseError};
 
 use crate::asyncrt::CoreRuntime;
-use crate::client::{conv_err, Client};
+use crate::client::conv_err;
 use crate::convert;
 use crate::errors::{invalid_state, to_py_err};
 pub use clock::ManualClock;
@@ -249,145 +249,21 @@ impl UsageMeter {
         database_url: Option<&Bound<'_, PyAny>>,
         replica_id: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let native = match client.cast::<Client>() {
-            Ok(c) => c.clone(),
-            Err(_) => match client
-                .getattr(intern!(py, "_native"))
-                .ok()
-                .and_then(|n| n.cast_into::<Client>().ok())
-            {
-                Some(c) => c,
-                None => {
-                    return Err(conv_err(
-                        py,
-                        convert::type_error(
-                            "client",
-                            "marketplace_metering.Client or AsyncClient",
-                            client,
-                        ),
-                        NEW,
-                    ))
-                }
-            },
-        };
-        let mut b = MeterConfig::builder().client(native.get().core().clone());
-        let database_url = opt_str(database_url, "database_url", NEW)?;
-        if let Some(id) = opt_str(replica_id, "replica_id", NEW)? {
-            b = b.replica_id(id);
-        }
-        b = b.store(match path {
-            Some(p) if !p.is_none() && database_url.is_some() => {
-                return Err(input_err(
-                    py,
-                    "database_url",
-                    "give either path (SQLite) or database_url (PostgreSQL), not both",
-                    NEW,
-                ))
-            }
-            _ if database_url.is_some() => Store::postgres(database_url.unwrap_or_default()),
-            Some(p) if !p.is_none() => match p.extract::<PathBuf>() {
-                Ok(p) => Store::sqlite(p),
-                Err(_) => {
-                    return Err(conv_err(
-                        py,
-                        convert::type_error("path", "str or os.PathLike", p),
-                        NEW,
-                    ))
-                }
-            },
-            _ => Store::memory(),
-        });
-        if let Some(code) = opt_str(product_code, "product_code", NEW)? {
-            b = b.product_code(code);
-        }
-        let mode: MeterMode = match &mode {
-            Arg::Missing => MeterMode::default(),
-            Arg::Given(m) => convert::string(m, || "mode".into())
-                .map_err(|e| conv_err(py, e, NEW))?
-                .parse()
-                .map_err(|e| to_py_err(py, &e, NEW))?,
-        };
-        b = b.mode(mode);
-        if let Arg::Given(d) = &durability {
-            let d = convert::string(d, || "durability".into()).map_err(|e| conv_err(py, e, NEW))?;
-            b = b.durability(d.parse().map_err(|e| to_py_err(py, &e, NEW))?);
-        }
-        if let Some(g) = grace.filter(|g| !g.is_none()) {
-            b = b.grace(duration(g, "grace")?);
-        }
-        if let Arg::Given(z) = &zero_fill {
-            let zf = z
-                .cast::<PyBool>()
-                .map_err(|_| conv_err(py, convert::type_error("zero_fill", "bool", z), NEW))?;
-            b = b.zero_fill(zf.is_true());
-        }
-        let callback = match on_event.filter(|c| !c.is_none()) {
-            Some(c) if c.is_callable() => Some(c.clone().unbind()),
-            Some(c) => {
-                return Err(conv_err(
-                    py,
-                    convert::type_error("on_event", "a callable", c),
-                    NEW,
-                ))
-            }
-            None => None,
-        };
-        let queue = if callback.is_none() {
-            let deque = py.import("collections")?.getattr("deque")?;
-            let kw = PyDict::new(py);
-            kw.set_item("maxlen", MAX_QUEUED_EVENTS)?;
-            Some(deque.call((), Some(&kw))?.unbind())
-        } else {
-            None
-        };
-        let sink = Arc::new(Sink {
-            has_callback: callback.is_some(),
-            callback: Mutex::new(callback),
-            queue: Mutex::new(queue),
-            dropped: AtomicU64::new(0),
-        });
-        let s = sink.clone();
-        b = b.on_event(move |e| s.deliver(e));
-        // Missing: the core's default; None or 0: no background flusher.
-        match flush_interval {
-            Arg::Missing => {}
-            Arg::Given(v) if v.is_none() => b = b.flush_interval(Duration::ZERO),
-            Arg::Given(v) => b = b.flush_interval(duration(&v, "flush_interval")?),
-        }
-        if let Some(c) = clock.filter(|c| !c.is_none()) {
-            match c.cast::<ManualClock>() {
-                Ok(c) => b = b.clock(c.get().inner.clock()),
-                Err(_) => {
-                    return Err(conv_err(
-                        py,
-                        convert::type_error("clock", "marketplace_metering.testing.ManualClock", c),
-                        NEW,
-                    ))
-                }
-            }
-        }
-        let config = b
-            .build()
-            .map_err(|e| input_err(py, e.field(), "is required", NEW))?;
-        let c2 = config.clone();
-        let core = py
-            .detach(move || meter::UsageMeter::new(c2))
-            .map_err(|e| to_py_err(py, &e, NEW))?;
-        let live = Arc::new(Mutex::new(Live {
-            meter: Some(core),
-            closed: false,
-        }));
-        {
-            let mut all = lock(&METERS);
-            all.retain(|w| w.strong_count() > 0);
-            all.push(Arc::downgrade(&live));
-        }
-        Ok(UsageMeter {
-            config,
+        Self::open(
+            py,
+            client,
+            path,
+            product_code,
             mode,
-            sink,
-            live,
-        })
+            durability,
+            grace,
+            zero_fill,
+            on_event,
+            flush_interval,
+            clock,
+            database_url,
+            replica_id,
+        )
     }
 
     /// Adds ``quantity`` of ``dimension`` used by a customer to its hour's bucket.
