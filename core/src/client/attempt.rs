@@ -405,8 +405,7 @@ pub(super) type Exchanged = (u16, HeaderMap, Result<Bytes, BodyError>);
 /// caller's thread and the connection's worker is a cross-thread wake-up, several per call,
 /// and an idle worker woken for nothing on top: such calls run the exchange on
 /// [`runtime::io`]'s single thread, which owns their connections, so a call costs one
-/// hand-off each way (measured on a 2-core VM against a canned server: 8.0 context
-/// switches and 14.7 system calls per sequential call before, 3.2 and 9.1 after).
+/// hand-off each way (the figures are in bench/README.md).
 pub(super) async fn exchange(
     http: &reqwest::Client,
     req: reqwest::Request,
