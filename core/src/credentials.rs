@@ -254,10 +254,5 @@ impl fmt::Debug for CredentialsProvider {
 #[cfg(feature = "default-chain")]
 mod chain;
 
-/// Serialises tests that read or write process-wide environment variables.
-#[cfg(test)]
-#[allow(dead_code)]
-pub(crate) static ENV_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[cfg(test)]
 mod tests;

@@ -75,6 +75,9 @@ mod chain {
     use std::sync::Arc;
     use std::time::{Duration, Instant, SystemTime};
 
+    /// Serialises the tests that read or write process-wide environment variables.
+    static ENV_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     /// Every variable the chain or the region lookup reads.
     const VARS: &[&str] = &[
         "AWS_ACCESS_KEY_ID",

@@ -240,12 +240,6 @@ impl Fleet {
         }
     }
 
-    /// Drops every idle connection (after `fork()`, or in tests).
-    #[allow(dead_code)]
-    pub(crate) fn clear_pool(&self) {
-        lock(&self.pool).clear();
-    }
-
     pub(crate) async fn status(&self, product: &str) -> Result<super::MeterStatus, Error> {
         let (first, last) = (*super::CALENDAR.start(), *super::CALENDAR.end());
         let rows = retry(self, "status", |c| async move {
