@@ -28,7 +28,7 @@ use marketplace_metering::{meter, runtime, Error};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyBool, PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt, PyTraverseError};
 
 use crate::asyncrt::CoreRuntime;
@@ -38,6 +38,7 @@ use crate::errors::{invalid_state, to_py_err};
 pub use clock::ManualClock;
 use clock::{epoch_secs, seconds};
 use events::{dead_letter_dict, status_dict, summary_dict, Sink};
+use new::{core_client, manual_clock, sink, store};
 
 /// Events kept for `events()` when no `on_event` callback is given; older ones are dropped.
 const MAX_QUEUED_EVENTS: usize = 10_000;
@@ -249,21 +250,70 @@ impl UsageMeter {
         database_url: Option<&Bound<'_, PyAny>>,
         replica_id: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        Self::open(
-            py,
-            client,
-            path,
-            product_code,
+        let mut b = MeterConfig::builder().client(core_client(py, client)?);
+        let database_url = opt_str(database_url, "database_url", NEW)?;
+        if let Some(id) = opt_str(replica_id, "replica_id", NEW)? {
+            b = b.replica_id(id);
+        }
+        b = b.store(store(py, path, database_url)?);
+        if let Some(code) = opt_str(product_code, "product_code", NEW)? {
+            b = b.product_code(code);
+        }
+        let mode: MeterMode = match &mode {
+            Arg::Missing => MeterMode::default(),
+            Arg::Given(m) => convert::string(m, || "mode".into())
+                .map_err(|e| conv_err(py, e, NEW))?
+                .parse()
+                .map_err(|e| to_py_err(py, &e, NEW))?,
+        };
+        b = b.mode(mode);
+        if let Arg::Given(d) = &durability {
+            let d = convert::string(d, || "durability".into()).map_err(|e| conv_err(py, e, NEW))?;
+            b = b.durability(d.parse().map_err(|e| to_py_err(py, &e, NEW))?);
+        }
+        if let Some(g) = grace.filter(|g| !g.is_none()) {
+            b = b.grace(duration(g, "grace")?);
+        }
+        if let Arg::Given(z) = &zero_fill {
+            let zf = z
+                .cast::<PyBool>()
+                .map_err(|_| conv_err(py, convert::type_error("zero_fill", "bool", z), NEW))?;
+            b = b.zero_fill(zf.is_true());
+        }
+        let sink = sink(py, on_event)?;
+        let s = sink.clone();
+        b = b.on_event(move |e| s.deliver(e));
+        // Missing: the core's default; None or 0: no background flusher.
+        match flush_interval {
+            Arg::Missing => {}
+            Arg::Given(v) if v.is_none() => b = b.flush_interval(Duration::ZERO),
+            Arg::Given(v) => b = b.flush_interval(duration(&v, "flush_interval")?),
+        }
+        if let Some(c) = clock.filter(|c| !c.is_none()) {
+            b = b.clock(manual_clock(py, c)?);
+        }
+        let config = b
+            .build()
+            .map_err(|e| input_err(py, e.field(), "is required", NEW))?;
+        let c2 = config.clone();
+        let core = py
+            .detach(move || meter::UsageMeter::new(c2))
+            .map_err(|e| to_py_err(py, &e, NEW))?;
+        let live = Arc::new(Mutex::new(Live {
+            meter: Some(core),
+            closed: false,
+        }));
+        {
+            let mut all = lock(&METERS);
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(&live));
+        }
+        Ok(UsageMeter {
+            config,
             mode,
-            durability,
-            grace,
-            zero_fill,
-            on_event,
-            flush_interval,
-            clock,
-            database_url,
-            replica_id,
-        )
+            sink,
+            live,
+        })
     }
 
     /// Adds ``quantity`` of ``dimension`` used by a customer to its hour's bucket.
