@@ -121,7 +121,7 @@ impl MeterConfigBuilder {
         self.store = Some(store);
         self
     }
-    /// The product code; without it every customer must be [`Customer::AwsAccount`].
+    /// The product code; without it every customer must be [`Customer::AwsAccount`](super::Customer::AwsAccount).
     pub fn product_code(mut self, code: impl Into<String>) -> Self {
         self.product_code = Some(code.into());
         self

@@ -310,7 +310,7 @@ pub struct DeadLetter {
     pub at: i64,
 }
 
-/// Which dead letters [`UsageMeter::requeue`] sends again; every field left `None` matches
+/// Which dead letters [`UsageMeter::requeue`](super::UsageMeter::requeue) sends again; every field left `None` matches
 /// all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequeueFilter {
@@ -358,7 +358,7 @@ pub struct MeterStatus {
     pub sealed: u64,
     /// Metered by the service.
     pub acked: u64,
-    /// Refused by the service; see [`UsageMeter::dead_letters`].
+    /// Refused by the service; see [`UsageMeter::dead_letters`](super::UsageMeter::dead_letters).
     pub dead_lettered: u64,
     /// Passed the service's window unsent.
     pub expired: u64,
@@ -445,7 +445,7 @@ impl ManualClock {
     pub fn advance(&self, secs: i64) {
         self.0.fetch_add(secs, Ordering::SeqCst);
     }
-    /// A [`Clock`] reading this clock, for [`MeterConfigBuilder::clock`].
+    /// A [`Clock`] reading this clock, for [`MeterConfigBuilder::clock`](super::MeterConfigBuilder::clock).
     pub fn clock(&self) -> Clock {
         let c = self.0.clone();
         Arc::new(move || c.load(Ordering::SeqCst))
