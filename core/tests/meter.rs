@@ -452,17 +452,8 @@ both_stores!(
     Store::sqlite(temp_db("meterusage"))
 );
 async fn meter_usage_mode_uses_a_deterministic_client_token(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
+    let (emu, h, b, meter) = scenario_with(store.clone(), 1, |m| m.mode(MeterMode::MeterUsage));
     let path = temp_db("meterusage");
-    let meter = UsageMeter::new(
-        h.builder(client(&emu, 1), store.clone())
-            .mode(MeterMode::MeterUsage)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
     h.set(b - 2 * H + 1);
     meter.record(cust(1), "users", 3, None, None).unwrap();
     meter.record(cust(2), "users", 4, None, None).unwrap();
