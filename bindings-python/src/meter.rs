@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// `_native.UsageMeter` and `_native.ManualClock`: the core's usage meter, translated.
+// `_native.UsageMeter`: the core's usage meter, translated (`ManualClock` is in meter/clock.rs).
+// Over 600 lines because pyo3 takes one #[pymethods] block per class: every Python method
+// of UsageMeter is here; what they share is in meter/clock.rs, meter/events.rs, meter/new.rs.
 
 //! Translation only: Python arguments → the core's `MeterConfig` / `record()` arguments,
 //! core results and events → dicts, core errors → the mapped exceptions. Every rule
