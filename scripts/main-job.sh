@@ -27,11 +27,9 @@ echo "== fleet store: 3 replicas (2 Python, 1 Node), one private PostgreSQL"
 bash scripts/private-postgres.sh install
 .venv/bin/python examples/fleet/fleet.py
 
-if [ -f examples/c/run.sh ]; then
-  echo "== c and c++"
-  cargo build --quiet -p metering-emulator --locked
-  METERING_EMULATOR_BIN="${CARGO_TARGET_DIR:-$root/target}/$triple/debug/metering-emulator" bash examples/c/run.sh
-fi
+echo "== c and c++"
+cargo build --quiet -p metering-emulator --locked
+METERING_EMULATOR_BIN="${CARGO_TARGET_DIR:-$root/target}/$triple/debug/metering-emulator" bash examples/c/run.sh
 
 echo "== jvm (java and kotlin)"
 if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then

@@ -89,10 +89,8 @@ tsc="$root/bindings-node/node_modules/.bin/tsc"
   node out/smoke.js
 )
 
-if [ -f bindings-c/test.sh ]; then
-  step "c and c++: header, ctest (plain, ASan/UBSan, valgrind), relocatable install, consumers"
-  bash bindings-c/test.sh
-fi
+step "c and c++: header, ctest (plain, ASan/UBSan, valgrind), relocatable install, consumers"
+bash bindings-c/test.sh
 
 step "jvm: generated Kotlin current, native library in the jar, Kotlin and Java JUnit (mvn verify)"
 if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then

@@ -12,7 +12,7 @@ const { Worker } = require('node:worker_threads')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { mm, setup } = require('./helpers.cjs')
+const { mm, setup, workerData } = require('./helpers.cjs')
 
 const { emu, client } = setup()
 after(() => emu.stop())
@@ -468,15 +468,7 @@ test('a meter in a worker thread, alongside one in the main thread', async () =>
   const b = base()
   const w = new Worker(workerSource, {
     eval: true,
-    workerData: {
-      pkg: path.join(__dirname, '..'),
-      region: emu.region,
-      endpoint: emu.endpoint,
-      credentials: emu.credentials,
-      productCode: emu.productCode,
-      path: p,
-      base: b,
-    },
+    workerData: workerData(emu, { path: p, base: b }),
   })
   const exited = once(w, 'exit')
   const { m, clock } = meter()

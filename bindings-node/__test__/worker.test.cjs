@@ -4,8 +4,7 @@
 const { test, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { Worker } = require('node:worker_threads')
-const path = require('node:path')
-const { mm, setup } = require('./helpers.cjs')
+const { mm, setup, workerData } = require('./helpers.cjs')
 
 const { emu, client } = setup()
 after(() => emu.stop())
@@ -27,14 +26,7 @@ function runWorker(customer) {
   return new Promise((resolve, reject) => {
     const w = new Worker(workerSource, {
       eval: true,
-      workerData: {
-        pkg: path.join(__dirname, '..'),
-        region: emu.region,
-        endpoint: emu.endpoint,
-        credentials: emu.credentials,
-        productCode: emu.productCode,
-        customer,
-      },
+      workerData: workerData(emu, { customer }),
     })
     w.once('message', resolve)
     w.once('error', reject)

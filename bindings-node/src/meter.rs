@@ -27,268 +27,27 @@
 //! may be this object; its drop joins the committer thread and writes buffered events to the
 //! store, so it is moved to a short-lived thread instead of running in the GC finalizer.
 
+mod clock;
+mod values;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use marketplace_metering::meter::{
-    Customer, DeadLetter, Durability, FlushSummary, ManualClock, MeterConfig, MeterEvent,
-    MeterEventKind, MeterMode, MeterStatus, Store,
+    Customer, DeadLetter, Durability, MeterConfig, MeterMode, Store,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::UsageMeter;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
 use crate::client::NativeClient;
 use crate::convert::{self, ConvError};
-
-/// What crosses the event queue: a meter event, or a barrier (`kind` absent).
-#[napi(object)]
-#[derive(Default)]
-pub struct NativeMeterEvent {
-    /// `acked`, `dead_lettered`, `late_event`, `window_alarm`, `expired`; absent for a barrier.
-    pub kind: Option<String>,
-    pub customer_identifier: Option<String>,
-    pub customer_aws_account_id: Option<String>,
-    pub license_arn: Option<String>,
-    pub dimension: Option<String>,
-    /// Epoch seconds.
-    pub hour: Option<f64>,
-    pub quantity: Option<f64>,
-    pub metering_record_id: Option<String>,
-    pub status: Option<String>,
-    pub message: Option<String>,
-    /// Epoch seconds.
-    pub counted_in_hour: Option<f64>,
-    /// Epoch seconds.
-    pub window_end: Option<f64>,
-}
-
-type EventFn = ThreadsafeFunction<NativeMeterEvent, (), NativeMeterEvent, Status, false, true, 0>;
-type EventSlot = Arc<RwLock<Option<Arc<EventFn>>>>;
-
-fn customer_fields(c: Customer, ev: &mut NativeMeterEvent) {
-    match c {
-        Customer::Identifier(id) => {
-            // MeterUsage mode: buckets have no customer.
-            if !id.is_empty() {
-                ev.customer_identifier = Some(id)
-            }
-        }
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => {
-            ev.customer_aws_account_id = Some(account_id);
-            ev.license_arn = Some(license_arn);
-        }
-    }
-}
-
-fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
-    let mut ev = NativeMeterEvent {
-        dimension: Some(e.dimension),
-        hour: Some(e.hour as f64),
-        quantity: Some(e.quantity as f64),
-        ..Default::default()
-    };
-    customer_fields(e.customer, &mut ev);
-    ev.kind = Some(e.kind.as_str().to_owned());
-    match e.kind {
-        MeterEventKind::Acked { metering_record_id } => {
-            ev.metering_record_id = Some(metering_record_id);
-        }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
-            ev.status = Some(status_or_error);
-            ev.message = Some(message);
-        }
-        MeterEventKind::LateEvent { counted_in_hour } => {
-            ev.counted_in_hour = Some(counted_in_hour as f64);
-        }
-        MeterEventKind::WindowAlarm { window_end } => {
-            ev.window_end = Some(window_end as f64);
-        }
-        // A kind added to the core still reaches the catch-all `"event"` listeners.
-        _ => {}
-    }
-    ev
-}
-
-/// Waits until every event queued so far has been emitted on the JS thread.
-async fn barrier(slot: &EventSlot) {
-    let tsfn = {
-        let g = slot.read().unwrap_or_else(|p| p.into_inner());
-        g.as_ref().cloned()
-    };
-    if let Some(t) = tsfn {
-        // Closing (worker exiting) or a throwing listener: nothing left to wait for.
-        let _ = t.call_async_catch(NativeMeterEvent::default()).await;
-    }
-}
-
-/// Bucket counts, as the JS layer reads them.
-#[napi(object)]
-pub struct NativeMeterStatus {
-    pub pending: f64,
-    pub sealed: f64,
-    pub acked: f64,
-    pub dead_lettered: f64,
-    pub expired: f64,
-    /// Epoch seconds.
-    pub oldest_unsent_hour: Option<f64>,
-}
-
-impl From<MeterStatus> for NativeMeterStatus {
-    fn from(s: MeterStatus) -> Self {
-        NativeMeterStatus {
-            pending: s.pending as f64,
-            sealed: s.sealed as f64,
-            acked: s.acked as f64,
-            dead_lettered: s.dead_lettered as f64,
-            expired: s.expired as f64,
-            oldest_unsent_hour: s.oldest_unsent_hour.map(|h| h as f64),
-        }
-    }
-}
-
-/// What one flush did, as the JS layer reads it.
-#[napi(object)]
-pub struct NativeFlushSummary {
-    pub sealed: u32,
-    pub sent: u32,
-    pub calls: u32,
-    pub acked: u32,
-    pub dead_lettered: u32,
-    pub expired: u32,
-    pub resent_unprocessed: u32,
-    pub deferred: u32,
-    /// The error that stopped the flush early, as the `nativeError` JSON of a thrown error.
-    pub interrupted: Option<String>,
-}
-
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-impl From<FlushSummary> for NativeFlushSummary {
-    fn from(s: FlushSummary) -> Self {
-        NativeFlushSummary {
-            sealed: count(s.sealed),
-            sent: count(s.sent),
-            calls: count(s.calls),
-            acked: count(s.acked),
-            dead_lettered: count(s.dead_lettered),
-            expired: count(s.expired),
-            resent_unprocessed: count(s.resent_unprocessed),
-            deferred: count(s.deferred),
-            interrupted: s.interrupted.as_ref().map(crate::errors::detail_json),
-        }
-    }
-}
-
-/// A dead letter, as the JS layer reads it.
-#[napi(object)]
-pub struct NativeDeadLetter {
-    pub customer_identifier: Option<String>,
-    pub customer_aws_account_id: Option<String>,
-    pub license_arn: Option<String>,
-    pub dimension: String,
-    /// Epoch seconds.
-    pub hour: f64,
-    pub quantity: f64,
-    pub reason: String,
-    pub message: String,
-    /// Epoch seconds.
-    pub at: f64,
-}
-
-impl From<DeadLetter> for NativeDeadLetter {
-    fn from(d: DeadLetter) -> Self {
-        let mut ev = NativeMeterEvent::default();
-        customer_fields(d.customer, &mut ev);
-        NativeDeadLetter {
-            customer_identifier: ev.customer_identifier,
-            customer_aws_account_id: ev.customer_aws_account_id,
-            license_arn: ev.license_arn,
-            dimension: d.dimension,
-            hour: d.hour as f64,
-            quantity: d.quantity as f64,
-            reason: d.reason,
-            message: d.message,
-            at: d.at as f64,
-        }
-    }
-}
-
-/// A clock set by hand, for tests and examples: the meter's hours seal when the clock is
-/// moved, not when real time passes. The meter reads it natively (no JS call per read).
-///
-/// ### Example
-/// ```js
-/// const clock = new ManualClock(new Date('2026-11-26T10:00:00Z'))
-/// clock.advance(3600)
-/// clock.now() // 2026-11-26T11:00:00.000Z
-/// ```
-#[napi(js_name = "ManualClock")]
-pub struct JsManualClock {
-    inner: ManualClock,
-}
-
-fn epoch_secs(env: &Env, at: Option<Unknown<'_>>, field: &'static str) -> Result<i64> {
-    match at {
-        None => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)),
-        Some(v) => convert::meter_time(v, field)
-            .map(|t| t.secs())
-            .map_err(|e| e.into_napi(env)),
-    }
-}
-
-#[napi]
-impl JsManualClock {
-    /// A clock reading `at` (a `Date`, epoch seconds or an ISO-8601 string); default: now.
-    #[napi(constructor)]
-    pub fn new(
-        env: Env,
-        #[napi(ts_arg_type = "Date | number | string")] at: Option<Unknown<'_>>,
-    ) -> Result<Self> {
-        Ok(JsManualClock {
-            inner: ManualClock::new(epoch_secs(&env, at, "at")?),
-        })
-    }
-
-    /// Sets the clock to `at` (a `Date`, epoch seconds or an ISO-8601 string).
-    #[napi]
-    pub fn set(
-        &self,
-        env: Env,
-        #[napi(ts_arg_type = "Date | number | string")] at: Unknown<'_>,
-    ) -> Result<()> {
-        self.inner.set(epoch_secs(&env, Some(at), "at")?);
-        Ok(())
-    }
-
-    /// Moves the clock by `seconds` (an integer; negative moves it back).
-    #[napi]
-    pub fn advance(&self, env: Env, seconds: Unknown<'_>) -> Result<()> {
-        let s = convert::meter_seconds_int(seconds, "seconds").map_err(|e| e.into_napi(&env))?;
-        self.inner.advance(s);
-        Ok(())
-    }
-
-    /// The time the clock reads.
-    #[napi(ts_return_type = "Date")]
-    pub fn now<'env>(&self, env: &'env Env) -> Result<napi::JsDate<'env>> {
-        env.create_date(self.inner.now() as f64 * 1000.0)
-    }
-}
+pub use clock::JsManualClock;
+use values::{barrier, count, to_native_event, EventFn, EventSlot};
+pub use values::{NativeDeadLetter, NativeFlushSummary, NativeMeterEvent, NativeMeterStatus};
 
 /// The core meter. Every method that may touch SQLite runs off the JS thread.
 #[napi]

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// `_native.UsageMeter` and `_native.ManualClock`: the core's usage meter, translated.
+// `_native.UsageMeter`: the core's usage meter, translated (`ManualClock` is in meter/clock.rs).
+// Over 600 lines because pyo3 takes one #[pymethods] block per class: every Python method
+// of UsageMeter is here; what they share is in meter/clock.rs, meter/events.rs, meter/new.rs.
 
 //! Translation only: Python arguments → the core's `MeterConfig` / `record()` arguments,
 //! core results and events → dicts, core errors → the mapped exceptions. Every rule
@@ -15,27 +17,30 @@
 //! connection instead of closing it (closing it in the child deleted the parent's WAL); a
 //! gunicorn `--preload` app creates its meter in `post_fork`.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod clock;
+mod events;
+mod new;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use marketplace_metering::meter::{
-    Customer, DeadLetter, FlushSummary, MeterConfig, MeterEvent, MeterEventKind, MeterMode,
-    MeterStatus, RequeueFilter, Store,
-};
-use marketplace_metering::primitives::DateTime;
+use marketplace_metering::meter::{Customer, MeterConfig, MeterMode, RequeueFilter};
 use marketplace_metering::{meter, runtime, Error};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt, PyTraverseError};
 
 use crate::asyncrt::CoreRuntime;
-use crate::client::{conv_err, Client};
+use crate::client::conv_err;
 use crate::convert;
 use crate::errors::{invalid_state, to_py_err};
+pub use clock::ManualClock;
+use clock::{epoch_secs, seconds};
+use events::{dead_letter_dict, status_dict, summary_dict, Sink};
+use new::{core_client, manual_clock, sink, store};
 
 /// Events kept for `events()` when no `on_event` callback is given; older ones are dropped.
 const MAX_QUEUED_EVENTS: usize = 10_000;
@@ -111,261 +116,6 @@ pub fn release_all(py: Python<'_>) {
     }
     py.detach(move || drop(meters));
     EXITING.store(true, Ordering::SeqCst);
-}
-
-// ---------------------------------------------------------------- ManualClock
-
-/// A clock set by hand, for tests and examples (``marketplace_metering.testing.ManualClock``).
-#[pyclass(module = "marketplace_metering._native", frozen)]
-pub struct ManualClock {
-    inner: meter::ManualClock,
-}
-
-fn epoch_secs(v: &Bound<'_, PyAny>, field: &str, op: &str) -> PyResult<i64> {
-    let py = v.py();
-    convert::timestamp(v, || field.to_owned())
-        .map(|t| t.secs())
-        .map_err(|e| conv_err(py, e, op))
-}
-
-/// Seconds from a `timedelta` or a number.
-fn seconds(v: &Bound<'_, PyAny>, field: &str, op: &str) -> PyResult<f64> {
-    let py = v.py();
-    let secs = if v.is_instance_of::<PyBool>() {
-        None
-    } else if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>() {
-        Some(v.extract::<f64>()?)
-    } else if v.is_instance(timedelta_type(py)?)? {
-        Some(
-            v.call_method0(intern!(py, "total_seconds"))?
-                .extract::<f64>()?,
-        )
-    } else {
-        None
-    };
-    match secs {
-        Some(s) if s.is_finite() && s.abs() < 1.0e12 => Ok(s),
-        Some(_) => Err(input_err(py, field, "must be a finite duration", op)),
-        None => Err(conv_err(
-            py,
-            convert::type_error(field, "timedelta, int or float", v),
-            op,
-        )),
-    }
-}
-
-fn timedelta_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    static T: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
-    T.import(py, "datetime", "timedelta")
-}
-
-#[pymethods]
-impl ManualClock {
-    /// A clock reading `start`: a datetime (naive means UTC), epoch seconds or ISO-8601.
-    #[new]
-    fn new(start: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(ManualClock {
-            inner: meter::ManualClock::new(epoch_secs(start, "start", "ManualClock")?),
-        })
-    }
-
-    /// The time it reads, in epoch seconds.
-    fn now(&self) -> i64 {
-        self.inner.now()
-    }
-
-    /// Sets it to `when` (a datetime, epoch seconds or ISO-8601).
-    fn set(&self, when: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.set(epoch_secs(when, "when", "ManualClock.set")?);
-        Ok(())
-    }
-
-    /// Moves it by `delta` (a timedelta or seconds; negative moves it back).
-    fn advance(&self, delta: &Bound<'_, PyAny>) -> PyResult<()> {
-        let s = seconds(delta, "delta", "ManualClock.advance")?;
-        self.inner.advance(s.floor() as i64);
-        Ok(())
-    }
-
-    fn __repr__(&self) -> String {
-        format!("ManualClock({})", self.inner.now())
-    }
-}
-
-// ---------------------------------------------------------------- events
-
-/// Where the core's events go: the user's callback, or a bounded deque for `events()`.
-struct Sink {
-    /// `None` after `__clear__` (the GC broke a cycle through the callback).
-    callback: Mutex<Option<Py<PyAny>>>,
-    has_callback: bool,
-    queue: Mutex<Option<Py<PyAny>>>,
-    dropped: AtomicU64,
-}
-
-impl Sink {
-    fn deliver(&self, event: MeterEvent) {
-        if EXITING.load(Ordering::Relaxed) {
-            return;
-        }
-        // Never during interpreter shutdown, never from inside a GC traversal.
-        let _ = Python::try_attach(|py| {
-            let result = event_dict(py, &event).and_then(|d| {
-                // Cloned out first: the callback may trigger a GC, whose traverse reads it.
-                let cb = lock(&self.callback).as_ref().map(|c| c.clone_ref(py));
-                if let Some(cb) = cb {
-                    return cb.call1(py, (d,)).map(drop);
-                }
-                if self.has_callback {
-                    return Ok(());
-                }
-                let q = lock(&self.queue).as_ref().map(|q| q.clone_ref(py));
-                let Some(q) = q else { return Ok(()) };
-                let q = q.bind(py);
-                if q.len()? >= MAX_QUEUED_EVENTS
-                    && self.dropped.fetch_add(1, Ordering::Relaxed) == 0
-                {
-                    log(
-                        py,
-                        "warning",
-                        &format!(
-                            "UsageMeter: more than {MAX_QUEUED_EVENTS} events queued and not \
-                             read with events(); dropping the oldest (dead letters stay in \
-                             dead_letters())"
-                        ),
-                        None,
-                    );
-                }
-                q.call_method1(intern!(py, "append"), (d,)).map(drop)
-            });
-            if let Err(e) = result {
-                log(
-                    py,
-                    "error",
-                    "UsageMeter: the on_event callback raised",
-                    Some(e.value(py).clone().into_any()),
-                );
-            }
-        });
-    }
-}
-
-/// Logs through the `marketplace_metering` logger (with the exception's traceback).
-fn log(py: Python<'_>, level: &str, msg: &str, exc: Option<Bound<'_, PyAny>>) {
-    let r = (|| -> PyResult<()> {
-        let logger = py
-            .import("logging")?
-            .call_method1("getLogger", ("marketplace_metering",))?;
-        let kw = PyDict::new(py);
-        if let Some(e) = &exc {
-            kw.set_item("exc_info", e)?;
-        }
-        logger.call_method(level, (msg,), Some(&kw))?;
-        Ok(())
-    })();
-    if let Err(e) = r {
-        e.write_unraisable(py, None);
-    }
-}
-
-fn hour_dt<'py>(py: Python<'py>, secs: i64) -> PyResult<Bound<'py, PyAny>> {
-    convert::py_datetime(py, &DateTime::from_secs(secs))
-}
-
-fn put_customer(d: &Bound<'_, PyDict>, c: &Customer) -> PyResult<()> {
-    let py = d.py();
-    let (id, acct, lic) = match c {
-        Customer::Identifier(id) => ((!id.is_empty()).then_some(id.as_str()), None, None),
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => (None, Some(account_id.as_str()), Some(license_arn.as_str())),
-    };
-    d.set_item(intern!(py, "customer_identifier"), id)?;
-    d.set_item(intern!(py, "customer_aws_account_id"), acct)?;
-    d.set_item(intern!(py, "license_arn"), lic)?;
-    Ok(())
-}
-
-fn event_dict<'py>(py: Python<'py>, e: &MeterEvent) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "kind"), e.kind.as_str())?;
-    put_customer(&d, &e.customer)?;
-    d.set_item(intern!(py, "dimension"), &e.dimension)?;
-    d.set_item(intern!(py, "hour"), hour_dt(py, e.hour)?)?;
-    d.set_item(intern!(py, "quantity"), e.quantity)?;
-    match &e.kind {
-        MeterEventKind::Acked { metering_record_id } => {
-            d.set_item(intern!(py, "metering_record_id"), metering_record_id)?
-        }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
-            d.set_item(intern!(py, "status"), status_or_error)?;
-            d.set_item(intern!(py, "message"), message)?;
-        }
-        MeterEventKind::LateEvent { counted_in_hour } => d.set_item(
-            intern!(py, "counted_in_hour"),
-            hour_dt(py, *counted_in_hour)?,
-        )?,
-        MeterEventKind::WindowAlarm { window_end } => {
-            d.set_item(intern!(py, "window_end"), hour_dt(py, *window_end)?)?
-        }
-        _ => {}
-    }
-    Ok(d)
-}
-
-// ---------------------------------------------------------------- results
-
-fn summary_dict(py: Python<'_>, s: &FlushSummary, op: &str) -> PyResult<Py<PyAny>> {
-    let d = PyDict::new(py);
-    d.set_item("sealed", s.sealed)?;
-    d.set_item("sent", s.sent)?;
-    d.set_item("calls", s.calls)?;
-    d.set_item("acked", s.acked)?;
-    d.set_item("dead_lettered", s.dead_lettered)?;
-    d.set_item("expired", s.expired)?;
-    d.set_item("resent_unprocessed", s.resent_unprocessed)?;
-    d.set_item("deferred", s.deferred)?;
-    match &s.interrupted {
-        None => d.set_item("interrupted", py.None())?,
-        Some(e) => {
-            let i = PyDict::new(py);
-            i.set_item("code", e.code())?;
-            i.set_item("message", e.message())?;
-            i.set_item("error", to_py_err(py, e, op).value(py))?;
-            d.set_item("interrupted", i)?;
-        }
-    }
-    d.into_py_any(py)
-}
-
-fn status_dict(py: Python<'_>, s: &MeterStatus) -> PyResult<Py<PyAny>> {
-    let d = PyDict::new(py);
-    d.set_item("pending", s.pending)?;
-    d.set_item("sealed", s.sealed)?;
-    d.set_item("acked", s.acked)?;
-    d.set_item("dead_lettered", s.dead_lettered)?;
-    d.set_item("expired", s.expired)?;
-    match s.oldest_unsent_hour {
-        Some(h) => d.set_item("oldest_unsent_hour", hour_dt(py, h)?)?,
-        None => d.set_item("oldest_unsent_hour", py.None())?,
-    }
-    d.into_py_any(py)
-}
-
-fn dead_letter_dict<'py>(py: Python<'py>, l: &DeadLetter) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    put_customer(&d, &l.customer)?;
-    d.set_item("dimension", &l.dimension)?;
-    d.set_item("hour", hour_dt(py, l.hour)?)?;
-    d.set_item("quantity", l.quantity)?;
-    d.set_item("reason", &l.reason)?;
-    d.set_item("message", &l.message)?;
-    d.set_item("at", hour_dt(py, l.at)?)?;
-    Ok(d)
 }
 
 // ---------------------------------------------------------------- UsageMeter
@@ -502,54 +252,12 @@ impl UsageMeter {
         database_url: Option<&Bound<'_, PyAny>>,
         replica_id: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let native = match client.cast::<Client>() {
-            Ok(c) => c.clone(),
-            Err(_) => match client
-                .getattr(intern!(py, "_native"))
-                .ok()
-                .and_then(|n| n.cast_into::<Client>().ok())
-            {
-                Some(c) => c,
-                None => {
-                    return Err(conv_err(
-                        py,
-                        convert::type_error(
-                            "client",
-                            "marketplace_metering.Client or AsyncClient",
-                            client,
-                        ),
-                        NEW,
-                    ))
-                }
-            },
-        };
-        let mut b = MeterConfig::builder().client(native.get().core().clone());
+        let mut b = MeterConfig::builder().client(core_client(py, client)?);
         let database_url = opt_str(database_url, "database_url", NEW)?;
         if let Some(id) = opt_str(replica_id, "replica_id", NEW)? {
             b = b.replica_id(id);
         }
-        b = b.store(match path {
-            Some(p) if !p.is_none() && database_url.is_some() => {
-                return Err(input_err(
-                    py,
-                    "database_url",
-                    "give either path (SQLite) or database_url (PostgreSQL), not both",
-                    NEW,
-                ))
-            }
-            _ if database_url.is_some() => Store::postgres(database_url.unwrap_or_default()),
-            Some(p) if !p.is_none() => match p.extract::<PathBuf>() {
-                Ok(p) => Store::sqlite(p),
-                Err(_) => {
-                    return Err(conv_err(
-                        py,
-                        convert::type_error("path", "str or os.PathLike", p),
-                        NEW,
-                    ))
-                }
-            },
-            _ => Store::memory(),
-        });
+        b = b.store(store(py, path, database_url)?);
         if let Some(code) = opt_str(product_code, "product_code", NEW)? {
             b = b.product_code(code);
         }
@@ -574,31 +282,7 @@ impl UsageMeter {
                 .map_err(|_| conv_err(py, convert::type_error("zero_fill", "bool", z), NEW))?;
             b = b.zero_fill(zf.is_true());
         }
-        let callback = match on_event.filter(|c| !c.is_none()) {
-            Some(c) if c.is_callable() => Some(c.clone().unbind()),
-            Some(c) => {
-                return Err(conv_err(
-                    py,
-                    convert::type_error("on_event", "a callable", c),
-                    NEW,
-                ))
-            }
-            None => None,
-        };
-        let queue = if callback.is_none() {
-            let deque = py.import("collections")?.getattr("deque")?;
-            let kw = PyDict::new(py);
-            kw.set_item("maxlen", MAX_QUEUED_EVENTS)?;
-            Some(deque.call((), Some(&kw))?.unbind())
-        } else {
-            None
-        };
-        let sink = Arc::new(Sink {
-            has_callback: callback.is_some(),
-            callback: Mutex::new(callback),
-            queue: Mutex::new(queue),
-            dropped: AtomicU64::new(0),
-        });
+        let sink = sink(py, on_event)?;
         let s = sink.clone();
         b = b.on_event(move |e| s.deliver(e));
         // Missing: the core's default; None or 0: no background flusher.
@@ -608,16 +292,7 @@ impl UsageMeter {
             Arg::Given(v) => b = b.flush_interval(duration(&v, "flush_interval")?),
         }
         if let Some(c) = clock.filter(|c| !c.is_none()) {
-            match c.cast::<ManualClock>() {
-                Ok(c) => b = b.clock(c.get().inner.clock()),
-                Err(_) => {
-                    return Err(conv_err(
-                        py,
-                        convert::type_error("clock", "marketplace_metering.testing.ManualClock", c),
-                        NEW,
-                    ))
-                }
-            }
+            b = b.clock(manual_clock(py, c)?);
         }
         let config = b
             .build()

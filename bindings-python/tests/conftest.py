@@ -1,8 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import warnings
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -38,3 +42,23 @@ def records(n: int, *, start: int = 1, quantity: int = 3, dimension: str = "user
         {"Timestamp": ts, "CustomerIdentifier": f"cust-{start + i}", "Dimension": dimension, "Quantity": quantity}
         for i in range(n)
     ]
+
+
+def run_in_child(fn: Callable[[], Any]) -> int:
+    """Runs ``fn`` in a forked child and returns the child's exit code: 0 when ``fn``
+    returned, 1 when it raised (printed to stderr). A hang fails after 20 s (SIGALRM)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a threaded process
+        pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            signal.alarm(20)
+            fn()
+            code = 0
+        except BaseException as e:  # noqa: BLE001
+            print(f"child failed: {e!r}", file=sys.stderr)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)

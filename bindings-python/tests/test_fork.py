@@ -4,40 +4,15 @@
 from __future__ import annotations
 
 import os
-import sys
-import warnings
 
 import pytest
 
 import marketplace_metering as mm
 from marketplace_metering.testing import Emulator
 
-from conftest import records
+from conftest import records, run_in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-
-
-def run_in_child(fn) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a threaded process
-        pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            signal_alarm()
-            fn()
-            code = 0
-        except BaseException as e:  # noqa: BLE001
-            print(f"child failed: {e!r}", file=sys.stderr)
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-
-def signal_alarm() -> None:
-    import signal
-    signal.alarm(20)  # a hang in the child fails the test instead of hanging it
 
 
 def test_client_from_parent_and_new_client_in_child(client: mm.Client, emu: Emulator) -> None:

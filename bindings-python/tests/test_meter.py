@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 import time
-import warnings
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,6 +21,8 @@ import pytest
 
 import marketplace_metering as mm
 from marketplace_metering.testing import Emulator, ManualClock
+
+from conftest import run_in_child
 
 H = 3600
 SEAL = timedelta(hours=1, minutes=6)  # past the hour and the default 5-minute grace
@@ -500,25 +501,6 @@ def test_record_releases_the_gil(emu: Emulator, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- fork
-
-
-def run_in_child(fn: Any) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a threaded process
-        pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            import signal
-            signal.alarm(20)
-            fn()
-            code = 0
-        except BaseException as e:  # noqa: BLE001
-            print(f"child failed: {e!r}", file=sys.stderr)
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

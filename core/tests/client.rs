@@ -12,19 +12,11 @@ use marketplace_metering::types::{Tag, UsageAllocation, UsageRecord, UsageRecord
 use marketplace_metering::{blocking, Client, Config, ErrorCode, RetryMode};
 use metering_emulator::{Emulator, EmulatorConfig, Fault};
 
-fn emulator() -> Emulator {
-    Emulator::start(EmulatorConfig::default()).expect("emulator starts")
-}
+mod support;
+use support::emulator;
 
 fn config(emu: &Emulator) -> marketplace_metering::ConfigBuilder {
-    Config::builder()
-        .region(metering_emulator::DEFAULT_REGION)
-        .endpoint_url(emu.endpoint())
-        .static_credentials(
-            metering_emulator::DEFAULT_ACCESS_KEY_ID,
-            metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
-            None,
-        )
+    support::config(emu.endpoint())
         .initial_backoff(Duration::from_millis(5))
         .max_backoff(Duration::from_millis(20))
 }
@@ -876,18 +868,7 @@ fn works_after_fork() {
         let ok_inherited = c
             .batch_meter_usage(batch(vec![record("cust-2", 1)]))
             .is_ok();
-        let fresh = blocking::Client::new(
-            Config::builder()
-                .region(metering_emulator::DEFAULT_REGION)
-                .endpoint_url(endpoint)
-                .static_credentials(
-                    metering_emulator::DEFAULT_ACCESS_KEY_ID,
-                    metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
-                    None,
-                )
-                .build()
-                .unwrap(),
-        );
+        let fresh = blocking::Client::new(support::config(endpoint).build().unwrap());
         let ok_fresh = fresh
             .batch_meter_usage(batch(vec![record("cust-3", 1)]))
             .is_ok();

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{Customer, Durability, MeterConfig, MeterConfigBuilder, Store};
 use marketplace_metering::primitives::DateTime;
-use marketplace_metering::{Client, Config, ErrorCode, UsageMeter};
+use marketplace_metering::{Client, ErrorCode, UsageMeter};
 use metering_emulator::{Emulator, EmulatorConfig, Fault, LedgerEntry};
 
 mod support;
@@ -19,14 +19,7 @@ const H: i64 = 3600;
 
 fn client(emu: &Emulator) -> Client {
     Client::new(
-        Config::builder()
-            .region(metering_emulator::DEFAULT_REGION)
-            .endpoint_url(emu.endpoint())
-            .static_credentials(
-                metering_emulator::DEFAULT_ACCESS_KEY_ID,
-                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
-                None,
-            )
+        support::config(emu.endpoint())
             .max_attempts(1u32)
             .build()
             .unwrap(),

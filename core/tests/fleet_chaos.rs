@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{Customer, Durability, MeterConfig, Store};
-use marketplace_metering::{Client, Config, UsageMeter};
+use marketplace_metering::{Client, UsageMeter};
 use metering_emulator::{Emulator, EmulatorConfig};
 
 mod support;
@@ -50,18 +50,7 @@ fn now_ms() -> i64 {
 }
 
 fn client(endpoint: &str) -> Client {
-    Client::new(
-        Config::builder()
-            .region(metering_emulator::DEFAULT_REGION)
-            .endpoint_url(endpoint)
-            .static_credentials(
-                metering_emulator::DEFAULT_ACCESS_KEY_ID,
-                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
-                None,
-            )
-            .build()
-            .unwrap(),
-    )
+    Client::new(support::config(endpoint).build().unwrap())
 }
 
 /// The simulated clock every replica shares: `start` (epoch seconds) at `t0_ms`, then

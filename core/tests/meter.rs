@@ -19,6 +19,7 @@ use metering_emulator::{Emulator, EmulatorConfig, Fault, LedgerEntry};
 const H: i64 = 3600;
 
 mod support;
+use support::emulator;
 use support::pg;
 
 /// A behaviour test on both stores: `NAME::sqlite` and `NAME::postgres` (a fresh database on
@@ -38,10 +39,6 @@ macro_rules! both_stores {
             }
         }
     };
-}
-
-fn emulator() -> Emulator {
-    Emulator::start(EmulatorConfig::default()).expect("emulator starts")
 }
 
 fn client(emu: &Emulator, attempts: u32) -> Client {
@@ -113,6 +110,29 @@ impl Harness {
     }
 }
 
+/// The usual start of a test: an emulator, a harness whose clock is at the start `b` of the
+/// current hour, and a meter on `store` whose client makes `attempts` tries per call.
+fn scenario(store: Store, attempts: u32) -> (Emulator, Harness, i64, UsageMeter) {
+    scenario_with(store, attempts, |m| m)
+}
+
+/// [`scenario`], the meter's settings changed by `tune`.
+fn scenario_with(
+    store: Store,
+    attempts: u32,
+    tune: impl FnOnce(MeterConfigBuilder) -> MeterConfigBuilder,
+) -> (Emulator, Harness, i64, UsageMeter) {
+    let emu = emulator();
+    let h = Harness::new();
+    let meter = UsageMeter::new(
+        tune(h.builder(client(&emu, attempts), store))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    (emu, h, base(), meter)
+}
+
 fn cust(i: usize) -> Customer {
     Customer::identifier(format!("cust-{i}"))
 }
@@ -158,11 +178,7 @@ both_stores!(
     Store::memory()
 );
 async fn bills_each_customer_hour_once_and_never_an_unsealed_hour(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
+    let (emu, h, b, meter) = scenario(store.clone(), 3);
     let mut expected: HashMap<(String, String, i64), i64> = HashMap::new();
     for hour in [b - 3 * H, b - 2 * H, b - H] {
         h.set(hour + 10);
@@ -207,11 +223,7 @@ async fn bills_each_customer_hour_once_and_never_an_unsealed_hour(store: Store) 
 
 both_stores!(late_events_are_counted_in_the_current_hour, Store::memory());
 async fn late_events_are_counted_in_the_current_hour(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
+    let (emu, h, b, meter) = scenario(store.clone(), 3);
     h.set(b - 2 * H + 5);
     meter.record(cust(1), "users", 4, None, None).unwrap();
     h.set(b + 600);
@@ -244,11 +256,7 @@ async fn late_events_are_counted_in_the_current_hour(store: Store) {
 
 both_stores!(unprocessed_records_are_sent_again, Store::memory());
 async fn unprocessed_records_are_sent_again(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
+    let (emu, h, b, meter) = scenario(store.clone(), 3);
     h.set(b - H + 1);
     let mut expected = HashMap::new();
     for i in 1..=20 {
@@ -276,11 +284,7 @@ both_stores!(
     Store::memory()
 );
 async fn throttling_leaves_buckets_sealed_for_the_next_flush(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter =
-        UsageMeter::new(h.builder(client(&emu, 2), store.clone()).build().unwrap()).unwrap();
+    let (emu, h, b, meter) = scenario(store.clone(), 2);
     h.set(b - H + 1);
     for i in 1..=30 {
         meter.record(cust(i), "users", 1, None, None).unwrap();
@@ -307,11 +311,7 @@ both_stores!(
     Store::memory()
 );
 async fn refused_records_are_dead_lettered_and_reported(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
+    let (emu, h, b, meter) = scenario(store.clone(), 3);
     h.set(b - H + 1);
     meter
         .record(
@@ -428,16 +428,7 @@ async fn a_crash_after_billing_resends_the_same_quantity_once() {
 
 both_stores!(zero_fill_reports_hours_without_usage, Store::memory());
 async fn zero_fill_reports_hours_without_usage(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter = UsageMeter::new(
-        h.builder(client(&emu, 3), store.clone())
-            .zero_fill(true)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let (emu, h, b, meter) = scenario_with(store.clone(), 3, |m| m.zero_fill(true));
     h.set(b - 3 * H + 10);
     meter.register_customer(cust(5), &["users", "gb"]).unwrap();
     meter.record(cust(5), "users", 7, None, None).unwrap();
@@ -461,17 +452,8 @@ both_stores!(
     Store::sqlite(temp_db("meterusage"))
 );
 async fn meter_usage_mode_uses_a_deterministic_client_token(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
+    let (emu, h, b, meter) = scenario_with(store.clone(), 1, |m| m.mode(MeterMode::MeterUsage));
     let path = temp_db("meterusage");
-    let meter = UsageMeter::new(
-        h.builder(client(&emu, 1), store.clone())
-            .mode(MeterMode::MeterUsage)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
     h.set(b - 2 * H + 1);
     meter.record(cust(1), "users", 3, None, None).unwrap();
     meter.record(cust(2), "users", 4, None, None).unwrap();
@@ -511,11 +493,7 @@ async fn meter_usage_mode_uses_a_deterministic_client_token(store: Store) {
 
 both_stores!(window_alarm_and_expiry_follow_the_clock, Store::memory());
 async fn window_alarm_and_expiry_follow_the_clock(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
+    let (emu, h, b, meter) = scenario(store.clone(), 3);
     h.set(b - 7 * H + 1);
     meter.record(cust(2), "users", 9, None, None).unwrap();
     h.set(b - 5 * H + 1);
@@ -865,11 +843,7 @@ fn store_files_are_readable_by_their_owner_only() {
 
 #[tokio::test]
 async fn a_clock_hours_fast_never_makes_an_unsent_hour_final() {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    let (emu, h, b, meter) = scenario(Store::memory(), 3);
     h.set(b - H + 10);
     meter.record(cust(1), "users", 4, None, None).unwrap();
     // An RTC 7 hours fast before NTP: the hour looks past the service's window locally.
@@ -882,11 +856,7 @@ async fn a_clock_hours_fast_never_makes_an_unsent_hour_final() {
 
 #[tokio::test]
 async fn an_hour_the_service_refuses_but_the_clock_does_not_waits_sealed() {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    let (emu, h, b, meter) = scenario(Store::memory(), 3);
     // A clock 8 hours slow: its hour is too old for the service, recent for the clock.
     h.set(b - 8 * H + 10);
     meter.record(cust(1), "users", 4, None, None).unwrap();
@@ -1190,11 +1160,7 @@ async fn a_whole_call_error_keeps_buckets_sealed_and_is_returned() {
 // their hour is inside the window.
 both_stores!(requeue_sends_chosen_dead_letters_again, Store::memory());
 async fn requeue_sends_chosen_dead_letters_again(store: Store) {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
-    let meter =
-        UsageMeter::new(h.builder(client(&emu, 3), store.clone()).build().unwrap()).unwrap();
+    let (emu, h, b, meter) = scenario(store.clone(), 3);
     let late = Customer::identifier("cust-unsubscribed");
     for hour in [b - 2 * H, b - H] {
         h.set(hour + 1);

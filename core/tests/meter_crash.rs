@@ -72,8 +72,10 @@ use marketplace_metering::meter::{
     Customer, Durability, MeterConfig, MeterMode, MeterStatus, Store, UsageMeter,
 };
 use marketplace_metering::primitives::DateTime;
-use marketplace_metering::{Client, Config};
+use marketplace_metering::Client;
 use metering_emulator::{Emulator, EmulatorConfig, Fault, LedgerEntry};
+
+mod support;
 
 const H: i64 = 3600;
 const GRACE: i64 = 60;
@@ -193,14 +195,7 @@ fn env_u64(k: &str, default: u64) -> u64 {
 
 fn client(endpoint: &str) -> Client {
     Client::new(
-        Config::builder()
-            .region(metering_emulator::DEFAULT_REGION)
-            .endpoint_url(endpoint)
-            .static_credentials(
-                metering_emulator::DEFAULT_ACCESS_KEY_ID,
-                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
-                None,
-            )
+        support::config(endpoint)
             .max_attempts(2u32)
             .initial_backoff(Duration::from_millis(5))
             .max_backoff(Duration::from_millis(20))

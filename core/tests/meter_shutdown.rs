@@ -7,26 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{MeterConfig, Store};
-use marketplace_metering::{Client, Config, UsageMeter};
+use marketplace_metering::{Client, UsageMeter};
 use metering_emulator::{Emulator, EmulatorConfig};
+
+mod support;
 
 const H: i64 = 3600;
 
 #[test]
 fn the_background_flusher_survives_a_runtime_shutdown() {
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
-    let client = Client::new(
-        Config::builder()
-            .region(metering_emulator::DEFAULT_REGION)
-            .endpoint_url(emu.endpoint())
-            .static_credentials(
-                metering_emulator::DEFAULT_ACCESS_KEY_ID,
-                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
-                None,
-            )
-            .build()
-            .unwrap(),
-    );
+    let client = Client::new(support::config(emu.endpoint()).build().unwrap());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

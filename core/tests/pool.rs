@@ -7,27 +7,19 @@ use std::collections::BTreeSet;
 use std::sync::Barrier;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use marketplace_metering::blocking;
 use marketplace_metering::operation::batch_meter_usage::BatchMeterUsageInput;
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::types::UsageRecord;
-use marketplace_metering::{blocking, Config};
-use metering_emulator::{Emulator, EmulatorConfig, Fault};
+use metering_emulator::{Emulator, Fault};
 
-fn emulator() -> Emulator {
-    Emulator::start(EmulatorConfig::default()).expect("emulator starts")
-}
+mod support;
+use support::emulator;
 
 /// A blocking client of the emulator with one attempt per call and this read timeout.
 fn client(endpoint: String, read_timeout: Duration) -> blocking::Client {
     blocking::Client::new(
-        Config::builder()
-            .region(metering_emulator::DEFAULT_REGION)
-            .endpoint_url(endpoint)
-            .static_credentials(
-                metering_emulator::DEFAULT_ACCESS_KEY_ID,
-                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
-                None,
-            )
+        support::config(endpoint)
             .max_attempts(1u32)
             .read_timeout(read_timeout)
             .build()

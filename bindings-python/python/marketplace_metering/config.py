@@ -131,10 +131,6 @@ class Config:
                 f"use_dualstack_endpoint={self.use_dualstack_endpoint!r}, "
                 f"user_agent_appid={self.user_agent_appid!r})")
 
-    def _retry_settings(self) -> Tuple[Optional[int], Optional[str]]:
-        """(total attempts, mode) for the core, or ``None`` for its defaults."""
-        return retry_settings(self.retries)
-
 
 def retry_settings(retries: Optional[Mapping[str, Any]]) -> Tuple[Optional[int], Optional[str]]:
     """botocore's retry meanings → the core's total attempts and mode."""

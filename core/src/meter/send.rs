@@ -7,6 +7,8 @@
 //! recorded in one transaction after it returns. A crash in between leaves the buckets
 //! `sending`, and the next flush sends them again with the same frozen quantities.
 
+mod records;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
@@ -15,51 +17,13 @@ use super::{lock, Customer, FlushSummary, Inner, MeterEvent, MeterEventKind, Met
 use crate::operation::batch_meter_usage::BatchMeterUsageInput;
 use crate::operation::meter_usage::MeterUsageInput;
 use crate::primitives::DateTime;
-use crate::types::{Tag, UsageAllocation, UsageRecord, UsageRecordResultStatus};
+use crate::types::UsageRecordResultStatus;
 use crate::{Error, ErrorCode};
+pub(crate) use records::client_token;
+use records::{allocations, event, quantity, record_key, usage_record, RecordKey};
 
 /// Records per `BatchMeterUsage` call.
 const BATCH: usize = crate::validate::MAX_USAGE_RECORDS;
-
-/// The `ClientToken` of a `MeterUsage` bucket: 32 hex digits of two FNV-1a hashes of the
-/// store's identity, the product, dimension, hour and sealed quantity.
-///
-/// A resend of the bucket (after a crash, a timeout) carries the same token, because every
-/// part is frozen once the bucket is sealed and the identity is kept in the store. Two stores
-/// (replicas sharing one AWS account) never share a token, so one never meets the other's
-/// `IdempotencyConflictException`.
-pub(crate) fn client_token(
-    store_id: &str,
-    product: &str,
-    dimension: &str,
-    hour: i64,
-    quantity: i64,
-) -> String {
-    fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
-        let mut h = seed;
-        for p in parts {
-            for b in p.iter().chain(std::iter::once(&0xffu8)) {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        }
-        h
-    }
-    let (hour, quantity) = (hour.to_string(), quantity.to_string());
-    let parts: [&[u8]; 6] = [
-        b"mm-meter-v2",
-        store_id.as_bytes(),
-        product.as_bytes(),
-        dimension.as_bytes(),
-        hour.as_bytes(),
-        quantity.as_bytes(),
-    ];
-    format!(
-        "{:016x}{:016x}",
-        fnv(0xcbf2_9ce4_8422_2325, &parts),
-        fnv(0x6c62_272e_07bb_0142, &parts)
-    )
-}
 
 enum Flow {
     Continue,
@@ -67,91 +31,6 @@ enum Flow {
     Stop,
     /// A record-level error rejected a whole batch: send its records one by one.
     Split(Vec<SendItem>),
-}
-
-fn allocations(it: &SendItem) -> Result<Option<Vec<UsageAllocation>>, String> {
-    let Some(map) = it.allocations.as_ref().filter(|m| !m.is_empty()) else {
-        return Ok(None);
-    };
-    let mut merged: BTreeMap<&str, i64> = map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let allocated: i64 = map.values().sum();
-    let rest = it.quantity - allocated;
-    if rest < 0 {
-        return Err(format!(
-            "allocations sum to {allocated}, more than the quantity {}",
-            it.quantity
-        ));
-    }
-    if rest > 0 {
-        *merged.entry("").or_insert(0) += rest;
-    }
-    let mut out = Vec::with_capacity(merged.len());
-    for (k, v) in merged {
-        let tags = if k.is_empty() {
-            None
-        } else {
-            Some(serde_json::from_str::<Vec<Tag>>(k).map_err(|e| e.to_string())?)
-        };
-        let q = i32::try_from(v).map_err(|_| format!("allocated quantity {v} overflows"))?;
-        out.push(UsageAllocation {
-            allocated_usage_quantity: q,
-            tags,
-        });
-    }
-    Ok(Some(out))
-}
-
-fn quantity(it: &SendItem) -> Result<i32, String> {
-    i32::try_from(it.quantity).map_err(|_| {
-        format!(
-            "the hour's quantity {} is larger than the service accepts ({})",
-            it.quantity,
-            i32::MAX
-        )
-    })
-}
-
-fn usage_record(it: &SendItem) -> Result<UsageRecord, String> {
-    let (ci, acct, lic) = match &it.customer {
-        Customer::Identifier(id) => (Some(id.clone()), None, None),
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => (None, Some(account_id.clone()), Some(license_arn.clone())),
-    };
-    Ok(UsageRecord {
-        timestamp: DateTime::from_secs(it.hour),
-        customer_identifier: ci,
-        dimension: it.dimension.clone(),
-        quantity: Some(quantity(it)?),
-        usage_allocations: allocations(it)?,
-        customer_aws_account_id: acct,
-        license_arn: lic,
-    })
-}
-
-/// Who, which license, what and when: everything that tells two records of one call apart
-/// (buckets are unique by it within a meter's product).
-type RecordKey = (Option<String>, Option<String>, Option<String>, String, i64);
-
-fn record_key(r: &UsageRecord) -> RecordKey {
-    (
-        r.customer_identifier.clone(),
-        r.customer_aws_account_id.clone(),
-        r.license_arn.clone(),
-        r.dimension.clone(),
-        r.timestamp.secs(),
-    )
-}
-
-fn event(it: &SendItem, kind: MeterEventKind) -> MeterEvent {
-    MeterEvent {
-        kind,
-        customer: it.customer.clone(),
-        dimension: it.dimension.clone(),
-        hour: it.hour,
-        quantity: it.quantity,
-    }
 }
 
 /// Collects outcomes and events of one call, then writes them, and counts and emits those

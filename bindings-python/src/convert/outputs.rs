@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: Apache-2.0
+// The four operations' outputs → boto3-shaped dicts, with `ResponseMetadata` and the attempt log.
+
+use marketplace_metering::operation::batch_meter_usage::BatchMeterUsageOutput;
+use marketplace_metering::operation::meter_usage::MeterUsageOutput;
+use marketplace_metering::operation::register_usage::RegisterUsageOutput;
+use marketplace_metering::operation::resolve_customer::ResolveCustomerOutput;
+use marketplace_metering::primitives::DateTime;
+use marketplace_metering::types::{UsageAllocation, UsageRecord};
+use marketplace_metering::ResponseMetadata;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::{intern, IntoPyObjectExt};
+
+use super::py_datetime;
+
+/// An output's response metadata.
+pub trait HasMeta {
+    /// The metadata.
+    fn meta(&self) -> &ResponseMetadata;
+}
+
+macro_rules! has_meta {
+    ($($t:ty),*) => {$(impl HasMeta for $t {
+        fn meta(&self) -> &ResponseMetadata { self.metadata() }
+    })*};
+}
+has_meta!(
+    BatchMeterUsageOutput,
+    MeterUsageOutput,
+    ResolveCustomerOutput,
+    RegisterUsageOutput
+);
+
+/// The attempt log as a list of tuples `(operation, attempt, status, request_id, latency_ms,
+/// outcome, retry_reason, retry_delay_ms)`: what the Python layer turns into log records.
+pub fn attempt_log<'py>(py: Python<'py>, meta: &ResponseMetadata) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for e in meta.attempt_log() {
+        list.append((
+            e.operation,
+            e.attempt,
+            e.status,
+            e.request_id.as_deref(),
+            e.latency.as_secs_f64() * 1000.0,
+            e.outcome.as_str(),
+            e.retry_reason,
+            e.retry_delay.map(|d| d.as_secs_f64() * 1000.0),
+        ))?;
+    }
+    Ok(list)
+}
+
+/// `resp` with `ResponseMetadata["_AttemptLog"]` when `with_log` (the Python layer removes it
+/// before the caller sees the response).
+pub fn with_attempt_log<O: HasMeta>(
+    py: Python<'_>,
+    resp: Py<PyAny>,
+    out: &O,
+    with_log: bool,
+) -> PyResult<Py<PyAny>> {
+    if with_log {
+        let meta = resp.bind(py).get_item(intern!(py, "ResponseMetadata"))?;
+        meta.set_item(intern!(py, "_AttemptLog"), attempt_log(py, out.meta())?)?;
+    }
+    Ok(resp)
+}
+
+pub fn response_metadata<'py>(
+    py: Python<'py>,
+    meta: &ResponseMetadata,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "RequestId"), meta.request_id().unwrap_or(""))?;
+    d.set_item(
+        intern!(py, "HTTPStatusCode"),
+        meta.http_status().unwrap_or(0),
+    )?;
+    let h = PyDict::new(py);
+    for (k, v) in meta.http_headers() {
+        h.set_item(k, v)?;
+    }
+    d.set_item(intern!(py, "HTTPHeaders"), h)?;
+    d.set_item(
+        intern!(py, "RetryAttempts"),
+        meta.attempts().saturating_sub(1),
+    )?;
+    Ok(d)
+}
+
+pub(super) fn set_opt(
+    d: &Bound<'_, PyDict>,
+    k: &Bound<'_, PyString>,
+    v: Option<&str>,
+) -> PyResult<()> {
+    if let Some(v) = v {
+        d.set_item(k, v)?;
+    }
+    Ok(())
+}
+
+pub(super) fn allocations_out<'py>(
+    py: Python<'py>,
+    a: &[UsageAllocation],
+) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for al in a {
+        let d = PyDict::new(py);
+        d.set_item(
+            intern!(py, "AllocatedUsageQuantity"),
+            al.allocated_usage_quantity(),
+        )?;
+        if !al.tags().is_empty() {
+            let tags = PyList::empty(py);
+            for t in al.tags() {
+                let td = PyDict::new(py);
+                td.set_item(intern!(py, "Key"), t.key())?;
+                td.set_item(intern!(py, "Value"), t.value())?;
+                tags.append(td)?;
+            }
+            d.set_item(intern!(py, "Tags"), tags)?;
+        }
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// The last datetime made in this call: results usually share one timestamp, and datetimes
+/// are immutable, so equal timestamps share one object.
+pub(super) type LastDatetime<'py> = Option<(DateTime, Bound<'py, PyAny>)>;
+
+pub(super) fn usage_record_out<'py>(
+    py: Python<'py>,
+    r: &UsageRecord,
+    last: &mut LastDatetime<'py>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let ts = match last {
+        Some((t, obj)) if t == r.timestamp() => obj.clone(),
+        _ => {
+            let obj = py_datetime(py, r.timestamp())?;
+            *last = Some((*r.timestamp(), obj.clone()));
+            obj
+        }
+    };
+    d.set_item(intern!(py, "Timestamp"), ts)?;
+    set_opt(
+        &d,
+        intern!(py, "CustomerIdentifier"),
+        r.customer_identifier(),
+    )?;
+    set_opt(
+        &d,
+        intern!(py, "CustomerAWSAccountId"),
+        r.customer_aws_account_id(),
+    )?;
+    set_opt(&d, intern!(py, "LicenseArn"), r.license_arn())?;
+    d.set_item(intern!(py, "Dimension"), r.dimension())?;
+    if let Some(q) = r.quantity() {
+        d.set_item(intern!(py, "Quantity"), q)?;
+    }
+    if !r.usage_allocations().is_empty() {
+        d.set_item(
+            intern!(py, "UsageAllocations"),
+            allocations_out(py, r.usage_allocations())?,
+        )?;
+    }
+    Ok(d)
+}
+
+pub fn batch_meter_usage_output(py: Python<'_>, o: &BatchMeterUsageOutput) -> PyResult<Py<PyAny>> {
+    let d = PyDict::new(py);
+    let results = PyList::empty(py);
+    let mut last = None;
+    for r in o.results() {
+        let rd = PyDict::new(py);
+        if let Some(u) = r.usage_record() {
+            rd.set_item(
+                intern!(py, "UsageRecord"),
+                usage_record_out(py, u, &mut last)?,
+            )?;
+        }
+        set_opt(&rd, intern!(py, "MeteringRecordId"), r.metering_record_id())?;
+        set_opt(&rd, intern!(py, "Status"), r.status().map(|s| s.as_str()))?;
+        results.append(rd)?;
+    }
+    d.set_item(intern!(py, "Results"), results)?;
+    let unprocessed = PyList::empty(py);
+    for u in o.unprocessed_records() {
+        unprocessed.append(usage_record_out(py, u, &mut last)?)?;
+    }
+    d.set_item(intern!(py, "UnprocessedRecords"), unprocessed)?;
+    d.set_item(
+        intern!(py, "ResponseMetadata"),
+        response_metadata(py, o.metadata())?,
+    )?;
+    d.into_py_any(py)
+}
+
+pub fn meter_usage_output(py: Python<'_>, o: &MeterUsageOutput) -> PyResult<Py<PyAny>> {
+    let d = PyDict::new(py);
+    set_opt(&d, intern!(py, "MeteringRecordId"), o.metering_record_id())?;
+    d.set_item(
+        intern!(py, "ResponseMetadata"),
+        response_metadata(py, o.metadata())?,
+    )?;
+    d.into_py_any(py)
+}
+
+pub fn resolve_customer_output(py: Python<'_>, o: &ResolveCustomerOutput) -> PyResult<Py<PyAny>> {
+    let d = PyDict::new(py);
+    set_opt(
+        &d,
+        intern!(py, "CustomerIdentifier"),
+        o.customer_identifier(),
+    )?;
+    set_opt(&d, intern!(py, "ProductCode"), o.product_code())?;
+    set_opt(
+        &d,
+        intern!(py, "CustomerAWSAccountId"),
+        o.customer_aws_account_id(),
+    )?;
+    set_opt(&d, intern!(py, "LicenseArn"), o.license_arn())?;
+    d.set_item(
+        intern!(py, "ResponseMetadata"),
+        response_metadata(py, o.metadata())?,
+    )?;
+    d.into_py_any(py)
+}
+
+pub fn register_usage_output(py: Python<'_>, o: &RegisterUsageOutput) -> PyResult<Py<PyAny>> {
+    let d = PyDict::new(py);
+    if let Some(t) = o.public_key_rotation_timestamp() {
+        d.set_item(
+            intern!(py, "PublicKeyRotationTimestamp"),
+            py_datetime(py, t)?,
+        )?;
+    }
+    set_opt(&d, intern!(py, "Signature"), o.signature())?;
+    d.set_item(
+        intern!(py, "ResponseMetadata"),
+        response_metadata(py, o.metadata())?,
+    )?;
+    d.into_py_any(py)
+}

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: Apache-2.0
+// The meter's events, summaries, statuses and dead letters as Python dicts; the event sink.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use marketplace_metering::meter::{
+    Customer, DeadLetter, FlushSummary, MeterEvent, MeterEventKind, MeterStatus,
+};
+use marketplace_metering::primitives::DateTime;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3::{intern, IntoPyObjectExt};
+
+use crate::convert;
+use crate::errors::to_py_err;
+
+use super::{lock, EXITING, MAX_QUEUED_EVENTS};
+
+/// Where the core's events go: the user's callback, or a bounded deque for `events()`.
+pub(super) struct Sink {
+    /// `None` after `__clear__` (the GC broke a cycle through the callback).
+    pub(super) callback: Mutex<Option<Py<PyAny>>>,
+    pub(super) has_callback: bool,
+    pub(super) queue: Mutex<Option<Py<PyAny>>>,
+    pub(super) dropped: AtomicU64,
+}
+
+impl Sink {
+    pub(super) fn deliver(&self, event: MeterEvent) {
+        if EXITING.load(Ordering::Relaxed) {
+            return;
+        }
+        // Never during interpreter shutdown, never from inside a GC traversal.
+        let _ = Python::try_attach(|py| {
+            let result = event_dict(py, &event).and_then(|d| {
+                // Cloned out first: the callback may trigger a GC, whose traverse reads it.
+                let cb = lock(&self.callback).as_ref().map(|c| c.clone_ref(py));
+                if let Some(cb) = cb {
+                    return cb.call1(py, (d,)).map(drop);
+                }
+                if self.has_callback {
+                    return Ok(());
+                }
+                let q = lock(&self.queue).as_ref().map(|q| q.clone_ref(py));
+                let Some(q) = q else { return Ok(()) };
+                let q = q.bind(py);
+                if q.len()? >= MAX_QUEUED_EVENTS
+                    && self.dropped.fetch_add(1, Ordering::Relaxed) == 0
+                {
+                    log(
+                        py,
+                        "warning",
+                        &format!(
+                            "UsageMeter: more than {MAX_QUEUED_EVENTS} events queued and not \
+                             read with events(); dropping the oldest (dead letters stay in \
+                             dead_letters())"
+                        ),
+                        None,
+                    );
+                }
+                q.call_method1(intern!(py, "append"), (d,)).map(drop)
+            });
+            if let Err(e) = result {
+                log(
+                    py,
+                    "error",
+                    "UsageMeter: the on_event callback raised",
+                    Some(e.value(py).clone().into_any()),
+                );
+            }
+        });
+    }
+}
+
+/// Logs through the `marketplace_metering` logger (with the exception's traceback).
+pub(super) fn log(py: Python<'_>, level: &str, msg: &str, exc: Option<Bound<'_, PyAny>>) {
+    let r = (|| -> PyResult<()> {
+        let logger = py
+            .import("logging")?
+            .call_method1("getLogger", ("marketplace_metering",))?;
+        let kw = PyDict::new(py);
+        if let Some(e) = &exc {
+            kw.set_item("exc_info", e)?;
+        }
+        logger.call_method(level, (msg,), Some(&kw))?;
+        Ok(())
+    })();
+    if let Err(e) = r {
+        e.write_unraisable(py, None);
+    }
+}
+
+pub(super) fn hour_dt<'py>(py: Python<'py>, secs: i64) -> PyResult<Bound<'py, PyAny>> {
+    convert::py_datetime(py, &DateTime::from_secs(secs))
+}
+
+pub(super) fn put_customer(d: &Bound<'_, PyDict>, c: &Customer) -> PyResult<()> {
+    let py = d.py();
+    let (id, acct, lic) = match c {
+        Customer::Identifier(id) => ((!id.is_empty()).then_some(id.as_str()), None, None),
+        Customer::AwsAccount {
+            account_id,
+            license_arn,
+        } => (None, Some(account_id.as_str()), Some(license_arn.as_str())),
+    };
+    d.set_item(intern!(py, "customer_identifier"), id)?;
+    d.set_item(intern!(py, "customer_aws_account_id"), acct)?;
+    d.set_item(intern!(py, "license_arn"), lic)?;
+    Ok(())
+}
+
+pub(super) fn event_dict<'py>(py: Python<'py>, e: &MeterEvent) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "kind"), e.kind.as_str())?;
+    put_customer(&d, &e.customer)?;
+    d.set_item(intern!(py, "dimension"), &e.dimension)?;
+    d.set_item(intern!(py, "hour"), hour_dt(py, e.hour)?)?;
+    d.set_item(intern!(py, "quantity"), e.quantity)?;
+    match &e.kind {
+        MeterEventKind::Acked { metering_record_id } => {
+            d.set_item(intern!(py, "metering_record_id"), metering_record_id)?
+        }
+        MeterEventKind::DeadLettered {
+            status_or_error,
+            message,
+        } => {
+            d.set_item(intern!(py, "status"), status_or_error)?;
+            d.set_item(intern!(py, "message"), message)?;
+        }
+        MeterEventKind::LateEvent { counted_in_hour } => d.set_item(
+            intern!(py, "counted_in_hour"),
+            hour_dt(py, *counted_in_hour)?,
+        )?,
+        MeterEventKind::WindowAlarm { window_end } => {
+            d.set_item(intern!(py, "window_end"), hour_dt(py, *window_end)?)?
+        }
+        _ => {}
+    }
+    Ok(d)
+}
+
+// ---------------------------------------------------------------- results
+
+pub(super) fn summary_dict(py: Python<'_>, s: &FlushSummary, op: &str) -> PyResult<Py<PyAny>> {
+    let d = PyDict::new(py);
+    d.set_item("sealed", s.sealed)?;
+    d.set_item("sent", s.sent)?;
+    d.set_item("calls", s.calls)?;
+    d.set_item("acked", s.acked)?;
+    d.set_item("dead_lettered", s.dead_lettered)?;
+    d.set_item("expired", s.expired)?;
+    d.set_item("resent_unprocessed", s.resent_unprocessed)?;
+    d.set_item("deferred", s.deferred)?;
+    match &s.interrupted {
+        None => d.set_item("interrupted", py.None())?,
+        Some(e) => {
+            let i = PyDict::new(py);
+            i.set_item("code", e.code())?;
+            i.set_item("message", e.message())?;
+            i.set_item("error", to_py_err(py, e, op).value(py))?;
+            d.set_item("interrupted", i)?;
+        }
+    }
+    d.into_py_any(py)
+}
+
+pub(super) fn status_dict(py: Python<'_>, s: &MeterStatus) -> PyResult<Py<PyAny>> {
+    let d = PyDict::new(py);
+    d.set_item("pending", s.pending)?;
+    d.set_item("sealed", s.sealed)?;
+    d.set_item("acked", s.acked)?;
+    d.set_item("dead_lettered", s.dead_lettered)?;
+    d.set_item("expired", s.expired)?;
+    match s.oldest_unsent_hour {
+        Some(h) => d.set_item("oldest_unsent_hour", hour_dt(py, h)?)?,
+        None => d.set_item("oldest_unsent_hour", py.None())?,
+    }
+    d.into_py_any(py)
+}
+
+pub(super) fn dead_letter_dict<'py>(
+    py: Python<'py>,
+    l: &DeadLetter,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    put_customer(&d, &l.customer)?;
+    d.set_item("dimension", &l.dimension)?;
+    d.set_item("hour", hour_dt(py, l.hour)?)?;
+    d.set_item("quantity", l.quantity)?;
+    d.set_item("reason", &l.reason)?;
+    d.set_item("message", &l.message)?;
+    d.set_item("at", hour_dt(py, l.at)?)?;
+    Ok(d)
+}

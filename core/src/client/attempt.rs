@@ -1,0 +1,488 @@
+// SPDX-License-Identifier: Apache-2.0
+// One call's attempts: sign, send, read, classify and retry; transport errors.
+
+use std::time::Duration;
+
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
+
+use crate::error::AttemptLog;
+use crate::operation::Operation;
+use crate::retry::{classify, RetryClass};
+use crate::tls::BodyError;
+use crate::{runtime, wire, Error, ErrorCode, ResponseMetadata};
+
+use super::{Client, CLOCK_SKEW_CODES, SIGNING_NAME};
+
+/// Fills an attempt's span, and the call's with the latest answer.
+pub(super) fn record_attempt(span: &tracing::Span, call: &tracing::Span, e: &AttemptLog) {
+    if let Some(s) = e.status {
+        span.record("status", s);
+        call.record("status", s);
+    }
+    if let Some(id) = &e.request_id {
+        span.record("request_id", id.as_str());
+        call.record("request_id", id.as_str());
+    }
+    span.record("latency_ms", e.latency.as_secs_f64() * 1000.0);
+    span.record("outcome", e.outcome.as_str());
+    if let Some(r) = e.retry_reason {
+        span.record("retry_reason", r);
+    }
+    call.record("attempts", e.attempt);
+}
+
+impl Client {
+    pub(super) async fn invoke<O: Operation>(
+        &self,
+        mut input: O::Input,
+    ) -> Result<O::Output, Error> {
+        O::validate(&input)?;
+        O::prepare(&mut input);
+        let mut buf = Vec::with_capacity(O::size_hint(&input));
+        serde_json::to_writer(&mut buf, &input)
+            .map_err(|e| Error::invalid_input("<request>", format!("cannot be serialized: {e}")))?;
+        let body = Bytes::from(buf);
+        if body.len() > crate::validate::MAX_REQUEST_BYTES {
+            return Err(Error::invalid_input(
+                "<request>",
+                format!(
+                    "is {} bytes; the service accepts at most {}",
+                    body.len(),
+                    crate::validate::MAX_REQUEST_BYTES
+                ),
+            ));
+        }
+        let http = self.http()?;
+        let mut attempts = 0u32;
+        let mut total_delay = Duration::ZERO;
+        let mut log = Vec::new();
+        let span = tracing::debug_span!(
+            "marketplace_metering.call",
+            operation = O::NAME,
+            attempts = tracing::field::Empty,
+            status = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
+        let run = tracing::Instrument::instrument(
+            self.attempts::<O>(
+                &http,
+                &body,
+                &mut attempts,
+                &mut total_delay,
+                &mut log,
+                &span,
+            ),
+            span.clone(),
+        );
+        let Some(limit) = self.inner.config.operation_timeout else {
+            return run.await;
+        };
+        let result = tokio::time::timeout(limit, run).await;
+        span.record("attempts", attempts);
+        match result {
+            Ok(result) => result,
+            Err(_) => {
+                let mut err = Error::new(
+                    ErrorCode::ReadTimeout,
+                    format!(
+                        "timed out: the call to {} took longer than the operation timeout ({limit:?})",
+                        self.inner.shown_endpoint
+                    ),
+                );
+                let m = err.meta_mut();
+                m.attempts = attempts;
+                m.total_retry_delay = total_delay;
+                m.attempt_log = log;
+                tracing::debug!(operation = O::NAME, attempts, "operation timeout");
+                Err(err)
+            }
+        }
+    }
+
+    /// Attempts until one succeeds or retrying stops, counting in `attempt` and `total_delay`
+    /// (read back when the operation timeout cuts this short).
+    async fn attempts<O: Operation>(
+        &self,
+        http: &reqwest::Client,
+        body: &Bytes,
+        attempt: &mut u32,
+        total_delay: &mut Duration,
+        log: &mut Vec<AttemptLog>,
+        call_span: &tracing::Span,
+    ) -> Result<O::Output, Error> {
+        let retry = &self.inner.retry;
+        let max = self.inner.config.retry.max_attempts;
+        let attempt_timeout = self.inner.config.attempt_timeout;
+        let invocation_id = uuid::Uuid::new_v4().to_string();
+        let mut paid: Vec<RetryClass> = Vec::new();
+        let mut skew_corrected = false;
+        loop {
+            *attempt += 1;
+            let attempt = *attempt;
+            retry.before_attempt().await;
+            let signed_with = self.clock_offset_ms();
+            let span = tracing::debug_span!(
+                "attempt",
+                operation = O::NAME,
+                attempt,
+                status = tracing::field::Empty,
+                request_id = tracing::field::Empty,
+                latency_ms = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+                retry_reason = tracing::field::Empty,
+            );
+            let started = std::time::Instant::now();
+            let result = match tokio::time::timeout(
+                attempt_timeout,
+                tracing::Instrument::instrument(
+                    self.attempt::<O>(http, body, &invocation_id, attempt, max),
+                    span.clone(),
+                ),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(Error::new(
+                    ErrorCode::ReadTimeout,
+                    format!(
+                        "timed out: the attempt on {} took longer than the attempt timeout \
+                         ({attempt_timeout:?})",
+                        self.inner.shown_endpoint
+                    ),
+                )),
+            };
+            let latency = started.elapsed();
+            let mut err = match result {
+                Ok(mut out) => {
+                    retry.after_attempt(false);
+                    retry.on_success(&paid);
+                    let entry = AttemptLog {
+                        operation: O::NAME,
+                        attempt,
+                        status: out.1.http_status,
+                        request_id: out.1.request_id.clone(),
+                        latency,
+                        outcome: "ok".to_owned(),
+                        retry_reason: None,
+                        retry_delay: None,
+                    };
+                    record_attempt(&span, call_span, &entry);
+                    log.push(entry);
+                    out.1.attempts = attempt;
+                    out.1.total_retry_delay = *total_delay;
+                    out.1.attempt_log = std::mem::take(log);
+                    O::set_meta(&mut out.0, out.1);
+                    return Ok(out.0);
+                }
+                Err(e) => e,
+            };
+            let mut entry = AttemptLog {
+                operation: O::NAME,
+                attempt,
+                status: err.http_status(),
+                request_id: err.request_id().map(str::to_owned),
+                latency,
+                outcome: err.code().to_owned(),
+                retry_reason: None,
+                retry_delay: None,
+            };
+            // Signed with a clock the service's Date showed to be skewed: re-sign with the
+            // corrected one and try again at once, once per call (as botocore and SDK v3).
+            if !skew_corrected
+                && CLOCK_SKEW_CODES.contains(&err.code())
+                && self.clock_offset_ms() != signed_with
+            {
+                skew_corrected = true;
+                entry.retry_reason = Some("clock skew");
+                entry.retry_delay = Some(Duration::ZERO);
+                record_attempt(&span, call_span, &entry);
+                log.push(entry);
+                tracing::debug!(
+                    operation = O::NAME,
+                    attempt,
+                    code = err.code(),
+                    "re-signing"
+                );
+                continue;
+            }
+            let class = if err.error_code() == ErrorCode::Credentials {
+                None
+            } else {
+                classify(
+                    err.metadata().http_status.map(|_| err.code()),
+                    err.http_status(),
+                    match err.error_code() {
+                        c @ (ErrorCode::Dispatch
+                        | ErrorCode::ConnectTimeout
+                        | ErrorCode::ReadTimeout) => Some(c),
+                        ErrorCode::InvalidResponse => Some(ErrorCode::InvalidResponse),
+                        _ => None,
+                    },
+                )
+            };
+            retry.after_attempt(class == Some(RetryClass::Throttling));
+            let delay = class.and_then(|c| {
+                let d = retry.retry_after(c, attempt);
+                if d.is_some() {
+                    paid.push(c);
+                }
+                d
+            });
+            err = err.with_retryable(class.is_some());
+            if let (Some(c), Some(d)) = (class, delay) {
+                entry.retry_reason = Some(match c {
+                    RetryClass::Throttling => "throttling",
+                    RetryClass::Transient => "transient",
+                    RetryClass::Timeout => "timeout",
+                });
+                entry.retry_delay = Some(d);
+            }
+            record_attempt(&span, call_span, &entry);
+            log.push(entry);
+            {
+                let m = err.meta_mut();
+                m.attempts = attempt;
+                m.total_retry_delay = *total_delay;
+                if delay.is_none() {
+                    m.attempt_log = std::mem::take(log);
+                }
+            }
+            match delay {
+                Some(d) => {
+                    tracing::debug!(
+                        operation = O::NAME,
+                        attempt,
+                        code = err.code(),
+                        delay_ms = d.as_millis() as u64,
+                        "retrying"
+                    );
+                    *total_delay += d;
+                    tokio::time::sleep(d).await;
+                }
+                None => {
+                    tracing::debug!(operation = O::NAME, attempt, code = err.code(), "failed");
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// One signed HTTP exchange.
+    async fn attempt<O: Operation>(
+        &self,
+        http: &reqwest::Client,
+        body: &Bytes,
+        invocation_id: &str,
+        attempt: u32,
+        max: u32,
+    ) -> Result<(O::Output, ResponseMetadata), Error> {
+        let cfg = &self.inner.config;
+        let creds = self.inner.credentials.credentials().await?;
+        let url = self
+            .inner
+            .url
+            .as_ref()
+            .map_err(|e| Error::invalid_config(e.clone()))?;
+        // The request is built once as reqwest's own type: no http::Request, no URL re-parse.
+        let mut headers = HeaderMap::with_capacity(10);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE));
+        headers.insert("x-amz-target", HeaderValue::from_static(O::TARGET));
+        headers.insert(USER_AGENT, self.inner.user_agent.clone());
+        headers.insert(
+            "amz-sdk-invocation-id",
+            HeaderValue::from_str(invocation_id)
+                .map_err(|e| Error::invalid_state(e.to_string()))?,
+        );
+        headers.insert(
+            "amz-sdk-request",
+            HeaderValue::from_str(&format!("attempt={attempt}; max={max}"))
+                .map_err(|e| Error::invalid_state(e.to_string()))?,
+        );
+        let identity: Identity = creds.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&cfg.region)
+            .name(SIGNING_NAME)
+            .time(self.now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            url.as_str(),
+            headers
+                .iter()
+                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
+            .into_parts();
+        for (name, value) in instructions.headers() {
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?;
+            // The session token and signature are credentials: keep them out of any Debug.
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let mut req = reqwest::Request::new(http::Method::POST, url.clone());
+        *req.headers_mut() = headers;
+        *req.body_mut() = Some(reqwest::Body::from(body.clone()));
+        let shown = &self.inner.shown_endpoint;
+        let (status, headers, body) = exchange(http, req)
+            .await?
+            .map_err(|e| transport_error(e, shown, false))?;
+        let request_id = wire::request_id(&headers);
+        self.observe_date(&headers);
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                let mut err = match e {
+                    BodyError::Read(e) => transport_error(e, shown, true),
+                    BodyError::TooLarge => Error::new(
+                        ErrorCode::InvalidResponse,
+                        format!(
+                            "the response from {shown} is larger than {} bytes",
+                            crate::tls::MAX_RESPONSE_BYTES
+                        ),
+                    ),
+                };
+                err.meta_mut().http_status = Some(status);
+                err.meta_mut().request_id = request_id;
+                return Err(err);
+            }
+        };
+        tracing::debug!(
+            operation = O::NAME,
+            attempt,
+            status,
+            request_id = request_id.as_deref().unwrap_or(""),
+            "response"
+        );
+        let error = if (200..300).contains(&status) {
+            None
+        } else if (300..400).contains(&status) {
+            Some(redirect_error(status, &headers))
+        } else {
+            Some(wire::parse_error(status, &headers, &body))
+        };
+        let meta = ResponseMetadata {
+            request_id,
+            http_status: Some(status),
+            http_headers: headers,
+            attempts: attempt,
+            total_retry_delay: Duration::ZERO,
+            attempt_log: Vec::new(),
+        };
+        match error {
+            Some(e) => Err(e.with_meta(meta)),
+            None => match wire::parse_output::<O::Output>(O::NAME, &body) {
+                Ok(out) => Ok((out, meta)),
+                Err(e) => Err(e.with_meta(meta)),
+            },
+        }
+    }
+}
+
+/// A response: status, headers and the body (or why it could not be read).
+pub(super) type Exchanged = (u16, HeaderMap, Result<Bytes, BodyError>);
+
+/// Sends `req` and reads the whole response.
+///
+/// Where the exchange runs decides how many threads a call wakes. The connection's task
+/// (hyper's) is spawned on the runtime that opened the connection and the call's future
+/// hands it the request and waits for its answer. Inside a task, both sit on the same
+/// worker, so the exchange runs right here. Outside any task (the future given to a
+/// multi-thread runtime's `block_on`, which `#[tokio::main]` is) every hand-off between the
+/// caller's thread and the connection's worker is a cross-thread wake-up, several per call,
+/// and an idle worker woken for nothing on top: such calls run the exchange on
+/// [`runtime::io`]'s single thread, which owns their connections, so a call costs one
+/// hand-off each way (the figures are in bench/README.md).
+pub(super) async fn exchange(
+    http: &reqwest::Client,
+    req: reqwest::Request,
+) -> Result<Result<Exchanged, reqwest::Error>, Error> {
+    async fn run(
+        http: reqwest::Client,
+        req: reqwest::Request,
+    ) -> Result<Exchanged, reqwest::Error> {
+        let mut resp = http.execute(req).await?;
+        let status = resp.status().as_u16();
+        // Taken, not cloned: the body does not need them once the response has arrived.
+        let headers = std::mem::take(resp.headers_mut());
+        Ok((status, headers, crate::tls::read_body(resp).await))
+    }
+    if !runtime::outside_any_task() {
+        return Ok(run(http.clone(), req).await);
+    }
+    /// Aborts the exchange when the call stops waiting for it (a timeout, a dropped future).
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(runtime::spawn_io(run(http.clone(), req))?);
+    (&mut task.0)
+        .await
+        .map_err(|e| Error::invalid_state(format!("the HTTP exchange did not finish: {e}")))
+}
+
+/// A 3xx answer: redirects are never followed (the signed request and its session token
+/// stay with the configured endpoint), so it is an error that names where it pointed.
+pub(super) fn redirect_error(status: u16, headers: &HeaderMap) -> Error {
+    let location = headers
+        .get(http::header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let to = match &location {
+        Some(l) => format!("to {:?}", crate::endpoint::redact_userinfo(l)),
+        None => "with no Location".to_owned(),
+    };
+    Error::service(
+        &status.to_string(),
+        format!("HTTP {status} redirect {to}: redirects are never followed"),
+    )
+}
+
+/// Maps a reqwest failure to `Dispatch`, `ConnectTimeout` or `ReadTimeout`, with the cause
+/// chain in the message (it never holds credentials: they travel only in headers, and the
+/// URL, which may carry user info, is dropped from it). `in_body`: the response had
+/// started, and its body could not be read to the end.
+pub(super) fn transport_error(e: reqwest::Error, endpoint: &str, in_body: bool) -> Error {
+    let e = e.without_url();
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    let code = if e.is_connect() {
+        if e.is_timeout() || chain.contains("timed out") {
+            ErrorCode::ConnectTimeout
+        } else {
+            ErrorCode::Dispatch
+        }
+    } else if e.is_timeout() {
+        ErrorCode::ReadTimeout
+    } else {
+        ErrorCode::Dispatch
+    };
+    let message = match code {
+        ErrorCode::ConnectTimeout => format!("timed out connecting to {endpoint}: {chain}"),
+        ErrorCode::ReadTimeout => format!("timed out reading from {endpoint}: {chain}"),
+        _ if in_body => {
+            format!("the response body from {endpoint} ended early or could not be read: {chain}")
+        }
+        _ => format!("could not reach {endpoint}: {chain}"),
+    };
+    Error::new(code, message).with_source(e)
+}

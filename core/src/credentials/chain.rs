@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: Apache-2.0
+// The cached, pid-checked default chain (feature `default-chain`).
+
+//! The cached, pid-checked default chain.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::ProvideCredentials;
+
+use super::Credentials;
+use crate::Error;
+
+/// How long before expiry cached credentials are refreshed.
+const REFRESH_BEFORE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// How long credentials without an expiry are reused before the chain is asked again.
+const NO_EXPIRY_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The least time between two loads when the last one failed (and cached credentials are
+/// still valid) or returned credentials already inside the refresh window.
+const RETRY_GAP: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The longest one load through the chain may take (the chain's own HTTP calls have shorter
+/// timeouts; this bounds `credential_process` and chained assume-role calls).
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Credentials within this margin of their expiry are never handed out when a
+/// refresh fails: a request signed with them could expire in flight.
+const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+struct Cached {
+    creds: Credentials,
+    /// When to ask the chain again.
+    refresh_at: SystemTime,
+}
+
+impl Cached {
+    fn new(creds: &Credentials, now: SystemTime) -> Self {
+        let creds = without_properties(creds);
+        let refresh_at = match creds.expiry() {
+            None => now + NO_EXPIRY_TTL,
+            Some(exp) => {
+                let advisory = exp.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(exp);
+                if advisory > now {
+                    advisory
+                } else {
+                    // Already inside the window: use them, but do not ask again on
+                    // every call; ask again sooner if they are about to run out.
+                    let last = exp.checked_sub(EXPIRY_MARGIN).unwrap_or(exp);
+                    (now + RETRY_GAP).min(last).max(now)
+                }
+            }
+        };
+        Cached { creds, refresh_at }
+    }
+
+    /// Still safe to sign with (not within `EXPIRY_MARGIN` of expiry).
+    fn usable(&self, now: SystemTime) -> bool {
+        match self.creds.expiry() {
+            None => true,
+            Some(exp) => now + EXPIRY_MARGIN < exp,
+        }
+    }
+}
+
+/// The built chain and the single-flight lock, valid in process `pid` only.
+struct Slot {
+    pid: u32,
+    chain: tokio::sync::Mutex<Option<DefaultCredentialsChain>>,
+}
+
+impl Slot {
+    fn new() -> Arc<Slot> {
+        Arc::new(Slot {
+            pid: std::process::id(),
+            chain: tokio::sync::Mutex::new(None),
+        })
+    }
+}
+
+pub(super) struct ChainCache {
+    profile: Option<String>,
+    pub(super) region: Option<String>,
+    pub(super) http: crate::tls::HttpSettings,
+    cached: RwLock<Option<Cached>>,
+    slot: Mutex<Arc<Slot>>,
+}
+
+impl ChainCache {
+    pub(super) fn new(profile: Option<String>) -> Self {
+        ChainCache {
+            profile,
+            region: None,
+            http: crate::tls::HttpSettings::default(),
+            cached: RwLock::new(None),
+            slot: Mutex::new(Slot::new()),
+        }
+    }
+
+    pub(super) fn provider_name(&self) -> Option<String> {
+        let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+        cached.as_ref().map(|c| super::provider_name_of(&c.creds))
+    }
+
+    /// The cached credentials when no refresh is due.
+    fn fresh(&self, now: SystemTime) -> Option<Credentials> {
+        let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+        match cached.as_ref() {
+            Some(c) if now < c.refresh_at => Some(c.creds.clone()),
+            _ => None,
+        }
+    }
+
+    pub(super) async fn credentials(&self) -> Result<Credentials, Error> {
+        if let Some(c) = self.fresh(SystemTime::now()) {
+            return Ok(c);
+        }
+        self.refresh().await
+    }
+
+    /// This process's slot; a forked child gets a new one (see the module docs).
+    fn slot(&self) -> Arc<Slot> {
+        let pid = std::process::id();
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.pid != pid {
+            // The parent's chain holds connections registered with the parent's runtime;
+            // dropping it here could touch that runtime, so leak it.
+            std::mem::forget(std::mem::replace(&mut *slot, Slot::new()));
+        }
+        Arc::clone(&slot)
+    }
+
+    #[cold]
+    async fn refresh(&self) -> Result<Credentials, Error> {
+        let slot = self.slot();
+        let mut chain = slot.chain.lock().await;
+        // Another caller may have refreshed while this one waited for the lock.
+        if let Some(c) = self.fresh(SystemTime::now()) {
+            return Ok(c);
+        }
+        let loaded = tokio::time::timeout(LOAD_TIMEOUT, async {
+            if chain.is_none() {
+                *chain = Some(self.build().await);
+            }
+            match chain.as_ref() {
+                Some(c) => c.provide_credentials().await,
+                None => Err(CredentialsError::unhandled("default chain not built")),
+            }
+        })
+        .await;
+        let now = SystemTime::now();
+        let err = match loaded {
+            Ok(Ok(creds)) => {
+                tracing::debug!(
+                    provider = %super::provider_name_of(&creds),
+                    "loaded credentials from the default chain"
+                );
+                let fresh = Cached::new(&creds, now);
+                let creds = fresh.creds.clone();
+                let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
+                *cached = Some(fresh);
+                return Ok(creds);
+            }
+            Ok(Err(e)) => self.error(&e),
+            Err(_) => Error::credentials(format!(
+                "loading credentials from the default chain{} took longer than {} s",
+                self.profile_note(),
+                LOAD_TIMEOUT.as_secs()
+            ))
+            .with_retryable(true),
+        };
+        let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
+        match cached.as_mut() {
+            Some(c) if c.usable(now) => {
+                tracing::warn!(
+                    provider = %super::provider_name_of(&c.creds),
+                    error = err.message(),
+                    "refreshing credentials failed; using the cached ones, still valid"
+                );
+                c.refresh_at = now + RETRY_GAP;
+                Ok(c.creds.clone())
+            }
+            _ => Err(err),
+        }
+    }
+
+    /// The current slot's pid and whether it holds a built chain.
+    #[cfg(test)]
+    pub(super) fn slot_for_test(&self) -> (u32, bool) {
+        let slot = self.slot();
+        let built = slot.chain.try_lock().map(|c| c.is_some()).unwrap_or(true);
+        (slot.pid, built)
+    }
+
+    /// Makes the current slot look as if it was built by another process.
+    #[cfg(test)]
+    pub(super) fn pretend_forked(&self) {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let chain = slot.chain.try_lock().ok().and_then(|mut c| c.take());
+        *slot = Arc::new(Slot {
+            pid: 0,
+            chain: tokio::sync::Mutex::new(chain),
+        });
+    }
+
+    async fn build(&self) -> DefaultCredentialsChain {
+        // The chain's own calls (IMDS, ECS, STS) go through the crate's reqwest.
+        let conf = aws_config::provider_config::ProviderConfig::default().with_http_client(
+            crate::tls::smithy::ReqwestHttpClient::new(self.http.clone()),
+        );
+        let mut builder = DefaultCredentialsChain::builder().configure(conf);
+        if let Some(p) = &self.profile {
+            builder = builder.profile_name(p);
+        }
+        if let Some(r) = &self.region {
+            builder = builder.region(aws_config::Region::new(r.clone()));
+        }
+        builder.build().await
+    }
+
+    fn profile_note(&self) -> String {
+        match &self.profile {
+            Some(p) => format!(" (profile `{p}`)"),
+            None => String::new(),
+        }
+    }
+
+    /// A helpful, single-line message for a chain error, with no secret in it.
+    fn error(&self, e: &CredentialsError) -> Error {
+        let not_loaded = matches!(e, CredentialsError::CredentialsNotLoaded(_));
+        let mut parts = Vec::new();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        // For "nothing found" the chain's own error (one line per provider tried) is the
+        // useful part; the outer "the credential provider was not enabled" is noise.
+        if not_loaded {
+            if let Some(src) = std::error::Error::source(e) {
+                next = Some(src);
+            }
+        }
+        while let Some(err) = next {
+            parts.push(err.to_string());
+            next = err.source();
+        }
+        let detail = one_line(&parts.join(": "));
+        let detail = self.scrub(detail);
+        let hint: &str = if not_loaded {
+            ". Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, configure a profile \
+             (AWS_PROFILE, ~/.aws/config, ~/.aws/credentials), run with an IAM role (EKS \
+             IRSA or pod identity, ECS task role, EC2 instance profile) or pass static \
+             credentials"
+        } else if detail.contains("SSO token") {
+            // aws-config says the cached IAM Identity Center token is missing, unreadable
+            // or expired, but not what to do about it.
+            &match &self.profile {
+                Some(p) => {
+                    format!(". Sign in to IAM Identity Center again: aws sso login --profile {p}")
+                }
+                None => ". Sign in to IAM Identity Center again: aws sso login".to_owned(),
+            }
+        } else {
+            ""
+        };
+        Error::credentials(format!(
+            "could not load credentials from the default chain{}: {detail}{hint}",
+            self.profile_note()
+        ))
+        .with_retryable(matches!(e, CredentialsError::ProviderTimedOut(_)))
+    }
+
+    /// Removes every secret we know of from `text`: the environment's and the cached
+    /// credentials' secret key and session token.
+    fn scrub(&self, mut text: String) -> String {
+        let mut secrets: Vec<String> = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok())
+            .collect();
+        if let Some(c) = self
+            .cached
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            secrets.push(c.creds.secret_access_key().to_owned());
+            secrets.extend(c.creds.session_token().map(str::to_owned));
+        }
+        for s in secrets.iter().filter(|s| s.len() >= 4) {
+            if text.contains(s.as_str()) {
+                text = text.replace(s.as_str(), "** redacted **");
+            }
+        }
+        text
+    }
+}
+
+/// A copy of `c` without its type-erased properties.
+///
+/// aws-config attaches SDK user-agent metrics (`AwsCredentialFeature`) to the credentials
+/// it loads, and `Credentials::clone` deep-copies that map: a `HashMap` and a boxed `Vec`
+/// allocated on every clone. This crate signs with aws-sigv4 and never reads them, so the
+/// cache keeps a copy without them and the hot path's clone is one `Arc` increment.
+fn without_properties(c: &Credentials) -> Credentials {
+    let mut b = Credentials::builder()
+        .access_key_id(c.access_key_id())
+        .secret_access_key(c.secret_access_key())
+        .provider_name(intern(super::provider_name_of(c)));
+    b.set_session_token(c.session_token().map(str::to_owned));
+    b.set_expiry(c.expiry());
+    b.set_account_id(c.account_id().cloned());
+    b.build()
+}
+
+/// `name` as a `&'static str` (what `Credentials` stores): the names aws-config uses
+/// are constants; any other is leaked once and reused.
+fn intern(name: String) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "EnvironmentVariable",
+        "ProfileFile",
+        "AssumeRoleProvider",
+        "WebIdentityToken",
+        "EcsContainer",
+        "IMDSv2",
+        "SSO",
+        "CredentialProcess",
+        "Login",
+        "Unknown",
+    ];
+    if let Some(k) = KNOWN.iter().find(|k| **k == name) {
+        return k;
+    }
+    static OTHERS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut others = OTHERS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(k) = others.iter().find(|k| **k == name) {
+        return k;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    others.push(leaked);
+    leaked
+}
+
+/// Joins the lines of a multi-line message: `"head:\n  a\n  b"` becomes `"head: a; b"`.
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut out = lines.next().unwrap_or_default().to_owned();
+    for (i, l) in lines.enumerate() {
+        out.push_str(if i == 0 { " " } else { "; " });
+        out.push_str(l);
+    }
+    out
+}

@@ -1,0 +1,631 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of the credentials provider and the default chain. Over 600 lines: each test sets up
+// its own environment, files and credential endpoint, so none of them depends on another.
+
+use super::*;
+use crate::ErrorCode;
+
+const SECRET: &str = "SECRETVALUE";
+
+#[tokio::test]
+async fn static_credentials_are_returned_as_given() {
+    let c = Credentials::new(
+        "AKIDSTATIC",
+        SECRET,
+        Some("TOKENVALUE".into()),
+        None,
+        "Static",
+    );
+    let p = CredentialsProvider::new(CredentialsSource::Static(c));
+    let got = p.credentials().await.unwrap();
+    assert_eq!(got.access_key_id(), "AKIDSTATIC");
+    assert_eq!(got.secret_access_key(), SECRET);
+    assert_eq!(got.session_token(), Some("TOKENVALUE"));
+    assert_eq!(p.provider_name().as_deref(), Some("Static"));
+}
+
+#[test]
+fn the_provider_and_its_future_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let p = CredentialsProvider::new(CredentialsSource::Static(Credentials::new(
+        "AKID", "s", None, None, "Static",
+    )));
+    send_sync(&p);
+    send(&p.credentials());
+}
+
+#[test]
+fn debug_never_shows_secrets() {
+    let c = Credentials::new(
+        "AKIDSTATIC",
+        SECRET,
+        Some("TOKENVALUE".into()),
+        None,
+        "Static",
+    );
+    let src = CredentialsSource::Static(c.clone());
+    let p = CredentialsProvider::new(src.clone());
+    for text in [
+        format!("{src:?}"),
+        format!("{src:#?}"),
+        format!("{p:?}"),
+        format!("{c:?}"),
+    ] {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(!text.contains("TOKENVALUE"), "{text}");
+        assert!(text.contains("AKIDSTATIC"), "{text}");
+    }
+}
+
+#[cfg(not(feature = "default-chain"))]
+#[test]
+fn without_the_feature_the_default_chain_is_an_error() {
+    let e = CredentialsSource::default_chain(None).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::Credentials);
+}
+
+#[cfg(feature = "default-chain")]
+mod chain {
+    use super::*;
+    use std::ffi::OsString;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    /// Serialises the tests that read or write process-wide environment variables.
+    static ENV_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// Every variable the chain or the region lookup reads.
+    const VARS: &[&str] = &[
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ACCOUNT_ID",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_EC2_METADATA_DISABLED",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL_SSO",
+        "HOME",
+    ];
+
+    /// A clean AWS environment (IMDS disabled, config files pointing into an empty
+    /// temporary directory), restored on drop. Hold `ENV_LOCK` while it lives.
+    struct Env {
+        saved: Vec<(&'static str, Option<OsString>)>,
+        dir: PathBuf,
+    }
+
+    impl Env {
+        fn clean() -> Env {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "mm-cred-test-{}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed),
+                fastrand::u64(..)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let saved = VARS.iter().map(|&k| (k, std::env::var_os(k))).collect();
+            for k in VARS {
+                std::env::remove_var(k);
+            }
+            std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+            std::env::set_var("AWS_CONFIG_FILE", dir.join("config"));
+            std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"));
+            // No real `~/.aws/sso/cache` either.
+            std::env::set_var("HOME", &dir);
+            Env { saved, dir }
+        }
+
+        fn set(&self, k: &str, v: impl AsRef<std::ffi::OsStr>) {
+            assert!(VARS.contains(&k), "{k} is not restored");
+            std::env::set_var(k, v);
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let p = self.dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        }
+    }
+
+    impl Drop for Env {
+        fn drop(&mut self) {
+            for (k, v) in &self.saved {
+                match v {
+                    Some(v) => std::env::set_var(k, v),
+                    None => std::env::remove_var(k),
+                }
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn chain(profile: Option<&str>) -> CredentialsProvider {
+        CredentialsProvider::new(
+            CredentialsSource::default_chain(profile.map(str::to_owned)).unwrap(),
+        )
+        .with_region("us-east-1")
+    }
+
+    #[tokio::test]
+    async fn environment_variables() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        env.set("AWS_ACCESS_KEY_ID", "AKIDENV");
+        env.set("AWS_SECRET_ACCESS_KEY", SECRET);
+        let p = chain(None);
+        assert_eq!(p.provider_name(), None);
+        let c = p.credentials().await.unwrap();
+        assert_eq!(c.access_key_id(), "AKIDENV");
+        assert_eq!(c.secret_access_key(), SECRET);
+        assert_eq!(p.provider_name().as_deref(), Some("EnvironmentVariable"));
+        assert_eq!(provider_name_of(&c), "EnvironmentVariable");
+        // The cached copy drops aws-config's user-agent properties, so cloning it on
+        // the hot path does not allocate.
+        use aws_credential_types::credential_feature::AwsCredentialFeature;
+        assert!(c.get_property::<Vec<AwsCredentialFeature>>().is_none());
+        // Cached: a changed environment is not seen before the TTL.
+        env.set("AWS_ACCESS_KEY_ID", "AKIDOTHER");
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDENV");
+        let text = format!("{p:?}");
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("EnvironmentVariable"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn profile_files_with_a_named_profile() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        env.write(
+            "credentials",
+            "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\
+             [work]\naws_access_key_id = AKIDWORK\naws_secret_access_key = SECRETVALUE\n",
+        );
+        env.write("config", "[profile work]\nregion = eu-west-3\n");
+
+        let p = chain(Some("work"));
+        let c = p.credentials().await.unwrap();
+        assert_eq!(c.access_key_id(), "AKIDWORK");
+        assert_eq!(p.provider_name().as_deref(), Some("ProfileFile"));
+
+        let p = chain(None);
+        assert_eq!(
+            p.credentials().await.unwrap().access_key_id(),
+            "AKIDDEFAULT"
+        );
+
+        env.set("AWS_PROFILE", "work");
+        let p = chain(None);
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDWORK");
+    }
+
+    #[tokio::test]
+    async fn environment_wins_over_profile() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        env.write(
+            "credentials",
+            "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = s1\n",
+        );
+        env.set("AWS_ACCESS_KEY_ID", "AKIDENV");
+        env.set("AWS_SECRET_ACCESS_KEY", "s2");
+        let p = chain(None);
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDENV");
+    }
+
+    #[tokio::test]
+    async fn nothing_configured_is_a_credentials_error_quickly() {
+        let _g = ENV_LOCK.lock().await;
+        let _env = Env::clean();
+        let started = Instant::now();
+        // No region given either: aws-config's region lookup must not reach IMDS.
+        let p = CredentialsProvider::new(CredentialsSource::default_chain(None).unwrap());
+        let e = p.credentials().await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(e.error_code(), ErrorCode::Credentials);
+        assert!(!e.is_retryable());
+        let msg = e.message();
+        assert!(msg.contains("Environment"), "{msg}");
+        assert!(msg.contains("AWS_ACCESS_KEY_ID"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        assert_eq!(p.provider_name(), None);
+    }
+
+    #[tokio::test]
+    async fn a_broken_profile_is_a_credentials_error_without_the_secret() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        // A profile with a key id but no secret: the profile provider fails outright.
+        env.write(
+            "config",
+            "[profile broken]\naws_access_key_id = AKIDBROKEN\n\
+             aws_session_token = SECRETVALUE\n",
+        );
+        let p = chain(Some("broken"));
+        let e = p.credentials().await.unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::Credentials);
+        assert!(e.message().contains("profile `broken`"), "{}", e.message());
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains(SECRET), "{text}");
+        }
+    }
+
+    /// An IAM Identity Center (SSO) profile without the token `aws sso login` caches is
+    /// a credentials error that says to run it, not a silent fall-through to another
+    /// provider. (tests/sso.rs covers the portal call and the expired token.)
+    #[tokio::test]
+    async fn an_sso_profile_without_a_token_says_to_run_aws_sso_login() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        env.write(
+            "config",
+            "[profile dev]\nsso_session = corp\nsso_account_id = 111122223333\n\
+             sso_role_name = Dev\n[sso-session corp]\nsso_region = us-east-1\n\
+             sso_start_url = https://corp.awsapps.com/start\n",
+        );
+        let e = chain(Some("dev")).credentials().await.unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::Credentials);
+        assert!(
+            e.message().contains("aws sso login --profile dev"),
+            "{}",
+            e.message()
+        );
+    }
+
+    /// A loopback HTTP server answering every request with the JSON `body(n)` returns
+    /// for request number `n` (from 0). Returns its URL and the request counter.
+    fn serve(
+        body: impl Fn(usize) -> String + Send + 'static,
+    ) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+        serve_as(move |n, _head| ("application/json", body(n)))
+    }
+
+    /// [`serve`], answering with the content type and body `answer(n, request head)`
+    /// returns.
+    fn serve_as(
+        answer: impl Fn(usize, &str) -> (&'static str, String) + Send + 'static,
+    ) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/creds", listener.local_addr().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (h, hd) = (hits.clone(), heads.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let mut body_in = vec![0; len];
+                let _ = reader.read_exact(&mut body_in);
+                let n = h.fetch_add(1, Ordering::SeqCst);
+                let (ct, b) = answer(n, &head);
+                hd.lock().unwrap().push(head);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                    b.len()
+                );
+            }
+        });
+        (url, hits, heads)
+    }
+
+    fn rfc3339(t: SystemTime) -> String {
+        // Days-from-civil inverse (Howard Hinnant), UTC, whole seconds.
+        let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+
+    fn ecs_body(n: usize, expires_in: Duration) -> String {
+        serde_json::json!({
+            "Code": "Success",
+            "Type": "AWS-HMAC",
+            "AccessKeyId": format!("AKIDECS{n}"),
+            "SecretAccessKey": SECRET,
+            "Token": format!("TOKEN{n}"),
+            "Expiration": rfc3339(SystemTime::now() + expires_in),
+            "LastUpdated": rfc3339(SystemTime::now()),
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_456_380_211);
+        assert_eq!(rfc3339(t), "2016-02-25T06:03:31Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+
+    /// EKS IRSA: the token file is exchanged at STS (`AWS_ENDPOINT_URL_STS` on loopback)
+    /// through the crate's own HTTP client.
+    #[tokio::test]
+    async fn web_identity_goes_to_sts_through_the_crates_http_client() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, hits, heads) = serve_as(|_, _| {
+            let xml = format!(
+                "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+                 <AssumeRoleWithWebIdentityResult><Credentials>\
+                 <AccessKeyId>ASIAWEBID</AccessKeyId><SecretAccessKey>{SECRET}</SecretAccessKey>\
+                 <SessionToken>TOKENWEBID</SessionToken><Expiration>{}</Expiration>\
+                 </Credentials></AssumeRoleWithWebIdentityResult>\
+                 <ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>\
+                 </AssumeRoleWithWebIdentityResponse>",
+                rfc3339(SystemTime::now() + Duration::from_secs(3600))
+            );
+            ("text/xml", xml)
+        });
+        let token = env.write("token", "eyJ.web.identity");
+        env.set("AWS_WEB_IDENTITY_TOKEN_FILE", &token);
+        env.set("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/metering");
+        env.set("AWS_ROLE_SESSION_NAME", "mm-test");
+        env.set("AWS_ENDPOINT_URL_STS", url.trim_end_matches("/creds"));
+        let p = chain(None);
+        let c = p.credentials().await.unwrap();
+        assert_eq!(c.access_key_id(), "ASIAWEBID");
+        assert_eq!(c.session_token(), Some("TOKENWEBID"));
+        assert_eq!(p.provider_name().as_deref(), Some("WebIdentityToken"));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        let head = heads.lock().unwrap()[0].clone();
+        assert!(head.starts_with("POST / "), "{head}");
+    }
+
+    /// EC2: IMDSv2's token PUT, role name and credentials GETs, on loopback.
+    #[tokio::test]
+    async fn imds_v2_goes_through_the_crates_http_client() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, _hits, heads) = serve_as(|_, head| {
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+            if path == "/latest/api/token" {
+                // The token's TTL header rides after the content type.
+                let ct = "text/plain\r\nX-Aws-Ec2-Metadata-Token-Ttl-Seconds: 21600";
+                (ct, "imds-session-token".to_owned())
+            } else if path.ends_with("/security-credentials/") {
+                ("text/plain", "metering-role".to_owned())
+            } else {
+                ("text/plain", ecs_body(0, Duration::from_secs(6 * 3600)))
+            }
+        });
+        std::env::remove_var("AWS_EC2_METADATA_DISABLED");
+        env.set(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            url.trim_end_matches("/creds"),
+        );
+        let p = chain(None);
+        let c = p.credentials().await.unwrap();
+        assert_eq!(c.access_key_id(), "AKIDECS0");
+        assert_eq!(p.provider_name().as_deref(), Some("IMDSv2"));
+        let heads = heads.lock().unwrap().join("\n").to_ascii_lowercase();
+        assert!(heads.contains("put /latest/api/token"), "{heads}");
+        assert!(
+            heads.contains("x-aws-ec2-metadata-token: imds-session-token"),
+            "{heads}"
+        );
+        assert!(
+            heads.contains("/latest/meta-data/iam/security-credentials/metering-role"),
+            "{heads}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ecs_container_credentials_are_refreshed_before_expiry() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        // The first answer expires 5 minutes and 3 seconds from now, so it is fresh for
+        // about 3 seconds; the next ones last an hour.
+        let (url, hits, heads) = serve(|n| {
+            let life = if n == 0 { 303 } else { 3600 };
+            ecs_body(n, Duration::from_secs(life))
+        });
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        env.set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer-xyz");
+        let p = chain(None);
+
+        let c = p.credentials().await.unwrap();
+        assert_eq!(c.access_key_id(), "AKIDECS0");
+        assert_eq!(c.session_token(), Some("TOKEN0"));
+        assert!(c.expiry().is_some());
+        assert_eq!(p.provider_name().as_deref(), Some("EcsContainer"));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        let head = heads.lock().unwrap()[0].to_ascii_lowercase();
+        assert!(head.starts_with("get /creds "), "{head}");
+        assert!(head.contains("authorization: bearer-xyz"), "{head}");
+
+        // Still outside the refresh window: served from the cache.
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+        // Now within 5 minutes of expiry: the next call loads again.
+        tokio::time::sleep(Duration::from_millis(3200)).await;
+        let c = p.credentials().await.unwrap();
+        assert_eq!(c.access_key_id(), "AKIDECS1");
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS1");
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
+    /// The chain's own calls use the client's proxies and honour its `NO_PROXY`, as the
+    /// SDKs do: a container credentials endpoint on 127.0.0.1 is reached through
+    /// `HTTP_PROXY`, unless `NO_PROXY` names it.
+    #[tokio::test]
+    async fn ecs_calls_use_the_proxy_unless_no_proxy() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, direct, _) = serve(|n| ecs_body(n, Duration::from_secs(3600)));
+        // A forward proxy answers absolute-form requests itself: enough to count them.
+        let (proxy, proxied, proxy_heads) = serve(|n| ecs_body(n, Duration::from_secs(3600)));
+        let proxy = proxy.trim_end_matches("/creds").to_owned();
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        for (no_proxy, through_proxy) in [("", true), ("localhost,127.0.0.1", false)] {
+            let cfg = crate::Config::builder()
+                .region("us-east-1")
+                .environment([("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", no_proxy)])
+                .build()
+                .unwrap();
+            let p = CredentialsProvider::new(cfg.credentials.clone()).with_http(cfg.http.clone());
+            let (d0, p0) = (
+                direct.load(Ordering::SeqCst),
+                proxied.load(Ordering::SeqCst),
+            );
+            p.credentials().await.unwrap();
+            let (d1, p1) = (
+                direct.load(Ordering::SeqCst),
+                proxied.load(Ordering::SeqCst),
+            );
+            if through_proxy {
+                assert_eq!((d1 - d0, p1 - p0), (0, 1));
+                let head = proxy_heads.lock().unwrap()[0].to_ascii_lowercase();
+                assert!(head.starts_with(&format!("get {url} ")), "{head}");
+            } else {
+                assert_eq!((d1 - d0, p1 - p0), (1, 0));
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_share_one_load() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, hits, _) = serve(|n| {
+            std::thread::sleep(Duration::from_millis(200));
+            ecs_body(n, Duration::from_secs(3600))
+        });
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let p = Arc::new(chain(None));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(
+                    async move { p.credentials().await.map(|c| c.access_key_id().to_owned()) },
+                )
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), "AKIDECS0");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn short_lived_credentials_are_not_reloaded_on_every_call() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, hits, _) = serve(|n| ecs_body(n, Duration::from_secs(120)));
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let p = chain(None);
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_valid_credentials() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        // 303 s of life: fresh for ~3 s, then the endpoint answers garbage.
+        let (url, hits, _) = serve(|n| match n {
+            0 => ecs_body(0, Duration::from_secs(303)),
+            _ => format!("{{\"Code\":\"Nope\",\"Message\":\"{SECRET}\"}}"),
+        });
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let p = chain(None);
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+        tokio::time::sleep(Duration::from_millis(3200)).await;
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+        assert!(hits.load(Ordering::SeqCst) >= 2);
+        // Retried only after the gap, not on every call.
+        let n = hits.load(Ordering::SeqCst);
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+        assert_eq!(hits.load(Ordering::SeqCst), n);
+    }
+
+    #[tokio::test]
+    async fn ecs_errors_do_not_leak_secrets() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, _, _) = serve(|_| format!("{{\"Code\":\"Nope\",\"Message\":\"{SECRET}\"}}"));
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        env.set("AWS_SECRET_ACCESS_KEY", SECRET); // a stray secret without a key id
+        let p = chain(None);
+        let e = p.credentials().await.unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::Credentials);
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains(SECRET), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_forked_child_rebuilds_the_chain() {
+        // Simulate the child's view: a slot recorded under another pid is replaced (and
+        // leaked), cached credentials survive.
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        env.set("AWS_ACCESS_KEY_ID", "AKIDENV");
+        env.set("AWS_SECRET_ACCESS_KEY", SECRET);
+        let p = chain(None);
+        p.credentials().await.unwrap();
+        let cache = p.chain.as_ref().unwrap();
+        let before = cache.slot_for_test();
+        assert_eq!(before.0, std::process::id());
+        cache.pretend_forked();
+        let after = cache.slot_for_test();
+        assert_eq!(after.0, std::process::id());
+        assert!(!after.1, "the child starts without the parent's chain");
+        assert_eq!(p.provider_name().as_deref(), Some("EnvironmentVariable"));
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDENV");
+    }
+}

@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sending from the fleet store: sender slots, claims with a lease and a fencing counter, outcomes.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::meter::lock;
+use crate::meter::store::{customer_from, Allocs, Outcome, SendItem};
+use crate::Error;
+
+use super::{pg_err, retry, retryable, Fleet, Sender, RETRY_FOR};
+
+impl Fleet {
+    /// Takes a sender slot for this product (a session advisory lock, released when the
+    /// connection ends: a killed sender frees its slot); `None` when every slot is held by
+    /// another meter.
+    pub(crate) async fn sender(&self, product: &str) -> Result<Option<Sender>, Error> {
+        let senders = self.settings.senders as i32;
+        let started = Instant::now();
+        loop {
+            let r = async {
+                let c = self.get().await?;
+                for slot in 0..senders {
+                    let got: bool = c
+                        .query_one(
+                            "SELECT pg_try_advisory_lock(hashtext('mm_sender:' || $1), $2)",
+                            &[&product, &slot],
+                        )
+                        .await?
+                        .get(0);
+                    if got {
+                        return Ok(Some(Sender(c)));
+                    }
+                }
+                self.put(c);
+                Ok(None)
+            }
+            .await;
+            match r {
+                Ok(s) => return Ok(s),
+                Err(e) if retryable(&e) && started.elapsed() < RETRY_FOR => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(pg_err(e)),
+            }
+        }
+    }
+
+    /// Gives up the sender slot.
+    pub(crate) async fn release_sender(&self, s: Sender) {
+        if s.0
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .await
+            .is_ok()
+        {
+            self.put(s.0);
+        }
+    }
+
+    /// Claims up to `limit` sendable buckets (sealed, or sending with an expired lease)
+    /// other than `exclude`: they go to `sending` with a new fencing counter and a lease.
+    pub(crate) async fn claim(
+        &self,
+        product: &str,
+        limit: i64,
+        exclude: &[i64],
+    ) -> Result<Vec<SendItem>, Error> {
+        let lease_ms = self.settings.lease.as_secs_f64() * 1000.0;
+        let rows = retry(self, "claim", |c| async move {
+            let r = c
+                .query(
+                    "UPDATE mm_buckets b SET state = 'sending', claim = nextval('mm_claims'),
+                            claimed_by = $3, lease_until = now() + $4::float8 * interval '1 millisecond',
+                            attempts = attempts + 1
+                     WHERE b.id IN (SELECT id FROM mm_buckets
+                                    WHERE product_code = $1
+                                      AND (state = 'sealed'
+                                           OR (state = 'sending' AND (lease_until < now() OR claimed_by = $3)))
+                                      AND id <> ALL($5)
+                                    ORDER BY license_arn, hour, id LIMIT $2
+                                    FOR UPDATE SKIP LOCKED)
+                     RETURNING id, claim, license_arn, customer_kind, customer, dimension, hour, quantity,
+                               allocations",
+                    &[&product, &limit, &self.claimer(), &lease_ms, &exclude],
+                )
+                .await;
+            (c, r)
+        })
+        .await?;
+        let mut claims = lock(&self.claims);
+        let mut items: Vec<SendItem> = rows
+            .iter()
+            .map(|r| {
+                claims.insert(r.get(0), r.get(1));
+                SendItem {
+                    id: r.get(0),
+                    customer: customer_from(r.get(3), r.get(4), r.get(2)),
+                    dimension: r.get(5),
+                    hour: r.get(6),
+                    quantity: r.get(7),
+                    allocations: r
+                        .get::<_, Option<String>>(8)
+                        .and_then(|s| serde_json::from_str::<Allocs>(&s).ok()),
+                }
+            })
+            .collect();
+        items.sort_by_key(|a| (a.hour, a.id));
+        Ok(items)
+    }
+
+    /// How many buckets wait to be sent, other than `exclude`.
+    pub(crate) async fn count_sendable(
+        &self,
+        product: &str,
+        exclude: &[i64],
+    ) -> Result<usize, Error> {
+        let n: i64 = retry(self, "count", |c| async move {
+            let r = c
+                .query_one(
+                    "SELECT count(*)::int8 FROM mm_buckets WHERE product_code = $1
+                     AND state IN ('sealed', 'sending') AND id <> ALL($2)",
+                    &[&product, &exclude],
+                )
+                .await
+                .map(|r| r.get(0));
+            (c, r)
+        })
+        .await?;
+        Ok(n.max(0) as usize)
+    }
+
+    /// Applies outcomes whose bucket still carries this meter's fencing counter, and returns
+    /// the buckets they applied to: an answer that came back after this meter's lease ran out
+    /// (another replica claimed the bucket again) changes nothing and is not reported.
+    pub(crate) async fn record_outcomes(
+        &self,
+        outcomes: &[Outcome],
+        now: i64,
+    ) -> Result<HashSet<i64>, Error> {
+        if outcomes.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let fence = |id: &i64| lock(&self.claims).get(id).copied().unwrap_or(-1);
+        let (mut ack_id, mut ack_claim, mut ack_rec) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut dead_id, mut dead_claim, mut dead_reason, mut dead_msg) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut exp_id, mut exp_claim) = (Vec::new(), Vec::new());
+        let (mut rev_id, mut rev_claim) = (Vec::new(), Vec::new());
+        for o in outcomes {
+            match o {
+                Outcome::Ack(id, r) => {
+                    ack_id.push(*id);
+                    ack_claim.push(fence(id));
+                    ack_rec.push(r.clone());
+                }
+                Outcome::Dead(id, reason, msg) => {
+                    dead_id.push(*id);
+                    dead_claim.push(fence(id));
+                    dead_reason.push(reason.clone());
+                    dead_msg.push(msg.clone());
+                }
+                Outcome::Expire(id) => {
+                    exp_id.push(*id);
+                    exp_claim.push(fence(id));
+                }
+                Outcome::Revert(id) => {
+                    rev_id.push(*id);
+                    rev_claim.push(fence(id));
+                }
+            }
+        }
+        let (a, b, d, e, f) = (&ack_id, &ack_claim, &ack_rec, &dead_id, &dead_claim);
+        let (g, h, i, j, k, l, m) = (
+            &dead_reason,
+            &dead_msg,
+            &exp_id,
+            &exp_claim,
+            &rev_id,
+            &rev_claim,
+            &now,
+        );
+        let applied = retry(self, "record outcomes", |mut c| async move {
+            let r = async {
+                let tx = c.transaction().await?;
+                let mut applied = HashSet::new();
+                if !a.is_empty() {
+                    let rows = tx
+                        .query(
+                            "UPDATE mm_buckets b SET state = 'acked', metering_record_id = t.r, lease_until = NULL
+                             FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, r)
+                             WHERE b.id = t.id AND b.claim = t.claim AND b.state = 'sending'
+                             RETURNING b.id",
+                            &[a, b, d],
+                        )
+                        .await?;
+                    applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+                }
+                if !e.is_empty() {
+                    let rows = tx.query(
+                        "WITH u AS (
+                             UPDATE mm_buckets b SET state = 'dead_lettered', lease_until = NULL
+                             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+                                  AS t(id, claim, reason, message)
+                             WHERE b.id = t.id AND b.claim = t.claim AND b.state = 'sending'
+                             RETURNING b.*, t.reason, t.message)
+                         INSERT INTO mm_dead_letters (bucket_id, product_code, license_arn, customer_kind,
+                                                      customer, dimension, hour, quantity, reason, message, at)
+                         SELECT id, product_code, license_arn, customer_kind, customer, dimension, hour,
+                                quantity, reason, message, $5 FROM u
+                         RETURNING bucket_id",
+                        &[e, f, g, h, m],
+                    )
+                    .await?;
+                    applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+                }
+                for (state, ids, claims) in [("expired", i, j), ("sealed", k, l)] {
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let rows = tx
+                        .query(
+                            "UPDATE mm_buckets b SET state = $3, lease_until = NULL
+                             FROM unnest($1::bigint[], $2::bigint[]) AS t(id, claim)
+                             WHERE b.id = t.id AND b.claim = t.claim AND b.state = 'sending'
+                             RETURNING b.id",
+                            &[ids, claims, &state],
+                        )
+                        .await?;
+                    applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+                }
+                crate::meter::crash::hit("mid_ack_txn");
+                tx.commit().await.map(|()| applied)
+            }
+            .await;
+            (c, r)
+        })
+        .await?;
+        crate::meter::crash::hit("after_ack");
+        let mut claims = lock(&self.claims);
+        for o in outcomes {
+            let id = match o {
+                Outcome::Ack(id, _) | Outcome::Dead(id, ..) | Outcome::Expire(id) => id,
+                Outcome::Revert(id) => id,
+            };
+            claims.remove(id);
+        }
+        Ok(applied)
+    }
+}

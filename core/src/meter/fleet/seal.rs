@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sealing the fleet's hours: zero-fill, the sealed sums, window alarms.
+
+use std::collections::BTreeSet;
+
+use tokio_postgres::Client as PgClient;
+
+use crate::meter::store::{customer_from, Prepared, Scope};
+use crate::meter::{MeterEvent, MeterEventKind};
+use crate::Error;
+
+use super::{hour_key, retry, Fleet};
+
+impl Fleet {
+    /// Zero-fills, seals what may be sealed and raises window alarms (one transaction per
+    /// step). Returns the number of buckets sealed and the alarms.
+    pub(crate) async fn seal(&self, scope: &Scope, clock_now: i64) -> Result<Prepared, Error> {
+        let (sealed, events) = retry(self, "seal", |mut c| async move {
+            let r = self.seal_once(&mut c, scope, clock_now).await;
+            (c, r)
+        })
+        .await?;
+        Ok(Prepared {
+            sealed,
+            items: Vec::new(),
+            events,
+        })
+    }
+
+    async fn seal_once(
+        &self,
+        c: &mut PgClient,
+        scope: &Scope,
+        clock_now: i64,
+    ) -> Result<(usize, Vec<MeterEvent>), tokio_postgres::Error> {
+        let product = scope.product_code.as_str();
+        let tx = c.transaction().await?;
+        let now: i64 = if self.settings.use_meter_clock {
+            clock_now
+        } else {
+            tx.query_one("SELECT floor(extract(epoch FROM now()))::bigint", &[])
+                .await?
+                .get(0)
+        };
+        let limit = now - 3600 - scope.grace;
+        let mut hours: BTreeSet<i64> = tx
+            .query(
+                "SELECT DISTINCT hour FROM mm_partials WHERE product_code = $1 AND hour <= $2",
+                &[&product, &limit],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // Zero-fill: the hours each registered customer still needs.
+        let mut fills: Vec<(String, String, String, String, i64, i64)> = Vec::new();
+        if scope.zero_fill {
+            let regs = tx
+                .query(
+                    "SELECT license_arn, customer_kind, customer, dimension, from_hour, filled_through
+                     FROM mm_registered WHERE product_code = $1 FOR UPDATE",
+                    &[&product],
+                )
+                .await?;
+            let oldest_sendable = (now - scope.window).div_euclid(3600) * 3600 + 3600;
+            for r in regs {
+                let (from, filled): (i64, i64) = (r.get(4), r.get(5));
+                let mut h = (filled + 3600).max(from).max(oldest_sendable);
+                let mut last = filled;
+                while h <= limit {
+                    hours.insert(h);
+                    last = h;
+                    h += 3600;
+                }
+                if last != filled {
+                    fills.push((r.get(0), r.get(1), r.get(2), r.get(3), filled + 3600, last));
+                }
+            }
+        }
+        let mut sealed = 0usize;
+        for h in &hours {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
+                &[&product, &hour_key(*h)],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO mm_sealed_hours (product_code, hour) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&product, h],
+            )
+            .await?;
+            sealed += tx
+                .execute(
+                    "INSERT INTO mm_buckets (product_code, license_arn, customer_kind, customer, dimension,
+                                             hour, quantity, allocations)
+                     SELECT p.product_code, p.license_arn, p.customer_kind, p.customer, p.dimension, p.hour,
+                            SUM(p.quantity),
+                            (SELECT jsonb_object_agg(x.tags, x.q)::text FROM (
+                                 SELECT a.tags, SUM(a.quantity) AS q FROM mm_partial_allocs a
+                                 WHERE a.product_code = p.product_code AND a.hour = p.hour
+                                   AND a.license_arn = p.license_arn AND a.customer_kind = p.customer_kind
+                                   AND a.customer = p.customer AND a.dimension = p.dimension
+                                 GROUP BY a.tags) x)
+                     FROM mm_partials p WHERE p.product_code = $1 AND p.hour = $2
+                     GROUP BY p.product_code, p.license_arn, p.customer_kind, p.customer, p.dimension, p.hour",
+                    &[&product, h],
+                )
+                .await? as usize;
+            tx.execute(
+                "DELETE FROM mm_partials WHERE product_code = $1 AND hour = $2",
+                &[&product, h],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM mm_partial_allocs WHERE product_code = $1 AND hour = $2",
+                &[&product, h],
+            )
+            .await?;
+        }
+        for (license, kind, cust, dim, from, last) in &fills {
+            sealed += tx
+                .execute(
+                    "INSERT INTO mm_buckets (product_code, license_arn, customer_kind, customer, dimension,
+                                             hour, quantity)
+                     SELECT $1, $2, $3, $4, $5, h, 0 FROM generate_series($6::bigint, $7::bigint, 3600) AS h
+                     ON CONFLICT DO NOTHING",
+                    &[&product, license, kind, cust, dim, from, last],
+                )
+                .await? as usize;
+            tx.execute(
+                "UPDATE mm_registered SET filled_through = $6 WHERE product_code = $1 AND license_arn = $2
+                 AND customer_kind = $3 AND customer = $4 AND dimension = $5",
+                &[&product, license, kind, cust, dim, last],
+            )
+            .await?;
+        }
+        if sealed > 0 {
+            crate::meter::crash::hit("seal_mid_txn");
+        }
+        // Commit keys older than any retry could be.
+        tx.execute(
+            "DELETE FROM mm_commits WHERE at < now() - interval '1 day'",
+            &[],
+        )
+        .await?;
+        let alarms = tx
+            .query(
+                "UPDATE mm_buckets SET alarmed = true
+                 WHERE product_code = $1 AND state IN ('sealed', 'sending') AND NOT alarmed
+                   AND $2::int8 >= hour + $3::int8 - $4::int8
+                 RETURNING license_arn, customer_kind, customer, dimension, hour, quantity",
+                &[&product, &now, &scope.window, &scope.alarm_before],
+            )
+            .await?;
+        let events = alarms
+            .iter()
+            .map(|r| {
+                let hour: i64 = r.get(4);
+                MeterEvent {
+                    kind: MeterEventKind::WindowAlarm {
+                        window_end: hour.saturating_add(scope.window),
+                    },
+                    customer: customer_from(r.get(1), r.get(2), r.get(0)),
+                    dimension: r.get(3),
+                    hour,
+                    quantity: r.get(5),
+                }
+            })
+            .collect();
+        tx.commit().await?;
+        Ok((sealed, events))
+    }
+}

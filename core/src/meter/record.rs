@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: Apache-2.0
+// `UsageMeter::record`: checking an event and adding it to its bucket.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::operation::batch_meter_usage::BatchMeterUsageInput;
+use crate::primitives::DateTime;
+use crate::types::{UsageAllocation, UsageRecord};
+use crate::Error;
+
+use super::store::Allocs;
+use super::{
+    fleet, hour_of, lock, overflow_error, Acc, BucketKey, Buffer, Customer, Durability, MeterEvent,
+    MeterEventKind, MeterMode, UsageMeter, MAX_BUCKET,
+};
+
+/// How far ahead of the meter's clock a timestamp may be (5 minutes).
+pub const MAX_AHEAD_SECS: i64 = 300;
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the years a calendar (and every face's
+/// date type) holds.
+pub(super) const CALENDAR: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// Checks an event's timestamp against the meter's clock `now`.
+pub(super) fn check_timestamp(secs: i64, now: i64) -> Result<i64, Error> {
+    if !CALENDAR.contains(&secs) {
+        return Err(Error::invalid_input(
+            "timestamp",
+            format!("{secs} is not a time any calendar holds (seconds since 1970-01-01)"),
+        ));
+    }
+    if secs > now.saturating_add(MAX_AHEAD_SECS) {
+        return Err(Error::invalid_input(
+            "timestamp",
+            format!(
+                "{secs} is more than {MAX_AHEAD_SECS} seconds ahead of the meter's clock \
+                 ({now}); timestamps are seconds since 1970-01-01 (milliseconds, as from \
+                 Date.now() or time.time() * 1000, are refused)"
+            ),
+        ));
+    }
+    Ok(secs)
+}
+
+pub(super) fn duration_secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+pub(super) fn canonical_allocations(allocs: &[UsageAllocation]) -> Result<Allocs, Error> {
+    let mut out = Allocs::new();
+    for a in allocs {
+        let key = match &a.tags {
+            None => String::new(),
+            Some(tags) => {
+                let mut t = tags.clone();
+                t.sort_by(|x, y| (&x.key, &x.value).cmp(&(&y.key, &y.value)));
+                serde_json::to_string(&t).map_err(|e| {
+                    Error::invalid_input("allocations", format!("cannot encode the tags: {e}"))
+                })?
+            }
+        };
+        *out.entry(key).or_insert(0) += i64::from(a.allocated_usage_quantity);
+    }
+    Ok(out)
+}
+
+impl UsageMeter {
+    /// Adds `quantity` of `dimension` used by `customer` at `at` (default: now) to its
+    /// bucket, and returns once the event is as durable as the meter's [`Durability`] says.
+    ///
+    /// An event whose hour is already sealed (or older than its grace) is counted in the
+    /// current hour, or the next open one when the clock stepped back into a sealed hour,
+    /// and reported as [`MeterEventKind::LateEvent`]. Refused with `InvalidInput`: a
+    /// timestamp more than [`MAX_AHEAD_SECS`] ahead of the meter's clock (a timestamp in
+    /// milliseconds, say) or outside the years 1 to 9999 (`timestamp`), and an event that
+    /// would push its bucket past the model's 2,147,483,647 (`quantity`; nothing of it is
+    /// counted). `allocations`, when given, must sum to `quantity`. In `MeterUsage` mode the
+    /// customer is ignored.
+    pub fn record(
+        &self,
+        customer: Customer,
+        dimension: &str,
+        quantity: i64,
+        at: Option<DateTime>,
+        allocations: Option<Vec<UsageAllocation>>,
+    ) -> Result<(), Error> {
+        let inner = &*self.inner;
+        inner.check_process()?;
+        if inner.group.is_some() {
+            // A group record waits for the committer thread, which may be the one calling.
+            inner.shared.refuse_reentry("record() in the group mode")?;
+        }
+        if inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::invalid_state("the meter is closed"));
+        }
+        let q = crate::validate::quantity("quantity", quantity)?;
+        let customer = if inner.mode == MeterMode::MeterUsage {
+            Customer::Identifier(String::new())
+        } else {
+            customer
+        };
+        let shared = &*inner.shared;
+        let now = (shared.clock)();
+        let at_secs = match at {
+            Some(t) => check_timestamp(t.secs(), now)?,
+            None => now,
+        };
+        self.validate(&customer, dimension, q, at_secs, allocations.as_deref())?;
+        let allocs = match &allocations {
+            Some(a) => Some(canonical_allocations(a)?),
+            None => None,
+        };
+        let mut hour = hour_of(at_secs);
+        if let Some(start) = shared.fleet.as_ref().and_then(fleet::Fleet::start_hour) {
+            if hour < start || hour_of(now) < start {
+                return Err(Error::invalid_input(
+                    "timestamp",
+                    format!(
+                        "{at_secs} is before this fleet store's start hour {start}: usage before \
+                         the cut-over belongs to the SQLite meter it took over from"
+                    ),
+                ));
+            }
+        }
+        if hour.saturating_add(3600 + shared.scope.grace) <= now {
+            let current = hour_of(now);
+            shared.emit(vec![MeterEvent {
+                kind: MeterEventKind::LateEvent {
+                    counted_in_hour: current,
+                },
+                customer: customer.clone(),
+                dimension: dimension.to_owned(),
+                hour,
+                quantity,
+            }]);
+            hour = current;
+        }
+        let key = BucketKey {
+            customer,
+            dimension: dimension.to_owned(),
+            hour,
+        };
+        if inner.memory_store || inner.durability == Durability::Memory {
+            return self.buffer(key, quantity, allocs);
+        }
+        match &inner.group {
+            Some((g, max_events)) => {
+                let mine = key.clone();
+                let slot = {
+                    let mut qg = lock(&g.queue);
+                    while qg.count >= *max_events && !qg.stop {
+                        qg = g.room.wait(qg).unwrap_or_else(|p| p.into_inner());
+                    }
+                    if qg.stop {
+                        return Err(Error::invalid_state("the meter is closed"));
+                    }
+                    qg.open.entry(key).or_default().add(quantity, allocs);
+                    qg.count += 1;
+                    // Wake the committer to start a group, and when it is complete.
+                    if qg.count == 1 || qg.count == qg.want || qg.count >= *max_events {
+                        g.cv.notify_one();
+                    }
+                    qg.waiters.push(std::thread::current());
+                    qg.slot.clone()
+                };
+                slot.wait(&mine, quantity)
+            }
+            None => {
+                let mut one = Buffer::with_capacity(1);
+                one.insert(
+                    key,
+                    Acc {
+                        quantity,
+                        allocations: allocs,
+                        base: 0,
+                    },
+                );
+                let w = shared.write_store(&one, false)?;
+                if let Some((k, total)) = w.refused.first() {
+                    return Err(overflow_error(k, quantity, *total));
+                }
+                shared.emit(w.late);
+                Ok(())
+            }
+        }
+    }
+
+    /// `memory` durability: adds to the buffer, unless the bucket's sum (the store's part
+    /// and the buffer's) would pass the model's maximum.
+    fn buffer(&self, key: BucketKey, quantity: i64, allocs: Option<Allocs>) -> Result<(), Error> {
+        let shared = &*self.inner.shared;
+        loop {
+            let drains = {
+                let mut b = lock(&shared.buffer);
+                if let Some(acc) = b.map.get_mut(&key) {
+                    let total = acc.total_with(quantity);
+                    if total > MAX_BUCKET {
+                        return Err(overflow_error(&key, quantity, total));
+                    }
+                    acc.add(quantity, allocs);
+                    return Ok(());
+                }
+                b.drains
+            };
+            // First event of this bucket since the last drain: read what the store holds,
+            // without holding the buffer (a drain holds the store, then the buffer).
+            let base = if shared.fleet.is_some() {
+                // The fleet's sum is spread over replicas; the write checks it.
+                Ok(0)
+            } else {
+                lock(&shared.db).pending_quantity(
+                    &shared.scope.product_code,
+                    &key.customer,
+                    &key.dimension,
+                    key.hour,
+                )
+            }?;
+            let mut b = lock(&shared.buffer);
+            if b.drains != drains || b.map.contains_key(&key) {
+                continue; // a drain or another caller came first: look again
+            }
+            let acc = Acc {
+                quantity,
+                allocations: allocs,
+                base,
+            };
+            let total = acc.total_with(0);
+            if total > MAX_BUCKET {
+                return Err(overflow_error(&key, quantity, total));
+            }
+            b.map.insert(key, acc);
+            return Ok(());
+        }
+    }
+
+    pub(super) fn validate(
+        &self,
+        customer: &Customer,
+        dimension: &str,
+        q: i32,
+        at_secs: i64,
+        allocations: Option<&[UsageAllocation]>,
+    ) -> Result<(), Error> {
+        if self.inner.mode == MeterMode::MeterUsage {
+            crate::validate::dimension_named("dimension", dimension)?;
+            if let Some(a) = allocations {
+                let input = crate::operation::meter_usage::MeterUsageInput {
+                    product_code: self.inner.shared.scope.product_code.clone(),
+                    timestamp: DateTime::from_secs(at_secs),
+                    usage_dimension: dimension.to_owned(),
+                    usage_quantity: Some(q),
+                    dry_run: None,
+                    usage_allocations: Some(a.to_vec()),
+                    client_token: None,
+                };
+                crate::validate::meter_usage(&input)?;
+            }
+            return Ok(());
+        }
+        let product = &self.inner.shared.scope.product_code;
+        match customer {
+            Customer::Identifier(id) if allocations.is_none() => {
+                if product.is_empty() {
+                    return Err(Error::invalid_input(
+                        "customer",
+                        "a CustomerIdentifier needs the meter's product code",
+                    ));
+                }
+                crate::validate::customer_identifier_named("customer", id)?;
+                crate::validate::dimension_named("dimension", dimension)
+            }
+            _ => {
+                let record = self.usage_record(customer, dimension, q, at_secs, allocations);
+                let input = BatchMeterUsageInput {
+                    usage_records: vec![record],
+                    product_code: (!product.is_empty()).then(|| product.clone()),
+                };
+                crate::validate::batch_meter_usage(&input).map_err(|e| {
+                    Error::invalid_input(
+                        e.field()
+                            .unwrap_or("record")
+                            .replace("UsageRecords[0].", ""),
+                        e.message(),
+                    )
+                })
+            }
+        }
+    }
+
+    fn usage_record(
+        &self,
+        customer: &Customer,
+        dimension: &str,
+        q: i32,
+        at_secs: i64,
+        allocations: Option<&[UsageAllocation]>,
+    ) -> UsageRecord {
+        let (ci, acct, lic) = match customer {
+            Customer::Identifier(id) => (Some(id.clone()), None, None),
+            Customer::AwsAccount {
+                account_id,
+                license_arn,
+            } => (None, Some(account_id.clone()), Some(license_arn.clone())),
+        };
+        UsageRecord {
+            timestamp: DateTime::from_secs(at_secs),
+            customer_identifier: ci,
+            dimension: dimension.to_owned(),
+            quantity: Some(q),
+            usage_allocations: allocations.map(<[UsageAllocation]>::to_vec),
+            customer_aws_account_id: acct,
+            license_arn: lic,
+        }
+    }
+}

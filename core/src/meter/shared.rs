@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the meter, its committer thread and its flusher share: the buckets, the memory buffer, the writes to the store.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::Error;
+
+use super::store::{Allocs, Db, Scope};
+use super::{
+    crash, fleet, hour_of, store, Clock, Customer, EventCallback, MeterEvent, MeterEventKind,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct BucketKey {
+    pub(super) customer: Customer,
+    pub(super) dimension: String,
+    pub(super) hour: i64,
+}
+
+#[derive(Default)]
+pub(super) struct Acc {
+    pub(super) quantity: i64,
+    pub(super) allocations: Option<Allocs>,
+    /// What the store held for the bucket when a `memory` buffer first took it (the rest of
+    /// the bucket's sum, for the model's maximum); 0 elsewhere.
+    pub(super) base: i64,
+}
+
+impl Acc {
+    pub(super) fn add(&mut self, quantity: i64, allocations: Option<Allocs>) {
+        self.quantity = self.quantity.saturating_add(quantity);
+        if let Some(a) = allocations {
+            let mine = self.allocations.get_or_insert_with(Allocs::new);
+            for (k, v) in a {
+                *mine.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+    /// The bucket's sum with `quantity` more.
+    pub(super) fn total_with(&self, quantity: i64) -> i64 {
+        self.base
+            .saturating_add(self.quantity)
+            .saturating_add(quantity)
+    }
+}
+
+pub(super) type Buffer = HashMap<BucketKey, Acc>;
+
+/// The `memory` durability's buffer.
+#[derive(Default)]
+pub(super) struct MemBuffer {
+    pub(super) map: Buffer,
+    /// Counts drains, so a `record()` that read a bucket's stored sum without holding the
+    /// buffer knows whether a drain changed it meanwhile.
+    pub(super) drains: u64,
+}
+
+/// The largest quantity a bucket may reach: the model's maximum for a record.
+pub(super) const MAX_BUCKET: i64 = i32::MAX as i64;
+
+/// The error of a `record()` that would push a bucket past [`MAX_BUCKET`].
+pub(super) fn overflow_error(key: &BucketKey, quantity: i64, total: i64) -> Error {
+    Error::invalid_input(
+        "quantity",
+        format!(
+            "adding {quantity} would bring the hour {} of {} / {} to {total}, past the largest \
+             quantity the service accepts for an hour ({MAX_BUCKET}); nothing of it was \
+             counted. Meter this dimension in a coarser unit",
+            key.hour, key.customer, key.dimension
+        ),
+    )
+}
+
+/// Runs a fleet-store future to completion from synchronous code: on the calling thread
+/// through [`crate::runtime::block_on`], or, when the caller is itself inside a tokio
+/// runtime (a `#[tokio::test]`, an async seller), on a helper thread, so the call never
+/// fails for where it was made. The database connections run on the shared runtime either
+/// way.
+pub(super) fn wait<F>(fut: F) -> Result<F::Output, Error>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return crate::runtime::block_on(fut);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| crate::runtime::block_on(fut))
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid_state("fleet store: a helper thread failed")))
+    })
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Shared by the meter, its committer thread and its background flusher.
+pub(super) struct Shared {
+    pub(super) db: Mutex<Db>,
+    /// The fleet store; `db` is then an unused in-memory database.
+    pub(super) fleet: Option<fleet::Fleet>,
+    pub(super) buffer: Mutex<MemBuffer>,
+    pub(super) scope: Scope,
+    pub(super) clock: Clock,
+    pub(super) on_event: Option<EventCallback>,
+}
+
+/// What one write did besides adding.
+#[derive(Default)]
+pub(super) struct Written {
+    pub(super) late: Vec<MeterEvent>,
+    /// Entries refused because their bucket would pass [`MAX_BUCKET`], with that sum.
+    pub(super) refused: Vec<(BucketKey, i64)>,
+}
+
+impl Shared {
+    pub(super) fn emit(&self, events: Vec<MeterEvent>) {
+        if let Some(cb) = &self.on_event {
+            if events.is_empty() {
+                return;
+            }
+            let _in = InCallback::enter(self);
+            for e in events {
+                cb(e);
+            }
+        }
+    }
+
+    /// Whether this thread is running this meter's event callback.
+    pub(super) fn in_callback(&self) -> bool {
+        let me = self as *const Shared as usize;
+        IN_CALLBACK
+            .try_with(|v| v.borrow().contains(&me))
+            .unwrap_or(false)
+    }
+
+    /// `InvalidState` when called from this meter's own event callback: `record()` there may
+    /// wait for the thread running the callback (the group committer), and `flush()`,
+    /// `close()` and dropping the last handle wait for work that is calling it.
+    pub(super) fn refuse_reentry(&self, what: &str) -> Result<(), Error> {
+        if self.in_callback() {
+            return Err(Error::invalid_state(format!(
+                "{what} cannot be called from the meter's own event callback (it would wait for \
+                 itself); do it after the callback returns"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn current_hour(&self) -> i64 {
+        hour_of((self.clock)())
+    }
+
+    /// Writes `entries` in one transaction. An entry whose bucket would pass the model's
+    /// maximum is left out and listed, unless `must_land` (usage already acknowledged: the
+    /// buffer of `memory` durability), which counts it in the next hour that has room.
+    fn write(&self, db: &mut Db, entries: &Buffer, must_land: bool) -> Result<Written, Error> {
+        let mut out = Written::default();
+        if entries.is_empty() {
+            return Ok(out);
+        }
+        let current = self.current_hour();
+        let product = self.scope.product_code.as_str();
+        let mut tx = db.transaction()?;
+        // Several events without allocations (a group commit): one multi-row upsert, unless
+        // one of them meets a bucket sealed meanwhile or full; then all go one by one below.
+        let mut entries: Vec<(&BucketKey, &Acc)> = entries.iter().collect();
+        if entries.len() > 1 {
+            let plain: Vec<(&Customer, &str, i64, i64)> = entries
+                .iter()
+                .filter(|(_, a)| a.allocations.as_ref().is_none_or(|m| m.is_empty()))
+                .map(|(k, a)| (&k.customer, k.dimension.as_str(), k.hour, a.quantity))
+                .collect();
+            if plain.len() > 1 && Db::apply_many(&mut tx, product, &plain)? {
+                entries.retain(|(_, a)| a.allocations.as_ref().is_some_and(|m| !m.is_empty()));
+            }
+        }
+        for (k, acc) in entries {
+            let mut hour = k.hour;
+            let mut tries = 0;
+            let counted = loop {
+                let applied = Db::apply(
+                    &tx,
+                    product,
+                    &k.customer,
+                    &k.dimension,
+                    hour,
+                    acc.quantity,
+                    acc.allocations.as_ref(),
+                    current.max(hour),
+                )?;
+                match applied {
+                    store::Applied::Added => break Some(hour),
+                    store::Applied::Moved(h) => break Some(h),
+                    store::Applied::Overflow(total) if !must_land || tries >= 48 => {
+                        out.refused.push((k.clone(), total));
+                        break None;
+                    }
+                    store::Applied::Overflow(_) => {
+                        hour = hour.max(current).saturating_add(3600);
+                        tries += 1;
+                    }
+                }
+            };
+            if let Some(h) = counted.filter(|h| *h != k.hour) {
+                out.late.push(MeterEvent {
+                    kind: MeterEventKind::LateEvent { counted_in_hour: h },
+                    customer: k.customer.clone(),
+                    dimension: k.dimension.clone(),
+                    hour: k.hour,
+                    quantity: acc.quantity,
+                });
+            }
+        }
+        crash::hit("record_mid_txn");
+        tx.commit().map_err(store::store_err)?;
+        crash::hit("record_after_commit");
+        Ok(out)
+    }
+
+    /// Writes `entries` to whichever store the meter has (see [`Shared::write`]); the fleet
+    /// store's call blocks this thread.
+    pub(super) fn write_store(&self, entries: &Buffer, must_land: bool) -> Result<Written, Error> {
+        match &self.fleet {
+            Some(f) => wait(f.write(&self.scope.product_code, entries, self.current_hour()))?,
+            None => self.write(&mut lock(&self.db), entries, must_land),
+        }
+    }
+
+    /// Moves the in-memory buffer into the store. On any error (busy, disk full, read-only)
+    /// the events go back into the buffer, to be written by the next drain: `record()`
+    /// acknowledged them.
+    pub(super) fn drain(&self) -> Result<(), Error> {
+        if let Some(f) = &self.fleet {
+            let entries = self.take_buffer();
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let r = wait(f.write(&self.scope.product_code, &entries, self.current_hour()))
+                .and_then(|r| r);
+            return self.drained(entries, r);
+        }
+        let mut db = lock(&self.db);
+        let entries = self.take_buffer();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let result = self.write(&mut db, &entries, true);
+        drop(db);
+        self.drained(entries, result)
+    }
+
+    /// [`Shared::drain`] on the runtime (a flush).
+    pub(super) async fn drain_async(&self) -> Result<(), Error> {
+        let Some(f) = &self.fleet else {
+            return self.drain();
+        };
+        let entries = self.take_buffer();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let r = f
+            .write(&self.scope.product_code, &entries, self.current_hour())
+            .await;
+        self.drained(entries, r)
+    }
+
+    fn take_buffer(&self) -> Buffer {
+        let mut b = lock(&self.buffer);
+        b.drains += 1;
+        std::mem::take(&mut b.map)
+    }
+
+    /// Puts back what a drain could not write.
+    fn drained(&self, entries: Buffer, result: Result<Written, Error>) -> Result<(), Error> {
+        match result {
+            Ok(w) => {
+                for (k, total) in w.refused {
+                    tracing::error!(customer = %k.customer, dimension = %k.dimension, hour = k.hour,
+                        total, "meter: no hour had room for buffered usage; it stays buffered");
+                    if let Some(acc) = entries.get(&k) {
+                        let mut b = lock(&self.buffer);
+                        let mine = b.map.entry(k).or_default();
+                        mine.add(acc.quantity, acc.allocations.clone());
+                    }
+                }
+                self.emit(w.late);
+                Ok(())
+            }
+            Err(e) => {
+                let mut b = lock(&self.buffer);
+                for (k, acc) in entries {
+                    let mine = b.map.entry(k).or_default();
+                    mine.base = mine.base.max(acc.base);
+                    mine.add(acc.quantity, acc.allocations);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The meters (their `Shared`'s address) whose event callback this thread is running.
+    static IN_CALLBACK: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as running a meter's callback until dropped (a panicking callback
+/// included).
+pub(super) struct InCallback(usize);
+
+impl InCallback {
+    fn enter(shared: &Shared) -> InCallback {
+        let me = shared as *const Shared as usize;
+        let _ = IN_CALLBACK.try_with(|v| v.borrow_mut().push(me));
+        InCallback(me)
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        let _ = IN_CALLBACK.try_with(|v| {
+            let mut v = v.borrow_mut();
+            if let Some(i) = v.iter().rposition(|m| *m == self.0) {
+                v.remove(i);
+            }
+        });
+    }
+}

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+// The SQLite store's schema and its migration.
+
+use crate::Error;
+
+use super::{store_err, Db};
+
+/// The schema version this code writes (`PRAGMA user_version`).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations: entry `i` moves the schema from version `i` to `i + 1`.
+pub(super) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE buckets (
+    id                 INTEGER PRIMARY KEY,
+    product_code       TEXT    NOT NULL DEFAULT '',
+    license_arn        TEXT    NOT NULL DEFAULT '',
+    customer_kind      TEXT    NOT NULL,
+    customer           TEXT    NOT NULL,
+    dimension          TEXT    NOT NULL,
+    hour               INTEGER NOT NULL,
+    quantity           INTEGER NOT NULL DEFAULT 0,
+    allocations        TEXT,
+    state              TEXT    NOT NULL DEFAULT 'pending',
+    sealed_quantity    INTEGER,
+    sealed_at          INTEGER,
+    sent_at            INTEGER,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    alarmed            INTEGER NOT NULL DEFAULT 0,
+    metering_record_id TEXT,
+    UNIQUE (product_code, license_arn, customer_kind, customer, dimension, hour)
+);
+CREATE INDEX buckets_by_state ON buckets (state, hour);
+CREATE TRIGGER buckets_sealed_quantity_frozen
+BEFORE UPDATE OF sealed_quantity ON buckets
+WHEN OLD.sealed_quantity IS NOT NULL AND NEW.sealed_quantity IS NOT OLD.sealed_quantity
+BEGIN
+    SELECT RAISE(ABORT, 'a sealed quantity never changes');
+END;
+CREATE TABLE dead_letters (
+    id            INTEGER PRIMARY KEY,
+    bucket_id     INTEGER NOT NULL,
+    product_code  TEXT    NOT NULL,
+    license_arn   TEXT    NOT NULL,
+    customer_kind TEXT    NOT NULL,
+    customer      TEXT    NOT NULL,
+    dimension     TEXT    NOT NULL,
+    hour          INTEGER NOT NULL,
+    quantity      INTEGER NOT NULL,
+    reason        TEXT    NOT NULL,
+    message       TEXT    NOT NULL,
+    at            INTEGER NOT NULL
+);
+CREATE TABLE registered (
+    product_code   TEXT    NOT NULL,
+    license_arn    TEXT    NOT NULL,
+    customer_kind  TEXT    NOT NULL,
+    customer       TEXT    NOT NULL,
+    dimension      TEXT    NOT NULL,
+    from_hour      INTEGER NOT NULL,
+    filled_through INTEGER NOT NULL,
+    PRIMARY KEY (product_code, license_arn, customer_kind, customer, dimension)
+);
+"#];
+
+impl Db {
+    pub(super) fn migrate(&mut self) -> Result<(), Error> {
+        // IMMEDIATE: the version is read under the write lock, so no other connection can
+        // migrate between the read and the write (a deferred read would fail to upgrade with
+        // SQLITE_BUSY_SNAPSHOT instead of waiting).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(store_err)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(store_err)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::invalid_state(format!(
+                "meter store: schema version {version} is newer than this library's {SCHEMA_VERSION}"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(store_err)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(store_err)?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('library_version', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [crate::VERSION],
+        )
+        .map_err(store_err)?;
+        tx.commit().map_err(store_err)
+    }
+}

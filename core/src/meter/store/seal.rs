@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sealing the SQLite store's hours: zero-fill, the frozen quantities, window alarms, what to send.
+
+use rusqlite::params;
+
+use crate::meter::{MeterEvent, MeterEventKind};
+use crate::Error;
+
+use super::{customer_from, parse_allocs, store_err, Db, Prepared, Scope, SealedRow, SendItem};
+
+impl Db {
+    /// Zero-fills, seals what may be sealed, raises window alarms and returns what should be
+    /// sent now, in one transaction.
+    pub(crate) fn prepare(&mut self, scope: &Scope, now: i64) -> Result<Prepared, Error> {
+        let tx = self.transaction()?;
+        let mut out = Prepared::default();
+        let product = scope.product_code.as_str();
+        if scope.zero_fill {
+            let regs: Vec<(String, String, String, String, i64, i64)> = {
+                let mut st = tx
+                    .prepare(
+                        "SELECT license_arn, customer_kind, customer, dimension, from_hour, filled_through
+                         FROM registered WHERE product_code = ?1",
+                    )
+                    .map_err(store_err)?;
+                let rows = st
+                    .query_map([product], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    })
+                    .map_err(store_err)?;
+                rows.collect::<Result<_, _>>().map_err(store_err)?
+            };
+            for (license, kind, id, dim, from, filled) in regs {
+                // Never create an hour that could no longer be sent.
+                let oldest_sendable = (now - scope.window).div_euclid(3600) * 3600 + 3600;
+                let mut h = (filled + 3600).max(from).max(oldest_sendable);
+                let mut last = filled;
+                while h + 3600 + scope.grace <= now {
+                    tx.execute(
+                        "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour, quantity)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT DO NOTHING",
+                        params![product, license, kind, id, dim, h],
+                    )
+                    .map_err(store_err)?;
+                    last = h;
+                    h += 3600;
+                }
+                if last != filled {
+                    tx.execute(
+                        "UPDATE registered SET filled_through = ?1 WHERE product_code = ?2 AND license_arn = ?3
+                         AND customer_kind = ?4 AND customer = ?5 AND dimension = ?6",
+                        params![last, product, license, kind, id, dim],
+                    )
+                    .map_err(store_err)?;
+                }
+            }
+        }
+        out.sealed = tx
+            .execute(
+                "UPDATE buckets SET state = 'sealed', sealed_quantity = quantity, sealed_at = ?1
+                 WHERE state = 'pending' AND product_code = ?2 AND hour + 3600 + ?3 <= ?1",
+                params![now, product, scope.grace],
+            )
+            .map_err(store_err)?;
+        if out.sealed > 0 {
+            crate::meter::crash::hit("seal_mid_txn");
+        }
+        let rows: Vec<SealedRow> = {
+            let mut st = tx
+                .prepare(
+                    "SELECT id, license_arn, customer_kind, customer, dimension, hour, sealed_quantity,
+                            allocations, alarmed
+                     FROM buckets WHERE state IN ('sealed', 'sending') AND product_code = ?1
+                     ORDER BY license_arn, hour, id",
+                )
+                .map_err(store_err)?;
+            let rows = st
+                .query_map([product], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                })
+                .map_err(store_err)?;
+            rows.collect::<Result<_, _>>().map_err(store_err)?
+        };
+        for (id, license, kind, cust, dim, hour, qty, allocs, alarmed) in rows {
+            let customer = customer_from(&kind, cust, license);
+            // The local clock never makes an hour final: a clock hours fast (an RTC before
+            // NTP, a VM restored from a snapshot) would expire hours the service still takes.
+            // Past the window the bucket is sent anyway, and only the service's
+            // TimestampOutOfBoundsException expires it (see `send`). Alarms may use it.
+            let window_end = hour.saturating_add(scope.window);
+            if !alarmed && now >= window_end - scope.alarm_before {
+                tx.execute("UPDATE buckets SET alarmed = 1 WHERE id = ?1", [id])
+                    .map_err(store_err)?;
+                out.events.push(MeterEvent {
+                    kind: MeterEventKind::WindowAlarm { window_end },
+                    customer: customer.clone(),
+                    dimension: dim.clone(),
+                    hour,
+                    quantity: qty,
+                });
+            }
+            out.items.push(SendItem {
+                id,
+                customer,
+                dimension: dim,
+                hour,
+                quantity: qty,
+                allocations: parse_allocs(allocs),
+            });
+        }
+        tx.commit().map_err(store_err)?;
+        Ok(out)
+    }
+}

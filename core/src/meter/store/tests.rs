@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of the SQLite store.
+
+use super::schema::SCHEMA_VERSION;
+use super::*;
+
+#[test]
+fn migrates_and_freezes_sealed_quantities() {
+    let mut db = Db::open(None, true).unwrap();
+    assert_eq!(db.user_version(), SCHEMA_VERSION);
+    let c = Customer::Identifier("c".into());
+    let tx = db.transaction().unwrap();
+    assert_eq!(
+        Db::apply(&tx, "p", &c, "d", 0, 5, None, 7200).unwrap(),
+        Applied::Added
+    );
+    tx.commit().unwrap();
+    let scope = Scope {
+        product_code: "p".into(),
+        grace: 0,
+        window: 6 * 3600,
+        alarm_before: 3600,
+        zero_fill: false,
+    };
+    let p = db.prepare(&scope, 3600).unwrap();
+    assert_eq!(p.sealed, 1);
+    assert_eq!(p.items[0].quantity, 5);
+    // Late: lands in the current hour.
+    let tx = db.transaction().unwrap();
+    assert_eq!(
+        Db::apply(&tx, "p", &c, "d", 0, 2, None, 3600).unwrap(),
+        Applied::Moved(3600)
+    );
+    tx.commit().unwrap();
+    let err = db
+        .conn
+        .execute("UPDATE buckets SET sealed_quantity = 9 WHERE hour = 0", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("never changes"), "{err}");
+}
+
+#[test]
+fn the_store_id_is_made_once_and_kept() {
+    let mut a = Db::open(None, true).unwrap();
+    let id = a.store_id().unwrap();
+    assert_eq!(id.len(), 32);
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(a.store_id().unwrap(), id);
+    let mut b = Db::open(None, true).unwrap();
+    assert_ne!(b.store_id().unwrap(), id);
+}
+
+#[test]
+fn multi_row_upserts_add_or_change_nothing() {
+    let mut db = Db::open(None, true).unwrap();
+    let (a, b) = (
+        Customer::Identifier("a".into()),
+        Customer::Identifier("b".into()),
+    );
+    let quantity = |db: &Db, c: &str, hour: i64| -> Option<i64> {
+        db.conn
+            .query_row(
+                "SELECT quantity FROM buckets WHERE customer = ?1 AND hour = ?2",
+                params![c, hour],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap()
+    };
+    // 40 rows: two statements (32 + 8), each bucket twice (a group never has a bucket
+    // twice, but a statement may), new buckets and then existing ones.
+    let mut rows = Vec::new();
+    for i in 0..40i64 {
+        rows.push((if i % 2 == 0 { &a } else { &b }, "d", (i % 20) * 3600, 1));
+    }
+    for expected in [2, 4] {
+        let mut tx = db.transaction().unwrap();
+        assert!(Db::apply_many(&mut tx, "p", &rows).unwrap());
+        tx.commit().unwrap();
+        assert_eq!(quantity(&db, "a", 0), Some(expected));
+        assert_eq!(quantity(&db, "a", 10 * 3600), Some(expected));
+        assert_eq!(quantity(&db, "b", 3600), Some(expected));
+        assert_eq!(quantity(&db, "a", 3600), None);
+    }
+    // Hour 0 sealed: the whole call changes nothing and says so.
+    let scope = Scope {
+        product_code: "p".into(),
+        grace: 0,
+        window: 100 * 3600,
+        alarm_before: 3600,
+        zero_fill: false,
+    };
+    db.prepare(&scope, 3600).unwrap();
+    let mut tx = db.transaction().unwrap();
+    assert!(!Db::apply_many(&mut tx, "p", &rows).unwrap());
+    tx.commit().unwrap();
+    assert_eq!(quantity(&db, "a", 0), Some(4));
+    assert_eq!(quantity(&db, "b", 3600), Some(4));
+}

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: Apache-2.0
+// Adding events to the SQLite store's buckets, one at a time or in multi-row upserts.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::meter::Customer;
+use crate::Error;
+
+use super::{customer_parts, parse_allocs, store_err, Allocs, Applied, Db};
+
+/// Rows per multi-row upsert of a group commit (7 parameters each).
+pub(super) const MULTI_ROWS: usize = 32;
+
+/// What adding to one hour's bucket did.
+pub(super) enum One {
+    Added,
+    /// The hour is no longer pending.
+    Closed,
+    Overflow(i64),
+}
+
+impl Db {
+    /// Adds to a pending bucket. An hour already sealed (a late event, or the clock stepped
+    /// back into it) sends the quantity to `current_hour`, or when that is sealed too to the
+    /// first hour after the bucket's last closed one: usage is never refused for the clock.
+    /// A sum past the model's maximum changes nothing and says so.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply(
+        tx: &Transaction<'_>,
+        product: &str,
+        customer: &Customer,
+        dimension: &str,
+        hour: i64,
+        quantity: i64,
+        allocs: Option<&Allocs>,
+        current_hour: i64,
+    ) -> Result<Applied, Error> {
+        let add = |h: i64| Self::apply_one(tx, product, customer, dimension, h, quantity, allocs);
+        match add(hour)? {
+            One::Added => return Ok(Applied::Added),
+            One::Overflow(total) => return Ok(Applied::Overflow(total)),
+            One::Closed => {}
+        }
+        if hour != current_hour {
+            match add(current_hour)? {
+                One::Added => return Ok(Applied::Moved(current_hour)),
+                One::Overflow(total) => return Ok(Applied::Overflow(total)),
+                One::Closed => {}
+            }
+        }
+        let (kind, id, license) = customer_parts(customer);
+        let last_closed: i64 = tx
+            .prepare_cached(
+                "SELECT MAX(hour) FROM buckets WHERE product_code = ?1 AND license_arn = ?2
+                 AND customer_kind = ?3 AND customer = ?4 AND dimension = ?5 AND state != 'pending'",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![product, license, kind, id, dimension], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
+            })
+            .map_err(store_err)?
+            .unwrap_or(current_hour);
+        // Every bucket after the last closed one is pending or absent.
+        let next = last_closed.max(current_hour).saturating_add(3600);
+        match add(next)? {
+            One::Added => Ok(Applied::Moved(next)),
+            One::Overflow(total) => Ok(Applied::Overflow(total)),
+            One::Closed => Err(Error::invalid_state(format!(
+                "meter store: the hour {next} after the last sealed one is not open"
+            ))),
+        }
+    }
+
+    /// The quantity of a pending bucket (0 when there is none): what a `memory` meter adds
+    /// its buffer to when it checks a sum against the model's maximum.
+    pub(crate) fn pending_quantity(
+        &self,
+        product: &str,
+        customer: &Customer,
+        dimension: &str,
+        hour: i64,
+    ) -> Result<i64, Error> {
+        let (kind, id, license) = customer_parts(customer);
+        self.conn
+            .prepare_cached(
+                "SELECT quantity FROM buckets WHERE product_code = ?1 AND license_arn = ?2
+                 AND customer_kind = ?3 AND customer = ?4 AND dimension = ?5 AND hour = ?6
+                 AND state = 'pending'",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![product, license, kind, id, dimension, hour], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
+            })
+            .map(Option::unwrap_or_default)
+            .map_err(store_err)
+    }
+
+    /// Adds many quantities without allocations, one multi-row upsert per
+    /// [`MULTI_ROWS`] rows. Returns `false`, having changed nothing, when a row met a
+    /// bucket that is no longer pending (a late event): the caller then applies the rows one
+    /// by one with [`Db::apply`]; likewise when a sum would pass the model's maximum.
+    pub(crate) fn apply_many(
+        tx: &mut Transaction<'_>,
+        product: &str,
+        rows: &[(&Customer, &str, i64, i64)],
+    ) -> Result<bool, Error> {
+        use rusqlite::ToSql;
+        let sp = tx.savepoint().map_err(store_err)?;
+        for chunk in rows.chunks(MULTI_ROWS) {
+            let mut sql = String::with_capacity(200 + chunk.len() * 24);
+            sql.push_str(
+                "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour, quantity) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str("(?,?,?,?,?,?,?)");
+            }
+            sql.push_str(
+                " ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour)
+                 DO UPDATE SET quantity = quantity + excluded.quantity
+                 WHERE state = 'pending' AND quantity + excluded.quantity <= 2147483647",
+            );
+            let parts: Vec<(&str, &str, &str)> =
+                chunk.iter().map(|(c, ..)| customer_parts(c)).collect();
+            let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 7);
+            for ((_, dimension, hour, quantity), (kind, id, license)) in chunk.iter().zip(&parts) {
+                params.extend_from_slice(&[
+                    &product as &dyn ToSql,
+                    license,
+                    kind,
+                    id,
+                    dimension,
+                    hour,
+                    quantity,
+                ]);
+            }
+            let n = sp
+                .prepare_cached(&sql)
+                .and_then(|mut st| st.execute(rusqlite::params_from_iter(params)))
+                .map_err(store_err)?;
+            if n != chunk.len() {
+                return Ok(false); // dropping the savepoint rolls it back
+            }
+        }
+        sp.commit().map_err(store_err)?;
+        Ok(true)
+    }
+
+    /// Adds to the bucket of `hour` if it is pending and the sum stays within the model.
+    fn apply_one(
+        tx: &Transaction<'_>,
+        product: &str,
+        customer: &Customer,
+        dimension: &str,
+        hour: i64,
+        quantity: i64,
+        allocs: Option<&Allocs>,
+    ) -> Result<One, Error> {
+        let (kind, id, license) = customer_parts(customer);
+        let allocs = allocs.filter(|a| !a.is_empty());
+        if allocs.is_none() {
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour, quantity)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour)
+                     DO UPDATE SET quantity = quantity + excluded.quantity
+                     WHERE state = 'pending' AND quantity + excluded.quantity <= 2147483647",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        product, license, kind, id, dimension, hour, quantity
+                    ])
+                })
+                .map_err(store_err)?;
+            if n == 1 {
+                return Ok(One::Added);
+            }
+        } else {
+            tx.prepare_cached(
+                "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour) DO NOTHING",
+            )
+            .and_then(|mut st| st.execute(params![product, license, kind, id, dimension, hour]))
+            .map_err(store_err)?;
+        }
+        let row: Option<(i64, String, i64, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT id, state, quantity, allocations FROM buckets WHERE product_code = ?1 AND license_arn = ?2
+                 AND customer_kind = ?3 AND customer = ?4 AND dimension = ?5 AND hour = ?6",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![product, license, kind, id, dimension, hour], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+            })
+            .map_err(store_err)?;
+        let Some((bucket, state, old_quantity, old)) = row else {
+            return Ok(One::Closed);
+        };
+        if state != "pending" {
+            return Ok(One::Closed);
+        }
+        let total = old_quantity.saturating_add(quantity);
+        if total > i64::from(i32::MAX) {
+            return Ok(One::Overflow(total));
+        }
+        let Some(allocs) = allocs else {
+            return Err(Error::invalid_state(
+                "meter store: a pending bucket refused an addition that fits",
+            ));
+        };
+        let mut merged = parse_allocs(old).unwrap_or_default();
+        for (k, v) in allocs {
+            *merged.entry(k.clone()).or_insert(0) += v;
+        }
+        let json = serde_json::to_string(&merged)
+            .map_err(|e| Error::invalid_state(format!("meter store: {e}")))?;
+        tx.prepare_cached(
+            "UPDATE buckets SET quantity = quantity + ?1, allocations = ?2 WHERE id = ?3",
+        )
+        .and_then(|mut st| st.execute(params![quantity, json, bucket]))
+        .map_err(store_err)?;
+        Ok(One::Added)
+    }
+
+    /// Registers a customer's dimensions for zero-fill from `hour` on.
+    pub(crate) fn register(
+        &mut self,
+        product: &str,
+        customer: &Customer,
+        dimensions: &[String],
+        hour: i64,
+    ) -> Result<(), Error> {
+        let (kind, id, license) = customer_parts(customer);
+        let tx = self.transaction()?;
+        for d in dimensions {
+            tx.execute(
+                "INSERT INTO registered (product_code, license_arn, customer_kind, customer, dimension, from_hour, filled_through)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                params![product, license, kind, id, d, hour, hour - 3600],
+            )
+            .map_err(store_err)?;
+        }
+        tx.commit().map_err(store_err)
+    }
+}

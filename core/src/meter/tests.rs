@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: Apache-2.0
+// Unit tests of the meter's private parts.
+
+use super::config::epoch_secs;
+use super::record::canonical_allocations;
+use super::*;
+use crate::types::UsageAllocation;
+
+#[test]
+fn client_tokens_are_deterministic_and_short() {
+    let a = send::client_token("s1", "p", "users", 3600, 5);
+    assert_eq!(a, send::client_token("s1", "p", "users", 3600, 5));
+    assert_ne!(a, send::client_token("s1", "p", "users", 7200, 5));
+    assert_ne!(a, send::client_token("s1", "p", "users", 3600, 6));
+    assert_ne!(a, send::client_token("s2", "p", "users", 3600, 5));
+    assert!(a.len() <= 64 && a.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+/// Item 13: a face's exit hook writes what `Durability::Memory` buffered, for a process
+/// that ends without dropping the meter.
+#[test]
+fn write_buffered_puts_memory_events_in_the_store() {
+    let path = std::env::temp_dir().join(format!(
+        "mm-write-buffered-{}-{}.db",
+        std::process::id(),
+        epoch_secs(std::time::SystemTime::now())
+    ));
+    let client = Client::new(
+        crate::Config::builder()
+            .region("us-east-1")
+            .endpoint_url("http://127.0.0.1:9")
+            .static_credentials("AKID", "secret", None)
+            .build()
+            .unwrap(),
+    );
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(client)
+            .store(Store::sqlite(&path))
+            .product_code("p")
+            .durability(Durability::Memory)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    meter
+        .record(Customer::identifier("c"), "users", 7, None, None)
+        .unwrap();
+    let stored = || -> i64 {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.query_row("SELECT COALESCE(SUM(quantity), 0) FROM buckets", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(stored(), 0);
+    meter.write_buffered().unwrap();
+    assert_eq!(stored(), 7);
+    // The process ends without dropping it (Node's `process.exit()`).
+    std::mem::forget(meter);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn customers_from_parts_name_the_argument() {
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        Customer::from_parts(s("c"), None, None, true).unwrap(),
+        Customer::identifier("c")
+    );
+    assert_eq!(
+        Customer::from_parts(None, s("1"), s("arn"), true).unwrap(),
+        Customer::aws_account("1", "arn")
+    );
+    assert_eq!(
+        Customer::from_parts(None, None, None, false).unwrap(),
+        Customer::identifier("")
+    );
+    for (parts, field) in [
+        ((None, None, None), "customer_identifier"),
+        ((s("c"), s("1"), s("arn")), "customer_identifier"),
+        ((s("c"), None, s("arn")), "license_arn"),
+        ((None, s("1"), None), "license_arn"),
+        ((None, None, s("arn")), "customer_aws_account_id"),
+    ] {
+        let e = Customer::from_parts(parts.0, parts.1, parts.2, true).unwrap_err();
+        assert_eq!(e.error_code(), crate::ErrorCode::InvalidInput);
+        assert_eq!(e.field(), Some(field));
+    }
+}
+
+#[test]
+fn every_face_shares_one_default_and_one_spelling() {
+    let client = Client::new(
+        crate::Config::builder()
+            .region("us-east-1")
+            .static_credentials("AKIDEXAMPLE", "secret", None)
+            .build()
+            .unwrap(),
+    );
+    let b = || {
+        MeterConfig::builder()
+            .client(client.clone())
+            .store(Store::memory())
+    };
+    assert_eq!(
+        b().build().unwrap().flush_interval,
+        Some(DEFAULT_FLUSH_INTERVAL)
+    );
+    assert_eq!(
+        b().flush_interval(Duration::ZERO)
+            .build()
+            .unwrap()
+            .flush_interval,
+        None
+    );
+    for m in [MeterMode::Batch, MeterMode::MeterUsage] {
+        assert_eq!(m.as_str().parse::<MeterMode>().unwrap(), m);
+    }
+    for d in [Durability::Durable, Durability::Group, Durability::Memory] {
+        assert_eq!(d.as_str().parse::<Durability>().unwrap(), d);
+    }
+    let e = "fast".parse::<Durability>().unwrap_err();
+    assert_eq!(e.field(), Some("durability"));
+    assert_eq!(
+        "Batch".parse::<MeterMode>().unwrap_err().field(),
+        Some("mode")
+    );
+}
+
+#[test]
+fn allocations_are_canonical() {
+    use crate::types::Tag;
+    let tag = |k: &str, v: &str| Tag {
+        key: k.into(),
+        value: v.into(),
+    };
+    let a = UsageAllocation {
+        allocated_usage_quantity: 2,
+        tags: Some(vec![tag("b", "1"), tag("a", "2")]),
+    };
+    let b = UsageAllocation {
+        allocated_usage_quantity: 3,
+        tags: Some(vec![tag("a", "2"), tag("b", "1")]),
+    };
+    let m = canonical_allocations(&[a, b]).unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m.values().next(), Some(&5));
+}
