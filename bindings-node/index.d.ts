@@ -317,6 +317,12 @@ export interface UsageMeterOptions {
   databaseUrl?: string;
   /** This writer's name in the fleet store (default: host name and pid). */
   replicaId?: string;
+  /** Fleet store: how many replicas send at a time per product (default 1: the fleet calls the service at the rate one meter does). */
+  fleetSenders?: number;
+  /** Fleet store: seconds a sender's claim lasts (default 120); a dead sender's buckets are sent again, identical, by another replica after it. */
+  fleetLeaseSeconds?: number;
+  /** Fleet store: the cut-over from a SQLite meter, the first hour this store counts (rounded down); events of earlier hours are refused naming `timestamp`. */
+  startHour?: Date | number;
 }
 
 /** Who an event is for: a `customerIdentifier`, or a `customerAwsAccountId` with its `licenseArn`. */

@@ -614,7 +614,8 @@ class UsageMeter extends EventEmitter {
    * @param {object} [options] path (none: in-memory store), productCode, mode
    *   ("batch" | "meter_usage"), durability ("durable" | "group" | "memory"), graceSeconds,
    *   zeroFill, flushIntervalSeconds (default 60; null or 0: no background flusher), clock,
-   *   databaseUrl (the fleet store on PostgreSQL instead of path), replicaId.
+   *   databaseUrl (the fleet store on PostgreSQL instead of path), replicaId, fleetSenders,
+   *   fleetLeaseSeconds, startHour (the cut-over from a SQLite meter).
    */
   constructor(client, options = {}) {
     super()

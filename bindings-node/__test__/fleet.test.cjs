@@ -75,3 +75,41 @@ test('bad fleet options name the field', () => {
     (e) => /database_url|databaseUrl/.test(e.message),
   )
 })
+
+test('the cut-over from a SQLite meter: startHour T refuses earlier hours, each hour billed once', async () => {
+  emu.reset()
+  const url = databaseUrl()
+  const t = base()
+  const clock = new mm.ManualClock(t - H + 60)
+  const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-cutover-node-'))
+  const common = { productCode: emu.productCode, clock, flushIntervalSeconds: null }
+  const old = new mm.UsageMeter(client(), { ...common, path: path.join(dbDir, 'old.db') })
+  const fleet = new mm.UsageMeter(client(), { ...common, databaseUrl: url, startHour: new Date((t + 1234) * 1000) })
+  await old.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 5 })
+  await assert.rejects(fleet.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 7 }), (e) => e.field === 'timestamp')
+  clock.set(t + 60)
+  await fleet.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 7 })
+  clock.set(t + H + 400)
+  await fleet.flush()
+  await old.close()
+  await fleet.close()
+  const billed = emu.ledger().map((e) => [Number(e.hour), e.quantity]).sort((a, b) => a[0] - b[0])
+  assert.deepEqual(billed, [[t - H, 5], [t, 7]])
+  fs.rmSync(dbDir, { recursive: true, force: true })
+})
+
+test('fleet tuning is passed to the core, which checks it', async () => {
+  const url = databaseUrl()
+  for (const [opts, field] of [
+    [{ fleetSenders: 0 }, 'fleetSenders'],
+    [{ fleetSenders: -2 }, 'fleetSenders'],
+    [{ fleetSenders: '2' }, 'fleetSenders'],
+    [{ fleetLeaseSeconds: 0 }, 'fleetLeaseSeconds'],
+    [{ fleetLeaseSeconds: -1 }, 'fleetLeaseSeconds'],
+    [{ startHour: 'soon' }, 'startHour'],
+  ]) {
+    assert.throws(() => new mm.UsageMeter(client(), { databaseUrl: url, ...opts }), (e) => e.field === field, JSON.stringify(opts))
+  }
+  const m = new mm.UsageMeter(client(), { productCode: emu.productCode, databaseUrl: url, fleetSenders: 3, fleetLeaseSeconds: 30, flushIntervalSeconds: null })
+  await m.close()
+})

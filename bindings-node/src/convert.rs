@@ -371,6 +371,10 @@ pub fn meter_error(e: marketplace_metering::Error) -> marketplace_metering::Erro
         ("Timestamp", "timestamp"),
         ("ProductCode", "productCode"),
         ("product_code", "productCode"),
+        ("database_url", "databaseUrl"),
+        ("replica_id", "replicaId"),
+        ("fleet_senders", "fleetSenders"),
+        ("fleet_lease", "fleetLeaseSeconds"),
     ];
     let renamed = NAMES
         .iter()

@@ -183,6 +183,15 @@ impl NativeMeter {
         if let Some(id) = &o.replica_id {
             b = b.replica_id(id);
         }
+        if let Some(n) = o.fleet_senders {
+            b = b.fleet_senders(n);
+        }
+        if let Some(l) = o.fleet_lease {
+            b = b.fleet_lease(l);
+        }
+        if let Some(t) = o.start_hour {
+            b = b.start_hour(t);
+        }
         let config = b.build().map_err(|e| {
             crate::errors::to_js(
                 &env,
@@ -383,6 +392,12 @@ pub struct MeterOptions {
     pub database_url: Option<String>,
     /// The fleet store's name for this writer.
     pub replica_id: Option<String>,
+    /// The fleet store: replicas sending at a time per product.
+    pub fleet_senders: Option<u32>,
+    /// The fleet store: how long a sender's claim lasts.
+    pub fleet_lease: Option<Duration>,
+    /// The fleet store's first hour (epoch seconds): the cut-over from a SQLite meter.
+    pub start_hour: Option<i64>,
 }
 
 /// A parsed `record()` input.

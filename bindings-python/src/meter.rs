@@ -40,7 +40,7 @@ use crate::errors::{invalid_state, to_py_err};
 pub use clock::ManualClock;
 use clock::{epoch_secs, seconds};
 use events::{dead_letter_dict, status_dict, summary_dict, Sink};
-use new::{core_client, manual_clock, sink, store};
+use new::{core_client, fleet, manual_clock, sink, store};
 
 /// Events kept for `events()` when no `on_event` callback is given; older ones are dropped.
 const MAX_QUEUED_EVENTS: usize = 10_000;
@@ -143,7 +143,8 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
 ///
 /// ``UsageMeter(client, path=None, product_code=None, mode="batch", durability="durable",
 /// grace=timedelta(minutes=5), zero_fill=False, on_event=None,
-/// flush_interval=timedelta(seconds=60), *, clock=None, database_url=None, replica_id=None)``
+/// flush_interval=timedelta(seconds=60), *, clock=None, database_url=None, replica_id=None,
+/// fleet_senders=None, fleet_lease=None, start_hour=None)``
 ///
 /// Parameters
 /// ----------
@@ -235,7 +236,7 @@ impl UsageMeter {
     #[new]
     #[pyo3(signature = (client, path=None, product_code=None, mode=Arg::Missing,
         durability=Arg::Missing, grace=None, zero_fill=Arg::Missing, on_event=None, flush_interval=Arg::Missing, *, clock=None,
-        database_url=None, replica_id=None))]
+        database_url=None, replica_id=None, fleet_senders=None, fleet_lease=None, start_hour=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -251,6 +252,9 @@ impl UsageMeter {
         clock: Option<&Bound<'_, PyAny>>,
         database_url: Option<&Bound<'_, PyAny>>,
         replica_id: Option<&Bound<'_, PyAny>>,
+        fleet_senders: Option<&Bound<'_, PyAny>>,
+        fleet_lease: Option<&Bound<'_, PyAny>>,
+        start_hour: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut b = MeterConfig::builder().client(core_client(py, client)?);
         let database_url = opt_str(database_url, "database_url", NEW)?;
@@ -258,6 +262,7 @@ impl UsageMeter {
             b = b.replica_id(id);
         }
         b = b.store(store(py, path, database_url)?);
+        b = fleet(py, b, fleet_senders, fleet_lease, start_hour)?;
         if let Some(code) = opt_str(product_code, "product_code", NEW)? {
             b = b.product_code(code);
         }

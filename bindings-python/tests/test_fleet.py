@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 import pytest
@@ -95,3 +96,58 @@ def test_bad_fleet_arguments_name_the_field(emu: Emulator, database_url: str, tm
     with pytest.raises(mm.exceptions.ParamValidationError) as e:
         mm.UsageMeter(emu.client(), database_url=database_url, replica_id="")
     assert e.value.field == "replica_id"
+
+
+def test_cut_over_from_sqlite_at_an_hour_boundary_bills_each_hour_once(
+    emu: Emulator, database_url: str, tmp_path
+) -> None:
+    """The README's cut-over from Python: SQLite until T, the fleet (start_hour=T) from T."""
+    t = int(time.time()) // H * H - 2 * H
+    clock = ManualClock(t - H + 60)
+    old = mm.UsageMeter(
+        emu.client(), path=str(tmp_path / "old.db"), product_code=emu.product_code, flush_interval=None, clock=clock
+    )
+    new = mm.UsageMeter(
+        emu.client(),
+        product_code=emu.product_code,
+        flush_interval=None,
+        clock=clock,
+        database_url=database_url,
+        start_hour=datetime.fromtimestamp(t + 1234, timezone.utc),
+    )
+    old.record("cust-1", "users", 5)
+    with pytest.raises(mm.exceptions.ParamValidationError) as e:
+        new.record("cust-1", "users", 7)
+    assert e.value.field == "timestamp", "an hour before T belongs to the SQLite meter"
+    clock.set(t + 60)
+    new.record("cust-1", "users", 7)
+    clock.set(t + H + 400)
+    new.flush()
+    old.close()
+    new.close()
+    billed = sorted((int(e["hour"]), e["quantity"]) for e in emu.ledger())
+    assert billed == [(t - H, 5), (t, 7)]
+
+
+def test_fleet_tuning_is_passed_and_checked_by_the_core(emu: Emulator, database_url: str) -> None:
+    for kwargs, field in (
+        ({"fleet_senders": 0}, "fleet_senders"),
+        ({"fleet_senders": -3}, "fleet_senders"),
+        ({"fleet_senders": "2"}, "fleet_senders"),
+        ({"fleet_senders": True}, "fleet_senders"),
+        ({"fleet_lease": 0}, "fleet_lease"),
+        ({"fleet_lease": -1.0}, "fleet_lease"),
+        ({"start_hour": "soon"}, "start_hour"),
+    ):
+        with pytest.raises(mm.exceptions.ParamValidationError) as e:
+            mm.UsageMeter(emu.client(), database_url=database_url, **kwargs)
+        assert e.value.field == field, kwargs
+    m = mm.UsageMeter(
+        emu.client(),
+        product_code=emu.product_code,
+        database_url=database_url,
+        flush_interval=None,
+        fleet_senders=3,
+        fleet_lease=timedelta(seconds=30),
+    )
+    m.close()

@@ -55,6 +55,9 @@ pub(super) const METER_OPTION_KEYS: &[&str] = &[
     "clock",
     "databaseUrl",
     "replicaId",
+    "fleetSenders",
+    "fleetLeaseSeconds",
+    "startHour",
 ];
 
 /// `new UsageMeter(client, options)` options (`clock` is checked by the JS layer).
@@ -71,6 +74,9 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
         flush_interval: None,
         database_url: None,
         replica_id: None,
+        fleet_senders: None,
+        fleet_lease: None,
+        start_hour: None,
     };
     if let Some(v) = opt!(o, "path") {
         out.path = Some(string(v, top.field("path"))?);
@@ -85,6 +91,17 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
     }
     if let Some(v) = opt!(o, "replicaId") {
         out.replica_id = Some(string(v, top.field("replicaId"))?);
+    }
+    if let Some(v) = opt!(o, "fleetSenders") {
+        // Below 1 is passed as 0, which the core refuses naming `fleetSenders`.
+        let n = integer(v, top.field("fleetSenders"))?;
+        out.fleet_senders = Some(u32::try_from(n.max(0)).unwrap_or(u32::MAX));
+    }
+    if let Some(v) = opt!(o, "fleetLeaseSeconds") {
+        out.fleet_lease = Some(seconds(v, top.field("fleetLeaseSeconds"))?);
+    }
+    if let Some(v) = opt!(o, "startHour") {
+        out.start_hour = Some(timestamp(v, top.field("startHour"))?.secs());
     }
     if let Some(v) = opt!(o, "productCode") {
         out.product_code = Some(string(v, top.field("productCode"))?);

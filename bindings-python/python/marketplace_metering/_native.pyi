@@ -165,6 +165,16 @@ class UsageMeter:
         fleet. Which hours are sealed is decided by the database's clock (``clock`` replaces it).
     replica_id : str, optional
         Keyword only. This writer's name in the fleet store (default: host name and pid).
+    fleet_senders : int, optional
+        Keyword only. How many replicas send at a time per product (default 1: the fleet
+        calls the service at the rate one meter does).
+    fleet_lease : timedelta or float, optional
+        Keyword only. How long a sender's claim lasts (default 2 minutes); a dead sender's
+        buckets are sent again, identical, by another replica after it.
+    start_hour : datetime or int, optional
+        Keyword only. The cut-over from a SQLite meter: the first hour this fleet store
+        counts (rounded down to the hour); events of earlier hours raise
+        ``ParamValidationError`` naming ``timestamp`` and belong to the SQLite meter.
 
     Raises
     ------
@@ -198,6 +208,9 @@ class UsageMeter:
         clock: Optional[ManualClock] = None,
         database_url: Optional[str] = None,
         replica_id: Optional[str] = None,
+        fleet_senders: Optional[int] = None,
+        fleet_lease: Union[timedelta, float, None] = None,
+        start_hour: Union[datetime, int, None] = None,
     ) -> "UsageMeter": ...
     def record(
         self,

@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use marketplace_metering::meter::{Clock, Store};
+use marketplace_metering::meter::{Clock, MeterConfigBuilder, Store};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict, PyInt};
 
 use crate::client::{conv_err, Client};
 use crate::convert;
+use crate::errors::to_py_err;
 
-use super::{input_err, ManualClock, Sink, MAX_QUEUED_EVENTS, NEW};
+use super::clock::epoch_secs;
+use super::{ManualClock, Sink, MAX_QUEUED_EVENTS, NEW};
 
 /// The core client of a `Client`, or of an `AsyncClient` (through its `_native`).
 pub(super) fn core_client(
@@ -50,28 +52,49 @@ pub(super) fn store(
     path: Option<&Bound<'_, PyAny>>,
     database_url: Option<String>,
 ) -> PyResult<Store> {
-    Ok(match path {
-        Some(p) if !p.is_none() && database_url.is_some() => {
-            return Err(input_err(
+    let path = match path.filter(|p| !p.is_none()) {
+        Some(p) => Some(p.extract::<PathBuf>().map_err(|_| {
+            conv_err(
                 py,
-                "database_url",
-                "give either path (SQLite) or database_url (PostgreSQL), not both",
+                convert::type_error("path", "str or os.PathLike", p),
                 NEW,
-            ))
-        }
-        _ if database_url.is_some() => Store::postgres(database_url.unwrap_or_default()),
-        Some(p) if !p.is_none() => match p.extract::<PathBuf>() {
-            Ok(p) => Store::sqlite(p),
-            Err(_) => {
+            )
+        })?),
+        None => None,
+    };
+    Store::from_options(path, database_url).map_err(|e| to_py_err(py, &e, NEW))
+}
+
+/// The fleet store's tuning: `fleet_senders`, `fleet_lease` and `start_hour` (the cut-over
+/// from a SQLite meter). The core checks their values.
+pub(super) fn fleet(
+    py: Python<'_>,
+    mut b: MeterConfigBuilder,
+    senders: Option<&Bound<'_, PyAny>>,
+    lease: Option<&Bound<'_, PyAny>>,
+    start_hour: Option<&Bound<'_, PyAny>>,
+) -> PyResult<MeterConfigBuilder> {
+    if let Some(n) = senders.filter(|v| !v.is_none()) {
+        let n = match n.cast::<PyInt>() {
+            Ok(i) if !n.is_instance_of::<PyBool>() => i.extract::<i64>().unwrap_or(i64::MAX),
+            _ => {
                 return Err(conv_err(
                     py,
-                    convert::type_error("path", "str or os.PathLike", p),
+                    convert::type_error("fleet_senders", "int", n),
                     NEW,
                 ))
             }
-        },
-        _ => Store::memory(),
-    })
+        };
+        // Below 1 is passed as 0, which the core refuses naming `fleet_senders`.
+        b = b.fleet_senders(u32::try_from(n.max(0)).unwrap_or(u32::MAX));
+    }
+    if let Some(l) = lease.filter(|v| !v.is_none()) {
+        b = b.fleet_lease(super::duration(l, "fleet_lease")?);
+    }
+    if let Some(t) = start_hour.filter(|v| !v.is_none()) {
+        b = b.start_hour(epoch_secs(t, "start_hour", NEW)?);
+    }
+    Ok(b)
 }
 
 /// Where events go: `on_event`, or a bounded deque for `events()` when it is not given.

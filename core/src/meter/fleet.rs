@@ -158,6 +158,14 @@ impl Fleet {
         if settings.senders == 0 {
             return Err(Error::invalid_input("fleet_senders", "must be at least 1"));
         }
+        if settings.lease.is_zero() {
+            // Every claim would expire as it is made: replicas would keep taking each
+            // other's buckets mid-call.
+            return Err(Error::invalid_input(
+                "fleet_lease",
+                "must be longer than zero",
+            ));
+        }
         let fleet = Fleet {
             config,
             tls: if wants_tls { Some(tls()?) } else { None },
