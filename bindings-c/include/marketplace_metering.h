@@ -35,14 +35,14 @@
 
 
 /**
- * The `timestamp` of `mm_meter_record` that means "now, by the meter's clock".
- */
-#define MM_METER_NOW INT64_MIN
-
-/**
  * The `hour` of `mm_meter_requeue` that means "every hour".
  */
 #define MM_METER_ANY_HOUR INT64_MIN
+
+/**
+ * The `timestamp` of `mm_meter_record` that means "now, by the meter's clock".
+ */
+#define MM_METER_NOW INT64_MIN
 
 /**
  * The result of every fallible call: `MM_STATUS_OK` (0) or why it failed.
@@ -561,6 +561,83 @@ typedef struct mm_tag {
 } mm_tag;
 
 /**
+ * What one flush did (filled by `mm_meter_flush` and `mm_meter_close`).
+ */
+typedef struct mm_flush_summary {
+  /**
+   * Buckets sealed by this flush.
+   */
+  size_t sealed;
+  /**
+   * Records sent (re-sends included).
+   */
+  size_t sent;
+  /**
+   * Calls made.
+   */
+  size_t calls;
+  /**
+   * Buckets acknowledged.
+   */
+  size_t acked;
+  /**
+   * Buckets dead-lettered.
+   */
+  size_t dead_lettered;
+  /**
+   * Buckets expired.
+   */
+  size_t expired;
+  /**
+   * Records the service returned unprocessed that were sent again.
+   */
+  size_t resent_unprocessed;
+  /**
+   * Buckets left for a later flush.
+   */
+  size_t deferred;
+  /**
+   * `MM_STATUS_OK`, or the retryable error (throttling, transport) that stopped this flush
+   * early; its buckets stay sealed for the next flush.
+   */
+  mm_status interrupted;
+} mm_flush_summary;
+
+/**
+ * Bucket counts per state (filled by `mm_meter_status`).
+ */
+typedef struct mm_meter_counts {
+  /**
+   * Hours still open (or within grace).
+   */
+  uint64_t pending;
+  /**
+   * Sealed, not yet acknowledged (includes buckets being sent).
+   */
+  uint64_t sealed;
+  /**
+   * Metered by the service.
+   */
+  uint64_t acked;
+  /**
+   * Refused by the service (see `mm_meter_dead_letters`).
+   */
+  uint64_t dead_lettered;
+  /**
+   * Passed the service's window unsent.
+   */
+  uint64_t expired;
+  /**
+   * Whether `oldest_unsent_hour` is set.
+   */
+  bool has_oldest_unsent_hour;
+  /**
+   * The oldest hour not yet acknowledged, dead-lettered or expired (epoch seconds).
+   */
+  int64_t oldest_unsent_hour;
+} mm_meter_counts;
+
+/**
  * One meter event, passed to the event callback.
  *
  * Valid only during the callback: copy what you keep. Strings are NUL-terminated UTF-8;
@@ -653,83 +730,6 @@ typedef struct mm_allocation {
    */
   size_t n_tags;
 } mm_allocation;
-
-/**
- * What one flush did (filled by `mm_meter_flush` and `mm_meter_close`).
- */
-typedef struct mm_flush_summary {
-  /**
-   * Buckets sealed by this flush.
-   */
-  size_t sealed;
-  /**
-   * Records sent (re-sends included).
-   */
-  size_t sent;
-  /**
-   * Calls made.
-   */
-  size_t calls;
-  /**
-   * Buckets acknowledged.
-   */
-  size_t acked;
-  /**
-   * Buckets dead-lettered.
-   */
-  size_t dead_lettered;
-  /**
-   * Buckets expired.
-   */
-  size_t expired;
-  /**
-   * Records the service returned unprocessed that were sent again.
-   */
-  size_t resent_unprocessed;
-  /**
-   * Buckets left for a later flush.
-   */
-  size_t deferred;
-  /**
-   * `MM_STATUS_OK`, or the retryable error (throttling, transport) that stopped this flush
-   * early; its buckets stay sealed for the next flush.
-   */
-  mm_status interrupted;
-} mm_flush_summary;
-
-/**
- * Bucket counts per state (filled by `mm_meter_status`).
- */
-typedef struct mm_meter_counts {
-  /**
-   * Hours still open (or within grace).
-   */
-  uint64_t pending;
-  /**
-   * Sealed, not yet acknowledged (includes buckets being sent).
-   */
-  uint64_t sealed;
-  /**
-   * Metered by the service.
-   */
-  uint64_t acked;
-  /**
-   * Refused by the service (see `mm_meter_dead_letters`).
-   */
-  uint64_t dead_lettered;
-  /**
-   * Passed the service's window unsent.
-   */
-  uint64_t expired;
-  /**
-   * Whether `oldest_unsent_hour` is set.
-   */
-  bool has_oldest_unsent_hour;
-  /**
-   * The oldest hour not yet acknowledged, dead-lettered or expired (epoch seconds).
-   */
-  int64_t oldest_unsent_hour;
-} mm_meter_counts;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1303,6 +1303,96 @@ mm_status mm_register_usage_input_set_nonce(struct mm_register_usage_input *inpu
                                             const char *nonce);
 
 /**
+ * Makes a meter sending through `client` with `config` (copied; both may be freed afterwards
+ * — the meter keeps its own reference to the client). Opens (creating or migrating) the store
+ * and starts the group-commit thread and the background flusher when configured.
+ *
+ * On success stores a new meter in `*meter_out` (free it with `mm_meter_free`). Fails with
+ * `MM_STATUS_INVALID_CONFIG` (MeterUsage mode without a product code), `MM_STATUS_INVALID_INPUT`
+ * (an empty product code) or `MM_STATUS_INVALID_STATE` (the store cannot be opened, or
+ * another meter owns it: the message names its pid and host), filling `*err_out` when it is
+ * not NULL. `client`, `config` or `meter_out` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Thread-safe.
+ *
+ * One meter owns a store file at a time, from `mm_meter_new` to `mm_meter_close` (or
+ * `mm_meter_free`). A meter belongs to the process that created it: after `fork()` every
+ * call on it in the child returns `MM_STATUS_INVALID_STATE` ("create the UsageMeter after
+ * fork"), and `mm_meter_free` there releases only the child's memory.
+ */
+mm_status mm_meter_new(const struct mm_client *client,
+                       const struct mm_meter_config *config,
+                       struct mm_meter **meter_out,
+                       struct mm_error **err_out);
+
+/**
+ * Frees a meter. NULL does nothing (`MM_STATUS_OK`). Does not flush: call `mm_meter_close`
+ * first to send what may be sent (a file store keeps everything else for the next meter on
+ * the same file; events buffered by `MM_METER_DURABILITY_MEMORY` are written to the store
+ * here).
+ *
+ * Waits for event callbacks in flight; none runs after it returns. No other call may be
+ * running on `meter`. Called from the meter's own event callback it frees nothing and
+ * returns `MM_STATUS_INVALID_STATE` (it would wait for that callback): free the meter after
+ * the callback returns.
+ */
+mm_status mm_meter_free(struct mm_meter *meter);
+
+/**
+ * Seals what may be sealed and sends every sealed bucket now; blocks until done.
+ *
+ * On success fills `*summary_out` (when it is not NULL). A retryable failure that outlasted
+ * the client's retries (throttling, transport) is not a failure of the call: it stops the
+ * flush early and is reported in `summary_out->interrupted`; the buckets stay sealed for the
+ * next flush. Other failures (credentials, access, a closed meter: `MM_STATUS_INVALID_STATE`)
+ * return their status and fill `*err_out` when it is not NULL. `meter` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Thread-safe (flushes of one meter run one at a time); not from
+ * an event callback.
+ */
+mm_status mm_meter_flush(const struct mm_meter *meter,
+                         struct mm_flush_summary *summary_out,
+                         struct mm_error **err_out);
+
+/**
+ * Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`); later
+ * `mm_meter_record` and `mm_meter_flush` calls fail with `MM_STATUS_INVALID_STATE`. Unsealed
+ * hours stay in the store (a file store sends them after a restart). The meter must still be
+ * freed with `mm_meter_free`. `summary_out` may be NULL. `meter` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Thread-safe; not from an event callback.
+ */
+mm_status mm_meter_close(const struct mm_meter *meter,
+                         struct mm_flush_summary *summary_out,
+                         struct mm_error **err_out);
+
+/**
+ * Sends chosen dead letters again: those matching every filter given — `reason` (a status
+ * or error code such as `"CustomerNotSubscribed"`; NULL: any), the customer (given as for
+ * `mm_meter_record`; all three NULL: any) and `hour` (any second of it, epoch seconds;
+ * `MM_METER_ANY_HOUR`: any) — whose hour is still inside the service's window go back to
+ * sealed, with their frozen quantity, and leave the dead-letter list; the next flush sends
+ * them. Writes how many to `*count_out` when it is not NULL.
+ *
+ * Bad input → `MM_STATUS_INVALID_INPUT` naming the argument; a store failure →
+ * `MM_STATUS_INVALID_STATE`. `meter` NULL → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ */
+mm_status mm_meter_requeue(const struct mm_meter *meter,
+                           const char *reason,
+                           const char *customer_identifier,
+                           const char *customer_aws_account_id,
+                           const char *license_arn,
+                           int64_t hour,
+                           size_t *count_out,
+                           struct mm_error **err_out);
+
+/**
+ * Fills `*counts_out` with the bucket counts per state and the oldest unsent hour (writing
+ * events buffered in memory to the store first). `meter` or `counts_out` NULL →
+ * `MM_STATUS_NULL_PARAMETER`; a store failure fills `*err_out`. Thread-safe.
+ */
+mm_status mm_meter_status(const struct mm_meter *meter,
+                          struct mm_meter_counts *counts_out,
+                          struct mm_error **err_out);
+
+/**
  * A new clock reading `epoch_seconds`. Free it with `mm_clock_free`. NULL only if allocation
  * fails. Thread-safe.
  */
@@ -1443,41 +1533,6 @@ mm_status mm_meter_config_set_clock(struct mm_meter_config *config,
                                     const struct mm_clock *clock);
 
 /**
- * Makes a meter sending through `client` with `config` (copied; both may be freed afterwards
- * — the meter keeps its own reference to the client). Opens (creating or migrating) the store
- * and starts the group-commit thread and the background flusher when configured.
- *
- * On success stores a new meter in `*meter_out` (free it with `mm_meter_free`). Fails with
- * `MM_STATUS_INVALID_CONFIG` (MeterUsage mode without a product code), `MM_STATUS_INVALID_INPUT`
- * (an empty product code) or `MM_STATUS_INVALID_STATE` (the store cannot be opened, or
- * another meter owns it: the message names its pid and host), filling `*err_out` when it is
- * not NULL. `client`, `config` or `meter_out` NULL → `MM_STATUS_NULL_PARAMETER`.
- * Thread-safe.
- *
- * One meter owns a store file at a time, from `mm_meter_new` to `mm_meter_close` (or
- * `mm_meter_free`). A meter belongs to the process that created it: after `fork()` every
- * call on it in the child returns `MM_STATUS_INVALID_STATE` ("create the UsageMeter after
- * fork"), and `mm_meter_free` there releases only the child's memory.
- */
-mm_status mm_meter_new(const struct mm_client *client,
-                       const struct mm_meter_config *config,
-                       struct mm_meter **meter_out,
-                       struct mm_error **err_out);
-
-/**
- * Frees a meter. NULL does nothing (`MM_STATUS_OK`). Does not flush: call `mm_meter_close`
- * first to send what may be sent (a file store keeps everything else for the next meter on
- * the same file; events buffered by `MM_METER_DURABILITY_MEMORY` are written to the store
- * here).
- *
- * Waits for event callbacks in flight; none runs after it returns. No other call may be
- * running on `meter`. Called from the meter's own event callback it frees nothing and
- * returns `MM_STATUS_INVALID_STATE` (it would wait for that callback): free the meter after
- * the callback returns.
- */
-mm_status mm_meter_free(struct mm_meter *meter);
-
-/**
  * Records `quantity` of `dimension` used by a customer at `timestamp` (epoch seconds, or
  * `MM_METER_NOW` for the meter clock's now) and returns once the event is as durable as the
  * meter's durability says.
@@ -1520,61 +1575,6 @@ mm_status mm_meter_register_customer(const struct mm_meter *meter,
                                      const char *const *dimensions,
                                      size_t n_dimensions,
                                      struct mm_error **err_out);
-
-/**
- * Seals what may be sealed and sends every sealed bucket now; blocks until done.
- *
- * On success fills `*summary_out` (when it is not NULL). A retryable failure that outlasted
- * the client's retries (throttling, transport) is not a failure of the call: it stops the
- * flush early and is reported in `summary_out->interrupted`; the buckets stay sealed for the
- * next flush. Other failures (credentials, access, a closed meter: `MM_STATUS_INVALID_STATE`)
- * return their status and fill `*err_out` when it is not NULL. `meter` NULL →
- * `MM_STATUS_NULL_PARAMETER`. Thread-safe (flushes of one meter run one at a time); not from
- * an event callback.
- */
-mm_status mm_meter_flush(const struct mm_meter *meter,
-                         struct mm_flush_summary *summary_out,
-                         struct mm_error **err_out);
-
-/**
- * Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`); later
- * `mm_meter_record` and `mm_meter_flush` calls fail with `MM_STATUS_INVALID_STATE`. Unsealed
- * hours stay in the store (a file store sends them after a restart). The meter must still be
- * freed with `mm_meter_free`. `summary_out` may be NULL. `meter` NULL →
- * `MM_STATUS_NULL_PARAMETER`. Thread-safe; not from an event callback.
- */
-mm_status mm_meter_close(const struct mm_meter *meter,
-                         struct mm_flush_summary *summary_out,
-                         struct mm_error **err_out);
-
-/**
- * Sends chosen dead letters again: those matching every filter given — `reason` (a status
- * or error code such as `"CustomerNotSubscribed"`; NULL: any), the customer (given as for
- * `mm_meter_record`; all three NULL: any) and `hour` (any second of it, epoch seconds;
- * `MM_METER_ANY_HOUR`: any) — whose hour is still inside the service's window go back to
- * sealed, with their frozen quantity, and leave the dead-letter list; the next flush sends
- * them. Writes how many to `*count_out` when it is not NULL.
- *
- * Bad input → `MM_STATUS_INVALID_INPUT` naming the argument; a store failure →
- * `MM_STATUS_INVALID_STATE`. `meter` NULL → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
- */
-mm_status mm_meter_requeue(const struct mm_meter *meter,
-                           const char *reason,
-                           const char *customer_identifier,
-                           const char *customer_aws_account_id,
-                           const char *license_arn,
-                           int64_t hour,
-                           size_t *count_out,
-                           struct mm_error **err_out);
-
-/**
- * Fills `*counts_out` with the bucket counts per state and the oldest unsent hour (writing
- * events buffered in memory to the store first). `meter` or `counts_out` NULL →
- * `MM_STATUS_NULL_PARAMETER`; a store failure fills `*err_out`. Thread-safe.
- */
-mm_status mm_meter_status(const struct mm_meter *meter,
-                          struct mm_meter_counts *counts_out,
-                          struct mm_error **err_out);
 
 /**
  * Stores a snapshot of every dead letter in `*list_out` (free it with
