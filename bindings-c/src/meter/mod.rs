@@ -192,56 +192,57 @@ pub(crate) fn with_meter(
 
 /// Seals what may be sealed and sends every sealed bucket now; blocks until done.
 ///
-/// On success fills `*summary_out` (when it is not NULL). A retryable failure that outlasted
-/// the client's retries (throttling, transport) is not a failure of the call: it stops the
-/// flush early and is reported in `summary_out->interrupted`; the buckets stay sealed for the
-/// next flush. Other failures (credentials, access, a closed meter: `MM_STATUS_INVALID_STATE`)
-/// return their status and fill `*err_out` when it is not NULL. `meter` NULL →
-/// `MM_STATUS_NULL_PARAMETER`. Thread-safe (flushes of one meter run one at a time); not from
-/// an event callback.
+/// On success stores a new summary in `*summary_out` (free it with `mm_flush_summary_free`).
+/// A retryable failure that outlasted the client's retries (throttling, transport) is not a
+/// failure of the call: it stops the flush early and is reported by
+/// `mm_flush_summary_interrupted`; the buckets stay sealed for the next flush. So the summary
+/// is required: `summary_out` NULL → `MM_STATUS_NULL_PARAMETER` and nothing is flushed. Other
+/// failures (credentials, access, a closed meter: `MM_STATUS_INVALID_STATE`) return their
+/// status and fill `*err_out` when it is not NULL. `meter` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// Thread-safe (flushes of one meter run one at a time); not from an event callback.
 #[no_mangle]
 pub extern "C" fn mm_meter_flush(
     meter: *const mm_meter,
-    summary_out: *mut mm_flush_summary,
+    summary_out: *mut *mut mm_flush_summary,
     err_out: *mut *mut mm_error,
 ) -> mm_status {
     with_meter(meter, err_out, |_, m| {
+        ffi::check_out(summary_out, "summary_out")?;
         let s = m.flush_blocking()?;
-        if !summary_out.is_null() {
-            // SAFETY: a valid, writable mm_flush_summary (checked non-NULL).
-            unsafe { *summary_out = summary(&s) };
-        }
+        // SAFETY: checked non-NULL above.
+        unsafe { ffi::write_out::<mm_flush_summary>(summary_out, FlushSummaryView::of(&s)) };
         Ok(())
     })
 }
 
-/// Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`); later
-/// `mm_meter_record` and `mm_meter_flush` calls fail with `MM_STATUS_INVALID_STATE`. Unsealed
-/// hours stay in the store (a file store sends them after a restart). The meter must still be
-/// freed with `mm_meter_free`. `summary_out` may be NULL. `meter` NULL →
-/// `MM_STATUS_NULL_PARAMETER`. Thread-safe; not from an event callback.
+/// Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`, with
+/// the same required `summary_out`); later `mm_meter_record` and `mm_meter_flush` calls fail
+/// with `MM_STATUS_INVALID_STATE`. Unsealed hours stay in the store (a file store sends them
+/// after a restart). The meter must still be freed with `mm_meter_free`. `meter` or
+/// `summary_out` NULL → `MM_STATUS_NULL_PARAMETER` (nothing is closed). Thread-safe; not from
+/// an event callback.
 #[no_mangle]
 pub extern "C" fn mm_meter_close(
     meter: *const mm_meter,
-    summary_out: *mut mm_flush_summary,
+    summary_out: *mut *mut mm_flush_summary,
     err_out: *mut *mut mm_error,
 ) -> mm_status {
     with_meter(meter, err_out, |_, m| {
+        ffi::check_out(summary_out, "summary_out")?;
         let s = m.close_blocking()?;
-        if !summary_out.is_null() {
-            // SAFETY: a valid, writable mm_flush_summary (checked non-NULL).
-            unsafe { *summary_out = summary(&s) };
-        }
+        // SAFETY: checked non-NULL above.
+        unsafe { ffi::write_out::<mm_flush_summary>(summary_out, FlushSummaryView::of(&s)) };
         Ok(())
     })
 }
 
 /// Sends chosen dead letters again: those matching every filter given — `reason` (a status
-/// or error code such as `"CustomerNotSubscribed"`; NULL: any), the customer (given as for
-/// `mm_meter_record`; all three NULL: any) and `hour` (any second of it, epoch seconds;
-/// `MM_METER_ANY_HOUR`: any) — whose hour is still inside the service's window go back to
-/// sealed, with their frozen quantity, and leave the dead-letter list; the next flush sends
-/// them. Writes how many to `*count_out` when it is not NULL.
+/// or error code such as `"CustomerNotSubscribed"`; NULL: any), the customer
+/// (`customer_identifier`, or `customer_aws_account_id` with `license_arn`; all three NULL:
+/// any) and `hour` (any second of it, epoch seconds; `MM_METER_ANY_HOUR`: any) — whose hour is
+/// still inside the service's window go back to sealed, with their frozen quantity, and leave
+/// the dead-letter list; the next flush sends them. Writes how many to `*count_out` when it is
+/// not NULL.
 ///
 /// Bad input → `MM_STATUS_INVALID_INPUT` naming the argument; a store failure →
 /// `MM_STATUS_INVALID_STATE`. `meter` NULL → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
@@ -254,7 +255,7 @@ pub extern "C" fn mm_meter_requeue(
     customer_aws_account_id: *const c_char,
     license_arn: *const c_char,
     hour: i64,
-    count_out: *mut usize,
+    count_out: *mut u64,
     err_out: *mut *mut mm_error,
 ) -> mm_status {
     with_meter(meter, err_out, |_, m| {
@@ -276,29 +277,28 @@ pub extern "C" fn mm_meter_requeue(
         )?;
         let n = m.requeue(&filter)?;
         if !count_out.is_null() {
-            // SAFETY: a valid, writable size_t (checked non-NULL).
-            unsafe { *count_out = n };
+            // SAFETY: a valid, writable uint64_t (checked non-NULL).
+            unsafe { *count_out = u64::try_from(n).unwrap_or(u64::MAX) };
         }
         Ok(())
     })
 }
 
-/// Fills `*counts_out` with the bucket counts per state and the oldest unsent hour (writing
-/// events buffered in memory to the store first). `meter` or `counts_out` NULL →
-/// `MM_STATUS_NULL_PARAMETER`; a store failure fills `*err_out`. Thread-safe.
+/// Stores the bucket counts per state and the oldest unsent hour in a new `*status_out`
+/// (writing events buffered in memory to the store first; free it with
+/// `mm_meter_status_free`). `meter` or `status_out` NULL → `MM_STATUS_NULL_PARAMETER`; a store
+/// failure fills `*err_out`. Thread-safe.
 #[no_mangle]
-pub extern "C" fn mm_meter_status(
+pub extern "C" fn mm_meter_get_status(
     meter: *const mm_meter,
-    counts_out: *mut mm_meter_counts,
+    status_out: *mut *mut mm_meter_status,
     err_out: *mut *mut mm_error,
 ) -> mm_status {
     with_meter(meter, err_out, |_, m| {
-        if counts_out.is_null() {
-            return Err(ErrorData::null("counts_out"));
-        }
+        ffi::check_out(status_out, "status_out")?;
         let s = m.status()?;
-        // SAFETY: a valid, writable mm_meter_counts (checked non-NULL).
-        unsafe { *counts_out = counts(&s) };
+        // SAFETY: checked non-NULL above.
+        unsafe { ffi::write_out::<mm_meter_status>(status_out, s) };
         Ok(())
     })
 }

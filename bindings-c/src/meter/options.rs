@@ -84,11 +84,7 @@ fn set(
     config: *mut mm_meter_config,
     f: impl FnOnce(&mut MeterSettings) -> Result<(), ErrorData>,
 ) -> mm_status {
-    ffi_boundary!(std::ptr::null_mut(), {
-        // SAFETY: NULL or a live config not used by another thread.
-        let c = unsafe { ffi::req_mut(config, "config") }?;
-        f(c)
-    })
+    ffi::set(config, "config", f)
 }
 
 /// Sets the SQLite store file (created when missing; WAL mode). NULL: the in-memory store
@@ -269,10 +265,10 @@ pub extern "C" fn mm_meter_config_set_flush_interval_seconds(
 ///
 /// The callback is called on the thread that caused the event: a `mm_meter_record` caller
 /// (late events), the group-commit thread (`MM_METER_DURABILITY_GROUP`), the thread inside
-/// `mm_meter_flush`/`mm_meter_close`/`mm_meter_status`, or a runtime worker running the
+/// `mm_meter_flush`/`mm_meter_close`/`mm_meter_get_status`, or a runtime worker running the
 /// background flush. So it and `user_data` must be thread-safe, and it must return quickly
 /// and never unwind (no C++ exception, no longjmp). While calling it the meter holds no lock
-/// that `mm_meter_status`, `mm_meter_dead_letters`, `mm_meter_requeue` or
+/// that `mm_meter_get_status`, `mm_meter_get_dead_letters`, `mm_meter_requeue` or
 /// `mm_meter_register_customer` take, so the callback may call them. Calls that could wait
 /// for the callback itself are refused when made from the meter's own callback, and return
 /// `MM_STATUS_INVALID_STATE` without doing anything: `mm_meter_record` with

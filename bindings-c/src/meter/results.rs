@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// What the meter reports: flush summaries, bucket counts, dead letters.
+// What the meter reports: flush summaries, bucket counts per state, dead letters.
 
 use std::ffi::{c_char, CString};
 
@@ -9,78 +9,202 @@ use super::*;
 use crate::error::{mm_error, mm_status};
 use crate::ffi::{self, cstring, opt_ptr, Castable};
 
-/// What one flush did (filled by `mm_meter_flush` and `mm_meter_close`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
+/// One count of a result handle; 0 for NULL.
+fn count<T: Castable>(p: *const T, f: impl FnOnce(&T::Rust) -> u64) -> u64 {
+    // SAFETY: NULL or a live handle of this type.
+    ffi_boundary!(0 => unsafe { ffi::opt_ref(p) }.map_or(0, f))
+}
+
+// ---------------------------------------------------------------------------------------------
+// mm_flush_summary
+
+/// What an `mm_flush_summary` holds (counts widened to `u64`, the one count type of the C API).
+#[derive(Debug)]
+pub struct FlushSummaryView {
+    sealed: u64,
+    sent: u64,
+    calls: u64,
+    acked: u64,
+    dead_lettered: u64,
+    expired: u64,
+    resent_unprocessed: u64,
+    deferred: u64,
+    interrupted: Option<(mm_status, CString)>,
+}
+
+impl FlushSummaryView {
+    pub(crate) fn of(s: &FlushSummary) -> FlushSummaryView {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        FlushSummaryView {
+            sealed: n(s.sealed),
+            sent: n(s.sent),
+            calls: n(s.calls),
+            acked: n(s.acked),
+            dead_lettered: n(s.dead_lettered),
+            expired: n(s.expired),
+            resent_unprocessed: n(s.resent_unprocessed),
+            deferred: n(s.deferred),
+            interrupted: s.interrupted.as_ref().map(|e| {
+                (
+                    crate::error::status_of(e.error_code()),
+                    cstring(e.message()),
+                )
+            }),
+        }
+    }
+}
+
+/// What one flush did: made by `mm_meter_flush` and `mm_meter_close`, read with the
+/// `mm_flush_summary_*` accessors (each gives 0 / NULL for a NULL summary), freed with
+/// `mm_flush_summary_free`. Opaque so that later versions can report more without changing
+/// the size of anything the caller allocates. Immutable; thread-safe to read.
 pub struct mm_flush_summary {
-    /// Buckets sealed by this flush.
-    pub sealed: usize,
-    /// Records sent (re-sends included).
-    pub sent: usize,
-    /// Calls made.
-    pub calls: usize,
-    /// Buckets acknowledged.
-    pub acked: usize,
-    /// Buckets dead-lettered.
-    pub dead_lettered: usize,
-    /// Buckets expired.
-    pub expired: usize,
-    /// Records the service returned unprocessed that were sent again.
-    pub resent_unprocessed: usize,
-    /// Buckets left for a later flush.
-    pub deferred: usize,
-    /// `MM_STATUS_OK`, or the retryable error (throttling, transport) that stopped this flush
-    /// early; its buckets stay sealed for the next flush.
-    pub interrupted: mm_status,
+    _private: [u8; 0],
 }
 
-/// Bucket counts per state (filled by `mm_meter_status`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct mm_meter_counts {
-    /// Hours still open (or within grace).
-    pub pending: u64,
-    /// Sealed, not yet acknowledged (includes buckets being sent).
-    pub sealed: u64,
-    /// Metered by the service.
-    pub acked: u64,
-    /// Refused by the service (see `mm_meter_dead_letters`).
-    pub dead_lettered: u64,
-    /// Passed the service's window unsent.
-    pub expired: u64,
-    /// Whether `oldest_unsent_hour` is set.
-    pub has_oldest_unsent_hour: bool,
-    /// The oldest hour not yet acknowledged, dead-lettered or expired (epoch seconds).
-    pub oldest_unsent_hour: i64,
+impl Castable for mm_flush_summary {
+    type Rust = FlushSummaryView;
 }
 
-pub(crate) fn summary(s: &FlushSummary) -> mm_flush_summary {
-    mm_flush_summary {
-        sealed: s.sealed,
-        sent: s.sent,
-        calls: s.calls,
-        acked: s.acked,
-        dead_lettered: s.dead_lettered,
-        expired: s.expired,
-        resent_unprocessed: s.resent_unprocessed,
-        deferred: s.deferred,
-        interrupted: s
-            .interrupted
-            .as_ref()
-            .map_or(mm_status::Ok, |e| crate::error::status_of(e.error_code())),
-    }
+/// Frees a flush summary and the strings read from it. NULL does nothing.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_free(summary: *mut mm_flush_summary) {
+    // SAFETY: NULL or a summary made by mm_meter_flush / mm_meter_close, freed once.
+    ffi_boundary!(() => unsafe { ffi::free(summary) })
 }
 
-pub(crate) fn counts(s: &MeterStatus) -> mm_meter_counts {
-    mm_meter_counts {
-        pending: s.pending,
-        sealed: s.sealed,
-        acked: s.acked,
-        dead_lettered: s.dead_lettered,
-        expired: s.expired,
-        has_oldest_unsent_hour: s.oldest_unsent_hour.is_some(),
-        oldest_unsent_hour: s.oldest_unsent_hour.unwrap_or(0),
-    }
+/// Buckets sealed by this flush. 0 if `summary` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_sealed_count(summary: *const mm_flush_summary) -> u64 {
+    count(summary, |v| v.sealed)
+}
+/// Records sent (re-sends included). 0 if `summary` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_sent_count(summary: *const mm_flush_summary) -> u64 {
+    count(summary, |v| v.sent)
+}
+/// Calls made to the service. 0 if `summary` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_call_count(summary: *const mm_flush_summary) -> u64 {
+    count(summary, |v| v.calls)
+}
+/// Buckets acknowledged. 0 if `summary` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_acked_count(summary: *const mm_flush_summary) -> u64 {
+    count(summary, |v| v.acked)
+}
+/// Buckets dead-lettered. 0 if `summary` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_dead_lettered_count(summary: *const mm_flush_summary) -> u64 {
+    count(summary, |v| v.dead_lettered)
+}
+/// Buckets that passed the service's window unsent. 0 if `summary` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_expired_count(summary: *const mm_flush_summary) -> u64 {
+    count(summary, |v| v.expired)
+}
+/// Records the service returned unprocessed that were sent again. 0 if `summary` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_resent_unprocessed_count(
+    summary: *const mm_flush_summary,
+) -> u64 {
+    count(summary, |v| v.resent_unprocessed)
+}
+/// Buckets left for a later flush. 0 if `summary` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_deferred_count(summary: *const mm_flush_summary) -> u64 {
+    count(summary, |v| v.deferred)
+}
+
+/// `MM_STATUS_OK`, or the retryable error (throttling, transport) that stopped this flush
+/// early; its buckets stay sealed for the next flush. `MM_STATUS_NULL_PARAMETER` for a NULL
+/// summary.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_interrupted(summary: *const mm_flush_summary) -> mm_status {
+    // SAFETY: NULL or a live summary.
+    ffi_boundary!(mm_status::NullParameter => match unsafe { ffi::opt_ref(summary) } {
+        None => mm_status::NullParameter,
+        Some(s) => s.interrupted.as_ref().map_or(mm_status::Ok, |(st, _)| *st),
+    })
+}
+
+/// The message of the error that stopped this flush early; NULL when it was not interrupted
+/// (or `summary` is NULL). Owned by `summary`.
+#[no_mangle]
+pub extern "C" fn mm_flush_summary_interrupted_message(
+    summary: *const mm_flush_summary,
+) -> *const c_char {
+    // SAFETY: NULL or a live summary.
+    ffi_boundary!(std::ptr::null() => unsafe { ffi::opt_ref(summary) }
+        .and_then(|s| s.interrupted.as_ref())
+        .map_or(std::ptr::null(), |(_, m)| m.as_ptr()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// mm_meter_status
+
+/// Bucket counts per state and the oldest unsent hour: made by `mm_meter_get_status`, read
+/// with the `mm_meter_status_*` accessors (0 / false for a NULL status), freed with
+/// `mm_meter_status_free`. Opaque, like `mm_flush_summary`. Immutable; thread-safe to read.
+pub struct mm_meter_status {
+    _private: [u8; 0],
+}
+
+impl Castable for mm_meter_status {
+    type Rust = MeterStatus;
+}
+
+/// Frees a meter status. NULL does nothing.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_free(status: *mut mm_meter_status) {
+    // SAFETY: NULL or a status made by mm_meter_get_status, freed once.
+    ffi_boundary!(() => unsafe { ffi::free(status) })
+}
+
+/// Buckets whose hour is still open (or within grace). 0 if `status` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_pending_count(status: *const mm_meter_status) -> u64 {
+    count(status, |v| v.pending)
+}
+/// Buckets sealed and not yet acknowledged (those being sent included). 0 if `status` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_sealed_count(status: *const mm_meter_status) -> u64 {
+    count(status, |v| v.sealed)
+}
+/// Buckets metered by the service. 0 if `status` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_acked_count(status: *const mm_meter_status) -> u64 {
+    count(status, |v| v.acked)
+}
+/// Buckets refused by the service (see `mm_meter_get_dead_letters`). 0 if `status` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_dead_lettered_count(status: *const mm_meter_status) -> u64 {
+    count(status, |v| v.dead_lettered)
+}
+/// Buckets that passed the service's window unsent. 0 if `status` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_expired_count(status: *const mm_meter_status) -> u64 {
+    count(status, |v| v.expired)
+}
+
+/// The oldest hour not yet acknowledged, dead-lettered or expired: returns `true` and stores
+/// it (epoch seconds) in `*hour_out` when there is one; returns `false` and writes nothing
+/// when there is none, or when `status` or `hour_out` is NULL.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_oldest_unsent_hour(
+    status: *const mm_meter_status,
+    hour_out: *mut i64,
+) -> bool {
+    // SAFETY: NULL or a live status.
+    let hour = unsafe { ffi::opt_ref(status) }.and_then(|s| s.oldest_unsent_hour);
+    ffi_boundary!(false => match (hour, hour_out.is_null()) {
+        (Some(h), false) => {
+            // SAFETY: checked non-NULL; the caller passes a writable int64_t.
+            unsafe { *hour_out = h };
+            true
+        }
+        _ => false,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +242,7 @@ impl DeadLetterView {
 }
 
 /// The buckets the service did not meter, oldest first (a snapshot made by
-/// `mm_meter_dead_letters`). Read with the `mm_dead_letters_*` accessors (an index out of
+/// `mm_meter_get_dead_letters`). Read with the `mm_dead_letters_*` accessors (an index out of
 /// range gives NULL / 0); free with `mm_dead_letters_free`. Immutable; thread-safe to read.
 pub struct mm_dead_letters {
     _private: [u8; 0],
@@ -132,7 +256,7 @@ impl Castable for mm_dead_letters {
 /// `mm_dead_letters_free`). `meter` or `list_out` NULL → `MM_STATUS_NULL_PARAMETER`; a store
 /// failure fills `*err_out`. Thread-safe.
 #[no_mangle]
-pub extern "C" fn mm_meter_dead_letters(
+pub extern "C" fn mm_meter_get_dead_letters(
     meter: *const mm_meter,
     list_out: *mut *mut mm_dead_letters,
     err_out: *mut *mut mm_error,
@@ -149,7 +273,7 @@ pub extern "C" fn mm_meter_dead_letters(
 /// Frees a dead-letter list and every string read from it. NULL does nothing.
 #[no_mangle]
 pub extern "C" fn mm_dead_letters_free(list: *mut mm_dead_letters) {
-    // SAFETY: NULL or a list made by mm_meter_dead_letters, freed once.
+    // SAFETY: NULL or a list made by mm_meter_get_dead_letters, freed once.
     ffi_boundary!(() => unsafe { ffi::free(list) })
 }
 
