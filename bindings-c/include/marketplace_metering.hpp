@@ -143,8 +143,8 @@ struct AttemptLog {
   std::string retry_reason;  ///< "throttling", "transient", "timeout", "clock skew"; empty when not retried
 };
 
-/// The function a `Config::log_callback` holds; shared by the config, its clients and their
-/// meters, so it lives as long as the last of them.
+/// The function a `Config::log_callback` holds; shared by the config and its clients, so it
+/// lives as long as the last of them.
 using LogCallback = std::function<void(const AttemptLog &)>;
 
 namespace detail {
@@ -221,7 +221,8 @@ class Config {
   Config &app_id(const std::string &id) { return set(mm_config_set_app_id(h_.get(), id.c_str()), "app_id"); }
   /// Calls `f` once per attempt of every call of clients made from this config, on the
   /// calling thread (see `mm_config_set_log_callback`); an exception it throws is caught and
-  /// dropped. An empty `f` removes it. The clients (and their meters) keep `f` alive.
+  /// dropped. An empty `f` removes it. Clients made from this config keep `f` alive. Calls a
+  /// `UsageMeter` makes are not logged.
   Config &log_callback(LogCallback f) {
     if (!f) {
       log_.reset();
@@ -559,8 +560,6 @@ class Client {
 
   /// The C handle (owned by this object).
   const mm_client *get() const noexcept { return h_.get(); }
-  /// What a meter of this client must keep alive (the config's log callback; may be null).
-  std::shared_ptr<const void> keep_alive() const noexcept { return keep_; }
 
  private:
   BatchMeterUsageOutput send_batch(const mm_batch_meter_usage_input *in) const {
@@ -770,8 +769,7 @@ class UsageMeter {
  public:
   /// Opens the store and starts the meter; throws `Error` (`MM_STATUS_INVALID_CONFIG`, …).
   UsageMeter(const Client &client, MeterOptions options)
-      : keep_(client.keep_alive()),
-        on_event_(options.on_event ? std::make_unique<std::function<void(const MeterEvent &)>>(std::move(options.on_event))
+      : on_event_(options.on_event ? std::make_unique<std::function<void(const MeterEvent &)>>(std::move(options.on_event))
                                    : nullptr) {
     detail::Handle<mm_meter_config, mm_meter_config_free> cfg(detail::not_null(mm_meter_config_new()));
     if (options.path) detail::check(mm_meter_config_set_path(cfg.get(), options.path->c_str()), "path");
@@ -922,7 +920,6 @@ class UsageMeter {
     if (this != &other) {
       h_ = std::move(other.h_);
       on_event_ = std::move(other.on_event_);
-      keep_ = std::move(other.keep_);
     }
     return *this;
   }
@@ -934,9 +931,7 @@ class UsageMeter {
   const mm_meter *get() const noexcept { return h_.get(); }
 
  private:
-  // Declared first, destroyed last: the C meter keeps the client (and its log callback) alive
-  // until mm_meter_free (h_), which also waits for event callbacks in flight.
-  std::shared_ptr<const void> keep_;
+  // Declared first, destroyed last: mm_meter_free (h_) waits for callbacks in flight.
   std::unique_ptr<std::function<void(const MeterEvent &)>> on_event_;
   detail::Handle<mm_meter, detail::meter_free> h_;
 };
