@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * The usage meter (mm_meter_*) against the emulator process: exactly what was recorded is billed
  * once, dead letters reach the callback, a file store survives reopening, bad input names the
- * field, callbacks arrive from other threads, throttling interrupts a flush without losing anything. */
+ * field, callbacks arrive from other threads, throttling interrupts a flush without losing anything,
+ * two replicas on the fleet store (a private PostgreSQL) bill a customer-hour once. */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <pthread.h>
@@ -893,6 +894,98 @@ static void test_flusher_survives_shutdown(const mm_test_emulator *e, const mm_c
   mm_clock_free(clock);
 }
 
+/* ---- 11. the fleet store: two replicas on one PostgreSQL bill each customer-hour once ------ */
+
+/* Runs scripts/private-postgres.sh CMD DIR; its last output line (the URL for start) in out. */
+static int private_postgres(const char *cmd, const char *dir, char *out, size_t n) {
+  char line[2048];
+  snprintf(line, sizeof line, "bash '%s/private-postgres.sh' %s '%s'", MM_SCRIPTS, cmd, dir);
+  FILE *p = popen(line, "r");
+  if (!p) return -1;
+  if (out && n) out[0] = '\0';
+  while (fgets(line, sizeof line, p)) {
+    line[strcspn(line, "\n")] = '\0';
+    if (out && n) snprintf(out, n, "%s", line);
+  }
+  return pclose(p) == 0 ? 0 : -1;
+}
+
+static mm_meter *fleet_meter(const mm_client *client, const char *url, const char *replica, const mm_clock *clock) {
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_error *err = NULL;
+  mm_meter *meter = NULL;
+  CHECK_OK(mm_meter_config_set_database_url(cfg, url), err);
+  CHECK_OK(mm_meter_config_set_replica_id(cfg, replica), err);
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
+  CHECK_OK(mm_meter_new(client, cfg, &meter, &err), err);
+  mm_meter_config_free(cfg);
+  return meter;
+}
+
+static void test_fleet(const mm_test_emulator *e, const mm_client *client, const char *dir) {
+  char pg[600], url[1024];
+  snprintf(pg, sizeof pg, "%s/pg", dir);
+  if (private_postgres("start", pg, url, sizeof url) != 0 || strncmp(url, "postgresql://", 13) != 0) {
+    fprintf(stderr, "cannot start PostgreSQL with scripts/private-postgres.sh (got \"%s\")\n", url);
+    mm_test_failures++;
+    private_postgres("stop", pg, NULL, 0);
+    return;
+  }
+  /* A URL that does not parse, or a path with a URL, is refused naming database_url, and the
+   * password is not in the message. */
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_meter *bad = NULL;
+  mm_error *err = NULL;
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_database_url(cfg, "postgresql://meter:s3cret-pw@[::1:5432/db"), err);
+  mm_status st = mm_meter_new(client, cfg, &bad, &err);
+  CHECK(bad == NULL);
+  CHECK(mm_error_message(err) == NULL || strstr(mm_error_message(err), "s3cret-pw") == NULL);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "database_url", __LINE__);
+  err = NULL;
+  CHECK_OK(mm_meter_config_set_database_url(cfg, url), err);
+  CHECK_OK(mm_meter_config_set_path(cfg, "/tmp/never-created.db"), err);
+  st = mm_meter_new(client, cfg, &bad, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "database_url", __LINE__);
+  err = NULL;
+  mm_meter_config_free(cfg);
+
+  /* Two replicas record for the same customer-hour; each flushes; the hour is billed once. (The
+   * hour of test 6, which has counted its ledger entries by now.) */
+  const int64_t hour = base_hour() - 5 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  mm_meter *a = fleet_meter(client, url, "replica-a", clock);
+  mm_meter *b = fleet_meter(client, url, "replica-b", clock);
+  if (a && b) {
+    record(a, "cust-49", "users", 3);
+    record(b, "cust-49", "users", 4);
+    record(b, "cust-50", "gb", 5);
+    status_result s;
+    CHECK_OK(get_status(a, &s, &err), err);
+    CHECK(s.pending == 2); /* one store: replica a sees replica b's buckets */
+    CHECK_OK(mm_clock_advance(clock, H + 400), err);
+    flush_result fa, fb;
+    memset(&fa, 0, sizeof fa);
+    memset(&fb, 0, sizeof fb);
+    CHECK_OK(flush(a, &fa, &err), err);
+    CHECK_OK(flush(b, &fb, &err), err);
+    CHECK(fa.acked + fb.acked == 2 && fa.interrupted == MM_STATUS_OK && fb.interrupted == MM_STATUS_OK);
+    CHECK_OK(get_status(b, &s, &err), err);
+    CHECK(s.acked == 2 && s.pending == 0 && s.sealed == 0);
+    CHECK(ledger_fetch(e) == 0);
+    int n = 0;
+    CHECK(ledger_sum("cust-49", "users", hour, &n) == 7 && n == 1);
+    CHECK(ledger_sum("cust-50", "gb", hour, &n) == 5 && n == 1);
+  } else {
+    mm_test_failures++;
+  }
+  mm_meter_free(a);
+  mm_meter_free(b);
+  mm_clock_free(clock);
+  CHECK(private_postgres("stop", pg, NULL, 0) == 0);
+}
+
 int main(void) {
   mm_test_emulator e;
   if (mm_test_emulator_start(&e) != 0) return 2;
@@ -916,6 +1009,7 @@ int main(void) {
   test_group_callback_reentry(client, dir);
   test_requeue(client);
   test_flusher_survives_shutdown(&e, client);
+  test_fleet(&e, client, dir);
   rmdir(dir);
   mm_client_free(client);
   mm_shutdown();
