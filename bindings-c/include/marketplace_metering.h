@@ -14,8 +14,8 @@
  *  - Strings returned by accessors are owned by the object they were read from and stay valid
  *    until that object is freed.
  *  - Functions are named mm_<type>_<verb>. Inputs are built with setters, results are read
- *    with accessors (0 / false / NULL for a NULL handle): no struct the caller allocates, so
- *    later versions can add fields. Counts are uint64_t; lengths of indexed lists size_t.
+ *    with accessors (0 / false / NULL for a NULL handle): no result is a struct the caller
+ *    allocates, so later versions can add fields. Counts are uint64_t; lengths of indexed lists size_t.
  *  - Use-after-free-safe habits: set a pointer to NULL after freeing it (every _free accepts
  *    NULL, so one cleanup path frees everything); copy a string you keep beyond its owner;
  *    free a handle once, after every call using it has returned.
