@@ -15,7 +15,13 @@
 //! * a **callback gate**: `mm_meter_free` waits for callbacks in flight and no callback starts
 //!   after it returns — even when a background flush still holds the core meter — so the
 //!   caller may free its `user_data` (the C++ wrapper frees its `std::function`) right after.
-//! * `mm_clock`, the core's [`ManualClock`], so C tests can seal hours without waiting.
+//! * `mm_clock`, the core's `ManualClock`, so C tests can seal hours without waiting.
+//!
+//! Files: `options.rs` (`mm_meter_config`), `record.rs` (the `mm_usage_event` builder,
+//! `mm_meter_record`, `mm_meter_register_customer`), `results.rs` (`mm_flush_summary`,
+//! `mm_meter_status`, `mm_dead_letters`), `callback.rs` (`mm_meter_event`, the gate),
+//! `clock.rs` (`mm_clock`); this one holds the handle, its life cycle and the calls that act on
+//! the whole meter (flush, close, requeue, status).
 
 mod callback;
 mod clock;
