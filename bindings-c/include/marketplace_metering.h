@@ -41,11 +41,6 @@
 
 
 /**
- * The `hour` of `mm_meter_requeue` that means "every hour".
- */
-#define MM_METER_ANY_HOUR INT64_MIN
-
-/**
  * The result of every fallible call: `MM_STATUS_OK` (0) or why it failed.
  *
  * Numbers are stable and never reused. 0–2 are this library's own; every other value is one
@@ -523,6 +518,16 @@ typedef struct mm_register_usage_input mm_register_usage_input;
  * thread-safe to read.
  */
 typedef struct mm_register_usage_output mm_register_usage_output;
+
+/**
+ * Which dead letters `mm_meter_requeue` sends again: those matching every part set (none set:
+ * every dead letter). Built with `mm_requeue_filter_new` and the setters, freed with
+ * `mm_requeue_filter_free`; setters only copy, and the customer's combination is checked by
+ * `mm_meter_requeue` (an identifier, or an account id with its license ARN). Not consumed by
+ * `mm_meter_requeue`. Setters are not thread-safe on one filter; using one filter from
+ * several threads at once (with no setter running) is.
+ */
+typedef struct mm_requeue_filter mm_requeue_filter;
 
 /**
  * The input of `ResolveCustomer`: the registration token. Not thread-safe to modify;
@@ -1301,27 +1306,6 @@ mm_status mm_meter_close(const struct mm_meter *meter,
                          struct mm_error **err_out);
 
 /**
- * Sends chosen dead letters again: those matching every filter given — `reason` (a status
- * or error code such as `"CustomerNotSubscribed"`; NULL: any), the customer
- * (`customer_identifier`, or `customer_aws_account_id` with `license_arn`; all three NULL:
- * any) and `hour` (any second of it, epoch seconds; `MM_METER_ANY_HOUR`: any) — whose hour is
- * still inside the service's window go back to sealed, with their frozen quantity, and leave
- * the dead-letter list; the next flush sends them. Writes how many to `*count_out` when it is
- * not NULL.
- *
- * Bad input → `MM_STATUS_INVALID_INPUT` naming the argument; a store failure →
- * `MM_STATUS_INVALID_STATE`. `meter` NULL → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
- */
-mm_status mm_meter_requeue(const struct mm_meter *meter,
-                           const char *reason,
-                           const char *customer_identifier,
-                           const char *customer_aws_account_id,
-                           const char *license_arn,
-                           int64_t hour,
-                           uint64_t *count_out,
-                           struct mm_error **err_out);
-
-/**
  * Stores the bucket counts per state and the oldest unsent hour in a new `*status_out`
  * (writing events buffered in memory to the store first; free it with
  * `mm_meter_status_free`). `meter` or `status_out` NULL → `MM_STATUS_NULL_PARAMETER`; a store
@@ -1588,6 +1572,70 @@ mm_status mm_meter_register_customer(const struct mm_meter *meter,
                                      const char *const *dimensions,
                                      size_t n_dimensions,
                                      struct mm_error **err_out);
+
+/**
+ * A new filter matching every dead letter. Free it with `mm_requeue_filter_free`. NULL only
+ * if allocation fails. Thread-safe.
+ */
+struct mm_requeue_filter *mm_requeue_filter_new(void);
+
+/**
+ * Frees a filter. NULL does nothing. No other thread may use `filter` during or after the
+ * call.
+ */
+void mm_requeue_filter_free(struct mm_requeue_filter *filter);
+
+/**
+ * Only dead letters with this reason: the record's Status (`"CustomerNotSubscribed"`, …) or
+ * the error code. Copied. `filter` or `reason` NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8
+ * → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one filter.
+ */
+mm_status mm_requeue_filter_set_reason(struct mm_requeue_filter *filter, const char *reason);
+
+/**
+ * Only dead letters of this customer identifier. Copied. NULL arguments →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one
+ * filter.
+ */
+mm_status mm_requeue_filter_set_customer_identifier(struct mm_requeue_filter *filter,
+                                                    const char *customer_identifier);
+
+/**
+ * Only dead letters of this AWS account (with `mm_requeue_filter_set_license_arn`). Copied.
+ * NULL arguments → `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not
+ * thread-safe on one filter.
+ */
+mm_status mm_requeue_filter_set_customer_aws_account_id(struct mm_requeue_filter *filter,
+                                                        const char *customer_aws_account_id);
+
+/**
+ * The license ARN of the account customer to match. Copied. NULL arguments →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one
+ * filter.
+ */
+mm_status mm_requeue_filter_set_license_arn(struct mm_requeue_filter *filter,
+                                            const char *license_arn);
+
+/**
+ * Only dead letters of the hour containing `epoch_seconds` (any second of it). `filter` NULL
+ * → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one filter.
+ */
+mm_status mm_requeue_filter_set_hour(struct mm_requeue_filter *filter, int64_t epoch_seconds);
+
+/**
+ * Sends chosen dead letters again: those `filter` matches whose hour is still inside the
+ * service's window go back to sealed, with their frozen quantity, and leave the dead-letter
+ * list; the next flush sends them. Writes how many to `*count_out` when it is not NULL.
+ *
+ * A customer combination other than an identifier, or an account id with its license ARN →
+ * `MM_STATUS_INVALID_INPUT` naming the field; a store failure → `MM_STATUS_INVALID_STATE`.
+ * `meter` or `filter` NULL → `MM_STATUS_NULL_PARAMETER` (an empty filter matches every dead
+ * letter). Thread-safe.
+ */
+mm_status mm_meter_requeue(const struct mm_meter *meter,
+                           const struct mm_requeue_filter *filter,
+                           uint64_t *count_out,
+                           struct mm_error **err_out);
 
 /**
  * Frees a flush summary and the strings read from it. NULL does nothing.

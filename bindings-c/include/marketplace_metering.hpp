@@ -902,14 +902,23 @@ class UsageMeter {
   /// Sends the dead letters `filter` selects again, while their hour is inside the service's
   /// window: they go back to sealed and the next flush sends them. Returns how many.
   uint64_t requeue(const RequeueFilter &filter = {}) const {
+    detail::Handle<mm_requeue_filter, mm_requeue_filter_free> f(detail::not_null(mm_requeue_filter_new()));
+    if (filter.reason) detail::check(mm_requeue_filter_set_reason(f.get(), filter.reason->c_str()), "reason");
+    if (filter.customer) {
+      const Customer &c = *filter.customer;
+      if (!c.customer_identifier.empty())
+        detail::check(mm_requeue_filter_set_customer_identifier(f.get(), c.customer_identifier.c_str()),
+                      "customer_identifier");
+      if (!c.customer_aws_account_id.empty())
+        detail::check(mm_requeue_filter_set_customer_aws_account_id(f.get(), c.customer_aws_account_id.c_str()),
+                      "customer_aws_account_id");
+      if (!c.license_arn.empty())
+        detail::check(mm_requeue_filter_set_license_arn(f.get(), c.license_arn.c_str()), "license_arn");
+    }
+    if (filter.hour) detail::check(mm_requeue_filter_set_hour(f.get(), detail::secs(*filter.hour).count()), "hour");
     uint64_t n = 0;
     mm_error *err = nullptr;
-    const Customer none;
-    const Customer &c = filter.customer ? *filter.customer : none;
-    Status st = mm_meter_requeue(h_.get(), filter.reason ? filter.reason->c_str() : nullptr,
-                                 detail::opt_or_null(c.customer_identifier), detail::opt_or_null(c.customer_aws_account_id),
-                                 detail::opt_or_null(c.license_arn),
-                                 filter.hour ? detail::secs(*filter.hour).count() : MM_METER_ANY_HOUR, &n, &err);
+    Status st = mm_meter_requeue(h_.get(), f.get(), &n, &err);
     detail::check(st, "requeue", err);
     return n;
   }

@@ -867,3 +867,70 @@ fn a_late_event_reaches_the_callback_with_its_fields() {
     mm_client_free(client);
     mm_clock_free(clock);
 }
+
+#[test]
+fn requeue_filter_refuses_null_and_bad_combinations_naming_the_field() {
+    let clock = mm_clock_new(100 * 3600 + 10);
+    let (client, meter) = memory_meter(clock, None);
+    let f = mm_requeue_filter_new();
+    let mut n = 7u64;
+    assert_eq!(
+        mm_meter_requeue(meter, null(), &mut n, null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_requeue(null(), f, &mut n, null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(n, 7, "no output on failure");
+    assert_eq!(
+        mm_requeue_filter_set_reason(null_mut(), c"x".as_ptr()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_reason(f, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_reason(f, bad()),
+        mm_status::InvalidInput
+    );
+    assert_eq!(
+        mm_requeue_filter_set_customer_identifier(f, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_customer_aws_account_id(f, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_license_arn(f, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_hour(null_mut(), 1),
+        mm_status::NullParameter
+    );
+    // An empty filter matches everything (nothing is dead-lettered here).
+    assert_eq!(
+        mm_meter_requeue(meter, f, &mut n, null_mut()),
+        mm_status::Ok
+    );
+    assert_eq!(n, 0);
+    // An account without its license: refused naming license_arn.
+    assert_eq!(
+        mm_requeue_filter_set_customer_aws_account_id(f, c"111122223333".as_ptr()),
+        mm_status::Ok
+    );
+    let mut err = null_mut();
+    assert_eq!(
+        mm_meter_requeue(meter, f, null_mut(), &mut err),
+        mm_status::InvalidInput
+    );
+    assert_eq!(err_field(err), "license_arn");
+    mm_requeue_filter_free(f);
+    mm_requeue_filter_free(null_mut());
+    mm_meter_free(meter);
+    mm_client_free(client);
+    mm_clock_free(clock);
+}

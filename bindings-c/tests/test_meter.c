@@ -837,6 +837,19 @@ static void test_group_callback_reentry(const mm_client *client, const char *dir
 
 /* ---- 9. requeue: chosen dead letters go back to sealed and are sent again ----------------- */
 
+/* mm_meter_requeue with a filter of the parts given (NULL: not set). */
+static mm_status requeue(const mm_meter *m, const char *reason, const char *customer, const int64_t *hour,
+                         uint64_t *n, mm_error **err) {
+  mm_requeue_filter *f = mm_requeue_filter_new();
+  mm_error *e = NULL;
+  if (reason) CHECK_OK(mm_requeue_filter_set_reason(f, reason), e);
+  if (customer) CHECK_OK(mm_requeue_filter_set_customer_identifier(f, customer), e);
+  if (hour) CHECK_OK(mm_requeue_filter_set_hour(f, *hour), e);
+  mm_status st = mm_meter_requeue(m, f, n, err);
+  mm_requeue_filter_free(f);
+  return st;
+}
+
 static void test_requeue(const mm_client *client) {
   const int64_t hour = base_hour() - 2 * H;
   mm_clock *clock = mm_clock_new(hour + 10);
@@ -849,19 +862,30 @@ static void test_requeue(const mm_client *client) {
   CHECK(sum.dead_lettered == 1);
   uint64_t n = 99;
   /* Filters that match nothing move nothing. */
-  CHECK_OK(mm_meter_requeue(m, "DuplicateRecord", NULL, NULL, NULL, MM_METER_ANY_HOUR, &n, &err), err);
+  const int64_t next_hour = hour + H, in_hour = hour + 59;
+  CHECK_OK(requeue(m, "DuplicateRecord", NULL, NULL, &n, &err), err);
   CHECK(n == 0);
-  CHECK_OK(mm_meter_requeue(m, NULL, "cust-9", NULL, NULL, MM_METER_ANY_HOUR, &n, &err), err);
+  CHECK_OK(requeue(m, NULL, "cust-9", NULL, &n, &err), err);
   CHECK(n == 0);
-  CHECK_OK(mm_meter_requeue(m, NULL, NULL, NULL, NULL, hour + H, &n, &err), err);
+  CHECK_OK(requeue(m, NULL, NULL, &next_hour, &n, &err), err);
   CHECK(n == 0);
-  /* Bad input names the argument. */
-  CHECK(mm_meter_requeue(m, NULL, NULL, "111122223333", NULL, MM_METER_ANY_HOUR, &n, &err) == MM_STATUS_INVALID_INPUT);
+  /* Bad input names the argument: an account id without its license. */
+  mm_requeue_filter *f = mm_requeue_filter_new();
+  CHECK_OK(mm_requeue_filter_set_customer_aws_account_id(f, "111122223333"), err);
+  CHECK(mm_meter_requeue(m, f, &n, &err) == MM_STATUS_INVALID_INPUT);
   CHECK(streq(mm_error_field(err), "license_arn"));
   mm_error_free(err);
   err = NULL;
+  /* NULL meter or filter: refused, naming it; nothing written. */
+  n = 99;
+  CHECK(mm_meter_requeue(NULL, f, &n, NULL) == MM_STATUS_NULL_PARAMETER);
+  CHECK(mm_meter_requeue(m, NULL, &n, &err) == MM_STATUS_NULL_PARAMETER && n == 99);
+  CHECK(mm_error_message(err) && strstr(mm_error_message(err), "filter") != NULL);
+  mm_error_free(err);
+  err = NULL;
+  mm_requeue_filter_free(f);
   /* By reason, customer and hour (any second of it). */
-  CHECK_OK(mm_meter_requeue(m, "CustomerNotSubscribed", "cust-unsubscribed", NULL, NULL, hour + 59, &n, &err), err);
+  CHECK_OK(requeue(m, "CustomerNotSubscribed", "cust-unsubscribed", &in_hour, &n, &err), err);
   CHECK(n == 1);
   status_result c;
   CHECK_OK(get_status(m, &c, &err), err);
@@ -869,7 +893,9 @@ static void test_requeue(const mm_client *client) {
   /* Still not subscribed: sent again, and dead-lettered again with its reason. */
   CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.sent == 1 && sum.dead_lettered == 1);
-  CHECK(mm_meter_requeue(NULL, NULL, NULL, NULL, NULL, MM_METER_ANY_HOUR, &n, NULL) == MM_STATUS_NULL_PARAMETER);
+  /* An empty filter matches every dead letter. */
+  CHECK_OK(requeue(m, NULL, NULL, NULL, &n, &err), err);
+  CHECK(n == 1);
   CHECK(mm_meter_free(m) == MM_STATUS_OK);
   mm_clock_free(clock);
 }

@@ -180,8 +180,23 @@ int main(void) {
     EXPECT(!mm_meter_status_oldest_unsent_hour(NULL, &hour));
     EXPECT(mm_meter_get_dead_letters(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
     EXPECT(mm_meter_get_dead_letters(NULL, &dl, NULL) == MM_STATUS_NULL_PARAMETER && dl == NULL);
-    EXPECT(mm_meter_requeue(NULL, NULL, NULL, NULL, NULL, MM_METER_ANY_HOUR, &n, NULL) == MM_STATUS_NULL_PARAMETER);
-    EXPECT(n == 42);
+    {
+      mm_requeue_filter *rf = mm_requeue_filter_new();
+      EXPECT(rf != NULL);
+      EXPECT(mm_meter_requeue(NULL, rf, &n, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_meter_requeue(meter, NULL, &n, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(n == 42);
+      EXPECT(mm_requeue_filter_set_reason(NULL, "r") == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_reason(rf, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_reason(rf, bad_utf8) == MM_STATUS_INVALID_INPUT);
+      EXPECT(mm_requeue_filter_set_customer_identifier(rf, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_customer_aws_account_id(rf, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_license_arn(rf, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_hour(NULL, 0) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_meter_requeue(meter, rf, &n, NULL) == MM_STATUS_OK && n == 0);
+      mm_requeue_filter_free(rf);
+      mm_requeue_filter_free(NULL);
+    }
     EXPECT(mm_meter_flush(NULL, &summary, NULL) == MM_STATUS_NULL_PARAMETER && summary == NULL);
     EXPECT(mm_meter_flush(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
     EXPECT(mm_meter_close(NULL, &summary, NULL) == MM_STATUS_NULL_PARAMETER && summary == NULL);

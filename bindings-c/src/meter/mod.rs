@@ -18,36 +18,35 @@
 //! * `mm_clock`, the core's `ManualClock`, so C tests can seal hours without waiting.
 //!
 //! Files: `options.rs` (`mm_meter_config`), `record.rs` (the `mm_usage_event` builder,
-//! `mm_meter_record`, `mm_meter_register_customer`), `results.rs` (`mm_flush_summary`,
+//! `mm_meter_record`, `mm_meter_register_customer`), `requeue.rs` (the `mm_requeue_filter`
+//! builder, `mm_meter_requeue`), `results.rs` (`mm_flush_summary`,
 //! `mm_meter_status`, `mm_dead_letters`), `callback.rs` (`mm_meter_event`, the gate),
 //! `clock.rs` (`mm_clock`); this one holds the handle, its life cycle and the calls that act on
-//! the whole meter (flush, close, requeue, status).
+//! the whole meter (flush, close, status).
 
 mod callback;
 mod clock;
 mod options;
 mod record;
+mod requeue;
 mod results;
 
 pub use callback::*;
 pub use clock::*;
 pub use options::*;
 pub use record::*;
+pub use requeue::*;
 pub use results::*;
 
-use std::ffi::c_char;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use marketplace_metering::meter::{MeterConfig, MeterMode, RequeueFilter, Store};
+use marketplace_metering::meter::{MeterConfig, MeterMode, Store};
 use marketplace_metering::{Error, UsageMeter};
 
 use crate::client::mm_client;
 use crate::error::{mm_error, mm_status, ErrorData};
 use crate::ffi::{self, Castable};
-
-/// The `hour` of `mm_meter_requeue` that means "every hour".
-pub const MM_METER_ANY_HOUR: i64 = i64::MIN;
 
 /// What an `mm_meter` holds.
 pub struct MeterHandle {
@@ -238,54 +237,6 @@ pub extern "C" fn mm_meter_close(
         let s = m.close_blocking()?;
         // SAFETY: checked non-NULL above.
         unsafe { ffi::write_out::<mm_flush_summary>(summary_out, FlushSummaryView::of(&s)) };
-        Ok(())
-    })
-}
-
-/// Sends chosen dead letters again: those matching every filter given — `reason` (a status
-/// or error code such as `"CustomerNotSubscribed"`; NULL: any), the customer
-/// (`customer_identifier`, or `customer_aws_account_id` with `license_arn`; all three NULL:
-/// any) and `hour` (any second of it, epoch seconds; `MM_METER_ANY_HOUR`: any) — whose hour is
-/// still inside the service's window go back to sealed, with their frozen quantity, and leave
-/// the dead-letter list; the next flush sends them. Writes how many to `*count_out` when it is
-/// not NULL.
-///
-/// Bad input → `MM_STATUS_INVALID_INPUT` naming the argument; a store failure →
-/// `MM_STATUS_INVALID_STATE`. `meter` NULL → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
-#[no_mangle]
-#[allow(clippy::too_many_arguments)]
-pub extern "C" fn mm_meter_requeue(
-    meter: *const mm_meter,
-    reason: *const c_char,
-    customer_identifier: *const c_char,
-    customer_aws_account_id: *const c_char,
-    license_arn: *const c_char,
-    hour: i64,
-    count_out: *mut u64,
-    err_out: *mut *mut mm_error,
-) -> mm_status {
-    with_meter(meter, err_out, |_, m| {
-        // SAFETY: NULL or NUL-terminated strings.
-        let (reason, ci, acct, lic) = unsafe {
-            (
-                ffi::opt_str_arg(reason, "reason")?,
-                ffi::opt_str_arg(customer_identifier, "customer_identifier")?,
-                ffi::opt_str_arg(customer_aws_account_id, "customer_aws_account_id")?,
-                ffi::opt_str_arg(license_arn, "license_arn")?,
-            )
-        };
-        let filter = RequeueFilter::from_parts(
-            reason.map(str::to_owned),
-            ci.map(str::to_owned),
-            acct.map(str::to_owned),
-            lic.map(str::to_owned),
-            (hour != MM_METER_ANY_HOUR).then_some(hour),
-        )?;
-        let n = m.requeue(&filter)?;
-        if !count_out.is_null() {
-            // SAFETY: a valid, writable uint64_t (checked non-NULL).
-            unsafe { *count_out = u64::try_from(n).unwrap_or(u64::MAX) };
-        }
         Ok(())
     })
 }
