@@ -13,6 +13,12 @@
  *    (MM_STATUS_PANIC instead).
  *  - Strings returned by accessors are owned by the object they were read from and stay valid
  *    until that object is freed.
+ *  - Functions are named mm_<type>_<verb>. Inputs are built with setters, results are read
+ *    with accessors (0 / false / NULL for a NULL handle): no result is a struct the caller
+ *    allocates, so later versions can add fields. Counts are uint64_t; lengths of indexed lists size_t.
+ *  - Use-after-free-safe habits: set a pointer to NULL after freeing it (every _free accepts
+ *    NULL, so one cleanup path frees everything); copy a string you keep beyond its owner;
+ *    free a handle once, after every call using it has returned.
  */
 
 #ifndef MARKETPLACE_METERING_H
@@ -33,16 +39,6 @@
 /** Patch version. */
 #define MM_VERSION_PATCH 0
 
-
-/**
- * The `timestamp` of `mm_meter_record` that means "now, by the meter's clock".
- */
-#define MM_METER_NOW INT64_MIN
-
-/**
- * The `hour` of `mm_meter_requeue` that means "every hour".
- */
-#define MM_METER_ANY_HOUR INT64_MIN
 
 /**
  * The result of every fallible call: `MM_STATUS_OK` (0) or why it failed.
@@ -448,7 +444,7 @@ typedef struct mm_config mm_config;
 
 /**
  * The buckets the service did not meter, oldest first (a snapshot made by
- * `mm_meter_dead_letters`). Read with the `mm_dead_letters_*` accessors (an index out of
+ * `mm_meter_get_dead_letters`). Read with the `mm_dead_letters_*` accessors (an index out of
  * range gives NULL / 0); free with `mm_dead_letters_free`. Immutable; thread-safe to read.
  */
 typedef struct mm_dead_letters mm_dead_letters;
@@ -460,6 +456,14 @@ typedef struct mm_dead_letters mm_dead_letters;
  * Immutable: it may be read from many threads at once.
  */
 typedef struct mm_error mm_error;
+
+/**
+ * What one flush did: made by `mm_meter_flush` and `mm_meter_close`, read with the
+ * `mm_flush_summary_*` accessors (each gives 0 / NULL for a NULL summary), freed with
+ * `mm_flush_summary_free`. Opaque so that later versions can report more without changing
+ * the size of anything the caller allocates. Immutable; thread-safe to read.
+ */
+typedef struct mm_flush_summary mm_flush_summary;
 
 /**
  * A usage meter: records billable events and bills every customer-hour exactly once (see the
@@ -481,6 +485,13 @@ typedef struct mm_meter mm_meter;
  * config; `mm_meter_new` from several threads at once is.
  */
 typedef struct mm_meter_config mm_meter_config;
+
+/**
+ * Bucket counts per state and the oldest unsent hour: made by `mm_meter_get_status`, read
+ * with the `mm_meter_status_*` accessors (0 / false for a NULL status), freed with
+ * `mm_meter_status_free`. Opaque, like `mm_flush_summary`. Immutable; thread-safe to read.
+ */
+typedef struct mm_meter_status mm_meter_status;
 
 /**
  * The input of `MeterUsage`. Required: product code, timestamp, usage dimension.
@@ -509,6 +520,16 @@ typedef struct mm_register_usage_input mm_register_usage_input;
 typedef struct mm_register_usage_output mm_register_usage_output;
 
 /**
+ * Which dead letters `mm_meter_requeue` sends again: those matching every part set (none set:
+ * every dead letter). Built with `mm_requeue_filter_new` and the setters, freed with
+ * `mm_requeue_filter_free`; setters only copy, and the customer's combination is checked by
+ * `mm_meter_requeue` (an identifier, or an account id with its license ARN). Not consumed by
+ * `mm_meter_requeue`. Setters are not thread-safe on one filter; using one filter from
+ * several threads at once (with no setter running) is.
+ */
+typedef struct mm_requeue_filter mm_requeue_filter;
+
+/**
  * The input of `ResolveCustomer`: the registration token. Not thread-safe to modify;
  * sending it from several threads at once is safe. Free with `mm_resolve_customer_input_free`.
  */
@@ -519,6 +540,21 @@ typedef struct mm_resolve_customer_input mm_resolve_customer_input;
  * thread-safe to read.
  */
 typedef struct mm_resolve_customer_output mm_resolve_customer_output;
+
+/**
+ * One billable event for `mm_meter_record`, built with setters: `mm_usage_event_new`, a
+ * customer (`mm_usage_event_set_customer_identifier`, or `mm_usage_event_set_customer_aws_account_id`
+ * with `mm_usage_event_set_license_arn`), `mm_usage_event_set_dimension`,
+ * `mm_usage_event_set_quantity`, and optionally `mm_usage_event_set_timestamp` (absent: now,
+ * by the meter's clock) and `mm_usage_event_add_allocation`. Free with `mm_usage_event_free`.
+ *
+ * Setters only copy (NULL → `MM_STATUS_NULL_PARAMETER`, not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`); everything else is checked by `mm_meter_record`. An event is
+ * not consumed by `mm_meter_record`: it may be recorded again, or changed and recorded.
+ * Setters are not thread-safe on one event; recording one event from several threads at
+ * once (with no setter running) is.
+ */
+typedef struct mm_usage_event mm_usage_event;
 
 /**
  * One usage record for `BatchMeterUsage`, built field by field and added to an input with
@@ -634,102 +670,6 @@ typedef struct mm_meter_event {
  * exception, no longjmp) out of the call.
  */
 typedef void (*mm_meter_event_callback)(const struct mm_meter_event *ev, void *user_data);
-
-/**
- * A usage allocation for `mm_meter_record`: a share of the quantity with its tags (the
- * existing `mm_tag`). Borrowed for the duration of the call (copied).
- */
-typedef struct mm_allocation {
-  /**
-   * The allocated quantity (0..=2147483647); the allocations of a record sum to its quantity.
-   */
-  int64_t quantity;
-  /**
-   * `n_tags` tags (NULL when `n_tags` is 0).
-   */
-  const struct mm_tag *tags;
-  /**
-   * The number of tags (0–5).
-   */
-  size_t n_tags;
-} mm_allocation;
-
-/**
- * What one flush did (filled by `mm_meter_flush` and `mm_meter_close`).
- */
-typedef struct mm_flush_summary {
-  /**
-   * Buckets sealed by this flush.
-   */
-  size_t sealed;
-  /**
-   * Records sent (re-sends included).
-   */
-  size_t sent;
-  /**
-   * Calls made.
-   */
-  size_t calls;
-  /**
-   * Buckets acknowledged.
-   */
-  size_t acked;
-  /**
-   * Buckets dead-lettered.
-   */
-  size_t dead_lettered;
-  /**
-   * Buckets expired.
-   */
-  size_t expired;
-  /**
-   * Records the service returned unprocessed that were sent again.
-   */
-  size_t resent_unprocessed;
-  /**
-   * Buckets left for a later flush.
-   */
-  size_t deferred;
-  /**
-   * `MM_STATUS_OK`, or the retryable error (throttling, transport) that stopped this flush
-   * early; its buckets stay sealed for the next flush.
-   */
-  mm_status interrupted;
-} mm_flush_summary;
-
-/**
- * Bucket counts per state (filled by `mm_meter_status`).
- */
-typedef struct mm_meter_counts {
-  /**
-   * Hours still open (or within grace).
-   */
-  uint64_t pending;
-  /**
-   * Sealed, not yet acknowledged (includes buckets being sent).
-   */
-  uint64_t sealed;
-  /**
-   * Metered by the service.
-   */
-  uint64_t acked;
-  /**
-   * Refused by the service (see `mm_meter_dead_letters`).
-   */
-  uint64_t dead_lettered;
-  /**
-   * Passed the service's window unsent.
-   */
-  uint64_t expired;
-  /**
-   * Whether `oldest_unsent_hour` is set.
-   */
-  bool has_oldest_unsent_hour;
-  /**
-   * The oldest hour not yet acknowledged, dead-lettered or expired (epoch seconds).
-   */
-  int64_t oldest_unsent_hour;
-} mm_meter_counts;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1303,6 +1243,79 @@ mm_status mm_register_usage_input_set_nonce(struct mm_register_usage_input *inpu
                                             const char *nonce);
 
 /**
+ * Makes a meter sending through `client` with `config` (copied; both may be freed afterwards
+ * — the meter keeps its own reference to the client). Opens (creating or migrating) the store
+ * and starts the group-commit thread and the background flusher when configured.
+ *
+ * On success stores a new meter in `*meter_out` (free it with `mm_meter_free`). Fails with
+ * `MM_STATUS_INVALID_CONFIG` (MeterUsage mode without a product code), `MM_STATUS_INVALID_INPUT`
+ * (an empty product code) or `MM_STATUS_INVALID_STATE` (the store cannot be opened, or
+ * another meter owns it: the message names its pid and host), filling `*err_out` when it is
+ * not NULL. `client`, `config` or `meter_out` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Thread-safe.
+ *
+ * One meter owns a store file at a time, from `mm_meter_new` to `mm_meter_close` (or
+ * `mm_meter_free`). A meter belongs to the process that created it: after `fork()` every
+ * call on it in the child returns `MM_STATUS_INVALID_STATE` ("create the UsageMeter after
+ * fork"), and `mm_meter_free` there releases only the child's memory.
+ */
+mm_status mm_meter_new(const struct mm_client *client,
+                       const struct mm_meter_config *config,
+                       struct mm_meter **meter_out,
+                       struct mm_error **err_out);
+
+/**
+ * Frees a meter. NULL does nothing (`MM_STATUS_OK`). Does not flush: call `mm_meter_close`
+ * first to send what may be sent (a file store keeps everything else for the next meter on
+ * the same file; events buffered by `MM_METER_DURABILITY_MEMORY` are written to the store
+ * here).
+ *
+ * Waits for event callbacks in flight; none runs after it returns. No other call may be
+ * running on `meter`. Called from the meter's own event callback it frees nothing and
+ * returns `MM_STATUS_INVALID_STATE` (it would wait for that callback): free the meter after
+ * the callback returns.
+ */
+mm_status mm_meter_free(struct mm_meter *meter);
+
+/**
+ * Seals what may be sealed and sends every sealed bucket now; blocks until done.
+ *
+ * On success stores a new summary in `*summary_out` (free it with `mm_flush_summary_free`).
+ * A retryable failure that outlasted the client's retries (throttling, transport) is not a
+ * failure of the call: it stops the flush early and is reported by
+ * `mm_flush_summary_interrupted`; the buckets stay sealed for the next flush. So the summary
+ * is required: `summary_out` NULL → `MM_STATUS_NULL_PARAMETER` and nothing is flushed. Other
+ * failures (credentials, access, a closed meter: `MM_STATUS_INVALID_STATE`) return their
+ * status and fill `*err_out` when it is not NULL. `meter` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * Thread-safe (flushes of one meter run one at a time); not from an event callback.
+ */
+mm_status mm_meter_flush(const struct mm_meter *meter,
+                         struct mm_flush_summary **summary_out,
+                         struct mm_error **err_out);
+
+/**
+ * Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`, with
+ * the same required `summary_out`); later `mm_meter_record` and `mm_meter_flush` calls fail
+ * with `MM_STATUS_INVALID_STATE`. Unsealed hours stay in the store (a file store sends them
+ * after a restart). The meter must still be freed with `mm_meter_free`. `meter` or
+ * `summary_out` NULL → `MM_STATUS_NULL_PARAMETER` (nothing is closed). Thread-safe; not from
+ * an event callback.
+ */
+mm_status mm_meter_close(const struct mm_meter *meter,
+                         struct mm_flush_summary **summary_out,
+                         struct mm_error **err_out);
+
+/**
+ * Stores the bucket counts per state and the oldest unsent hour in a new `*status_out`
+ * (writing events buffered in memory to the store first; free it with
+ * `mm_meter_status_free`). `meter` or `status_out` NULL → `MM_STATUS_NULL_PARAMETER`; a store
+ * failure fills `*err_out`. Thread-safe.
+ */
+mm_status mm_meter_get_status(const struct mm_meter *meter,
+                              struct mm_meter_status **status_out,
+                              struct mm_error **err_out);
+
+/**
  * A new clock reading `epoch_seconds`. Free it with `mm_clock_free`. NULL only if allocation
  * fails. Thread-safe.
  */
@@ -1416,10 +1429,10 @@ mm_status mm_meter_config_set_flush_interval_seconds(struct mm_meter_config *con
  *
  * The callback is called on the thread that caused the event: a `mm_meter_record` caller
  * (late events), the group-commit thread (`MM_METER_DURABILITY_GROUP`), the thread inside
- * `mm_meter_flush`/`mm_meter_close`/`mm_meter_status`, or a runtime worker running the
+ * `mm_meter_flush`/`mm_meter_close`/`mm_meter_get_status`, or a runtime worker running the
  * background flush. So it and `user_data` must be thread-safe, and it must return quickly
  * and never unwind (no C++ exception, no longjmp). While calling it the meter holds no lock
- * that `mm_meter_status`, `mm_meter_dead_letters`, `mm_meter_requeue` or
+ * that `mm_meter_get_status`, `mm_meter_get_dead_letters`, `mm_meter_requeue` or
  * `mm_meter_register_customer` take, so the callback may call them. Calls that could wait
  * for the callback itself are refused when made from the meter's own callback, and return
  * `MM_STATUS_INVALID_STATE` without doing anything: `mm_meter_record` with
@@ -1443,72 +1456,111 @@ mm_status mm_meter_config_set_clock(struct mm_meter_config *config,
                                     const struct mm_clock *clock);
 
 /**
- * Makes a meter sending through `client` with `config` (copied; both may be freed afterwards
- * — the meter keeps its own reference to the client). Opens (creating or migrating) the store
- * and starts the group-commit thread and the background flusher when configured.
- *
- * On success stores a new meter in `*meter_out` (free it with `mm_meter_free`). Fails with
- * `MM_STATUS_INVALID_CONFIG` (MeterUsage mode without a product code), `MM_STATUS_INVALID_INPUT`
- * (an empty product code) or `MM_STATUS_INVALID_STATE` (the store cannot be opened, or
- * another meter owns it: the message names its pid and host), filling `*err_out` when it is
- * not NULL. `client`, `config` or `meter_out` NULL → `MM_STATUS_NULL_PARAMETER`.
- * Thread-safe.
- *
- * One meter owns a store file at a time, from `mm_meter_new` to `mm_meter_close` (or
- * `mm_meter_free`). A meter belongs to the process that created it: after `fork()` every
- * call on it in the child returns `MM_STATUS_INVALID_STATE` ("create the UsageMeter after
- * fork"), and `mm_meter_free` there releases only the child's memory.
+ * A new, empty usage event. Free it with `mm_usage_event_free`. NULL only if allocation
+ * fails. Thread-safe.
  */
-mm_status mm_meter_new(const struct mm_client *client,
-                       const struct mm_meter_config *config,
-                       struct mm_meter **meter_out,
-                       struct mm_error **err_out);
+struct mm_usage_event *mm_usage_event_new(void);
 
 /**
- * Frees a meter. NULL does nothing (`MM_STATUS_OK`). Does not flush: call `mm_meter_close`
- * first to send what may be sent (a file store keeps everything else for the next meter on
- * the same file; events buffered by `MM_METER_DURABILITY_MEMORY` are written to the store
- * here).
- *
- * Waits for event callbacks in flight; none runs after it returns. No other call may be
- * running on `meter`. Called from the meter's own event callback it frees nothing and
- * returns `MM_STATUS_INVALID_STATE` (it would wait for that callback): free the meter after
- * the callback returns.
+ * Frees a usage event. NULL does nothing. No other thread may use `event` during or after
+ * the call.
  */
-mm_status mm_meter_free(struct mm_meter *meter);
+void mm_usage_event_free(struct mm_usage_event *event);
 
 /**
- * Records `quantity` of `dimension` used by a customer at `timestamp` (epoch seconds, or
- * `MM_METER_NOW` for the meter clock's now) and returns once the event is as durable as the
- * meter's durability says.
+ * Bills the event to a `CustomerIdentifier` (with the meter's product code). Copied. An event
+ * bills one customer: an identifier, or an AWS account id with its license ARN; any other
+ * combination is refused by `mm_meter_record` naming the field. `event` or
+ * `customer_identifier` NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 →
+ * `MM_STATUS_INVALID_INPUT`. Not thread-safe on one event.
+ */
+mm_status mm_usage_event_set_customer_identifier(struct mm_usage_event *event,
+                                                 const char *customer_identifier);
+
+/**
+ * Bills the event to an AWS account (`CustomerAWSAccountId`); needs
+ * `mm_usage_event_set_license_arn` too. Copied. `event` or `customer_aws_account_id` NULL →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one
+ * event.
+ */
+mm_status mm_usage_event_set_customer_aws_account_id(struct mm_usage_event *event,
+                                                     const char *customer_aws_account_id);
+
+/**
+ * The license (`LicenseArn`) of an AWS account customer. Copied. `event` or `license_arn`
+ * NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on
+ * one event.
+ */
+mm_status mm_usage_event_set_license_arn(struct mm_usage_event *event, const char *license_arn);
+
+/**
+ * Sets the dimension (required). Copied. `event` or `dimension` NULL →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one
+ * event.
+ */
+mm_status mm_usage_event_set_dimension(struct mm_usage_event *event, const char *dimension);
+
+/**
+ * Sets the quantity (required; its range is checked by `mm_meter_record`). `event` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one event.
+ */
+mm_status mm_usage_event_set_quantity(struct mm_usage_event *event, int64_t quantity);
+
+/**
+ * Sets when the usage happened (epoch seconds). Without it the event is recorded at the
+ * meter clock's now. `event` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one event.
+ */
+mm_status mm_usage_event_set_timestamp(struct mm_usage_event *event, int64_t epoch_seconds);
+
+/**
+ * Removes the timestamp: the event is recorded at the meter clock's now again. `event` NULL
+ * → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one event.
+ */
+mm_status mm_usage_event_clear_timestamp(struct mm_usage_event *event);
+
+/**
+ * Appends a usage allocation: `quantity` of the event's usage tagged with `n_tags` tags
+ * (`tags` may be NULL when `n_tags` is 0). The tags are copied. The allocations of an event
+ * must sum to its quantity (checked by `mm_meter_record`).
  *
- * The customer is `customer_identifier` (with the meter's product code), or
- * `customer_aws_account_id` with `license_arn`; pass NULL for the other(s). In the MeterUsage
- * mode customers are ignored and may all be NULL. `allocations` (`n_allocations` of them;
- * NULL when 0) split the quantity by tags and must sum to it. An event whose hour is already
- * sealed is counted in the current hour and reported as `MM_METER_EVENT_KIND_LATE_EVENT`.
+ * `event` NULL, `tags` NULL with `n_tags > 0`, or a NULL key/value →
+ * `MM_STATUS_NULL_PARAMETER`; a string not UTF-8, too many tags or too many allocations →
+ * `MM_STATUS_INVALID_INPUT`. Nothing is appended on failure. Not thread-safe on one event.
+ */
+mm_status mm_usage_event_add_allocation(struct mm_usage_event *event,
+                                        int64_t quantity,
+                                        const struct mm_tag *tags,
+                                        size_t n_tags);
+
+/**
+ * Removes every allocation. `event` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on
+ * one event.
+ */
+mm_status mm_usage_event_clear_allocations(struct mm_usage_event *event);
+
+/**
+ * Records `event` and returns once it is as durable as the meter's durability says. The
+ * event is copied; it may be freed or changed afterwards.
  *
- * Bad input fails with `MM_STATUS_INVALID_INPUT` and an error whose field names the argument
- * (`quantity`, `dimension`, `customer_identifier`, `license_arn`,
- * `allocations[0].AllocatedUsageQuantity`, …); nothing is recorded. A closed meter gives
- * `MM_STATUS_INVALID_STATE`. `meter` or `dimension` NULL → `MM_STATUS_NULL_PARAMETER`.
- * Thread-safe.
+ * The customer is required except in the MeterUsage mode, which ignores it. An event whose
+ * hour is already sealed is counted in the current hour and reported as
+ * `MM_METER_EVENT_KIND_LATE_EVENT`.
+ *
+ * Bad input fails with `MM_STATUS_INVALID_INPUT` and an error whose field names what is
+ * wrong (`dimension` when it is missing or invalid, `quantity`, `customer_identifier`,
+ * `license_arn`, `allocations[0].AllocatedUsageQuantity`, …); nothing is recorded. A closed
+ * meter gives `MM_STATUS_INVALID_STATE`. `meter` or `event` NULL →
+ * `MM_STATUS_NULL_PARAMETER` (the message names which). Thread-safe.
  */
 mm_status mm_meter_record(const struct mm_meter *meter,
-                          const char *customer_identifier,
-                          const char *customer_aws_account_id,
-                          const char *license_arn,
-                          const char *dimension,
-                          int64_t quantity,
-                          int64_t timestamp,
-                          const struct mm_allocation *allocations_in,
-                          size_t n_allocations,
+                          const struct mm_usage_event *event,
                           struct mm_error **err_out);
 
 /**
  * Registers a customer for zero fill: from the current hour on, each of `dimensions`
  * (`n_dimensions` strings) is reported every hour, as 0 when there was no usage (only when
- * zero fill is on). The customer is given as for `mm_meter_record`.
+ * zero fill is on). The customer is `customer_identifier`, or `customer_aws_account_id` with `license_arn`
+ * (NULL for the others; all NULL in the MeterUsage mode).
  *
  * Bad input → `MM_STATUS_INVALID_INPUT` naming the field. `meter` NULL, or `dimensions` NULL
  * with `n_dimensions` > 0, or a NULL dimension → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
@@ -1522,68 +1574,172 @@ mm_status mm_meter_register_customer(const struct mm_meter *meter,
                                      struct mm_error **err_out);
 
 /**
- * Seals what may be sealed and sends every sealed bucket now; blocks until done.
- *
- * On success fills `*summary_out` (when it is not NULL). A retryable failure that outlasted
- * the client's retries (throttling, transport) is not a failure of the call: it stops the
- * flush early and is reported in `summary_out->interrupted`; the buckets stay sealed for the
- * next flush. Other failures (credentials, access, a closed meter: `MM_STATUS_INVALID_STATE`)
- * return their status and fill `*err_out` when it is not NULL. `meter` NULL →
- * `MM_STATUS_NULL_PARAMETER`. Thread-safe (flushes of one meter run one at a time); not from
- * an event callback.
+ * A new filter matching every dead letter. Free it with `mm_requeue_filter_free`. NULL only
+ * if allocation fails. Thread-safe.
  */
-mm_status mm_meter_flush(const struct mm_meter *meter,
-                         struct mm_flush_summary *summary_out,
-                         struct mm_error **err_out);
+struct mm_requeue_filter *mm_requeue_filter_new(void);
 
 /**
- * Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`); later
- * `mm_meter_record` and `mm_meter_flush` calls fail with `MM_STATUS_INVALID_STATE`. Unsealed
- * hours stay in the store (a file store sends them after a restart). The meter must still be
- * freed with `mm_meter_free`. `summary_out` may be NULL. `meter` NULL →
- * `MM_STATUS_NULL_PARAMETER`. Thread-safe; not from an event callback.
+ * Frees a filter. NULL does nothing. No other thread may use `filter` during or after the
+ * call.
  */
-mm_status mm_meter_close(const struct mm_meter *meter,
-                         struct mm_flush_summary *summary_out,
-                         struct mm_error **err_out);
+void mm_requeue_filter_free(struct mm_requeue_filter *filter);
 
 /**
- * Sends chosen dead letters again: those matching every filter given — `reason` (a status
- * or error code such as `"CustomerNotSubscribed"`; NULL: any), the customer (given as for
- * `mm_meter_record`; all three NULL: any) and `hour` (any second of it, epoch seconds;
- * `MM_METER_ANY_HOUR`: any) — whose hour is still inside the service's window go back to
- * sealed, with their frozen quantity, and leave the dead-letter list; the next flush sends
- * them. Writes how many to `*count_out` when it is not NULL.
+ * Only dead letters with this reason: the record's Status (`"CustomerNotSubscribed"`, …) or
+ * the error code. Copied. `filter` or `reason` NULL → `MM_STATUS_NULL_PARAMETER`; not UTF-8
+ * → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one filter.
+ */
+mm_status mm_requeue_filter_set_reason(struct mm_requeue_filter *filter, const char *reason);
+
+/**
+ * Only dead letters of this customer identifier. Copied. NULL arguments →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one
+ * filter.
+ */
+mm_status mm_requeue_filter_set_customer_identifier(struct mm_requeue_filter *filter,
+                                                    const char *customer_identifier);
+
+/**
+ * Only dead letters of this AWS account (with `mm_requeue_filter_set_license_arn`). Copied.
+ * NULL arguments → `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not
+ * thread-safe on one filter.
+ */
+mm_status mm_requeue_filter_set_customer_aws_account_id(struct mm_requeue_filter *filter,
+                                                        const char *customer_aws_account_id);
+
+/**
+ * The license ARN of the account customer to match. Copied. NULL arguments →
+ * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT`. Not thread-safe on one
+ * filter.
+ */
+mm_status mm_requeue_filter_set_license_arn(struct mm_requeue_filter *filter,
+                                            const char *license_arn);
+
+/**
+ * Only dead letters of the hour containing `epoch_seconds` (any second of it). `filter` NULL
+ * → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one filter.
+ */
+mm_status mm_requeue_filter_set_hour(struct mm_requeue_filter *filter, int64_t epoch_seconds);
+
+/**
+ * Sends chosen dead letters again: those `filter` matches whose hour is still inside the
+ * service's window go back to sealed, with their frozen quantity, and leave the dead-letter
+ * list; the next flush sends them. Writes how many to `*count_out` when it is not NULL.
  *
- * Bad input → `MM_STATUS_INVALID_INPUT` naming the argument; a store failure →
- * `MM_STATUS_INVALID_STATE`. `meter` NULL → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ * A customer combination other than an identifier, or an account id with its license ARN →
+ * `MM_STATUS_INVALID_INPUT` naming the field; a store failure → `MM_STATUS_INVALID_STATE`.
+ * `meter` or `filter` NULL → `MM_STATUS_NULL_PARAMETER` (an empty filter matches every dead
+ * letter). Thread-safe.
  */
 mm_status mm_meter_requeue(const struct mm_meter *meter,
-                           const char *reason,
-                           const char *customer_identifier,
-                           const char *customer_aws_account_id,
-                           const char *license_arn,
-                           int64_t hour,
-                           size_t *count_out,
+                           const struct mm_requeue_filter *filter,
+                           uint64_t *count_out,
                            struct mm_error **err_out);
 
 /**
- * Fills `*counts_out` with the bucket counts per state and the oldest unsent hour (writing
- * events buffered in memory to the store first). `meter` or `counts_out` NULL →
- * `MM_STATUS_NULL_PARAMETER`; a store failure fills `*err_out`. Thread-safe.
+ * Frees a flush summary and the strings read from it. NULL does nothing.
  */
-mm_status mm_meter_status(const struct mm_meter *meter,
-                          struct mm_meter_counts *counts_out,
-                          struct mm_error **err_out);
+void mm_flush_summary_free(struct mm_flush_summary *summary);
+
+/**
+ * Buckets sealed by this flush. 0 if `summary` is NULL. Thread-safe.
+ */
+uint64_t mm_flush_summary_sealed_count(const struct mm_flush_summary *summary);
+
+/**
+ * Records sent (re-sends included). 0 if `summary` is NULL. Thread-safe.
+ */
+uint64_t mm_flush_summary_sent_count(const struct mm_flush_summary *summary);
+
+/**
+ * Calls made to the service. 0 if `summary` is NULL. Thread-safe.
+ */
+uint64_t mm_flush_summary_call_count(const struct mm_flush_summary *summary);
+
+/**
+ * Buckets acknowledged. 0 if `summary` is NULL. Thread-safe.
+ */
+uint64_t mm_flush_summary_acked_count(const struct mm_flush_summary *summary);
+
+/**
+ * Buckets dead-lettered. 0 if `summary` is NULL. Thread-safe.
+ */
+uint64_t mm_flush_summary_dead_lettered_count(const struct mm_flush_summary *summary);
+
+/**
+ * Buckets that passed the service's window unsent. 0 if `summary` is NULL. Thread-safe.
+ */
+uint64_t mm_flush_summary_expired_count(const struct mm_flush_summary *summary);
+
+/**
+ * Records the service returned unprocessed that were sent again. 0 if `summary` is NULL. Thread-safe.
+ */
+uint64_t mm_flush_summary_resent_unprocessed_count(const struct mm_flush_summary *summary);
+
+/**
+ * Buckets left for a later flush. 0 if `summary` is NULL. Thread-safe.
+ */
+uint64_t mm_flush_summary_deferred_count(const struct mm_flush_summary *summary);
+
+/**
+ * `MM_STATUS_OK`, or the retryable error (throttling, transport) that stopped this flush
+ * early; its buckets stay sealed for the next flush. `MM_STATUS_NULL_PARAMETER` for a NULL
+ * summary.
+ */
+mm_status mm_flush_summary_interrupted(const struct mm_flush_summary *summary);
+
+/**
+ * The message of the error that stopped this flush early; NULL when it was not interrupted
+ * (or `summary` is NULL). Owned by `summary`.
+ */
+const char *mm_flush_summary_interrupted_message(const struct mm_flush_summary *summary);
+
+/**
+ * Frees a meter status. NULL does nothing.
+ */
+void mm_meter_status_free(struct mm_meter_status *status);
+
+/**
+ * Buckets whose hour is still open (or within grace). 0 if `status` is NULL. Thread-safe.
+ */
+uint64_t mm_meter_status_pending_count(const struct mm_meter_status *status);
+
+/**
+ * Buckets sealed and not yet acknowledged (those being sent included). 0 if `status` is NULL. Thread-safe.
+ */
+uint64_t mm_meter_status_sealed_count(const struct mm_meter_status *status);
+
+/**
+ * Buckets metered by the service. 0 if `status` is NULL. Thread-safe.
+ */
+uint64_t mm_meter_status_acked_count(const struct mm_meter_status *status);
+
+/**
+ * Buckets refused by the service (see `mm_meter_get_dead_letters`). 0 if `status` is NULL. Thread-safe.
+ */
+uint64_t mm_meter_status_dead_lettered_count(const struct mm_meter_status *status);
+
+/**
+ * Buckets that passed the service's window unsent. 0 if `status` is NULL. Thread-safe.
+ */
+uint64_t mm_meter_status_expired_count(const struct mm_meter_status *status);
+
+/**
+ * The oldest hour not yet acknowledged, dead-lettered or expired: returns `true` and stores
+ * it (epoch seconds) in `*hour_out` when there is one; returns `false` and writes nothing
+ * when there is none, or when `status` or `hour_out` is NULL.
+ */
+bool mm_meter_status_oldest_unsent_hour(const struct mm_meter_status *status, int64_t *hour_out);
 
 /**
  * Stores a snapshot of every dead letter in `*list_out` (free it with
  * `mm_dead_letters_free`). `meter` or `list_out` NULL → `MM_STATUS_NULL_PARAMETER`; a store
  * failure fills `*err_out`. Thread-safe.
  */
-mm_status mm_meter_dead_letters(const struct mm_meter *meter,
-                                struct mm_dead_letters **list_out,
-                                struct mm_error **err_out);
+mm_status mm_meter_get_dead_letters(const struct mm_meter *meter,
+                                    struct mm_dead_letters **list_out,
+                                    struct mm_error **err_out);
 
 /**
  * Frees a dead-letter list and every string read from it. NULL does nothing.

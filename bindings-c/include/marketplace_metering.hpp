@@ -132,6 +132,34 @@ inline void shutdown() noexcept { mm_shutdown(); }
 /// Retry modes.
 enum class RetryMode : uint32_t { Standard = MM_RETRY_MODE_STANDARD, Adaptive = MM_RETRY_MODE_ADAPTIVE, Legacy = MM_RETRY_MODE_LEGACY };
 
+/// One attempt of a call, as `Config::log_callback` receives it. Nothing secret is in it.
+struct AttemptLog {
+  std::string operation;     ///< "BatchMeterUsage", …
+  uint32_t attempt = 0;      ///< 1 for the first
+  uint16_t http_status = 0;  ///< 0 when no response arrived
+  std::string request_id;    ///< empty when none
+  double latency_ms = 0;
+  std::string outcome;       ///< "ok" or the error code
+  std::string retry_reason;  ///< "throttling", "transient", "timeout", "clock skew"; empty when not retried
+};
+
+/// The function a `Config::log_callback` holds; shared by the config and its clients, so it
+/// lives as long as the last of them.
+using LogCallback = std::function<void(const AttemptLog &)>;
+
+namespace detail {
+inline void log_trampoline(void *user_data, const char *operation, uint32_t attempt, uint16_t http_status,
+                           const char *request_id, double latency_ms, const char *outcome,
+                           const char *retry_reason) noexcept {
+  try {
+    const auto &f = *static_cast<const LogCallback *>(user_data);
+    f(AttemptLog{str(operation), attempt, http_status, str(request_id), latency_ms, str(outcome), str(retry_reason)});
+  } catch (...) {
+    // Nothing may unwind into the library.
+  }
+}
+}  // namespace detail
+
 /// Client configuration (a builder; setters return `*this`). Not thread-safe to modify.
 class Config {
  public:
@@ -191,14 +219,32 @@ class Config {
   Config &no_proxy(const std::string &hosts) { return set(mm_config_set_no_proxy(h_.get(), hosts.c_str()), "no_proxy"); }
   /// The user-agent app id (else AWS_SDK_UA_APP_ID).
   Config &app_id(const std::string &id) { return set(mm_config_set_app_id(h_.get(), id.c_str()), "app_id"); }
+  /// Calls `f` once per attempt of every call of clients made from this config, on the
+  /// calling thread (see `mm_config_set_log_callback`); an exception it throws is caught and
+  /// dropped. An empty `f` removes it. Clients made from this config keep `f` alive. Calls a
+  /// `UsageMeter` makes are not logged.
+  Config &log_callback(LogCallback f) {
+    if (!f) {
+      log_.reset();
+      return set(mm_config_set_log_callback(h_.get(), nullptr, nullptr), "log_callback");
+    }
+    auto held = std::make_shared<const LogCallback>(std::move(f));
+    set(mm_config_set_log_callback(h_.get(), detail::log_trampoline, const_cast<LogCallback *>(held.get())),
+        "log_callback");
+    log_ = std::move(held);
+    return *this;
+  }
   /// The C handle (owned by this object).
   const mm_config *get() const noexcept { return h_.get(); }
+  /// What clients made from this config must keep alive (the log callback; may be null).
+  std::shared_ptr<const void> keep_alive() const noexcept { return log_; }
 
  private:
   Config &set(Status st, const char *what) {
     detail::check(st, what);
     return *this;
   }
+  std::shared_ptr<const LogCallback> log_;
   detail::Handle<mm_config, mm_config_free> h_;
 };
 
@@ -443,7 +489,7 @@ inline Handle<mm_batch_meter_usage_input, mm_batch_meter_usage_input_free> batch
 class Client {
  public:
   /// Makes a client; throws `Error` (`MM_STATUS_INVALID_CONFIG`, `MM_STATUS_CREDENTIALS`, …).
-  explicit Client(const Config &config) {
+  explicit Client(const Config &config) : keep_(config.keep_alive()) {
     mm_client *c = nullptr;
     mm_error *err = nullptr;
     Status st = mm_client_new(config.get(), &c, &err);
@@ -523,6 +569,8 @@ class Client {
     detail::check(st, "batch_meter_usage", err);
     return BatchMeterUsageOutput(out);
   }
+  // Declared first, destroyed last: the C client calls the log callback until it is freed.
+  std::shared_ptr<const void> keep_;
   detail::Handle<mm_client, mm_client_free> h_;
 };
 
@@ -597,10 +645,12 @@ struct MeterEvent {
 
 /// What one flush did.
 struct FlushSummary {
-  size_t sealed = 0, sent = 0, calls = 0, acked = 0, dead_lettered = 0, expired = 0, resent_unprocessed = 0,
-         deferred = 0;
+  uint64_t sealed = 0, sent = 0, calls = 0, acked = 0, dead_lettered = 0, expired = 0, resent_unprocessed = 0,
+           deferred = 0;
   /// The retryable error status that stopped the flush early, if any.
   std::optional<Status> interrupted;
+  /// That error's message (empty when not interrupted).
+  std::string interrupted_message;
 };
 
 /// Bucket counts per state.
@@ -633,6 +683,11 @@ struct MeterOptions {
   /// must be thread-safe. An exception it throws is caught and dropped.
   std::function<void(const MeterEvent &)> on_event;
   const ManualClock *clock = nullptr;  ///< none: the system clock
+  /// The fleet store instead of `path`: one PostgreSQL shared by every replica
+  /// ("postgresql://user@host:5432/db"); each customer-hour is billed once across the fleet.
+  /// Never logged or put in an error.
+  std::optional<std::string> database_url;
+  std::optional<std::string> replica_id;  ///< the fleet store's name for this writer (default: host and pid)
 };
 
 namespace detail {
@@ -666,17 +721,23 @@ inline void meter_trampoline(const mm_meter_event *ev, void *user_data) noexcept
   }
 }
 
-inline FlushSummary summary_of(const mm_flush_summary &s) {
+/// Reads (and frees) a summary made by `mm_meter_flush` / `mm_meter_close`.
+inline FlushSummary summary_of(mm_flush_summary *raw) {
+  Handle<mm_flush_summary, mm_flush_summary_free> s(raw);
   FlushSummary f;
-  f.sealed = s.sealed;
-  f.sent = s.sent;
-  f.calls = s.calls;
-  f.acked = s.acked;
-  f.dead_lettered = s.dead_lettered;
-  f.expired = s.expired;
-  f.resent_unprocessed = s.resent_unprocessed;
-  f.deferred = s.deferred;
-  if (s.interrupted != MM_STATUS_OK) f.interrupted = s.interrupted;
+  f.sealed = mm_flush_summary_sealed_count(s.get());
+  f.sent = mm_flush_summary_sent_count(s.get());
+  f.calls = mm_flush_summary_call_count(s.get());
+  f.acked = mm_flush_summary_acked_count(s.get());
+  f.dead_lettered = mm_flush_summary_dead_lettered_count(s.get());
+  f.expired = mm_flush_summary_expired_count(s.get());
+  f.resent_unprocessed = mm_flush_summary_resent_unprocessed_count(s.get());
+  f.deferred = mm_flush_summary_deferred_count(s.get());
+  Status st = mm_flush_summary_interrupted(s.get());
+  if (st != MM_STATUS_OK) {
+    f.interrupted = st;
+    f.interrupted_message = str(mm_flush_summary_interrupted_message(s.get()));
+  }
   return f;
 }
 
@@ -722,6 +783,10 @@ class UsageMeter {
       detail::check(mm_meter_config_set_flush_interval_seconds(cfg.get(), static_cast<uint64_t>(options.flush_interval->count())),
                     "flush_interval");
     if (options.clock) detail::check(mm_meter_config_set_clock(cfg.get(), options.clock->get()), "clock");
+    if (options.database_url)
+      detail::check(mm_meter_config_set_database_url(cfg.get(), options.database_url->c_str()), "database_url");
+    if (options.replica_id)
+      detail::check(mm_meter_config_set_replica_id(cfg.get(), options.replica_id->c_str()), "replica_id");
     if (on_event_)
       detail::check(mm_meter_config_set_event_callback(cfg.get(), detail::meter_trampoline, on_event_.get()), "on_event");
     mm_meter *m = nullptr;
@@ -736,21 +801,28 @@ class UsageMeter {
   void record(const Customer &customer, const std::string &dimension, int64_t quantity,
               std::optional<std::chrono::system_clock::time_point> at = std::nullopt,
               const std::vector<UsageAllocation> &allocations = {}) const {
-    std::vector<std::vector<mm_tag>> tags;
-    std::vector<mm_allocation> allocs;
-    tags.reserve(allocations.size());
-    allocs.reserve(allocations.size());
+    detail::Handle<mm_usage_event, mm_usage_event_free> ev(detail::not_null(mm_usage_event_new()));
+    if (!customer.customer_identifier.empty())
+      detail::check(mm_usage_event_set_customer_identifier(ev.get(), customer.customer_identifier.c_str()),
+                    "customer_identifier");
+    if (!customer.customer_aws_account_id.empty())
+      detail::check(mm_usage_event_set_customer_aws_account_id(ev.get(), customer.customer_aws_account_id.c_str()),
+                    "customer_aws_account_id");
+    if (!customer.license_arn.empty())
+      detail::check(mm_usage_event_set_license_arn(ev.get(), customer.license_arn.c_str()), "license_arn");
+    detail::check(mm_usage_event_set_dimension(ev.get(), dimension.c_str()), "dimension");
+    detail::check(mm_usage_event_set_quantity(ev.get(), quantity), "quantity");
+    if (at) detail::check(mm_usage_event_set_timestamp(ev.get(), detail::secs(*at).count()), "timestamp");
     for (const auto &a : allocations) {
-      tags.emplace_back();
-      for (const auto &t : a.tags) tags.back().push_back(mm_tag{t.key.c_str(), t.value.c_str()});
-      allocs.push_back(mm_allocation{a.allocated_usage_quantity, tags.back().data(), tags.back().size()});
+      std::vector<mm_tag> tags;
+      tags.reserve(a.tags.size());
+      for (const auto &t : a.tags) tags.push_back(mm_tag{t.key.c_str(), t.value.c_str()});
+      detail::check(mm_usage_event_add_allocation(ev.get(), a.allocated_usage_quantity, tags.empty() ? nullptr : tags.data(),
+                                                  tags.size()),
+                    "allocations");
     }
     mm_error *err = nullptr;
-    Status st = mm_meter_record(h_.get(), detail::opt_or_null(customer.customer_identifier),
-                                detail::opt_or_null(customer.customer_aws_account_id),
-                                detail::opt_or_null(customer.license_arn), dimension.c_str(), quantity,
-                                at ? detail::secs(*at).count() : MM_METER_NOW, allocs.empty() ? nullptr : allocs.data(),
-                                allocs.size(), &err);
+    Status st = mm_meter_record(h_.get(), ev.get(), &err);
     detail::check(st, "record", err);
   }
 
@@ -768,7 +840,7 @@ class UsageMeter {
 
   /// Seals what may be sealed and sends every sealed bucket now (blocks). Not from `on_event`.
   FlushSummary flush() const {
-    mm_flush_summary s{};
+    mm_flush_summary *s = nullptr;
     mm_error *err = nullptr;
     Status st = mm_meter_flush(h_.get(), &s, &err);
     detail::check(st, "flush", err);
@@ -777,7 +849,7 @@ class UsageMeter {
 
   /// Stops the background flusher and flushes; later `record()`/`flush()` throw. Not from `on_event`.
   FlushSummary close() const {
-    mm_flush_summary s{};
+    mm_flush_summary *s = nullptr;
     mm_error *err = nullptr;
     Status st = mm_meter_close(h_.get(), &s, &err);
     detail::check(st, "close", err);
@@ -786,17 +858,19 @@ class UsageMeter {
 
   /// Bucket counts per state.
   MeterStatus status() const {
-    mm_meter_counts c{};
+    mm_meter_status *raw = nullptr;
     mm_error *err = nullptr;
-    Status st = mm_meter_status(h_.get(), &c, &err);
+    Status st = mm_meter_get_status(h_.get(), &raw, &err);
     detail::check(st, "status", err);
+    detail::Handle<mm_meter_status, mm_meter_status_free> c(raw);
     MeterStatus s;
-    s.pending = c.pending;
-    s.sealed = c.sealed;
-    s.acked = c.acked;
-    s.dead_lettered = c.dead_lettered;
-    s.expired = c.expired;
-    if (c.has_oldest_unsent_hour) s.oldest_unsent_hour = detail::from_secs(c.oldest_unsent_hour);
+    s.pending = mm_meter_status_pending_count(c.get());
+    s.sealed = mm_meter_status_sealed_count(c.get());
+    s.acked = mm_meter_status_acked_count(c.get());
+    s.dead_lettered = mm_meter_status_dead_lettered_count(c.get());
+    s.expired = mm_meter_status_expired_count(c.get());
+    int64_t hour = 0;
+    if (mm_meter_status_oldest_unsent_hour(c.get(), &hour)) s.oldest_unsent_hour = detail::from_secs(hour);
     return s;
   }
 
@@ -804,7 +878,7 @@ class UsageMeter {
   std::vector<DeadLetter> dead_letters() const {
     mm_dead_letters *l = nullptr;
     mm_error *err = nullptr;
-    Status st = mm_meter_dead_letters(h_.get(), &l, &err);
+    Status st = mm_meter_get_dead_letters(h_.get(), &l, &err);
     detail::check(st, "dead_letters", err);
     detail::Handle<mm_dead_letters, mm_dead_letters_free> list(l);
     std::vector<DeadLetter> v;
@@ -827,15 +901,24 @@ class UsageMeter {
 
   /// Sends the dead letters `filter` selects again, while their hour is inside the service's
   /// window: they go back to sealed and the next flush sends them. Returns how many.
-  size_t requeue(const RequeueFilter &filter = {}) const {
-    size_t n = 0;
+  uint64_t requeue(const RequeueFilter &filter = {}) const {
+    detail::Handle<mm_requeue_filter, mm_requeue_filter_free> f(detail::not_null(mm_requeue_filter_new()));
+    if (filter.reason) detail::check(mm_requeue_filter_set_reason(f.get(), filter.reason->c_str()), "reason");
+    if (filter.customer) {
+      const Customer &c = *filter.customer;
+      if (!c.customer_identifier.empty())
+        detail::check(mm_requeue_filter_set_customer_identifier(f.get(), c.customer_identifier.c_str()),
+                      "customer_identifier");
+      if (!c.customer_aws_account_id.empty())
+        detail::check(mm_requeue_filter_set_customer_aws_account_id(f.get(), c.customer_aws_account_id.c_str()),
+                      "customer_aws_account_id");
+      if (!c.license_arn.empty())
+        detail::check(mm_requeue_filter_set_license_arn(f.get(), c.license_arn.c_str()), "license_arn");
+    }
+    if (filter.hour) detail::check(mm_requeue_filter_set_hour(f.get(), detail::secs(*filter.hour).count()), "hour");
+    uint64_t n = 0;
     mm_error *err = nullptr;
-    const Customer none;
-    const Customer &c = filter.customer ? *filter.customer : none;
-    Status st = mm_meter_requeue(h_.get(), filter.reason ? filter.reason->c_str() : nullptr,
-                                 detail::opt_or_null(c.customer_identifier), detail::opt_or_null(c.customer_aws_account_id),
-                                 detail::opt_or_null(c.license_arn),
-                                 filter.hour ? detail::secs(*filter.hour).count() : MM_METER_ANY_HOUR, &n, &err);
+    Status st = mm_meter_requeue(h_.get(), f.get(), &n, &err);
     detail::check(st, "requeue", err);
     return n;
   }

@@ -59,11 +59,7 @@ fn set(
     config: *mut mm_config,
     f: impl FnOnce(&mut ConfigBuilder) -> Result<(), ErrorData>,
 ) -> mm_status {
-    ffi_boundary!(std::ptr::null_mut(), {
-        // SAFETY: NULL or a live config not used by another thread.
-        let c = unsafe { ffi::req_mut(config, "config") }?;
-        f(c)
-    })
+    ffi::set(config, "config", f)
 }
 
 fn set_string(

@@ -52,6 +52,21 @@ pub unsafe fn req_mut<'a, T: Castable>(
     unsafe { p.cast::<T::Rust>().as_mut() }.ok_or_else(|| ErrorData::null(what))
 }
 
+/// Runs a setter on a mutable handle inside the panic boundary: a NULL handle gives a
+/// `NULL_PARAMETER` status naming `what`; `f`'s error becomes the status.
+pub fn set<T: Castable>(
+    h: *mut T,
+    what: &str,
+    f: impl FnOnce(&mut T::Rust) -> Result<(), ErrorData>,
+) -> crate::error::mm_status {
+    ffi_boundary!(std::ptr::null_mut(), {
+        // SAFETY: NULL or a live handle of this type, not used by another thread (every
+        // setter's documented contract).
+        let v = unsafe { req_mut(h, what) }?;
+        f(v)
+    })
+}
+
 /// Frees a handle made by [`to_handle`]; NULL does nothing.
 ///
 /// # Safety

@@ -175,11 +175,7 @@ pub(crate) unsafe fn tag_args(
 
 /// Runs a setter on a mutable handle.
 fn set<T: Castable>(h: *mut T, f: impl FnOnce(&mut T::Rust) -> Result<(), ErrorData>) -> mm_status {
-    ffi_boundary!(std::ptr::null_mut(), {
-        // SAFETY: NULL or a live handle of this type, not used by another thread.
-        let v = unsafe { ffi::req_mut(h, "input") }?;
-        f(v)
-    })
+    ffi::set(h, "input", f)
 }
 
 /// Runs a string setter on a mutable handle.

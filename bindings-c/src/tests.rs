@@ -515,162 +515,267 @@ fn clock_reads_sets_and_advances() {
     mm_clock_free(null_mut());
 }
 
+/// The error's field and message (freeing it).
+fn err_field_and_message(err: *mut mm_error) -> (String, String) {
+    let (f, m) = (mm_error_field(err), mm_error_message(err));
+    let out = (
+        if f.is_null() { String::new() } else { s(f) },
+        if m.is_null() { String::new() } else { s(m) },
+    );
+    mm_error_free(err);
+    out
+}
+
+/// A usage event for `cust-1` (or the account customer given), `dim`, `q`, now.
+fn event(dim: *const c_char, q: i64) -> *mut mm_usage_event {
+    let e = mm_usage_event_new();
+    assert_eq!(
+        mm_usage_event_set_customer_identifier(e, c"cust-1".as_ptr()),
+        mm_status::Ok
+    );
+    if !dim.is_null() {
+        assert_eq!(mm_usage_event_set_dimension(e, dim), mm_status::Ok);
+    }
+    assert_eq!(mm_usage_event_set_quantity(e, q), mm_status::Ok);
+    e
+}
+
+/// Records `e` (freeing it); the status and, on failure, the error's field.
+fn record(meter: *const mm_meter, e: *mut mm_usage_event) -> (mm_status, String) {
+    let mut err = null_mut();
+    let st = mm_meter_record(meter, e, &mut err);
+    mm_usage_event_free(e);
+    let field = if st == mm_status::Ok {
+        String::new()
+    } else {
+        err_field(err)
+    };
+    (st, field)
+}
+
+/// A pending and an oldest-unsent-hour read through `mm_meter_get_status`.
+fn pending(meter: *const mm_meter) -> (u64, Option<i64>) {
+    let mut st = null_mut();
+    assert_eq!(
+        mm_meter_get_status(meter, &mut st, null_mut()),
+        mm_status::Ok
+    );
+    let mut hour = 0;
+    let has = mm_meter_status_oldest_unsent_hour(st, &mut hour);
+    let out = (mm_meter_status_pending_count(st), has.then_some(hour));
+    mm_meter_status_free(st);
+    out
+}
+
+#[test]
+fn usage_event_setters_refuse_null_and_bad_utf8_naming_the_argument() {
+    let e = mm_usage_event_new();
+    let null_named = |st: mm_status, name: &str| {
+        assert_eq!(st, mm_status::NullParameter, "{name}");
+    };
+    null_named(
+        mm_usage_event_set_customer_identifier(null_mut(), c"c".as_ptr()),
+        "event",
+    );
+    null_named(mm_usage_event_set_customer_identifier(e, null()), "id");
+    null_named(
+        mm_usage_event_set_customer_aws_account_id(e, null()),
+        "acct",
+    );
+    null_named(
+        mm_usage_event_set_customer_aws_account_id(null_mut(), c"1".as_ptr()),
+        "acct",
+    );
+    null_named(mm_usage_event_set_license_arn(e, null()), "lic");
+    null_named(
+        mm_usage_event_set_license_arn(null_mut(), c"a".as_ptr()),
+        "lic",
+    );
+    null_named(mm_usage_event_set_dimension(e, null()), "dim");
+    null_named(
+        mm_usage_event_set_dimension(null_mut(), c"d".as_ptr()),
+        "dim",
+    );
+    null_named(mm_usage_event_set_quantity(null_mut(), 1), "q");
+    null_named(mm_usage_event_set_timestamp(null_mut(), 1), "ts");
+    null_named(mm_usage_event_clear_timestamp(null_mut()), "clear ts");
+    null_named(
+        mm_usage_event_add_allocation(null_mut(), 1, null(), 0),
+        "alloc",
+    );
+    null_named(mm_usage_event_add_allocation(e, 1, null(), 2), "tags");
+    null_named(mm_usage_event_clear_allocations(null_mut()), "clear allocs");
+    assert_eq!(
+        mm_usage_event_set_dimension(e, bad()),
+        mm_status::InvalidInput
+    );
+    assert_eq!(
+        mm_usage_event_set_license_arn(e, bad()),
+        mm_status::InvalidInput
+    );
+    // A tag count no allocation can hold is refused before anything is read.
+    assert_eq!(
+        mm_usage_event_add_allocation(e, 1, c"x".as_ptr().cast(), usize::MAX),
+        mm_status::InvalidInput
+    );
+    // More allocations than the service takes: refused at the one too many, naming them.
+    let cap = marketplace_metering::validate::MAX_USAGE_ALLOCATIONS;
+    for _ in 0..cap {
+        assert_eq!(
+            mm_usage_event_add_allocation(e, 1, null(), 0),
+            mm_status::Ok
+        );
+    }
+    assert_eq!(
+        mm_usage_event_add_allocation(e, 1, null(), 0),
+        mm_status::InvalidInput
+    );
+    assert_eq!(mm_usage_event_clear_allocations(e), mm_status::Ok);
+    assert_eq!(
+        mm_usage_event_add_allocation(e, 1, null(), 0),
+        mm_status::Ok
+    );
+    mm_usage_event_free(e);
+    mm_usage_event_free(null_mut());
+}
+
 #[test]
 fn record_names_the_bad_field_and_records_nothing() {
     let clock = mm_clock_new(100 * 3600 + 10);
     let (client, meter) = memory_meter(clock, None);
-    let rec = |ci: *const c_char,
-               acct: *const c_char,
-               lic: *const c_char,
-               dim: *const c_char,
-               q: i64,
-               allocs: &[mm_allocation]| {
-        let mut err = null_mut();
-        let st = mm_meter_record(
-            meter,
-            ci,
-            acct,
-            lic,
-            dim,
-            q,
-            MM_METER_NOW,
-            if allocs.is_empty() {
-                null()
-            } else {
-                allocs.as_ptr()
-            },
-            allocs.len(),
-            &mut err,
-        );
-        (
-            st,
-            if st == mm_status::Ok {
-                String::new()
-            } else {
-                err_field(err)
-            },
-        )
-    };
-    let (c, u) = (c"cust-1".as_ptr(), c"users".as_ptr());
+    let u = c"users".as_ptr();
     let acct = c"111122223333".as_ptr();
     let lic = c"arn:aws:license-manager::111122223333:license:l-1".as_ptr();
     assert_eq!(
-        rec(c, null(), null(), u, -1, &[]),
+        record(meter, event(u, -1)),
+        (mm_status::InvalidInput, "quantity".into())
+    );
+    // No dimension, no quantity, no customer: each refused naming what is missing.
+    assert_eq!(
+        record(meter, event(null(), 1)),
+        (mm_status::InvalidInput, "dimension".into())
+    );
+    let e = mm_usage_event_new();
+    assert_eq!(mm_usage_event_set_dimension(e, u), mm_status::Ok);
+    assert_eq!(mm_usage_event_set_quantity(e, 1), mm_status::Ok);
+    assert_eq!(
+        record(meter, e),
+        (mm_status::InvalidInput, "customer_identifier".into())
+    );
+    let e = mm_usage_event_new();
+    assert_eq!(
+        mm_usage_event_set_customer_identifier(e, acct),
+        mm_status::Ok
+    );
+    assert_eq!(mm_usage_event_set_dimension(e, u), mm_status::Ok);
+    assert_eq!(
+        record(meter, e),
         (mm_status::InvalidInput, "quantity".into())
     );
     assert_eq!(
-        rec(null(), null(), null(), u, 1, &[]),
-        (mm_status::InvalidInput, "customer_identifier".into())
-    );
-    assert_eq!(
-        rec(c, acct, null(), u, 1, &[]),
-        (mm_status::InvalidInput, "customer_identifier".into())
-    );
-    assert_eq!(
-        rec(null(), acct, null(), u, 1, &[]),
-        (mm_status::InvalidInput, "license_arn".into())
-    );
-    assert_eq!(
-        rec(null(), null(), lic, u, 1, &[]),
-        (mm_status::InvalidInput, "customer_aws_account_id".into())
-    );
-    assert_eq!(
-        rec(bad(), null(), null(), u, 1, &[]).0,
-        mm_status::InvalidInput
-    );
-    assert_eq!(
-        rec(c, null(), null(), null(), 1, &[]).0,
-        mm_status::NullParameter
-    );
-    assert_eq!(
-        rec(c, null(), null(), c"".as_ptr(), 1, &[]),
+        record(meter, event(c"".as_ptr(), 1)),
         (mm_status::InvalidInput, "dimension".into())
     );
+    // NULL meter or event: NULL_PARAMETER, the message naming the argument.
+    let e = event(u, 1);
+    let mut err = null_mut();
+    assert_eq!(
+        mm_meter_record(null(), e, &mut err),
+        mm_status::NullParameter
+    );
+    assert!(err_field_and_message(err).1.contains("meter"));
+    let mut err = null_mut();
+    assert_eq!(
+        mm_meter_record(meter, null(), &mut err),
+        mm_status::NullParameter
+    );
+    assert!(err_field_and_message(err).1.contains("event"));
+    mm_usage_event_free(e);
     let tags = [mm_tag {
         key: c"team".as_ptr(),
         value: c"red".as_ptr(),
     }];
-    let alloc = |q: i64| mm_allocation {
-        quantity: q,
-        tags: tags.as_ptr(),
-        n_tags: 1,
+    let with_allocs = |qs: &[i64]| {
+        let e = event(u, 3);
+        for &q in qs {
+            assert_eq!(
+                mm_usage_event_add_allocation(e, q, tags.as_ptr(), 1),
+                mm_status::Ok
+            );
+        }
+        e
     };
     assert_eq!(
-        rec(c, null(), null(), u, 3, &[alloc(-2)]),
+        record(meter, with_allocs(&[-2])),
         (
             mm_status::InvalidInput,
             "allocations[0].AllocatedUsageQuantity".into()
         )
     );
-    let (st, field) = rec(c, null(), null(), u, 3, &[alloc(2)]);
+    let (st, field) = record(meter, with_allocs(&[2]));
     assert_eq!(st, mm_status::InvalidInput);
     assert!(field.contains("UsageAllocations"), "{field}");
-    assert_eq!(
-        mm_meter_record(
-            meter,
-            c,
-            null(),
-            null(),
-            u,
-            3,
-            MM_METER_NOW,
-            null(),
-            1,
-            null_mut()
-        ),
-        mm_status::NullParameter
-    );
     // Nothing was recorded by the failures.
-    let mut counts = mm_meter_counts {
-        pending: 9,
-        sealed: 9,
-        acked: 9,
-        dead_lettered: 9,
-        expired: 9,
-        has_oldest_unsent_hour: true,
-        oldest_unsent_hour: 9,
-    };
-    assert_eq!(
-        mm_meter_status(meter, &mut counts, null_mut()),
-        mm_status::Ok
-    );
-    assert_eq!(counts.pending, 0);
-    assert!(!counts.has_oldest_unsent_hour);
+    assert_eq!(pending(meter), (0, None));
 
-    // Good ones: an identifier, an account with allocations.
+    // Both customer kinds: refused rather than one of them dropped.
+    let e = event(u, 2);
     assert_eq!(
-        rec(c, null(), null(), u, 3, &[alloc(1), alloc(2)]).0,
+        mm_usage_event_set_customer_aws_account_id(e, acct),
         mm_status::Ok
     );
-    assert_eq!(rec(null(), acct, lic, u, 2, &[]).0, mm_status::Ok);
+    assert_eq!(mm_usage_event_set_license_arn(e, lic), mm_status::Ok);
     assert_eq!(
-        mm_meter_status(meter, &mut counts, null_mut()),
+        record(meter, e),
+        (mm_status::InvalidInput, "customer_identifier".into())
+    );
+
+    // Good ones: an identifier with allocations, an account, one event recorded twice and,
+    // with its timestamp cleared, at now.
+    assert_eq!(record(meter, with_allocs(&[1, 2])).0, mm_status::Ok);
+    let e = mm_usage_event_new();
+    assert_eq!(mm_usage_event_set_dimension(e, u), mm_status::Ok);
+    assert_eq!(mm_usage_event_set_quantity(e, 2), mm_status::Ok);
+    assert_eq!(
+        mm_usage_event_set_customer_aws_account_id(e, acct),
         mm_status::Ok
     );
-    assert_eq!(counts.pending, 2);
-    assert_eq!(counts.oldest_unsent_hour, 100 * 3600);
+    assert_eq!(mm_usage_event_set_license_arn(e, lic), mm_status::Ok);
+    assert_eq!(mm_meter_record(meter, e, null_mut()), mm_status::Ok);
+    assert_eq!(mm_meter_record(meter, e, null_mut()), mm_status::Ok);
+    assert_eq!(mm_usage_event_set_timestamp(e, 99 * 3600), mm_status::Ok);
+    assert_eq!(mm_usage_event_clear_timestamp(e), mm_status::Ok);
+    assert_eq!(record(meter, e).0, mm_status::Ok);
+    assert_eq!(pending(meter), (2, Some(100 * 3600)));
+    let mut st = null_mut();
     assert_eq!(
-        mm_meter_status(meter, null_mut(), null_mut()),
+        mm_meter_get_status(meter, null_mut(), null_mut()),
         mm_status::NullParameter
     );
     assert_eq!(
-        mm_meter_status(null(), &mut counts, null_mut()),
+        mm_meter_get_status(null(), &mut st, null_mut()),
         mm_status::NullParameter
     );
+    assert!(st.is_null());
+    assert_eq!(mm_meter_status_pending_count(null()), 0);
+    assert_eq!(mm_meter_status_sealed_count(null()), 0);
+    assert!(!mm_meter_status_oldest_unsent_hour(null(), null_mut()));
+    mm_meter_status_free(null_mut());
     let mut list = null_mut();
     assert_eq!(
-        mm_meter_dead_letters(meter, &mut list, null_mut()),
+        mm_meter_get_dead_letters(meter, &mut list, null_mut()),
         mm_status::Ok
     );
     assert_eq!(mm_dead_letters_count(list), 0);
     assert!(mm_dead_letters_dimension(list, 0).is_null());
     mm_dead_letters_free(list);
     assert_eq!(
-        mm_meter_dead_letters(meter, null_mut(), null_mut()),
+        mm_meter_get_dead_letters(meter, null_mut(), null_mut()),
         mm_status::NullParameter
     );
 
     // register_customer: NULL dimension list with a count, a NULL dimension.
+    let c = c"cust-1".as_ptr();
     let dims = [c"users".as_ptr(), null()];
     assert_eq!(
         mm_meter_register_customer(meter, c, null(), null(), null(), 1, null_mut()),
@@ -685,37 +790,48 @@ fn record_names_the_bad_field_and_records_nothing() {
         mm_status::Ok
     );
 
+    // The summary is required: without it nothing is flushed or closed.
+    assert_eq!(
+        mm_meter_close(meter, null_mut(), null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(record(meter, event(u, 1)).0, mm_status::Ok, "still open");
     // Closed: record fails with InvalidState (close on an offline client sends nothing: no
     // hour is sealed yet).
-    let mut sum = mm_flush_summary {
-        sealed: 9,
-        sent: 9,
-        calls: 9,
-        acked: 9,
-        dead_lettered: 9,
-        expired: 9,
-        resent_unprocessed: 9,
-        deferred: 9,
-        interrupted: mm_status::Panic,
-    };
+    let mut sum = null_mut();
     assert_eq!(mm_meter_close(meter, &mut sum, null_mut()), mm_status::Ok);
     assert_eq!(
-        (sum.sent, sum.calls, sum.interrupted),
+        (
+            mm_flush_summary_sent_count(sum),
+            mm_flush_summary_call_count(sum),
+            mm_flush_summary_interrupted(sum)
+        ),
         (0, 0, mm_status::Ok)
     );
-    assert_eq!(rec(c, null(), null(), u, 1, &[]).0, mm_status::InvalidState);
+    assert!(mm_flush_summary_interrupted_message(sum).is_null());
+    mm_flush_summary_free(sum);
+    assert_eq!(record(meter, event(u, 1)).0, mm_status::InvalidState);
+    let mut sum = null_mut();
     assert_eq!(
-        mm_meter_flush(meter, null_mut(), null_mut()),
+        mm_meter_flush(meter, &mut sum, null_mut()),
         mm_status::InvalidState
     );
+    assert!(sum.is_null(), "no output on failure");
     assert_eq!(
-        mm_meter_flush(null(), null_mut(), null_mut()),
+        mm_meter_flush(null(), &mut sum, null_mut()),
         mm_status::NullParameter
     );
     assert_eq!(
-        mm_meter_close(null(), null_mut(), null_mut()),
+        mm_meter_close(null(), &mut sum, null_mut()),
         mm_status::NullParameter
     );
+    assert_eq!(mm_flush_summary_sealed_count(null()), 0);
+    assert_eq!(
+        mm_flush_summary_interrupted(null()),
+        mm_status::NullParameter
+    );
+    assert!(mm_flush_summary_interrupted_message(null()).is_null());
+    mm_flush_summary_free(null_mut());
     mm_meter_free(meter);
     mm_meter_free(null_mut());
     mm_client_free(client);
@@ -728,39 +844,14 @@ fn a_late_event_reaches_the_callback_with_its_fields() {
     let h = 100 * 3600;
     let clock = mm_clock_new(h + 10);
     let (client, meter) = memory_meter(clock, Some(&seen));
-    assert_eq!(
-        mm_meter_record(
-            meter,
-            c"cust-1".as_ptr(),
-            null(),
-            null(),
-            c"users".as_ptr(),
-            4,
-            h + 5,
-            null(),
-            0,
-            null_mut()
-        ),
-        mm_status::Ok
-    );
+    let e = event(c"users".as_ptr(), 4);
+    assert_eq!(mm_usage_event_set_timestamp(e, h + 5), mm_status::Ok);
+    assert_eq!(mm_meter_record(meter, e, null_mut()), mm_status::Ok);
     assert!(seen.lock().unwrap().is_empty());
     // Two hours later the first hour is sealed: an event for it is late.
     assert_eq!(mm_clock_advance(clock, 2 * 3600), mm_status::Ok);
-    assert_eq!(
-        mm_meter_record(
-            meter,
-            c"cust-1".as_ptr(),
-            null(),
-            null(),
-            c"users".as_ptr(),
-            2,
-            h + 5,
-            null(),
-            0,
-            null_mut()
-        ),
-        mm_status::Ok
-    );
+    assert_eq!(mm_usage_event_set_quantity(e, 2), mm_status::Ok);
+    assert_eq!(record(meter, e).0, mm_status::Ok);
     {
         let got = seen.lock().unwrap();
         assert_eq!(got.len(), 1);
@@ -772,6 +863,73 @@ fn a_late_event_reaches_the_callback_with_its_fields() {
         );
         assert_eq!((e.4, e.5, e.6), (h, 2, h + 2 * 3600));
     }
+    mm_meter_free(meter);
+    mm_client_free(client);
+    mm_clock_free(clock);
+}
+
+#[test]
+fn requeue_filter_refuses_null_and_bad_combinations_naming_the_field() {
+    let clock = mm_clock_new(100 * 3600 + 10);
+    let (client, meter) = memory_meter(clock, None);
+    let f = mm_requeue_filter_new();
+    let mut n = 7u64;
+    assert_eq!(
+        mm_meter_requeue(meter, null(), &mut n, null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_meter_requeue(null(), f, &mut n, null_mut()),
+        mm_status::NullParameter
+    );
+    assert_eq!(n, 7, "no output on failure");
+    assert_eq!(
+        mm_requeue_filter_set_reason(null_mut(), c"x".as_ptr()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_reason(f, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_reason(f, bad()),
+        mm_status::InvalidInput
+    );
+    assert_eq!(
+        mm_requeue_filter_set_customer_identifier(f, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_customer_aws_account_id(f, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_license_arn(f, null()),
+        mm_status::NullParameter
+    );
+    assert_eq!(
+        mm_requeue_filter_set_hour(null_mut(), 1),
+        mm_status::NullParameter
+    );
+    // An empty filter matches everything (nothing is dead-lettered here).
+    assert_eq!(
+        mm_meter_requeue(meter, f, &mut n, null_mut()),
+        mm_status::Ok
+    );
+    assert_eq!(n, 0);
+    // An account without its license: refused naming license_arn.
+    assert_eq!(
+        mm_requeue_filter_set_customer_aws_account_id(f, c"111122223333".as_ptr()),
+        mm_status::Ok
+    );
+    let mut err = null_mut();
+    assert_eq!(
+        mm_meter_requeue(meter, f, null_mut(), &mut err),
+        mm_status::InvalidInput
+    );
+    assert_eq!(err_field(err), "license_arn");
+    mm_requeue_filter_free(f);
+    mm_requeue_filter_free(null_mut());
     mm_meter_free(meter);
     mm_client_free(client);
     mm_clock_free(clock);

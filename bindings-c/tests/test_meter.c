@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0
  * The usage meter (mm_meter_*) against the emulator process: exactly what was recorded is billed
  * once, dead letters reach the callback, a file store survives reopening, bad input names the
- * field, callbacks arrive from other threads, throttling interrupts a flush without losing anything. */
+ * field, callbacks arrive from other threads, throttling interrupts a flush without losing anything,
+ * two replicas on the fleet store (a private PostgreSQL) bill a customer-hour once. */
 #define _GNU_SOURCE
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,16 +158,105 @@ static mm_meter *new_meter(const mm_client *client, const char *path, uint32_t d
   return meter;
 }
 
-static int record(const mm_meter *m, const char *customer, const char *dim, int64_t q, int64_t ts) {
+/* An event of `q` `dim` for `customer` (NULL: none; `dim` NULL: unset), at now unless
+ * `ts` is given with `has_ts`. Exits the test on allocation failure. */
+static mm_usage_event *usage_event(const char *customer, const char *dim, int64_t q) {
+  mm_usage_event *ev = mm_usage_event_new();
+  if (!ev) abort();
   mm_error *err = NULL;
-  mm_status st = mm_meter_record(m, customer, NULL, NULL, dim, q, ts, NULL, 0, &err);
+  if (customer) CHECK_OK(mm_usage_event_set_customer_identifier(ev, customer), err);
+  if (dim) CHECK_OK(mm_usage_event_set_dimension(ev, dim), err);
+  CHECK_OK(mm_usage_event_set_quantity(ev, q), err);
+  return ev;
+}
+
+static int record_event(const mm_meter *m, mm_usage_event *ev, const char *customer, const char *dim,
+                        int64_t q) {
+  mm_error *err = NULL;
+  mm_status st = mm_meter_record(m, ev, &err);
   if (st != MM_STATUS_OK) {
     fprintf(stderr, "record %s %s %lld: %s: %s\n", customer, dim, (long long)q, mm_status_str(st),
             mm_error_message(err));
     mm_test_failures++;
   }
   mm_error_free(err);
+  mm_usage_event_free(ev);
   return st == MM_STATUS_OK;
+}
+
+/* Records `q` of `dim` for `customer` now (by the meter's clock). */
+static int record(const mm_meter *m, const char *customer, const char *dim, int64_t q) {
+  return record_event(m, usage_event(customer, dim, q), customer, dim, q);
+}
+
+/* Records `q` of `dim` for `customer` at `ts` (epoch seconds). */
+static int record_at(const mm_meter *m, const char *customer, const char *dim, int64_t q, int64_t ts) {
+  mm_usage_event *ev = usage_event(customer, dim, q);
+  mm_error *err = NULL;
+  CHECK_OK(mm_usage_event_set_timestamp(ev, ts), err);
+  return record_event(m, ev, customer, dim, q);
+}
+
+/* An mm_flush_summary read into a struct, so checks read like the numbers they compare. */
+typedef struct flush_result {
+  uint64_t sealed, sent, calls, acked, dead_lettered, expired, resent_unprocessed, deferred;
+  mm_status interrupted;
+} flush_result;
+
+static void read_summary(mm_flush_summary *s, flush_result *r) {
+  r->sealed = mm_flush_summary_sealed_count(s);
+  r->sent = mm_flush_summary_sent_count(s);
+  r->calls = mm_flush_summary_call_count(s);
+  r->acked = mm_flush_summary_acked_count(s);
+  r->dead_lettered = mm_flush_summary_dead_lettered_count(s);
+  r->expired = mm_flush_summary_expired_count(s);
+  r->resent_unprocessed = mm_flush_summary_resent_unprocessed_count(s);
+  r->deferred = mm_flush_summary_deferred_count(s);
+  r->interrupted = mm_flush_summary_interrupted(s);
+  /* A message exactly when interrupted. */
+  CHECK((r->interrupted == MM_STATUS_OK) == (mm_flush_summary_interrupted_message(s) == NULL));
+  mm_flush_summary_free(s);
+}
+
+/* mm_meter_flush, the summary read into `r` (NULL: discarded after reading). */
+static mm_status flush(const mm_meter *m, flush_result *r, mm_error **err) {
+  mm_flush_summary *s = NULL;
+  flush_result ignored;
+  mm_status st = mm_meter_flush(m, &s, err);
+  CHECK((st == MM_STATUS_OK) == (s != NULL));
+  if (st == MM_STATUS_OK) read_summary(s, r ? r : &ignored);
+  return st;
+}
+
+/* mm_meter_close, the summary discarded. */
+static mm_status close_meter(const mm_meter *m, mm_error **err) {
+  mm_flush_summary *s = NULL;
+  flush_result ignored;
+  mm_status st = mm_meter_close(m, &s, err);
+  if (st == MM_STATUS_OK) read_summary(s, &ignored);
+  return st;
+}
+
+/* An mm_meter_status read into a struct. */
+typedef struct status_result {
+  uint64_t pending, sealed, acked, dead_lettered, expired;
+  bool has_oldest_unsent_hour;
+  int64_t oldest_unsent_hour;
+} status_result;
+
+static mm_status get_status(const mm_meter *m, status_result *r, mm_error **err) {
+  mm_meter_status *s = NULL;
+  mm_status st = mm_meter_get_status(m, &s, err);
+  if (st != MM_STATUS_OK) return st;
+  r->pending = mm_meter_status_pending_count(s);
+  r->sealed = mm_meter_status_sealed_count(s);
+  r->acked = mm_meter_status_acked_count(s);
+  r->dead_lettered = mm_meter_status_dead_lettered_count(s);
+  r->expired = mm_meter_status_expired_count(s);
+  r->oldest_unsent_hour = 0;
+  r->has_oldest_unsent_hour = mm_meter_status_oldest_unsent_hour(s, &r->oldest_unsent_hour);
+  mm_meter_status_free(s);
+  return st;
 }
 
 /* ---- 1. record + flush bills exactly what was recorded, once ----------------------------- */
@@ -185,25 +277,28 @@ static void test_bills_exactly_what_was_recorded(const mm_test_emulator *e, cons
       for (int k = 0; k < 3; k++) {
         int64_t q = c + d + k + 1;
         /* Timestamps inside the hour, and once "now" (by the meter's clock). */
-        record(m, cust, dims[d], q, k == 2 ? MM_METER_NOW : hour + 60 * k);
+        if (k == 2)
+          record(m, cust, dims[d], q);
+        else
+          record_at(m, cust, dims[d], q, hour + 60 * k);
         expect[c][d] += q;
       }
     }
   }
   mm_error *err = NULL;
-  mm_flush_summary sum;
+  flush_result sum;
   memset(&sum, 0xff, sizeof sum);
   /* The hour is still open: nothing is sent. */
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.sent == 0 && sum.calls == 0 && sum.sealed == 0 && sum.interrupted == MM_STATUS_OK);
-  mm_meter_counts counts;
-  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  status_result counts;
+  CHECK_OK(get_status(m, &counts, &err), err);
   CHECK(counts.pending == 60 && counts.sealed == 0 && counts.acked == 0);
   CHECK(counts.has_oldest_unsent_hour && counts.oldest_unsent_hour == hour);
 
   /* The hour ends, grace passes: sealed and sent in ceil(60/25) = 3 calls. */
   CHECK_OK(mm_clock_set(clock, hour + H + 61), err);
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.sealed == 60);
   CHECK(sum.sent == 60);
   CHECK(sum.calls == 3);
@@ -212,11 +307,11 @@ static void test_bills_exactly_what_was_recorded(const mm_test_emulator *e, cons
   CHECK(sum.interrupted == MM_STATUS_OK);
   CHECK(ev.acked == 60 && ev.dead == 0 && ev.late == 0);
   CHECK(ev.acked_id[0] != '\0');
-  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  CHECK_OK(get_status(m, &counts, &err), err);
   CHECK(counts.acked == 60 && counts.pending == 0 && counts.sealed == 0 && !counts.has_oldest_unsent_hour);
 
   /* A second flush sends nothing more. */
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.sent == 0 && sum.calls == 0);
 
   CHECK(ledger_fetch(e) == 0);
@@ -236,8 +331,10 @@ static void test_bills_exactly_what_was_recorded(const mm_test_emulator *e, cons
   CHECK(ledger_entries_in_hour(hour) == 60);
 
   /* close: later records fail with InvalidState. */
-  CHECK_OK(mm_meter_close(m, NULL, &err), err);
-  CHECK(mm_meter_record(m, "cust-1", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, &err) == MM_STATUS_INVALID_STATE);
+  CHECK_OK(close_meter(m, &err), err);
+  mm_usage_event *late = usage_event("cust-1", "users", 1);
+  CHECK(mm_meter_record(m, late, &err) == MM_STATUS_INVALID_STATE);
+  mm_usage_event_free(late);
   CHECK(mm_error_code(err) == MM_STATUS_INVALID_STATE);
   mm_error_free(err);
   mm_meter_free(m);
@@ -253,19 +350,19 @@ static void test_dead_letter(const mm_test_emulator *e, const mm_client *client)
   events ev;
   events_init(&ev);
   mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_MEMORY, clock, &ev, 0);
-  record(m, "cust-unsubscribed", "users", 5, MM_METER_NOW);
-  record(m, "cust-2", "users", 7, MM_METER_NOW);
+  record(m, "cust-unsubscribed", "users", 5);
+  record(m, "cust-2", "users", 7);
   mm_error *err = NULL;
-  mm_flush_summary sum;
+  flush_result sum;
   CHECK_OK(mm_clock_advance(clock, H + 60), err);
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.acked == 1 && sum.dead_lettered == 1);
   CHECK(ev.dead == 1 && ev.acked == 1);
   CHECK(streq(ev.dead_customer, "cust-unsubscribed"));
   CHECK(streq(ev.dead_status, "CustomerNotSubscribed"));
 
   mm_dead_letters *dl = NULL;
-  CHECK_OK(mm_meter_dead_letters(m, &dl, &err), err);
+  CHECK_OK(mm_meter_get_dead_letters(m, &dl, &err), err);
   CHECK(mm_dead_letters_count(dl) == 1);
   CHECK(streq(mm_dead_letters_customer_identifier(dl, 0), "cust-unsubscribed"));
   CHECK(mm_dead_letters_customer_aws_account_id(dl, 0) == NULL);
@@ -279,8 +376,8 @@ static void test_dead_letter(const mm_test_emulator *e, const mm_client *client)
   CHECK(mm_dead_letters_dimension(dl, 1) == NULL && mm_dead_letters_quantity(dl, 1) == 0);
   mm_dead_letters_free(dl);
 
-  mm_meter_counts counts;
-  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  status_result counts;
+  CHECK_OK(get_status(m, &counts, &err), err);
   CHECK(counts.dead_lettered == 1 && counts.acked == 1);
   CHECK(ledger_fetch(e) == 0);
   int n = 0;
@@ -312,8 +409,8 @@ static void test_file_store_survives_reopening(const mm_test_emulator *e, const 
 
   /* First life: record durably, then free without flushing (as a crash would lose the process). */
   mm_meter *m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
-  record(m, "cust-7", "requests", 11, MM_METER_NOW);
-  record(m, "cust-7", "requests", 4, hour + 200);
+  record(m, "cust-7", "requests", 11);
+  record_at(m, "cust-7", "requests", 4, hour + 200);
   mm_meter_free(m);
 
   /* Second life on the same file, after the hour ended. */
@@ -321,20 +418,20 @@ static void test_file_store_survives_reopening(const mm_test_emulator *e, const 
   events ev;
   events_init(&ev);
   m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, clock, &ev, 0);
-  mm_meter_counts counts;
-  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  status_result counts;
+  CHECK_OK(get_status(m, &counts, &err), err);
   CHECK(counts.pending + counts.sealed == 1);
-  mm_flush_summary sum;
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  flush_result sum;
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.acked == 1);
   CHECK(ev.acked == 1);
   mm_meter_free(m);
 
   /* Third life: already acked, nothing is sent again. */
   m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
-  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  CHECK_OK(get_status(m, &counts, &err), err);
   CHECK(counts.acked == 1 && counts.pending == 0 && counts.sealed == 0);
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.sent == 0);
   mm_meter_free(m);
 
@@ -361,53 +458,100 @@ static void test_bad_input(const mm_client *client) {
   mm_clock *clock = mm_clock_new(base_hour() + 10);
   mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
   mm_error *err = NULL;
-  mm_status st = mm_meter_record(m, "cust-1", NULL, NULL, "users", -5, MM_METER_NOW, NULL, 0, &err);
+  mm_usage_event *ev = usage_event("cust-1", "users", -5);
+  mm_status st = mm_meter_record(m, ev, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "quantity", __LINE__);
   err = NULL;
-  st = mm_meter_record(m, "cust-1", NULL, NULL, "users", 3000000000LL, MM_METER_NOW, NULL, 0, &err);
+  CHECK_OK(mm_usage_event_set_quantity(ev, 3000000000LL), err);
+  st = mm_meter_record(m, ev, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "quantity", __LINE__);
   err = NULL;
-  st = mm_meter_record(m, NULL, NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, &err);
+  mm_usage_event_free(ev);
+  /* Each required part missing is refused naming it. */
+  ev = usage_event(NULL, "users", 1);
+  st = mm_meter_record(m, ev, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "customer_identifier", __LINE__);
   err = NULL;
-  st = mm_meter_record(m, NULL, "111122223333", NULL, "users", 1, MM_METER_NOW, NULL, 0, &err);
-  expect_field(st, err, MM_STATUS_INVALID_INPUT, "license_arn", __LINE__);
-  err = NULL;
-  st = mm_meter_record(m, "cust-1", NULL, NULL, "", 1, MM_METER_NOW, NULL, 0, &err);
+  mm_usage_event_free(ev);
+  ev = usage_event("cust-1", NULL, 1);
+  st = mm_meter_record(m, ev, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "dimension", __LINE__);
   err = NULL;
+  mm_usage_event_free(ev);
+  ev = mm_usage_event_new();
+  CHECK_OK(mm_usage_event_set_customer_identifier(ev, "cust-1"), err);
+  CHECK_OK(mm_usage_event_set_dimension(ev, "users"), err);
+  st = mm_meter_record(m, ev, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "quantity", __LINE__);
+  err = NULL;
+  mm_usage_event_free(ev);
+  ev = usage_event("cust-1", "", 1);
+  st = mm_meter_record(m, ev, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "dimension", __LINE__);
+  err = NULL;
+  mm_usage_event_free(ev);
+  /* An account customer needs both parts: each alone is refused naming the missing one. */
+  ev = usage_event(NULL, "users", 1);
+  CHECK_OK(mm_usage_event_set_customer_aws_account_id(ev, "111122223333"), err);
+  st = mm_meter_record(m, ev, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "license_arn", __LINE__);
+  err = NULL;
+  mm_usage_event_free(ev);
+  ev = usage_event(NULL, "users", 1);
+  CHECK_OK(mm_usage_event_set_license_arn(ev, "arn:x"), err);
+  st = mm_meter_record(m, ev, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "customer_aws_account_id", __LINE__);
+  err = NULL;
+  mm_usage_event_free(ev);
   mm_tag tags[1] = {{"team", "red"}};
-  mm_allocation allocs[2] = {{1, tags, 1}, {-1, tags, 1}};
-  st = mm_meter_record(m, "cust-1", NULL, NULL, "users", 1, MM_METER_NOW, allocs, 2, &err);
+  ev = usage_event("cust-1", "users", 1);
+  CHECK_OK(mm_usage_event_add_allocation(ev, 1, tags, 1), err);
+  CHECK_OK(mm_usage_event_add_allocation(ev, -1, tags, 1), err);
+  st = mm_meter_record(m, ev, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "allocations[1].AllocatedUsageQuantity", __LINE__);
   err = NULL;
-  /* Counts above the model's maximum are refused before any memory is read or reserved
+  /* A tag count above the model's maximum is refused before any memory is read or reserved
    * (a huge count used to reach the allocator and abort the process). */
-  st = mm_meter_record(m, "cust-1", NULL, NULL, "users", 1, MM_METER_NOW, allocs, (size_t)1 << 40, &err);
-  expect_field(st, err, MM_STATUS_INVALID_INPUT, "n_allocations", __LINE__);
-  err = NULL;
-  mm_allocation many_tags[1] = {{1, tags, (size_t)1 << 40}};
-  st = mm_meter_record(m, "cust-1", NULL, NULL, "users", 1, MM_METER_NOW, many_tags, 1, &err);
-  expect_field(st, err, MM_STATUS_INVALID_INPUT, "n_tags", __LINE__);
-  err = NULL;
+  CHECK(mm_usage_event_add_allocation(ev, 1, tags, (size_t)1 << 40) == MM_STATUS_INVALID_INPUT);
+  mm_usage_event_free(ev);
   const char *one_dim[1] = {"users"};
   st = mm_meter_register_customer(m, "cust-1", NULL, NULL, one_dim, (size_t)1 << 40, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "n_dimensions", __LINE__);
   err = NULL;
-  st = mm_meter_record(m, "cust-1", NULL, NULL, "\xff\xfe", 1, MM_METER_NOW, NULL, 0, &err);
-  expect_field(st, err, MM_STATUS_INVALID_INPUT, "dimension", __LINE__);
-  err = NULL;
-  st = mm_meter_record(m, "cust-1", NULL, NULL, NULL, 1, MM_METER_NOW, NULL, 0, &err);
-  CHECK(st == MM_STATUS_NULL_PARAMETER && strstr(mm_error_message(err), "dimension") != NULL);
+  ev = usage_event("cust-1", "users", 1);
+  CHECK(mm_usage_event_set_dimension(ev, "\xff\xfe") == MM_STATUS_INVALID_INPUT);
+  CHECK(mm_usage_event_set_dimension(ev, NULL) == MM_STATUS_NULL_PARAMETER);
+  CHECK(mm_meter_record(m, NULL, &err) == MM_STATUS_NULL_PARAMETER);
+  CHECK(mm_error_message(err) && strstr(mm_error_message(err), "event") != NULL);
   mm_error_free(err);
   err = NULL;
+  CHECK(mm_meter_record(NULL, ev, &err) == MM_STATUS_NULL_PARAMETER);
+  CHECK(mm_error_message(err) && strstr(mm_error_message(err), "meter") != NULL);
+  mm_error_free(err);
+  err = NULL;
+  mm_usage_event_free(ev);
   /* Allocations that sum to the quantity are accepted; the account + license form too. */
-  mm_allocation ok[2] = {{1, tags, 1}, {2, NULL, 0}};
-  CHECK_OK(mm_meter_record(m, "cust-1", NULL, NULL, "users", 3, MM_METER_NOW, ok, 2, &err), err);
-  CHECK_OK(mm_meter_record(m, NULL, "111122223333",
-                           "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef",
-                           "users", 3, MM_METER_NOW, NULL, 0, &err),
-           err);
+  ev = usage_event("cust-1", "users", 3);
+  CHECK_OK(mm_usage_event_add_allocation(ev, 1, tags, 1), err);
+  CHECK_OK(mm_usage_event_add_allocation(ev, 2, NULL, 0), err);
+  CHECK_OK(mm_meter_record(m, ev, &err), err);
+  CHECK_OK(mm_usage_event_clear_allocations(ev), err);
+  const char *lic = "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef";
+  /* Both customer kinds on one event: refused, not one of them dropped. */
+  CHECK_OK(mm_usage_event_set_customer_aws_account_id(ev, "111122223333"), err);
+  CHECK_OK(mm_usage_event_set_license_arn(ev, lic), err);
+  st = mm_meter_record(m, ev, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "customer_identifier", __LINE__);
+  err = NULL;
+  mm_usage_event_free(ev);
+  ev = usage_event(NULL, "users", 3);
+  CHECK_OK(mm_usage_event_set_customer_aws_account_id(ev, "111122223333"), err);
+  CHECK_OK(mm_usage_event_set_license_arn(ev, lic), err);
+  CHECK_OK(mm_meter_record(m, ev, &err), err);
+  mm_usage_event_free(ev);
+  status_result s;
+  CHECK_OK(get_status(m, &s, &err), err);
+  CHECK(s.pending == 2);
   const char *dims[2] = {"users", "gb"};
   CHECK_OK(mm_meter_register_customer(m, "cust-3", NULL, NULL, dims, 2, &err), err);
   st = mm_meter_register_customer(m, NULL, NULL, "arn:x", dims, 2, &err);
@@ -445,9 +589,9 @@ static void *record_many(void *arg) {
   recorder *r = (recorder *)arg;
   char cust[32];
   snprintf(cust, sizeof cust, "cust-%d", 20 + r->id);
-  for (int i = 0; i < PER_THREAD; i++) r->ok += record(r->meter, cust, "gb", 1, MM_METER_NOW);
+  for (int i = 0; i < PER_THREAD; i++) r->ok += record(r->meter, cust, "gb", 1);
   /* One event for an hour already sealed: a late event, reported on this thread. */
-  r->ok += record(r->meter, cust, "gb", 2, r->late_ts);
+  r->ok += record_at(r->meter, cust, "gb", 2, r->late_ts);
   return NULL;
 }
 
@@ -526,28 +670,28 @@ static void test_interrupted_and_unprocessed(const mm_test_emulator *e, const mm
   for (int c = 0; c < 5; c++) {
     char cust[32];
     snprintf(cust, sizeof cust, "cust-%d", 40 + c);
-    record(m, cust, "users", c + 1, MM_METER_NOW);
+    record(m, cust, "users", c + 1);
   }
   mm_error *err = NULL;
   CHECK_OK(mm_clock_advance(clock, H + 60), err);
   /* Every attempt of the client (3) is throttled: not a failure of the call, but reported. */
   for (int i = 0; i < 3; i++)
     CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"throttle\"}", NULL, 0) == 200);
-  mm_flush_summary sum;
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  flush_result sum;
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.interrupted == MM_STATUS_THROTTLING_EXCEPTION);
   CHECK(sum.acked == 0);
-  mm_meter_counts counts;
-  CHECK_OK(mm_meter_status(m, &counts, &err), err);
+  status_result counts;
+  CHECK_OK(get_status(m, &counts, &err), err);
   CHECK(counts.sealed == 5 && counts.acked == 0);
   /* Next time 2 of the 5 come back unprocessed and are sent again in the same flush. */
   CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"partial\",\"count\":2}", NULL, 0) == 200);
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.interrupted == MM_STATUS_OK);
   if (!(sum.acked == 5 && sum.resent_unprocessed == 2 && sum.calls == 2)) {
     fprintf(stderr,
-            "second flush: sealed %zu sent %zu calls %zu acked %zu dead %zu expired %zu "
-            "resent %zu deferred %zu interrupted %s\n",
+            "second flush: sealed %" PRIu64 " sent %" PRIu64 " calls %" PRIu64 " acked %" PRIu64
+            " dead %" PRIu64 " expired %" PRIu64 " resent %" PRIu64 " deferred %" PRIu64 " interrupted %s\n",
             sum.sealed, sum.sent, sum.calls, sum.acked, sum.dead_lettered, sum.expired,
             sum.resent_unprocessed, sum.deferred, mm_status_str(sum.interrupted));
     static char faults[4096];
@@ -581,20 +725,23 @@ typedef struct reentry {
 /* Calls made from the callback that would wait for it: refused, and the meter stays usable. */
 static void reenter_waiting_calls(reentry *r) {
   mm_error *err = NULL;
-  r->flush_invalid_state = mm_meter_flush(r->meter, NULL, &err) == MM_STATUS_INVALID_STATE &&
-                           mm_error_code(err) == MM_STATUS_INVALID_STATE;
+  mm_flush_summary *s = NULL;
+  r->flush_invalid_state = mm_meter_flush(r->meter, &s, &err) == MM_STATUS_INVALID_STATE &&
+                           mm_error_code(err) == MM_STATUS_INVALID_STATE && s == NULL;
   mm_error_free(err);
-  r->close_invalid_state = mm_meter_close(r->meter, NULL, NULL) == MM_STATUS_INVALID_STATE;
+  r->close_invalid_state = mm_meter_close(r->meter, &s, NULL) == MM_STATUS_INVALID_STATE && s == NULL;
   r->free_invalid_state = mm_meter_free(r->meter) == MM_STATUS_INVALID_STATE;
 }
 
 static void reenter(const mm_meter_event *ev, void *user_data) {
   reentry *r = (reentry *)user_data;
   if (ev->kind != MM_METER_EVENT_KIND_ACKED || r->calls++ > 0) return;
-  mm_meter_counts c;
+  status_result c;
   mm_error *err = NULL;
-  r->status_ok = mm_meter_status(r->meter, &c, NULL) == MM_STATUS_OK;
-  r->record_ok = mm_meter_record(r->meter, "cust-48", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL) == MM_STATUS_OK;
+  r->status_ok = get_status(r->meter, &c, NULL) == MM_STATUS_OK;
+  mm_usage_event *e = usage_event("cust-48", "users", 1);
+  r->record_ok = mm_meter_record(r->meter, e, NULL) == MM_STATUS_OK;
+  mm_usage_event_free(e);
   (void)err;
   reenter_waiting_calls(r);
 }
@@ -613,13 +760,13 @@ static void test_callback_reentry(const mm_client *client) {
   CHECK_OK(mm_meter_new(client, cfg, &m, &err), err);
   mm_meter_config_free(cfg);
   r.meter = m;
-  record(m, "cust-47", "users", 2, MM_METER_NOW);
+  record(m, "cust-47", "users", 2);
   CHECK_OK(mm_clock_advance(clock, H + 400), err);
-  CHECK_OK(mm_meter_flush(m, NULL, &err), err);
+  CHECK_OK(flush(m, NULL, &err), err);
   CHECK(r.calls == 1 && r.status_ok && r.record_ok && r.flush_invalid_state);
   CHECK(r.close_invalid_state && r.free_invalid_state);
-  mm_meter_counts c;
-  CHECK_OK(mm_meter_status(m, &c, &err), err);
+  status_result c;
+  CHECK_OK(get_status(m, &c, &err), err);
   CHECK(c.acked == 1 && c.pending == 1); /* the record made inside the callback, current hour */
   CHECK(mm_meter_free(m) == MM_STATUS_OK);
   mm_clock_free(clock);
@@ -637,7 +784,9 @@ static void reenter_group(const mm_meter_event *ev, void *user_data) {
   group_reentry *g = (group_reentry *)user_data;
   if (ev->kind != MM_METER_EVENT_KIND_LATE_EVENT || g->r.calls++ > 0) return;
   /* On the group-commit thread: a group record here would wait for this very thread. */
-  g->record_status = mm_meter_record(g->r.meter, "cust-46", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL);
+  mm_usage_event *e = usage_event("cust-46", "users", 1);
+  g->record_status = mm_meter_record(g->r.meter, e, NULL);
+  mm_usage_event_free(e);
   reenter_waiting_calls(&g->r);
   __atomic_store_n(&g->done, 1, __ATOMIC_SEQ_CST);
 }
@@ -662,14 +811,14 @@ static void test_group_callback_reentry(const mm_client *client, const char *dir
   CHECK_OK(mm_meter_new(client, cfg, &m, &err), err);
   mm_meter_config_free(cfg);
   g.r.meter = m;
-  record(m, "cust-45", "users", 2, MM_METER_NOW);
+  record(m, "cust-45", "users", 2);
   /* The hour is sealed by a flush after its grace ... */
   CHECK_OK(mm_clock_set(clock, hour + H + 400), err);
-  CHECK_OK(mm_meter_flush(m, NULL, &err), err);
+  CHECK_OK(flush(m, NULL, &err), err);
   /* ... and the clock steps back inside the grace: the group-commit thread finds the hour
    * sealed and reports the late event from there. */
   CHECK_OK(mm_clock_set(clock, hour + H + 100), err);
-  record(m, "cust-45", "users", 1, hour + 20);
+  record_at(m, "cust-45", "users", 1, hour + 20);
   /* The committer releases the recorders before it reports the late event. */
   for (int i = 0; i < 200 && !__atomic_load_n(&g.done, __ATOMIC_SEQ_CST); i++) usleep(50 * 1000);
   CHECK(__atomic_load_n(&g.done, __ATOMIC_SEQ_CST) == 1);
@@ -677,9 +826,9 @@ static void test_group_callback_reentry(const mm_client *client, const char *dir
   CHECK(g.record_status == MM_STATUS_INVALID_STATE);
   CHECK(g.r.flush_invalid_state && g.r.close_invalid_state && g.r.free_invalid_state);
   /* Outside the callback the meter works. */
-  record(m, "cust-46", "users", 1, MM_METER_NOW);
-  mm_meter_counts c;
-  CHECK_OK(mm_meter_status(m, &c, &err), err);
+  record(m, "cust-46", "users", 1);
+  status_result c;
+  CHECK_OK(get_status(m, &c, &err), err);
   CHECK(c.acked == 1 && c.pending == 2); /* the late event and this one, in the current hour */
   CHECK(mm_meter_free(m) == MM_STATUS_OK);
   mm_clock_free(clock);
@@ -688,39 +837,65 @@ static void test_group_callback_reentry(const mm_client *client, const char *dir
 
 /* ---- 9. requeue: chosen dead letters go back to sealed and are sent again ----------------- */
 
+/* mm_meter_requeue with a filter of the parts given (NULL: not set). */
+static mm_status requeue(const mm_meter *m, const char *reason, const char *customer, const int64_t *hour,
+                         uint64_t *n, mm_error **err) {
+  mm_requeue_filter *f = mm_requeue_filter_new();
+  mm_error *e = NULL;
+  if (reason) CHECK_OK(mm_requeue_filter_set_reason(f, reason), e);
+  if (customer) CHECK_OK(mm_requeue_filter_set_customer_identifier(f, customer), e);
+  if (hour) CHECK_OK(mm_requeue_filter_set_hour(f, *hour), e);
+  mm_status st = mm_meter_requeue(m, f, n, err);
+  mm_requeue_filter_free(f);
+  return st;
+}
+
 static void test_requeue(const mm_client *client) {
   const int64_t hour = base_hour() - 2 * H;
   mm_clock *clock = mm_clock_new(hour + 10);
   mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
-  record(m, "cust-unsubscribed", "users", 3, MM_METER_NOW);
+  record(m, "cust-unsubscribed", "users", 3);
   mm_error *err = NULL;
-  mm_flush_summary sum;
+  flush_result sum;
   CHECK_OK(mm_clock_advance(clock, H + 60), err);
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.dead_lettered == 1);
-  size_t n = 99;
+  uint64_t n = 99;
   /* Filters that match nothing move nothing. */
-  CHECK_OK(mm_meter_requeue(m, "DuplicateRecord", NULL, NULL, NULL, MM_METER_ANY_HOUR, &n, &err), err);
+  const int64_t next_hour = hour + H, in_hour = hour + 59;
+  CHECK_OK(requeue(m, "DuplicateRecord", NULL, NULL, &n, &err), err);
   CHECK(n == 0);
-  CHECK_OK(mm_meter_requeue(m, NULL, "cust-9", NULL, NULL, MM_METER_ANY_HOUR, &n, &err), err);
+  CHECK_OK(requeue(m, NULL, "cust-9", NULL, &n, &err), err);
   CHECK(n == 0);
-  CHECK_OK(mm_meter_requeue(m, NULL, NULL, NULL, NULL, hour + H, &n, &err), err);
+  CHECK_OK(requeue(m, NULL, NULL, &next_hour, &n, &err), err);
   CHECK(n == 0);
-  /* Bad input names the argument. */
-  CHECK(mm_meter_requeue(m, NULL, NULL, "111122223333", NULL, MM_METER_ANY_HOUR, &n, &err) == MM_STATUS_INVALID_INPUT);
+  /* Bad input names the argument: an account id without its license. */
+  mm_requeue_filter *f = mm_requeue_filter_new();
+  CHECK_OK(mm_requeue_filter_set_customer_aws_account_id(f, "111122223333"), err);
+  CHECK(mm_meter_requeue(m, f, &n, &err) == MM_STATUS_INVALID_INPUT);
   CHECK(streq(mm_error_field(err), "license_arn"));
   mm_error_free(err);
   err = NULL;
+  /* NULL meter or filter: refused, naming it; nothing written. */
+  n = 99;
+  CHECK(mm_meter_requeue(NULL, f, &n, NULL) == MM_STATUS_NULL_PARAMETER);
+  CHECK(mm_meter_requeue(m, NULL, &n, &err) == MM_STATUS_NULL_PARAMETER && n == 99);
+  CHECK(mm_error_message(err) && strstr(mm_error_message(err), "filter") != NULL);
+  mm_error_free(err);
+  err = NULL;
+  mm_requeue_filter_free(f);
   /* By reason, customer and hour (any second of it). */
-  CHECK_OK(mm_meter_requeue(m, "CustomerNotSubscribed", "cust-unsubscribed", NULL, NULL, hour + 59, &n, &err), err);
+  CHECK_OK(requeue(m, "CustomerNotSubscribed", "cust-unsubscribed", &in_hour, &n, &err), err);
   CHECK(n == 1);
-  mm_meter_counts c;
-  CHECK_OK(mm_meter_status(m, &c, &err), err);
+  status_result c;
+  CHECK_OK(get_status(m, &c, &err), err);
   CHECK(c.sealed == 1 && c.dead_lettered == 0);
   /* Still not subscribed: sent again, and dead-lettered again with its reason. */
-  CHECK_OK(mm_meter_flush(m, &sum, &err), err);
+  CHECK_OK(flush(m, &sum, &err), err);
   CHECK(sum.sent == 1 && sum.dead_lettered == 1);
-  CHECK(mm_meter_requeue(NULL, NULL, NULL, NULL, NULL, MM_METER_ANY_HOUR, &n, NULL) == MM_STATUS_NULL_PARAMETER);
+  /* An empty filter matches every dead letter. */
+  CHECK_OK(requeue(m, NULL, NULL, NULL, &n, &err), err);
+  CHECK(n == 1);
   CHECK(mm_meter_free(m) == MM_STATUS_OK);
   mm_clock_free(clock);
 }
@@ -732,7 +907,7 @@ static void test_flusher_survives_shutdown(const mm_test_emulator *e, const mm_c
   mm_clock *clock = mm_clock_new(hour + 10);
   mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, NULL, 1);
   mm_shutdown();
-  record(m, "cust-44", "gb", 6, MM_METER_NOW);
+  record(m, "cust-44", "gb", 6);
   mm_error *err = NULL;
   CHECK_OK(mm_clock_advance(clock, H + 60), err);
   int n = 0;
@@ -743,6 +918,98 @@ static void test_flusher_survives_shutdown(const mm_test_emulator *e, const mm_c
   CHECK(n == 1);
   CHECK(mm_meter_free(m) == MM_STATUS_OK);
   mm_clock_free(clock);
+}
+
+/* ---- 11. the fleet store: two replicas on one PostgreSQL bill each customer-hour once ------ */
+
+/* Runs scripts/private-postgres.sh CMD DIR; its last output line (the URL for start) in out. */
+static int private_postgres(const char *cmd, const char *dir, char *out, size_t n) {
+  char line[2048];
+  snprintf(line, sizeof line, "bash '%s/private-postgres.sh' %s '%s'", MM_SCRIPTS, cmd, dir);
+  FILE *p = popen(line, "r");
+  if (!p) return -1;
+  if (out && n) out[0] = '\0';
+  while (fgets(line, sizeof line, p)) {
+    line[strcspn(line, "\n")] = '\0';
+    if (out && n) snprintf(out, n, "%s", line);
+  }
+  return pclose(p) == 0 ? 0 : -1;
+}
+
+static mm_meter *fleet_meter(const mm_client *client, const char *url, const char *replica, const mm_clock *clock) {
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_error *err = NULL;
+  mm_meter *meter = NULL;
+  CHECK_OK(mm_meter_config_set_database_url(cfg, url), err);
+  CHECK_OK(mm_meter_config_set_replica_id(cfg, replica), err);
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
+  CHECK_OK(mm_meter_new(client, cfg, &meter, &err), err);
+  mm_meter_config_free(cfg);
+  return meter;
+}
+
+static void test_fleet(const mm_test_emulator *e, const mm_client *client, const char *dir) {
+  char pg[600], url[1024];
+  snprintf(pg, sizeof pg, "%s/pg", dir);
+  if (private_postgres("start", pg, url, sizeof url) != 0 || strncmp(url, "postgresql://", 13) != 0) {
+    fprintf(stderr, "cannot start PostgreSQL with scripts/private-postgres.sh (got \"%s\")\n", url);
+    mm_test_failures++;
+    private_postgres("stop", pg, NULL, 0);
+    return;
+  }
+  /* A URL that does not parse, or a path with a URL, is refused naming database_url, and the
+   * password is not in the message. */
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_meter *bad = NULL;
+  mm_error *err = NULL;
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_database_url(cfg, "postgresql://meter:s3cret-pw@[::1:5432/db"), err);
+  mm_status st = mm_meter_new(client, cfg, &bad, &err);
+  CHECK(bad == NULL);
+  CHECK(mm_error_message(err) == NULL || strstr(mm_error_message(err), "s3cret-pw") == NULL);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "database_url", __LINE__);
+  err = NULL;
+  CHECK_OK(mm_meter_config_set_database_url(cfg, url), err);
+  CHECK_OK(mm_meter_config_set_path(cfg, "/tmp/never-created.db"), err);
+  st = mm_meter_new(client, cfg, &bad, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "database_url", __LINE__);
+  err = NULL;
+  mm_meter_config_free(cfg);
+
+  /* Two replicas record for the same customer-hour; each flushes; the hour is billed once. (The
+   * hour of test 6, which has counted its ledger entries by now.) */
+  const int64_t hour = base_hour() - 5 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  mm_meter *a = fleet_meter(client, url, "replica-a", clock);
+  mm_meter *b = fleet_meter(client, url, "replica-b", clock);
+  if (a && b) {
+    record(a, "cust-49", "users", 3);
+    record(b, "cust-49", "users", 4);
+    record(b, "cust-50", "gb", 5);
+    status_result s;
+    CHECK_OK(get_status(a, &s, &err), err);
+    CHECK(s.pending == 2); /* one store: replica a sees replica b's buckets */
+    CHECK_OK(mm_clock_advance(clock, H + 400), err);
+    flush_result fa, fb;
+    memset(&fa, 0, sizeof fa);
+    memset(&fb, 0, sizeof fb);
+    CHECK_OK(flush(a, &fa, &err), err);
+    CHECK_OK(flush(b, &fb, &err), err);
+    CHECK(fa.acked + fb.acked == 2 && fa.interrupted == MM_STATUS_OK && fb.interrupted == MM_STATUS_OK);
+    CHECK_OK(get_status(b, &s, &err), err);
+    CHECK(s.acked == 2 && s.pending == 0 && s.sealed == 0);
+    CHECK(ledger_fetch(e) == 0);
+    int n = 0;
+    CHECK(ledger_sum("cust-49", "users", hour, &n) == 7 && n == 1);
+    CHECK(ledger_sum("cust-50", "gb", hour, &n) == 5 && n == 1);
+  } else {
+    mm_test_failures++;
+  }
+  mm_meter_free(a);
+  mm_meter_free(b);
+  mm_clock_free(clock);
+  CHECK(private_postgres("stop", pg, NULL, 0) == 0);
 }
 
 int main(void) {
@@ -768,6 +1035,7 @@ int main(void) {
   test_group_callback_reentry(client, dir);
   test_requeue(client);
   test_flusher_survives_shutdown(&e, client);
+  test_fleet(&e, client, dir);
   rmdir(dir);
   mm_client_free(client);
   mm_shutdown();

@@ -3,6 +3,8 @@
 // dead letters reach the std::function callback, bad input throws an Error naming the field.
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <stdexcept>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -201,6 +203,55 @@ int main() {
       thrown = err.code() == MM_STATUS_INVALID_CONFIG;
     }
     CHECK(thrown);
+
+    // The fleet store's options reach the C config: both a path and a database URL are refused
+    // naming `database_url`, and the URL is not in the message.
+    thrown = false;
+    try {
+      mm::MeterOptions both;
+      both.product_code = MM_TEST_PRODUCT;
+      both.path = "/tmp/never-created.db";
+      both.database_url = "postgresql://meter:s3cret-pw@127.0.0.1:1/db";
+      both.replica_id = "replica-a";
+      mm::UsageMeter m(client, both);
+    } catch (const mm::Error &err) {
+      thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == "database_url" &&
+               std::string(err.what()).find("s3cret-pw") == std::string::npos;
+    }
+    CHECK(thrown);
+  }
+
+  // The log callback: one AttemptLog per attempt, with no secret in it. The Config is a
+  // temporary, gone before the first call: the client keeps the callback alive (ASan and
+  // valgrind report a use after free if it does not). Calls a UsageMeter makes are not logged.
+  {
+    std::mutex mu;
+    std::vector<mm::AttemptLog> logs;
+    mm::Client client(mm::Config()
+                          .region(MM_TEST_REGION)
+                          .endpoint_url(e.endpoint)
+                          .credentials(MM_TEST_ACCESS_KEY, MM_TEST_SECRET_KEY)
+                          .max_attempts(2)
+                          .log_callback([&](const mm::AttemptLog &l) {
+                            std::lock_guard<std::mutex> g(mu);
+                            logs.push_back(l);
+                            throw std::runtime_error("caught by the wrapper");
+                          }));
+    CHECK(mm_test_control(&e, "POST", "/_emulator/faults", "{\"kind\":\"throttle\"}", nullptr, 0) == 200);
+    CHECK(client.resolve_customer("reg-token-valid").customer_identifier() == "cust-1");
+    std::lock_guard<std::mutex> g(mu);
+    CHECK(logs.size() == 2);
+    if (logs.size() == 2) {
+      CHECK(logs[0].operation == "ResolveCustomer" && logs[0].attempt == 1);
+      CHECK(logs[0].outcome == "ThrottlingException" && logs[0].retry_reason == "throttling");
+      CHECK(logs[1].attempt == 2 && logs[1].outcome == "ok" && logs[1].retry_reason.empty());
+      CHECK(logs[1].http_status == 200 && !logs[1].request_id.empty() && logs[1].latency_ms >= 0);
+    }
+  }
+  {
+    // An empty function removes the callback.
+    mm::Config c;
+    c.log_callback([](const mm::AttemptLog &) {}).log_callback(nullptr);
   }
   mm::shutdown();
   mm_test_emulator_stop(&e);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * NULL pointers and invalid UTF-8 give errors, never a crash (also compiled as C++). */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,9 +99,13 @@ int main(void) {
   {
     mm_meter_config *mc = mm_meter_config_new();
     mm_meter *meter = NULL;
-    mm_meter_counts counts;
+    mm_meter_status *status = NULL;
+    mm_flush_summary *summary = NULL;
     mm_dead_letters *dl = NULL;
-    EXPECT(mc != NULL);
+    mm_usage_event *ev = mm_usage_event_new();
+    int64_t hour = 42;
+    uint64_t n = 42;
+    EXPECT(mc != NULL && ev != NULL);
     EXPECT(mm_meter_config_set_path(NULL, "x.db") == MM_STATUS_NULL_PARAMETER);
     EXPECT(mm_meter_config_set_path(mc, NULL) == MM_STATUS_OK); /* NULL: the memory store */
     EXPECT(mm_meter_config_set_product_code(mc, NULL) == MM_STATUS_NULL_PARAMETER);
@@ -118,23 +123,93 @@ int main(void) {
     EXPECT(mm_meter_new(client, mc, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
     EXPECT(mm_meter_config_set_product_code(mc, "prod-1234") == MM_STATUS_OK);
     EXPECT(mm_meter_new(client, mc, &meter, &err) == MM_STATUS_OK);
-    EXPECT(mm_meter_record(NULL, "c", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL) ==
-           MM_STATUS_NULL_PARAMETER);
-    EXPECT(mm_meter_record(meter, "c", NULL, NULL, NULL, 1, MM_METER_NOW, NULL, 0, NULL) ==
-           MM_STATUS_NULL_PARAMETER);
-    EXPECT(mm_meter_record(meter, "c", NULL, NULL, "users", 1, MM_METER_NOW, NULL, 2, NULL) ==
-           MM_STATUS_NULL_PARAMETER);
-    EXPECT(mm_meter_record(meter, bad_utf8, NULL, NULL, "users", 1, MM_METER_NOW, NULL, 0, NULL) ==
-           MM_STATUS_INVALID_INPUT);
+
+    /* mm_usage_event: every pointer argument NULL, one at a time. */
+    EXPECT(mm_usage_event_set_customer_identifier(NULL, "c") == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_set_customer_identifier(ev, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_set_customer_identifier(ev, bad_utf8) == MM_STATUS_INVALID_INPUT);
+    EXPECT(mm_usage_event_set_customer_aws_account_id(NULL, "1") == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_set_customer_aws_account_id(ev, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_set_customer_aws_account_id(ev, bad_utf8) == MM_STATUS_INVALID_INPUT);
+    EXPECT(mm_usage_event_set_license_arn(NULL, "arn") == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_set_license_arn(ev, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_set_license_arn(ev, bad_utf8) == MM_STATUS_INVALID_INPUT);
+    EXPECT(mm_usage_event_set_dimension(NULL, "users") == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_set_dimension(ev, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_set_dimension(ev, bad_utf8) == MM_STATUS_INVALID_INPUT);
+    EXPECT(mm_usage_event_set_quantity(NULL, 1) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_set_timestamp(NULL, 1) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_clear_timestamp(NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_add_allocation(NULL, 1, NULL, 0) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_add_allocation(ev, 1, NULL, 2) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_usage_event_add_allocation(ev, 1, tags, 1) == MM_STATUS_INVALID_INPUT); /* bad UTF-8 */
+    EXPECT(mm_usage_event_clear_allocations(NULL) == MM_STATUS_NULL_PARAMETER);
+    /* An event with no dimension is refused naming `dimension`; nothing is recorded. */
+    EXPECT(mm_usage_event_set_customer_identifier(ev, "c") == MM_STATUS_OK);
+    EXPECT(mm_usage_event_set_quantity(ev, 1) == MM_STATUS_OK);
+    EXPECT(mm_meter_record(meter, ev, &err) == MM_STATUS_INVALID_INPUT);
+    EXPECT(mm_error_field(err) != NULL && strcmp(mm_error_field(err), "dimension") == 0);
+    mm_error_free(err);
+    err = NULL;
+    EXPECT(mm_meter_record(NULL, ev, &err) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(strstr(mm_error_message(err), "meter") != NULL);
+    mm_error_free(err);
+    err = NULL;
+    EXPECT(mm_meter_record(meter, NULL, &err) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(strstr(mm_error_message(err), "event") != NULL);
+    mm_error_free(err);
+    err = NULL;
+    EXPECT(mm_usage_event_set_dimension(ev, "users") == MM_STATUS_OK);
+    EXPECT(mm_meter_record(meter, ev, NULL) == MM_STATUS_OK);
+
     EXPECT(mm_meter_register_customer(meter, "c", NULL, NULL, NULL, 1, NULL) == MM_STATUS_NULL_PARAMETER);
     EXPECT(mm_meter_register_customer(NULL, "c", NULL, NULL, NULL, 0, NULL) == MM_STATUS_NULL_PARAMETER);
-    EXPECT(mm_meter_status(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
-    EXPECT(mm_meter_status(NULL, &counts, NULL) == MM_STATUS_NULL_PARAMETER);
-    EXPECT(mm_meter_status(meter, &counts, NULL) == MM_STATUS_OK && counts.pending == 0);
-    EXPECT(mm_meter_dead_letters(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
-    EXPECT(mm_meter_dead_letters(NULL, &dl, NULL) == MM_STATUS_NULL_PARAMETER && dl == NULL);
-    EXPECT(mm_meter_flush(NULL, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
-    EXPECT(mm_meter_close(NULL, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+
+    /* Results: NULL meter or NULL out-pointer, and accessors of a NULL result. */
+    EXPECT(mm_meter_get_status(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_get_status(NULL, &status, NULL) == MM_STATUS_NULL_PARAMETER && status == NULL);
+    EXPECT(mm_meter_get_status(meter, &status, NULL) == MM_STATUS_OK);
+    EXPECT(mm_meter_status_pending_count(status) == 1 && mm_meter_status_acked_count(status) == 0);
+    EXPECT(mm_meter_status_oldest_unsent_hour(status, &hour) && hour % 3600 == 0);
+    EXPECT(!mm_meter_status_oldest_unsent_hour(status, NULL));
+    mm_meter_status_free(status);
+    status = NULL; /* the use-after-free-safe pattern: a freed handle's pointer is cleared */
+    EXPECT(mm_meter_status_pending_count(NULL) == 0 && mm_meter_status_sealed_count(NULL) == 0);
+    EXPECT(mm_meter_status_acked_count(NULL) == 0 && mm_meter_status_dead_lettered_count(NULL) == 0);
+    EXPECT(mm_meter_status_expired_count(NULL) == 0);
+    EXPECT(!mm_meter_status_oldest_unsent_hour(NULL, &hour));
+    EXPECT(mm_meter_get_dead_letters(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_get_dead_letters(NULL, &dl, NULL) == MM_STATUS_NULL_PARAMETER && dl == NULL);
+    {
+      mm_requeue_filter *rf = mm_requeue_filter_new();
+      EXPECT(rf != NULL);
+      EXPECT(mm_meter_requeue(NULL, rf, &n, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_meter_requeue(meter, NULL, &n, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(n == 42);
+      EXPECT(mm_requeue_filter_set_reason(NULL, "r") == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_reason(rf, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_reason(rf, bad_utf8) == MM_STATUS_INVALID_INPUT);
+      EXPECT(mm_requeue_filter_set_customer_identifier(rf, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_customer_aws_account_id(rf, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_license_arn(rf, NULL) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_requeue_filter_set_hour(NULL, 0) == MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_meter_requeue(meter, rf, &n, NULL) == MM_STATUS_OK && n == 0);
+      mm_requeue_filter_free(rf);
+      mm_requeue_filter_free(NULL);
+    }
+    EXPECT(mm_meter_flush(NULL, &summary, NULL) == MM_STATUS_NULL_PARAMETER && summary == NULL);
+    EXPECT(mm_meter_flush(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_meter_close(NULL, &summary, NULL) == MM_STATUS_NULL_PARAMETER && summary == NULL);
+    EXPECT(mm_meter_close(meter, NULL, &err) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(strstr(mm_error_message(err), "summary_out") != NULL);
+    mm_error_free(err);
+    err = NULL;
+    EXPECT(mm_flush_summary_sealed_count(NULL) == 0 && mm_flush_summary_sent_count(NULL) == 0);
+    EXPECT(mm_flush_summary_call_count(NULL) == 0 && mm_flush_summary_acked_count(NULL) == 0);
+    EXPECT(mm_flush_summary_dead_lettered_count(NULL) == 0 && mm_flush_summary_expired_count(NULL) == 0);
+    EXPECT(mm_flush_summary_resent_unprocessed_count(NULL) == 0 && mm_flush_summary_deferred_count(NULL) == 0);
+    EXPECT(mm_flush_summary_interrupted(NULL) == MM_STATUS_NULL_PARAMETER);
+    EXPECT(mm_flush_summary_interrupted_message(NULL) == NULL);
     EXPECT(mm_dead_letters_count(NULL) == 0);
     EXPECT(mm_dead_letters_dimension(NULL, 0) == NULL && mm_dead_letters_reason(NULL, 0) == NULL);
     EXPECT(mm_dead_letters_hour(NULL, 0) == 0 && mm_dead_letters_quantity(NULL, 0) == 0);
@@ -145,6 +220,10 @@ int main(void) {
     mm_meter_free(NULL);
     mm_meter_config_free(mc);
     mm_meter_config_free(NULL);
+    mm_usage_event_free(ev);
+    mm_usage_event_free(NULL);
+    mm_meter_status_free(NULL);
+    mm_flush_summary_free(NULL);
     mm_dead_letters_free(NULL);
     mm_clock_free(NULL);
   }

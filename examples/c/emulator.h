@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Example helper (C and C++): the endpoint from $METERING_ENDPOINT_URL, or spawn the emulator
- * binary named by $METERING_EMULATOR_BIN with --port 0 and read the port it prints. */
+ * binary named by $METERING_EMULATOR_BIN with --port 0 and read the port it prints.
+ * The C and C++ tests (bindings-c/tests/support) start their emulator with it too. */
 #ifndef MM_EXAMPLE_EMULATOR_H
 #define MM_EXAMPLE_EMULATOR_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -20,6 +23,9 @@ typedef struct example_endpoint {
   FILE *out;
 } example_endpoint;
 
+static void example_endpoint_close(example_endpoint *e);
+
+/* Returns 0 with e->url set, or prints why and returns -1 (nothing left running). */
 static int example_endpoint_open(example_endpoint *e) {
   memset(e, 0, sizeof *e);
   const char *url = getenv("METERING_ENDPOINT_URL");
@@ -34,6 +40,10 @@ static int example_endpoint_open(example_endpoint *e) {
   }
   int fds[2];
   if (pipe(fds) != 0) return -1;
+  /* Close-on-exec: a process spawned later (a second emulator) must not hold this pipe open.
+   * The child's stdout is a dup2 of the write end, which does not inherit the flag. */
+  fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+  fcntl(fds[1], F_SETFD, FD_CLOEXEC);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addclose(&fa, fds[0]);
@@ -57,7 +67,8 @@ static int example_endpoint_open(example_endpoint *e) {
       return 0;
     }
   }
-  fprintf(stderr, "the emulator did not print its port\n");
+  fprintf(stderr, "the emulator exited without printing its port\n");
+  example_endpoint_close(e);
   return -1;
 }
 
@@ -65,7 +76,8 @@ static void example_endpoint_close(example_endpoint *e) {
   if (e->pid > 0) {
     int status;
     kill(e->pid, SIGTERM);
-    waitpid(e->pid, &status, 0);
+    while (waitpid(e->pid, &status, 0) < 0 && errno == EINTR) {
+    }
     e->pid = 0;
   }
   if (e->out) fclose(e->out);

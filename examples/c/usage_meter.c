@@ -102,6 +102,9 @@ int main(void) {
   mm_client *client = NULL;
   mm_meter *meter = NULL;
   mm_meter_config *mc = NULL;
+  mm_usage_event *ev = NULL;
+  mm_flush_summary *sum = NULL;
+  mm_meter_status *status = NULL;
   char dir[] = "/tmp/mm-usage-meter.XXXXXX", path[64] = "";
 
   mm_config *cfg = mm_config_new();
@@ -135,13 +138,21 @@ int main(void) {
     goto done;
   }
 
-  /* 1. Every billable event, as it happens: 3 customers x 20 API calls, one customer we cannot bill. */
+  /* 1. Every billable event, as it happens: 3 customers x 20 API calls, one customer we cannot bill.
+   * One mm_usage_event is reused: mm_meter_record copies it. No timestamp: now, by the meter's clock. */
   const char *customers[3] = {"cust-1", "cust-2", "cust-unsubscribed"};
   long long expected[3] = {0, 0, 0};
+  ev = mm_usage_event_new();
+  if (!ev || mm_usage_event_set_dimension(ev, "requests") != MM_STATUS_OK) {
+    mm_clock_free(clock);
+    goto done;
+  }
   for (int i = 0; i < 20; i++) {
     for (int c = 0; c < 3; c++) {
       int64_t q = 1 + (i + c) % 3;
-      st = mm_meter_record(meter, customers[c], NULL, NULL, "requests", q, MM_METER_NOW, NULL, 0, &err);
+      mm_usage_event_set_customer_identifier(ev, customers[c]);
+      mm_usage_event_set_quantity(ev, q);
+      st = mm_meter_record(meter, ev, &err);
       if (st != MM_STATUS_OK) {
         rc = fail("mm_meter_record", st, err);
         mm_clock_free(clock);
@@ -152,37 +163,49 @@ int main(void) {
     mm_clock_advance(clock, 60);
   }
   /* Bad input is refused with the field's name, and nothing is recorded. */
-  st = mm_meter_record(meter, "cust-1", NULL, NULL, "requests", -3, MM_METER_NOW, NULL, 0, &err);
+  mm_usage_event_set_quantity(ev, -3);
+  st = mm_meter_record(meter, ev, &err);
   printf("a negative quantity: %s, field %s\n", mm_status_str(st), mm_error_field(err));
   mm_error_free(err);
   err = NULL;
+  mm_usage_event_free(ev);
+  ev = NULL; /* freed: clear the pointer, so the cleanup below cannot free it twice */
 
   /* 2. The hour ends and its grace passes: one flush bills each customer-hour once. */
   mm_clock_set(clock, hour + HOUR + 301);
   mm_clock_free(clock); /* the meter keeps its own reference */
-  mm_flush_summary sum;
   st = mm_meter_flush(meter, &sum, &err);
   if (st != MM_STATUS_OK) {
     rc = fail("mm_meter_flush", st, err);
     goto done;
   }
-  printf("flush: %zu sealed, %zu sent in %zu call(s), %zu acked, %zu dead-lettered\n", sum.sealed, sum.sent,
-         sum.calls, sum.acked, sum.dead_lettered);
-  mm_meter_counts counts;
-  if (mm_meter_status(meter, &counts, &err) != MM_STATUS_OK) {
-    rc = fail("mm_meter_status", MM_STATUS_OK, err);
+  /* A throttled or unreachable service does not fail the flush: it stops it early, and says so. */
+  if (mm_flush_summary_interrupted(sum) != MM_STATUS_OK)
+    printf("flush interrupted: %s (sent at the next flush)\n", mm_flush_summary_interrupted_message(sum));
+  printf("flush: %llu sealed, %llu sent in %llu call(s), %llu acked, %llu dead-lettered\n",
+         (unsigned long long)mm_flush_summary_sealed_count(sum), (unsigned long long)mm_flush_summary_sent_count(sum),
+         (unsigned long long)mm_flush_summary_call_count(sum), (unsigned long long)mm_flush_summary_acked_count(sum),
+         (unsigned long long)mm_flush_summary_dead_lettered_count(sum));
+  st = mm_meter_get_status(meter, &status, &err);
+  if (st != MM_STATUS_OK) {
+    rc = fail("mm_meter_get_status", st, err);
     goto done;
   }
-  printf("status: %llu pending, %llu sealed, %llu acked, %llu dead-lettered\n", (unsigned long long)counts.pending,
-         (unsigned long long)counts.sealed, (unsigned long long)counts.acked, (unsigned long long)counts.dead_lettered);
+  printf("status: %llu pending, %llu sealed, %llu acked, %llu dead-lettered\n",
+         (unsigned long long)mm_meter_status_pending_count(status), (unsigned long long)mm_meter_status_sealed_count(status),
+         (unsigned long long)mm_meter_status_acked_count(status),
+         (unsigned long long)mm_meter_status_dead_lettered_count(status));
   mm_dead_letters *dl = NULL;
-  if (mm_meter_dead_letters(meter, &dl, &err) == MM_STATUS_OK) {
+  if (mm_meter_get_dead_letters(meter, &dl, &err) == MM_STATUS_OK) {
     for (size_t i = 0; i < mm_dead_letters_count(dl); i++)
       printf("dead letter: %s %s %lld (%s)\n", mm_dead_letters_customer_identifier(dl, i),
              mm_dead_letters_dimension(dl, i), (long long)mm_dead_letters_quantity(dl, i), mm_dead_letters_reason(dl, i));
     mm_dead_letters_free(dl);
   }
-  mm_meter_close(meter, NULL, NULL);
+  mm_flush_summary *closing = NULL;
+  if (mm_meter_close(meter, &closing, NULL) == MM_STATUS_OK)
+    printf("close: %llu sent\n", (unsigned long long)mm_flush_summary_sent_count(closing));
+  mm_flush_summary_free(closing);
 
   /* 3. The ledger: exactly what was recorded, billed once; nothing for the unsubscribed customer. */
   static char ledger[1 << 20];
@@ -190,7 +213,8 @@ int main(void) {
     fprintf(stderr, "cannot read the emulator's ledger\n");
     goto done;
   }
-  int ok = sum.acked == 2 && sum.dead_lettered == 1 && dead_letters == 1 && counts.acked == 2;
+  int ok = mm_flush_summary_acked_count(sum) == 2 && mm_flush_summary_dead_lettered_count(sum) == 1 &&
+           dead_letters == 1 && mm_meter_status_acked_count(status) == 2;
   for (int c = 0; c < 3; c++) {
     int entries = 0;
     long long got = billed(ledger, customers[c], "requests", hour, &entries);
@@ -203,6 +227,10 @@ int main(void) {
   printf("%s\n", ok ? "usage meter: every customer-hour billed exactly once" : "usage meter: MISMATCH");
 
 done:
+  /* Every free function accepts NULL, so one cleanup path frees whatever was made. */
+  mm_meter_status_free(status);
+  mm_flush_summary_free(sum);
+  mm_usage_event_free(ev);
   mm_meter_free(meter);
   mm_meter_config_free(mc);
   mm_client_free(client);

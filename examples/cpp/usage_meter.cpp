@@ -120,8 +120,10 @@ int main() {
     // 2. The hour ends, grace passes, one flush.
     clock.set(hour + hours(1) + minutes(5) + seconds(1));
     mm::FlushSummary sum = meter.flush();
-    std::printf("flush: %zu sealed, %zu sent in %zu call(s), %zu acked, %zu dead-lettered\n", sum.sealed, sum.sent,
-                sum.calls, sum.acked, sum.dead_lettered);
+    std::printf("flush: %llu sealed, %llu sent in %llu call(s), %llu acked, %llu dead-lettered\n",
+                static_cast<unsigned long long>(sum.sealed), static_cast<unsigned long long>(sum.sent),
+                static_cast<unsigned long long>(sum.calls), static_cast<unsigned long long>(sum.acked),
+                static_cast<unsigned long long>(sum.dead_lettered));
     mm::MeterStatus st = meter.status();
     std::printf("status: %llu acked, %llu dead-lettered, %llu pending\n", static_cast<unsigned long long>(st.acked),
                 static_cast<unsigned long long>(st.dead_lettered), static_cast<unsigned long long>(st.pending));

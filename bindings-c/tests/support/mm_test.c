@@ -1,82 +1,40 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Test support: spawn the emulator with posix_spawn, read its port, kill it at the end. */
+ * Test support: start the emulator (with the examples' launcher), talk to its control API. */
 #define _GNU_SOURCE
 #include "mm_test.h"
 
+#include "emulator.h"
+
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 int mm_test_failures = 0;
 
+/* The emulator is started by the examples' launcher (examples/c/emulator.h): one copy. */
 int mm_test_emulator_start(mm_test_emulator *e) {
   memset(e, 0, sizeof *e);
-  const char *url = getenv("METERING_ENDPOINT_URL");
-  if (url && *url) {
-    const char *colon = strrchr(url, ':');
-    snprintf(e->endpoint, sizeof e->endpoint, "%s", url);
-    e->port = colon ? atoi(colon + 1) : 80;
-    return 0;
-  }
-  const char *bin = getenv("METERING_EMULATOR_BIN");
-  if (!bin || !*bin) {
-    fprintf(stderr, "set METERING_EMULATOR_BIN (or METERING_ENDPOINT_URL)\n");
-    return -1;
-  }
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    perror("pipe2");
-    return -1;
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  char *argv[] = {(char *)bin, (char *)"--port", (char *)"0", NULL};
-  int rc = posix_spawn(&e->pid, bin, &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
-  if (rc != 0) {
-    fprintf(stderr, "cannot spawn %s: %s\n", bin, strerror(rc));
-    close(fds[0]);
-    e->pid = 0;
-    return -1;
-  }
-  e->out = fdopen(fds[0], "r");
-  char line[256];
-  while (e->out && fgets(line, sizeof line, e->out)) {
-    if (strncmp(line, "METERING_EMULATOR_PORT=", 23) == 0) {
-      e->port = atoi(line + 23);
-      snprintf(e->endpoint, sizeof e->endpoint, "http://127.0.0.1:%d", e->port);
-      return 0;
-    }
-  }
-  fprintf(stderr, "the emulator exited without printing its port\n");
-  mm_test_emulator_stop(e);
-  return -1;
+  example_endpoint ep;
+  if (example_endpoint_open(&ep) != 0) return -1;
+  e->pid = ep.pid;
+  e->out = ep.out;
+  snprintf(e->endpoint, sizeof e->endpoint, "%s", ep.url);
+  const char *colon = strrchr(ep.url, ':');
+  e->port = colon ? atoi(colon + 1) : 80;
+  return 0;
 }
 
 void mm_test_emulator_stop(mm_test_emulator *e) {
-  if (e->pid > 0) {
-    kill(e->pid, SIGTERM);
-    int status;
-    while (waitpid(e->pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    e->pid = 0;
-  }
-  if (e->out) {
-    fclose(e->out);
-    e->out = NULL;
-  }
+  example_endpoint ep;
+  memset(&ep, 0, sizeof ep);
+  ep.pid = e->pid;
+  ep.out = e->out;
+  example_endpoint_close(&ep);
+  e->pid = 0;
+  e->out = NULL;
 }
 
 int mm_test_control(const mm_test_emulator *e, const char *method, const char *path,
