@@ -1380,6 +1380,30 @@ mm_status mm_meter_config_set_database_url(struct mm_meter_config *config,
 mm_status mm_meter_config_set_replica_id(struct mm_meter_config *config, const char *replica_id);
 
 /**
+ * Fleet store: how many replicas send at a time per product (default 1, so the fleet
+ * calls the service at the rate one meter does). 0 is refused by `mm_meter_new` (field
+ * `fleet_senders`): nobody would send. `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not
+ * thread-safe on one config.
+ */
+mm_status mm_meter_config_set_fleet_senders(struct mm_meter_config *config, uint32_t senders);
+
+/**
+ * Fleet store: how long a sender's claim on buckets lasts, in milliseconds (default
+ * 120,000); a dead sender's buckets are sent again, identical, by another replica after
+ * it. 0 is refused by `mm_meter_new` (field `fleet_lease`). `config` NULL →
+ * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_fleet_lease_millis(struct mm_meter_config *config, uint64_t millis);
+
+/**
+ * Fleet store: the cut-over from a SQLite meter. The first hour this store counts (epoch
+ * seconds, rounded down to the hour); `mm_meter_record` refuses events of earlier hours
+ * (`MM_STATUS_INVALID_INPUT`, field `timestamp`): they belong to the SQLite meter.
+ * `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+ */
+mm_status mm_meter_config_set_start_hour(struct mm_meter_config *config, int64_t epoch_seconds);
+
+/**
  * Sets the product code of every bucket (required for customer identifiers and the MeterUsage
  * mode; without it every record needs an account id and a license ARN). Copied. NULL →
  * `MM_STATUS_NULL_PARAMETER`; not UTF-8 → `MM_STATUS_INVALID_INPUT` (an empty code is refused

@@ -688,6 +688,11 @@ struct MeterOptions {
   /// Never logged or put in an error.
   std::optional<std::string> database_url;
   std::optional<std::string> replica_id;  ///< the fleet store's name for this writer (default: host and pid)
+  std::optional<uint32_t> fleet_senders;   ///< replicas sending at a time per product (default 1)
+  std::optional<std::chrono::milliseconds> fleet_lease;  ///< a sender's claim (default 2 min)
+  /// The cut-over from a SQLite meter: the first hour the fleet store counts; events of
+  /// earlier hours are refused (field `timestamp`).
+  std::optional<std::chrono::system_clock::time_point> start_hour;
 };
 
 namespace detail {
@@ -787,6 +792,14 @@ class UsageMeter {
       detail::check(mm_meter_config_set_database_url(cfg.get(), options.database_url->c_str()), "database_url");
     if (options.replica_id)
       detail::check(mm_meter_config_set_replica_id(cfg.get(), options.replica_id->c_str()), "replica_id");
+    if (options.fleet_senders)
+      detail::check(mm_meter_config_set_fleet_senders(cfg.get(), *options.fleet_senders), "fleet_senders");
+    if (options.fleet_lease)
+      detail::check(mm_meter_config_set_fleet_lease_millis(cfg.get(), static_cast<uint64_t>(options.fleet_lease->count())),
+                    "fleet_lease");
+    if (options.start_hour)
+      detail::check(mm_meter_config_set_start_hour(cfg.get(), detail::secs(*options.start_hour).count()),
+                    "start_hour");
     if (on_event_)
       detail::check(mm_meter_config_set_event_callback(cfg.get(), detail::meter_trampoline, on_event_.get()), "on_event");
     mm_meter *m = nullptr;

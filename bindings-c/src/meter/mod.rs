@@ -115,17 +115,7 @@ pub extern "C" fn mm_meter_new(
         let gate = Arc::new(Gate::default());
         let mut b = MeterConfig::builder()
             .client(client.as_async().clone())
-            .store(match (&s.path, &s.database_url) {
-                (Some(_), Some(_)) => {
-                    return Err(ErrorData::invalid(
-                        "database_url",
-                        "give either a path (SQLite) or a database URL (PostgreSQL), not both",
-                    ))
-                }
-                (None, Some(url)) => Store::postgres(url.clone()),
-                (Some(p), None) => Store::sqlite(p.clone()),
-                (None, None) => Store::memory(),
-            })
+            .store(Store::from_options(s.path.clone(), s.database_url.clone())?)
             .mode(mode)
             .durability(s.durability.unwrap_or_default())
             .zero_fill(s.zero_fill);
@@ -134,6 +124,15 @@ pub extern "C" fn mm_meter_new(
         }
         if let Some(id) = &s.replica_id {
             b = b.replica_id(id.clone());
+        }
+        if let Some(n) = s.fleet_senders {
+            b = b.fleet_senders(n);
+        }
+        if let Some(l) = s.fleet_lease {
+            b = b.fleet_lease(l);
+        }
+        if let Some(t) = s.start_hour {
+            b = b.start_hour(t);
         }
         if let Some(g) = s.grace {
             b = b.grace(g);

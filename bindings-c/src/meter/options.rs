@@ -49,6 +49,9 @@ pub struct MeterSettings {
     pub(crate) clock: Option<ManualClock>,
     pub(crate) database_url: Option<String>,
     pub(crate) replica_id: Option<String>,
+    pub(crate) fleet_senders: Option<u32>,
+    pub(crate) fleet_lease: Option<Duration>,
+    pub(crate) start_hour: Option<i64>,
 }
 
 /// A meter configuration being built: `mm_meter_config_new`, the setters, then
@@ -156,6 +159,51 @@ fn path_of(bytes: &[u8]) -> PathBuf {
 #[cfg(not(unix))]
 fn path_of(bytes: &[u8]) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Fleet store: how many replicas send at a time per product (default 1, so the fleet
+/// calls the service at the rate one meter does). 0 is refused by `mm_meter_new` (field
+/// `fleet_senders`): nobody would send. `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not
+/// thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_meter_config_set_fleet_senders(
+    config: *mut mm_meter_config,
+    senders: u32,
+) -> mm_status {
+    set(config, |c| {
+        c.fleet_senders = Some(senders);
+        Ok(())
+    })
+}
+
+/// Fleet store: how long a sender's claim on buckets lasts, in milliseconds (default
+/// 120,000); a dead sender's buckets are sent again, identical, by another replica after
+/// it. 0 is refused by `mm_meter_new` (field `fleet_lease`). `config` NULL →
+/// `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_meter_config_set_fleet_lease_millis(
+    config: *mut mm_meter_config,
+    millis: u64,
+) -> mm_status {
+    set(config, |c| {
+        c.fleet_lease = Some(Duration::from_millis(millis));
+        Ok(())
+    })
+}
+
+/// Fleet store: the cut-over from a SQLite meter. The first hour this store counts (epoch
+/// seconds, rounded down to the hour); `mm_meter_record` refuses events of earlier hours
+/// (`MM_STATUS_INVALID_INPUT`, field `timestamp`): they belong to the SQLite meter.
+/// `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
+#[no_mangle]
+pub extern "C" fn mm_meter_config_set_start_hour(
+    config: *mut mm_meter_config,
+    epoch_seconds: i64,
+) -> mm_status {
+    set(config, |c| {
+        c.start_hour = Some(epoch_seconds);
+        Ok(())
+    })
 }
 
 /// Sets the product code of every bucket (required for customer identifiers and the MeterUsage
