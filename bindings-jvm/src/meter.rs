@@ -35,6 +35,8 @@ const FIELD_NAMES: &[(&str, &str)] = &[
     ("customer_aws_account_id", "customerAwsAccountId"),
     ("license_arn", "licenseArn"),
     ("database_url", "databaseUrl"),
+    ("fleet_senders", "fleetSenders"),
+    ("fleet_lease", "fleetLease"),
 ];
 
 fn kotlin_field(field: &str) -> String {
@@ -149,6 +151,12 @@ pub struct MeterOptions {
     pub database_url: Option<String>,
     /// This replica's name in the fleet store (default: host name and process id).
     pub replica_id: Option<String>,
+    /// The fleet store: replicas sending at a time per product (default 1).
+    pub fleet_senders: Option<u32>,
+    /// The fleet store: how long a sender's claim lasts (default 2 minutes).
+    pub fleet_lease_millis: Option<i64>,
+    /// The fleet store's first hour (epoch seconds): the cut-over from a SQLite meter.
+    pub start_hour: Option<i64>,
     pub product_code: Option<String>,
     /// `batch` (BatchMeterUsage, the default) or `meter_usage`.
     pub mode: Option<String>,
@@ -358,6 +366,15 @@ impl NativeMeter {
         if let Some(id) = options.replica_id {
             b = b.replica_id(id);
         }
+        if let Some(n) = options.fleet_senders {
+            b = b.fleet_senders(n);
+        }
+        if let Some(l) = millis("fleetLease", options.fleet_lease_millis, true)? {
+            b = b.fleet_lease(l);
+        }
+        if let Some(t) = options.start_hour {
+            b = b.start_hour(t);
+        }
         if let Some(code) = options.product_code {
             b = b.product_code(code);
         }
@@ -385,7 +402,7 @@ impl NativeMeter {
             b = b.on_event(move |e| l.on_event(event_record(&e)));
         }
         let config = b.build()?;
-        let core = meter::UsageMeter::new(config)?;
+        let core = meter::UsageMeter::new(config).map_err(record_err)?;
         let live = Arc::new(Mutex::new(Some(core)));
         {
             let mut all = lock(&METERS);

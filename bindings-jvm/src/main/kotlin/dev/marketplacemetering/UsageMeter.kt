@@ -149,6 +149,15 @@ class UsageMeter private constructor(
         val databaseUrl: String? = null,
         /** This replica's name in the fleet store (default: host name and process id). */
         val replicaId: String? = null,
+        /** Fleet store: how many replicas send at a time per product (default 1). */
+        val fleetSenders: Int? = null,
+        /** Fleet store: how long a sender's claim lasts (default 2 minutes). */
+        val fleetLease: Duration? = null,
+        /**
+         * Fleet store: the cut-over from a SQLite meter, the first hour this store counts
+         * (rounded down); events of earlier hours are refused naming `timestamp`.
+         */
+        val startHour: Instant? = null,
     )
 
     /** Builds a meter: Kotlin DSL properties, fluent methods for Java. */
@@ -164,6 +173,9 @@ class UsageMeter private constructor(
         var clock: ManualClock? = null
         var databaseUrl: String? = null
         var replicaId: String? = null
+        var fleetSenders: Int? = null
+        var fleetLease: Duration? = null
+        var startHour: Instant? = null
 
         fun path(v: Path?) = apply { path = v }
         fun productCode(v: String?) = apply { productCode = v }
@@ -176,12 +188,15 @@ class UsageMeter private constructor(
         fun clock(v: ManualClock?) = apply { clock = v }
         fun databaseUrl(v: String?) = apply { databaseUrl = v }
         fun replicaId(v: String?) = apply { replicaId = v }
+        fun fleetSenders(v: Int?) = apply { fleetSenders = v }
+        fun fleetLease(v: Duration?) = apply { fleetLease = v }
+        fun startHour(v: Instant?) = apply { startHour = v }
 
         fun build(): UsageMeter = UsageMeter(
             client,
             Config(
                 path, productCode, mode, durability, grace, zeroFill, flushInterval, listener, clock,
-                databaseUrl, replicaId,
+                databaseUrl, replicaId, fleetSenders, fleetLease, startHour,
             ),
         )
     }
@@ -194,6 +209,9 @@ class UsageMeter private constructor(
                 path = config.path?.toString(),
                 databaseUrl = config.databaseUrl,
                 replicaId = config.replicaId,
+                fleetSenders = config.fleetSenders?.let { if (it < 0) 0u else it.toUInt() },
+                fleetLeaseMillis = config.fleetLease?.toMillis(),
+                startHour = config.startHour?.epochSecond,
                 productCode = config.productCode,
                 mode = config.mode?.wire,
                 durability = config.durability?.wire,

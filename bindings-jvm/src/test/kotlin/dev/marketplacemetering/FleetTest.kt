@@ -101,4 +101,46 @@ class FleetTest {
         assertEquals("databaseUrl", e.field)
         assertFalse(e.message!!.contains("postgresql://"), "the URL (it may carry a password) is not echoed")
     }
+
+    @Test
+    fun `fleet tuning reaches the core, which refuses what would stop billing`() {
+        val cases: List<Pair<(UsageMeter.Builder) -> Unit, String>> = listOf(
+            { b: UsageMeter.Builder -> b.fleetSenders = 0 } to "fleetSenders",
+            { b: UsageMeter.Builder -> b.fleetSenders = -1 } to "fleetSenders",
+            { b: UsageMeter.Builder -> b.fleetLease = Duration.ZERO } to "fleetLease",
+            { b: UsageMeter.Builder -> b.fleetLease = Duration.ofSeconds(-1) } to "fleetLease",
+        )
+        for ((tune, field) in cases) {
+            val e = assertThrows(InvalidInputException::class.java) {
+                UsageMeter(client) {
+                    databaseUrl = url
+                    productCode = Emulator.PRODUCT_CODE
+                    tune(this)
+                }
+            }
+            assertEquals(field, e.field)
+        }
+    }
+
+    @Test
+    fun `the cut-over from SQLite - startHour refuses the hour before it`() {
+        val t = hour.minus(Duration.ofHours(1))
+        val clock = ManualClock(t.plusSeconds(10))
+        UsageMeter(client) {
+            databaseUrl = url
+            replicaId = "cut-over"
+            productCode = Emulator.PRODUCT_CODE
+            flushInterval = Duration.ZERO
+            fleetSenders = 2
+            fleetLease = Duration.ofSeconds(30)
+            startHour = t.plusSeconds(1234)
+            this.clock = clock
+        }.use { m ->
+            val e = assertThrows(InvalidInputException::class.java) {
+                m.record("cust-9", "users", 1, t.minusSeconds(60))
+            }
+            assertEquals("timestamp", e.field)
+            m.record("cust-9", "users", 1, t.plusSeconds(60))
+        }
+    }
 }

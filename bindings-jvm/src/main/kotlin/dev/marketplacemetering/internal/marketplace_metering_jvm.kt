@@ -4199,6 +4199,21 @@ data class MeterOptions (
      */
     var `replicaId`: kotlin.String?
     , 
+    /**
+     * The fleet store: replicas sending at a time per product (default 1).
+     */
+    var `fleetSenders`: kotlin.UInt?
+    , 
+    /**
+     * The fleet store: how long a sender's claim lasts (default 2 minutes).
+     */
+    var `fleetLeaseMillis`: kotlin.Long?
+    , 
+    /**
+     * The fleet store's first hour (epoch seconds): the cut-over from a SQLite meter.
+     */
+    var `startHour`: kotlin.Long?
+    , 
     var `productCode`: kotlin.String?
     , 
     /**
@@ -4235,6 +4250,9 @@ data class MeterOptions (
         this.`path`,
         this.`databaseUrl`,
         this.`replicaId`,
+        this.`fleetSenders`,
+        this.`fleetLeaseMillis`,
+        this.`startHour`,
         this.`productCode`,
         this.`mode`,
         this.`durability`,
@@ -4257,6 +4275,9 @@ public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions>
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
@@ -4271,6 +4292,9 @@ public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions>
             FfiConverterOptionalString.allocationSize(value.`path`) +
             FfiConverterOptionalString.allocationSize(value.`databaseUrl`) +
             FfiConverterOptionalString.allocationSize(value.`replicaId`) +
+            FfiConverterOptionalUInt.allocationSize(value.`fleetSenders`) +
+            FfiConverterOptionalLong.allocationSize(value.`fleetLeaseMillis`) +
+            FfiConverterOptionalLong.allocationSize(value.`startHour`) +
             FfiConverterOptionalString.allocationSize(value.`productCode`) +
             FfiConverterOptionalString.allocationSize(value.`mode`) +
             FfiConverterOptionalString.allocationSize(value.`durability`) +
@@ -4284,6 +4308,9 @@ public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions>
             FfiConverterOptionalString.write(value.`path`, buf)
             FfiConverterOptionalString.write(value.`databaseUrl`, buf)
             FfiConverterOptionalString.write(value.`replicaId`, buf)
+            FfiConverterOptionalUInt.write(value.`fleetSenders`, buf)
+            FfiConverterOptionalLong.write(value.`fleetLeaseMillis`, buf)
+            FfiConverterOptionalLong.write(value.`startHour`, buf)
             FfiConverterOptionalString.write(value.`productCode`, buf)
             FfiConverterOptionalString.write(value.`mode`, buf)
             FfiConverterOptionalString.write(value.`durability`, buf)
@@ -5177,6 +5204,38 @@ public object FfiConverterOptionalUShort: FfiConverterRustBuffer<kotlin.UShort?>
         } else {
             buf.put(1)
             FfiConverterUShort.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
+    override fun read(buf: ByteBuffer): kotlin.UInt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterUInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.UInt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterUInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.UInt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterUInt.write(value, buf)
         }
     }
 }
