@@ -385,3 +385,29 @@ fn connections_cut_mid_record_and_a_server_restart_lose_and_double_nothing() {
     assert_eq!(billed, acked.load(Ordering::SeqCst));
     assert!(billed > 0);
 }
+
+/// A replica name or a cut-over hour without the fleet store would leave each replica on a
+/// store of its own (the double count the fleet store prevents): refused, naming the setting.
+#[test]
+fn fleet_settings_without_the_fleet_store_are_refused() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let clock = clock_at(base());
+    let file = std::env::temp_dir().join(format!("mm-fleet-settings-{}.db", std::process::id()));
+    for store in [Store::memory(), Store::sqlite(&file)] {
+        for (b, field) in [
+            (
+                builder(&emu, store.clone(), &clock).replica_id("web-1"),
+                "replica_id",
+            ),
+            (
+                builder(&emu, store.clone(), &clock).start_hour(base()),
+                "start_hour",
+            ),
+        ] {
+            let e = UsageMeter::new(b.build().unwrap()).unwrap_err();
+            assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+            assert_eq!(e.field(), Some(field), "{e}");
+        }
+    }
+    assert!(!file.exists(), "refused before the store was opened");
+}

@@ -217,6 +217,21 @@ impl UsageMeter {
                 return Err(Error::invalid_input("product_code", "must not be empty"));
             }
         }
+        if !matches!(config.store.0, StoreKind::Postgres(_)) {
+            // A replica name without the fleet store would leave each replica on its own
+            // store, the double count the fleet store exists to prevent: say so.
+            for (field, given) in [
+                ("replica_id", config.replica_id.is_some()),
+                ("start_hour", config.start_hour.is_some()),
+            ] {
+                if given {
+                    return Err(Error::invalid_input(
+                        field,
+                        "is a fleet store setting: give database_url too",
+                    ));
+                }
+            }
+        }
         let memory_store = matches!(config.store.0, StoreKind::Memory);
         let mut fleet = None;
         let db = match &config.store.0 {
