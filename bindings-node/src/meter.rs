@@ -152,11 +152,10 @@ impl NativeMeter {
         let sink = events.clone();
         let mut b = MeterConfig::builder()
             .client(client.core_client())
-            .store(match (&o.path, &o.database_url) {
-                (_, Some(url)) => Store::postgres(url),
-                (Some(p), None) => Store::sqlite(p),
-                (None, None) => Store::memory(),
-            })
+            .store(
+                Store::from_options(o.path.clone().map(Into::into), o.database_url.clone())
+                    .map_err(|e| crate::errors::to_js(&env, &convert::meter_error(e)))?,
+            )
             .mode(o.mode)
             .durability(o.durability)
             .zero_fill(o.zero_fill)

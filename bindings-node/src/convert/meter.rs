@@ -83,11 +83,6 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
     }
     if let Some(v) = opt!(o, "databaseUrl") {
         out.database_url = Some(string(v, top.field("databaseUrl"))?);
-        if out.path.is_some() {
-            return Err(top.field("databaseUrl").err(
-                "give either path (SQLite) or databaseUrl (PostgreSQL), not both".to_owned(),
-            ));
-        }
     }
     if let Some(v) = opt!(o, "replicaId") {
         out.replica_id = Some(string(v, top.field("replicaId"))?);
