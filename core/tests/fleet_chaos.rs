@@ -191,11 +191,18 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
     let mut replicas: Vec<Replica> = (0..REPLICAS).map(|i| spawn(i, 0)).collect();
     let mut rng = fastrand::Rng::with_seed(7);
     let started = Instant::now();
-    let gap = Duration::from_millis((run_ms as u64 / (kills as u64 + 2)).max(5));
+    let run = Duration::from_millis(run_ms as u64);
+    let idle_gap = Duration::from_millis((run_ms as u64 / (kills as u64 + 2)).max(5));
     let (mut killed, mut terminated, mut restarted) = (0usize, 0usize, false);
     let mut python_kills = 0usize;
-    while started.elapsed() < Duration::from_millis(run_ms as u64) {
-        std::thread::sleep(gap);
+    while started.elapsed() < run {
+        // The kills left spread over the time left: a kill, its respawn and a connection cut
+        // take time of their own, which a fixed gap would not leave for the last kills.
+        let gap = match kills.checked_sub(killed) {
+            Some(left) if left > 0 => run.saturating_sub(started.elapsed()) / (left as u32 + 1),
+            _ => idle_gap,
+        };
+        std::thread::sleep(gap.max(Duration::from_millis(5)));
         if killed < kills {
             let i = match python {
                 Some(_) if killed % 3 == 0 => PYTHON_REPLICAS[killed / 3 % 2],
@@ -230,6 +237,10 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
         }
     }
     assert!(restarted, "the server restart did not happen");
+    assert_eq!(
+        killed, kills,
+        "the event stream ended before every kill happened"
+    );
     // Drain: a meter whose clock is past every hour's grace flushes until nothing is left
     // (claims of killed senders expire after their 1 s lease).
     let drain_at = real_hour + 600;
