@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -192,18 +193,39 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
     let mut rng = fastrand::Rng::with_seed(7);
     let started = Instant::now();
     let run = Duration::from_millis(run_ms as u64);
-    let idle_gap = Duration::from_millis((run_ms as u64 / (kills as u64 + 2)).max(5));
-    let (mut killed, mut terminated, mut restarted) = (0usize, 0usize, false);
-    let mut python_kills = 0usize;
-    while started.elapsed() < run {
-        // The kills left spread over the time left: a kill, its respawn and a connection cut
-        // take time of their own, which a fixed gap would not leave for the last kills.
-        let gap = match kills.checked_sub(killed) {
-            Some(left) if left > 0 => run.saturating_sub(started.elapsed()) / (left as u32 + 1),
-            _ => idle_gap,
-        };
-        std::thread::sleep(gap.max(Duration::from_millis(5)));
-        if killed < kills {
+    let (mut killed, mut python_kills) = (0usize, 0usize);
+    let terminated = AtomicUsize::new(0);
+    let restarted = AtomicBool::new(false);
+    let stream_done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // Connection cuts (about one per four kills) and the server restart at half time run
+        // beside the kills, so a slow psql never delays a kill.
+        scope.spawn(|| {
+            let mut rng = fastrand::Rng::with_seed(11);
+            let every = run_ms as u64 / (kills as u64 / 4 + 2);
+            while !stream_done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(
+                    (every / 2 + rng.u64(..every.max(1))).max(50),
+                ));
+                if stream_done.load(Ordering::SeqCst) {
+                    break;
+                }
+                cluster.terminate_backends(&url);
+                terminated.fetch_add(1, Ordering::SeqCst);
+                if !restarted.load(Ordering::SeqCst)
+                    && started.elapsed() > Duration::from_millis(run_ms as u64 / 2)
+                {
+                    cluster.restart();
+                    restarted.store(true, Ordering::SeqCst);
+                }
+            }
+        });
+        while started.elapsed() < run && killed < kills {
+            // The kills left spread over the time left: a kill and its respawn take time of
+            // their own, which a fixed gap would not leave for the last kills.
+            let left = (kills - killed) as u32;
+            let gap = run.saturating_sub(started.elapsed()) / (left + 1);
+            std::thread::sleep(gap.max(Duration::from_millis(5)));
             let i = match python {
                 Some(_) if killed % 3 == 0 => PYTHON_REPLICAS[killed / 3 % 2],
                 _ => rng.usize(..REPLICAS),
@@ -218,15 +240,12 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
             replicas[i] = spawn(i, g);
             killed += 1;
         }
-        if rng.u8(..4) == 0 {
-            cluster.terminate_backends(&url);
-            terminated += 1;
+        if let Some(rest) = run.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
         }
-        if !restarted && started.elapsed() > Duration::from_millis(run_ms as u64 / 2) {
-            cluster.restart();
-            restarted = true;
-        }
-    }
+        stream_done.store(true, Ordering::SeqCst);
+    });
+    let (terminated, restarted) = (terminated.into_inner(), restarted.into_inner());
     for r in &mut replicas {
         let status = r.child.wait().unwrap();
         if !status.success() {
@@ -307,9 +326,17 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
     }
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
     let mut sent: HashMap<(String, i64), std::collections::BTreeSet<i64>> = HashMap::new();
+    let mut python_calls = 0usize;
     for r in emu.requests() {
         if r.operation.as_deref() != Some("BatchMeterUsage") {
             continue;
+        }
+        let ua = r
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"));
+        if ua.is_some_and(|(_, v)| v.contains(" lang/python/")) {
+            python_calls += 1;
         }
         let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         for rec in v["UsageRecords"].as_array().unwrap() {
@@ -343,7 +370,8 @@ fn eight_replicas_survive_kills_cut_connections_and_a_server_restart() {
     eprintln!(
         "fleet chaos: {REPLICAS} replicas ({faces}), {killed} kills ({python_kills} of Python \
          replicas), {terminated} connection cuts, 1 server restart; {acked_total} units \
-         acknowledged ({python_acked} by Python), {billed_total} billed in {} records",
+         acknowledged ({python_acked} by Python), {billed_total} billed in {} records \
+         ({python_calls} BatchMeterUsage calls from Python replicas)",
         ledger.len()
     );
 }

@@ -9,9 +9,8 @@ acknowledged record() journaled as "customer hour quantity" and fsynced before t
 Where the Rust replica has constants, it reads MM_FLEET_REGION, MM_FLEET_KEY_ID,
 MM_FLEET_SECRET (the emulator's fixed test credentials) and MM_FLEET_PRODUCT.
 
-It only records (flush_interval=None): the Python face has no fleet lease setting, and a
-replica SIGKILLed while holding the default 2-minute claim would stall the test's drain.
-The Rust replicas and the drain send what it recorded.
+It records and sends as the Rust replica does: a background flush every 200 ms with a 1 s
+fleet lease, so a Python replica SIGKILLed mid-send leaves a claim another replica takes over.
 """
 
 from __future__ import annotations
@@ -68,7 +67,10 @@ def main() -> None:
         product_code=env["MM_FLEET_PRODUCT"],
         durability="durable",
         grace=300,
-        flush_interval=None,
+        # Sends as the Rust replicas do: a background flush every 200 ms, and a 1 s lease so a
+        # killed sender's claim passes to another replica quickly.
+        flush_interval=0.2,
+        fleet_lease=1,
         clock=clock,
         database_url=env["MM_FLEET_URL"],
         replica_id=env["MM_FLEET_REPLICA"],
@@ -85,8 +87,8 @@ def main() -> None:
         os.fdatasync(fd)
         time.sleep(0.002)
     os.close(fd)
-    # No close(): it would flush, and this replica only records. Every record() above was
-    # committed before it returned; the meter dropped at exit sends nothing.
+    # No close(): every record() above was committed before it returned; what is left to
+    # send is the drain's (or any replica's) to send, as after a kill.
 
 
 if __name__ == "__main__":
