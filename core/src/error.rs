@@ -17,6 +17,8 @@
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::field::{FieldPath, FieldStyle, Segment};
+
 macro_rules! error_codes {
     ($(
         $(#[doc = $doc:literal])*
@@ -270,8 +272,12 @@ pub struct Error(Box<Inner>);
 struct Inner {
     code: ErrorCode,
     service_code: Option<String>,
+    /// The message: for an error naming a field, `"{field}: {problem}"` in the default style.
     message: String,
-    field: Option<String>,
+    /// The field at fault, with its text in the default style.
+    field: Option<(FieldPath, String)>,
+    /// The message without the field, when the error names one.
+    problem: Option<String>,
     retryable: bool,
     meta: ResponseMetadata,
     source: Option<BoxError>,
@@ -284,39 +290,46 @@ impl Error {
             service_code: None,
             message: message.into(),
             field: None,
+            problem: None,
             retryable: false,
             meta: ResponseMetadata::default(),
             source: None,
         }))
     }
 
-    /// An input that violates the model: `field` is the path (`UsageRecords[3].Quantity`).
-    pub fn invalid_input(field: impl Into<String>, problem: impl fmt::Display) -> Self {
-        let field = field.into();
-        let mut e = Error::new(ErrorCode::InvalidInput, format!("{field}: {problem}"));
-        e.0.field = Some(field);
-        e
+    /// An input that violates the model: `field` is the path (`UsageRecords[3].Quantity`),
+    /// `problem` what is wrong with it (`must be between 0 and 2147483647, got -1`).
+    pub fn invalid_input(field: impl Into<FieldPath>, problem: impl fmt::Display) -> Self {
+        Error::new(ErrorCode::InvalidInput, String::new()).with_field(field.into(), problem)
     }
 
     /// A modeled exception raised before sending, for a rule the model only documents and the
     /// service enforces with that very exception: nothing was sent; `field` names where.
     pub(crate) fn modeled_early(
         code: ErrorCode,
-        field: impl Into<String>,
+        field: FieldPath,
         problem: impl fmt::Display,
     ) -> Self {
-        let field = field.into();
-        let mut e = Error::new(code, format!("{field}: {problem}"));
+        let mut e = Error::new(code, String::new()).with_field(field, problem);
         e.0.service_code = Some(code.as_str().to_owned());
-        e.0.field = Some(field);
         e
+    }
+
+    fn with_field(mut self, field: FieldPath, problem: impl fmt::Display) -> Self {
+        let text = field.render(FieldStyle::default());
+        let problem = problem.to_string();
+        self.0.message = format!("{text}: {problem}");
+        self.0.field = Some((field, text));
+        self.0.problem = Some(problem);
+        self
     }
 
     /// An unusable setting: `field` names it as its source spells it (`AWS_MAX_ATTEMPTS`,
     /// `max_attempts`), `message` says where it came from and what is wrong.
     pub fn invalid_setting(field: String, message: impl Into<String>) -> Self {
         let mut e = Error::new(ErrorCode::InvalidConfig, message);
-        e.0.field = Some(field);
+        let path = FieldPath::member(field.clone());
+        e.0.field = Some((path, field));
         e
     }
 
@@ -379,23 +392,37 @@ impl Error {
         &self.0.message
     }
 
-    /// The message without its field path (`must not be empty` of `Dimension: must not be
-    /// empty`), for a face that renders the path in its own spelling.
+    /// The message in a face's spelling of the field (`customerIdentifier: must not be
+    /// empty` in [`FieldStyle::Camel`]); [`Error::message`] is [`FieldStyle::Snake`].
+    pub fn message_in(&self, style: FieldStyle) -> String {
+        match (&self.0.field, &self.0.problem) {
+            (Some((path, _)), Some(problem)) => format!("{}: {problem}", path.render(style)),
+            _ => self.0.message.clone(),
+        }
+    }
+
+    /// The message without its field path (`must not be empty` of `dimension: must not be
+    /// empty`), for a face that renders the path itself.
     pub fn problem(&self) -> &str {
-        let m = self.0.message.as_str();
-        self.0
-            .field
-            .as_deref()
-            .and_then(|f| m.strip_prefix(f))
-            .and_then(|m| m.strip_prefix(": "))
-            .unwrap_or(m)
+        self.0.problem.as_deref().unwrap_or(&self.0.message)
     }
 
     /// For [`ErrorCode::InvalidInput`] (and a modeled exception raised before sending), the
     /// path of the offending field; for [`ErrorCode::InvalidConfig`], the setting as its
     /// source spells it (`AWS_MAX_ATTEMPTS`, `max_attempts`), when one setting is at fault.
+    /// In [`FieldStyle::Snake`]; see [`Error::field_in`].
     pub fn field(&self) -> Option<&str> {
-        self.0.field.as_deref()
+        self.0.field.as_ref().map(|(_, text)| text.as_str())
+    }
+
+    /// [`Error::field`] in a face's spelling (`customerAwsAccountId` in [`FieldStyle::Camel`]).
+    pub fn field_in(&self, style: FieldStyle) -> Option<String> {
+        self.0.field.as_ref().map(|(path, _)| path.render(style))
+    }
+
+    /// [`Error::field`]'s structured path.
+    pub fn field_path(&self) -> Option<&FieldPath> {
+        self.0.field.as_ref().map(|(path, _)| path)
     }
 
     /// The service's request id, when a response was received.
@@ -491,7 +518,7 @@ impl std::error::Error for BuildError {}
 
 impl From<BuildError> for Error {
     fn from(e: BuildError) -> Self {
-        Error::invalid_input(e.field, "is required")
+        Error::invalid_input(FieldPath::member(e.field), "is required")
     }
 }
 

@@ -66,7 +66,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use crate::error::BuildError;
+use crate::error::{BuildError, FieldPath};
 use crate::operation::batch_meter_usage::BatchMeterUsageInput;
 use crate::primitives::DateTime;
 use crate::types::{UsageAllocation, UsageRecord};
@@ -119,23 +119,23 @@ impl Customer {
             (None, Some(a), Some(l)) => Ok(Customer::aws_account(a, l)),
             (None, None, None) if !required => Ok(Customer::Identifier(String::new())),
             (None, None, None) => Err(Error::invalid_input(
-                "customer_identifier",
+                FieldPath::argument("customer_identifier"),
                 "is required (or an AWS account id with its license ARN)",
             )),
             (Some(_), None, Some(_)) => Err(Error::invalid_input(
-                "license_arn",
+                FieldPath::argument("license_arn"),
                 "goes with an AWS account id, not with a customer identifier",
             )),
             (Some(_), _, _) => Err(Error::invalid_input(
-                "customer_identifier",
+                FieldPath::argument("customer_identifier"),
                 "give one customer: an identifier, or an AWS account id with its license ARN",
             )),
             (None, Some(_), None) => Err(Error::invalid_input(
-                "license_arn",
+                FieldPath::argument("license_arn"),
                 "is required with an AWS account id",
             )),
             (None, None, Some(_)) => Err(Error::invalid_input(
-                "customer_aws_account_id",
+                FieldPath::argument("customer_aws_account_id"),
                 "is required with a license ARN",
             )),
         }
@@ -181,7 +181,7 @@ impl std::str::FromStr for MeterMode {
             "batch" => Ok(MeterMode::Batch),
             "meter_usage" => Ok(MeterMode::MeterUsage),
             other => Err(Error::invalid_input(
-                "mode",
+                FieldPath::argument("mode"),
                 format!("must be \"batch\" or \"meter_usage\", got {other:?}"),
             )),
         }
@@ -222,7 +222,7 @@ impl std::str::FromStr for Durability {
             "group" => Ok(Durability::Group),
             "memory" => Ok(Durability::Memory),
             other => Err(Error::invalid_input(
-                "durability",
+                FieldPath::argument("durability"),
                 format!("must be \"durable\", \"group\" or \"memory\", got {other:?}"),
             )),
         }
@@ -800,7 +800,7 @@ const MAX_BUCKET: i64 = i32::MAX as i64;
 /// The error of a `record()` that would push a bucket past [`MAX_BUCKET`].
 fn overflow_error(key: &BucketKey, quantity: i64, total: i64) -> Error {
     Error::invalid_input(
-        "quantity",
+        FieldPath::argument("quantity"),
         format!(
             "adding {quantity} would bring the hour {} of {} / {} to {total}, past the largest \
              quantity the service accepts for an hour ({MAX_BUCKET}); nothing of it was \
@@ -1333,13 +1333,13 @@ const CALENDAR: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_79
 fn check_timestamp(secs: i64, now: i64) -> Result<i64, Error> {
     if !CALENDAR.contains(&secs) {
         return Err(Error::invalid_input(
-            "timestamp",
+            FieldPath::argument("timestamp"),
             format!("{secs} is not a time any calendar holds (seconds since 1970-01-01)"),
         ));
     }
     if secs > now.saturating_add(MAX_AHEAD_SECS) {
         return Err(Error::invalid_input(
-            "timestamp",
+            FieldPath::argument("timestamp"),
             format!(
                 "{secs} is more than {MAX_AHEAD_SECS} seconds ahead of the meter's clock \
                  ({now}); timestamps are seconds since 1970-01-01 (milliseconds, as from \
@@ -1363,7 +1363,10 @@ fn canonical_allocations(allocs: &[UsageAllocation]) -> Result<Allocs, Error> {
                 let mut t = tags.clone();
                 t.sort_by(|x, y| (&x.key, &x.value).cmp(&(&y.key, &y.value)));
                 serde_json::to_string(&t).map_err(|e| {
-                    Error::invalid_input("allocations", format!("cannot encode the tags: {e}"))
+                    Error::invalid_input(
+                        FieldPath::argument("allocations"),
+                        format!("cannot encode the tags: {e}"),
+                    )
                 })?
             }
         };
@@ -1383,7 +1386,10 @@ impl UsageMeter {
         }
         if let Some(p) = &config.product_code {
             if p.is_empty() {
-                return Err(Error::invalid_input("product_code", "must not be empty"));
+                return Err(Error::invalid_input(
+                    FieldPath::argument("product_code"),
+                    "must not be empty",
+                ));
             }
         }
         let memory_store = matches!(config.store.0, StoreKind::Memory);
@@ -1493,7 +1499,7 @@ impl UsageMeter {
         if inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
-        let q = crate::validate::quantity("quantity", quantity)?;
+        let q = crate::validate::quantity_with(quantity, || FieldPath::argument("quantity"))?;
         let customer = if inner.mode == MeterMode::MeterUsage {
             Customer::Identifier(String::new())
         } else {
@@ -1514,7 +1520,7 @@ impl UsageMeter {
         if let Some(start) = shared.fleet.as_ref().and_then(fleet::Fleet::start_hour) {
             if hour < start || hour_of(now) < start {
                 return Err(Error::invalid_input(
-                    "timestamp",
+                    FieldPath::argument("timestamp"),
                     format!(
                         "{at_secs} is before this fleet store's start hour {start}: usage before \
                          the cut-over belongs to the SQLite meter it took over from"
@@ -1642,7 +1648,7 @@ impl UsageMeter {
         allocations: Option<&[UsageAllocation]>,
     ) -> Result<(), Error> {
         if self.inner.mode == MeterMode::MeterUsage {
-            crate::validate::dimension_named("dimension", dimension)?;
+            crate::validate::dimension_argument("dimension", dimension)?;
             if let Some(a) = allocations {
                 let input = crate::operation::meter_usage::MeterUsageInput {
                     product_code: self.inner.shared.scope.product_code.clone(),
@@ -1653,7 +1659,8 @@ impl UsageMeter {
                     usage_allocations: Some(a.to_vec()),
                     client_token: None,
                 };
-                crate::validate::meter_usage(&input)?;
+                crate::validate::meter_usage(&input)
+                    .map_err(crate::validate::as_record_arguments)?;
             }
             return Ok(());
         }
@@ -1662,12 +1669,12 @@ impl UsageMeter {
             Customer::Identifier(id) if allocations.is_none() => {
                 if product.is_empty() {
                     return Err(Error::invalid_input(
-                        "customer",
+                        FieldPath::argument("customer_identifier"),
                         "a CustomerIdentifier needs the meter's product code",
                     ));
                 }
-                crate::validate::customer_identifier_named("customer", id)?;
-                crate::validate::dimension_named("dimension", dimension)
+                crate::validate::customer_identifier_argument("customer_identifier", id)?;
+                crate::validate::dimension_argument("dimension", dimension)
             }
             _ => {
                 let record = self.usage_record(customer, dimension, q, at_secs, allocations);
@@ -1675,14 +1682,8 @@ impl UsageMeter {
                     usage_records: vec![record],
                     product_code: (!product.is_empty()).then(|| product.clone()),
                 };
-                crate::validate::batch_meter_usage(&input).map_err(|e| {
-                    Error::invalid_input(
-                        e.field()
-                            .unwrap_or("record")
-                            .replace("UsageRecords[0].", ""),
-                        e.message(),
-                    )
-                })
+                crate::validate::batch_meter_usage(&input)
+                    .map_err(crate::validate::as_record_arguments)
             }
         }
     }
