@@ -372,6 +372,12 @@ unsafe extern "C" fn collect(ev: *const mm_meter_event, user_data: *mut c_void) 
 fn err_field(err: *mut mm_error) -> String {
     let f = mm_error_field(err);
     let out = if f.is_null() { String::new() } else { s(f) };
+    if !out.is_empty() {
+        // The message names the field once, at its start.
+        let m = s(mm_error_message(err));
+        assert!(m.starts_with(&format!("{out}: ")), "{m}");
+        assert!(!m[out.len()..].contains(&out), "{m}");
+    }
     mm_error_free(err);
     out
 }
@@ -602,9 +608,23 @@ fn record_names_the_bad_field_and_records_nothing() {
             "allocations[0].AllocatedUsageQuantity".into()
         )
     );
-    let (st, field) = rec(c, null(), null(), u, 3, &[alloc(2)]);
-    assert_eq!(st, mm_status::InvalidInput);
-    assert!(field.contains("UsageAllocations"), "{field}");
+    assert_eq!(
+        rec(c, null(), null(), u, 3, &[alloc(2)]),
+        (mm_status::InvalidInput, "allocations".into())
+    );
+    // A bad dimension is `dimension` whichever customer kind (each takes its own path in the
+    // core's validation), never the model's `Dimension`.
+    for (ci, acct, lic, allocs) in [
+        (c, null(), null(), &[][..]),
+        (c, null(), null(), &[alloc(1)][..]),
+        (null(), acct, lic, &[][..]),
+        (null(), acct, lic, &[alloc(1)][..]),
+    ] {
+        assert_eq!(
+            rec(ci, acct, lic, c"".as_ptr(), 1, allocs),
+            (mm_status::InvalidInput, "dimension".into())
+        );
+    }
     assert_eq!(
         mm_meter_record(
             meter,

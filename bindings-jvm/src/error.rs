@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use marketplace_metering::{Error, ErrorCode};
+use marketplace_metering::{Error, ErrorCode, FieldStyle};
 
 /// Every code of the core's table. `from_core` matches without a wildcard arm: a code added
 /// to the core breaks this build until it is mapped here, and the Kotlin `when` over this
@@ -144,8 +144,8 @@ impl From<Error> for NativeError {
         NativeError::Failure {
             error_code: NativeErrorCode::from_core(e.error_code()),
             code: e.code().to_owned(),
-            detail: e.message().to_owned(),
-            field: e.field().map(str::to_owned),
+            detail: e.message_in(FieldStyle::Camel),
+            field: e.field_in(FieldStyle::Camel),
             request_id: e.request_id().map(str::to_owned),
             http_status: e.http_status(),
             attempts: e.attempts(),
@@ -162,7 +162,7 @@ impl From<marketplace_metering::BuildError> for NativeError {
 
 /// An `InvalidInput` naming `field`.
 pub fn invalid(field: impl Into<String>, problem: &str) -> NativeError {
-    Error::invalid_input(field, problem).into()
+    Error::invalid_input(field.into(), problem).into()
 }
 
 /// An `InvalidState` of the face itself (a closed meter, a call cut by a runtime shutdown).

@@ -9,7 +9,6 @@ use marketplace_metering::meter::{
     self, Customer, DeadLetter, FlushSummary, MeterConfig, MeterEvent, MeterEventKind, MeterMode,
     MeterStatus, RequeueFilter, Store,
 };
-use marketplace_metering::{Error, ErrorCode};
 
 use crate::client::NativeClient;
 use crate::error::{invalid, invalid_state, NativeError};
@@ -19,48 +18,6 @@ type R<T> = Result<T, NativeError>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The core names fields as the service model does (and the customer's parts in snake case);
-/// Kotlin and Java callers know them by `record()`'s parameter names.
-const FIELD_NAMES: &[(&str, &str)] = &[
-    ("UsageAllocations", "allocations"),
-    ("CustomerIdentifier", "customerIdentifier"),
-    ("CustomerAWSAccountId", "customerAwsAccountId"),
-    ("LicenseArn", "licenseArn"),
-    ("Dimension", "dimension"),
-    ("Quantity", "quantity"),
-    ("Timestamp", "timestamp"),
-    ("customer_identifier", "customerIdentifier"),
-    ("customer_aws_account_id", "customerAwsAccountId"),
-    ("license_arn", "licenseArn"),
-];
-
-fn kotlin_field(field: &str) -> String {
-    let f = field.strip_prefix("UsageRecords[0].").unwrap_or(field);
-    for (model, arg) in FIELD_NAMES {
-        if let Some(rest) = f.strip_prefix(model) {
-            if rest.is_empty() || rest.starts_with(['.', '[']) {
-                return format!("{arg}{rest}");
-            }
-        }
-    }
-    f.to_owned()
-}
-
-/// A core error of `record()` and friends, its field named as the Kotlin parameter.
-fn record_err(e: Error) -> NativeError {
-    match e.field() {
-        Some(field) if e.error_code() == ErrorCode::InvalidInput => {
-            let msg = e.message();
-            let msg = match msg.split_once(": ") {
-                Some((path, rest)) if path == field || path.starts_with("UsageRecords[") => rest,
-                _ => msg,
-            };
-            invalid(kotlin_field(field), msg)
-        }
-        _ => e.into(),
-    }
 }
 
 fn epoch_secs(t: SystemTime) -> i64 {
@@ -331,7 +288,7 @@ impl NativeMeter {
             license_arn,
             self.mode != MeterMode::MeterUsage,
         )
-        .map_err(record_err)
+        .map_err(NativeError::from)
     }
 }
 
@@ -410,7 +367,7 @@ impl NativeMeter {
         };
         let m = self.get()?;
         m.record(customer, &dimension, quantity, at, allocs)
-            .map_err(record_err)
+            .map_err(NativeError::from)
     }
 
     /// Registers a customer for zero-fill: each of `dimensions` is reported every hour.
@@ -432,7 +389,7 @@ impl NativeMeter {
         }
         self.get()?
             .register_customer(customer, &out)
-            .map_err(record_err)
+            .map_err(NativeError::from)
     }
 
     /// Seals what may be sealed and sends every sealed bucket now (blocking).
@@ -495,7 +452,7 @@ impl NativeMeter {
             license_arn,
             hour.map(epoch_secs),
         )
-        .map_err(record_err)?;
+        .map_err(NativeError::from)?;
         Ok(self.get()?.requeue(&filter)? as u64)
     }
 }

@@ -623,18 +623,7 @@ fn meter_customer(
     lic: Option<String>,
     required: bool,
 ) -> R<Customer> {
-    Customer::from_parts(ci, acct, lic, required).map_err(customer_err)
-}
-
-/// A core customer error, its field renamed to the JS input's key.
-fn customer_err(e: marketplace_metering::Error) -> ConvError {
-    let field = match e.field() {
-        Some("customer_aws_account_id") => "customerAwsAccountId",
-        Some("license_arn") => "licenseArn",
-        _ => "customerIdentifier",
-    };
-    let problem = e.message().split_once(": ").map_or(e.message(), |(_, p)| p);
-    Path::Root.field(field).err(problem)
+    Customer::from_parts(ci, acct, lic, required).map_err(ConvError::Input)
 }
 
 /// The string member `name` of a meter input, if present.
@@ -673,7 +662,7 @@ pub fn meter_requeue_input(v: Option<Unknown<'_>>) -> R<RequeueFilter> {
         text("licenseArn")?,
         hour,
     )
-    .map_err(customer_err)
+    .map_err(ConvError::Input)
 }
 
 /// The input object of a meter call, its keys not yet checked.
@@ -778,45 +767,6 @@ pub fn meter_register_input(v: Unknown<'_>, customer_required: bool) -> R<(Custo
         dims.push(string(arr.get_element(i)?, p.index(i))?);
     }
     Ok((customer, dims))
-}
-
-/// Renames the core's field names in a meter error to the names of the JS inputs
-/// (`CustomerAWSAccountId` → `customerAwsAccountId`, `UsageAllocations[0]…` → `allocations[0]…`).
-pub fn meter_error(e: marketplace_metering::Error) -> marketplace_metering::Error {
-    let Some(field) = e.field() else { return e };
-    const NAMES: &[(&str, &str)] = &[
-        ("customer", "customerIdentifier"),
-        ("CustomerIdentifier", "customerIdentifier"),
-        ("CustomerAWSAccountId", "customerAwsAccountId"),
-        ("LicenseArn", "licenseArn"),
-        ("Dimension", "dimension"),
-        ("UsageDimension", "dimension"),
-        ("Quantity", "quantity"),
-        ("UsageQuantity", "quantity"),
-        ("Timestamp", "timestamp"),
-        ("ProductCode", "productCode"),
-        ("product_code", "productCode"),
-    ];
-    let renamed = NAMES
-        .iter()
-        .find(|(from, _)| *from == field)
-        .map(|(_, to)| (*to).to_owned())
-        .or_else(|| {
-            field
-                .strip_prefix("UsageAllocations")
-                .map(|rest| format!("allocations{rest}"))
-        });
-    match renamed {
-        Some(to) => {
-            let problem = e
-                .message()
-                .strip_prefix(&format!("{field}: "))
-                .unwrap_or(e.message())
-                .to_owned();
-            marketplace_metering::Error::invalid_input(to, problem)
-        }
-        None => e,
-    }
 }
 
 // ---- outputs ----------------------------------------------------------------------------

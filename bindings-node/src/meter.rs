@@ -358,7 +358,7 @@ where
         },
         move |env, r| match r {
             Ok(v) => Ok(to_js(v)),
-            Err(e) => Err(crate::errors::to_js(env, &convert::meter_error(e))),
+            Err(e) => Err(crate::errors::to_js(env, &e)),
         },
     )
 }
@@ -430,8 +430,7 @@ impl NativeMeter {
                 &marketplace_metering::Error::invalid_input(e.field(), "is required"),
             )
         })?;
-        let meter = UsageMeter::new(config)
-            .map_err(|e| crate::errors::to_js(&env, &convert::meter_error(e)))?;
+        let meter = UsageMeter::new(config).map_err(|e| crate::errors::to_js(&env, &e))?;
         Ok(NativeMeter {
             meter: Some(meter),
             events,
@@ -465,7 +464,7 @@ impl NativeMeter {
         let before = self.events.count();
         self.meter()?
             .record(r.customer, &r.dimension, r.quantity, r.at, r.allocations)
-            .map_err(|e| crate::errors::to_js(&env, &convert::meter_error(e)))?;
+            .map_err(|e| crate::errors::to_js(&env, &e))?;
         Ok(self.events.count() != before)
     }
 
@@ -563,7 +562,7 @@ impl NativeMeter {
     pub fn write_buffered_sync(&self, env: Env) -> Result<()> {
         self.meter()?
             .write_buffered()
-            .map_err(|e| crate::errors::to_js(&env, &convert::meter_error(e)))
+            .map_err(|e| crate::errors::to_js(&env, &e))
     }
 
     /// Seals and sends; resolves after the events it caused were emitted.
@@ -579,7 +578,7 @@ impl NativeMeter {
             },
             |env, r| match r {
                 Ok(s) => Ok(NativeFlushSummary::from(s)),
-                Err(e) => Err(crate::errors::to_js(env, &convert::meter_error(e))),
+                Err(e) => Err(crate::errors::to_js(env, &e)),
             },
         )
     }
@@ -604,7 +603,7 @@ impl NativeMeter {
             },
             |env, r| match r {
                 Ok(s) => Ok(NativeFlushSummary::from(s)),
-                Err(e) => Err(crate::errors::to_js(env, &convert::meter_error(e))),
+                Err(e) => Err(crate::errors::to_js(env, &e)),
             },
         )
     }

@@ -135,9 +135,9 @@ impl fmt::Display for FieldPath {
 }
 
 /// A name given verbatim (a face's own path text, a setting's name).
-impl From<&'static str> for FieldPath {
-    fn from(s: &'static str) -> FieldPath {
-        FieldPath::member(s)
+impl From<&str> for FieldPath {
+    fn from(s: &str) -> FieldPath {
+        FieldPath::member(s.to_owned())
     }
 }
 

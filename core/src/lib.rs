@@ -52,7 +52,8 @@ pub use client::Client;
 pub use config::{Config, ConfigBuilder, Face};
 pub use credentials::Credentials;
 pub use error::{
-    AttemptLog, BuildError, Error, ErrorCode, ErrorKind, FieldPath, FieldStyle, ResponseMetadata,
+    AttemptLog, BuildError, Error, ErrorCode, ErrorKind, FieldPath, FieldStyle, LocalCode,
+    ResponseMetadata,
 };
 #[cfg(feature = "meter")]
 pub use meter::UsageMeter;

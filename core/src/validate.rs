@@ -263,6 +263,7 @@ fn record_argument(member: &str) -> Option<&'static str> {
         "Quantity" | "UsageQuantity" => "quantity",
         "Timestamp" => "timestamp",
         "UsageAllocations" => "allocations",
+        "ProductCode" => "product_code",
         _ => return None,
     })
 }
