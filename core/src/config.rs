@@ -15,34 +15,6 @@ use crate::retry::{RetryConfig, RetryMode};
 use crate::tls::HttpSettings;
 use crate::{Credentials, Error};
 
-/// Which face the client is used from; it goes into the User-Agent.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Face {
-    /// The Rust crate itself.
-    #[default]
-    Rust,
-    /// The Python package.
-    Python,
-    /// The Node.js package.
-    Node,
-    /// The C library (and the C++ header on top of it).
-    C,
-    /// The JVM package (Kotlin and Java).
-    Jvm,
-}
-
-impl Face {
-    fn as_str(self) -> &'static str {
-        match self {
-            Face::Rust => "rust",
-            Face::Python => "python",
-            Face::Node => "node",
-            Face::C => "c",
-            Face::Jvm => "jvm",
-        }
-    }
-}
-
 /// Default time allowed to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time allowed between bytes of a response.
@@ -221,8 +193,7 @@ pub struct ConfigBuilder {
     verify: Option<bool>,
     attempt_observer: Option<AttemptObserver>,
     key_parts: Option<(Option<String>, Option<String>, Option<String>)>,
-    face: Face,
-    face_version: Option<String>,
+    user_agent_suffix: Option<String>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -375,10 +346,11 @@ impl ConfigBuilder {
         self
     }
 
-    /// The face using the client and its version, for the User-Agent.
-    pub fn face(mut self, face: Face, version: impl Into<String>) -> Self {
-        self.face = face;
-        self.face_version = Some(version.into());
+    /// Who uses the client, for the User-Agent's `lang/` part: `python/0.1.0` gives
+    /// `marketplace-metering/0.1.0 lang/python/0.1.0 os/linux`. Each face passes its own
+    /// name and version; the default is `rust/` and this crate's version.
+    pub fn user_agent_suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.user_agent_suffix = Some(suffix.into());
         self
     }
 
@@ -672,15 +644,19 @@ impl ConfigBuilder {
             check_app_id(id).map_err(|why| invalid(o, why))?;
             origins.push(("app_id", o.clone()));
         }
-        let face_version = self
-            .face_version
-            .clone()
-            .unwrap_or_else(|| crate::VERSION.to_owned());
+        let lang = match &self.user_agent_suffix {
+            Some(s) if s.is_empty() || s.chars().any(|c| !('!'..='~').contains(&c)) => {
+                return Err(invalid(
+                    &Origin::Code("user_agent_suffix"),
+                    "must be printable ASCII without spaces",
+                ));
+            }
+            Some(s) => s.clone(),
+            None => format!("rust/{}", crate::VERSION),
+        };
         let mut user_agent = format!(
-            "marketplace-metering/{} lang/{}/{} os/{}",
+            "marketplace-metering/{} lang/{lang} os/{}",
             crate::VERSION,
-            self.face.as_str(),
-            face_version,
             std::env::consts::OS
         );
         if let Some((id, _)) = &app_id {

@@ -49,7 +49,7 @@ pub mod validate;
 mod wire;
 
 pub use client::Client;
-pub use config::{Config, ConfigBuilder, Face};
+pub use config::{Config, ConfigBuilder};
 pub use credentials::Credentials;
 pub use error::{
     AttemptLog, BuildError, Error, ErrorCode, ErrorKind, FieldPath, FieldStyle, LocalCode,
