@@ -71,7 +71,7 @@ pub enum mm_meter_durability {
 pub enum mm_meter_event_kind {
     /// The service metered the bucket (`metering_record_id` is set).
     Acked = 0,
-    /// The service refused the bucket; it is kept in the dead letters (`status_or_error`,
+    /// The service refused the bucket; it is kept in the dead letters (`reason`,
     /// `message` are set).
     DeadLettered = 1,
     /// An event for an hour already sealed was counted in `counted_in_hour` instead (`hour` is
@@ -115,7 +115,7 @@ pub struct mm_meter_event {
     pub metering_record_id: *const c_char,
     /// `DEAD_LETTERED`: the record's Status (`"CustomerNotSubscribed"`, `"DuplicateRecord"`, …)
     /// or the error code.
-    pub status_or_error: *const c_char,
+    pub reason: *const c_char,
     /// `DEAD_LETTERED`: details.
     pub message: *const c_char,
     /// `LATE_EVENT`: the hour the quantity was added to (epoch seconds).
@@ -595,7 +595,7 @@ struct EventStrings {
     license_arn: Option<CString>,
     dimension: CString,
     metering_record_id: Option<CString>,
-    status_or_error: Option<CString>,
+    reason: Option<CString>,
     message: Option<CString>,
 }
 
@@ -618,7 +618,7 @@ fn deliver(cb: Callback, e: &MeterEvent) {
         license_arn: opt_c(lic),
         dimension: cstring(&e.dimension),
         metering_record_id: None,
-        status_or_error: None,
+        reason: None,
         message: None,
     };
     let (mut counted_in_hour, mut window_end) = (0, 0);
@@ -628,12 +628,9 @@ fn deliver(cb: Callback, e: &MeterEvent) {
             s.metering_record_id = Some(cstring(metering_record_id));
             mm_meter_event_kind::Acked
         }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
+        MeterEventKind::DeadLettered { reason, message } => {
             s.kind_str = c"dead_lettered";
-            s.status_or_error = Some(cstring(status_or_error));
+            s.reason = Some(cstring(reason));
             s.message = Some(cstring(message));
             mm_meter_event_kind::DeadLettered
         }
@@ -664,7 +661,7 @@ fn deliver(cb: Callback, e: &MeterEvent) {
         hour: e.hour,
         quantity: e.quantity,
         metering_record_id: opt_ptr(&s.metering_record_id),
-        status_or_error: opt_ptr(&s.status_or_error),
+        reason: opt_ptr(&s.reason),
         message: opt_ptr(&s.message),
         counted_in_hour,
         window_end,

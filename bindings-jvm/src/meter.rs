@@ -43,7 +43,7 @@ pub struct MeterEventRecord {
     /// `acked`: the service's record id.
     pub metering_record_id: Option<String>,
     /// `dead_lettered`: the record's Status or the error code.
-    pub status_or_error: Option<String>,
+    pub reason: Option<String>,
     /// `dead_lettered`: details.
     pub detail: Option<String>,
     /// `late_event`: the hour the quantity was counted in.
@@ -134,7 +134,7 @@ fn event_record(e: &MeterEvent) -> MeterEventRecord {
         hour: e.hour,
         quantity: e.quantity,
         metering_record_id: None,
-        status_or_error: None,
+        reason: None,
         detail: None,
         counted_in_hour: None,
         window_end: None,
@@ -143,11 +143,8 @@ fn event_record(e: &MeterEvent) -> MeterEventRecord {
         MeterEventKind::Acked { metering_record_id } => {
             r.metering_record_id = Some(metering_record_id.clone())
         }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
-            r.status_or_error = Some(status_or_error.clone());
+        MeterEventKind::DeadLettered { reason, message } => {
+            r.reason = Some(reason.clone());
             r.detail = Some(message.clone());
         }
         MeterEventKind::LateEvent { counted_in_hour } => r.counted_in_hour = Some(*counted_in_hour),

@@ -160,7 +160,7 @@ test('a refused record is dead-lettered, emitted, and listed', async () => {
   const [ev] = await dead
   assert.equal(ev.kind, 'dead_lettered')
   assert.equal(ev.customerIdentifier, 'cust-unsubscribed')
-  assert.equal(ev.status, 'CustomerNotSubscribed')
+  assert.equal(ev.reason, 'CustomerNotSubscribed')
   assert.equal(ev.quantity, 2)
   assert.equal(ev.hour.getTime(), (b - H) * 1000)
   assert.equal(typeof ev.message, 'string')

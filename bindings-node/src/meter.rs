@@ -58,7 +58,7 @@ pub struct NativeMeterEvent {
     pub hour: Option<f64>,
     pub quantity: Option<f64>,
     pub metering_record_id: Option<String>,
-    pub status: Option<String>,
+    pub reason: Option<String>,
     pub message: Option<String>,
     /// Epoch seconds.
     pub counted_in_hour: Option<f64>,
@@ -100,11 +100,8 @@ fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
         MeterEventKind::Acked { metering_record_id } => {
             ev.metering_record_id = Some(metering_record_id);
         }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
-            ev.status = Some(status_or_error);
+        MeterEventKind::DeadLettered { reason, message } => {
+            ev.reason = Some(reason);
             ev.message = Some(message);
         }
         MeterEventKind::LateEvent { counted_in_hour } => {

@@ -258,11 +258,8 @@ fn event_dict<'py>(py: Python<'py>, e: &MeterEvent) -> PyResult<Bound<'py, PyDic
         MeterEventKind::Acked { metering_record_id } => {
             d.set_item(intern!(py, "metering_record_id"), metering_record_id)?
         }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
-            d.set_item(intern!(py, "status"), status_or_error)?;
+        MeterEventKind::DeadLettered { reason, message } => {
+            d.set_item(intern!(py, "reason"), reason)?;
             d.set_item(intern!(py, "message"), message)?;
         }
         MeterEventKind::LateEvent { counted_in_hour } => d.set_item(

@@ -215,7 +215,7 @@ def test_dead_letter_reaches_on_event_and_dead_letters(emu: Emulator) -> None:
         assert m.status()["dead_lettered"] == 1
         assert list(m.events()) == []  # the callback took them
     [dead] = [e for e in events if e["kind"] == "dead_lettered"]
-    assert dead["customer_identifier"] == "cust-unsubscribed" and dead["status"] == "CustomerNotSubscribed"
+    assert dead["customer_identifier"] == "cust-unsubscribed" and dead["reason"] == "CustomerNotSubscribed"
     assert dead["message"] and dead["hour"] == utc(t0) and dead["quantity"] == 4
     [ack] = [e for e in events if e["kind"] == "acked"]
     assert ack["metering_record_id"] == emu.ledger()[0]["metering_record_id"]

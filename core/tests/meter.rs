@@ -337,7 +337,7 @@ async fn refused_records_are_dead_lettered_and_reported(store: Store) {
     );
     assert!(h.events().iter().any(|e| e.kind
         == MeterEventKind::DeadLettered {
-            status_or_error: "CustomerNotSubscribed".into(),
+            reason: "CustomerNotSubscribed".into(),
             message: "the customer is not subscribed to the product".into()
         }
         && e.customer == Customer::identifier("cust-unsubscribed")

@@ -308,7 +308,7 @@ pub enum MeterEventKind {
     DeadLettered {
         /// The per-record `Status` (`CustomerNotSubscribed`, `DuplicateRecord`, …) or the
         /// error code.
-        status_or_error: String,
+        reason: String,
         /// Details.
         message: String,
     },

@@ -103,7 +103,7 @@ class MeterTest {
             assertEquals(1L, m.flush().deadLettered)
         }
         assertEquals(listOf("acked", "dead_lettered", "dead_lettered"), events.map { it.kind }.sorted())
-        assertEquals("CustomerNotSubscribed", events.first { it.kind == "dead_lettered" }.statusOrError)
+        assertEquals("CustomerNotSubscribed", events.first { it.kind == "dead_lettered" }.reason)
     }
 
     @Test

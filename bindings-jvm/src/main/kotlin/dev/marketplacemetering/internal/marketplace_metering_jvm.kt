@@ -4100,7 +4100,7 @@ data class MeterEventRecord (
     /**
      * `dead_lettered`: the record's Status or the error code.
      */
-    var `statusOrError`: kotlin.String?
+    var `reason`: kotlin.String?
     , 
     /**
      * `dead_lettered`: details.
@@ -4156,7 +4156,7 @@ public object FfiConverterTypeMeterEventRecord: FfiConverterRustBuffer<MeterEven
             FfiConverterLong.allocationSize(value.`hour`) +
             FfiConverterLong.allocationSize(value.`quantity`) +
             FfiConverterOptionalString.allocationSize(value.`meteringRecordId`) +
-            FfiConverterOptionalString.allocationSize(value.`statusOrError`) +
+            FfiConverterOptionalString.allocationSize(value.`reason`) +
             FfiConverterOptionalString.allocationSize(value.`detail`) +
             FfiConverterOptionalLong.allocationSize(value.`countedInHour`) +
             FfiConverterOptionalLong.allocationSize(value.`windowEnd`)
@@ -4171,7 +4171,7 @@ public object FfiConverterTypeMeterEventRecord: FfiConverterRustBuffer<MeterEven
             FfiConverterLong.write(value.`hour`, buf)
             FfiConverterLong.write(value.`quantity`, buf)
             FfiConverterOptionalString.write(value.`meteringRecordId`, buf)
-            FfiConverterOptionalString.write(value.`statusOrError`, buf)
+            FfiConverterOptionalString.write(value.`reason`, buf)
             FfiConverterOptionalString.write(value.`detail`, buf)
             FfiConverterOptionalLong.write(value.`countedInHour`, buf)
             FfiConverterOptionalLong.write(value.`windowEnd`, buf)
