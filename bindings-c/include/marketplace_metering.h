@@ -578,7 +578,7 @@ typedef struct mm_meter_event {
    */
   const char *kind_str;
   /**
-   * The bucket's customer identifier (NULL for an account customer; `""` in the
+   * The bucket's customer identifier (NULL for an account customer, and in the
    * MeterUsage mode, where buckets have no customer).
    */
   const char *customer_identifier;

@@ -98,7 +98,7 @@ pub struct mm_meter_event {
     /// The kind as the other faces name it: `"acked"`, `"dead_lettered"`, `"late_event"`,
     /// `"window_alarm"`, `"expired"`.
     pub kind_str: *const c_char,
-    /// The bucket's customer identifier (NULL for an account customer; `""` in the
+    /// The bucket's customer identifier (NULL for an account customer, and in the
     /// MeterUsage mode, where buckets have no customer).
     pub customer_identifier: *const c_char,
     /// The bucket's customer AWS account id (NULL for a customer identifier).
@@ -599,18 +599,8 @@ struct EventStrings {
     message: Option<CString>,
 }
 
-fn customer_parts(c: &Customer) -> (Option<&str>, Option<&str>, Option<&str>) {
-    match c {
-        Customer::Identifier(id) => (Some(id.as_str()), None, None),
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => (None, Some(account_id.as_str()), Some(license_arn.as_str())),
-    }
-}
-
 fn deliver(cb: Callback, e: &MeterEvent) {
-    let (ci, acct, lic) = customer_parts(&e.customer);
+    let (ci, acct, lic) = Customer::parts(&e.customer);
     let mut s = EventStrings {
         kind_str: c"unknown",
         customer_identifier: opt_c(ci),
@@ -1139,7 +1129,7 @@ pub struct DeadLetterView {
 
 impl DeadLetterView {
     fn of(d: &DeadLetter) -> DeadLetterView {
-        let (ci, acct, lic) = customer_parts(&d.customer);
+        let (ci, acct, lic) = Customer::parts(&d.customer);
         DeadLetterView {
             customer_identifier: opt_c(ci),
             customer_aws_account_id: opt_c(acct),

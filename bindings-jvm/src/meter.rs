@@ -114,13 +114,12 @@ pub struct MeterOptions {
 }
 
 fn parts(c: &Customer) -> (Option<String>, Option<String>, Option<String>) {
-    match c {
-        Customer::Identifier(id) => (Some(id.clone()), None, None),
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => (None, Some(account_id.clone()), Some(license_arn.clone())),
-    }
+    let (id, acct, lic) = c.parts();
+    (
+        id.map(str::to_owned),
+        acct.map(str::to_owned),
+        lic.map(str::to_owned),
+    )
 }
 
 fn event_record(e: &MeterEvent) -> MeterEventRecord {

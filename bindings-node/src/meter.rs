@@ -69,22 +69,11 @@ pub struct NativeMeterEvent {
 type EventFn = ThreadsafeFunction<NativeMeterEvent, (), NativeMeterEvent, Status, false, true, 0>;
 type EventSlot = Arc<RwLock<Option<Arc<EventFn>>>>;
 
-fn customer_fields(c: Customer, ev: &mut NativeMeterEvent) {
-    match c {
-        Customer::Identifier(id) => {
-            // MeterUsage mode: buckets have no customer.
-            if !id.is_empty() {
-                ev.customer_identifier = Some(id)
-            }
-        }
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => {
-            ev.customer_aws_account_id = Some(account_id);
-            ev.license_arn = Some(license_arn);
-        }
-    }
+fn customer_fields(c: &Customer, ev: &mut NativeMeterEvent) {
+    let (id, acct, lic) = c.parts();
+    ev.customer_identifier = id.map(str::to_owned);
+    ev.customer_aws_account_id = acct.map(str::to_owned);
+    ev.license_arn = lic.map(str::to_owned);
 }
 
 fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
@@ -94,7 +83,7 @@ fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
         quantity: Some(e.quantity as f64),
         ..Default::default()
     };
-    customer_fields(e.customer, &mut ev);
+    customer_fields(&e.customer, &mut ev);
     ev.kind = Some(e.kind.as_str().to_owned());
     match e.kind {
         MeterEventKind::Acked { metering_record_id } => {
@@ -207,7 +196,7 @@ pub struct NativeDeadLetter {
 impl From<DeadLetter> for NativeDeadLetter {
     fn from(d: DeadLetter) -> Self {
         let mut ev = NativeMeterEvent::default();
-        customer_fields(d.customer, &mut ev);
+        customer_fields(&d.customer, &mut ev);
         NativeDeadLetter {
             customer_identifier: ev.customer_identifier,
             customer_aws_account_id: ev.customer_aws_account_id,

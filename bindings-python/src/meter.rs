@@ -234,13 +234,7 @@ fn hour_dt<'py>(py: Python<'py>, secs: i64) -> PyResult<Bound<'py, PyAny>> {
 
 fn put_customer(d: &Bound<'_, PyDict>, c: &Customer) -> PyResult<()> {
     let py = d.py();
-    let (id, acct, lic) = match c {
-        Customer::Identifier(id) => ((!id.is_empty()).then_some(id.as_str()), None, None),
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => (None, Some(account_id.as_str()), Some(license_arn.as_str())),
-    };
+    let (id, acct, lic) = c.parts();
     d.set_item(intern!(py, "customer_identifier"), id)?;
     d.set_item(intern!(py, "customer_aws_account_id"), acct)?;
     d.set_item(intern!(py, "license_arn"), lic)?;

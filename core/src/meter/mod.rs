@@ -103,6 +103,19 @@ impl Customer {
 }
 
 impl Customer {
+    /// The customer as every face shows it: `(customer_identifier, customer_aws_account_id,
+    /// license_arn)`, each absent when it does not apply. A `MeterUsage`-mode bucket has no
+    /// customer: all three are absent.
+    pub fn parts(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        match self {
+            Customer::Identifier(id) => ((!id.is_empty()).then_some(id.as_str()), None, None),
+            Customer::AwsAccount {
+                account_id,
+                license_arn,
+            } => (None, Some(account_id.as_str()), Some(license_arn.as_str())),
+        }
+    }
+
     /// The customer a face's three optional arguments give: `customer_identifier`, or
     /// `customer_aws_account_id` with its `license_arn`. Giving none is allowed only when
     /// `required` is false (the `MeterUsage` mode, whose buckets have no customer); then the
@@ -1912,6 +1925,14 @@ mod tests {
         assert_eq!(
             Customer::from_parts(None, None, None, false).unwrap(),
             Customer::identifier("")
+        );
+        // No customer is absent in every face, not an empty string.
+        let none = Customer::from_parts(None, None, None, false).unwrap();
+        assert_eq!(none.parts(), (None, None, None));
+        assert_eq!(Customer::identifier("c").parts(), (Some("c"), None, None));
+        assert_eq!(
+            Customer::aws_account("1", "arn").parts(),
+            (None, Some("1"), Some("arn"))
         );
         for (parts, field) in [
             ((None, None, None), "customer_identifier"),
