@@ -53,7 +53,7 @@ step "header is current (cbindgen via build.rs, then git diff)"
 cargo build -p marketplace-metering-c -p metering-emulator
 if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   if git -C "$root" ls-files --error-unmatch bindings-c/include/marketplace_metering.h >/dev/null 2>&1; then
-    git -C "$root" diff --exit-code -- bindings-c/include
+    git -C "$root" diff --exit-code -- bindings-c/include bindings-c/src/status.rs
   else
     echo "note: bindings-c/include/marketplace_metering.h is not committed yet; nothing to diff"
   fi

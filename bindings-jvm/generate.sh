@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Regenerates the committed Kotlin bindings (src/main/kotlin/dev/marketplacemetering/internal/)
-# from the built library with uniffi's bindgen at the library's own uniffi version.
+# from the built library with uniffi's bindgen at the library's own uniffi version, and the
+# exception classes (ErrorClasses.kt) from the core's error-code table.
 # `--check`: fail if the committed file differs from what the library generates.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,12 +17,18 @@ trap 'rm -rf "$gen"' EXIT
   --language kotlin --out-dir "$gen" >/dev/null
 file=dev/marketplacemetering/internal/marketplace_metering_jvm.kt
 committed="$here/src/main/kotlin/$file"
+classes=dev/marketplacemetering/ErrorClasses.kt
+mkdir -p "$gen/$(dirname "$classes")"
+"$out/uniffi-bindgen" exceptions >"$gen/$classes"
 if [ "${1:-}" = --check ]; then
-  if ! diff -u "$committed" "$gen/$file"; then
-    echo "bindings-jvm: $file is out of date; run bindings-jvm/generate.sh and commit it" >&2
-    exit 1
-  fi
+  for f in "$file" "$classes"; do
+    if ! diff -u "$here/src/main/kotlin/$f" "$gen/$f"; then
+      echo "bindings-jvm: $f is out of date; run bindings-jvm/generate.sh and commit it" >&2
+      exit 1
+    fi
+  done
 else
   mkdir -p "$(dirname "$committed")"
   cp "$gen/$file" "$committed"
+  cp "$gen/$classes" "$here/src/main/kotlin/$classes"
 fi

@@ -552,7 +552,7 @@ function meterEvent(n) {
       ev.meteringRecordId = n.meteringRecordId
       break
     case 'dead_lettered':
-      ev.status = n.status
+      ev.reason = n.reason
       ev.message = n.message
       break
     case 'late_event':

@@ -252,7 +252,7 @@ enum mm_meter_event_kind
    */
   MM_METER_EVENT_KIND_ACKED = 0,
   /**
-   * The service refused the bucket; it is kept in the dead letters (`status_or_error`,
+   * The service refused the bucket; it is kept in the dead letters (`reason`,
    * `message` are set).
    */
   MM_METER_EVENT_KIND_DEAD_LETTERED = 1,
@@ -614,7 +614,7 @@ typedef struct mm_meter_event {
    */
   const char *kind_str;
   /**
-   * The bucket's customer identifier (NULL for an account customer; `""` in the
+   * The bucket's customer identifier (NULL for an account customer, and in the
    * MeterUsage mode, where buckets have no customer).
    */
   const char *customer_identifier;
@@ -646,7 +646,7 @@ typedef struct mm_meter_event {
    * `DEAD_LETTERED`: the record's Status (`"CustomerNotSubscribed"`, `"DuplicateRecord"`, …)
    * or the error code.
    */
-  const char *status_or_error;
+  const char *reason;
   /**
    * `DEAD_LETTERED`: details.
    */

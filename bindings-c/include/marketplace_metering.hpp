@@ -638,7 +638,7 @@ struct MeterEvent {
   std::chrono::system_clock::time_point hour;
   int64_t quantity = 0;
   std::string metering_record_id;                                           ///< Acked
-  std::string status_or_error, message;                                     ///< DeadLettered
+  std::string reason, message;                                     ///< DeadLettered
   std::optional<std::chrono::system_clock::time_point> counted_in_hour;      ///< LateEvent
   std::optional<std::chrono::system_clock::time_point> window_end;           ///< WindowAlarm
 };
@@ -716,7 +716,7 @@ inline void meter_trampoline(const mm_meter_event *ev, void *user_data) noexcept
     e.hour = from_secs(ev->hour);
     e.quantity = ev->quantity;
     e.metering_record_id = str(ev->metering_record_id);
-    e.status_or_error = str(ev->status_or_error);
+    e.reason = str(ev->reason);
     e.message = str(ev->message);
     if (e.kind == MeterEventKind::LateEvent) e.counted_in_hour = from_secs(ev->counted_in_hour);
     if (e.kind == MeterEventKind::WindowAlarm) e.window_end = from_secs(ev->window_end);

@@ -7,7 +7,7 @@
 //! `const mm_client *`, run on the calling thread (see `marketplace_metering::runtime::block_on`), and may run
 //! from many threads at once on one client.
 
-use marketplace_metering::{blocking, Config, Face};
+use marketplace_metering::{blocking, Config};
 
 use crate::config::mm_config;
 use crate::error::{mm_error, mm_status};
@@ -55,7 +55,7 @@ pub extern "C" fn mm_client_new(
         ffi::check_out(client_out, "client_out")?;
         let config: Config = builder
             .clone()
-            .face(Face::C, env!("CARGO_PKG_VERSION"))
+            .user_agent_suffix(concat!("c/", env!("CARGO_PKG_VERSION")))
             .build()?;
         // SAFETY: checked non-NULL above.
         unsafe { ffi::write_out::<mm_client>(client_out, blocking::Client::new(config)) };

@@ -3,10 +3,10 @@
 
 //! Status codes and error objects.
 //!
-//! `mm_status` must be a literal enum for cbindgen, so it is written out here with explicit
-//! numbers. [`status_of`] matches the core's `ErrorCode` exhaustively (no wildcard arm) and
-//! the unit tests check every number against `ErrorCode::as_u32`: adding a code to the core
-//! breaks this build until it is mapped here.
+//! `mm_status` must be a literal enum for cbindgen, so `build.rs` writes it (and
+//! [`status_of`]) into `src/status.rs` from the core's error-code table, with the table's doc
+//! comments; `test.sh` checks the committed file is current, as it does the header. The unit
+//! tests check every number against `ErrorCode::as_u32`.
 
 use std::ffi::{c_char, CStr, CString};
 use std::sync::LazyLock;
@@ -15,157 +15,7 @@ use marketplace_metering::{Error, ErrorCode};
 
 use crate::ffi::{self, Castable};
 
-/// The result of every fallible call: `MM_STATUS_OK` (0) or why it failed.
-///
-/// Numbers are stable and never reused. 0–2 are this library's own; every other value is one
-/// of the core's error codes with the same number (`mm_status_str` gives its name, the same
-/// string as the Python and Node faces' `code`).
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum mm_status {
-    /// Success.
-    Ok = 0,
-    /// A required pointer argument was NULL.
-    NullParameter = 1,
-    /// A Rust panic was caught at the boundary (a bug; please report it).
-    Panic = 2,
-    /// The input violates the model's constraints; nothing was sent. The message names the field.
-    InvalidInput = 3,
-    /// The library was used in a state that cannot work (for example a blocking call from
-    /// inside an async runtime thread).
-    InvalidState = 4,
-    /// The configuration cannot produce an endpoint or a client (no region, FIPS with a
-    /// custom endpoint, a malformed URL, …).
-    InvalidConfig = 5,
-    /// No credentials could be loaded.
-    Credentials = 6,
-    /// The request could not be sent or its response could not be read (connection refused,
-    /// reset, DNS, TLS).
-    Dispatch = 7,
-    /// Connecting took longer than the connect timeout.
-    ConnectTimeout = 8,
-    /// Waiting for the response took longer than the read timeout.
-    ReadTimeout = 9,
-    /// The service answered with a body that is not the JSON the protocol promises
-    /// (truncated, HTML, garbage).
-    InvalidResponse = 10,
-    /// The service answered with an error code this library does not know; `Error::code()`
-    /// gives the service's string.
-    Unhandled = 11,
-    /// An internal error occurred; retry your request.
-    InternalServiceErrorException = 100,
-    /// The product code passed does not match the product code of the caller.
-    InvalidProductCodeException = 101,
-    /// The usage dimension does not match one of the product's dimensions.
-    InvalidUsageDimensionException = 102,
-    /// The tag is invalid, or the number of tags is greater than 5.
-    InvalidTagException = 103,
-    /// Sum of allocated usage quantities is not equal to the usage quantity.
-    InvalidUsageAllocationsException = 104,
-    /// You have metered usage for a CustomerIdentifier that does not exist.
-    InvalidCustomerIdentifierException = 105,
-    /// The timestamp value passed in the request is older than allowed.
-    TimestampOutOfBoundsException = 106,
-    /// The calls to the API are throttled.
-    ThrottlingException = 107,
-    /// The API is disabled in the Region.
-    DisabledApiException = 108,
-    /// The license is invalid.
-    InvalidLicenseException = 109,
-    /// The endpoint being called is in a Region different from your EC2 instance, ECS task or EKS pod.
-    InvalidEndpointRegionException = 110,
-    /// A metering record has already been emitted for the same resource, usage dimension and
-    /// time, with a different quantity.
-    DuplicateRequestException = 111,
-    /// The ClientToken is being used for multiple requests with different parameters.
-    IdempotencyConflictException = 112,
-    /// The customer is not entitled to the product.
-    CustomerNotEntitledException = 113,
-    /// RegisterUsage must be called in the same Region the ECS task was launched in.
-    InvalidRegionException = 114,
-    /// The public key version is invalid.
-    InvalidPublicKeyVersionException = 115,
-    /// AWS Marketplace does not support metering usage from the underlying platform.
-    PlatformNotSupportedException = 116,
-    /// The registration token is invalid.
-    InvalidTokenException = 117,
-    /// The submitted registration token has expired.
-    ExpiredTokenException = 118,
-    /// The access key id is not known to the service.
-    UnrecognizedClientException = 200,
-    /// The request signature does not match.
-    InvalidSignatureException = 201,
-    /// The caller is not allowed to call this operation.
-    AccessDeniedException = 202,
-    /// The service rejected the input (server-side validation).
-    ValidationException = 203,
-    /// The service could not read the request body.
-    SerializationException = 204,
-    /// The `X-Amz-Target` names no operation of this service.
-    UnknownOperationException = 205,
-    /// A DryRun request would have succeeded.
-    DryRunOperation = 206,
-    /// A DryRun request would have failed for lack of permission.
-    UnauthorizedException = 207,
-    /// The Authorization header is malformed or incomplete.
-    IncompleteSignatureException = 208,
-    /// The request carries no credentials.
-    MissingAuthenticationTokenException = 209,
-    /// The signed request is too old or too far in the future.
-    RequestExpired = 210,
-    /// The service is unavailable; retry.
-    ServiceUnavailableException = 211,
-}
-
-/// The `mm_status` of a core error code. Exhaustive on purpose: no wildcard arm.
-pub const fn status_of(code: ErrorCode) -> mm_status {
-    match code {
-        ErrorCode::InvalidInput => mm_status::InvalidInput,
-        ErrorCode::InvalidState => mm_status::InvalidState,
-        ErrorCode::InvalidConfig => mm_status::InvalidConfig,
-        ErrorCode::Credentials => mm_status::Credentials,
-        ErrorCode::Dispatch => mm_status::Dispatch,
-        ErrorCode::ConnectTimeout => mm_status::ConnectTimeout,
-        ErrorCode::ReadTimeout => mm_status::ReadTimeout,
-        ErrorCode::InvalidResponse => mm_status::InvalidResponse,
-        ErrorCode::Unhandled => mm_status::Unhandled,
-        ErrorCode::InternalServiceErrorException => mm_status::InternalServiceErrorException,
-        ErrorCode::InvalidProductCodeException => mm_status::InvalidProductCodeException,
-        ErrorCode::InvalidUsageDimensionException => mm_status::InvalidUsageDimensionException,
-        ErrorCode::InvalidTagException => mm_status::InvalidTagException,
-        ErrorCode::InvalidUsageAllocationsException => mm_status::InvalidUsageAllocationsException,
-        ErrorCode::InvalidCustomerIdentifierException => {
-            mm_status::InvalidCustomerIdentifierException
-        }
-        ErrorCode::TimestampOutOfBoundsException => mm_status::TimestampOutOfBoundsException,
-        ErrorCode::ThrottlingException => mm_status::ThrottlingException,
-        ErrorCode::DisabledApiException => mm_status::DisabledApiException,
-        ErrorCode::InvalidLicenseException => mm_status::InvalidLicenseException,
-        ErrorCode::InvalidEndpointRegionException => mm_status::InvalidEndpointRegionException,
-        ErrorCode::DuplicateRequestException => mm_status::DuplicateRequestException,
-        ErrorCode::IdempotencyConflictException => mm_status::IdempotencyConflictException,
-        ErrorCode::CustomerNotEntitledException => mm_status::CustomerNotEntitledException,
-        ErrorCode::InvalidRegionException => mm_status::InvalidRegionException,
-        ErrorCode::InvalidPublicKeyVersionException => mm_status::InvalidPublicKeyVersionException,
-        ErrorCode::PlatformNotSupportedException => mm_status::PlatformNotSupportedException,
-        ErrorCode::InvalidTokenException => mm_status::InvalidTokenException,
-        ErrorCode::ExpiredTokenException => mm_status::ExpiredTokenException,
-        ErrorCode::UnrecognizedClientException => mm_status::UnrecognizedClientException,
-        ErrorCode::InvalidSignatureException => mm_status::InvalidSignatureException,
-        ErrorCode::AccessDeniedException => mm_status::AccessDeniedException,
-        ErrorCode::ValidationException => mm_status::ValidationException,
-        ErrorCode::SerializationException => mm_status::SerializationException,
-        ErrorCode::UnknownOperationException => mm_status::UnknownOperationException,
-        ErrorCode::DryRunOperation => mm_status::DryRunOperation,
-        ErrorCode::UnauthorizedException => mm_status::UnauthorizedException,
-        ErrorCode::IncompleteSignatureException => mm_status::IncompleteSignatureException,
-        ErrorCode::MissingAuthenticationTokenException => {
-            mm_status::MissingAuthenticationTokenException
-        }
-        ErrorCode::RequestExpired => mm_status::RequestExpired,
-        ErrorCode::ServiceUnavailableException => mm_status::ServiceUnavailableException,
-    }
-}
+pub use crate::status::{mm_status, status_of};
 
 impl mm_status {
     /// The status with this number, if it is one.
@@ -265,7 +115,7 @@ impl ErrorData {
 
     /// An argument that is not valid (invalid UTF-8, an unknown enum value).
     pub fn invalid(field: &str, problem: &str) -> ErrorData {
-        ErrorData::from(&Error::invalid_input(field, problem))
+        ErrorData::from(&Error::invalid_input(field.to_owned(), problem))
     }
 }
 

@@ -31,6 +31,7 @@ pub mod ffi;
 pub mod input;
 pub mod meter;
 pub mod output;
+mod status;
 #[cfg(test)]
 mod tests;
 

@@ -372,6 +372,12 @@ unsafe extern "C" fn collect(ev: *const mm_meter_event, user_data: *mut c_void) 
 fn err_field(err: *mut mm_error) -> String {
     let f = mm_error_field(err);
     let out = if f.is_null() { String::new() } else { s(f) };
+    if !out.is_empty() {
+        // The message names the field once, at its start.
+        let m = s(mm_error_message(err));
+        assert!(m.starts_with(&format!("{out}: ")), "{m}");
+        assert!(!m[out.len()..].contains(&out), "{m}");
+    }
     mm_error_free(err);
     out
 }
@@ -712,9 +718,40 @@ fn record_names_the_bad_field_and_records_nothing() {
             "allocations[0].AllocatedUsageQuantity".into()
         )
     );
-    let (st, field) = record(meter, with_allocs(&[2]));
-    assert_eq!(st, mm_status::InvalidInput);
-    assert!(field.contains("UsageAllocations"), "{field}");
+    assert_eq!(
+        record(meter, with_allocs(&[2])),
+        (mm_status::InvalidInput, "allocations".into())
+    );
+    // A bad dimension is `dimension` whichever customer kind (each takes its own path in the
+    // core's validation), never the model's `Dimension`.
+    for (account, allocs) in [(false, 0), (false, 1), (true, 0), (true, 1)] {
+        let e = mm_usage_event_new();
+        if account {
+            assert_eq!(
+                mm_usage_event_set_customer_aws_account_id(e, acct),
+                mm_status::Ok
+            );
+            assert_eq!(mm_usage_event_set_license_arn(e, lic), mm_status::Ok);
+        } else {
+            assert_eq!(
+                mm_usage_event_set_customer_identifier(e, c"cust-1".as_ptr()),
+                mm_status::Ok
+            );
+        }
+        assert_eq!(mm_usage_event_set_dimension(e, c"".as_ptr()), mm_status::Ok);
+        assert_eq!(mm_usage_event_set_quantity(e, 1), mm_status::Ok);
+        for _ in 0..allocs {
+            assert_eq!(
+                mm_usage_event_add_allocation(e, 1, tags.as_ptr(), 1),
+                mm_status::Ok
+            );
+        }
+        assert_eq!(
+            record(meter, e),
+            (mm_status::InvalidInput, "dimension".into()),
+            "account customer: {account}, allocations: {allocs}"
+        );
+    }
     // Nothing was recorded by the failures.
     assert_eq!(pending(meter), (0, None));
 

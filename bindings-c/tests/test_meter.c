@@ -118,7 +118,7 @@ static void on_event(const mm_meter_event *ev, void *user_data) {
       s->dead++;
       snprintf(s->dead_customer, sizeof s->dead_customer, "%s",
                ev->customer_identifier ? ev->customer_identifier : "(null)");
-      snprintf(s->dead_status, sizeof s->dead_status, "%s", ev->status_or_error ? ev->status_or_error : "(null)");
+      snprintf(s->dead_status, sizeof s->dead_status, "%s", ev->reason ? ev->reason : "(null)");
       if (!streq(ev->kind_str, "dead_lettered") || ev->message == NULL) mm_test_failures++;
       break;
     case MM_METER_EVENT_KIND_LATE_EVENT:

@@ -119,7 +119,7 @@ int main() {
         } else if (ev.kind == mm::MeterEventKind::DeadLettered) {
           dead++;
           CHECK(ev.customer.customer_identifier == "cust-unsubscribed");
-          CHECK(ev.status_or_error == "CustomerNotSubscribed");
+          CHECK(ev.reason == "CustomerNotSubscribed");
         } else if (ev.kind == mm::MeterEventKind::LateEvent) {
           late++;
           CHECK(ev.counted_in_hour == hour + hours(1));

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use marketplace_metering::{runtime, Config, Error, Face, RetryMode};
+use marketplace_metering::{runtime, Config, Error, RetryMode};
 
 use crate::error::{invalid, invalid_state, NativeError};
 use crate::model::{self, *};
@@ -55,11 +55,11 @@ fn build_config(
     secret_access_key: Option<String>,
     session_token: Option<String>,
 ) -> R<Config> {
-    let mut b = Config::builder().face(
-        Face::Jvm,
+    let mut b = Config::builder().user_agent_suffix(format!(
+        "jvm/{}",
         c.face_version
-            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
-    );
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned())
+    ));
     b.set_region(c.region);
     b.set_endpoint_url(c.endpoint_url);
     b.set_profile(c.profile);

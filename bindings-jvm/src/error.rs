@@ -3,103 +3,15 @@
 
 use std::fmt;
 
-use marketplace_metering::{Error, ErrorCode};
+use marketplace_metering::{Error, ErrorCode, ErrorKind, FieldStyle};
 
-/// Every code of the core's table. `from_core` matches without a wildcard arm: a code added
-/// to the core breaks this build until it is mapped here, and the Kotlin `when` over this
-/// enum (no `else`) breaks the Kotlin build until it has an exception class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
-pub enum NativeErrorCode {
-    InvalidInput,
-    InvalidState,
-    InvalidConfig,
-    Credentials,
-    Dispatch,
-    ConnectTimeout,
-    ReadTimeout,
-    InvalidResponse,
-    Unhandled,
-    InternalServiceErrorException,
-    InvalidProductCodeException,
-    InvalidUsageDimensionException,
-    InvalidTagException,
-    InvalidUsageAllocationsException,
-    InvalidCustomerIdentifierException,
-    TimestampOutOfBoundsException,
-    ThrottlingException,
-    DisabledApiException,
-    InvalidLicenseException,
-    InvalidEndpointRegionException,
-    DuplicateRequestException,
-    IdempotencyConflictException,
-    CustomerNotEntitledException,
-    InvalidRegionException,
-    InvalidPublicKeyVersionException,
-    PlatformNotSupportedException,
-    InvalidTokenException,
-    ExpiredTokenException,
-    UnrecognizedClientException,
-    InvalidSignatureException,
-    AccessDeniedException,
-    ValidationException,
-    SerializationException,
-    UnknownOperationException,
-    DryRunOperation,
-    UnauthorizedException,
-    IncompleteSignatureException,
-    MissingAuthenticationTokenException,
-    RequestExpired,
-    ServiceUnavailableException,
-}
-
-impl NativeErrorCode {
-    pub fn from_core(code: ErrorCode) -> Self {
-        use NativeErrorCode as N;
-        match code {
-            ErrorCode::InvalidInput => N::InvalidInput,
-            ErrorCode::InvalidState => N::InvalidState,
-            ErrorCode::InvalidConfig => N::InvalidConfig,
-            ErrorCode::Credentials => N::Credentials,
-            ErrorCode::Dispatch => N::Dispatch,
-            ErrorCode::ConnectTimeout => N::ConnectTimeout,
-            ErrorCode::ReadTimeout => N::ReadTimeout,
-            ErrorCode::InvalidResponse => N::InvalidResponse,
-            ErrorCode::Unhandled => N::Unhandled,
-            ErrorCode::InternalServiceErrorException => N::InternalServiceErrorException,
-            ErrorCode::InvalidProductCodeException => N::InvalidProductCodeException,
-            ErrorCode::InvalidUsageDimensionException => N::InvalidUsageDimensionException,
-            ErrorCode::InvalidTagException => N::InvalidTagException,
-            ErrorCode::InvalidUsageAllocationsException => N::InvalidUsageAllocationsException,
-            ErrorCode::InvalidCustomerIdentifierException => N::InvalidCustomerIdentifierException,
-            ErrorCode::TimestampOutOfBoundsException => N::TimestampOutOfBoundsException,
-            ErrorCode::ThrottlingException => N::ThrottlingException,
-            ErrorCode::DisabledApiException => N::DisabledApiException,
-            ErrorCode::InvalidLicenseException => N::InvalidLicenseException,
-            ErrorCode::InvalidEndpointRegionException => N::InvalidEndpointRegionException,
-            ErrorCode::DuplicateRequestException => N::DuplicateRequestException,
-            ErrorCode::IdempotencyConflictException => N::IdempotencyConflictException,
-            ErrorCode::CustomerNotEntitledException => N::CustomerNotEntitledException,
-            ErrorCode::InvalidRegionException => N::InvalidRegionException,
-            ErrorCode::InvalidPublicKeyVersionException => N::InvalidPublicKeyVersionException,
-            ErrorCode::PlatformNotSupportedException => N::PlatformNotSupportedException,
-            ErrorCode::InvalidTokenException => N::InvalidTokenException,
-            ErrorCode::ExpiredTokenException => N::ExpiredTokenException,
-            ErrorCode::UnrecognizedClientException => N::UnrecognizedClientException,
-            ErrorCode::InvalidSignatureException => N::InvalidSignatureException,
-            ErrorCode::AccessDeniedException => N::AccessDeniedException,
-            ErrorCode::ValidationException => N::ValidationException,
-            ErrorCode::SerializationException => N::SerializationException,
-            ErrorCode::UnknownOperationException => N::UnknownOperationException,
-            ErrorCode::DryRunOperation => N::DryRunOperation,
-            ErrorCode::UnauthorizedException => N::UnauthorizedException,
-            ErrorCode::IncompleteSignatureException => N::IncompleteSignatureException,
-            ErrorCode::MissingAuthenticationTokenException => {
-                N::MissingAuthenticationTokenException
-            }
-            ErrorCode::RequestExpired => N::RequestExpired,
-            ErrorCode::ServiceUnavailableException => N::ServiceUnavailableException,
-        }
-    }
+/// One row of the core's error-code table.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct NativeErrorCode {
+    /// The stable number (`Failure.number`).
+    pub number: u32,
+    /// The code's name (`ThrottlingException`, `InvalidInput`).
+    pub code: String,
 }
 
 /// Every code, in the core's table order (the Kotlin tests check one exception class each).
@@ -107,8 +19,64 @@ impl NativeErrorCode {
 pub fn native_error_codes() -> Vec<NativeErrorCode> {
     ErrorCode::ALL
         .iter()
-        .map(|c| NativeErrorCode::from_core(*c))
+        .map(|c| NativeErrorCode {
+            number: c.as_u32(),
+            code: c.as_str().to_owned(),
+        })
         .collect()
+}
+
+/// The Kotlin class of a code: its name, with `Exception` appended unless it ends so.
+fn kotlin_class(code: ErrorCode) -> String {
+    let name = code.as_str();
+    if name.ends_with("Exception") {
+        name.to_owned()
+    } else {
+        format!("{name}Exception")
+    }
+}
+
+/// `ErrorClasses.kt`: one exception class per code of the core's table and the number → class
+/// map, written by `generate.sh` (through the `uniffi-bindgen exceptions` command) so that a
+/// code added to the core's table gets its Kotlin class with no edit in this face.
+pub fn kotlin_error_classes() -> String {
+    let mut out = String::from(
+        "// SPDX-License-Identifier: Apache-2.0\n\
+         // Generated by bindings-jvm/generate.sh from the core's error-code table. Do not edit.\n\n\
+         package dev.marketplacemetering\n\n\
+         import dev.marketplacemetering.internal.NativeException\n",
+    );
+    for &c in ErrorCode::ALL {
+        let kind = match c.kind() {
+            ErrorKind::Local => "local",
+            ErrorKind::Modeled => "modeled",
+            ErrorKind::Common => "common",
+        };
+        let doc = c.doc().split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!(
+            "\n/** `{}` ({kind}): {doc} */\nclass {} internal constructor(e: NativeException.Failure) : \
+             MarketplaceMeteringException(e)\n",
+            c.as_str(),
+            kotlin_class(c)
+        ));
+    }
+    out.push_str(
+        "\n/** The face's exception for a native failure: the class of its code's number. */\n\
+         internal fun NativeException.toPublic(): MarketplaceMeteringException = when (this) {\n\
+         \x20   is NativeException.Failure -> when (number) {\n",
+    );
+    for &c in ErrorCode::ALL {
+        out.push_str(&format!(
+            "        {}u -> {}(this)\n",
+            c.as_u32(),
+            kotlin_class(c)
+        ));
+    }
+    out.push_str(&format!(
+        "        else -> {}(this)\n    }}\n}}\n",
+        kotlin_class(ErrorCode::Unhandled)
+    ));
+    out
 }
 
 /// A failure, with everything the core's `Error` carries (never a secret: the core's
@@ -116,7 +84,8 @@ pub fn native_error_codes() -> Vec<NativeErrorCode> {
 #[derive(Debug, uniffi::Error)]
 pub enum NativeError {
     Failure {
-        error_code: NativeErrorCode,
+        /// The code's stable number (`ErrorCode::as_u32`).
+        number: u32,
         /// The service's code string, or the local code's name.
         code: String,
         /// The message (`message` would clash with Kotlin's `Throwable.message`).
@@ -142,10 +111,10 @@ impl std::error::Error for NativeError {}
 impl From<Error> for NativeError {
     fn from(e: Error) -> Self {
         NativeError::Failure {
-            error_code: NativeErrorCode::from_core(e.error_code()),
+            number: e.error_code().as_u32(),
             code: e.code().to_owned(),
-            detail: e.message().to_owned(),
-            field: e.field().map(str::to_owned),
+            detail: e.message_in(FieldStyle::Camel),
+            field: e.field_in(FieldStyle::Camel),
             request_id: e.request_id().map(str::to_owned),
             http_status: e.http_status(),
             attempts: e.attempts(),
@@ -162,13 +131,13 @@ impl From<marketplace_metering::BuildError> for NativeError {
 
 /// An `InvalidInput` naming `field`.
 pub fn invalid(field: impl Into<String>, problem: &str) -> NativeError {
-    Error::invalid_input(field, problem).into()
+    Error::invalid_input(field.into(), problem).into()
 }
 
 /// An `InvalidState` of the face itself (a closed meter, a call cut by a runtime shutdown).
 pub fn invalid_state(detail: &str) -> NativeError {
     NativeError::Failure {
-        error_code: NativeErrorCode::InvalidState,
+        number: ErrorCode::InvalidState.as_u32(),
         code: "InvalidState".to_owned(),
         detail: detail.to_owned(),
         field: None,

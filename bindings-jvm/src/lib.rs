@@ -9,7 +9,8 @@
 //!   shared runtime.
 //! * [`model`]: the model's shapes as uniffi records, every member optional so that a `null`
 //!   from Java reaches the core's validation and comes back as an error naming the field.
-//! * [`error`]: the one exhaustive `ErrorCode` → `NativeErrorCode` table.
+//! * [`error`]: the core's `Error` for Kotlin, and the Kotlin exception classes made from the
+//!   core's error-code table.
 //! * [`meter`]: the core's usage meter.
 //! * [`emulator`]: the in-process `metering-emulator` for `dev.marketplacemetering.testing`.
 

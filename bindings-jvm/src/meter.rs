@@ -9,7 +9,6 @@ use marketplace_metering::meter::{
     self, Customer, DeadLetter, FlushSummary, MeterConfig, MeterEvent, MeterEventKind, MeterMode,
     MeterStatus, RequeueFilter, Store,
 };
-use marketplace_metering::{Error, ErrorCode};
 
 use crate::client::NativeClient;
 use crate::error::{invalid, invalid_state, NativeError};
@@ -19,51 +18,6 @@ type R<T> = Result<T, NativeError>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The core names fields as the service model does (and the customer's parts in snake case);
-/// Kotlin and Java callers know them by `record()`'s parameter names.
-const FIELD_NAMES: &[(&str, &str)] = &[
-    ("UsageAllocations", "allocations"),
-    ("CustomerIdentifier", "customerIdentifier"),
-    ("CustomerAWSAccountId", "customerAwsAccountId"),
-    ("LicenseArn", "licenseArn"),
-    ("Dimension", "dimension"),
-    ("Quantity", "quantity"),
-    ("Timestamp", "timestamp"),
-    ("customer_identifier", "customerIdentifier"),
-    ("customer_aws_account_id", "customerAwsAccountId"),
-    ("license_arn", "licenseArn"),
-    ("database_url", "databaseUrl"),
-    ("fleet_senders", "fleetSenders"),
-    ("fleet_lease", "fleetLease"),
-];
-
-fn kotlin_field(field: &str) -> String {
-    let f = field.strip_prefix("UsageRecords[0].").unwrap_or(field);
-    for (model, arg) in FIELD_NAMES {
-        if let Some(rest) = f.strip_prefix(model) {
-            if rest.is_empty() || rest.starts_with(['.', '[']) {
-                return format!("{arg}{rest}");
-            }
-        }
-    }
-    f.to_owned()
-}
-
-/// A core error of `record()` and friends, its field named as the Kotlin parameter.
-fn record_err(e: Error) -> NativeError {
-    match e.field() {
-        Some(field) if e.error_code() == ErrorCode::InvalidInput => {
-            let msg = e.message();
-            let msg = match msg.split_once(": ") {
-                Some((path, rest)) if path == field || path.starts_with("UsageRecords[") => rest,
-                _ => msg,
-            };
-            invalid(kotlin_field(field), msg)
-        }
-        _ => e.into(),
-    }
 }
 
 fn epoch_secs(t: SystemTime) -> i64 {
@@ -89,7 +43,7 @@ pub struct MeterEventRecord {
     /// `acked`: the service's record id.
     pub metering_record_id: Option<String>,
     /// `dead_lettered`: the record's Status or the error code.
-    pub status_or_error: Option<String>,
+    pub reason: Option<String>,
     /// `dead_lettered`: details.
     pub detail: Option<String>,
     /// `late_event`: the hour the quantity was counted in.
@@ -170,13 +124,12 @@ pub struct MeterOptions {
 }
 
 fn parts(c: &Customer) -> (Option<String>, Option<String>, Option<String>) {
-    match c {
-        Customer::Identifier(id) => (Some(id.clone()), None, None),
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => (None, Some(account_id.clone()), Some(license_arn.clone())),
-    }
+    let (id, acct, lic) = c.parts();
+    (
+        id.map(str::to_owned),
+        acct.map(str::to_owned),
+        lic.map(str::to_owned),
+    )
 }
 
 fn event_record(e: &MeterEvent) -> MeterEventRecord {
@@ -190,7 +143,7 @@ fn event_record(e: &MeterEvent) -> MeterEventRecord {
         hour: e.hour,
         quantity: e.quantity,
         metering_record_id: None,
-        status_or_error: None,
+        reason: None,
         detail: None,
         counted_in_hour: None,
         window_end: None,
@@ -199,11 +152,8 @@ fn event_record(e: &MeterEvent) -> MeterEventRecord {
         MeterEventKind::Acked { metering_record_id } => {
             r.metering_record_id = Some(metering_record_id.clone())
         }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
-            r.status_or_error = Some(status_or_error.clone());
+        MeterEventKind::DeadLettered { reason, message } => {
+            r.reason = Some(reason.clone());
             r.detail = Some(message.clone());
         }
         MeterEventKind::LateEvent { counted_in_hour } => r.counted_in_hour = Some(*counted_in_hour),
@@ -344,7 +294,7 @@ impl NativeMeter {
             license_arn,
             self.mode != MeterMode::MeterUsage,
         )
-        .map_err(record_err)
+        .map_err(NativeError::from)
     }
 }
 
@@ -361,7 +311,7 @@ impl NativeMeter {
         let mut b = MeterConfig::builder().client(client.core().clone());
         b = b.store(
             Store::from_options(options.path.map(Into::into), options.database_url)
-                .map_err(record_err)?,
+                .map_err(NativeError::from)?,
         );
         if let Some(id) = options.replica_id {
             b = b.replica_id(id);
@@ -402,7 +352,7 @@ impl NativeMeter {
             b = b.on_event(move |e| l.on_event(event_record(&e)));
         }
         let config = b.build()?;
-        let core = meter::UsageMeter::new(config).map_err(record_err)?;
+        let core = meter::UsageMeter::new(config).map_err(NativeError::from)?;
         let live = Arc::new(Mutex::new(Some(core)));
         {
             let mut all = lock(&METERS);
@@ -435,7 +385,7 @@ impl NativeMeter {
         };
         let m = self.get()?;
         m.record(customer, &dimension, quantity, at, allocs)
-            .map_err(record_err)
+            .map_err(NativeError::from)
     }
 
     /// Registers a customer for zero-fill: each of `dimensions` is reported every hour.
@@ -457,7 +407,7 @@ impl NativeMeter {
         }
         self.get()?
             .register_customer(customer, &out)
-            .map_err(record_err)
+            .map_err(NativeError::from)
     }
 
     /// Seals what may be sealed and sends every sealed bucket now (blocking).
@@ -520,7 +470,7 @@ impl NativeMeter {
             license_arn,
             hour.map(epoch_secs),
         )
-        .map_err(record_err)?;
+        .map_err(NativeError::from)?;
         Ok(self.get()?.requeue(&filter)? as u64)
     }
 }

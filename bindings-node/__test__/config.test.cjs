@@ -62,6 +62,9 @@ test('the environment is read by the core', () =>
       assert.equal(c.origins.maxAttempts, 'env:AWS_MAX_ATTEMPTS')
       assert.equal(c.httpsProxy, 'http://***@proxy.test:3128')
       assert.match(c.userAgent, / app\/billing-7$/)
+      // Byte for byte what the face sent when the core knew it by an enum.
+      const v = require('../package.json').version
+      assert.equal(c.userAgent, `marketplace-metering/${v} lang/node/${v} os/${process.platform} app/billing-7`)
       assert.ok(!JSON.stringify(c).includes('hunter2'))
     },
   ))

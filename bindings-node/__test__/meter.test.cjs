@@ -160,7 +160,7 @@ test('a refused record is dead-lettered, emitted, and listed', async () => {
   const [ev] = await dead
   assert.equal(ev.kind, 'dead_lettered')
   assert.equal(ev.customerIdentifier, 'cust-unsubscribed')
-  assert.equal(ev.status, 'CustomerNotSubscribed')
+  assert.equal(ev.reason, 'CustomerNotSubscribed')
   assert.equal(ev.quantity, 2)
   assert.equal(ev.hour.getTime(), (b - H) * 1000)
   assert.equal(typeof ev.message, 'string')
@@ -283,6 +283,38 @@ test('license customers with allocations, and no product code', async () => {
   assert.equal(mine.length, 1)
   assert.equal(mine[0].quantity, 6)
   await m.close()
+})
+
+test('a bad dimension names the same field, once, for every customer kind and mode', async () => {
+  // Each customer kind and mode takes its own validation path in the core.
+  const { m: batch } = meter()
+  const { m: single } = meter({ mode: 'meter_usage' })
+  const alloc = [{ AllocatedUsageQuantity: 1 }]
+  const account = { customerAwsAccountId: emu.customerAWSAccountId, licenseArn: emu.licenseArn }
+  for (const dimension of ['', 'd'.repeat(256)]) {
+    const cases = [
+      () => batch.record({ customerIdentifier: 'cust-1', dimension, quantity: 1 }),
+      () => batch.record({ customerIdentifier: 'cust-1', dimension, quantity: 1, allocations: alloc }),
+      () => batch.record({ ...account, dimension, quantity: 1 }),
+      () => single.record({ dimension, quantity: 1 }),
+      () => single.record({ dimension, quantity: 1, allocations: alloc }),
+    ]
+    for (const [i, call] of cases.entries()) {
+      await assert.rejects(call(), (e) => {
+        assert.ok(e instanceof mm.ValidationError, `${i}: ${e}`)
+        assert.equal(e.field, 'dimension', `${i}: ${e.message}`)
+        assert.equal(e.message.split('imension').length, 2, `${i}: ${e.message}`)
+        assert.ok(e.message.startsWith('dimension: length must be'), `${i}: ${e.message}`)
+        return true
+      })
+    }
+  }
+  await assert.rejects(
+    batch.record({ customerAwsAccountId: '', licenseArn: emu.licenseArn, dimension: 'users', quantity: 1 }),
+    (e) => e.field === 'customerAwsAccountId' && e.message.startsWith('customerAwsAccountId: '),
+  )
+  await batch.close()
+  await single.close()
 })
 
 test('bad input rejects with a ValidationError naming the field', async () => {

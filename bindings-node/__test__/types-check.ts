@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     void recordId;
     void hour;
   });
-  meter.on("dead_lettered", (e) => void e.status);
+  meter.on("dead_lettered", (e) => void e.reason);
   meter.on("late_event", (e) => void e.countedInHour.getTime());
   meter.on("window_alarm", (e) => void e.windowEnd.getTime());
   meter.on("event", (e: MeterEvent) => {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The hand-written index.d.ts and index.mjs declare exactly the error classes of the runtime table.
+// index.d.ts and index.mjs declare exactly the error classes of the runtime table (the service
+// ones written by tools/gen-errors.cjs).
 'use strict'
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
@@ -28,4 +29,10 @@ test('index.d.ts declares one class per error class, with the right base, code a
 test('index.mjs names every error class', () => {
   const src = fs.readFileSync(path.join(root, 'index.mjs'), 'utf8')
   for (const name of runtime.keys()) assert.match(src, new RegExp(`^  ${name},$`, 'm'), name)
+})
+
+test('the service error classes of index.d.ts and index.mjs are current (tools/gen-errors.cjs)', () => {
+  const { spawnSync } = require('node:child_process')
+  const r = spawnSync(process.execPath, [path.join(root, 'tools', 'gen-errors.cjs'), '--check'], { encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stderr)
 })

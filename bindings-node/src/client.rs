@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use marketplace_metering::{Client, Config, Face, RetryMode};
+use marketplace_metering::{Client, Config, RetryMode};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -82,11 +82,11 @@ fn duration(ms: f64, field: &str) -> std::result::Result<Duration, marketplace_m
 fn build_config(
     o: NativeClientOptions,
 ) -> std::result::Result<Config, marketplace_metering::Error> {
-    let mut b = Config::builder().face(
-        Face::Node,
+    let mut b = Config::builder().user_agent_suffix(format!(
+        "node/{}",
         o.package_version
-            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
-    );
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned())
+    ));
     if let Some(r) = o.region {
         b = b.region(r);
     }

@@ -3,11 +3,11 @@
 
 //! Errors crossing into JavaScript.
 //!
-//! [`class_of`] matches the core's [`ErrorCode`] exhaustively (no wildcard arm): adding a code
-//! to the core breaks this build until it is mapped. The JS layer builds its exception classes
-//! from [`error_codes`] at load time, so there is no second hand-kept list.
+//! [`class_of`] names a service code's class after the code and maps each local code by hand
+//! (no wildcard arm: a new local code breaks this build until mapped). The JS layer builds its
+//! exception classes from [`error_codes`] at load time, so there is no second hand-kept list.
 
-use marketplace_metering::{Error, ErrorCode, ErrorKind};
+use marketplace_metering::{Error, ErrorCode, ErrorKind, FieldStyle, LocalCode};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -34,8 +34,11 @@ pub struct ErrorCodeInfo {
 /// the names a Node user expects; `Unhandled` (a service code the core does not know) is the
 /// base `MarketplaceMeteringServiceException`, whose `name` is then the service's code.
 pub fn class_of(code: ErrorCode) -> (&'static str, bool) {
-    use ErrorCode::*;
-    match code {
+    use LocalCode::*;
+    let Some(local) = code.local() else {
+        return (code.as_str(), true);
+    };
+    match local {
         InvalidInput => ("ValidationError", false),
         InvalidState => ("InvalidStateError", false),
         InvalidConfig => ("InvalidConfigError", false),
@@ -45,37 +48,6 @@ pub fn class_of(code: ErrorCode) -> (&'static str, bool) {
         ReadTimeout => ("TimeoutError", false),
         InvalidResponse => ("InvalidResponseError", false),
         Unhandled => ("MarketplaceMeteringServiceException", true),
-        InternalServiceErrorException
-        | InvalidProductCodeException
-        | InvalidUsageDimensionException
-        | InvalidTagException
-        | InvalidUsageAllocationsException
-        | InvalidCustomerIdentifierException
-        | TimestampOutOfBoundsException
-        | ThrottlingException
-        | DisabledApiException
-        | InvalidLicenseException
-        | InvalidEndpointRegionException
-        | DuplicateRequestException
-        | IdempotencyConflictException
-        | CustomerNotEntitledException
-        | InvalidRegionException
-        | InvalidPublicKeyVersionException
-        | PlatformNotSupportedException
-        | InvalidTokenException
-        | ExpiredTokenException
-        | UnrecognizedClientException
-        | InvalidSignatureException
-        | AccessDeniedException
-        | ValidationException
-        | SerializationException
-        | UnknownOperationException
-        | DryRunOperation
-        | UnauthorizedException
-        | IncompleteSignatureException
-        | MissingAuthenticationTokenException
-        | RequestExpired
-        | ServiceUnavailableException => (code.as_str(), true),
     }
 }
 
@@ -136,8 +108,8 @@ pub fn detail_json(e: &Error) -> String {
         "serviceCode": e.code(),
         "className": class_name,
         "fault": fault_of(code),
-        "message": e.message(),
-        "field": e.field(),
+        "message": e.message_in(FieldStyle::Camel),
+        "field": e.field_in(FieldStyle::Camel),
         "retryable": e.is_retryable(),
         "httpStatusCode": e.http_status(),
         "requestId": e.request_id(),
@@ -158,7 +130,8 @@ pub fn throttling(e: &Error) -> bool {
 
 fn build_js(env: &Env, e: &Error) -> Result<napi::Error> {
     let code = e.error_code();
-    let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, e.to_string()))?;
+    let text = format!("{}: {}", e.code(), e.message_in(FieldStyle::Camel));
+    let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, text))?;
     obj.set_named_property("code", code.as_str())?;
     obj.set_named_property("nativeError", detail_json(e))?;
     Ok(napi::Error::from(obj.to_unknown()))

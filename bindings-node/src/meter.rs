@@ -117,7 +117,7 @@ where
         },
         move |env, r| match r {
             Ok(v) => Ok(to_js(v)),
-            Err(e) => Err(crate::errors::to_js(env, &convert::meter_error(e))),
+            Err(e) => Err(crate::errors::to_js(env, &e)),
         },
     )
 }
@@ -154,7 +154,7 @@ impl NativeMeter {
             .client(client.core_client())
             .store(
                 Store::from_options(o.path.clone().map(Into::into), o.database_url.clone())
-                    .map_err(|e| crate::errors::to_js(&env, &convert::meter_error(e)))?,
+                    .map_err(|e| crate::errors::to_js(&env, &e))?,
             )
             .mode(o.mode)
             .durability(o.durability)
@@ -197,8 +197,7 @@ impl NativeMeter {
                 &marketplace_metering::Error::invalid_input(e.field(), "is required"),
             )
         })?;
-        let meter = UsageMeter::new(config)
-            .map_err(|e| crate::errors::to_js(&env, &convert::meter_error(e)))?;
+        let meter = UsageMeter::new(config).map_err(|e| crate::errors::to_js(&env, &e))?;
         Ok(NativeMeter {
             meter: Some(meter),
             events,
@@ -232,7 +231,7 @@ impl NativeMeter {
         let before = self.events.count();
         self.meter()?
             .record(r.customer, &r.dimension, r.quantity, r.at, r.allocations)
-            .map_err(|e| crate::errors::to_js(&env, &convert::meter_error(e)))?;
+            .map_err(|e| crate::errors::to_js(&env, &e))?;
         Ok(self.events.count() != before)
     }
 
@@ -330,7 +329,7 @@ impl NativeMeter {
     pub fn write_buffered_sync(&self, env: Env) -> Result<()> {
         self.meter()?
             .write_buffered()
-            .map_err(|e| crate::errors::to_js(&env, &convert::meter_error(e)))
+            .map_err(|e| crate::errors::to_js(&env, &e))
     }
 
     /// Seals and sends; resolves after the events it caused were emitted.
@@ -346,7 +345,7 @@ impl NativeMeter {
             },
             |env, r| match r {
                 Ok(s) => Ok(NativeFlushSummary::from(s)),
-                Err(e) => Err(crate::errors::to_js(env, &convert::meter_error(e))),
+                Err(e) => Err(crate::errors::to_js(env, &e)),
             },
         )
     }
@@ -371,7 +370,7 @@ impl NativeMeter {
             },
             |env, r| match r {
                 Ok(s) => Ok(NativeFlushSummary::from(s)),
-                Err(e) => Err(crate::errors::to_js(env, &convert::meter_error(e))),
+                Err(e) => Err(crate::errors::to_js(env, &e)),
             },
         )
     }

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use marketplace_metering::{runtime, Config, Error, Face, RetryMode};
+use marketplace_metering::{runtime, Config, Error, RetryMode};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -133,10 +133,10 @@ impl Client {
     ) -> PyResult<Self> {
         let fail = |e: Error| to_py_err(py, &e, "CreateClient");
         let mut b = Config::builder()
-            .face(
-                Face::Python,
-                face_version.unwrap_or_else(|| marketplace_metering::VERSION.to_owned()),
-            )
+            .user_agent_suffix(format!(
+                "python/{}",
+                face_version.unwrap_or_else(|| marketplace_metering::VERSION.to_owned())
+            ))
             .credentials_from_parts(aws_access_key_id, aws_secret_access_key, aws_session_token);
         b.set_region(region_name);
         b.set_endpoint_url(endpoint_url);

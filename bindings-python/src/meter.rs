@@ -56,46 +56,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The core names record fields as the service model does; Python callers know them by the
-/// argument names of `record()`.
-const FIELD_NAMES: &[(&str, &str)] = &[
-    ("UsageAllocations", "allocations"),
-    ("CustomerIdentifier", "customer_identifier"),
-    ("CustomerAWSAccountId", "customer_aws_account_id"),
-    ("LicenseArn", "license_arn"),
-    ("Dimension", "dimension"),
-    ("Quantity", "quantity"),
-    ("Timestamp", "timestamp"),
-];
-
-fn py_field(field: &str) -> String {
-    let f = field.strip_prefix("UsageRecords[0].").unwrap_or(field);
-    for (model, arg) in FIELD_NAMES {
-        if let Some(rest) = f.strip_prefix(model) {
-            if rest.is_empty() || rest.starts_with(['.', '[']) {
-                return format!("{arg}{rest}");
-            }
-        }
-    }
-    f.to_owned()
-}
-
-/// A core error of `record()` / `register_customer()`, its field named as the argument.
-fn record_err(py: Python<'_>, e: &Error, op: &str) -> PyErr {
-    match e.field() {
-        Some(field) if e.error_code() == marketplace_metering::ErrorCode::InvalidInput => {
-            // The core's message starts with the field path; the argument's name replaces it.
-            let msg = e.message();
-            let msg = match msg.split_once(": ") {
-                Some((path, rest)) if path == field || path.starts_with("UsageRecords[") => rest,
-                _ => msg,
-            };
-            to_py_err(py, &Error::invalid_input(py_field(field), msg), op)
-        }
-        _ => to_py_err(py, e, op),
-    }
-}
-
 fn input_err(py: Python<'_>, field: &str, problem: &str, op: &str) -> PyErr {
     to_py_err(py, &Error::invalid_input(field, problem), op)
 }
@@ -227,7 +187,7 @@ impl UsageMeter {
         let acct = opt_str(customer_aws_account_id, "customer_aws_account_id", op)?;
         let lic = opt_str(license_arn, "license_arn", op)?;
         Customer::from_parts(id, acct, lic, self.mode != MeterMode::MeterUsage)
-            .map_err(|e| record_err(py, &e, op))
+            .map_err(|e| to_py_err(py, &e, op))
     }
 }
 
@@ -389,7 +349,7 @@ impl UsageMeter {
         };
         let m = self.get(py, OP)?;
         py.detach(|| m.record(customer, &dimension, quantity, at, allocs))
-            .map_err(|e| record_err(py, &e, OP))
+            .map_err(|e| to_py_err(py, &e, OP))
     }
 
     /// Registers a customer for zero-fill (with ``zero_fill=True``).
@@ -440,7 +400,7 @@ impl UsageMeter {
             let refs: Vec<&str> = dims.iter().map(String::as_str).collect();
             m.register_customer(customer, &refs)
         })
-        .map_err(|e| record_err(py, &e, OP))
+        .map_err(|e| to_py_err(py, &e, OP))
     }
 
     /// Seals what may be sealed and sends every sealed bucket now (blocking).
@@ -547,7 +507,7 @@ impl UsageMeter {
             opt_str(license_arn, "license_arn", OP)?,
             hour,
         )
-        .map_err(|e| record_err(py, &e, OP))?;
+        .map_err(|e| to_py_err(py, &e, OP))?;
         let m = self.get(py, OP)?;
         py.detach(|| m.requeue(&filter))
             .map_err(|e| to_py_err(py, &e, OP))

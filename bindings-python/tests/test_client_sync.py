@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -265,10 +266,12 @@ def test_read_timeout(emu: Emulator) -> None:
 def test_client_meta_and_user_agent(client: mm.Client, emu: Emulator) -> None:
     assert client.meta.region_name == "us-east-1"
     assert client.meta.endpoint_url.rstrip("/") == emu.endpoint_url
-    assert f"lang/python/{mm.__version__}" in client._native.user_agent
+    v = mm.__version__
+    expected = f"marketplace-metering/{v} lang/python/{v} os/{sys.platform}"
+    assert client._native.user_agent == expected
     client.resolve_customer(RegistrationToken="reg-token-valid")
     ua = dict(emu.requests()[-1]["headers"])["user-agent"]
-    assert "lang/python" in ua
+    assert ua.startswith(expected), ua
 
 
 def test_module_client_function(emu: Emulator) -> None:

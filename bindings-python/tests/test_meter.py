@@ -216,7 +216,7 @@ def test_dead_letter_reaches_on_event_and_dead_letters(emu: Emulator) -> None:
         assert m.status()["dead_lettered"] == 1
         assert list(m.events()) == []  # the callback took them
     [dead] = [e for e in events if e["kind"] == "dead_lettered"]
-    assert dead["customer_identifier"] == "cust-unsubscribed" and dead["status"] == "CustomerNotSubscribed"
+    assert dead["customer_identifier"] == "cust-unsubscribed" and dead["reason"] == "CustomerNotSubscribed"
     assert dead["message"] and dead["hour"] == utc(t0) and dead["quantity"] == 4
     [ack] = [e for e in events if e["kind"] == "acked"]
     assert ack["metering_record_id"] == emu.ledger()[0]["metering_record_id"]
@@ -329,11 +329,38 @@ def test_record_arguments_are_checked(emu: Emulator, kwargs: Dict[str, Any], fie
     assert emu.ledger() == []
 
 
+@pytest.mark.parametrize("dimension", ["", "d" * 256])
+def test_a_bad_dimension_names_the_same_argument_for_every_customer_kind(emu: Emulator, dimension: str) -> None:
+    """Each customer kind and mode takes its own validation path in the core; all name
+    ``dimension`` once, as the argument is spelled here."""
+    alloc = [{"AllocatedUsageQuantity": 1}]
+    account = {"customer_aws_account_id": emu.customer_aws_account_id, "license_arn": emu.license_arn}
+    batch = meter(emu, ManualClock(base()))
+    single = meter(emu, ManualClock(base()), mode="meter_usage")
+    cases: List[Any] = [
+        lambda: batch.record("cust-1", dimension, 1),
+        lambda: batch.record("cust-1", dimension, 1, allocations=alloc),
+        lambda: batch.record(dimension=dimension, quantity=1, **account),
+        lambda: single.record(dimension=dimension, quantity=1),
+        lambda: single.record(dimension=dimension, quantity=1, allocations=alloc),
+    ]
+    for i, call in enumerate(cases):
+        with pytest.raises(mm.ParamValidationError) as ei:
+            call()
+        assert ei.value.field == "dimension", (i, ei.value)
+        msg = str(ei.value)
+        assert msg.count("imension") == 1, (i, msg)
+        assert "dimension: length must be" in msg, (i, msg)
+    batch.close()
+    single.close()
+    assert emu.ledger() == []
+
+
 def test_identifier_needs_a_product_code(emu: Emulator) -> None:
     m = meter(emu, ManualClock(base()), product_code=None)
     with pytest.raises(mm.ParamValidationError) as ei:
         m.record("cust-1", "users", 1)
-    assert ei.value.field == "customer"
+    assert ei.value.field == "customer_identifier"
 
 
 @pytest.mark.parametrize("kwargs,field", [

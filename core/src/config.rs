@@ -17,34 +17,6 @@ use crate::tls::HttpSettings;
 
 pub use builder::ConfigBuilder;
 
-/// Which face the client is used from; it goes into the User-Agent.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Face {
-    /// The Rust crate itself.
-    #[default]
-    Rust,
-    /// The Python package.
-    Python,
-    /// The Node.js package.
-    Node,
-    /// The C library (and the C++ header on top of it).
-    C,
-    /// The JVM package (Kotlin and Java).
-    Jvm,
-}
-
-impl Face {
-    fn as_str(self) -> &'static str {
-        match self {
-            Face::Rust => "rust",
-            Face::Python => "python",
-            Face::Node => "node",
-            Face::C => "c",
-            Face::Jvm => "jvm",
-        }
-    }
-}
-
 /// Default time allowed to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time allowed between bytes of a response.

@@ -7,9 +7,10 @@
 //! [`ErrorCode`], the service's own code string, a message, the request id, the HTTP status,
 //! the number of attempts made and whether retrying could help.
 //!
-//! [`ErrorCode`] is the one table every face maps from. It is deliberately **not**
-//! `#[non_exhaustive]`: the Python, Node and C bindings match it without a wildcard arm, so
-//! adding a code breaks their builds until each one maps it.
+//! [`ErrorCode`] is the one table every face maps from (`error/codes.rs`). Service codes are
+//! made into each face's classes and statuses from [`ErrorCode::ALL`], so adding one is one
+//! edit of the table; local codes are mapped by hand through [`LocalCode`], which the faces
+//! match without a wildcard arm, so adding one breaks their builds until each one maps it.
 //!
 //! Each operation also has its own enum ([`BatchMeterUsageError`], …) whose variants are
 //! named after the exceptions the model lists for that operation, as in the AWS SDK for Rust.
@@ -17,164 +18,10 @@
 use std::fmt;
 use std::time::Duration;
 
-macro_rules! error_codes {
-    ($(
-        $(#[doc = $doc:literal])*
-        $name:ident = $num:literal, $kind:ident $(, $fault:ident)?;
-    )*) => {
-        /// A stable code for every kind of failure.
-        ///
-        /// Numbers are stable and never reused (the C face exposes them as `mm_status`);
-        /// 0, 1 and 2 are reserved for the C face's `OK`, `NULL_PARAMETER` and `PANIC`.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[repr(u32)]
-        pub enum ErrorCode {
-            $( $(#[doc = $doc])* $name = $num, )*
-        }
+pub use crate::field::{FieldPath, FieldStyle, Segment};
 
-        impl ErrorCode {
-            /// Every code, in table order.
-            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$name, )* ];
-
-            /// The code as a string: the AWS exception name for service codes
-            /// (`"ThrottlingException"`), the local name otherwise (`"InvalidInput"`).
-            pub const fn as_str(self) -> &'static str {
-                match self { $( ErrorCode::$name => stringify!($name), )* }
-            }
-
-            /// The stable number of this code.
-            pub const fn as_u32(self) -> u32 { self as u32 }
-
-            /// Where the code comes from.
-            pub const fn kind(self) -> ErrorKind {
-                match self { $( ErrorCode::$name => ErrorKind::$kind, )* }
-            }
-
-            /// `true` when the failure is the server's (`$fault = "server"` in SDK v3 terms).
-            pub const fn is_server_fault(self) -> bool {
-                match self { $( ErrorCode::$name => error_codes!(@fault $($fault)?), )* }
-            }
-
-            /// The code for a service error code string, if it is in the table.
-            pub fn from_service_code(code: &str) -> Option<ErrorCode> {
-                match code {
-                    $( stringify!($name) if !matches!(ErrorKind::$kind, ErrorKind::Local) => Some(ErrorCode::$name), )*
-                    _ => None,
-                }
-            }
-
-            /// The code with this stable number, if any.
-            pub fn from_u32(n: u32) -> Option<ErrorCode> {
-                match n { $( $num => Some(ErrorCode::$name), )* _ => None }
-            }
-        }
-    };
-    (@fault server) => { true };
-    (@fault) => { false };
-}
-
-/// Where an [`ErrorCode`] comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// Raised by this library before or around the HTTP exchange.
-    Local,
-    /// An exception the service model lists for at least one operation.
-    Modeled,
-    /// A code every AWS JSON service may return that the model does not list
-    /// (authentication, protocol, dry run).
-    Common,
-}
-
-error_codes! {
-    /// The input violates the model's constraints; nothing was sent. The message names the field.
-    InvalidInput = 3, Local;
-    /// The library was used in a state that cannot work (for example a blocking call from
-    /// inside an async runtime thread).
-    InvalidState = 4, Local;
-    /// The configuration cannot produce an endpoint or a client (no region, FIPS with a
-    /// custom endpoint, a malformed URL, …).
-    InvalidConfig = 5, Local;
-    /// No credentials could be loaded.
-    Credentials = 6, Local;
-    /// The request could not be sent or its response could not be read (connection refused,
-    /// reset, DNS, TLS).
-    Dispatch = 7, Local;
-    /// Connecting took longer than the connect timeout.
-    ConnectTimeout = 8, Local;
-    /// Waiting for the response took longer than the read timeout.
-    ReadTimeout = 9, Local;
-    /// The service answered with a body that is not the JSON the protocol promises
-    /// (truncated, HTML, garbage).
-    InvalidResponse = 10, Local;
-    /// The service answered with an error code this library does not know; `Error::code()`
-    /// gives the service's string.
-    Unhandled = 11, Local;
-
-    /// An internal error occurred; retry your request.
-    InternalServiceErrorException = 100, Modeled, server;
-    /// The product code passed does not match the product code of the caller.
-    InvalidProductCodeException = 101, Modeled;
-    /// The usage dimension does not match one of the product's dimensions.
-    InvalidUsageDimensionException = 102, Modeled;
-    /// The tag is invalid, or the number of tags is greater than 5.
-    InvalidTagException = 103, Modeled;
-    /// Sum of allocated usage quantities is not equal to the usage quantity.
-    InvalidUsageAllocationsException = 104, Modeled;
-    /// You have metered usage for a CustomerIdentifier that does not exist.
-    InvalidCustomerIdentifierException = 105, Modeled;
-    /// The timestamp value passed in the request is older than allowed.
-    TimestampOutOfBoundsException = 106, Modeled;
-    /// The calls to the API are throttled.
-    ThrottlingException = 107, Modeled;
-    /// The API is disabled in the Region.
-    DisabledApiException = 108, Modeled;
-    /// The license is invalid.
-    InvalidLicenseException = 109, Modeled;
-    /// The endpoint being called is in a Region different from your EC2 instance, ECS task or EKS pod.
-    InvalidEndpointRegionException = 110, Modeled;
-    /// A metering record has already been emitted for the same resource, usage dimension and
-    /// time, with a different quantity.
-    DuplicateRequestException = 111, Modeled;
-    /// The ClientToken is being used for multiple requests with different parameters.
-    IdempotencyConflictException = 112, Modeled;
-    /// The customer is not entitled to the product.
-    CustomerNotEntitledException = 113, Modeled;
-    /// RegisterUsage must be called in the same Region the ECS task was launched in.
-    InvalidRegionException = 114, Modeled;
-    /// The public key version is invalid.
-    InvalidPublicKeyVersionException = 115, Modeled;
-    /// AWS Marketplace does not support metering usage from the underlying platform.
-    PlatformNotSupportedException = 116, Modeled;
-    /// The registration token is invalid.
-    InvalidTokenException = 117, Modeled;
-    /// The submitted registration token has expired.
-    ExpiredTokenException = 118, Modeled;
-
-    /// The access key id is not known to the service.
-    UnrecognizedClientException = 200, Common;
-    /// The request signature does not match.
-    InvalidSignatureException = 201, Common;
-    /// The caller is not allowed to call this operation.
-    AccessDeniedException = 202, Common;
-    /// The service rejected the input (server-side validation).
-    ValidationException = 203, Common;
-    /// The service could not read the request body.
-    SerializationException = 204, Common;
-    /// The `X-Amz-Target` names no operation of this service.
-    UnknownOperationException = 205, Common;
-    /// A DryRun request would have succeeded.
-    DryRunOperation = 206, Common;
-    /// A DryRun request would have failed for lack of permission.
-    UnauthorizedException = 207, Common;
-    /// The Authorization header is malformed or incomplete.
-    IncompleteSignatureException = 208, Common;
-    /// The request carries no credentials.
-    MissingAuthenticationTokenException = 209, Common;
-    /// The signed request is too old or too far in the future.
-    RequestExpired = 210, Common;
-    /// The service is unavailable; retry.
-    ServiceUnavailableException = 211, Common, server;
-}
+mod codes;
+pub use codes::{ErrorCode, ErrorKind, LocalCode};
 
 impl ErrorCode {
     /// `true` for the modeled exceptions of the service model.
@@ -270,8 +117,12 @@ pub struct Error(Box<Inner>);
 struct Inner {
     code: ErrorCode,
     service_code: Option<String>,
+    /// The message: for an error naming a field, `"{field}: {problem}"` in the default style.
     message: String,
-    field: Option<String>,
+    /// The field at fault, with its text in the default style.
+    field: Option<(FieldPath, String)>,
+    /// The message without the field, when the error names one.
+    problem: Option<String>,
     retryable: bool,
     meta: ResponseMetadata,
     source: Option<BoxError>,
@@ -284,39 +135,46 @@ impl Error {
             service_code: None,
             message: message.into(),
             field: None,
+            problem: None,
             retryable: false,
             meta: ResponseMetadata::default(),
             source: None,
         }))
     }
 
-    /// An input that violates the model: `field` is the path (`UsageRecords[3].Quantity`).
-    pub fn invalid_input(field: impl Into<String>, problem: impl fmt::Display) -> Self {
-        let field = field.into();
-        let mut e = Error::new(ErrorCode::InvalidInput, format!("{field}: {problem}"));
-        e.0.field = Some(field);
-        e
+    /// An input that violates the model: `field` is the path (`UsageRecords[3].Quantity`),
+    /// `problem` what is wrong with it (`must be between 0 and 2147483647, got -1`).
+    pub fn invalid_input(field: impl Into<FieldPath>, problem: impl fmt::Display) -> Self {
+        Error::new(ErrorCode::InvalidInput, String::new()).with_field(field.into(), problem)
     }
 
     /// A modeled exception raised before sending, for a rule the model only documents and the
     /// service enforces with that very exception: nothing was sent; `field` names where.
     pub(crate) fn modeled_early(
         code: ErrorCode,
-        field: impl Into<String>,
+        field: FieldPath,
         problem: impl fmt::Display,
     ) -> Self {
-        let field = field.into();
-        let mut e = Error::new(code, format!("{field}: {problem}"));
+        let mut e = Error::new(code, String::new()).with_field(field, problem);
         e.0.service_code = Some(code.as_str().to_owned());
-        e.0.field = Some(field);
         e
+    }
+
+    fn with_field(mut self, field: FieldPath, problem: impl fmt::Display) -> Self {
+        let text = field.render(FieldStyle::default());
+        let problem = problem.to_string();
+        self.0.message = format!("{text}: {problem}");
+        self.0.field = Some((field, text));
+        self.0.problem = Some(problem);
+        self
     }
 
     /// An unusable setting: `field` names it as its source spells it (`AWS_MAX_ATTEMPTS`,
     /// `max_attempts`), `message` says where it came from and what is wrong.
     pub fn invalid_setting(field: String, message: impl Into<String>) -> Self {
         let mut e = Error::new(ErrorCode::InvalidConfig, message);
-        e.0.field = Some(field);
+        let path = FieldPath::member(field.clone());
+        e.0.field = Some((path, field));
         e
     }
 
@@ -379,23 +237,37 @@ impl Error {
         &self.0.message
     }
 
-    /// The message without its field path (`must not be empty` of `Dimension: must not be
-    /// empty`), for a face that renders the path in its own spelling.
+    /// The message in a face's spelling of the field (`customerIdentifier: must not be
+    /// empty` in [`FieldStyle::Camel`]); [`Error::message`] is [`FieldStyle::Snake`].
+    pub fn message_in(&self, style: FieldStyle) -> String {
+        match (&self.0.field, &self.0.problem) {
+            (Some((path, _)), Some(problem)) => format!("{}: {problem}", path.render(style)),
+            _ => self.0.message.clone(),
+        }
+    }
+
+    /// The message without its field path (`must not be empty` of `dimension: must not be
+    /// empty`), for a face that renders the path itself.
     pub fn problem(&self) -> &str {
-        let m = self.0.message.as_str();
-        self.0
-            .field
-            .as_deref()
-            .and_then(|f| m.strip_prefix(f))
-            .and_then(|m| m.strip_prefix(": "))
-            .unwrap_or(m)
+        self.0.problem.as_deref().unwrap_or(&self.0.message)
     }
 
     /// For [`ErrorCode::InvalidInput`] (and a modeled exception raised before sending), the
     /// path of the offending field; for [`ErrorCode::InvalidConfig`], the setting as its
     /// source spells it (`AWS_MAX_ATTEMPTS`, `max_attempts`), when one setting is at fault.
+    /// In [`FieldStyle::Snake`]; see [`Error::field_in`].
     pub fn field(&self) -> Option<&str> {
-        self.0.field.as_deref()
+        self.0.field.as_ref().map(|(_, text)| text.as_str())
+    }
+
+    /// [`Error::field`] in a face's spelling (`customerAwsAccountId` in [`FieldStyle::Camel`]).
+    pub fn field_in(&self, style: FieldStyle) -> Option<String> {
+        self.0.field.as_ref().map(|(path, _)| path.render(style))
+    }
+
+    /// [`Error::field`]'s structured path.
+    pub fn field_path(&self) -> Option<&FieldPath> {
+        self.0.field.as_ref().map(|(path, _)| path)
     }
 
     /// The service's request id, when a response was received.
@@ -491,7 +363,7 @@ impl std::error::Error for BuildError {}
 
 impl From<BuildError> for Error {
     fn from(e: BuildError) -> Self {
-        Error::invalid_input(e.field, "is required")
+        Error::invalid_input(FieldPath::member(e.field), "is required")
     }
 }
 

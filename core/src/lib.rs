@@ -36,6 +36,7 @@ pub mod config;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+mod field;
 #[cfg(feature = "meter")]
 pub mod meter;
 pub mod operation;
@@ -48,9 +49,12 @@ pub mod validate;
 mod wire;
 
 pub use client::Client;
-pub use config::{Config, ConfigBuilder, Face};
+pub use config::{Config, ConfigBuilder};
 pub use credentials::Credentials;
-pub use error::{AttemptLog, BuildError, Error, ErrorCode, ErrorKind, ResponseMetadata};
+pub use error::{
+    AttemptLog, BuildError, Error, ErrorCode, ErrorKind, FieldPath, FieldStyle, LocalCode,
+    ResponseMetadata,
+};
 #[cfg(feature = "meter")]
 pub use meter::UsageMeter;
 pub use retry::{RetryConfig, RetryMode};

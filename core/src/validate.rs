@@ -7,6 +7,7 @@
 //! [`ErrorCode::InvalidInput`](crate::ErrorCode::InvalidInput) error. The faces call these
 //! helpers (`quantity`, …) when converting their own numbers, so each rule lives here once.
 
+use crate::error::{FieldPath, Segment};
 use crate::operation::batch_meter_usage::BatchMeterUsageInput;
 use crate::operation::meter_usage::MeterUsageInput;
 use crate::operation::register_usage::RegisterUsageInput;
@@ -117,6 +118,9 @@ const TAG: Pattern = Pattern {
 #[derive(Clone, Copy)]
 enum Path<'a> {
     Root(&'static str),
+    /// An argument of a core call (the meter's `dimension`).
+    #[cfg_attr(not(feature = "meter"), allow(dead_code))]
+    Argument(&'static str),
     Index(&'a Path<'a>, usize),
     Field(&'a Path<'a>, &'static str),
 }
@@ -124,7 +128,7 @@ enum Path<'a> {
 impl std::fmt::Display for Path<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Path::Root(s) => f.write_str(s),
+            Path::Root(s) | Path::Argument(s) => f.write_str(s),
             Path::Index(p, i) => write!(f, "{p}[{i}]"),
             Path::Field(p, s) => write!(f, "{p}.{s}"),
         }
@@ -139,7 +143,33 @@ impl<'a> Path<'a> {
         Path::Index(self, i)
     }
     fn err(&self, problem: impl std::fmt::Display) -> Error {
-        Error::invalid_input(self.to_string(), problem)
+        Error::invalid_input(self.field_path(), problem)
+    }
+    fn field_path(&self) -> FieldPath {
+        let mut segments = Vec::new();
+        let mut p = self;
+        loop {
+            match p {
+                Path::Root(s) => {
+                    segments.push(Segment::Member((*s).into()));
+                    break;
+                }
+                Path::Argument(s) => {
+                    segments.push(Segment::Argument(s));
+                    break;
+                }
+                Path::Index(up, i) => {
+                    segments.push(Segment::Index(*i));
+                    p = up;
+                }
+                Path::Field(up, s) => {
+                    segments.push(Segment::Member((*s).into()));
+                    p = up;
+                }
+            }
+        }
+        segments.reverse();
+        FieldPath::from_segments(segments)
     }
 }
 
@@ -180,12 +210,12 @@ fn range(path: Path<'_>, v: i64, min: i64, max: i64) -> Result<(), Error> {
 
 /// Converts a quantity from a face's wider integer, naming `field` when out of `0..=i32::MAX`.
 pub fn quantity(field: &str, v: i64) -> Result<i32, Error> {
-    quantity_with(v, || field.to_owned())
+    quantity_with(v, || FieldPath::member(field.to_owned()))
 }
 
 /// [`quantity`], building the field path only when the value is out of range (faces convert
 /// thousands of quantities a second; formatting each one's path would cost more than the check).
-pub fn quantity_with(v: i64, field: impl FnOnce() -> String) -> Result<i32, Error> {
+pub fn quantity_with<F: Into<FieldPath>>(v: i64, field: impl FnOnce() -> F) -> Result<i32, Error> {
     i32::try_from(v).ok().filter(|q| *q >= 0).ok_or_else(|| {
         Error::invalid_input(
             field(),
@@ -198,7 +228,7 @@ pub fn quantity_with(v: i64, field: impl FnOnce() -> String) -> Result<i32, Erro
 pub fn public_key_version(field: &str, v: i64) -> Result<i32, Error> {
     i32::try_from(v).ok().filter(|q| *q >= 1).ok_or_else(|| {
         Error::invalid_input(
-            field,
+            FieldPath::member(field.to_owned()),
             format!("must be between 1 and {}, got {v}", i32::MAX),
         )
     })
@@ -209,17 +239,62 @@ fn product_code(path: Path<'_>, s: &str) -> Result<(), Error> {
     pattern(path, s, &PRODUCT_CODE)
 }
 
-/// The model's rule for a dimension, named `field`: the meter checks an event's dimension
-/// with it before any record exists.
+/// The model's rule for a dimension, on the argument `arg`: the meter checks an event's
+/// dimension with it before any record exists.
 #[cfg(feature = "meter")]
-pub(crate) fn dimension_named(field: &'static str, s: &str) -> Result<(), Error> {
-    dimension(Path::Root(field), s)
+pub(crate) fn dimension_argument(arg: &'static str, s: &str) -> Result<(), Error> {
+    dimension(Path::Argument(arg), s)
 }
 
-/// The model's rule for a `CustomerIdentifier`, named `field` (the meter's check).
+/// The model's rule for a `CustomerIdentifier`, on the argument `arg` (the meter's check).
 #[cfg(feature = "meter")]
-pub(crate) fn customer_identifier_named(field: &'static str, s: &str) -> Result<(), Error> {
-    length(Path::Root(field), s, 0, Some(255))
+pub(crate) fn customer_identifier_argument(arg: &'static str, s: &str) -> Result<(), Error> {
+    length(Path::Argument(arg), s, 0, Some(255))
+}
+
+/// The argument of the meter's `record()` that carries a `UsageRecord` member.
+#[cfg(feature = "meter")]
+fn record_argument(member: &str) -> Option<&'static str> {
+    Some(match member {
+        "CustomerIdentifier" => "customer_identifier",
+        "CustomerAWSAccountId" => "customer_aws_account_id",
+        "LicenseArn" => "license_arn",
+        "Dimension" | "UsageDimension" => "dimension",
+        "Quantity" | "UsageQuantity" => "quantity",
+        "Timestamp" => "timestamp",
+        "UsageAllocations" => "allocations",
+        "ProductCode" => "product_code",
+        _ => return None,
+    })
+}
+
+/// An error of the one-record input the meter validates an event as (a `BatchMeterUsage` or
+/// `MeterUsage` input), its path moved from
+/// `UsageRecords[0].Dimension` to the meter's argument `dimension` (members below the
+/// argument keep their place: `allocations[0].Tags[1].Key`).
+#[cfg(feature = "meter")]
+pub(crate) fn as_record_arguments(e: Error) -> Error {
+    let Some(path) = e.field_path() else { return e };
+    let moved = match path.segments() {
+        [Segment::Member(r), Segment::Index(0), Segment::Member(m), rest @ ..]
+            if r == "UsageRecords" =>
+        {
+            record_argument(m).map(|arg| (arg, rest))
+        }
+        [Segment::Member(m), rest @ ..] => record_argument(m).map(|arg| (arg, rest)),
+        _ => None,
+    }
+    .map(|(arg, rest)| {
+        let mut s = vec![Segment::Argument(arg)];
+        s.extend_from_slice(rest);
+        FieldPath::from_segments(s)
+    });
+    match moved {
+        // `record()` refuses what breaks the model with `InvalidInput`, whichever exception
+        // the service would have answered.
+        Some(p) => Error::invalid_input(p, e.problem()),
+        None => e,
+    }
 }
 
 fn dimension(path: Path<'_>, s: &str) -> Result<(), Error> {
@@ -265,7 +340,7 @@ fn allocations(path: Path<'_>, allocs: &[UsageAllocation], total: i32) -> Result
         // The model only documents this rule; the service raises this exception for it.
         return Err(Error::modeled_early(
             crate::ErrorCode::InvalidUsageAllocationsException,
-            path.to_string(),
+            path.field_path(),
             format_args!(
                 "allocated quantities sum to {sum}, which is not the usage quantity {total}"
             ),

@@ -852,6 +852,38 @@ fn config_errors() {
     assert!(cfg.user_agent().starts_with("marketplace-metering/"));
 }
 
+/// The User-Agent each face sends, byte for byte as before the core knew no faces: the face
+/// passes `<name>/<version>` and the core puts it after `lang/`.
+#[test]
+fn each_face_sends_the_same_user_agent_through_its_suffix() {
+    let v = marketplace_metering::VERSION;
+    let os = std::env::consts::OS;
+    let ua = |suffix: Option<&str>| {
+        let mut b = Config::builder()
+            .region("us-east-1")
+            .static_credentials("a", "b", None);
+        if let Some(s) = suffix {
+            b = b.user_agent_suffix(s);
+        }
+        b.build().map(|c| c.user_agent().to_owned())
+    };
+    assert_eq!(
+        ua(None).unwrap(),
+        format!("marketplace-metering/{v} lang/rust/{v} os/{os}")
+    );
+    for face in ["python", "node", "c", "jvm"] {
+        assert_eq!(
+            ua(Some(&format!("{face}/1.2.3"))).unwrap(),
+            format!("marketplace-metering/{v} lang/{face}/1.2.3 os/{os}")
+        );
+    }
+    for bad in ["", "py thon/1", "python/\n1"] {
+        let e = ua(Some(bad)).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{bad:?}");
+        assert_eq!(e.field(), Some("user_agent_suffix"), "{bad:?}");
+    }
+}
+
 /// A client built in the parent keeps working in a forked child, and so does a new one;
 /// the parent is unharmed afterwards.
 #[test]

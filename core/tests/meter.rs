@@ -337,7 +337,7 @@ async fn refused_records_are_dead_lettered_and_reported(store: Store) {
     );
     assert!(h.events().iter().any(|e| e.kind
         == MeterEventKind::DeadLettered {
-            status_or_error: "CustomerNotSubscribed".into(),
+            reason: "CustomerNotSubscribed".into(),
             message: "the customer is not subscribed to the product".into()
         }
         && e.customer == Customer::identifier("cust-unsubscribed")
@@ -671,6 +671,104 @@ fn bad_input_is_refused_without_panicking() {
             .unwrap()
     )
     .is_ok());
+}
+
+/// A bad dimension names the argument `dimension`, once, whichever customer kind and mode the
+/// record takes (each takes its own validation path in the meter), in every face's spelling.
+#[test]
+fn a_bad_dimension_names_the_same_argument_for_every_customer_kind() {
+    use marketplace_metering::types::UsageAllocation;
+    use marketplace_metering::FieldStyle;
+    let emu = emulator();
+    let h = Harness::new();
+    let batch =
+        UsageMeter::new(h.builder(client(&emu, 1), Store::memory()).build().unwrap()).unwrap();
+    let single = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::memory())
+            .mode(MeterMode::MeterUsage)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let allocs = || {
+        Some(vec![UsageAllocation::builder()
+            .allocated_usage_quantity(1)
+            .build()
+            .unwrap()])
+    };
+    let long = "d".repeat(256);
+    for dimension in ["", long.as_str()] {
+        let cases = [
+            (
+                "identifier",
+                batch.record(cust(1), dimension, 1, None, None),
+            ),
+            (
+                "identifier + allocations",
+                batch.record(cust(1), dimension, 1, None, allocs()),
+            ),
+            (
+                "aws account",
+                batch.record(
+                    Customer::aws_account(
+                        metering_emulator::CUSTOMER_AWS_ACCOUNT_ID,
+                        metering_emulator::LICENSE_ARN,
+                    ),
+                    dimension,
+                    1,
+                    None,
+                    None,
+                ),
+            ),
+            (
+                "meter usage",
+                single.record(cust(1), dimension, 1, None, None),
+            ),
+            (
+                "meter usage + allocations",
+                single.record(cust(1), dimension, 1, None, allocs()),
+            ),
+        ];
+        for (kind, r) in cases {
+            let e = r.unwrap_err();
+            assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{kind}: {e}");
+            assert_eq!(e.field(), Some("dimension"), "{kind}: {e}");
+            assert_eq!(e.field_in(FieldStyle::Camel).as_deref(), Some("dimension"));
+            assert_eq!(e.message(), format!("dimension: {}", e.problem()), "{kind}");
+            assert!(e.problem().starts_with("length must be"), "{kind}: {e}");
+            assert!(!e.problem().contains("imension"), "{kind}: {e}");
+        }
+    }
+    // An allocation's tag keeps the model's member names below the argument.
+    let bad_tag = vec![UsageAllocation::builder()
+        .allocated_usage_quantity(1)
+        .tags(
+            marketplace_metering::types::Tag::builder()
+                .key("k".repeat(101))
+                .value("v")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()];
+    let e = batch
+        .record(cust(1), "users", 1, None, Some(bad_tag))
+        .unwrap_err();
+    assert_eq!(e.field(), Some("allocations[0].Tags[0].Key"), "{e}");
+    let e = batch
+        .record(
+            Customer::aws_account("", metering_emulator::LICENSE_ARN),
+            "users",
+            1,
+            None,
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.field(), Some("customer_aws_account_id"), "{e}");
+    assert_eq!(
+        e.field_in(FieldStyle::Camel).as_deref(),
+        Some("customerAwsAccountId")
+    );
 }
 
 // ---- What a real deployment does to a meter: fork, a second owner, clock jumps, write

@@ -31,7 +31,7 @@ static void on_event(const mm_meter_event *ev, void *user_data) {
     case MM_METER_EVENT_KIND_DEAD_LETTERED:
       (*dead_letters)++;
       printf("  dead letter  %-18s %-6s %3lld  (%s)\n", ev->customer_identifier, ev->dimension,
-             (long long)ev->quantity, ev->status_or_error);
+             (long long)ev->quantity, ev->reason);
       break;
     default:
       printf("  %s for %s %s\n", ev->kind_str, ev->customer_identifier ? ev->customer_identifier : "-",

@@ -88,7 +88,7 @@ int main() {
       seen[ev.kind_str]++;
       if (ev.kind == mm::MeterEventKind::DeadLettered)
         std::printf("  dead letter: %s %s %lld (%s)\n", ev.customer.customer_identifier.c_str(), ev.dimension.c_str(),
-                    static_cast<long long>(ev.quantity), ev.status_or_error.c_str());
+                    static_cast<long long>(ev.quantity), ev.reason.c_str());
     };
     char dir[] = "/tmp/mm-usage-meter-cpp.XXXXXX";
     if (!mkdtemp(dir)) return 1;

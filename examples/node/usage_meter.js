@@ -32,7 +32,7 @@ async function main() {
       clock,
     })
     meter.on('acked', (e) => console.log(`acked ${e.customerIdentifier}/${e.dimension} ${e.hour.toISOString()}: ${e.quantity} (${e.meteringRecordId})`))
-    meter.on('dead_lettered', (e) => console.error(`dead letter ${e.customerIdentifier}/${e.dimension}: ${e.status} ${e.message}`))
+    meter.on('dead_lettered', (e) => console.error(`dead letter ${e.customerIdentifier}/${e.dimension}: ${e.reason} ${e.message}`))
     meter.on('window_alarm', (e) => console.error(`hurry: ${e.customerIdentifier}/${e.dimension} must be sent before ${e.windowEnd.toISOString()}`))
 
     // Billable events during the hour: API calls by three customers.

@@ -14,7 +14,7 @@ use crate::ffi::{cstring, opt_ptr};
 pub enum mm_meter_event_kind {
     /// The service metered the bucket (`metering_record_id` is set).
     Acked = 0,
-    /// The service refused the bucket; it is kept in the dead letters (`status_or_error`,
+    /// The service refused the bucket; it is kept in the dead letters (`reason`,
     /// `message` are set).
     DeadLettered = 1,
     /// An event for an hour already sealed was counted in `counted_in_hour` instead (`hour` is
@@ -41,7 +41,7 @@ pub struct mm_meter_event {
     /// The kind as the other faces name it: `"acked"`, `"dead_lettered"`, `"late_event"`,
     /// `"window_alarm"`, `"expired"`.
     pub kind_str: *const c_char,
-    /// The bucket's customer identifier (NULL for an account customer; `""` in the
+    /// The bucket's customer identifier (NULL for an account customer, and in the
     /// MeterUsage mode, where buckets have no customer).
     pub customer_identifier: *const c_char,
     /// The bucket's customer AWS account id (NULL for a customer identifier).
@@ -58,7 +58,7 @@ pub struct mm_meter_event {
     pub metering_record_id: *const c_char,
     /// `DEAD_LETTERED`: the record's Status (`"CustomerNotSubscribed"`, `"DuplicateRecord"`, …)
     /// or the error code.
-    pub status_or_error: *const c_char,
+    pub reason: *const c_char,
     /// `DEAD_LETTERED`: details.
     pub message: *const c_char,
     /// `LATE_EVENT`: the hour the quantity was added to (epoch seconds).
@@ -141,22 +141,12 @@ struct EventStrings {
     license_arn: Option<CString>,
     dimension: CString,
     metering_record_id: Option<CString>,
-    status_or_error: Option<CString>,
+    reason: Option<CString>,
     message: Option<CString>,
 }
 
-pub(crate) fn customer_parts(c: &Customer) -> (Option<&str>, Option<&str>, Option<&str>) {
-    match c {
-        Customer::Identifier(id) => (Some(id.as_str()), None, None),
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => (None, Some(account_id.as_str()), Some(license_arn.as_str())),
-    }
-}
-
 pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
-    let (ci, acct, lic) = customer_parts(&e.customer);
+    let (ci, acct, lic) = Customer::parts(&e.customer);
     let mut s = EventStrings {
         kind_str: c"unknown",
         customer_identifier: opt_c(ci),
@@ -164,7 +154,7 @@ pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
         license_arn: opt_c(lic),
         dimension: cstring(&e.dimension),
         metering_record_id: None,
-        status_or_error: None,
+        reason: None,
         message: None,
     };
     let (mut counted_in_hour, mut window_end) = (0, 0);
@@ -174,12 +164,9 @@ pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
             s.metering_record_id = Some(cstring(metering_record_id));
             mm_meter_event_kind::Acked
         }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
+        MeterEventKind::DeadLettered { reason, message } => {
             s.kind_str = c"dead_lettered";
-            s.status_or_error = Some(cstring(status_or_error));
+            s.reason = Some(cstring(reason));
             s.message = Some(cstring(message));
             mm_meter_event_kind::DeadLettered
         }
@@ -210,7 +197,7 @@ pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
         hour: e.hour,
         quantity: e.quantity,
         metering_record_id: opt_ptr(&s.metering_record_id),
-        status_or_error: opt_ptr(&s.status_or_error),
+        reason: opt_ptr(&s.reason),
         message: opt_ptr(&s.message),
         counted_in_hour,
         window_end,

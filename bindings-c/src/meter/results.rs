@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, CString};
 
-use marketplace_metering::meter::{DeadLetter, FlushSummary, MeterStatus};
+use marketplace_metering::meter::{Customer, DeadLetter, FlushSummary, MeterStatus};
 
 use super::*;
 use crate::error::{mm_error, mm_status};
@@ -226,7 +226,7 @@ pub struct DeadLetterView {
 
 impl DeadLetterView {
     fn of(d: &DeadLetter) -> DeadLetterView {
-        let (ci, acct, lic) = customer_parts(&d.customer);
+        let (ci, acct, lic) = Customer::parts(&d.customer);
         DeadLetterView {
             customer_identifier: opt_c(ci),
             customer_aws_account_id: opt_c(acct),

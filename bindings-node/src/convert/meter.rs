@@ -13,8 +13,8 @@ use napi::ValueType;
 use crate::meter::{MeterOptions, MeterRecord};
 
 use super::{
-    allocations, array, boolean, check_keys, customer_err, describe, integer, member, not_a_member,
-    present, root, string, timestamp, ConvError, Members, Path, R,
+    allocations, array, boolean, check_keys, describe, integer, member, not_a_member, present,
+    root, string, timestamp, ConvError, Members, Path, R,
 };
 
 /// A meter time (`ManualClock`): a `Date`, epoch seconds or an ISO-8601 string.
@@ -93,7 +93,14 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
         out.fleet_senders = Some(u32::try_from(n.max(0)).unwrap_or(u32::MAX));
     }
     if let Some(v) = opt!(o, "fleetLeaseSeconds") {
-        out.fleet_lease = Some(seconds(v, top.field("fleetLeaseSeconds"))?);
+        let p = top.field("fleetLeaseSeconds");
+        let lease = seconds(v, p)?;
+        // The core refuses a zero lease too, naming its own `fleetLease`: say it in this
+        // option's name.
+        if lease.is_zero() {
+            return Err(p.err("must be longer than zero"));
+        }
+        out.fleet_lease = Some(lease);
     }
     if let Some(v) = opt!(o, "startHour") {
         out.start_hour = Some(timestamp(v, top.field("startHour"))?.secs());
@@ -139,7 +146,7 @@ pub(super) fn meter_customer(
     lic: Option<String>,
     required: bool,
 ) -> R<Customer> {
-    Customer::from_parts(ci, acct, lic, required).map_err(customer_err)
+    Customer::from_parts(ci, acct, lic, required).map_err(ConvError::Input)
 }
 
 /// The string member `name` of a meter input, if present.
@@ -178,7 +185,7 @@ pub fn meter_requeue_input(v: Option<Unknown<'_>>) -> R<RequeueFilter> {
         text("licenseArn")?,
         hour,
     )
-    .map_err(customer_err)
+    .map_err(ConvError::Input)
 }
 
 /// The input object of a meter call, its keys not yet checked.

@@ -24,7 +24,7 @@ pub struct NativeMeterEvent {
     pub hour: Option<f64>,
     pub quantity: Option<f64>,
     pub metering_record_id: Option<String>,
-    pub status: Option<String>,
+    pub reason: Option<String>,
     pub message: Option<String>,
     /// Epoch seconds.
     pub counted_in_hour: Option<f64>,
@@ -36,22 +36,11 @@ pub(super) type EventFn =
     ThreadsafeFunction<NativeMeterEvent, (), NativeMeterEvent, Status, false, true, 0>;
 pub(super) type EventSlot = Arc<RwLock<Option<Arc<EventFn>>>>;
 
-pub(super) fn customer_fields(c: Customer, ev: &mut NativeMeterEvent) {
-    match c {
-        Customer::Identifier(id) => {
-            // MeterUsage mode: buckets have no customer.
-            if !id.is_empty() {
-                ev.customer_identifier = Some(id)
-            }
-        }
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => {
-            ev.customer_aws_account_id = Some(account_id);
-            ev.license_arn = Some(license_arn);
-        }
-    }
+pub(super) fn customer_fields(c: &Customer, ev: &mut NativeMeterEvent) {
+    let (id, acct, lic) = c.parts();
+    ev.customer_identifier = id.map(str::to_owned);
+    ev.customer_aws_account_id = acct.map(str::to_owned);
+    ev.license_arn = lic.map(str::to_owned);
 }
 
 pub(super) fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
@@ -61,17 +50,14 @@ pub(super) fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
         quantity: Some(e.quantity as f64),
         ..Default::default()
     };
-    customer_fields(e.customer, &mut ev);
+    customer_fields(&e.customer, &mut ev);
     ev.kind = Some(e.kind.as_str().to_owned());
     match e.kind {
         MeterEventKind::Acked { metering_record_id } => {
             ev.metering_record_id = Some(metering_record_id);
         }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
-            ev.status = Some(status_or_error);
+        MeterEventKind::DeadLettered { reason, message } => {
+            ev.reason = Some(reason);
             ev.message = Some(message);
         }
         MeterEventKind::LateEvent { counted_in_hour } => {
@@ -177,7 +163,7 @@ pub struct NativeDeadLetter {
 impl From<DeadLetter> for NativeDeadLetter {
     fn from(d: DeadLetter) -> Self {
         let mut ev = NativeMeterEvent::default();
-        customer_fields(d.customer, &mut ev);
+        customer_fields(&d.customer, &mut ev);
         NativeDeadLetter {
             customer_identifier: ev.customer_identifier,
             customer_aws_account_id: ev.customer_aws_account_id,

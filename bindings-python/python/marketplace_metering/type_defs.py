@@ -179,8 +179,9 @@ class MeterEventTypeDef(_MeterEventRequired, total=False):
 
     #: ``acked``: the service's id for the record.
     metering_record_id: str
-    #: ``dead_lettered``: the record's Status (``CustomerNotSubscribed``, ...) or error code.
-    status: str
+    #: ``dead_lettered``: why: the record's Status (``CustomerNotSubscribed``, ...) or the error
+    #: code; the dead letter's ``reason`` and ``requeue(reason=...)``'s filter.
+    reason: str
     #: ``dead_lettered``: details.
     message: str
     #: ``late_event``: the hour the quantity was counted in instead.

@@ -97,13 +97,7 @@ pub(super) fn hour_dt<'py>(py: Python<'py>, secs: i64) -> PyResult<Bound<'py, Py
 
 pub(super) fn put_customer(d: &Bound<'_, PyDict>, c: &Customer) -> PyResult<()> {
     let py = d.py();
-    let (id, acct, lic) = match c {
-        Customer::Identifier(id) => ((!id.is_empty()).then_some(id.as_str()), None, None),
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => (None, Some(account_id.as_str()), Some(license_arn.as_str())),
-    };
+    let (id, acct, lic) = c.parts();
     d.set_item(intern!(py, "customer_identifier"), id)?;
     d.set_item(intern!(py, "customer_aws_account_id"), acct)?;
     d.set_item(intern!(py, "license_arn"), lic)?;
@@ -121,11 +115,8 @@ pub(super) fn event_dict<'py>(py: Python<'py>, e: &MeterEvent) -> PyResult<Bound
         MeterEventKind::Acked { metering_record_id } => {
             d.set_item(intern!(py, "metering_record_id"), metering_record_id)?
         }
-        MeterEventKind::DeadLettered {
-            status_or_error,
-            message,
-        } => {
-            d.set_item(intern!(py, "status"), status_or_error)?;
+        MeterEventKind::DeadLettered { reason, message } => {
+            d.set_item(intern!(py, "reason"), reason)?;
             d.set_item(intern!(py, "message"), message)?;
         }
         MeterEventKind::LateEvent { counted_in_hour } => d.set_item(

@@ -14,8 +14,7 @@ use crate::tls::HttpSettings;
 use crate::{Credentials, Error};
 
 use super::{
-    AttemptObserver, Config, Face, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_READ_TIMEOUT,
+    AttemptObserver, Config, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT,
 };
 
 /// Builds a [`Config`].
@@ -51,8 +50,7 @@ pub struct ConfigBuilder {
     verify: Option<bool>,
     attempt_observer: Option<AttemptObserver>,
     key_parts: Option<(Option<String>, Option<String>, Option<String>)>,
-    face: Face,
-    face_version: Option<String>,
+    user_agent_suffix: Option<String>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -205,10 +203,11 @@ impl ConfigBuilder {
         self
     }
 
-    /// The face using the client and its version, for the User-Agent.
-    pub fn face(mut self, face: Face, version: impl Into<String>) -> Self {
-        self.face = face;
-        self.face_version = Some(version.into());
+    /// Who uses the client, for the User-Agent's `lang/` part: `python/0.1.0` gives
+    /// `marketplace-metering/0.1.0 lang/python/0.1.0 os/linux`. Each face passes its own
+    /// name and version; the default is `rust/` and this crate's version.
+    pub fn user_agent_suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.user_agent_suffix = Some(suffix.into());
         self
     }
 
@@ -502,15 +501,19 @@ impl ConfigBuilder {
             check_app_id(id).map_err(|why| invalid(o, why))?;
             origins.push(("app_id", o.clone()));
         }
-        let face_version = self
-            .face_version
-            .clone()
-            .unwrap_or_else(|| crate::VERSION.to_owned());
+        let lang = match &self.user_agent_suffix {
+            Some(s) if s.is_empty() || s.chars().any(|c| !('!'..='~').contains(&c)) => {
+                return Err(invalid(
+                    &Origin::Code("user_agent_suffix"),
+                    "must be printable ASCII without spaces",
+                ));
+            }
+            Some(s) => s.clone(),
+            None => format!("rust/{}", crate::VERSION),
+        };
         let mut user_agent = format!(
-            "marketplace-metering/{} lang/{}/{} os/{}",
+            "marketplace-metering/{} lang/{lang} os/{}",
             crate::VERSION,
-            self.face.as_str(),
-            face_version,
             std::env::consts::OS
         );
         if let Some((id, _)) = &app_id {

@@ -47,6 +47,7 @@ use tokio_postgres::{Client as PgClient, NoTls};
 
 use super::store::{customer_from, customer_parts};
 use super::{lock, FleetSettings};
+use crate::error::FieldPath;
 use crate::Error;
 
 /// How long an operation keeps retrying a lost connection (a server restart, a terminated
@@ -140,7 +141,7 @@ impl Fleet {
     pub(crate) async fn open(settings: FleetSettings) -> Result<Fleet, Error> {
         let config = tokio_postgres::Config::from_str(&settings.url.0).map_err(|e| {
             Error::invalid_input(
-                "database_url",
+                FieldPath::argument("database_url"),
                 format!("is not a PostgreSQL connection string: {e}"),
             )
         })?;
@@ -151,18 +152,21 @@ impl Fleet {
             .unwrap_or_else(default_replica_id);
         if replica.is_empty() || replica.len() > 200 {
             return Err(Error::invalid_input(
-                "replica_id",
+                FieldPath::argument("replica_id"),
                 "must be 1 to 200 characters",
             ));
         }
         if settings.senders == 0 {
-            return Err(Error::invalid_input("fleet_senders", "must be at least 1"));
+            return Err(Error::invalid_input(
+                FieldPath::argument("fleet_senders"),
+                "must be at least 1",
+            ));
         }
         if settings.lease.is_zero() {
             // Every claim would expire as it is made: replicas would keep taking each
             // other's buckets mid-call.
             return Err(Error::invalid_input(
-                "fleet_lease",
+                FieldPath::argument("fleet_lease"),
                 "must be longer than zero",
             ));
         }

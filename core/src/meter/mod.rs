@@ -71,6 +71,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
+use crate::error::FieldPath;
 use crate::{Client, Error};
 
 use store::{Db, Scope};
@@ -214,7 +215,10 @@ impl UsageMeter {
         }
         if let Some(p) = &config.product_code {
             if p.is_empty() {
-                return Err(Error::invalid_input("product_code", "must not be empty"));
+                return Err(Error::invalid_input(
+                    FieldPath::argument("product_code"),
+                    "must not be empty",
+                ));
             }
         }
         if !matches!(config.store.0, StoreKind::Postgres(_)) {
@@ -226,8 +230,8 @@ impl UsageMeter {
             ] {
                 if given {
                     return Err(Error::invalid_input(
-                        field,
-                        "is a fleet store setting: give database_url too",
+                        FieldPath::argument(field),
+                        "is a fleet store setting: give the database URL too",
                     ));
                 }
             }

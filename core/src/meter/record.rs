@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::error::FieldPath;
 use crate::operation::batch_meter_usage::BatchMeterUsageInput;
 use crate::primitives::DateTime;
 use crate::types::{UsageAllocation, UsageRecord};
@@ -26,13 +27,13 @@ pub(super) const CALENDAR: std::ops::RangeInclusive<i64> = -62_135_596_800..=253
 pub(super) fn check_timestamp(secs: i64, now: i64) -> Result<i64, Error> {
     if !CALENDAR.contains(&secs) {
         return Err(Error::invalid_input(
-            "timestamp",
+            FieldPath::argument("timestamp"),
             format!("{secs} is not a time any calendar holds (seconds since 1970-01-01)"),
         ));
     }
     if secs > now.saturating_add(MAX_AHEAD_SECS) {
         return Err(Error::invalid_input(
-            "timestamp",
+            FieldPath::argument("timestamp"),
             format!(
                 "{secs} is more than {MAX_AHEAD_SECS} seconds ahead of the meter's clock \
                  ({now}); timestamps are seconds since 1970-01-01 (milliseconds, as from \
@@ -56,7 +57,10 @@ pub(super) fn canonical_allocations(allocs: &[UsageAllocation]) -> Result<Allocs
                 let mut t = tags.clone();
                 t.sort_by(|x, y| (&x.key, &x.value).cmp(&(&y.key, &y.value)));
                 serde_json::to_string(&t).map_err(|e| {
-                    Error::invalid_input("allocations", format!("cannot encode the tags: {e}"))
+                    Error::invalid_input(
+                        FieldPath::argument("allocations"),
+                        format!("cannot encode the tags: {e}"),
+                    )
                 })?
             }
         };
@@ -94,7 +98,7 @@ impl UsageMeter {
         if inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
-        let q = crate::validate::quantity("quantity", quantity)?;
+        let q = crate::validate::quantity_with(quantity, || FieldPath::argument("quantity"))?;
         let customer = if inner.mode == MeterMode::MeterUsage {
             Customer::Identifier(String::new())
         } else {
@@ -115,7 +119,7 @@ impl UsageMeter {
         if let Some(start) = shared.fleet.as_ref().and_then(fleet::Fleet::start_hour) {
             if hour < start || hour_of(now) < start {
                 return Err(Error::invalid_input(
-                    "timestamp",
+                    FieldPath::argument("timestamp"),
                     format!(
                         "{at_secs} is before this fleet store's start hour {start}: usage before \
                          the cut-over belongs to the SQLite meter it took over from"
@@ -243,7 +247,7 @@ impl UsageMeter {
         allocations: Option<&[UsageAllocation]>,
     ) -> Result<(), Error> {
         if self.inner.mode == MeterMode::MeterUsage {
-            crate::validate::dimension_named("dimension", dimension)?;
+            crate::validate::dimension_argument("dimension", dimension)?;
             if let Some(a) = allocations {
                 let input = crate::operation::meter_usage::MeterUsageInput {
                     product_code: self.inner.shared.scope.product_code.clone(),
@@ -254,7 +258,8 @@ impl UsageMeter {
                     usage_allocations: Some(a.to_vec()),
                     client_token: None,
                 };
-                crate::validate::meter_usage(&input)?;
+                crate::validate::meter_usage(&input)
+                    .map_err(crate::validate::as_record_arguments)?;
             }
             return Ok(());
         }
@@ -263,12 +268,12 @@ impl UsageMeter {
             Customer::Identifier(id) if allocations.is_none() => {
                 if product.is_empty() {
                     return Err(Error::invalid_input(
-                        "customer",
+                        FieldPath::argument("customer_identifier"),
                         "a CustomerIdentifier needs the meter's product code",
                     ));
                 }
-                crate::validate::customer_identifier_named("customer", id)?;
-                crate::validate::dimension_named("dimension", dimension)
+                crate::validate::customer_identifier_argument("customer_identifier", id)?;
+                crate::validate::dimension_argument("dimension", dimension)
             }
             _ => {
                 let record = self.usage_record(customer, dimension, q, at_secs, allocations);
@@ -276,14 +281,8 @@ impl UsageMeter {
                     usage_records: vec![record],
                     product_code: (!product.is_empty()).then(|| product.clone()),
                 };
-                crate::validate::batch_meter_usage(&input).map_err(|e| {
-                    Error::invalid_input(
-                        e.field()
-                            .unwrap_or("record")
-                            .replace("UsageRecords[0].", ""),
-                        e.message(),
-                    )
-                })
+                crate::validate::batch_meter_usage(&input)
+                    .map_err(crate::validate::as_record_arguments)
             }
         }
     }

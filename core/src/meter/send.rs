@@ -55,7 +55,7 @@ impl Results {
         self.events.push(event(
             it,
             MeterEventKind::DeadLettered {
-                status_or_error: reason.to_owned(),
+                reason: reason.to_owned(),
                 message: message.to_owned(),
             },
         ));

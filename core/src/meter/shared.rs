@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::error::FieldPath;
 use crate::Error;
 
 use super::store::{Allocs, Db, Scope};
@@ -62,7 +63,7 @@ pub(super) const MAX_BUCKET: i64 = i32::MAX as i64;
 /// The error of a `record()` that would push a bucket past [`MAX_BUCKET`].
 pub(super) fn overflow_error(key: &BucketKey, quantity: i64, total: i64) -> Error {
     Error::invalid_input(
-        "quantity",
+        FieldPath::argument("quantity"),
         format!(
             "adding {quantity} would bring the hour {} of {} / {} to {total}, past the largest \
              quantity the service accepts for an hour ({MAX_BUCKET}); nothing of it was \

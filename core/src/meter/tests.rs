@@ -76,6 +76,14 @@ fn customers_from_parts_name_the_argument() {
         Customer::from_parts(None, None, None, false).unwrap(),
         Customer::identifier("")
     );
+    // No customer is absent in every face, not an empty string.
+    let none = Customer::from_parts(None, None, None, false).unwrap();
+    assert_eq!(none.parts(), (None, None, None));
+    assert_eq!(Customer::identifier("c").parts(), (Some("c"), None, None));
+    assert_eq!(
+        Customer::aws_account("1", "arn").parts(),
+        (None, Some("1"), Some("arn"))
+    );
     for (parts, field) in [
         ((None, None, None), "customer_identifier"),
         ((s("c"), s("1"), s("arn")), "customer_identifier"),

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::FieldPath;
 use crate::Error;
 
 /// Who a usage event is for.
@@ -38,6 +39,19 @@ impl Customer {
 }
 
 impl Customer {
+    /// The customer as every face shows it: `(customer_identifier, customer_aws_account_id,
+    /// license_arn)`, each absent when it does not apply. A `MeterUsage`-mode bucket has no
+    /// customer: all three are absent.
+    pub fn parts(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        match self {
+            Customer::Identifier(id) => ((!id.is_empty()).then_some(id.as_str()), None, None),
+            Customer::AwsAccount {
+                account_id,
+                license_arn,
+            } => (None, Some(account_id.as_str()), Some(license_arn.as_str())),
+        }
+    }
+
     /// The customer a face's three optional arguments give: `customer_identifier`, or
     /// `customer_aws_account_id` with its `license_arn`. Giving none is allowed only when
     /// `required` is false (the `MeterUsage` mode, whose buckets have no customer); then the
@@ -54,23 +68,23 @@ impl Customer {
             (None, Some(a), Some(l)) => Ok(Customer::aws_account(a, l)),
             (None, None, None) if !required => Ok(Customer::Identifier(String::new())),
             (None, None, None) => Err(Error::invalid_input(
-                "customer_identifier",
+                FieldPath::argument("customer_identifier"),
                 "is required (or an AWS account id with its license ARN)",
             )),
             (Some(_), None, Some(_)) => Err(Error::invalid_input(
-                "license_arn",
+                FieldPath::argument("license_arn"),
                 "goes with an AWS account id, not with a customer identifier",
             )),
             (Some(_), _, _) => Err(Error::invalid_input(
-                "customer_identifier",
+                FieldPath::argument("customer_identifier"),
                 "give one customer: an identifier, or an AWS account id with its license ARN",
             )),
             (None, Some(_), None) => Err(Error::invalid_input(
-                "license_arn",
+                FieldPath::argument("license_arn"),
                 "is required with an AWS account id",
             )),
             (None, None, Some(_)) => Err(Error::invalid_input(
-                "customer_aws_account_id",
+                FieldPath::argument("customer_aws_account_id"),
                 "is required with a license ARN",
             )),
         }
@@ -116,7 +130,7 @@ impl std::str::FromStr for MeterMode {
             "batch" => Ok(MeterMode::Batch),
             "meter_usage" => Ok(MeterMode::MeterUsage),
             other => Err(Error::invalid_input(
-                "mode",
+                FieldPath::argument("mode"),
                 format!("must be \"batch\" or \"meter_usage\", got {other:?}"),
             )),
         }
@@ -157,7 +171,7 @@ impl std::str::FromStr for Durability {
             "group" => Ok(Durability::Group),
             "memory" => Ok(Durability::Memory),
             other => Err(Error::invalid_input(
-                "durability",
+                FieldPath::argument("durability"),
                 format!("must be \"durable\", \"group\" or \"memory\", got {other:?}"),
             )),
         }
@@ -210,8 +224,8 @@ impl Store {
     ) -> Result<Store, Error> {
         match (path, database_url) {
             (Some(_), Some(_)) => Err(Error::invalid_input(
-                "database_url",
-                "give either path (SQLite) or database_url (PostgreSQL), not both",
+                FieldPath::argument("database_url"),
+                "give either a store path (SQLite) or a database URL (PostgreSQL), not both",
             )),
             (_, Some(url)) => Ok(Store::postgres(url)),
             (Some(p), None) => Ok(Store::sqlite(p)),
@@ -260,7 +274,7 @@ pub enum MeterEventKind {
     DeadLettered {
         /// The per-record `Status` (`CustomerNotSubscribed`, `DuplicateRecord`, …) or the
         /// error code.
-        status_or_error: String,
+        reason: String,
         /// Details.
         message: String,
     },

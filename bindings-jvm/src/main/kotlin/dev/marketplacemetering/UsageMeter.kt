@@ -53,8 +53,11 @@ data class MeterEvent(
     val quantity: Long,
     /** `acked`: the service's id for the record. */
     val meteringRecordId: String?,
-    /** `dead_lettered`: the record's Status (`CustomerNotSubscribed`, …) or the error code. */
-    val statusOrError: String?,
+    /**
+     * `dead_lettered`: why: the record's Status (`CustomerNotSubscribed`, …) or the error code;
+     * the dead letter's `reason` and `requeue(reason = …)`'s filter.
+     */
+    val reason: String?,
     /** `dead_lettered`: details. */
     val message: String?,
     /** `late_event`: the hour the quantity was counted in. */
@@ -331,7 +334,7 @@ class UsageMeter private constructor(
                     MeterEvent(
                         event.kind, event.customerIdentifier, event.customerAwsAccountId, event.licenseArn,
                         event.dimension, Instant.ofEpochSecond(event.hour), event.quantity,
-                        event.meteringRecordId, event.statusOrError, event.detail,
+                        event.meteringRecordId, event.reason, event.detail,
                         event.countedInHour?.let(Instant::ofEpochSecond), event.windowEnd?.let(Instant::ofEpochSecond),
                     ),
                 )

@@ -4,6 +4,7 @@
 
 package dev.marketplacemetering
 
+import dev.marketplacemetering.model.UsageAllocation
 import dev.marketplacemetering.testing.Emulator
 import dev.marketplacemetering.testing.ManualClock
 import org.junit.jupiter.api.AfterAll
@@ -102,7 +103,7 @@ class MeterTest {
             assertEquals(1L, m.flush().deadLettered)
         }
         assertEquals(listOf("acked", "dead_lettered", "dead_lettered"), events.map { it.kind }.sorted())
-        assertEquals("CustomerNotSubscribed", events.first { it.kind == "dead_lettered" }.statusOrError)
+        assertEquals("CustomerNotSubscribed", events.first { it.kind == "dead_lettered" }.reason)
     }
 
     @Test
@@ -113,6 +114,32 @@ class MeterTest {
             assertTrue(e.message!!.contains(ProcessHandle.current().pid().toString()), e.message)
         }
         meter(dir.resolve("m.db"), clock).close() // released by close
+    }
+
+    @Test
+    fun `a bad dimension names the same parameter, once, for every customer kind`() {
+        // Each customer kind takes its own validation path in the core.
+        meter(null, ManualClock(hour)).use { m ->
+            val alloc = listOf(UsageAllocation(1))
+            for (dimension in listOf("", "d".repeat(256))) {
+                val calls = listOf<() -> Unit>(
+                    { m.record("cust-1", dimension, 1) },
+                    { m.record("cust-1", dimension, 1, null, alloc) },
+                    { m.recordForAccount(Emulator.CUSTOMER_AWS_ACCOUNT_ID, Emulator.LICENSE_ARN, dimension, 1) },
+                    { m.recordForAccount(Emulator.CUSTOMER_AWS_ACCOUNT_ID, Emulator.LICENSE_ARN, dimension, 1, null, alloc) },
+                )
+                for ((i, call) in calls.withIndex()) {
+                    val e = assertThrows(InvalidInputException::class.java) { call() }
+                    assertEquals("dimension", e.field, "$i: ${e.message}")
+                    assertTrue(e.message!!.startsWith("dimension: length must be"), "$i: ${e.message}")
+                    assertEquals(2, e.message!!.split("imension").size, "$i: ${e.message}")
+                }
+            }
+            val e = assertThrows(InvalidInputException::class.java) {
+                m.recordForAccount("", Emulator.LICENSE_ARN, "users", 1)
+            }
+            assertEquals("customerAwsAccountId", e.field, e.message)
+        }
     }
 
     @Test

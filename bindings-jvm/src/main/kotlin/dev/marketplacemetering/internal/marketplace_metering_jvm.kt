@@ -1031,7 +1031,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_marketplace_metering_jvm_checksum_func_emulator_defaults() and 0xFFFF) != 52230) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_error_codes() and 0xFFFF) != 50147) {
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_error_codes() and 0xFFFF) != 32648) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativeclient_batch_meter_usage() and 0xFFFF) != 45331) {
@@ -4100,7 +4100,7 @@ data class MeterEventRecord (
     /**
      * `dead_lettered`: the record's Status or the error code.
      */
-    var `statusOrError`: kotlin.String?
+    var `reason`: kotlin.String?
     , 
     /**
      * `dead_lettered`: details.
@@ -4156,7 +4156,7 @@ public object FfiConverterTypeMeterEventRecord: FfiConverterRustBuffer<MeterEven
             FfiConverterLong.allocationSize(value.`hour`) +
             FfiConverterLong.allocationSize(value.`quantity`) +
             FfiConverterOptionalString.allocationSize(value.`meteringRecordId`) +
-            FfiConverterOptionalString.allocationSize(value.`statusOrError`) +
+            FfiConverterOptionalString.allocationSize(value.`reason`) +
             FfiConverterOptionalString.allocationSize(value.`detail`) +
             FfiConverterOptionalLong.allocationSize(value.`countedInHour`) +
             FfiConverterOptionalLong.allocationSize(value.`windowEnd`)
@@ -4171,7 +4171,7 @@ public object FfiConverterTypeMeterEventRecord: FfiConverterRustBuffer<MeterEven
             FfiConverterLong.write(value.`hour`, buf)
             FfiConverterLong.write(value.`quantity`, buf)
             FfiConverterOptionalString.write(value.`meteringRecordId`, buf)
-            FfiConverterOptionalString.write(value.`statusOrError`, buf)
+            FfiConverterOptionalString.write(value.`reason`, buf)
             FfiConverterOptionalString.write(value.`detail`, buf)
             FfiConverterOptionalLong.write(value.`countedInHour`, buf)
             FfiConverterOptionalLong.write(value.`windowEnd`, buf)
@@ -4477,6 +4477,53 @@ public object FfiConverterTypeMeterUsageResult: FfiConverterRustBuffer<MeterUsag
     override fun write(value: MeterUsageResult, buf: ByteBuffer) {
             FfiConverterOptionalString.write(value.`meteringRecordId`, buf)
             FfiConverterTypeMetadata.write(value.`metadata`, buf)
+    }
+}
+
+
+
+/**
+ * One row of the core's error-code table.
+ */
+data class NativeErrorCode (
+    /**
+     * The stable number (`Failure.number`).
+     */
+    var `number`: kotlin.UInt
+    , 
+    /**
+     * The code's name (`ThrottlingException`, `InvalidInput`).
+     */
+    var `code`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNativeErrorCode: FfiConverterRustBuffer<NativeErrorCode> {
+    override fun read(buf: ByteBuffer): NativeErrorCode {
+        return NativeErrorCode(
+            FfiConverterUInt.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: NativeErrorCode) = (
+            FfiConverterUInt.allocationSize(value.`number`) +
+            FfiConverterString.allocationSize(value.`code`)
+    )
+
+    override fun write(value: NativeErrorCode, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`number`, buf)
+            FfiConverterString.write(value.`code`, buf)
     }
 }
 
@@ -5001,7 +5048,10 @@ sealed class NativeException: kotlin.Exception() {
     
     class Failure(
         
-        val `errorCode`: NativeErrorCode, 
+        /**
+         * The code's stable number (`ErrorCode::as_u32`).
+         */
+        val `number`: kotlin.UInt, 
         
         /**
          * The service's code string, or the local code's name.
@@ -5027,7 +5077,7 @@ sealed class NativeException: kotlin.Exception() {
         val `retryable`: kotlin.Boolean
         ) : NativeException() {
         override val message
-            get() = "errorCode=${ `errorCode` }, code=${ `code` }, detail=${ `detail` }, field=${ `field` }, requestId=${ `requestId` }, httpStatus=${ `httpStatus` }, attempts=${ `attempts` }, retryable=${ `retryable` }"
+            get() = "number=${ `number` }, code=${ `code` }, detail=${ `detail` }, field=${ `field` }, requestId=${ `requestId` }, httpStatus=${ `httpStatus` }, attempts=${ `attempts` }, retryable=${ `retryable` }"
     }
     
 
@@ -5050,7 +5100,7 @@ public object FfiConverterTypeNativeError : FfiConverterRustBuffer<NativeExcepti
 
         return when(buf.getInt()) {
             1 -> NativeException.Failure(
-                FfiConverterTypeNativeErrorCode.read(buf),
+                FfiConverterUInt.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterOptionalString.read(buf),
@@ -5068,7 +5118,7 @@ public object FfiConverterTypeNativeError : FfiConverterRustBuffer<NativeExcepti
             is NativeException.Failure -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterTypeNativeErrorCode.allocationSize(value.`errorCode`)
+                + FfiConverterUInt.allocationSize(value.`number`)
                 + FfiConverterString.allocationSize(value.`code`)
                 + FfiConverterString.allocationSize(value.`detail`)
                 + FfiConverterOptionalString.allocationSize(value.`field`)
@@ -5084,7 +5134,7 @@ public object FfiConverterTypeNativeError : FfiConverterRustBuffer<NativeExcepti
         when(value) {
             is NativeException.Failure -> {
                 buf.putInt(1)
-                FfiConverterTypeNativeErrorCode.write(value.`errorCode`, buf)
+                FfiConverterUInt.write(value.`number`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 FfiConverterOptionalString.write(value.`field`, buf)
@@ -5098,83 +5148,6 @@ public object FfiConverterTypeNativeError : FfiConverterRustBuffer<NativeExcepti
     }
 
 }
-
-
-
-/**
- * Every code of the core's table. `from_core` matches without a wildcard arm: a code added
- * to the core breaks this build until it is mapped here, and the Kotlin `when` over this
- * enum (no `else`) breaks the Kotlin build until it has an exception class.
- */
-
-enum class NativeErrorCode {
-    
-    INVALID_INPUT,
-    INVALID_STATE,
-    INVALID_CONFIG,
-    CREDENTIALS,
-    DISPATCH,
-    CONNECT_TIMEOUT,
-    READ_TIMEOUT,
-    INVALID_RESPONSE,
-    UNHANDLED,
-    INTERNAL_SERVICE_ERROR_EXCEPTION,
-    INVALID_PRODUCT_CODE_EXCEPTION,
-    INVALID_USAGE_DIMENSION_EXCEPTION,
-    INVALID_TAG_EXCEPTION,
-    INVALID_USAGE_ALLOCATIONS_EXCEPTION,
-    INVALID_CUSTOMER_IDENTIFIER_EXCEPTION,
-    TIMESTAMP_OUT_OF_BOUNDS_EXCEPTION,
-    THROTTLING_EXCEPTION,
-    DISABLED_API_EXCEPTION,
-    INVALID_LICENSE_EXCEPTION,
-    INVALID_ENDPOINT_REGION_EXCEPTION,
-    DUPLICATE_REQUEST_EXCEPTION,
-    IDEMPOTENCY_CONFLICT_EXCEPTION,
-    CUSTOMER_NOT_ENTITLED_EXCEPTION,
-    INVALID_REGION_EXCEPTION,
-    INVALID_PUBLIC_KEY_VERSION_EXCEPTION,
-    PLATFORM_NOT_SUPPORTED_EXCEPTION,
-    INVALID_TOKEN_EXCEPTION,
-    EXPIRED_TOKEN_EXCEPTION,
-    UNRECOGNIZED_CLIENT_EXCEPTION,
-    INVALID_SIGNATURE_EXCEPTION,
-    ACCESS_DENIED_EXCEPTION,
-    VALIDATION_EXCEPTION,
-    SERIALIZATION_EXCEPTION,
-    UNKNOWN_OPERATION_EXCEPTION,
-    DRY_RUN_OPERATION,
-    UNAUTHORIZED_EXCEPTION,
-    INCOMPLETE_SIGNATURE_EXCEPTION,
-    MISSING_AUTHENTICATION_TOKEN_EXCEPTION,
-    REQUEST_EXPIRED,
-    SERVICE_UNAVAILABLE_EXCEPTION;
-
-    
-
-
-    companion object
-}
-
-
-/**
- * @suppress
- */
-public object FfiConverterTypeNativeErrorCode: FfiConverterRustBuffer<NativeErrorCode> {
-    override fun read(buf: ByteBuffer) = try {
-        NativeErrorCode.values()[buf.getInt() - 1]
-    } catch (e: IndexOutOfBoundsException) {
-        throw RuntimeException("invalid enum value, something is very wrong!!", e)
-    }
-
-    override fun allocationSize(value: NativeErrorCode) = 4UL
-
-    override fun write(value: NativeErrorCode, buf: ByteBuffer) {
-        buf.putInt(value.ordinal + 1)
-    }
-}
-
-
 
 
 
@@ -5782,6 +5755,34 @@ public object FfiConverterSequenceTypeLedgerEntry: FfiConverterRustBuffer<List<L
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeNativeErrorCode: FfiConverterRustBuffer<List<NativeErrorCode>> {
+    override fun read(buf: ByteBuffer): List<NativeErrorCode> {
+        val len = buf.getInt()
+        return List<NativeErrorCode>(len) {
+            FfiConverterTypeNativeErrorCode.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<NativeErrorCode>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeNativeErrorCode.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<NativeErrorCode>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeNativeErrorCode.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeRequestEntry: FfiConverterRustBuffer<List<RequestEntry>> {
     override fun read(buf: ByteBuffer): List<RequestEntry> {
         val len = buf.getInt()
@@ -5856,34 +5857,6 @@ public object FfiConverterSequenceTypeUsageRecordResultRecord: FfiConverterRustB
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeUsageRecordResultRecord.write(it, buf)
-        }
-    }
-}
-
-
-
-
-/**
- * @suppress
- */
-public object FfiConverterSequenceTypeNativeErrorCode: FfiConverterRustBuffer<List<NativeErrorCode>> {
-    override fun read(buf: ByteBuffer): List<NativeErrorCode> {
-        val len = buf.getInt()
-        return List<NativeErrorCode>(len) {
-            FfiConverterTypeNativeErrorCode.read(buf)
-        }
-    }
-
-    override fun allocationSize(value: List<NativeErrorCode>): ULong {
-        val sizeForLength = 4UL
-        val sizeForItems = value.map { FfiConverterTypeNativeErrorCode.allocationSize(it) }.sum()
-        return sizeForLength + sizeForItems
-    }
-
-    override fun write(value: List<NativeErrorCode>, buf: ByteBuffer) {
-        buf.putInt(value.size)
-        value.iterator().forEach {
-            FfiConverterTypeNativeErrorCode.write(it, buf)
         }
     }
 }
