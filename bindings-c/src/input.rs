@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Opaque input builders of the four operations, converted to the core's inputs at call time.
+// Over 600 lines: one exported setter per member of each input shape, each with the doc
+// comment cbindgen copies into the header; the file follows the model's shapes in order.
 
 //! Inputs: `mm_usage_record`, `mm_batch_meter_usage_input`, `mm_meter_usage_input`,
 //! `mm_resolve_customer_input`, `mm_register_usage_input`.

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Output handles of the four operations, read with accessors.
+// Over 600 lines: one exported accessor per member of each output shape, each with the doc
+// comment cbindgen copies into the header; the file follows the model's shapes in order.
 
 //! Outputs. Each is an immutable handle made by a successful call: accessors may be called
 //! from many threads at once, and every string they return is owned by the output and stays

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unit tests of the boundary: panics, NULL pointers, invalid UTF-8, outputs only on success.
+// Over 600 lines: tests only, one per exported function family, each self-contained.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
