@@ -194,6 +194,23 @@ pub(crate) fn with_meter(
     })
 }
 
+/// `mm_meter_flush` and `mm_meter_close`: runs `op` and stores its summary in a new
+/// `*summary_out` (required: a throttled flush is reported only there).
+fn summarize(
+    meter: *const mm_meter,
+    summary_out: *mut *mut mm_flush_summary,
+    err_out: *mut *mut mm_error,
+    op: fn(&UsageMeter) -> Result<marketplace_metering::meter::FlushSummary, Error>,
+) -> mm_status {
+    with_meter(meter, err_out, |_, m| {
+        ffi::check_out(summary_out, "summary_out")?;
+        let s = op(m)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { ffi::write_out::<mm_flush_summary>(summary_out, FlushSummaryView::of(&s)) };
+        Ok(())
+    })
+}
+
 /// Seals what may be sealed and sends every sealed bucket now; blocks until done.
 ///
 /// On success stores a new summary in `*summary_out` (free it with `mm_flush_summary_free`).
@@ -210,13 +227,7 @@ pub extern "C" fn mm_meter_flush(
     summary_out: *mut *mut mm_flush_summary,
     err_out: *mut *mut mm_error,
 ) -> mm_status {
-    with_meter(meter, err_out, |_, m| {
-        ffi::check_out(summary_out, "summary_out")?;
-        let s = m.flush_blocking()?;
-        // SAFETY: checked non-NULL above.
-        unsafe { ffi::write_out::<mm_flush_summary>(summary_out, FlushSummaryView::of(&s)) };
-        Ok(())
-    })
+    summarize(meter, summary_out, err_out, UsageMeter::flush_blocking)
 }
 
 /// Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`, with
@@ -231,13 +242,7 @@ pub extern "C" fn mm_meter_close(
     summary_out: *mut *mut mm_flush_summary,
     err_out: *mut *mut mm_error,
 ) -> mm_status {
-    with_meter(meter, err_out, |_, m| {
-        ffi::check_out(summary_out, "summary_out")?;
-        let s = m.close_blocking()?;
-        // SAFETY: checked non-NULL above.
-        unsafe { ffi::write_out::<mm_flush_summary>(summary_out, FlushSummaryView::of(&s)) };
-        Ok(())
-    })
+    summarize(meter, summary_out, err_out, UsageMeter::close_blocking)
 }
 
 /// Stores the bucket counts per state and the oldest unsent hour in a new `*status_out`
