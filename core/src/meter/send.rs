@@ -188,7 +188,7 @@ fn batches(inner: &Inner, items: Vec<SendItem>) -> VecDeque<Vec<SendItem>> {
             let mut groups: BTreeMap<String, Vec<SendItem>> = BTreeMap::new();
             for it in prepared_items {
                 let g = match (&it.customer, by_product) {
-                    (Customer::AwsAccount { license_arn, .. }, false) => license_arn.clone(),
+                    (Some(Customer::AwsAccount { license_arn, .. }), false) => license_arn.clone(),
                     _ => String::new(),
                 };
                 groups.entry(g).or_default().push(it);
