@@ -98,6 +98,7 @@ typedef struct events {
   pthread_t main_thread;
   int acked, dead, late, other;
   int off_main; /* callbacks that ran on another thread than main() */
+  int with_customer; /* events with any of the three customer fields set */
   char dead_customer[64];
   char dead_status[64];
   char acked_id[128];
@@ -108,6 +109,7 @@ static void on_event(const mm_meter_event *ev, void *user_data) {
   events *s = (events *)user_data;
   pthread_mutex_lock(&s->mu);
   if (!pthread_equal(pthread_self(), s->main_thread)) s->off_main++;
+  if (ev->customer_identifier || ev->customer_aws_account_id || ev->license_arn) s->with_customer++;
   switch (ev->kind) {
     case MM_METER_EVENT_KIND_ACKED:
       s->acked++;
@@ -138,15 +140,15 @@ static void events_init(events *s) {
   s->main_thread = pthread_self();
 }
 
-/* A meter on `client` with product prod-1234, grace 60 s, the clock and the callback. */
-static mm_meter *new_meter(const mm_client *client, const char *path, uint32_t durability, const mm_clock *clock,
-                           events *ev, uint64_t flush_interval) {
+/* A meter in `mode` on `client` with product prod-1234, grace 60 s, the clock and the callback. */
+static mm_meter *new_meter_in(uint32_t mode, const mm_client *client, const char *path, uint32_t durability,
+                              const mm_clock *clock, events *ev, uint64_t flush_interval) {
   mm_meter_config *cfg = mm_meter_config_new();
   mm_meter *meter = NULL;
   mm_error *err = NULL;
   CHECK_OK(mm_meter_config_set_path(cfg, path), err);
   CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
-  CHECK_OK(mm_meter_config_set_mode(cfg, MM_METER_MODE_BATCH), err);
+  CHECK_OK(mm_meter_config_set_mode(cfg, mode), err);
   CHECK_OK(mm_meter_config_set_durability(cfg, durability), err);
   CHECK_OK(mm_meter_config_set_grace_seconds(cfg, 60), err);
   CHECK_OK(mm_meter_config_set_zero_fill(cfg, false), err);
@@ -156,6 +158,12 @@ static mm_meter *new_meter(const mm_client *client, const char *path, uint32_t d
   CHECK_OK(mm_meter_new(client, cfg, &meter, &err), err);
   mm_meter_config_free(cfg);
   return meter;
+}
+
+/* new_meter_in the batch mode. */
+static mm_meter *new_meter(const mm_client *client, const char *path, uint32_t durability, const mm_clock *clock,
+                           events *ev, uint64_t flush_interval) {
+  return new_meter_in(MM_METER_MODE_BATCH, client, path, durability, clock, ev, flush_interval);
 }
 
 /* An event of `q` `dim` for `customer` (NULL: none; `dim` NULL: unset), at now unless
@@ -383,6 +391,40 @@ static void test_dead_letter(const mm_test_emulator *e, const mm_client *client)
   int n = 0;
   CHECK(ledger_sum("cust-unsubscribed", "users", hour, &n) == 0 && n == 0);
   CHECK(ledger_sum("cust-2", "users", hour, &n) == 7 && n == 1);
+  mm_meter_free(m);
+  mm_clock_free(clock);
+  pthread_mutex_destroy(&ev.mu);
+}
+
+/* ---- 2b. a MeterUsage-mode bucket has no customer: NULL in events and dead letters -------- */
+
+static void test_meter_usage_has_no_customer(const mm_client *client, const char *dir) {
+  const int64_t hour = base_hour() - 3 * H;
+  char path[512];
+  snprintf(path, sizeof path, "%s/nocustomer.db", dir);
+  mm_clock *clock = mm_clock_new(hour + 10);
+  events ev;
+  events_init(&ev);
+  mm_meter *m = new_meter_in(MM_METER_MODE_METER_USAGE, client, path, MM_METER_DURABILITY_DURABLE, clock, &ev, 0);
+  record(m, NULL, "users", 5);
+  record(m, "ignored-in-this-mode", "users", 1);
+  record(m, NULL, "nope", 2); /* refused by the service: dead-lettered */
+  mm_error *err = NULL;
+  flush_result sum;
+  CHECK_OK(mm_clock_advance(clock, H + 60), err);
+  CHECK_OK(flush(m, &sum, &err), err);
+  CHECK(sum.acked == 1 && sum.dead_lettered == 1);
+  CHECK(ev.acked == 1 && ev.dead == 1);
+  CHECK(ev.with_customer == 0);
+  CHECK(streq(ev.dead_customer, "(null)"));
+  mm_dead_letters *dl = NULL;
+  CHECK_OK(mm_meter_get_dead_letters(m, &dl, &err), err);
+  CHECK(mm_dead_letters_count(dl) == 1);
+  CHECK(streq(mm_dead_letters_dimension(dl, 0), "nope"));
+  CHECK(mm_dead_letters_customer_identifier(dl, 0) == NULL);
+  CHECK(mm_dead_letters_customer_aws_account_id(dl, 0) == NULL);
+  CHECK(mm_dead_letters_license_arn(dl, 0) == NULL);
+  mm_dead_letters_free(dl);
   mm_meter_free(m);
   mm_clock_free(clock);
   pthread_mutex_destroy(&ev.mu);
@@ -1078,6 +1120,7 @@ int main(void) {
   }
   test_bills_exactly_what_was_recorded(&e, client);
   test_dead_letter(&e, client);
+  test_meter_usage_has_no_customer(client, dir);
   test_file_store_survives_reopening(&e, client, dir);
   test_bad_input(client);
   test_callbacks_from_other_threads(&e, client, dir);

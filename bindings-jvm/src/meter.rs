@@ -123,8 +123,8 @@ pub struct MeterOptions {
     pub clock: Option<Arc<NativeManualClock>>,
 }
 
-fn parts(c: &Customer) -> (Option<String>, Option<String>, Option<String>) {
-    let (id, acct, lic) = c.parts();
+fn parts(c: Option<&Customer>) -> (Option<String>, Option<String>, Option<String>) {
+    let (id, acct, lic) = Customer::parts_of(c);
     (
         id.map(str::to_owned),
         acct.map(str::to_owned),
@@ -133,7 +133,7 @@ fn parts(c: &Customer) -> (Option<String>, Option<String>, Option<String>) {
 }
 
 fn event_record(e: &MeterEvent) -> MeterEventRecord {
-    let (customer_identifier, customer_aws_account_id, license_arn) = parts(&e.customer);
+    let (customer_identifier, customer_aws_account_id, license_arn) = parts(e.customer.as_ref());
     let mut r = MeterEventRecord {
         kind: e.kind.as_str().to_owned(),
         customer_identifier,
@@ -192,7 +192,7 @@ fn summary_record(s: &FlushSummary) -> FlushSummaryRecord {
 }
 
 fn dead_letter_record(l: &DeadLetter) -> DeadLetterRecord {
-    let (customer_identifier, customer_aws_account_id, license_arn) = parts(&l.customer);
+    let (customer_identifier, customer_aws_account_id, license_arn) = parts(l.customer.as_ref());
     DeadLetterRecord {
         customer_identifier,
         customer_aws_account_id,
@@ -287,7 +287,7 @@ impl NativeMeter {
         customer_identifier: Option<String>,
         customer_aws_account_id: Option<String>,
         license_arn: Option<String>,
-    ) -> R<Customer> {
+    ) -> R<Option<Customer>> {
         Customer::from_parts(
             customer_identifier,
             customer_aws_account_id,

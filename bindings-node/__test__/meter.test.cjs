@@ -437,13 +437,24 @@ test('meter_usage mode: one MeterUsage call per dimension-hour (through the aggr
   await m.record({ dimension: 'users', quantity: 3 })
   await m.record({ dimension: 'users', quantity: 4 })
   await m.record({ dimension: 'gb', quantity: 1 })
+  await m.record({ dimension: 'nope', quantity: 1 }) // refused by the service: dead-lettered
+  const events = []
+  m.on('event', (e) => events.push(e))
   clock.set(b + 600)
   const sum = await m.flush()
   assert.equal(sum.acked, 2)
-  assert.equal(sum.calls, 2)
+  assert.equal(sum.deadLettered, 1)
+  assert.equal(sum.calls, 3)
   const mine = emu.ledger().filter((e) => e.operation === 'MeterUsage' && e.hour === b - 4 * H)
   const byDim = Object.fromEntries(mine.map((e) => [e.dimension, e.quantity]))
   assert.deepEqual(byDim, { users: 7, gb: 1 })
+  // These buckets have no customer: no customer key on any event or dead letter.
+  const dead = await m.deadLetters()
+  assert.deepEqual(dead.map((d) => d.dimension), ['nope'])
+  assert.deepEqual(events.map((e) => e.kind).sort(), ['acked', 'acked', 'dead_lettered'])
+  for (const row of [...events, ...dead]) {
+    for (const k of ['customerIdentifier', 'customerAwsAccountId', 'licenseArn']) assert.ok(!(k in row), `${k} in ${JSON.stringify(row)}`)
+  }
   await m.close()
 })
 

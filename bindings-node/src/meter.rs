@@ -400,7 +400,7 @@ pub struct MeterOptions {
 
 /// A parsed `record()` input.
 pub struct MeterRecord {
-    pub customer: Customer,
+    pub customer: Option<Customer>,
     pub dimension: String,
     pub quantity: i64,
     pub at: Option<DateTime>,

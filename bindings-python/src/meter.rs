@@ -182,7 +182,7 @@ impl UsageMeter {
         customer_aws_account_id: Option<&Bound<'_, PyAny>>,
         license_arn: Option<&Bound<'_, PyAny>>,
         op: &str,
-    ) -> PyResult<Customer> {
+    ) -> PyResult<Option<Customer>> {
         let id = opt_str(customer_identifier, "customer_identifier", op)?;
         let acct = opt_str(customer_aws_account_id, "customer_aws_account_id", op)?;
         let lic = opt_str(license_arn, "license_arn", op)?;

@@ -175,14 +175,21 @@ def test_meter_usage_mode(emu: Emulator) -> None:
         m.record(dimension="users", quantity=2)
         m.record(None, "users", 3)
         m.record("ignored-customer", "gb", 4)
+        m.record(dimension="nope", quantity=1)  # refused by the service: dead-lettered
         clock.advance(SEAL)
-        assert m.flush()["acked"] == 2
+        s = m.flush()
+        assert (s["acked"], s["dead_lettered"]) == (2, 1)
         assert m.flush()["sent"] == 0
+        dead = m.dead_letters()
     ops = Counter(r["operation"] for r in emu.requests())
-    assert ops["MeterUsage"] == 2
+    assert ops["MeterUsage"] == 3
     assert sorted((e["dimension"], e["quantity"]) for e in emu.ledger()) == [("gb", 4), ("users", 5)]
-    acked = [e for e in events if e["kind"] == "acked"]
-    assert len(acked) == 2 and all(e["customer_identifier"] is None for e in acked)
+    # These buckets have no customer: every customer key of an event or dead letter is None.
+    keys = ("customer_identifier", "customer_aws_account_id", "license_arn")
+    assert sorted(e["kind"] for e in events) == ["acked", "acked", "dead_lettered"]
+    assert len(dead) == 1 and dead[0]["dimension"] == "nope"
+    for row in events + dead:
+        assert all(row[k] is None for k in keys), row
 
 
 def test_zero_fill_reports_registered_customers(emu: Emulator) -> None:

@@ -21,6 +21,7 @@ use std::time::Duration;
 pub use crate::field::{FieldPath, FieldStyle, Segment};
 
 mod codes;
+pub(crate) use codes::Blame;
 pub use codes::{ErrorCode, ErrorKind, LocalCode};
 
 impl ErrorCode {

@@ -340,7 +340,7 @@ async fn refused_records_are_dead_lettered_and_reported(store: Store) {
             reason: "CustomerNotSubscribed".into(),
             message: "the customer is not subscribed to the product".into()
         }
-        && e.customer == Customer::identifier("cust-unsubscribed")
+        && e.customer == Some(Customer::identifier("cust-unsubscribed"))
         && e.quantity == 2));
     let s = meter.status().unwrap();
     assert_eq!((s.acked, s.dead_lettered, s.sealed), (1, 2, 0));
@@ -415,7 +415,7 @@ async fn a_crash_after_billing_resends_the_same_quantity_once() {
     for e in h2.events() {
         if let MeterEventKind::Acked { metering_record_id } = &e.kind {
             assert_eq!(
-                ids.get(&(e.customer.to_string(), e.hour)),
+                ids.get(&(e.customer.unwrap().to_string(), e.hour)),
                 Some(metering_record_id)
             );
         }
@@ -489,6 +489,60 @@ async fn meter_usage_mode_uses_a_deterministic_client_token(store: Store) {
     assert!(tokens.iter().all(|t| t.len() <= 64));
     drop(meter);
     let _ = std::fs::remove_file(&path);
+}
+
+// A MeterUsage-mode bucket has no customer: every event and dead letter says `None`, also
+// when read back from the store (which keeps it as an empty identifier on disk), and a
+// customer given to `record` in that mode is ignored. A batch-mode record without one is
+// refused, naming the argument.
+both_stores!(
+    meter_usage_buckets_have_no_customer,
+    Store::sqlite(no_customer_db())
+);
+fn no_customer_db() -> PathBuf {
+    std::env::temp_dir().join(format!("mm-meter-nocustomer-{}.db", std::process::id()))
+}
+async fn meter_usage_buckets_have_no_customer(store: Store) {
+    let (_emu, h, b, meter) = scenario_with(store.clone(), 1, |m| m.mode(MeterMode::MeterUsage));
+    h.set(b - 2 * H + 1);
+    meter.record(cust(1), "users", 3, None, None).unwrap();
+    meter.record(None, "users", 4, None, None).unwrap();
+    // An unknown dimension: the service refuses the bucket and it is dead-lettered.
+    meter.record(None, "nope", 1, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 1));
+    // A late event for the sealed hour.
+    meter
+        .record(None, "users", 2, at(b - 2 * H + 5), None)
+        .unwrap();
+    let events = h.events();
+    let mut kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["acked", "dead_lettered", "late_event"]);
+    assert!(events.iter().all(|e| e.customer.is_none()), "{events:?}");
+    let dead = meter.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (&dead[0].customer, dead[0].dimension.as_str()),
+        (&None, "nope")
+    );
+    // Requeued and dead-lettered again: still no customer.
+    assert_eq!(meter.requeue(&RequeueFilter::default()).unwrap(), 1);
+    assert_eq!(meter.flush().await.unwrap().dead_lettered, 1);
+    assert_eq!(meter.dead_letters().unwrap()[0].customer, None);
+    drop(meter);
+
+    // The batch mode needs a customer.
+    let (_emu, _h, _b, batch) = scenario(Store::memory(), 1);
+    for e in [
+        batch.record(None, "users", 1, None, None).unwrap_err(),
+        batch.register_customer(None, &["users"]).unwrap_err(),
+    ] {
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+        assert_eq!(e.field(), Some("customer_identifier"), "{e}");
+    }
+    let _ = std::fs::remove_file(no_customer_db());
 }
 
 both_stores!(window_alarm_and_expiry_follow_the_clock, Store::memory());
@@ -1374,7 +1428,10 @@ async fn two_licenses_of_one_account_keep_their_own_results() {
     );
     let dead = meter.dead_letters().unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!((&dead[0].customer, dead[0].quantity), (&bad, 3));
+    assert_eq!(
+        (dead[0].customer.as_ref(), dead[0].quantity),
+        (Some(&bad), 3)
+    );
     assert_eq!(dead[0].reason, "CustomerNotSubscribed");
     let ledger = emu.ledger();
     assert_eq!(ledger.len(), 1);
@@ -1389,7 +1446,10 @@ async fn two_licenses_of_one_account_keep_their_own_results() {
         .filter(|e| matches!(e.kind, MeterEventKind::Acked { .. }))
         .collect();
     assert_eq!(acked.len(), 1);
-    assert_eq!((&acked[0].customer, acked[0].quantity), (&good, 2));
+    assert_eq!(
+        (acked[0].customer.as_ref(), acked[0].quantity),
+        (Some(&good), 2)
+    );
     match &acked[0].kind {
         MeterEventKind::Acked { metering_record_id } => {
             assert_eq!(metering_record_id, &ledger[0].metering_record_id)

@@ -146,7 +146,7 @@ struct EventStrings {
 }
 
 pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
-    let (ci, acct, lic) = Customer::parts(&e.customer);
+    let (ci, acct, lic) = Customer::parts_of(e.customer.as_ref());
     let mut s = EventStrings {
         kind_str: c"unknown",
         customer_identifier: opt_c(ci),

@@ -22,7 +22,7 @@ unsafe fn customer_arg(
     customer_identifier: *const c_char,
     customer_aws_account_id: *const c_char,
     license_arn: *const c_char,
-) -> Result<Customer, ErrorData> {
+) -> Result<Option<Customer>, ErrorData> {
     // SAFETY: per the contract above.
     let (ci, acct, lic) = unsafe {
         (

@@ -226,7 +226,7 @@ pub struct DeadLetterView {
 
 impl DeadLetterView {
     fn of(d: &DeadLetter) -> DeadLetterView {
-        let (ci, acct, lic) = Customer::parts(&d.customer);
+        let (ci, acct, lic) = Customer::parts_of(d.customer.as_ref());
         DeadLetterView {
             customer_identifier: opt_c(ci),
             customer_aws_account_id: opt_c(acct),

@@ -138,14 +138,14 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
     Ok(out)
 }
 
-/// The customer of a `record()` / `registerCustomer()` input; an empty identifier when absent
-/// and not `required` (MeterUsage mode, where buckets have no customer).
+/// The customer of a `record()` / `registerCustomer()` input; `None` when absent and not
+/// `required` (MeterUsage mode, where buckets have no customer).
 pub(super) fn meter_customer(
     ci: Option<String>,
     acct: Option<String>,
     lic: Option<String>,
     required: bool,
-) -> R<Customer> {
+) -> R<Option<Customer>> {
     Customer::from_parts(ci, acct, lic, required).map_err(ConvError::Input)
 }
 
@@ -262,7 +262,10 @@ pub fn meter_record_input(v: Unknown<'_>, customer_required: bool) -> R<MeterRec
 }
 
 /// `meter.registerCustomer({ customer…, dimensions })`.
-pub fn meter_register_input(v: Unknown<'_>, customer_required: bool) -> R<(Customer, Vec<String>)> {
+pub fn meter_register_input(
+    v: Unknown<'_>,
+    customer_required: bool,
+) -> R<(Option<Customer>, Vec<String>)> {
     let o = meter_input(
         v,
         &[

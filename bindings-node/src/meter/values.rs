@@ -36,8 +36,8 @@ pub(super) type EventFn =
     ThreadsafeFunction<NativeMeterEvent, (), NativeMeterEvent, Status, false, true, 0>;
 pub(super) type EventSlot = Arc<RwLock<Option<Arc<EventFn>>>>;
 
-pub(super) fn customer_fields(c: &Customer, ev: &mut NativeMeterEvent) {
-    let (id, acct, lic) = c.parts();
+pub(super) fn customer_fields(c: Option<&Customer>, ev: &mut NativeMeterEvent) {
+    let (id, acct, lic) = Customer::parts_of(c);
     ev.customer_identifier = id.map(str::to_owned);
     ev.customer_aws_account_id = acct.map(str::to_owned);
     ev.license_arn = lic.map(str::to_owned);
@@ -50,7 +50,7 @@ pub(super) fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
         quantity: Some(e.quantity as f64),
         ..Default::default()
     };
-    customer_fields(&e.customer, &mut ev);
+    customer_fields(e.customer.as_ref(), &mut ev);
     ev.kind = Some(e.kind.as_str().to_owned());
     match e.kind {
         MeterEventKind::Acked { metering_record_id } => {
@@ -163,7 +163,7 @@ pub struct NativeDeadLetter {
 impl From<DeadLetter> for NativeDeadLetter {
     fn from(d: DeadLetter) -> Self {
         let mut ev = NativeMeterEvent::default();
-        customer_fields(&d.customer, &mut ev);
+        customer_fields(d.customer.as_ref(), &mut ev);
         NativeDeadLetter {
             customer_identifier: ev.customer_identifier,
             customer_aws_account_id: ev.customer_aws_account_id,

@@ -95,9 +95,9 @@ pub(super) fn hour_dt<'py>(py: Python<'py>, secs: i64) -> PyResult<Bound<'py, Py
     convert::py_datetime(py, &DateTime::from_secs(secs))
 }
 
-pub(super) fn put_customer(d: &Bound<'_, PyDict>, c: &Customer) -> PyResult<()> {
+pub(super) fn put_customer(d: &Bound<'_, PyDict>, c: Option<&Customer>) -> PyResult<()> {
     let py = d.py();
-    let (id, acct, lic) = c.parts();
+    let (id, acct, lic) = Customer::parts_of(c);
     d.set_item(intern!(py, "customer_identifier"), id)?;
     d.set_item(intern!(py, "customer_aws_account_id"), acct)?;
     d.set_item(intern!(py, "license_arn"), lic)?;
@@ -107,7 +107,7 @@ pub(super) fn put_customer(d: &Bound<'_, PyDict>, c: &Customer) -> PyResult<()> 
 pub(super) fn event_dict<'py>(py: Python<'py>, e: &MeterEvent) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item(intern!(py, "kind"), e.kind.as_str())?;
-    put_customer(&d, &e.customer)?;
+    put_customer(&d, e.customer.as_ref())?;
     d.set_item(intern!(py, "dimension"), &e.dimension)?;
     d.set_item(intern!(py, "hour"), hour_dt(py, e.hour)?)?;
     d.set_item(intern!(py, "quantity"), e.quantity)?;
@@ -175,7 +175,7 @@ pub(super) fn dead_letter_dict<'py>(
     l: &DeadLetter,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    put_customer(&d, &l.customer)?;
+    put_customer(&d, l.customer.as_ref())?;
     d.set_item("dimension", &l.dimension)?;
     d.set_item("hour", hour_dt(py, l.hour)?)?;
     d.set_item("quantity", l.quantity)?;

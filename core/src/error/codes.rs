@@ -8,10 +8,14 @@
 /// maps them by hand (through [`LocalCode`], matched without a wildcard, so a new local code
 /// breaks every face's build until mapped). `service` codes are the service's exceptions:
 /// the faces make their classes from [`ErrorCode::ALL`], so adding one here is the only edit.
+///
+/// A service row is `Name = number, kind, blame [, server];`: `kind` is an [`ErrorKind`];
+/// `blame` is `records` or `call`, what the code says is wrong when it answers a whole call
+/// and retrying cannot help (see [`Blame`]); `server` marks a server fault.
 macro_rules! error_codes {
     (
         local { $( $(#[doc = $ldoc:literal])* $lname:ident = $lnum:literal; )* }
-        service { $( $(#[doc = $doc:literal])* $name:ident = $num:literal, $kind:ident $(, $fault:ident)?; )* }
+        service { $( $(#[doc = $doc:literal])* $name:ident = $num:literal, $kind:ident, $blame:ident $(, $fault:ident)?; )* }
     ) => {
         /// A stable code for every kind of failure.
         ///
@@ -80,6 +84,16 @@ macro_rules! error_codes {
                 }
             }
 
+            /// What a non-retryable error with this code that answered a whole call is
+            /// about: the table's `blame` column for a service code, `local(code)` for a
+            /// local one (those are decided by hand, where they are used).
+            pub(crate) fn blame(self, local: impl FnOnce(LocalCode) -> Blame) -> Blame {
+                match self {
+                    $( ErrorCode::$lname => local(LocalCode::$lname), )*
+                    $( ErrorCode::$name => error_codes!(@blame $blame), )*
+                }
+            }
+
             /// The code for a service error code string, if it is in the table.
             pub fn from_service_code(code: &str) -> Option<ErrorCode> {
                 match code {
@@ -98,6 +112,8 @@ macro_rules! error_codes {
             }
         }
     };
+    (@blame records) => { Blame::Records };
+    (@blame call) => { Blame::Call };
     (@fault server) => { true };
     (@fault) => { false };
 }
@@ -114,6 +130,22 @@ pub enum ErrorKind {
     Common,
 }
 
+/// What a non-retryable error that answered a whole call is about: the usage meter
+/// dead-letters the records for [`Blame::Records`] and keeps them sealed for [`Blame::Call`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Blame {
+    /// The records themselves (a dimension, a customer, a timestamp, a quantity): the
+    /// records are dead-lettered (a batch is first split to find the bad one).
+    Records,
+    /// The caller or the whole call (credentials, access, region, product code, a disabled
+    /// API, an entitlement, a protocol error, an unknown error; a retryable code that arrives
+    /// without retries left): nothing was metered and nothing about the records is wrong,
+    /// so they stay sealed and the error is returned from the flush; once the configuration
+    /// is fixed they are billed.
+    Call,
+}
+
+// Service rows: `Name = number, kind, blame [, server];` (see `error_codes!` above).
 error_codes! {
     local {
         /// The input violates the model's constraints; nothing was sent. The message names the field.
@@ -142,68 +174,68 @@ error_codes! {
     }
     service {
         /// An internal error occurred; retry your request.
-        InternalServiceErrorException = 100, Modeled, server;
+        InternalServiceErrorException = 100, Modeled, call, server;
         /// The product code passed does not match the product code of the caller.
-        InvalidProductCodeException = 101, Modeled;
+        InvalidProductCodeException = 101, Modeled, call;
         /// The usage dimension does not match one of the product's dimensions.
-        InvalidUsageDimensionException = 102, Modeled;
+        InvalidUsageDimensionException = 102, Modeled, records;
         /// The tag is invalid, or the number of tags is greater than 5.
-        InvalidTagException = 103, Modeled;
+        InvalidTagException = 103, Modeled, records;
         /// Sum of allocated usage quantities is not equal to the usage quantity.
-        InvalidUsageAllocationsException = 104, Modeled;
+        InvalidUsageAllocationsException = 104, Modeled, records;
         /// You have metered usage for a CustomerIdentifier that does not exist.
-        InvalidCustomerIdentifierException = 105, Modeled;
+        InvalidCustomerIdentifierException = 105, Modeled, records;
         /// The timestamp value passed in the request is older than allowed.
-        TimestampOutOfBoundsException = 106, Modeled;
+        TimestampOutOfBoundsException = 106, Modeled, records;
         /// The calls to the API are throttled.
-        ThrottlingException = 107, Modeled;
+        ThrottlingException = 107, Modeled, call;
         /// The API is disabled in the Region.
-        DisabledApiException = 108, Modeled;
+        DisabledApiException = 108, Modeled, call;
         /// The license is invalid.
-        InvalidLicenseException = 109, Modeled;
+        InvalidLicenseException = 109, Modeled, records;
         /// The endpoint being called is in a Region different from your EC2 instance, ECS task or EKS pod.
-        InvalidEndpointRegionException = 110, Modeled;
+        InvalidEndpointRegionException = 110, Modeled, call;
         /// A metering record has already been emitted for the same resource, usage dimension and
         /// time, with a different quantity.
-        DuplicateRequestException = 111, Modeled;
+        DuplicateRequestException = 111, Modeled, records;
         /// The ClientToken is being used for multiple requests with different parameters.
-        IdempotencyConflictException = 112, Modeled;
+        IdempotencyConflictException = 112, Modeled, records;
         /// The customer is not entitled to the product.
-        CustomerNotEntitledException = 113, Modeled;
+        CustomerNotEntitledException = 113, Modeled, call;
         /// RegisterUsage must be called in the same Region the ECS task was launched in.
-        InvalidRegionException = 114, Modeled;
+        InvalidRegionException = 114, Modeled, call;
         /// The public key version is invalid.
-        InvalidPublicKeyVersionException = 115, Modeled;
+        InvalidPublicKeyVersionException = 115, Modeled, call;
         /// AWS Marketplace does not support metering usage from the underlying platform.
-        PlatformNotSupportedException = 116, Modeled;
+        PlatformNotSupportedException = 116, Modeled, call;
         /// The registration token is invalid.
-        InvalidTokenException = 117, Modeled;
+        InvalidTokenException = 117, Modeled, call;
         /// The submitted registration token has expired.
-        ExpiredTokenException = 118, Modeled;
+        ExpiredTokenException = 118, Modeled, call;
 
         /// The access key id is not known to the service.
-        UnrecognizedClientException = 200, Common;
+        UnrecognizedClientException = 200, Common, call;
         /// The request signature does not match.
-        InvalidSignatureException = 201, Common;
+        InvalidSignatureException = 201, Common, call;
         /// The caller is not allowed to call this operation.
-        AccessDeniedException = 202, Common;
+        AccessDeniedException = 202, Common, call;
         /// The service rejected the input (server-side validation).
-        ValidationException = 203, Common;
+        ValidationException = 203, Common, records;
         /// The service could not read the request body.
-        SerializationException = 204, Common;
+        SerializationException = 204, Common, call;
         /// The `X-Amz-Target` names no operation of this service.
-        UnknownOperationException = 205, Common;
+        UnknownOperationException = 205, Common, call;
         /// A DryRun request would have succeeded.
-        DryRunOperation = 206, Common;
+        DryRunOperation = 206, Common, call;
         /// A DryRun request would have failed for lack of permission.
-        UnauthorizedException = 207, Common;
+        UnauthorizedException = 207, Common, call;
         /// The Authorization header is malformed or incomplete.
-        IncompleteSignatureException = 208, Common;
+        IncompleteSignatureException = 208, Common, call;
         /// The request carries no credentials.
-        MissingAuthenticationTokenException = 209, Common;
+        MissingAuthenticationTokenException = 209, Common, call;
         /// The signed request is too old or too far in the future.
-        RequestExpired = 210, Common;
+        RequestExpired = 210, Common, call;
         /// The service is unavailable; retry.
-        ServiceUnavailableException = 211, Common, server;
+        ServiceUnavailableException = 211, Common, call, server;
     }
 }

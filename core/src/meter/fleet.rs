@@ -300,7 +300,7 @@ impl Fleet {
     pub(crate) async fn register(
         &self,
         product: &str,
-        customer: &super::Customer,
+        customer: Option<&super::Customer>,
         dimensions: &[String],
         hour: i64,
     ) -> Result<(), Error> {
@@ -361,7 +361,7 @@ impl Fleet {
     ) -> Result<usize, Error> {
         let (kind, id, license) = match &filter.customer {
             Some(c) => {
-                let (k, i, l) = customer_parts(c);
+                let (k, i, l) = customer_parts(Some(c));
                 (Some(k.to_owned()), Some(i.to_owned()), Some(l.to_owned()))
             }
             None => (None, None, None),

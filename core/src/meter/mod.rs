@@ -316,19 +316,25 @@ impl UsageMeter {
     }
 
     /// Registers a customer for zero-fill: from the current hour on, each of `dimensions`
-    /// is reported every hour, as 0 when there was no usage (only with `zero_fill` on).
-    pub fn register_customer(&self, customer: Customer, dimensions: &[&str]) -> Result<(), Error> {
+    /// is reported every hour, as 0 when there was no usage (only with `zero_fill` on). The
+    /// customer is required as in [`UsageMeter::record`] (and ignored in the `MeterUsage` mode).
+    pub fn register_customer(
+        &self,
+        customer: impl Into<Option<Customer>>,
+        dimensions: &[&str],
+    ) -> Result<(), Error> {
         self.inner.check_process()?;
+        let customer = self.bucket_customer(customer.into())?;
         for d in dimensions {
-            self.validate(&customer, d, 0, (self.inner.shared.clock)(), None)?;
+            self.validate(customer.as_ref(), d, 0, (self.inner.shared.clock)(), None)?;
         }
         let dims: Vec<String> = dimensions.iter().map(|d| (*d).to_owned()).collect();
         let shared = &self.inner.shared;
         let hour = shared.current_hour();
         if let Some(f) = &shared.fleet {
-            return wait(f.register(&shared.scope.product_code, &customer, &dims, hour))?;
+            return wait(f.register(&shared.scope.product_code, customer.as_ref(), &dims, hour))?;
         }
-        lock(&shared.db).register(&shared.scope.product_code, &customer, &dims, hour)
+        lock(&shared.db).register(&shared.scope.product_code, customer.as_ref(), &dims, hour)
     }
 
     /// Seals what may be sealed and sends every sealed bucket now.

@@ -79,11 +79,12 @@ impl UsageMeter {
     /// timestamp more than [`MAX_AHEAD_SECS`] ahead of the meter's clock (a timestamp in
     /// milliseconds, say) or outside the years 1 to 9999 (`timestamp`), and an event that
     /// would push its bucket past the model's 2,147,483,647 (`quantity`; nothing of it is
-    /// counted). `allocations`, when given, must sum to `quantity`. In `MeterUsage` mode the
-    /// customer is ignored.
+    /// counted). `allocations`, when given, must sum to `quantity`. The customer is required
+    /// (`InvalidInput` naming `customer_identifier` without one), except in the `MeterUsage`
+    /// mode, where it is ignored: those buckets have no customer.
     pub fn record(
         &self,
-        customer: Customer,
+        customer: impl Into<Option<Customer>>,
         dimension: &str,
         quantity: i64,
         at: Option<DateTime>,
@@ -98,19 +99,21 @@ impl UsageMeter {
         if inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
+        let customer = self.bucket_customer(customer.into())?;
         let q = crate::validate::quantity_with(quantity, || FieldPath::argument("quantity"))?;
-        let customer = if inner.mode == MeterMode::MeterUsage {
-            Customer::Identifier(String::new())
-        } else {
-            customer
-        };
         let shared = &*inner.shared;
         let now = (shared.clock)();
         let at_secs = match at {
             Some(t) => check_timestamp(t.secs(), now)?,
             None => now,
         };
-        self.validate(&customer, dimension, q, at_secs, allocations.as_deref())?;
+        self.validate(
+            customer.as_ref(),
+            dimension,
+            q,
+            at_secs,
+            allocations.as_deref(),
+        )?;
         let allocs = match &allocations {
             Some(a) => Some(canonical_allocations(a)?),
             None => None,
@@ -215,7 +218,7 @@ impl UsageMeter {
             } else {
                 lock(&shared.db).pending_quantity(
                     &shared.scope.product_code,
-                    &key.customer,
+                    key.customer.as_ref(),
                     &key.dimension,
                     key.hour,
                 )
@@ -238,9 +241,22 @@ impl UsageMeter {
         }
     }
 
+    /// The customer of a bucket: none in the `MeterUsage` mode (whatever was given), required
+    /// in the others.
+    pub(super) fn bucket_customer(
+        &self,
+        customer: Option<Customer>,
+    ) -> Result<Option<Customer>, Error> {
+        match (self.inner.mode, customer) {
+            (MeterMode::MeterUsage, _) => Ok(None),
+            (MeterMode::Batch, None) => Err(Customer::required_error()),
+            (MeterMode::Batch, c) => Ok(c),
+        }
+    }
+
     pub(super) fn validate(
         &self,
-        customer: &Customer,
+        customer: Option<&Customer>,
         dimension: &str,
         q: i32,
         at_secs: i64,
@@ -263,6 +279,9 @@ impl UsageMeter {
             }
             return Ok(());
         }
+        let Some(customer) = customer else {
+            return Err(Customer::required_error());
+        };
         let product = &self.inner.shared.scope.product_code;
         match customer {
             Customer::Identifier(id) if allocations.is_none() => {
@@ -295,13 +314,12 @@ impl UsageMeter {
         at_secs: i64,
         allocations: Option<&[UsageAllocation]>,
     ) -> UsageRecord {
-        let (ci, acct, lic) = match customer {
-            Customer::Identifier(id) => (Some(id.clone()), None, None),
-            Customer::AwsAccount {
-                account_id,
-                license_arn,
-            } => (None, Some(account_id.clone()), Some(license_arn.clone())),
-        };
+        let (ci, acct, lic) = customer.parts();
+        let (ci, acct, lic) = (
+            ci.map(str::to_owned),
+            acct.map(str::to_owned),
+            lic.map(str::to_owned),
+        );
         UsageRecord {
             timestamp: DateTime::from_secs(at_secs),
             customer_identifier: ci,

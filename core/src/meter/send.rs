@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::store::{Outcome, SendItem};
 use super::{lock, Customer, FlushSummary, Inner, MeterEvent, MeterEventKind, MeterMode};
+use crate::error::{Blame, LocalCode};
 use crate::operation::batch_meter_usage::BatchMeterUsageInput;
 use crate::operation::meter_usage::MeterUsageInput;
 use crate::primitives::DateTime;
@@ -87,67 +88,17 @@ impl Results {
     }
 }
 
-/// What a failed call's error is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Blame {
-    /// The records themselves (a dimension, a customer, a timestamp, a quantity): the
-    /// records are dead-lettered (a batch is first split to find the bad one).
-    Records,
-    /// The caller or the whole call (credentials, access, region, product code, a disabled
-    /// API, an entitlement, a protocol error, an unknown error): nothing was metered and
-    /// nothing about the records is wrong, so they stay sealed and the error is returned
-    /// from the flush; once the configuration is fixed they are billed.
-    Call,
-}
-
-/// What a non-retryable error of a whole call is about. The one place this is decided: the
-/// match has no wildcard arm, so a new code must be placed here.
+/// What a non-retryable error of a whole call is about: the error-code table's `blame` column
+/// for a service code; a local code is placed here by hand (the match has no wildcard arm, so
+/// a new local code must be placed here).
 pub(crate) fn blame(code: ErrorCode) -> Blame {
-    use ErrorCode as C;
-    match code {
-        C::InvalidInput
-        | C::ValidationException
-        | C::InvalidUsageDimensionException
-        | C::InvalidTagException
-        | C::InvalidUsageAllocationsException
-        | C::InvalidCustomerIdentifierException
-        | C::InvalidLicenseException
-        | C::TimestampOutOfBoundsException
-        | C::DuplicateRequestException
-        | C::IdempotencyConflictException => Blame::Records,
-        C::InvalidProductCodeException
-        | C::InvalidEndpointRegionException
-        | C::DisabledApiException
-        | C::CustomerNotEntitledException
-        | C::InvalidRegionException
-        | C::PlatformNotSupportedException
-        | C::InvalidPublicKeyVersionException
-        | C::InvalidTokenException
-        | C::ExpiredTokenException
-        | C::UnrecognizedClientException
-        | C::InvalidSignatureException
-        | C::IncompleteSignatureException
-        | C::MissingAuthenticationTokenException
-        | C::RequestExpired
-        | C::AccessDeniedException
-        | C::UnauthorizedException
-        | C::Credentials
-        | C::InvalidConfig
-        | C::InvalidState
-        | C::SerializationException
-        | C::UnknownOperationException
-        | C::DryRunOperation
-        | C::Unhandled
-        // Retryable kinds that arrive without retries left (or marked final): the call
-        // failed, the records did not.
-        | C::ThrottlingException
-        | C::InternalServiceErrorException
-        | C::ServiceUnavailableException
-        | C::Dispatch
-        | C::ConnectTimeout
-        | C::ReadTimeout
-        | C::InvalidResponse => Blame::Call,
-    }
+    use LocalCode as L;
+    code.blame(|local| match local {
+        L::InvalidInput => Blame::Records,
+        L::InvalidState | L::InvalidConfig | L::Credentials | L::Unhandled => Blame::Call,
+        // Retryable kinds that arrive without retries left: the call failed, not the records.
+        L::Dispatch | L::ConnectTimeout | L::ReadTimeout | L::InvalidResponse => Blame::Call,
+    })
 }
 
 /// Whether the local clock, too, places the bucket's hour past the service's window: an
@@ -237,7 +188,7 @@ fn batches(inner: &Inner, items: Vec<SendItem>) -> VecDeque<Vec<SendItem>> {
             let mut groups: BTreeMap<String, Vec<SendItem>> = BTreeMap::new();
             for it in prepared_items {
                 let g = match (&it.customer, by_product) {
-                    (Customer::AwsAccount { license_arn, .. }, false) => license_arn.clone(),
+                    (Some(Customer::AwsAccount { license_arn, .. }), false) => license_arn.clone(),
                     _ => String::new(),
                 };
                 groups.entry(g).or_default().push(it);

@@ -14,7 +14,8 @@ use super::{
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct BucketKey {
-    pub(super) customer: Customer,
+    /// `None` in the `MeterUsage` mode.
+    pub(super) customer: Option<Customer>,
     pub(super) dimension: String,
     pub(super) hour: i64,
 }
@@ -62,13 +63,17 @@ pub(super) const MAX_BUCKET: i64 = i32::MAX as i64;
 
 /// The error of a `record()` that would push a bucket past [`MAX_BUCKET`].
 pub(super) fn overflow_error(key: &BucketKey, quantity: i64, total: i64) -> Error {
+    let bucket = match &key.customer {
+        Some(c) => format!("{c} / {}", key.dimension),
+        None => key.dimension.clone(),
+    };
     Error::invalid_input(
         FieldPath::argument("quantity"),
         format!(
-            "adding {quantity} would bring the hour {} of {} / {} to {total}, past the largest \
+            "adding {quantity} would bring the hour {} of {bucket} to {total}, past the largest \
              quantity the service accepts for an hour ({MAX_BUCKET}); nothing of it was \
              counted. Meter this dimension in a coarser unit",
-            key.hour, key.customer, key.dimension
+            key.hour
         ),
     )
 }
@@ -169,10 +174,17 @@ impl Shared {
         // one of them meets a bucket sealed meanwhile or full; then all go one by one below.
         let mut entries: Vec<(&BucketKey, &Acc)> = entries.iter().collect();
         if entries.len() > 1 {
-            let plain: Vec<(&Customer, &str, i64, i64)> = entries
+            let plain: Vec<(Option<&Customer>, &str, i64, i64)> = entries
                 .iter()
                 .filter(|(_, a)| a.allocations.as_ref().is_none_or(|m| m.is_empty()))
-                .map(|(k, a)| (&k.customer, k.dimension.as_str(), k.hour, a.quantity))
+                .map(|(k, a)| {
+                    (
+                        k.customer.as_ref(),
+                        k.dimension.as_str(),
+                        k.hour,
+                        a.quantity,
+                    )
+                })
                 .collect();
             if plain.len() > 1 && Db::apply_many(&mut tx, product, &plain)? {
                 entries.retain(|(_, a)| a.allocations.as_ref().is_some_and(|m| !m.is_empty()));
@@ -185,7 +197,7 @@ impl Shared {
                 let applied = Db::apply(
                     &tx,
                     product,
-                    &k.customer,
+                    k.customer.as_ref(),
                     &k.dimension,
                     hour,
                     acc.quantity,
@@ -279,7 +291,7 @@ impl Shared {
         match result {
             Ok(w) => {
                 for (k, total) in w.refused {
-                    tracing::error!(customer = %k.customer, dimension = %k.dimension, hour = k.hour,
+                    tracing::error!(customer = k.customer.as_ref().map(tracing::field::display), dimension = %k.dimension, hour = k.hour,
                         total, "meter: no hour had room for buffered usage; it stays buffered");
                     if let Some(acc) = entries.get(&k) {
                         let mut b = lock(&self.buffer);

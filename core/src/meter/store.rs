@@ -35,7 +35,7 @@ pub(crate) type Allocs = BTreeMap<String, i64>;
 #[derive(Clone, Debug)]
 pub(crate) struct SendItem {
     pub id: i64,
-    pub customer: Customer,
+    pub customer: Option<Customer>,
     pub dimension: String,
     pub hour: i64,
     pub quantity: i64,
@@ -111,24 +111,31 @@ impl Drop for Db {
     }
 }
 
-pub(crate) fn customer_parts(c: &Customer) -> (&'static str, &str, &str) {
+/// A bucket's customer as the stores keep it: `(customer_kind, customer, license_arn)`. No
+/// customer (the `MeterUsage` mode) is kept as an empty identifier, `("C", "", "")`: an
+/// encoding of the on-disk format only, turned back into `None` by [`customer_from`].
+pub(crate) fn customer_parts(c: Option<&Customer>) -> (&'static str, &str, &str) {
     match c {
-        Customer::Identifier(id) => ("C", id.as_str(), ""),
-        Customer::AwsAccount {
+        None => ("C", "", ""),
+        Some(Customer::Identifier(id)) => ("C", id.as_str(), ""),
+        Some(Customer::AwsAccount {
             account_id,
             license_arn,
-        } => ("A", account_id.as_str(), license_arn.as_str()),
+        }) => ("A", account_id.as_str(), license_arn.as_str()),
     }
 }
 
-pub(crate) fn customer_from(kind: &str, id: String, license_arn: String) -> Customer {
+/// The customer of a stored row (see [`customer_parts`]).
+pub(crate) fn customer_from(kind: &str, id: String, license_arn: String) -> Option<Customer> {
     if kind == "A" {
-        Customer::AwsAccount {
+        Some(Customer::AwsAccount {
             account_id: id,
             license_arn,
-        }
+        })
+    } else if id.is_empty() {
+        None
     } else {
-        Customer::Identifier(id)
+        Some(Customer::Identifier(id))
     }
 }
 
@@ -272,7 +279,7 @@ impl Db {
     ) -> Result<usize, Error> {
         let (kind, id, license) = match &filter.customer {
             Some(c) => {
-                let (k, i, l) = customer_parts(c);
+                let (k, i, l) = customer_parts(Some(c));
                 (Some(k), Some(i.to_owned()), Some(l.to_owned()))
             }
             None => (None, None, None),

@@ -66,20 +66,18 @@ fn customers_from_parts_name_the_argument() {
     let s = |v: &str| Some(v.to_owned());
     assert_eq!(
         Customer::from_parts(s("c"), None, None, true).unwrap(),
-        Customer::identifier("c")
+        Some(Customer::identifier("c"))
     );
     assert_eq!(
         Customer::from_parts(None, s("1"), s("arn"), true).unwrap(),
-        Customer::aws_account("1", "arn")
+        Some(Customer::aws_account("1", "arn"))
     );
-    assert_eq!(
-        Customer::from_parts(None, None, None, false).unwrap(),
-        Customer::identifier("")
-    );
-    // No customer is absent in every face, not an empty string.
+    // No customer (the MeterUsage mode) is `None`, absent in every face, not an empty string.
     let none = Customer::from_parts(None, None, None, false).unwrap();
-    assert_eq!(none.parts(), (None, None, None));
-    assert_eq!(Customer::identifier("c").parts(), (Some("c"), None, None));
+    assert_eq!(none, None);
+    assert_eq!(Customer::parts_of(none.as_ref()), (None, None, None));
+    let c = Customer::identifier("c");
+    assert_eq!(Customer::parts_of(Some(&c)), (Some("c"), None, None));
     assert_eq!(
         Customer::aws_account("1", "arn").parts(),
         (None, Some("1"), Some("arn"))

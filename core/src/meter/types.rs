@@ -40,11 +40,10 @@ impl Customer {
 
 impl Customer {
     /// The customer as every face shows it: `(customer_identifier, customer_aws_account_id,
-    /// license_arn)`, each absent when it does not apply. A `MeterUsage`-mode bucket has no
-    /// customer: all three are absent.
+    /// license_arn)`, each absent when it does not apply.
     pub fn parts(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
         match self {
-            Customer::Identifier(id) => ((!id.is_empty()).then_some(id.as_str()), None, None),
+            Customer::Identifier(id) => (Some(id.as_str()), None, None),
             Customer::AwsAccount {
                 account_id,
                 license_arn,
@@ -52,25 +51,28 @@ impl Customer {
         }
     }
 
+    /// [`Customer::parts`] of a bucket's customer, which a `MeterUsage`-mode bucket does not
+    /// have: then all three are absent. The one accessor the faces show a customer through.
+    pub fn parts_of(customer: Option<&Customer>) -> (Option<&str>, Option<&str>, Option<&str>) {
+        customer.map_or((None, None, None), Customer::parts)
+    }
+
     /// The customer a face's three optional arguments give: `customer_identifier`, or
     /// `customer_aws_account_id` with its `license_arn`. Giving none is allowed only when
-    /// `required` is false (the `MeterUsage` mode, whose buckets have no customer); then the
-    /// customer is an empty identifier. Errors are `InvalidInput` naming the argument by
-    /// those names (a face renames them to its own spelling).
+    /// `required` is false (the `MeterUsage` mode, whose buckets have no customer): then it
+    /// is `None`. Errors are `InvalidInput` naming the argument by those names (a face
+    /// renders them in its own spelling).
     pub fn from_parts(
         customer_identifier: Option<String>,
         customer_aws_account_id: Option<String>,
         license_arn: Option<String>,
         required: bool,
-    ) -> Result<Customer, Error> {
+    ) -> Result<Option<Customer>, Error> {
         match (customer_identifier, customer_aws_account_id, license_arn) {
-            (Some(id), None, None) => Ok(Customer::Identifier(id)),
-            (None, Some(a), Some(l)) => Ok(Customer::aws_account(a, l)),
-            (None, None, None) if !required => Ok(Customer::Identifier(String::new())),
-            (None, None, None) => Err(Error::invalid_input(
-                FieldPath::argument("customer_identifier"),
-                "is required (or an AWS account id with its license ARN)",
-            )),
+            (Some(id), None, None) => Ok(Some(Customer::Identifier(id))),
+            (None, Some(a), Some(l)) => Ok(Some(Customer::aws_account(a, l))),
+            (None, None, None) if !required => Ok(None),
+            (None, None, None) => Err(Customer::required_error()),
             (Some(_), None, Some(_)) => Err(Error::invalid_input(
                 FieldPath::argument("license_arn"),
                 "goes with an AWS account id, not with a customer identifier",
@@ -88,6 +90,14 @@ impl Customer {
                 "is required with a license ARN",
             )),
         }
+    }
+
+    /// No customer where one is needed (every mode but `MeterUsage`).
+    pub(super) fn required_error() -> Error {
+        Error::invalid_input(
+            FieldPath::argument("customer_identifier"),
+            "is required (or an AWS account id with its license ARN)",
+        )
     }
 }
 
@@ -108,7 +118,8 @@ pub enum MeterMode {
     Batch,
     /// `MeterUsage`, one call per bucket with a `ClientToken` derived from the bucket (AMI and
     /// container products: usage of this instance, task or pod). The customer passed to
-    /// `record()` is ignored: buckets are (dimension, hour).
+    /// `record()` is ignored: buckets are (dimension, hour), with no customer (`None` in
+    /// events and dead letters).
     MeterUsage,
 }
 
@@ -312,8 +323,8 @@ impl MeterEventKind {
 pub struct MeterEvent {
     /// What happened.
     pub kind: MeterEventKind,
-    /// The bucket's customer.
-    pub customer: Customer,
+    /// The bucket's customer; `None` in the `MeterUsage` mode, whose buckets have none.
+    pub customer: Option<Customer>,
     /// The bucket's dimension.
     pub dimension: String,
     /// The bucket's hour (epoch seconds, a multiple of 3600).
@@ -325,8 +336,8 @@ pub struct MeterEvent {
 /// A bucket the service did not meter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// The customer.
-    pub customer: Customer,
+    /// The customer; `None` in the `MeterUsage` mode, whose buckets have none.
+    pub customer: Option<Customer>,
     /// The dimension.
     pub dimension: String,
     /// The hour (epoch seconds).
@@ -363,15 +374,13 @@ impl RequeueFilter {
         license_arn: Option<String>,
         hour: Option<i64>,
     ) -> Result<RequeueFilter, Error> {
-        let customer = match (&customer_identifier, &customer_aws_account_id, &license_arn) {
-            (None, None, None) => None,
-            _ => Some(Customer::from_parts(
-                customer_identifier,
-                customer_aws_account_id,
-                license_arn,
-                true,
-            )?),
-        };
+        // No customer argument at all is no filter on the customer.
+        let customer = Customer::from_parts(
+            customer_identifier,
+            customer_aws_account_id,
+            license_arn,
+            false,
+        )?;
         Ok(RequeueFilter {
             reason,
             customer,

@@ -27,7 +27,7 @@ pub(super) struct Rows {
 impl Rows {
     fn push(
         &mut self,
-        customer: &crate::meter::Customer,
+        customer: Option<&crate::meter::Customer>,
         dimension: &str,
         hour: i64,
         quantity: i64,
@@ -212,11 +212,11 @@ impl Fleet {
             landed.push((k, acc, h));
         }
         // One row per (bucket, hour): an entry moved into an hour another entry has.
-        type Key<'a> = (&'a crate::meter::Customer, &'a str, i64);
+        type Key<'a> = (Option<&'a crate::meter::Customer>, &'a str, i64);
         let mut sums: HashMap<Key<'_>, (i64, Vec<&BucketKey>)> = HashMap::new();
         let mut allocs: HashMap<(Key<'_>, &str), i64> = HashMap::new();
         for (k, acc, h) in &landed {
-            let key = (&k.customer, k.dimension.as_str(), *h);
+            let key = (k.customer.as_ref(), k.dimension.as_str(), *h);
             let e = sums.entry(key).or_default();
             e.0 += acc.quantity;
             e.1.push(k);
@@ -229,7 +229,7 @@ impl Fleet {
         let mut rows = Rows::default();
         let mut origin: Vec<&Vec<&BucketKey>> = Vec::with_capacity(sums.len());
         for ((cust, dim, h), (q, keys)) in &sums {
-            rows.push(cust, dim, *h, *q);
+            rows.push(*cust, dim, *h, *q);
             origin.push(keys);
         }
         let p_rows: [P<'_>; 8] = [
@@ -256,7 +256,7 @@ impl Fleet {
         let mut a = Rows::default();
         let mut tags = Vec::new();
         for (((cust, dim, h), t), q) in &allocs {
-            a.push(cust, dim, *h, *q);
+            a.push(*cust, dim, *h, *q);
             tags.push((*t).to_owned());
         }
         let alloc_upsert = async {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::meter::store::SendItem;
-use crate::meter::{Customer, MeterEvent, MeterEventKind};
+use crate::meter::{MeterEvent, MeterEventKind};
 use crate::primitives::DateTime;
 use crate::types::{Tag, UsageAllocation, UsageRecord};
 
@@ -91,13 +91,16 @@ pub(super) fn quantity(it: &SendItem) -> Result<i32, String> {
 }
 
 pub(super) fn usage_record(it: &SendItem) -> Result<UsageRecord, String> {
-    let (ci, acct, lic) = match &it.customer {
-        Customer::Identifier(id) => (Some(id.clone()), None, None),
-        Customer::AwsAccount {
-            account_id,
-            license_arn,
-        } => (None, Some(account_id.clone()), Some(license_arn.clone())),
+    let Some(customer) = &it.customer else {
+        // A bucket recorded in the MeterUsage mode, in a store now flushed in the batch mode.
+        return Err("the bucket has no customer (it was recorded in the MeterUsage mode)".into());
     };
+    let (ci, acct, lic) = customer.parts();
+    let (ci, acct, lic) = (
+        ci.map(str::to_owned),
+        acct.map(str::to_owned),
+        lic.map(str::to_owned),
+    );
     Ok(UsageRecord {
         timestamp: DateTime::from_secs(it.hour),
         customer_identifier: ci,

@@ -11,7 +11,7 @@ fn migrates_and_freezes_sealed_quantities() {
     let c = Customer::Identifier("c".into());
     let tx = db.transaction().unwrap();
     assert_eq!(
-        Db::apply(&tx, "p", &c, "d", 0, 5, None, 7200).unwrap(),
+        Db::apply(&tx, "p", Some(&c), "d", 0, 5, None, 7200).unwrap(),
         Applied::Added
     );
     tx.commit().unwrap();
@@ -28,7 +28,7 @@ fn migrates_and_freezes_sealed_quantities() {
     // Late: lands in the current hour.
     let tx = db.transaction().unwrap();
     assert_eq!(
-        Db::apply(&tx, "p", &c, "d", 0, 2, None, 3600).unwrap(),
+        Db::apply(&tx, "p", Some(&c), "d", 0, 2, None, 3600).unwrap(),
         Applied::Moved(3600)
     );
     tx.commit().unwrap();
@@ -71,7 +71,12 @@ fn multi_row_upserts_add_or_change_nothing() {
     // twice, but a statement may), new buckets and then existing ones.
     let mut rows = Vec::new();
     for i in 0..40i64 {
-        rows.push((if i % 2 == 0 { &a } else { &b }, "d", (i % 20) * 3600, 1));
+        rows.push((
+            Some(if i % 2 == 0 { &a } else { &b }),
+            "d",
+            (i % 20) * 3600,
+            1,
+        ));
     }
     for expected in [2, 4] {
         let mut tx = db.transaction().unwrap();

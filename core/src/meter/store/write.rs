@@ -28,7 +28,7 @@ impl Db {
     pub(crate) fn apply(
         tx: &Transaction<'_>,
         product: &str,
-        customer: &Customer,
+        customer: Option<&Customer>,
         dimension: &str,
         hour: i64,
         quantity: i64,
@@ -77,7 +77,7 @@ impl Db {
     pub(crate) fn pending_quantity(
         &self,
         product: &str,
-        customer: &Customer,
+        customer: Option<&Customer>,
         dimension: &str,
         hour: i64,
     ) -> Result<i64, Error> {
@@ -105,7 +105,7 @@ impl Db {
     pub(crate) fn apply_many(
         tx: &mut Transaction<'_>,
         product: &str,
-        rows: &[(&Customer, &str, i64, i64)],
+        rows: &[(Option<&Customer>, &str, i64, i64)],
     ) -> Result<bool, Error> {
         use rusqlite::ToSql;
         let sp = tx.savepoint().map_err(store_err)?;
@@ -126,7 +126,7 @@ impl Db {
                  WHERE state = 'pending' AND quantity + excluded.quantity <= 2147483647",
             );
             let parts: Vec<(&str, &str, &str)> =
-                chunk.iter().map(|(c, ..)| customer_parts(c)).collect();
+                chunk.iter().map(|(c, ..)| customer_parts(*c)).collect();
             let mut params: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 7);
             for ((_, dimension, hour, quantity), (kind, id, license)) in chunk.iter().zip(&parts) {
                 params.extend_from_slice(&[
@@ -155,7 +155,7 @@ impl Db {
     fn apply_one(
         tx: &Transaction<'_>,
         product: &str,
-        customer: &Customer,
+        customer: Option<&Customer>,
         dimension: &str,
         hour: i64,
         quantity: i64,
@@ -235,7 +235,7 @@ impl Db {
     pub(crate) fn register(
         &mut self,
         product: &str,
-        customer: &Customer,
+        customer: Option<&Customer>,
         dimensions: &[String],
         hour: i64,
     ) -> Result<(), Error> {

@@ -107,6 +107,34 @@ class MeterTest {
     }
 
     @Test
+    fun `a METER_USAGE bucket has no customer in events and dead letters`(@TempDir dir: Path) {
+        val clock = ManualClock(hour.plusSeconds(60))
+        val events = CopyOnWriteArrayList<MeterEvent>()
+        UsageMeter(client) {
+            path = dir.resolve("m.db")
+            productCode = Emulator.PRODUCT_CODE
+            mode = MeterMode.METER_USAGE
+            grace = Duration.ofSeconds(60)
+            flushInterval = Duration.ZERO
+            this.clock = clock
+            listener = MeterListener { events.add(it) }
+        }.use { m ->
+            m.recordUsage("users", 3)
+            m.recordUsage("nope", 1) // refused by the service: dead-lettered
+            clock.set(hour.plus(Duration.ofMinutes(62)))
+            val s = m.flush()
+            assertEquals(1L to 1L, s.acked to s.deadLettered)
+            val dl = m.deadLetters().single()
+            assertEquals("nope", dl.dimension)
+            assertEquals(listOf(null, null, null), listOf(dl.customerIdentifier, dl.customerAwsAccountId, dl.licenseArn))
+        }
+        assertEquals(listOf("acked", "dead_lettered"), events.map { it.kind }.sorted())
+        for (e in events) {
+            assertEquals(listOf(null, null, null), listOf(e.customerIdentifier, e.customerAwsAccountId, e.licenseArn), "$e")
+        }
+    }
+
+    @Test
     fun `a second meter on the same store fails at once`(@TempDir dir: Path) {
         val clock = ManualClock(hour)
         meter(dir.resolve("m.db"), clock).use {
