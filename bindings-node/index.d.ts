@@ -351,6 +351,8 @@ interface MeterEventBase {
   hour: Date;
   /** The bucket's quantity (for a late event, the event's quantity). */
   quantity: number;
+  /** On the fleet store (`databaseUrl`), the `replicaId` of the meter that emitted the event; absent on a local store. */
+  replicaId?: string;
 }
 
 export interface AckedEvent extends MeterEventBase {
@@ -413,6 +415,8 @@ export interface MeterStatus {
   deadLettered: number;
   expired: number;
   oldestUnsentHour: Date | null;
+  /** On the fleet store, this meter's `replicaId` (the counts are the whole fleet's for the product); `null` on a local store. */
+  replicaId: string | null;
 }
 
 export interface DeadLetter {

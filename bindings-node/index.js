@@ -547,6 +547,7 @@ function meterEvent(n) {
   ev.dimension = n.dimension
   ev.hour = dateOrNull(n.hour)
   ev.quantity = n.quantity
+  if (n.replicaId != null) ev.replicaId = n.replicaId
   switch (n.kind) {
     case 'acked':
       ev.meteringRecordId = n.meteringRecordId
@@ -589,6 +590,7 @@ function meterStatus(s) {
     deadLettered: s.deadLettered,
     expired: s.expired,
     oldestUnsentHour: dateOrNull(s.oldestUnsentHour),
+    replicaId: s.replicaId ?? null,
   }
 }
 
@@ -698,7 +700,7 @@ class UsageMeter extends EventEmitter {
     return this._call(() => this._native.flush()).then(flushSummary)
   }
 
-  /** `{ pending, sealed, acked, deadLettered, expired, oldestUnsentHour }`. */
+  /** `{ pending, sealed, acked, deadLettered, expired, oldestUnsentHour, replicaId }`. */
   status() {
     return this._call(() => this._native.status()).then(meterStatus)
   }

@@ -659,6 +659,11 @@ typedef struct mm_meter_event {
    * `WINDOW_ALARM`: when the service stops accepting the bucket (epoch seconds).
    */
   int64_t window_end;
+  /**
+   * On the fleet store, the replica id of the meter that emitted the event; NULL on a
+   * local store.
+   */
+  const char *replica_id;
 } mm_meter_event;
 
 /**
@@ -1755,6 +1760,13 @@ uint64_t mm_meter_status_expired_count(const struct mm_meter_status *status);
  * when there is none, or when `status` or `hour_out` is NULL.
  */
 bool mm_meter_status_oldest_unsent_hour(const struct mm_meter_status *status, int64_t *hour_out);
+
+/**
+ * On the fleet store, this meter's replica id (NUL-terminated UTF-8, valid until
+ * `mm_meter_status_free`; the counts are the whole fleet's for the product). NULL on a local
+ * store, or when `status` is NULL. Thread-safe.
+ */
+const char *mm_meter_status_replica_id(const struct mm_meter_status *status);
 
 /**
  * Stores a snapshot of every dead letter in `*list_out` (free it with

@@ -641,6 +641,7 @@ struct MeterEvent {
   std::string reason, message;                                     ///< DeadLettered
   std::optional<std::chrono::system_clock::time_point> counted_in_hour;      ///< LateEvent
   std::optional<std::chrono::system_clock::time_point> window_end;           ///< WindowAlarm
+  std::optional<std::string> replica_id;  ///< fleet store: the emitting meter's replica id
 };
 
 /// What one flush did.
@@ -657,6 +658,8 @@ struct FlushSummary {
 struct MeterStatus {
   uint64_t pending = 0, sealed = 0, acked = 0, dead_lettered = 0, expired = 0;
   std::optional<std::chrono::system_clock::time_point> oldest_unsent_hour;
+  /// On the fleet store, this meter's replica id (the counts are the whole fleet's).
+  std::optional<std::string> replica_id;
 };
 
 /// A bucket the service did not meter.
@@ -720,6 +723,7 @@ inline void meter_trampoline(const mm_meter_event *ev, void *user_data) noexcept
     e.message = str(ev->message);
     if (e.kind == MeterEventKind::LateEvent) e.counted_in_hour = from_secs(ev->counted_in_hour);
     if (e.kind == MeterEventKind::WindowAlarm) e.window_end = from_secs(ev->window_end);
+    if (ev->replica_id) e.replica_id = std::string(ev->replica_id);
     f(e);
   } catch (...) {
     // Nothing may unwind into the library's threads.
@@ -884,6 +888,7 @@ class UsageMeter {
     s.expired = mm_meter_status_expired_count(c.get());
     int64_t hour = 0;
     if (mm_meter_status_oldest_unsent_hour(c.get(), &hour)) s.oldest_unsent_hour = detail::from_secs(hour);
+    if (const char *r = mm_meter_status_replica_id(c.get())) s.replica_id = std::string(r);
     return s;
   }
 

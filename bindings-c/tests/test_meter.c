@@ -250,6 +250,7 @@ typedef struct status_result {
   uint64_t pending, sealed, acked, dead_lettered, expired;
   bool has_oldest_unsent_hour;
   int64_t oldest_unsent_hour;
+  char replica_id[64]; /* "" on a local store */
 } status_result;
 
 static mm_status get_status(const mm_meter *m, status_result *r, mm_error **err) {
@@ -263,6 +264,8 @@ static mm_status get_status(const mm_meter *m, status_result *r, mm_error **err)
   r->expired = mm_meter_status_expired_count(s);
   r->oldest_unsent_hour = 0;
   r->has_oldest_unsent_hour = mm_meter_status_oldest_unsent_hour(s, &r->oldest_unsent_hour);
+  const char *replica = mm_meter_status_replica_id(s);
+  snprintf(r->replica_id, sizeof r->replica_id, "%s", replica ? replica : "");
   mm_meter_status_free(s);
   return st;
 }
@@ -1053,6 +1056,7 @@ static void test_fleet(const mm_test_emulator *e, const mm_client *client, const
     status_result s;
     CHECK_OK(get_status(a, &s, &err), err);
     CHECK(s.pending == 2); /* one store: replica a sees replica b's buckets */
+    CHECK(strcmp(s.replica_id, "replica-a") == 0);
     CHECK_OK(mm_clock_advance(clock, H + 400), err);
     flush_result fa, fb;
     memset(&fa, 0, sizeof fa);
@@ -1062,6 +1066,7 @@ static void test_fleet(const mm_test_emulator *e, const mm_client *client, const
     CHECK(fa.acked + fb.acked == 2 && fa.interrupted == MM_STATUS_OK && fb.interrupted == MM_STATUS_OK);
     CHECK_OK(get_status(b, &s, &err), err);
     CHECK(s.acked == 2 && s.pending == 0 && s.sealed == 0);
+    CHECK(strcmp(s.replica_id, "replica-b") == 0);
     CHECK(ledger_fetch(e) == 0);
     int n = 0;
     CHECK(ledger_sum("cust-49", "users", hour, &n) == 7 && n == 1);

@@ -50,6 +50,8 @@ pub struct MeterEventRecord {
     pub counted_in_hour: Option<i64>,
     /// `window_alarm`: when the service stops accepting the bucket.
     pub window_end: Option<i64>,
+    /// The fleet store: the replica id of the meter that emitted the event.
+    pub replica_id: Option<String>,
 }
 
 #[derive(Clone, Debug, uniffi::Record)]
@@ -60,6 +62,8 @@ pub struct MeterStatusRecord {
     pub dead_lettered: u64,
     pub expired: u64,
     pub oldest_unsent_hour: Option<i64>,
+    /// The fleet store: this meter's replica id.
+    pub replica_id: Option<String>,
 }
 
 #[derive(Clone, Debug, uniffi::Record)]
@@ -147,6 +151,7 @@ fn event_record(e: &MeterEvent) -> MeterEventRecord {
         detail: None,
         counted_in_hour: None,
         window_end: None,
+        replica_id: e.replica_id.clone(),
     };
     match &e.kind {
         MeterEventKind::Acked { metering_record_id } => {
@@ -171,6 +176,7 @@ fn status_record(s: &MeterStatus) -> MeterStatusRecord {
         dead_lettered: s.dead_lettered,
         expired: s.expired,
         oldest_unsent_hour: s.oldest_unsent_hour,
+        replica_id: s.replica_id.clone(),
     }
 }
 

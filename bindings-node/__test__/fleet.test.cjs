@@ -44,8 +44,17 @@ test('two replicas bill each customer-hour once', async () => {
   for (const [i, m] of replicas.entries()) {
     for (const c of [1, 2, 3]) await m.record({ customerIdentifier: `cust-${c}`, dimension: 'users', quantity: c + i })
   }
+  // Every event names the replica whose meter emitted it.
+  const acked = []
+  for (const [i, m] of replicas.entries()) {
+    m.on('event', (e) => {
+      assert.equal(e.replicaId, `node-${i}`)
+      if (e.kind === 'acked') acked.push(e)
+    })
+  }
   clock.advance(H + 400)
   for (const m of replicas) await m.flush()
+  assert.equal(acked.length, 3)
   const seen = new Map()
   for (const e of emu.ledger()) {
     const k = `${e.customer_identifier}|${e.dimension}|${e.hour}`
@@ -58,6 +67,7 @@ test('two replicas bill each customer-hour once', async () => {
   )
   const s = await replicas[0].status()
   assert.deepEqual([s.pending, s.sealed, s.acked], [0, 0, 3])
+  assert.equal(s.replicaId, 'node-0')
   for (const m of replicas) await m.close()
 })
 

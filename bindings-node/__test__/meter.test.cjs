@@ -98,6 +98,7 @@ test('record + flush bills exactly what was recorded, once, and never an open ho
   await m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 5 }) // the open hour
   let s = await m.status()
   assert.equal(s.pending, 73)
+  assert.equal(s.replicaId, null, 'a local store has no replica id')
   assert.equal(s.oldestUnsentHour.getTime(), (b - 3 * H) * 1000)
 
   const sum = await m.flush()
@@ -114,7 +115,7 @@ test('record + flush bills exactly what was recorded, once, and never an open ho
   assert.ok(e.hour instanceof Date)
   assert.match(e.customerIdentifier, /^cust-/)
   s = await m.status()
-  assert.deepEqual(s, { pending: 1, sealed: 0, acked: 72, deadLettered: 0, expired: 0, oldestUnsentHour: new Date(b * 1000) })
+  assert.deepEqual(s, { pending: 1, sealed: 0, acked: 72, deadLettered: 0, expired: 0, oldestUnsentHour: new Date(b * 1000), replicaId: null })
   const again = await m.flush()
   assert.equal(again.calls, 0, 'a second flush sends nothing')
   assert.equal(again.sent, 0)

@@ -79,6 +79,14 @@ def test_two_replicas_bill_each_customer_hour_once(emu: Emulator, database_url: 
     assert billed == {(f"cust-{c}", "users", b): 2 * c + 1 for c in (1, 2, 3)}
     s = replicas[1].status()
     assert (s["pending"], s["sealed"], s["acked"]) == (0, 0, 3)
+    assert s["replica_id"] == "py-1"
+    # Every event names the replica whose meter emitted it.
+    acked = 0
+    for i, m in enumerate(replicas):
+        for e in m.events():
+            assert e["replica_id"] == f"py-{i}", e
+            acked += e["kind"] == "acked"
+    assert acked == 3
     for m in replicas:
         m.close()
 

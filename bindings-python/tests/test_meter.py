@@ -221,8 +221,10 @@ def test_dead_letter_reaches_on_event_and_dead_letters(emu: Emulator) -> None:
         assert dl["reason"] == "CustomerNotSubscribed" and dl["quantity"] == 4
         assert dl["hour"] == utc(t0) and dl["at"] == utc(t0) + SEAL
         assert m.status()["dead_lettered"] == 1
+        assert m.status()["replica_id"] is None  # a local store
         assert list(m.events()) == []  # the callback took them
     [dead] = [e for e in events if e["kind"] == "dead_lettered"]
+    assert dead["replica_id"] is None
     assert dead["customer_identifier"] == "cust-unsubscribed" and dead["reason"] == "CustomerNotSubscribed"
     assert dead["message"] and dead["hour"] == utc(t0) and dead["quantity"] == 4
     [ack] = [e for e in events if e["kind"] == "acked"]

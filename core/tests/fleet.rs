@@ -280,9 +280,9 @@ async fn a_late_answer_to_an_expired_claim_is_neither_applied_nor_reported() {
                 .fleet_senders(2)
                 .fleet_lease(Duration::from_millis(300))
                 .on_event(move |e| {
-                    ev.lock()
-                        .unwrap()
-                        .push((name.to_owned(), e.kind.as_str().to_owned()))
+                    // Each event names the replica whose meter emitted it.
+                    let who = e.replica_id.clone().unwrap_or_default();
+                    ev.lock().unwrap().push((who, e.kind.as_str().to_owned()))
                 })
                 .build()
                 .unwrap(),
@@ -290,6 +290,7 @@ async fn a_late_answer_to_an_expired_claim_is_neither_applied_nor_reported() {
         .unwrap()
     };
     let (slow, fast) = (meter("slow"), meter("fast"));
+    assert_eq!(fast.status().unwrap().replica_id.as_deref(), Some("fast"));
     slow.record(cust(1), "users", 6, None, None).unwrap();
     fast.record(cust(2), "users", 7, None, None).unwrap();
     clock.store(b + 600, Ordering::SeqCst);

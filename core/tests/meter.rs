@@ -201,6 +201,8 @@ async fn bills_each_customer_hour_once_and_never_an_unsealed_hour(store: Store) 
     meter.record(cust(1), "users", 5, None, None).unwrap();
     let s = meter.status().unwrap();
     assert_eq!(s.pending, 181);
+    // The fleet store names this meter's replica; a local store has none.
+    assert_eq!(s.replica_id.as_deref(), meter.replica_id());
     assert_eq!(s.oldest_unsent_hour, Some(b - 3 * H));
 
     let sum = meter.flush().await.unwrap();

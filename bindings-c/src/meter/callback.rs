@@ -65,6 +65,9 @@ pub struct mm_meter_event {
     pub counted_in_hour: i64,
     /// `WINDOW_ALARM`: when the service stops accepting the bucket (epoch seconds).
     pub window_end: i64,
+    /// On the fleet store, the replica id of the meter that emitted the event; NULL on a
+    /// local store.
+    pub replica_id: *const c_char,
 }
 
 /// The event callback: `ev` and its strings are valid only during the call; `user_data` is
@@ -143,6 +146,7 @@ struct EventStrings {
     metering_record_id: Option<CString>,
     reason: Option<CString>,
     message: Option<CString>,
+    replica_id: Option<CString>,
 }
 
 pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
@@ -156,6 +160,7 @@ pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
         metering_record_id: None,
         reason: None,
         message: None,
+        replica_id: opt_c(e.replica_id.as_deref()),
     };
     let (mut counted_in_hour, mut window_end) = (0, 0);
     let kind = match &e.kind {
@@ -201,6 +206,7 @@ pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
         message: opt_ptr(&s.message),
         counted_in_hour,
         window_end,
+        replica_id: opt_ptr(&s.replica_id),
     };
     // SAFETY: the caller registered a valid function for this user data; `ev` and its strings
     // (owned by `s`) outlive the call.

@@ -259,7 +259,7 @@ pub extern "C" fn mm_meter_get_status(
         ffi::check_out(status_out, "status_out")?;
         let s = m.status()?;
         // SAFETY: checked non-NULL above.
-        unsafe { ffi::write_out::<mm_meter_status>(status_out, s) };
+        unsafe { ffi::write_out::<mm_meter_status>(status_out, s.into()) };
         Ok(())
     })
 }

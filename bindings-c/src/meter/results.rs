@@ -150,8 +150,22 @@ pub struct mm_meter_status {
     _private: [u8; 0],
 }
 
+/// What an `mm_meter_status` holds: the counts and the replica id as a C string.
+#[derive(Debug)]
+pub struct StatusView {
+    counts: MeterStatus,
+    replica_id: Option<CString>,
+}
+
+impl From<MeterStatus> for StatusView {
+    fn from(counts: MeterStatus) -> Self {
+        let replica_id = counts.replica_id.as_deref().map(cstring);
+        StatusView { counts, replica_id }
+    }
+}
+
 impl Castable for mm_meter_status {
-    type Rust = MeterStatus;
+    type Rust = StatusView;
 }
 
 /// Frees a meter status. NULL does nothing.
@@ -164,27 +178,27 @@ pub extern "C" fn mm_meter_status_free(status: *mut mm_meter_status) {
 /// Buckets whose hour is still open (or within grace). 0 if `status` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn mm_meter_status_pending_count(status: *const mm_meter_status) -> u64 {
-    count(status, |v| v.pending)
+    count(status, |v| v.counts.pending)
 }
 /// Buckets sealed and not yet acknowledged (those being sent included). 0 if `status` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn mm_meter_status_sealed_count(status: *const mm_meter_status) -> u64 {
-    count(status, |v| v.sealed)
+    count(status, |v| v.counts.sealed)
 }
 /// Buckets metered by the service. 0 if `status` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn mm_meter_status_acked_count(status: *const mm_meter_status) -> u64 {
-    count(status, |v| v.acked)
+    count(status, |v| v.counts.acked)
 }
 /// Buckets refused by the service (see `mm_meter_get_dead_letters`). 0 if `status` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn mm_meter_status_dead_lettered_count(status: *const mm_meter_status) -> u64 {
-    count(status, |v| v.dead_lettered)
+    count(status, |v| v.counts.dead_lettered)
 }
 /// Buckets that passed the service's window unsent. 0 if `status` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn mm_meter_status_expired_count(status: *const mm_meter_status) -> u64 {
-    count(status, |v| v.expired)
+    count(status, |v| v.counts.expired)
 }
 
 /// The oldest hour not yet acknowledged, dead-lettered or expired: returns `true` and stores
@@ -196,7 +210,7 @@ pub extern "C" fn mm_meter_status_oldest_unsent_hour(
     hour_out: *mut i64,
 ) -> bool {
     // SAFETY: NULL or a live status.
-    let hour = unsafe { ffi::opt_ref(status) }.and_then(|s| s.oldest_unsent_hour);
+    let hour = unsafe { ffi::opt_ref(status) }.and_then(|s| s.counts.oldest_unsent_hour);
     ffi_boundary!(false => match (hour, hour_out.is_null()) {
         (Some(h), false) => {
             // SAFETY: checked non-NULL; the caller passes a writable int64_t.
@@ -205,6 +219,16 @@ pub extern "C" fn mm_meter_status_oldest_unsent_hour(
         }
         _ => false,
     })
+}
+
+/// On the fleet store, this meter's replica id (NUL-terminated UTF-8, valid until
+/// `mm_meter_status_free`; the counts are the whole fleet's for the product). NULL on a local
+/// store, or when `status` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_replica_id(status: *const mm_meter_status) -> *const c_char {
+    // SAFETY: NULL or a live status.
+    ffi_boundary!(std::ptr::null() => unsafe { ffi::opt_ref(status) }
+        .map_or(std::ptr::null(), |s| opt_ptr(&s.replica_id)))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ pub struct NativeMeterEvent {
     pub counted_in_hour: Option<f64>,
     /// Epoch seconds.
     pub window_end: Option<f64>,
+    /// The emitting meter's replica id on the fleet store.
+    pub replica_id: Option<String>,
 }
 
 pub(super) type EventFn =
@@ -48,6 +50,7 @@ pub(super) fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
         dimension: Some(e.dimension),
         hour: Some(e.hour as f64),
         quantity: Some(e.quantity as f64),
+        replica_id: e.replica_id,
         ..Default::default()
     };
     customer_fields(e.customer.as_ref(), &mut ev);
@@ -94,6 +97,8 @@ pub struct NativeMeterStatus {
     pub expired: f64,
     /// Epoch seconds.
     pub oldest_unsent_hour: Option<f64>,
+    /// This meter's replica id on the fleet store.
+    pub replica_id: Option<String>,
 }
 
 impl From<MeterStatus> for NativeMeterStatus {
@@ -105,6 +110,7 @@ impl From<MeterStatus> for NativeMeterStatus {
             dead_lettered: s.dead_lettered as f64,
             expired: s.expired as f64,
             oldest_unsent_hour: s.oldest_unsent_hour.map(|h| h as f64),
+            replica_id: s.replica_id,
         }
     }
 }

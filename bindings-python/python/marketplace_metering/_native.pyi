@@ -295,7 +295,8 @@ class UsageMeter:
         """:meth:`close` as an awaitable."""
     def status(self) -> MeterStatusTypeDef:
         """Bucket counts per state: ``pending``, ``sealed``, ``acked``, ``dead_lettered``,
-        ``expired``, and ``oldest_unsent_hour`` (a tz-aware datetime or ``None``)."""
+        ``expired``, ``oldest_unsent_hour`` (a tz-aware datetime or ``None``), and
+        ``replica_id`` (this meter's, on the fleet store; ``None`` on a local store)."""
     def dead_letters(self) -> List[DeadLetterTypeDef]:
         """Every bucket the service did not meter, oldest first."""
     def requeue(

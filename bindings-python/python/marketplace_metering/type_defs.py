@@ -172,6 +172,9 @@ class _MeterEventRequired(TypedDict):
     hour: datetime
     #: The bucket's quantity; for a late event, the event's quantity.
     quantity: int
+    #: On the fleet store (``database_url``), the ``replica_id`` of the meter that emitted
+    #: the event; None on a local store.
+    replica_id: Optional[str]
 
 
 class MeterEventTypeDef(_MeterEventRequired, total=False):
@@ -222,6 +225,9 @@ class MeterStatusTypeDef(TypedDict):
     dead_lettered: int
     expired: int
     oldest_unsent_hour: Optional[datetime]
+    #: On the fleet store, this meter's ``replica_id`` (the counts are the whole fleet's for
+    #: the product); None on a local store.
+    replica_id: Optional[str]
 
 
 class DeadLetterTypeDef(TypedDict):

@@ -111,6 +111,7 @@ pub(super) fn event_dict<'py>(py: Python<'py>, e: &MeterEvent) -> PyResult<Bound
     d.set_item(intern!(py, "dimension"), &e.dimension)?;
     d.set_item(intern!(py, "hour"), hour_dt(py, e.hour)?)?;
     d.set_item(intern!(py, "quantity"), e.quantity)?;
+    d.set_item(intern!(py, "replica_id"), e.replica_id.as_deref())?;
     match &e.kind {
         MeterEventKind::Acked { metering_record_id } => {
             d.set_item(intern!(py, "metering_record_id"), metering_record_id)?
@@ -167,6 +168,7 @@ pub(super) fn status_dict(py: Python<'_>, s: &MeterStatus) -> PyResult<Py<PyAny>
         Some(h) => d.set_item("oldest_unsent_hour", hour_dt(py, h)?)?,
         None => d.set_item("oldest_unsent_hour", py.None())?,
     }
+    d.set_item("replica_id", s.replica_id.as_deref())?;
     d.into_py_any(py)
 }
 

@@ -369,7 +369,9 @@ impl UsageMeter {
         let shared = &self.inner.shared;
         shared.drain()?;
         if let Some(f) = &shared.fleet {
-            return wait(f.status(&shared.scope.product_code))?;
+            let mut s = wait(f.status(&shared.scope.product_code))??;
+            s.replica_id = Some(f.replica().to_owned());
+            return Ok(s);
         }
         lock(&shared.db).status(&shared.scope.product_code)
     }

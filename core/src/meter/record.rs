@@ -140,6 +140,7 @@ impl UsageMeter {
                 dimension: dimension.to_owned(),
                 hour,
                 quantity,
+                replica_id: None, // set by `Shared::emit`
             }]);
             hour = current;
         }

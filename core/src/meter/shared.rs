@@ -127,8 +127,10 @@ impl Shared {
             if events.is_empty() {
                 return;
             }
+            let replica = self.fleet.as_ref().map(|f| f.replica());
             let _in = InCallback::enter(self);
-            for e in events {
+            for mut e in events {
+                e.replica_id = replica.map(str::to_owned);
                 cb(e);
             }
         }
@@ -224,6 +226,7 @@ impl Shared {
                     dimension: k.dimension.clone(),
                     hour: k.hour,
                     quantity: acc.quantity,
+                    replica_id: None, // set by `Shared::emit`
                 });
             }
         }

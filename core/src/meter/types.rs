@@ -331,6 +331,9 @@ pub struct MeterEvent {
     pub hour: i64,
     /// The bucket's quantity (for a late event, the event's quantity).
     pub quantity: i64,
+    /// On the fleet store, the replica whose meter emitted the event (its `replica_id`);
+    /// `None` on a local store.
+    pub replica_id: Option<String>,
 }
 
 /// A bucket the service did not meter.
@@ -404,6 +407,9 @@ pub struct MeterStatus {
     pub expired: u64,
     /// The oldest hour not yet acknowledged, dead-lettered or expired.
     pub oldest_unsent_hour: Option<i64>,
+    /// On the fleet store, this meter's replica id (the counts are the whole fleet's, for
+    /// the meter's product); `None` on a local store.
+    pub replica_id: Option<String>,
 }
 
 impl MeterStatus {

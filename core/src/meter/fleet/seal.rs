@@ -165,6 +165,7 @@ impl Fleet {
                     dimension: r.get(3),
                     hour,
                     quantity: r.get(5),
+                    replica_id: None, // set by `Shared::emit`
                 }
             })
             .collect();

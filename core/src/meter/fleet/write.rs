@@ -207,6 +207,7 @@ impl Fleet {
                     dimension: k.dimension.clone(),
                     hour: k.hour,
                     quantity: acc.quantity,
+                    replica_id: None, // set by `Shared::emit`
                 });
             }
             landed.push((k, acc, h));

@@ -133,5 +133,6 @@ pub(super) fn event(it: &SendItem, kind: MeterEventKind) -> MeterEvent {
         dimension: it.dimension.clone(),
         hour: it.hour,
         quantity: it.quantity,
+        replica_id: None, // set by `Shared::emit`
     }
 }

@@ -114,6 +114,7 @@ impl Db {
                     dimension: dim.clone(),
                     hour,
                     quantity: qty,
+                    replica_id: None, // set by `Shared::emit`
                 });
             }
             out.items.push(SendItem {

@@ -64,6 +64,8 @@ data class MeterEvent(
     val countedInHour: Instant?,
     /** `window_alarm`: when the service stops accepting the bucket. */
     val windowEnd: Instant?,
+    /** On the fleet store (`databaseUrl`), the `replicaId` of the meter that emitted the event; null on a local store. */
+    val replicaId: String? = null,
 )
 
 /**
@@ -83,6 +85,8 @@ data class MeterStatus(
     val deadLettered: Long,
     val expired: Long,
     val oldestUnsentHour: Instant?,
+    /** On the fleet store, this meter's `replicaId` (the counts are the whole fleet's for the product); null on a local store. */
+    val replicaId: String? = null,
 )
 
 /** What one flush did. [interruptedCode] is set when throttling or transport failures stopped it early. */
@@ -276,7 +280,7 @@ class UsageMeter private constructor(
     fun status(): MeterStatus = translating { native.status() }.let {
         MeterStatus(
             it.pending.toLong(), it.sealed.toLong(), it.acked.toLong(), it.deadLettered.toLong(),
-            it.expired.toLong(), it.oldestUnsentHour?.let(Instant::ofEpochSecond),
+            it.expired.toLong(), it.oldestUnsentHour?.let(Instant::ofEpochSecond), it.replicaId,
         )
     }
 
@@ -336,6 +340,7 @@ class UsageMeter private constructor(
                         event.dimension, Instant.ofEpochSecond(event.hour), event.quantity,
                         event.meteringRecordId, event.reason, event.detail,
                         event.countedInHour?.let(Instant::ofEpochSecond), event.windowEnd?.let(Instant::ofEpochSecond),
+                        event.replicaId,
                     ),
                 )
             } catch (t: Throwable) {

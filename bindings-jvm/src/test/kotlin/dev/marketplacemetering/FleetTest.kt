@@ -81,12 +81,15 @@ class FleetTest {
                 val sent = a.flush().acked + b.flush().acked
                 assertEquals(2L, sent, "one record per customer-hour across the fleet")
                 assertEquals(0L, a.flush().sent + b.flush().sent, "nothing is sent twice")
+                assertEquals("jvm-a", a.status().replicaId)
+                assertEquals("jvm-b", b.status().replicaId)
             }
         }
         val ledger = emulator.ledger().associate { it.customerIdentifier to it.quantity }
         assertEquals(mapOf("cust-1" to 31L, "cust-2" to 4L), ledger)
         assertFalse(emulator.requests().any { it.errorCode == "DuplicateRecord" })
         assertEquals(2, events.count { it.kind == "acked" })
+        assertTrue(events.all { it.replicaId == "jvm-a" || it.replicaId == "jvm-b" }, "events name their replica")
     }
 
     @Test

@@ -4116,6 +4116,11 @@ data class MeterEventRecord (
      * `window_alarm`: when the service stops accepting the bucket.
      */
     var `windowEnd`: kotlin.Long?
+    , 
+    /**
+     * The fleet store: the replica id of the meter that emitted the event.
+     */
+    var `replicaId`: kotlin.String?
     
 ){
     
@@ -4144,6 +4149,7 @@ public object FfiConverterTypeMeterEventRecord: FfiConverterRustBuffer<MeterEven
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -4159,7 +4165,8 @@ public object FfiConverterTypeMeterEventRecord: FfiConverterRustBuffer<MeterEven
             FfiConverterOptionalString.allocationSize(value.`reason`) +
             FfiConverterOptionalString.allocationSize(value.`detail`) +
             FfiConverterOptionalLong.allocationSize(value.`countedInHour`) +
-            FfiConverterOptionalLong.allocationSize(value.`windowEnd`)
+            FfiConverterOptionalLong.allocationSize(value.`windowEnd`) +
+            FfiConverterOptionalString.allocationSize(value.`replicaId`)
     )
 
     override fun write(value: MeterEventRecord, buf: ByteBuffer) {
@@ -4175,6 +4182,7 @@ public object FfiConverterTypeMeterEventRecord: FfiConverterRustBuffer<MeterEven
             FfiConverterOptionalString.write(value.`detail`, buf)
             FfiConverterOptionalLong.write(value.`countedInHour`, buf)
             FfiConverterOptionalLong.write(value.`windowEnd`, buf)
+            FfiConverterOptionalString.write(value.`replicaId`, buf)
     }
 }
 
@@ -4335,6 +4343,11 @@ data class MeterStatusRecord (
     var `expired`: kotlin.ULong
     , 
     var `oldestUnsentHour`: kotlin.Long?
+    , 
+    /**
+     * The fleet store: this meter's replica id.
+     */
+    var `replicaId`: kotlin.String?
     
 ){
     
@@ -4357,6 +4370,7 @@ public object FfiConverterTypeMeterStatusRecord: FfiConverterRustBuffer<MeterSta
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -4366,7 +4380,8 @@ public object FfiConverterTypeMeterStatusRecord: FfiConverterRustBuffer<MeterSta
             FfiConverterULong.allocationSize(value.`acked`) +
             FfiConverterULong.allocationSize(value.`deadLettered`) +
             FfiConverterULong.allocationSize(value.`expired`) +
-            FfiConverterOptionalLong.allocationSize(value.`oldestUnsentHour`)
+            FfiConverterOptionalLong.allocationSize(value.`oldestUnsentHour`) +
+            FfiConverterOptionalString.allocationSize(value.`replicaId`)
     )
 
     override fun write(value: MeterStatusRecord, buf: ByteBuffer) {
@@ -4376,6 +4391,7 @@ public object FfiConverterTypeMeterStatusRecord: FfiConverterRustBuffer<MeterSta
             FfiConverterULong.write(value.`deadLettered`, buf)
             FfiConverterULong.write(value.`expired`, buf)
             FfiConverterOptionalLong.write(value.`oldestUnsentHour`, buf)
+            FfiConverterOptionalString.write(value.`replicaId`, buf)
     }
 }
 
