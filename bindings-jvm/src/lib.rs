@@ -17,6 +17,7 @@
 uniffi::setup_scaffolding!();
 
 pub mod client;
+pub mod direct;
 pub mod emulator;
 pub mod error;
 pub mod meter;

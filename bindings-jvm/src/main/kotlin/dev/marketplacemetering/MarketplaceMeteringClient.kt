@@ -5,7 +5,16 @@
 package dev.marketplacemetering
 
 import dev.marketplacemetering.internal.ClientConfig
+import dev.marketplacemetering.internal.FfiConverterOptionalInt
+import dev.marketplacemetering.internal.FfiConverterOptionalSequenceOptionalTypeUsageRecord
+import dev.marketplacemetering.internal.FfiConverterOptionalString
+import dev.marketplacemetering.internal.FfiConverterTypeBatchMeterUsageResult
+import dev.marketplacemetering.internal.FfiConverterTypeMeterUsageParams
+import dev.marketplacemetering.internal.FfiConverterTypeMeterUsageResult
+import dev.marketplacemetering.internal.FfiConverterTypeRegisterUsageResult
+import dev.marketplacemetering.internal.FfiConverterTypeResolveCustomerResult
 import dev.marketplacemetering.internal.NativeClient
+import dev.marketplacemetering.internal.directRelease
 import dev.marketplacemetering.internal.nativeShutdown
 import dev.marketplacemetering.internal.nativeVersion as ffiNativeVersion
 import dev.marketplacemetering.model.BatchMeterUsageRequest
@@ -20,6 +29,8 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.future.future
+import java.lang.ref.Cleaner
+import java.lang.ref.Reference
 import java.time.Duration
 import java.util.concurrent.CompletableFuture
 
@@ -104,6 +115,11 @@ class MarketplaceMeteringClient private constructor(
 
     private val resolved = native.resolvedConfig()
 
+    // The blocking forms' way in: one direct native call per operation (Direct.kt). Released by
+    // close(), or when the client becomes unreachable unclosed.
+    private val direct: Long = native.directHandle().toLong()
+    private val directCleanup = CLEANER.register(this, ReleaseDirect(direct))
+
     /** The signing region, resolved (code, then environment, then profile). */
     val region: String get() = resolved.region
 
@@ -160,22 +176,43 @@ class MarketplaceMeteringClient private constructor(
     // ----------------------------------------------------------------- blocking forms
 
     /** [batchMeterUsage], blocking the calling thread (not for coroutines). */
-    fun batchMeterUsageBlocking(input: BatchMeterUsageRequest): BatchMeterUsageResponse = translating {
-        native.batchMeterUsage(input.productCode, input.usageRecords?.toNativeRecords())
-    }.toPublic()
+    fun batchMeterUsageBlocking(input: BatchMeterUsageRequest): BatchMeterUsageResponse = blocking(
+        Direct.BATCH_METER_USAGE,
+        { buf ->
+            FfiConverterOptionalString.write(input.productCode, buf)
+            FfiConverterOptionalSequenceOptionalTypeUsageRecord.write(input.usageRecords?.toNativeRecords(), buf)
+        },
+    ) { FfiConverterTypeBatchMeterUsageResult.read(it) }.toPublic()
 
     /** [meterUsage], blocking the calling thread. */
-    fun meterUsageBlocking(input: MeterUsageRequest): MeterUsageResponse =
-        translating { native.meterUsage(input.toNative()) }.toPublic()
+    fun meterUsageBlocking(input: MeterUsageRequest): MeterUsageResponse = blocking(
+        Direct.METER_USAGE,
+        { buf -> FfiConverterTypeMeterUsageParams.write(input.toNative(), buf) },
+    ) { FfiConverterTypeMeterUsageResult.read(it) }.toPublic()
 
     /** [resolveCustomer], blocking the calling thread. */
-    fun resolveCustomerBlocking(input: ResolveCustomerRequest): ResolveCustomerResponse =
-        translating { native.resolveCustomer(input.registrationToken) }.toPublic()
+    fun resolveCustomerBlocking(input: ResolveCustomerRequest): ResolveCustomerResponse = blocking(
+        Direct.RESOLVE_CUSTOMER,
+        { buf -> FfiConverterOptionalString.write(input.registrationToken, buf) },
+    ) { FfiConverterTypeResolveCustomerResult.read(it) }.toPublic()
 
     /** [registerUsage], blocking the calling thread. */
-    fun registerUsageBlocking(input: RegisterUsageRequest): RegisterUsageResponse = translating {
-        native.registerUsage(input.productCode, input.publicKeyVersion, input.nonce)
-    }.toPublic()
+    fun registerUsageBlocking(input: RegisterUsageRequest): RegisterUsageResponse = blocking(
+        Direct.REGISTER_USAGE,
+        { buf ->
+            FfiConverterOptionalString.write(input.productCode, buf)
+            FfiConverterOptionalInt.write(input.publicKeyVersion, buf)
+            FfiConverterOptionalString.write(input.nonce, buf)
+        },
+    ) { FfiConverterTypeRegisterUsageResult.read(it) }.toPublic()
+
+    private fun <T> blocking(op: Int, write: (java.nio.ByteBuffer) -> Unit, read: (java.nio.ByteBuffer) -> T): T =
+        try {
+            translating { Direct.call(direct, op, write, read) }
+        } finally {
+            // The cleaner must not release the handle while a call made with it runs.
+            Reference.reachabilityFence(this)
+        }
 
     // --------------------------------------------------------- CompletableFuture forms
 
@@ -197,6 +234,7 @@ class MarketplaceMeteringClient private constructor(
 
     /** Releases the native client (pooled connections). Calls after this fail. */
     override fun close() {
+        directCleanup.clean()
         native.close()
     }
 
@@ -286,6 +324,8 @@ class MarketplaceMeteringClient private constructor(
         @JvmStatic
         fun nativeVersion(): String = ffiNativeVersion()
 
+        private val CLEANER: Cleaner = Cleaner.create()
+
         // Completes CompletableFutures off the native runtime's threads, so that callbacks
         // chained on them may block. Lazy: a process that never asks for a CompletableFuture
         // does not load kotlinx.coroutines at start (about 50 classes, 0.1-0.2 s of a cold start).
@@ -296,6 +336,11 @@ class MarketplaceMeteringClient private constructor(
             Runtime.getRuntime().addShutdownHook(Thread({ nativeShutdown() }, "marketplace-metering-shutdown"))
         }
     }
+}
+
+/** Releases a client's direct handle (a static class: it must not hold the client). */
+private class ReleaseDirect(private val handle: Long) : Runnable {
+    override fun run() = directRelease(handle.toULong())
 }
 
 /** Milliseconds (saturated: the core bounds every value and names the field). */
