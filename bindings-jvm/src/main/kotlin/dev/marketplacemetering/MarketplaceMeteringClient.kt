@@ -14,6 +14,7 @@ import dev.marketplacemetering.internal.FfiConverterTypeMeterUsageResult
 import dev.marketplacemetering.internal.FfiConverterTypeRegisterUsageResult
 import dev.marketplacemetering.internal.FfiConverterTypeResolveCustomerResult
 import dev.marketplacemetering.internal.NativeClient
+import dev.marketplacemetering.internal.UniffiLib
 import dev.marketplacemetering.internal.directRelease
 import dev.marketplacemetering.internal.nativeShutdown
 import dev.marketplacemetering.internal.nativeVersion as ffiNativeVersion
@@ -29,7 +30,6 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.future.future
-import java.lang.ref.Cleaner
 import java.lang.ref.Reference
 import java.time.Duration
 import java.util.concurrent.CompletableFuture
@@ -118,7 +118,7 @@ class MarketplaceMeteringClient private constructor(
     // The blocking forms' way in: one direct native call per operation (Direct.kt). Released by
     // close(), or when the client becomes unreachable unclosed.
     private val direct: Long = native.directHandle().toLong()
-    private val directCleanup = CLEANER.register(this, ReleaseDirect(direct))
+    private val directCleanup = UniffiLib.CLEANER.register(this, ReleaseDirect(direct))
 
     /** The signing region, resolved (code, then environment, then profile). */
     val region: String get() = resolved.region
@@ -323,8 +323,6 @@ class MarketplaceMeteringClient private constructor(
         /** The native library's version. */
         @JvmStatic
         fun nativeVersion(): String = ffiNativeVersion()
-
-        private val CLEANER: Cleaner = Cleaner.create()
 
         // Completes CompletableFutures off the native runtime's threads, so that callbacks
         // chained on them may block. Lazy: a process that never asks for a CompletableFuture
