@@ -140,7 +140,7 @@ class MarketplaceMeteringClient private constructor(
     // ------------------------------------------------------------------ suspend forms
 
     /** BatchMeterUsage: up to 25 usage records in one call. */
-    suspend fun batchMeterUsage(input: BatchMeterUsageRequest): BatchMeterUsageResponse = translating {
+    suspend fun batchMeterUsage(input: BatchMeterUsageRequest): BatchMeterUsageResponse = translating(input::strings) {
         native.batchMeterUsageAsync(input.productCode, input.usageRecords?.toNativeRecords())
     }.toPublic()
 
@@ -150,7 +150,7 @@ class MarketplaceMeteringClient private constructor(
 
     /** MeterUsage: one usage record. */
     suspend fun meterUsage(input: MeterUsageRequest): MeterUsageResponse =
-        translating { native.meterUsageAsync(input.toNative()) }.toPublic()
+        translating(input::strings) { native.meterUsageAsync(input.toNative()) }.toPublic()
 
     /** `meterUsage(MeterUsageRequest { ... })`. */
     suspend fun meterUsage(block: MeterUsageRequest.Builder.() -> Unit): MeterUsageResponse =
@@ -158,14 +158,16 @@ class MarketplaceMeteringClient private constructor(
 
     /** ResolveCustomer: a registration token to the customer it belongs to. */
     suspend fun resolveCustomer(input: ResolveCustomerRequest): ResolveCustomerResponse =
-        translating { native.resolveCustomerAsync(input.registrationToken) }.toPublic()
+        translating({ sequenceOf("RegistrationToken" to input.registrationToken) }) {
+            native.resolveCustomerAsync(input.registrationToken)
+        }.toPublic()
 
     /** `resolveCustomer(ResolveCustomerRequest { ... })`. */
     suspend fun resolveCustomer(block: ResolveCustomerRequest.Builder.() -> Unit): ResolveCustomerResponse =
         resolveCustomer(ResolveCustomerRequest(block))
 
     /** RegisterUsage: the entitlement check of a paid container product. */
-    suspend fun registerUsage(input: RegisterUsageRequest): RegisterUsageResponse = translating {
+    suspend fun registerUsage(input: RegisterUsageRequest): RegisterUsageResponse = translating(input::strings) {
         native.registerUsageAsync(input.productCode, input.publicKeyVersion, input.nonce)
     }.toPublic()
 
@@ -178,6 +180,7 @@ class MarketplaceMeteringClient private constructor(
     /** [batchMeterUsage], blocking the calling thread (not for coroutines). */
     fun batchMeterUsageBlocking(input: BatchMeterUsageRequest): BatchMeterUsageResponse = blocking(
         Direct.BATCH_METER_USAGE,
+        input::strings,
         { buf ->
             FfiConverterOptionalString.write(input.productCode, buf)
             FfiConverterOptionalSequenceOptionalTypeUsageRecord.write(input.usageRecords?.toNativeRecords(), buf)
@@ -187,18 +190,21 @@ class MarketplaceMeteringClient private constructor(
     /** [meterUsage], blocking the calling thread. */
     fun meterUsageBlocking(input: MeterUsageRequest): MeterUsageResponse = blocking(
         Direct.METER_USAGE,
+        input::strings,
         { buf -> FfiConverterTypeMeterUsageParams.write(input.toNative(), buf) },
     ) { FfiConverterTypeMeterUsageResult.read(it) }.toPublic()
 
     /** [resolveCustomer], blocking the calling thread. */
     fun resolveCustomerBlocking(input: ResolveCustomerRequest): ResolveCustomerResponse = blocking(
         Direct.RESOLVE_CUSTOMER,
+        { sequenceOf("RegistrationToken" to input.registrationToken) },
         { buf -> FfiConverterOptionalString.write(input.registrationToken, buf) },
     ) { FfiConverterTypeResolveCustomerResult.read(it) }.toPublic()
 
     /** [registerUsage], blocking the calling thread. */
     fun registerUsageBlocking(input: RegisterUsageRequest): RegisterUsageResponse = blocking(
         Direct.REGISTER_USAGE,
+        input::strings,
         { buf ->
             FfiConverterOptionalString.write(input.productCode, buf)
             FfiConverterOptionalInt.write(input.publicKeyVersion, buf)
@@ -206,9 +212,14 @@ class MarketplaceMeteringClient private constructor(
         },
     ) { FfiConverterTypeRegisterUsageResult.read(it) }.toPublic()
 
-    private fun <T> blocking(op: Int, write: (java.nio.ByteBuffer) -> Unit, read: (java.nio.ByteBuffer) -> T): T =
+    private fun <T> blocking(
+        op: Int,
+        strings: () -> Sequence<Pair<String, String?>>,
+        write: (java.nio.ByteBuffer) -> Unit,
+        read: (java.nio.ByteBuffer) -> T,
+    ): T =
         try {
-            translating { Direct.call(direct, op, write, read) }
+            translating(strings) { Direct.call(direct, op, write, read) }
         } finally {
             // The cleaner must not release the handle while a call made with it runs.
             Reference.reachabilityFence(this)
@@ -335,6 +346,8 @@ class MarketplaceMeteringClient private constructor(
         }
     }
 }
+
+private fun RegisterUsageRequest.strings() = sequenceOf("ProductCode" to productCode, "Nonce" to nonce)
 
 /** Releases a client's direct handle (a static class: it must not hold the client). */
 private class ReleaseDirect(private val handle: Long) : Runnable {
