@@ -53,8 +53,9 @@ class DirectCallTest {
         return BatchMeterUsageRequest(Emulator.PRODUCT_CODE, records)
     }
 
-    /** Runs [block] on a new thread (a new thread starts with the smallest buffer). */
+    /** Runs [block] on a new thread, its call starting with the smallest buffer. */
     private fun <T> onNewThread(block: () -> T): T {
+        Direct.drainPool()
         var out: Result<T>? = null
         thread { out = runCatching(block) }.join()
         return out!!.getOrThrow()
@@ -63,7 +64,7 @@ class DirectCallTest {
     @Test
     fun `requests and answers of every size around the buffer round-trip exactly`() {
         // 25 records of 1 allocation of 5 tags: from about 6 kB to 40 kB of arguments, in steps
-        // of about 600 bytes, each on a fresh thread (16 kB buffer): the arguments overflow it,
+        // of about 600 bytes, each starting with a 16 kB buffer: the arguments overflow it,
         // or fit while the answer (the records echoed, plus ids) does not, or both fit.
         for (valueLength in 4..256 step 5) {
             emulator.reset()
@@ -74,7 +75,7 @@ class DirectCallTest {
             assertTrue(out.results.all { it.status == UsageRecordResultStatus.Success })
         }
         // Far beyond: 25 records x 20 allocations x 5 tags of 256 bytes (about 700 kB each way,
-        // below the service's 1 MB request limit), twice on one thread.
+        // below the service's 1 MB request limit), twice on one thread (such a buffer is not pooled).
         emulator.reset()
         val big = batch(20, 256)
         onNewThread {
