@@ -7,6 +7,8 @@
 //! * [`client`]: `NativeClient`: each operation blocking (for Java's blocking forms) and
 //!   `async` (for Kotlin's `suspend` and Java's `CompletableFuture` forms), both on the core's
 //!   shared runtime.
+//! * [`direct`]: the blocking operations in one direct-mapped native call each (what Java's
+//!   blocking forms use: uniffi's generated calls cost five JNA calls and their structures).
 //! * [`model`]: the model's shapes as uniffi records, every member optional so that a `null`
 //!   from Java reaches the core's validation and comes back as an error naming the field.
 //! * [`error`]: the core's `Error` for Kotlin, and the Kotlin exception classes made from the
@@ -17,6 +19,7 @@
 uniffi::setup_scaffolding!();
 
 pub mod client;
+pub mod direct;
 pub mod emulator;
 pub mod error;
 pub mod meter;

@@ -4,6 +4,7 @@
 
 package dev.marketplacemetering
 
+import dev.marketplacemetering.model.BatchMeterUsageRequest
 import dev.marketplacemetering.model.BatchMeterUsageResponse
 import dev.marketplacemetering.model.MeterUsageRequest
 import dev.marketplacemetering.model.MeterUsageResponse
@@ -88,3 +89,35 @@ internal fun NResolveCustomerResult.toPublic() = ResolveCustomerResponse(
 
 internal fun NRegisterUsageResult.toPublic() =
     RegisterUsageResponse(publicKeyRotationTimestamp, signature, metadata.toPublic())
+
+// The strings of each input with their field paths (the core's spelling), for the rare input
+// UTF-8 cannot encode (`translating(strings) { ... }`). Items typed nullable, as above.
+
+private typealias Strings = Sequence<Pair<String, String?>>
+
+private fun List<Tag?>.tagStrings(path: String): Strings = asSequence().flatMapIndexed { k, t ->
+    sequenceOf("$path[$k].Key" to t?.key, "$path[$k].Value" to t?.value)
+}
+
+internal fun List<UsageAllocation?>.allocationStrings(path: String): Strings =
+    asSequence().flatMapIndexed { j, a -> a?.tags?.tagStrings("$path[$j].Tags").orEmpty() }
+
+private fun List<UsageRecord?>.recordStrings(path: String): Strings = asSequence().flatMapIndexed { i, r ->
+    val p = "$path[$i]"
+    if (r == null) return@flatMapIndexed emptySequence()
+    sequenceOf(
+        "$p.CustomerIdentifier" to r.customerIdentifier,
+        "$p.Dimension" to r.dimension,
+        "$p.CustomerAWSAccountId" to r.customerAwsAccountId,
+        "$p.LicenseArn" to r.licenseArn,
+    ) + r.usageAllocations?.allocationStrings("$p.UsageAllocations").orEmpty()
+}
+
+internal fun BatchMeterUsageRequest.strings(): Strings =
+    sequenceOf("ProductCode" to productCode) + usageRecords?.recordStrings("UsageRecords").orEmpty()
+
+internal fun MeterUsageRequest.strings(): Strings = sequenceOf(
+    "ProductCode" to productCode,
+    "UsageDimension" to usageDimension,
+    "ClientToken" to clientToken,
+) + usageAllocations?.allocationStrings("UsageAllocations").orEmpty()

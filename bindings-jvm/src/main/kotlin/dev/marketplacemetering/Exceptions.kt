@@ -42,3 +42,42 @@ internal inline fun <T> translating(block: () -> T): T =
     } catch (e: NativeException) {
         throw e.toPublic()
     }
+
+/**
+ * Runs [block] like [translating]; a string that UTF-8 cannot encode (Java strings may hold an
+ * unpaired surrogate; the generated converters then throw [java.nio.charset.CharacterCodingException])
+ * becomes an [InvalidInputException] naming the first such string of [strings] (path to value).
+ */
+internal inline fun <T> translating(strings: () -> Sequence<Pair<String, String?>>, block: () -> T): T =
+    try {
+        translating(block)
+    } catch (e: java.nio.charset.CharacterCodingException) {
+        throw unencodable(strings().firstOrNull { it.second?.isWellFormedUtf16() == false }?.first, e)
+    }
+
+/** Whether every surrogate of this string is one of a pair (what UTF-8 can encode). */
+internal fun String.isWellFormedUtf16(): Boolean {
+    var i = 0
+    while (i < length) {
+        val c = this[i]
+        if (Character.isHighSurrogate(c)) {
+            if (i + 1 >= length || !Character.isLowSurrogate(this[i + 1])) return false
+            i += 2
+        } else if (Character.isLowSurrogate(c)) {
+            return false
+        } else {
+            i++
+        }
+    }
+    return true
+}
+
+/** The face's InvalidInputException for a string of [field] that UTF-8 cannot encode. */
+internal fun unencodable(field: String?, cause: Throwable): MarketplaceMeteringException {
+    val problem = "is not valid Unicode (an unpaired UTF-16 surrogate)"
+    val number = dev.marketplacemetering.internal.nativeErrorCodes().first { it.code == "InvalidInput" }.number
+    return NativeException.Failure(
+        number, "InvalidInput", if (field != null) "$field: $problem" else "a string $problem",
+        field, null, null, 0u, false,
+    ).toPublic().also { it.initCause(cause) }
+}

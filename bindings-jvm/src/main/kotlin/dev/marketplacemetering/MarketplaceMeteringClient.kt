@@ -5,7 +5,17 @@
 package dev.marketplacemetering
 
 import dev.marketplacemetering.internal.ClientConfig
+import dev.marketplacemetering.internal.FfiConverterOptionalInt
+import dev.marketplacemetering.internal.FfiConverterOptionalSequenceOptionalTypeUsageRecord
+import dev.marketplacemetering.internal.FfiConverterOptionalString
+import dev.marketplacemetering.internal.FfiConverterTypeBatchMeterUsageResult
+import dev.marketplacemetering.internal.FfiConverterTypeMeterUsageParams
+import dev.marketplacemetering.internal.FfiConverterTypeMeterUsageResult
+import dev.marketplacemetering.internal.FfiConverterTypeRegisterUsageResult
+import dev.marketplacemetering.internal.FfiConverterTypeResolveCustomerResult
 import dev.marketplacemetering.internal.NativeClient
+import dev.marketplacemetering.internal.UniffiLib
+import dev.marketplacemetering.internal.directRelease
 import dev.marketplacemetering.internal.nativeShutdown
 import dev.marketplacemetering.internal.nativeVersion as ffiNativeVersion
 import dev.marketplacemetering.model.BatchMeterUsageRequest
@@ -20,6 +30,7 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.future.future
+import java.lang.ref.Reference
 import java.time.Duration
 import java.util.concurrent.CompletableFuture
 
@@ -104,6 +115,11 @@ class MarketplaceMeteringClient private constructor(
 
     private val resolved = native.resolvedConfig()
 
+    // The blocking forms' way in: one direct native call per operation (Direct.kt). Released by
+    // close(), or when the client becomes unreachable unclosed.
+    private val direct: Long = native.directHandle().toLong()
+    private val directCleanup = UniffiLib.CLEANER.register(this, ReleaseDirect(direct))
+
     /** The signing region, resolved (code, then environment, then profile). */
     val region: String get() = resolved.region
 
@@ -124,7 +140,7 @@ class MarketplaceMeteringClient private constructor(
     // ------------------------------------------------------------------ suspend forms
 
     /** BatchMeterUsage: up to 25 usage records in one call. */
-    suspend fun batchMeterUsage(input: BatchMeterUsageRequest): BatchMeterUsageResponse = translating {
+    suspend fun batchMeterUsage(input: BatchMeterUsageRequest): BatchMeterUsageResponse = translating(input::strings) {
         native.batchMeterUsageAsync(input.productCode, input.usageRecords?.toNativeRecords())
     }.toPublic()
 
@@ -134,7 +150,7 @@ class MarketplaceMeteringClient private constructor(
 
     /** MeterUsage: one usage record. */
     suspend fun meterUsage(input: MeterUsageRequest): MeterUsageResponse =
-        translating { native.meterUsageAsync(input.toNative()) }.toPublic()
+        translating(input::strings) { native.meterUsageAsync(input.toNative()) }.toPublic()
 
     /** `meterUsage(MeterUsageRequest { ... })`. */
     suspend fun meterUsage(block: MeterUsageRequest.Builder.() -> Unit): MeterUsageResponse =
@@ -142,14 +158,16 @@ class MarketplaceMeteringClient private constructor(
 
     /** ResolveCustomer: a registration token to the customer it belongs to. */
     suspend fun resolveCustomer(input: ResolveCustomerRequest): ResolveCustomerResponse =
-        translating { native.resolveCustomerAsync(input.registrationToken) }.toPublic()
+        translating({ sequenceOf("RegistrationToken" to input.registrationToken) }) {
+            native.resolveCustomerAsync(input.registrationToken)
+        }.toPublic()
 
     /** `resolveCustomer(ResolveCustomerRequest { ... })`. */
     suspend fun resolveCustomer(block: ResolveCustomerRequest.Builder.() -> Unit): ResolveCustomerResponse =
         resolveCustomer(ResolveCustomerRequest(block))
 
     /** RegisterUsage: the entitlement check of a paid container product. */
-    suspend fun registerUsage(input: RegisterUsageRequest): RegisterUsageResponse = translating {
+    suspend fun registerUsage(input: RegisterUsageRequest): RegisterUsageResponse = translating(input::strings) {
         native.registerUsageAsync(input.productCode, input.publicKeyVersion, input.nonce)
     }.toPublic()
 
@@ -160,22 +178,52 @@ class MarketplaceMeteringClient private constructor(
     // ----------------------------------------------------------------- blocking forms
 
     /** [batchMeterUsage], blocking the calling thread (not for coroutines). */
-    fun batchMeterUsageBlocking(input: BatchMeterUsageRequest): BatchMeterUsageResponse = translating {
-        native.batchMeterUsage(input.productCode, input.usageRecords?.toNativeRecords())
-    }.toPublic()
+    fun batchMeterUsageBlocking(input: BatchMeterUsageRequest): BatchMeterUsageResponse = blocking(
+        Direct.BATCH_METER_USAGE,
+        input::strings,
+        { buf ->
+            FfiConverterOptionalString.write(input.productCode, buf)
+            FfiConverterOptionalSequenceOptionalTypeUsageRecord.write(input.usageRecords?.toNativeRecords(), buf)
+        },
+    ) { FfiConverterTypeBatchMeterUsageResult.read(it) }.toPublic()
 
     /** [meterUsage], blocking the calling thread. */
-    fun meterUsageBlocking(input: MeterUsageRequest): MeterUsageResponse =
-        translating { native.meterUsage(input.toNative()) }.toPublic()
+    fun meterUsageBlocking(input: MeterUsageRequest): MeterUsageResponse = blocking(
+        Direct.METER_USAGE,
+        input::strings,
+        { buf -> FfiConverterTypeMeterUsageParams.write(input.toNative(), buf) },
+    ) { FfiConverterTypeMeterUsageResult.read(it) }.toPublic()
 
     /** [resolveCustomer], blocking the calling thread. */
-    fun resolveCustomerBlocking(input: ResolveCustomerRequest): ResolveCustomerResponse =
-        translating { native.resolveCustomer(input.registrationToken) }.toPublic()
+    fun resolveCustomerBlocking(input: ResolveCustomerRequest): ResolveCustomerResponse = blocking(
+        Direct.RESOLVE_CUSTOMER,
+        { sequenceOf("RegistrationToken" to input.registrationToken) },
+        { buf -> FfiConverterOptionalString.write(input.registrationToken, buf) },
+    ) { FfiConverterTypeResolveCustomerResult.read(it) }.toPublic()
 
     /** [registerUsage], blocking the calling thread. */
-    fun registerUsageBlocking(input: RegisterUsageRequest): RegisterUsageResponse = translating {
-        native.registerUsage(input.productCode, input.publicKeyVersion, input.nonce)
-    }.toPublic()
+    fun registerUsageBlocking(input: RegisterUsageRequest): RegisterUsageResponse = blocking(
+        Direct.REGISTER_USAGE,
+        input::strings,
+        { buf ->
+            FfiConverterOptionalString.write(input.productCode, buf)
+            FfiConverterOptionalInt.write(input.publicKeyVersion, buf)
+            FfiConverterOptionalString.write(input.nonce, buf)
+        },
+    ) { FfiConverterTypeRegisterUsageResult.read(it) }.toPublic()
+
+    private fun <T> blocking(
+        op: Int,
+        strings: () -> Sequence<Pair<String, String?>>,
+        write: (java.nio.ByteBuffer) -> Unit,
+        read: (java.nio.ByteBuffer) -> T,
+    ): T =
+        try {
+            translating(strings) { Direct.call(direct, op, write, read) }
+        } finally {
+            // The cleaner must not release the handle while a call made with it runs.
+            Reference.reachabilityFence(this)
+        }
 
     // --------------------------------------------------------- CompletableFuture forms
 
@@ -197,6 +245,7 @@ class MarketplaceMeteringClient private constructor(
 
     /** Releases the native client (pooled connections). Calls after this fail. */
     override fun close() {
+        directCleanup.clean()
         native.close()
     }
 
@@ -296,6 +345,13 @@ class MarketplaceMeteringClient private constructor(
             Runtime.getRuntime().addShutdownHook(Thread({ nativeShutdown() }, "marketplace-metering-shutdown"))
         }
     }
+}
+
+private fun RegisterUsageRequest.strings() = sequenceOf("ProductCode" to productCode, "Nonce" to nonce)
+
+/** Releases a client's direct handle (a static class: it must not hold the client). */
+private class ReleaseDirect(private val handle: Long) : Runnable {
+    override fun run() = directRelease(handle.toULong())
 }
 
 /** Milliseconds (saturated: the core bounds every value and names the field). */

@@ -36,6 +36,9 @@ internal object NativeLibrary {
     /** Runs once, before the generated bindings load the library. */
     fun ensurePrepared() = Unit
 
+    /** What the generated bindings load: the cached copy's path, or the library's name. */
+    fun libraryName(): String = System.getProperty(OVERRIDE) ?: NAME
+
     private fun prepare() {
         if (System.getProperty(OVERRIDE) != null) return
         if (System.getProperty(CACHE_PROPERTY).equals("false", ignoreCase = true)) return

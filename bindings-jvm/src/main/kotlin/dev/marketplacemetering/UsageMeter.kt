@@ -239,7 +239,10 @@ class UsageMeter private constructor(
         quantity: Long?,
         timestamp: Instant? = null,
         allocations: List<UsageAllocation>? = null,
-    ) = translating {
+    ) = translating({
+        sequenceOf("customerIdentifier" to customerIdentifier, "dimension" to dimension) +
+            allocations?.allocationStrings("allocations").orEmpty()
+    }) {
         native.record(customerIdentifier, null, null, dimension, quantity, timestamp, allocations?.toNativeAllocations())
     }
 
@@ -252,18 +255,24 @@ class UsageMeter private constructor(
         quantity: Long?,
         timestamp: Instant? = null,
         allocations: List<UsageAllocation>? = null,
-    ) = translating {
+    ) = translating({
+        sequenceOf("customerAwsAccountId" to customerAwsAccountId, "licenseArn" to licenseArn, "dimension" to dimension) +
+            allocations?.allocationStrings("allocations").orEmpty()
+    }) {
         native.record(null, customerAwsAccountId, licenseArn, dimension, quantity, timestamp, allocations?.toNativeAllocations())
     }
 
     /** In METER_USAGE mode, where buckets have no customer. */
     @JvmOverloads
-    fun recordUsage(dimension: String?, quantity: Long?, timestamp: Instant? = null) = translating {
+    fun recordUsage(dimension: String?, quantity: Long?, timestamp: Instant? = null) = translating({ sequenceOf("dimension" to dimension) }) {
         native.record(null, null, null, dimension, quantity, timestamp, null)
     }
 
     /** With zero-fill on: from the current hour, each of [dimensions] is reported every hour. */
-    fun registerCustomer(customerIdentifier: String?, dimensions: List<String?>?) = translating {
+    fun registerCustomer(customerIdentifier: String?, dimensions: List<String?>?) = translating({
+        sequenceOf("customerIdentifier" to customerIdentifier) +
+            dimensions.orEmpty().asSequence().mapIndexed { i, d -> "dimensions[$i]" to d }
+    }) {
         native.registerCustomer(customerIdentifier, null, null, dimensions)
     }
 

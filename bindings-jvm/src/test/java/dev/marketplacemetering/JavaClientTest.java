@@ -181,6 +181,30 @@ class JavaClientTest {
   }
 
   @Test
+  void unpairedSurrogatesNameTheField() {
+    // A Java String may hold half of a surrogate pair, which no UTF-8 encoder accepts.
+    String bad = "cust-\uD800";
+    assertEquals(
+        "UsageRecords[1].CustomerIdentifier",
+        invalid(() -> client.batchMeterUsageBlocking(batch(List.of(record("cust-1", "users", 1), record(bad, "users", 1)))))
+            .getField());
+    UsageRecord tagged =
+        record("cust-1", "users", 1).toBuilder()
+            .usageAllocations(List.of(new UsageAllocation(1, List.of(new Tag("team", "\uDC00a")))))
+            .build();
+    ExecutionException async =
+        assertThrows(ExecutionException.class, () -> client.batchMeterUsageAsync(batch(List.of(tagged))).get());
+    InvalidInputException e = assertInstanceOf(InvalidInputException.class, async.getCause());
+    assertEquals("UsageRecords[0].UsageAllocations[0].Tags[0].Value", e.getField());
+    assertTrue(e.getMessage().contains("surrogate"), e.getMessage());
+    assertEquals("InvalidInput", e.getCode());
+    assertEquals(
+        "RegistrationToken",
+        invalid(() -> client.resolveCustomerBlocking(new ResolveCustomerRequest("\uD83D"))).getField());
+    assertTrue(emulator.requests().isEmpty(), "nothing was sent");
+  }
+
+  @Test
   void emptyListsAndTheTwentySixthRecord() {
     List<UsageRecord> records = new ArrayList<>();
     for (int i = 0; i < 26; i++) records.add(record("cust-" + (i + 1), "users", 1));

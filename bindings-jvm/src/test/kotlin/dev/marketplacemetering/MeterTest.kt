@@ -4,6 +4,7 @@
 
 package dev.marketplacemetering
 
+import dev.marketplacemetering.model.Tag
 import dev.marketplacemetering.model.UsageAllocation
 import dev.marketplacemetering.testing.Emulator
 import dev.marketplacemetering.testing.ManualClock
@@ -188,6 +189,14 @@ class MeterTest {
             assertEquals(
                 "allocations",
                 assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", 1, null, emptyList()) }.field,
+            )
+            // Half a surrogate pair: no UTF-8 for it.
+            assertEquals("dimension", assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users\uD800", 1) }.field)
+            assertEquals(
+                "allocations[0].Tags[0].Key",
+                assertThrows(InvalidInputException::class.java) {
+                    m.record("cust-1", "users", 1, null, listOf(UsageAllocation(1, listOf(Tag("\uDFFF", "v")))))
+                }.field,
             )
             m.record("cust-1", "users", Int.MAX_VALUE.toLong())
             assertEquals("quantity", assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", 1) }.field)

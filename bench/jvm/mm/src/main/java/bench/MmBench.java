@@ -13,6 +13,7 @@ import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 public final class MmBench {
   static int env(String name, int dflt) {
@@ -26,16 +27,30 @@ public final class MmBench {
         / 1e9;
   }
 
+  // CPU time of the threads that made the calls (the JVM side of each call: the face, JNA, the
+  // wait), without the native runtime's threads, the JIT and the GC; ns.
+  static final AtomicLong callerCpuNanos = new AtomicLong();
+
+  static long threadCpu() {
+    return ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();
+  }
+
   static void run(MarketplaceMeteringClient client, BatchMeterUsageRequest req, int calls, int conc)
       throws InterruptedException {
     if (conc <= 1) {
+      long c0 = threadCpu();
       for (int i = 0; i < calls; i++) one(client, req);
+      callerCpuNanos.addAndGet(threadCpu() - c0);
       return;
     }
     AtomicInteger next = new AtomicInteger();
     List<Thread> threads = new ArrayList<>();
     for (int t = 0; t < conc; t++) {
-      Thread th = new Thread(() -> { while (next.getAndIncrement() < calls) one(client, req); });
+      Thread th = new Thread(() -> {
+        long c0 = threadCpu();
+        while (next.getAndIncrement() < calls) one(client, req);
+        callerCpuNanos.addAndGet(threadCpu() - c0);
+      });
       th.start();
       threads.add(th);
     }
@@ -68,14 +83,15 @@ public final class MmBench {
             .maxAttempts(1)
             .build()) {
       run(client, req, warmup, conc);
+      callerCpuNanos.set(0);
       double cpu0 = cpuSeconds();
       long t0 = System.nanoTime();
       run(client, req, calls, conc);
       double secs = (System.nanoTime() - t0) / 1e9;
       double cpu = cpuSeconds() - cpu0;
       System.out.printf(
-          "{\"calls\": %d, \"seconds\": %.6f, \"calls_per_sec\": %.2f, \"cpu_seconds\": %.6f, \"concurrency\": %d, \"warmup\": %d}%n",
-          calls, secs, calls / secs, cpu, conc, warmup);
+          "{\"calls\": %d, \"seconds\": %.6f, \"calls_per_sec\": %.2f, \"cpu_seconds\": %.6f, \"caller_cpu_seconds\": %.6f, \"concurrency\": %d, \"warmup\": %d}%n",
+          calls, secs, calls / secs, cpu, callerCpuNanos.get() / 1e9, conc, warmup);
     }
     System.exit(0);
   }

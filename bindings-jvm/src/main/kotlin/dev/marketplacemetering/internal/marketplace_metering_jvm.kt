@@ -708,6 +708,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_func_native_version(
     ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_func_direct_handles(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_func_direct_release(
+    ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_func_emulator_defaults(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_func_native_error_codes(
@@ -733,6 +737,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativeclient_resolve_customer_async(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativeclient_resolved_config(
+    ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativeclient_direct_handle(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativeemulator_endpoint(
     ): Int
@@ -831,6 +837,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_marketplace_metering_jvm_fn_method_nativeclient_resolved_config(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativeclient_direct_handle(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_marketplace_metering_jvm_fn_clone_nativeemulator(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_marketplace_metering_jvm_fn_free_nativeemulator(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -899,6 +907,10 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_marketplace_metering_jvm_fn_func_native_version(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_marketplace_metering_jvm_fn_func_direct_handles(uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_func_direct_release(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_marketplace_metering_jvm_fn_func_emulator_defaults(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_marketplace_metering_jvm_fn_func_native_error_codes(uniffi_out_err: UniffiRustCallStatus, 
@@ -1028,6 +1040,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_version() and 0xFFFF) != 25181) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_direct_handles() and 0xFFFF) != 45119) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_direct_release() and 0xFFFF) != 23201) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_func_emulator_defaults() and 0xFFFF) != 52230) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1065,6 +1083,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativeclient_resolved_config() and 0xFFFF) != 17055) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativeclient_direct_handle() and 0xFFFF) != 6026) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativeemulator_endpoint() and 0xFFFF) != 28793) {
@@ -2054,6 +2075,11 @@ public interface NativeClientInterface {
     
     fun `resolvedConfig`(): ResolvedConfig
     
+    /**
+     * A handle for [`mm_jvm_direct_call`], valid until [`direct_release`].
+     */
+    fun `directHandle`(): kotlin.ULong
+    
     companion object
 }
 
@@ -2366,6 +2392,22 @@ open class NativeClient: Disposable, AutoCloseable, NativeClientInterface
     callWithHandle {
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativeclient_resolved_config(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * A handle for [`mm_jvm_direct_call`], valid until [`direct_release`].
+     */override fun `directHandle`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativeclient_direct_handle(
         it,
         _status)
 }
@@ -6020,6 +6062,33 @@ public object FfiConverterSequenceOptionalTypeUsageRecord: FfiConverterRustBuffe
 }
     )
     }
+    
+
+        /**
+         * How many handles are live (for the face's tests: an unclosed client that became unreachable
+         * must release its handle).
+         */ fun `directHandles`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_func_direct_handles(
+    
+        _status)
+}
+    )
+    }
+    
+
+        /**
+         * Forgets a handle of [`NativeClient::direct_handle`] (calls with it answer "closed").
+         */ fun `directRelease`(`handle`: kotlin.ULong)
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_func_direct_release(
+    
+        
+        FfiConverterULong.lower(`handle`),_status)
+}
+    
     
  fun `emulatorDefaults`(): EmulatorDefaults {
             return FfiConverterTypeEmulatorDefaults.lift(

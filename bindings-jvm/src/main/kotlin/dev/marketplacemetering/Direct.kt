@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+// The blocking operations in ONE native call each (bindings-jvm/src/direct.rs). uniffi's generated
+// calls make about five native calls per operation, each with JNA Structures (RustBuffer by
+// value, RustCallStatus): most of the JVM side's CPU per call. Here the arguments are written, in
+// uniffi's own serialization (the generated converters' `write`), into a direct buffer the
+// calling thread keeps, one direct-mapped JNA call with primitive arguments runs the operation,
+// and the result or the error is read back from the same buffer with the generated `read`s.
+// Buffers come from a small pool rather than a ThreadLocal: a thread per request (virtual
+// threads, a pool that recycles its threads) must not allocate a direct buffer per call.
+
+package dev.marketplacemetering
+
+import com.sun.jna.Native
+import com.sun.jna.Pointer
+import dev.marketplacemetering.internal.FfiConverterString
+import dev.marketplacemetering.internal.FfiConverterTypeNativeError
+import dev.marketplacemetering.internal.InternalException
+import java.nio.BufferOverflowException
+import java.nio.ByteBuffer
+import java.nio.ByteOrder
+import java.util.concurrent.ArrayBlockingQueue
+
+internal object Direct {
+    // Operations and result statuses, as src/direct.rs numbers them.
+    const val BATCH_METER_USAGE = 0
+    const val METER_USAGE = 1
+    const val RESOLVE_CUSTOMER = 2
+    const val REGISTER_USAGE = 3
+    private const val OK: Byte = 0
+    private const val ERROR: Byte = 1
+    private const val INTERNAL: Byte = 2
+    private const val CLOSED: Byte = 3
+
+    /** A 25-record call and its result fit in a few kB. */
+    private const val INITIAL = 16 * 1024
+
+    /** Buffers up to this size go back to the pool; larger ones (a rare huge call) are dropped. */
+    private const val KEPT = 64 * 1024
+
+    /** At most this many idle buffers (a call in flight holds one): 1-4 MB of direct memory. */
+    private const val POOLED = 64
+
+    init {
+        NativeLibrary.ensurePrepared()
+        Native.register(Direct::class.java, NativeLibrary.libraryName())
+    }
+
+    /** Runs operation [op]; see `mm_jvm_direct_call` in src/direct.rs. */
+    external fun mm_jvm_direct_call(handle: Long, op: Int, buf: Long, inLen: Int, cap: Int): Int
+
+    /** Takes a result too large for the buffer; see `mm_jvm_direct_take`. */
+    external fun mm_jvm_direct_take(ticket: Long, buf: Long, cap: Int): Int
+
+    private class Buffer(size: Int) {
+        val bytes: ByteBuffer = ByteBuffer.allocateDirect(size).order(ByteOrder.BIG_ENDIAN)
+        val address: Long = Pointer.nativeValue(Native.getDirectBufferPointer(bytes))
+    }
+
+    private val pool = ArrayBlockingQueue<Buffer>(POOLED)
+
+    private fun grown(old: Buffer, atLeast: Int): Buffer {
+        var size = old.bytes.capacity()
+        while (size < atLeast) size = if (size > Int.MAX_VALUE / 2) Int.MAX_VALUE else size * 2
+        return Buffer(size)
+    }
+
+    /** Empties the pool (tests: the next calls start with the smallest buffer). */
+    internal fun drainPool() = pool.clear()
+
+    /**
+     * Operation [op] of the client [handle]: [write] its arguments, one native call, [read] its
+     * result. A native failure is thrown as the generated [dev.marketplacemetering.internal.NativeException]
+     * (translated by the caller), a closed client as [IllegalStateException].
+     */
+    fun <T> call(handle: Long, op: Int, write: (ByteBuffer) -> Unit, read: (ByteBuffer) -> T): T {
+        var buf = pool.poll() ?: Buffer(INITIAL)
+        try {
+            while (true) {
+                buf.bytes.clear()
+                try {
+                    write(buf.bytes)
+                    break
+                } catch (_: BufferOverflowException) {
+                    buf = grown(buf, buf.bytes.capacity() + 1)
+                }
+            }
+            val n = mm_jvm_direct_call(handle, op, buf.address, buf.bytes.position(), buf.bytes.capacity())
+            if (n < 0) throw InternalException("mm_jvm_direct_call refused its arguments")
+            if (n > buf.bytes.capacity()) {
+                val ticket = buf.bytes.getLong(0)
+                buf = grown(buf, n)
+                if (mm_jvm_direct_take(ticket, buf.address, buf.bytes.capacity()) != n) {
+                    throw InternalException("mm_jvm_direct_take lost a result")
+                }
+            }
+            val bytes = buf.bytes
+            bytes.clear()
+            bytes.limit(n)
+            return when (bytes.get()) {
+                OK -> read(bytes).also {
+                    if (bytes.hasRemaining()) throw InternalException("junk after a direct call's result")
+                }
+                ERROR -> throw FfiConverterTypeNativeError.read(bytes)
+                INTERNAL -> throw InternalException(FfiConverterString.read(bytes))
+                CLOSED -> throw IllegalStateException("NativeClient object has already been destroyed")
+                else -> throw InternalException("unknown direct call status")
+            }
+        } finally {
+            // Back to the pool once nothing reads it any more (a full pool drops it).
+            if (buf.bytes.capacity() <= KEPT) pool.offer(buf)
+        }
+    }
+}
