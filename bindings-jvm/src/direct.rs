@@ -9,7 +9,9 @@
 // `write`), and makes one direct-mapped JNA call `(long, int, long, int, int) -> int`; the
 // result (or the error) comes back in the same buffer, read with the generated `read`s. The
 // operations are the same `NativeClient` methods the uniffi exports call: validation, field
-// paths and errors do not change.
+// paths and errors do not change. The meter's `record()` goes the same way (`RECORD` on a
+// meter's handle): through the generated calls it made nine native calls, about 170 µs a record
+// against the core's 0.3 µs.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,7 +22,8 @@ use uniffi::{Lift, Lower};
 
 use crate::client::NativeClient;
 use crate::error::NativeError;
-use crate::model::{MeterUsageParams, UsageRecord};
+use crate::meter::NativeMeter;
+use crate::model::{MeterUsageParams, UsageAllocation, UsageRecord};
 use crate::UniFfiTag;
 
 /// The result's first byte.
@@ -37,11 +40,20 @@ const BATCH_METER_USAGE: i32 = 0;
 const METER_USAGE: i32 = 1;
 const RESOLVE_CUSTOMER: i32 = 2;
 const REGISTER_USAGE: i32 = 3;
+/// `NativeMeter::record`, on a meter's handle.
+const RECORD: i32 = 4;
 
-/// Clients reachable from a direct call, by handle. A lookup under the read lock and an `Arc`
-/// clone: a handle released (client closed) while a call runs leaves that call its client, and a
-/// stale or forged handle is a `CLOSED` answer, never a dangling pointer.
-static CLIENTS: RwLock<Option<HashMap<u64, Arc<NativeClient>>>> = RwLock::new(None);
+/// What a handle reaches.
+#[derive(Clone)]
+enum Target {
+    Client(Arc<NativeClient>),
+    Meter(Arc<NativeMeter>),
+}
+
+/// Clients and meters reachable from a direct call, by handle. A lookup under the read lock and
+/// an `Arc` clone: a handle released (client closed) while a call runs leaves that call its
+/// target, and a stale or forged handle is a `CLOSED` answer, never a dangling pointer.
+static CLIENTS: RwLock<Option<HashMap<u64, Target>>> = RwLock::new(None);
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// Results too large for the caller's buffer, until it takes them with a larger one.
@@ -51,14 +63,27 @@ static PARKED: Mutex<Option<HashMap<u64, Vec<u8>>>> = Mutex::new(None);
 impl NativeClient {
     /// A handle for [`mm_jvm_direct_call`], valid until [`direct_release`].
     pub fn direct_handle(self: Arc<Self>) -> u64 {
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        CLIENTS
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert_with(HashMap::new)
-            .insert(id, self);
-        id
+        register(Target::Client(self))
     }
+}
+
+#[uniffi::export]
+impl NativeMeter {
+    /// A handle for [`mm_jvm_direct_call`] (`RECORD`), valid until [`direct_release`]. A closed
+    /// meter keeps its handle: `record` then fails as the meter's own method does.
+    pub fn direct_handle(self: Arc<Self>) -> u64 {
+        register(Target::Meter(self))
+    }
+}
+
+fn register(target: Target) -> u64 {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    CLIENTS
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .insert(id, target);
+    id
 }
 
 /// Forgets a handle of [`NativeClient::direct_handle`] (calls with it answer "closed").
@@ -84,7 +109,7 @@ pub fn direct_handles() -> u64 {
         .map_or(0, |m| m.len() as u64)
 }
 
-fn client(handle: u64) -> Option<Arc<NativeClient>> {
+fn target(handle: u64) -> Option<Target> {
     CLIENTS
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -99,12 +124,36 @@ fn read<T: Lift<UniFfiTag>>(input: &mut &[u8]) -> Result<T, String> {
 
 /// `Ok(result)` to serialize, or the error.
 fn dispatch(
-    c: &NativeClient,
+    target: &Target,
     op: i32,
     mut input: &[u8],
 ) -> Result<Result<Vec<u8>, NativeError>, String> {
     let input = &mut input;
     let mut out = vec![OK];
+    let c = match target {
+        Target::Client(c) => c,
+        Target::Meter(m) if op == RECORD => {
+            let customer_identifier: Option<String> = read(input)?;
+            let customer_aws_account_id: Option<String> = read(input)?;
+            let license_arn: Option<String> = read(input)?;
+            let dimension: Option<String> = read(input)?;
+            let quantity: Option<i64> = read(input)?;
+            let timestamp: Option<std::time::SystemTime> = read(input)?;
+            let allocations: Option<Vec<Option<UsageAllocation>>> = read(input)?;
+            end(input)?;
+            let res = m.record(
+                customer_identifier,
+                customer_aws_account_id,
+                license_arn,
+                dimension,
+                quantity,
+                timestamp,
+                allocations,
+            );
+            return Ok(res.map(|()| out));
+        }
+        Target::Meter(_) => return Err(format!("operation {op} is not a meter's")),
+    };
     let res = match op {
         BATCH_METER_USAGE => {
             let product_code: Option<String> = read(input)?;
@@ -133,6 +182,7 @@ fn dispatch(
             c.register_usage(product_code, version, nonce)
                 .map(|r| Lower::<UniFfiTag>::write(r, &mut out))
         }
+        RECORD => return Err("a client has no operation 4 (a meter's record)".to_owned()),
         _ => return Err(format!("unknown operation {op}")),
     };
     Ok(res.map(|()| out))
@@ -157,7 +207,7 @@ fn internal(msg: String) -> Vec<u8> {
 }
 
 fn call(handle: u64, op: i32, input: &[u8]) -> Vec<u8> {
-    let Some(c) = client(handle) else {
+    let Some(c) = target(handle) else {
         return vec![CLOSED];
     };
     match catch_unwind(AssertUnwindSafe(|| dispatch(&c, op, input))) {
@@ -399,6 +449,78 @@ mod tests {
             text(&out)
         );
         direct_release(h);
+    }
+
+    /// A meter on the in-memory store, with a product code, and its handle.
+    fn meter_handle() -> (Arc<NativeMeter>, u64) {
+        let c = handle();
+        let Some(Target::Client(client)) = target(c) else {
+            panic!("a client handle")
+        };
+        direct_release(c);
+        let m = NativeMeter::new(
+            client,
+            crate::meter::MeterOptions {
+                product_code: Some("prod".into()),
+                flush_interval_millis: Some(0),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        let h = m.clone().direct_handle();
+        (m, h)
+    }
+
+    /// `record`'s arguments, serialized as the JVM side does.
+    fn record_args(
+        customer: Option<&str>,
+        dimension: Option<&str>,
+        quantity: Option<i64>,
+    ) -> Vec<u8> {
+        let mut v = Vec::new();
+        Lower::<UniFfiTag>::write(customer.map(str::to_owned), &mut v);
+        Lower::<UniFfiTag>::write(None::<String>, &mut v);
+        Lower::<UniFfiTag>::write(None::<String>, &mut v);
+        Lower::<UniFfiTag>::write(dimension.map(str::to_owned), &mut v);
+        Lower::<UniFfiTag>::write(quantity, &mut v);
+        Lower::<UniFfiTag>::write(None::<std::time::SystemTime>, &mut v);
+        Lower::<UniFfiTag>::write(None::<Vec<Option<UsageAllocation>>>, &mut v);
+        v
+    }
+
+    #[test]
+    fn a_meter_records_through_its_handle_and_bad_input_names_the_field() {
+        let (m, h) = meter_handle();
+        let ok = record_args(Some("cust-1"), Some("users"), Some(3));
+        assert_eq!(run(h, RECORD, &ok, 64), vec![OK]);
+        assert_eq!(run(h, RECORD, &ok, 64), vec![OK]);
+        assert_eq!(m.status().unwrap().pending, 1, "one bucket, two records");
+        let out = run(h, RECORD, &record_args(Some("cust-1"), None, Some(1)), 4096);
+        assert_eq!(out[0], ERROR);
+        assert!(text(&out).contains("dimension"), "{}", text(&out));
+        let out = run(
+            h,
+            RECORD,
+            &record_args(Some("cust-1"), Some("users"), Some(-1)),
+            4096,
+        );
+        assert_eq!(out[0], ERROR);
+        assert!(text(&out).contains("quantity"), "{}", text(&out));
+        // A client's operation on a meter, a meter's on a client, junk: internal, not a panic.
+        for op in [BATCH_METER_USAGE, 99] {
+            assert_eq!(run(h, op, &ok, 4096)[0], INTERNAL, "op {op}");
+        }
+        assert_eq!(run(h, RECORD, &ok[..ok.len() - 1], 4096)[0], INTERNAL);
+        let c = handle();
+        assert_eq!(run(c, RECORD, &ok, 4096)[0], INTERNAL);
+        direct_release(c);
+        // A closed meter keeps its handle and fails as its own method does.
+        m.close_and_flush().unwrap();
+        let out = run(h, RECORD, &ok, 4096);
+        assert_eq!(out[0], ERROR);
+        direct_release(h);
+        assert_eq!(run(h, RECORD, &ok, 64), vec![CLOSED]);
     }
 
     #[test]

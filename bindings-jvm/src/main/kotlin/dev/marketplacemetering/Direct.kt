@@ -26,6 +26,7 @@ internal object Direct {
     const val METER_USAGE = 1
     const val RESOLVE_CUSTOMER = 2
     const val REGISTER_USAGE = 3
+    const val RECORD = 4 // on a meter's handle
     private const val OK: Byte = 0
     private const val ERROR: Byte = 1
     private const val INTERNAL: Byte = 2

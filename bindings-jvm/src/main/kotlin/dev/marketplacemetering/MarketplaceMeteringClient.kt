@@ -349,8 +349,8 @@ class MarketplaceMeteringClient private constructor(
 
 private fun RegisterUsageRequest.strings() = sequenceOf("ProductCode" to productCode, "Nonce" to nonce)
 
-/** Releases a client's direct handle (a static class: it must not hold the client). */
-private class ReleaseDirect(private val handle: Long) : Runnable {
+/** Releases a client's or a meter's direct handle (a static class: it must not hold its owner). */
+internal class ReleaseDirect(private val handle: Long) : Runnable {
     override fun run() = directRelease(handle.toULong())
 }
 

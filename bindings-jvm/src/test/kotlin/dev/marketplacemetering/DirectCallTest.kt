@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The blocking forms' single native call (Direct.kt, src/direct.rs): requests and answers around
-// and far beyond the calling thread's buffer, closing a client under calls in flight, and a
-// client left unclosed.
+// and far beyond the calling thread's buffer, closing a client under calls in flight, a client
+// left unclosed, and the meter's record() on its own handle.
 
 package dev.marketplacemetering
 
@@ -128,7 +128,7 @@ class DirectCallTest {
 
     @Test
     fun `an unclosed client that becomes unreachable releases its native client`() {
-        val before = liveDirectHandles()
+        val before = settledDirectHandles()
         val held = emulator.client()
         assertEquals(before + 1, liveDirectHandles())
         held.close()
@@ -142,5 +142,54 @@ class DirectCallTest {
         assertEquals(before, liveDirectHandles(), "handles of unreachable clients were not released")
     }
 
+    @Test
+    fun `a meter records in one call, fails as before once closed, and releases its handle`() {
+        val before = settledDirectHandles()
+        val m = meter()
+        assertEquals(before + 1, liveDirectHandles())
+        // An event far larger than the first buffer, on a thread starting with the smallest one.
+        val allocations = (1..100).map { UsageAllocation(1, listOf(Tag("k$it", "v".repeat(250)))) }
+        onNewThread { m.record("cust-1", "users", 100L, hour, allocations) }
+        m.record("cust-1", "users", 2L)
+        val bad = assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", 3L, hour, allocations) }
+        assertTrue(bad.message!!.contains("allocations"), bad.message)
+        m.close()
+        assertThrows(InvalidStateException::class.java) { m.record("cust-1", "users", 1L) }
+        recordOnMetersThenDropThem()
+        val deadline = System.nanoTime() + 10_000_000_000L
+        while (liveDirectHandles() > before + 1 && System.nanoTime() < deadline) {
+            System.gc()
+            Thread.sleep(20)
+        }
+        assertEquals(before + 1, liveDirectHandles(), "handles of unreachable meters were not released")
+        java.lang.ref.Reference.reachabilityFence(m)
+    }
+
+    private fun meter() = UsageMeter(client) {
+        productCode = Emulator.PRODUCT_CODE
+        flushInterval = java.time.Duration.ZERO
+    }
+
+    // A method of its own: an interpreted frame may keep its last local reachable.
+    private fun recordOnMetersThenDropThem() {
+        repeat(10) { meter().use { it.record("cust-2", "gb", 1L) } }
+        repeat(10) { meter().record("cust-3", "gb", 1L) } // never closed
+    }
+
     private fun liveDirectHandles(): Long = directHandles().toLong()
+
+    /** The live handles once the objects other tests left unreachable have released theirs. */
+    private fun settledDirectHandles(): Long {
+        var last = -1L
+        var same = 0
+        val deadline = System.nanoTime() + 10_000_000_000L
+        while (same < 3 && System.nanoTime() < deadline) {
+            System.gc()
+            Thread.sleep(20)
+            val now = liveDirectHandles()
+            same = if (now == last) same + 1 else 0
+            last = now
+        }
+        return last
+    }
 }

@@ -764,6 +764,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemanualclock_set(
     ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_direct_handle(
+    ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_and_flush(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_dead_letters(
@@ -886,6 +888,8 @@ internal object UniffiLib {
     external fun uniffi_marketplace_metering_jvm_fn_free_nativemeter(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_marketplace_metering_jvm_fn_constructor_nativemeter_new(`client`: Long,`options`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_direct_handle(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_close_and_flush(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1122,6 +1126,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemanualclock_set() and 0xFFFF) != 23286) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_direct_handle() and 0xFFFF) != 13129) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_and_flush() and 0xFFFF) != 13319) {
@@ -3272,6 +3279,12 @@ public object FfiConverterTypeNativeManualClock: FfiConverter<NativeManualClock,
 public interface NativeMeterInterface {
     
     /**
+     * A handle for [`mm_jvm_direct_call`] (`RECORD`), valid until [`direct_release`]. A closed
+     * meter keeps its handle: `record` then fails as the meter's own method does.
+     */
+    fun `directHandle`(): kotlin.ULong
+    
+    /**
      * Stops the background flusher and flushes what may be flushed. Later calls fail.
      */
     fun `closeAndFlush`(): FlushSummaryRecord
@@ -3431,6 +3444,23 @@ open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
             UniffiLib.uniffi_marketplace_metering_jvm_fn_clone_nativemeter(handle, status)
         }
     }
+
+    
+    /**
+     * A handle for [`mm_jvm_direct_call`] (`RECORD`), valid until [`direct_release`]. A closed
+     * meter keeps its handle: `record` then fails as the meter's own method does.
+     */override fun `directHandle`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_direct_handle(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
     /**
