@@ -60,7 +60,7 @@ impl Fleet {
     pub(crate) async fn register(
         &self,
         _: &str,
-        _: &super::Customer,
+        _: Option<&super::Customer>,
         _: &[String],
         _: i64,
     ) -> Result<(), Error> {
