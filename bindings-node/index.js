@@ -605,6 +605,21 @@ function deadLetter(d) {
   return out
 }
 
+
+// `record()`'s common shape: a plain object with exactly a string customerIdentifier, a string
+// dimension and a number quantity. Its members go to the addon as arguments, which skips
+// napi's key listing and property gets (most of a record's cost); both ways apply the same
+// rules with the same errors. Every other input takes the general conversion.
+function isPlainRecord(o) {
+  if (typeof o !== 'object' || o === null || Object.getPrototypeOf(o) !== Object.prototype) return false
+  let n = 0
+  for (const k in o) {
+    if (k !== 'customerIdentifier' && k !== 'dimension' && k !== 'quantity') return false
+    n++
+  }
+  return n === 3 && typeof o.customerIdentifier === 'string' && typeof o.dimension === 'string' &&
+    typeof o.quantity === 'number'
+}
 /**
  * Records every billable event and bills every customer-hour exactly once (the core's
  * `UsageMeter`). An `EventEmitter`: `"acked"`, `"dead_lettered"`, `"late_event"`,
@@ -674,7 +689,9 @@ class UsageMeter extends EventEmitter {
     if (this._inline) {
       let queued
       try {
-        queued = this._native.recordNow(input)
+        queued = isPlainRecord(input)
+          ? this._native.recordNowPlain(input.customerIdentifier, input.dimension, input.quantity)
+          : this._native.recordNow(input)
       } catch (err) {
         return Promise.reject(translateError(err))
       }

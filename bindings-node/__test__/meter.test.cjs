@@ -318,6 +318,50 @@ test('a bad dimension names the same field, once, for every customer kind and mo
   await single.close()
 })
 
+test('the common record() shape and the general one give the same outcome for every value', async () => {
+  // { customerIdentifier, dimension, quantity } alone goes to the addon as arguments; with one
+  // more (absent) member it takes the general conversion. Both must apply the same rules.
+  for (const mode of ['batch', 'meter_usage']) {
+    const { m } = meter({ mode })
+    const buckets = new Set()
+    const values = [
+      ['cust-1', 'users', 2],
+      ['cust-1', '', 1],
+      ['cust-1', 'd'.repeat(256), 1],
+      ['', 'users', 1],
+      ['c'.repeat(300), 'users', 1],
+      ['cust-1', 'users', -1],
+      ['cust-1', 'users', 0],
+      ['cust-1', 'users', 1.5],
+      ['cust-1', 'users', NaN],
+      ['cust-1', 'users', Infinity],
+      ['cust-1', 'users', 2 ** 31],
+      ['cust-1', 'users', 2 ** 60],
+      ['cust-\ud800', 'users', 1],
+    ]
+    for (const [customerIdentifier, dimension, quantity] of values) {
+      const plain = { customerIdentifier, dimension, quantity }
+      const outcome = async (input) => {
+        try {
+          await m.record(input)
+          return 'ok'
+        } catch (e) {
+          assert.ok(e instanceof mm.MarketplaceMeteringError, String(e))
+          return `${e.code} ${e.field} ${e.message}`
+        }
+      }
+      const a = await outcome(plain)
+      const b = await outcome({ ...plain, timestamp: undefined })
+      assert.equal(a, b, `${mode} ${JSON.stringify(plain)}`)
+      if (a === 'ok') buckets.add(mode === 'meter_usage' ? dimension : `${customerIdentifier}/${dimension}`)
+    }
+    assert.ok(buckets.size > 0)
+    const s = await m.status()
+    assert.equal(s.pending, buckets.size, `${mode}: ${JSON.stringify(s)} ${[...buckets]}`)
+    await m.close()
+  }
+})
+
 test('bad input rejects with a ValidationError naming the field', async () => {
   const { m } = meter()
   const cases = [

@@ -40,8 +40,8 @@ pub use inputs::{
     batch_meter_usage_input, meter_usage_input, register_usage_input, resolve_customer_input,
 };
 pub use meter::{
-    meter_options, meter_record_input, meter_register_input, meter_requeue_input,
-    meter_seconds_int, meter_time,
+    meter_options, meter_record_input, meter_record_plain, meter_register_input,
+    meter_requeue_input, meter_seconds_int, meter_time,
 };
 pub use outputs::{
     attempt_log, batch_meter_usage_output, meter_usage_output, register_usage_output,
@@ -237,7 +237,11 @@ fn integer(v: Unknown<'_>, path: Path<'_>) -> R<i64> {
     if v.get_type()? != ValueType::Number {
         return Err(path.err(format_args!("must be an integer, got {}", describe(&v)?)));
     }
-    let n = unsafe { v.cast::<f64>() }?;
+    exact_integer(unsafe { v.cast::<f64>() }?, path)
+}
+
+/// A JS number as an integer, if it is one exactly.
+fn exact_integer(n: f64, path: Path<'_>) -> R<i64> {
     // 2^53: beyond it a JS number is not an exact integer.
     if !n.is_finite() || n.fract() != 0.0 || n.abs() > 9_007_199_254_740_992.0 {
         return Err(path.err(format_args!("must be an integer, got {n}")));

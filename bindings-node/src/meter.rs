@@ -235,6 +235,30 @@ impl NativeMeter {
         Ok(self.events.count() != before)
     }
 
+    /// [`Self::record_now`] for `record()`'s common shape (a customer identifier, a dimension,
+    /// a quantity, nothing else), its members read by the JS layer: same rules, same errors.
+    #[napi]
+    pub fn record_now_plain(
+        &self,
+        env: Env,
+        customer_identifier: String,
+        dimension: String,
+        quantity: f64,
+    ) -> Result<bool> {
+        let r = convert::meter_record_plain(
+            customer_identifier,
+            dimension,
+            quantity,
+            !self.meter_usage,
+        )
+        .map_err(|e| e.into_napi(&env))?;
+        let before = self.events.count();
+        self.meter()?
+            .record(r.customer, &r.dimension, r.quantity, r.at, r.allocations)
+            .map_err(|e| crate::errors::to_js(&env, &e))?;
+        Ok(self.events.count() != before)
+    }
+
     /// Resolves once every event queued so far has been emitted.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn barrier<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {

@@ -13,8 +13,8 @@ use napi::ValueType;
 use crate::meter::{MeterOptions, MeterRecord};
 
 use super::{
-    allocations, array, boolean, check_keys, describe, integer, member, not_a_member, present,
-    root, string, timestamp, ConvError, Members, Path, R,
+    allocations, array, boolean, check_keys, describe, exact_integer, integer, member,
+    not_a_member, present, root, string, timestamp, ConvError, Members, Path, R,
 };
 
 /// A meter time (`ManualClock`): a `Date`, epoch seconds or an ISO-8601 string.
@@ -258,6 +258,26 @@ pub fn meter_record_input(v: Unknown<'_>, customer_required: bool) -> R<MeterRec
         quantity,
         at,
         allocations: allocs,
+    })
+}
+
+/// `record()`'s common shape, `{ customerIdentifier, dimension, quantity }` with nothing else,
+/// its members read by the JS layer (which checked the keys and that both strings are strings):
+/// the same rules and errors as [`meter_record_input`], without napi's key listing and property
+/// gets (most of a record's cost on the JS thread).
+pub fn meter_record_plain(
+    customer_identifier: String,
+    dimension: String,
+    quantity: f64,
+    customer_required: bool,
+) -> R<MeterRecord> {
+    let quantity = exact_integer(quantity, Path::Root.field("quantity"))?;
+    Ok(MeterRecord {
+        customer: meter_customer(Some(customer_identifier), None, None, customer_required)?,
+        dimension,
+        quantity,
+        at: None,
+        allocations: None,
     })
 }
 
