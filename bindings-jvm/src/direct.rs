@@ -32,7 +32,7 @@ const OK: u8 = 0;
 const ERROR: u8 = 1;
 /// A panic or an undecodable input (a bug of this face): a message as a uniffi string.
 const INTERNAL: u8 = 2;
-/// The handle is not (or no longer) registered: the client was closed.
+/// The handle is not (or no longer) registered: released (a closed client, a collected meter).
 const CLOSED: u8 = 3;
 
 /// The operations (`op`), as the Kotlin side numbers them.
@@ -53,7 +53,7 @@ enum Target {
 /// Clients and meters reachable from a direct call, by handle. A lookup under the read lock and
 /// an `Arc` clone: a handle released (client closed) while a call runs leaves that call its
 /// target, and a stale or forged handle is a `CLOSED` answer, never a dangling pointer.
-static CLIENTS: RwLock<Option<HashMap<u64, Target>>> = RwLock::new(None);
+static HANDLES: RwLock<Option<HashMap<u64, Target>>> = RwLock::new(None);
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// Results too large for the caller's buffer, until it takes them with a larger one.
@@ -78,7 +78,7 @@ impl NativeMeter {
 
 fn register(target: Target) -> u64 {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    CLIENTS
+    HANDLES
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .get_or_insert_with(HashMap::new)
@@ -89,7 +89,7 @@ fn register(target: Target) -> u64 {
 /// Forgets a handle of [`NativeClient::direct_handle`] (calls with it answer "closed").
 #[uniffi::export]
 pub fn direct_release(handle: u64) {
-    if let Some(m) = CLIENTS
+    if let Some(m) = HANDLES
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .as_mut()
@@ -102,7 +102,7 @@ pub fn direct_release(handle: u64) {
 /// must release its handle).
 #[uniffi::export]
 pub fn direct_handles() -> u64 {
-    CLIENTS
+    HANDLES
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .as_ref()
@@ -110,7 +110,7 @@ pub fn direct_handles() -> u64 {
 }
 
 fn target(handle: u64) -> Option<Target> {
-    CLIENTS
+    HANDLES
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .as_ref()?

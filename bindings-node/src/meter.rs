@@ -210,9 +210,23 @@ impl NativeMeter {
 
     /// The core meter (only `Drop` takes it out, so it is always there while JS can call).
     fn meter(&self) -> Result<UsageMeter> {
+        self.meter_ref().cloned()
+    }
+
+    /// [`Self::meter`] borrowed, for the inline record path (no reference count per record).
+    fn meter_ref(&self) -> Result<&UsageMeter> {
         self.meter
-            .clone()
+            .as_ref()
             .ok_or_else(|| napi::Error::new(Status::GenericFailure, "the meter was dropped"))
+    }
+
+    /// Records a converted event inline; `true` when that queued events (see `record_now`).
+    fn record_inline(&self, env: &Env, r: MeterRecord) -> Result<bool> {
+        let before = self.events.count();
+        self.meter_ref()?
+            .record(r.customer, &r.dimension, r.quantity, r.at, r.allocations)
+            .map_err(|e| crate::errors::to_js(env, &e))?;
+        Ok(self.events.count() != before)
     }
 
     /// `true` when `record()` only buffers in memory: the JS layer then calls [`Self::record_now`].
@@ -228,11 +242,7 @@ impl NativeMeter {
     pub fn record_now(&self, env: Env, input: Unknown<'_>) -> Result<bool> {
         let r =
             convert::meter_record_input(input, !self.meter_usage).map_err(|e| e.into_napi(&env))?;
-        let before = self.events.count();
-        self.meter()?
-            .record(r.customer, &r.dimension, r.quantity, r.at, r.allocations)
-            .map_err(|e| crate::errors::to_js(&env, &e))?;
-        Ok(self.events.count() != before)
+        self.record_inline(&env, r)
     }
 
     /// [`Self::record_now`] for `record()`'s common shape (a customer identifier, a dimension,
@@ -252,11 +262,7 @@ impl NativeMeter {
             !self.meter_usage,
         )
         .map_err(|e| e.into_napi(&env))?;
-        let before = self.events.count();
-        self.meter()?
-            .record(r.customer, &r.dimension, r.quantity, r.at, r.allocations)
-            .map_err(|e| crate::errors::to_js(&env, &e))?;
-        Ok(self.events.count() != before)
+        self.record_inline(&env, r)
     }
 
     /// Resolves once every event queued so far has been emitted.
