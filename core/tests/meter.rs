@@ -729,6 +729,45 @@ fn bad_input_is_refused_without_panicking() {
     .is_ok());
 }
 
+/// `record_identifier` (the faces' hot path, borrowing its strings) is `record` with a
+/// customer identifier: the same errors (a full bucket's too) and the same buckets, in both modes.
+#[test]
+fn record_identifier_is_record_with_an_identifier() {
+    let emu = emulator();
+    let h = Harness::new();
+    for mode in [MeterMode::Batch, MeterMode::MeterUsage] {
+        let new = || {
+            let c = h.builder(client(&emu, 1), Store::memory()).mode(mode);
+            UsageMeter::new(c.build().unwrap()).unwrap()
+        };
+        let (owned, borrowed) = (new(), new());
+        let long = "x".repeat(256);
+        let wide = "é".repeat(255);
+        for (c, d, q) in [
+            ("cust-1", "users", 2),
+            ("cust-1", "users", i64::from(i32::MAX)),
+            ("cust-1", "gb", 1),
+            ("cust-2", "users", 1),
+            ("cust-1", "", 1),
+            ("", "users", 1),
+            (long.as_str(), "users", 1),
+            ("cust-1", long.as_str(), 1),
+            (wide.as_str(), wide.as_str(), 1),
+            ("cust-1", "users", -1),
+            ("cust-1", "users", i64::MAX),
+            ("cust-1", "users", 3),
+        ] {
+            let a = owned.record(Customer::identifier(c), d, q, None, None);
+            let b = borrowed.record_identifier(c, d, q);
+            let show = |r: Result<(), marketplace_metering::Error>| r.map_err(|e| e.to_string());
+            assert_eq!(show(a), show(b), "{mode:?} {c:?} {d:?} {q}");
+        }
+        let (a, b) = (owned.status().unwrap(), borrowed.status().unwrap());
+        assert_eq!(a.pending, b.pending, "{mode:?}");
+        assert!(a.pending > 0, "{mode:?}");
+    }
+}
+
 /// A bad dimension names the argument `dimension`, once, whichever customer kind and mode the
 /// record takes (each takes its own validation path in the meter), in every face's spelling.
 #[test]

@@ -81,13 +81,14 @@ use group::{committer, Group, GroupQueue};
 pub use record::MAX_AHEAD_SECS;
 use record::{duration_secs, CALENDAR};
 use shared::{
-    lock, overflow_error, wait, Acc, BucketKey, Buffer, MemBuffer, Shared, Written, MAX_BUCKET,
+    lock, overflow_error, wait, Acc, AsKey, BucketKey, Buffer, KeyRef, MemBuffer, Shared, Written,
+    MAX_BUCKET,
 };
-use types::StoreKind;
 pub use types::{
     Clock, Customer, DeadLetter, Durability, EventCallback, FlushSummary, ManualClock, MeterEvent,
     MeterEventKind, MeterMode, MeterStatus, RequeueFilter, Store,
 };
+use types::{CustomerRef, StoreKind};
 pub(crate) use types::{FleetSettings, Redacted};
 
 struct Inner {
@@ -326,7 +327,8 @@ impl UsageMeter {
         self.inner.check_process()?;
         let customer = self.bucket_customer(customer.into())?;
         for d in dimensions {
-            self.validate(customer.as_ref(), d, 0, (self.inner.shared.clock)(), None)?;
+            let c = customer.as_ref().map(Customer::by_ref);
+            self.validate(c, d, 0, (self.inner.shared.clock)(), None)?;
         }
         let dims: Vec<String> = dimensions.iter().map(|d| (*d).to_owned()).collect();
         let shared = &self.inner.shared;

@@ -12,8 +12,8 @@ use crate::Error;
 
 use super::store::Allocs;
 use super::{
-    fleet, hour_of, lock, overflow_error, Acc, BucketKey, Buffer, Customer, Durability, MeterEvent,
-    MeterEventKind, MeterMode, UsageMeter, MAX_BUCKET,
+    fleet, hour_of, lock, overflow_error, Acc, AsKey, BucketKey, Buffer, Customer, CustomerRef,
+    Durability, KeyRef, MeterEvent, MeterEventKind, MeterMode, UsageMeter, MAX_BUCKET,
 };
 
 /// How far ahead of the meter's clock a timestamp may be (5 minutes).
@@ -90,6 +90,38 @@ impl UsageMeter {
         at: Option<DateTime>,
         allocations: Option<Vec<UsageAllocation>>,
     ) -> Result<(), Error> {
+        let customer = customer.into();
+        self.record_ref(
+            customer.as_ref().map(Customer::by_ref),
+            dimension,
+            quantity,
+            at,
+            allocations.as_deref(),
+        )
+    }
+
+    /// [`Self::record`] of the common event: `quantity` of `dimension` used now by the
+    /// customer `customer_identifier` (ignored in the `MeterUsage` mode, as there), without
+    /// allocations. The same rules and errors; it borrows its strings, so that an event for a
+    /// bucket the memory buffer already holds allocates nothing (the faces' hot path).
+    pub fn record_identifier(
+        &self,
+        customer_identifier: &str,
+        dimension: &str,
+        quantity: i64,
+    ) -> Result<(), Error> {
+        let customer = CustomerRef::Identifier(customer_identifier);
+        self.record_ref(Some(customer), dimension, quantity, None, None)
+    }
+
+    fn record_ref(
+        &self,
+        customer: Option<CustomerRef<'_>>,
+        dimension: &str,
+        quantity: i64,
+        at: Option<DateTime>,
+        allocations: Option<&[UsageAllocation]>,
+    ) -> Result<(), Error> {
         let inner = &*self.inner;
         inner.check_process()?;
         if inner.group.is_some() {
@@ -99,7 +131,7 @@ impl UsageMeter {
         if inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
-        let customer = self.bucket_customer(customer.into())?;
+        let customer = self.bucket_customer(customer)?;
         let q = crate::validate::quantity_with(quantity, || FieldPath::argument("quantity"))?;
         let shared = &*inner.shared;
         let now = (shared.clock)();
@@ -107,14 +139,8 @@ impl UsageMeter {
             Some(t) => check_timestamp(t.secs(), now)?,
             None => now,
         };
-        self.validate(
-            customer.as_ref(),
-            dimension,
-            q,
-            at_secs,
-            allocations.as_deref(),
-        )?;
-        let allocs = match &allocations {
+        self.validate(customer, dimension, q, at_secs, allocations)?;
+        let allocs = match allocations {
             Some(a) => Some(canonical_allocations(a)?),
             None => None,
         };
@@ -136,7 +162,7 @@ impl UsageMeter {
                 kind: MeterEventKind::LateEvent {
                     counted_in_hour: current,
                 },
-                customer: customer.clone(),
+                customer: customer.map(CustomerRef::to_customer),
                 dimension: dimension.to_owned(),
                 hour,
                 quantity,
@@ -144,14 +170,15 @@ impl UsageMeter {
             }]);
             hour = current;
         }
-        let key = BucketKey {
+        let key = KeyRef {
             customer,
-            dimension: dimension.to_owned(),
+            dimension,
             hour,
         };
         if inner.memory_store || inner.durability == Durability::Memory {
             return self.buffer(key, quantity, allocs);
         }
+        let key = key.to_bucket();
         match &inner.group {
             Some((g, max_events)) => {
                 let mine = key.clone();
@@ -195,13 +222,15 @@ impl UsageMeter {
     }
 
     /// `memory` durability: adds to the buffer, unless the bucket's sum (the store's part
-    /// and the buffer's) would pass the model's maximum.
-    fn buffer(&self, key: BucketKey, quantity: i64, allocs: Option<Allocs>) -> Result<(), Error> {
+    /// and the buffer's) would pass the model's maximum. The owned key is made only for a
+    /// bucket the buffer does not hold.
+    fn buffer(&self, key: KeyRef<'_>, quantity: i64, allocs: Option<Allocs>) -> Result<(), Error> {
         let shared = &*self.inner.shared;
+        let mut owned: Option<BucketKey> = None;
         loop {
             let drains = {
                 let mut b = lock(&shared.buffer);
-                if let Some(acc) = b.map.get_mut(&key) {
+                if let Some(acc) = b.map.get_mut(&key as &dyn AsKey) {
                     let total = acc.total_with(quantity);
                     if total > MAX_BUCKET {
                         return Err(overflow_error(&key, quantity, total));
@@ -211,6 +240,7 @@ impl UsageMeter {
                 }
                 b.drains
             };
+            let new = owned.take().unwrap_or_else(|| key.to_bucket());
             // First event of this bucket since the last drain: read what the store holds,
             // without holding the buffer (a drain holds the store, then the buffer).
             let base = if shared.fleet.is_some() {
@@ -219,13 +249,14 @@ impl UsageMeter {
             } else {
                 lock(&shared.db).pending_quantity(
                     &shared.scope.product_code,
-                    key.customer.as_ref(),
-                    &key.dimension,
-                    key.hour,
+                    new.customer.as_ref(),
+                    &new.dimension,
+                    new.hour,
                 )
             }?;
             let mut b = lock(&shared.buffer);
-            if b.drains != drains || b.map.contains_key(&key) {
+            if b.drains != drains || b.map.contains_key(&new) {
+                owned = Some(new);
                 continue; // a drain or another caller came first: look again
             }
             let acc = Acc {
@@ -237,17 +268,14 @@ impl UsageMeter {
             if total > MAX_BUCKET {
                 return Err(overflow_error(&key, quantity, total));
             }
-            b.map.insert(key, acc);
+            b.map.insert(new, acc);
             return Ok(());
         }
     }
 
     /// The customer of a bucket: none in the `MeterUsage` mode (whatever was given), required
     /// in the others.
-    pub(super) fn bucket_customer(
-        &self,
-        customer: Option<Customer>,
-    ) -> Result<Option<Customer>, Error> {
+    pub(super) fn bucket_customer<C>(&self, customer: Option<C>) -> Result<Option<C>, Error> {
         match (self.inner.mode, customer) {
             (MeterMode::MeterUsage, _) => Ok(None),
             (MeterMode::Batch, None) => Err(Customer::required_error()),
@@ -257,7 +285,7 @@ impl UsageMeter {
 
     pub(super) fn validate(
         &self,
-        customer: Option<&Customer>,
+        customer: Option<CustomerRef<'_>>,
         dimension: &str,
         q: i32,
         at_secs: i64,
@@ -285,7 +313,7 @@ impl UsageMeter {
         };
         let product = &self.inner.shared.scope.product_code;
         match customer {
-            Customer::Identifier(id) if allocations.is_none() => {
+            CustomerRef::Identifier(id) if allocations.is_none() => {
                 if product.is_empty() {
                     return Err(Error::invalid_input(
                         FieldPath::argument("customer_identifier"),
@@ -309,7 +337,7 @@ impl UsageMeter {
 
     fn usage_record(
         &self,
-        customer: &Customer,
+        customer: CustomerRef<'_>,
         dimension: &str,
         q: i32,
         at_secs: i64,

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // What the meter, its committer thread and its flusher share: the buckets, the memory buffer, the writes to the store.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::FieldPath;
@@ -9,16 +11,85 @@ use crate::Error;
 
 use super::store::{Allocs, Db, Scope};
 use super::{
-    crash, fleet, hour_of, store, Clock, Customer, EventCallback, MeterEvent, MeterEventKind,
+    crash, fleet, hour_of, store, Clock, Customer, CustomerRef, EventCallback, MeterEvent,
+    MeterEventKind,
 };
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct BucketKey {
     /// `None` in the `MeterUsage` mode.
     pub(super) customer: Option<Customer>,
     pub(super) dimension: String,
     pub(super) hour: i64,
 }
+
+/// A [`BucketKey`] borrowed: what `record()` looks a bucket up by, so that an event for a
+/// bucket the buffer holds allocates nothing (the owned key is made for a new bucket only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct KeyRef<'a> {
+    pub(super) customer: Option<CustomerRef<'a>>,
+    pub(super) dimension: &'a str,
+    pub(super) hour: i64,
+}
+
+impl KeyRef<'_> {
+    pub(super) fn to_bucket(self) -> BucketKey {
+        BucketKey {
+            customer: self.customer.map(CustomerRef::to_customer),
+            dimension: self.dimension.to_owned(),
+            hour: self.hour,
+        }
+    }
+}
+
+/// Either key as a [`KeyRef`]: a [`Buffer`] is searched by `&dyn AsKey` (std's `HashMap` finds
+/// an entry by any `Q` the key `Borrow`s, with `Hash` and `Eq` agreeing with the key's).
+pub(super) trait AsKey {
+    fn key(&self) -> KeyRef<'_>;
+}
+
+impl AsKey for BucketKey {
+    fn key(&self) -> KeyRef<'_> {
+        KeyRef {
+            customer: self.customer.as_ref().map(Customer::by_ref),
+            dimension: &self.dimension,
+            hour: self.hour,
+        }
+    }
+}
+
+impl AsKey for KeyRef<'_> {
+    fn key(&self) -> KeyRef<'_> {
+        *self
+    }
+}
+
+/// Hashes as its [`KeyRef`], as the lookups by `&dyn AsKey` do.
+impl Hash for BucketKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl<'a> Borrow<dyn AsKey + 'a> for BucketKey {
+    fn borrow(&self) -> &(dyn AsKey + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn AsKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for dyn AsKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn AsKey + '_ {}
 
 #[derive(Default)]
 pub(super) struct Acc {
@@ -62,10 +133,11 @@ pub(super) struct MemBuffer {
 pub(super) const MAX_BUCKET: i64 = i32::MAX as i64;
 
 /// The error of a `record()` that would push a bucket past [`MAX_BUCKET`].
-pub(super) fn overflow_error(key: &BucketKey, quantity: i64, total: i64) -> Error {
-    let bucket = match &key.customer {
-        Some(c) => format!("{c} / {}", key.dimension),
-        None => key.dimension.clone(),
+pub(super) fn overflow_error(key: &dyn AsKey, quantity: i64, total: i64) -> Error {
+    let key = key.key();
+    let bucket = match key.customer {
+        Some(c) => format!("{} / {}", c.shown(), key.dimension),
+        None => key.dimension.to_owned(),
     };
     Error::invalid_input(
         FieldPath::argument("quantity"),

@@ -42,13 +42,7 @@ impl Customer {
     /// The customer as every face shows it: `(customer_identifier, customer_aws_account_id,
     /// license_arn)`, each absent when it does not apply.
     pub fn parts(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
-        match self {
-            Customer::Identifier(id) => (Some(id.as_str()), None, None),
-            Customer::AwsAccount {
-                account_id,
-                license_arn,
-            } => (None, Some(account_id.as_str()), Some(license_arn.as_str())),
-        }
+        self.by_ref().parts()
     }
 
     /// [`Customer::parts`] of a bucket's customer, which a `MeterUsage`-mode bucket does not
@@ -103,9 +97,60 @@ impl Customer {
 
 impl fmt::Display for Customer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.by_ref().shown())
+    }
+}
+
+/// A customer borrowed: [`Customer`]'s shape over `&str`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum CustomerRef<'a> {
+    Identifier(&'a str),
+    AwsAccount {
+        account_id: &'a str,
+        license_arn: &'a str,
+    },
+}
+
+impl<'a> CustomerRef<'a> {
+    pub(super) fn to_customer(self) -> Customer {
         match self {
-            Customer::Identifier(id) => f.write_str(id),
-            Customer::AwsAccount { account_id, .. } => f.write_str(account_id),
+            CustomerRef::Identifier(id) => Customer::identifier(id),
+            CustomerRef::AwsAccount {
+                account_id,
+                license_arn,
+            } => Customer::aws_account(account_id, license_arn),
+        }
+    }
+    /// See [`Customer::parts`].
+    pub(super) fn parts(self) -> (Option<&'a str>, Option<&'a str>, Option<&'a str>) {
+        match self {
+            CustomerRef::Identifier(id) => (Some(id), None, None),
+            CustomerRef::AwsAccount {
+                account_id,
+                license_arn,
+            } => (None, Some(account_id), Some(license_arn)),
+        }
+    }
+    /// How a customer is shown (its `Display`): the identifier or the account id.
+    pub(super) fn shown(self) -> &'a str {
+        match self {
+            CustomerRef::Identifier(id) => id,
+            CustomerRef::AwsAccount { account_id, .. } => account_id,
+        }
+    }
+}
+
+impl Customer {
+    pub(super) fn by_ref(&self) -> CustomerRef<'_> {
+        match self {
+            Customer::Identifier(id) => CustomerRef::Identifier(id),
+            Customer::AwsAccount {
+                account_id,
+                license_arn,
+            } => CustomerRef::AwsAccount {
+                account_id,
+                license_arn,
+            },
         }
     }
 }
