@@ -338,6 +338,16 @@ test('the common record() shape and the general one give the same outcome for ev
       ['cust-1', 'users', 2 ** 31],
       ['cust-1', 'users', 2 ** 60],
       ['cust-\ud800', 'users', 1],
+      // Around the plain path's 256-byte buffers: UTF-8 that fits, that may not, multi-byte
+      // characters and a lone surrogate at the edge, the longest valid strings.
+      ['c'.repeat(251), 'users', 1],
+      ['c'.repeat(252), 'users', 1],
+      ['c'.repeat(248) + '\ud800', 'users', 1],
+      ['c'.repeat(255), 'd'.repeat(255), 1],
+      ['\u00e9'.repeat(125), 'users', 1],
+      ['\u00e9'.repeat(126), '\u00e9'.repeat(255), 1],
+      ['\u{1f600}'.repeat(63), '\u{1f600}'.repeat(255), 1],
+      ['cust-1', 'users\udc00', 1],
     ]
     for (const [customerIdentifier, dimension, quantity] of values) {
       const plain = { customerIdentifier, dimension, quantity }

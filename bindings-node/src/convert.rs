@@ -27,6 +27,7 @@ mod inputs;
 mod meter;
 mod outputs;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use aws_smithy_types::date_time::Format;
@@ -40,7 +41,7 @@ pub use inputs::{
     batch_meter_usage_input, meter_usage_input, register_usage_input, resolve_customer_input,
 };
 pub use meter::{
-    meter_options, meter_record_input, meter_record_plain, meter_register_input,
+    meter_options, meter_record_input, meter_record_quantity, meter_register_input,
     meter_requeue_input, meter_seconds_int, meter_time,
 };
 pub use outputs::{
@@ -192,28 +193,43 @@ impl<'e> Members<'e> {
         }
         let key: Unknown<'e> = self.names.get_element(self.next)?;
         self.next += 1;
-        let mut written = 0usize;
-        // SAFETY: `key` is a live value of this env (property names are strings) and `buf` is
-        // writable for its whole length; napi writes at most `len - 1` bytes and a NUL.
-        napi::check_status!(unsafe {
-            napi::sys::napi_get_value_string_utf8(
-                self.obj.value().env,
-                key.raw(),
-                self.buf.as_mut_ptr().cast(),
-                self.buf.len(),
-                &mut written,
-            )
-        })?;
-        // A key that fills the buffer may be cut short: read it whole (it is no member name).
-        if written + 1 < self.buf.len() {
-            if let Ok(k) = std::str::from_utf8(&self.buf[..written]) {
-                return Ok(Some((k, key)));
-            }
+        // Property names are strings. One that does not fit is read whole (no member name).
+        if let Some(k) = utf8_in(self.obj.value().env, key.raw(), &mut self.buf)? {
+            return Ok(Some((k, key)));
         }
         // SAFETY: property names are strings.
         self.long = unsafe { key.cast::<String>() }?;
         Ok(Some((&self.long, key)))
     }
+}
+
+/// A JS string's UTF-8 as napi reads it (a lone surrogate becomes U+FFFD, as in napi's
+/// `String`), written into `buf`; `None` when it may not have fit (the caller reads it whole).
+/// `s` must be a live value of `env`; napi fails on one that is not a string.
+fn utf8_in(env: sys::napi_env, s: sys::napi_value, buf: &mut [u8]) -> Result<Option<&str>> {
+    let mut written = 0usize;
+    // SAFETY: `s` is a live value of `env` and `buf` is writable for its whole length; napi
+    // writes at most `len - 1` bytes and a NUL.
+    napi::check_status!(unsafe {
+        sys::napi_get_value_string_utf8(env, s, buf.as_mut_ptr().cast(), buf.len(), &mut written)
+    })?;
+    // napi stops before a character that does not fit, and one takes at most 4 bytes: a string
+    // that ended with room for 4 more bytes was read whole.
+    if written + 5 > buf.len() {
+        return Ok(None);
+    }
+    Ok(std::str::from_utf8(&buf[..written]).ok())
+}
+
+/// A JS string as text: borrowed from `buf` when it fits (no allocation: a record's customer
+/// and dimension), else read whole. `s` must be a live value of `env`; napi fails on one that
+/// is not a string.
+pub fn text_in(env: sys::napi_env, s: sys::napi_value, buf: &mut [u8]) -> Result<Cow<'_, str>> {
+    if let Some(t) = utf8_in(env, s, buf)? {
+        return Ok(Cow::Borrowed(t));
+    }
+    // SAFETY: as above; `String`'s conversion checks the status too.
+    Ok(Cow::Owned(unsafe { String::from_napi_value(env, s) }?))
 }
 
 fn string(v: Unknown<'_>, path: Path<'_>) -> R<String> {

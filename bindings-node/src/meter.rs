@@ -41,6 +41,7 @@ use marketplace_metering::primitives::DateTime;
 use marketplace_metering::UsageMeter;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::JsValue;
 use napi_derive::napi;
 
 use crate::client::NativeClient;
@@ -60,13 +61,31 @@ pub struct NativeMeter {
 
 impl Drop for NativeMeter {
     fn drop(&mut self) {
-        if let Some(m) = self.meter.take() {
-            // The core meter's drop may join its committer and write to SQLite.
-            let _ = std::thread::Builder::new()
-                .name("mm-meter-drop".into())
-                .spawn(move || drop(m));
-        }
+        drop_elsewhere(self.meter.take());
     }
+}
+
+/// Drops a core meter on a short-lived thread: if it is the last owner, its drop may join its
+/// committer and write to SQLite, which a GC finalizer must not wait for.
+fn drop_elsewhere(meter: Option<UsageMeter>) {
+    if let Some(m) = meter {
+        let _ = std::thread::Builder::new()
+            .name("mm-meter-drop".into())
+            .spawn(move || drop(m));
+    }
+}
+
+/// Records an event inline with `record`; `true` when that queued events (a late event: the JS
+/// layer then waits for [`NativeMeter::barrier`] before it resolves).
+fn record_inline(
+    env: &Env,
+    events: &Events,
+    meter: &UsageMeter,
+    record: impl FnOnce(&UsageMeter) -> std::result::Result<(), marketplace_metering::Error>,
+) -> Result<bool> {
+    let before = events.count();
+    record(meter).map_err(|e| crate::errors::to_js(env, &e))?;
+    Ok(events.count() != before)
 }
 
 /// The event queue and a count of the events put on it: a call that saw the count move
@@ -220,15 +239,6 @@ impl NativeMeter {
             .ok_or_else(|| napi::Error::new(Status::GenericFailure, "the meter was dropped"))
     }
 
-    /// Records a converted event inline; `true` when that queued events (see `record_now`).
-    fn record_inline(&self, env: &Env, r: MeterRecord) -> Result<bool> {
-        let before = self.events.count();
-        self.meter_ref()?
-            .record(r.customer, &r.dimension, r.quantity, r.at, r.allocations)
-            .map_err(|e| crate::errors::to_js(env, &e))?;
-        Ok(self.events.count() != before)
-    }
-
     /// `true` when `record()` only buffers in memory: the JS layer then calls [`Self::record_now`].
     #[napi(getter)]
     pub fn inline(&self) -> bool {
@@ -242,27 +252,31 @@ impl NativeMeter {
     pub fn record_now(&self, env: Env, input: Unknown<'_>) -> Result<bool> {
         let r =
             convert::meter_record_input(input, !self.meter_usage).map_err(|e| e.into_napi(&env))?;
-        self.record_inline(&env, r)
+        record_inline(&env, &self.events, self.meter_ref()?, |m| {
+            m.record(r.customer, &r.dimension, r.quantity, r.at, r.allocations)
+        })
     }
 
     /// [`Self::record_now`] for `record()`'s common shape (a customer identifier, a dimension,
     /// a quantity, nothing else), its members read by the JS layer: same rules, same errors.
+    /// Both strings (the JS layer checked they are) are read into buffers on the stack and
+    /// the core's `record_identifier` borrows them: nothing is allocated for an event whose
+    /// bucket the meter holds.
     #[napi]
     pub fn record_now_plain(
         &self,
         env: Env,
-        customer_identifier: String,
-        dimension: String,
+        #[napi(ts_arg_type = "string")] customer_identifier: Unknown<'_>,
+        #[napi(ts_arg_type = "string")] dimension: Unknown<'_>,
         quantity: f64,
     ) -> Result<bool> {
-        let r = convert::meter_record_plain(
-            customer_identifier,
-            dimension,
-            quantity,
-            !self.meter_usage,
-        )
-        .map_err(|e| e.into_napi(&env))?;
-        self.record_inline(&env, r)
+        let quantity = convert::meter_record_quantity(quantity).map_err(|e| e.into_napi(&env))?;
+        let (mut cb, mut db) = ([0u8; 256], [0u8; 256]);
+        let customer = convert::text_in(env.raw(), customer_identifier.raw(), &mut cb)?;
+        let dimension = convert::text_in(env.raw(), dimension.raw(), &mut db)?;
+        record_inline(&env, &self.events, self.meter_ref()?, |m| {
+            m.record_identifier(&customer, &dimension, quantity)
+        })
     }
 
     /// Resolves once every event queued so far has been emitted.

@@ -261,24 +261,12 @@ pub fn meter_record_input(v: Unknown<'_>, customer_required: bool) -> R<MeterRec
     })
 }
 
-/// `record()`'s common shape, `{ customerIdentifier, dimension, quantity }` with nothing else,
-/// its members read by the JS layer (which checked the keys and that both strings are strings):
-/// the same rules and errors as [`meter_record_input`], without napi's key listing and property
-/// gets (most of a record's cost on the JS thread).
-pub fn meter_record_plain(
-    customer_identifier: String,
-    dimension: String,
-    quantity: f64,
-    customer_required: bool,
-) -> R<MeterRecord> {
-    let quantity = exact_integer(quantity, Path::Root.field("quantity"))?;
-    Ok(MeterRecord {
-        customer: meter_customer(Some(customer_identifier), None, None, customer_required)?,
-        dimension,
-        quantity,
-        at: None,
-        allocations: None,
-    })
+/// The quantity of `record()`'s common shape, `{ customerIdentifier, dimension, quantity }` with
+/// nothing else, its members read by the JS layer (which checked the keys and that both strings
+/// are strings): the same rule and error as [`meter_record_input`]'s. The core's
+/// `record_identifier` checks the rest, as `record` does for the general shape.
+pub fn meter_record_quantity(quantity: f64) -> R<i64> {
+    exact_integer(quantity, Path::Root.field("quantity"))
 }
 
 /// `meter.registerCustomer({ customer…, dimensions })`.
