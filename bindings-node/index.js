@@ -654,6 +654,8 @@ class UsageMeter extends EventEmitter {
       throw translateError(err)
     }
     this._inline = this._native.inline
+    // record()'s common shape on an inline meter: a bare function bound to the native meter.
+    this._recordPlain = this._inline ? this._native.plainRecorder() : null
     this._closing = null
     if (this._inline) writeAtExit(this)
   }
@@ -690,7 +692,7 @@ class UsageMeter extends EventEmitter {
       let queued
       try {
         queued = isPlainRecord(input)
-          ? this._native.recordNowPlain(input.customerIdentifier, input.dimension, input.quantity)
+          ? this._recordPlain(input.customerIdentifier, input.dimension, input.quantity)
           : this._native.recordNow(input)
       } catch (err) {
         return Promise.reject(translateError(err))

@@ -28,6 +28,7 @@
 //! store, so it is moved to a short-lived thread instead of running in the GC finalizer.
 
 mod clock;
+mod plain;
 mod values;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +42,6 @@ use marketplace_metering::primitives::DateTime;
 use marketplace_metering::UsageMeter;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
-use napi::JsValue;
 use napi_derive::napi;
 
 use crate::client::NativeClient;
@@ -258,25 +258,15 @@ impl NativeMeter {
     }
 
     /// [`Self::record_now`] for `record()`'s common shape (a customer identifier, a dimension,
-    /// a quantity, nothing else), its members read by the JS layer: same rules, same errors.
-    /// Both strings (the JS layer checked they are) are read into buffers on the stack and
-    /// the core's `record_identifier` borrows them: nothing is allocated for an event whose
-    /// bucket the meter holds.
-    #[napi]
-    pub fn record_now_plain(
-        &self,
-        env: Env,
-        #[napi(ts_arg_type = "string")] customer_identifier: Unknown<'_>,
-        #[napi(ts_arg_type = "string")] dimension: Unknown<'_>,
-        quantity: f64,
-    ) -> Result<bool> {
-        let quantity = convert::meter_record_quantity(quantity).map_err(|e| e.into_napi(&env))?;
-        let (mut cb, mut db) = ([0u8; 256], [0u8; 256]);
-        let customer = convert::text_in(env.raw(), customer_identifier.raw(), &mut cb)?;
-        let dimension = convert::text_in(env.raw(), dimension.raw(), &mut db)?;
-        record_inline(&env, &self.events, self.meter_ref()?, |m| {
-            m.record_identifier(&customer, &dimension, quantity)
-        })
+    /// a quantity, nothing else), its members read by the JS layer: a function bound to this
+    /// meter, called once per record (see `meter/plain.rs`). Same rules, same errors.
+    #[napi(
+        ts_return_type = "(customerIdentifier: string, dimension: string, quantity: number) => boolean"
+    )]
+    pub fn plain_recorder<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        let f = plain::function(env, self.meter()?, self.events.clone())?;
+        // SAFETY: a live value of this env.
+        unsafe { Unknown::from_napi_value(env.raw(), f) }
     }
 
     /// Resolves once every event queued so far has been emitted.
