@@ -198,12 +198,18 @@ fn main() {
             ("group, one hot customer", "group", true),
             ("durable, uniform", "durable", false),
         ] {
-            let url = pg(&["createdb", &d, &format!("b{}", name.len() + hot as usize)]);
+            let db = format!("b{}", name.len() + hot as usize);
+            let url = pg(&["createdb", &d, &db]);
             let (rate, p50, p99) = run(&url, durability, hot, secs);
+            // Each write transaction leaves one commit key: events per commit is the batch.
+            let commits: f64 = pg(&["psql", &d, &db, "-tAc", "SELECT count(*) FROM mm_commits"])
+                .parse()
+                .unwrap_or(f64::NAN);
             println!(
-                "{name:26} {rate:>9.0} events/s  p50 {:.2} ms  p99 {:.2} ms",
+                "{name:26} {rate:>9.0} events/s  p50 {:.2} ms  p99 {:.2} ms  {:.1} events/commit",
                 p50 as f64 / 1000.0,
-                p99 as f64 / 1000.0
+                p99 as f64 / 1000.0,
+                rate * secs as f64 / commits
             );
         }
         // 10,000 customer-hours flushed against the emulator.

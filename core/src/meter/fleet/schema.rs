@@ -140,7 +140,6 @@ DECLARE
     v_sealed bigint[];
     v_h bigint;
     v_big bigint;
-    v_total bigint;
     v_over text := '';
 BEGIN
     INSERT INTO mm_commits (replica, session, seq) VALUES (p_replica, p_session, p_seq)
@@ -175,11 +174,12 @@ BEGIN
         END LOOP;
     END IF;
     -- One row per bucket, in key order (two writes of one replica never deadlock).
+    -- (Arrays are zipped with unnest: a subscript of a text array walks it from the start.)
     WITH t AS (
-        SELECT p_license[i] AS l, p_kind[i] AS k, p_customer[i] AS c, p_dimension[i] AS d,
-               v_landed[i] AS h, sum(p_quantity[i])::bigint AS q
-        FROM generate_subscripts(p_hour, 1) AS i
-        GROUP BY 1, 2, 3, 4, 5
+        SELECT l, k, c, d, h, sum(q)::bigint AS q
+        FROM unnest(p_license, p_kind, p_customer, p_dimension, v_landed, p_quantity)
+             AS e(l, k, c, d, h, q)
+        GROUP BY l, k, c, d, h
     ), up AS (
         INSERT INTO mm_partials AS p (product_code, hour, license_arn, customer_kind, customer,
                                       dimension, replica, quantity)
@@ -190,15 +190,14 @@ BEGIN
     )
     SELECT count(*) INTO v_big FROM up WHERE up.quantity > 16777216;
     IF v_big > 0 THEN
-        FOR i IN 1 .. cardinality(p_hour) LOOP
-            SELECT COALESCE(sum(quantity), 0)::bigint INTO v_total FROM mm_partials
-            WHERE product_code = p_product AND hour = v_landed[i] AND license_arn = p_license[i]
-              AND customer_kind = p_kind[i] AND customer = p_customer[i]
-              AND dimension = p_dimension[i];
-            IF v_total > 2147483647 THEN
-                v_over := v_over || i || ':' || v_total || ',';
-            END IF;
-        END LOOP;
+        SELECT COALESCE(string_agg(i || ':' || total, ','), '') INTO v_over
+        FROM (SELECT e.i, (SELECT COALESCE(sum(p.quantity), 0)::bigint FROM mm_partials p
+                           WHERE p.product_code = p_product AND p.hour = e.h
+                             AND p.license_arn = e.l AND p.customer_kind = e.k
+                             AND p.customer = e.c AND p.dimension = e.d) AS total
+              FROM unnest(p_license, p_kind, p_customer, p_dimension, v_landed)
+                   WITH ORDINALITY AS e(l, k, c, d, h, i)) x
+        WHERE total > 2147483647;
         IF v_over <> '' THEN
             RAISE EXCEPTION 'a bucket would pass the maximum quantity'
                 USING ERRCODE = 'MM001', DETAIL = v_over;
@@ -207,12 +206,12 @@ BEGIN
     IF cardinality(p_alloc_entry) > 0 THEN
         INSERT INTO mm_partial_allocs AS a (product_code, hour, license_arn, customer_kind,
                                             customer, dimension, replica, tags, quantity)
-        SELECT p_product, h, l, k, c, d, p_replica, g, sum(q)::bigint
-        FROM (SELECT v_landed[e] AS h, p_license[e] AS l, p_kind[e] AS k, p_customer[e] AS c,
-                     p_dimension[e] AS d, g, q
-              FROM unnest(p_alloc_entry, p_alloc_tags, p_alloc_quantity) AS t(e, g, q)) s
-        GROUP BY h, l, k, c, d, g
-        ORDER BY h, l, k, c, d, g
+        SELECT p_product, e.h, e.l, e.k, e.c, e.d, p_replica, t.g, sum(t.q)::bigint
+        FROM unnest(p_alloc_entry, p_alloc_tags, p_alloc_quantity) AS t(i, g, q)
+        JOIN unnest(p_license, p_kind, p_customer, p_dimension, v_landed)
+             WITH ORDINALITY AS e(l, k, c, d, h, i) ON e.i = t.i
+        GROUP BY e.h, e.l, e.k, e.c, e.d, t.g
+        ORDER BY 2, 3, 4, 5, 6, 8
         ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension,
                      replica, tags)
         DO UPDATE SET quantity = a.quantity + excluded.quantity;
