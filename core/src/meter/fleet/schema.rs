@@ -130,7 +130,7 @@ CREATE TABLE mm_registered (
 pub(super) const ADD_FUNCTION: &str = r#"
 CREATE FUNCTION mm_add_v1(
     p_replica text, p_session text, p_seq bigint, p_product text, p_current bigint,
-    p_license text[], p_kind text[], p_customer text[], p_dimension text[],
+    p_locked bigint[], p_keys int4[], p_license text[], p_kind text[], p_customer text[], p_dimension text[],
     p_hour bigint[], p_quantity bigint[],
     p_alloc_entry int4[], p_alloc_tags text[], p_alloc_quantity bigint[])
 RETURNS bigint[] LANGUAGE plpgsql AS $$
@@ -149,10 +149,10 @@ BEGIN
     END IF;
     -- Shared locks on every hour written and the current one, ascending; the sealed
     -- check follows them (READ COMMITTED: it sees any seal that committed before).
-    v_locked := ARRAY(SELECT DISTINCT x FROM unnest(p_hour || p_current) AS x ORDER BY x);
-    FOREACH v_h IN ARRAY v_locked LOOP
-        PERFORM pg_advisory_xact_lock_shared(hashtext(p_product), floor(v_h / 3600.0)::int4);
-    END LOOP;
+    -- p_locked: the entries' hours and the current one, distinct and ascending; p_keys:
+    -- their lock keys (the sealer's). A function scan returns an array in order.
+    v_locked := p_locked;
+    PERFORM pg_advisory_xact_lock_shared(hashtext(p_product), k) FROM unnest(p_keys) AS k;
     v_sealed := ARRAY(SELECT hour FROM mm_sealed_hours
                       WHERE product_code = p_product AND hour = ANY(v_locked));
     IF cardinality(v_sealed) > 0 THEN
@@ -162,7 +162,7 @@ BEGIN
             FOR step IN 1 .. 48 LOOP
                 IF NOT v_h = ANY(v_locked) THEN
                     PERFORM pg_advisory_xact_lock_shared(hashtext(p_product),
-                                                         floor(v_h / 3600.0)::int4);
+                                                         (v_h / 3600)::int4);
                     v_locked := v_locked || v_h;
                     v_sealed := v_sealed || ARRAY(SELECT hour FROM mm_sealed_hours
                                                   WHERE product_code = p_product AND hour = v_h);
@@ -221,8 +221,8 @@ END $$;
 "#;
 
 /// `mm_add_v1`'s signature, to find it (`to_regprocedure`).
-const ADD_SIGNATURE: &str = "mm_add_v1(text, text, bigint, text, bigint, text[], text[], \
-     text[], text[], bigint[], bigint[], int4[], text[], bigint[])";
+const ADD_SIGNATURE: &str = "mm_add_v1(text, text, bigint, text, bigint, bigint[], int4[], \
+     text[], text[], text[], text[], bigint[], bigint[], int4[], text[], bigint[])";
 
 impl Fleet {
     pub(super) async fn migrate(&self) -> Result<(), Error> {

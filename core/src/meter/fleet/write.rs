@@ -12,7 +12,7 @@ use crate::meter::store::customer_parts;
 use crate::meter::{Acc, BucketKey, Buffer, MeterEvent, Written};
 use crate::Error;
 
-use super::{retry, Fleet, P};
+use super::{hour_key, retry, Fleet, P};
 
 /// The SQLSTATE `mm_add_v1` raises when an add would push a bucket past the model's maximum;
 /// its DETAIL lists `entry:sum,` for each entry refused (entries numbered from 1).
@@ -103,12 +103,19 @@ impl Fleet {
                 a_quantity.push(*q);
             }
         }
-        let params: [P<'_>; 14] = [
+        let mut locked = hour.clone();
+        locked.push(current);
+        locked.sort_unstable();
+        locked.dedup();
+        let keys: Vec<i32> = locked.iter().map(|h| hour_key(*h)).collect();
+        let params: [P<'_>; 16] = [
             (&self.replica, Type::TEXT),
             (&self.session, Type::TEXT),
             (&seq, Type::INT8),
             (&product, Type::TEXT),
             (&current, Type::INT8),
+            (&locked, Type::INT8_ARRAY),
+            (&keys, Type::INT4_ARRAY),
             (&license, Type::TEXT_ARRAY),
             (&kind, Type::TEXT_ARRAY),
             (&customer, Type::TEXT_ARRAY),
@@ -122,7 +129,7 @@ impl Fleet {
         crate::meter::crash::hit("fleet_before_commit");
         let r = c
             .query_typed(
-                "SELECT mm_add_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                "SELECT mm_add_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 &params,
             )
             .await;
