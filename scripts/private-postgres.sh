@@ -7,6 +7,7 @@
 #                                          prints its database URL (Unix socket only)
 #   private-postgres.sh createdb DIR NAME  creates database NAME; prints its URL
 #   private-postgres.sh psql DIR NAME ...  runs psql on database NAME with the other arguments
+#   private-postgres.sh pgbench DIR NAME ...  runs pgbench on database NAME likewise
 #   private-postgres.sh restart DIR        pg_ctl restart -m immediate (a crash of the server)
 #   private-postgres.sh stop DIR           stops it (immediate) and removes DIR
 #   private-postgres.sh bin                prints the directory of the server's binaries
@@ -119,6 +120,13 @@ psql)
     shift 2
     bin=$(pg_bin)
     as_owner "$bin/psql" -h "$dir/sock" -d "$name" -v ON_ERROR_STOP=1 -X -q "$@"
+    ;;
+pgbench)
+    need_dir "${1:-}"
+    dir=$1 name=$2
+    shift 2
+    bin=$(pg_bin)
+    as_owner "$bin/pgbench" -h "$dir/sock" "$@" "$name"
     ;;
 restart)
     need_dir "${1:-}"

@@ -162,6 +162,86 @@ fn run(url: &str, durability: &str, hot: bool, secs: u64) -> (f64, u64, u64) {
     (n as f64 / secs as f64, p50, p99)
 }
 
+/// What PostgreSQL alone commits on this machine, with the replicas' 8 concurrent commit
+/// streams (pgbench, 8 clients, prepared statements, the same cluster and settings): a
+/// one-row INSERT per commit (the floor of any durable write), and the store's own write
+/// (`mm_add_v1`) of 8 entries for 8 of 1,000 customers, a group commit's batch at 8 threads.
+fn postgres_alone(d: &str, secs: u64) {
+    let url = pg(&["createdb", d, "alone"]);
+    drop(
+        UsageMeter::new(
+            MeterConfig::builder()
+                .client(client("http://127.0.0.1:9"))
+                .store(Store::postgres(&url))
+                .product_code(metering_emulator::PRODUCT_CODE)
+                .build()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    let n = 8;
+    let list = |f: &dyn Fn(usize) -> String| {
+        format!("ARRAY[{}]", (0..n).map(f).collect::<Vec<_>>().join(","))
+    };
+    let mut add = String::from("\\set seq random(1, 1000000000000)\n");
+    for i in 0..n {
+        add += &format!("\\set c{i} random(1, 1000)\n");
+    }
+    add += &format!(
+        "SELECT mm_add_v1('alone' || :client_id, 's', :seq, 'p', 3600, '{{3600}}', '{{1}}', \
+         {}, {}, {}, {}, \
+         {}::int8[], {}::int8[], '{{}}'::int4[], '{{}}'::text[], '{{}}'::int8[]);\n",
+        list(&|_| "''".into()),
+        list(&|_| "'C'".into()),
+        list(&|i| format!("'c' || :c{i}")),
+        list(&|_| "'users'".into()),
+        list(&|_| "3600".into()),
+        list(&|_| "1".into()),
+    );
+    let scripts = [
+        (
+            "one-row INSERT",
+            1,
+            "\\set seq random(1, 1000000000000)\n\
+             INSERT INTO mm_commits (replica, session, seq) \
+             VALUES ('floor' || :client_id, 's', :seq) ON CONFLICT DO NOTHING;\n"
+                .to_owned(),
+        ),
+        ("mm_add_v1 of 8 entries", n, add),
+    ];
+    for (name, events, script) in scripts {
+        let file = std::path::Path::new(d).join("pgbench.sql");
+        std::fs::write(&file, script).unwrap();
+        let out = pg(&[
+            "pgbench",
+            d,
+            "alone",
+            "-n",
+            "-c",
+            "8",
+            "-j",
+            "2",
+            "-M",
+            "prepared",
+            "-T",
+            &secs.to_string(),
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        let tps: f64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("tps = "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        println!(
+            "PostgreSQL alone, {name:22} {:>7.0} commits/s = {:>7.0} events/s (pgbench, 8 clients)",
+            tps,
+            tps * events as f64
+        );
+    }
+}
+
 fn main() {
     if std::env::var("MM_BENCH_ROLE").as_deref() == Ok("replica") {
         replica();
@@ -198,14 +278,21 @@ fn main() {
             ("group, one hot customer", "group", true),
             ("durable, uniform", "durable", false),
         ] {
-            let url = pg(&["createdb", &d, &format!("b{}", name.len() + hot as usize)]);
+            let db = format!("b{}", name.len() + hot as usize);
+            let url = pg(&["createdb", &d, &db]);
             let (rate, p50, p99) = run(&url, durability, hot, secs);
+            // Each write transaction leaves one commit key: events per commit is the batch.
+            let commits: f64 = pg(&["psql", &d, &db, "-tAc", "SELECT count(*) FROM mm_commits"])
+                .parse()
+                .unwrap_or(f64::NAN);
             println!(
-                "{name:26} {rate:>9.0} events/s  p50 {:.2} ms  p99 {:.2} ms",
+                "{name:26} {rate:>9.0} events/s  p50 {:.2} ms  p99 {:.2} ms  {:.1} events/commit",
                 p50 as f64 / 1000.0,
-                p99 as f64 / 1000.0
+                p99 as f64 / 1000.0,
+                rate * secs as f64 / commits
             );
         }
+        postgres_alone(&d, secs);
         // 10,000 customer-hours flushed against the emulator.
         let url = pg(&["createdb", &d, "flush"]);
         // 5,000 subscribed customers x 2 dimensions, one hour: 10,000 customer-hours.

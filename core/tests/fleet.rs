@@ -191,6 +191,181 @@ async fn moving_from_sqlite_to_the_fleet_at_an_hour_boundary_bills_once() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// The model's maximum (2^31 - 1 per customer-hour) holds across replicas: a record that
+/// would push a bucket past it, with the rest of the bucket in another replica's rows, is
+/// refused naming `quantity` and counts nothing, in every durability; records that fit
+/// still land (in a group commit, beside the refused one), and the hour is billed once with
+/// exactly what was acknowledged.
+#[tokio::test]
+async fn a_bucket_full_across_replicas_refuses_the_record_that_would_pass_the_maximum() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let replica = |id: &str, d: Durability| {
+        UsageMeter::new(
+            builder(&emu, Store::postgres(&url), &clock)
+                .replica_id(id)
+                .durability(d)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let refused = |m: &UsageMeter, q: i64| {
+        let e = m.record(cust(1), "users", q, None, None).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+        assert_eq!(e.field(), Some("quantity"), "{e}");
+        assert!(e.message().contains("nothing of it was counted"), "{e}");
+    };
+    let a = replica("a", Durability::Durable);
+    a.record(cust(1), "users", 1_500_000_000, None, None)
+        .unwrap();
+    // Then the bucket's other replicas: each add is past 2^24 in its own rows, so checked.
+    let (mut fill, mut too_much) = (600_000_000, 700_000_000);
+    for (i, d) in [Durability::Durable, Durability::Group]
+        .into_iter()
+        .enumerate()
+    {
+        let m = replica(&format!("b{i}"), d);
+        refused(&m, 700_000_000);
+        // Beside another customer's record (one group commit when the durability groups).
+        let m2 = m.clone();
+        let t = std::thread::spawn(move || m2.record(cust(2), "users", 5, None, None));
+        refused(&m, too_much);
+        t.join().unwrap().unwrap();
+        m.record(cust(1), "users", fill, None, None).unwrap();
+        (fill, too_much) = (47_000_000, 48_000_000);
+    }
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(a.flush().await.unwrap().acked, 2);
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(
+        m[&("cust-1".into(), "users".into(), b - H)],
+        (2_147_000_000, 1)
+    );
+    assert_eq!(m[&("cust-2".into(), "users".into(), b - H)], (10, 1));
+    let out = pg::shared().psql(&url, "SELECT count(*) FROM mm_partials");
+    assert_eq!(out, "0", "sealed hours leave no partial rows");
+}
+
+/// A burst of durable records from many threads (each its own commit) waits for the
+/// meter's connections instead of opening one per caller: the database's `max_connections`
+/// is shared with the seller's other services. Every record still lands.
+#[test]
+fn many_concurrent_writers_share_a_bounded_set_of_connections() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let meter = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .durability(Durability::Durable)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (url, done) = (url.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut most = 0usize;
+            while !done.load(Ordering::SeqCst) {
+                let n = pg::shared().psql(
+                    &url,
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                );
+                most = most.max(n.parse().unwrap());
+            }
+            most
+        })
+    };
+    let writers: Vec<_> = (0..64)
+        .map(|t| {
+            let m = meter.clone();
+            std::thread::spawn(move || {
+                for _ in 0..40 {
+                    m.record(cust(t % 8 + 1), "users", 1, None, None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let most = watcher.join().unwrap();
+    assert!(most <= 16, "{most} connections at once for one meter");
+    clock.store(b + 600, Ordering::SeqCst);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(rt.block_on(meter.flush()).unwrap().acked, 8);
+    let total: i64 = ledger_map(&emu.ledger()).values().map(|(q, _)| q).sum();
+    assert_eq!(total, 64 * 40);
+}
+
+/// The README's least-privilege set-up: one meter run once as the role that owns the
+/// tables, then a runtime role with only the documented grants records, seals and sends.
+#[tokio::test]
+async fn a_runtime_role_with_the_documented_grants_runs_the_meter() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let cluster = pg::shared();
+    let db = pg::Cluster::db_name(&url);
+    let (owner, runtime) = (format!("{db}_owner"), format!("{db}_runtime"));
+    // postgresql://USER@localhost/DB?host=... as another role.
+    let as_role = |role: &str| {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (_, host) = rest.split_once('@').unwrap();
+        format!("{scheme}://{role}@{host}")
+    };
+    let setup = cluster.psql(
+        &url,
+        &format!(
+            "CREATE ROLE {owner} LOGIN; CREATE ROLE {runtime} LOGIN;
+             CREATE SCHEMA metering AUTHORIZATION {owner};
+             ALTER ROLE {owner} SET search_path = metering;
+             ALTER ROLE {runtime} SET search_path = metering;
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
+        ),
+    );
+    assert!(!setup.starts_with("ERROR"), "{setup}");
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    drop(
+        UsageMeter::new(
+            builder(&emu, Store::postgres(as_role(&owner)), &clock)
+                .build()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    let grants = cluster.psql(
+        &url,
+        &format!(
+            "GRANT USAGE ON SCHEMA metering TO {runtime};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA metering TO {runtime};
+             GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA metering TO {runtime};"
+        ),
+    );
+    assert!(!grants.starts_with("ERROR"), "{grants}");
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(as_role(&runtime)), &clock)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 3, None, None).unwrap();
+    m.record(cust(2), "users", 4, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(m.flush().await.unwrap().acked, 2);
+    let owned = cluster.psql(
+        &url,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'metering' AND tableowner <> current_user",
+    );
+    assert_ne!(owned, "0", "the tables are the owner role's: {owned}");
+}
+
 /// A sealed quantity never changes, whoever tries: the table's trigger refuses it.
 #[tokio::test]
 async fn a_sealed_quantity_is_immutable_in_the_database() {

@@ -13,7 +13,9 @@
 //!   restarted) the same transaction is run again with the same key, and a key already
 //!   there means the first attempt committed: nothing is counted twice. An INSERT of a key
 //!   another, still-running, attempt holds waits for that attempt to end, so the check is
-//!   exact even when the old backend has not noticed its client left.
+//!   exact even when the old backend has not noticed its client left. A write is one
+//!   statement, a call of the store's `mm_add_v1` function (see `schema.rs`), so one round
+//!   trip: the function runs the steps below in the statement's own transaction.
 //! * **Sealing.** Which hours are sealable is decided by the database's `now()` (or the
 //!   meter's `clock` when one was given, as tests do), never by a replica's clock. A
 //!   writer holds a shared advisory lock on (product, hour) while it adds and checks,
@@ -54,12 +56,10 @@ use crate::Error;
 /// backend) before it gives up.
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
-/// Idle connections kept per meter.
+/// Connections a meter uses at once (and keeps idle), besides a flush's sender slot. More
+/// concurrent writers (durable records from many threads) wait for one rather than open
+/// more: a database's `max_connections` is shared with the seller's other services.
 const POOL_MAX: usize = 16;
-
-/// A partial sum past this is checked against the bucket's whole sum (all replicas) for the
-/// model's maximum; below it, 128 replicas could not pass the maximum together.
-const CHECK_SUM_ABOVE: i64 = 1 << 24;
 
 /// The default replica id: host name and process id.
 pub(crate) fn default_replica_id() -> String {
@@ -115,6 +115,8 @@ pub(crate) struct Fleet {
     config: tokio_postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     pool: Mutex<Vec<PgClient>>,
+    /// [`POOL_MAX`] permits: one held by each operation while it has a connection.
+    in_use: tokio::sync::Semaphore,
     replica: String,
     session: String,
     seq: AtomicI64,
@@ -130,10 +132,6 @@ impl std::fmt::Debug for Fleet {
             .field("replica", &self.replica)
             .finish_non_exhaustive()
     }
-}
-
-async fn rollback(c: &PgClient) {
-    let _ = c.batch_execute("ROLLBACK").await;
 }
 
 impl Fleet {
@@ -174,6 +172,7 @@ impl Fleet {
             config,
             tls: if wants_tls { Some(tls()?) } else { None },
             pool: Mutex::new(Vec::new()),
+            in_use: tokio::sync::Semaphore::new(POOL_MAX),
             replica,
             session: uuid::Uuid::new_v4().simple().to_string(),
             seq: AtomicI64::new(1),
@@ -436,6 +435,8 @@ where
 {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(20);
+    // Never closed, so acquiring only waits.
+    let _permit = fleet.in_use.acquire().await.ok();
     loop {
         let err = match fleet.get().await {
             Ok(c) => {

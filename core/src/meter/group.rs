@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `Durability::Group`: one committer thread commits all concurrent callers' events in one transaction.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -20,11 +21,12 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    /// Waits for the commit; `key` and `quantity` are this caller's event.
-    pub(super) fn wait(&self, key: &BucketKey, quantity: i64) -> Result<(), Error> {
+    /// Waits for the commit; `key` and `quantity` are this caller's event. `spin`: whether
+    /// commits are quick enough to yield for before parking (see [`Group::spin`]).
+    pub(super) fn wait(&self, key: &BucketKey, quantity: i64, spin: bool) -> Result<(), Error> {
         // A commit that does not wait for the disk takes tens of microseconds, less than a
         // park/unpark round trip costs on a VM: yield for a while before parking.
-        let spin_until = std::time::Instant::now() + SPIN;
+        let spin_until = std::time::Instant::now() + if spin { SPIN } else { Duration::ZERO };
         loop {
             if let Some(r) = self.result.get() {
                 return match r {
@@ -69,6 +71,10 @@ pub(super) struct Group {
     pub(super) cv: Condvar,
     /// Wakes callers waiting for room (`max_events`).
     pub(super) room: Condvar,
+    /// Whether the last commit took less than [`SPIN`]. When commits wait for an fsync or
+    /// a database round trip, callers park at once: yielding would only take the CPU the
+    /// commit (and, on a small machine, the database) needs.
+    pub(super) spin: AtomicBool,
 }
 
 /// How long a group-commit caller yields before it parks.
@@ -141,6 +147,7 @@ pub(super) fn committer(
         let started = Instant::now();
         let result = shared.write_store(&batch, false);
         last_commit = started.elapsed();
+        group.spin.store(last_commit < SPIN, Ordering::Relaxed);
         // The callers released now are the ones expected in the next group.
         lock(&group.queue).want = n.max(1);
         match result {

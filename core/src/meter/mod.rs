@@ -284,6 +284,7 @@ impl UsageMeter {
                 }),
                 cv: Condvar::new(),
                 room: Condvar::new(),
+                spin: AtomicBool::new(true),
             });
             let (s, g2) = (shared.clone(), g.clone());
             let (wait, max) = (config.group_max_wait, config.group_max_events);

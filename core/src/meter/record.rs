@@ -199,7 +199,7 @@ impl UsageMeter {
                     qg.waiters.push(std::thread::current());
                     qg.slot.clone()
                 };
-                slot.wait(&mine, quantity)
+                slot.wait(&mine, quantity, g.spin.load(Ordering::Relaxed))
             }
             None => {
                 let mut one = Buffer::with_capacity(1);

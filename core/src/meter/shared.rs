@@ -185,6 +185,20 @@ pub(super) struct Shared {
     pub(super) on_event: Option<EventCallback>,
 }
 
+/// The event of `quantity` for bucket `k` counted in hour `counted` instead of its own.
+pub(super) fn late_event(k: &BucketKey, quantity: i64, counted: i64) -> MeterEvent {
+    MeterEvent {
+        kind: MeterEventKind::LateEvent {
+            counted_in_hour: counted,
+        },
+        customer: k.customer.clone(),
+        dimension: k.dimension.clone(),
+        hour: k.hour,
+        quantity,
+        replica_id: None, // set by `Shared::emit`
+    }
+}
+
 /// What one write did besides adding.
 #[derive(Default)]
 pub(super) struct Written {
@@ -292,14 +306,7 @@ impl Shared {
                 }
             };
             if let Some(h) = counted.filter(|h| *h != k.hour) {
-                out.late.push(MeterEvent {
-                    kind: MeterEventKind::LateEvent { counted_in_hour: h },
-                    customer: k.customer.clone(),
-                    dimension: k.dimension.clone(),
-                    hour: k.hour,
-                    quantity: acc.quantity,
-                    replica_id: None, // set by `Shared::emit`
-                });
+                out.late.push(late_event(k, acc.quantity, h));
             }
         }
         crash::hit("record_mid_txn");

@@ -115,16 +115,132 @@ CREATE TABLE mm_registered (
 );
 "#];
 
+/// The write path's function, created when absent. Its name carries its version: a
+/// changed body gets a new name, so replicas of the previous library, which never call it,
+/// and of this one run side by side on one store (a rolling upgrade) without a schema
+/// version step. It is one statement for a replica, so a write is one round trip (three
+/// with BEGIN, the adds and COMMIT sent apart), and PL/pgSQL keeps its plans per session.
+///
+/// Returns, for each entry, the hour it was counted in (its own unless that hour was
+/// sealed: then the first open hour from `p_current` on), or NULL when the commit key is
+/// already there (an earlier attempt committed). Raises SQLSTATE MM001, DETAIL
+/// `entry:sum,...` (entries from 1), and adds nothing, when an entry's bucket would pass
+/// the model's maximum (2^31 - 1). A replica's partial past 2^24 has its bucket's whole
+/// sum checked; below that, 128 replicas could not pass the maximum together.
+pub(super) const ADD_FUNCTION: &str = r#"
+CREATE FUNCTION mm_add_v1(
+    p_replica text, p_session text, p_seq bigint, p_product text, p_current bigint,
+    p_locked bigint[], p_keys int4[], p_license text[], p_kind text[], p_customer text[], p_dimension text[],
+    p_hour bigint[], p_quantity bigint[],
+    p_alloc_entry int4[], p_alloc_tags text[], p_alloc_quantity bigint[])
+RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_landed bigint[] := p_hour;
+    v_locked bigint[];
+    v_sealed bigint[];
+    v_h bigint;
+    v_big bigint;
+    v_over text := '';
+BEGIN
+    INSERT INTO mm_commits (replica, session, seq) VALUES (p_replica, p_session, p_seq)
+        ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    -- Shared locks on every hour written and the current one, ascending; the sealed
+    -- check follows them (READ COMMITTED: it sees any seal that committed before).
+    -- p_locked: the entries' hours and the current one, distinct and ascending; p_keys:
+    -- their lock keys (the sealer's). A function scan returns an array in order.
+    v_locked := p_locked;
+    PERFORM pg_advisory_xact_lock_shared(hashtext(p_product), k) FROM unnest(p_keys) AS k;
+    v_sealed := ARRAY(SELECT hour FROM mm_sealed_hours
+                      WHERE product_code = p_product AND hour = ANY(v_locked));
+    IF cardinality(v_sealed) > 0 THEN
+        FOR i IN 1 .. cardinality(p_hour) LOOP
+            CONTINUE WHEN NOT p_hour[i] = ANY(v_sealed);
+            v_h := greatest(p_current, p_hour[i]);
+            FOR step IN 1 .. 48 LOOP
+                IF NOT v_h = ANY(v_locked) THEN
+                    PERFORM pg_advisory_xact_lock_shared(hashtext(p_product),
+                                                         (v_h / 3600)::int4);
+                    v_locked := v_locked || v_h;
+                    v_sealed := v_sealed || ARRAY(SELECT hour FROM mm_sealed_hours
+                                                  WHERE product_code = p_product AND hour = v_h);
+                END IF;
+                EXIT WHEN NOT v_h = ANY(v_sealed);
+                v_h := v_h + 3600;
+            END LOOP;
+            v_landed[i] := v_h;
+        END LOOP;
+    END IF;
+    -- One row per bucket, in key order (two writes of one replica never deadlock).
+    -- (Arrays are zipped with unnest: a subscript of a text array walks it from the start.)
+    WITH t AS (
+        SELECT l, k, c, d, h, sum(q)::bigint AS q
+        FROM unnest(p_license, p_kind, p_customer, p_dimension, v_landed, p_quantity)
+             AS e(l, k, c, d, h, q)
+        GROUP BY l, k, c, d, h
+    ), up AS (
+        INSERT INTO mm_partials AS p (product_code, hour, license_arn, customer_kind, customer,
+                                      dimension, replica, quantity)
+        SELECT p_product, h, l, k, c, d, p_replica, q FROM t ORDER BY h, l, k, c, d
+        ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension, replica)
+        DO UPDATE SET quantity = p.quantity + excluded.quantity
+        RETURNING p.quantity
+    )
+    SELECT count(*) INTO v_big FROM up WHERE up.quantity > 16777216;
+    IF v_big > 0 THEN
+        SELECT COALESCE(string_agg(i || ':' || total, ','), '') INTO v_over
+        FROM (SELECT e.i, (SELECT COALESCE(sum(p.quantity), 0)::bigint FROM mm_partials p
+                           WHERE p.product_code = p_product AND p.hour = e.h
+                             AND p.license_arn = e.l AND p.customer_kind = e.k
+                             AND p.customer = e.c AND p.dimension = e.d) AS total
+              FROM unnest(p_license, p_kind, p_customer, p_dimension, v_landed)
+                   WITH ORDINALITY AS e(l, k, c, d, h, i)) x
+        WHERE total > 2147483647;
+        IF v_over <> '' THEN
+            RAISE EXCEPTION 'a bucket would pass the maximum quantity'
+                USING ERRCODE = 'MM001', DETAIL = v_over;
+        END IF;
+    END IF;
+    IF cardinality(p_alloc_entry) > 0 THEN
+        INSERT INTO mm_partial_allocs AS a (product_code, hour, license_arn, customer_kind,
+                                            customer, dimension, replica, tags, quantity)
+        SELECT p_product, e.h, e.l, e.k, e.c, e.d, p_replica, t.g, sum(t.q)::bigint
+        FROM unnest(p_alloc_entry, p_alloc_tags, p_alloc_quantity) AS t(i, g, q)
+        JOIN unnest(p_license, p_kind, p_customer, p_dimension, v_landed)
+             WITH ORDINALITY AS e(l, k, c, d, h, i) ON e.i = t.i
+        GROUP BY e.h, e.l, e.k, e.c, e.d, t.g
+        ORDER BY 2, 3, 4, 5, 6, 8
+        ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension,
+                     replica, tags)
+        DO UPDATE SET quantity = a.quantity + excluded.quantity;
+    END IF;
+    RETURN v_landed;
+END $$;
+"#;
+
+/// `mm_add_v1`'s signature, to find it (`to_regprocedure`).
+const ADD_SIGNATURE: &str = "mm_add_v1(text, text, bigint, text, bigint, bigint[], int4[], \
+     text[], text[], text[], text[], bigint[], bigint[], int4[], text[], bigint[])";
+
 impl Fleet {
     pub(super) async fn migrate(&self) -> Result<(), Error> {
         retry(self, "migrate", |mut c| async move {
             let r = async {
                 let tx = c.transaction().await?;
-                tx.batch_execute(
-                    "SELECT pg_advisory_xact_lock(hashtext('mm_schema'));
-                     CREATE TABLE IF NOT EXISTS mm_schema (version integer NOT NULL);",
-                )
-                .await?;
+                tx.batch_execute("SELECT pg_advisory_xact_lock(hashtext('mm_schema'))")
+                    .await?;
+                // Created only when absent: a runtime role without CREATE (the README's
+                // least-privilege set-up) opens a store another role made.
+                let made: Option<String> = tx
+                    .query_one("SELECT to_regclass('mm_schema')::text", &[])
+                    .await?
+                    .get(0);
+                if made.is_none() {
+                    tx.batch_execute("CREATE TABLE mm_schema (version integer NOT NULL)")
+                        .await?;
+                }
                 let v: Option<i32> = tx
                     .query_one("SELECT max(version) FROM mm_schema", &[])
                     .await?
@@ -140,6 +256,13 @@ impl Fleet {
                         &[&(i as i32 + 1)],
                     )
                     .await?;
+                }
+                let add: Option<String> = tx
+                    .query_one("SELECT to_regprocedure($1)::text", &[&ADD_SIGNATURE])
+                    .await?
+                    .get(0);
+                if add.is_none() {
+                    tx.batch_execute(ADD_FUNCTION).await?;
                 }
                 tx.execute(
                     "INSERT INTO mm_meta (key, value) VALUES ('library_version', $1)
