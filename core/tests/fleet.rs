@@ -304,6 +304,36 @@ fn many_concurrent_writers_share_a_bounded_set_of_connections() {
     assert_eq!(total, 64 * 40);
 }
 
+/// A store the previous release made has the tables but not the write function: the next
+/// replica to open it creates the function (a rolling upgrade), and every replica writes.
+#[tokio::test]
+async fn a_store_without_the_write_function_gets_it_on_open() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let open = |id: &str| {
+        UsageMeter::new(
+            builder(&emu, Store::postgres(&url), &clock)
+                .replica_id(id)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let first = open("first");
+    first.record(cust(1), "users", 2, None, None).unwrap();
+    let dropped = pg::shared().psql(&url, "DROP FUNCTION mm_add_v1");
+    assert!(!dropped.starts_with("ERROR"), "{dropped}");
+    let second = open("second");
+    second.record(cust(1), "users", 3, None, None).unwrap();
+    first.record(cust(1), "users", 4, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(second.flush().await.unwrap().acked, 1);
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(m[&("cust-1".into(), "users".into(), b - H)], (9, 1));
+}
+
 /// The README's least-privilege set-up: one meter run once as the role that owns the
 /// tables, then a runtime role with only the documented grants records, seals and sends.
 #[tokio::test]

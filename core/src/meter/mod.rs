@@ -81,8 +81,8 @@ use group::{committer, Group, GroupQueue};
 pub use record::MAX_AHEAD_SECS;
 use record::{duration_secs, CALENDAR};
 use shared::{
-    lock, overflow_error, wait, Acc, AsKey, BucketKey, Buffer, KeyRef, MemBuffer, Shared, Written,
-    MAX_BUCKET,
+    late_event, lock, overflow_error, wait, Acc, AsKey, BucketKey, Buffer, KeyRef, MemBuffer,
+    Shared, Written, MAX_BUCKET,
 };
 pub use types::{
     Clock, Customer, DeadLetter, Durability, EventCallback, FlushSummary, ManualClock, MeterEvent,

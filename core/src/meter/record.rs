@@ -12,8 +12,8 @@ use crate::Error;
 
 use super::store::Allocs;
 use super::{
-    fleet, hour_of, lock, overflow_error, Acc, AsKey, BucketKey, Buffer, Customer, CustomerRef,
-    Durability, KeyRef, MeterEvent, MeterEventKind, MeterMode, UsageMeter, MAX_BUCKET,
+    fleet, hour_of, late_event, lock, overflow_error, Acc, AsKey, BucketKey, Buffer, Customer,
+    CustomerRef, Durability, KeyRef, MeterMode, UsageMeter, MAX_BUCKET,
 };
 
 /// How far ahead of the meter's clock a timestamp may be (5 minutes).
@@ -75,9 +75,9 @@ impl UsageMeter {
     ///
     /// An event whose hour is already sealed (or older than its grace) is counted in the
     /// current hour, or the next open one when the clock stepped back into a sealed hour,
-    /// and reported as [`MeterEventKind::LateEvent`]. Refused with `InvalidInput`: a
-    /// timestamp more than [`MAX_AHEAD_SECS`] ahead of the meter's clock (a timestamp in
-    /// milliseconds, say) or outside the years 1 to 9999 (`timestamp`), and an event that
+    /// and reported as [`MeterEventKind::LateEvent`](super::MeterEventKind::LateEvent).
+    /// Refused with `InvalidInput`: a timestamp more than [`MAX_AHEAD_SECS`] ahead of the
+    /// meter's clock (a timestamp in milliseconds, say) or outside the years 1 to 9999 (`timestamp`), and an event that
     /// would push its bucket past the model's 2,147,483,647 (`quantity`; nothing of it is
     /// counted). `allocations`, when given, must sum to `quantity`. The customer is required
     /// (`InvalidInput` naming `customer_identifier` without one), except in the `MeterUsage`
@@ -144,7 +144,7 @@ impl UsageMeter {
             Some(a) => Some(canonical_allocations(a)?),
             None => None,
         };
-        let mut hour = hour_of(at_secs);
+        let hour = hour_of(at_secs);
         if let Some(start) = shared.fleet.as_ref().and_then(fleet::Fleet::start_hour) {
             if hour < start || hour_of(now) < start {
                 return Err(Error::invalid_input(
@@ -156,25 +156,16 @@ impl UsageMeter {
                 ));
             }
         }
-        if hour.saturating_add(3600 + shared.scope.grace) <= now {
-            let current = hour_of(now);
-            shared.emit(vec![MeterEvent {
-                kind: MeterEventKind::LateEvent {
-                    counted_in_hour: current,
-                },
-                customer: customer.map(CustomerRef::to_customer),
-                dimension: dimension.to_owned(),
-                hour,
-                quantity,
-                replica_id: None, // set by `Shared::emit`
-            }]);
-            hour = current;
-        }
-        let key = KeyRef {
+        let mut key = KeyRef {
             customer,
             dimension,
             hour,
         };
+        if hour.saturating_add(3600 + shared.scope.grace) <= now {
+            let current = hour_of(now);
+            shared.emit(vec![late_event(&key, quantity, current)]);
+            key.hour = current;
+        }
         if inner.memory_store || inner.durability == Durability::Memory {
             return self.buffer(key, quantity, allocs);
         }

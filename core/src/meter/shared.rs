@@ -186,13 +186,14 @@ pub(super) struct Shared {
 }
 
 /// The event of `quantity` for bucket `k` counted in hour `counted` instead of its own.
-pub(super) fn late_event(k: &BucketKey, quantity: i64, counted: i64) -> MeterEvent {
+pub(super) fn late_event(k: &dyn AsKey, quantity: i64, counted: i64) -> MeterEvent {
+    let k = k.key();
     MeterEvent {
         kind: MeterEventKind::LateEvent {
             counted_in_hour: counted,
         },
-        customer: k.customer.clone(),
-        dimension: k.dimension.clone(),
+        customer: k.customer.map(CustomerRef::to_customer),
+        dimension: k.dimension.to_owned(),
         hour: k.hour,
         quantity,
         replica_id: None, // set by `Shared::emit`

@@ -220,9 +220,25 @@ BEGIN
 END $$;
 "#;
 
-/// `mm_add_v1`'s signature, to find it (`to_regprocedure`).
-const ADD_SIGNATURE: &str = "mm_add_v1(text, text, bigint, text, bigint, bigint[], int4[], \
-     text[], text[], text[], text[], bigint[], bigint[], int4[], text[], bigint[])";
+/// Finds `mm_add_v1` by its signature (NULL when absent).
+const ADD_PROBE: &str = "SELECT to_regprocedure('mm_add_v1(text, text, bigint, text, bigint, \
+     bigint[], int4[], text[], text[], text[], text[], bigint[], bigint[], int4[], text[], \
+     bigint[])')::text";
+
+/// Runs `create` when `probe` (a `to_regclass` or `to_regprocedure` of the object) finds
+/// nothing. Creating needs `CREATE` on the schema even with `IF NOT EXISTS`, which a runtime
+/// role of the README's least-privilege set-up lacks: it opens a store another role made.
+async fn create_absent(
+    tx: &tokio_postgres::Transaction<'_>,
+    probe: &str,
+    create: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let found: Option<String> = tx.query_one(probe, &[]).await?.get(0);
+    if found.is_none() {
+        tx.batch_execute(create).await?;
+    }
+    Ok(())
+}
 
 impl Fleet {
     pub(super) async fn migrate(&self) -> Result<(), Error> {
@@ -231,16 +247,12 @@ impl Fleet {
                 let tx = c.transaction().await?;
                 tx.batch_execute("SELECT pg_advisory_xact_lock(hashtext('mm_schema'))")
                     .await?;
-                // Created only when absent: a runtime role without CREATE (the README's
-                // least-privilege set-up) opens a store another role made.
-                let made: Option<String> = tx
-                    .query_one("SELECT to_regclass('mm_schema')::text", &[])
-                    .await?
-                    .get(0);
-                if made.is_none() {
-                    tx.batch_execute("CREATE TABLE mm_schema (version integer NOT NULL)")
-                        .await?;
-                }
+                create_absent(
+                    &tx,
+                    "SELECT to_regclass('mm_schema')::text",
+                    "CREATE TABLE mm_schema (version integer NOT NULL)",
+                )
+                .await?;
                 let v: Option<i32> = tx
                     .query_one("SELECT max(version) FROM mm_schema", &[])
                     .await?
@@ -257,13 +269,7 @@ impl Fleet {
                     )
                     .await?;
                 }
-                let add: Option<String> = tx
-                    .query_one("SELECT to_regprocedure($1)::text", &[&ADD_SIGNATURE])
-                    .await?
-                    .get(0);
-                if add.is_none() {
-                    tx.batch_execute(ADD_FUNCTION).await?;
-                }
+                create_absent(&tx, ADD_PROBE, ADD_FUNCTION).await?;
                 tx.execute(
                     "INSERT INTO mm_meta (key, value) VALUES ('library_version', $1)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",

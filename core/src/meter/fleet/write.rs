@@ -152,7 +152,7 @@ impl Fleet {
             .into_iter()
             .zip(entries)
             .filter(|(h, (k, _))| *h != k.hour)
-            .map(|(h, (k, acc))| late_event(k, acc.quantity, h))
+            .map(|(h, (k, acc))| late_event(*k, acc.quantity, h))
             .collect();
         Ok(WriteOutcome::Done(late))
     }
