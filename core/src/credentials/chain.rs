@@ -118,7 +118,9 @@ impl ChainCache {
         if let Some(c) = self.fresh(SystemTime::now()) {
             return Ok(c);
         }
-        self.refresh().await
+        // Boxed: the chain's loading future is kilobytes, and inline it would make every
+        // call's future (moved several times on its way to a runtime) that much larger.
+        Box::pin(self.refresh()).await
     }
 
     /// This process's slot; a forked child gets a new one (see the module docs).
