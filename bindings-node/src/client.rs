@@ -147,9 +147,6 @@ where
     F: Future<Output = std::result::Result<T, E>> + Send + 'static,
 {
     let cancel = cancel.map(|c| c.0.clone());
-    // Boxed once here: the wrappers below (the select, napi's own) each keep their future
-    // beside the one they await, so an inline call future would be copied at every layer.
-    let fut = Box::pin(fut);
     let run = async move {
         match cancel {
             None => Some(fut.await),
