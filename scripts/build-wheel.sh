@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Builds the Python package once, as it ships: the abi3 wheel (manylinux on Linux; the
-# pyproject's size-optimized `dist` profile) and the sdist, with maturin, into
+# pyproject's `dist` profile) and the sdist, with maturin, into
 # <cargo target dir>/wheels; then installs that wheel into .venv (created if missing).
 # test-all.sh and main-job.sh both call it; the second call finds cargo's work done.
 #
