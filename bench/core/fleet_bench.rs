@@ -164,8 +164,9 @@ fn run(url: &str, durability: &str, hot: bool, secs: u64) -> (f64, u64, u64) {
 
 /// What PostgreSQL alone commits on this machine, with the replicas' 8 concurrent commit
 /// streams (pgbench, 8 clients, prepared statements, the same cluster and settings): a
-/// one-row INSERT per commit (the floor of any durable write), and the store's own write
-/// (`mm_add_v1`) of 8 entries for 8 of 1,000 customers, a group commit's batch at 8 threads.
+/// one-row INSERT per commit (the floor of any durable write), and the store's writes of 8
+/// entries for 8 of 1,000 customers, a group commit's batch at 8 threads: into partial rows
+/// (`mm_add_v1`, the previous release's) and into the journal (`mm_add_v2`, this one's).
 fn postgres_alone(d: &str, secs: u64) {
     let url = pg(&["createdb", d, "alone"]);
     drop(
@@ -183,21 +184,24 @@ fn postgres_alone(d: &str, secs: u64) {
     let list = |f: &dyn Fn(usize) -> String| {
         format!("ARRAY[{}]", (0..n).map(f).collect::<Vec<_>>().join(","))
     };
-    let mut add = String::from("\\set seq random(1, 1000000000000)\n");
-    for i in 0..n {
-        add += &format!("\\set c{i} random(1, 1000)\n");
-    }
-    add += &format!(
-        "SELECT mm_add_v1('alone' || :client_id, 's', :seq, 'p', 3600, '{{3600}}', '{{1}}', \
-         {}, {}, {}, {}, \
-         {}::int8[], {}::int8[], '{{}}'::int4[], '{{}}'::text[], '{{}}'::int8[]);\n",
-        list(&|_| "''".into()),
-        list(&|_| "'C'".into()),
-        list(&|i| format!("'c' || :c{i}")),
-        list(&|_| "'users'".into()),
-        list(&|_| "3600".into()),
-        list(&|_| "1".into()),
-    );
+    let add = |call: &str, extra: &str| {
+        let mut add = String::from("\\set seq random(1, 1000000000000)\n");
+        for i in 0..n {
+            add += &format!("\\set c{i} random(1, 1000)\n");
+        }
+        add += &format!(
+            "SELECT {call}('alone' || :client_id, 's', :seq, 'p', 3600, '{{3600}}', '{{1}}', \
+             {}, {}, {}, {}, \
+             {}::int8[], {}::int8[], '{{}}'::int4[], '{{}}'::text[], '{{}}'::int8[]{extra});\n",
+            list(&|_| "''".into()),
+            list(&|_| "'C'".into()),
+            list(&|i| format!("'c' || :c{i}")),
+            list(&|_| "'users'".into()),
+            list(&|_| "3600".into()),
+            list(&|_| "1".into()),
+        );
+        add
+    };
     let scripts = [
         (
             "one-row INSERT",
@@ -207,7 +211,12 @@ fn postgres_alone(d: &str, secs: u64) {
              VALUES ('floor' || :client_id, 's', :seq) ON CONFLICT DO NOTHING;\n"
                 .to_owned(),
         ),
-        ("mm_add_v1 of 8 entries", n, add),
+        ("mm_add_v1 of 8 entries", n, add("mm_add_v1", "")),
+        (
+            "mm_add_v2 journal of 8",
+            n,
+            add("mm_add_v2", ", true, '{}'::int8[]"),
+        ),
     ];
     for (name, events, script) in scripts {
         let file = std::path::Path::new(d).join("pgbench.sql");

@@ -48,6 +48,17 @@ fn builder(emu: &Emulator, store: Store, clock: &Arc<AtomicI64>) -> MeterConfigB
         .clock(Arc::new(move || c.load(Ordering::SeqCst)))
 }
 
+/// An emulator, a fresh database and a clock one second into the previous hour.
+fn start() -> (Emulator, String, i64, Arc<AtomicI64>) {
+    let b = base();
+    (
+        Emulator::start(EmulatorConfig::default()).unwrap(),
+        pg::fresh_url(),
+        b,
+        clock_at(b - H + 1),
+    )
+}
+
 fn cust(i: usize) -> Customer {
     Customer::identifier(format!("cust-{i}"))
 }
@@ -249,6 +260,98 @@ async fn a_bucket_full_across_replicas_refuses_the_record_that_would_pass_the_ma
     assert_eq!(out, "0", "sealed hours leave no partial rows");
 }
 
+/// A lone replica's small records sit in the journal until a fold; a record that would
+/// take the bucket past the maximum is still refused, counting what the journal holds, and
+/// the largest record that fits is taken.
+#[tokio::test]
+async fn the_maximum_counts_what_the_journal_holds() {
+    let (emu, url, b, clock) = start();
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .durability(Durability::Durable)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    for _ in 0..4 {
+        m.record(cust(1), "users", 2_000_000, None, None).unwrap();
+    }
+    let journaled = pg::shared().psql(&url, "SELECT count(*) FROM mm_journal");
+    assert_eq!(journaled, "4", "small records are journaled");
+    let rest = 2_147_483_647 - 8_000_000;
+    let e = m
+        .record(cust(1), "users", rest + 1, None, None)
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+    assert_eq!(e.field(), Some("quantity"), "{e}");
+    m.record(cust(1), "users", rest, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(m.flush().await.unwrap().acked, 1);
+    let got = ledger_map(&emu.ledger());
+    assert_eq!(
+        got[&("cust-1".into(), "users".into(), b - H)],
+        (2_147_483_647, 1)
+    );
+    let left = pg::shared().psql(&url, "SELECT count(*) FROM mm_journal");
+    assert_eq!(left, "0", "sealing folds the journal");
+}
+
+/// During a rolling upgrade the previous release's replicas write with `mm_add_v1` and
+/// seal knowing nothing of the journal: an hour they seal still holds what this release's
+/// replicas journaled into it, and every customer-hour is billed once.
+#[tokio::test]
+async fn a_sealer_of_the_previous_release_bills_what_the_journal_holds() {
+    let (emu, url, b, clock) = start();
+    let h = b - H;
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .replica_id("new")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 3, None, None).unwrap();
+    m.record(cust(2), "users", 4, None, None).unwrap();
+    m.write_buffered().unwrap();
+    let p = metering_emulator::PRODUCT_CODE;
+    let psql = |sql: &str| {
+        let out = pg::shared().psql(&url, sql);
+        assert!(!out.contains("ERROR"), "{out}");
+        out
+    };
+    // The previous release's write, and its seal's statements (allocations left out).
+    psql(&format!(
+        "SELECT mm_add_v1('old', 's', 1, '{p}', {h}, '{{{h}}}', '{{{k}}}', '{{\"\"}}', '{{C}}',
+                          '{{cust-1}}', '{{users}}', '{{{h}}}', '{{5}}', '{{}}', '{{}}', '{{}}')",
+        k = h / H
+    ));
+    assert_ne!(psql("SELECT count(*) FROM mm_journal"), "0");
+    psql(&format!(
+        "BEGIN;
+         SELECT pg_advisory_xact_lock(hashtext('{p}'), {k});
+         INSERT INTO mm_sealed_hours (product_code, hour) VALUES ('{p}', {h}) ON CONFLICT DO NOTHING;
+         INSERT INTO mm_buckets (product_code, license_arn, customer_kind, customer, dimension,
+                                 hour, quantity)
+         SELECT product_code, license_arn, customer_kind, customer, dimension, hour, SUM(quantity)
+         FROM mm_partials WHERE product_code = '{p}' AND hour = {h}
+         GROUP BY product_code, license_arn, customer_kind, customer, dimension, hour;
+         DELETE FROM mm_partials WHERE product_code = '{p}' AND hour = {h};
+         DELETE FROM mm_partial_allocs WHERE product_code = '{p}' AND hour = {h};
+         COMMIT;",
+        k = h / H
+    ));
+    // A record of this release for the hour now sealed counts in its next open hour.
+    m.record(cust(1), "users", 7, Some(DateTime::from_secs(h + 2)), None)
+        .unwrap();
+    clock.store(b + H + 600, Ordering::SeqCst);
+    m.flush().await.unwrap();
+    let mut expected = HashMap::new();
+    expected.insert(("cust-1".into(), "users".into(), h), 8);
+    expected.insert(("cust-2".into(), "users".into(), h), 4);
+    expected.insert(("cust-1".into(), "users".into(), b), 7);
+    assert_each_once(&emu.ledger(), &expected);
+}
+
 /// A burst of durable records from many threads (each its own commit) waits for the
 /// meter's connections instead of opening one per caller: the database's `max_connections`
 /// is shared with the seller's other services. Every record still lands.
@@ -387,8 +490,30 @@ async fn a_runtime_role_with_the_documented_grants_runs_the_meter() {
     .unwrap();
     m.record(cust(1), "users", 3, None, None).unwrap();
     m.record(cust(2), "users", 4, None, None).unwrap();
+    // A runtime role granted its tables before this release made the journal: its meter
+    // adds into partial rows, seals what the owner's meter journaled, and reports it.
+    let revoked = cluster.psql(
+        &url,
+        &format!("REVOKE ALL ON metering.mm_journal FROM {runtime}"),
+    );
+    assert!(!revoked.starts_with("ERROR"), "{revoked}");
+    let replica = |role: &str, id: &str| {
+        let config = builder(&emu, Store::postgres(as_role(role)), &clock).replica_id(id);
+        UsageMeter::new(config.build().unwrap()).unwrap()
+    };
+    let older = replica(&runtime, "older-grants");
+    older.record(cust(1), "users", 5, None, None).unwrap();
+    let owners = replica(&owner, "owner");
+    owners.record(cust(3), "users", 6, None, None).unwrap();
+    owners.write_buffered().unwrap();
+    let s = older.status().unwrap();
+    assert_eq!(s.pending, 3, "{s:?}");
     clock.store(b + 600, Ordering::SeqCst);
-    assert_eq!(m.flush().await.unwrap().acked, 2);
+    assert_eq!(older.flush().await.unwrap().acked, 3);
+    let got = ledger_map(&emu.ledger());
+    assert_eq!(got[&("cust-1".into(), "users".into(), b - H)], (8, 1));
+    assert_eq!(got[&("cust-3".into(), "users".into(), b - H)], (6, 1));
+    drop((m, owners));
     let owned = cluster.psql(
         &url,
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'metering' AND tableowner <> current_user",

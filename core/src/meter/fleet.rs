@@ -6,16 +6,26 @@
 //! Many replicas (pods, instances, workers) record into one PostgreSQL database; every
 //! customer-hour is billed once across the fleet, whatever replica dies when.
 //!
-//! * **Writes.** Each replica adds into its own partial rows (`mm_partials`, keyed by the
-//!   bucket and the replica id), so writers never queue on one shared row. Every write
-//!   transaction first inserts its commit key (replica, session, sequence) into
-//!   `mm_commits`; when a COMMIT's outcome is unknown (the connection dropped, the server
-//!   restarted) the same transaction is run again with the same key, and a key already
-//!   there means the first attempt committed: nothing is counted twice. An INSERT of a key
-//!   another, still-running, attempt holds waits for that attempt to end, so the check is
-//!   exact even when the old backend has not noticed its client left. A write is one
-//!   statement, a call of the store's `mm_add_v1` function (see `schema.rs`), so one round
-//!   trip: the function runs the steps below in the statement's own transaction.
+//! * **Writes.** Each write appends one row to the journal (`mm_journal`): its entries as
+//!   arrays, so a group commit of many customers costs one insert, and writers never queue
+//!   on a shared row. Every write transaction first inserts its commit key (replica,
+//!   session, sequence) into `mm_commits`; when a COMMIT's outcome is unknown (the
+//!   connection dropped, the server restarted) the same transaction is run again with the
+//!   same key, and a key already there means the first attempt committed: nothing is
+//!   counted twice. An INSERT of a key another, still-running, attempt holds waits for that
+//!   attempt to end, so the check is exact even when the old backend has not noticed its
+//!   client left. A write is one statement, a call of the store's `mm_add_v2` function (see
+//!   `schema.rs`), so one round trip: the function runs the steps below in the statement's
+//!   own transaction.
+//! * **Folding.** `mm_fold_v1` moves the journal into each replica's partial sums
+//!   (`mm_partials`, keyed by the bucket and the replica id) in one statement that deletes
+//!   the rows it adds: each journal row counts once, whoever folds it, whenever a folder
+//!   dies. Every seal folds first, and a trigger folds again as each hour is sealed (so a
+//!   sealer of the previous release, which sums the partial rows only, misses nothing).
+//! * **The maximum.** A replica journals at most 2^23 into a bucket per session (counted
+//!   in `write.rs`); past that its writes to the bucket add into its partial rows, where the
+//!   bucket's whole sum, with what the replica may still have in the journal, is checked
+//!   against the model's maximum once the partial passes 2^23.
 //! * **Sealing.** Which hours are sealable is decided by the database's `now()` (or the
 //!   meter's `clock` when one was given, as tests do), never by a replica's clock. A
 //!   writer holds a shared advisory lock on (product, hour) while it adds and checks,
@@ -123,6 +133,11 @@ pub(crate) struct Fleet {
     settings: FleetSettings,
     /// The fencing counter of each bucket this meter has claimed and not yet answered.
     claims: Mutex<HashMap<i64, i64>>,
+    /// Whether this meter's role may write the journal (a runtime role granted its tables
+    /// before the journal existed may not: it then adds into partial rows, as before).
+    journal: std::sync::atomic::AtomicBool,
+    /// What this session has journaled per bucket (see `write.rs`).
+    budget: Mutex<write::Budget>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -178,6 +193,8 @@ impl Fleet {
             seq: AtomicI64::new(1),
             settings,
             claims: Mutex::new(HashMap::new()),
+            journal: std::sync::atomic::AtomicBool::new(false),
+            budget: Mutex::new(write::Budget::default()),
         };
         fleet.migrate().await?;
         Ok(fleet)
@@ -253,19 +270,41 @@ impl Fleet {
 
     pub(crate) async fn status(&self, product: &str) -> Result<super::MeterStatus, Error> {
         let (first, last) = (*super::CALENDAR.start(), *super::CALENDAR.end());
-        let rows = retry(self, "status", |c| async move {
-            let r = c
-                .query(
-                    "SELECT state, COUNT(*)::bigint, MIN(CASE WHEN hour BETWEEN $2 AND $3 THEN hour END)
-                     FROM mm_buckets WHERE product_code = $1 GROUP BY state
-                     UNION ALL
-                     SELECT 'pending', COUNT(*)::bigint, MIN(CASE WHEN hour BETWEEN $2 AND $3 THEN hour END)
-                     FROM (SELECT DISTINCT hour, license_arn, customer_kind, customer, dimension
-                           FROM mm_partials WHERE product_code = $1) p",
-                    &[&product, &first, &last],
-                )
+        // A role that may not read the journal writes none (see `write.rs`), and naming the
+        // table at all would fail its query: it folds the journal (with the owner's rights)
+        // and counts the partial rows.
+        let readable = self.journal.load(std::sync::atomic::Ordering::Relaxed);
+        let journal = if readable {
+            "UNION
+             SELECT e.h, e.l, e.k, e.c, e.d
+             FROM mm_journal j, unnest(j.hour, j.license_arn, j.customer_kind, j.customer,
+                                       j.dimension) AS e(h, l, k, c, d)
+             WHERE j.product_code = $1"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT state, COUNT(*)::bigint, MIN(CASE WHEN hour BETWEEN $2 AND $3 THEN hour END)
+             FROM mm_buckets WHERE product_code = $1 GROUP BY state
+             UNION ALL
+             SELECT 'pending', COUNT(*)::bigint, MIN(CASE WHEN hour BETWEEN $2 AND $3 THEN hour END)
+             FROM (SELECT DISTINCT hour, license_arn, customer_kind, customer, dimension
+                   FROM mm_partials WHERE product_code = $1
+                   {journal}) p"
+        );
+        let rows = retry(self, "status", |c| {
+            let sql = &sql;
+            async move {
+                let r = async {
+                    if !readable {
+                        c.execute("SELECT mm_fold_v1($1, true)", &[&product])
+                            .await?;
+                    }
+                    c.query(sql.as_str(), &[&product, &first, &last]).await
+                }
                 .await;
-            (c, r)
+                (c, r)
+            }
         })
         .await?;
         let mut s = super::MeterStatus::default();

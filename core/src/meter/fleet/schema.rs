@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The fleet store's schema and its migration.
 
+use std::sync::atomic::Ordering;
+
 use crate::Error;
 
 use super::{retry, Fleet};
@@ -115,25 +117,22 @@ CREATE TABLE mm_registered (
 );
 "#];
 
-/// The write path's function, created when absent. Its name carries its version: a
-/// changed body gets a new name, so replicas of the previous library, which never call it,
-/// and of this one run side by side on one store (a rolling upgrade) without a schema
-/// version step. It is one statement for a replica, so a write is one round trip (three
-/// with BEGIN, the adds and COMMIT sent apart), and PL/pgSQL keeps its plans per session.
-///
-/// Returns, for each entry, the hour it was counted in (its own unless that hour was
-/// sealed: then the first open hour from `p_current` on), or NULL when the commit key is
-/// already there (an earlier attempt committed). Raises SQLSTATE MM001, DETAIL
-/// `entry:sum,...` (entries from 1), and adds nothing, when an entry's bucket would pass
-/// the model's maximum (2^31 - 1). A replica's partial past 2^24 has its bucket's whole
-/// sum checked; below that, 128 replicas could not pass the maximum together.
-pub(super) const ADD_FUNCTION: &str = r#"
-CREATE FUNCTION mm_add_v1(
-    p_replica text, p_session text, p_seq bigint, p_product text, p_current bigint,
+// The write functions' shared text. `add_head!` declares, takes the commit key and the
+// hours' shared locks, and lands each entry in its hour (or the first open one after it);
+// `add_partials!` adds into the replica's partial rows, checking a bucket's whole sum once
+// the replica's partial passes the given threshold.
+macro_rules! add_params {
+    () => {
+        "p_replica text, p_session text, p_seq bigint, p_product text, p_current bigint,
     p_locked bigint[], p_keys int4[], p_license text[], p_kind text[], p_customer text[], p_dimension text[],
     p_hour bigint[], p_quantity bigint[],
-    p_alloc_entry int4[], p_alloc_tags text[], p_alloc_quantity bigint[])
-RETURNS bigint[] LANGUAGE plpgsql AS $$
+    p_alloc_entry int4[], p_alloc_tags text[], p_alloc_quantity bigint[]"
+    };
+}
+
+macro_rules! add_head {
+    () => {
+        r#"
 DECLARE
     v_landed bigint[] := p_hour;
     v_locked bigint[];
@@ -172,7 +171,14 @@ BEGIN
             END LOOP;
             v_landed[i] := v_h;
         END LOOP;
-    END IF;
+    END IF;"#
+    };
+}
+
+macro_rules! add_partials {
+    ($threshold:literal, $pending:literal) => {
+        concat!(
+            r#"
     -- One row per bucket, in key order (two writes of one replica never deadlock).
     -- (Arrays are zipped with unnest: a subscript of a text array walks it from the start.)
     WITH t AS (
@@ -188,13 +194,17 @@ BEGIN
         DO UPDATE SET quantity = p.quantity + excluded.quantity
         RETURNING p.quantity
     )
-    SELECT count(*) INTO v_big FROM up WHERE up.quantity > 16777216;
+    SELECT count(*) INTO v_big FROM up WHERE up.quantity > "#,
+            $threshold,
+            r#";
     IF v_big > 0 THEN
         SELECT COALESCE(string_agg(i || ':' || total, ','), '') INTO v_over
         FROM (SELECT e.i, (SELECT COALESCE(sum(p.quantity), 0)::bigint FROM mm_partials p
                            WHERE p.product_code = p_product AND p.hour = e.h
                              AND p.license_arn = e.l AND p.customer_kind = e.k
-                             AND p.customer = e.c AND p.dimension = e.d) AS total
+                             AND p.customer = e.c AND p.dimension = e.d) + "#,
+            $pending,
+            r#" AS total
               FROM unnest(p_license, p_kind, p_customer, p_dimension, v_landed)
                    WITH ORDINALITY AS e(l, k, c, d, h, i)) x
         WHERE total > 2147483647;
@@ -216,14 +226,175 @@ BEGIN
                      replica, tags)
         DO UPDATE SET quantity = a.quantity + excluded.quantity;
     END IF;
-    RETURN v_landed;
+    RETURN v_landed;"#
+        )
+    };
+}
+
+/// The previous release's write function, created when absent: its replicas call it, so
+/// they run beside this release's on one store (a rolling upgrade). Each function's name
+/// carries its version: a changed body gets a new name, and no schema version step is
+/// needed (a schema step would make the previous release refuse the store). PL/pgSQL keeps
+/// its plans per session, and a write is one statement, so one round trip.
+///
+/// Returns, for each entry, the hour it was counted in (its own unless that hour was
+/// sealed: then the first open hour from `p_current` on), or NULL when the commit key is
+/// already there (an earlier attempt committed). Raises SQLSTATE MM001, DETAIL
+/// `entry:sum,...` (entries from 1), and adds nothing, when an entry's bucket would pass
+/// the model's maximum (2^31 - 1). A replica's partial past 2^24 has its bucket's whole
+/// sum checked; below that, 128 replicas could not pass the maximum together.
+pub(super) const ADD_V1_FUNCTION: &str = concat!(
+    "CREATE FUNCTION mm_add_v1(",
+    add_params!(),
+    ")\nRETURNS bigint[] LANGUAGE plpgsql AS $$",
+    add_head!(),
+    add_partials!("16777216", "0"),
+    "\nEND $$;\n"
+);
+
+/// This release's write function. With `p_journal`, the landed entries go into the
+/// journal (`mm_journal`) as one row: an append, whatever the number of buckets, where
+/// adding into partial rows costs an index lookup and a row update per bucket. Without it,
+/// they are added into the partial rows as `mm_add_v1` does, and a bucket's whole sum is
+/// checked against the maximum once the replica's partial passes 2^23. That sum counts,
+/// besides every partial row, `p_pending`: at least what this session journaled into the
+/// bucket (the writer's count, see `write.rs`), which no partial holds until a fold; for
+/// an entry moved to a later hour, the most a session journals into a bucket (2^23). A
+/// session journals into a bucket only while that count stays within 2^23, so a replica
+/// adds at most 2^24 to a bucket unchecked, as under `mm_add_v1`, and a lone replica's own
+/// journaled additions are never missed by the check.
+pub(super) const ADD_V2_FUNCTION: &str = concat!(
+    "CREATE FUNCTION mm_add_v2(",
+    add_params!(),
+    ", p_journal boolean, p_pending bigint[])\nRETURNS bigint[] LANGUAGE plpgsql AS $$",
+    add_head!(),
+    r#"
+    IF p_journal THEN
+        INSERT INTO mm_journal (product_code, replica, license_arn, customer_kind, customer,
+                                dimension, hour, quantity, alloc_entry, alloc_tags,
+                                alloc_quantity)
+        VALUES (p_product, p_replica, p_license, p_kind, p_customer, p_dimension, v_landed,
+                p_quantity, p_alloc_entry, p_alloc_tags, p_alloc_quantity);
+        RETURN v_landed;
+    END IF;"#,
+    add_partials!(
+        "8388608",
+        "CASE WHEN e.h = p_hour[e.i] THEN p_pending[e.i] ELSE 8388608 END"
+    ),
+    "\nEND $$;\n"
+);
+
+/// The journal: one row per journaled write, its entries as arrays (already landed in
+/// their hours), folded into the partial rows by `mm_fold_v1`.
+const JOURNAL_TABLE: &str = r#"
+CREATE TABLE mm_journal (
+    product_code   text     NOT NULL,
+    replica        text     NOT NULL,
+    license_arn    text[]   NOT NULL,
+    customer_kind  text[]   NOT NULL,
+    customer       text[]   NOT NULL,
+    dimension      text[]   NOT NULL,
+    hour           bigint[] NOT NULL,
+    quantity       bigint[] NOT NULL,
+    alloc_entry    int4[]   NOT NULL,
+    alloc_tags     text[]   NOT NULL,
+    alloc_quantity bigint[] NOT NULL
+);
+"#;
+
+/// Moves every committed journal row of a product into the partial rows, in one
+/// statement: the rows it deletes are the rows it adds, so a journal row is folded
+/// exactly once whoever folds and whenever a folder dies. One folder at a time per product
+/// (an advisory lock on a key no hour has); `p_wait` false returns 0 at once when another
+/// holds it. It runs with its owner's rights (a runtime role may call it having been
+/// granted nothing on the journal), on the schema it was made in.
+const FOLD_FUNCTION: &str = r#"
+CREATE FUNCTION mm_fold_v1(p_product text, p_wait boolean)
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    IF p_wait THEN
+        PERFORM pg_advisory_xact_lock(hashtext(p_product), -2000000000);
+    ELSIF NOT pg_try_advisory_xact_lock(hashtext(p_product), -2000000000) THEN
+        RETURN 0;
+    END IF;
+    WITH j AS (
+        DELETE FROM mm_journal WHERE product_code = p_product
+        RETURNING replica, license_arn, customer_kind, customer, dimension, hour, quantity,
+                  alloc_entry, alloc_tags, alloc_quantity
+    ), parts AS (
+        INSERT INTO mm_partials AS p (product_code, hour, license_arn, customer_kind, customer,
+                                      dimension, replica, quantity)
+        SELECT p_product, e.h, e.l, e.k, e.c, e.d, j.replica, sum(e.q)::bigint
+        FROM j, unnest(j.license_arn, j.customer_kind, j.customer, j.dimension, j.hour,
+                       j.quantity) AS e(l, k, c, d, h, q)
+        GROUP BY e.h, e.l, e.k, e.c, e.d, j.replica
+        ORDER BY 2, 3, 4, 5, 6, 7
+        ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension, replica)
+        DO UPDATE SET quantity = p.quantity + excluded.quantity
+    ), allocs AS (
+        INSERT INTO mm_partial_allocs AS a (product_code, hour, license_arn, customer_kind,
+                                            customer, dimension, replica, tags, quantity)
+        SELECT p_product, x.h, x.l, x.k, x.c, x.d, j.replica, x.g, sum(x.q)::bigint
+        FROM j, LATERAL (
+            SELECT e.h, e.l, e.k, e.c, e.d, t.g, t.q
+            FROM unnest(j.alloc_entry, j.alloc_tags, j.alloc_quantity) AS t(i, g, q)
+            JOIN unnest(j.license_arn, j.customer_kind, j.customer, j.dimension, j.hour)
+                 WITH ORDINALITY AS e(l, k, c, d, h, i) ON e.i = t.i) x
+        GROUP BY x.h, x.l, x.k, x.c, x.d, j.replica, x.g
+        ORDER BY 2, 3, 4, 5, 6, 7, 8
+        ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension,
+                     replica, tags)
+        DO UPDATE SET quantity = a.quantity + excluded.quantity
+    )
+    SELECT count(*) INTO v_rows FROM j;
+    RETURN v_rows;
+END $$;
+DO $$ BEGIN
+    EXECUTE format('ALTER FUNCTION mm_fold_v1(text, boolean) SET search_path = %I, pg_temp',
+                   current_schema());
 END $$;
 "#;
 
-/// Finds `mm_add_v1` by its signature (NULL when absent).
-const ADD_PROBE: &str = "SELECT to_regprocedure('mm_add_v1(text, text, bigint, text, bigint, \
-     bigint[], int4[], text[], text[], text[], text[], bigint[], bigint[], int4[], text[], \
-     bigint[])')::text";
+/// Sealing an hour folds the journal first, whoever seals: a sealer of the previous
+/// release, which knows nothing of the journal, inserts into `mm_sealed_hours` (holding the
+/// hour's exclusive lock) before it sums the partial rows, in the same transaction.
+const FOLD_TRIGGER: &str = r#"
+CREATE FUNCTION mm_fold_on_seal_v1() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mm_fold_v1(NEW.product_code, true);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER mm_sealed_hours_fold_v1 BEFORE INSERT ON mm_sealed_hours
+    FOR EACH ROW EXECUTE FUNCTION mm_fold_on_seal_v1();
+"#;
+
+/// The objects made when absent, in order, each with the probe that finds it (NULL when
+/// absent): the previous release's write function, then the journal and this release's.
+const ABSENT: &[(&str, &str)] = &[
+    (
+        "SELECT to_regprocedure('mm_add_v1(text, text, bigint, text, bigint, bigint[], int4[], \
+         text[], text[], text[], text[], bigint[], bigint[], int4[], text[], bigint[])')::text",
+        ADD_V1_FUNCTION,
+    ),
+    ("SELECT to_regclass('mm_journal')::text", JOURNAL_TABLE),
+    (
+        "SELECT to_regprocedure('mm_fold_v1(text, boolean)')::text",
+        FOLD_FUNCTION,
+    ),
+    (
+        "SELECT (SELECT tgname::text FROM pg_trigger
+                 WHERE tgrelid = 'mm_sealed_hours'::regclass AND tgname = 'mm_sealed_hours_fold_v1')",
+        FOLD_TRIGGER,
+    ),
+    (
+        "SELECT to_regprocedure('mm_add_v2(text, text, bigint, text, bigint, bigint[], int4[], \
+         text[], text[], text[], text[], bigint[], bigint[], int4[], text[], bigint[], \
+         boolean, bigint[])')::text",
+        ADD_V2_FUNCTION,
+    ),
+];
 
 /// Runs `create` when `probe` (a `to_regclass` or `to_regprocedure` of the object) finds
 /// nothing. Creating needs `CREATE` on the schema even with `IF NOT EXISTS`, which a runtime
@@ -269,7 +440,24 @@ impl Fleet {
                     )
                     .await?;
                 }
-                create_absent(&tx, ADD_PROBE, ADD_FUNCTION).await?;
+                for (probe, create) in ABSENT {
+                    create_absent(&tx, probe, create).await?;
+                }
+                let journal: bool = tx
+                    .query_one(
+                        "SELECT has_table_privilege('mm_journal', 'INSERT')
+                            AND has_table_privilege('mm_journal', 'SELECT')",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                if !journal {
+                    tracing::warn!(
+                        "fleet store: this role may not write mm_journal; its writes add into \
+                         partial rows, the slower way (grant it SELECT, INSERT on mm_journal)"
+                    );
+                }
+                self.journal.store(journal, Ordering::Relaxed);
                 tx.execute(
                     "INSERT INTO mm_meta (key, value) VALUES ('library_version', $1)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -43,6 +43,12 @@ impl Fleet {
                 .get(0)
         };
         let limit = now - 3600 - scope.grace;
+        // The journal into the partial rows first, so the hours below include what it
+        // holds. Sealers of a product take turns here; a sealer of the previous release
+        // folds through the trigger on `mm_sealed_hours` (see `schema.rs`), as each hour
+        // sealed below does again for what committed since.
+        tx.execute("SELECT mm_fold_v1($1, true)", &[&product])
+            .await?;
         let mut hours: BTreeSet<i64> = tx
             .query(
                 "SELECT DISTINCT hour FROM mm_partials WHERE product_code = $1 AND hour <= $2",

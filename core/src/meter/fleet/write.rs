@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Adding a replica's events to the fleet store (partial rows, exactly once per commit key).
+// Adding a replica's events to the fleet store (the journal or partial rows, exactly once
+// per commit key).
 
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 
 use tokio_postgres::error::SqlState;
@@ -14,7 +16,78 @@ use crate::Error;
 
 use super::{hour_key, retry, Fleet, P};
 
-/// The SQLSTATE `mm_add_v1` raises when an add would push a bucket past the model's maximum;
+/// What a session adds to one bucket through the journal before its writes to that bucket
+/// go to the partial rows instead, where `mm_add_v2` checks the bucket's whole sum from a
+/// partial of 2^23 on: a replica adds at most 2^24 to a bucket unchecked, so 128 replicas
+/// could not pass the model's maximum together.
+const JOURNAL_BUDGET: i64 = 1 << 23;
+/// Counters per hour; buckets that hash to one share it.
+const SLOTS: usize = 8192;
+/// Hours tracked at once (a ring): an entry older than the ring goes to the partial rows.
+const HOURS: usize = 8;
+
+/// What this session has journaled, per hour, in hashed counters: buckets sharing a
+/// counter share its count, so a counter is never below what its buckets were given. 512
+/// KiB at most, whatever the number of customers.
+#[derive(Default)]
+pub(crate) struct Budget {
+    hours: [Option<(i64, Box<[i64]>)>; HOURS],
+}
+
+impl Budget {
+    /// The counter of `key`, when its hour is tracked (a newer hour replaces an older one
+    /// in the ring; an hour older than the ring's is not tracked).
+    fn counter(&mut self, key: &BucketKey) -> Option<&mut i64> {
+        let slot = &mut self.hours[key.hour.div_euclid(3600).rem_euclid(HOURS as i64) as usize];
+        match slot {
+            Some((h, _)) if *h > key.hour => return None,
+            Some((h, _)) if *h == key.hour => {}
+            _ => *slot = Some((key.hour, vec![0; SLOTS].into_boxed_slice())),
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let i = (hasher.finish() % SLOTS as u64) as usize;
+        slot.as_mut().map(|(_, counts)| &mut counts[i])
+    }
+
+    /// Counts `entries` and returns true when every bucket stays within the budget;
+    /// otherwise counts nothing and returns false (the write goes to the partial rows).
+    pub(super) fn take(&mut self, entries: &[(&BucketKey, &Acc)]) -> bool {
+        for (n, (k, acc)) in entries.iter().enumerate() {
+            let fits = match self.counter(k) {
+                Some(c) if *c + acc.quantity <= JOURNAL_BUDGET => {
+                    *c += acc.quantity;
+                    true
+                }
+                _ => false,
+            };
+            if !fits {
+                for (k, acc) in &entries[..n] {
+                    if let Some(c) = self.counter(k) {
+                        *c -= acc.quantity;
+                    }
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// At least what this session journaled into `key`'s bucket (all it may, when the
+    /// hour is no longer tracked).
+    pub(super) fn pending(&mut self, key: &BucketKey) -> i64 {
+        self.counter(key).map_or(JOURNAL_BUDGET, |c| *c)
+    }
+
+    /// Counts a late entry in the hour it landed in.
+    fn landed(&mut self, key: &BucketKey, quantity: i64) {
+        if let Some(c) = self.counter(key) {
+            *c += quantity;
+        }
+    }
+}
+
+/// The SQLSTATE `mm_add_v2` raises when an add would push a bucket past the model's maximum;
 /// its DETAIL lists `entry:sum,` for each entry refused (entries numbered from 1).
 const OVER_MAXIMUM: &str = "MM001";
 
@@ -40,10 +113,22 @@ impl Fleet {
                     refused,
                 });
             }
+            let route = if self.journal.load(Ordering::Relaxed) {
+                let mut budget = super::lock(&self.budget);
+                if budget.take(&mine) {
+                    Route::Journal
+                } else {
+                    Route::Partials(mine.iter().map(|(k, _)| budget.pending(k)).collect())
+                }
+            } else {
+                Route::Partials(vec![0; mine.len()])
+            };
             let out = retry(self, "record", |c| {
-                let mine = &mine;
+                let (mine, route) = (&mine, &route);
                 async move {
-                    let r = self.write_once(&c, product, mine, current, seq).await;
+                    let r = self
+                        .write_once(&c, product, mine, current, seq, route)
+                        .await;
                     (c, r)
                 }
             })
@@ -56,7 +141,7 @@ impl Fleet {
                     // Never retry the same entries forever on a detail this code cannot read.
                     return Err(Error::invalid_state(
                         "fleet store: the database refused a write as past the maximum \
-                         without naming its entries (is mm_add_v1 this library's?)",
+                         without naming its entries (is mm_add_v2 this library's?)",
                     ));
                 }
                 WriteOutcome::Refused(more) => refused.extend(more),
@@ -65,10 +150,11 @@ impl Fleet {
     }
 
     /// One attempt: a single statement, so one round trip and the server's implicit
-    /// transaction. `mm_add_v1` (see `schema.rs`) inserts the commit key, takes the hours'
+    /// transaction. `mm_add_v2` (see `schema.rs`) inserts the commit key, takes the hours'
     /// shared locks ascending, checks which are sealed after them, moves late entries to the
-    /// first open hour, adds, and checks the model's maximum; a key already there means an
-    /// earlier attempt of this write committed (its answer was lost), and nothing is added.
+    /// first open hour, and appends one journal row (`journal`) or adds into the partial
+    /// rows checking the model's maximum; a key already there means an earlier attempt of
+    /// this write committed (its answer was lost), and nothing is added.
     async fn write_once(
         &self,
         c: &PgClient,
@@ -76,7 +162,12 @@ impl Fleet {
         entries: &[(&BucketKey, &Acc)],
         current: i64,
         seq: i64,
+        route: &Route,
     ) -> Result<WriteOutcome, tokio_postgres::Error> {
+        let (journal, pending): (bool, &[i64]) = match route {
+            Route::Journal => (true, &[]),
+            Route::Partials(pending) => (false, pending),
+        };
         let n = entries.len();
         let (mut license, mut kind, mut customer) = (
             Vec::with_capacity(n),
@@ -108,7 +199,7 @@ impl Fleet {
         locked.sort_unstable();
         locked.dedup();
         let keys: Vec<i32> = locked.iter().map(|h| hour_key(*h)).collect();
-        let params: [P<'_>; 16] = [
+        let params: [P<'_>; 18] = [
             (&self.replica, Type::TEXT),
             (&self.session, Type::TEXT),
             (&seq, Type::INT8),
@@ -125,11 +216,14 @@ impl Fleet {
             (&a_entry, Type::INT4_ARRAY),
             (&a_tags, Type::TEXT_ARRAY),
             (&a_quantity, Type::INT8_ARRAY),
+            (&journal, Type::BOOL),
+            (&pending, Type::INT8_ARRAY),
         ];
         crate::meter::crash::hit("fleet_before_commit");
         let r = c
             .query_typed(
-                "SELECT mm_add_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                "SELECT mm_add_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18)",
                 &params,
             )
             .await;
@@ -147,18 +241,31 @@ impl Fleet {
         crate::meter::crash::hit("fleet_after_commit");
         // NULL: an earlier attempt of this very write committed.
         let landed: Option<Vec<i64>> = rows.first().and_then(|r| r.get(0));
-        let late = landed
+        let moved: Vec<(i64, &(&BucketKey, &Acc))> = landed
             .unwrap_or_default()
             .into_iter()
             .zip(entries)
             .filter(|(h, (k, _))| *h != k.hour)
+            .collect();
+        if journal && !moved.is_empty() {
+            let mut budget = super::lock(&self.budget);
+            for (h, (k, acc)) in &moved {
+                let key = BucketKey {
+                    hour: *h,
+                    ..(*k).clone()
+                };
+                budget.landed(&key, acc.quantity);
+            }
+        }
+        let late = moved
+            .into_iter()
             .map(|(h, (k, acc))| late_event(*k, acc.quantity, h))
             .collect();
         Ok(WriteOutcome::Done(late))
     }
 }
 
-/// The entries `mm_add_v1` refused, from its DETAIL (`entry:sum,` with entries from 1).
+/// The entries `mm_add_v2` refused, from its DETAIL (`entry:sum,` with entries from 1).
 fn over_maximum(detail: &str, entries: &[(&BucketKey, &Acc)]) -> Vec<(BucketKey, i64)> {
     detail
         .split(',')
@@ -169,6 +276,13 @@ fn over_maximum(detail: &str, entries: &[(&BucketKey, &Acc)]) -> Vec<(BucketKey,
             Some(((*k).clone(), sum))
         })
         .collect()
+}
+
+/// Where a write goes: the journal, or the partial rows with, per entry, at least what
+/// this session journaled into the entry's bucket (see [`Budget::pending`]).
+enum Route {
+    Journal,
+    Partials(Vec<i64>),
 }
 
 pub(super) enum WriteOutcome {
