@@ -374,10 +374,13 @@ fn many_concurrent_writers_share_a_bounded_set_of_connections() {
         std::thread::spawn(move || {
             let mut most = 0usize;
             while !done.load(Ordering::SeqCst) {
+                // The meter's connections only: not autovacuum's worker (the journal's
+                // churn wakes it), nor the previous psql's backend still exiting.
                 let n = pg::shared().psql(
                     &url,
                     "SELECT count(*) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                     WHERE datname = current_database() AND backend_type = 'client backend' \
+                       AND application_name <> 'psql'",
                 );
                 most = most.max(n.parse().unwrap());
             }
