@@ -29,6 +29,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The workspace build turns the fleet store on (the tests need it); a seller's build of the
 # crate with default features does not: lint that build too (its stand-in for the fleet store).
 cargo clippy -p marketplace-metering --lib --locked -- -D warnings
+# And the smallest build a seller can make (static credentials, no meter), as the peer
+# benchmark in bench/rust makes it.
+cargo clippy -p marketplace-metering --lib --no-default-features --locked -- -D warnings
 
 step "postgresql: installed for the fleet store's tests (apt-get when initdb is missing)"
 # The fleet tests start their own private clusters with this script; one that cannot start

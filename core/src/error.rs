@@ -20,7 +20,11 @@ use std::time::Duration;
 
 pub use crate::field::{FieldPath, FieldStyle, Segment};
 
+// `Blame` is the usage meter's (bindings-c's build script reads this file too, so no
+// `cfg(feature)` inside it).
+#[cfg_attr(not(feature = "meter"), allow(dead_code))]
 mod codes;
+#[cfg(feature = "meter")]
 pub(crate) use codes::Blame;
 pub use codes::{ErrorCode, ErrorKind, LocalCode};
 

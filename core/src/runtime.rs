@@ -238,6 +238,7 @@ static RESTARTS: Mutex<Vec<Restart>> = Mutex::new(Vec::new());
 
 /// Registers `restart`, called after every [`shutdown`] while `owner` is alive to start its
 /// long-lived tasks (a meter's background flusher) again on a new runtime.
+#[cfg(feature = "meter")]
 pub(crate) fn restart_after_shutdown(
     owner: std::sync::Weak<dyn std::any::Any + Send + Sync>,
     restart: impl Fn() + Send + Sync + 'static,
