@@ -43,7 +43,8 @@ def check_sdist(path: Path) -> None:
     with tarfile.open(path) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     needed = ["pyproject.toml", "Cargo.toml", "Cargo.lock", "LICENSE", "core/Cargo.toml",
-              "emulator/Cargo.toml", "bindings-python/Cargo.toml"]
+              "emulator/Cargo.toml", "bindings-python/Cargo.toml", "bindings-python/build.rs",
+              "bindings-python/link-order.txt"]
     missing = [n for n in needed if n not in names]
     assert not missing, f"{path.name} lacks {missing}"
     print(f"sdist ok: {path.name} ({len(names)} files)")

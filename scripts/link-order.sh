@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Writes bindings-python/link-order.txt: the Python module's functions in the order a cold
+# process first runs them (import, Client(), a BatchMeterUsage and a MeterUsage call against
+# the emulator), as callgrind records them in the module built as it ships (the `dist`
+# profile, unstripped). bindings-python/build.rs hands the file to the linker, so that code
+# sits together and a cold process maps a fraction of the module (see build.rs).
+#
+# Run it after a change to Cargo.lock or to the call path; `scripts/cold-rss.py` (run by the
+# test command) fails when the file has gone stale. Needs valgrind and .venv (the test
+# command's).
+#
+#   scripts/link-order.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+host=$(rustc -vV | sed -n 's/host: //p')
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+python="${PYTHON:-$root/.venv/bin/python}"
+command -v valgrind >/dev/null || { echo "link-order.sh: valgrind is needed" >&2; exit 1; }
+
+cargo build --locked --profile dist -p marketplace-metering-python
+cargo build --locked --release -p metering-emulator
+
+scratch=$(mktemp -d)
+emulator_pid=
+cleanup() {
+  [ -n "$emulator_pid" ] && kill "$emulator_pid" 2>/dev/null && wait "$emulator_pid" 2>/dev/null
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+cp -r bindings-python/python/marketplace_metering "$scratch/"
+cp "$target_dir/$host/dist/lib_native.so" "$scratch/marketplace_metering/_native.abi3.so"
+
+"$target_dir/$host/release/metering-emulator" --port 0 > "$scratch/emulator.out" &
+emulator_pid=$!
+for _ in $(seq 100); do
+  grep -q '^METERING_EMULATOR_PORT=' "$scratch/emulator.out" 2>/dev/null && break
+  sleep 0.1
+done
+port=$(sed -n 's/^METERING_EMULATOR_PORT=//p' "$scratch/emulator.out")
+[ -n "$port" ] || { echo "link-order.sh: the emulator did not start" >&2; exit 1; }
+
+cat > "$scratch/cold.py" <<'EOF'
+import os
+import time
+from datetime import datetime, timezone
+
+import marketplace_metering as mm
+
+client = mm.Client(
+    region_name="us-east-1",
+    endpoint_url=os.environ["MM_ENDPOINT"],
+    aws_access_key_id="EMULATORKEYID0000001",
+    aws_secret_access_key="emulator-secret-access-key",
+)
+hour = datetime.fromtimestamp(int(time.time()) // 3600 * 3600, tz=timezone.utc)
+records = [
+    {"Timestamp": hour, "CustomerIdentifier": f"cust-{i}", "Dimension": "users", "Quantity": 1}
+    for i in range(1, 26)
+]
+out = client.batch_meter_usage(UsageRecords=records, ProductCode="prod-1234")
+assert len(out["Results"]) == 25, out
+client.meter_usage(
+    ProductCode="prod-1234", Timestamp=hour, UsageDimension="users", UsageQuantity=1
+)
+EOF
+
+(cd "$scratch" && MM_ENDPOINT="http://127.0.0.1:$port" PYTHONPATH="$scratch" \
+  valgrind --quiet --tool=callgrind --demangle=no --callgrind-out-file="$scratch/cg.out" \
+  "$python" cold.py)
+
+# Callgrind names each object and function once, as `ob=(n) name` / `fn=(n) name` (also in
+# `cob=`/`cfn=` lines), then by number; a function's costs follow `ob=` and `fn=` lines.
+# Keep the module's functions in first-seen order, without the `'2` of recursion cycles.
+"$python" - "$scratch/cg.out" bindings-python/link-order.txt <<'EOF'
+import re
+import sys
+
+objects, functions, seen, order, current = {}, {}, set(), [], None
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"^(ob|cob|fn|cfn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+    if not m:
+        continue
+    kind, number, name = m.groups()
+    table = objects if kind in ("ob", "cob") else functions
+    if name:
+        table[number] = name
+    if kind == "ob":
+        current = objects.get(number, "")
+    elif kind == "fn" and current.endswith("/_native.abi3.so"):
+        symbol = re.sub(r"'\d+$", "", functions[number])
+        if symbol not in seen:
+            seen.add(symbol)
+            order.append(symbol)
+if len(order) < 100:
+    sys.exit(f"link-order.sh: only {len(order)} functions of the module ran; is it unstripped?")
+with open(sys.argv[2], "w") as f:
+    f.write("".join(s + "\n" for s in order))
+print(f"link-order.sh: {len(order)} functions written to {sys.argv[2]}")
+EOF
