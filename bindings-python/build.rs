@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Links the functions a cold start runs (import, `Client()`, the first call) next to each
-// other, in the order they first run, from `link-order.txt` (written by
-// `scripts/link-order.sh`). The kernel maps a shared library's code in 64 KiB runs around
+// other, as `link-order.txt` lists them (written by `scripts/link-order.sh`). The kernel maps a shared library's code in 64 KiB runs around
 // each page it faults in, so code scattered over the 6.9 MB of text made a cold process
-// map 4.7 MB of it; ordered, about 1.1 MB (peak RSS of a cold call 18.2 → 13.9 MB).
+// map 4.1 MB of it; ordered, 992 KiB (peak RSS of a cold call 15.6 → 12.0 MiB,
+// `scripts/cold-rss.py`).
 //
 // Only for x86_64 Linux GNU, whose default linker since Rust 1.90 is LLD, which reads the
 // file (names it does not find, as after a dependency update, are skipped). A build that

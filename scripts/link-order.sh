@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Writes bindings-python/link-order.txt: the Python module's functions in the order a cold
-# process first runs them (import, Client(), a BatchMeterUsage and a MeterUsage call against
-# the emulator), as callgrind records them in the module built as it ships (the `dist`
-# profile, unstripped). bindings-python/build.rs hands the file to the linker, so that code
-# sits together and a cold process maps a fraction of the module (see build.rs).
+# Writes bindings-python/link-order.txt: the Python module's functions that a cold process
+# runs (`scripts/cold_call.py`: import, Client(), a BatchMeterUsage and a
+# MeterUsage call against the emulator), as callgrind records them in the module built as
+# it ships (the `dist` profile, unstripped). bindings-python/build.rs hands the file to the
+# linker, so that code sits together and a cold process maps a fraction of the module.
 #
 # Run it after a change to Cargo.lock or to the call path; `scripts/cold-rss.py` (run by the
 # test command) fails when the file has gone stale. Needs valgrind and .venv (the test
@@ -42,38 +42,15 @@ done
 port=$(sed -n 's/^METERING_EMULATOR_PORT=//p' "$scratch/emulator.out")
 [ -n "$port" ] || { echo "link-order.sh: the emulator did not start" >&2; exit 1; }
 
-cat > "$scratch/cold.py" <<'EOF'
-import os
-import time
-from datetime import datetime, timezone
-
-import marketplace_metering as mm
-
-client = mm.Client(
-    region_name="us-east-1",
-    endpoint_url=os.environ["MM_ENDPOINT"],
-    aws_access_key_id="EMULATORKEYID0000001",
-    aws_secret_access_key="emulator-secret-access-key",
-)
-hour = datetime.fromtimestamp(int(time.time()) // 3600 * 3600, tz=timezone.utc)
-records = [
-    {"Timestamp": hour, "CustomerIdentifier": f"cust-{i}", "Dimension": "users", "Quantity": 1}
-    for i in range(1, 26)
-]
-out = client.batch_meter_usage(UsageRecords=records, ProductCode="prod-1234")
-assert len(out["Results"]) == 25, out
-client.meter_usage(
-    ProductCode="prod-1234", Timestamp=hour, UsageDimension="users", UsageQuantity=1
-)
-EOF
-
 (cd "$scratch" && MM_ENDPOINT="http://127.0.0.1:$port" PYTHONPATH="$scratch" \
   valgrind --quiet --tool=callgrind --demangle=no --callgrind-out-file="$scratch/cg.out" \
-  "$python" cold.py)
+  "$python" "$root/scripts/cold_call.py" >/dev/null)
 
 # Callgrind names each object and function once, as `ob=(n) name` / `fn=(n) name` (also in
 # `cob=`/`cfn=` lines), then by number; a function's costs follow `ob=` and `fn=` lines.
-# Keep the module's functions in first-seen order, without the `'2` of recursion cycles.
+# Keep the module's named functions, without the `'2` of recursion cycles, sorted: the output
+# follows no execution order, and the set is what keeps the code together (a sorted file
+# regenerates with a readable diff).
 "$python" - "$scratch/cg.out" bindings-python/link-order.txt <<'EOF'
 import re
 import sys
@@ -91,12 +68,12 @@ for line in open(sys.argv[1], errors="replace"):
         current = objects.get(number, "")
     elif kind == "fn" and current.endswith("/_native.abi3.so"):
         symbol = re.sub(r"'\d+$", "", functions[number])
-        if symbol not in seen:
+        if not symbol.startswith("0x") and symbol not in seen:  # 0x...: no symbol to order
             seen.add(symbol)
             order.append(symbol)
 if len(order) < 100:
     sys.exit(f"link-order.sh: only {len(order)} functions of the module ran; is it unstripped?")
 with open(sys.argv[2], "w") as f:
-    f.write("".join(s + "\n" for s in order))
+    f.write("".join(s + "\n" for s in sorted(order)))
 print(f"link-order.sh: {len(order)} functions written to {sys.argv[2]}")
 EOF

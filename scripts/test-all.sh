@@ -52,7 +52,7 @@ wheel="$(ls "$target"/wheels/*.whl)"
 $py scripts/smoke/check_dists.py "$wheel" "$target"/wheels/*.tar.gz
 # The code a cold start runs is linked together (bindings-python/build.rs); a stale order
 # (after a Cargo.lock change) maps 4 MB of the module instead of 1 MB.
-$py scripts/cold-rss.py
+METERING_EMULATOR_BIN="$out/debug/metering-emulator" $py scripts/cold-rss.py
 
 step "python: the wheel in a fresh venv, no cargo or rustc on PATH, smoke test"
 python3 -m venv "$scratch/venv"
