@@ -65,9 +65,9 @@ impl BatchMeterUsageInputBuilder {
 /// still leave records unmetered.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct BatchMeterUsageOutput {
-    #[serde(rename = "Results", default)]
+    #[serde(rename = "Results", default, deserialize_with = "batch_vec")]
     pub(crate) results: Vec<UsageRecordResult>,
-    #[serde(rename = "UnprocessedRecords", default)]
+    #[serde(rename = "UnprocessedRecords", default, deserialize_with = "batch_vec")]
     pub(crate) unprocessed_records: Vec<UsageRecord>,
     #[serde(skip)]
     pub(crate) meta: ResponseMetadata,
@@ -86,6 +86,38 @@ impl BatchMeterUsageOutput {
     pub fn metadata(&self) -> &ResponseMetadata {
         &self.meta
     }
+}
+
+/// A list of a response, with room for a whole batch at its first item: JSON gives no length,
+/// and growing one of these large items 4 → 8 → 16 → 32 copies each of them three times. A
+/// longer list (from a server that broke the limit) still grows as it must.
+fn batch_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let room = seq
+                .size_hint()
+                .unwrap_or(crate::validate::MAX_USAGE_RECORDS)
+                .min(crate::validate::MAX_USAGE_RECORDS);
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if out.capacity() == 0 {
+                    out.reserve_exact(room);
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V(std::marker::PhantomData))
 }
 
 pub(crate) struct BatchMeterUsage;
