@@ -10,8 +10,11 @@ a fresh interpreter (import, Client(), one BatchMeterUsage of 25 records, one Me
 same cold start `scripts/link-order.sh` records) and prints the module's code resident in
 that process and its peak RSS. bindings-python/build.rs links the code a cold start runs
 together (bindings-python/link-order.txt); unordered, the same process maps about 4 MB of the
-module's code. Over LIMIT_KIB (default 2560) means the order no longer matches the code:
-run scripts/link-order.sh. Only on x86_64 Linux with glibc, where build.rs orders the link.
+module's code, and with a current order about 0.9 MB (924-992 KiB on Intel and AMD hosts). Over
+LIMIT_KIB (default 1280) means the order no longer matches the code: a change that renames
+the functions a cold call runs (a new generic instance, as parsing a str instead of a byte
+slice) took 924 KiB to 1564 before the order was recorded again. Then run
+scripts/link-order.sh. Only on x86_64 Linux with glibc, where build.rs orders the link.
 
 The page-cache drop cannot evict pages another process has mapped; run it with no other
 process using the installed module.
@@ -49,7 +52,7 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
 
 
 def main() -> int:
-    limit = int(sys.argv[1]) if len(sys.argv) > 1 else 2560
+    limit = int(sys.argv[1]) if len(sys.argv) > 1 else 1280
     if (sys.platform != "linux" or platform.machine() != "x86_64"
             or platform.libc_ver()[0] != "glibc"):
         print("cold-rss: the link is ordered on x86_64 Linux with glibc only; nothing to check")
