@@ -270,8 +270,12 @@ def discover_clients(names):
                    if os.path.isfile(os.path.join(CLIENTS_DIR, n))
                    and os.access(os.path.join(CLIENTS_DIR, n), os.X_OK)
                    and not n.startswith("."))
+    # Cold-start references (clients/ref/: a bare runtime, no library) run only when named.
+    ref = os.path.join(CLIENTS_DIR, "ref")
+    refs = sorted("ref/" + n for n in (os.listdir(ref) if os.path.isdir(ref) else [])
+                  if os.access(os.path.join(ref, n), os.X_OK))
     if names:
-        missing = [n for n in names if n not in found]
+        missing = [n for n in names if n not in found + refs]
         if missing:
             raise SystemExit(f"unknown client(s) {missing}; have {found}")
         return names
@@ -443,7 +447,7 @@ def network_check(name, env, tmp, calls=20):
     connect()s/sends to, and how many TCP connects it made (1 = keep-alive)."""
     if not shutil.which("strace"):
         return {"checked": False}
-    trace = os.path.join(tmp, f"strace-{name}.txt")
+    trace = os.path.join(tmp, f"strace-{name.replace('/', '-')}.txt")
     e = dict(env, BENCH_CALLS=str(calls), BENCH_WARMUP="0", BENCH_CONCURRENCY="1")
     rc, out, err, _, _ = run_process(
         ["strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o", trace,
