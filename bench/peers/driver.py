@@ -633,7 +633,7 @@ def main():
         for name in clients:
             info = client_info(name, base_env)
             entry = {"info": info, "runs": [], "cold": []}
-            if not args.skip_netcheck:
+            if not args.skip_netcheck and not name.startswith("ref/"):
                 entry["network"] = network_check(name, base_env, tmp)
                 log(f"{name} network check: {entry['network']}")
             data["clients"][name] = entry
@@ -669,6 +669,8 @@ def main():
         # throughput: repeats outermost, then clients, then modes
         for rep in range(args.repeats):
             for name in clients:
+                if name.startswith("ref/"):  # a bare runtime: cold start only
+                    continue
                 for kind, pinmode, conc, calls, warmup in modes:
                     pinned = pinmode == "pinned"
 
