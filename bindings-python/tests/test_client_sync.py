@@ -277,3 +277,53 @@ def test_client_meta_and_user_agent(client: mm.Client, emu: Emulator) -> None:
 def test_module_client_function(emu: Emulator) -> None:
     c = mm.client("meteringmarketplace", **emu.client_kwargs())
     assert c.resolve_customer(RegistrationToken="reg-token-valid")["CustomerIdentifier"] == "cust-1"
+
+
+def test_batch_output_keeps_each_results_own_values() -> None:
+    # A server (not the emulator) whose results share some timestamps and dimensions and not
+    # others, with a status this version does not know: equal values may share one object,
+    # but every result keeps its own.
+    import http.server
+    import json
+    import threading
+
+    base = int(now().timestamp()) // 3600 * 3600
+    rows = [
+        (base, "users", "Success"), (base, "users", "DuplicateRecord"),
+        (base - 3600, "gb", "CustomerNotSubscribed"), (base, "users", "Throttled"),
+        (base - 3600, "users", "Success"), (base, "gb", "Success"),
+    ]
+    body = json.dumps({"Results": [
+        {"UsageRecord": {"Timestamp": ts, "CustomerIdentifier": f"cust-{i}", "Dimension": dim, "Quantity": i},
+         "MeteringRecordId": f"m-{i}", "Status": status}
+        for i, (ts, dim, status) in enumerate(rows)
+    ], "UnprocessedRecords": [{"Timestamp": base, "CustomerIdentifier": "cust-u", "Dimension": "gb", "Quantity": 9}]}).encode()
+
+    class Canned(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Canned)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        c = mm.client("meteringmarketplace", region_name="us-east-1",
+                      endpoint_url=f"http://127.0.0.1:{srv.server_port}",
+                      aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
+        resp = c.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=records(1))
+    finally:
+        srv.shutdown()
+    got = [(int(r["UsageRecord"]["Timestamp"].timestamp()), r["UsageRecord"]["Dimension"], r["Status"])
+           for r in resp["Results"]]
+    assert got == rows
+    assert [r["UsageRecord"]["CustomerIdentifier"] for r in resp["Results"]] == [f"cust-{i}" for i in range(6)]
+    assert [r["MeteringRecordId"] for r in resp["Results"]] == [f"m-{i}" for i in range(6)]
+    (u,) = resp["UnprocessedRecords"]
+    assert (int(u["Timestamp"].timestamp()), u["Dimension"], u["Quantity"]) == (base, "gb", 9)

@@ -6,7 +6,7 @@ use marketplace_metering::operation::meter_usage::MeterUsageOutput;
 use marketplace_metering::operation::register_usage::RegisterUsageOutput;
 use marketplace_metering::operation::resolve_customer::ResolveCustomerOutput;
 use marketplace_metering::primitives::DateTime;
-use marketplace_metering::types::{UsageAllocation, UsageRecord};
+use marketplace_metering::types::{UsageAllocation, UsageRecord, UsageRecordResultStatus};
 use marketplace_metering::ResponseMetadata;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -125,21 +125,26 @@ pub(super) fn allocations_out<'py>(
     Ok(out)
 }
 
-/// The last datetime made in this call: results usually share one timestamp, and datetimes
-/// are immutable, so equal timestamps share one object.
-pub(super) type LastDatetime<'py> = Option<(DateTime, Bound<'py, PyAny>)>;
+/// The last datetime and dimension made in this call: a batch's records usually share one
+/// timestamp and a few dimensions, and both are immutable in Python, so equal values share
+/// one object (25 results made 25 datetimes and 25 equal strings).
+#[derive(Default)]
+pub(super) struct Last<'a, 'py> {
+    datetime: Option<(DateTime, Bound<'py, PyAny>)>,
+    dimension: Option<(&'a str, Bound<'py, PyString>)>,
+}
 
-pub(super) fn usage_record_out<'py>(
+pub(super) fn usage_record_out<'a, 'py>(
     py: Python<'py>,
-    r: &UsageRecord,
-    last: &mut LastDatetime<'py>,
+    r: &'a UsageRecord,
+    last: &mut Last<'a, 'py>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    let ts = match last {
+    let ts = match &last.datetime {
         Some((t, obj)) if t == r.timestamp() => obj.clone(),
         _ => {
             let obj = py_datetime(py, r.timestamp())?;
-            *last = Some((*r.timestamp(), obj.clone()));
+            last.datetime = Some((*r.timestamp(), obj.clone()));
             obj
         }
     };
@@ -155,7 +160,15 @@ pub(super) fn usage_record_out<'py>(
         r.customer_aws_account_id(),
     )?;
     set_opt(&d, intern!(py, "LicenseArn"), r.license_arn())?;
-    d.set_item(intern!(py, "Dimension"), r.dimension())?;
+    let dimension = match &last.dimension {
+        Some((dim, obj)) if *dim == r.dimension() => obj.clone(),
+        _ => {
+            let obj = PyString::new(py, r.dimension());
+            last.dimension = Some((r.dimension(), obj.clone()));
+            obj
+        }
+    };
+    d.set_item(intern!(py, "Dimension"), dimension)?;
     if let Some(q) = r.quantity() {
         d.set_item(intern!(py, "Quantity"), q)?;
     }
@@ -168,10 +181,22 @@ pub(super) fn usage_record_out<'py>(
     Ok(d)
 }
 
+/// A result's status: the known ones are interned, one string each for the process.
+fn status_str<'py>(py: Python<'py>, s: &UsageRecordResultStatus) -> Bound<'py, PyString> {
+    match s {
+        UsageRecordResultStatus::Success => intern!(py, "Success").clone(),
+        UsageRecordResultStatus::CustomerNotSubscribed => {
+            intern!(py, "CustomerNotSubscribed").clone()
+        }
+        UsageRecordResultStatus::DuplicateRecord => intern!(py, "DuplicateRecord").clone(),
+        other => PyString::new(py, other.as_str()),
+    }
+}
+
 pub fn batch_meter_usage_output(py: Python<'_>, o: &BatchMeterUsageOutput) -> PyResult<Py<PyAny>> {
     let d = PyDict::new(py);
     let results = PyList::empty(py);
-    let mut last = None;
+    let mut last = Last::default();
     for r in o.results() {
         let rd = PyDict::new(py);
         if let Some(u) = r.usage_record() {
@@ -181,7 +206,9 @@ pub fn batch_meter_usage_output(py: Python<'_>, o: &BatchMeterUsageOutput) -> Py
             )?;
         }
         set_opt(&rd, intern!(py, "MeteringRecordId"), r.metering_record_id())?;
-        set_opt(&rd, intern!(py, "Status"), r.status().map(|s| s.as_str()))?;
+        if let Some(status) = r.status() {
+            rd.set_item(intern!(py, "Status"), status_str(py, status))?;
+        }
         results.append(rd)?;
     }
     d.set_item(intern!(py, "Results"), results)?;
