@@ -277,7 +277,7 @@ def discover_clients(names):
     if names:
         missing = [n for n in names if n not in found + refs]
         if missing:
-            raise SystemExit(f"unknown client(s) {missing}; have {found}")
+            raise SystemExit(f"unknown client(s) {missing}; have {found + refs}")
         return names
     return found
 
