@@ -5,6 +5,7 @@
 const { EventEmitter } = require('node:events')
 const { inspect } = require('node:util')
 const { loadAddon } = require('./addon.js')
+const { encodeBatchMeterUsage } = require('./encode.js')
 
 const PACKAGE_VERSION = require('./package.json').version
 
@@ -189,17 +190,19 @@ class Command {
   }
 }
 
-function defineCommand(operation, method) {
+/** `encode` writes an input as the compact text the addon reads first (encode.js), if it can. */
+function defineCommand(operation, method, encode = () => undefined) {
   const name = `${operation}Command`
   const cls = {
     [name]: class extends Command {},
   }[name]
   Object.defineProperty(cls, 'operation', { value: operation })
   Object.defineProperty(cls, 'nativeMethod', { value: method })
+  Object.defineProperty(cls, 'encode', { value: encode })
   return cls
 }
 
-const BatchMeterUsageCommand = defineCommand('BatchMeterUsage', 'batchMeterUsage')
+const BatchMeterUsageCommand = defineCommand('BatchMeterUsage', 'batchMeterUsage', encodeBatchMeterUsage)
 const MeterUsageCommand = defineCommand('MeterUsage', 'meterUsage')
 const ResolveCustomerCommand = defineCommand('ResolveCustomer', 'resolveCustomer')
 const RegisterUsageCommand = defineCommand('RegisterUsage', 'registerUsage')
@@ -462,12 +465,13 @@ class MarketplaceMeteringClient {
     if (abortSignal?.aborted) throw abortError()
     let json
     try {
+      const encoded = op.encode(command.input)
       if (abortSignal) {
         const cancel = new native.CallCancel()
-        const call = client[op.nativeMethod](command.input, cancel)
+        const call = client[op.nativeMethod](command.input, cancel, encoded)
         json = await raceAbort(call, abortSignal, () => cancel.cancel())
       } else {
-        json = await client[op.nativeMethod](command.input)
+        json = await client[op.nativeMethod](command.input, null, encoded)
       }
     } catch (err) {
       if (err?.name === 'AbortError') throw err

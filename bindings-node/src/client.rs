@@ -194,6 +194,49 @@ impl CallCancel {
     }
 }
 
+/// A `BatchMeterUsage` input: from `encoded` when given and accepted, else read from `input`.
+fn batch_input(
+    input: Unknown<'_>,
+    encoded: Option<&str>,
+) -> std::result::Result<
+    marketplace_metering::operation::batch_meter_usage::BatchMeterUsageInput,
+    ConvError,
+> {
+    match encoded.and_then(convert::batch_meter_usage_encoded) {
+        Some(input) => Ok(input),
+        None => convert::batch_meter_usage_input(input),
+    }
+}
+
+/// For the tests and bench/node/convert.mjs: which reader made the `BatchMeterUsage` input a
+/// call would send (`"encoded"` or `"object"`) and, unless `describe` is `false`, that input's
+/// `Debug` form; or the error the call would throw. The tests compare it with and without the
+/// encoded text over many odd inputs.
+#[napi(ts_return_type = "[string, string]")]
+pub fn batch_meter_usage_input_debug(
+    env: Env,
+    input: Unknown<'_>,
+    encoded: Option<String>,
+    describe: Option<bool>,
+) -> Result<Vec<String>> {
+    let mut from = "object";
+    let input = match encoded
+        .as_deref()
+        .and_then(convert::batch_meter_usage_encoded)
+    {
+        Some(input) => {
+            from = "encoded";
+            input
+        }
+        None => convert::batch_meter_usage_input(input).map_err(|e| e.into_napi(&env))?,
+    };
+    let debug = match describe {
+        Some(false) => String::new(),
+        _ => format!("{input:?}"),
+    };
+    Ok(vec![from.to_owned(), debug])
+}
+
 impl NativeClient {
     /// The core client (a cheap clone), for the usage meter.
     pub(crate) fn core_client(&self) -> Client {
@@ -298,16 +341,18 @@ impl NativeClient {
         .to_string()
     }
 
-    /// `BatchMeterUsage`; resolves with the output as JSON.
+    /// `BatchMeterUsage`; resolves with the output as JSON. `encoded` is the input as
+    /// encode.js writes it when it can; the object is read whenever the text is absent or
+    /// declined.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn batch_meter_usage<'env>(
         &self,
         env: &'env Env,
         input: Unknown<'env>,
         cancel: Option<&CallCancel>,
+        encoded: Option<String>,
     ) -> Result<PromiseRaw<'env, String>> {
-        let input =
-            convert::batch_meter_usage_input(input).map_err(|e: ConvError| e.into_napi(env))?;
+        let input = batch_input(input, encoded.as_deref()).map_err(|e| e.into_napi(env))?;
         let c = self.inner.clone();
         spawn(
             env,

@@ -38,7 +38,8 @@ use napi::{JsDate, JsValue, ValueType};
 
 use inputs::allocations;
 pub use inputs::{
-    batch_meter_usage_input, meter_usage_input, register_usage_input, resolve_customer_input,
+    batch_meter_usage_encoded, batch_meter_usage_input, meter_usage_input, register_usage_input,
+    resolve_customer_input,
 };
 pub use meter::{
     meter_options, meter_record_input, meter_record_quantity, meter_register_input,
