@@ -168,11 +168,35 @@ function withMetadata(out) {
   return out
 }
 
+/**
+ * A usage record from the addon's row `[Timestamp (epoch ms), CustomerIdentifier, Dimension,
+ * Quantity, UsageAllocations, CustomerAWSAccountId, LicenseArn]`; a `null` member is left out.
+ */
+function recordFromRow(row) {
+  const r = { Timestamp: new Date(row[0]) }
+  if (row[1] !== null) r.CustomerIdentifier = row[1]
+  r.Dimension = row[2]
+  if (row[3] !== null) r.Quantity = row[3]
+  if (row[4] !== null) r.UsageAllocations = row[4]
+  if (row[5] !== null) r.CustomerAWSAccountId = row[5]
+  if (row[6] !== null) r.LicenseArn = row[6]
+  return r
+}
+
+/** A result from the addon's row `[UsageRecord row, MeteringRecordId, Status]`. */
+function resultFromRow(row) {
+  const r = {}
+  if (row[0] !== null) r.UsageRecord = recordFromRow(row[0])
+  if (row[1] !== null) r.MeteringRecordId = row[1]
+  if (row[2] !== null) r.Status = row[2]
+  return r
+}
+
+// Each op's output from what the addon's JSON parses to.
 const outputs = {
-  BatchMeterUsage(out) {
-    for (const r of out.Results) if (r.UsageRecord) r.UsageRecord.Timestamp = toDate(r.UsageRecord.Timestamp)
-    for (const r of out.UnprocessedRecords) r.Timestamp = toDate(r.Timestamp)
-    return out
+  // `[$metadata, [result row, …], [record row, …]]` (src/convert/outputs.rs).
+  BatchMeterUsage([$metadata, results, unprocessed]) {
+    return { $metadata, Results: results.map(resultFromRow), UnprocessedRecords: unprocessed.map(recordFromRow) }
   },
   MeterUsage: (out) => out,
   ResolveCustomer: (out) => out,
@@ -479,9 +503,9 @@ class MarketplaceMeteringClient {
       logAttempts(this._settings.logger, e?.$attemptLog)
       throw e
     }
-    const out = JSON.parse(json)
+    const out = outputs[op.operation](JSON.parse(json))
     logAttempts(this._settings.logger, out.$metadata?.attemptLog)
-    return withMetadata(outputs[op.operation](out))
+    return withMetadata(out)
   }
 
   /**

@@ -88,27 +88,75 @@ impl<'a> From<&'a ResponseMetadata> for Metadata<'a> {
     }
 }
 
-/// The `BatchMeterUsage` output: written with the core types' own serializers (absent
-/// members left out, timestamps as epoch seconds), with no JSON tree built on the way.
-#[derive(serde::Serialize)]
-pub(super) struct BatchOutput<'a> {
-    #[serde(rename = "$metadata")]
-    metadata: Metadata<'a>,
-    #[serde(rename = "Results")]
-    results: &'a [UsageRecordResult],
-    #[serde(rename = "UnprocessedRecords")]
-    unprocessed_records: &'a [UsageRecord],
+/// The `BatchMeterUsage` output as `[$metadata, [result row, …], [record row, …]]`: rows are
+/// arrays (no member names to write, parse and look up again for 25 results), built back into
+/// SDK v3's objects by index.js (`batchFromRows`), which leaves a `null` member out.
+struct BatchOutput<'a>(&'a BatchMeterUsageOutput);
+
+impl serde::Serialize for BatchOutput<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let o = self.0;
+        let mut out = s.serialize_tuple(3)?;
+        out.serialize_element(&Metadata::from(o.metadata()))?;
+        out.serialize_element(&Rows(o.results(), ResultRow))?;
+        out.serialize_element(&Rows(o.unprocessed_records(), RecordRow))?;
+        out.end()
+    }
+}
+
+/// A list written as rows, with no list of rows built first.
+struct Rows<'a, T, R>(&'a [T], fn(&'a T) -> R);
+
+impl<'a, T, R: serde::Serialize> serde::Serialize for Rows<'a, T, R> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(self.1))
+    }
+}
+
+/// `[Timestamp (epoch ms), CustomerIdentifier, Dimension, Quantity, UsageAllocations,
+/// CustomerAWSAccountId, LicenseArn]`.
+struct RecordRow<'a>(&'a UsageRecord);
+
+impl serde::Serialize for RecordRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let r = self.0;
+        let t = r.timestamp();
+        // Whole milliseconds, as the request carried them (the core sends ms precision).
+        let ms = t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000);
+        let allocations = r.usage_allocations();
+        let mut row = s.serialize_tuple(7)?;
+        row.serialize_element(&ms)?;
+        row.serialize_element(&r.customer_identifier())?;
+        row.serialize_element(r.dimension())?;
+        row.serialize_element(&r.quantity())?;
+        row.serialize_element(&(!allocations.is_empty()).then_some(allocations))?;
+        row.serialize_element(&r.customer_aws_account_id())?;
+        row.serialize_element(&r.license_arn())?;
+        row.end()
+    }
+}
+
+/// `[UsageRecord row or null, MeteringRecordId, Status]`.
+struct ResultRow<'a>(&'a UsageRecordResult);
+
+impl serde::Serialize for ResultRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let r = self.0;
+        let mut row = s.serialize_tuple(3)?;
+        row.serialize_element(&r.usage_record().map(RecordRow))?;
+        row.serialize_element(&r.metering_record_id())?;
+        row.serialize_element(&r.status().map(|s| s.as_str()))?;
+        row.end()
+    }
 }
 
 /// `BatchMeterUsage` output as JSON.
 pub fn batch_meter_usage_output(o: &BatchMeterUsageOutput) -> String {
-    let out = BatchOutput {
-        metadata: o.metadata().into(),
-        results: o.results(),
-        unprocessed_records: o.unprocessed_records(),
-    };
     // Cannot fail: every map key is a string and every number finite.
-    serde_json::to_string(&out).unwrap_or_default()
+    serde_json::to_string(&BatchOutput(o)).unwrap_or_default()
 }
 
 /// `MeterUsage` output as JSON.
