@@ -69,3 +69,39 @@ test('every member the server sent, and only those, with Dates to the millisecon
   assert.equal(out.UnprocessedRecords[0].Timestamp.getTime(), T * 1000 + 59999)
   assert.equal(out.Results[4].UsageRecord.Timestamp.getTime(), T * 1000 - 1500)
 })
+
+test('a timestamp no Date can hold, from a broken server, is an Invalid Date, not another date', async () => {
+  // 9e15 s (past a Date's ±8.64e15 ms) and an i64 near its limit (seconds × 1000 overflows i64).
+  const odd = [9e15, 9223372036854775000, -9223372036854775000]
+  const s = http.createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      const records = odd.map((t) => `{"Timestamp":${BigInt(t)},"CustomerIdentifier":"c","Dimension":"d"}`)
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' })
+      res.end(`{"Results":[],"UnprocessedRecords":[${records.join(',')}]}`)
+    })
+  })
+  await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve))
+  const c = new mm.MarketplaceMeteringClient({
+    region: 'us-east-1',
+    endpoint: `http://127.0.0.1:${s.address().port}`,
+    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'test-secret' },
+    maxAttempts: 1,
+  })
+  try {
+    const out = await c.send(
+      new mm.BatchMeterUsageCommand({
+        ProductCode: 'prod-1234',
+        UsageRecords: [{ Timestamp: new Date(T * 1000), CustomerIdentifier: 'c', Dimension: 'd', Quantity: 1 }],
+      }),
+    )
+    assert.equal(out.UnprocessedRecords.length, odd.length)
+    for (const r of out.UnprocessedRecords) {
+      assert.ok(r.Timestamp instanceof Date)
+      assert.ok(Number.isNaN(r.Timestamp.getTime()), `read as ${r.Timestamp.getTime()}`)
+    }
+  } finally {
+    c.destroy()
+    s.close()
+  }
+})

@@ -194,17 +194,21 @@ impl CallCancel {
     }
 }
 
-/// A `BatchMeterUsage` input: from `encoded` when given and accepted, else read from `input`.
+/// A `BatchMeterUsage` input: from `encoded` when given and accepted, else read from `input`;
+/// and which of the two made it (`"encoded"` or `"object"`).
 fn batch_input(
     input: Unknown<'_>,
     encoded: Option<&str>,
 ) -> std::result::Result<
-    marketplace_metering::operation::batch_meter_usage::BatchMeterUsageInput,
+    (
+        marketplace_metering::operation::batch_meter_usage::BatchMeterUsageInput,
+        &'static str,
+    ),
     ConvError,
 > {
     match encoded.and_then(convert::batch_meter_usage_encoded) {
-        Some(input) => Ok(input),
-        None => convert::batch_meter_usage_input(input),
+        Some(input) => Ok((input, "encoded")),
+        None => convert::batch_meter_usage_input(input).map(|input| (input, "object")),
     }
 }
 
@@ -219,17 +223,7 @@ pub fn batch_meter_usage_input_debug(
     encoded: Option<String>,
     describe: Option<bool>,
 ) -> Result<Vec<String>> {
-    let mut from = "object";
-    let input = match encoded
-        .as_deref()
-        .and_then(convert::batch_meter_usage_encoded)
-    {
-        Some(input) => {
-            from = "encoded";
-            input
-        }
-        None => convert::batch_meter_usage_input(input).map_err(|e| e.into_napi(&env))?,
-    };
+    let (input, from) = batch_input(input, encoded.as_deref()).map_err(|e| e.into_napi(&env))?;
     let debug = match describe {
         Some(false) => String::new(),
         _ => format!("{input:?}"),
@@ -352,7 +346,7 @@ impl NativeClient {
         cancel: Option<&CallCancel>,
         encoded: Option<String>,
     ) -> Result<PromiseRaw<'env, String>> {
-        let input = batch_input(input, encoded.as_deref()).map_err(|e| e.into_napi(env))?;
+        let (input, _) = batch_input(input, encoded.as_deref()).map_err(|e| e.into_napi(env))?;
         let c = self.inner.clone();
         spawn(
             env,

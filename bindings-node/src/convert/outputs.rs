@@ -90,7 +90,7 @@ impl<'a> From<&'a ResponseMetadata> for Metadata<'a> {
 
 /// The `BatchMeterUsage` output as `[$metadata, [result row, …], [record row, …]]`: rows are
 /// arrays (no member names to write, parse and look up again for 25 results), built back into
-/// SDK v3's objects by index.js (`batchFromRows`), which leaves a `null` member out.
+/// SDK v3's objects by index.js (`resultFromRow`, `recordFromRow`), which leave a `null` member out.
 struct BatchOutput<'a>(&'a BatchMeterUsageOutput);
 
 impl serde::Serialize for BatchOutput<'_> {
@@ -123,11 +123,15 @@ impl serde::Serialize for RecordRow<'_> {
         use serde::ser::SerializeTuple;
         let r = self.0;
         let t = r.timestamp();
-        // Whole milliseconds, as the request carried them (the core sends ms precision).
-        let ms = t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000);
         let allocations = r.usage_allocations();
         let mut row = s.serialize_tuple(7)?;
-        row.serialize_element(&ms)?;
+        // Whole milliseconds, as the request carried them (the core sends ms precision). A
+        // time past i64 milliseconds (a broken server's) goes as a float no Date can hold, so
+        // JS reads an Invalid Date rather than a wrapped, wrong one.
+        match t.to_millis() {
+            Ok(ms) => row.serialize_element(&ms)?,
+            Err(_) => row.serialize_element(&(t.secs() as f64 * 1000.0))?,
+        }
         row.serialize_element(&r.customer_identifier())?;
         row.serialize_element(r.dimension())?;
         row.serialize_element(&r.quantity())?;
