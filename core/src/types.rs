@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::error::BuildError;
@@ -95,9 +96,9 @@ pub(crate) use {field, list_field};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tag {
     #[serde(rename = "Key")]
-    pub(crate) key: String,
+    pub(crate) key: CompactString,
     #[serde(rename = "Value")]
-    pub(crate) value: String,
+    pub(crate) value: CompactString,
 }
 
 impl Tag {
@@ -132,8 +133,8 @@ impl TagBuilder {
     /// Builds the tag; `Key` and `Value` are required.
     pub fn build(self) -> Result<Tag, BuildError> {
         Ok(Tag {
-            key: self.key.ok_or(BuildError::missing("Key"))?,
-            value: self.value.ok_or(BuildError::missing("Value"))?,
+            key: self.key.ok_or(BuildError::missing("Key"))?.into(),
+            value: self.value.ok_or(BuildError::missing("Value"))?.into(),
         })
     }
 }
@@ -197,9 +198,9 @@ pub struct UsageRecord {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub(crate) customer_identifier: Option<String>,
+    pub(crate) customer_identifier: Option<CompactString>,
     #[serde(rename = "Dimension")]
-    pub(crate) dimension: String,
+    pub(crate) dimension: CompactString,
     #[serde(rename = "Quantity", default, skip_serializing_if = "Option::is_none")]
     pub(crate) quantity: Option<i32>,
     #[serde(
@@ -213,13 +214,13 @@ pub struct UsageRecord {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub(crate) customer_aws_account_id: Option<String>,
+    pub(crate) customer_aws_account_id: Option<CompactString>,
     #[serde(
         rename = "LicenseArn",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub(crate) license_arn: Option<String>,
+    pub(crate) license_arn: Option<CompactString>,
 }
 
 impl UsageRecord {
@@ -295,12 +296,15 @@ impl UsageRecordBuilder {
     pub fn build(self) -> Result<UsageRecord, BuildError> {
         Ok(UsageRecord {
             timestamp: self.timestamp.ok_or(BuildError::missing("Timestamp"))?,
-            customer_identifier: self.customer_identifier,
-            dimension: self.dimension.ok_or(BuildError::missing("Dimension"))?,
+            customer_identifier: self.customer_identifier.map(Into::into),
+            dimension: self
+                .dimension
+                .ok_or(BuildError::missing("Dimension"))?
+                .into(),
             quantity: self.quantity,
             usage_allocations: self.usage_allocations,
-            customer_aws_account_id: self.customer_aws_account_id,
-            license_arn: self.license_arn,
+            customer_aws_account_id: self.customer_aws_account_id.map(Into::into),
+            license_arn: self.license_arn.map(Into::into),
         })
     }
 }
@@ -319,7 +323,7 @@ pub struct UsageRecordResult {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub(crate) metering_record_id: Option<String>,
+    pub(crate) metering_record_id: Option<CompactString>,
     #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<UsageRecordResultStatus>,
 }
@@ -412,6 +416,64 @@ impl<'de> Deserialize<'de> for UsageRecordResultStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The record's strings are stored inline up to 24 bytes and on the heap past that: every
+    /// length around the boundary, a multi-byte character across it, and escapes, read back
+    /// exactly from the builder, from JSON and after a clone, as `String` did.
+    #[test]
+    fn strings_of_every_length_round_trip_exactly() {
+        let mut texts: Vec<String> = (0..=64).map(|n| "x".repeat(n)).collect();
+        for pad in 20..=26 {
+            texts.push(format!("{}\u{1F600}é", "a".repeat(pad)));
+        }
+        texts.push("q\"uote\\back\nline\u{0}nul".into());
+        texts.push("é".repeat(300));
+        for t in &texts {
+            let rec = UsageRecord::builder()
+                .timestamp(DateTime::from_secs(1_700_000_000))
+                .customer_identifier(t.clone())
+                .dimension(t.clone())
+                .customer_aws_account_id(t.clone())
+                .license_arn(t.clone())
+                .usage_allocations(
+                    UsageAllocation::builder()
+                        .allocated_usage_quantity(1)
+                        .tags(
+                            Tag::builder()
+                                .key(t.clone())
+                                .value(t.clone())
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap();
+            let json = serde_json::to_string(&rec).unwrap();
+            let back: UsageRecord = serde_json::from_str(&json).unwrap();
+            for r in [&rec, &back, &rec.clone()] {
+                assert_eq!(r.customer_identifier(), Some(t.as_str()));
+                assert_eq!(r.dimension(), t);
+                assert_eq!(r.customer_aws_account_id(), Some(t.as_str()));
+                assert_eq!(r.license_arn(), Some(t.as_str()));
+                assert_eq!(r.usage_allocations()[0].tags()[0].key(), t);
+                assert_eq!(r.usage_allocations()[0].tags()[0].value(), t);
+            }
+            assert_eq!(back, rec);
+            assert!(format!("{rec:?}").contains(&format!("{t:?}")));
+            let result: UsageRecordResult = serde_json::from_str(&format!(
+                r#"{{"MeteringRecordId":{},"Status":"Success"}}"#,
+                serde_json::to_string(t).unwrap()
+            ))
+            .unwrap();
+            assert_eq!(result.metering_record_id(), Some(t.as_str()));
+        }
+        // An escaped member decodes the same as its plain form.
+        let r: UsageRecordResult =
+            serde_json::from_str(r#"{"MeteringRecordId":"\u006d-\u00e9-\ud83d\ude00"}"#).unwrap();
+        assert_eq!(r.metering_record_id(), Some("m-é-\u{1F600}"));
+    }
 
     #[test]
     fn unknown_status_passes_through() {

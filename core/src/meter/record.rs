@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `UsageMeter::record`: checking an event and adding it to its bucket.
 
+use compact_str::CompactString;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -289,7 +290,7 @@ impl UsageMeter {
                 let input = crate::operation::meter_usage::MeterUsageInput {
                     product_code: self.inner.shared.scope.product_code.clone(),
                     timestamp: DateTime::from_secs(at_secs),
-                    usage_dimension: dimension.to_owned(),
+                    usage_dimension: dimension.into(),
                     usage_quantity: Some(q),
                     dry_run: None,
                     usage_allocations: Some(a.to_vec()),
@@ -337,14 +338,14 @@ impl UsageMeter {
     ) -> UsageRecord {
         let (ci, acct, lic) = customer.parts();
         let (ci, acct, lic) = (
-            ci.map(str::to_owned),
-            acct.map(str::to_owned),
-            lic.map(str::to_owned),
+            ci.map(CompactString::from),
+            acct.map(CompactString::from),
+            lic.map(CompactString::from),
         );
         UsageRecord {
             timestamp: DateTime::from_secs(at_secs),
             customer_identifier: ci,
-            dimension: dimension.to_owned(),
+            dimension: dimension.into(),
             quantity: Some(q),
             usage_allocations: allocations.map(<[UsageAllocation]>::to_vec),
             customer_aws_account_id: acct,

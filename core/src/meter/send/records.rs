@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Turning sealed buckets into the service's records: client tokens, quantities, allocations, record keys.
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 
 use crate::meter::store::SendItem;
@@ -97,14 +98,14 @@ pub(super) fn usage_record(it: &SendItem) -> Result<UsageRecord, String> {
     };
     let (ci, acct, lic) = customer.parts();
     let (ci, acct, lic) = (
-        ci.map(str::to_owned),
-        acct.map(str::to_owned),
-        lic.map(str::to_owned),
+        ci.map(CompactString::from),
+        acct.map(CompactString::from),
+        lic.map(CompactString::from),
     );
     Ok(UsageRecord {
         timestamp: DateTime::from_secs(it.hour),
         customer_identifier: ci,
-        dimension: it.dimension.clone(),
+        dimension: it.dimension.as_str().into(),
         quantity: Some(quantity(it)?),
         usage_allocations: allocations(it)?,
         customer_aws_account_id: acct,
@@ -114,7 +115,13 @@ pub(super) fn usage_record(it: &SendItem) -> Result<UsageRecord, String> {
 
 /// Who, which license, what and when: everything that tells two records of one call apart
 /// (buckets are unique by it within a meter's product).
-pub(super) type RecordKey = (Option<String>, Option<String>, Option<String>, String, i64);
+pub(super) type RecordKey = (
+    Option<CompactString>,
+    Option<CompactString>,
+    Option<CompactString>,
+    CompactString,
+    i64,
+);
 
 pub(super) fn record_key(r: &UsageRecord) -> RecordKey {
     (
@@ -130,7 +137,7 @@ pub(super) fn event(it: &SendItem, kind: MeterEventKind) -> MeterEvent {
     MeterEvent {
         kind,
         customer: it.customer.clone(),
-        dimension: it.dimension.clone(),
+        dimension: it.dimension.as_str().into(),
         hour: it.hour,
         quantity: it.quantity,
         replica_id: None, // set by `Shared::emit`
