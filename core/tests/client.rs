@@ -355,6 +355,17 @@ async fn retries_throttling_500_html_503_reset_truncated_and_garbage() {
         );
         assert!(header(i, "user-agent").starts_with("marketplace-metering/"));
         assert!(header(i, "user-agent").contains("lang/rust"));
+        // Signed: what the service reads, not what a proxy rewrites (user-agent) or what
+        // only counts attempts (amz-sdk-request), as the AWS SDKs sign.
+        let auth = header(i, "authorization");
+        let signed = auth
+            .split(", ")
+            .find_map(|p| p.strip_prefix("SignedHeaders="))
+            .unwrap_or_default();
+        assert_eq!(
+            signed, "amz-sdk-invocation-id;content-type;host;x-amz-date;x-amz-target",
+            "{auth}"
+        );
     }
     assert!(reqs[6].signature_ok, "the successful attempt verified");
 }

@@ -297,18 +297,15 @@ impl Client {
             .as_ref()
             .map_err(|e| Error::invalid_config(e.clone()))?;
         // The request is built once as reqwest's own type: no http::Request, no URL re-parse.
+        // Signed: what the service reads. `user-agent` (which proxies rewrite) and
+        // `amz-sdk-request` (which only counts attempts) are added after signing, as the AWS
+        // SDKs do: fewer headers to canonicalize.
         let mut headers = HeaderMap::with_capacity(10);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE));
         headers.insert("x-amz-target", HeaderValue::from_static(O::TARGET));
-        headers.insert(USER_AGENT, self.inner.user_agent.clone());
         headers.insert(
             "amz-sdk-invocation-id",
             HeaderValue::from_str(invocation_id)
-                .map_err(|e| Error::invalid_state(e.to_string()))?,
-        );
-        headers.insert(
-            "amz-sdk-request",
-            HeaderValue::from_str(&format!("attempt={attempt}; max={max}"))
                 .map_err(|e| Error::invalid_state(e.to_string()))?,
         );
         let identity: Identity = creds.into();
@@ -342,6 +339,12 @@ impl Client {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
+        headers.insert(USER_AGENT, self.inner.user_agent.clone());
+        headers.insert(
+            "amz-sdk-request",
+            HeaderValue::from_str(&format!("attempt={attempt}; max={max}"))
+                .map_err(|e| Error::invalid_state(e.to_string()))?,
+        );
         let mut req = reqwest::Request::new(http::Method::POST, url.clone());
         *req.headers_mut() = headers;
         *req.body_mut() = Some(reqwest::Body::from(body.clone()));
