@@ -3,8 +3,8 @@
 
     python check_dists.py WHEEL SDIST
 
-The wheel: one tag, cp39-abi3-<platform> (the stable ABI: one wheel for every CPython from
-3.9), a manylinux platform on Linux (macosx on macOS), in its name and in its WHEEL file, with
+The wheel: one tag, cp310-abi3-<platform> (the stable ABI: one wheel for every CPython from
+3.10), a manylinux platform on Linux (macosx on macOS), in its name and in its WHEEL file, with
 the licence, the typing marker and the stubs. The sdist: everything a build from source
 needs (the workspace manifest and lock file, the crates the bindings depend on) and the licence.
 """
@@ -29,7 +29,7 @@ def check_wheel(path: Path) -> None:
     name_tag = "-".join(path.stem.split("-")[2:])
     assert tags == [name_tag], f"WHEEL tags {tags} != file name tag {name_tag}"
     py, abi, plat = name_tag.split("-")
-    assert (py, abi) == ("cp39", "abi3"), f"{name_tag}: not the stable ABI for CPython >= 3.9"
+    assert (py, abi) == ("cp310", "abi3"), f"{name_tag}: not the stable ABI for CPython >= 3.10"
     wanted = PLATFORMS.get(sys.platform)
     if wanted:
         assert plat.startswith(wanted), f"{name_tag}: platform is not {wanted[0]}*"
