@@ -485,7 +485,10 @@ class MarketplaceMeteringClient {
     // once and cancels the call in the core (the attempt's connection is dropped, no retry
     // follows). A request the server already received may still have been processed.
     if (abortSignal?.aborted) throw abortError()
-    const client = await this._client()
+    // A built client whose credentials cannot change is used as is: no await, no promise.
+    const client = this._native && !this._destroyed && typeof this.#credentials !== 'function'
+      ? this._native
+      : await this._client()
     if (abortSignal?.aborted) throw abortError()
     let json
     try {
