@@ -290,7 +290,7 @@ impl UsageMeter {
                 let input = crate::operation::meter_usage::MeterUsageInput {
                     product_code: self.inner.shared.scope.product_code.clone(),
                     timestamp: DateTime::from_secs(at_secs),
-                    usage_dimension: dimension.into(),
+                    usage_dimension: dimension.to_owned(),
                     usage_quantity: Some(q),
                     dry_run: None,
                     usage_allocations: Some(a.to_vec()),

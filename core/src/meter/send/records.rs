@@ -137,7 +137,7 @@ pub(super) fn event(it: &SendItem, kind: MeterEventKind) -> MeterEvent {
     MeterEvent {
         kind,
         customer: it.customer.clone(),
-        dimension: it.dimension.as_str().into(),
+        dimension: it.dimension.clone(),
         hour: it.hour,
         quantity: it.quantity,
         replica_id: None, // set by `Shared::emit`
