@@ -93,17 +93,39 @@ fn as_dict<'a, 'py>(v: &'a Bound<'py, PyAny>, path: &str) -> CResult<&'a Bound<'
     v.cast::<PyDict>().map_err(|_| type_error(path, "dict", v))
 }
 
+/// The error of a `str` UTF-8 cannot carry (a lone surrogate, as `errors="surrogateescape"`
+/// decoding leaves): an invalid value of the field at `path`, not a bare UnicodeEncodeError.
+pub fn not_text(path: String, e: PyErr) -> ConvError {
+    ConvError::Input(Error::invalid_input(
+        path,
+        format!("is not valid Unicode text ({e})"),
+    ))
+}
+
+/// A `str`'s UTF-8, borrowed; see [`not_text`].
+fn utf8<'a>(s: &'a Bound<'_, PyString>, path: impl FnOnce() -> String) -> CResult<Cow<'a, str>> {
+    s.to_cow().map_err(|e| not_text(path(), e))
+}
+
 /// A dict key as text, borrowed where Python allows; `path` is only rendered for an error.
 fn key_str<'a>(k: &'a Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<Cow<'a, str>> {
     match k.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?),
+        // Named by its repr, which escapes what UTF-8 cannot carry.
+        Ok(s) => utf8(s, || {
+            let shown = k
+                .repr()
+                .ok()
+                .and_then(|r| r.to_cow().ok().map(|c| c.trim_matches('\'').to_owned()))
+                .unwrap_or_else(|| "?".to_owned());
+            join(&path(), &shown)
+        }),
         Err(_) => Err(type_error(&path(), "str keys", k)),
     }
 }
 
 pub fn string(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<String> {
     match v.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?.into_owned()),
+        Ok(s) => Ok(utf8(s, path)?.into_owned()),
         Err(_) => Err(type_error(&path(), "str", v)),
     }
 }
@@ -210,7 +232,10 @@ pub fn timestamp(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult
         return Ok(DateTime::from_secs_f64(x));
     }
     if let Ok(s) = v.cast::<PyString>() {
-        let text = s.to_cow()?;
+        let text = match s.to_cow() {
+            Ok(t) => t,
+            Err(e) => return Err(not_text(path(), e)),
+        };
         if let Ok(t) = DateTime::from_str(text.trim(), Format::DateTime) {
             return Ok(t);
         }

@@ -324,7 +324,10 @@ impl UsageMeter {
         )?;
         let dimension: PyBackedStr = match dimension {
             Some(d) if !d.is_none() => match d.cast::<PyString>() {
-                Ok(s) => s.clone().try_into()?,
+                Ok(s) => s
+                    .clone()
+                    .try_into()
+                    .map_err(|e| conv_err(py, convert::not_text("dimension".into(), e), OP))?,
                 Err(_) => return Err(conv_err(py, convert::type_error("dimension", "str", d), OP)),
             },
             _ => return Err(input_err(py, "dimension", "is required", OP)),

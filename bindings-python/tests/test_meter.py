@@ -298,6 +298,12 @@ CUSTOMER_ERRORS = [
     ({"customer_aws_account_id": "111122223333"}, "license_arn"),
     ({"license_arn": "arn:aws:license-manager::111122223333:license:l-1"}, "customer_aws_account_id"),
     ({"customer_identifier": 5}, "customer_identifier"),
+    # Lone surrogates: a str UTF-8 cannot carry is an invalid value, named, never recorded.
+    ({"customer_identifier": "cust-\ud800"}, "customer_identifier"),
+    ({"customer_aws_account_id": "11112222333\udc00",
+      "license_arn": "arn:aws:license-manager::111122223333:license:l-1"}, "customer_aws_account_id"),
+    ({"customer_aws_account_id": "111122223333",
+      "license_arn": "arn:aws:license-manager::111122223333:license:l-\udfff"}, "license_arn"),
 ]
 
 
@@ -325,6 +331,10 @@ def test_customer_arguments_are_checked(emu: Emulator, customer: Dict[str, Any],
     ({"allocations": [{"AllocatedUsageQuantity": 1}]}, "allocations"),
     ({"allocations": [{"Quantity": 3}]}, "allocations[0].Quantity"),
     ({"allocations": "x"}, "allocations"),
+    ({"dimension": "users\ud800"}, "dimension"),
+    ({"timestamp": "2026-01-01T00:00:00Z\ud800"}, "timestamp"),
+    ({"allocations": [{"AllocatedUsageQuantity": 3, "Tags": [{"Key": "k\udc80", "Value": "v"}]}]},
+     "allocations[0].Tags[0].Key"),
 ])
 def test_record_arguments_are_checked(emu: Emulator, kwargs: Dict[str, Any], field: str) -> None:
     m = meter(emu, ManualClock(base()))
