@@ -77,7 +77,6 @@ test('an input the text cannot carry exactly is read from the object, with the s
     ['an inherited member', inherited],
     ['epoch seconds', rec(1, { Timestamp: hour.getTime() / 1000 })],
     ['an ISO string', rec(1, { Timestamp: '2026-12-04T15:00:00.5Z' })],
-    ['a lone surrogate', rec(1, { CustomerIdentifier: 'a\ud800b' })],
     ['UsageAllocations', rec(1, { UsageAllocations: [{ AllocatedUsageQuantity: 1, Tags: [{ Key: 'k', Value: 'v' }] }] })],
   ]
   for (const [label, r] of cases) {
@@ -86,6 +85,13 @@ test('an input the text cannot carry exactly is read from the object, with the s
     // And the object's reading is the one the call uses: a successful result.
     assert.equal(convert(input, encodeBatchMeterUsage(input)).from === 'error', false, label)
   }
+  // A lone surrogate: the text (JSON escapes it) is declined, and the object's reading refuses
+  // it, naming the member, rather than reading it as U+FFFD.
+  const lone = { ProductCode: 'p', UsageRecords: [rec(1, { CustomerIdentifier: 'a\ud800b' })] }
+  agree(lone, 'a lone surrogate')
+  const out = convert(lone, encodeBatchMeterUsage(lone))
+  assert.equal(out.from, 'error', 'a lone surrogate')
+  assert.match(out.result, /UsageRecords\[0\]\.CustomerIdentifier: is not well-formed Unicode: a lone surrogate at index 1/)
 })
 
 test('a getter is read once on the text path, and its error is the one thrown', () => {

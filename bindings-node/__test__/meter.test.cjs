@@ -393,6 +393,13 @@ test('bad input rejects with a ValidationError naming the field', async () => {
     [{ customerIdentifier: 'c', dimension: 'users', quantity: 1, allocations: {} }, 'allocations'],
     [{ customerIdentifier: 'c', dimension: 'users', quantity: 1, allocations: [{ AllocatedUsageQuantity: 1, Tags: [{ Key: 'k' }] }] }, 'allocations[0].Tags[0].Value'],
     [{ customerIdentifier: 'c', dimension: 'users', quantity: 1, Quantity: 1 }, 'Quantity'],
+    // Lone surrogates (read by napi as U+FFFD: another customer or dimension) are refused, on
+    // the plain path (these three) and the general one.
+    [{ customerIdentifier: 'cust-\ud800', dimension: 'users', quantity: 1 }, 'customerIdentifier'],
+    [{ customerIdentifier: 'c'.repeat(248) + '\ud800', dimension: 'users', quantity: 1 }, 'customerIdentifier'],
+    [{ customerIdentifier: 'c', dimension: 'users\udc00', quantity: 1 }, 'dimension'],
+    [{ customerIdentifier: 'c', dimension: 'users\udc00', quantity: 1, timestamp: undefined }, 'dimension'],
+    [{ customerAwsAccountId: '11112222333\ud800', licenseArn: 'arn', dimension: 'users', quantity: 1 }, 'customerAwsAccountId'],
   ]
   for (const [input, field] of cases) {
     const p = m.record(input)

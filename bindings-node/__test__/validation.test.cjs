@@ -39,6 +39,15 @@ const cases = [
   ['CustomerIdentifier too long', () => batch({ ProductCode: P(), UsageRecords: [record(1, { CustomerIdentifier: 'x'.repeat(256) })] }), 'UsageRecords[0].CustomerIdentifier'],
   ['tag not an object', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Quantity: 1, UsageAllocations: [{ AllocatedUsageQuantity: 1, Tags: ['k=v'] }] })] }), 'UsageRecords[0].UsageAllocations[0].Tags[0]'],
   ['input not an object', () => batch('records'), '<input>'],
+  // A lone surrogate has no UTF-8: napi would read it as U+FFFD and the call would bill
+  // another customer id or dimension than the caller's. It is refused, named.
+  ['lone surrogate in CustomerIdentifier', () => batch({ ProductCode: P(), UsageRecords: [record(1), record(2, { CustomerIdentifier: 'cust-\ud800' })] }), 'UsageRecords[1].CustomerIdentifier'],
+  ['lone surrogate in Dimension', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Dimension: '\udc00users' })] }), 'UsageRecords[0].Dimension'],
+  ['lone surrogate in a tag', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Quantity: 1, UsageAllocations: [{ AllocatedUsageQuantity: 1, Tags: [{ Key: 'k', Value: 'v\udfff' }] }] })] }), 'UsageRecords[0].UsageAllocations[0].Tags[0].Value'],
+  ['lone surrogate in a Timestamp string', () => batch({ ProductCode: P(), UsageRecords: [record(1, { Timestamp: '2026-01-01T00:00:00Z\ud800' })] }), 'UsageRecords[0].Timestamp'],
+  ['lone surrogate in ProductCode', () => batch({ ProductCode: 'p\ud83d', UsageRecords: [record(1)] }), 'ProductCode'],
+  ['lone surrogate in UsageDimension', () => new mm.MeterUsageCommand({ ProductCode: P(), Timestamp: now(), UsageDimension: 'users\ud800' }), 'UsageDimension'],
+  ['lone surrogate in RegistrationToken', () => new mm.ResolveCustomerCommand({ RegistrationToken: '\udc00' }), 'RegistrationToken'],
   ['MeterUsage missing UsageDimension', () => new mm.MeterUsageCommand({ ProductCode: P(), Timestamp: now() }), 'UsageDimension'],
   ['MeterUsage DryRun not a boolean', () => new mm.MeterUsageCommand({ ProductCode: P(), Timestamp: now(), UsageDimension: 'users', DryRun: 'yes' }), 'DryRun'],
   ['ResolveCustomer missing token', () => new mm.ResolveCustomerCommand({}), 'RegistrationToken'],

@@ -204,8 +204,59 @@ impl<'e> Members<'e> {
     }
 }
 
+/// Where `text`, a JS string `s` read as UTF-8, had a lone surrogate (its UTF-16 index). napi
+/// reads one as U+FFFD, so a customer id or dimension would silently become another; only a
+/// text holding U+FFFD is read again, as UTF-16, to tell the two apart. `s` must be a live
+/// string of `env`.
+fn lone_surrogate(env: sys::napi_env, s: sys::napi_value, text: &str) -> Result<Option<usize>> {
+    if !text.contains('\u{FFFD}') {
+        return Ok(None);
+    }
+    let mut len = 0usize;
+    // SAFETY: `s` is a live string of `env`; a null buffer asks for the length only.
+    napi::check_status!(unsafe {
+        sys::napi_get_value_string_utf16(env, s, std::ptr::null_mut(), 0, &mut len)
+    })?;
+    let mut units = vec![0u16; len + 1];
+    let mut written = 0usize;
+    // SAFETY: as above; `units` is writable for its whole length (napi adds a NUL).
+    napi::check_status!(unsafe {
+        sys::napi_get_value_string_utf16(env, s, units.as_mut_ptr(), units.len(), &mut written)
+    })?;
+    let mut at = 0usize;
+    for c in char::decode_utf16(units[..written].iter().copied()) {
+        match c {
+            Ok(c) => at += c.len_utf16(),
+            Err(_) => return Ok(Some(at)),
+        }
+    }
+    Ok(None)
+}
+
+/// `text`, read from the JS string `s`, as the caller wrote it: an error naming `path` when
+/// the string had a lone surrogate, which no UTF-8 text (nor the service) can carry.
+fn well_formed(env: sys::napi_env, s: sys::napi_value, text: &str, path: Path<'_>) -> R<()> {
+    match lone_surrogate(env, s, text)? {
+        None => Ok(()),
+        Some(at) => Err(path.err(format_args!(
+            "is not well-formed Unicode: a lone surrogate at index {at}"
+        ))),
+    }
+}
+
+/// [`well_formed`] for an argument `name` of a function (the meter's `record()`).
+pub fn well_formed_argument(
+    env: sys::napi_env,
+    s: sys::napi_value,
+    text: &str,
+    name: &'static str,
+) -> R<()> {
+    well_formed(env, s, text, Path::Root.field(name))
+}
+
 /// A JS string's UTF-8 as napi reads it (a lone surrogate becomes U+FFFD, as in napi's
-/// `String`), written into `buf`; `None` when it may not have fit (the caller reads it whole).
+/// `String`: see [`well_formed`]), written into `buf`; `None` when it may not have fit (the
+/// caller reads it whole).
 /// `s` must be a live value of `env`; napi fails on one that is not a string.
 fn utf8_in(env: sys::napi_env, s: sys::napi_value, buf: &mut [u8]) -> Result<Option<&str>> {
     let mut written = 0usize;
@@ -235,7 +286,9 @@ pub fn text_in(env: sys::napi_env, s: sys::napi_value, buf: &mut [u8]) -> Result
 
 fn string(v: Unknown<'_>, path: Path<'_>) -> R<String> {
     if v.get_type()? == ValueType::String {
-        Ok(unsafe { v.cast::<String>() }?)
+        let s = unsafe { v.cast::<String>() }?;
+        well_formed(v.value().env, v.raw(), &s, path)?;
+        Ok(s)
     } else {
         Err(path.err(format_args!("must be a string, got {}", describe(&v)?)))
     }
@@ -294,6 +347,7 @@ fn timestamp(v: Unknown<'_>, path: Path<'_>) -> R<DateTime> {
         }
         ValueType::String => {
             let s = unsafe { v.cast::<String>() }?;
+            well_formed(v.value().env, v.raw(), &s, path)?;
             DateTime::from_str(&s, Format::DateTime)
                 .map_err(|_| path.err(format_args!("{s:?} is not an ISO-8601 date-time")))
         }

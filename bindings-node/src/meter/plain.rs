@@ -129,6 +129,9 @@ unsafe fn call(env: sys::napi_env, info: sys::napi_callback_info) -> Result<bool
     let (mut cb, mut db) = ([0u8; 256], [0u8; 256]);
     let customer = convert::text_in(env, argv[0], &mut cb)?;
     let dimension = convert::text_in(env, argv[1], &mut db)?;
+    convert::well_formed_argument(env, argv[0], &customer, "customerIdentifier")
+        .and_then(|()| convert::well_formed_argument(env, argv[1], &dimension, "dimension"))
+        .map_err(|e| e.into_napi(&env_))?;
     let meter = plain
         .meter
         .as_ref()
