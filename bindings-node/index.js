@@ -361,11 +361,17 @@ class MarketplaceMeteringClient {
     return this.#credsPending
   }
 
+  /** The built native client when using it needs no await (credentials fixed, not destroyed). */
+  _readyNative() {
+    return this._native && !this._destroyed && typeof this.#credentials !== 'function' ? this._native : undefined
+  }
+
   /** The native client for the current settings; rebuilt when provider credentials change. */
   async _client() {
     if (this._destroyed) throw new errorClasses.InvalidStateError({ message: 'the client has been destroyed', code: 'InvalidState' })
+    const ready = this._readyNative()
+    if (ready) return ready
     const fromProvider = typeof this.#credentials === 'function'
-    if (this._native && !fromProvider) return this._native
     const creds = await this._credentials()
     const key = creds ? `${creds.accessKeyId}\0${creds.secretAccessKey}\0${creds.sessionToken ?? ''}` : ''
     if (this._native && key === this.#nativeKey) return this._native
@@ -486,9 +492,7 @@ class MarketplaceMeteringClient {
     // follows). A request the server already received may still have been processed.
     if (abortSignal?.aborted) throw abortError()
     // A built client whose credentials cannot change is used as is: no await, no promise.
-    const client = this._native && !this._destroyed && typeof this.#credentials !== 'function'
-      ? this._native
-      : await this._client()
+    const client = this._readyNative() ?? (await this._client())
     if (abortSignal?.aborted) throw abortError()
     let json
     try {

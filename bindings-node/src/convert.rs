@@ -238,8 +238,9 @@ fn lone_surrogate(env: sys::napi_env, s: sys::napi_value, text: &str) -> Result<
 fn well_formed(env: sys::napi_env, s: sys::napi_value, text: &str, path: Path<'_>) -> R<()> {
     match lone_surrogate(env, s, text)? {
         None => Ok(()),
-        Some(at) => Err(path.err(format_args!(
-            "is not well-formed Unicode: a lone surrogate at index {at}"
+        Some(at) => Err(ConvError::Input(validate::lone_surrogate(
+            path.to_string(),
+            at,
         ))),
     }
 }

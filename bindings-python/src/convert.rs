@@ -94,17 +94,24 @@ fn as_dict<'a, 'py>(v: &'a Bound<'py, PyAny>, path: &str) -> CResult<&'a Bound<'
 }
 
 /// The error of a `str` UTF-8 cannot carry (a lone surrogate, as `errors="surrogateescape"`
-/// decoding leaves): an invalid value of the field at `path`, not a bare UnicodeEncodeError.
-pub fn not_text(path: String, e: PyErr) -> ConvError {
-    ConvError::Input(Error::invalid_input(
-        path,
-        format!("is not valid Unicode text ({e})"),
-    ))
+/// decoding leaves; `e` is the UnicodeEncodeError reading it raised): the core's invalid value
+/// of the field at `path`, at the index the exception gives. Any other error is passed on.
+pub fn not_text(py: Python<'_>, path: String, e: PyErr) -> ConvError {
+    match e
+        .value(py)
+        .getattr(intern!(py, "start"))
+        .and_then(|i| i.extract::<usize>())
+    {
+        Ok(at) if e.is_instance_of::<pyo3::exceptions::PyUnicodeEncodeError>(py) => {
+            ConvError::Input(validate::lone_surrogate(path, at))
+        }
+        _ => ConvError::Py(e),
+    }
 }
 
 /// A `str`'s UTF-8, borrowed; see [`not_text`].
 fn utf8<'a>(s: &'a Bound<'_, PyString>, path: impl FnOnce() -> String) -> CResult<Cow<'a, str>> {
-    s.to_cow().map_err(|e| not_text(path(), e))
+    s.to_cow().map_err(|e| not_text(s.py(), path(), e))
 }
 
 /// A dict key as text, borrowed where Python allows; `path` is only rendered for an error.
@@ -234,7 +241,7 @@ pub fn timestamp(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult
     if let Ok(s) = v.cast::<PyString>() {
         let text = match s.to_cow() {
             Ok(t) => t,
-            Err(e) => return Err(not_text(path(), e)),
+            Err(e) => return Err(not_text(py, path(), e)),
         };
         if let Ok(t) = DateTime::from_str(text.trim(), Format::DateTime) {
             return Ok(t);

@@ -327,7 +327,7 @@ impl UsageMeter {
                 Ok(s) => s
                     .clone()
                     .try_into()
-                    .map_err(|e| conv_err(py, convert::not_text("dimension".into(), e), OP))?,
+                    .map_err(|e| conv_err(py, convert::not_text(py, "dimension".into(), e), OP))?,
                 Err(_) => return Err(conv_err(py, convert::type_error("dimension", "str", d), OP)),
             },
             _ => return Err(input_err(py, "dimension", "is required", OP)),

@@ -227,6 +227,17 @@ pub fn quantity_with<F: Into<FieldPath>>(v: i64, field: impl FnOnce() -> F) -> R
     })
 }
 
+/// The error of a caller's string with a lone surrogate at `index` (in the caller's own string
+/// units: UTF-16 for JS and the JVM, code points for Python). No UTF-8 text can carry one, so
+/// a face refuses it rather than send a replacement character in its place (another customer
+/// id or dimension). Only faces whose strings may hold one meet it; the core's are UTF-8.
+pub fn lone_surrogate<F: Into<FieldPath>>(field: F, index: usize) -> Error {
+    Error::invalid_input(
+        field,
+        format!("is not well-formed Unicode: a lone surrogate at index {index}"),
+    )
+}
+
 /// Converts a `PublicKeyVersion` from a face's wider integer.
 pub fn public_key_version(field: &str, v: i64) -> Result<i32, Error> {
     i32::try_from(v).ok().filter(|q| *q >= 1).ok_or_else(|| {
