@@ -144,20 +144,7 @@ fn breakdown(records: &[UsageRecord]) {
         marketplace_metering::validate::batch_meter_usage(&input)
     });
     measure("serialize", 2000, || serde_json::to_vec(&input).unwrap());
-    let response = {
-        let mut out = String::from("{\"Results\":[");
-        for (i, r) in records.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let rec = serde_json::to_string(r).unwrap();
-            out.push_str(&format!(
-                "{{\"UsageRecord\":{rec},\"MeteringRecordId\":\"0f6b8a0e-8f3b-4a6e-9d2c-{i:012}\",\"Status\":\"Success\"}}"
-            ));
-        }
-        out.push_str("],\"UnprocessedRecords\":[]}");
-        out
-    };
+    let response = canned_response(records);
     measure("parse response (from_slice)", 2000, || {
         serde_json::from_slice::<
             marketplace_metering::operation::batch_meter_usage::BatchMeterUsageOutput,
@@ -172,10 +159,41 @@ fn breakdown(records: &[UsageRecord]) {
         >(text)
         .unwrap()
     });
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    let creds = aws_credential_types::Credentials::new("AK", "SK", None, None, "b");
-    measure("sigv4 sign", 2000, || {
-        let identity: aws_smithy_runtime_api::client::identity::Identity = creds.clone().into();
+    let signer = Signer::new();
+    measure("sigv4 sign", 2000, || signer.sign(&body));
+    measure("uuid v4", 2000, uuid_like);
+}
+
+/// A `BatchMeterUsage` response body answering `records`, as the service writes it.
+fn canned_response(records: &[UsageRecord]) -> String {
+    let mut out = String::from("{\"Results\":[");
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let rec = serde_json::to_string(r).unwrap();
+        out.push_str(&format!(
+            "{{\"UsageRecord\":{rec},\"MeteringRecordId\":\"0f6b8a0e-8f3b-4a6e-9d2c-{i:012}\",\"Status\":\"Success\"}}"
+        ));
+    }
+    out.push_str("],\"UnprocessedRecords\":[]}");
+    out
+}
+
+/// SigV4 over a request with the headers the client signs (user-agent and amz-sdk-request
+/// are added after signing, as the AWS SDKs add them).
+struct Signer(aws_credential_types::Credentials);
+
+impl Signer {
+    fn new() -> Self {
+        Signer(aws_credential_types::Credentials::new(
+            "AK", "SK", None, None, "b",
+        ))
+    }
+
+    fn sign(&self, body: &[u8]) -> impl Sized {
+        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+        let identity: aws_smithy_runtime_api::client::identity::Identity = self.0.clone().into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region("us-east-1")
@@ -189,25 +207,72 @@ fn breakdown(records: &[UsageRecord]) {
             ("content-type", "application/x-amz-json-1.1"),
             ("x-amz-target", "AWSMPMeteringService.BatchMeterUsage"),
             (
-                "user-agent",
-                "marketplace-metering/0.1.0 lang/rust/0.1.0 os/linux",
-            ),
-            (
                 "amz-sdk-invocation-id",
                 "0f6b8a0e-8f3b-4a6e-9d2c-000000000000",
             ),
-            ("amz-sdk-request", "attempt=1; max=3"),
         ];
         let signable = SignableRequest::new(
             "POST",
             "http://127.0.0.1:4000/",
             headers.iter().copied(),
-            SignableBody::Bytes(&body),
+            SignableBody::Bytes(body),
         )
         .unwrap();
         sign(signable, &params).unwrap().into_parts()
-    });
-    measure("uuid v4", 2000, uuid_like);
+    }
+}
+
+/// What this machine charges a thread for going idle (`idle` mode). One call's own CPU work
+/// with no I/O at all (serialize 25 records, sign, parse the 25-result response) is timed
+/// back to back, then with the thread asleep for a while after each, as a sequential client
+/// sleeps while the server answers. The work is the same instructions either way, so any
+/// difference in CPU per iteration is what idling costs the thread that wakes: on a VM whose
+/// vCPUs halt when idle, waking is charged to the woken thread and the caches and branch
+/// predictors it left warm are cold again.
+fn idle(records: &[UsageRecord], seconds: f64) {
+    let input = marketplace_metering::operation::batch_meter_usage::BatchMeterUsageInput::builder()
+        .product_code("prod-1234")
+        .set_usage_records(Some(records.to_vec()))
+        .build()
+        .unwrap();
+    let response = canned_response(records);
+    let signer = Signer::new();
+    let work = || {
+        let body = serde_json::to_vec(&input).unwrap();
+        std::hint::black_box(signer.sign(&body));
+        let text = std::str::from_utf8(std::hint::black_box(response.as_bytes())).unwrap();
+        std::hint::black_box(
+            serde_json::from_str::<
+                marketplace_metering::operation::batch_meter_usage::BatchMeterUsageOutput,
+            >(text)
+            .unwrap(),
+        );
+    };
+    let mut busy = 0.0;
+    for sleep_us in [0u64, 10, 50, 200] {
+        for _ in 0..500 {
+            work();
+        }
+        let (t0, c0) = (Instant::now(), thread_cpu());
+        let mut n = 0u64;
+        while t0.elapsed().as_secs_f64() < seconds {
+            work();
+            if sleep_us > 0 {
+                std::thread::sleep(Duration::from_micros(sleep_us));
+            }
+            n += 1;
+        }
+        let us = (thread_cpu() - c0).as_secs_f64() * 1e6 / n as f64;
+        if sleep_us == 0 {
+            busy = us;
+            println!("one call's CPU work, back to back:          {us:>6.1} µs a call");
+        } else {
+            println!(
+                "the same, asleep {sleep_us:>3} µs after each call: {us:>6.1} µs a call (+{:.1} for waking)",
+                us - busy
+            );
+        }
+    }
 }
 
 /// The machine's floor for one sequential call: a request of the real call's size written
@@ -274,7 +339,8 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5.0);
     // Optional second argument `ours` or `sdk` runs one side only (for profiling); `breakdown`
-    // measures the pieces of one call alone; `floor` the machine's loopback round trip.
+    // measures the pieces of one call alone; `floor` the machine's loopback round trip; `idle`
+    // what the machine charges a thread for sleeping between calls.
     let only = std::env::args().nth(2).unwrap_or_default();
     // Before the emulator starts, so the other thread counted is the echo server alone.
     if only == "floor" {
@@ -315,6 +381,10 @@ async fn main() {
         .collect();
     if only == "breakdown" {
         breakdown(&records);
+        return;
+    }
+    if only == "idle" {
+        idle(&records, seconds);
         return;
     }
     let ours_seconds = if only == "sdk" { 0.01 } else { seconds };
