@@ -28,6 +28,15 @@ def info():
                       "footprint_what": "site-packages files of marketplace-metering"}))
 
 
+def usage_records():
+    now = int(time.time())
+    ts = now - now % 3600
+    from datetime import datetime, timezone
+    ts = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return [{"Timestamp": ts, "CustomerIdentifier": f"c-{i}",
+             "Dimension": "users", "Quantity": 1} for i in range(25)]
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--info":
         return info()
@@ -35,6 +44,13 @@ def main():
     calls = int(os.environ.get("BENCH_CALLS", "2000"))
     conc = max(1, int(os.environ.get("BENCH_CONCURRENCY", "1")))
     warmup = int(os.environ.get("BENCH_WARMUP", "50"))
+
+    if len(sys.argv) > 1 and sys.argv[1] == "--harness":
+        # Cold-start reference (clients/ref/python-harness): this script's start-up and its
+        # records, without the library and without a call.
+        usage_records()
+        print(json.dumps({"calls": 0, "harness": True}))
+        return
 
     import marketplace_metering as mm
     Config = mm.Config
@@ -46,12 +62,7 @@ def main():
         aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
     )
-    now = int(time.time())
-    ts = now - now % 3600
-    from datetime import datetime, timezone
-    ts = datetime.fromtimestamp(ts, tz=timezone.utc)
-    records = [{"Timestamp": ts, "CustomerIdentifier": f"c-{i}",
-                "Dimension": "users", "Quantity": 1} for i in range(25)]
+    records = usage_records()
 
     def one():
         r = client.batch_meter_usage(UsageRecords=records, ProductCode="prod-123")
