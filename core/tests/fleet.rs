@@ -745,3 +745,17 @@ fn fleet_settings_without_the_fleet_store_are_refused() {
     }
     assert!(!file.exists(), "refused before the store was opened");
 }
+
+/// Giving up power-loss safety is a SQLite setting; on the fleet store it would change
+/// nothing, so it is refused, naming the setting, before any connection is tried.
+#[test]
+fn power_loss_safe_off_is_refused_with_the_fleet_store() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let clock = clock_at(base());
+    let unreachable = Store::postgres("postgresql://nobody@127.0.0.1:1/none");
+    let b = builder(&emu, unreachable, &clock).power_loss_safe(false);
+    let e = UsageMeter::new(b.build().unwrap()).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+    assert_eq!(e.field(), Some("power_loss_safe"), "{e}");
+    assert!(e.to_string().contains("SQLite store setting"), "{e}");
+}

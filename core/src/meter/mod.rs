@@ -237,6 +237,15 @@ impl UsageMeter {
                 }
             }
         }
+        if !config.power_loss_safe && matches!(config.store.0, StoreKind::Postgres(_)) {
+            // The fleet store's commits are as durable as the database makes them: a setting
+            // that would change nothing is refused rather than believed.
+            return Err(Error::invalid_input(
+                FieldPath::argument("power_loss_safe"),
+                "is a SQLite store setting: the fleet store's commits are as durable as \
+                 the database's own settings (synchronous_commit) make them",
+            ));
+        }
         let memory_store = matches!(config.store.0, StoreKind::Memory);
         let mut fleet = None;
         let db = match &config.store.0 {
