@@ -309,6 +309,15 @@ export interface UsageMeterOptions {
   graceSeconds?: number;
   /** Report 0 for the hours of registered customers without usage. */
   zeroFill?: boolean;
+  /**
+   * The SQLite store: `true` (default) fsyncs every commit, which survives the machine losing
+   * power; `false` commits without an fsync (SQLite's `synchronous=NORMAL` in WAL mode): a
+   * commit survives the process being killed, but the last commits before the machine itself
+   * fails may be lost, and commits are several times faster. For a store on a disk that does
+   * not outlive its machine (a container's ephemeral storage) `true` protects nothing. The
+   * fleet store refuses `false`: its commits are as durable as the database makes them.
+   */
+  powerLossSafe?: boolean;
   /** Background flush every this many seconds (default 60); `null` or `0`: none. */
   flushIntervalSeconds?: number | null;
   /** A hand-set clock (tests, examples). */

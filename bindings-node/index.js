@@ -665,7 +665,8 @@ class UsageMeter extends EventEmitter {
    * @param {MarketplaceMeteringClient} client the client whose settings send the buckets.
    * @param {object} [options] path (none: in-memory store), productCode, mode
    *   ("batch" | "meter_usage"), durability ("durable" | "group" | "memory"), graceSeconds,
-   *   zeroFill, flushIntervalSeconds (default 60; null or 0: no background flusher), clock,
+   *   zeroFill, powerLossSafe (default true: every commit of the SQLite store fsynced),
+   *   flushIntervalSeconds (default 60; null or 0: no background flusher), clock,
    *   databaseUrl (the fleet store on PostgreSQL instead of path), replicaId, fleetSenders,
    *   fleetLeaseSeconds, startHour (the cut-over from a SQLite meter).
    */

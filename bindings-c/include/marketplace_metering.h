@@ -1446,6 +1446,19 @@ mm_status mm_meter_config_set_grace_seconds(struct mm_meter_config *config, uint
 mm_status mm_meter_config_set_zero_fill(struct mm_meter_config *config, bool zero_fill);
 
 /**
+ * The SQLite store's commits: `true` (default) fsyncs each one, which survives the machine
+ * losing power; `false` commits without an fsync (SQLite's `synchronous=NORMAL` in WAL
+ * mode): a commit survives the process being killed, but the last commits before the
+ * machine itself fails may be lost, and commits are several times faster. For a store on a
+ * disk that does not outlive its machine (a container's ephemeral storage) `true` protects
+ * nothing. `mm_meter_new` refuses `false` with the fleet store
+ * (`MM_STATUS_INVALID_INPUT`, field `power_loss_safe`): its commits are as durable as the
+ * database makes them. `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one
+ * config.
+ */
+mm_status mm_meter_config_set_power_loss_safe(struct mm_meter_config *config, bool power_loss_safe);
+
+/**
  * Flushes in the background on the library's runtime every `seconds` (default 60, as in
  * every face; 0: never). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on
  * one config.

@@ -464,6 +464,10 @@ fn meter_config_setters_check_null_and_enums() {
         mm_status::NullParameter
     );
     assert_eq!(
+        mm_meter_config_set_power_loss_safe(null_mut(), false),
+        mm_status::NullParameter
+    );
+    assert_eq!(
         mm_meter_config_set_flush_interval_seconds(null_mut(), 1),
         mm_status::NullParameter
     );
@@ -483,12 +487,8 @@ fn meter_config_setters_check_null_and_enums() {
     );
     let client = offline_client();
     let mut meter: *mut mm_meter = null_mut();
-    let mut err = null_mut();
-    assert_eq!(
-        mm_meter_new(client, cfg, &mut meter, &mut err),
-        mm_status::InvalidConfig
-    );
-    assert!(meter.is_null(), "outputs are written only on success");
+    let (st, err) = new_meter_refused(client, cfg);
+    assert_eq!(st, mm_status::InvalidConfig);
     mm_error_free(err);
     assert_eq!(
         mm_meter_new(null(), cfg, &mut meter, null_mut()),
@@ -504,6 +504,39 @@ fn meter_config_setters_check_null_and_enums() {
     );
     mm_meter_config_free(cfg);
     mm_meter_config_free(null_mut());
+    mm_client_free(client);
+}
+
+/// `mm_meter_new` expected to fail: its status and error; no meter was written.
+fn new_meter_refused(
+    client: *const mm_client,
+    cfg: *const mm_meter_config,
+) -> (mm_status, *mut mm_error) {
+    let mut meter: *mut mm_meter = null_mut();
+    let mut err = null_mut();
+    let st = mm_meter_new(client, cfg, &mut meter, &mut err);
+    assert!(meter.is_null(), "outputs are written only on success");
+    (st, err)
+}
+
+/// Giving up the fsync per commit is a SQLite setting: with the fleet store it is refused,
+/// naming it, before any connection to the database is tried.
+#[test]
+fn power_loss_safe_off_is_refused_with_the_fleet_store() {
+    let cfg = mm_meter_config_new();
+    assert_eq!(
+        mm_meter_config_set_database_url(cfg, c"postgresql://nobody@127.0.0.1:1/none".as_ptr()),
+        mm_status::Ok
+    );
+    assert_eq!(
+        mm_meter_config_set_power_loss_safe(cfg, false),
+        mm_status::Ok
+    );
+    let client = offline_client();
+    let (st, err) = new_meter_refused(client, cfg);
+    assert_eq!(st, mm_status::InvalidInput);
+    assert_eq!(err_field_and_message(err).0, "power_loss_safe");
+    mm_meter_config_free(cfg);
     mm_client_free(client);
 }
 

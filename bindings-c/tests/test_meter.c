@@ -1020,6 +1020,13 @@ static void test_fleet(const mm_test_emulator *e, const mm_client *client, const
   st = mm_meter_new(client, cfg, &bad, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "database_url", __LINE__);
   err = NULL;
+  /* Commits without an fsync are a SQLite setting: the fleet store refuses it. */
+  CHECK_OK(mm_meter_config_set_path(cfg, NULL), err);
+  CHECK_OK(mm_meter_config_set_power_loss_safe(cfg, false), err);
+  st = mm_meter_new(client, cfg, &bad, &err);
+  CHECK(bad == NULL);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "power_loss_safe", __LINE__);
+  err = NULL;
   mm_meter_config_free(cfg);
 
   /* The fleet tuning reaches the core, which refuses what would stop billing: no sender, a

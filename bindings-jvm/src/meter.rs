@@ -125,6 +125,9 @@ pub struct MeterOptions {
     /// `Some(0)`: no background flusher.
     pub flush_interval_millis: Option<i64>,
     pub clock: Option<Arc<NativeManualClock>>,
+    /// The SQLite store: `Some(false)` commits without an fsync each (the core's
+    /// `power_loss_safe`).
+    pub power_loss_safe: Option<bool>,
 }
 
 fn parts(c: Option<&Customer>) -> (Option<String>, Option<String>, Option<String>) {
@@ -347,6 +350,9 @@ impl NativeMeter {
         }
         if let Some(z) = options.zero_fill {
             b = b.zero_fill(z);
+        }
+        if let Some(safe) = options.power_loss_safe {
+            b = b.power_loss_safe(safe);
         }
         if let Some(f) = millis("flushInterval", options.flush_interval_millis, true)? {
             b = b.flush_interval(f);

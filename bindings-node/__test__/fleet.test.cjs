@@ -118,6 +118,7 @@ test('fleet tuning is passed to the core, which checks it', async () => {
     [{ fleetLeaseSeconds: 0 }, 'fleetLeaseSeconds'],
     [{ fleetLeaseSeconds: -1 }, 'fleetLeaseSeconds'],
     [{ startHour: 'soon' }, 'startHour'],
+    [{ powerLossSafe: false }, 'powerLossSafe'], // the database's durability, not ours
   ]) {
     assert.throws(() => new mm.UsageMeter(client(), { databaseUrl: url, ...opts }), (e) => e.field === field, JSON.stringify(opts))
   }

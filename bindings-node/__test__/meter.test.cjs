@@ -427,6 +427,8 @@ test('bad input rejects with a ValidationError naming the field', async () => {
     [() => new mm.UsageMeter(c, { durability: 'fast' }), 'durability'],
     [() => new mm.UsageMeter(c, { graceSeconds: -1 }), 'graceSeconds'],
     [() => new mm.UsageMeter(c, { zeroFill: 'yes' }), 'zeroFill'],
+    [() => new mm.UsageMeter(c, { powerLossSafe: 0 }), 'powerLossSafe'],
+    [() => new mm.UsageMeter(c, { powerLossSafe: 'no' }), 'powerLossSafe'],
     [() => new mm.UsageMeter(c, { flushIntervalSeconds: NaN }), 'flushIntervalSeconds'],
     [() => new mm.UsageMeter(c, { path: 3 }), 'path'],
     [() => new mm.UsageMeter(c, { productCode: '' }), 'productCode'],
@@ -667,6 +669,58 @@ test('requeue sends chosen dead letters again, by reason, customer and hour', as
   assert.equal(s.deadLettered, 1)
   assert.equal(await m.requeue(), 2)
   await m.close()
+})
+
+test('group commit without power-loss safety: every resolved record survives kill -9, billed once', async () => {
+  // powerLossSafe: false gives up the fsync per commit, never a commit: what resolved before
+  // the process was killed is in the file.
+  const p = tempDb('killed')
+  const src = `
+    const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+    const meter = new mm.UsageMeter(client, { path: ${JSON.stringify(p)}, productCode: ${JSON.stringify(emu.productCode)}, durability: 'group', powerLossSafe: false, flushIntervalSeconds: null })
+    // 4 writers, each one record in flight; one line per record that resolved.
+    for (let k = 1; k <= 4; k++) {
+      ;(async () => {
+        for (;;) {
+          await meter.record({ customerIdentifier: 'cust-' + k, dimension: 'users', quantity: 1 })
+          process.stdout.write(k + '\\n')
+        }
+      })()
+    }
+  `
+  const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const acked = [0, 0, 0, 0, 0]
+  let total = 0
+  let rest = ''
+  const done = new Promise((resolve) => {
+    child.stdout.on('data', (d) => {
+      const lines = (rest + d).split('\n')
+      rest = lines.pop()
+      for (const l of lines) {
+        acked[Number(l)] += 1
+        if (++total === 3000) child.kill('SIGKILL')
+      }
+    })
+    child.stdout.on('end', resolve)
+  })
+  const [code, signal] = await once(child, 'exit')
+  await done
+  assert.equal(code, null)
+  assert.equal(signal, 'SIGKILL')
+  assert.ok(total >= 3000, `only ${total} records before the child ended`)
+  const { m, clock } = meter({ path: p })
+  clock.set(new Date((base() + H + 400) * 1000)) // seals the hour (or two) the child recorded in
+  await m.flush()
+  await m.close()
+  const got = [0, 0, 0, 0, 0]
+  for (const e of emu.ledger()) got[Number(e.customer_identifier.slice(5))] += e.quantity
+  for (let k = 1; k <= 4; k++) {
+    const q = got[k]
+    // At most the one record in flight per writer was committed without resolving.
+    assert.ok(acked[k] <= q && q <= acked[k] + 1, `cust-${k}: ${acked[k]} resolved, ${q} billed`)
+  }
+  removeDb(p)
 })
 
 test('durability "memory": process.exit() writes the buffered events to the store', async () => {

@@ -192,6 +192,9 @@ impl NativeMeter {
         if let Some(g) = o.grace {
             b = b.grace(g);
         }
+        if let Some(safe) = o.power_loss_safe {
+            b = b.power_loss_safe(safe);
+        }
         if let Some(f) = o.flush_interval {
             b = b.flush_interval(f);
         }
@@ -418,6 +421,8 @@ pub struct MeterOptions {
     pub durability: Durability,
     pub grace: Option<Duration>,
     pub zero_fill: bool,
+    /// `None`: the core's default (every commit fsynced).
+    pub power_loss_safe: Option<bool>,
     /// `None`: the core's default; zero: no background flusher.
     pub flush_interval: Option<Duration>,
     /// The fleet store (PostgreSQL) instead of `path`.

@@ -104,7 +104,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
 /// ``UsageMeter(client, path=None, product_code=None, mode="batch", durability="durable",
 /// grace=timedelta(minutes=5), zero_fill=False, on_event=None,
 /// flush_interval=timedelta(seconds=60), *, clock=None, database_url=None, replica_id=None,
-/// fleet_senders=None, fleet_lease=None, start_hour=None)``
+/// fleet_senders=None, fleet_lease=None, start_hour=None, power_loss_safe=True)``
 ///
 /// Parameters
 /// ----------
@@ -118,6 +118,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
 ///     ``BatchMeterUsage`` (SaaS) or ``MeterUsage`` (AMI / container; customers ignored).
 /// durability : {"durable", "group", "memory"}
 ///     When ``record()`` returns: after its commit, after a group commit, or at once.
+/// power_loss_safe : bool
+///     Keyword only. ``True`` (default): each commit of the SQLite store is fsynced.
+///     ``False``: a commit survives the process being killed but not the machine failing.
 /// grace : timedelta or float
 ///     Time after an hour's end before it is sealed (default 5 minutes).
 /// zero_fill : bool
@@ -164,6 +167,13 @@ fn duration(v: &Bound<'_, PyAny>, field: &str) -> PyResult<Duration> {
     Ok(Duration::from_secs_f64(s))
 }
 
+/// A `bool` argument: anything else (1, "yes", None) is refused, naming it.
+fn flag(v: &Bound<'_, PyAny>, field: &str) -> PyResult<bool> {
+    v.cast::<PyBool>()
+        .map(|b| b.is_true())
+        .map_err(|_| conv_err(v.py(), convert::type_error(field, "bool", v), NEW))
+}
+
 impl UsageMeter {
     /// The core meter. In a forked child the core refuses every call ("create the
     /// UsageMeter after fork"): SQLite's state does not survive fork().
@@ -196,7 +206,8 @@ impl UsageMeter {
     #[new]
     #[pyo3(signature = (client, path=None, product_code=None, mode=Arg::Missing,
         durability=Arg::Missing, grace=None, zero_fill=Arg::Missing, on_event=None, flush_interval=Arg::Missing, *, clock=None,
-        database_url=None, replica_id=None, fleet_senders=None, fleet_lease=None, start_hour=None))]
+        database_url=None, replica_id=None, fleet_senders=None, fleet_lease=None, start_hour=None,
+        power_loss_safe=Arg::Missing))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -215,6 +226,7 @@ impl UsageMeter {
         fleet_senders: Option<&Bound<'_, PyAny>>,
         fleet_lease: Option<&Bound<'_, PyAny>>,
         start_hour: Option<&Bound<'_, PyAny>>,
+        power_loss_safe: Arg<'_>,
     ) -> PyResult<Self> {
         let mut b = MeterConfig::builder().client(core_client(py, client)?);
         let database_url = opt_str(database_url, "database_url", NEW)?;
@@ -242,10 +254,10 @@ impl UsageMeter {
             b = b.grace(duration(g, "grace")?);
         }
         if let Arg::Given(z) = &zero_fill {
-            let zf = z
-                .cast::<PyBool>()
-                .map_err(|_| conv_err(py, convert::type_error("zero_fill", "bool", z), NEW))?;
-            b = b.zero_fill(zf.is_true());
+            b = b.zero_fill(flag(z, "zero_fill")?);
+        }
+        if let Arg::Given(p) = &power_loss_safe {
+            b = b.power_loss_safe(flag(p, "power_loss_safe")?);
         }
         let sink = sink(py, on_event)?;
         let s = sink.clone();

@@ -146,6 +146,7 @@ def test_fleet_tuning_is_passed_and_checked_by_the_core(emu: Emulator, database_
         ({"fleet_lease": 0}, "fleet_lease"),
         ({"fleet_lease": -1.0}, "fleet_lease"),
         ({"start_hour": "soon"}, "start_hour"),
+        ({"power_loss_safe": False}, "power_loss_safe"),  # the database's durability, not ours
     ):
         with pytest.raises(mm.exceptions.ParamValidationError) as e:
             mm.UsageMeter(emu.client(), database_url=database_url, **kwargs)

@@ -166,6 +166,57 @@ def test_group_and_memory_durability(emu: Emulator, tmp_path: Path, durability: 
     assert billed(emu) == {(f"cust-{k + 1}", "users", t0): per_customer for k in range(8)}
 
 
+KILLED_CHILD = """
+import sys, threading
+import marketplace_metering as mm
+path, endpoint, product = sys.argv[1:4]
+client = mm.Client(region_name="us-east-1", endpoint_url=endpoint,
+                   aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="unused")
+m = mm.UsageMeter(client, path=path, product_code=product, durability="group",
+                  flush_interval=None, power_loss_safe=False)
+out = threading.Lock()
+def work(k):
+    while True:
+        m.record(f"cust-{k}", "users", 1)
+        with out:  # one line per record() that returned: acknowledged usage
+            sys.stdout.write(f"{k}\\n")
+            sys.stdout.flush()
+for k in range(1, 5):
+    threading.Thread(target=work, args=(k,), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def test_group_commit_without_power_loss_safety_survives_kill_9(emu: Emulator, tmp_path: Path) -> None:
+    # power_loss_safe=False gives up the fsync per commit, never a commit: every record()
+    # that returned before the process was killed is in the file, and billed once.
+    import signal
+    import subprocess
+    db = tmp_path / "killed.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, str(db), emu.endpoint_url, emu.product_code],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    acked: Counter = Counter()
+    for line in child.stdout:
+        acked[int(line)] += 1
+        if sum(acked.values()) == 3000:
+            break
+    child.send_signal(signal.SIGKILL)
+    for line in child.stdout:  # written before it died: acknowledged as well
+        acked[int(line)] += 1
+    assert child.wait() == -signal.SIGKILL
+    clock = ManualClock(int(time.time()) + int(SEAL.total_seconds()) + 60)
+    with meter(emu, clock, path=db) as m:
+        m.flush()
+    got = Counter()
+    for (customer, _, _), quantity in billed(emu).items():
+        got[int(customer.split("-")[1])] += quantity
+    for k in range(1, 5):
+        # At most one record per thread was committed but not yet acknowledged.
+        assert acked[k] <= got[k] <= acked[k] + 1, (k, acked[k], got[k])
+
+
 def test_meter_usage_mode(emu: Emulator) -> None:
     t0 = base()
     clock = ManualClock(t0)
@@ -389,6 +440,9 @@ def test_identifier_needs_a_product_code(emu: Emulator) -> None:
     ({"grace": "5m"}, "grace"),
     ({"grace": timedelta(seconds=-1)}, "grace"),
     ({"zero_fill": 1}, "zero_fill"),
+    ({"power_loss_safe": 0}, "power_loss_safe"),
+    ({"power_loss_safe": None}, "power_loss_safe"),
+    ({"power_loss_safe": "no"}, "power_loss_safe"),
     ({"on_event": "print"}, "on_event"),
     ({"flush_interval": -1}, "flush_interval"),
     ({"flush_interval": "1s"}, "flush_interval"),

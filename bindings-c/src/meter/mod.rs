@@ -137,6 +137,9 @@ pub extern "C" fn mm_meter_new(
         if let Some(g) = s.grace {
             b = b.grace(g);
         }
+        if let Some(safe) = s.power_loss_safe {
+            b = b.power_loss_safe(safe);
+        }
         if let Some(f) = s.flush_interval {
             b = b.flush_interval(f);
         }

@@ -44,6 +44,7 @@ pub struct MeterSettings {
     pub(crate) durability: Option<Durability>,
     pub(crate) grace: Option<Duration>,
     pub(crate) zero_fill: bool,
+    pub(crate) power_loss_safe: Option<bool>,
     pub(crate) flush_interval: Option<Duration>,
     pub(crate) callback: Option<Callback>,
     pub(crate) clock: Option<ManualClock>,
@@ -291,6 +292,26 @@ pub extern "C" fn mm_meter_config_set_zero_fill(
 ) -> mm_status {
     set(config, |c| {
         c.zero_fill = zero_fill;
+        Ok(())
+    })
+}
+
+/// The SQLite store's commits: `true` (default) fsyncs each one, which survives the machine
+/// losing power; `false` commits without an fsync (SQLite's `synchronous=NORMAL` in WAL
+/// mode): a commit survives the process being killed, but the last commits before the
+/// machine itself fails may be lost, and commits are several times faster. For a store on a
+/// disk that does not outlive its machine (a container's ephemeral storage) `true` protects
+/// nothing. `mm_meter_new` refuses `false` with the fleet store
+/// (`MM_STATUS_INVALID_INPUT`, field `power_loss_safe`): its commits are as durable as the
+/// database makes them. `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one
+/// config.
+#[no_mangle]
+pub extern "C" fn mm_meter_config_set_power_loss_safe(
+    config: *mut mm_meter_config,
+    power_loss_safe: bool,
+) -> mm_status {
+    set(config, |c| {
+        c.power_loss_safe = Some(power_loss_safe);
         Ok(())
     })
 }

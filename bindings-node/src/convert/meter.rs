@@ -58,6 +58,7 @@ pub(super) const METER_OPTION_KEYS: &[&str] = &[
     "fleetSenders",
     "fleetLeaseSeconds",
     "startHour",
+    "powerLossSafe",
 ];
 
 /// `new UsageMeter(client, options)` options (`clock` is checked by the JS layer).
@@ -71,6 +72,7 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
         durability: Default::default(),
         grace: None,
         zero_fill: false,
+        power_loss_safe: None,
         flush_interval: None,
         database_url: None,
         replica_id: None,
@@ -125,6 +127,9 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
     }
     if let Some(v) = opt!(o, "zeroFill") {
         out.zero_fill = boolean(v, top.field("zeroFill"))?;
+    }
+    if let Some(v) = opt!(o, "powerLossSafe") {
+        out.power_loss_safe = Some(boolean(v, top.field("powerLossSafe"))?);
     }
     if let Some(obj) = &o {
         // `undefined` (or absent) keeps the core's default; `null` or 0 turns the flusher off.

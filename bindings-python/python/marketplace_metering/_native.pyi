@@ -175,6 +175,14 @@ class UsageMeter:
         Keyword only. The cut-over from a SQLite meter: the first hour this fleet store
         counts (rounded down to the hour); events of earlier hours raise
         ``ParamValidationError`` naming ``timestamp`` and belong to the SQLite meter.
+    power_loss_safe : bool, default True
+        Keyword only; the SQLite store. ``True``: every commit is fsynced and survives the
+        machine losing power. ``False``: a commit survives the process being killed
+        (``kill -9``, an out-of-memory kill, a crash) but the last commits before the machine
+        itself fails may be lost; commits are then several times faster (no fsync per
+        commit: SQLite's ``synchronous=NORMAL`` in WAL mode). For a store on a disk that does not outlive its machine (a
+        container's ephemeral storage) ``True`` protects nothing. The fleet store refuses
+        ``False``: its commits are as durable as the database's own settings make them.
 
     Raises
     ------
@@ -211,6 +219,7 @@ class UsageMeter:
         fleet_senders: Optional[int] = None,
         fleet_lease: Union[timedelta, float, None] = None,
         start_hour: Union[datetime, int, None] = None,
+        power_loss_safe: bool = True,
     ) -> "UsageMeter": ...
     def record(
         self,

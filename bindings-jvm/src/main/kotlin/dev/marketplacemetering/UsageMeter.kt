@@ -171,6 +171,16 @@ class UsageMeter private constructor(
          * (rounded down); events of earlier hours are refused naming `timestamp`.
          */
         val startHour: Instant? = null,
+        /**
+         * The SQLite store's commits: `true` (default) fsyncs each one, which survives the
+         * machine losing power; `false` commits without an fsync (SQLite's `synchronous=NORMAL`
+         * in WAL mode): a commit survives the process being killed, but the last commits
+         * before the machine itself fails may be lost, and commits are several times faster.
+         * For a store on a disk that does not outlive its machine (a container's ephemeral
+         * storage) `true` protects nothing. The fleet store refuses `false`: its commits are
+         * as durable as the database makes them.
+         */
+        val powerLossSafe: Boolean? = null,
     )
 
     /** Builds a meter: Kotlin DSL properties, fluent methods for Java. */
@@ -189,6 +199,7 @@ class UsageMeter private constructor(
         var fleetSenders: Int? = null
         var fleetLease: Duration? = null
         var startHour: Instant? = null
+        var powerLossSafe: Boolean? = null
 
         fun path(v: Path?) = apply { path = v }
         fun productCode(v: String?) = apply { productCode = v }
@@ -204,12 +215,13 @@ class UsageMeter private constructor(
         fun fleetSenders(v: Int?) = apply { fleetSenders = v }
         fun fleetLease(v: Duration?) = apply { fleetLease = v }
         fun startHour(v: Instant?) = apply { startHour = v }
+        fun powerLossSafe(v: Boolean?) = apply { powerLossSafe = v }
 
         fun build(): UsageMeter = UsageMeter(
             client,
             Config(
                 path, productCode, mode, durability, grace, zeroFill, flushInterval, listener, clock,
-                databaseUrl, replicaId, fleetSenders, fleetLease, startHour,
+                databaseUrl, replicaId, fleetSenders, fleetLease, startHour, powerLossSafe,
             ),
         )
     }
@@ -232,6 +244,7 @@ class UsageMeter private constructor(
                 zeroFill = config.zeroFill,
                 flushIntervalMillis = config.flushInterval?.toMillis(),
                 clock = config.clock?.native,
+                powerLossSafe = config.powerLossSafe,
             ),
             config.listener?.let(::Relay),
         )

@@ -28,6 +28,8 @@ object MeterCrashChild {
     fun main(args: Array<String>) {
         val (endpoint, path, baseText) = args
         val base = baseText.toLong()
+        // "no-fsync": commits that survive a killed process but not a failed machine.
+        val powerLossSafe = args.getOrNull(3) != "no-fsync"
         val client = MarketplaceMeteringClient {
             region = Emulator.REGION
             endpointUrl = endpoint
@@ -40,6 +42,7 @@ object MeterCrashChild {
             grace = Duration.ofSeconds(60)
             flushInterval = Duration.ZERO
             this.clock = clock
+            this.powerLossSafe = powerLossSafe
         }
         println("ready")
         for (round in 0 until ROUNDS) {
@@ -68,11 +71,11 @@ class MeterCrashTest {
         emulator.close()
     }
 
-    private fun child(db: Path, base: Long, out: Path): Process {
+    private fun child(db: Path, base: Long, out: Path, fsync: Boolean): Process {
         val java = ProcessHandle.current().info().command().orElse("java")
         return ProcessBuilder(
             java, "-cp", System.getProperty("java.class.path"), MeterCrashChild::class.java.name,
-            emulator.endpoint, db.toString(), base.toString(),
+            emulator.endpoint, db.toString(), base.toString(), if (fsync) "fsync" else "no-fsync",
         ).redirectError(ProcessBuilder.Redirect.INHERIT).redirectOutput(out.toFile()).start()
     }
 
@@ -80,14 +83,16 @@ class MeterCrashTest {
     fun `kill -9 then restart bills each customer-hour exactly once`(@TempDir dir: Path) {
         val base = Instant.now().truncatedTo(ChronoUnit.HOURS).minus(Duration.ofHours(4)).epochSecond
         // Kill points: mid-recording; inside the first flush, after the service billed the hour
-        // but before its answer arrived (the emulator trickles the response); in the third hour.
-        for ((trial, killAfter) in listOf(15, 40, 95).withIndex()) {
+        // but before its answer arrived (the emulator trickles the response); in the third hour;
+        // and mid-recording again with powerLossSafe = false (no fsync per commit, which must
+        // lose nothing to a killed process).
+        for ((trial, killAfter) in listOf(15, 40, 95, 60).withIndex()) {
             emulator.reset()
             val billedBeforeAck = trial == 1
             if (billedBeforeAck) emulator.pushFault("""{"kind":"trickle","interval":0.5}""")
             val db = dir.resolve("crash-$trial.db")
             val log = dir.resolve("child-$trial.out")
-            val proc = child(db, base, log)
+            val proc = child(db, base, log, fsync = trial != 3)
             // The child's lines, from its output file (a pipe's reader races the exit reaper).
             fun lines() = if (java.nio.file.Files.exists(log)) java.nio.file.Files.readAllLines(log).filter { it != "ready" } else emptyList()
             val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60)

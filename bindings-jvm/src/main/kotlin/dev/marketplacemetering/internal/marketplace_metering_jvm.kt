@@ -4316,6 +4316,12 @@ data class MeterOptions (
     var `flushIntervalMillis`: kotlin.Long?
     , 
     var `clock`: NativeManualClock?
+    , 
+    /**
+     * The SQLite store: `Some(false)` commits without an fsync each (the core's
+     * `power_loss_safe`).
+     */
+    var `powerLossSafe`: kotlin.Boolean?
     
 ): Disposable{
     
@@ -4339,7 +4345,8 @@ data class MeterOptions (
         this.`graceMillis`,
         this.`zeroFill`,
         this.`flushIntervalMillis`,
-        this.`clock`
+        this.`clock`,
+        this.`powerLossSafe`
     )
     }
     
@@ -4365,6 +4372,7 @@ public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions>
             FfiConverterOptionalBoolean.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalTypeNativeManualClock.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
         )
     }
 
@@ -4381,7 +4389,8 @@ public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions>
             FfiConverterOptionalLong.allocationSize(value.`graceMillis`) +
             FfiConverterOptionalBoolean.allocationSize(value.`zeroFill`) +
             FfiConverterOptionalLong.allocationSize(value.`flushIntervalMillis`) +
-            FfiConverterOptionalTypeNativeManualClock.allocationSize(value.`clock`)
+            FfiConverterOptionalTypeNativeManualClock.allocationSize(value.`clock`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`powerLossSafe`)
     )
 
     override fun write(value: MeterOptions, buf: ByteBuffer) {
@@ -4398,6 +4407,7 @@ public object FfiConverterTypeMeterOptions: FfiConverterRustBuffer<MeterOptions>
             FfiConverterOptionalBoolean.write(value.`zeroFill`, buf)
             FfiConverterOptionalLong.write(value.`flushIntervalMillis`, buf)
             FfiConverterOptionalTypeNativeManualClock.write(value.`clock`, buf)
+            FfiConverterOptionalBoolean.write(value.`powerLossSafe`, buf)
     }
 }
 
