@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{
-    Customer, Durability, MeterConfig, MeterConfigBuilder, MeterEvent, MeterEventKind, MeterMode,
-    RequeueFilter, Store,
+    Customer, Durability, GroupCommit, MeterConfig, MeterConfigBuilder, MeterEvent, MeterEventKind,
+    MeterMode, RequeueFilter, Store,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::types::{Tag, UsageAllocation};
@@ -1207,6 +1207,179 @@ fn no_bucket_passes_the_models_maximum() {
         drop(meter);
         remove_store(&path);
     }
+}
+
+/// `record_in_group`, as the Node face calls it: thousands of events in flight from one
+/// runtime thread, each waiting for its group commit without a thread of its own, billed
+/// exactly; a refused event (bad input at once, a full bucket through the future); a future
+/// dropped before its commit, whose event still counts; and `None` outside the group mode.
+#[test]
+fn async_group_records_wait_without_threads_and_lose_nothing() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("async-group");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for safe in [true, false] {
+        emu.reset();
+        remove_store(&path);
+        h.set(b - H + 10);
+        let meter = UsageMeter::new(
+            h.builder(client(&emu, 3), Store::sqlite(&path))
+                .durability(Durability::Group)
+                .power_loss_safe(safe)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        // All queued before the first is awaited: 2,000 events in flight on one thread.
+        let pending: Vec<_> = (0..2_000usize)
+            .map(|i| {
+                meter
+                    .record_in_group(
+                        Some(&cust(1 + i % 10)),
+                        "requests",
+                        1 + (i % 4) as i64,
+                        None,
+                        None,
+                    )
+                    .unwrap()
+                    .expect("the group mode")
+            })
+            .collect();
+        rt.block_on(async {
+            for f in pending {
+                f.await.unwrap();
+            }
+        });
+
+        let e = meter
+            .record_in_group(Some(&cust(1)), "requests", -1, None, None)
+            .unwrap_err();
+        assert_eq!(e.field(), Some("quantity"));
+        // Past the model's maximum, refused at once (the group's own sum) or by the commit
+        // (with what the store holds), whichever the committer's timing makes it; the
+        // events before it stand.
+        let refused = |r: Result<Option<GroupCommit>, marketplace_metering::Error>| {
+            let e = match r {
+                Err(e) => e,
+                Ok(f) => rt.block_on(f.unwrap()).unwrap_err(),
+            };
+            assert_eq!(
+                (e.error_code(), e.field()),
+                (ErrorCode::InvalidInput, Some("quantity")),
+                "{e}"
+            );
+        };
+        let full = meter
+            .record_in_group(Some(&cust(11)), "users", 2_147_483_646, None, None)
+            .unwrap()
+            .unwrap();
+        refused(meter.record_in_group(Some(&cust(11)), "users", 2, None, None));
+        rt.block_on(full).unwrap();
+        let one = meter
+            .record_in_group(Some(&cust(11)), "users", 1, None, None)
+            .unwrap()
+            .unwrap();
+        rt.block_on(one).unwrap();
+        refused(meter.record_in_group(Some(&cust(11)), "users", 1, None, None));
+        // Dropped before its commit: queued already, so it is committed (groups commit in
+        // order, so it is by the time an event queued after it is).
+        drop(
+            meter
+                .record_in_group(Some(&cust(12)), "users", 5, None, None)
+                .unwrap(),
+        );
+        let after = meter
+            .record_in_group(Some(&cust(13)), "users", 1, None, None)
+            .unwrap()
+            .unwrap();
+        rt.block_on(after).unwrap();
+
+        h.set(b + 600);
+        let sum = meter.close_blocking().unwrap();
+        assert_eq!(
+            (sum.acked, sum.dead_lettered),
+            (13, 0),
+            "power_loss_safe {safe}"
+        );
+        let l = ledger_map(&emu.ledger());
+        let total: i64 = (1..=10)
+            .map(|c| l[&(format!("cust-{c}"), "requests".to_owned(), b - H)].0)
+            .sum();
+        assert_eq!(total, 500 * (1 + 2 + 3 + 4));
+        assert_eq!(
+            l[&("cust-11".into(), "users".into(), b - H)],
+            (2_147_483_647, 1)
+        );
+        assert_eq!(l[&("cust-12".into(), "users".into(), b - H)], (5, 1));
+        drop(meter);
+    }
+    for d in [Durability::Durable, Durability::Memory] {
+        let meter = file_meter(&h, &emu, &path, d);
+        assert!(meter
+            .record_in_group(Some(&cust(1)), "users", 1, None, None)
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            meter.status().unwrap().pending,
+            0,
+            "nothing recorded: {d:?}"
+        );
+        drop(meter);
+    }
+    remove_store(&path);
+}
+
+/// Two events one group commit sums: 2,147,483,647 and 1 for a new bucket. Each fits alone,
+/// so only the group's sum can pass the maximum; one of them is refused, naming
+/// `quantity`, and the bucket holds the other, never more than the model allows.
+#[test]
+fn a_group_commit_never_sums_a_bucket_past_the_maximum() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let path = temp_db("group-max");
+    let meter = UsageMeter::new(
+        h.builder(client(&emu, 3), Store::sqlite(&path))
+            .durability(Durability::Group)
+            // The committer waits for both events: they land in one group.
+            .group_commit(Duration::from_millis(500), 2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let calls: Vec<_> = [2_147_483_647i64, 1]
+            .into_iter()
+            .map(|q| {
+                let m = meter.clone();
+                s.spawn(move || (q, m.record(cust(1), "users", q, None, None)))
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let ok: Vec<i64> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(q, _)| *q)
+        .collect();
+    assert_eq!(ok.len(), 1, "{results:?}");
+    let e = results.iter().find_map(|(_, r)| r.as_ref().err()).unwrap();
+    assert_eq!(
+        (e.error_code(), e.field()),
+        (ErrorCode::InvalidInput, Some("quantity"))
+    );
+    h.set(b + 600);
+    assert_eq!(meter.close_blocking().unwrap().acked, 1);
+    let l = ledger_map(&emu.ledger());
+    assert_eq!(l[&("cust-1".into(), "users".into(), b - H)], (ok[0], 1));
+    drop(meter);
+    remove_store(&path);
 }
 
 #[test]

@@ -7,20 +7,35 @@ use std::time::Duration;
 
 use crate::Error;
 
-use super::{lock, overflow_error, BucketKey, Buffer, Shared};
+use super::store::Allocs;
+use super::{lock, overflow_error, BucketKey, Buffer, Shared, MAX_BUCKET};
 
-/// One group commit's result; its callers park until it is set.
+/// One group commit's result; its callers park (or, async, wait) until it is set.
 ///
-/// Callers register their thread in the queue (under its lock) before checking the result,
-/// and the committer sets the result before unparking them, so no wake-up is lost; a
-/// spurious or stale unpark only makes a caller check again.
+/// Blocking callers register their thread in the queue (under its lock) before checking the
+/// result, and the committer sets the result before unparking them, so no wake-up is lost; a
+/// spurious or stale unpark only makes a caller check again. Async callers register with
+/// `notify` before checking the result, which the committer sets before notifying.
 #[derive(Default)]
 pub(super) struct Slot {
     /// The buckets refused for the model's maximum, or the commit's error.
     result: std::sync::OnceLock<Result<Vec<(BucketKey, i64)>, String>>,
+    /// Wakes the async callers of this commit.
+    notify: tokio::sync::Notify,
 }
 
 impl Slot {
+    /// This caller's outcome once the commit is done: its event is `key` and `quantity`.
+    fn outcome(&self, key: &BucketKey, quantity: i64) -> Option<Result<(), Error>> {
+        self.result.get().map(|r| match r {
+            Ok(refused) => match refused.iter().find(|(k, _)| k == key) {
+                Some((k, total)) => Err(overflow_error(k, quantity, *total)),
+                None => Ok(()),
+            },
+            Err(e) => Err(Error::invalid_state(e.clone())),
+        })
+    }
+
     /// Waits for the commit; `key` and `quantity` are this caller's event. `spin`: whether
     /// commits are quick enough to yield for before parking (see [`Group::spin`]).
     pub(super) fn wait(&self, key: &BucketKey, quantity: i64, spin: bool) -> Result<(), Error> {
@@ -28,14 +43,8 @@ impl Slot {
         // park/unpark round trip costs on a VM: yield for a while before parking.
         let spin_until = std::time::Instant::now() + if spin { SPIN } else { Duration::ZERO };
         loop {
-            if let Some(r) = self.result.get() {
-                return match r {
-                    Ok(refused) => match refused.iter().find(|(k, _)| k == key) {
-                        Some((k, total)) => Err(overflow_error(k, quantity, *total)),
-                        None => Ok(()),
-                    },
-                    Err(e) => Err(Error::invalid_state(e.clone())),
-                };
+            if let Some(r) = self.outcome(key, quantity) {
+                return r;
             }
             if std::time::Instant::now() < spin_until {
                 std::thread::yield_now();
@@ -44,11 +53,26 @@ impl Slot {
             }
         }
     }
+
+    /// [`Self::wait`] without a thread: resolves when the commit is done.
+    pub(super) async fn committed(&self, key: &BucketKey, quantity: i64) -> Result<(), Error> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = self.outcome(key, quantity) {
+                return r;
+            }
+            notified.await;
+        }
+    }
+
     fn finish(&self, r: Result<Vec<(BucketKey, i64)>, String>, waiters: Vec<std::thread::Thread>) {
         let _ = self.result.set(r);
         for t in waiters {
             t.unpark();
         }
+        self.notify.notify_waiters();
     }
 }
 
@@ -63,6 +87,33 @@ pub(super) struct GroupQueue {
     /// commit released. Callers wake the committer only on the first event of a group and
     /// when this many have arrived.
     pub(super) want: usize,
+}
+
+impl GroupQueue {
+    /// Adds an event to the open group and wakes the committer when the group starts or is
+    /// complete; returns the group's slot. An event that would take its bucket's sum in
+    /// this group past the model's maximum is refused here, leaving the events before it
+    /// (the commit checks the sum with what the store holds).
+    pub(super) fn push(
+        &mut self,
+        cv: &Condvar,
+        key: BucketKey,
+        quantity: i64,
+        allocs: Option<Allocs>,
+        max_events: usize,
+    ) -> Result<Arc<Slot>, Error> {
+        let queued = self.open.get(&key).map_or(0, |a| a.quantity);
+        let total = queued.saturating_add(quantity);
+        if total > MAX_BUCKET {
+            return Err(overflow_error(&key, quantity, total));
+        }
+        self.open.entry(key).or_default().add(quantity, allocs);
+        self.count += 1;
+        if self.count == 1 || self.count == self.want || self.count >= max_events {
+            cv.notify_one();
+        }
+        Ok(self.slot.clone())
+    }
 }
 
 pub(super) struct Group {

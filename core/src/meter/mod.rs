@@ -78,8 +78,8 @@ use store::{Db, Scope};
 
 pub use config::{MeterConfig, MeterConfigBuilder, DEFAULT_FLUSH_INTERVAL};
 use group::{committer, Group, GroupQueue};
-pub use record::MAX_AHEAD_SECS;
 use record::{duration_secs, CALENDAR};
+pub use record::{GroupCommit, MAX_AHEAD_SECS};
 use shared::{
     late_event, lock, overflow_error, wait, Acc, AsKey, BucketKey, Buffer, KeyRef, MemBuffer,
     Shared, Written, MAX_BUCKET,

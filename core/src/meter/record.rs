@@ -17,6 +17,44 @@ use super::{
     CustomerRef, Durability, KeyRef, MeterMode, UsageMeter, MAX_BUCKET,
 };
 
+/// What [`UsageMeter::check`] left to do.
+enum Checked {
+    /// The event is recorded.
+    Done,
+    /// The group mode: the event, for the caller to queue for a group commit.
+    Queue(Queued),
+}
+
+/// An event checked and ready for its group commit.
+struct Queued {
+    key: BucketKey,
+    quantity: i64,
+    allocs: Option<Allocs>,
+}
+
+/// The future of [`UsageMeter::record_in_group`]: resolves once the event's group commit is
+/// done. The event is already queued: dropping the future does not take it back.
+#[must_use = "the event is durable only once the future resolves"]
+pub struct GroupCommit(
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'static>>,
+);
+
+impl std::future::Future for GroupCommit {
+    type Output = Result<(), Error>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCommit")
+    }
+}
+
 /// How far ahead of the meter's clock a timestamp may be (5 minutes).
 pub const MAX_AHEAD_SECS: i64 = 300;
 
@@ -116,6 +154,51 @@ impl UsageMeter {
         self.record_ref(Some(customer), dimension, quantity, None, None)
     }
 
+    /// In the group mode, [`Self::record`] for callers on an async runtime (the Node face):
+    /// the event is checked and queued for the next group commit now, with the same rules
+    /// and errors, and the returned future resolves once that commit is done (or with the
+    /// commit's error), holding no thread while it waits. `Ok(None)` in every other
+    /// mode, where nothing was done: call [`Self::record`] on a thread that may block.
+    pub fn record_in_group(
+        &self,
+        customer: Option<&Customer>,
+        dimension: &str,
+        quantity: i64,
+        at: Option<DateTime>,
+        allocations: Option<&[UsageAllocation]>,
+    ) -> Result<Option<GroupCommit>, Error> {
+        if self.inner.group.is_none() {
+            return Ok(None);
+        }
+        let checked = self.check(
+            customer.map(Customer::by_ref),
+            dimension,
+            quantity,
+            at,
+            allocations,
+        )?;
+        let Checked::Queue(q) = checked else {
+            return Ok(Some(GroupCommit(Box::pin(async { Ok(()) }))));
+        };
+        let Some((g, max_events)) = &self.inner.group else {
+            return Err(Error::invalid_state("the meter has no group committer"));
+        };
+        // Queued at once, past `max_events` if need be: the open group sums events per
+        // bucket, so its size is bounded by the buckets, and an async caller's events in
+        // flight are bounded by the caller. Queued, the event is committed even if the
+        // future is dropped.
+        let slot = {
+            let mut qg = lock(&g.queue);
+            if qg.stop {
+                return Err(Error::invalid_state("the meter is closed"));
+            }
+            qg.push(&g.cv, q.key.clone(), q.quantity, q.allocs, *max_events)?
+        };
+        Ok(Some(GroupCommit(Box::pin(async move {
+            slot.committed(&q.key, q.quantity).await
+        }))))
+    }
+
     fn record_ref(
         &self,
         customer: Option<CustomerRef<'_>>,
@@ -124,6 +207,37 @@ impl UsageMeter {
         at: Option<DateTime>,
         allocations: Option<&[UsageAllocation]>,
     ) -> Result<(), Error> {
+        let Checked::Queue(q) = self.check(customer, dimension, quantity, at, allocations)? else {
+            return Ok(());
+        };
+        let Some((g, max_events)) = &self.inner.group else {
+            return Err(Error::invalid_state("the meter has no group committer"));
+        };
+        let slot = {
+            let mut qg = lock(&g.queue);
+            while qg.count >= *max_events && !qg.stop {
+                qg = g.room.wait(qg).unwrap_or_else(|p| p.into_inner());
+            }
+            if qg.stop {
+                return Err(Error::invalid_state("the meter is closed"));
+            }
+            let slot = qg.push(&g.cv, q.key.clone(), q.quantity, q.allocs, *max_events)?;
+            qg.waiters.push(std::thread::current());
+            slot
+        };
+        slot.wait(&q.key, q.quantity, g.spin.load(Ordering::Relaxed))
+    }
+
+    /// Checks an event and records it, except in the group mode, where it returns the
+    /// event for the caller to queue.
+    fn check(
+        &self,
+        customer: Option<CustomerRef<'_>>,
+        dimension: &str,
+        quantity: i64,
+        at: Option<DateTime>,
+        allocations: Option<&[UsageAllocation]>,
+    ) -> Result<Checked, Error> {
         let inner = &*self.inner;
         inner.check_process()?;
         if inner.group.is_some() {
@@ -169,31 +283,15 @@ impl UsageMeter {
             key.hour = current;
         }
         if inner.memory_store || inner.durability == Durability::Memory {
-            return self.buffer(key, quantity, allocs);
+            return self.buffer(key, quantity, allocs).map(|()| Checked::Done);
         }
         let key = key.to_bucket();
         match &inner.group {
-            Some((g, max_events)) => {
-                let mine = key.clone();
-                let slot = {
-                    let mut qg = lock(&g.queue);
-                    while qg.count >= *max_events && !qg.stop {
-                        qg = g.room.wait(qg).unwrap_or_else(|p| p.into_inner());
-                    }
-                    if qg.stop {
-                        return Err(Error::invalid_state("the meter is closed"));
-                    }
-                    qg.open.entry(key).or_default().add(quantity, allocs);
-                    qg.count += 1;
-                    // Wake the committer to start a group, and when it is complete.
-                    if qg.count == 1 || qg.count == qg.want || qg.count >= *max_events {
-                        g.cv.notify_one();
-                    }
-                    qg.waiters.push(std::thread::current());
-                    qg.slot.clone()
-                };
-                slot.wait(&mine, quantity, g.spin.load(Ordering::Relaxed))
-            }
+            Some(_) => Ok(Checked::Queue(Queued {
+                key,
+                quantity,
+                allocs,
+            })),
             None => {
                 let mut one = Buffer::with_capacity(1);
                 one.insert(
@@ -209,7 +307,7 @@ impl UsageMeter {
                     return Err(overflow_error(k, quantity, *total));
                 }
                 shared.emit(w.late);
-                Ok(())
+                Ok(Checked::Done)
             }
         }
     }

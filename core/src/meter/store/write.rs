@@ -108,6 +108,9 @@ impl Db {
         rows: &[(Option<&Customer>, &str, i64, i64)],
     ) -> Result<bool, Error> {
         use rusqlite::ToSql;
+        if rows.iter().any(|r| r.3 > i64::from(i32::MAX)) {
+            return Ok(false); // a new bucket would be inserted past the maximum
+        }
         let sp = tx.savepoint().map_err(store_err)?;
         for chunk in rows.chunks(MULTI_ROWS) {
             let mut sql = String::with_capacity(200 + chunk.len() * 24);
@@ -164,10 +167,12 @@ impl Db {
         let (kind, id, license) = customer_parts(customer);
         let allocs = allocs.filter(|a| !a.is_empty());
         if allocs.is_none() {
+            // A group commit's sum can pass the maximum where no single event can: a new
+            // bucket is checked like an existing one (`WHERE` on the SELECT).
             let n = tx
                 .prepare_cached(
                     "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour, quantity)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE ?7 <= 2147483647
                      ON CONFLICT (product_code, license_arn, customer_kind, customer, dimension, hour)
                      DO UPDATE SET quantity = quantity + excluded.quantity
                      WHERE state = 'pending' AND quantity + excluded.quantity <= 2147483647",
@@ -203,6 +208,10 @@ impl Db {
             })
             .map_err(store_err)?;
         let Some((bucket, state, old_quantity, old)) = row else {
+            // No bucket yet: the upsert above inserts none past the maximum.
+            if quantity > i64::from(i32::MAX) {
+                return Ok(One::Overflow(quantity));
+            }
             return Ok(One::Closed);
         };
         if state != "pending" {
