@@ -455,6 +455,28 @@ test('Date.now() as a timestamp and a bucket past the maximum are refused, namin
   await m.close()
 })
 
+test('group commit: records in flight together never sum a bucket past the maximum', async () => {
+  // One group commit sums the records in flight: each fits alone, their sum does not. The
+  // ones that fit are kept, the rest refused naming quantity; the bucket never passes it.
+  const p = tempDb('group-max')
+  after(() => removeDb(p))
+  const { m, clock } = meter({ path: p, durability: 'group' })
+  const b = base()
+  clock.set(b - H + 1)
+  const big = 2 ** 30 // one fits in a bucket (2^31 - 1), two do not
+  const settled = await Promise.allSettled(
+    Array.from({ length: 6 }, () => m.record({ customerIdentifier: 'cust-3', dimension: 'users', quantity: big })),
+  )
+  const kept = settled.filter((r) => r.status === 'fulfilled').length
+  assert.equal(kept, 1, JSON.stringify(settled.map((r) => r.status)))
+  for (const r of settled.filter((r) => r.status === 'rejected')) {
+    assert.ok(r.reason instanceof mm.ValidationError && r.reason.field === 'quantity', String(r.reason))
+  }
+  clock.set(b + 600)
+  assert.equal((await m.close()).acked, 1)
+  assert.deepEqual(billed().get(`cust-3|users|${b - H}`), { quantity: big, entries: 1 })
+})
+
 test('one meter owns a store file; a second one names the holder until the first closes', async () => {
   const p = tempDb('owner')
   const first = new mm.UsageMeter(client(), { path: p, productCode: emu.productCode, flushIntervalSeconds: 0 })

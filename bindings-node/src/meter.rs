@@ -292,6 +292,30 @@ impl NativeMeter {
         let r =
             convert::meter_record_input(input, !self.meter_usage).map_err(|e| e.into_napi(env))?;
         let m = self.meter()?;
+        // Group commit: the record waits for its commit on the runtime, holding no thread
+        // (with a blocking thread each, 256 records in flight were 256 threads parked on the
+        // commit and woken one by one). The event is checked and queued here.
+        let before = self.events.count();
+        let queued = m
+            .record_in_group(
+                r.customer.as_ref(),
+                &r.dimension,
+                r.quantity,
+                r.at,
+                r.allocations.as_deref(),
+            )
+            .map_err(|e| crate::errors::to_js(env, &e))?;
+        if let Some(commit) = queued {
+            let events = self.events.clone();
+            return env.spawn_future_with_callback(
+                async move {
+                    let r = commit.await;
+                    events.settle_after(before).await;
+                    Ok(r)
+                },
+                |env, r| r.map_err(|e| crate::errors::to_js(env, &e)),
+            );
+        }
         blocking(
             env,
             &self.events,
