@@ -2,14 +2,15 @@
  * Two benchmarks through the C API, against the emulator at ENDPOINT_URL:
  *   bench ENDPOINT_URL SECONDS
  *     a sequential 25-record BatchMeterUsage loop for SECONDS; prints calls/s.
- *   bench ENDPOINT_URL meter SECONDS THREADS DIR
+ *   bench ENDPOINT_URL meter SECONDS THREADS DIR [no-fsync]
  *     UsageMeter record() calls/s per store and durability, then one flush of what was
  *     recorded: the same cases as bench/python/meter_bench.py (the in-memory store from 1 and
  *     THREADS threads, a file store in DIR with durability memory from 1, group from THREADS
  *     threads sharing commits, durable from 1). Each case records for SECONDS into 50
  *     customers x 3 dimensions of one hour (1 to 5 hours back, one per case), moves the
  *     meter's clock past the hour and flushes: every bucket must be acknowledged. One JSON line per
- *     case. */
+ *     case. "no-fsync": the file-store cases commit without an fsync
+ *     (mm_meter_config_set_power_loss_safe(cfg, false)). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdatomic.h>
@@ -83,6 +84,8 @@ static void *work(void *arg) {
 
 /* Case `n` records into the hour n + 1 hours back: the emulator bills a customer-hour once,
  * so each case has hours of its own, all inside the service's six-hour window. */
+static bool power_loss_safe = true;
+
 static void run(const mm_client *client, int n, const char *name, const char *path,
                 uint32_t durability, int threads, double seconds) {
   int64_t start = (int64_t)time(NULL) / 3600 * 3600 - (n + 1) * 3600;
@@ -91,6 +94,7 @@ static void run(const mm_client *client, int n, const char *name, const char *pa
   mm_meter_config_set_product_code(cfg, "prod-1234");
   if (path) mm_meter_config_set_path(cfg, path);
   mm_meter_config_set_durability(cfg, durability);
+  if (path) mm_meter_config_set_power_loss_safe(cfg, power_loss_safe);
   mm_meter_config_set_flush_interval_seconds(cfg, 0);
   mm_meter_config_set_clock(cfg, clock);
   mm_meter *meter = NULL;
@@ -133,9 +137,9 @@ static void run(const mm_client *client, int n, const char *name, const char *pa
   mm_flush_summary_free(sum);
   mm_meter_free(meter);
   mm_clock_free(clock);
-  printf("{\"case\": \"%s\", \"threads\": %d, \"calls\": %ld, \"calls_per_s\": %.0f, "
+  printf("{\"case\": \"%s%s\", \"threads\": %d, \"calls\": %ld, \"calls_per_s\": %.0f, "
          "\"flushed_buckets\": %llu, \"flush_s\": %.3f}\n",
-         name, threads, total, (double)total / elapsed, (unsigned long long)acked, flush_s);
+         name, path && !power_loss_safe ? ", no fsync" : "", threads, total, (double)total / elapsed, (unsigned long long)acked, flush_s);
   fflush(stdout);
 }
 
@@ -161,8 +165,10 @@ static int meter_cases(const char *endpoint, double seconds, int threads, const 
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 6 && strcmp(argv[2], "meter") == 0)
+  if (argc >= 6 && strcmp(argv[2], "meter") == 0) {
+    power_loss_safe = !(argc >= 7 && strcmp(argv[6], "no-fsync") == 0);
     return meter_cases(argv[1], atof(argv[3]), atoi(argv[4]), argv[5]);
+  }
   if (argc < 3) {
     fprintf(stderr, "usage: %s ENDPOINT_URL SECONDS | ENDPOINT_URL meter SECONDS THREADS DIR\n", argv[0]);
     return 2;

@@ -4,15 +4,16 @@
 # against one emulator process, for SECONDS each (default 10), alternating ROUNDS times (default 2).
 #   bench/c/run.sh [SECONDS] [ROUNDS]
 # With "meter" first: UsageMeter record() calls/s through the C API per store and durability
-# (bench.c's meter mode), SECONDS per case (default 2), THREADS for the shared cases (default 8).
-#   bench/c/run.sh meter [SECONDS] [THREADS]
+# (bench.c's meter mode), SECONDS per case (default 2), THREADS for the shared cases (default 8);
+# "no-fsync" runs the file-store cases with mm_meter_config_set_power_loss_safe(cfg, false).
+#   bench/c/run.sh meter [SECONDS] [THREADS] [no-fsync]
 set -euo pipefail
 mode=loop
 if [ "${1:-}" = meter ]; then mode=meter; shift; fi
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
-if [ "$mode" = meter ]; then seconds="${1:-2}"; threads="${2:-8}"; else seconds="${1:-10}"; rounds="${2:-2}"; fi
+if [ "$mode" = meter ]; then seconds="${1:-2}"; threads="${2:-8}"; fsync="${3:-fsync}"; else seconds="${1:-10}"; rounds="${2:-2}"; fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 triple="$(rustc -vV | sed -n 's/host: //p')"
 rel="$CARGO_TARGET_DIR/$triple/release"
@@ -31,7 +32,7 @@ port="$(sed -n 's/^METERING_EMULATOR_PORT=//p' "$work/emu.out")"
 [ -n "$port" ] || { echo "the emulator did not start" >&2; exit 1; }
 endpoint="http://127.0.0.1:$port"
 if [ "$mode" = meter ]; then
-  "$work/bench" "$endpoint" meter "$seconds" "$threads" "$work"
+  "$work/bench" "$endpoint" meter "$seconds" "$threads" "$work" "$fsync"
   exit 0
 fi
 echo "emulator at $endpoint; $seconds s per run, $rounds rounds"

@@ -7,8 +7,8 @@
 // "memory store" is the in-memory store (record() buffers inline and returns a resolved
 // promise; measured awaiting each call, and 1000 calls per Promise.all); "durable" commits each record to an SQLite file before its promise resolves;
 // "group" lets concurrent records share one commit; "memory" buffers in memory with a file
-// store. Durable modes keep --in-flight records pending at once (commits run off the JS
-// thread). The flush line sends every customer-hour recorded by the memory-store run.
+// store; "no fsync" is `powerLossSafe: false`. Durable modes keep --in-flight records pending
+// at once (commits run off the JS thread). The flush line sends every customer-hour recorded by the memory-store run.
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import fs from 'node:fs'
@@ -73,9 +73,10 @@ try {
   const { meter: mem, clock } = newMeter({})
   rows.push(['memory store, each record() awaited', fmt(await inline(mem, true))])
   rows.push(['memory store, 1000 records per await', fmt(await inline(mem, false))])
-  for (const durability of ['durable', 'group', 'memory']) {
-    const { meter } = newMeter({ path: path.join(dir, `${durability}.db`), durability })
-    rows.push([`file store, durability "${durability}", ${IN_FLIGHT} in flight`, fmt(await inFlight(meter))])
+  for (const [durability, powerLossSafe] of [['durable', true], ['group', true], ['memory', true], ['group', false], ['durable', false]]) {
+    const { meter } = newMeter({ path: path.join(dir, `${durability}-${powerLossSafe}.db`), durability, powerLossSafe })
+    const how = powerLossSafe ? '' : ', no fsync'
+    rows.push([`file store, durability "${durability}"${how}, ${IN_FLIGHT} in flight`, fmt(await inFlight(meter))])
     await meter.close()
   }
   clock.set(lastHour + H + 600)
@@ -83,7 +84,7 @@ try {
   const sum = await mem.close()
   rows.push([`flush ${sum.acked} customer-hours (${sum.calls} calls)`, `${(performance.now() - t).toFixed(0)} ms`])
   console.log(`record() calls/s (node ${process.version}, ${os.cpus().length} cpus, ${SECONDS} s each)`)
-  for (const [k, v] of rows) console.log(`  ${k.padEnd(52)} ${v}`)
+  for (const [k, v] of rows) console.log(`  ${k.padEnd(62)} ${v}`)
 } finally {
   emu.stop()
   fs.rmSync(dir, { recursive: true, force: true })

@@ -7,7 +7,7 @@
 
 Cases: the in-memory store (``path=None``), a file store with ``durability="memory"``,
 ``"group"`` (N threads sharing group commits) and ``"durable"`` (one commit per call, one
-thread). Each case records for ``--seconds`` into 50 customers × 3 dimensions of one
+thread), the last two also with ``power_loss_safe=False`` (no fsync per commit). Each case records for ``--seconds`` into 50 customers × 3 dimensions of one
 hour, then the clock moves past the hour and one flush sends what was recorded.
 Prints one JSON line per case.
 """
@@ -31,11 +31,12 @@ DIMENSIONS = ["users", "gb", "requests"]
 
 
 def run(emu: Emulator, name: str, path: Optional[Path], durability: str, threads: int,
-        seconds: float) -> Dict[str, Any]:
+        seconds: float, power_loss_safe: bool = True) -> Dict[str, Any]:
     start = int(time.time()) // 3600 * 3600 - 2 * 3600
     clock = ManualClock(start)
     meter = mm.UsageMeter(emu.client(), path=path, product_code=emu.product_code,
-                          durability=durability, flush_interval=None, clock=clock)
+                          durability=durability, flush_interval=None, clock=clock,
+                          power_loss_safe=power_loss_safe)
     counts = [0] * threads
     stop = threading.Event()
 
@@ -79,14 +80,16 @@ def main() -> None:
     with Emulator() as emu, tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         cases = [
-            ("memory store", None, "durable", 1),
-            ("memory store", None, "durable", a.threads),
-            ("file, durability=memory", d / "m.db", "memory", 1),
-            ("file, durability=group", d / "g.db", "group", a.threads),
-            ("file, durability=durable", d / "d.db", "durable", 1),
+            ("memory store", None, "durable", 1, True),
+            ("memory store", None, "durable", a.threads, True),
+            ("file, durability=memory", d / "m.db", "memory", 1, True),
+            ("file, durability=group", d / "g.db", "group", a.threads, True),
+            ("file, durability=group, power_loss_safe=False", d / "gn.db", "group", a.threads, False),
+            ("file, durability=durable", d / "d.db", "durable", 1, True),
+            ("file, durability=durable, power_loss_safe=False", d / "dn.db", "durable", 1, False),
         ]
-        for name, path, durability, threads in cases:
-            print(json.dumps(run(emu, name, path, durability, threads, a.seconds)), flush=True)
+        for name, path, durability, threads, safe in cases:
+            print(json.dumps(run(emu, name, path, durability, threads, a.seconds, safe)), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 // UsageMeter.record() calls/s from Java, per store and durability, then one flush of what was
 // recorded to the in-process emulator: the same cases as bench/python/meter_bench.py (the
 // in-memory store from 1 and THREADS threads, a file store with durability MEMORY from 1,
-// GROUP from THREADS threads sharing commits, DURABLE from 1). Each case records for SECONDS
+// GROUP from THREADS threads sharing commits, DURABLE from 1; the last two also with
+// powerLossSafe(false): no fsync per commit). Each case records for SECONDS
 // into 50 customers x 3 dimensions of one hour, after a 1-second warm-up on the same meter
 // that is not counted, moves the meter's clock past the hour and flushes; the emulator's
 // ledger must bill exactly what was recorded. One JSON line per case.
@@ -35,11 +36,13 @@ public final class MeterBench {
     Path dir = Files.createTempDirectory("mm-meter-bench-");
     try (Emulator emu = new Emulator();
         MarketplaceMeteringClient client = emu.client()) {
-      run(emu, client, "memory store", null, Durability.DURABLE, 1, seconds);
-      run(emu, client, "memory store", null, Durability.DURABLE, threads, seconds);
-      run(emu, client, "file, durability=memory", dir.resolve("m.db"), Durability.MEMORY, 1, seconds);
-      run(emu, client, "file, durability=group", dir.resolve("g.db"), Durability.GROUP, threads, seconds);
-      run(emu, client, "file, durability=durable", dir.resolve("d.db"), Durability.DURABLE, 1, seconds);
+      run(emu, client, "memory store", null, Durability.DURABLE, 1, seconds, true);
+      run(emu, client, "memory store", null, Durability.DURABLE, threads, seconds, true);
+      run(emu, client, "file, durability=memory", dir.resolve("m.db"), Durability.MEMORY, 1, seconds, true);
+      run(emu, client, "file, durability=group", dir.resolve("g.db"), Durability.GROUP, threads, seconds, true);
+      run(emu, client, "file, durability=group, no fsync", dir.resolve("gn.db"), Durability.GROUP, threads, seconds, false);
+      run(emu, client, "file, durability=durable", dir.resolve("d.db"), Durability.DURABLE, 1, seconds, true);
+      run(emu, client, "file, durability=durable, no fsync", dir.resolve("dn.db"), Durability.DURABLE, 1, seconds, false);
     } finally {
       try (var files = Files.walk(dir)) {
         files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
@@ -77,11 +80,11 @@ public final class MeterBench {
   }
 
   private static void run(Emulator emu, MarketplaceMeteringClient client, String name, Path path,
-      Durability durability, int threads, double seconds) throws Exception {
+      Durability durability, int threads, double seconds, boolean powerLossSafe) throws Exception {
     Instant hour = Instant.now().truncatedTo(ChronoUnit.HOURS).minus(Duration.ofHours(2));
     ManualClock clock = new ManualClock(hour);
     try (UsageMeter meter = UsageMeter.builder(client).path(path).productCode(Emulator.PRODUCT_CODE)
-        .durability(durability).flushInterval(Duration.ZERO).clock(clock).build()) {
+        .durability(durability).powerLossSafe(powerLossSafe).flushInterval(Duration.ZERO).clock(clock).build()) {
       long warm = record(meter, threads, 1.0)[0];
       long[] measured = record(meter, threads, seconds);
       clock.advance(Duration.ofMinutes(66));
