@@ -4,16 +4,19 @@
 //! The usage meter's native half. The JS class `UsageMeter` (index.js) owns one
 //! [`NativeMeter`] and is the `EventEmitter`; everything here is translation and threads.
 //!
-//! **Never on the JS thread.** A `record()` that commits to SQLite (`durable`, `group`) runs
-//! on the runtime's blocking pool (not libuv's four-thread pool: `group` callers wait for a
-//! shared commit, and many of them must be able to wait at once). `status()`,
-//! `deadLetters()` and `registerCustomer()` touch SQLite too and go there as well; `flush()`
-//! and `close()` are the core's futures on the runtime. Only a `record()` the core merely
-//! buffers in memory (the in-memory store, or `durability: "memory"`) runs inline: that is
-//! a hash-map insert, and it keeps the fast path fast.
+//! **Nothing that waits runs on the JS thread.** A `durable` `record()` commits to SQLite
+//! on the runtime's blocking pool (not libuv's four-thread pool). A `group` `record()` is
+//! checked and queued on the JS thread (a map insert under the group's lock) and waits for
+//! the committer thread's commit as a future on the runtime, holding no thread, so
+//! hundreds can wait at once. `status()`, `deadLetters()` and `registerCustomer()` touch SQLite and go to the
+//! blocking pool as well; `flush()` and `close()` are the core's futures on the runtime.
+//! A `record()` the core merely buffers in memory (the in-memory store, or
+//! `durability: "memory"`) runs inline: that is a hash-map insert, and it keeps the fast
+//! path fast.
 //!
 //! **Events.** The core calls its callback on whatever thread caused the event (a blocking
-//! pool thread running `record()`, the group committer, a runtime worker flushing). The
+//! pool thread running `record()`, the JS thread queuing a group `record()`, the group
+//! committer, a runtime worker flushing). The
 //! callback only queues the event on a *non-blocking* threadsafe function, so no core thread
 //! ever waits for the JS thread. That function is *weak* (unref'd): an unclosed meter never
 //! keeps the process alive. The price: an event still queued when the process has nothing
