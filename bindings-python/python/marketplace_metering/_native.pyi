@@ -219,7 +219,7 @@ class UsageMeter:
         fleet_senders: Optional[int] = None,
         fleet_lease: Union[timedelta, float, None] = None,
         start_hour: Union[datetime, int, None] = None,
-        power_loss_safe: bool = True,
+        power_loss_safe: bool = ...,
     ) -> "UsageMeter": ...
     def record(
         self,
