@@ -129,6 +129,15 @@ impl From<marketplace_metering::BuildError> for NativeError {
     }
 }
 
+/// The core's refusal of a string with a lone surrogate at UTF-16 `index` of `field` (the
+/// path as the Kotlin layer spells it). The Kotlin layer meets such a string before it
+/// crosses (uniffi's UTF-8 encoder refuses it) and throws this, so the wording is the
+/// core's, as in every face. Always `Err`: uniffi returns errors through a `Result`.
+#[uniffi::export]
+pub fn native_lone_surrogate(field: String, index: u32) -> Result<(), NativeError> {
+    Err(marketplace_metering::validate::lone_surrogate(field, index as usize).into())
+}
+
 /// An `InvalidInput` naming `field`.
 pub fn invalid(field: impl Into<String>, problem: &str) -> NativeError {
     Error::invalid_input(field.into(), problem).into()

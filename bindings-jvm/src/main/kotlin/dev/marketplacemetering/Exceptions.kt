@@ -52,32 +52,45 @@ internal inline fun <T> translating(strings: () -> Sequence<Pair<String, String?
     try {
         translating(block)
     } catch (e: java.nio.charset.CharacterCodingException) {
-        throw unencodable(strings().firstOrNull { it.second?.isWellFormedUtf16() == false }?.first, e)
+        throw unencodable(strings(), e)
     }
 
-/** Whether every surrogate of this string is one of a pair (what UTF-8 can encode). */
-internal fun String.isWellFormedUtf16(): Boolean {
+/** The index of this string's first surrogate that is not one of a pair (what UTF-8 cannot encode), or -1. */
+internal fun String.loneSurrogateIndex(): Int {
     var i = 0
     while (i < length) {
         val c = this[i]
         if (Character.isHighSurrogate(c)) {
-            if (i + 1 >= length || !Character.isLowSurrogate(this[i + 1])) return false
+            if (i + 1 >= length || !Character.isLowSurrogate(this[i + 1])) return i
             i += 2
         } else if (Character.isLowSurrogate(c)) {
-            return false
+            return i
         } else {
             i++
         }
     }
-    return true
+    return -1
 }
 
-/** The face's InvalidInputException for a string of [field] that UTF-8 cannot encode. */
-internal fun unencodable(field: String?, cause: Throwable): MarketplaceMeteringException {
-    val problem = "is not valid Unicode (an unpaired UTF-16 surrogate)"
-    val number = dev.marketplacemetering.internal.nativeErrorCodes().first { it.code == "InvalidInput" }.number
-    return NativeException.Failure(
-        number, "InvalidInput", if (field != null) "$field: $problem" else "a string $problem",
-        field, null, null, 0u, false,
-    ).toPublic().also { it.initCause(cause) }
+/**
+ * The core's InvalidInputException for the first string of [strings] (path to value) that
+ * UTF-8 cannot encode, naming it and the index of its lone surrogate.
+ */
+internal fun unencodable(strings: Sequence<Pair<String, String?>>, cause: Throwable): MarketplaceMeteringException {
+    val (field, index) = strings.firstNotNullOfOrNull { (path, value) ->
+        value?.loneSurrogateIndex()?.takeIf { it >= 0 }?.let { path to it }
+    } ?: run {
+        // A string the call does not list: no field or index to name.
+        val number = dev.marketplacemetering.internal.nativeErrorCodes().first { it.code == "InvalidInput" }.number
+        return NativeException.Failure(
+            number, "InvalidInput", "a string is not well-formed Unicode: a lone surrogate",
+            null, null, null, 0u, false,
+        ).toPublic().also { it.initCause(cause) }
+    }
+    return try {
+        dev.marketplacemetering.internal.nativeLoneSurrogate(field, index.toUInt())
+        throw IllegalStateException("the core did not refuse a lone surrogate")
+    } catch (e: NativeException) {
+        e.toPublic().also { it.initCause(cause) }
+    }
 }

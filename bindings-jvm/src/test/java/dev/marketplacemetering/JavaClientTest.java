@@ -184,10 +184,13 @@ class JavaClientTest {
   void unpairedSurrogatesNameTheField() {
     // A Java String may hold half of a surrogate pair, which no UTF-8 encoder accepts.
     String bad = "cust-\uD800";
-    assertEquals(
-        "UsageRecords[1].CustomerIdentifier",
-        invalid(() -> client.batchMeterUsageBlocking(batch(List.of(record("cust-1", "users", 1), record(bad, "users", 1)))))
-            .getField());
+    InvalidInputException first =
+        invalid(() -> client.batchMeterUsageBlocking(batch(List.of(record("cust-1", "users", 1), record(bad, "users", 1)))));
+    assertEquals("UsageRecords[1].CustomerIdentifier", first.getField());
+    // The core's wording, as in every face, with the index in the Java string.
+    assertTrue(
+        first.getMessage().contains("UsageRecords[1].CustomerIdentifier: is not well-formed Unicode: a lone surrogate at index 5"),
+        first.getMessage());
     UsageRecord tagged =
         record("cust-1", "users", 1).toBuilder()
             .usageAllocations(List.of(new UsageAllocation(1, List.of(new Tag("team", "\uDC00a")))))

@@ -191,7 +191,9 @@ class MeterTest {
                 assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", 1, null, emptyList()) }.field,
             )
             // Half a surrogate pair: no UTF-8 for it.
-            assertEquals("dimension", assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users\uD800", 1) }.field)
+            val half = assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users\uD800", 1) }
+            assertEquals("dimension", half.field)
+            assertTrue(half.message!!.contains("dimension: is not well-formed Unicode: a lone surrogate at index 5"), half.message)
             assertEquals(
                 "allocations[0].Tags[0].Key",
                 assertThrows(InvalidInputException::class.java) {

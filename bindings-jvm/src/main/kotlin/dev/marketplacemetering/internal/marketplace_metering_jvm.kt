@@ -716,6 +716,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_func_native_error_codes(
     ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_func_native_lone_surrogate(
+    ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativeclient_batch_meter_usage(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativeclient_batch_meter_usage_async(
@@ -919,6 +921,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_marketplace_metering_jvm_fn_func_native_error_codes(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_marketplace_metering_jvm_fn_func_native_lone_surrogate(`field`: RustBuffer.ByValue,`index`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun ffi_marketplace_metering_jvm_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_marketplace_metering_jvm_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1054,6 +1058,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_error_codes() and 0xFFFF) != 32648) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_lone_surrogate() and 0xFFFF) != 46046) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativeclient_batch_meter_usage() and 0xFFFF) != 45331) {
@@ -6152,6 +6159,24 @@ public object FfiConverterSequenceOptionalTypeUsageRecord: FfiConverterRustBuffe
 }
     )
     }
+    
+
+        /**
+         * The core's refusal of a string with a lone surrogate at UTF-16 `index` of `field` (the
+         * path as the Kotlin layer spells it). The Kotlin layer meets such a string before it
+         * crosses (uniffi's UTF-8 encoder refuses it) and throws this, so the wording is the
+         * core's, as in every face. Always `Err`: uniffi returns errors through a `Result`.
+         */
+    @Throws(NativeException::class) fun `nativeLoneSurrogate`(`field`: kotlin.String, `index`: kotlin.UInt)
+        = 
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_func_native_lone_surrogate(
+    
+        
+        FfiConverterString.lower(`field`),
+        FfiConverterUInt.lower(`index`),_status)
+}
+    
     
 
 
