@@ -477,6 +477,27 @@ test('group commit: records in flight together never sum a bucket past the maxim
   assert.deepEqual(billed().get(`cust-3|users|${b - H}`), { quantity: big, entries: 1 })
 })
 
+test('group commit: close() with records in flight loses none; a record after it rejects', async () => {
+  // A service shutting down: records not yet awaited when close() is called. Each was queued
+  // when record() was called, so each resolves and is in the store for the next meter.
+  const p = tempDb('group-close')
+  after(() => removeDb(p))
+  const { m, clock } = meter({ path: p, durability: 'group' })
+  const b = base()
+  clock.set(b - H + 1)
+  const inFlight = Array.from({ length: 300 }, (_, i) => m.record({ customerIdentifier: `cust-${1 + (i % 5)}`, dimension: 'users', quantity: 1 }))
+  const closing = m.close()
+  const settled = await Promise.allSettled(inFlight)
+  assert.deepEqual(settled.filter((r) => r.status === 'rejected'), [])
+  await closing
+  await assert.rejects(m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 1 }), (e) => e.code === 'InvalidState')
+  const again = meter({ path: p })
+  again.clock.set(b + 600)
+  await again.m.close()
+  const total = emu.ledger().reduce((a, e) => a + e.quantity, 0)
+  assert.equal(total, 300)
+})
+
 test('one meter owns a store file; a second one names the holder until the first closes', async () => {
   const p = tempDb('owner')
   const first = new mm.UsageMeter(client(), { path: p, productCode: emu.productCode, flushIntervalSeconds: 0 })

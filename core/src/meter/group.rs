@@ -91,9 +91,9 @@ pub(super) struct GroupQueue {
 
 impl GroupQueue {
     /// Adds an event to the open group and wakes the committer when the group starts or is
-    /// complete; returns the group's slot. An event that would take its bucket's sum in
-    /// this group past the model's maximum is refused here, leaving the events before it
-    /// (the commit checks the sum with what the store holds).
+    /// complete; returns the group's slot. Refused: any event once the meter is stopping,
+    /// and an event that would take its bucket's sum in this group past the model's maximum
+    /// (the events before it stand; the commit checks the sum with what the store holds).
     pub(super) fn push(
         &mut self,
         cv: &Condvar,
@@ -102,6 +102,9 @@ impl GroupQueue {
         allocs: Option<Allocs>,
         max_events: usize,
     ) -> Result<Arc<Slot>, Error> {
+        if self.stop {
+            return Err(Error::invalid_state("the meter is closed"));
+        }
         let queued = self.open.get(&key).map_or(0, |a| a.quantity);
         let total = queued.saturating_add(quantity);
         if total > MAX_BUCKET {

@@ -14,7 +14,7 @@ use crate::Error;
 use super::store::Allocs;
 use super::{
     fleet, hour_of, late_event, lock, overflow_error, Acc, AsKey, BucketKey, Buffer, Customer,
-    CustomerRef, Durability, KeyRef, MeterMode, UsageMeter, MAX_BUCKET,
+    CustomerRef, Durability, Group, KeyRef, MeterMode, UsageMeter, MAX_BUCKET,
 };
 
 /// What [`UsageMeter::check`] left to do.
@@ -180,20 +180,12 @@ impl UsageMeter {
         let Checked::Queue(q) = checked else {
             return Ok(Some(GroupCommit(Box::pin(async { Ok(()) }))));
         };
-        let Some((g, max_events)) = &self.inner.group else {
-            return Err(Error::invalid_state("the meter has no group committer"));
-        };
+        let (g, max_events) = self.group()?;
         // Queued at once, past `max_events` if need be: the open group sums events per
         // bucket, so its size is bounded by the buckets, and an async caller's events in
         // flight are bounded by the caller. Queued, the event is committed even if the
         // future is dropped.
-        let slot = {
-            let mut qg = lock(&g.queue);
-            if qg.stop {
-                return Err(Error::invalid_state("the meter is closed"));
-            }
-            qg.push(&g.cv, q.key.clone(), q.quantity, q.allocs, *max_events)?
-        };
+        let slot = lock(&g.queue).push(&g.cv, q.key.clone(), q.quantity, q.allocs, max_events)?;
         Ok(Some(GroupCommit(Box::pin(async move {
             slot.committed(&q.key, q.quantity).await
         }))))
@@ -210,22 +202,25 @@ impl UsageMeter {
         let Checked::Queue(q) = self.check(customer, dimension, quantity, at, allocations)? else {
             return Ok(());
         };
-        let Some((g, max_events)) = &self.inner.group else {
-            return Err(Error::invalid_state("the meter has no group committer"));
-        };
+        let (g, max_events) = self.group()?;
         let slot = {
             let mut qg = lock(&g.queue);
-            while qg.count >= *max_events && !qg.stop {
+            while qg.count >= max_events && !qg.stop {
                 qg = g.room.wait(qg).unwrap_or_else(|p| p.into_inner());
             }
-            if qg.stop {
-                return Err(Error::invalid_state("the meter is closed"));
-            }
-            let slot = qg.push(&g.cv, q.key.clone(), q.quantity, q.allocs, *max_events)?;
+            let slot = qg.push(&g.cv, q.key.clone(), q.quantity, q.allocs, max_events)?;
             qg.waiters.push(std::thread::current());
             slot
         };
         slot.wait(&q.key, q.quantity, g.spin.load(Ordering::Relaxed))
+    }
+
+    /// The group committer and its `max_events`, which the group mode always has.
+    fn group(&self) -> Result<(&Group, usize), Error> {
+        match &self.inner.group {
+            Some((g, max_events)) => Ok((g, *max_events)),
+            None => Err(Error::invalid_state("the meter has no group committer")),
+        }
     }
 
     /// Checks an event and records it, except in the group mode, where it returns the
