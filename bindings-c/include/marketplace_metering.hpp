@@ -84,7 +84,19 @@ class Error : public std::runtime_error {
 namespace detail {
 
 inline std::string str(const char *s) { return s ? std::string(s) : std::string(); }
-inline const char *opt(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
+/// `s` for the C API, which reads a string up to its first NUL: a `std::string` holding one
+/// would reach the service cut short (another customer, another dimension), so it is refused,
+/// naming `what` and the byte, never the value (it may be a secret).
+inline const char *cstr(const std::string &s, const char *what) {
+  auto nul = s.find('\0');
+  if (nul != std::string::npos) {
+    throw Error(MM_STATUS_INVALID_INPUT, str(mm_status_str(MM_STATUS_INVALID_INPUT)),
+                std::string(what) + ": contains a NUL character at byte " + std::to_string(nul), {}, what);
+  }
+  return s.c_str();
+}
+/// `s` for the C API, or NULL when it is empty (absent).
+inline const char *opt(const std::string &s, const char *what) { return s.empty() ? nullptr : cstr(s, what); }
 
 /// Throws the error behind a failed call (taking ownership of `err`).
 [[noreturn]] inline void raise(Status st, mm_error *err, const char *what) {
@@ -165,20 +177,20 @@ class Config {
  public:
   Config() : h_(detail::not_null(mm_config_new())) {}
   /// The AWS Region.
-  Config &region(const std::string &v) { return set(mm_config_set_region(h_.get(), v.c_str()), "region"); }
+  Config &region(const std::string &v) { return set(mm_config_set_region(h_.get(), detail::cstr(v, "region")), "region"); }
   /// A custom endpoint URL.
   Config &endpoint_url(const std::string &v) {
-    return set(mm_config_set_endpoint_url(h_.get(), v.c_str()), "endpoint_url");
+    return set(mm_config_set_endpoint_url(h_.get(), detail::cstr(v, "endpoint_url")), "endpoint_url");
   }
   /// Static credentials (empty session token: none). Without them the default chain is used.
   Config &credentials(const std::string &access_key_id, const std::string &secret_access_key,
                       const std::string &session_token = {}) {
-    return set(mm_config_set_credentials(h_.get(), access_key_id.c_str(), secret_access_key.c_str(),
-                                         detail::opt(session_token)),
+    return set(mm_config_set_credentials(h_.get(), detail::cstr(access_key_id, "access_key_id"), detail::cstr(secret_access_key, "secret_access_key"),
+                                         detail::opt(session_token, "session_token")),
                "credentials");
   }
   /// The shared config/credentials profile.
-  Config &profile(const std::string &v) { return set(mm_config_set_profile(h_.get(), v.c_str()), "profile"); }
+  Config &profile(const std::string &v) { return set(mm_config_set_profile(h_.get(), detail::cstr(v, "profile")), "profile"); }
   /// `standard` (default) or `adaptive`.
   Config &retry_mode(RetryMode m) {
     return set(mm_config_set_retry_mode(h_.get(), static_cast<uint32_t>(m)), "retry_mode");
@@ -210,15 +222,15 @@ class Config {
     return set(mm_config_set_ignore_configured_endpoint_urls(h_.get(), on), "ignore_configured_endpoint_urls");
   }
   /// A PEM CA bundle trusted instead of the platform's roots (else AWS_CA_BUNDLE).
-  Config &ca_bundle(const std::string &path) { return set(mm_config_set_ca_bundle(h_.get(), path.c_str()), "ca_bundle"); }
+  Config &ca_bundle(const std::string &path) { return set(mm_config_set_ca_bundle(h_.get(), detail::cstr(path, "ca_bundle")), "ca_bundle"); }
   /// The proxy for https:// endpoints (else HTTPS_PROXY).
-  Config &https_proxy(const std::string &url) { return set(mm_config_set_https_proxy(h_.get(), url.c_str()), "https_proxy"); }
+  Config &https_proxy(const std::string &url) { return set(mm_config_set_https_proxy(h_.get(), detail::cstr(url, "https_proxy")), "https_proxy"); }
   /// The proxy for http:// endpoints (else HTTP_PROXY).
-  Config &http_proxy(const std::string &url) { return set(mm_config_set_http_proxy(h_.get(), url.c_str()), "http_proxy"); }
+  Config &http_proxy(const std::string &url) { return set(mm_config_set_http_proxy(h_.get(), detail::cstr(url, "http_proxy")), "http_proxy"); }
   /// Hosts reached without a proxy, comma-separated (else NO_PROXY).
-  Config &no_proxy(const std::string &hosts) { return set(mm_config_set_no_proxy(h_.get(), hosts.c_str()), "no_proxy"); }
+  Config &no_proxy(const std::string &hosts) { return set(mm_config_set_no_proxy(h_.get(), detail::cstr(hosts, "no_proxy")), "no_proxy"); }
   /// The user-agent app id (else AWS_SDK_UA_APP_ID).
-  Config &app_id(const std::string &id) { return set(mm_config_set_app_id(h_.get(), id.c_str()), "app_id"); }
+  Config &app_id(const std::string &id) { return set(mm_config_set_app_id(h_.get(), detail::cstr(id, "app_id")), "app_id"); }
   /// Calls `f` once per attempt of every call of clients made from this config, on the
   /// calling thread (see `mm_config_set_log_callback`); an exception it throws is caught and
   /// dropped. An empty `f` removes it. Clients made from this config keep `f` alive. Calls a
@@ -447,7 +459,7 @@ inline void add_allocations(const std::vector<UsageAllocation> &list,
   for (const auto &a : list) {
     std::vector<mm_tag> tags;
     tags.reserve(a.tags.size());
-    for (const auto &t : a.tags) tags.push_back(mm_tag{t.key.c_str(), t.value.c_str()});
+    for (const auto &t : a.tags) tags.push_back(mm_tag{detail::cstr(t.key, "tag_key"), detail::cstr(t.value, "tag_value")});
     check(add(target, a.allocated_usage_quantity, tags.data(), tags.size()), "allocation");
   }
 }
@@ -463,18 +475,18 @@ inline Handle<mm_batch_meter_usage_input, mm_batch_meter_usage_input_free> batch
     const BatchMeterUsageInput &in) {
   Handle<mm_batch_meter_usage_input, mm_batch_meter_usage_input_free> h(not_null(mm_batch_meter_usage_input_new()));
   if (!in.product_code.empty())
-    check(mm_batch_meter_usage_input_set_product_code(h.get(), in.product_code.c_str()), "product_code");
+    check(mm_batch_meter_usage_input_set_product_code(h.get(), detail::cstr(in.product_code, "product_code")), "product_code");
   for (const auto &r : in.usage_records) {
     Handle<mm_usage_record, mm_usage_record_free> rec(not_null(mm_usage_record_new()));
     check(mm_usage_record_set_timestamp_ms(rec.get(), millis(r.timestamp)), "timestamp");
     if (!r.customer_identifier.empty())
-      check(mm_usage_record_set_customer_identifier(rec.get(), r.customer_identifier.c_str()), "customer_identifier");
+      check(mm_usage_record_set_customer_identifier(rec.get(), detail::cstr(r.customer_identifier, "customer_identifier")), "customer_identifier");
     if (!r.customer_aws_account_id.empty())
-      check(mm_usage_record_set_customer_aws_account_id(rec.get(), r.customer_aws_account_id.c_str()),
+      check(mm_usage_record_set_customer_aws_account_id(rec.get(), detail::cstr(r.customer_aws_account_id, "customer_aws_account_id")),
             "customer_aws_account_id");
     if (!r.license_arn.empty())
-      check(mm_usage_record_set_license_arn(rec.get(), r.license_arn.c_str()), "license_arn");
-    check(mm_usage_record_set_dimension(rec.get(), r.dimension.c_str()), "dimension");
+      check(mm_usage_record_set_license_arn(rec.get(), detail::cstr(r.license_arn, "license_arn")), "license_arn");
+    check(mm_usage_record_set_dimension(rec.get(), detail::cstr(r.dimension, "dimension")), "dimension");
     if (r.quantity) check(mm_usage_record_set_quantity(rec.get(), *r.quantity), "quantity");
     add_allocations(r.allocations, add_record_allocation, rec.get());
     check(mm_batch_meter_usage_input_add_record(h.get(), rec.get()), "record");
@@ -513,15 +525,15 @@ class Client {
   /// MeterUsage.
   MeterUsageOutput meter_usage(const MeterUsageInput &input) const {
     detail::Handle<mm_meter_usage_input, mm_meter_usage_input_free> in(detail::not_null(mm_meter_usage_input_new()));
-    detail::check(mm_meter_usage_input_set_product_code(in.get(), input.product_code.c_str()), "product_code");
+    detail::check(mm_meter_usage_input_set_product_code(in.get(), detail::cstr(input.product_code, "product_code")), "product_code");
     detail::check(mm_meter_usage_input_set_timestamp_ms(in.get(), detail::millis(input.timestamp)), "timestamp");
-    detail::check(mm_meter_usage_input_set_usage_dimension(in.get(), input.usage_dimension.c_str()),
+    detail::check(mm_meter_usage_input_set_usage_dimension(in.get(), detail::cstr(input.usage_dimension, "usage_dimension")),
                   "usage_dimension");
     if (input.usage_quantity)
       detail::check(mm_meter_usage_input_set_usage_quantity(in.get(), *input.usage_quantity), "usage_quantity");
     if (input.dry_run) detail::check(mm_meter_usage_input_set_dry_run(in.get(), true), "dry_run");
     if (!input.client_token.empty())
-      detail::check(mm_meter_usage_input_set_client_token(in.get(), input.client_token.c_str()), "client_token");
+      detail::check(mm_meter_usage_input_set_client_token(in.get(), detail::cstr(input.client_token, "client_token")), "client_token");
     detail::add_allocations(input.usage_allocations, detail::add_meter_allocation, in.get());
     mm_meter_usage_output *out = nullptr;
     mm_error *err = nullptr;
@@ -534,7 +546,7 @@ class Client {
   ResolveCustomerOutput resolve_customer(const std::string &registration_token) const {
     detail::Handle<mm_resolve_customer_input, mm_resolve_customer_input_free> in(
         detail::not_null(mm_resolve_customer_input_new()));
-    detail::check(mm_resolve_customer_input_set_registration_token(in.get(), registration_token.c_str()),
+    detail::check(mm_resolve_customer_input_set_registration_token(in.get(), detail::cstr(registration_token, "registration_token")),
                   "registration_token");
     mm_resolve_customer_output *out = nullptr;
     mm_error *err = nullptr;
@@ -547,10 +559,10 @@ class Client {
   RegisterUsageOutput register_usage(const RegisterUsageInput &input) const {
     detail::Handle<mm_register_usage_input, mm_register_usage_input_free> in(
         detail::not_null(mm_register_usage_input_new()));
-    detail::check(mm_register_usage_input_set_product_code(in.get(), input.product_code.c_str()), "product_code");
+    detail::check(mm_register_usage_input_set_product_code(in.get(), detail::cstr(input.product_code, "product_code")), "product_code");
     detail::check(mm_register_usage_input_set_public_key_version(in.get(), input.public_key_version),
                   "public_key_version");
-    if (!input.nonce.empty()) detail::check(mm_register_usage_input_set_nonce(in.get(), input.nonce.c_str()), "nonce");
+    if (!input.nonce.empty()) detail::check(mm_register_usage_input_set_nonce(in.get(), detail::cstr(input.nonce, "nonce")), "nonce");
     mm_register_usage_output *out = nullptr;
     mm_error *err = nullptr;
     Status st = mm_client_register_usage(h_.get(), in.get(), &out, &err);
@@ -753,8 +765,6 @@ inline FlushSummary summary_of(mm_flush_summary *raw) {
   return f;
 }
 
-inline const char *opt_or_null(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
-
 /// `mm_meter_free` for `Handle`: it returns `MM_STATUS_INVALID_STATE`, freeing nothing, only
 /// when called from the meter's own event callback (see `~UsageMeter`).
 inline void meter_free(mm_meter *m) noexcept { (void)mm_meter_free(m); }
@@ -784,9 +794,9 @@ class UsageMeter {
       : on_event_(options.on_event ? std::make_unique<std::function<void(const MeterEvent &)>>(std::move(options.on_event))
                                    : nullptr) {
     detail::Handle<mm_meter_config, mm_meter_config_free> cfg(detail::not_null(mm_meter_config_new()));
-    if (options.path) detail::check(mm_meter_config_set_path(cfg.get(), options.path->c_str()), "path");
+    if (options.path) detail::check(mm_meter_config_set_path(cfg.get(), detail::cstr(*options.path, "path")), "path");
     if (options.product_code)
-      detail::check(mm_meter_config_set_product_code(cfg.get(), options.product_code->c_str()), "product_code");
+      detail::check(mm_meter_config_set_product_code(cfg.get(), detail::cstr(*options.product_code, "product_code")), "product_code");
     detail::check(mm_meter_config_set_mode(cfg.get(), static_cast<uint32_t>(options.mode)), "mode");
     detail::check(mm_meter_config_set_durability(cfg.get(), static_cast<uint32_t>(options.durability)), "durability");
     detail::check(mm_meter_config_set_grace_seconds(cfg.get(), static_cast<uint64_t>(options.grace.count())), "grace");
@@ -797,9 +807,9 @@ class UsageMeter {
                     "flush_interval");
     if (options.clock) detail::check(mm_meter_config_set_clock(cfg.get(), options.clock->get()), "clock");
     if (options.database_url)
-      detail::check(mm_meter_config_set_database_url(cfg.get(), options.database_url->c_str()), "database_url");
+      detail::check(mm_meter_config_set_database_url(cfg.get(), detail::cstr(*options.database_url, "database_url")), "database_url");
     if (options.replica_id)
-      detail::check(mm_meter_config_set_replica_id(cfg.get(), options.replica_id->c_str()), "replica_id");
+      detail::check(mm_meter_config_set_replica_id(cfg.get(), detail::cstr(*options.replica_id, "replica_id")), "replica_id");
     if (options.fleet_senders)
       detail::check(mm_meter_config_set_fleet_senders(cfg.get(), *options.fleet_senders), "fleet_senders");
     if (options.fleet_lease)
@@ -824,20 +834,20 @@ class UsageMeter {
               const std::vector<UsageAllocation> &allocations = {}) const {
     detail::Handle<mm_usage_event, mm_usage_event_free> ev(detail::not_null(mm_usage_event_new()));
     if (!customer.customer_identifier.empty())
-      detail::check(mm_usage_event_set_customer_identifier(ev.get(), customer.customer_identifier.c_str()),
+      detail::check(mm_usage_event_set_customer_identifier(ev.get(), detail::cstr(customer.customer_identifier, "customer_identifier")),
                     "customer_identifier");
     if (!customer.customer_aws_account_id.empty())
-      detail::check(mm_usage_event_set_customer_aws_account_id(ev.get(), customer.customer_aws_account_id.c_str()),
+      detail::check(mm_usage_event_set_customer_aws_account_id(ev.get(), detail::cstr(customer.customer_aws_account_id, "customer_aws_account_id")),
                     "customer_aws_account_id");
     if (!customer.license_arn.empty())
-      detail::check(mm_usage_event_set_license_arn(ev.get(), customer.license_arn.c_str()), "license_arn");
-    detail::check(mm_usage_event_set_dimension(ev.get(), dimension.c_str()), "dimension");
+      detail::check(mm_usage_event_set_license_arn(ev.get(), detail::cstr(customer.license_arn, "license_arn")), "license_arn");
+    detail::check(mm_usage_event_set_dimension(ev.get(), detail::cstr(dimension, "dimension")), "dimension");
     detail::check(mm_usage_event_set_quantity(ev.get(), quantity), "quantity");
     if (at) detail::check(mm_usage_event_set_timestamp(ev.get(), detail::secs(*at).count()), "timestamp");
     for (const auto &a : allocations) {
       std::vector<mm_tag> tags;
       tags.reserve(a.tags.size());
-      for (const auto &t : a.tags) tags.push_back(mm_tag{t.key.c_str(), t.value.c_str()});
+      for (const auto &t : a.tags) tags.push_back(mm_tag{detail::cstr(t.key, "tag_key"), detail::cstr(t.value, "tag_value")});
       detail::check(mm_usage_event_add_allocation(ev.get(), a.allocated_usage_quantity, tags.empty() ? nullptr : tags.data(),
                                                   tags.size()),
                     "allocations");
@@ -851,11 +861,11 @@ class UsageMeter {
   void register_customer(const Customer &customer, const std::vector<std::string> &dimensions) const {
     std::vector<const char *> dims;
     dims.reserve(dimensions.size());
-    for (const auto &d : dimensions) dims.push_back(d.c_str());
+    for (const auto &d : dimensions) dims.push_back(detail::cstr(d, "dimensions"));
     mm_error *err = nullptr;
-    Status st = mm_meter_register_customer(h_.get(), detail::opt_or_null(customer.customer_identifier),
-                                           detail::opt_or_null(customer.customer_aws_account_id),
-                                           detail::opt_or_null(customer.license_arn), dims.data(), dims.size(), &err);
+    Status st = mm_meter_register_customer(h_.get(), detail::opt(customer.customer_identifier, "customer_identifier"),
+                                           detail::opt(customer.customer_aws_account_id, "customer_aws_account_id"),
+                                           detail::opt(customer.license_arn, "license_arn"), dims.data(), dims.size(), &err);
     detail::check(st, "register_customer", err);
   }
 
@@ -925,17 +935,17 @@ class UsageMeter {
   /// window: they go back to sealed and the next flush sends them. Returns how many.
   uint64_t requeue(const RequeueFilter &filter = {}) const {
     detail::Handle<mm_requeue_filter, mm_requeue_filter_free> f(detail::not_null(mm_requeue_filter_new()));
-    if (filter.reason) detail::check(mm_requeue_filter_set_reason(f.get(), filter.reason->c_str()), "reason");
+    if (filter.reason) detail::check(mm_requeue_filter_set_reason(f.get(), detail::cstr(*filter.reason, "reason")), "reason");
     if (filter.customer) {
       const Customer &c = *filter.customer;
       if (!c.customer_identifier.empty())
-        detail::check(mm_requeue_filter_set_customer_identifier(f.get(), c.customer_identifier.c_str()),
+        detail::check(mm_requeue_filter_set_customer_identifier(f.get(), detail::cstr(c.customer_identifier, "customer_identifier")),
                       "customer_identifier");
       if (!c.customer_aws_account_id.empty())
-        detail::check(mm_requeue_filter_set_customer_aws_account_id(f.get(), c.customer_aws_account_id.c_str()),
+        detail::check(mm_requeue_filter_set_customer_aws_account_id(f.get(), detail::cstr(c.customer_aws_account_id, "customer_aws_account_id")),
                       "customer_aws_account_id");
       if (!c.license_arn.empty())
-        detail::check(mm_requeue_filter_set_license_arn(f.get(), c.license_arn.c_str()), "license_arn");
+        detail::check(mm_requeue_filter_set_license_arn(f.get(), detail::cstr(c.license_arn, "license_arn")), "license_arn");
     }
     if (filter.hour) detail::check(mm_requeue_filter_set_hour(f.get(), detail::secs(*filter.hour).count()), "hour");
     uint64_t n = 0;

@@ -105,6 +105,48 @@ int main() {
     }
     CHECK(thrown);
 
+    // A std::string with a NUL inside: the C API would read "cust-1" and meter that customer.
+    // Refused before anything is sent, naming the field; the ledger is unchanged.
+    char before[1 << 16], after[1 << 16];
+    CHECK(mm_test_control(&e, "GET", "/_emulator/ledger", nullptr, before, sizeof before) == 200);
+    struct NulCase {
+      mm::UsageRecord record;
+      const char *field;
+    };
+    const NulCase nul_cases[] = {
+        {mm::UsageRecord{now, std::string("cust-1\0cust-2", 13), "", "", "gb", 1, {}}, "customer_identifier"},
+        {mm::UsageRecord{now, "cust-1", "", "", std::string("gb\0users", 8), 1, {}}, "dimension"},
+        {mm::UsageRecord{now, "cust-1", "", "", "gb", 1, {mm::UsageAllocation{1, {{std::string("te\0am", 6), "red"}}}}},
+         "tag_key"},
+    };
+    for (const auto &c : nul_cases) {
+      thrown = false;
+      try {
+        client.batch_meter_usage(mm::BatchMeterUsageInput{MM_TEST_PRODUCT, {c.record}});
+      } catch (const mm::Error &err) {
+        thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == c.field &&
+                 std::string(err.what()).find("NUL character at byte") != std::string::npos;
+      }
+      CHECK(thrown);
+    }
+    thrown = false;
+    try {
+      client.meter_usage({std::string(MM_TEST_PRODUCT) + std::string(1, '\0'), now, "users", 1, {}, false, ""});
+    } catch (const mm::Error &err) {
+      thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == "product_code";
+    }
+    CHECK(thrown);
+    thrown = false;
+    try {
+      mm::Config().credentials("AKID", std::string("secret\0tail", 11));
+    } catch (const mm::Error &err) {
+      // The field is named; the value (a secret) is not.
+      thrown = err.field() == "secret_access_key" && std::string(err.what()).find("tail") == std::string::npos;
+    }
+    CHECK(thrown);
+    CHECK(mm_test_control(&e, "GET", "/_emulator/ledger", nullptr, after, sizeof after) == 200);
+    CHECK(std::string(before) == std::string(after));
+
     thrown = false;
     try {
       mm::Client bad(mm::Config().region(MM_TEST_REGION).endpoint_url(e.endpoint).use_fips(true).credentials("a", "b"));

@@ -78,6 +78,19 @@ int main() {
         thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == "license_arn";
       }
       CHECK(thrown);
+      // A NUL inside a std::string would record the text before it (another customer).
+      for (int which = 0; which < 2; which++) {
+        thrown = false;
+        try {
+          if (which == 0) meter.record(mm::Customer::identifier(std::string("cust-11\0x", 9)), "users", 1);
+          else meter.record(mm::Customer::identifier("cust-11"), std::string("users\0gb", 8), 1);
+        } catch (const mm::Error &err) {
+          thrown = err.code() == MM_STATUS_INVALID_INPUT &&
+                   err.field() == (which == 0 ? "customer_identifier" : "dimension");
+        }
+        CHECK(thrown);
+      }
+      CHECK(meter.status().pending == 4);
 
       clock.advance(hours(1) + seconds(60));
       auto sum = meter.flush();
