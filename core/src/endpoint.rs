@@ -202,6 +202,19 @@ fn check_custom_endpoint(url: &str) -> Result<(), &'static str> {
             return Err("the port is out of range");
         }
     }
+    // The host checked (and shown in errors and `Debug`) must be the one the HTTP client
+    // connects to. Its URL parser reads `\\` as `/` and rewrites hosts (`127.1`, `0x7f.1`,
+    // non-ASCII names): `http://127.0.0.1\\.amazonaws.com` would show an amazonaws.com host
+    // and send the signed request to 127.0.0.1.
+    let parsed = reqwest::Url::parse(url).map_err(|_| "it is not a URL")?;
+    let same_host = parsed.host_str().is_some_and(|h| {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .eq_ignore_ascii_case(host)
+    });
+    if url.contains('\\') || !same_host {
+        return Err("its host is not written as URLs are read (no backslash, no shorthand or non-ASCII host)");
+    }
     Ok(())
 }
 
@@ -414,12 +427,13 @@ fn partition(region: &str) -> &'static Partition {
 }
 
 /// A URL as it may be shown (Debug, errors, logs): user info (`user:pass@`) becomes `***@`.
+///
+/// Everything up to the last `@` goes, not only up to the first `/`, `?` or `#`: a password
+/// holding one of those unescaped (`http://u:pa#ss@proxy:3128`) makes the URL parse another
+/// way or not at all, and the text must not leak either way.
 pub(crate) fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     let start = url.find("://").map_or(0, |i| i + 3);
-    let authority_len = url[start..]
-        .find(['/', '?', '#'])
-        .unwrap_or(url.len() - start);
-    match url[start..start + authority_len].rfind('@') {
+    match url[start..].rfind('@') {
         Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
         None => url.into(),
     }

@@ -349,6 +349,36 @@ fn debug_shows_no_proxy_password() {
     }
 }
 
+/// A password holding an unescaped `/`, `?` or `#` makes the URL parse as something else or
+/// not at all: neither the refusal nor `Debug` shows it, and no other proxy is used instead.
+#[test]
+fn a_proxy_password_with_url_delimiters_never_shows() {
+    for url in [
+        "http://u:hun#ter2@proxy.test:1",
+        "http://u:hun?ter2@proxy.test:1",
+        "http://u:hun/ter2@proxy.test:1",
+        "http://u:1234/hunter2@proxy.test:3128",
+    ] {
+        let dir = Dir::new("", "");
+        let e = Config::builder()
+            .environment(dir.env(&[("AWS_REGION", "us-east-1"), ("HTTPS_PROXY", url)]))
+            .static_credentials("AKID", "s3cr3t-key", None)
+            .build()
+            .expect_err(url);
+        assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("ter2"), "{url}: {text}");
+    }
+    let e = Config::builder()
+        .region("us-east-1")
+        .endpoint_url("http://user:s3cr#t@127.0.0.1:1")
+        .static_credentials("AKID", "s3cr3t-key", None)
+        .build()
+        .expect_err("user information in an endpoint");
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains("s3cr"), "{text}");
+}
+
 /// A file that is not a profile file is an error that names it, not a silent default.
 #[test]
 fn an_unparseable_config_file_is_invalid_config() {

@@ -571,6 +571,17 @@ pub(super) fn check_proxy(url: &str) -> Result<(), String> {
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(format!("{shown:?} is not an http:// or https:// proxy URL"));
     }
+    // `http://user:12/34@proxy:3128` parses as host `user`, port 12: a password with an
+    // unescaped `/`, `?` or `#` would send every request to another proxy.
+    if url[url.find("://").map_or(0, |i| i + 3)..]
+        .split_once(['/', '?', '#'])
+        .is_some_and(|(_, after)| after.contains('@'))
+    {
+        return Err(format!(
+            "{shown:?} is not a proxy URL: an '@' after its host (percent-encode '/', '?', \
+             '#' and '@' in a user name or password)"
+        ));
+    }
     reqwest::Proxy::all(url).map_err(|e| format!("{shown:?} is not a proxy URL: {e}"))?;
     Ok(())
 }

@@ -365,6 +365,14 @@ fn custom_endpoints() {
         "https://example.com\n",
         "http://[::1",
         "http://[::1]x",
+        // What the URL parser reads differently: the request would go to another host
+        // than the one checked and shown.
+        "http://127.0.0.1\\.metering.marketplace.us-east-1.amazonaws.com",
+        "https://evil.test\\@metering.marketplace.us-east-1.amazonaws.com",
+        "http://127.1",
+        "http://0x7f.0.0.1",
+        "https://ex%61mple.com",
+        "https://bücher.example",
     ] {
         let msg = ok(bad).unwrap_err();
         assert!(
