@@ -1866,3 +1866,46 @@ async fn a_meter_without_a_clock_uses_the_clients_corrected_clock() {
     assert_eq!(st.pending, 2, "{st:?}");
     assert_eq!(st.oldest_unsent_hour, Some(service_now() / H * H), "{st:?}");
 }
+
+// ---- found by a hostile review: fork, links, zero-fill, clock steps ----
+
+/// Every call of a meter made before fork() refuses in the child, `write_buffered` and
+/// `requeue` included: the child must not write the parent's buffer through the
+/// connection it inherited (the parent writes it too: the hour would be billed twice).
+#[test]
+fn write_buffered_and_requeue_refuse_in_a_forked_child() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let path = temp_db("fork-buffer");
+    let meter = file_meter(&h, &emu, &path, Durability::Memory);
+    meter.record(cust(1), "users", 3, None, None).unwrap();
+    // SAFETY: the child only calls the meter and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut code = 0;
+        if meter.write_buffered().is_ok() {
+            code |= 1;
+        }
+        if meter.requeue(&RequeueFilter::default()).is_ok() {
+            code |= 2;
+        }
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status), "child crashed: {status}");
+    h.set(b + 600);
+    let sum = meter.close_blocking().unwrap();
+    let child = libc::WEXITSTATUS(status);
+    let billed: Vec<i64> = emu.ledger().iter().map(|e| e.quantity).collect();
+    drop(meter);
+    remove_store(&path);
+    assert_eq!(billed, vec![3], "child exit code {child}, {sum:?}");
+    assert_eq!(
+        child, 0,
+        "write_buffered (1) / requeue (2) ran in the forked child"
+    );
+}

@@ -63,3 +63,65 @@ fn the_background_flusher_survives_a_runtime_shutdown() {
     drop(meter);
     marketplace_metering::runtime::shutdown();
 }
+
+/// A meter made before fork() never flushes in the child, even after the child shuts the
+/// runtime down (C's mm_shutdown()), which restarts live meters' background flushers.
+#[test]
+fn a_forked_child_never_runs_the_parents_flusher() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let client = Client::new(support::config(emu.endpoint()).build().unwrap());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let b = now / H * H;
+    let clock = Arc::new(AtomicI64::new(b - H + 1));
+    let c2 = clock.clone();
+    let path = std::env::temp_dir().join(format!("mm-fork-flusher-{}.db", std::process::id()));
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(client)
+            .store(Store::sqlite(&path))
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .clock(Arc::new(move || c2.load(Ordering::SeqCst)))
+            .flush_interval(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    meter
+        .record(
+            marketplace_metering::meter::Customer::identifier("cust-1"),
+            "users",
+            4,
+            None,
+            None,
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: the child shuts the runtime down, sleeps and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // Only the child's clock lets the hour be sealed.
+        clock.store(b + 600, Ordering::SeqCst);
+        marketplace_metering::runtime::shutdown();
+        std::thread::sleep(Duration::from_millis(2000));
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let ledger = emu.ledger();
+    let s = meter.status().unwrap();
+    drop(meter);
+    for sfx in ["", "-wal", "-shm", "-lock"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(sfx);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+    }
+    assert!(
+        ledger.is_empty(),
+        "the child flushed the parent's store: {ledger:?} {s:?}"
+    );
+    assert_eq!((s.pending, s.sealed, s.acked), (1, 0, 0), "{s:?}");
+}

@@ -156,7 +156,8 @@ fn start_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
     let owner: Weak<dyn std::any::Any + Send + Sync> = weak.clone();
     crate::runtime::restart_after_shutdown(owner, move || {
         if let Some(inner) = weak.upgrade() {
-            if !inner.closed.load(Ordering::SeqCst) {
+            // A forked child's mm_shutdown() runs this too: the meter is the parent's.
+            if !inner.closed.load(Ordering::SeqCst) && inner.check_process().is_ok() {
                 let _ = spawn_flusher(&inner, every);
             }
         }
@@ -170,7 +171,7 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
         loop {
             tokio::time::sleep(every).await;
             let Some(inner) = weak.upgrade() else { break };
-            if inner.closed.load(Ordering::SeqCst) {
+            if inner.closed.load(Ordering::SeqCst) || inner.check_process().is_err() {
                 break;
             }
             let _ = UsageMeter { inner }.flush_now().await;
@@ -365,6 +366,7 @@ impl UsageMeter {
     }
 
     async fn flush_now(&self) -> Result<FlushSummary, Error> {
+        self.inner.check_process()?;
         let _g = self.inner.flush_lock.lock().await;
         send::flush(&self.inner).await
     }
@@ -426,6 +428,7 @@ impl UsageMeter {
     /// dead-letter list, in one transaction; the next flush sends them. Returns how many.
     /// Dead letters whose window has closed stay where they are.
     pub fn requeue(&self, filter: &RequeueFilter) -> Result<usize, Error> {
+        self.inner.check_process()?;
         let shared = &self.inner.shared;
         let now = (shared.clock)();
         // An hour is inside the window while now < hour + window (as `flush` expires it).
@@ -439,6 +442,8 @@ impl UsageMeter {
     /// Writes the events `Durability::Memory` buffered to the store now (nothing is sent).
     /// For a face's exit hook: a process that ends without dropping the meter keeps them.
     pub fn write_buffered(&self) -> Result<(), Error> {
+        // In a forked child the buffer is the parent's, which writes it too.
+        self.inner.check_process()?;
         self.inner.shared.drain()
     }
 
