@@ -1909,3 +1909,41 @@ fn write_buffered_and_requeue_refuse_in_a_forked_child() {
         "write_buffered (1) / requeue (2) ran in the forked child"
     );
 }
+
+both_stores!(
+    zero_fill_never_creates_an_hour_it_cannot_send,
+    Store::memory()
+);
+async fn zero_fill_never_creates_an_hour_it_cannot_send(store: Store) {
+    let (_emu, h, b, meter) = scenario_with(store, 3, |m| m.zero_fill(true));
+    h.set(b - 9 * H + 10);
+    meter.register_customer(cust(5), &["users"]).unwrap();
+    // No flush for nine hours (the meter was down).
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.expired, 0, "{sum:?}");
+    assert_eq!(h.count(|k| *k == MeterEventKind::Expired), 0);
+}
+
+both_stores!(
+    zero_fill_after_a_gap_then_a_clock_step_back_keeps_flushing,
+    Store::memory()
+);
+async fn zero_fill_after_a_gap_then_a_clock_step_back_keeps_flushing(store: Store) {
+    let (_emu, h, b, meter) = scenario_with(store, 3, |m| m.zero_fill(true));
+    h.set(b - 9 * H + 10);
+    meter.register_customer(cust(5), &["users"]).unwrap();
+    h.set(b + 600);
+    let _ = meter.flush().await.unwrap();
+    // The clock steps back six hours; an event is recorded in that hour.
+    h.set(b - 6 * H + 100);
+    meter.record(cust(5), "users", 4, None, None).unwrap();
+    h.set(b + 700);
+    let first = meter.flush().await;
+    assert!(first.is_ok(), "{first:?}");
+    // And every later flush (other customers' hours) still works.
+    meter.record(cust(6), "users", 1, None, None).unwrap();
+    h.set(b + H + 700);
+    let later = meter.flush().await;
+    assert!(later.is_ok(), "{later:?}");
+}

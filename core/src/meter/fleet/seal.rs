@@ -71,7 +71,12 @@ impl Fleet {
             let oldest_sendable = (now - scope.window).div_euclid(3600) * 3600 + 3600;
             for r in regs {
                 let (from, filled): (i64, i64) = (r.get(4), r.get(5));
-                let mut h = (filled + 3600).max(from).max(oldest_sendable);
+                // Only hours that may still be sent, and each of them sealed below: a
+                // zero bucket in an hour missing from `mm_sealed_hours` would take a later
+                // write's partials into that hour, and its seal would then collide with
+                // the bucket (a unique-key error that stops every later seal).
+                let first = (filled + 3600).max(from).max(oldest_sendable);
+                let mut h = first;
                 let mut last = filled;
                 while h <= limit {
                     hours.insert(h);
@@ -79,7 +84,7 @@ impl Fleet {
                     h += 3600;
                 }
                 if last != filled {
-                    fills.push((r.get(0), r.get(1), r.get(2), r.get(3), filled + 3600, last));
+                    fills.push((r.get(0), r.get(1), r.get(2), r.get(3), first, last));
                 }
             }
         }
