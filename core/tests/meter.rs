@@ -1910,6 +1910,48 @@ fn write_buffered_and_requeue_refuse_in_a_forked_child() {
     );
 }
 
+/// One meter owns a store file, whatever path names it (a symlink, a hard link): two
+/// meters on one file would both send its sealed buckets and both report them acknowledged.
+/// Closed, the first lets the second in through either name.
+#[test]
+fn a_second_meter_through_a_link_is_refused() {
+    let emu = emulator();
+    let h = Harness::new();
+    let path = temp_db("link");
+    let first = file_meter(&h, &emu, &path, Durability::Durable);
+    first.record(cust(1), "users", 1, None, None).unwrap();
+    let sym = temp_db("link-symlink");
+    let hard = temp_db("link-hard");
+    std::os::unix::fs::symlink(&path, &sym).unwrap();
+    std::fs::hard_link(&path, &hard).unwrap();
+    let open = |p: &std::path::Path| {
+        UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(p))
+                .build()
+                .unwrap(),
+        )
+    };
+    let refused: Vec<String> = [&sym, &hard]
+        .iter()
+        .map(|p| match open(p) {
+            Ok(_) => format!("{} opened", p.display()),
+            Err(e) => e.to_string(),
+        })
+        .collect();
+    first.close_blocking().unwrap();
+    let after_close = open(&sym).map(|m| m.close_blocking());
+    drop(first);
+    for p in [&sym, &hard] {
+        let _ = std::fs::remove_file(p);
+        remove_store(p);
+    }
+    remove_store(&path);
+    for r in &refused {
+        assert!(r.contains("another name"), "{r}");
+    }
+    assert!(matches!(after_close, Ok(Ok(_))), "{after_close:?}");
+}
+
 both_stores!(
     zero_fill_never_creates_an_hour_it_cannot_send,
     Store::memory()

@@ -6,7 +6,12 @@
 //! * **One owner.** A meter holds an exclusive `flock` on `<store>-lock` for its life, and
 //!   writes its pid and host name there. A second meter on the same file, in this process or
 //!   another, fails at once with an error naming the holder: two meters on one file would
-//!   both send the same sealed buckets and both report them acknowledged.
+//!   both send the same sealed buckets and both report them acknowledged. The store file
+//!   itself is `flock`ed too, so a second name for it (a symlink, a hard link, which have
+//!   `-lock` files of their own) is refused as well. (SQLite locks with `fcntl`, which
+//!   `flock` does not touch on Linux; the descriptor stays open while the meter's
+//!   connection may be, since closing any descriptor of a file drops the process's `fcntl`
+//!   locks on it.)
 //! * **Fork.** SQLite keeps per-process lock bookkeeping (which locks this process holds on
 //!   which file). A child made by `fork()` inherits that bookkeeping but none of the locks,
 //!   so a connection that crossed the fork, or a new one the child opens on a file the parent
@@ -63,6 +68,8 @@ static OPEN: Mutex<Vec<(u64, u64, u64)>> = Mutex::new(Vec::new());
 pub(crate) struct Owner {
     /// Holds the `flock`; closing it releases the claim.
     lock: Option<File>,
+    /// The store file, `flock`ed while the claim is held (unlocked, not closed, on release).
+    store: File,
     file_id: (u64, u64),
     generation: u64,
 }
@@ -101,6 +108,17 @@ impl Owner {
         let _ = write!(lock, "pid {} on host {}", std::process::id(), host_name());
         let _ = lock.flush();
         let db = private_file(store).map_err(|e| io("cannot open", e))?;
+        match db.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::invalid_state(format!(
+                    "meter store {} is in use by another UsageMeter that opened it under \
+                     another name (a symlink or a hard link); one meter owns a store at a time",
+                    store.display(),
+                )));
+            }
+            Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
+        }
         for suffix in ["-wal", "-shm", "-journal"] {
             tighten(&companion(store, suffix));
         }
@@ -120,6 +138,7 @@ impl Owner {
         open.push((file_id.0, file_id.1, generation));
         Ok(Owner {
             lock: Some(lock),
+            store: db,
             file_id,
             generation,
         })
@@ -128,6 +147,7 @@ impl Owner {
     /// Lets another meter claim the file (this one was closed); the file stays listed as open
     /// in this process while its connection is.
     pub(crate) fn release(&mut self) {
+        let _ = self.store.unlock();
         self.lock = None;
     }
 
