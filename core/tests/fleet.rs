@@ -137,8 +137,9 @@ async fn replicas_with_clocks_ten_minutes_apart_bill_each_hour_once() {
 }
 
 /// The documented cut-over: the SQLite meter keeps every hour before T, the fleet store
-/// takes T on; an event of an earlier hour offered to the fleet is refused, naming
-/// `timestamp`; each hour is billed once, by one of them.
+/// takes T on; an event of an earlier hour still within its grace, offered to the fleet,
+/// is refused, naming `timestamp`, and a late one is counted in the fleet's current hour;
+/// each hour is billed once, by one of them.
 #[tokio::test]
 async fn moving_from_sqlite_to_the_fleet_at_an_hour_boundary_bills_once() {
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
@@ -190,14 +191,28 @@ async fn moving_from_sqlite_to_the_fleet_at_an_hour_boundary_bills_once() {
         .entry(("cust-1".into(), "users".into(), b - 2 * H))
         .or_default() += 1;
     fleet.record(cust(1), "users", 5, None, None).unwrap();
+    // A late event of an hour before T (past that hour's grace) is the fleet's: it counts
+    // it in its current hour, T. The SQLite meter would count it in its own current hour,
+    // T as well, and the second store to send that customer-hour would get DuplicateRecord
+    // (found by a hostile review: the procedure sent such events to the SQLite meter).
+    fleet
+        .record(
+            cust(1),
+            "users",
+            2,
+            Some(DateTime::from_secs(cut - 2 * H + 60)),
+            None,
+        )
+        .unwrap();
     *expected
         .entry(("cust-1".into(), "users".into(), cut))
-        .or_default() += 5;
+        .or_default() += 7;
     clock.store(b + 600, Ordering::SeqCst);
     // The SQLite meter drains every hour before T, then retires.
-    old.close().await.unwrap();
+    let s_old = old.close().await.unwrap();
     assert_eq!(old.status().unwrap().oldest_unsent_hour, None);
-    fleet.flush().await.unwrap();
+    let s_fleet = fleet.flush().await.unwrap();
+    assert_eq!((s_old.dead_lettered, s_fleet.dead_lettered), (0, 0));
     assert_each_once(&emu.ledger(), &expected);
     let _ = std::fs::remove_file(&path);
 }

@@ -193,8 +193,10 @@ pub extern "C" fn mm_meter_config_set_fleet_lease_millis(
 }
 
 /// Fleet store: the cut-over from a SQLite meter. The first hour this store counts (epoch
-/// seconds, rounded down to the hour); `mm_meter_record` refuses events of earlier hours
-/// (`MM_STATUS_INVALID_INPUT`, field `timestamp`): they belong to the SQLite meter.
+/// seconds, rounded down to the hour). Before it `mm_meter_record` refuses every event, and
+/// after it an event of an earlier hour still within its grace (`MM_STATUS_INVALID_INPUT`,
+/// field `timestamp`): they belong to the SQLite meter. A late event of an earlier hour is
+/// counted in the current hour, as any late event.
 /// `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
 #[no_mangle]
 pub extern "C" fn mm_meter_config_set_start_hour(

@@ -173,8 +173,10 @@ class UsageMeter:
         buckets are sent again, identical, by another replica after it.
     start_hour : datetime or int, optional
         Keyword only. The cut-over from a SQLite meter: the first hour this fleet store
-        counts (rounded down to the hour); events of earlier hours raise
-        ``ParamValidationError`` naming ``timestamp`` and belong to the SQLite meter.
+        counts (rounded down to the hour). Before it every event, and after it an event of
+        an earlier hour still within its grace, raise ``ParamValidationError`` naming
+        ``timestamp``: they belong to the SQLite meter. A late event of an earlier hour is
+        counted in the current hour, as any late event.
     power_loss_safe : bool, default True
         Keyword only; the SQLite store. ``True``: every commit is fsynced and survives the
         machine losing power. ``False``: a commit survives the process being killed

@@ -203,9 +203,10 @@ impl MeterConfigBuilder {
         self
     }
     /// Fleet store: the first hour (epoch seconds, rounded down to the hour) this store
-    /// counts. Events of earlier hours are refused (`InvalidInput` naming `timestamp`):
-    /// they belong to the SQLite meter this store takes over from (see the README's
-    /// cut-over).
+    /// counts. Before it, every event is refused (`InvalidInput` naming `timestamp`); from
+    /// it on, an event of an earlier hour is refused while that hour is within its grace
+    /// (it belongs to the SQLite meter this store takes over from), and counted in the
+    /// current hour once late, as any late event (see the README's cut-over).
     pub fn start_hour(mut self, epoch_secs: i64) -> Self {
         self.start_hour = Some(hour_of(epoch_secs));
         self

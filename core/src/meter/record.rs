@@ -256,8 +256,13 @@ impl UsageMeter {
             None => None,
         };
         let hour = hour_of(at_secs);
+        let late = hour.saturating_add(3600 + shared.scope.grace) <= now;
         if let Some(start) = shared.fleet.as_ref().and_then(fleet::Fleet::start_hour) {
-            if hour < start || hour_of(now) < start {
+            // Before the cut-over, everything is the SQLite meter's; after it, an hour before
+            // it is the SQLite meter's while that hour is open there. A late event of such an
+            // hour is counted here, in the current hour: the SQLite meter would count it in
+            // its own current hour, after the cut-over, which this store bills too.
+            if hour_of(now) < start || (hour < start && !late) {
                 return Err(Error::invalid_input(
                     FieldPath::argument("timestamp"),
                     format!(
@@ -272,7 +277,7 @@ impl UsageMeter {
             dimension,
             hour,
         };
-        if hour.saturating_add(3600 + shared.scope.grace) <= now {
+        if late {
             let current = hour_of(now);
             shared.emit(vec![late_event(&key, quantity, current)]);
             key.hour = current;

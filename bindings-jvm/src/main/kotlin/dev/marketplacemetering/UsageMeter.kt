@@ -168,7 +168,9 @@ class UsageMeter private constructor(
         val fleetLease: Duration? = null,
         /**
          * Fleet store: the cut-over from a SQLite meter, the first hour this store counts
-         * (rounded down); events of earlier hours are refused naming `timestamp`.
+         * (rounded down). Before it every event, and after it an event of an earlier hour
+         * still within its grace, are refused naming `timestamp` (they belong to the SQLite
+         * meter); a late event of an earlier hour is counted in the current hour.
          */
         val startHour: Instant? = null,
         /**
