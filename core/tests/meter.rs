@@ -1989,3 +1989,43 @@ async fn zero_fill_after_a_gap_then_a_clock_step_back_keeps_flushing(store: Stor
     let later = meter.flush().await;
     assert!(later.is_ok(), "{later:?}");
 }
+
+/// A flush cancelled (a caller's timeout, close() aborting the background flusher, the
+/// runtime shutting down) while it moves the memory buffer to the fleet store loses nothing
+/// record() acknowledged, and bills it once: what it had taken goes back under the commit
+/// key it was being written with (found by a hostile review: the flush took the buffer,
+/// was dropped waiting for a connection, and the next flush billed nothing).
+#[tokio::test]
+async fn a_cancelled_fleet_flush_keeps_the_memory_buffer() {
+    // A cluster of its own: its server is paused below.
+    let cluster = pg::Cluster::start();
+    let url = cluster.database();
+    let (emu, h, b, meter) = scenario_with(Store::postgres(&url), 3, |m| {
+        m.durability(Durability::Memory)
+    });
+    h.set(b - H + 10);
+    meter.record(cust(1), "users", 5, None, None).unwrap();
+    // The meter's pooled connections end; new ones wait (the postmaster is stopped).
+    cluster.terminate_backends(&url);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pm: i32 = std::fs::read_to_string(cluster.dir.join("data/postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signals the test's own PostgreSQL server.
+    unsafe { libc::kill(pm, libc::SIGSTOP) };
+    let r = tokio::time::timeout(Duration::from_millis(700), meter.flush()).await;
+    // SAFETY: as above.
+    unsafe { libc::kill(pm, libc::SIGCONT) };
+    assert!(r.is_err(), "the flush was expected to wait: {r:?}");
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.acked, 1, "{sum:?} ledger {:?}", emu.ledger());
+    let billed: Vec<i64> = emu.ledger().iter().map(|e| e.quantity).collect();
+    assert_eq!(billed, vec![7]);
+}

@@ -4,6 +4,7 @@
 //! Stands in for `fleet.rs` when the crate is built without the `fleet` feature, so the
 //! meter compiles unchanged; a `Store::postgres` meter fails at `UsageMeter::new`.
 
+use super::shared::InFlight;
 use super::store::{Outcome, Prepared, Scope, SendItem};
 use super::{Buffer, FleetSettings, Written};
 use crate::Error;
@@ -27,6 +28,16 @@ impl Fleet {
         match *self {}
     }
     pub(crate) async fn write(&self, _: &str, _: &Buffer, _: i64) -> Result<Written, Error> {
+        match *self {}
+    }
+    pub(crate) async fn write_keyed(
+        &self,
+        _: &str,
+        _: &Buffer,
+        _: i64,
+        _: Option<i64>,
+        _: &InFlight,
+    ) -> Result<Written, Error> {
         match *self {}
     }
     pub(crate) async fn seal(&self, _: &Scope, _: i64) -> Result<Prepared, Error> {

@@ -124,6 +124,9 @@ pub(super) type Buffer = HashMap<BucketKey, Acc>;
 #[derive(Default)]
 pub(super) struct MemBuffer {
     pub(super) map: Buffer,
+    /// Fleet store: writes whose outcome is unknown (an attempt may have committed), each
+    /// under its commit key; written again under that key before anything else.
+    pub(super) unsettled: Vec<(i64, Buffer)>,
     /// Counts drains, so a `record()` that read a bucket's stored sum without holding the
     /// buffer knows whether a drain changed it meanwhile.
     pub(super) drains: u64,
@@ -197,6 +200,23 @@ pub(super) fn late_event(k: &dyn AsKey, quantity: i64, counted: i64) -> MeterEve
         hour: k.hour,
         quantity,
         replica_id: None, // set by `Shared::emit`
+    }
+}
+
+/// The commit key of a write whose outcome is not known yet, and the entries it holds (see
+/// `Fleet::write_keyed`).
+#[derive(Default)]
+pub(crate) struct InFlight(std::sync::Mutex<Option<(i64, Vec<BucketKey>)>>);
+
+impl InFlight {
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn set(&self, v: Option<(i64, Vec<BucketKey>)>) {
+        *lock(&self.0) = v;
+    }
+
+    /// The key and entries of the write in flight, if any (and forgets them).
+    pub(crate) fn take(&self) -> Option<(i64, Vec<BucketKey>)> {
+        lock(&self.0).take()
     }
 }
 
@@ -330,13 +350,7 @@ impl Shared {
     /// acknowledged them.
     pub(super) fn drain(&self) -> Result<(), Error> {
         if let Some(f) = &self.fleet {
-            let entries = self.take_buffer();
-            if entries.is_empty() {
-                return Ok(());
-            }
-            let r = wait(f.write(&self.scope.product_code, &entries, self.current_hour()))
-                .and_then(|r| r);
-            return self.drained(entries, r);
+            return wait(self.drain_fleet(f)).and_then(|r| r);
         }
         let mut db = lock(&self.db);
         let entries = self.take_buffer();
@@ -350,17 +364,81 @@ impl Shared {
 
     /// [`Shared::drain`] on the runtime (a flush).
     pub(super) async fn drain_async(&self) -> Result<(), Error> {
-        let Some(f) = &self.fleet else {
-            return self.drain();
-        };
+        match &self.fleet {
+            Some(f) => self.drain_fleet(f).await,
+            None => self.drain(),
+        }
+    }
+
+    /// The fleet store's drain: the unsettled writes under their own keys, then the buffer.
+    /// Cancelled at any point (a caller's timeout, `close()` aborting the flusher, the
+    /// runtime shutting down), what it had taken goes back (see [`PutBack`]).
+    async fn drain_fleet(&self, f: &fleet::Fleet) -> Result<(), Error> {
+        loop {
+            let next = lock(&self.buffer).unsettled.pop();
+            let Some((seq, entries)) = next else { break };
+            self.write_fleet(f, entries, Some(seq)).await?;
+        }
         let entries = self.take_buffer();
         if entries.is_empty() {
             return Ok(());
         }
-        let r = f
-            .write(&self.scope.product_code, &entries, self.current_hour())
-            .await;
-        self.drained(entries, r)
+        self.write_fleet(f, entries, None).await
+    }
+
+    async fn write_fleet(
+        &self,
+        f: &fleet::Fleet,
+        entries: Buffer,
+        seq: Option<i64>,
+    ) -> Result<(), Error> {
+        let in_flight = InFlight::default();
+        let mut guard = PutBack {
+            shared: self,
+            entries: Some(entries),
+            in_flight: &in_flight,
+        };
+        let r = match &guard.entries {
+            Some(e) => {
+                f.write_keyed(
+                    &self.scope.product_code,
+                    e,
+                    self.current_hour(),
+                    seq,
+                    &in_flight,
+                )
+                .await
+            }
+            None => Ok(Written::default()),
+        };
+        let entries = guard.entries.take().unwrap_or_default();
+        match r {
+            Ok(w) => self.drained(entries, Ok(w)),
+            Err(e) => {
+                self.put_back(entries, in_flight.take());
+                Err(e)
+            }
+        }
+    }
+
+    /// Returns a fleet write's entries after it failed or was dropped: those an attempt may
+    /// have committed become an unsettled write under its key, the rest rejoin the buffer.
+    fn put_back(&self, mut entries: Buffer, in_flight: Option<(i64, Vec<BucketKey>)>) {
+        let mut b = lock(&self.buffer);
+        if let Some((seq, keys)) = in_flight {
+            let mine: Buffer = keys
+                .into_iter()
+                .filter_map(|k| entries.remove_entry(&k))
+                .collect();
+            if !mine.is_empty() {
+                b.unsettled.push((seq, mine));
+            }
+        }
+        for (k, acc) in entries {
+            let m = b.map.entry(k).or_default();
+            m.base = m.base.max(acc.base);
+            m.add(acc.quantity, acc.allocations);
+        }
     }
 
     fn take_buffer(&self) -> Buffer {
@@ -394,6 +472,22 @@ impl Shared {
                 }
                 Err(e)
             }
+        }
+    }
+}
+
+/// Holds a fleet write's entries while it runs; dropped with them (the write's future was
+/// dropped), it puts them back, so `record()`'s acknowledgement still stands.
+struct PutBack<'a> {
+    shared: &'a Shared,
+    entries: Option<Buffer>,
+    in_flight: &'a InFlight,
+}
+
+impl Drop for PutBack<'_> {
+    fn drop(&mut self) {
+        if let Some(entries) = self.entries.take() {
+            self.shared.put_back(entries, self.in_flight.take());
         }
     }
 }

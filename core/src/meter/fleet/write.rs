@@ -9,7 +9,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client as PgClient;
 
-use crate::meter::shared::late_event;
+use crate::meter::shared::{late_event, InFlight};
 use crate::meter::store::customer_parts;
 use crate::meter::{Acc, BucketKey, Buffer, MeterEvent, Written};
 use crate::Error;
@@ -100,19 +100,48 @@ impl Fleet {
         entries: &Buffer,
         current: i64,
     ) -> Result<Written, Error> {
+        self.write_keyed(product, entries, current, None, &InFlight::default())
+            .await
+    }
+
+    /// A new commit key: a write under it is added at most once.
+    pub(crate) fn next_seq(&self) -> i64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// [`Fleet::write`] under the commit key `seq` (a new one when `None`), recording in
+    /// `in_flight` the key and the entries an attempt may have committed, from before its
+    /// first statement is sent until its outcome is known. Entries named there must only
+    /// ever be written again under that key: whether the attempt committed (its answer
+    /// lost, or the future dropped waiting for it) is unknown, and the key makes a second
+    /// write of them add nothing if it did. A write the database refused (past the maximum)
+    /// was rolled back with its key, so the entries left go again under the same key.
+    pub(crate) async fn write_keyed(
+        &self,
+        product: &str,
+        entries: &Buffer,
+        current: i64,
+        seq: Option<i64>,
+        in_flight: &InFlight,
+    ) -> Result<Written, Error> {
+        let seq = seq.unwrap_or_else(|| self.next_seq());
         let mut refused: Vec<(BucketKey, i64)> = Vec::new();
         loop {
-            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             let skip: std::collections::HashSet<&BucketKey> =
                 refused.iter().map(|(k, _)| k).collect();
             let mine: Vec<(&BucketKey, &Acc)> =
                 entries.iter().filter(|(k, _)| !skip.contains(k)).collect();
             if mine.is_empty() {
+                in_flight.set(None);
                 return Ok(Written {
                     late: Vec::new(),
                     refused,
                 });
             }
+            in_flight.set(Some((
+                seq,
+                mine.iter().map(|(k, _)| (*k).clone()).collect(),
+            )));
             let route = if self.journal.load(Ordering::Relaxed) {
                 let mut budget = super::lock(&self.budget);
                 if budget.take(&mine) {
@@ -135,9 +164,11 @@ impl Fleet {
             .await?;
             match out {
                 WriteOutcome::Done(late) => {
+                    in_flight.set(None);
                     return Ok(Written { late, refused });
                 }
                 WriteOutcome::Refused(more) if more.is_empty() => {
+                    in_flight.set(None);
                     // Never retry the same entries forever on a detail this code cannot read.
                     return Err(Error::invalid_state(
                         "fleet store: the database refused a write as past the maximum \
