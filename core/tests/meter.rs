@@ -2029,3 +2029,42 @@ async fn a_cancelled_fleet_flush_keeps_the_memory_buffer() {
     let billed: Vec<i64> = emu.ledger().iter().map(|e| e.quantity).collect();
     assert_eq!(billed, vec![7]);
 }
+
+/// A replica whose clock is more than 48 hours slow (a VM whose clock was reset, before
+/// NTP) records into the fleet store: mm_add_v2 walked 48 sealed hours and then landed the
+/// entry, unchecked and unlocked, in a 49th hour that was sealed too; the next seal of
+/// that hour failed on mm_buckets' unique key, at every flush of every replica (found by a
+/// hostile review). The entry now goes to the hour after the newest sealed one, and is
+/// billed once.
+#[tokio::test]
+async fn a_clock_two_days_slow_never_stops_the_fleets_sealing() {
+    let (emu, h, b, meter) = scenario(Store::postgres(pg::fresh_url()), 1);
+    let first = b - 52 * H;
+    for i in 0..50 {
+        let hour = first + i * H;
+        h.set(hour + 10);
+        meter.record(cust(1), "users", 1, None, None).unwrap();
+        h.set(hour + H + 400);
+        meter.flush().await.unwrap();
+    }
+    h.set(first + 10);
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    h.set(b + 600);
+    let r = meter.flush().await;
+    assert!(r.is_ok(), "{r:?}");
+    let ledger = emu.ledger();
+    let hours: std::collections::BTreeSet<i64> = ledger.iter().map(|e| e.hour).collect();
+    assert_eq!(
+        hours.len(),
+        ledger.len(),
+        "an hour billed twice: {ledger:?}"
+    );
+    // Landed in the hour after the newest sealed one (inside the service's window, which
+    // the 50 earlier hours mostly are not), and sent.
+    let landed: Vec<i64> = ledger
+        .iter()
+        .filter(|e| e.hour == first + 50 * H)
+        .map(|e| e.quantity)
+        .collect();
+    assert_eq!(landed, vec![1], "{ledger:?}");
+}

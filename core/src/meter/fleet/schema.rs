@@ -138,6 +138,7 @@ DECLARE
     v_locked bigint[];
     v_sealed bigint[];
     v_h bigint;
+    v_step int;
     v_big bigint;
     v_over text := '';
 BEGIN
@@ -158,7 +159,8 @@ BEGIN
         FOR i IN 1 .. cardinality(p_hour) LOOP
             CONTINUE WHEN NOT p_hour[i] = ANY(v_sealed);
             v_h := greatest(p_current, p_hour[i]);
-            FOR step IN 1 .. 48 LOOP
+            v_step := 0;
+            LOOP
                 IF NOT v_h = ANY(v_locked) THEN
                     PERFORM pg_advisory_xact_lock_shared(hashtext(p_product),
                                                          (v_h / 3600)::int4);
@@ -167,7 +169,13 @@ BEGIN
                                                   WHERE product_code = p_product AND hour = v_h);
                 END IF;
                 EXIT WHEN NOT v_h = ANY(v_sealed);
-                v_h := v_h + 3600;
+                v_step := v_step + 1;
+                -- Two days of sealed hours in a row (a writer's clock far behind the
+                -- fleet's): on to the hour after the newest sealed one, checked as any.
+                v_h := CASE WHEN v_step < 48 THEN v_h + 3600
+                            ELSE greatest(v_h + 3600,
+                                          (SELECT max(hour) + 3600 FROM mm_sealed_hours
+                                           WHERE product_code = p_product)) END;
             END LOOP;
             v_landed[i] := v_h;
         END LOOP;
