@@ -63,9 +63,9 @@ export interface MarketplaceMeteringClientConfig {
   profile?: string;
   /** A PEM CA bundle trusted instead of the platform's roots (else AWS_CA_BUNDLE, the profile's ca_bundle). NODE_EXTRA_CA_CERTS is added to the roots. */
   caBundle?: string;
-  /** The proxy for https endpoints (else HTTPS_PROXY / https_proxy). */
+  /** The proxy for https endpoints (else HTTPS_PROXY / https_proxy). Not enumerable on `client.config`: logging it never shows the password. */
   httpsProxy?: string;
-  /** The proxy for http endpoints (else HTTP_PROXY / http_proxy). */
+  /** The proxy for http endpoints (else HTTP_PROXY / http_proxy). Not enumerable on `client.config`: logging it never shows the password. */
   httpProxy?: string;
   /** Hosts reached without a proxy, comma-separated (else NO_PROXY / no_proxy). */
   noProxy?: string;

@@ -256,6 +256,27 @@ function endpointString(endpoint) {
   throw configError('endpoint', 'must be a URL string, a URL or an endpoint object')
 }
 
+/**
+ * `settings`, with the proxy URLs (which may hold a password) made non-enumerable accessors:
+ * they read as given, and neither util.inspect / console.log (not even with showHidden: a
+ * getter is not called) nor JSON.stringify nor a spread shows them.
+ */
+function hideProxies(settings) {
+  for (const k of ['httpsProxy', 'httpProxy']) {
+    if (!Object.prototype.hasOwnProperty.call(settings, k)) continue
+    let value = settings[k]
+    Object.defineProperty(settings, k, {
+      get: () => value,
+      set: (v) => {
+        value = v
+      },
+      enumerable: false,
+      configurable: true,
+    })
+  }
+  return settings
+}
+
 class MarketplaceMeteringClient {
   // Secrets live only in private fields: never in an enumerable property, so neither
   // util.inspect, console.log nor JSON.stringify can show them.
@@ -280,7 +301,10 @@ class MarketplaceMeteringClient {
   constructor(config = {}) {
     if (config === null || typeof config !== 'object') throw configError('config', 'must be an object')
     const { credentials, ...rest } = config
-    this._settings = rest
+    // client.config is a copy of the settings, taken before they are hidden (a spread skips
+    // what is not enumerable); both hide the proxies.
+    this.config = hideProxies({ ...rest })
+    this._settings = hideProxies(rest)
     this.#credentials = credentials
     if (credentials !== undefined) {
       // As SDK v3's resolved config: a provider. Not enumerable, and a function, so an
@@ -292,7 +316,6 @@ class MarketplaceMeteringClient {
     // useDualstackEndpoint, maxAttempts and retryMode as async providers of what the core
     // resolved (code, environment, shared config file): `await client.config.region()`.
     const resolved = (key) => async () => (await this.resolvedConfig())[key]
-    this.config = { ...rest }
     for (const k of ['region', 'useFipsEndpoint', 'useDualstackEndpoint', 'maxAttempts', 'retryMode']) {
       this.config[k] = resolved(k)
     }

@@ -11,6 +11,8 @@ const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const tls = require('node:tls')
+const util = require('node:util')
+const { Writable } = require('node:stream')
 const { mm, setup } = require('./helpers.cjs')
 
 const TLS = path.join(__dirname, '..', '..', 'testdata', 'tls')
@@ -228,6 +230,56 @@ test('client.config resolves as SDK v3 does; destroy closes the pool', () =>
     const native = c._native
     c.destroy()
     assert.equal(native.close(), 0) // destroy() released it already
+  }))
+
+test('client.config never shows a proxy password or the credentials, and still reads them', () =>
+  withEnv({}, async () => {
+    const secret = 'SECRET-do-not-print-0123456789'
+    const token = 'TOKEN-do-not-print-9876543210'
+    const httpsProxy = 'http://u:hunter2@p.test:1'
+    const httpProxy = 'http://u:swordfish@p.test:2'
+    const settings = {
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIDSHOWN', secretAccessKey: secret, sessionToken: token },
+      httpsProxy,
+      httpProxy,
+      noProxy: 'localhost',
+    }
+    for (const Client of [mm.MarketplaceMeteringClient, mm.MarketplaceMetering]) {
+      const c = new Client(settings)
+      let logged = ''
+      const sink = new Writable({ write: (chunk, _enc, done) => { logged += chunk; done() } })
+      const out = new console.Console({ stdout: sink, stderr: sink })
+      for (const o of [c.config, c._settings]) {
+        out.log(o)
+        out.dir(o, { depth: Infinity, showHidden: true })
+      }
+      out.dir(c, { depth: Infinity, showHidden: true, customInspect: false })
+      const shown = [
+        logged,
+        ...[c.config, c._settings].flatMap((o) => [
+          util.inspect(o, { depth: Infinity }),
+          util.inspect(o, { depth: Infinity, showHidden: true }),
+          util.format('%o', o),
+          util.format('%O', o),
+          JSON.stringify(o),
+          JSON.stringify({ ...o }),
+          JSON.stringify(Object.assign({}, o)),
+        ]),
+      ]
+      for (const s of shown) {
+        for (const bad of ['hunter2', 'swordfish', secret, token]) assert.ok(!s.includes(bad), `${Client.name} shows ${bad}: ${s}`)
+      }
+      // What the caller gave still reads back, as before.
+      assert.equal(c.config.httpsProxy, httpsProxy)
+      assert.equal(c.config.httpProxy, httpProxy)
+      assert.equal(c.config.noProxy, 'localhost')
+      assert.ok('httpsProxy' in c.config && 'httpProxy' in c.config)
+      assert.equal((await c.config.credentials()).secretAccessKey, secret)
+      // And the core still gets them (redacted in what it tells).
+      const r = await c.resolvedConfig()
+      assert.deepEqual([r.httpsProxy, r.httpProxy], ['http://***@p.test:1', 'http://***@p.test:2'])
+    }
   }))
 
 test('abortSignal: before the call and while waiting', async () => {

@@ -123,6 +123,7 @@ def test_the_profile_is_read_by_the_core(env: pytest.MonkeyPatch, tmp_path: path
         ({}, {"config": mm.Config(user_agent_appid="x" * 51)}, "app_id"),
         ({}, {"verify": False}, "verify"),
         ({}, {"verify": "/nonexistent/ca.pem"}, "ca_bundle"),
+        ({}, {"verify": pathlib.Path("/nonexistent/ca.pem")}, "ca_bundle"),
         ({}, {"aws_secret_access_key": None}, "aws_secret_access_key"),
         ({}, {"endpoint_url": "http://127.0.0.1:1", "config": mm.Config(use_fips_endpoint=True)}, "endpoint_url"),
     ],
@@ -137,6 +138,39 @@ def test_bad_settings_are_invalid_config_naming_the_field(
         mm.Client(**args)
     assert ei.value.field == field, str(ei.value)
     assert "secret-value" not in str(ei.value)
+
+
+class _FsPath:
+    """A path-like that is not a ``pathlib.Path``: ``os.fspath`` gives what it holds."""
+
+    def __init__(self, p: object) -> None:
+        self.p = p
+
+    def __fspath__(self) -> object:
+        return self.p
+
+    def __repr__(self) -> str:
+        return f"_FsPath({self.p!r})"
+
+
+def test_verify_path_like_reaches_the_core_as_its_path(env: pytest.MonkeyPatch) -> None:
+    # boto3 takes a path-like for verify: a missing file is refused as the str spelling is,
+    # never dropped for the platform's roots or AWS_CA_BUNDLE.
+    env.setenv("AWS_CA_BUNDLE", str(TLS / "ca.pem"))
+    for v in (pathlib.Path("/nonexistent/ca.pem"), _FsPath("/nonexistent/ca.pem")):
+        with pytest.raises(mm.exceptions.InvalidConfigError) as ei:
+            mm.Client(region_name="us-east-1", verify=v, **KEYS)  # type: ignore[arg-type]
+        assert ei.value.field == "ca_bundle", str(ei.value)
+        assert "/nonexistent/ca.pem" in str(ei.value)
+
+
+@pytest.mark.parametrize("bad", [b"/x", 1, 0, 1.5, ["/x"], _FsPath(b"/x")], ids=repr)
+def test_verify_of_another_type_is_refused_naming_it(env: pytest.MonkeyPatch, bad: object) -> None:
+    # Never silently ignored (that would trust the platform's roots or AWS_CA_BUNDLE instead).
+    env.setenv("AWS_CA_BUNDLE", str(TLS / "ca.pem"))
+    with pytest.raises(TypeError) as ei:
+        mm.Client(region_name="us-east-1", verify=bad, **KEYS)  # type: ignore[arg-type]
+    assert "verify" in str(ei.value), str(ei.value)
 
 
 def test_config_shapes_are_checked_as_botocore_does() -> None:
@@ -249,6 +283,7 @@ def test_verify_path_trusts_that_ca_only(env: pytest.MonkeyPatch, emu: Emulator,
     with pytest.raises(mm.EndpointConnectionError):
         _call(mm.Client(**kw))
     _call(mm.Client(verify=str(TLS / "ca.pem"), **kw))
+    _call(mm.Client(verify=TLS / "ca.pem", **kw))
     env.setenv("AWS_CA_BUNDLE", str(TLS / "ca.pem"))
     _call(mm.Client(**kw))
     _call(mm.Client(verify=True, **kw))

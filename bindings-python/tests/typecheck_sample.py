@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import marketplace_metering as mm
 from marketplace_metering.type_defs import BatchMeterUsageResultTypeDef
@@ -26,6 +27,10 @@ def sample(client: mm.Client) -> int:
     except mm.ParamValidationError as e:
         print(e.field)
     return n + resp["ResponseMetadata"]["RetryAttempts"]
+
+
+def verify_sample() -> mm.Client:
+    return mm.Client(region_name="us-east-1", verify=Path("ca.pem"))
 
 
 async def asample(client: mm.AsyncClient) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from . import _native, exceptions
@@ -12,7 +13,7 @@ from .exceptions import MeteringError
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~15 ms of import time; annotations only
     import logging
-    from typing import Any, Callable, Dict, Optional, Union
+    from typing import Any, Callable, Dict, Optional, Tuple, Union
 
     from typing_extensions import Self
     from collections.abc import Awaitable
@@ -95,6 +96,19 @@ class _ClientMeta:
         ))
 
 
+def _verify_setting(verify: object) -> "Tuple[Optional[str], Optional[bool]]":
+    """``verify`` as the core's ``(ca_bundle, verify)``: None/True → the platform's roots, a
+    path (``str`` or ``os.PathLike``, as boto3 takes) → that CA bundle, False → refused by the
+    core (TLS verification cannot be turned off). Any other type is refused here: dropping it
+    would trust the platform's roots or ``AWS_CA_BUNDLE`` instead of what the caller named."""
+    if verify is None or isinstance(verify, bool):
+        return None, verify
+    path = os.fspath(verify) if isinstance(verify, os.PathLike) else verify
+    if not isinstance(path, str):
+        raise TypeError(f"verify must be a bool or a CA bundle path (str or os.PathLike), got {verify!r}")
+    return path, None
+
+
 class _BaseClient:
     def __init__(
         self,
@@ -106,7 +120,7 @@ class _BaseClient:
         aws_session_token: Optional[str] = None,
         profile_name: Optional[str] = None,
         config: Optional[Config] = None,
-        verify: "Optional[Union[bool, str]]" = None,
+        verify: "Optional[Union[bool, str, os.PathLike[str]]]" = None,
         _initial_backoff: Optional[float] = None,
     ) -> None:
         from . import __version__
@@ -114,10 +128,7 @@ class _BaseClient:
         cfg = config if config is not None else Config()
         attempts, mode = retry_settings(cfg.retries)
         proxies = cfg.proxies or {}
-        # verify: None/True → the platform's roots, a path → that CA bundle, False → refused
-        # by the core (TLS verification cannot be turned off).
-        ca_bundle = verify if isinstance(verify, str) else None
-        verify_flag = verify if isinstance(verify, bool) else None
+        ca_bundle, verify_flag = _verify_setting(verify)
         self._native = _native.Client(
             region_name=region_name or cfg.region_name,
             endpoint_url=endpoint_url,
@@ -210,7 +221,7 @@ class Client(_BaseClient):
     config : Config, optional
         Retries, timeouts, proxies, FIPS / dual-stack and the User-Agent, with botocore's
         meanings.
-    verify : bool or str, optional
+    verify : bool, str or os.PathLike, optional
         A path: the PEM CA bundle trusted instead of the platform's roots (else
         ``AWS_CA_BUNDLE``, profile ``ca_bundle``). ``False`` is refused: TLS verification
         cannot be turned off.
@@ -219,6 +230,8 @@ class Client(_BaseClient):
     ------
     InvalidConfigError
         When no region can be found or a setting is invalid.
+    TypeError
+        When ``verify`` is neither a bool nor a path.
     """
 
     def batch_meter_usage(
