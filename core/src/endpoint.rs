@@ -428,13 +428,23 @@ fn partition(region: &str) -> &'static Partition {
 
 /// A URL as it may be shown (Debug, errors, logs): user info (`user:pass@`) becomes `***@`.
 ///
-/// Everything up to the last `@` goes, not only up to the first `/`, `?` or `#`: a password
-/// holding one of those unescaped (`http://u:pa#ss@proxy:3128`) makes the URL parse another
-/// way or not at all, and the text must not leak either way.
+/// User info ends the authority's last `@`. A password holding an unescaped `/`, `?` or `#`
+/// (`http://u:pa#ss@proxy:3128`) cuts the authority short, and the URL parses another way
+/// or not at all: when the text before the first `@` has a `:` (`user:pa`...), everything
+/// up to the last `@` goes, so that text never shows either way.
 pub(crate) fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     let start = url.find("://").map_or(0, |i| i + 3);
-    match url[start..].rfind('@') {
-        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+    let rest = &url[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let end = match authority.rfind('@') {
+        Some(at) => Some(at),
+        None => rest
+            .find('@')
+            .filter(|first| rest[..*first].contains(':'))
+            .and_then(|_| rest.rfind('@')),
+    };
+    match end {
+        Some(at) => format!("{}***{}", &url[..start], &rest[at..]).into(),
         None => url.into(),
     }
 }

@@ -11,6 +11,15 @@ fn user_info_is_redacted() {
     );
     assert_eq!(redact_userinfo("http://h/a@b"), "http://h/a@b");
     assert_eq!(redact_userinfo("user:pw@host"), "***@host");
+    // A password with an unescaped '/', '?' or '#' never shows.
+    for (url, shown) in [
+        ("http://u:pa#ss@proxy:3128", "http://***@proxy:3128"),
+        ("http://u:pa?ss@proxy:3128", "http://***@proxy:3128"),
+        ("http://u:12/34@proxy:3128", "http://***@proxy:3128"),
+        ("http://u:1/2@p:1/x?y=a@b", "http://***@b"),
+    ] {
+        assert_eq!(redact_userinfo(url), shown);
+    }
 }
 use crate::ErrorCode;
 
