@@ -180,10 +180,38 @@ pub(crate) mod smithy {
 
     /// One reqwest client per connect timeout aws-config asks for (IMDS asks 1 s, STS 3.1 s):
     /// reqwest sets that timeout per client, the read timeout per request.
+    ///
+    /// The container credentials endpoint (ECS, EKS Pod Identity) is reached directly, never
+    /// through a proxy, as botocore and SDK v3 reach it: `HTTP_PROXY` without that endpoint
+    /// in `NO_PROXY` would hand the proxy the bearer token, and the role's credentials back
+    /// in plain HTTP (a task's link-local endpoint is not the proxy's to reach anyway).
+    /// IMDS, STS and SSO calls use the proxies, as botocore's do.
     #[derive(Default)]
     pub(crate) struct ReqwestHttpClient {
-        clients: Mutex<HashMap<Duration, reqwest::Client>>,
+        clients: Mutex<HashMap<(Duration, bool), reqwest::Client>>,
         settings: super::HttpSettings,
+        /// The container endpoints' `(host, port)`, from the variables aws-config reads.
+        direct: Vec<(String, u16)>,
+    }
+
+    /// The container credentials endpoints the chain may call: `169.254.170.2` for
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, and the host of
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
+    fn container_endpoints() -> Vec<(String, u16)> {
+        let mut out = Vec::new();
+        if std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some_and(|v| !v.is_empty())
+        {
+            out.push(("169.254.170.2".to_owned(), 80));
+        }
+        if let Some(u) = std::env::var("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .ok()
+            .and_then(|v| reqwest::Url::parse(&v).ok())
+        {
+            if let (Some(h), Some(p)) = (u.host_str(), u.port_or_known_default()) {
+                out.push((h.to_owned(), p));
+            }
+        }
+        out
     }
 
     impl std::fmt::Debug for ReqwestHttpClient {
@@ -198,28 +226,43 @@ pub(crate) mod smithy {
             ReqwestHttpClient {
                 clients: Mutex::default(),
                 settings,
+                direct: container_endpoints(),
             }
         }
     }
 
     impl ReqwestHttpClient {
-        fn client(&self, connect: Duration) -> Result<reqwest::Client, ConnectorError> {
+        /// The client for `connect`; `direct`: without the proxies.
+        fn client(
+            &self,
+            connect: Duration,
+            direct: bool,
+        ) -> Result<reqwest::Client, ConnectorError> {
             let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(c) = clients.get(&connect) {
+            if let Some(c) = clients.get(&(connect, direct)) {
                 return Ok(c.clone());
             }
+            let settings = if direct {
+                super::HttpSettings {
+                    http_proxy: None,
+                    https_proxy: None,
+                    no_proxy: None,
+                    ..self.settings.clone()
+                }
+            } else {
+                self.settings.clone()
+            };
             // No pooling: a connection is served by a task on the runtime that opened it,
             // and a refresh may run on a calling thread's own runtime (runtime::block_on),
             // which stops when that call returns. Refreshes are rare; a new connection each
             // time costs nothing that matters.
-            let c = self
-                .settings
+            let c = settings
                 .apply(super::http_client_builder())
                 .connect_timeout(connect)
                 .pool_max_idle_per_host(0)
                 .build()
                 .map_err(|e| ConnectorError::user(e.into()))?;
-            clients.insert(connect, c.clone());
+            clients.insert((connect, direct), c.clone());
             Ok(c)
         }
     }
@@ -230,9 +273,11 @@ pub(crate) mod smithy {
             settings: &HttpConnectorSettings,
             _components: &RuntimeComponents,
         ) -> SharedHttpConnector {
-            let client = self.client(settings.connect_timeout().unwrap_or(DEFAULT_CONNECT));
+            let connect = settings.connect_timeout().unwrap_or(DEFAULT_CONNECT);
             SharedHttpConnector::new(Connector {
-                client,
+                client: self.client(connect, false),
+                direct_client: (!self.direct.is_empty()).then(|| self.client(connect, true)),
+                direct: self.direct.clone(),
                 read_timeout: settings.read_timeout(),
             })
         }
@@ -241,12 +286,24 @@ pub(crate) mod smithy {
     #[derive(Debug)]
     struct Connector {
         client: Result<reqwest::Client, ConnectorError>,
+        /// Without proxies, for `direct` (see [`ReqwestHttpClient`]).
+        direct_client: Option<Result<reqwest::Client, ConnectorError>>,
+        direct: Vec<(String, u16)>,
         read_timeout: Option<Duration>,
     }
 
     impl HttpConnector for Connector {
         fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-            let client = match &self.client {
+            let to_container = reqwest::Url::parse(request.uri()).is_ok_and(|u| {
+                self.direct.iter().any(|(h, p)| {
+                    u.host_str() == Some(h.as_str()) && u.port_or_known_default() == Some(*p)
+                })
+            });
+            let chosen = match &self.direct_client {
+                Some(direct) if to_container => direct,
+                _ => &self.client,
+            };
+            let client = match chosen {
                 Ok(c) => c.clone(),
                 Err(e) => {
                     let e = ConnectorError::user(e.to_string().into());
