@@ -33,9 +33,11 @@ pub fn class_of(code: ErrorCode) -> PyClassSpec {
         InvalidState => spec("InvalidStateError", &["MeteringError", "RuntimeError"]),
         InvalidConfig => spec("InvalidConfigError", &["MeteringError", "ValueError"]),
         Credentials => spec("NoCredentialsError", &["MeteringError"]),
-        Dispatch => spec("EndpointConnectionError", &["MeteringError"]),
-        ConnectTimeout => spec("ConnectTimeoutError", &["EndpointConnectionError"]),
-        ReadTimeout => spec("ReadTimeoutError", &["MeteringError"]),
+        // As botocore: a refused connection and a connect timeout are siblings under
+        // ConnectionError; a read timeout is an HTTPClientError (exceptions.py's roots).
+        Dispatch => spec("EndpointConnectionError", &["ConnectionError"]),
+        ConnectTimeout => spec("ConnectTimeoutError", &["ConnectionError"]),
+        ReadTimeout => spec("ReadTimeoutError", &["HTTPClientError"]),
         InvalidResponse => spec("ResponseParserError", &["MeteringError"]),
         // A service code the table does not know: plain ClientError with the service's code.
         Unhandled => spec("ClientError", &["MeteringError"]),

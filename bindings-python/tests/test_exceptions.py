@@ -44,11 +44,23 @@ def test_named_local_classes() -> None:
     assert issubclass(mm.ParamValidationError, mm.MeteringError)
     assert mm.exceptions.CODES["Credentials"] is mm.NoCredentialsError
     assert mm.exceptions.CODES["Dispatch"] is mm.EndpointConnectionError
-    assert issubclass(mm.ConnectTimeoutError, mm.EndpointConnectionError)
+    assert not issubclass(mm.ConnectTimeoutError, mm.EndpointConnectionError)
     assert mm.exceptions.CODES["ReadTimeout"] is mm.ReadTimeoutError
     assert mm.exceptions.CODES["Unhandled"] is mm.ClientError
     assert mm.exceptions.ThrottlingException.server_fault is False
     assert mm.exceptions.InternalServiceErrorException.server_fault is True
+
+
+@pytest.mark.parametrize("name", ["EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"])
+def test_connection_classes_stand_where_botocore_puts_them(name: str) -> None:
+    # An `except` written against botocore's classes catches the same of ours: the chain of
+    # botocore.exceptions ancestors, BotoCoreError standing for MeteringError.
+    botocore_exceptions = pytest.importorskip("botocore.exceptions")
+    theirs = [c.__name__ for c in getattr(botocore_exceptions, name).__mro__
+              if c.__module__ == "botocore.exceptions"]
+    ours = [c.__name__ for c in getattr(exceptions, name).__mro__
+            if c.__module__ == "marketplace_metering.exceptions"]
+    assert ours == [n if n != "BotoCoreError" else "MeteringError" for n in theirs]
 
 
 def test_client_exceptions_namespace(emu: Emulator) -> None:

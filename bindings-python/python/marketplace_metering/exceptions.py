@@ -7,7 +7,9 @@ Every exception derives from :class:`MeteringError`. Errors answered by the serv
 :class:`ClientError`. Local failures have their own classes: :class:`ParamValidationError`
 (also a :class:`ValueError`), ``NoCredentialsError``, ``EndpointConnectionError``,
 ``ConnectTimeoutError``, ``ReadTimeoutError``, ``ResponseParserError``,
-``InvalidConfigError`` and ``InvalidStateError``.
+``InvalidConfigError`` and ``InvalidStateError``. As in botocore, ``EndpointConnectionError``
+and ``ConnectTimeoutError`` are siblings under :class:`ConnectionError`, and
+``ReadTimeoutError`` is an :class:`HTTPClientError`.
 
 The subclasses are built at import time from the core's error-code table
 (``_native.error_codes()``); there is no second list here.
@@ -135,6 +137,20 @@ class ClientError(MeteringError):
         self.operation_name: str = operation_name  # type: ignore[assignment]
 
 
+class ConnectionError(MeteringError):  # noqa: A001 (botocore's name; not in __all__)
+    """No connection to the endpoint could be made, as botocore's ``ConnectionError``: the
+    parent of :class:`EndpointConnectionError` and :class:`ConnectTimeoutError`.
+
+    Only ``exceptions.ConnectionError``: it is not in ``__all__``, so a star import does not
+    shadow the builtin.
+    """
+
+
+class HTTPClientError(MeteringError):
+    """The HTTP exchange failed once connected, as botocore's ``HTTPClientError``: the parent
+    of :class:`ReadTimeoutError`."""
+
+
 def _param_text(field: Optional[str], message: str) -> str:
     problem = message
     if field and message.startswith(field + ": "):
@@ -152,7 +168,13 @@ def _param_text(field: Optional[str], message: str) -> str:
     return "Parameter validation failed:\n" + line
 
 
-_CLASSES: Dict[str, Type[MeteringError]] = {"MeteringError": MeteringError, "ClientError": ClientError}
+#: The roots the table's bases name, besides builtins.
+_CLASSES: Dict[str, Type[MeteringError]] = {
+    "MeteringError": MeteringError,
+    "ClientError": ClientError,
+    "ConnectionError": ConnectionError,
+    "HTTPClientError": HTTPClientError,
+}
 #: Every code of the core's table, in table order, with its Python class.
 CODES: Dict[str, Type[MeteringError]] = {}
 

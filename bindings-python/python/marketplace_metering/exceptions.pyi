@@ -79,6 +79,9 @@ class ClientError(MeteringError):
     operation_name: str
     def __init__(self, error_response: Dict[str, Any], operation_name: str) -> None: ...
 
+class ConnectionError(MeteringError): ...
+class HTTPClientError(MeteringError): ...
+
 CODES: Dict[str, Type[MeteringError]]
 
 def _param_text(field: Optional[str], message: str) -> str: ...
@@ -111,13 +114,13 @@ class InvalidConfigError(MeteringError, ValueError):
 class NoCredentialsError(MeteringError):
     """``Credentials`` (local)."""
 
-class EndpointConnectionError(MeteringError):
+class EndpointConnectionError(ConnectionError):
     """``Dispatch`` (local)."""
 
-class ConnectTimeoutError(EndpointConnectionError):
+class ConnectTimeoutError(ConnectionError):
     """``ConnectTimeout`` (local)."""
 
-class ReadTimeoutError(MeteringError):
+class ReadTimeoutError(HTTPClientError):
     """``ReadTimeout`` (local)."""
 
 class ResponseParserError(MeteringError):
