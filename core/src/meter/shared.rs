@@ -203,7 +203,8 @@ pub(super) fn late_event(k: &dyn AsKey, quantity: i64, counted: i64) -> MeterEve
     }
 }
 
-/// The commit key of a write whose outcome is not known yet, and the entries it holds (see
+/// The commit key of a write whose outcome is not known yet, and the entries it leaves
+/// out (those the database refused before: every other entry of the write is in it; see
 /// `Fleet::write_keyed`).
 #[derive(Default)]
 pub(crate) struct InFlight(std::sync::Mutex<Option<(i64, Vec<BucketKey>)>>);
@@ -214,7 +215,7 @@ impl InFlight {
         *lock(&self.0) = v;
     }
 
-    /// The key and entries of the write in flight, if any (and forgets them).
+    /// The key and the entries left out of the write in flight, if any (and forgets them).
     pub(crate) fn take(&self) -> Option<(i64, Vec<BucketKey>)> {
         lock(&self.0).take()
     }
@@ -425,14 +426,15 @@ impl Shared {
     /// have committed become an unsettled write under its key, the rest rejoin the buffer.
     fn put_back(&self, mut entries: Buffer, in_flight: Option<(i64, Vec<BucketKey>)>) {
         let mut b = lock(&self.buffer);
-        if let Some((seq, keys)) = in_flight {
-            let mine: Buffer = keys
+        if let Some((seq, left_out)) = in_flight {
+            let rest: Buffer = left_out
                 .into_iter()
                 .filter_map(|k| entries.remove_entry(&k))
                 .collect();
-            if !mine.is_empty() {
-                b.unsettled.push((seq, mine));
+            if !entries.is_empty() {
+                b.unsettled.push((seq, std::mem::take(&mut entries)));
             }
+            entries = rest;
         }
         for (k, acc) in entries {
             let m = b.map.entry(k).or_default();

@@ -110,7 +110,7 @@ impl Fleet {
     }
 
     /// [`Fleet::write`] under the commit key `seq` (a new one when `None`), recording in
-    /// `in_flight` the key and the entries an attempt may have committed, from before its
+    /// `in_flight` the key and which entries an attempt may have committed, from before its
     /// first statement is sent until its outcome is known. Entries named there must only
     /// ever be written again under that key: whether the attempt committed (its answer
     /// lost, or the future dropped waiting for it) is unknown, and the key makes a second
@@ -138,10 +138,8 @@ impl Fleet {
                     refused,
                 });
             }
-            in_flight.set(Some((
-                seq,
-                mine.iter().map(|(k, _)| (*k).clone()).collect(),
-            )));
+            // The entries in flight are all but those refused (usually none: no copies).
+            in_flight.set(Some((seq, refused.iter().map(|(k, _)| k.clone()).collect())));
             let route = if self.journal.load(Ordering::Relaxed) {
                 let mut budget = super::lock(&self.budget);
                 if budget.take(&mine) {
