@@ -2068,3 +2068,53 @@ async fn a_clock_two_days_slow_never_stops_the_fleets_sealing() {
         .collect();
     assert_eq!(landed, vec![1], "{ledger:?}");
 }
+
+/// A callback that panics never stops the meter: the group committer runs the callback for
+/// events the store moved at commit, and a panic there ended the committer thread, so every
+/// later group-mode `record()` waited forever (found by a hostile review). The panic is
+/// caught and logged; the events are counted.
+#[test]
+fn a_panicking_callback_never_stops_the_group_committer() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("panicking-callback");
+    h.set(b - H + 10);
+    let clock = h.clock.clone();
+    let meter = UsageMeter::new(
+        h.builder(client(&emu, 3), Store::sqlite(&path))
+            .durability(Durability::Group)
+            .on_event(|e| {
+                if matches!(e.kind, MeterEventKind::LateEvent { .. }) {
+                    panic!("the seller's callback fails");
+                }
+            })
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    // Hour b - H is sealed; the clock then steps back into it: record() does not see the
+    // event as late, the commit finds its hour sealed and moves it (a LateEvent, emitted by
+    // the committer thread).
+    h.set(b + 400);
+    meter.flush_blocking().unwrap();
+    clock.store(b - 100, Ordering::SeqCst);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let m = meter.clone();
+    std::thread::spawn(move || {
+        let r = m
+            .record(cust(1), "users", 2, None, None)
+            .and_then(|()| m.record(cust(1), "users", 3, None, None));
+        let _ = tx.send(r);
+    });
+    let r = rx.recv_timeout(Duration::from_secs(10));
+    assert!(matches!(r, Ok(Ok(()))), "record() after the callback panicked: {r:?}");
+    h.set(b + H + 400);
+    meter.flush_blocking().unwrap();
+    let billed: i64 = emu.ledger().iter().map(|e| e.quantity).sum();
+    drop(meter);
+    remove_store(&path);
+    assert_eq!(billed, 6);
+}
+

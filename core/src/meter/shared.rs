@@ -239,7 +239,12 @@ impl Shared {
             let _in = InCallback::enter(self);
             for mut e in events {
                 e.replica_id = replica.map(str::to_owned);
-                cb(e);
+                // The seller's code: a panic in it must not end the thread running it (the
+                // group committer, a flush) and stop the meter with it.
+                let kind = e.kind.clone();
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(e))).is_err() {
+                    tracing::error!(event = ?kind, "meter: the on_event callback panicked; the event was counted");
+                }
             }
         }
     }
