@@ -2109,7 +2109,10 @@ fn a_panicking_callback_never_stops_the_group_committer() {
         let _ = tx.send(r);
     });
     let r = rx.recv_timeout(Duration::from_secs(10));
-    assert!(matches!(r, Ok(Ok(()))), "record() after the callback panicked: {r:?}");
+    assert!(
+        matches!(r, Ok(Ok(()))),
+        "record() after the callback panicked: {r:?}"
+    );
     h.set(b + H + 400);
     meter.flush_blocking().unwrap();
     let billed: i64 = emu.ledger().iter().map(|e| e.quantity).sum();
@@ -2117,4 +2120,3 @@ fn a_panicking_callback_never_stops_the_group_committer() {
     remove_store(&path);
     assert_eq!(billed, 6);
 }
-

@@ -139,7 +139,10 @@ impl Fleet {
                 });
             }
             // The entries in flight are all but those refused (usually none: no copies).
-            in_flight.set(Some((seq, refused.iter().map(|(k, _)| k.clone()).collect())));
+            in_flight.set(Some((
+                seq,
+                refused.iter().map(|(k, _)| k.clone()).collect(),
+            )));
             let route = if self.journal.load(Ordering::Relaxed) {
                 let mut budget = super::lock(&self.budget);
                 if budget.take(&mine) {
