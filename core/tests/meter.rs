@@ -2120,3 +2120,52 @@ fn a_panicking_callback_never_stops_the_group_committer() {
     remove_store(&path);
     assert_eq!(billed, 6);
 }
+
+/// A MeterUsage answer without a MeteringRecordId proves nothing was metered: the bucket is
+/// dead-lettered (a reason the seller sees, and can requeue), as the batch mode does with a
+/// Success that has no id, not acknowledged with an empty id (found by a hostile review).
+#[test]
+fn a_meter_usage_answer_without_a_record_id_is_a_dead_letter() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                  Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let client = Client::new(
+        Config::builder()
+            .region("us-east-1")
+            .endpoint_url(endpoint)
+            .static_credentials("AKID", "secret", None)
+            .max_attempts(1u32)
+            .build()
+            .unwrap(),
+    );
+    let meter = UsageMeter::new(
+        h.builder(client, Store::memory())
+            .mode(MeterMode::MeterUsage)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    meter
+        .record(None::<Customer>, "users", 3, None, None)
+        .unwrap();
+    h.set(b + 600);
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (0, 1), "{sum:?}");
+    let dl = meter.dead_letters().unwrap();
+    assert_eq!(dl.len(), 1);
+    assert!(dl[0].message.contains("MeteringRecordId"), "{dl:?}");
+}

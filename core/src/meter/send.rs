@@ -488,8 +488,15 @@ async fn send_meter_usage(
         super::crash::hit("after_send_before_ack");
         match out {
             Ok(out) => {
-                let id = out.metering_record_id().unwrap_or_default().to_owned();
-                res.ack(&it, id);
+                // As the batch mode: an answer with no record id proves nothing was metered.
+                match out.metering_record_id().filter(|id| !id.is_empty()) {
+                    Some(id) => res.ack(&it, id.to_owned()),
+                    None => res.dead(
+                        &it,
+                        "Success",
+                        "the service answered MeterUsage without a MeteringRecordId",
+                    ),
+                }
                 res.commit(inner, sum).await?;
             }
             Err(e) => match call_failed(inner, vec![it], e.into(), sum).await? {
