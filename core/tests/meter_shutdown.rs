@@ -3,7 +3,7 @@
 // flusher for good. Its own test binary: shutting the runtime down is process-wide.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{MeterConfig, Store};
@@ -14,9 +14,17 @@ mod support;
 
 const H: i64 = 3600;
 
-#[test]
-fn the_background_flusher_survives_a_runtime_shutdown() {
-    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+/// The tests here shut the process-wide runtime down, and one forks: one at a time, so no
+/// fork happens while another test's shutdown holds the runtime's locks.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A meter on `store` whose background flusher runs every `every`, with a clock one second
+/// into the previous hour; returns it, that clock and the start of the current hour.
+fn flushing_meter(
+    emu: &Emulator,
+    store: Store,
+    every: Duration,
+) -> (UsageMeter, Arc<AtomicI64>, i64) {
     let client = Client::new(support::config(emu.endpoint()).build().unwrap());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -28,17 +36,18 @@ fn the_background_flusher_survives_a_runtime_shutdown() {
     let meter = UsageMeter::new(
         MeterConfig::builder()
             .client(client)
-            .store(Store::memory())
+            .store(store)
             .product_code(metering_emulator::PRODUCT_CODE)
             .clock(Arc::new(move || c2.load(Ordering::SeqCst)))
-            .flush_interval(Duration::from_millis(50))
+            .flush_interval(every)
             .build()
             .unwrap(),
     )
     .unwrap();
-    // The flusher runs (a flush of nothing) before the shutdown.
-    std::thread::sleep(Duration::from_millis(200));
-    marketplace_metering::runtime::shutdown();
+    (meter, clock, b)
+}
+
+fn record_4_users(meter: &UsageMeter) {
     meter
         .record(
             marketplace_metering::meter::Customer::identifier("cust-1"),
@@ -48,6 +57,17 @@ fn the_background_flusher_survives_a_runtime_shutdown() {
             None,
         )
         .unwrap();
+}
+
+#[test]
+fn the_background_flusher_survives_a_runtime_shutdown() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let (meter, clock, b) = flushing_meter(&emu, Store::memory(), Duration::from_millis(50));
+    // The flusher runs (a flush of nothing) before the shutdown.
+    std::thread::sleep(Duration::from_millis(200));
+    marketplace_metering::runtime::shutdown();
+    record_4_users(&meter);
     clock.store(b + 600, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(20);
     while emu.ledger().is_empty() && Instant::now() < deadline {
@@ -68,36 +88,11 @@ fn the_background_flusher_survives_a_runtime_shutdown() {
 /// runtime down (C's mm_shutdown()), which restarts live meters' background flushers.
 #[test]
 fn a_forked_child_never_runs_the_parents_flusher() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
-    let client = Client::new(support::config(emu.endpoint()).build().unwrap());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let b = now / H * H;
-    let clock = Arc::new(AtomicI64::new(b - H + 1));
-    let c2 = clock.clone();
     let path = std::env::temp_dir().join(format!("mm-fork-flusher-{}.db", std::process::id()));
-    let meter = UsageMeter::new(
-        MeterConfig::builder()
-            .client(client)
-            .store(Store::sqlite(&path))
-            .product_code(metering_emulator::PRODUCT_CODE)
-            .clock(Arc::new(move || c2.load(Ordering::SeqCst)))
-            .flush_interval(Duration::from_millis(100))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    meter
-        .record(
-            marketplace_metering::meter::Customer::identifier("cust-1"),
-            "users",
-            4,
-            None,
-            None,
-        )
-        .unwrap();
+    let (meter, clock, b) = flushing_meter(&emu, Store::sqlite(&path), Duration::from_millis(100));
+    record_4_users(&meter);
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: the child shuts the runtime down, sleeps and leaves with _exit.
     let pid = unsafe { libc::fork() };

@@ -241,9 +241,12 @@ impl Shared {
                 e.replica_id = replica.map(str::to_owned);
                 // The seller's code: a panic in it must not end the thread running it (the
                 // group committer, a flush) and stop the meter with it.
-                let kind = e.kind.clone();
+                let kind = e.kind.as_str();
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(e))).is_err() {
-                    tracing::error!(event = ?kind, "meter: the on_event callback panicked; the event was counted");
+                    tracing::error!(
+                        event = kind,
+                        "meter: the on_event callback panicked; the event was counted"
+                    );
                 }
             }
         }
