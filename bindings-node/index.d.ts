@@ -836,6 +836,19 @@ export declare class InvalidResponseError extends MarketplaceMeteringError {
   constructor(opts: ExceptionOptions);
 }
 
+/**
+ * Local error `OutcomeUnknown`: a usage meter's write to the fleet store may or may not have
+ * committed (its answer was lost, and the database stayed out of reach until the meter gave
+ * up). The meter keeps the event and writes it again under the same commit key at the next
+ * flush, so it is counted once either way: do not record it again.
+ */
+export declare class OutcomeUnknownError extends MarketplaceMeteringError {
+  readonly name: "OutcomeUnknownError";
+  readonly $fault: "client";
+  readonly code: "OutcomeUnknown";
+  constructor(opts: ExceptionOptions);
+}
+
 /** One row of the core's error table. */
 export interface ErrorCodeInfo {
   code: string;

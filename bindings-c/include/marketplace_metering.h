@@ -106,6 +106,14 @@ enum mm_status
    */
   MM_STATUS_UNHANDLED = 11,
   /**
+   * A usage meter's write to the fleet store may or may not have committed: its answer
+   * was lost and the database stayed out of reach until the meter gave up. The meter
+   * keeps the event and writes it again under the same commit key at the next flush, so
+   * it is counted once either way: do not record it again. Only the end of the process
+   * before the database answers again loses it.
+   */
+  MM_STATUS_OUTCOME_UNKNOWN = 12,
+  /**
    * An internal error occurred; retry your request.
    */
   MM_STATUS_INTERNAL_SERVICE_ERROR_EXCEPTION = 100,

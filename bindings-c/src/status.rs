@@ -40,6 +40,12 @@ pub enum mm_status {
     /// The service answered with an error code this library does not know; `Error::code()`
     /// gives the service's string.
     Unhandled = 11,
+    /// A usage meter's write to the fleet store may or may not have committed: its answer
+    /// was lost and the database stayed out of reach until the meter gave up. The meter
+    /// keeps the event and writes it again under the same commit key at the next flush, so
+    /// it is counted once either way: do not record it again. Only the end of the process
+    /// before the database answers again loses it.
+    OutcomeUnknown = 12,
     /// An internal error occurred; retry your request.
     InternalServiceErrorException = 100,
     /// The product code passed does not match the product code of the caller.
@@ -119,6 +125,7 @@ pub const fn status_of(code: ErrorCode) -> mm_status {
         C::ReadTimeout => S::ReadTimeout,
         C::InvalidResponse => S::InvalidResponse,
         C::Unhandled => S::Unhandled,
+        C::OutcomeUnknown => S::OutcomeUnknown,
         C::InternalServiceErrorException => S::InternalServiceErrorException,
         C::InvalidProductCodeException => S::InvalidProductCodeException,
         C::InvalidUsageDimensionException => S::InvalidUsageDimensionException,

@@ -48,6 +48,7 @@ pub fn class_of(code: ErrorCode) -> (&'static str, bool) {
         ReadTimeout => ("TimeoutError", false),
         InvalidResponse => ("InvalidResponseError", false),
         Unhandled => ("MarketplaceMeteringServiceException", true),
+        OutcomeUnknown => ("OutcomeUnknownError", false),
     }
 }
 

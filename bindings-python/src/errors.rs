@@ -41,6 +41,8 @@ pub fn class_of(code: ErrorCode) -> PyClassSpec {
         InvalidResponse => spec("ResponseParserError", &["MeteringError"]),
         // A service code the table does not know: plain ClientError with the service's code.
         Unhandled => spec("ClientError", &["MeteringError"]),
+        // Not an InvalidStateError: a handler that records again on those would bill twice.
+        OutcomeUnknown => spec("OutcomeUnknownError", &["MeteringError", "RuntimeError"]),
     }
 }
 

@@ -735,6 +735,68 @@ fn connections_cut_mid_record_and_a_server_restart_lose_and_double_nothing() {
     assert!(billed > 0);
 }
 
+/// A write whose answer is lost (or whose statement is), the database then unreachable
+/// until record() gives up (found by a hostile review: record() returned InvalidState
+/// whether or not the write had committed, so a caller that recorded the event again
+/// billed it twice when it had, and one that did not lost it when it had not). It is
+/// OutcomeUnknown now: the meter keeps the event and writes it again under the same commit
+/// key at the next flush, so it is billed once either way, in the durable and group modes.
+#[test]
+fn a_write_whose_outcome_is_unknown_is_settled_once_by_the_meter() {
+    use support::pg_proxy::{Fault as Net, PgProxy};
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let cases = [
+        (Durability::Durable, Net::LoseAnswer),
+        (Durability::Durable, Net::LoseRequest),
+        (Durability::Group, Net::LoseAnswer),
+        (Durability::Group, Net::LoseRequest),
+    ];
+    let runs: Vec<_> = cases
+        .into_iter()
+        .enumerate()
+        .map(|(i, (durability, fault))| {
+            let proxy = PgProxy::start(&pg::fresh_url());
+            let meter = UsageMeter::new(
+                builder(&emu, Store::postgres(proxy.url()), &clock)
+                    .durability(durability)
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+            std::thread::spawn(move || {
+                meter.record(cust(i + 1), "users", 2, None, None).unwrap();
+                proxy.set(fault);
+                let e = meter
+                    .record(cust(i + 1), "users", 5, None, None)
+                    .unwrap_err();
+                proxy.set(Net::Pass);
+                assert_eq!(
+                    e.error_code(),
+                    ErrorCode::OutcomeUnknown,
+                    "{durability:?} {fault:?}: {e}"
+                );
+                (meter, proxy)
+            })
+        })
+        .collect();
+    let meters: Vec<_> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+    clock.store(b + 600, Ordering::SeqCst);
+    for (meter, _proxy) in &meters {
+        let s = meter.flush_blocking().unwrap();
+        assert!(s.interrupted.is_none(), "{s:?}");
+    }
+    let m = ledger_map(&emu.ledger());
+    for (i, case) in cases.iter().enumerate() {
+        assert_eq!(
+            m.get(&(format!("cust-{}", i + 1), "users".into(), b - H)),
+            Some(&(7, 1)),
+            "case {i} {case:?}: {m:?}"
+        );
+    }
+}
+
 /// A replica name or a cut-over hour without the fleet store would leave each replica on a
 /// store of its own (the double count the fleet store prevents): refused, naming the setting.
 #[test]

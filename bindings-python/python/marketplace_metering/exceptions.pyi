@@ -13,6 +13,7 @@ __all__ = [
     'ConnectTimeoutError',
     'ReadTimeoutError',
     'ResponseParserError',
+    'OutcomeUnknownError',
     'InternalServiceErrorException',
     'InvalidProductCodeException',
     'InvalidUsageDimensionException',
@@ -125,6 +126,9 @@ class ReadTimeoutError(HTTPClientError):
 
 class ResponseParserError(MeteringError):
     """``InvalidResponse`` (local)."""
+
+class OutcomeUnknownError(MeteringError, RuntimeError):
+    """``OutcomeUnknown`` (local)."""
 
 class InternalServiceErrorException(ClientError):
     """``InternalServiceErrorException`` (modeled)."""

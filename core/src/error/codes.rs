@@ -171,6 +171,12 @@ error_codes! {
         /// The service answered with an error code this library does not know; `Error::code()`
         /// gives the service's string.
         Unhandled = 11;
+        /// A usage meter's write to the fleet store may or may not have committed: its answer
+        /// was lost and the database stayed out of reach until the meter gave up. The meter
+        /// keeps the event and writes it again under the same commit key at the next flush, so
+        /// it is counted once either way: do not record it again. Only the end of the process
+        /// before the database answers again loses it.
+        OutcomeUnknown = 12;
     }
     service {
         /// An internal error occurred; retry your request.

@@ -27,9 +27,6 @@ impl Fleet {
     pub(crate) fn start_hour(&self) -> Option<i64> {
         match *self {}
     }
-    pub(crate) async fn write(&self, _: &str, _: &Buffer, _: i64) -> Result<Written, Error> {
-        match *self {}
-    }
     pub(crate) async fn write_keyed(
         &self,
         _: &str,

@@ -5,10 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::Error;
+use crate::{Error, ErrorCode};
 
 use super::store::Allocs;
 use super::{lock, overflow_error, BucketKey, Buffer, Shared, MAX_BUCKET};
+
+/// What a group commit did: the buckets refused for the model's maximum, and the error the
+/// other events get (the commit's, or its outcome unknown).
+pub(super) struct Outcome {
+    refused: Vec<(BucketKey, i64)>,
+    error: Option<(ErrorCode, String)>,
+}
 
 /// One group commit's result; its callers park (or, async, wait) until it is set.
 ///
@@ -18,8 +25,7 @@ use super::{lock, overflow_error, BucketKey, Buffer, Shared, MAX_BUCKET};
 /// `notify` before checking the result, which the committer sets before notifying.
 #[derive(Default)]
 pub(super) struct Slot {
-    /// The buckets refused for the model's maximum, or the commit's error.
-    result: std::sync::OnceLock<Result<Vec<(BucketKey, i64)>, String>>,
+    result: std::sync::OnceLock<Outcome>,
     /// Wakes the async callers of this commit.
     notify: tokio::sync::Notify,
 }
@@ -27,12 +33,14 @@ pub(super) struct Slot {
 impl Slot {
     /// This caller's outcome once the commit is done: its event is `key` and `quantity`.
     fn outcome(&self, key: &BucketKey, quantity: i64) -> Option<Result<(), Error>> {
-        self.result.get().map(|r| match r {
-            Ok(refused) => match refused.iter().find(|(k, _)| k == key) {
-                Some((k, total)) => Err(overflow_error(k, quantity, *total)),
+        self.result.get().map(|r| {
+            if let Some((k, total)) = r.refused.iter().find(|(k, _)| k == key) {
+                return Err(overflow_error(k, quantity, *total));
+            }
+            match &r.error {
+                Some((code, message)) => Err(Error::new(*code, message.clone())),
                 None => Ok(()),
-            },
-            Err(e) => Err(Error::invalid_state(e.clone())),
+            }
         })
     }
 
@@ -67,7 +75,7 @@ impl Slot {
         }
     }
 
-    fn finish(&self, r: Result<Vec<(BucketKey, i64)>, String>, waiters: Vec<std::thread::Thread>) {
+    fn finish(&self, r: Outcome, waiters: Vec<std::thread::Thread>) {
         let _ = self.result.set(r);
         for t in waiters {
             t.unpark();
@@ -199,17 +207,28 @@ pub(super) fn committer(
             (batch, slot, n, waiters)
         };
         let started = Instant::now();
-        let result = shared.write_store(&batch, false);
+        let result = shared.write_store(batch, false);
         last_commit = started.elapsed();
         group.spin.store(last_commit < SPIN, Ordering::Relaxed);
         // The callers released now are the ones expected in the next group.
         lock(&group.queue).want = n.max(1);
+        let error = |e: Error| Some((e.error_code(), e.message().to_owned()));
         match result {
             Ok(w) => {
-                slot.finish(Ok(w.refused), waiters);
+                let outcome = Outcome {
+                    refused: w.refused,
+                    error: w.unknown.and_then(error),
+                };
+                slot.finish(outcome, waiters);
                 shared.emit(w.late);
             }
-            Err(e) => slot.finish(Err(e.to_string()), waiters),
+            Err(e) => {
+                let outcome = Outcome {
+                    refused: Vec::new(),
+                    error: error(e),
+                };
+                slot.finish(outcome, waiters)
+            }
         }
     }
 }

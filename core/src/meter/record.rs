@@ -302,9 +302,12 @@ impl UsageMeter {
                         base: 0,
                     },
                 );
-                let w = shared.write_store(&one, false)?;
+                let w = shared.write_store(one, false)?;
                 if let Some((k, total)) = w.refused.first() {
                     return Err(overflow_error(k, quantity, *total));
+                }
+                if let Some(e) = w.unknown {
+                    return Err(e);
                 }
                 shared.emit(w.late);
                 Ok(Checked::Done)

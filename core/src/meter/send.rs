@@ -96,6 +96,8 @@ pub(crate) fn blame(code: ErrorCode) -> Blame {
     code.blame(|local| match local {
         L::InvalidInput => Blame::Records,
         L::InvalidState | L::InvalidConfig | L::Credentials | L::Unhandled => Blame::Call,
+        // The fleet store's, never a call's; the call is not the records' fault.
+        L::OutcomeUnknown => Blame::Call,
         // Retryable kinds that arrive without retries left: the call failed, not the records.
         L::Dispatch | L::ConnectTimeout | L::ReadTimeout | L::InvalidResponse => Blame::Call,
     })

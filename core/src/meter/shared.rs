@@ -7,7 +7,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::FieldPath;
-use crate::Error;
+use crate::{Error, ErrorCode};
 
 use super::store::{Allocs, Db, Scope};
 use super::{
@@ -204,19 +204,22 @@ pub(super) fn late_event(k: &dyn AsKey, quantity: i64, counted: i64) -> MeterEve
 }
 
 /// The commit key of a write whose outcome is not known yet, and the entries it leaves
-/// out (those the database refused before: every other entry of the write is in it; see
-/// `Fleet::write_keyed`).
+/// out (those the database refused before, with their bucket's sum: every other entry of
+/// the write is in it; see `Fleet::write_keyed`).
 #[derive(Default)]
-pub(crate) struct InFlight(std::sync::Mutex<Option<(i64, Vec<BucketKey>)>>);
+pub(crate) struct InFlight(std::sync::Mutex<Option<KeyedWrite>>);
+
+/// A commit key and the entries its write leaves out, with their bucket's sum.
+pub(crate) type KeyedWrite = (i64, Vec<(BucketKey, i64)>);
 
 impl InFlight {
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
-    pub(crate) fn set(&self, v: Option<(i64, Vec<BucketKey>)>) {
+    pub(crate) fn set(&self, v: Option<KeyedWrite>) {
         *lock(&self.0) = v;
     }
 
     /// The key and the entries left out of the write in flight, if any (and forgets them).
-    pub(crate) fn take(&self) -> Option<(i64, Vec<BucketKey>)> {
+    pub(crate) fn take(&self) -> Option<KeyedWrite> {
         lock(&self.0).take()
     }
 }
@@ -227,6 +230,9 @@ pub(super) struct Written {
     pub(super) late: Vec<MeterEvent>,
     /// Entries refused because their bucket would pass [`MAX_BUCKET`], with that sum.
     pub(super) refused: Vec<(BucketKey, i64)>,
+    /// The fleet store only: the other entries' write was given up with its outcome
+    /// unknown, and is kept unsettled (see [`Shared::write_store`]).
+    pub(super) unknown: Option<Error>,
 }
 
 impl Shared {
@@ -347,10 +353,37 @@ impl Shared {
 
     /// Writes `entries` to whichever store the meter has (see [`Shared::write`]); the fleet
     /// store's call blocks this thread.
-    pub(super) fn write_store(&self, entries: &Buffer, must_land: bool) -> Result<Written, Error> {
-        match &self.fleet {
-            Some(f) => wait(f.write(&self.scope.product_code, entries, self.current_hour()))?,
-            None => self.write(&mut lock(&self.db), entries, must_land),
+    ///
+    /// A fleet write given up with its outcome unknown (an attempt may have committed) is
+    /// kept as an unsettled write under its commit key, which the next drain writes again
+    /// (adding nothing if the attempt had committed); it answers with the entries refused
+    /// before it, and the error in `unknown`.
+    pub(super) fn write_store(&self, entries: Buffer, must_land: bool) -> Result<Written, Error> {
+        let Some(f) = &self.fleet else {
+            return self.write(&mut lock(&self.db), &entries, must_land);
+        };
+        let in_flight = InFlight::default();
+        let r = wait(f.write_keyed(
+            &self.scope.product_code,
+            &entries,
+            self.current_hour(),
+            None,
+            &in_flight,
+        ))?;
+        match (r, in_flight.take()) {
+            (Err(e), Some((seq, refused))) if e.error_code() == ErrorCode::OutcomeUnknown => {
+                let mut entries = entries;
+                for (k, _) in &refused {
+                    entries.remove(k);
+                }
+                lock(&self.buffer).unsettled.push((seq, entries));
+                Ok(Written {
+                    late: Vec::new(),
+                    refused,
+                    unknown: Some(e),
+                })
+            }
+            (r, _) => r,
         }
     }
 
@@ -432,12 +465,12 @@ impl Shared {
 
     /// Returns a fleet write's entries after it failed or was dropped: those an attempt may
     /// have committed become an unsettled write under its key, the rest rejoin the buffer.
-    fn put_back(&self, mut entries: Buffer, in_flight: Option<(i64, Vec<BucketKey>)>) {
+    fn put_back(&self, mut entries: Buffer, in_flight: Option<KeyedWrite>) {
         let mut b = lock(&self.buffer);
         if let Some((seq, left_out)) = in_flight {
             let rest: Buffer = left_out
                 .into_iter()
-                .filter_map(|k| entries.remove_entry(&k))
+                .filter_map(|(k, _)| entries.remove_entry(&k))
                 .collect();
             if !entries.is_empty() {
                 b.unsettled.push((seq, std::mem::take(&mut entries)));

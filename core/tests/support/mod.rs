@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod pg_proxy;
 
 use marketplace_metering::{Config, ConfigBuilder};
 use metering_emulator::{Emulator, EmulatorConfig};

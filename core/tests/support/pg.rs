@@ -30,6 +30,20 @@ fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A new directory under the temporary one, named `prefix`, the pid and the time.
+pub fn unique_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A running cluster in a temporary directory; stopped and removed on drop.
 pub struct Cluster {
     pub dir: PathBuf,
@@ -38,15 +52,7 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
-        let dir = std::env::temp_dir().join(format!(
-            "mm-pg-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = unique_dir("mm-pg");
         run(&["start", dir.to_str().unwrap()]);
         Cluster {
             dir,

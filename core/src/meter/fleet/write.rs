@@ -87,35 +87,43 @@ impl Budget {
     }
 }
 
+/// A write given up after an attempt that may have committed (see
+/// [`ErrorCode::OutcomeUnknown`](crate::ErrorCode::OutcomeUnknown)).
+fn outcome_unknown(e: Error) -> Error {
+    Error::new(
+        crate::ErrorCode::OutcomeUnknown,
+        format!(
+            "{}; the write's answer was lost, so it may have committed: the meter keeps the \
+             usage and writes it again under the same commit key at the next flush, which \
+             counts it once either way. Do not record it again",
+            e.message()
+        ),
+    )
+    .with_source(e)
+}
+
 /// The SQLSTATE `mm_add_v2` raises when an add would push a bucket past the model's maximum;
 /// its DETAIL lists `entry:sum,` for each entry refused (entries numbered from 1).
 const OVER_MAXIMUM: &str = "MM001";
 
 impl Fleet {
-    /// Adds `entries` in one transaction (see the module docs). `current` is the writer's
-    /// current hour, where an add for a sealed hour goes (or the first open hour after it).
-    pub(crate) async fn write(
-        &self,
-        product: &str,
-        entries: &Buffer,
-        current: i64,
-    ) -> Result<Written, Error> {
-        self.write_keyed(product, entries, current, None, &InFlight::default())
-            .await
-    }
-
     /// A new commit key: a write under it is added at most once.
     pub(crate) fn next_seq(&self) -> i64 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// [`Fleet::write`] under the commit key `seq` (a new one when `None`), recording in
+    /// Adds `entries` in one transaction (see the module docs). `current` is the writer's
+    /// current hour, where an add for a sealed hour goes (or the first open hour after it).
+    ///
+    /// The write goes under the commit key `seq` (a new one when `None`), recording in
     /// `in_flight` the key and which entries an attempt may have committed, from before its
     /// first statement is sent until its outcome is known. Entries named there must only
     /// ever be written again under that key: whether the attempt committed (its answer
     /// lost, or the future dropped waiting for it) is unknown, and the key makes a second
     /// write of them add nothing if it did. A write the database refused (past the maximum)
     /// was rolled back with its key, so the entries left go again under the same key.
+    /// Given up after an attempt that lost its connection, the error is `OutcomeUnknown`
+    /// and `in_flight` still names the key.
     pub(crate) async fn write_keyed(
         &self,
         product: &str,
@@ -136,13 +144,11 @@ impl Fleet {
                 return Ok(Written {
                     late: Vec::new(),
                     refused,
+                    unknown: None,
                 });
             }
             // The entries in flight are all but those refused (usually none: no copies).
-            in_flight.set(Some((
-                seq,
-                refused.iter().map(|(k, _)| k.clone()).collect(),
-            )));
+            in_flight.set(Some((seq, refused.clone())));
             let route = if self.journal.load(Ordering::Relaxed) {
                 let mut budget = super::lock(&self.budget);
                 if budget.take(&mine) {
@@ -153,20 +159,38 @@ impl Fleet {
             } else {
                 Route::Partials(vec![0; mine.len()])
             };
+            // Whether the last attempt that reached the database lost its connection: it may
+            // have committed. A later attempt under the same key that answers settles it;
+            // one that could not connect does not.
+            let lost = std::sync::atomic::AtomicBool::new(false);
             let out = retry(self, "record", |c| {
-                let (mine, route) = (&mine, &route);
+                let (mine, route, lost) = (&mine, &route, &lost);
                 async move {
                     let r = self
                         .write_once(&c, product, mine, current, seq, route)
                         .await;
+                    if let Err(e) = &r {
+                        lost.store(super::retryable(e), Ordering::Relaxed);
+                    }
                     (c, r)
                 }
             })
-            .await?;
+            .await
+            .map_err(|e| {
+                if lost.load(Ordering::Relaxed) {
+                    outcome_unknown(e)
+                } else {
+                    e
+                }
+            })?;
             match out {
                 WriteOutcome::Done(late) => {
                     in_flight.set(None);
-                    return Ok(Written { late, refused });
+                    return Ok(Written {
+                        late,
+                        refused,
+                        unknown: None,
+                    });
                 }
                 WriteOutcome::Refused(more) if more.is_empty() => {
                     in_flight.set(None);

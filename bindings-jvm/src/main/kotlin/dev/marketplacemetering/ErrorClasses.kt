@@ -32,6 +32,9 @@ class InvalidResponseException internal constructor(e: NativeException.Failure) 
 /** `Unhandled` (local): The service answered with an error code this library does not know; `Error::code()` gives the service's string. */
 class UnhandledException internal constructor(e: NativeException.Failure) : MarketplaceMeteringException(e)
 
+/** `OutcomeUnknown` (local): A usage meter's write to the fleet store may or may not have committed: its answer was lost and the database stayed out of reach until the meter gave up. The meter keeps the event and writes it again under the same commit key at the next flush, so it is counted once either way: do not record it again. Only the end of the process before the database answers again loses it. */
+class OutcomeUnknownException internal constructor(e: NativeException.Failure) : MarketplaceMeteringException(e)
+
 /** `InternalServiceErrorException` (modeled): An internal error occurred; retry your request. */
 class InternalServiceErrorException internal constructor(e: NativeException.Failure) : MarketplaceMeteringException(e)
 
@@ -137,6 +140,7 @@ internal fun NativeException.toPublic(): MarketplaceMeteringException = when (th
         9u -> ReadTimeoutException(this)
         10u -> InvalidResponseException(this)
         11u -> UnhandledException(this)
+        12u -> OutcomeUnknownException(this)
         100u -> InternalServiceErrorException(this)
         101u -> InvalidProductCodeException(this)
         102u -> InvalidUsageDimensionException(this)
