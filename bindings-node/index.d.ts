@@ -305,7 +305,7 @@ export interface UsageMeterOptions {
   mode?: "batch" | "meter_usage";
   /** When `record()` resolves: `"durable"` (default, committed), `"group"` (group commit), `"memory"` (buffered). */
   durability?: "durable" | "group" | "memory";
-  /** Seconds after an hour's end before it is sealed (default 300). */
+  /** Seconds after an hour's end before it is sealed (default 300); at most 14400 (the service's window less two hours, so an hour is left to send in). */
   graceSeconds?: number;
   /** Report 0 for the hours of registered customers without usage. */
   zeroFill?: boolean;

@@ -95,6 +95,18 @@ inline const char *cstr(const std::string &s, const char *what) {
   }
   return s.c_str();
 }
+/// A duration's count for the C API, which takes it unsigned: a negative one (a computed
+/// duration that went below zero) would arrive as an enormous value (a grace that never
+/// seals, a flusher that never runs, a claim that never expires), so it is refused, naming
+/// `what`.
+template <class Rep, class Period>
+inline uint64_t count(std::chrono::duration<Rep, Period> d, const char *what) {
+  if (d.count() < 0) {
+    throw Error(MM_STATUS_INVALID_INPUT, str(mm_status_str(MM_STATUS_INVALID_INPUT)),
+                std::string(what) + ": must not be negative, got " + std::to_string(d.count()), {}, what);
+  }
+  return static_cast<uint64_t>(d.count());
+}
 /// `s` for the C API, or NULL when it is empty (absent).
 inline const char *opt(const std::string &s, const char *what) { return s.empty() ? nullptr : cstr(s, what); }
 
@@ -199,19 +211,19 @@ class Config {
   Config &max_attempts(uint32_t n) { return set(mm_config_set_max_attempts(h_.get(), n), "max_attempts"); }
   /// Time allowed to connect.
   Config &connect_timeout(std::chrono::milliseconds d) {
-    return set(mm_config_set_connect_timeout_ms(h_.get(), static_cast<uint64_t>(d.count())), "connect_timeout");
+    return set(mm_config_set_connect_timeout_ms(h_.get(), detail::count(d, "connect_timeout")), "connect_timeout");
   }
   /// Time allowed between bytes of a response.
   Config &read_timeout(std::chrono::milliseconds d) {
-    return set(mm_config_set_read_timeout_ms(h_.get(), static_cast<uint64_t>(d.count())), "read_timeout");
+    return set(mm_config_set_read_timeout_ms(h_.get(), detail::count(d, "read_timeout")), "read_timeout");
   }
   /// Time allowed for one attempt, response body included.
   Config &attempt_timeout(std::chrono::milliseconds d) {
-    return set(mm_config_set_attempt_timeout_ms(h_.get(), static_cast<uint64_t>(d.count())), "attempt_timeout");
+    return set(mm_config_set_attempt_timeout_ms(h_.get(), detail::count(d, "attempt_timeout")), "attempt_timeout");
   }
   /// Time allowed for a whole call, every retry included.
   Config &operation_timeout(std::chrono::milliseconds d) {
-    return set(mm_config_set_operation_timeout_ms(h_.get(), static_cast<uint64_t>(d.count())), "operation_timeout");
+    return set(mm_config_set_operation_timeout_ms(h_.get(), detail::count(d, "operation_timeout")), "operation_timeout");
   }
   /// The FIPS endpoint.
   Config &use_fips(bool on) { return set(mm_config_set_use_fips(h_.get(), on), "use_fips"); }
@@ -691,12 +703,15 @@ struct MeterOptions {
   std::optional<std::string> product_code;  ///< none: every customer needs a license ARN
   MeterMode mode = MeterMode::Batch;
   Durability durability = Durability::Durable;
+  /// Time after an hour's end before it is sealed; at most 4 hours (the service's window
+  /// less two hours, so an hour is left to send in).
   std::chrono::seconds grace{300};
   bool zero_fill = false;
   /// SQLite store: false commits without an fsync (survives a killed process, not a failed
   /// machine; several times faster). See `mm_meter_config_set_power_loss_safe`.
   bool power_loss_safe = true;
-  std::optional<std::chrono::seconds> flush_interval;  ///< none: no background flusher
+  /// The background flusher's period; none: the default (60 s); zero: no background flusher.
+  std::optional<std::chrono::seconds> flush_interval;
   /// Called from the meter's and the runtime's threads (see `mm_meter_config_set_event_callback`):
   /// must be thread-safe. An exception it throws is caught and dropped.
   std::function<void(const MeterEvent &)> on_event;
@@ -799,11 +814,11 @@ class UsageMeter {
       detail::check(mm_meter_config_set_product_code(cfg.get(), detail::cstr(*options.product_code, "product_code")), "product_code");
     detail::check(mm_meter_config_set_mode(cfg.get(), static_cast<uint32_t>(options.mode)), "mode");
     detail::check(mm_meter_config_set_durability(cfg.get(), static_cast<uint32_t>(options.durability)), "durability");
-    detail::check(mm_meter_config_set_grace_seconds(cfg.get(), static_cast<uint64_t>(options.grace.count())), "grace");
+    detail::check(mm_meter_config_set_grace_seconds(cfg.get(), detail::count(options.grace, "grace")), "grace");
     detail::check(mm_meter_config_set_zero_fill(cfg.get(), options.zero_fill), "zero_fill");
     detail::check(mm_meter_config_set_power_loss_safe(cfg.get(), options.power_loss_safe), "power_loss_safe");
     if (options.flush_interval)
-      detail::check(mm_meter_config_set_flush_interval_seconds(cfg.get(), static_cast<uint64_t>(options.flush_interval->count())),
+      detail::check(mm_meter_config_set_flush_interval_seconds(cfg.get(), detail::count(*options.flush_interval, "flush_interval")),
                     "flush_interval");
     if (options.clock) detail::check(mm_meter_config_set_clock(cfg.get(), options.clock->get()), "clock");
     if (options.database_url)
@@ -813,7 +828,7 @@ class UsageMeter {
     if (options.fleet_senders)
       detail::check(mm_meter_config_set_fleet_senders(cfg.get(), *options.fleet_senders), "fleet_senders");
     if (options.fleet_lease)
-      detail::check(mm_meter_config_set_fleet_lease_millis(cfg.get(), static_cast<uint64_t>(options.fleet_lease->count())),
+      detail::check(mm_meter_config_set_fleet_lease_millis(cfg.get(), detail::count(*options.fleet_lease, "fleet_lease")),
                     "fleet_lease");
     if (options.start_hour)
       detail::check(mm_meter_config_set_start_hour(cfg.get(), detail::secs(*options.start_hour).count()),

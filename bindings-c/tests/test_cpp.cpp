@@ -105,6 +105,24 @@ int main() {
     }
     CHECK(thrown);
 
+    // A negative timeout would reach the C API as an enormous one (no timeout at all): refused,
+    // naming the setting.
+    const char *timeouts[] = {"connect_timeout", "read_timeout", "attempt_timeout", "operation_timeout"};
+    for (int which = 0; which < 4; which++) {
+      thrown = false;
+      try {
+        mm::Config c;
+        auto neg = std::chrono::milliseconds(-1);
+        if (which == 0) c.connect_timeout(neg);
+        if (which == 1) c.read_timeout(neg);
+        if (which == 2) c.attempt_timeout(neg);
+        if (which == 3) c.operation_timeout(neg);
+      } catch (const mm::Error &err) {
+        thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == timeouts[which];
+      }
+      CHECK(thrown);
+    }
+
     // A std::string with a NUL inside: the C API would read "cust-1" and meter that customer.
     // Refused before anything is sent, naming the field; the ledger is unchanged.
     char before[1 << 16], after[1 << 16];

@@ -217,6 +217,29 @@ int main() {
     }
     CHECK(thrown);
 
+    // A negative duration would reach the C API's unsigned setters as an enormous one (a grace
+    // that never seals, no flusher, a claim that never expires): refused, naming the option.
+    // So is a grace that leaves no time to send before the service's window closes.
+    for (int which = 0; which < 4; which++) {
+      thrown = false;
+      const char *field = which == 0 ? "grace" : which == 1 ? "flush_interval" : which == 2 ? "fleet_lease" : "grace";
+      try {
+        mm::MeterOptions neg;
+        neg.product_code = MM_TEST_PRODUCT;
+        if (which == 0) neg.grace = seconds(-1);
+        if (which == 1) neg.flush_interval = seconds(-1);
+        if (which == 2) {
+          neg.database_url = "postgresql://meter@127.0.0.1:1/db";
+          neg.fleet_lease = std::chrono::milliseconds(-1);
+        }
+        if (which == 3) neg.grace = hours(5);
+        mm::UsageMeter m(client, neg);
+      } catch (const mm::Error &err) {
+        thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == field;
+      }
+      CHECK(thrown);
+    }
+
     // The fleet store's options reach the C config: both a path and a database URL are refused
     // naming `database_url`, and the URL is not in the message.
     thrown = false;

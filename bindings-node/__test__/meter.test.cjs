@@ -426,6 +426,8 @@ test('bad input rejects with a ValidationError naming the field', async () => {
     [() => new mm.UsageMeter(c, { mode: 'nope' }), 'mode'],
     [() => new mm.UsageMeter(c, { durability: 'fast' }), 'durability'],
     [() => new mm.UsageMeter(c, { graceSeconds: -1 }), 'graceSeconds'],
+    // A grace that leaves no time to send before the service's window closes.
+    [() => new mm.UsageMeter(c, { graceSeconds: 5 * 3600 }), 'graceSeconds'],
     [() => new mm.UsageMeter(c, { zeroFill: 'yes' }), 'zeroFill'],
     [() => new mm.UsageMeter(c, { powerLossSafe: 0 }), 'powerLossSafe'],
     [() => new mm.UsageMeter(c, { powerLossSafe: 'no' }), 'powerLossSafe'],

@@ -222,7 +222,17 @@ impl NativeMeter {
                 &marketplace_metering::Error::invalid_input(e.field(), "is required"),
             )
         })?;
-        let meter = UsageMeter::new(config).map_err(|e| crate::errors::to_js(&env, &e))?;
+        let meter = UsageMeter::new(config).map_err(|e| match e.field() {
+            // The core names its setting; this face's option is `graceSeconds`.
+            Some("grace") => crate::errors::to_js(
+                &env,
+                &marketplace_metering::Error::invalid_input(
+                    marketplace_metering::FieldPath::argument("graceSeconds"),
+                    e.problem(),
+                ),
+            ),
+            _ => crate::errors::to_js(&env, &e),
+        })?;
         Ok(NativeMeter {
             meter: Some(meter),
             events,

@@ -122,7 +122,8 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
 ///     Keyword only. ``True`` (default): each commit of the SQLite store is fsynced.
 ///     ``False``: a commit survives the process being killed but not the machine failing.
 /// grace : timedelta or float
-///     Time after an hour's end before it is sealed (default 5 minutes).
+///     Time after an hour's end before it is sealed (default 5 minutes); at most 4 hours
+///     (the service's window less two hours, so an hour is left to send in).
 /// zero_fill : bool
 ///     Report 0 for unused hours of customers given to ``register_customer()``.
 /// on_event : callable, optional

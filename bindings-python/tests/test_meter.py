@@ -807,3 +807,12 @@ def test_a_callback_calling_its_own_meter_raises_instead_of_hanging(emu: Emulato
     assert m.status()["pending"] == 2
     m.close()
     del holder["m"]
+
+
+@pytest.mark.parametrize("grace", [timedelta(hours=5), 6 * 3600.0, timedelta.max])
+def test_a_grace_that_leaves_no_time_to_send_is_refused(emu: Emulator, grace: Any) -> None:
+    # A bucket seals an hour plus its grace after its hour starts: sealed near the end of the
+    # service's window, every one would expire unsent.
+    with pytest.raises(mm.ParamValidationError) as ei:
+        meter(emu, ManualClock(base()), grace=grace)
+    assert ei.value.field == "grace", ei.value

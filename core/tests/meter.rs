@@ -2169,3 +2169,36 @@ fn a_meter_usage_answer_without_a_record_id_is_a_dead_letter() {
     assert_eq!(dl.len(), 1);
     assert!(dl[0].message.contains("MeteringRecordId"), "{dl:?}");
 }
+
+/// A grace that leaves no time to send is refused, naming `grace`: a bucket seals an hour
+/// plus its grace after its hour starts, and one sealed at or near the end of the service's
+/// window expires unsent, every hour (found by a hostile review: a 6-hour grace was accepted,
+/// and nothing recorded was ever billed). Four hours leaves an hour of the default six-hour
+/// window to send in: accepted, and billed.
+#[test]
+fn a_grace_that_leaves_no_time_to_send_is_refused() {
+    let emu = emulator();
+    let h = Harness::new();
+    for grace in [5 * H as u64 + 1, 6 * H as u64, u64::MAX] {
+        let config = h
+            .builder(client(&emu, 1), Store::memory())
+            .grace(Duration::from_secs(grace))
+            .build()
+            .unwrap();
+        let e = UsageMeter::new(config).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+        assert_eq!(e.field(), Some("grace"), "{e}");
+    }
+    let config = h
+        .builder(client(&emu, 1), Store::memory())
+        .grace(Duration::from_secs(4 * H as u64))
+        .build()
+        .unwrap();
+    let meter = UsageMeter::new(config).unwrap();
+    let b = base();
+    h.set(b - H + 10);
+    meter.record(cust(1), "users", 3, None, None).unwrap();
+    h.set(b + 4 * H + 1);
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!(sum.acked, 1, "{sum:?}");
+}

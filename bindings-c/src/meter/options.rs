@@ -271,7 +271,9 @@ pub extern "C" fn mm_meter_config_set_durability(
     })
 }
 
-/// Sets the time after an hour's end before it is sealed, in seconds (default 300).
+/// Sets the time after an hour's end before it is sealed, in seconds (default 300). At most
+/// 14400 (the service's window less two hours, so an hour is left to send in): more makes
+/// `mm_meter_new` fail with `MM_STATUS_INVALID_INPUT` naming `grace`.
 /// `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
 #[no_mangle]
 pub extern "C" fn mm_meter_config_set_grace_seconds(

@@ -145,7 +145,8 @@ class UsageMeter:
         concurrent callers, or at once (buffered in memory and written at each flush: a crash
         loses what was recorded since the last flush).
     grace : timedelta or float, default 5 minutes
-        Time after an hour's end before it is sealed.
+        Time after an hour's end before it is sealed; at most 4 hours (the service's window
+        less two hours, so an hour is left to send in).
     zero_fill : bool, default False
         Report 0 for the hours without usage of customers given to :meth:`register_customer`.
     on_event : callable, optional

@@ -136,7 +136,9 @@ impl MeterConfigBuilder {
         self.durability = d;
         self
     }
-    /// Time after an hour's end before it is sealed (default 5 minutes).
+    /// Time after an hour's end before it is sealed (default 5 minutes). At most the
+    /// service's window less two hours (4 hours), so an hour is left to send in: more is
+    /// refused by [`UsageMeter::new`](crate::UsageMeter::new), naming `grace`.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = Some(grace);
         self

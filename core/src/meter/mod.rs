@@ -238,6 +238,19 @@ impl UsageMeter {
                 }
             }
         }
+        // A bucket seals an hour plus the grace after its hour starts; sealed at or near the
+        // window's end, every bucket would expire unsent. Leave an hour to send in.
+        let (grace, window) = (duration_secs(config.grace), duration_secs(config.window));
+        if grace > window.saturating_sub(2 * 3600) {
+            return Err(Error::invalid_input(
+                FieldPath::argument("grace"),
+                format!(
+                    "{grace} s leaves no time to send: an hour seals an hour plus its grace \
+                     after it starts, and the service takes it for {window} s; at most {} s",
+                    window.saturating_sub(2 * 3600).max(0)
+                ),
+            ));
+        }
         if !config.power_loss_safe && matches!(config.store.0, StoreKind::Postgres(_)) {
             // The fleet store's commits are as durable as the database makes them: a setting
             // that would change nothing is refused rather than believed.
@@ -267,8 +280,8 @@ impl UsageMeter {
         };
         let scope = Scope {
             product_code: config.product_code.clone().unwrap_or_default(),
-            grace: duration_secs(config.grace),
-            window: duration_secs(config.window),
+            grace,
+            window,
             alarm_before: duration_secs(config.alarm_before),
             zero_fill: config.zero_fill,
         };

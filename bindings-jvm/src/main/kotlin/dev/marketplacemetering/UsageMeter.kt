@@ -145,7 +145,11 @@ class UsageMeter private constructor(
         val productCode: String? = null,
         val mode: MeterMode? = null,
         val durability: Durability? = null,
-        /** How long after its hour a bucket waits for late events before it is sealed (default 5 min). */
+        /**
+         * How long after its hour a bucket waits for late events before it is sealed (default
+         * 5 min); at most 4 hours (the service's window less two hours, so an hour is left to
+         * send in).
+         */
         val grace: Duration? = null,
         /** Report registered customers' dimensions as 0 in hours without usage. */
         val zeroFill: Boolean? = null,
@@ -237,14 +241,14 @@ class UsageMeter private constructor(
                 databaseUrl = config.databaseUrl,
                 replicaId = config.replicaId,
                 fleetSenders = config.fleetSenders?.let { if (it < 0) 0u else it.toUInt() },
-                fleetLeaseMillis = config.fleetLease?.toMillis(),
+                fleetLeaseMillis = config.fleetLease?.meterMillis(),
                 startHour = config.startHour?.epochSecond,
                 productCode = config.productCode,
                 mode = config.mode?.wire,
                 durability = config.durability?.wire,
-                graceMillis = config.grace?.toMillis(),
+                graceMillis = config.grace?.meterMillis(),
                 zeroFill = config.zeroFill,
-                flushIntervalMillis = config.flushInterval?.toMillis(),
+                flushIntervalMillis = config.flushInterval?.meterMillis(),
                 clock = config.clock?.native,
                 powerLossSafe = config.powerLossSafe,
             ),
@@ -414,3 +418,17 @@ private fun dev.marketplacemetering.internal.FlushSummaryRecord.toPublic() = Flu
     sealed.toLong(), sent.toLong(), calls.toLong(), acked.toLong(), deadLettered.toLong(),
     expired.toLong(), resentUnprocessed.toLong(), deferred.toLong(), interrupted?.code, interrupted?.detail,
 )
+
+/**
+ * Milliseconds for the meter's settings: a positive duration under a millisecond is 1 ms, not
+ * 0 (which is "off" for the flusher), and one past Long's milliseconds saturates (the core
+ * bounds every value and names the field) instead of throwing ArithmeticException.
+ */
+private fun Duration.meterMillis(): Long = when {
+    isNegative || isZero -> toMillis()
+    else -> try {
+        maxOf(1L, Math.addExact(toMillis(), if (toNanosPart() % 1_000_000 != 0) 1L else 0L))
+    } catch (e: ArithmeticException) {
+        Long.MAX_VALUE
+    }
+}

@@ -207,6 +207,36 @@ class MeterTest {
     }
 
     @Test
+    fun `durations are checked whole, not truncated or thrown as ArithmeticException`() {
+        // A grace that leaves no time to send before the service's window closes, and one
+        // past Long's milliseconds: InvalidInputException naming grace.
+        for (g in listOf(Duration.ofHours(5), Duration.ofSeconds(Long.MAX_VALUE))) {
+            val e = assertThrows(InvalidInputException::class.java) {
+                UsageMeter(client) {
+                    productCode = Emulator.PRODUCT_CODE
+                    grace = g
+                    flushInterval = Duration.ZERO
+                }
+            }
+            assertEquals("grace", e.field, e.message)
+        }
+        // Half a millisecond is a background flusher every millisecond, not 0 (no flusher).
+        val clock = ManualClock(hour.plusSeconds(600))
+        UsageMeter(client) {
+            productCode = Emulator.PRODUCT_CODE
+            grace = Duration.ofSeconds(60)
+            flushInterval = Duration.ofNanos(500_000)
+            this.clock = clock
+        }.use { m ->
+            m.record("cust-1", "users", 2)
+            clock.set(hour.plus(Duration.ofMinutes(62)))
+            val deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos()
+            while (emulator.ledger().isEmpty() && System.nanoTime() < deadline) Thread.sleep(10)
+            assertEquals(listOf(2L), emulator.ledger().map { it.quantity })
+        }
+    }
+
+    @Test
     fun `a closed meter refuses calls`() {
         val m = meter(null, ManualClock(hour))
         m.close()
