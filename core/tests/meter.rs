@@ -2202,3 +2202,39 @@ fn a_grace_that_leaves_no_time_to_send_is_refused() {
     let sum = meter.flush_blocking().unwrap();
     assert_eq!(sum.acked, 1, "{sum:?}");
 }
+
+/// A store recorded in the batch mode and flushed in the `MeterUsage` mode: its buckets have
+/// customers, which `MeterUsage` has no field for. Sent, two customers' equal buckets got one
+/// client token (it names no customer), so the service answered both with the first one's
+/// record id and one customer's usage was reported acknowledged, never billed (found by a
+/// hostile review). They are dead letters now, as the batch mode's customerless buckets are.
+#[test]
+fn a_batch_store_flushed_in_the_meter_usage_mode_bills_no_customer_as_another() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("batch-then-meter-usage");
+    h.set(b - H + 10);
+    let batch = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    batch.record(cust(1), "users", 5, None, None).unwrap();
+    batch.record(cust(2), "users", 5, None, None).unwrap();
+    batch.close_blocking().unwrap();
+    let single = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .mode(MeterMode::MeterUsage)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    h.set(b + 600);
+    let sum = single.flush_blocking().unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (0, 2), "{sum:?}");
+    assert!(emu.ledger().is_empty(), "{:?}", emu.ledger());
+    let dl = single.dead_letters().unwrap();
+    assert!(dl.iter().all(|d| d.customer.is_some()), "{dl:?}");
+}

@@ -459,7 +459,18 @@ async fn send_meter_usage(
     };
     for it in items {
         let mut res = Results::default();
-        let built = quantity(&it).and_then(|q| Ok((q, allocations(&it)?)));
+        let built = if it.customer.is_some() {
+            // A bucket recorded in the batch mode, in a store now flushed in this one: sent
+            // without its customer, it would be billed as nobody's (and two customers' equal
+            // buckets would share a client token, so one would be acked unbilled).
+            Err(
+                "the bucket has a customer (it was recorded in the batch mode); MeterUsage \
+                 has none"
+                    .to_owned(),
+            )
+        } else {
+            quantity(&it).and_then(|q| Ok((q, allocations(&it)?)))
+        };
         let (q, allocs) = match built {
             Ok(b) => b,
             Err(m) => {
