@@ -31,10 +31,11 @@ pub fn native_version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
 }
 
-/// Stops the core's shared runtime (joins its threads); the next call starts a new one.
-/// Called from a JVM shutdown hook.
+/// Writes the live meters' memory buffers to their stores (the meters stay open) and stops
+/// the core's shared runtime (joins its threads); the next call starts a new one. Called
+/// from a JVM shutdown hook.
 #[uniffi::export]
 pub fn native_shutdown() {
-    meter::release_all();
+    meter::write_all_buffers();
     marketplace_metering::runtime::shutdown();
 }

@@ -253,17 +253,23 @@ impl NativeManualClock {
 
 // --------------------------------------------------------------------- meter
 
-/// Every live meter, so that `native_shutdown` (a JVM shutdown hook) drops them (writing
-/// what memory durability buffered) before the runtime stops.
+/// Every live meter, so that `native_shutdown` (a JVM shutdown hook) writes what memory
+/// durability buffered before the runtime stops.
 static METERS: Mutex<Vec<Weak<Mutex<Option<meter::UsageMeter>>>>> = Mutex::new(Vec::new());
 
-pub fn release_all() {
-    let cells: Vec<_> = std::mem::take(&mut *lock(&METERS))
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
-    let meters: Vec<_> = cells.iter().filter_map(|c| lock(c).take()).collect();
-    drop(meters);
+/// Writes every live meter's memory buffer to its store, leaving the meters open: the JVM
+/// runs shutdown hooks at once, in no order, and the application's own hook may still be
+/// recording and then closing (and flushing) a meter. A meter its application never closes
+/// ends with the process, its buffer written.
+pub fn write_all_buffers() {
+    let cells: Vec<_> = lock(&METERS).iter().filter_map(Weak::upgrade).collect();
+    for cell in cells {
+        // A clone, so a write that waits on the store does not hold the cell.
+        let m = lock(&cell).clone();
+        if let Some(Err(e)) = m.map(|m| m.write_buffered()) {
+            tracing::error!(error = %e, "meter: buffered usage could not be written at exit");
+        }
+    }
 }
 
 #[derive(uniffi::Object)]

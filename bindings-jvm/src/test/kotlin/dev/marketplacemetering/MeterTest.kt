@@ -237,6 +237,22 @@ class MeterTest {
     }
 
     @Test
+    fun `the library's exit hook leaves a meter the application is still closing usable`() {
+        // The JVM runs shutdown hooks at once, in no order: the library's may run while the
+        // application's own hook drains its requests, still recording, then closes the meter.
+        // It closed every meter, so that record failed and the final flush never happened.
+        val clock = ManualClock(hour.plusSeconds(600))
+        meter(null, clock).use { m ->
+            m.record("cust-1", "users", 2)
+            dev.marketplacemetering.internal.nativeShutdown()
+            m.record("cust-1", "users", 3)
+            clock.set(hour.plus(Duration.ofMinutes(62)))
+            assertEquals(1L, m.closeAndFlush().acked)
+        }
+        assertEquals(listOf(5L), emulator.ledger().map { it.quantity })
+    }
+
+    @Test
     fun `a closed meter refuses calls`() {
         val m = meter(null, ManualClock(hour))
         m.close()

@@ -1042,7 +1042,7 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_shutdown() and 0xFFFF) != 60447) {
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_shutdown() and 0xFFFF) != 9597) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_version() and 0xFFFF) != 25181) {
@@ -6086,8 +6086,9 @@ public object FfiConverterSequenceOptionalTypeUsageRecord: FfiConverterRustBuffe
 
 
         /**
-         * Stops the core's shared runtime (joins its threads); the next call starts a new one.
-         * Called from a JVM shutdown hook.
+         * Writes the live meters' memory buffers to their stores (the meters stay open) and stops
+         * the core's shared runtime (joins its threads); the next call starts a new one. Called
+         * from a JVM shutdown hook.
          */ fun `nativeShutdown`()
         = 
     uniffiRustCall() { _status ->
