@@ -108,6 +108,22 @@ def test_the_profile_is_read_by_the_core(env: pytest.MonkeyPatch, tmp_path: path
     assert c._native.origin("endpoint_url") == "env:AWS_ENDPOINT_URL"
 
 
+def test_a_profile_in_neither_file_is_refused(env: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    # botocore raises ProfileNotFound; read as empty, the environment picked the region and
+    # endpoint without what the intended profile held (its FIPS setting, its endpoint).
+    (tmp_path / "config").write_text("[profile work]\nregion = us-gov-west-1\nuse_fips_endpoint = true\n")
+    env.setenv("AWS_REGION", "us-east-1")
+    with pytest.raises(mm.exceptions.InvalidConfigError) as ei:
+        mm.Client(profile_name="wrok", **KEYS)
+    assert ei.value.field == "profile" and "wrok" in str(ei.value), ei.value
+    env.setenv("AWS_PROFILE", "wrok")
+    with pytest.raises(mm.exceptions.InvalidConfigError) as ei:
+        mm.Client(**KEYS)
+    assert ei.value.field == "AWS_PROFILE", ei.value
+    env.setenv("AWS_PROFILE", "default")  # default may be absent, as in botocore
+    assert mm.Client(**KEYS).meta.region_name == "us-east-1"
+
+
 @pytest.mark.parametrize(
     "setup, kwargs, field",
     [

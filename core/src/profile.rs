@@ -93,15 +93,41 @@ impl Sources {
             #[cfg(feature = "default-chain")]
             profile: None,
         };
-        this.profile_name = code_profile
+        let from_code = code_profile
             .filter(|p| !p.trim().is_empty())
-            .map(|p| p.trim().to_owned())
+            .map(|p| p.trim().to_owned());
+        let named = from_code.is_some() || this.env("AWS_PROFILE").is_some();
+        this.profile_name = from_code
+            .clone()
             .or_else(|| this.env("AWS_PROFILE"))
             .unwrap_or_else(|| "default".to_owned());
         #[cfg(feature = "default-chain")]
         {
             this.profile = this.load_profile()?;
+            // A profile named but in neither file (a typo) is refused, as botocore's
+            // ProfileNotFound: read as empty, the environment would pick the region and the
+            // endpoint without the FIPS or endpoint settings the intended profile holds.
+            // `default` may be absent, as there.
+            let missing = this.profile.as_ref().is_some_and(|set| {
+                this.profile_name != "default" && set.get_profile(&this.profile_name).is_none()
+            });
+            if named && missing {
+                let field = if from_code.is_some() {
+                    "profile"
+                } else {
+                    "AWS_PROFILE"
+                };
+                return Err(Error::invalid_setting(
+                    field.to_owned(),
+                    format!(
+                        "the profile `{}` is not in the shared config or credentials file",
+                        this.profile_name
+                    ),
+                ));
+            }
         }
+        #[cfg(not(feature = "default-chain"))]
+        let _ = named;
         Ok(this)
     }
 

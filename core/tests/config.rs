@@ -156,6 +156,9 @@ sdk_ua_app_id = has space
 [profile badfips]
 region = us-east-1
 use_fips_endpoint = perhaps
+
+[profile noregion]
+max_attempts = 2
 ";
 
 const CREDENTIALS: &str = "\
@@ -189,7 +192,12 @@ fn rows() -> Vec<Row> {
         ("the code's profile beats AWS_PROFILE", vec![("AWS_PROFILE", "work")], |b| b.profile("ep"), Value("region", "us-west-2", profile("ep", "region"))),
         ("the credentials file's profile", vec![("AWS_PROFILE", "creds")], none, Value("region", "ap-northeast-1", profile("creds", "region"))),
         ("selected profile", vec![("AWS_PROFILE", "work")], none, Value("profile", "work", Origin::Default)),
-        ("no region anywhere", vec![("AWS_PROFILE", "missing")], none, Invalid("region", "region is required")),
+        ("no region anywhere", vec![("AWS_PROFILE", "noregion")], none, Invalid("region", "region is required")),
+        // A profile named but not in the files (a typo): botocore's ProfileNotFound. Read as
+        // empty, it let the environment pick the region and the endpoint without the FIPS or
+        // endpoint settings the intended profile held.
+        ("a missing profile named by AWS_PROFILE", vec![("AWS_PROFILE", "wrok"), ("AWS_REGION", "us-east-1")], none, Invalid("AWS_PROFILE", "the profile `wrok` is not in")),
+        ("a missing profile named in code", vec![("AWS_REGION", "us-east-1")], |b| b.profile("wrok"), Invalid("profile", "the profile `wrok` is not in")),
         ("a region that is no host label", vec![("AWS_REGION", "us east")], none, Invalid("AWS_REGION", "not a valid host label")),
         // --- endpoint ---
         ("AWS_ENDPOINT_URL", vec![("AWS_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", "http://127.0.0.1:1/")], none, Value("endpoint_url", "http://127.0.0.1:1", env("AWS_ENDPOINT_URL"))),
