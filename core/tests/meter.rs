@@ -2238,3 +2238,46 @@ fn a_batch_store_flushed_in_the_meter_usage_mode_bills_no_customer_as_another() 
     let dl = single.dead_letters().unwrap();
     assert!(dl.iter().all(|d| d.customer.is_some()), "{dl:?}");
 }
+
+/// The store file removed (a clean-up, a redeploy that wipes the directory) or replaced while
+/// the meter has it open: the meter went on committing into the unlinked file, silently, and
+/// everything unsent there was lost when the process ended, while a new process opened a
+/// fresh store at the path (found by a hostile review). A flush still sends what the open file
+/// holds, then fails naming the path, as does `status()`, until the meter is closed.
+#[test]
+fn a_store_file_removed_or_replaced_while_open_is_reported() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    for replace in [false, true] {
+        let path = temp_db(if replace { "replaced" } else { "removed" });
+        let meter = UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(&path))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        h.set(b - H + 10);
+        meter
+            .record(cust(1 + usize::from(replace)), "users", 2, None, None)
+            .unwrap();
+        for suffix in ["", "-lock", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        if replace {
+            std::fs::write(&path, b"").unwrap();
+        }
+        h.set(b + 600);
+        let e = meter.flush_blocking().unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidState, "{e}");
+        assert!(e.message().contains("removed or replaced"), "{e}");
+        let e = meter.status().unwrap_err();
+        assert!(e.message().contains("removed or replaced"), "{e}");
+        // What the open file held was sent before the flush failed.
+        assert_eq!(
+            emu.ledger().iter().map(|e| e.quantity).sum::<i64>(),
+            2 * (1 + i64::from(replace))
+        );
+        let _ = meter.close_blocking();
+    }
+}

@@ -381,7 +381,11 @@ impl UsageMeter {
     async fn flush_now(&self) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;
         let _g = self.inner.flush_lock.lock().await;
-        send::flush(&self.inner).await
+        let sum = send::flush(&self.inner).await?;
+        // After sending: what the open file holds is billed even when it is no longer at
+        // its path.
+        lock(&self.inner.shared.db).check_in_place()?;
+        Ok(sum)
     }
 
     /// [`flush`](Self::flush), blocking the calling thread (not from an async task).
@@ -400,7 +404,9 @@ impl UsageMeter {
             s.replica_id = Some(f.replica().to_owned());
             return Ok(s);
         }
-        lock(&shared.db).status(&shared.scope.product_code)
+        let db = lock(&shared.db);
+        db.check_in_place()?;
+        db.status(&shared.scope.product_code)
     }
 
     /// Every dead letter, oldest first.

@@ -72,6 +72,8 @@ pub(crate) struct Owner {
     store: File,
     file_id: (u64, u64),
     generation: u64,
+    /// The path it was opened by, to tell when the file there is no longer this one.
+    path: std::path::PathBuf,
 }
 
 impl Owner {
@@ -141,6 +143,7 @@ impl Owner {
             store: db,
             file_id,
             generation,
+            path: store.to_path_buf(),
         })
     }
 
@@ -204,6 +207,36 @@ fn tighten(path: &Path) {
     }
     #[cfg(not(unix))]
     let _ = path;
+}
+
+impl Owner {
+    /// Fails when the file at the store's path is no longer the one open (removed, or
+    /// replaced by another): what the meter commits now lives only in the open file, lost
+    /// when the process ends, and a new meter may open a fresh store at the path.
+    pub(crate) fn check_in_place(&self) -> Result<(), Error> {
+        let now = std::fs::metadata(&self.path).map(|m| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino())
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = m;
+                (0, 0)
+            }
+        });
+        match now {
+            Ok(id) if id == self.file_id => Ok(()),
+            _ => Err(Error::invalid_state(format!(
+                "meter store {}: the file was removed or replaced while this meter had it \
+                 open; what the meter records now is kept only in the open file and is lost \
+                 when this process ends: close this meter (its flushes still send what is \
+                 sealed) and open a new one",
+                self.path.display()
+            ))),
+        }
+    }
 }
 
 fn file_id(f: &File) -> std::io::Result<(u64, u64)> {

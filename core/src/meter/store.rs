@@ -194,6 +194,12 @@ impl Db {
         Ok(db)
     }
 
+    /// Fails when the store's file was removed or replaced while open (see
+    /// [`Owner::check_in_place`]); an in-memory store never does.
+    pub(crate) fn check_in_place(&self) -> Result<(), Error> {
+        self.owner.as_ref().map_or(Ok(()), Owner::check_in_place)
+    }
+
     /// Lets another meter open the file (this one was closed).
     pub(crate) fn release_claim(&mut self) {
         if let Some(o) = &mut self.owner {
