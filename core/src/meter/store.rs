@@ -156,7 +156,9 @@ impl Db {
         .map_err(store_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(store_err)?;
-        if path.is_some() {
+        if let Some(p) = path {
+            // Before anything changes the file.
+            schema::check_ours(&conn, p)?;
             let mode: String = conn
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
                 .map_err(store_err)?;

@@ -9,6 +9,37 @@ use super::{store_err, Db};
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 /// Migrations: entry `i` moves the schema from version `i` to `i + 1`.
+/// The SQLite header's `application_id` of a meter store ("MMTR").
+const APPLICATION_ID: i64 = 0x4d4d_5452;
+
+/// Refuses a file that is another application's database, before anything changes it: ours
+/// has our `application_id`, or (made before it was set) our `meta` and `buckets` tables; a
+/// new store has no tables at all.
+pub(super) fn check_ours(conn: &rusqlite::Connection, path: &std::path::Path) -> Result<(), Error> {
+    let app: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(store_err)?;
+    if app == APPLICATION_ID {
+        return Ok(());
+    }
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(store_err)?;
+    let ours = ["meta", "buckets"]
+        .iter()
+        .all(|t| names.iter().any(|n| n == t));
+    if app == 0 && (names.is_empty() || ours) {
+        return Ok(());
+    }
+    Err(Error::invalid_state(format!(
+        "meter store {}: not a meter store (application id {app:#x}, {} other table(s)): \
+         another application's database? Give the meter a file of its own",
+        path.display(),
+        names.len()
+    )))
+}
+
 pub(super) const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -88,6 +119,8 @@ impl Db {
             tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
                 .map_err(store_err)?;
         }
+        tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))
+            .map_err(store_err)?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('library_version', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -102,3 +102,51 @@ fn multi_row_upserts_add_or_change_nothing() {
     assert_eq!(quantity(&db, "a", 0), Some(4));
     assert_eq!(quantity(&db, "b", 3600), Some(4));
 }
+
+/// A path that names another application's SQLite database (a typo, a shared data
+/// directory) is refused before anything in it changes: the meter switched it to WAL for good
+/// and added its tables beside the other application's, or, with that database's
+/// `user_version` at 1, took it for a store and failed on every record (found by a hostile
+/// review). A store of this library's, new or existing, opens as before.
+#[test]
+fn another_applications_database_is_refused_untouched() {
+    let dir = std::env::temp_dir().join(format!(
+        "mm-foreign-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for version in [0, 1] {
+        let path = dir.join(format!("app-{version}.db"));
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!(
+                "CREATE TABLE orders (id INTEGER); PRAGMA user_version = {version};"
+            ))
+            .unwrap();
+        }
+        let e = Db::open(Some(&path), true).err().expect("refused");
+        assert!(e.message().contains("not a meter store"), "{e}");
+        let c = Connection::open(&path).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "the journal mode was changed");
+        let tables: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 1, "tables were added");
+    }
+    // A new store, then the same store opened again.
+    let path = dir.join("meter.db");
+    drop(Db::open(Some(&path), true).unwrap());
+    drop(Db::open(Some(&path), true).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
