@@ -110,14 +110,7 @@ fn multi_row_upserts_add_or_change_nothing() {
 /// review). A store of this library's, new or existing, opens as before.
 #[test]
 fn another_applications_database_is_refused_untouched() {
-    let dir = std::env::temp_dir().join(format!(
-        "mm-foreign-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+    let dir = std::env::temp_dir().join(format!("mm-foreign-{}", fastrand::u64(..)));
     std::fs::create_dir_all(&dir).unwrap();
     for version in [0, 1] {
         let path = dir.join(format!("app-{version}.db"));
