@@ -272,7 +272,15 @@ class MarketplaceMeteringClient private constructor(
         val readTimeout: Duration? = null,
         val attemptTimeout: Duration? = null,
         val operationTimeout: Duration? = null,
-    )
+    ) {
+        /** Every setting; an endpoint URL with user info (a password) is not shown. */
+        override fun toString(): String =
+            "Config(region=$region, endpointUrl=${endpointUrl?.let { if ('@' in it) "(hidden: it holds user info)" else it }}, " +
+                "credentialsProvider=$credentialsProvider, profile=$profile, useFips=$useFips, useDualStack=$useDualStack, " +
+                "retryMode=$retryMode, maxAttempts=$maxAttempts, initialBackoff=$initialBackoff, maxBackoff=$maxBackoff, " +
+                "connectTimeout=$connectTimeout, readTimeout=$readTimeout, attemptTimeout=$attemptTimeout, " +
+                "operationTimeout=$operationTimeout)"
+    }
 
     /** Builds a client: properties for the Kotlin DSL, fluent methods for Java. */
     class Builder internal constructor() {

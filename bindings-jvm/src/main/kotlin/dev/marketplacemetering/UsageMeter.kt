@@ -187,7 +187,14 @@ class UsageMeter private constructor(
          * as durable as the database makes them.
          */
         val powerLossSafe: Boolean? = null,
-    )
+    ) {
+        /** Every setting but the database URL's text, which may hold a password (as the core never prints it). */
+        override fun toString(): String =
+            "Config(path=$path, productCode=$productCode, mode=$mode, durability=$durability, grace=$grace, " +
+                "zeroFill=$zeroFill, flushInterval=$flushInterval, listener=$listener, clock=$clock, " +
+                "databaseUrl=${databaseUrl?.let { "(hidden)" }}, replicaId=$replicaId, fleetSenders=$fleetSenders, " +
+                "fleetLease=$fleetLease, startHour=$startHour, powerLossSafe=$powerLossSafe)"
+    }
 
     /** Builds a meter: Kotlin DSL properties, fluent methods for Java. */
     class Builder internal constructor(private val client: MarketplaceMeteringClient) {

@@ -253,6 +253,14 @@ class MeterTest {
     }
 
     @Test
+    fun `settings print no password`() {
+        val meter = UsageMeter.Config(databaseUrl = "postgresql://meter:s3cret-pw@127.0.0.1/db", replicaId = "r1")
+        assertTrue("s3cret-pw" !in meter.toString() && "r1" in meter.toString(), meter.toString())
+        val client = MarketplaceMeteringClient.Config(endpointUrl = "http://user:s3cret-pw@127.0.0.1:1", region = "us-east-1")
+        assertTrue("s3cret-pw" !in client.toString() && "us-east-1" in client.toString(), client.toString())
+    }
+
+    @Test
     fun `a closed meter refuses calls`() {
         val m = meter(null, ManualClock(hour))
         m.close()
