@@ -768,6 +768,40 @@ test('group commit without power-loss safety: every resolved record survives kil
   removeDb(p)
 })
 
+test('durability "memory": process.exit() on the main thread writes the buffers of meters in workers', async () => {
+  // A worker's own 'exit' hook does not run when the main thread ends the process: its
+  // meter's buffer was written, if at all, by a detached thread that the exit cut off.
+  const p = tempDb('worker-exit')
+  const pkg = JSON.stringify(path.join(__dirname, '..'))
+  const src = `
+    const { Worker } = require('node:worker_threads')
+    const w = new Worker(\`
+      const { parentPort } = require('node:worker_threads')
+      const mm = require(${pkg})
+      const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+      const meter = new mm.UsageMeter(client, { path: ${JSON.stringify(p)}, productCode: ${JSON.stringify(emu.productCode)}, durability: 'memory', flushIntervalSeconds: null })
+      ;(async () => {
+        // Enough buckets that writing them takes a while.
+        for (let i = 0; i < 20000; i++) await meter.record({ customerIdentifier: 'bulk-' + i, dimension: 'gb', quantity: 1 })
+        parentPort.postMessage('ready')
+        setInterval(() => {}, 1000)
+      })()
+    \`, { eval: true })
+    w.once('message', () => process.exit(0))
+    w.once('error', (e) => { console.error(e); process.exit(3) })
+  `
+  const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 0, out)
+  const { m } = meter({ path: p })
+  assert.equal((await m.status()).pending, 20000, 'the worker meter\'s buffer was written')
+  await m.close()
+  removeDb(p)
+})
+
 test('durability "memory": process.exit() writes the buffered events to the store', async () => {
   const p = tempDb('exit')
   const src = `

@@ -70,11 +70,53 @@ impl Drop for NativeMeter {
 
 /// Drops a core meter on a short-lived thread: if it is the last owner, its drop may join its
 /// committer and write to SQLite, which a GC finalizer must not wait for.
+///
+/// The process waits for these drops at exit. A meter in a worker thread is dropped here
+/// when the main thread ends the process (`process.exit()` stops the workers, whose own
+/// 'exit' hooks do not run); without the wait, the exit cut off the drop's write of what
+/// `durability: "memory"` buffered.
 fn drop_elsewhere(meter: Option<UsageMeter>) {
-    if let Some(m) = meter {
-        let _ = std::thread::Builder::new()
-            .name("mm-meter-drop".into())
-            .spawn(move || drop(m));
+    let Some(m) = meter else { return };
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a plain extern "C" function, once; it runs at exit.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(wait_for_drops);
+    });
+    *DROPS.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    let done = || {
+        *DROPS.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        DROPS.1.notify_all();
+    };
+    let spawned = std::thread::Builder::new()
+        .name("mm-meter-drop".into())
+        .spawn(move || {
+            drop(m);
+            done();
+        });
+    if spawned.is_err() {
+        // The closure, and the meter with it, was dropped here.
+        done();
+    }
+}
+
+/// Drops in flight on their threads, and their end.
+static DROPS: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// At exit: waits (up to 10 s) for the meters' drops in flight to write what they hold.
+extern "C" fn wait_for_drops() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut n = DROPS.0.lock().unwrap_or_else(|p| p.into_inner());
+    while *n > 0 {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        n = DROPS
+            .1
+            .wait_timeout(n, deadline - now)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
     }
 }
 
