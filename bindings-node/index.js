@@ -817,7 +817,9 @@ class UsageMeter extends EventEmitter {
 // `durability: "memory"` buffers events in this process until a flush. A process that ends
 // without close() (process.exit(), the event loop running dry) would lose them, as nothing
 // asynchronous runs at exit: the 'exit' hook writes every live meter's buffer to its store,
-// synchronously, as Python does at interpreter exit. A crash (SIGKILL) still loses them.
+// synchronously, as Python does at interpreter exit (meters in worker threads are written by
+// the addon before the process ends). A crash (SIGKILL) still loses them, and so does a
+// signal left to its default action (SIGTERM runs no 'exit' hook): handle it and close().
 const atExit = new Set()
 const atExitGone = new FinalizationRegistry((ref) => atExit.delete(ref))
 let atExitHooked = false
