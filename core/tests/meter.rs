@@ -2281,3 +2281,44 @@ fn a_store_file_removed_or_replaced_while_open_is_reported() {
         let _ = meter.close_blocking();
     }
 }
+
+/// A late event that `record()` refuses (its current-hour bucket would pass the model's
+/// maximum) is not reported as counted: the LateEvent came before the check, so a consumer
+/// reconciling from events counted usage that `record()` reported as an error (found by a
+/// hostile review). In every durability.
+#[test]
+fn a_refused_late_event_is_not_reported() {
+    for (store, durability) in [
+        (Store::memory(), Durability::Durable),
+        (
+            Store::sqlite(temp_db("late-refused-durable")),
+            Durability::Durable,
+        ),
+        (
+            Store::sqlite(temp_db("late-refused-group")),
+            Durability::Group,
+        ),
+        (
+            Store::sqlite(temp_db("late-refused-memory")),
+            Durability::Memory,
+        ),
+    ] {
+        let (_emu, h, b, meter) = scenario_with(store, 1, |m| m.durability(durability));
+        h.set(b + 600);
+        meter
+            .record(cust(1), "users", i64::from(i32::MAX), None, None)
+            .unwrap();
+        let e = meter
+            .record(cust(1), "users", 1, at(b - 2 * H + 10), None)
+            .unwrap_err();
+        assert_eq!(e.field(), Some("quantity"), "{durability:?}: {e}");
+        let late = h.count(|k| matches!(k, MeterEventKind::LateEvent { .. }));
+        assert_eq!(late, 0, "{durability:?}: {:?}", h.events());
+        // An accepted late event is still reported.
+        meter
+            .record(cust(2), "users", 1, at(b - 2 * H + 10), None)
+            .unwrap();
+        let late = h.count(|k| matches!(k, MeterEventKind::LateEvent { .. }));
+        assert_eq!(late, 1, "{durability:?}: {:?}", h.events());
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::{Error, ErrorCode};
 
 use super::store::Allocs;
-use super::{lock, overflow_error, BucketKey, Buffer, Shared, MAX_BUCKET};
+use super::{lock, overflow_error, BucketKey, Buffer, MeterEvent, Shared, MAX_BUCKET};
 
 /// What a group commit did: the buckets refused for the model's maximum, and the error the
 /// other events get (the commit's, or its outcome unknown).
@@ -95,6 +95,9 @@ pub(super) struct GroupQueue {
     /// commit released. Callers wake the committer only on the first event of a group and
     /// when this many have arrived.
     pub(super) want: usize,
+    /// The open group's late events, each with the bucket it lands in: reported once the
+    /// commit counted them.
+    pub(super) late: Vec<(BucketKey, MeterEvent)>,
 }
 
 impl GroupQueue {
@@ -108,6 +111,7 @@ impl GroupQueue {
         key: BucketKey,
         quantity: i64,
         allocs: Option<Allocs>,
+        late: Option<MeterEvent>,
         max_events: usize,
     ) -> Result<Arc<Slot>, Error> {
         if self.stop {
@@ -117,6 +121,9 @@ impl GroupQueue {
         let total = queued.saturating_add(quantity);
         if total > MAX_BUCKET {
             return Err(overflow_error(&key, quantity, total));
+        }
+        if let Some(ev) = late {
+            self.late.push((key.clone(), ev));
         }
         self.open.entry(key).or_default().add(quantity, allocs);
         self.count += 1;
@@ -164,7 +171,7 @@ pub(super) fn committer(
     use std::time::Instant;
     let mut last_commit = Duration::ZERO;
     loop {
-        let (batch, slot, n, waiters) = {
+        let (batch, slot, n, waiters, late) = {
             let mut q = lock(&group.queue);
             while q.count == 0 && !q.stop {
                 q = group.cv.wait(q).unwrap_or_else(|p| p.into_inner());
@@ -201,10 +208,11 @@ pub(super) fn committer(
             let n = q.count;
             q.count = 0;
             let batch = std::mem::take(&mut q.open);
+            let late = std::mem::take(&mut q.late);
             let slot = std::mem::take(&mut q.slot);
             let waiters = std::mem::take(&mut q.waiters);
             group.room.notify_all();
-            (batch, slot, n, waiters)
+            (batch, slot, n, waiters, late)
         };
         let started = Instant::now();
         let result = shared.write_store(batch, false);
@@ -215,12 +223,19 @@ pub(super) fn committer(
         let error = |e: Error| Some((e.error_code(), e.message().to_owned()));
         match result {
             Ok(w) => {
+                // Counted (or, its outcome unknown, kept to be counted once): all but those
+                // refused.
+                let counted = late
+                    .into_iter()
+                    .filter(|(k, _)| !w.refused.iter().any(|(r, _)| r == k))
+                    .map(|(_, ev)| ev);
+                let events = counted.chain(w.late).collect();
                 let outcome = Outcome {
                     refused: w.refused,
                     error: w.unknown.and_then(error),
                 };
                 slot.finish(outcome, waiters);
-                shared.emit(w.late);
+                shared.emit(events);
             }
             Err(e) => {
                 let outcome = Outcome {

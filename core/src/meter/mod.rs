@@ -304,6 +304,7 @@ impl UsageMeter {
                     waiters: Vec::new(),
                     stop: false,
                     want: 1,
+                    late: Vec::new(),
                 }),
                 cv: Condvar::new(),
                 room: Condvar::new(),

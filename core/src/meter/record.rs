@@ -14,7 +14,7 @@ use crate::Error;
 use super::store::Allocs;
 use super::{
     fleet, hour_of, late_event, lock, overflow_error, Acc, AsKey, BucketKey, Buffer, Customer,
-    CustomerRef, Durability, Group, KeyRef, MeterMode, UsageMeter, MAX_BUCKET,
+    CustomerRef, Durability, Group, KeyRef, MeterEvent, MeterMode, UsageMeter, MAX_BUCKET,
 };
 
 /// What [`UsageMeter::check`] left to do.
@@ -30,6 +30,8 @@ struct Queued {
     key: BucketKey,
     quantity: i64,
     allocs: Option<Allocs>,
+    /// The LateEvent to report once the commit counted it (boxed: rare, and large).
+    late: Option<Box<MeterEvent>>,
 }
 
 /// The future of [`UsageMeter::record_in_group`]: resolves once the event's group commit is
@@ -185,7 +187,14 @@ impl UsageMeter {
         // bucket, so its size is bounded by the buckets, and an async caller's events in
         // flight are bounded by the caller. Queued, the event is committed even if the
         // future is dropped.
-        let slot = lock(&g.queue).push(&g.cv, q.key.clone(), q.quantity, q.allocs, max_events)?;
+        let slot = lock(&g.queue).push(
+            &g.cv,
+            q.key.clone(),
+            q.quantity,
+            q.allocs,
+            q.late.map(|b| *b),
+            max_events,
+        )?;
         Ok(Some(GroupCommit(Box::pin(async move {
             slot.committed(&q.key, q.quantity).await
         }))))
@@ -208,7 +217,14 @@ impl UsageMeter {
             while qg.count >= max_events && !qg.stop {
                 qg = g.room.wait(qg).unwrap_or_else(|p| p.into_inner());
             }
-            let slot = qg.push(&g.cv, q.key.clone(), q.quantity, q.allocs, max_events)?;
+            let slot = qg.push(
+                &g.cv,
+                q.key.clone(),
+                q.quantity,
+                q.allocs,
+                q.late.map(|b| *b),
+                max_events,
+            )?;
             qg.waiters.push(std::thread::current());
             slot
         };
@@ -277,13 +293,20 @@ impl UsageMeter {
             dimension,
             hour,
         };
-        if late {
+        // Reported once the event is counted: a refused one (past the maximum, a failed
+        // commit) was not.
+        let late_ev = late.then(|| {
             let current = hour_of(now);
-            shared.emit(vec![late_event(&key, quantity, current)]);
+            let ev = late_event(&key, quantity, current);
             key.hour = current;
-        }
+            ev
+        });
         if inner.memory_store || inner.durability == Durability::Memory {
-            return self.buffer(key, quantity, allocs).map(|()| Checked::Done);
+            self.buffer(key, quantity, allocs)?;
+            if let Some(ev) = late_ev {
+                shared.emit(vec![ev]);
+            }
+            return Ok(Checked::Done);
         }
         let key = key.to_bucket();
         match &inner.group {
@@ -291,6 +314,7 @@ impl UsageMeter {
                 key,
                 quantity,
                 allocs,
+                late: late_ev.map(Box::new),
             })),
             None => {
                 let mut one = Buffer::with_capacity(1);
@@ -309,7 +333,7 @@ impl UsageMeter {
                 if let Some(e) = w.unknown {
                     return Err(e);
                 }
-                shared.emit(w.late);
+                shared.emit(late_ev.into_iter().chain(w.late).collect());
                 Ok(Checked::Done)
             }
         }
