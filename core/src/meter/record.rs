@@ -11,6 +11,7 @@ use crate::primitives::DateTime;
 use crate::types::{UsageAllocation, UsageRecord};
 use crate::Error;
 
+use super::group::{GroupQueue, Slot};
 use super::store::Allocs;
 use super::{
     fleet, hour_of, late_event, lock, overflow_error, Acc, AsKey, BucketKey, Buffer, Customer,
@@ -32,6 +33,27 @@ struct Queued {
     allocs: Option<Allocs>,
     /// The LateEvent to report once the commit counted it (boxed: rare, and large).
     late: Option<Box<MeterEvent>>,
+}
+
+impl Queued {
+    /// Adds the event to the open group (see [`GroupQueue::push`]); its key and quantity
+    /// stay, for the wait.
+    fn push(
+        &mut self,
+        qg: &mut GroupQueue,
+        cv: &std::sync::Condvar,
+        max_events: usize,
+    ) -> Result<std::sync::Arc<Slot>, Error> {
+        let late = self.late.take().map(|b| *b);
+        qg.push(
+            cv,
+            self.key.clone(),
+            self.quantity,
+            self.allocs.take(),
+            late,
+            max_events,
+        )
+    }
 }
 
 /// The future of [`UsageMeter::record_in_group`]: resolves once the event's group commit is
@@ -179,7 +201,7 @@ impl UsageMeter {
             at,
             allocations,
         )?;
-        let Checked::Queue(q) = checked else {
+        let Checked::Queue(mut q) = checked else {
             return Ok(Some(GroupCommit(Box::pin(async { Ok(()) }))));
         };
         let (g, max_events) = self.group()?;
@@ -187,14 +209,7 @@ impl UsageMeter {
         // bucket, so its size is bounded by the buckets, and an async caller's events in
         // flight are bounded by the caller. Queued, the event is committed even if the
         // future is dropped.
-        let slot = lock(&g.queue).push(
-            &g.cv,
-            q.key.clone(),
-            q.quantity,
-            q.allocs,
-            q.late.map(|b| *b),
-            max_events,
-        )?;
+        let slot = q.push(&mut lock(&g.queue), &g.cv, max_events)?;
         Ok(Some(GroupCommit(Box::pin(async move {
             slot.committed(&q.key, q.quantity).await
         }))))
@@ -208,7 +223,8 @@ impl UsageMeter {
         at: Option<DateTime>,
         allocations: Option<&[UsageAllocation]>,
     ) -> Result<(), Error> {
-        let Checked::Queue(q) = self.check(customer, dimension, quantity, at, allocations)? else {
+        let Checked::Queue(mut q) = self.check(customer, dimension, quantity, at, allocations)?
+        else {
             return Ok(());
         };
         let (g, max_events) = self.group()?;
@@ -217,14 +233,7 @@ impl UsageMeter {
             while qg.count >= max_events && !qg.stop {
                 qg = g.room.wait(qg).unwrap_or_else(|p| p.into_inner());
             }
-            let slot = qg.push(
-                &g.cv,
-                q.key.clone(),
-                q.quantity,
-                q.allocs,
-                q.late.map(|b| *b),
-                max_events,
-            )?;
+            let slot = q.push(&mut qg, &g.cv, max_events)?;
             qg.waiters.push(std::thread::current());
             slot
         };
