@@ -202,6 +202,62 @@ impl UsageMeter {
     }
 }
 
+/// Runs a flush or a close (`op` of a clone of `m`) to its end, without the GIL.
+///
+/// On the main thread it runs on the library's runtime while this thread checks for Python
+/// signals every 100 ms, so Ctrl-C, or a SIGTERM handler that closes the meter, runs at once,
+/// as during boto3's socket calls (a flush waiting out a server or its retries could take
+/// minutes). An exception a handler raises abandons the call; the meter sends what was in
+/// flight again. Elsewhere (Python runs handlers on the main thread only), and from the
+/// meter's own event callback (where the core refuses the call), it blocks as before.
+fn interruptible<T, F>(
+    py: Python<'_>,
+    m: &meter::UsageMeter,
+    operation: &str,
+    op: impl FnOnce(meter::UsageMeter) -> F,
+) -> PyResult<Result<T, Error>>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let threading = py.import(intern!(py, "threading"))?;
+    let main = threading
+        .call_method0(intern!(py, "main_thread"))?
+        .is(&threading.call_method0(intern!(py, "current_thread"))?);
+    let fut = op(m.clone());
+    if !main || m.in_event_callback() {
+        return Ok(py.detach(|| runtime::block_on(fut)).and_then(|r| r));
+    }
+    let handle = match runtime::handle() {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(e)),
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    // Only this thread receives; the lock makes the receiver shareable with `detach`.
+    let rx = Mutex::new(rx);
+    let task = handle.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    loop {
+        match py.detach(|| lock(&rx).recv_timeout(Duration::from_millis(100))) {
+            Ok(r) => return Ok(r),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = py.check_signals() {
+                    task.abort();
+                    return Err(e);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(invalid_state(
+                    py,
+                    "the call did not finish: the library's runtime stopped",
+                    operation,
+                ))
+            }
+        }
+    }
+}
+
 #[pymethods]
 impl UsageMeter {
     #[new]
@@ -429,8 +485,7 @@ impl UsageMeter {
     fn flush(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         const OP: &str = "UsageMeter.flush";
         let m = self.get(py, OP)?;
-        let s = py
-            .detach(|| m.flush_blocking())
+        let s = interruptible(py, &m, OP, |m| async move { m.flush().await })?
             .map_err(|e| to_py_err(py, &e, OP))?;
         summary_dict(py, &s, OP)
     }
@@ -454,8 +509,7 @@ impl UsageMeter {
         const OP: &str = "UsageMeter.close";
         let m = self.get(py, OP)?;
         lock(&self.live).closed = true;
-        let s = py
-            .detach(|| m.close_blocking())
+        let s = interruptible(py, &m, OP, |m| async move { m.close().await })?
             .map_err(|e| to_py_err(py, &e, OP))?;
         summary_dict(py, &s, OP)
     }

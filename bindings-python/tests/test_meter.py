@@ -816,3 +816,46 @@ def test_a_grace_that_leaves_no_time_to_send_is_refused(emu: Emulator, grace: An
     with pytest.raises(mm.ParamValidationError) as ei:
         meter(emu, ManualClock(base()), grace=grace)
     assert ei.value.field == "grace", ei.value
+
+
+def test_a_blocking_flush_lets_ctrl_c_and_signal_handlers_run(tmp_path: Path) -> None:
+    # The main thread in a flush that waits (a server that never answers, retries) ran no
+    # Python signal handler until the call returned: Ctrl-C did nothing, and a SIGTERM handler
+    # that closes the meter waited minutes, past Kubernetes' SIGKILL. boto3's socket calls
+    # take them at once.
+    import signal
+    import subprocess
+    script = tmp_path / "child.py"
+    script.write_text(f"""
+import socket, sys, time
+import marketplace_metering as mm
+from marketplace_metering.testing import ManualClock
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(16)  # accepts, never answers
+client = mm.Client(region_name="us-east-1", endpoint_url="http://127.0.0.1:%d" % srv.getsockname()[1],
+                   aws_access_key_id="AKIDTEST", aws_secret_access_key="secret-value",
+                   config=mm.Config(read_timeout=60, retries={{"total_max_attempts": 1}}))
+clock = ManualClock({base()})
+meter = mm.UsageMeter(client, product_code="prod-1234", clock=clock, flush_interval=None)
+meter.record(customer_identifier="cust-1", dimension="users", quantity=1)
+clock.advance({2 * H})
+print("ready", flush=True)
+try:
+    meter.flush()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(7)
+""")
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        started = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=10)
+        took = time.monotonic() - started
+    finally:
+        child.kill()
+    out, err = child.communicate()
+    assert code == 7, (code, out, err)
+    assert took < 2, took
