@@ -212,6 +212,22 @@ impl UsageMeter {
 /// meter's own event callback (where the core refuses the call), it blocks as before.
 fn interruptible<T, F>(
     py: Python<'_>,
+    m: meter::UsageMeter,
+    operation: &str,
+    op: impl FnOnce(meter::UsageMeter) -> F,
+) -> PyResult<Result<T, Error>>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let r = run_interruptible(py, &m, operation, op);
+    // Without the GIL, as in `record()`.
+    py.detach(move || drop(m));
+    r
+}
+
+fn run_interruptible<T, F>(
+    py: Python<'_>,
     m: &meter::UsageMeter,
     operation: &str,
     op: impl FnOnce(meter::UsageMeter) -> F,
@@ -420,7 +436,10 @@ impl UsageMeter {
             _ => None,
         };
         let m = self.get(py, OP)?;
-        py.detach(|| m.record(customer, &dimension, quantity, at, allocs))
+        // The clone is dropped without the GIL: at interpreter exit it may be the last one
+        // (`_shutdown` released the others), and the core's drop joins the group committer,
+        // which may be waiting for the GIL to deliver an event.
+        py.detach(move || m.record(customer, &dimension, quantity, at, allocs))
             .map_err(|e| to_py_err(py, &e, OP))
     }
 
@@ -485,7 +504,7 @@ impl UsageMeter {
     fn flush(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         const OP: &str = "UsageMeter.flush";
         let m = self.get(py, OP)?;
-        let s = interruptible(py, &m, OP, |m| async move { m.flush().await })?
+        let s = interruptible(py, m, OP, |m| async move { m.flush().await })?
             .map_err(|e| to_py_err(py, &e, OP))?;
         summary_dict(py, &s, OP)
     }
@@ -509,7 +528,7 @@ impl UsageMeter {
         const OP: &str = "UsageMeter.close";
         let m = self.get(py, OP)?;
         lock(&self.live).closed = true;
-        let s = interruptible(py, &m, OP, |m| async move { m.close().await })?
+        let s = interruptible(py, m, OP, |m| async move { m.close().await })?
             .map_err(|e| to_py_err(py, &e, OP))?;
         summary_dict(py, &s, OP)
     }
