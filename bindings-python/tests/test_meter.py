@@ -858,4 +858,4 @@ except KeyboardInterrupt:
         child.kill()
     out, err = child.communicate()
     assert code == 7, (code, out, err)
-    assert took < 2, took
+    assert took < 5, took  # the read timeout is 60 s; exit itself may wait for the runtime
