@@ -31,9 +31,11 @@ pub fn native_version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
 }
 
-/// Writes the live meters' memory buffers to their stores (the meters stay open) and stops
-/// the core's shared runtime (joins its threads); the next call starts a new one. Called
-/// from a JVM shutdown hook.
+/// Writes the live meters' memory buffers to their stores and stops the core's shared
+/// runtime (joins its threads). Called from a JVM shutdown hook, which runs beside the
+/// application's own: the meters stay open, their background flushers start again on a new
+/// runtime, and the next call of a client does too. What is recorded after this is written
+/// only by a close() (or a flush) of the meter.
 #[uniffi::export]
 pub fn native_shutdown() {
     meter::write_all_buffers();

@@ -487,7 +487,8 @@ impl UsageMeter {
             _ => return Err(input_err(py, "dimensions", "is required", OP)),
         };
         let m = self.get(py, OP)?;
-        py.detach(|| {
+        // Each clone is dropped without the GIL (see `record()`).
+        py.detach(move || {
             let refs: Vec<&str> = dims.iter().map(String::as_str).collect();
             m.register_customer(customer, &refs)
         })
@@ -553,7 +554,7 @@ impl UsageMeter {
         const OP: &str = "UsageMeter.status";
         let m = self.get(py, OP)?;
         let s = py
-            .detach(|| m.status())
+            .detach(move || m.status())
             .map_err(|e| to_py_err(py, &e, OP))?;
         status_dict(py, &s)
     }
@@ -563,7 +564,7 @@ impl UsageMeter {
         const OP: &str = "UsageMeter.dead_letters";
         let m = self.get(py, OP)?;
         let all = py
-            .detach(|| m.dead_letters())
+            .detach(move || m.dead_letters())
             .map_err(|e| to_py_err(py, &e, OP))?;
         let out = PyList::empty(py);
         for l in &all {
@@ -598,7 +599,7 @@ impl UsageMeter {
         )
         .map_err(|e| to_py_err(py, &e, OP))?;
         let m = self.get(py, OP)?;
-        py.detach(|| m.requeue(&filter))
+        py.detach(move || m.requeue(&filter))
             .map_err(|e| to_py_err(py, &e, OP))
     }
 

@@ -818,6 +818,20 @@ def test_a_grace_that_leaves_no_time_to_send_is_refused(emu: Emulator, grace: An
     assert ei.value.field == "grace", ei.value
 
 
+# The start of a child script: a client of a server that accepts and never answers (read
+# timeout 60 s, one attempt) and a ManualClock at base().
+HUNG_SERVER_CHILD = f"""
+import socket, sys, time
+import marketplace_metering as mm
+from marketplace_metering.testing import ManualClock
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(16)
+client = mm.Client(region_name="us-east-1", endpoint_url="http://127.0.0.1:%d" % srv.getsockname()[1],
+                   aws_access_key_id="AKIDTEST", aws_secret_access_key="secret-value",
+                   config=mm.Config(read_timeout=60, retries={{"total_max_attempts": 1}}))
+clock = ManualClock({base()})
+"""
+
+
 def test_a_blocking_flush_lets_ctrl_c_and_signal_handlers_run(tmp_path: Path) -> None:
     # The main thread in a flush that waits (a server that never answers, retries) ran no
     # Python signal handler until the call returned: Ctrl-C did nothing, and a SIGTERM handler
@@ -826,20 +840,17 @@ def test_a_blocking_flush_lets_ctrl_c_and_signal_handlers_run(tmp_path: Path) ->
     import signal
     import subprocess
     script = tmp_path / "child.py"
-    script.write_text(f"""
-import socket, sys, time
-import marketplace_metering as mm
-from marketplace_metering.testing import ManualClock
-srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(16)  # accepts, never answers
-client = mm.Client(region_name="us-east-1", endpoint_url="http://127.0.0.1:%d" % srv.getsockname()[1],
-                   aws_access_key_id="AKIDTEST", aws_secret_access_key="secret-value",
-                   config=mm.Config(read_timeout=60, retries={{"total_max_attempts": 1}}))
-clock = ManualClock({base()})
+    script.write_text(HUNG_SERVER_CHILD + f"""
 meter = mm.UsageMeter(client, product_code="prod-1234", clock=clock, flush_interval=None)
 meter.record(customer_identifier="cust-1", dimension="users", quantity=1)
 clock.advance({2 * H})
-print("ready", flush=True)
+import signal, threading
+signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the parent ignores
+def ready():
+    time.sleep(0.3)  # the main thread is in flush() by now
+    print("ready", flush=True)
 try:
+    threading.Thread(target=ready, daemon=True).start()
     meter.flush()
 except KeyboardInterrupt:
     print("interrupted", flush=True)
@@ -849,7 +860,6 @@ except KeyboardInterrupt:
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(0.5)
         started = time.monotonic()
         child.send_signal(signal.SIGINT)
         code = child.wait(timeout=10)
@@ -859,3 +869,46 @@ except KeyboardInterrupt:
     out, err = child.communicate()
     assert code == 7, (code, out, err)
     assert took < 5, took  # the read timeout is 60 s; exit itself may wait for the runtime
+
+
+def test_a_sigterm_handler_that_closes_the_meter_keeps_the_buffer_during_a_stuck_flush(
+        emu: Emulator, tmp_path: Path) -> None:
+    # The orchestrator's SIGTERM arrives while the main thread's flush waits on a server that
+    # never answers; the handler closes the meter, as the README says to. close() waited for
+    # that flush's lock before writing the memory buffer, so the SIGKILL that follows lost
+    # what was recorded since the flush began.
+    import signal
+    import subprocess
+    db = tmp_path / "m.db"
+    script = tmp_path / "child.py"
+    script.write_text(HUNG_SERVER_CHILD + f"""
+import signal, threading
+meter = mm.UsageMeter(client, path={str(db)!r}, product_code="prod-1234", clock=clock,
+                      flush_interval=None, durability="memory")
+meter.record(customer_identifier="cust-1", dimension="users", quantity=1)
+clock.advance({2 * H})
+signal.signal(signal.SIGTERM, lambda *a: meter.close())
+def later():
+    time.sleep(0.5)
+    meter.record(customer_identifier="cust-3", dimension="users", quantity=7)
+    print("recorded", flush=True)
+threading.Thread(target=later, daemon=True).start()
+meter.flush()
+""")
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline().strip()
+        assert line == "recorded", line
+        child.send_signal(signal.SIGTERM)
+        time.sleep(1.5)  # the orchestrator's grace, short here
+    finally:
+        child.kill()
+        child.communicate()
+    m = mm.UsageMeter(emu.client(), path=str(db), product_code="prod-1234",
+                      clock=ManualClock(base() + 2 * H), flush_interval=None)
+    try:
+        # cust-1's hour was taken by the stuck flush; cust-3's event is in the store too.
+        assert m.status()["pending"] == 1, m.status()
+    finally:
+        m.close()

@@ -2279,6 +2279,9 @@ fn a_store_file_removed_or_replaced_while_open_is_reported() {
             2 * (1 + i64::from(replace))
         );
         let _ = meter.close_blocking();
+        for suffix in ["", "-lock", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }
 

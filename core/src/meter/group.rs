@@ -225,17 +225,21 @@ pub(super) fn committer(
             Ok(w) => {
                 // Counted (or, its outcome unknown, kept to be counted once): all but those
                 // refused.
-                let counted = late
+                let counted: Vec<MeterEvent> = late
                     .into_iter()
                     .filter(|(k, _)| !w.refused.iter().any(|(r, _)| r == k))
-                    .map(|(_, ev)| ev);
-                let events = counted.chain(w.late).collect();
+                    .map(|(_, ev)| ev)
+                    .collect();
+                // Before the callers wake, as when the caller's own thread reported them: a
+                // record() returns after its LateEvent. (Late events are rare; the store's
+                // own moves are reported after, as before.)
+                shared.emit(counted);
                 let outcome = Outcome {
                     refused: w.refused,
                     error: w.unknown.and_then(error),
                 };
                 slot.finish(outcome, waiters);
-                shared.emit(events);
+                shared.emit(w.late);
             }
             Err(e) => {
                 let outcome = Outcome {

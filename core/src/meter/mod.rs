@@ -384,8 +384,11 @@ impl UsageMeter {
         let _g = self.inner.flush_lock.lock().await;
         let sum = send::flush(&self.inner).await?;
         // After sending: what the open file holds is billed even when it is no longer at
-        // its path.
-        lock(&self.inner.shared.db).check_in_place()?;
+        // its path. Logged too: the background flusher has no caller to tell.
+        if let Err(e) = lock(&self.inner.shared.db).check_in_place() {
+            tracing::error!(error = %e, "meter: the store file is gone");
+            return Err(e);
+        }
         Ok(sum)
     }
 
@@ -431,6 +434,13 @@ impl UsageMeter {
             h.abort();
         }
         self.inner.closed.store(true, Ordering::Relaxed);
+        // What `memory` durability buffered goes to the store first, without waiting for a
+        // flush in progress (one stuck on a server that does not answer holds the flush
+        // lock): a close() from a SIGTERM handler keeps the buffer even when the process is
+        // killed before the flush ends.
+        if let Err(e) = self.inner.shared.drain_async().await {
+            tracing::error!(error = %e, "meter: buffered usage could not be written at close");
+        }
         let flushed = self.flush_now().await;
         // Closed: another meter may own the store now (this one only reads it from here on).
         lock(&self.inner.shared.db).release_claim();

@@ -143,7 +143,8 @@ impl Owner {
             store: db,
             file_id,
             generation,
-            path: store.to_path_buf(),
+            // Absolute: a later chdir must not make the check look elsewhere.
+            path: std::path::absolute(store).unwrap_or_else(|_| store.to_path_buf()),
         })
     }
 

@@ -340,6 +340,8 @@ impl UsageMeter {
                     return Err(overflow_error(k, quantity, *total));
                 }
                 if let Some(e) = w.unknown {
+                    // Kept, to be counted once: reported as the group mode does.
+                    shared.emit(late_ev.into_iter().collect());
                     return Err(e);
                 }
                 shared.emit(late_ev.into_iter().chain(w.late).collect());

@@ -148,6 +148,11 @@ impl Db {
     /// claimed for this meter first (see `owner`).
     pub(crate) fn open(path: Option<&Path>, power_loss_safe: bool) -> Result<Db, Error> {
         let generation = process_generation();
+        // Another application's database is refused before anything touches it (see
+        // `refuse_foreign`); an empty or new file is a new store.
+        if let Some(p) = path.filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0)) {
+            schema::refuse_foreign(p)?;
+        }
         let owner = path.map(Owner::claim).transpose()?;
         let conn = match path {
             Some(p) => Connection::open(p),
@@ -157,8 +162,8 @@ impl Db {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(store_err)?;
         if let Some(p) = path {
-            // Before anything changes the file.
-            schema::check_ours(&conn, p)?;
+            // Again, now that the file is ours to read whole.
+            schema::check_ours(&conn, p)??;
             let mode: String = conn
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
                 .map_err(store_err)?;

@@ -159,9 +159,10 @@ impl Fleet {
             } else {
                 Route::Partials(vec![0; mine.len()])
             };
-            // Whether the last attempt that reached the database lost its connection: it may
-            // have committed. A later attempt under the same key that answers settles it;
-            // one that could not connect does not.
+            // Whether an attempt that reached the database lost its connection: it may have
+            // committed, or still commit (its backend may not have noticed yet). Only a
+            // later attempt that completes settles it (it returns Ok); a later refusal (a
+            // timeout waiting on the commit key that attempt holds) does not.
             let lost = std::sync::atomic::AtomicBool::new(false);
             let out = retry(self, "record", |c| {
                 let (mine, route, lost) = (&mine, &route, &lost);
@@ -169,8 +170,8 @@ impl Fleet {
                     let r = self
                         .write_once(&c, product, mine, current, seq, route)
                         .await;
-                    if let Err(e) = &r {
-                        lost.store(super::retryable(e), Ordering::Relaxed);
+                    if matches!(&r, Err(e) if super::retryable(e)) {
+                        lost.store(true, Ordering::Relaxed);
                     }
                     (c, r)
                 }

@@ -8,19 +8,21 @@ use super::{store_err, Db};
 /// The schema version this code writes (`PRAGMA user_version`).
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 
-/// Migrations: entry `i` moves the schema from version `i` to `i + 1`.
 /// The SQLite header's `application_id` of a meter store ("MMTR").
 const APPLICATION_ID: i64 = 0x4d4d_5452;
 
-/// Refuses a file that is another application's database, before anything changes it: ours
-/// has our `application_id`, or (made before it was set) our `meta` and `buckets` tables; a
-/// new store has no tables at all.
-pub(super) fn check_ours(conn: &rusqlite::Connection, path: &std::path::Path) -> Result<(), Error> {
+/// Refuses a file that is another application's database: ours has our `application_id`,
+/// or (made before it was set) our `meta` and `buckets` tables; a new store has no tables at
+/// all. `Ok(Err(_))` is the refusal; `Err` means the file could not be read.
+pub(super) fn check_ours(
+    conn: &rusqlite::Connection,
+    path: &std::path::Path,
+) -> Result<Result<(), Error>, Error> {
     let app: i64 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(store_err)?;
     if app == APPLICATION_ID {
-        return Ok(());
+        return Ok(Ok(()));
     }
     let names: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
@@ -30,16 +32,42 @@ pub(super) fn check_ours(conn: &rusqlite::Connection, path: &std::path::Path) ->
         .iter()
         .all(|t| names.iter().any(|n| n == t));
     if app == 0 && (names.is_empty() || ours) {
-        return Ok(());
+        return Ok(Ok(()));
     }
-    Err(Error::invalid_state(format!(
+    Ok(Err(Error::invalid_state(format!(
         "meter store {}: not a meter store (application id {app:#x}, {} other table(s)): \
          another application's database? Give the meter a file of its own",
         path.display(),
         names.len()
-    )))
+    ))))
 }
 
+/// [`check_ours`] before the claim touches the file (it tightens the permissions and puts
+/// a -lock file beside it), reading only the main file: `immutable=1` opens no -wal or -shm
+/// (the file may be a live store under another name, which the claim then refuses). A file
+/// that cannot be read this way is left to the checks after the claim.
+pub(super) fn refuse_foreign(path: &std::path::Path) -> Result<(), Error> {
+    let Some(p) = path.to_str() else {
+        return Ok(());
+    };
+    let escaped = p
+        .replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23");
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(c) = rusqlite::Connection::open_with_flags(format!("file:{escaped}?immutable=1"), flags)
+    else {
+        return Ok(());
+    };
+    match check_ours(&c, path) {
+        Ok(refused) => refused,
+        Err(_) => Ok(()),
+    }
+}
+
+/// Migrations: entry `i` moves the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,

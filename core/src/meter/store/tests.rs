@@ -121,8 +121,17 @@ fn another_applications_database_is_refused_untouched() {
             ))
             .unwrap();
         }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
         let e = Db::open(Some(&path), true).err().expect("refused");
         assert!(e.message().contains("not a meter store"), "{e}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o664, "the permissions were changed");
+        let lock = format!("{}-lock", path.display());
+        assert!(
+            !std::path::Path::new(&lock).exists(),
+            "a lock file was made"
+        );
         let c = Connection::open(&path).unwrap();
         let mode: String = c
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -349,7 +349,8 @@ class MarketplaceMeteringClient private constructor(
         private val futures by lazy { CoroutineScope(SupervisorJob() + Dispatchers.Default) }
 
         init {
-            // Joins the native runtime's threads at JVM exit (after live meters wrote their buffers).
+            // At JVM exit: writes live meters' memory buffers (the meters stay open for the
+            // application's own hooks) and joins the native runtime's threads.
             Runtime.getRuntime().addShutdownHook(Thread({ nativeShutdown() }, "marketplace-metering-shutdown"))
         }
     }

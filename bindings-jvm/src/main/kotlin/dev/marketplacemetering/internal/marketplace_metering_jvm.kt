@@ -1042,7 +1042,7 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_shutdown() and 0xFFFF) != 9597) {
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_shutdown() and 0xFFFF) != 56636) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_version() and 0xFFFF) != 25181) {
@@ -6086,9 +6086,11 @@ public object FfiConverterSequenceOptionalTypeUsageRecord: FfiConverterRustBuffe
 
 
         /**
-         * Writes the live meters' memory buffers to their stores (the meters stay open) and stops
-         * the core's shared runtime (joins its threads); the next call starts a new one. Called
-         * from a JVM shutdown hook.
+         * Writes the live meters' memory buffers to their stores and stops the core's shared
+         * runtime (joins its threads). Called from a JVM shutdown hook, which runs beside the
+         * application's own: the meters stay open, their background flushers start again on a new
+         * runtime, and the next call of a client does too. What is recorded after this is written
+         * only by a close() (or a flush) of the meter.
          */ fun `nativeShutdown`()
         = 
     uniffiRustCall() { _status ->
