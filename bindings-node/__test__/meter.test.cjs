@@ -28,6 +28,16 @@ function removeDb(p) {
   for (const suffix of ['', '-wal', '-shm']) fs.rmSync(p + suffix, { force: true })
 }
 
+/** Runs `src` in a fresh node process; resolves with its exit code and its output (both streams). */
+async function runNode(src) {
+  const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const [code] = await once(child, 'exit')
+  return { code, out }
+}
+
 /** A meter on the emulator's product with a hand-set clock; collects its events. */
 function meter(options = {}, clientOptions = {}) {
   const clock = new mm.ManualClock(base())
@@ -790,11 +800,7 @@ test('durability "memory": process.exit() on the main thread writes the buffers 
     w.once('message', () => process.exit(0))
     w.once('error', (e) => { console.error(e); process.exit(3) })
   `
-  const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  child.stderr.on('data', (d) => (out += d))
-  const [code] = await once(child, 'exit')
+  const { code, out } = await runNode(src)
   assert.equal(code, 0, out)
   const { m } = meter({ path: p })
   assert.equal((await m.status()).pending, 20000, 'the worker meter\'s buffer was written')
@@ -813,11 +819,7 @@ test('durability "memory": process.exit() writes the buffered events to the stor
       process.exit(0) // no close(): the exit hook writes the buffer
     })()
   `
-  const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  child.stderr.on('data', (d) => (out += d))
-  const [code] = await once(child, 'exit')
+  const { code, out } = await runNode(src)
   assert.equal(code, 0, out)
   const hour = Math.floor(Date.now() / 1000 / H) * H
   const { m, clock } = meter({ path: p })

@@ -220,58 +220,47 @@ where
     T: Send + 'static,
     F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
 {
-    let r = run_interruptible(py, &m, operation, op);
+    let r = (|| -> PyResult<Result<T, Error>> {
+        let threading = py.import(intern!(py, "threading"))?;
+        let main = threading
+            .call_method0(intern!(py, "main_thread"))?
+            .is(&threading.call_method0(intern!(py, "current_thread"))?);
+        let fut = op(m.clone());
+        if !main || m.in_event_callback() {
+            return Ok(py.detach(|| runtime::block_on(fut)).and_then(|r| r));
+        }
+        let handle = match runtime::handle() {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // Only this thread receives; the lock makes the receiver shareable with `detach`.
+        let rx = Mutex::new(rx);
+        let task = handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        loop {
+            match py.detach(|| lock(&rx).recv_timeout(Duration::from_millis(100))) {
+                Ok(r) => return Ok(r),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(e) = py.check_signals() {
+                        task.abort();
+                        return Err(e);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(invalid_state(
+                        py,
+                        "the call did not finish: the library's runtime stopped",
+                        operation,
+                    ))
+                }
+            }
+        }
+    })();
     // Without the GIL, as in `record()`.
     py.detach(move || drop(m));
     r
-}
-
-fn run_interruptible<T, F>(
-    py: Python<'_>,
-    m: &meter::UsageMeter,
-    operation: &str,
-    op: impl FnOnce(meter::UsageMeter) -> F,
-) -> PyResult<Result<T, Error>>
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
-{
-    let threading = py.import(intern!(py, "threading"))?;
-    let main = threading
-        .call_method0(intern!(py, "main_thread"))?
-        .is(&threading.call_method0(intern!(py, "current_thread"))?);
-    let fut = op(m.clone());
-    if !main || m.in_event_callback() {
-        return Ok(py.detach(|| runtime::block_on(fut)).and_then(|r| r));
-    }
-    let handle = match runtime::handle() {
-        Ok(h) => h,
-        Err(e) => return Ok(Err(e)),
-    };
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    // Only this thread receives; the lock makes the receiver shareable with `detach`.
-    let rx = Mutex::new(rx);
-    let task = handle.spawn(async move {
-        let _ = tx.send(fut.await);
-    });
-    loop {
-        match py.detach(|| lock(&rx).recv_timeout(Duration::from_millis(100))) {
-            Ok(r) => return Ok(r),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = py.check_signals() {
-                    task.abort();
-                    return Err(e);
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(invalid_state(
-                    py,
-                    "the call did not finish: the library's runtime stopped",
-                    operation,
-                ))
-            }
-        }
-    }
 }
 
 #[pymethods]
