@@ -2325,3 +2325,79 @@ fn a_refused_late_event_is_not_reported() {
         assert_eq!(late, 1, "{durability:?}: {:?}", h.events());
     }
 }
+
+// Without a product code each license has its own calls. A refusal that can concern one
+// license (an entitlement) leaves that license's buckets sealed and the other licenses are
+// still sent: the same license sorting first at every flush must not starve the rest. A
+// refusal about the caller (access) answers every call alike and stops the flush at once.
+both_stores!(
+    one_license_refused_does_not_hold_back_the_others,
+    Store::memory()
+);
+async fn one_license_refused_does_not_hold_back_the_others(store: Store) {
+    let mut cfg = EmulatorConfig::default();
+    let mut second = cfg.licenses[0].clone();
+    second.license_arn = format!("{}-second", metering_emulator::LICENSE_ARN);
+    cfg.licenses.push(second.clone());
+    let emu = Emulator::start(cfg).unwrap();
+    let h = Harness::new();
+    let b = base();
+    let clock = h.clock.clone();
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(client(&emu, 1))
+            .store(store)
+            .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let acct = metering_emulator::CUSTOMER_AWS_ACCOUNT_ID;
+    let first = Customer::aws_account(acct, metering_emulator::LICENSE_ARN);
+    let other = Customer::aws_account(acct, second.license_arn.clone());
+    let fault = |status: u16, code: &str| Fault::Error {
+        status,
+        code: code.into(),
+        message: "no".into(),
+        namespaced: false,
+    };
+
+    // About the caller: one call, then the flush stops; nothing is billed.
+    h.set(b - 2 * H + 1);
+    meter.record(first.clone(), "users", 2, None, None).unwrap();
+    meter.record(other.clone(), "users", 3, None, None).unwrap();
+    h.set(b - H + 600);
+    emu.push_fault(fault(403, "AccessDeniedException"));
+    let e = meter.flush().await.unwrap_err();
+    assert_eq!(e.code(), "AccessDeniedException");
+    assert!(emu.ledger().is_empty(), "{:?}", emu.ledger());
+    assert_eq!(meter.status().unwrap().sealed, 2);
+
+    // About the first license (sorted first): the second is billed at this flush.
+    emu.push_fault(fault(400, "CustomerNotEntitledException"));
+    let e = meter.flush().await.unwrap_err();
+    assert_eq!(e.code(), "CustomerNotEntitledException");
+    let ledger = emu.ledger();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0].license_arn.as_deref(), Some(&*second.license_arn));
+    assert_eq!(ledger[0].quantity, 3);
+    let s = meter.status().unwrap();
+    assert_eq!((s.sealed, s.acked, s.dead_lettered), (1, 1, 0), "{s:?}");
+
+    // Entitled again: the first license's hour is billed, once.
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
+    let mut got: Vec<(String, i64)> = emu
+        .ledger()
+        .iter()
+        .map(|e| (e.license_arn.clone().unwrap_or_default(), e.quantity))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (metering_emulator::LICENSE_ARN.to_owned(), 2),
+            (second.license_arn.clone(), 3)
+        ]
+    );
+}

@@ -32,6 +32,20 @@ enum Flow {
     Stop,
     /// A record-level error rejected a whole batch: send its records one by one.
     Split(Vec<SendItem>),
+    /// A non-retryable error about the call, not the records: the call's buckets went back
+    /// to sealed.
+    Refused(Error),
+}
+
+/// How [`run`] ended.
+enum Ran {
+    /// Every call was sent.
+    All,
+    /// A retryable failure stopped the flush; the rest waits for the next one.
+    Stopped,
+    /// Some license's calls were refused for a reason of that license (see
+    /// [`concerns_one_license`]) and its buckets wait, sealed; every other call was sent.
+    Refused(Error),
 }
 
 /// Collects outcomes and events of one call, then writes them, and counts and emits those
@@ -103,6 +117,31 @@ pub(crate) fn blame(code: ErrorCode) -> Blame {
     })
 }
 
+/// Whether a refusal of a whole call can concern the call's license alone (an entitlement, a
+/// product the license names, a code this library does not know), so that without a product
+/// code the other licenses' calls are still sent. Anything about the caller (credentials,
+/// signature, access, region, a disabled API, a local error) answers every call alike and
+/// stops the flush at once.
+fn concerns_one_license(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::CustomerNotEntitledException
+            | ErrorCode::InvalidProductCodeException
+            | ErrorCode::Unhandled
+    )
+}
+
+/// The license a call is for, when the meter has no product code (one license per call).
+fn license_of(inner: &Inner, batch: &[SendItem]) -> Option<String> {
+    if !inner.shared.scope.product_code.is_empty() || inner.mode != MeterMode::Batch {
+        return None;
+    }
+    match batch.first().and_then(|it| it.customer.as_ref()) {
+        Some(Customer::AwsAccount { license_arn, .. }) => Some(license_arn.clone()),
+        _ => None,
+    }
+}
+
 /// Whether the local clock, too, places the bucket's hour past the service's window: an
 /// hour expires only when the service's answer and the local clock agree.
 fn past_window(inner: &Inner, it: &SendItem) -> bool {
@@ -125,8 +164,10 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     let items = std::mem::take(&mut prepared.items);
     let mut sum = sealed(inner, prepared);
     let queue = batches(inner, items);
-    run(inner, queue, &mut sum).await?;
-    Ok(sum)
+    match run(inner, queue, &mut sum).await? {
+        Ran::All | Ran::Stopped => Ok(sum),
+        Ran::Refused(e) => Err(e),
+    }
 }
 
 /// A flush's summary once sealing is done; reports its events.
@@ -154,6 +195,7 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
         return Ok(sum);
     };
     let mut seen: Vec<i64> = Vec::new();
+    let mut refused = None;
     let result = loop {
         let items = match f.claim(product, BATCH as i64, &seen).await {
             Ok(items) => items,
@@ -164,8 +206,12 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
         }
         seen.extend(items.iter().map(|i| i.id));
         match run(inner, batches(inner, items), &mut sum).await {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Ran::All) => {}
+            // One license refused: the claims go on for the others.
+            Ok(Ran::Refused(e)) => {
+                refused.get_or_insert(e);
+            }
+            Ok(Ran::Stopped) => {
                 // Stopped (throttled): what was never claimed waits too.
                 sum.deferred += f.count_sendable(product, &seen).await.unwrap_or(0);
                 break Ok(());
@@ -174,7 +220,11 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
         }
     };
     f.release_sender(sender).await;
-    result.map(|()| sum)
+    result?;
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(sum),
+    }
 }
 
 /// The calls that send `items`: one product (or, without a product code, one license) and
@@ -221,39 +271,59 @@ async fn revert_claimed(inner: &Inner, queue: &VecDeque<Vec<SendItem>>) -> Resul
     record_outcomes(inner, &rest).await.map(|_| ())
 }
 
-/// Sends the calls of `queue`; `false` when a retryable failure stopped the flush (the
-/// rest is left for the next one; claimed fleet buckets go back to sealed).
+/// Sends the calls of `queue`. A retryable failure stops the flush (the rest is left for the
+/// next one; claimed fleet buckets go back to sealed), and so does a refusal about the caller;
+/// a refusal about one license skips that license's calls and sends the others.
 async fn run(
     inner: &Inner,
     mut queue: VecDeque<Vec<SendItem>>,
     sum: &mut FlushSummary,
-) -> Result<bool, Error> {
+) -> Result<Ran, Error> {
+    let mut refused: Option<Error> = None;
     while let Some(batch) = queue.pop_front() {
         let n = batch.len();
+        let license = license_of(inner, &batch);
         let flow = match inner.mode {
             MeterMode::Batch => send_batch(inner, batch, sum).await,
             MeterMode::MeterUsage => send_meter_usage(inner, batch, sum).await,
         };
-        match flow {
-            Ok(Flow::Continue) => {}
+        let e = match flow {
+            Ok(Flow::Continue) => continue,
             Ok(Flow::Split(items)) => {
                 for it in items.into_iter().rev() {
                     queue.push_front(vec![it]);
                 }
+                continue;
             }
             Ok(Flow::Stop) => {
                 sum.deferred += queue.iter().map(Vec::len).sum::<usize>();
                 revert_claimed(inner, &queue).await?;
-                return Ok(false);
+                return Ok(Ran::Stopped);
             }
-            Err(e) => {
-                tracing::warn!(records = n, error = %e, "meter flush stopped");
-                let _ = revert_claimed(inner, &queue).await;
-                return Err(e);
-            }
-        }
+            Ok(Flow::Refused(e)) => match license {
+                Some(license) if concerns_one_license(e.error_code()) => {
+                    tracing::warn!(records = n, error = %e, license = %license,
+                        "meter calls refused for one license; the others are still sent");
+                    let (skipped, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut queue)
+                        .into_iter()
+                        .partition(|b| license_of(inner, b).as_deref() == Some(&*license));
+                    queue = rest;
+                    revert_claimed(inner, &skipped).await?;
+                    refused.get_or_insert(e);
+                    continue;
+                }
+                _ => e,
+            },
+            Err(e) => e,
+        };
+        tracing::warn!(records = n, error = %e, "meter flush stopped");
+        let _ = revert_claimed(inner, &queue).await;
+        return Err(e);
     }
-    Ok(true)
+    Ok(match refused {
+        Some(e) => Ran::Refused(e),
+        None => Ran::All,
+    })
 }
 
 /// Records the outcomes of a call in whichever store the meter has. `Some(ids)`: the
@@ -332,7 +402,7 @@ async fn call_failed(
     // About the caller, not the records: nothing was metered; they stay sealed.
     let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
     record_outcomes(inner, &outcomes).await?;
-    Err(e)
+    Ok(Flow::Refused(e))
 }
 
 async fn send_batch(
@@ -515,6 +585,7 @@ async fn send_meter_usage(
             Err(e) => match call_failed(inner, vec![it], e.into(), sum).await? {
                 Flow::Continue | Flow::Split(_) => {}
                 Flow::Stop => return Ok(Flow::Stop),
+                Flow::Refused(e) => return Ok(Flow::Refused(e)),
             },
         }
     }
