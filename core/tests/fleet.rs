@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use marketplace_metering::meter::{Customer, Durability, MeterConfig, MeterConfigBuilder, Store};
+use marketplace_metering::meter::{
+    Customer, Durability, MeterConfig, MeterConfigBuilder, MeterEventKind, Store,
+};
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::{Client, ErrorCode, UsageMeter};
 use metering_emulator::{Emulator, EmulatorConfig, Fault, LedgerEntry};
@@ -835,4 +837,63 @@ fn power_loss_safe_off_is_refused_with_the_fleet_store() {
     assert_eq!(e.error_code(), ErrorCode::InvalidInput);
     assert_eq!(e.field(), Some("power_loss_safe"), "{e}");
     assert!(e.to_string().contains("SQLite store setting"), "{e}");
+}
+
+/// The answer to the transaction that records a call's outcomes is lost after it committed,
+/// and the retry on a new connection finds the buckets already settled (found open at the
+/// last stop: the database was right, but the retry applied to nothing, so the flush counted
+/// neither the ack nor the dead letter and emitted no event for them). The retry now
+/// recognises outcomes under this meter's own claim as applied: each is counted and
+/// reported once, and the dead letter is not written twice.
+#[test]
+fn a_lost_answer_to_the_outcomes_commit_still_reports_them_once() {
+    use support::pg_proxy::{Fault as Net, PgProxy};
+    let (emu, url, b, clock) = start();
+    let proxy = Arc::new(PgProxy::start(&url));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let meter = UsageMeter::new(
+        builder(&emu, Store::postgres(proxy.url()), &clock)
+            .on_event(move |e| ev.lock().unwrap().push(e))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    let unsubscribed = Customer::identifier("cust-unsubscribed");
+    meter
+        .record(unsubscribed.clone(), "users", 3, None, None)
+        .unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    proxy.lose_commit_answer_after("metering_record_id = t.r");
+    // The database is back a moment after the lost answer.
+    let p = proxy.clone();
+    let healer = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while p.mode() != Net::Refuse {
+            assert!(started.elapsed() < Duration::from_secs(30), "never lost");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        p.set(Net::Pass);
+    });
+    let sum = meter.flush_blocking().unwrap();
+    healer.join().unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 1), "{sum:?}");
+    let events = events.lock().unwrap().clone();
+    let acked = events
+        .iter()
+        .filter(|e| matches!(e.kind, MeterEventKind::Acked { .. }))
+        .count();
+    let dead = events
+        .iter()
+        .filter(|e| matches!(e.kind, MeterEventKind::DeadLettered { .. }))
+        .count();
+    assert_eq!((acked, dead), (1, 1), "{events:?}");
+    let letters = meter.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].customer.as_ref(), Some(&unsubscribed));
+    let s = meter.status().unwrap();
+    assert_eq!((s.acked, s.dead_lettered, s.sealed), (1, 1, 0), "{s:?}");
+    assert_eq!(emu.ledger().len(), 1);
 }

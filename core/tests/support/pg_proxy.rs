@@ -10,7 +10,7 @@ use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What the proxy does to the bytes it carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,12 +26,24 @@ pub enum Fault {
     LoseAnswer = 2,
     /// Ends every connection at its next byte and every new one at once.
     Refuse = 3,
+    /// Carries everything until a client sends a statement containing the proxy's trigger
+    /// (see [`PgProxy::lose_commit_answer_after`]); the answer to that client's next `COMMIT`
+    /// is then lost, as [`Fault::LoseAnswer`] (the transaction committed).
+    Armed = 4,
 }
 
 pub struct PgProxy {
     dir: PathBuf,
     url: String,
     mode: Arc<AtomicU8>,
+    trigger: Arc<Mutex<Trigger>>,
+}
+
+/// What [`Fault::Armed`] waits for.
+#[derive(Default)]
+struct Trigger {
+    statement: Vec<u8>,
+    seen: bool,
 }
 
 fn decode(s: &str) -> String {
@@ -61,7 +73,8 @@ impl PgProxy {
         let listener = UnixListener::bind(dir.join(&socket)).unwrap();
         let upstream = upstream_dir.join(&socket);
         let mode = Arc::new(AtomicU8::new(Fault::Pass as u8));
-        let m = mode.clone();
+        let trigger: Arc<Mutex<Trigger>> = Arc::default();
+        let (m, t) = (mode.clone(), trigger.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(client) = conn else { return };
@@ -72,15 +85,16 @@ impl PgProxy {
                     continue;
                 };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let (m1, m2) = (m.clone(), m.clone());
-                std::thread::spawn(move || pump(client, server, m1, Fault::LoseRequest));
-                std::thread::spawn(move || pump(s2, c2, m2, Fault::LoseAnswer));
+                let (m1, m2, t1, t2) = (m.clone(), m.clone(), t.clone(), t.clone());
+                std::thread::spawn(move || pump(client, server, m1, t1, Fault::LoseRequest));
+                std::thread::spawn(move || pump(s2, c2, m2, t2, Fault::LoseAnswer));
             }
         });
         PgProxy {
             url: format!("{head}?host={}", encode(dir.to_str().unwrap())),
             dir,
             mode,
+            trigger,
         }
     }
 
@@ -92,6 +106,31 @@ impl PgProxy {
     pub fn set(&self, f: Fault) {
         self.mode.store(f as u8, Ordering::SeqCst);
     }
+
+    /// The fault in force (a lost answer or request turns into [`Fault::Refuse`]).
+    pub fn mode(&self) -> Fault {
+        match self.mode.load(Ordering::SeqCst) {
+            0 => Fault::Pass,
+            1 => Fault::LoseRequest,
+            2 => Fault::LoseAnswer,
+            3 => Fault::Refuse,
+            _ => Fault::Armed,
+        }
+    }
+
+    /// Loses the answer to the `COMMIT` that follows the first statement containing
+    /// `statement` (a transaction that committed, its client never told).
+    pub fn lose_commit_answer_after(&self, statement: &str) {
+        *self.trigger.lock().unwrap() = Trigger {
+            statement: statement.as_bytes().to_vec(),
+            seen: false,
+        };
+        self.set(Fault::Armed);
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 impl Drop for PgProxy {
@@ -101,7 +140,13 @@ impl Drop for PgProxy {
 }
 
 /// Copies `from` to `to`; `lose` is the fault that drops this direction's bytes.
-fn pump(mut from: UnixStream, mut to: UnixStream, mode: Arc<AtomicU8>, lose: Fault) {
+fn pump(
+    mut from: UnixStream,
+    mut to: UnixStream,
+    mode: Arc<AtomicU8>,
+    trigger: Arc<Mutex<Trigger>>,
+    lose: Fault,
+) {
     let mut buf = [0u8; 16384];
     loop {
         let n = match from.read(&mut buf) {
@@ -109,6 +154,20 @@ fn pump(mut from: UnixStream, mut to: UnixStream, mode: Arc<AtomicU8>, lose: Fau
             Ok(n) => n,
         };
         let now = mode.load(Ordering::SeqCst);
+        if now == Fault::Armed as u8 && lose == Fault::LoseRequest {
+            let mut t = trigger.lock().unwrap();
+            if t.seen && contains(&buf[..n], b"COMMIT") {
+                // The COMMIT goes through; its answer is lost.
+                mode.store(Fault::LoseAnswer as u8, Ordering::SeqCst);
+            } else if contains(&buf[..n], &t.statement) {
+                t.seen = true;
+            }
+            drop(t);
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            continue;
+        }
         if now == lose as u8 || now == Fault::Refuse as u8 {
             mode.store(Fault::Refuse as u8, Ordering::SeqCst);
             break;

@@ -2,6 +2,7 @@
 // Sending from the fleet store: sender slots, claims with a lease and a fencing counter, outcomes.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::meter::lock;
@@ -146,7 +147,21 @@ impl Fleet {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut exp_id, mut exp_claim) = (Vec::new(), Vec::new());
         let (mut rev_id, mut rev_claim) = (Vec::new(), Vec::new());
+        // Each final outcome's bucket, claim and state, to recognise it as applied when an
+        // earlier attempt committed and lost its answer.
+        let (mut fin_id, mut fin_claim, mut fin_state) = (Vec::new(), Vec::new(), Vec::new());
         for o in outcomes {
+            let settled = match o {
+                Outcome::Ack(id, _) => Some((id, "acked")),
+                Outcome::Dead(id, ..) => Some((id, "dead_lettered")),
+                Outcome::Expire(id) => Some((id, "expired")),
+                Outcome::Revert(_) => None,
+            };
+            if let Some((id, state)) = settled {
+                fin_id.push(*id);
+                fin_claim.push(fence(id));
+                fin_state.push(state);
+            }
             match o {
                 Outcome::Ack(id, r) => {
                     ack_id.push(*id);
@@ -179,10 +194,28 @@ impl Fleet {
             &rev_claim,
             &now,
         );
+        let (fi, fc, fs) = (&fin_id, &fin_claim, &fin_state);
+        let tried = AtomicBool::new(false);
+        let tried = &tried;
         let applied = retry(self, "record outcomes", |mut c| async move {
+            let again = tried.swap(true, Ordering::Relaxed);
             let r = async {
                 let tx = c.transaction().await?;
                 let mut applied = HashSet::new();
+                if again && !fi.is_empty() {
+                    // An earlier attempt may have committed before its answer was lost: a
+                    // bucket already in its final state under this meter's claim (the claim
+                    // counter is never reused) was settled by it, and is reported once.
+                    let rows = tx
+                        .query(
+                            "SELECT b.id FROM mm_buckets b
+                             JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, state)
+                               ON b.id = t.id AND b.claim = t.claim AND b.state = t.state",
+                            &[fi, fc, fs],
+                        )
+                        .await?;
+                    applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+                }
                 if !a.is_empty() {
                     let rows = tx
                         .query(
