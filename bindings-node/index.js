@@ -678,6 +678,21 @@ function isPlainRecord(o) {
   return n === 3 && typeof o.customerIdentifier === 'string' && typeof o.dimension === 'string' &&
     typeof o.quantity === 'number'
 }
+const kOpened = Symbol('UsageMeter.open')
+
+/** The constructor's checks of its arguments: the native client and the clock. */
+function meterArgs(client, options) {
+  if (!(client instanceof MarketplaceMeteringClient)) {
+    throw configError('client', 'must be a MarketplaceMeteringClient (or MarketplaceMetering)')
+  }
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw configError('options', 'must be an object')
+  }
+  const clock = options.clock ?? null
+  if (clock !== null && !(clock instanceof ManualClock)) throw configError('clock', 'must be a ManualClock')
+  return { nativeClient: client._nativeSync(), clock }
+}
+
 /**
  * Records every billable event and bills every customer-hour exactly once (the core's
  * `UsageMeter`). An `EventEmitter`: `"acked"`, `"dead_lettered"`, `"late_event"`,
@@ -693,25 +708,58 @@ class UsageMeter extends EventEmitter {
    *   databaseUrl (the fleet store on PostgreSQL instead of path), replicaId, fleetSenders,
    *   fleetLeaseSeconds, startHour (the cut-over from a SQLite meter).
    */
-  constructor(client, options = {}) {
+  constructor(client, options = {}, opened = undefined) {
     super()
-    if (!(client instanceof MarketplaceMeteringClient)) {
-      throw configError('client', 'must be a MarketplaceMeteringClient (or MarketplaceMetering)')
+    if (opened !== undefined && opened[kOpened] === true) {
+      // From UsageMeter.open(): the native meter is open; events it emitted meanwhile are
+      // replayed once the caller has had the meter (and added its listeners).
+      opened.ref.meter = new WeakRef(this)
+      this._attach(opened.native)
+      if (opened.ref.early.length > 0) {
+        const early = opened.ref.early
+        setImmediate(() => {
+          for (const n of early) this._dispatch(n)
+        })
+      }
+      opened.ref.early = null
+      return
     }
-    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-      throw configError('options', 'must be an object')
-    }
-    const clock = options.clock ?? null
-    if (clock !== null && !(clock instanceof ManualClock)) throw configError('clock', 'must be a ManualClock')
-    const nativeClient = client._nativeSync()
+    const { nativeClient, clock } = meterArgs(client, options)
     // The event callback holds the meter weakly: the native side keeps the callback alive,
     // and must not keep an unclosed, unreachable meter alive with it.
     const self = new WeakRef(this)
+    let nat
     try {
-      this._native = new native.NativeMeter(nativeClient, options, clock, (n) => self.deref()?._dispatch(n))
+      nat = new native.NativeMeter(nativeClient, options, clock, (n) => self.deref()?._dispatch(n))
     } catch (err) {
       throw translateError(err)
     }
+    this._attach(nat)
+  }
+
+  /**
+   * As `new UsageMeter(client, options)`, but the store is opened (the fleet store's
+   * database connected) off the JS thread: a database slow to answer does not block the
+   * event loop. Bad options reject at once, with the constructor's errors.
+   */
+  static async open(client, options = {}) {
+    const { nativeClient, clock } = meterArgs(client, options)
+    const ref = { meter: null, early: [] }
+    const onEvent = (n) => {
+      if (ref.early !== null) ref.early.push(n)
+      else ref.meter?.deref()?._dispatch(n)
+    }
+    let nat
+    try {
+      nat = await native.NativeMeter.open(nativeClient, options, clock, onEvent)
+    } catch (err) {
+      throw translateError(err)
+    }
+    return new UsageMeter(client, options, { [kOpened]: true, native: nat, ref })
+  }
+
+  _attach(nat) {
+    this._native = nat
     this._inline = this._native.inline
     // record()'s common shape on an inline meter: a bare function bound to the native meter.
     this._recordPlain = this._inline ? this._native.plainRecorder() : null

@@ -125,3 +125,71 @@ test('fleet tuning is passed to the core, which checks it', async () => {
   const m = new mm.UsageMeter(client(), { productCode: emu.productCode, databaseUrl: url, fleetSenders: 3, fleetLeaseSeconds: 30, flushIntervalSeconds: null })
   await m.close()
 })
+
+// `new UsageMeter(...)` on the fleet store connects on the JS thread: a database slow to
+// answer (starting up, far away, down until the retries give up) freezes the event loop
+// (health checks, every other request) for as long. `UsageMeter.open(...)` connects off the
+// JS thread and resolves with the meter; its errors are the constructor's.
+test('UsageMeter.open connects without blocking the event loop', async () => {
+  emu.reset()
+  const url = databaseUrl()
+  const sockDir = decodeURIComponent(url.split('?host=')[1])
+  const proxyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-pg-slow-'))
+  // A proxy in another process that holds each new connection for 1.5 s before it reaches
+  // the database (in this process it could not run while the loop is blocked).
+  const { spawn } = require('node:child_process')
+  const src = `
+    const net = require('node:net')
+    const [up, down] = process.argv.slice(1)
+    net.createServer((c) => {
+      c.pause()
+      c.on('error', () => {})
+      setTimeout(() => {
+        const s = net.connect(up)
+        s.on('error', () => c.destroy())
+        c.pipe(s); s.pipe(c); c.resume()
+      }, 1500)
+    }).listen(down, () => console.log('ready'))`
+  const sockName = fs.readdirSync(sockDir).find((f) => f.startsWith('.s.PGSQL.') && !f.endsWith('.lock'))
+  const proxy = spawn(process.execPath, ['-e', src, path.join(sockDir, sockName), path.join(proxyDir, sockName)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  try {
+    await new Promise((resolve, reject) => {
+      proxy.stdout.once('data', resolve)
+      proxy.once('exit', (code) => reject(new Error(`proxy exited ${code}`)))
+    })
+    const slowUrl = url.replace(/\?host=.*/, `?host=${encodeURIComponent(proxyDir)}`)
+    let ticks = 0
+    const timer = setInterval(() => ticks++, 50)
+    const clock = new mm.ManualClock(base() + 10)
+    const pending = mm.UsageMeter.open(client(), {
+      productCode: emu.productCode,
+      databaseUrl: slowUrl,
+      flushIntervalSeconds: null,
+      clock,
+    })
+    assert.ok(pending instanceof Promise)
+    const m = await pending
+    clearInterval(timer)
+    assert.ok(ticks >= 10, `the event loop ran ${ticks} times while the meter connected`)
+    assert.ok(m instanceof mm.UsageMeter)
+    const acked = []
+    m.on('acked', (e) => acked.push(e))
+    await m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 2 })
+    clock.advance(H + 400)
+    const s = await m.close()
+    assert.equal(s.acked, 1)
+    assert.equal(acked.length, 1)
+    // Bad options are refused as by the constructor (before any connection).
+    await assert.rejects(mm.UsageMeter.open(client(), { databaseUrl: slowUrl, fleetSenders: 0 }), (e) => {
+      assert.equal(e.name, 'ValidationError')
+      assert.equal(e.field, 'fleetSenders')
+      return true
+    })
+    await assert.rejects(mm.UsageMeter.open({}, {}), (e) => e.field === 'client')
+  } finally {
+    proxy.kill('SIGKILL')
+    fs.rmSync(proxyDir, { recursive: true, force: true })
+  }
+})

@@ -116,6 +116,8 @@ async function main(): Promise<void> {
     clock,
   };
   const meter = new UsageMeter(client, options);
+  const opened: Promise<UsageMeter> = UsageMeter.open(client, options);
+  void opened;
   const fromAgg = new UsageMeter(agg, { mode: "meter_usage", productCode: "p", clock: new ManualClock(0) });
   void fromAgg;
   meter.on("acked", (e) => {

@@ -186,24 +186,24 @@ where
     )
 }
 
-#[napi]
-impl NativeMeter {
-    /// Opens the store and starts the meter. `options` are read by [`convert::meter_options`]
-    /// (`clock` is checked by the JS layer and passed apart); `on_event` receives every event
-    /// and the barriers.
-    #[napi(constructor)]
-    pub fn new(
-        env: Env,
+/// What opening a meter needs, read on the JS thread; [`Prepared::open`] may then run
+/// anywhere (it connects to the fleet store, or opens and migrates a SQLite file).
+struct Prepared {
+    config: MeterConfig,
+    events: Events,
+    inline: bool,
+    meter_usage: bool,
+}
+
+impl Prepared {
+    fn new(
+        env: &Env,
         client: &NativeClient,
         options: Unknown<'_>,
         clock: Option<&JsManualClock>,
-        #[napi(ts_arg_type = "(event: NativeMeterEvent) => void")] on_event: Function<
-            '_,
-            NativeMeterEvent,
-            (),
-        >,
-    ) -> Result<Self> {
-        let o = convert::meter_options(options).map_err(|e| e.into_napi(&env))?;
+        on_event: Function<'_, NativeMeterEvent, ()>,
+    ) -> Result<Prepared> {
+        let o = convert::meter_options(options).map_err(|e| e.into_napi(env))?;
         let tsfn: EventFn = on_event
             .build_threadsafe_function::<NativeMeterEvent>()
             .callee_handled::<false>()
@@ -218,7 +218,7 @@ impl NativeMeter {
             .client(client.core_client())
             .store(
                 Store::from_options(o.path.clone().map(Into::into), o.database_url.clone())
-                    .map_err(|e| crate::errors::to_js(&env, &e))?,
+                    .map_err(|e| crate::errors::to_js(env, &e))?,
             )
             .mode(o.mode)
             .durability(o.durability)
@@ -260,29 +260,90 @@ impl NativeMeter {
         }
         let config = b.build().map_err(|e| {
             crate::errors::to_js(
-                &env,
+                env,
                 &marketplace_metering::Error::invalid_input(e.field(), "is required"),
             )
         })?;
-        let meter = UsageMeter::new(config).map_err(|e| match e.field() {
-            // The core names its setting; this face's option is `graceSeconds`.
-            Some("grace") => crate::errors::to_js(
-                &env,
-                &marketplace_metering::Error::invalid_input(
-                    marketplace_metering::FieldPath::argument("graceSeconds"),
-                    e.problem(),
-                ),
-            ),
-            _ => crate::errors::to_js(&env, &e),
-        })?;
-        Ok(NativeMeter {
-            meter: Some(meter),
+        Ok(Prepared {
+            config,
             events,
             // The core only buffers these in memory (see `UsageMeter::record`).
             inline: (o.path.is_none() && o.database_url.is_none())
                 || o.durability == Durability::Memory,
             meter_usage: o.mode == MeterMode::MeterUsage,
         })
+    }
+
+    /// Opens the store and starts the meter (blocking: a fleet store connects here).
+    fn open(self) -> std::result::Result<NativeMeter, marketplace_metering::Error> {
+        let meter = UsageMeter::new(self.config).map_err(|e| match e.field() {
+            // The core names its setting; this face's option is `graceSeconds`.
+            Some("grace") => marketplace_metering::Error::invalid_input(
+                marketplace_metering::FieldPath::argument("graceSeconds"),
+                e.problem(),
+            ),
+            _ => e,
+        })?;
+        Ok(NativeMeter {
+            meter: Some(meter),
+            events: self.events,
+            inline: self.inline,
+            meter_usage: self.meter_usage,
+        })
+    }
+}
+
+#[napi]
+impl NativeMeter {
+    /// Opens the store and starts the meter, on the JS thread. `options` are read by
+    /// [`convert::meter_options`] (`clock` is checked by the JS layer and passed apart);
+    /// `on_event` receives every event and the barriers.
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        client: &NativeClient,
+        options: Unknown<'_>,
+        clock: Option<&JsManualClock>,
+        #[napi(ts_arg_type = "(event: NativeMeterEvent) => void")] on_event: Function<
+            '_,
+            NativeMeterEvent,
+            (),
+        >,
+    ) -> Result<Self> {
+        Prepared::new(&env, client, options, clock, on_event)?
+            .open()
+            .map_err(|e| crate::errors::to_js(&env, &e))
+    }
+
+    /// As the constructor, but the store is opened (the fleet store connected) on the
+    /// runtime's blocking pool: the options are checked at once, the promise settles with the
+    /// meter or the constructor's error.
+    #[napi(ts_return_type = "Promise<NativeMeter>")]
+    pub fn open<'env>(
+        env: &'env Env,
+        client: &NativeClient,
+        options: Unknown<'_>,
+        clock: Option<&JsManualClock>,
+        #[napi(ts_arg_type = "(event: NativeMeterEvent) => void")] on_event: Function<
+            '_,
+            NativeMeterEvent,
+            (),
+        >,
+    ) -> Result<PromiseRaw<'env, NativeMeter>> {
+        let prepared = Prepared::new(env, client, options, clock, on_event)?;
+        env.spawn_future_with_callback(
+            async move {
+                tokio::task::spawn_blocking(move || prepared.open())
+                    .await
+                    .map_err(|e| {
+                        napi::Error::new(
+                            Status::GenericFailure,
+                            format!("the meter's worker failed: {e}"),
+                        )
+                    })
+            },
+            move |env, r| r.map_err(|e| crate::errors::to_js(env, &e)),
+        )
     }
 
     /// The core meter (only `Drop` takes it out, so it is always there while JS can call).
