@@ -186,6 +186,9 @@ where
     )
 }
 
+/// The JS callback that receives the meter's events.
+type OnEvent<'a> = Function<'a, NativeMeterEvent, ()>;
+
 /// What opening a meter needs, read on the JS thread; [`Prepared::open`] may then run
 /// anywhere (it connects to the fleet store, or opens and migrates a SQLite file).
 struct Prepared {
@@ -201,7 +204,7 @@ impl Prepared {
         client: &NativeClient,
         options: Unknown<'_>,
         clock: Option<&JsManualClock>,
-        on_event: Function<'_, NativeMeterEvent, ()>,
+        on_event: OnEvent<'_>,
     ) -> Result<Prepared> {
         let o = convert::meter_options(options).map_err(|e| e.into_napi(env))?;
         let tsfn: EventFn = on_event
@@ -304,11 +307,7 @@ impl NativeMeter {
         client: &NativeClient,
         options: Unknown<'_>,
         clock: Option<&JsManualClock>,
-        #[napi(ts_arg_type = "(event: NativeMeterEvent) => void")] on_event: Function<
-            '_,
-            NativeMeterEvent,
-            (),
-        >,
+        #[napi(ts_arg_type = "(event: NativeMeterEvent) => void")] on_event: OnEvent<'_>,
     ) -> Result<Self> {
         Prepared::new(&env, client, options, clock, on_event)?
             .open()
@@ -324,11 +323,7 @@ impl NativeMeter {
         client: &NativeClient,
         options: Unknown<'_>,
         clock: Option<&JsManualClock>,
-        #[napi(ts_arg_type = "(event: NativeMeterEvent) => void")] on_event: Function<
-            '_,
-            NativeMeterEvent,
-            (),
-        >,
+        #[napi(ts_arg_type = "(event: NativeMeterEvent) => void")] on_event: OnEvent<'_>,
     ) -> Result<PromiseRaw<'env, NativeMeter>> {
         let prepared = Prepared::new(env, client, options, clock, on_event)?;
         env.spawn_future_with_callback(
