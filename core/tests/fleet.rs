@@ -897,3 +897,60 @@ fn a_lost_answer_to_the_outcomes_commit_still_reports_them_once() {
     assert_eq!((s.acked, s.dead_lettered, s.sealed), (1, 1, 0), "{s:?}");
     assert_eq!(emu.ledger().len(), 1);
 }
+
+/// Without a product code, a license refused for a reason of its own (an entitlement) is not
+/// claimed again in the same flush (found by a review: each claim of 25 of its buckets cost
+/// another refused call before the licenses after it, and billed whatever of it the next
+/// call happened to carry).
+#[test]
+fn a_refused_license_is_not_claimed_again_in_the_same_flush() {
+    let mut cfg = EmulatorConfig::default();
+    let dims: Vec<String> = (0..30).map(|i| format!("d{i:02}")).collect();
+    cfg.products[0].dimensions.extend(dims.iter().cloned());
+    let mut second = cfg.licenses[0].clone();
+    second.license_arn = format!("{}-second", metering_emulator::LICENSE_ARN);
+    cfg.licenses.push(second.clone());
+    let emu = Emulator::start(cfg).unwrap();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let c = clock.clone();
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(client(&emu))
+            .store(Store::postgres(pg::fresh_url()))
+            .flush_interval(Duration::ZERO)
+            .clock(Arc::new(move || c.load(Ordering::SeqCst)))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let acct = metering_emulator::CUSTOMER_AWS_ACCOUNT_ID;
+    let first = Customer::aws_account(acct, metering_emulator::LICENSE_ARN);
+    for d in &dims {
+        meter.record(first.clone(), d, 1, None, None).unwrap();
+    }
+    let other = Customer::aws_account(acct, second.license_arn.clone());
+    meter.record(other, "users", 3, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    emu.push_fault(Fault::Error {
+        status: 400,
+        code: "CustomerNotEntitledException".into(),
+        message: "no".into(),
+        namespaced: false,
+    });
+    let e = meter.flush_blocking().unwrap_err();
+    assert_eq!(e.code(), "CustomerNotEntitledException");
+    let ledger = emu.ledger();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0].license_arn.as_deref(), Some(&*second.license_arn));
+    let calls = emu
+        .requests()
+        .iter()
+        .filter(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
+        .count();
+    assert_eq!(calls, 2);
+    let s = meter.status().unwrap();
+    assert_eq!((s.sealed, s.acked), (30, 1), "{s:?}");
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!(sum.acked, 30, "{sum:?}");
+}

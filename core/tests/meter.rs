@@ -2283,6 +2283,30 @@ fn a_store_file_removed_or_replaced_while_open_is_reported() {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
+    // A flush that fails for another reason (a refusal that may last for days) still reports
+    // the file gone, first (found by the next review: the check came only after a success).
+    let path = temp_db("removed-refused");
+    let meter = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    h.set(b - H + 10);
+    meter.record(cust(3), "gb", 2, None, None).unwrap();
+    for suffix in ["", "-lock", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    h.set(b + 600);
+    emu.push_fault(Fault::Error {
+        status: 403,
+        code: "AccessDeniedException".into(),
+        message: "no".into(),
+        namespaced: false,
+    });
+    let e = meter.flush_blocking().unwrap_err();
+    assert!(e.message().contains("removed or replaced"), "{e}");
+    let _ = meter.close_blocking();
 }
 
 /// A late event that `record()` refuses (its current-hour bucket would pass the model's
@@ -2384,9 +2408,30 @@ async fn one_license_refused_does_not_hold_back_the_others(store: Store) {
     let s = meter.status().unwrap();
     assert_eq!((s.sealed, s.acked, s.dead_lettered), (1, 1, 0), "{s:?}");
 
-    // Entitled again: the first license's hour is billed, once.
+    // A refusal followed by a throttle of another license in the same flush: the refusal
+    // is still returned (the throttle alone would have made it a summary).
+    h.set(b - H + 1);
+    meter.record(other.clone(), "users", 4, None, None).unwrap();
+    h.set(b + 600);
+    emu.push_fault(fault(400, "CustomerNotEntitledException"));
+    emu.push_fault(Fault::Throttle);
+    let e = meter.flush().await.unwrap_err();
+    assert_eq!(e.code(), "CustomerNotEntitledException");
+    assert_eq!(meter.status().unwrap().sealed, 2);
+
+    // A redirect (no error code: about the endpoint, not a license) stops at once.
+    emu.push_fault(Fault::Redirect {
+        status: 301,
+        location: "https://example.invalid/".into(),
+    });
+    let e = meter.flush().await.unwrap_err();
+    assert_eq!(e.code(), "301", "{e}");
+    assert_eq!(meter.status().unwrap().sealed, 2);
+    assert_eq!(emu.ledger().len(), 1);
+
+    // Entitled again: each license's hours are billed, once.
     let sum = meter.flush().await.unwrap();
-    assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
+    assert_eq!((sum.acked, sum.dead_lettered), (2, 0), "{sum:?}");
     let mut got: Vec<(String, i64)> = emu
         .ledger()
         .iter()
@@ -2397,7 +2442,8 @@ async fn one_license_refused_does_not_hold_back_the_others(store: Store) {
         got,
         vec![
             (metering_emulator::LICENSE_ARN.to_owned(), 2),
-            (second.license_arn.clone(), 3)
+            (second.license_arn.clone(), 3),
+            (second.license_arn.clone(), 4)
         ]
     );
 }

@@ -46,10 +46,21 @@ impl Fleet {
     pub(crate) async fn release_sender(&self, _: Sender) {
         match *self {}
     }
-    pub(crate) async fn claim(&self, _: &str, _: i64, _: &[i64]) -> Result<Vec<SendItem>, Error> {
+    pub(crate) async fn claim(
+        &self,
+        _: &str,
+        _: i64,
+        _: &[i64],
+        _: &[String],
+    ) -> Result<Vec<SendItem>, Error> {
         match *self {}
     }
-    pub(crate) async fn count_sendable(&self, _: &str, _: &[i64]) -> Result<usize, Error> {
+    pub(crate) async fn count_sendable(
+        &self,
+        _: &str,
+        _: &[i64],
+        _: &[String],
+    ) -> Result<usize, Error> {
         match *self {}
     }
     pub(crate) async fn record_outcomes(

@@ -382,14 +382,16 @@ impl UsageMeter {
     async fn flush_now(&self) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;
         let _g = self.inner.flush_lock.lock().await;
-        let sum = send::flush(&self.inner).await?;
+        let sum = send::flush(&self.inner).await;
         // After sending: what the open file holds is billed even when it is no longer at
-        // its path. Logged too: the background flusher has no caller to tell.
+        // its path. Checked whatever the flush returned (a refusal may last for days), and
+        // it comes first: the process must not end before the file is saved. Logged too:
+        // the background flusher has no caller to tell.
         if let Err(e) = lock(&self.inner.shared.db).check_in_place() {
             tracing::error!(error = %e, "meter: the store file is gone");
             return Err(e);
         }
-        Ok(sum)
+        sum
     }
 
     /// [`flush`](Self::flush), blocking the calling thread (not from an async task).

@@ -38,14 +38,15 @@ enum Flow {
 }
 
 /// How [`run`] ended.
-enum Ran {
-    /// Every call was sent.
-    All,
+#[derive(Default)]
+struct Ran {
     /// A retryable failure stopped the flush; the rest waits for the next one.
-    Stopped,
-    /// Some license's calls were refused for a reason of that license (see
-    /// [`concerns_one_license`]) and its buckets wait, sealed; every other call was sent.
-    Refused(Error),
+    stopped: bool,
+    /// The first refusal of a license's call for a reason of that license (see
+    /// [`concerns_one_license`]); every other license's calls were sent.
+    refused: Option<Error>,
+    /// The licenses refused: their buckets wait, sealed.
+    refused_licenses: Vec<String>,
 }
 
 /// Collects outcomes and events of one call, then writes them, and counts and emits those
@@ -118,17 +119,18 @@ pub(crate) fn blame(code: ErrorCode) -> Blame {
 }
 
 /// Whether a refusal of a whole call can concern the call's license alone (an entitlement, a
-/// product the license names, a code this library does not know), so that without a product
-/// code the other licenses' calls are still sent. Anything about the caller (credentials,
-/// signature, access, region, a disabled API, a local error) answers every call alike and
-/// stops the flush at once.
-fn concerns_one_license(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::CustomerNotEntitledException
-            | ErrorCode::InvalidProductCodeException
-            | ErrorCode::Unhandled
-    )
+/// product the license names, an error code this library does not know), so that without a
+/// product code the other licenses' calls are still sent. Anything about the caller
+/// (credentials, signature, access, region, a disabled API, a local error, an answer with no
+/// error code at all: a redirect, a proxy's or a firewall's page) answers every call alike
+/// and stops the flush at once.
+fn concerns_one_license(e: &Error) -> bool {
+    match e.error_code() {
+        ErrorCode::CustomerNotEntitledException | ErrorCode::InvalidProductCodeException => true,
+        // A bare HTTP status stands in as the code when the answer carried none.
+        ErrorCode::Unhandled => !e.code().bytes().all(|b| b.is_ascii_digit()),
+        _ => false,
+    }
 }
 
 /// The license a call is for, when the meter has no product code (one license per call).
@@ -164,9 +166,9 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     let items = std::mem::take(&mut prepared.items);
     let mut sum = sealed(inner, prepared);
     let queue = batches(inner, items);
-    match run(inner, queue, &mut sum).await? {
-        Ran::All | Ran::Stopped => Ok(sum),
-        Ran::Refused(e) => Err(e),
+    match run(inner, queue, &mut sum).await?.refused {
+        Some(e) => Err(e),
+        None => Ok(sum),
     }
 }
 
@@ -195,9 +197,15 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
         return Ok(sum);
     };
     let mut seen: Vec<i64> = Vec::new();
-    let mut refused = None;
+    // Refused licenses are not claimed again in this flush: each would cost a refused call
+    // per claim of its buckets before the licenses after it.
+    let mut refused: Option<Error> = None;
+    let mut refused_licenses: Vec<String> = Vec::new();
     let result = loop {
-        let items = match f.claim(product, BATCH as i64, &seen).await {
+        let items = match f
+            .claim(product, BATCH as i64, &seen, &refused_licenses)
+            .await
+        {
             Ok(items) => items,
             Err(e) => break Err(e),
         };
@@ -206,15 +214,19 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
         }
         seen.extend(items.iter().map(|i| i.id));
         match run(inner, batches(inner, items), &mut sum).await {
-            Ok(Ran::All) => {}
-            // One license refused: the claims go on for the others.
-            Ok(Ran::Refused(e)) => {
-                refused.get_or_insert(e);
-            }
-            Ok(Ran::Stopped) => {
-                // Stopped (throttled): what was never claimed waits too.
-                sum.deferred += f.count_sendable(product, &seen).await.unwrap_or(0);
-                break Ok(());
+            Ok(ran) => {
+                refused_licenses.extend(ran.refused_licenses);
+                if refused.is_none() {
+                    refused = ran.refused;
+                }
+                if ran.stopped {
+                    // Stopped (throttled): what was never claimed waits too.
+                    sum.deferred += f
+                        .count_sendable(product, &seen, &refused_licenses)
+                        .await
+                        .unwrap_or(0);
+                    break Ok(());
+                }
             }
             Err(e) => break Err(e),
         }
@@ -273,13 +285,14 @@ async fn revert_claimed(inner: &Inner, queue: &VecDeque<Vec<SendItem>>) -> Resul
 
 /// Sends the calls of `queue`. A retryable failure stops the flush (the rest is left for the
 /// next one; claimed fleet buckets go back to sealed), and so does a refusal about the caller;
-/// a refusal about one license skips that license's calls and sends the others.
+/// a refusal about one license skips that license's calls and sends the others. A refusal
+/// is returned even when a later failure stopped the flush.
 async fn run(
     inner: &Inner,
     mut queue: VecDeque<Vec<SendItem>>,
     sum: &mut FlushSummary,
 ) -> Result<Ran, Error> {
-    let mut refused: Option<Error> = None;
+    let mut ran = Ran::default();
     while let Some(batch) = queue.pop_front() {
         let n = batch.len();
         let license = license_of(inner, &batch);
@@ -298,18 +311,21 @@ async fn run(
             Ok(Flow::Stop) => {
                 sum.deferred += queue.iter().map(Vec::len).sum::<usize>();
                 revert_claimed(inner, &queue).await?;
-                return Ok(Ran::Stopped);
+                ran.stopped = true;
+                return Ok(ran);
             }
             Ok(Flow::Refused(e)) => match license {
-                Some(license) if concerns_one_license(e.error_code()) => {
+                Some(license) if concerns_one_license(&e) => {
                     tracing::warn!(records = n, error = %e, license = %license,
                         "meter calls refused for one license; the others are still sent");
                     let (skipped, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut queue)
                         .into_iter()
                         .partition(|b| license_of(inner, b).as_deref() == Some(&*license));
                     queue = rest;
+                    sum.deferred += n + skipped.iter().map(Vec::len).sum::<usize>();
                     revert_claimed(inner, &skipped).await?;
-                    refused.get_or_insert(e);
+                    ran.refused.get_or_insert(e);
+                    ran.refused_licenses.push(license);
                     continue;
                 }
                 _ => e,
@@ -320,10 +336,7 @@ async fn run(
         let _ = revert_claimed(inner, &queue).await;
         return Err(e);
     }
-    Ok(match refused {
-        Some(e) => Ran::Refused(e),
-        None => Ran::All,
-    })
+    Ok(ran)
 }
 
 /// Records the outcomes of a call in whichever store the meter has. `Some(ids)`: the

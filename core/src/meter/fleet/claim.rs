@@ -59,12 +59,14 @@ impl Fleet {
     }
 
     /// Claims up to `limit` sendable buckets (sealed, or sending with an expired lease)
-    /// other than `exclude`: they go to `sending` with a new fencing counter and a lease.
+    /// other than `exclude` and those of `licenses`: they go to `sending` with a new fencing
+    /// counter and a lease.
     pub(crate) async fn claim(
         &self,
         product: &str,
         limit: i64,
         exclude: &[i64],
+        licenses: &[String],
     ) -> Result<Vec<SendItem>, Error> {
         let lease_ms = self.settings.lease.as_secs_f64() * 1000.0;
         let rows = retry(self, "claim", |c| async move {
@@ -77,12 +79,12 @@ impl Fleet {
                                     WHERE product_code = $1
                                       AND (state = 'sealed'
                                            OR (state = 'sending' AND (lease_until < now() OR claimed_by = $3)))
-                                      AND id <> ALL($5)
+                                      AND id <> ALL($5) AND license_arn <> ALL($6)
                                     ORDER BY license_arn, hour, id LIMIT $2
                                     FOR UPDATE SKIP LOCKED)
                      RETURNING id, claim, license_arn, customer_kind, customer, dimension, hour, quantity,
                                allocations",
-                    &[&product, &limit, &self.claimer(), &lease_ms, &exclude],
+                    &[&product, &limit, &self.claimer(), &lease_ms, &exclude, &licenses],
                 )
                 .await;
             (c, r)
@@ -109,18 +111,20 @@ impl Fleet {
         Ok(items)
     }
 
-    /// How many buckets wait to be sent, other than `exclude`.
+    /// How many buckets wait to be sent, other than `exclude` and those of `licenses`.
     pub(crate) async fn count_sendable(
         &self,
         product: &str,
         exclude: &[i64],
+        licenses: &[String],
     ) -> Result<usize, Error> {
         let n: i64 = retry(self, "count", |c| async move {
             let r = c
                 .query_one(
                     "SELECT count(*)::int8 FROM mm_buckets WHERE product_code = $1
-                     AND state IN ('sealed', 'sending') AND id <> ALL($2)",
-                    &[&product, &exclude],
+                     AND state IN ('sealed', 'sending') AND id <> ALL($2)
+                     AND license_arn <> ALL($3)",
+                    &[&product, &exclude, &licenses],
                 )
                 .await
                 .map(|r| r.get(0));
@@ -202,20 +206,6 @@ impl Fleet {
             let r = async {
                 let tx = c.transaction().await?;
                 let mut applied = HashSet::new();
-                if again && !fi.is_empty() {
-                    // An earlier attempt may have committed before its answer was lost: a
-                    // bucket already in its final state under this meter's claim (the claim
-                    // counter is never reused) was settled by it, and is reported once.
-                    let rows = tx
-                        .query(
-                            "SELECT b.id FROM mm_buckets b
-                             JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, state)
-                               ON b.id = t.id AND b.claim = t.claim AND b.state = t.state",
-                            &[fi, fc, fs],
-                        )
-                        .await?;
-                    applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
-                }
                 if !a.is_empty() {
                     let rows = tx
                         .query(
@@ -257,6 +247,22 @@ impl Fleet {
                              WHERE b.id = t.id AND b.claim = t.claim AND b.state = 'sending'
                              RETURNING b.id",
                             &[ids, claims, &state],
+                        )
+                        .await?;
+                    applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+                }
+                if again && !fi.is_empty() {
+                    // An earlier attempt may have committed before its answer was lost: a
+                    // bucket already in its final state under this meter's claim (the claim
+                    // counter is never reused) was settled by it, and is reported once. After
+                    // the updates, which waited for that attempt's row locks if it was still
+                    // committing, so this statement sees what it committed.
+                    let rows = tx
+                        .query(
+                            "SELECT b.id FROM mm_buckets b
+                             JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, claim, state)
+                               ON b.id = t.id AND b.claim = t.claim AND b.state = t.state",
+                            &[fi, fc, fs],
                         )
                         .await?;
                     applied.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
