@@ -2249,15 +2249,18 @@ fn a_store_file_removed_or_replaced_while_open_is_reported() {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
-    for replace in [false, true] {
-        let path = temp_db(if replace { "replaced" } else { "removed" });
-        let meter = UsageMeter::new(
-            h.builder(client(&emu, 1), Store::sqlite(&path))
+    let open = |path: &PathBuf| {
+        let m = UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(path))
                 .build()
                 .unwrap(),
-        )
-        .unwrap();
+        );
         h.set(b - H + 10);
+        m.unwrap()
+    };
+    for replace in [false, true] {
+        let path = temp_db(if replace { "replaced" } else { "removed" });
+        let meter = open(&path);
         meter
             .record(cust(1 + usize::from(replace)), "users", 2, None, None)
             .unwrap();
@@ -2286,13 +2289,7 @@ fn a_store_file_removed_or_replaced_while_open_is_reported() {
     // A flush that fails for another reason (a refusal that may last for days) still reports
     // the file gone, first (found by the next review: the check came only after a success).
     let path = temp_db("removed-refused");
-    let meter = UsageMeter::new(
-        h.builder(client(&emu, 1), Store::sqlite(&path))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    h.set(b - H + 10);
+    let meter = open(&path);
     meter.record(cust(3), "gb", 2, None, None).unwrap();
     for suffix in ["", "-lock", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
