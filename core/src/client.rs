@@ -35,6 +35,9 @@ const SIGNING_NAME: &str = "aws-marketplace";
 /// A service `Date` further than this from the client's clock means the client's is skewed.
 const CLOCK_SKEW_THRESHOLD_MS: i64 = 4 * 60 * 1000;
 
+/// [`Inner::clock_candidate_ms`] when no answer awaits confirmation.
+const NO_CANDIDATE: i64 = i64::MIN;
+
 /// The codes a service answers a request signed at a skewed time with (as botocore and SDK v3
 /// list them).
 const CLOCK_SKEW_CODES: &[&str] = &[
@@ -74,6 +77,9 @@ struct Inner {
     /// The service's clock minus the local clock, in milliseconds, as learnt from a `Date`
     /// header that differed by more than [`CLOCK_SKEW_THRESHOLD_MS`] (0 until then).
     clock_offset_ms: AtomicI64,
+    /// An offset one answer's `Date` showed and no second answer has confirmed yet
+    /// ([`NO_CANDIDATE`]: none).
+    clock_candidate_ms: AtomicI64,
     user_agent: HeaderValue,
 }
 
@@ -106,6 +112,7 @@ impl Client {
                 }),
                 shown_endpoint: crate::endpoint::redact_userinfo(&config.endpoint).into_owned(),
                 clock_offset_ms: AtomicI64::new(0),
+                clock_candidate_ms: AtomicI64::new(NO_CANDIDATE),
                 user_agent: HeaderValue::from_str(&config.user_agent)
                     .unwrap_or_else(|_| HeaderValue::from_static("marketplace-metering")),
                 config,
@@ -159,8 +166,11 @@ impl Client {
         self.inner.clock_offset_ms.load(Ordering::Relaxed)
     }
 
-    /// Learns the offset from a response's `Date` when it is further than the threshold from
-    /// [`Client::now`].
+    /// Notes the offset a response's `Date` shows when it is further than the threshold from
+    /// [`Client::now`]. One answer does not move the clock (the usage meter files events by
+    /// it, so one bad `Date` from a broken load balancer or an intermediary would put them in
+    /// another hour): the offset is learnt when a second answer agrees with it, or at once by
+    /// [`Client::adopt_observed_offset`] when the answer says the signature's time was wrong.
     fn observe_date(&self, headers: &HeaderMap) {
         let Some(server_ms) = headers
             .get(http::header::DATE)
@@ -179,16 +189,31 @@ impl Client {
         let local_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let offset = self.clock_offset_ms();
-        if (server_ms - (local_ms + offset)).abs() <= CLOCK_SKEW_THRESHOLD_MS {
+        let seen = server_ms.saturating_sub(local_ms);
+        let candidate = &self.inner.clock_candidate_ms;
+        if seen.abs_diff(self.clock_offset_ms()) <= CLOCK_SKEW_THRESHOLD_MS as u64 {
+            candidate.store(NO_CANDIDATE, Ordering::Relaxed);
             return;
         }
-        let learnt = server_ms - local_ms;
-        self.inner.clock_offset_ms.store(learnt, Ordering::Relaxed);
-        tracing::debug!(
-            offset_ms = learnt,
-            "clock skew: signing with the service's clock"
-        );
+        let before = candidate.swap(seen, Ordering::Relaxed);
+        if before != NO_CANDIDATE && before.abs_diff(seen) <= CLOCK_SKEW_THRESHOLD_MS as u64 {
+            self.adopt_observed_offset();
+        }
+    }
+
+    /// Learns the offset the last answer's `Date` showed, if it awaits confirmation.
+    fn adopt_observed_offset(&self) {
+        let seen = self
+            .inner
+            .clock_candidate_ms
+            .swap(NO_CANDIDATE, Ordering::Relaxed);
+        if seen != NO_CANDIDATE {
+            self.inner.clock_offset_ms.store(seen, Ordering::Relaxed);
+            tracing::debug!(
+                offset_ms = seen,
+                "clock skew: signing with the service's clock"
+            );
+        }
     }
 
     /// Sends `BatchMeterUsage`: up to 25 usage records for SaaS customers.

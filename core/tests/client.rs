@@ -1217,3 +1217,109 @@ async fn a_skewed_clock_is_corrected_from_the_services_date_and_the_call_re_sign
     assert_eq!(e.attempts(), 1);
     assert_eq!(c.clock_offset_ms(), 0);
 }
+
+/// An HTTP date (RFC 7231) for epoch seconds.
+fn http_date(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to the civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m - 1) as usize];
+    format!(
+        "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A server on 127.0.0.1 answering each request (one connection each) with an empty
+/// successful BatchMeterUsage and the next of `dates` as its `Date`.
+fn serve_dates(dates: Vec<String>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (conn, date) in listener.incoming().zip(dates) {
+            let mut conn = conn.unwrap();
+            let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+            let want = loop {
+                let n = conn.read(&mut chunk).unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    break end + 4 + len;
+                }
+            };
+            while buf.len() < want {
+                let n = conn.read(&mut chunk).unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = br#"{"Results":[],"UnprocessedRecords":[]}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ndate: {date}\r\n\
+                 connection: close\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(body);
+        }
+    });
+    port
+}
+
+/// One answer's `Date` (a broken load balancer, an intermediary) cannot move the client's
+/// clock, which the usage meter buckets by: an offset is learnt at once only from an answer
+/// that says the signature's time was wrong, otherwise from two answers in a row that agree
+/// (found by a review: one `Date: Thu, 01 Jan 1970` put the next events in hour 0, which the
+/// service then refused as too old, and the meter expired them).
+#[test]
+fn one_answers_date_does_not_move_the_clock() {
+    let now = now().secs();
+    assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    let ahead = now + 3600;
+    let port = serve_dates(vec![
+        http_date(0),
+        http_date(now),
+        http_date(253_402_300_799), // 9999-12-31
+        http_date(now),
+        http_date(ahead),
+        http_date(ahead),
+    ]);
+    let c = blocking::Client::new(
+        Config::builder()
+            .region("us-east-1")
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .static_credentials("AKIDEXAMPLE", "secret", None)
+            .max_attempts(1u32)
+            .build()
+            .unwrap(),
+    );
+    let call = || {
+        c.batch_meter_usage(batch(vec![record("cust-1", 1)]))
+            .unwrap();
+        c.as_async().clock_offset_ms()
+    };
+    assert_eq!(call(), 0, "1970");
+    assert_eq!(call(), 0);
+    assert_eq!(call(), 0, "9999");
+    assert_eq!(call(), 0);
+    assert_eq!(call(), 0, "an hour ahead, once");
+    let learnt = call();
+    assert!((learnt - 3_600_000).abs() < 3000, "{learnt}");
+}

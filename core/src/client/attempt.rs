@@ -201,6 +201,10 @@ impl Client {
             };
             // Signed with a clock the service's Date showed to be skewed: re-sign with the
             // corrected one and try again at once, once per call (as botocore and SDK v3).
+            if CLOCK_SKEW_CODES.contains(&err.code()) {
+                // The service refused the signature's time: its Date is the clock to sign with.
+                self.adopt_observed_offset();
+            }
             if !skew_corrected
                 && CLOCK_SKEW_CODES.contains(&err.code())
                 && self.clock_offset_ms() != signed_with
