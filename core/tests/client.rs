@@ -759,7 +759,7 @@ fn threads_that_exit_leave_no_descriptors_behind() {
 /// attempt, goes out on a new connection and succeeds.
 #[test]
 fn a_connection_closed_while_its_thread_was_idle_is_not_reused() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
@@ -767,26 +767,7 @@ fn a_connection_closed_while_its_thread_was_idle_is_not_reused() {
         for conn in listener.incoming().take(2) {
             let mut conn = conn.unwrap();
             accepted += 1;
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // One request: headers, then Content-Length bytes of body.
-            let body_len = loop {
-                let n = conn.read(&mut chunk).unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map(|v| v.trim().parse().unwrap())
-                        .unwrap_or(0);
-                    break end + 4 + len;
-                }
-            };
-            while buf.len() < body_len {
-                let n = conn.read(&mut chunk).unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-            }
+            support::read_request(&mut conn);
             let body = br#"{"Results":[],"UnprocessedRecords":[]}"#;
             write!(
                 conn,
@@ -1218,57 +1199,16 @@ async fn a_skewed_clock_is_corrected_from_the_services_date_and_the_call_re_sign
     assert_eq!(c.clock_offset_ms(), 0);
 }
 
-/// An HTTP date (RFC 7231) for epoch seconds.
-fn http_date(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days to the civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let mon = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!(
-        "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// A server on 127.0.0.1 answering each request (one connection each) with an empty
 /// successful BatchMeterUsage and the next of `dates` as its `Date`.
 fn serve_dates(dates: Vec<String>) -> u16 {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for (conn, date) in listener.incoming().zip(dates) {
             let mut conn = conn.unwrap();
-            let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
-            let want = loop {
-                let n = conn.read(&mut chunk).unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    break end + 4 + len;
-                }
-            };
-            while buf.len() < want {
-                let n = conn.read(&mut chunk).unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-            }
+            support::read_request(&mut conn);
             let body = br#"{"Results":[],"UnprocessedRecords":[]}"#;
             let _ = write!(
                 conn,
@@ -1290,16 +1230,19 @@ fn serve_dates(dates: Vec<String>) -> u16 {
 #[test]
 fn one_answers_date_does_not_move_the_clock() {
     let now = now().secs();
-    assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-    assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    assert_eq!(support::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    assert_eq!(
+        support::http_date(951_782_400),
+        "Tue, 29 Feb 2000 00:00:00 GMT"
+    );
     let ahead = now + 3600;
     let port = serve_dates(vec![
-        http_date(0),
-        http_date(now),
-        http_date(253_402_300_799), // 9999-12-31
-        http_date(now),
-        http_date(ahead),
-        http_date(ahead),
+        support::http_date(0),
+        support::http_date(now),
+        support::http_date(253_402_300_799), // 9999-12-31
+        support::http_date(now),
+        support::http_date(ahead),
+        support::http_date(ahead),
     ]);
     let c = blocking::Client::new(
         Config::builder()

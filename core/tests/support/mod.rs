@@ -28,3 +28,53 @@ pub fn config(endpoint: impl Into<String>) -> ConfigBuilder {
             None,
         )
 }
+
+/// Reads one HTTP/1.1 request (headers, then `Content-Length` bytes of body) from `conn`;
+/// returns its bytes.
+pub fn read_request(conn: &mut impl std::io::Read) -> Vec<u8> {
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+    let want = loop {
+        let n = conn.read(&mut chunk).unwrap();
+        assert!(n > 0, "the connection closed mid-request");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            break end + 4 + len;
+        }
+    };
+    while buf.len() < want {
+        let n = conn.read(&mut chunk).unwrap();
+        assert!(n > 0, "the connection closed mid-body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf
+}
+
+/// An HTTP date (RFC 7231) for epoch seconds.
+pub fn http_date(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to the civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m - 1) as usize];
+    format!(
+        "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
