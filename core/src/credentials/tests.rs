@@ -370,13 +370,17 @@ mod chain {
     }
 
     fn ecs_body(n: usize, expires_in: Duration) -> String {
+        ecs_body_expiring(n, SystemTime::now() + expires_in)
+    }
+
+    fn ecs_body_expiring(n: usize, expiration: SystemTime) -> String {
         serde_json::json!({
             "Code": "Success",
             "Type": "AWS-HMAC",
             "AccessKeyId": format!("AKIDECS{n}"),
             "SecretAccessKey": SECRET,
             "Token": format!("TOKEN{n}"),
-            "Expiration": rfc3339(SystemTime::now() + expires_in),
+            "Expiration": rfc3339(expiration),
             "LastUpdated": rfc3339(SystemTime::now()),
         })
         .to_string()
@@ -589,6 +593,28 @@ mod chain {
         assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
         assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    /// Credentials that arrive already expired by the local clock (a clock hours fast, a
+    /// provider handing out stale ones), or within seconds of it, were loaded again on every
+    /// call: a round trip to the provider each, one at a time behind the chain's lock (found
+    /// by a review). They are asked for again at most every 10 s.
+    #[tokio::test]
+    async fn expired_credentials_are_not_reloaded_on_every_call() {
+        let _g = ENV_LOCK.lock().await;
+        for expiration in [
+            SystemTime::now() - Duration::from_secs(60),
+            SystemTime::now() + Duration::from_secs(5),
+        ] {
+            let env = Env::clean();
+            let (url, hits, _) = serve(move |n| ecs_body_expiring(n, expiration));
+            env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+            let p = chain(None);
+            for _ in 0..5 {
+                p.credentials().await.unwrap();
+            }
+            assert_eq!(hits.load(Ordering::SeqCst), 1, "{expiration:?}");
+        }
     }
 
     #[tokio::test]
