@@ -54,6 +54,25 @@ fn excerpt(body: &[u8]) -> String {
     out
 }
 
+/// The longest server message an error keeps, in characters.
+const MAX_MESSAGE_CHARS: usize = 1024;
+/// The longest server error code an error keeps, in characters.
+const MAX_CODE_CHARS: usize = 128;
+
+/// A server's text as errors, logs and dead letters keep it: control characters (a forged
+/// log line) become spaces, and it is cut after `max` characters (marked with `…`).
+fn printable(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 4));
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
 /// Reads an error response (status ≥ 300). Always yields an error: an unreadable body keeps
 /// the status (as the code string, like botocore) and what the body began with.
 pub(crate) fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
@@ -79,7 +98,10 @@ pub(crate) fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Erro
         None => (None, None),
     };
     match header_code.or(body_code) {
-        Some(code) => Error::service(code, message.unwrap_or_default()),
+        Some(code) => Error::service(
+            &printable(code, MAX_CODE_CHARS),
+            printable(&message.unwrap_or_default(), MAX_MESSAGE_CHARS),
+        ),
         None => {
             let reason = http::StatusCode::from_u16(status)
                 .ok()
@@ -189,6 +211,32 @@ mod tests {
         assert!(e.message().contains("<html>"), "{}", e.message());
         let e = parse_error(500, &HeaderMap::new(), b"");
         assert!(e.message().contains("empty body"));
+    }
+
+    /// A server's message and code reach logs, exceptions and every dead-letter row: a
+    /// hostile or broken one must not forge log lines or store megabytes per record (found
+    /// by a review). Control characters become spaces; the message keeps its first 1,024
+    /// characters, the code its first 128.
+    #[test]
+    fn a_servers_message_and_code_are_bounded_and_printable() {
+        let long = format!("first line\nforged: line\r\t{}", "x".repeat(100_000));
+        let body = serde_json::json!({ "__type": "ThrottlingException", "message": long });
+        let e = parse_error(400, &HeaderMap::new(), body.to_string().as_bytes());
+        assert_eq!(e.error_code(), ErrorCode::ThrottlingException);
+        let shown: String = e.message().chars().take(40).collect();
+        assert!(
+            e.message().starts_with("first line forged: line"),
+            "{shown}"
+        );
+        assert!(!e.message().chars().any(char::is_control));
+        assert_eq!(e.message().chars().count(), 1025, "1,024 and an ellipsis");
+        let code = format!("Weird\u{7}{}", "Y".repeat(10_000));
+        let body = serde_json::json!({ "__type": code, "message": "m" });
+        let e = parse_error(400, &HeaderMap::new(), body.to_string().as_bytes());
+        assert_eq!(e.error_code(), ErrorCode::Unhandled);
+        assert!(!e.code().chars().any(char::is_control));
+        assert!(e.code().len() <= 128 * 4, "{}", e.code().len());
+        assert_eq!(e.message(), "m");
     }
 
     #[test]
