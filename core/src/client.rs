@@ -35,6 +35,28 @@ const SIGNING_NAME: &str = "aws-marketplace";
 /// A service `Date` further than this from the client's clock means the client's is skewed.
 const CLOCK_SKEW_THRESHOLD_MS: i64 = 4 * 60 * 1000;
 
+/// Logs a warning for a plain `http://` endpoint beyond this host: the signed requests and
+/// any session token would cross the network in clear text. Allowed, as in the AWS SDKs (a
+/// proxy or a test server may need it).
+fn warn_if_clear_text(endpoint: &str) {
+    let Ok(url) = reqwest::Url::parse(endpoint) else {
+        return;
+    };
+    let host = url.host_str().unwrap_or("localhost");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if url.scheme() == "http" && !loopback {
+        tracing::warn!(
+            endpoint = %crate::endpoint::redact_userinfo(endpoint),
+            "the endpoint is plain http: signed requests and any session token cross the \
+             network unencrypted"
+        );
+    }
+}
+
 /// [`Inner::clock_candidate_ms`] when no answer awaits confirmation.
 const NO_CANDIDATE: i64 = i64::MIN;
 
@@ -94,6 +116,7 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client with this configuration. Nothing is sent or loaded until the first call.
     pub fn new(config: Config) -> Client {
+        warn_if_clear_text(&config.endpoint);
         let credentials = CredentialsProvider::new(config.credentials.clone())
             .with_region(config.region.clone())
             .with_http(config.http.clone());

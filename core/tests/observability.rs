@@ -194,3 +194,40 @@ async fn every_attempt_has_a_span_and_a_log_entry_and_no_secret() {
         assert!(!ours.contains(secret), "{secret} in {ours}");
     }
 }
+
+/// A plain `http://` endpoint beyond this host (an `AWS_ENDPOINT_URL` or a profile's
+/// `endpoint_url` set by mistake, or by someone else) sends the signed requests and any
+/// session token in clear text; as the AWS SDKs, it is allowed, but it is logged as a warning
+/// when the client is made (found by a review: nothing said so). Loopback and https are not.
+#[test]
+fn a_plain_http_endpoint_beyond_this_host_is_a_warning() {
+    let capture = Shared::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let make = |endpoint: &str| {
+        Client::new(
+            Config::builder()
+                .region("us-east-1")
+                .endpoint_url(endpoint)
+                .static_credentials("AKID", "secret", None)
+                .build()
+                .unwrap(),
+        )
+    };
+    for quiet in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "https://metering.example.com",
+    ] {
+        make(quiet);
+        assert!(
+            !capture.everything().contains("plain http"),
+            "{quiet}: {}",
+            capture.everything()
+        );
+    }
+    make("http://metering.example.com");
+    let all = capture.everything();
+    assert!(all.contains("plain http"), "{all}");
+    assert!(all.contains("metering.example.com"), "{all}");
+}
