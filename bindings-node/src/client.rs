@@ -98,8 +98,9 @@ fn build_config(
         b = b.profile(p);
     }
     if let Some(n) = o.max_attempts {
-        // The core checks the range: a negative count is as invalid as zero.
-        b = b.max_attempts(u32::try_from(n).unwrap_or(0));
+        // The core checks the range: a negative count is as invalid as zero, and one past
+        // u32 is as many attempts as u32 holds.
+        b = b.max_attempts(u32::try_from(n.max(0)).unwrap_or(u32::MAX));
     }
     if let Some(m) = o.retry_mode {
         b = b.retry_mode(m.parse::<RetryMode>()?);

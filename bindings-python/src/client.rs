@@ -142,8 +142,9 @@ impl Client {
         b.set_endpoint_url(endpoint_url);
         b.set_profile(profile_name);
         // botocore's `max_attempts` was turned into total attempts by the Python layer; the
-        // core checks the range (a negative count is as invalid as zero).
-        b.set_max_attempts(max_attempts.map(|n| u32::try_from(n).unwrap_or(0)));
+        // core checks the range (a negative count is as invalid as zero, one past u32 is as
+        // many attempts as u32 holds).
+        b.set_max_attempts(max_attempts.map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX)));
         b.set_retry_mode(
             retry_mode
                 .map(str::parse::<RetryMode>)

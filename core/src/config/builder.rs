@@ -394,8 +394,9 @@ impl ConfigBuilder {
             Some(0) => {
                 return Err(invalid(
                     &Origin::Code("max_attempts"),
-                    "must be at least 1, got 0",
-                ))
+                    // A face passes a negative count as 0: no number is quoted.
+                    "must be at least 1",
+                ));
             }
             Some(n) => {
                 origins.push(("max_attempts", Origin::Code("max_attempts")));
