@@ -463,7 +463,7 @@ export declare class UsageMeter extends EventEmitter<MeterEventMap> {
    * As the constructor, but the store is opened (the fleet store's database connected) off
    * the JS thread, so a slow database does not block the event loop; bad options reject.
    */
-  static open(client: MarketplaceMeteringClient, options?: UsageMeterOptions): Promise<UsageMeter>;
+  static open<T extends UsageMeter>(this: new (client: MarketplaceMeteringClient, options?: UsageMeterOptions) => T, client: MarketplaceMeteringClient, options?: UsageMeterOptions): Promise<T>;
   /** Resolves once the event is as durable as `durability` says; bad input rejects with a `ValidationError`. */
   record(input: MeterRecordInput): Promise<void>;
   /** Registers a customer's dimensions for zero-fill. */

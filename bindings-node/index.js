@@ -710,7 +710,7 @@ class UsageMeter extends EventEmitter {
    */
   constructor(client, options = {}, opened = undefined) {
     super()
-    if (opened !== undefined && opened[kOpened] === true) {
+    if (opened != null && opened[kOpened] === true) {
       // From UsageMeter.open(): the native meter is open; events it emitted meanwhile are
       // replayed once the caller has had the meter (and added its listeners).
       opened.ref.meter = new WeakRef(this)
@@ -755,7 +755,9 @@ class UsageMeter extends EventEmitter {
     } catch (err) {
       throw translateError(err)
     }
-    return new UsageMeter(client, options, { [kOpened]: true, native: nat, ref })
+    // A subclass's `open()` gives an instance of it (its constructor, which may not pass the
+    // third argument on, is not run: the meter is already open).
+    return Reflect.construct(UsageMeter, [client, options, { [kOpened]: true, native: nat, ref }], this)
   }
 
   _attach(nat) {

@@ -188,6 +188,16 @@ test('UsageMeter.open connects without blocking the event loop', async () => {
       return true
     })
     await assert.rejects(mm.UsageMeter.open({}, {}), (e) => e.field === 'client')
+    // A subclass opens as itself.
+    class Mine extends mm.UsageMeter {
+      tag() {
+        return 'mine'
+      }
+    }
+    const mine = await Mine.open(client(), { productCode: emu.productCode, flushIntervalSeconds: null })
+    assert.ok(mine instanceof Mine)
+    assert.equal(mine.tag(), 'mine')
+    await mine.close()
   } finally {
     proxy.kill('SIGKILL')
     fs.rmSync(proxyDir, { recursive: true, force: true })

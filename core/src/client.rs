@@ -57,12 +57,25 @@ fn warn_if_clear_text(endpoint: &str) {
     }
 }
 
+/// The service's clock minus the local clock, in milliseconds, that an HTTP `Date` shows.
+fn date_offset_ms(date: &str) -> Option<i64> {
+    let server_ms =
+        aws_smithy_types::DateTime::from_str(date, aws_smithy_types::date_time::Format::HttpDate)
+            .ok()?
+            .to_millis()
+            .ok()?;
+    let local_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Some(server_ms.saturating_sub(local_ms))
+}
+
 /// [`Inner::clock_candidate_ms`] when no answer awaits confirmation.
 const NO_CANDIDATE: i64 = i64::MIN;
 
 /// The codes a service answers a request signed at a skewed time with (as botocore and SDK v3
 /// list them).
-const CLOCK_SKEW_CODES: &[&str] = &[
+pub(crate) const CLOCK_SKEW_CODES: &[&str] = &[
     "RequestTimeTooSkewed",
     "RequestExpired",
     "RequestInTheFuture",
@@ -193,26 +206,15 @@ impl Client {
     /// [`Client::now`]. One answer does not move the clock (the usage meter files events by
     /// it, so one bad `Date` from a broken load balancer or an intermediary would put them in
     /// another hour): the offset is learnt when a second answer agrees with it, or at once by
-    /// [`Client::adopt_observed_offset`] when the answer says the signature's time was wrong.
+    /// [`Client::adopt_date`] when the answer says the signature's time was wrong.
     fn observe_date(&self, headers: &HeaderMap) {
-        let Some(server_ms) = headers
+        let Some(seen) = headers
             .get(http::header::DATE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                aws_smithy_types::DateTime::from_str(
-                    v,
-                    aws_smithy_types::date_time::Format::HttpDate,
-                )
-                .ok()
-            })
-            .and_then(|d| d.to_millis().ok())
+            .and_then(date_offset_ms)
         else {
             return;
         };
-        let local_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let seen = server_ms.saturating_sub(local_ms);
         let candidate = &self.inner.clock_candidate_ms;
         if seen.abs_diff(self.clock_offset_ms()) <= CLOCK_SKEW_THRESHOLD_MS as u64 {
             candidate.store(NO_CANDIDATE, Ordering::Relaxed);
@@ -220,23 +222,27 @@ impl Client {
         }
         let before = candidate.swap(seen, Ordering::Relaxed);
         if before != NO_CANDIDATE && before.abs_diff(seen) <= CLOCK_SKEW_THRESHOLD_MS as u64 {
-            self.adopt_observed_offset();
+            candidate.store(NO_CANDIDATE, Ordering::Relaxed);
+            self.learn_offset(seen);
         }
     }
 
-    /// Learns the offset the last answer's `Date` showed, if it awaits confirmation.
-    fn adopt_observed_offset(&self) {
-        let seen = self
-            .inner
-            .clock_candidate_ms
-            .swap(NO_CANDIDATE, Ordering::Relaxed);
-        if seen != NO_CANDIDATE {
-            self.inner.clock_offset_ms.store(seen, Ordering::Relaxed);
-            tracing::debug!(
-                offset_ms = seen,
-                "clock skew: signing with the service's clock"
-            );
+    /// Learns the offset `date` (the `Date` of an answer refusing the signature's time) shows,
+    /// when it is further than the threshold from [`Client::now`]. Only that answer's own
+    /// `Date` counts: another call's, seen meanwhile, may be the stray one.
+    pub(crate) fn adopt_date(&self, date: Option<&str>) {
+        if let Some(seen) = date.and_then(date_offset_ms) {
+            if seen.abs_diff(self.clock_offset_ms()) > CLOCK_SKEW_THRESHOLD_MS as u64 {
+                self.learn_offset(seen);
+            }
         }
+    }
+
+    fn learn_offset(&self, offset_ms: i64) {
+        self.inner
+            .clock_offset_ms
+            .store(offset_ms, Ordering::Relaxed);
+        tracing::debug!(offset_ms, "clock skew: signing with the service's clock");
     }
 
     /// Sends `BatchMeterUsage`: up to 25 usage records for SaaS customers.
@@ -341,5 +347,47 @@ impl Client {
         let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout, &cfg.http)?;
         *slot = Some((pid, c.clone()));
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_types::date_time::Format;
+
+    fn http_date(secs: i64) -> String {
+        aws_smithy_types::DateTime::from_secs(secs)
+            .fmt(Format::HttpDate)
+            .unwrap()
+    }
+
+    /// An answer refusing the signature's time adopts its own `Date`, not the one another
+    /// call stored as a candidate meanwhile (a stray one, from a broken load balancer).
+    #[test]
+    fn a_skew_answer_adopts_its_own_date_not_another_calls() {
+        let c = Client::new(
+            Config::builder()
+                .region("us-east-1")
+                .static_credentials("AKID", "secret", None)
+                .build()
+                .unwrap(),
+        );
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut h = HeaderMap::new();
+        h.insert(http::header::DATE, http_date(0).parse().unwrap());
+        c.observe_date(&h);
+        assert_eq!(c.clock_offset_ms(), 0, "one answer moves nothing");
+        c.adopt_date(Some(&http_date(now)));
+        assert_eq!(
+            c.clock_offset_ms(),
+            0,
+            "the skew answer's own Date is the local time"
+        );
+        c.adopt_date(Some(&http_date(now + 1200)));
+        let learnt = c.clock_offset_ms();
+        assert!((learnt - 1_200_000).abs() < 3000, "{learnt}");
     }
 }

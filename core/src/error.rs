@@ -218,6 +218,9 @@ impl Error {
         self
     }
 
+    pub(crate) fn meta(&self) -> &ResponseMetadata {
+        &self.0.meta
+    }
     pub(crate) fn meta_mut(&mut self) -> &mut ResponseMetadata {
         &mut self.0.meta
     }

@@ -2416,13 +2416,17 @@ async fn one_license_refused_does_not_hold_back_the_others(store: Store) {
     assert_eq!(e.code(), "CustomerNotEntitledException");
     assert_eq!(meter.status().unwrap().sealed, 2);
 
-    // A redirect (no error code: about the endpoint, not a license) stops at once.
+    // A redirect (no error code: about the endpoint, not a license), or a code about the
+    // signature, stops at once.
     emu.push_fault(Fault::Redirect {
         status: 301,
         location: "https://example.invalid/".into(),
     });
     let e = meter.flush().await.unwrap_err();
     assert_eq!(e.code(), "301", "{e}");
+    emu.push_fault(fault(403, "SignatureDoesNotMatch"));
+    let e = meter.flush().await.unwrap_err();
+    assert_eq!(e.code(), "SignatureDoesNotMatch", "{e}");
     assert_eq!(meter.status().unwrap().sealed, 2);
     assert_eq!(emu.ledger().len(), 1);
 

@@ -203,7 +203,12 @@ impl Client {
             // corrected one and try again at once, once per call (as botocore and SDK v3).
             if CLOCK_SKEW_CODES.contains(&err.code()) {
                 // The service refused the signature's time: its Date is the clock to sign with.
-                self.adopt_observed_offset();
+                let date = err
+                    .meta()
+                    .http_headers()
+                    .find(|(k, _)| *k == "date")
+                    .map(|(_, v)| v);
+                self.adopt_date(date);
             }
             if !skew_corrected
                 && CLOCK_SKEW_CODES.contains(&err.code())

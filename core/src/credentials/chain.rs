@@ -48,12 +48,15 @@ impl Cached {
                     advisory
                 } else {
                     // Already inside the window: use them, but do not ask again on
-                    // every call; ask again sooner if they are about to run out. Ones
-                    // already out (by this clock, which may be fast) are what the chain has:
-                    // asked again after the gap too, not at every call.
+                    // every call; ask again sooner if they are about to run out, and at
+                    // the latest when they do. Ones already out (by this clock, which may
+                    // be fast) are what the chain has: asked again after the gap, not at
+                    // every call.
                     let last = exp.checked_sub(EXPIRY_MARGIN).unwrap_or(exp);
                     if last > now {
                         (now + RETRY_GAP).min(last)
+                    } else if exp > now {
+                        (now + RETRY_GAP).min(exp)
                     } else {
                         now + RETRY_GAP
                     }

@@ -615,6 +615,15 @@ mod chain {
             }
             assert_eq!(hits.load(Ordering::SeqCst), 1, "{expiration:?}");
         }
+        // Ones with seconds left are asked for again once they have run out, not later.
+        let env = Env::clean();
+        let (url, hits, _) = serve(|n| ecs_body(n, Duration::from_secs(2)));
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let p = chain(None);
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS1");
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

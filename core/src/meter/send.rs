@@ -127,8 +127,13 @@ pub(crate) fn blame(code: ErrorCode) -> Blame {
 fn concerns_one_license(e: &Error) -> bool {
     match e.error_code() {
         ErrorCode::CustomerNotEntitledException | ErrorCode::InvalidProductCodeException => true,
-        // A bare HTTP status stands in as the code when the answer carried none.
-        ErrorCode::Unhandled => !e.code().bytes().all(|b| b.is_ascii_digit()),
+        // A bare HTTP status stands in as the code when the answer carried none; the codes
+        // of a signature at a skewed time or of unknown keys are about the caller.
+        ErrorCode::Unhandled => {
+            !e.code().bytes().all(|b| b.is_ascii_digit())
+                && !crate::client::CLOCK_SKEW_CODES.contains(&e.code())
+                && e.code() != "InvalidClientTokenId"
+        }
         _ => false,
     }
 }
