@@ -217,7 +217,11 @@ impl Client {
         };
         let candidate = &self.inner.clock_candidate_ms;
         if seen.abs_diff(self.clock_offset_ms()) <= CLOCK_SKEW_THRESHOLD_MS as u64 {
-            candidate.store(NO_CANDIDATE, Ordering::Relaxed);
+            // Read first: every answer comes here, and a store would make the calls in flight
+            // on other threads pass the cache line around.
+            if candidate.load(Ordering::Relaxed) != NO_CANDIDATE {
+                candidate.store(NO_CANDIDATE, Ordering::Relaxed);
+            }
             return;
         }
         let before = candidate.swap(seen, Ordering::Relaxed);
