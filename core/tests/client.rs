@@ -754,6 +754,19 @@ fn threads_that_exit_leave_no_descriptors_behind() {
     );
 }
 
+/// A blocking client of one attempt for a raw test server on 127.0.0.1:`port`.
+fn raw_client(port: u16) -> blocking::Client {
+    blocking::Client::new(
+        Config::builder()
+            .region("us-east-1")
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .static_credentials("AKIDEXAMPLE", "secret", None)
+            .max_attempts(1u32)
+            .build()
+            .unwrap(),
+    )
+}
+
 /// A thread's pooled connection that the server closed while the thread was idle (its
 /// runtime not running, so nobody saw the close) is not reused: the next call, with a single
 /// attempt, goes out on a new connection and succeeds.
@@ -787,15 +800,7 @@ fn a_connection_closed_while_its_thread_was_idle_is_not_reused() {
         }
         accepted
     });
-    let c = blocking::Client::new(
-        Config::builder()
-            .region("us-east-1")
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
-            .static_credentials("AKIDEXAMPLE", "secret", None)
-            .max_attempts(1u32)
-            .build()
-            .unwrap(),
-    );
+    let c = raw_client(port);
     let first = c
         .batch_meter_usage(batch(vec![record("cust-1", 1)]))
         .unwrap();
@@ -1244,15 +1249,7 @@ fn one_answers_date_does_not_move_the_clock() {
         support::http_date(ahead),
         support::http_date(ahead),
     ]);
-    let c = blocking::Client::new(
-        Config::builder()
-            .region("us-east-1")
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
-            .static_credentials("AKIDEXAMPLE", "secret", None)
-            .max_attempts(1u32)
-            .build()
-            .unwrap(),
-    );
+    let c = raw_client(port);
     let call = || {
         c.batch_meter_usage(batch(vec![record("cust-1", 1)]))
             .unwrap();

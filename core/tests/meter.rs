@@ -102,6 +102,14 @@ impl Harness {
             .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
             .on_event(move |e| events.lock().unwrap().push(e))
     }
+    /// [`Self::builder`] without a product code: one call per license.
+    fn license_builder(&self, c: Client, store: Store) -> MeterConfigBuilder {
+        let clock = self.clock.clone();
+        MeterConfig::builder()
+            .client(c)
+            .store(store)
+            .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
+    }
     fn events(&self) -> Vec<MeterEvent> {
         self.events.lock().unwrap().clone()
     }
@@ -625,12 +633,8 @@ async fn license_customers_and_allocations(store: Store) {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
-    let clock = h.clock.clone();
     let meter = UsageMeter::new(
-        MeterConfig::builder()
-            .client(client(&emu, 3))
-            .store(store.clone())
-            .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
+        h.license_builder(client(&emu, 3), store.clone())
             .build()
             .unwrap(),
     )
@@ -2363,16 +2367,8 @@ async fn one_license_refused_does_not_hold_back_the_others(store: Store) {
     let emu = Emulator::start(cfg).unwrap();
     let h = Harness::new();
     let b = base();
-    let clock = h.clock.clone();
-    let meter = UsageMeter::new(
-        MeterConfig::builder()
-            .client(client(&emu, 1))
-            .store(store)
-            .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let meter =
+        UsageMeter::new(h.license_builder(client(&emu, 1), store).build().unwrap()).unwrap();
     let acct = metering_emulator::CUSTOMER_AWS_ACCOUNT_ID;
     let first = Customer::aws_account(acct, metering_emulator::LICENSE_ARN);
     let other = Customer::aws_account(acct, second.license_arn.clone());
