@@ -186,7 +186,11 @@ impl Client {
     /// learnt from the service's `Date` header when the two were more than 4 minutes apart.
     /// Requests are signed with it; the usage meter judges its window with it.
     pub fn now(&self) -> SystemTime {
-        let offset = self.clock_offset_ms();
+        Self::local_plus(self.clock_offset_ms())
+    }
+
+    /// The local clock corrected by `offset` milliseconds.
+    fn local_plus(offset: i64) -> SystemTime {
         let magnitude = Duration::from_millis(offset.unsigned_abs());
         let local = SystemTime::now();
         if offset >= 0 {
@@ -205,8 +209,9 @@ impl Client {
     /// Notes the offset a response's `Date` shows when it is further than the threshold from
     /// [`Client::now`]. One answer does not move the clock (the usage meter files events by
     /// it, so one bad `Date` from a broken load balancer or an intermediary would put them in
-    /// another hour): the offset is learnt when a second answer agrees with it, or at once by
-    /// [`Client::adopt_date`] when the answer says the signature's time was wrong.
+    /// another hour): the offset is learnt when a second answer agrees with it, or from an
+    /// answer that says the signature's time was wrong once the call re-signed with its `Date`
+    /// is accepted ([`Client::skew_offset`]).
     fn observe_date(&self, headers: &HeaderMap) {
         let Some(seen) = headers
             .get(http::header::DATE)
@@ -231,18 +236,19 @@ impl Client {
         }
     }
 
-    /// Learns the offset `date` (the `Date` of an answer refusing the signature's time) shows,
-    /// when it is further than the threshold from [`Client::now`]. Only that answer's own
-    /// `Date` counts: another call's, seen meanwhile, may be the stray one.
-    pub(crate) fn adopt_date(&self, date: Option<&str>) {
-        if let Some(seen) = date.and_then(date_offset_ms) {
-            if seen.abs_diff(self.clock_offset_ms()) > CLOCK_SKEW_THRESHOLD_MS as u64 {
-                self.learn_offset(seen);
-            }
-        }
+    /// The offset `date` (the `Date` of an answer refusing the signature's time) shows, when
+    /// it is further than the threshold from the offset the request was signed with
+    /// (`signed_with`): the clock to re-sign that call
+    /// with. Only that answer's own `Date` counts (another call's, seen meanwhile, may be the
+    /// stray one), and it is learnt for the client by [`Client::learn_offset`] only once the
+    /// service accepts a request signed with it: a server that refuses every signature with a
+    /// wrong `Date` moves nothing.
+    pub(crate) fn skew_offset(date: Option<&str>, signed_with: i64) -> Option<i64> {
+        date.and_then(date_offset_ms)
+            .filter(|seen| seen.abs_diff(signed_with) > CLOCK_SKEW_THRESHOLD_MS as u64)
     }
 
-    fn learn_offset(&self, offset_ms: i64) {
+    pub(crate) fn learn_offset(&self, offset_ms: i64) {
         self.inner
             .clock_offset_ms
             .store(offset_ms, Ordering::Relaxed);
@@ -384,14 +390,18 @@ mod tests {
         h.insert(http::header::DATE, http_date(0).parse().unwrap());
         c.observe_date(&h);
         assert_eq!(c.clock_offset_ms(), 0, "one answer moves nothing");
-        c.adopt_date(Some(&http_date(now)));
+        assert_eq!(
+            Client::skew_offset(Some(&http_date(now)), 0),
+            None,
+            "the skew answer's own Date is the local time"
+        );
+        assert_eq!(c.clock_offset_ms(), 0);
+        let learnt = Client::skew_offset(Some(&http_date(now + 1200)), 0).unwrap();
         assert_eq!(
             c.clock_offset_ms(),
             0,
-            "the skew answer's own Date is the local time"
+            "learnt only once a re-signed call is accepted"
         );
-        c.adopt_date(Some(&http_date(now + 1200)));
-        let learnt = c.clock_offset_ms();
         assert!((learnt - 1_200_000).abs() < 3000, "{learnt}");
     }
 }

@@ -1207,24 +1207,69 @@ async fn a_skewed_clock_is_corrected_from_the_services_date_and_the_call_re_sign
 /// A server on 127.0.0.1 answering each request (one connection each) with an empty
 /// successful BatchMeterUsage and the next of `dates` as its `Date`.
 fn serve_dates(dates: Vec<String>) -> u16 {
+    serve_answers(
+        dates
+            .into_iter()
+            .map(|d| (200, r#"{"Results":[],"UnprocessedRecords":[]}"#, d))
+            .collect(),
+    )
+}
+
+/// A server on 127.0.0.1 answering each request (one connection each) with the next of
+/// `answers`: status, JSON body and `Date`.
+fn serve_answers(answers: Vec<(u16, &'static str, String)>) -> u16 {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for (conn, date) in listener.incoming().zip(dates) {
+        for (conn, (status, body, date)) in listener.incoming().zip(answers) {
             let mut conn = conn.unwrap();
             support::read_request(&mut conn);
-            let body = br#"{"Results":[],"UnprocessedRecords":[]}"#;
             let _ = write!(
                 conn,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ndate: {date}\r\n\
-                 connection: close\r\ncontent-length: {}\r\n\r\n",
+                "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\n\
+                 date: {date}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
                 body.len()
             );
-            let _ = conn.write_all(body);
         }
     });
     port
+}
+
+/// A server that refuses the signature's time with a wrong `Date` (here 1970) is not the
+/// clock: the call re-signs with that `Date` once, and the client learns it only if the
+/// re-signed request is accepted. Before, the first such answer moved the client's clock by
+/// 56 years, and the usage meter filed the next events in hour 0 (found by a review).
+#[test]
+fn a_refusal_with_a_wrong_date_does_not_move_the_clock() {
+    let now = now().secs();
+    let skewed = r#"{"__type":"InvalidSignatureException","message":"Signature expired"}"#;
+    let ok = r#"{"Results":[],"UnprocessedRecords":[]}"#;
+    let ahead = now + 3600;
+    let port = serve_answers(vec![
+        (400, skewed, support::http_date(0)),
+        (400, skewed, support::http_date(0)),
+        (200, ok, support::http_date(now)),
+        // A real skew: the re-signed request is accepted, and the client learns it.
+        (403, skewed, support::http_date(ahead)),
+        (200, ok, support::http_date(ahead)),
+    ]);
+    let c = raw_client(port);
+    let e = c
+        .batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidSignatureException);
+    assert_eq!(e.attempts(), 2, "re-signed once with the answer's Date");
+    assert_eq!(c.as_async().clock_offset_ms(), 0, "1970 refused twice");
+    c.batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .unwrap();
+    assert_eq!(c.as_async().clock_offset_ms(), 0);
+    let out = c
+        .batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .unwrap();
+    assert_eq!(out.metadata().attempts(), 2);
+    let learnt = c.as_async().clock_offset_ms();
+    assert!((learnt - 3_600_000).abs() < 3000, "{learnt}");
 }
 
 /// One answer's `Date` (a broken load balancer, an intermediary) cannot move the client's

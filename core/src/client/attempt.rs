@@ -129,11 +129,14 @@ impl Client {
         let invocation_id = uuid::Uuid::new_v4().to_string();
         let mut paid: Vec<RetryClass> = Vec::new();
         let mut skew_corrected = false;
+        // The offset a skew answer's `Date` showed: this call signs with it, and the client
+        // learns it once a request signed with it is accepted.
+        let mut skew_offset: Option<i64> = None;
         loop {
             *attempt += 1;
             let attempt = *attempt;
             retry.before_attempt().await;
-            let signed_with = self.clock_offset_ms();
+            let signed_with = skew_offset.unwrap_or_else(|| self.clock_offset_ms());
             let span = tracing::debug_span!(
                 "attempt",
                 operation = O::NAME,
@@ -148,7 +151,7 @@ impl Client {
             let result = match tokio::time::timeout(
                 attempt_timeout,
                 tracing::Instrument::instrument(
-                    self.attempt::<O>(http, body, &invocation_id, attempt, max),
+                    self.attempt::<O>(http, body, &invocation_id, attempt, max, signed_with),
                     span.clone(),
                 ),
             )
@@ -165,6 +168,20 @@ impl Client {
                 )),
             };
             let latency = started.elapsed();
+            if let Some(offset) = skew_offset {
+                // Accepted: anything the service itself answered but a refusal of the time.
+                let accepted = match &result {
+                    Ok(_) => true,
+                    Err(e) => {
+                        e.http_status().is_some_and(|s| (400..500).contains(&s))
+                            && !CLOCK_SKEW_CODES.contains(&e.code())
+                    }
+                };
+                if accepted {
+                    self.learn_offset(offset);
+                    skew_offset = None;
+                }
+            }
             let mut err = match result {
                 Ok(mut out) => {
                     retry.after_attempt(false);
@@ -201,19 +218,19 @@ impl Client {
             };
             // Signed with a clock the service's Date showed to be skewed: re-sign with the
             // corrected one and try again at once, once per call (as botocore and SDK v3).
-            if CLOCK_SKEW_CODES.contains(&err.code()) {
+            let refused_time = CLOCK_SKEW_CODES.contains(&err.code());
+            if !skew_corrected && refused_time {
                 // The service refused the signature's time: its Date is the clock to sign with.
                 let date = err
                     .meta()
                     .http_headers()
                     .find(|(k, _)| *k == "date")
                     .map(|(_, v)| v);
-                self.adopt_date(date);
+                skew_offset = Self::skew_offset(date, signed_with).or_else(|| {
+                    (self.clock_offset_ms() != signed_with).then(|| self.clock_offset_ms())
+                });
             }
-            if !skew_corrected
-                && CLOCK_SKEW_CODES.contains(&err.code())
-                && self.clock_offset_ms() != signed_with
-            {
+            if !skew_corrected && refused_time && skew_offset.is_some() {
                 skew_corrected = true;
                 entry.retry_reason = Some("clock skew");
                 entry.retry_delay = Some(Duration::ZERO);
@@ -297,6 +314,7 @@ impl Client {
         invocation_id: &str,
         attempt: u32,
         max: u32,
+        offset_ms: i64,
     ) -> Result<(O::Output, ResponseMetadata), Error> {
         let cfg = &self.inner.config;
         let creds = self.inner.credentials.credentials().await?;
@@ -322,7 +340,7 @@ impl Client {
             .identity(&identity)
             .region(&cfg.region)
             .name(SIGNING_NAME)
-            .time(self.now())
+            .time(Self::local_plus(offset_ms))
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
@@ -362,7 +380,6 @@ impl Client {
             .await?
             .map_err(|e| transport_error(e, shown, false))?;
         let request_id = wire::request_id(&headers);
-        self.observe_date(&headers);
         let body = match body {
             Ok(b) => b,
             Err(e) => {
@@ -395,6 +412,14 @@ impl Client {
         } else {
             Some(wire::parse_error(status, &headers, &body))
         };
+        // An answer refusing the signature's time has its `Date` weighed by the call
+        // ([`Client::skew_offset`]), learnt only once a request signed with it is accepted.
+        if !error
+            .as_ref()
+            .is_some_and(|e| CLOCK_SKEW_CODES.contains(&e.code()))
+        {
+            self.observe_date(&headers);
+        }
         let meta = ResponseMetadata {
             request_id,
             http_status: Some(status),
