@@ -223,13 +223,29 @@ impl ChainCache {
             crate::tls::smithy::ReqwestHttpClient::new(self.http.clone()),
         );
         let mut builder = DefaultCredentialsChain::builder().configure(conf);
-        if let Some(p) = &self.profile {
-            builder = builder.profile_name(p);
+        // Always named, and trimmed as the configuration reads it: aws-config reads
+        // `AWS_PROFILE` untrimmed, so `prod\r` (a `.env` file with CRLF line ends) or `prod `
+        // gave the region and endpoint of profile `prod` while the chain, finding no such
+        // profile, went on to the container's or the instance's role and signed as it.
+        if let Some(p) = self.profile_name() {
+            builder = builder.profile_name(&p);
         }
         if let Some(r) = &self.region {
             builder = builder.region(aws_config::Region::new(r.clone()));
         }
         builder.build().await
+    }
+
+    /// The profile to read: the one given in code, else `AWS_PROFILE`; trimmed, and empty
+    /// counts as unset.
+    fn profile_name(&self) -> Option<String> {
+        let trimmed = |p: &str| Some(p.trim().to_owned()).filter(|p| !p.is_empty());
+        self.profile.as_deref().and_then(trimmed).or_else(|| {
+            std::env::var("AWS_PROFILE")
+                .ok()
+                .as_deref()
+                .and_then(trimmed)
+        })
     }
 
     fn profile_note(&self) -> String {

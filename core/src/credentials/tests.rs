@@ -218,6 +218,35 @@ mod chain {
         assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDWORK");
     }
 
+    /// The chain reads the profile the configuration reads: `AWS_PROFILE` and a profile given
+    /// in code are trimmed. Before, `AWS_PROFILE="work\r"` (a `.env` file with CRLF line
+    /// ends) gave the configuration profile `work` and the chain no profile at all, so it went
+    /// on to the container's credentials and signed as the task's role (found by a review).
+    #[tokio::test]
+    async fn a_profile_name_with_blanks_around_it_is_the_profile() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        env.write(
+            "credentials",
+            "[work]\naws_access_key_id = AKIDWORK\naws_secret_access_key = SECRETVALUE\n",
+        );
+        let (url, hits, _) = serve(|n| ecs_body(n, Duration::from_secs(3600)));
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        for name in ["work\r", " work ", "work\n"] {
+            env.set("AWS_PROFILE", name);
+            let p = chain(None);
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDWORK");
+        }
+        std::env::remove_var("AWS_PROFILE");
+        let p = chain(Some(" work\t"));
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDWORK");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "the container was never asked"
+        );
+    }
+
     #[tokio::test]
     async fn environment_wins_over_profile() {
         let _g = ENV_LOCK.lock().await;
