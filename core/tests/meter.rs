@@ -665,9 +665,16 @@ async fn license_customers_and_allocations(store: Store) {
         .record(who.clone(), "users", 4, None, Some(vec![alloc(4, "a")]))
         .unwrap();
     meter.record(who.clone(), "users", 1, None, None).unwrap();
-    // Identifier customers need a product code.
+    // Identifier customers need a product code, with allocations too (a review found those
+    // accepted: their bucket went into the calls without a product code, where the service
+    // refuses it).
     let e = meter.record(cust(1), "users", 1, None, None).unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+    let e = meter
+        .record(cust(1), "users", 1, None, Some(vec![alloc(1, "a")]))
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput);
+    assert!(e.to_string().contains("customer_identifier"), "{e}");
     // Allocations must sum to the quantity.
     let e = meter
         .record(who.clone(), "users", 9, None, Some(vec![alloc(2, "a")]))

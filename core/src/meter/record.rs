@@ -441,14 +441,16 @@ impl UsageMeter {
             return Err(Customer::required_error());
         };
         let product = &self.inner.shared.scope.product_code;
+        // With or without allocations: a CustomerIdentifier's bucket, sent in a license's
+        // call with no product code, could never be billed.
+        if product.is_empty() && matches!(customer, CustomerRef::Identifier(_)) {
+            return Err(Error::invalid_input(
+                FieldPath::argument("customer_identifier"),
+                "a CustomerIdentifier needs the meter's product code",
+            ));
+        }
         match customer {
             CustomerRef::Identifier(id) if allocations.is_none() => {
-                if product.is_empty() {
-                    return Err(Error::invalid_input(
-                        FieldPath::argument("customer_identifier"),
-                        "a CustomerIdentifier needs the meter's product code",
-                    ));
-                }
                 crate::validate::customer_identifier_argument("customer_identifier", id)?;
                 crate::validate::dimension_argument("dimension", dimension)
             }
