@@ -898,6 +898,48 @@ fn a_lost_answer_to_the_outcomes_commit_still_reports_them_once() {
     assert_eq!(emu.ledger().len(), 1);
 }
 
+/// A database that accepts and stops answering (a hung backend, a black-holed route) does
+/// not hang `flush()` for good: a try that gets no answer within 30 s drops its connection
+/// and counts as a lost one, and the flush goes on when the database answers again. Before,
+/// no fleet statement or connection start-up had a timeout (found by a review): the flush,
+/// and `close()` behind it, waited forever.
+#[test]
+fn a_database_that_stops_answering_does_not_hang_the_flush() {
+    use support::pg_proxy::{Fault as Net, PgProxy};
+    let (emu, url, b, clock) = start();
+    let proxy = Arc::new(PgProxy::start(&url));
+    let meter = UsageMeter::new(
+        builder(&emu, Store::postgres(proxy.url()), &clock)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    proxy.set(Net::Stall);
+    let p = proxy.clone();
+    let healer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        p.set(Net::Pass);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(meter.flush_blocking().map(|s| s.acked));
+    });
+    let acked = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the flush still waits for the stalled database");
+    healer.join().unwrap();
+    assert_eq!(acked.unwrap(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(29),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(emu.ledger().len(), 1);
+}
+
 /// Without a product code, a license refused for a reason of its own (an entitlement) is not
 /// claimed again in the same flush (found by a review: each claim of 25 of its buckets cost
 /// another refused call before the licenses after it, and billed whatever of it the next

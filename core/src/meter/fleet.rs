@@ -66,6 +66,13 @@ use crate::Error;
 /// backend) before it gives up.
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
+/// How long one try of an operation (a connection's start-up included) may take before its
+/// connection is dropped and the try counts as a lost connection: a server that accepts and
+/// never answers (a hung backend, a black-holed route) would otherwise hang `flush()` and
+/// `close()` for good. A try is one short transaction; waits for another replica's lock
+/// are as short.
+const ATTEMPT_FOR: Duration = Duration::from_secs(30);
+
 /// Connections a meter uses at once (and keeps idle), besides a flush's sender slot. More
 /// concurrent writers (durable records from many threads) wait for one rather than open
 /// more: a database's `max_connections` is shared with the seller's other services.
@@ -222,21 +229,28 @@ impl Fleet {
         let config = self.config.clone();
         let tls = self.tls.clone();
         let task = crate::runtime::spawn(async move {
-            match tls {
-                Some(tls) => {
-                    let (c, conn) = config.connect(tls).await?;
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    Ok(c)
+            let connect = async move {
+                match tls {
+                    Some(tls) => {
+                        let (c, conn) = config.connect(tls).await?;
+                        tokio::spawn(async move {
+                            let _ = conn.await;
+                        });
+                        Ok(c)
+                    }
+                    None => {
+                        let (c, conn) = config.connect(NoTls).await?;
+                        tokio::spawn(async move {
+                            let _ = conn.await;
+                        });
+                        Ok(c)
+                    }
                 }
-                None => {
-                    let (c, conn) = config.connect(NoTls).await?;
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    Ok(c)
-                }
+            };
+            // A start-up the server never answers ends here, not with the caller's wait.
+            match tokio::time::timeout(ATTEMPT_FOR, connect).await {
+                Ok(r) => r,
+                Err(_) => Err(closed_error().await),
             }
         });
         match task {
@@ -477,22 +491,30 @@ where
     // Never closed, so acquiring only waits.
     let _permit = fleet.in_use.acquire().await.ok();
     loop {
-        let err = match fleet.get().await {
-            Ok(c) => {
-                let (c, r) = op(c).await;
-                match r {
-                    Ok(v) => {
-                        fleet.put(c);
-                        return Ok(v);
-                    }
-                    Err(e) => e,
-                }
+        let tried = tokio::time::timeout(ATTEMPT_FOR, async {
+            let c = fleet.get().await?;
+            let (c, r) = op(c).await;
+            r.map(|v| (c, v))
+        })
+        .await;
+        let err = match tried {
+            Ok(Ok((c, v))) => {
+                fleet.put(c);
+                return Ok(v);
             }
-            Err(e) => e,
+            Ok(Err(e)) => (retryable(&e), pg_err(e)),
+            // The connection went with the dropped try: the server ends its transaction.
+            Err(_) => (
+                true,
+                Error::invalid_state(format!(
+                    "fleet store: no answer within {ATTEMPT_FOR:?} ({what})"
+                )),
+            ),
         };
-        if !retryable(&err) || started.elapsed() >= RETRY_FOR {
+        let (again, err) = err;
+        if !again || started.elapsed() >= RETRY_FOR {
             tracing::warn!(operation = what, error = %err, "fleet store: giving up");
-            return Err(pg_err(err));
+            return Err(err);
         }
         tracing::debug!(operation = what, error = %err, "fleet store: retrying on a new connection");
         tokio::time::sleep(backoff).await;

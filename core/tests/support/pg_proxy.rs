@@ -30,6 +30,10 @@ pub enum Fault {
     /// (see [`PgProxy::lose_commit_answer_after`]); the answer to that client's next `COMMIT`
     /// is then lost, as [`Fault::LoseAnswer`] (the transaction committed).
     Armed = 4,
+    /// Every connection open now or made while it lasts stops carrying bytes, for good: a
+    /// server that accepts and never answers (a hung backend, a black-holed route). New
+    /// connections after it ends carry everything.
+    Stall = 5,
 }
 
 pub struct PgProxy {
@@ -81,6 +85,11 @@ impl PgProxy {
                 if m.load(Ordering::SeqCst) == Fault::Refuse as u8 {
                     continue; // dropped: closed at once
                 }
+                if m.load(Ordering::SeqCst) == Fault::Stall as u8 {
+                    // Kept open, never answered.
+                    std::thread::spawn(move || swallow(client));
+                    continue;
+                }
                 let Ok(server) = UnixStream::connect(&upstream) else {
                     continue;
                 };
@@ -114,7 +123,8 @@ impl PgProxy {
             1 => Fault::LoseRequest,
             2 => Fault::LoseAnswer,
             3 => Fault::Refuse,
-            _ => Fault::Armed,
+            4 => Fault::Armed,
+            _ => Fault::Stall,
         }
     }
 
@@ -154,6 +164,10 @@ fn pump(
             Ok(n) => n,
         };
         let now = mode.load(Ordering::SeqCst);
+        if now == Fault::Stall as u8 {
+            swallow(from);
+            return;
+        }
         if now == Fault::Armed as u8 && lose == Fault::LoseRequest {
             let mut t = trigger.lock().unwrap();
             if t.seen && contains(&buf[..n], b"COMMIT") {
@@ -178,4 +192,10 @@ fn pump(
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Reads and drops what `conn` sends until it closes; answers nothing.
+fn swallow(mut conn: UnixStream) {
+    let mut buf = [0u8; 16384];
+    while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
 }

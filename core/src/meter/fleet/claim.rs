@@ -9,7 +9,7 @@ use crate::meter::lock;
 use crate::meter::store::{customer_from, Allocs, Outcome, SendItem};
 use crate::Error;
 
-use super::{pg_err, retry, retryable, Fleet, Sender, RETRY_FOR};
+use super::{pg_err, retry, retryable, Fleet, Sender, ATTEMPT_FOR, RETRY_FOR};
 
 impl Fleet {
     /// Takes a sender slot for this product (a session advisory lock, released when the
@@ -19,7 +19,7 @@ impl Fleet {
         let senders = self.settings.senders as i32;
         let started = Instant::now();
         loop {
-            let r = async {
+            let r = tokio::time::timeout(ATTEMPT_FOR, async {
                 let c = self.get().await?;
                 for slot in 0..senders {
                     let got: bool = c
@@ -35,25 +35,28 @@ impl Fleet {
                 }
                 self.put(c);
                 Ok(None)
-            }
+            })
             .await;
             match r {
-                Ok(s) => return Ok(s),
-                Err(e) if retryable(&e) && started.elapsed() < RETRY_FOR => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Ok(s)) => return Ok(s),
+                Ok(Err(e)) if !retryable(&e) || started.elapsed() >= RETRY_FOR => {
+                    return Err(pg_err(e))
                 }
-                Err(e) => return Err(pg_err(e)),
+                Err(_) if started.elapsed() >= RETRY_FOR => {
+                    return Err(Error::invalid_state(format!(
+                        "fleet store: no answer within {ATTEMPT_FOR:?} (sender slot)"
+                    )))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }
 
     /// Gives up the sender slot.
     pub(crate) async fn release_sender(&self, s: Sender) {
-        if s.0
-            .batch_execute("SELECT pg_advisory_unlock_all()")
-            .await
-            .is_ok()
-        {
+        // A connection that does not answer is dropped, and its slot with it.
+        let unlock = s.0.batch_execute("SELECT pg_advisory_unlock_all()");
+        if let Ok(Ok(())) = tokio::time::timeout(ATTEMPT_FOR, unlock).await {
             self.put(s.0);
         }
     }
