@@ -24,6 +24,11 @@ type Seen = Arc<Mutex<Vec<(String, String)>>>;
 /// The SSO portal's `GetRoleCredentials` on 127.0.0.1, handing out the emulator's session
 /// identity. Returns its base URL.
 fn portal(expiry: SystemTime) -> (String, Seen) {
+    slow_portal(expiry, Duration::ZERO)
+}
+
+/// [`portal`], answering each request after `delay`.
+fn slow_portal(expiry: SystemTime, delay: Duration) -> (String, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen: Seen = Arc::default();
@@ -47,6 +52,7 @@ fn portal(expiry: SystemTime) -> (String, Seen) {
                 }
             }
             log.lock().unwrap().push((line.trim().to_owned(), bearer));
+            std::thread::sleep(delay);
             let millis = expiry
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap()
@@ -178,6 +184,43 @@ async fn an_sso_profile_signs_calls_with_the_role_credentials_of_the_cached_toke
     assert!(line.contains("account_id=111122223333"), "{line}");
     assert!(line.contains("role_name=MeteringRole"), "{line}");
     assert_eq!(bearer, ACCESS_TOKEN);
+    drop(home);
+}
+
+/// Credentials that take longer to load than the attempt timeout still load: the load has
+/// its own limit and happens before the attempt's clock starts. Before, every attempt
+/// cancelled the load it started, so no call could ever be signed (each failed as a read
+/// timeout on the metering endpoint, which was never contacted; found by a review).
+#[tokio::test]
+async fn a_load_slower_than_the_attempt_timeout_still_signs_the_call() {
+    let _g = ENV.lock().await;
+    let home = Home::new(Some("2099-01-01T00:00:00Z"));
+    let (url, seen) = slow_portal(
+        SystemTime::now() + Duration::from_secs(3600),
+        Duration::from_millis(1500),
+    );
+    std::env::set_var("AWS_ENDPOINT_URL_SSO", &url);
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let c = Client::new(
+        Config::builder()
+            .profile("dev")
+            .region("us-east-1")
+            .endpoint_url(emu.endpoint())
+            .max_attempts(3u32)
+            .attempt_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
+    let e = c
+        .resolve_customer()
+        .registration_token("not-a-token")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidTokenException, "{e}");
+    assert_eq!(e.attempts(), 1, "{e}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(emu.requests().len(), 1);
     drop(home);
 }
 

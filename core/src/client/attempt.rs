@@ -147,16 +147,35 @@ impl Client {
                 outcome = tracing::field::Empty,
                 retry_reason = tracing::field::Empty,
             );
+            // Loaded before the attempt's clock starts: a load (IMDS, SSO, a container's
+            // endpoint) has its own limit, and an attempt timeout shorter than a slow load
+            // cancelled it at every attempt, so it never finished.
+            let creds = self.inner.credentials.credentials().await;
             let started = std::time::Instant::now();
-            let result = match tokio::time::timeout(
-                attempt_timeout,
-                tracing::Instrument::instrument(
-                    self.attempt::<O>(http, body, &invocation_id, attempt, max, signed_with),
-                    span.clone(),
-                ),
-            )
-            .await
-            {
+            let timed = match creds {
+                Ok(creds) => {
+                    tokio::time::timeout(
+                        attempt_timeout,
+                        tracing::Instrument::instrument(
+                            self.attempt::<O>(
+                                http,
+                                body,
+                                SignWith {
+                                    creds,
+                                    offset_ms: signed_with,
+                                },
+                                &invocation_id,
+                                attempt,
+                                max,
+                            ),
+                            span.clone(),
+                        ),
+                    )
+                    .await
+                }
+                Err(e) => Ok(Err(e)),
+            };
+            let result = match timed {
                 Ok(result) => result,
                 Err(_) => Err(Error::new(
                     ErrorCode::ReadTimeout,
@@ -267,7 +286,11 @@ impl Client {
                 }
                 d
             });
-            err = err.with_retryable(class.is_some());
+            // Credentials are not loaded again within a call (as botocore's): a load that
+            // timed out keeps its own "retryable", for the caller's next call.
+            let retryable = class.is_some()
+                || (err.error_code() == ErrorCode::Credentials && err.is_retryable());
+            err = err.with_retryable(retryable);
             if let (Some(c), Some(d)) = (class, delay) {
                 entry.retry_reason = Some(match c {
                     RetryClass::Throttling => "throttling",
@@ -311,13 +334,13 @@ impl Client {
         &self,
         http: &reqwest::Client,
         body: &Bytes,
+        sign_with: SignWith,
         invocation_id: &str,
         attempt: u32,
         max: u32,
-        offset_ms: i64,
     ) -> Result<(O::Output, ResponseMetadata), Error> {
         let cfg = &self.inner.config;
-        let creds = self.inner.credentials.credentials().await?;
+        let SignWith { creds, offset_ms } = sign_with;
         let url = self
             .inner
             .url
@@ -436,6 +459,12 @@ impl Client {
             },
         }
     }
+}
+
+/// What an attempt signs with: the credentials, and the clock's offset from the local one.
+struct SignWith {
+    creds: aws_credential_types::Credentials,
+    offset_ms: i64,
 }
 
 /// A response: status, headers and the body (or why it could not be read).
