@@ -96,6 +96,11 @@ pub(super) struct ChainCache {
     pub(super) http: crate::tls::HttpSettings,
     cached: RwLock<Option<Cached>>,
     slot: Mutex<Arc<Slot>>,
+    /// The last load that failed: when it ended, and its error's message and whether it is
+    /// retryable. Callers that waited for that load get its error rather than each starting
+    /// their own, one after another (a hung STS or SSO endpoint cost N callers N times the
+    /// load's limit).
+    failed: Mutex<Option<(std::time::Instant, String, bool)>>,
 }
 
 impl ChainCache {
@@ -106,6 +111,7 @@ impl ChainCache {
             http: crate::tls::HttpSettings::default(),
             cached: RwLock::new(None),
             slot: Mutex::new(Slot::new()),
+            failed: Mutex::new(None),
         }
     }
 
@@ -146,11 +152,22 @@ impl ChainCache {
 
     #[cold]
     async fn refresh(&self) -> Result<Credentials, Error> {
+        let asked = std::time::Instant::now();
         let slot = self.slot();
         let mut chain = slot.chain.lock().await;
         // Another caller may have refreshed while this one waited for the lock.
         if let Some(c) = self.fresh(SystemTime::now()) {
             return Ok(c);
+        }
+        // Or failed to: its answer is this caller's too.
+        let waited_for = match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some((at, message, retryable)) if *at >= asked => {
+                Some(Error::credentials(message.clone()).with_retryable(*retryable))
+            }
+            _ => None,
+        };
+        if let Some(e) = waited_for {
+            return Err(e);
         }
         let loaded = tokio::time::timeout(LOAD_TIMEOUT, async {
             if chain.is_none() {
@@ -194,7 +211,14 @@ impl ChainCache {
                 c.refresh_at = now + RETRY_GAP;
                 Ok(c.creds.clone())
             }
-            _ => Err(err),
+            _ => {
+                *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some((
+                    std::time::Instant::now(),
+                    err.message().to_owned(),
+                    err.is_retryable(),
+                ));
+                Err(err)
+            }
         }
     }
 

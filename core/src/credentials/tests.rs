@@ -676,6 +676,36 @@ mod chain {
         assert_eq!(hits.load(Ordering::SeqCst), n);
     }
 
+    /// Callers waiting for a load that fails get its error; they do not each load again, one
+    /// after another (found by a review: against an endpoint that never answers, N callers
+    /// waited N times the load's 30 s limit).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_share_one_failed_load() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, hits, _) = serve(|_| {
+            std::thread::sleep(Duration::from_millis(300));
+            "not json".to_owned()
+        });
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let p = Arc::new(chain(None));
+        // One load: as many requests as the container provider's own tries.
+        assert!(p.credentials().await.is_err());
+        let one_load = hits.load(Ordering::SeqCst);
+        assert!(one_load >= 1);
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move { p.credentials().await.map(|_| ()) })
+            })
+            .collect();
+        for t in tasks {
+            let e = t.await.unwrap().unwrap_err();
+            assert_eq!(e.error_code(), ErrorCode::Credentials, "{e}");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 2 * one_load);
+    }
+
     #[tokio::test]
     async fn ecs_errors_do_not_leak_secrets() {
         let _g = ENV_LOCK.lock().await;
