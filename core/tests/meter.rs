@@ -2358,6 +2358,110 @@ fn a_refused_late_event_is_not_reported() {
     }
 }
 
+/// A store's unsent usage outlives a change of the meter's configuration: usage recorded
+/// under product code A, then without a product code (by license), is sent under the code
+/// (or license) it was recorded under by the meter opened next with product code B, and a
+/// product the service refuses holds back only its own calls. Before, the meter sealed and
+/// sent only its own product's buckets: the others stayed in the file, uncounted by
+/// status(), and were lost (found by a review).
+#[test]
+fn usage_recorded_before_a_product_change_is_sent_under_its_own_product() {
+    const SECOND: &str = "prod-second";
+    let mut cfg = EmulatorConfig::default();
+    let mut second = cfg.products[0].clone();
+    second.product_code = SECOND.to_owned();
+    cfg.products.push(second);
+    for c in &mut cfg.customers {
+        c.subscribed_products.push(SECOND.to_owned());
+    }
+    let emu = Emulator::start(cfg).unwrap();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("product-change");
+    h.set(b - H + 1);
+    let a = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    a.record(cust(1), "users", 3, None, None).unwrap();
+    assert_eq!(
+        a.close_blocking().unwrap().acked,
+        0,
+        "the hour is still open"
+    );
+    drop(a);
+    let by_license = UsageMeter::new(
+        h.license_builder(client(&emu, 1), Store::sqlite(&path))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let who = Customer::aws_account(
+        metering_emulator::CUSTOMER_AWS_ACCOUNT_ID,
+        metering_emulator::LICENSE_ARN,
+    );
+    by_license.record(who, "users", 4, None, None).unwrap();
+    by_license.close_blocking().unwrap();
+    drop(by_license);
+    // And a product the service does not know (retired, or a typo fixed since).
+    let retired = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .product_code("prod-retired")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    retired.record(cust(1), "users", 5, None, None).unwrap();
+    retired.close_blocking().unwrap();
+    drop(retired);
+
+    let bm = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .product_code(SECOND)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    bm.record(cust(1), "users", 2, None, None).unwrap();
+    assert_eq!(
+        bm.status().unwrap().pending,
+        4,
+        "every product's usage is counted"
+    );
+    h.set(b + 600);
+    let e = bm.flush_blocking().unwrap_err();
+    assert_eq!(
+        e.error_code(),
+        ErrorCode::InvalidProductCodeException,
+        "{e}"
+    );
+    let mut billed: Vec<(Option<String>, Option<String>, i64)> = emu
+        .ledger()
+        .iter()
+        .map(|l| (l.product_code.clone(), l.license_arn.clone(), l.quantity))
+        .collect();
+    billed.sort();
+    let p = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        billed,
+        vec![
+            (p(metering_emulator::PRODUCT_CODE), None, 3),
+            (
+                p(metering_emulator::PRODUCT_CODE),
+                p(metering_emulator::LICENSE_ARN),
+                4
+            ),
+            (p(SECOND), None, 2),
+        ]
+    );
+    let s = bm.status().unwrap();
+    assert_eq!((s.acked, s.sealed), (3, 1), "{s:?}");
+    drop(bm);
+    let _ = std::fs::remove_file(&path);
+}
+
 // Without a product code each license has its own calls. A refusal that can concern one
 // license (an entitlement) leaves that license's buckets sealed and the other licenses are
 // still sent: the same license sorting first at every flush must not starve the rest. A

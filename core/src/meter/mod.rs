@@ -412,7 +412,7 @@ impl UsageMeter {
         }
         let db = lock(&shared.db);
         db.check_in_place()?;
-        db.status(&shared.scope.product_code)
+        db.status()
     }
 
     /// Every dead letter, oldest first.

@@ -42,11 +42,21 @@ enum Flow {
 struct Ran {
     /// A retryable failure stopped the flush; the rest waits for the next one.
     stopped: bool,
-    /// The first refusal of a license's call for a reason of that license (see
-    /// [`concerns_one_license`]); every other license's calls were sent.
+    /// The first refusal of a license's (or another product's) call for a reason of its own
+    /// (see [`concerns_one_license`]); every other group's calls were sent.
     refused: Option<Error>,
     /// The licenses refused: their buckets wait, sealed.
     refused_licenses: Vec<String>,
+}
+
+/// The calls a refusal about one license or product holds back (see [`group_of`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Group {
+    /// Calls without a product code, for this license.
+    License(String),
+    /// Calls for a product code the meter no longer has: usage its store recorded before
+    /// a change of configuration.
+    Product(String),
 }
 
 /// Collects outcomes and events of one call, then writes them, and counts and emits those
@@ -138,15 +148,21 @@ fn concerns_one_license(e: &Error) -> bool {
     }
 }
 
-/// The license a call is for, when the meter has no product code (one license per call).
-fn license_of(inner: &Inner, batch: &[SendItem]) -> Option<String> {
-    if !inner.shared.scope.product_code.is_empty() || inner.mode != MeterMode::Batch {
-        return None;
+/// The group of calls a refusal of `batch`'s call for a reason of its own holds back: its
+/// license (a call without a product code), or a product code other than the meter's.
+/// `None`: the meter's own product, whose refusal stops the flush.
+fn group_of(inner: &Inner, batch: &[SendItem]) -> Option<Group> {
+    let first = batch.first()?;
+    if first.product.is_empty() && inner.mode == MeterMode::Batch {
+        return match &first.customer {
+            Some(Customer::AwsAccount { license_arn, .. }) => {
+                Some(Group::License(license_arn.clone()))
+            }
+            _ => None,
+        };
     }
-    match batch.first().and_then(|it| it.customer.as_ref()) {
-        Some(Customer::AwsAccount { license_arn, .. }) => Some(license_arn.clone()),
-        _ => None,
-    }
+    (first.product != inner.shared.scope.product_code)
+        .then(|| Group::Product(first.product.clone()))
 }
 
 /// Whether the local clock, too, places the bucket's hour past the service's window: an
@@ -252,15 +268,19 @@ fn batches(inner: &Inner, items: Vec<SendItem>) -> VecDeque<Vec<SendItem>> {
     let prepared_items = items;
     match inner.mode {
         MeterMode::Batch => {
-            // One product (or, without a product code, one license) per call.
-            let by_product = !shared.scope.product_code.is_empty();
-            let mut groups: BTreeMap<String, Vec<SendItem>> = BTreeMap::new();
+            // One product (or, without a product code, one license) per call; the meter's
+            // own product first, then what its store recorded under another.
+            let own = shared.scope.product_code.as_str();
+            let mut groups: BTreeMap<(bool, String, String), Vec<SendItem>> = BTreeMap::new();
             for it in prepared_items {
-                let g = match (&it.customer, by_product) {
-                    (Some(Customer::AwsAccount { license_arn, .. }), false) => license_arn.clone(),
+                let license = match (&it.customer, it.product.is_empty()) {
+                    (Some(Customer::AwsAccount { license_arn, .. }), true) => license_arn.clone(),
                     _ => String::new(),
                 };
-                groups.entry(g).or_default().push(it);
+                groups
+                    .entry((it.product != own, it.product.clone(), license))
+                    .or_default()
+                    .push(it);
             }
             for (_, items) in groups {
                 let mut items = items.into_iter().peekable();
@@ -300,7 +320,7 @@ async fn run(
     let mut ran = Ran::default();
     while let Some(batch) = queue.pop_front() {
         let n = batch.len();
-        let license = license_of(inner, &batch);
+        let group = group_of(inner, &batch);
         let flow = match inner.mode {
             MeterMode::Batch => send_batch(inner, batch, sum).await,
             MeterMode::MeterUsage => send_meter_usage(inner, batch, sum).await,
@@ -319,18 +339,20 @@ async fn run(
                 ran.stopped = true;
                 return Ok(ran);
             }
-            Ok(Flow::Refused(e)) => match license {
-                Some(license) if concerns_one_license(&e) => {
-                    tracing::warn!(records = n, error = %e, license = %license,
-                        "meter calls refused for one license; the others are still sent");
+            Ok(Flow::Refused(e)) => match group {
+                Some(group) if concerns_one_license(&e) => {
+                    tracing::warn!(records = n, error = %e, calls = ?group,
+                        "meter calls refused for one license or product; the others are still sent");
                     let (skipped, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut queue)
                         .into_iter()
-                        .partition(|b| license_of(inner, b).as_deref() == Some(&*license));
+                        .partition(|b| group_of(inner, b).as_ref() == Some(&group));
                     queue = rest;
                     sum.deferred += n + skipped.iter().map(Vec::len).sum::<usize>();
                     revert_claimed(inner, &skipped).await?;
                     ran.refused.get_or_insert(e);
-                    ran.refused_licenses.push(license);
+                    if let Group::License(license) = group {
+                        ran.refused_licenses.push(license);
+                    }
                     continue;
                 }
                 _ => e,
@@ -428,8 +450,11 @@ async fn send_batch(
     mut items: Vec<SendItem>,
     sum: &mut FlushSummary,
 ) -> Result<Flow, Error> {
-    let scope = &inner.shared.scope;
-    let product = (!scope.product_code.is_empty()).then(|| scope.product_code.clone());
+    // The product the buckets were recorded under (one per call; see `batches`).
+    let product = items
+        .first()
+        .map(|it| it.product.clone())
+        .filter(|p| !p.is_empty());
     let mut rounds = 0u32;
     loop {
         let mut records = Vec::with_capacity(items.len());
@@ -540,7 +565,6 @@ async fn send_meter_usage(
     items: Vec<SendItem>,
     sum: &mut FlushSummary,
 ) -> Result<Flow, Error> {
-    let product = inner.shared.scope.product_code.clone();
     let store_id = match &inner.shared.fleet {
         Some(f) => f.store_id().await?,
         None => lock(&inner.shared.db).store_id()?,
@@ -567,6 +591,7 @@ async fn send_meter_usage(
                 continue;
             }
         };
+        let product = it.product.clone();
         let input = MeterUsageInput {
             product_code: product.clone(),
             timestamp: DateTime::from_secs(it.hour),

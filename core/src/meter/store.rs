@@ -35,6 +35,8 @@ pub(crate) type Allocs = BTreeMap<String, i64>;
 #[derive(Clone, Debug)]
 pub(crate) struct SendItem {
     pub id: i64,
+    /// The product code the bucket was recorded under (empty: without one, by license).
+    pub product: String,
     pub customer: Option<Customer>,
     pub dimension: String,
     pub hour: i64,
@@ -91,6 +93,7 @@ type SealedRow = (
     i64,
     Option<String>,
     bool,
+    String,
 );
 
 pub(crate) struct Db {
@@ -226,14 +229,16 @@ impl Db {
         self.conn.transaction().map_err(store_err)
     }
 
-    /// Counts per state and the oldest unsent hour.
-    pub(crate) fn status(&self, product: &str) -> Result<super::MeterStatus, Error> {
+    /// Counts per state and the oldest unsent hour, of every product the store holds: what
+    /// it recorded under another product code (before a change of configuration) is sent
+    /// by this meter too.
+    pub(crate) fn status(&self) -> Result<super::MeterStatus, Error> {
         let mut s = super::MeterStatus::default();
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT state, COUNT(*), MIN(CASE WHEN hour BETWEEN ?2 AND ?3 THEN hour END)
-                 FROM buckets WHERE product_code = ?1 GROUP BY state",
+                "SELECT state, COUNT(*), MIN(CASE WHEN hour BETWEEN ?1 AND ?2 THEN hour END)
+                 FROM buckets GROUP BY state",
             )
             .map_err(store_err)?;
         // A row no calendar holds (a store written before timestamps were checked, with an
@@ -241,7 +246,7 @@ impl Db {
         // not turn it into a date, and status() must not fail for any row.
         let (first, last) = (super::CALENDAR.start(), super::CALENDAR.end());
         let rows = st
-            .query_map(params![product, first, last], |r| {
+            .query_map(params![first, last], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,

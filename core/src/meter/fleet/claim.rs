@@ -100,6 +100,7 @@ impl Fleet {
                 claims.insert(r.get(0), r.get(1));
                 SendItem {
                     id: r.get(0),
+                    product: product.to_owned(),
                     customer: customer_from(r.get(3), r.get(4), r.get(2)),
                     dimension: r.get(5),
                     hour: r.get(6),

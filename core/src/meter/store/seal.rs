@@ -62,11 +62,14 @@ impl Db {
                 }
             }
         }
+        // Every product's hours: a store has one owner, so usage recorded under another
+        // product code (or mode) before a change of configuration has no other meter to send
+        // it, and is sent under the code it was recorded under.
         out.sealed = tx
             .execute(
                 "UPDATE buckets SET state = 'sealed', sealed_quantity = quantity, sealed_at = ?1
-                 WHERE state = 'pending' AND product_code = ?2 AND hour + 3600 + ?3 <= ?1",
-                params![now, product, scope.grace],
+                 WHERE state = 'pending' AND hour + 3600 + ?2 <= ?1",
+                params![now, scope.grace],
             )
             .map_err(store_err)?;
         if out.sealed > 0 {
@@ -76,9 +79,9 @@ impl Db {
             let mut st = tx
                 .prepare(
                     "SELECT id, license_arn, customer_kind, customer, dimension, hour, sealed_quantity,
-                            allocations, alarmed
-                     FROM buckets WHERE state IN ('sealed', 'sending') AND product_code = ?1
-                     ORDER BY license_arn, hour, id",
+                            allocations, alarmed, product_code
+                     FROM buckets WHERE state IN ('sealed', 'sending')
+                     ORDER BY product_code <> ?1, product_code, license_arn, hour, id",
                 )
                 .map_err(store_err)?;
             let rows = st
@@ -93,12 +96,13 @@ impl Db {
                         r.get(6)?,
                         r.get(7)?,
                         r.get(8)?,
+                        r.get(9)?,
                     ))
                 })
                 .map_err(store_err)?;
             rows.collect::<Result<_, _>>().map_err(store_err)?
         };
-        for (id, license, kind, cust, dim, hour, qty, allocs, alarmed) in rows {
+        for (id, license, kind, cust, dim, hour, qty, allocs, alarmed, product) in rows {
             let customer = customer_from(&kind, cust, license);
             // The local clock never makes an hour final: a clock hours fast (an RTC before
             // NTP, a VM restored from a snapshot) would expire hours the service still takes.
@@ -119,6 +123,7 @@ impl Db {
             }
             out.items.push(SendItem {
                 id,
+                product,
                 customer,
                 dimension: dim,
                 hour,
