@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client as PgClient, NoTls};
+use tokio_postgres::NoTls;
 
 use super::store::{customer_from, customer_parts};
 use super::{lock, FleetSettings};
@@ -72,6 +72,38 @@ const RETRY_FOR: Duration = Duration::from_secs(60);
 /// `close()` for good. A try is one short transaction; waits for another replica's lock
 /// are as short.
 const ATTEMPT_FOR: Duration = Duration::from_secs(30);
+
+/// [`ATTEMPT_FOR`] of the operations whose one transaction grows with the data: sealing
+/// (which folds the whole journal, after an outage hours of it) and migrating the schema.
+const LONG_ATTEMPT_FOR: Duration = Duration::from_secs(600);
+
+/// A connection: its client and the task driving its socket. Dropped, it closes the socket
+/// at once (tokio-postgres would keep it open while an answer is pending), so a try
+/// abandoned on a timeout leaves no backend holding its transaction and its locks, and no
+/// connection outside [`POOL_MAX`]. An idle backend takes the close quietly.
+pub(crate) struct PgClient {
+    client: tokio_postgres::Client,
+    task: tokio::task::AbortHandle,
+}
+
+impl std::ops::Deref for PgClient {
+    type Target = tokio_postgres::Client;
+    fn deref(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut tokio_postgres::Client {
+        &mut self.client
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 /// Connections a meter uses at once (and keeps idle), besides a flush's sender slot. More
 /// concurrent writers (durable records from many threads) wait for one rather than open
@@ -232,18 +264,20 @@ impl Fleet {
             let connect = async move {
                 match tls {
                     Some(tls) => {
-                        let (c, conn) = config.connect(tls).await?;
-                        tokio::spawn(async move {
+                        let (client, conn) = config.connect(tls).await?;
+                        let task = tokio::spawn(async move {
                             let _ = conn.await;
-                        });
-                        Ok(c)
+                        })
+                        .abort_handle();
+                        Ok(PgClient { client, task })
                     }
                     None => {
-                        let (c, conn) = config.connect(NoTls).await?;
-                        tokio::spawn(async move {
+                        let (client, conn) = config.connect(NoTls).await?;
+                        let task = tokio::spawn(async move {
                             let _ = conn.await;
-                        });
-                        Ok(c)
+                        })
+                        .abort_handle();
+                        Ok(PgClient { client, task })
                     }
                 }
             };
@@ -479,9 +513,24 @@ fn hour_key(hour: i64) -> i32 {
 }
 
 /// Runs `op` with a pooled connection, again on a new one while the error is about the
-/// connection (or a deadlock / serialization conflict), for up to [`RETRY_FOR`]. `op`
-/// hands the connection back with its result; it goes back to the pool after a success.
-async fn retry<'a, T, F, Fut>(fleet: &'a Fleet, what: &str, mut op: F) -> Result<T, Error>
+/// connection (or a deadlock / serialization conflict, or a try that took longer than
+/// [`ATTEMPT_FOR`]) until [`RETRY_FOR`] has passed. `op` hands the connection back with its
+/// result; it goes back to the pool after a success.
+async fn retry<'a, T, F, Fut>(fleet: &'a Fleet, what: &str, op: F) -> Result<T, Error>
+where
+    F: FnMut(PgClient) -> Fut,
+    Fut: std::future::Future<Output = (PgClient, Result<T, tokio_postgres::Error>)> + 'a,
+{
+    retry_within(fleet, what, ATTEMPT_FOR, op).await
+}
+
+/// [`retry`], each try bounded by `limit`.
+async fn retry_within<'a, T, F, Fut>(
+    fleet: &'a Fleet,
+    what: &str,
+    limit: Duration,
+    mut op: F,
+) -> Result<T, Error>
 where
     F: FnMut(PgClient) -> Fut,
     Fut: std::future::Future<Output = (PgClient, Result<T, tokio_postgres::Error>)> + 'a,
@@ -491,24 +540,37 @@ where
     // Never closed, so acquiring only waits.
     let _permit = fleet.in_use.acquire().await.ok();
     loop {
-        let tried = tokio::time::timeout(ATTEMPT_FOR, async {
+        // A connection, and for a long operation an answer to an empty statement, within
+        // the short limit: a server that does not answer at all is found as fast for a
+        // seal as for a write.
+        let ready = tokio::time::timeout(ATTEMPT_FOR, async {
             let c = fleet.get().await?;
-            let (c, r) = op(c).await;
-            r.map(|v| (c, v))
+            if limit > ATTEMPT_FOR {
+                c.batch_execute("").await?;
+            }
+            Ok(c)
         })
         .await;
+        let tried = match ready {
+            Ok(Ok(c)) => tokio::time::timeout(limit, async {
+                let (c, r) = op(c).await;
+                r.map(|v| (c, v))
+            })
+            .await
+            .map_err(|_| limit),
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(_) => Err(ATTEMPT_FOR),
+        };
         let err = match tried {
             Ok(Ok((c, v))) => {
                 fleet.put(c);
                 return Ok(v);
             }
             Ok(Err(e)) => (retryable(&e), pg_err(e)),
-            // The connection went with the dropped try: the server ends its transaction.
-            Err(_) => (
+            // The try's connection was closed with it: the server ends its transaction.
+            Err(waited) => (
                 true,
-                Error::invalid_state(format!(
-                    "fleet store: no answer within {ATTEMPT_FOR:?} ({what})"
-                )),
+                Error::invalid_state(format!("fleet store: no answer within {waited:?} ({what})")),
             ),
         };
         let (again, err) = err;

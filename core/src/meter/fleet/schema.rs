@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use crate::Error;
 
-use super::{retry, Fleet};
+use super::{retry_within, Fleet, LONG_ATTEMPT_FOR};
 
 /// The schema version this code writes (`mm_schema`).
 pub(crate) const SCHEMA_VERSION: i32 = 1;
@@ -421,7 +421,7 @@ async fn create_absent(
 
 impl Fleet {
     pub(super) async fn migrate(&self) -> Result<(), Error> {
-        retry(self, "migrate", |mut c| async move {
+        retry_within(self, "migrate", LONG_ATTEMPT_FOR, |mut c| async move {
             let r = async {
                 let tx = c.transaction().await?;
                 tx.batch_execute("SELECT pg_advisory_xact_lock(hashtext('mm_schema'))")

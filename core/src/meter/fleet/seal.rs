@@ -3,19 +3,19 @@
 
 use std::collections::BTreeSet;
 
-use tokio_postgres::Client as PgClient;
+use super::PgClient;
 
 use crate::meter::store::{customer_from, Prepared, Scope};
 use crate::meter::{MeterEvent, MeterEventKind};
 use crate::Error;
 
-use super::{hour_key, retry, Fleet};
+use super::{hour_key, retry_within, Fleet, LONG_ATTEMPT_FOR};
 
 impl Fleet {
     /// Zero-fills, seals what may be sealed and raises window alarms (one transaction per
     /// step). Returns the number of buckets sealed and the alarms.
     pub(crate) async fn seal(&self, scope: &Scope, clock_now: i64) -> Result<Prepared, Error> {
-        let (sealed, events) = retry(self, "seal", |mut c| async move {
+        let (sealed, events) = retry_within(self, "seal", LONG_ATTEMPT_FOR, |mut c| async move {
             let r = self.seal_once(&mut c, scope, clock_now).await;
             (c, r)
         })

@@ -5,9 +5,9 @@
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 
+use super::PgClient;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use tokio_postgres::Client as PgClient;
 
 use crate::meter::shared::{late_event, InFlight};
 use crate::meter::store::customer_parts;
@@ -159,19 +159,22 @@ impl Fleet {
             } else {
                 Route::Partials(vec![0; mine.len()])
             };
-            // Whether an attempt that reached the database lost its connection: it may have
-            // committed, or still commit (its backend may not have noticed yet). Only a
-            // later attempt that completes settles it (it returns Ok); a later refusal (a
-            // timeout waiting on the commit key that attempt holds) does not.
+            // Whether an attempt that reached the database lost its connection or its time:
+            // it may have committed, or still commit (its backend may not have noticed
+            // yet). Set as the statement goes out, so that an attempt cut by its timeout
+            // counts too; cleared again only by a certain refusal. Only a later attempt that
+            // completes settles it (it returns Ok); a later refusal (a timeout waiting on
+            // the commit key that attempt holds) does not.
             let lost = std::sync::atomic::AtomicBool::new(false);
             let out = retry(self, "record", |c| {
                 let (mine, route, lost) = (&mine, &route, &lost);
                 async move {
+                    let before = lost.swap(true, Ordering::Relaxed);
                     let r = self
                         .write_once(&c, product, mine, current, seq, route)
                         .await;
-                    if matches!(&r, Err(e) if super::retryable(e)) {
-                        lost.store(true, Ordering::Relaxed);
+                    if matches!(&r, Err(e) if !super::retryable(e)) {
+                        lost.store(before, Ordering::Relaxed);
                     }
                     (c, r)
                 }
