@@ -2361,7 +2361,7 @@ fn a_refused_late_event_is_not_reported() {
 /// A store's unsent usage outlives a change of the meter's configuration: usage recorded
 /// under product code A, then without a product code (by license), is sent under the code
 /// (or license) it was recorded under by the meter opened next with product code B, and a
-/// product the service refuses holds back only its own calls. Before, the meter sealed and
+/// product code the service does not know is dead-lettered (listed, and requeued). Before, the meter sealed and
 /// sent only its own product's buckets: the others stayed in the file, uncounted by
 /// status(), and were lost (found by a review).
 #[test]
@@ -2431,12 +2431,10 @@ fn usage_recorded_before_a_product_change_is_sent_under_its_own_product() {
         "every product's usage is counted"
     );
     h.set(b + 600);
-    let e = bm.flush_blocking().unwrap_err();
-    assert_eq!(
-        e.error_code(),
-        ErrorCode::InvalidProductCodeException,
-        "{e}"
-    );
+    // The product the service does not know is dead-lettered (no configuration of this
+    // meter can bill it), not left to fail every flush.
+    let sum = bm.flush_blocking().unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (3, 1), "{sum:?}");
     let mut billed: Vec<(Option<String>, Option<String>, i64)> = emu
         .ledger()
         .iter()
@@ -2457,7 +2455,13 @@ fn usage_recorded_before_a_product_change_is_sent_under_its_own_product() {
         ]
     );
     let s = bm.status().unwrap();
-    assert_eq!((s.acked, s.sealed), (3, 1), "{s:?}");
+    assert_eq!((s.acked, s.dead_lettered, s.sealed), (3, 1, 0), "{s:?}");
+    let letters = bm.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1, "every product's dead letters are listed");
+    assert_eq!(letters[0].reason, "InvalidProductCodeException");
+    assert_eq!(letters[0].quantity, 5);
+    assert_eq!(bm.requeue(&RequeueFilter::default()).unwrap(), 1);
+    assert_eq!(bm.status().unwrap().sealed, 1);
     drop(bm);
     let _ = std::fs::remove_file(&path);
 }

@@ -422,7 +422,7 @@ impl UsageMeter {
         if let Some(f) = &shared.fleet {
             return wait(f.dead_letters(&shared.scope.product_code))?;
         }
-        lock(&shared.db).dead_letters(&shared.scope.product_code)
+        lock(&shared.db).dead_letters()
     }
 
     /// Stops the background flusher, flushes what may be flushed and gives up the store's
@@ -468,7 +468,7 @@ impl UsageMeter {
         if let Some(f) = &shared.fleet {
             return wait(f.requeue(&shared.scope.product_code, filter, after))?;
         }
-        lock(&shared.db).requeue(&shared.scope.product_code, filter, after)
+        lock(&shared.db).requeue(filter, after)
     }
 
     /// Writes the events `Durability::Memory` buffered to the store now (nothing is sent).

@@ -404,7 +404,8 @@ async fn call_failed(
     if e.is_retryable() {
         // Throttled calls were not processed: back to sealed. Others (timeouts, resets,
         // truncated answers) may have been: they stay `sending`, which is re-sent the same.
-        if is_throttling(&e) {
+        // Credentials that did not load: nothing was sent either.
+        if is_throttling(&e) || e.error_code() == ErrorCode::Credentials {
             let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
             record_outcomes(inner, &outcomes).await?;
         }
@@ -435,6 +436,20 @@ async fn call_failed(
             } else {
                 res.dead(it, e.code(), e.message());
             }
+        }
+        res.commit(inner, sum).await?;
+        return Ok(Flow::Continue);
+    }
+    if e.error_code() == ErrorCode::InvalidProductCodeException
+        && matches!(group_of(inner, &items), Some(Group::Product(_)))
+    {
+        // A product code the meter no longer has, recorded before a change of
+        // configuration, that the service does not know (retired, or a typo fixed since):
+        // no configuration of this meter can bill it. Dead letters, to look at and requeue,
+        // not sealed buckets that fail every flush for good.
+        let mut res = Results::default();
+        for it in &items {
+            res.dead(it, e.code(), e.message());
         }
         res.commit(inner, sum).await?;
         return Ok(Flow::Continue);

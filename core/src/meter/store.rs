@@ -288,10 +288,10 @@ impl Db {
 
     /// Moves the dead letters `filter` selects, whose hour is later than `after`,
     /// back to `sealed` (their frozen quantity unchanged) and deletes their dead-letter rows,
-    /// in one transaction. Returns how many were requeued.
+    /// in one transaction. Returns how many were requeued. Every product's, as the store
+    /// sends them (see [`Db::status`]).
     pub(crate) fn requeue(
         &mut self,
-        product: &str,
         filter: &super::RequeueFilter,
         after: i64,
     ) -> Result<usize, Error> {
@@ -307,20 +307,19 @@ impl Db {
             let mut st = tx
                 .prepare(
                     "SELECT b.id FROM buckets b
-                     WHERE b.state = 'dead_lettered' AND b.product_code = ?1 AND b.hour > ?2
-                       AND (?3 IS NULL OR b.customer_kind = ?3)
-                       AND (?4 IS NULL OR b.customer = ?4)
-                       AND (?5 IS NULL OR b.license_arn = ?5)
-                       AND (?6 IS NULL OR b.hour = ?6)
-                       AND (?7 IS NULL OR EXISTS (SELECT 1 FROM dead_letters d
-                                                  WHERE d.bucket_id = b.id AND d.reason = ?7))
+                     WHERE b.state = 'dead_lettered' AND b.hour > ?1
+                       AND (?2 IS NULL OR b.customer_kind = ?2)
+                       AND (?3 IS NULL OR b.customer = ?3)
+                       AND (?4 IS NULL OR b.license_arn = ?4)
+                       AND (?5 IS NULL OR b.hour = ?5)
+                       AND (?6 IS NULL OR EXISTS (SELECT 1 FROM dead_letters d
+                                                  WHERE d.bucket_id = b.id AND d.reason = ?6))
                      ORDER BY b.id",
                 )
                 .map_err(store_err)?;
             let rows = st
                 .query_map(
                     params![
-                        product,
                         after,
                         kind,
                         id,
@@ -346,17 +345,18 @@ impl Db {
         Ok(ids.len())
     }
 
-    /// Every dead letter of this product, oldest first.
-    pub(crate) fn dead_letters(&self, product: &str) -> Result<Vec<super::DeadLetter>, Error> {
+    /// Every dead letter, oldest first: every product's, as the store sends them (see
+    /// [`Db::status`]).
+    pub(crate) fn dead_letters(&self) -> Result<Vec<super::DeadLetter>, Error> {
         let mut st = self
             .conn
             .prepare(
                 "SELECT license_arn, customer_kind, customer, dimension, hour, quantity, reason, message, at
-                 FROM dead_letters WHERE product_code = ?1 ORDER BY id",
+                 FROM dead_letters ORDER BY id",
             )
             .map_err(store_err)?;
         let rows = st
-            .query_map([product], |r| {
+            .query_map([], |r| {
                 Ok(super::DeadLetter {
                     customer: customer_from(&r.get::<_, String>(1)?, r.get(2)?, r.get(0)?),
                     dimension: r.get(3)?,
