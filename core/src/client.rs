@@ -248,6 +248,16 @@ impl Client {
             .filter(|seen| seen.abs_diff(signed_with) > CLOCK_SKEW_THRESHOLD_MS as u64)
     }
 
+    /// Whether an answer's `Date` is within the threshold of `offset_ms` (an answer with no
+    /// `Date` does not agree).
+    pub(crate) fn date_agrees(headers: &HeaderMap, offset_ms: i64) -> bool {
+        headers
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(date_offset_ms)
+            .is_some_and(|seen| seen.abs_diff(offset_ms) <= CLOCK_SKEW_THRESHOLD_MS as u64)
+    }
+
     pub(crate) fn learn_offset(&self, offset_ms: i64) {
         self.inner
             .clock_offset_ms

@@ -1213,18 +1213,30 @@ fn serve_dates(dates: Vec<String>) -> u16 {
             .map(|d| (200, r#"{"Results":[],"UnprocessedRecords":[]}"#, d))
             .collect(),
     )
+    .0
 }
 
 /// A server on 127.0.0.1 answering each request (one connection each) with the next of
-/// `answers`: status, JSON body and `Date`.
-fn serve_answers(answers: Vec<(u16, &'static str, String)>) -> u16 {
+/// `answers`: status, body and `Date`. Returns its port and each request's `X-Amz-Date`.
+fn serve_answers(
+    answers: Vec<(u16, &'static str, String)>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let signed: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let log = signed.clone();
     std::thread::spawn(move || {
         for (conn, (status, body, date)) in listener.incoming().zip(answers) {
             let mut conn = conn.unwrap();
-            support::read_request(&mut conn);
+            let req = String::from_utf8_lossy(&support::read_request(&mut conn)).to_lowercase();
+            let at = req
+                .lines()
+                .find_map(|l| l.strip_prefix("x-amz-date:"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            log.lock().unwrap().push(at);
             let _ = write!(
                 conn,
                 "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\n\
@@ -1233,7 +1245,7 @@ fn serve_answers(answers: Vec<(u16, &'static str, String)>) -> u16 {
             );
         }
     });
-    port
+    (port, signed)
 }
 
 /// A server that refuses the signature's time with a wrong `Date` (here 1970) is not the
@@ -1246,30 +1258,49 @@ fn a_refusal_with_a_wrong_date_does_not_move_the_clock() {
     let skewed = r#"{"__type":"InvalidSignatureException","message":"Signature expired"}"#;
     let ok = r#"{"Results":[],"UnprocessedRecords":[]}"#;
     let ahead = now + 3600;
-    let port = serve_answers(vec![
+    let (port, signed) = serve_answers(vec![
         (400, skewed, support::http_date(0)),
         (400, skewed, support::http_date(0)),
         (200, ok, support::http_date(now)),
+        // A refusal, then a firewall's page (no error code) with the same Date: that proves
+        // nothing about the signature.
+        (403, skewed, support::http_date(ahead)),
+        (403, "<html>Forbidden</html>", support::http_date(ahead)),
         // A real skew: the re-signed request is accepted, and the client learns it.
         (403, skewed, support::http_date(ahead)),
         (200, ok, support::http_date(ahead)),
     ]);
     let c = raw_client(port);
-    let e = c
-        .batch_meter_usage(batch(vec![record("cust-1", 1)]))
-        .unwrap_err();
+    let send = || c.batch_meter_usage(batch(vec![record("cust-1", 1)]));
+    let e = send().unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::InvalidSignatureException);
     assert_eq!(e.attempts(), 2, "re-signed once with the answer's Date");
     assert_eq!(c.as_async().clock_offset_ms(), 0, "1970 refused twice");
-    c.batch_meter_usage(batch(vec![record("cust-1", 1)]))
-        .unwrap();
+    send().unwrap();
     assert_eq!(c.as_async().clock_offset_ms(), 0);
-    let out = c
-        .batch_meter_usage(batch(vec![record("cust-1", 1)]))
-        .unwrap();
+    let e = send().unwrap_err();
+    assert_eq!(e.attempts(), 2, "{e}");
+    assert_eq!(
+        c.as_async().clock_offset_ms(),
+        0,
+        "a page with no error code"
+    );
+    let out = send().unwrap();
     assert_eq!(out.metadata().attempts(), 2);
     let learnt = c.as_async().clock_offset_ms();
     assert!((learnt - 3_600_000).abs() < 3000, "{learnt}");
+    // Each re-sign carried the refusal's own Date.
+    let signed = signed.lock().unwrap().clone();
+    assert_eq!(signed.len(), 7);
+    assert!(signed[1].starts_with("19700101t"), "{signed:?}");
+    let ahead_tag = aws_smithy_types::DateTime::from_secs(ahead)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap()
+        .replace(['-', ':'], "")
+        .to_lowercase();
+    // X-Amz-Date is yyyymmddThhmmssZ: the hour tells an hour ahead from now.
+    assert_eq!(signed[4][..11], ahead_tag[..11], "{signed:?}");
+    assert_eq!(signed[6][..11], ahead_tag[..11], "{signed:?}");
 }
 
 /// One answer's `Date` (a broken load balancer, an intermediary) cannot move the client's

@@ -188,12 +188,15 @@ impl Client {
             };
             let latency = started.elapsed();
             if let Some(offset) = skew_offset {
-                // Accepted: anything the service itself answered but a refusal of the time.
+                // Accepted: an answer of the service itself but a refusal of the time, whose
+                // own `Date` agrees (a proxy's or a firewall's 403 page proves nothing).
                 let accepted = match &result {
-                    Ok(_) => true,
+                    Ok((_, meta)) => Client::date_agrees(&meta.http_headers, offset),
                     Err(e) => {
                         e.http_status().is_some_and(|s| (400..500).contains(&s))
+                            && e.error_code() != ErrorCode::Unhandled
                             && !CLOCK_SKEW_CODES.contains(&e.code())
+                            && Client::date_agrees(&e.meta().http_headers, offset)
                     }
                 };
                 if accepted {
