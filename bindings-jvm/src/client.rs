@@ -70,7 +70,17 @@ fn build_config(
         b = b.use_dual_stack(on);
     }
     match (access_key_id, secret_access_key) {
-        (Some(k), Some(s)) => b = b.static_credentials(k, s, session_token),
+        // Refused here as the other faces refuse them, not signed with and refused by the
+        // service at the first call.
+        (Some(k), _) if k.trim().is_empty() => {
+            return Err(invalid("accessKeyId", "must not be empty"))
+        }
+        (_, Some(s)) if s.is_empty() => {
+            return Err(invalid("secretAccessKey", "must not be empty"))
+        }
+        (Some(k), Some(s)) => {
+            b = b.static_credentials(k, s, session_token.filter(|t| !t.is_empty()))
+        }
         (None, None) => {}
         (None, Some(_)) => return Err(invalid("accessKeyId", "is required with secretAccessKey")),
         (Some(_), None) => return Err(invalid("secretAccessKey", "is required with accessKeyId")),

@@ -123,6 +123,18 @@ class ErrorsTest {
             emulator.client { connectTimeout = java.time.Duration.ofSeconds(-1) }
         }
         assertEquals("connectTimeout", mode.field)
+        // Empty keys are refused when the client is made, naming the field, as in Python and
+        // Node (they were signed with, and refused by the service at the first call).
+        for ((key, secret, field) in listOf(Triple("", "secret", "accessKeyId"), Triple("AKID", "", "secretAccessKey"))) {
+            val e = assertThrows(InvalidInputException::class.java) {
+                MarketplaceMeteringClient {
+                    region = "us-east-1"
+                    endpointUrl = emulator.endpoint
+                    credentialsProvider = StaticCredentialsProvider(key, secret)
+                }
+            }
+            assertEquals(field, e.field, e.message)
+        }
     }
 
     @Test
