@@ -63,7 +63,8 @@ pub extern "C" fn mm_version() -> *const c_char {
 /// Meters are not stopped: the background flusher (`mm_meter_config_set_flush_interval_seconds`)
 /// of every meter not yet freed is started again at once on a new runtime, so it keeps
 /// sending. Free (after `mm_meter_close`) every meter before `mm_shutdown()` to end every
-/// library thread.
+/// library thread. Called from a callback (a meter's event callback runs on the library's
+/// threads), it does nothing: a runtime cannot stop from its own thread.
 #[no_mangle]
 pub extern "C" fn mm_shutdown() {
     panic::value((), marketplace_metering::runtime::shutdown)

@@ -256,6 +256,14 @@ pub(crate) fn restart_after_shutdown(
 /// runtime: a shutdown never stops a live meter's flushing. With no such owner, no thread
 /// is left running.
 pub fn shutdown() {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // From a runtime's own thread (a meter's event callback, on a worker or inside a
+        // blocking call) a runtime cannot be shut down: tokio panics after it has cancelled
+        // every task, and the restarts below would never run, leaving every live meter
+        // without its background flusher. Not at exit, then: nothing to do.
+        tracing::warn!("runtime shutdown called from a runtime thread (a callback?): ignored");
+        return;
+    }
     for slot in [&SHARED, &BLOCKING, &IO] {
         let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(s) = taken {
@@ -286,6 +294,26 @@ pub fn shutdown() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// From a runtime's own thread (a meter's event callback calling `mm_shutdown()`),
+    /// shutdown does nothing. Before, tokio cancelled every task and then panicked, and the
+    /// live meters' flushers were never started again (found by a review).
+    #[test]
+    fn shutdown_from_a_runtime_thread_does_nothing() {
+        let on_worker = block_on(async {
+            spawn(async {
+                shutdown();
+                5
+            })
+            .unwrap()
+            .await
+        })
+        .unwrap();
+        assert_eq!(on_worker.unwrap(), 5);
+        block_on(async { shutdown() }).unwrap();
+        let later = block_on(async { spawn(async { 6 }).unwrap().await }).unwrap();
+        assert_eq!(later.unwrap(), 6);
+    }
 
     #[test]
     fn block_on_runs_and_refuses_inside_a_runtime() {
