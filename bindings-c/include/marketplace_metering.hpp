@@ -29,6 +29,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -974,6 +975,7 @@ class UsageMeter {
   /// Frees the meter held (waiting for its callbacks) before its callback is destroyed.
   UsageMeter &operator=(UsageMeter &&other) noexcept {
     if (this != &other) {
+      free_meter();
       h_ = std::move(other.h_);
       on_event_ = std::move(other.on_event_);
     }
@@ -981,12 +983,29 @@ class UsageMeter {
   }
   UsageMeter(const UsageMeter &) = delete;
   UsageMeter &operator=(const UsageMeter &) = delete;
-  ~UsageMeter() = default;
+  ~UsageMeter() { free_meter(); }
 
   /// The C handle (owned by this object).
   const mm_meter *get() const noexcept { return h_.get(); }
 
  private:
+  /// Frees the meter (waiting for its callbacks in flight), then its callback. From the
+  /// meter's own `on_event` (the only time `mm_meter_free` refuses) the callback is running:
+  /// both are freed by another thread once it has returned (`mm_meter_free` waits for it),
+  /// not under it; without a thread, both stay, leaked.
+  void free_meter() noexcept {
+    mm_meter *m = h_.release();
+    if (!m || mm_meter_free(m) == MM_STATUS_OK) return;
+    auto *callback = on_event_.release();
+    try {
+      std::thread([m, callback] {
+        (void)mm_meter_free(m);
+        delete callback;
+      }).detach();
+    } catch (...) {
+    }
+  }
+
   // Declared first, destroyed last: mm_meter_free (h_) waits for callbacks in flight.
   std::unique_ptr<std::function<void(const MeterEvent &)>> on_event_;
   detail::Handle<mm_meter, detail::meter_free> h_;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -965,6 +966,68 @@ static void test_flusher_survives_shutdown(const mm_test_emulator *e, const mm_c
   mm_clock_free(clock);
 }
 
+/* ---- 10b. fork() while a callback runs on another thread: the child can free the meter ------ */
+
+/* The parent's callback holds until released; the child inherits "one callback running" from a
+ * thread it does not have. Found by a review: mm_meter_free in the child waited for it forever. */
+typedef struct fork_gate {
+  int entered[2], release[2];
+  int calls;
+} fork_gate;
+
+static void hold_in_callback(const mm_meter_event *ev, void *user_data) {
+  fork_gate *g = (fork_gate *)user_data;
+  if (ev->kind != MM_METER_EVENT_KIND_ACKED || g->calls++ > 0) return;
+  char c = 1;
+  if (write(g->entered[1], &c, 1) != 1 || read(g->release[0], &c, 1) != 1) abort();
+}
+
+static void *flush_in_thread(void *arg) {
+  mm_flush_summary *s = NULL;
+  (void)mm_meter_flush((const mm_meter *)arg, &s, NULL);
+  mm_flush_summary_free(s);
+  return NULL;
+}
+
+static void test_fork_while_a_callback_runs(const mm_client *client) {
+  const int64_t hour = base_hour() - 3 * H;
+  mm_clock *clock = mm_clock_new(hour + 10);
+  fork_gate g;
+  memset(&g, 0, sizeof g);
+  if (pipe(g.entered) != 0 || pipe(g.release) != 0) abort();
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_error *err = NULL;
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
+  CHECK_OK(mm_meter_config_set_event_callback(cfg, hold_in_callback, &g), err);
+  mm_meter *m = NULL;
+  CHECK_OK(mm_meter_new(client, cfg, &m, &err), err);
+  mm_meter_config_free(cfg);
+  record(m, "cust-49", "users", 1);
+  CHECK_OK(mm_clock_advance(clock, H + 400), err);
+  pthread_t t;
+  if (pthread_create(&t, NULL, flush_in_thread, m) != 0) abort();
+  char c = 0;
+  if (read(g.entered[0], &c, 1) != 1) abort(); /* the callback is running */
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(10);
+    _exit(mm_meter_free(m) == MM_STATUS_OK ? 0 : 3);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  if (write(g.release[1], &c, 1) != 1) abort();
+  pthread_join(t, NULL);
+  CHECK(g.calls == 1);
+  CHECK(mm_meter_free(m) == MM_STATUS_OK);
+  mm_clock_free(clock);
+  close(g.entered[0]);
+  close(g.entered[1]);
+  close(g.release[0]);
+  close(g.release[1]);
+}
+
 /* ---- 11. the fleet store: two replicas on one PostgreSQL bill each customer-hour once ------ */
 
 /* Runs scripts/private-postgres.sh CMD DIR; its last output line (the URL for start) in out. */
@@ -1141,6 +1204,7 @@ int main(void) {
   test_group_callback_reentry(client, dir);
   test_requeue(client);
   test_flusher_survives_shutdown(&e, client);
+  test_fork_while_a_callback_runs(client);
   test_fleet(&e, client, dir);
   rmdir(dir);
   mm_client_free(client);

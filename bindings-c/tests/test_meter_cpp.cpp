@@ -206,6 +206,31 @@ int main() {
       m.record(mm::Customer::identifier("cust-15"), "users", 1);  // still open
     }
 
+    // A callback destroying its own meter (reset() of the pointer holding it), here from the
+    // background flusher's thread: the meter and the callback are freed once the callback has
+    // returned (found by a review: the callback was destroyed under itself, a use after free
+    // that ASan reports on the capture read after the reset; LSan and valgrind report a leak
+    // if they are never freed).
+    {
+      std::unique_ptr<mm::UsageMeter> owner;
+      std::atomic<int> after{0};
+      mm::MeterOptions o;
+      o.product_code = MM_TEST_PRODUCT;
+      o.clock = &clock;
+      o.grace = seconds(60);
+      o.flush_interval = seconds(1);
+      o.on_event = [&owner, &after](const mm::MeterEvent &ev) {
+        if (ev.kind != mm::MeterEventKind::Acked || after > 0) return;
+        owner.reset();
+        after++;  // reads this closure's capture after the reset
+      };
+      owner = std::make_unique<mm::UsageMeter>(client, o);
+      owner->record(mm::Customer::identifier("cust-16"), "users", 1);
+      clock.advance(hours(1) + seconds(120));
+      for (int i = 0; i < 100 && after == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      CHECK(after == 1 && !owner);
+    }
+
     // A configuration the core refuses: the Error carries the status.
     bool thrown = false;
     try {

@@ -93,11 +93,24 @@ unsafe impl Send for Callback {}
 unsafe impl Sync for Callback {}
 
 /// Lets callbacks run until the meter is freed, then waits for those in flight.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Gate {
     /// (closed, callbacks running)
     state: Mutex<(bool, usize)>,
     idle: Condvar,
+    /// The process that made it: a child after `fork()` inherits the count of callbacks that
+    /// parent threads were running, and those threads do not exist there.
+    pid: u32,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            state: Mutex::default(),
+            idle: Condvar::new(),
+            pid: std::process::id(),
+        }
+    }
 }
 
 impl Gate {
@@ -122,8 +135,13 @@ impl Gate {
         }
     }
 
-    /// Closes the gate and waits until no callback runs.
+    /// Closes the gate and waits until no callback runs. In a child after `fork()` it waits
+    /// for nothing, and does not even lock (a parent thread may have held the lock): no
+    /// thread of the child runs a callback of the parent's meter.
     pub(crate) fn close(&self) {
+        if self.pid != std::process::id() {
+            return;
+        }
         let mut g = self.lock();
         g.0 = true;
         while g.1 > 0 {
