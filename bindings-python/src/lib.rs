@@ -27,7 +27,9 @@ fn _shutdown(py: Python<'_>) {
     py.detach(marketplace_metering::runtime::shutdown);
 }
 
-#[pymodule]
+// The GIL stays on in a free-threaded (3.13t) interpreter: the module's shared state (the
+// event queues, the live meters' registry) is guarded by it.
+#[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("__core_version__", marketplace_metering::VERSION)?;

@@ -339,6 +339,27 @@ def test_callback_raising_is_logged_and_the_meter_goes_on(emu: Emulator, caplog:
     assert len(emu.ledger()) == 2
 
 
+def test_ctrl_c_in_the_callback_is_raised_again_not_swallowed(emu: Emulator) -> None:
+    # A KeyboardInterrupt raised inside on_event (Ctrl-C while it ran, on the thread that
+    # called record()) was logged and dropped with the callback's other errors, so Ctrl-C was
+    # lost (found by a review). It is raised again on the main thread.
+    t0 = base()
+    clock = ManualClock(t0)
+
+    def cb(e: Dict[str, Any]) -> None:
+        if e["kind"] == "late_event":
+            raise KeyboardInterrupt
+
+    with meter(emu, clock, on_event=cb) as m:
+        m.record("cust-1", "users", 1)
+        clock.advance(SEAL)
+        with pytest.raises(KeyboardInterrupt):
+            m.record("cust-1", "users", 1, timestamp=t0)  # a late event, raised on this thread
+            for _ in range(100):
+                time.sleep(0.01)
+        m.record("cust-3", "users", 1)
+
+
 # ---------------------------------------------------------------- validation
 
 
