@@ -74,7 +74,19 @@ pub fn release_all(py: Python<'_>) {
         // In a forked child the core's drop touches nothing the parent owns.
         meters.extend(l.meter.take());
     }
-    py.detach(move || drop(meters));
+    py.detach(move || {
+        // Written now, not when the last reference goes: a thread still inside flush() or
+        // status() holds one, and at interpreter exit it never gets the GIL back to drop it
+        // (found by a review: the buffer was lost). In a forked child this writes nothing.
+        for m in &meters {
+            if let Err(e) = m.write_buffered() {
+                if e.error_code() != marketplace_metering::ErrorCode::InvalidState {
+                    eprintln!("marketplace_metering: writing a meter's buffer at exit: {e}");
+                }
+            }
+        }
+        drop(meters)
+    });
     EXITING.store(true, Ordering::SeqCst);
 }
 

@@ -892,6 +892,35 @@ except KeyboardInterrupt:
     assert took < 5, took  # the read timeout is 60 s; exit itself may wait for the runtime
 
 
+def test_the_buffer_is_written_at_exit_while_another_thread_is_in_flush(emu: Emulator, tmp_path: Path) -> None:
+    # The interpreter exits while a daemon thread's flush waits on a server that never
+    # answers. The exit hook dropped only its own reference to the meter; the buffer is
+    # written when the last one goes, and the flushing thread, which holds one, never got the
+    # GIL back to drop it: what was recorded in memory was lost (found by a review).
+    import subprocess
+    db = tmp_path / "m.db"
+    script = tmp_path / "child.py"
+    script.write_text(HUNG_SERVER_CHILD + f"""
+import threading
+meter = mm.UsageMeter(client, path={str(db)!r}, product_code="prod-1234", clock=clock,
+                      flush_interval=None, durability="memory")
+meter.record(customer_identifier="cust-1", dimension="users", quantity=1)
+clock.advance({2 * H})
+threading.Thread(target=meter.flush, daemon=True).start()
+time.sleep(0.5)  # the flush took cust-1's hour and waits on the server
+meter.record(customer_identifier="cust-3", dimension="users", quantity=7)
+print("recorded", flush=True)
+""")
+    child = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert child.stdout.strip() == "recorded", (child.stdout, child.stderr)
+    m = mm.UsageMeter(emu.client(), path=str(db), product_code="prod-1234",
+                      clock=ManualClock(base() + 2 * H), flush_interval=None)
+    try:
+        assert m.status()["pending"] == 1, m.status()
+    finally:
+        m.close()
+
+
 def test_a_sigterm_handler_that_closes_the_meter_keeps_the_buffer_during_a_stuck_flush(
         emu: Emulator, tmp_path: Path) -> None:
     # The orchestrator's SIGTERM arrives while the main thread's flush waits on a server that
