@@ -62,18 +62,19 @@ impl Sink {
                 q.call_method1(intern!(py, "append"), (d,)).map(drop)
             });
             if let Err(e) = result {
-                // Ctrl-C (or a SIGINT handler) while the callback ran raised in it: raised
-                // again for the main thread at its next chance, not swallowed with the rest.
-                if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
-                    // SAFETY: callable from any thread holding the GIL (it only sets a flag).
-                    unsafe { pyo3::ffi::PyErr_SetInterrupt() };
-                }
                 log(
                     py,
                     "error",
                     "UsageMeter: the on_event callback raised",
                     Some(e.value(py).clone().into_any()),
                 );
+                // Ctrl-C (or a SIGINT handler) while the callback ran raised in it: raised
+                // again for the main thread at its next chance, not swallowed with the rest.
+                // After the log call, whose Python code would take it.
+                if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+                    // SAFETY: callable from any thread holding the GIL (it only sets a flag).
+                    unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+                }
             }
         });
     }
