@@ -143,8 +143,15 @@ T *not_null(T *p) {
 inline int64_t millis(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
+/// Seconds since 1970 as a `system_clock` time point, saturating: the clock counts in
+/// nanoseconds on libstdc++, whose range ends in 2262, and a clock set by hand or a dead
+/// letter's time can be later.
 inline std::chrono::system_clock::time_point from_secs(int64_t s) {
-  return std::chrono::system_clock::time_point(std::chrono::seconds(s));
+  using tp = std::chrono::system_clock::time_point;
+  constexpr int64_t limit = std::chrono::duration_cast<std::chrono::seconds>(tp::duration::max()).count();
+  if (s > limit) return tp::max();
+  if (s < -limit) return tp::min();
+  return tp(std::chrono::seconds(s));
 }
 
 }  // namespace detail

@@ -33,6 +33,15 @@ int main() {
                 hours(2);
     mm::ManualClock clock(hour + seconds(10));
     CHECK(clock.now() == hour + seconds(10));
+    {
+      // Past what system_clock can hold (2262 on libstdc++): saturated, not a signed overflow
+      // (UBSan stops the test; found by a review).
+      mm::ManualClock far(hour);
+      far.advance(seconds(int64_t(1) << 40));
+      CHECK(far.now() == system_clock::time_point::max());
+      far.advance(-seconds(int64_t(1) << 41));
+      CHECK(far.now() == system_clock::time_point::min());
+    }
 
     std::mutex mu;
     std::vector<mm::MeterEvent> events;
