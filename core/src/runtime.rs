@@ -189,7 +189,9 @@ pub(crate) fn on_blocking_runtime() -> bool {
 pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
     if Handle::try_current().is_ok() {
         return Err(Error::invalid_state(
-            "a blocking call was made from inside an async runtime; use the async client there",
+            "a blocking call was made from inside an async runtime (an async task, or an event \
+             callback, which runs on the library's threads); use the async client there, or \
+             make the call from another thread",
         ));
     }
     if ON_BLOCKING.try_with(|c| c.set(true)).is_err() {
