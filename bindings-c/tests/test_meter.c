@@ -1012,11 +1012,13 @@ static void test_fork_while_a_callback_runs(const mm_client *client) {
   pid_t pid = fork();
   if (pid == 0) {
     alarm(10);
-    _exit(mm_meter_free(m) == MM_STATUS_OK ? 0 : 3);
+    _exit(mm_meter_free(m) == MM_STATUS_OK ? 0 : 7);
   }
   int st = 0;
   waitpid(pid, &st, 0);
-  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  /* Not killed by the alarm, and freed. Under valgrind the child's exit reports the parent's
+   * memory it never frees as leaked, with exit code 3 (--error-exitcode). */
+  CHECK(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 3));
   if (write(g.release[1], &c, 1) != 1) abort();
   pthread_join(t, NULL);
   CHECK(g.calls == 1);
