@@ -892,6 +892,16 @@ except KeyboardInterrupt:
     assert took < 5, took  # the read timeout is 60 s; exit itself may wait for the runtime
 
 
+def pending_in(emu: Emulator, db: Path) -> int:
+    """The pending buckets of the store a child process left at `db`."""
+    m = mm.UsageMeter(emu.client(), path=str(db), product_code="prod-1234",
+                      clock=ManualClock(base() + 2 * H), flush_interval=None)
+    try:
+        return int(m.status()["pending"])
+    finally:
+        m.close()
+
+
 def test_the_buffer_is_written_at_exit_while_another_thread_is_in_flush(emu: Emulator, tmp_path: Path) -> None:
     # The interpreter exits while a daemon thread's flush waits on a server that never
     # answers. The exit hook dropped only its own reference to the meter; the buffer is
@@ -913,12 +923,7 @@ print("recorded", flush=True)
 """)
     child = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert child.stdout.strip() == "recorded", (child.stdout, child.stderr)
-    m = mm.UsageMeter(emu.client(), path=str(db), product_code="prod-1234",
-                      clock=ManualClock(base() + 2 * H), flush_interval=None)
-    try:
-        assert m.status()["pending"] == 1, m.status()
-    finally:
-        m.close()
+    assert pending_in(emu, db) == 1
 
 
 def test_a_sigterm_handler_that_closes_the_meter_keeps_the_buffer_during_a_stuck_flush(
@@ -955,10 +960,5 @@ meter.flush()
     finally:
         child.kill()
         child.communicate()
-    m = mm.UsageMeter(emu.client(), path=str(db), product_code="prod-1234",
-                      clock=ManualClock(base() + 2 * H), flush_interval=None)
-    try:
-        # cust-1's hour was taken by the stuck flush; cust-3's event is in the store too.
-        assert m.status()["pending"] == 1, m.status()
-    finally:
-        m.close()
+    # cust-1's hour was taken by the stuck flush; cust-3's event is in the store too.
+    assert pending_in(emu, db) == 1

@@ -2379,46 +2379,31 @@ fn usage_recorded_before_a_product_change_is_sent_under_its_own_product() {
     let b = base();
     let path = temp_db("product-change");
     h.set(b - H + 1);
-    let a = UsageMeter::new(
-        h.builder(client(&emu, 1), Store::sqlite(&path))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    a.record(cust(1), "users", 3, None, None).unwrap();
-    assert_eq!(
-        a.close_blocking().unwrap().acked,
-        0,
-        "the hour is still open"
-    );
-    drop(a);
-    let by_license = UsageMeter::new(
-        h.license_builder(client(&emu, 1), Store::sqlite(&path))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let store = || Store::sqlite(&path);
+    // One meter's run: opened with `config`, one event recorded, closed (its hour still open).
+    let run = |config: MeterConfigBuilder, who: Customer, quantity: i64| {
+        let m = UsageMeter::new(config.build().unwrap()).unwrap();
+        m.record(who, "users", quantity, None, None).unwrap();
+        assert_eq!(
+            m.close_blocking().unwrap().acked,
+            0,
+            "the hour is still open"
+        );
+    };
+    run(h.builder(client(&emu, 1), store()), cust(1), 3);
     let who = Customer::aws_account(
         metering_emulator::CUSTOMER_AWS_ACCOUNT_ID,
         metering_emulator::LICENSE_ARN,
     );
-    by_license.record(who, "users", 4, None, None).unwrap();
-    by_license.close_blocking().unwrap();
-    drop(by_license);
+    run(h.license_builder(client(&emu, 1), store()), who, 4);
     // And a product the service does not know (retired, or a typo fixed since).
-    let retired = UsageMeter::new(
-        h.builder(client(&emu, 1), Store::sqlite(&path))
-            .product_code("prod-retired")
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    retired.record(cust(1), "users", 5, None, None).unwrap();
-    retired.close_blocking().unwrap();
-    drop(retired);
+    let retired = h
+        .builder(client(&emu, 1), store())
+        .product_code("prod-retired");
+    run(retired, cust(1), 5);
 
     let bm = UsageMeter::new(
-        h.builder(client(&emu, 1), Store::sqlite(&path))
+        h.builder(client(&emu, 1), store())
             .product_code(SECOND)
             .build()
             .unwrap(),

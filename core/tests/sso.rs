@@ -147,15 +147,28 @@ impl Drop for Home {
 }
 
 fn client(emu: &Emulator) -> Client {
-    Client::new(
-        Config::builder()
-            .profile("dev")
-            .region("us-east-1")
-            .endpoint_url(emu.endpoint())
-            .max_attempts(1u32)
-            .build()
-            .unwrap(),
-    )
+    client_with(emu, |b| b.max_attempts(1u32))
+}
+
+/// A client of profile `dev` for the emulator, its configuration changed by `tune`.
+fn client_with(
+    emu: &Emulator,
+    tune: impl FnOnce(marketplace_metering::ConfigBuilder) -> marketplace_metering::ConfigBuilder,
+) -> Client {
+    let b = Config::builder()
+        .profile("dev")
+        .region("us-east-1")
+        .endpoint_url(emu.endpoint());
+    Client::new(tune(b).build().unwrap())
+}
+
+/// A ResolveCustomer call the emulator refuses (the token is not one), once signed.
+async fn resolve_refused(c: &Client) -> marketplace_metering::error::ResolveCustomerError {
+    c.resolve_customer()
+        .registration_token("not-a-token")
+        .send()
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -167,12 +180,7 @@ async fn an_sso_profile_signs_calls_with_the_role_credentials_of_the_cached_toke
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
     let c = client(&emu);
 
-    let e = c
-        .resolve_customer()
-        .registration_token("not-a-token")
-        .send()
-        .await
-        .unwrap_err();
+    let e = resolve_refused(&c).await;
     // The emulator checked the signature and the session token, then rejected the token.
     assert_eq!(e.error_code(), ErrorCode::InvalidTokenException, "{e}");
     assert_eq!(c.credentials_provider_name().await.unwrap(), "SSO");
@@ -201,22 +209,10 @@ async fn a_load_slower_than_the_attempt_timeout_still_signs_the_call() {
     );
     std::env::set_var("AWS_ENDPOINT_URL_SSO", &url);
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
-    let c = Client::new(
-        Config::builder()
-            .profile("dev")
-            .region("us-east-1")
-            .endpoint_url(emu.endpoint())
-            .max_attempts(3u32)
-            .attempt_timeout(Duration::from_secs(1))
-            .build()
-            .unwrap(),
-    );
-    let e = c
-        .resolve_customer()
-        .registration_token("not-a-token")
-        .send()
-        .await
-        .unwrap_err();
+    let c = client_with(&emu, |b| {
+        b.max_attempts(3u32).attempt_timeout(Duration::from_secs(1))
+    });
+    let e = resolve_refused(&c).await;
     assert_eq!(e.error_code(), ErrorCode::InvalidTokenException, "{e}");
     assert_eq!(e.attempts(), 1, "{e}");
     assert_eq!(seen.lock().unwrap().len(), 1);
@@ -228,12 +224,7 @@ async fn login_error(_home: &Home) -> String {
     let (url, seen) = portal(SystemTime::now() + Duration::from_secs(3600));
     std::env::set_var("AWS_ENDPOINT_URL_SSO", &url);
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
-    let e = client(&emu)
-        .resolve_customer()
-        .registration_token("not-a-token")
-        .send()
-        .await
-        .unwrap_err();
+    let e = resolve_refused(&client(&emu)).await;
     assert_eq!(e.error_code(), ErrorCode::Credentials, "{e}");
     assert!(seen.lock().unwrap().is_empty(), "the portal was called");
     assert!(emu.requests().is_empty(), "the emulator was called");
