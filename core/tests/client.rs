@@ -1303,6 +1303,52 @@ fn a_refusal_with_a_wrong_date_does_not_move_the_clock() {
     assert_eq!(signed[6][..11], ahead_tag[..11], "{signed:?}");
 }
 
+/// A broken hop's error pages are not the service's clock: two 503 pages (a load balancer in
+/// front of the endpoint, a retry of the same call through the same hop) with a `Date` seven
+/// hours behind moved the client's clock, and the usage meter filed the next events in an
+/// hour seven hours old, past the window once the clock was right again (found by a hostile
+/// review). Only an answer of the service itself counts: a success it sent, or a refusal
+/// with one of its error codes. Two such answers that agree still move it.
+#[test]
+fn a_broken_hops_error_pages_do_not_move_the_clock() {
+    let now = now().secs();
+    let behind = now - 7 * 3600;
+    let page = "<html>503 Service Temporarily Unavailable</html>";
+    let denied = r#"{"__type":"AccessDeniedException","message":"no"}"#;
+    let ok = r#"{"Results":[],"UnprocessedRecords":[]}"#;
+    let (port, _) = serve_answers(vec![
+        (503, page, support::http_date(behind)),
+        (503, page, support::http_date(behind)),
+        (502, page, support::http_date(behind)),
+        (200, ok, support::http_date(now)),
+        // The service's own answers, a refusal then a success, agree: learnt.
+        (400, denied, support::http_date(behind)),
+        (200, ok, support::http_date(behind)),
+    ]);
+    let c = blocking::Client::new(
+        Config::builder()
+            .region("us-east-1")
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .static_credentials("AKIDEXAMPLE", "secret", None)
+            .max_attempts(3u32)
+            .initial_backoff(Duration::from_millis(1))
+            .max_backoff(Duration::from_millis(2))
+            .build()
+            .unwrap(),
+    );
+    let send = || c.batch_meter_usage(batch(vec![record("cust-1", 1)]));
+    let e = send().unwrap_err();
+    assert_eq!(e.attempts(), 3, "{e}");
+    assert_eq!(c.as_async().clock_offset_ms(), 0, "three pages from a hop");
+    send().unwrap();
+    assert_eq!(c.as_async().clock_offset_ms(), 0);
+    let e = send().unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::AccessDeniedException);
+    send().unwrap();
+    let learnt = c.as_async().clock_offset_ms();
+    assert!((learnt + 7 * 3_600_000).abs() < 3000, "{learnt}");
+}
+
 /// One answer's `Date` (a broken load balancer, an intermediary) cannot move the client's
 /// clock, which the usage meter buckets by: an offset is learnt at once only from an answer
 /// that says the signature's time was wrong, otherwise from two answers in a row that agree

@@ -193,10 +193,7 @@ impl Client {
                 let accepted = match &result {
                     Ok((_, meta)) => Client::date_agrees(&meta.http_headers, offset),
                     Err(e) => {
-                        e.http_status().is_some_and(|s| (400..500).contains(&s))
-                            && e.error_code() != ErrorCode::Unhandled
-                            && !CLOCK_SKEW_CODES.contains(&e.code())
-                            && Client::date_agrees(&e.meta().http_headers, offset)
+                        service_refusal(e) && Client::date_agrees(&e.meta().http_headers, offset)
                     }
                 };
                 if accepted {
@@ -438,14 +435,6 @@ impl Client {
         } else {
             Some(wire::parse_error(status, &headers, &body))
         };
-        // An answer refusing the signature's time has its `Date` weighed by the call
-        // ([`Client::skew_offset`]), learnt only once a request signed with it is accepted.
-        if !error
-            .as_ref()
-            .is_some_and(|e| CLOCK_SKEW_CODES.contains(&e.code()))
-        {
-            self.observe_date(&headers);
-        }
         let meta = ResponseMetadata {
             request_id,
             http_status: Some(status),
@@ -454,14 +443,33 @@ impl Client {
             total_retry_delay: Duration::ZERO,
             attempt_log: Vec::new(),
         };
-        match error {
+        let result = match error {
             Some(e) => Err(e.with_meta(meta)),
             None => match wire::parse_output::<O::Output>(O::NAME, &body) {
                 Ok(out) => Ok((out, meta)),
                 Err(e) => Err(e.with_meta(meta)),
             },
+        };
+        // Only the service's own answers tell its clock: a success it sent, or a refusal
+        // with one of its codes. A hop's error page (a load balancer's 503, a proxy's 403)
+        // proves nothing, and its retries go through the same hop, so two of them agree.
+        // An answer refusing the signature's time has its `Date` weighed by the call
+        // ([`Client::skew_offset`]), learnt only once a request signed with it is accepted.
+        match &result {
+            Ok((_, meta)) => self.observe_date(&meta.http_headers),
+            Err(e) if service_refusal(e) => self.observe_date(&e.meta().http_headers),
+            Err(_) => {}
         }
+        result
     }
+}
+
+/// Whether `e` is a refusal by the service itself, not by a hop in front of it, nor of the
+/// signature's time: a 4xx answer with an error code the service uses.
+fn service_refusal(e: &Error) -> bool {
+    e.http_status().is_some_and(|s| (400..500).contains(&s))
+        && e.error_code() != ErrorCode::Unhandled
+        && !CLOCK_SKEW_CODES.contains(&e.code())
 }
 
 /// What an attempt signs with: the credentials, and the clock's offset from the local one.
