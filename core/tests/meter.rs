@@ -2132,29 +2132,33 @@ fn a_panicking_callback_never_stops_the_group_committer() {
     assert_eq!(billed, 6);
 }
 
-/// A MeterUsage answer without a MeteringRecordId proves nothing was metered: the bucket is
-/// dead-lettered (a reason the seller sees, and can requeue), as the batch mode does with a
-/// Success that has no id, not acknowledged with an empty id (found by a hostile review).
-#[test]
-fn a_meter_usage_answer_without_a_record_id_is_a_dead_letter() {
-    use std::io::{Read, Write};
+/// A server on 127.0.0.1 that answers each request (one connection each) with the body
+/// `answer` makes of the call's number (from 0) and its JSON input; status 200.
+fn scripted(answer: impl Fn(usize, &serde_json::Value) -> String + Send + 'static) -> String {
+    use std::io::Write;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", l.local_addr().unwrap());
     std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { break };
-            let mut buf = [0u8; 8192];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
-                  Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+        for (n, conn) in l.incoming().enumerate() {
+            let Ok(mut conn) = conn else { break };
+            let req = support::read_request(&mut conn);
+            let at = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let input: serde_json::Value = serde_json::from_slice(&req[at..]).unwrap();
+            let body = answer(n, &input);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
             );
         }
     });
-    let h = Harness::new();
-    let b = base();
-    h.set(b - H + 10);
-    let client = Client::new(
+    endpoint
+}
+
+/// A client of one attempt for `endpoint`.
+fn one_try_client(endpoint: String) -> Client {
+    Client::new(
         Config::builder()
             .region("us-east-1")
             .endpoint_url(endpoint)
@@ -2162,9 +2166,29 @@ fn a_meter_usage_answer_without_a_record_id_is_a_dead_letter() {
             .max_attempts(1u32)
             .build()
             .unwrap(),
-    );
+    )
+}
+
+/// A MeterUsage answer without a MeteringRecordId (an empty 200 or 204 from a broken load
+/// balancer reads as `{}`) proves nothing either way: the bucket stays `sending`, and the
+/// next flush sends it again under the same client token, which the service meters once.
+/// It was dead-lettered, lost unless the seller requeued it within the window (found by a
+/// hostile review).
+#[test]
+fn a_meter_usage_answer_without_a_record_id_is_sent_again() {
+    let endpoint = scripted(|n, input| {
+        assert_eq!(input["UsageQuantity"], 3);
+        match n {
+            0 => "{}".to_owned(),
+            1 => r#"{"MeteringRecordId":""}"#.to_owned(),
+            _ => r#"{"MeteringRecordId":"m-1"}"#.to_owned(),
+        }
+    });
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
     let meter = UsageMeter::new(
-        h.builder(client, Store::memory())
+        h.builder(one_try_client(endpoint), Store::memory())
             .mode(MeterMode::MeterUsage)
             .build()
             .unwrap(),
@@ -2174,11 +2198,86 @@ fn a_meter_usage_answer_without_a_record_id_is_a_dead_letter() {
         .record(None::<Customer>, "users", 3, None, None)
         .unwrap();
     h.set(b + 600);
+    for _ in 0..2 {
+        let sum = meter.flush_blocking().unwrap();
+        assert_eq!(
+            (sum.acked, sum.dead_lettered, sum.deferred),
+            (0, 0, 1),
+            "{sum:?}"
+        );
+    }
     let sum = meter.flush_blocking().unwrap();
-    assert_eq!((sum.acked, sum.dead_lettered), (0, 1), "{sum:?}");
-    let dl = meter.dead_letters().unwrap();
-    assert_eq!(dl.len(), 1);
-    assert!(dl[0].message.contains("MeteringRecordId"), "{dl:?}");
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
+    assert!(meter.dead_letters().unwrap().is_empty());
+}
+
+/// A BatchMeterUsage answer is believed only where it confirms exactly what was sent, with
+/// one verdict per record. Before (found by a hostile review): a Success for the same
+/// customer-hour with another quantity marked the bucket billed; a Success with an empty
+/// MeteringRecordId was acknowledged; a Success without one was dead-lettered; and of two
+/// contradicting Results for one record the first won, so a DuplicateRecord before a
+/// Success dead-lettered usage the service said it billed. Each now leaves the bucket
+/// `sending`: the next flush sends the same record again, which the service answers once.
+#[test]
+fn a_batch_answer_is_believed_only_where_it_confirms_what_was_sent() {
+    let endpoint = scripted(|n, input| {
+        let mut results = Vec::new();
+        for (i, r) in input["UsageRecords"].as_array().unwrap().iter().enumerate() {
+            let ok = |r: &serde_json::Value| serde_json::json!({"UsageRecord": r, "Status": "Success", "MeteringRecordId": format!("m-{i}")});
+            if n > 0 {
+                results.push(ok(r));
+                continue;
+            }
+            match r["CustomerIdentifier"].as_str().unwrap() {
+                "cust-0" => {
+                    let mut other = r.clone();
+                    other["Quantity"] = serde_json::json!(r["Quantity"].as_i64().unwrap() + 1);
+                    results.push(ok(&other));
+                }
+                "cust-1" => {
+                    results.push(serde_json::json!({"UsageRecord": r, "Status": "Success", "MeteringRecordId": ""}))
+                }
+                "cust-2" => results.push(serde_json::json!({"UsageRecord": r, "Status": "Success"})),
+                "cust-3" => {
+                    results.push(serde_json::json!({"UsageRecord": r, "Status": "DuplicateRecord"}));
+                    results.push(ok(r));
+                }
+                "cust-4" => {
+                    results.push(ok(r));
+                    results.push(serde_json::json!({"UsageRecord": r, "Status": "CustomerNotSubscribed"}));
+                }
+                "cust-5" => results.push(serde_json::json!({"UsageRecord": r})),
+                _ => results.push(ok(r)),
+            }
+        }
+        serde_json::json!({"Results": results, "UnprocessedRecords": []}).to_string()
+    });
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let meter = UsageMeter::new(
+        h.builder(one_try_client(endpoint), Store::memory())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    for i in 0..7 {
+        meter.record(cust(i), "users", 3, None, None).unwrap();
+    }
+    h.set(b + 600);
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!(
+        (sum.acked, sum.dead_lettered, sum.deferred),
+        (1, 0, 6),
+        "{sum:?}"
+    );
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!(
+        (sum.acked, sum.dead_lettered, sum.deferred),
+        (6, 0, 0),
+        "{sum:?}"
+    );
+    assert!(meter.dead_letters().unwrap().is_empty());
 }
 
 /// A grace that leaves no time to send is refused, naming `grace`: a bucket seals an hour

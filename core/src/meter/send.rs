@@ -18,7 +18,7 @@ use crate::error::{Blame, LocalCode};
 use crate::operation::batch_meter_usage::BatchMeterUsageInput;
 use crate::operation::meter_usage::MeterUsageInput;
 use crate::primitives::DateTime;
-use crate::types::UsageRecordResultStatus;
+use crate::types::{UsageRecord, UsageRecordResultStatus};
 use crate::{Error, ErrorCode};
 pub(crate) use records::client_token;
 use records::{allocations, event, quantity, record_key, usage_record, RecordKey};
@@ -460,6 +460,48 @@ async fn call_failed(
     Ok(Flow::Refused(e))
 }
 
+/// What one Result says of a record sent.
+#[derive(Clone, PartialEq)]
+enum Verdict {
+    /// Metered, under this id.
+    Ack(String),
+    /// Refused for good: the status, and what it means.
+    Dead(String, &'static str),
+    /// Nothing to believe either way (no status, a Success without an id): the record is
+    /// sent again.
+    Unsure(&'static str),
+}
+
+fn verdict(status: Option<&UsageRecordResultStatus>, id: Option<&str>) -> Verdict {
+    match (status, id.filter(|id| !id.is_empty())) {
+        (Some(UsageRecordResultStatus::Success), Some(id)) => Verdict::Ack(id.to_owned()),
+        (Some(UsageRecordResultStatus::Success), None) => {
+            Verdict::Unsure("the service reported Success without a MeteringRecordId")
+        }
+        (Some(s), _) => {
+            let msg = match s {
+                UsageRecordResultStatus::CustomerNotSubscribed => {
+                    "the customer is not subscribed to the product"
+                }
+                UsageRecordResultStatus::DuplicateRecord => {
+                    "the service holds a record with another quantity for this hour"
+                }
+                _ => "a status this library does not know",
+            };
+            Verdict::Dead(s.as_str().to_owned(), msg)
+        }
+        (None, _) => Verdict::Unsure("the result carried no Status"),
+    }
+}
+
+/// Whether a Result's record is exactly the one sent: the same quantity and allocations
+/// too, not only the same customer, dimension and hour (a Success for another quantity
+/// does not bill this one).
+fn confirms(sent: &UsageRecord, answered: &UsageRecord) -> bool {
+    sent.quantity().unwrap_or(0) == answered.quantity().unwrap_or(0)
+        && sent.usage_allocations() == answered.usage_allocations()
+}
+
 async fn send_batch(
     inner: &Inner,
     mut items: Vec<SendItem>,
@@ -503,45 +545,45 @@ async fn send_batch(
             Err(e) => return call_failed(inner, items, e.into(), sum).await,
         };
         let mut index: HashMap<RecordKey, usize> = HashMap::new();
+        let mut sent: Vec<Option<UsageRecord>> = Vec::with_capacity(items.len());
         for (i, it) in items.iter().enumerate() {
-            let r = usage_record(it).map(|r| record_key(&r));
-            if let Ok(k) = r {
-                index.insert(k, i);
+            let r = usage_record(it).ok();
+            if let Some(r) = &r {
+                index.insert(record_key(r), i);
             }
+            sent.push(r);
         }
-        let mut res = Results::default();
-        let mut done = vec![false; items.len()];
+        // One verdict per record, from the Results that confirm exactly what was sent.
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; items.len()];
         for r in out.results() {
-            let Some(&i) = r.usage_record().and_then(|u| index.get(&record_key(u))) else {
+            let Some((i, _)) = r
+                .usage_record()
+                .and_then(|u| Some((*index.get(&record_key(u))?, u)))
+                .filter(|(i, u)| sent[*i].as_ref().is_some_and(|s| confirms(s, u)))
+            else {
                 continue;
             };
-            if done[i] {
-                continue;
-            }
-            done[i] = true;
-            let it = &items[i];
-            match (r.status(), r.metering_record_id()) {
-                (Some(UsageRecordResultStatus::Success), Some(id)) => res.ack(it, id.to_owned()),
-                (Some(UsageRecordResultStatus::Success), None) => res.dead(
-                    it,
-                    "Success",
-                    "the service reported Success without a MeteringRecordId",
-                ),
-                (Some(s), _) => {
-                    let msg = match s {
-                        UsageRecordResultStatus::CustomerNotSubscribed => {
-                            "the customer is not subscribed to the product"
-                        }
-                        UsageRecordResultStatus::DuplicateRecord => {
-                            "the service holds a record with another quantity for this hour"
-                        }
-                        _ => "a status this library does not know",
-                    };
-                    res.dead(it, s.as_str(), msg)
+            let v = verdict(r.status(), r.metering_record_id());
+            verdicts[i] = Some(match verdicts[i].take() {
+                None => v,
+                Some(before) if before == v => before,
+                // Results that contradict each other: neither is believed.
+                Some(_) => Verdict::Unsure("the service sent contradicting Results for it"),
+            });
+        }
+        let mut res = Results::default();
+        for (it, v) in items.iter().zip(&verdicts) {
+            match v {
+                Some(Verdict::Ack(id)) => res.ack(it, id.clone()),
+                Some(Verdict::Dead(status, message)) => res.dead(it, status, message),
+                Some(Verdict::Unsure(why)) => {
+                    tracing::warn!(customer = ?it.customer, dimension = %it.dimension,
+                        hour = it.hour, "meter: {why}; the record is sent again at the next flush");
                 }
-                (None, _) => res.dead(it, "MissingStatus", "the result carried no Status"),
+                None => {}
             }
         }
+        let mut done: Vec<bool> = verdicts.iter().map(Option::is_some).collect();
         let mut unprocessed = Vec::new();
         for u in out.unprocessed_records() {
             if let Some(&i) = index.get(&record_key(u)) {
@@ -551,8 +593,14 @@ async fn send_batch(
                 }
             }
         }
-        // Neither answered nor unprocessed: left `sending` for the next flush.
-        sum.deferred += done.iter().filter(|d| !**d).count();
+        // Neither answered nor unprocessed, or answered with no verdict to believe: left
+        // `sending` for the next flush, which sends the same record again (the service
+        // answers a record it holds with the same result).
+        sum.deferred += done.iter().filter(|d| !**d).count()
+            + verdicts
+                .iter()
+                .filter(|v| matches!(v, Some(Verdict::Unsure(_))))
+                .count();
         res.commit(inner, sum).await?;
         if unprocessed.is_empty() {
             return Ok(Flow::Continue);
@@ -629,14 +677,17 @@ async fn send_meter_usage(
         super::crash::hit("after_send_before_ack");
         match out {
             Ok(out) => {
-                // As the batch mode: an answer with no record id proves nothing was metered.
+                // As the batch mode: an answer with no record id (an empty 200 from a broken
+                // hop reads as `{}`) proves nothing either way. The bucket stays `sending`,
+                // and the next flush sends it again under the same client token.
                 match out.metering_record_id().filter(|id| !id.is_empty()) {
                     Some(id) => res.ack(&it, id.to_owned()),
-                    None => res.dead(
-                        &it,
-                        "Success",
-                        "the service answered MeterUsage without a MeteringRecordId",
-                    ),
+                    None => {
+                        tracing::warn!(dimension = %it.dimension, hour = it.hour,
+                            "meter: the service answered MeterUsage without a MeteringRecordId; \
+                             it is sent again at the next flush");
+                        sum.deferred += 1;
+                    }
                 }
                 res.commit(inner, sum).await?;
             }
