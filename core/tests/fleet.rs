@@ -457,6 +457,25 @@ async fn a_store_without_the_write_function_gets_it_on_open() {
     assert_eq!(m[&("cust-1".into(), "users".into(), b - H)], (9, 1));
 }
 
+/// The fleet's identity (part of every MeterUsage client token) is made with its schema,
+/// not at the first send: a database restored from a backup taken before the first
+/// MeterUsage flush then sends the tokens the original sent, which the service meters once.
+#[test]
+fn a_fleet_store_has_its_identity_before_its_first_send() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let clock = clock_at(base());
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let id = pg::shared().psql(&url, "SELECT value FROM mm_meta WHERE key = 'store_id'");
+    assert_eq!(id.trim().len(), 32, "{id:?}");
+    drop(m);
+}
+
 /// The README's least-privilege set-up: one meter run once as the role that owns the
 /// tables, then a runtime role with only the documented grants records, seals and sends.
 #[tokio::test]

@@ -1734,6 +1734,49 @@ async fn client_tokens_differ_per_store_and_survive_a_reopen() {
     let _ = std::fs::remove_file(&pb);
 }
 
+/// A store restored from a backup taken before its first MeterUsage flush sends the same
+/// client tokens as the store it was copied from: the store's identity is made when the
+/// store is, not at the first send. Before, the restored copy had none, made a new one, and
+/// sent an hour already billed under a new token, which the service bills again on another
+/// host (found by a hostile review).
+#[tokio::test]
+async fn a_store_restored_from_a_backup_sends_the_same_client_tokens() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("token-backup");
+    let backup = temp_db("token-backup-copy");
+    let make = || {
+        UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(&path))
+                .mode(MeterMode::MeterUsage)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    h.set(b - H + 1);
+    let m = make();
+    m.record(None::<Customer>, "users", 3, None, None).unwrap();
+    m.close().await.unwrap();
+    drop(m);
+    std::fs::copy(&path, &backup).unwrap();
+    h.set(b + 600);
+    let m = make();
+    assert_eq!(m.flush().await.unwrap().acked, 1);
+    m.close().await.unwrap();
+    drop(m);
+    std::fs::copy(&backup, &path).unwrap();
+    let m = make();
+    assert_eq!(m.flush().await.unwrap().acked, 1);
+    drop(m);
+    let tokens = meter_usage_tokens(&emu);
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens[0], tokens[1], "the restored store's token");
+    remove_store(&path);
+    remove_store(&backup);
+}
+
 /// Item 11: an event callback that calls back into its own meter is refused, never hangs:
 /// `record()` in the group mode from the committer thread, `flush()`, `close()`.
 #[test]

@@ -367,15 +367,12 @@ impl Fleet {
     pub(crate) async fn store_id(&self) -> Result<String, Error> {
         retry(self, "store id", |c| async move {
             let r = async {
-                c.execute(
-                    "INSERT INTO mm_meta (key, value) VALUES ('store_id', md5(random()::text || clock_timestamp()::text))
-                     ON CONFLICT DO NOTHING",
-                    &[],
+                c.execute(schema::MAKE_STORE_ID, &[]).await?;
+                Ok(
+                    c.query_one("SELECT value FROM mm_meta WHERE key = 'store_id'", &[])
+                        .await?
+                        .get::<_, String>(0),
                 )
-                .await?;
-                Ok(c.query_one("SELECT value FROM mm_meta WHERE key = 'store_id'", &[])
-                    .await?
-                    .get::<_, String>(0))
             }
             .await;
             (c, r)

@@ -261,8 +261,9 @@ impl Db {
         Ok(s)
     }
 
-    /// The store's identity: 32 random hex digits made once, when first asked for, and kept
-    /// in `meta` (`store_id`). Part of every `MeterUsage` `ClientToken`, so two stores never
+    /// The store's identity: 32 random hex digits made once, when the store is (a store
+    /// made by an older version makes it when first asked for), and kept in `meta`
+    /// (`store_id`). Part of every `MeterUsage` `ClientToken`, so two stores never
     /// share a token and a store reopened after a crash resends the same one.
     pub(crate) fn store_id(&mut self) -> Result<String, Error> {
         let read = |conn: &Connection| -> Result<Option<String>, Error> {
@@ -277,10 +278,7 @@ impl Db {
         }
         // Two meters creating it at once: the first insert wins, both read it.
         self.conn
-            .execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))",
-                [],
-            )
+            .execute(schema::MAKE_STORE_ID, [])
             .map_err(store_err)?;
         read(&self.conn)?
             .ok_or_else(|| Error::invalid_state("meter store: the store id was not written"))

@@ -10,6 +10,10 @@ use super::{retry_within, Fleet, LONG_ATTEMPT_FOR};
 /// The schema version this code writes (`mm_schema`).
 pub(crate) const SCHEMA_VERSION: i32 = 1;
 
+/// Makes the fleet's identity (`mm_meta.store_id`) unless it has one.
+pub(super) const MAKE_STORE_ID: &str = "INSERT INTO mm_meta (key, value)
+     VALUES ('store_id', md5(random()::text || clock_timestamp()::text)) ON CONFLICT DO NOTHING";
+
 /// Migrations: entry `i` moves the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE mm_meta (
@@ -472,6 +476,9 @@ impl Fleet {
                     &[&crate::VERSION],
                 )
                 .await?;
+                // The fleet's identity, made with its schema (see the SQLite store's
+                // `migrate`): a database restored from a backup sends the same tokens.
+                tx.execute(MAKE_STORE_ID, &[]).await?;
                 tx.commit().await?;
                 Ok(None)
             }

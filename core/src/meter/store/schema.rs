@@ -125,6 +125,10 @@ CREATE TABLE registered (
 );
 "#];
 
+/// Makes the store's identity (`meta.store_id`) unless it has one.
+pub(super) const MAKE_STORE_ID: &str =
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))";
+
 impl Db {
     pub(super) fn migrate(&mut self) -> Result<(), Error> {
         // IMMEDIATE: the version is read under the write lock, so no other connection can
@@ -155,6 +159,11 @@ impl Db {
             [crate::VERSION],
         )
         .map_err(store_err)?;
+        // The store's identity (see `Db::store_id`), made with the store: a copy of it (a
+        // backup restored, an image) then sends the client tokens the original sent, which
+        // the service meters once; made at the first send, a copy taken before it made its
+        // own and billed the hours again.
+        tx.execute(MAKE_STORE_ID, []).map_err(store_err)?;
         tx.commit().map_err(store_err)
     }
 }
