@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use marketplace_metering::{runtime, Config, Error, RetryMode};
 
-use crate::error::{invalid, invalid_state, NativeError};
+use crate::error::{invalid_state, NativeError};
 use crate::model::{self, *};
 
 type R<T> = Result<T, NativeError>;
@@ -38,13 +38,26 @@ pub struct ClientConfig {
     pub face_version: Option<String>,
 }
 
+/// A client setting the core cannot take: `InvalidConfig` naming it, as every face says it.
+fn setting(field: &str, problem: &str) -> NativeError {
+    Error::invalid_setting(
+        field.to_owned(),
+        format!("{field} (set in code): {problem}"),
+    )
+    .into()
+}
+
+/// The longest duration a client setting takes, as in the Python face (10^9 s): longer is a
+/// mistake (a `Duration` saturated from a unit error), not a timeout.
+const MAX_MILLIS: i64 = 1_000_000_000_000;
+
 fn millis(field: &str, v: Option<i64>) -> R<Option<Duration>> {
     match v {
         None => Ok(None),
-        Some(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms as u64))),
-        Some(ms) => Err(invalid(
+        Some(ms) if ms > 0 && ms < MAX_MILLIS => Ok(Some(Duration::from_millis(ms as u64))),
+        Some(ms) => Err(setting(
             field,
-            &format!("must be a positive duration, got {ms} ms"),
+            &format!("must be a positive duration under 10^9 s, got {ms} ms"),
         )),
     }
 }
@@ -73,24 +86,24 @@ fn build_config(
         // Refused here as the other faces refuse them, not signed with and refused by the
         // service at the first call.
         (Some(k), _) if k.trim().is_empty() => {
-            return Err(invalid("accessKeyId", "must not be empty"))
+            return Err(setting("accessKeyId", "must not be empty"))
         }
         (_, Some(s)) if s.is_empty() => {
-            return Err(invalid("secretAccessKey", "must not be empty"))
+            return Err(setting("secretAccessKey", "must not be empty"))
         }
         (Some(k), Some(s)) => {
             b = b.static_credentials(k, s, session_token.filter(|t| !t.is_empty()))
         }
         (None, None) => {}
-        (None, Some(_)) => return Err(invalid("accessKeyId", "is required with secretAccessKey")),
-        (Some(_), None) => return Err(invalid("secretAccessKey", "is required with accessKeyId")),
+        (None, Some(_)) => return Err(setting("accessKeyId", "is required with secretAccessKey")),
+        (Some(_), None) => return Err(setting("secretAccessKey", "is required with accessKeyId")),
     }
     if let Some(m) = c.retry_mode {
         b.set_retry_mode(Some(m.parse::<RetryMode>().map_err(NativeError::from)?));
     }
     if let Some(n) = c.max_attempts {
         let n = u32::try_from(n)
-            .map_err(|_| invalid("maxAttempts", &format!("must be at least 1, got {n}")))?;
+            .map_err(|_| setting("maxAttempts", &format!("must be at least 1, got {n}")))?;
         b.set_max_attempts(Some(n));
     }
     b.set_initial_backoff(millis("initialBackoff", c.initial_backoff_millis)?);

@@ -449,11 +449,25 @@ impl NativeMeter {
 
     /// Stops the background flusher and flushes what may be flushed. Later calls fail.
     pub fn close_and_flush(&self) -> R<FlushSummaryRecord> {
-        let m = self.get()?;
+        self.close_once()?
+            .ok_or_else(|| invalid_state("the meter is closed"))
+    }
+
+    /// [`close_and_flush`](Self::close_and_flush) the first time; `None` once closed
+    /// (`Closeable.close()` does nothing then). An error of the final flush is returned.
+    /// Refused from the meter's own listener, and the meter stays open.
+    pub fn close_once(&self) -> R<Option<FlushSummaryRecord>> {
+        let Some(m) = lock(&self.live).clone() else {
+            return Ok(None);
+        };
+        m.refuse_in_event_callback("close()")?;
+        // Of two threads closing at once, one closes; the other finds it closed.
+        if lock(&self.live).take().is_none() {
+            return Ok(None);
+        }
         let s = m.close_blocking();
-        lock(&self.live).take();
         drop(m);
-        Ok(summary_record(&s?))
+        Ok(Some(summary_record(&s?)))
     }
 
     /// Bucket counts per state.

@@ -363,9 +363,13 @@ internal class ReleaseDirect(private val handle: Long) : Runnable {
     override fun run() = directRelease(handle.toULong())
 }
 
-/** Milliseconds (saturated: the core bounds every value and names the field). */
-private fun Duration.toMillisOrNull(): Long = try {
-    toMillis()
-} catch (e: ArithmeticException) {
-    Long.MAX_VALUE
+/**
+ * Milliseconds, saturated by sign past Long's range (the native side bounds every value and
+ * names the field; a huge negative one was taken as Long.MAX_VALUE, no limit at all), and a
+ * positive duration under a millisecond is 1 ms, not 0.
+ */
+private fun Duration.toMillisOrNull(): Long = when {
+    isNegative -> try { toMillis() } catch (e: ArithmeticException) { Long.MIN_VALUE }
+    isZero -> 0L
+    else -> try { maxOf(1L, toMillis()) } catch (e: ArithmeticException) { Long.MAX_VALUE }
 }

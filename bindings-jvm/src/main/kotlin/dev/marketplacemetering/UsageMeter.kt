@@ -377,14 +377,14 @@ class UsageMeter private constructor(
     /** Stops the background flusher and flushes what may be flushed; returns that flush's summary. */
     fun closeAndFlush(): FlushSummary = translating { native.closeAndFlush() }.toPublic()
 
-    /** [closeAndFlush]; a second close does nothing. */
+    /**
+     * [closeAndFlush]; a second close does nothing. An error of the final flush is thrown (a
+     * `use {}` block must not end normally when its usage was not saved). (The native handle
+     * itself is freed when this object is collected: the core meter is released by the first
+     * close.)
+     */
     override fun close() {
-        try {
-            closeAndFlush()
-        } catch (e: InvalidStateException) {
-            // Already closed. (The native handle itself is freed when this object is collected:
-            // the core meter is released by the first close.)
-        }
+        translating { native.closeOnce() }
     }
 
     companion object {
@@ -428,11 +428,12 @@ private fun dev.marketplacemetering.internal.FlushSummaryRecord.toPublic() = Flu
 
 /**
  * Milliseconds for the meter's settings: a positive duration under a millisecond is 1 ms, not
- * 0 (which is "off" for the flusher), and one past Long's milliseconds saturates (the core
- * bounds every value and names the field) instead of throwing ArithmeticException.
+ * 0 (which is "off" for the flusher), and one past Long's milliseconds saturates by sign (the
+ * core bounds every value and names the field) instead of throwing ArithmeticException.
  */
 private fun Duration.meterMillis(): Long = when {
-    isNegative || isZero -> toMillis()
+    isZero -> 0L
+    isNegative -> try { toMillis() } catch (e: ArithmeticException) { Long.MIN_VALUE }
     else -> try {
         maxOf(1L, Math.addExact(toMillis(), if (toNanosPart() % 1_000_000 != 0) 1L else 0L))
     } catch (e: ArithmeticException) {

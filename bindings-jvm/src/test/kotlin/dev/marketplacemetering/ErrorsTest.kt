@@ -119,14 +119,24 @@ class ErrorsTest {
             MarketplaceMeteringClient { region = "us-east-1"; endpointUrl = emulator.endpoint; useFips = true }
         }
         assertTrue(cfg.message!!.isNotEmpty())
-        val mode = assertThrows(InvalidInputException::class.java) {
-            emulator.client { connectTimeout = java.time.Duration.ofSeconds(-1) }
+        // A client's settings are its configuration: InvalidConfig naming the setting, as in
+        // the core, Python and Node, and as Builder.build() says (they were InvalidInput, and
+        // a duration past Long's milliseconds was taken as no limit at all).
+        for ((field, setting) in listOf<Pair<String, MarketplaceMeteringClient.Builder.() -> Unit>>(
+            "connectTimeout" to { connectTimeout = java.time.Duration.ofSeconds(-1) },
+            "readTimeout" to { readTimeout = java.time.Duration.ofSeconds(Long.MIN_VALUE) },
+            "readTimeout" to { readTimeout = java.time.Duration.ofSeconds(Long.MAX_VALUE) },
+            "maxAttempts" to { maxAttempts = -1 },
+        )) {
+            val e = assertThrows(InvalidConfigException::class.java) { emulator.client(setting) }
+            assertEquals(field, e.field, e.message)
         }
-        assertEquals("connectTimeout", mode.field)
+        // Under a millisecond is not zero.
+        emulator.client { attemptTimeout = java.time.Duration.ofNanos(500) }.close()
         // Empty keys are refused when the client is made, naming the field, as in Python and
         // Node (they were signed with, and refused by the service at the first call).
         for ((key, secret, field) in listOf(Triple("", "secret", "accessKeyId"), Triple("AKID", "", "secretAccessKey"))) {
-            val e = assertThrows(InvalidInputException::class.java) {
+            val e = assertThrows(InvalidConfigException::class.java) {
                 MarketplaceMeteringClient {
                     region = "us-east-1"
                     endpointUrl = emulator.endpoint

@@ -210,7 +210,7 @@ class MeterTest {
     fun `durations are checked whole, not truncated or thrown as ArithmeticException`() {
         // A grace that leaves no time to send before the service's window closes, and one
         // past Long's milliseconds: InvalidInputException naming grace.
-        for (g in listOf(Duration.ofHours(5), Duration.ofSeconds(Long.MAX_VALUE))) {
+        for (g in listOf(Duration.ofHours(5), Duration.ofSeconds(Long.MAX_VALUE), Duration.ofSeconds(Long.MIN_VALUE))) {
             val e = assertThrows(InvalidInputException::class.java) {
                 UsageMeter(client) {
                     productCode = Emulator.PRODUCT_CODE
@@ -258,6 +258,57 @@ class MeterTest {
         assertTrue("s3cret-pw" !in meter.toString() && "r1" in meter.toString(), meter.toString())
         val client = MarketplaceMeteringClient.Config(endpointUrl = "http://user:s3cret-pw@127.0.0.1:1", region = "us-east-1")
         assertTrue("s3cret-pw" !in client.toString() && "us-east-1" in client.toString(), client.toString())
+    }
+
+    // close() threw away every InvalidStateException as "already closed", so a `use {}`
+    // block ended normally while its final flush had failed: here the store file was
+    // removed, and what the meter held is lost when the process ends (found by a review).
+    @Test
+    fun `close reports a final flush that failed, and a second close does nothing`(@TempDir dir: Path) {
+        val path = dir.resolve("m.db")
+        val m = meter(path, ManualClock(hour.plusSeconds(600)))
+        m.record("cust-1", "users", 1)
+        Files.delete(path)
+        val e = assertThrows(InvalidStateException::class.java) { m.close() }
+        assertTrue("removed or replaced" in e.message!!, e.message)
+        m.close()
+        assertThrows(InvalidStateException::class.java) { m.closeAndFlush() }
+    }
+
+    // A close() from the meter's own listener is refused, as the listener's documentation
+    // says, and the meter stays open: it was dropped, its final flush never ran, and every
+    // later record() failed (found by a review).
+    @Test
+    fun `a close refused inside the listener leaves the meter open`(@TempDir dir: Path) {
+        val clock = ManualClock(hour.plusSeconds(600))
+        val self = java.util.concurrent.atomic.AtomicReference<UsageMeter>()
+        val refused = CopyOnWriteArrayList<Throwable>()
+        val m = UsageMeter(client) {
+            path = dir.resolve("m.db")
+            productCode = Emulator.PRODUCT_CODE
+            grace = Duration.ofSeconds(60)
+            flushInterval = Duration.ZERO
+            this.clock = clock
+            listener = MeterListener { e ->
+                if (e.kind == "acked") {
+                    try {
+                        self.get().close()
+                    } catch (t: Throwable) {
+                        refused.add(t)
+                    }
+                }
+            }
+        }
+        self.set(m)
+        m.record("cust-1", "users", 1)
+        clock.advance(Duration.ofHours(1))
+        assertEquals(1L, m.flush().acked)
+        assertEquals(1, refused.size)
+        assertTrue(refused[0] is InvalidStateException, refused[0].toString())
+        m.record("cust-1", "users", 2)
+        clock.advance(Duration.ofHours(1))
+        assertEquals(1L, m.closeAndFlush().acked)
+        assertEquals(3L, emulator.ledger().sumOf { it.quantity })
     }
 
     @Test

@@ -770,6 +770,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_and_flush(
     ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_once(
+    ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_dead_letters(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush(
@@ -894,6 +896,8 @@ internal object UniffiLib {
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_direct_handle(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_close_and_flush(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_close_once(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_dead_letters(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1139,6 +1143,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_and_flush() and 0xFFFF) != 13319) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_once() and 0xFFFF) != 37532) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_dead_letters() and 0xFFFF) != 53426) {
@@ -3297,6 +3304,13 @@ public interface NativeMeterInterface {
     fun `closeAndFlush`(): FlushSummaryRecord
     
     /**
+     * [`close_and_flush`](Self::close_and_flush) the first time; `None` once closed
+     * (`Closeable.close()` does nothing then). An error of the final flush is returned.
+     * Refused from the meter's own listener, and the meter stays open.
+     */
+    fun `closeOnce`(): FlushSummaryRecord?
+    
+    /**
      * Every dead letter, oldest first.
      */
     fun `deadLetters`(): List<DeadLetterRecord>
@@ -3478,6 +3492,25 @@ open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
     callWithHandle {
     uniffiRustCallWithError(NativeException) { _status ->
     UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_close_and_flush(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * [`close_and_flush`](Self::close_and_flush) the first time; `None` once closed
+     * (`Closeable.close()` does nothing then). An error of the final flush is returned.
+     * Refused from the meter's own listener, and the meter stays open.
+     */
+    @Throws(NativeException::class)override fun `closeOnce`(): FlushSummaryRecord? {
+            return FfiConverterOptionalTypeFlushSummaryRecord.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_close_once(
         it,
         _status)
 }
@@ -5538,6 +5571,38 @@ public object FfiConverterOptionalTypeNativeManualClock: FfiConverterRustBuffer<
         } else {
             buf.put(1)
             FfiConverterTypeNativeManualClock.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeFlushSummaryRecord: FfiConverterRustBuffer<FlushSummaryRecord?> {
+    override fun read(buf: ByteBuffer): FlushSummaryRecord? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeFlushSummaryRecord.read(buf)
+    }
+
+    override fun allocationSize(value: FlushSummaryRecord?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeFlushSummaryRecord.allocationSize(value)
+        }
+    }
+
+    override fun write(value: FlushSummaryRecord?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeFlushSummaryRecord.write(value, buf)
         }
     }
 }
