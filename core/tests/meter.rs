@@ -2392,6 +2392,32 @@ fn a_batch_store_flushed_in_the_meter_usage_mode_bills_no_customer_as_another() 
     assert!(dl.iter().all(|d| d.customer.is_some()), "{dl:?}");
 }
 
+/// A durable `record()` into a store whose file was removed or replaced is refused, naming
+/// the file: it was acknowledged, committed to a file no process can open again, and lost
+/// when the process ended, while only the next flush (the background flusher's log, with no
+/// caller to tell) said so (found by a hostile review). Checked at most once a second.
+#[test]
+fn a_record_into_a_store_file_removed_while_open_is_refused() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    for d in [Durability::Durable, Durability::Group] {
+        let path = temp_db("record-removed");
+        let meter = file_meter(&h, &emu, &path, d);
+        meter.record(cust(1), "users", 2, None, None).unwrap();
+        for suffix in ["", "-lock", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+        let e = meter.record(cust(1), "users", 3, None, None).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidState, "{e}");
+        assert!(e.message().contains("removed or replaced"), "{e}");
+        assert!(e.message().contains(&path.display().to_string()), "{e}");
+        drop(meter);
+        remove_store(&path);
+    }
+}
+
 /// The store file removed (a clean-up, a redeploy that wipes the directory) or replaced while
 /// the meter has it open: the meter went on committing into the unlinked file, silently, and
 /// everything unsent there was lost when the process ended, while a new process opened a

@@ -174,7 +174,16 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
             if inner.closed.load(Ordering::SeqCst) || inner.check_process().is_err() {
                 break;
             }
-            let _ = UsageMeter { inner }.flush_now().await;
+            // No caller to tell: logged (a store that cannot be written, a refusal that
+            // lasts, the store's file removed).
+            match (UsageMeter { inner }).flush_now().await {
+                Err(e) => tracing::error!(error = %e, "meter: the background flush failed"),
+                Ok(s) => {
+                    if let Some(e) = &s.interrupted {
+                        tracing::warn!(error = %e, "meter: the background flush stopped");
+                    }
+                }
+            }
         }
     })?;
     if let Some(old) = lock(&inner.flusher).replace(h) {

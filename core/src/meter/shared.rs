@@ -291,6 +291,7 @@ impl Shared {
         if entries.is_empty() {
             return Ok(out);
         }
+        db.check_in_place_lately()?;
         let current = self.current_hour();
         let product = self.scope.product_code.as_str();
         let mut tx = db.transaction()?;

@@ -102,6 +102,8 @@ pub(crate) struct Db {
     /// The claim on a file store; `None` in memory.
     owner: Option<Owner>,
     generation: u64,
+    /// When the write path last found the file in place (see [`Db::check_in_place_lately`]).
+    in_place_at: Option<std::time::Instant>,
 }
 
 impl Drop for Db {
@@ -199,6 +201,7 @@ impl Db {
             conn: ManuallyDrop::new(conn),
             owner,
             generation,
+            in_place_at: None,
         };
         db.migrate()?;
         Ok(db)
@@ -208,6 +211,22 @@ impl Db {
     /// [`Owner::check_in_place`]); an in-memory store never does.
     pub(crate) fn check_in_place(&self) -> Result<(), Error> {
         self.owner.as_ref().map_or(Ok(()), Owner::check_in_place)
+    }
+
+    /// [`Db::check_in_place`] for the write path, at most once a second while the file is
+    /// in place (a `stat`): a record committed to a removed file would be acknowledged and
+    /// lost when the process ends. Once the file is gone, every write is refused.
+    pub(crate) fn check_in_place_lately(&mut self) -> Result<(), Error> {
+        let now = std::time::Instant::now();
+        if self
+            .in_place_at
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
+        {
+            return Ok(());
+        }
+        self.check_in_place()?;
+        self.in_place_at = Some(now);
+        Ok(())
     }
 
     /// Lets another meter open the file (this one was closed).
