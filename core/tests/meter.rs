@@ -1777,6 +1777,53 @@ async fn a_store_restored_from_a_backup_sends_the_same_client_tokens() {
     remove_store(&backup);
 }
 
+/// The store keeps a week of closed hours per customer and dimension, not every hour ever:
+/// it kept every acked and expired bucket, one row per customer, dimension and hour (tens of
+/// GB a year for thousands of customers), until the disk was full and nothing could be
+/// recorded or sent (found by a hostile review). The newest closed hour of each customer
+/// and dimension stays (a clock stepping back into it moves usage past it), and so does
+/// every dead letter.
+#[test]
+fn a_store_keeps_a_week_of_closed_hours() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("retention");
+    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    let old = b - 9 * 24 * H;
+    // Two old hours of cust-1 and one of cust-2: past the service's window, expired.
+    for (c, hour) in [(1, old), (1, old + H), (2, old)] {
+        h.set(hour + 10);
+        meter.record(cust(c), "users", 1, None, None).unwrap();
+    }
+    h.set(old + 8 * H);
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!(sum.expired, 3, "{sum:?}");
+    // A recent hour of cust-1: acked, and its old hours are then more than a week older.
+    h.set(b - H + 10);
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    h.set(b + 600);
+    assert_eq!(meter.flush_blocking().unwrap().acked, 1);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let rows: Vec<(String, i64, String)> = conn
+        .prepare("SELECT customer, hour, state FROM buckets ORDER BY customer, hour")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(conn);
+    assert_eq!(
+        rows,
+        vec![
+            ("cust-1".to_owned(), b - H, "acked".to_owned()),
+            ("cust-2".to_owned(), old, "expired".to_owned()),
+        ]
+    );
+    drop(meter);
+    remove_store(&path);
+}
+
 /// Item 11: an event callback that calls back into its own meter is refused, never hangs:
 /// `record()` in the group mode from the committer thread, `flush()`, `close()`.
 #[test]

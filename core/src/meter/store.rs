@@ -104,6 +104,8 @@ pub(crate) struct Db {
     generation: u64,
     /// When the write path last found the file in place (see [`Db::check_in_place_lately`]).
     in_place_at: Option<std::time::Instant>,
+    /// The hour (of the meter's clock) closed buckets were last pruned in (see `prepare`).
+    pruned_hour: Option<i64>,
 }
 
 impl Drop for Db {
@@ -202,6 +204,7 @@ impl Db {
             owner,
             generation,
             in_place_at: None,
+            pruned_hour: None,
         };
         db.migrate()?;
         Ok(db)

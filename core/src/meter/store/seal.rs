@@ -9,9 +9,10 @@ use crate::Error;
 use super::{customer_from, parse_allocs, store_err, Db, Prepared, Scope, SealedRow, SendItem};
 
 impl Db {
-    /// Zero-fills, seals what may be sealed, raises window alarms and returns what should be
-    /// sent now, in one transaction.
+    /// Zero-fills, seals what may be sealed, raises window alarms, prunes closed buckets
+    /// once an hour and returns what should be sent now, in one transaction.
     pub(crate) fn prepare(&mut self, scope: &Scope, now: i64) -> Result<Prepared, Error> {
+        let self_pruned = self.pruned_hour;
         let tx = self.transaction()?;
         let mut out = Prepared::default();
         let product = scope.product_code.as_str();
@@ -131,7 +132,47 @@ impl Db {
                 allocations: parse_allocs(allocs),
             });
         }
+        // Once an hour: the closed buckets a week older than the newest closed hour of
+        // their customer and dimension (see `KEEP_CLOSED_SECS`).
+        let hour = now.div_euclid(3600) * 3600;
+        let mut pruned = self_pruned;
+        if self_pruned != Some(hour) {
+            let from = now.saturating_sub(KEEP_CLOSED_SECS);
+            let n = tx
+                .execute(PRUNE, params![from, KEEP_CLOSED_SECS, PRUNE_AT_ONCE])
+                .map_err(store_err)?;
+            // At most so many at once (a store that kept years of hours is pruned over
+            // several flushes, not in one long transaction that holds up every record).
+            if (n as i64) < PRUNE_AT_ONCE {
+                pruned = Some(hour);
+            }
+        }
         tx.commit().map_err(store_err)?;
+        self.pruned_hour = pruned;
         Ok(out)
     }
 }
+
+/// How long a closed (acked or expired) bucket is kept, counted back from the newest closed
+/// hour of its customer and dimension: a store kept every hour ever, one row per customer,
+/// dimension and hour, until its disk was full. The newest closed hour of each stays, so
+/// that a clock stepping back into it moves usage past it (`Db::apply`), and a week covers
+/// any step back a clock takes before NTP; counted from the data, not the clock, a clock
+/// days fast deletes nothing recent. Dead letters stay (they are the seller's to requeue or
+/// look at).
+const KEEP_CLOSED_SECS: i64 = 7 * 86_400;
+
+/// The most buckets one flush prunes (10,000 take about 70 ms on a 2-million-row store).
+const PRUNE_AT_ONCE: i64 = 10_000;
+
+/// Deletes up to `?3` closed buckets older than `?1` (the meter's clock, less the week:
+/// only old rows are read, by the state and hour index) and a week (`?2`) older than their
+/// key's newest closed hour.
+const PRUNE: &str = "DELETE FROM buckets WHERE id IN (
+    SELECT b.id FROM buckets AS b
+    WHERE b.state IN ('acked', 'expired') AND b.hour < ?1
+      AND b.hour < (SELECT MAX(c.hour) FROM buckets AS c
+                    WHERE c.product_code = b.product_code AND c.license_arn = b.license_arn
+                      AND c.customer_kind = b.customer_kind AND c.customer = b.customer
+                      AND c.dimension = b.dimension AND c.state <> 'pending') - ?2
+    LIMIT ?3)";
