@@ -476,6 +476,42 @@ fn a_fleet_store_has_its_identity_before_its_first_send() {
     drop(m);
 }
 
+/// The fleet store keeps a week of closed buckets, not every hour ever (one row per
+/// customer, dimension and hour, tens of GB a year for thousands of customers). Where late
+/// usage lands depends on the sealed hours, which stay, not on old buckets.
+#[tokio::test]
+async fn a_fleet_store_keeps_a_week_of_closed_buckets() {
+    let (emu, url, b, clock) = start();
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let old = b - 9 * 24 * H;
+    for (c, hour) in [(1, old), (1, old + H), (2, old)] {
+        clock.store(hour + 10, Ordering::SeqCst);
+        m.record(cust(c), "users", 1, None, None).unwrap();
+    }
+    clock.store(old + 8 * H, Ordering::SeqCst);
+    let sum = m.flush().await.unwrap();
+    assert_eq!(sum.expired, 3, "{sum:?}");
+    clock.store(b - H + 10, Ordering::SeqCst);
+    m.record(cust(1), "users", 2, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(m.flush().await.unwrap().acked, 1);
+    let rows = pg::shared().psql(
+        &url,
+        "SELECT customer || ' ' || (hour = $$HOUR$$) || ' ' || state FROM mm_buckets ORDER BY customer, hour"
+            .replace("$$HOUR$$", &(b - H).to_string())
+            .as_str(),
+    );
+    assert_eq!(rows.trim(), "cust-1 true acked", "{rows}");
+    // The sealed hours stay: a late write for an old hour still lands in an open one.
+    let sealed = pg::shared().psql(&url, "SELECT count(*) FROM mm_sealed_hours");
+    assert!(sealed.trim().parse::<i64>().unwrap() >= 3, "{sealed}");
+}
+
 /// The README's least-privilege set-up: one meter run once as the role that owns the
 /// tables, then a runtime role with only the documented grants records, seals and sends.
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::PgClient;
 
-use crate::meter::store::{customer_from, Prepared, Scope};
+use crate::meter::store::{customer_from, Prepared, Scope, KEEP_CLOSED_SECS, PRUNE_AT_ONCE};
 use crate::meter::{MeterEvent, MeterEventKind};
 use crate::Error;
 
@@ -153,6 +153,18 @@ impl Fleet {
         tx.execute(
             "DELETE FROM mm_commits WHERE at < now() - interval '1 day'",
             &[],
+        )
+        .await?;
+        // Closed buckets a week old (see `KEEP_CLOSED_SECS`), a bounded batch per seal.
+        tx.execute(
+            "DELETE FROM mm_buckets WHERE id IN (
+                 SELECT id FROM mm_buckets WHERE product_code = $1
+                 AND state IN ('acked', 'expired') AND hour < $2 LIMIT $3)",
+            &[
+                &product,
+                &now.saturating_sub(KEEP_CLOSED_SECS),
+                &PRUNE_AT_ONCE,
+            ],
         )
         .await?;
         let alarms = tx

@@ -6,7 +6,10 @@ use rusqlite::params;
 use crate::meter::{MeterEvent, MeterEventKind};
 use crate::Error;
 
-use super::{customer_from, parse_allocs, store_err, Db, Prepared, Scope, SealedRow, SendItem};
+use super::{
+    customer_from, parse_allocs, store_err, Db, Prepared, Scope, SealedRow, SendItem,
+    KEEP_CLOSED_SECS, PRUNE_AT_ONCE,
+};
 
 impl Db {
     /// Zero-fills, seals what may be sealed, raises window alarms, prunes closed buckets
@@ -152,18 +155,6 @@ impl Db {
         Ok(out)
     }
 }
-
-/// How long a closed (acked or expired) bucket is kept, counted back from the newest closed
-/// hour of its customer and dimension: a store kept every hour ever, one row per customer,
-/// dimension and hour, until its disk was full. The newest closed hour of each stays, so
-/// that a clock stepping back into it moves usage past it (`Db::apply`), and a week covers
-/// any step back a clock takes before NTP; counted from the data, not the clock, a clock
-/// days fast deletes nothing recent. Dead letters stay (they are the seller's to requeue or
-/// look at).
-const KEEP_CLOSED_SECS: i64 = 7 * 86_400;
-
-/// The most buckets one flush prunes (10,000 take about 70 ms on a 2-million-row store).
-const PRUNE_AT_ONCE: i64 = 10_000;
 
 /// Deletes up to `?3` closed buckets older than `?1` (the meter's clock, less the week:
 /// only old rows are read, by the state and hour index) and a week (`?2`) older than their
