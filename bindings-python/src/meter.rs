@@ -79,11 +79,7 @@ pub fn release_all(py: Python<'_>) {
         // status() holds one, and at interpreter exit it never gets the GIL back to drop it
         // (found by a review: the buffer was lost). In a forked child this writes nothing.
         for m in &meters {
-            if let Err(e) = m.write_buffered() {
-                if e.error_code() != marketplace_metering::ErrorCode::InvalidState {
-                    eprintln!("marketplace_metering: writing a meter's buffer at exit: {e}");
-                }
-            }
+            m.write_buffered_at_exit();
         }
         drop(meters)
     });

@@ -142,8 +142,18 @@ impl Drop for Inner {
         }
         // Memory durability: write what is buffered (a file store keeps it).
         if let Err(e) = self.shared.drain() {
-            tracing::error!(error = %e, "meter: buffered usage could not be written at drop");
+            report("buffered usage could not be written at drop", &e);
         }
+    }
+}
+
+/// Reports an error no caller can be given (the background flusher's, a drop's, an exit
+/// hook's): a `tracing` error event, and a line on standard error when the process set no
+/// global `tracing` subscriber (no face does), so that it is never silent.
+pub fn report(what: &str, e: &Error) {
+    tracing::error!(error = %e, "meter: {what}");
+    if !tracing::dispatcher::has_been_set() {
+        eprintln!("marketplace-metering: {what}: {e}");
     }
 }
 
@@ -177,7 +187,7 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
             // No caller to tell: logged (a store that cannot be written, a refusal that
             // lasts, the store's file removed).
             match (UsageMeter { inner }).flush_now().await {
-                Err(e) => tracing::error!(error = %e, "meter: the background flush failed"),
+                Err(e) => report("the background flush failed", &e),
                 Ok(s) => {
                     if let Some(e) = &s.interrupted {
                         tracing::warn!(error = %e, "meter: the background flush stopped");
@@ -397,7 +407,7 @@ impl UsageMeter {
         // it comes first: the process must not end before the file is saved. Logged too:
         // the background flusher has no caller to tell.
         if let Err(e) = lock(&self.inner.shared.db).check_in_place() {
-            tracing::error!(error = %e, "meter: the store file is gone");
+            report("the store file is gone", &e);
             return Err(e);
         }
         sum
@@ -450,7 +460,7 @@ impl UsageMeter {
         // lock): a close() from a SIGTERM handler keeps the buffer even when the process is
         // killed before the flush ends.
         if let Err(e) = self.inner.shared.drain_async().await {
-            tracing::error!(error = %e, "meter: buffered usage could not be written at close");
+            report("buffered usage could not be written at close", &e);
         }
         let flushed = self.flush_now().await;
         // Closed: another meter may own the store now (this one only reads it from here on).
@@ -486,6 +496,17 @@ impl UsageMeter {
         // In a forked child the buffer is the parent's, which writes it too.
         self.inner.check_process()?;
         self.inner.shared.drain()
+    }
+
+    /// [`write_buffered`](Self::write_buffered) from a face's exit hook, where no caller can
+    /// be given its error: it is [`report`]ed. In a forked child it does nothing (the buffer
+    /// is the parent's).
+    pub fn write_buffered_at_exit(&self) {
+        if self.inner.check_process().is_ok() {
+            if let Err(e) = self.inner.shared.drain() {
+                report("buffered usage could not be written at exit", &e);
+            }
+        }
     }
 
     /// The fleet store's name for this writer (`None` on a SQLite store).
