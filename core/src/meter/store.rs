@@ -24,8 +24,27 @@ use super::{Customer, MeterEvent};
 use crate::Error;
 use write::MULTI_ROWS;
 
+/// A store error. Those of a store that is busy past the busy timeout (another process
+/// holds its write lock), full or failing I/O are retryable: the same call may succeed
+/// later, and a caller that retries only retryable errors must not drop the usage.
 pub(crate) fn store_err(e: rusqlite::Error) -> Error {
-    Error::invalid_state(format!("meter store: {e}")).with_source(e)
+    use rusqlite::ErrorCode as C;
+    let why = match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            Some("another connection held the store's write lock for more than 10 s")
+        }
+        Some(C::DiskFull) => Some("the disk is full"),
+        Some(C::SystemIoFailure) => Some("the store's file system cannot read or write it"),
+        _ => None,
+    };
+    match why {
+        Some(why) => Error::invalid_state(format!(
+            "meter store: {e} ({why}); the call may succeed if made again"
+        ))
+        .with_retryable(true)
+        .with_source(e),
+        None => Error::invalid_state(format!("meter store: {e}")).with_source(e),
+    }
 }
 
 /// Aggregated allocations: canonical tags JSON (`""` for none) → quantity.

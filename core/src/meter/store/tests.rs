@@ -152,3 +152,31 @@ fn another_applications_database_is_refused_untouched() {
     drop(Db::open(Some(&path), true).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A store that is busy (another process holds its write lock past the busy timeout), full
+/// or failing I/O may take the same call later: such errors are retryable, and say what
+/// happened to the call. Before, every store error was a non-retryable `InvalidState`, and
+/// a caller that retries only retryable errors dropped the usage (found by a hostile review).
+#[test]
+fn a_busy_full_or_failing_store_is_retryable() {
+    use rusqlite::ffi;
+    let sqlite = |code| rusqlite::Error::SqliteFailure(ffi::Error::new(code), None);
+    for (code, says) in [
+        (ffi::SQLITE_BUSY, "another connection"),
+        (ffi::SQLITE_LOCKED, "another connection"),
+        (ffi::SQLITE_FULL, "disk is full"),
+        (ffi::SQLITE_IOERR, "cannot read or write"),
+    ] {
+        let e = store_err(sqlite(code));
+        assert!(e.is_retryable(), "{code}: {e}");
+        assert!(e.message().contains(says), "{code}: {e}");
+        assert!(e.message().contains("may succeed if made again"), "{e}");
+    }
+    for code in [
+        ffi::SQLITE_CORRUPT,
+        ffi::SQLITE_CONSTRAINT,
+        ffi::SQLITE_NOTADB,
+    ] {
+        assert!(!store_err(sqlite(code)).is_retryable(), "{code}");
+    }
+}
