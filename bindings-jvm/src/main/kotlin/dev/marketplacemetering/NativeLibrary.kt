@@ -14,10 +14,13 @@ import java.net.JarURLConnection
 import java.net.URL
 import java.nio.file.FileSystems
 import java.nio.file.Files
+import java.nio.file.LinkOption
 import java.nio.file.Path
 import java.nio.file.Paths
 import java.nio.file.StandardCopyOption
+import java.nio.file.attribute.PosixFilePermission
 import java.nio.file.attribute.PosixFilePermissions
+import java.util.zip.CRC32
 
 internal object NativeLibrary {
     private const val NAME = "marketplace_metering_jvm"
@@ -66,7 +69,8 @@ internal object NativeLibrary {
      * The library of the jar entry [url], copied under [root] unless an intact copy is there:
      * `<root>/<crc32>-<size>/<file name>`. The copy is written to a temporary file in the same
      * directory then renamed, so a JVM killed mid-copy or two JVMs starting together never
-     * leave or load a partial library. A copy of the wrong size (truncated) is replaced.
+     * leave or load a partial library. A copy of the wrong size or CRC-32 (truncated,
+     * corrupt) is replaced; a directory or copy others may write is refused (IOException).
      */
     @Throws(IOException::class)
     internal fun cached(url: URL, root: Path): Path {
@@ -77,11 +81,21 @@ internal object NativeLibrary {
         val dir = root.resolve(String.format("%08x-%d", entry.crc, entry.size))
         val name = entry.name.substringAfterLast('/')
         val lib = dir.resolve(name)
-        if (Files.isRegularFile(lib) && Files.size(lib) == entry.size) {
+        try {
+            if (Files.isDirectory(dir)) refuseShared(dir)
+            if (Files.isRegularFile(lib) && Files.size(lib) == entry.size) {
+                refuseShared(lib)
+                if (crc32(lib) == entry.crc) {
+                    conn.jarFile.close()
+                    return lib
+                }
+            }
+        } catch (e: IOException) {
             conn.jarFile.close()
-            return lib
+            throw e
         }
         createPrivateDirectories(dir)
+        refuseShared(dir)
         val tmp = Files.createTempFile(dir, "$name.", ".tmp")
         try {
             conn.inputStream.use { input -> Files.copy(input, tmp, StandardCopyOption.REPLACE_EXISTING) }
@@ -96,6 +110,35 @@ internal object NativeLibrary {
             conn.jarFile.close()
         }
         return lib
+    }
+
+    /**
+     * Fails unless [path] belongs to this user and no one else may write it: a library another
+     * user could replace would load their code into this JVM (a shared cache directory,
+     * `HOME=/tmp` in a container). The caller then lets JNA extract its own copy.
+     */
+    private fun refuseShared(path: Path) {
+        if ("posix" !in FileSystems.getDefault().supportedFileAttributeViews()) return
+        val perms = Files.getPosixFilePermissions(path, LinkOption.NOFOLLOW_LINKS)
+        val shared = PosixFilePermission.GROUP_WRITE in perms || PosixFilePermission.OTHERS_WRITE in perms
+        val owner = Files.getOwner(path, LinkOption.NOFOLLOW_LINKS).name
+        if (shared || owner != System.getProperty("user.name")) {
+            throw IOException("$path may be written by others (owner $owner, $perms): not used")
+        }
+    }
+
+    /** The CRC-32 of [path]'s bytes (a copy of the right size may still be corrupt). */
+    private fun crc32(path: Path): Long {
+        val crc = CRC32()
+        Files.newInputStream(path).use { input ->
+            val buf = ByteArray(1 shl 16)
+            while (true) {
+                val n = input.read(buf)
+                if (n < 0) break
+                crc.update(buf, 0, n)
+            }
+        }
+        return crc.value
     }
 
     private fun createPrivateDirectories(dir: Path) {

@@ -16,6 +16,7 @@ import java.net.URL
 import java.nio.file.Files
 import java.nio.file.Path
 import java.nio.file.attribute.FileTime
+import java.nio.file.attribute.PosixFilePermissions
 import java.util.jar.JarEntry
 import java.util.jar.JarOutputStream
 import kotlin.random.Random
@@ -50,6 +51,27 @@ class NativeLibraryTest {
         assertEquals(lib, NativeLibrary.cached(url, root))
         assertArrayEquals(bytes, Files.readAllBytes(lib))
         assertEquals(listOf("libfake.so"), Files.list(lib.parent).use { s -> s.map { it.fileName.toString() }.toList() })
+    }
+
+    // A copy of the right size was trusted whatever it held: a corrupt one crashed the JVM
+    // when loaded, and one another user could write (a shared cache directory, HOME=/tmp in
+    // a container) loaded their code into this JVM (found by a review). Its CRC-32 is
+    // checked, and a directory or file others may write is not used.
+    @Test
+    fun `a copy that is not the jar's, or that others may write, is not loaded`(@TempDir tmp: Path) {
+        val bytes = Random(9).nextBytes(50_000)
+        val url = jar(tmp, bytes)
+        val root = tmp.resolve("cache")
+        val lib = NativeLibrary.cached(url, root)
+        Files.write(lib, ByteArray(bytes.size))
+        assertEquals(lib, NativeLibrary.cached(url, root))
+        assertArrayEquals(bytes, Files.readAllBytes(lib), "a corrupt copy of the right size")
+
+        Files.setPosixFilePermissions(lib.parent, PosixFilePermissions.fromString("rwxrwxrwx"))
+        assertThrows(IOException::class.java) { NativeLibrary.cached(url, root) }
+        Files.setPosixFilePermissions(lib.parent, PosixFilePermissions.fromString("rwx------"))
+        Files.setPosixFilePermissions(lib, PosixFilePermissions.fromString("rw-rw-rw-"))
+        assertThrows(IOException::class.java) { NativeLibrary.cached(url, root) }
     }
 
     @Test
