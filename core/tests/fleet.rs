@@ -507,7 +507,7 @@ async fn a_fleet_store_keeps_a_week_of_closed_buckets() {
             .as_str(),
     );
     assert_eq!(rows.trim(), "cust-1 true acked", "{rows}");
-    // The sealed hours stay: a late write for an old hour still lands in an open one.
+    // The sealed hours stay: they, not old buckets, decide where a late write lands.
     let sealed = pg::shared().psql(&url, "SELECT count(*) FROM mm_sealed_hours");
     assert!(sealed.trim().parse::<i64>().unwrap() >= 3, "{sealed}");
 }
@@ -856,6 +856,51 @@ fn a_write_whose_outcome_is_unknown_is_settled_once_by_the_meter() {
             "case {i} {case:?}: {m:?}"
         );
     }
+}
+
+/// A write whose answer was lost, settled more than a day later (a replica cut off from the
+/// database for a day, still running, its usage kept in memory), is counted once. Commit
+/// keys older than a day were deleted by any replica's seal, so the write went in again and
+/// its usage was billed twice (found by a review). A session's last day of keys stays now,
+/// however long ago it wrote.
+#[test]
+fn a_write_settled_a_day_later_is_counted_once() {
+    use support::pg_proxy::{Fault as Net, PgProxy};
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let b = base();
+    let clock = clock_at(b - H + 1);
+    let proxy = PgProxy::start(&url);
+    let cut_off = UsageMeter::new(
+        builder(&emu, Store::postgres(proxy.url()), &clock)
+            .replica_id("cut-off")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    cut_off.record(cust(1), "users", 2, None, None).unwrap();
+    proxy.set(Net::LoseAnswer);
+    let e = cut_off.record(cust(1), "users", 5, None, None).unwrap_err();
+    proxy.set(Net::Pass);
+    assert_eq!(e.error_code(), ErrorCode::OutcomeUnknown, "{e}");
+    // A day and more passes; another replica seals and sends the hour.
+    let aged = pg::shared().psql(&url, "UPDATE mm_commits SET at = at - interval '2 days'");
+    assert!(!aged.starts_with("ERROR"), "{aged}");
+    let other = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .replica_id("other")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(other.flush_blocking().unwrap().acked, 1);
+    // The cut-off replica settles its write, and every hour after is sent.
+    cut_off.flush_blocking().unwrap();
+    clock.store(b + H + 600, Ordering::SeqCst);
+    other.flush_blocking().unwrap();
+    let billed: i64 = emu.ledger().iter().map(|e| e.quantity).sum();
+    assert_eq!(billed, 7, "{:?}", emu.ledger());
 }
 
 /// A replica name or a cut-over hour without the fleet store would leave each replica on a

@@ -363,6 +363,20 @@ impl Shared {
         let Some(f) = &self.fleet else {
             return self.write(&mut lock(&self.db), &entries, must_land);
         };
+        // Unsettled writes first, as a drain does: the commit keys kept for them are their
+        // session's newest until they are settled (see the fleet's seal), and a session
+        // that went on writing for a day without a flush would let them be deleted.
+        if !lock(&self.buffer).unsettled.is_empty() {
+            wait(self.settle_fleet(f))?.map_err(|e| {
+                Error::invalid_state(format!(
+                    "fleet store: an earlier write could not be settled, so nothing of this \
+                     one was written; it may succeed if made again: {}",
+                    e.message()
+                ))
+                .with_retryable(true)
+                .with_source(e)
+            })?;
+        }
         let in_flight = InFlight::default();
         let r = wait(f.write_keyed(
             &self.scope.product_code,
@@ -417,16 +431,23 @@ impl Shared {
     /// Cancelled at any point (a caller's timeout, `close()` aborting the flusher, the
     /// runtime shutting down), what it had taken goes back (see [`PutBack`]).
     async fn drain_fleet(&self, f: &fleet::Fleet) -> Result<(), Error> {
-        loop {
-            let next = lock(&self.buffer).unsettled.pop();
-            let Some((seq, entries)) = next else { break };
-            self.write_fleet(f, entries, Some(seq)).await?;
-        }
+        self.settle_fleet(f).await?;
         let entries = self.take_buffer();
         if entries.is_empty() {
             return Ok(());
         }
         self.write_fleet(f, entries, None).await
+    }
+
+    /// Writes the unsettled writes again, each under its own commit key.
+    async fn settle_fleet(&self, f: &fleet::Fleet) -> Result<(), Error> {
+        loop {
+            let next = lock(&self.buffer).unsettled.pop();
+            let Some((seq, entries)) = next else {
+                return Ok(());
+            };
+            self.write_fleet(f, entries, Some(seq)).await?;
+        }
     }
 
     async fn write_fleet(

@@ -149,9 +149,18 @@ impl Fleet {
         if sealed > 0 {
             crate::meter::crash::hit("seal_mid_txn");
         }
-        // Commit keys older than any retry could be.
+        // Commit keys no retry needs: those a day older than their session's newest (a
+        // session settles its unsettled writes before it writes anything else, so a write
+        // whose answer was lost has the newest keys until then, however long the writer
+        // stays cut off), and every key of a session silent for 30 days (its process is
+        // gone). Counted from now(), a writer cut off for a day settled its write after its
+        // key was deleted, and its usage was counted twice.
         tx.execute(
-            "DELETE FROM mm_commits WHERE at < now() - interval '1 day'",
+            "DELETE FROM mm_commits AS c
+             USING (SELECT replica, session, max(at) AS newest FROM mm_commits
+                    GROUP BY replica, session) AS s
+             WHERE c.replica = s.replica AND c.session = s.session
+               AND (c.at < s.newest - interval '1 day' OR s.newest < now() - interval '30 days')",
             &[],
         )
         .await?;
