@@ -1307,8 +1307,9 @@ fn a_refusal_with_a_wrong_date_does_not_move_the_clock() {
 /// front of the endpoint, a retry of the same call through the same hop) with a `Date` seven
 /// hours behind moved the client's clock, and the usage meter filed the next events in an
 /// hour seven hours old, past the window once the clock was right again (found by a hostile
-/// review). Only an answer of the service itself counts: a success it sent, or a refusal
-/// with one of its error codes. Two such answers that agree still move it.
+/// review). Only an answer of the service itself counts: a success it sent (with a body: an
+/// empty 200 is a hop's too), or a refusal with one of its error codes. Two such answers
+/// that agree still move it.
 #[test]
 fn a_broken_hops_error_pages_do_not_move_the_clock() {
     let now = now().secs();
@@ -1321,6 +1322,9 @@ fn a_broken_hops_error_pages_do_not_move_the_clock() {
         (503, page, support::http_date(behind)),
         (502, page, support::http_date(behind)),
         (200, ok, support::http_date(now)),
+        // A hop's empty 200s (read as `{}`), one call after another: nothing of the service.
+        (200, "{}", support::http_date(behind)),
+        (200, "", support::http_date(behind)),
         // The service's own answers, a refusal then a success, agree: learnt.
         (400, denied, support::http_date(behind)),
         (200, ok, support::http_date(behind)),
@@ -1342,6 +1346,9 @@ fn a_broken_hops_error_pages_do_not_move_the_clock() {
     assert_eq!(c.as_async().clock_offset_ms(), 0, "three pages from a hop");
     send().unwrap();
     assert_eq!(c.as_async().clock_offset_ms(), 0);
+    send().unwrap();
+    send().unwrap();
+    assert_eq!(c.as_async().clock_offset_ms(), 0, "two empty 200s");
     let e = send().unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::AccessDeniedException);
     send().unwrap();

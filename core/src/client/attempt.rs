@@ -456,12 +456,21 @@ impl Client {
         // An answer refusing the signature's time has its `Date` weighed by the call
         // ([`Client::skew_offset`]), learnt only once a request signed with it is accepted.
         match &result {
-            Ok((_, meta)) => self.observe_date(&meta.http_headers),
+            // An empty success (`{}`, or no body) is a hop's as easily as the service's.
+            Ok((_, meta)) if has_members(&body) => self.observe_date(&meta.http_headers),
             Err(e) if service_refusal(e) => self.observe_date(&e.meta().http_headers),
-            Err(_) => {}
+            _ => {}
         }
         result
     }
+}
+
+/// Whether a JSON object body has a member: more than `{}` and whitespace.
+fn has_members(body: &[u8]) -> bool {
+    body.iter()
+        .filter(|b| !b.is_ascii_whitespace())
+        .nth(2)
+        .is_some()
 }
 
 /// Whether `e` is a refusal by the service itself, not by a hop in front of it, nor of the
