@@ -82,6 +82,8 @@ internal object NativeLibrary {
         val name = entry.name.substringAfterLast('/')
         val lib = dir.resolve(name)
         try {
+            // The root too: whoever may write it may swap the version directory in it.
+            if (Files.isDirectory(root)) refuseShared(root)
             if (Files.isDirectory(dir)) refuseShared(dir)
             if (Files.isRegularFile(lib) && Files.size(lib) == entry.size) {
                 refuseShared(lib)
@@ -95,6 +97,7 @@ internal object NativeLibrary {
             throw e
         }
         createPrivateDirectories(dir)
+        refuseShared(root)
         refuseShared(dir)
         val tmp = Files.createTempFile(dir, "$name.", ".tmp")
         try {
@@ -121,10 +124,35 @@ internal object NativeLibrary {
         if ("posix" !in FileSystems.getDefault().supportedFileAttributeViews()) return
         val perms = Files.getPosixFilePermissions(path, LinkOption.NOFOLLOW_LINKS)
         val shared = PosixFilePermission.GROUP_WRITE in perms || PosixFilePermission.OTHERS_WRITE in perms
-        val owner = Files.getOwner(path, LinkOption.NOFOLLOW_LINKS).name
-        if (shared || owner != System.getProperty("user.name")) {
+        if (shared || !ownedByMe(path)) {
+            val owner = Files.getOwner(path, LinkOption.NOFOLLOW_LINKS).name
             throw IOException("$path may be written by others (owner $owner, $perms): not used")
         }
+    }
+
+    /** This process's uid (the owner of `/proc/self`), or `null` where there is no `/proc`. */
+    private val myUid: Any? by lazy {
+        try {
+            Files.getAttribute(Paths.get("/proc/self"), "unix:uid")
+        } catch (_: Exception) {
+            null
+        }
+    }
+
+    /**
+     * Whether this user owns [path]: by uid where it can be read (a container's arbitrary uid
+     * has no name, and `user.name` is then `?`), else by name.
+     */
+    private fun ownedByMe(path: Path): Boolean {
+        val uid = myUid
+        if (uid != null) {
+            return try {
+                Files.getAttribute(path, "unix:uid", LinkOption.NOFOLLOW_LINKS) == uid
+            } catch (_: Exception) {
+                false
+            }
+        }
+        return Files.getOwner(path, LinkOption.NOFOLLOW_LINKS).name == System.getProperty("user.name")
     }
 
     /** The CRC-32 of [path]'s bytes (a copy of the right size may still be corrupt). */

@@ -72,6 +72,19 @@ class NativeLibraryTest {
         Files.setPosixFilePermissions(lib.parent, PosixFilePermissions.fromString("rwx------"))
         Files.setPosixFilePermissions(lib, PosixFilePermissions.fromString("rw-rw-rw-"))
         assertThrows(IOException::class.java) { NativeLibrary.cached(url, root) }
+        Files.setPosixFilePermissions(lib, PosixFilePermissions.fromString("rw-------"))
+        Files.setPosixFilePermissions(root, PosixFilePermissions.fromString("rwxrwxrwx"))
+        assertThrows(IOException::class.java) { NativeLibrary.cached(url, root) }
+        Files.setPosixFilePermissions(root, PosixFilePermissions.fromString("rwx------"))
+        // Ownership is by uid: a user without a name (a container's arbitrary uid) has
+        // `user.name` "?", and still owns its cache.
+        val name = System.getProperty("user.name")
+        System.setProperty("user.name", "?")
+        try {
+            assertEquals(lib, NativeLibrary.cached(url, root))
+        } finally {
+            System.setProperty("user.name", name)
+        }
     }
 
     @Test
