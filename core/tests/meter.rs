@@ -1824,6 +1824,45 @@ fn a_store_keeps_a_week_of_closed_hours() {
     remove_store(&path);
 }
 
+/// A store another process holds past the busy timeout gives a retryable error in every
+/// durability: the group mode rebuilt the committer's error for each caller and dropped
+/// the flag, so a caller that retries only retryable errors dropped the usage (found by a
+/// second read).
+#[test]
+fn a_busy_store_is_retryable_in_every_durability() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("busy");
+    let meters: Vec<UsageMeter> = [Durability::Durable, Durability::Group]
+        .iter()
+        .map(|d| {
+            let p = path.with_extension(d.as_str());
+            file_meter(&h, &emu, &p, *d)
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (m, d) in meters.iter().zip([Durability::Durable, Durability::Group]) {
+            let p = path.with_extension(d.as_str());
+            s.spawn(move || {
+                let hold = rusqlite::Connection::open(&p).unwrap();
+                hold.execute_batch("BEGIN IMMEDIATE").unwrap();
+                let e = m.record(cust(1), "users", 1, None, None).unwrap_err();
+                hold.execute_batch("ROLLBACK").unwrap();
+                assert!(e.is_retryable(), "{d:?}: {e}");
+                assert!(e.message().contains("write lock"), "{d:?}: {e}");
+            });
+        }
+    });
+    for (m, d) in meters
+        .into_iter()
+        .zip([Durability::Durable, Durability::Group])
+    {
+        drop(m);
+        remove_store(&path.with_extension(d.as_str()));
+    }
+}
+
 /// Item 11: an event callback that calls back into its own meter is refused, never hangs:
 /// `record()` in the group mode from the committer thread, `flush()`, `close()`.
 #[test]
@@ -2337,6 +2376,23 @@ fn a_batch_answer_is_believed_only_where_it_confirms_what_was_sent() {
                     results.push(serde_json::json!({"UsageRecord": r, "Status": "CustomerNotSubscribed"}));
                 }
                 "cust-5" => results.push(serde_json::json!({"UsageRecord": r})),
+                // The service's echo of allocations, in another order or left out: the same
+                // record. Another allocated quantity is not.
+                "cust-7" => {
+                    let mut echo = r.clone();
+                    echo["UsageAllocations"].as_array_mut().unwrap().reverse();
+                    results.push(ok(&echo));
+                }
+                "cust-8" => {
+                    let mut echo = r.clone();
+                    echo.as_object_mut().unwrap().remove("UsageAllocations");
+                    results.push(ok(&echo));
+                }
+                "cust-9" => {
+                    let mut echo = r.clone();
+                    echo["UsageAllocations"][0]["AllocatedUsageQuantity"] = serde_json::json!(3);
+                    results.push(ok(&echo));
+                }
                 _ => results.push(ok(r)),
             }
         }
@@ -2354,17 +2410,30 @@ fn a_batch_answer_is_believed_only_where_it_confirms_what_was_sent() {
     for i in 0..7 {
         meter.record(cust(i), "users", 3, None, None).unwrap();
     }
+    let alloc = |q: i32, v: &str| {
+        UsageAllocation::builder()
+            .allocated_usage_quantity(q)
+            .tags(Tag::builder().key("team").value(v).build().unwrap())
+            .build()
+            .unwrap()
+    };
+    for i in 7..10 {
+        let allocs = vec![alloc(1, "a"), alloc(2, "b")];
+        meter
+            .record(cust(i), "users", 3, None, Some(allocs))
+            .unwrap();
+    }
     h.set(b + 600);
     let sum = meter.flush_blocking().unwrap();
     assert_eq!(
         (sum.acked, sum.dead_lettered, sum.deferred),
-        (1, 0, 6),
+        (3, 0, 7),
         "{sum:?}"
     );
     let sum = meter.flush_blocking().unwrap();
     assert_eq!(
         (sum.acked, sum.dead_lettered, sum.deferred),
-        (6, 0, 0),
+        (7, 0, 0),
         "{sum:?}"
     );
     assert!(meter.dead_letters().unwrap().is_empty());

@@ -221,7 +221,8 @@ fn summarize(
 /// failure of the call: it stops the flush early and is reported by
 /// `mm_flush_summary_interrupted`; the buckets stay sealed for the next flush. So the summary
 /// is required: `summary_out` NULL → `MM_STATUS_NULL_PARAMETER` and nothing is flushed. Other
-/// failures (credentials, access, a closed meter: `MM_STATUS_INVALID_STATE`) return their
+/// failures (credentials, access, a closed meter: `MM_STATUS_INVALID_STATE`; a store busy,
+/// full or failing I/O, which `mm_error_is_retryable` says may succeed later) return their
 /// status and fill `*err_out` when it is not NULL. `meter` NULL → `MM_STATUS_NULL_PARAMETER`.
 /// Thread-safe (flushes of one meter run one at a time); not from an event callback.
 #[no_mangle]

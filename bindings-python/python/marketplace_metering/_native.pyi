@@ -291,8 +291,8 @@ class UsageMeter:
         Raises
         ------
         MeteringError
-            A failure not tied to records (credentials, access, a closed meter), as the
-            client raises it.
+            A failure not tied to records (credentials, access, a closed meter; a store
+            busy, full or failing I/O, with ``retryable`` true), as the client raises it.
         """
     def flush_async(self) -> Awaitable[FlushSummaryTypeDef]:
         """:meth:`flush` as an awaitable (runs on the library's runtime threads)."""

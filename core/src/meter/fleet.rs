@@ -573,7 +573,9 @@ where
         let (again, err) = err;
         if !again || started.elapsed() >= RETRY_FOR {
             tracing::warn!(operation = what, error = %err, "fleet store: giving up");
-            return Err(err);
+            // A connection lost, a server that does not answer, a transient conflict: the
+            // same call may succeed later (a durable record refused this way is made again).
+            return Err(err.with_retryable(again));
         }
         tracing::debug!(operation = what, error = %err, "fleet store: retrying on a new connection");
         tokio::time::sleep(backoff).await;

@@ -14,7 +14,8 @@ use super::{lock, overflow_error, BucketKey, Buffer, MeterEvent, Shared, MAX_BUC
 /// other events get (the commit's, or its outcome unknown).
 pub(super) struct Outcome {
     refused: Vec<(BucketKey, i64)>,
-    error: Option<(ErrorCode, String)>,
+    /// The commit's error for every caller: code, message, retryable.
+    error: Option<(ErrorCode, String, bool)>,
 }
 
 /// One group commit's result; its callers park (or, async, wait) until it is set.
@@ -38,7 +39,9 @@ impl Slot {
                 return Err(overflow_error(k, quantity, *total));
             }
             match &r.error {
-                Some((code, message)) => Err(Error::new(*code, message.clone())),
+                Some((code, message, retryable)) => {
+                    Err(Error::new(*code, message.clone()).with_retryable(*retryable))
+                }
                 None => Ok(()),
             }
         })
@@ -220,7 +223,7 @@ pub(super) fn committer(
         group.spin.store(last_commit < SPIN, Ordering::Relaxed);
         // The callers released now are the ones expected in the next group.
         lock(&group.queue).want = n.max(1);
-        let error = |e: Error| Some((e.error_code(), e.message().to_owned()));
+        let error = |e: Error| Some((e.error_code(), e.message().to_owned(), e.is_retryable()));
         match result {
             Ok(w) => {
                 // Counted (or, its outcome unknown, kept to be counted once): all but those

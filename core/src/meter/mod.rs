@@ -387,7 +387,8 @@ impl UsageMeter {
     ///
     /// A retryable failure that outlasts the client's retries (throttling, transport) stops
     /// the flush and is returned in [`FlushSummary::interrupted`]; the buckets stay sealed
-    /// for the next flush. Other errors not tied to a record (credentials, access) are
+    /// for the next flush. Other errors not tied to a record (credentials, access; a store
+    /// busy, full or failing I/O, which [`Error::is_retryable`] says may succeed later) are
     /// returned as `Err`.
     pub async fn flush(&self) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;

@@ -494,12 +494,26 @@ fn verdict(status: Option<&UsageRecordResultStatus>, id: Option<&str>) -> Verdic
     }
 }
 
-/// Whether a Result's record is exactly the one sent: the same quantity and allocations
-/// too, not only the same customer, dimension and hour (a Success for another quantity
-/// does not bill this one).
+/// Whether a Result's record is exactly the one sent: the same quantity too, not only the
+/// same customer, dimension and hour (a Success for another quantity does not bill this
+/// one), and the same allocations when the answer echoes them, in any order.
 fn confirms(sent: &UsageRecord, answered: &UsageRecord) -> bool {
+    /// Each allocation's quantity and sorted tags, sorted.
+    fn canonical(r: &UsageRecord) -> Vec<(i32, Vec<(&str, &str)>)> {
+        let mut all: Vec<_> = r
+            .usage_allocations()
+            .iter()
+            .map(|a| {
+                let mut tags: Vec<_> = a.tags().iter().map(|t| (t.key(), t.value())).collect();
+                tags.sort_unstable();
+                (a.allocated_usage_quantity(), tags)
+            })
+            .collect();
+        all.sort_unstable();
+        all
+    }
     sent.quantity().unwrap_or(0) == answered.quantity().unwrap_or(0)
-        && sent.usage_allocations() == answered.usage_allocations()
+        && (answered.usage_allocations().is_empty() || canonical(sent) == canonical(answered))
 }
 
 async fn send_batch(

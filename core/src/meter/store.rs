@@ -31,7 +31,7 @@ pub(crate) fn store_err(e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode as C;
     let why = match e.sqlite_error_code() {
         Some(C::DatabaseBusy | C::DatabaseLocked) => {
-            Some("another connection held the store's write lock for more than 10 s")
+            Some("another connection holds the store's write lock")
         }
         Some(C::DiskFull) => Some("the disk is full"),
         Some(C::SystemIoFailure) => Some("the store's file system cannot read or write it"),
