@@ -177,6 +177,9 @@ pub(crate) struct Fleet {
     journal: std::sync::atomic::AtomicBool,
     /// What this session has journaled per bucket (see `write.rs`).
     budget: Mutex<write::Budget>,
+    /// When this meter's seal last deleted the commit keys no retry needs (see `seal.rs`):
+    /// that reads the whole table, so once an hour.
+    commits_pruned: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -234,6 +237,7 @@ impl Fleet {
             claims: Mutex::new(HashMap::new()),
             journal: std::sync::atomic::AtomicBool::new(false),
             budget: Mutex::new(write::Budget::default()),
+            commits_pruned: Mutex::new(None),
         };
         fleet.migrate().await?;
         Ok(fleet)

@@ -155,15 +155,20 @@ impl Fleet {
         // stays cut off), and every key of a session silent for 30 days (its process is
         // gone). Counted from now(), a writer cut off for a day settled its write after its
         // key was deleted, and its usage was counted twice.
-        tx.execute(
-            "DELETE FROM mm_commits AS c
-             USING (SELECT replica, session, max(at) AS newest FROM mm_commits
-                    GROUP BY replica, session) AS s
-             WHERE c.replica = s.replica AND c.session = s.session
-               AND (c.at < s.newest - interval '1 day' OR s.newest < now() - interval '30 days')",
-            &[],
-        )
-        .await?;
+        // It reads the whole table: once an hour.
+        let prune_commits = super::lock(&self.commits_pruned)
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3600));
+        if prune_commits {
+            tx.execute(
+                "DELETE FROM mm_commits AS c
+                 USING (SELECT replica, session, max(at) AS newest FROM mm_commits
+                        GROUP BY replica, session) AS s
+                 WHERE c.replica = s.replica AND c.session = s.session
+                   AND (c.at < s.newest - interval '1 day' OR s.newest < now() - interval '30 days')",
+                &[],
+            )
+            .await?;
+        }
         // Closed buckets a week old (see `KEEP_CLOSED_SECS`), a bounded batch per seal.
         tx.execute(
             "DELETE FROM mm_buckets WHERE id IN (
@@ -202,6 +207,9 @@ impl Fleet {
             })
             .collect();
         tx.commit().await?;
+        if prune_commits {
+            *super::lock(&self.commits_pruned) = Some(std::time::Instant::now());
+        }
         Ok((sealed, events))
     }
 }
