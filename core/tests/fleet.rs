@@ -903,6 +903,50 @@ fn a_write_settled_a_day_later_is_counted_once() {
     assert_eq!(billed, 7, "{:?}", emu.ledger());
 }
 
+/// A record refused because an earlier write could not be settled keeps that failure's
+/// nature: a database turned read-only (a failover to a standby) is not a failure that the
+/// same call may get past by trying again, and callers that retry retryable errors would
+/// loop for good (found by a final read: every such refusal said retryable).
+#[test]
+fn a_record_behind_an_unsettled_write_keeps_the_failures_nature() {
+    use support::pg_proxy::{Fault as Net, PgProxy};
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let clock = clock_at(base() - H + 1);
+    let proxy = PgProxy::start(&url);
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(proxy.url()), &clock)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 2, None, None).unwrap();
+    proxy.set(Net::LoseAnswer);
+    let e = m.record(cust(1), "users", 5, None, None).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::OutcomeUnknown, "{e}");
+    proxy.set(Net::Pass);
+    let db = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let ro = pg::shared().psql(
+        &url,
+        &format!(
+            "ALTER DATABASE \"{db}\" SET default_transaction_read_only = on;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+        ),
+    );
+    assert!(!ro.contains("ERROR"), "{ro}");
+    let e = m.record(cust(1), "users", 1, None, None).unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.message().contains("read-only"), "{e}");
+}
+
 /// A replica name or a cut-over hour without the fleet store would leave each replica on a
 /// store of its own (the double count the fleet store prevents): refused, naming the setting.
 #[test]

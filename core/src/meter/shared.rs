@@ -368,12 +368,15 @@ impl Shared {
         // that went on writing for a day without a flush would let them be deleted.
         if !lock(&self.buffer).unsettled.is_empty() {
             wait(self.settle_fleet(f))?.map_err(|e| {
+                // As retryable as the failure (an answer lost again is: the database was
+                // reached); a read-only database or a refused role is not.
+                let again = e.is_retryable() || e.error_code() == ErrorCode::OutcomeUnknown;
                 Error::invalid_state(format!(
                     "fleet store: an earlier write could not be settled, so nothing of this \
-                     one was written; it may succeed if made again: {}",
+                     one was written: {}",
                     e.message()
                 ))
-                .with_retryable(true)
+                .with_retryable(again)
                 .with_source(e)
             })?;
         }
