@@ -82,8 +82,9 @@ internal object NativeLibrary {
         val name = entry.name.substringAfterLast('/')
         val lib = dir.resolve(name)
         try {
-            // The root too: whoever may write it may swap the version directory in it.
-            if (Files.isDirectory(root)) refuseShared(root)
+            // The root too: whoever may write it may swap the version directory in it. The
+            // root may be a link (a cache directory set by property): the directory it names.
+            if (Files.isDirectory(root)) refuseShared(root, *FOLLOW)
             if (Files.isDirectory(dir)) refuseShared(dir)
             if (Files.isRegularFile(lib) && Files.size(lib) == entry.size) {
                 refuseShared(lib)
@@ -97,7 +98,7 @@ internal object NativeLibrary {
             throw e
         }
         createPrivateDirectories(dir)
-        refuseShared(root)
+        refuseShared(root, *FOLLOW)
         refuseShared(dir)
         val tmp = Files.createTempFile(dir, "$name.", ".tmp")
         try {
@@ -120,15 +121,17 @@ internal object NativeLibrary {
      * user could replace would load their code into this JVM (a shared cache directory,
      * `HOME=/tmp` in a container). The caller then lets JNA extract its own copy.
      */
-    private fun refuseShared(path: Path) {
+    private fun refuseShared(path: Path, vararg links: LinkOption = arrayOf(LinkOption.NOFOLLOW_LINKS)) {
         if ("posix" !in FileSystems.getDefault().supportedFileAttributeViews()) return
-        val perms = Files.getPosixFilePermissions(path, LinkOption.NOFOLLOW_LINKS)
+        val perms = Files.getPosixFilePermissions(path, *links)
         val shared = PosixFilePermission.GROUP_WRITE in perms || PosixFilePermission.OTHERS_WRITE in perms
-        if (shared || !ownedByMe(path)) {
-            val owner = Files.getOwner(path, LinkOption.NOFOLLOW_LINKS).name
+        if (shared || !ownedByMe(path, *links)) {
+            val owner = Files.getOwner(path, *links).name
             throw IOException("$path may be written by others (owner $owner, $perms): not used")
         }
     }
+
+    private val FOLLOW = emptyArray<LinkOption>()
 
     /** This process's uid (the owner of `/proc/self`), or `null` where there is no `/proc`. */
     private val myUid: Any? by lazy {
@@ -143,16 +146,16 @@ internal object NativeLibrary {
      * Whether this user owns [path]: by uid where it can be read (a container's arbitrary uid
      * has no name, and `user.name` is then `?`), else by name.
      */
-    private fun ownedByMe(path: Path): Boolean {
+    private fun ownedByMe(path: Path, vararg links: LinkOption): Boolean {
         val uid = myUid
         if (uid != null) {
             return try {
-                Files.getAttribute(path, "unix:uid", LinkOption.NOFOLLOW_LINKS) == uid
+                Files.getAttribute(path, "unix:uid", *links) == uid
             } catch (_: Exception) {
                 false
             }
         }
-        return Files.getOwner(path, LinkOption.NOFOLLOW_LINKS).name == System.getProperty("user.name")
+        return Files.getOwner(path, *links).name == System.getProperty("user.name")
     }
 
     /** The CRC-32 of [path]'s bytes (a copy of the right size may still be corrupt). */

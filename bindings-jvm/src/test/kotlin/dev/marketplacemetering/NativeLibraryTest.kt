@@ -76,6 +76,9 @@ class NativeLibraryTest {
         Files.setPosixFilePermissions(root, PosixFilePermissions.fromString("rwxrwxrwx"))
         assertThrows(IOException::class.java) { NativeLibrary.cached(url, root) }
         Files.setPosixFilePermissions(root, PosixFilePermissions.fromString("rwx------"))
+        // A root that is a link (a cache directory set by property) is the directory it names.
+        val link = Files.createSymbolicLink(tmp.resolve("cache-link"), root)
+        assertEquals(link.resolve(lib.parent.fileName).resolve(lib.fileName), NativeLibrary.cached(url, link))
         // Ownership is by uid: a user without a name (a container's arbitrary uid) has
         // `user.name` "?", and still owns its cache.
         val name = System.getProperty("user.name")
