@@ -1330,10 +1330,7 @@ fn a_broken_hops_error_pages_do_not_move_the_clock() {
         (200, ok, support::http_date(behind)),
     ]);
     let c = blocking::Client::new(
-        Config::builder()
-            .region("us-east-1")
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
-            .static_credentials("AKIDEXAMPLE", "secret", None)
+        support::config(format!("http://127.0.0.1:{port}"))
             .max_attempts(3u32)
             .initial_backoff(Duration::from_millis(1))
             .max_backoff(Duration::from_millis(2))

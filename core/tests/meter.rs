@@ -2288,10 +2288,7 @@ fn scripted(answer: impl Fn(usize, &serde_json::Value) -> String + Send + 'stati
 /// A client of one attempt for `endpoint`.
 fn one_try_client(endpoint: String) -> Client {
     Client::new(
-        Config::builder()
-            .region("us-east-1")
-            .endpoint_url(endpoint)
-            .static_credentials("AKID", "secret", None)
+        support::config(endpoint)
             .max_attempts(1u32)
             .build()
             .unwrap(),
