@@ -43,7 +43,8 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
@@ -65,9 +66,44 @@ static BLOCKING: Slot = Mutex::new(None);
 /// The one-thread runtime that runs the HTTP exchanges of async calls made outside any task.
 static IO: Slot = Mutex::new(None);
 
-/// The current process id; after `fork()` it differs from the parent's.
+/// Forks seen by this process: bumped in the child by a `pthread_atfork` handler.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+/// The pid, once asked; 0 until then and again in a child just forked.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn after_fork_in_child() {
+    // Only atomics: a handler running in a freshly forked child must be async-signal-safe.
+    FORKS.fetch_add(1, Ordering::SeqCst);
+    PID.store(0, Ordering::SeqCst);
+}
+
+/// A number that changes in a child process after every `fork()`, read without asking the
+/// kernel (glibc does not cache `getpid()`: it is a system call every time).
+pub(crate) fn process_generation() -> u64 {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        #[cfg(unix)]
+        // SAFETY: registers a handler that only stores to atomics, which is async-signal-safe.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+    FORKS.load(Ordering::SeqCst)
+}
+
+/// The current process id; after `fork()` it differs from the parent's. Every call asks
+/// it (to key pools and runtimes on it), so it is asked of the kernel once per process:
+/// the `fork()` handler clears it in the child.
 pub fn pid() -> u32 {
-    std::process::id()
+    let known = PID.load(Ordering::Acquire);
+    if known != 0 {
+        return known;
+    }
+    // The handler is registered before the pid is kept, so no fork can miss clearing it.
+    process_generation();
+    let pid = std::process::id();
+    PID.store(pid, Ordering::Release);
+    pid
 }
 
 /// Worker threads of the shared runtime unless `MM_RUNTIME_WORKERS` says otherwise.
@@ -296,6 +332,43 @@ pub fn shutdown() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kept pid is the child's in a child just forked, and its child's in turn: a pid
+    /// kept across fork() would key the child's calls on the parent's pools and runtimes,
+    /// whose threads it does not have (the call hangs).
+    #[cfg(unix)]
+    #[test]
+    fn the_kept_pid_is_the_childs_after_fork() {
+        assert_eq!(pid(), std::process::id());
+        let generation = process_generation();
+        // SAFETY: the child only reads atomics, asks its pid, forks once more, and `_exit`s.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork failed");
+        if child == 0 {
+            let mut ok = pid() == std::process::id() && process_generation() == generation + 1;
+            // SAFETY: as above, one level down.
+            let grandchild = unsafe { libc::fork() };
+            if grandchild == 0 {
+                let ok = pid() == std::process::id() && process_generation() == generation + 2;
+                // SAFETY: ends the grandchild without running the parent's destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for the grandchild just forked.
+            unsafe { libc::waitpid(grandchild, &mut status, 0) };
+            ok &= libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status}"
+        );
+        assert_eq!(pid(), std::process::id());
+    }
 
     /// From a runtime's own thread (a meter's event callback calling `mm_shutdown()`),
     /// shutdown does nothing. Before, tokio cancelled every task and then panicked, and the

@@ -84,7 +84,7 @@ struct Slot {
 impl Slot {
     fn new() -> Arc<Slot> {
         Arc::new(Slot {
-            pid: std::process::id(),
+            pid: crate::runtime::pid(),
             chain: tokio::sync::Mutex::new(None),
         })
     }
@@ -140,7 +140,7 @@ impl ChainCache {
 
     /// This process's slot; a forked child gets a new one (see the module docs).
     fn slot(&self) -> Arc<Slot> {
-        let pid = std::process::id();
+        let pid = crate::runtime::pid();
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.pid != pid {
             // The parent's chain holds connections registered with the parent's runtime;

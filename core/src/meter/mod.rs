@@ -110,7 +110,7 @@ struct Inner {
 impl Inner {
     /// Refuses every call in a process other than the one that created the meter.
     fn check_process(&self) -> Result<(), Error> {
-        if self.generation == owner::process_generation() {
+        if self.generation == crate::runtime::process_generation() {
             Ok(())
         } else {
             Err(owner::forked_error())
@@ -352,7 +352,7 @@ impl UsageMeter {
             flusher: Mutex::new(None),
             flush_lock: tokio::sync::Mutex::new(()),
             closed: AtomicBool::new(false),
-            generation: owner::process_generation(),
+            generation: crate::runtime::process_generation(),
         });
         if let Some(every) = config.flush_interval {
             start_flusher(&inner, every)?;

@@ -27,31 +27,10 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 
+use crate::runtime::process_generation;
 use crate::Error;
-
-static FORKS: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn after_fork_in_child() {
-    FORKS.fetch_add(1, Ordering::SeqCst);
-}
-
-/// A number that changes in a child process after every `fork()`: cheaper than asking the
-/// kernel for the pid on every `record()`.
-pub(crate) fn process_generation() -> u64 {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        #[cfg(unix)]
-        // SAFETY: registers a handler that only increments an atomic, which is
-        // async-signal-safe, as a handler running in a freshly forked child must be.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
-        }
-    });
-    FORKS.load(Ordering::SeqCst)
-}
 
 /// The error of every meter call made in a process other than the one that created it.
 pub(crate) fn forked_error() -> Error {

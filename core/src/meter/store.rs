@@ -19,8 +19,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::owner::{process_generation, Owner};
+use super::owner::Owner;
 use super::{Customer, MeterEvent};
+use crate::runtime::process_generation;
 use crate::Error;
 use write::MULTI_ROWS;
 
