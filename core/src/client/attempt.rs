@@ -9,7 +9,7 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use crate::error::AttemptLog;
 use crate::operation::Operation;
@@ -18,6 +18,14 @@ use crate::tls::BodyError;
 use crate::{runtime, wire, Error, ErrorCode, ResponseMetadata};
 
 use super::{Client, CLOCK_SKEW_CODES, SIGNING_NAME};
+
+// Header names made once: a name given as a string is copied into a new allocation at
+// every insert.
+const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
+const AMZ_SDK_INVOCATION_ID: HeaderName = HeaderName::from_static("amz-sdk-invocation-id");
+const AMZ_SDK_REQUEST: HeaderName = HeaderName::from_static("amz-sdk-request");
+const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
 /// Fills an attempt's span, and the call's with the latest answer.
 pub(super) fn record_attempt(span: &tracing::Span, call: &tracing::Span, e: &AttemptLog) {
@@ -126,7 +134,8 @@ impl Client {
         let retry = &self.inner.retry;
         let max = self.inner.config.retry.max_attempts;
         let attempt_timeout = self.inner.config.attempt_timeout;
-        let invocation_id = uuid::Uuid::new_v4().to_string();
+        let mut id_text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let invocation_id = &*invocation_id().hyphenated().encode_lower(&mut id_text);
         let mut paid: Vec<RetryClass> = Vec::new();
         let mut skew_corrected = false;
         // The offset a skew answer's `Date` showed: this call signs with it, and the client
@@ -164,7 +173,7 @@ impl Client {
                                     creds,
                                     offset_ms: signed_with,
                                 },
-                                &invocation_id,
+                                invocation_id,
                                 attempt,
                                 max,
                             ),
@@ -352,9 +361,9 @@ impl Client {
         // SDKs do: fewer headers to canonicalize.
         let mut headers = HeaderMap::with_capacity(10);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE));
-        headers.insert("x-amz-target", HeaderValue::from_static(O::TARGET));
+        headers.insert(X_AMZ_TARGET, HeaderValue::from_static(O::TARGET));
         headers.insert(
-            "amz-sdk-invocation-id",
+            AMZ_SDK_INVOCATION_ID,
             HeaderValue::from_str(invocation_id)
                 .map_err(|e| Error::invalid_state(e.to_string()))?,
         );
@@ -381,8 +390,13 @@ impl Client {
             .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
             .into_parts();
         for (name, value) in instructions.headers() {
-            let name = http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?;
+            let name = match name {
+                "authorization" => http::header::AUTHORIZATION,
+                "x-amz-date" => X_AMZ_DATE,
+                "x-amz-security-token" => X_AMZ_SECURITY_TOKEN,
+                other => http::HeaderName::from_bytes(other.as_bytes())
+                    .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?,
+            };
             let mut value = HeaderValue::from_str(value)
                 .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?;
             // The session token and signature are credentials: keep them out of any Debug.
@@ -391,8 +405,8 @@ impl Client {
         }
         headers.insert(USER_AGENT, self.inner.user_agent.clone());
         headers.insert(
-            "amz-sdk-request",
-            HeaderValue::from_str(&format!("attempt={attempt}; max={max}"))
+            AMZ_SDK_REQUEST,
+            HeaderValue::from_maybe_shared(Bytes::from(format!("attempt={attempt}; max={max}")))
                 .map_err(|e| Error::invalid_state(e.to_string()))?,
         );
         let mut req = reqwest::Request::new(http::Method::POST, url.clone());
@@ -463,6 +477,40 @@ impl Client {
         }
         result
     }
+}
+
+/// A version-4 UUID for a call's `amz-sdk-invocation-id`, which only ties its attempts
+/// together in the service's logs. Drawn from the OS once per thread (and again in a child
+/// after `fork()`, which would otherwise repeat its parent's), then counted on: asking the
+/// OS at every call was a system call per call.
+fn invocation_id() -> uuid::Uuid {
+    use std::cell::Cell;
+    /// Splitmix64's finalizer: a bijection, so distinct counts give distinct halves.
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    thread_local! {
+        /// The process generation it was seeded in (0: never), the seed, the count.
+        static STATE: Cell<(u64, u64, u64, u64)> = const { Cell::new((0, 0, 0, 0)) };
+    }
+    STATE.with(|state| {
+        let generation = runtime::process_generation() + 1;
+        let (seeded, mut a, mut b, mut n) = state.get();
+        if seeded != generation {
+            (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+            n = 0;
+        }
+        n = n.wrapping_add(1);
+        state.set((generation, a, b, n));
+        let step = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let (hi, lo) = (mix(a.wrapping_add(step)), mix(b ^ step));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&hi.to_be_bytes());
+        bytes[8..].copy_from_slice(&lo.to_be_bytes());
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    })
 }
 
 /// Whether a JSON object body has a member: more than `{}` and whitespace.
@@ -592,6 +640,42 @@ mod tests {
     /// chain's loading future sat inline in every call's, a call's future was 6.5 kB and the
     /// Node face's spawned future 53 kB, copied three times per call on the JS thread. The
     /// attempt loop (`invoke_inline`) is boxed; it and the credentials future stay small.
+    #[test]
+    fn invocation_ids_are_version_4_and_differ_by_call_thread_and_process() {
+        let mine: Vec<uuid::Uuid> = (0..1000).map(|_| invocation_id()).collect();
+        let theirs = std::thread::spawn(invocation_id).join().unwrap();
+        let mut all: std::collections::HashSet<uuid::Uuid> = mine.iter().copied().collect();
+        assert!(all.insert(theirs));
+        assert_eq!(all.len(), 1001);
+        assert!(mine
+            .iter()
+            .all(|u| u.get_version_num() == 4 && u.get_variant() == uuid::Variant::RFC4122));
+        // A child after fork() draws anew: the parent's next id is not the child's.
+        let mut fds = [0; 2];
+        // SAFETY: a pipe for the child's answer.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let [read, write] = fds;
+        // SAFETY: the child computes an id, writes it to the pipe and `_exit`s.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let id = invocation_id().into_bytes();
+            // SAFETY: writes 16 bytes to the pipe, then ends the child.
+            unsafe {
+                libc::write(write, id.as_ptr().cast(), 16);
+                libc::_exit(0);
+            }
+        }
+        let mut got = [0u8; 16];
+        // SAFETY: reads the child's 16 bytes and reaps it.
+        unsafe {
+            assert_eq!(libc::read(read, got.as_mut_ptr().cast(), 16), 16);
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+            libc::close(read);
+            libc::close(write);
+        }
+        assert_ne!(uuid::Uuid::from_bytes(got), invocation_id());
+    }
+
     #[test]
     fn a_call_future_stays_small() {
         let c = Client::new(
