@@ -2,7 +2,7 @@
 // `NativeMeter`: the core's usage meter. Every rule (sealing, durability, one owner per store,
 // clock steps, dead letters) is the core's; this only renames fields to the Kotlin arguments'.
 
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{
@@ -275,7 +275,20 @@ pub fn write_all_buffers() {
 #[derive(uniffi::Object)]
 pub struct NativeMeter {
     live: Arc<Mutex<Option<meter::UsageMeter>>>,
+    /// The meter while its first close runs, so that a second close waits for it.
+    closing: Mutex<Option<meter::UsageMeter>>,
+    closed: Condvar,
     mode: MeterMode,
+}
+
+/// Ends a close: wakes the closes waiting for it, also when the close panics.
+struct ClosingDone<'a>(&'a NativeMeter);
+
+impl Drop for ClosingDone<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.closing) = None;
+        self.0.closed.notify_all();
+    }
 }
 
 fn millis(field: &str, v: Option<i64>, zero_ok: bool) -> R<Option<Duration>> {
@@ -377,7 +390,12 @@ impl NativeMeter {
             all.retain(|w| w.strong_count() > 0);
             all.push(Arc::downgrade(&live));
         }
-        Ok(Arc::new(NativeMeter { live, mode }))
+        Ok(Arc::new(NativeMeter {
+            live,
+            closing: Mutex::new(None),
+            closed: Condvar::new(),
+            mode,
+        }))
     }
 
     /// Adds `quantity` of `dimension` used by a customer to its hour's bucket; returns when
@@ -456,17 +474,39 @@ impl NativeMeter {
     /// [`close_and_flush`](Self::close_and_flush) the first time; `None` once closed
     /// (`Closeable.close()` does nothing then). An error of the final flush is returned.
     /// Refused from the meter's own listener, and the meter stays open.
+    ///
+    /// Of two threads closing at once, one closes and the other waits until it is done: a
+    /// shutdown hook's `close()` that returned while the application's own was still
+    /// flushing would let the JVM halt in the middle of the final flush.
     pub fn close_once(&self) -> R<Option<FlushSummaryRecord>> {
-        let Some(m) = lock(&self.live).clone() else {
-            return Ok(None);
+        let m = {
+            let mut live = lock(&self.live);
+            match live.as_ref() {
+                Some(m) => {
+                    m.refuse_in_event_callback("close()")?;
+                    let m = m.clone();
+                    *lock(&self.closing) = Some(m.clone());
+                    *live = None;
+                    m
+                }
+                None => {
+                    drop(live);
+                    let mut closing = lock(&self.closing);
+                    if let Some(m) = closing.as_ref() {
+                        // From the listener, the close running it would never end.
+                        m.refuse_in_event_callback("close()")?;
+                    }
+                    while closing.is_some() {
+                        closing = self.closed.wait(closing).unwrap_or_else(|p| p.into_inner());
+                    }
+                    return Ok(None);
+                }
+            }
         };
-        m.refuse_in_event_callback("close()")?;
-        // Of two threads closing at once, one closes; the other finds it closed.
-        if lock(&self.live).take().is_none() {
-            return Ok(None);
-        }
+        let done = ClosingDone(self);
         let s = m.close_blocking();
         drop(m);
+        drop(done);
         Ok(Some(summary_record(&s?)))
     }
 

@@ -10,6 +10,7 @@ import dev.marketplacemetering.testing.Emulator
 import dev.marketplacemetering.testing.ManualClock
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertNotNull
 import org.junit.jupiter.api.Assertions.assertThrows
 import org.junit.jupiter.api.Assertions.assertTrue
@@ -23,6 +24,9 @@ import java.time.Duration
 import java.time.Instant
 import java.time.temporal.ChronoUnit
 import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicBoolean
 
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class MeterTest {
@@ -309,6 +313,41 @@ class MeterTest {
         clock.advance(Duration.ofHours(1))
         assertEquals(1L, m.closeAndFlush().acked)
         assertEquals(3L, emulator.ledger().sumOf { it.quantity })
+    }
+
+    // A second close() (a shutdown hook's, say) returned at once while the first one's final
+    // flush was still running, so the JVM could halt in the middle of it (found by a review).
+    @Test
+    fun `a second close waits for the first one's final flush`(@TempDir dir: Path) {
+        val clock = ManualClock(hour.plusSeconds(600))
+        val flushing = CountDownLatch(1)
+        val release = CountDownLatch(1)
+        val m = UsageMeter(client) {
+            path = dir.resolve("m.db")
+            productCode = Emulator.PRODUCT_CODE
+            grace = Duration.ofSeconds(60)
+            flushInterval = Duration.ZERO
+            this.clock = clock
+            listener = MeterListener { e ->
+                if (e.kind == "acked") {
+                    flushing.countDown()
+                    release.await(10, TimeUnit.SECONDS)
+                }
+            }
+        }
+        m.record("cust-1", "users", 1)
+        clock.advance(Duration.ofHours(1))
+        val first = Thread { m.close() }.apply { start() }
+        assertTrue(flushing.await(10, TimeUnit.SECONDS))
+        val secondDone = AtomicBoolean(false)
+        val second = Thread { m.close(); secondDone.set(true) }.apply { start() }
+        second.join(500)
+        assertFalse(secondDone.get(), "the second close returned while the first one was flushing")
+        release.countDown()
+        first.join(10_000)
+        second.join(10_000)
+        assertTrue(secondDone.get())
+        assertEquals(1L, emulator.ledger().sumOf { it.quantity })
     }
 
     @Test

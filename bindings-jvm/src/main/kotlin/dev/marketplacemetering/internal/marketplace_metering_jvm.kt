@@ -1145,7 +1145,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_and_flush() and 0xFFFF) != 13319) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_once() and 0xFFFF) != 37532) {
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_once() and 0xFFFF) != 48133) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_dead_letters() and 0xFFFF) != 53426) {
@@ -3307,6 +3307,10 @@ public interface NativeMeterInterface {
      * [`close_and_flush`](Self::close_and_flush) the first time; `None` once closed
      * (`Closeable.close()` does nothing then). An error of the final flush is returned.
      * Refused from the meter's own listener, and the meter stays open.
+     *
+     * Of two threads closing at once, one closes and the other waits until it is done: a
+     * shutdown hook's `close()` that returned while the application's own was still
+     * flushing would let the JVM halt in the middle of the final flush.
      */
     fun `closeOnce`(): FlushSummaryRecord?
     
@@ -3505,6 +3509,10 @@ open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
      * [`close_and_flush`](Self::close_and_flush) the first time; `None` once closed
      * (`Closeable.close()` does nothing then). An error of the final flush is returned.
      * Refused from the meter's own listener, and the meter stays open.
+     *
+     * Of two threads closing at once, one closes and the other waits until it is done: a
+     * shutdown hook's `close()` that returned while the application's own was still
+     * flushing would let the JVM halt in the middle of the final flush.
      */
     @Throws(NativeException::class)override fun `closeOnce`(): FlushSummaryRecord? {
             return FfiConverterOptionalTypeFlushSummaryRecord.lift(
