@@ -55,10 +55,28 @@ where
     E: Into<Error> + Send + 'static,
 {
     let input = input(params).map_err(|e| conv_err(py, e, op))?;
-    match py.detach(move || runtime::block_on(send(input))) {
-        Ok(Ok(out)) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
-        Ok(Err(e)) => Err(to_py_err(py, &e.into(), op)),
+    match py.detach(move || runtime::block_on(with_signals(send(input)))) {
+        Ok(Ok(Ok(out))) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
+        Ok(Ok(Err(e))) => Err(to_py_err(py, &e.into(), op)),
+        Ok(Err(interrupted)) => Err(interrupted),
         Err(e) => Err(to_py_err(py, &e, op)),
+    }
+}
+
+/// How often a blocking call that waits takes the GIL back to run Python's signal handlers.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// Runs a blocking call's future, taking the GIL every [`SIGNAL_CHECK`] while it waits to
+/// run Python's signal handlers, as the interpreter does around a blocking socket call:
+/// Ctrl-C's `KeyboardInterrupt`, or a SIGTERM handler's exception, ends the call (the
+/// future is dropped). Off the main thread Python runs no handler and the check returns.
+async fn with_signals<F: Future>(fut: F) -> Result<F::Output, PyErr> {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match tokio::time::timeout(SIGNAL_CHECK, fut.as_mut()).await {
+            Ok(out) => return Ok(out),
+            Err(_) => Python::attach(|py| py.check_signals())?,
+        }
     }
 }
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import sys
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 import marketplace_metering as mm
 from marketplace_metering.testing import Emulator
 
-from conftest import now, records
+from conftest import interrupt_child, now, records
 
 PRODUCT = "prod-1234"
 
@@ -327,3 +328,15 @@ def test_batch_output_keeps_each_results_own_values() -> None:
     assert [r["MeteringRecordId"] for r in resp["Results"]] == [f"m-{i}" for i in range(6)]
     (u,) = resp["UnprocessedRecords"]
     assert (int(u["Timestamp"].timestamp()), u["Dimension"], u["Quantity"]) == (base, "gb", 9)
+
+
+def test_a_blocking_call_lets_ctrl_c_and_signal_handlers_run(tmp_path: Path) -> None:
+    # A call on the main thread waiting on a server that does not answer ran no Python
+    # signal handler until it returned: Ctrl-C did nothing for the whole read timeout, and a
+    # SIGTERM handler waited as long. boto3's socket calls take them at once.
+    code, took, out, err = interrupt_child(tmp_path / "child.py", "", """
+client.batch_meter_usage(ProductCode="prod-1234", UsageRecords=[{
+    "Timestamp": 1767225600, "CustomerIdentifier": "cust-1", "Dimension": "users", "Quantity": 1}])
+""")
+    assert code == 7, (code, out, err)
+    assert took < 5, took  # the read timeout is 60 s

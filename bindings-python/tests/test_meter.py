@@ -22,7 +22,7 @@ import pytest
 import marketplace_metering as mm
 from marketplace_metering.testing import Emulator, ManualClock
 
-from conftest import run_in_child
+from conftest import HUNG_SERVER_CHILD, interrupt_child, run_in_child
 
 H = 3600
 SEAL = timedelta(hours=1, minutes=6)  # past the hour and the default 5-minute grace
@@ -839,16 +839,9 @@ def test_a_grace_that_leaves_no_time_to_send_is_refused(emu: Emulator, grace: An
     assert ei.value.field == "grace", ei.value
 
 
-# The start of a child script: a client of a server that accepts and never answers (read
-# timeout 60 s, one attempt) and a ManualClock at base().
-HUNG_SERVER_CHILD = f"""
-import socket, sys, time
-import marketplace_metering as mm
+# What a meter's child script adds to conftest's HUNG_SERVER_CHILD: a ManualClock at base().
+HUNG_SERVER_METER = f"""
 from marketplace_metering.testing import ManualClock
-srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(16)
-client = mm.Client(region_name="us-east-1", endpoint_url="http://127.0.0.1:%d" % srv.getsockname()[1],
-                   aws_access_key_id="AKIDTEST", aws_secret_access_key="secret-value",
-                   config=mm.Config(read_timeout=60, retries={{"total_max_attempts": 1}}))
 clock = ManualClock({base()})
 """
 
@@ -858,36 +851,11 @@ def test_a_blocking_flush_lets_ctrl_c_and_signal_handlers_run(tmp_path: Path) ->
     # Python signal handler until the call returned: Ctrl-C did nothing, and a SIGTERM handler
     # that closes the meter waited minutes, past Kubernetes' SIGKILL. boto3's socket calls
     # take them at once.
-    import signal
-    import subprocess
-    script = tmp_path / "child.py"
-    script.write_text(HUNG_SERVER_CHILD + f"""
+    code, took, out, err = interrupt_child(tmp_path / "child.py", HUNG_SERVER_METER + f"""
 meter = mm.UsageMeter(client, product_code="prod-1234", clock=clock, flush_interval=None)
 meter.record(customer_identifier="cust-1", dimension="users", quantity=1)
 clock.advance({2 * H})
-import signal, threading
-signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the parent ignores
-def ready():
-    time.sleep(0.3)  # the main thread is in flush() by now
-    print("ready", flush=True)
-try:
-    threading.Thread(target=ready, daemon=True).start()
-    meter.flush()
-except KeyboardInterrupt:
-    print("interrupted", flush=True)
-    sys.exit(7)
-""")
-    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        started = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        code = child.wait(timeout=10)
-        took = time.monotonic() - started
-    finally:
-        child.kill()
-    out, err = child.communicate()
+""", "meter.flush()")
     assert code == 7, (code, out, err)
     assert took < 5, took  # the read timeout is 60 s; exit itself may wait for the runtime
 
@@ -910,7 +878,7 @@ def test_the_buffer_is_written_at_exit_while_another_thread_is_in_flush(emu: Emu
     import subprocess
     db = tmp_path / "m.db"
     script = tmp_path / "child.py"
-    script.write_text(HUNG_SERVER_CHILD + f"""
+    script.write_text(HUNG_SERVER_CHILD + HUNG_SERVER_METER + f"""
 import threading
 meter = mm.UsageMeter(client, path={str(db)!r}, product_code="prod-1234", clock=clock,
                       flush_interval=None, durability="memory")
@@ -936,7 +904,7 @@ def test_a_sigterm_handler_that_closes_the_meter_keeps_the_buffer_during_a_stuck
     import subprocess
     db = tmp_path / "m.db"
     script = tmp_path / "child.py"
-    script.write_text(HUNG_SERVER_CHILD + f"""
+    script.write_text(HUNG_SERVER_CHILD + HUNG_SERVER_METER + f"""
 import signal, threading
 meter = mm.UsageMeter(client, path={str(db)!r}, product_code="prod-1234", clock=clock,
                       flush_interval=None, durability="memory")
