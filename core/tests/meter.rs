@@ -2531,6 +2531,43 @@ fn a_record_into_a_store_file_removed_while_open_is_refused() {
     }
 }
 
+/// The store's `-wal` file removed while the meter has it open (a clean-up of stray `*-wal`
+/// files, a tool that "repairs" a database): SQLite went on committing into the unlinked
+/// WAL, whose transactions reach the main file only at a checkpoint, so a process killed
+/// before one lost every record since, and a reader opening the store saw none of them
+/// (found by a review). The write path now finds it, moves what is committed into the main
+/// file, and refuses later records, naming the file.
+#[test]
+fn a_store_whose_wal_file_is_removed_keeps_what_was_committed() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    for suffix in ["-wal", "-shm"] {
+        let path = temp_db("wal-removed");
+        let meter = file_meter(&h, &emu, &path, Durability::Durable);
+        meter.record(cust(1), "users", 2, None, None).unwrap();
+        std::fs::remove_file(format!("{}{suffix}", path.display())).unwrap();
+        // Within a second of the last check: committed, into the unlinked file.
+        meter.record(cust(1), "users", 3, None, None).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        let e = meter.record(cust(1), "users", 4, None, None).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidState, "{e}");
+        assert!(e.message().contains(suffix), "{e}");
+        // The process ends without closing the meter (kill -9): what another connection
+        // finds in the file is what survives.
+        std::mem::forget(meter);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let kept: i64 = conn
+            .query_row("SELECT COALESCE(SUM(quantity), 0) FROM buckets", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, 5, "{suffix}");
+        drop(conn);
+        remove_store(&path);
+    }
+}
+
 /// The store file removed (a clean-up, a redeploy that wipes the directory) or replaced while
 /// the meter has it open: the meter went on committing into the unlinked file, silently, and
 /// everything unsent there was lost when the process ended, while a new process opened a

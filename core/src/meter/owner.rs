@@ -194,18 +194,7 @@ impl Owner {
     /// replaced by another): what the meter commits now lives only in the open file, lost
     /// when the process ends, and a new meter may open a fresh store at the path.
     pub(crate) fn check_in_place(&self) -> Result<(), Error> {
-        let now = std::fs::metadata(&self.path).map(|m| {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::MetadataExt;
-                (m.dev(), m.ino())
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = m;
-                (0, 0)
-            }
-        });
+        let now = path_id(&self.path);
         match now {
             Ok(id) if id == self.file_id => Ok(()),
             _ => Err(Error::invalid_state(format!(
@@ -216,6 +205,21 @@ impl Owner {
                 self.path.display()
             ))),
         }
+    }
+}
+
+/// The (device, inode) of the file at `path` now ((0, 0) where there are no inodes).
+pub(crate) fn path_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    let m = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok((m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        Ok((0, 0))
     }
 }
 

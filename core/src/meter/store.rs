@@ -15,11 +15,11 @@ mod write;
 
 use std::collections::BTreeMap;
 use std::mem::ManuallyDrop;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::owner::Owner;
+use super::owner::{self, Owner};
 use super::{Customer, MeterEvent};
 use crate::runtime::process_generation;
 use crate::Error;
@@ -136,6 +136,8 @@ pub(crate) struct Db {
     generation: u64,
     /// When the write path last found the file in place (see [`Db::check_in_place_lately`]).
     in_place_at: Option<std::time::Instant>,
+    /// The `-wal` and `-shm` files SQLite keeps beside an open store, and their ids.
+    sidecars: Vec<(PathBuf, (u64, u64))>,
     /// The hour (of the meter's clock) closed buckets were last pruned in (see `prepare`).
     pruned_hour: Option<i64>,
 }
@@ -237,15 +239,57 @@ impl Db {
             generation,
             in_place_at: None,
             pruned_hour: None,
+            sidecars: Vec::new(),
         };
         db.migrate()?;
+        if let Some(p) = path {
+            for suffix in ["-wal", "-shm"] {
+                let mut side = p.as_os_str().to_owned();
+                side.push(suffix);
+                let side = PathBuf::from(side);
+                if let Ok(id) = owner::path_id(&side) {
+                    db.sidecars.push((side, id));
+                }
+            }
+        }
         Ok(db)
     }
 
     /// Fails when the store's file was removed or replaced while open (see
     /// [`Owner::check_in_place`]); an in-memory store never does.
+    ///
+    /// The same holds for the `-wal` file: committed transactions in an unlinked WAL reach the
+    /// store file only at a checkpoint, so a process killed before one loses them, and a
+    /// reader never sees them. And a removed `-shm` lets another connection index the WAL on
+    /// its own. Either way a checkpoint moves what is committed into the store file at once
+    /// (through the files SQLite still has open), and the meter refuses to go on.
     pub(crate) fn check_in_place(&self) -> Result<(), Error> {
-        self.owner.as_ref().map_or(Ok(()), Owner::check_in_place)
+        if let Some(o) = &self.owner {
+            o.check_in_place()?;
+        }
+        let Some((side, _)) = self
+            .sidecars
+            .iter()
+            .find(|(p, id)| owner::path_id(p).ok() != Some(*id))
+        else {
+            return Ok(());
+        };
+        let saved = match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
+            Ok(0) => "what was committed has been moved into the store file".to_owned(),
+            Ok(_) => "what was committed could not all be moved into the store file (another \
+                      connection is reading it)"
+                .to_owned(),
+            Err(e) => format!("what was committed could not be moved into the store file ({e})"),
+        };
+        Err(Error::invalid_state(format!(
+            "meter store: {} was removed or replaced while this meter had the store open; \
+             {saved}: close this meter and open a new one",
+            side.display()
+        )))
     }
 
     /// [`Db::check_in_place`] for the write path, at most once a second while the file is
