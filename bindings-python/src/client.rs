@@ -2,9 +2,11 @@
 // `_native.Client`: the core's client, with blocking (GIL released) and awaitable methods.
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use marketplace_metering::{runtime, Config, Error, RetryMode};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -55,7 +57,8 @@ where
     E: Into<Error> + Send + 'static,
 {
     let input = input(params).map_err(|e| conv_err(py, e, op))?;
-    match py.detach(move || runtime::block_on(with_signals(send(input)))) {
+    let main = on_main_thread(py);
+    match py.detach(move || wait_interruptibly(send(input), main)) {
         Ok(Ok(Ok(out))) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
         Ok(Ok(Err(e))) => Err(to_py_err(py, &e.into(), op)),
         Ok(Err(interrupted)) => Err(interrupted),
@@ -63,21 +66,52 @@ where
     }
 }
 
-/// How often a blocking call that waits takes the GIL back to run Python's signal handlers.
+/// How often a blocking call that waits on the main thread runs Python's signal handlers.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
-/// Runs a blocking call's future, taking the GIL every [`SIGNAL_CHECK`] while it waits to
-/// run Python's signal handlers, as the interpreter does around a blocking socket call:
-/// Ctrl-C's `KeyboardInterrupt`, or a SIGTERM handler's exception, ends the call (the
-/// future is dropped). Off the main thread Python runs no handler and the check returns.
-async fn with_signals<F: Future>(fut: F) -> Result<F::Output, PyErr> {
+/// Runs a blocking call's future on the calling thread. On Python's main thread, the only
+/// one that runs signal handlers, it stops every [`SIGNAL_CHECK`] while it waits and runs
+/// them, as the interpreter does around a blocking socket call: Ctrl-C's
+/// `KeyboardInterrupt`, or a SIGTERM handler's exception, ends the call (the future is
+/// dropped). The handlers run between two turns of the runtime, not inside it: a handler
+/// may make a blocking call of its own. Never while the interpreter shuts down.
+fn wait_interruptibly<F: Future>(fut: F, main: bool) -> Result<Result<F::Output, PyErr>, Error> {
+    if !main {
+        return runtime::block_on(fut).map(Ok);
+    }
     let mut fut = std::pin::pin!(fut);
     loop {
-        match tokio::time::timeout(SIGNAL_CHECK, fut.as_mut()).await {
-            Ok(out) => return Ok(out),
-            Err(_) => Python::attach(|py| py.check_signals())?,
+        // The timer is made inside the runtime, which it needs.
+        let turn = async { tokio::time::timeout(SIGNAL_CHECK, fut.as_mut()).await };
+        if let Ok(out) = runtime::block_on(turn)? {
+            return Ok(Ok(out));
+        }
+        if let Some(Err(e)) = Python::try_attach(|py| py.check_signals()) {
+            return Ok(Err(e));
         }
     }
+}
+
+/// Whether the calling thread is Python's main thread (after `fork()`, the child's).
+fn on_main_thread(py: Python<'_>) -> bool {
+    static MAIN: Mutex<(u32, u64)> = Mutex::new((0, 0));
+    // SAFETY: returns the calling thread's id; needs nothing else.
+    #[allow(clippy::useless_conversion)] // a c_ulong, 32 bits on some targets
+    let me = u64::from(unsafe { pyo3::ffi::PyThread_get_thread_ident() });
+    let pid = runtime::pid();
+    let mut main = MAIN.lock().unwrap_or_else(|p| p.into_inner());
+    if main.0 != pid {
+        let ident = py
+            .import(intern!(py, "threading"))
+            .and_then(|t| t.call_method0(intern!(py, "main_thread")))
+            .and_then(|t| t.getattr(intern!(py, "ident")))
+            .and_then(|i| i.extract::<u64>());
+        match ident {
+            Ok(ident) => *main = (pid, ident),
+            Err(_) => return false,
+        }
+    }
+    main.1 == me
 }
 
 fn awaitable<'py, I, O: Send + 'static + convert::HasMeta, E, Fut>(

@@ -13,7 +13,7 @@ import pytest
 import marketplace_metering as mm
 from marketplace_metering.testing import Emulator
 
-from conftest import interrupt_child, now, records
+from conftest import HUNG_SERVER_CHILD, interrupt_child, now, records
 
 PRODUCT = "prod-1234"
 
@@ -340,3 +340,35 @@ client.batch_meter_usage(ProductCode="prod-1234", UsageRecords=[{
 """)
     assert code == 7, (code, out, err)
     assert took < 5, took  # the read timeout is 60 s
+
+
+def test_a_signal_handler_can_make_a_blocking_call_of_its_own(tmp_path: Path) -> None:
+    # The handlers run between two turns of the runtime, not inside it: a SIGTERM handler
+    # that sends a final record while the main thread waits on a hung server must work
+    # (run inside the runtime, its call failed as one made inside an async runtime).
+    import subprocess
+    script = tmp_path / "child.py"
+    script.write_text(HUNG_SERVER_CHILD + """
+import signal, datetime
+from marketplace_metering.testing import Emulator
+emu = Emulator()
+good = emu.client()
+answers = []
+def handler(signum, frame):
+    r = good.batch_meter_usage(ProductCode=emu.product_code, UsageRecords=[{
+        "Timestamp": datetime.datetime.now(datetime.timezone.utc), "CustomerIdentifier": "cust-1",
+        "Dimension": "users", "Quantity": 1}])
+    answers.append(r["Results"][0]["Status"])
+    raise KeyboardInterrupt
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+try:
+    client.batch_meter_usage(ProductCode="prod-1234", UsageRecords=[{
+        "Timestamp": 1767225600, "CustomerIdentifier": "cust-1", "Dimension": "users", "Quantity": 1}])
+except KeyboardInterrupt:
+    print(answers, flush=True)
+    sys.exit(7)
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=20)
+    assert (done.returncode, done.stdout.strip()) == (7, "['Success']"), (done.stdout, done.stderr)
+
