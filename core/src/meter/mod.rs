@@ -157,6 +157,15 @@ pub fn report(what: &str, e: &Error) {
     }
 }
 
+/// Tells of something the meter mended on its own, with no caller to tell: a `tracing`
+/// warning, and a line on standard error when no global subscriber is set.
+pub(crate) fn note(what: &str) {
+    tracing::warn!("meter: {what}");
+    if !tracing::dispatcher::has_been_set() {
+        eprintln!("marketplace-metering: {what}");
+    }
+}
+
 /// Starts the background flusher on the shared runtime, and has the runtime start it again
 /// on its next runtime when [`crate::runtime::shutdown`] stops this one (C's `mm_shutdown()`
 /// while the meter is alive), so a shutdown never ends a live meter's flushing for good.
@@ -430,7 +439,7 @@ impl UsageMeter {
             s.replica_id = Some(f.replica().to_owned());
             return Ok(s);
         }
-        let db = lock(&shared.db);
+        let mut db = lock(&shared.db);
         db.check_in_place()?;
         db.status()
     }

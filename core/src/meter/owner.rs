@@ -127,6 +127,11 @@ impl Owner {
         })
     }
 
+    /// The store's absolute path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Lets another meter claim the file (this one was closed); the file stays listed as open
     /// in this process while its connection is.
     pub(crate) fn release(&mut self) {

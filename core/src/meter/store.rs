@@ -138,6 +138,10 @@ pub(crate) struct Db {
     in_place_at: Option<std::time::Instant>,
     /// The `-wal` and `-shm` files SQLite keeps beside an open store, and their ids.
     sidecars: Vec<(PathBuf, (u64, u64))>,
+    /// `synchronous=FULL` (see [`Db::open`]), again when the connection is opened anew.
+    power_loss_safe: bool,
+    /// Why the store cannot be used any more: its connection could not be opened anew.
+    broken: Option<String>,
     /// The hour (of the meter's clock) closed buckets were last pruned in (see `prepare`).
     pruned_hour: Option<i64>,
 }
@@ -184,6 +188,50 @@ fn parse_allocs(s: Option<String>) -> Option<Allocs> {
     s.and_then(|s| serde_json::from_str(&s).ok())
 }
 
+/// A connection to the store at `path` (`None`: a private in-memory database).
+fn raw_open(path: Option<&Path>) -> Result<Connection, Error> {
+    let conn = match path {
+        Some(p) => Connection::open(p),
+        None => Connection::open_in_memory(),
+    }
+    .map_err(store_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(store_err)?;
+    Ok(conn)
+}
+
+/// Sets a connection up as every store's: WAL (a file store), `synchronous`, checkpoints.
+fn configure(conn: &Connection, file: bool, power_loss_safe: bool) -> Result<(), Error> {
+    if file {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(store_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::invalid_state(format!(
+                "meter store: cannot switch to WAL mode (got {mode})"
+            )));
+        }
+    }
+    // FULL: a commit survives power loss. NORMAL (WAL): it survives a crash of the
+    // process (kill -9), not of the machine.
+    let sync = if power_loss_safe { "FULL" } else { "NORMAL" };
+    conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
+        .map_err(store_err)?;
+    if file {
+        // A checkpoint (two fsyncs, run by the commit that crosses the threshold) every
+        // 8,000 WAL pages (32 MiB) instead of 1,000: it costs every commit a share, and
+        // on a busy disk an fsync can take milliseconds.
+        // A reader that stays in a transaction (a monitoring `sqlite3` shell) stops
+        // checkpoints from finishing and the WAL grows; once readers let go, the next
+        // checkpoint truncates it to at most 64 MiB.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=8000; PRAGMA journal_size_limit=67108864;")
+            .map_err(store_err)?;
+    }
+    // One cached statement per multi-row size, plus the others.
+    conn.set_prepared_statement_cache_capacity(MULTI_ROWS + 16);
+    Ok(())
+}
+
 impl Db {
     /// Opens (or creates) the store; `None` is a private in-memory database. A file store is
     /// claimed for this meter first (see `owner`).
@@ -195,44 +243,12 @@ impl Db {
             schema::refuse_foreign(p)?;
         }
         let owner = path.map(Owner::claim).transpose()?;
-        let conn = match path {
-            Some(p) => Connection::open(p),
-            None => Connection::open_in_memory(),
-        }
-        .map_err(store_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(store_err)?;
+        let conn = raw_open(path)?;
         if let Some(p) = path {
             // Again, now that the file is ours to read whole.
             schema::check_ours(&conn, p)??;
-            let mode: String = conn
-                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-                .map_err(store_err)?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                return Err(Error::invalid_state(format!(
-                    "meter store: cannot switch to WAL mode (got {mode})"
-                )));
-            }
         }
-        // FULL: a commit survives power loss. NORMAL (WAL): it survives a crash of the
-        // process (kill -9), not of the machine.
-        let sync = if power_loss_safe { "FULL" } else { "NORMAL" };
-        conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
-            .map_err(store_err)?;
-        if path.is_some() {
-            // A checkpoint (two fsyncs, run by the commit that crosses the threshold) every
-            // 8,000 WAL pages (32 MiB) instead of 1,000: it costs every commit a share, and
-            // on a busy disk an fsync can take milliseconds.
-            // A reader that stays in a transaction (a monitoring `sqlite3` shell) stops
-            // checkpoints from finishing and the WAL grows; once readers let go, the next
-            // checkpoint truncates it to at most 64 MiB.
-            conn.execute_batch(
-                "PRAGMA wal_autocheckpoint=8000; PRAGMA journal_size_limit=67108864;",
-            )
-            .map_err(store_err)?;
-        }
-        // One cached statement per multi-row size, plus the others.
-        conn.set_prepared_statement_cache_capacity(MULTI_ROWS + 16);
+        configure(&conn, path.is_some(), power_loss_safe)?;
         let mut db = Db {
             conn: ManuallyDrop::new(conn),
             owner,
@@ -240,30 +256,43 @@ impl Db {
             in_place_at: None,
             pruned_hour: None,
             sidecars: Vec::new(),
+            power_loss_safe,
+            broken: None,
         };
         db.migrate()?;
-        if let Some(p) = path {
-            for suffix in ["-wal", "-shm"] {
-                let mut side = p.as_os_str().to_owned();
-                side.push(suffix);
-                let side = PathBuf::from(side);
-                if let Ok(id) = owner::path_id(&side) {
-                    db.sidecars.push((side, id));
-                }
+        db.note_sidecars();
+        Ok(db)
+    }
+
+    /// Notes the ids of the `-wal` and `-shm` files beside a file store, by the absolute path
+    /// the claim holds (a later `chdir` must not move them).
+    fn note_sidecars(&mut self) {
+        self.sidecars.clear();
+        let Some(o) = &self.owner else { return };
+        for suffix in ["-wal", "-shm"] {
+            let mut side = o.path().as_os_str().to_owned();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if let Ok(id) = owner::path_id(&side) {
+                self.sidecars.push((side, id));
             }
         }
-        Ok(db)
     }
 
     /// Fails when the store's file was removed or replaced while open (see
     /// [`Owner::check_in_place`]); an in-memory store never does.
     ///
-    /// The same holds for the `-wal` file: committed transactions in an unlinked WAL reach the
-    /// store file only at a checkpoint, so a process killed before one loses them, and a
-    /// reader never sees them. And a removed `-shm` lets another connection index the WAL on
-    /// its own. Either way a checkpoint moves what is committed into the store file at once
-    /// (through the files SQLite still has open), and the meter refuses to go on.
-    pub(crate) fn check_in_place(&self) -> Result<(), Error> {
+    /// A removed or replaced `-wal` or `-shm` file is mended instead. Committed transactions
+    /// in an unlinked WAL reach the store file only at a checkpoint, so a process killed
+    /// before one loses them and a reader never sees them; and a removed `-shm` lets another
+    /// connection index the WAL on its own. A checkpoint moves what is committed into the
+    /// store file at once (through the files SQLite still has open), then the connection is
+    /// opened anew, with new files. Until the checkpoint completes (a reader holds the WAL)
+    /// the store refuses, retryably.
+    pub(crate) fn check_in_place(&mut self) -> Result<(), Error> {
+        if let Some(why) = &self.broken {
+            return Err(Error::invalid_state(why.clone()));
+        }
         if let Some(o) = &self.owner {
             o.check_in_place()?;
         }
@@ -271,25 +300,79 @@ impl Db {
             .sidecars
             .iter()
             .find(|(p, id)| owner::path_id(p).ok() != Some(*id))
+            .cloned()
         else {
             return Ok(());
         };
-        let saved = match self
+        let gone = format!(
+            "meter store: {} was removed or replaced while this meter had the store open",
+            side.display()
+        );
+        match self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 r.get::<_, i64>(0)
             }) {
-            Ok(0) => "what was committed has been moved into the store file".to_owned(),
-            Ok(_) => "what was committed could not all be moved into the store file (another \
-                      connection is reading it)"
-                .to_owned(),
-            Err(e) => format!("what was committed could not be moved into the store file ({e})"),
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(Error::invalid_state(format!(
+                    "{gone}; what it committed is being moved into the store file, which a \
+                     reader holds: try again"
+                ))
+                .with_retryable(true))
+            }
+            Err(e) => {
+                let e = store_err(e);
+                return Err(Error::invalid_state(format!(
+                    "{gone}; what it committed could not be moved into the store file: {}",
+                    e.message()
+                ))
+                .with_retryable(e.is_retryable()));
+            }
+        }
+        self.reopen().map_err(|e| {
+            Error::invalid_state(format!(
+                "{gone}; what it committed was saved, but {}",
+                e.message()
+            ))
+        })?;
+        super::note(&format!(
+            "{gone}; what it committed was saved in the store file and the store opened anew"
+        ));
+        Ok(())
+    }
+
+    /// Closes the connection and opens it anew. Closed first: closing removes the `-wal`
+    /// and `-shm` files at their paths, which must not be the new connection's. A
+    /// connection that cannot be opened leaves the store refusing everything (an in-memory
+    /// read-only stand-in answers errors meanwhile, never an empty store).
+    fn reopen(&mut self) -> Result<(), Error> {
+        let Some(path) = self.owner.as_ref().map(|o| o.path().to_path_buf()) else {
+            return Ok(());
         };
-        Err(Error::invalid_state(format!(
-            "meter store: {} was removed or replaced while this meter had the store open; \
-             {saved}: close this meter and open a new one",
-            side.display()
-        )))
+        let stand_in =
+            Connection::open_in_memory_with_flags(rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(store_err)?;
+        let old = std::mem::replace(&mut *self.conn, stand_in);
+        // A connection that does not close cleanly is dropped (closed anyway).
+        let _ = old.close();
+        let fresh = raw_open(Some(&path))
+            .and_then(|c| configure(&c, true, self.power_loss_safe).map(|()| c));
+        match fresh {
+            Ok(conn) => {
+                *self.conn = conn;
+                self.note_sidecars();
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = Some(format!(
+                    "meter store {}: cannot be opened again ({e}): close this meter and \
+                     open a new one",
+                    path.display()
+                ));
+                Err(e)
+            }
+        }
     }
 
     /// [`Db::check_in_place`] for the write path, at most once a second while the file is
