@@ -904,9 +904,9 @@ fn a_write_settled_a_day_later_is_counted_once() {
 }
 
 /// A record refused because an earlier write could not be settled keeps that failure's
-/// nature: a database turned read-only (a failover to a standby) is not a failure that the
-/// same call may get past by trying again, and callers that retry retryable errors would
-/// loop for good (found by a final read: every such refusal said retryable).
+/// nature: a schema someone broke is not a failure that the same call may get past by
+/// trying again, and callers that retry retryable errors would loop for good (found by a
+/// final read: every such refusal said retryable).
 #[test]
 fn a_record_behind_an_unsettled_write_keeps_the_failures_nature() {
     use support::pg_proxy::{Fault as Net, PgProxy};
@@ -925,26 +925,60 @@ fn a_record_behind_an_unsettled_write_keeps_the_failures_nature() {
     let e = m.record(cust(1), "users", 5, None, None).unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::OutcomeUnknown, "{e}");
     proxy.set(Net::Pass);
-    let db = url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
-    let ro = pg::shared().psql(
-        &url,
-        &format!(
-            "ALTER DATABASE \"{db}\" SET default_transaction_read_only = on;
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = '{db}' AND pid <> pg_backend_pid()"
-        ),
-    );
-    assert!(!ro.contains("ERROR"), "{ro}");
+    let broken = pg::shared().psql(&url, "ALTER TABLE mm_commits RENAME TO mm_commits_gone");
+    assert!(!broken.contains("ERROR"), "{broken}");
     let e = m.record(cust(1), "users", 1, None, None).unwrap_err();
     assert!(!e.is_retryable(), "{e}");
-    assert!(e.message().contains("read-only"), "{e}");
+    assert!(e.message().contains("mm_commits"), "{e}");
+}
+
+/// A failover: for a few seconds the store's address reaches a database that is read-only
+/// (the old primary, now a standby, until the DNS name moves). A durable record made then
+/// was refused at once as final, and a caller that retries only retryable errors dropped
+/// it (found by a review). It is now tried again within the store's minute, and lands.
+#[test]
+fn a_database_read_only_for_seconds_loses_no_durable_record() {
+    let (emu, url, b, clock) = start();
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .durability(Durability::Durable)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 2, None, None).unwrap();
+    // Switched from another database: the read-only one refuses its own ALTER DATABASE.
+    let db = pg::Cluster::db_name(&url);
+    let other = url.replacen(&format!("/{db}"), "/postgres", 1);
+    let set = move |on: &str| {
+        for sql in [
+            format!("ALTER DATABASE \"{db}\" SET default_transaction_read_only = {on}"),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+            ),
+        ] {
+            let out = pg::shared().psql(&other, &sql);
+            assert!(!out.contains("ERROR"), "{out}");
+        }
+    };
+    set("on");
+    let later = set.clone();
+    let back = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        later("off");
+    });
+    let started = std::time::Instant::now();
+    m.record(cust(1), "users", 5, None, None).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    back.join().unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    m.flush_blocking().unwrap();
+    let billed: i64 = emu.ledger().iter().map(|e| e.quantity).sum();
+    assert_eq!(billed, 7, "{:?}", emu.ledger());
 }
 
 /// A replica name or a cut-over hour without the fleet store would leave each replica on a

@@ -123,8 +123,14 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
     Error::invalid_state(msg).with_source(e)
 }
 
-/// Whether an error is about the connection or a transient conflict, so the whole
-/// operation may run again (writes are protected by their commit key).
+/// Whether an error is about the connection or a transient state of the database, so the
+/// whole operation may run again (writes are protected by their commit key).
+///
+/// A read-only database is one: during a failover the store's address still reaches the
+/// old primary, now a standby, until the DNS name moves (seconds to a minute); a record
+/// refused then as final is dropped by a caller that retries only retryable errors. So are
+/// the DBA's `lock_timeout` (a seal holds an hour's lock while it folds) and
+/// `statement_timeout` or a cancelled query, and a full disk or out of memory on the server.
 fn retryable(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
@@ -135,9 +141,13 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
             let code = c.code();
             code.starts_with("08") // connection exceptions
                 || code.starts_with("57P") // admin shutdown, crash shutdown, cannot connect now
+                || code.starts_with("53") // insufficient resources: disk full, out of memory
                 || *c == SqlState::T_R_SERIALIZATION_FAILURE
                 || *c == SqlState::T_R_DEADLOCK_DETECTED
                 || *c == SqlState::TOO_MANY_CONNECTIONS
+                || *c == SqlState::READ_ONLY_SQL_TRANSACTION
+                || *c == SqlState::LOCK_NOT_AVAILABLE
+                || *c == SqlState::QUERY_CANCELED
         }
     }
 }
