@@ -2567,6 +2567,47 @@ fn a_store_whose_wal_or_shm_file_is_removed_keeps_every_record() {
     }
 }
 
+/// A reader holding the WAL (a monitoring `sqlite3` shell) when its file is found removed: the
+/// checkpoint cannot finish, so the record is refused, retryably and at once (the busy
+/// timeout held every record 10 s, found by a review), and once the reader has gone the next
+/// record mends the store.
+#[test]
+fn a_removed_wal_under_a_reader_is_a_quick_retryable_refusal() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("wal-reader");
+    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let seen: i64 = reader
+        .query_row("SELECT SUM(quantity) FROM buckets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(seen, 2);
+    std::fs::remove_file(format!("{}-wal", path.display())).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let started = std::time::Instant::now();
+    let e = meter.record(cust(1), "users", 3, None, None).unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    meter.record(cust(1), "users", 3, None, None).unwrap();
+    std::mem::forget(meter);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let kept: i64 = conn
+        .query_row("SELECT SUM(quantity) FROM buckets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 5);
+    drop(conn);
+    remove_store(&path);
+}
+
 /// A store opened by a relative path, then the process changes directory (a daemon does):
 /// the `-wal` check looked for the files in the new directory and took them for removed.
 #[test]

@@ -188,6 +188,9 @@ fn parse_allocs(s: Option<String>) -> Option<Allocs> {
     s.and_then(|s| serde_json::from_str(&s).ok())
 }
 
+/// How long a statement waits for another connection's lock (another process's writer).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A connection to the store at `path` (`None`: a private in-memory database).
 fn raw_open(path: Option<&Path>) -> Result<Connection, Error> {
     let conn = match path {
@@ -195,8 +198,7 @@ fn raw_open(path: Option<&Path>) -> Result<Connection, Error> {
         None => Connection::open_in_memory(),
     }
     .map_err(store_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(store_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(store_err)?;
     Ok(conn)
 }
 
@@ -308,11 +310,16 @@ impl Db {
             "meter store: {} was removed or replaced while this meter had the store open",
             side.display()
         );
-        match self
+        // Without waiting for readers: a reader holding the WAL makes it a quick, retryable
+        // refusal, where the busy timeout would hold every write 10 s.
+        let _ = self.conn.busy_timeout(std::time::Duration::ZERO);
+        let moved = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 r.get::<_, i64>(0)
-            }) {
+            });
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        match moved {
             Ok(0) => {}
             Ok(_) => {
                 return Err(Error::invalid_state(format!(
@@ -353,6 +360,8 @@ impl Db {
         let stand_in =
             Connection::open_in_memory_with_flags(rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .map_err(store_err)?;
+        // Checked again at the next write, whatever happens here.
+        self.in_place_at = None;
         let old = std::mem::replace(&mut *self.conn, stand_in);
         // A connection that does not close cleanly is dropped (closed anyway).
         let _ = old.close();
@@ -379,6 +388,9 @@ impl Db {
     /// in place (a `stat`): a record committed to a removed file would be acknowledged and
     /// lost when the process ends. Once the file is gone, every write is refused.
     pub(crate) fn check_in_place_lately(&mut self) -> Result<(), Error> {
+        if let Some(why) = &self.broken {
+            return Err(Error::invalid_state(why.clone()));
+        }
         let now = std::time::Instant::now();
         if self
             .in_place_at
