@@ -12,7 +12,7 @@ use pyo3::types::PyDict;
 
 use crate::asyncrt::CoreRuntime;
 use crate::convert::{self, ConvError};
-use crate::errors::to_py_err;
+use crate::errors::{invalid_state, to_py_err};
 
 /// The native client behind `marketplace_metering.Client` and `AsyncClient`.
 #[pyclass(module = "marketplace_metering._native", frozen)]
@@ -52,8 +52,8 @@ fn blocking<I, O, E, Fut>(
 ) -> PyResult<Py<PyAny>>
 where
     I: Send,
-    Fut: Future<Output = Result<O, E>>,
-    O: Send + convert::HasMeta,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    O: Send + 'static + convert::HasMeta,
     E: Into<Error> + Send + 'static,
 {
     let input = input(params).map_err(|e| conv_err(py, e, op))?;
@@ -61,9 +61,18 @@ where
     match py.detach(move || wait_interruptibly(send(input), main)) {
         Ok(Ok(Ok(out))) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
         Ok(Ok(Err(e))) => Err(to_py_err(py, &e.into(), op)),
-        Ok(Err(interrupted)) => Err(interrupted),
+        Ok(Err(Ended::Interrupted(e))) => Err(e),
+        Ok(Err(Ended::Cancelled(why))) => Err(invalid_state(py, &why, op)),
         Err(e) => Err(to_py_err(py, &e, op)),
     }
+}
+
+/// Why a blocking call on the main thread ended without its answer.
+enum Ended {
+    /// A signal handler raised (Ctrl-C's `KeyboardInterrupt`).
+    Interrupted(PyErr),
+    /// The call's task was cancelled (the runtime shut down).
+    Cancelled(String),
 }
 
 /// How often a blocking call that waits on the main thread runs Python's signal handlers.
@@ -72,22 +81,46 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 /// Runs a blocking call's future on the calling thread. On Python's main thread, the only
 /// one that runs signal handlers, it stops every [`SIGNAL_CHECK`] while it waits and runs
 /// them, as the interpreter does around a blocking socket call: Ctrl-C's
-/// `KeyboardInterrupt`, or a SIGTERM handler's exception, ends the call (the future is
-/// dropped). The handlers run between two turns of the runtime, not inside it: a handler
-/// may make a blocking call of its own. Never while the interpreter shuts down.
-fn wait_interruptibly<F: Future>(fut: F, main: bool) -> Result<Result<F::Output, PyErr>, Error> {
+/// `KeyboardInterrupt`, or a SIGTERM handler's exception, ends the call (its task is
+/// aborted). The handlers run between two turns of the runtime, not inside it, so a handler
+/// may make a blocking call of its own; and the call runs as a task of the runtime, not a
+/// future on this stack, so the handler's call, driving the runtime, drives it too (it may
+/// hold what the handler's call waits for: the credentials it is loading). Never while the
+/// interpreter shuts down.
+fn wait_interruptibly<F>(fut: F, main: bool) -> Result<Result<F::Output, Ended>, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     if !main {
         return runtime::block_on(fut).map(Ok);
     }
-    let mut fut = std::pin::pin!(fut);
+    /// Aborts the call's task when the wait ends early (an exception from a handler).
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    // A task of the runtime blocking calls share (it runs while some thread drives it).
+    let blocking = runtime::block_on(async { tokio::runtime::Handle::current() })?;
+    let mut task = AbortOnDrop(blocking.spawn(fut));
     loop {
         // The timer is made inside the runtime, which it needs.
-        let turn = async { tokio::time::timeout(SIGNAL_CHECK, fut.as_mut()).await };
-        if let Ok(out) = runtime::block_on(turn)? {
-            return Ok(Ok(out));
-        }
-        if let Some(Err(e)) = Python::try_attach(|py| py.check_signals()) {
-            return Ok(Err(e));
+        let turn = async { tokio::time::timeout(SIGNAL_CHECK, &mut task.0).await };
+        match runtime::block_on(turn)? {
+            Ok(Ok(out)) => return Ok(Ok(out)),
+            Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Ok(Err(e)) => {
+                return Ok(Err(Ended::Cancelled(format!(
+                    "the call did not finish: {e}"
+                ))))
+            }
+            Err(_) => {
+                if let Some(Err(e)) = Python::try_attach(|py| py.check_signals()) {
+                    return Ok(Err(Ended::Interrupted(e)));
+                }
+            }
         }
     }
 }
@@ -321,14 +354,14 @@ impl Client {
         params: &Bound<'_, PyDict>,
         with_log: bool,
     ) -> PyResult<Py<PyAny>> {
-        let c = &self.inner;
+        let c = self.inner.clone();
         blocking(
             py,
             params,
             with_log,
             "BatchMeterUsage",
             convert::batch_meter_usage_input,
-            |i| c.send_batch_meter_usage(i),
+            move |i| async move { c.send_batch_meter_usage(i).await },
             convert::batch_meter_usage_output,
         )
     }
@@ -341,14 +374,14 @@ impl Client {
         params: &Bound<'_, PyDict>,
         with_log: bool,
     ) -> PyResult<Py<PyAny>> {
-        let c = &self.inner;
+        let c = self.inner.clone();
         blocking(
             py,
             params,
             with_log,
             "MeterUsage",
             convert::meter_usage_input,
-            |i| c.send_meter_usage(i),
+            move |i| async move { c.send_meter_usage(i).await },
             convert::meter_usage_output,
         )
     }
@@ -361,14 +394,14 @@ impl Client {
         params: &Bound<'_, PyDict>,
         with_log: bool,
     ) -> PyResult<Py<PyAny>> {
-        let c = &self.inner;
+        let c = self.inner.clone();
         blocking(
             py,
             params,
             with_log,
             "ResolveCustomer",
             convert::resolve_customer_input,
-            |i| c.send_resolve_customer(i),
+            move |i| async move { c.send_resolve_customer(i).await },
             convert::resolve_customer_output,
         )
     }
@@ -381,14 +414,14 @@ impl Client {
         params: &Bound<'_, PyDict>,
         with_log: bool,
     ) -> PyResult<Py<PyAny>> {
-        let c = &self.inner;
+        let c = self.inner.clone();
         blocking(
             py,
             params,
             with_log,
             "RegisterUsage",
             convert::register_usage_input,
-            |i| c.send_register_usage(i),
+            move |i| async move { c.send_register_usage(i).await },
             convert::register_usage_output,
         )
     }

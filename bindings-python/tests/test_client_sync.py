@@ -372,3 +372,56 @@ except KeyboardInterrupt:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=20)
     assert (done.returncode, done.stdout.strip()) == (7, "['Success']"), (done.stdout, done.stderr)
 
+
+
+SLOW_CONTAINER_CREDENTIALS = """
+import datetime, http.server, json, os, threading, time
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(2)
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+        body = json.dumps({"AccessKeyId": "EMULATORSESSIONKEY01", "SecretAccessKey": "emulator-session-secret",
+                           "Token": "emulator-session-token",
+                           "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+creds = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+threading.Thread(target=creds.serve_forever, daemon=True).start()
+for k in [k for k in os.environ if k.startswith("AWS_")]:
+    del os.environ[k]
+os.environ.update(AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:%d/creds" % creds.server_port,
+                  AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
+                  AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+"""
+
+
+def test_a_signal_handler_call_does_not_wait_on_the_call_it_interrupted(tmp_path: Path) -> None:
+    # The handler runs while the interrupted call is suspended; when that call held a lock
+    # the handler's call needs (the credentials it was loading from a slow container
+    # endpoint), the handler waited for good (found by a review). The call runs as a task
+    # of the runtime, which the handler's call drives.
+    import subprocess
+    script = tmp_path / "child.py"
+    script.write_text(SLOW_CONTAINER_CREDENTIALS + """
+import datetime, signal
+import marketplace_metering as mm
+from marketplace_metering.testing import Emulator
+emu = Emulator()
+client = mm.Client(region_name=emu.region_name, endpoint_url=emu.endpoint_url)
+def send(customer):
+    return client.batch_meter_usage(ProductCode=emu.product_code, UsageRecords=[{
+        "Timestamp": datetime.datetime.now(datetime.timezone.utc), "CustomerIdentifier": customer,
+        "Dimension": "users", "Quantity": 1}])["Results"][0]["Status"]
+answers = []
+signal.signal(signal.SIGALRM, lambda *_: answers.append(send("cust-2")))
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+answers.append(send("cust-1"))
+print(answers, flush=True)
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout.strip()) == (0, "['Success', 'Success']"), done.stderr
