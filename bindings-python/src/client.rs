@@ -118,6 +118,12 @@ where
             }
             Err(_) => {
                 if let Some(Err(e)) = Python::try_attach(|py| py.check_signals()) {
+                    // Aborting only marks the task; it lets go of what it holds (a lock, the
+                    // credentials it was loading, its connection) when the runtime next runs
+                    // it, and nothing else may drive this runtime for a long time (a meter
+                    // runs on the other one).
+                    task.0.abort();
+                    let _ = runtime::block_on(&mut task.0);
                     return Ok(Err(Ended::Interrupted(e)));
                 }
             }

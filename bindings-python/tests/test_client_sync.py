@@ -425,3 +425,36 @@ print(answers, flush=True)
 """)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
     assert (done.returncode, done.stdout.strip()) == (0, "['Success', 'Success']"), done.stderr
+
+
+def test_an_interrupted_call_lets_go_of_the_credentials_it_was_loading(tmp_path: Path) -> None:
+    # Ctrl-C during the first call, while it loads credentials from a slow container
+    # endpoint, then the meter closes on the same client: the aborted call's task kept the
+    # credentials lock until some later blocking call drove its runtime, and the meter (which
+    # runs on the other runtime) waited for good (found by a review).
+    import subprocess
+    script = tmp_path / "child.py"
+    script.write_text(SLOW_CONTAINER_CREDENTIALS + """
+import datetime, signal, time
+import marketplace_metering as mm
+from marketplace_metering.testing import Emulator, ManualClock
+emu = Emulator()
+client = mm.Client(region_name=emu.region_name, endpoint_url=emu.endpoint_url)
+hour = int(time.time()) // 3600 * 3600 - 3600
+clock = ManualClock(hour + 10)
+meter = mm.UsageMeter(client, product_code=emu.product_code, clock=clock, flush_interval=None)
+def interrupt(*_):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGALRM, interrupt)
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+try:
+    client.batch_meter_usage(ProductCode=emu.product_code, UsageRecords=[{
+        "Timestamp": datetime.datetime.now(datetime.timezone.utc), "CustomerIdentifier": "cust-1",
+        "Dimension": "users", "Quantity": 1}])
+except KeyboardInterrupt:
+    meter.record(customer_identifier="cust-1", dimension="users", quantity=3)
+    clock.advance(2 * 3600)
+    print(meter.close()["acked"], flush=True)
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=40)
+    assert (done.returncode, done.stdout.strip()) == (0, "1"), done.stderr
