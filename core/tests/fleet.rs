@@ -50,6 +50,17 @@ fn builder(emu: &Emulator, store: Store, clock: &Arc<AtomicI64>) -> MeterConfigB
         .clock(Arc::new(move || c.load(Ordering::SeqCst)))
 }
 
+/// A meter on the fleet store at `url` whose every `record()` is written before it returns.
+fn durable_meter(emu: &Emulator, url: &str, clock: &Arc<AtomicI64>) -> UsageMeter {
+    UsageMeter::new(
+        builder(emu, Store::postgres(url), clock)
+            .durability(Durability::Durable)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 /// An emulator, a fresh database and a clock one second into the previous hour.
 fn start() -> (Emulator, String, i64, Arc<AtomicI64>) {
     let b = base();
@@ -283,13 +294,7 @@ async fn a_bucket_full_across_replicas_refuses_the_record_that_would_pass_the_ma
 #[tokio::test]
 async fn the_maximum_counts_what_the_journal_holds() {
     let (emu, url, b, clock) = start();
-    let m = UsageMeter::new(
-        builder(&emu, Store::postgres(&url), &clock)
-            .durability(Durability::Durable)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let m = durable_meter(&emu, &url, &clock);
     for _ in 0..4 {
         m.record(cust(1), "users", 2_000_000, None, None).unwrap();
     }
@@ -378,13 +383,7 @@ fn many_concurrent_writers_share_a_bounded_set_of_connections() {
     let url = pg::fresh_url();
     let b = base();
     let clock = clock_at(b - H + 1);
-    let meter = UsageMeter::new(
-        builder(&emu, Store::postgres(&url), &clock)
-            .durability(Durability::Durable)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let meter = durable_meter(&emu, &url, &clock);
     let done = Arc::new(AtomicBool::new(false));
     let watcher = {
         let (url, done) = (url.clone(), done.clone());
@@ -939,13 +938,7 @@ fn a_record_behind_an_unsettled_write_keeps_the_failures_nature() {
 #[test]
 fn a_database_read_only_for_seconds_loses_no_durable_record() {
     let (emu, url, b, clock) = start();
-    let m = UsageMeter::new(
-        builder(&emu, Store::postgres(&url), &clock)
-            .durability(Durability::Durable)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let m = durable_meter(&emu, &url, &clock);
     m.record(cust(1), "users", 2, None, None).unwrap();
     // Switched from another database: the read-only one refuses its own ALTER DATABASE.
     let db = pg::Cluster::db_name(&url);

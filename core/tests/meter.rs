@@ -890,6 +890,16 @@ fn file_meter(h: &Harness, emu: &Emulator, path: &std::path::Path, d: Durability
     .unwrap()
 }
 
+/// The units a store file holds, as another connection (another process) reads them.
+fn units_in(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("SELECT COALESCE(SUM(quantity), 0) FROM buckets", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+}
+
 fn remove_store(path: &std::path::Path) {
     for suffix in ["", "-wal", "-shm", "-lock"] {
         let mut p = path.as_os_str().to_owned();
@@ -2555,14 +2565,7 @@ fn a_store_whose_wal_or_shm_file_is_removed_keeps_every_record() {
         // The process ends without closing the meter (kill -9): what another connection
         // finds in the file is what survives.
         std::mem::forget(meter);
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        let kept: i64 = conn
-            .query_row("SELECT COALESCE(SUM(quantity), 0) FROM buckets", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(kept, 9, "{suffix}");
-        drop(conn);
+        assert_eq!(units_in(&path), 9, "{suffix}");
         remove_store(&path);
     }
 }
@@ -2599,12 +2602,7 @@ fn a_removed_wal_under_a_reader_is_a_quick_retryable_refusal() {
     drop(reader);
     meter.record(cust(1), "users", 3, None, None).unwrap();
     std::mem::forget(meter);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let kept: i64 = conn
-        .query_row("SELECT SUM(quantity) FROM buckets", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(kept, 5);
-    drop(conn);
+    assert_eq!(units_in(&path), 5);
     remove_store(&path);
 }
 
@@ -2641,12 +2639,7 @@ fn a_store_opened_by_a_relative_path_survives_a_chdir() {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{status}"
     );
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let kept: i64 = conn
-        .query_row("SELECT SUM(quantity) FROM buckets", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(kept, 5);
-    drop(conn);
+    assert_eq!(units_in(&path), 5);
     remove_store(&path);
 }
 

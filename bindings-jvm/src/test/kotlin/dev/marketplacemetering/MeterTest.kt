@@ -45,13 +45,18 @@ class MeterTest {
         emulator.close()
     }
 
-    private fun meter(path: Path?, clock: ManualClock, events: MutableList<MeterEvent>? = null) = UsageMeter(client) {
+    private fun meter(
+        path: Path?,
+        clock: ManualClock,
+        events: MutableList<MeterEvent>? = null,
+        listener: MeterListener? = null,
+    ) = UsageMeter(client) {
         this.path = path
         productCode = Emulator.PRODUCT_CODE
         grace = Duration.ofSeconds(60)
         flushInterval = Duration.ZERO
         this.clock = clock
-        listener = events?.let { l -> MeterListener { l.add(it) } }
+        this.listener = listener ?: events?.let { l -> MeterListener { l.add(it) } }
     }
 
     @Test
@@ -287,22 +292,15 @@ class MeterTest {
         val clock = ManualClock(hour.plusSeconds(600))
         val self = java.util.concurrent.atomic.AtomicReference<UsageMeter>()
         val refused = CopyOnWriteArrayList<Throwable>()
-        val m = UsageMeter(client) {
-            path = dir.resolve("m.db")
-            productCode = Emulator.PRODUCT_CODE
-            grace = Duration.ofSeconds(60)
-            flushInterval = Duration.ZERO
-            this.clock = clock
-            listener = MeterListener { e ->
-                if (e.kind == "acked") {
-                    try {
-                        self.get().close()
-                    } catch (t: Throwable) {
-                        refused.add(t)
-                    }
+        val m = meter(dir.resolve("m.db"), clock, listener = MeterListener { e ->
+            if (e.kind == "acked") {
+                try {
+                    self.get().close()
+                } catch (t: Throwable) {
+                    refused.add(t)
                 }
             }
-        }
+        })
         self.set(m)
         m.record("cust-1", "users", 1)
         clock.advance(Duration.ofHours(1))
@@ -322,19 +320,12 @@ class MeterTest {
         val clock = ManualClock(hour.plusSeconds(600))
         val flushing = CountDownLatch(1)
         val release = CountDownLatch(1)
-        val m = UsageMeter(client) {
-            path = dir.resolve("m.db")
-            productCode = Emulator.PRODUCT_CODE
-            grace = Duration.ofSeconds(60)
-            flushInterval = Duration.ZERO
-            this.clock = clock
-            listener = MeterListener { e ->
-                if (e.kind == "acked") {
-                    flushing.countDown()
-                    release.await(10, TimeUnit.SECONDS)
-                }
+        val m = meter(dir.resolve("m.db"), clock, listener = MeterListener { e ->
+            if (e.kind == "acked") {
+                flushing.countDown()
+                release.await(10, TimeUnit.SECONDS)
             }
-        }
+        })
         m.record("cust-1", "users", 1)
         clock.advance(Duration.ofHours(1))
         val first = Thread { m.close() }.apply { start() }
