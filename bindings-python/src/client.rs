@@ -103,8 +103,7 @@ where
         }
     }
     // A task of the runtime blocking calls share (it runs while some thread drives it).
-    let blocking = runtime::block_on(async { tokio::runtime::Handle::current() })?;
-    let mut task = AbortOnDrop(blocking.spawn(fut));
+    let mut task = AbortOnDrop(runtime::blocking_handle()?.spawn(fut));
     loop {
         // The timer is made inside the runtime, which it needs.
         let turn = async { tokio::time::timeout(SIGNAL_CHECK, &mut task.0).await };
@@ -132,7 +131,7 @@ where
 }
 
 /// Whether the calling thread is Python's main thread (after `fork()`, the child's).
-fn on_main_thread(py: Python<'_>) -> bool {
+pub(crate) fn on_main_thread(py: Python<'_>) -> bool {
     static MAIN: Mutex<(u32, u64)> = Mutex::new((0, 0));
     // SAFETY: returns the calling thread's id; needs nothing else.
     #[allow(clippy::useless_conversion)] // a c_ulong, 32 bits on some targets

@@ -229,10 +229,7 @@ where
     F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
 {
     let r = (|| -> PyResult<Result<T, Error>> {
-        let threading = py.import(intern!(py, "threading"))?;
-        let main = threading
-            .call_method0(intern!(py, "main_thread"))?
-            .is(&threading.call_method0(intern!(py, "current_thread"))?);
+        let main = crate::client::on_main_thread(py);
         let fut = op(m.clone());
         if !main || m.in_event_callback() {
             return Ok(py.detach(|| runtime::block_on(fut)).and_then(|r| r));

@@ -203,6 +203,12 @@ pub fn handle() -> Result<Handle, Error> {
     Ok(shared()?.rt.handle().clone())
 }
 
+/// A handle to the runtime blocking callers share (built on first use, rebuilt after fork),
+/// for a face that spawns a blocking call as its task: any thread in [`block_on`] runs it.
+pub fn blocking_handle() -> Result<Handle, Error> {
+    Ok(blocking()?.rt.handle().clone())
+}
+
 thread_local! {
     /// Whether this thread is inside [`block_on`] on the blocking runtime.
     static ON_BLOCKING: Cell<bool> = const { Cell::new(false) };
