@@ -61,6 +61,18 @@ fn durable_meter(emu: &Emulator, url: &str, clock: &Arc<AtomicI64>) -> UsageMete
     .unwrap()
 }
 
+/// [`durable_meter`] as replica `id`.
+fn durable_replica(emu: &Emulator, url: &str, clock: &Arc<AtomicI64>, id: &str) -> UsageMeter {
+    UsageMeter::new(
+        builder(emu, Store::postgres(url), clock)
+            .replica_id(id)
+            .durability(Durability::Durable)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 /// An emulator, a fresh database and a clock one second into the previous hour.
 fn start() -> (Emulator, String, i64, Arc<AtomicI64>) {
     let b = base();
@@ -316,6 +328,91 @@ async fn the_maximum_counts_what_the_journal_holds() {
     );
     let left = pg::shared().psql(&url, "SELECT count(*) FROM mm_journal");
     assert_eq!(left, "0", "sealing folds the journal");
+}
+
+/// A bucket filled near the maximum by one replica's large records, then a small record
+/// from another replica (one its journal would take unchecked): the record that would pass
+/// the maximum is refused, the one that fits lands, and the hour is billed once with all
+/// that was acknowledged (not dead-lettered whole at the seal).
+#[tokio::test]
+async fn a_small_record_into_a_bucket_filled_near_the_maximum_is_checked() {
+    let (emu, url, b, clock) = start();
+    let a = durable_replica(&emu, &url, &clock, "a");
+    let small = durable_replica(&emu, &url, &clock, "b");
+    small.record(cust(1), "users", 5, None, None).unwrap();
+    a.record(cust(1), "users", 2_147_483_000, None, None)
+        .unwrap();
+    let e = small
+        .record(cust(1), "users", 1_000, None, None)
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+    assert_eq!(e.field(), Some("quantity"), "{e}");
+    small.record(cust(1), "users", 642, None, None).unwrap();
+    small.record(cust(2), "users", 7, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    let s = a.flush().await.unwrap();
+    assert_eq!((s.acked, s.dead_lettered), (2, 0), "{s:?}");
+    let got = ledger_map(&emu.ledger());
+    assert_eq!(
+        got[&("cust-1".into(), "users".into(), b - H)],
+        (2_147_483_647, 1)
+    );
+}
+
+/// Replicas racing to fill the last units of a bucket, on a store whose commits take 20 ms
+/// (a synchronous standby far away): every record acknowledged is billed and the hour never
+/// passes the maximum (two checked adds must not both miss the other's share).
+#[tokio::test]
+async fn replicas_racing_for_a_buckets_last_units_never_pass_the_maximum() {
+    let (emu, url, b, clock) = start();
+    let slow = pg::shared().psql(
+        &url,
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(0.02); RETURN NULL; END $$;",
+    );
+    assert!(!slow.contains("ERROR"), "{slow}");
+    let first = 2_147_483_647 - 200_000;
+    let a = durable_replica(&emu, &url, &clock, "a");
+    a.record(cust(1), "users", first, None, None).unwrap();
+    let slow = pg::shared().psql(
+        &url,
+        "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT OR UPDATE ON mm_partials
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
+    );
+    assert!(!slow.contains("ERROR"), "{slow}");
+    let acked = Arc::new(AtomicI64::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let m = durable_replica(&emu, &url, &clock, &format!("r{i}"));
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    match m.record(cust(1), "users", 9_999, None, None) {
+                        Ok(()) => {
+                            acked.fetch_add(9_999, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+                            return;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let acked = acked.load(Ordering::SeqCst);
+    assert!(acked > 200_000 - 9_999 * 8, "{acked}");
+    clock.store(b + 600, Ordering::SeqCst);
+    let s = a.flush().await.unwrap();
+    assert_eq!((s.acked, s.dead_lettered), (1, 0), "{s:?}");
+    let got = ledger_map(&emu.ledger());
+    assert_eq!(
+        got[&("cust-1".into(), "users".into(), b - H)],
+        (first + acked, 1)
+    );
 }
 
 /// During a rolling upgrade the previous release's replicas write with `mm_add_v1` and

@@ -14,7 +14,7 @@
 //!   same key, and a key already there means the first attempt committed: nothing is
 //!   counted twice. An INSERT of a key another, still-running, attempt holds waits for that
 //!   attempt to end, so the check is exact even when the old backend has not noticed its
-//!   client left. A write is one statement, a call of the store's `mm_add_v2` function (see
+//!   client left. A write is one statement, a call of the store's `mm_add_v3` function (see
 //!   `schema.rs`), so one round trip: the function runs the steps below in the statement's
 //!   own transaction.
 //! * **Folding.** `mm_fold_v1` moves the journal into each replica's partial sums
@@ -23,9 +23,14 @@
 //!   dies. Every seal folds first, and a trigger folds again as each hour is sealed (so a
 //!   sealer of the previous release, which sums the partial rows only, misses nothing).
 //! * **The maximum.** A replica journals at most 2^23 into a bucket per session (counted
-//!   in `write.rs`); past that its writes to the bucket add into its partial rows, where the
-//!   bucket's whole sum, with what the replica may still have in the journal, is checked
-//!   against the model's maximum once the partial passes 2^23.
+//!   in `write.rs`); past that its writes to the bucket add into its partial rows. A write
+//!   that takes a replica's partial past 2^23 makes the bucket *checked*: it folds the
+//!   journal and marks the bucket, and from then on every write into it, from any replica,
+//!   adds into the partial rows and sums the whole bucket against the model's maximum,
+//!   one check at a time (see `mm_add_v3` in `schema.rs`). A record that would pass the
+//!   maximum is refused when it is written, never found over at the seal. Replicas of the
+//!   previous release (`mm_add_v2`), still writing during a rolling upgrade, do not look
+//!   for the mark.
 //! * **Sealing.** Which hours are sealable is decided by the database's `now()` (or the
 //!   meter's `clock` when one was given, as tests do), never by a replica's clock. A
 //!   writer holds a shared advisory lock on (product, hour) while it adds and checks,

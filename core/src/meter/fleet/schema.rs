@@ -187,6 +187,26 @@ BEGIN
     };
 }
 
+/// Adds the write's allocations into the replica's partial allocation rows.
+macro_rules! add_allocs {
+    () => {
+        r#"
+    IF cardinality(p_alloc_entry) > 0 THEN
+        INSERT INTO mm_partial_allocs AS a (product_code, hour, license_arn, customer_kind,
+                                            customer, dimension, replica, tags, quantity)
+        SELECT p_product, e.h, e.l, e.k, e.c, e.d, p_replica, t.g, sum(t.q)::bigint
+        FROM unnest(p_alloc_entry, p_alloc_tags, p_alloc_quantity) AS t(i, g, q)
+        JOIN unnest(p_license, p_kind, p_customer, p_dimension, v_landed)
+             WITH ORDINALITY AS e(l, k, c, d, h, i) ON e.i = t.i
+        GROUP BY e.h, e.l, e.k, e.c, e.d, t.g
+        ORDER BY 2, 3, 4, 5, 6, 8
+        ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension,
+                     replica, tags)
+        DO UPDATE SET quantity = a.quantity + excluded.quantity;
+    END IF;"#
+    };
+}
+
 macro_rules! add_partials {
     ($threshold:literal, $pending:literal) => {
         concat!(
@@ -224,27 +244,16 @@ macro_rules! add_partials {
             RAISE EXCEPTION 'a bucket would pass the maximum quantity'
                 USING ERRCODE = 'MM001', DETAIL = v_over;
         END IF;
-    END IF;
-    IF cardinality(p_alloc_entry) > 0 THEN
-        INSERT INTO mm_partial_allocs AS a (product_code, hour, license_arn, customer_kind,
-                                            customer, dimension, replica, tags, quantity)
-        SELECT p_product, e.h, e.l, e.k, e.c, e.d, p_replica, t.g, sum(t.q)::bigint
-        FROM unnest(p_alloc_entry, p_alloc_tags, p_alloc_quantity) AS t(i, g, q)
-        JOIN unnest(p_license, p_kind, p_customer, p_dimension, v_landed)
-             WITH ORDINALITY AS e(l, k, c, d, h, i) ON e.i = t.i
-        GROUP BY e.h, e.l, e.k, e.c, e.d, t.g
-        ORDER BY 2, 3, 4, 5, 6, 8
-        ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension,
-                     replica, tags)
-        DO UPDATE SET quantity = a.quantity + excluded.quantity;
-    END IF;
+    END IF;"#,
+            add_allocs!(),
+            r#"
     RETURN v_landed;"#
         )
     };
 }
 
-/// The previous release's write function, created when absent: its replicas call it, so
-/// they run beside this release's on one store (a rolling upgrade). Each function's name
+/// The write function of the release two back, created when absent: its replicas call it,
+/// so they run beside this release's on one store (a rolling upgrade). Each function's name
 /// carries its version: a changed body gets a new name, and no schema version step is
 /// needed (a schema step would make the previous release refuse the store). PL/pgSQL keeps
 /// its plans per session, and a write is one statement, so one round trip.
@@ -264,8 +273,9 @@ pub(super) const ADD_V1_FUNCTION: &str = concat!(
     "\nEND $$;\n"
 );
 
-/// This release's write function. With `p_journal`, the landed entries go into the
-/// journal (`mm_journal`) as one row: an append, whatever the number of buckets, where
+/// The previous release's write function (its replicas call it during a rolling upgrade;
+/// they do not look for `mm_add_v3`'s marks). With `p_journal`, the landed entries go into
+/// the journal (`mm_journal`) as one row: an append, whatever the number of buckets, where
 /// adding into partial rows costs an index lookup and a row update per bucket. Without it,
 /// they are added into the partial rows as `mm_add_v1` does, and a bucket's whole sum is
 /// checked against the maximum once the replica's partial passes 2^23. That sum counts,
@@ -294,6 +304,161 @@ pub(super) const ADD_V2_FUNCTION: &str = concat!(
         "CASE WHEN e.h = p_hour[e.i] THEN p_pending[e.i] ELSE 8388608 END"
     ),
     "\nEND $$;\n"
+);
+
+/// A bucket's entries as a relation `t(l, k, c, d, h, q)`, one row per bucket (a write may
+/// name a bucket twice when an entry landed in a later hour).
+macro_rules! write_buckets {
+    () => {
+        "(SELECT l, k, c, d, h, sum(q)::bigint AS q
+          FROM unnest(p_license, p_kind, p_customer, p_dimension, v_landed, p_quantity)
+               AS e(l, k, c, d, h, q)
+          GROUP BY l, k, c, d, h) t"
+    };
+}
+
+/// `p`'s row is `t`'s bucket.
+macro_rules! same_bucket {
+    ($p:literal, $t:literal) => {
+        concat!(
+            $p,
+            ".product_code = p_product AND ",
+            $p,
+            ".hour = ",
+            $t,
+            ".h AND ",
+            $p,
+            ".license_arn = ",
+            $t,
+            ".l AND ",
+            $p,
+            ".customer_kind = ",
+            $t,
+            ".k AND ",
+            $p,
+            ".customer = ",
+            $t,
+            ".c AND ",
+            $p,
+            ".dimension = ",
+            $t,
+            ".d"
+        )
+    };
+}
+
+/// Whether this write's replica would pass 2^23 in `t`'s bucket.
+macro_rules! past_unchecked {
+    () => {
+        concat!(
+            "t.q + COALESCE((SELECT p.quantity FROM mm_partials p WHERE ",
+            same_bucket!("p", "t"),
+            " AND p.replica = p_replica), 0) > 8388608"
+        )
+    };
+}
+
+/// This release's write function. A bucket is *checked* once a partial row of replica ''
+/// (quantity 0, a marker: replica ids are never empty) is in `mm_partials`: from then on
+/// every write into it adds into the partial rows and sums the bucket against the model's
+/// maximum, and none goes to the journal. A write that would take its replica's partial
+/// past 2^23 in an unchecked bucket marks it: under the product's exclusive write lock
+/// (key -2000000001; every other write of this release holds it shared, so none is in
+/// flight), it folds the journal and inserts the marker, so the bucket's rows then hold
+/// all it was given. Checks of one bucket take turns on its marker (`FOR UPDATE`, in key
+/// order, after the write's own rows and allocations: a write holding a marker then waits
+/// for nothing), so two adds never both miss the other's share. Below the mark a replica
+/// adds at most 2^23 to a bucket through its partial rows and 2^23 a session through the
+/// journal (`write.rs`), unchecked.
+///
+/// With `p_journal`, and no entry's bucket checked, the landed entries go into the journal
+/// as one row: an append, whatever the number of buckets. Otherwise they add into the
+/// partial rows.
+///
+/// Returns, raises and refuses as `mm_add_v2`.
+pub(super) const ADD_V3_FUNCTION: &str = concat!(
+    "CREATE FUNCTION mm_add_v3(",
+    add_params!(),
+    ", p_journal boolean)\nRETURNS bigint[] LANGUAGE plpgsql AS $$",
+    add_head!(),
+    r#"
+    IF p_journal THEN
+        PERFORM pg_advisory_xact_lock_shared(hashtext(p_product), -2000000001);
+        IF NOT EXISTS (SELECT 1 FROM "#,
+    write_buckets!(),
+    " JOIN mm_partials m ON ",
+    same_bucket!("m", "t"),
+    r#" AND m.replica = '') THEN
+            INSERT INTO mm_journal (product_code, replica, license_arn, customer_kind, customer,
+                                    dimension, hour, quantity, alloc_entry, alloc_tags,
+                                    alloc_quantity)
+            VALUES (p_product, p_replica, p_license, p_kind, p_customer, p_dimension, v_landed,
+                    p_quantity, p_alloc_entry, p_alloc_tags, p_alloc_quantity);
+            RETURN v_landed;
+        END IF;
+    ELSE
+        SELECT count(*) INTO v_big FROM "#,
+    write_buckets!(),
+    "\n        WHERE ",
+    past_unchecked!(),
+    "\n          AND NOT EXISTS (SELECT 1 FROM mm_partials m WHERE ",
+    same_bucket!("m", "t"),
+    r#" AND m.replica = '');
+        IF v_big > 0 THEN
+            PERFORM pg_advisory_xact_lock(hashtext(p_product), -2000000001);
+            PERFORM mm_fold_v1(p_product, true);
+            INSERT INTO mm_partials (product_code, hour, license_arn, customer_kind, customer,
+                                     dimension, replica, quantity)
+            SELECT p_product, t.h, t.l, t.k, t.c, t.d, '', 0 FROM "#,
+    write_buckets!(),
+    "\n            WHERE ",
+    past_unchecked!(),
+    r#"
+            ORDER BY 2, 3, 4, 5, 6
+            ON CONFLICT DO NOTHING;
+        ELSE
+            PERFORM pg_advisory_xact_lock_shared(hashtext(p_product), -2000000001);
+        END IF;
+    END IF;
+    INSERT INTO mm_partials AS p (product_code, hour, license_arn, customer_kind, customer,
+                                  dimension, replica, quantity)
+    SELECT p_product, t.h, t.l, t.k, t.c, t.d, p_replica, t.q FROM "#,
+    write_buckets!(),
+    r#"
+    ORDER BY 2, 3, 4, 5, 6
+    ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension, replica)
+    DO UPDATE SET quantity = p.quantity + excluded.quantity;"#,
+    add_allocs!(),
+    r#"
+    -- The checked buckets' markers, in key order; then their sums (a new snapshot: every
+    -- add that held a marker before this one has committed).
+    PERFORM 1 FROM mm_partials m
+    WHERE m.product_code = p_product AND m.replica = ''
+      AND (m.hour, m.license_arn, m.customer_kind, m.customer, m.dimension) IN
+          (SELECT e.h, e.l, e.k, e.c, e.d
+           FROM unnest(p_license, p_kind, p_customer, p_dimension, v_landed) AS e(l, k, c, d, h))
+    ORDER BY m.hour, m.license_arn, m.customer_kind, m.customer, m.dimension
+    FOR UPDATE;
+    IF FOUND THEN
+        SELECT COALESCE(string_agg(i || ':' || total, ','), '') INTO v_over
+        FROM (SELECT t.i, (SELECT COALESCE(sum(p.quantity), 0)::bigint FROM mm_partials p
+                           WHERE "#,
+    same_bucket!("p", "t"),
+    r#") AS total
+              FROM unnest(p_license, p_kind, p_customer, p_dimension, v_landed)
+                   WITH ORDINALITY AS t(l, k, c, d, h, i)
+              WHERE EXISTS (SELECT 1 FROM mm_partials m WHERE "#,
+    same_bucket!("m", "t"),
+    r#" AND m.replica = '')) x
+        WHERE total > 2147483647;
+        IF v_over <> '' THEN
+            RAISE EXCEPTION 'a bucket would pass the maximum quantity'
+                USING ERRCODE = 'MM001', DETAIL = v_over;
+        END IF;
+    END IF;
+    RETURN v_landed;
+END $$;
+"#
 );
 
 /// The journal: one row per journaled write, its entries as arrays (already landed in
@@ -383,7 +548,8 @@ CREATE TRIGGER mm_sealed_hours_fold_v1 BEFORE INSERT ON mm_sealed_hours
 "#;
 
 /// The objects made when absent, in order, each with the probe that finds it (NULL when
-/// absent): the previous release's write function, then the journal and this release's.
+/// absent): the earlier releases' write functions, the journal and its fold, and this
+/// release's write function.
 const ABSENT: &[(&str, &str)] = &[
     (
         "SELECT to_regprocedure('mm_add_v1(text, text, bigint, text, bigint, bigint[], int4[], \
@@ -405,6 +571,12 @@ const ABSENT: &[(&str, &str)] = &[
          text[], text[], text[], text[], bigint[], bigint[], int4[], text[], bigint[], \
          boolean, bigint[])')::text",
         ADD_V2_FUNCTION,
+    ),
+    (
+        "SELECT to_regprocedure('mm_add_v3(text, text, bigint, text, bigint, bigint[], int4[], \
+         text[], text[], text[], text[], bigint[], bigint[], int4[], text[], bigint[], \
+         boolean)')::text",
+        ADD_V3_FUNCTION,
     ),
 ];
 

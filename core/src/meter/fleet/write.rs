@@ -17,9 +17,9 @@ use crate::Error;
 use super::{hour_key, retry, Fleet, P};
 
 /// What a session adds to one bucket through the journal before its writes to that bucket
-/// go to the partial rows instead, where `mm_add_v2` checks the bucket's whole sum from a
-/// partial of 2^23 on: a replica adds at most 2^24 to a bucket unchecked, so 128 replicas
-/// could not pass the model's maximum together.
+/// go to the partial rows instead, where `mm_add_v3` makes the bucket checked (its whole sum
+/// against the model's maximum at every write, from any replica) once the partial would
+/// pass 2^23: a session adds at most 2^24 to a bucket unchecked.
 const JOURNAL_BUDGET: i64 = 1 << 23;
 /// Counters per hour; buckets that hash to one share it.
 const SLOTS: usize = 8192;
@@ -73,12 +73,6 @@ impl Budget {
         true
     }
 
-    /// At least what this session journaled into `key`'s bucket (all it may, when the
-    /// hour is no longer tracked).
-    pub(super) fn pending(&mut self, key: &BucketKey) -> i64 {
-        self.counter(key).map_or(JOURNAL_BUDGET, |c| *c)
-    }
-
     /// Counts a late entry in the hour it landed in.
     fn landed(&mut self, key: &BucketKey, quantity: i64) {
         if let Some(c) = self.counter(key) {
@@ -102,7 +96,7 @@ fn outcome_unknown(e: Error) -> Error {
     .with_source(e)
 }
 
-/// The SQLSTATE `mm_add_v2` raises when an add would push a bucket past the model's maximum;
+/// The SQLSTATE `mm_add_v3` raises when an add would push a bucket past the model's maximum;
 /// its DETAIL lists `entry:sum,` for each entry refused (entries numbered from 1).
 const OVER_MAXIMUM: &str = "MM001";
 
@@ -149,16 +143,8 @@ impl Fleet {
             }
             // The entries in flight are all but those refused (usually none: no copies).
             in_flight.set(Some((seq, refused.clone())));
-            let route = if self.journal.load(Ordering::Relaxed) {
-                let mut budget = super::lock(&self.budget);
-                if budget.take(&mine) {
-                    Route::Journal
-                } else {
-                    Route::Partials(mine.iter().map(|(k, _)| budget.pending(k)).collect())
-                }
-            } else {
-                Route::Partials(vec![0; mine.len()])
-            };
+            let journal =
+                self.journal.load(Ordering::Relaxed) && super::lock(&self.budget).take(&mine);
             // Whether an attempt that reached the database lost its connection or its time:
             // it may have committed, or still commit (its backend may not have noticed
             // yet). Set as the statement goes out, so that an attempt cut by its timeout
@@ -167,11 +153,11 @@ impl Fleet {
             // the commit key that attempt holds) does not.
             let lost = std::sync::atomic::AtomicBool::new(false);
             let out = retry(self, "record", |c| {
-                let (mine, route, lost) = (&mine, &route, &lost);
+                let (mine, lost) = (&mine, &lost);
                 async move {
                     let before = lost.swap(true, Ordering::Relaxed);
                     let r = self
-                        .write_once(&c, product, mine, current, seq, route)
+                        .write_once(&c, product, mine, current, seq, journal)
                         .await;
                     if matches!(&r, Err(e) if !super::retryable(e)) {
                         lost.store(before, Ordering::Relaxed);
@@ -201,7 +187,7 @@ impl Fleet {
                     // Never retry the same entries forever on a detail this code cannot read.
                     return Err(Error::invalid_state(
                         "fleet store: the database refused a write as past the maximum \
-                         without naming its entries (is mm_add_v2 this library's?)",
+                         without naming its entries (is mm_add_v3 this library's?)",
                     ));
                 }
                 WriteOutcome::Refused(more) => refused.extend(more),
@@ -210,10 +196,11 @@ impl Fleet {
     }
 
     /// One attempt: a single statement, so one round trip and the server's implicit
-    /// transaction. `mm_add_v2` (see `schema.rs`) inserts the commit key, takes the hours'
+    /// transaction. `mm_add_v3` (see `schema.rs`) inserts the commit key, takes the hours'
     /// shared locks ascending, checks which are sealed after them, moves late entries to the
-    /// first open hour, and appends one journal row (`journal`) or adds into the partial
-    /// rows checking the model's maximum; a key already there means an earlier attempt of
+    /// first open hour, and appends one journal row (`journal`, when no entry's bucket is
+    /// checked) or adds into the partial rows checking the model's maximum; a key already
+    /// there means an earlier attempt of
     /// this write committed (its answer was lost), and nothing is added.
     async fn write_once(
         &self,
@@ -222,12 +209,8 @@ impl Fleet {
         entries: &[(&BucketKey, &Acc)],
         current: i64,
         seq: i64,
-        route: &Route,
+        journal: bool,
     ) -> Result<WriteOutcome, tokio_postgres::Error> {
-        let (journal, pending): (bool, &[i64]) = match route {
-            Route::Journal => (true, &[]),
-            Route::Partials(pending) => (false, pending),
-        };
         let n = entries.len();
         let (mut license, mut kind, mut customer) = (
             Vec::with_capacity(n),
@@ -259,7 +242,7 @@ impl Fleet {
         locked.sort_unstable();
         locked.dedup();
         let keys: Vec<i32> = locked.iter().map(|h| hour_key(*h)).collect();
-        let params: [P<'_>; 18] = [
+        let params: [P<'_>; 17] = [
             (&self.replica, Type::TEXT),
             (&self.session, Type::TEXT),
             (&seq, Type::INT8),
@@ -277,13 +260,12 @@ impl Fleet {
             (&a_tags, Type::TEXT_ARRAY),
             (&a_quantity, Type::INT8_ARRAY),
             (&journal, Type::BOOL),
-            (&pending, Type::INT8_ARRAY),
         ];
         crate::meter::crash::hit("fleet_before_commit");
         let r = c
             .query_typed(
-                "SELECT mm_add_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18)",
+                "SELECT mm_add_v3($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17)",
                 &params,
             )
             .await;
@@ -325,7 +307,7 @@ impl Fleet {
     }
 }
 
-/// The entries `mm_add_v2` refused, from its DETAIL (`entry:sum,` with entries from 1).
+/// The entries `mm_add_v3` refused, from its DETAIL (`entry:sum,` with entries from 1).
 fn over_maximum(detail: &str, entries: &[(&BucketKey, &Acc)]) -> Vec<(BucketKey, i64)> {
     detail
         .split(',')
@@ -336,13 +318,6 @@ fn over_maximum(detail: &str, entries: &[(&BucketKey, &Acc)]) -> Vec<(BucketKey,
             Some(((*k).clone(), sum))
         })
         .collect()
-}
-
-/// Where a write goes: the journal, or the partial rows with, per entry, at least what
-/// this session journaled into the entry's bucket (see [`Budget::pending`]).
-enum Route {
-    Journal,
-    Partials(Vec<i64>),
 }
 
 pub(super) enum WriteOutcome {
