@@ -73,6 +73,39 @@ fn durable_replica(emu: &Emulator, url: &str, clock: &Arc<AtomicI64>, id: &str) 
     .unwrap()
 }
 
+/// Another session holding the product's fold lock (as a seal does) for `secs` seconds.
+fn hold_the_fold(url: &str, secs: u32) -> std::thread::JoinHandle<String> {
+    let (url, p) = (url.to_owned(), metering_emulator::PRODUCT_CODE);
+    let t = std::thread::spawn(move || {
+        pg::shared().psql(
+            &url,
+            &format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext('{p}'), -2000000000);
+                 SELECT pg_sleep({secs}); COMMIT;"
+            ),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    t
+}
+
+/// Flushes `m` with the clock past `hour`'s grace: `acked` buckets acknowledged, none
+/// dead-lettered, and cust-1's `users` billed `quantity` once for `hour`.
+async fn assert_flush_bills(
+    m: &UsageMeter,
+    emu: &Emulator,
+    clock: &Arc<AtomicI64>,
+    acked: usize,
+    hour: i64,
+    quantity: i64,
+) {
+    clock.store(hour + H + 600, Ordering::SeqCst);
+    let s = m.flush().await.unwrap();
+    assert_eq!((s.acked, s.dead_lettered), (acked, 0), "{s:?}");
+    let got = ledger_map(&emu.ledger());
+    assert_eq!(got[&("cust-1".into(), "users".into(), hour)], (quantity, 1));
+}
+
 /// An emulator, a fresh database and a clock one second into the previous hour.
 fn start() -> (Emulator, String, i64, Arc<AtomicI64>) {
     let b = base();
@@ -347,16 +380,12 @@ async fn a_small_record_into_a_bucket_filled_near_the_maximum_is_checked() {
         .unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
     assert_eq!(e.field(), Some("quantity"), "{e}");
+    // The 5 journaled before the bucket was marked count: 643 would pass the maximum.
+    let e = small.record(cust(1), "users", 643, None, None).unwrap_err();
+    assert_eq!(e.field(), Some("quantity"), "{e}");
     small.record(cust(1), "users", 642, None, None).unwrap();
     small.record(cust(2), "users", 7, None, None).unwrap();
-    clock.store(b + 600, Ordering::SeqCst);
-    let s = a.flush().await.unwrap();
-    assert_eq!((s.acked, s.dead_lettered), (2, 0), "{s:?}");
-    let got = ledger_map(&emu.ledger());
-    assert_eq!(
-        got[&("cust-1".into(), "users".into(), b - H)],
-        (2_147_483_647, 1)
-    );
+    assert_flush_bills(&a, &emu, &clock, 2, b - H, 2_147_483_647).await;
 }
 
 /// Replicas racing to fill the last units of a bucket, on a store whose commits take 20 ms
@@ -404,15 +433,93 @@ async fn replicas_racing_for_a_buckets_last_units_never_pass_the_maximum() {
         t.join().unwrap();
     }
     let acked = acked.load(Ordering::SeqCst);
-    assert!(acked > 200_000 - 9_999 * 8, "{acked}");
-    clock.store(b + 600, Ordering::SeqCst);
-    let s = a.flush().await.unwrap();
-    assert_eq!((s.acked, s.dead_lettered), (1, 0), "{s:?}");
-    let got = ledger_map(&emu.ledger());
-    assert_eq!(
-        got[&("cust-1".into(), "users".into(), b - H)],
-        (first + acked, 1)
+    assert!(acked > 200_000 - 9_999, "{acked}");
+    assert_flush_bills(&a, &emu, &clock, 1, b - H, first + acked).await;
+}
+
+/// A write that marks a bucket while a seal holds the fold (here, another session holds
+/// the fold's lock for 3 s) lets the product's other writes go on: it never waits for the
+/// fold holding every writer off (nor deadlocks with a sealer waiting for its hour).
+#[tokio::test]
+async fn a_marking_write_during_a_seal_does_not_stop_the_other_writers() {
+    let (emu, url, _, clock) = start();
+    let (a, small) = (
+        durable_replica(&emu, &url, &clock, "a"),
+        durable_replica(&emu, &url, &clock, "b"),
     );
+    small.record(cust(2), "users", 1, None, None).unwrap();
+    let holder = hold_the_fold(&url, 3);
+    let marking = std::thread::spawn(move || a.record(cust(1), "users", 100_000_000, None, None));
+    std::thread::sleep(Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    small.record(cust(2), "users", 1, None, None).unwrap();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "a journal write waited {took:?}"
+    );
+    marking.join().unwrap().unwrap();
+    holder.join().unwrap();
+}
+
+/// A marking write refused for a whole minute because a seal holds the fold (here another
+/// session holds its lock for 65 s) certainly did not commit: `record()` says so with a
+/// retryable error, not `OutcomeUnknown`, and nothing is kept to settle. Recorded again
+/// once the seal is done, the usage is billed once.
+#[tokio::test]
+async fn a_write_refused_for_a_minute_by_a_seal_is_not_of_unknown_outcome() {
+    let (emu, url, b, clock) = start();
+    let a = durable_replica(&emu, &url, &clock, "a");
+    let holder = hold_the_fold(&url, 65);
+    let e = a
+        .record(cust(1), "users", 100_000_000, None, None)
+        .unwrap_err();
+    assert_ne!(e.error_code(), ErrorCode::OutcomeUnknown, "{e}");
+    assert!(e.is_retryable(), "{e}");
+    holder.join().unwrap();
+    a.record(cust(1), "users", 100_000_000, None, None).unwrap();
+    assert_flush_bills(&a, &emu, &clock, 1, b - H, 100_000_000).await;
+}
+
+/// Hundreds of short-lived sessions (serverless workers, each a new replica id) journal
+/// into one customer-hour, each far below its own limit: once a fold finds the bucket past
+/// 2^30 every later write into it is checked, and the one that would pass the maximum is
+/// refused instead of the whole hour being dead-lettered at the seal.
+#[tokio::test]
+async fn many_sessions_journaling_into_one_bucket_never_pass_the_maximum() {
+    let (emu, url, b, clock) = start();
+    let m = durable_meter(&emu, &url, &clock);
+    let (h, p) = (b - H, metering_emulator::PRODUCT_CODE);
+    // Sessions `from..to`, each journaling 8,000,000 units (below its 2^23): how many of
+    // them the store refused.
+    let sessions = |from: i32, to: i32| {
+        let out = pg::shared().psql(
+            &url,
+            &format!(
+                "DO $$ DECLARE v_refused int := 0; BEGIN
+                   FOR i IN {from} .. {to} - 1 LOOP
+                     BEGIN
+                       PERFORM mm_add_v3('worker-' || i, 's', 1, '{p}', {h}, '{{{h}}}',
+                                         '{{{k}}}', '{{\"\"}}', '{{C}}', '{{cust-1}}',
+                                         '{{users}}', '{{{h}}}', '{{8000000}}', '{{}}', '{{}}',
+                                         '{{}}', true);
+                     EXCEPTION WHEN SQLSTATE 'MM001' THEN v_refused := v_refused + 1;
+                     END;
+                   END LOOP;
+                   PERFORM set_config('mm.refused', v_refused::text, false);
+                 END $$;
+                 SELECT current_setting('mm.refused');",
+                k = h / H
+            ),
+        );
+        out.parse::<i32>().unwrap_or_else(|_| panic!("{out}"))
+    };
+    assert_eq!(sessions(0, 150), 0);
+    // A flush folds the journal (1.2 billion in the bucket); then 120 more sessions.
+    m.flush().await.unwrap();
+    let refused = sessions(150, 270);
+    assert_eq!(refused, 2, "118 fit below 2^31 - 1, the last 2 do not");
+    assert_flush_bills(&m, &emu, &clock, 1, h, 268 * 8_000_000).await;
 }
 
 /// During a rolling upgrade the previous release's replicas write with `mm_add_v1` and

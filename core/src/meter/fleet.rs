@@ -17,7 +17,8 @@
 //!   client left. A write is one statement, a call of the store's `mm_add_v3` function (see
 //!   `schema.rs`), so one round trip: the function runs the steps below in the statement's
 //!   own transaction.
-//! * **Folding.** `mm_fold_v1` moves the journal into each replica's partial sums
+//! * **Folding.** `mm_fold_v1` (`mm_fold_v2` in the sealer, which also names the buckets
+//!   it added into past 2^30) moves the journal into each replica's partial sums
 //!   (`mm_partials`, keyed by the bucket and the replica id) in one statement that deletes
 //!   the rows it adds: each journal row counts once, whoever folds it, whenever a folder
 //!   dies. Every seal folds first, and a trigger folds again as each hour is sealed (so a
@@ -27,7 +28,10 @@
 //!   that takes a replica's partial past 2^23 makes the bucket *checked*: it folds the
 //!   journal and marks the bucket, and from then on every write into it, from any replica,
 //!   adds into the partial rows and sums the whole bucket against the model's maximum,
-//!   one check at a time (see `mm_add_v3` in `schema.rs`). A record that would pass the
+//!   one check at a time (see `mm_add_v3` in `schema.rs`); so does a write into the
+//!   partial rows that takes the bucket's sum past 2^30. The sealer marks the buckets its
+//!   fold took past 2^30 (`mm_mark_v1`), so many sessions journaling into one bucket, each
+//!   below its own limit, are checked from the next flush on. A record that would pass the
 //!   maximum is refused when it is written, never found over at the seal. Replicas of the
 //!   previous release (`mm_add_v2`), still writing during a rolling upgrade, do not look
 //!   for the mark.

@@ -347,13 +347,17 @@ macro_rules! same_bucket {
     };
 }
 
-/// Whether this write's replica would pass 2^23 in `t`'s bucket.
+/// Whether this write would take its replica past 2^23 in `t`'s bucket, or the bucket's
+/// sum past 2^30.
 macro_rules! past_unchecked {
     () => {
         concat!(
-            "t.q + COALESCE((SELECT p.quantity FROM mm_partials p WHERE ",
+            "(t.q + COALESCE((SELECT p.quantity FROM mm_partials p WHERE ",
             same_bucket!("p", "t"),
-            " AND p.replica = p_replica), 0) > 8388608"
+            " AND p.replica = p_replica), 0) > 8388608
+             OR t.q + COALESCE((SELECT sum(p.quantity) FROM mm_partials p WHERE ",
+            same_bucket!("p", "t"),
+            "), 0) > 1073741824)"
         )
     };
 }
@@ -361,15 +365,19 @@ macro_rules! past_unchecked {
 /// This release's write function. A bucket is *checked* once a partial row of replica ''
 /// (quantity 0, a marker: replica ids are never empty) is in `mm_partials`: from then on
 /// every write into it adds into the partial rows and sums the bucket against the model's
-/// maximum, and none goes to the journal. A write that would take its replica's partial
-/// past 2^23 in an unchecked bucket marks it: under the product's exclusive write lock
-/// (key -2000000001; every other write of this release holds it shared, so none is in
-/// flight), it folds the journal and inserts the marker, so the bucket's rows then hold
-/// all it was given. Checks of one bucket take turns on its marker (`FOR UPDATE`, in key
-/// order, after the write's own rows and allocations: a write holding a marker then waits
-/// for nothing), so two adds never both miss the other's share. Below the mark a replica
-/// adds at most 2^23 to a bucket through its partial rows and 2^23 a session through the
-/// journal (`write.rs`), unchecked.
+/// maximum, and none goes to the journal. A write into the partial rows that would take
+/// its replica's partial past 2^23, or the bucket's sum past 2^30, marks it: under the
+/// product's exclusive write lock (key -2000000001; every other write of this release
+/// holds it shared, so none is in flight), it folds the journal and inserts the marker, so
+/// the bucket's rows then hold all it was given. It only tries the fold's lock: a sealer
+/// holds that while it waits for hours' locks, maybe this write's, and this write must not
+/// hold every writer of the product off meanwhile (SQLSTATE 55P03, retried). Buckets
+/// grown through the journal are marked by the sealer ([`FOLD_V2_FUNCTION`],
+/// [`MARK_FUNCTION`]). Checks of one bucket take turns on its marker (`FOR UPDATE`, in
+/// key order, after the write's own rows and allocations: a write holding a marker then
+/// waits for nothing), so two adds never both miss the other's share. Below the mark a
+/// replica adds at most 2^23 to a bucket through its partial rows and 2^23 a session
+/// through the journal (`write.rs`), unchecked.
 ///
 /// With `p_journal`, and no entry's bucket checked, the landed entries go into the journal
 /// as one row: an append, whatever the number of buckets. Otherwise they add into the
@@ -406,6 +414,12 @@ pub(super) const ADD_V3_FUNCTION: &str = concat!(
     r#" AND m.replica = '');
         IF v_big > 0 THEN
             PERFORM pg_advisory_xact_lock(hashtext(p_product), -2000000001);
+            -- A sealer holds the fold's lock while it waits for hours' locks (this write's
+            -- among them): never wait for it here, holding every writer of the product off.
+            IF NOT pg_try_advisory_xact_lock(hashtext(p_product), -2000000000) THEN
+                RAISE EXCEPTION 'a seal or fold of this product is running; try again'
+                    USING ERRCODE = '55P03';
+            END IF;
             PERFORM mm_fold_v1(p_product, true);
             INSERT INTO mm_partials (product_code, hour, license_arn, customer_kind, customer,
                                      dimension, replica, quantity)
@@ -485,16 +499,26 @@ CREATE TABLE mm_journal (
 /// (an advisory lock on a key no hour has); `p_wait` false returns 0 at once when another
 /// holds it. It runs with its owner's rights (a runtime role may call it having been
 /// granted nothing on the journal), on the schema it was made in.
-const FOLD_FUNCTION: &str = r#"
-CREATE FUNCTION mm_fold_v1(p_product text, p_wait boolean)
-RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER AS $$
+macro_rules! fold_function {
+    ($name:literal, $returns:literal, $none:literal, $declare:literal, $returning:literal,
+     $tail:literal) => {
+        concat!(
+            "\nCREATE FUNCTION ",
+            $name,
+            "(p_product text, p_wait boolean)\nRETURNS ",
+            $returns,
+            r#" LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
-    v_rows bigint;
+    v_rows bigint;"#,
+            $declare,
+            r#"
 BEGIN
     IF p_wait THEN
         PERFORM pg_advisory_xact_lock(hashtext(p_product), -2000000000);
     ELSIF NOT pg_try_advisory_xact_lock(hashtext(p_product), -2000000000) THEN
-        RETURN 0;
+        RETURN"#,
+            $none,
+            r#";
     END IF;
     WITH j AS (
         DELETE FROM mm_journal WHERE product_code = p_product
@@ -509,7 +533,9 @@ BEGIN
         GROUP BY e.h, e.l, e.k, e.c, e.d, j.replica
         ORDER BY 2, 3, 4, 5, 6, 7
         ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension, replica)
-        DO UPDATE SET quantity = p.quantity + excluded.quantity
+        DO UPDATE SET quantity = p.quantity + excluded.quantity"#,
+            $returning,
+            r#"
     ), allocs AS (
         INSERT INTO mm_partial_allocs AS a (product_code, hour, license_arn, customer_kind,
                                             customer, dimension, replica, tags, quantity)
@@ -524,13 +550,102 @@ BEGIN
         ON CONFLICT (product_code, hour, license_arn, customer_kind, customer, dimension,
                      replica, tags)
         DO UPDATE SET quantity = a.quantity + excluded.quantity
-    )
-    SELECT count(*) INTO v_rows FROM j;
-    RETURN v_rows;
+    )"#,
+            $tail,
+            r#"
 END $$;
 DO $$ BEGIN
-    EXECUTE format('ALTER FUNCTION mm_fold_v1(text, boolean) SET search_path = %I, pg_temp',
+    EXECUTE format('ALTER FUNCTION "#,
+            $name,
+            r#"(text, boolean) SET search_path = %I, pg_temp',
                    current_schema());
+END $$;
+"#
+        )
+    };
+}
+
+/// Moves every committed journal row of a product into the partial rows, in one
+/// statement: the rows it deletes are the rows it adds, so a journal row is folded
+/// exactly once whoever folds and whenever a folder dies. One folder at a time per product
+/// (an advisory lock on a key no hour has); `p_wait` false returns 0 at once when another
+/// holds it. It runs with its owner's rights (a runtime role may call it having been
+/// granted nothing on the journal), on the schema it was made in.
+const FOLD_FUNCTION: &str = fold_function!(
+    "mm_fold_v1",
+    "bigint",
+    " 0",
+    "",
+    "",
+    "
+    SELECT count(*) INTO v_rows FROM j;
+    RETURN v_rows;"
+);
+
+/// [`FOLD_FUNCTION`], returning the buckets it added into whose sum passed 2^30 and that
+/// are not checked yet (see [`ADD_V3_FUNCTION`]): the sealer has [`MARK_FUNCTION`] mark
+/// them, so however many sessions journal into a bucket, each below its own limit, every
+/// write into it is checked from then on.
+const FOLD_V2_FUNCTION: &str = fold_function!(
+    "mm_fold_v2",
+    "TABLE (o_hour bigint, o_license text, o_kind text, o_customer text, o_dimension text)",
+    "",
+    "
+    v_h bigint[];
+    v_l text[];
+    v_k text[];
+    v_c text[];
+    v_d text[];",
+    "
+        RETURNING p.hour AS h, p.license_arn AS l, p.customer_kind AS k, p.customer AS c,
+                  p.dimension AS d",
+    "
+    SELECT (SELECT count(*) FROM j), array_agg(h), array_agg(l), array_agg(k), array_agg(c),
+           array_agg(d)
+    INTO v_rows, v_h, v_l, v_k, v_c, v_d
+    FROM (SELECT DISTINCT h, l, k, c, d FROM parts) x;
+    RETURN QUERY
+    SELECT t.h, t.l, t.k, t.c, t.d
+    FROM unnest(v_h, v_l, v_k, v_c, v_d) AS t(h, l, k, c, d)
+    WHERE (SELECT sum(p.quantity) FROM mm_partials p
+           WHERE p.product_code = p_product AND p.hour = t.h AND p.license_arn = t.l
+             AND p.customer_kind = t.k AND p.customer = t.c AND p.dimension = t.d)
+          > 1073741824
+      AND NOT EXISTS (SELECT 1 FROM mm_partials m
+                      WHERE m.product_code = p_product AND m.hour = t.h AND m.license_arn = t.l
+                        AND m.customer_kind = t.k AND m.customer = t.c AND m.dimension = t.d
+                        AND m.replica = '');"
+);
+
+/// Marks checked (see [`ADD_V3_FUNCTION`]) those of the given buckets whose sum passed
+/// 2^30, as a write that marks does: under the product's exclusive write lock (no write in
+/// flight), after folding the journal. Returns how many it marked, or -1 without waiting
+/// when a seal or fold holds the fold's lock (the sealer runs it in a transaction of its
+/// own, after its seal committed).
+const MARK_FUNCTION: &str = r#"
+CREATE FUNCTION mm_mark_v1(p_product text, p_hour bigint[], p_license text[], p_kind text[],
+                           p_customer text[], p_dimension text[])
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_marked bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext(p_product), -2000000001);
+    IF NOT pg_try_advisory_xact_lock(hashtext(p_product), -2000000000) THEN
+        RETURN -1;
+    END IF;
+    PERFORM mm_fold_v1(p_product, true);
+    INSERT INTO mm_partials (product_code, hour, license_arn, customer_kind, customer,
+                             dimension, replica, quantity)
+    SELECT p_product, t.h, t.l, t.k, t.c, t.d, '', 0
+    FROM unnest(p_hour, p_license, p_kind, p_customer, p_dimension) AS t(h, l, k, c, d)
+    WHERE (SELECT sum(p.quantity) FROM mm_partials p
+           WHERE p.product_code = p_product AND p.hour = t.h AND p.license_arn = t.l
+             AND p.customer_kind = t.k AND p.customer = t.c AND p.dimension = t.d)
+          > 1073741824
+    ORDER BY 2, 3, 4, 5, 6
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_marked = ROW_COUNT;
+    RETURN v_marked;
 END $$;
 "#;
 
@@ -560,6 +675,14 @@ const ABSENT: &[(&str, &str)] = &[
     (
         "SELECT to_regprocedure('mm_fold_v1(text, boolean)')::text",
         FOLD_FUNCTION,
+    ),
+    (
+        "SELECT to_regprocedure('mm_fold_v2(text, boolean)')::text",
+        FOLD_V2_FUNCTION,
+    ),
+    (
+        "SELECT to_regprocedure('mm_mark_v1(text, bigint[], text[], text[], text[], text[])')::text",
+        MARK_FUNCTION,
     ),
     (
         "SELECT (SELECT tgname::text FROM pg_trigger

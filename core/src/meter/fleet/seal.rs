@@ -47,8 +47,12 @@ impl Fleet {
         // holds. Sealers of a product take turns here; a sealer of the previous release
         // folds through the trigger on `mm_sealed_hours` (see `schema.rs`), as each hour
         // sealed below does again for what committed since.
-        tx.execute("SELECT mm_fold_v1($1, true)", &[&product])
-            .await?;
+        let unmarked: Vec<(i64, String, String, String, String)> = tx
+            .query("SELECT * FROM mm_fold_v2($1, true)", &[&product])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect();
         let mut hours: BTreeSet<i64> = tx
             .query(
                 "SELECT DISTINCT hour FROM mm_partials WHERE product_code = $1 AND hour <= $2",
@@ -210,6 +214,36 @@ impl Fleet {
         if prune_commits {
             *super::lock(&self.commits_pruned) = Some(std::time::Instant::now());
         }
+        if !unmarked.is_empty() {
+            mark(c, product, &unmarked).await?;
+        }
         Ok((sealed, events))
     }
+}
+
+/// Marks checked the buckets the seal's fold found past 2^30 (see `mm_mark_v1` in
+/// `schema.rs`), in a transaction of its own: it waits for every write of the product in
+/// flight, which the seal must not (they may hold hours it waits for). When another seal
+/// holds the fold, the next fold that adds into these buckets finds them again.
+async fn mark(
+    c: &PgClient,
+    product: &str,
+    buckets: &[(i64, String, String, String, String)],
+) -> Result<(), tokio_postgres::Error> {
+    let hour: Vec<i64> = buckets.iter().map(|b| b.0).collect();
+    let [license, kind, customer, dimension]: [Vec<&str>; 4] = [
+        buckets.iter().map(|b| b.1.as_str()).collect(),
+        buckets.iter().map(|b| b.2.as_str()).collect(),
+        buckets.iter().map(|b| b.3.as_str()).collect(),
+        buckets.iter().map(|b| b.4.as_str()).collect(),
+    ];
+    let marked: i64 = c
+        .query_one(
+            "SELECT mm_mark_v1($1, $2, $3, $4, $5, $6)",
+            &[&product, &hour, &license, &kind, &customer, &dimension],
+        )
+        .await?
+        .get(0);
+    tracing::debug!(marked, "fleet store: buckets past 2^30 marked checked");
+    Ok(())
 }

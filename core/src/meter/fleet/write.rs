@@ -96,6 +96,14 @@ fn outcome_unknown(e: Error) -> Error {
     .with_source(e)
 }
 
+/// Whether the server answered the write's statement with an error (severity ERROR, not
+/// FATAL): its transaction, the statement's own, certainly rolled back, however retryable
+/// the error (a lock the write did not get, a deadlock, a read-only standby).
+fn rolled_back(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|d| d.parsed_severity() == Some(tokio_postgres::error::Severity::Error))
+}
+
 /// The SQLSTATE `mm_add_v3` raises when an add would push a bucket past the model's maximum;
 /// its DETAIL lists `entry:sum,` for each entry refused (entries numbered from 1).
 const OVER_MAXIMUM: &str = "MM001";
@@ -159,7 +167,7 @@ impl Fleet {
                     let r = self
                         .write_once(&c, product, mine, current, seq, journal)
                         .await;
-                    if matches!(&r, Err(e) if !super::retryable(e)) {
+                    if matches!(&r, Err(e) if !super::retryable(e) || rolled_back(e)) {
                         lost.store(before, Ordering::Relaxed);
                     }
                     (c, r)
