@@ -1285,7 +1285,9 @@ mm_status mm_meter_new(const struct mm_client *client,
  * here).
  *
  * Waits for event callbacks in flight; none runs after it returns. No other call may be
- * running on `meter`. Called from the meter's own event callback it frees nothing and
+ * running on `meter`, but one: a call whose event callback had another thread free the
+ * meter (as the C++ wrapper's destructor does from `on_event`) keeps what it uses alive
+ * until it returns. Called from the meter's own event callback it frees nothing and
  * returns `MM_STATUS_INVALID_STATE` (it would wait for that callback): free the meter after
  * the callback returns.
  */

@@ -240,6 +240,32 @@ int main() {
       CHECK(after == 1 && !owner);
     }
 
+    // The same from the thread of a blocking call on that meter (its flush delivering the
+    // Acked event): the flush goes on after the callback returns, so the meter must outlive
+    // the callback until the flush returns (found by a review: the deferred free dropped the
+    // core meter under the running flush, a use after free ASan reports).
+    {
+      std::unique_ptr<mm::UsageMeter> owner;
+      int acked = 0;
+      mm::MeterOptions o;
+      o.product_code = MM_TEST_PRODUCT;
+      o.clock = &clock;
+      o.grace = seconds(60);
+      o.on_event = [&owner, &acked](const mm::MeterEvent &ev) {
+        if (ev.kind != mm::MeterEventKind::Acked || acked++ > 0) return;
+        owner.reset();
+        // Work after the reset: the deferred free runs meanwhile.
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      };
+      owner = std::make_unique<mm::UsageMeter>(client, o);
+      owner->record(mm::Customer::identifier("cust-17"), "users", 1);
+      owner->record(mm::Customer::identifier("cust-18"), "users", 1);
+      clock.advance(hours(1) + seconds(120));
+      mm::UsageMeter *raw = owner.get();
+      mm::FlushSummary s = raw->flush();  // `*raw` is destroyed during this call
+      CHECK(s.acked == 2 && !owner);
+    }
+
     // A configuration the core refuses: the Error carries the status.
     bool thrown = false;
     try {

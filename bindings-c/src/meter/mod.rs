@@ -169,7 +169,9 @@ pub extern "C" fn mm_meter_new(
 /// here).
 ///
 /// Waits for event callbacks in flight; none runs after it returns. No other call may be
-/// running on `meter`. Called from the meter's own event callback it frees nothing and
+/// running on `meter`, but one: a call whose event callback had another thread free the
+/// meter (as the C++ wrapper's destructor does from `on_event`) keeps what it uses alive
+/// until it returns. Called from the meter's own event callback it frees nothing and
 /// returns `MM_STATUS_INVALID_STATE` (it would wait for that callback): free the meter after
 /// the callback returns.
 #[no_mangle]
@@ -185,15 +187,20 @@ pub extern "C" fn mm_meter_free(meter: *mut mm_meter) -> mm_status {
     })
 }
 
+/// Runs `f` with the meter's mode and a reference to the core meter of the call's own, taken
+/// before anything else: a callback may free the handle while the call that delivers it runs
+/// (the C++ wrapper's deferred free from `on_event`), and the core meter must then live on
+/// until the call returns. The handle is not touched after that.
 pub(crate) fn with_meter(
     meter: *const mm_meter,
     err_out: *mut *mut mm_error,
-    f: impl FnOnce(&MeterHandle, &UsageMeter) -> Result<(), ErrorData>,
+    f: impl FnOnce(MeterMode, &UsageMeter) -> Result<(), ErrorData>,
 ) -> mm_status {
     ffi_boundary!(err_out, {
         // SAFETY: NULL or a live meter.
         let h = unsafe { ffi::req_ref(meter, "meter") }?;
-        f(h, &h.meter)
+        let (mode, m) = (h.mode, UsageMeter::clone(&h.meter));
+        f(mode, &m)
     })
 }
 

@@ -255,14 +255,14 @@ pub extern "C" fn mm_meter_record(
     event: *const mm_usage_event,
     err_out: *mut *mut mm_error,
 ) -> mm_status {
-    with_meter(meter, err_out, |h, m| {
+    with_meter(meter, err_out, |mode, m| {
         // SAFETY: NULL or a live event.
         let e = unsafe { ffi::req_ref(event, "event") }?;
         let customer = Customer::from_parts(
             e.customer_identifier.clone(),
             e.customer_aws_account_id.clone(),
             e.license_arn.clone(),
-            h.mode != MeterMode::MeterUsage,
+            mode != MeterMode::MeterUsage,
         )?;
         let Some(dimension) = e.dimension.as_deref() else {
             return Err(ErrorData::invalid("dimension", "is required"));
@@ -294,11 +294,11 @@ pub extern "C" fn mm_meter_register_customer(
     n_dimensions: usize,
     err_out: *mut *mut mm_error,
 ) -> mm_status {
-    with_meter(meter, err_out, |h, m| {
+    with_meter(meter, err_out, |mode, m| {
         // SAFETY: NULL or NUL-terminated strings.
         let customer = unsafe {
             customer_arg(
-                h.mode,
+                mode,
                 customer_identifier,
                 customer_aws_account_id,
                 license_arn,
