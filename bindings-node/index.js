@@ -115,24 +115,43 @@ function abortError() {
   return e
 }
 
-/** `promise`, or an AbortError as soon as `signal` aborts (after `onAbort`). */
+/**
+ * `promise`, or an AbortError as soon as `signal` aborts (after `cancel`). As SDK v3, a signal
+ * without `addEventListener` (the legacy `@aws-sdk/abort-controller` shape) is told through
+ * its `onabort`; the call's outcome is always handled, whatever the signal does.
+ */
 function raceAbort(promise, signal, cancel) {
   return new Promise((resolve, reject) => {
+    let settled = false
     const onAbort = () => {
+      if (settled) return
+      settled = true
       cancel()
       reject(abortError())
     }
-    signal.addEventListener('abort', onAbort, { once: true })
+    const listens = typeof signal.addEventListener === 'function'
+    const stop = () => {
+      try {
+        if (listens) signal.removeEventListener?.('abort', onAbort)
+        else if (signal.onabort === onAbort) signal.onabort = null
+      } catch {}
+    }
     promise.then(
       (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
+        stop()
+        if (!settled) resolve(v)
+        settled = true
       },
       (e) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(e)
+        stop()
+        if (!settled) reject(e)
+        settled = true
       },
     )
+    try {
+      if (listens) signal.addEventListener('abort', onAbort, { once: true })
+      else signal.onabort = onAbort
+    } catch {}
   })
 }
 
@@ -668,6 +687,10 @@ function deadLetter(d) {
 // dimension and a number quantity. Its members go to the addon as arguments, which skips
 // napi's key listing and property gets (most of a record's cost); both ways apply the same
 // rules with the same errors. Every other input takes the general conversion.
+// Each member is read once (a getter may answer differently the second time): when the shape
+// holds, the values read are left in `plain` for the caller to pass on at once (no caller code
+// runs in between, so a getter calling record() itself cannot change them).
+const plain = { customerIdentifier: '', dimension: '', quantity: 0 }
 function isPlainRecord(o) {
   if (typeof o !== 'object' || o === null || Object.getPrototypeOf(o) !== Object.prototype) return false
   let n = 0
@@ -675,8 +698,15 @@ function isPlainRecord(o) {
     if (k !== 'customerIdentifier' && k !== 'dimension' && k !== 'quantity') return false
     n++
   }
-  return n === 3 && typeof o.customerIdentifier === 'string' && typeof o.dimension === 'string' &&
-    typeof o.quantity === 'number'
+  if (n !== 3) return false
+  const c = o.customerIdentifier
+  const d = o.dimension
+  const q = o.quantity
+  if (typeof c !== 'string' || typeof d !== 'string' || typeof q !== 'number') return false
+  plain.customerIdentifier = c
+  plain.dimension = d
+  plain.quantity = q
+  return true
 }
 const kOpened = Symbol('UsageMeter.open')
 
@@ -743,6 +773,11 @@ class UsageMeter extends EventEmitter {
    * event loop. Bad options reject at once, with the constructor's errors.
    */
   static async open(client, options = {}) {
+    // Called unbound (`const { open } = UsageMeter`): a UsageMeter, checked before the store
+    // is opened (and locked).
+    const Target = typeof this === 'function' && (this === UsageMeter || this.prototype instanceof UsageMeter)
+      ? this
+      : UsageMeter
     const { nativeClient, clock } = meterArgs(client, options)
     const ref = { meter: null, early: [] }
     const onEvent = (n) => {
@@ -757,7 +792,7 @@ class UsageMeter extends EventEmitter {
     }
     // A subclass's `open()` gives an instance of it (its constructor, which may not pass the
     // third argument on, is not run: the meter is already open).
-    return Reflect.construct(UsageMeter, [client, options, { [kOpened]: true, native: nat, ref }], this)
+    return Reflect.construct(UsageMeter, [client, options, { [kOpened]: true, native: nat, ref }], Target)
   }
 
   _attach(nat) {
@@ -801,7 +836,7 @@ class UsageMeter extends EventEmitter {
       let queued
       try {
         queued = isPlainRecord(input)
-          ? this._recordPlain(input.customerIdentifier, input.dimension, input.quantity)
+          ? this._recordPlain(plain.customerIdentifier, plain.dimension, plain.quantity)
           : this._native.recordNow(input)
       } catch (err) {
         return Promise.reject(translateError(err))

@@ -354,3 +354,26 @@ test('errors carry $retryable and $response as SDK v3 errors do', async () => {
     emu.stop()
   }
 })
+
+test('an abortSignal without addEventListener (the legacy shape SDK v3 takes) neither throws nor loses the call', async () => {
+  // Found by a review: the call started, then a TypeError rejected send() while the call's own
+  // rejection went unhandled (the process ended under Node's default).
+  const { emu, client } = setup()
+  try {
+    const c = client({ maxAttempts: 1 })
+    const legacy = { aborted: false, onabort: null }
+    const out = await c.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' }), { abortSignal: legacy })
+    assert.ok(out.CustomerIdentifier)
+    const bad = await c.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'nope' }), { abortSignal: { aborted: false } }).catch((e) => e)
+    assert.ok(bad instanceof mm.InvalidTokenException, String(bad))
+    // The legacy shape aborts through onabort, as SDK v3's AbortController polyfill did.
+    emu.pushFault({ kind: 'delay', seconds: 2 })
+    const started = Date.now()
+    const call = c.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' }), { abortSignal: legacy })
+    setTimeout(() => { legacy.aborted = true; legacy.onabort?.() }, 100)
+    await assert.rejects(call, { name: 'AbortError' })
+    assert.ok(Date.now() - started < 1500)
+  } finally {
+    emu.stop()
+  }
+})

@@ -830,3 +830,31 @@ test('durability "memory": process.exit() writes the buffered events to the stor
   assert.deepEqual(billed().get(`cust-7|gb|${hour}`), { quantity: 6, entries: 1 })
   removeDb(p)
 })
+
+test('record() reads each member of its input once (a getter is not asked twice)', async () => {
+  // Found by a review: the fast path checked each member's type, then read it again; a
+  // getter that answered differently the second time gave an error naming no field.
+  const { m } = meter()
+  let reads = 0
+  const input = { customerIdentifier: 'cust-getter', dimension: 'users', get quantity() { return reads++ ? 5n : 1 } }
+  await m.record(input)
+  assert.equal(reads, 1)
+  const s = await m.status()
+  assert.equal(s.pending, 1)
+  await m.close()
+})
+
+test('UsageMeter.open called unbound opens a UsageMeter', async () => {
+  // Found by a review: `this` undefined threw after the store was opened and locked, so a
+  // corrected retry found the store in use.
+  const { open } = mm.UsageMeter
+  const path = tempDb('unbound')
+  try {
+    const m = await open(client(), { productCode: emu.productCode, path, flushIntervalSeconds: null })
+    assert.ok(m instanceof mm.UsageMeter)
+    await m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 1 })
+    await m.close()
+  } finally {
+    removeDb(path)
+  }
+})
