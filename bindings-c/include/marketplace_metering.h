@@ -1979,6 +1979,54 @@ int64_t mm_batch_meter_usage_output_unprocessed_quantity(const struct mm_batch_m
                                                          size_t i);
 
 /**
+ * Whether unprocessed record `i` has a quantity (false when `out` is NULL or `i` out of
+ * range). Thread-safe.
+ */
+bool mm_batch_meter_usage_output_unprocessed_has_quantity(const struct mm_batch_meter_usage_output *out,
+                                                          size_t i);
+
+/**
+ * The number of usage allocations of unprocessed record `i` (0 when `out` is NULL or `i` out
+ * of range). Thread-safe.
+ */
+size_t mm_batch_meter_usage_output_unprocessed_allocation_count(const struct mm_batch_meter_usage_output *out,
+                                                                size_t i);
+
+/**
+ * The allocated quantity of allocation `j` of unprocessed record `i` (0 when `out` is NULL
+ * or an index out of range). Thread-safe.
+ */
+int64_t mm_batch_meter_usage_output_unprocessed_allocation_quantity(const struct mm_batch_meter_usage_output *out,
+                                                                    size_t i,
+                                                                    size_t j);
+
+/**
+ * The number of tags of allocation `j` of unprocessed record `i` (0 when `out` is NULL or an
+ * index out of range). Thread-safe.
+ */
+size_t mm_batch_meter_usage_output_unprocessed_allocation_tag_count(const struct mm_batch_meter_usage_output *out,
+                                                                    size_t i,
+                                                                    size_t j);
+
+/**
+ * The key of tag `k` of allocation `j` of unprocessed record `i`. Owned by `out`. NULL if
+ * `out` is NULL or an index out of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_unprocessed_allocation_tag_key(const struct mm_batch_meter_usage_output *out,
+                                                                       size_t i,
+                                                                       size_t j,
+                                                                       size_t k);
+
+/**
+ * The value of tag `k` of allocation `j` of unprocessed record `i`. Owned by `out`. NULL if
+ * `out` is NULL or an index out of range. Thread-safe.
+ */
+const char *mm_batch_meter_usage_output_unprocessed_allocation_tag_value(const struct mm_batch_meter_usage_output *out,
+                                                                         size_t i,
+                                                                         size_t j,
+                                                                         size_t k);
+
+/**
  * The timestamp of unprocessed record `i`, seconds since the Unix epoch (0 when `out` is
  * NULL or `i` out of range). Thread-safe.
  */

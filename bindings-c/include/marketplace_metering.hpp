@@ -376,7 +376,8 @@ class BatchMeterUsageOutput {
     }
     return v;
   }
-  /// Records the service did not process (send them again; see `Client::resend_unprocessed`).
+  /// Records the service did not process, every field and allocation as sent (send them
+  /// again; see `Client::resend_unprocessed`).
   std::vector<UsageRecord> unprocessed_records() const {
     std::vector<UsageRecord> v;
     const mm_batch_meter_usage_output *o = h_.get();
@@ -389,7 +390,20 @@ class BatchMeterUsageOutput {
           detail::str(mm_batch_meter_usage_output_unprocessed_customer_aws_account_id(o, i));
       r.license_arn = detail::str(mm_batch_meter_usage_output_unprocessed_license_arn(o, i));
       r.dimension = detail::str(mm_batch_meter_usage_output_unprocessed_dimension(o, i));
-      r.quantity = mm_batch_meter_usage_output_unprocessed_quantity(o, i);
+      if (mm_batch_meter_usage_output_unprocessed_has_quantity(o, i)) {
+        r.quantity = mm_batch_meter_usage_output_unprocessed_quantity(o, i);
+      }
+      size_t na = mm_batch_meter_usage_output_unprocessed_allocation_count(o, i);
+      for (size_t j = 0; j < na; j++) {
+        UsageAllocation a;
+        a.allocated_usage_quantity = mm_batch_meter_usage_output_unprocessed_allocation_quantity(o, i, j);
+        size_t nt = mm_batch_meter_usage_output_unprocessed_allocation_tag_count(o, i, j);
+        for (size_t k = 0; k < nt; k++) {
+          a.tags.push_back({detail::str(mm_batch_meter_usage_output_unprocessed_allocation_tag_key(o, i, j, k)),
+                            detail::str(mm_batch_meter_usage_output_unprocessed_allocation_tag_value(o, i, j, k))});
+        }
+        r.allocations.push_back(std::move(a));
+      }
       v.push_back(std::move(r));
     }
     return v;

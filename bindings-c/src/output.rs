@@ -68,6 +68,8 @@ pub struct RecordView {
     customer_aws_account_id: Option<CString>,
     license_arn: Option<CString>,
     dimension: CString,
+    /// Each allocation's tags, (key, value).
+    tags: Vec<Vec<(CString, CString)>>,
 }
 
 impl RecordView {
@@ -77,6 +79,16 @@ impl RecordView {
             customer_aws_account_id: r.customer_aws_account_id().map(cstring),
             license_arn: r.license_arn().map(cstring),
             dimension: cstring(r.dimension()),
+            tags: r
+                .usage_allocations()
+                .iter()
+                .map(|a| {
+                    a.tags()
+                        .iter()
+                        .map(|t| (cstring(t.key()), cstring(t.value())))
+                        .collect()
+                })
+                .collect(),
         }
     }
 }
@@ -354,6 +366,83 @@ pub extern "C" fn mm_batch_meter_usage_output_unprocessed_quantity(
     i: usize,
 ) -> i64 {
     ffi_boundary!(0 => core_unprocessed(out, i).map_or(0, |r| r.quantity().map_or(0, i64::from)))
+}
+
+/// Whether unprocessed record `i` has a quantity (false when `out` is NULL or `i` out of
+/// range). Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_batch_meter_usage_output_unprocessed_has_quantity(
+    out: *const mm_batch_meter_usage_output,
+    i: usize,
+) -> bool {
+    ffi_boundary!(false => core_unprocessed(out, i).is_some_and(|r| r.quantity().is_some()))
+}
+
+/// The number of usage allocations of unprocessed record `i` (0 when `out` is NULL or `i` out
+/// of range). Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_batch_meter_usage_output_unprocessed_allocation_count(
+    out: *const mm_batch_meter_usage_output,
+    i: usize,
+) -> usize {
+    ffi_boundary!(0 => core_unprocessed(out, i).map_or(0, |r| r.usage_allocations().len()))
+}
+
+/// The allocated quantity of allocation `j` of unprocessed record `i` (0 when `out` is NULL
+/// or an index out of range). Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_batch_meter_usage_output_unprocessed_allocation_quantity(
+    out: *const mm_batch_meter_usage_output,
+    i: usize,
+    j: usize,
+) -> i64 {
+    ffi_boundary!(0 => core_unprocessed(out, i)
+        .and_then(|r| r.usage_allocations().get(j))
+        .map_or(0, |a| i64::from(a.allocated_usage_quantity())))
+}
+
+/// The number of tags of allocation `j` of unprocessed record `i` (0 when `out` is NULL or an
+/// index out of range). Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_batch_meter_usage_output_unprocessed_allocation_tag_count(
+    out: *const mm_batch_meter_usage_output,
+    i: usize,
+    j: usize,
+) -> usize {
+    ffi_boundary!(0 => unprocessed(out, i).and_then(|r| r.tags.get(j)).map_or(0, Vec::len))
+}
+
+/// The key of tag `k` of allocation `j` of unprocessed record `i`. Owned by `out`. NULL if
+/// `out` is NULL or an index out of range. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_batch_meter_usage_output_unprocessed_allocation_tag_key(
+    out: *const mm_batch_meter_usage_output,
+    i: usize,
+    j: usize,
+    k: usize,
+) -> *const c_char {
+    ffi_boundary!(std::ptr::null() => unprocessed_tag(out, i, j, k).map_or(std::ptr::null(), |t| t.0.as_ptr()))
+}
+
+/// The value of tag `k` of allocation `j` of unprocessed record `i`. Owned by `out`. NULL if
+/// `out` is NULL or an index out of range. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_batch_meter_usage_output_unprocessed_allocation_tag_value(
+    out: *const mm_batch_meter_usage_output,
+    i: usize,
+    j: usize,
+    k: usize,
+) -> *const c_char {
+    ffi_boundary!(std::ptr::null() => unprocessed_tag(out, i, j, k).map_or(std::ptr::null(), |t| t.1.as_ptr()))
+}
+
+fn unprocessed_tag<'a>(
+    out: *const mm_batch_meter_usage_output,
+    i: usize,
+    j: usize,
+    k: usize,
+) -> Option<&'a (CString, CString)> {
+    unprocessed(out, i).and_then(|r| r.tags.get(j)?.get(k))
 }
 
 /// The timestamp of unprocessed record `i`, seconds since the Unix epoch (0 when `out` is

@@ -60,6 +60,38 @@ int main() {
     auto again = client.resend_unprocessed(part);
     CHECK(again.results().size() == 3);
 
+    // The unprocessed records as sent: allocations and an absent quantity included (found by
+    // a review: their allocations were dropped and a missing quantity read as 0, so sending
+    // them again lost the tags).
+    {
+      mm::BatchMeterUsageInput tagged{MM_TEST_PRODUCT, {}};
+      for (int i = 1; i <= 4; i++) {
+        mm::UsageRecord r{now - std::chrono::hours(1), "cust-" + std::to_string(i), "", "", "users", 3, {}};
+        r.allocations.push_back(mm::UsageAllocation{1, {{"team", "red"}, {"env", "prod"}}});
+        r.allocations.push_back(mm::UsageAllocation{2, {{"team", "blue"}}});
+        tagged.usage_records.push_back(r);
+      }
+      tagged.usage_records[3].quantity.reset();
+      tagged.usage_records[3].allocations.clear();
+      CHECK(mm_test_control(&e, "POST", "/_emulator/faults", "{\"kind\":\"partial\",\"count\":4}", nullptr, 0) == 200);
+      auto left = client.batch_meter_usage(tagged).unprocessed_records();
+      CHECK(left.size() == 4);
+      for (const auto &r : left) {
+        const auto &sent = tagged.usage_records.at(std::stoi(r.customer_identifier.substr(5)) - 1);
+        CHECK(r.quantity == sent.quantity);
+        CHECK(r.allocations.size() == sent.allocations.size());
+        for (size_t j = 0; j < r.allocations.size(); j++) {
+          CHECK(r.allocations[j].allocated_usage_quantity == sent.allocations[j].allocated_usage_quantity);
+          CHECK(r.allocations[j].tags.size() == sent.allocations[j].tags.size());
+          for (size_t k = 0; k < r.allocations[j].tags.size(); k++) {
+            CHECK(r.allocations[j].tags[k].key == sent.allocations[j].tags[k].key);
+            CHECK(r.allocations[j].tags[k].value == sent.allocations[j].tags[k].value);
+          }
+        }
+      }
+      CHECK(client.batch_meter_usage({MM_TEST_PRODUCT, left}).results().size() == 4);
+    }
+
     // Errors carry code, message, request id, HTTP status, attempts.
     CHECK(mm_test_control(&e, "POST", "/_emulator/faults", "{\"kind\":\"throttle\"}", nullptr, 0) == 200);
     bool thrown = false;
