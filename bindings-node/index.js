@@ -123,17 +123,27 @@ function abortError() {
 function raceAbort(promise, signal, cancel) {
   return new Promise((resolve, reject) => {
     let settled = false
-    const onAbort = () => {
+    const listens = typeof signal.addEventListener === 'function'
+    // A legacy signal's own `onabort` (the caller's, or another call's on the same signal)
+    // still runs, and is put back when this call ends first.
+    let previous = null
+    const onAbort = function (...args) {
+      if (typeof previous === 'function') {
+        try {
+          previous.apply(this, args)
+        } catch {}
+      }
       if (settled) return
       settled = true
-      cancel()
       reject(abortError())
+      try {
+        cancel()
+      } catch {}
     }
-    const listens = typeof signal.addEventListener === 'function'
     const stop = () => {
       try {
         if (listens) signal.removeEventListener?.('abort', onAbort)
-        else if (signal.onabort === onAbort) signal.onabort = null
+        else if (signal.onabort === onAbort) signal.onabort = previous
       } catch {}
     }
     promise.then(
@@ -149,8 +159,12 @@ function raceAbort(promise, signal, cancel) {
       },
     )
     try {
-      if (listens) signal.addEventListener('abort', onAbort, { once: true })
-      else signal.onabort = onAbort
+      if (listens) {
+        signal.addEventListener('abort', onAbort, { once: true })
+      } else {
+        previous = signal.onabort
+        signal.onabort = onAbort
+      }
     } catch {}
   })
 }

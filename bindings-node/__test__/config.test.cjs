@@ -377,3 +377,26 @@ test('an abortSignal without addEventListener (the legacy shape SDK v3 takes) ne
     emu.stop()
   }
 })
+
+test('a legacy abortSignal keeps its own onabort, and aborts every call it was given', async () => {
+  const { emu, client } = setup()
+  try {
+    const c = client({ maxAttempts: 1 })
+    let mine = 0
+    const legacy = { aborted: false, onabort: () => { mine++ } }
+    const own = legacy.onabort
+    await c.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' }), { abortSignal: legacy })
+    assert.equal(legacy.onabort, own, 'put back after the call')
+    emu.pushFault({ kind: 'delay', seconds: 2 })
+    emu.pushFault({ kind: 'delay', seconds: 2 })
+    const cmd = () => new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })
+    const a = c.send(cmd(), { abortSignal: legacy })
+    const b = c.send(cmd(), { abortSignal: legacy })
+    setTimeout(() => { legacy.aborted = true; legacy.onabort() }, 100)
+    await assert.rejects(a, { name: 'AbortError' })
+    await assert.rejects(b, { name: 'AbortError' })
+    assert.equal(mine, 1)
+  } finally {
+    emu.stop()
+  }
+})

@@ -522,6 +522,28 @@ async fn many_sessions_journaling_into_one_bucket_never_pass_the_maximum() {
     assert_flush_bills(&m, &emu, &clock, 1, h, 268 * 8_000_000).await;
 }
 
+/// A seal whose marking of the buckets past 2^30 fails (here the function is gone) still
+/// counts as done: it committed, and its window alarms were flagged sent with it.
+#[tokio::test]
+async fn a_failed_mark_after_a_seal_does_not_fail_the_flush() {
+    let (emu, url, b, clock) = start();
+    let m = durable_meter(&emu, &url, &clock);
+    let (h, p) = (b - H, metering_emulator::PRODUCT_CODE);
+    let psql = |sql: &str| {
+        let out = pg::shared().psql(&url, sql);
+        assert!(!out.contains("ERROR"), "{out}");
+    };
+    psql(&format!(
+        "SELECT mm_add_v3('worker', 's', 1, '{p}', {h}, '{{{h}}}', '{{{k}}}', '{{\"\"}}', '{{C}}',
+                          '{{cust-1}}', '{{users}}', '{{{h}}}', '{{1200000000}}', '{{}}', '{{}}',
+                          '{{}}', true)",
+        k = h / H
+    ));
+    psql("DROP FUNCTION mm_mark_v1");
+    m.flush().await.unwrap();
+    assert_flush_bills(&m, &emu, &clock, 1, h, 1_200_000_000).await;
+}
+
 /// During a rolling upgrade the previous release's replicas write with `mm_add_v1` and
 /// seal knowing nothing of the journal: an hour they seal still holds what this release's
 /// replicas journaled into it, and every customer-hour is billed once.

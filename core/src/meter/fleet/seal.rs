@@ -214,8 +214,12 @@ impl Fleet {
         if prune_commits {
             *super::lock(&self.commits_pruned) = Some(std::time::Instant::now());
         }
+        // The seal committed (its alarms are flagged sent): a mark that fails must not fail
+        // it. The next fold that adds into these buckets finds them again.
         if !unmarked.is_empty() {
-            mark(c, product, &unmarked).await?;
+            if let Err(e) = mark(c, product, &unmarked).await {
+                tracing::warn!(error = %e, "fleet store: buckets past 2^30 not marked yet");
+            }
         }
         Ok((sealed, events))
     }
@@ -224,7 +228,8 @@ impl Fleet {
 /// Marks checked the buckets the seal's fold found past 2^30 (see `mm_mark_v1` in
 /// `schema.rs`), in a transaction of its own: it waits for every write of the product in
 /// flight, which the seal must not (they may hold hours it waits for). When another seal
-/// holds the fold, the next fold that adds into these buckets finds them again.
+/// holds the fold, or this fails, the next fold that adds into these buckets finds them
+/// again.
 async fn mark(
     c: &PgClient,
     product: &str,
