@@ -455,6 +455,9 @@ impl NativeMeter {
     /// `flush()` on the core's runtime.
     pub async fn flush_async(&self) -> R<FlushSummaryRecord> {
         let m = self.get()?;
+        // Polled first on the caller's thread: from the meter's own listener the flush on a
+        // worker would wait for the flush delivering the event, for good.
+        m.refuse_in_event_callback("flush()")?;
         let handle = marketplace_metering::runtime::spawn(async move { m.flush().await })?;
         match handle.await {
             Ok(r) => Ok(summary_record(&r?)),

@@ -89,6 +89,59 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// A dict's items, one at a time, as `PyDict_Next` gives them. A dict that changes size
+/// while it is walked (by Python code the conversion runs: a tzinfo's `utcoffset`, another
+/// thread) ends the walk with the `RuntimeError` iterating it in Python raises; pyo3's own
+/// iterator panics there, and the panic reached the caller as a `PanicException`.
+pub(crate) struct Items<'a, 'py> {
+    dict: &'a Bound<'py, PyDict>,
+    pos: pyo3::ffi::Py_ssize_t,
+    len: Option<usize>,
+}
+
+pub(crate) fn items<'a, 'py>(dict: &'a Bound<'py, PyDict>) -> Items<'a, 'py> {
+    Items {
+        dict,
+        pos: 0,
+        len: Some(dict.len()),
+    }
+}
+
+impl<'py> Iterator for Items<'_, 'py> {
+    type Item = CResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let len = self.len?;
+        if self.dict.len() != len {
+            self.len = None;
+            return Some(Err(ConvError::Py(
+                pyo3::exceptions::PyRuntimeError::new_err(
+                    "dictionary changed size during iteration",
+                ),
+            )));
+        }
+        let (mut key, mut value) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: `dict` is a dict, held for the walk; `PyDict_Next` checks `pos` against the
+        // dict's current table and gives borrowed references, made owned at once below
+        // (before any Python code runs).
+        let more = unsafe {
+            pyo3::ffi::PyDict_Next(self.dict.as_ptr(), &mut self.pos, &mut key, &mut value)
+        };
+        if more == 0 {
+            self.len = None;
+            return None;
+        }
+        let py = self.dict.py();
+        // SAFETY: non-NULL borrowed references to live objects (see above).
+        Some(Ok(unsafe {
+            (
+                Bound::from_borrowed_ptr(py, key),
+                Bound::from_borrowed_ptr(py, value),
+            )
+        }))
+    }
+}
+
 fn as_dict<'a, 'py>(v: &'a Bound<'py, PyAny>, path: &str) -> CResult<&'a Bound<'py, PyDict>> {
     v.cast::<PyDict>().map_err(|_| type_error(path, "dict", v))
 }

@@ -142,3 +142,32 @@ def test_only_the_models_rules_are_checked(client: mm.Client, emu: Emulator) -> 
         client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=[bad])
     assert ei.value.response["Error"]["Code"] == "InvalidUsageAllocationsException"
     assert len(emu.requests()) == sent
+
+
+def test_a_record_changed_while_it_is_converted_raises_runtime_error(client: mm.Client) -> None:
+    # Found by a review: Python code the conversion runs (here a tzinfo's utcoffset) removed
+    # a key from the record being read; pyo3's dict iterator panicked, and the caller got a
+    # PanicException (a BaseException `except Exception` misses) instead of Python's own error.
+    from datetime import datetime, timedelta, tzinfo
+
+    rec: dict = {"CustomerIdentifier": "c", "Dimension": "users", "Quantity": 1}
+
+    class Shrinking(tzinfo):
+        def utcoffset(self, dt):  # type: ignore[no-untyped-def]
+            rec.pop("Quantity", None)
+            return timedelta(0)
+
+        def dst(self, dt):  # type: ignore[no-untyped-def]
+            return None
+
+    rec["Timestamp"] = datetime(2024, 1, 1, tzinfo=Shrinking())
+    with pytest.raises(RuntimeError, match="changed size during iteration"):
+        client.batch_meter_usage(ProductCode="prod-1234", UsageRecords=[rec])
+
+
+def test_retry_counts_beyond_64_bits_name_the_setting() -> None:
+    # Found by a review: 2**64 raised pyo3's bare OverflowError.
+    with pytest.raises(mm.exceptions.InvalidConfigError, match="max_attempts"):
+        mm.Client(region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE",
+                  aws_secret_access_key="secret",
+                  config=mm.Config(retries={"max_attempts": 2**64}))

@@ -502,6 +502,23 @@ def test_closed_meter_refuses_records(emu: Emulator) -> None:
     assert m.status()["pending"] == 1  # still answers
 
 
+def test_a_with_block_closing_again_after_another_meter_took_the_store_sends_nothing(
+        emu: Emulator, tmp_path: Any) -> None:
+    # Found by a review: the second close (the `with` block's exit) flushed the store again
+    # after the first had given it up, sending another meter's sealed hours beside it.
+    t0 = base()
+    clock = ManualClock(t0)
+    path = str(tmp_path / "m.db")
+    with meter(emu, clock, path=path) as first:
+        first.close()
+        second = meter(emu, clock, path=path)
+        second.record("cust-1", "users", 3, timestamp=utc(t0))
+        clock.advance(SEAL)
+    assert emu.ledger() == []
+    assert second.close()["acked"] == 1
+    assert len(emu.ledger()) == 1
+
+
 def test_flush_interrupted_by_throttling_is_reported_not_raised(emu: Emulator) -> None:
     t0 = base()
     clock = ManualClock(t0)

@@ -987,6 +987,31 @@ fn one_meter_owns_a_store_and_a_second_says_who_holds_it() {
     remove_store(&path);
 }
 
+/// A second `close()` (a `with` block's exit after an explicit close) after another meter
+/// took the store over sends nothing from it: the closed meter gave the store up, and
+/// sending the new owner's sealed hours beside it could bill them twice.
+#[test]
+fn a_second_close_after_another_meter_took_the_store_sends_nothing() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let path = temp_db("close-twice");
+    let first = file_meter(&h, &emu, &path, Durability::Durable);
+    first.close_blocking().unwrap();
+    let second = file_meter(&h, &emu, &path, Durability::Durable);
+    second.record(cust(1), "users", 4, None, None).unwrap();
+    h.set(b + 600);
+    let again = first.close_blocking().unwrap();
+    assert_eq!((again.sealed, again.calls), (0, 0), "{again:?}");
+    assert!(emu.ledger().is_empty(), "{:?}", emu.ledger());
+    assert_eq!(second.close_blocking().unwrap().acked, 1);
+    assert_eq!(emu.ledger().len(), 1);
+    drop(first);
+    drop(second);
+    remove_store(&path);
+}
+
 #[test]
 fn racing_creators_of_a_new_store_get_one_owner_and_clear_errors() {
     let emu = emulator();

@@ -143,4 +143,7 @@ def retry_settings(retries: Optional[Mapping[str, Any]]) -> Tuple[Optional[int],
         elif retries.get("max_attempts") is not None:
             total = int(retries["max_attempts"]) + 1
     # Unset stays unset: the core reads AWS_MAX_ATTEMPTS / AWS_RETRY_MODE and the profile.
+    # Beyond 64 bits: as many attempts as the core can count (it checks the range).
+    if total is not None:
+        total = max(-(2**63), min(total, 2**63 - 1))
     return total, mode

@@ -12,8 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{
-    as_dict, boolean, int64, join, key_str, list, missing, quantity, string, timestamp, type_error,
-    unknown_key, CResult,
+    as_dict, boolean, int64, items, join, key_str, list, missing, quantity, string, timestamp,
+    type_error, unknown_key, CResult,
 };
 
 pub(super) const BMU_KEYS: &[&str] = &["ProductCode", "UsageRecords"];
@@ -43,7 +43,8 @@ pub(super) const RU_KEYS: &[&str] = &["ProductCode", "PublicKeyVersion", "Nonce"
 pub(super) fn tag(v: &Bound<'_, PyAny>, path: &str) -> CResult<Tag> {
     let d = as_dict(v, path)?;
     let mut b = Tag::builder();
-    for (k, v) in d.iter() {
+    for item in items(d) {
+        let (k, v) = item?;
         let k = key_str(&k, || path.to_owned())?;
         match &*k {
             "Key" => b = b.key(string(&v, || join(path, "Key"))?),
@@ -55,13 +56,14 @@ pub(super) fn tag(v: &Bound<'_, PyAny>, path: &str) -> CResult<Tag> {
 }
 
 pub fn allocations(v: &Bound<'_, PyAny>, path: &str) -> CResult<Vec<UsageAllocation>> {
-    let items = list(v, path, validate::MAX_USAGE_ALLOCATIONS)?;
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    let given = list(v, path, validate::MAX_USAGE_ALLOCATIONS)?;
+    let mut out = Vec::with_capacity(given.len());
+    for (i, item) in given.iter().enumerate() {
         let p = format!("{path}[{i}]");
         let d = as_dict(item, &p)?;
         let mut b = UsageAllocation::builder();
-        for (k, v) in d.iter() {
+        for item in items(d) {
+            let (k, v) = item?;
             let k = key_str(&k, || p.clone())?;
             match &*k {
                 "AllocatedUsageQuantity" => {
@@ -100,7 +102,8 @@ pub(super) fn usage_record(
         .cast::<PyDict>()
         .map_err(|_| type_error(&path(), "dict", v))?;
     let mut b = UsageRecord::builder();
-    for (k, v) in d.iter() {
+    for item in items(d) {
+        let (k, v) = item?;
         let k = key_str(&k, path)?;
         let f = |name: &str| format!("UsageRecords[{i}].{name}");
         match &*k {
@@ -136,15 +139,16 @@ pub(super) fn usage_record(
 
 pub fn batch_meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<BatchMeterUsageInput> {
     let mut b = BatchMeterUsageInput::builder();
-    for (k, v) in params.iter() {
+    for item in items(params) {
+        let (k, v) = item?;
         let k = key_str(&k, String::new)?;
         match &*k {
             "ProductCode" => b = b.product_code(string(&v, || "ProductCode".into())?),
             "UsageRecords" => {
-                let items = list(&v, "UsageRecords", validate::MAX_USAGE_RECORDS)?;
-                let mut recs = Vec::with_capacity(items.len());
+                let given = list(&v, "UsageRecords", validate::MAX_USAGE_RECORDS)?;
+                let mut recs = Vec::with_capacity(given.len());
                 let mut last = None;
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in given.iter().enumerate() {
                     recs.push(usage_record(item, i, &mut last)?);
                 }
                 b = b.set_usage_records(Some(recs));
@@ -157,7 +161,8 @@ pub fn batch_meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<BatchMeter
 
 pub fn meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<MeterUsageInput> {
     let mut b = MeterUsageInput::builder();
-    for (k, v) in params.iter() {
+    for item in items(params) {
+        let (k, v) = item?;
         let k = key_str(&k, String::new)?;
         match &*k {
             "ProductCode" => b = b.product_code(string(&v, || "ProductCode".into())?),
@@ -177,7 +182,8 @@ pub fn meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<MeterUsageInput>
 
 pub fn resolve_customer_input(params: &Bound<'_, PyDict>) -> CResult<ResolveCustomerInput> {
     let mut b = ResolveCustomerInput::builder();
-    for (k, v) in params.iter() {
+    for item in items(params) {
+        let (k, v) = item?;
         let k = key_str(&k, String::new)?;
         match &*k {
             "RegistrationToken" => {
@@ -191,7 +197,8 @@ pub fn resolve_customer_input(params: &Bound<'_, PyDict>) -> CResult<ResolveCust
 
 pub fn register_usage_input(params: &Bound<'_, PyDict>) -> CResult<RegisterUsageInput> {
     let mut b = RegisterUsageInput::builder();
-    for (k, v) in params.iter() {
+    for item in items(params) {
+        let (k, v) = item?;
         let k = key_str(&k, String::new)?;
         match &*k {
             "ProductCode" => b = b.product_code(string(&v, || "ProductCode".into())?),

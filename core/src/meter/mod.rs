@@ -103,6 +103,8 @@ struct Inner {
     flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     flush_lock: tokio::sync::Mutex<()>,
     closed: AtomicBool,
+    /// Held through a `close()`; true once one gave the store up.
+    closed_down: tokio::sync::Mutex<bool>,
     /// The process that created the meter (see `owner`).
     generation: u64,
 }
@@ -361,6 +363,7 @@ impl UsageMeter {
             flusher: Mutex::new(None),
             flush_lock: tokio::sync::Mutex::new(()),
             closed: AtomicBool::new(false),
+            closed_down: tokio::sync::Mutex::new(false),
             generation: crate::runtime::process_generation(),
         });
         if let Some(every) = config.flush_interval {
@@ -458,9 +461,17 @@ impl UsageMeter {
     /// claim (another meter may open it now); later `record()` and `flush()` calls fail with
     /// `InvalidState`. Unsealed hours stay in the store (a file
     /// store sends them after a restart).
+    ///
+    /// A later `close()` (a `with` block's exit after an explicit close) waits for the first
+    /// to end, then does nothing and returns an empty summary: the store may be another
+    /// meter's by then.
     pub async fn close(&self) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;
         self.inner.shared.refuse_reentry("close()")?;
+        let mut closed_down = self.inner.closed_down.lock().await;
+        if *closed_down {
+            return Ok(FlushSummary::default());
+        }
         if let Some(h) = lock(&self.inner.flusher).take() {
             h.abort();
         }
@@ -475,6 +486,7 @@ impl UsageMeter {
         let flushed = self.flush_now().await;
         // Closed: another meter may own the store now (this one only reads it from here on).
         lock(&self.inner.shared.db).release_claim();
+        *closed_down = true;
         flushed
     }
 

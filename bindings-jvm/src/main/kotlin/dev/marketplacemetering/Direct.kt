@@ -15,6 +15,7 @@ import com.sun.jna.Pointer
 import dev.marketplacemetering.internal.FfiConverterString
 import dev.marketplacemetering.internal.FfiConverterTypeNativeError
 import dev.marketplacemetering.internal.InternalException
+import dev.marketplacemetering.internal.NativeException
 import java.nio.BufferOverflowException
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
@@ -60,6 +61,13 @@ internal object Direct {
     private val pool = ArrayBlockingQueue<Buffer>(POOLED)
 
     private fun grown(old: Buffer, atLeast: Int): Buffer {
+        if (old.bytes.capacity() == Int.MAX_VALUE) {
+            // Arguments past 2 GiB: refused (doubling no further, the write looped for good).
+            val number = dev.marketplacemetering.internal.nativeErrorCodes().first { it.code == "InvalidInput" }.number
+            throw NativeException.Failure(
+                number, "InvalidInput", "the call's arguments take more than 2 GiB", null, null, null, 0u, false,
+            ).toPublic()
+        }
         var size = old.bytes.capacity()
         while (size < atLeast) size = if (size > Int.MAX_VALUE / 2) Int.MAX_VALUE else size * 2
         return Buffer(size)

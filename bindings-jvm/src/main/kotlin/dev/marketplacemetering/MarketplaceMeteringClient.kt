@@ -351,7 +351,13 @@ class MarketplaceMeteringClient private constructor(
         init {
             // At JVM exit: writes live meters' memory buffers (the meters stay open for the
             // application's own hooks) and joins the native runtime's threads.
-            Runtime.getRuntime().addShutdownHook(Thread({ nativeShutdown() }, "marketplace-metering-shutdown"))
+            // A client first made inside a shutdown hook: the JVM is exiting and takes no more
+            // hooks; the class must still load (its calls work; the hook's work is the
+            // caller's own close()).
+            try {
+                Runtime.getRuntime().addShutdownHook(Thread({ nativeShutdown() }, "marketplace-metering-shutdown"))
+            } catch (_: IllegalStateException) {
+            }
         }
     }
 }

@@ -239,6 +239,8 @@ class UsageMeter private constructor(
         )
     }
 
+    private val relay: Relay? = config.listener?.let(::Relay)
+
     private val native: NativeMeter = translating {
         NativeLibrary.ensurePrepared()
         NativeMeter(
@@ -259,7 +261,7 @@ class UsageMeter private constructor(
                 clock = config.clock?.native,
                 powerLossSafe = config.powerLossSafe,
             ),
-            config.listener?.let(::Relay),
+            relay,
         )
     }
 
@@ -341,10 +343,30 @@ class UsageMeter private constructor(
     fun flush(): FlushSummary = translating { native.flush() }.toPublic()
 
     /** [flush] as a suspend function (runs on the native runtime). */
-    suspend fun flushSuspend(): FlushSummary = translating { native.flushAsync() }.toPublic()
+    suspend fun flushSuspend(): FlushSummary {
+        refuseInListener()
+        return translating { native.flushAsync() }.toPublic()
+    }
 
     /** [flush] as a [CompletableFuture]. */
-    fun flushAsync(): CompletableFuture<FlushSummary> = scope.future { flushSuspend() }
+    fun flushAsync(): CompletableFuture<FlushSummary> =
+        try {
+            refuseInListener()
+            scope.future { flushSuspend() }
+        } catch (e: MarketplaceMeteringException) {
+            CompletableFuture.failedFuture(e)
+        }
+
+    /**
+     * From this meter's own listener, a flush that runs elsewhere would wait for the flush
+     * delivering the event (it holds the meter's flush): the meter would hang for good. It
+     * is refused as [flush] is there, by the blocking flush, which refuses at once.
+     */
+    private fun refuseInListener() {
+        if (relay?.calling?.get() == true) {
+            translating { native.flush() }
+        }
+    }
 
     /** Bucket counts per state. */
     fun status(): MeterStatus = translating { native.status() }.let {
@@ -402,7 +424,11 @@ class UsageMeter private constructor(
     }
 
     private class Relay(private val listener: MeterListener) : NativeListener {
+        /** Whether this thread is in the listener (see [refuseInListener]). */
+        val calling: ThreadLocal<Boolean> = ThreadLocal.withInitial { false }
+
         override fun onEvent(event: MeterEventRecord) {
+            calling.set(true)
             try {
                 listener.onEvent(
                     MeterEvent(
@@ -416,6 +442,8 @@ class UsageMeter private constructor(
             } catch (t: Throwable) {
                 // Never into the native meter's thread.
                 log.log(System.Logger.Level.ERROR, "UsageMeter: the listener threw", t)
+            } finally {
+                calling.set(false)
             }
         }
     }

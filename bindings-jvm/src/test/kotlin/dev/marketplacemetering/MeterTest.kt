@@ -59,6 +59,27 @@ class MeterTest {
         this.listener = listener ?: events?.let { l -> MeterListener { l.add(it) } }
     }
 
+    /** A meter whose listener runs [call] on the meter at each `acked` event, adding what it throws to [refused]. */
+    private fun meterCallingItself(
+        path: Path,
+        clock: ManualClock,
+        refused: MutableList<Throwable>,
+        call: (UsageMeter) -> Unit,
+    ): UsageMeter {
+        val self = java.util.concurrent.atomic.AtomicReference<UsageMeter>()
+        val m = meter(path, clock, listener = MeterListener { e ->
+            if (e.kind == "acked") {
+                try {
+                    call(self.get())
+                } catch (t: Throwable) {
+                    refused.add(t)
+                }
+            }
+        })
+        self.set(m)
+        return m
+    }
+
     @Test
     fun `records are summed per customer-hour and billed once`(@TempDir dir: Path) {
         val clock = ManualClock(hour.plusSeconds(600))
@@ -290,18 +311,8 @@ class MeterTest {
     @Test
     fun `a close refused inside the listener leaves the meter open`(@TempDir dir: Path) {
         val clock = ManualClock(hour.plusSeconds(600))
-        val self = java.util.concurrent.atomic.AtomicReference<UsageMeter>()
         val refused = CopyOnWriteArrayList<Throwable>()
-        val m = meter(dir.resolve("m.db"), clock, listener = MeterListener { e ->
-            if (e.kind == "acked") {
-                try {
-                    self.get().close()
-                } catch (t: Throwable) {
-                    refused.add(t)
-                }
-            }
-        })
-        self.set(m)
+        val m = meterCallingItself(dir.resolve("m.db"), clock, refused) { it.close() }
         m.record("cust-1", "users", 1)
         clock.advance(Duration.ofHours(1))
         assertEquals(1L, m.flush().acked)
@@ -311,6 +322,31 @@ class MeterTest {
         clock.advance(Duration.ofHours(1))
         assertEquals(1L, m.closeAndFlush().acked)
         assertEquals(3L, emulator.ledger().sumOf { it.quantity })
+    }
+
+    // A flush waited on from the meter's own listener (flushAsync().get(), or runBlocking on
+    // flushSuspend()) is refused, as flush() is: the flush delivering the event holds the
+    // meter's flush, so the wait hung the meter for good, every later flush and close with it
+    // (found by a review).
+    @Test
+    @org.junit.jupiter.api.Timeout(60)
+    fun `a flush waited on from the listener is refused, not hung`(@TempDir dir: Path) {
+        val clock = ManualClock(hour.plusSeconds(600))
+        val refused = CopyOnWriteArrayList<Throwable>()
+        val m = meterCallingItself(dir.resolve("m.db"), clock, refused) { self ->
+            runCatching { self.flushAsync().get(5, TimeUnit.SECONDS) }.exceptionOrNull()?.let {
+                refused.add((it as? java.util.concurrent.ExecutionException)?.cause ?: it)
+            }
+            kotlinx.coroutines.runBlocking { self.flushSuspend() }
+        }
+        m.record("cust-1", "users", 1)
+        clock.advance(Duration.ofHours(1))
+        assertEquals(1L, m.flush().acked)
+        assertEquals(2, refused.size, refused.toString())
+        refused.forEach { assertTrue(it is InvalidStateException, it.toString()) }
+        m.record("cust-1", "users", 2)
+        clock.advance(Duration.ofHours(1))
+        assertEquals(1L, m.closeAndFlush().acked)
     }
 
     // A second close() (a shutdown hook's, say) returned at once while the first one's final
