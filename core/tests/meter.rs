@@ -1012,6 +1012,38 @@ fn a_second_close_after_another_meter_took_the_store_sends_nothing() {
     remove_store(&path);
 }
 
+/// A close whose final flush failed (the store file moved away under it) keeps the store:
+/// no other meter takes it meanwhile, and a close again, once the file is back, ends it.
+#[test]
+fn a_failed_close_keeps_the_store_until_a_close_succeeds() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let path = temp_db("close-failed");
+    let moved = path.with_extension("moved");
+    let first = file_meter(&h, &emu, &path, Durability::Durable);
+    first.record(cust(1), "users", 2, None, None).unwrap();
+    std::fs::rename(&path, &moved).unwrap();
+    h.set(b + 600);
+    let e = first.close_blocking().unwrap_err();
+    assert!(e.message().contains("removed or replaced"), "{e}");
+    std::fs::rename(&moved, &path).unwrap();
+    let opened = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .build()
+            .unwrap(),
+    );
+    assert!(opened.is_err(), "the failed meter still owns the store");
+    first.close_blocking().unwrap();
+    let second = file_meter(&h, &emu, &path, Durability::Durable);
+    assert_eq!(second.close_blocking().unwrap().calls, 0);
+    assert_eq!(emu.ledger().len(), 1, "{:?}", emu.ledger());
+    drop(first);
+    drop(second);
+    remove_store(&path);
+}
+
 #[test]
 fn racing_creators_of_a_new_store_get_one_owner_and_clear_errors() {
     let emu = emulator();

@@ -464,7 +464,8 @@ impl UsageMeter {
     ///
     /// A later `close()` (a `with` block's exit after an explicit close) waits for the first
     /// to end, then does nothing and returns an empty summary: the store may be another
-    /// meter's by then.
+    /// meter's by then. After a close whose final flush failed, the store stays this
+    /// meter's and a later `close()` flushes again.
     pub async fn close(&self) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;
         self.inner.shared.refuse_reentry("close()")?;
@@ -485,8 +486,12 @@ impl UsageMeter {
         }
         let flushed = self.flush_now().await;
         // Closed: another meter may own the store now (this one only reads it from here on).
-        lock(&self.inner.shared.db).release_claim();
-        *closed_down = true;
+        // Not after a failed final flush: the store stays this meter's, and a close() again
+        // (once the cause is mended) flushes again.
+        if flushed.is_ok() {
+            lock(&self.inner.shared.db).release_claim();
+            *closed_down = true;
+        }
         flushed
     }
 

@@ -428,6 +428,9 @@ class UsageMeter private constructor(
         val calling: ThreadLocal<Boolean> = ThreadLocal.withInitial { false }
 
         override fun onEvent(event: MeterEventRecord) {
+            // Put back, not cleared: the listener may run inside itself (a late record it
+            // made emits at once, on this thread).
+            val outer = calling.get()
             calling.set(true)
             try {
                 listener.onEvent(
@@ -443,7 +446,7 @@ class UsageMeter private constructor(
                 // Never into the native meter's thread.
                 log.log(System.Logger.Level.ERROR, "UsageMeter: the listener threw", t)
             } finally {
-                calling.set(false)
+                calling.set(outer)
             }
         }
     }
