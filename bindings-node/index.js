@@ -896,9 +896,18 @@ class UsageMeter extends EventEmitter {
     return this._call(() => this._native.requeue(filter))
   }
 
-  /** Flushes what may be flushed and stops the meter (idempotent); later calls reject. */
+  /**
+   * Flushes what may be flushed and stops the meter (idempotent); later calls reject. After a
+   * close whose final flush failed the store stays this meter's, and close() again flushes again.
+   */
   close() {
-    if (!this._closing) this._closing = this._call(() => this._native.close()).then(flushSummary)
+    if (!this._closing) {
+      const closing = this._call(() => this._native.close()).then(flushSummary)
+      this._closing = closing
+      closing.catch(() => {
+        if (this._closing === closing) this._closing = null
+      })
+    }
     return this._closing
   }
 

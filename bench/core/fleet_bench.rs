@@ -166,7 +166,8 @@ fn run(url: &str, durability: &str, hot: bool, secs: u64) -> (f64, u64, u64) {
 /// streams (pgbench, 8 clients, prepared statements, the same cluster and settings): a
 /// one-row INSERT per commit (the floor of any durable write), and the store's writes of 8
 /// entries for 8 of 1,000 customers, a group commit's batch at 8 threads: into partial rows
-/// (`mm_add_v1`, the previous release's) and into the journal (`mm_add_v2`, this one's).
+/// (`mm_add_v1`, two releases back) and into the journal (`mm_add_v2`, the previous
+/// release's; this release's `mm_add_v3` journals as it does).
 fn postgres_alone(d: &str, secs: u64) {
     let url = pg(&["createdb", d, "alone"]);
     drop(

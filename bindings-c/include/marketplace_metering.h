@@ -1268,8 +1268,8 @@ mm_status mm_register_usage_input_set_nonce(struct mm_register_usage_input *inpu
  * not NULL. `client`, `config` or `meter_out` NULL → `MM_STATUS_NULL_PARAMETER`.
  * Thread-safe.
  *
- * One meter owns a store file at a time, from `mm_meter_new` to `mm_meter_close` (or
- * `mm_meter_free`). A meter belongs to the process that created it: after `fork()` every
+ * One meter owns a store file at a time, from `mm_meter_new` to a successful
+ * `mm_meter_close` (or `mm_meter_free`). A meter belongs to the process that created it: after `fork()` every
  * call on it in the child returns `MM_STATUS_INVALID_STATE` ("create the UsageMeter after
  * fork"), and `mm_meter_free` there releases only the child's memory.
  */
@@ -1314,9 +1314,10 @@ mm_status mm_meter_flush(const struct mm_meter *meter,
  * Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`, with
  * the same required `summary_out`); later `mm_meter_record` and `mm_meter_flush` calls fail
  * with `MM_STATUS_INVALID_STATE`. Unsealed hours stay in the store (a file store sends them
- * after a restart). The meter must still be freed with `mm_meter_free`. `meter` or
- * `summary_out` NULL → `MM_STATUS_NULL_PARAMETER` (nothing is closed). Thread-safe; not from
- * an event callback.
+ * after a restart). The meter must still be freed with `mm_meter_free`. A later call waits
+ * for the first and stores an empty summary; after a failed final flush the meter still
+ * owns the store and a later call flushes again. `meter` or `summary_out` NULL →
+ * `MM_STATUS_NULL_PARAMETER` (nothing is closed). Thread-safe; not from an event callback.
  */
 mm_status mm_meter_close(const struct mm_meter *meter,
                          struct mm_flush_summary **summary_out,

@@ -243,7 +243,8 @@ int main() {
     // The same from the thread of a blocking call on that meter (its flush delivering the
     // Acked event): the flush goes on after the callback returns, so the meter must outlive
     // the callback until the flush returns (found by a review: the deferred free dropped the
-    // core meter under the running flush, a use after free ASan reports).
+    // core meter under the running flush, a use after free: the ASan run reports it; a plain
+    // build may run on through the freed memory).
     {
       std::unique_ptr<mm::UsageMeter> owner;
       int acked = 0;

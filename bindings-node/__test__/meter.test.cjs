@@ -858,3 +858,24 @@ test('UsageMeter.open called unbound opens a UsageMeter', async () => {
     removeDb(path)
   }
 })
+
+test('a close whose final flush failed keeps the store, and close() again ends it', async () => {
+  const b = base()
+  const clock = new mm.ManualClock(b - H + 10)
+  const path = tempDb('close-failed')
+  const opts = { productCode: emu.productCode, clock, flushIntervalSeconds: null, path }
+  try {
+    const m = new mm.UsageMeter(client(), opts)
+    await m.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 2 })
+    fs.renameSync(path, path + '.moved')
+    clock.set(b + 600)
+    await assert.rejects(m.close(), /removed or replaced/)
+    fs.renameSync(path + '.moved', path)
+    assert.throws(() => new mm.UsageMeter(client(), opts), /in use/)
+    await m.close()
+    const again = new mm.UsageMeter(client(), opts)
+    await again.close()
+  } finally {
+    removeDb(path)
+  }
+})

@@ -91,8 +91,8 @@ impl Castable for mm_meter {
 /// not NULL. `client`, `config` or `meter_out` NULL → `MM_STATUS_NULL_PARAMETER`.
 /// Thread-safe.
 ///
-/// One meter owns a store file at a time, from `mm_meter_new` to `mm_meter_close` (or
-/// `mm_meter_free`). A meter belongs to the process that created it: after `fork()` every
+/// One meter owns a store file at a time, from `mm_meter_new` to a successful
+/// `mm_meter_close` (or `mm_meter_free`). A meter belongs to the process that created it: after `fork()` every
 /// call on it in the child returns `MM_STATUS_INVALID_STATE` ("create the UsageMeter after
 /// fork"), and `mm_meter_free` there releases only the child's memory.
 #[no_mangle]
@@ -244,9 +244,10 @@ pub extern "C" fn mm_meter_flush(
 /// Stops the background flusher and flushes what may be flushed (as `mm_meter_flush`, with
 /// the same required `summary_out`); later `mm_meter_record` and `mm_meter_flush` calls fail
 /// with `MM_STATUS_INVALID_STATE`. Unsealed hours stay in the store (a file store sends them
-/// after a restart). The meter must still be freed with `mm_meter_free`. `meter` or
-/// `summary_out` NULL → `MM_STATUS_NULL_PARAMETER` (nothing is closed). Thread-safe; not from
-/// an event callback.
+/// after a restart). The meter must still be freed with `mm_meter_free`. A later call waits
+/// for the first and stores an empty summary; after a failed final flush the meter still
+/// owns the store and a later call flushes again. `meter` or `summary_out` NULL →
+/// `MM_STATUS_NULL_PARAMETER` (nothing is closed). Thread-safe; not from an event callback.
 #[no_mangle]
 pub extern "C" fn mm_meter_close(
     meter: *const mm_meter,

@@ -22,19 +22,19 @@
 //!   (`mm_partials`, keyed by the bucket and the replica id) in one statement that deletes
 //!   the rows it adds: each journal row counts once, whoever folds it, whenever a folder
 //!   dies. Every seal folds first, and a trigger folds again as each hour is sealed (so a
-//!   sealer of the previous release, which sums the partial rows only, misses nothing).
+//!   sealer of a release two back, which sums the partial rows only, misses nothing).
 //! * **The maximum.** A replica journals at most 2^23 into a bucket per session (counted
 //!   in `write.rs`); past that its writes to the bucket add into its partial rows. A write
 //!   that takes a replica's partial past 2^23 makes the bucket *checked*: it folds the
 //!   journal and marks the bucket, and from then on every write into it, from any replica,
 //!   adds into the partial rows and sums the whole bucket against the model's maximum,
 //!   one check at a time (see `mm_add_v3` in `schema.rs`); so does a write into the
-//!   partial rows that takes the bucket's sum past 2^30. The sealer marks the buckets its
-//!   fold took past 2^30 (`mm_mark_v1`), so many sessions journaling into one bucket, each
-//!   below its own limit, are checked from the next flush on. A record that would pass the
-//!   maximum is refused when it is written, never found over at the seal. Replicas of the
-//!   previous release (`mm_add_v2`), still writing during a rolling upgrade, do not look
-//!   for the mark.
+//!   partial rows that takes the bucket's sum past 2^30. Every fold marks the buckets it
+//!   takes past 2^30 (the sealer's through `mm_mark_v1`), so many sessions journaling into
+//!   one bucket, each below its own limit, are checked from the next flush on. A record
+//!   that would pass the maximum is refused when it is written, never found over at the
+//!   seal. Replicas of the previous release (`mm_add_v2`), still writing during a rolling
+//!   upgrade, do not look for the mark.
 //! * **Sealing.** Which hours are sealable is decided by the database's `now()` (or the
 //!   meter's `clock` when one was given, as tests do), never by a replica's clock. A
 //!   writer holds a shared advisory lock on (product, hour) while it adds and checks,
@@ -368,8 +368,7 @@ impl Fleet {
             async move {
                 let r = async {
                     if !readable {
-                        c.execute("SELECT mm_fold_v1($1, true)", &[&product])
-                            .await?;
+                        seal::fold_and_mark(&c, product).await?;
                     }
                     c.query(sql.as_str(), &[&product, &first, &last]).await
                 }

@@ -362,6 +362,20 @@ macro_rules! past_unchecked {
     };
 }
 
+/// Folds the journal (`mm_fold_v2`) and marks what the fold took past 2^30; the caller holds
+/// the product's exclusive write lock and the fold's lock.
+macro_rules! fold_and_mark {
+    () => {
+        "
+    INSERT INTO mm_partials (product_code, hour, license_arn, customer_kind, customer,
+                             dimension, replica, quantity)
+    SELECT p_product, f.o_hour, f.o_license, f.o_kind, f.o_customer, f.o_dimension, '', 0
+    FROM mm_fold_v2(p_product, true) AS f
+    ORDER BY 2, 3, 4, 5, 6
+    ON CONFLICT DO NOTHING;"
+    };
+}
+
 /// This release's write function. A bucket is *checked* once a partial row of replica ''
 /// (quantity 0, a marker: replica ids are never empty) is in `mm_partials`: from then on
 /// every write into it adds into the partial rows and sums the bucket against the model's
@@ -383,7 +397,8 @@ macro_rules! past_unchecked {
 /// as one row: an append, whatever the number of buckets. Otherwise they add into the
 /// partial rows.
 ///
-/// Returns, raises and refuses as `mm_add_v2`.
+/// Returns, raises and refuses as `mm_add_v2`; also raises SQLSTATE 55P03 (retried) when it
+/// would mark a bucket while a seal or fold holds the fold's lock.
 pub(super) const ADD_V3_FUNCTION: &str = concat!(
     "CREATE FUNCTION mm_add_v3(",
     add_params!(),
@@ -420,7 +435,10 @@ pub(super) const ADD_V3_FUNCTION: &str = concat!(
                 RAISE EXCEPTION 'a seal or fold of this product is running; try again'
                     USING ERRCODE = '55P03';
             END IF;
-            PERFORM mm_fold_v1(p_product, true);
+            -- The fold, marking what it takes past 2^30 (this write holds the write lock).
+"#,
+    fold_and_mark!(),
+    r#"
             INSERT INTO mm_partials (product_code, hour, license_arn, customer_kind, customer,
                                      dimension, replica, quantity)
             SELECT p_product, t.h, t.l, t.k, t.c, t.d, '', 0 FROM "#,
@@ -476,7 +494,7 @@ END $$;
 );
 
 /// The journal: one row per journaled write, its entries as arrays (already landed in
-/// their hours), folded into the partial rows by `mm_fold_v1`.
+/// their hours), folded into the partial rows by `mm_fold_v1` or `mm_fold_v2`.
 const JOURNAL_TABLE: &str = r#"
 CREATE TABLE mm_journal (
     product_code   text     NOT NULL,
@@ -622,7 +640,8 @@ const FOLD_V2_FUNCTION: &str = fold_function!(
 /// flight), after folding the journal. Returns how many it marked, or -1 without waiting
 /// when a seal or fold holds the fold's lock (the sealer runs it in a transaction of its
 /// own, after its seal committed).
-const MARK_FUNCTION: &str = r#"
+const MARK_FUNCTION: &str = concat!(
+    r#"
 CREATE FUNCTION mm_mark_v1(p_product text, p_hour bigint[], p_license text[], p_kind text[],
                            p_customer text[], p_dimension text[])
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -633,7 +652,10 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext(p_product), -2000000000) THEN
         RETURN -1;
     END IF;
-    PERFORM mm_fold_v1(p_product, true);
+    -- What the fold takes past 2^30 is marked too.
+"#,
+    fold_and_mark!(),
+    r#"
     INSERT INTO mm_partials (product_code, hour, license_arn, customer_kind, customer,
                              dimension, replica, quantity)
     SELECT p_product, t.h, t.l, t.k, t.c, t.d, '', 0
@@ -647,10 +669,11 @@ BEGIN
     GET DIAGNOSTICS v_marked = ROW_COUNT;
     RETURN v_marked;
 END $$;
-"#;
+"#
+);
 
-/// Sealing an hour folds the journal first, whoever seals: a sealer of the previous
-/// release, which knows nothing of the journal, inserts into `mm_sealed_hours` (holding the
+/// Sealing an hour folds the journal first, whoever seals: a sealer of a release two back,
+/// which knows nothing of the journal, inserts into `mm_sealed_hours` (holding the
 /// hour's exclusive lock) before it sums the partial rows, in the same transaction.
 const FOLD_TRIGGER: &str = r#"
 CREATE FUNCTION mm_fold_on_seal_v1() RETURNS trigger LANGUAGE plpgsql AS $$

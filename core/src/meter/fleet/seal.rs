@@ -44,15 +44,14 @@ impl Fleet {
         };
         let limit = now - 3600 - scope.grace;
         // The journal into the partial rows first, so the hours below include what it
-        // holds. Sealers of a product take turns here; a sealer of the previous release
-        // folds through the trigger on `mm_sealed_hours` (see `schema.rs`), as each hour
-        // sealed below does again for what committed since.
-        let unmarked: Vec<(i64, String, String, String, String)> = tx
-            .query("SELECT * FROM mm_fold_v2($1, true)", &[&product])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-            .collect();
+        // holds. Sealers of a product take turns here; a sealer of a release two back
+        // (which knows nothing of the journal) folds through the trigger on
+        // `mm_sealed_hours` (see `schema.rs`), as each hour sealed below does again for
+        // what committed since.
+        let unmarked = buckets(
+            &tx.query("SELECT * FROM mm_fold_v2($1, true)", &[&product])
+                .await?,
+        );
         let mut hours: BTreeSet<i64> = tx
             .query(
                 "SELECT DISTINCT hour FROM mm_partials WHERE product_code = $1 AND hour <= $2",
@@ -230,7 +229,7 @@ impl Fleet {
 /// flight, which the seal must not (they may hold hours it waits for). When another seal
 /// holds the fold, or this fails, the next fold that adds into these buckets finds them
 /// again.
-async fn mark(
+pub(super) async fn mark(
     c: &PgClient,
     product: &str,
     buckets: &[(i64, String, String, String, String)],
@@ -251,4 +250,29 @@ async fn mark(
         .get(0);
     tracing::debug!(marked, "fleet store: buckets past 2^30 marked checked");
     Ok(())
+}
+
+/// Folds the journal outside a seal (`status()` for a role that cannot read it), then marks
+/// what the fold took past 2^30, as a seal does; a failed mark is logged.
+pub(super) async fn fold_and_mark(
+    c: &PgClient,
+    product: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let unmarked = buckets(
+        &c.query("SELECT * FROM mm_fold_v2($1, true)", &[&product])
+            .await?,
+    );
+    if !unmarked.is_empty() {
+        if let Err(e) = mark(c, product, &unmarked).await {
+            tracing::warn!(error = %e, "fleet store: buckets past 2^30 not marked yet");
+        }
+    }
+    Ok(())
+}
+
+/// The buckets `mm_fold_v2` returned: (hour, license, kind, customer, dimension).
+fn buckets(rows: &[tokio_postgres::Row]) -> Vec<(i64, String, String, String, String)> {
+    rows.iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
 }
