@@ -452,12 +452,16 @@ impl NativeMeter {
         Ok(summary_record(&s))
     }
 
-    /// `flush()` on the core's runtime.
+    /// Refuses `call` on the calling thread when it runs this meter's listener (the core's
+    /// check, as the blocking calls make it): a flush there that runs on another thread
+    /// would wait for the flush delivering the event, for good.
+    pub fn refuse_in_listener(&self, call: String) -> R<()> {
+        Ok(self.get()?.refuse_in_event_callback(&call)?)
+    }
+
+    /// `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first).
     pub async fn flush_async(&self) -> R<FlushSummaryRecord> {
         let m = self.get()?;
-        // Polled first on the caller's thread: from the meter's own listener the flush on a
-        // worker would wait for the flush delivering the event, for good.
-        m.refuse_in_event_callback("flush()")?;
         let handle = marketplace_metering::runtime::spawn(async move { m.flush().await })?;
         match handle.await {
             Ok(r) => Ok(summary_record(&r?)),

@@ -852,6 +852,16 @@ async fn a_runtime_role_with_the_documented_grants_runs_the_meter() {
     let got = ledger_map(&emu.ledger());
     assert_eq!(got[&("cust-1".into(), "users".into(), b - H)], (8, 1));
     assert_eq!(got[&("cust-3".into(), "users".into(), b - H)], (6, 1));
+    // A write that marks its bucket runs the fold and inserts the mark as the runtime role,
+    // and a small write into the marked bucket goes to the partial rows, not the journal
+    // this role may no longer write.
+    m.record(cust(4), "users", 100_000_000, None, None).unwrap();
+    m.record(cust(4), "users", 5, None, None).unwrap();
+    let marks = cluster.psql(
+        &url,
+        "SELECT count(*) FROM metering.mm_partials WHERE replica = ''",
+    );
+    assert_eq!(marks, "1");
     drop((m, owners));
     let owned = cluster.psql(
         &url,

@@ -187,6 +187,19 @@ BEGIN
     };
 }
 
+/// The landed entries as one journal row, and the function's return.
+macro_rules! journal_row {
+    () => {
+        "
+        INSERT INTO mm_journal (product_code, replica, license_arn, customer_kind, customer,
+                                dimension, hour, quantity, alloc_entry, alloc_tags,
+                                alloc_quantity)
+        VALUES (p_product, p_replica, p_license, p_kind, p_customer, p_dimension, v_landed,
+                p_quantity, p_alloc_entry, p_alloc_tags, p_alloc_quantity);
+        RETURN v_landed;"
+    };
+}
+
 /// Adds the write's allocations into the replica's partial allocation rows.
 macro_rules! add_allocs {
     () => {
@@ -290,15 +303,9 @@ pub(super) const ADD_V2_FUNCTION: &str = concat!(
     add_params!(),
     ", p_journal boolean, p_pending bigint[])\nRETURNS bigint[] LANGUAGE plpgsql AS $$",
     add_head!(),
-    r#"
-    IF p_journal THEN
-        INSERT INTO mm_journal (product_code, replica, license_arn, customer_kind, customer,
-                                dimension, hour, quantity, alloc_entry, alloc_tags,
-                                alloc_quantity)
-        VALUES (p_product, p_replica, p_license, p_kind, p_customer, p_dimension, v_landed,
-                p_quantity, p_alloc_entry, p_alloc_tags, p_alloc_quantity);
-        RETURN v_landed;
-    END IF;"#,
+    "\n    IF p_journal THEN",
+    journal_row!(),
+    "\n    END IF;",
     add_partials!(
         "8388608",
         "CASE WHEN e.h = p_hour[e.i] THEN p_pending[e.i] ELSE 8388608 END"
@@ -347,6 +354,25 @@ macro_rules! same_bucket {
     };
 }
 
+/// 2^30: a bucket whose sum passes it is marked checked (see [`ADD_V3_FUNCTION`]).
+macro_rules! two_30 {
+    () => {
+        "1073741824"
+    };
+}
+
+/// Whether `t`'s bucket's sum (every partial row) is past 2^30.
+macro_rules! past_2_30 {
+    () => {
+        concat!(
+            "(SELECT sum(p.quantity) FROM mm_partials p WHERE ",
+            same_bucket!("p", "t"),
+            ") > ",
+            two_30!()
+        )
+    };
+}
+
 /// Whether this write would take its replica past 2^23 in `t`'s bucket, or the bucket's
 /// sum past 2^30.
 macro_rules! past_unchecked {
@@ -357,7 +383,9 @@ macro_rules! past_unchecked {
             " AND p.replica = p_replica), 0) > 8388608
              OR t.q + COALESCE((SELECT sum(p.quantity) FROM mm_partials p WHERE ",
             same_bucket!("p", "t"),
-            "), 0) > 1073741824)"
+            "), 0) > ",
+            two_30!(),
+            ")"
         )
     };
 }
@@ -411,13 +439,9 @@ pub(super) const ADD_V3_FUNCTION: &str = concat!(
     write_buckets!(),
     " JOIN mm_partials m ON ",
     same_bucket!("m", "t"),
-    r#" AND m.replica = '') THEN
-            INSERT INTO mm_journal (product_code, replica, license_arn, customer_kind, customer,
-                                    dimension, hour, quantity, alloc_entry, alloc_tags,
-                                    alloc_quantity)
-            VALUES (p_product, p_replica, p_license, p_kind, p_customer, p_dimension, v_landed,
-                    p_quantity, p_alloc_entry, p_alloc_tags, p_alloc_quantity);
-            RETURN v_landed;
+    " AND m.replica = '') THEN",
+    journal_row!(),
+    r#"
         END IF;
     ELSE
         SELECT count(*) INTO v_big FROM "#,
@@ -519,7 +543,7 @@ CREATE TABLE mm_journal (
 /// granted nothing on the journal), on the schema it was made in.
 macro_rules! fold_function {
     ($name:literal, $returns:literal, $none:literal, $declare:literal, $returning:literal,
-     $tail:literal) => {
+     $tail:expr) => {
         concat!(
             "\nCREATE FUNCTION ",
             $name,
@@ -617,7 +641,8 @@ const FOLD_V2_FUNCTION: &str = fold_function!(
     "
         RETURNING p.hour AS h, p.license_arn AS l, p.customer_kind AS k, p.customer AS c,
                   p.dimension AS d",
-    "
+    concat!(
+        "
     SELECT (SELECT count(*) FROM j), array_agg(h), array_agg(l), array_agg(k), array_agg(c),
            array_agg(d)
     INTO v_rows, v_h, v_l, v_k, v_c, v_d
@@ -625,14 +650,13 @@ const FOLD_V2_FUNCTION: &str = fold_function!(
     RETURN QUERY
     SELECT t.h, t.l, t.k, t.c, t.d
     FROM unnest(v_h, v_l, v_k, v_c, v_d) AS t(h, l, k, c, d)
-    WHERE (SELECT sum(p.quantity) FROM mm_partials p
-           WHERE p.product_code = p_product AND p.hour = t.h AND p.license_arn = t.l
-             AND p.customer_kind = t.k AND p.customer = t.c AND p.dimension = t.d)
-          > 1073741824
-      AND NOT EXISTS (SELECT 1 FROM mm_partials m
-                      WHERE m.product_code = p_product AND m.hour = t.h AND m.license_arn = t.l
-                        AND m.customer_kind = t.k AND m.customer = t.c AND m.dimension = t.d
-                        AND m.replica = '');"
+    WHERE ",
+        past_2_30!(),
+        "
+      AND NOT EXISTS (SELECT 1 FROM mm_partials m WHERE ",
+        same_bucket!("m", "t"),
+        " AND m.replica = '');"
+    )
 );
 
 /// Marks checked (see [`ADD_V3_FUNCTION`]) those of the given buckets whose sum passed
@@ -660,10 +684,9 @@ BEGIN
                              dimension, replica, quantity)
     SELECT p_product, t.h, t.l, t.k, t.c, t.d, '', 0
     FROM unnest(p_hour, p_license, p_kind, p_customer, p_dimension) AS t(h, l, k, c, d)
-    WHERE (SELECT sum(p.quantity) FROM mm_partials p
-           WHERE p.product_code = p_product AND p.hour = t.h AND p.license_arn = t.l
-             AND p.customer_kind = t.k AND p.customer = t.c AND p.dimension = t.d)
-          > 1073741824
+    WHERE "#,
+    past_2_30!(),
+    r#"
     ORDER BY 2, 3, 4, 5, 6
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_marked = ROW_COUNT;

@@ -239,8 +239,6 @@ class UsageMeter private constructor(
         )
     }
 
-    private val relay: Relay? = config.listener?.let(::Relay)
-
     private val native: NativeMeter = translating {
         NativeLibrary.ensurePrepared()
         NativeMeter(
@@ -261,7 +259,7 @@ class UsageMeter private constructor(
                 clock = config.clock?.native,
                 powerLossSafe = config.powerLossSafe,
             ),
-            relay,
+            config.listener?.let(::Relay),
         )
     }
 
@@ -345,28 +343,26 @@ class UsageMeter private constructor(
     /** [flush] as a suspend function (runs on the native runtime). */
     suspend fun flushSuspend(): FlushSummary {
         refuseInListener()
-        return translating { native.flushAsync() }.toPublic()
+        return flushOnRuntime()
     }
 
     /** [flush] as a [CompletableFuture]. */
     fun flushAsync(): CompletableFuture<FlushSummary> =
         try {
             refuseInListener()
-            scope.future { flushSuspend() }
+            scope.future { flushOnRuntime() }
         } catch (e: MarketplaceMeteringException) {
             CompletableFuture.failedFuture(e)
         }
 
+    private suspend fun flushOnRuntime(): FlushSummary = translating { native.flushAsync() }.toPublic()
+
     /**
      * From this meter's own listener, a flush that runs elsewhere would wait for the flush
-     * delivering the event (it holds the meter's flush): the meter would hang for good. It
-     * is refused as [flush] is there, by the blocking flush, which refuses at once.
+     * delivering the event (it holds the meter's flush): the meter would hang for good. The
+     * core refuses it there, as it refuses [flush].
      */
-    private fun refuseInListener() {
-        if (relay?.calling?.get() == true) {
-            translating { native.flush() }
-        }
-    }
+    private fun refuseInListener() = translating { native.refuseInListener("flush()") }
 
     /** Bucket counts per state. */
     fun status(): MeterStatus = translating { native.status() }.let {
@@ -424,14 +420,7 @@ class UsageMeter private constructor(
     }
 
     private class Relay(private val listener: MeterListener) : NativeListener {
-        /** Whether this thread is in the listener (see [refuseInListener]). */
-        val calling: ThreadLocal<Boolean> = ThreadLocal.withInitial { false }
-
         override fun onEvent(event: MeterEventRecord) {
-            // Put back, not cleared: the listener may run inside itself (a late record it
-            // made emits at once, on this thread).
-            val outer = calling.get()
-            calling.set(true)
             try {
                 listener.onEvent(
                     MeterEvent(
@@ -445,8 +434,6 @@ class UsageMeter private constructor(
             } catch (t: Throwable) {
                 // Never into the native meter's thread.
                 log.log(System.Logger.Level.ERROR, "UsageMeter: the listener threw", t)
-            } finally {
-                calling.set(outer)
             }
         }
     }

@@ -780,6 +780,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_record(
     ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_refuse_in_listener(
+    ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_register_customer(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_requeue(
@@ -906,6 +908,8 @@ internal object UniffiLib {
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_flush_async(`ptr`: Long,
     ): Long
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_record(`ptr`: Long,`customerIdentifier`: RustBuffer.ByValue,`customerAwsAccountId`: RustBuffer.ByValue,`licenseArn`: RustBuffer.ByValue,`dimension`: RustBuffer.ByValue,`quantity`: RustBuffer.ByValue,`timestamp`: RustBuffer.ByValue,`allocations`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_refuse_in_listener(`ptr`: Long,`call`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_register_customer(`ptr`: Long,`customerIdentifier`: RustBuffer.ByValue,`customerAwsAccountId`: RustBuffer.ByValue,`licenseArn`: RustBuffer.ByValue,`dimensions`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1154,10 +1158,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush() and 0xFFFF) != 32896) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_async() and 0xFFFF) != 75) {
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_async() and 0xFFFF) != 9066) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_record() and 0xFFFF) != 3010) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_refuse_in_listener() and 0xFFFF) != 21322) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_register_customer() and 0xFFFF) != 55223) {
@@ -3325,7 +3332,7 @@ public interface NativeMeterInterface {
     fun `flush`(): FlushSummaryRecord
     
     /**
-     * `flush()` on the core's runtime.
+     * `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first).
      */
     suspend fun `flushAsync`(): FlushSummaryRecord
     
@@ -3334,6 +3341,13 @@ public interface NativeMeterInterface {
      * the event is as durable as the meter's durability says.
      */
     fun `record`(`customerIdentifier`: kotlin.String?, `customerAwsAccountId`: kotlin.String?, `licenseArn`: kotlin.String?, `dimension`: kotlin.String?, `quantity`: kotlin.Long?, `timestamp`: java.time.Instant?, `allocations`: List<UsageAllocation?>?)
+    
+    /**
+     * Refuses `call` on the calling thread when it runs this meter's listener (the core's
+     * check, as the blocking calls make it): a flush there that runs on another thread
+     * would wait for the flush delivering the event, for good.
+     */
+    fun `refuseInListener`(`call`: kotlin.String)
     
     /**
      * Registers a customer for zero-fill: each of `dimensions` is reported every hour.
@@ -3563,7 +3577,7 @@ open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
 
     
     /**
-     * `flush()` on the core's runtime.
+     * `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first).
      */
     @Throws(NativeException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -3604,6 +3618,25 @@ open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
         FfiConverterOptionalLong.lower(`quantity`),
         FfiConverterOptionalTimestamp.lower(`timestamp`),
         FfiConverterOptionalSequenceOptionalTypeUsageAllocation.lower(`allocations`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Refuses `call` on the calling thread when it runs this meter's listener (the core's
+     * check, as the blocking calls make it): a flush there that runs on another thread
+     * would wait for the flush delivering the event, for good.
+     */
+    @Throws(NativeException::class)override fun `refuseInListener`(`call`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_refuse_in_listener(
+        it,
+        
+        FfiConverterString.lower(`call`),_status)
 }
     }
     
