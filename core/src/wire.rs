@@ -61,7 +61,7 @@ const MAX_CODE_CHARS: usize = 128;
 
 /// A server's text as errors, logs and dead letters keep it: control characters (a forged
 /// log line) become spaces, and it is cut after `max` characters (marked with `…`).
-fn printable(text: &str, max: usize) -> String {
+pub(crate) fn printable(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max * 4));
     for (i, c) in text.chars().enumerate() {
         if i == max {
@@ -130,6 +130,8 @@ pub(crate) fn parse_output<O: DeserializeOwned>(operation: &str, body: &[u8]) ->
         body
     };
     let unreadable = |why: &dyn std::fmt::Display| {
+        // serde quotes a mistyped value whole: bounded, as a server's error messages are.
+        let why = printable(&why.to_string(), 512);
         format!(
             "the {operation} response could not be read ({why}); the body began {:?}",
             excerpt(body)
@@ -247,6 +249,21 @@ mod tests {
         assert!(e.message().contains("BatchMeterUsage"));
         let ok = parse_output::<BatchMeterUsageOutput>("BatchMeterUsage", b"").unwrap();
         assert!(ok.results().is_empty());
+    }
+
+    /// A mistyped value is quoted whole in serde's error: a hostile server's 3 MB string
+    /// made a 3 MB error message, logged by every meter flush.
+    #[test]
+    fn an_unreadable_success_is_reported_bounded() {
+        let huge = "A".repeat(3 << 20);
+        let body = format!(
+            r#"{{"Results":[{{"UsageRecord":{{"Timestamp":1,"Dimension":"d","Quantity":"{huge}"}}}}]}}"#
+        );
+        let e =
+            parse_output::<BatchMeterUsageOutput>("BatchMeterUsage", body.as_bytes()).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidResponse);
+        assert!(e.message().contains("invalid type"), "{}", e.message());
+        assert!(e.message().len() < 1500, "{} bytes", e.message().len());
     }
 
     #[test]

@@ -942,6 +942,22 @@ async fn redirects_are_not_followed_and_name_the_location() {
             e.message()
         );
     }
+    // A Location of 30 kB is named bounded (it went into every log line whole).
+    let far = format!("{}/{}", elsewhere.endpoint(), "x".repeat(30_000));
+    emu.push_fault(Fault::Redirect {
+        status: 302,
+        location: far,
+    });
+    let e = c
+        .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains(&elsewhere.endpoint()),
+        "{}",
+        e.message()
+    );
+    assert!(e.message().len() < 1024, "{} bytes", e.message().len());
     assert!(elsewhere.requests().is_empty(), "the body went elsewhere");
     assert!(elsewhere.ledger().is_empty());
     assert!(emu.ledger().is_empty());
@@ -1003,6 +1019,8 @@ async fn the_operation_timeout_bounds_the_whole_call() {
     assert_eq!(e.error_code(), ErrorCode::ReadTimeout, "{e}");
     assert!(e.message().contains("operation timeout"), "{}", e.message());
     assert_eq!(e.attempts(), 1);
+    // Retryable, as every timeout: a meter took it for a refusal of the call.
+    assert!(e.is_retryable());
     for bad in [
         config(&emu).operation_timeout(Duration::ZERO),
         config(&emu).attempt_timeout(Duration::ZERO),

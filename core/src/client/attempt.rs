@@ -109,7 +109,10 @@ impl Client {
                         "timed out: the call to {} took longer than the operation timeout ({limit:?})",
                         self.inner.shown_endpoint
                     ),
-                );
+                )
+                // As every timeout: the call may succeed if made again (a meter's flush
+                // defers its buckets for the next one instead of reporting a refusal).
+                .with_retryable(true);
                 let m = err.meta_mut();
                 m.attempts = attempts;
                 m.total_retry_delay = total_delay;
@@ -586,7 +589,11 @@ pub(super) fn redirect_error(status: u16, headers: &HeaderMap) -> Error {
         .get(http::header::LOCATION)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let to = match &location {
-        Some(l) => format!("to {:?}", crate::endpoint::redact_userinfo(l)),
+        // Bounded, as a server's error messages are: the header may be tens of kilobytes.
+        Some(l) => format!(
+            "to {:?}",
+            crate::wire::printable(&crate::endpoint::redact_userinfo(l), 512)
+        ),
         None => "with no Location".to_owned(),
     };
     Error::service(
