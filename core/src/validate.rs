@@ -260,6 +260,13 @@ pub(crate) fn dimension_argument(arg: &'static str, s: &str) -> Result<(), Error
     dimension(Path::Argument(arg), s)
 }
 
+/// The model's rule for a `ProductCode`, on the argument `arg`: the meter checks its product
+/// code when it is made, not at the first send, where every bucket would be blamed.
+#[cfg(feature = "meter")]
+pub(crate) fn product_code_argument(arg: &'static str, s: &str) -> Result<(), Error> {
+    product_code(Path::Argument(arg), s)
+}
+
 /// The model's rule for a `CustomerIdentifier`, on the argument `arg` (the meter's check).
 #[cfg(feature = "meter")]
 pub(crate) fn customer_identifier_argument(arg: &'static str, s: &str) -> Result<(), Error> {

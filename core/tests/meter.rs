@@ -740,6 +740,114 @@ fn bad_input_is_refused_without_panicking() {
     .is_ok());
 }
 
+// An hour whose events carry more distinct tag sets than a record holds (2,500) is billed
+// whole: the smallest tag sets' units go into one untagged allocation. Each event was valid,
+// and the bucket used to fail the model's check at the send and be dead-lettered for good.
+both_stores!(
+    an_hour_with_more_tag_sets_than_a_record_holds_is_billed_whole,
+    Store::memory()
+);
+async fn an_hour_with_more_tag_sets_than_a_record_holds_is_billed_whole(store: Store) {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter = UsageMeter::new(h.builder(client(&emu, 3), store).build().unwrap()).unwrap();
+    h.set(b - H + 1);
+    let tagged = |q: i32, v: String| {
+        Some(vec![UsageAllocation::builder()
+            .allocated_usage_quantity(q)
+            .tags(Tag::builder().key("request").value(v).build().unwrap())
+            .build()
+            .unwrap()])
+    };
+    // 2,502 tag sets: the first two with 2 units, the rest with 1, and 3 units untagged.
+    for i in 0..2502 {
+        let q = if i < 2 { 2 } else { 1 };
+        meter
+            .record(
+                cust(1),
+                "users",
+                i64::from(q),
+                None,
+                tagged(q, format!("r{i}")),
+            )
+            .unwrap();
+    }
+    meter.record(cust(1), "users", 3, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
+    let ledger = emu.ledger();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].quantity, 2 * 2 + 2500 + 3);
+    let allocs = ledger[0].allocations.as_array().unwrap();
+    assert_eq!(allocs.len(), 2500);
+    let untagged: Vec<_> = allocs.iter().filter(|a| a.get("Tags").is_none()).collect();
+    assert_eq!(untagged.len(), 1, "{untagged:?}");
+    // 2,499 tag sets kept, the two largest among them; 2,502 - 2,499 = 3 of 1 unit folded.
+    assert_eq!(untagged[0]["AllocatedUsageQuantity"], 3 + 3);
+    let values: std::collections::HashSet<&str> = allocs
+        .iter()
+        .filter_map(|a| a["Tags"][0]["Value"].as_str())
+        .collect();
+    assert!(values.contains("r0") && values.contains("r1"));
+    let total: i64 = allocs
+        .iter()
+        .map(|a| a["AllocatedUsageQuantity"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, ledger[0].quantity);
+}
+
+/// A product code the service's model refuses (a trailing newline from a file or a variable,
+/// a space, 256 bytes) is refused when the meter is made, naming `product_code`: found at the
+/// first send instead, each record was blamed and every acknowledged bucket dead-lettered.
+#[test]
+fn a_product_code_the_model_refuses_is_refused_when_the_meter_is_made() {
+    let emu = emulator();
+    let h = Harness::new();
+    let long = "p".repeat(256);
+    for (mode, code) in [
+        (MeterMode::Batch, "prod-1\n"),
+        (MeterMode::Batch, "prod 1"),
+        (MeterMode::Batch, long.as_str()),
+        (MeterMode::MeterUsage, "prod-1\n"),
+    ] {
+        let config = h.builder(client(&emu, 1), Store::memory());
+        let made = UsageMeter::new(config.product_code(code).mode(mode).build().unwrap());
+        let e = made
+            .err()
+            .unwrap_or_else(|| panic!("{mode:?} {code:?} was taken"));
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+        assert_eq!(e.field(), Some("product_code"), "{e}");
+    }
+}
+
+/// An empty `CustomerIdentifier` (the model allows one) is refused by `record()`, naming it,
+/// with or without allocations: its bucket read back as one without a customer and was
+/// dead-lettered at the seal, never sent.
+#[test]
+fn an_empty_customer_identifier_is_refused_by_record() {
+    let emu = emulator();
+    let h = Harness::new();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 1), Store::memory()).build().unwrap()).unwrap();
+    let tagged = vec![UsageAllocation::builder()
+        .allocated_usage_quantity(1)
+        .tags(Tag::builder().key("team").value("a").build().unwrap())
+        .build()
+        .unwrap()];
+    for e in [
+        meter.record(Customer::identifier(""), "users", 1, None, None),
+        meter.record_identifier("", "users", 1),
+        meter.record(Customer::identifier(""), "users", 1, None, Some(tagged)),
+    ] {
+        let e = e.unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+        assert_eq!(e.field(), Some("customer_identifier"), "{e}");
+    }
+    assert_eq!(meter.status().unwrap().pending, 0);
+}
+
 /// `record_identifier` (the faces' hot path, borrowing its strings) is `record` with a
 /// customer identifier: the same errors (a full bucket's too) and the same buckets, in both modes.
 #[test]
@@ -957,6 +1065,53 @@ fn a_meter_made_before_fork_refuses_to_work_in_the_child() {
     assert_eq!(sum.acked, 1);
     assert_eq!(emu.ledger()[0].quantity, 3);
     drop(meter);
+    remove_store(&path);
+}
+
+/// A child forked while a meter held its store (a worker, a `multiprocessing` pool that never
+/// touches the meter) does not keep the store claimed: once the parent closes the meter, or
+/// drops it as a crashed and restarted service would, a new meter opens the file. The child
+/// had inherited the claim's `flock`ed descriptors, which kept the file "in use" until every
+/// such child exited.
+#[test]
+fn a_forked_child_that_outlives_the_meter_does_not_keep_its_store() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("fork-claim");
+    for closed in [true, false] {
+        let meter = file_meter(&h, &emu, &path, Durability::Durable);
+        meter.record(cust(1), "users", 1, None, None).unwrap();
+        let mut pipe = [0; 2];
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        // SAFETY: the child only waits on the pipe and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let mut byte = 0u8;
+            unsafe {
+                libc::close(pipe[1]);
+                libc::read(pipe[0], (&raw mut byte).cast(), 1);
+                libc::_exit(0)
+            };
+        }
+        unsafe { libc::close(pipe[0]) };
+        if closed {
+            meter.close_blocking().unwrap();
+        }
+        drop(meter);
+        let again = UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(&path))
+                .build()
+                .unwrap(),
+        );
+        unsafe { libc::close(pipe[1]) };
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(libc::WEXITSTATUS(status), 0);
+        let again = again.unwrap_or_else(|e| panic!("closed {closed}: {e}"));
+        again.close_blocking().unwrap();
+    }
     remove_store(&path);
 }
 
@@ -2352,6 +2507,21 @@ fn scripted(answer: impl Fn(usize, &serde_json::Value) -> String + Send + 'stati
     endpoint
 }
 
+/// A batch meter in memory whose client makes one attempt on `endpoint`, its clock inside
+/// the hour before [`base`] (also returned).
+fn meter_on(endpoint: String) -> (Harness, i64, UsageMeter) {
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let meter = UsageMeter::new(
+        h.builder(one_try_client(endpoint), Store::memory())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    (h, b, meter)
+}
+
 /// A client of one attempt for `endpoint`.
 fn one_try_client(endpoint: String) -> Client {
     Client::new(
@@ -2402,6 +2572,72 @@ fn a_meter_usage_answer_without_a_record_id_is_sent_again() {
     let sum = meter.flush_blocking().unwrap();
     assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
     assert!(meter.dead_letters().unwrap().is_empty());
+}
+
+/// A hostile or broken server's per-record `Status` and `MeteringRecordId` reach the store,
+/// the events and the seller's logs printable and bounded, as its error codes and messages
+/// always did: a Status with a newline and 150 kB became a dead letter's reason whole (a forged
+/// log line in every `on_event` handler, megabytes a flush in the store). An empty Status says
+/// nothing either way: the record is sent again (it was dead-lettered as an unknown status).
+#[test]
+fn a_servers_status_and_record_id_are_kept_printable_and_bounded() {
+    let long = "y".repeat(150_000);
+    let endpoint = scripted(move |n, input| {
+        let results: Vec<_> = input["UsageRecords"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| match (n, r["CustomerIdentifier"].as_str().unwrap()) {
+                (0, "cust-0") => serde_json::json!({"UsageRecord": r, "Status": ""}),
+                (_, "cust-1") => serde_json::json!({"UsageRecord": r,
+                    "Status": format!("X\nERROR forged {long}")}),
+                _ => serde_json::json!({"UsageRecord": r, "Status": "Success",
+                    "MeteringRecordId": format!("m\r\nforged {long}")}),
+            })
+            .collect();
+        serde_json::json!({"Results": results, "UnprocessedRecords": []}).to_string()
+    });
+    let (h, b, meter) = meter_on(endpoint);
+    for i in 0..2 {
+        meter.record(cust(i), "users", 3, None, None).unwrap();
+    }
+    h.set(b + 600);
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!(
+        (sum.acked, sum.dead_lettered, sum.deferred),
+        (0, 1, 1),
+        "{sum:?}"
+    );
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
+    let bounded = |s: &str| s.chars().count() <= 1025 && !s.chars().any(char::is_control);
+    let dead = meter.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(bounded(&dead[0].reason) && dead[0].reason.chars().count() <= 129);
+    assert!(
+        dead[0].reason.starts_with("X ERROR forged"),
+        "{}",
+        dead[0].reason
+    );
+    let events = h.events.lock().unwrap();
+    let mut seen = 0;
+    for e in events.iter() {
+        match &e.kind {
+            MeterEventKind::Acked {
+                metering_record_id: id,
+            } => {
+                assert!(bounded(id), "{} characters", id.len());
+                assert!(id.starts_with("m  forged"));
+                seen += 1;
+            }
+            MeterEventKind::DeadLettered { reason, message } => {
+                assert!(bounded(reason) && bounded(message));
+                seen += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen, 2);
 }
 
 /// A BatchMeterUsage answer is believed only where it confirms exactly what was sent, with
@@ -2462,15 +2698,7 @@ fn a_batch_answer_is_believed_only_where_it_confirms_what_was_sent() {
         }
         serde_json::json!({"Results": results, "UnprocessedRecords": []}).to_string()
     });
-    let h = Harness::new();
-    let b = base();
-    h.set(b - H + 10);
-    let meter = UsageMeter::new(
-        h.builder(one_try_client(endpoint), Store::memory())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let (h, b, meter) = meter_on(endpoint);
     for i in 0..7 {
         meter.record(cust(i), "users", 3, None, None).unwrap();
     }

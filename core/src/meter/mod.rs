@@ -252,6 +252,7 @@ impl UsageMeter {
                     "must not be empty",
                 ));
             }
+            crate::validate::product_code_argument("product_code", p)?;
         }
         if !matches!(config.store.0, StoreKind::Postgres(_)) {
             // A replica name without the fleet store would leave each replica on its own

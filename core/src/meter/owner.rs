@@ -20,13 +20,22 @@
 //!   works in a process other than the one that created it ("create the UsageMeter after
 //!   fork"), a connection inherited across a fork is never closed in the child (it is leaked,
 //!   like the runtime), and a child may not open a file its parent had open at the fork.
+//! * **A child does not keep the claim.** A `flock` belongs to the open file, which a child
+//!   made by `fork()` shares through the descriptors it inherits: a worker that never touches
+//!   the meter kept the store "in use" after the parent closed the meter, or crashed and was
+//!   restarted, until every such child exited. In the child, a `pthread_atfork` handler points
+//!   the claim's descriptors at `/dev/null` (the child's own table only; the parent's locks
+//!   stay), and `release()` unlocks the lock file instead of only closing it.
 //! * **Owner-only files.** The store, its `-wal`/`-shm` and the lock file hold customer ids,
 //!   account ids and license ARNs: they are created readable by their owner only (0600), and
 //!   an existing store with looser permissions is tightened when opened.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
+#[cfg(unix)]
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
 use crate::runtime::process_generation;
@@ -43,6 +52,52 @@ pub(crate) fn forked_error() -> Error {
 /// Files this process has open as stores: (device, inode, process generation).
 static OPEN: Mutex<Vec<(u64, u64, u64)>> = Mutex::new(Vec::new());
 
+/// The descriptors of the claims held in this process (`-1`: a free slot), which the `fork()`
+/// handler swaps for `/dev/null` in the child. Past 32 meters at once a claim is not listed,
+/// and a child keeps it, as before.
+static CLAIM_FDS: [AtomicI32; 32] = [const { AtomicI32::new(-1) }; 32];
+/// `/dev/null`, opened once (close-on-exec), what a child's copies of the claims become.
+#[cfg(unix)]
+static NULL_FD: AtomicI32 = AtomicI32::new(-1);
+
+#[cfg(unix)]
+extern "C" fn after_fork_in_child() {
+    // Only atomics and dup3(2), both async-signal-safe, as a handler in a forked child must.
+    let null = NULL_FD.load(Ordering::SeqCst);
+    for slot in &CLAIM_FDS {
+        let fd = slot.swap(-1, Ordering::SeqCst);
+        if fd >= 0 && null >= 0 {
+            // SAFETY: `fd` is open in this child (a copy of the parent's claim; listed slots
+            // are cleared before their descriptor is closed); it now names /dev/null, and the
+            // `File` holding it closes that instead.
+            unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
+        }
+    }
+}
+
+/// Lists `fd` for the `fork()` handler; the slot to clear before it is closed, if any.
+#[cfg(unix)]
+fn list_claim_fd(fd: i32) -> Option<usize> {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        if let Ok(null) = File::open("/dev/null") {
+            NULL_FD.store(null.into_raw_fd(), Ordering::SeqCst);
+        }
+        // SAFETY: the handler only touches atomics and calls dup3.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    CLAIM_FDS.iter().position(|slot| {
+        slot.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    })
+}
+
+fn unlist_claim_fd(slot: &mut Option<usize>) {
+    if let Some(i) = slot.take() {
+        CLAIM_FDS[i].store(-1, Ordering::SeqCst);
+    }
+}
+
 /// The exclusive claim on one store file, held for the meter's life.
 pub(crate) struct Owner {
     /// Holds the `flock`; closing it releases the claim.
@@ -53,6 +108,8 @@ pub(crate) struct Owner {
     generation: u64,
     /// The path it was opened by, to tell when the file there is no longer this one.
     path: std::path::PathBuf,
+    /// The slots listing `lock` and `store` for the `fork()` handler.
+    listed: [Option<usize>; 2],
 }
 
 impl Owner {
@@ -117,7 +174,15 @@ impl Owner {
             )));
         }
         open.push((file_id.0, file_id.1, generation));
+        #[cfg(unix)]
+        let listed = [
+            list_claim_fd(lock.as_raw_fd()),
+            list_claim_fd(db.as_raw_fd()),
+        ];
+        #[cfg(not(unix))]
+        let listed = [None, None];
         Ok(Owner {
+            listed,
             lock: Some(lock),
             store: db,
             file_id,
@@ -136,7 +201,12 @@ impl Owner {
     /// in this process while its connection is.
     pub(crate) fn release(&mut self) {
         let _ = self.store.unlock();
-        self.lock = None;
+        unlist_claim_fd(&mut self.listed[0]);
+        if let Some(lock) = self.lock.take() {
+            // Unlocked, not only closed: a copy of it elsewhere (a child made by a raw
+            // clone(), which skips the fork handler) would keep the lock.
+            let _ = lock.unlock();
+        }
     }
 
     /// Whether this is the process that took the claim.
@@ -149,6 +219,9 @@ impl Drop for Owner {
     fn drop(&mut self) {
         if !self.in_owner_process() {
             return; // the parent's entry: its connection is leaked in this child, keep it
+        }
+        for slot in &mut self.listed {
+            unlist_claim_fd(slot);
         }
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         let me = (self.file_id.0, self.file_id.1, self.generation);

@@ -440,6 +440,13 @@ impl UsageMeter {
         let Some(customer) = customer else {
             return Err(Customer::required_error());
         };
+        if matches!(customer, CustomerRef::Identifier("")) {
+            // The store keeps a bucket by its customer, and reads an empty one back as none.
+            return Err(Error::invalid_input(
+                FieldPath::argument("customer_identifier"),
+                "must not be empty",
+            ));
+        }
         let product = &self.inner.shared.scope.product_code;
         // With or without allocations: a CustomerIdentifier's bucket, sent in a license's
         // call with no product code, could never be billed.

@@ -67,8 +67,20 @@ struct Results {
     events: Vec<MeterEvent>,
 }
 
+/// The longest `MeteringRecordId` and dead-letter message kept (the service's are a UUID and
+/// a sentence), and the longest reason (a status or an error code), as the client bounds a
+/// server's error codes and messages: a hostile server's text is kept printable and bounded
+/// in the store, the events and the seller's logs.
+const MAX_KEPT: usize = 1024;
+const MAX_REASON: usize = 128;
+
 impl Results {
     fn ack(&mut self, it: &SendItem, id: String) {
+        let id = if id.len() > MAX_KEPT || id.chars().any(char::is_control) {
+            crate::wire::printable(&id, MAX_KEPT)
+        } else {
+            id
+        };
         self.events.push(event(
             it,
             MeterEventKind::Acked {
@@ -78,6 +90,8 @@ impl Results {
         self.outcomes.push(Outcome::Ack(it.id, id));
     }
     fn dead(&mut self, it: &SendItem, reason: &str, message: &str) {
+        let reason = &crate::wire::printable(reason, MAX_REASON);
+        let message = &crate::wire::printable(message, MAX_KEPT);
         self.events.push(event(
             it,
             MeterEventKind::DeadLettered {
@@ -478,6 +492,7 @@ fn verdict(status: Option<&UsageRecordResultStatus>, id: Option<&str>) -> Verdic
         (Some(UsageRecordResultStatus::Success), None) => {
             Verdict::Unsure("the service reported Success without a MeteringRecordId")
         }
+        (Some(s), _) if s.as_str().is_empty() => Verdict::Unsure("the result's Status was empty"),
         (Some(s), _) => {
             let msg = match s {
                 UsageRecordResultStatus::CustomerNotSubscribed => {

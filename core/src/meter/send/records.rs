@@ -65,8 +65,8 @@ pub(super) fn allocations(it: &SendItem) -> Result<Option<Vec<UsageAllocation>>,
     if rest > 0 {
         *merged.entry("").or_insert(0) += rest;
     }
-    let mut out = Vec::with_capacity(merged.len());
-    for (k, v) in merged {
+    let mut out = Vec::with_capacity(merged.len().min(MAX_ALLOCATIONS));
+    for (k, v) in fold_past_the_maximum(merged) {
         let tags = if k.is_empty() {
             None
         } else {
@@ -79,6 +79,33 @@ pub(super) fn allocations(it: &SendItem) -> Result<Option<Vec<UsageAllocation>>,
         });
     }
     Ok(Some(out))
+}
+
+/// The most allocations one record holds (the model's `UsageAllocations`).
+const MAX_ALLOCATIONS: usize = 2500;
+
+/// A bucket's allocations (tag set → units, `""` untagged) as at most [`MAX_ALLOCATIONS`]:
+/// past it, the units of the smallest tag sets (ties by tag set) go to the untagged one.
+/// Every event was valid on its own, and the hour's units are billed whole whatever their
+/// tags: refused at the send, the bucket was dead-lettered for good. The same bucket always
+/// folds the same way, so a resend is the same record.
+fn fold_past_the_maximum(mut merged: BTreeMap<&str, i64>) -> Vec<(&str, i64)> {
+    if merged.len() <= MAX_ALLOCATIONS {
+        return merged.into_iter().collect();
+    }
+    let mut untagged = merged.remove("").unwrap_or(0);
+    let mut tagged: Vec<(&str, i64)> = merged.into_iter().collect();
+    tagged.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let folded = tagged.split_off(MAX_ALLOCATIONS - 1);
+    untagged += folded.iter().map(|(_, q)| q).sum::<i64>();
+    tracing::warn!(
+        tag_sets = folded.len() + tagged.len(),
+        folded = folded.len(),
+        units = untagged,
+        "an hour's usage carries more tag sets than a record holds; the smallest are sent untagged"
+    );
+    tagged.push(("", untagged));
+    tagged
 }
 
 pub(super) fn quantity(it: &SendItem) -> Result<i32, String> {
