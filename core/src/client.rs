@@ -130,9 +130,7 @@ impl Client {
     /// A client with this configuration. Nothing is sent or loaded until the first call.
     pub fn new(config: Config) -> Client {
         warn_if_clear_text(&config.endpoint);
-        let credentials = CredentialsProvider::new(config.credentials.clone())
-            .with_region(config.region.clone())
-            .with_http(config.http.clone());
+        let credentials = CredentialsProvider::for_client(&config);
         let retry = RetryState::new(config.retry.clone());
         Client {
             inner: Arc::new(Inner {

@@ -134,6 +134,35 @@ impl CredentialsProvider {
         }
     }
 
+    /// The provider a client with `config` uses: its credentials, with the chain's own calls
+    /// made in its region, with its FIPS and dual-stack settings, proxies and roots.
+    pub(crate) fn for_client(config: &crate::Config) -> Self {
+        CredentialsProvider::new(config.credentials.clone())
+            .with_region(config.region.clone())
+            .with_endpoint_variants(config.use_fips, config.use_dual_stack)
+            .with_http(config.http.clone())
+    }
+
+    /// Whether the chain's STS and SSO calls use FIPS and dual-stack endpoints: the client's
+    /// settings, wherever they came from (aws-config's own reading only sees some of them:
+    /// with FIPS set in code, an EKS pod's web identity token went to the non-FIPS STS).
+    pub(crate) fn with_endpoint_variants(self, use_fips: bool, use_dual_stack: bool) -> Self {
+        #[cfg(feature = "default-chain")]
+        {
+            let mut this = self;
+            if let Some(c) = &mut this.chain {
+                c.use_fips = use_fips;
+                c.use_dual_stack = use_dual_stack;
+            }
+            this
+        }
+        #[cfg(not(feature = "default-chain"))]
+        {
+            let _ = (use_fips, use_dual_stack);
+            self
+        }
+    }
+
     /// The region the chain's STS calls (web identity, assume-role) use. Without it
     /// aws-config resolves one itself (environment, profile, then IMDS), so a client that
     /// knows its region should pass it. No effect on static credentials.

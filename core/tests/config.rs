@@ -223,6 +223,13 @@ fn rows() -> Vec<Row> {
         ("use_dualstack_endpoint in the profile", vec![("AWS_PROFILE", "flags")], none, Value("use_dual_stack", "true", profile("flags", "use_dualstack_endpoint"))),
         ("FIPS and dual-stack together", vec![("AWS_PROFILE", "flags")], none, Value("endpoint_url", "https://metering.marketplace-fips.us-gov-west-1.api.aws", Origin::Default)),
         ("FIPS with a custom endpoint names both", vec![("AWS_REGION", "us-east-1"), ("AWS_USE_FIPS_ENDPOINT", "true"), ("AWS_ENDPOINT_URL", "http://a.test")], none, Invalid("AWS_ENDPOINT_URL", "FIPS from AWS_USE_FIPS_ENDPOINT (environment variable)")),
+        // A FIPS pseudo-region, as SDK v3 and the SDK for Java read it: taken whole, it signed
+        // for a region that does not exist, at a host that does not either.
+        ("a FIPS pseudo-region", vec![("AWS_REGION", "us-gov-west-1-fips")], none, Value("endpoint_url", "https://metering.marketplace-fips.us-gov-west-1.amazonaws.com", Origin::Default)),
+        ("a FIPS pseudo-region is its region", vec![("AWS_REGION", "fips-us-east-1")], none, Value("region", "us-east-1", env("AWS_REGION"))),
+        ("a FIPS pseudo-region turns FIPS on", vec![("AWS_REGION", "us-east-1-fips"), ("AWS_USE_FIPS_ENDPOINT", "false")], none, Value("use_fips", "true", env("AWS_REGION"))),
+        ("a FIPS pseudo-region in code", vec![], |b| b.region("fips-us-gov-east-1"), Value("endpoint_url", "https://metering.marketplace-fips.us-gov-east-1.amazonaws.com", Origin::Default)),
+        ("a FIPS pseudo-region with a custom endpoint", vec![("AWS_REGION", "us-east-1-fips"), ("AWS_ENDPOINT_URL", "http://a.test")], none, Invalid("AWS_ENDPOINT_URL", "FIPS from AWS_REGION")),
         // --- retries ---
         ("the default retries", vec![("AWS_REGION", "us-east-1"), ("AWS_PROFILE", "eponly")], none, Value("max_attempts", "3", Origin::Default)),
         ("AWS_MAX_ATTEMPTS", vec![("AWS_MAX_ATTEMPTS", "7")], none, Value("max_attempts", "7", env("AWS_MAX_ATTEMPTS"))),

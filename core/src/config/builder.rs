@@ -265,11 +265,21 @@ impl ConfigBuilder {
         };
 
         // Region.
-        let region = code(self.region.clone(), "region")
+        let mut region = code(self.region.clone(), "region")
             .or_else(|| src.lookup(&["AWS_REGION", "AWS_DEFAULT_REGION"], "region"));
         if let Some((_, o)) = &region {
             origins.push(("region", o.clone()));
         }
+        // A FIPS pseudo-region (`fips-us-gov-west-1`, `us-east-1-fips`) is, as SDK v3 and the
+        // SDK for Java read it, the region without the marker with FIPS on: taken whole, it
+        // signed for a region that does not exist and sent to a host that does not either.
+        let fips_region = region.as_mut().and_then(|(r, o)| {
+            let real = r
+                .strip_prefix("fips-")
+                .or_else(|| r.strip_suffix("-fips"))?;
+            *r = real.to_owned();
+            Some(o.clone())
+        });
 
         // Booleans.
         let flag = |v: Option<bool>,
@@ -285,12 +295,15 @@ impl ConfigBuilder {
                 None => Ok(None),
             }
         };
-        let fips = flag(
-            self.use_fips,
-            "use_fips",
-            "AWS_USE_FIPS_ENDPOINT",
-            "use_fips_endpoint",
-        )?;
+        let fips = match fips_region {
+            Some(o) => Some((true, o)),
+            None => flag(
+                self.use_fips,
+                "use_fips",
+                "AWS_USE_FIPS_ENDPOINT",
+                "use_fips_endpoint",
+            )?,
+        };
         let dual = flag(
             self.use_dual_stack,
             "use_dual_stack",

@@ -93,6 +93,8 @@ impl Slot {
 pub(super) struct ChainCache {
     profile: Option<String>,
     pub(super) region: Option<String>,
+    pub(super) use_fips: bool,
+    pub(super) use_dual_stack: bool,
     pub(super) http: crate::tls::HttpSettings,
     cached: RwLock<Option<Cached>>,
     slot: Mutex<Arc<Slot>>,
@@ -108,6 +110,8 @@ impl ChainCache {
         ChainCache {
             profile,
             region: None,
+            use_fips: false,
+            use_dual_stack: false,
             http: crate::tls::HttpSettings::default(),
             cached: RwLock::new(None),
             slot: Mutex::new(Slot::new()),
@@ -243,9 +247,12 @@ impl ChainCache {
 
     async fn build(&self) -> DefaultCredentialsChain {
         // The chain's own calls (IMDS, ECS, STS) go through the crate's reqwest.
-        let conf = aws_config::provider_config::ProviderConfig::default().with_http_client(
-            crate::tls::smithy::ReqwestHttpClient::new(self.http.clone()),
-        );
+        let conf = aws_config::provider_config::ProviderConfig::default()
+            .with_http_client(crate::tls::smithy::ReqwestHttpClient::new(
+                self.http.clone(),
+            ))
+            .with_use_fips(Some(self.use_fips))
+            .with_use_dual_stack(Some(self.use_dual_stack));
         let mut builder = DefaultCredentialsChain::builder().configure(conf);
         // Always named, and trimmed as the configuration reads it: aws-config reads
         // `AWS_PROFILE` untrimmed, so `prod\r` (a `.env` file with CRLF line ends) or `prod `

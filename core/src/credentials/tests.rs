@@ -456,6 +456,38 @@ mod chain {
         assert!(head.starts_with("POST / "), "{head}");
     }
 
+    /// The client's FIPS and dual-stack settings reach the chain's STS call, wherever they
+    /// were set (here in code, which aws-config cannot see): an EKS pod's web identity token
+    /// went to the non-FIPS STS while metering went to the FIPS endpoint. Seen at the proxy,
+    /// which is asked to tunnel to the STS host.
+    #[tokio::test]
+    async fn web_identity_uses_the_clients_fips_and_dual_stack_settings() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (proxy, _, heads) = serve_as(|_, _| ("text/plain", String::new()));
+        let proxy = proxy.trim_end_matches("/creds").to_owned();
+        let token = env.write("token", "eyJ.web.identity");
+        env.set("AWS_WEB_IDENTITY_TOKEN_FILE", &token);
+        env.set("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/metering");
+        for (fips, dual, host) in [
+            (true, false, "sts-fips.us-east-1.amazonaws.com:443"),
+            (false, true, "sts.us-east-1.api.aws:443"),
+            (false, false, "sts.us-east-1.amazonaws.com:443"),
+        ] {
+            let cfg = crate::Config::builder()
+                .region("us-east-1")
+                .use_fips(fips)
+                .use_dual_stack(dual)
+                .environment([("HTTPS_PROXY", proxy.as_str())])
+                .build()
+                .unwrap();
+            let _ = CredentialsProvider::for_client(&cfg).credentials().await;
+            let head = heads.lock().unwrap().pop().unwrap_or_default();
+            let want = format!("CONNECT {host} ");
+            assert!(head.starts_with(&want), "want {want:?}, got {head:?}");
+        }
+    }
+
     /// EC2: IMDSv2's token PUT, role name and credentials GETs, on loopback.
     #[tokio::test]
     async fn imds_v2_goes_through_the_crates_http_client() {
