@@ -290,13 +290,30 @@ function endpointString(endpoint) {
 }
 
 /**
- * `settings`, with the proxy URLs (which may hold a password) made non-enumerable accessors:
- * they read as given, and neither util.inspect / console.log (not even with showHidden: a
- * getter is not called) nor JSON.stringify nor a spread shows them.
+ * An endpoint as shown: its user info as `***`. The core refuses an endpoint with user info
+ * when it first resolves the settings, but the client exists before that, and may be logged.
  */
-function hideProxies(settings) {
-  for (const k of ['httpsProxy', 'httpProxy']) {
+function shownEndpoint(e) {
+  if (typeof e === 'string') return e.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
+  if (e instanceof URL && (e.username || e.password)) {
+    const u = new URL(e.href)
+    u.username = ''
+    u.password = ''
+    return u.href.replace('//', '//***@')
+  }
+  return e
+}
+
+/**
+ * `settings`, with the proxy URLs (which may hold a password), and an endpoint that holds
+ * one, made non-enumerable accessors: they read as given, and neither util.inspect /
+ * console.log (not even with showHidden: a getter is not called) nor JSON.stringify nor a
+ * spread shows them.
+ */
+function hideSecrets(settings) {
+  for (const k of ['httpsProxy', 'httpProxy', 'endpoint']) {
     if (!Object.prototype.hasOwnProperty.call(settings, k)) continue
+    if (k === 'endpoint' && shownEndpoint(settings[k]) === settings[k]) continue
     let value = settings[k]
     Object.defineProperty(settings, k, {
       get: () => value,
@@ -336,8 +353,8 @@ class MarketplaceMeteringClient {
     const { credentials, ...rest } = config
     // client.config is a copy of the settings, taken before they are hidden (a spread skips
     // what is not enumerable); both hide the proxies.
-    this.config = hideProxies({ ...rest })
-    this._settings = hideProxies(rest)
+    this.config = hideSecrets({ ...rest })
+    this._settings = hideSecrets(rest)
     this.#credentials = credentials
     if (credentials !== undefined) {
       // As SDK v3's resolved config: a provider. Not enumerable, and a function, so an
@@ -362,7 +379,7 @@ class MarketplaceMeteringClient {
   [inspect.custom](depth, options, inspectFn) {
     const shown = {
       region: this._settings.region,
-      endpoint: this._settings.endpoint,
+      endpoint: shownEndpoint(this._settings.endpoint),
       credentials: this.#credentials === undefined ? 'default chain' : typeof this.#credentials === 'function' ? 'provider' : 'static',
       maxAttempts: this._settings.maxAttempts,
       retryMode: this._settings.retryMode,
@@ -371,7 +388,7 @@ class MarketplaceMeteringClient {
   }
 
   toJSON() {
-    return { region: this._settings.region, endpoint: this._settings.endpoint }
+    return { region: this._settings.region, endpoint: shownEndpoint(this._settings.endpoint) }
   }
 
   async _region() {

@@ -282,6 +282,24 @@ test('client.config never shows a proxy password or the credentials, and still r
     }
   }))
 
+test('an endpoint with a password never shows, before the core refuses it', () =>
+  withEnv({}, async () => {
+    for (const endpoint of ['https://u:opensesame@h.test', new URL('https://u:opensesame@h.test/')]) {
+      for (const Client of [mm.MarketplaceMeteringClient, mm.MarketplaceMetering]) {
+        const c = new Client({ region: 'us-east-1', endpoint })
+        const shown = [util.inspect(c), util.format('%o', c), JSON.stringify(c)]
+        for (const o of [c.config, c._settings]) {
+          shown.push(util.inspect(o, { depth: Infinity, showHidden: true }), JSON.stringify(o), JSON.stringify({ ...o }))
+        }
+        for (const s of shown) assert.ok(!s.includes('opensesame'), `${Client.name} shows the password: ${s}`)
+        assert.match(util.inspect(c), /h\.test/)
+        // Given back as given, and refused by the core naming the field.
+        assert.equal(c.config.endpoint, endpoint)
+        await assert.rejects(c.resolvedConfig(), (e) => !e.message.includes('opensesame') && /endpoint/.test(e.message))
+      }
+    }
+  }))
+
 test('abortSignal: before the call and while waiting', async () => {
   const { emu, client } = setup()
   try {
