@@ -130,8 +130,15 @@ pub(crate) fn parse_output<O: DeserializeOwned>(operation: &str, body: &[u8]) ->
         body
     };
     let unreadable = |why: &dyn std::fmt::Display| {
-        // serde quotes a mistyped value whole: bounded, as a server's error messages are.
-        let why = printable(&why.to_string(), 512);
+        // serde quotes a mistyped value whole: bounded, as a server's error messages are,
+        // keeping its end (where in the body).
+        let why = why.to_string();
+        let why = match why.char_indices().nth_back(96) {
+            Some((tail, _)) if why.chars().count() > 512 => {
+                format!("{} {}", printable(&why, 384), printable(&why[tail..], 97))
+            }
+            _ => printable(&why, 512),
+        };
         format!(
             "the {operation} response could not be read ({why}); the body began {:?}",
             excerpt(body)
@@ -263,6 +270,7 @@ mod tests {
             parse_output::<BatchMeterUsageOutput>("BatchMeterUsage", body.as_bytes()).unwrap_err();
         assert_eq!(e.error_code(), ErrorCode::InvalidResponse);
         assert!(e.message().contains("invalid type"), "{}", e.message());
+        assert!(e.message().contains("at line 1 column"), "{}", e.message());
         assert!(e.message().len() < 1500, "{} bytes", e.message().len());
     }
 

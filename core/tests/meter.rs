@@ -798,6 +798,49 @@ async fn an_hour_with_more_tag_sets_than_a_record_holds_is_billed_whole(store: S
     assert_eq!(total, ledger[0].quantity);
 }
 
+/// An hour whose tag sets are fewer than 2,500 but too large together for one request (2,000
+/// sets of five 60-character tags: about 1 MB) is billed whole too: the smallest sets' units
+/// go untagged. The client refused the record as too large, and it was dead-lettered.
+#[tokio::test]
+async fn an_hour_whose_tags_would_pass_the_request_limit_is_billed_whole() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 3), Store::memory()).build().unwrap()).unwrap();
+    h.set(b - H + 1);
+    for i in 0..2000 {
+        let tags = (0..5).map(|t| {
+            let value = format!("{i:06}-{t}-{}", "v".repeat(52));
+            Tag::builder()
+                .key(format!("k{t}"))
+                .value(value)
+                .build()
+                .unwrap()
+        });
+        let a = UsageAllocation::builder()
+            .allocated_usage_quantity(1)
+            .set_tags(Some(tags.collect()))
+            .build()
+            .unwrap();
+        meter
+            .record(cust(1), "users", 1, None, Some(vec![a]))
+            .unwrap();
+    }
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
+    let ledger = emu.ledger();
+    assert_eq!(ledger[0].quantity, 2000);
+    let allocs = ledger[0].allocations.as_array().unwrap();
+    assert!(allocs.len() < 2000, "{}", allocs.len());
+    let untagged = allocs.iter().find(|a| a.get("Tags").is_none()).unwrap();
+    assert_eq!(
+        untagged["AllocatedUsageQuantity"].as_i64().unwrap(),
+        2000 - (allocs.len() as i64 - 1)
+    );
+}
+
 /// A product code the service's model refuses (a trailing newline from a file or a variable,
 /// a space, 256 bytes) is refused when the meter is made, naming `product_code`: found at the
 /// first send instead, each record was blamed and every acknowledged bucket dead-lettered.
@@ -2578,7 +2621,8 @@ fn a_meter_usage_answer_without_a_record_id_is_sent_again() {
 /// the events and the seller's logs printable and bounded, as its error codes and messages
 /// always did: a Status with a newline and 150 kB became a dead letter's reason whole (a forged
 /// log line in every `on_event` handler, megabytes a flush in the store). An empty Status says
-/// nothing either way: the record is sent again (it was dead-lettered as an unknown status).
+/// nothing either way, nor does an id of spaces and control characters: the record is sent
+/// again (they were dead-lettered as an unknown status, and acknowledged under " ").
 #[test]
 fn a_servers_status_and_record_id_are_kept_printable_and_bounded() {
     let long = "y".repeat(150_000);
@@ -2589,6 +2633,8 @@ fn a_servers_status_and_record_id_are_kept_printable_and_bounded() {
             .iter()
             .map(|r| match (n, r["CustomerIdentifier"].as_str().unwrap()) {
                 (0, "cust-0") => serde_json::json!({"UsageRecord": r, "Status": ""}),
+                (0, "cust-2") => serde_json::json!({"UsageRecord": r, "Status": "Success",
+                    "MeteringRecordId": " \n\u{1}"}),
                 (_, "cust-1") => serde_json::json!({"UsageRecord": r,
                     "Status": format!("X\nERROR forged {long}")}),
                 _ => serde_json::json!({"UsageRecord": r, "Status": "Success",
@@ -2598,18 +2644,18 @@ fn a_servers_status_and_record_id_are_kept_printable_and_bounded() {
         serde_json::json!({"Results": results, "UnprocessedRecords": []}).to_string()
     });
     let (h, b, meter) = meter_on(endpoint);
-    for i in 0..2 {
+    for i in 0..3 {
         meter.record(cust(i), "users", 3, None, None).unwrap();
     }
     h.set(b + 600);
     let sum = meter.flush_blocking().unwrap();
     assert_eq!(
         (sum.acked, sum.dead_lettered, sum.deferred),
-        (0, 1, 1),
+        (0, 1, 2),
         "{sum:?}"
     );
     let sum = meter.flush_blocking().unwrap();
-    assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
+    assert_eq!((sum.acked, sum.dead_lettered), (2, 0), "{sum:?}");
     let bounded = |s: &str| s.chars().count() <= 1025 && !s.chars().any(char::is_control);
     let dead = meter.dead_letters().unwrap();
     assert_eq!(dead.len(), 1);
@@ -2637,7 +2683,7 @@ fn a_servers_status_and_record_id_are_kept_printable_and_bounded() {
             _ => {}
         }
     }
-    assert_eq!(seen, 2);
+    assert_eq!(seen, 3);
 }
 
 /// A BatchMeterUsage answer is believed only where it confirms exactly what was sent, with

@@ -53,24 +53,67 @@ pub(crate) fn forked_error() -> Error {
 static OPEN: Mutex<Vec<(u64, u64, u64)>> = Mutex::new(Vec::new());
 
 /// The descriptors of the claims held in this process (`-1`: a free slot), which the `fork()`
-/// handler swaps for `/dev/null` in the child. Past 32 meters at once a claim is not listed,
-/// and a child keeps it, as before.
-static CLAIM_FDS: [AtomicI32; 32] = [const { AtomicI32::new(-1) }; 32];
+/// handler points at `/dev/null` in the child. Two a meter (the lock file and the store):
+/// past 32 meters at once a claim is not listed, and a child keeps it, as before (logged).
+static CLAIM_FDS: [AtomicI32; 64] = [const { AtomicI32::new(-1) }; 64];
 /// `/dev/null`, opened once (close-on-exec), what a child's copies of the claims become.
 #[cfg(unix)]
 static NULL_FD: AtomicI32 = AtomicI32::new(-1);
 
 #[cfg(unix)]
 extern "C" fn after_fork_in_child() {
-    // Only atomics and dup3(2), both async-signal-safe, as a handler in a forked child must.
+    // Only atomics, dup2(2) and fcntl(2), all async-signal-safe, as a handler in a forked
+    // child must be (dup3 would do both, but macOS has none).
     let null = NULL_FD.load(Ordering::SeqCst);
     for slot in &CLAIM_FDS {
         let fd = slot.swap(-1, Ordering::SeqCst);
         if fd >= 0 && null >= 0 {
-            // SAFETY: `fd` is open in this child (a copy of the parent's claim; listed slots
-            // are cleared before their descriptor is closed); it now names /dev/null, and the
+            // SAFETY: `fd` is open in this child (a copy of the parent's claim: a slot is
+            // cleared before its descriptor is closed); it now names /dev/null, and the
             // `File` holding it closes that instead.
-            unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
+            unsafe {
+                if libc::dup2(null, fd) == fd {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+        }
+    }
+}
+
+/// A file of a claim, listed for the `fork()` handler from the moment it is opened.
+struct Claimed {
+    file: File,
+    slot: Option<usize>,
+    generation: u64,
+}
+
+impl Claimed {
+    fn new(file: File) -> Claimed {
+        #[cfg(unix)]
+        let slot = list_claim_fd(file.as_raw_fd());
+        #[cfg(not(unix))]
+        let slot = None;
+        Claimed {
+            file,
+            slot,
+            generation: process_generation(),
+        }
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        if self.generation != process_generation() {
+            // A copy in a forked child: the handler cleared the slots, which may be this
+            // child's own claims' now, and the `flock` is the parent's.
+            return;
+        }
+        // Unlocked first: a child forked before the slot is cleared keeps a copy of the open
+        // file, and closing alone would leave it the lock. Then unlisted, then closed (the
+        // field's drop), so the handler never touches a closed, reused descriptor number.
+        let _ = self.file.unlock();
+        if let Some(i) = self.slot.take() {
+            CLAIM_FDS[i].store(-1, Ordering::SeqCst);
         }
     }
 }
@@ -83,33 +126,32 @@ fn list_claim_fd(fd: i32) -> Option<usize> {
         if let Ok(null) = File::open("/dev/null") {
             NULL_FD.store(null.into_raw_fd(), Ordering::SeqCst);
         }
-        // SAFETY: the handler only touches atomics and calls dup3.
+        // SAFETY: the handler only touches atomics and calls dup2 and fcntl.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
     });
-    CLAIM_FDS.iter().position(|slot| {
+    let slot = CLAIM_FDS.iter().position(|slot| {
         slot.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
-    })
-}
-
-fn unlist_claim_fd(slot: &mut Option<usize>) {
-    if let Some(i) = slot.take() {
-        CLAIM_FDS[i].store(-1, Ordering::SeqCst);
+    });
+    if slot.is_none() {
+        tracing::warn!(
+            "more than 32 meter stores open in this process: a child forked from now on \
+             keeps the newest claims until it exits"
+        );
     }
+    slot
 }
 
 /// The exclusive claim on one store file, held for the meter's life.
 pub(crate) struct Owner {
-    /// Holds the `flock`; closing it releases the claim.
-    lock: Option<File>,
+    /// Holds the `flock`; dropping it releases the claim.
+    lock: Option<Claimed>,
     /// The store file, `flock`ed while the claim is held (unlocked, not closed, on release).
-    store: File,
+    store: Claimed,
     file_id: (u64, u64),
     generation: u64,
     /// The path it was opened by, to tell when the file there is no longer this one.
     path: std::path::PathBuf,
-    /// The slots listing `lock` and `store` for the `fork()` handler.
-    listed: [Option<usize>; 2],
 }
 
 impl Owner {
@@ -123,8 +165,9 @@ impl Owner {
         };
         let generation = process_generation();
         let lock_path = companion(store, "-lock");
-        let mut lock = private_file(&lock_path).map_err(|e| io("cannot open the lock file", e))?;
-        match lock.try_lock() {
+        let mut lock =
+            Claimed::new(private_file(&lock_path).map_err(|e| io("cannot open the lock file", e))?);
+        match lock.file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
@@ -142,11 +185,16 @@ impl Owner {
             }
             Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
         }
-        let _ = lock.set_len(0);
-        let _ = write!(lock, "pid {} on host {}", std::process::id(), host_name());
-        let _ = lock.flush();
-        let db = private_file(store).map_err(|e| io("cannot open", e))?;
-        match db.try_lock() {
+        let _ = lock.file.set_len(0);
+        let _ = write!(
+            lock.file,
+            "pid {} on host {}",
+            std::process::id(),
+            host_name()
+        );
+        let _ = lock.file.flush();
+        let db = Claimed::new(private_file(store).map_err(|e| io("cannot open", e))?);
+        match db.file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 return Err(Error::invalid_state(format!(
@@ -160,7 +208,7 @@ impl Owner {
         for suffix in ["-wal", "-shm", "-journal"] {
             tighten(&companion(store, suffix));
         }
-        let file_id = file_id(&db).map_err(|e| io("cannot stat", e))?;
+        let file_id = file_id(&db.file).map_err(|e| io("cannot stat", e))?;
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         if open
             .iter()
@@ -174,15 +222,7 @@ impl Owner {
             )));
         }
         open.push((file_id.0, file_id.1, generation));
-        #[cfg(unix)]
-        let listed = [
-            list_claim_fd(lock.as_raw_fd()),
-            list_claim_fd(db.as_raw_fd()),
-        ];
-        #[cfg(not(unix))]
-        let listed = [None, None];
         Ok(Owner {
-            listed,
             lock: Some(lock),
             store: db,
             file_id,
@@ -200,13 +240,10 @@ impl Owner {
     /// Lets another meter claim the file (this one was closed); the file stays listed as open
     /// in this process while its connection is.
     pub(crate) fn release(&mut self) {
-        let _ = self.store.unlock();
-        unlist_claim_fd(&mut self.listed[0]);
-        if let Some(lock) = self.lock.take() {
-            // Unlocked, not only closed: a copy of it elsewhere (a child made by a raw
-            // clone(), which skips the fork handler) would keep the lock.
-            let _ = lock.unlock();
-        }
+        let _ = self.store.file.unlock();
+        // Unlocked as it is dropped, not only closed: a copy of it elsewhere (a child made by
+        // a raw clone(), which skips the fork handler) would keep the lock.
+        self.lock = None;
     }
 
     /// Whether this is the process that took the claim.
@@ -219,9 +256,6 @@ impl Drop for Owner {
     fn drop(&mut self) {
         if !self.in_owner_process() {
             return; // the parent's entry: its connection is leaked in this child, keep it
-        }
-        for slot in &mut self.listed {
-            unlist_claim_fd(slot);
         }
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         let me = (self.file_id.0, self.file_id.1, self.generation);

@@ -487,7 +487,9 @@ enum Verdict {
 }
 
 fn verdict(status: Option<&UsageRecordResultStatus>, id: Option<&str>) -> Verdict {
-    match (status, id.filter(|id| !id.is_empty())) {
+    // An id of nothing but spaces or control characters is no id.
+    let id = id.filter(|id| id.chars().any(|c| !c.is_whitespace() && !c.is_control()));
+    match (status, id) {
         (Some(UsageRecordResultStatus::Success), Some(id)) => Verdict::Ack(id.to_owned()),
         (Some(UsageRecordResultStatus::Success), None) => {
             Verdict::Unsure("the service reported Success without a MeteringRecordId")

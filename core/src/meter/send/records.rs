@@ -83,20 +83,40 @@ pub(super) fn allocations(it: &SendItem) -> Result<Option<Vec<UsageAllocation>>,
 
 /// The most allocations one record holds (the model's `UsageAllocations`).
 const MAX_ALLOCATIONS: usize = 2500;
+/// The most bytes of allocations one record carries: three quarters of the most the client
+/// sends in one request, the rest for the record's other members.
+const MAX_ALLOCATION_BYTES: usize = crate::validate::MAX_REQUEST_BYTES / 4 * 3;
 
-/// A bucket's allocations (tag set → units, `""` untagged) as at most [`MAX_ALLOCATIONS`]:
-/// past it, the units of the smallest tag sets (ties by tag set) go to the untagged one.
-/// Every event was valid on its own, and the hour's units are billed whole whatever their
-/// tags: refused at the send, the bucket was dead-lettered for good. The same bucket always
-/// folds the same way, so a resend is the same record.
+/// What one allocation of tag set `key` (its tags as JSON) costs in the request.
+fn allocation_bytes(key: &str) -> usize {
+    key.len() + r#"{"AllocatedUsageQuantity":2147483647,"Tags":},"#.len()
+}
+
+/// A bucket's allocations (tag set → units, `""` untagged) as one record holds them: at most
+/// [`MAX_ALLOCATIONS`], in at most [`MAX_ALLOCATION_BYTES`]. Past either, the units of the
+/// smallest tag sets (ties by tag set) go to the untagged one. Every event was valid on its
+/// own, and the hour's units are billed whole whatever their tags: refused at the send, the
+/// bucket was dead-lettered for good. The same bucket always folds the same way, so a resend
+/// is the same record.
 fn fold_past_the_maximum(mut merged: BTreeMap<&str, i64>) -> Vec<(&str, i64)> {
-    if merged.len() <= MAX_ALLOCATIONS {
+    let bytes: usize = merged.keys().map(|k| allocation_bytes(k)).sum();
+    if merged.len() <= MAX_ALLOCATIONS && bytes <= MAX_ALLOCATION_BYTES {
         return merged.into_iter().collect();
     }
     let mut untagged = merged.remove("").unwrap_or(0);
     let mut tagged: Vec<(&str, i64)> = merged.into_iter().collect();
     tagged.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let folded = tagged.split_off(MAX_ALLOCATIONS - 1);
+    // The largest first, while they fit beside the untagged one.
+    let mut room = MAX_ALLOCATION_BYTES - allocation_bytes("");
+    let mut kept = 0;
+    for (k, _) in tagged.iter().take(MAX_ALLOCATIONS - 1) {
+        match room.checked_sub(allocation_bytes(k)) {
+            Some(left) => room = left,
+            None => break,
+        }
+        kept += 1;
+    }
+    let folded = tagged.split_off(kept);
     untagged += folded.iter().map(|(_, q)| q).sum::<i64>();
     tracing::warn!(
         tag_sets = folded.len() + tagged.len(),
