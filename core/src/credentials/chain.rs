@@ -78,16 +78,63 @@ impl Cached {
 /// The built chain and the single-flight lock, valid in process `pid` only.
 struct Slot {
     pid: u32,
-    chain: tokio::sync::Mutex<Option<DefaultCredentialsChain>>,
+    chain: Arc<tokio::sync::Mutex<Option<DefaultCredentialsChain>>>,
 }
 
 impl Slot {
     fn new() -> Arc<Slot> {
         Arc::new(Slot {
             pid: crate::runtime::pid(),
-            chain: tokio::sync::Mutex::new(None),
+            chain: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
+}
+
+/// What one load of the chain needs, owned by the task that runs it.
+struct ChainSettings {
+    /// Trimmed, as the configuration reads it (see [`ChainCache::profile_name`]).
+    profile: Option<String>,
+    region: Option<String>,
+    use_fips: bool,
+    use_dual_stack: bool,
+    http: crate::tls::HttpSettings,
+}
+
+impl ChainSettings {
+    async fn build(self) -> DefaultCredentialsChain {
+        // The chain's own calls (IMDS, ECS, STS) go through the crate's reqwest.
+        let conf = aws_config::provider_config::ProviderConfig::default()
+            .with_http_client(crate::tls::smithy::ReqwestHttpClient::new(
+                self.http.clone(),
+            ))
+            .with_use_fips(Some(self.use_fips))
+            .with_use_dual_stack(Some(self.use_dual_stack));
+        let mut builder = DefaultCredentialsChain::builder().configure(conf);
+        // Always named, and trimmed as the configuration reads it: aws-config reads
+        // `AWS_PROFILE` untrimmed, so `prod\r` (a `.env` file with CRLF line ends) or `prod `
+        // gave the region and endpoint of profile `prod` while the chain, finding no such
+        // profile, went on to the container's or the instance's role and signed as it.
+        if let Some(p) = &self.profile {
+            builder = builder.profile_name(p);
+        }
+        if let Some(r) = &self.region {
+            builder = builder.region(aws_config::Region::new(r.clone()));
+        }
+        builder.build().await
+    }
+}
+
+/// How one refresh went, short of its timeout.
+enum Attempt {
+    /// Another caller's load left fresh credentials.
+    Fresh(Credentials),
+    /// Another caller's load failed while this one waited (or the task could not start).
+    Shared(Error),
+    /// This caller's load, and the chain it held (none if the task failed).
+    Done(
+        Option<tokio::sync::OwnedMutexGuard<Option<DefaultCredentialsChain>>>,
+        Result<Credentials, CredentialsError>,
+    ),
 }
 
 pub(super) struct ChainCache {
@@ -98,6 +145,8 @@ pub(super) struct ChainCache {
     pub(super) http: crate::tls::HttpSettings,
     cached: RwLock<Option<Cached>>,
     slot: Mutex<Arc<Slot>>,
+    /// How long a caller waits for a load ([`LOAD_TIMEOUT`]; shorter in tests).
+    pub(super) load_timeout: std::time::Duration,
     /// The last load that failed: when it ended, and its error's message and whether it is
     /// retryable. Callers that waited for that load get its error rather than each starting
     /// their own, one after another (a hung STS or SSO endpoint cost N callers N times the
@@ -115,6 +164,7 @@ impl ChainCache {
             http: crate::tls::HttpSettings::default(),
             cached: RwLock::new(None),
             slot: Mutex::new(Slot::new()),
+            load_timeout: LOAD_TIMEOUT,
             failed: Mutex::new(None),
         }
     }
@@ -158,31 +208,60 @@ impl ChainCache {
     async fn refresh(&self) -> Result<Credentials, Error> {
         let asked = std::time::Instant::now();
         let slot = self.slot();
-        let mut chain = slot.chain.lock().await;
-        // Another caller may have refreshed while this one waited for the lock.
-        if let Some(c) = self.fresh(SystemTime::now()) {
-            return Ok(c);
-        }
-        // Or failed to: its answer is this caller's too.
-        let waited_for = match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some((at, message, retryable)) if *at >= asked => {
-                Some(Error::credentials(message.clone()).with_retryable(*retryable))
+        let loaded = tokio::time::timeout(self.load_timeout, async {
+            let mut chain = Arc::clone(&slot.chain).lock_owned().await;
+            // Another caller may have refreshed while this one waited for the lock.
+            if let Some(c) = self.fresh(SystemTime::now()) {
+                return Attempt::Fresh(c);
             }
-            _ => None,
-        };
-        if let Some(e) = waited_for {
-            return Err(e);
-        }
-        let loaded = tokio::time::timeout(LOAD_TIMEOUT, async {
-            if chain.is_none() {
-                *chain = Some(self.build().await);
+            // Or failed to: its answer is this caller's too.
+            if let Some((at, message, retryable)) =
+                &*self.failed.lock().unwrap_or_else(PoisonError::into_inner)
+            {
+                if *at >= asked {
+                    return Attempt::Shared(
+                        Error::credentials(message.clone()).with_retryable(*retryable),
+                    );
+                }
             }
-            match chain.as_ref() {
-                Some(c) => c.provide_credentials().await,
-                None => Err(CredentialsError::unhandled("default chain not built")),
+            // The load is a task of its own that holds the chain: one that outlasts the
+            // timeout (a hung `credential_process`, which aws-config does not kill when its
+            // future is dropped) goes on alone, and later loads wait for it instead of each
+            // starting another process that hangs too.
+            let settings = self.settings();
+            // It hands the chain back with its answer, so that this caller records the answer
+            // before the next waiter looks for it.
+            let task = crate::runtime::spawn_io(async move {
+                if chain.is_none() {
+                    *chain = Some(settings.build().await);
+                }
+                let loaded = match chain.as_ref() {
+                    Some(c) => c.provide_credentials().await,
+                    None => Err(CredentialsError::unhandled("default chain not built")),
+                };
+                (chain, loaded)
+            });
+            match task {
+                Ok(task) => match task.await {
+                    Ok((chain, loaded)) => Attempt::Done(Some(chain), loaded),
+                    Err(e) => Attempt::Done(
+                        None,
+                        Err(CredentialsError::unhandled(format!(
+                            "the load did not finish: {e}"
+                        ))),
+                    ),
+                },
+                Err(e) => Attempt::Shared(e),
             }
         })
         .await;
+        // The chain stays locked (`_chain`) until the answer is recorded below.
+        let (_chain, loaded) = match loaded {
+            Ok(Attempt::Fresh(c)) => return Ok(c),
+            Ok(Attempt::Shared(e)) => return Err(e),
+            Ok(Attempt::Done(chain, result)) => (chain, Ok(result)),
+            Err(elapsed) => (None, Err(elapsed)),
+        };
         let now = SystemTime::now();
         let err = match loaded {
             Ok(Ok(creds)) => {
@@ -198,9 +277,9 @@ impl ChainCache {
             }
             Ok(Err(e)) => self.error(&e),
             Err(_) => Error::credentials(format!(
-                "loading credentials from the default chain{} took longer than {} s",
+                "loading credentials from the default chain{} took longer than {:?}",
                 self.profile_note(),
-                LOAD_TIMEOUT.as_secs()
+                self.load_timeout
             ))
             .with_retryable(true),
         };
@@ -241,30 +320,19 @@ impl ChainCache {
         let chain = slot.chain.try_lock().ok().and_then(|mut c| c.take());
         *slot = Arc::new(Slot {
             pid: 0,
-            chain: tokio::sync::Mutex::new(chain),
+            chain: Arc::new(tokio::sync::Mutex::new(chain)),
         });
     }
 
-    async fn build(&self) -> DefaultCredentialsChain {
-        // The chain's own calls (IMDS, ECS, STS) go through the crate's reqwest.
-        let conf = aws_config::provider_config::ProviderConfig::default()
-            .with_http_client(crate::tls::smithy::ReqwestHttpClient::new(
-                self.http.clone(),
-            ))
-            .with_use_fips(Some(self.use_fips))
-            .with_use_dual_stack(Some(self.use_dual_stack));
-        let mut builder = DefaultCredentialsChain::builder().configure(conf);
-        // Always named, and trimmed as the configuration reads it: aws-config reads
-        // `AWS_PROFILE` untrimmed, so `prod\r` (a `.env` file with CRLF line ends) or `prod `
-        // gave the region and endpoint of profile `prod` while the chain, finding no such
-        // profile, went on to the container's or the instance's role and signed as it.
-        if let Some(p) = self.profile_name() {
-            builder = builder.profile_name(&p);
+    /// What a load needs of this cache, for the task that runs it.
+    fn settings(&self) -> ChainSettings {
+        ChainSettings {
+            profile: self.profile_name(),
+            region: self.region.clone(),
+            use_fips: self.use_fips,
+            use_dual_stack: self.use_dual_stack,
+            http: self.http.clone(),
         }
-        if let Some(r) = &self.region {
-            builder = builder.region(aws_config::Region::new(r.clone()));
-        }
-        builder.build().await
     }
 
     /// The profile to read: the one given in code, else `AWS_PROFILE`; trimmed, and empty

@@ -620,6 +620,36 @@ mod chain {
         );
     }
 
+    /// A `credential_process` that hangs is run once, not once a call: aws-config does not
+    /// kill the process when a timed-out load is dropped, so every call (a meter's flush each
+    /// minute) left one more hung process behind. The load now goes on alone past the
+    /// caller's timeout, and later callers wait for it.
+    #[tokio::test]
+    async fn a_hung_credential_process_is_started_once_not_once_a_call() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let pids = env.dir.join("pids");
+        env.write(
+            "config",
+            &format!(
+                "[profile hang]\ncredential_process = sh -c 'echo $$ >> {}; exec sleep 30'\n",
+                pids.display()
+            ),
+        );
+        let mut p = chain(Some("hang"));
+        p.chain.as_mut().unwrap().load_timeout = Duration::from_millis(700);
+        for _ in 0..3 {
+            let e = p.credentials().await.unwrap_err();
+            assert!(e.message().contains("took longer than"), "{e}");
+            assert!(e.is_retryable());
+        }
+        let started = std::fs::read_to_string(&pids).unwrap_or_default();
+        for pid in started.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        assert_eq!(started.lines().count(), 1, "processes started: {started:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_callers_share_one_load() {
         let _g = ENV_LOCK.lock().await;
