@@ -9,6 +9,7 @@ use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
 
+use pyo3::prelude::*;
 use pyo3_async_runtimes::generic::{ContextExt, Runtime};
 use pyo3_async_runtimes::TaskLocals;
 
@@ -61,5 +62,41 @@ impl ContextExt for CoreRuntime {
         TASK_LOCALS
             .try_with(|c| c.get().cloned())
             .unwrap_or_default()
+    }
+}
+
+/// An awaitable of `fut`, whose answer `convert` makes a Python object. The conversion runs
+/// where pyo3-async-runtimes already holds the GIL to hand the answer to the event loop (a
+/// thread of the runtime's blocking pool), never on one of the runtime's workers: a worker
+/// waiting there for the GIL, held by the event loop or another thread, held up every call
+/// in flight and the meters' background flushers with it.
+pub fn awaitable<'py, T, F, C>(py: Python<'py>, fut: F, convert: C) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+    C: for<'a> FnOnce(Python<'a>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, _>(py, async move {
+        let value = fut.await;
+        Ok(Converted { value, convert })
+    })
+}
+
+/// An answer and how to make it a Python object, for pyo3-async-runtimes to convert.
+struct Converted<T, C> {
+    value: T,
+    convert: C,
+}
+
+impl<'py, T, C> IntoPyObject<'py> for Converted<T, C>
+where
+    C: for<'a> FnOnce(Python<'a>, T) -> PyResult<Py<PyAny>>,
+{
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        (self.convert)(py, self.value).map(|o| o.into_bound(py))
     }
 }

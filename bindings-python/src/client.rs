@@ -10,7 +10,6 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::asyncrt::CoreRuntime;
 use crate::convert::{self, ConvError};
 use crate::errors::{invalid_state, to_py_err};
 
@@ -137,19 +136,25 @@ pub(crate) fn on_main_thread(py: Python<'_>) -> bool {
     #[allow(clippy::useless_conversion)] // a c_ulong, 32 bits on some targets
     let me = u64::from(unsafe { pyo3::ffi::PyThread_get_thread_ident() });
     let pid = runtime::pid();
-    let mut main = MAIN.lock().unwrap_or_else(|p| p.into_inner());
-    if main.0 != pid {
-        let ident = py
-            .import(intern!(py, "threading"))
-            .and_then(|t| t.call_method0(intern!(py, "main_thread")))
-            .and_then(|t| t.getattr(intern!(py, "ident")))
-            .and_then(|i| i.extract::<u64>());
-        match ident {
-            Ok(ident) => *main = (pid, ident),
-            Err(_) => return false,
-        }
+    let known = *MAIN.lock().unwrap_or_else(|p| p.into_inner());
+    if known.0 == pid {
+        return known.1 == me;
     }
-    main.1 == me
+    // Asked of Python without the lock held: Python may hand the GIL to another thread
+    // midway, and that thread, waiting on the lock with the GIL, hung the whole process (a
+    // thread pool's first calls, 11 processes in 40).
+    let ident = py
+        .import(intern!(py, "threading"))
+        .and_then(|t| t.call_method0(intern!(py, "main_thread")))
+        .and_then(|t| t.getattr(intern!(py, "ident")))
+        .and_then(|i| i.extract::<u64>());
+    match ident {
+        Ok(ident) => {
+            *MAIN.lock().unwrap_or_else(|p| p.into_inner()) = (pid, ident);
+            ident == me
+        }
+        Err(_) => false,
+    }
 }
 
 fn awaitable<'py, I, O: Send + 'static + convert::HasMeta, E, Fut>(
@@ -163,17 +168,14 @@ fn awaitable<'py, I, O: Send + 'static + convert::HasMeta, E, Fut>(
 ) -> PyResult<Bound<'py, PyAny>>
 where
     Fut: Future<Output = Result<O, E>> + Send + 'static,
-    E: Into<Error> + Send,
+    E: Into<Error> + Send + 'static,
 {
     let input = input(params).map_err(|e| conv_err(py, e, op))?;
     runtime::handle().map_err(|e| to_py_err(py, &e, op))?;
     let fut = send(input);
-    pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, _>(py, async move {
-        let result = fut.await;
-        Python::attach(|py| match result {
-            Ok(out) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
-            Err(e) => Err(to_py_err(py, &e.into(), op)),
-        })
+    crate::asyncrt::awaitable(py, fut, move |py, result| match result {
+        Ok(out) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
+        Err(e) => Err(to_py_err(py, &e.into(), op)),
     })
 }
 

@@ -33,7 +33,6 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBool, PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt, PyTraverseError};
 
-use crate::asyncrt::CoreRuntime;
 use crate::client::conv_err;
 use crate::convert;
 use crate::errors::{invalid_state, to_py_err};
@@ -84,6 +83,19 @@ pub fn release_all(py: Python<'_>) {
         drop(meters)
     });
     EXITING.store(true, Ordering::SeqCst);
+}
+
+/// `arg` passed to the package's coroutine function `name` (`_awaited`, `_entered`,
+/// `_exited`): a coroutine, which `asyncio.create_task` takes (an asyncio future it refuses),
+/// as the async client's methods are.
+fn coroutine<'py>(
+    py: Python<'py>,
+    name: &str,
+    arg: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.import(intern!(py, "marketplace_metering._client"))?
+        .getattr(name)?
+        .call1((arg,))
 }
 
 // ---------------------------------------------------------------- UsageMeter
@@ -190,6 +202,16 @@ impl UsageMeter {
         let l = lock(&self.live);
         match &l.meter {
             Some(m) => Ok(m.clone()),
+            // An atexit hook registered before this package was imported runs after its
+            // own (they run last-registered first), when every meter was released.
+            None if EXITING.load(Ordering::SeqCst) => Err(invalid_state(
+                py,
+                "the meter was released at interpreter exit, before this call: its events \
+                 are in its store, and the next meter on the store sends what is sealed. \
+                 Register an atexit hook that closes a meter after importing \
+                 marketplace_metering (hooks run last-registered first)",
+                op,
+            )),
             None => Err(invalid_state(py, "the meter is closed", op)),
         }
     }
@@ -509,13 +531,12 @@ impl UsageMeter {
         const OP: &str = "UsageMeter.flush";
         let m = self.get(py, OP)?;
         runtime::handle().map_err(|e| to_py_err(py, &e, OP))?;
-        pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, _>(py, async move {
-            let r = m.flush().await;
-            Python::attach(|py| match r {
-                Ok(s) => summary_dict(py, &s, OP),
-                Err(e) => Err(to_py_err(py, &e, OP)),
-            })
-        })
+        let done = async move { m.flush().await };
+        let fut = crate::asyncrt::awaitable(py, done, |py, r| match r {
+            Ok(s) => summary_dict(py, &s, OP),
+            Err(e) => Err(to_py_err(py, &e, OP)),
+        })?;
+        coroutine(py, "_awaited", fut)
     }
 
     /// Stops the background flusher and flushes what may be flushed (blocking).
@@ -534,13 +555,12 @@ impl UsageMeter {
         let m = self.get(py, OP)?;
         lock(&self.live).closed = true;
         runtime::handle().map_err(|e| to_py_err(py, &e, OP))?;
-        pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, _>(py, async move {
-            let r = m.close().await;
-            Python::attach(|py| match r {
-                Ok(s) => summary_dict(py, &s, OP),
-                Err(e) => Err(to_py_err(py, &e, OP)),
-            })
-        })
+        let done = async move { m.close().await };
+        let fut = crate::asyncrt::awaitable(py, done, |py, r| match r {
+            Ok(s) => summary_dict(py, &s, OP),
+            Err(e) => Err(to_py_err(py, &e, OP)),
+        })?;
+        coroutine(py, "_awaited", fut)
     }
 
     /// Bucket counts per state.
@@ -631,6 +651,22 @@ impl UsageMeter {
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
         self.close(py)?;
         Ok(false)
+    }
+
+    /// `async with`: leaving the block awaits `close_async()` (a plain `with` in a coroutine
+    /// would block the event loop for the whole final flush).
+    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        coroutine(slf.py(), "_entered", slf.into_any())
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _exc: &Bound<'_, pyo3::types::PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let closing = self.close_async(py)?;
+        coroutine(py, "_exited", closing)
     }
 
     fn __repr__(&self) -> String {

@@ -187,7 +187,21 @@ def test_retries_exhausted(client: mm.Client, emu: Emulator) -> None:
     assert e.response["ResponseMetadata"]["RetryAttempts"] == 2
     assert e.attempts == 3 and e.retryable is True and e.status_code == 400
     assert "(reached max retries: 2)" in str(e)
+    assert e.response["ResponseMetadata"]["MaxAttemptsReached"] is True
     assert isinstance(e, mm.ClientError) and isinstance(e, mm.MeteringError)
+
+
+def test_a_refusal_after_a_retry_does_not_say_max_retries_were_reached(client: mm.Client, emu: Emulator) -> None:
+    # botocore says "(reached max retries: N)" only when its retries ran out
+    # (MaxAttemptsReached); a throttle then a refusal is not that.
+    emu.push_fault({"kind": "throttle"})
+    emu.push_fault({"kind": "error", "status": 400, "code": "InvalidTokenException", "message": "no"})
+    with pytest.raises(mm.exceptions.InvalidTokenException) as ei:
+        client.resolve_customer(RegistrationToken="reg-token-valid")
+    e = ei.value
+    assert e.response["ResponseMetadata"]["RetryAttempts"] == 1
+    assert "MaxAttemptsReached" not in e.response["ResponseMetadata"]
+    assert "reached max retries" not in str(e), str(e)
 
 
 def test_retry_config_botocore_meanings(emu: Emulator) -> None:

@@ -70,12 +70,18 @@ def test_client_exceptions_namespace(emu: Emulator) -> None:
 
 
 def test_client_error_constructor_like_botocore() -> None:
+    meta = {"RequestId": "r-1", "HTTPStatusCode": 400, "RetryAttempts": 2}
     e = mm.exceptions.ThrottlingException(
         {"Error": {"Code": "ThrottlingException", "Message": "slow down"},
-         "ResponseMetadata": {"RequestId": "r-1", "HTTPStatusCode": 400, "RetryAttempts": 2}},
+         "ResponseMetadata": {**meta, "MaxAttemptsReached": True}},
         "MeterUsage")
     assert str(e) == ("An error occurred (ThrottlingException) when calling the MeterUsage "
                       "operation (reached max retries: 2): slow down")
+    # botocore's text: the retries are named only when they ran out.
+    quiet = mm.exceptions.ThrottlingException(
+        {"Error": {"Code": "ThrottlingException", "Message": "slow down"}, "ResponseMetadata": meta},
+        "MeterUsage")
+    assert str(quiet) == "An error occurred (ThrottlingException) when calling the MeterUsage operation: slow down"
     assert e.code == "ThrottlingException" and e.message == "slow down"
     assert e.request_id == "r-1" and e.status_code == 400 and e.operation_name == "MeterUsage"
 

@@ -56,3 +56,45 @@ def test_python_thread_runs_during_call(client: mm.Client, emu: Emulator) -> Non
         stop.set()
         t.join()
     assert counter > 10_000
+
+
+FIRST_CALLS = """
+import sys, threading
+sys.setswitchinterval(1e-6)
+import marketplace_metering as mm
+from marketplace_metering.config import Config
+c = mm.client("meteringmarketplace", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+              aws_access_key_id="AKID", aws_secret_access_key="secret",
+              config=Config(retries={"total_max_attempts": 1}))
+start = threading.Barrier(16)
+def first_call():
+    start.wait()
+    try:
+        c.resolve_customer(RegistrationToken="x")
+    except mm.exceptions.ClientError:
+        pass
+    except Exception as e:  # connection refused: the endpoint is closed
+        if "127.0.0.1:9" not in str(e):
+            raise
+threads = [threading.Thread(target=first_call) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
+
+
+def test_a_thread_pools_first_calls_never_hang_the_process(tmp_path) -> None:
+    """The first blocking call of a process asks Python which thread is the main one. It held
+    a lock while it asked, Python handed the GIL to another thread midway, and that thread
+    waited on the lock holding the GIL: the whole process hung (11 runs in 40, a pool of 16
+    threads making their first calls at once, a 1 µs switch interval)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "first_calls.py"
+    script.write_text(FIRST_CALLS)
+    for run in range(20):
+        try:
+            done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"run {run}: the process hung") from None
+        assert done.returncode == 0, done.stderr

@@ -585,6 +585,31 @@ async def test_async_client_and_awaitable_flush(emu: Emulator) -> None:
     assert billed(emu) == {("cust-1", "users", t0): 3}
 
 
+async def test_the_meters_awaitables_are_coroutines_and_async_with_closes_it(emu: Emulator) -> None:
+    # asyncio.create_task() takes coroutines, as the async client's methods are; it refused the
+    # meter's (asyncio futures) with a TypeError. And a plain `with` in a coroutine blocked the
+    # event loop for the whole final flush: `async with` awaits close_async().
+    import asyncio
+    t0 = base()
+    clock = ManualClock(t0)
+    async with mm.UsageMeter(emu.async_client(), product_code=emu.product_code, clock=clock,
+                             flush_interval=None) as m:
+        m.record("cust-1", "users", 3)
+        clock.advance(SEAL)
+        s = await asyncio.create_task(m.flush_async())
+        assert s["acked"] == 1
+        m.record("cust-1", "users", 4)
+        clock.advance(SEAL)
+    assert billed(emu) == {("cust-1", "users", t0): 3, ("cust-1", "users", t0 + H): 4}
+    with pytest.raises(mm.exceptions.InvalidStateError):
+        await asyncio.create_task(m.flush_async())
+    # The block's exception goes through (a true __aexit__ answer would swallow it).
+    with pytest.raises(ZeroDivisionError):
+        async with mm.UsageMeter(emu.async_client(), product_code=emu.product_code,
+                                 flush_interval=None):
+            1 / 0
+
+
 # ---------------------------------------------------------------- GIL
 
 
@@ -947,3 +972,40 @@ meter.flush()
         child.communicate()
     # cust-1's hour was taken by the stuck flush; cust-3's event is in the store too.
     assert pending_in(emu, db) == 1
+
+
+def test_an_exit_hook_registered_before_import_is_told_why_its_close_failed(tmp_path: Path) -> None:
+    # Exit hooks run last-registered first, so one registered before the package was imported
+    # runs after the package's own, which released every meter. Its close() said "the meter
+    # is closed", which it never was; it now says what happened and where the events are.
+    import subprocess
+    db = tmp_path / "m.db"
+    script = tmp_path / "child.py"
+    script.write_text(f"""
+import atexit
+def close_at_exit():
+    try:
+        meter.close()
+    except Exception as e:
+        print(type(e).__name__, e, flush=True)
+atexit.register(close_at_exit)
+import marketplace_metering as mm
+client = mm.client("meteringmarketplace", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                   aws_access_key_id="AKID", aws_secret_access_key="secret")
+meter = mm.UsageMeter(client, path={str(db)!r}, product_code="prod-1234", flush_interval=None,
+                      durability="memory")
+meter.record(customer_identifier="cust-1", dimension="users", quantity=2)
+""")
+    child = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    out = child.stdout.strip()
+    assert out.startswith("InvalidStateError"), (out, child.stderr)
+    assert "released at interpreter exit" in out and "after importing marketplace_metering" in out, out
+    # The buffered event is in the store.
+    check = mm.UsageMeter(mm.client("meteringmarketplace", region_name="us-east-1",
+                                    endpoint_url="http://127.0.0.1:9", aws_access_key_id="AKID",
+                                    aws_secret_access_key="secret"),
+                          path=str(db), product_code="prod-1234", flush_interval=None)
+    try:
+        assert check.status()["pending"] == 1
+    finally:
+        check.close()

@@ -188,6 +188,22 @@ class _BaseClient:
         self.close()
 
 
+async def _awaited(awaitable: "Awaitable[Any]") -> Any:
+    """The native meter's awaitables as coroutines, which ``asyncio.create_task`` takes."""
+    return await awaitable
+
+
+async def _entered(obj: Any) -> Any:
+    """``async with``'s ``__aenter__`` of the native meter."""
+    return obj
+
+
+async def _exited(awaitable: "Awaitable[Any]") -> None:
+    """``async with``'s ``__aexit__`` of the native meter: its close, answering ``None`` (a
+    true answer would swallow the block's exception)."""
+    await awaitable
+
+
 class OperationNotPageableError(MeteringError):
     """botocore's ``OperationNotPageableError``: the operation has no paginator."""
 

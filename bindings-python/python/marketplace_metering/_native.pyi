@@ -4,7 +4,7 @@
 import os
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Awaitable, Callable, Coroutine, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 from typing_extensions import Literal, Self, final
 
@@ -294,8 +294,8 @@ class UsageMeter:
             A failure not tied to records (credentials, access, a closed meter; a store
             busy, full or failing I/O, with ``retryable`` true), as the client raises it.
         """
-    def flush_async(self) -> Awaitable[FlushSummaryTypeDef]:
-        """:meth:`flush` as an awaitable (runs on the library's runtime threads)."""
+    def flush_async(self) -> Coroutine[Any, Any, FlushSummaryTypeDef]:
+        """:meth:`flush` as a coroutine (runs on the library's runtime threads)."""
     def close(self) -> FlushSummaryTypeDef:
         """Stops the background flusher and flushes what may be flushed.
 
@@ -303,8 +303,8 @@ class UsageMeter:
         and :meth:`dead_letters` still answer. Unsealed hours stay in a file store and are
         sent by the next meter opened on it.
         """
-    def close_async(self) -> Awaitable[FlushSummaryTypeDef]:
-        """:meth:`close` as an awaitable."""
+    def close_async(self) -> Coroutine[Any, Any, FlushSummaryTypeDef]:
+        """:meth:`close` as a coroutine."""
     def status(self) -> MeterStatusTypeDef:
         """Bucket counts per state: ``pending``, ``sealed``, ``acked``, ``dead_lettered``,
         ``expired``, ``oldest_unsent_hour`` (a tz-aware datetime or ``None``), and
@@ -346,6 +346,12 @@ class UsageMeter:
         *_exc: object,
     ) -> bool:
         """Closes the meter (:meth:`close`); exceptions propagate."""
+    def __aenter__(self) -> Coroutine[Any, Any, Self]: ...
+    def __aexit__(
+        self,
+        *_exc: object,
+    ) -> Coroutine[Any, Any, None]:
+        """Closes the meter (:meth:`close_async`); exceptions propagate."""
 
 def error_codes() -> List[Tuple[str, str, List[str], str, bool, int]]:
     """The core's error-code table: (code, class name, bases, kind, server fault, number)."""

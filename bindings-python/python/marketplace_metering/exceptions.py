@@ -115,7 +115,8 @@ class ClientError(MeteringError):
         error = error_response.get("Error", {})
         meta = error_response.get("ResponseMetadata", {})
         retries = meta.get("RetryAttempts", 0)
-        retry_info = f" (reached max retries: {retries})" if retries else ""
+        # As botocore: only when its retries ran out, not after a retry and then a refusal.
+        retry_info = f" (reached max retries: {retries})" if meta.get("MaxAttemptsReached") else ""
         code = error.get("Code", "Unknown")
         message = error.get("Message", "Unknown")
         text = self.MSG_TEMPLATE.format(
@@ -227,6 +228,10 @@ def _from_native(
                 "RetryAttempts": max(attempts - 1, 0),
             },
         }
+        if retryable and attempts > 1:
+            # The retries stopped on an error worth retrying: they ran out (attempts, or the
+            # retry quota or operation timeout that ends them early), as botocore marks it.
+            response["ResponseMetadata"]["MaxAttemptsReached"] = True
         if status:
             # botocore copies the body's members next to "Error"; the JSON protocol's is "message".
             response["message"] = message
