@@ -37,7 +37,8 @@ pub struct EmulatorConfig {
     pub max_past_secs: i64,
     /// Newest accepted usage timestamp, in seconds after now (default 300).
     pub max_future_secs: i64,
-    /// Largest accepted difference between `X-Amz-Date` and now (default 900).
+    /// Largest accepted difference between `X-Amz-Date` and now (default 300: the 5 minutes
+    /// of AWS JSON services, "Signature expired: … (… - 5 min.)").
     pub max_clock_skew_secs: i64,
     /// How far the emulator's clock is from the machine's, in seconds (default 0). Signatures
     /// and usage timestamps are judged, and `Date` headers written, by the emulator's clock:
@@ -51,8 +52,13 @@ pub struct EmulatorConfig {
     pub max_body_bytes: usize,
     /// HMAC key used to sign the `RegisterUsage` JWT.
     pub register_usage_signing_key: String,
-    /// `PublicKeyRotationTimestamp` returned by `RegisterUsage` (epoch seconds).
+    /// `PublicKeyRotationTimestamp` returned by `RegisterUsage` (epoch seconds) for a public
+    /// key version older than [`Self::current_public_key_version`]: as the service, only when
+    /// the version asked for has expired.
     pub public_key_rotation_timestamp: i64,
+    /// The newest public key version (default 2): `RegisterUsage` refuses a newer one, and
+    /// answers an older one with `PublicKeyRotationTimestamp`.
+    pub current_public_key_version: i64,
 }
 
 /// One SigV4 identity.
@@ -204,13 +210,14 @@ impl Default for EmulatorConfig {
             ],
             max_past_secs: 6 * 3600,
             max_future_secs: 300,
-            max_clock_skew_secs: 900,
+            max_clock_skew_secs: 300,
             clock_offset_secs: 0,
             state_dir: None,
             request_log_limit: 10_000,
             max_body_bytes: 1 << 20,
             register_usage_signing_key: "emulator-register-usage-key".into(),
             public_key_rotation_timestamp: 1_767_225_600,
+            current_public_key_version: 2,
         }
     }
 }

@@ -364,6 +364,22 @@ impl Service {
             if !cat.products.contains_key(pc) {
                 return Err(invalid_product(pc));
             }
+        } else {
+            // "Each BatchMeterUsage request is for only one product": licenses of two.
+            let mut products = records
+                .iter()
+                .filter_map(|r| r.license_arn.as_deref())
+                .filter_map(|arn| cat.licenses.get(arn))
+                .map(|l| l.product_code.as_str());
+            if let Some(first) = products.next() {
+                if let Some(other) = products.find(|p| *p != first) {
+                    return Err(ApiError::validation(format!(
+                        "1 validation error detected: the usage records' licenses are for \
+                         products '{first}' and '{other}': each BatchMeterUsage request is for \
+                         only one product"
+                    )));
+                }
+            }
         }
         // One record out of the window rejects the whole batch.
         for r in &records {
@@ -684,7 +700,7 @@ impl Service {
         let input: model::RegisterUsageInput = model::parse(body)?;
         model::validate_register(&input)?;
         let version = input.public_key_version.unwrap_or(0);
-        if version < 1 {
+        if version < 1 || version > cat.config.current_public_key_version {
             return Err(ApiError::client(
                 "InvalidPublicKeyVersionException",
                 format!("Public key version {version} is invalid."),
@@ -700,7 +716,9 @@ impl Service {
                 format!("The customer is not entitled to product {pc}."),
             ));
         }
-        let rotation = cat.config.public_key_rotation_timestamp;
+        // The model: "Only included when public key version has expired".
+        let rotation = (version < cat.config.current_public_key_version)
+            .then_some(cat.config.public_key_rotation_timestamp);
         let header = serde_json::json!({ "alg": "HS256", "typ": "JWT", "kid": format!("emulator-{version}") });
         let mut payload = serde_json::json!({
             "productCode": pc,
@@ -722,7 +740,11 @@ impl Service {
             signing_input.as_bytes(),
         );
         let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig));
-        to_body(&serde_json::json!({ "PublicKeyRotationTimestamp": rotation, "Signature": jwt }))
+        let mut out = serde_json::json!({ "Signature": jwt });
+        if let Some(r) = rotation {
+            out["PublicKeyRotationTimestamp"] = r.into();
+        }
+        to_body(&out)
     }
 }
 
@@ -819,14 +841,19 @@ fn prepare_record(
                 format!("Customer identifier '{customer}' does not exist."),
             ));
         };
-        if let (Some(lic), Some(account)) = (license, &c.aws_account_id) {
-            if &lic.customer_aws_account_id != account {
-                return Err(invalid_license(format!(
-                    "LicenseArn does not belong to customer '{customer}'."
-                )));
+        match license {
+            // The model's InvalidLicenseException: "Ensure the LicenseArn is valid, matches
+            // the customer, and usage is within the license activation period."
+            Some(lic) => {
+                if c.aws_account_id.as_deref() != Some(lic.customer_aws_account_id.as_str()) {
+                    return Err(invalid_license(format!(
+                        "LicenseArn does not belong to customer '{customer}'."
+                    )));
+                }
+                lic.subscribed
             }
+            None => c.subscribed.contains(pc),
         }
-        c.subscribed.contains(pc)
     };
     let quantity = r.quantity.unwrap_or(0);
     check_allocations(&r.usage_allocations, quantity)?;

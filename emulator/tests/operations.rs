@@ -661,13 +661,29 @@ async fn register_usage() {
     assert_eq!(payload["productCode"], PRODUCT_CODE);
     assert_eq!(payload["nonce"], "abc");
     assert_eq!(b64.decode(parts[2]).unwrap().len(), 32);
-    call(
+    // The model: the rotation timestamp is "only included when public key version has
+    // expired"; the current version (2 by default) has none, and a newer one is invalid.
+    let current = call(
         &emu,
         "RegisterUsage",
-        json!({"ProductCode": PRODUCT_CODE, "PublicKeyVersion": 0}),
+        json!({"ProductCode": PRODUCT_CODE, "PublicKeyVersion": 2}),
     )
-    .await
-    .expect_error(400, "InvalidPublicKeyVersionException");
+    .await;
+    let current = current.expect_ok();
+    assert!(
+        current.get("PublicKeyRotationTimestamp").is_none(),
+        "{current}"
+    );
+    assert!(current["Signature"].is_string());
+    for version in [0i64, 3, 1 << 40] {
+        call(
+            &emu,
+            "RegisterUsage",
+            json!({"ProductCode": PRODUCT_CODE, "PublicKeyVersion": version}),
+        )
+        .await
+        .expect_error(400, "InvalidPublicKeyVersionException");
+    }
     call(
         &emu,
         "RegisterUsage",
@@ -713,4 +729,76 @@ async fn an_inactive_license_gets_customer_not_subscribed() {
         other.license_arn.as_str()
     );
     assert_eq!(emu.ledger().len(), 1);
+}
+
+/// A license on a `CustomerIdentifier` record is checked as on an account's: it must be the
+/// customer's, and an inactive one is `CustomerNotSubscribed` (the emulator billed another
+/// customer's license, and an inactive one, when the record named a customer identifier).
+#[tokio::test]
+async fn a_license_must_be_the_identified_customers_and_active() {
+    let mut cfg = EmulatorConfig::default();
+    let mut inactive = cfg.licenses[0].clone();
+    inactive.license_arn = format!("{LICENSE_ARN}-inactive");
+    inactive.subscribed = false;
+    cfg.licenses.push(inactive.clone());
+    let emu = Emulator::start(cfg).unwrap();
+    let t = now();
+    let rec = |customer: &str, arn: &str| {
+        json!({"Timestamp": t, "CustomerIdentifier": customer, "LicenseArn": arn,
+        "Dimension": "users", "Quantity": 2})
+    };
+    // cust-1 holds the license; cust-2 (another customer, no account known) does not.
+    let out = call(
+        &emu,
+        "BatchMeterUsage",
+        batch(vec![rec("cust-1", LICENSE_ARN)]),
+    )
+    .await;
+    assert_eq!(out.expect_ok()["Results"][0]["Status"], "Success");
+    call(
+        &emu,
+        "BatchMeterUsage",
+        batch(vec![rec("cust-2", LICENSE_ARN)]),
+    )
+    .await
+    .expect_error(400, "InvalidLicenseException");
+    let out = call(
+        &emu,
+        "BatchMeterUsage",
+        batch(vec![rec("cust-1", &inactive.license_arn)]),
+    )
+    .await;
+    assert_eq!(
+        out.expect_ok()["Results"][0]["Status"],
+        "CustomerNotSubscribed"
+    );
+    assert_eq!(emu.ledger().len(), 1);
+}
+
+/// "Each BatchMeterUsage request is for only one product": license records without a product
+/// code whose licenses are for two products are refused, none billed.
+#[tokio::test]
+async fn a_batch_of_licenses_for_two_products_is_refused() {
+    let mut cfg = EmulatorConfig::default();
+    let mut other = cfg.licenses[0].clone();
+    other.license_arn = format!("{LICENSE_ARN}-second-product");
+    other.product_code = "prod-second".into();
+    cfg.licenses.push(other.clone());
+    let mut product = cfg.products[0].clone();
+    product.product_code = "prod-second".into();
+    cfg.products.push(product);
+    let emu = Emulator::start(cfg).unwrap();
+    let t = now();
+    let rec = |arn: &str| {
+        json!({"Timestamp": t, "CustomerAWSAccountId": CUSTOMER_AWS_ACCOUNT_ID,
+        "LicenseArn": arn, "Dimension": "users", "Quantity": 2})
+    };
+    let two = json!({"UsageRecords": [rec(LICENSE_ARN), rec(&other.license_arn)]});
+    call(&emu, "BatchMeterUsage", two)
+        .await
+        .expect_error(400, "ValidationException");
+    assert!(emu.ledger().is_empty());
+    let one = json!({"UsageRecords": [rec(&other.license_arn)]});
+    let out = call(&emu, "BatchMeterUsage", one).await;
+    assert_eq!(out.expect_ok()["Results"][0]["Status"], "Success");
 }
