@@ -9,7 +9,9 @@
 //!
 //! Threads. Blocking calls release the GIL. The core calls the event sink on the thread that
 //! caused the event (a `record()` caller, the group-committer thread, a runtime worker); the
-//! sink attaches to the interpreter there (`Python::try_attach`: never during shutdown).
+//! sink attaches to the interpreter there (`Python::try_attach`), never once the exit hook
+//! has released the meters (`EXITING`): with the abi3 build for 3.10, pyo3 does not check
+//! whether the interpreter is finalizing, so that flag is what keeps events out of it.
 //!
 //! Fork. The core meter lives in `live`, only touched with the GIL held (Python forks holding
 //! the GIL, so a child never inherits it locked). In a forked child the core refuses every

@@ -31,7 +31,8 @@ impl Sink {
         if EXITING.load(Ordering::Relaxed) {
             return;
         }
-        // Never during interpreter shutdown, never from inside a GC traversal.
+        // Never during interpreter shutdown (`EXITING` above: the abi3 build's try_attach
+        // does not check for finalization), never from inside a GC traversal.
         let _ = Python::try_attach(|py| {
             let result = event_dict(py, &event).and_then(|d| {
                 // Cloned out first: the callback may trigger a GC, whose traverse reads it.
