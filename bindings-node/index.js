@@ -294,7 +294,16 @@ function endpointString(endpoint) {
  * when it first resolves the settings, but the client exists before that, and may be logged.
  */
 function shownEndpoint(e) {
-  if (typeof e === 'string') return e.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
+  if (typeof e === 'string') {
+    // As a URL parser reads it (a leading blank, a backslash, one slash all still carry user
+    // info): anything with user info, or that might hide some, shows as `***` before its host.
+    let u = null
+    try {
+      u = new URL(e)
+    } catch {}
+    if (u && (u.username || u.password)) return `${u.protocol}//***@${u.host}${u.pathname === '/' ? '' : u.pathname}`
+    return e.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
+  }
   if (e instanceof URL && (e.username || e.password)) {
     const u = new URL(e.href)
     u.username = ''
@@ -373,7 +382,6 @@ class MarketplaceMeteringClient {
       Object.defineProperty(this.config, 'credentials', { value: this._settings.credentials, enumerable: false })
     }
     this._native = null
-    this._destroyed = false
   }
 
   [inspect.custom](depth, options, inspectFn) {
@@ -436,12 +444,11 @@ class MarketplaceMeteringClient {
 
   /** The built native client when using it needs no await (credentials fixed, not destroyed). */
   _readyNative() {
-    return this._native && !this._destroyed && typeof this.#credentials !== 'function' ? this._native : undefined
+    return this._native && typeof this.#credentials !== 'function' ? this._native : undefined
   }
 
   /** The native client for the current settings; rebuilt when provider credentials change. */
   async _client() {
-    if (this._destroyed) throw new errorClasses.InvalidStateError({ message: 'the client has been destroyed', code: 'InvalidState' })
     const ready = this._readyNative()
     if (ready) return ready
     const fromProvider = typeof this.#credentials === 'function'
@@ -463,7 +470,12 @@ class MarketplaceMeteringClient {
     let retryMode = cfg.retryMode
     if (typeof maxAttempts === 'function') maxAttempts = await maxAttempts()
     if (typeof retryMode === 'function') retryMode = await retryMode()
-    return this._buildNative(await this._region(), await this._endpoint(), creds, key, maxAttempts, retryMode)
+    const region = await this._region()
+    const endpoint = await this._endpoint()
+    // Another call may have built it while this one waited: one native client (one pool, one
+    // retry quota), not one a concurrent first call.
+    if (this._native && key === this.#nativeKey) return this._native
+    return this._buildNative(region, endpoint, creds, key, maxAttempts, retryMode)
   }
 
   /**
@@ -472,7 +484,6 @@ class MarketplaceMeteringClient {
    * resolved once and never refreshed.
    */
   _nativeSync() {
-    if (this._destroyed) throw new errorClasses.InvalidStateError({ message: 'the client has been destroyed', code: 'InvalidState' })
     const cfg = this._settings
     for (const k of ['region', 'endpoint', 'maxAttempts', 'retryMode']) {
       if (typeof cfg[k] === 'function') {
@@ -549,7 +560,9 @@ class MarketplaceMeteringClient {
     const options = typeof optionsOrCb === 'object' && optionsOrCb !== null ? optionsOrCb : {}
     const p = this._send(command, options.abortSignal)
     if (typeof callback === 'function') {
-      p.then((out) => callback(null, out), (err) => callback(err))
+      // As SDK v3: what the callback throws is its own, never an unhandled rejection (which
+      // ends the process under Node's default).
+      p.then((out) => callback(null, out), (err) => callback(err)).catch(() => {})
       return undefined
     }
     return p
@@ -601,10 +614,13 @@ class MarketplaceMeteringClient {
   }
 
   /** Releases the client and closes its idle connections; later calls reject. In-flight calls finish. */
+  /**
+   * Closes the connection pool, as SDK v3's destroy() closes its sockets: calls in flight
+   * finish on theirs, and a later call opens a new pool (a client destroyed in a `finally`
+   * and used again keeps working, as with SDK v3).
+   */
   destroy() {
-    this._destroyed = true
     if (this._native) this._native.close()
-    this._native = null
   }
 }
 

@@ -202,11 +202,47 @@ test('async credentials provider: resolved before calls, cached until expiration
   await assert.rejects(failing.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })), /no creds here/)
 })
 
-test('endpoint as URL object; destroy() rejects later calls', async () => {
+test('endpoint as URL object; destroy() closes the pool and a later call opens another, as SDK v3', async () => {
+  // A client destroyed in a `finally` and used again (a module-level client) kept failing
+  // with InvalidStateError; SDK v3's destroy() closes sockets and later sends work.
   const c = client({ endpoint: new URL(emu.endpoint) })
   await c.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' }))
   c.destroy()
-  await assert.rejects(c.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })), (e) => e.name === 'InvalidStateError')
+  const out = await c.send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' }))
+  assert.ok(out.CustomerIdentifier)
+  c.destroy()
+  c.destroy()
+})
+
+test('a throwing send() callback is not an unhandled rejection, as SDK v3', async () => {
+  const unhandled = []
+  const seen = (r) => unhandled.push(r)
+  process.on('unhandledRejection', seen)
+  try {
+    let called = 0
+    await new Promise((resolve) => {
+      client().send(new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' }), () => {
+        called++
+        setImmediate(resolve)
+        throw new Error('the callback failed')
+      })
+    })
+    await new Promise((r) => setTimeout(r, 20))
+    assert.equal(called, 1)
+    assert.deepEqual(unhandled, [])
+  } finally {
+    process.off('unhandledRejection', seen)
+  }
+})
+
+test('concurrent first calls with a credentials provider build one native client', async () => {
+  const c = client({ credentials: async () => { await new Promise((r) => setTimeout(r, 10)); return emu.credentials } })
+  let built = 0
+  const build = c._buildNative.bind(c)
+  c._buildNative = (...args) => { built++; return build(...args) }
+  const cmd = () => new mm.ResolveCustomerCommand({ RegistrationToken: 'reg-token-valid' })
+  await Promise.all([c.send(cmd()), c.send(cmd()), c.send(cmd())])
+  assert.equal(built, 1)
 })
 
 test('send() rejects something that is not a command', async () => {

@@ -284,7 +284,8 @@ test('client.config never shows a proxy password or the credentials, and still r
 
 test('an endpoint with a password never shows, before the core refuses it', () =>
   withEnv({}, async () => {
-    for (const endpoint of ['https://u:opensesame@h.test', new URL('https://u:opensesame@h.test/')]) {
+    const spellings = ['https://u:opensesame@h.test', ' https://u:opensesame@h.test', 'https:\\\\u:opensesame@h.test', 'https:/u:opensesame@h.test', 'ht\ttps://u:opensesame@h.test']
+    for (const endpoint of [...spellings, new URL('https://u:opensesame@h.test/')]) {
       for (const Client of [mm.MarketplaceMeteringClient, mm.MarketplaceMetering]) {
         const c = new Client({ region: 'us-east-1', endpoint })
         const shown = [util.inspect(c), util.format('%o', c), JSON.stringify(c)]

@@ -512,6 +512,10 @@ impl NativeMeter {
         env.spawn_future_with_callback(
             async move {
                 let r = m.flush().await;
+                // Not dropped here: after a worker's terminate() this may be the meter's last
+                // owner, whose drop joins its committer and writes to SQLite, which the
+                // addon's one runtime worker, shared by every environment, must not wait for.
+                drop_elsewhere(Some(m));
                 barrier(&events.slot).await;
                 Ok(r)
             },
@@ -531,6 +535,7 @@ impl NativeMeter {
         env.spawn_future_with_callback(
             async move {
                 let r = m.close().await;
+                drop_elsewhere(Some(m)); // as in flush()
                 barrier(&events.slot).await;
                 let released = events
                     .slot
