@@ -131,6 +131,18 @@ fn start() -> (Emulator, String, i64, Arc<AtomicI64>) {
     )
 }
 
+/// Every unit the emulator billed.
+fn billed_total(emu: &Emulator) -> i64 {
+    emu.ledger().iter().map(|e| e.quantity).sum()
+}
+
+/// `url` (postgresql://USER@localhost/DB?host=...) as another role.
+fn role_url(url: &str, role: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (_, host) = rest.split_once('@').unwrap();
+    format!("{scheme}://{role}@{host}")
+}
+
 fn cust(i: usize) -> Customer {
     Customer::identifier(format!("cust-{i}"))
 }
@@ -785,12 +797,7 @@ async fn a_runtime_role_with_the_documented_grants_runs_the_meter() {
     let cluster = pg::shared();
     let db = pg::Cluster::db_name(&url);
     let (owner, runtime) = (format!("{db}_owner"), format!("{db}_runtime"));
-    // postgresql://USER@localhost/DB?host=... as another role.
-    let as_role = |role: &str| {
-        let (scheme, rest) = url.split_once("://").unwrap();
-        let (_, host) = rest.split_once('@').unwrap();
-        format!("{scheme}://{role}@{host}")
-    };
+    let as_role = |role: &str| role_url(&url, role);
     let setup = cluster.psql(
         &url,
         &format!(
@@ -1173,8 +1180,7 @@ fn a_write_settled_a_day_later_is_counted_once() {
     cut_off.flush_blocking().unwrap();
     clock.store(b + H + 600, Ordering::SeqCst);
     other.flush_blocking().unwrap();
-    let billed: i64 = emu.ledger().iter().map(|e| e.quantity).sum();
-    assert_eq!(billed, 7, "{:?}", emu.ledger());
+    assert_eq!(billed_total(&emu), 7, "{:?}", emu.ledger());
 }
 
 /// A record refused because an earlier write could not be settled keeps that failure's
@@ -1245,8 +1251,98 @@ fn a_database_read_only_for_seconds_loses_no_durable_record() {
     back.join().unwrap();
     clock.store(b + 600, Ordering::SeqCst);
     m.flush_blocking().unwrap();
-    let billed: i64 = emu.ledger().iter().map(|e| e.quantity).sum();
-    assert_eq!(billed, 7, "{:?}", emu.ledger());
+    assert_eq!(billed_total(&emu), 7, "{:?}", emu.ledger());
+}
+
+/// A DBA's defaults for the database (or the role) do not reach the store's transactions:
+/// `default_transaction_isolation = 'repeatable read'` let a seal miss a write committed while
+/// it waited for an hour's lock (sealed without it, then a unique violation at every later
+/// seal), `synchronous_commit = off` let a crash drop acknowledged records, and a
+/// `statement_timeout` or `lock_timeout` cancelled the seal's long statements at every flush
+/// (found by a review). Each session sets its own; a trigger notes what a write's saw.
+#[test]
+fn the_databases_defaults_do_not_reach_the_stores_transactions() {
+    let (emu, url, b, clock) = start();
+    let m = durable_meter(&emu, &url, &clock);
+    m.record(cust(1), "users", 2, None, None).unwrap();
+    let db = pg::Cluster::db_name(&url);
+    let other = url.replacen(&format!("/{db}"), "/postgres", 1);
+    for (target, sql) in [
+        (
+            &url,
+            "CREATE TABLE seen (settings text);
+             CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               INSERT INTO seen VALUES (concat_ws(' ', current_setting('transaction_isolation'),
+                 current_setting('synchronous_commit'), current_setting('statement_timeout'),
+                 current_setting('lock_timeout')));
+               RETURN NEW; END $$;
+             CREATE TRIGGER note AFTER INSERT ON mm_journal FOR EACH ROW EXECUTE FUNCTION note();"
+                .to_owned(),
+        ),
+        (
+            &other,
+            format!(
+                "ALTER DATABASE \"{db}\" SET default_transaction_isolation = 'repeatable read';
+                 ALTER DATABASE \"{db}\" SET synchronous_commit = off;
+                 ALTER DATABASE \"{db}\" SET statement_timeout = '5min';
+                 ALTER DATABASE \"{db}\" SET lock_timeout = '7s';"
+            ),
+        ),
+        (
+            &other,
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+            ),
+        ),
+    ] {
+        let out = pg::shared().psql(target, &sql);
+        assert!(!out.contains("ERROR"), "{out}");
+    }
+    m.record(cust(1), "users", 5, None, None).unwrap();
+    let seen = pg::shared().psql(&url, "SELECT settings FROM seen");
+    assert_eq!(seen.trim(), "read committed on 0 0");
+    clock.store(b + 600, Ordering::SeqCst);
+    m.flush_blocking().unwrap();
+    assert_eq!(billed_total(&emu), 7, "{:?}", emu.ledger());
+}
+
+/// A runtime role set up without its `search_path` (the default `"$user", public`), where
+/// `public` is open to `CREATE` (as before PostgreSQL 15), made a second store in `public`:
+/// replicas split across the two sent their own sums of each customer-hour, and the service
+/// refused the second as a duplicate (found by a review; the README's recipe had no
+/// `ALTER ROLE` for the runtime role). Refused now, naming the store's schema.
+#[test]
+fn a_role_whose_search_path_misses_the_store_does_not_make_a_second_one() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let cluster = pg::shared();
+    let db = pg::Cluster::db_name(&url);
+    let (owner, runtime) = (format!("{db}_owner"), format!("{db}_lost"));
+    let as_role = |role: &str| role_url(&url, role);
+    let setup = cluster.psql(
+        &url,
+        &format!(
+            "CREATE ROLE {owner} LOGIN; CREATE ROLE {runtime} LOGIN;
+             CREATE SCHEMA metering AUTHORIZATION {owner};
+             ALTER ROLE {owner} SET search_path = metering;
+             GRANT CREATE, USAGE ON SCHEMA public TO PUBLIC;"
+        ),
+    );
+    assert!(!setup.starts_with("ERROR"), "{setup}");
+    let clock = clock_at(base() - H + 1);
+    let meter = |role: &str| {
+        UsageMeter::new(
+            builder(&emu, Store::postgres(as_role(role)), &clock)
+                .build()
+                .unwrap(),
+        )
+    };
+    drop(meter(&owner).unwrap());
+    let e = meter(&runtime).expect_err("a second store was made in public");
+    assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
+    assert!(e.message().contains("schema metering"), "{e}");
+    let public = cluster.psql(&url, "SELECT to_regclass('public.mm_schema') IS NULL");
+    assert_eq!(public.trim(), "t");
 }
 
 /// A replica name or a cut-over hour without the fleet store would leave each replica on a

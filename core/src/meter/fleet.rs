@@ -132,6 +132,23 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
     Error::invalid_state(msg).with_source(e)
 }
 
+/// What each session sets for itself, whatever the DBA made the default for the role or the
+/// database (found by a review):
+/// * read committed: the writes' check of sealed hours and the seal's fold read what
+///   committed while they waited for a lock; under `repeatable read` a seal missed a write
+///   committed meanwhile (sealed without it, then a unique violation at every later seal);
+/// * a commit that reaches the disk before it is acknowledged (`synchronous_commit` `off` or
+///   `local` raised to `on`; stronger settings kept): with `off`, a crash dropped records
+///   `record()` had acknowledged;
+/// * no `statement_timeout` or `lock_timeout`: the seal's fold and prune are long statements
+///   under its locks, cancelled at every flush by a role's timeout; the store bounds its own
+///   waits ([`ATTEMPT_FOR`], [`RETRY_FOR`]).
+const SESSION: &str = "SET default_transaction_isolation = 'read committed';
+    SELECT set_config('synchronous_commit', 'on', false)
+     WHERE current_setting('synchronous_commit') IN ('off', 'local');
+    SET statement_timeout = 0;
+    SET lock_timeout = 0;";
+
 /// Whether an error is about the connection or a transient state of the database, so the
 /// whole operation may run again (writes are protected by their commit key).
 ///
@@ -285,14 +302,14 @@ impl Fleet {
         let tls = self.tls.clone();
         let task = crate::runtime::spawn(async move {
             let connect = async move {
-                match tls {
+                let c = match tls {
                     Some(tls) => {
                         let (client, conn) = config.connect(tls).await?;
                         let task = tokio::spawn(async move {
                             let _ = conn.await;
                         })
                         .abort_handle();
-                        Ok(PgClient { client, task })
+                        PgClient { client, task }
                     }
                     None => {
                         let (client, conn) = config.connect(NoTls).await?;
@@ -300,9 +317,11 @@ impl Fleet {
                             let _ = conn.await;
                         })
                         .abort_handle();
-                        Ok(PgClient { client, task })
+                        PgClient { client, task }
                     }
-                }
+                };
+                c.client.batch_execute(SESSION).await?;
+                Ok(c)
             };
             // A start-up the server never answers ends here, not with the caller's wait.
             match tokio::time::timeout(ATTEMPT_FOR, connect).await {

@@ -764,6 +764,17 @@ async fn create_absent(
     Ok(())
 }
 
+/// The schemas holding a store when this role's search path reaches none and would create
+/// one in `public`: a runtime role set up without `ALTER ROLE … SET search_path` (the
+/// default `"$user", public`) made a second store there (where `public` is open to
+/// `CREATE`, as before PostgreSQL 15), and replicas split across the two each sent their own
+/// sums of one customer-hour: the service billed the first and refused the second as a
+/// duplicate. A role whose path leads to a schema of its own may start a store there.
+const STORE_ELSEWHERE: &str = "SELECT string_agg(DISTINCT n.nspname, ', ' ORDER BY n.nspname)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relname = 'mm_schema' AND c.relkind = 'r' AND to_regclass('mm_schema') IS NULL
+      AND current_schema() IS NOT DISTINCT FROM 'public'";
+
 impl Fleet {
     pub(super) async fn migrate(&self) -> Result<(), Error> {
         retry_within(self, "migrate", LONG_ATTEMPT_FOR, |mut c| async move {
@@ -771,6 +782,10 @@ impl Fleet {
                 let tx = c.transaction().await?;
                 tx.batch_execute("SELECT pg_advisory_xact_lock(hashtext('mm_schema'))")
                     .await?;
+                let elsewhere: Option<String> = tx.query_one(STORE_ELSEWHERE, &[]).await?.get(0);
+                if let Some(schemas) = elsewhere {
+                    return Ok(Err(schemas));
+                }
                 create_absent(
                     &tx,
                     "SELECT to_regclass('mm_schema')::text",
@@ -783,7 +798,7 @@ impl Fleet {
                     .get(0);
                 let v = v.unwrap_or(0);
                 if v > SCHEMA_VERSION {
-                    return Ok(Some(v));
+                    return Ok(Ok(Some(v)));
                 }
                 for (i, sql) in MIGRATIONS.iter().enumerate().skip(v as usize) {
                     tx.batch_execute(sql).await?;
@@ -821,17 +836,24 @@ impl Fleet {
                 // `migrate`): a database restored from a backup sends the same tokens.
                 tx.execute(MAKE_STORE_ID, &[]).await?;
                 tx.commit().await?;
-                Ok(None)
+                Ok(Ok(None))
             }
             .await;
             (c, r)
         })
         .await
-        .and_then(|newer| match newer {
-            Some(v) => Err(Error::invalid_state(format!(
+        .and_then(|found| match found {
+            Ok(Some(v)) => Err(Error::invalid_state(format!(
                 "fleet store: schema version {v} is newer than this library's {SCHEMA_VERSION}"
             ))),
-            None => Ok(()),
+            Ok(None) => Ok(()),
+            Err(schemas) => Err(Error::invalid_config(format!(
+                "fleet store: this role's search_path does not reach the store, which is in \
+                 schema {schemas}, and a second store in schema public would split the fleet \
+                 (each half sending its own sums of an hour): set the role's search_path \
+                 (ALTER ROLE … SET search_path = {schemas}) or the connection string's \
+                 options=-csearch_path={schemas}"
+            ))),
         })
     }
 }
