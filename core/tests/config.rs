@@ -14,6 +14,9 @@ use metering_emulator::{Emulator, EmulatorConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+mod support;
+use support::tls_ca::Ca;
+
 /// A private directory with a config file, a credentials file and CA files.
 struct Dir(PathBuf);
 
@@ -409,45 +412,9 @@ fn an_unparseable_config_file_is_invalid_config() {
 // ---------------------------------------------------------------------------------------
 // TLS and proxies on 127.0.0.1.
 
-/// A CA generated for the test, and a certificate it signed for 127.0.0.1 and localhost.
-struct Ca {
-    cert_pem: String,
-    leaf_der: Vec<u8>,
-    leaf_key_der: Vec<u8>,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_key = KeyPair::generate().unwrap();
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let leaf_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-        Ca {
-            cert_pem: ca_cert.pem(),
-            leaf_der: leaf.der().to_vec(),
-            leaf_key_der: leaf_key.serialize_der(),
-        }
-    }
-}
-
 /// The emulator behind a TLS-terminating forwarder: `https://127.0.0.1:<port>`.
 async fn https_emulator(ca: &Ca, emu: &Emulator) -> String {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(ca.leaf_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ca.leaf_key_der.clone())),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ca.server_config()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let upstream: SocketAddr = emu

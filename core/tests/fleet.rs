@@ -1345,6 +1345,110 @@ fn a_role_whose_search_path_misses_the_store_does_not_make_a_second_one() {
     assert_eq!(public.trim(), "t");
 }
 
+/// A PostgreSQL front on 127.0.0.1 that speaks TLS with the test CA's certificate: it takes
+/// the SSLRequest, completes the handshake, reads the startup message and refuses the login
+/// with a FATAL error saying the handshake succeeded. What the store's TLS trusts shows.
+fn tls_front(ca: &support::tls_ca::Ca) -> u16 {
+    use std::io::{Read, Write};
+    let config = Arc::new(ca.server_config());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut tcp) = conn else { return };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut ssl_request = [0u8; 8];
+                if tcp.read_exact(&mut ssl_request).is_err() || tcp.write_all(b"S").is_err() {
+                    return;
+                }
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut len = [0u8; 4];
+                if tls.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let mut startup = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+                if tls.read_exact(&mut startup).is_err() {
+                    return;
+                }
+                let mut body = Vec::new();
+                for (field, value) in [
+                    (b'S', "FATAL"),
+                    (b'V', "FATAL"),
+                    (b'C', "28P01"),
+                    (b'M', "tls front: the handshake succeeded"),
+                ] {
+                    body.push(field);
+                    body.extend_from_slice(value.as_bytes());
+                    body.push(0);
+                }
+                body.push(0);
+                let mut message = vec![b'E'];
+                message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+                message.extend_from_slice(&body);
+                let _ = tls.write_all(&message);
+                let _ = tls.flush();
+            });
+        }
+    });
+    port
+}
+
+/// libpq's `sslmode=verify-full` (the README's advice) and `verify-ca` were refused as "not a
+/// PostgreSQL connection string", and `sslrootcert` (a managed database's own CA, as RDS's)
+/// too, which left `sslmode=disable` to a seller whose database's CA the platform does not
+/// know (found by a review). Both are read now, in both spellings; a certificate no trusted
+/// CA signed is refused at once, not retried for the store's minute.
+#[test]
+fn verify_full_and_sslrootcert_are_read_as_libpq_reads_them() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let clock = clock_at(base() - H + 1);
+    let ca = support::tls_ca::Ca::new();
+    let ca_file = std::env::temp_dir().join(format!("mm-fleet-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+    let ca_path = ca_file.to_str().unwrap();
+    let port = tls_front(&ca);
+    let refusal = |url: String| {
+        let config = builder(&emu, Store::postgres(url), &clock).build().unwrap();
+        UsageMeter::new(config).expect_err("the front refuses every login")
+    };
+    let base_url = format!("postgresql://u@127.0.0.1:{port}/db");
+    for url in [
+        format!("{base_url}?sslmode=verify-full&sslrootcert={ca_path}"),
+        format!(
+            "{base_url}?sslrootcert={}&sslmode=verify-ca",
+            ca_path.replace('/', "%2F")
+        ),
+        format!("{base_url}?sslmode=require&sslrootcert={ca_path}"),
+        format!(
+            "host=127.0.0.1 port={port} user=u dbname=db sslmode=verify-full sslrootcert={ca_path}"
+        ),
+    ] {
+        let e = refusal(url.clone());
+        assert!(
+            e.message().contains("the handshake succeeded"),
+            "{url}: {e}"
+        );
+    }
+    let started = std::time::Instant::now();
+    let e = refusal(format!("{base_url}?sslmode=verify-full"));
+    assert!(e.message().contains("certificate"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    for bad in ["/nonexistent/ca.pem", "/etc/hostname"] {
+        let e = refusal(format!("{base_url}?sslmode=verify-full&sslrootcert={bad}"));
+        assert_eq!(e.field(), Some("database_url"), "{e}");
+        assert!(e.message().contains("sslrootcert"), "{e}");
+    }
+    let _ = std::fs::remove_file(&ca_file);
+}
+
 /// A replica name or a cut-over hour without the fleet store would leave each replica on a
 /// store of its own (the double count the fleet store prevents): refused, naming the setting.
 #[test]

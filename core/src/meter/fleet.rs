@@ -127,7 +127,17 @@ pub(crate) fn default_replica_id() -> String {
 fn pg_err(e: tokio_postgres::Error) -> Error {
     let msg = match e.as_db_error() {
         Some(db) => format!("fleet store: {} ({})", db.message(), db.code().code()),
-        None => format!("fleet store: {e}"),
+        None => {
+            // With its causes ("error performing TLS handshake" alone does not say that the
+            // certificate's CA is not trusted). They hold no password: the URL is never in one.
+            let mut msg = format!("fleet store: {e}");
+            let mut next = std::error::Error::source(&e);
+            while let Some(cause) = next {
+                msg.push_str(&format!(": {cause}"));
+                next = cause.source();
+            }
+            msg
+        }
     };
     Error::invalid_state(msg).with_source(e)
 }
@@ -162,7 +172,9 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
         return true;
     }
     match e.code() {
-        None => true, // I/O, connect, protocol: the connection is gone
+        // I/O, connect, protocol: the connection is gone; but a certificate this client does
+        // not trust stays untrusted (it was retried for the store's whole minute).
+        None => !tls_refused(e),
         Some(c) => {
             let code = c.code();
             code.starts_with("08") // connection exceptions
@@ -178,14 +190,121 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     }
 }
 
-/// The TLS connector: rustls on *ring* with the platform's root certificates, used when the
-/// URL's `sslmode` asks for it (`prefer`, the default, falls back to plain on a server
-/// without TLS; Unix sockets never use it).
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
+/// The connection string with libpq's TLS settings that tokio-postgres does not read taken
+/// out, and the CA file named: `sslmode=verify-full` and `verify-ca` become `require` (this
+/// connector always checks the certificate's chain and host name, as `verify-full` does),
+/// and `sslrootcert=FILE` names the CAs to trust instead of the platform's (a managed
+/// database's own CA). Given whole, tokio-postgres refused both as no connection string.
+/// Both spellings: a URL's query (`?sslmode=verify-full&sslrootcert=/etc/rds.pem`) and
+/// key=value words.
+fn libpq_tls_settings(url: &str) -> (String, Option<String>) {
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let mut root = None;
+    let mut keep = |item: &str| -> Option<String> {
+        let (key, value) = item.split_once('=').unwrap_or((item, ""));
+        match key {
+            "sslrootcert" => {
+                root = Some(if is_url {
+                    percent_decode(value)
+                } else {
+                    value.to_owned()
+                });
+                None
+            }
+            "sslmode" if matches!(value, "verify-full" | "verify-ca") => {
+                Some("sslmode=require".to_owned())
+            }
+            _ => Some(item.to_owned()),
+        }
+    };
+    let out = if is_url {
+        match url.split_once('?') {
+            Some((base, query)) => {
+                let kept: Vec<String> = query.split('&').filter_map(&mut keep).collect();
+                if kept.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+            None => url.to_owned(),
+        }
+    } else {
+        let kept: Vec<String> = url.split_whitespace().filter_map(&mut keep).collect();
+        kept.join(" ")
+    };
+    (out, root)
+}
+
+/// `%XX` escapes decoded (a URL's query value); anything else kept.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `e` is a TLS handshake that failed on what rustls checks (a certificate from a CA
+/// it does not trust, a name it does not match): no retry makes it pass.
+fn tls_refused(e: &tokio_postgres::Error) -> bool {
+    let mut next = std::error::Error::source(e);
+    while let Some(err) = next {
+        let io_inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if err.is::<rustls::Error>() || io_inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
+/// The TLS connector: rustls on *ring* with the platform's root certificates, or the CAs of
+/// `root_file` (`sslrootcert`) instead, used when the URL's `sslmode` asks for it (`prefer`,
+/// the default, falls back to plain on a server without TLS; Unix sockets never use it).
+fn tls(root_file: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
     let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for c in found.certs {
-        let _ = roots.add(c);
+    match root_file {
+        Some(path) => {
+            let refused = |why: String| {
+                Error::invalid_input(
+                    FieldPath::argument("database_url"),
+                    format!("sslrootcert {path:?}: {why}"),
+                )
+            };
+            let pem = std::fs::read(path).map_err(|e| refused(e.to_string()))?;
+            for c in CertificateDer::pem_slice_iter(&pem) {
+                let c = c.map_err(|e| refused(format!("not a PEM certificate file: {e}")))?;
+                roots.add(c).map_err(|e| refused(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(refused("holds no certificate".into()));
+            }
+        }
+        None => {
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+        }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -230,7 +349,8 @@ impl std::fmt::Debug for Fleet {
 impl Fleet {
     /// Connects, migrates the schema and returns the store.
     pub(crate) async fn open(settings: FleetSettings) -> Result<Fleet, Error> {
-        let config = tokio_postgres::Config::from_str(&settings.url.0).map_err(|e| {
+        let (url, root_file) = libpq_tls_settings(&settings.url.0);
+        let config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             Error::invalid_input(
                 FieldPath::argument("database_url"),
                 format!("is not a PostgreSQL connection string: {e}"),
@@ -263,7 +383,11 @@ impl Fleet {
         }
         let fleet = Fleet {
             config,
-            tls: if wants_tls { Some(tls()?) } else { None },
+            tls: if wants_tls {
+                Some(tls(root_file.as_deref())?)
+            } else {
+                None
+            },
             pool: Mutex::new(Vec::new()),
             in_use: tokio::sync::Semaphore::new(POOL_MAX),
             replica,

@@ -7,6 +7,7 @@
 
 pub mod pg;
 pub mod pg_proxy;
+pub mod tls_ca;
 
 use marketplace_metering::{Config, ConfigBuilder};
 use metering_emulator::{Emulator, EmulatorConfig};
