@@ -232,6 +232,7 @@ fn rows() -> Vec<Row> {
         ("a FIPS pseudo-region is its region", vec![("AWS_REGION", "fips-us-east-1")], none, Value("region", "us-east-1", env("AWS_REGION"))),
         ("a FIPS pseudo-region turns FIPS on", vec![("AWS_REGION", "us-east-1-fips"), ("AWS_USE_FIPS_ENDPOINT", "false")], none, Value("use_fips", "true", env("AWS_REGION"))),
         ("a FIPS pseudo-region in code", vec![], |b| b.region("fips-us-gov-east-1"), Value("endpoint_url", "https://metering.marketplace-fips.us-gov-east-1.amazonaws.com", Origin::Default)),
+        ("only a FIPS marker is taken as it is", vec![("AWS_REGION", "fips-")], none, Value("region", "fips-", env("AWS_REGION"))),
         ("a FIPS pseudo-region with a custom endpoint", vec![("AWS_REGION", "us-east-1-fips"), ("AWS_ENDPOINT_URL", "http://a.test")], none, Invalid("AWS_ENDPOINT_URL", "FIPS from AWS_REGION")),
         // --- retries ---
         ("the default retries", vec![("AWS_REGION", "us-east-1"), ("AWS_PROFILE", "eponly")], none, Value("max_attempts", "3", Origin::Default)),

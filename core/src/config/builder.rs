@@ -276,7 +276,8 @@ impl ConfigBuilder {
         let fips_region = region.as_mut().and_then(|(r, o)| {
             let real = r
                 .strip_prefix("fips-")
-                .or_else(|| r.strip_suffix("-fips"))?;
+                .or_else(|| r.strip_suffix("-fips"))
+                .filter(|real| !real.is_empty())?;
             *r = real.to_owned();
             Some(o.clone())
         });

@@ -143,7 +143,8 @@ pub(super) struct ChainCache {
     pub(super) use_fips: bool,
     pub(super) use_dual_stack: bool,
     pub(super) http: crate::tls::HttpSettings,
-    cached: RwLock<Option<Cached>>,
+    /// Shared with a load's task, which records what it loaded itself (see `refresh`).
+    cached: Arc<RwLock<Option<Cached>>>,
     slot: Mutex<Arc<Slot>>,
     /// How long a caller waits for a load ([`LOAD_TIMEOUT`]; shorter in tests).
     pub(super) load_timeout: std::time::Duration,
@@ -162,7 +163,7 @@ impl ChainCache {
             use_fips: false,
             use_dual_stack: false,
             http: crate::tls::HttpSettings::default(),
-            cached: RwLock::new(None),
+            cached: Arc::new(RwLock::new(None)),
             slot: Mutex::new(Slot::new()),
             load_timeout: LOAD_TIMEOUT,
             failed: Mutex::new(None),
@@ -229,8 +230,11 @@ impl ChainCache {
             // future is dropped) goes on alone, and later loads wait for it instead of each
             // starting another process that hangs too.
             let settings = self.settings();
-            // It hands the chain back with its answer, so that this caller records the answer
-            // before the next waiter looks for it.
+            let cache = Arc::clone(&self.cached);
+            // It records credentials it loaded before it lets go of the chain, so that a load
+            // that ends after this caller's timeout (a process taking 40 s) serves the next
+            // caller instead of being thrown away; and hands the chain back with its answer,
+            // so that this caller records a failure before the next waiter looks for it.
             let task = crate::runtime::spawn_io(async move {
                 if chain.is_none() {
                     *chain = Some(settings.build().await);
@@ -239,6 +243,10 @@ impl ChainCache {
                     Some(c) => c.provide_credentials().await,
                     None => Err(CredentialsError::unhandled("default chain not built")),
                 };
+                if let Ok(creds) = &loaded {
+                    let fresh = Cached::new(creds, SystemTime::now());
+                    *cache.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+                }
                 (chain, loaded)
             });
             match task {
@@ -269,11 +277,9 @@ impl ChainCache {
                     provider = %super::provider_name_of(&creds),
                     "loaded credentials from the default chain"
                 );
-                let fresh = Cached::new(&creds, now);
-                let creds = fresh.creds.clone();
-                let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
-                *cached = Some(fresh);
-                return Ok(creds);
+                // The task cached them (without aws-config's user-agent properties).
+                let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+                return Ok(cached.as_ref().map_or(creds, |c| c.creds.clone()));
             }
             Ok(Err(e)) => self.error(&e),
             Err(_) => Error::credentials(format!(

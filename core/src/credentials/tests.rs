@@ -650,6 +650,38 @@ mod chain {
         assert_eq!(started.lines().count(), 1, "processes started: {started:?}");
     }
 
+    /// A `credential_process` that answers after a caller's timeout serves the next caller:
+    /// its answer was thrown away with the timed-out load, so one that always took longer
+    /// than the limit never worked, and every call started it again.
+    #[tokio::test]
+    async fn a_slow_credential_process_serves_the_next_caller() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let runs = env.dir.join("runs");
+        let script = env.write(
+            "slow.sh",
+            &format!(
+                "echo run >> {}\nsleep 1\necho '{{\"Version\": 1, \"AccessKeyId\": \"AKIDSLOW\", \"SecretAccessKey\": \"{SECRET}\"}}'\n",
+                runs.display()
+            ),
+        );
+        env.write(
+            "config",
+            &format!(
+                "[profile slow]\ncredential_process = sh {}\n",
+                script.display()
+            ),
+        );
+        let mut p = chain(Some("slow"));
+        p.chain.as_mut().unwrap().load_timeout = Duration::from_millis(700);
+        let e = p.credentials().await.unwrap_err();
+        assert!(e.message().contains("took longer than"), "{e}");
+        let c = p.credentials().await.unwrap();
+        assert_eq!(c.access_key_id(), "AKIDSLOW");
+        let runs = std::fs::read_to_string(&runs).unwrap();
+        assert_eq!(runs.lines().count(), 1, "{runs:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_callers_share_one_load() {
         let _g = ENV_LOCK.lock().await;
