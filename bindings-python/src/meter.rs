@@ -87,7 +87,7 @@ pub fn release_all(py: Python<'_>) {
     EXITING.store(true, Ordering::SeqCst);
 }
 
-/// `arg` passed to the package's coroutine function `name` (`_awaited`, `_entered`,
+/// `arg` passed to the package's coroutine function `name` (`_started`, `_entered`,
 /// `_exited`): a coroutine, which `asyncio.create_task` takes (an asyncio future it refuses),
 /// as the async client's methods are.
 fn coroutine<'py>(
@@ -528,17 +528,23 @@ impl UsageMeter {
         summary_dict(py, &s, OP)
     }
 
-    /// `flush()` as an awaitable (runs on the library's runtime).
-    fn flush_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// `flush()` as a coroutine (runs on the library's runtime): the flush starts when the
+    /// coroutine is first awaited or made a task, in its event loop.
+    fn flush_async<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let start = slf.getattr(intern!(slf.py(), "_flush_started"))?;
+        coroutine(slf.py(), "_started", start)
+    }
+
+    /// The flush of `flush_async()`, started now, as an asyncio future of the running loop.
+    fn _flush_started<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         const OP: &str = "UsageMeter.flush";
         let m = self.get(py, OP)?;
         runtime::handle().map_err(|e| to_py_err(py, &e, OP))?;
         let done = async move { m.flush().await };
-        let fut = crate::asyncrt::awaitable(py, done, |py, r| match r {
+        crate::asyncrt::awaitable(py, done, |py, r| match r {
             Ok(s) => summary_dict(py, &s, OP),
             Err(e) => Err(to_py_err(py, &e, OP)),
-        })?;
-        coroutine(py, "_awaited", fut)
+        })
     }
 
     /// Stops the background flusher and flushes what may be flushed (blocking).
@@ -551,18 +557,24 @@ impl UsageMeter {
         summary_dict(py, &s, OP)
     }
 
-    /// `close()` as an awaitable.
-    fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// `close()` as a coroutine: the close starts when the coroutine is first awaited or made a
+    /// task, in its event loop.
+    fn close_async<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let start = slf.getattr(intern!(slf.py(), "_close_started"))?;
+        coroutine(slf.py(), "_started", start)
+    }
+
+    /// The close of `close_async()`, started now, as an asyncio future of the running loop.
+    fn _close_started<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         const OP: &str = "UsageMeter.close";
         let m = self.get(py, OP)?;
-        lock(&self.live).closed = true;
         runtime::handle().map_err(|e| to_py_err(py, &e, OP))?;
+        lock(&self.live).closed = true;
         let done = async move { m.close().await };
-        let fut = crate::asyncrt::awaitable(py, done, |py, r| match r {
+        crate::asyncrt::awaitable(py, done, |py, r| match r {
             Ok(s) => summary_dict(py, &s, OP),
             Err(e) => Err(to_py_err(py, &e, OP)),
-        })?;
-        coroutine(py, "_awaited", fut)
+        })
     }
 
     /// Bucket counts per state.
@@ -663,12 +675,11 @@ impl UsageMeter {
 
     #[pyo3(signature = (*_exc))]
     fn __aexit__<'py>(
-        &self,
-        py: Python<'py>,
+        slf: Bound<'py, Self>,
         _exc: &Bound<'_, pyo3::types::PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let closing = self.close_async(py)?;
-        coroutine(py, "_exited", closing)
+        let start = slf.getattr(intern!(slf.py(), "_close_started"))?;
+        coroutine(slf.py(), "_exited", start)
     }
 
     fn __repr__(&self) -> String {

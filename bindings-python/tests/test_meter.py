@@ -603,6 +603,19 @@ async def test_the_meters_awaitables_are_coroutines_and_async_with_closes_it(emu
     assert billed(emu) == {("cust-1", "users", t0): 3, ("cust-1", "users", t0 + H): 4}
     with pytest.raises(mm.exceptions.InvalidStateError):
         await asyncio.create_task(m.flush_async())
+    # The coroutine starts its work when awaited, in that loop: asyncio.run() takes one made
+    # outside any loop (a future needed a running loop when made, and raised).
+    clock2 = ManualClock(t0)
+    m2 = mm.UsageMeter(emu.async_client(), product_code=emu.product_code, clock=clock2,
+                       flush_interval=None)
+    m2.record("cust-2", "users", 5)
+    clock2.advance(SEAL)
+    flushing = m2.flush_async()
+    closing = m2.close_async()
+    m2.record("cust-2", "users", 1)  # not closed yet: the close starts when awaited
+    assert (await flushing)["acked"] == 1
+    assert (await closing)["sent"] == 0
+    assert billed(emu)[("cust-2", "users", t0)] == 5
     # The block's exception goes through (a true __aexit__ answer would swallow it).
     with pytest.raises(ZeroDivisionError):
         async with mm.UsageMeter(emu.async_client(), product_code=emu.product_code,
@@ -1009,3 +1022,15 @@ meter.record(customer_identifier="cust-1", dimension="users", quantity=2)
         assert check.status()["pending"] == 1
     finally:
         check.close()
+
+
+def test_the_meters_coroutines_run_under_asyncio_run(emu: Emulator) -> None:
+    # Made outside any event loop, as asyncio.run(meter.close_async()) makes them: the asyncio
+    # future they were raised "no running event loop", after marking the meter closed.
+    import asyncio
+    m = mm.UsageMeter(emu.async_client(), product_code=emu.product_code, flush_interval=None)
+    m.record("cust-1", "users", 2)
+    assert asyncio.run(m.flush_async())["acked"] == 0
+    assert asyncio.run(m.close_async())["sent"] == 0
+    with pytest.raises(mm.exceptions.InvalidStateError):
+        m.record("cust-1", "users", 1)

@@ -188,9 +188,11 @@ class _BaseClient:
         self.close()
 
 
-async def _awaited(awaitable: "Awaitable[Any]") -> Any:
-    """The native meter's awaitables as coroutines, which ``asyncio.create_task`` takes."""
-    return await awaitable
+async def _started(start: "Callable[[], Awaitable[Any]]") -> Any:
+    """The native meter's ``flush_async()`` and ``close_async()`` as coroutines, which
+    ``asyncio.create_task`` and ``asyncio.run`` take: the work starts when it is awaited, in
+    that event loop, and not at all if it never is."""
+    return await start()
 
 
 async def _entered(obj: Any) -> Any:
@@ -198,10 +200,13 @@ async def _entered(obj: Any) -> Any:
     return obj
 
 
-async def _exited(awaitable: "Awaitable[Any]") -> None:
+async def _exited(start: "Callable[[], Awaitable[Any]]") -> None:
     """``async with``'s ``__aexit__`` of the native meter: its close, answering ``None`` (a
-    true answer would swallow the block's exception)."""
-    await awaitable
+    true answer would swallow the block's exception). Shielded: a task cancelled while it
+    leaves the block (a server shutting down) still finishes the final flush."""
+    import asyncio
+
+    await asyncio.shield(start())
 
 
 class OperationNotPageableError(MeteringError):

@@ -296,6 +296,7 @@ class UsageMeter:
         """
     def flush_async(self) -> Coroutine[Any, Any, FlushSummaryTypeDef]:
         """:meth:`flush` as a coroutine (runs on the library's runtime threads)."""
+    def _flush_started(self) -> Awaitable[FlushSummaryTypeDef]: ...
     def close(self) -> FlushSummaryTypeDef:
         """Stops the background flusher and flushes what may be flushed.
 
@@ -305,6 +306,7 @@ class UsageMeter:
         """
     def close_async(self) -> Coroutine[Any, Any, FlushSummaryTypeDef]:
         """:meth:`close` as a coroutine."""
+    def _close_started(self) -> Awaitable[FlushSummaryTypeDef]: ...
     def status(self) -> MeterStatusTypeDef:
         """Bucket counts per state: ``pending``, ``sealed``, ``acked``, ``dead_lettered``,
         ``expired``, ``oldest_unsent_hour`` (a tz-aware datetime or ``None``), and
