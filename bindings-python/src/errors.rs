@@ -141,6 +141,9 @@ fn build(py: Python<'_>, err: &Error, operation: &str) -> PyResult<PyErr> {
                 .into_any(),
             operation.into_pyobject(py)?.into_any(),
             crate::convert::attempt_log(py, meta)?.into_any(),
+            pyo3::types::PyBool::new(py, err.max_attempts_reached())
+                .to_owned()
+                .into_any(),
         ],
     )?;
     let exc = factory.call1(args)?;

@@ -204,6 +204,19 @@ def test_a_refusal_after_a_retry_does_not_say_max_retries_were_reached(client: m
     assert "reached max retries" not in str(e), str(e)
 
 
+@pytest.mark.parametrize("mode, marked", [("standard", True), ("legacy", False)])
+def test_one_attempt_allowed_is_marked_as_botocore_marks_it(emu: Emulator, mode: str, marked: bool) -> None:
+    # botocore's standard mode marks the last allowed attempt whatever the error
+    # ("(reached max retries: 0)" with one attempt); its legacy mode only an error it would
+    # have retried.
+    c = emu.client(config=mm.Config(retries={"total_max_attempts": 1, "mode": mode}))
+    emu.push_fault({"kind": "error", "status": 400, "code": "InvalidTokenException", "message": "no"})
+    with pytest.raises(mm.exceptions.InvalidTokenException) as ei:
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+    assert ei.value.response["ResponseMetadata"].get("MaxAttemptsReached", False) is marked
+    assert ("(reached max retries: 0)" in str(ei.value)) is marked
+
+
 def test_retry_config_botocore_meanings(emu: Emulator) -> None:
     c = emu.client(config=mm.Config(retries={"max_attempts": 0}))
     emu.push_fault({"kind": "throttle"})

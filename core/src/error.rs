@@ -57,6 +57,7 @@ pub struct ResponseMetadata {
     pub(crate) attempts: u32,
     pub(crate) total_retry_delay: Duration,
     pub(crate) attempt_log: Vec<AttemptLog>,
+    pub(crate) max_attempts_reached: bool,
 }
 
 /// One attempt of a call, as the call's `tracing` span and the faces' logs report it. Nothing
@@ -104,6 +105,13 @@ impl ResponseMetadata {
     /// Time spent waiting between attempts.
     pub fn total_retry_delay(&self) -> Duration {
         self.total_retry_delay
+    }
+    /// Whether a failed call's last attempt was the last one allowed, as botocore marks it
+    /// (`MaxAttemptsReached`): in the standard and adaptive modes whatever the error, in the
+    /// legacy mode only for an error it would have retried. Not when the retry quota or the
+    /// operation timeout ended the retries early.
+    pub fn max_attempts_reached(&self) -> bool {
+        self.max_attempts_reached
     }
     /// Every attempt of the call, in order: what the faces log after the call returns.
     pub fn attempt_log(&self) -> &[AttemptLog] {
@@ -296,6 +304,12 @@ impl Error {
     /// Time spent waiting between attempts.
     pub fn total_retry_delay(&self) -> Duration {
         self.0.meta.total_retry_delay()
+    }
+
+    /// Whether the last attempt was the last one allowed (see
+    /// [`ResponseMetadata::max_attempts_reached`]).
+    pub fn max_attempts_reached(&self) -> bool {
+        self.0.meta.max_attempts_reached()
     }
 
     /// Everything known about the last response.

@@ -382,6 +382,10 @@ async fn errors_after_the_last_attempt_keep_status_and_request_id() {
         .await
         .unwrap_err();
     assert_eq!(e.attempts(), 3);
+    assert!(
+        e.as_error().max_attempts_reached(),
+        "botocore's MaxAttemptsReached"
+    );
     assert_eq!(e.http_status(), Some(503));
     assert_eq!(e.code(), "503");
     assert!(e.request_id().is_some());
@@ -403,6 +407,10 @@ async fn errors_after_the_last_attempt_keep_status_and_request_id() {
     assert_eq!(e.error_code(), ErrorCode::Unhandled);
     assert_eq!(e.code(), "SomethingNewException");
     assert_eq!(e.attempts(), 1);
+    assert!(
+        !e.as_error().max_attempts_reached(),
+        "one of three, not retried"
+    );
 
     for _ in 0..3 {
         emu.push_fault(Fault::Throttle);
@@ -432,6 +440,7 @@ async fn retry_quota_runs_out() {
         .unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::InternalServiceErrorException);
     assert_eq!(e.attempts(), 101);
+    assert!(!e.as_error().max_attempts_reached(), "the quota ended it");
     // With the quota empty, the next failure is not retried at all.
     let e = c
         .send_batch_meter_usage(batch(vec![record("cust-1", 1)]))

@@ -214,6 +214,7 @@ def _from_native(
     retryable: bool,
     operation: str,
     attempt_log: Optional[List[Tuple[Any, ...]]] = None,
+    max_attempts_reached: bool = False,
 ) -> MeteringError:
     """Called by the native module to build the exception of a failed call."""
     cls = _CLASSES[class_name]
@@ -228,9 +229,9 @@ def _from_native(
                 "RetryAttempts": max(attempts - 1, 0),
             },
         }
-        if retryable and attempts > 1:
-            # The retries stopped on an error worth retrying: they ran out (attempts, or the
-            # retry quota or operation timeout that ends them early), as botocore marks it.
+        if max_attempts_reached:
+            # The last attempt was the last one allowed, as botocore marks it (the core
+            # decides, by the retry mode's rule).
             response["ResponseMetadata"]["MaxAttemptsReached"] = True
         if status:
             # botocore copies the body's members next to "Error"; the JSON protocol's is "message".

@@ -319,6 +319,9 @@ impl Client {
                 m.total_retry_delay = *total_delay;
                 if delay.is_none() {
                     m.attempt_log = std::mem::take(log);
+                    m.max_attempts_reached = attempt >= max
+                        && (self.inner.config.retry.mode != crate::RetryMode::Legacy
+                            || class.is_some());
                 }
             }
             match delay {
@@ -459,6 +462,7 @@ impl Client {
             attempts: attempt,
             total_retry_delay: Duration::ZERO,
             attempt_log: Vec::new(),
+            max_attempts_reached: false,
         };
         let result = match error {
             Some(e) => Err(e.with_meta(meta)),
