@@ -613,7 +613,6 @@ class MarketplaceMeteringClient {
     return JSON.parse(client.resolvedConfig())
   }
 
-  /** Releases the client and closes its idle connections; later calls reject. In-flight calls finish. */
   /**
    * Closes the connection pool, as SDK v3's destroy() closes its sockets: calls in flight
    * finish on theirs, and a later call opens a new pool (a client destroyed in a `finally`

@@ -202,11 +202,16 @@ async def _entered(obj: Any) -> Any:
 
 async def _exited(start: "Callable[[], Awaitable[Any]]") -> None:
     """``async with``'s ``__aexit__`` of the native meter: its close, answering ``None`` (a
-    true answer would swallow the block's exception). Shielded: a task cancelled while it
-    leaves the block (a server shutting down) still finishes the final flush."""
+    true answer would swallow the block's exception). A task cancelled while it leaves the
+    block (a server shutting down) waits for the final flush to end, then is cancelled."""
     import asyncio
 
-    await asyncio.shield(start())
+    closing = asyncio.ensure_future(start())
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        await closing
+        raise
 
 
 class OperationNotPageableError(MeteringError):

@@ -27,6 +27,10 @@ const RETRY_GAP: std::time::Duration = std::time::Duration::from_secs(10);
 /// timeouts; this bounds `credential_process` and chained assume-role calls).
 const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The longest a load goes on past its callers' timeouts (a hung `credential_process`)
+/// before it is given up and the chain is free for another.
+const TASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Credentials within this margin of their expiry are never handed out when a
 /// refresh fails: a request signed with them could expire in flight.
 const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -236,13 +240,26 @@ impl ChainCache {
             // caller instead of being thrown away; and hands the chain back with its answer,
             // so that this caller records a failure before the next waiter looks for it.
             let task = crate::runtime::spawn_io(async move {
-                if chain.is_none() {
-                    *chain = Some(settings.build().await);
-                }
-                let loaded = match chain.as_ref() {
-                    Some(c) => c.provide_credentials().await,
-                    None => Err(CredentialsError::unhandled("default chain not built")),
+                // Bounded too, so that a process that never ends holds the chain for
+                // [`TASK_LIMIT`], not until the service restarts (each caller meanwhile fails
+                // after its own timeout). What it left running is aws-config's to reap.
+                let load = async {
+                    if chain.is_none() {
+                        *chain = Some(settings.build().await);
+                    }
+                    match chain.as_ref() {
+                        Some(c) => c.provide_credentials().await,
+                        None => Err(CredentialsError::unhandled("default chain not built")),
+                    }
                 };
+                let loaded = tokio::time::timeout(TASK_LIMIT, load)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(CredentialsError::unhandled(format!(
+                            "still loading after {} s; given up",
+                            TASK_LIMIT.as_secs()
+                        )))
+                    });
                 if let Ok(creds) = &loaded {
                     let fresh = Cached::new(creds, SystemTime::now());
                     *cache.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh);

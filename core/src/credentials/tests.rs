@@ -650,7 +650,8 @@ mod chain {
         assert_eq!(started.lines().count(), 1, "processes started: {started:?}");
     }
 
-    /// A `credential_process` that answers after a caller's timeout serves the next caller:
+    /// A `credential_process` that answers after a caller's timeout serves the next caller
+    /// (it answers at 3 s; the first caller gives up at 2 s, the second waits until 4 s):
     /// its answer was thrown away with the timed-out load, so one that always took longer
     /// than the limit never worked, and every call started it again.
     #[tokio::test]
@@ -661,7 +662,7 @@ mod chain {
         let script = env.write(
             "slow.sh",
             &format!(
-                "echo run >> {}\nsleep 1\necho '{{\"Version\": 1, \"AccessKeyId\": \"AKIDSLOW\", \"SecretAccessKey\": \"{SECRET}\"}}'\n",
+                "echo run >> {}\nsleep 3\necho '{{\"Version\": 1, \"AccessKeyId\": \"AKIDSLOW\", \"SecretAccessKey\": \"{SECRET}\"}}'\n",
                 runs.display()
             ),
         );
@@ -673,7 +674,7 @@ mod chain {
             ),
         );
         let mut p = chain(Some("slow"));
-        p.chain.as_mut().unwrap().load_timeout = Duration::from_millis(700);
+        p.chain.as_mut().unwrap().load_timeout = Duration::from_secs(2);
         let e = p.credentials().await.unwrap_err();
         assert!(e.message().contains("took longer than"), "{e}");
         let c = p.credentials().await.unwrap();

@@ -198,42 +198,107 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
 /// Both spellings: a URL's query (`?sslmode=verify-full&sslrootcert=/etc/rds.pem`) and
 /// key=value words.
 fn libpq_tls_settings(url: &str) -> (String, Option<String>) {
-    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
     let mut root = None;
-    let mut keep = |item: &str| -> Option<String> {
-        let (key, value) = item.split_once('=').unwrap_or((item, ""));
+    // What to put in place of one setting: `None` keeps it as written.
+    let mut rewrite = |key: &str, value: &str| -> Option<&'static str> {
         match key {
             "sslrootcert" => {
-                root = Some(if is_url {
-                    percent_decode(value)
-                } else {
-                    value.to_owned()
-                });
-                None
+                root = Some(value.to_owned());
+                Some("")
             }
-            "sslmode" if matches!(value, "verify-full" | "verify-ca") => {
-                Some("sslmode=require".to_owned())
-            }
-            _ => Some(item.to_owned()),
+            "sslmode" if matches!(value, "verify-full" | "verify-ca") => Some("sslmode=require"),
+            _ => None,
         }
     };
-    let out = if is_url {
-        match url.split_once('?') {
-            Some((base, query)) => {
-                let kept: Vec<String> = query.split('&').filter_map(&mut keep).collect();
-                if kept.is_empty() {
-                    base.to_owned()
-                } else {
-                    format!("{base}?{}", kept.join("&"))
-                }
+    let mut out = String::with_capacity(url.len());
+    if let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    {
+        // The query begins at the first `?` after the user info, which tokio-postgres reads up
+        // to the last `@` before the path (a password may hold a `?`).
+        let authority = rest.find('/').map_or(rest, |p| &rest[..p]);
+        let after_user = authority.rfind('@').map_or(0, |a| a + 1);
+        let base_len = url.len() - rest.len();
+        let Some(q) = rest[after_user..]
+            .find('?')
+            .map(|q| base_len + after_user + q)
+        else {
+            return (url.to_owned(), None);
+        };
+        out.push_str(&url[..q]);
+        let mut kept = Vec::new();
+        for item in url[q + 1..].split('&') {
+            let (key, value) = item.split_once('=').unwrap_or((item, ""));
+            match rewrite(key, &percent_decode(value)) {
+                Some("") => {}
+                Some(other) => kept.push(other.to_owned()),
+                None => kept.push(item.to_owned()),
             }
-            None => url.to_owned(),
+        }
+        if !kept.is_empty() {
+            out.push('?');
+            out.push_str(&kept.join("&"));
         }
     } else {
-        let kept: Vec<String> = url.split_whitespace().filter_map(&mut keep).collect();
-        kept.join(" ")
-    };
+        // key=value words, as libpq reads them: blanks around `=`, a value in single quotes
+        // with backslash escapes. Only the two settings change; the rest stays byte for byte.
+        let mut copied = 0;
+        for (span, key, value) in conninfo_pairs(url) {
+            if let Some(with) = rewrite(&key, &value) {
+                out.push_str(&url[copied..span.start]);
+                out.push_str(with);
+                copied = span.end;
+            }
+        }
+        out.push_str(&url[copied..]);
+    }
     (out, root)
+}
+
+/// The `key=value` settings of a libpq key=value connection string, with each one's byte
+/// span; stops at the first thing that is not one (tokio-postgres then says what is wrong).
+fn conninfo_pairs(s: &str) -> Vec<(std::ops::Range<usize>, String, String)> {
+    let mut out = Vec::new();
+    let mut it = s.char_indices().peekable();
+    let skip_blanks = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+        while it.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+    };
+    loop {
+        skip_blanks(&mut it);
+        let Some(&(start, _)) = it.peek() else {
+            return out;
+        };
+        let mut key = String::new();
+        while let Some((_, c)) = it.next_if(|(_, c)| !c.is_whitespace() && *c != '=') {
+            key.push(c);
+        }
+        skip_blanks(&mut it);
+        if it.next_if(|(_, c)| *c == '=').is_none() {
+            return out;
+        }
+        skip_blanks(&mut it);
+        let mut value = String::new();
+        if it.next_if(|(_, c)| *c == '\'').is_some() {
+            loop {
+                match it.next() {
+                    None => return out,
+                    Some((_, '\'')) => break,
+                    Some((_, '\\')) => match it.next() {
+                        Some((_, c)) => value.push(c),
+                        None => return out,
+                    },
+                    Some((_, c)) => value.push(c),
+                }
+            }
+        } else {
+            while let Some((_, c)) = it.next_if(|(_, c)| !c.is_whitespace()) {
+                value.push(c);
+            }
+        }
+        let end = it.peek().map_or(s.len(), |(i, _)| *i);
+        out.push((start..end, key, value));
+    }
 }
 
 /// `%XX` escapes decoded (a URL's query value); anything else kept.
@@ -261,15 +326,24 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether `e` is a TLS handshake that failed on what rustls checks (a certificate from a CA
-/// it does not trust, a name it does not match): no retry makes it pass.
+/// Whether `e` is a TLS handshake that refused the server's certificate (from a CA this
+/// client does not trust, for another name): no retry makes it pass. Other TLS failures (an
+/// alert, a connection cut mid-record during a failover) stay retryable.
 fn tls_refused(e: &tokio_postgres::Error) -> bool {
+    let refused = |r: &rustls::Error| {
+        matches!(
+            r,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    };
     let mut next = std::error::Error::source(e);
     while let Some(err) = next {
         let io_inner = err
             .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref());
-        if err.is::<rustls::Error>() || io_inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if err.downcast_ref::<rustls::Error>().is_some_and(refused) || io_inner.is_some_and(refused)
+        {
             return true;
         }
         next = err.source();
@@ -745,5 +819,38 @@ where
         tracing::debug!(operation = what, error = %err, "fleet store: retrying on a new connection");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::libpq_tls_settings as read;
+
+    /// Only the two TLS settings change, in either spelling; everything else stays as written
+    /// (a review found the key=value words re-joined, which changed a quoted password).
+    #[test]
+    fn only_the_tls_settings_of_a_connection_string_change() {
+        for unchanged in [
+            "host=h password='a  b'",
+            "host=h  user=u",
+            "postgresql://u:pa?ss@h/db",
+            "postgresql://u@h/db?sslmode=require&application_name=x",
+        ] {
+            assert_eq!(read(unchanged), (unchanged.to_owned(), None));
+        }
+        let (s, root) = read(
+            "host=h password='x sslrootcert=y z' sslmode = verify-full sslrootcert='/etc/r ds.pem'",
+        );
+        assert_eq!(s, "host=h password='x sslrootcert=y z' sslmode=require ");
+        assert_eq!(root.as_deref(), Some("/etc/r ds.pem"));
+        let (s, root) =
+            read("postgresql://u:pa?ss@h/db?sslmode=verify-ca&sslrootcert=%2Fetc%2Fca.pem");
+        assert_eq!(s, "postgresql://u:pa?ss@h/db?sslmode=require");
+        assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
+        let (s, root) = read("postgres://h?sslrootcert=/ca.pem");
+        assert_eq!(
+            (s.as_str(), root.as_deref()),
+            ("postgres://h", Some("/ca.pem"))
+        );
     }
 }

@@ -214,12 +214,7 @@ impl Owner {
             .iter()
             .any(|&(d, i, g)| (d, i) == file_id && g != generation)
         {
-            return Err(Error::invalid_state(format!(
-                "meter store {}: this process was forked from one that had the store open, \
-                 and SQLite's state does not survive fork(); open the UsageMeter only after \
-                 fork, or close it in the parent before forking",
-                store.display()
-            )));
+            return Err(forked_store_error(store));
         }
         open.push((file_id.0, file_id.1, generation));
         Ok(Owner {
@@ -322,30 +317,51 @@ impl Owner {
 
 /// The (device, inode) of the file at `path` now ((0, 0) where there are no inodes).
 pub(crate) fn path_id(path: &Path) -> std::io::Result<(u64, u64)> {
-    let m = std::fs::metadata(path)?;
-    #[cfg(unix)]
+    Ok(metadata_id(&std::fs::metadata(path)?))
+}
+
+/// Refuses a file this process's parent had open as a store at a `fork()`, before anything
+/// opens it with SQLite: SQLite's locks and allocator may have been held by another of the
+/// parent's threads at the fork, and a child that called into it could wait for ever (a test
+/// child hung so, on the malloc mutex, while another test wrote its store).
+pub(crate) fn refuse_parents_store(store: &Path) -> Result<(), Error> {
+    let Ok(id) = path_id(store) else {
+        return Ok(());
+    };
+    let generation = process_generation();
+    let open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    if open
+        .iter()
+        .any(|&(d, i, g)| (d, i) == id && g != generation)
     {
-        use std::os::unix::fs::MetadataExt;
-        Ok((m.dev(), m.ino()))
+        return Err(forked_store_error(store));
     }
-    #[cfg(not(unix))]
-    {
-        let _ = m;
-        Ok((0, 0))
-    }
+    Ok(())
+}
+
+fn forked_store_error(store: &Path) -> Error {
+    Error::invalid_state(format!(
+        "meter store {}: this process was forked from one that had the store open, \
+         and SQLite's state does not survive fork(); open the UsageMeter only after \
+         fork, or close it in the parent before forking",
+        store.display()
+    ))
 }
 
 fn file_id(f: &File) -> std::io::Result<(u64, u64)> {
-    let m = f.metadata()?;
+    Ok(metadata_id(&f.metadata()?))
+}
+
+fn metadata_id(m: &std::fs::Metadata) -> (u64, u64) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Ok((m.dev(), m.ino()))
+        (m.dev(), m.ino())
     }
     #[cfg(not(unix))]
     {
         let _ = m;
-        Ok((0, 0))
+        (0, 0)
     }
 }
 

@@ -849,10 +849,11 @@ impl Fleet {
             Ok(None) => Ok(()),
             Err(schemas) => Err(Error::invalid_config(format!(
                 "fleet store: this role's search_path does not reach the store, which is in \
-                 schema {schemas}, and a second store in schema public would split the fleet \
-                 (each half sending its own sums of an hour): set the role's search_path \
-                 (ALTER ROLE … SET search_path = {schemas}) or the connection string's \
-                 options=-csearch_path={schemas}"
+                 schema {schemas} (or the role lacks USAGE on that schema), and a second store \
+                 in schema public would split the fleet (each half sending its own sums of an \
+                 hour): set the role's search_path (ALTER ROLE … SET search_path = {schemas}) \
+                 or the connection string's options=-csearch_path={schemas}, and grant it \
+                 USAGE on the schema"
             ))),
         })
     }
