@@ -99,6 +99,7 @@ def _from_native(
     retryable: bool,
     operation: str,
     attempt_log: Optional[List[Tuple[Any, ...]]] = ...,
+    max_attempts_reached: bool = ...,
 ) -> MeteringError: ...
 
 class ParamValidationError(MeteringError, ValueError):
