@@ -290,27 +290,15 @@ function endpointString(endpoint) {
 }
 
 /**
- * An endpoint as shown: its user info as `***`. The core refuses an endpoint with user info
- * when it first resolves the settings, but the client exists before that, and may be logged.
+ * An endpoint as shown, by the core's rule: its user info as `***`. The core refuses an
+ * endpoint with user info when it first resolves the settings, but the client exists before
+ * that, and may be logged.
  */
 function shownEndpoint(e) {
-  if (typeof e === 'string') {
-    // As a URL parser reads it (a leading blank, a backslash, one slash all still carry user
-    // info): anything with user info, or that might hide some, shows as `***` before its host.
-    let u = null
-    try {
-      u = new URL(e)
-    } catch {}
-    if (u && (u.username || u.password)) return `${u.protocol}//***@${u.host}${u.pathname === '/' ? '' : u.pathname}`
-    return e.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
-  }
-  if (e instanceof URL && (e.username || e.password)) {
-    const u = new URL(e.href)
-    u.username = ''
-    u.password = ''
-    return u.href.replace('//', '//***@')
-  }
-  return e
+  const text = typeof e === 'string' ? e : e instanceof URL ? e.href : undefined
+  if (text === undefined) return e
+  const shown = native.redactUrl(text)
+  return shown === text ? e : shown
 }
 
 /**

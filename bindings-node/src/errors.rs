@@ -70,6 +70,13 @@ fn kind_str(kind: ErrorKind) -> &'static str {
 }
 
 /// The error table: one row per core [`ErrorCode`], in the core's order.
+/// `url` as it may be shown, user info as `***` (the core's rule, the one every face's
+/// messages use): the face shows its settings before the core has read them.
+#[napi]
+pub fn redact_url(url: String) -> String {
+    marketplace_metering::endpoint::redact_userinfo(&url).into_owned()
+}
+
 #[napi]
 pub fn error_codes() -> Vec<ErrorCodeInfo> {
     ErrorCode::ALL

@@ -432,7 +432,7 @@ fn partition(region: &str) -> &'static Partition {
 /// (`http://u:pa#ss@proxy:3128`) cuts the authority short, and the URL parses another way
 /// or not at all: when the text before the first `@` has a `:` (`user:pa`...), everything
 /// up to the last `@` goes, so that text never shows either way.
-pub(crate) fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+pub fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     let start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[start..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];

@@ -47,6 +47,19 @@ impl AsRef<str> for ErrorCode {
     }
 }
 
+/// `e` and its causes on one line, `: ` between them (messages that keep what a wrapper's
+/// own text leaves out: "error performing TLS handshake: invalid peer certificate: …").
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
 /// What came back with a response, successful or not: request id, HTTP status and headers,
 /// and how many attempts and how much retry delay the call took.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

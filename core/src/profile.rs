@@ -254,15 +254,8 @@ fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
 }
 
 #[cfg(feature = "default-chain")]
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut next = e.source();
-    while let Some(src) = next {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-        next = src.source();
-    }
-    s.replace('\n', " ")
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    crate::error::with_causes(e).replace('\n', " ")
 }
 
 /// A boolean as the SDKs read it: `true` or `false`, in any case.

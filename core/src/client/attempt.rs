@@ -612,13 +612,7 @@ pub(super) fn redirect_error(status: u16, headers: &HeaderMap) -> Error {
 /// started, and its body could not be read to the end.
 pub(super) fn transport_error(e: reqwest::Error, endpoint: &str, in_body: bool) -> Error {
     let e = e.without_url();
-    let mut chain = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        src = s.source();
-    }
+    let chain = crate::error::with_causes(&e);
     let code = if e.is_connect() {
         if e.is_timeout() || chain.contains("timed out") {
             ErrorCode::ConnectTimeout

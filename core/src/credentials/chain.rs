@@ -380,20 +380,13 @@ impl ChainCache {
     /// A helpful, single-line message for a chain error, with no secret in it.
     fn error(&self, e: &CredentialsError) -> Error {
         let not_loaded = matches!(e, CredentialsError::CredentialsNotLoaded(_));
-        let mut parts = Vec::new();
-        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
         // For "nothing found" the chain's own error (one line per provider tried) is the
         // useful part; the outer "the credential provider was not enabled" is noise.
-        if not_loaded {
-            if let Some(src) = std::error::Error::source(e) {
-                next = Some(src);
-            }
-        }
-        while let Some(err) = next {
-            parts.push(err.to_string());
-            next = err.source();
-        }
-        let detail = one_line(&parts.join(": "));
+        let start: &(dyn std::error::Error + 'static) = match std::error::Error::source(e) {
+            Some(src) if not_loaded => src,
+            _ => e,
+        };
+        let detail = one_line(&crate::error::with_causes(start));
         let detail = self.scrub(detail);
         let hint: &str = if not_loaded {
             ". Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, configure a profile \

@@ -620,6 +620,20 @@ mod chain {
         );
     }
 
+    /// The chain of a profile whose `credential_process` runs `script` (sh), each caller
+    /// waiting `load_timeout` for a load.
+    fn process_chain(env: &Env, script: &str, load_timeout: Duration) -> CredentialsProvider {
+        let file = env.write("process.sh", script);
+        let config = format!(
+            "[profile process]\ncredential_process = sh {}\n",
+            file.display()
+        );
+        env.write("config", &config);
+        let mut p = chain(Some("process"));
+        p.chain.as_mut().unwrap().load_timeout = load_timeout;
+        p
+    }
+
     /// A `credential_process` that hangs is run once, not once a call: aws-config does not
     /// kill the process when a timed-out load is dropped, so every call (a meter's flush each
     /// minute) left one more hung process behind. The load now goes on alone past the
@@ -629,15 +643,8 @@ mod chain {
         let _g = ENV_LOCK.lock().await;
         let env = Env::clean();
         let pids = env.dir.join("pids");
-        env.write(
-            "config",
-            &format!(
-                "[profile hang]\ncredential_process = sh -c 'echo $$ >> {}; exec sleep 30'\n",
-                pids.display()
-            ),
-        );
-        let mut p = chain(Some("hang"));
-        p.chain.as_mut().unwrap().load_timeout = Duration::from_millis(700);
+        let script = format!("echo $$ >> {}\nexec sleep 30\n", pids.display());
+        let p = process_chain(&env, &script, Duration::from_millis(700));
         for _ in 0..3 {
             let e = p.credentials().await.unwrap_err();
             assert!(e.message().contains("took longer than"), "{e}");
@@ -659,22 +666,11 @@ mod chain {
         let _g = ENV_LOCK.lock().await;
         let env = Env::clean();
         let runs = env.dir.join("runs");
-        let script = env.write(
-            "slow.sh",
-            &format!(
-                "echo run >> {}\nsleep 3\necho '{{\"Version\": 1, \"AccessKeyId\": \"AKIDSLOW\", \"SecretAccessKey\": \"{SECRET}\"}}'\n",
-                runs.display()
-            ),
+        let script = format!(
+            "echo run >> {}\nsleep 3\necho '{{\"Version\": 1, \"AccessKeyId\": \"AKIDSLOW\", \"SecretAccessKey\": \"{SECRET}\"}}'\n",
+            runs.display()
         );
-        env.write(
-            "config",
-            &format!(
-                "[profile slow]\ncredential_process = sh {}\n",
-                script.display()
-            ),
-        );
-        let mut p = chain(Some("slow"));
-        p.chain.as_mut().unwrap().load_timeout = Duration::from_secs(2);
+        let p = process_chain(&env, &script, Duration::from_secs(2));
         let e = p.credentials().await.unwrap_err();
         assert!(e.message().contains("took longer than"), "{e}");
         let c = p.credentials().await.unwrap();

@@ -127,17 +127,9 @@ pub(crate) fn default_replica_id() -> String {
 fn pg_err(e: tokio_postgres::Error) -> Error {
     let msg = match e.as_db_error() {
         Some(db) => format!("fleet store: {} ({})", db.message(), db.code().code()),
-        None => {
-            // With its causes ("error performing TLS handshake" alone does not say that the
-            // certificate's CA is not trusted). They hold no password: the URL is never in one.
-            let mut msg = format!("fleet store: {e}");
-            let mut next = std::error::Error::source(&e);
-            while let Some(cause) = next {
-                msg.push_str(&format!(": {cause}"));
-                next = cause.source();
-            }
-            msg
-        }
+        // With its causes ("error performing TLS handshake" alone does not say that the
+        // certificate's CA is not trusted). They hold no password: the URL is never in one.
+        None => format!("fleet store: {}", crate::error::with_causes(&e)),
     };
     Error::invalid_state(msg).with_source(e)
 }
