@@ -4,8 +4,8 @@
 //! awsJson1.1: `POST /`, `X-Amz-Target: AWSMPMeteringService.<Op>`, JSON both ways, errors
 //! from `X-Amzn-Errortype`, then body `code`, then `__type`.
 
+use crate::operation::ReadOutput;
 use http::HeaderMap;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::{Error, ErrorCode};
@@ -123,7 +123,7 @@ pub(crate) fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Erro
 }
 
 /// Reads a successful response body as `O`.
-pub(crate) fn parse_output<O: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<O, Error> {
+pub(crate) fn parse_output<O: ReadOutput>(operation: &str, body: &[u8]) -> Result<O, Error> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -148,6 +148,9 @@ pub(crate) fn parse_output<O: DeserializeOwned>(operation: &str, body: &[u8]) ->
     // checking it again (a quarter of the parse of a 25-result response).
     let text = std::str::from_utf8(body)
         .map_err(|e| Error::new(ErrorCode::InvalidResponse, unreadable(&e)).with_source(e))?;
+    if let Some(out) = O::read_direct(text) {
+        return Ok(out);
+    }
     serde_json::from_str(text)
         .map_err(|e| Error::new(ErrorCode::InvalidResponse, unreadable(&e)).with_source(e))
 }

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod read;
+
 use super::{fluent_builder, forward, Operation};
 use crate::error::{BatchMeterUsageError, BuildError};
 use crate::types::{field, list_field, UsageRecord, UsageRecordResult};

@@ -20,7 +20,7 @@ pub(crate) trait Operation {
     /// `X-Amz-Target`: `AWSMPMeteringService.<NAME>`.
     const TARGET: &'static str;
     type Input: Serialize + Send + Sync;
-    type Output: DeserializeOwned + Send;
+    type Output: ReadOutput + Send;
     /// Checks the input against the model's constraints.
     fn validate(input: &Self::Input) -> Result<(), Error>;
     /// A guess at the serialized size, so the body is written without reallocating.
@@ -31,6 +31,23 @@ pub(crate) trait Operation {
     fn prepare(_input: &mut Self::Input) {}
     /// Stores the response metadata on the output.
     fn set_meta(output: &mut Self::Output, meta: ResponseMetadata);
+}
+
+/// How a successful response's body is read: serde_json, unless the output has a reader of
+/// its own for the shape the service writes (which leaves anything else to serde_json).
+pub(crate) trait ReadOutput: DeserializeOwned {
+    fn read_direct(_text: &str) -> Option<Self> {
+        None
+    }
+}
+
+impl ReadOutput for meter_usage::MeterUsageOutput {}
+impl ReadOutput for register_usage::RegisterUsageOutput {}
+impl ReadOutput for resolve_customer::ResolveCustomerOutput {}
+impl ReadOutput for batch_meter_usage::BatchMeterUsageOutput {
+    fn read_direct(text: &str) -> Option<Self> {
+        batch_meter_usage::read::read(text)
+    }
 }
 
 /// Generates a fluent builder that wraps an input builder and a client.
