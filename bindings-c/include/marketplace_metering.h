@@ -395,8 +395,9 @@ enum mm_meter_durability
    */
   MM_METER_DURABILITY_GROUP = 1,
   /**
-   * At once, buffered in memory and written at every flush: a crash loses the events
-   * recorded since the last flush.
+   * At once, buffered in memory and written at every flush, at `mm_meter_free`, and at
+   * `exit()` (a return from `main`) for a meter not yet freed: a crash, a signal that kills
+   * the process, or `_exit()` loses the events recorded since the last of those.
    */
   MM_METER_DURABILITY_MEMORY = 2,
 };
@@ -488,8 +489,9 @@ typedef struct mm_meter mm_meter;
  * `mm_meter_new` (which copies it); free it with `mm_meter_config_free`.
  *
  * Defaults: in-memory store (tests only: nothing survives the process), no product code,
- * `MM_METER_MODE_BATCH`, `MM_METER_DURABILITY_DURABLE`, 300 s grace, no zero fill, no
- * background flusher, no callback, the system clock. Setters are not thread-safe on one
+ * `MM_METER_MODE_BATCH`, `MM_METER_DURABILITY_DURABLE`, 300 s grace, no zero fill, a
+ * background flush every 60 s on the library's runtime (0 seconds turns it off), no callback,
+ * the system clock. Setters are not thread-safe on one
  * config; `mm_meter_new` from several threads at once is.
  */
 typedef struct mm_meter_config mm_meter_config;
@@ -942,8 +944,11 @@ mm_status mm_config_set_app_id(struct mm_config *config, const char *app_id);
  * Sets a callback called once per attempt of every call of clients made from this config,
  * on the calling thread, after the call returns and before the operation function does
  * (so in order, never concurrently for one call; calls on other threads may call it at the
- * same time). `user_data` is passed back as is and must be usable from those threads. NULL
- * `callback` removes it. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+ * same time). `user_data` is passed back as is and must be usable from those threads; it
+ * must stay valid until every client made from this config is freed (freeing the config does
+ * not end them). The callback must return: it must not unwind (a C++ exception) or
+ * `longjmp` out. Calls a meter makes are not passed to it. NULL `callback` removes it.
+ * `config` NULL → `MM_STATUS_NULL_PARAMETER`.
  */
 mm_status mm_config_set_log_callback(struct mm_config *config,
                                      mm_log_callback callback,

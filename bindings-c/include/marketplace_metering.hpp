@@ -1016,8 +1016,13 @@ class UsageMeter {
   /// not under it; without a thread, both stay, leaked.
   void free_meter() noexcept {
     mm_meter *m = h_.release();
-    if (!m || mm_meter_free(m) == MM_STATUS_OK) return;
+    if (!m) return;
+    mm_status st = mm_meter_free(m);
+    if (st == MM_STATUS_OK) return;
     auto *callback = on_event_.release();
+    // Any other failure (a caught panic) has freed the handle already: it is not freed again,
+    // and the callback it may still reach is left, leaked.
+    if (st != MM_STATUS_INVALID_STATE) return;
     try {
       std::thread([m, callback] {
         (void)mm_meter_free(m);

@@ -335,8 +335,11 @@ unsafe impl Sync for UserData {}
 /// Sets a callback called once per attempt of every call of clients made from this config,
 /// on the calling thread, after the call returns and before the operation function does
 /// (so in order, never concurrently for one call; calls on other threads may call it at the
-/// same time). `user_data` is passed back as is and must be usable from those threads. NULL
-/// `callback` removes it. `config` NULL → `MM_STATUS_NULL_PARAMETER`.
+/// same time). `user_data` is passed back as is and must be usable from those threads; it
+/// must stay valid until every client made from this config is freed (freeing the config does
+/// not end them). The callback must return: it must not unwind (a C++ exception) or
+/// `longjmp` out. Calls a meter makes are not passed to it. NULL `callback` removes it.
+/// `config` NULL → `MM_STATUS_NULL_PARAMETER`.
 #[no_mangle]
 pub extern "C" fn mm_config_set_log_callback(
     config: *mut mm_config,

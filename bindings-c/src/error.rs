@@ -105,6 +105,11 @@ impl ErrorData {
         ErrorData::local(mm_status::NullParameter, &format!("{what} is NULL"))
     }
 
+    /// A call on a handle that cannot take it now.
+    pub fn invalid_state(message: &str) -> ErrorData {
+        ErrorData::local(mm_status::InvalidState, message)
+    }
+
     /// A caught panic.
     pub fn panic() -> ErrorData {
         ErrorData::local(

@@ -155,19 +155,19 @@ pub(crate) unsafe fn tag_args(
     if n == 0 {
         return Ok(Vec::new());
     }
-    count_arg(n, marketplace_metering::validate::MAX_TAGS, "n_tags")?;
     if tags.is_null() {
         return Err(ErrorData::null("tags"));
     }
+    count_arg(n, marketplace_metering::validate::MAX_TAGS, "n_tags")?;
     // SAFETY: per the contract above.
     let tags = unsafe { std::slice::from_raw_parts(tags, n) };
     let mut out = Vec::with_capacity(n);
-    for t in tags {
+    for (i, t) in tags.iter().enumerate() {
         // SAFETY: per the contract above.
         let (k, v) = unsafe {
             (
-                ffi::str_arg(t.key, "tag key")?,
-                ffi::str_arg(t.value, "tag value")?,
+                ffi::str_arg(t.key, &format!("tags[{i}].key"))?,
+                ffi::str_arg(t.value, &format!("tags[{i}].value"))?,
             )
         };
         out.push((k.to_owned(), v.to_owned()));

@@ -489,6 +489,46 @@ static void test_file_store_survives_reopening(const mm_test_emulator *e, const 
   pthread_mutex_destroy(&ev.mu);
 }
 
+/* ---- 3b. a program that exits without mm_meter_free keeps what memory durability buffered ---- */
+
+static const char *self_path;
+
+/* The child's side (this program run again with --record-and-exit PATH ENDPOINT): records into
+ * a memory-durability meter and returns from main without freeing anything. */
+static int record_and_exit(const char *path, const char *endpoint) {
+  mm_test_emulator fake;
+  memset(&fake, 0, sizeof fake);
+  snprintf(fake.endpoint, sizeof fake.endpoint, "%s", endpoint);
+  mm_client *client = mm_test_client(&fake, 1);
+  mm_clock *clock = mm_clock_new(mm_test_now(0));
+  if (!client || !clock) return 2;
+  mm_meter *m = new_meter(client, path, MM_METER_DURABILITY_MEMORY, clock, NULL, 0);
+  record(m, "cust-exit", "users", 6);
+  return mm_test_failures ? 3 : 0; /* exit(): no mm_meter_free, no mm_shutdown */
+}
+
+static void test_exit_keeps_the_memory_buffer(const mm_test_emulator *e, const mm_client *client,
+                                              const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/exit.db", dir);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* it leaks the meter on purpose */
+    execl(self_path, self_path, "--record-and-exit", path, e->endpoint, (char *)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  mm_meter *m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, NULL, NULL, 0);
+  status_result counts;
+  mm_error *err = NULL;
+  CHECK_OK(get_status(m, &counts, &err), err);
+  CHECK(counts.pending == 1);
+  mm_meter_free(m);
+  remove_db(path);
+}
+
 /* ---- 4. bad input names the field --------------------------------------------------------- */
 
 static void expect_field(mm_status st, mm_error *err, mm_status want, const char *field, int line) {
@@ -564,6 +604,13 @@ static void test_bad_input(const mm_client *client) {
   st = mm_meter_register_customer(m, "cust-1", NULL, NULL, one_dim, (size_t)1 << 40, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "n_dimensions", __LINE__);
   err = NULL;
+  /* Which element is wrong, and a NULL array is NULL whatever its count. */
+  const char *bad_dims[2] = {"users", "\xff"};
+  st = mm_meter_register_customer(m, "cust-1", NULL, NULL, bad_dims, 2, &err);
+  expect_field(st, err, MM_STATUS_INVALID_INPUT, "dimensions[1]", __LINE__);
+  err = NULL;
+  CHECK(mm_meter_register_customer(m, "cust-1", NULL, NULL, NULL, (size_t)1 << 40, NULL) ==
+        MM_STATUS_NULL_PARAMETER);
   ev = usage_event("cust-1", "users", 1);
   CHECK(mm_usage_event_set_dimension(ev, "\xff\xfe") == MM_STATUS_INVALID_INPUT);
   CHECK(mm_usage_event_set_dimension(ev, NULL) == MM_STATUS_NULL_PARAMETER);
@@ -1182,7 +1229,9 @@ static void test_fleet(const mm_test_emulator *e, const mm_client *client, const
   CHECK(private_postgres("stop", pg, NULL, 0) == 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "--record-and-exit") == 0) return record_and_exit(argv[2], argv[3]);
+  self_path = argv[0];
   mm_test_emulator e;
   if (mm_test_emulator_start(&e) != 0) return 2;
   mm_client *client = mm_test_client(&e, 3);
@@ -1199,6 +1248,7 @@ int main(void) {
   test_dead_letter(&e, client);
   test_meter_usage_has_no_customer(client, dir);
   test_file_store_survives_reopening(&e, client, dir);
+  test_exit_keeps_the_memory_buffer(&e, client, dir);
   test_bad_input(client);
   test_callbacks_from_other_threads(&e, client, dir);
   test_interrupted_and_unprocessed(&e, client);

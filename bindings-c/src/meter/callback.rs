@@ -135,11 +135,16 @@ impl Gate {
         }
     }
 
+    /// Whether this is a child after `fork()` of the process that made the gate.
+    pub(crate) fn forked(&self) -> bool {
+        self.pid != std::process::id()
+    }
+
     /// Closes the gate and waits until no callback runs. In a child after `fork()` it waits
     /// for nothing, and does not even lock (a parent thread may have held the lock): no
     /// thread of the child runs a callback of the parent's meter.
     pub(crate) fn close(&self) {
-        if self.pid != std::process::id() {
+        if self.forked() {
             return;
         }
         let mut g = self.lock();

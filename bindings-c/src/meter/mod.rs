@@ -38,8 +38,7 @@ pub use record::*;
 pub use requeue::*;
 pub use results::*;
 
-use std::mem::ManuallyDrop;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Once, PoisonError, RwLock, Weak};
 
 use marketplace_metering::meter::{MeterConfig, MeterMode, Store};
 use marketplace_metering::{Error, UsageMeter};
@@ -48,22 +47,99 @@ use crate::client::mm_client;
 use crate::error::{mm_error, mm_status, ErrorData};
 use crate::ffi::{self, Castable};
 
+/// The core meter of a handle: `None` once `mm_meter_free` has taken it.
+type Cell = RwLock<Option<UsageMeter>>;
+
 /// What an `mm_meter` holds.
 pub struct MeterHandle {
-    meter: ManuallyDrop<UsageMeter>,
+    meter: Arc<Cell>,
     mode: MeterMode,
     gate: Arc<Gate>,
 }
 
-impl Drop for MeterHandle {
-    fn drop(&mut self) {
-        // First the core meter (joins the group committer, writes buffered events — whose late
-        // events may still reach the callback), then the gate: a background flush that still
-        // holds the core meter can no longer call back.
-        // SAFETY: dropped once, here; never used afterwards.
-        unsafe { ManuallyDrop::drop(&mut self.meter) };
+impl MeterHandle {
+    /// The core meter, unless the handle is being freed.
+    fn live(&self) -> Option<UsageMeter> {
+        self.meter
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Drops the core meter (joins the group committer, writes buffered events, whose late
+    /// events may still reach the callback), then closes the gate: a background flush that
+    /// still holds the core meter can no longer call back.
+    ///
+    /// Through a shared reference, before the handle itself is freed: a callback running
+    /// meanwhile may call `mm_meter_get_status` and others on this handle, which then find
+    /// no meter (`MM_STATUS_INVALID_STATE`) instead of a dropped one. In a child after
+    /// `fork()` a parent thread may have held the lock: the meter is then left alone (the
+    /// core's drop touches nothing there anyway).
+    fn release(&self) {
+        let meter = if self.gate.forked() {
+            self.meter.try_write().ok().and_then(|mut m| m.take())
+        } else {
+            self.meter
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        };
+        drop(meter);
         self.gate.close();
     }
+}
+
+impl Drop for MeterHandle {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Every meter not yet freed, for the exit hook.
+static LIVE: Mutex<Vec<Weak<Cell>>> = Mutex::new(Vec::new());
+static EXIT_HOOK: Once = Once::new();
+/// The process that registered the exit hook: a forked child's `exit()` runs it too.
+static HOOK_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Lists a new meter for the exit hook, registering the hook with the first.
+fn list_for_exit(cell: &Arc<Cell>) {
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> std::ffi::c_int;
+    }
+    EXIT_HOOK.call_once(|| {
+        HOOK_PID.store(std::process::id(), std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: registers a function that takes no argument and never unwinds.
+        unsafe { atexit(write_buffers_at_exit) };
+    });
+    let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    live.retain(|w| w.strong_count() > 0);
+    live.push(Arc::downgrade(cell));
+}
+
+/// At `exit()` (a return from `main`): writes what `MM_METER_DURABILITY_MEMORY` buffered in
+/// every meter not yet freed to its store, as the Python and JVM faces do at exit, so that a
+/// program that ends without `mm_meter_free` keeps it (a file store sends it after a
+/// restart). Meters stay open: another exit handler may still use them. Does nothing in a
+/// forked child (the buffers are the parent's, and a parent thread may have held the list).
+extern "C" fn write_buffers_at_exit() {
+    if HOOK_PID.load(std::sync::atomic::Ordering::SeqCst) != std::process::id() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(|| {
+        let cells: Vec<_> = LIVE
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for cell in cells {
+            // A clone, so a write that waits on the store does not hold the cell.
+            let meter = cell.read().unwrap_or_else(PoisonError::into_inner).clone();
+            if let Some(m) = meter {
+                m.write_buffered_at_exit();
+            }
+        }
+    });
 }
 
 /// A usage meter: records billable events and bills every customer-hour exactly once (see the
@@ -151,12 +227,9 @@ pub extern "C" fn mm_meter_new(
             b = b.on_event(move |e| gate.run(|| deliver(cb, &e)));
         }
         let config = b.build().map_err(Error::from)?;
-        let meter = UsageMeter::new(config)?;
-        let handle = MeterHandle {
-            meter: ManuallyDrop::new(meter),
-            mode,
-            gate,
-        };
+        let meter = Arc::new(RwLock::new(Some(UsageMeter::new(config)?)));
+        list_for_exit(&meter);
+        let handle = MeterHandle { meter, mode, gate };
         // SAFETY: checked non-NULL above.
         unsafe { ffi::write_out::<mm_meter>(meter_out, handle) };
         Ok(())
@@ -179,7 +252,10 @@ pub extern "C" fn mm_meter_free(meter: *mut mm_meter) -> mm_status {
     ffi_boundary!(std::ptr::null_mut(), {
         // SAFETY: NULL or a live meter.
         if let Some(h) = unsafe { ffi::opt_ref(meter.cast_const()) } {
-            h.meter.refuse_in_event_callback("mm_meter_free")?;
+            if let Some(m) = h.live() {
+                m.refuse_in_event_callback("mm_meter_free")?;
+            }
+            h.release();
         }
         // SAFETY: NULL or a meter made by mm_meter_new, freed once.
         unsafe { ffi::free(meter) };
@@ -199,8 +275,12 @@ pub(crate) fn with_meter(
     ffi_boundary!(err_out, {
         // SAFETY: NULL or a live meter.
         let h = unsafe { ffi::req_ref(meter, "meter") }?;
-        let (mode, m) = (h.mode, UsageMeter::clone(&h.meter));
-        f(mode, &m)
+        let m = h.live().ok_or_else(|| {
+            ErrorData::invalid_state(
+                "the meter is being freed (mm_meter_free runs on another thread)",
+            )
+        })?;
+        f(h.mode, &m)
     })
 }
 

@@ -30,8 +30,9 @@ pub enum mm_meter_durability {
     Durable = 0,
     /// After a group commit that batches concurrent callers into one transaction.
     Group = 1,
-    /// At once, buffered in memory and written at every flush: a crash loses the events
-    /// recorded since the last flush.
+    /// At once, buffered in memory and written at every flush, at `mm_meter_free`, and at
+    /// `exit()` (a return from `main`) for a meter not yet freed: a crash, a signal that kills
+    /// the process, or `_exit()` loses the events recorded since the last of those.
     Memory = 2,
 }
 
@@ -59,8 +60,9 @@ pub struct MeterSettings {
 /// `mm_meter_new` (which copies it); free it with `mm_meter_config_free`.
 ///
 /// Defaults: in-memory store (tests only: nothing survives the process), no product code,
-/// `MM_METER_MODE_BATCH`, `MM_METER_DURABILITY_DURABLE`, 300 s grace, no zero fill, no
-/// background flusher, no callback, the system clock. Setters are not thread-safe on one
+/// `MM_METER_MODE_BATCH`, `MM_METER_DURABILITY_DURABLE`, 300 s grace, no zero fill, a
+/// background flush every 60 s on the library's runtime (0 seconds turns it off), no callback,
+/// the system clock. Setters are not thread-safe on one
 /// config; `mm_meter_new` from several threads at once is.
 pub struct mm_meter_config {
     _private: [u8; 0],

@@ -304,6 +304,9 @@ pub extern "C" fn mm_meter_register_customer(
                 license_arn,
             )
         }?;
+        if n_dimensions > 0 && dimensions.is_null() {
+            return Err(ErrorData::null("dimensions"));
+        }
         count_arg(
             n_dimensions,
             marketplace_metering::validate::MAX_DIMENSIONS,
@@ -311,13 +314,11 @@ pub extern "C" fn mm_meter_register_customer(
         )?;
         let mut dims: Vec<&str> = Vec::with_capacity(n_dimensions);
         if n_dimensions > 0 {
-            if dimensions.is_null() {
-                return Err(ErrorData::null("dimensions"));
-            }
             // SAFETY: `dimensions` points to `n_dimensions` readable pointers.
-            for &d in unsafe { std::slice::from_raw_parts(dimensions, n_dimensions) } {
+            let given = unsafe { std::slice::from_raw_parts(dimensions, n_dimensions) };
+            for (i, &d) in given.iter().enumerate() {
                 // SAFETY: NULL or a NUL-terminated string.
-                dims.push(unsafe { ffi::str_arg(d, "dimension") }?);
+                dims.push(unsafe { ffi::str_arg(d, &format!("dimensions[{i}]")) }?);
             }
         }
         m.register_customer(customer, &dims)?;
