@@ -55,6 +55,25 @@ internal inline fun <T> translating(strings: () -> Sequence<Pair<String, String?
         throw unencodable(strings(), e)
     }
 
+/**
+ * Runs [block] like [translating] for a client's or a meter's settings: a string of
+ * [strings] (setting to value) that UTF-8 cannot encode is an [InvalidConfigException] naming
+ * the setting, as every other refused setting is (its value is never shown).
+ */
+internal inline fun <T> translatingSettings(strings: () -> Sequence<Pair<String, String?>>, block: () -> T): T =
+    try {
+        translating(block)
+    } catch (e: java.nio.charset.CharacterCodingException) {
+        val (field, index) = strings().firstNotNullOfOrNull { (name, value) ->
+            value?.loneSurrogateIndex()?.takeIf { it >= 0 }?.let { name to it }
+        } ?: throw unencodable(emptySequence(), e)
+        val number = dev.marketplacemetering.internal.nativeErrorCodes().first { it.code == "InvalidConfig" }.number
+        throw NativeException.Failure(
+            number, "InvalidConfig", "$field: is not well-formed Unicode: a lone surrogate at index $index",
+            field, null, null, 0u, false,
+        ).toPublic().also { it.initCause(e) }
+    }
+
 /** The index of this string's first surrogate that is not one of a pair (what UTF-8 cannot encode), or -1. */
 internal fun String.loneSurrogateIndex(): Int {
     var i = 0

@@ -86,7 +86,7 @@ class MarketplaceMeteringClient private constructor(
     /** The configuration as given. */
     val config: Config,
 ) : AutoCloseable {
-    private val native: NativeClient = translating {
+    private val native: NativeClient = translatingSettings({ settingStrings() }) {
         NativeLibrary.ensurePrepared()
         val creds = config.credentialsProvider
         val profile = (creds as? DefaultChainCredentialsProvider)?.profile ?: config.profile
@@ -114,6 +114,19 @@ class MarketplaceMeteringClient private constructor(
     }
 
     private val resolved = native.resolvedConfig()
+
+    /** The settings' strings, for an error naming one that UTF-8 cannot encode (never its value). */
+    private fun settingStrings(): Sequence<Pair<String, String?>> {
+        val creds = config.credentialsProvider
+        return sequenceOf(
+            "region" to config.region,
+            "endpointUrl" to config.endpointUrl,
+            "profile" to ((creds as? DefaultChainCredentialsProvider)?.profile ?: config.profile),
+            "accessKeyId" to (creds as? StaticCredentialsProvider)?.accessKeyId,
+            "secretAccessKey" to (creds as? StaticCredentialsProvider)?.secretAccessKey,
+            "sessionToken" to (creds as? StaticCredentialsProvider)?.sessionToken,
+        )
+    }
 
     // The blocking forms' way in: one direct native call per operation (Direct.kt). Released by
     // close(), or when the client becomes unreachable unclosed.
@@ -341,7 +354,13 @@ class MarketplaceMeteringClient private constructor(
 
         /** The native library's version. */
         @JvmStatic
-        fun nativeVersion(): String = ffiNativeVersion()
+        fun nativeVersion(): String {
+            // Before the generated bindings load the library: loaded under its plain name
+            // first, a second copy (the cached one) would then serve the blocking calls,
+            // which would not know this copy's clients.
+            NativeLibrary.ensurePrepared()
+            return ffiNativeVersion()
+        }
 
         // Completes CompletableFutures off the native runtime's threads, so that callbacks
         // chained on them may block. Lazy: a process that never asks for a CompletableFuture

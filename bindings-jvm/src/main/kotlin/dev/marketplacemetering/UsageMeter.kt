@@ -239,7 +239,14 @@ class UsageMeter private constructor(
         )
     }
 
-    private val native: NativeMeter = translating {
+    private val native: NativeMeter = translatingSettings({
+        sequenceOf(
+            "path" to config.path?.toString(),
+            "databaseUrl" to config.databaseUrl,
+            "replicaId" to config.replicaId,
+            "productCode" to config.productCode,
+        )
+    }) {
         NativeLibrary.ensurePrepared()
         NativeMeter(
             client.core,
@@ -388,7 +395,14 @@ class UsageMeter private constructor(
         customerAwsAccountId: String? = null,
         licenseArn: String? = null,
         hour: Instant? = null,
-    ): Long = translating {
+    ): Long = translating({
+        sequenceOf(
+            "reason" to reason,
+            "customerIdentifier" to customerIdentifier,
+            "customerAwsAccountId" to customerAwsAccountId,
+            "licenseArn" to licenseArn,
+        )
+    }) {
         native.requeue(reason, customerIdentifier, customerAwsAccountId, licenseArn, hour).toLong()
     }
 

@@ -145,6 +145,17 @@ class ErrorsTest {
             }
             assertEquals(field, e.field, e.message)
         }
+        // A lone surrogate in a setting: InvalidConfig naming the setting, never its value
+        // (it was a raw CharacterCodingException).
+        for ((field, setting) in listOf<Pair<String, MarketplaceMeteringClient.Builder.() -> Unit>>(
+            "region" to { region = "us-east-1\uD800" },
+            "profile" to { profile = "p\uDC00" },
+            "secretAccessKey" to { credentialsProvider = StaticCredentialsProvider("AKID", "zqzq\uD800zq") },
+        )) {
+            val e = assertThrows(InvalidConfigException::class.java) { emulator.client(setting) }
+            assertEquals(field, e.field, e.message)
+            assertTrue(!e.message!!.contains("zq") && !e.message!!.contains("us-east-1"), e.message)
+        }
     }
 
     @Test

@@ -223,6 +223,13 @@ class MeterTest {
             // Half a surrogate pair: no UTF-8 for it.
             val half = assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users\uD800", 1) }
             assertEquals("dimension", half.field)
+            // requeue's filters and the meter's settings too (they were a raw, checked
+            // CharacterCodingException that Java cannot even catch by name).
+            assertEquals("reason", assertThrows(InvalidInputException::class.java) { m.requeue(reason = "x\uDC00") }.field)
+            val setting = assertThrows(InvalidConfigException::class.java) {
+                UsageMeter(client) { productCode = "prod\uD800" }
+            }
+            assertEquals("productCode", setting.field, setting.message)
             assertTrue(half.message!!.contains("dimension: is not well-formed Unicode: a lone surrogate at index 5"), half.message)
             assertEquals(
                 "allocations[0].Tags[0].Key",

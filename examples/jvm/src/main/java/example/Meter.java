@@ -22,6 +22,7 @@ import java.util.TreeMap;
 
 public final class Meter {
   public static void main(String[] args) {
+    System.out.println("marketplace-metering " + MarketplaceMeteringClient.nativeVersion());
     int status;
     try (Emulator emulator = new Emulator();
         MarketplaceMeteringClient client = emulator.client()) {
