@@ -10,6 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 wheels="${CARGO_TARGET_DIR:-$root/target}/wheels"
+# Debian's python3 makes no venv without python3-venv (ensurepip).
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq python3-venv >/dev/null
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade "pip>=25.1"

@@ -77,3 +77,6 @@ with open(sys.argv[2], "w") as f:
     f.write("".join(s + "\n" for s in sorted(order)))
 print(f"link-order.sh: {len(order)} functions written to {sys.argv[2]}")
 EOF
+# The symbols' hashes depend on the compiler: scripts/cold-rss.py compares this with the
+# compiler of the build it measures.
+rustc -V > bindings-python/link-order.rustc
