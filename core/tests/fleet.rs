@@ -359,6 +359,61 @@ async fn a_bucket_full_across_replicas_refuses_the_record_that_would_pass_the_ma
     assert_eq!(out, "0", "sealed hours leave no partial rows");
 }
 
+/// Memory durability acknowledges a record at once, checked against the replica's own
+/// buffer only: two replicas may each take 1.5e9 of one customer-hour. The drain that
+/// finds no room in that hour puts the usage in the next hour with room, as the local
+/// store's drain does; it was kept buffered under its full hour, so a replica that closed
+/// mid-hour dropped it with a log line.
+#[tokio::test]
+async fn memory_durability_usage_past_the_maximum_lands_in_a_later_hour() {
+    let (emu, url, b, clock) = start();
+    let replica = |id: &str| {
+        UsageMeter::new(
+            builder(&emu, Store::postgres(&url), &clock)
+                .replica_id(id)
+                .durability(Durability::Memory)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let a = replica("a");
+    a.record(cust(1), "users", 1_500_000_000, None, None)
+        .unwrap();
+    a.flush().await.unwrap();
+    let late = Arc::new(Mutex::new(Vec::new()));
+    let seen = late.clone();
+    let other = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .replica_id("b")
+            .durability(Durability::Memory)
+            .on_event(move |e| {
+                if let MeterEventKind::LateEvent { counted_in_hour } = e.kind {
+                    seen.lock()
+                        .unwrap()
+                        .push((e.hour, counted_in_hour, e.quantity));
+                }
+            })
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    other
+        .record(cust(1), "users", 1_500_000_000, None, None)
+        .unwrap();
+    other.close().await.unwrap();
+    drop(other);
+    clock.store(b + H + 600, Ordering::SeqCst);
+    a.flush().await.unwrap();
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(
+        m[&("cust-1".into(), "users".into(), b - H)],
+        (1_500_000_000, 1)
+    );
+    assert_eq!(m[&("cust-1".into(), "users".into(), b)], (1_500_000_000, 1));
+    assert_eq!(*late.lock().unwrap(), [(b - H, b, 1_500_000_000)]);
+}
+
 /// A lone replica's small records sit in the journal until a fold; a record that would
 /// take the bucket past the maximum is still refused, counting what the journal holds, and
 /// the largest record that fits is taken.

@@ -453,38 +453,66 @@ impl Shared {
         }
     }
 
+    /// A drain's write to the fleet store. What `record()` acknowledged must land: an entry
+    /// the maximum refuses in its hour (`memory` durability checks only the replica's own
+    /// buffer, so replicas together may pass it) is written again in the next hour, up to
+    /// 48 hours on, as the local store's drain does, with a late event for it.
     async fn write_fleet(
         &self,
         f: &fleet::Fleet,
-        entries: Buffer,
-        seq: Option<i64>,
+        mut entries: Buffer,
+        mut seq: Option<i64>,
     ) -> Result<(), Error> {
-        let in_flight = InFlight::default();
-        let mut guard = PutBack {
-            shared: self,
-            entries: Some(entries),
-            in_flight: &in_flight,
-        };
-        let r = match &guard.entries {
-            Some(e) => {
-                f.write_keyed(
-                    &self.scope.product_code,
-                    e,
-                    self.current_hour(),
-                    seq,
-                    &in_flight,
-                )
-                .await
+        // A moved entry's key → the key it was recorded under.
+        let mut moved: HashMap<BucketKey, BucketKey> = HashMap::new();
+        let mut tries = 0;
+        loop {
+            let in_flight = InFlight::default();
+            let mut guard = PutBack {
+                shared: self,
+                entries: Some(entries),
+                in_flight: &in_flight,
+            };
+            let current = self.current_hour();
+            let r = match &guard.entries {
+                Some(e) => {
+                    f.write_keyed(&self.scope.product_code, e, current, seq, &in_flight)
+                        .await
+                }
+                None => Ok(Written::default()),
+            };
+            let mut written = guard.entries.take().unwrap_or_default();
+            let mut w = match r {
+                Ok(w) => w,
+                Err(e) => {
+                    self.put_back(written, in_flight.take());
+                    return Err(e);
+                }
+            };
+            for (k, acc) in &written {
+                let landed = !w.refused.iter().any(|(r, _)| r == k);
+                if let Some(from) = moved.get(k).filter(|_| landed) {
+                    w.late.push(late_event(from, acc.quantity, k.hour));
+                }
             }
-            None => Ok(Written::default()),
-        };
-        let entries = guard.entries.take().unwrap_or_default();
-        match r {
-            Ok(w) => self.drained(entries, Ok(w)),
-            Err(e) => {
-                self.put_back(entries, in_flight.take());
-                Err(e)
+            if w.refused.is_empty() || tries >= 48 {
+                return self.drained(written, Ok(w));
             }
+            tries += 1;
+            let mut next = Buffer::new();
+            for (k, _) in std::mem::take(&mut w.refused) {
+                if let Some((k, acc)) = written.remove_entry(&k) {
+                    let from = moved.remove(&k).unwrap_or_else(|| k.clone());
+                    let to = BucketKey {
+                        hour: k.hour.max(current).saturating_add(3600),
+                        ..k
+                    };
+                    moved.insert(to.clone(), from);
+                    next.insert(to, acc);
+                }
+            }
+            self.emit(w.late);
+            (entries, seq) = (next, None);
         }
     }
 
