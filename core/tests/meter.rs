@@ -1496,6 +1496,52 @@ fn no_bucket_passes_the_models_maximum() {
     }
 }
 
+/// A group commit sums its events per bucket. When that sum with what the store holds would
+/// pass the model's maximum, each event is still judged on its own, in arrival order, as the
+/// durable mode judges it: the one that fits is counted, only the one that does not is
+/// refused (both were refused, the first with a non-retryable error telling its caller that
+/// nothing of it was counted).
+#[test]
+fn a_group_past_the_maximum_refuses_only_the_events_that_do_not_fit() {
+    let path = temp_db("group-max");
+    let (emu, h, b, meter) = scenario_with(Store::sqlite(&path), 1, |c| {
+        c.durability(Durability::Group)
+            .group_commit(Duration::from_millis(500), 3)
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    h.set(b + 10);
+    let max = i64::from(i32::MAX);
+    meter
+        .record(cust(1), "users", max - 10, None, None)
+        .unwrap();
+    // Queued together: the committer waits for a third event or half a second.
+    let queue = |q: i64| {
+        meter
+            .record_in_group(Some(&cust(1)), "users", q, None, None)
+            .unwrap()
+            .expect("the group mode")
+    };
+    let (fits, too_much, fits_too) = (queue(5), queue(10), queue(5));
+    let (fits, too_much, fits_too) =
+        rt.block_on(async { (fits.await, too_much.await, fits_too.await) });
+    fits.unwrap();
+    fits_too.unwrap();
+    let e = too_much.unwrap_err();
+    assert_eq!(
+        (e.error_code(), e.field()),
+        (ErrorCode::InvalidInput, Some("quantity")),
+        "{e}"
+    );
+    assert!(e.message().contains("2147483647"), "{e}");
+    h.set(b + H + 600);
+    meter.flush_blocking().unwrap();
+    let got = ledger_map(&emu.ledger());
+    assert_eq!(got[&("cust-1".into(), "users".into(), b)], (max, 1));
+}
+
 /// `record_in_group`, as the Node face calls it: thousands of events in flight from one
 /// runtime thread, each waiting for its group commit without a thread of its own, billed
 /// exactly; a refused event (bad input at once, a full bucket through the future); a future

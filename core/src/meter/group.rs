@@ -10,12 +10,16 @@ use crate::{Error, ErrorCode};
 use super::store::Allocs;
 use super::{lock, overflow_error, BucketKey, Buffer, MeterEvent, Shared, MAX_BUCKET};
 
-/// What a group commit did: the buckets refused for the model's maximum, and the error the
-/// other events get (the commit's, or its outcome unknown).
+/// A commit's error for its callers: code, message, retryable.
+type Failure = (ErrorCode, String, bool);
+
+/// What a group commit did: the events (by their place in the group) refused for the model's
+/// maximum, with the sum they would have made; the events whose own write failed; and the
+/// error the other events get (the commit's, or its outcome unknown).
 pub(super) struct Outcome {
-    refused: Vec<(BucketKey, i64)>,
-    /// The commit's error for every caller: code, message, retryable.
-    error: Option<(ErrorCode, String, bool)>,
+    refused: Vec<(usize, i64)>,
+    failed: Vec<(usize, Failure)>,
+    error: Option<Failure>,
 }
 
 /// One group commit's result; its callers park (or, async, wait) until it is set.
@@ -32,13 +36,15 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    /// This caller's outcome once the commit is done: its event is `key` and `quantity`.
-    fn outcome(&self, key: &BucketKey, quantity: i64) -> Option<Result<(), Error>> {
+    /// This caller's outcome once the commit is done: its event is the group's `event`th,
+    /// of `quantity` into `key`.
+    fn outcome(&self, event: usize, key: &BucketKey, quantity: i64) -> Option<Result<(), Error>> {
         self.result.get().map(|r| {
-            if let Some((k, total)) = r.refused.iter().find(|(k, _)| k == key) {
-                return Err(overflow_error(k, quantity, *total));
+            if let Some((_, total)) = r.refused.iter().find(|(i, _)| *i == event) {
+                return Err(overflow_error(key, quantity, *total));
             }
-            match &r.error {
+            let failure = r.failed.iter().find(|(i, _)| *i == event).map(|(_, f)| f);
+            match failure.or(r.error.as_ref()) {
                 Some((code, message, retryable)) => {
                     Err(Error::new(*code, message.clone()).with_retryable(*retryable))
                 }
@@ -47,14 +53,20 @@ impl Slot {
         })
     }
 
-    /// Waits for the commit; `key` and `quantity` are this caller's event. `spin`: whether
-    /// commits are quick enough to yield for before parking (see [`Group::spin`]).
-    pub(super) fn wait(&self, key: &BucketKey, quantity: i64, spin: bool) -> Result<(), Error> {
+    /// Waits for the commit; `event`, `key` and `quantity` are this caller's event. `spin`:
+    /// whether commits are quick enough to yield for before parking (see [`Group::spin`]).
+    pub(super) fn wait(
+        &self,
+        event: usize,
+        key: &BucketKey,
+        quantity: i64,
+        spin: bool,
+    ) -> Result<(), Error> {
         // A commit that does not wait for the disk takes tens of microseconds, less than a
         // park/unpark round trip costs on a VM: yield for a while before parking.
         let spin_until = std::time::Instant::now() + if spin { SPIN } else { Duration::ZERO };
         loop {
-            if let Some(r) = self.outcome(key, quantity) {
+            if let Some(r) = self.outcome(event, key, quantity) {
                 return r;
             }
             if std::time::Instant::now() < spin_until {
@@ -66,12 +78,17 @@ impl Slot {
     }
 
     /// [`Self::wait`] without a thread: resolves when the commit is done.
-    pub(super) async fn committed(&self, key: &BucketKey, quantity: i64) -> Result<(), Error> {
+    pub(super) async fn committed(
+        &self,
+        event: usize,
+        key: &BucketKey,
+        quantity: i64,
+    ) -> Result<(), Error> {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(r) = self.outcome(key, quantity) {
+            if let Some(r) = self.outcome(event, key, quantity) {
                 return r;
             }
             notified.await;
@@ -89,6 +106,9 @@ impl Slot {
 
 pub(super) struct GroupQueue {
     pub(super) open: Buffer,
+    /// The open group's events in arrival order (an event's place is its caller's name for
+    /// it): written again one at a time when their bucket's sum passes the maximum.
+    pub(super) events: Vec<(BucketKey, i64, Option<Allocs>)>,
     pub(super) count: usize,
     pub(super) slot: Arc<Slot>,
     /// The callers waiting for `slot`.
@@ -98,14 +118,15 @@ pub(super) struct GroupQueue {
     /// commit released. Callers wake the committer only on the first event of a group and
     /// when this many have arrived.
     pub(super) want: usize,
-    /// The open group's late events, each with the bucket it lands in: reported once the
-    /// commit counted them.
-    pub(super) late: Vec<(BucketKey, MeterEvent)>,
+    /// The open group's late events, each with its event's place in the group: reported
+    /// once the commit counted them.
+    pub(super) late: Vec<(usize, MeterEvent)>,
 }
 
 impl GroupQueue {
     /// Adds an event to the open group and wakes the committer when the group starts or is
-    /// complete; returns the group's slot. Refused: any event once the meter is stopping,
+    /// complete; returns the group's slot and the event's place in the group. Refused: any
+    /// event once the meter is stopping,
     /// and an event that would take its bucket's sum in this group past the model's maximum
     /// (the events before it stand; the commit checks the sum with what the store holds).
     pub(super) fn push(
@@ -116,7 +137,7 @@ impl GroupQueue {
         allocs: Option<Allocs>,
         late: Option<MeterEvent>,
         max_events: usize,
-    ) -> Result<Arc<Slot>, Error> {
+    ) -> Result<(Arc<Slot>, usize), Error> {
         if self.stop {
             return Err(Error::invalid_state("the meter is closed"));
         }
@@ -125,15 +146,17 @@ impl GroupQueue {
         if total > MAX_BUCKET {
             return Err(overflow_error(&key, quantity, total));
         }
+        let event = self.events.len();
         if let Some(ev) = late {
-            self.late.push((key.clone(), ev));
+            self.late.push((event, ev));
         }
+        self.events.push((key.clone(), quantity, allocs.clone()));
         self.open.entry(key).or_default().add(quantity, allocs);
         self.count += 1;
         if self.count == 1 || self.count == self.want || self.count >= max_events {
             cv.notify_one();
         }
-        Ok(self.slot.clone())
+        Ok((self.slot.clone(), event))
     }
 }
 
@@ -174,7 +197,7 @@ pub(super) fn committer(
     use std::time::Instant;
     let mut last_commit = Duration::ZERO;
     loop {
-        let (batch, slot, n, waiters, late) = {
+        let (batch, events, slot, n, waiters, late) = {
             let mut q = lock(&group.queue);
             while q.count == 0 && !q.stop {
                 q = group.cv.wait(q).unwrap_or_else(|p| p.into_inner());
@@ -211,11 +234,12 @@ pub(super) fn committer(
             let n = q.count;
             q.count = 0;
             let batch = std::mem::take(&mut q.open);
+            let events = std::mem::take(&mut q.events);
             let late = std::mem::take(&mut q.late);
             let slot = std::mem::take(&mut q.slot);
             let waiters = std::mem::take(&mut q.waiters);
             group.room.notify_all();
-            (batch, slot, n, waiters, late)
+            (batch, events, slot, n, waiters, late)
         };
         let started = Instant::now();
         let result = shared.write_store(batch, false);
@@ -223,14 +247,18 @@ pub(super) fn committer(
         group.spin.store(last_commit < SPIN, Ordering::Relaxed);
         // The callers released now are the ones expected in the next group.
         lock(&group.queue).want = n.max(1);
-        let error = |e: Error| Some((e.error_code(), e.message().to_owned(), e.is_retryable()));
+        let failure = |e: Error| (e.error_code(), e.message().to_owned(), e.is_retryable());
         match result {
-            Ok(w) => {
+            Ok(mut w) => {
+                let (refused, failed) = one_at_a_time(&shared, events, &mut w);
+                let judged = |i: &usize| {
+                    refused.iter().any(|(r, _)| r == i) || failed.iter().any(|(f, _)| f == i)
+                };
                 // Counted (or, its outcome unknown, kept to be counted once): all but those
-                // refused.
+                // refused or failed.
                 let counted: Vec<MeterEvent> = late
                     .into_iter()
-                    .filter(|(k, _)| !w.refused.iter().any(|(r, _)| r == k))
+                    .filter(|(i, _)| !judged(i))
                     .map(|(_, ev)| ev)
                     .collect();
                 // Before the callers wake, as when the caller's own thread reported them: a
@@ -238,8 +266,9 @@ pub(super) fn committer(
                 // own moves are reported after, as before.)
                 shared.emit(counted);
                 let outcome = Outcome {
-                    refused: w.refused,
-                    error: w.unknown.and_then(error),
+                    refused,
+                    failed,
+                    error: w.unknown.map(failure),
                 };
                 slot.finish(outcome, waiters);
                 shared.emit(w.late);
@@ -247,10 +276,60 @@ pub(super) fn committer(
             Err(e) => {
                 let outcome = Outcome {
                     refused: Vec::new(),
-                    error: error(e),
+                    failed: Vec::new(),
+                    error: Some(failure(e)),
                 };
                 slot.finish(outcome, waiters)
             }
         }
     }
+}
+
+/// The events refused for the maximum (with the sum they would have made) and those whose
+/// own write failed, by their place in the group.
+type Judged = (Vec<(usize, i64)>, Vec<(usize, Failure)>);
+
+/// The group wrote each bucket's sum; a bucket whose sum the store refused (past the model's
+/// maximum with what it holds) is written again an event at a time, in arrival order, so
+/// that each caller is told about its own event as the durable mode tells it: an event that
+/// fits is counted, one that does not is refused with the sum it would have made. Returns
+/// the refused events and those whose own write failed; the store's moves join `w.late`.
+fn one_at_a_time(
+    shared: &Shared,
+    events: Vec<(BucketKey, i64, Option<Allocs>)>,
+    w: &mut super::Written,
+) -> Judged {
+    let (mut refused, mut failed) = (Vec::new(), Vec::new());
+    if w.refused.is_empty() {
+        return (refused, failed);
+    }
+    let over: Vec<BucketKey> = std::mem::take(&mut w.refused)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for (i, (key, quantity, allocs)) in events.into_iter().enumerate() {
+        if !over.contains(&key) {
+            continue;
+        }
+        let mut one = Buffer::new();
+        one.entry(key).or_default().add(quantity, allocs);
+        match shared.write_store(one, false) {
+            Ok(w1) => {
+                if let Some((_, total)) = w1.refused.first() {
+                    refused.push((i, *total));
+                } else if let Some(e) = w1.unknown {
+                    failed.push((
+                        i,
+                        (e.error_code(), e.message().to_owned(), e.is_retryable()),
+                    ));
+                }
+                w.late.extend(w1.late);
+            }
+            Err(e) => failed.push((
+                i,
+                (e.error_code(), e.message().to_owned(), e.is_retryable()),
+            )),
+        }
+    }
+    (refused, failed)
 }

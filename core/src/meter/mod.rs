@@ -330,6 +330,7 @@ impl UsageMeter {
             let g = Arc::new(Group {
                 queue: Mutex::new(GroupQueue {
                     open: Buffer::new(),
+                    events: Vec::new(),
                     count: 0,
                     slot: Arc::default(),
                     waiters: Vec::new(),

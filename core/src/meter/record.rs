@@ -43,7 +43,7 @@ impl Queued {
         qg: &mut GroupQueue,
         cv: &std::sync::Condvar,
         max_events: usize,
-    ) -> Result<std::sync::Arc<Slot>, Error> {
+    ) -> Result<(std::sync::Arc<Slot>, usize), Error> {
         let late = self.late.take().map(|b| *b);
         qg.push(
             cv,
@@ -209,9 +209,9 @@ impl UsageMeter {
         // bucket, so its size is bounded by the buckets, and an async caller's events in
         // flight are bounded by the caller. Queued, the event is committed even if the
         // future is dropped.
-        let slot = q.push(&mut lock(&g.queue), &g.cv, max_events)?;
+        let (slot, event) = q.push(&mut lock(&g.queue), &g.cv, max_events)?;
         Ok(Some(GroupCommit(Box::pin(async move {
-            slot.committed(&q.key, q.quantity).await
+            slot.committed(event, &q.key, q.quantity).await
         }))))
     }
 
@@ -228,16 +228,16 @@ impl UsageMeter {
             return Ok(());
         };
         let (g, max_events) = self.group()?;
-        let slot = {
+        let (slot, event) = {
             let mut qg = lock(&g.queue);
             while qg.count >= max_events && !qg.stop {
                 qg = g.room.wait(qg).unwrap_or_else(|p| p.into_inner());
             }
-            let slot = q.push(&mut qg, &g.cv, max_events)?;
+            let pushed = q.push(&mut qg, &g.cv, max_events)?;
             qg.waiters.push(std::thread::current());
-            slot
+            pushed
         };
-        slot.wait(&q.key, q.quantity, g.spin.load(Ordering::Relaxed))
+        slot.wait(event, &q.key, q.quantity, g.spin.load(Ordering::Relaxed))
     }
 
     /// The group committer and its `max_events`, which the group mode always has.
