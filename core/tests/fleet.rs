@@ -363,7 +363,8 @@ async fn a_bucket_full_across_replicas_refuses_the_record_that_would_pass_the_ma
 /// buffer only: two replicas may each take 1.5e9 of one customer-hour. The drain that
 /// finds no room in that hour puts the usage in the next hour with room, as the local
 /// store's drain does; it was kept buffered under its full hour, so a replica that closed
-/// mid-hour dropped it with a log line.
+/// mid-hour dropped it with a log line. Two such entries of one customer's dimension, from
+/// two hours, land in two hours.
 #[tokio::test]
 async fn memory_durability_usage_past_the_maximum_lands_in_a_later_hour() {
     let (emu, url, b, clock) = start();
@@ -377,9 +378,14 @@ async fn memory_durability_usage_past_the_maximum_lands_in_a_later_hour() {
         )
         .unwrap()
     };
+    // Two hours still open (the earlier one is within its grace): both full in the end. An
+    // hour early, so that the hours the usage moves to are past for the emulator's clock.
+    clock.store(b - 2 * H + 1, Ordering::SeqCst);
+    let earlier = Some(DateTime::from_secs(b - 3 * H + 5));
     let a = replica("a");
-    a.record(cust(1), "users", 1_500_000_000, None, None)
-        .unwrap();
+    for at in [earlier, None] {
+        a.record(cust(1), "users", 1_500_000_000, at, None).unwrap();
+    }
     a.flush().await.unwrap();
     let late = Arc::new(Mutex::new(Vec::new()));
     let seen = late.clone();
@@ -398,20 +404,30 @@ async fn memory_durability_usage_past_the_maximum_lands_in_a_later_hour() {
             .unwrap(),
     )
     .unwrap();
-    other
-        .record(cust(1), "users", 1_500_000_000, None, None)
-        .unwrap();
+    for at in [earlier, None] {
+        other
+            .record(cust(1), "users", 1_500_000_000, at, None)
+            .unwrap();
+    }
     other.close().await.unwrap();
     drop(other);
     clock.store(b + H + 600, Ordering::SeqCst);
     a.flush().await.unwrap();
+    // Each of the other replica's entries in an hour of its own (both moved to the same hour
+    // would be one entry past the maximum, or one overwriting the other).
     let m = ledger_map(&emu.ledger());
-    assert_eq!(
-        m[&("cust-1".into(), "users".into(), b - H)],
-        (1_500_000_000, 1)
-    );
-    assert_eq!(m[&("cust-1".into(), "users".into(), b)], (1_500_000_000, 1));
-    assert_eq!(*late.lock().unwrap(), [(b - H, b, 1_500_000_000)]);
+    for hour in [b - 3 * H, b - 2 * H, b - H, b] {
+        assert_eq!(
+            m[&("cust-1".into(), "users".into(), hour)],
+            (1_500_000_000, 1),
+            "{hour}"
+        );
+    }
+    let mut late = late.lock().unwrap().clone();
+    late.sort_unstable();
+    assert_eq!(late.len(), 2, "{late:?}");
+    assert_eq!(late.iter().map(|l| l.2).sum::<i64>(), 3_000_000_000);
+    assert!(late.iter().all(|l| l.0 < b - H && l.1 >= b - H), "{late:?}");
 }
 
 /// A lone replica's small records sit in the journal until a fold; a record that would

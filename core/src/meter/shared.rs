@@ -496,6 +496,17 @@ impl Shared {
                 }
             }
             if w.refused.is_empty() || tries >= 48 {
+                // What still finds no room stays buffered under the hour it was recorded in.
+                let mut back = Buffer::new();
+                for (k, _) in &mut w.refused {
+                    if let Some((moved_to, acc)) = written.remove_entry(k) {
+                        *k = moved.remove(&moved_to).unwrap_or(moved_to);
+                        back.entry(k.clone())
+                            .or_default()
+                            .add(acc.quantity, acc.allocations);
+                    }
+                }
+                written.extend(back);
                 return self.drained(written, Ok(w));
             }
             tries += 1;
@@ -503,10 +514,16 @@ impl Shared {
             for (k, _) in std::mem::take(&mut w.refused) {
                 if let Some((k, acc)) = written.remove_entry(&k) {
                     let from = moved.remove(&k).unwrap_or_else(|| k.clone());
-                    let to = BucketKey {
+                    // The next hour this customer's dimension has free in this write: two
+                    // entries refused in different hours must not become one (each fits
+                    // alone; together they may not).
+                    let mut to = BucketKey {
                         hour: k.hour.max(current).saturating_add(3600),
                         ..k
                     };
+                    while next.contains_key(&to) {
+                        to.hour = to.hour.saturating_add(3600);
+                    }
                     moved.insert(to.clone(), from);
                     next.insert(to, acc);
                 }
