@@ -493,33 +493,53 @@ static void test_file_store_survives_reopening(const mm_test_emulator *e, const 
 
 static const char *self_path;
 
-/* The child's side (this program run again with --record-and-exit PATH ENDPOINT): records into
- * a memory-durability meter and returns from main without freeing anything. */
-static int record_and_exit(const char *path, const char *endpoint) {
+/* The child's side (this program run again with --record-and-exit WHERE ENDPOINT): records
+ * into a memory-durability meter on WHERE (a file, or a PostgreSQL URL: the fleet store) and
+ * returns from main without freeing anything. */
+static int record_and_exit(const char *where, const char *endpoint) {
   mm_test_emulator fake;
   memset(&fake, 0, sizeof fake);
   snprintf(fake.endpoint, sizeof fake.endpoint, "%s", endpoint);
   mm_client *client = mm_test_client(&fake, 1);
-  mm_clock *clock = mm_clock_new(mm_test_now(0));
-  if (!client || !clock) return 2;
-  mm_meter *m = new_meter(client, path, MM_METER_DURABILITY_MEMORY, clock, NULL, 0);
+  if (!client) return 2;
+  int fleet = strncmp(where, "postgresql://", 13) == 0;
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_error *err = NULL;
+  mm_meter *m = NULL;
+  CHECK_OK(fleet ? mm_meter_config_set_database_url(cfg, where) : mm_meter_config_set_path(cfg, where), err);
+  if (fleet) CHECK_OK(mm_meter_config_set_replica_id(cfg, "exiting"), err);
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_durability(cfg, MM_METER_DURABILITY_MEMORY), err);
+  CHECK_OK(mm_meter_config_set_flush_interval_seconds(cfg, 0), err);
+  CHECK_OK(mm_meter_new(client, cfg, &m, &err), err);
+  mm_meter_config_free(cfg);
+  if (!m) return 2;
+  /* A blocking call first, as a program makes: it leaves this thread's runtime context,
+   * whose thread-locals exit() destroys before the hook runs. */
+  status_result counts;
+  CHECK_OK(get_status(m, &counts, &err), err);
   record(m, "cust-exit", "users", 6);
   return mm_test_failures ? 3 : 0; /* exit(): no mm_meter_free, no mm_shutdown */
+}
+
+/* Runs the child on WHERE; returns whether it exited 0. */
+static int run_record_and_exit(const mm_test_emulator *e, const char *where) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* it leaks the meter on purpose */
+    execl(self_path, self_path, "--record-and-exit", where, e->endpoint, (char *)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 static void test_exit_keeps_the_memory_buffer(const mm_test_emulator *e, const mm_client *client,
                                               const char *dir) {
   char path[512];
   snprintf(path, sizeof path, "%s/exit.db", dir);
-  pid_t pid = fork();
-  if (pid == 0) {
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* it leaks the meter on purpose */
-    execl(self_path, self_path, "--record-and-exit", path, e->endpoint, (char *)NULL);
-    _exit(127);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(run_record_and_exit(e, path));
   mm_meter *m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, NULL, NULL, 0);
   status_result counts;
   mm_error *err = NULL;
@@ -1225,6 +1245,20 @@ static void test_fleet(const mm_test_emulator *e, const mm_client *client, const
     }
     mm_meter_free(cut);
     mm_clock_free(c2);
+  }
+  /* A program that exits without freeing its memory-durability meter keeps its buffer on the
+   * fleet store too (the write runs on the runtime, which the exiting thread can no longer
+   * enter). */
+  {
+    mm_clock *c3 = mm_clock_new(mm_test_now(0));
+    mm_meter *check = fleet_meter(client, url, "exit-check", c3);
+    status_result before, after;
+    CHECK_OK(get_status(check, &before, &err), err);
+    CHECK(run_record_and_exit(e, url));
+    CHECK_OK(get_status(check, &after, &err), err);
+    CHECK(after.pending == before.pending + 1);
+    mm_meter_free(check);
+    mm_clock_free(c3);
   }
   CHECK(private_postgres("stop", pg, NULL, 0) == 0);
 }

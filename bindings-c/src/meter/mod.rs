@@ -98,8 +98,22 @@ impl Drop for MeterHandle {
 /// Every meter not yet freed, for the exit hook.
 static LIVE: Mutex<Vec<Weak<Cell>>> = Mutex::new(Vec::new());
 static EXIT_HOOK: Once = Once::new();
-/// The process that registered the exit hook: a forked child's `exit()` runs it too.
+/// The process that registered the exit hook. A forked child inherits the hook and the list;
+/// a parent thread may have held the list's lock at the fork, so the child only tries it.
 static HOOK_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The list of live meters, unless this is a forked child and the lock is taken (by a
+/// thread of the parent's that does not exist here).
+fn live_list() -> Option<std::sync::MutexGuard<'static, Vec<Weak<Cell>>>> {
+    if HOOK_PID.load(std::sync::atomic::Ordering::SeqCst) == std::process::id() {
+        return Some(LIVE.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+    match LIVE.try_lock() {
+        Ok(l) => Some(l),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
 
 /// Lists a new meter for the exit hook, registering the hook with the first.
 fn list_for_exit(cell: &Arc<Cell>) {
@@ -111,35 +125,45 @@ fn list_for_exit(cell: &Arc<Cell>) {
         // SAFETY: registers a function that takes no argument and never unwinds.
         unsafe { atexit(write_buffers_at_exit) };
     });
-    let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
-    live.retain(|w| w.strong_count() > 0);
-    live.push(Arc::downgrade(cell));
+    if let Some(mut live) = live_list() {
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(cell));
+    }
 }
 
 /// At `exit()` (a return from `main`): writes what `MM_METER_DURABILITY_MEMORY` buffered in
 /// every meter not yet freed to its store, as the Python and JVM faces do at exit, so that a
 /// program that ends without `mm_meter_free` keeps it (a file store sends it after a
-/// restart). Meters stay open: another exit handler may still use them. Does nothing in a
-/// forked child (the buffers are the parent's, and a parent thread may have held the list).
+/// restart). Meters stay open: another exit handler may still use them. A forked child's
+/// own meters are written too; the parent's it inherited are not (the core skips them).
+///
+/// On a thread of its own: glibc has destroyed the exiting thread's thread-locals before it
+/// runs `atexit` hooks, and the fleet store's write runs on the runtime, whose entry needs
+/// them.
 extern "C" fn write_buffers_at_exit() {
-    if HOOK_PID.load(std::sync::atomic::Ordering::SeqCst) != std::process::id() {
+    let cells: Vec<_> = match std::panic::catch_unwind(|| {
+        live_list().map_or_else(Vec::new, |l| l.iter().filter_map(Weak::upgrade).collect())
+    }) {
+        Ok(cells) => cells,
+        Err(_) => return,
+    };
+    if cells.is_empty() {
         return;
     }
-    let _ = std::panic::catch_unwind(|| {
-        let cells: Vec<_> = LIVE
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for cell in cells {
-            // A clone, so a write that waits on the store does not hold the cell.
-            let meter = cell.read().unwrap_or_else(PoisonError::into_inner).clone();
-            if let Some(m) = meter {
-                m.write_buffered_at_exit();
+    let writer = std::thread::Builder::new()
+        .name("mm-exit".into())
+        .spawn(move || {
+            for cell in cells {
+                // A clone, so a write that waits on the store does not hold the cell.
+                let meter = cell.read().unwrap_or_else(PoisonError::into_inner).clone();
+                if let Some(m) = meter {
+                    m.write_buffered_at_exit();
+                }
             }
-        }
-    });
+        });
+    if let Ok(t) = writer {
+        let _ = t.join();
+    }
 }
 
 /// A usage meter: records billable events and bills every customer-hour exactly once (see the
