@@ -15,7 +15,8 @@ if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq python3-venv >/dev/null
 fi
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# Made again when an earlier attempt left it without pip (python3-venv was missing).
+.venv/bin/python -m pip --version >/dev/null 2>&1 || python3 -m venv --clear .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade "pip>=25.1"
 "${pip[@]}" --group bindings-python/pyproject.toml:build "$@"

@@ -81,7 +81,7 @@ def main() -> int:
     print(f"cold-rss: {module.name} code resident after a cold call {code} KiB "
           f"(limit {limit}), peak RSS {hwm / 1024:.1f} MiB")
     if code > limit:
-        recorded, used = recorded_rustc(), current_rustc()
+        recorded, used = recorded_rustc(), module_rustc(module)
         if recorded != used:
             # The order names symbols by their mangled names, whose hashes include the
             # compiler's version: another rustc's build matches none of them.
@@ -103,12 +103,15 @@ def recorded_rustc() -> str:
     return path.read_text().strip() if path.exists() else "(not recorded)"
 
 
-def current_rustc() -> str:
-    try:
-        return subprocess.run(["rustc", "-V"], check=True, capture_output=True,
-                              text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "(no rustc)"
+def module_rustc(module: Path) -> str:
+    """The compiler that built the module, from the `rustc version ...` line rustc leaves in
+    its `.comment` section, as `rustc -V` prints it."""
+    data = module.read_bytes()
+    at = data.find(b"rustc version ")
+    if at < 0:
+        return "(not in the module)"
+    end = data.find(b"\0", at)
+    return "rustc " + data[at + len(b"rustc version "):end].decode(errors="replace")
 
 
 if __name__ == "__main__":
