@@ -2644,6 +2644,9 @@ fn a_meter_usage_answer_without_a_record_id_is_sent_again() {
         match n {
             0 => "{}".to_owned(),
             1 => r#"{"MeteringRecordId":""}"#.to_owned(),
+            // Nothing but blanks and control characters names nothing either, as in the
+            // batch mode (it was acknowledged under it).
+            2 => r#"{"MeteringRecordId":" \u0001\n"}"#.to_owned(),
             _ => r#"{"MeteringRecordId":"m-1"}"#.to_owned(),
         }
     });
@@ -2661,7 +2664,7 @@ fn a_meter_usage_answer_without_a_record_id_is_sent_again() {
         .record(None::<Customer>, "users", 3, None, None)
         .unwrap();
     h.set(b + 600);
-    for _ in 0..2 {
+    for _ in 0..3 {
         let sum = meter.flush_blocking().unwrap();
         assert_eq!(
             (sum.acked, sum.dead_lettered, sum.deferred),
@@ -2672,6 +2675,30 @@ fn a_meter_usage_answer_without_a_record_id_is_sent_again() {
     let sum = meter.flush_blocking().unwrap();
     assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
     assert!(meter.dead_letters().unwrap().is_empty());
+}
+
+/// A record the service both answers (`Success`) and lists in `UnprocessedRecords`
+/// contradicts itself: neither half is believed, and the record is sent again, identical,
+/// which the service answers with what it holds. It was acknowledged, and lost if
+/// "unprocessed" was the true half (found by a hostile review).
+#[test]
+fn a_record_both_answered_and_unprocessed_is_sent_again() {
+    let endpoint = scripted(|n, input| {
+        let sent = input["UsageRecords"].as_array().unwrap();
+        let results: Vec<_> = sent
+            .iter()
+            .map(|r| serde_json::json!({"UsageRecord": r, "Status": "Success", "MeteringRecordId": "m-1"}))
+            .collect();
+        let unprocessed = if n == 0 { sent.clone() } else { Vec::new() };
+        serde_json::json!({"Results": results, "UnprocessedRecords": unprocessed}).to_string()
+    });
+    let (h, b, meter) = meter_on(endpoint);
+    meter.record(cust(0), "users", 3, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!((sum.acked, sum.deferred), (0, 1), "{sum:?}");
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!((sum.acked, sum.dead_lettered), (1, 0), "{sum:?}");
 }
 
 /// A hostile or broken server's per-record `Status` and `MeteringRecordId` reach the store,

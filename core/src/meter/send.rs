@@ -486,9 +486,14 @@ enum Verdict {
     Unsure(&'static str),
 }
 
+/// Whether a `MeteringRecordId` names anything: one of nothing but spaces or control
+/// characters (a broken hop's) is no id.
+fn usable_id(id: &str) -> bool {
+    id.chars().any(|c| !c.is_whitespace() && !c.is_control())
+}
+
 fn verdict(status: Option<&UsageRecordResultStatus>, id: Option<&str>) -> Verdict {
-    // An id of nothing but spaces or control characters is no id.
-    let id = id.filter(|id| id.chars().any(|c| !c.is_whitespace() && !c.is_control()));
+    let id = id.filter(|id| usable_id(id));
     match (status, id) {
         (Some(UsageRecordResultStatus::Success), Some(id)) => Verdict::Ack(id.to_owned()),
         (Some(UsageRecordResultStatus::Success), None) => {
@@ -602,6 +607,18 @@ async fn send_batch(
                 Some(_) => Verdict::Unsure("the service sent contradicting Results for it"),
             });
         }
+        // A record the service both answered and left unprocessed contradicts itself too:
+        // "metered" may be the wrong half, and an identical resend is answered with what
+        // the service holds.
+        for u in out.unprocessed_records() {
+            if let Some(&i) = index.get(&record_key(u)) {
+                if verdicts[i].is_some() {
+                    verdicts[i] = Some(Verdict::Unsure(
+                        "the service both answered it and left it unprocessed",
+                    ));
+                }
+            }
+        }
         let mut res = Results::default();
         for (it, v) in items.iter().zip(&verdicts) {
             match v {
@@ -711,7 +728,7 @@ async fn send_meter_usage(
                 // As the batch mode: an answer with no record id (an empty 200 from a broken
                 // hop reads as `{}`) proves nothing either way. The bucket stays `sending`,
                 // and the next flush sends it again under the same client token.
-                match out.metering_record_id().filter(|id| !id.is_empty()) {
+                match out.metering_record_id().filter(|id| usable_id(id)) {
                     Some(id) => res.ack(&it, id.to_owned()),
                     None => {
                         tracing::warn!(dimension = %it.dimension, hour = it.hour,
