@@ -264,8 +264,8 @@ fn utc(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     .map(|u| u.bind(py))
 }
 
-/// A timestamp from a `datetime` (naive means UTC, as botocore), epoch seconds (int or
-/// float) or an ISO-8601 string.
+/// A timestamp from a `datetime` (naive means UTC, as botocore), epoch seconds (an int, a
+/// float, another number type, or as text) or an ISO-8601 string.
 pub fn timestamp(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<DateTime> {
     let py = v.py();
     if v.is_instance_of::<PyBool>() {
@@ -282,38 +282,62 @@ pub fn timestamp(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult
         };
     }
     if let Ok(f) = v.cast::<PyFloat>() {
-        let x = f.value();
-        if !x.is_finite() || x.abs() > 1.0e15 {
-            return Err(ConvError::Input(Error::invalid_input(
-                path(),
-                "is not a valid timestamp: epoch seconds must be finite",
-            )));
-        }
-        return Ok(DateTime::from_secs_f64(x));
+        return epoch_float(f.value(), path);
     }
     if let Ok(s) = v.cast::<PyString>() {
         let text = match s.to_cow() {
             Ok(t) => t,
             Err(e) => return Err(not_text(py, path(), e)),
         };
-        if let Ok(t) = DateTime::from_str(text.trim(), Format::DateTime) {
+        let text = text.trim();
+        if let Ok(t) = DateTime::from_str(text, Format::DateTime) {
             return Ok(t);
         }
         // Other ISO-8601 forms (naive, space separator, date only): Python's parser.
-        if let Ok(dt) =
-            datetime_type(py)?.call_method1(intern!(py, "fromisoformat"), (text.trim(),))
-        {
+        if let Ok(dt) = datetime_type(py)?.call_method1(intern!(py, "fromisoformat"), (text,)) {
             return from_datetime(&dt);
+        }
+        // Epoch seconds as text, which botocore reads too (`float(value)`).
+        if let Ok(n) = text.parse::<i64>() {
+            return Ok(DateTime::from_secs(n));
+        }
+        if let Ok(x) = text.parse::<f64>() {
+            return epoch_float(x, path);
         }
         return Err(ConvError::Input(Error::invalid_input(
             path(),
-            format!("is not a valid timestamp: cannot parse {text:?} as ISO-8601"),
+            format!("is not a valid timestamp: cannot parse {text:?} as ISO-8601 or epoch seconds"),
         )));
     }
     if v.is_instance(datetime_type(py)?)? {
         return from_datetime(v);
     }
+    // Other numbers, as botocore takes them: integers of other types (numpy's, through
+    // `__index__`), then anything with `__float__` (`Decimal`, numpy's floats).
+    if v.hasattr(intern!(py, "__index__"))? {
+        if let Ok(n) = v.call_method0(intern!(py, "__index__")) {
+            return timestamp(&n, path);
+        }
+    }
+    if v.hasattr(intern!(py, "__float__"))? {
+        if let Ok(x) = v.call_method0(intern!(py, "__float__")) {
+            if let Ok(f) = x.cast::<PyFloat>() {
+                return epoch_float(f.value(), path);
+            }
+        }
+    }
     Err(type_error(&path(), "datetime, int, float or str", v))
+}
+
+/// Epoch seconds as a float: finite, and within what a timestamp can hold.
+fn epoch_float(x: f64, path: impl FnOnce() -> String) -> CResult<DateTime> {
+    if !x.is_finite() || x.abs() > 1.0e15 {
+        return Err(ConvError::Input(Error::invalid_input(
+            path(),
+            "is not a valid timestamp: epoch seconds must be finite",
+        )));
+    }
+    Ok(DateTime::from_secs_f64(x))
 }
 
 fn from_datetime(dt: &Bound<'_, PyAny>) -> CResult<DateTime> {

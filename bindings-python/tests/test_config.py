@@ -6,6 +6,7 @@ this checks that each Python spelling reaches it and that its errors come back a
 
 from __future__ import annotations
 
+import base64
 import os
 import pathlib
 import socket
@@ -275,7 +276,9 @@ def proxy() -> Iterator[Tuple[str, List[str]]]:
             head += chunk
         line = head.split(b"\r\n", 1)[0].decode()
         method, target, _ = line.split(" ", 2)
-        seen.append(f"{method} {target}")
+        auth = [h.split(b":", 1)[1].strip().decode() for h in head.split(b"\r\n")
+                if h.lower().startswith(b"proxy-authorization:")]
+        seen.append(" ".join([method, target, *auth]))
         if method != "CONNECT":
             conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
             conn.close()
@@ -318,6 +321,59 @@ def test_proxies_from_config_and_environment(
     env.setenv("NO_PROXY", "127.0.0.1")
     _call(mm.Client(**kw))
     assert len(seen) == 2
+
+
+def test_a_config_passed_on_still_reaches_the_proxy(
+    env: pytest.MonkeyPatch, emu: Emulator, https_emu: str, proxy: Tuple[str, List[str]]
+) -> None:
+    """``client.meta.config`` holds the proxies as given: passed to another client (a client
+    per thread), the proxy still gets the password. It held the core's masked copy, so the
+    second client sent ``***``."""
+    url, seen = proxy
+    with_auth = url.replace("http://", "http://meter:s3cret@")
+    kw = {**emu.client_kwargs(), "endpoint_url": https_emu, "verify": str(TLS / "ca.pem")}
+    first = mm.Client(config=mm.Config(proxies={"https": with_auth}), **kw)
+    assert first.meta.config.proxies == {"https": with_auth}
+    assert "s3cret" not in repr(first) + repr(first.meta.config)
+    _call(mm.Client(config=first.meta.config, **kw))
+    basic = "Basic " + base64.b64encode(b"meter:s3cret").decode()
+    assert seen == [f"CONNECT {https_emu[len('https://'):]} {basic}"]
+
+
+def test_a_botocore_config_and_client_arguments_are_taken(emu: Emulator) -> None:
+    """A ``Config`` and ``client()`` call written for boto3 work unchanged (they were a
+    TypeError): options that mean nothing here are kept; those this client cannot honour
+    are refused, naming them; unknown names are a TypeError, as in botocore."""
+    cfg = mm.Config(
+        signature_version="v4", retries={"max_attempts": 2, "mode": "standard"}, s3={},
+        inject_host_prefix=False, defaults_mode="standard", parameter_validation=True,
+        request_checksum_calculation="when_required", tcp_keepalive=True,
+    )
+    assert cfg.signature_version == "v4" and cfg.defaults_mode == "standard"
+    merged = cfg.merge(mm.Config(connect_timeout=3))
+    assert (merged.signature_version, merged.connect_timeout) == ("v4", 3)
+    with mm.client("meteringmarketplace", config=cfg, use_ssl=True, api_version="2016-01-14",
+                   aws_account_id="123456789012", **emu.client_kwargs()) as c:
+        c.resolve_customer(RegistrationToken="reg-token-valid")
+        assert c.meta.config.signature_version == "v4"
+    for kw, name in (
+        ({"signature_version": "s3v4"}, "signature_version"),
+        ({"signature_version": object()}, "signature_version"),  # botocore.UNSIGNED
+        ({"user_agent": "mine/1"}, "user_agent"),
+        ({"client_cert": "/c.pem"}, "client_cert"),
+        ({"proxies_config": {"proxy_ca_bundle": "/ca.pem"}}, "proxies_config"),
+        ({"parameter_validation": False}, "parameter_validation"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            mm.Config(**kw)
+    with pytest.raises(TypeError, match="retry_mode"):
+        mm.Config(retry_mode="standard")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="api_version"):
+        mm.Client(api_version="2015-01-01", **emu.client_kwargs())
+    with pytest.raises(ValueError, match="use_ssl"):
+        mm.Client(use_ssl=False, region_name="us-east-1")
+    # With an endpoint URL the URL says the scheme, as in botocore.
+    mm.Client(use_ssl=False, **emu.client_kwargs())
 
 
 # --- the surface a boto3 user touches -----------------------------------------------------

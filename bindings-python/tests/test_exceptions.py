@@ -122,3 +122,12 @@ def test_pickle_every_class(name: str) -> None:
         e = cls("m", code=name, request_id="r", status_code=500, retryable=True)
     e2 = roundtrip(e)
     assert type(e2) is cls and str(e2) == str(e) and e2.__dict__ == e.__dict__
+
+
+def test_from_code_as_botocores(emu: Emulator) -> None:
+    """``client.exceptions.from_code``, as botocore's: the class of a service code, else
+    ``ClientError`` (it was an AttributeError)."""
+    with emu.client() as c:
+        assert c.exceptions.from_code("ThrottlingException") is c.exceptions.ThrottlingException
+        assert c.exceptions.from_code("NoSuchCode") is c.exceptions.ClientError
+        assert c.exceptions.from_code("InvalidInput") is c.exceptions.ClientError  # local, not a service code

@@ -147,3 +147,24 @@ def test_async_validation_nothing_sent(emu: Emulator) -> None:
 
     asyncio.run(go())
     assert emu.requests() == []
+
+
+def test_timestamps_as_botocore_reads_them(client: mm.Client, emu: Emulator) -> None:
+    """Epoch seconds as text, ``Decimal`` and numpy-like integers are timestamps, as botocore
+    reads them (``float(value)``); they were refused. ``bool`` stays refused."""
+    import decimal
+
+    class Int64:  # numpy.int64: not an int, but has __index__
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __index__(self) -> int:
+            return self.n
+
+    hour = int(now().timestamp()) // 3600 * 3600
+    for given in (str(hour), f" {hour}.0 ", decimal.Decimal(hour), Int64(hour)):
+        out = client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=[rec(Timestamp=given)])
+        assert out["Results"][0]["UsageRecord"]["Timestamp"].timestamp() == hour, given
+    for bad in (True, "1e400", decimal.Decimal("NaN")):
+        with pytest.raises(mm.ParamValidationError, match="Timestamp"):
+            client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=[rec(Timestamp=bad)])

@@ -92,8 +92,9 @@ class _ClientMeta:
             use_fips_endpoint=native.use_fips_endpoint,
             use_dualstack_endpoint=native.use_dualstack_endpoint,
             user_agent_appid=native.app_id,
-            proxies=native.proxies or None,
         ))
+        # The proxies as the caller gave them: the core's are shown with the password
+        # masked, and a config passed on to another client must still reach the proxy.
 
 
 def _verify_setting(verify: object) -> "Tuple[Optional[str], Optional[bool]]":
@@ -121,9 +122,25 @@ class _BaseClient:
         profile_name: Optional[str] = None,
         config: Optional[Config] = None,
         verify: "Optional[Union[bool, str, os.PathLike[str]]]" = None,
+        use_ssl: bool = True,
+        api_version: Optional[str] = None,
+        aws_account_id: Optional[str] = None,
         _initial_backoff: Optional[float] = None,
     ) -> None:
         from . import __version__
+
+        # boto3's client() arguments that this service does not need: one API version,
+        # HTTPS unless the endpoint URL says http, no account-based endpoints.
+        if api_version is not None and api_version != "2016-01-14":
+            raise ValueError(
+                f"api_version {api_version!r}: the Metering Service has one, '2016-01-14'"
+            )
+        if not use_ssl and endpoint_url is None:
+            raise ValueError(
+                "use_ssl=False without endpoint_url: the service's endpoints are HTTPS; give "
+                "endpoint_url='http://...' for a plain-HTTP endpoint (an emulator)"
+            )
+        del aws_account_id
 
         cfg = config if config is not None else Config()
         attempts, mode = retry_settings(cfg.retries)

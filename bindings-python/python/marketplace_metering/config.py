@@ -10,6 +10,19 @@ if TYPE_CHECKING:  # `typing` costs ~15 ms of import time; annotations only
 __all__ = ["Config"]
 
 _RETRY_KEYS = frozenset({"max_attempts", "total_max_attempts", "mode"})
+
+#: botocore ``Config`` options that mean nothing for this service or this client (S3, host
+#: prefixes, endpoint discovery, compression, checksums, SigV4a, account-id endpoints, the
+#: defaults mode, the pool's cap): taken and kept, as botocore takes them, so that a
+#: ``Config`` written for boto3 works here unchanged.
+_BOTOCORE_ONLY = frozenset({
+    "signature_version", "user_agent", "parameter_validation", "proxies_config", "s3",
+    "s3_disable_express_session_auth", "client_cert", "inject_host_prefix",
+    "endpoint_discovery_enabled", "defaults_mode", "request_min_compression_size_bytes",
+    "disable_request_compression", "client_context_params", "sigv4a_signing_region_set",
+    "request_checksum_calculation", "response_checksum_validation",
+    "account_id_endpoint_mode", "auth_scheme_preference",
+})
 _PROXY_KEYS = frozenset({"http", "https"})
 
 
@@ -58,6 +71,15 @@ class Config:
         Accepted for compatibility with botocore. TCP keep-alive is always on (probes after
         15 s idle, every 15 s, 3 of them), which is what ``True`` asks for; ``False`` does
         not turn it off.
+    **botocore_options
+        botocore's other options, taken so that a ``Config`` written for boto3 works here:
+        those that mean nothing for this service (``s3``, ``inject_host_prefix``,
+        ``defaults_mode``, compression and checksum settings, ...) are kept and unused.
+        Those this client cannot honour are refused, naming them: ``signature_version``
+        other than ``"v4"`` (the service takes SigV4 only; ``botocore.UNSIGNED`` would send
+        unsigned requests), ``user_agent`` (use ``user_agent_extra``), ``client_cert``,
+        ``proxies_config`` and ``parameter_validation=False`` (input is always checked
+        against the model). Unknown names are a ``TypeError``, as in botocore.
     """
 
     def __init__(
@@ -77,7 +99,15 @@ class Config:
         use_dualstack_endpoint: Optional[bool] = None,
         ignore_configured_endpoint_urls: Optional[bool] = None,
         user_agent_appid: Optional[str] = None,
+        **botocore_options: Any,
     ) -> None:
+        unknown = set(botocore_options) - _BOTOCORE_ONLY
+        if unknown:
+            raise TypeError(f"Got unexpected keyword argument '{sorted(unknown)[0]}'")
+        _refuse_unhonoured(botocore_options)
+        self._botocore_options: Dict[str, Any] = dict(botocore_options)
+        for k in _BOTOCORE_ONLY:
+            setattr(self, k, botocore_options.get(k))
         # Only the shapes are checked here (as botocore does); values and ranges are the
         # core's to judge, the same way in every face.
         if retries is not None:
@@ -120,6 +150,11 @@ class Config:
                   "ignore_configured_endpoint_urls", "user_agent_appid"):
             v = getattr(other, k)
             kw[k] = v if v is not None else getattr(self, k)
+        for k in _BOTOCORE_ONLY:
+            v = other._botocore_options.get(k)
+            v = v if v is not None else self._botocore_options.get(k)
+            if v is not None:
+                kw[k] = v
         return Config(**kw)
 
     def __repr__(self) -> str:
@@ -130,6 +165,29 @@ class Config:
                 f"use_fips_endpoint={self.use_fips_endpoint!r}, "
                 f"use_dualstack_endpoint={self.use_dualstack_endpoint!r}, "
                 f"user_agent_appid={self.user_agent_appid!r})")
+
+
+def _refuse_unhonoured(options: Mapping[str, Any]) -> None:
+    """Refuses the botocore options whose meaning this client cannot give, naming them:
+    taken and unused, they would change nothing the caller asked for."""
+    signature = options.get("signature_version")
+    if signature is not None and signature != "v4":
+        raise ValueError(
+            f"signature_version {signature!r} is not supported: the Metering Service takes "
+            "SigV4 (\"v4\"), which this client always signs with"
+        )
+    for name, why in (
+        ("user_agent", "the User-Agent is this library's; add to it with user_agent_extra"),
+        ("client_cert", "client certificates (mutual TLS) are not supported"),
+        ("proxies_config", "proxy TLS settings are not supported; a proxy is set with proxies"),
+    ):
+        if options.get(name):
+            raise ValueError(f"{name} is not supported: {why}")
+    if options.get("parameter_validation") is False:
+        raise ValueError(
+            "parameter_validation=False is not supported: input is always checked against "
+            "the service model before it is sent"
+        )
 
 
 def retry_settings(retries: Optional[Mapping[str, Any]]) -> Tuple[Optional[int], Optional[str]]:

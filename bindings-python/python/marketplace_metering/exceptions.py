@@ -202,6 +202,13 @@ def _build() -> None:
 _build()
 
 
+def from_code(code: str) -> Type[ClientError]:
+    """The class of a service error ``code``, as botocore's ``client.exceptions.from_code``;
+    ``ClientError`` for a code this client does not know."""
+    cls = CODES.get(code)
+    return cls if cls is not None and issubclass(cls, ClientError) else ClientError
+
+
 def _from_native(
     class_name: str,
     code: str,
