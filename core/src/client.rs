@@ -35,6 +35,16 @@ const SIGNING_NAME: &str = "aws-marketplace";
 /// A service `Date` further than this from the client's clock means the client's is skewed.
 const CLOCK_SKEW_THRESHOLD_MS: i64 = 4 * 60 * 1000;
 
+/// How far from a request's signing time the service's clock can be when it accepts the
+/// request: its 5 minutes, and a minute for the answer's way back.
+const ACCEPTED_SKEW_MS: i64 = 6 * 60 * 1000;
+
+/// The largest offset a `Date` can show and be a clock: 30 days (a clock further off fails
+/// TLS's certificate dates before any signature). Past it, an answer's `Date` is a broken or
+/// hostile server's: year 9999 made every later signature's time unrepresentable, and the
+/// signer panicked at every call.
+const MAX_CLOCK_OFFSET_MS: i64 = 30 * 24 * 3600 * 1000;
+
 /// Logs a warning for a plain `http://` endpoint beyond this host: the signed requests and
 /// any session token would cross the network in clear text. Allowed, as in the AWS SDKs (a
 /// proxy or a test server may need it).
@@ -67,7 +77,7 @@ fn date_offset_ms(date: &str) -> Option<i64> {
     let local_ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    Some(server_ms.saturating_sub(local_ms))
+    Some(server_ms.saturating_sub(local_ms)).filter(|o| o.abs() <= MAX_CLOCK_OFFSET_MS)
 }
 
 /// [`Inner::clock_candidate_ms`] when no answer awaits confirmation.
@@ -210,11 +220,17 @@ impl Client {
     /// another hour): the offset is learnt when a second answer agrees with it, or from an
     /// answer that says the signature's time was wrong once the call re-signed with its `Date`
     /// is accepted ([`Client::skew_offset`]).
-    fn observe_date(&self, headers: &HeaderMap) {
+    ///
+    /// The answer is to a request the service accepted signed with `signed_with`, so its
+    /// clock was within its 5 minutes of that: a `Date` further off is not its clock (a hop
+    /// that rewrites it). Learnt, it would make every later signature refused, through that
+    /// hop for good.
+    fn observe_date(&self, headers: &HeaderMap, signed_with: i64) {
         let Some(seen) = headers
             .get(http::header::DATE)
             .and_then(|v| v.to_str().ok())
             .and_then(date_offset_ms)
+            .filter(|seen| seen.abs_diff(signed_with) <= ACCEPTED_SKEW_MS as u64)
         else {
             return;
         };
@@ -395,8 +411,8 @@ mod tests {
             .unwrap()
             .as_secs() as i64;
         let mut h = HeaderMap::new();
-        h.insert(http::header::DATE, http_date(0).parse().unwrap());
-        c.observe_date(&h);
+        h.insert(http::header::DATE, http_date(now - 290).parse().unwrap());
+        c.observe_date(&h, 0);
         assert_eq!(c.clock_offset_ms(), 0, "one answer moves nothing");
         assert_eq!(
             Client::skew_offset(Some(&http_date(now)), 0),

@@ -478,8 +478,8 @@ impl Client {
         // ([`Client::skew_offset`]), learnt only once a request signed with it is accepted.
         match &result {
             // An empty success (`{}`, or no body) is a hop's as easily as the service's.
-            Ok((_, meta)) if has_members(&body) => self.observe_date(&meta.http_headers),
-            Err(e) if service_refusal(e) => self.observe_date(&e.meta().http_headers),
+            Ok((_, meta)) if has_members(&body) => self.observe_date(&meta.http_headers, offset_ms),
+            Err(e) if service_refusal(e) => self.observe_date(&e.meta().http_headers, offset_ms),
             _ => {}
         }
         result
