@@ -315,8 +315,12 @@ pub fn timestamp(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult
     // Other numbers, as botocore takes them: integers of other types (numpy's, through
     // `__index__`), then anything with `__float__` (`Decimal`, numpy's floats).
     if v.hasattr(intern!(py, "__index__"))? {
+        // Only an `int` back (as `operator.index` insists): an `__index__` returning its own
+        // object would recurse here until the stack ran out.
         if let Ok(n) = v.call_method0(intern!(py, "__index__")) {
-            return timestamp(&n, path);
+            if n.is_instance_of::<PyInt>() && !n.is_instance_of::<PyBool>() {
+                return timestamp(&n, path);
+            }
         }
     }
     if v.hasattr(intern!(py, "__float__"))? {

@@ -352,6 +352,12 @@ def test_a_botocore_config_and_client_arguments_are_taken(emu: Emulator) -> None
     assert cfg.signature_version == "v4" and cfg.defaults_mode == "standard"
     merged = cfg.merge(mm.Config(connect_timeout=3))
     assert (merged.signature_version, merged.connect_timeout) == ("v4", 3)
+    # A Config from before these options (unpickled) merges too.
+    old = mm.Config(connect_timeout=4)
+    for k in ("signature_version", "s3", "defaults_mode"):
+        old.__dict__.pop(k, None)
+    assert mm.Config().merge(old).connect_timeout == 4
+    assert old.merge(cfg).signature_version == "v4"
     with mm.client("meteringmarketplace", config=cfg, use_ssl=True, api_version="2016-01-14",
                    aws_account_id="123456789012", **emu.client_kwargs()) as c:
         c.resolve_customer(RegistrationToken="reg-token-valid")

@@ -168,3 +168,21 @@ def test_timestamps_as_botocore_reads_them(client: mm.Client, emu: Emulator) -> 
     for bad in (True, "1e400", decimal.Decimal("NaN")):
         with pytest.raises(mm.ParamValidationError, match="Timestamp"):
             client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=[rec(Timestamp=bad)])
+
+
+def test_a_timestamp_whose_index_is_not_an_int_is_refused(client: mm.Client) -> None:
+    """An ``__index__`` returning its own object recursed until the stack ran out, which
+    killed the interpreter; one returning a float was taken. Both are refused, naming the
+    field, as ``operator.index`` refuses them."""
+
+    class Loop:
+        def __index__(self) -> "Loop":
+            return self
+
+    class Floaty:
+        def __index__(self) -> float:
+            return 1700000000.0
+
+    for bad in (Loop(), Floaty()):
+        with pytest.raises(mm.ParamValidationError, match="Timestamp"):
+            client.batch_meter_usage(ProductCode=PRODUCT, UsageRecords=[rec(Timestamp=bad)])

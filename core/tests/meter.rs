@@ -1506,7 +1506,7 @@ fn a_group_past_the_maximum_refuses_only_the_events_that_do_not_fit() {
     let path = temp_db("group-max");
     let (emu, h, b, meter) = scenario_with(Store::sqlite(&path), 1, |c| {
         c.durability(Durability::Group)
-            .group_commit(Duration::from_millis(500), 3)
+            .group_commit(Duration::from_millis(500), 4)
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1517,18 +1517,20 @@ fn a_group_past_the_maximum_refuses_only_the_events_that_do_not_fit() {
     meter
         .record(cust(1), "users", max - 10, None, None)
         .unwrap();
-    // Queued together: the committer waits for a third event or half a second.
+    // Queued together: the committer waits for a fourth event or half a second.
     let queue = |q: i64| {
         meter
             .record_in_group(Some(&cust(1)), "users", q, None, None)
             .unwrap()
             .expect("the group mode")
     };
-    let (fits, too_much, fits_too) = (queue(5), queue(10), queue(5));
-    let (fits, too_much, fits_too) =
-        rt.block_on(async { (fits.await, too_much.await, fits_too.await) });
+    let (fits, too_much, fits_too, full) = (queue(5), queue(10), queue(5), queue(1));
+    let (fits, too_much, fits_too, full) =
+        rt.block_on(async { (fits.await, too_much.await, fits_too.await, full.await) });
     fits.unwrap();
     fits_too.unwrap();
+    let e = full.unwrap_err();
+    assert!(e.message().contains("2147483648"), "{e}");
     let e = too_much.unwrap_err();
     assert_eq!(
         (e.error_code(), e.field()),

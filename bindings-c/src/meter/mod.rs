@@ -102,18 +102,34 @@ static EXIT_HOOK: Once = Once::new();
 /// a parent thread may have held the list's lock at the fork, so the child only tries it.
 static HOOK_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// The list of live meters, unless this is a forked child and the lock is taken (by a
-/// thread of the parent's that does not exist here).
+/// Whether this is a forked child of the process that registered the exit hook.
+fn forked() -> bool {
+    HOOK_PID.load(std::sync::atomic::Ordering::SeqCst) != std::process::id()
+}
+
+/// The list of live meters. In a forked child the lock may be held by a thread of the
+/// parent's that does not exist here, or briefly by one of the child's: it is tried for up
+/// to a second, then given up (`None`).
 fn live_list() -> Option<std::sync::MutexGuard<'static, Vec<Weak<Cell>>>> {
-    if HOOK_PID.load(std::sync::atomic::Ordering::SeqCst) == std::process::id() {
+    if !forked() {
         return Some(LIVE.lock().unwrap_or_else(PoisonError::into_inner));
     }
-    match LIVE.try_lock() {
-        Ok(l) => Some(l),
-        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-        Err(std::sync::TryLockError::WouldBlock) => None,
+    for _ in 0..1000 {
+        match LIVE.try_lock() {
+            Ok(l) => return Some(l),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
     }
+    None
 }
+
+/// How long exit waits for the buffers to be written: a store that does not answer (a
+/// fleet store's database unreachable) must not hold the process past a service manager's
+/// stop timeout.
+const EXIT_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Lists a new meter for the exit hook, registering the hook with the first.
 fn list_for_exit(cell: &Arc<Cell>) {
@@ -150,20 +166,39 @@ extern "C" fn write_buffers_at_exit() {
     if cells.is_empty() {
         return;
     }
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let forked = forked();
     let writer = std::thread::Builder::new()
         .name("mm-exit".into())
         .spawn(move || {
             for cell in cells {
-                // A clone, so a write that waits on the store does not hold the cell.
-                let meter = cell.read().unwrap_or_else(PoisonError::into_inner).clone();
+                // A clone, so a write that waits on the store does not hold the cell. In a
+                // forked child a parent thread may have held the cell (an inherited meter,
+                // which the core skips anyway): not waited for.
+                let meter = if forked {
+                    cell.try_read().ok().and_then(|m| m.clone())
+                } else {
+                    cell.read().unwrap_or_else(PoisonError::into_inner).clone()
+                };
                 if let Some(m) = meter {
                     m.write_buffered_at_exit();
                 }
             }
+            let _ = done.send(());
         });
-    if let Ok(t) = writer {
-        let _ = t.join();
-    }
+    let why = match writer {
+        Err(_) => "no thread could be started to write them",
+        Ok(_) => match finished.recv_timeout(EXIT_WRITE_LIMIT) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                "the store did not answer within 10 s"
+            }
+        },
+    };
+    eprintln!(
+        "marketplace-metering: at exit, events buffered by memory durability may not have been \
+         written: {why} (free the meter with mm_meter_free before exit to wait for it)"
+    );
 }
 
 /// A usage meter: records billable events and bills every customer-hour exactly once (see the

@@ -105,7 +105,6 @@ class Config:
         if unknown:
             raise TypeError(f"Got unexpected keyword argument '{sorted(unknown)[0]}'")
         _refuse_unhonoured(botocore_options)
-        self._botocore_options: Dict[str, Any] = dict(botocore_options)
         for k in _BOTOCORE_ONLY:
             setattr(self, k, botocore_options.get(k))
         # Only the shapes are checked here (as botocore does); values and ranges are the
@@ -151,8 +150,10 @@ class Config:
             v = getattr(other, k)
             kw[k] = v if v is not None else getattr(self, k)
         for k in _BOTOCORE_ONLY:
-            v = other._botocore_options.get(k)
-            v = v if v is not None else self._botocore_options.get(k)
+            # Read as attributes: a Config made before these options existed (unpickled)
+            # has none, and one set after construction is what it says.
+            v = getattr(other, k, None)
+            v = v if v is not None else getattr(self, k, None)
             if v is not None:
                 kw[k] = v
         return Config(**kw)

@@ -251,8 +251,12 @@ pub(super) fn committer(
         match result {
             Ok(mut w) => {
                 let (refused, failed) = one_at_a_time(&shared, events, &mut w);
+                // An event whose own write's outcome is unknown is kept to be counted once.
                 let judged = |i: &usize| {
-                    refused.iter().any(|(r, _)| r == i) || failed.iter().any(|(f, _)| f == i)
+                    refused.iter().any(|(r, _)| r == i)
+                        || failed
+                            .iter()
+                            .any(|(f, e)| f == i && e.0 != ErrorCode::OutcomeUnknown)
                 };
                 // Counted (or, its outcome unknown, kept to be counted once): all but those
                 // refused or failed.
@@ -290,10 +294,16 @@ pub(super) fn committer(
 type Judged = (Vec<(usize, i64)>, Vec<(usize, Failure)>);
 
 /// The group wrote each bucket's sum; a bucket whose sum the store refused (past the model's
-/// maximum with what it holds) is written again an event at a time, in arrival order, so
-/// that each caller is told about its own event as the durable mode tells it: an event that
-/// fits is counted, one that does not is refused with the sum it would have made. Returns
-/// the refused events and those whose own write failed; the store's moves join `w.late`.
+/// maximum with what it holds) is judged again an event at a time, in arrival order, so that
+/// each caller is told about its own event as the durable mode tells it: an event that fits
+/// is counted, one that does not is refused with the sum it would have made. Returns the
+/// refused events and those whose own write failed; the store's moves join `w.late`.
+///
+/// Writes only what may fit: a refusal tells what the store holds, and later events past it
+/// are refused without a write. When the group's write had an unknown outcome (the store
+/// unreachable), or an event's own write fails, nothing more is written: the events left
+/// get a retryable error (they were in no write), instead of a write each against a store
+/// that just failed, which would hold every caller of the meter for a minute an event.
 fn one_at_a_time(
     shared: &Shared,
     events: Vec<(BucketKey, i64, Option<Allocs>)>,
@@ -307,28 +317,62 @@ fn one_at_a_time(
         .into_iter()
         .map(|(k, _)| k)
         .collect();
+    let not_written = |why: &str| -> Failure {
+        (
+            ErrorCode::InvalidState,
+            format!(
+                "nothing of it was written: its bucket's group passed the maximum and {why}; \
+                 record it again"
+            ),
+            true,
+        )
+    };
+    let mut stop: Option<Failure> = w
+        .unknown
+        .as_ref()
+        .map(|_| not_written("the store could not be reached"));
+    // What the store holds in a bucket, learnt from a refusal.
+    let mut held: std::collections::HashMap<BucketKey, i64> = std::collections::HashMap::new();
     for (i, (key, quantity, allocs)) in events.into_iter().enumerate() {
         if !over.contains(&key) {
             continue;
         }
+        if let Some(f) = &stop {
+            failed.push((i, f.clone()));
+            continue;
+        }
+        if let Some(&h) = held.get(&key) {
+            let total = h.saturating_add(quantity);
+            if total > MAX_BUCKET {
+                refused.push((i, total));
+                continue;
+            }
+        }
         let mut one = Buffer::new();
-        one.entry(key).or_default().add(quantity, allocs);
+        one.entry(key.clone()).or_default().add(quantity, allocs);
         match shared.write_store(one, false) {
             Ok(w1) => {
                 if let Some((_, total)) = w1.refused.first() {
                     refused.push((i, *total));
+                    held.insert(key, total.saturating_sub(quantity));
                 } else if let Some(e) = w1.unknown {
                     failed.push((
                         i,
                         (e.error_code(), e.message().to_owned(), e.is_retryable()),
                     ));
+                    stop = Some(not_written("the store could not be reached"));
+                } else if let Some(h) = held.get_mut(&key) {
+                    *h = h.saturating_add(quantity);
                 }
                 w.late.extend(w1.late);
             }
-            Err(e) => failed.push((
-                i,
-                (e.error_code(), e.message().to_owned(), e.is_retryable()),
-            )),
+            Err(e) => {
+                failed.push((
+                    i,
+                    (e.error_code(), e.message().to_owned(), e.is_retryable()),
+                ));
+                stop = Some(not_written("the store failed"));
+            }
         }
     }
     (refused, failed)
