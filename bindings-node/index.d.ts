@@ -331,7 +331,7 @@ export interface UsageMeterOptions {
   /** Fleet store: seconds a sender's claim lasts (default 120); a dead sender's buckets are sent again, identical, by another replica after it. */
   fleetLeaseSeconds?: number;
   /** Fleet store: the cut-over from a SQLite meter, the first hour this store counts (rounded down). Before it every event, and after it an event of an earlier hour still within its grace, are refused naming `timestamp` (they belong to the SQLite meter); a late event of an earlier hour is counted in the current hour. */
-  startHour?: Date | number;
+  startHour?: Date | number | string;
 }
 
 /** Who an event is for: a `customerIdentifier`, or a `customerAwsAccountId` with its `licenseArn`. */
@@ -449,8 +449,8 @@ export interface RequeueFilter {
   customerIdentifier?: string;
   customerAwsAccountId?: string;
   licenseArn?: string;
-  /** Any time within the hour (a `Date`, or epoch seconds). */
-  hour?: Date | number;
+  /** Any time within the hour (a `Date`, epoch seconds, or an ISO-8601 string). */
+  hour?: Date | number | string;
 }
 
 /**

@@ -149,6 +149,7 @@ async function main(): Promise<void> {
   void oldest;
   const dead: DeadLetter[] = await meter.deadLetters();
   const requeued: number = await meter.requeue({ reason: "CustomerNotSubscribed", hour: new Date() });
+  await meter.requeue({ hour: "2026-01-01T10:00:00Z" }); // an ISO-8601 string, as the runtime reads it
   void requeued;
   void dead[0]?.reason;
   const closed: FlushSummary = await meter.close();
