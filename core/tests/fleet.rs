@@ -1081,6 +1081,192 @@ async fn a_late_answer_to_an_expired_claim_is_neither_applied_nor_reported() {
     drop((slow, fast));
 }
 
+/// A fleet meter named `name` whose claims are leased for `lease_ms`.
+fn leased_replica(
+    emu: &Emulator,
+    url: &str,
+    clock: &Arc<AtomicI64>,
+    name: &str,
+    lease_ms: u64,
+) -> UsageMeter {
+    UsageMeter::new(
+        builder(emu, Store::postgres(url), clock)
+            .replica_id(name)
+            .fleet_lease(Duration::from_millis(lease_ms))
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// A session holding this product's sender slot 0 and saying nothing: what the server sees
+/// of a replica frozen while it sends (SIGSTOP, `docker pause`, a suspended VM), whose
+/// connection stays open. Dropping the child's stdin ends it.
+fn frozen_sender(url: &str) -> std::process::Child {
+    let mut holder = pg::shared().psql_session(url);
+    use std::io::Write;
+    let stdin = holder.stdin.as_mut().unwrap();
+    writeln!(
+        stdin,
+        "SELECT pg_advisory_lock(hashtext('mm_sender:{}'), 0);",
+        metering_emulator::PRODUCT_CODE
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    for _ in 0..300 {
+        if slot_holders(url) == 1 {
+            return holder;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    panic!("the frozen sender's session did not take the slot");
+}
+
+/// How many sessions hold one of the product's sender slots.
+fn slot_holders(url: &str) -> usize {
+    pg::shared()
+        .psql(
+            url,
+            &format!(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                   AND objsubid = 2
+                   AND classid = (hashtext('mm_sender:{}')::int8 & 4294967295)::oid
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                metering_emulator::PRODUCT_CODE
+            ),
+        )
+        .parse()
+        .unwrap()
+}
+
+/// A replica frozen while it holds the only sender slot no longer stops the fleet's sending
+/// once it has been silent for a claim's lease: its backend is ended and the slot taken.
+/// Within the lease it is a live sender's, and nothing is sent beside it.
+#[tokio::test]
+async fn a_slot_held_by_a_frozen_replica_is_taken_over_after_the_lease() {
+    let (emu, url, b, clock) = start();
+    let meter = leased_replica(&emu, &url, &clock, "live", 1500);
+    meter.record(cust(1), "users", 6, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    let mut frozen = frozen_sender(&url);
+    let s = meter.flush().await.unwrap();
+    assert_eq!(s.acked, 0, "another sender holds the slot: {s:?}");
+    assert_eq!(meter.status().unwrap().sealed, 1);
+    assert!(emu.ledger().is_empty());
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let s = meter.flush().await.unwrap();
+    assert_eq!(s.acked, 1, "the frozen holder's slot was taken over: {s:?}");
+    assert_eq!(
+        ledger_map(&emu.ledger())[&("cust-1".into(), "users".into(), b - H)],
+        (6, 1)
+    );
+    assert_eq!(
+        slot_holders(&url),
+        0,
+        "the slot was released after the flush"
+    );
+    // The frozen session was ended: its psql sees the connection gone and exits.
+    drop(frozen.stdin.take());
+    let _ = frozen.wait();
+}
+
+/// A replica whose call outlasts its lease (frozen mid-call, as the server sees it) loses
+/// its claims and its slot to another replica, which sends the same records; the slow
+/// one's answer is fenced out and it stops at its next claim instead of sending beside the
+/// new holder. Each hour is billed once and reported acked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_frozen_past_its_lease_loses_the_slot_and_bills_nothing_twice() {
+    let (emu, url, b, clock) = start();
+    let meter = |name| leased_replica(&emu, &url, &clock, name, 500);
+    let (slow, fast) = (meter("slow"), meter("fast"));
+    // 30 customers: two calls, so the slow sender has a second claim to make.
+    for i in 1..=30 {
+        slow.record(cust(i), "users", i as i64, None, None).unwrap();
+    }
+    clock.store(b + 600, Ordering::SeqCst);
+    emu.push_fault(Fault::Delay { seconds: 2.0 });
+    let late = tokio::spawn(async move {
+        let s = slow.flush().await;
+        (slow, s)
+    });
+    // The slow sender holds the slot and waits for its first answer, past its lease.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let s = fast.flush().await.unwrap();
+    assert_eq!(
+        s.acked, 30,
+        "the slot and the expired claims were taken over: {s:?}"
+    );
+    let (slow, s) = late.await.unwrap();
+    let s = s.unwrap();
+    assert_eq!(
+        s.acked, 0,
+        "the late answer was fenced out, and no second claim made: {s:?}"
+    );
+    let calls = emu
+        .requests()
+        .iter()
+        .filter(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
+        .count();
+    assert_eq!(
+        calls, 3,
+        "the slow sender's one call and the fast one's two"
+    );
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(m.len(), 30);
+    for i in 1..=30 {
+        assert_eq!(
+            m[&(format!("cust-{i}"), "users".into(), b - H)],
+            (i as i64, 1)
+        );
+    }
+    drop((slow, fast));
+}
+
+/// A healthy sender whose flush takes longer than the lease, each call well inside it,
+/// keeps its slot: it speaks on the slot's connection before every claim, so another
+/// replica flushing meanwhile sends nothing beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_longer_than_the_lease_keeps_its_slot() {
+    let (emu, url, b, clock) = start();
+    let meter = |name| leased_replica(&emu, &url, &clock, name, 1000);
+    let (long, other) = (meter("long"), meter("other"));
+    // 100 buckets of the emulator's 50 customers: four calls.
+    for i in 1..=50 {
+        for dim in ["users", "gb"] {
+            long.record(cust(i), dim, 1, None, None).unwrap();
+        }
+    }
+    clock.store(b + 600, Ordering::SeqCst);
+    for _ in 0..4 {
+        emu.push_fault(Fault::Delay { seconds: 0.5 });
+    }
+    let first = tokio::spawn(async move {
+        let s = long.flush().await;
+        (long, s)
+    });
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut others = 0;
+    while !first.is_finished() {
+        let s = other.flush().await.unwrap();
+        assert_eq!(s.acked, 0, "a second sender beside a live one: {s:?}");
+        others += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (long, s) = first.await.unwrap();
+    let s = s.unwrap();
+    assert_eq!(s.acked, 100, "{s:?}");
+    assert!(
+        started.elapsed() > Duration::from_millis(1500) && others > 5,
+        "the flush outlasted the lease while the other replica tried: {:?}, {others} tries",
+        started.elapsed()
+    );
+    assert_eq!(ledger_map(&emu.ledger()).len(), 100);
+    drop((long, other));
+}
+
 /// Connections cut while replicas record (pg_terminate_backend), then a crash restart of
 /// the server: every acknowledged record() is billed, exactly, and nothing else.
 #[test]

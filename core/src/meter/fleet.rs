@@ -49,7 +49,9 @@
 //!   sealed buckets with `FOR UPDATE SKIP LOCKED`, a lease and a fencing counter, commits,
 //!   calls the service, and applies each answer only if the bucket's counter still matches.
 //!   A crashed sender's claim expires and the same records (same quantity, same timestamp)
-//!   are sent again; the service's de-duplication makes the resend harmless.
+//!   are sent again; the service's de-duplication makes the resend harmless. A frozen
+//!   sender's slot is taken over once its connection has been silent for a lease (see
+//!   `Fleet::sender`).
 
 mod claim;
 mod schema;

@@ -43,6 +43,9 @@ impl Fleet {
     pub(crate) async fn sender(&self, _: &str) -> Result<Option<Sender>, Error> {
         match *self {}
     }
+    pub(crate) async fn keep_sender(&self, _: &Sender) -> bool {
+        match *self {}
+    }
     pub(crate) async fn release_sender(&self, _: Sender) {
         match *self {}
     }

@@ -237,6 +237,11 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
     let mut refused: Option<Error> = None;
     let mut refused_licenses: Vec<String> = Vec::new();
     let result = loop {
+        if !seen.is_empty() && !f.keep_sender(&sender).await {
+            // The slot was lost: this replica was frozen past its lease and another one
+            // took the slot over, and sends now.
+            break Ok(());
+        }
         let items = match f
             .claim(product, BATCH as i64, &seen, &refused_licenses)
             .await

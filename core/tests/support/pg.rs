@@ -72,18 +72,23 @@ impl Cluster {
         path.rsplit('/').next().unwrap().to_owned()
     }
 
+    /// psql on the database of `url`, unaligned and tuples only.
+    fn psql_command(&self, url: &str) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(script()).args([
+            "psql",
+            self.dir.to_str().unwrap(),
+            &Self::db_name(url),
+            "-tA",
+        ]);
+        c
+    }
+
     /// Runs SQL in the database of `url`; returns psql's unaligned output.
     pub fn psql(&self, url: &str, sql: &str) -> String {
-        let out = Command::new("bash")
-            .arg(script())
-            .args([
-                "psql",
-                self.dir.to_str().unwrap(),
-                &Self::db_name(url),
-                "-tA",
-                "-c",
-                sql,
-            ])
+        let out = self
+            .psql_command(url)
+            .args(["-c", sql])
             .output()
             .expect("psql runs");
         let text = format!(
@@ -96,6 +101,16 @@ impl Cluster {
         } else {
             format!("ERROR: {text}")
         }
+    }
+
+    /// A psql session on the database of `url` reading SQL from its stdin (piped), its
+    /// output discarded; it ends when its stdin is closed.
+    pub fn psql_session(&self, url: &str) -> std::process::Child {
+        self.psql_command(url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("psql runs")
     }
 
     /// `pg_ctl restart -m immediate`: the server crashes and recovers.

@@ -11,26 +11,88 @@ use crate::Error;
 
 use super::{pg_err, retry, retryable, Fleet, Sender, ATTEMPT_FOR, RETRY_FOR};
 
+/// The advisory locks of this product's sender slots (`$1` the product, `$2` the slots), as
+/// `pg_locks` shows a two-key lock: the keys as unsigned 32-bit `oid`s, `objsubid` 2.
+macro_rules! slot_locks {
+    () => {
+        "l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND l.classid = (hashtext('mm_sender:' || $1)::int8 & 4294967295)::oid
+         AND l.objid::text::int8 < $2::int8"
+    };
+}
+
+/// Ends the backends of this meter's role holding a slot that have been idle longer than
+/// the lease (`$3`, milliseconds); returns how many.
+const END_FROZEN_SENDERS: &str = concat!(
+    "SELECT count(*) FILTER (WHERE pg_terminate_backend(a.pid))
+     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE ",
+    slot_locks!(),
+    " AND a.pid <> pg_backend_pid() AND a.usename = current_user
+      AND a.state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')
+      AND a.state_change < clock_timestamp() - $3::float8 * interval '1 millisecond'"
+);
+
+/// How many of this product's slots are held.
+const HELD_SLOTS: &str = concat!("SELECT count(*) FROM pg_locks l WHERE ", slot_locks!());
+
 impl Fleet {
     /// Takes a sender slot for this product (a session advisory lock, released when the
     /// connection ends: a killed sender frees its slot); `None` when every slot is held by
     /// another meter.
+    ///
+    /// A replica frozen while it holds a slot (SIGSTOP, a paused container, a suspended VM)
+    /// keeps its connection open, and the server its lock. A live sender speaks on its
+    /// slot's connection before every claim ([`Self::keep_sender`]); a holder whose
+    /// connection has been idle for longer than a claim's lease is frozen, or its call is
+    /// slower than its claims' lease, which expired already. Its backend is ended (when it
+    /// runs as this meter's role), and with it the slot. The frozen replica, once resumed,
+    /// has its answers refused by the fencing counter and stops at its next claim.
     pub(crate) async fn sender(&self, product: &str) -> Result<Option<Sender>, Error> {
         let senders = self.settings.senders as i32;
+        let lease_ms = self.settings.lease.as_secs_f64() * 1000.0;
         let started = Instant::now();
         loop {
             let r = tokio::time::timeout(ATTEMPT_FOR, async {
                 let c = self.get().await?;
-                for slot in 0..senders {
-                    let got: bool = c
+                let mut freed = false;
+                loop {
+                    for slot in 0..senders {
+                        let got: bool = c
+                            .query_one(
+                                "SELECT pg_try_advisory_lock(hashtext('mm_sender:' || $1), $2)",
+                                &[&product, &slot],
+                            )
+                            .await?
+                            .get(0);
+                        if got {
+                            return Ok(Some(Sender(c)));
+                        }
+                    }
+                    if freed {
+                        break;
+                    }
+                    let ended: i64 = c
                         .query_one(
-                            "SELECT pg_try_advisory_lock(hashtext('mm_sender:' || $1), $2)",
-                            &[&product, &slot],
+                            END_FROZEN_SENDERS,
+                            &[&product, &i64::from(senders), &lease_ms],
                         )
                         .await?
                         .get(0);
-                    if got {
-                        return Ok(Some(Sender(c)));
+                    if ended == 0 {
+                        break;
+                    }
+                    // Ended, its backend releases the lock as it exits: shortly.
+                    freed = true;
+                    for _ in 0..40 {
+                        let held: i64 = c
+                            .query_one(HELD_SLOTS, &[&product, &i64::from(senders)])
+                            .await?
+                            .get(0);
+                        if held < i64::from(senders) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(25)).await;
                     }
                 }
                 self.put(c);
@@ -50,6 +112,14 @@ impl Fleet {
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
+    }
+
+    /// Speaks on the slot's connection, so that its holder is seen alive (see
+    /// [`Self::sender`]); false when the slot is lost: its connection was ended (another
+    /// replica found it idle past the lease while this one was frozen) or does not answer.
+    pub(crate) async fn keep_sender(&self, s: &Sender) -> bool {
+        let ping = s.0.simple_query("SELECT 1");
+        matches!(tokio::time::timeout(ATTEMPT_FOR, ping).await, Ok(Ok(_)))
     }
 
     /// Gives up the sender slot.
