@@ -256,13 +256,13 @@ impl RetryState {
         }
         if self.config.mode == RetryMode::Legacy {
             // botocore's legacy handler has no retry quota.
-            return Some(self.backoff(attempt, fastrand::f64()));
+            return Some(self.backoff(attempt, jitter()));
         }
         let cost = class.quota_cost();
         self.quota
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| q.checked_sub(cost))
             .ok()?;
-        Some(self.backoff(attempt, fastrand::f64()))
+        Some(self.backoff(attempt, jitter()))
     }
 
     /// A call succeeded after `retries` retries: refund the quota.
@@ -473,6 +473,28 @@ impl Cubic {
 
 fn cubic_throttle(rate: f64) -> f64 {
     rate * BETA
+}
+
+/// A backoff's jitter in `[0, 1)`, from a per-thread generator seeded by the OS, and seeded
+/// again in a child after `fork()`: the workers a pre-forking server (gunicorn, a Node
+/// cluster) forks would otherwise draw their parent's next numbers, every one the same, and
+/// retry a throttled service in step.
+pub(crate) fn jitter() -> f64 {
+    use std::cell::RefCell;
+    thread_local! {
+        /// The process generation it was seeded in (0: never) and the generator.
+        static RNG: RefCell<(u64, fastrand::Rng)> =
+            const { RefCell::new((0, fastrand::Rng::with_seed(0))) };
+    }
+    RNG.with(|cell| {
+        let mut rng = cell.borrow_mut();
+        let generation = crate::runtime::process_generation() + 1;
+        if rng.0 != generation {
+            let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+            *rng = (generation, fastrand::Rng::with_seed(a ^ b.rotate_left(32)));
+        }
+        rng.1.f64()
+    })
 }
 
 #[cfg(test)]

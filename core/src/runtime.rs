@@ -335,6 +335,36 @@ pub fn shutdown() {
     r.extend(live.into_iter().filter(|(o, _)| o.strong_count() > 0));
 }
 
+/// Runs `f` in a child forked from this process and returns its answer: the tests of what
+/// a child after `fork()` draws anew (`f` must not allocate: another thread of the test
+/// process may hold the allocator's lock at the fork).
+#[cfg(all(test, unix))]
+pub(crate) fn in_forked_child<const N: usize>(f: fn() -> [u8; N]) -> [u8; N] {
+    let mut fds = [0; 2];
+    // SAFETY: a pipe for the child's answer.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let [read, write] = fds;
+    // SAFETY: the child runs `f`, writes its bytes to the pipe and `_exit`s.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let out = f();
+        // SAFETY: writes N bytes to the pipe, then ends the child.
+        unsafe {
+            libc::write(write, out.as_ptr().cast(), N);
+            libc::_exit(0);
+        }
+    }
+    let mut got = [0u8; N];
+    // SAFETY: reads the child's N bytes and reaps it.
+    unsafe {
+        assert_eq!(libc::read(read, got.as_mut_ptr().cast(), N), N as isize);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+        libc::close(read);
+        libc::close(write);
+    }
+    got
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -656,28 +656,7 @@ mod tests {
             .iter()
             .all(|u| u.get_version_num() == 4 && u.get_variant() == uuid::Variant::RFC4122));
         // A child after fork() draws anew: the parent's next id is not the child's.
-        let mut fds = [0; 2];
-        // SAFETY: a pipe for the child's answer.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        let [read, write] = fds;
-        // SAFETY: the child computes an id, writes it to the pipe and `_exit`s.
-        let child = unsafe { libc::fork() };
-        if child == 0 {
-            let id = invocation_id().into_bytes();
-            // SAFETY: writes 16 bytes to the pipe, then ends the child.
-            unsafe {
-                libc::write(write, id.as_ptr().cast(), 16);
-                libc::_exit(0);
-            }
-        }
-        let mut got = [0u8; 16];
-        // SAFETY: reads the child's 16 bytes and reaps it.
-        unsafe {
-            assert_eq!(libc::read(read, got.as_mut_ptr().cast(), 16), 16);
-            libc::waitpid(child, std::ptr::null_mut(), 0);
-            libc::close(read);
-            libc::close(write);
-        }
+        let got = crate::runtime::in_forked_child(|| invocation_id().into_bytes());
         assert_ne!(uuid::Uuid::from_bytes(got), invocation_id());
     }
 

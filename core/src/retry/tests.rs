@@ -521,3 +521,24 @@ async fn adaptive_recovers_after_successes() {
     assert!(n > 100, "{n}");
     assert!(start.elapsed() >= Duration::from_secs(23));
 }
+
+/// A child forked from a process that drew jitter draws its own: the workers of a
+/// pre-forking server do not back off in step.
+#[test]
+fn a_forked_child_draws_other_jitter_than_its_parent() {
+    let _ = (super::jitter(), super::jitter());
+    let got = crate::runtime::in_forked_child(|| {
+        let mut drawn = [0u8; 64];
+        for c in drawn.chunks_mut(8) {
+            c.copy_from_slice(&super::jitter().to_le_bytes());
+        }
+        drawn
+    });
+    let mine: Vec<u8> = (0..8).flat_map(|_| super::jitter().to_le_bytes()).collect();
+    assert_ne!(got.to_vec(), mine, "the child repeated its parent's jitter");
+    let child_draws: Vec<f64> = got
+        .chunks(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert!(child_draws.iter().all(|j| (0.0..1.0).contains(j)));
+}
