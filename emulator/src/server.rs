@@ -373,7 +373,14 @@ fn response(status: u16, content_type: &str, body: impl Into<Bytes>, request_id:
 }
 
 fn error_response(e: &ApiError, request_id: &str) -> Resp {
-    response(e.status, JSON_11, e.body(), request_id)
+    let mut resp = response(e.status, JSON_11, e.body(), request_id);
+    // As AWS JSON services answer: the code, a colon and the source (a client reading the
+    // header before the body finds the same code in both).
+    let source = "http://internal.amazon.com/coral/com.amazonaws.marketplace.metering/";
+    if let Ok(v) = HeaderValue::from_str(&format!("{}:{source}", e.code)) {
+        resp.headers_mut().insert("x-amzn-errortype", v);
+    }
+    resp
 }
 
 const UNAVAILABLE_HTML: &str = "<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n<body><h1>503 Service Unavailable</h1><p>The service is temporarily unavailable. Please try again later.</p></body></html>\n";

@@ -144,6 +144,8 @@ pub struct Resp {
     pub status: u16,
     pub request_id: Option<String>,
     pub content_type: Option<String>,
+    /// `x-amzn-ErrorType`, which AWS JSON services send with every error answer.
+    pub error_type_header: Option<String>,
     pub text: String,
     pub json: Value,
 }
@@ -162,6 +164,14 @@ impl Resp {
             "unexpected answer: {self:?}"
         );
         assert!(self.request_id.is_some(), "no request id: {self:?}");
+        // As the service: `Code:` and where it came from, the code unqualified.
+        let short = code.rsplit('#').next().unwrap_or(code);
+        assert!(
+            self.error_type_header
+                .as_deref()
+                .is_some_and(|h| h.split(':').next() == Some(short)),
+            "x-amzn-ErrorType does not name {short}: {self:?}"
+        );
         self
     }
     pub fn expect_ok(&self) -> &Value {
@@ -195,12 +205,14 @@ pub async fn send(
     };
     let request_id = header("x-amzn-requestid");
     let content_type = header("content-type");
+    let error_type_header = header("x-amzn-errortype");
     let text = resp.text().await?;
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
     Ok(Resp {
         status,
         request_id,
         content_type,
+        error_type_header,
         text,
         json,
     })
@@ -256,12 +268,17 @@ pub async fn control(emu: &Emulator, method: &str, path: &str, body: Option<Valu
         .headers()
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string());
+    let error_type_header = resp
+        .headers()
+        .get("x-amzn-errortype")
+        .map(|v| v.to_str().unwrap().to_string());
     let text = resp.text().await.unwrap();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
     Resp {
         status,
         request_id,
         content_type,
+        error_type_header,
         text,
         json,
     }
