@@ -130,6 +130,8 @@ def test_messages_read_like_botocore(client: mm.Client) -> None:
     with pytest.raises(mm.ParamValidationError) as ei:
         client.resolve_customer()
     assert str(ei.value) == "Parameter validation failed:\nMissing required parameter in input: RegistrationToken"
+    # botocore keeps the report in kwargs: handlers that show it read it there.
+    assert ei.value.kwargs == {"report": "Missing required parameter in input: RegistrationToken"}
     with pytest.raises(mm.ParamValidationError) as ei:
         client.resolve_customer(RegistrationToken="t", Extra=1)
     assert str(ei.value).startswith("Parameter validation failed:\nUnknown parameter in input: Extra, must be one of:")

@@ -36,6 +36,7 @@ class MeteringError(Exception):
     retryable: bool
     attempts: int
     operation_name: Optional[str]
+    kwargs: Dict[str, Any]
     def __init__(
         self,
         message: str = "",

@@ -54,6 +54,9 @@ class MeteringError(Exception):
         Attempts made, the first included (0 when nothing was sent).
     operation_name : str or None
         The operation that failed (``"MeterUsage"``).
+    kwargs : dict
+        What botocore's exceptions keep there: ``{"report": ...}`` of a
+        :class:`ParamValidationError` (its text after the first line), else empty.
     """
 
     #: The code this class stands for (``""`` for the roots).
@@ -83,6 +86,7 @@ class MeteringError(Exception):
         self.retryable: bool = retryable
         self.attempts: int = attempts
         self.operation_name: Optional[str] = operation_name
+        self.kwargs: Dict[str, Any] = {}
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
@@ -261,6 +265,9 @@ def _from_native(
         if code in ("InvalidInput", "InvalidConfig"):
             # The model path, or the setting as its source spells it (AWS_MAX_ATTEMPTS).
             exc.field = field  # type: ignore[attr-defined]
+        if code == "InvalidInput":
+            # botocore's ParamValidationError(report=...): callers read it to show the problem.
+            exc.kwargs = {"report": text.split("\n", 1)[-1]}
     # Each attempt of the call, for the client's log records (private: not botocore's).
     exc._attempt_log = attempt_log or []  # type: ignore[attr-defined]
     return exc
