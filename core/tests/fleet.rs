@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{
-    Customer, Durability, MeterConfig, MeterConfigBuilder, MeterEventKind, Store,
+    Customer, Durability, MeterConfig, MeterConfigBuilder, MeterEventKind, MeterMode, Store,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::{Client, ErrorCode, UsageMeter};
@@ -1103,7 +1103,12 @@ fn leased_replica(
 /// of a replica frozen while it sends (SIGSTOP, `docker pause`, a suspended VM), whose
 /// connection stays open. Dropping the child's stdin ends it.
 fn frozen_sender(url: &str) -> std::process::Child {
-    let mut holder = pg::shared().psql_session(url);
+    frozen_sender_as(url, None)
+}
+
+/// [`frozen_sender`], logged in as `role` (default: the cluster's owner).
+fn frozen_sender_as(url: &str, role: Option<&str>) -> std::process::Child {
+    let mut holder = pg::shared().psql_session(url, role);
     use std::io::Write;
     let stdin = holder.stdin.as_mut().unwrap();
     writeln!(
@@ -1172,37 +1177,103 @@ async fn a_slot_held_by_a_frozen_replica_is_taken_over_after_the_lease() {
     let _ = frozen.wait();
 }
 
-/// A replica whose call outlasts its lease (frozen mid-call, as the server sees it) loses
-/// its claims and its slot to another replica, which sends the same records; the slow
-/// one's answer is fenced out and it stops at its next claim instead of sending beside the
-/// new holder. Each hour is billed once and reported acked once.
+/// The frozen replica of the next test, run as a child of this test binary: flushes once
+/// with its lease at 500 ms and prints its summary. Not a test on its own.
+#[test]
+fn stopped_replica_process() {
+    let Ok(spec) = std::env::var("MM_STOPPED_REPLICA") else {
+        return;
+    };
+    let mut it = spec.split(' ');
+    let (endpoint, url) = (it.next().unwrap(), it.next().unwrap());
+    let now: i64 = it.next().unwrap().parse().unwrap();
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(Client::new(
+                support::config(endpoint)
+                    .max_attempts(1u32)
+                    .build()
+                    .unwrap(),
+            ))
+            .store(Store::postgres(url))
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .flush_interval(Duration::ZERO)
+            .clock(Arc::new(move || now))
+            .replica_id("stopped")
+            .fleet_lease(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(meter.flush()).unwrap();
+    println!("acked={} interrupted={}", s.acked, s.interrupted.is_some());
+}
+
+/// A replica stopped (SIGSTOP) while its call is in flight keeps its connection and its
+/// session lock, but says nothing: after its lease another replica takes the slot over and
+/// sends the same records. Resumed, the stopped one reads its answer, which the fencing
+/// counter refuses, finds its slot gone and stops, reporting the flush interrupted. Each hour
+/// is billed once and acknowledged once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sender_frozen_past_its_lease_loses_the_slot_and_bills_nothing_twice() {
+async fn a_replica_stopped_mid_call_loses_its_slot_and_bills_nothing_twice() {
     let (emu, url, b, clock) = start();
-    let meter = |name| leased_replica(&emu, &url, &clock, name, 500);
-    let (slow, fast) = (meter("slow"), meter("fast"));
-    // 30 customers: two calls, so the slow sender has a second claim to make.
+    let fast = leased_replica(&emu, &url, &clock, "fast", 500);
+    // 30 customers: two calls, so the stopped sender has a second claim to make.
     for i in 1..=30 {
-        slow.record(cust(i), "users", i as i64, None, None).unwrap();
+        fast.record(cust(i), "users", i as i64, None, None).unwrap();
     }
     clock.store(b + 600, Ordering::SeqCst);
     emu.push_fault(Fault::Delay { seconds: 2.0 });
-    let late = tokio::spawn(async move {
-        let s = slow.flush().await;
-        (slow, s)
-    });
-    // The slow sender holds the slot and waits for its first answer, past its lease.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let stopped = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "stopped_replica_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "MM_STOPPED_REPLICA",
+            format!("{} {url} {}", emu.endpoint(), b + 600),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first call is in flight once the emulator took the delay.
+    let waited = std::time::Instant::now();
+    while !emu.pending_faults().is_empty() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the replica never called"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    /// Resumes the child however the test ends, so that a failed assertion leaves no
+    /// stopped process behind.
+    struct Resume(libc::pid_t);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            // SAFETY: signals the child this test spawned.
+            unsafe { libc::kill(self.0, libc::SIGCONT) };
+        }
+    }
+    let pid = stopped.id() as libc::pid_t;
+    // SAFETY: signals the child this test spawned.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let resume = Resume(pid);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let s = fast.flush().await.unwrap();
     assert_eq!(
         s.acked, 30,
         "the slot and the expired claims were taken over: {s:?}"
     );
-    let (slow, s) = late.await.unwrap();
-    let s = s.unwrap();
-    assert_eq!(
-        s.acked, 0,
-        "the late answer was fenced out, and no second claim made: {s:?}"
+    drop(resume);
+    let out = stopped.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("acked=0 interrupted=true"),
+        "the late answer was fenced out and the lost slot reported: {text}"
     );
     let calls = emu
         .requests()
@@ -1211,7 +1282,7 @@ async fn a_sender_frozen_past_its_lease_loses_the_slot_and_bills_nothing_twice()
         .count();
     assert_eq!(
         calls, 3,
-        "the slow sender's one call and the fast one's two"
+        "the stopped sender's one call and the fast one's two"
     );
     let m = ledger_map(&emu.ledger());
     assert_eq!(m.len(), 30);
@@ -1221,26 +1292,32 @@ async fn a_sender_frozen_past_its_lease_loses_the_slot_and_bills_nothing_twice()
             (i as i64, 1)
         );
     }
-    drop((slow, fast));
 }
 
-/// A healthy sender whose flush takes longer than the lease, each call well inside it,
-/// keeps its slot: it speaks on the slot's connection before every claim, so another
-/// replica flushing meanwhile sends nothing beside it.
+/// A healthy sender whose one claim takes longer than the lease, each call well inside it
+/// (the MeterUsage mode: one call per bucket, 12 in a claim), keeps its slot: its process
+/// speaks on the slot's connection every third of a lease, so another replica flushing
+/// meanwhile sends nothing beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flush_longer_than_the_lease_keeps_its_slot() {
+async fn a_claim_longer_than_the_lease_keeps_its_slot() {
     let (emu, url, b, clock) = start();
-    let meter = |name| leased_replica(&emu, &url, &clock, name, 1000);
+    let meter = |name| {
+        let config = builder(&emu, Store::postgres(&url), &clock)
+            .mode(MeterMode::MeterUsage)
+            .replica_id(name)
+            .fleet_lease(Duration::from_millis(1000));
+        UsageMeter::new(config.build().unwrap()).unwrap()
+    };
     let (long, other) = (meter("long"), meter("other"));
-    // 100 buckets of the emulator's 50 customers: four calls.
-    for i in 1..=50 {
-        for dim in ["users", "gb"] {
-            long.record(cust(i), dim, 1, None, None).unwrap();
+    for hour in 1..=4 {
+        clock.store(b - hour * H + 1, Ordering::SeqCst);
+        for dim in ["users", "gb", "requests"] {
+            long.record(None::<Customer>, dim, 1, None, None).unwrap();
         }
     }
     clock.store(b + 600, Ordering::SeqCst);
-    for _ in 0..4 {
-        emu.push_fault(Fault::Delay { seconds: 0.5 });
+    for _ in 0..12 {
+        emu.push_fault(Fault::Delay { seconds: 0.25 });
     }
     let first = tokio::spawn(async move {
         let s = long.flush().await;
@@ -1257,14 +1334,68 @@ async fn a_flush_longer_than_the_lease_keeps_its_slot() {
     }
     let (long, s) = first.await.unwrap();
     let s = s.unwrap();
-    assert_eq!(s.acked, 100, "{s:?}");
+    assert_eq!(s.acked, 12, "{s:?}");
     assert!(
-        started.elapsed() > Duration::from_millis(1500) && others > 5,
-        "the flush outlasted the lease while the other replica tried: {:?}, {others} tries",
+        started.elapsed() > Duration::from_millis(2000) && others >= 3,
+        "the claim outlasted the lease while the other replica tried: {:?}, {others} tries",
         started.elapsed()
     );
-    assert_eq!(ledger_map(&emu.ledger()).len(), 100);
+    assert_eq!(emu.ledger().len(), 12);
     drop((long, other));
+}
+
+/// A runtime role (no superuser) takes over a slot its own frozen replica holds; a database
+/// whose administrator revoked `pg_terminate_backend` from PUBLIC leaves the slot held, and
+/// the flush answers as when another replica sends (no error), as before take-overs.
+#[tokio::test]
+async fn a_runtime_role_takes_over_its_frozen_replicas_slot_unless_refused_the_right() {
+    let (emu, url, b, clock) = start();
+    let cluster = pg::shared();
+    let role = format!("{}_sender", pg::Cluster::db_name(&url));
+    let setup = cluster.psql(
+        &url,
+        &format!("CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA public TO {role};"),
+    );
+    assert!(!setup.starts_with("ERROR"), "{setup}");
+    let meter = UsageMeter::new(
+        builder(&emu, Store::postgres(role_url(&url, &role)), &clock)
+            .fleet_lease(Duration::from_millis(1000))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    meter.record(cust(1), "users", 6, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    let mut frozen = frozen_sender_as(&url, Some(&role));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let s = meter.flush().await.unwrap();
+    assert_eq!(
+        s.acked, 1,
+        "the runtime role took over its frozen replica's slot: {s:?}"
+    );
+    drop(frozen.stdin.take());
+    let _ = frozen.wait();
+
+    let revoked = cluster.psql(
+        &url,
+        "REVOKE EXECUTE ON FUNCTION pg_terminate_backend(integer, bigint) FROM PUBLIC",
+    );
+    assert!(!revoked.starts_with("ERROR"), "{revoked}");
+    meter.record(cust(2), "users", 7, None, None).unwrap();
+    clock.store(b + H + 600, Ordering::SeqCst);
+    let mut frozen = frozen_sender_as(&url, Some(&role));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let s = meter.flush().await.unwrap();
+    assert_eq!(s.acked, 0, "refused the right, the slot stays held: {s:?}");
+    assert_eq!(meter.status().unwrap().sealed, 1);
+    drop(frozen.stdin.take());
+    let _ = frozen.wait();
+    let s = meter.flush().await.unwrap();
+    assert_eq!(s.acked, 1, "the holder gone, the hour is sent: {s:?}");
+    assert_eq!(
+        ledger_map(&emu.ledger())[&("cust-2".into(), "users".into(), b)],
+        (7, 1)
+    );
 }
 
 /// Connections cut while replicas record (pg_terminate_backend), then a crash restart of

@@ -720,7 +720,12 @@ impl Fleet {
 }
 
 /// A held sender slot and the connection holding it (see [`Fleet::sender`]).
-pub(crate) struct Sender(PgClient);
+pub(crate) struct Sender {
+    conn: std::sync::Arc<PgClient>,
+    /// Speaks on `conn` every third of a lease while the slot is held (see
+    /// [`Fleet::sender`]); `None` when the runtime could not take it.
+    keepalive: Option<tokio::task::JoinHandle<()>>,
+}
 
 /// An error standing for "no connection" when the runtime could not run the connect.
 async fn closed_error() -> tokio_postgres::Error {

@@ -239,7 +239,15 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
     let result = loop {
         if !seen.is_empty() && !f.keep_sender(&sender).await {
             // The slot was lost: this replica was frozen past its lease and another one
-            // took the slot over, and sends now.
+            // took the slot over, or the connection ended. What is left waits.
+            sum.deferred += f
+                .count_sendable(product, &seen, &refused_licenses)
+                .await
+                .unwrap_or(0);
+            sum.interrupted = Some(
+                Error::invalid_state("fleet store: the sender slot was lost mid-flush")
+                    .with_retryable(true),
+            );
             break Ok(());
         }
         let items = match f

@@ -103,11 +103,14 @@ impl Cluster {
         }
     }
 
-    /// A psql session on the database of `url` reading SQL from its stdin (piped), its
-    /// output discarded; it ends when its stdin is closed.
-    pub fn psql_session(&self, url: &str) -> std::process::Child {
-        self.psql_command(url)
-            .stdin(std::process::Stdio::piped())
+    /// A psql session on the database of `url` (as `role`, else the owner) reading SQL from
+    /// its stdin (piped), its output discarded; it ends when its stdin is closed.
+    pub fn psql_session(&self, url: &str, role: Option<&str>) -> std::process::Child {
+        let mut c = self.psql_command(url);
+        if let Some(role) = role {
+            c.args(["-U", role]);
+        }
+        c.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("psql runs")

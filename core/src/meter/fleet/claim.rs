@@ -3,13 +3,14 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::meter::lock;
 use crate::meter::store::{customer_from, Allocs, Outcome, SendItem};
 use crate::Error;
 
-use super::{pg_err, retry, retryable, Fleet, Sender, ATTEMPT_FOR, RETRY_FOR};
+use super::{pg_err, retry, retryable, Fleet, PgClient, Sender, ATTEMPT_FOR, RETRY_FOR};
 
 /// The advisory locks of this product's sender slots (`$1` the product, `$2` the slots), as
 /// `pg_locks` shows a two-key lock: the keys as unsigned 32-bit `oid`s, `objsubid` 2.
@@ -22,16 +23,29 @@ macro_rules! slot_locks {
     };
 }
 
-/// Ends the backends of this meter's role holding a slot that have been idle longer than
-/// the lease (`$3`, milliseconds); returns how many.
+/// Ends the backends of this meter's login role holding a slot that have been idle longer
+/// than the lease (`$3`, milliseconds); returns how many.
 const END_FROZEN_SENDERS: &str = concat!(
     "SELECT count(*) FILTER (WHERE pg_terminate_backend(a.pid))
      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE ",
     slot_locks!(),
-    " AND a.pid <> pg_backend_pid() AND a.usename = current_user
+    " AND a.pid <> pg_backend_pid() AND a.usename = session_user
       AND a.state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')
       AND a.state_change < clock_timestamp() - $3::float8 * interval '1 millisecond'"
 );
+
+/// Says once per process that a database refused the look at, or the ending of, a frozen
+/// sender's backend (rights revoked from PUBLIC): such a sender then holds its slot until it
+/// resumes or its connection ends.
+fn warn_no_takeover(e: &tokio_postgres::Error) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            error = %e,
+            "fleet store: cannot end a frozen sender's backend; its slot stays held"
+        );
+    }
+}
 
 /// How many of this product's slots are held.
 const HELD_SLOTS: &str = concat!("SELECT count(*) FROM pg_locks l WHERE ", slot_locks!());
@@ -42,12 +56,13 @@ impl Fleet {
     /// another meter.
     ///
     /// A replica frozen while it holds a slot (SIGSTOP, a paused container, a suspended VM)
-    /// keeps its connection open, and the server its lock. A live sender speaks on its
-    /// slot's connection before every claim ([`Self::keep_sender`]); a holder whose
-    /// connection has been idle for longer than a claim's lease is frozen, or its call is
-    /// slower than its claims' lease, which expired already. Its backend is ended (when it
-    /// runs as this meter's role), and with it the slot. The frozen replica, once resumed,
-    /// has its answers refused by the fencing counter and stops at its next claim.
+    /// keeps its connection open, and the server its lock. A live sender's process speaks
+    /// on its slot's connection every third of a lease, from a task of its own, however
+    /// long its calls take; a holder whose connection has been idle for longer than a lease
+    /// is frozen. Its backend is ended (when it logged in as this meter's role), and with
+    /// it the slot. The frozen replica, once resumed, has its answers refused by the
+    /// fencing counter and stops at its next claim ([`Self::keep_sender`]). A database that
+    /// refuses the look or the ending (revoked rights) leaves the slot held, as before.
     pub(crate) async fn sender(&self, product: &str) -> Result<Option<Sender>, Error> {
         let senders = self.settings.senders as i32;
         let lease_ms = self.settings.lease.as_secs_f64() * 1000.0;
@@ -66,19 +81,27 @@ impl Fleet {
                             .await?
                             .get(0);
                         if got {
-                            return Ok(Some(Sender(c)));
+                            return Ok(Some(self.hold(c)));
                         }
                     }
                     if freed {
                         break;
                     }
-                    let ended: i64 = c
+                    let ended = c
                         .query_one(
                             END_FROZEN_SENDERS,
                             &[&product, &i64::from(senders), &lease_ms],
                         )
-                        .await?
-                        .get(0);
+                        .await;
+                    let ended: i64 = match ended {
+                        Ok(row) => row.get(0),
+                        // Refused by the server (rights revoked from PUBLIC): no take-over.
+                        Err(e) if e.as_db_error().is_some() => {
+                            warn_no_takeover(&e);
+                            0
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if ended == 0 {
                         break;
                     }
@@ -118,16 +141,42 @@ impl Fleet {
     /// [`Self::sender`]); false when the slot is lost: its connection was ended (another
     /// replica found it idle past the lease while this one was frozen) or does not answer.
     pub(crate) async fn keep_sender(&self, s: &Sender) -> bool {
-        let ping = s.0.simple_query("SELECT 1");
+        let ping = s.conn.simple_query("SELECT 1");
         matches!(tokio::time::timeout(ATTEMPT_FOR, ping).await, Ok(Ok(_)))
+    }
+
+    /// The slot held on `c`, and its keep-alive task started.
+    fn hold(&self, c: PgClient) -> Sender {
+        let conn = Arc::new(c);
+        let every = (self.settings.lease / 3).max(Duration::from_millis(10));
+        let weak = Arc::downgrade(&conn);
+        let keepalive = crate::runtime::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(c) = weak.upgrade() else { return };
+                let ping = c.simple_query("SELECT 1");
+                if !matches!(tokio::time::timeout(ATTEMPT_FOR, ping).await, Ok(Ok(_))) {
+                    return;
+                }
+            }
+        })
+        .ok();
+        Sender { conn, keepalive }
     }
 
     /// Gives up the sender slot.
     pub(crate) async fn release_sender(&self, s: Sender) {
+        let Sender { conn, keepalive } = s;
+        if let Some(k) = keepalive {
+            k.abort();
+            let _ = k.await;
+        }
         // A connection that does not answer is dropped, and its slot with it.
-        let unlock = s.0.batch_execute("SELECT pg_advisory_unlock_all()");
+        let unlock = conn.batch_execute("SELECT pg_advisory_unlock_all()");
         if let Ok(Ok(())) = tokio::time::timeout(ATTEMPT_FOR, unlock).await {
-            self.put(s.0);
+            if let Ok(c) = Arc::try_unwrap(conn) {
+                self.put(c);
+            }
         }
     }
 
