@@ -1152,7 +1152,7 @@ fn slot_holders(url: &str) -> usize {
 #[tokio::test]
 async fn a_slot_held_by_a_frozen_replica_is_taken_over_after_the_lease() {
     let (emu, url, b, clock) = start();
-    let meter = leased_replica(&emu, &url, &clock, "live", 1500);
+    let meter = leased_replica(&emu, &url, &clock, "live", 3000);
     meter.record(cust(1), "users", 6, None, None).unwrap();
     clock.store(b + 600, Ordering::SeqCst);
     let mut frozen = frozen_sender(&url);
@@ -1160,7 +1160,7 @@ async fn a_slot_held_by_a_frozen_replica_is_taken_over_after_the_lease() {
     assert_eq!(s.acked, 0, "another sender holds the slot: {s:?}");
     assert_eq!(meter.status().unwrap().sealed, 1);
     assert!(emu.ledger().is_empty());
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    tokio::time::sleep(Duration::from_millis(3300)).await;
     let s = meter.flush().await.unwrap();
     assert_eq!(s.acked, 1, "the frozen holder's slot was taken over: {s:?}");
     assert_eq!(
@@ -1224,7 +1224,7 @@ async fn a_replica_stopped_mid_call_loses_its_slot_and_bills_nothing_twice() {
         fast.record(cust(i), "users", i as i64, None, None).unwrap();
     }
     clock.store(b + 600, Ordering::SeqCst);
-    emu.push_fault(Fault::Delay { seconds: 2.0 });
+    emu.push_fault(Fault::Delay { seconds: 4.0 });
     let stopped = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -1305,7 +1305,7 @@ async fn a_claim_longer_than_the_lease_keeps_its_slot() {
         let config = builder(&emu, Store::postgres(&url), &clock)
             .mode(MeterMode::MeterUsage)
             .replica_id(name)
-            .fleet_lease(Duration::from_millis(1000));
+            .fleet_lease(Duration::from_millis(3000));
         UsageMeter::new(config.build().unwrap()).unwrap()
     };
     let (long, other) = (meter("long"), meter("other"));
@@ -1317,7 +1317,7 @@ async fn a_claim_longer_than_the_lease_keeps_its_slot() {
     }
     clock.store(b + 600, Ordering::SeqCst);
     for _ in 0..12 {
-        emu.push_fault(Fault::Delay { seconds: 0.25 });
+        emu.push_fault(Fault::Delay { seconds: 0.4 });
     }
     let first = tokio::spawn(async move {
         let s = long.flush().await;
@@ -1336,7 +1336,7 @@ async fn a_claim_longer_than_the_lease_keeps_its_slot() {
     let s = s.unwrap();
     assert_eq!(s.acked, 12, "{s:?}");
     assert!(
-        started.elapsed() > Duration::from_millis(2000) && others >= 3,
+        started.elapsed() > Duration::from_millis(4000) && others >= 3,
         "the claim outlasted the lease while the other replica tried: {:?}, {others} tries",
         started.elapsed()
     );
