@@ -1432,6 +1432,168 @@ async fn memory_durability_keeps_its_buffer_when_a_write_fails() {
     remove_store(&path);
 }
 
+/// The child of `a_disk_that_fills_loses_no_acknowledged_record`: records into the store at
+/// `MM_DISK_FULL_CHILD` (`<path> <durability> <clock>`) while no file may grow more than a
+/// few pages (`RLIMIT_FSIZE`: a write past it fails as one on a full disk does), then with
+/// the room back, printing, after a `begin` line, `ok <customer> <quantity>` or
+/// `err <code> <retryable>` for each record(). Not a test on its own.
+#[test]
+fn disk_full_child() {
+    let Ok(spec) = std::env::var("MM_DISK_FULL_CHILD") else {
+        return;
+    };
+    let mut it = spec.split(' ');
+    let path = PathBuf::from(it.next().unwrap());
+    let durability = match it.next().unwrap() {
+        "durable" => Durability::Durable,
+        "memory" => Durability::Memory,
+        _ => Durability::Group,
+    };
+    let now: i64 = it.next().unwrap().parse().unwrap();
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(Client::new(
+                support::config("http://127.0.0.1:9").build().unwrap(),
+            ))
+            .store(Store::sqlite(&path))
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .durability(durability)
+            .flush_interval(Duration::ZERO)
+            .clock(Arc::new(move || now))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    // On a line of its own: libtest's "test disk_full_child ... " has no newline.
+    println!("\nbegin");
+    let mut n = 0usize;
+    let mut record = |meter: &UsageMeter| {
+        n += 1;
+        let (c, q) = (n % 7 + 1, (n % 5 + 1) as i64);
+        match meter.record(cust(c), "users", q, None, None) {
+            Ok(()) => println!("ok cust-{c} {q}"),
+            Err(e) => println!("err {:?} {}", e.error_code(), e.is_retryable()),
+        }
+    };
+    for _ in 0..5 {
+        record(&meter);
+    }
+    let size = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::fs::metadata(PathBuf::from(p)).map_or(0, |m| m.len())
+    };
+    let room = size("").max(size("-wal")) + 8192;
+    let limit = |soft: libc::rlim_t| {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: sets this process's own limit from a valid struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) }, 0);
+    };
+    // SAFETY: a write past the limit then fails with EFBIG instead of killing the process.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // Memory durability's records are acknowledged in memory: its writes (every tenth
+    // record here, as its flusher would) meet the full disk instead.
+    let drain = |meter: &UsageMeter| {
+        if durability == Durability::Memory {
+            match meter.write_buffered() {
+                Ok(()) => println!("drained"),
+                Err(e) => println!("err {:?} {}", e.error_code(), e.is_retryable()),
+            }
+        }
+    };
+    drain(&meter);
+    limit(room);
+    for i in 0..400 {
+        record(&meter);
+        if i % 10 == 9 {
+            drain(&meter);
+        }
+    }
+    limit(libc::RLIM_INFINITY);
+    println!("room");
+    for _ in 0..20 {
+        record(&meter);
+    }
+    drain(&meter);
+}
+
+/// The disk fills while record() writes, then has room again: each record() that returned
+/// is billed, once; each one refused said so with a retryable error and is not billed; and
+/// the same meter, without a restart, records again once there is room. In memory
+/// durability the buffer's writes fail instead, and nothing it acknowledged is lost.
+#[tokio::test]
+async fn a_disk_that_fills_loses_no_acknowledged_record() {
+    for durability in ["durable", "group", "memory"] {
+        let emu = emulator();
+        let h = Harness::new();
+        let b = base();
+        let path = temp_db(&format!("full-{durability}"));
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "disk_full_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "MM_DISK_FULL_CHILD",
+                format!("{} {durability} {}", path.display(), b - H + 10),
+            )
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{durability}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (mut acked, mut refused, mut after_room) = (HashMap::new(), 0, 0);
+        let mut room = false;
+        let lines = text.lines().skip_while(|l| *l != "begin");
+        for line in lines {
+            let f: Vec<&str> = line.split(' ').collect();
+            match f[..] {
+                ["ok", c, q] => {
+                    *acked.entry(c.to_owned()).or_insert(0i64) += q.parse::<i64>().unwrap();
+                    after_room += usize::from(room);
+                }
+                ["err", code, retryable] => {
+                    assert!(!room, "{durability}: refused with room: {line}");
+                    assert_eq!(retryable, "true", "{durability}: {line}");
+                    assert!(code == "Store" || code == "InvalidState", "{line}");
+                    refused += 1;
+                }
+                ["room"] => room = true,
+                ["drained"] => {}
+                _ => {}
+            }
+        }
+        assert!(refused > 0, "{durability}: the disk never filled:\n{text}");
+        assert_eq!(
+            after_room, 20,
+            "{durability}: with room again, every record works"
+        );
+        h.set(b + 600);
+        let meter = file_meter(&h, &emu, &path, Durability::Durable);
+        let s = meter.flush().await.unwrap();
+        assert_eq!(s.acked, acked.len(), "{durability}: {s:?}");
+        let billed: HashMap<String, i64> = emu
+            .ledger()
+            .iter()
+            .map(|e| (e.customer_identifier.clone().unwrap(), e.quantity))
+            .collect();
+        assert_eq!(
+            billed, acked,
+            "{durability}: billed what was acknowledged, once"
+        );
+        drop(meter);
+        remove_store(&path);
+    }
+}
+
 #[test]
 fn timestamps_in_milliseconds_or_beyond_any_calendar_are_refused() {
     let emu = emulator();
