@@ -2747,6 +2747,52 @@ fn a_panicking_callback_never_stops_the_group_committer() {
     assert_eq!(billed, 6);
 }
 
+/// An event late by its timestamp, recorded after the clock stepped back into a sealed hour,
+/// is counted in the next open hour and reported once, naming that hour: it was reported
+/// twice (counted in the sealed hour, then moved), and a seller summing late usage counted
+/// it twice. An on-time event moved with it is reported on its own, with its own quantity.
+#[test]
+fn a_late_event_after_a_clock_step_back_is_reported_once() {
+    for d in [Durability::Durable, Durability::Group] {
+        let emu = emulator();
+        let h = Harness::new();
+        let b = base();
+        let path = temp_db("late-once");
+        h.set(b - H + 10);
+        let meter = file_meter(&h, &emu, &path, d);
+        meter.record(cust(1), "users", 1, None, None).unwrap();
+        h.set(b + 400);
+        meter.flush_blocking().unwrap();
+        // Hour b - H is sealed and sent; the clock steps back into it.
+        h.set(b - 100);
+        meter
+            .record(cust(1), "users", 2, at(b - 3 * H), None)
+            .unwrap();
+        meter.record(cust(1), "users", 3, None, None).unwrap();
+        let late: Vec<(i64, i64, i64)> = h
+            .events()
+            .iter()
+            .filter_map(|e| match e.kind {
+                MeterEventKind::LateEvent { counted_in_hour } => {
+                    Some((e.hour, e.quantity, counted_in_hour))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            late,
+            vec![(b - 3 * H, 2, b), (b - H, 3, b)],
+            "{d:?}: each event once, where it was counted"
+        );
+        h.set(b + H + 400);
+        meter.flush_blocking().unwrap();
+        let billed: Vec<(i64, i64)> = emu.ledger().iter().map(|e| (e.hour, e.quantity)).collect();
+        assert_eq!(billed, vec![(b - H, 1), (b, 5)], "{d:?}");
+        drop(meter);
+        remove_store(&path);
+    }
+}
+
 /// A server on 127.0.0.1 that answers each request (one connection each) with the body
 /// `answer` makes of the call's number (from 0) and its JSON input; status 200.
 fn scripted(answer: impl Fn(usize, &serde_json::Value) -> String + Send + 'static) -> String {

@@ -260,22 +260,22 @@ pub(super) fn committer(
                 };
                 // Counted (or, its outcome unknown, kept to be counted once): all but those
                 // refused or failed.
-                let counted: Vec<MeterEvent> = late
+                let mut counted: Vec<MeterEvent> = late
                     .into_iter()
                     .filter(|(i, _)| !judged(i))
                     .map(|(_, ev)| ev)
                     .collect();
+                let moves = super::fold_moves(&mut counted, std::mem::take(&mut w.late));
                 // Before the callers wake, as when the caller's own thread reported them: a
-                // record() returns after its LateEvent. (Late events are rare; the store's
-                // own moves are reported after, as before.)
-                shared.emit(counted);
+                // record() returns after its LateEvent, the store's moves included (late
+                // events are rare).
+                shared.emit(counted.into_iter().chain(moves).collect());
                 let outcome = Outcome {
                     refused,
                     failed,
                     error: w.unknown.map(failure),
                 };
                 slot.finish(outcome, waiters);
-                shared.emit(w.late);
             }
             Err(e) => {
                 let outcome = Outcome {

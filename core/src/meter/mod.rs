@@ -81,8 +81,8 @@ use group::{committer, Group, GroupQueue};
 use record::{duration_secs, CALENDAR};
 pub use record::{GroupCommit, MAX_AHEAD_SECS};
 use shared::{
-    late_event, lock, overflow_error, wait, Acc, AsKey, BucketKey, Buffer, KeyRef, MemBuffer,
-    Shared, Written, MAX_BUCKET,
+    fold_moves, late_event, lock, overflow_error, wait, Acc, AsKey, BucketKey, Buffer, KeyRef,
+    MemBuffer, Shared, Written, MAX_BUCKET,
 };
 pub use types::{
     Clock, Customer, DeadLetter, Durability, EventCallback, FlushSummary, ManualClock, MeterEvent,

@@ -14,8 +14,9 @@ use crate::Error;
 use super::group::{GroupQueue, Slot};
 use super::store::Allocs;
 use super::{
-    fleet, hour_of, late_event, lock, overflow_error, Acc, AsKey, BucketKey, Buffer, Customer,
-    CustomerRef, Durability, Group, KeyRef, MeterEvent, MeterMode, UsageMeter, MAX_BUCKET,
+    fleet, fold_moves, hour_of, late_event, lock, overflow_error, Acc, AsKey, BucketKey, Buffer,
+    Customer, CustomerRef, Durability, Group, KeyRef, MeterEvent, MeterMode, UsageMeter,
+    MAX_BUCKET,
 };
 
 /// What [`UsageMeter::check`] left to do.
@@ -344,7 +345,9 @@ impl UsageMeter {
                     shared.emit(late_ev.into_iter().collect());
                     return Err(e);
                 }
-                shared.emit(late_ev.into_iter().chain(w.late).collect());
+                let mut late: Vec<MeterEvent> = late_ev.into_iter().collect();
+                let moves = fold_moves(&mut late, w.late);
+                shared.emit(late.into_iter().chain(moves).collect());
                 Ok(Checked::Done)
             }
         }

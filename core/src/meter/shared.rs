@@ -203,6 +203,43 @@ pub(super) fn late_event(k: &dyn AsKey, quantity: i64, counted: i64) -> MeterEve
     }
 }
 
+/// Folds the store's moves (`moves`: a bucket's quantity counted in a later hour, its hour
+/// found sealed) into the late events a record's check made (`late`, each counted in the
+/// current hour): when the clock stepped back into a sealed hour, the store moved those
+/// events once more. Each is then reported once, naming the hour it landed in; what is left
+/// of a move (events of that hour itself) is returned, to be reported as the move.
+pub(super) fn fold_moves(late: &mut [MeterEvent], moves: Vec<MeterEvent>) -> Vec<MeterEvent> {
+    let mut rest = Vec::with_capacity(moves.len());
+    for mut m in moves {
+        let MeterEventKind::LateEvent {
+            counted_in_hour: to,
+        } = m.kind
+        else {
+            rest.push(m);
+            continue;
+        };
+        let mut folded = false;
+        for e in late.iter_mut() {
+            let MeterEventKind::LateEvent { counted_in_hour } = &mut e.kind else {
+                continue;
+            };
+            if *counted_in_hour == m.hour
+                && e.dimension == m.dimension
+                && e.customer == m.customer
+                && e.quantity <= m.quantity
+            {
+                *counted_in_hour = to;
+                m.quantity -= e.quantity;
+                folded = true;
+            }
+        }
+        if !folded || m.quantity > 0 {
+            rest.push(m);
+        }
+    }
+    rest
+}
+
 /// The commit key of a write whose outcome is not known yet, and the entries it leaves
 /// out (those the database refused before, with their bucket's sum: every other entry of
 /// the write is in it; see `Fleet::write_keyed`).
