@@ -1024,6 +1024,53 @@ meter.record(customer_identifier="cust-1", dimension="users", quantity=2)
         check.close()
 
 
+MP_WORKER = """
+import multiprocessing as mp
+import sys
+import marketplace_metering as mm
+
+meter = None
+
+
+def work(path):
+    # A pool worker's meter, kept for its life: the worker leaves by os._exit(), which runs
+    # no atexit hook.
+    global meter
+    client = mm.client("meteringmarketplace", region_name="us-east-1",
+                       endpoint_url="http://127.0.0.1:9", aws_access_key_id="AKID",
+                       aws_secret_access_key="secret")
+    meter = mm.UsageMeter(client, path=path, product_code="prod-1234", flush_interval=None,
+                          durability="memory")
+    meter.record(customer_identifier="cust-1", dimension="users", quantity=5)
+
+
+if __name__ == "__main__":
+    ctx = mp.get_context(sys.argv[1])
+    p = ctx.Process(target=work, args=(sys.argv[2],))
+    p.start()
+    p.join()
+    print("exit", p.exitcode, flush=True)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_multiprocessing_workers_memory_buffer_is_written_when_it_exits(
+        emu: Emulator, tmp_path: Path, method: str) -> None:
+    # multiprocessing's workers (Process, Pool, ProcessPoolExecutor) leave by os._exit(): the
+    # package's atexit hook never ran there, and what a memory-durability meter made in the
+    # worker had acknowledged was lost (found by a review).
+    import subprocess
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip(f"{method} is not a start method here")
+    db = tmp_path / "m.db"
+    script = tmp_path / "mp_child.py"
+    script.write_text(MP_WORKER)
+    child = subprocess.run([sys.executable, str(script), method, str(db)], capture_output=True,
+                           text=True, timeout=120)
+    assert child.stdout.strip() == "exit 0", (child.stdout, child.stderr)
+    assert pending_in(emu, db) == 1
+
+
 def test_the_meters_coroutines_run_under_asyncio_run(emu: Emulator) -> None:
     # Made outside any event loop, as asyncio.run(meter.close_async()) makes them: the asyncio
     # future they were raised "no running event loop", after marking the meter closed.

@@ -16,6 +16,8 @@ billable event and bills every customer-hour exactly once (a durable SQLite stor
 from __future__ import annotations
 
 import atexit
+import os
+import sys
 
 from . import _native, exceptions
 from ._native import UsageMeter, __version__
@@ -68,3 +70,32 @@ def client(service_name: str = "meteringmarketplace", **kwargs: object) -> Clien
 # Join the core's runtime threads before the interpreter tears down: a runtime thread still
 # running while the interpreter finalizes can crash the process at exit.
 atexit.register(_native._shutdown)
+
+
+class _MultiprocessingExit:
+    """multiprocessing's workers (``Process``, ``Pool``, ``ProcessPoolExecutor``, started by
+    fork or forkserver) leave by ``os._exit()``, which runs no ``atexit`` hook, only
+    multiprocessing's own finalizers: a memory-durability meter the worker made would lose
+    what it buffered. Each worker registers the package's exit hook among those finalizers
+    (multiprocessing clears them as a worker starts, then calls its after-fork hooks)."""
+
+    hooked = False
+
+    @classmethod
+    def hook(cls) -> None:
+        util = sys.modules.get("multiprocessing.util")
+        if util is None or cls.hooked:
+            return
+        cls.hooked = True
+        util.register_after_fork(_MP_EXIT, _MultiprocessingExit.in_worker)
+
+    def in_worker(self) -> None:
+        sys.modules["multiprocessing.util"].Finalize(None, _native._shutdown, exitpriority=0)
+
+
+_MP_EXIT = _MultiprocessingExit()
+# multiprocessing imported before this package (and a spawned or forkserver worker, which
+# imports it first), or after it: the hook is taken in the forked child, before the worker
+# starts.
+_MultiprocessingExit.hook()
+os.register_at_fork(after_in_child=_MultiprocessingExit.hook)
