@@ -479,40 +479,46 @@ impl NativeMeter {
     }
 
     /// [`close_and_flush`](Self::close_and_flush) the first time; `None` once closed
-    /// (`Closeable.close()` does nothing then). An error of the final flush is returned.
-    /// Refused from the meter's own listener, and the meter stays open.
+    /// (`Closeable.close()` does nothing then). An error of the final flush is returned, and
+    /// the meter stays this store's: a later close flushes again (the core's rule), instead
+    /// of returning at once with the hours unsent. Refused from the meter's own listener,
+    /// and the meter stays open.
     ///
-    /// Of two threads closing at once, one closes and the other waits until it is done: a
-    /// shutdown hook's `close()` that returned while the application's own was still
-    /// flushing would let the JVM halt in the middle of the final flush.
+    /// Of two threads closing at once, one closes and the other waits until it is done, then
+    /// closes again if that close failed: a shutdown hook's `close()` that returned while the
+    /// application's own was still flushing would let the JVM halt in the middle of the
+    /// final flush.
     pub fn close_once(&self) -> R<Option<FlushSummaryRecord>> {
-        let m = {
+        let m = loop {
             let mut live = lock(&self.live);
-            match live.as_ref() {
-                Some(m) => {
-                    m.refuse_in_event_callback("close()")?;
-                    let m = m.clone();
-                    *lock(&self.closing) = Some(m.clone());
-                    *live = None;
-                    m
-                }
-                None => {
-                    drop(live);
-                    let mut closing = lock(&self.closing);
-                    if let Some(m) = closing.as_ref() {
-                        // From the listener, the close running it would never end.
-                        m.refuse_in_event_callback("close()")?;
-                    }
-                    while closing.is_some() {
-                        closing = self.closed.wait(closing).unwrap_or_else(|p| p.into_inner());
-                    }
-                    return Ok(None);
-                }
+            if let Some(m) = live.as_ref() {
+                m.refuse_in_event_callback("close()")?;
+                let m = m.clone();
+                *lock(&self.closing) = Some(m.clone());
+                *live = None;
+                break m;
+            }
+            drop(live);
+            let mut closing = lock(&self.closing);
+            if closing.is_none() {
+                return Ok(None);
+            }
+            if let Some(m) = closing.as_ref() {
+                // From the listener, the close running it would never end.
+                m.refuse_in_event_callback("close()")?;
+            }
+            while closing.is_some() {
+                closing = self.closed.wait(closing).unwrap_or_else(|p| p.into_inner());
             }
         };
         let done = ClosingDone(self);
         let s = m.close_blocking();
-        drop(m);
+        if s.is_err() {
+            // Put back before the waiting closes wake: they close again.
+            *lock(&self.live) = Some(m);
+        } else {
+            drop(m);
+        }
         drop(done);
         Ok(Some(summary_record(&s?)))
     }

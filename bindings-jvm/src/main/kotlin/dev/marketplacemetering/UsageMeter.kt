@@ -410,10 +410,11 @@ class UsageMeter private constructor(
     fun closeAndFlush(): FlushSummary = translating { native.closeAndFlush() }.toPublic()
 
     /**
-     * [closeAndFlush]; a second close does nothing. An error of the final flush is thrown (a
-     * `use {}` block must not end normally when its usage was not saved). (The native handle
+     * [closeAndFlush]; a second close after one that succeeded does nothing. An error of the
+     * final flush is thrown (a `use {}` block must not end normally when its usage was not
+     * saved), and the meter keeps its store: a later close flushes again. (The native handle
      * itself is freed when this object is collected: the core meter is released by the first
-     * close.)
+     * close that succeeds.)
      */
     override fun close() {
         translating { native.closeOnce() }

@@ -301,13 +301,32 @@ class MeterTest {
     // block ended normally while its final flush had failed: here the store file was
     // removed, and what the meter held is lost when the process ends (found by a review).
     @Test
-    fun `close reports a final flush that failed, and a second close does nothing`(@TempDir dir: Path) {
+    fun `close reports a final flush that failed, and a second close reports it again`(@TempDir dir: Path) {
         val path = dir.resolve("m.db")
         val m = meter(path, ManualClock(hour.plusSeconds(600)))
         m.record("cust-1", "users", 1)
         Files.delete(path)
         val e = assertThrows(InvalidStateException::class.java) { m.close() }
         assertTrue("removed or replaced" in e.message!!, e.message)
+        // Its store is gone for good: every close says so, none pretends to have closed.
+        assertThrows(InvalidStateException::class.java) { m.close() }
+        assertThrows(InvalidStateException::class.java) { m.record("cust-1", "users", 1) }
+    }
+
+    // A close whose final flush was refused dropped the meter: a second close() returned at
+    // once, flushing nothing, and the sealed hour stayed unsent until the next start (in the
+    // memory mode on a failing store, it was lost). The meter keeps its store after a failed
+    // close, as the core's rule says, and a later close sends (found by a review).
+    @Test
+    fun `a close whose final flush failed can be made again, and sends`(@TempDir dir: Path) {
+        val clock = ManualClock(hour.plusSeconds(600))
+        val m = meter(dir.resolve("m.db"), clock)
+        m.record("cust-1", "users", 4)
+        clock.advance(Duration.ofHours(1))
+        emulator.pushFault("""{"kind":"error","status":403,"code":"AccessDeniedException","message":"denied"}""")
+        assertThrows(MarketplaceMeteringException::class.java) { m.close() }
+        assertEquals(1L, m.closeAndFlush().acked)
+        assertEquals(listOf(4L), emulator.ledger().map { it.quantity })
         m.close()
         assertThrows(InvalidStateException::class.java) { m.closeAndFlush() }
     }

@@ -1149,7 +1149,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_and_flush() and 0xFFFF) != 13319) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_once() and 0xFFFF) != 48133) {
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_close_once() and 0xFFFF) != 46035) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_dead_letters() and 0xFFFF) != 53426) {
@@ -3312,12 +3312,15 @@ public interface NativeMeterInterface {
     
     /**
      * [`close_and_flush`](Self::close_and_flush) the first time; `None` once closed
-     * (`Closeable.close()` does nothing then). An error of the final flush is returned.
-     * Refused from the meter's own listener, and the meter stays open.
+     * (`Closeable.close()` does nothing then). An error of the final flush is returned, and
+     * the meter stays this store's: a later close flushes again (the core's rule), instead
+     * of returning at once with the hours unsent. Refused from the meter's own listener,
+     * and the meter stays open.
      *
-     * Of two threads closing at once, one closes and the other waits until it is done: a
-     * shutdown hook's `close()` that returned while the application's own was still
-     * flushing would let the JVM halt in the middle of the final flush.
+     * Of two threads closing at once, one closes and the other waits until it is done, then
+     * closes again if that close failed: a shutdown hook's `close()` that returned while the
+     * application's own was still flushing would let the JVM halt in the middle of the
+     * final flush.
      */
     fun `closeOnce`(): FlushSummaryRecord?
     
@@ -3521,12 +3524,15 @@ open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
     
     /**
      * [`close_and_flush`](Self::close_and_flush) the first time; `None` once closed
-     * (`Closeable.close()` does nothing then). An error of the final flush is returned.
-     * Refused from the meter's own listener, and the meter stays open.
+     * (`Closeable.close()` does nothing then). An error of the final flush is returned, and
+     * the meter stays this store's: a later close flushes again (the core's rule), instead
+     * of returning at once with the hours unsent. Refused from the meter's own listener,
+     * and the meter stays open.
      *
-     * Of two threads closing at once, one closes and the other waits until it is done: a
-     * shutdown hook's `close()` that returned while the application's own was still
-     * flushing would let the JVM halt in the middle of the final flush.
+     * Of two threads closing at once, one closes and the other waits until it is done, then
+     * closes again if that close failed: a shutdown hook's `close()` that returned while the
+     * application's own was still flushing would let the JVM halt in the middle of the
+     * final flush.
      */
     @Throws(NativeException::class)override fun `closeOnce`(): FlushSummaryRecord? {
             return FfiConverterOptionalTypeFlushSummaryRecord.lift(
