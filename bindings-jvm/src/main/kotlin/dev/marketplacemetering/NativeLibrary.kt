@@ -4,8 +4,8 @@
 // hundred ms of a cold start on a busy disk). Instead it is copied once into a per-user cache
 // keyed by the jar entry's CRC-32 and size, and the generated bindings are pointed at that copy
 // (their `uniffi.component.<name>.libraryOverride` property). Any failure (no writable home, an
-// odd class loader) falls back to JNA's own extraction; nothing here can stop the library from
-// loading.
+// odd class loader, a copy the loader refuses on a `noexec` mount) falls back to JNA's own
+// extraction; nothing here can stop the library from loading.
 
 package dev.marketplacemetering
 
@@ -51,9 +51,25 @@ internal object NativeLibrary {
             // A plain file (a classes directory): JNA loads it in place, nothing to copy.
             if (url.protocol != "jar") return
             val root = cacheRoot() ?: return
-            System.setProperty(OVERRIDE, cached(url, root).toString())
+            loadableCopy(url, root)?.let { System.setProperty(OVERRIDE, it.toString()) }
         } catch (_: IOException) {
         } catch (_: RuntimeException) {
+        }
+    }
+
+    /**
+     * [cached], if the system's loader takes the copy; `null` if it refuses it: a cache on a
+     * file system mounted `noexec` (a hardened container's home or `/tmp`) copies fine and
+     * fails to map. JNA's own extraction (which `jna.tmpdir` places) is used then.
+     */
+    @Throws(IOException::class)
+    internal fun loadableCopy(url: URL, root: Path): Path? {
+        val lib = cached(url, root)
+        return try {
+            com.sun.jna.NativeLibrary.getInstance(lib.toString())
+            lib
+        } catch (_: UnsatisfiedLinkError) {
+            null
         }
     }
 

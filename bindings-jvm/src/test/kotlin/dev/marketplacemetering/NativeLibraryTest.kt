@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertNotEquals
 import org.junit.jupiter.api.Assertions.assertThrows
+import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.io.TempDir
 import java.io.IOException
@@ -51,6 +52,18 @@ class NativeLibraryTest {
         assertEquals(lib, NativeLibrary.cached(url, root))
         assertArrayEquals(bytes, Files.readAllBytes(lib))
         assertEquals(listOf("libfake.so"), Files.list(lib.parent).use { s -> s.map { it.fileName.toString() }.toList() })
+    }
+
+    // A copy the system's loader refuses (here not a library at all; in a hardened container,
+    // a cache on a `noexec` mount, which copies fine and fails to map) was still named as
+    // the library to load: every class of the face then failed to initialize, and
+    // `jna.tmpdir` could not help (found by a review). Such a copy is not used.
+    @Test
+    fun `a copy the loader refuses is not used`(@TempDir tmp: Path) {
+        val url = jar(tmp, Random(9).nextBytes(50_000))
+        val root = tmp.resolve("cache")
+        assertEquals(null, NativeLibrary.loadableCopy(url, root))
+        assertTrue(Files.isRegularFile(NativeLibrary.cached(url, root)), "it was copied")
     }
 
     // A copy of the right size was trusted whatever it held: a corrupt one crashed the JVM
