@@ -197,7 +197,7 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
             }
             // No caller to tell: logged (a store that cannot be written, a refusal that
             // lasts, the store's file removed).
-            match (UsageMeter { inner }).flush_now().await {
+            match (UsageMeter { inner }).flush_now(false).await {
                 Err(e) => report("the background flush failed", &e),
                 Ok(s) => {
                     if let Some(e) = &s.interrupted {
@@ -410,12 +410,19 @@ impl UsageMeter {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
-        self.flush_now().await
+        self.flush_now(false).await
     }
 
-    async fn flush_now(&self) -> Result<FlushSummary, Error> {
+    /// Flushes under the flush lock. `closing`: the call is close()'s own; any other is
+    /// refused once the meter is closed, checked again under the lock: a flush() that saw the
+    /// meter open and then waited for close()'s final flush must not send after the store
+    /// was given up (another meter may own it by then).
+    async fn flush_now(&self, closing: bool) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;
         let _g = self.inner.flush_lock.lock().await;
+        if !closing && self.inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::invalid_state("the meter is closed"));
+        }
         let sum = send::flush(&self.inner).await;
         // After sending: what the open file holds is billed even when it is no longer at
         // its path. Checked whatever the flush returned (a refusal may last for days), and
@@ -486,7 +493,7 @@ impl UsageMeter {
         if let Err(e) = self.inner.shared.drain_async().await {
             report("buffered usage could not be written at close", &e);
         }
-        let flushed = self.flush_now().await;
+        let flushed = self.flush_now(true).await;
         // Closed: another meter may own the store now (this one only reads it from here on).
         // Not after a failed final flush: the store stays this meter's, and a close() again
         // (once the cause is mended) flushes again.
