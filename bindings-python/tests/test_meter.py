@@ -1024,17 +1024,20 @@ meter.record(customer_identifier="cust-1", dimension="users", quantity=2)
         check.close()
 
 
-MP_WORKER = """
+MP_PARENT = """
 import multiprocessing as mp
 import sys
-import marketplace_metering as mm
+__IMPORT__
 
 meter = None
 
 
 def work(path):
     # A pool worker's meter, kept for its life: the worker leaves by os._exit(), which runs
-    # no atexit hook.
+    # no atexit hook. A non-daemon thread of the worker records after the target returned.
+    import threading
+    import time
+    import marketplace_metering as mm
     global meter
     client = mm.client("meteringmarketplace", region_name="us-east-1",
                        endpoint_url="http://127.0.0.1:9", aws_access_key_id="AKID",
@@ -1043,10 +1046,15 @@ def work(path):
                           durability="memory")
     meter.record(customer_identifier="cust-1", dimension="users", quantity=5)
 
+    def later():
+        time.sleep(0.3)
+        meter.record(customer_identifier="cust-2", dimension="users", quantity=6)
+
+    threading.Thread(target=later).start()
+
 
 if __name__ == "__main__":
-    ctx = mp.get_context(sys.argv[1])
-    p = ctx.Process(target=work, args=(sys.argv[2],))
+    p = mp.get_context(sys.argv[1]).Process(target=work, args=(sys.argv[2],))
     p.start()
     p.join()
     print("exit", p.exitcode, flush=True)
@@ -1054,21 +1062,26 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("imported", ["by the parent", "by the task only"])
 def test_a_multiprocessing_workers_memory_buffer_is_written_when_it_exits(
-        emu: Emulator, tmp_path: Path, method: str) -> None:
+        emu: Emulator, tmp_path: Path, method: str, imported: str) -> None:
     # multiprocessing's workers (Process, Pool, ProcessPoolExecutor) leave by os._exit(): the
     # package's atexit hook never ran there, and what a memory-durability meter made in the
-    # worker had acknowledged was lost (found by a review).
+    # worker had acknowledged was lost (found by a review). The hook runs after the worker's
+    # non-daemon threads, as at an interpreter's exit, also when only the worker's task
+    # imports the package.
     import subprocess
     if method not in __import__("multiprocessing").get_all_start_methods():
         pytest.skip(f"{method} is not a start method here")
     db = tmp_path / "m.db"
     script = tmp_path / "mp_child.py"
-    script.write_text(MP_WORKER)
+    top = "import marketplace_metering" if imported == "by the parent" else ""
+    script.write_text(MP_PARENT.replace("__IMPORT__", top))
     child = subprocess.run([sys.executable, str(script), method, str(db)], capture_output=True,
                            text=True, timeout=120)
-    assert child.stdout.strip() == "exit 0", (child.stdout, child.stderr)
-    assert pending_in(emu, db) == 1
+    assert child.stdout.split() == ["exit", "0"], (child.stdout, child.stderr)
+    # The target's event and the one its thread recorded after the target returned.
+    assert pending_in(emu, db) == 2
 
 
 def test_the_meters_coroutines_run_under_asyncio_run(emu: Emulator) -> None:

@@ -76,8 +76,9 @@ class _MultiprocessingExit:
     """multiprocessing's workers (``Process``, ``Pool``, ``ProcessPoolExecutor``, started by
     fork or forkserver) leave by ``os._exit()``, which runs no ``atexit`` hook, only
     multiprocessing's own finalizers: a memory-durability meter the worker made would lose
-    what it buffered. Each worker registers the package's exit hook among those finalizers
-    (multiprocessing clears them as a worker starts, then calls its after-fork hooks)."""
+    what it buffered. Each worker runs the package's exit hook among those finalizers
+    (multiprocessing clears them as a worker starts, then calls its after-fork hooks; a worker
+    that imports the package later registers it at once)."""
 
     hooked = False
 
@@ -88,9 +89,24 @@ class _MultiprocessingExit:
             return
         cls.hooked = True
         util.register_after_fork(_MP_EXIT, _MultiprocessingExit.in_worker)
+        if sys.modules["multiprocessing"].parent_process() is not None:
+            _MP_EXIT.in_worker()
 
     def in_worker(self) -> None:
-        sys.modules["multiprocessing.util"].Finalize(None, _native._shutdown, exitpriority=0)
+        sys.modules["multiprocessing.util"].Finalize(None, _worker_exit, exitpriority=0)
+
+
+def _worker_exit() -> None:
+    """The package's exit hook in a multiprocessing worker, in the order an interpreter's exit
+    keeps: multiprocessing runs its finalizers before it waits for the worker's non-daemon
+    threads, which may still be recording."""
+    import threading
+
+    me = threading.current_thread()
+    for t in threading.enumerate():
+        if t is not me and not t.daemon:
+            t.join()
+    _native._shutdown()
 
 
 _MP_EXIT = _MultiprocessingExit()
