@@ -514,12 +514,18 @@ impl NativeMeter {
         let done = ClosingDone(self);
         let s = m.close_blocking();
         if s.is_err() {
-            // Put back before the waiting closes wake: they close again.
-            *lock(&self.live) = Some(m);
+            // Put back and the close ended in one step (the order the close above takes
+            // them in): a close starting in between would otherwise have its own `closing`
+            // cleared by this one's end, and a waiting close return while it flushes.
+            let mut live = lock(&self.live);
+            *live = Some(m);
+            *lock(&self.closing) = None;
+            self.closed.notify_all();
+            std::mem::forget(done);
         } else {
             drop(m);
+            drop(done);
         }
-        drop(done);
         Ok(Some(summary_record(&s?)))
     }
 
