@@ -224,6 +224,18 @@ pub struct UsageRecord {
 }
 
 impl UsageRecord {
+    /// The record's members as the service model names them, in the model's order: what a
+    /// face's "unknown parameter" error lists, and what the response reader accepts.
+    pub const MEMBERS: &'static [&'static str] = &[
+        "Timestamp",
+        "CustomerIdentifier",
+        "Dimension",
+        "Quantity",
+        "UsageAllocations",
+        "CustomerAWSAccountId",
+        "LicenseArn",
+    ];
+
     /// A builder.
     pub fn builder() -> UsageRecordBuilder {
         UsageRecordBuilder::default()

@@ -17,15 +17,7 @@ use super::{
 };
 
 pub(super) const BMU_KEYS: &[&str] = &["ProductCode", "UsageRecords"];
-pub(super) const RECORD_KEYS: &[&str] = &[
-    "Timestamp",
-    "CustomerIdentifier",
-    "Dimension",
-    "Quantity",
-    "UsageAllocations",
-    "CustomerAWSAccountId",
-    "LicenseArn",
-];
+pub(super) const RECORD_KEYS: &[&str] = marketplace_metering::types::UsageRecord::MEMBERS;
 pub(super) const ALLOC_KEYS: &[&str] = &["AllocatedUsageQuantity", "Tags"];
 pub(super) const TAG_KEYS: &[&str] = &["Key", "Value"];
 pub(super) const MU_KEYS: &[&str] = &[

@@ -231,48 +231,37 @@ impl<'a> Reader<'a> {
             customer_aws_account_id: None,
             license_arn: None,
         };
-        self.object(
-            &[
-                "Timestamp",
-                "CustomerIdentifier",
-                "Dimension",
-                "Quantity",
-                "UsageAllocations",
-                "CustomerAWSAccountId",
-                "LicenseArn",
-            ],
-            |r, key| {
-                match key {
-                    "Timestamp" => {
-                        timestamp = Some(DateTime::from_secs(r.integer()?));
-                    }
-                    "CustomerIdentifier" => {
-                        out.customer_identifier = r.optional_compact()?;
-                    }
-                    "Dimension" => {
-                        dimension = Some(CompactString::from(r.string()?));
-                    }
-                    "Quantity" => {
-                        out.quantity = if r.null() { None } else { Some(r.int32()?) };
-                    }
-                    "UsageAllocations" => {
-                        out.usage_allocations = if r.null() {
-                            None
-                        } else {
-                            Some(r.list(0, Reader::allocation)?)
-                        };
-                    }
-                    "CustomerAWSAccountId" => {
-                        out.customer_aws_account_id = r.optional_compact()?;
-                    }
-                    "LicenseArn" => {
-                        out.license_arn = r.optional_compact()?;
-                    }
-                    _ => return None,
+        self.object(UsageRecord::MEMBERS, |r, key| {
+            match key {
+                "Timestamp" => {
+                    timestamp = Some(DateTime::from_secs(r.integer()?));
                 }
-                Some(())
-            },
-        )?;
+                "CustomerIdentifier" => {
+                    out.customer_identifier = r.optional_compact()?;
+                }
+                "Dimension" => {
+                    dimension = Some(CompactString::from(r.string()?));
+                }
+                "Quantity" => {
+                    out.quantity = if r.null() { None } else { Some(r.int32()?) };
+                }
+                "UsageAllocations" => {
+                    out.usage_allocations = if r.null() {
+                        None
+                    } else {
+                        Some(r.list(0, Reader::allocation)?)
+                    };
+                }
+                "CustomerAWSAccountId" => {
+                    out.customer_aws_account_id = r.optional_compact()?;
+                }
+                "LicenseArn" => {
+                    out.license_arn = r.optional_compact()?;
+                }
+                _ => return None,
+            }
+            Some(())
+        })?;
         out.timestamp = timestamp?;
         out.dimension = dimension?;
         Some(out)
