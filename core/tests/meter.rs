@@ -1066,6 +1066,42 @@ fn remove_store(path: &std::path::Path) {
 }
 
 #[test]
+fn a_full_group_holds_its_callers_until_the_committer_takes_it() {
+    // `group_commit(wait, 2)`: a caller finding two events queued waits for room, and the
+    // committer must wake it when it takes the group, or the caller waits forever.
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("room");
+    let meter = UsageMeter::new(
+        h.builder(client(&emu, 3), Store::sqlite(&path))
+            .durability(Durability::Group)
+            .group_commit(Duration::from_millis(20), 2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    for t in 0..8 {
+        let (m, done) = (meter.clone(), done.clone());
+        std::thread::spawn(move || {
+            for _ in 0..25 {
+                m.record(cust(t), "users", 1, None, None).unwrap();
+            }
+            done.send(()).unwrap();
+        });
+    }
+    for _ in 0..8 {
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a caller waiting for room was never woken");
+    }
+    drop(meter);
+    assert_eq!(units_in(&path), 200);
+    remove_store(&path);
+}
+
+#[test]
 fn a_meter_made_before_fork_refuses_to_work_in_the_child() {
     let emu = emulator();
     let h = Harness::new();

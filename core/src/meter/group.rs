@@ -121,6 +121,11 @@ pub(super) struct GroupQueue {
     /// The open group's late events, each with its event's place in the group: reported
     /// once the commit counted them.
     pub(super) late: Vec<(usize, MeterEvent)>,
+    /// Whether the committer waits on `cv`: a caller wakes it only then, since a condition
+    /// variable's notify is a system call whether or not anyone waits.
+    pub(super) committer_waits: bool,
+    /// Blocking callers waiting on `room`: the committer wakes them only when there are some.
+    pub(super) room_waiters: usize,
 }
 
 impl GroupQueue {
@@ -153,7 +158,9 @@ impl GroupQueue {
         self.events.push((key.clone(), quantity, allocs.clone()));
         self.open.entry(key).or_default().add(quantity, allocs);
         self.count += 1;
-        if self.count == 1 || self.count == self.want || self.count >= max_events {
+        if self.committer_waits
+            && (self.count == 1 || self.count == self.want || self.count >= max_events)
+        {
             cv.notify_one();
         }
         Ok((self.slot.clone(), event))
@@ -200,7 +207,9 @@ pub(super) fn committer(
         let (batch, events, slot, n, waiters, late) = {
             let mut q = lock(&group.queue);
             while q.count == 0 && !q.stop {
+                q.committer_waits = true;
                 q = group.cv.wait(q).unwrap_or_else(|p| p.into_inner());
+                q.committer_waits = false;
             }
             if q.count == 0 && q.stop {
                 return;
@@ -224,11 +233,13 @@ pub(super) fn committer(
                     if now >= deadline {
                         break;
                     }
+                    q.committer_waits = true;
                     q = group
                         .cv
                         .wait_timeout(q, deadline - now)
                         .map(|(g, _)| g)
                         .unwrap_or_else(|p| p.into_inner().0);
+                    q.committer_waits = false;
                 }
             }
             let n = q.count;
@@ -238,7 +249,9 @@ pub(super) fn committer(
             let late = std::mem::take(&mut q.late);
             let slot = std::mem::take(&mut q.slot);
             let waiters = std::mem::take(&mut q.waiters);
-            group.room.notify_all();
+            if q.room_waiters > 0 {
+                group.room.notify_all();
+            }
             (batch, events, slot, n, waiters, late)
         };
         let started = Instant::now();

@@ -337,6 +337,8 @@ impl UsageMeter {
                     stop: false,
                     want: 1,
                     late: Vec::new(),
+                    committer_waits: false,
+                    room_waiters: 0,
                 }),
                 cv: Condvar::new(),
                 room: Condvar::new(),

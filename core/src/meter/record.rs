@@ -232,7 +232,9 @@ impl UsageMeter {
         let (slot, event) = {
             let mut qg = lock(&g.queue);
             while qg.count >= max_events && !qg.stop {
+                qg.room_waiters += 1;
                 qg = g.room.wait(qg).unwrap_or_else(|p| p.into_inner());
+                qg.room_waiters -= 1;
             }
             let pushed = q.push(&mut qg, &g.cv, max_events)?;
             qg.waiters.push(std::thread::current());
