@@ -1978,6 +1978,70 @@ fn a_database_that_stops_answering_does_not_hang_the_flush() {
     assert_eq!(emu.ledger().len(), 1);
 }
 
+/// A try abandoned after 30 s without an answer (here: waiting on a lock another session
+/// holds) is cancelled on the server too. Dropping its connection alone left its backend
+/// waiting on the lock, holding one of the database's connections, until the lock was
+/// released (found by a review); every abandoned try of a stuck operation left another.
+#[test]
+fn an_abandoned_try_is_cancelled_on_the_server() {
+    use std::io::Write;
+    let (emu, url, b, clock) = start();
+    let meter = durable_meter(&emu, &url, &clock);
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    let mut holder = pg::shared().psql_session(&url, None);
+    let stdin = holder.stdin.as_mut().unwrap();
+    writeln!(
+        stdin,
+        "BEGIN; LOCK TABLE mm_commits, mm_partials, mm_journal, mm_sealed_hours IN ACCESS EXCLUSIVE MODE;"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let waiting = || -> usize {
+        pg::shared()
+            .psql(
+                &url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND application_name <> 'psql'",
+            )
+            .parse()
+            .unwrap()
+    };
+    let locked = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                  WHERE c.relname = 'mm_partials' AND l.mode = 'AccessExclusiveLock' AND l.granted";
+    let started = std::time::Instant::now();
+    while pg::shared().psql(&url, locked) != "1" {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "psql took no lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let m = meter.clone();
+    let writer = std::thread::spawn(move || m.record(cust(1), "users", 2, None, None));
+    let started = std::time::Instant::now();
+    while waiting() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the write never waited"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The first try is abandoned at 30 s and a second one waits in its place.
+    std::thread::sleep(Duration::from_secs(36).saturating_sub(started.elapsed()));
+    let at_36s = waiting();
+    drop(holder.stdin.take()); // psql ends: its transaction rolls back, the lock is free
+    holder.wait().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(
+        at_36s, 1,
+        "backends still waiting for the lock after the first try's 30 s"
+    );
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(meter.flush_blocking().unwrap().acked, 1);
+    let total: i64 = ledger_map(&emu.ledger()).values().map(|(q, _)| q).sum();
+    assert_eq!(total, 3);
+}
+
 /// Without a product code, a license refused for a reason of its own (an entitlement) is not
 /// claimed again in the same flush (found by a review: each claim of 25 of its buckets cost
 /// another refused call before the licenses after it, and billed whatever of it the next

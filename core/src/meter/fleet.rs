@@ -541,6 +541,24 @@ impl Fleet {
         }
     }
 
+    /// Cancels what an abandoned try's backend runs. Dropping the connection is not enough:
+    /// a backend waiting on a lock notices that its client left only once it has the lock,
+    /// and keeps one of the database's connections until then.
+    fn cancel(&self, token: tokio_postgres::CancelToken) {
+        let tls = self.tls.clone();
+        let _ = crate::runtime::spawn(async move {
+            let cancel = async move {
+                match tls {
+                    Some(tls) => token.cancel_query(tls).await,
+                    None => token.cancel_query(NoTls).await,
+                }
+            };
+            if let Ok(Err(e)) = tokio::time::timeout(ATTEMPT_FOR, cancel).await {
+                tracing::debug!(error = %e, "fleet store: an abandoned try could not be cancelled");
+            }
+        });
+    }
+
     fn put(&self, c: PgClient) {
         if !c.is_closed() {
             let mut p = lock(&self.pool);
@@ -787,12 +805,18 @@ where
         })
         .await;
         let tried = match ready {
-            Ok(Ok(c)) => tokio::time::timeout(limit, async {
-                let (c, r) = op(c).await;
-                r.map(|v| (c, v))
-            })
-            .await
-            .map_err(|_| limit),
+            Ok(Ok(c)) => {
+                let token = c.cancel_token();
+                let r = tokio::time::timeout(limit, async {
+                    let (c, r) = op(c).await;
+                    r.map(|v| (c, v))
+                })
+                .await;
+                if r.is_err() {
+                    fleet.cancel(token);
+                }
+                r.map_err(|_| limit)
+            }
             Ok(Err(e)) => Ok(Err(e)),
             Err(_) => Err(ATTEMPT_FOR),
         };
