@@ -56,7 +56,7 @@ fn temp_db(name: &str) -> std::path::PathBuf {
 }
 
 fn remove_db(p: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-lock"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
     }
 }
