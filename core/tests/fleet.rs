@@ -2042,6 +2042,33 @@ fn an_abandoned_try_is_cancelled_on_the_server() {
     assert_eq!(total, 3);
 }
 
+/// After an outage longer than the service's window, the hours still in it are claimed and
+/// sent before the ones past it (as the SQLite store does; see the meter's test).
+#[test]
+fn after_an_outage_the_hours_still_in_the_window_are_claimed_first() {
+    let (emu, url, b, clock) = start();
+    let meter = durable_meter(&emu, &url, &clock);
+    clock.store(b - 10 * H + 10, Ordering::SeqCst);
+    for i in 1..=49 {
+        meter.record(cust(i), "users", 1, None, None).unwrap();
+    }
+    clock.store(b - H + 10, Ordering::SeqCst);
+    meter.record(cust(50), "users", 4, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!((sum.acked, sum.expired), (1, 49), "{sum:?}");
+    let first = emu
+        .requests()
+        .into_iter()
+        .find(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
+        .unwrap();
+    assert!(
+        first.body.contains("\"cust-50\""),
+        "the first call sent hours past the window: {}",
+        first.body
+    );
+}
+
 /// Without a product code, a license refused for a reason of its own (an entitlement) is not
 /// claimed again in the same flush (found by a review: each claim of 25 of its buckets cost
 /// another refused call before the licenses after it, and billed whatever of it the next

@@ -1951,6 +1951,35 @@ fn session_client(emu: &Emulator) -> Client {
     )
 }
 
+/// After an outage longer than the service's window, the hours still in it are sent before
+/// the ones past it. Oldest first, every batch of old hours was refused whole and sent
+/// again a record at a time (26 calls per 25 buckets) before the first hour still in the
+/// window, and a flush stopped on the way (throttling) started again from the oldest: a
+/// day's backlog could run hours out of the window that were never sent (found by a review).
+#[test]
+fn after_an_outage_the_hours_still_in_the_window_are_sent_first() {
+    let (emu, h, b, meter) = scenario(Store::memory(), 1);
+    h.set(b - 10 * H + 10);
+    for i in 1..=49 {
+        meter.record(cust(i), "users", 1, None, None).unwrap();
+    }
+    h.set(b - H + 10);
+    meter.record(cust(50), "users", 4, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!((sum.acked, sum.expired), (1, 49), "{sum:?}");
+    let first = emu
+        .requests()
+        .into_iter()
+        .find(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
+        .unwrap();
+    assert!(
+        first.body.contains("\"cust-50\""),
+        "the first call sent hours past the window: {}",
+        first.body
+    );
+}
+
 fn meter_usage_tokens(emu: &Emulator) -> Vec<String> {
     emu.requests()
         .iter()

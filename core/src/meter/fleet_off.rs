@@ -55,6 +55,7 @@ impl Fleet {
         _: i64,
         _: &[i64],
         _: &[String],
+        _: i64,
     ) -> Result<Vec<SendItem>, Error> {
         match *self {}
     }

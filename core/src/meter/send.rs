@@ -250,8 +250,17 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
             );
             break Ok(());
         }
+        // Hours the meter's clock places past the service's window go last (see the SQLite
+        // store's `prepare`).
+        let window_start = (inner.shared.clock)().saturating_sub(inner.shared.scope.window);
         let items = match f
-            .claim(product, BATCH as i64, &seen, &refused_licenses)
+            .claim(
+                product,
+                BATCH as i64,
+                &seen,
+                &refused_licenses,
+                window_start,
+            )
             .await
         {
             Ok(items) => items,

@@ -181,13 +181,15 @@ impl Fleet {
 
     /// Claims up to `limit` sendable buckets (sealed, or sending with an expired lease)
     /// other than `exclude` and those of `licenses`: they go to `sending` with a new fencing
-    /// counter and a lease.
+    /// counter and a lease. Hours from `window_start` on (those the meter's clock places in
+    /// the service's window) first, oldest first.
     pub(crate) async fn claim(
         &self,
         product: &str,
         limit: i64,
         exclude: &[i64],
         licenses: &[String],
+        window_start: i64,
     ) -> Result<Vec<SendItem>, Error> {
         let lease_ms = self.settings.lease.as_secs_f64() * 1000.0;
         let rows = retry(self, "claim", |c| async move {
@@ -201,11 +203,11 @@ impl Fleet {
                                       AND (state = 'sealed'
                                            OR (state = 'sending' AND (lease_until < now() OR claimed_by = $3)))
                                       AND id <> ALL($5) AND license_arn <> ALL($6)
-                                    ORDER BY license_arn, hour, id LIMIT $2
+                                    ORDER BY hour <= $7, license_arn, hour, id LIMIT $2
                                     FOR UPDATE SKIP LOCKED)
                      RETURNING id, claim, license_arn, customer_kind, customer, dimension, hour, quantity,
                                allocations",
-                    &[&product, &limit, &self.claimer(), &lease_ms, &exclude, &licenses],
+                    &[&product, &limit, &self.claimer(), &lease_ms, &exclude, &licenses, &window_start],
                 )
                 .await;
             (c, r)

@@ -79,17 +79,21 @@ impl Db {
         if out.sealed > 0 {
             crate::meter::crash::hit("seal_mid_txn");
         }
+        // Hours still in the service's window by the meter's clock first, oldest first: after
+        // an outage, the hours past it would otherwise be sent first (each batch refused, then
+        // sent again a record at a time), and a flush stopped on the way would start again
+        // from them, while hours still in the window ran out of it unsent.
         let rows: Vec<SealedRow> = {
             let mut st = tx
                 .prepare(
                     "SELECT id, license_arn, customer_kind, customer, dimension, hour, sealed_quantity,
                             allocations, alarmed, product_code
                      FROM buckets WHERE state IN ('sealed', 'sending')
-                     ORDER BY product_code <> ?1, product_code, license_arn, hour, id",
+                     ORDER BY product_code <> ?1, product_code, hour + ?2 <= ?3, license_arn, hour, id",
                 )
                 .map_err(store_err)?;
             let rows = st
-                .query_map([product], |r| {
+                .query_map(params![product, scope.window, now], |r| {
                     Ok((
                         r.get(0)?,
                         r.get(1)?,
