@@ -2046,13 +2046,16 @@ async fn a_whole_call_error_keeps_buckets_sealed_and_is_returned() {
     let _ = std::fs::remove_file(&path);
 
     // One answer of each whole-call kind, in the MeterUsage mode (one bucket per call).
-    let meter = UsageMeter::new(
-        h.builder(client(&emu, 1), store.clone())
-            .mode(MeterMode::MeterUsage)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let new_meter = || {
+        UsageMeter::new(
+            h.builder(client(&emu, 1), store.clone())
+                .mode(MeterMode::MeterUsage)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let mut meter = new_meter();
     let codes = [
         (400, "DisabledApiException"),
         (400, "InvalidEndpointRegionException"),
@@ -2065,6 +2068,11 @@ async fn a_whole_call_error_keeps_buckets_sealed_and_is_returned() {
     ];
     for (i, (status, code)) in codes.iter().enumerate() {
         let hour = b - 5 * H + (i as i64 % 4) * H;
+        if i == 4 {
+            // Hours up to the last sealed one are closed (see
+            // `a_clock_stepped_back_past_the_window_loses_nothing`): a store of its own.
+            meter = new_meter();
+        }
         h.set(hour + 1);
         let dim = ["users", "gb"][i / 4];
         meter.record(cust(1), dim, 1, None, None).unwrap();
@@ -2268,9 +2276,9 @@ async fn client_tokens_differ_per_store_and_survive_a_reopen() {
 
     // A call billed whose answer was lost, then the process dies: the reopened store sends
     // the same token and the service bills it once.
-    h.set(b - 2 * H + 1);
+    h.set(b + 1);
     ma.record(cust(1), "gb", 5, None, None).unwrap();
-    h.set(b + 600);
+    h.set(b + H + 600);
     emu.push_fault(Fault::Truncated);
     assert!(ma.flush().await.unwrap().interrupted.is_some());
     drop(ma);
@@ -2656,6 +2664,41 @@ async fn zero_fill_never_creates_an_hour_it_cannot_send(store: Store) {
     let sum = meter.flush().await.unwrap();
     assert_eq!(sum.expired, 0, "{sum:?}");
     assert_eq!(h.count(|k| *k == MeterEventKind::Expired), 0);
+}
+
+/// A clock stepped back two days (a VM restored from a snapshot, a dead RTC before NTP)
+/// into hours with no bucket: the events went into new buckets of those hours, which sealed
+/// past the service's window once the clock was right and expired unsent (found by a
+/// review). An hour at or before the store's last sealed one is closed for every customer:
+/// the usage lands after it, reported as late, and is billed. (The fleet store seals an
+/// hour only when some replica wrote in it; an hour with no usage from any replica is
+/// still open there.)
+#[tokio::test]
+async fn a_clock_stepped_back_past_the_window_loses_nothing() {
+    for durability in [Durability::Durable, Durability::Group, Durability::Memory] {
+        let path = temp_db("stepped-back");
+        let (emu, h, b, meter) =
+            scenario_with(Store::sqlite(&path), 3, |m| m.durability(durability));
+        h.set(b - H + 10);
+        meter.record(cust(1), "users", 1, None, None).unwrap();
+        h.set(b + 600);
+        assert_eq!(meter.flush().await.unwrap().acked, 1);
+        h.set(b - 48 * H + 100);
+        meter.record(cust(1), "users", 5, None, None).unwrap();
+        meter.record(cust(2), "users", 3, None, None).unwrap();
+        // Written to the store while the clock is still wrong (the flusher's drain); the
+        // usage lands in the hour after the sealed one.
+        meter.status().unwrap();
+        h.set(b + 2 * H + 10);
+        let sum = meter.flush().await.unwrap();
+        assert_eq!((sum.acked, sum.expired), (2, 0), "{durability:?}: {sum:?}");
+        let billed: i64 = emu.ledger().iter().map(|e| e.quantity).sum();
+        assert_eq!(billed, 9, "{durability:?}");
+        let late = h.count(|k| matches!(k, MeterEventKind::LateEvent { .. }));
+        assert_eq!(late, 2, "{durability:?}: {:?}", h.events());
+        drop(meter);
+        remove_store(&path);
+    }
 }
 
 both_stores!(

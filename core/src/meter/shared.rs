@@ -331,6 +331,7 @@ impl Shared {
         db.check_in_place_lately()?;
         let current = self.current_hour();
         let product = self.scope.product_code.as_str();
+        let sealed_through = db.sealed_through()?;
         let mut tx = db.transaction()?;
         // Several events without allocations (a group commit): one multi-row upsert, unless
         // one of them meets a bucket sealed meanwhile or full; then all go one by one below.
@@ -348,7 +349,7 @@ impl Shared {
                     )
                 })
                 .collect();
-            if plain.len() > 1 && Db::apply_many(&mut tx, product, &plain)? {
+            if plain.len() > 1 && Db::apply_many(&mut tx, product, &plain, sealed_through)? {
                 entries.retain(|(_, a)| a.allocations.as_ref().is_some_and(|m| !m.is_empty()));
             }
         }
@@ -365,6 +366,7 @@ impl Shared {
                     acc.quantity,
                     acc.allocations.as_ref(),
                     current.max(hour),
+                    sealed_through,
                 )?;
                 match applied {
                     store::Applied::Added => break Some(hour),

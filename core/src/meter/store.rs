@@ -144,6 +144,9 @@ pub(crate) struct Db {
     broken: Option<String>,
     /// The hour (of the meter's clock) closed buckets were last pruned in (see `prepare`).
     pruned_hour: Option<i64>,
+    /// The newest hour the store sealed (`Some(None)`: none yet; `None`: not read since the
+    /// last seal). See [`Db::sealed_through`].
+    sealed_through: Option<Option<i64>>,
 }
 
 impl Drop for Db {
@@ -260,6 +263,7 @@ impl Db {
             generation,
             in_place_at: None,
             pruned_hour: None,
+            sealed_through: None,
             sidecars: Vec::new(),
             power_loss_safe,
             broken: None,
@@ -419,6 +423,30 @@ impl Db {
         self.conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap_or(-1)
+    }
+
+    /// The newest hour the store sealed. Every bucket of an hour seals at once, so an hour
+    /// up to it is closed for every customer and dimension, a bucket or not: usage for it
+    /// (a clock stepped back past it) lands after it (see [`Db::apply`]).
+    pub(crate) fn sealed_through(&mut self) -> Result<Option<i64>, Error> {
+        if let Some(h) = self.sealed_through {
+            return Ok(h);
+        }
+        // One look-up per state in the (state, hour) index.
+        let h: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT MAX(h) FROM (
+                     SELECT MAX(hour) AS h FROM buckets WHERE state = 'sealed'
+                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'sending'
+                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'acked'
+                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'expired'
+                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'dead_lettered')",
+            )
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(store_err)?;
+        self.sealed_through = Some(h);
+        Ok(h)
     }
 
     pub(crate) fn transaction(&mut self) -> Result<Transaction<'_>, Error> {

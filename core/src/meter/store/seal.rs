@@ -156,6 +156,7 @@ impl Db {
         }
         tx.commit().map_err(store_err)?;
         self.pruned_hour = pruned;
+        self.sealed_through = None;
         Ok(out)
     }
 }

@@ -11,7 +11,7 @@ fn migrates_and_freezes_sealed_quantities() {
     let c = Customer::Identifier("c".into());
     let tx = db.transaction().unwrap();
     assert_eq!(
-        Db::apply(&tx, "p", Some(&c), "d", 0, 5, None, 7200).unwrap(),
+        Db::apply(&tx, "p", Some(&c), "d", 0, 5, None, 7200, None).unwrap(),
         Applied::Added
     );
     tx.commit().unwrap();
@@ -28,7 +28,7 @@ fn migrates_and_freezes_sealed_quantities() {
     // Late: lands in the current hour.
     let tx = db.transaction().unwrap();
     assert_eq!(
-        Db::apply(&tx, "p", Some(&c), "d", 0, 2, None, 3600).unwrap(),
+        Db::apply(&tx, "p", Some(&c), "d", 0, 2, None, 3600, None).unwrap(),
         Applied::Moved(3600)
     );
     tx.commit().unwrap();
@@ -80,7 +80,7 @@ fn multi_row_upserts_add_or_change_nothing() {
     }
     for expected in [2, 4] {
         let mut tx = db.transaction().unwrap();
-        assert!(Db::apply_many(&mut tx, "p", &rows).unwrap());
+        assert!(Db::apply_many(&mut tx, "p", &rows, None).unwrap());
         tx.commit().unwrap();
         assert_eq!(quantity(&db, "a", 0), Some(expected));
         assert_eq!(quantity(&db, "a", 10 * 3600), Some(expected));
@@ -97,7 +97,7 @@ fn multi_row_upserts_add_or_change_nothing() {
     };
     db.prepare(&scope, 3600).unwrap();
     let mut tx = db.transaction().unwrap();
-    assert!(!Db::apply_many(&mut tx, "p", &rows).unwrap());
+    assert!(!Db::apply_many(&mut tx, "p", &rows, None).unwrap());
     tx.commit().unwrap();
     assert_eq!(quantity(&db, "a", 0), Some(4));
     assert_eq!(quantity(&db, "b", 3600), Some(4));

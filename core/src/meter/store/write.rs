@@ -23,7 +23,8 @@ impl Db {
     /// Adds to a pending bucket. An hour already sealed (a late event, or the clock stepped
     /// back into it) sends the quantity to `current_hour`, or when that is sealed too to the
     /// first hour after the bucket's last closed one: usage is never refused for the clock.
-    /// A sum past the model's maximum changes nothing and says so.
+    /// An hour up to `sealed_through` (the store's newest sealed hour) is sealed whether or
+    /// not it has a bucket. A sum past the model's maximum changes nothing and says so.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         tx: &Transaction<'_>,
@@ -34,14 +35,18 @@ impl Db {
         quantity: i64,
         allocs: Option<&Allocs>,
         current_hour: i64,
+        sealed_through: Option<i64>,
     ) -> Result<Applied, Error> {
         let add = |h: i64| Self::apply_one(tx, product, customer, dimension, h, quantity, allocs);
-        match add(hour)? {
-            One::Added => return Ok(Applied::Added),
-            One::Overflow(total) => return Ok(Applied::Overflow(total)),
-            One::Closed => {}
+        let open = |h: i64| sealed_through.is_none_or(|s| h > s);
+        if open(hour) {
+            match add(hour)? {
+                One::Added => return Ok(Applied::Added),
+                One::Overflow(total) => return Ok(Applied::Overflow(total)),
+                One::Closed => {}
+            }
         }
-        if hour != current_hour {
+        if hour != current_hour && open(current_hour) {
             match add(current_hour)? {
                 One::Added => return Ok(Applied::Moved(current_hour)),
                 One::Overflow(total) => return Ok(Applied::Overflow(total)),
@@ -62,7 +67,10 @@ impl Db {
             .map_err(store_err)?
             .unwrap_or(current_hour);
         // Every bucket after the last closed one is pending or absent.
-        let next = last_closed.max(current_hour).saturating_add(3600);
+        let next = last_closed
+            .max(current_hour)
+            .max(sealed_through.unwrap_or(i64::MIN))
+            .saturating_add(3600);
         match add(next)? {
             One::Added => Ok(Applied::Moved(next)),
             One::Overflow(total) => Ok(Applied::Overflow(total)),
@@ -100,16 +108,21 @@ impl Db {
 
     /// Adds many quantities without allocations, one multi-row upsert per
     /// [`MULTI_ROWS`] rows. Returns `false`, having changed nothing, when a row met a
-    /// bucket that is no longer pending (a late event): the caller then applies the rows one
-    /// by one with [`Db::apply`]; likewise when a sum would pass the model's maximum.
+    /// bucket that is no longer pending (a late event) or an hour up to `sealed_through`:
+    /// the caller then applies the rows one by one with [`Db::apply`]; likewise when a sum
+    /// would pass the model's maximum.
     pub(crate) fn apply_many(
         tx: &mut Transaction<'_>,
         product: &str,
         rows: &[(Option<&Customer>, &str, i64, i64)],
+        sealed_through: Option<i64>,
     ) -> Result<bool, Error> {
         use rusqlite::ToSql;
         if rows.iter().any(|r| r.3 > i64::from(i32::MAX)) {
             return Ok(false); // a new bucket would be inserted past the maximum
+        }
+        if sealed_through.is_some_and(|s| rows.iter().any(|r| r.2 <= s)) {
+            return Ok(false); // an hour already sealed, perhaps with no bucket of its own
         }
         let sp = tx.savepoint().map_err(store_err)?;
         for chunk in rows.chunks(MULTI_ROWS) {
