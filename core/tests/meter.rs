@@ -3248,30 +3248,61 @@ fn a_batch_store_flushed_in_the_meter_usage_mode_bills_no_customer_as_another() 
     assert!(dl.iter().all(|d| d.customer.is_some()), "{dl:?}");
 }
 
-/// A durable `record()` into a store whose file was removed or replaced is refused, naming
-/// the file: it was acknowledged, committed to a file no process can open again, and lost
-/// when the process ended, while only the next flush (the background flusher's log, with no
-/// caller to tell) said so (found by a hostile review). Checked at most once a second.
+/// The store file removed while a meter has it open (an operator's `rm`, a `/tmp` cleaner
+/// that takes the lock file and the WAL with it): the meter went on committing into the
+/// unlinked file, and the hours not sealed yet were lost when the process ended; it only
+/// refused records from then on (found by a review). The open store is now written again at
+/// its path, claimed, and opened anew: nothing acknowledged is lost, in any durability, and
+/// the path stays this meter's.
 #[test]
-fn a_record_into_a_store_file_removed_while_open_is_refused() {
+fn a_store_file_removed_while_open_is_written_again_at_its_path() {
     let emu = emulator();
     let h = Harness::new();
     h.set(base() - H + 10);
-    for d in [Durability::Durable, Durability::Group] {
-        let path = temp_db("record-removed");
-        let meter = file_meter(&h, &emu, &path, d);
-        meter.record(cust(1), "users", 2, None, None).unwrap();
-        for suffix in ["", "-lock", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    for d in [Durability::Durable, Durability::Group, Durability::Memory] {
+        for removed in [&[""][..], &["", "-lock", "-wal", "-shm"][..]] {
+            let path = temp_db("record-removed");
+            let meter = file_meter(&h, &emu, &path, d);
+            meter.record(cust(1), "users", 2, None, None).unwrap();
+            meter.status().unwrap();
+            for suffix in removed {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            // Within a second of the last check: committed into the unlinked file.
+            meter.record(cust(1), "users", 3, None, None).unwrap();
+            std::thread::sleep(Duration::from_millis(1100));
+            meter.record(cust(1), "users", 4, None, None).unwrap();
+            assert_eq!(meter.status().unwrap().pending, 1, "{d:?} {removed:?}");
+            // The path is this meter's: a second one is refused.
+            let second = UsageMeter::new(
+                h.builder(client(&emu, 1), Store::sqlite(&path))
+                    .build()
+                    .unwrap(),
+            );
+            assert!(second.is_err(), "{d:?} {removed:?}");
+            // The process ends without closing the meter (kill -9): what another
+            // connection finds at the path is what survives.
+            std::mem::forget(meter);
+            assert_eq!(units_in(&path), 9, "{d:?} {removed:?}");
+            remove_store(&path);
         }
-        std::thread::sleep(Duration::from_millis(1100));
-        let e = meter.record(cust(1), "users", 3, None, None).unwrap_err();
-        assert_eq!(e.error_code(), ErrorCode::InvalidState, "{e}");
-        assert!(e.message().contains("removed or replaced"), "{e}");
-        assert!(e.message().contains(&path.display().to_string()), "{e}");
-        drop(meter);
-        remove_store(&path);
     }
+    // The store written again is the store: closed, it opens again and bills its hour.
+    let path = temp_db("record-removed-reopened");
+    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    for suffix in ["", "-lock", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    meter.record(cust(1), "users", 3, None, None).unwrap();
+    meter.close_blocking().unwrap();
+    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    h.set(base() + 600);
+    assert_eq!(meter.flush_blocking().unwrap().acked, 1);
+    assert_eq!(emu.ledger().iter().map(|e| e.quantity).sum::<i64>(), 5);
+    drop(meter);
+    remove_store(&path);
 }
 
 /// The store's `-wal` or `-shm` file removed while the meter has it open (a clean-up of
@@ -3376,13 +3407,14 @@ fn a_store_opened_by_a_relative_path_survives_a_chdir() {
     remove_store(&path);
 }
 
-/// The store file removed (a clean-up, a redeploy that wipes the directory) or replaced while
-/// the meter has it open: the meter went on committing into the unlinked file, silently, and
-/// everything unsent there was lost when the process ended, while a new process opened a
-/// fresh store at the path (found by a hostile review). A flush still sends what the open file
-/// holds, then fails naming the path, as does `status()`, until the meter is closed.
+/// The store file replaced while the meter has it open (a redeploy that wipes the directory
+/// and starts a process that opens a fresh store there): the meter went on committing into
+/// the unlinked file, silently, and everything unsent there was lost when the process ended
+/// (found by a hostile review). A flush still sends what the open file holds, then fails
+/// naming the path, as does `status()`, until the meter is closed. (A file removed and not
+/// replaced is written again at its path: see the test above.)
 #[test]
-fn a_store_file_removed_or_replaced_while_open_is_reported() {
+fn a_store_file_replaced_while_open_is_reported() {
     let emu = emulator();
     let h = Harness::new();
     let b = base();
@@ -3395,42 +3427,34 @@ fn a_store_file_removed_or_replaced_while_open_is_reported() {
         h.set(b - H + 10);
         m.unwrap()
     };
-    for replace in [false, true] {
-        let path = temp_db(if replace { "replaced" } else { "removed" });
-        let meter = open(&path);
-        meter
-            .record(cust(1 + usize::from(replace)), "users", 2, None, None)
-            .unwrap();
+    let replace = |path: &PathBuf| {
         for suffix in ["", "-lock", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-        if replace {
-            std::fs::write(&path, b"").unwrap();
-        }
-        h.set(b + 600);
-        let e = meter.flush_blocking().unwrap_err();
-        assert_eq!(e.error_code(), ErrorCode::InvalidState, "{e}");
-        assert!(e.message().contains("removed or replaced"), "{e}");
-        let e = meter.status().unwrap_err();
-        assert!(e.message().contains("removed or replaced"), "{e}");
-        // What the open file held was sent before the flush failed.
-        assert_eq!(
-            emu.ledger().iter().map(|e| e.quantity).sum::<i64>(),
-            2 * (1 + i64::from(replace))
-        );
-        let _ = meter.close_blocking();
-        for suffix in ["", "-lock", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-    }
+        std::fs::write(path, b"").unwrap();
+    };
+    let path = temp_db("replaced");
+    let meter = open(&path);
+    meter.record(cust(2), "users", 2, None, None).unwrap();
+    replace(&path);
+    h.set(b + 600);
+    let e = meter.flush_blocking().unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidState, "{e}");
+    assert!(e.message().contains("removed or replaced"), "{e}");
+    let e = meter.status().unwrap_err();
+    assert!(e.message().contains("removed or replaced"), "{e}");
+    // What the open file held was sent before the flush failed.
+    assert_eq!(emu.ledger().iter().map(|e| e.quantity).sum::<i64>(), 2);
+    let _ = meter.close_blocking();
+    remove_store(&path);
     // A flush that fails for another reason (a refusal that may last for days) still reports
-    // the file gone, first (found by the next review: the check came only after a success).
-    let path = temp_db("removed-refused");
+    // the file replaced, first (found by the next review: the check came only after a
+    // success).
+    let path = temp_db("replaced-refused");
+    h.set(b - H + 10);
     let meter = open(&path);
     meter.record(cust(3), "gb", 2, None, None).unwrap();
-    for suffix in ["", "-lock", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    replace(&path);
     h.set(b + 600);
     emu.push_fault(Fault::Error {
         status: 403,
@@ -3441,6 +3465,7 @@ fn a_store_file_removed_or_replaced_while_open_is_reported() {
     let e = meter.flush_blocking().unwrap_err();
     assert!(e.message().contains("removed or replaced"), "{e}");
     let _ = meter.close_blocking();
+    remove_store(&path);
 }
 
 /// A late event that `record()` refuses (its current-hour bucket would pass the model's

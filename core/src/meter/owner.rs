@@ -241,6 +241,82 @@ impl Owner {
         self.lock = None;
     }
 
+    /// Whether the store file was removed: no file at its path, and no name left for the
+    /// open file (moved elsewhere, it is still the store there; replaced, the path is
+    /// another's).
+    pub(crate) fn removed(&self) -> bool {
+        let gone = matches!(
+            std::fs::symlink_metadata(&self.path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        );
+        #[cfg(unix)]
+        let unnamed = {
+            use std::os::unix::fs::MetadataExt;
+            self.store.file.metadata().is_ok_and(|m| m.nlink() == 0)
+        };
+        #[cfg(not(unix))]
+        let unnamed = false;
+        gone && unnamed
+    }
+
+    /// Where a removed store is written again before it is linked to its path.
+    pub(crate) fn restore_path(&self) -> PathBuf {
+        companion(&self.path, &format!("-restored-{}", std::process::id()))
+    }
+
+    /// Claims the file now at the store's path (the store, written again there after it was
+    /// removed), and the lock file, made again when it was removed too. Fails, changing
+    /// nothing, when another meter claimed either meanwhile.
+    pub(crate) fn reclaim(&mut self) -> Result<(), Error> {
+        let io = |what: &str, e: std::io::Error| {
+            Error::invalid_state(format!("meter store {}: {what}: {e}", self.path.display()))
+                .with_source(e)
+        };
+        let in_use = || {
+            Error::invalid_state(format!(
+                "meter store {}: another UsageMeter opened the path meanwhile",
+                self.path.display()
+            ))
+        };
+        let lock_path = companion(&self.path, "-lock");
+        let ours = self.lock.as_ref().and_then(|l| file_id(&l.file).ok());
+        let mut lock = None;
+        if ours.is_none() || path_id(&lock_path).ok() != ours {
+            let mut l = Claimed::new(
+                private_file(&lock_path).map_err(|e| io("cannot open the lock file", e))?,
+            );
+            match l.file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Err(in_use()),
+                Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
+            }
+            let _ = l.file.set_len(0);
+            let _ = write!(l.file, "pid {} on host {}", std::process::id(), host_name());
+            let _ = l.file.flush();
+            lock = Some(l);
+        }
+        let db = Claimed::new(private_file(&self.path).map_err(|e| io("cannot open", e))?);
+        match db.file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(in_use()),
+            Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
+        }
+        let id = file_id(&db.file).map_err(|e| io("cannot stat", e))?;
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        let me = (self.file_id.0, self.file_id.1, self.generation);
+        if let Some(i) = open.iter().position(|e| *e == me) {
+            open.swap_remove(i);
+        }
+        open.push((id.0, id.1, self.generation));
+        drop(open);
+        if lock.is_some() {
+            self.lock = lock;
+        }
+        self.store = db;
+        self.file_id = id;
+        Ok(())
+    }
+
     /// Whether this is the process that took the claim.
     pub(crate) fn in_owner_process(&self) -> bool {
         self.generation == process_generation()
@@ -280,7 +356,7 @@ fn private_file(path: &Path) -> std::io::Result<File> {
 
 /// Removes group and other permissions from an existing file (SQLite creates `-wal` and
 /// `-shm` with the store's own permissions).
-fn tighten(path: &Path) {
+pub(crate) fn tighten(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -303,7 +303,18 @@ impl Db {
             return Err(Error::invalid_state(why.clone()));
         }
         if let Some(o) = &self.owner {
-            o.check_in_place()?;
+            if let Err(e) = o.check_in_place() {
+                if !o.removed() {
+                    return Err(e);
+                }
+                return self.restore_removed().map_err(|why| {
+                    Error::invalid_state(format!(
+                        "{}; writing it again at its path failed: {}",
+                        e.message(),
+                        why.message()
+                    ))
+                });
+            }
         }
         let Some((side, _)) = self
             .sidecars
@@ -352,6 +363,45 @@ impl Db {
         })?;
         super::note(&format!(
             "{gone}; what it committed was saved in the store file and the store opened anew"
+        ));
+        Ok(())
+    }
+
+    /// The store file was removed while open (a clean-up, a `/tmp` cleaner): the open
+    /// connection still holds everything, the hours not sealed yet and every record
+    /// acknowledged since, and the process's end would lose it. It is written again at its
+    /// path (`VACUUM INTO` a file beside it, then linked, which fails if a file appeared at
+    /// the path meanwhile), claimed, and the store opened anew on it.
+    fn restore_removed(&mut self) -> Result<(), Error> {
+        let Some(o) = &self.owner else {
+            return Ok(());
+        };
+        let (path, tmp) = (o.path().to_path_buf(), o.restore_path());
+        let _ = std::fs::remove_file(&tmp);
+        let written = {
+            #[cfg(unix)]
+            let name = std::os::unix::ffi::OsStrExt::as_bytes(tmp.as_os_str()).to_vec();
+            #[cfg(not(unix))]
+            let name = tmp.to_string_lossy().into_owned().into_bytes();
+            self.conn
+                .execute("VACUUM INTO CAST(?1 AS TEXT)", [name])
+                .map_err(store_err)
+        };
+        let linked = written.and_then(|_| {
+            owner::tighten(&tmp);
+            std::fs::hard_link(&tmp, &path)
+                .map_err(|e| Error::invalid_state(format!("cannot link {}: {e}", tmp.display())))
+        });
+        let _ = std::fs::remove_file(&tmp);
+        linked?;
+        if let Some(o) = self.owner.as_mut() {
+            o.reclaim()?;
+        }
+        self.reopen()?;
+        super::note(&format!(
+            "meter store {}: the file was removed while this meter had it open; it was \
+             written again at its path from the open store, nothing lost",
+            path.display()
         ));
         Ok(())
     }

@@ -299,13 +299,15 @@ class MeterTest {
 
     // close() threw away every InvalidStateException as "already closed", so a `use {}`
     // block ended normally while its final flush had failed: here the store file was
-    // removed, and what the meter held is lost when the process ends (found by a review).
+    // replaced, and what the meter held is lost when the process ends (found by a review).
+    // (A store file removed, and not replaced, is written again at its path.)
     @Test
     fun `close reports a final flush that failed, and a second close reports it again`(@TempDir dir: Path) {
         val path = dir.resolve("m.db")
         val m = meter(path, ManualClock(hour.plusSeconds(600)))
         m.record("cust-1", "users", 1)
         Files.delete(path)
+        Files.createFile(path)
         val e = assertThrows(InvalidStateException::class.java) { m.close() }
         assertTrue("removed or replaced" in e.message!!, e.message)
         // Its store is gone for good: every close says so, none pretends to have closed.
