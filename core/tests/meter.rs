@@ -1980,6 +1980,50 @@ fn after_an_outage_the_hours_still_in_the_window_are_sent_first() {
     );
 }
 
+/// Without a product code (one call per license), too: one license's hours past the window
+/// are sent after another license's hours still in it (found by the review of the order:
+/// the calls were grouped by license, in the licenses' order).
+#[test]
+fn after_an_outage_every_license_sends_its_hours_in_the_window_first() {
+    let mut cfg = EmulatorConfig::default();
+    let dims: Vec<String> = (0..30).map(|i| format!("d{i:02}")).collect();
+    cfg.products[0].dimensions.extend(dims.iter().cloned());
+    let mut second = cfg.licenses[0].clone();
+    second.license_arn = format!("{}-second", metering_emulator::LICENSE_ARN);
+    cfg.licenses.push(second.clone());
+    let emu = Emulator::start(cfg).unwrap();
+    let h = Harness::new();
+    let b = base();
+    let meter = UsageMeter::new(
+        h.license_builder(client(&emu, 1), Store::memory())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let acct = metering_emulator::CUSTOMER_AWS_ACCOUNT_ID;
+    let first = Customer::aws_account(acct, metering_emulator::LICENSE_ARN);
+    h.set(b - 10 * H + 10);
+    for d in &dims {
+        meter.record(first.clone(), d, 1, None, None).unwrap();
+    }
+    h.set(b - H + 10);
+    let other = Customer::aws_account(acct, second.license_arn.clone());
+    meter.record(other, "users", 3, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush_blocking().unwrap();
+    assert_eq!((sum.acked, sum.expired), (1, 30), "{sum:?}");
+    let first_call = emu
+        .requests()
+        .into_iter()
+        .find(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
+        .unwrap();
+    assert!(
+        first_call.body.contains(&second.license_arn),
+        "the first call sent hours past the window: {}",
+        first_call.body
+    );
+}
+
 fn meter_usage_tokens(emu: &Emulator) -> Vec<String> {
     emu.requests()
         .iter()
@@ -2666,6 +2710,66 @@ async fn zero_fill_never_creates_an_hour_it_cannot_send(store: Store) {
     assert_eq!(h.count(|k| *k == MeterEventKind::Expired), 0);
 }
 
+/// Memory durability, the clock stepped back past the store's last acked hour: a buffered
+/// event that finds the hour after it full spills on to the next hours, as any full bucket
+/// does. Each try landed in that same full hour, and after 48 the usage stayed buffered,
+/// lost at the process's end (found by the review of the rule below).
+#[test]
+fn usage_moved_past_a_stepped_back_clock_spills_past_a_full_hour() {
+    let path = temp_db("stepped-back-full");
+    let (emu, h, b, meter) = scenario_with(Store::sqlite(&path), 3, |m| {
+        m.durability(Durability::Memory)
+    });
+    h.set(b - H + 10);
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    h.set(b + 600);
+    assert_eq!(meter.flush_blocking().unwrap().acked, 1);
+    h.set(b - 60 * H + 100);
+    meter
+        .record(cust(2), "users", i64::from(i32::MAX), None, None)
+        .unwrap();
+    meter.status().unwrap();
+    h.set(b - 59 * H + 100);
+    meter.record(cust(2), "users", 1, None, None).unwrap();
+    meter.status().unwrap();
+    drop(meter);
+    assert_eq!(units_in(&path), 1 + i64::from(i32::MAX) + 1);
+    let _ = emu;
+    remove_store(&path);
+}
+
+/// A clock that ran days fast, then was corrected: the hours it sealed ahead are refused by
+/// the service (in the future) and stay sealed. They must not close the hours before them
+/// for every customer, which would carry every event of those days into one bucket after
+/// them (found by the review of the rule below): only an hour the service took, or found
+/// past its window, closes the hours before it.
+#[test]
+fn a_clock_that_ran_fast_does_not_carry_later_usage_ahead() {
+    for durability in [Durability::Durable, Durability::Memory] {
+        let path = temp_db("ran-fast");
+        let (emu, h, b, meter) =
+            scenario_with(Store::sqlite(&path), 1, |m| m.durability(durability));
+        h.set(b + 72 * H + 10);
+        meter.record(cust(1), "users", 1, None, None).unwrap();
+        h.set(b + 74 * H + 10);
+        let sum = meter.flush_blocking();
+        assert!(sum.is_err() || sum.as_ref().unwrap().acked == 0, "{sum:?}");
+        assert_eq!(meter.status().unwrap().sealed, 1);
+        h.set(b - H + 10);
+        meter.record(cust(2), "users", 4, None, None).unwrap();
+        h.set(b + 600);
+        let _ = meter.flush_blocking();
+        let billed: Vec<_> = emu
+            .ledger()
+            .iter()
+            .map(|e| (e.timestamp as i64, e.quantity))
+            .collect();
+        assert_eq!(billed, vec![(b - H, 4)], "{durability:?}");
+        drop(meter);
+        remove_store(&path);
+    }
+}
+
 /// A clock stepped back two days (a VM restored from a snapshot, a dead RTC before NTP)
 /// into hours with no bucket: the events went into new buckets of those hours, which sealed
 /// past the service's window once the clock was right and expired unsent (found by a
@@ -3302,6 +3406,51 @@ fn a_store_file_removed_while_open_is_written_again_at_its_path() {
     assert_eq!(meter.flush_blocking().unwrap().acked, 1);
     assert_eq!(emu.ledger().iter().map(|e| e.quantity).sum::<i64>(), 5);
     drop(meter);
+    remove_store(&path);
+}
+
+/// The store file removed while a reader (a monitoring `sqlite3` shell) has it open too: the
+/// restored store must not take the removed store's WAL at its path for its own (its pages
+/// are laid out for the removed file), and the reader closing last deletes the restored
+/// store's `-wal` and `-shm` by those names, which the write path mends (found by the
+/// review of the restore).
+#[test]
+fn a_store_removed_under_a_reader_is_restored_whole() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("removed-reader");
+    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    // Enough buckets that the copy's pages are laid out differently from the file's.
+    for i in 0..2000 {
+        let c = Customer::identifier(format!("reader-{i}"));
+        meter.record(c, "users", 1, None, None).unwrap();
+    }
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    let seen: i64 = reader
+        .query_row("SELECT SUM(quantity) FROM buckets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(seen, 2000);
+    std::fs::remove_file(&path).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    for i in 0..50 {
+        let c = Customer::identifier(format!("after-{i}"));
+        meter.record(c, "users", 1, None, None).unwrap();
+    }
+    drop(reader);
+    std::thread::sleep(Duration::from_millis(1100));
+    for i in 50..100 {
+        let c = Customer::identifier(format!("after-{i}"));
+        meter.record(c, "users", 1, None, None).unwrap();
+    }
+    std::mem::forget(meter);
+    let check = rusqlite::Connection::open(&path).unwrap();
+    let ok: String = check
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    drop(check);
+    assert_eq!(units_in(&path), 2100);
     remove_store(&path);
 }
 

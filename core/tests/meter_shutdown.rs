@@ -123,7 +123,7 @@ fn a_forked_child_never_runs_the_parents_flusher() {
 
 /// A background flush that fails has no caller to return its error to: it is reported on
 /// standard error when the process installed no `tracing` subscriber (no face does), where
-/// it went nowhere (found by a hostile review: a store file removed under a meter with a
+/// it went nowhere (found by a hostile review: a store file replaced under a meter with a
 /// background flusher was found by nobody). Here in a child process, whose stderr is read.
 #[test]
 fn a_failed_background_flush_is_reported_on_stderr() {
@@ -134,9 +134,11 @@ fn a_failed_background_flush_is_reported_on_stderr() {
         let (meter, clock, b) =
             flushing_meter(&emu, Store::sqlite(&path), Duration::from_millis(50));
         record_4_users(&meter);
+        // Replaced (a file removed and not replaced is written again at its path).
         for suffix in ["", "-lock", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+        std::fs::write(&path, b"").unwrap();
         clock.store(b + 600, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(1000));
         std::process::exit(0);

@@ -259,24 +259,31 @@ impl Owner {
         gone && unnamed
     }
 
-    /// Where a removed store is written again before it is linked to its path.
-    pub(crate) fn restore_path(&self) -> PathBuf {
-        companion(&self.path, &format!("-restored-{}", std::process::id()))
+    /// Where a removed store is written again before it is linked to its path: created
+    /// here, empty and readable by its owner only (`VACUUM INTO` takes an empty file).
+    pub(crate) fn restore_file(&self) -> Result<PathBuf, Error> {
+        let tmp = companion(&self.path, &format!("-restored-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        private_file(&tmp).map_err(|e| {
+            Error::invalid_state(format!(
+                "meter store {}: cannot create {}: {e}",
+                self.path.display(),
+                tmp.display()
+            ))
+            .with_retryable(true)
+        })?;
+        Ok(tmp)
     }
 
-    /// Claims the file now at the store's path (the store, written again there after it was
-    /// removed), and the lock file, made again when it was removed too. Fails, changing
-    /// nothing, when another meter claimed either meanwhile.
-    pub(crate) fn reclaim(&mut self) -> Result<(), Error> {
+    /// Links `restored` (the store written again, see [`Self::restore_file`]) to the store's
+    /// removed path and claims it, the lock file too (made again when it was removed too).
+    /// Both are locked before the store's name appears, so no other meter can claim it in
+    /// between; the link fails if a file appeared at the path meanwhile. Fails, changing
+    /// nothing, when another meter holds the lock file.
+    pub(crate) fn link_restored(&mut self, restored: &Path, sync: bool) -> Result<(), Error> {
         let io = |what: &str, e: std::io::Error| {
             Error::invalid_state(format!("meter store {}: {what}: {e}", self.path.display()))
                 .with_source(e)
-        };
-        let in_use = || {
-            Error::invalid_state(format!(
-                "meter store {}: another UsageMeter opened the path meanwhile",
-                self.path.display()
-            ))
         };
         let lock_path = companion(&self.path, "-lock");
         let ours = self.lock.as_ref().and_then(|l| file_id(&l.file).ok());
@@ -287,7 +294,12 @@ impl Owner {
             );
             match l.file.try_lock() {
                 Ok(()) => {}
-                Err(TryLockError::WouldBlock) => return Err(in_use()),
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::invalid_state(format!(
+                        "meter store {}: another UsageMeter took its lock file meanwhile",
+                        self.path.display()
+                    )))
+                }
                 Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
             }
             let _ = l.file.set_len(0);
@@ -295,11 +307,26 @@ impl Owner {
             let _ = l.file.flush();
             lock = Some(l);
         }
-        let db = Claimed::new(private_file(&self.path).map_err(|e| io("cannot open", e))?);
-        match db.file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(in_use()),
-            Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
+        let db = Claimed::new(private_file(restored).map_err(|e| io("cannot open", e))?);
+        db.file.try_lock().map_err(|e| {
+            Error::invalid_state(format!(
+                "meter store {}: cannot lock the copy: {e}",
+                self.path.display()
+            ))
+        })?;
+        if sync {
+            db.file
+                .sync_all()
+                .map_err(|e| io("cannot sync the copy", e))?;
+        }
+        std::fs::hard_link(restored, &self.path)
+            .map_err(|e| io(&format!("cannot link {} there", restored.display()), e))?;
+        if sync {
+            // The new name is durable before the old file (freed at its connection's close)
+            // is gone.
+            if let Some(dir) = self.path.parent() {
+                let _ = File::open(dir).and_then(|d| d.sync_all());
+            }
         }
         let id = file_id(&db.file).map_err(|e| io("cannot stat", e))?;
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());

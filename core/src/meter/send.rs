@@ -304,17 +304,19 @@ fn batches(inner: &Inner, items: Vec<SendItem>) -> VecDeque<Vec<SendItem>> {
     let prepared_items = items;
     match inner.mode {
         MeterMode::Batch => {
-            // One product (or, without a product code, one license) per call; the meter's
-            // own product first, then what its store recorded under another.
+            // One product (or, without a product code, one license) per call; hours still
+            // in the window by the meter's clock first (see the store's `prepare`), then the
+            // meter's own product, then what its store recorded under another.
             let own = shared.scope.product_code.as_str();
-            let mut groups: BTreeMap<(bool, String, String), Vec<SendItem>> = BTreeMap::new();
+            let mut groups: BTreeMap<(bool, bool, String, String), Vec<SendItem>> = BTreeMap::new();
             for it in prepared_items {
                 let license = match (&it.customer, it.product.is_empty()) {
                     (Some(Customer::AwsAccount { license_arn, .. }), true) => license_arn.clone(),
                     _ => String::new(),
                 };
+                let past = past_window(inner, &it);
                 groups
-                    .entry((it.product != own, it.product.clone(), license))
+                    .entry((past, it.product != own, it.product.clone(), license))
                     .or_default()
                     .push(it);
             }

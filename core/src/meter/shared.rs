@@ -376,7 +376,12 @@ impl Shared {
                         break None;
                     }
                     store::Applied::Overflow(_) => {
-                        hour = hour.max(current).saturating_add(3600);
+                        // Past the hours closed for every customer, or each try would land
+                        // in the same full bucket after them.
+                        hour = hour
+                            .max(current)
+                            .max(sealed_through.unwrap_or(i64::MIN))
+                            .saturating_add(3600);
                         tries += 1;
                     }
                 }

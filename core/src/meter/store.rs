@@ -144,9 +144,12 @@ pub(crate) struct Db {
     broken: Option<String>,
     /// The hour (of the meter's clock) closed buckets were last pruned in (see `prepare`).
     pruned_hour: Option<i64>,
-    /// The newest hour the store sealed (`Some(None)`: none yet; `None`: not read since the
-    /// last seal). See [`Db::sealed_through`].
+    /// The newest hour the service took or found too old (`Some(None)`: none yet; `None`:
+    /// not read since the last outcomes). See [`Db::sealed_through`].
     sealed_through: Option<Option<i64>>,
+    /// When writing a removed store again last failed, and how (see
+    /// [`Db::restore_removed`]).
+    restore_failed: Option<(std::time::Instant, String, bool)>,
 }
 
 impl Drop for Db {
@@ -264,6 +267,7 @@ impl Db {
             in_place_at: None,
             pruned_hour: None,
             sealed_through: None,
+            restore_failed: None,
             sidecars: Vec::new(),
             power_loss_safe,
             broken: None,
@@ -313,6 +317,7 @@ impl Db {
                         e.message(),
                         why.message()
                     ))
+                    .with_retryable(why.is_retryable())
                 });
             }
         }
@@ -370,14 +375,39 @@ impl Db {
     /// The store file was removed while open (a clean-up, a `/tmp` cleaner): the open
     /// connection still holds everything, the hours not sealed yet and every record
     /// acknowledged since, and the process's end would lose it. It is written again at its
-    /// path (`VACUUM INTO` a file beside it, then linked, which fails if a file appeared at
-    /// the path meanwhile), claimed, and the store opened anew on it.
+    /// path and the store opened anew on it (see [`Db::write_again`]). A failure is
+    /// answered again for a second without another try: each try copies the whole store.
     fn restore_removed(&mut self) -> Result<(), Error> {
+        if let Some((at, message, retryable)) = &self.restore_failed {
+            if at.elapsed() < std::time::Duration::from_secs(1) {
+                return Err(Error::invalid_state(message.clone()).with_retryable(*retryable));
+            }
+        }
+        let r = self.write_again();
+        self.restore_failed = r.as_ref().err().map(|e| {
+            (
+                std::time::Instant::now(),
+                e.message().to_owned(),
+                e.is_retryable(),
+            )
+        });
+        r
+    }
+
+    /// [`Db::restore_removed`]'s one try: `VACUUM INTO` a file beside the path, created
+    /// owner-only, which is locked, and the lock file claimed, before it is linked to the
+    /// path (which fails if a file appeared there meanwhile), so no other meter can claim it
+    /// in between. The `-wal` and `-shm` files at the path are the removed store's (the copy
+    /// was never opened by SQLite): they are removed before the store is opened anew, which
+    /// would otherwise take the removed store's WAL for its own. (A reader of the removed
+    /// store that closes last deletes the new store's `-wal` and `-shm` by those names, which
+    /// the write path mends as for any removed `-wal`.)
+    fn write_again(&mut self) -> Result<(), Error> {
         let Some(o) = &self.owner else {
             return Ok(());
         };
-        let (path, tmp) = (o.path().to_path_buf(), o.restore_path());
-        let _ = std::fs::remove_file(&tmp);
+        let path = o.path().to_path_buf();
+        let tmp = o.restore_file()?;
         let written = {
             #[cfg(unix)]
             let name = std::os::unix::ffi::OsStrExt::as_bytes(tmp.as_os_str()).to_vec();
@@ -387,15 +417,17 @@ impl Db {
                 .execute("VACUUM INTO CAST(?1 AS TEXT)", [name])
                 .map_err(store_err)
         };
-        let linked = written.and_then(|_| {
-            owner::tighten(&tmp);
-            std::fs::hard_link(&tmp, &path)
-                .map_err(|e| Error::invalid_state(format!("cannot link {}: {e}", tmp.display())))
+        let sync = self.power_loss_safe;
+        let linked = written.and_then(|_| match self.owner.as_mut() {
+            Some(o) => o.link_restored(&tmp, sync),
+            None => Ok(()),
         });
         let _ = std::fs::remove_file(&tmp);
         linked?;
-        if let Some(o) = self.owner.as_mut() {
-            o.reclaim()?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(side));
         }
         self.reopen()?;
         super::note(&format!(
@@ -475,9 +507,12 @@ impl Db {
             .unwrap_or(-1)
     }
 
-    /// The newest hour the store sealed. Every bucket of an hour seals at once, so an hour
-    /// up to it is closed for every customer and dimension, a bucket or not: usage for it
-    /// (a clock stepped back past it) lands after it (see [`Db::apply`]).
+    /// The newest hour the service took (acked) or found past its window (expired). It was
+    /// sealed, and every bucket of an hour seals at once, so an hour up to it is closed for
+    /// every customer and dimension, a bucket or not: usage for it (a clock stepped back
+    /// past it) lands after it (see [`Db::apply`]). Only the service's word moves it: an
+    /// hour sealed by a clock that ran fast, which the service refuses as in the future,
+    /// does not carry every later event days ahead.
     pub(crate) fn sealed_through(&mut self) -> Result<Option<i64>, Error> {
         if let Some(h) = self.sealed_through {
             return Ok(h);
@@ -487,11 +522,8 @@ impl Db {
             .conn
             .prepare_cached(
                 "SELECT MAX(h) FROM (
-                     SELECT MAX(hour) AS h FROM buckets WHERE state = 'sealed'
-                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'sending'
-                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'acked'
-                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'expired'
-                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'dead_lettered')",
+                     SELECT MAX(hour) AS h FROM buckets WHERE state = 'acked'
+                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'expired')",
             )
             .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(store_err)?;

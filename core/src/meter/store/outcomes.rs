@@ -27,6 +27,8 @@ impl Db {
 
     /// Records the outcomes of one call.
     pub(crate) fn record_outcomes(&mut self, outcomes: &[Outcome], now: i64) -> Result<(), Error> {
+        // Hours acked or expired move `sealed_through`: read again at the next write.
+        self.sealed_through = None;
         if outcomes.is_empty() {
             return Ok(());
         }

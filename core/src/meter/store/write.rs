@@ -23,7 +23,7 @@ impl Db {
     /// Adds to a pending bucket. An hour already sealed (a late event, or the clock stepped
     /// back into it) sends the quantity to `current_hour`, or when that is sealed too to the
     /// first hour after the bucket's last closed one: usage is never refused for the clock.
-    /// An hour up to `sealed_through` (the store's newest sealed hour) is sealed whether or
+    /// An hour up to `sealed_through` (see `Db::sealed_through`) is sealed whether or
     /// not it has a bucket. A sum past the model's maximum changes nothing and says so.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
