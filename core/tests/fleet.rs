@@ -2069,6 +2069,35 @@ fn after_an_outage_the_hours_still_in_the_window_are_claimed_first() {
     );
 }
 
+/// A clock stepped back two days into hours no replica wrote in: the usage went into those
+/// hours, which sealed too old once the clock was right and expired unsent (found by a
+/// review). An hour up to the newest one the service took is closed, as in the SQLite store.
+#[test]
+fn a_clock_stepped_back_past_the_window_loses_nothing() {
+    for durability in [Durability::Durable, Durability::Memory] {
+        let (emu, url, b, clock) = start();
+        let meter = UsageMeter::new(
+            builder(&emu, Store::postgres(&url), &clock)
+                .durability(durability)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        meter.record(cust(1), "users", 1, None, None).unwrap();
+        clock.store(b + 600, Ordering::SeqCst);
+        assert_eq!(meter.flush_blocking().unwrap().acked, 1);
+        clock.store(b - 48 * H + 100, Ordering::SeqCst);
+        meter.record(cust(1), "users", 5, None, None).unwrap();
+        meter.record(cust(2), "users", 3, None, None).unwrap();
+        // Written while the clock is still wrong (the flusher's drain).
+        meter.status().unwrap();
+        clock.store(b + 2 * H + 10, Ordering::SeqCst);
+        let sum = meter.flush_blocking().unwrap();
+        assert_eq!((sum.acked, sum.expired), (2, 0), "{durability:?}: {sum:?}");
+        assert_eq!(billed_total(&emu), 9, "{durability:?}");
+    }
+}
+
 /// Without a product code, a license refused for a reason of its own (an entitlement) is not
 /// claimed again in the same flush (found by a review: each claim of 25 of its buckets cost
 /// another refused call before the licenses after it, and billed whatever of it the next

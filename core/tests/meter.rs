@@ -2774,9 +2774,8 @@ fn a_clock_that_ran_fast_does_not_carry_later_usage_ahead() {
 /// into hours with no bucket: the events went into new buckets of those hours, which sealed
 /// past the service's window once the clock was right and expired unsent (found by a
 /// review). An hour at or before the store's last sealed one is closed for every customer:
-/// the usage lands after it, reported as late, and is billed. (The fleet store seals an
-/// hour only when some replica wrote in it; an hour with no usage from any replica is
-/// still open there.)
+/// the usage lands after it, reported as late, and is billed. (The fleet store's test is
+/// in `fleet.rs`.)
 #[tokio::test]
 async fn a_clock_stepped_back_past_the_window_loses_nothing() {
     for durability in [Durability::Durable, Durability::Group, Durability::Memory] {

@@ -403,6 +403,9 @@ pub(crate) struct Fleet {
     /// When this meter's seal last deleted the commit keys no retry needs (see `seal.rs`):
     /// that reads the whole table, so once an hour.
     commits_pruned: Mutex<Option<std::time::Instant>>,
+    /// The newest hour of the product the service took or found past its window, and when
+    /// it was read (see `write.rs`).
+    closed_through: Mutex<Option<(Instant, Option<i64>)>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -466,6 +469,7 @@ impl Fleet {
             journal: std::sync::atomic::AtomicBool::new(false),
             budget: Mutex::new(write::Budget::default()),
             commits_pruned: Mutex::new(None),
+            closed_through: Mutex::new(None),
         };
         fleet.migrate().await?;
         Ok(fleet)

@@ -269,6 +269,8 @@ impl Fleet {
         if outcomes.is_empty() {
             return Ok(HashSet::new());
         }
+        // Hours acked or expired close those before them (see `write.rs`): read again.
+        *lock(&self.closed_through) = None;
         let fence = |id: &i64| lock(&self.claims).get(id).copied().unwrap_or(-1);
         let (mut ack_id, mut ack_claim, mut ack_rec) = (Vec::new(), Vec::new(), Vec::new());
         let (mut dead_id, mut dead_claim, mut dead_reason, mut dead_msg) =

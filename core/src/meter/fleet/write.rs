@@ -219,6 +219,12 @@ impl Fleet {
         seq: i64,
         journal: bool,
     ) -> Result<WriteOutcome, tokio_postgres::Error> {
+        // An hour up to the newest one the service took (or found past its window) is closed
+        // for every customer, as in the SQLite store: a clock stepped back days put usage
+        // into hours no replica had written in, which sealed too old and expired unsent.
+        // Those entries go to the current hour, or past the closed ones.
+        let closed = self.closed_through(c, product).await?;
+        let current = closed.map_or(current, |h| current.max(h.saturating_add(3600)));
         let n = entries.len();
         let (mut license, mut kind, mut customer) = (
             Vec::with_capacity(n),
@@ -237,7 +243,11 @@ impl Fleet {
             kind.push(kd);
             customer.push(id);
             dimension.push(k.dimension.as_str());
-            hour.push(k.hour);
+            hour.push(if closed.is_some_and(|h| k.hour <= h) {
+                current
+            } else {
+                k.hour
+            });
             quantity.push(acc.quantity);
             for (tags, q) in acc.allocations.iter().flatten() {
                 a_entry.push(i as i32 + 1);
@@ -312,6 +322,32 @@ impl Fleet {
             .map(|(h, (k, acc))| late_event(*k, acc.quantity, h))
             .collect();
         Ok(WriteOutcome::Done(late))
+    }
+}
+
+impl Fleet {
+    /// The newest hour of `product` the service took (acked) or found past its window
+    /// (expired), read again at most once a minute: it moves once an hour.
+    async fn closed_through(
+        &self,
+        c: &PgClient,
+        product: &str,
+    ) -> Result<Option<i64>, tokio_postgres::Error> {
+        if let Some((at, h)) = *super::lock(&self.closed_through) {
+            if at.elapsed() < std::time::Duration::from_secs(60) {
+                return Ok(h);
+            }
+        }
+        let h: Option<i64> = c
+            .query_one(
+                "SELECT max(hour) FROM mm_buckets
+                 WHERE product_code = $1 AND state IN ('acked', 'expired')",
+                &[&product],
+            )
+            .await?
+            .get(0);
+        *super::lock(&self.closed_through) = Some((std::time::Instant::now(), h));
+        Ok(h)
     }
 }
 
