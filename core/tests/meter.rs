@@ -2745,16 +2745,23 @@ fn usage_moved_past_a_stepped_back_clock_spills_past_a_full_hour() {
 /// past its window, closes the hours before it.
 #[test]
 fn a_clock_that_ran_fast_does_not_carry_later_usage_ahead() {
-    for durability in [Durability::Durable, Durability::Memory] {
+    // Flushed 2 h after the fast hour (refused, it stays sealed) and 7 h after it (refused,
+    // and the fast clock agrees it is past the window: expired).
+    for (durability, flushed_after) in [
+        (Durability::Durable, 2),
+        (Durability::Memory, 2),
+        (Durability::Durable, 7),
+    ] {
         let path = temp_db("ran-fast");
         let (emu, h, b, meter) =
             scenario_with(Store::sqlite(&path), 1, |m| m.durability(durability));
         h.set(b + 72 * H + 10);
         meter.record(cust(1), "users", 1, None, None).unwrap();
-        h.set(b + 74 * H + 10);
+        h.set(b + (72 + flushed_after) * H + 10);
         let sum = meter.flush_blocking();
         assert!(sum.is_err() || sum.as_ref().unwrap().acked == 0, "{sum:?}");
-        assert_eq!(meter.status().unwrap().sealed, 1);
+        let s = meter.status().unwrap();
+        assert_eq!(s.sealed + s.expired, 1, "{s:?}");
         h.set(b - H + 10);
         meter.record(cust(2), "users", 4, None, None).unwrap();
         h.set(b + 600);
@@ -3425,19 +3432,40 @@ fn a_store_removed_under_a_reader_is_restored_whole() {
         let c = Customer::identifier(format!("reader-{i}"));
         meter.record(c, "users", 1, None, None).unwrap();
     }
-    let reader = rusqlite::Connection::open(&path).unwrap();
-    let seen: i64 = reader
-        .query_row("SELECT SUM(quantity) FROM buckets", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(seen, 2000);
+    // In another process, as a monitoring shell is: it prints the sum, then holds the
+    // connection until its stdin closes.
+    let mut reader = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1])\n\
+             print(c.execute('SELECT SUM(quantity) FROM buckets').fetchone()[0], flush=True)\n\
+             sys.stdin.read()\n\
+             c.close()",
+        ])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut seen = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(reader.stdout.as_mut().unwrap()),
+        &mut seen,
+    )
+    .unwrap();
+    assert_eq!(seen.trim(), "2000");
     std::fs::remove_file(&path).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     for i in 0..50 {
         let c = Customer::identifier(format!("after-{i}"));
         meter.record(c, "users", 1, None, None).unwrap();
     }
-    drop(reader);
-    std::thread::sleep(Duration::from_millis(1100));
+    // The reader closes last on the removed store, deleting the `-wal` and `-shm` at the
+    // path, now the restored store's: the records right after must not go into a WAL that
+    // has no name.
+    drop(reader.stdin.take());
+    reader.wait().unwrap();
     for i in 50..100 {
         let c = Customer::identifier(format!("after-{i}"));
         meter.record(c, "users", 1, None, None).unwrap();

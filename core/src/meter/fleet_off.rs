@@ -49,6 +49,9 @@ impl Fleet {
     pub(crate) async fn release_sender(&self, _: Sender) {
         match *self {}
     }
+    pub(crate) fn closed_hint(&self) -> Option<i64> {
+        match *self {}
+    }
     pub(crate) async fn claim(
         &self,
         _: &str,

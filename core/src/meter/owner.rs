@@ -319,6 +319,7 @@ impl Owner {
                 .sync_all()
                 .map_err(|e| io("cannot sync the copy", e))?;
         }
+        let id = file_id(&db.file).map_err(|e| io("cannot stat", e))?;
         std::fs::hard_link(restored, &self.path)
             .map_err(|e| io(&format!("cannot link {} there", restored.display()), e))?;
         if sync {
@@ -328,7 +329,6 @@ impl Owner {
                 let _ = File::open(dir).and_then(|d| d.sync_all());
             }
         }
-        let id = file_id(&db.file).map_err(|e| io("cannot stat", e))?;
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         let me = (self.file_id.0, self.file_id.1, self.generation);
         if let Some(i) = open.iter().position(|e| *e == me) {

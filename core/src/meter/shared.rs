@@ -561,8 +561,14 @@ impl Shared {
                     // The next hour this customer's dimension has free in this write: two
                     // entries refused in different hours must not become one (each fits
                     // alone; together they may not).
+                    // Past the hours closed for every customer too, which the write would
+                    // send back to the same full bucket.
                     let mut to = BucketKey {
-                        hour: k.hour.max(current).saturating_add(3600),
+                        hour: k
+                            .hour
+                            .max(current)
+                            .max(f.closed_hint().unwrap_or(i64::MIN))
+                            .saturating_add(3600),
                         ..k
                     };
                     while next.contains_key(&to) {

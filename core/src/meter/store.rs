@@ -144,12 +144,15 @@ pub(crate) struct Db {
     broken: Option<String>,
     /// The hour (of the meter's clock) closed buckets were last pruned in (see `prepare`).
     pruned_hour: Option<i64>,
-    /// The newest hour the service took or found too old (`Some(None)`: none yet; `None`:
-    /// not read since the last outcomes). See [`Db::sealed_through`].
+    /// The newest hour the service took (`Some(None)`: none yet; `None`: not read since
+    /// the last outcomes). See [`Db::sealed_through`].
     sealed_through: Option<Option<i64>>,
     /// When writing a removed store again last failed, and how (see
     /// [`Db::restore_removed`]).
     restore_failed: Option<(std::time::Instant, String, bool)>,
+    /// Checks the files at every write, not once a second (after a restore, see
+    /// [`Db::write_again`]).
+    watch_sidecars: bool,
 }
 
 impl Drop for Db {
@@ -268,6 +271,7 @@ impl Db {
             pruned_hour: None,
             sealed_through: None,
             restore_failed: None,
+            watch_sidecars: false,
             sidecars: Vec::new(),
             power_loss_safe,
             broken: None,
@@ -398,10 +402,10 @@ impl Db {
     /// owner-only, which is locked, and the lock file claimed, before it is linked to the
     /// path (which fails if a file appeared there meanwhile), so no other meter can claim it
     /// in between. The `-wal` and `-shm` files at the path are the removed store's (the copy
-    /// was never opened by SQLite): they are removed before the store is opened anew, which
-    /// would otherwise take the removed store's WAL for its own. (A reader of the removed
+    /// was never opened by SQLite): they are removed before the copy is linked, or whatever
+    /// opened it would take the removed store's WAL for its own. (A reader of the removed
     /// store that closes last deletes the new store's `-wal` and `-shm` by those names, which
-    /// the write path mends as for any removed `-wal`.)
+    /// the write path mends as for any removed `-wal`, checking at every write.)
     fn write_again(&mut self) -> Result<(), Error> {
         let Some(o) = &self.owner else {
             return Ok(());
@@ -418,18 +422,25 @@ impl Db {
                 .map_err(store_err)
         };
         let sync = self.power_loss_safe;
-        let linked = written.and_then(|_| match self.owner.as_mut() {
-            Some(o) => o.link_restored(&tmp, sync),
-            None => Ok(()),
+        let linked = written.and_then(|_| {
+            // Before the copy has the name: any connection that opened it would take them.
+            for suffix in ["-wal", "-shm"] {
+                let mut side = path.as_os_str().to_owned();
+                side.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(side));
+            }
+            match self.owner.as_mut() {
+                Some(o) => o.link_restored(&tmp, sync),
+                None => Ok(()),
+            }
         });
         let _ = std::fs::remove_file(&tmp);
         linked?;
-        for suffix in ["-wal", "-shm"] {
-            let mut side = path.as_os_str().to_owned();
-            side.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(side));
-        }
         self.reopen()?;
+        // A reader of the removed store that closes last deletes the `-wal` and `-shm` at the
+        // path by name, now this store's: checked at every write from now on, not once a
+        // second, so that no record is acknowledged into a WAL that has no name.
+        self.watch_sidecars = true;
         super::note(&format!(
             "meter store {}: the file was removed while this meter had it open; it was \
              written again at its path from the open store, nothing lost",
@@ -481,9 +492,10 @@ impl Db {
             return Err(Error::invalid_state(why.clone()));
         }
         let now = std::time::Instant::now();
-        if self
-            .in_place_at
-            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
+        if !self.watch_sidecars
+            && self
+                .in_place_at
+                .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
         {
             return Ok(());
         }
@@ -507,12 +519,12 @@ impl Db {
             .unwrap_or(-1)
     }
 
-    /// The newest hour the service took (acked) or found past its window (expired). It was
-    /// sealed, and every bucket of an hour seals at once, so an hour up to it is closed for
-    /// every customer and dimension, a bucket or not: usage for it (a clock stepped back
-    /// past it) lands after it (see [`Db::apply`]). Only the service's word moves it: an
-    /// hour sealed by a clock that ran fast, which the service refuses as in the future,
-    /// does not carry every later event days ahead.
+    /// The newest hour the service took (acked). It was sealed, and every bucket of an hour
+    /// seals at once, so an hour up to it is closed for every customer and dimension, a
+    /// bucket or not: usage for it (a clock stepped back past it) lands after it (see
+    /// [`Db::apply`]). Only the service's acceptance moves it: an hour sealed by a clock
+    /// that ran fast, which the service refuses as in the future (and which that clock may
+    /// even expire), does not carry every later event days ahead.
     pub(crate) fn sealed_through(&mut self) -> Result<Option<i64>, Error> {
         if let Some(h) = self.sealed_through {
             return Ok(h);
@@ -520,11 +532,7 @@ impl Db {
         // One look-up per state in the (state, hour) index.
         let h: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT MAX(h) FROM (
-                     SELECT MAX(hour) AS h FROM buckets WHERE state = 'acked'
-                     UNION ALL SELECT MAX(hour) FROM buckets WHERE state = 'expired')",
-            )
+            .prepare_cached("SELECT MAX(hour) FROM buckets WHERE state = 'acked'")
             .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(store_err)?;
         self.sealed_through = Some(h);

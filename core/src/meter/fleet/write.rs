@@ -163,9 +163,14 @@ impl Fleet {
             let out = retry(self, "record", |c| {
                 let (mine, lost) = (&mine, &lost);
                 async move {
+                    // Read before the write goes out: its failure leaves nothing in doubt.
+                    let closed = match self.closed_through(&c, product).await {
+                        Ok(h) => h,
+                        Err(e) => return (c, Err(e)),
+                    };
                     let before = lost.swap(true, Ordering::Relaxed);
                     let r = self
-                        .write_once(&c, product, mine, current, seq, journal)
+                        .write_once(&c, product, mine, current, closed, seq, journal)
                         .await;
                     if matches!(&r, Err(e) if !super::retryable(e) || rolled_back(e)) {
                         lost.store(before, Ordering::Relaxed);
@@ -210,20 +215,21 @@ impl Fleet {
     /// checked) or adds into the partial rows checking the model's maximum; a key already
     /// there means an earlier attempt of
     /// this write committed (its answer was lost), and nothing is added.
+    #[allow(clippy::too_many_arguments)]
     async fn write_once(
         &self,
         c: &PgClient,
         product: &str,
         entries: &[(&BucketKey, &Acc)],
         current: i64,
+        closed: Option<i64>,
         seq: i64,
         journal: bool,
     ) -> Result<WriteOutcome, tokio_postgres::Error> {
-        // An hour up to the newest one the service took (or found past its window) is closed
-        // for every customer, as in the SQLite store: a clock stepped back days put usage
-        // into hours no replica had written in, which sealed too old and expired unsent.
-        // Those entries go to the current hour, or past the closed ones.
-        let closed = self.closed_through(c, product).await?;
+        // An hour up to `closed`, the newest one the service took, is closed for every
+        // customer, as in the SQLite store: a clock stepped back days put usage into hours no
+        // replica had written in, which sealed too old and expired unsent. Those entries go
+        // to the current hour, or past the closed ones.
         let current = closed.map_or(current, |h| current.max(h.saturating_add(3600)));
         let n = entries.len();
         let (mut license, mut kind, mut customer) = (
@@ -326,8 +332,14 @@ impl Fleet {
 }
 
 impl Fleet {
-    /// The newest hour of `product` the service took (acked) or found past its window
-    /// (expired), read again at most once a minute: it moves once an hour.
+    /// [`Self::closed_through`] as last read, without a query (`None`: none, or not read).
+    pub(crate) fn closed_hint(&self) -> Option<i64> {
+        super::lock(&self.closed_through).and_then(|(_, h)| h)
+    }
+
+    /// The newest hour of `product` the service took (acked; not one found past its
+    /// window, which a clock running fast could have expired ahead), read again at most once
+    /// a minute: it moves once an hour. One look-up in the (product, state, hour) index.
     async fn closed_through(
         &self,
         c: &PgClient,
@@ -340,8 +352,7 @@ impl Fleet {
         }
         let h: Option<i64> = c
             .query_one(
-                "SELECT max(hour) FROM mm_buckets
-                 WHERE product_code = $1 AND state IN ('acked', 'expired')",
+                "SELECT max(hour) FROM mm_buckets WHERE product_code = $1 AND state = 'acked'",
                 &[&product],
             )
             .await?
