@@ -799,8 +799,9 @@ def test_window_alarm_and_expired_events(emu: Emulator) -> None:
         assert (s["expired"], s["acked"]) == (1, 1), s
         got = {e["kind"]: e for e in first + list(m.events())}
         assert got["expired"]["customer_identifier"] == "cust-2" and got["expired"]["hour"] == utc(t0 - H)
-        assert got["window_alarm"]["customer_identifier"] == "cust-1"
-        assert got["window_alarm"]["window_end"] == utc(t0 + 6 * H)
+        # One alarm per bucket (cust-2's window ended before its alarm could be raised).
+        alarms = {e["customer_identifier"]: e for e in first if e["kind"] == "window_alarm"}
+        assert alarms["cust-1"]["window_end"] == utc(t0 + 6 * H)
         st = m.status()
         assert (st["expired"], st["sealed"], st["acked"]) == (1, 0, 1)
     assert billed(emu) == {("cust-1", "users", t0): 1}
