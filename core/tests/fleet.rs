@@ -2057,16 +2057,7 @@ fn after_an_outage_the_hours_still_in_the_window_are_claimed_first() {
     clock.store(b + 600, Ordering::SeqCst);
     let sum = meter.flush_blocking().unwrap();
     assert_eq!((sum.acked, sum.expired), (1, 49), "{sum:?}");
-    let first = emu
-        .requests()
-        .into_iter()
-        .find(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
-        .unwrap();
-    assert!(
-        first.body.contains("\"cust-50\""),
-        "the first call sent hours past the window: {}",
-        first.body
-    );
+    support::assert_first_batch_carries(&emu, "\"cust-50\"");
 }
 
 /// A clock stepped back two days into hours no replica wrote in: the usage went into those

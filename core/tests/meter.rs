@@ -1968,16 +1968,7 @@ fn after_an_outage_the_hours_still_in_the_window_are_sent_first() {
     h.set(b + 600);
     let sum = meter.flush_blocking().unwrap();
     assert_eq!((sum.acked, sum.expired), (1, 49), "{sum:?}");
-    let first = emu
-        .requests()
-        .into_iter()
-        .find(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
-        .unwrap();
-    assert!(
-        first.body.contains("\"cust-50\""),
-        "the first call sent hours past the window: {}",
-        first.body
-    );
+    support::assert_first_batch_carries(&emu, "\"cust-50\"");
 }
 
 /// Without a product code (one call per license), too: one license's hours past the window
@@ -2012,16 +2003,7 @@ fn after_an_outage_every_license_sends_its_hours_in_the_window_first() {
     h.set(b + 600);
     let sum = meter.flush_blocking().unwrap();
     assert_eq!((sum.acked, sum.expired), (1, 30), "{sum:?}");
-    let first_call = emu
-        .requests()
-        .into_iter()
-        .find(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
-        .unwrap();
-    assert!(
-        first_call.body.contains(&second.license_arn),
-        "the first call sent hours past the window: {}",
-        first_call.body
-    );
+    support::assert_first_batch_carries(&emu, &second.license_arn);
 }
 
 fn meter_usage_tokens(emu: &Emulator) -> Vec<String> {
@@ -3401,9 +3383,7 @@ fn a_store_file_removed_while_open_is_written_again_at_its_path() {
     let path = temp_db("record-removed-reopened");
     let meter = file_meter(&h, &emu, &path, Durability::Durable);
     meter.record(cust(1), "users", 2, None, None).unwrap();
-    for suffix in ["", "-lock", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    remove_store(&path); // the store, its lock file, WAL and shm: a cleaner's sweep
     std::thread::sleep(Duration::from_millis(1100));
     meter.record(cust(1), "users", 3, None, None).unwrap();
     meter.close_blocking().unwrap();
@@ -3604,9 +3584,7 @@ fn a_store_file_replaced_while_open_is_reported() {
         m.unwrap()
     };
     let replace = |path: &PathBuf| {
-        for suffix in ["", "-lock", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove_store(path);
         std::fs::write(path, b"").unwrap();
     };
     let path = temp_db("replaced");

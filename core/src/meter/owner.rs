@@ -165,34 +165,20 @@ impl Owner {
         };
         let generation = process_generation();
         let lock_path = companion(store, "-lock");
-        let mut lock =
-            Claimed::new(private_file(&lock_path).map_err(|e| io("cannot open the lock file", e))?);
-        match lock.file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
-                let holder = holder.trim();
-                return Err(Error::invalid_state(format!(
-                    "meter store {} is in use by another UsageMeter ({}); one meter owns a \
-                     store at a time: close it first, or give each process its own store",
-                    store.display(),
-                    if holder.is_empty() {
-                        "holder unknown"
-                    } else {
-                        holder
-                    },
-                )));
-            }
-            Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
-        }
-        let _ = lock.file.set_len(0);
-        let _ = write!(
-            lock.file,
-            "pid {} on host {}",
-            std::process::id(),
-            host_name()
-        );
-        let _ = lock.file.flush();
+        let lock = take_lock_file(store, &lock_path, || {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            let holder = holder.trim();
+            Error::invalid_state(format!(
+                "meter store {} is in use by another UsageMeter ({}); one meter owns a \
+                 store at a time: close it first, or give each process its own store",
+                store.display(),
+                if holder.is_empty() {
+                    "holder unknown"
+                } else {
+                    holder
+                },
+            ))
+        })?;
         let db = Claimed::new(private_file(store).map_err(|e| io("cannot open", e))?);
         match db.file.try_lock() {
             Ok(()) => {}
@@ -287,26 +273,16 @@ impl Owner {
         };
         let lock_path = companion(&self.path, "-lock");
         let ours = self.lock.as_ref().and_then(|l| file_id(&l.file).ok());
-        let mut lock = None;
-        if ours.is_none() || path_id(&lock_path).ok() != ours {
-            let mut l = Claimed::new(
-                private_file(&lock_path).map_err(|e| io("cannot open the lock file", e))?,
-            );
-            match l.file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => {
-                    return Err(Error::invalid_state(format!(
-                        "meter store {}: another UsageMeter took its lock file meanwhile",
-                        self.path.display()
-                    )))
-                }
-                Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
-            }
-            let _ = l.file.set_len(0);
-            let _ = write!(l.file, "pid {} on host {}", std::process::id(), host_name());
-            let _ = l.file.flush();
-            lock = Some(l);
-        }
+        let lock = if ours.is_none() || path_id(&lock_path).ok() != ours {
+            Some(take_lock_file(&self.path, &lock_path, || {
+                Error::invalid_state(format!(
+                    "meter store {}: another UsageMeter took its lock file meanwhile",
+                    self.path.display()
+                ))
+            })?)
+        } else {
+            None
+        };
         let db = Claimed::new(private_file(restored).map_err(|e| io("cannot open", e))?);
         db.file.try_lock().map_err(|e| {
             Error::invalid_state(format!(
@@ -361,6 +337,34 @@ impl Drop for Owner {
             open.swap_remove(i);
         }
     }
+}
+
+/// Opens and locks `store`'s lock file at `lock_path` and writes this process in it (pid and
+/// host, for the message another meter gives); `busy()` when another meter holds it.
+fn take_lock_file(
+    store: &Path,
+    lock_path: &Path,
+    busy: impl FnOnce() -> Error,
+) -> Result<Claimed, Error> {
+    let io = |what: &str, e: std::io::Error| {
+        Error::invalid_state(format!("meter store {}: {what}: {e}", store.display())).with_source(e)
+    };
+    let mut lock =
+        Claimed::new(private_file(lock_path).map_err(|e| io("cannot open the lock file", e))?);
+    match lock.file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(busy()),
+        Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
+    }
+    let _ = lock.file.set_len(0);
+    let _ = write!(
+        lock.file,
+        "pid {} on host {}",
+        std::process::id(),
+        host_name()
+    );
+    let _ = lock.file.flush();
+    Ok(lock)
 }
 
 /// `store` with `suffix` appended to its file name (`-wal`, `-shm`, `-lock`).

@@ -79,3 +79,19 @@ pub fn http_date(secs: i64) -> String {
         rem % 60
     )
 }
+
+/// Asserts that the first `BatchMeterUsage` call the emulator received carries `wanted` (a
+/// customer or a license, as its body spells it): after an outage, the hours still in the
+/// service's window go first.
+pub fn assert_first_batch_carries(emu: &Emulator, wanted: &str) {
+    let first = emu
+        .requests()
+        .into_iter()
+        .find(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
+        .expect("a BatchMeterUsage call");
+    assert!(
+        first.body.contains(wanted),
+        "the first call sent hours past the window: {}",
+        first.body
+    );
+}
