@@ -307,13 +307,27 @@ impl UsageMeter {
         };
         // Reported once the event is counted: a refused one (past the maximum, a failed
         // commit) was not.
-        let late_ev = late.then(|| {
-            let current = hour_of(now);
-            let ev = late_event(&key, quantity, current);
-            key.hour = current;
-            ev
-        });
-        if inner.memory_store || inner.durability == Durability::Memory {
+        let memory = inner.memory_store || inner.durability == Durability::Memory;
+        let late_ev = match late {
+            false => None,
+            true => {
+                let mut current = hour_of(now);
+                if memory && shared.fleet.is_none() {
+                    // Placed now, where the store would move it (the clock stepped back
+                    // into a closed hour): written later, it is not moved and reported again.
+                    current = lock(&shared.db).landing_hour(
+                        &shared.scope.product_code,
+                        customer.map(CustomerRef::to_customer).as_ref(),
+                        dimension,
+                        current,
+                    )?;
+                }
+                let ev = late_event(&key, quantity, current);
+                key.hour = current;
+                Some(ev)
+            }
+        };
+        if memory {
             self.buffer(key, quantity, allocs)?;
             if let Some(ev) = late_ev {
                 shared.emit(vec![ev]);

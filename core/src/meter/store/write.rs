@@ -53,8 +53,35 @@ impl Db {
                 One::Closed => {}
             }
         }
+        let next = Self::after_closed(
+            tx,
+            product,
+            customer,
+            dimension,
+            current_hour,
+            sealed_through,
+        )?;
+        match add(next)? {
+            One::Added => Ok(Applied::Moved(next)),
+            One::Overflow(total) => Ok(Applied::Overflow(total)),
+            One::Closed => Err(Error::invalid_state(format!(
+                "meter store: the hour {next} after the last sealed one is not open"
+            ))),
+        }
+    }
+
+    /// The first hour after the bucket's last closed one, `current_hour` and `sealed_through`:
+    /// every bucket after the last closed one is pending or absent.
+    fn after_closed(
+        conn: &rusqlite::Connection,
+        product: &str,
+        customer: Option<&Customer>,
+        dimension: &str,
+        current_hour: i64,
+        sealed_through: Option<i64>,
+    ) -> Result<i64, Error> {
         let (kind, id, license) = customer_parts(customer);
-        let last_closed: i64 = tx
+        let last_closed: i64 = conn
             .prepare_cached(
                 "SELECT MAX(hour) FROM buckets WHERE product_code = ?1 AND license_arn = ?2
                  AND customer_kind = ?3 AND customer = ?4 AND dimension = ?5 AND state != 'pending'",
@@ -66,18 +93,52 @@ impl Db {
             })
             .map_err(store_err)?
             .unwrap_or(current_hour);
-        // Every bucket after the last closed one is pending or absent.
-        let next = last_closed
+        Ok(last_closed
             .max(current_hour)
             .max(sealed_through.unwrap_or(i64::MIN))
-            .saturating_add(3600);
-        match add(next)? {
-            One::Added => Ok(Applied::Moved(next)),
-            One::Overflow(total) => Ok(Applied::Overflow(total)),
-            One::Closed => Err(Error::invalid_state(format!(
-                "meter store: the hour {next} after the last sealed one is not open"
-            ))),
+            .saturating_add(3600))
+    }
+
+    /// Where [`Db::apply`] would count an event now in `current_hour`'s bucket: that hour
+    /// while it is open, else the first hour after the closed ones. A `memory` meter places
+    /// a late event with it when it is recorded, so that writing its buffer does not move
+    /// the event again (which would report it twice).
+    pub(crate) fn landing_hour(
+        &mut self,
+        product: &str,
+        customer: Option<&Customer>,
+        dimension: &str,
+        current_hour: i64,
+    ) -> Result<i64, Error> {
+        let sealed_through = self.sealed_through()?;
+        if sealed_through.is_none_or(|s| current_hour > s) {
+            let (kind, id, license) = customer_parts(customer);
+            let state: Option<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT state FROM buckets WHERE product_code = ?1 AND license_arn = ?2
+                     AND customer_kind = ?3 AND customer = ?4 AND dimension = ?5 AND hour = ?6",
+                )
+                .and_then(|mut st| {
+                    st.query_row(
+                        params![product, license, kind, id, dimension, current_hour],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                })
+                .map_err(store_err)?;
+            if state.as_deref().is_none_or(|s| s == "pending") {
+                return Ok(current_hour);
+            }
         }
+        Self::after_closed(
+            &self.conn,
+            product,
+            customer,
+            dimension,
+            current_hour,
+            sealed_through,
+        )
     }
 
     /// The quantity of a pending bucket (0 when there is none): what a `memory` meter adds
