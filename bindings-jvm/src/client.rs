@@ -140,13 +140,14 @@ fn blocking<O, E: Into<Error>>(fut: impl Future<Output = Result<O, E>>) -> R<O> 
 }
 
 /// Runs `fut` on the core's runtime; the returned future only waits for its result, so the
-/// foreign side's polling never drives the HTTP exchange itself.
+/// foreign side's polling never drives the HTTP exchange itself. Dropped (a cancelled
+/// coroutine or `CompletableFuture`: uniffi frees the future), it aborts the call.
 async fn on_runtime<O, E>(fut: impl Future<Output = Result<O, E>> + Send + 'static) -> R<O>
 where
     O: Send + 'static,
     E: Into<Error> + Send + 'static,
 {
-    let handle = runtime::spawn(fut)?;
+    let handle = runtime::AbortOnDrop(runtime::spawn(fut)?);
     match handle.await {
         Ok(Ok(o)) => Ok(o),
         Ok(Err(e)) => Err(e.into().into()),

@@ -94,15 +94,9 @@ where
     if !main {
         return runtime::block_on(fut).map(Ok);
     }
-    /// Aborts the call's task when the wait ends early (an exception from a handler).
-    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-    impl<T> Drop for AbortOnDrop<T> {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    // A task of the runtime blocking calls share (it runs while some thread drives it).
-    let mut task = AbortOnDrop(runtime::blocking_handle()?.spawn(fut));
+    // A task of the runtime blocking calls share (it runs while some thread drives it),
+    // aborted when the wait ends early (an exception from a handler).
+    let mut task = runtime::AbortOnDrop(runtime::blocking_handle()?.spawn(fut));
     loop {
         // The timer is made inside the runtime, which it needs.
         let turn = async { tokio::time::timeout(SIGNAL_CHECK, &mut task.0).await };

@@ -271,6 +271,27 @@ where
     Ok(shared()?.rt.spawn(fut))
 }
 
+/// A spawned task that is aborted when this is dropped: the call of a caller that gave up
+/// (a cancelled coroutine, Ctrl-C, a timeout) stops its request and its retries, instead of
+/// running on with nobody waiting for its answer. Awaited, it is the task's result.
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 /// Work that must outlive a [`shutdown`]: an owner (when it is gone, so is the entry) and
 /// what starts the work again on a new runtime.
 type Restart = (

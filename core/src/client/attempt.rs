@@ -573,15 +573,8 @@ pub(super) async fn exchange(
     if !runtime::outside_any_task() {
         return Ok(run(http.clone(), req).await);
     }
-    /// Aborts the exchange when the call stops waiting for it (a timeout, a dropped future).
-    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-    impl<T> Drop for AbortOnDrop<T> {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let mut task = AbortOnDrop(runtime::spawn_io(run(http.clone(), req))?);
-    (&mut task.0)
+    // Aborted when the call stops waiting for it (a timeout, a dropped future).
+    runtime::AbortOnDrop(runtime::spawn_io(run(http.clone(), req))?)
         .await
         .map_err(|e| Error::invalid_state(format!("the HTTP exchange did not finish: {e}")))
 }

@@ -12,10 +12,12 @@ import dev.marketplacemetering.model.UsageAllocation
 import dev.marketplacemetering.model.UsageRecord
 import dev.marketplacemetering.model.UsageRecordResultStatus
 import dev.marketplacemetering.testing.Emulator
+import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.ExperimentalCoroutinesApi
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withContext
 import org.junit.jupiter.api.AfterAll
@@ -160,6 +162,47 @@ class ClientTest {
         val ms = (System.nanoTime() - started) / 1_000_000
         assertEquals(20, tokens.size)
         assertTrue(ms < 4500, "20 delayed calls took $ms ms on one dispatcher thread (6 s if it blocked)")
+    }
+
+    /**
+     * A caller that gives up on a call (a coroutine cancelled, a `CompletableFuture`
+     * cancelled) stops it: the call ran on, unobserved, retrying against a throttling server.
+     * Each call is throttled 4 times with 5 attempts allowed; once the first throttled attempt
+     * is seen, the caller cancels, and in the 3.5 s after, the backoffs (under 1, 2, 4 s) would
+     * have let an abandoned call send at least 2 more attempts.
+     */
+    @Test
+    fun `a cancelled call stops its retries`() = runBlocking {
+        emulator.client { maxAttempts = 5 }.use { c ->
+            val forms: List<Pair<String, () -> () -> Unit>> = listOf(
+                "suspend" to {
+                    val job = CoroutineScope(Dispatchers.Default).launch {
+                        c.resolveCustomer { registrationToken = Emulator.REGISTRATION_TOKEN }
+                    }
+                    val cancel: () -> Unit = { job.cancel() }
+                    cancel
+                },
+                "CompletableFuture" to {
+                    val f = c.resolveCustomerAsync(ResolveCustomerRequest(Emulator.REGISTRATION_TOKEN))
+                    val cancel: () -> Unit = { f.cancel(true) }
+                    cancel
+                },
+            )
+            for ((form, start) in forms) {
+                emulator.reset()
+                repeat(4) { emulator.pushFault("""{"kind":"throttle"}""") }
+                val cancel = start()
+                val deadline = System.nanoTime() + 10_000_000_000
+                while (emulator.requests().isEmpty() && System.nanoTime() < deadline) Thread.sleep(1)
+                cancel()
+                val seen = emulator.requests().size
+                Thread.sleep(3500)
+                val more = emulator.requests().size - seen
+                assertEquals(1, seen, form)
+                // One more at most: an attempt already on its way as the caller cancelled.
+                assertTrue(more <= 1, "$form: $more attempts after the call was cancelled")
+            }
+        }
     }
 
     @Test
