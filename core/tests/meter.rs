@@ -3403,6 +3403,87 @@ fn a_store_file_removed_while_open_is_written_again_at_its_path() {
     remove_store(&path);
 }
 
+/// A store file removed while open, and another meter that makes a new store at the path
+/// while the first one is writing its store again there: the restore must leave that store
+/// whole. It removed the `-wal` and `-shm` at the path, the other meter's by then, holding
+/// its acknowledged record, before it found the lock file taken (found by the review of the
+/// restore). The store is large enough that its copy takes longer than opening a meter.
+#[test]
+fn a_restore_leaves_a_store_made_at_the_path_meanwhile_whole() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("restore-raced");
+    let first = UsageMeter::new(
+        h.builder(client(&emu, 3), Store::sqlite(&path))
+            .durability(Durability::Group)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let first = &first;
+            s.spawn(move || {
+                for i in 0..5_000 {
+                    let c =
+                        Customer::identifier(format!("cust-{t}-{i}-padded-to-a-longer-identifier"));
+                    first.record(c, "users", 1, None, None).unwrap();
+                }
+            });
+        }
+    });
+    first.status().unwrap();
+    remove_store(&path);
+    let tmp = PathBuf::from(format!(
+        "{}-restored-{}",
+        path.display(),
+        std::process::id()
+    ));
+    let second = std::thread::scope(|s| {
+        let second = s.spawn(|| {
+            // As soon as the restore has begun: its copy is being written.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !tmp.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let second = UsageMeter::new(
+                h.builder(client(&emu, 3), Store::sqlite(&path))
+                    .build()
+                    .unwrap(),
+            )
+            .ok()?;
+            second.record(cust(2), "users", 5, None, None).unwrap();
+            Some(second)
+        });
+        std::thread::sleep(Duration::from_millis(1100));
+        let r = first.record(cust(1), "users", 3, None, None);
+        let second = second.join().unwrap();
+        assert_eq!(
+            r.is_err(),
+            second.is_some(),
+            "the path is one meter's store"
+        );
+        second
+    });
+    let Some(second) = second else {
+        // The copy was done before the second meter claimed the path (a loaded machine):
+        // the race this test is for did not happen.
+        eprintln!("the restore finished before the second meter opened; nothing to check");
+        drop(first);
+        remove_store(&path);
+        return;
+    };
+    // What another connection (another process) finds at the path: the second meter's
+    // acknowledged record.
+    assert_eq!(units_in(&path), 5);
+    drop(second);
+    let reopened = file_meter(&h, &emu, &path, Durability::Durable);
+    assert_eq!(reopened.status().unwrap().pending, 1);
+    drop((first, reopened));
+    remove_store(&path);
+}
+
 /// The store file removed while a reader (a monitoring `sqlite3` shell) has it open too: the
 /// restored store must not take the removed store's WAL at its path for its own (its pages
 /// are laid out for the removed file), and the reader closing last deletes the restored

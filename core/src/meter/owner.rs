@@ -296,6 +296,20 @@ impl Owner {
                 .map_err(|e| io("cannot sync the copy", e))?;
         }
         let id = file_id(&db.file).map_err(|e| io("cannot stat", e))?;
+        // The removed store's `-wal` and `-shm`: before the copy has the name, or any
+        // connection that opened it would take them for its own. Only now, with the lock file
+        // claimed (a meter that made a store at the path meanwhile holds it, and this failed
+        // above) and only while the path is still free: they may be another program's.
+        if std::fs::symlink_metadata(&self.path).is_ok() {
+            return Err(Error::invalid_state(format!(
+                "meter store {}: a file appeared at the path while the store was being                  written again",
+                self.path.display()
+            ))
+            .with_retryable(true));
+        }
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(companion(&self.path, suffix));
+        }
         std::fs::hard_link(restored, &self.path)
             .map_err(|e| io(&format!("cannot link {} there", restored.display()), e))?;
         if sync {

@@ -402,8 +402,9 @@ impl Db {
     /// owner-only, which is locked, and the lock file claimed, before it is linked to the
     /// path (which fails if a file appeared there meanwhile), so no other meter can claim it
     /// in between. The `-wal` and `-shm` files at the path are the removed store's (the copy
-    /// was never opened by SQLite): they are removed before the copy is linked, or whatever
-    /// opened it would take the removed store's WAL for its own. (A reader of the removed
+    /// was never opened by SQLite): they are removed before the copy is linked (see
+    /// [`Owner::link_restored`]), or whatever opened it would take the removed store's WAL
+    /// for its own. (A reader of the removed
     /// store that closes last deletes the new store's `-wal` and `-shm` by those names, which
     /// the write path mends as for any removed `-wal`, checking at every write.)
     fn write_again(&mut self) -> Result<(), Error> {
@@ -422,17 +423,9 @@ impl Db {
                 .map_err(store_err)
         };
         let sync = self.power_loss_safe;
-        let linked = written.and_then(|_| {
-            // Before the copy has the name: any connection that opened it would take them.
-            for suffix in ["-wal", "-shm"] {
-                let mut side = path.as_os_str().to_owned();
-                side.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(side));
-            }
-            match self.owner.as_mut() {
-                Some(o) => o.link_restored(&tmp, sync),
-                None => Ok(()),
-            }
+        let linked = written.and_then(|_| match self.owner.as_mut() {
+            Some(o) => o.link_restored(&tmp, sync),
+            None => Ok(()),
         });
         let _ = std::fs::remove_file(&tmp);
         linked?;
