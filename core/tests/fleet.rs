@@ -1177,6 +1177,82 @@ async fn a_slot_held_by_a_frozen_replica_is_taken_over_after_the_lease() {
     let _ = frozen.wait();
 }
 
+/// A replica whose flush is stuck while it holds the only sender slot (its `on_event`
+/// callback does not return) no longer stops the fleet's sending: its slot is kept alive
+/// only while the flush finishes calls, so once the longest call its client allows (1 s
+/// here) and a lease have passed, another replica takes the slot over and sends the rest.
+/// Its keep-alive task spoke for it however long it was stuck, and the fleet's hours waited
+/// until they expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_held_by_a_stuck_flush_is_taken_over() {
+    let (emu, url, b, clock) = start();
+    let (release, stuck_until) = std::sync::mpsc::channel::<()>();
+    let stuck_until = Mutex::new(stuck_until);
+    let stuck = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .client(Client::new(
+                support::config(emu.endpoint())
+                    .max_attempts(1u32)
+                    .attempt_timeout(Duration::from_secs(1))
+                    .build()
+                    .unwrap(),
+            ))
+            .replica_id("stuck")
+            .fleet_lease(Duration::from_millis(500))
+            .on_event(move |e| {
+                if matches!(e.kind, MeterEventKind::Acked { .. }) {
+                    // The first acknowledgement blocks until the test ends.
+                    let _ = stuck_until.lock().unwrap().recv();
+                }
+            })
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    // 30 customers: two calls, the second never made by the stuck flush.
+    for i in 1..=30 {
+        stuck.record(cust(i), "users", 1, None, None).unwrap();
+    }
+    clock.store(b + 600, Ordering::SeqCst);
+    let stuck = Arc::new(stuck);
+    let flushing = {
+        let stuck = Arc::clone(&stuck);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(stuck.flush())
+        })
+    };
+    let waited = std::time::Instant::now();
+    while emu.ledger().is_empty() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the stuck replica never called"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let other = leased_replica(&emu, &url, &clock, "other", 500);
+    let s = other.flush().await.unwrap();
+    assert_eq!(
+        s.acked, 0,
+        "the slot is the stuck flush's for a while yet: {s:?}"
+    );
+    // The longest call (1 s), a lease (0.5 s), and the keep-alive's last word (a third of
+    // a lease) after the stuck flush's last call.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let s = other.flush().await.unwrap();
+    assert_eq!(s.acked, 5, "the stuck flush's slot was taken over: {s:?}");
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(m.len(), 30, "every customer billed");
+    assert!(m.values().all(|v| *v == (1, 1)), "each once: {m:?}");
+    drop(release);
+    let s = flushing.join().unwrap().unwrap();
+    assert_eq!(s.acked, 25, "its one call's answers were its own: {s:?}");
+    drop(other);
+}
+
 /// The frozen replica of the next test, run as a child of this test binary: flushes once
 /// with its lease at 500 ms and prints its summary. Not a test on its own.
 #[test]
