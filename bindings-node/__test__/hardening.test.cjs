@@ -130,6 +130,44 @@ test('a sparse array is refused by its length before anything is reserved', asyn
   assert.deepEqual(emu.requests(), [])
 })
 
+test('arrays wrapped in a Proxy (Vue reactive, MobX observable) are read as arrays', async () => {
+  // Array.isArray() says a Proxy of an array is one; napi's is_array does not: the addon
+  // refused them wherever the input's compact text was declined (here, allocations).
+  const reactive = (a) => new Proxy(a, {})
+  const tags = reactive([{ Key: 'team', Value: 'a' }])
+  const records = reactive([
+    record(1, { Quantity: 3, UsageAllocations: reactive([{ AllocatedUsageQuantity: 3, Tags: tags }]) }),
+    record(2),
+  ])
+  const out = await client().send(new mm.BatchMeterUsageCommand({ ProductCode: emu.productCode, UsageRecords: records }))
+  assert.deepEqual(out.Results.map((r) => r.Status), ['Success', 'Success'])
+  const m = await client().send(
+    new mm.MeterUsageCommand({
+      ProductCode: emu.productCode,
+      Timestamp: new Date(),
+      UsageDimension: 'users',
+      UsageQuantity: 2,
+      UsageAllocations: reactive([{ AllocatedUsageQuantity: 2 }]),
+    }),
+  )
+  assert.ok(m.MeteringRecordId)
+  const meter = new mm.UsageMeter(client(), { productCode: emu.productCode, flushIntervalSeconds: 0 })
+  try {
+    await meter.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 1, allocations: reactive([{ AllocatedUsageQuantity: 1, Tags: tags }]) })
+    await meter.registerCustomer({ customerIdentifier: 'cust-1', dimensions: reactive(['users']) })
+  } finally {
+    await meter.close()
+  }
+  // Still refused, naming the field: a Proxy of something else, and one past the maximum.
+  const notArray = new Proxy({ length: 1, 0: record(3) }, {})
+  let err = await client().send(new mm.BatchMeterUsageCommand({ ProductCode: emu.productCode, UsageRecords: notArray })).then(() => null, (e) => e)
+  assert.ok(err instanceof mm.ValidationError && err.field === 'UsageRecords', String(err))
+  const many = reactive(Array.from({ length: 26 }, (_, i) => record(i)))
+  many[0] = record(0, { UsageAllocations: [{ AllocatedUsageQuantity: 1 }] })
+  err = await client().send(new mm.BatchMeterUsageCommand({ ProductCode: emu.productCode, UsageRecords: many })).then(() => null, (e) => e)
+  assert.ok(err instanceof mm.ValidationError && err.field === 'UsageRecords', String(err))
+})
+
 test('only the model is checked: a CustomerAWSAccountId without LicenseArn is sent', async () => {
   const out = await client().send(
     new mm.BatchMeterUsageCommand({

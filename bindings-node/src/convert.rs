@@ -401,15 +401,45 @@ fn object<'e>(v: Unknown<'e>, path: Path<'_>, allowed: &[&str]) -> R<Object<'e>>
 /// The elements of an array of at most `max` (the model's maximum): a longer one, sparse
 /// ones included (`a.length = 2**32 - 1`), is refused before anything is reserved for it.
 fn array<'e>(v: Unknown<'e>, path: Path<'_>, max: usize) -> R<(Object<'e>, u32)> {
-    if !v.is_array()? {
+    let plain = v.is_array()?;
+    if !plain && !proxied_array(&v)? {
         return Err(path.err(format_args!("must be an array, got {}", describe(&v)?)));
     }
     let arr = unsafe { v.cast::<Object<'e>>() }?;
-    let len = arr.get_array_length()?;
+    let len = match plain {
+        true => arr.get_array_length()?,
+        // Through the Proxy's traps, as JavaScript reads it.
+        false => {
+            let n: Unknown<'_> = arr.get_named_property("length")?;
+            let n = match n.get_type()? {
+                ValueType::Number => unsafe { n.cast::<f64>() }?,
+                _ => f64::NAN,
+            };
+            if !(n >= 0.0 && n <= f64::from(u32::MAX) && n.fract() == 0.0) {
+                return Err(path.err("must be an array, got a Proxy with no array length"));
+            }
+            n as u32
+        }
+    };
     if len as usize > max {
         return Err(path.err(format_args!("must hold at most {max} items, got {len}")));
     }
     Ok((arr, len))
+}
+
+/// A Proxy of an array (Vue's `reactive`, MobX's observable arrays): an array to
+/// `Array.isArray`, an object to napi's `is_array`. Asked only of an object napi does not
+/// take for an array, so a plain input never pays for the call.
+fn proxied_array(v: &Unknown<'_>) -> Result<bool> {
+    if v.get_type()? != ValueType::Object || v.is_date()? {
+        return Ok(false);
+    }
+    let env = Env::from_raw(v.value().env);
+    let array: Unknown<'_> = env.get_global()?.get_named_property("Array")?;
+    // A function, which napi reads as an object without checking its type.
+    let array = unsafe { array.cast::<Object<'_>>() }?;
+    let is_array: Function<'_, Unknown<'_>, bool> = array.get_named_property("isArray")?;
+    is_array.call(*v)
 }
 
 /// The top-level input object (`undefined` reads as `{}`).
