@@ -147,7 +147,7 @@ where
     O: Send + 'static,
     E: Into<Error> + Send + 'static,
 {
-    let handle = runtime::AbortOnDrop(runtime::spawn(fut)?);
+    let handle = runtime::AbortOnDrop(runtime::spawn_call(fut)?);
     match handle.await {
         Ok(Ok(o)) => Ok(o),
         Ok(Err(e)) => Err(e.into().into()),

@@ -462,7 +462,7 @@ impl NativeMeter {
     /// `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first).
     pub async fn flush_async(&self) -> R<FlushSummaryRecord> {
         let m = self.get()?;
-        let handle = marketplace_metering::runtime::spawn(async move { m.flush().await })?;
+        let handle = marketplace_metering::runtime::spawn_call(async move { m.flush().await })?;
         match handle.await {
             Ok(r) => Ok(summary_record(&r?)),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

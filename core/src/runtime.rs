@@ -43,7 +43,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
@@ -271,6 +271,36 @@ where
     Ok(shared()?.rt.spawn(fut))
 }
 
+/// A caller's calls running on the shared runtime (see [`spawn_call`]).
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// How long a [`shutdown`] waits for the calls in flight (see [`spawn_call`]).
+pub const CALLS_GRACE: Duration = Duration::from_secs(10);
+
+/// [`spawn`] for a caller's call (a face's async operation, a flush): counted while it runs,
+/// so that a [`shutdown`] made beside it lets it finish, up to [`CALLS_GRACE`], before the
+/// runtime stops. (A JVM runs its shutdown hooks at once, in no order: the library's ran
+/// beside an application hook still waiting on a call, and cancelled it.)
+pub fn spawn_call<F>(fut: F) -> Result<tokio::task::JoinHandle<F::Output>, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    /// Uncounts the call however its task ends (done, aborted, dropped with the runtime).
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            CALLS.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    CALLS.fetch_add(1, Ordering::AcqRel);
+    let counted = Counted;
+    spawn(async move {
+        let _counted = counted;
+        fut.await
+    })
+}
+
 /// A spawned task that is aborted when this is dropped: the call of a caller that gave up
 /// (a cancelled coroutine, Ctrl-C, a timeout) stops its request and its retries, instead of
 /// running on with nobody waiting for its answer. Awaited, it is the task's result.
@@ -313,7 +343,9 @@ pub(crate) fn restart_after_shutdown(
     r.push((owner, Box::new(restart)));
 }
 
-/// Stops the shared runtimes, waiting up to 2 s for their tasks; the next call builds new ones.
+/// Stops the shared runtimes, once the calls in flight (see [`spawn_call`]) have finished, or
+/// after [`CALLS_GRACE`], waiting up to 2 s more for their tasks; the next call builds new
+/// ones.
 ///
 /// Faces call it at exit (Python's `atexit`, C's `mm_shutdown`) so worker threads are joined
 /// before the interpreter or process tears down. Long-lived tasks of owners still alive (the
@@ -328,6 +360,10 @@ pub fn shutdown() {
         // without its background flusher. Not at exit, then: nothing to do.
         tracing::warn!("runtime shutdown called from a runtime thread (a callback?): ignored");
         return;
+    }
+    let deadline = std::time::Instant::now() + CALLS_GRACE;
+    while CALLS.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
     for slot in [&SHARED, &BLOCKING, &IO] {
         let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();

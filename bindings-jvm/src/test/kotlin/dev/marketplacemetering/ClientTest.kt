@@ -205,6 +205,25 @@ class ClientTest {
         }
     }
 
+    /**
+     * The JVM runs shutdown hooks at once, in no order: the library's (which stops the native
+     * runtime) ran beside an application hook still waiting on a call, and cancelled it ("the
+     * runtime shut down"). It now lets calls in flight finish first.
+     */
+    @Test
+    fun `the library's exit hook lets a call in flight finish`() {
+        emulator.pushFault("""{"kind":"delay","seconds":1.0}""")
+        val call = client.batchMeterUsageAsync(
+            BatchMeterUsageRequest(productCode = Emulator.PRODUCT_CODE, usageRecords = listOf(record("cust-1", 3))),
+        )
+        val deadline = System.nanoTime() + 10_000_000_000
+        while (emulator.pendingFaults() > 0 && System.nanoTime() < deadline) Thread.sleep(1)
+        dev.marketplacemetering.internal.nativeShutdown()
+        val out = call.get(10, TimeUnit.SECONDS)
+        assertEquals(UsageRecordResultStatus.Success, out.results.single().status)
+        assertEquals(listOf(3L), emulator.ledger().map { it.quantity })
+    }
+
     @Test
     fun `many threads share one client`() {
         val threads = 16
