@@ -198,7 +198,7 @@ impl Client {
     }
 
     /// The local clock corrected by `offset` milliseconds.
-    fn local_plus(offset: i64) -> SystemTime {
+    pub(crate) fn local_plus(offset: i64) -> SystemTime {
         let magnitude = Duration::from_millis(offset.unsigned_abs());
         let local = SystemTime::now();
         if offset >= 0 {
@@ -341,7 +341,8 @@ impl Client {
     /// Loads credentials (if not cached) and says which provider supplied them
     /// (`"Static"`, `"EnvironmentVariable"`, `"WebIdentityToken"`, …), never the credentials.
     pub async fn credentials_provider_name(&self) -> Result<String, Error> {
-        self.inner.credentials.credentials().await?;
+        let offset = self.clock_offset_ms();
+        self.inner.credentials.credentials_at(offset).await?;
         Ok(self
             .inner
             .credentials

@@ -200,7 +200,19 @@ impl CredentialsProvider {
     }
 
     /// Current credentials (cached; refreshed before expiry).
+    #[cfg(test)]
     pub(crate) async fn credentials(&self) -> Result<Credentials, Error> {
+        self.credentials_at(0).await
+    }
+
+    /// Current credentials (cached; refreshed before expiry), their expiry judged by the
+    /// service's clock: the local one corrected by `offset_ms`, the client's
+    /// [`clock_offset_ms`](crate::Client::clock_offset_ms). An expiry is the issuer's time;
+    /// judged by a local clock hours behind, expired credentials were kept for those hours,
+    /// every call refused, and by one hours ahead, valid ones were dropped.
+    pub(crate) async fn credentials_at(&self, offset_ms: i64) -> Result<Credentials, Error> {
+        #[cfg(not(feature = "default-chain"))]
+        let _ = offset_ms;
         if let Some(c) = self.fixed() {
             return Ok(c);
         }
@@ -208,7 +220,7 @@ impl CredentialsProvider {
             CredentialsSource::Static(c) => Ok(c.clone()),
             #[cfg(feature = "default-chain")]
             CredentialsSource::DefaultChain { .. } => match &self.chain {
-                Some(chain) => chain.credentials().await,
+                Some(chain) => chain.credentials(offset_ms).await,
                 None => Err(Error::credentials("internal: default chain state missing")),
             },
         }

@@ -162,7 +162,7 @@ impl Client {
             // Loaded before the attempt's clock starts: a load (IMDS, SSO, a container's
             // endpoint) has its own limit, and an attempt timeout shorter than a slow load
             // cancelled it at every attempt, so it never finished.
-            let creds = self.inner.credentials.credentials().await;
+            let creds = self.inner.credentials.credentials_at(signed_with).await;
             let started = std::time::Instant::now();
             let timed = match creds {
                 Ok(creds) => {

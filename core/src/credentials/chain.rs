@@ -11,7 +11,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 
 use super::Credentials;
-use crate::Error;
+use crate::{Client, Error};
 
 /// How long before expiry cached credentials are refreshed.
 const REFRESH_BEFORE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
@@ -188,13 +188,15 @@ impl ChainCache {
         }
     }
 
-    pub(super) async fn credentials(&self) -> Result<Credentials, Error> {
-        if let Some(c) = self.fresh(SystemTime::now()) {
+    /// Judged by the local clock corrected by `offset_ms` (see
+    /// `CredentialsProvider::credentials_at`).
+    pub(super) async fn credentials(&self, offset_ms: i64) -> Result<Credentials, Error> {
+        if let Some(c) = self.fresh(Client::local_plus(offset_ms)) {
             return Ok(c);
         }
         // Boxed: the chain's loading future is kilobytes, and inline it would make every
         // call's future (moved several times on its way to a runtime) that much larger.
-        Box::pin(self.refresh()).await
+        Box::pin(self.refresh(offset_ms)).await
     }
 
     /// This process's slot; a forked child gets a new one (see the module docs).
@@ -210,13 +212,13 @@ impl ChainCache {
     }
 
     #[cold]
-    async fn refresh(&self) -> Result<Credentials, Error> {
+    async fn refresh(&self, offset_ms: i64) -> Result<Credentials, Error> {
         let asked = std::time::Instant::now();
         let slot = self.slot();
         let loaded = tokio::time::timeout(self.load_timeout, async {
             let mut chain = Arc::clone(&slot.chain).lock_owned().await;
             // Another caller may have refreshed while this one waited for the lock.
-            if let Some(c) = self.fresh(SystemTime::now()) {
+            if let Some(c) = self.fresh(Client::local_plus(offset_ms)) {
                 return Attempt::Fresh(c);
             }
             // Or failed to: its answer is this caller's too.
@@ -261,7 +263,7 @@ impl ChainCache {
                         )))
                     });
                 if let Ok(creds) = &loaded {
-                    let fresh = Cached::new(creds, SystemTime::now());
+                    let fresh = Cached::new(creds, Client::local_plus(offset_ms));
                     *cache.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
                 }
                 (chain, loaded)
@@ -287,7 +289,7 @@ impl ChainCache {
             Ok(Attempt::Done(chain, result)) => (chain, Ok(result)),
             Err(elapsed) => (None, Err(elapsed)),
         };
-        let now = SystemTime::now();
+        let now = Client::local_plus(offset_ms);
         let err = match loaded {
             Ok(Ok(creds)) => {
                 tracing::debug!(

@@ -746,6 +746,30 @@ mod chain {
         assert_eq!(hits.load(Ordering::SeqCst), 2);
     }
 
+    /// An expiry is the issuer's time: judged by a local clock 2 hours behind the service's
+    /// (a VM restored from a snapshot before NTP catches up), credentials that expired an
+    /// hour ago were kept, and every call was refused for that hour. Judged by the client's
+    /// corrected clock, they are loaded again.
+    #[tokio::test]
+    async fn expiry_is_judged_by_the_service_clock() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, hits, _) = serve(|n| ecs_body(n, Duration::from_secs(3600)));
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let p = chain(None);
+        let hours = |h: i64| h * 3600 * 1000;
+        assert_eq!(
+            p.credentials_at(hours(0)).await.unwrap().access_key_id(),
+            "AKIDECS0"
+        );
+        // The client learnt that the service's clock is 2 hours ahead of this one's.
+        assert_eq!(
+            p.credentials_at(hours(2)).await.unwrap().access_key_id(),
+            "AKIDECS1"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
     #[tokio::test]
     async fn a_failed_refresh_keeps_valid_credentials() {
         let _g = ENV_LOCK.lock().await;
