@@ -1178,11 +1178,10 @@ async fn a_slot_held_by_a_frozen_replica_is_taken_over_after_the_lease() {
 }
 
 /// A replica whose flush is stuck while it holds the only sender slot (its `on_event`
-/// callback does not return) no longer stops the fleet's sending: its slot is kept alive
-/// only while the flush finishes calls, so once the longest call its client allows (1 s
-/// here) and a lease have passed, another replica takes the slot over and sends the rest.
-/// Its keep-alive task spoke for it however long it was stuck, and the fleet's hours waited
-/// until they expired.
+/// callback does not return) no longer stops the fleet's sending: its slot's keep-alive
+/// falls silent once a callback has run for longer than a lease, so after another lease
+/// another replica takes the slot over and sends the rest. The keep-alive task spoke for
+/// it however long it was stuck, and the fleet's hours waited until they expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_held_by_a_stuck_flush_is_taken_over() {
     let (emu, url, b, clock) = start();
@@ -1190,15 +1189,8 @@ async fn a_slot_held_by_a_stuck_flush_is_taken_over() {
     let stuck_until = Mutex::new(stuck_until);
     let stuck = UsageMeter::new(
         builder(&emu, Store::postgres(&url), &clock)
-            .client(Client::new(
-                support::config(emu.endpoint())
-                    .max_attempts(1u32)
-                    .attempt_timeout(Duration::from_secs(1))
-                    .build()
-                    .unwrap(),
-            ))
             .replica_id("stuck")
-            .fleet_lease(Duration::from_millis(500))
+            .fleet_lease(Duration::from_millis(2000))
             .on_event(move |e| {
                 if matches!(e.kind, MeterEventKind::Acked { .. }) {
                     // The first acknowledgement blocks until the test ends.
@@ -1214,6 +1206,7 @@ async fn a_slot_held_by_a_stuck_flush_is_taken_over() {
         stuck.record(cust(i), "users", 1, None, None).unwrap();
     }
     clock.store(b + 600, Ordering::SeqCst);
+    let other = leased_replica(&emu, &url, &clock, "other", 2000);
     let stuck = Arc::new(stuck);
     let flushing = {
         let stuck = Arc::clone(&stuck);
@@ -1233,15 +1226,14 @@ async fn a_slot_held_by_a_stuck_flush_is_taken_over() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let other = leased_replica(&emu, &url, &clock, "other", 500);
     let s = other.flush().await.unwrap();
     assert_eq!(
         s.acked, 0,
         "the slot is the stuck flush's for a while yet: {s:?}"
     );
-    // The longest call (1 s), a lease (0.5 s), and the keep-alive's last word (a third of
-    // a lease) after the stuck flush's last call.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // A lease (2 s) of the callback, the keep-alive's last word (a third of a lease), and
+    // a lease of silence.
+    tokio::time::sleep(Duration::from_millis(6000)).await;
     let s = other.flush().await.unwrap();
     assert_eq!(s.acked, 5, "the stuck flush's slot was taken over: {s:?}");
     let m = ledger_map(&emu.ledger());

@@ -406,8 +406,8 @@ pub(crate) struct Fleet {
     /// The newest hour of the product the service took or found past its window, and when
     /// it was read (see `write.rs`).
     closed_through: Mutex<Option<(Instant, Option<i64>)>>,
-    /// When the flush holding a sender slot last finished a call (see `Fleet::hold`).
-    progress: std::sync::Arc<Mutex<Instant>>,
+    /// Since when an event callback of the meter has been running (see `Fleet::hold`).
+    callback_since: std::sync::Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -472,7 +472,7 @@ impl Fleet {
             budget: Mutex::new(write::Budget::default()),
             commits_pruned: Mutex::new(None),
             closed_through: Mutex::new(None),
-            progress: std::sync::Arc::new(Mutex::new(Instant::now())),
+            callback_since: std::sync::Arc::new(Mutex::new(None)),
         };
         fleet.migrate().await?;
         Ok(fleet)

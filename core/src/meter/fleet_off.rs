@@ -52,7 +52,7 @@ impl Fleet {
     pub(crate) fn closed_hint(&self) -> Option<i64> {
         match *self {}
     }
-    pub(crate) fn progressed(&self) {
+    pub(crate) fn in_callback(&self, _: bool) {
         match *self {}
     }
     pub(crate) async fn claim(

@@ -236,18 +236,6 @@ fn hour_of(secs: i64) -> i64 {
     secs.div_euclid(3600).saturating_mul(3600)
 }
 
-/// The longest one call can take under the client's settings: the operation timeout, or
-/// every attempt's timeout and the longest backoff between two.
-fn longest_call(c: &crate::Config) -> std::time::Duration {
-    if let Some(t) = c.operation_timeout() {
-        return t;
-    }
-    let attempts = c.retry_config().max_attempts.max(1);
-    let backoffs = c.retry_config().max_backoff.saturating_mul(attempts - 1);
-    c.attempt_timeout()
-        .saturating_mul(attempts)
-        .saturating_add(backoffs)
-}
 impl UsageMeter {
     /// Opens the store (creating or migrating it) and starts the committer thread
     /// (`Group`) and the background flusher (`flush_interval`).
@@ -314,9 +302,6 @@ impl UsageMeter {
                     replica_id: config.replica_id.clone(),
                     senders: config.fleet_senders,
                     lease: config.fleet_lease,
-                    stuck_after: config
-                        .fleet_lease
-                        .saturating_add(longest_call(config.client.config())),
                     start_hour: config.start_hour,
                     use_meter_clock: config.clock_given,
                 };

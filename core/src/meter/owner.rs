@@ -302,7 +302,7 @@ impl Owner {
         // above) and only while the path is still free: they may be another program's.
         if std::fs::symlink_metadata(&self.path).is_ok() {
             return Err(Error::invalid_state(format!(
-                "meter store {}: a file appeared at the path while the store was being                  written again",
+                "meter store {}: a file appeared at the path while the store was being written again",
                 self.path.display()
             ))
             .with_retryable(true));

@@ -357,10 +357,6 @@ async fn run(
 ) -> Result<Ran, Error> {
     let mut ran = Ran::default();
     while let Some(batch) = queue.pop_front() {
-        if let Some(f) = &inner.shared.fleet {
-            // A call finished (or the first begins): the sender slot is kept alive.
-            f.progressed();
-        }
         let n = batch.len();
         let group = group_of(inner, &batch);
         let flow = match inner.mode {

@@ -285,7 +285,14 @@ impl Shared {
                 // The seller's code: a panic in it must not end the thread running it (the
                 // group committer, a flush) and stop the meter with it.
                 let kind = e.kind.as_str();
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(e))).is_err() {
+                if let Some(f) = &self.fleet {
+                    f.in_callback(true);
+                }
+                let returned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(e)));
+                if let Some(f) = &self.fleet {
+                    f.in_callback(false);
+                }
+                if returned.is_err() {
                     tracing::error!(
                         event = kind,
                         "meter: the on_event callback panicked; the event was counted"

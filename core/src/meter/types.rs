@@ -299,10 +299,6 @@ pub(crate) struct FleetSettings {
     pub replica_id: Option<String>,
     pub senders: u32,
     pub lease: Duration,
-    /// How long a flush holding a sender slot may go without finishing a call before its
-    /// slot stops being kept alive (see `Fleet::hold`): a lease more than the longest call
-    /// the client's timeouts and retries allow.
-    pub stuck_after: Duration,
     /// The hour (epoch seconds) from which this store counts usage (a cut-over from a
     /// SQLite store); earlier events are refused.
     pub start_hour: Option<i64>,

@@ -57,9 +57,10 @@ impl Fleet {
     ///
     /// A replica frozen while it holds a slot (SIGSTOP, a paused container, a suspended VM)
     /// keeps its connection open, and the server its lock. A live sender's process speaks
-    /// on its slot's connection every third of a lease, from a task of its own, while its
-    /// flush finishes calls (see [`Self::hold`]); a holder whose connection has been idle
-    /// for longer than a lease is frozen, or stuck. Its backend is ended (when it logged in as this meter's role), and with
+    /// on its slot's connection every third of a lease, from a task of its own, unless an
+    /// event callback of the meter has been running for longer than a lease (see
+    /// [`Self::hold`]); a holder whose connection has been idle for longer than a lease is
+    /// frozen, or stuck. Its backend is ended (when it logged in as this meter's role), and with
     /// it the slot. The frozen replica, once resumed, has its answers refused by the
     /// fencing counter and stops at its next claim ([`Self::keep_sender`]). A database that
     /// refuses the look or the ending (revoked rights) leaves the slot held, as before.
@@ -145,37 +146,38 @@ impl Fleet {
         matches!(tokio::time::timeout(ATTEMPT_FOR, ping).await, Ok(Ok(_)))
     }
 
-    /// Marks that the flush holding the sender slot finished a call (or began).
-    pub(crate) fn progressed(&self) {
-        *lock(&self.progress) = Instant::now();
+    /// Marks an event callback of this meter as running (`true`) or returned (`false`),
+    /// which [`Self::hold`]'s keep-alive watches.
+    pub(crate) fn in_callback(&self, running: bool) {
+        *lock(&self.callback_since) = running.then(Instant::now);
     }
 
-    /// The slot held on `c`, and its keep-alive task started. It speaks only while the
-    /// flush finishes calls: a flush that finished none for longer than the longest call
-    /// the client allows, and a lease (`stuck_after`), is stuck (an `on_event` callback
-    /// that never returns, a thread starved), and a slot kept alive for it would stop the
-    /// whole fleet's sending until the window ran out. Left silent, the slot is taken over
-    /// as a frozen one's is; the stuck flush, if it ever goes on, has its answers refused
-    /// by the fencing counter and stops at its next claim.
+    /// The slot held on `c`, and its keep-alive task started. It stays silent while an
+    /// event callback of the meter has been running for longer than a lease: a flush
+    /// stuck in one (an `on_event` callback that never returns) sends nothing, and a slot
+    /// kept alive for it would stop the whole fleet's sending until the window ran out.
+    /// Left silent, the slot is taken over as a frozen one's is; the stuck flush, if it
+    /// ever goes on, has its answers refused by the fencing counter and stops at its next
+    /// claim. (Every other step of a flush is bounded by its own timeouts.)
     fn hold(&self, c: PgClient) -> Sender {
         let conn = Arc::new(c);
-        let every = (self.settings.lease / 3).max(Duration::from_millis(10));
-        let stuck_after = self.settings.stuck_after;
+        let lease = self.settings.lease;
+        let every = (lease / 3).max(Duration::from_millis(10));
         let weak = Arc::downgrade(&conn);
-        let progress = Arc::clone(&self.progress);
-        self.progressed();
+        let callback_since = Arc::clone(&self.callback_since);
         let keepalive = crate::runtime::spawn(async move {
             let mut said = false;
             loop {
                 tokio::time::sleep(every).await;
                 let Some(c) = weak.upgrade() else { return };
-                if lock(&progress).elapsed() > stuck_after {
+                let stuck = lock(&callback_since).is_some_and(|t| t.elapsed() > lease);
+                if stuck {
                     if !std::mem::replace(&mut said, true) {
                         tracing::error!(
-                            stuck_for = ?stuck_after,
-                            "fleet store: this replica's flush has finished no call for \
-                             longer than a call can take; its sender slot is left to be \
-                             taken over by another replica"
+                            lease = ?lease,
+                            "fleet store: an on_event callback has run for longer than \
+                             a lease; this replica's sender slot is left to be taken over \
+                             by another replica"
                         );
                     }
                     continue;
