@@ -4,7 +4,7 @@
 // both).
 'use strict'
 
-const { isDate } = require('node:util/types')
+const { isDate, isProxy } = require('node:util/types')
 
 // The Date's own time value, whatever a subclass or a patched prototype says later.
 const timeValue = Function.prototype.call.bind(Date.prototype.getTime)
@@ -16,9 +16,12 @@ function text(v) {
   return v === undefined || v === null ? 'null' : undefined
 }
 
-/** An object the addon reads as one (not null, an array or a Date). */
+/**
+ * An object the addon reads as one (not null, an array or a Date). Not a Proxy either (Vue's
+ * `reactive`, a revoked one, whose every look throws): the addon reads those itself.
+ */
 function isRecordObject(v) {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !isDate(v)
+  return typeof v === 'object' && v !== null && !isProxy(v) && !Array.isArray(v) && !isDate(v)
 }
 
 /**
@@ -44,7 +47,7 @@ function encodeBatchMeterUsage(input) {
       return undefined
     }
   }
-  if (!Array.isArray(records) || records.length > 25) return undefined
+  if (isProxy(records) || !Array.isArray(records) || records.length > 25) return undefined
   let out = `[${productCode},[`
   for (let i = 0; i < records.length; i++) {
     const r = records[i]

@@ -410,10 +410,14 @@ fn array<'e>(v: Unknown<'e>, path: Path<'_>, max: usize) -> R<(Object<'e>, u32)>
         true => arr.get_array_length()?,
         // Through the Proxy's traps, as JavaScript reads it.
         false => {
-            let n: Unknown<'_> = arr.get_named_property("length")?;
-            let n = match n.get_type()? {
-                ValueType::Number => unsafe { n.cast::<f64>() }?,
-                _ => f64::NAN,
+            let n = match arr.get_named_property::<Unknown<'_>>("length") {
+                Ok(n) if n.get_type()? == ValueType::Number => unsafe { n.cast::<f64>() }?,
+                Ok(_) => f64::NAN,
+                Err(_) => {
+                    // A trap that threw (a revoked Proxy): named as the field, not rethrown.
+                    clear_exception(&v);
+                    f64::NAN
+                }
             };
             if !(n >= 0.0 && n <= f64::from(u32::MAX) && n.fract() == 0.0) {
                 return Err(path.err("must be an array, got a Proxy with no array length"));
@@ -439,7 +443,22 @@ fn proxied_array(v: &Unknown<'_>) -> Result<bool> {
     // A function, which napi reads as an object without checking its type.
     let array = unsafe { array.cast::<Object<'_>>() }?;
     let is_array: Function<'_, Unknown<'_>, bool> = array.get_named_property("isArray")?;
-    is_array.call(*v)
+    match is_array.call(*v) {
+        Ok(b) => Ok(b),
+        // A revoked Proxy throws: not an array, and the caller's error names the field.
+        Err(_) => {
+            clear_exception(v);
+            Ok(false)
+        }
+    }
+}
+
+/// Clears the JavaScript exception a napi call left pending, so that the error returned
+/// instead is the one thrown.
+fn clear_exception(v: &Unknown<'_>) {
+    let mut thrown = std::ptr::null_mut();
+    // SAFETY: the env `v` belongs to, on its own thread (a converter runs on the JS thread).
+    unsafe { napi::sys::napi_get_and_clear_last_exception(v.value().env, &mut thrown) };
 }
 
 /// The top-level input object (`undefined` reads as `{}`).

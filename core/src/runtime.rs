@@ -43,7 +43,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
@@ -271,8 +271,33 @@ where
     Ok(shared()?.rt.spawn(fut))
 }
 
-/// A caller's calls running on the shared runtime (see [`spawn_call`]).
-static CALLS: AtomicUsize = AtomicUsize::new(0);
+/// A caller's calls running on the shared runtime (see [`spawn_call`]), and the process
+/// counting them: a child forked meanwhile has none of them running.
+static CALLS: Mutex<(u32, usize)> = Mutex::new((0, 0));
+
+/// The calls this process has in flight.
+fn calls() -> usize {
+    let c = CALLS.lock().unwrap_or_else(|p| p.into_inner());
+    if c.0 == pid() {
+        c.1
+    } else {
+        0
+    }
+}
+
+/// Counts a call in (`true`) or out.
+fn count_call(start: bool) {
+    let me = pid();
+    let mut c = CALLS.lock().unwrap_or_else(|p| p.into_inner());
+    if c.0 != me {
+        *c = (me, 0);
+    }
+    c.1 = if start {
+        c.1 + 1
+    } else {
+        c.1.saturating_sub(1)
+    };
+}
 
 /// How long a [`shutdown`] waits for the calls in flight (see [`spawn_call`]).
 pub const CALLS_GRACE: Duration = Duration::from_secs(10);
@@ -290,10 +315,10 @@ where
     struct Counted;
     impl Drop for Counted {
         fn drop(&mut self) {
-            CALLS.fetch_sub(1, Ordering::AcqRel);
+            count_call(false);
         }
     }
-    CALLS.fetch_add(1, Ordering::AcqRel);
+    count_call(true);
     let counted = Counted;
     spawn(async move {
         let _counted = counted;
@@ -362,7 +387,7 @@ pub fn shutdown() {
         return;
     }
     let deadline = std::time::Instant::now() + CALLS_GRACE;
-    while CALLS.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+    while calls() > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     for slot in [&SHARED, &BLOCKING, &IO] {

@@ -194,11 +194,12 @@ class ClientTest {
                 val cancel = start()
                 val deadline = System.nanoTime() + 10_000_000_000
                 while (emulator.requests().isEmpty() && System.nanoTime() < deadline) Thread.sleep(1)
-                cancel()
                 val seen = emulator.requests().size
+                cancel()
                 Thread.sleep(3500)
                 val more = emulator.requests().size - seen
-                assertEquals(1, seen, form)
+                // The second too, rarely: its backoff is a random part of a second.
+                assertTrue(seen in 1..2, "$form: $seen")
                 // One more at most: an attempt already on its way as the caller cancelled.
                 assertTrue(more <= 1, "$form: $more attempts after the call was cancelled")
             }
