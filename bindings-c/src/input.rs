@@ -95,16 +95,19 @@ impl Record {
         } else {
             allocations(&format!("{}.UsageAllocations", path()), &self.allocations)?
         };
-        UsageRecord::builder()
-            .set_timestamp(self.timestamp)
-            .set_customer_identifier(self.customer_identifier.clone())
-            .set_customer_aws_account_id(self.customer_aws_account_id.clone())
-            .set_license_arn(self.license_arn.clone())
-            .set_dimension(self.dimension.clone())
-            .set_quantity(quantity)
-            .set_usage_allocations(usage_allocations)
-            .build()
-            .map_err(|e| Error::invalid_input(format!("{}.{}", path(), e.field()), "is required"))
+        let required =
+            |field: &str| Error::invalid_input(format!("{}.{field}", path()), "is required");
+        Ok(UsageRecord::from_members(
+            self.timestamp.ok_or_else(|| required("Timestamp"))?,
+            self.customer_identifier.as_deref(),
+            self.dimension
+                .as_deref()
+                .ok_or_else(|| required("Dimension"))?,
+            quantity,
+            usage_allocations,
+            self.customer_aws_account_id.as_deref(),
+            self.license_arn.as_deref(),
+        ))
     }
 
     /// The C face's record of a core record (for re-sending unprocessed records).

@@ -148,30 +148,23 @@ pub fn allocations(v: &[Option<UsageAllocation>], path: &str) -> R<Vec<types::Us
 }
 
 fn usage_record(r: &UsageRecord, i: usize) -> R<types::UsageRecord> {
-    let path = format!("UsageRecords[{i}]");
-    let mut b = types::UsageRecord::builder();
-    if let Some(t) = r.timestamp {
-        b = b.timestamp(timestamp(t));
-    }
-    if let Some(c) = &r.customer_identifier {
-        b = b.customer_identifier(c.clone());
-    }
-    if let Some(d) = &r.dimension {
-        b = b.dimension(d.clone());
-    }
-    if let Some(q) = r.quantity {
-        b = b.quantity(q);
-    }
-    if let Some(a) = &r.usage_allocations {
-        b = b.set_usage_allocations(Some(allocations(a, &format!("{path}.UsageAllocations"))?));
-    }
-    if let Some(a) = &r.customer_aws_account_id {
-        b = b.customer_aws_account_id(a.clone());
-    }
-    if let Some(l) = &r.license_arn {
-        b = b.license_arn(l.clone());
-    }
-    b.build().map_err(|e| missing(&path, e))
+    let path = || format!("UsageRecords[{i}]");
+    let required = |field: &str| invalid(format!("{}.{field}", path()), "is required");
+    let usage_allocations = match &r.usage_allocations {
+        Some(a) => Some(allocations(a, &format!("{}.UsageAllocations", path()))?),
+        None => None,
+    };
+    Ok(types::UsageRecord::from_members(
+        timestamp(r.timestamp.ok_or_else(|| required("Timestamp"))?),
+        r.customer_identifier.as_deref(),
+        r.dimension
+            .as_deref()
+            .ok_or_else(|| required("Dimension"))?,
+        r.quantity,
+        usage_allocations,
+        r.customer_aws_account_id.as_deref(),
+        r.license_arn.as_deref(),
+    ))
 }
 
 pub fn batch_meter_usage_input(

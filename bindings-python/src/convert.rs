@@ -73,12 +73,12 @@ fn unknown_key(path: &str, key: &str, allowed: &[&str]) -> ConvError {
 }
 
 fn missing(path: &str, e: BuildError) -> ConvError {
-    let p = if path.is_empty() {
-        e.field().to_owned()
-    } else {
-        format!("{path}.{}", e.field())
-    };
-    ConvError::Input(Error::invalid_input(p, "is required"))
+    required(path, e.field())
+}
+
+/// The error for the required member `field` of the object at `path`, absent.
+fn required(path: &str, field: &str) -> ConvError {
+    ConvError::Input(Error::invalid_input(join(path, field), "is required"))
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -188,6 +188,27 @@ pub fn string(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult<St
         Ok(s) => Ok(utf8(s, path)?.into_owned()),
         Err(_) => Err(type_error(&path(), "str", v)),
     }
+}
+
+/// A `str` member checked as [`string`] checks it, kept as the object: its text is read in
+/// place afterwards ([`text_of`]), with no owned copy (the stable ABI of Python 3.10 and
+/// later caches a `str`'s UTF-8).
+fn text<'py>(
+    v: &Bound<'py, PyAny>,
+    path: impl FnOnce() -> String,
+) -> CResult<Bound<'py, PyString>> {
+    match v.cast::<PyString>() {
+        Ok(s) => {
+            utf8(s, path)?;
+            Ok(s.clone())
+        }
+        Err(_) => Err(type_error(&path(), "str", v)),
+    }
+}
+
+/// The text of a `str` [`text`] checked.
+fn text_of<'a>(s: &'a Bound<'_, PyString>) -> CResult<Cow<'a, str>> {
+    utf8(s, String::new)
 }
 
 pub fn int64(v: &Bound<'_, PyAny>, path: &str) -> CResult<i64> {

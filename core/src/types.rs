@@ -240,6 +240,32 @@ impl UsageRecord {
     pub fn builder() -> UsageRecordBuilder {
         UsageRecordBuilder::default()
     }
+
+    /// The record of these members, as [`UsageRecordBuilder::build`] makes it, from borrowed
+    /// strings: without the builder's owned `String`s (a string up to 24 bytes is kept
+    /// inline, no allocation) or its moves (the builder is moved at every member). The
+    /// faces' converters make each record of a call this way.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_members(
+        timestamp: DateTime,
+        customer_identifier: Option<&str>,
+        dimension: &str,
+        quantity: Option<i32>,
+        usage_allocations: Option<Vec<UsageAllocation>>,
+        customer_aws_account_id: Option<&str>,
+        license_arn: Option<&str>,
+    ) -> UsageRecord {
+        UsageRecord {
+            timestamp,
+            customer_identifier: customer_identifier.map(CompactString::from),
+            dimension: CompactString::from(dimension),
+            quantity,
+            usage_allocations,
+            customer_aws_account_id: customer_aws_account_id.map(CompactString::from),
+            license_arn: license_arn.map(CompactString::from),
+        }
+    }
+
     /// When the usage happened (UTC); at most 6 hours old.
     pub fn timestamp(&self) -> &DateTime {
         &self.timestamp

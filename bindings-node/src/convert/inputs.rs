@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The four operations' inputs (SDK v3 shapes) read from JS objects.
 
+use std::borrow::Cow;
+
 use marketplace_metering::operation::batch_meter_usage::BatchMeterUsageInput;
 use marketplace_metering::operation::meter_usage::MeterUsageInput;
 use marketplace_metering::operation::register_usage::RegisterUsageInput;
@@ -117,19 +119,20 @@ pub fn batch_meter_usage_input(v: Unknown<'_>) -> R<BatchMeterUsageInput> {
 /// A record as `encodeBatchMeterUsage` (encode.js) writes it: Timestamp (epoch milliseconds of
 /// a valid `Date`), CustomerIdentifier, CustomerAWSAccountId, LicenseArn, Dimension, Quantity
 /// (a safe integer); `null` for an absent member.
+/// Strings are borrowed from the text unless they carry escapes.
 #[derive(serde::Deserialize)]
-struct EncodedRecord(
+struct EncodedRecord<'a>(
     Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
     Option<i64>,
 );
 
 /// A `BatchMeterUsage` input as encode.js writes it: `[ProductCode, [record, …]]`.
 #[derive(serde::Deserialize)]
-struct EncodedBatch(Option<String>, Vec<EncodedRecord>);
+struct EncodedBatch<'a>(Option<String>, #[serde(borrow)] Vec<EncodedRecord<'a>>);
 
 /// `BatchMeterUsage` input from the compact JSON text the JS layer writes when every value
 /// has exactly the type [`batch_meter_usage_input`] takes without a question (25 records read
@@ -147,15 +150,15 @@ pub fn batch_meter_usage_encoded(text: &str) -> Option<BatchMeterUsageInput> {
             Some(q) => Some(validate::quantity_with(q, String::new).ok()?),
             None => None,
         };
-        let record = UsageRecord::builder()
-            .set_timestamp(ms.map(DateTime::from_millis))
-            .set_customer_identifier(customer)
-            .set_customer_aws_account_id(account)
-            .set_license_arn(license)
-            .set_dimension(dimension)
-            .set_quantity(quantity)
-            .build();
-        records.push(record.ok()?);
+        records.push(UsageRecord::from_members(
+            DateTime::from_millis(ms?),
+            customer.as_deref(),
+            &dimension?,
+            quantity,
+            None,
+            account.as_deref(),
+            license.as_deref(),
+        ));
     }
     BatchMeterUsageInput::builder()
         .set_product_code(product_code)

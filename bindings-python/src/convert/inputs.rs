@@ -12,8 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{
-    as_dict, boolean, int64, items, join, key_str, list, missing, quantity, string, timestamp,
-    type_error, unknown_key, CResult,
+    as_dict, boolean, int64, items, join, key_str, list, missing, quantity, required, string, text,
+    text_of, timestamp, type_error, unknown_key, CResult,
 };
 
 pub(super) const BMU_KEYS: &[&str] = &["ProductCode", "UsageRecords"];
@@ -93,14 +93,16 @@ pub(super) fn usage_record(
     let d = v
         .cast::<PyDict>()
         .map_err(|_| type_error(&path(), "dict", v))?;
-    let mut b = UsageRecord::builder();
+    // The members' values, held so that their text is read in place (no owned copy).
+    let (mut ts, mut qty, mut allocs) = (None, None, None);
+    let (mut customer, mut dimension, mut account, mut license) = (None, None, None, None);
     for item in items(d) {
         let (k, v) = item?;
         let k = key_str(&k, path)?;
         let f = |name: &str| format!("UsageRecords[{i}].{name}");
         match &*k {
             "Timestamp" => {
-                let t = match *last {
+                ts = Some(match *last {
                     // Same object as the previous record's (alive: the caller's list holds it).
                     Some((ptr, t)) if ptr == v.as_ptr() => t,
                     _ => {
@@ -108,25 +110,31 @@ pub(super) fn usage_record(
                         *last = Some((v.as_ptr(), t));
                         t
                     }
-                };
-                b = b.timestamp(t)
+                })
             }
-            "CustomerIdentifier" => {
-                b = b.customer_identifier(string(&v, || f("CustomerIdentifier"))?)
-            }
-            "Dimension" => b = b.dimension(string(&v, || f("Dimension"))?),
-            "Quantity" => b = b.quantity(quantity(&v, || f("Quantity"))?),
-            "UsageAllocations" => {
-                b = b.set_usage_allocations(Some(allocations(&v, &f("UsageAllocations"))?))
-            }
-            "CustomerAWSAccountId" => {
-                b = b.customer_aws_account_id(string(&v, || f("CustomerAWSAccountId"))?)
-            }
-            "LicenseArn" => b = b.license_arn(string(&v, || f("LicenseArn"))?),
+            "CustomerIdentifier" => customer = Some(text(&v, || f("CustomerIdentifier"))?),
+            "Dimension" => dimension = Some(text(&v, || f("Dimension"))?),
+            "Quantity" => qty = Some(quantity(&v, || f("Quantity"))?),
+            "UsageAllocations" => allocs = Some(allocations(&v, &f("UsageAllocations"))?),
+            "CustomerAWSAccountId" => account = Some(text(&v, || f("CustomerAWSAccountId"))?),
+            "LicenseArn" => license = Some(text(&v, || f("LicenseArn"))?),
             other => return Err(unknown_key(&path(), other, RECORD_KEYS)),
         }
     }
-    b.build().map_err(|e| missing(&path(), e))
+    let ts = ts.ok_or_else(|| required(&path(), "Timestamp"))?;
+    let dimension = dimension.ok_or_else(|| required(&path(), "Dimension"))?;
+    let customer = customer.as_ref().map(text_of).transpose()?;
+    let account = account.as_ref().map(text_of).transpose()?;
+    let license = license.as_ref().map(text_of).transpose()?;
+    Ok(UsageRecord::from_members(
+        ts,
+        customer.as_deref(),
+        &text_of(&dimension)?,
+        qty,
+        allocs,
+        account.as_deref(),
+        license.as_deref(),
+    ))
 }
 
 pub fn batch_meter_usage_input(params: &Bound<'_, PyDict>) -> CResult<BatchMeterUsageInput> {
