@@ -271,15 +271,16 @@ where
     Ok(shared()?.rt.spawn(fut))
 }
 
-/// A caller's calls running on the shared runtime (see [`spawn_call`]), and the process
-/// counting them: a child forked meanwhile has none of them running.
-static CALLS: Mutex<(u32, usize)> = Mutex::new((0, 0));
+/// A caller's calls running on the shared runtime (see [`spawn_call`]): the process
+/// counting them in the high 32 bits (a child forked meanwhile has none of them running),
+/// the count in the low ones. One atomic, not a lock a fork could leave held.
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// The calls this process has in flight.
-fn calls() -> usize {
-    let c = CALLS.lock().unwrap_or_else(|p| p.into_inner());
-    if c.0 == pid() {
-        c.1
+fn calls() -> u64 {
+    let c = CALLS.load(Ordering::Acquire);
+    if c >> 32 == u64::from(pid()) {
+        c & u64::from(u32::MAX)
     } else {
         0
     }
@@ -287,16 +288,20 @@ fn calls() -> usize {
 
 /// Counts a call in (`true`) or out.
 fn count_call(start: bool) {
-    let me = pid();
-    let mut c = CALLS.lock().unwrap_or_else(|p| p.into_inner());
-    if c.0 != me {
-        *c = (me, 0);
-    }
-    c.1 = if start {
-        c.1 + 1
-    } else {
-        c.1.saturating_sub(1)
-    };
+    let me = u64::from(pid()) << 32;
+    let _ = CALLS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+        let n = if c & !u64::from(u32::MAX) == me {
+            c & u64::from(u32::MAX)
+        } else {
+            0
+        };
+        let n = if start {
+            n.saturating_add(1).min(u64::from(u32::MAX))
+        } else {
+            n.saturating_sub(1)
+        };
+        Some(me | n)
+    });
 }
 
 /// How long a [`shutdown`] waits for the calls in flight (see [`spawn_call`]).

@@ -1245,6 +1245,70 @@ async fn a_slot_held_by_a_stuck_flush_is_taken_over() {
     drop(other);
 }
 
+/// A callback outside the flush (a late event's, on the recording thread) that runs longer
+/// than a lease does not silence the slot of a healthy flush beside it: only the flush's own
+/// callbacks can hold it up. Every callback of the meter counted (found by the review of
+/// the stuck-flush fix), and the other replica took the slot of a flush that was sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_callback_outside_the_flush_leaves_its_slot_alone() {
+    let (emu, url, b, clock) = start();
+    let meter = Arc::new(
+        UsageMeter::new(
+            builder(&emu, Store::postgres(&url), &clock)
+                .replica_id("busy")
+                .fleet_lease(Duration::from_millis(1000))
+                .on_event(|e| {
+                    if matches!(e.kind, MeterEventKind::LateEvent { .. }) {
+                        std::thread::sleep(Duration::from_millis(2500));
+                    }
+                })
+                .build()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    for i in 1..=5 {
+        meter.record(cust(i), "users", 1, None, None).unwrap();
+    }
+    clock.store(b + 600, Ordering::SeqCst);
+    let other = leased_replica(&emu, &url, &clock, "other", 1000);
+    // The flush's one call is answered after 3 s; meanwhile a late event's callback runs
+    // for 2.5 s on the recording thread.
+    emu.push_fault(Fault::Delay { seconds: 3.0 });
+    let flushing = {
+        let meter = Arc::clone(&meter);
+        tokio::spawn(async move { meter.flush().await })
+    };
+    let waited = std::time::Instant::now();
+    while !emu.pending_faults().is_empty() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the flush never called"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let late = {
+        let meter = Arc::clone(&meter);
+        std::thread::spawn(move || {
+            meter.record(
+                cust(9),
+                "users",
+                1,
+                Some(DateTime::from_secs(b - 3 * H)),
+                None,
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let s = other.flush().await.unwrap();
+    assert_eq!(s.acked, 0, "a second sender beside a live one: {s:?}");
+    let s = flushing.await.unwrap().unwrap();
+    assert!(s.interrupted.is_none(), "{s:?}");
+    assert_eq!(s.acked, 5, "{s:?}");
+    late.join().unwrap().unwrap();
+    drop(other);
+}
+
 /// The frozen replica of the next test, run as a child of this test binary: flushes once
 /// with its lease at 500 ms and prints its summary. Not a test on its own.
 #[test]

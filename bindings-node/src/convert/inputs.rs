@@ -119,16 +119,26 @@ pub fn batch_meter_usage_input(v: Unknown<'_>) -> R<BatchMeterUsageInput> {
 /// A record as `encodeBatchMeterUsage` (encode.js) writes it: Timestamp (epoch milliseconds of
 /// a valid `Date`), CustomerIdentifier, CustomerAWSAccountId, LicenseArn, Dimension, Quantity
 /// (a safe integer); `null` for an absent member.
-/// Strings are borrowed from the text unless they carry escapes.
 #[derive(serde::Deserialize)]
 struct EncodedRecord<'a>(
     Option<i64>,
-    #[serde(borrow)] Option<Cow<'a, str>>,
-    #[serde(borrow)] Option<Cow<'a, str>>,
-    #[serde(borrow)] Option<Cow<'a, str>>,
-    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Text<'a>>,
+    #[serde(borrow)] Option<Text<'a>>,
+    #[serde(borrow)] Option<Text<'a>>,
+    #[serde(borrow)] Option<Text<'a>>,
     Option<i64>,
 );
+
+/// A string member, borrowed from the text unless it carries escapes (serde borrows a
+/// `Cow<str>` only as a field of its own, not inside an `Option`).
+#[derive(serde::Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// A `BatchMeterUsage` input as encode.js writes it: `[ProductCode, [record, …]]`.
 #[derive(serde::Deserialize)]
@@ -152,12 +162,12 @@ pub fn batch_meter_usage_encoded(text: &str) -> Option<BatchMeterUsageInput> {
         };
         records.push(UsageRecord::from_members(
             DateTime::from_millis(ms?),
-            customer.as_deref(),
-            &dimension?,
+            customer.as_ref().map(Text::as_str),
+            dimension?.as_str(),
             quantity,
             None,
-            account.as_deref(),
-            license.as_deref(),
+            account.as_ref().map(Text::as_str),
+            license.as_ref().map(Text::as_str),
         ));
     }
     BatchMeterUsageInput::builder()

@@ -4,7 +4,7 @@
 //! The cached, pid-checked default chain.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_credential_types::provider::error::CredentialsError;
@@ -37,37 +37,51 @@ const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Cached {
     creds: Credentials,
-    /// When to ask the chain again.
-    refresh_at: SystemTime,
+    /// The time, on the service's clock, from which they are refreshed (5 minutes before
+    /// they expire); `None` for credentials without an expiry.
+    refresh_from: Option<SystemTime>,
+    /// Reused until this instant of the monotonic clock whatever the service's says:
+    /// credentials without an expiry for 15 minutes, ones that arrived inside the refresh
+    /// window for the gap between two asks, those a refresh failed to replace likewise. A
+    /// span counted from one caller's clock is read the same by every other's (the
+    /// callers' clocks differ by the offset each learnt from the service when it called).
+    reuse_until: Instant,
 }
 
 impl Cached {
     fn new(creds: &Credentials, now: SystemTime) -> Self {
         let creds = without_properties(creds);
-        let refresh_at = match creds.expiry() {
-            None => now + NO_EXPIRY_TTL,
+        let loaded = Instant::now();
+        let (refresh_from, reuse_until) = match creds.expiry() {
+            None => (None, loaded + NO_EXPIRY_TTL),
             Some(exp) => {
                 let advisory = exp.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(exp);
                 if advisory > now {
-                    advisory
+                    (Some(advisory), loaded)
                 } else {
                     // Already inside the window: use them, but do not ask again on
                     // every call; ask again sooner if they are about to run out, and at
                     // the latest when they do. Ones already out (by this clock, which may
                     // be fast) are what the chain has: asked again after the gap, not at
                     // every call.
+                    let left = |t: SystemTime| t.duration_since(now).unwrap_or_default();
                     let last = exp.checked_sub(EXPIRY_MARGIN).unwrap_or(exp);
-                    if last > now {
-                        (now + RETRY_GAP).min(last)
+                    let gap = if last > now {
+                        RETRY_GAP.min(left(last))
                     } else if exp > now {
-                        (now + RETRY_GAP).min(exp)
+                        RETRY_GAP.min(left(exp))
                     } else {
-                        now + RETRY_GAP
-                    }
+                        RETRY_GAP
+                    };
+                    (Some(advisory), loaded + gap)
                 }
             }
         };
-        Cached { creds, refresh_at }
+        Cached {
+            creds,
+            refresh_from,
+            reuse_until,
+        }
     }
 
     /// Still safe to sign with (not within `EXPIRY_MARGIN` of expiry).
@@ -183,7 +197,11 @@ impl ChainCache {
     fn fresh(&self, now: SystemTime) -> Option<Credentials> {
         let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
         match cached.as_ref() {
-            Some(c) if now < c.refresh_at => Some(c.creds.clone()),
+            Some(c)
+                if c.refresh_from.is_some_and(|t| now < t) || Instant::now() < c.reuse_until =>
+            {
+                Some(c.creds.clone())
+            }
             _ => None,
         }
     }
@@ -316,7 +334,7 @@ impl ChainCache {
                     error = err.message(),
                     "refreshing credentials failed; using the cached ones, still valid"
                 );
-                c.refresh_at = now + RETRY_GAP;
+                c.reuse_until = Instant::now() + RETRY_GAP;
                 Ok(c.creds.clone())
             }
             _ => {

@@ -768,6 +768,29 @@ mod chain {
             "AKIDECS1"
         );
         assert_eq!(hits.load(Ordering::SeqCst), 2);
+        // Loaded by a clock 2 hours fast, before the client learnt it: credentials an hour
+        // from expiring are already out by that clock, so they are used for the gap of 10 s
+        // and asked for again after it. The next ask was a time of that fast clock, which a
+        // caller on the service's clock reached only 2 hours on, an hour after the
+        // credentials had expired (found by the review).
+        let env = Env::clean();
+        let (url, hits, _) = serve(|n| ecs_body(n, Duration::from_secs(3600)));
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let p = chain(None);
+        assert_eq!(
+            p.credentials_at(hours(2)).await.unwrap().access_key_id(),
+            "AKIDECS0"
+        );
+        tokio::time::sleep(Duration::from_millis(10_300)).await;
+        // On the service's clock, an hour on: they have expired.
+        assert_eq!(
+            p.credentials_at(hours(1) + 60_000)
+                .await
+                .unwrap()
+                .access_key_id(),
+            "AKIDECS1"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -193,7 +193,9 @@ fn is_throttling(e: &Error) -> bool {
 pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     let shared = &inner.shared;
     if let Some(f) = &shared.fleet {
-        return flush_fleet(inner, f).await;
+        return super::shared::IN_FLEET_FLUSH
+            .scope((), flush_fleet(inner, f))
+            .await;
     }
     shared.drain()?;
     let now = (shared.clock)();

@@ -279,17 +279,22 @@ impl Shared {
                 return;
             }
             let replica = self.fleet.as_ref().map(|f| f.replica());
+            // Only the flush's own callbacks: one on a recording thread holds up no slot.
+            let slot = self
+                .fleet
+                .as_ref()
+                .filter(|_| IN_FLEET_FLUSH.try_with(|_| ()).is_ok());
             let _in = InCallback::enter(self);
             for mut e in events {
                 e.replica_id = replica.map(str::to_owned);
                 // The seller's code: a panic in it must not end the thread running it (the
                 // group committer, a flush) and stop the meter with it.
                 let kind = e.kind.as_str();
-                if let Some(f) = &self.fleet {
+                if let Some(f) = slot {
                     f.in_callback(true);
                 }
                 let returned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(e)));
-                if let Some(f) = &self.fleet {
+                if let Some(f) = slot {
                     f.in_callback(false);
                 }
                 if returned.is_err() {
@@ -660,6 +665,12 @@ impl Drop for PutBack<'_> {
             self.shared.put_back(entries, self.in_flight.take());
         }
     }
+}
+
+tokio::task_local! {
+    /// Set while a fleet store's flush runs (see `send::flush`): its event callbacks are
+    /// the ones that can hold up the sender slot it holds (see `Fleet::hold`).
+    pub(super) static IN_FLEET_FLUSH: ();
 }
 
 thread_local! {

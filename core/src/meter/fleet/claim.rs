@@ -146,14 +146,14 @@ impl Fleet {
         matches!(tokio::time::timeout(ATTEMPT_FOR, ping).await, Ok(Ok(_)))
     }
 
-    /// Marks an event callback of this meter as running (`true`) or returned (`false`),
-    /// which [`Self::hold`]'s keep-alive watches.
+    /// Marks an event callback of this meter's flush as running (`true`) or returned
+    /// (`false`), which [`Self::hold`]'s keep-alive watches (one flush at a time runs).
     pub(crate) fn in_callback(&self, running: bool) {
         *lock(&self.callback_since) = running.then(Instant::now);
     }
 
     /// The slot held on `c`, and its keep-alive task started. It stays silent while an
-    /// event callback of the meter has been running for longer than a lease: a flush
+    /// event callback of the flush has been running for longer than a lease: a flush
     /// stuck in one (an `on_event` callback that never returns) sends nothing, and a slot
     /// kept alive for it would stop the whole fleet's sending until the window ran out.
     /// Left silent, the slot is taken over as a frozen one's is; the stuck flush, if it
