@@ -58,10 +58,10 @@ impl Fleet {
     /// A replica frozen while it holds a slot (SIGSTOP, a paused container, a suspended VM)
     /// keeps its connection open, and the server its lock. A live sender's process speaks
     /// on its slot's connection every third of a lease, from a task of its own, unless an
-    /// event callback of the meter has been running for longer than a lease (see
+    /// event callback of its flush has been running for longer than a lease (see
     /// [`Self::hold`]); a holder whose connection has been idle for longer than a lease is
-    /// frozen, or stuck. Its backend is ended (when it logged in as this meter's role), and with
-    /// it the slot. The frozen replica, once resumed, has its answers refused by the
+    /// frozen, or stuck. Its backend is ended (when it logged in as this meter's role), and
+    /// with it the slot. The frozen replica, once resumed, has its answers refused by the
     /// fencing counter and stops at its next claim ([`Self::keep_sender`]). A database that
     /// refuses the look or the ending (revoked rights) leaves the slot held, as before.
     pub(crate) async fn sender(&self, product: &str) -> Result<Option<Sender>, Error> {
