@@ -456,6 +456,18 @@ pub(crate) fn in_forked_child<const N: usize>(f: fn() -> [u8; N]) -> [u8; N] {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn a_forked_child_counts_none_of_its_parents_calls() {
+        // A child forked while a call runs has none of the parent's threads: its shutdown
+        // (Python's atexit, C's mm_shutdown) must not wait 10 s for that call.
+        let call = AbortOnDrop(spawn_call(std::future::pending::<()>()).unwrap());
+        assert!(calls() >= 1);
+        let [in_child] = in_forked_child(|| [calls().min(255) as u8]);
+        drop(call);
+        assert_eq!(in_child, 0);
+    }
+
     /// The kept pid is the child's in a child just forked, and its child's in turn: a pid
     /// kept across fork() would key the child's calls on the parent's pools and runtimes,
     /// whose threads it does not have (the call hangs).

@@ -3427,13 +3427,7 @@ fn restore_raced_by_a_second_meter() -> bool {
     let h = Harness::new();
     h.set(base() - H + 10);
     let path = temp_db("restore-raced");
-    let first = UsageMeter::new(
-        h.builder(client(&emu, 3), Store::sqlite(&path))
-            .durability(Durability::Group)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let first = file_meter(&h, &emu, &path, Durability::Group);
     std::thread::scope(|s| {
         for t in 0..8 {
             let first = &first;
