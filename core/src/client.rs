@@ -2,6 +2,7 @@
 // The async client: validate, serialize, sign, send, retry, parse — once for every face.
 
 mod attempt;
+mod sign;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -345,40 +345,23 @@ impl Client {
     }
 
     /// One signed HTTP exchange.
-    async fn attempt<O: Operation>(
+    /// aws-sigv4's general signer, for a request [`super::sign::sign`] does not sign (an
+    /// endpoint with a path or query, a session token with spaces): adds its headers.
+    fn sign_general(
         &self,
-        http: &reqwest::Client,
+        url: &reqwest::Url,
+        creds: aws_credential_types::Credentials,
+        time: std::time::SystemTime,
         body: &Bytes,
-        sign_with: SignWith,
-        invocation_id: &str,
-        attempt: u32,
-        max: u32,
-    ) -> Result<(O::Output, ResponseMetadata), Error> {
+        headers: &mut HeaderMap,
+    ) -> Result<(), Error> {
         let cfg = &self.inner.config;
-        let SignWith { creds, offset_ms } = sign_with;
-        let url = self
-            .inner
-            .url
-            .as_ref()
-            .map_err(|e| Error::invalid_config(e.clone()))?;
-        // The request is built once as reqwest's own type: no http::Request, no URL re-parse.
-        // Signed: what the service reads. `user-agent` (which proxies rewrite) and
-        // `amz-sdk-request` (which only counts attempts) are added after signing, as the AWS
-        // SDKs do: fewer headers to canonicalize.
-        let mut headers = HeaderMap::with_capacity(10);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE));
-        headers.insert(X_AMZ_TARGET, HeaderValue::from_static(O::TARGET));
-        headers.insert(
-            AMZ_SDK_INVOCATION_ID,
-            HeaderValue::from_str(invocation_id)
-                .map_err(|e| Error::invalid_state(e.to_string()))?,
-        );
         let identity: Identity = creds.into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&cfg.region)
             .name(SIGNING_NAME)
-            .time(Self::local_plus(offset_ms))
+            .time(time)
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| Error::invalid_config(format!("cannot sign: {e}")))?
@@ -408,6 +391,71 @@ impl Client {
             // The session token and signature are credentials: keep them out of any Debug.
             value.set_sensitive(true);
             headers.insert(name, value);
+        }
+        Ok(())
+    }
+
+    async fn attempt<O: Operation>(
+        &self,
+        http: &reqwest::Client,
+        body: &Bytes,
+        sign_with: SignWith,
+        invocation_id: &str,
+        attempt: u32,
+        max: u32,
+    ) -> Result<(O::Output, ResponseMetadata), Error> {
+        let cfg = &self.inner.config;
+        let SignWith { creds, offset_ms } = sign_with;
+        let url = self
+            .inner
+            .url
+            .as_ref()
+            .map_err(|e| Error::invalid_config(e.clone()))?;
+        // The request is built once as reqwest's own type: no http::Request, no URL re-parse.
+        // Signed: what the service reads. `user-agent` (which proxies rewrite) and
+        // `amz-sdk-request` (which only counts attempts) are added after signing, as the AWS
+        // SDKs do: fewer headers to canonicalize.
+        let mut headers = HeaderMap::with_capacity(10);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE));
+        headers.insert(X_AMZ_TARGET, HeaderValue::from_static(O::TARGET));
+        headers.insert(
+            AMZ_SDK_INVOCATION_ID,
+            HeaderValue::from_str(invocation_id)
+                .map_err(|e| Error::invalid_state(e.to_string()))?,
+        );
+        let time = Self::local_plus(offset_ms);
+        let quick = super::sign::sign(
+            url,
+            &cfg.region,
+            SIGNING_NAME,
+            &creds,
+            time,
+            &super::sign::Headers {
+                invocation_id,
+                content_type: wire::CONTENT_TYPE,
+                target: O::TARGET,
+            },
+            body,
+        );
+        match quick {
+            Some(signed) => {
+                let mut value = HeaderValue::from_str(&signed.authorization)
+                    .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?;
+                value.set_sensitive(true);
+                headers.insert(http::header::AUTHORIZATION, value);
+                headers.insert(
+                    X_AMZ_DATE,
+                    HeaderValue::from_str(&signed.date_time)
+                        .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?,
+                );
+                if let Some(token) = creds.session_token() {
+                    let mut value = HeaderValue::from_str(token)
+                        .map_err(|e| Error::invalid_state(format!("signing header: {e}")))?;
+                    value.set_sensitive(true);
+                    headers.insert(X_AMZ_SECURITY_TOKEN, value);
+                }
+            }
+            None => self.sign_general(url, creds, time, body, &mut headers)?,
         }
         headers.insert(USER_AGENT, self.inner.user_agent.clone());
         headers.insert(
