@@ -21,6 +21,36 @@ use crate::primitives::DateTime;
 use crate::types::{Tag, UsageAllocation, UsageRecord, UsageRecordResult, UsageRecordResultStatus};
 use crate::validate::MAX_USAGE_RECORDS;
 
+/// Where a string's text ends: the index of the first `"`, `\` or control character in `b`.
+/// Looked for 8 bytes at a time (a quarter of the reader's time went to a byte-by-byte
+/// search): for each byte of a word, the high bit of `x - 0x01` and not `x` is set where `x` is
+/// zero, here where the byte equals `"` or `\` (`x` is the byte xor it), and `w - 0x20` and not
+/// `w` where the byte is below 0x20. A borrow only carries upward, so the lowest bit set is the
+/// first such byte.
+fn string_end(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().ok()?);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let hits = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | w.wrapping_sub(ONES * 0x20) & !w)
+            & HIGH;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let rest = words.remainder();
+    rest.iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| at + p)
+}
+
 /// Reads `text` if it has only the shape above; `None` leaves it to serde_json.
 pub(crate) fn read(text: &str) -> Option<BatchMeterUsageOutput> {
     let mut r = Reader {
@@ -85,9 +115,7 @@ impl<'a> Reader<'a> {
             return None;
         }
         let start = self.i;
-        let len = self.b[start..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        let len = string_end(&self.b[start..])?;
         if self.b[start + len] != b'"' {
             return None;
         }
@@ -381,6 +409,36 @@ mod tests {
             .collect();
         out.extend(pretty);
         out
+    }
+
+    #[test]
+    fn a_string_ends_where_a_byte_by_byte_search_says() {
+        let naive = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        // Bytes around each boundary: the three that end a string, their neighbours, UTF-8.
+        let alphabet = [
+            0x00, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x61, 0x7f, 0x80,
+        ];
+        let more = [0xa2, 0xdc, 0xe0, 0xff];
+        let mut rng = fastrand::Rng::with_seed(20);
+        for n in 0..20_000 {
+            let len = n % 40;
+            let b: Vec<u8> = (0..len)
+                .map(|_| match rng.u8(0..4) {
+                    0 => alphabet[rng.usize(..alphabet.len())],
+                    1 => more[rng.usize(..more.len())],
+                    _ => b'a' + rng.u8(0..26),
+                })
+                .collect();
+            assert_eq!(string_end(&b), naive(&b), "{b:?}");
+        }
+        for stop in [b'"', b'\\', 0, 0x1f] {
+            for at in 0..24 {
+                let mut b = vec![b'x'; 24];
+                b[at] = stop;
+                assert_eq!(string_end(&b), Some(at));
+            }
+        }
+        assert_eq!(string_end(b"no end in sight"), None);
     }
 
     #[test]
