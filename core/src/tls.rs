@@ -23,11 +23,17 @@ fn install_crypto_provider() {
 
 /// A reqwest client builder with the crate's TLS set up and redirects off: a 3xx is the
 /// answer, never a reason to send the signed request (and its session token) elsewhere.
+///
+/// reqwest's own retries are off too. They only ever resend an HTTP/2 stream the server
+/// refused, and this client speaks HTTP/1.1 and retries by its own rules; but with any
+/// retry allowed, reqwest copied every request (its headers, URI and extensions) in case one
+/// was needed.
 pub(crate) fn http_client_builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never().max_retries_per_request(0))
 }
 
 /// What every HTTP client of a [`crate::Config`] shares: its proxies and trusted roots.
