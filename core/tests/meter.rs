@@ -2362,6 +2362,68 @@ async fn a_store_restored_from_a_backup_sends_the_same_client_tokens() {
     remove_store(&backup);
 }
 
+/// Copies of a store made before an image was taken (an AMI baked after a test run, a
+/// container image with the store file in it) bill each copy's own usage. The copies kept
+/// the store's identity, so two instances launched from the image that recorded the same
+/// quantity in the same hour sent the same `ClientToken`, and the service, which keeps
+/// tokens per account, answered the second with the first's record id: acknowledged,
+/// never billed. A bucket's token now also holds a random part drawn when the bucket is
+/// made, which a copy of that bucket keeps (a restored backup resends the same token).
+#[test]
+fn copies_of_a_store_in_an_image_bill_each_copys_usage() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let image = temp_db("token-image");
+    let make = |c: Client, path: &std::path::Path| {
+        UsageMeter::new(
+            h.builder(c, Store::sqlite(path))
+                .mode(MeterMode::MeterUsage)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    // The build's test run: one hour recorded and billed, then the image is taken.
+    h.set(b - 3 * H + 10);
+    let m = make(client(&emu, 1), &image);
+    m.record(None::<Customer>, "users", 3, None, None).unwrap();
+    h.set(b - 2 * H + 600);
+    assert_eq!(m.flush_blocking().unwrap().acked, 1);
+    m.close_blocking().unwrap();
+    drop(m);
+    // Two instances from the image, each with its own credentials in the same account.
+    let (pa, pb) = (temp_db("token-image-a"), temp_db("token-image-b"));
+    std::fs::copy(&image, &pa).unwrap();
+    std::fs::copy(&image, &pb).unwrap();
+    let ma = make(client(&emu, 1), &pa);
+    let mb = make(session_client(&emu), &pb);
+    for m in [&ma, &mb] {
+        m.record(None::<Customer>, "users", 5, None, None).unwrap();
+    }
+    h.set(b + 600);
+    for m in [&ma, &mb] {
+        assert_eq!(m.flush_blocking().unwrap().acked, 1);
+    }
+    let tokens = meter_usage_tokens(&emu);
+    assert_eq!(tokens.len(), 3);
+    assert_ne!(tokens[1], tokens[2], "the two instances' tokens");
+    let billed: Vec<(String, i64)> = emu
+        .ledger()
+        .iter()
+        .filter(|e| e.hour == b - 2 * H)
+        .map(|e| (e.dimension.clone(), e.quantity))
+        .collect();
+    assert_eq!(
+        billed,
+        vec![("users".to_owned(), 5), ("users".to_owned(), 5)]
+    );
+    drop((ma, mb));
+    for p in [&image, &pa, &pb] {
+        remove_store(p);
+    }
+}
+
 /// The store keeps a week of closed hours per customer and dimension, not every hour ever:
 /// it kept every acked and expired bucket, one row per customer, dimension and hour (tens of
 /// GB a year for thousands of customers), until the disk was full and nothing could be

@@ -18,8 +18,9 @@
 //!   dimension, hour and quantity) with the first record's `MeteringRecordId` and bills it
 //!   once; `MeterUsage` does the same for a repeated `ClientToken`, which the meter derives
 //!   from the store's identity (a random id kept in the store) and the bucket's product,
-//!   dimension, hour and frozen quantity: a resend is identical, and two stores (replicas of
-//!   one seller account) never share a token. Before a call goes out its buckets are marked `sending` in a
+//!   dimension, hour, frozen quantity and random part (drawn when the bucket is made): a
+//!   resend is identical, two stores (replicas of one seller account) never share a token,
+//!   and nor do copies of one store (instances launched from an image that held it). Before a call goes out its buckets are marked `sending` in a
 //!   transaction; after a crash, buckets still `sending` are sent again with the same frozen
 //!   quantity, so the service bills them once.
 //!

@@ -742,6 +742,7 @@ async fn send_meter_usage(
                 &it.dimension,
                 it.hour,
                 it.quantity,
+                it.token_nonce.as_deref(),
             )),
         };
         mark_sending(inner, std::slice::from_ref(&it))?;

@@ -62,6 +62,9 @@ pub(crate) struct SendItem {
     pub hour: i64,
     pub quantity: i64,
     pub allocations: Option<Allocs>,
+    /// The bucket's own part of its `MeterUsage` client token (see `send::client_token`):
+    /// none in the fleet store, and in buckets made before the local store had it.
+    pub token_nonce: Option<String>,
 }
 
 /// The result of sending one bucket.
@@ -126,6 +129,7 @@ type SealedRow = (
     Option<String>,
     bool,
     String,
+    Option<String>,
 );
 
 pub(crate) struct Db {
@@ -571,7 +575,8 @@ impl Db {
     /// The store's identity: 32 random hex digits made once, when the store is (a store
     /// made by an older version makes it when first asked for), and kept in `meta`
     /// (`store_id`). Part of every `MeterUsage` `ClientToken`, so two stores never
-    /// share a token and a store reopened after a crash resends the same one.
+    /// share a token and a store reopened after a crash resends the same one. (Copies of
+    /// one store share it: each bucket's own random part tells their buckets apart.)
     pub(crate) fn store_id(&mut self) -> Result<String, Error> {
         let read = |conn: &Connection| -> Result<Option<String>, Error> {
             conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {

@@ -8,12 +8,24 @@ use crate::types::UsageAllocation;
 
 #[test]
 fn client_tokens_are_deterministic_and_short() {
-    let a = send::client_token("s1", "p", "users", 3600, 5);
-    assert_eq!(a, send::client_token("s1", "p", "users", 3600, 5));
-    assert_ne!(a, send::client_token("s1", "p", "users", 7200, 5));
-    assert_ne!(a, send::client_token("s1", "p", "users", 3600, 6));
-    assert_ne!(a, send::client_token("s2", "p", "users", 3600, 5));
+    let token = |store, hour, quantity, nonce| {
+        send::client_token(store, "p", "users", hour, quantity, nonce)
+    };
+    let a = token("s1", 3600, 5, None);
+    assert_eq!(a, token("s1", 3600, 5, None));
+    assert_ne!(a, token("s1", 7200, 5, None));
+    assert_ne!(a, token("s1", 3600, 6, None));
+    assert_ne!(a, token("s2", 3600, 5, None));
     assert!(a.len() <= 64 && a.chars().all(|c| c.is_ascii_hexdigit()));
+    // A bucket without a nonce (made before the store kept one, maybe `sending` at the
+    // upgrade) is resent with the token the version before sent.
+    assert_eq!(a, "a2862831bdb4c2e274595ace35d2fff9");
+    // Copies of one store: the same bucket with another nonce has another token.
+    let n = token("s1", 3600, 5, Some("0011223344556677"));
+    assert_eq!(n, token("s1", 3600, 5, Some("0011223344556677")));
+    assert_ne!(n, a);
+    assert_ne!(n, token("s1", 3600, 5, Some("0011223344556678")));
+    assert_ne!(token("s1", 3600, 5, Some("")), a);
 }
 
 /// Item 13: a face's exit hook writes what `Durability::Memory` buffered, for a process

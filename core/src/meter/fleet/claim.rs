@@ -256,6 +256,7 @@ impl Fleet {
                     allocations: r
                         .get::<_, Option<String>>(8)
                         .and_then(|s| serde_json::from_str::<Allocs>(&s).ok()),
+                    token_nonce: None,
                 }
             })
             .collect();

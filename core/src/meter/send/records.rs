@@ -10,18 +10,24 @@ use crate::primitives::DateTime;
 use crate::types::{Tag, UsageAllocation, UsageRecord};
 
 /// The `ClientToken` of a `MeterUsage` bucket: 32 hex digits of two FNV-1a hashes of the
-/// store's identity, the product, dimension, hour and sealed quantity.
+/// store's identity, the product, dimension, hour and sealed quantity, and the bucket's own
+/// random part (`nonce`, drawn when the local store made the bucket).
 ///
 /// A resend of the bucket (after a crash, a timeout) carries the same token, because every
-/// part is frozen once the bucket is sealed and the identity is kept in the store. Two stores
-/// (replicas sharing one AWS account) never share a token, so one never meets the other's
-/// `IdempotencyConflictException`.
+/// part is frozen once the bucket is sealed and the identity and nonce are kept in the store.
+/// Two stores (replicas sharing one AWS account) never share a token, so one never meets the
+/// other's `IdempotencyConflictException`; nor do copies of one store (instances launched
+/// from an image with the store in it), whose buckets made after the copy drew their own
+/// nonces. The service keeps tokens per account: a shared token billed one copy's usage only.
+/// A copied bucket (a restored backup) keeps its nonce, and so its token. Buckets with no
+/// nonce (made before the store kept one; the fleet store's) keep the token they had.
 pub(crate) fn client_token(
     store_id: &str,
     product: &str,
     dimension: &str,
     hour: i64,
     quantity: i64,
+    nonce: Option<&str>,
 ) -> String {
     fn fnv(seed: u64, parts: &[&[u8]]) -> u64 {
         let mut h = seed;
@@ -34,18 +40,20 @@ pub(crate) fn client_token(
         h
     }
     let (hour, quantity) = (hour.to_string(), quantity.to_string());
-    let parts: [&[u8]; 6] = [
+    let all: [&[u8]; 7] = [
         b"mm-meter-v2",
         store_id.as_bytes(),
         product.as_bytes(),
         dimension.as_bytes(),
         hour.as_bytes(),
         quantity.as_bytes(),
+        nonce.unwrap_or_default().as_bytes(),
     ];
+    let parts = if nonce.is_some() { &all[..] } else { &all[..6] };
     format!(
         "{:016x}{:016x}",
-        fnv(0xcbf2_9ce4_8422_2325, &parts),
-        fnv(0x6c62_272e_07bb_0142, &parts)
+        fnv(0xcbf2_9ce4_8422_2325, parts),
+        fnv(0x6c62_272e_07bb_0142, parts)
     )
 }
 

@@ -6,7 +6,7 @@ use crate::Error;
 use super::{store_err, Db};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The SQLite header's `application_id` of a meter store ("MMTR").
 const APPLICATION_ID: i64 = 0x4d4d_5452;
@@ -68,7 +68,8 @@ pub(super) fn refuse_foreign(path: &std::path::Path) -> Result<(), Error> {
 }
 
 /// Migrations: entry `i` moves the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -123,7 +124,21 @@ CREATE TABLE registered (
     filled_through INTEGER NOT NULL,
     PRIMARY KEY (product_code, license_arn, customer_kind, customer, dimension)
 );
-"#];
+"#,
+    // Version 2: each bucket's part of its `MeterUsage` client token, random, drawn when the
+    // bucket is made (see `send::client_token`): copies of a store (an image taken after a
+    // test run) made before a bucket draw their own, and a copy of the bucket (a restored
+    // backup) keeps it. Buckets made before have none, and keep the token they had.
+    r#"
+ALTER TABLE buckets ADD COLUMN token_nonce TEXT;
+CREATE TRIGGER buckets_token_nonce
+AFTER INSERT ON buckets
+WHEN NEW.token_nonce IS NULL
+BEGIN
+    UPDATE buckets SET token_nonce = lower(hex(randomblob(8))) WHERE id = NEW.id;
+END;
+"#,
+];
 
 /// Makes the store's identity (`meta.store_id`) unless it has one.
 pub(super) const MAKE_STORE_ID: &str =
@@ -160,9 +175,10 @@ impl Db {
         )
         .map_err(store_err)?;
         // The store's identity (see `Db::store_id`), made with the store: a copy of it (a
-        // backup restored, an image) then sends the client tokens the original sent, which
-        // the service meters once; made at the first send, a copy taken before it made its
-        // own and billed the hours again.
+        // backup restored) then sends the client tokens the original sent for the buckets it
+        // copied, which the service meters once; made at the first send, a copy taken before
+        // it made its own and billed the hours again. (Buckets made after the copy draw
+        // their own part of the token: see migration 2.)
         tx.execute(MAKE_STORE_ID, []).map_err(store_err)?;
         tx.commit().map_err(store_err)
     }

@@ -87,7 +87,7 @@ impl Db {
             let mut st = tx
                 .prepare(
                     "SELECT id, license_arn, customer_kind, customer, dimension, hour, sealed_quantity,
-                            allocations, alarmed, product_code
+                            allocations, alarmed, product_code, token_nonce
                      FROM buckets WHERE state IN ('sealed', 'sending')
                      ORDER BY product_code <> ?1, product_code, hour + ?2 <= ?3, license_arn, hour, id",
                 )
@@ -105,12 +105,14 @@ impl Db {
                         r.get(7)?,
                         r.get(8)?,
                         r.get(9)?,
+                        r.get(10)?,
                     ))
                 })
                 .map_err(store_err)?;
             rows.collect::<Result<_, _>>().map_err(store_err)?
         };
-        for (id, license, kind, cust, dim, hour, qty, allocs, alarmed, product) in rows {
+        for (id, license, kind, cust, dim, hour, qty, allocs, alarmed, product, token_nonce) in rows
+        {
             let customer = customer_from(&kind, cust, license);
             // The local clock never makes an hour final: a clock hours fast (an RTC before
             // NTP, a VM restored from a snapshot) would expire hours the service still takes.
@@ -137,6 +139,7 @@ impl Db {
                 hour,
                 quantity: qty,
                 allocations: parse_allocs(allocs),
+                token_nonce,
             });
         }
         // Once an hour: the closed buckets a week older than the newest closed hour of

@@ -4,6 +4,17 @@
 use super::schema::SCHEMA_VERSION;
 use super::*;
 
+/// Product `p`'s scope: no grace, the service's 6-hour window.
+fn scope() -> Scope {
+    Scope {
+        product_code: "p".into(),
+        grace: 0,
+        window: 6 * 3600,
+        alarm_before: 3600,
+        zero_fill: false,
+    }
+}
+
 #[test]
 fn migrates_and_freezes_sealed_quantities() {
     let mut db = Db::open(None, true).unwrap();
@@ -15,13 +26,7 @@ fn migrates_and_freezes_sealed_quantities() {
         Applied::Added
     );
     tx.commit().unwrap();
-    let scope = Scope {
-        product_code: "p".into(),
-        grace: 0,
-        window: 6 * 3600,
-        alarm_before: 3600,
-        zero_fill: false,
-    };
+    let scope = scope();
     let p = db.prepare(&scope, 3600).unwrap();
     assert_eq!(p.sealed, 1);
     assert_eq!(p.items[0].quantity, 5);
@@ -37,6 +42,61 @@ fn migrates_and_freezes_sealed_quantities() {
         .execute("UPDATE buckets SET sealed_quantity = 9 WHERE hour = 0", [])
         .unwrap_err();
     assert!(err.to_string().contains("never changes"), "{err}");
+}
+
+/// A store of schema version 1 (no token nonce) moves to version 2: its buckets keep no
+/// nonce, so one `sending` at the upgrade is resent with the token it was sent with, and
+/// every bucket made afterwards draws its own.
+#[test]
+fn version_1_buckets_keep_their_tokens_and_new_ones_draw_a_nonce() {
+    let dir = std::env::temp_dir().join(format!("mm-v1-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("meter.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        c.execute_batch(
+            "PRAGMA user_version = 1; PRAGMA application_id = 1296913490;
+             INSERT INTO buckets (product_code, customer_kind, customer, dimension, hour, quantity,
+                                  state, sealed_quantity)
+             VALUES ('p', 'C', 'c', 'd', 0, 5, 'sending', 5);",
+        )
+        .unwrap();
+    }
+    let mut db = Db::open(Some(&path), true).unwrap();
+    assert_eq!(db.user_version(), SCHEMA_VERSION);
+    let c = Customer::Identifier("c".into());
+    for (hour, now) in [(3600, 7200), (7200, 7200)] {
+        let tx = db.transaction().unwrap();
+        Db::apply(&tx, "p", Some(&c), "d", hour, 1, None, now, None).unwrap();
+        tx.commit().unwrap();
+    }
+    let nonces: Vec<(i64, Option<String>)> = db
+        .conn
+        .prepare("SELECT hour, token_nonce FROM buckets ORDER BY hour")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(nonces.len(), 3);
+    assert_eq!(nonces[0], (0, None));
+    let (one, two) = (nonces[1].1.clone().unwrap(), nonces[2].1.clone().unwrap());
+    assert!(
+        one.len() == 16 && one.chars().all(|c| c.is_ascii_hexdigit()),
+        "{one}"
+    );
+    assert_ne!(one, two);
+    let scope = scope();
+    let p = db.prepare(&scope, 7200).unwrap();
+    let sent: Vec<(i64, Option<String>)> = p
+        .items
+        .iter()
+        .map(|i| (i.hour, i.token_nonce.clone()))
+        .collect();
+    assert_eq!(sent, vec![(0, None), (3600, Some(one))]);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
