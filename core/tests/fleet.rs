@@ -430,6 +430,80 @@ async fn memory_durability_usage_past_the_maximum_lands_in_a_later_hour() {
     assert!(late.iter().all(|l| l.0 < b - H && l.1 >= b - H), "{late:?}");
 }
 
+/// A memory-durability entry moved past a full hour reports its late event once it lands,
+/// also when the write to the later hour fails first: the moved entry went back to the
+/// buffer (or to the unsettled writes) under the later hour, and landed there at the next
+/// flush with no event, so the seller never learnt that usage went to another hour.
+#[tokio::test]
+async fn a_moved_entry_whose_write_failed_reports_its_late_event_when_it_lands() {
+    let (emu, url, b, clock) = start();
+    let h1 = b - 2 * H;
+    clock.store(h1 + 1, Ordering::SeqCst);
+    type Seen = Arc<Mutex<Vec<(i64, i64, i64)>>>;
+    let replica = |id: &str, seen: Option<Seen>| {
+        let mut c = builder(&emu, Store::postgres(&url), &clock)
+            .replica_id(id)
+            .durability(Durability::Memory);
+        if let Some(seen) = seen {
+            c = c.on_event(move |e| {
+                if let MeterEventKind::LateEvent { counted_in_hour } = e.kind {
+                    seen.lock()
+                        .unwrap()
+                        .push((e.hour, counted_in_hour, e.quantity));
+                }
+            });
+        }
+        UsageMeter::new(c.build().unwrap()).unwrap()
+    };
+    let a = replica("a", None);
+    a.record(cust(1), "users", 1_500_000_000, None, None)
+        .unwrap();
+    a.flush().await.unwrap();
+    let late = Arc::new(Mutex::new(Vec::new()));
+    let other = replica("b", Some(late.clone()));
+    other
+        .record(cust(1), "users", 1_500_000_000, None, None)
+        .unwrap();
+    // The write of the hour the entry moves to fails once.
+    let fail = format!(
+        "CREATE FUNCTION mm_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.hour = {} THEN RAISE EXCEPTION 'injected failure'; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER mm_test_fail BEFORE INSERT OR UPDATE ON mm_partials
+             FOR EACH ROW EXECUTE FUNCTION mm_test_fail();
+         CREATE TRIGGER mm_test_fail BEFORE INSERT OR UPDATE ON mm_journal
+             FOR EACH ROW EXECUTE FUNCTION mm_test_fail();",
+        h1 + H
+    );
+    let out = pg::shared().psql(&url, &fail);
+    assert!(!out.contains("ERROR"), "{out}");
+    let e = other.flush().await.unwrap_err();
+    assert!(e.to_string().contains("injected failure"), "{e}");
+    assert!(late.lock().unwrap().is_empty());
+    let out = pg::shared().psql(&url, "DROP FUNCTION mm_test_fail() CASCADE");
+    assert!(!out.contains("ERROR"), "{out}");
+    other.flush().await.unwrap();
+    other.close().await.unwrap();
+    assert_eq!(
+        *late.lock().unwrap(),
+        vec![(h1, h1 + H, 1_500_000_000)],
+        "one late event, once the entry landed"
+    );
+    // And the usage is where the event says: the other replica's entry in the next hour.
+    clock.store(b + 600, Ordering::SeqCst);
+    a.flush().await.unwrap();
+    let m = ledger_map(&emu.ledger());
+    for hour in [h1, h1 + H] {
+        assert_eq!(
+            m[&("cust-1".into(), "users".into(), hour)],
+            (1_500_000_000, 1),
+            "{hour}"
+        );
+    }
+}
+
 /// A lone replica's small records sit in the journal until a fold; a record that would
 /// take the bucket past the maximum is still refused, counting what the journal holds, and
 /// the largest record that fits is taken.

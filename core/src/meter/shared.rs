@@ -120,13 +120,19 @@ impl Acc {
 
 pub(super) type Buffer = HashMap<BucketKey, Acc>;
 
+/// Entries of a fleet write moved past a full hour: the key each was moved to → the key it
+/// was recorded under. Kept with the entries until they land, which reports their late
+/// event.
+pub(super) type Moved = HashMap<BucketKey, BucketKey>;
+
 /// The `memory` durability's buffer.
 #[derive(Default)]
 pub(super) struct MemBuffer {
     pub(super) map: Buffer,
     /// Fleet store: writes whose outcome is unknown (an attempt may have committed), each
-    /// under its commit key; written again under that key before anything else.
-    pub(super) unsettled: Vec<(i64, Buffer)>,
+    /// under its commit key, with the moves of its entries; written again under that key
+    /// before anything else.
+    pub(super) unsettled: Vec<(i64, Buffer, Moved)>,
     /// Counts drains, so a `record()` that read a bucket's stored sum without holding the
     /// buffer knows whether a drain changed it meanwhile.
     pub(super) drains: u64,
@@ -450,7 +456,9 @@ impl Shared {
                 for (k, _) in &refused {
                     entries.remove(k);
                 }
-                lock(&self.buffer).unsettled.push((seq, entries));
+                lock(&self.buffer)
+                    .unsettled
+                    .push((seq, entries, Moved::new()));
                 Ok(Written {
                     late: Vec::new(),
                     refused,
@@ -495,32 +503,32 @@ impl Shared {
         if entries.is_empty() {
             return Ok(());
         }
-        self.write_fleet(f, entries, None).await
+        self.write_fleet(f, entries, None, Moved::new()).await
     }
 
     /// Writes the unsettled writes again, each under its own commit key.
     async fn settle_fleet(&self, f: &fleet::Fleet) -> Result<(), Error> {
         loop {
             let next = lock(&self.buffer).unsettled.pop();
-            let Some((seq, entries)) = next else {
+            let Some((seq, entries, moved)) = next else {
                 return Ok(());
             };
-            self.write_fleet(f, entries, Some(seq)).await?;
+            self.write_fleet(f, entries, Some(seq), moved).await?;
         }
     }
 
     /// A drain's write to the fleet store. What `record()` acknowledged must land: an entry
     /// the maximum refuses in its hour (`memory` durability checks only the replica's own
     /// buffer, so replicas together may pass it) is written again in the next hour, up to
-    /// 48 hours on, as the local store's drain does, with a late event for it.
+    /// 48 hours on, as the local store's drain does, with a late event for it once it lands
+    /// (`moved`: those moved by an earlier write of these entries that did not finish).
     async fn write_fleet(
         &self,
         f: &fleet::Fleet,
         mut entries: Buffer,
         mut seq: Option<i64>,
+        mut moved: Moved,
     ) -> Result<(), Error> {
-        // A moved entry's key → the key it was recorded under.
-        let mut moved: HashMap<BucketKey, BucketKey> = HashMap::new();
         let mut tries = 0;
         loop {
             let in_flight = InFlight::default();
@@ -528,6 +536,7 @@ impl Shared {
                 shared: self,
                 entries: Some(entries),
                 in_flight: &in_flight,
+                moved: std::mem::take(&mut moved),
             };
             let current = self.current_hour();
             let r = match &guard.entries {
@@ -538,10 +547,12 @@ impl Shared {
                 None => Ok(Written::default()),
             };
             let mut written = guard.entries.take().unwrap_or_default();
+            moved = std::mem::take(&mut guard.moved);
+            drop(guard);
             let mut w = match r {
                 Ok(w) => w,
                 Err(e) => {
-                    self.put_back(written, in_flight.take());
+                    self.put_back(written, in_flight.take(), moved);
                     return Err(e);
                 }
             };
@@ -596,8 +607,10 @@ impl Shared {
     }
 
     /// Returns a fleet write's entries after it failed or was dropped: those an attempt may
-    /// have committed become an unsettled write under its key, the rest rejoin the buffer.
-    fn put_back(&self, mut entries: Buffer, in_flight: Option<KeyedWrite>) {
+    /// have committed become an unsettled write under its key, with their moves (their late
+    /// events are reported when they land); the rest rejoin the buffer, a moved one under the
+    /// hour it was recorded in, so that the drain that writes it moves it again and says so.
+    fn put_back(&self, mut entries: Buffer, in_flight: Option<KeyedWrite>, mut moved: Moved) {
         let mut b = lock(&self.buffer);
         if let Some((seq, left_out)) = in_flight {
             let rest: Buffer = left_out
@@ -605,11 +618,17 @@ impl Shared {
                 .filter_map(|(k, _)| entries.remove_entry(&k))
                 .collect();
             if !entries.is_empty() {
-                b.unsettled.push((seq, std::mem::take(&mut entries)));
+                let theirs: Moved = entries
+                    .keys()
+                    .filter_map(|k| moved.remove_entry(k))
+                    .collect();
+                b.unsettled
+                    .push((seq, std::mem::take(&mut entries), theirs));
             }
             entries = rest;
         }
         for (k, acc) in entries {
+            let k = moved.remove(&k).unwrap_or(k);
             let m = b.map.entry(k).or_default();
             m.base = m.base.max(acc.base);
             m.add(acc.quantity, acc.allocations);
@@ -657,12 +676,14 @@ struct PutBack<'a> {
     shared: &'a Shared,
     entries: Option<Buffer>,
     in_flight: &'a InFlight,
+    moved: Moved,
 }
 
 impl Drop for PutBack<'_> {
     fn drop(&mut self) {
         if let Some(entries) = self.entries.take() {
-            self.shared.put_back(entries, self.in_flight.take());
+            let moved = std::mem::take(&mut self.moved);
+            self.shared.put_back(entries, self.in_flight.take(), moved);
         }
     }
 }
