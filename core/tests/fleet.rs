@@ -433,9 +433,17 @@ async fn memory_durability_usage_past_the_maximum_lands_in_a_later_hour() {
 /// A memory-durability entry moved past a full hour reports its late event once it lands,
 /// also when the write to the later hour fails first: the moved entry went back to the
 /// buffer (or to the unsettled writes) under the later hour, and landed there at the next
-/// flush with no event, so the seller never learnt that usage went to another hour.
+/// flush with no event, so the seller never learnt that usage went to another hour. When
+/// that later hour was sealed meanwhile, the entry lands later still, and is reported once,
+/// from the hour it was recorded in to the one it landed in.
 #[tokio::test]
 async fn a_moved_entry_whose_write_failed_reports_its_late_event_when_it_lands() {
+    for sealed_meanwhile in [false, true] {
+        moved_entry_whose_write_failed(sealed_meanwhile).await;
+    }
+}
+
+async fn moved_entry_whose_write_failed(sealed_meanwhile: bool) {
     let (emu, url, b, clock) = start();
     let h1 = b - 2 * H;
     clock.store(h1 + 1, Ordering::SeqCst);
@@ -455,15 +463,13 @@ async fn a_moved_entry_whose_write_failed_reports_its_late_event_when_it_lands()
         }
         UsageMeter::new(c.build().unwrap()).unwrap()
     };
+    let q = 1_500_000_000;
     let a = replica("a", None);
-    a.record(cust(1), "users", 1_500_000_000, None, None)
-        .unwrap();
+    a.record(cust(1), "users", q, None, None).unwrap();
     a.flush().await.unwrap();
     let late = Arc::new(Mutex::new(Vec::new()));
     let other = replica("b", Some(late.clone()));
-    other
-        .record(cust(1), "users", 1_500_000_000, None, None)
-        .unwrap();
+    other.record(cust(1), "users", q, None, None).unwrap();
     // The write of the hour the entry moves to fails once.
     let fail = format!(
         "CREATE FUNCTION mm_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -472,8 +478,6 @@ async fn a_moved_entry_whose_write_failed_reports_its_late_event_when_it_lands()
              RETURN NEW;
          END $$;
          CREATE TRIGGER mm_test_fail BEFORE INSERT OR UPDATE ON mm_partials
-             FOR EACH ROW EXECUTE FUNCTION mm_test_fail();
-         CREATE TRIGGER mm_test_fail BEFORE INSERT OR UPDATE ON mm_journal
              FOR EACH ROW EXECUTE FUNCTION mm_test_fail();",
         h1 + H
     );
@@ -484,24 +488,42 @@ async fn a_moved_entry_whose_write_failed_reports_its_late_event_when_it_lands()
     assert!(late.lock().unwrap().is_empty());
     let out = pg::shared().psql(&url, "DROP FUNCTION mm_test_fail() CASCADE");
     assert!(!out.contains("ERROR"), "{out}");
+    if sealed_meanwhile {
+        // Another replica's flush seals both hours (the later one has another customer's
+        // usage) before this one settles its write.
+        clock.store(h1 + H + 1, Ordering::SeqCst);
+        a.record(cust(2), "users", 1, None, None).unwrap();
+        clock.store(b + H + 600, Ordering::SeqCst);
+        a.flush().await.unwrap();
+    }
     other.flush().await.unwrap();
     other.close().await.unwrap();
+    let late = late.lock().unwrap().clone();
     assert_eq!(
-        *late.lock().unwrap(),
-        vec![(h1, h1 + H, 1_500_000_000)],
-        "one late event, once the entry landed"
+        late.len(),
+        1,
+        "one late event, once the entry landed: {late:?}"
     );
-    // And the usage is where the event says: the other replica's entry in the next hour.
-    clock.store(b + 600, Ordering::SeqCst);
+    let (from, landed, quantity) = late[0];
+    assert_eq!((from, quantity), (h1, q), "{late:?}");
+    if sealed_meanwhile {
+        assert!(landed > h1 + H, "{late:?}");
+    } else {
+        assert_eq!(landed, h1 + H, "{late:?}");
+    }
+    // And the usage is where the event says, once.
+    let sum = format!(
+        "SELECT (SELECT coalesce(sum(quantity), 0) FROM mm_partials
+                 WHERE customer = 'cust-1' AND hour = {landed})
+              + (SELECT coalesce(sum(quantity), 0) FROM mm_buckets
+                 WHERE customer = 'cust-1' AND hour = {landed}) AS landed"
+    );
+    let out = pg::shared().psql(&url, &sum);
+    assert!(out.lines().any(|l| l.trim() == q.to_string()), "{out}");
+    clock.store(b + H + 600, Ordering::SeqCst);
     a.flush().await.unwrap();
     let m = ledger_map(&emu.ledger());
-    for hour in [h1, h1 + H] {
-        assert_eq!(
-            m[&("cust-1".into(), "users".into(), hour)],
-            (1_500_000_000, 1),
-            "{hour}"
-        );
-    }
+    assert_eq!(m[&("cust-1".into(), "users".into(), h1)], (q, 1));
 }
 
 /// A lone replica's small records sit in the journal until a fold; a record that would

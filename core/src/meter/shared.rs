@@ -131,11 +131,42 @@ pub(super) struct MemBuffer {
     pub(super) map: Buffer,
     /// Fleet store: writes whose outcome is unknown (an attempt may have committed), each
     /// under its commit key, with the moves of its entries; written again under that key
-    /// before anything else.
-    pub(super) unsettled: Vec<(i64, Buffer, Moved)>,
+    /// before anything else. Also entries kept apart from the buffer (no key yet, see
+    /// [`MemBuffer::rejoin`]).
+    pub(super) unsettled: Vec<(Option<i64>, Buffer, Moved)>,
     /// Counts drains, so a `record()` that read a bucket's stored sum without holding the
     /// buffer knows whether a drain changed it meanwhile.
     pub(super) drains: u64,
+}
+
+impl MemBuffer {
+    /// Puts a fleet write's entry back into the buffer under `k`, unless, together with what
+    /// was recorded for `k` while the write ran, it would pass the model's maximum: the
+    /// buffer was empty meanwhile, so `record()` took more for the bucket than one entry may
+    /// hold, and the sum would then be refused in every hour. Such an entry is kept apart,
+    /// as a write of its own for the next drain, which moves it to an hour with room.
+    pub(super) fn rejoin(&mut self, k: BucketKey, acc: Acc) {
+        match self.map.entry(k) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(acc);
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let mine = o.get_mut();
+                let base = mine.base.max(acc.base);
+                let sum = base
+                    .saturating_add(mine.quantity)
+                    .saturating_add(acc.quantity);
+                if sum > MAX_BUCKET {
+                    let k = o.key().clone();
+                    self.unsettled
+                        .push((None, Buffer::from([(k, acc)]), Moved::new()));
+                } else {
+                    mine.base = base;
+                    mine.add(acc.quantity, acc.allocations);
+                }
+            }
+        }
+    }
 }
 
 /// The largest quantity a bucket may reach: the model's maximum for a record.
@@ -458,7 +489,7 @@ impl Shared {
                 }
                 lock(&self.buffer)
                     .unsettled
-                    .push((seq, entries, Moved::new()));
+                    .push((Some(seq), entries, Moved::new()));
                 Ok(Written {
                     late: Vec::new(),
                     refused,
@@ -506,15 +537,22 @@ impl Shared {
         self.write_fleet(f, entries, None, Moved::new()).await
     }
 
-    /// Writes the unsettled writes again, each under its own commit key.
+    /// Writes the unsettled writes again, each under its own commit key, oldest first. Only
+    /// those there when it starts: a write may keep an entry apart for the next drain (see
+    /// [`MemBuffer::rejoin`]).
     async fn settle_fleet(&self, f: &fleet::Fleet) -> Result<(), Error> {
-        loop {
-            let next = lock(&self.buffer).unsettled.pop();
-            let Some((seq, entries, moved)) = next else {
-                return Ok(());
+        let n = lock(&self.buffer).unsettled.len();
+        for _ in 0..n {
+            let next = {
+                let mut b = lock(&self.buffer);
+                (!b.unsettled.is_empty()).then(|| b.unsettled.remove(0))
             };
-            self.write_fleet(f, entries, Some(seq), moved).await?;
+            let Some((seq, entries, moved)) = next else {
+                break;
+            };
+            self.write_fleet(f, entries, seq, moved).await?;
         }
+        Ok(())
     }
 
     /// A drain's write to the fleet store. What `record()` acknowledged must land: an entry
@@ -556,12 +594,19 @@ impl Shared {
                     return Err(e);
                 }
             };
+            // The moves of this drain, folded with the store's own (an entry whose later hour
+            // was sealed meanwhile, as after a write that failed, landed later still): one
+            // event each, from the hour it was recorded in to the one it landed in.
+            let mut ours = Vec::new();
             for (k, acc) in &written {
                 let landed = !w.refused.iter().any(|(r, _)| r == k);
                 if let Some(from) = moved.get(k).filter(|_| landed) {
-                    w.late.push(late_event(from, acc.quantity, k.hour));
+                    ours.push(late_event(from, acc.quantity, k.hour));
                 }
             }
+            let rest = fold_moves(&mut ours, std::mem::take(&mut w.late));
+            ours.extend(rest);
+            w.late = ours;
             if w.refused.is_empty() || tries >= 48 {
                 // What still finds no room stays buffered under the hour it was recorded in.
                 let mut back = Buffer::new();
@@ -623,15 +668,13 @@ impl Shared {
                     .filter_map(|k| moved.remove_entry(k))
                     .collect();
                 b.unsettled
-                    .push((seq, std::mem::take(&mut entries), theirs));
+                    .push((Some(seq), std::mem::take(&mut entries), theirs));
             }
             entries = rest;
         }
         for (k, acc) in entries {
             let k = moved.remove(&k).unwrap_or(k);
-            let m = b.map.entry(k).or_default();
-            m.base = m.base.max(acc.base);
-            m.add(acc.quantity, acc.allocations);
+            b.rejoin(k, acc);
         }
     }
 
@@ -642,16 +685,29 @@ impl Shared {
     }
 
     /// Puts back what a drain could not write.
-    fn drained(&self, entries: Buffer, result: Result<Written, Error>) -> Result<(), Error> {
+    fn drained(&self, mut entries: Buffer, result: Result<Written, Error>) -> Result<(), Error> {
+        // The local store's drain holds the store while it writes, so `record()` (which reads
+        // the bucket's stored sum) took nothing that could pass the maximum with these; a
+        // fleet write's entry may need keeping apart (see `MemBuffer::rejoin`).
+        let fleet = self.fleet.is_some();
+        let back = |b: &mut MemBuffer, k: BucketKey, acc: Acc, with_base: bool| {
+            if fleet {
+                b.rejoin(k, acc);
+            } else {
+                let mine = b.map.entry(k).or_default();
+                if with_base {
+                    mine.base = mine.base.max(acc.base);
+                }
+                mine.add(acc.quantity, acc.allocations);
+            }
+        };
         match result {
             Ok(w) => {
                 for (k, total) in w.refused {
                     tracing::error!(customer = k.customer.as_ref().map(tracing::field::display), dimension = %k.dimension, hour = k.hour,
                         total, "meter: no hour had room for buffered usage; it stays buffered");
-                    if let Some(acc) = entries.get(&k) {
-                        let mut b = lock(&self.buffer);
-                        let mine = b.map.entry(k).or_default();
-                        mine.add(acc.quantity, acc.allocations.clone());
+                    if let Some((k, acc)) = entries.remove_entry(&k) {
+                        back(&mut lock(&self.buffer), k, acc, false);
                     }
                 }
                 self.emit(w.late);
@@ -660,9 +716,7 @@ impl Shared {
             Err(e) => {
                 let mut b = lock(&self.buffer);
                 for (k, acc) in entries {
-                    let mine = b.map.entry(k).or_default();
-                    mine.base = mine.base.max(acc.base);
-                    mine.add(acc.quantity, acc.allocations);
+                    back(&mut b, k, acc, true);
                 }
                 Err(e)
             }
