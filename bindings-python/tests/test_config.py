@@ -411,3 +411,39 @@ def test_paginators_as_boto3_for_an_api_without_them(client: mm.Client) -> None:
             client.get_paginator(op)
         assert str(ei.value) == f"Operation cannot be paginated: {op}"
         assert ei.value.operation_name == op
+
+
+def test_a_host_without_ca_certificates_still_meters_over_http(tmp_path: pathlib.Path, https_emu: str) -> None:
+    # A scratch or distroless container has no CA certificates. Against a plain-HTTP endpoint
+    # (the emulator, a sidecar) nothing needs them, yet building the client loaded the
+    # platform's roots and refused to start without any. The roots are now loaded by the
+    # first TLS handshake, which still fails, naming the cause, when there are none; a CA
+    # bundle of the caller's own needs no platform roots at all.
+    import subprocess
+    import sys
+    empty = tmp_path / "no-certs"
+    empty.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(f"""
+import marketplace_metering as mm
+from marketplace_metering.testing import Emulator
+emu = Emulator()
+kw = emu.client_kwargs()
+print(mm.Client(**kw).resolve_customer(RegistrationToken="reg-token-valid")["ProductCode"])
+kw["endpoint_url"] = "{https_emu}"
+kw["config"] = mm.Config(retries={{"total_max_attempts": 1}})
+try:
+    mm.Client(**kw).resolve_customer(RegistrationToken="reg-token-valid")
+except mm.EndpointConnectionError as e:
+    print("refused:", "certificate" in str(e).lower())
+print(mm.Client(verify={str(TLS / "ca.pem")!r}, **kw).resolve_customer(
+    RegistrationToken="reg-token-valid")["ProductCode"] == emu.product_code)
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "CERT" not in k}
+    env.update(SSL_CERT_FILE=str(empty / "none.pem"), SSL_CERT_DIR=str(empty),
+               AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
+               AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=30, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[1:] == ["refused: True", "True", ""], done.stdout

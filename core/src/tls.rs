@@ -8,7 +8,14 @@
 //! bring its own hyper client on a second rustls build backed by aws-lc — a second HTTP
 //! client, the largest unit of a cold build, and about 3 MB of every face's artifact.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::Error;
 
@@ -47,10 +54,8 @@ pub(crate) struct HttpSettings {
     pub(crate) http_proxy: Option<String>,
     pub(crate) https_proxy: Option<String>,
     pub(crate) no_proxy: Option<String>,
-    /// A CA bundle that replaces the platform's roots (`AWS_CA_BUNDLE`, as botocore does).
-    pub(crate) ca_bundle: Option<Vec<reqwest::Certificate>>,
-    /// Certificates added to the platform's roots (Node's `NODE_EXTRA_CA_CERTS`).
-    pub(crate) extra_roots: Vec<reqwest::Certificate>,
+    /// The roots servers' certificates are checked against.
+    pub(crate) roots: TrustRoots,
 }
 
 impl HttpSettings {
@@ -77,20 +82,175 @@ impl HttpSettings {
         {
             b = b.proxy(p.no_proxy(no_proxy()));
         }
-        if let Some(roots) = &self.ca_bundle {
-            b = b.tls_certs_only(roots.iter().cloned());
+        b.tls_backend_preconfigured(self.roots.client_config())
+    }
+}
+
+/// The roots a client trusts, loaded by the first TLS handshake that needs them.
+///
+/// Loading the platform's roots reads and parses every certificate under `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` (a few hundred on a Debian host, 4 ms of a Node process's cold start); a
+/// client that only ever talks plain HTTP (the emulator, a sidecar) never needs them, and a
+/// host without any (a scratch container) could not even build a client. So the verifier is
+/// built at the first handshake and kept: by every client of one configuration for its
+/// bundles, by the whole process for the platform's roots alone. A handshake that finds no
+/// usable roots fails with the reason, and so does every later one.
+#[derive(Clone, Default)]
+pub(crate) struct TrustRoots(Arc<LazyVerifier>);
+
+#[derive(Debug, Default)]
+struct LazyVerifier {
+    /// A CA bundle that replaces the platform's roots (`AWS_CA_BUNDLE`, as botocore does).
+    only: Option<Vec<CertificateDer<'static>>>,
+    /// Certificates added to the platform's roots (Node's `NODE_EXTRA_CA_CERTS`).
+    extra: Vec<CertificateDer<'static>>,
+    built: OnceLock<Result<Arc<dyn ServerCertVerifier>, rustls::Error>>,
+}
+
+impl TrustRoots {
+    /// `only` replaces the platform's roots; `extra` is added to them.
+    pub(crate) fn new(
+        only: Option<Vec<CertificateDer<'static>>>,
+        extra: Vec<CertificateDer<'static>>,
+    ) -> Self {
+        TrustRoots(Arc::new(LazyVerifier {
+            only,
+            extra,
+            built: OnceLock::new(),
+        }))
+    }
+
+    /// A TLS configuration as reqwest would build it for this crate (TLS 1.2 and 1.3 on the
+    /// process's provider, HTTP/1.1 by ALPN, SNI on), checking certificates with these roots.
+    fn client_config(&self) -> rustls::ClientConfig {
+        let verifier: Arc<dyn ServerCertVerifier> = self.0.clone();
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+            .expect("the provider supports TLS 1.2 and 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config
+    }
+}
+
+/// The process's crypto provider: *ring* unless the process chose another first.
+fn provider() -> Arc<CryptoProvider> {
+    install_crypto_provider();
+    CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+impl LazyVerifier {
+    fn verifier(&self) -> Result<&Arc<dyn ServerCertVerifier>, rustls::Error> {
+        self.built
+            .get_or_init(|| self.build())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn build(&self) -> Result<Arc<dyn ServerCertVerifier>, rustls::Error> {
+        if let Some(only) = &self.only {
+            let mut store = rustls::RootCertStore::empty();
+            for (i, cert) in only.iter().enumerate() {
+                store.add(cert.clone()).map_err(|e| {
+                    rustls::Error::General(format!(
+                        "certificate {} of the CA bundle cannot be used: {e}",
+                        i + 1
+                    ))
+                })?;
+            }
+            let v = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(store),
+                provider(),
+            )
+            .build()
+            .map_err(|e| rustls::Error::General(format!("the CA bundle cannot be used: {e}")))?;
+            return Ok(v);
         }
-        if !self.extra_roots.is_empty() {
-            b = b.tls_certs_merge(self.extra_roots.iter().cloned());
+        if self.extra.is_empty() {
+            // The platform's roots alone: one verifier for the whole process.
+            static PLATFORM: OnceLock<Result<Arc<dyn ServerCertVerifier>, rustls::Error>> =
+                OnceLock::new();
+            return PLATFORM.get_or_init(|| platform(Vec::new())).clone();
         }
-        b
+        platform(self.extra.clone())
+    }
+}
+
+/// A verifier of the platform's roots plus `extra`.
+fn platform(
+    extra: Vec<CertificateDer<'static>>,
+) -> Result<Arc<dyn ServerCertVerifier>, rustls::Error> {
+    let v = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider())
+        .map_err(|e| rustls::Error::General(format!("the platform's CA certificates: {e}")))?;
+    Ok(Arc::new(v))
+}
+
+impl ServerCertVerifier for LazyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    // The signatures are checked with the provider's algorithms, as every verifier rustls
+    // and the platform verifier build does: no roots are needed for them.
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 /// The certificates of a PEM bundle file, or why it cannot be used.
-pub(crate) fn read_pem_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+pub(crate) fn read_pem_bundle(
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{} is not a PEM certificate bundle: {e}", path.display()))?;
     if certs.is_empty() {
         return Err(format!("{} holds no PEM certificate", path.display()));

@@ -462,18 +462,21 @@ impl ConfigBuilder {
                     .map(|(v, o)| (PathBuf::from(v), o))
             });
         let mut http = HttpSettings::default();
+        let mut only = None;
         if let Some((path, o)) = &ca {
-            http.ca_bundle = Some(crate::tls::read_pem_bundle(path).map_err(|e| invalid(o, e))?);
+            only = Some(crate::tls::read_pem_bundle(path).map_err(|e| invalid(o, e))?);
             origins.push(("ca_bundle", o.clone()));
         }
+        let mut extra = Vec::new();
         if let Some(path) = self
             .extra_ca_bundle
             .as_ref()
             .filter(|p| !p.as_os_str().is_empty())
         {
-            http.extra_roots = crate::tls::read_pem_bundle(path)
+            extra = crate::tls::read_pem_bundle(path)
                 .map_err(|e| invalid(&Origin::Code("extra_ca_bundle"), e))?;
         }
+        http.roots = crate::tls::TrustRoots::new(only, extra);
 
         // Proxies.
         for (name, vars, slot) in [
