@@ -89,12 +89,13 @@ impl HttpSettings {
 /// The roots a client trusts, loaded by the first TLS handshake that needs them.
 ///
 /// Loading the platform's roots reads and parses every certificate under `SSL_CERT_FILE` and
-/// `SSL_CERT_DIR` (a few hundred on a Debian host, 4 ms of a Node process's cold start); a
+/// `SSL_CERT_DIR` (a few hundred on a Debian host, 3 ms of a Node process's first call); a
 /// client that only ever talks plain HTTP (the emulator, a sidecar) never needs them, and a
 /// host without any (a scratch container) could not even build a client. So the verifier is
-/// built at the first handshake and kept: by every client of one configuration for its
-/// bundles, by the whole process for the platform's roots alone. A handshake that finds no
-/// usable roots fails with the reason, and so does every later one.
+/// built at the first handshake and kept by every client of one configuration, as reqwest
+/// kept the one it built with each client. A handshake that finds no usable roots fails with
+/// the reason; the next one looks again. A caller's own bundles were checked when the
+/// configuration was built ([`read_pem_bundle`]).
 #[derive(Clone, Default)]
 pub(crate) struct TrustRoots(Arc<LazyVerifier>);
 
@@ -104,7 +105,7 @@ struct LazyVerifier {
     only: Option<Vec<CertificateDer<'static>>>,
     /// Certificates added to the platform's roots (Node's `NODE_EXTRA_CA_CERTS`).
     extra: Vec<CertificateDer<'static>>,
-    built: OnceLock<Result<Arc<dyn ServerCertVerifier>, rustls::Error>>,
+    built: OnceLock<Arc<dyn ServerCertVerifier>>,
 }
 
 impl TrustRoots {
@@ -144,39 +145,28 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 impl LazyVerifier {
+    /// The verifier, built now if no handshake built it yet. Only a built one is kept: the
+    /// roots are built outside the cell, so a fork meanwhile leaves no half-made cell behind.
     fn verifier(&self) -> Result<&Arc<dyn ServerCertVerifier>, rustls::Error> {
-        self.built
-            .get_or_init(|| self.build())
-            .as_ref()
-            .map_err(Clone::clone)
+        if let Some(v) = self.built.get() {
+            return Ok(v);
+        }
+        let v = self.build()?;
+        Ok(self.built.get_or_init(|| v))
     }
 
     fn build(&self) -> Result<Arc<dyn ServerCertVerifier>, rustls::Error> {
-        if let Some(only) = &self.only {
-            let mut store = rustls::RootCertStore::empty();
-            for (i, cert) in only.iter().enumerate() {
-                store.add(cert.clone()).map_err(|e| {
-                    rustls::Error::General(format!(
-                        "certificate {} of the CA bundle cannot be used: {e}",
-                        i + 1
-                    ))
-                })?;
-            }
-            let v = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(store),
-                provider(),
-            )
+        let Some(only) = &self.only else {
+            return platform(self.extra.clone());
+        };
+        let mut store = rustls::RootCertStore::empty();
+        // Each was taken as a root when the configuration was built.
+        let (_, refused) = store.add_parsable_certificates(only.iter().cloned());
+        debug_assert_eq!(refused, 0);
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
             .build()
-            .map_err(|e| rustls::Error::General(format!("the CA bundle cannot be used: {e}")))?;
-            return Ok(v);
-        }
-        if self.extra.is_empty() {
-            // The platform's roots alone: one verifier for the whole process.
-            static PLATFORM: OnceLock<Result<Arc<dyn ServerCertVerifier>, rustls::Error>> =
-                OnceLock::new();
-            return PLATFORM.get_or_init(|| platform(Vec::new())).clone();
-        }
-        platform(self.extra.clone())
+            .map(|v| v as Arc<dyn ServerCertVerifier>)
+            .map_err(|e| rustls::Error::General(format!("the CA bundle cannot be used: {e}")))
     }
 }
 
@@ -252,6 +242,17 @@ pub(crate) fn read_pem_bundle(
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{} is not a PEM certificate bundle: {e}", path.display()))?;
+    // Each must serve as a root, as reqwest checked when it built a client with them.
+    let mut store = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        store.add(cert.clone()).map_err(|e| {
+            format!(
+                "certificate {} of {} cannot be a trusted root: {e}",
+                i + 1,
+                path.display()
+            )
+        })?;
+    }
     if certs.is_empty() {
         return Err(format!("{} holds no PEM certificate", path.display()));
     }

@@ -33,6 +33,12 @@ impl Dir {
         std::fs::write(dir.join("credentials"), credentials).unwrap();
         std::fs::write(dir.join("ca.pem"), Ca::new().cert_pem).unwrap();
         std::fs::write(dir.join("junk.pem"), "not a certificate\n").unwrap();
+        // PEM framing around a body that is no certificate: read, but no root.
+        std::fs::write(
+            dir.join("bogus.pem"),
+            "-----BEGIN CERTIFICATE-----\nMIIBAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         Dir(dir)
     }
     fn path(&self, name: &str) -> String {
@@ -256,6 +262,7 @@ fn rows() -> Vec<Row> {
         ("code beats AWS_CA_BUNDLE", vec![("AWS_CA_BUNDLE", "$DIR/junk.pem")], |b| b.ca_bundle(std::env::temp_dir().join("none")), Invalid("ca_bundle", "set in code")),
         ("AWS_CA_BUNDLE that is missing", vec![("AWS_CA_BUNDLE", "$DIR/absent.pem")], none, Invalid("AWS_CA_BUNDLE", "cannot read")),
         ("AWS_CA_BUNDLE that is no PEM", vec![("AWS_CA_BUNDLE", "$DIR/junk.pem")], none, Invalid("AWS_CA_BUNDLE", "no PEM certificate")),
+        ("AWS_CA_BUNDLE whose certificate is no root", vec![("AWS_CA_BUNDLE", "$DIR/bogus.pem")], none, Invalid("AWS_CA_BUNDLE", "certificate 1 of")),
         ("ca_bundle in the profile that is missing", vec![("AWS_PROFILE", "bad"), ("AWS_MAX_ATTEMPTS", "3"), ("AWS_RETRY_MODE", "standard")], none, Invalid("ca_bundle", "profile `bad`")),
         // --- user-agent app id ---
         ("AWS_SDK_UA_APP_ID", vec![("AWS_SDK_UA_APP_ID", "billing-7")], none, Value("app_id", "billing-7", env("AWS_SDK_UA_APP_ID"))),
@@ -549,6 +556,23 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
+}
+
+/// A bundle whose PEM holds something that is no certificate is refused when the
+/// configuration is built, naming the setting, as reqwest refused it when it built a client:
+/// not left to fail every handshake (and be retried) once the roots are loaded lazily.
+#[test]
+fn a_bundle_of_no_usable_root_is_invalid_config() {
+    let dir = Dir::new("", "");
+    let bogus = dir.path("bogus.pem");
+    for b in [
+        builder("https://127.0.0.1:1", dir.env(&[])).ca_bundle(&bogus),
+        builder("https://127.0.0.1:1", dir.env(&[])).extra_ca_bundle(&bogus),
+    ] {
+        let e = b.build().unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
+        assert!(e.message().contains("cannot be a trusted root"), "{e}");
+    }
 }
 
 #[tokio::test]
