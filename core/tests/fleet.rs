@@ -1572,6 +1572,57 @@ async fn a_claim_longer_than_the_lease_keeps_its_slot() {
     drop((long, other));
 }
 
+/// Replicas configured with different leases (a rolling change of `fleet_lease`, one
+/// service's replicas set apart): a live sender with a long lease speaks on its slot's
+/// connection every third of *its* lease, and a replica with a short lease judged that
+/// silence by its own, ended the live sender's backend, and sent beside it. The holder's
+/// lease is what its silence is judged by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_a_shorter_lease_leaves_a_live_senders_slot_alone() {
+    let (emu, url, b, clock) = start();
+    let long = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .mode(MeterMode::MeterUsage)
+            .replica_id("long")
+            .fleet_lease(Duration::from_millis(3000))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let short = leased_replica(&emu, &url, &clock, "short", 300);
+    for hour in 1..=3 {
+        clock.store(b - hour * H + 1, Ordering::SeqCst);
+        for dim in ["users", "gb", "requests"] {
+            long.record(None::<Customer>, dim, 1, None, None).unwrap();
+        }
+    }
+    clock.store(b + 600, Ordering::SeqCst);
+    for _ in 0..9 {
+        emu.push_fault(Fault::Delay { seconds: 0.4 });
+    }
+    let first = tokio::spawn(async move {
+        let s = long.flush().await;
+        (long, s)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut tries = 0;
+    while !first.is_finished() {
+        let s = short.flush().await.unwrap();
+        assert_eq!(s.acked, 0, "a second sender beside a live one: {s:?}");
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (long, s) = first.await.unwrap();
+    let s = s.unwrap();
+    assert!(
+        s.acked == 9 && s.interrupted.is_none(),
+        "the live sender kept its slot: {s:?}"
+    );
+    assert!(tries >= 3, "{tries} tries");
+    assert_eq!(emu.ledger().len(), 9);
+    drop((long, short));
+}
+
 /// A runtime role (no superuser) takes over a slot its own frozen replica holds; a database
 /// whose administrator revoked `pg_terminate_backend` from PUBLIC leaves the slot held, and
 /// the flush answers as when another replica sends (no error), as before take-overs.

@@ -23,15 +23,27 @@ macro_rules! slot_locks {
     };
 }
 
+/// What a sender's slot connection is named while it holds the slot (its
+/// `application_name`, which `pg_stat_activity` shows every role): it says the lease its
+/// keep-alive speaks within, a third of it at a time.
+fn sender_name(lease_ms: f64) -> String {
+    format!("mm-sender lease_ms={}", lease_ms.ceil() as u64)
+}
+
 /// Ends the backends of this meter's login role holding a slot that have been idle longer
-/// than the lease (`$3`, milliseconds); returns how many.
+/// than a lease; returns how many. The lease is the longer of this meter's (`$3`,
+/// milliseconds) and the one the holder says it keeps ([`sender_name`]): a replica set
+/// with a longer lease speaks less often, and is alive all the same. A holder that says
+/// none (a previous release's, a session not of this library) is judged by this meter's.
 const END_FROZEN_SENDERS: &str = concat!(
     "SELECT count(*) FILTER (WHERE pg_terminate_backend(a.pid))
      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE ",
     slot_locks!(),
     " AND a.pid <> pg_backend_pid() AND a.usename = session_user
       AND a.state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')
-      AND a.state_change < clock_timestamp() - $3::float8 * interval '1 millisecond'"
+      AND a.state_change < clock_timestamp() - GREATEST($3::float8, COALESCE(
+            substring(a.application_name FROM '^mm-sender lease_ms=([0-9]{1,12})$')::float8,
+            0)) * interval '1 millisecond'"
 );
 
 /// Says once per process that a database refused the look at, or the ending of, a frozen
@@ -67,6 +79,7 @@ impl Fleet {
     pub(crate) async fn sender(&self, product: &str) -> Result<Option<Sender>, Error> {
         let senders = self.settings.senders as i32;
         let lease_ms = self.settings.lease.as_secs_f64() * 1000.0;
+        let name = sender_name(lease_ms);
         let started = Instant::now();
         loop {
             let r = tokio::time::timeout(ATTEMPT_FOR, async {
@@ -74,10 +87,13 @@ impl Fleet {
                 let mut freed = false;
                 loop {
                     for slot in 0..senders {
+                        // Named first, so no other replica sees the slot held by a
+                        // connection that does not yet say its lease.
                         let got: bool = c
                             .query_one(
-                                "SELECT pg_try_advisory_lock(hashtext('mm_sender:' || $1), $2)",
-                                &[&product, &slot],
+                                "SELECT set_config('application_name', $3, false) IS NOT NULL
+                                        AND pg_try_advisory_lock(hashtext('mm_sender:' || $1), $2)",
+                                &[&product, &slot, &name],
                             )
                             .await?
                             .get(0);
@@ -119,6 +135,7 @@ impl Fleet {
                         tokio::time::sleep(Duration::from_millis(25)).await;
                     }
                 }
+                c.batch_execute("RESET application_name").await?;
                 self.put(c);
                 Ok(None)
             })
@@ -199,7 +216,7 @@ impl Fleet {
             let _ = k.await;
         }
         // A connection that does not answer is dropped, and its slot with it.
-        let unlock = conn.batch_execute("SELECT pg_advisory_unlock_all()");
+        let unlock = conn.batch_execute("SELECT pg_advisory_unlock_all(); RESET application_name");
         if let Ok(Ok(())) = tokio::time::timeout(ATTEMPT_FOR, unlock).await {
             if let Ok(c) = Arc::try_unwrap(conn) {
                 self.put(c);
