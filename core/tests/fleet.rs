@@ -512,18 +512,108 @@ async fn moved_entry_whose_write_failed(sealed_meanwhile: bool) {
         assert_eq!(landed, h1 + H, "{late:?}");
     }
     // And the usage is where the event says, once.
-    let sum = format!(
-        "SELECT (SELECT coalesce(sum(quantity), 0) FROM mm_partials
-                 WHERE customer = 'cust-1' AND hour = {landed})
-              + (SELECT coalesce(sum(quantity), 0) FROM mm_buckets
-                 WHERE customer = 'cust-1' AND hour = {landed}) AS landed"
-    );
-    let out = pg::shared().psql(&url, &sum);
-    assert!(out.lines().any(|l| l.trim() == q.to_string()), "{out}");
+    assert_eq!(cust_1_units_in(&url, landed), q);
     clock.store(b + H + 600, Ordering::SeqCst);
     a.flush().await.unwrap();
     let m = ledger_map(&emu.ledger());
     assert_eq!(m[&("cust-1".into(), "users".into(), h1)], (q, 1));
+}
+
+/// What the store holds for `cust-1` in `hour`, written or folded.
+fn cust_1_units_in(url: &str, hour: i64) -> i64 {
+    let sum = format!(
+        "SELECT (SELECT coalesce(sum(quantity), 0) FROM mm_partials
+                 WHERE customer = 'cust-1' AND hour = {hour})
+              + (SELECT coalesce(sum(quantity), 0) FROM mm_buckets
+                 WHERE customer = 'cust-1' AND hour = {hour})"
+    );
+    let out = pg::shared().psql(url, &sum);
+    out.trim().parse().unwrap_or_else(|_| panic!("{out}"))
+}
+
+/// A record's timestamp, `t` seconds.
+fn at(t: i64) -> Option<DateTime> {
+    Some(DateTime::from_secs(t))
+}
+
+/// Late events as `(hour recorded, quantity, hour counted in)`.
+type LateSeen = Arc<Mutex<Vec<(i64, i64, i64)>>>;
+
+/// A `memory` durability meter on the fleet store, and the late events it reports.
+fn memory_meter_seeing_late(
+    emu: &Emulator,
+    url: &str,
+    clock: &Arc<AtomicI64>,
+) -> (UsageMeter, LateSeen) {
+    let late = LateSeen::default();
+    let seen = late.clone();
+    let meter = UsageMeter::new(
+        builder(emu, Store::postgres(url), clock)
+            .durability(Durability::Memory)
+            .on_event(move |e| {
+                if let MeterEventKind::LateEvent { counted_in_hour } = e.kind {
+                    seen.lock()
+                        .unwrap()
+                        .push((e.hour, e.quantity, counted_in_hour));
+                }
+            })
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    (meter, late)
+}
+
+/// The clock steps back into an hour the fleet has sealed, and the memory durability
+/// records a late event there (counted in the current hour, the sealed one) and an on-time
+/// one. The late event was reported when it was recorded, counted in the sealed hour, and
+/// again inside the bucket's move when the buffer was written: a seller summing late usage
+/// counted it twice. Each is now reported once, when it lands, naming where.
+#[tokio::test]
+async fn a_memory_late_event_after_a_clock_step_back_is_reported_once_in_the_fleet() {
+    let (emu, url, b, clock) = start();
+    clock.store(b - H + 10, Ordering::SeqCst);
+    let (meter, late) = memory_meter_seeing_late(&emu, &url, &clock);
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    clock.store(b + 400, Ordering::SeqCst);
+    meter.flush().await.unwrap();
+    // Hour b - H is sealed and sent; the clock steps back into it.
+    clock.store(b - 100, Ordering::SeqCst);
+    meter
+        .record(cust(1), "users", 2, at(b - 3 * H), None)
+        .unwrap();
+    meter.record(cust(1), "users", 3, None, None).unwrap();
+    clock.store(b + H + 400, Ordering::SeqCst);
+    meter.flush().await.unwrap();
+    meter.close().await.unwrap();
+    let mut late = late.lock().unwrap().clone();
+    late.sort();
+    assert_eq!(late.len(), 2, "each event once: {late:?}");
+    let landed = late[1].2;
+    assert!(landed > b - H, "{late:?}");
+    assert_eq!(
+        late,
+        vec![(b - 3 * H, 2, landed), (b - H, 3, landed)],
+        "each event once, where it was counted"
+    );
+    assert_eq!(cust_1_units_in(&url, landed), 5);
+}
+
+/// A late event whose entry is not moved (no clock step back): reported once, when the
+/// buffer is written, counted in the hour it was recorded under.
+#[tokio::test]
+async fn a_memory_late_event_in_the_fleet_is_reported_when_it_lands() {
+    let (emu, url, b, clock) = start();
+    clock.store(b + 10, Ordering::SeqCst);
+    let (meter, late) = memory_meter_seeing_late(&emu, &url, &clock);
+    meter
+        .record(cust(1), "users", 4, at(b - 3 * H), None)
+        .unwrap();
+    assert!(late.lock().unwrap().is_empty(), "not before it lands");
+    meter.flush().await.unwrap();
+    assert_eq!(*late.lock().unwrap(), vec![(b - 3 * H, 4, b)]);
+    meter.close().await.unwrap();
+    assert_eq!(late.lock().unwrap().len(), 1, "once");
 }
 
 /// A lone replica's small records sit in the journal until a fold; a record that would

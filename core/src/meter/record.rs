@@ -328,7 +328,12 @@ impl UsageMeter {
             }
         };
         if memory {
-            self.buffer(key, quantity, allocs)?;
+            // On the fleet store the write reports it, once it knows where the entry lands.
+            let (late_ev, late_part) = match late_ev {
+                Some(ev) if shared.fleet.is_some() => (None, Some((ev.hour, quantity))),
+                ev => (ev, None),
+            };
+            self.buffer(key, quantity, allocs, late_part)?;
             if let Some(ev) = late_ev {
                 shared.emit(vec![ev]);
             }
@@ -349,7 +354,7 @@ impl UsageMeter {
                     Acc {
                         quantity,
                         allocations: allocs,
-                        base: 0,
+                        ..Acc::default()
                     },
                 );
                 let w = shared.write_store(one, false)?;
@@ -372,7 +377,13 @@ impl UsageMeter {
     /// `memory` durability: adds to the buffer, unless the bucket's sum (the store's part
     /// and the buffer's) would pass the model's maximum. The owned key is made only for a
     /// bucket the buffer does not hold.
-    fn buffer(&self, key: KeyRef<'_>, quantity: i64, allocs: Option<Allocs>) -> Result<(), Error> {
+    fn buffer(
+        &self,
+        key: KeyRef<'_>,
+        quantity: i64,
+        allocs: Option<Allocs>,
+        late: Option<(i64, i64)>,
+    ) -> Result<(), Error> {
         let shared = &*self.inner.shared;
         let mut owned: Option<BucketKey> = None;
         loop {
@@ -384,6 +395,7 @@ impl UsageMeter {
                         return Err(overflow_error(&key, quantity, total));
                     }
                     acc.add(quantity, allocs);
+                    acc.late.extend(late);
                     return Ok(());
                 }
                 b.drains
@@ -411,6 +423,7 @@ impl UsageMeter {
                 quantity,
                 allocations: allocs,
                 base,
+                late: late.into_iter().collect(),
             };
             let total = acc.total_with(0);
             if total > MAX_BUCKET {

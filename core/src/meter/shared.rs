@@ -98,6 +98,11 @@ pub(super) struct Acc {
     /// What the store held for the bucket when a `memory` buffer first took it (the rest of
     /// the bucket's sum, for the model's maximum); 0 elsewhere.
     pub(super) base: i64,
+    /// Fleet store, `memory` durability: the late events in `quantity` (each the hour it was
+    /// recorded for and its quantity), counted in the entry's hour. Reported when the entry
+    /// lands, in the hour it lands in: the fleet may find the entry's hour sealed (the clock
+    /// stepped back into it) and move the entry on, and only the write knows.
+    pub(super) late: Vec<(i64, i64)>,
 }
 
 impl Acc {
@@ -110,6 +115,12 @@ impl Acc {
             }
         }
     }
+    /// Adds another entry of the same bucket: its quantity, allocations and late events.
+    pub(super) fn absorb(&mut self, other: Acc) {
+        self.add(other.quantity, other.allocations);
+        self.late.extend(other.late);
+    }
+
     /// The bucket's sum with `quantity` more.
     pub(super) fn total_with(&self, quantity: i64) -> i64 {
         self.base
@@ -162,7 +173,7 @@ impl MemBuffer {
                         .push((None, Buffer::from([(k, acc)]), Moved::new()));
                 } else {
                     mine.base = base;
-                    mine.add(acc.quantity, acc.allocations);
+                    mine.absorb(acc);
                 }
             }
         }
@@ -606,16 +617,33 @@ impl Shared {
             }
             let rest = fold_moves(&mut ours, std::mem::take(&mut w.late));
             ours.extend(rest);
-            w.late = ours;
+            // The late events recorded into the entries that landed, folded with those moves
+            // in turn: counted in the hour the entry was recorded under, unless it moved.
+            let mut recorded = Vec::new();
+            for (k, acc) in &mut written {
+                let landed = !w.refused.iter().any(|(r, _)| r == k);
+                if landed && !acc.late.is_empty() {
+                    let counted = moved.get(k).map_or(k.hour, |from| from.hour);
+                    for (hour, quantity) in std::mem::take(&mut acc.late) {
+                        let at = KeyRef {
+                            customer: k.customer.as_ref().map(Customer::by_ref),
+                            dimension: &k.dimension,
+                            hour,
+                        };
+                        recorded.push(late_event(&at, quantity, counted));
+                    }
+                }
+            }
+            let rest = fold_moves(&mut recorded, ours);
+            recorded.extend(rest);
+            w.late = recorded;
             if w.refused.is_empty() || tries >= 48 {
                 // What still finds no room stays buffered under the hour it was recorded in.
                 let mut back = Buffer::new();
                 for (k, _) in &mut w.refused {
                     if let Some((moved_to, acc)) = written.remove_entry(k) {
                         *k = moved.remove(&moved_to).unwrap_or(moved_to);
-                        back.entry(k.clone())
-                            .or_default()
-                            .add(acc.quantity, acc.allocations);
+                        back.entry(k.clone()).or_default().absorb(acc);
                     }
                 }
                 written.extend(back);
@@ -698,7 +726,7 @@ impl Shared {
                 if with_base {
                     mine.base = mine.base.max(acc.base);
                 }
-                mine.add(acc.quantity, acc.allocations);
+                mine.absorb(acc);
             }
         };
         match result {

@@ -182,6 +182,7 @@ fn an_entry_put_back_past_the_maximum_is_kept_apart() {
         quantity,
         allocations: None,
         base: 0,
+        late: Vec::new(),
     };
     let mut b = MemBuffer::default();
     b.rejoin(key(0), acc(5));
