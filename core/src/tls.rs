@@ -102,7 +102,7 @@ pub(crate) struct TrustRoots(Arc<LazyVerifier>);
 #[derive(Debug, Default)]
 struct LazyVerifier {
     /// A CA bundle that replaces the platform's roots (`AWS_CA_BUNDLE`, as botocore does).
-    only: Option<Vec<CertificateDer<'static>>>,
+    only: Option<Arc<rustls::RootCertStore>>,
     /// Certificates added to the platform's roots (Node's `NODE_EXTRA_CA_CERTS`).
     extra: Vec<CertificateDer<'static>>,
     built: OnceLock<Arc<dyn ServerCertVerifier>>,
@@ -111,11 +111,11 @@ struct LazyVerifier {
 impl TrustRoots {
     /// `only` replaces the platform's roots; `extra` is added to them.
     pub(crate) fn new(
-        only: Option<Vec<CertificateDer<'static>>>,
+        only: Option<rustls::RootCertStore>,
         extra: Vec<CertificateDer<'static>>,
     ) -> Self {
         TrustRoots(Arc::new(LazyVerifier {
-            only,
+            only: only.map(Arc::new),
             extra,
             built: OnceLock::new(),
         }))
@@ -159,11 +159,7 @@ impl LazyVerifier {
         let Some(only) = &self.only else {
             return platform(self.extra.clone());
         };
-        let mut store = rustls::RootCertStore::empty();
-        // Each was taken as a root when the configuration was built.
-        let (_, refused) = store.add_parsable_certificates(only.iter().cloned());
-        debug_assert_eq!(refused, 0);
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::clone(only), provider())
             .build()
             .map(|v| v as Arc<dyn ServerCertVerifier>)
             .map_err(|e| rustls::Error::General(format!("the CA bundle cannot be used: {e}")))
@@ -234,10 +230,10 @@ impl ServerCertVerifier for LazyVerifier {
     }
 }
 
-/// The certificates of a PEM bundle file, or why it cannot be used.
+/// The certificates of a PEM bundle file and the roots they make, or why it cannot be used.
 pub(crate) fn read_pem_bundle(
     path: &std::path::Path,
-) -> Result<Vec<CertificateDer<'static>>, String> {
+) -> Result<(Vec<CertificateDer<'static>>, rustls::RootCertStore), String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -256,7 +252,7 @@ pub(crate) fn read_pem_bundle(
     if certs.is_empty() {
         return Err(format!("{} holds no PEM certificate", path.display()));
     }
-    Ok(certs)
+    Ok((certs, store))
 }
 
 /// The largest response body read: the service's answers are a few KiB at most.

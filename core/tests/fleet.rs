@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{
-    Customer, Durability, MeterConfig, MeterConfigBuilder, MeterEventKind, MeterMode, Store,
+    Customer, Durability, FlushSummary, MeterConfig, MeterConfigBuilder, MeterEventKind, MeterMode,
+    Store,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::{Client, ErrorCode, UsageMeter};
@@ -443,6 +444,33 @@ async fn a_moved_entry_whose_write_failed_reports_its_late_event_when_it_lands()
     }
 }
 
+/// Makes every write of `hour` into `tables` fail (a trigger), or no longer (`on` false).
+/// The journal holds arrays of hours, a partial row one.
+fn fail_writes_of_hour(url: &str, tables: &[&str], hour: i64, on: bool) {
+    let sql = if on {
+        let mut sql = format!(
+            "CREATE FUNCTION mm_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF to_jsonb(NEW)->'hour' @> to_jsonb({hour}::bigint) THEN
+                     RAISE EXCEPTION 'injected failure';
+                 END IF;
+                 RETURN NEW;
+             END $$;"
+        );
+        for t in tables {
+            sql += &format!(
+                "CREATE TRIGGER mm_test_fail BEFORE INSERT OR UPDATE ON {t}
+                     FOR EACH ROW EXECUTE FUNCTION mm_test_fail();"
+            );
+        }
+        sql
+    } else {
+        "DROP FUNCTION mm_test_fail() CASCADE".to_owned()
+    };
+    let out = pg::shared().psql(url, &sql);
+    assert!(!out.contains("ERROR"), "{out}");
+}
+
 async fn moved_entry_whose_write_failed(sealed_meanwhile: bool) {
     let (emu, url, b, clock) = start();
     let h1 = b - 2 * H;
@@ -471,23 +499,11 @@ async fn moved_entry_whose_write_failed(sealed_meanwhile: bool) {
     let other = replica("b", Some(late.clone()));
     other.record(cust(1), "users", q, None, None).unwrap();
     // The write of the hour the entry moves to fails once.
-    let fail = format!(
-        "CREATE FUNCTION mm_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF NEW.hour = {} THEN RAISE EXCEPTION 'injected failure'; END IF;
-             RETURN NEW;
-         END $$;
-         CREATE TRIGGER mm_test_fail BEFORE INSERT OR UPDATE ON mm_partials
-             FOR EACH ROW EXECUTE FUNCTION mm_test_fail();",
-        h1 + H
-    );
-    let out = pg::shared().psql(&url, &fail);
-    assert!(!out.contains("ERROR"), "{out}");
+    fail_writes_of_hour(&url, &["mm_partials"], h1 + H, true);
     let e = other.flush().await.unwrap_err();
     assert!(e.to_string().contains("injected failure"), "{e}");
     assert!(late.lock().unwrap().is_empty());
-    let out = pg::shared().psql(&url, "DROP FUNCTION mm_test_fail() CASCADE");
-    assert!(!out.contains("ERROR"), "{out}");
+    fail_writes_of_hour(&url, &[], h1 + H, false);
     if sealed_meanwhile {
         // Another replica's flush seals both hours (the later one has another customer's
         // usage) before this one settles its write.
@@ -599,16 +615,40 @@ async fn a_memory_late_event_after_a_clock_step_back_is_reported_once_in_the_fle
     assert_eq!(cust_1_units_in(&url, landed), 5);
 }
 
-/// A late event whose entry is not moved (no clock step back): reported once, when the
-/// buffer is written, counted in the hour it was recorded under.
-#[tokio::test]
-async fn a_memory_late_event_in_the_fleet_is_reported_when_it_lands() {
+/// A `memory` meter on the fleet store, 10 s into hour b, that has recorded 4 units for
+/// hour b - 3H: a late event, counted in hour b.
+fn a_late_record_of_4() -> (Emulator, String, i64, UsageMeter, LateSeen) {
     let (emu, url, b, clock) = start();
     clock.store(b + 10, Ordering::SeqCst);
     let (meter, late) = memory_meter_seeing_late(&emu, &url, &clock);
     meter
         .record(cust(1), "users", 4, at(b - 3 * H), None)
         .unwrap();
+    (emu, url, b, meter, late)
+}
+
+/// A late event whose entry's write fails (a database that refused it, a connection cut)
+/// stays with the entry, kept for settling under the write's commit key: reported once,
+/// when a later flush lands it, never at the failure.
+#[tokio::test]
+async fn a_memory_late_event_whose_write_failed_is_reported_when_it_lands() {
+    let (_emu, url, b, meter, late) = a_late_record_of_4();
+    fail_writes_of_hour(&url, &["mm_partials", "mm_journal"], b, true);
+    let e = meter.flush().await.unwrap_err();
+    assert!(e.to_string().contains("injected failure"), "{e}");
+    assert!(late.lock().unwrap().is_empty(), "not before it lands");
+    fail_writes_of_hour(&url, &[], b, false);
+    meter.flush().await.unwrap();
+    meter.close().await.unwrap();
+    assert_eq!(*late.lock().unwrap(), vec![(b - 3 * H, 4, b)]);
+    assert_eq!(cust_1_units_in(&url, b), 4);
+}
+
+/// A late event whose entry is not moved (no clock step back): reported once, when the
+/// buffer is written, counted in the hour it was recorded under.
+#[tokio::test]
+async fn a_memory_late_event_in_the_fleet_is_reported_when_it_lands() {
+    let (_emu, _url, b, meter, late) = a_late_record_of_4();
     assert!(late.lock().unwrap().is_empty(), "not before it lands");
     meter.flush().await.unwrap();
     assert_eq!(*late.lock().unwrap(), vec![(b - 3 * H, 4, b)]);
@@ -1612,6 +1652,43 @@ async fn a_replica_stopped_mid_call_loses_its_slot_and_bills_nothing_twice() {
     }
 }
 
+/// `long` (a `MeterUsage`-mode meter) records 3 dimensions in each of `hours` past hours and
+/// flushes them with every call 0.4 s slow; `other` flushes every 100 ms meanwhile and must
+/// send nothing beside it. `long`'s summary and how many flushes `other` made.
+async fn slow_flush_beside(
+    emu: &Emulator,
+    clock: &Arc<AtomicI64>,
+    b: i64,
+    long: UsageMeter,
+    other: &UsageMeter,
+    hours: i64,
+) -> (UsageMeter, FlushSummary, usize) {
+    for hour in 1..=hours {
+        clock.store(b - hour * H + 1, Ordering::SeqCst);
+        for dim in ["users", "gb", "requests"] {
+            long.record(None::<Customer>, dim, 1, None, None).unwrap();
+        }
+    }
+    clock.store(b + 600, Ordering::SeqCst);
+    for _ in 0..3 * hours {
+        emu.push_fault(Fault::Delay { seconds: 0.4 });
+    }
+    let first = tokio::spawn(async move {
+        let s = long.flush().await;
+        (long, s)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut tries = 0;
+    while !first.is_finished() {
+        let s = other.flush().await.unwrap();
+        assert_eq!(s.acked, 0, "a second sender beside a live one: {s:?}");
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (long, s) = first.await.unwrap();
+    (long, s.unwrap(), tries)
+}
+
 /// A healthy sender whose one claim takes longer than the lease, each call well inside it
 /// (the MeterUsage mode: one call per bucket, 12 in a claim), keeps its slot: its process
 /// speaks on the slot's connection every third of a lease, so another replica flushing
@@ -1627,31 +1704,8 @@ async fn a_claim_longer_than_the_lease_keeps_its_slot() {
         UsageMeter::new(config.build().unwrap()).unwrap()
     };
     let (long, other) = (meter("long"), meter("other"));
-    for hour in 1..=4 {
-        clock.store(b - hour * H + 1, Ordering::SeqCst);
-        for dim in ["users", "gb", "requests"] {
-            long.record(None::<Customer>, dim, 1, None, None).unwrap();
-        }
-    }
-    clock.store(b + 600, Ordering::SeqCst);
-    for _ in 0..12 {
-        emu.push_fault(Fault::Delay { seconds: 0.4 });
-    }
-    let first = tokio::spawn(async move {
-        let s = long.flush().await;
-        (long, s)
-    });
     let started = std::time::Instant::now();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut others = 0;
-    while !first.is_finished() {
-        let s = other.flush().await.unwrap();
-        assert_eq!(s.acked, 0, "a second sender beside a live one: {s:?}");
-        others += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (long, s) = first.await.unwrap();
-    let s = s.unwrap();
+    let (long, s, others) = slow_flush_beside(&emu, &clock, b, long, &other, 4).await;
     assert_eq!(s.acked, 12, "{s:?}");
     assert!(
         started.elapsed() > Duration::from_millis(4000) && others >= 3,
@@ -1680,30 +1734,7 @@ async fn a_replica_with_a_shorter_lease_leaves_a_live_senders_slot_alone() {
     )
     .unwrap();
     let short = leased_replica(&emu, &url, &clock, "short", 300);
-    for hour in 1..=3 {
-        clock.store(b - hour * H + 1, Ordering::SeqCst);
-        for dim in ["users", "gb", "requests"] {
-            long.record(None::<Customer>, dim, 1, None, None).unwrap();
-        }
-    }
-    clock.store(b + 600, Ordering::SeqCst);
-    for _ in 0..9 {
-        emu.push_fault(Fault::Delay { seconds: 0.4 });
-    }
-    let first = tokio::spawn(async move {
-        let s = long.flush().await;
-        (long, s)
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut tries = 0;
-    while !first.is_finished() {
-        let s = short.flush().await.unwrap();
-        assert_eq!(s.acked, 0, "a second sender beside a live one: {s:?}");
-        tries += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (long, s) = first.await.unwrap();
-    let s = s.unwrap();
+    let (long, s, tries) = slow_flush_beside(&emu, &clock, b, long, &short, 3).await;
     assert!(
         s.acked == 9 && s.interrupted.is_none(),
         "the live sender kept its slot: {s:?}"

@@ -464,7 +464,11 @@ impl ConfigBuilder {
         let mut http = HttpSettings::default();
         let mut only = None;
         if let Some((path, o)) = &ca {
-            only = Some(crate::tls::read_pem_bundle(path).map_err(|e| invalid(o, e))?);
+            only = Some(
+                crate::tls::read_pem_bundle(path)
+                    .map_err(|e| invalid(o, e))?
+                    .1,
+            );
             origins.push(("ca_bundle", o.clone()));
         }
         let mut extra = Vec::new();
@@ -474,7 +478,8 @@ impl ConfigBuilder {
             .filter(|p| !p.as_os_str().is_empty())
         {
             extra = crate::tls::read_pem_bundle(path)
-                .map_err(|e| invalid(&Origin::Code("extra_ca_bundle"), e))?;
+                .map_err(|e| invalid(&Origin::Code("extra_ca_bundle"), e))?
+                .0;
         }
         http.roots = crate::tls::TrustRoots::new(only, extra);
 

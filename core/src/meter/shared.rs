@@ -608,32 +608,30 @@ impl Shared {
             // The moves of this drain, folded with the store's own (an entry whose later hour
             // was sealed meanwhile, as after a write that failed, landed later still): one
             // event each, from the hour it was recorded in to the one it landed in.
+            // And the late events recorded into the entries that landed, folded with those
+            // moves in turn: counted in the hour the entry was recorded under.
             let mut ours = Vec::new();
-            for (k, acc) in &written {
-                let landed = !w.refused.iter().any(|(r, _)| r == k);
-                if let Some(from) = moved.get(k).filter(|_| landed) {
+            let mut recorded = Vec::new();
+            for (k, acc) in &mut written {
+                if w.refused.iter().any(|(r, _)| r == k) {
+                    continue;
+                }
+                let from = moved.get(k);
+                if let Some(from) = from {
                     ours.push(late_event(from, acc.quantity, k.hour));
+                }
+                let counted = from.map_or(k.hour, |from| from.hour);
+                for (hour, quantity) in std::mem::take(&mut acc.late) {
+                    let at = KeyRef {
+                        customer: k.customer.as_ref().map(Customer::by_ref),
+                        dimension: &k.dimension,
+                        hour,
+                    };
+                    recorded.push(late_event(&at, quantity, counted));
                 }
             }
             let rest = fold_moves(&mut ours, std::mem::take(&mut w.late));
             ours.extend(rest);
-            // The late events recorded into the entries that landed, folded with those moves
-            // in turn: counted in the hour the entry was recorded under, unless it moved.
-            let mut recorded = Vec::new();
-            for (k, acc) in &mut written {
-                let landed = !w.refused.iter().any(|(r, _)| r == k);
-                if landed && !acc.late.is_empty() {
-                    let counted = moved.get(k).map_or(k.hour, |from| from.hour);
-                    for (hour, quantity) in std::mem::take(&mut acc.late) {
-                        let at = KeyRef {
-                            customer: k.customer.as_ref().map(Customer::by_ref),
-                            dimension: &k.dimension,
-                            hour,
-                        };
-                        recorded.push(late_event(&at, quantity, counted));
-                    }
-                }
-            }
             let rest = fold_moves(&mut recorded, ours);
             recorded.extend(rest);
             w.late = recorded;
