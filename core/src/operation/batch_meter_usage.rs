@@ -92,7 +92,8 @@ impl BatchMeterUsageOutput {
 
 /// A list of a response, with room for a whole batch at its first item: JSON gives no length,
 /// and growing one of these large items 4 → 8 → 16 → 32 copies each of them three times. A
-/// longer list (from a server that broke the limit) still grows as it must.
+/// longer list (from a server that broke the limit) still grows as it must. `null` is an
+/// empty list, as the AWS SDKs read it.
 fn batch_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -119,7 +120,20 @@ where
             Ok(out)
         }
     }
-    d.deserialize_seq(V(std::marker::PhantomData))
+    struct Nullable<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Nullable<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list or null")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Vec<T>, D2::Error> {
+            d.deserialize_seq(V(std::marker::PhantomData))
+        }
+    }
+    d.deserialize_option(Nullable(std::marker::PhantomData))
 }
 
 pub(crate) struct BatchMeterUsage;

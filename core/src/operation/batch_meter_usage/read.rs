@@ -448,6 +448,25 @@ mod tests {
         }
     }
 
+    /// A list written as `null` (a Java serializer, a proxy that writes every member) is an
+    /// empty list, as the AWS SDKs read it. It failed the whole answer as `InvalidResponse`:
+    /// the call was retried and failed, and the meter never settled what the service billed.
+    #[test]
+    fn a_null_list_reads_as_empty() {
+        let rec = r#"{"Dimension":"d","Timestamp":1,"CustomerIdentifier":"c","Quantity":1}"#;
+        let body = format!(
+            r#"{{"Results":[{}],"UnprocessedRecords":null}}"#,
+            result(0, rec)
+        );
+        let out: BatchMeterUsageOutput =
+            crate::wire::parse_output("BatchMeterUsage", body.as_bytes()).unwrap();
+        assert_eq!((out.results.len(), out.unprocessed_records.len()), (1, 0));
+        let body = format!(r#"{{"Results":null,"UnprocessedRecords":[{rec}]}}"#);
+        let out: BatchMeterUsageOutput =
+            crate::wire::parse_output("BatchMeterUsage", body.as_bytes()).unwrap();
+        assert_eq!((out.results.len(), out.unprocessed_records.len()), (0, 1));
+    }
+
     /// Whatever the reader does not take exactly as serde_json reads it, it leaves to serde:
     /// escapes, unknown and repeated members, numbers serde reads as floats or refuses, values
     /// of the wrong type, trailing text.
