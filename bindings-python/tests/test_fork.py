@@ -46,3 +46,31 @@ def test_async_client_in_child(emu: Emulator) -> None:
 
     assert run_in_child(child) == 0
     assert asyncio.run(ac.resolve_customer(RegistrationToken="reg-token-valid"))["CustomerIdentifier"] == "cust-1"
+
+
+def test_a_child_that_exits_normally_drops_the_parents_emulator_quietly() -> None:
+    """A test's forked worker (``multiprocessing`` with fork) that ends as a process does:
+    interpreter finalization drops the parent's ``Emulator``. Its server thread is not in the
+    child; joining it panicked (``threads should not terminate unexpectedly``) in every child,
+    and the parent's emulator must keep serving."""
+    import subprocess
+    import sys
+
+    script = """
+import os, sys
+import marketplace_metering as mm
+from marketplace_metering.testing import Emulator
+emu = Emulator()
+c = emu.client()
+c.resolve_customer(RegistrationToken="reg-token-valid")
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+print(c.resolve_customer(RegistrationToken="reg-token-valid")["CustomerIdentifier"])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "cust-1"
+    assert "panicked" not in out.stderr and "Exception" not in out.stderr, out.stderr
