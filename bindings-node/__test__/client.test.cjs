@@ -93,6 +93,17 @@ test('BatchMeterUsage: license records (CustomerAWSAccountId + LicenseArn), epoc
   )
   assert.equal(iso.Results[0].Status, 'Success')
   assert.equal(iso.Results[0].UsageRecord.Timestamp.getTime(), secs * 1000)
+  // An offset, as `new Date(string)` and Python's `fromisoformat` read it: the same instant.
+  const shifted = new Date((secs + 2 * 3600) * 1000).toISOString().replace('Z', '+02:00')
+  assert.equal(new Date(shifted).getTime(), secs * 1000)
+  const offset = await c.send(
+    new mm.BatchMeterUsageCommand({
+      ProductCode: emu.productCode,
+      UsageRecords: [{ Timestamp: shifted, CustomerIdentifier: 'cust-4', Dimension: 'gb', Quantity: 1 }],
+    }),
+  )
+  assert.equal(offset.Results[0].Status, 'Success')
+  assert.equal(offset.Results[0].UsageRecord.Timestamp.getTime(), secs * 1000)
 })
 
 test('MeterUsage with allocations; DryRun', async () => {

@@ -349,7 +349,8 @@ fn timestamp(v: Unknown<'_>, path: Path<'_>) -> R<DateTime> {
         ValueType::String => {
             let s = unsafe { v.cast::<String>() }?;
             well_formed(v.value().env, v.raw(), &s, path)?;
-            DateTime::from_str(&s, Format::DateTime)
+            // With a UTC offset too (`+02:00`), as `new Date(string)` reads it.
+            DateTime::from_str(&s, Format::DateTimeWithOffset)
                 .map_err(|_| path.err(format_args!("{s:?} is not an ISO-8601 date-time")))
         }
         _ => Err(path.err(format_args!(
