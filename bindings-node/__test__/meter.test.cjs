@@ -410,6 +410,9 @@ test('bad input rejects with a ValidationError naming the field', async () => {
     [{ customerIdentifier: 'c', dimension: 'users\udc00', quantity: 1 }, 'dimension'],
     [{ customerIdentifier: 'c', dimension: 'users\udc00', quantity: 1, timestamp: undefined }, 'dimension'],
     [{ customerAwsAccountId: '11112222333\ud800', licenseArn: 'arn', dimension: 'users', quantity: 1 }, 'customerAwsAccountId'],
+    // A NUL, which a fleet store's PostgreSQL cannot hold: refused from every store.
+    [{ customerIdentifier: 'cust\u0000x', dimension: 'users', quantity: 1 }, 'customerIdentifier'],
+    [{ customerIdentifier: 'c', dimension: 'us\u0000ers', quantity: 1 }, 'dimension'],
   ]
   for (const [input, field] of cases) {
     const p = m.record(input)

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use marketplace_metering::meter::{Customer, MeterConfig, MeterMode, RequeueFilter};
-use marketplace_metering::{meter, runtime, Error};
+use marketplace_metering::{meter, runtime, validate, Error};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -486,7 +486,9 @@ impl UsageMeter {
                 let items = d.try_iter().map_err(|_| {
                     conv_err(py, convert::type_error("dimensions", "list of str", d), OP)
                 })?;
-                for (i, item) in items.enumerate() {
+                // One past the core's limit, which the core then refuses: an iterator without
+                // end (`itertools.repeat`) must not grow the list until the OOM kill.
+                for (i, item) in items.take(validate::MAX_DIMENSIONS + 1).enumerate() {
                     let item = item?;
                     out.push(
                         convert::string(&item, || format!("dimensions[{i}]"))

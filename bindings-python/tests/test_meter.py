@@ -7,6 +7,7 @@ emulator accepts records of past hours up to 6 real hours old.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -445,6 +446,30 @@ def test_a_bad_dimension_names_the_same_argument_for_every_customer_kind(emu: Em
     batch.close()
     single.close()
     assert emu.ledger() == []
+
+
+def test_a_registration_of_too_many_dimensions_is_refused(emu: Emulator) -> None:
+    """The core's limit holds here as in Node and C: it was not checked on this face, and an
+    iterator without end grew a list until the process was killed."""
+    m = meter(emu, ManualClock(base()))
+    for dims in ([f"d{i}" for i in range(1025)], itertools.repeat("d")):
+        with pytest.raises(mm.ParamValidationError) as ei:
+            m.register_customer("cust-1", dims)
+        assert ei.value.field == "dimensions", ei.value
+        assert "at most 1024" in str(ei.value), ei.value
+    m.register_customer("cust-1", (f"d{i}" for i in range(1024)))
+    m.close()
+
+
+def test_a_nul_in_a_customer_or_dimension_is_refused(emu: Emulator) -> None:
+    """A fleet store's PostgreSQL cannot hold a NUL: refused from every store alike."""
+    m = meter(emu, ManualClock(base()))
+    for args, field in ((("cust\0x", "users"), "customer_identifier"), (("cust-1", "us\0ers"), "dimension")):
+        with pytest.raises(mm.ParamValidationError) as ei:
+            m.record(*args, 1)
+        assert ei.value.field == field, ei.value
+    assert m.status()["pending"] == 0
+    m.close()
 
 
 def test_identifier_needs_a_product_code(emu: Emulator) -> None:

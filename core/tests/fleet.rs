@@ -431,6 +431,33 @@ async fn memory_durability_usage_past_the_maximum_lands_in_a_later_hour() {
     assert!(late.iter().all(|l| l.0 < b - H && l.1 >= b - H), "{late:?}");
 }
 
+/// A NUL character in a customer identifier or a dimension is refused by `record()`: the
+/// model allows it, PostgreSQL's `text` does not. A memory-durability replica acknowledged it,
+/// and the write that failed on it was kept whole, as one unsettled write every later flush
+/// had to land first: no flush of that replica wrote anything again, and every customer's
+/// usage it acknowledged was lost at exit.
+#[tokio::test]
+async fn a_nul_in_an_event_is_refused_and_the_replica_keeps_flushing() {
+    let (emu, url, b, clock) = start();
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .durability(Durability::Memory)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = m
+        .record(Customer::identifier("cust\0x"), "users", 1, None, None)
+        .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+    assert_eq!(e.field(), Some("customer_identifier"), "{e}");
+    let e = m.record(cust(1), "us\0ers", 1, None, None).unwrap_err();
+    assert_eq!(e.field(), Some("dimension"), "{e}");
+    m.record(cust(1), "users", 5, None, None).unwrap();
+    assert_flush_bills(&m, &emu, &clock, 1, b - H, 5).await;
+    m.close().await.unwrap();
+}
+
 /// A memory-durability entry moved past a full hour reports its late event once it lands,
 /// also when the write to the later hour fails first: the moved entry went back to the
 /// buffer (or to the unsettled writes) under the later hour, and landed there at the next

@@ -13,7 +13,7 @@ use marketplace_metering::meter::{
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::types::{Tag, UsageAllocation};
-use marketplace_metering::{Client, Config, ErrorCode, UsageMeter};
+use marketplace_metering::{validate, Client, Config, ErrorCode, UsageMeter};
 use metering_emulator::{Emulator, EmulatorConfig, Fault, LedgerEntry};
 
 const H: i64 = 3600;
@@ -738,6 +738,28 @@ fn bad_input_is_refused_without_panicking() {
             .unwrap()
     )
     .is_ok());
+}
+
+// A zero-fill registration of more dimensions than the core takes is refused by the core,
+// naming the argument, in every face: it was checked only by the Node and C faces, so Python
+// and the JVM registered any count (and a Python iterator without end grew until the OOM kill).
+#[test]
+fn a_registration_of_too_many_dimensions_is_refused_by_the_core() {
+    let emu = emulator();
+    let h = Harness::new();
+    let meter =
+        UsageMeter::new(h.builder(client(&emu, 1), Store::memory()).build().unwrap()).unwrap();
+    let names: Vec<String> = (0..=validate::MAX_DIMENSIONS)
+        .map(|i| format!("d{i}"))
+        .collect();
+    let dims: Vec<&str> = names.iter().map(String::as_str).collect();
+    let e = meter.register_customer(cust(1), &dims).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+    assert_eq!(e.field(), Some("dimensions"), "{e}");
+    assert!(e.to_string().contains("1025"), "{e}");
+    meter
+        .register_customer(cust(1), &dims[..validate::MAX_DIMENSIONS])
+        .unwrap();
 }
 
 // An hour whose events carry more distinct tag sets than a record holds (2,500) is billed

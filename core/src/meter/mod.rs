@@ -387,6 +387,13 @@ impl UsageMeter {
     ) -> Result<(), Error> {
         self.inner.check_process()?;
         let customer = self.bucket_customer(customer.into())?;
+        let max = crate::validate::MAX_DIMENSIONS;
+        if dimensions.len() > max {
+            return Err(Error::invalid_input(
+                "dimensions",
+                format_args!("must hold at most {max} items, got {}", dimensions.len()),
+            ));
+        }
         for d in dimensions {
             let c = customer.as_ref().map(Customer::by_ref);
             self.validate(c, d, 0, (self.inner.shared.clock)(), None)?;

@@ -87,6 +87,20 @@ pub const MAX_AHEAD_SECS: i64 = 300;
 /// date type) holds.
 pub(super) const CALENDAR: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
 
+/// The meter's rule beyond the model's: no NUL in a string it keeps. The model allows one in
+/// a customer identifier or a dimension; PostgreSQL's `text` refuses it, and the fleet write
+/// that carried one failed for good, holding back every event buffered with it. Refused from
+/// every store alike, so that moving a meter to the fleet changes nothing a caller sees.
+fn no_nul(arg: &'static str, s: &str) -> Result<(), Error> {
+    if s.contains('\0') {
+        return Err(Error::invalid_input(
+            FieldPath::argument(arg),
+            "must not contain the NUL character (U+0000)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an event's timestamp against the meter's clock `now`.
 pub(super) fn check_timestamp(secs: i64, now: i64) -> Result<i64, Error> {
     if !CALENDAR.contains(&secs) {
@@ -452,6 +466,10 @@ impl UsageMeter {
         at_secs: i64,
         allocations: Option<&[UsageAllocation]>,
     ) -> Result<(), Error> {
+        no_nul("dimension", dimension)?;
+        if let Some(CustomerRef::Identifier(id)) = customer {
+            no_nul("customer_identifier", id)?;
+        }
         if self.inner.mode == MeterMode::MeterUsage {
             crate::validate::dimension_argument("dimension", dimension)?;
             if let Some(a) = allocations {

@@ -220,6 +220,12 @@ class MeterTest {
                 "allocations",
                 assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users", 1, null, emptyList()) }.field,
             )
+            // The core's limit on a zero-fill registration, as in every face.
+            val many = assertThrows(InvalidInputException::class.java) {
+                m.registerCustomer("cust-1", List(1025) { "d$it" })
+            }
+            assertEquals("dimensions", many.field, many.message)
+            m.registerCustomer("cust-1", List(1024) { "d$it" })
             // Half a surrogate pair: no UTF-8 for it.
             val half = assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users\uD800", 1) }
             assertEquals("dimension", half.field)
