@@ -134,6 +134,21 @@ test('record + flush bills exactly what was recorded, once, and never an open ho
   await assert.rejects(m.status().then(() => m.flush()), mm.InvalidStateError)
 })
 
+// A positive interval below a nanosecond rounded to zero, which turned the flusher off.
+for (const [every, who] of [[0.05, 'cust-41'], [1e-10, 'cust-42']]) {
+  test(`the background flusher runs every ${every} s`, async () => {
+    const { m, clock } = meter({ flushIntervalSeconds: every })
+    const b = base()
+    clock.set(b - H + 10)
+    await m.record({ customerIdentifier: who, dimension: 'gb', quantity: 4 })
+    clock.set(b + 600)
+    const deadline = Date.now() + 10_000
+    while (!billed().has(`${who}|gb|${b - H}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    assert.deepEqual(billed().get(`${who}|gb|${b - H}`), { quantity: 4, entries: 1 })
+    await m.close()
+  })
+}
+
 test('a file store survives closing and reopening', async () => {
   const p = tempDb('reopen')
   after(() => removeDb(p))

@@ -243,8 +243,8 @@ impl Prepared {
         if let Some(safe) = o.power_loss_safe {
             b = b.power_loss_safe(safe);
         }
-        if let Some(f) = o.flush_interval {
-            b = b.flush_interval(f);
+        if let Some(f) = o.flush_interval_secs {
+            b = b.flush_interval_secs(f);
         }
         if let Some(c) = clock {
             b = b.clock(c.inner.clock());
@@ -563,8 +563,8 @@ pub struct MeterOptions {
     pub zero_fill: bool,
     /// `None`: the core's default (every commit fsynced).
     pub power_loss_safe: Option<bool>,
-    /// `None`: the core's default; zero: no background flusher.
-    pub flush_interval: Option<Duration>,
+    /// Seconds. `None`: the core's default; zero: no background flusher.
+    pub flush_interval_secs: Option<f64>,
     /// The fleet store (PostgreSQL) instead of `path`.
     pub database_url: Option<String>,
     /// The fleet store's name for this writer.

@@ -183,11 +183,15 @@ fn opt_str(v: Option<&Bound<'_, PyAny>>, field: &str, op: &str) -> PyResult<Opti
 }
 
 fn duration(v: &Bound<'_, PyAny>, field: &str) -> PyResult<Duration> {
+    non_negative_secs(v, field).map(Duration::from_secs_f64)
+}
+
+fn non_negative_secs(v: &Bound<'_, PyAny>, field: &str) -> PyResult<f64> {
     let s = seconds(v, field, NEW)?;
     if s < 0.0 {
         return Err(input_err(v.py(), field, "must not be negative", NEW));
     }
-    Ok(Duration::from_secs_f64(s))
+    Ok(s)
 }
 
 /// A `bool` argument: anything else (1, "yes", None) is refused, naming it.
@@ -357,7 +361,9 @@ impl UsageMeter {
         match flush_interval {
             Arg::Missing => {}
             Arg::Given(v) if v.is_none() => b = b.flush_interval(Duration::ZERO),
-            Arg::Given(v) => b = b.flush_interval(duration(&v, "flush_interval")?),
+            Arg::Given(v) => {
+                b = b.flush_interval_secs(non_negative_secs(&v, "flush_interval")?);
+            }
         }
         if let Some(c) = clock.filter(|c| !c.is_none()) {
             b = b.clock(manual_clock(py, c)?);

@@ -561,11 +561,12 @@ def test_flush_interrupted_by_throttling_is_reported_not_raised(emu: Emulator) -
     assert billed(emu) == {("cust-1", "users", t0): 2}
 
 
-def test_background_flusher(emu: Emulator) -> None:
+# A positive interval below a nanosecond rounded to zero, which turned the flusher off.
+@pytest.mark.parametrize("every", [timedelta(milliseconds=50), 1e-10])
+def test_background_flusher(emu: Emulator, every: Any) -> None:
     t0 = base()
     clock = ManualClock(t0)
-    m = mm.UsageMeter(emu.client(), product_code=emu.product_code, clock=clock,
-                      flush_interval=timedelta(milliseconds=50))
+    m = mm.UsageMeter(emu.client(), product_code=emu.product_code, clock=clock, flush_interval=every)
     m.record("cust-1", "users", 2)
     clock.advance(SEAL)
     deadline = time.monotonic() + 10

@@ -29,6 +29,11 @@ pub fn meter_seconds_int(v: Unknown<'_>, field: &'static str) -> R<i64> {
 
 /// A non-negative, finite number of seconds.
 pub(super) fn seconds(v: Unknown<'_>, path: Path<'_>) -> R<Duration> {
+    seconds_f64(v, path).map(Duration::from_secs_f64)
+}
+
+/// A non-negative, finite number of seconds, as given.
+fn seconds_f64(v: Unknown<'_>, path: Path<'_>) -> R<f64> {
     if v.get_type()? != ValueType::Number {
         return Err(path.err(format_args!(
             "must be a number of seconds, got {}",
@@ -41,7 +46,7 @@ pub(super) fn seconds(v: Unknown<'_>, path: Path<'_>) -> R<Duration> {
             "must be a finite, non-negative number of seconds, got {s}"
         )));
     }
-    Ok(Duration::from_secs_f64(s))
+    Ok(s)
 }
 
 pub(super) const METER_OPTION_KEYS: &[&str] = &[
@@ -73,7 +78,7 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
         grace: None,
         zero_fill: false,
         power_loss_safe: None,
-        flush_interval: None,
+        flush_interval_secs: None,
         database_url: None,
         replica_id: None,
         fleet_senders: None,
@@ -136,8 +141,11 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
         let v: Unknown<'_> = obj.get_named_property("flushIntervalSeconds")?;
         match v.get_type()? {
             ValueType::Undefined => {}
-            ValueType::Null => out.flush_interval = Some(Duration::ZERO),
-            _ => out.flush_interval = Some(seconds(v, top.field("flushIntervalSeconds"))?),
+            ValueType::Null => out.flush_interval_secs = Some(0.0),
+            _ => {
+                let secs = seconds_f64(v, top.field("flushIntervalSeconds"))?;
+                out.flush_interval_secs = Some(secs);
+            }
         }
     }
     Ok(out)

@@ -159,6 +159,16 @@ impl MeterConfigBuilder {
         self.flush_interval = Some(every);
         self
     }
+    /// [`MeterConfigBuilder::flush_interval`] from a face's non-negative, finite number of
+    /// seconds. A positive one is at least a millisecond, as the JVM face's milliseconds: a
+    /// float below a nanosecond made `Duration::ZERO`, which turned the flusher off.
+    pub fn flush_interval_secs(self, secs: f64) -> Self {
+        let every = match secs > 0.0 {
+            true => Duration::from_secs_f64(secs).max(Duration::from_millis(1)),
+            false => Duration::ZERO,
+        };
+        self.flush_interval(every)
+    }
     /// The clock, in epoch seconds. For tests. The default is the client's clock
     /// ([`Client::now`]): the local clock, corrected by the skew the client learnt from the
     /// service, so hours, timestamps and the service's window are judged as the service does.
