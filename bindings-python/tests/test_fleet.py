@@ -160,3 +160,46 @@ def test_fleet_tuning_is_passed_and_checked_by_the_core(emu: Emulator, database_
         fleet_lease=timedelta(seconds=30),
     )
     m.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fleet_meter_made_before_fork_is_dropped_in_children_and_the_parent_bills(
+    emu: Emulator, database_url: str
+) -> None:
+    """gunicorn --preload with a fleet meter: each worker inherits the master's meter, its
+    pool of PostgreSQL connections and its runtime, with the flusher busy at the fork. A
+    worker must be refused, drop the meter without hanging on a lock a runtime thread held at
+    the fork, and leave the parent's connections working."""
+    import gc
+
+    from conftest import run_in_child
+
+    b = int(time.time()) // H * H - 2 * H
+    clock = ManualClock(b + 10)
+    holder = [
+        mm.UsageMeter(
+            emu.client(), product_code=emu.product_code, flush_interval=0.005, clock=clock,
+            database_url=database_url, durability="memory",
+        )
+    ]
+    m = holder[0]
+    m.record("cust-1", "users", 1)
+
+    def child() -> None:
+        with pytest.raises(mm.exceptions.InvalidStateError, match="after fork"):
+            holder[0].record("cust-2", "users", 1)
+        with pytest.raises(mm.exceptions.InvalidStateError, match="after fork"):
+            holder[0].flush()
+        holder.clear()
+        gc.collect()
+
+    for i in range(12):
+        m.record("cust-1", "users", 1)
+        start = time.monotonic()
+        assert run_in_child(child) == 0, f"child {i}"
+        assert time.monotonic() - start < 10, f"child {i} took {time.monotonic() - start:.1f} s"
+    m.record("cust-1", "users", 1)
+    clock.advance(H + 400)
+    m.flush()
+    m.close()
+    assert [(e["customer_identifier"], e["quantity"]) for e in emu.ledger()] == [("cust-1", 14)]
