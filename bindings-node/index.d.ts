@@ -147,7 +147,7 @@ export interface UsageAllocation {
   Tags?: Tag[];
 }
 
-/** A `Date`; epoch seconds (number) and ISO-8601 strings are accepted too. */
+/** A `Date`; epoch seconds (number) and ISO-8601 strings (`Z` or an offset such as `+02:00`) are accepted too. */
 export type TimestampInput = Date | number | string;
 
 export interface UsageRecord {

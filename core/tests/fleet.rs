@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use marketplace_metering::meter::{
     Customer, Durability, FlushSummary, MeterConfig, MeterConfigBuilder, MeterEventKind, MeterMode,
-    Store,
+    RequeueFilter, Store,
 };
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::{Client, ErrorCode, UsageMeter};
@@ -455,7 +455,22 @@ async fn a_nul_in_an_event_is_refused_and_the_replica_keeps_flushing() {
     assert_eq!(e.field(), Some("dimension"), "{e}");
     m.record(cust(1), "users", 5, None, None).unwrap();
     assert_flush_bills(&m, &emu, &clock, 1, b - H, 5).await;
+    // A filter holding one matches nothing, as in a local store (PostgreSQL refused it).
+    let filter = RequeueFilter {
+        reason: Some("Customer\0NotSubscribed".into()),
+        ..RequeueFilter::default()
+    };
+    assert_eq!(m.requeue(&filter).unwrap(), 0);
     m.close().await.unwrap();
+    // A replica id is written with every event: one holding a NUL is refused at the start.
+    let e = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .replica_id("replica\0a")
+            .build()
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(e.field(), Some("replica_id"), "{e}");
 }
 
 /// A memory-durability entry moved past a full hour reports its late event once it lands,

@@ -740,6 +740,47 @@ fn bad_input_is_refused_without_panicking() {
     .is_ok());
 }
 
+// A NUL in a customer identifier or a dimension is refused by every store, as the fleet
+// store must refuse it (tests/fleet.rs), for every customer kind and mode.
+#[test]
+fn a_nul_in_a_customer_or_dimension_is_refused_by_every_store() {
+    let emu = emulator();
+    let h = Harness::new();
+    for store in [Store::memory(), Store::sqlite(temp_db("nul"))] {
+        let meter = UsageMeter::new(h.builder(client(&emu, 1), store).build().unwrap()).unwrap();
+        let alloc = Some(vec![UsageAllocation::builder()
+            .allocated_usage_quantity(1)
+            .build()
+            .unwrap()]);
+        for (c, d, a, field) in [
+            (
+                Customer::identifier("cust\0x"),
+                "users",
+                None,
+                "customer_identifier",
+            ),
+            (
+                Customer::identifier("cust\0x"),
+                "users",
+                alloc.clone(),
+                "customer_identifier",
+            ),
+            (cust(1), "us\0ers", None, "dimension"),
+            (cust(1), "us\0ers", alloc, "dimension"),
+        ] {
+            let e = meter.record(c, d, 1, None, a).unwrap_err();
+            assert_eq!(
+                (e.error_code(), e.field()),
+                (ErrorCode::InvalidInput, Some(field)),
+                "{e}"
+            );
+        }
+        let e = meter.register_customer(cust(1), &["us\0ers"]).unwrap_err();
+        assert_eq!(e.field(), Some("dimension"), "{e}");
+        assert_eq!(meter.status().unwrap().pending, 0);
+    }
+}
+
 // A zero-fill registration of more dimensions than the core takes is refused by the core,
 // naming the argument, in every face: it was checked only by the Node and C faces, so Python
 // and the JVM registered any count (and a Python iterator without end grew until the OOM kill).

@@ -159,12 +159,16 @@ impl MeterConfigBuilder {
         self.flush_interval = Some(every);
         self
     }
-    /// [`MeterConfigBuilder::flush_interval`] from a face's non-negative, finite number of
-    /// seconds. A positive one is at least a millisecond, as the JVM face's milliseconds: a
-    /// float below a nanosecond made `Duration::ZERO`, which turned the flusher off.
+    /// [`MeterConfigBuilder::flush_interval`] from a face's number of seconds. A positive one
+    /// is at least a millisecond, as the JVM face's milliseconds: a float below a nanosecond
+    /// made `Duration::ZERO`, which turned the flusher off. One too large for a `Duration`
+    /// (infinity) is the largest; zero, a negative number or NaN is no flusher (the faces
+    /// refuse the last two before this).
     pub fn flush_interval_secs(self, secs: f64) -> Self {
         let every = match secs > 0.0 {
-            true => Duration::from_secs_f64(secs).max(Duration::from_millis(1)),
+            true => Duration::try_from_secs_f64(secs)
+                .unwrap_or(Duration::MAX)
+                .max(Duration::from_millis(1)),
             false => Duration::ZERO,
         };
         self.flush_interval(every)

@@ -440,6 +440,13 @@ impl Fleet {
                 "must be 1 to 200 characters",
             ));
         }
+        if replica.contains('\0') {
+            // PostgreSQL's text cannot hold it: every write naming the replica would fail.
+            return Err(Error::invalid_input(
+                FieldPath::argument("replica_id"),
+                "must not contain the NUL character (U+0000)",
+            ));
+        }
         if settings.senders == 0 {
             return Err(Error::invalid_input(
                 FieldPath::argument("fleet_senders"),
@@ -708,6 +715,15 @@ impl Fleet {
             None => (None, None, None),
         };
         let hour = filter.hour.map(|h| h.div_euclid(3600) * 3600);
+        let texts = [&id, &license, &filter.reason];
+        if texts
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')))
+        {
+            // No bucket here holds one (record() refuses it), and PostgreSQL's text refuses
+            // it as a parameter: nothing matches, as in a local store.
+            return Ok(0);
+        }
         let (kind, id, license, hour, reason) = (&kind, &id, &license, &hour, &filter.reason);
         retry(self, "requeue", |mut c| async move {
             let r = async {

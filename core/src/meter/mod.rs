@@ -380,6 +380,7 @@ impl UsageMeter {
     /// Registers a customer for zero-fill: from the current hour on, each of `dimensions`
     /// is reported every hour, as 0 when there was no usage (only with `zero_fill` on). The
     /// customer is required as in [`UsageMeter::record`] (and ignored in the `MeterUsage` mode).
+    /// At most [`crate::validate::MAX_DIMENSIONS`] dimensions, each valid as `record()`'s.
     pub fn register_customer(
         &self,
         customer: impl Into<Option<Customer>>,
@@ -390,7 +391,7 @@ impl UsageMeter {
         let max = crate::validate::MAX_DIMENSIONS;
         if dimensions.len() > max {
             return Err(Error::invalid_input(
-                "dimensions",
+                FieldPath::argument("dimensions"),
                 format_args!("must hold at most {max} items, got {}", dimensions.len()),
             ));
         }

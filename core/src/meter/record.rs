@@ -157,8 +157,9 @@ impl UsageMeter {
     /// Refused with `InvalidInput`: a timestamp more than [`MAX_AHEAD_SECS`] ahead of the
     /// meter's clock (a timestamp in milliseconds, say) or outside the years 1 to 9999
     /// (`timestamp`), and an event that would push its bucket past the model's 2,147,483,647
-    /// (`quantity`; nothing of it is counted). `allocations`, when given, must sum to
-    /// `quantity`. The customer is required (`InvalidInput` naming `customer_identifier`
+    /// (`quantity`; nothing of it is counted), and a NUL character in the customer identifier
+    /// or the dimension, which the fleet store's PostgreSQL cannot hold (refused from every
+    /// store alike). `allocations`, when given, must sum to `quantity`. The customer is required (`InvalidInput` naming `customer_identifier`
     /// without one), except in the `MeterUsage` mode, where it is ignored: those buckets
     /// have no customer.
     pub fn record(

@@ -226,6 +226,9 @@ class MeterTest {
             }
             assertEquals("dimensions", many.field, many.message)
             m.registerCustomer("cust-1", List(1024) { "d$it" })
+            // A NUL, which a fleet store's PostgreSQL cannot hold: refused from every store.
+            assertEquals("customerIdentifier", assertThrows(InvalidInputException::class.java) { m.record("cust\u0000x", "users", 1) }.field)
+            assertEquals("dimension", assertThrows(InvalidInputException::class.java) { m.record("cust-1", "us\u0000ers", 1) }.field)
             // Half a surrogate pair: no UTF-8 for it.
             val half = assertThrows(InvalidInputException::class.java) { m.record("cust-1", "users\uD800", 1) }
             assertEquals("dimension", half.field)
