@@ -5,6 +5,7 @@
 // `CompletableFuture`).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -139,6 +140,57 @@ fn blocking<O, E: Into<Error>>(fut: impl Future<Output = Result<O, E>>) -> R<O> 
     }
 }
 
+/// What ends a blocking call early: its Java thread's `interrupt()`, which the JVM side
+/// passes on (`mm_jvm_direct_interrupt` in `direct.rs`).
+#[derive(Default)]
+pub(crate) struct Interrupt {
+    raised: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Interrupt {
+    pub(crate) fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        // One waiter at most; its permit is kept when the call has not started waiting yet.
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        if !self.is_raised() {
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// [`blocking`], ended by `stop` when it is raised: the call's future is dropped (its request
+/// aborted, as a cancelled async form's is) and the error is `InvalidState`, which the direct
+/// call answers as interrupted. A raised `stop` sends nothing.
+fn blocking_until<O, E: Into<Error>>(
+    fut: impl Future<Output = Result<O, E>>,
+    stop: Option<&Interrupt>,
+) -> R<O> {
+    let Some(stop) = stop else {
+        return blocking(fut);
+    };
+    let run = async {
+        tokio::select! {
+            biased;
+            () = stop.wait() => None,
+            r = fut => Some(r),
+        }
+    };
+    match runtime::block_on(run) {
+        Ok(Some(Ok(o))) => Ok(o),
+        Ok(Some(Err(e))) => Err(e.into().into()),
+        Ok(None) => Err(invalid_state("the call was interrupted")),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Runs `fut` on the core's runtime; the returned future only waits for its result, so the
 /// foreign side's polling never drives the HTTP exchange itself. Dropped (a cancelled
 /// coroutine or `CompletableFuture`: uniffi frees the future), it aborts the call.
@@ -161,6 +213,51 @@ where
 impl NativeClient {
     pub fn core(&self) -> &marketplace_metering::Client {
         &self.inner
+    }
+
+    // The blocking operations, ended early by `stop` (the direct calls' Java thread interrupts).
+
+    pub(crate) fn batch_meter_usage_until(
+        &self,
+        product_code: Option<String>,
+        usage_records: Option<Vec<Option<UsageRecord>>>,
+        stop: Option<&Interrupt>,
+    ) -> R<BatchMeterUsageResult> {
+        let input = model::batch_meter_usage_input(product_code, usage_records)?;
+        let out = blocking_until(self.inner.send_batch_meter_usage(input), stop)?;
+        Ok(model::batch_meter_usage_output(&out))
+    }
+
+    pub(crate) fn meter_usage_until(
+        &self,
+        params: MeterUsageParams,
+        stop: Option<&Interrupt>,
+    ) -> R<MeterUsageResult> {
+        let input = model::meter_usage_input(params)?;
+        let out = blocking_until(self.inner.send_meter_usage(input), stop)?;
+        Ok(model::meter_usage_output(&out))
+    }
+
+    pub(crate) fn resolve_customer_until(
+        &self,
+        registration_token: Option<String>,
+        stop: Option<&Interrupt>,
+    ) -> R<ResolveCustomerResult> {
+        let input = model::resolve_customer_input(registration_token)?;
+        let out = blocking_until(self.inner.send_resolve_customer(input), stop)?;
+        Ok(model::resolve_customer_output(&out))
+    }
+
+    pub(crate) fn register_usage_until(
+        &self,
+        product_code: Option<String>,
+        public_key_version: Option<i32>,
+        nonce: Option<String>,
+        stop: Option<&Interrupt>,
+    ) -> R<RegisterUsageResult> {
+        let input = model::register_usage_input(product_code, public_key_version, nonce)?;
+        let out = blocking_until(self.inner.send_register_usage(input), stop)?;
+        Ok(model::register_usage_output(&out))
     }
 }
 
@@ -202,9 +299,7 @@ impl NativeClient {
         product_code: Option<String>,
         usage_records: Option<Vec<Option<UsageRecord>>>,
     ) -> R<BatchMeterUsageResult> {
-        let input = model::batch_meter_usage_input(product_code, usage_records)?;
-        let out = blocking(self.inner.send_batch_meter_usage(input))?;
-        Ok(model::batch_meter_usage_output(&out))
+        self.batch_meter_usage_until(product_code, usage_records, None)
     }
 
     pub async fn batch_meter_usage_async(
@@ -219,9 +314,7 @@ impl NativeClient {
     }
 
     pub fn meter_usage(&self, params: MeterUsageParams) -> R<MeterUsageResult> {
-        let input = model::meter_usage_input(params)?;
-        let out = blocking(self.inner.send_meter_usage(input))?;
-        Ok(model::meter_usage_output(&out))
+        self.meter_usage_until(params, None)
     }
 
     pub async fn meter_usage_async(&self, params: MeterUsageParams) -> R<MeterUsageResult> {
@@ -232,9 +325,7 @@ impl NativeClient {
     }
 
     pub fn resolve_customer(&self, registration_token: Option<String>) -> R<ResolveCustomerResult> {
-        let input = model::resolve_customer_input(registration_token)?;
-        let out = blocking(self.inner.send_resolve_customer(input))?;
-        Ok(model::resolve_customer_output(&out))
+        self.resolve_customer_until(registration_token, None)
     }
 
     pub async fn resolve_customer_async(
@@ -253,9 +344,7 @@ impl NativeClient {
         public_key_version: Option<i32>,
         nonce: Option<String>,
     ) -> R<RegisterUsageResult> {
-        let input = model::register_usage_input(product_code, public_key_version, nonce)?;
-        let out = blocking(self.inner.send_register_usage(input))?;
-        Ok(model::register_usage_output(&out))
+        self.register_usage_until(product_code, public_key_version, nonce, None)
     }
 
     pub async fn register_usage_async(

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use uniffi::{Lift, Lower};
 
-use crate::client::NativeClient;
+use crate::client::{Interrupt, NativeClient};
 use crate::error::NativeError;
 use crate::meter::NativeMeter;
 use crate::model::{MeterUsageParams, UsageAllocation, UsageRecord};
@@ -34,6 +34,9 @@ const ERROR: u8 = 1;
 const INTERNAL: u8 = 2;
 /// The handle is not (or no longer) registered: released (a closed client, a collected meter).
 const CLOSED: u8 = 3;
+/// The calling thread was interrupted ([`mm_jvm_direct_interrupt`]): the call was dropped,
+/// its request aborted, or never sent. Nothing follows.
+const INTERRUPTED: u8 = 4;
 
 /// The operations (`op`), as the Kotlin side numbers them.
 const BATCH_METER_USAGE: i32 = 0;
@@ -58,6 +61,53 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// Results too large for the caller's buffer, until it takes them with a larger one.
 static PARKED: Mutex<Option<HashMap<u64, Vec<u8>>>> = Mutex::new(None);
+
+/// Calls their Java thread's `interrupt()` may end, by the number the JVM side gave each. An
+/// interrupt that comes before its call is registered leaves the raised entry for the call to
+/// find; one that comes after the call left it leaves an entry that the JVM side then forgets
+/// ([`mm_jvm_direct_forget`]).
+static CALLS: Mutex<Option<HashMap<u64, Arc<Interrupt>>>> = Mutex::new(None);
+
+fn interrupt_of(call: u64) -> Arc<Interrupt> {
+    CALLS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .entry(call)
+        .or_default()
+        .clone()
+}
+
+/// Ends call `call` (a number given to [`mm_jvm_direct_call`]): its Java thread was
+/// interrupted. The JVM side calls it from `Thread.interrupt()`, through an NIO
+/// `AbstractInterruptibleChannel`, as an interrupt ends a channel's blocking I/O.
+#[no_mangle]
+pub extern "C" fn mm_jvm_direct_interrupt(call: u64) {
+    interrupt_of(call).raise();
+}
+
+/// Forgets call `call`'s interrupt (one raised after the call returned).
+#[no_mangle]
+pub extern "C" fn mm_jvm_direct_forget(call: u64) {
+    if let Some(m) = CALLS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_mut()
+    {
+        m.remove(&call);
+    }
+}
+
+/// How many calls' interrupts are held (for the face's tests: none once every call returned
+/// and its interrupts were forgotten).
+#[uniffi::export]
+pub fn direct_interrupts_held() -> u64 {
+    CALLS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map_or(0, |m| m.len() as u64)
+}
 
 #[uniffi::export]
 impl NativeClient {
@@ -127,6 +177,7 @@ fn dispatch(
     target: &Target,
     op: i32,
     mut input: &[u8],
+    stop: Option<&Interrupt>,
 ) -> Result<Result<Vec<u8>, NativeError>, String> {
     let input = &mut input;
     let mut out = vec![OK];
@@ -159,19 +210,19 @@ fn dispatch(
             let product_code: Option<String> = read(input)?;
             let records: Option<Vec<Option<UsageRecord>>> = read(input)?;
             end(input)?;
-            c.batch_meter_usage(product_code, records)
+            c.batch_meter_usage_until(product_code, records, stop)
                 .map(|r| Lower::<UniFfiTag>::write(r, &mut out))
         }
         METER_USAGE => {
             let params: MeterUsageParams = read(input)?;
             end(input)?;
-            c.meter_usage(params)
+            c.meter_usage_until(params, stop)
                 .map(|r| Lower::<UniFfiTag>::write(r, &mut out))
         }
         RESOLVE_CUSTOMER => {
             let token: Option<String> = read(input)?;
             end(input)?;
-            c.resolve_customer(token)
+            c.resolve_customer_until(token, stop)
                 .map(|r| Lower::<UniFfiTag>::write(r, &mut out))
         }
         REGISTER_USAGE => {
@@ -179,7 +230,7 @@ fn dispatch(
             let version: Option<i32> = read(input)?;
             let nonce: Option<String> = read(input)?;
             end(input)?;
-            c.register_usage(product_code, version, nonce)
+            c.register_usage_until(product_code, version, nonce, stop)
                 .map(|r| Lower::<UniFfiTag>::write(r, &mut out))
         }
         RECORD => return Err("a client has no operation 4 (a meter's record)".to_owned()),
@@ -206,12 +257,22 @@ fn internal(msg: String) -> Vec<u8> {
     with_status(INTERNAL, |out| Lower::<UniFfiTag>::write(msg, out))
 }
 
-fn call(handle: u64, op: i32, input: &[u8]) -> Vec<u8> {
+fn run_call(handle: u64, op: i32, input: &[u8], call: u64) -> Vec<u8> {
     let Some(c) = target(handle) else {
         return vec![CLOSED];
     };
-    match catch_unwind(AssertUnwindSafe(|| dispatch(&c, op, input))) {
+    let stop = (call != 0).then(|| interrupt_of(call));
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        dispatch(&c, op, input, stop.as_deref())
+    }));
+    if call != 0 {
+        mm_jvm_direct_forget(call);
+    }
+    let interrupted = stop.as_ref().is_some_and(|s| s.is_raised());
+    match res {
         Ok(Ok(Ok(out))) => out,
+        // Whatever ended it (the interrupt dropped it), the caller's thread was interrupted.
+        Ok(Ok(Err(_))) if interrupted => vec![INTERRUPTED],
         Ok(Ok(Err(e))) => with_status(ERROR, |out| Lower::<UniFfiTag>::write(e, out)),
         Ok(Err(msg)) => internal(msg),
         Err(panic) => internal(
@@ -229,6 +290,9 @@ fn call(handle: u64, op: i32, input: &[u8]) -> Vec<u8> {
 /// result, the error or a message, in uniffi's serialization. Returns the result's length; when
 /// it is larger than `cap` nothing is written but an 8-byte ticket (big-endian) for
 /// [`mm_jvm_direct_take`]. -1: bad arguments (null buffer, negative lengths, `cap` < 9).
+/// `call`, when not 0, is the call's number for [`mm_jvm_direct_interrupt`], unique in the
+/// process: a client operation so numbered ends early, answered `INTERRUPTED`, once that
+/// number is interrupted.
 ///
 /// # Safety
 /// `buf` must point to `cap` writable bytes, the first `in_len` of them initialized, not used
@@ -240,6 +304,7 @@ pub unsafe extern "C" fn mm_jvm_direct_call(
     buf: *mut u8,
     in_len: i32,
     cap: i32,
+    call: u64,
 ) -> i32 {
     let (Ok(in_len), Ok(cap)) = (usize::try_from(in_len), usize::try_from(cap)) else {
         return -1;
@@ -248,9 +313,12 @@ pub unsafe extern "C" fn mm_jvm_direct_call(
         return -1;
     }
     // SAFETY: the caller's contract; the input is read before the buffer is written.
-    let mut out = call(handle, op, unsafe {
-        std::slice::from_raw_parts(buf, in_len)
-    });
+    let mut out = run_call(
+        handle,
+        op,
+        unsafe { std::slice::from_raw_parts(buf, in_len) },
+        call,
+    );
     if i32::try_from(out.len()).is_err() {
         // More than 2 GiB: no buffer of the JVM side could hold it.
         out = internal(format!("result too large ({} bytes)", out.len()));
@@ -338,6 +406,7 @@ mod tests {
                 buf.as_mut_ptr(),
                 input.len() as i32,
                 buf.len() as i32,
+                0,
             )
         };
         assert!(n > 0, "{n}");
@@ -375,11 +444,11 @@ mod tests {
         let mut buf = [0u8; 64];
         let p = buf.as_mut_ptr();
         unsafe {
-            assert_eq!(mm_jvm_direct_call(h, 0, std::ptr::null_mut(), 0, 64), -1);
-            assert_eq!(mm_jvm_direct_call(h, 0, p, -1, 64), -1);
-            assert_eq!(mm_jvm_direct_call(h, 0, p, 65, 64), -1);
-            assert_eq!(mm_jvm_direct_call(h, 0, p, 0, 8), -1);
-            assert_eq!(mm_jvm_direct_call(h, 0, p, 0, -5), -1);
+            assert_eq!(mm_jvm_direct_call(h, 0, std::ptr::null_mut(), 0, 64, 0), -1);
+            assert_eq!(mm_jvm_direct_call(h, 0, p, -1, 64, 0), -1);
+            assert_eq!(mm_jvm_direct_call(h, 0, p, 65, 64, 0), -1);
+            assert_eq!(mm_jvm_direct_call(h, 0, p, 0, 8, 0), -1);
+            assert_eq!(mm_jvm_direct_call(h, 0, p, 0, -5, 0), -1);
             assert_eq!(mm_jvm_direct_take(12345, p, 64), -1);
             assert_eq!(mm_jvm_direct_take(12345, std::ptr::null_mut(), -1), -1);
         }
@@ -531,5 +600,60 @@ mod tests {
         assert_eq!(run(h, RESOLVE_CUSTOMER, &[0], 64), vec![CLOSED]);
         assert_eq!(run(0, RESOLVE_CUSTOMER, &[0], 64), vec![CLOSED]);
         assert_eq!(run(u64::MAX, RESOLVE_CUSTOMER, &[0], 64), vec![CLOSED]);
+    }
+
+    /// A Java thread's interrupt ends its blocking call: one raised before the call sends
+    /// nothing, one raised while the call waits for an answer that never comes ends it at
+    /// once, and no interrupt is held afterwards.
+    #[test]
+    fn an_interrupt_ends_a_blocking_call() {
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = NativeClient::new(
+            ClientConfig {
+                region: Some("us-east-1".into()),
+                endpoint_url: Some(format!("http://{}", hung.local_addr().unwrap())),
+                ..Default::default()
+            },
+            Some("AKIDTEST".into()),
+            Some("secret".into()),
+            None,
+        )
+        .unwrap();
+        let h = c.direct_handle();
+        let args = batch_args(Some(vec![]));
+        let call = |n: u64| {
+            let mut buf = args.clone();
+            buf.resize(4096, 0);
+            let len =
+                unsafe { mm_jvm_direct_call(h, 0, buf.as_mut_ptr(), args.len() as i32, 4096, n) };
+            buf[..len as usize].to_vec()
+        };
+        let started = std::time::Instant::now();
+        mm_jvm_direct_interrupt(9_001);
+        assert_eq!(call(9_001), vec![INTERRUPTED]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        hung.set_nonblocking(true).unwrap();
+        let nothing = hung.accept().map(|_| ()).unwrap_err();
+        assert_eq!(
+            nothing.kind(),
+            std::io::ErrorKind::WouldBlock,
+            "the call was sent"
+        );
+        hung.set_nonblocking(false).unwrap();
+        let (conn_tx, conn_rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || conn_tx.send(hung.accept().unwrap()).unwrap());
+        let interrupter = std::thread::spawn(move || {
+            let conn = conn_rx.recv().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            mm_jvm_direct_interrupt(9_002);
+            conn
+        });
+        let started = std::time::Instant::now();
+        assert_eq!(call(9_002), vec![INTERRUPTED]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        server.join().unwrap();
+        drop(interrupter.join().unwrap());
+        assert_eq!(direct_interrupts_held(), 0);
+        direct_release(h);
     }
 }

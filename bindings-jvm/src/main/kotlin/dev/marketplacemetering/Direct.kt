@@ -7,6 +7,9 @@
 // and the result or the error is read back from the same buffer with the generated `read`s.
 // Buffers come from a small pool rather than a ThreadLocal: a thread per request (virtual
 // threads, a pool that recycles its threads) must not allocate a direct buffer per call.
+// A client operation ends when its thread is interrupted, as an NIO channel's blocking I/O
+// does: an AbstractInterruptibleChannel of its own hears Thread.interrupt() and tells the
+// native call, which drops the request.
 
 package dev.marketplacemetering
 
@@ -19,7 +22,11 @@ import dev.marketplacemetering.internal.NativeException
 import java.nio.BufferOverflowException
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
+import java.nio.channels.AsynchronousCloseException
+import java.nio.channels.spi.AbstractInterruptibleChannel
 import java.util.concurrent.ArrayBlockingQueue
+import java.util.concurrent.CancellationException
+import java.util.concurrent.atomic.AtomicLong
 
 internal object Direct {
     // Operations and result statuses, as src/direct.rs numbers them.
@@ -32,6 +39,7 @@ internal object Direct {
     private const val ERROR: Byte = 1
     private const val INTERNAL: Byte = 2
     private const val CLOSED: Byte = 3
+    private const val INTERRUPTED: Byte = 4
 
     /** A 25-record call and its result fit in a few kB. */
     private const val INITIAL = 16 * 1024
@@ -48,7 +56,36 @@ internal object Direct {
     }
 
     /** Runs operation [op]; see `mm_jvm_direct_call` in src/direct.rs. */
-    external fun mm_jvm_direct_call(handle: Long, op: Int, buf: Long, inLen: Int, cap: Int): Int
+    external fun mm_jvm_direct_call(handle: Long, op: Int, buf: Long, inLen: Int, cap: Int, call: Long): Int
+
+    /** Ends call number [call]: its thread was interrupted. */
+    external fun mm_jvm_direct_interrupt(call: Long)
+
+    /** Forgets call number [call]'s interrupt, raised after the call returned. */
+    external fun mm_jvm_direct_forget(call: Long)
+
+    /** Numbers the interruptible calls: never 0 (not interruptible), never reused. */
+    private val calls = AtomicLong()
+
+    /**
+     * Hears its thread's `interrupt()` between [enter] and [leave], as a channel's blocking I/O
+     * does, and passes it to the native call [call]. One per call: a channel closes for good.
+     */
+    private class Interruption(private val call: Long) : AbstractInterruptibleChannel() {
+        fun enter() = begin()
+
+        /** Whether an interrupt came (the native side was told; the thread stays interrupted). */
+        fun leave(): Boolean {
+            try {
+                end(true)
+            } catch (_: AsynchronousCloseException) {
+                // ClosedByInterruptException: the interrupt is this call's, answered below.
+            }
+            return !isOpen
+        }
+
+        override fun implCloseChannel() = mm_jvm_direct_interrupt(call)
+    }
 
     /** Takes a result too large for the buffer; see `mm_jvm_direct_take`. */
     external fun mm_jvm_direct_take(ticket: Long, buf: Long, cap: Int): Int
@@ -79,9 +116,16 @@ internal object Direct {
     /**
      * Operation [op] of the client [handle]: [write] its arguments, one native call, [read] its
      * result. A native failure is thrown as the generated [dev.marketplacemetering.internal.NativeException]
-     * (translated by the caller), a closed client as [IllegalStateException].
+     * (translated by the caller), a closed client as [IllegalStateException]. An [interruptible]
+     * call ends when its thread is interrupted, as [CancellationException].
      */
-    fun <T> call(handle: Long, op: Int, write: (ByteBuffer) -> Unit, read: (ByteBuffer) -> T): T {
+    fun <T> call(
+        handle: Long,
+        op: Int,
+        interruptible: Boolean,
+        write: (ByteBuffer) -> Unit,
+        read: (ByteBuffer) -> T,
+    ): T {
         var buf = pool.poll() ?: Buffer(INITIAL)
         try {
             while (true) {
@@ -93,7 +137,14 @@ internal object Direct {
                     buf = grown(buf, buf.bytes.capacity() + 1)
                 }
             }
-            val n = mm_jvm_direct_call(handle, op, buf.address, buf.bytes.position(), buf.bytes.capacity())
+            val call = if (interruptible) calls.incrementAndGet() else 0L
+            val interruption = if (interruptible) Interruption(call) else null
+            interruption?.enter()
+            val n = try {
+                mm_jvm_direct_call(handle, op, buf.address, buf.bytes.position(), buf.bytes.capacity(), call)
+            } finally {
+                if (interruption?.leave() == true) mm_jvm_direct_forget(call)
+            }
             if (n < 0) throw InternalException("mm_jvm_direct_call refused its arguments")
             if (n > buf.bytes.capacity()) {
                 val ticket = buf.bytes.getLong(0)
@@ -112,6 +163,10 @@ internal object Direct {
                 ERROR -> throw FfiConverterTypeNativeError.read(bytes)
                 INTERNAL -> throw InternalException(FfiConverterString.read(bytes))
                 CLOSED -> throw IllegalStateException("NativeClient object has already been destroyed")
+                // The thread keeps its interrupt status, as after an interrupted channel's I/O.
+                INTERRUPTED -> throw CancellationException(
+                    "the calling thread was interrupted: the call was abandoned, and whether the service applied it is not known",
+                )
                 else -> throw InternalException("unknown direct call status")
             }
         } finally {

@@ -81,6 +81,11 @@ enum class RetryMode {
  * then the `...Blocking` forms or the `...Async` forms returning a [CompletableFuture].
  *
  * Every failure is a [MarketplaceMeteringException] subclass. Close the client when done.
+ *
+ * A `...Blocking` call ends when its thread is interrupted (`Thread.interrupt()`, an
+ * executor's `shutdownNow()`), as a channel's blocking I/O does: its request is abandoned,
+ * it throws [java.util.concurrent.CancellationException] and the thread stays interrupted. A
+ * thread interrupted before the call sends nothing.
  */
 class MarketplaceMeteringClient private constructor(
     /** The configuration as given. */
@@ -232,7 +237,7 @@ class MarketplaceMeteringClient private constructor(
         read: (java.nio.ByteBuffer) -> T,
     ): T =
         try {
-            translating(strings) { Direct.call(direct, op, write, read) }
+            translating(strings) { Direct.call(direct, op, true, write, read) }
         } finally {
             // The cleaner must not release the handle while a call made with it runs.
             Reference.reachabilityFence(this)

@@ -17,6 +17,7 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.future.future
+import kotlinx.coroutines.runBlocking
 import java.lang.ref.Reference
 import java.nio.file.Path
 import java.time.Duration
@@ -320,7 +321,7 @@ class UsageMeter private constructor(
     ) {
         try {
             translating(strings) {
-                Direct.call(direct, Direct.RECORD, { buf ->
+                Direct.call(direct, Direct.RECORD, false, { buf ->
                     FfiConverterOptionalString.write(customerIdentifier, buf)
                     FfiConverterOptionalString.write(customerAwsAccountId, buf)
                     FfiConverterOptionalString.write(licenseArn, buf)
@@ -344,8 +345,29 @@ class UsageMeter private constructor(
         native.registerCustomer(customerIdentifier, null, null, dimensions)
     }
 
-    /** Seals what may be sealed and sends every sealed bucket now (blocking). */
-    fun flush(): FlushSummary = translating { native.flush() }.toPublic()
+    /**
+     * Seals what may be sealed and sends every sealed bucket now (blocking).
+     *
+     * An interrupt of the calling thread (`Thread.interrupt()`) ends the wait with
+     * [java.util.concurrent.CancellationException], the thread staying interrupted; the flush
+     * goes on in the background (nothing it took is dropped), and the next flush waits for it.
+     * A thread interrupted before the call starts no flush.
+     */
+    fun flush(): FlushSummary {
+        refuseInListener()
+        if (Thread.currentThread().isInterrupted) throw interruptedFlush()
+        return try {
+            runBlocking { flushOnRuntime() }
+        } catch (e: InterruptedException) {
+            // runBlocking cleared the status: the thread stays interrupted, as the client's calls.
+            Thread.currentThread().interrupt()
+            throw interruptedFlush().also { it.initCause(e) }
+        }
+    }
+
+    private fun interruptedFlush() = java.util.concurrent.CancellationException(
+        "the calling thread was interrupted: the flush goes on in the background",
+    )
 
     /** [flush] as a suspend function (runs on the native runtime). */
     suspend fun flushSuspend(): FlushSummary {

@@ -105,6 +105,49 @@ class MeterTest {
         assertEquals("rw-------", java.nio.file.attribute.PosixFilePermissions.toString(perms))
     }
 
+    /**
+     * `Thread.interrupt()` ends a blocking `flush()` waiting on a slow service: the flush goes
+     * on in the background and bills once, and the next flush waits for it. The thread keeps
+     * its interrupt status; one interrupted before the call starts no flush.
+     */
+    @Test
+    fun `Thread interrupt ends a blocking flush, which goes on in the background`(@TempDir dir: Path) {
+        val clock = ManualClock(hour.plusSeconds(600))
+        meter(dir.resolve("m.db"), clock).use { m ->
+            m.record("cust-1", "users", 4)
+            clock.set(hour.plus(Duration.ofMinutes(62)))
+            Thread.currentThread().interrupt()
+            try {
+                assertThrows(java.util.concurrent.CancellationException::class.java) { m.flush() }
+            } finally {
+                assertTrue(Thread.interrupted(), "the thread lost its interrupt status")
+            }
+            assertEquals(1L, m.status().sealed + m.status().pending, "a flush started")
+            emulator.pushFault("""{"kind":"delay","seconds":3.0}""")
+            var thrown: Throwable? = null
+            var stillInterrupted = false
+            val worker = Thread {
+                try {
+                    m.flush()
+                } catch (e: Throwable) {
+                    thrown = e
+                }
+                stillInterrupted = Thread.currentThread().isInterrupted
+            }
+            worker.start()
+            val deadline = System.nanoTime() + 10_000_000_000
+            while (emulator.pendingFaults() > 0 && System.nanoTime() < deadline) Thread.sleep(1)
+            worker.interrupt()
+            worker.join(1_500)
+            assertFalse(worker.isAlive, "the flush outlived its thread's interrupt")
+            assertTrue(thrown is java.util.concurrent.CancellationException, "$thrown")
+            assertTrue(stillInterrupted, "the thread lost its interrupt status")
+            assertEquals(0L, m.flush().sent, "the interrupted flush sent the hour meanwhile")
+            assertEquals(1L, m.status().acked)
+        }
+        assertEquals(listOf(4L), emulator.ledger().map { it.quantity })
+    }
+
     @Test
     fun `dead letters, requeue and a throwing listener`() {
         val clock = ManualClock(hour.plusSeconds(60))

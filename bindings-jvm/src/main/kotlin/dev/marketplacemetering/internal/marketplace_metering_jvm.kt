@@ -710,6 +710,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_func_direct_handles(
     ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_func_direct_interrupts_held(
+    ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_func_direct_release(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_func_emulator_defaults(
@@ -923,6 +925,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_marketplace_metering_jvm_fn_func_direct_handles(uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_func_direct_interrupts_held(uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_marketplace_metering_jvm_fn_func_direct_release(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_marketplace_metering_jvm_fn_func_emulator_defaults(uniffi_out_err: UniffiRustCallStatus, 
@@ -1057,6 +1061,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_func_direct_handles() and 0xFFFF) != 45119) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_direct_interrupts_held() and 0xFFFF) != 5015) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_func_direct_release() and 0xFFFF) != 23201) {
@@ -6233,6 +6240,20 @@ public object FfiConverterSequenceOptionalTypeUsageRecord: FfiConverterRustBuffe
             return FfiConverterULong.lift(
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_marketplace_metering_jvm_fn_func_direct_handles(
+    
+        _status)
+}
+    )
+    }
+    
+
+        /**
+         * How many calls' interrupts are held (for the face's tests: none once every call returned
+         * and its interrupts were forgotten).
+         */ fun `directInterruptsHeld`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_func_direct_interrupts_held(
     
         _status)
 }
