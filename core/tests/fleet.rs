@@ -473,6 +473,69 @@ async fn a_nul_in_an_event_is_refused_and_the_replica_keeps_flushing() {
     assert_eq!(e.field(), Some("replica_id"), "{e}");
 }
 
+/// An exit hook's write of the buffer (`write_buffered`: Node's `exit` handler, the JVM's
+/// shutdown hook, the C face's `atexit`) waits for a background flush's write of the fleet
+/// store still in flight. It found the buffer empty, as that write had taken it, and returned
+/// at once: the process ended before the write committed, and the usage was lost.
+#[test]
+fn an_exit_write_waits_for_a_background_write_in_flight() {
+    let (emu, url, b, clock) = start();
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .durability(Durability::Memory)
+            .flush_interval(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    // Another session holds the commits table: the background write waits for it.
+    let holder = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            pg::shared().psql(
+                &url,
+                "BEGIN; LOCK TABLE mm_commits IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
+            )
+        })
+    };
+    let until = |what: &str, q: &str| {
+        for _ in 0..300 {
+            if pg::shared().psql(&url, q).trim() != "0" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{what} never came");
+    };
+    until(
+        "the lock",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND granted
+           AND relation = 'mm_commits'::regclass",
+    );
+    m.record(cust(1), "users", 5, None, None).unwrap();
+    // The background flush's write of the buffer, waiting for the lock.
+    until(
+        "the background write",
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT mm_add_v3(%'",
+    );
+    m.write_buffered().unwrap();
+    // In the journal, or folded into the buckets by the next flush meanwhile.
+    let journaled = format!(
+        "SELECT coalesce(sum(u.q), 0) FROM mm_journal j, unnest(j.customer, j.hour, j.quantity)
+           AS u(c, h, q) WHERE u.c = 'cust-1' AND u.h = {}",
+        b - H
+    );
+    let journaled: i64 = pg::shared().psql(&url, &journaled).trim().parse().unwrap();
+    assert_eq!(
+        cust_1_units_in(&url, b - H) + journaled,
+        5,
+        "the exit write returned before the usage was written"
+    );
+    holder.join().unwrap();
+    drop(m);
+}
+
 /// A memory-durability entry moved past a full hour reports its late event once it lands,
 /// also when the write to the later hour fails first: the moved entry went back to the
 /// buffer (or to the unsettled writes) under the later hour, and landed there at the next

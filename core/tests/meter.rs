@@ -740,6 +740,43 @@ fn bad_input_is_refused_without_panicking() {
     .is_ok());
 }
 
+/// The caller's last handle of a `memory`-durability meter writes its buffer, also while the
+/// background flusher holds the meter for a flush in flight. The buffer was written only when
+/// the meter itself went, at that flush's end: a process that ended meanwhile (the C face's
+/// `mm_meter_free` then `exit`, a Node worker torn down by `process.exit()`) lost it.
+#[test]
+fn the_last_handle_writes_the_buffer_while_a_background_flush_is_in_flight() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let path = temp_db("last-handle");
+    let m = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&path))
+            .durability(Durability::Memory)
+            .flush_interval(Duration::from_millis(20))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 1, None, None).unwrap();
+    // The background flush sends the sealed hour, and waits 3 s for its answer.
+    emu.push_fault(Fault::Delay { seconds: 3.0 });
+    h.set(b + 600);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !emu.pending_faults().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(emu.pending_faults().is_empty(), "no flush was sent");
+    m.record(cust(2), "users", 5, None, None).unwrap();
+    drop(m);
+    assert_eq!(
+        units_in(&path),
+        6,
+        "the buffer was not written by the last handle"
+    );
+}
+
 // A NUL in a customer identifier or a dimension is refused by every store, as the fleet
 // store must refuse it (tests/fleet.rs), for every customer kind and mode.
 #[test]

@@ -108,6 +108,8 @@ struct Inner {
     closed_down: tokio::sync::Mutex<bool>,
     /// The process that created the meter (see `owner`).
     generation: u64,
+    /// The caller's live handles ([`UsageMeter`] clones, the flusher's not counted).
+    handles: std::sync::atomic::AtomicUsize,
 }
 
 impl Inner {
@@ -198,7 +200,11 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
             }
             // No caller to tell: logged (a store that cannot be written, a refusal that
             // lasts, the store's file removed).
-            match (UsageMeter { inner }).flush_now(false).await {
+            let flusher = UsageMeter {
+                inner,
+                counted: false,
+            };
+            match flusher.flush_now(false).await {
                 Err(e) => report("the background flush failed", &e),
                 Ok(s) => {
                     if let Some(e) = &s.interrupted {
@@ -217,10 +223,42 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
 /// Records billable events and bills every customer-hour exactly once; see the
 /// [module documentation](self).
 ///
-/// Cheap to clone (an `Arc` inside); all methods take `&self`.
-#[derive(Clone)]
+/// Cheap to clone (an `Arc` inside); all methods take `&self`. Dropping the last clone writes
+/// what `Durability::Memory` buffered to the store (a flush the background flusher has in
+/// flight keeps the meter itself until it ends).
 pub struct UsageMeter {
     inner: Arc<Inner>,
+    /// A caller's handle, counted in `Inner::handles` (the background flusher's is not).
+    counted: bool,
+}
+
+impl Clone for UsageMeter {
+    fn clone(&self) -> Self {
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        UsageMeter {
+            inner: self.inner.clone(),
+            counted: true,
+        }
+    }
+}
+
+impl Drop for UsageMeter {
+    fn drop(&mut self) {
+        if !self.counted || self.inner.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // The caller's last handle. The background flusher may hold the meter for a flush in
+        // flight, and `Inner`'s drop (which writes the buffer too) waits for it to end: a
+        // process ending meanwhile (C's `mm_meter_free` then `exit`, a Node worker torn
+        // down) lost what `Durability::Memory` buffered. It is written now.
+        // Not from this meter's own event callback: the flush or write delivering the event
+        // may hold what the write needs (the fleet's drain); the meter's own drop writes it.
+        if self.inner.check_process().is_ok() && !self.inner.shared.in_callback() {
+            if let Err(e) = self.inner.shared.drain() {
+                report("buffered usage could not be written at drop", &e);
+            }
+        }
+    }
 }
 
 impl fmt::Debug for UsageMeter {
@@ -321,6 +359,7 @@ impl UsageMeter {
             db: Mutex::new(db),
             fleet,
             buffer: Mutex::new(MemBuffer::default()),
+            fleet_drain: tokio::sync::Mutex::new(()),
             scope,
             clock: config.clock.clone(),
             on_event: config.on_event.clone(),
@@ -370,11 +409,15 @@ impl UsageMeter {
             closed: AtomicBool::new(false),
             closed_down: tokio::sync::Mutex::new(false),
             generation: crate::runtime::process_generation(),
+            handles: std::sync::atomic::AtomicUsize::new(1),
         });
         if let Some(every) = config.flush_interval {
             start_flusher(&inner, every)?;
         }
-        Ok(UsageMeter { inner })
+        Ok(UsageMeter {
+            inner,
+            counted: true,
+        })
     }
 
     /// Registers a customer for zero-fill: from the current hour on, each of `dimensions`

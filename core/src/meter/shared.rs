@@ -231,6 +231,10 @@ pub(super) struct Shared {
     /// The fleet store; `db` is then an unused in-memory database.
     pub(super) fleet: Option<fleet::Fleet>,
     pub(super) buffer: Mutex<MemBuffer>,
+    /// Held by a fleet drain from taking the buffer to the end of its write: a drain (an exit
+    /// hook's) waits for one in flight (the background flush's), whose entries it cannot
+    /// see, rather than return with them unwritten.
+    pub(super) fleet_drain: tokio::sync::Mutex<()>,
     pub(super) scope: Scope,
     pub(super) clock: Clock,
     pub(super) on_event: Option<EventCallback>,
@@ -540,6 +544,7 @@ impl Shared {
     /// Cancelled at any point (a caller's timeout, `close()` aborting the flusher, the
     /// runtime shutting down), what it had taken goes back (see [`PutBack`]).
     async fn drain_fleet(&self, f: &fleet::Fleet) -> Result<(), Error> {
+        let _one_at_a_time = self.fleet_drain.lock().await;
         self.settle_fleet(f).await?;
         let entries = self.take_buffer();
         if entries.is_empty() {
