@@ -166,29 +166,38 @@ impl Interrupt {
     }
 }
 
-/// [`blocking`], ended by `stop` when it is raised: the call's future is dropped (its request
-/// aborted, as a cancelled async form's is) and the error is `InvalidState`, which the direct
-/// call answers as interrupted. A raised `stop` sends nothing.
-fn blocking_until<O, E: Into<Error>>(
+/// [`blocking`], ended by `stop` once it is raised: `Ok(None)`, the call's future dropped
+/// (its request aborted, as a cancelled async form's is; a flush keeps what it had not sent
+/// for the next one). A call whose outcome is ready when the interrupt comes keeps it, and a
+/// `stop` raised before the call starts it not at all.
+pub(crate) fn blocking_until<O, E: Into<Error>>(
     fut: impl Future<Output = Result<O, E>>,
     stop: Option<&Interrupt>,
-) -> R<O> {
+) -> R<Option<O>> {
     let Some(stop) = stop else {
-        return blocking(fut);
+        return blocking(fut).map(Some);
     };
+    if stop.is_raised() {
+        return Ok(None);
+    }
     let run = async {
         tokio::select! {
             biased;
-            () = stop.wait() => None,
             r = fut => Some(r),
+            () = stop.wait() => None,
         }
     };
     match runtime::block_on(run) {
-        Ok(Some(Ok(o))) => Ok(o),
+        Ok(Some(Ok(o))) => Ok(Some(o)),
         Ok(Some(Err(e))) => Err(e.into().into()),
-        Ok(None) => Err(invalid_state("the call was interrupted")),
+        Ok(None) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A call made without an interrupt cannot have been interrupted.
+fn not_interruptible() -> NativeError {
+    invalid_state("a call without an interrupt was interrupted")
 }
 
 /// Runs `fut` on the core's runtime; the returned future only waits for its result, so the
@@ -222,30 +231,30 @@ impl NativeClient {
         product_code: Option<String>,
         usage_records: Option<Vec<Option<UsageRecord>>>,
         stop: Option<&Interrupt>,
-    ) -> R<BatchMeterUsageResult> {
+    ) -> R<Option<BatchMeterUsageResult>> {
         let input = model::batch_meter_usage_input(product_code, usage_records)?;
         let out = blocking_until(self.inner.send_batch_meter_usage(input), stop)?;
-        Ok(model::batch_meter_usage_output(&out))
+        Ok(out.map(|o| model::batch_meter_usage_output(&o)))
     }
 
     pub(crate) fn meter_usage_until(
         &self,
         params: MeterUsageParams,
         stop: Option<&Interrupt>,
-    ) -> R<MeterUsageResult> {
+    ) -> R<Option<MeterUsageResult>> {
         let input = model::meter_usage_input(params)?;
         let out = blocking_until(self.inner.send_meter_usage(input), stop)?;
-        Ok(model::meter_usage_output(&out))
+        Ok(out.map(|o| model::meter_usage_output(&o)))
     }
 
     pub(crate) fn resolve_customer_until(
         &self,
         registration_token: Option<String>,
         stop: Option<&Interrupt>,
-    ) -> R<ResolveCustomerResult> {
+    ) -> R<Option<ResolveCustomerResult>> {
         let input = model::resolve_customer_input(registration_token)?;
         let out = blocking_until(self.inner.send_resolve_customer(input), stop)?;
-        Ok(model::resolve_customer_output(&out))
+        Ok(out.map(|o| model::resolve_customer_output(&o)))
     }
 
     pub(crate) fn register_usage_until(
@@ -254,10 +263,10 @@ impl NativeClient {
         public_key_version: Option<i32>,
         nonce: Option<String>,
         stop: Option<&Interrupt>,
-    ) -> R<RegisterUsageResult> {
+    ) -> R<Option<RegisterUsageResult>> {
         let input = model::register_usage_input(product_code, public_key_version, nonce)?;
         let out = blocking_until(self.inner.send_register_usage(input), stop)?;
-        Ok(model::register_usage_output(&out))
+        Ok(out.map(|o| model::register_usage_output(&o)))
     }
 }
 
@@ -299,7 +308,8 @@ impl NativeClient {
         product_code: Option<String>,
         usage_records: Option<Vec<Option<UsageRecord>>>,
     ) -> R<BatchMeterUsageResult> {
-        self.batch_meter_usage_until(product_code, usage_records, None)
+        self.batch_meter_usage_until(product_code, usage_records, None)?
+            .ok_or_else(not_interruptible)
     }
 
     pub async fn batch_meter_usage_async(
@@ -314,7 +324,8 @@ impl NativeClient {
     }
 
     pub fn meter_usage(&self, params: MeterUsageParams) -> R<MeterUsageResult> {
-        self.meter_usage_until(params, None)
+        self.meter_usage_until(params, None)?
+            .ok_or_else(not_interruptible)
     }
 
     pub async fn meter_usage_async(&self, params: MeterUsageParams) -> R<MeterUsageResult> {
@@ -325,7 +336,8 @@ impl NativeClient {
     }
 
     pub fn resolve_customer(&self, registration_token: Option<String>) -> R<ResolveCustomerResult> {
-        self.resolve_customer_until(registration_token, None)
+        self.resolve_customer_until(registration_token, None)?
+            .ok_or_else(not_interruptible)
     }
 
     pub async fn resolve_customer_async(
@@ -344,7 +356,8 @@ impl NativeClient {
         public_key_version: Option<i32>,
         nonce: Option<String>,
     ) -> R<RegisterUsageResult> {
-        self.register_usage_until(product_code, public_key_version, nonce, None)
+        self.register_usage_until(product_code, public_key_version, nonce, None)?
+            .ok_or_else(not_interruptible)
     }
 
     pub async fn register_usage_async(

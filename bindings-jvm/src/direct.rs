@@ -68,7 +68,7 @@ static PARKED: Mutex<Option<HashMap<u64, Vec<u8>>>> = Mutex::new(None);
 /// ([`mm_jvm_direct_forget`]).
 static CALLS: Mutex<Option<HashMap<u64, Arc<Interrupt>>>> = Mutex::new(None);
 
-fn interrupt_of(call: u64) -> Arc<Interrupt> {
+pub(crate) fn interrupt_of(call: u64) -> Arc<Interrupt> {
     CALLS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -173,12 +173,14 @@ fn read<T: Lift<UniFfiTag>>(input: &mut &[u8]) -> Result<T, String> {
 }
 
 /// `Ok(result)` to serialize, or the error.
+/// `Ok(Ok(Some(result)))` to serialize, `Ok(Ok(None))` when `stop` ended the call, or the
+/// error.
 fn dispatch(
     target: &Target,
     op: i32,
     mut input: &[u8],
     stop: Option<&Interrupt>,
-) -> Result<Result<Vec<u8>, NativeError>, String> {
+) -> Result<Result<Option<Vec<u8>>, NativeError>, String> {
     let input = &mut input;
     let mut out = vec![OK];
     let c = match target {
@@ -201,7 +203,7 @@ fn dispatch(
                 timestamp,
                 allocations,
             );
-            return Ok(res.map(|()| out));
+            return Ok(res.map(|()| Some(out)));
         }
         Target::Meter(_) => return Err(format!("operation {op} is not a meter's")),
     };
@@ -211,19 +213,19 @@ fn dispatch(
             let records: Option<Vec<Option<UsageRecord>>> = read(input)?;
             end(input)?;
             c.batch_meter_usage_until(product_code, records, stop)
-                .map(|r| Lower::<UniFfiTag>::write(r, &mut out))
+                .map(|r| r.map(|r| Lower::<UniFfiTag>::write(r, &mut out)))
         }
         METER_USAGE => {
             let params: MeterUsageParams = read(input)?;
             end(input)?;
             c.meter_usage_until(params, stop)
-                .map(|r| Lower::<UniFfiTag>::write(r, &mut out))
+                .map(|r| r.map(|r| Lower::<UniFfiTag>::write(r, &mut out)))
         }
         RESOLVE_CUSTOMER => {
             let token: Option<String> = read(input)?;
             end(input)?;
             c.resolve_customer_until(token, stop)
-                .map(|r| Lower::<UniFfiTag>::write(r, &mut out))
+                .map(|r| r.map(|r| Lower::<UniFfiTag>::write(r, &mut out)))
         }
         REGISTER_USAGE => {
             let product_code: Option<String> = read(input)?;
@@ -231,12 +233,12 @@ fn dispatch(
             let nonce: Option<String> = read(input)?;
             end(input)?;
             c.register_usage_until(product_code, version, nonce, stop)
-                .map(|r| Lower::<UniFfiTag>::write(r, &mut out))
+                .map(|r| r.map(|r| Lower::<UniFfiTag>::write(r, &mut out)))
         }
         RECORD => return Err("a client has no operation 4 (a meter's record)".to_owned()),
         _ => return Err(format!("unknown operation {op}")),
     };
-    Ok(res.map(|()| out))
+    Ok(res.map(|done| done.map(|()| out)))
 }
 
 fn end(input: &[u8]) -> Result<(), String> {
@@ -268,11 +270,9 @@ fn run_call(handle: u64, op: i32, input: &[u8], call: u64) -> Vec<u8> {
     if call != 0 {
         mm_jvm_direct_forget(call);
     }
-    let interrupted = stop.as_ref().is_some_and(|s| s.is_raised());
     match res {
-        Ok(Ok(Ok(out))) => out,
-        // Whatever ended it (the interrupt dropped it), the caller's thread was interrupted.
-        Ok(Ok(Err(_))) if interrupted => vec![INTERRUPTED],
+        Ok(Ok(Ok(Some(out)))) => out,
+        Ok(Ok(Ok(None))) => vec![INTERRUPTED],
         Ok(Ok(Err(e))) => with_status(ERROR, |out| Lower::<UniFfiTag>::write(e, out)),
         Ok(Err(msg)) => internal(msg),
         Err(panic) => internal(

@@ -452,6 +452,18 @@ impl NativeMeter {
         Ok(summary_record(&s))
     }
 
+    /// [`NativeMeter::flush`], ended once call number `call` is interrupted (its Java thread's
+    /// `interrupt()`, passed on by `mm_jvm_direct_interrupt`): `None`. The flush stops there;
+    /// what it had not sent stays sealed for the next flush (a flush dropped at any point
+    /// keeps what it took), and a flush already done keeps its summary.
+    pub fn flush_until(&self, call: u64) -> R<Option<FlushSummaryRecord>> {
+        let m = self.get()?;
+        let stop = crate::direct::interrupt_of(call);
+        let r = crate::client::blocking_until(m.flush(), Some(&stop));
+        crate::direct::mm_jvm_direct_forget(call);
+        Ok(r?.map(|s| summary_record(&s)))
+    }
+
     /// Refuses `call` on the calling thread when it runs this meter's listener (the core's
     /// check, as the blocking calls make it): a flush there that runs on another thread
     /// would wait for the flush delivering the event, for good.

@@ -68,6 +68,22 @@ internal object Direct {
     private val calls = AtomicLong()
 
     /**
+     * Runs [block] with a new call number that the calling thread's `interrupt()`, while it
+     * runs, raises natively (see `mm_jvm_direct_interrupt`); the native call it makes under that
+     * number ends early. The thread keeps its interrupt status.
+     */
+    internal fun <T> interruptibly(block: (call: Long) -> T): T {
+        val call = calls.incrementAndGet()
+        val interruption = Interruption(call)
+        interruption.enter()
+        try {
+            return block(call)
+        } finally {
+            if (interruption.leave()) mm_jvm_direct_forget(call)
+        }
+    }
+
+    /**
      * Hears its thread's `interrupt()` between [enter] and [leave], as a channel's blocking I/O
      * does, and passes it to the native call [call]. One per call: a channel closes for good.
      */
@@ -137,13 +153,10 @@ internal object Direct {
                     buf = grown(buf, buf.bytes.capacity() + 1)
                 }
             }
-            val call = if (interruptible) calls.incrementAndGet() else 0L
-            val interruption = if (interruptible) Interruption(call) else null
-            interruption?.enter()
-            val n = try {
-                mm_jvm_direct_call(handle, op, buf.address, buf.bytes.position(), buf.bytes.capacity(), call)
-            } finally {
-                if (interruption?.leave() == true) mm_jvm_direct_forget(call)
+            val (address, inLen, cap) = Triple(buf.address, buf.bytes.position(), buf.bytes.capacity())
+            val n = when (interruptible) {
+                true -> interruptibly { call -> mm_jvm_direct_call(handle, op, address, inLen, cap, call) }
+                false -> mm_jvm_direct_call(handle, op, address, inLen, cap, 0L)
             }
             if (n < 0) throw InternalException("mm_jvm_direct_call refused its arguments")
             if (n > buf.bytes.capacity()) {

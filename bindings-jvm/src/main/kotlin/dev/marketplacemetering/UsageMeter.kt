@@ -17,7 +17,6 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.future.future
-import kotlinx.coroutines.runBlocking
 import java.lang.ref.Reference
 import java.nio.file.Path
 import java.time.Duration
@@ -346,28 +345,19 @@ class UsageMeter private constructor(
     }
 
     /**
-     * Seals what may be sealed and sends every sealed bucket now (blocking).
+     * Seals what may be sealed and sends every sealed bucket now (blocking, on the calling
+     * thread: the listener runs there).
      *
-     * An interrupt of the calling thread (`Thread.interrupt()`) ends the wait with
-     * [java.util.concurrent.CancellationException], the thread staying interrupted; the flush
-     * goes on in the background (nothing it took is dropped), and the next flush waits for it.
-     * A thread interrupted before the call starts no flush.
+     * An interrupt of the calling thread (`Thread.interrupt()`) stops it, throwing
+     * [java.util.concurrent.CancellationException], the thread staying interrupted: what it
+     * had not sent stays sealed for the next flush, and nothing it took is dropped. A thread
+     * interrupted before the call sends nothing.
      */
-    fun flush(): FlushSummary {
-        refuseInListener()
-        if (Thread.currentThread().isInterrupted) throw interruptedFlush()
-        return try {
-            runBlocking { flushOnRuntime() }
-        } catch (e: InterruptedException) {
-            // runBlocking cleared the status: the thread stays interrupted, as the client's calls.
-            Thread.currentThread().interrupt()
-            throw interruptedFlush().also { it.initCause(e) }
-        }
-    }
-
-    private fun interruptedFlush() = java.util.concurrent.CancellationException(
-        "the calling thread was interrupted: the flush goes on in the background",
-    )
+    fun flush(): FlushSummary =
+        Direct.interruptibly { call -> translating { native.flushUntil(call.toULong()) } }?.toPublic()
+            ?: throw java.util.concurrent.CancellationException(
+                "the calling thread was interrupted: the flush stopped; what it had not sent is sent by the next flush",
+            )
 
     /** [flush] as a suspend function (runs on the native runtime). */
     suspend fun flushSuspend(): FlushSummary {

@@ -780,6 +780,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_async(
     ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_until(
+    ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_record(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_refuse_in_listener(
@@ -909,6 +911,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_flush_async(`ptr`: Long,
     ): Long
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_flush_until(`ptr`: Long,`call`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_record(`ptr`: Long,`customerIdentifier`: RustBuffer.ByValue,`customerAwsAccountId`: RustBuffer.ByValue,`licenseArn`: RustBuffer.ByValue,`dimension`: RustBuffer.ByValue,`quantity`: RustBuffer.ByValue,`timestamp`: RustBuffer.ByValue,`allocations`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_refuse_in_listener(`ptr`: Long,`call`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1166,6 +1170,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_async() and 0xFFFF) != 9066) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_until() and 0xFFFF) != 34301) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_record() and 0xFFFF) != 3010) {
@@ -3347,6 +3354,14 @@ public interface NativeMeterInterface {
     suspend fun `flushAsync`(): FlushSummaryRecord
     
     /**
+     * [`NativeMeter::flush`], ended once call number `call` is interrupted (its Java thread's
+     * `interrupt()`, passed on by `mm_jvm_direct_interrupt`): `None`. The flush stops there;
+     * what it had not sent stays sealed for the next flush (a flush dropped at any point
+     * keeps what it took), and a flush already done keeps its summary.
+     */
+    fun `flushUntil`(`call`: kotlin.ULong): FlushSummaryRecord?
+    
+    /**
      * Adds `quantity` of `dimension` used by a customer to its hour's bucket; returns when
      * the event is as durable as the meter's durability says.
      */
@@ -3611,6 +3626,27 @@ open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
         NativeException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * [`NativeMeter::flush`], ended once call number `call` is interrupted (its Java thread's
+     * `interrupt()`, passed on by `mm_jvm_direct_interrupt`): `None`. The flush stops there;
+     * what it had not sent stays sealed for the next flush (a flush dropped at any point
+     * keeps what it took), and a flush already done keeps its summary.
+     */
+    @Throws(NativeException::class)override fun `flushUntil`(`call`: kotlin.ULong): FlushSummaryRecord? {
+            return FfiConverterOptionalTypeFlushSummaryRecord.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_flush_until(
+        it,
+        
+        FfiConverterULong.lower(`call`),_status)
+}
+    }
+    )
+    }
+    
 
     
     /**
