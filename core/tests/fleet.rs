@@ -488,6 +488,8 @@ fn an_exit_write_waits_for_a_background_write_in_flight() {
             .unwrap(),
     )
     .unwrap();
+    // The first flush's seal prunes mm_commits: done before the table is held.
+    m.flush_blocking().unwrap();
     // Another session holds the commits table: the background write waits for it.
     let holder = {
         let url = url.clone();
@@ -510,7 +512,7 @@ fn an_exit_write_waits_for_a_background_write_in_flight() {
     until(
         "the lock",
         "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND granted
-           AND relation = 'mm_commits'::regclass",
+           AND mode = 'AccessExclusiveLock' AND relation = 'mm_commits'::regclass",
     );
     m.record(cust(1), "users", 5, None, None).unwrap();
     // The background flush's write of the buffer, waiting for the lock.
@@ -534,6 +536,44 @@ fn an_exit_write_waits_for_a_background_write_in_flight() {
     );
     holder.join().unwrap();
     drop(m);
+}
+
+/// An event callback may read its meter's status while a fleet drain delivers a late event
+/// to it: the drain holds its turn (an exit write waits for it), and the status's own drain
+/// waited for that turn, which the callback's caller held: the flusher's thread hung, and
+/// with it every later flush, close and exit write.
+#[test]
+fn a_callback_may_read_status_while_a_drain_reports_a_late_event() {
+    let (emu, url, b, clock) = start();
+    let me: Arc<Mutex<Option<UsageMeter>>> = Arc::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (me2, tx) = (me.clone(), Mutex::new(tx));
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .durability(Durability::Memory)
+            .on_event(move |e| {
+                if matches!(e.kind, MeterEventKind::LateEvent { .. }) {
+                    let m = me2.lock().unwrap().clone();
+                    if let Some(m) = m {
+                        let _ = tx.lock().unwrap().send(m.status().is_ok());
+                    }
+                }
+            })
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    *me.lock().unwrap() = Some(m.clone());
+    m.record(cust(1), "users", 1, at(b - 3 * H + 5), None)
+        .unwrap();
+    let writer = std::thread::spawn(move || m.write_buffered());
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30)),
+        Ok(true),
+        "status() from the callback hung"
+    );
+    writer.join().unwrap().unwrap();
+    me.lock().unwrap().take();
 }
 
 /// A memory-durability entry moved past a full hour reports its late event once it lands,

@@ -253,7 +253,8 @@ impl Drop for UsageMeter {
         // down) lost what `Durability::Memory` buffered. It is written now.
         // Not from this meter's own event callback: the flush or write delivering the event
         // may hold what the write needs (the fleet's drain); the meter's own drop writes it.
-        if self.inner.check_process().is_ok() && !self.inner.shared.in_callback() {
+        let memory = self.inner.durability == Durability::Memory;
+        if memory && self.inner.check_process().is_ok() && !self.inner.shared.in_callback() {
             if let Err(e) = self.inner.shared.drain() {
                 report("buffered usage could not be written at drop", &e);
             }

@@ -520,7 +520,10 @@ impl Shared {
     /// acknowledged them.
     pub(super) fn drain(&self) -> Result<(), Error> {
         if let Some(f) = &self.fleet {
-            return wait(self.drain_fleet(f)).and_then(|r| r);
+            // From this meter's event callback, which a fleet drain may be delivering (its
+            // late events): that drain holds the turn, and waits for the callback.
+            let nested = self.in_callback();
+            return wait(self.drain_fleet(f, nested)).and_then(|r| r);
         }
         let mut db = lock(&self.db);
         let entries = self.take_buffer();
@@ -535,7 +538,7 @@ impl Shared {
     /// [`Shared::drain`] on the runtime (a flush).
     pub(super) async fn drain_async(&self) -> Result<(), Error> {
         match &self.fleet {
-            Some(f) => self.drain_fleet(f).await,
+            Some(f) => self.drain_fleet(f, false).await,
             None => self.drain(),
         }
     }
@@ -543,8 +546,15 @@ impl Shared {
     /// The fleet store's drain: the unsettled writes under their own keys, then the buffer.
     /// Cancelled at any point (a caller's timeout, `close()` aborting the flusher, the
     /// runtime shutting down), what it had taken goes back (see [`PutBack`]).
-    async fn drain_fleet(&self, f: &fleet::Fleet) -> Result<(), Error> {
-        let _one_at_a_time = self.fleet_drain.lock().await;
+    ///
+    /// Drains take turns (`fleet_drain`): an exit hook's waits for the background flush's
+    /// write in flight. A `nested` one (from an event callback the drain in turn delivers)
+    /// does not wait for its turn, which is held further down its own thread's stack.
+    async fn drain_fleet(&self, f: &fleet::Fleet, nested: bool) -> Result<(), Error> {
+        let _one_at_a_time = match nested {
+            true => None,
+            false => Some(self.fleet_drain.lock().await),
+        };
         self.settle_fleet(f).await?;
         let entries = self.take_buffer();
         if entries.is_empty() {
