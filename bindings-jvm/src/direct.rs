@@ -172,7 +172,6 @@ fn read<T: Lift<UniFfiTag>>(input: &mut &[u8]) -> Result<T, String> {
     T::try_read(input).map_err(|e| format!("undecodable input: {e}"))
 }
 
-/// `Ok(result)` to serialize, or the error.
 /// `Ok(Ok(Some(result)))` to serialize, `Ok(Ok(None))` when `stop` ended the call, or the
 /// error.
 fn dispatch(

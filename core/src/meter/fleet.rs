@@ -440,13 +440,8 @@ impl Fleet {
                 "must be 1 to 200 characters",
             ));
         }
-        if replica.contains('\0') {
-            // PostgreSQL's text cannot hold it: every write naming the replica would fail.
-            return Err(Error::invalid_input(
-                FieldPath::argument("replica_id"),
-                "must not contain the NUL character (U+0000)",
-            ));
-        }
+        // PostgreSQL's text cannot hold it: every write naming the replica would fail.
+        super::record::no_nul("replica_id", &replica)?;
         if settings.senders == 0 {
             return Err(Error::invalid_input(
                 FieldPath::argument("fleet_senders"),

@@ -91,7 +91,7 @@ pub(super) const CALENDAR: std::ops::RangeInclusive<i64> = -62_135_596_800..=253
 /// a customer identifier or a dimension; PostgreSQL's `text` refuses it, and the fleet write
 /// that carried one failed for good, holding back every event buffered with it. Refused from
 /// every store alike, so that moving a meter to the fleet changes nothing a caller sees.
-fn no_nul(arg: &'static str, s: &str) -> Result<(), Error> {
+pub(super) fn no_nul(arg: &'static str, s: &str) -> Result<(), Error> {
     if s.contains('\0') {
         return Err(Error::invalid_input(
             FieldPath::argument(arg),
@@ -159,9 +159,9 @@ impl UsageMeter {
     /// (`timestamp`), and an event that would push its bucket past the model's 2,147,483,647
     /// (`quantity`; nothing of it is counted), and a NUL character in the customer identifier
     /// or the dimension, which the fleet store's PostgreSQL cannot hold (refused from every
-    /// store alike). `allocations`, when given, must sum to `quantity`. The customer is required (`InvalidInput` naming `customer_identifier`
-    /// without one), except in the `MeterUsage` mode, where it is ignored: those buckets
-    /// have no customer.
+    /// store alike). `allocations`, when given, must sum to `quantity`. The customer is
+    /// required (`InvalidInput` naming `customer_identifier` without one), except in the
+    /// `MeterUsage` mode, where it is ignored: those buckets have no customer.
     pub fn record(
         &self,
         customer: impl Into<Option<Customer>>,

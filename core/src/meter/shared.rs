@@ -336,7 +336,7 @@ impl Shared {
                 .fleet
                 .as_ref()
                 .filter(|_| IN_FLEET_FLUSH.try_with(|_| ()).is_ok());
-            let _in = InCallback::enter(self);
+            let _in = Mark::enter(&IN_CALLBACK, self);
             for mut e in events {
                 e.replica_id = replica.map(str::to_owned);
                 // The seller's code: a panic in it must not end the thread running it (the
@@ -361,10 +361,14 @@ impl Shared {
 
     /// Whether this thread is running this meter's event callback.
     pub(super) fn in_callback(&self) -> bool {
-        let me = self as *const Shared as usize;
-        IN_CALLBACK
-            .try_with(|v| v.borrow().contains(&me))
-            .unwrap_or(false)
+        marked(&IN_CALLBACK, self)
+    }
+
+    /// [`Shared::emit`] from a fleet drain's write, which holds the drains' turn: a drain the
+    /// callback starts must not wait for it (see [`Shared::drain`]).
+    fn emit_holding_turn(&self, events: Vec<MeterEvent>) {
+        let _turn = Mark::enter(&IN_DRAIN_TURN, self);
+        self.emit(events);
     }
 
     /// `InvalidState` when called from this meter's own event callback: `record()` there may
@@ -520,9 +524,9 @@ impl Shared {
     /// acknowledged them.
     pub(super) fn drain(&self) -> Result<(), Error> {
         if let Some(f) = &self.fleet {
-            // From this meter's event callback, which a fleet drain may be delivering (its
-            // late events): that drain holds the turn, and waits for the callback.
-            let nested = self.in_callback();
+            // From this meter's event callback that a fleet drain delivers (its late events):
+            // that drain holds the turn, and waits for the callback.
+            let nested = marked(&IN_DRAIN_TURN, self);
             return wait(self.drain_fleet(f, nested)).and_then(|r| r);
         }
         let mut db = lock(&self.db);
@@ -687,7 +691,7 @@ impl Shared {
                     next.insert(to, acc);
                 }
             }
-            self.emit(w.late);
+            self.emit_holding_turn(w.late);
             (entries, seq) = (next, None);
         }
     }
@@ -751,7 +755,10 @@ impl Shared {
                         back(&mut lock(&self.buffer), k, acc, false);
                     }
                 }
-                self.emit(w.late);
+                match fleet {
+                    true => self.emit_holding_turn(w.late),
+                    false => self.emit(w.late),
+                }
                 Ok(())
             }
             Err(e) => {
@@ -789,28 +796,40 @@ tokio::task_local! {
     pub(super) static IN_FLEET_FLUSH: ();
 }
 
+type Marks = std::thread::LocalKey<std::cell::RefCell<Vec<usize>>>;
+
 thread_local! {
     /// The meters (their `Shared`'s address) whose event callback this thread is running.
     static IN_CALLBACK: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The meters whose fleet drain, holding its turn, delivers events on this thread.
+    static IN_DRAIN_TURN: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Marks this thread as running a meter's callback until dropped (a panicking callback
-/// included).
-pub(super) struct InCallback(usize);
+/// Whether this thread is marked in `marks` for `shared`'s meter.
+fn marked(marks: &'static Marks, shared: &Shared) -> bool {
+    let me = shared as *const Shared as usize;
+    marks
+        .try_with(|v| v.borrow().contains(&me))
+        .unwrap_or(false)
+}
 
-impl InCallback {
-    fn enter(shared: &Shared) -> InCallback {
+/// Marks this thread in a list (a meter's callback running, its drain's turn held) until
+/// dropped (a panicking callback included).
+pub(super) struct Mark(&'static Marks, usize);
+
+impl Mark {
+    fn enter(marks: &'static Marks, shared: &Shared) -> Mark {
         let me = shared as *const Shared as usize;
-        let _ = IN_CALLBACK.try_with(|v| v.borrow_mut().push(me));
-        InCallback(me)
+        let _ = marks.try_with(|v| v.borrow_mut().push(me));
+        Mark(marks, me)
     }
 }
 
-impl Drop for InCallback {
+impl Drop for Mark {
     fn drop(&mut self) {
-        let _ = IN_CALLBACK.try_with(|v| {
+        let _ = self.0.try_with(|v| {
             let mut v = v.borrow_mut();
-            if let Some(i) = v.iter().rposition(|m| *m == self.0) {
+            if let Some(i) = v.iter().rposition(|m| *m == self.1) {
                 v.remove(i);
             }
         });
