@@ -233,38 +233,14 @@ class ClientTest {
      */
     @Test
     fun `Thread interrupt ends a blocking call`() {
-        emulator.pushFault("""{"kind":"delay","seconds":30.0}""")
-        var thrown: Throwable? = null
-        var stillInterrupted = false
-        val worker = Thread {
-            try {
-                client.batchMeterUsageBlocking(
-                    BatchMeterUsageRequest(productCode = Emulator.PRODUCT_CODE, usageRecords = listOf(record("cust-1", 3))),
-                )
-            } catch (e: Throwable) {
-                thrown = e
-            }
-            stillInterrupted = Thread.currentThread().isInterrupted
+        assertAnInterruptEnds(emulator, 30.0, 5_000, "call") {
+            client.batchMeterUsageBlocking(
+                BatchMeterUsageRequest(productCode = Emulator.PRODUCT_CODE, usageRecords = listOf(record("cust-1", 3))),
+            )
         }
-        worker.start()
-        val deadline = System.nanoTime() + 10_000_000_000
-        while (emulator.pendingFaults() > 0 && System.nanoTime() < deadline) Thread.sleep(1)
-        Thread.sleep(100)
-        worker.interrupt()
-        worker.join(5_000)
-        assertFalse(worker.isAlive, "the call outlived its thread's interrupt")
-        assertTrue(thrown is java.util.concurrent.CancellationException, "$thrown")
-        assertTrue(stillInterrupted, "the thread lost its interrupt status")
 
         val sent = emulator.requests().size
-        Thread.currentThread().interrupt()
-        try {
-            org.junit.jupiter.api.assertThrows<java.util.concurrent.CancellationException> {
-                client.resolveCustomerBlocking(ResolveCustomerRequest("reg-token-valid"))
-            }
-        } finally {
-            assertTrue(Thread.interrupted(), "the thread lost its interrupt status")
-        }
+        assertRefusedWhenInterrupted { client.resolveCustomerBlocking(ResolveCustomerRequest("reg-token-valid")) }
         assertEquals(sent, emulator.requests().size, "an interrupted thread's call was sent")
         assertEquals("cust-1", client.resolveCustomerBlocking(ResolveCustomerRequest("reg-token-valid")).customerIdentifier)
         assertEquals(0uL, dev.marketplacemetering.internal.directInterruptsHeld())

@@ -138,32 +138,9 @@ class MeterTest {
         meter(dir.resolve("m.db"), clock).use { m ->
             m.record("cust-1", "users", 4)
             clock.set(hour.plus(Duration.ofMinutes(62)))
-            Thread.currentThread().interrupt()
-            try {
-                assertThrows(java.util.concurrent.CancellationException::class.java) { m.flush() }
-            } finally {
-                assertTrue(Thread.interrupted(), "the thread lost its interrupt status")
-            }
+            assertRefusedWhenInterrupted { m.flush() }
             assertEquals(1L, m.status().sealed + m.status().pending, "a flush started")
-            emulator.pushFault("""{"kind":"delay","seconds":3.0}""")
-            var thrown: Throwable? = null
-            var stillInterrupted = false
-            val worker = Thread {
-                try {
-                    m.flush()
-                } catch (e: Throwable) {
-                    thrown = e
-                }
-                stillInterrupted = Thread.currentThread().isInterrupted
-            }
-            worker.start()
-            val deadline = System.nanoTime() + 10_000_000_000
-            while (emulator.pendingFaults() > 0 && System.nanoTime() < deadline) Thread.sleep(1)
-            worker.interrupt()
-            worker.join(1_500)
-            assertFalse(worker.isAlive, "the flush outlived its thread's interrupt")
-            assertTrue(thrown is java.util.concurrent.CancellationException, "$thrown")
-            assertTrue(stillInterrupted, "the thread lost its interrupt status")
+            assertAnInterruptEnds(emulator, 3.0, 1_500, "flush") { m.flush() }
             assertEquals(1L, m.flush().acked, "the next flush did not settle the hour")
             assertEquals(1L, m.status().acked)
         }
