@@ -12,8 +12,9 @@
 //!
 //! * **One, lazily.** Faces load the library into processes that may never call it; nothing
 //!   starts until the first call, and the runtime has few worker threads
-//!   ([`DEFAULT_WORKERS`], 1 for the Node face; `MM_RUNTIME_WORKERS` to change) because
-//!   metering is I/O-bound.
+//!   ([`DEFAULT_WORKERS`]; `MM_RUNTIME_WORKERS` to change) because metering is I/O-bound.
+//!   The Node face's calls run on napi's runtime, built from [`builder_with_workers`] with
+//!   one worker; the meter's flusher and the fleet store's connections run here in every face.
 //! * **Fork.** A child created by `fork()` inherits the runtimes' memory but none of their
 //!   threads, and it shares the parent's epoll instances: driving an inherited runtime in the
 //!   child hangs the child and corrupts the parent. So the pid is stored next to each
@@ -260,6 +261,20 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
     });
     drop(reset);
     Ok(out)
+}
+
+/// Runs `wait`, which blocks its thread until work on the shared runtime is done (a fleet
+/// write, whose database connections run there; a group commit's), without holding up
+/// that runtime when the caller is one of its workers (a meter's last handle dropped inside
+/// a task): the worker's other tasks move to another thread meanwhile (tokio's
+/// `block_in_place`). With one worker (`MM_RUNTIME_WORKERS=1`) the wait held the only thread
+/// that could end it until the write gave up, and the buffer was lost. Elsewhere (no runtime,
+/// a current-thread runtime) `wait` runs as it is.
+pub(crate) fn wait_outside_workers<R>(wait: impl FnOnce() -> R) -> R {
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        _ => wait(),
+    }
 }
 
 /// Spawns `fut` on the shared runtime.

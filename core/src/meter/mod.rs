@@ -142,7 +142,7 @@ impl Drop for Inner {
         if let Some(h) = lock(&self.committer).take() {
             // Dropped by a callback on the committer thread itself: it ends on its own.
             if h.thread().id() != std::thread::current().id() {
-                let _ = h.join();
+                let _ = crate::runtime::wait_outside_workers(|| h.join());
             }
         }
         // Memory durability: write what is buffered (a file store keeps it).

@@ -255,7 +255,8 @@ impl UsageMeter {
             qg.waiters.push(std::thread::current());
             pushed
         };
-        slot.wait(event, &q.key, q.quantity, g.spin.load(Ordering::Relaxed))
+        let spin = g.spin.load(Ordering::Relaxed);
+        crate::runtime::wait_outside_workers(|| slot.wait(event, &q.key, q.quantity, spin))
     }
 
     /// The group committer and its `max_events`, which the group mode always has.

@@ -214,10 +214,14 @@ where
     if tokio::runtime::Handle::try_current().is_err() {
         return crate::runtime::block_on(fut);
     }
-    std::thread::scope(|s| {
-        s.spawn(|| crate::runtime::block_on(fut))
-            .join()
-            .unwrap_or_else(|_| Err(Error::invalid_state("fleet store: a helper thread failed")))
+    crate::runtime::wait_outside_workers(|| {
+        std::thread::scope(|s| {
+            s.spawn(|| crate::runtime::block_on(fut))
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(Error::invalid_state("fleet store: a helper thread failed"))
+                })
+        })
     })
 }
 
