@@ -12,6 +12,7 @@ use marketplace_metering::meter::{
     RequeueFilter, Store,
 };
 use marketplace_metering::primitives::DateTime;
+use marketplace_metering::types::{Tag, UsageAllocation};
 use marketplace_metering::{Client, ErrorCode, UsageMeter};
 use metering_emulator::{Emulator, EmulatorConfig, Fault, LedgerEntry};
 
@@ -471,6 +472,175 @@ async fn a_nul_in_an_event_is_refused_and_the_replica_keeps_flushing() {
     )
     .unwrap_err();
     assert_eq!(e.field(), Some("replica_id"), "{e}");
+}
+
+/// `n` letters or CJK characters from a fixed generator: text PostgreSQL cannot compress.
+fn noise(seed: &mut u64, n: usize, cjk: bool) -> String {
+    (0..n)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (*seed >> 33) as u32;
+            match cjk {
+                true => char::from_u32(0x4E00 + r % 0x5000).unwrap(),
+                false => char::from(b'a' + (r % 26) as u8),
+            }
+        })
+        .collect()
+}
+
+/// An event whose key PostgreSQL's index cannot hold (a row of a btree index is at most 2,704
+/// bytes) is refused by `record()` and `register_customer()`. The model allows such keys: a
+/// license ARN has no maximum, and a customer, a dimension and five tags at their maximum
+/// lengths pass it in multi-byte characters. A durable `record()` acknowledged them into the
+/// journal; every seal's fold of the journal then failed (SQLSTATE 54000), on every replica,
+/// so no hour of the product was sealed or sent again.
+#[tokio::test]
+async fn a_key_the_fleet_index_cannot_hold_is_refused_and_the_fleet_keeps_sealing() {
+    let (emu, url, b, clock) = start();
+    let m = durable_meter(&emu, &url, &clock);
+    let seed = &mut 0x9E37_79B9_7F4A_7C15u64;
+    let arn = format!(
+        "arn:aws{}:license-manager::123456789012:license:l-1",
+        noise(seed, 3000, false)
+    );
+    let e = m
+        .record(
+            Customer::aws_account("123456789012", arn.clone()),
+            "users",
+            1,
+            None,
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.error_code(), e.field()),
+        (ErrorCode::InvalidInput, Some("license_arn")),
+        "{e}"
+    );
+    let tags: Vec<Tag> = (0..5)
+        .map(|i| {
+            Tag::builder()
+                .key(format!("{i}{}", noise(seed, 99, false)))
+                .value(noise(seed, 256, false))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let alloc = vec![UsageAllocation::builder()
+        .allocated_usage_quantity(1)
+        .set_tags(Some(tags))
+        .build()
+        .unwrap()];
+    let (who, dim) = (noise(seed, 255, true), noise(seed, 255, true));
+    let e = m
+        .record(
+            Customer::identifier(who.clone()),
+            &dim,
+            1,
+            None,
+            Some(alloc),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.error_code(), e.field()),
+        (ErrorCode::InvalidInput, Some("allocations")),
+        "{e}"
+    );
+    let e = m
+        .register_customer(Customer::aws_account("123456789012", arn), &["users"])
+        .unwrap_err();
+    assert_eq!(e.field(), Some("license_arn"), "{e}");
+    // The same customer and dimension without the tags fit.
+    m.record(Customer::identifier(who), &dim, 2, None, None)
+        .unwrap();
+    // At the limit, 2,600 bytes of the key's strings with one tag set, in the widest key
+    // (the allocations'): taken, and PostgreSQL holds it. One byte more is refused.
+    let tags = vec![Tag::builder().key("team").value("a").build().unwrap()];
+    let fixed = metering_emulator::PRODUCT_CODE.len()
+        + m.replica_id().unwrap().len()
+        + "123456789012users".len()
+        + serde_json::to_string(&tags).unwrap().len()
+        + "arn:aws:license-manager::123456789012:license:l-1".len();
+    let alloc = Some(vec![UsageAllocation::builder()
+        .allocated_usage_quantity(1)
+        .set_tags(Some(tags))
+        .build()
+        .unwrap()]);
+    for (total, taken) in [(2_601, false), (2_600, true)] {
+        let arn = format!(
+            "arn:aws{}:license-manager::123456789012:license:l-1",
+            noise(seed, total - fixed, false)
+        );
+        let account = Customer::aws_account("123456789012", arn);
+        let r = m.record(account, "users", 1, None, alloc.clone());
+        assert_eq!(r.is_ok(), taken, "{total} bytes: {r:?}");
+    }
+    // Sealed and sent (the emulator knows neither customer), and the product's other hours
+    // are billed.
+    m.record(cust(1), "users", 5, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    let s = m.flush().await.unwrap();
+    assert_eq!(s.sealed, 3, "{s:?}");
+    assert_eq!(
+        ledger_map(&emu.ledger())[&("cust-1".into(), "users".into(), b - H)],
+        (5, 1)
+    );
+}
+
+/// A database whose encoding lacks characters the model allows (LATIN1 has no "€") is
+/// refused when the meter is made: PostgreSQL refused every write carrying one (SQLSTATE
+/// 22P05), and the buffer that held it was kept as one write that never landed.
+#[test]
+fn a_database_whose_encoding_cannot_hold_every_character_is_refused() {
+    let (emu, url, _, clock) = start();
+    pg::shared().psql(
+        &url,
+        "CREATE DATABASE latin1 TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'",
+    );
+    let db = pg::Cluster::db_name(&url);
+    let latin1 = url.replacen(&format!("/{db}?"), "/latin1?", 1);
+    assert_ne!(latin1, url);
+    let e = UsageMeter::new(
+        builder(&emu, Store::postgres(&latin1), &clock)
+            .durability(Durability::Memory)
+            .build()
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
+    assert!(e.to_string().contains("LATIN1"), "{e}");
+}
+
+/// A lease no timestamp can end (`u64::MAX` milliseconds, an "infinite" idiom in C and on
+/// the JVM) is refused when the meter is made: PostgreSQL refused every claim with it
+/// (SQLSTATE 22008), so nothing was ever sent while `record()` went on acknowledging.
+#[test]
+fn a_lease_longer_than_a_day_is_refused() {
+    let (emu, url, _, clock) = start();
+    for lease in [Duration::from_millis(u64::MAX), Duration::from_secs(86_401)] {
+        let e = UsageMeter::new(
+            builder(&emu, Store::postgres(&url), &clock)
+                .fleet_lease(lease)
+                .build()
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.error_code(), e.field()),
+            (ErrorCode::InvalidInput, Some("fleet_lease")),
+            "{e}"
+        );
+    }
+    let m = UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .fleet_lease(Duration::from_secs(86_400))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.close_blocking().unwrap();
 }
 
 /// An exit hook's write of the buffer (`write_buffered`: Node's `exit` handler, the JVM's

@@ -818,6 +818,34 @@ fn a_nul_in_a_customer_or_dimension_is_refused_by_every_store() {
     }
 }
 
+// A meter whose clock reads outside any calendar (milliseconds where seconds are meant) refuses
+// an event timed by it: it was kept in an hour no calendar holds, which the service would
+// refuse, and the events given a timestamp were all taken as "not ahead of the clock".
+#[test]
+fn a_clock_outside_any_calendar_is_refused_by_record() {
+    let emu = emulator();
+    let millis = base() * 1000;
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(client(&emu, 1))
+            .store(Store::memory())
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .clock(Arc::new(move || millis))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    for at in [None, at(base())] {
+        let e = meter.record(cust(1), "users", 1, at, None).unwrap_err();
+        assert_eq!(
+            (e.error_code(), e.field()),
+            (ErrorCode::InvalidInput, Some("clock")),
+            "{e}"
+        );
+    }
+    assert_eq!(meter.status().unwrap().pending, 0);
+}
+
 // A zero-fill registration of more dimensions than the core takes is refused by the core,
 // naming the argument, in every face: it was checked only by the Node and C faces, so Python
 // and the JVM registered any count (and a Python iterator without end grew until the OOM kill).

@@ -121,6 +121,9 @@ impl Drop for PgClient {
 /// more: a database's `max_connections` is shared with the seller's other services.
 const POOL_MAX: usize = 16;
 
+/// The longest `fleet_lease` taken: a day.
+const MAX_LEASE: Duration = Duration::from_secs(86_400);
+
 /// The default replica id: host name and process id.
 pub(crate) fn default_replica_id() -> String {
     format!("{}:{}", super::owner::host_name(), std::process::id())
@@ -454,6 +457,16 @@ impl Fleet {
             return Err(Error::invalid_input(
                 FieldPath::argument("fleet_lease"),
                 "must be longer than zero",
+            ));
+        }
+        if settings.lease > MAX_LEASE {
+            // A claim is held until the lease ends: a replica that died holding one would keep
+            // its buckets from every other sender for that long; and one past what a
+            // PostgreSQL timestamp holds (an "infinite" `u64::MAX` milliseconds) failed
+            // every claim, so nothing was ever sent.
+            return Err(Error::invalid_input(
+                FieldPath::argument("fleet_lease"),
+                format!("must be at most {} seconds (a day)", MAX_LEASE.as_secs()),
             ));
         }
         let fleet = Fleet {

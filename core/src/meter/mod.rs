@@ -439,9 +439,14 @@ impl UsageMeter {
                 format_args!("must hold at most {max} items, got {}", dimensions.len()),
             ));
         }
+        let now = record::clock_now(&self.inner.shared)?;
         for d in dimensions {
             let c = customer.as_ref().map(Customer::by_ref);
-            self.validate(c, d, 0, (self.inner.shared.clock)(), None)?;
+            self.validate(c, d, 0, now, None)?;
+            if let Some(f) = &self.inner.shared.fleet {
+                let product = &self.inner.shared.scope.product_code;
+                record::fleet_key_fits(product, f.replica(), c, d, None)?;
+            }
         }
         let dims: Vec<String> = dimensions.iter().map(|d| (*d).to_owned()).collect();
         let shared = &self.inner.shared;

@@ -101,6 +101,85 @@ pub(super) fn no_nul(arg: &'static str, s: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The meter's clock, refused when it reads outside any calendar (milliseconds where
+/// seconds are meant): an event timed by it was kept in an hour the service refuses, and
+/// every given timestamp passed as "not ahead of the clock".
+pub(super) fn clock_now(shared: &super::shared::Shared) -> Result<i64, Error> {
+    let now = (shared.clock)();
+    if !CALENDAR.contains(&now) {
+        return Err(Error::invalid_input(
+            FieldPath::argument("clock"),
+            format!(
+                "the meter's clock reads {now}, not a time any calendar holds; it must give \
+                 seconds since 1970-01-01"
+            ),
+        ));
+    }
+    Ok(now)
+}
+
+/// The most bytes the strings of one fleet-store key may hold together: the product code,
+/// replica id, license ARN, customer, dimension and one allocation's tags. A row of a
+/// PostgreSQL btree index holds at most 2,704 bytes, and the store's keys add at most 80
+/// bytes of headers, padding, the customer's kind and the hour. The model bounds none of the license ARN's length
+/// and allows a customer, a dimension and five tags whose multi-byte characters pass it; an
+/// event past it was acknowledged, then failed every fold of the product's journal (SQLSTATE
+/// 54000) on every replica, and no hour was sealed or sent again.
+pub(super) const FLEET_KEY_BYTES: usize = 2_600;
+
+/// Refuses an event whose key the fleet store's index cannot hold (see [`FLEET_KEY_BYTES`]),
+/// naming the allocations when their tags pass it, else the key's longest part.
+pub(super) fn fleet_key_fits(
+    product: &str,
+    replica: &str,
+    customer: Option<CustomerRef<'_>>,
+    dimension: &str,
+    allocs: Option<&Allocs>,
+) -> Result<(), Error> {
+    let (id, account, license) = customer.map_or((None, None, None), CustomerRef::parts);
+    let parts = [
+        ("license_arn", license.unwrap_or("").len()),
+        (
+            if account.is_some() {
+                "customer_aws_account_id"
+            } else {
+                "customer_identifier"
+            },
+            id.or(account).unwrap_or("").len(),
+        ),
+        ("dimension", dimension.len()),
+    ];
+    let key: usize = product.len() + replica.len() + parts.iter().map(|p| p.1).sum::<usize>();
+    let tags = allocs
+        .into_iter()
+        .flat_map(|a| a.keys())
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    if key + tags <= FLEET_KEY_BYTES {
+        return Ok(());
+    }
+    let (arg, what) = match key <= FLEET_KEY_BYTES {
+        true => ("allocations", "with an allocation's tags"),
+        false => (
+            parts
+                .iter()
+                .max_by_key(|p| p.1)
+                .map_or("dimension", |p| p.0),
+            "together",
+        ),
+    };
+    Err(Error::invalid_input(
+        FieldPath::argument(arg),
+        format!(
+            "the fleet store keys an hour by the product code, replica id, license ARN, \
+             customer and dimension ({key} bytes here), {what} {} bytes: PostgreSQL's index \
+             holds at most {FLEET_KEY_BYTES}; nothing was counted",
+            key + tags
+        ),
+    ))
+}
+
 /// Checks an event's timestamp against the meter's clock `now`.
 pub(super) fn check_timestamp(secs: i64, now: i64) -> Result<i64, Error> {
     if !CALENDAR.contains(&secs) {
@@ -289,7 +368,7 @@ impl UsageMeter {
         let customer = self.bucket_customer(customer)?;
         let q = crate::validate::quantity_with(quantity, || FieldPath::argument("quantity"))?;
         let shared = &*inner.shared;
-        let now = (shared.clock)();
+        let now = clock_now(shared)?;
         let at_secs = match at {
             Some(t) => check_timestamp(t.secs(), now)?,
             None => now,
@@ -299,6 +378,15 @@ impl UsageMeter {
             Some(a) => Some(canonical_allocations(a)?),
             None => None,
         };
+        if let Some(f) = &shared.fleet {
+            fleet_key_fits(
+                &shared.scope.product_code,
+                f.replica(),
+                customer,
+                dimension,
+                allocs.as_ref(),
+            )?;
+        }
         let hour = hour_of(at_secs);
         let late = hour.saturating_add(3600 + shared.scope.grace) <= now;
         if let Some(start) = shared.fleet.as_ref().and_then(fleet::Fleet::start_hour) {

@@ -777,14 +777,31 @@ const STORE_ELSEWHERE: &str = "SELECT string_agg(DISTINCT n.nspname, ', ' ORDER 
 
 impl Fleet {
     pub(super) async fn migrate(&self) -> Result<(), Error> {
+        /// A database the store is not made in.
+        enum Refused {
+            /// Its encoding.
+            Encoding(String),
+            /// The schemas, off the role's search_path, that hold the store.
+            Elsewhere(String),
+        }
         retry_within(self, "migrate", LONG_ATTEMPT_FOR, |mut c| async move {
             let r = async {
                 let tx = c.transaction().await?;
                 tx.batch_execute("SELECT pg_advisory_xact_lock(hashtext('mm_schema'))")
                     .await?;
+                // tokio-postgres sends text as UTF-8, which the server converts to the
+                // database's encoding: one lacking a character the model allows ("€" in
+                // LATIN1) refused every write carrying it (SQLSTATE 22P05).
+                let encoding: String = tx
+                    .query_one("SELECT current_setting('server_encoding')", &[])
+                    .await?
+                    .get(0);
+                if !matches!(encoding.as_str(), "UTF8" | "SQL_ASCII") {
+                    return Ok(Err(Refused::Encoding(encoding)));
+                }
                 let elsewhere: Option<String> = tx.query_one(STORE_ELSEWHERE, &[]).await?.get(0);
                 if let Some(schemas) = elsewhere {
-                    return Ok(Err(schemas));
+                    return Ok(Err(Refused::Elsewhere(schemas)));
                 }
                 create_absent(
                     &tx,
@@ -847,7 +864,11 @@ impl Fleet {
                 "fleet store: schema version {v} is newer than this library's {SCHEMA_VERSION}"
             ))),
             Ok(None) => Ok(()),
-            Err(schemas) => Err(Error::invalid_config(format!(
+            Err(Refused::Encoding(encoding)) => Err(Error::invalid_config(format!(
+                "fleet store: the database's encoding is {encoding}, which lacks characters a \
+                 customer, dimension or tag may hold; create it with ENCODING 'UTF8'"
+            ))),
+            Err(Refused::Elsewhere(schemas)) => Err(Error::invalid_config(format!(
                 "fleet store: this role's search_path does not reach the store, which is in \
                  schema {schemas} (or the role lacks USAGE on that schema), and a second store \
                  in schema public would split the fleet (each half sending its own sums of an \
