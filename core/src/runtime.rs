@@ -162,7 +162,13 @@ fn get(slot: &Slot, build: fn() -> std::io::Result<Runtime>) -> Result<Arc<Share
 }
 
 fn shared() -> Result<Arc<Shared>, Error> {
-    get(&SHARED, || builder().build())
+    get(&SHARED, || {
+        builder()
+            .on_thread_start(|| {
+                let _ = ON_SHARED.try_with(|c| c.set(true));
+            })
+            .build()
+    })
 }
 
 fn blocking() -> Result<Arc<Shared>, Error> {
@@ -211,6 +217,8 @@ pub fn blocking_handle() -> Result<Handle, Error> {
 }
 
 thread_local! {
+    /// Whether this thread is one of the shared runtime's (a worker, or its blocking pool's).
+    static ON_SHARED: Cell<bool> = const { Cell::new(false) };
     /// Whether this thread is inside [`block_on`] on the blocking runtime.
     static ON_BLOCKING: Cell<bool> = const { Cell::new(false) };
 }
@@ -270,9 +278,15 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
 /// `block_in_place`). With one worker (`MM_RUNTIME_WORKERS=1`) the wait held the only thread
 /// that could end it until the write gave up, and the buffer was lost. Elsewhere (no runtime,
 /// a current-thread runtime) `wait` runs as it is.
+///
+/// Only the shared runtime's own threads are handed over: the deadlock is theirs alone (a
+/// caller's runtime runs none of the store's tasks), and elsewhere `block_in_place` panics
+/// (inside a `LocalSet` or a current-thread `block_on`), which a caller's runtime may be.
 pub(crate) fn wait_outside_workers<R>(wait: impl FnOnce() -> R) -> R {
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+    let ours = ON_SHARED.try_with(Cell::get).unwrap_or(false);
+    let flavor = Handle::try_current().map(|h| h.runtime_flavor());
+    match (ours, flavor) {
+        (true, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) => tokio::task::block_in_place(wait),
         _ => wait(),
     }
 }
