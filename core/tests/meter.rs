@@ -844,6 +844,14 @@ fn a_clock_outside_any_calendar_is_refused_by_record() {
         );
     }
     assert_eq!(meter.status().unwrap().pending, 0);
+    // Nor does a flush seal by it (it sealed every hour, and a SQLite store's zero-fill ran
+    // to the year 55,000 and never filled again), or a requeue judge the window by it.
+    let e = meter.flush_blocking().unwrap_err();
+    assert_eq!(e.field(), Some("clock"), "{e}");
+    let e = meter.requeue(&RequeueFilter::default()).unwrap_err();
+    assert_eq!(e.field(), Some("clock"), "{e}");
+    let e = meter.register_customer(cust(1), &["users"]).unwrap_err();
+    assert_eq!(e.field(), Some("clock"), "{e}");
 }
 
 // A zero-fill registration of more dimensions than the core takes is refused by the core,

@@ -121,8 +121,10 @@ impl Drop for PgClient {
 /// more: a database's `max_connections` is shared with the seller's other services.
 const POOL_MAX: usize = 16;
 
-/// The longest `fleet_lease` taken: a day.
-const MAX_LEASE: Duration = Duration::from_secs(86_400);
+/// The longest `fleet_lease` taken: half an hour. A sender that dies holding a claim keeps
+/// its buckets from the others until the lease ends, and an hour past its grace can be sent
+/// for at least an hour (the grace leaves one): a claim must end well within it.
+const MAX_LEASE: Duration = Duration::from_secs(1_800);
 
 /// The default replica id: host name and process id.
 pub(crate) fn default_replica_id() -> String {
@@ -401,6 +403,8 @@ pub(crate) struct Fleet {
     /// Whether this meter's role may write the journal (a runtime role granted its tables
     /// before the journal existed may not: it then adds into partial rows, as before).
     journal: std::sync::atomic::AtomicBool,
+    /// The database's encoding when it is neither UTF8 nor SQL_ASCII: strings must be ASCII.
+    narrow_encoding: std::sync::OnceLock<String>,
     /// What this session has journaled per bucket (see `write.rs`).
     budget: Mutex<write::Budget>,
     /// When this meter's seal last deleted the commit keys no retry needs (see `seal.rs`):
@@ -460,13 +464,17 @@ impl Fleet {
             ));
         }
         if settings.lease > MAX_LEASE {
-            // A claim is held until the lease ends: a replica that died holding one would keep
-            // its buckets from every other sender for that long; and one past what a
-            // PostgreSQL timestamp holds (an "infinite" `u64::MAX` milliseconds) failed
+            // Past it, a dead sender's claim could outlast the service's window; and one past
+            // what a PostgreSQL timestamp holds (an "infinite" `u64::MAX` milliseconds) failed
             // every claim, so nothing was ever sent.
             return Err(Error::invalid_input(
                 FieldPath::argument("fleet_lease"),
-                format!("must be at most {} seconds (a day)", MAX_LEASE.as_secs()),
+                format!(
+                    "must be at most {} seconds: a sender that dies holding a claim keeps its \
+                     hours from the other replicas until the lease ends, and they must still \
+                     be sendable then",
+                    MAX_LEASE.as_secs()
+                ),
             ));
         }
         let fleet = Fleet {
@@ -484,17 +492,31 @@ impl Fleet {
             settings,
             claims: Mutex::new(HashMap::new()),
             journal: std::sync::atomic::AtomicBool::new(false),
+            narrow_encoding: std::sync::OnceLock::new(),
             budget: Mutex::new(write::Budget::default()),
             commits_pruned: Mutex::new(None),
             closed_through: Mutex::new(None),
             callback_since: std::sync::Arc::new(Mutex::new(None)),
         };
         fleet.migrate().await?;
+        if let Some(encoding) = fleet.narrow_encoding() {
+            if !fleet.replica.is_ascii() {
+                return Err(Error::invalid_input(
+                    FieldPath::argument("replica_id"),
+                    super::record::ascii_problem(encoding),
+                ));
+            }
+        }
         Ok(fleet)
     }
 
     pub(crate) fn replica(&self) -> &str {
         &self.replica
+    }
+
+    /// The database's encoding when it holds only ASCII of every character the model allows.
+    pub(crate) fn narrow_encoding(&self) -> Option<&str> {
+        self.narrow_encoding.get().map(String::as_str)
     }
 
     /// Who holds a claim: this meter (replica and session). Its own claims whose answer

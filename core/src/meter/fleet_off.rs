@@ -27,6 +27,9 @@ impl Fleet {
     pub(crate) fn start_hour(&self) -> Option<i64> {
         match *self {}
     }
+    pub(crate) fn narrow_encoding(&self) -> Option<&str> {
+        match *self {}
+    }
     pub(crate) async fn write_keyed(
         &self,
         _: &str,

@@ -445,7 +445,7 @@ impl UsageMeter {
             self.validate(c, d, 0, now, None)?;
             if let Some(f) = &self.inner.shared.fleet {
                 let product = &self.inner.shared.scope.product_code;
-                record::fleet_key_fits(product, f.replica(), c, d, None)?;
+                record::fleet_key_fits(f, product, c, d, None)?;
             }
         }
         let dims: Vec<String> = dimensions.iter().map(|d| (*d).to_owned()).collect();
@@ -577,7 +577,7 @@ impl UsageMeter {
     pub fn requeue(&self, filter: &RequeueFilter) -> Result<usize, Error> {
         self.inner.check_process()?;
         let shared = &self.inner.shared;
-        let now = (shared.clock)();
+        let now = record::clock_now(shared)?;
         // An hour is inside the window while now < hour + window (as `flush` expires it).
         let after = now.saturating_sub(shared.scope.window);
         if let Some(f) = &shared.fleet {

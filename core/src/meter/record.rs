@@ -102,8 +102,9 @@ pub(super) fn no_nul(arg: &'static str, s: &str) -> Result<(), Error> {
 }
 
 /// The meter's clock, refused when it reads outside any calendar (milliseconds where
-/// seconds are meant): an event timed by it was kept in an hour the service refuses, and
-/// every given timestamp passed as "not ahead of the clock".
+/// seconds are meant): an event timed by it was kept in an hour the service refuses, every
+/// given timestamp passed as "not ahead of the clock", and a flush sealed every hour and
+/// zero-filled a SQLite store up to the year 55,000, past which it never filled again.
 pub(super) fn clock_now(shared: &super::shared::Shared) -> Result<i64, Error> {
     let now = (shared.clock)();
     if !CALENDAR.contains(&now) {
@@ -127,35 +128,39 @@ pub(super) fn clock_now(shared: &super::shared::Shared) -> Result<i64, Error> {
 /// 54000) on every replica, and no hour was sealed or sent again.
 pub(super) const FLEET_KEY_BYTES: usize = 2_600;
 
-/// Refuses an event whose key the fleet store's index cannot hold (see [`FLEET_KEY_BYTES`]),
-/// naming the allocations when their tags pass it, else the key's longest part.
+/// Refuses an event the fleet store `f` cannot hold: a key past [`FLEET_KEY_BYTES`] (naming
+/// the allocations when their tags pass it, else the key's longest part), or, in a database
+/// whose encoding is not UTF-8, a string that is not ASCII.
 pub(super) fn fleet_key_fits(
+    f: &fleet::Fleet,
     product: &str,
-    replica: &str,
     customer: Option<CustomerRef<'_>>,
     dimension: &str,
     allocs: Option<&Allocs>,
 ) -> Result<(), Error> {
     let (id, account, license) = customer.map_or((None, None, None), CustomerRef::parts);
+    let customer_arg = match account {
+        Some(_) => "customer_aws_account_id",
+        None => "customer_identifier",
+    };
     let parts = [
-        ("license_arn", license.unwrap_or("").len()),
-        (
-            if account.is_some() {
-                "customer_aws_account_id"
-            } else {
-                "customer_identifier"
-            },
-            id.or(account).unwrap_or("").len(),
-        ),
-        ("dimension", dimension.len()),
+        ("license_arn", license.unwrap_or("")),
+        (customer_arg, id.or(account).unwrap_or("")),
+        ("dimension", dimension),
     ];
-    let key: usize = product.len() + replica.len() + parts.iter().map(|p| p.1).sum::<usize>();
-    let tags = allocs
-        .into_iter()
-        .flat_map(|a| a.keys())
-        .map(String::len)
-        .max()
-        .unwrap_or(0);
+    let tags = allocs.into_iter().flat_map(|a| a.keys());
+    if let Some(encoding) = f.narrow_encoding() {
+        let parts = parts.iter().copied();
+        let tags = tags.clone().map(|t| ("allocations", t.as_str()));
+        if let Some((arg, _)) = parts.chain(tags).find(|(_, s)| !s.is_ascii()) {
+            return Err(Error::invalid_input(
+                FieldPath::argument(arg),
+                ascii_problem(encoding),
+            ));
+        }
+    }
+    let key = product.len() + f.replica().len() + parts.iter().map(|p| p.1.len()).sum::<usize>();
+    let tags = tags.map(String::len).max().unwrap_or(0);
     if key + tags <= FLEET_KEY_BYTES {
         return Ok(());
     }
@@ -164,7 +169,7 @@ pub(super) fn fleet_key_fits(
         false => (
             parts
                 .iter()
-                .max_by_key(|p| p.1)
+                .max_by_key(|p| p.1.len())
                 .map_or("dimension", |p| p.0),
             "together",
         ),
@@ -178,6 +183,14 @@ pub(super) fn fleet_key_fits(
             key + tags
         ),
     ))
+}
+
+/// Why a string that is not ASCII is refused by a fleet store in a database of `encoding`.
+pub(super) fn ascii_problem(encoding: &str) -> String {
+    format!(
+        "must be ASCII: the fleet store's database is in {encoding}, which lacks characters \
+         the model allows (a database made with ENCODING 'UTF8' holds them all)"
+    )
 }
 
 /// Checks an event's timestamp against the meter's clock `now`.
@@ -380,8 +393,8 @@ impl UsageMeter {
         };
         if let Some(f) = &shared.fleet {
             fleet_key_fits(
+                f,
                 &shared.scope.product_code,
-                f.replica(),
                 customer,
                 dimension,
                 allocs.as_ref(),

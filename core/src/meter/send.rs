@@ -198,7 +198,7 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
             .await;
     }
     shared.drain()?;
-    let now = (shared.clock)();
+    let now = super::record::clock_now(shared)?;
     let mut prepared = lock(&shared.db).prepare(&shared.scope, now)?;
     let items = std::mem::take(&mut prepared.items);
     let mut sum = sealed(inner, prepared);
@@ -226,7 +226,7 @@ fn sealed(inner: &Inner, prepared: super::store::Prepared) -> FlushSummary {
 async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSummary, Error> {
     let shared = &inner.shared;
     shared.drain_async().await?;
-    let now = (shared.clock)();
+    let now = super::record::clock_now(shared)?;
     let mut sum = sealed(inner, f.seal(&shared.scope, now).await?);
     let product = shared.scope.product_code.as_str();
     let Some(sender) = f.sender(product).await? else {

@@ -777,13 +777,6 @@ const STORE_ELSEWHERE: &str = "SELECT string_agg(DISTINCT n.nspname, ', ' ORDER 
 
 impl Fleet {
     pub(super) async fn migrate(&self) -> Result<(), Error> {
-        /// A database the store is not made in.
-        enum Refused {
-            /// Its encoding.
-            Encoding(String),
-            /// The schemas, off the role's search_path, that hold the store.
-            Elsewhere(String),
-        }
         retry_within(self, "migrate", LONG_ATTEMPT_FOR, |mut c| async move {
             let r = async {
                 let tx = c.transaction().await?;
@@ -791,17 +784,23 @@ impl Fleet {
                     .await?;
                 // tokio-postgres sends text as UTF-8, which the server converts to the
                 // database's encoding: one lacking a character the model allows ("€" in
-                // LATIN1) refused every write carrying it (SQLSTATE 22P05).
+                // LATIN1) refused every write carrying it (SQLSTATE 22P05). Every encoding
+                // the server offers holds ASCII, which the meter then asks for.
                 let encoding: String = tx
                     .query_one("SELECT current_setting('server_encoding')", &[])
                     .await?
                     .get(0);
                 if !matches!(encoding.as_str(), "UTF8" | "SQL_ASCII") {
-                    return Ok(Err(Refused::Encoding(encoding)));
+                    tracing::warn!(
+                        encoding,
+                        "fleet store: the database's encoding is not UTF8; customers, \
+                         dimensions, license ARNs and tags must be ASCII"
+                    );
+                    let _ = self.narrow_encoding.set(encoding);
                 }
                 let elsewhere: Option<String> = tx.query_one(STORE_ELSEWHERE, &[]).await?.get(0);
                 if let Some(schemas) = elsewhere {
-                    return Ok(Err(Refused::Elsewhere(schemas)));
+                    return Ok(Err(schemas));
                 }
                 create_absent(
                     &tx,
@@ -864,11 +863,7 @@ impl Fleet {
                 "fleet store: schema version {v} is newer than this library's {SCHEMA_VERSION}"
             ))),
             Ok(None) => Ok(()),
-            Err(Refused::Encoding(encoding)) => Err(Error::invalid_config(format!(
-                "fleet store: the database's encoding is {encoding}, which lacks characters a \
-                 customer, dimension or tag may hold; create it with ENCODING 'UTF8'"
-            ))),
-            Err(Refused::Elsewhere(schemas)) => Err(Error::invalid_config(format!(
+            Err(schemas) => Err(Error::invalid_config(format!(
                 "fleet store: this role's search_path does not reach the store, which is in \
                  schema {schemas} (or the role lacks USAGE on that schema), and a second store \
                  in schema public would split the fleet (each half sending its own sums of an \
