@@ -1162,16 +1162,17 @@ static void test_fleet(const mm_test_emulator *e, const mm_client *client, const
   mm_meter_config_free(cfg);
 
   /* The fleet tuning reaches the core, which refuses what would stop billing: no sender, a
-   * lease that expires as it is taken. */
+   * lease that expires as it is taken, one no timestamp can end (UINT64_MAX, "forever"). */
   const struct {
     int what;
     const char *field;
-  } tuning[] = {{0, "fleet_senders"}, {1, "fleet_lease"}};
+  } tuning[] = {{0, "fleet_senders"}, {1, "fleet_lease"}, {2, "fleet_lease"}};
   for (size_t i = 0; i < sizeof tuning / sizeof tuning[0]; i++) {
     cfg = mm_meter_config_new();
     CHECK_OK(mm_meter_config_set_database_url(cfg, url), err);
     if (tuning[i].what == 0) CHECK_OK(mm_meter_config_set_fleet_senders(cfg, 0), err);
     if (tuning[i].what == 1) CHECK_OK(mm_meter_config_set_fleet_lease_millis(cfg, 0), err);
+    if (tuning[i].what == 2) CHECK_OK(mm_meter_config_set_fleet_lease_millis(cfg, UINT64_MAX), err);
     st = mm_meter_new(client, cfg, &bad, &err);
     CHECK(bad == NULL);
     expect_field(st, err, MM_STATUS_INVALID_INPUT, tuning[i].field, __LINE__);

@@ -117,6 +117,8 @@ test('fleet tuning is passed to the core, which checks it', async () => {
     [{ fleetSenders: '2' }, 'fleetSenders'],
     [{ fleetLeaseSeconds: 0 }, 'fleetLeaseSeconds'],
     [{ fleetLeaseSeconds: -1 }, 'fleetLeaseSeconds'],
+    [{ fleetLeaseSeconds: 1801 }, 'fleetLeaseSeconds'], // past half an hour: a dead sender's claim
+    [{ fleetLeaseSeconds: Infinity }, 'fleetLeaseSeconds'],
     [{ startHour: 'soon' }, 'startHour'],
     [{ powerLossSafe: false }, 'powerLossSafe'], // the database's durability, not ours
   ]) {

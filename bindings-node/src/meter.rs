@@ -279,13 +279,17 @@ impl Prepared {
 
     /// Opens the store and starts the meter (blocking: a fleet store connects here).
     fn open(self) -> std::result::Result<NativeMeter, marketplace_metering::Error> {
-        let meter = UsageMeter::new(self.config).map_err(|e| match e.field() {
-            // The core names its setting; this face's option is `graceSeconds`.
-            Some("grace") => marketplace_metering::Error::invalid_input(
-                marketplace_metering::FieldPath::argument("graceSeconds"),
+        let meter = UsageMeter::new(self.config).map_err(|e| {
+            // The core names its settings; this face's options give their unit.
+            let option = match e.field() {
+                Some("grace") => "graceSeconds",
+                Some("fleet_lease") => "fleetLeaseSeconds",
+                _ => return e,
+            };
+            marketplace_metering::Error::invalid_input(
+                marketplace_metering::FieldPath::argument(option),
                 e.problem(),
-            ),
-            _ => e,
+            )
         })?;
         Ok(NativeMeter {
             meter: Some(meter),

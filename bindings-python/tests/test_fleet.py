@@ -145,6 +145,7 @@ def test_fleet_tuning_is_passed_and_checked_by_the_core(emu: Emulator, database_
         ({"fleet_senders": True}, "fleet_senders"),
         ({"fleet_lease": 0}, "fleet_lease"),
         ({"fleet_lease": -1.0}, "fleet_lease"),
+        ({"fleet_lease": timedelta(seconds=1801)}, "fleet_lease"),  # past half an hour: a dead sender's claim
         ({"start_hour": "soon"}, "start_hour"),
         ({"power_loss_safe": False}, "power_loss_safe"),  # the database's durability, not ours
     ):

@@ -100,14 +100,7 @@ pub fn meter_options(v: Unknown<'_>) -> R<MeterOptions> {
         out.fleet_senders = Some(u32::try_from(n.max(0)).unwrap_or(u32::MAX));
     }
     if let Some(v) = opt!(o, "fleetLeaseSeconds") {
-        let p = top.field("fleetLeaseSeconds");
-        let lease = seconds(v, p)?;
-        // The core refuses a zero lease too, naming its own `fleetLease`: say it in this
-        // option's name.
-        if lease.is_zero() {
-            return Err(p.err("must be longer than zero"));
-        }
-        out.fleet_lease = Some(lease);
+        out.fleet_lease = Some(seconds(v, top.field("fleetLeaseSeconds"))?);
     }
     if let Some(v) = opt!(o, "startHour") {
         out.start_hour = Some(timestamp(v, top.field("startHour"))?.secs());

@@ -112,6 +112,8 @@ class FleetTest {
             { b: UsageMeter.Builder -> b.fleetSenders = -1 } to "fleetSenders",
             { b: UsageMeter.Builder -> b.fleetLease = Duration.ZERO } to "fleetLease",
             { b: UsageMeter.Builder -> b.fleetLease = Duration.ofSeconds(-1) } to "fleetLease",
+            // "Forever": no timestamp ended it, and every claim failed (past half an hour is refused).
+            { b: UsageMeter.Builder -> b.fleetLease = Duration.ofMillis(Long.MAX_VALUE) } to "fleetLease",
             // Commits without an fsync are a SQLite setting: the database's durability is its own.
             { b: UsageMeter.Builder -> b.powerLossSafe = false } to "powerLossSafe",
         )
