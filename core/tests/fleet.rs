@@ -640,6 +640,32 @@ async fn a_database_whose_encoding_lacks_a_character_takes_ascii_only() {
     m.record(cust(1), "users", 2, None, Some(tagged)).unwrap();
     m.record(cust(1), "users", 3, None, None).unwrap();
     assert_flush_bills(&m, &emu, &clock, 1, b - H, 5).await;
+    // The service's words are not all ASCII, nor is the ellipsis of a message cut short: a
+    // dead letter carrying them failed the whole outcome, acks included, at every flush.
+    m.record(cust(2), "users", 1, None, None).unwrap();
+    clock.store(b + H + 600, Ordering::SeqCst);
+    emu.push_fault(Fault::Error {
+        status: 400,
+        code: "InvalidUsageDimensionException".into(),
+        message: format!("la dimension n’est pas valide {}", "x".repeat(1100)),
+        namespaced: false,
+    });
+    let s = m.flush().await.unwrap();
+    assert_eq!((s.sealed, s.dead_lettered), (1, 1), "{s:?}");
+    let dead = m.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0]
+            .message
+            .starts_with("la dimension n?est pas valide xx"),
+        "{dead:?}"
+    );
+    assert!(dead[0].message.ends_with("..."), "{dead:?}");
+    let filter = RequeueFilter {
+        reason: Some("InvalidUsageDimension€".into()),
+        ..RequeueFilter::default()
+    };
+    assert_eq!(m.requeue(&filter).unwrap(), 0);
     m.close().await.unwrap();
     let e = UsageMeter::new(
         builder(&emu, Store::postgres(&latin1), &clock)

@@ -519,6 +519,22 @@ impl Fleet {
         self.narrow_encoding.get().map(String::as_str)
     }
 
+    /// `text` as the database can hold it: the service's words (a dead letter's reason and
+    /// message, a record id) and the meter's own ellipsis are not all ASCII, and a database
+    /// of a narrow encoding refused the whole outcome, acks included, for good (22P05).
+    fn holdable(&self, text: &str) -> String {
+        if self.narrow_encoding().is_none() || text.is_ascii() {
+            return text.to_owned();
+        }
+        text.chars()
+            .map(|c| match c {
+                '…' => "...".to_owned(),
+                c if c.is_ascii() => c.to_string(),
+                _ => "?".to_owned(),
+            })
+            .collect()
+    }
+
     /// Who holds a claim: this meter (replica and session). Its own claims whose answer
     /// never came are sent again at its next flush, as a SQLite meter does; another
     /// meter's wait for their lease.
@@ -746,12 +762,14 @@ impl Fleet {
         };
         let hour = filter.hour.map(|h| h.div_euclid(3600) * 3600);
         let texts = [&id, &license, &filter.reason];
-        if texts
-            .iter()
-            .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')))
-        {
-            // No bucket here holds one (record() refuses it), and PostgreSQL's text refuses
-            // it as a parameter: nothing matches, as in a local store.
+        let narrow = self.narrow_encoding().is_some();
+        if texts.iter().any(|t| {
+            t.as_deref()
+                .is_some_and(|t| t.contains('\0') || (narrow && !t.is_ascii()))
+        }) {
+            // No bucket here holds one (record() refuses a NUL, and anything but ASCII in a
+            // database of a narrow encoding), and PostgreSQL refuses it as a parameter:
+            // nothing matches, as in a local store.
             return Ok(0);
         }
         let (kind, id, license, hour, reason) = (&kind, &id, &license, &hour, &filter.reason);

@@ -342,13 +342,13 @@ impl Fleet {
                 Outcome::Ack(id, r) => {
                     ack_id.push(*id);
                     ack_claim.push(fence(id));
-                    ack_rec.push(r.clone());
+                    ack_rec.push(self.holdable(r));
                 }
                 Outcome::Dead(id, reason, msg) => {
                     dead_id.push(*id);
                     dead_claim.push(fence(id));
-                    dead_reason.push(reason.clone());
-                    dead_msg.push(msg.clone());
+                    dead_reason.push(self.holdable(reason));
+                    dead_msg.push(self.holdable(msg));
                 }
                 Outcome::Expire(id) => {
                     exp_id.push(*id);
