@@ -149,6 +149,17 @@ impl Drop for Inner {
         if let Err(e) = self.shared.drain() {
             report("buffered usage could not be written at drop", &e);
         }
+        // A store file removed meanwhile is written again at its path, as a write or a close
+        // would have: closing the connection to the unlinked file lost every unsent hour.
+        // Not once closed: the store was given up, and its path may be another meter's.
+        if !*self.closed_down.get_mut() {
+            if let Err(e) = lock(&self.shared.db).check_in_place() {
+                report(
+                    "the store could not be written again at its path at drop",
+                    &e,
+                );
+            }
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::owner::{self, Owner};
 use super::{Customer, MeterEvent};
+use crate::error::FieldPath;
 use crate::runtime::process_generation;
 use crate::Error;
 use write::MULTI_ROWS;
@@ -215,6 +216,42 @@ fn raw_open(path: Option<&Path>) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// The path a store is kept at: `path`, or the target of the symlink it is (made there when
+/// missing, as SQLite would). SQLite keeps the `-wal` and `-shm` files beside the target,
+/// where the meter must watch them. Refused, untouched, when it names something other than a
+/// regular file: a device was made owner-only, and a directory left a `-lock` file beside it.
+fn store_path(path: &Path) -> Result<PathBuf, Error> {
+    let refuse = |why: String| Err(Error::invalid_input(FieldPath::argument("path"), why));
+    let mut at = path.to_path_buf();
+    // As the kernel follows a chain of links: at most 40.
+    for _ in 0..40 {
+        let meta = match std::fs::symlink_metadata(&at) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(at),
+            Err(e) => return refuse(format!("{}: cannot read: {e}", at.display())),
+            Ok(m) => m,
+        };
+        if !meta.file_type().is_symlink() {
+            if !meta.is_file() {
+                return refuse(format!(
+                    "{} is not a regular file (a directory, a device, a FIFO or a socket \
+                     cannot hold a store)",
+                    at.display()
+                ));
+            }
+            return Ok(at);
+        }
+        let target = match std::fs::read_link(&at) {
+            Ok(t) => t,
+            Err(e) => return refuse(format!("{}: cannot read the symlink: {e}", at.display())),
+        };
+        at = match at.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        };
+    }
+    refuse(format!("{}: too many levels of symlinks", path.display()))
+}
+
 /// Sets a connection up as every store's: WAL (a file store), `synchronous`, checkpoints.
 fn configure(conn: &Connection, file: bool, power_loss_safe: bool) -> Result<(), Error> {
     if file {
@@ -251,6 +288,8 @@ impl Db {
     /// Opens (or creates) the store; `None` is a private in-memory database. A file store is
     /// claimed for this meter first (see `owner`).
     pub(crate) fn open(path: Option<&Path>, power_loss_safe: bool) -> Result<Db, Error> {
+        let resolved = path.map(store_path).transpose()?;
+        let path = resolved.as_deref();
         let generation = process_generation();
         // Another application's database is refused before anything touches it (see
         // `refuse_foreign`); an empty or new file is a new store.
