@@ -562,6 +562,25 @@ static void expect_field(mm_status st, mm_error *err, mm_status want, const char
 
 static void test_bad_input(const mm_client *client) {
   mm_clock *clock = mm_clock_new(base_hour() + 10);
+  {
+    /* A store path that is not a regular file is refused untouched: a directory left a stray
+     * "-lock" file beside it, and a device was made owner-only. */
+    char dir[] = "/tmp/mm-c-not-a-file-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    mm_meter_config *cfg = mm_meter_config_new();
+    mm_meter *bad = NULL;
+    mm_error *e = NULL;
+    CHECK_OK(mm_meter_config_set_path(cfg, dir), e);
+    CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), e);
+    mm_status s = mm_meter_new(client, cfg, &bad, &e);
+    CHECK(bad == NULL);
+    expect_field(s, e, MM_STATUS_INVALID_INPUT, "path", __LINE__);
+    mm_meter_config_free(cfg);
+    char lock[sizeof dir + 8];
+    snprintf(lock, sizeof lock, "%s-lock", dir);
+    CHECK(access(lock, F_OK) != 0);
+    CHECK(rmdir(dir) == 0);
+  }
   mm_meter *m = new_meter(client, NULL, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
   mm_error *err = NULL;
   mm_usage_event *ev = usage_event("cust-1", "users", -5);

@@ -397,6 +397,14 @@ test('the common record() shape and the general one give the same outcome for ev
   }
 })
 
+test('a store path that is not a regular file is refused, untouched, naming the field', () => {
+  // A directory left a stray "-lock" file beside it; a device was made owner-only.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-not-a-file-'))
+  assert.throws(() => meter({ path: dir }), (e) => e.name === 'ValidationError' && e.field === 'path')
+  assert.equal(fs.existsSync(`${dir}-lock`), false)
+  fs.rmdirSync(dir)
+})
+
 test('bad input rejects with a ValidationError naming the field', async () => {
   const { m } = meter()
   const cases = [

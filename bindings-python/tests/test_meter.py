@@ -921,6 +921,14 @@ def test_a_grace_that_leaves_no_time_to_send_is_refused(emu: Emulator, grace: An
     assert ei.value.field == "grace", ei.value
 
 
+def test_a_store_path_that_is_not_a_regular_file_is_refused_untouched(emu: Emulator, tmp_path: Path) -> None:
+    # A directory left a stray "-lock" file beside it; a device was made owner-only.
+    with pytest.raises(mm.ParamValidationError) as ei:
+        meter(emu, ManualClock(base()), path=tmp_path)
+    assert ei.value.field == "path", ei.value
+    assert not Path(f"{tmp_path}-lock").exists()
+
+
 # What a meter's child script adds to conftest's HUNG_SERVER_CHILD: a ManualClock at base().
 HUNG_SERVER_METER = f"""
 from marketplace_metering.testing import ManualClock

@@ -244,6 +244,14 @@ class MeterTest {
     }
 
     @Test
+    fun `a store path that is not a regular file is refused, untouched`(@TempDir dir: Path) {
+        // A directory left a stray "-lock" file beside it; a device was made owner-only.
+        val e = assertThrows(InvalidInputException::class.java) { meter(dir, ManualClock(hour)) }
+        assertEquals("path", e.field)
+        assertFalse(java.nio.file.Files.exists(Path.of("$dir-lock")))
+    }
+
+    @Test
     fun `bad input names the parameter`() {
         meter(null, ManualClock(hour)).use { m ->
             assertEquals("dimension", assertThrows(InvalidInputException::class.java) { m.record("cust-1", null, 1) }.field)
