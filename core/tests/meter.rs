@@ -3810,6 +3810,40 @@ fn a_store_opened_through_a_symlink_keeps_every_record_when_its_wal_is_removed()
     remove_store(&real);
 }
 
+/// A meter of an earlier release, which locked only the `-lock` file beside the name it was
+/// given, holding a store through a symlink keeps this release's meter out through the same
+/// name: this release keeps the store at the link's target, and took only the target's lock
+/// file, so both wrote one store (found by a review).
+#[test]
+fn a_store_held_through_a_symlink_by_an_earlier_release_is_refused() {
+    let emu = emulator();
+    let h = Harness::new();
+    let real = temp_db("held-real");
+    let link = temp_db("held-link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    // What the earlier release held: a lock on `<link>-lock`, nothing on the store file.
+    let lock_path = format!("{}-lock", link.display());
+    let held = std::fs::File::create(&lock_path).unwrap();
+    held.try_lock().unwrap();
+    let e = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&link))
+            .build()
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("is in use by another UsageMeter"),
+        "{e}"
+    );
+    drop(held);
+    let m = file_meter(&h, &emu, &link, Durability::Durable);
+    m.close_blocking().unwrap();
+    drop(m);
+    std::fs::remove_file(&link).unwrap();
+    std::fs::remove_file(&lock_path).unwrap();
+    remove_store(&real);
+}
+
 /// A meter dropped (not closed) after its store file was removed writes the store again at
 /// its path, as `close()` and the write path do: the drop closed the connection to the
 /// unlinked file, and every hour not yet sent went with it, without a word (found by a review).

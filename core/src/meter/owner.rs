@@ -146,6 +146,10 @@ fn list_claim_fd(fd: i32) -> Option<usize> {
 pub(crate) struct Owner {
     /// Holds the `flock`; dropping it releases the claim.
     lock: Option<Claimed>,
+    /// The lock file beside the symlink the store was named by, held too: a meter of an
+    /// earlier release, which locked only the one beside the name it was given, keeps this
+    /// one out through that name (it never locked the store file itself).
+    link_lock: Option<Claimed>,
     /// The store file, `flock`ed while the claim is held (unlocked, not closed, on release).
     store: Claimed,
     file_id: (u64, u64),
@@ -158,7 +162,7 @@ impl Owner {
     /// Creates `store` when missing (owner-only), tightens loose permissions, and takes the
     /// claim; fails when another meter holds it or when this process was forked from one
     /// that had the file open.
-    pub(crate) fn claim(store: &Path) -> Result<Owner, Error> {
+    pub(crate) fn claim(store: &Path, link: Option<&Path>) -> Result<Owner, Error> {
         let io = |what: &str, e: std::io::Error| {
             Error::invalid_state(format!("meter store {}: {what}: {e}", store.display()))
                 .with_source(e)
@@ -179,6 +183,17 @@ impl Owner {
                 },
             ))
         })?;
+        let link_lock = match link {
+            Some(link) => Some(take_lock_file(store, &companion(link, "-lock"), || {
+                Error::invalid_state(format!(
+                    "meter store {} is in use by another UsageMeter, which opened it by the \
+                     symlink {}; one meter owns a store at a time",
+                    store.display(),
+                    link.display()
+                ))
+            })?),
+            None => None,
+        };
         let db = Claimed::new(private_file(store).map_err(|e| io("cannot open", e))?);
         match db.file.try_lock() {
             Ok(()) => {}
@@ -205,6 +220,7 @@ impl Owner {
         open.push((file_id.0, file_id.1, generation));
         Ok(Owner {
             lock: Some(lock),
+            link_lock,
             store: db,
             file_id,
             generation,
@@ -225,6 +241,7 @@ impl Owner {
         // Unlocked as it is dropped, not only closed: a copy of it elsewhere (a child made by
         // a raw clone(), which skips the fork handler) would keep the lock.
         self.lock = None;
+        self.link_lock = None;
     }
 
     /// Whether the store file was removed: no file at its path, and no name left for the

@@ -288,6 +288,7 @@ impl Db {
     /// Opens (or creates) the store; `None` is a private in-memory database. A file store is
     /// claimed for this meter first (see `owner`).
     pub(crate) fn open(path: Option<&Path>, power_loss_safe: bool) -> Result<Db, Error> {
+        let given = path;
         let resolved = path.map(store_path).transpose()?;
         let path = resolved.as_deref();
         let generation = process_generation();
@@ -299,7 +300,9 @@ impl Db {
         if let Some(p) = path.filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0)) {
             schema::refuse_foreign(p)?;
         }
-        let owner = path.map(Owner::claim).transpose()?;
+        // The name the caller gave, when it is a symlink to the store.
+        let link = given.filter(|g| Some(*g) != path);
+        let owner = path.map(|p| Owner::claim(p, link)).transpose()?;
         let conn = raw_open(path)?;
         if let Some(p) = path {
             // Again, now that the file is ours to read whole.
