@@ -282,6 +282,7 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
 /// Only the shared runtime's own threads are handed over: the deadlock is theirs alone (a
 /// caller's runtime runs none of the store's tasks), and elsewhere `block_in_place` panics
 /// (inside a `LocalSet` or a current-thread `block_on`), which a caller's runtime may be.
+#[cfg(feature = "meter")]
 pub(crate) fn wait_outside_workers<R>(wait: impl FnOnce() -> R) -> R {
     let ours = ON_SHARED.try_with(Cell::get).unwrap_or(false);
     let flavor = Handle::try_current().map(|h| h.runtime_flavor());
