@@ -328,7 +328,7 @@ export interface UsageMeterOptions {
   replicaId?: string;
   /** Fleet store: how many replicas send at a time per product (default 1: the fleet calls the service at the rate one meter does). */
   fleetSenders?: number;
-  /** Fleet store: seconds a sender's claim lasts (default 120); a dead sender's buckets are sent again, identical, by another replica after it. */
+  /** Fleet store: seconds a sender's claim lasts (default 120, at most 1800); a dead sender's buckets are sent again, identical, by another replica after it. */
   fleetLeaseSeconds?: number;
   /** Fleet store: the cut-over from a SQLite meter, the first hour this store counts (rounded down). Before it every event, and after it an event of an earlier hour still within its grace, are refused naming `timestamp` (they belong to the SQLite meter); a late event of an earlier hour is counted in the current hour. */
   startHour?: Date | number | string;

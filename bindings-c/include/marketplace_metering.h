@@ -1413,7 +1413,8 @@ mm_status mm_meter_config_set_fleet_senders(struct mm_meter_config *config, uint
 /**
  * Fleet store: how long a sender's claim on buckets lasts, in milliseconds (default
  * 120,000); a dead sender's buckets are sent again, identical, by another replica after
- * it. 0 is refused by `mm_meter_new` (field `fleet_lease`). `config` NULL →
+ * it. 0 and more than 1,800,000 (30 minutes) are refused by `mm_meter_new` (field
+ * `fleet_lease`). `config` NULL →
  * `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
  */
 mm_status mm_meter_config_set_fleet_lease_millis(struct mm_meter_config *config, uint64_t millis);

@@ -118,7 +118,7 @@ test('fleet tuning is passed to the core, which checks it', async () => {
     [{ fleetLeaseSeconds: 0 }, 'fleetLeaseSeconds'],
     [{ fleetLeaseSeconds: -1 }, 'fleetLeaseSeconds'],
     [{ fleetLeaseSeconds: 1801 }, 'fleetLeaseSeconds'], // past half an hour: a dead sender's claim
-    [{ fleetLeaseSeconds: Infinity }, 'fleetLeaseSeconds'],
+    [{ fleetLeaseSeconds: Infinity }, 'fleetLeaseSeconds'], // the face's own reading of seconds
     [{ startHour: 'soon' }, 'startHour'],
     [{ powerLossSafe: false }, 'powerLossSafe'], // the database's durability, not ours
   ]) {

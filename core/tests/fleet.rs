@@ -602,7 +602,7 @@ async fn a_database_whose_encoding_lacks_a_character_takes_ascii_only() {
     );
     let db = pg::Cluster::db_name(&url);
     let latin1 = url.replacen(&format!("/{db}?"), "/latin1?", 1);
-    assert_ne!(latin1, url);
+    assert!(latin1 != url, "the database's name was not replaced");
     let m = UsageMeter::new(
         builder(&emu, Store::postgres(&latin1), &clock)
             .durability(Durability::Memory)

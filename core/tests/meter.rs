@@ -3807,6 +3807,7 @@ fn a_store_opened_through_a_symlink_keeps_every_record_when_its_wal_is_removed()
     std::mem::forget(meter);
     assert_eq!(units_in(&real), 9);
     std::fs::remove_file(&link).unwrap();
+    remove_store(&link);
     remove_store(&real);
 }
 

@@ -181,7 +181,8 @@ pub extern "C" fn mm_meter_config_set_fleet_senders(
 
 /// Fleet store: how long a sender's claim on buckets lasts, in milliseconds (default
 /// 120,000); a dead sender's buckets are sent again, identical, by another replica after
-/// it. 0 is refused by `mm_meter_new` (field `fleet_lease`). `config` NULL →
+/// it. 0 and more than 1,800,000 (30 minutes) are refused by `mm_meter_new` (field
+/// `fleet_lease`). `config` NULL →
 /// `MM_STATUS_NULL_PARAMETER`. Not thread-safe on one config.
 #[no_mangle]
 pub extern "C" fn mm_meter_config_set_fleet_lease_millis(

@@ -170,8 +170,8 @@ class UsageMeter:
         Keyword only. How many replicas send at a time per product (default 1: the fleet
         calls the service at the rate one meter does).
     fleet_lease : timedelta or float, optional
-        Keyword only. How long a sender's claim lasts (default 2 minutes); a dead sender's
-        buckets are sent again, identical, by another replica after it.
+        Keyword only. How long a sender's claim lasts (default 2 minutes, at most 30); a dead
+        sender's buckets are sent again, identical, by another replica after it.
     start_hour : datetime or int, optional
         Keyword only. The cut-over from a SQLite meter: the first hour this fleet store
         counts (rounded down to the hour). Before it every event, and after it an event of

@@ -500,7 +500,14 @@ impl Fleet {
         };
         fleet.migrate().await?;
         if let Some(encoding) = fleet.narrow_encoding() {
-            if !fleet.replica.is_ascii() {
+            tracing::warn!(
+                encoding,
+                "fleet store: the database's encoding is not UTF8; customers, dimensions and \
+                 the replica id must be ASCII"
+            );
+            // Known only once connected, after the schema is made: the replica id (the
+            // caller's, or the host name's) is written with every event.
+            if !fleet.holds(&fleet.replica) {
                 return Err(Error::invalid_input(
                     FieldPath::argument("replica_id"),
                     super::record::ascii_problem(encoding),
@@ -523,16 +530,23 @@ impl Fleet {
     /// message, a record id) and the meter's own ellipsis are not all ASCII, and a database
     /// of a narrow encoding refused the whole outcome, acks included, for good (22P05).
     fn holdable(&self, text: &str) -> String {
-        if self.narrow_encoding().is_none() || text.is_ascii() {
+        if self.holds(text) {
             return text.to_owned();
         }
         text.chars()
             .map(|c| match c {
+                '\0' => "?".to_owned(),
+                c if c.is_ascii() || self.narrow_encoding().is_none() => c.to_string(),
                 '…' => "...".to_owned(),
-                c if c.is_ascii() => c.to_string(),
                 _ => "?".to_owned(),
             })
             .collect()
+    }
+
+    /// Whether the database can hold `text`: no NUL (PostgreSQL's `text` has none), and only
+    /// ASCII in a database of a narrow encoding.
+    pub(crate) fn holds(&self, text: &str) -> bool {
+        !text.contains('\0') && (self.narrow_encoding().is_none() || text.is_ascii())
     }
 
     /// Who holds a claim: this meter (replica and session). Its own claims whose answer
@@ -762,11 +776,10 @@ impl Fleet {
         };
         let hour = filter.hour.map(|h| h.div_euclid(3600) * 3600);
         let texts = [&id, &license, &filter.reason];
-        let narrow = self.narrow_encoding().is_some();
-        if texts.iter().any(|t| {
-            t.as_deref()
-                .is_some_and(|t| t.contains('\0') || (narrow && !t.is_ascii()))
-        }) {
+        if texts
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|t| !self.holds(t)))
+        {
             // No bucket here holds one (record() refuses a NUL, and anything but ASCII in a
             // database of a narrow encoding), and PostgreSQL refuses it as a parameter:
             // nothing matches, as in a local store.

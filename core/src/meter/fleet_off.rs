@@ -30,6 +30,9 @@ impl Fleet {
     pub(crate) fn narrow_encoding(&self) -> Option<&str> {
         match *self {}
     }
+    pub(crate) fn holds(&self, _: &str) -> bool {
+        match *self {}
+    }
     pub(crate) async fn write_keyed(
         &self,
         _: &str,

@@ -154,10 +154,7 @@ impl Drop for Inner {
         // Not once closed: the store was given up, and its path may be another meter's.
         if !*self.closed_down.get_mut() {
             if let Err(e) = lock(&self.shared.db).check_in_place() {
-                report(
-                    "the store could not be written again at its path at drop",
-                    &e,
-                );
+                report("the store file was not in place at drop", &e);
             }
         }
     }
@@ -454,10 +451,7 @@ impl UsageMeter {
         for d in dimensions {
             let c = customer.as_ref().map(Customer::by_ref);
             self.validate(c, d, 0, now, None)?;
-            if let Some(f) = &self.inner.shared.fleet {
-                let product = &self.inner.shared.scope.product_code;
-                record::fleet_key_fits(f, product, c, d, None)?;
-            }
+            self.fleet_key_fits(c, d, None)?;
         }
         let dims: Vec<String> = dimensions.iter().map(|d| (*d).to_owned()).collect();
         let shared = &self.inner.shared;

@@ -128,63 +128,6 @@ pub(super) fn clock_now(shared: &super::shared::Shared) -> Result<i64, Error> {
 /// 54000) on every replica, and no hour was sealed or sent again.
 pub(super) const FLEET_KEY_BYTES: usize = 2_600;
 
-/// Refuses an event the fleet store `f` cannot hold: a key past [`FLEET_KEY_BYTES`] (naming
-/// the allocations when their tags pass it, else the key's longest part), or, in a database
-/// whose encoding is not UTF-8, a string that is not ASCII.
-pub(super) fn fleet_key_fits(
-    f: &fleet::Fleet,
-    product: &str,
-    customer: Option<CustomerRef<'_>>,
-    dimension: &str,
-    allocs: Option<&Allocs>,
-) -> Result<(), Error> {
-    let (id, account, license) = customer.map_or((None, None, None), CustomerRef::parts);
-    let customer_arg = match account {
-        Some(_) => "customer_aws_account_id",
-        None => "customer_identifier",
-    };
-    let parts = [
-        ("license_arn", license.unwrap_or("")),
-        (customer_arg, id.or(account).unwrap_or("")),
-        ("dimension", dimension),
-    ];
-    let tags = allocs.into_iter().flat_map(|a| a.keys());
-    if let Some(encoding) = f.narrow_encoding() {
-        let parts = parts.iter().copied();
-        let tags = tags.clone().map(|t| ("allocations", t.as_str()));
-        if let Some((arg, _)) = parts.chain(tags).find(|(_, s)| !s.is_ascii()) {
-            return Err(Error::invalid_input(
-                FieldPath::argument(arg),
-                ascii_problem(encoding),
-            ));
-        }
-    }
-    let key = product.len() + f.replica().len() + parts.iter().map(|p| p.1.len()).sum::<usize>();
-    let tags = tags.map(String::len).max().unwrap_or(0);
-    if key + tags <= FLEET_KEY_BYTES {
-        return Ok(());
-    }
-    let (arg, what) = match key <= FLEET_KEY_BYTES {
-        true => ("allocations", "with an allocation's tags"),
-        false => (
-            parts
-                .iter()
-                .max_by_key(|p| p.1.len())
-                .map_or("dimension", |p| p.0),
-            "together",
-        ),
-    };
-    Err(Error::invalid_input(
-        FieldPath::argument(arg),
-        format!(
-            "the fleet store keys an hour by the product code, replica id, license ARN, \
-             customer and dimension ({key} bytes here), {what} {} bytes: PostgreSQL's index \
-             holds at most {FLEET_KEY_BYTES}; nothing was counted",
-            key + tags
-        ),
-    ))
-}
-
 /// Why a string that is not ASCII is refused by a fleet store in a database of `encoding`.
 pub(super) fn ascii_problem(encoding: &str) -> String {
     format!(
@@ -351,6 +294,69 @@ impl UsageMeter {
         crate::runtime::wait_outside_workers(|| slot.wait(event, &q.key, q.quantity, spin))
     }
 
+    /// Refuses an event the meter's fleet store (if it has one) cannot hold: a key past [`FLEET_KEY_BYTES`] (naming
+    /// the allocations when their tags pass it, else the key's longest part), or, in a database
+    /// whose encoding is not UTF-8, a string that is not ASCII.
+    pub(super) fn fleet_key_fits(
+        &self,
+        customer: Option<CustomerRef<'_>>,
+        dimension: &str,
+        allocs: Option<&Allocs>,
+    ) -> Result<(), Error> {
+        let shared = &*self.inner.shared;
+        let Some(f) = &shared.fleet else {
+            return Ok(());
+        };
+        let product = &shared.scope.product_code;
+        let (id, account, license) = customer.map_or((None, None, None), CustomerRef::parts);
+        let customer_arg = match account {
+            Some(_) => "customer_aws_account_id",
+            None => "customer_identifier",
+        };
+        let parts = [
+            ("license_arn", license.unwrap_or("")),
+            (customer_arg, id.or(account).unwrap_or("")),
+            ("dimension", dimension),
+        ];
+        let tags = allocs.into_iter().flat_map(|a| a.keys());
+        if let Some(encoding) = f.narrow_encoding() {
+            let parts = parts.iter().copied();
+            let tags = tags.clone().map(|t| ("allocations", t.as_str()));
+            if let Some((arg, _)) = parts.chain(tags).find(|(_, s)| !f.holds(s)) {
+                return Err(Error::invalid_input(
+                    FieldPath::argument(arg),
+                    ascii_problem(encoding),
+                ));
+            }
+        }
+        let key =
+            product.len() + f.replica().len() + parts.iter().map(|p| p.1.len()).sum::<usize>();
+        let tags = tags.map(String::len).max().unwrap_or(0);
+        if key + tags <= FLEET_KEY_BYTES {
+            return Ok(());
+        }
+        let (arg, what) = match key <= FLEET_KEY_BYTES {
+            true => ("allocations", "with an allocation's tags"),
+            false => (
+                parts
+                    .iter()
+                    .max_by_key(|p| p.1.len())
+                    .map_or("dimension", |p| p.0),
+                "together",
+            ),
+        };
+        Err(Error::invalid_input(
+            FieldPath::argument(arg),
+            format!(
+                "the fleet store keys an hour by the product code, replica id, license ARN, \
+                 customer and dimension ({key} bytes here), {what} {} bytes: it takes at most \
+                 {FLEET_KEY_BYTES} (a PostgreSQL index row holds 2,704 with the key's overhead); \
+                 nothing was counted",
+                key + tags
+            ),
+        ))
+    }
+
     /// The group committer and its `max_events`, which the group mode always has.
     fn group(&self) -> Result<(&Group, usize), Error> {
         match &self.inner.group {
@@ -391,15 +397,7 @@ impl UsageMeter {
             Some(a) => Some(canonical_allocations(a)?),
             None => None,
         };
-        if let Some(f) = &shared.fleet {
-            fleet_key_fits(
-                f,
-                &shared.scope.product_code,
-                customer,
-                dimension,
-                allocs.as_ref(),
-            )?;
-        }
+        self.fleet_key_fits(customer, dimension, allocs.as_ref())?;
         let hour = hour_of(at_secs);
         let late = hour.saturating_add(3600 + shared.scope.grace) <= now;
         if let Some(start) = shared.fleet.as_ref().and_then(fleet::Fleet::start_hour) {

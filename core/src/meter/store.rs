@@ -227,7 +227,7 @@ fn store_path(path: &Path) -> Result<PathBuf, Error> {
     for _ in 0..40 {
         let meta = match std::fs::symlink_metadata(&at) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(at),
-            Err(e) => return refuse(format!("{}: cannot read: {e}", at.display())),
+            Err(e) => return Err(unreadable(&at, "cannot read", e)),
             Ok(m) => m,
         };
         if !meta.file_type().is_symlink() {
@@ -242,7 +242,7 @@ fn store_path(path: &Path) -> Result<PathBuf, Error> {
         }
         let target = match std::fs::read_link(&at) {
             Ok(t) => t,
-            Err(e) => return refuse(format!("{}: cannot read the symlink: {e}", at.display())),
+            Err(e) => return Err(unreadable(&at, "cannot read the symlink", e)),
         };
         at = match at.parent() {
             Some(dir) => dir.join(target),
@@ -250,6 +250,12 @@ fn store_path(path: &Path) -> Result<PathBuf, Error> {
         };
     }
     refuse(format!("{}: too many levels of symlinks", path.display()))
+}
+
+/// A store path that could not be read (a directory without permission): the host's state,
+/// not the caller's input.
+fn unreadable(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::invalid_state(format!("meter store {}: {what}: {e}", path.display())).with_source(e)
 }
 
 /// Sets a connection up as every store's: WAL (a file store), `synchronous`, checkpoints.

@@ -791,11 +791,6 @@ impl Fleet {
                     .await?
                     .get(0);
                 if !matches!(encoding.as_str(), "UTF8" | "SQL_ASCII") {
-                    tracing::warn!(
-                        encoding,
-                        "fleet store: the database's encoding is not UTF8; customers, \
-                         dimensions, license ARNs and tags must be ASCII"
-                    );
                     let _ = self.narrow_encoding.set(encoding);
                 }
                 let elsewhere: Option<String> = tx.query_one(STORE_ELSEWHERE, &[]).await?.get(0);

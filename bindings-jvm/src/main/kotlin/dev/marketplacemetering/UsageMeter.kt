@@ -168,7 +168,7 @@ class UsageMeter private constructor(
         val replicaId: String? = null,
         /** Fleet store: how many replicas send at a time per product (default 1). */
         val fleetSenders: Int? = null,
-        /** Fleet store: how long a sender's claim lasts (default 2 minutes). */
+        /** Fleet store: how long a sender's claim lasts (default 2 minutes, at most 30). */
         val fleetLease: Duration? = null,
         /**
          * Fleet store: the cut-over from a SQLite meter, the first hour this store counts
