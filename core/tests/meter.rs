@@ -3845,6 +3845,42 @@ fn a_store_held_through_a_symlink_by_an_earlier_release_is_refused() {
     remove_store(&real);
 }
 
+/// A symlink planted at a store's lock, `-wal`, `-shm` or `-journal` name (a shared `/tmp`, a
+/// meter running as root) is refused, and its target left as it was: the lock file's target
+/// was truncated and made owner-only, and the others' targets made owner-only.
+#[test]
+fn a_symlink_planted_beside_a_store_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let emu = emulator();
+    let h = Harness::new();
+    for suffix in ["-lock", "-wal", "-shm", "-journal"] {
+        let path = temp_db("planted");
+        let victim = temp_db("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let planted = format!("{}{suffix}", path.display());
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let r = UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(&path))
+                .build()
+                .unwrap(),
+        );
+        let e = r.map(drop).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidState, "{suffix}: {e}");
+        assert!(e.to_string().contains("symlink"), "{suffix}: {e}");
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "keep",
+            "{suffix}"
+        );
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{suffix}");
+        std::fs::remove_file(&planted).unwrap();
+        std::fs::remove_file(&victim).unwrap();
+        remove_store(&path);
+    }
+}
+
 /// A meter dropped (not closed) after its store file was removed writes the store again at
 /// its path, as `close()` and the write path do: the drop closed the connection to the
 /// unlinked file, and every hour not yet sent went with it, without a word (found by a review).

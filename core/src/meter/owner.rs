@@ -168,6 +168,19 @@ impl Owner {
                 .with_source(e)
         };
         let generation = process_generation();
+        // SQLite follows a symlink at its `-wal`, `-shm` or `-journal` name and writes the
+        // target; none is the store's.
+        for suffix in ["-lock", "-wal", "-shm", "-journal"] {
+            let side = companion(store, suffix);
+            if std::fs::symlink_metadata(&side).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::invalid_state(format!(
+                    "meter store {}: {} is a symlink, which the store would write through; \
+                     refused (remove it if it is not another program's)",
+                    store.display(),
+                    side.display()
+                )));
+            }
+        }
         let lock_path = companion(store, "-lock");
         let lock = take_lock_file(store, &lock_path, || {
             let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
@@ -406,13 +419,26 @@ fn companion(store: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Opens `path` for reading and writing, creating it readable by its owner only.
+///
+/// A symlink at `path` is not followed: one planted there (a shared `/tmp`, a meter running
+/// as root) had its target truncated (the lock file) and made owner-only.
 fn private_file(path: &Path) -> std::io::Result<File> {
     let mut o = OpenOptions::new();
     o.read(true).write(true).create(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
     let f = o.open(path)?;
-    tighten(path);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
     Ok(f)
 }
 
@@ -422,7 +448,8 @@ pub(crate) fn tighten(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(m) = std::fs::metadata(path) {
+        // Not through a symlink: its target is not the store's.
+        if let Some(m) = std::fs::symlink_metadata(path).ok().filter(|m| m.is_file()) {
             let mode = m.permissions().mode();
             if mode & 0o077 != 0 {
                 let _ =
