@@ -168,8 +168,9 @@ impl Owner {
                 .with_source(e)
         };
         let generation = process_generation();
-        // SQLite follows a symlink at its `-wal`, `-shm` or `-journal` name and writes the
-        // target; none is the store's.
+        // Nothing the store writes beside it may be a symlink: the lock file's target was
+        // truncated and rewritten, and the others' made owner-only (SQLite itself opens them
+        // without following one, and would fail later, less clearly).
         for suffix in ["-lock", "-wal", "-shm", "-journal"] {
             let side = companion(store, suffix);
             if std::fs::symlink_metadata(&side).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -433,10 +434,13 @@ fn private_file(path: &Path) -> std::io::Result<File> {
     let f = o.open(path)?;
     #[cfg(unix)]
     {
+        // As `tighten`: a file another user owns and lets this one write stays as it is.
         use std::os::unix::fs::PermissionsExt;
-        let mode = f.metadata()?.permissions().mode();
-        if mode & 0o077 != 0 {
-            f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        if let Ok(m) = f.metadata() {
+            let mode = m.permissions().mode();
+            if mode & 0o077 != 0 {
+                let _ = f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700));
+            }
         }
     }
     Ok(f)
