@@ -284,11 +284,15 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
 /// (inside a `LocalSet` or a current-thread `block_on`), which a caller's runtime may be.
 #[cfg(feature = "meter")]
 pub(crate) fn wait_outside_workers<R>(wait: impl FnOnce() -> R) -> R {
+    // On a group record's path: the runtime is asked only on the shared runtime's threads.
     let ours = ON_SHARED.try_with(Cell::get).unwrap_or(false);
-    let flavor = Handle::try_current().map(|h| h.runtime_flavor());
-    match (ours, flavor) {
-        (true, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) => tokio::task::block_in_place(wait),
-        _ => wait(),
+    let multi = || {
+        Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+    };
+    match ours && multi() {
+        true => tokio::task::block_in_place(wait),
+        false => wait(),
     }
 }
 

@@ -122,10 +122,11 @@ pub(super) fn clock_now(shared: &super::shared::Shared) -> Result<i64, Error> {
 /// The most bytes the strings of one fleet-store key may hold together: the product code,
 /// replica id, license ARN, customer, dimension and one allocation's tags. A row of a
 /// PostgreSQL btree index holds at most 2,704 bytes, and the store's keys add at most 80
-/// bytes of headers, padding, the customer's kind and the hour. The model bounds none of the license ARN's length
-/// and allows a customer, a dimension and five tags whose multi-byte characters pass it; an
-/// event past it was acknowledged, then failed every fold of the product's journal (SQLSTATE
-/// 54000) on every replica, and no hour was sealed or sent again.
+/// bytes of headers, padding, the customer's kind and the hour. The model bounds none of
+/// the license ARN's length and allows a customer, a dimension and five tags whose
+/// multi-byte characters pass it; an event past it was acknowledged, then failed every fold
+/// of the product's journal (SQLSTATE 54000) on every replica, and no hour was sealed or
+/// sent again.
 pub(super) const FLEET_KEY_BYTES: usize = 2_600;
 
 /// Why a string that is not ASCII is refused by a fleet store in a database of `encoding`.
@@ -294,9 +295,10 @@ impl UsageMeter {
         crate::runtime::wait_outside_workers(|| slot.wait(event, &q.key, q.quantity, spin))
     }
 
-    /// Refuses an event the meter's fleet store (if it has one) cannot hold: a key past [`FLEET_KEY_BYTES`] (naming
-    /// the allocations when their tags pass it, else the key's longest part), or, in a database
-    /// whose encoding is not UTF-8, a string that is not ASCII.
+    /// Refuses an event the meter's fleet store (if it has one) cannot hold: a key past
+    /// [`FLEET_KEY_BYTES`] (naming the allocations when their tags pass it, else the key's
+    /// longest part), or, in a database whose encoding is not UTF-8, a string that is not
+    /// ASCII.
     pub(super) fn fleet_key_fits(
         &self,
         customer: Option<CustomerRef<'_>>,
