@@ -1359,6 +1359,9 @@ fn one_meter_owns_a_store_and_a_second_says_who_holds_it() {
         e.message().contains(&me) && e.message().contains("in use"),
         "{e}"
     );
+    // Retryable: the holder may close it, as a rolling update's old process does while the
+    // new one starts on the same volume.
+    assert!(e.is_retryable(), "{e}");
     // Closing gives the store up, even while the closed meter is still alive.
     first.close_blocking().unwrap();
     let second = file_meter(&h, &emu, &path, Durability::Durable);
@@ -3899,6 +3902,27 @@ fn a_meter_dropped_after_its_store_was_removed_writes_it_again() {
     remove_store(&path);
 }
 
+/// Opens a meter on the store at `path`, which must be refused as `InvalidInput` naming
+/// `path`; returns the error.
+fn path_refused(
+    h: &Harness,
+    emu: &Emulator,
+    path: &std::path::Path,
+) -> marketplace_metering::Error {
+    let e = UsageMeter::new(
+        h.builder(client(emu, 1), Store::sqlite(path))
+            .build()
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.error_code(), e.field()),
+        (ErrorCode::InvalidInput, Some("path")),
+        "{e}"
+    );
+    e
+}
+
 /// A store path that names no regular file (a FIFO, a device, a directory) is refused before
 /// anything touches it: a device was made owner-only (`/dev/null`, for a meter running as
 /// root) and a directory left a stray `-lock` file beside it.
@@ -3913,17 +3937,7 @@ fn a_store_path_that_is_not_a_regular_file_is_refused_untouched() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     for path in [&dir, &fifo] {
         let before = std::fs::metadata(path).unwrap();
-        let e = UsageMeter::new(
-            h.builder(client(&emu, 1), Store::sqlite(path))
-                .build()
-                .unwrap(),
-        )
-        .unwrap_err();
-        assert_eq!(
-            (e.error_code(), e.field()),
-            (ErrorCode::InvalidInput, Some("path")),
-            "{e}"
-        );
+        path_refused(&h, &emu, path);
         let lock = format!("{}-lock", path.display());
         assert!(!std::path::Path::new(&lock).exists(), "{lock} was made");
         let after = std::fs::metadata(path).unwrap();
@@ -4292,4 +4306,76 @@ async fn one_license_refused_does_not_hold_back_the_others(store: Store) {
             (second.license_arn.clone(), 4)
         ]
     );
+}
+
+/// Mounts made for a test, unmounted (innermost first) when it ends, however it ends.
+struct Mounts(Vec<PathBuf>);
+
+impl Mounts {
+    /// Runs `mount args… at`; false where this process may not mount (not root).
+    fn mount(&mut self, args: &[&str], at: &std::path::Path) -> bool {
+        let ok = std::process::Command::new("mount")
+            .args(args)
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            self.0.push(at.to_path_buf());
+        }
+        ok
+    }
+}
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for at in self.0.iter().rev() {
+            let _ = std::process::Command::new("umount").arg(at).status();
+        }
+    }
+}
+
+/// A store file mounted on its own, as `docker run -v ./m.db:/data/m.db` or a Kubernetes
+/// `subPath` mounts one: SQLite keeps the `-wal` beside the mount point, on the container's
+/// own filesystem, so recreating the container lost every durable record since the last
+/// checkpoint (and an ack held only there let a later seal send the hour again). Such a
+/// store is refused untouched, naming `path`; the same file reached through its own
+/// directory opens.
+#[test]
+fn a_store_file_mounted_on_its_own_is_refused() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let real = temp_db("mounted-file");
+    let dir = temp_db("mount-dir");
+    std::fs::create_dir(&dir).unwrap();
+    let inside = dir.join("m.db");
+    let mut mounts = Mounts(Vec::new());
+    // The container's own filesystem (another device), then the store file bound into it.
+    if !mounts.mount(&["-t", "tmpfs", "none"], &dir) {
+        eprintln!("skipped: this process cannot mount (not root)");
+        return;
+    }
+    std::fs::write(&real, b"").unwrap();
+    std::fs::write(&inside, b"").unwrap();
+    assert!(mounts.mount(&["--bind", real.to_str().unwrap()], &inside));
+    let e = path_refused(&h, &emu, &inside);
+    assert!(e.message().contains("mount"), "{e}");
+    assert!(
+        !dir.join("m.db-lock").exists(),
+        "nothing made beside the mount point"
+    );
+    drop(mounts);
+    let m = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&real))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 2, None, None).unwrap();
+    drop(m);
+    std::fs::remove_dir(&dir).unwrap();
+    for suffix in ["", "-lock", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", real.display()));
+    }
 }

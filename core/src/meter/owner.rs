@@ -196,6 +196,9 @@ impl Owner {
                     holder
                 },
             ))
+            // The holder may close it: a rolling update starts the new process on the same
+            // volume while the old one still flushes.
+            .with_retryable(true)
         })?;
         let link_lock = match link {
             Some(link) => Some(take_lock_file(store, &companion(link, "-lock"), || {
@@ -205,6 +208,7 @@ impl Owner {
                     store.display(),
                     link.display()
                 ))
+                .with_retryable(true)
             })?),
             None => None,
         };
@@ -216,7 +220,8 @@ impl Owner {
                     "meter store {} is in use by another UsageMeter that opened it under \
                      another name (a symlink or a hard link); one meter owns a store at a time",
                     store.display(),
-                )));
+                ))
+                .with_retryable(true));
             }
             Err(TryLockError::Error(e)) => return Err(io("cannot lock", e)),
         }

@@ -238,6 +238,16 @@ fn store_path(path: &Path) -> Result<PathBuf, Error> {
                     at.display()
                 ));
             }
+            if mounted_alone(&at) {
+                return refuse(format!(
+                    "{} is a mount point of its own (a single file mounted, as `docker run -v \
+                     ./m.db:/data/m.db` or a Kubernetes subPath does): SQLite keeps the \
+                     store's -wal beside it, on another filesystem that does not outlive the \
+                     container, and recent usage would be lost with it; mount the directory \
+                     that holds the store instead",
+                    at.display()
+                ));
+            }
             return Ok(at);
         }
         let target = match std::fs::read_link(&at) {
@@ -250,6 +260,37 @@ fn store_path(path: &Path) -> Result<PathBuf, Error> {
         };
     }
     refuse(format!("{}: too many levels of symlinks", path.display()))
+}
+
+/// Whether the file at `path` is mounted on its own: another mount than its directory's
+/// (the mount ids differ, or failing those the devices), so that what SQLite writes beside
+/// it lands on its directory's filesystem, not on the file's. Unknown (a directory that
+/// cannot be read) counts as no.
+fn mounted_alone(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    #[cfg(target_os = "linux")]
+    if let (Some(f), Some(d)) = (mount_id(path), mount_id(dir)) {
+        return f != d;
+    }
+    match (std::fs::metadata(path), std::fs::metadata(dir)) {
+        (Ok(f), Ok(d)) => f.dev() != d.dev(),
+        _ => false,
+    }
+}
+
+/// The id of the mount `path` is on (statx, Linux 5.8 and later), following symlinks.
+#[cfg(target_os = "linux")]
+fn mount_id(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a NUL-terminated path and `stx` a statx buffer, both alive for the call.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_MNT_ID, &mut stx) };
+    (rc == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id)
 }
 
 /// A store path that could not be read (a directory without permission): the host's state,
