@@ -2882,6 +2882,50 @@ fn a_second_meter_through_a_link_is_refused() {
     assert!(matches!(after_close, Ok(Ok(_))), "{after_close:?}");
 }
 
+/// A second meter of this process, refused through a hard link, had opened the store file to
+/// try its lock and closed it again, and closing any descriptor of a file drops every POSIX
+/// lock the process holds on it: the first meter's SQLite lost its shared lock, so a reader
+/// in another process (a monitoring shell) that closed next took itself for the last
+/// connection, checkpointed, and deleted the `-wal` and `-shm` under the running meter. A
+/// store this process has open is now refused before it is opened.
+#[test]
+fn a_meter_refused_through_a_hard_link_leaves_the_first_ones_locks() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("hard-locks");
+    let hard = temp_db("hard-locks-link");
+    let first = file_meter(&h, &emu, &path, Durability::Durable);
+    first.record(cust(1), "users", 1, None, None).unwrap();
+    std::fs::hard_link(&path, &hard).unwrap();
+    let e = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(&hard))
+            .build()
+            .unwrap(),
+    )
+    .unwrap_err();
+    let reader = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1])\n\
+             c.execute('SELECT COUNT(*) FROM buckets').fetchone()\n\
+             c.close()",
+        ])
+        .arg(&path)
+        .status()
+        .expect("python3 runs");
+    let wal_kept = PathBuf::from(format!("{}-wal", path.display())).exists();
+    first.record(cust(1), "users", 2, None, None).unwrap();
+    first.close_blocking().unwrap();
+    let _ = std::fs::remove_file(&hard);
+    remove_store(&hard);
+    remove_store(&path);
+    assert!(e.message().contains("in use") && e.is_retryable(), "{e}");
+    assert!(reader.success());
+    assert!(wal_kept, "the reader deleted the running meter's -wal");
+}
+
 both_stores!(
     zero_fill_never_creates_an_hour_it_cannot_send,
     Store::memory()

@@ -49,8 +49,9 @@ pub(crate) fn forked_error() -> Error {
     )
 }
 
-/// Files this process has open as stores: (device, inode, process generation).
-static OPEN: Mutex<Vec<(u64, u64, u64)>> = Mutex::new(Vec::new());
+/// Files this process has open as stores: (device, inode, process generation, whether a
+/// meter holds the claim: false once it is released, while its connection stays open).
+static OPEN: Mutex<Vec<(u64, u64, u64, bool)>> = Mutex::new(Vec::new());
 
 /// The descriptors of the claims held in this process (`-1`: a free slot), which the `fork()`
 /// handler points at `/dev/null` in the child. Two a meter (the lock file and the store):
@@ -232,11 +233,11 @@ impl Owner {
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         if open
             .iter()
-            .any(|&(d, i, g)| (d, i) == file_id && g != generation)
+            .any(|&(d, i, g, _)| (d, i) == file_id && g != generation)
         {
             return Err(forked_store_error(store));
         }
-        open.push((file_id.0, file_id.1, generation));
+        open.push((file_id.0, file_id.1, generation, true));
         Ok(Owner {
             lock: Some(lock),
             link_lock,
@@ -256,6 +257,12 @@ impl Owner {
     /// Lets another meter claim the file (this one was closed); the file stays listed as open
     /// in this process while its connection is.
     pub(crate) fn release(&mut self) {
+        if self.in_owner_process() {
+            let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = open.iter_mut().find(|e| self.is(e)) {
+                e.3 = false;
+            }
+        }
         let _ = self.store.file.unlock();
         // Unlocked as it is dropped, not only closed: a copy of it elsewhere (a child made by
         // a raw clone(), which skips the fork handler) would keep the lock.
@@ -356,11 +363,11 @@ impl Owner {
             }
         }
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
-        let me = (self.file_id.0, self.file_id.1, self.generation);
-        if let Some(i) = open.iter().position(|e| *e == me) {
+        if let Some(i) = open.iter().position(|e| self.is(e)) {
             open.swap_remove(i);
         }
-        open.push((id.0, id.1, self.generation));
+        // Claimed again, both files locked above.
+        open.push((id.0, id.1, self.generation, true));
         drop(open);
         if lock.is_some() {
             self.lock = lock;
@@ -374,6 +381,11 @@ impl Owner {
     pub(crate) fn in_owner_process(&self) -> bool {
         self.generation == process_generation()
     }
+
+    /// Whether `entry` of [`OPEN`] is this claim's file.
+    fn is(&self, &(d, i, g, _): &(u64, u64, u64, bool)) -> bool {
+        (d, i, g) == (self.file_id.0, self.file_id.1, self.generation)
+    }
 }
 
 impl Drop for Owner {
@@ -382,8 +394,7 @@ impl Drop for Owner {
             return; // the parent's entry: its connection is leaked in this child, keep it
         }
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
-        let me = (self.file_id.0, self.file_id.1, self.generation);
-        if let Some(i) = open.iter().position(|e| *e == me) {
+        if let Some(i) = open.iter().position(|e| self.is(e)) {
             open.swap_remove(i);
         }
     }
@@ -494,21 +505,40 @@ pub(crate) fn path_id(path: &Path) -> std::io::Result<(u64, u64)> {
     Ok(metadata_id(&std::fs::metadata(path)?))
 }
 
-/// Refuses a file this process's parent had open as a store at a `fork()`, before anything
-/// opens it with SQLite: SQLite's locks and allocator may have been held by another of the
-/// parent's threads at the fork, and a child that called into it could wait for ever (a test
-/// child hung so, on the malloc mutex, while another test wrote its store).
-pub(crate) fn refuse_parents_store(store: &Path) -> Result<(), Error> {
+/// Refuses, before anything opens it, a file this process already has open as a store:
+///
+/// * one its parent had open at a `fork()`: SQLite's locks and allocator may have been held
+///   by another of the parent's threads at the fork, and a child that called into it could
+///   wait for ever (a test child hung so, on the malloc mutex, while another test wrote its
+///   store);
+/// * one a meter of this process holds, under any name (a hard link): closing a descriptor
+///   of the file, as a refused claim did, drops every POSIX lock this process holds on it,
+///   that meter's SQLite's included, and a reader in another process closing next took
+///   itself for the last connection and deleted the `-wal` under that meter.
+pub(crate) fn refuse_held_store(store: &Path) -> Result<(), Error> {
     let Ok(id) = path_id(store) else {
         return Ok(());
     };
     let generation = process_generation();
     let open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
-    if open
+    let parents = open
         .iter()
-        .any(|&(d, i, g)| (d, i) == id && g != generation)
-    {
+        .any(|&(d, i, g, _)| (d, i) == id && g != generation);
+    if parents {
         return Err(forked_store_error(store));
+    }
+    let held = open
+        .iter()
+        .any(|&(d, i, g, held)| (d, i) == id && g == generation && held);
+    if held {
+        return Err(Error::invalid_state(format!(
+            "meter store {} is in use by another UsageMeter of this process (pid {}), \
+             which may have opened it under another name (a symlink or a hard link); one \
+             meter owns a store at a time: close it first",
+            store.display(),
+            std::process::id()
+        ))
+        .with_retryable(true));
     }
     Ok(())
 }

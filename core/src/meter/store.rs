@@ -342,7 +342,7 @@ impl Db {
         // Another application's database is refused before anything touches it (see
         // `refuse_foreign`); an empty or new file is a new store.
         if let Some(p) = path {
-            super::owner::refuse_parents_store(p)?;
+            super::owner::refuse_held_store(p)?;
         }
         if let Some(p) = path.filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0)) {
             schema::refuse_foreign(p)?;
