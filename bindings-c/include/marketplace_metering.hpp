@@ -442,11 +442,12 @@ class MeterUsageOutput {
 class ResolveCustomerOutput {
  public:
   explicit ResolveCustomerOutput(mm_resolve_customer_output *h) : h_(h) {}
-  /// The customer identifier to meter against.
+  /// The customer identifier to meter against; empty when the answer has none (a product
+  /// metered by license names the account and the license only).
   std::string customer_identifier() const {
     return detail::str(mm_resolve_customer_output_customer_identifier(h_.get()));
   }
-  /// The product code.
+  /// The product code; empty when the answer has none.
   std::string product_code() const { return detail::str(mm_resolve_customer_output_product_code(h_.get())); }
   /// The customer's AWS account id.
   std::string customer_aws_account_id() const {

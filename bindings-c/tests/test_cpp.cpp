@@ -27,6 +27,9 @@ int main() {
     auto who = client.resolve_customer("reg-token-valid");
     CHECK(who.customer_identifier() == "cust-1");
     CHECK(who.metadata().http_status == 200);
+    auto by_license = client.resolve_customer("reg-token-license");
+    CHECK(by_license.customer_identifier().empty() && by_license.product_code().empty());
+    CHECK(!by_license.license_arn().empty() && !by_license.customer_aws_account_id().empty());
 
     auto now = system_clock::now() - std::chrono::minutes(1);
     mm::BatchMeterUsageInput in{MM_TEST_PRODUCT, {}};

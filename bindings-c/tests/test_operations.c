@@ -23,6 +23,16 @@ static void test_resolve_customer(const mm_client *c) {
   CHECK(mm_resolve_customer_output_attempts(out) == 1);
   mm_resolve_customer_output_free(out);
 
+  /* A product metered by license: the answer names the account and the license only. */
+  out = NULL;
+  CHECK_OK(mm_resolve_customer_input_set_registration_token(in, "reg-token-license"), err);
+  CHECK_OK(mm_client_resolve_customer(c, in, &out, &err), err);
+  CHECK(mm_resolve_customer_output_customer_identifier(out) == NULL);
+  CHECK(mm_resolve_customer_output_product_code(out) == NULL);
+  CHECK(mm_resolve_customer_output_customer_aws_account_id(out) != NULL);
+  CHECK(mm_resolve_customer_output_license_arn(out) != NULL);
+  mm_resolve_customer_output_free(out);
+
   out = NULL;
   CHECK_OK(mm_resolve_customer_input_set_registration_token(in, "reg-token-expired"), err);
   CHECK(mm_client_resolve_customer(c, in, &out, &err) == MM_STATUS_EXPIRED_TOKEN_EXCEPTION);

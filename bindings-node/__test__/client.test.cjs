@@ -152,6 +152,10 @@ test('aggregated MarketplaceMetering class and callbacks', async () => {
   assert.ok(agg instanceof mm.MarketplaceMeteringClient)
   const r = await agg.resolveCustomer({ RegistrationToken: 'reg-token-valid' })
   assert.equal(r.CustomerIdentifier, 'cust-1')
+  // A product metered by license: the answer names the account and the license only.
+  const byLicense = await agg.resolveCustomer({ RegistrationToken: 'reg-token-license' })
+  assert.ok(!('CustomerIdentifier' in byLicense) && !('ProductCode' in byLicense), JSON.stringify(byLicense))
+  assert.equal(byLicense.LicenseArn, emu.licenseArn)
   const m = await agg.meterUsage({ ProductCode: emu.productCode, Timestamp: now(), UsageDimension: 'gb', UsageQuantity: 1 })
   assert.equal(typeof m.MeteringRecordId, 'string')
   const b = await agg.batchMeterUsage({ ProductCode: emu.productCode, UsageRecords: [record(4)] })

@@ -146,6 +146,10 @@ def test_resolve_customer(client: mm.Client, emu: Emulator) -> None:
     assert resp["CustomerAWSAccountId"] == emu.customer_aws_account_id
     assert resp["LicenseArn"] == emu.license_arn
     assert_metadata(resp)
+    # A product metered by license: the answer names the account and the license only.
+    by_license = client.resolve_customer(RegistrationToken="reg-token-license")
+    assert "CustomerIdentifier" not in by_license and "ProductCode" not in by_license
+    assert by_license["LicenseArn"] == emu.license_arn
     with pytest.raises(mm.exceptions.InvalidTokenException) as ei:
         client.resolve_customer(RegistrationToken="no-such-token")
     assert ei.value.operation_name == "ResolveCustomer"

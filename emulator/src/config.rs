@@ -127,10 +127,14 @@ pub struct LicenseConfig {
 pub struct RegistrationTokenConfig {
     /// The token.
     pub token: String,
-    /// Resolved `CustomerIdentifier`.
-    pub customer_identifier: String,
-    /// Resolved `ProductCode`.
-    pub product_code: String,
+    /// Resolved `CustomerIdentifier` (absent for a product metered by license, whose
+    /// answer names the account and the license only: every member of the result is
+    /// optional).
+    #[serde(default)]
+    pub customer_identifier: Option<String>,
+    /// Resolved `ProductCode` (absent for a product metered by license).
+    #[serde(default)]
+    pub product_code: Option<String>,
     /// Resolved `CustomerAWSAccountId`.
     #[serde(default)]
     pub customer_aws_account_id: Option<String>,
@@ -162,11 +166,17 @@ impl Default for EmulatorConfig {
         });
         let token = |token: &str, expired: bool| RegistrationTokenConfig {
             token: token.into(),
-            customer_identifier: "cust-1".into(),
-            product_code: PRODUCT_CODE.into(),
+            customer_identifier: Some("cust-1".into()),
+            product_code: Some(PRODUCT_CODE.into()),
             customer_aws_account_id: Some(CUSTOMER_AWS_ACCOUNT_ID.into()),
             license_arn: Some(LICENSE_ARN.into()),
             expired,
+        };
+        // A product metered by license: the answer names the account and the license only.
+        let by_license = RegistrationTokenConfig {
+            customer_identifier: None,
+            product_code: None,
+            ..token("reg-token-license", false)
         };
         EmulatorConfig {
             port: 0,
@@ -207,6 +217,7 @@ impl Default for EmulatorConfig {
             registration_tokens: vec![
                 token("reg-token-valid", false),
                 token("reg-token-expired", true),
+                by_license,
             ],
             max_past_secs: 6 * 3600,
             max_future_secs: 300,

@@ -677,11 +677,12 @@ impl Service {
             ));
         }
         let mut out = serde_json::Map::new();
-        out.insert(
-            "CustomerIdentifier".into(),
-            t.customer_identifier.clone().into(),
-        );
-        out.insert("ProductCode".into(), t.product_code.clone().into());
+        if let Some(c) = &t.customer_identifier {
+            out.insert("CustomerIdentifier".into(), c.clone().into());
+        }
+        if let Some(p) = &t.product_code {
+            out.insert("ProductCode".into(), p.clone().into());
+        }
         if let Some(a) = &t.customer_aws_account_id {
             out.insert("CustomerAWSAccountId".into(), a.clone().into());
         }

@@ -623,6 +623,19 @@ async fn resolve_customer() {
         &json!({"CustomerIdentifier": "cust-1", "ProductCode": PRODUCT_CODE,
                 "CustomerAWSAccountId": CUSTOMER_AWS_ACCOUNT_ID, "LicenseArn": LICENSE_ARN})
     );
+    // A product registered for license-based metering: the answer names the account and
+    // the license only (every member of the result is optional), and a seller's code that
+    // takes CustomerIdentifier for granted must meet that here, not in production.
+    let r = call(
+        &emu,
+        "ResolveCustomer",
+        json!({"RegistrationToken": "reg-token-license"}),
+    )
+    .await;
+    assert_eq!(
+        r.expect_ok(),
+        &json!({"CustomerAWSAccountId": CUSTOMER_AWS_ACCOUNT_ID, "LicenseArn": LICENSE_ARN})
+    );
     call(
         &emu,
         "ResolveCustomer",

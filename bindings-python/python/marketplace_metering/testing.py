@@ -15,7 +15,9 @@ With pytest, the ``metering_emulator`` fixture (registered as a plugin through t
 
 The emulator knows product ``prod-1234`` (dimensions ``users``, ``gb``, ``requests``),
 subscribed customers ``cust-1`` … ``cust-50``, ``cust-unsubscribed``, registration
-tokens ``reg-token-valid`` (→ ``cust-1``) and ``reg-token-expired``.
+tokens ``reg-token-valid`` (→ ``cust-1``), ``reg-token-expired`` and
+``reg-token-license`` (→ the account and the license only, without ``CustomerIdentifier``
+or ``ProductCode``, as for a product metered by license).
 
 :class:`ManualClock` drives a :class:`~marketplace_metering.UsageMeter` in tests. The
 emulator accepts records up to 6 real hours old: start the clock at a recent real hour.

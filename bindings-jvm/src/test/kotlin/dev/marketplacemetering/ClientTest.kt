@@ -137,6 +137,10 @@ class ClientTest {
         val m = client.meterUsageAsync(MeterUsageRequest(Emulator.PRODUCT_CODE, hour, "gb", 1)).get(10, TimeUnit.SECONDS)
         assertNotNull(m.meteringRecordId)
         assertEquals("cust-1", client.resolveCustomerBlocking(ResolveCustomerRequest(Emulator.REGISTRATION_TOKEN)).customerIdentifier)
+        // A product metered by license: the answer names the account and the license only.
+        val byLicense = client.resolveCustomerBlocking(ResolveCustomerRequest(Emulator.LICENSE_REGISTRATION_TOKEN))
+        assertEquals(listOf(null, null), listOf(byLicense.customerIdentifier, byLicense.productCode))
+        assertEquals(Emulator.LICENSE_ARN, byLicense.licenseArn)
         assertNotNull(client.registerUsageAsync(RegisterUsageRequest(Emulator.PRODUCT_CODE, 1)).get(10, TimeUnit.SECONDS).signature)
         assertEquals(3, emulator.ledger().size)
     }

@@ -146,6 +146,12 @@ class Emulator @JvmOverloads constructor(port: Int = 0) : AutoCloseable {
 
         /** A registration token that has expired. */
         const val EXPIRED_REGISTRATION_TOKEN: String = "reg-token-expired"
+
+        /**
+         * A registration token of a product metered by license: it resolves to the account and
+         * the license only, with no customer identifier or product code.
+         */
+        const val LICENSE_REGISTRATION_TOKEN: String = "reg-token-license"
     }
 }
 
