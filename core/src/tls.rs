@@ -493,7 +493,11 @@ pub(crate) mod smithy {
                         None,
                     ),
                 })?;
-                let mut out = HttpResponse::new(status, SdkBody::from(body));
+                // Streaming, not in memory: aws-smithy's orchestrator prints the response at
+                // trace, and an in-memory body whole (the chain's answers are credentials);
+                // a streaming one prints as `BoxBody`.
+                let body = SdkBody::from_body_1_x(http_body_util::Full::new(body));
+                let mut out = HttpResponse::new(status, body);
                 for (name, value) in &headers {
                     if let Ok(v) = value.to_str() {
                         out.headers_mut()

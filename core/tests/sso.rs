@@ -13,6 +13,8 @@ use marketplace_metering::{Client, Config, ErrorCode};
 use metering_emulator::{Emulator, EmulatorConfig};
 use sha1::Digest;
 
+mod support;
+
 /// The tests change process-wide variables (the chain reads the process environment).
 static ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -193,6 +195,61 @@ async fn an_sso_profile_signs_calls_with_the_role_credentials_of_the_cached_toke
     assert!(line.contains("role_name=MeteringRole"), "{line}");
     assert_eq!(bearer, ACCESS_TOKEN);
     drop(home);
+}
+
+/// A seller's subscriber that takes every level from every crate (`RUST_LOG=trace`) saw the
+/// SSO portal's answer whole: the client's connector handed the credential chain's answers
+/// over as in-memory bodies, which aws-smithy's orchestrator prints in full at trace
+/// ("received response from service"), the role's secret key and session token with them.
+/// Its own connector's streaming bodies print as `BoxBody`; so do the client's now. (The
+/// orchestrator also prints each request at trace, the SSO bearer token among its headers:
+/// its own doing, before any connector, which the README tells sellers to filter.)
+#[tokio::test]
+async fn a_subscriber_taking_every_level_sees_no_credentials_of_the_chain() {
+    let _g = ENV.lock().await;
+    let everything = support::trace::Everything::install_global();
+    let home = Home::new(Some("2099-01-01T00:00:00Z"));
+    let (url, _seen) = portal(SystemTime::now() + Duration::from_secs(3600));
+    std::env::set_var("AWS_ENDPOINT_URL_SSO", &url);
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = resolve_refused(&client(&emu)).await;
+    assert_eq!(e.error_code(), ErrorCode::InvalidTokenException, "{e}");
+    drop(home);
+    let text = everything.text();
+    assert!(
+        text.contains("received response"),
+        "the orchestrator's events were seen"
+    );
+    for secret in [
+        metering_emulator::SESSION_SECRET_ACCESS_KEY,
+        metering_emulator::SESSION_TOKEN,
+    ] {
+        assert!(!text.contains(secret), "{secret} reached the subscriber");
+    }
+}
+
+/// An SSO endpoint with user information that cannot be reached: the credentials error
+/// names the URL the chain's call went to, as reqwest writes it, and so would show a
+/// password in it. The chain's client drops user information before the connector sees the
+/// URL (a review suspected otherwise); this keeps it so.
+#[tokio::test]
+async fn an_unreachable_chain_endpoint_shows_no_password() {
+    let _g = ENV.lock().await;
+    let home = Home::new(Some("2099-01-01T00:00:00Z"));
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    std::env::set_var(
+        "AWS_ENDPOINT_URL_SSO",
+        format!("http://user:hunter2pw@127.0.0.1:{port}"),
+    );
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = resolve_refused(&client(&emu)).await;
+    drop(home);
+    assert_eq!(e.error_code(), ErrorCode::Credentials, "{e}");
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains("hunter2pw"), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
 }
 
 /// Credentials that take longer to load than the attempt timeout still load: the load has

@@ -8,6 +8,7 @@
 pub mod pg;
 pub mod pg_proxy;
 pub mod tls_ca;
+pub mod trace;
 
 use marketplace_metering::{Config, ConfigBuilder};
 use metering_emulator::{Emulator, EmulatorConfig};
