@@ -375,8 +375,9 @@ fn debug_shows_no_proxy_password() {
     }
 }
 
-/// A password holding an unescaped `/`, `?` or `#` makes the URL parse as something else or
-/// not at all: neither the refusal nor `Debug` shows it, and no other proxy is used instead.
+/// A password (or a token alone) holding an unescaped `/`, `?` or `#` makes the URL parse as
+/// something else or not at all: neither the refusal nor `Debug` shows it, and no other proxy
+/// is used instead.
 #[test]
 fn a_proxy_password_with_url_delimiters_never_shows() {
     for url in [
@@ -384,6 +385,9 @@ fn a_proxy_password_with_url_delimiters_never_shows() {
         "http://u:hun?ter2@proxy.test:1",
         "http://u:hun/ter2@proxy.test:1",
         "http://u:1234/hunter2@proxy.test:3128",
+        // A token alone, no password: base64 holds '/' and '+' (found by a review).
+        "http://ab/cdhunter2+x@proxy.test:3128",
+        "http://hunter2/x@proxy.test:3128",
     ] {
         let dir = Dir::new("", "");
         let e = Config::builder()

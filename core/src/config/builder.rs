@@ -588,7 +588,13 @@ impl ConfigBuilder {
 
 /// A proxy URL must be `http://` or `https://` with a host.
 pub(super) fn check_proxy(url: &str) -> Result<(), String> {
-    let shown = endpoint::redact_userinfo(url);
+    // A proxy URL has no path, so an '@' anywhere past the scheme ends user info, however
+    // the rest parses: a token alone with an unescaped '/' (base64) never shows either.
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let shown: std::borrow::Cow<'_, str> = match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    };
     let parsed =
         reqwest::Url::parse(url).map_err(|e| format!("{shown:?} is not a proxy URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
