@@ -1366,8 +1366,11 @@ fn one_meter_owns_a_store_and_a_second_says_who_holds_it() {
     first.close_blocking().unwrap();
     let second = file_meter(&h, &emu, &path, Durability::Durable);
     second.record(cust(1), "users", 1, None, None).unwrap();
-    drop(first);
-    drop(second);
+    // And the second's close gives it up too, the first still alive (each meter's own
+    // claim is the one given up).
+    second.close_blocking().unwrap();
+    let third = file_meter(&h, &emu, &path, Durability::Durable);
+    drop((first, second, third));
     remove_store(&path);
 }
 

@@ -49,9 +49,24 @@ pub(crate) fn forked_error() -> Error {
     )
 }
 
-/// Files this process has open as stores: (device, inode, process generation, whether a
-/// meter holds the claim: false once it is released, while its connection stays open).
-static OPEN: Mutex<Vec<(u64, u64, u64, bool)>> = Mutex::new(Vec::new());
+/// Files this process has open as stores, one entry a claim (a closed meter still alive and
+/// the one that took the store over have one each).
+static OPEN: Mutex<Vec<OpenStore>> = Mutex::new(Vec::new());
+
+struct OpenStore {
+    /// The file's (device, inode).
+    file: (u64, u64),
+    /// The process generation that opened it.
+    generation: u64,
+    /// Whether its meter holds the claim: false once it is released, while its connection
+    /// stays open.
+    held: bool,
+    /// The claim's own number.
+    claim: u64,
+}
+
+/// The next claim's number.
+static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The descriptors of the claims held in this process (`-1`: a free slot), which the `fork()`
 /// handler points at `/dev/null` in the child. Two a meter (the lock file and the store):
@@ -155,6 +170,8 @@ pub(crate) struct Owner {
     store: Claimed,
     file_id: (u64, u64),
     generation: u64,
+    /// This claim's number in [`OPEN`].
+    claim: u64,
     /// The path it was opened by, to tell when the file there is no longer this one.
     path: std::path::PathBuf,
 }
@@ -233,17 +250,24 @@ impl Owner {
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         if open
             .iter()
-            .any(|&(d, i, g, _)| (d, i) == file_id && g != generation)
+            .any(|e| e.file == file_id && e.generation != generation)
         {
             return Err(forked_store_error(store));
         }
-        open.push((file_id.0, file_id.1, generation, true));
+        let claim = CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        open.push(OpenStore {
+            file: file_id,
+            generation,
+            held: true,
+            claim,
+        });
         Ok(Owner {
             lock: Some(lock),
             link_lock,
             store: db,
             file_id,
             generation,
+            claim,
             // Absolute: a later chdir must not make the check look elsewhere.
             path: std::path::absolute(store).unwrap_or_else(|_| store.to_path_buf()),
         })
@@ -260,7 +284,7 @@ impl Owner {
         if self.in_owner_process() {
             let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(e) = open.iter_mut().find(|e| self.is(e)) {
-                e.3 = false;
+                e.held = false;
             }
         }
         let _ = self.store.file.unlock();
@@ -367,7 +391,12 @@ impl Owner {
             open.swap_remove(i);
         }
         // Claimed again, both files locked above.
-        open.push((id.0, id.1, self.generation, true));
+        open.push(OpenStore {
+            file: id,
+            generation: self.generation,
+            held: true,
+            claim: self.claim,
+        });
         drop(open);
         if lock.is_some() {
             self.lock = lock;
@@ -382,9 +411,9 @@ impl Owner {
         self.generation == process_generation()
     }
 
-    /// Whether `entry` of [`OPEN`] is this claim's file.
-    fn is(&self, &(d, i, g, _): &(u64, u64, u64, bool)) -> bool {
-        (d, i, g) == (self.file_id.0, self.file_id.1, self.generation)
+    /// Whether `entry` of [`OPEN`] is this claim's.
+    fn is(&self, entry: &OpenStore) -> bool {
+        (entry.claim, entry.generation) == (self.claim, self.generation)
     }
 }
 
@@ -523,13 +552,13 @@ pub(crate) fn refuse_held_store(store: &Path) -> Result<(), Error> {
     let open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     let parents = open
         .iter()
-        .any(|&(d, i, g, _)| (d, i) == id && g != generation);
+        .any(|e| e.file == id && e.generation != generation);
     if parents {
         return Err(forked_store_error(store));
     }
     let held = open
         .iter()
-        .any(|&(d, i, g, held)| (d, i) == id && g == generation && held);
+        .any(|e| e.file == id && e.generation == generation && e.held);
     if held {
         return Err(Error::invalid_state(format!(
             "meter store {} is in use by another UsageMeter of this process (pid {}), \
