@@ -1354,7 +1354,7 @@ fn one_meter_owns_a_store_and_a_second_says_who_holds_it() {
     )
     .unwrap_err();
     assert_eq!(e.error_code(), ErrorCode::InvalidState);
-    let me = format!("pid {}", std::process::id());
+    let me = format!("pid {} on host", std::process::id());
     assert!(
         e.message().contains(&me) && e.message().contains("in use"),
         "{e}"

@@ -561,11 +561,12 @@ pub(crate) fn refuse_held_store(store: &Path) -> Result<(), Error> {
         .any(|e| e.file == id && e.generation == generation && e.held);
     if held {
         return Err(Error::invalid_state(format!(
-            "meter store {} is in use by another UsageMeter of this process (pid {}), \
-             which may have opened it under another name (a symlink or a hard link); one \
-             meter owns a store at a time: close it first",
+            "meter store {} is in use by another UsageMeter of this process (pid {} on host \
+             {}), which may have opened it under another name (a symlink or a hard link); \
+             one meter owns a store at a time: close it first",
             store.display(),
-            std::process::id()
+            std::process::id(),
+            host_name()
         ))
         .with_retryable(true));
     }
