@@ -1610,6 +1610,64 @@ async fn memory_durability_keeps_its_buffer_when_a_write_fails() {
     remove_store(&path);
 }
 
+/// A disk that refuses every write for hours (full, or remounted read-only): each flush
+/// fails at its first write, and the window alarms, the seller's warning that an hour nears
+/// the end of the service's window, were raised in the seal's transaction, which failed with
+/// it: the hour ran out of its window with no alarm. The hours the store holds and the ones
+/// the buffer holds are now alarmed from a read of the store, once each, and not again once
+/// the store takes writes.
+#[tokio::test]
+async fn a_store_that_refuses_writes_still_raises_window_alarms() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let path = temp_db("alarm-unwritable");
+    h.set(b - 5 * H + 10);
+    let meter = file_meter(&h, &emu, &path, Durability::Memory);
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    meter.write_buffered().unwrap();
+    meter.record(cust(2), "users", 3, None, None).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER full_i BEFORE INSERT ON buckets BEGIN SELECT RAISE(ABORT, 'disk is full'); END;
+         CREATE TRIGGER full_u BEFORE UPDATE ON buckets BEGIN SELECT RAISE(ABORT, 'disk is full'); END;",
+    )
+    .unwrap();
+    let alarms = |h: &Harness| {
+        let mut a: Vec<(String, i64, i64)> = h
+            .events()
+            .iter()
+            .filter(|e| e.kind == MeterEventKind::WindowAlarm { window_end: b + H })
+            .map(|e| (format!("{:?}", e.customer), e.hour, e.quantity))
+            .collect();
+        a.sort();
+        a
+    };
+    h.set(b + 10);
+    for _ in 0..2 {
+        let e = meter.flush().await.unwrap_err();
+        assert!(e.message().contains("disk is full"), "{e}");
+    }
+    let while_refused = alarms(&h);
+    conn.execute_batch("DROP TRIGGER full_i; DROP TRIGGER full_u;")
+        .unwrap();
+    drop(conn);
+    let sum = meter.flush().await.unwrap();
+    let after = alarms(&h);
+    drop(meter);
+    remove_store(&path);
+    assert_eq!(
+        while_refused,
+        vec![
+            (format!("{:?}", Some(cust(1))), b - 5 * H, 2),
+            (format!("{:?}", Some(cust(2))), b - 5 * H, 3),
+        ],
+        "each hour near its window's end alarmed once while the store refused writes"
+    );
+    assert_eq!(after, while_refused, "and not again once it took them");
+    assert_eq!(sum.acked, 2);
+}
+
 /// The child of `a_disk_that_fills_loses_no_acknowledged_record`: records into the store at
 /// `MM_DISK_FULL_CHILD` (`<path> <durability> <clock>`) while no file may grow more than a
 /// few pages (`RLIMIT_FSIZE`: a write past it fails as one on a full disk does), then with

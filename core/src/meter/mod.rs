@@ -372,6 +372,7 @@ impl UsageMeter {
             scope,
             clock: config.clock.clone(),
             on_event: config.on_event.clone(),
+            alarmed_outside: Mutex::default(),
         });
         let mut group = None;
         let mut committer_handle = None;

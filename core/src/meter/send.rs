@@ -197,9 +197,21 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
             .scope((), flush_fleet(inner, f))
             .await;
     }
-    shared.drain()?;
+    if let Err(e) = shared.drain() {
+        if let Ok(now) = super::record::clock_now(shared) {
+            alarm_unwritten(inner, now);
+        }
+        return Err(e);
+    }
     let now = super::record::clock_now(shared)?;
-    let mut prepared = lock(&shared.db).prepare(&shared.scope, now)?;
+    let prepared = lock(&shared.db).prepare(&shared.scope, now);
+    let mut prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            alarm_unwritten(inner, now);
+            return Err(e);
+        }
+    };
     let items = std::mem::take(&mut prepared.items);
     let mut sum = sealed(inner, prepared);
     let queue = batches(inner, items);
@@ -209,10 +221,70 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     }
 }
 
-/// A flush's summary once sealing is done; reports its events.
-fn sealed(inner: &Inner, prepared: super::store::Prepared) -> FlushSummary {
+/// Raises the window alarms due for the hours the store and the buffer hold, read without
+/// writing, when the store refused the flush's writes (a full disk, a disk remounted
+/// read-only): the seal that raises them could not run, and the hours would run out of the
+/// service's window unannounced. Once each: the seal that marks them later skips them.
+fn alarm_unwritten(inner: &Inner, now: i64) {
+    let shared = &inner.shared;
+    let scope = &shared.scope;
+    let due = |hour: i64| hour.saturating_add(scope.window - scope.alarm_before) <= now;
+    let mut quantities: HashMap<super::BucketKey, i64> = HashMap::new();
+    match lock(&shared.db).due_alarms(scope, now) {
+        Ok(rows) => {
+            for (customer, dimension, hour, quantity) in rows {
+                let key = super::BucketKey {
+                    customer,
+                    dimension,
+                    hour,
+                };
+                *quantities.entry(key).or_default() += quantity;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "meter: cannot read the store for window alarms"),
+    }
+    for (k, acc) in &lock(&shared.buffer).map {
+        if due(k.hour) {
+            *quantities.entry(k.clone()).or_default() += acc.quantity;
+        }
+    }
+    let mut alarmed = lock(&shared.alarmed_outside);
+    let events: Vec<MeterEvent> = quantities
+        .into_iter()
+        .filter(|(k, _)| alarmed.insert(k.clone()))
+        .map(|(k, quantity)| MeterEvent {
+            kind: MeterEventKind::WindowAlarm {
+                window_end: k.hour.saturating_add(scope.window),
+            },
+            customer: k.customer,
+            dimension: k.dimension,
+            hour: k.hour,
+            quantity,
+            replica_id: None, // set by `Shared::emit`
+        })
+        .collect();
+    drop(alarmed);
+    shared.emit(events);
+}
+
+/// A flush's summary once sealing is done; reports its events (not the alarms raised while
+/// the store refused writes: see [`alarm_unwritten`]).
+fn sealed(inner: &Inner, mut prepared: super::store::Prepared) -> FlushSummary {
     if prepared.sealed > 0 {
         super::crash::hit("after_seal");
+    }
+    {
+        let mut alarmed = lock(&inner.shared.alarmed_outside);
+        if !alarmed.is_empty() {
+            prepared.events.retain(|e| {
+                !matches!(e.kind, MeterEventKind::WindowAlarm { .. })
+                    || !alarmed.remove(&super::BucketKey {
+                        customer: e.customer.clone(),
+                        dimension: e.dimension.clone(),
+                        hour: e.hour,
+                    })
+            });
+        }
     }
     inner.shared.emit(prepared.events);
     FlushSummary {

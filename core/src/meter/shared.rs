@@ -242,6 +242,10 @@ pub(super) struct Shared {
     pub(super) scope: Scope,
     pub(super) clock: Clock,
     pub(super) on_event: Option<EventCallback>,
+    /// Buckets whose window alarm was raised from a read of the store while it refused
+    /// writes (see `send::alarm_unwritten`): the seal that marks them once it takes writes
+    /// does not raise theirs again.
+    pub(super) alarmed_outside: Mutex<std::collections::HashSet<BucketKey>>,
 }
 
 /// The event of `quantity` for bucket `k` counted in hour `counted` instead of its own.

@@ -11,7 +11,36 @@ use super::{
     KEEP_CLOSED_SECS, PRUNE_AT_ONCE,
 };
 
+/// A bucket a window alarm is due for: customer, dimension, hour, quantity.
+pub(crate) type DueAlarm = (Option<crate::meter::Customer>, String, i64, i64);
+
 impl Db {
+    /// The buckets a window alarm is due for (within `alarm_before` of the end of their
+    /// window, not alarmed yet), read without writing anything: for a store that refuses
+    /// writes, whose seal cannot mark and raise them.
+    pub(crate) fn due_alarms(&self, scope: &Scope, now: i64) -> Result<Vec<DueAlarm>, Error> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT license_arn, customer_kind, customer, dimension, hour,
+                        COALESCE(sealed_quantity, quantity)
+                 FROM buckets WHERE state IN ('pending', 'sealed', 'sending') AND alarmed = 0
+                 AND hour + ?1 - ?2 <= ?3",
+            )
+            .map_err(store_err)?;
+        let rows = st
+            .query_map(params![scope.window, scope.alarm_before, now], |r| {
+                Ok((
+                    customer_from(&r.get::<_, String>(1)?, r.get(2)?, r.get(0)?),
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .map_err(store_err)?;
+        rows.collect::<Result<_, _>>().map_err(store_err)
+    }
+
     /// Zero-fills, seals what may be sealed, raises window alarms, prunes closed buckets
     /// once an hour and returns what should be sent now, in one transaction.
     pub(crate) fn prepare(&mut self, scope: &Scope, now: i64) -> Result<Prepared, Error> {
