@@ -27,10 +27,28 @@ fn _shutdown(py: Python<'_>) {
     py.detach(marketplace_metering::runtime::shutdown);
 }
 
+/// Refuses to load in any interpreter but the main one. The module's native state is the
+/// process's (the runtime, the live meters, PyO3's types, made once), so a subinterpreter
+/// (mod_wsgi makes one for each application by default) would share the main one's objects,
+/// and ending it ran its exit hook, which released every meter of the process.
+fn refuse_subinterpreter() -> PyResult<()> {
+    // SAFETY: called with the GIL held, on the interpreter importing the module; the main
+    // interpreter's id is 0.
+    let id = unsafe { pyo3::ffi::PyInterpreterState_GetID(pyo3::ffi::PyInterpreterState_Get()) };
+    if id == 0 {
+        return Ok(());
+    }
+    Err(pyo3::exceptions::PyImportError::new_err(
+        "marketplace_metering runs in the main interpreter only: its runtime and meters are \
+         the process's (under mod_wsgi, set `WSGIApplicationGroup %{GLOBAL}`)",
+    ))
+}
+
 // The GIL stays on in a free-threaded (3.13t) interpreter: the module's shared state (the
 // event queues, the live meters' registry) is guarded by it.
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    refuse_subinterpreter()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("__core_version__", marketplace_metering::VERSION)?;
     m.add_class::<client::Client>()?;

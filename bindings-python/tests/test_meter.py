@@ -1129,3 +1129,44 @@ def test_the_meters_coroutines_run_under_asyncio_run(emu: Emulator) -> None:
     assert asyncio.run(m.close_async())["sent"] == 0
     with pytest.raises(mm.exceptions.InvalidStateError):
         m.record("cust-1", "users", 1)
+
+
+SUBINTERPRETER_CHILD = r"""
+import sys
+import marketplace_metering as mm
+try:
+    import _interpreters as interpreters
+    def create():
+        return interpreters.create("legacy")
+except ImportError:
+    import _xxsubinterpreters as interpreters
+    def create():
+        return interpreters.create(isolated=False)
+client = mm.Client(region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE",
+                   aws_secret_access_key="secret", endpoint_url=sys.argv[2])
+meter = mm.UsageMeter(client, path=sys.argv[1], product_code="prod-1234", flush_interval=None)
+sub = create()
+try:
+    interpreters.run_string(sub, "import marketplace_metering")
+    print("imported in a subinterpreter")
+except Exception as e:
+    print("refused:", e)
+interpreters.destroy(sub)
+meter.record(customer_identifier="cust-1", dimension="users", quantity=3)
+print("recorded")
+"""
+
+
+def test_a_subinterpreter_cannot_import_the_module_or_end_the_main_ones_meters(
+        emu: Emulator, tmp_path: Path) -> None:
+    # A (legacy) subinterpreter, as mod_wsgi makes one per application by default, imported
+    # the module, whose native state is the process's: ending that interpreter ran its exit
+    # hook, which released every meter of the process, and the main interpreter's next
+    # record() was refused. The import is now refused there, naming the fix.
+    import subprocess
+    child = subprocess.run([sys.executable, "-c", SUBINTERPRETER_CHILD, str(tmp_path / "m.db"),
+                            emu.endpoint_url], capture_output=True, text=True, timeout=60)
+    lines = child.stdout.splitlines()
+    assert lines[-1:] == ["recorded"], (child.stdout, child.stderr)
+    assert lines[0].startswith("refused:") and "main interpreter" in lines[0], lines
+    assert "WSGIApplicationGroup" in lines[0], lines
