@@ -2965,6 +2965,20 @@ fn a_meter_refused_through_a_hard_link_leaves_the_first_ones_locks() {
             .unwrap(),
     )
     .unwrap_err();
+    let wal_kept = read_elsewhere_keeps_the_wal(&path);
+    first.record(cust(1), "users", 2, None, None).unwrap();
+    first.close_blocking().unwrap();
+    let _ = std::fs::remove_file(&hard);
+    remove_store(&hard);
+    remove_store(&path);
+    assert!(e.message().contains("in use") && e.is_retryable(), "{e}");
+    assert!(wal_kept, "the reader deleted the running meter's -wal");
+}
+
+/// Whether the store at `path` still has its `-wal` after a reader in another process (a
+/// monitoring shell) opened it, read it and closed: a reader that finds no other process's
+/// lock on the file takes itself for the last connection and deletes the `-wal`.
+fn read_elsewhere_keeps_the_wal(path: &std::path::Path) -> bool {
     let reader = std::process::Command::new("python3")
         .args([
             "-c",
@@ -2973,18 +2987,39 @@ fn a_meter_refused_through_a_hard_link_leaves_the_first_ones_locks() {
              c.execute('SELECT COUNT(*) FROM buckets').fetchone()\n\
              c.close()",
         ])
-        .arg(&path)
+        .arg(path)
         .status()
         .expect("python3 runs");
-    let wal_kept = PathBuf::from(format!("{}-wal", path.display())).exists();
-    first.record(cust(1), "users", 2, None, None).unwrap();
-    first.close_blocking().unwrap();
-    let _ = std::fs::remove_file(&hard);
-    remove_store(&hard);
-    remove_store(&path);
-    assert!(e.message().contains("in use") && e.is_retryable(), "{e}");
     assert!(reader.success());
+    PathBuf::from(format!("{}-wal", path.display())).exists()
+}
+
+/// A closed meter still alive, a second meter on its store, then the first dropped (Python's
+/// collector does it when it likes): the first's claim closed its descriptor of the store
+/// file, which drops every POSIX lock this process holds on the file, the second meter's
+/// SQLite's included, and a reader elsewhere then deleted the `-wal` under it (found by a
+/// review). A claim dropped while another of this process has the file keeps its
+/// descriptor open until the last one goes, as SQLite does with its own.
+#[test]
+fn dropping_a_closed_meter_leaves_the_next_owners_locks() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("closed-dropped");
+    let first = file_meter(&h, &emu, &path, Durability::Durable);
+    first.record(cust(1), "users", 1, None, None).unwrap();
+    first.close_blocking().unwrap();
+    let second = file_meter(&h, &emu, &path, Durability::Durable);
+    second.record(cust(1), "users", 2, None, None).unwrap();
+    drop(first);
+    let wal_kept = read_elsewhere_keeps_the_wal(&path);
+    second.record(cust(1), "users", 3, None, None).unwrap();
+    second.close_blocking().unwrap();
+    drop(second);
+    let units = units_in(&path);
+    remove_store(&path);
     assert!(wal_kept, "the reader deleted the running meter's -wal");
+    assert_eq!(units, 6);
 }
 
 both_stores!(

@@ -426,8 +426,30 @@ impl Drop for Owner {
         if let Some(i) = open.iter().position(|e| self.is(e)) {
             open.swap_remove(i);
         }
+        // Closing a descriptor of the file drops every POSIX lock this process holds on it,
+        // SQLite's included: while another claim of this process has the file (a meter
+        // that took it over from this closed one), the descriptor stays open, unlocked,
+        // until the last claim on the file goes, as SQLite keeps its own.
+        let file = self.file_id;
+        let others = open
+            .iter()
+            .any(|e| e.file == file && e.generation == self.generation);
+        let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
+        if !others {
+            parked.retain(|(f, _)| *f != file);
+            return;
+        }
+        if let Ok(null) = File::open("/dev/null") {
+            let kept = std::mem::replace(&mut self.store.file, null);
+            let _ = kept.unlock();
+            parked.push((file, kept));
+        }
     }
 }
+
+/// Store files whose claim was dropped while another claim of this process had the file
+/// (see `Drop for Owner`), closed with the last one.
+static PARKED: Mutex<Vec<((u64, u64), File)>> = Mutex::new(Vec::new());
 
 /// Opens and locks `store`'s lock file at `lock_path` and writes this process in it (pid and
 /// host, for the message another meter gives); `busy()` when another meter holds it.
@@ -556,9 +578,11 @@ pub(crate) fn refuse_held_store(store: &Path) -> Result<(), Error> {
     if parents {
         return Err(forked_store_error(store));
     }
-    let held = open
-        .iter()
-        .any(|e| e.file == id && e.generation == generation && e.held);
+    // (0, 0): a platform without inodes, where files cannot be told apart this way.
+    let held = id != (0, 0)
+        && open
+            .iter()
+            .any(|e| e.file == id && e.generation == generation && e.held);
     if held {
         return Err(Error::invalid_state(format!(
             "meter store {} is in use by another UsageMeter of this process (pid {} on host \

@@ -267,7 +267,6 @@ fn store_path(path: &Path) -> Result<PathBuf, Error> {
 /// it lands on its directory's filesystem, not on the file's. Unknown (a directory that
 /// cannot be read) counts as no.
 fn mounted_alone(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -276,10 +275,16 @@ fn mounted_alone(path: &Path) -> bool {
     if let (Some(f), Some(d)) = (mount_id(path), mount_id(dir)) {
         return f != d;
     }
-    match (std::fs::metadata(path), std::fs::metadata(dir)) {
-        (Ok(f), Ok(d)) => f.dev() != d.dev(),
-        _ => false,
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(path), std::fs::metadata(dir)) {
+            (Ok(f), Ok(d)) => f.dev() != d.dev(),
+            _ => false,
+        }
     }
+    #[cfg(not(unix))]
+    false
 }
 
 /// The id of the mount `path` is on (statx, Linux 5.8 and later), following symlinks.
