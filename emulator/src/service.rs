@@ -570,10 +570,13 @@ impl Service {
                         allocations: allocations_value(&input.usage_allocations),
                         metering_record_id: t.id.clone(),
                     };
-                    st.commit(JournalLine {
-                        rejected: vec![rejected],
-                        ..JournalLine::default()
-                    })?;
+                    // A DryRun makes no request: nothing is recorded.
+                    if !dry_run {
+                        st.commit(JournalLine {
+                            rejected: vec![rejected],
+                            ..JournalLine::default()
+                        })?;
+                    }
                     return Err(ApiError::client(
                         "IdempotencyConflictException",
                         "The ClientToken was already used with different request parameters.",

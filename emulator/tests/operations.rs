@@ -575,6 +575,14 @@ async fn meter_usage_dedup_idempotency_and_dry_run() {
         .await
         .expect_error(400, "IdempotencyConflictException");
     assert_eq!(emu.ledger().len(), 3);
+    // A DryRun meets the conflict too, and, making no request, records nothing.
+    let rejected = emu.rejected_duplicates().len();
+    let mut dry = gb(2, "tok-1");
+    dry["DryRun"] = true.into();
+    call(&emu, "MeterUsage", dry)
+        .await
+        .expect_error(400, "IdempotencyConflictException");
+    assert_eq!(emu.rejected_duplicates().len(), rejected);
 
     // Semantic errors.
     let t = now();
