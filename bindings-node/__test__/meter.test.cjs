@@ -857,6 +857,60 @@ test('durability "memory": process.exit() writes the buffered events to the stor
   removeDb(p)
 })
 
+/** A child script's opening: the package, a client of the emulator, a memory meter on `p`. */
+function memoryMeterScript(p, extra = '') {
+  return `
+    const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+    const meter = new mm.UsageMeter(client, { path: ${JSON.stringify(p)}, productCode: ${JSON.stringify(emu.productCode)}, durability: 'memory', flushIntervalSeconds: null${extra} })
+  `
+}
+
+/** What `cust` was billed for `dimension` in the current hour, once the store at `p` is flushed. */
+async function billedFromStore(p, cust) {
+  const hour = base()
+  const { m, clock } = meter({ path: p })
+  clock.set(new Date((hour + H + 400) * 1000))
+  await m.flush()
+  await m.close()
+  removeDb(p)
+  return billed().get(`${cust}|gb|${hour}`)
+}
+
+test('durability "memory": an exit listener that throws before the meter\'s loses none of its buffer', async () => {
+  // Node stops at the first 'exit' listener that throws: the meter's own, registered later
+  // (another library's logger went first), never ran, and the buffer was lost.
+  const p = tempDb('exit-throws')
+  const src = `
+    process.on('exit', () => { throw new Error('another library') })
+    ${memoryMeterScript(p)}
+    ;(async () => {
+      await meter.record({ customerIdentifier: 'cust-8', dimension: 'gb', quantity: 5 })
+      process.exit(0)
+    })()
+  `
+  const { out } = await runNode(src)
+  assert.match(out, /another library/)
+  assert.deepEqual(await billedFromStore(p, 'cust-8'), { quantity: 5, entries: 1 })
+})
+
+test('durability "memory": a record() in an exit listener after the meter\'s is written too', async () => {
+  // The meter's 'exit' hook had written the buffer already: what a later listener recorded
+  // (a final count of the process's work) stayed in memory and went with the process.
+  const p = tempDb('exit-late-record')
+  const src = `
+    ${memoryMeterScript(p)}
+    process.on('exit', () => { meter.record({ customerIdentifier: 'cust-9', dimension: 'gb', quantity: 4 }) })
+    ;(async () => {
+      await meter.record({ customerIdentifier: 'cust-9', dimension: 'gb', quantity: 1 })
+      process.exit(0)
+    })()
+  `
+  const { code, out } = await runNode(src)
+  assert.equal(code, 0, out)
+  assert.deepEqual(await billedFromStore(p, 'cust-9'), { quantity: 5, entries: 1 })
+})
+
 test('record() reads each member of its input once (a getter is not asked twice)', async () => {
   // Found by a review: the fast path checked each member's type, then read it again; a
   // getter that answered differently the second time gave an error naming no field.

@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use marketplace_metering::meter::WeakUsageMeter;
 use marketplace_metering::meter::{
     Customer, DeadLetter, Durability, MeterConfig, MeterMode, Store,
 };
@@ -96,6 +97,33 @@ fn drop_elsewhere(meter: Option<UsageMeter>) {
     if spawned.is_err() {
         // The closure, and the meter with it, was dropped here.
         done();
+    }
+}
+
+/// The `durability: "memory"` meters of the process, not kept alive by this list.
+static LIVE: std::sync::Mutex<Vec<WeakUsageMeter>> = std::sync::Mutex::new(Vec::new());
+
+/// Lists `meter` for the process's exit, where what it buffered is written to its store if
+/// it is still alive. The JS layer's 'exit' hook writes every live meter's buffer first,
+/// but Node stops at the first 'exit' listener that throws (another library's, registered
+/// before it), and a `record()` in a listener after it would stay in memory: this hook, in
+/// the C library's `atexit`, runs after every listener, whatever they did.
+fn write_at_exit(meter: &UsageMeter) {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a plain extern "C" function, once; it runs at exit.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(write_live_meters);
+    });
+    let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    live.retain(WeakUsageMeter::is_alive);
+    live.push(meter.downgrade());
+}
+
+/// At exit: writes what each live `durability: "memory"` meter buffered.
+extern "C" fn write_live_meters() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    for meter in live {
+        meter.write_buffered_at_exit();
     }
 }
 
@@ -196,6 +224,8 @@ struct Prepared {
     events: Events,
     inline: bool,
     meter_usage: bool,
+    /// `durability: "memory"`: written at exit (see [`write_at_exit`]).
+    memory: bool,
 }
 
 impl Prepared {
@@ -274,6 +304,7 @@ impl Prepared {
             inline: (o.path.is_none() && o.database_url.is_none())
                 || o.durability == Durability::Memory,
             meter_usage: o.mode == MeterMode::MeterUsage,
+            memory: o.durability == Durability::Memory,
         })
     }
 
@@ -291,6 +322,9 @@ impl Prepared {
                 e.problem(),
             )
         })?;
+        if self.memory {
+            write_at_exit(&meter);
+        }
         Ok(NativeMeter {
             meter: Some(meter),
             events: self.events,

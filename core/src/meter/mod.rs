@@ -270,6 +270,41 @@ impl Drop for UsageMeter {
     }
 }
 
+/// A [`UsageMeter`] that is not kept alive by this handle ([`UsageMeter::downgrade`]).
+///
+/// For a face's exit hook of last resort (the C library's `atexit` of a Node addon): a
+/// meter still alive when the process ends has what `Durability::Memory` buffered written
+/// to the store, however the runtime's own hooks ran (one of them threw, a record came after
+/// them), without the registry keeping any meter alive.
+#[derive(Clone)]
+pub struct WeakUsageMeter(std::sync::Weak<Inner>);
+
+impl WeakUsageMeter {
+    /// Whether the meter is still alive.
+    pub fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    /// [`UsageMeter::write_buffered_at_exit`], if the meter is still alive.
+    pub fn write_buffered_at_exit(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            if inner.check_process().is_ok() && !inner.shared.in_callback() {
+                if let Err(e) = inner.shared.drain() {
+                    report("buffered usage could not be written at exit", &e);
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for WeakUsageMeter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakUsageMeter")
+            .field("alive", &self.is_alive())
+            .finish()
+    }
+}
+
 impl fmt::Debug for UsageMeter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UsageMeter")
@@ -609,6 +644,12 @@ impl UsageMeter {
                 report("buffered usage could not be written at exit", &e);
             }
         }
+    }
+
+    /// A handle that neither keeps the meter alive nor counts as a caller's: for a face's
+    /// registry of live meters, whose buffers its exit hook writes (see [`WeakUsageMeter`]).
+    pub fn downgrade(&self) -> WeakUsageMeter {
+        WeakUsageMeter(Arc::downgrade(&self.inner))
     }
 
     /// The fleet store's name for this writer (`None` on a SQLite store).
