@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // ESM entry point: the CommonJS module's exports, named.
-import { createRequire } from 'node:module'
-
-const cjs = createRequire(import.meta.url)('./index.js')
+// A static import, not `createRequire(import.meta.url)`: a bundler (esbuild, webpack) follows
+// it, where `import.meta.url` is empty in a CommonJS bundle and the require failed at load.
+import cjs from './index.js'
 
 export default cjs
 export const {
