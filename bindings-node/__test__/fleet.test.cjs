@@ -205,3 +205,27 @@ test('UsageMeter.open connects without blocking the event loop', async () => {
     fs.rmSync(proxyDir, { recursive: true, force: true })
   }
 })
+
+test('durability "memory" on the fleet store: process.exit() writes the buffer and exits cleanly', async () => {
+  // The addon's atexit write of memory buffers reached the runtime from the exiting thread,
+  // whose thread-locals glibc has destroyed by then: the process aborted (SIGABRT) instead
+  // of exiting with its code, and a buffer left to that write was lost.
+  const { spawnSync } = require('node:child_process')
+  const url = databaseUrl()
+  const src = `
+    process.on('exit', () => { throw new Error('another library') })
+    const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+    const meter = new mm.UsageMeter(client, { productCode: ${JSON.stringify(emu.productCode)}, databaseUrl: ${JSON.stringify(url)}, durability: 'memory', flushIntervalSeconds: null })
+    ;(async () => {
+      await meter.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 5 })
+      process.exit(0)
+    })()
+  `
+  const child = spawnSync(process.execPath, ['-e', src], { encoding: 'utf8', timeout: 60000 })
+  assert.equal(child.signal, null, child.stderr)
+  assert.match(child.stderr, /another library/)
+  const m = new mm.UsageMeter(client(), { productCode: emu.productCode, flushIntervalSeconds: null, databaseUrl: url })
+  assert.equal((await m.status()).pending, 1, 'the buffer reached the fleet store')
+  await m.close()
+})

@@ -119,11 +119,22 @@ fn write_at_exit(meter: &UsageMeter) {
     live.push(meter.downgrade());
 }
 
-/// At exit: writes what each live `durability: "memory"` meter buffered.
+/// At exit: writes what each live `durability: "memory"` meter buffered (see
+/// [`marketplace_metering::meter::write_buffered_at_exit`]: on a thread of its own, for at
+/// most 10 s). Never unwinds.
 extern "C" fn write_live_meters() {
-    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
-    for meter in live {
-        meter.write_buffered_at_exit();
+    let Ok(live) = std::panic::catch_unwind(|| {
+        std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()))
+    }) else {
+        return;
+    };
+    if let Some(why) = marketplace_metering::meter::write_buffered_at_exit(live) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "marketplace-metering: at exit, events buffered by memory durability may not have \
+             been written: {why}"
+        );
     }
 }
 

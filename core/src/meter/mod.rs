@@ -297,6 +297,40 @@ impl WeakUsageMeter {
     }
 }
 
+/// How long a face's exit hook waits for the buffers to be written: a store that does not
+/// answer (a fleet store's database unreachable) must not hold the process past a service
+/// manager's stop timeout.
+const EXIT_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// From a face's `atexit` hook: writes what `Durability::Memory` buffered in each of `meters`
+/// still alive. On a thread of its own (glibc has destroyed the exiting thread's
+/// thread-locals before it runs `atexit` hooks, and the fleet store's write enters the
+/// runtime, which needs them: the hook panicked, and the process aborted), for at most 10 s,
+/// never unwinding. `None` once written; otherwise why they may not have been.
+pub fn write_buffered_at_exit(meters: Vec<WeakUsageMeter>) -> Option<&'static str> {
+    use std::sync::mpsc::RecvTimeoutError;
+    if meters.is_empty() {
+        return None;
+    }
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::Builder::new()
+        .name("mm-exit".into())
+        .spawn(move || {
+            for meter in meters {
+                let write = std::panic::AssertUnwindSafe(|| meter.write_buffered_at_exit());
+                let _ = std::panic::catch_unwind(write);
+            }
+            let _ = done.send(());
+        });
+    match writer {
+        Err(_) => Some("no thread could be started to write them"),
+        Ok(_) => match finished.recv_timeout(EXIT_WRITE_LIMIT) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => Some("the store did not answer within 10 s"),
+        },
+    }
+}
+
 impl fmt::Debug for WeakUsageMeter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WeakUsageMeter")
