@@ -2943,6 +2943,77 @@ fn a_second_meter_through_a_link_is_refused() {
     assert!(matches!(after_close, Ok(Ok(_))), "{after_close:?}");
 }
 
+/// The descriptors this process has open on the file at `path`.
+fn descriptors_of(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l == path)
+        .count()
+}
+
+/// A descriptor kept for another claim's locks (a closed meter dropped while a second one
+/// had the store) outlived the store file itself: removed, and written again by the second
+/// meter at its path, the old file was no claim's, yet its kept descriptor held its blocks
+/// until the process ended (found by a review). It is closed once no claim has that file.
+#[test]
+fn a_kept_descriptor_of_a_removed_store_is_closed_once_the_store_is_written_again() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("kept-removed");
+    let first = file_meter(&h, &emu, &path, Durability::Durable);
+    first.close_blocking().unwrap();
+    let second = file_meter(&h, &emu, &path, Durability::Durable);
+    second.record(cust(1), "users", 1, None, None).unwrap();
+    drop(first);
+    std::fs::remove_file(&path).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    second.record(cust(1), "users", 2, None, None).unwrap();
+    let removed = PathBuf::from(format!("{} (deleted)", path.display()));
+    let held = descriptors_of(&removed);
+    drop(second);
+    let units = units_in(&path);
+    remove_store(&path);
+    assert_eq!(units, 3);
+    assert_eq!(held, 0, "descriptors of the removed store file still open");
+}
+
+/// A service that rotates meters on one store, each new one opened before the closed one is
+/// dropped (Python's `with` in a loop, Node's collector), kept one more descriptor of the
+/// store each time: a dropped claim's is kept open while another claim of the process has
+/// the file (closing it would drop that one's SQLite locks), and none was ever closed while
+/// one did (found by a review). A new claim takes a kept descriptor of its file instead.
+#[test]
+fn rotating_meters_on_one_store_keeps_no_descriptor_per_rotation() {
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("rotate");
+    let mut m = file_meter(&h, &emu, &path, Durability::Durable);
+    let one = descriptors_of(&path);
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        for _ in 0..20 {
+            m.record(cust(1), "users", 1, None, None).unwrap();
+            m.close_blocking().unwrap();
+            let next = file_meter(&h, &emu, &path, Durability::Durable);
+            drop(m);
+            m = next;
+        }
+        counts.push(descriptors_of(&path));
+    }
+    drop(m);
+    let units = units_in(&path);
+    remove_store(&path);
+    assert_eq!(units, 40);
+    // SQLite keeps a closed connection's descriptors for reuse too: a few, never more.
+    assert!(
+        counts[0] == counts[1] && counts[1] <= one + 3,
+        "{one} descriptors for one meter, {counts:?} after 20 and 40 rotations"
+    );
+}
+
 /// A second meter of this process, refused through a hard link, had opened the store file to
 /// try its lock and closed it again, and closing any descriptor of a file drops every POSIX
 /// lock the process holds on it: the first meter's SQLite lost its shared lock, so a reader

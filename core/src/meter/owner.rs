@@ -230,7 +230,14 @@ impl Owner {
             })?),
             None => None,
         };
-        let db = Claimed::new(private_file(store).map_err(|e| io("cannot open", e))?);
+        // A descriptor of this file kept for another claim's locks (see `Drop for Owner`) is
+        // taken again rather than one more opened: rotating meters on a store kept one more
+        // a rotation.
+        let kept = path_id(store).ok().and_then(take_parked);
+        let db = Claimed::new(match kept {
+            Some(file) => file,
+            None => private_file(store).map_err(|e| io("cannot open", e))?,
+        });
         match db.file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -397,6 +404,14 @@ impl Owner {
             held: true,
             claim: self.claim,
         });
+        // The removed file's kept descriptors, once no claim has it: they held its blocks.
+        let old = self.file_id;
+        if !open.iter().any(|e| e.file == old) {
+            PARKED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|(f, _)| *f != old);
+        }
         drop(open);
         if lock.is_some() {
             self.lock = lock;
@@ -448,8 +463,15 @@ impl Drop for Owner {
 }
 
 /// Store files whose claim was dropped while another claim of this process had the file
-/// (see `Drop for Owner`), closed with the last one.
+/// (see `Drop for Owner`), closed with the last one, or taken by the next claim.
 static PARKED: Mutex<Vec<((u64, u64), File)>> = Mutex::new(Vec::new());
+
+/// A kept descriptor of the file `id`, if any (see [`PARKED`]).
+fn take_parked(id: (u64, u64)) -> Option<File> {
+    let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
+    let i = parked.iter().position(|(f, _)| *f == id)?;
+    Some(parked.swap_remove(i).1)
+}
 
 /// Opens and locks `store`'s lock file at `lock_path` and writes this process in it (pid and
 /// host, for the message another meter gives); `busy()` when another meter holds it.
