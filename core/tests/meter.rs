@@ -1341,6 +1341,69 @@ fn a_forked_child_that_outlives_the_meter_does_not_keep_its_store() {
     remove_store(&path);
 }
 
+/// A descriptor of the store kept for another meter's locks (a closed meter dropped while a
+/// second had the store) was not in the list the `fork()` handler points at `/dev/null` in a
+/// child, and the next meter on the store takes and locks that same descriptor: a child
+/// forked while it was kept shared the locked description, and a parent that then died
+/// without unlocking (SIGKILL) left the store claimed until the child exited (found by a
+/// review). The child here looks for a descriptor of the store whose lock it shares.
+#[test]
+fn a_child_forked_while_a_descriptor_is_kept_shares_no_lock_of_the_store() {
+    use std::os::unix::fs::MetadataExt;
+    let emu = emulator();
+    let h = Harness::new();
+    h.set(base() - H + 10);
+    let path = temp_db("fork-kept");
+    let first = file_meter(&h, &emu, &path, Durability::Durable);
+    first.close_blocking().unwrap();
+    let second = file_meter(&h, &emu, &path, Durability::Durable);
+    drop(first); // its descriptor is kept for the second's locks
+    let meta = std::fs::metadata(&path).unwrap();
+    let store = (meta.dev(), meta.ino());
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut pipe = [0; 2];
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    // SAFETY: the child makes system calls only (no allocation) and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut byte = 0u8;
+        unsafe {
+            libc::alarm(60);
+            libc::close(pipe[1]);
+            libc::read(pipe[0], (&raw mut byte).cast(), 1);
+            for &fd in &fds {
+                let mut st: libc::stat = std::mem::zeroed();
+                if fd == pipe[0] || libc::fstat(fd, &mut st) != 0 {
+                    continue;
+                }
+                let is_store = (st.st_dev, st.st_ino) == store;
+                if is_store && libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 {
+                    libc::_exit(1);
+                }
+            }
+            libc::_exit(0)
+        };
+    }
+    unsafe { libc::close(pipe[0]) };
+    second.close_blocking().unwrap();
+    let third = file_meter(&h, &emu, &path, Durability::Durable); // takes the kept descriptor
+    unsafe { libc::close(pipe[1]) };
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    drop((second, third));
+    remove_store(&path);
+    assert!(libc::WIFEXITED(status), "{status}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child shares the store's locked description"
+    );
+}
+
 #[test]
 fn one_meter_owns_a_store_and_a_second_says_who_holds_it() {
     let emu = emulator();
@@ -2950,6 +3013,27 @@ fn descriptors_of(path: &std::path::Path) -> usize {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|l| l == path)
         .count()
+}
+
+/// A store whose permissions were loosened while a descriptor of it was kept (see above) is
+/// tightened when the next meter takes that descriptor, as when it opens the file anew.
+#[test]
+fn a_kept_descriptor_taken_again_tightens_the_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let emu = emulator();
+    let h = Harness::new();
+    let path = temp_db("kept-loose");
+    let first = file_meter(&h, &emu, &path, Durability::Durable);
+    first.close_blocking().unwrap();
+    let second = file_meter(&h, &emu, &path, Durability::Durable);
+    drop(first);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    second.close_blocking().unwrap();
+    let third = file_meter(&h, &emu, &path, Durability::Durable);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    drop((second, third));
+    remove_store(&path);
+    assert_eq!(mode, 0o600);
 }
 
 /// A descriptor kept for another claim's locks (a closed meter dropped while a second one

@@ -166,7 +166,10 @@ impl Drop for Inner {
 pub fn report(what: &str, e: &Error) {
     tracing::error!(error = %e, "meter: {what}");
     if !tracing::dispatcher::has_been_set() {
-        eprintln!("marketplace-metering: {what}: {e}");
+        // Not `eprintln!`, which panics on a closed pipe (`node app.js | head`): at exit, in
+        // a drop, that panic aborted the process.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "marketplace-metering: {what}: {e}");
     }
 }
 
@@ -175,7 +178,8 @@ pub fn report(what: &str, e: &Error) {
 pub(crate) fn note(what: &str) {
     tracing::warn!("meter: {what}");
     if !tracing::dispatcher::has_been_set() {
-        eprintln!("marketplace-metering: {what}");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "marketplace-metering: {what}");
     }
 }
 
@@ -303,32 +307,40 @@ impl WeakUsageMeter {
 const EXIT_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// From a face's `atexit` hook: writes what `Durability::Memory` buffered in each of `meters`
-/// still alive. On a thread of its own (glibc has destroyed the exiting thread's
+/// still alive. Each on a thread of its own (glibc has destroyed the exiting thread's
 /// thread-locals before it runs `atexit` hooks, and the fleet store's write enters the
-/// runtime, which needs them: the hook panicked, and the process aborted), for at most 10 s,
-/// never unwinding. `None` once written; otherwise why they may not have been.
+/// runtime, which needs them: the hook panicked, and the process aborted; and a fleet
+/// database that does not answer must not use up the others' time), all within 10 s, never
+/// unwinding. `None` once written; otherwise why they may not all have been.
+///
+/// Not from a thread that holds one of the meters (inside its event callback): the write
+/// waits for what that thread holds, until the time is up.
 pub fn write_buffered_at_exit(meters: Vec<WeakUsageMeter>) -> Option<&'static str> {
-    use std::sync::mpsc::RecvTimeoutError;
-    if meters.is_empty() {
-        return None;
-    }
     let (done, finished) = std::sync::mpsc::channel::<()>();
-    let writer = std::thread::Builder::new()
-        .name("mm-exit".into())
-        .spawn(move || {
-            for meter in meters {
+    let mut waiting = 0;
+    let mut why = None;
+    for meter in meters {
+        let done = done.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mm-exit".into())
+            .spawn(move || {
                 let write = std::panic::AssertUnwindSafe(|| meter.write_buffered_at_exit());
                 let _ = std::panic::catch_unwind(write);
-            }
-            let _ = done.send(());
-        });
-    match writer {
-        Err(_) => Some("no thread could be started to write them"),
-        Ok(_) => match finished.recv_timeout(EXIT_WRITE_LIMIT) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => Some("the store did not answer within 10 s"),
-        },
+                let _ = done.send(());
+            });
+        match spawned {
+            Ok(_) => waiting += 1,
+            Err(_) => why = Some("no thread could be started to write one"),
+        }
     }
+    let deadline = std::time::Instant::now() + EXIT_WRITE_LIMIT;
+    for _ in 0..waiting {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if finished.recv_timeout(left).is_err() {
+            return Some("the store did not answer within 10 s");
+        }
+    }
+    why
 }
 
 impl fmt::Debug for WeakUsageMeter {

@@ -233,11 +233,13 @@ impl Owner {
         // A descriptor of this file kept for another claim's locks (see `Drop for Owner`) is
         // taken again rather than one more opened: rotating meters on a store kept one more
         // a rotation.
-        let kept = path_id(store).ok().and_then(take_parked);
-        let db = Claimed::new(match kept {
-            Some(file) => file,
-            None => private_file(store).map_err(|e| io("cannot open", e))?,
-        });
+        let db = match path_id(store).ok().and_then(take_parked) {
+            Some(kept) => {
+                tighten_open(&kept.file);
+                kept
+            }
+            None => Claimed::new(private_file(store).map_err(|e| io("cannot open", e))?),
+        };
         match db.file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -454,9 +456,11 @@ impl Drop for Owner {
             parked.retain(|(f, _)| *f != file);
             return;
         }
+        // Kept with its slot in the list the `fork()` handler redirects: a child forked
+        // while it is kept must not share the description a later claim locks.
         if let Ok(null) = File::open("/dev/null") {
-            let kept = std::mem::replace(&mut self.store.file, null);
-            let _ = kept.unlock();
+            let kept = std::mem::replace(&mut self.store, Claimed::new(null));
+            let _ = kept.file.unlock();
             parked.push((file, kept));
         }
     }
@@ -464,12 +468,20 @@ impl Drop for Owner {
 
 /// Store files whose claim was dropped while another claim of this process had the file
 /// (see `Drop for Owner`), closed with the last one, or taken by the next claim.
-static PARKED: Mutex<Vec<((u64, u64), File)>> = Mutex::new(Vec::new());
+static PARKED: Mutex<Vec<((u64, u64), Claimed)>> = Mutex::new(Vec::new());
 
-/// A kept descriptor of the file `id`, if any (see [`PARKED`]).
-fn take_parked(id: (u64, u64)) -> Option<File> {
+/// A kept descriptor of the file `id`, if any (see [`PARKED`]): one this process kept, not
+/// its parent's (a forked child's copy points at `/dev/null`), and only where files have
+/// inodes to tell them apart.
+fn take_parked(id: (u64, u64)) -> Option<Claimed> {
+    if id == (0, 0) {
+        return None;
+    }
+    let generation = process_generation();
     let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
-    let i = parked.iter().position(|(f, _)| *f == id)?;
+    let i = parked
+        .iter()
+        .position(|(f, c)| *f == id && c.generation == generation)?;
     Some(parked.swap_remove(i).1)
 }
 
@@ -521,9 +533,15 @@ fn private_file(path: &Path) -> std::io::Result<File> {
         o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
     let f = o.open(path)?;
+    tighten_open(&f);
+    Ok(f)
+}
+
+/// Removes group and other permissions from an open file. As `tighten`: a file another user
+/// owns and lets this one write stays as it is.
+fn tighten_open(f: &File) {
     #[cfg(unix)]
     {
-        // As `tighten`: a file another user owns and lets this one write stays as it is.
         use std::os::unix::fs::PermissionsExt;
         if let Ok(m) = f.metadata() {
             let mode = m.permissions().mode();
@@ -532,7 +550,6 @@ fn private_file(path: &Path) -> std::io::Result<File> {
             }
         }
     }
-    Ok(f)
 }
 
 /// Removes group and other permissions from an existing file (SQLite creates `-wal` and
