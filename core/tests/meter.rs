@@ -1289,6 +1289,55 @@ fn a_meter_made_before_fork_refuses_to_work_in_the_child() {
     remove_store(&path);
 }
 
+/// A forked child that waits until [`ForkedChild::finish`] lets it go on, then leaves with
+/// what `then` returns as its exit status. `then` makes system calls only: after a fork of a
+/// threaded process, an allocation may wait for ever. Ended by SIGALRM after 60 s if the
+/// parent fails before it lets it go.
+struct ForkedChild {
+    pid: libc::pid_t,
+    go: i32,
+}
+
+impl ForkedChild {
+    fn start(then: impl FnOnce() -> i32) -> ForkedChild {
+        let mut pipe = [0; 2];
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        // SAFETY: the child waits on the pipe, runs `then` (system calls only) and leaves
+        // with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let mut byte = 0u8;
+            unsafe {
+                libc::alarm(60);
+                libc::close(pipe[1]);
+                libc::read(pipe[0], (&raw mut byte).cast(), 1);
+                libc::_exit(then())
+            };
+        }
+        unsafe { libc::close(pipe[0]) };
+        ForkedChild { pid, go: pipe[1] }
+    }
+
+    /// Lets the child go on and waits for it: its wait status.
+    fn finish(self) -> i32 {
+        unsafe { libc::close(self.go) };
+        let mut status = 0;
+        unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        status
+    }
+}
+
+/// A store taken over: a first meter closed, a second opened on it, then the first dropped,
+/// whose descriptor of the store is kept for the second's locks. Returns the second.
+fn taken_over(h: &Harness, emu: &Emulator, path: &std::path::Path) -> UsageMeter {
+    let first = file_meter(h, emu, path, Durability::Durable);
+    first.close_blocking().unwrap();
+    let second = file_meter(h, emu, path, Durability::Durable);
+    drop(first);
+    second
+}
+
 /// A child forked while a meter held its store (a worker, a `multiprocessing` pool that never
 /// touches the meter) does not keep the store claimed: once the parent closes the meter, or
 /// drops it as a crashed and restarted service would, a new meter opens the file. The child
@@ -1303,22 +1352,7 @@ fn a_forked_child_that_outlives_the_meter_does_not_keep_its_store() {
     for closed in [true, false] {
         let meter = file_meter(&h, &emu, &path, Durability::Durable);
         meter.record(cust(1), "users", 1, None, None).unwrap();
-        let mut pipe = [0; 2];
-        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
-        // SAFETY: the child only waits on the pipe and leaves with _exit.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            let mut byte = 0u8;
-            unsafe {
-                // Ended by SIGALRM if the parent fails before it closes the pipe.
-                libc::alarm(60);
-                libc::close(pipe[1]);
-                libc::read(pipe[0], (&raw mut byte).cast(), 1);
-                libc::_exit(0)
-            };
-        }
-        unsafe { libc::close(pipe[0]) };
+        let child = ForkedChild::start(|| 0);
         if closed {
             meter.close_blocking().unwrap();
         }
@@ -1328,9 +1362,7 @@ fn a_forked_child_that_outlives_the_meter_does_not_keep_its_store() {
                 .build()
                 .unwrap(),
         );
-        unsafe { libc::close(pipe[1]) };
-        let mut status = 0;
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let status = child.finish();
         assert!(
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
             "{status}"
@@ -1354,46 +1386,29 @@ fn a_child_forked_while_a_descriptor_is_kept_shares_no_lock_of_the_store() {
     let h = Harness::new();
     h.set(base() - H + 10);
     let path = temp_db("fork-kept");
-    let first = file_meter(&h, &emu, &path, Durability::Durable);
-    first.close_blocking().unwrap();
-    let second = file_meter(&h, &emu, &path, Durability::Durable);
-    drop(first); // its descriptor is kept for the second's locks
+    let second = taken_over(&h, &emu, &path);
     let meta = std::fs::metadata(&path).unwrap();
     let store = (meta.dev(), meta.ino());
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
-    let mut pipe = [0; 2];
-    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
-    // SAFETY: the child makes system calls only (no allocation) and leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let mut byte = 0u8;
-        unsafe {
-            libc::alarm(60);
-            libc::close(pipe[1]);
-            libc::read(pipe[0], (&raw mut byte).cast(), 1);
-            for &fd in &fds {
-                let mut st: libc::stat = std::mem::zeroed();
-                if fd == pipe[0] || libc::fstat(fd, &mut st) != 0 {
-                    continue;
-                }
-                let is_store = (st.st_dev, st.st_ino) == store;
-                if is_store && libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 {
-                    libc::_exit(1);
-                }
+    // Exit 1: a descriptor of the store whose lock the child can take, the parent's.
+    let child = ForkedChild::start(|| {
+        for &fd in &fds {
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_dev, st.st_ino) != store {
+                continue;
             }
-            libc::_exit(0)
-        };
-    }
-    unsafe { libc::close(pipe[0]) };
+            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return 1;
+            }
+        }
+        0
+    });
     second.close_blocking().unwrap();
     let third = file_meter(&h, &emu, &path, Durability::Durable); // takes the kept descriptor
-    unsafe { libc::close(pipe[1]) };
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let status = child.finish();
     drop((second, third));
     remove_store(&path);
     assert!(libc::WIFEXITED(status), "{status}");
@@ -3023,10 +3038,7 @@ fn a_kept_descriptor_taken_again_tightens_the_store() {
     let emu = emulator();
     let h = Harness::new();
     let path = temp_db("kept-loose");
-    let first = file_meter(&h, &emu, &path, Durability::Durable);
-    first.close_blocking().unwrap();
-    let second = file_meter(&h, &emu, &path, Durability::Durable);
-    drop(first);
+    let second = taken_over(&h, &emu, &path);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     second.close_blocking().unwrap();
     let third = file_meter(&h, &emu, &path, Durability::Durable);
@@ -3046,11 +3058,8 @@ fn a_kept_descriptor_of_a_removed_store_is_closed_once_the_store_is_written_agai
     let h = Harness::new();
     h.set(base() - H + 10);
     let path = temp_db("kept-removed");
-    let first = file_meter(&h, &emu, &path, Durability::Durable);
-    first.close_blocking().unwrap();
-    let second = file_meter(&h, &emu, &path, Durability::Durable);
+    let second = taken_over(&h, &emu, &path);
     second.record(cust(1), "users", 1, None, None).unwrap();
-    drop(first);
     std::fs::remove_file(&path).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     second.record(cust(1), "users", 2, None, None).unwrap();

@@ -126,11 +126,6 @@ fn live_list() -> Option<std::sync::MutexGuard<'static, Vec<Weak<Cell>>>> {
     None
 }
 
-/// How long exit waits for the buffers to be written: a store that does not answer (a
-/// fleet store's database unreachable) must not hold the process past a service manager's
-/// stop timeout.
-const EXIT_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Lists a new meter for the exit hook, registering the hook with the first.
 fn list_for_exit(cell: &Arc<Cell>) {
     extern "C" {
@@ -163,15 +158,12 @@ extern "C" fn write_buffers_at_exit() {
         Ok(cells) => cells,
         Err(_) => return,
     };
-    if cells.is_empty() {
-        return;
-    }
-    let (done, finished) = std::sync::mpsc::channel::<()>();
     let forked = forked();
-    let writer = std::thread::Builder::new()
-        .name("mm-exit".into())
-        .spawn(move || {
-            for cell in cells {
+    // Each on a thread of the core's, within its time (see `exit_writes`).
+    let writes = cells
+        .into_iter()
+        .map(|cell| {
+            Box::new(move || {
                 // A clone, so a write that waits on the store does not hold the cell. In a
                 // forked child a parent thread may have held the cell (an inherited meter,
                 // which the core skips anyway): not waited for.
@@ -183,19 +175,16 @@ extern "C" fn write_buffers_at_exit() {
                 if let Some(m) = meter {
                     m.write_buffered_at_exit();
                 }
-            }
-            let _ = done.send(());
-        });
-    let why = match writer {
-        Err(_) => "no thread could be started to write them",
-        Ok(_) => match finished.recv_timeout(EXIT_WRITE_LIMIT) {
-            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                "the store did not answer within 10 s"
-            }
-        },
+            }) as marketplace_metering::meter::ExitWrite
+        })
+        .collect();
+    let Some(why) = marketplace_metering::meter::exit_writes(writes) else {
+        return;
     };
-    eprintln!(
+    // Not `eprintln!`, which panics on a closed pipe: this function must not unwind.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "marketplace-metering: at exit, events buffered by memory durability may not have been \
          written: {why} (free the meter with mm_meter_free before exit to wait for it)"
     );

@@ -307,25 +307,38 @@ impl WeakUsageMeter {
 const EXIT_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// From a face's `atexit` hook: writes what `Durability::Memory` buffered in each of `meters`
-/// still alive. Each on a thread of its own (glibc has destroyed the exiting thread's
-/// thread-locals before it runs `atexit` hooks, and the fleet store's write enters the
-/// runtime, which needs them: the hook panicked, and the process aborted; and a fleet
-/// database that does not answer must not use up the others' time), all within 10 s, never
-/// unwinding. `None` once written; otherwise why they may not all have been.
+/// still alive (see [`exit_writes`]). `None` once written; otherwise why they may not all
+/// have been.
+pub fn write_buffered_at_exit(meters: Vec<WeakUsageMeter>) -> Option<&'static str> {
+    exit_writes(
+        meters
+            .into_iter()
+            .map(|m| Box::new(move || m.write_buffered_at_exit()) as ExitWrite)
+            .collect(),
+    )
+}
+
+/// One meter's write at exit (see [`exit_writes`]).
+pub type ExitWrite = Box<dyn FnOnce() + Send>;
+
+/// Runs a face's writes at exit, each on a thread of its own (glibc has destroyed the
+/// exiting thread's thread-locals before it runs `atexit` hooks, and the fleet store's write
+/// enters the runtime, which needs them: a hook that wrote there panicked, and the process
+/// aborted; and a fleet database that does not answer must not use up the others' time),
+/// all within 10 s, never unwinding. `None` once all ran; otherwise why they may not have.
 ///
 /// Not from a thread that holds one of the meters (inside its event callback): the write
 /// waits for what that thread holds, until the time is up.
-pub fn write_buffered_at_exit(meters: Vec<WeakUsageMeter>) -> Option<&'static str> {
+pub fn exit_writes(writes: Vec<ExitWrite>) -> Option<&'static str> {
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let mut waiting = 0;
     let mut why = None;
-    for meter in meters {
+    for write in writes {
         let done = done.clone();
         let spawned = std::thread::Builder::new()
             .name("mm-exit".into())
             .spawn(move || {
-                let write = std::panic::AssertUnwindSafe(|| meter.write_buffered_at_exit());
-                let _ = std::panic::catch_unwind(write);
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(write));
                 let _ = done.send(());
             });
         match spawned {
