@@ -445,7 +445,27 @@ pub fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     };
     match end {
         Some(at) => format!("{}***{}", &url[..start], &rest[at..]).into(),
-        None => url.into(),
+        None => redact_port_password(url, start, authority),
+    }
+}
+
+/// With no `@` at all (`http://user:s3cret`, the host forgotten), a password reads as the
+/// port: what follows the authority's last `:` shows only when it is a port (digits) or
+/// the end of an IPv6 literal (`[::1]`).
+fn redact_port_password<'a>(
+    url: &'a str,
+    start: usize,
+    authority: &str,
+) -> std::borrow::Cow<'a, str> {
+    match authority.rfind(':') {
+        Some(colon)
+            if !authority.ends_with(']')
+                && !authority[colon + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            let cut = start + colon + 1;
+            format!("{}***{}", &url[..cut], &url[start + authority.len()..]).into()
+        }
+        _ => url.into(),
     }
 }
 

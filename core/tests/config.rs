@@ -388,6 +388,10 @@ fn a_proxy_password_with_url_delimiters_never_shows() {
         // A token alone, no password: base64 holds '/' and '+' (found by a review).
         "http://ab/cdhunter2+x@proxy.test:3128",
         "http://hunter2/x@proxy.test:3128",
+        // The host forgotten: no '@' at all, so the password reads as a port (a review).
+        "http://u:hunter2",
+        "http://u:hunter2/",
+        "u:hunter2",
     ] {
         let dir = Dir::new("", "");
         let e = Config::builder()
@@ -405,6 +409,14 @@ fn a_proxy_password_with_url_delimiters_never_shows() {
         .static_credentials("AKID", "s3cr3t-key", None)
         .build()
         .expect_err("user information in an endpoint");
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains("s3cr"), "{text}");
+    let e = Config::builder()
+        .region("us-east-1")
+        .endpoint_url("http://user:s3cret")
+        .static_credentials("AKID", "s3cr3t-key", None)
+        .build()
+        .expect_err("an endpoint whose host was forgotten");
     let text = format!("{e} {e:?}");
     assert!(!text.contains("s3cr"), "{text}");
 }

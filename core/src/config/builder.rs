@@ -593,7 +593,7 @@ pub(super) fn check_proxy(url: &str) -> Result<(), String> {
     let start = url.find("://").map_or(0, |i| i + 3);
     let shown: std::borrow::Cow<'_, str> = match url[start..].rfind('@') {
         Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
-        None => url.into(),
+        None => crate::endpoint::redact_userinfo(url),
     };
     let parsed =
         reqwest::Url::parse(url).map_err(|e| format!("{shown:?} is not a proxy URL: {e}"))?;

@@ -20,6 +20,18 @@ fn user_info_is_redacted() {
     ] {
         assert_eq!(redact_userinfo(url), shown);
     }
+    // No '@' at all (the host forgotten): a password reads as the port, and never shows.
+    for (url, shown) in [
+        ("http://u:s3cret", "http://u:***"),
+        ("http://u:s3cret/x", "http://u:***/x"),
+        ("u:s3cret", "u:***"),
+        ("http://proxy:3128", "http://proxy:3128"),
+        ("http://proxy:", "http://proxy:"),
+        ("http://[::1]", "http://[::1]"),
+        ("http://[::1]:80/p", "http://[::1]:80/p"),
+    ] {
+        assert_eq!(redact_userinfo(url), shown);
+    }
 }
 use crate::ErrorCode;
 
