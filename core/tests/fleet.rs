@@ -2767,6 +2767,54 @@ fn a_database_that_stops_answering_does_not_hang_the_flush() {
     assert_eq!(emu.ledger().len(), 1);
 }
 
+/// Pooled connections a NAT or a load balancer forgot while they sat idle (no reset reaches
+/// either end) cost one try, not the operation: the first try that gets no answer on a
+/// pooled connection retires the other idle ones, and the retry connects afresh. Before, each
+/// retry took the next dead connection, and a durable `record()` after a quiet night failed
+/// after 60 s with an outcome it could not tell (found by a review).
+#[test]
+fn connections_a_nat_forgot_cost_one_try() {
+    use support::pg_proxy::PgProxy;
+    let (emu, url, b, clock) = start();
+    let proxy = Arc::new(PgProxy::start(&url));
+    let meter = Arc::new(durable_meter(&emu, proxy.url(), &clock));
+    // A burst: several connections in the pool.
+    let threads: Vec<_> = (1..=6)
+        .map(|i| {
+            let m = meter.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    m.record(cust(i), "users", 1, None, None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    proxy.forget_open();
+    let started = std::time::Instant::now();
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    let first = started.elapsed();
+    assert!(first < Duration::from_secs(45), "{first:?}");
+    let started = std::time::Instant::now();
+    meter.record(cust(2), "users", 1, None, None).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    clock.store(b + H + 600, Ordering::SeqCst);
+    let sum = meter.flush_blocking().unwrap();
+    let billed = ledger_map(&emu.ledger());
+    assert_eq!(
+        billed.values().map(|(q, _)| q).sum::<i64>(),
+        122,
+        "{sum:?} {billed:?}"
+    );
+    assert_eq!((sum.acked, billed.len()), (6, 6), "{sum:?}");
+}
+
 /// A try abandoned after 30 s without an answer (here: waiting on a lock another session
 /// holds) is cancelled on the server too. Dropping its connection alone left its backend
 /// waiting on the lock, holding one of the database's connections, until the lock was

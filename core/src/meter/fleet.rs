@@ -88,6 +88,29 @@ const ATTEMPT_FOR: Duration = Duration::from_secs(30);
 /// (which folds the whole journal, after an outage hours of it) and migrating the schema.
 const LONG_ATTEMPT_FOR: Duration = Duration::from_secs(600);
 
+/// TCP keepalives every [`KEEPALIVE_IDLE`] of quiet unless the connection string sets them
+/// (libpq's `keepalives_idle`, `keepalives_interval`, `keepalives_retries`): the default
+/// (two hours) outlasts the idle timeout of every NAT and load balancer on the way (Azure's
+/// 4 minutes, AWS NAT gateways' 350 s), which forget a quiet flow without telling either
+/// end, and the pool's connections sit quiet between bursts.
+fn keep_alive(config: &mut tokio_postgres::Config) {
+    if !config.get_keepalives() {
+        return;
+    }
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        config.keepalives_idle(KEEPALIVE_IDLE);
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(10));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+}
+
+/// How long a pooled connection is quiet before TCP checks that its peer is there.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
 /// A connection: its client and the task driving its socket. Dropped, it closes the socket
 /// at once (tokio-postgres would keep it open while an answer is pending), so a try
 /// abandoned on a timeout leaves no backend holding its transaction and its locks, and no
@@ -430,12 +453,13 @@ impl Fleet {
     /// Connects, migrates the schema and returns the store.
     pub(crate) async fn open(settings: FleetSettings) -> Result<Fleet, Error> {
         let (url, root_file) = libpq_tls_settings(&settings.url.0);
-        let config = tokio_postgres::Config::from_str(&url).map_err(|e| {
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             Error::invalid_input(
                 FieldPath::argument("database_url"),
                 format!("is not a PostgreSQL connection string: {e}"),
             )
         })?;
+        keep_alive(&mut config);
         let wants_tls = config.get_ssl_mode() != tokio_postgres::config::SslMode::Disable;
         let replica = settings
             .replica_id
@@ -631,6 +655,14 @@ impl Fleet {
                 tracing::debug!(error = %e, "fleet store: an abandoned try could not be cancelled");
             }
         });
+    }
+
+    /// Closes every idle pooled connection: a try got no answer, and the connections that
+    /// sat idle beside its own are as likely dead (a NAT that forgot its flows, a failover).
+    /// Each would cost the next tries their whole limit; a new connection costs a start-up.
+    fn retire_idle(&self) {
+        let idle = std::mem::take(&mut *lock(&self.pool));
+        drop(idle);
     }
 
     fn put(&self, c: PgClient) {
@@ -911,10 +943,15 @@ where
             }
             Ok(Err(e)) => (retryable(&e), pg_err(e)),
             // The try's connection was closed with it: the server ends its transaction.
-            Err(waited) => (
-                true,
-                Error::invalid_state(format!("fleet store: no answer within {waited:?} ({what})")),
-            ),
+            Err(waited) => {
+                fleet.retire_idle();
+                (
+                    true,
+                    Error::invalid_state(format!(
+                        "fleet store: no answer within {waited:?} ({what})"
+                    )),
+                )
+            }
         };
         let (again, err) = err;
         if !again || started.elapsed() >= RETRY_FOR {
@@ -932,6 +969,31 @@ where
 #[cfg(test)]
 mod tests {
     use super::libpq_tls_settings as read;
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    /// Keepalives a NAT's idle timeout never outlasts, unless the connection string says
+    /// otherwise.
+    #[test]
+    fn keepalives_come_before_a_nat_forgets() {
+        let kept = |s: &str| {
+            let mut c = tokio_postgres::Config::from_str(s).unwrap();
+            super::keep_alive(&mut c);
+            (
+                c.get_keepalives(),
+                c.get_keepalives_idle(),
+                c.get_keepalives_interval(),
+                c.get_keepalives_retries(),
+            )
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(kept("host=h"), (true, secs(30), Some(secs(10)), Some(3)));
+        assert_eq!(
+            kept("postgresql://h/db?keepalives_idle=600&keepalives_retries=9"),
+            (true, secs(600), Some(secs(10)), Some(9))
+        );
+        assert_eq!(kept("host=h keepalives=0"), (false, secs(7200), None, None));
+    }
 
     /// Only the two TLS settings change, in either spelling; everything else stays as written
     /// (a review found the key=value words re-joined, which changed a quoted password).

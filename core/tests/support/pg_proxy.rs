@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What the proxy does to the bytes it carries.
@@ -41,6 +41,8 @@ pub struct PgProxy {
     url: String,
     mode: Arc<AtomicU8>,
     trigger: Arc<Mutex<Trigger>>,
+    /// Bumped by [`PgProxy::forget_open`]: a connection made in an earlier epoch is dead.
+    epoch: Arc<AtomicU64>,
 }
 
 /// What [`Fault::Armed`] waits for.
@@ -78,7 +80,8 @@ impl PgProxy {
         let upstream = upstream_dir.join(&socket);
         let mode = Arc::new(AtomicU8::new(Fault::Pass as u8));
         let trigger: Arc<Mutex<Trigger>> = Arc::default();
-        let (m, t) = (mode.clone(), trigger.clone());
+        let epoch = Arc::new(AtomicU64::new(0));
+        let (m, t, e) = (mode.clone(), trigger.clone(), epoch.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(client) = conn else { return };
@@ -95,8 +98,10 @@ impl PgProxy {
                 };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (m1, m2, t1, t2) = (m.clone(), m.clone(), t.clone(), t.clone());
-                std::thread::spawn(move || pump(client, server, m1, t1, Fault::LoseRequest));
-                std::thread::spawn(move || pump(s2, c2, m2, t2, Fault::LoseAnswer));
+                let born = Born(e.clone(), e.load(Ordering::SeqCst));
+                let born2 = Born(e.clone(), born.1);
+                std::thread::spawn(move || pump(client, server, m1, t1, born, Fault::LoseRequest));
+                std::thread::spawn(move || pump(s2, c2, m2, t2, born2, Fault::LoseAnswer));
             }
         });
         PgProxy {
@@ -104,7 +109,15 @@ impl PgProxy {
             dir,
             mode,
             trigger,
+            epoch,
         }
+    }
+
+    /// Every connection open now stops carrying bytes, for good, without either end being
+    /// told: a NAT or a load balancer that forgot an idle flow. New connections carry
+    /// everything.
+    pub fn forget_open(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The URL that reaches the database through the proxy.
@@ -149,12 +162,16 @@ impl Drop for PgProxy {
     }
 }
 
+/// The proxy's epoch and the one a connection was made in.
+struct Born(Arc<AtomicU64>, u64);
+
 /// Copies `from` to `to`; `lose` is the fault that drops this direction's bytes.
 fn pump(
     mut from: UnixStream,
     mut to: UnixStream,
     mode: Arc<AtomicU8>,
     trigger: Arc<Mutex<Trigger>>,
+    born: Born,
     lose: Fault,
 ) {
     let mut buf = [0u8; 16384];
@@ -164,7 +181,7 @@ fn pump(
             Ok(n) => n,
         };
         let now = mode.load(Ordering::SeqCst);
-        if now == Fault::Stall as u8 {
+        if now == Fault::Stall as u8 || born.0.load(Ordering::SeqCst) != born.1 {
             swallow(from);
             return;
         }
