@@ -777,6 +777,105 @@ fn the_last_handle_writes_the_buffer_while_a_background_flush_is_in_flight() {
     );
 }
 
+/// A background flush that panics (a thread the runtime could not start under a container's
+/// pids limit, a bug) ends that flush, not the flusher: the flushes after it still send.
+/// Before, the panic ended the flusher's task for good, and sealed hours waited for a
+/// foreground flush that a service relying on the flusher never makes (found by a review).
+#[test]
+fn a_panic_in_one_background_flush_does_not_stop_the_flusher() {
+    use std::sync::atomic::AtomicBool;
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let boom = Arc::new(AtomicBool::new(false));
+    let (clock, fails) = (h.clock.clone(), boom.clone());
+    let m = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::memory())
+            .clock(Arc::new(move || {
+                if fails.swap(false, Ordering::SeqCst) {
+                    panic!("a clock that fails once");
+                }
+                clock.load(Ordering::SeqCst)
+            }))
+            .flush_interval(Duration::from_millis(20))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 1, None, None).unwrap();
+    // Nothing else runs: the next read of the clock is a background flush's.
+    boom.store(true, Ordering::SeqCst);
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    until("no background flush read the clock", &|| {
+        !boom.load(Ordering::SeqCst)
+    });
+    h.set(b + 600);
+    until("the usage the panic met was lost", &|| {
+        emu.ledger().len() == 1
+    });
+    // Again with the buffer empty: the panic is the flush's own, outside any write.
+    boom.store(true, Ordering::SeqCst);
+    until("no background flush read the clock", &|| {
+        !boom.load(Ordering::SeqCst)
+    });
+    m.record(cust(2), "users", 1, None, None).unwrap();
+    h.set(b + H + 600);
+    until("the flusher stopped after one flush panicked", &|| {
+        emu.ledger().len() == 2
+    });
+    drop(m);
+}
+
+/// A group commit whose write panics fails the records it carried (their transaction rolled
+/// back: nothing of them was counted) and the committer goes on. Before, the panic ended the
+/// committer's thread, and those callers and every later `record()` waited for good.
+#[test]
+fn a_panic_in_a_group_commit_fails_its_records_and_the_next_ones_commit() {
+    use std::sync::atomic::AtomicBool;
+    let emu = emulator();
+    let h = Harness::new();
+    let boom = Arc::new(AtomicBool::new(false));
+    let (clock, fails) = (h.clock.clone(), boom.clone());
+    let m = Arc::new(
+        UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(temp_db("group-panic")))
+                .durability(Durability::Group)
+                .clock(Arc::new(move || {
+                    let committer = std::thread::current().name() == Some("mm-meter-commit");
+                    if committer && fails.swap(false, Ordering::SeqCst) {
+                        panic!("a clock that fails once");
+                    }
+                    clock.load(Ordering::SeqCst)
+                }))
+                .build()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    boom.store(true, Ordering::SeqCst);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let m2 = m.clone();
+    std::thread::spawn(move || {
+        let first = m2.record(cust(1), "users", 1, None, None);
+        let second = m2.record(cust(1), "users", 2, None, None);
+        let _ = tx.send((first, second));
+    });
+    let (first, second) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("record() still waits for a committer that panicked");
+    let e = first.expect_err("a record whose commit panicked");
+    assert!(e.message().contains("panicked"), "{e}");
+    second.unwrap();
+    assert_eq!(m.status().unwrap().pending, 1);
+}
+
 // A NUL in a customer identifier or a dimension is refused by every store, as the fleet
 // store must refuse it (tests/fleet.rs), for every customer kind and mode.
 #[test]

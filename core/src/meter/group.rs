@@ -255,7 +255,17 @@ pub(super) fn committer(
             (batch, events, slot, n, waiters, late)
         };
         let started = Instant::now();
-        let result = shared.write_store(batch, false);
+        // A panic in the write (a clock that panics, a bug) rolled its transaction back: its
+        // callers are told, and this thread goes on for the next ones.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shared.write_store(batch, false)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(Error::invalid_state(format!(
+                "the group commit panicked ({}); nothing of these records was counted",
+                super::panic_message(&*panic)
+            )))
+        });
         last_commit = started.elapsed();
         group.spin.store(last_commit < SPIN, Ordering::Relaxed);
         // The callers released now are the ones expected in the next group.

@@ -201,6 +201,35 @@ fn start_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
     Ok(())
 }
 
+/// A future whose panic is caught as `Err` (what `futures`' `catch_unwind` does), so that a
+/// task running it lives on.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// What a panic said, if it said it in text.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     let h = crate::runtime::spawn(async move {
@@ -216,9 +245,15 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
                 inner,
                 counted: false,
             };
-            match flusher.flush_now(false).await {
-                Err(e) => report("the background flush failed", &e),
-                Ok(s) => {
+            // A panic in one flush (a thread the runtime could not start under a pids
+            // limit, a bug) ends that flush, not the flusher: the next one still runs.
+            match CatchUnwind(Box::pin(flusher.flush_now(false))).await {
+                Err(panic) => report(
+                    "a background flush panicked; the next one runs as planned",
+                    &Error::invalid_state(panic_message(&*panic)),
+                ),
+                Ok(Err(e)) => report("the background flush failed", &e),
+                Ok(Ok(s)) => {
                     if let Some(e) = &s.interrupted {
                         tracing::warn!(error = %e, "meter: the background flush stopped");
                     }

@@ -542,7 +542,17 @@ impl Shared {
         if entries.is_empty() {
             return Ok(());
         }
-        let result = self.write(&mut db, &entries, true);
+        // A panic while writing (a clock that panics, a bug) rolls the transaction back and
+        // must not drop what `record()` acknowledged: the events go back like an error's.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.write(&mut db, &entries, true)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(Error::invalid_state(format!(
+                "writing the meter's store panicked ({}); the usage stays buffered",
+                super::panic_message(&*panic)
+            )))
+        });
         drop(db);
         self.drained(entries, result)
     }
