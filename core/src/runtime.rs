@@ -142,6 +142,18 @@ pub(crate) fn keep_inherited<T: Send + 'static>(inherited: T) {
         .push(Box::new(inherited));
 }
 
+/// Builds `builder`. A worker thread the OS refuses (`EAGAIN`: a container's pids limit
+/// reached) is an error, not tokio's panic.
+pub fn build(builder: &mut tokio::runtime::Builder) -> std::io::Result<Runtime> {
+    caught(|| builder.build())
+}
+
+/// `build`, a panic caught as an error.
+fn caught(build: impl FnOnce() -> std::io::Result<Runtime>) -> std::io::Result<Runtime> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build))
+        .unwrap_or_else(|panic| Err(std::io::Error::other(crate::error::panic_message(&*panic))))
+}
+
 /// The runtime in `slot`, built with `build` on first use and again after fork.
 fn get(slot: &Slot, build: fn() -> std::io::Result<Runtime>) -> Result<Arc<Shared>, Error> {
     let pid = pid();
@@ -153,7 +165,7 @@ fn get(slot: &Slot, build: fn() -> std::io::Result<Runtime>) -> Result<Arc<Share
         // Inherited from the parent across fork(): never drop it here.
         keep_inherited(guard.take());
     }
-    let rt = build().map_err(|e| {
+    let rt = caught(build).map_err(|e| {
         Error::invalid_state(format!("cannot start the runtime: {e}")).with_source(e)
     })?;
     let s = Arc::new(Shared { rt, pid });
@@ -258,17 +270,28 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
     }
     let reset = Reset;
     let rt = blocking()?;
-    let out = rt.rt.block_on(async {
-        // While no blocking call ran, nothing drove the runtime, so nothing has seen what
-        // happened to the idle pooled connections (a server closing one). Yielding twice
-        // polls the I/O driver, then runs the connections' tasks, which retire the closed
-        // ones before this call picks a connection.
-        tokio::task::yield_now().await;
-        tokio::task::yield_now().await;
-        fut.await
-    });
+    // A panic in the call (a resolver thread the OS refuses under a pids limit: tokio and
+    // hyper panic) is an error: the faces would have to call it a bug, and Python raises it
+    // as a `BaseException` that `except Exception` misses. The runtime stays usable: tokio
+    // puts its scheduler back as the panic leaves `block_on`.
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.rt.block_on(async {
+            // While no blocking call ran, nothing drove the runtime, so nothing has seen what
+            // happened to the idle pooled connections (a server closing one). Yielding twice
+            // polls the I/O driver, then runs the connections' tasks, which retire the closed
+            // ones before this call picks a connection.
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            fut.await
+        })
+    }));
     drop(reset);
-    Ok(out)
+    out.map_err(|panic| {
+        Error::invalid_state(format!(
+            "the call panicked: {}",
+            crate::error::panic_message(&*panic)
+        ))
+    })
 }
 
 /// Runs `wait`, which blocks its thread until work on the shared runtime is done (a fleet

@@ -263,7 +263,7 @@ pub(super) fn committer(
         .unwrap_or_else(|panic| {
             Err(Error::invalid_state(format!(
                 "the group commit panicked ({}); nothing of these records was counted",
-                super::panic_message(&*panic)
+                crate::error::panic_message(&*panic)
             )))
         });
         last_commit = started.elapsed();

@@ -221,15 +221,6 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
     }
 }
 
-/// What a panic said, if it said it in text.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
-}
-
 fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     let h = crate::runtime::spawn(async move {
@@ -250,7 +241,7 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
             match CatchUnwind(Box::pin(flusher.flush_now(false))).await {
                 Err(panic) => report(
                     "a background flush panicked; the next one runs as planned",
-                    &Error::invalid_state(panic_message(&*panic)),
+                    &Error::invalid_state(crate::error::panic_message(&*panic)),
                 ),
                 Ok(Err(e)) => report("the background flush failed", &e),
                 Ok(Ok(s)) => {

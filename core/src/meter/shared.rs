@@ -550,7 +550,7 @@ impl Shared {
         .unwrap_or_else(|panic| {
             Err(Error::invalid_state(format!(
                 "writing the meter's store panicked ({}); the usage stays buffered",
-                super::panic_message(&*panic)
+                crate::error::panic_message(&*panic)
             )))
         });
         drop(db);
