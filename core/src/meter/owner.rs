@@ -167,7 +167,8 @@ pub(crate) struct Owner {
     /// one out through that name (it never locked the store file itself).
     link_lock: Option<Claimed>,
     /// The store file, `flock`ed while the claim is held (unlocked, not closed, on release).
-    store: Claimed,
+    /// `None` once kept aside for another claim of the file (see `Drop for Owner`).
+    store: Option<Claimed>,
     file_id: (u64, u64),
     generation: u64,
     /// This claim's number in [`OPEN`].
@@ -273,7 +274,7 @@ impl Owner {
         Ok(Owner {
             lock: Some(lock),
             link_lock,
-            store: db,
+            store: Some(db),
             file_id,
             generation,
             claim,
@@ -296,7 +297,9 @@ impl Owner {
                 e.held = false;
             }
         }
-        let _ = self.store.file.unlock();
+        if let Some(store) = &self.store {
+            let _ = store.file.unlock();
+        }
         // Unlocked as it is dropped, not only closed: a copy of it elsewhere (a child made by
         // a raw clone(), which skips the fork handler) would keep the lock.
         self.lock = None;
@@ -314,7 +317,9 @@ impl Owner {
         #[cfg(unix)]
         let unnamed = {
             use std::os::unix::fs::MetadataExt;
-            self.store.file.metadata().is_ok_and(|m| m.nlink() == 0)
+            self.store
+                .as_ref()
+                .is_some_and(|s| s.file.metadata().is_ok_and(|m| m.nlink() == 0))
         };
         #[cfg(not(unix))]
         let unnamed = false;
@@ -418,7 +423,7 @@ impl Owner {
         if lock.is_some() {
             self.lock = lock;
         }
-        self.store = db;
+        self.store = Some(db);
         self.file_id = id;
         Ok(())
     }
@@ -457,9 +462,10 @@ impl Drop for Owner {
             return;
         }
         // Kept with its slot in the list the `fork()` handler redirects: a child forked
-        // while it is kept must not share the description a later claim locks.
-        if let Ok(null) = File::open("/dev/null") {
-            let kept = std::mem::replace(&mut self.store, Claimed::new(null));
+        // while it is kept must not share the description a later claim locks. Taken, not
+        // swapped for another descriptor: a process at its `ulimit -n` has none to open,
+        // and closing this one instead would drop the other claim's SQLite locks.
+        if let Some(kept) = self.store.take() {
             let _ = kept.file.unlock();
             parked.push((file, kept));
         }
@@ -676,3 +682,6 @@ pub(crate) fn host_name() -> String {
     }
     "unknown".to_owned()
 }
+
+#[cfg(test)]
+mod tests;
