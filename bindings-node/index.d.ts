@@ -387,6 +387,11 @@ export interface WindowAlarmEvent extends MeterEventBase {
 }
 export interface ExpiredEvent extends MeterEventBase {
   kind: "expired";
+  /** `"OutcomeUnknown"` when an earlier send of the bucket got no answer: the service may have
+   * metered it then (check its records before billing it another way); absent when it was
+   * never sent before. */
+  reason?: "OutcomeUnknown";
+  message?: string;
 }
 export type MeterEvent = AckedEvent | DeadLetteredEvent | LateEvent | WindowAlarmEvent | ExpiredEvent;
 

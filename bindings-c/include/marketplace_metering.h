@@ -274,7 +274,9 @@ enum mm_meter_event_kind
    */
   MM_METER_EVENT_KIND_WINDOW_ALARM = 3,
   /**
-   * The bucket passed the service's window unsent; it will not be sent.
+   * The service refused the bucket as past its window; it will not be sent again. With
+   * `reason` `"OutcomeUnknown"`, an earlier send of it got no answer and the service may
+   * have metered it then (check its records before billing it another way).
    */
   MM_METER_EVENT_KIND_EXPIRED = 4,
   /**
@@ -654,11 +656,12 @@ typedef struct mm_meter_event {
   const char *metering_record_id;
   /**
    * `DEAD_LETTERED`: the record's Status (`"CustomerNotSubscribed"`, `"DuplicateRecord"`, …)
-   * or the error code.
+   * or the error code. `EXPIRED`: `"OutcomeUnknown"` after a send that got no answer, NULL
+   * when the bucket was never sent before.
    */
   const char *reason;
   /**
-   * `DEAD_LETTERED`: details.
+   * `DEAD_LETTERED`, and `EXPIRED` with a `reason`: details.
    */
   const char *message;
   /**

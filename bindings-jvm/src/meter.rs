@@ -42,9 +42,10 @@ pub struct MeterEventRecord {
     pub quantity: i64,
     /// `acked`: the service's record id.
     pub metering_record_id: Option<String>,
-    /// `dead_lettered`: the record's Status or the error code.
+    /// `dead_lettered`: the record's Status or the error code; `expired`: `OutcomeUnknown`
+    /// after a send that got no answer.
     pub reason: Option<String>,
-    /// `dead_lettered`: details.
+    /// `dead_lettered`, and `expired` with a reason: details.
     pub detail: Option<String>,
     /// `late_event`: the hour the quantity was counted in.
     pub counted_in_hour: Option<i64>,
@@ -150,8 +151,8 @@ fn event_record(e: &MeterEvent) -> MeterEventRecord {
         hour: e.hour,
         quantity: e.quantity,
         metering_record_id: None,
-        reason: None,
-        detail: None,
+        reason: e.kind.reason().map(str::to_owned),
+        detail: e.kind.message().map(str::to_owned),
         counted_in_hour: None,
         window_end: None,
         replica_id: e.replica_id.clone(),
@@ -159,10 +160,6 @@ fn event_record(e: &MeterEvent) -> MeterEventRecord {
     match &e.kind {
         MeterEventKind::Acked { metering_record_id } => {
             r.metering_record_id = Some(metering_record_id.clone())
-        }
-        MeterEventKind::DeadLettered { reason, message } => {
-            r.reason = Some(reason.clone());
-            r.detail = Some(message.clone());
         }
         MeterEventKind::LateEvent { counted_in_hour } => r.counted_in_hour = Some(*counted_in_hour),
         MeterEventKind::WindowAlarm { window_end } => r.window_end = Some(*window_end),

@@ -568,7 +568,7 @@ async fn window_alarm_and_expiry_follow_the_clock(store: Store) {
     let ev = h.events();
     let expired: Vec<_> = ev
         .iter()
-        .filter(|e| e.kind == MeterEventKind::Expired)
+        .filter(|e| e.kind == MeterEventKind::Expired { unanswered: false })
         .collect();
     assert_eq!(expired.len(), 1);
     assert_eq!((expired[0].hour, expired[0].quantity), (b - 7 * H, 9));
@@ -1686,7 +1686,7 @@ async fn a_clock_hours_fast_never_makes_an_unsent_hour_final() {
     let sum = meter.flush().await.unwrap();
     assert_eq!((sum.expired, sum.acked), (0, 1), "{sum:?}");
     assert_eq!(emu.ledger().len(), 1);
-    assert_eq!(h.count(|k| *k == MeterEventKind::Expired), 0);
+    assert_eq!(h.count(|k| matches!(k, MeterEventKind::Expired { .. })), 0);
 }
 
 #[tokio::test]
@@ -1706,6 +1706,56 @@ async fn an_hour_the_service_refuses_but_the_clock_does_not_waits_sealed() {
     let sum = meter.flush().await.unwrap();
     assert_eq!(sum.expired, 2, "{sum:?}");
     assert_eq!(emu.ledger().len(), 0);
+    // Its first send was answered (refused): nothing of it can have been billed.
+    assert_eq!(
+        h.count(|k| *k == MeterEventKind::Expired { unanswered: false }),
+        2
+    );
+}
+
+both_stores!(
+    an_hour_expired_after_a_send_that_got_no_answer_says_it_may_be_billed,
+    Store::memory()
+);
+/// A send that gets no answer (here the service billed it and cut its answer short), then the
+/// hour past the window by the service's clock and the meter's: the resend is refused as too
+/// old. The event said "expired" like an hour never sent, and a seller who bills expired
+/// hours another way billed this one twice (found by a review). It now says the outcome of
+/// the earlier send is unknown.
+async fn an_hour_expired_after_a_send_that_got_no_answer_says_it_may_be_billed(store: Store) {
+    let (emu, h, b, meter) = scenario(store, 1);
+    h.set(b - 5 * H + 1);
+    meter.record(cust(2), "users", 4, None, None).unwrap();
+    h.set(b - 4 * H + 600);
+    emu.push_fault(Fault::Truncated);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.acked, 0, "{sum:?}");
+    assert!(sum.interrupted.is_some(), "{sum:?}");
+    assert_eq!(emu.ledger().len(), 1);
+    // The service's window ends for that hour; the meter's clock agrees.
+    let mut config = emu.config();
+    config.max_past_secs = 3600;
+    emu.set_config(config);
+    h.set(b + H + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.expired, 1, "{sum:?}");
+    let expired: Vec<MeterEvent> = h
+        .events()
+        .into_iter()
+        .filter(|e| e.kind.as_str() == "expired")
+        .collect();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        expired[0].kind,
+        MeterEventKind::Expired { unanswered: true }
+    );
+    assert_eq!(expired[0].kind.reason(), Some("OutcomeUnknown"));
+    assert!(expired[0]
+        .kind
+        .message()
+        .unwrap()
+        .contains("may have metered"));
+    assert_eq!(emu.ledger().len(), 1);
 }
 
 #[test]
@@ -3297,7 +3347,7 @@ async fn zero_fill_never_creates_an_hour_it_cannot_send(store: Store) {
     h.set(b + 600);
     let sum = meter.flush().await.unwrap();
     assert_eq!(sum.expired, 0, "{sum:?}");
-    assert_eq!(h.count(|k| *k == MeterEventKind::Expired), 0);
+    assert_eq!(h.count(|k| matches!(k, MeterEventKind::Expired { .. })), 0);
 }
 
 /// Memory durability, the clock stepped back past the store's last acked hour: a buffered

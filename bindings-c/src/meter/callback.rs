@@ -22,7 +22,9 @@ pub enum mm_meter_event_kind {
     LateEvent = 2,
     /// The bucket is unsent and the service's window for it ends at `window_end`.
     WindowAlarm = 3,
-    /// The bucket passed the service's window unsent; it will not be sent.
+    /// The service refused the bucket as past its window; it will not be sent again. With
+    /// `reason` `"OutcomeUnknown"`, an earlier send of it got no answer and the service may
+    /// have metered it then (check its records before billing it another way).
     Expired = 4,
     /// A kind this version of the header does not know (read `kind_str`).
     Unknown = 5,
@@ -57,9 +59,10 @@ pub struct mm_meter_event {
     /// `ACKED`: the service's MeteringRecordId.
     pub metering_record_id: *const c_char,
     /// `DEAD_LETTERED`: the record's Status (`"CustomerNotSubscribed"`, `"DuplicateRecord"`, …)
-    /// or the error code.
+    /// or the error code. `EXPIRED`: `"OutcomeUnknown"` after a send that got no answer, NULL
+    /// when the bucket was never sent before.
     pub reason: *const c_char,
-    /// `DEAD_LETTERED`: details.
+    /// `DEAD_LETTERED`, and `EXPIRED` with a `reason`: details.
     pub message: *const c_char,
     /// `LATE_EVENT`: the hour the quantity was added to (epoch seconds).
     pub counted_in_hour: i64,
@@ -181,8 +184,8 @@ pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
         license_arn: opt_c(lic),
         dimension: cstring(&e.dimension),
         metering_record_id: None,
-        reason: None,
-        message: None,
+        reason: e.kind.reason().map(cstring),
+        message: e.kind.message().map(cstring),
         replica_id: opt_c(e.replica_id.as_deref()),
     };
     let (mut counted_in_hour, mut window_end) = (0, 0);
@@ -192,10 +195,8 @@ pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
             s.metering_record_id = Some(cstring(metering_record_id));
             mm_meter_event_kind::Acked
         }
-        MeterEventKind::DeadLettered { reason, message } => {
+        MeterEventKind::DeadLettered { .. } => {
             s.kind_str = c"dead_lettered";
-            s.reason = Some(cstring(reason));
-            s.message = Some(cstring(message));
             mm_meter_event_kind::DeadLettered
         }
         MeterEventKind::LateEvent { counted_in_hour: h } => {
@@ -208,7 +209,7 @@ pub(crate) fn deliver(cb: Callback, e: &MeterEvent) {
             window_end = *w;
             mm_meter_event_kind::WindowAlarm
         }
-        MeterEventKind::Expired => {
+        MeterEventKind::Expired { .. } => {
             s.kind_str = c"expired";
             mm_meter_event_kind::Expired
         }

@@ -55,13 +55,11 @@ pub(super) fn to_native_event(e: MeterEvent) -> NativeMeterEvent {
     };
     customer_fields(e.customer.as_ref(), &mut ev);
     ev.kind = Some(e.kind.as_str().to_owned());
+    ev.reason = e.kind.reason().map(str::to_owned);
+    ev.message = e.kind.message().map(str::to_owned);
     match e.kind {
         MeterEventKind::Acked { metering_record_id } => {
             ev.metering_record_id = Some(metering_record_id);
-        }
-        MeterEventKind::DeadLettered { reason, message } => {
-            ev.reason = Some(reason);
-            ev.message = Some(message);
         }
         MeterEventKind::LateEvent { counted_in_hour } => {
             ev.counted_in_hour = Some(counted_in_hour as f64);

@@ -183,9 +183,12 @@ class MeterEventTypeDef(_MeterEventRequired, total=False):
     #: ``acked``: the service's id for the record.
     metering_record_id: str
     #: ``dead_lettered``: why: the record's Status (``CustomerNotSubscribed``, ...) or the error
-    #: code; the dead letter's ``reason`` and ``requeue(reason=...)``'s filter.
+    #: code; the dead letter's ``reason`` and ``requeue(reason=...)``'s filter. ``expired``:
+    #: ``"OutcomeUnknown"`` when an earlier send of the bucket got no answer, so the service may
+    #: have metered it then (check its records before billing it another way); absent when it
+    #: was never sent before.
     reason: str
-    #: ``dead_lettered``: details.
+    #: ``dead_lettered``, and ``expired`` with a ``reason``: details.
     message: str
     #: ``late_event``: the hour the quantity was counted in instead.
     counted_in_hour: datetime

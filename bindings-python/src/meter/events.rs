@@ -120,13 +120,13 @@ pub(super) fn event_dict<'py>(py: Python<'py>, e: &MeterEvent) -> PyResult<Bound
     d.set_item(intern!(py, "hour"), hour_dt(py, e.hour)?)?;
     d.set_item(intern!(py, "quantity"), e.quantity)?;
     d.set_item(intern!(py, "replica_id"), e.replica_id.as_deref())?;
+    if let (Some(reason), Some(message)) = (e.kind.reason(), e.kind.message()) {
+        d.set_item(intern!(py, "reason"), reason)?;
+        d.set_item(intern!(py, "message"), message)?;
+    }
     match &e.kind {
         MeterEventKind::Acked { metering_record_id } => {
             d.set_item(intern!(py, "metering_record_id"), metering_record_id)?
-        }
-        MeterEventKind::DeadLettered { reason, message } => {
-            d.set_item(intern!(py, "reason"), reason)?;
-            d.set_item(intern!(py, "message"), message)?;
         }
         MeterEventKind::LateEvent { counted_in_hour } => d.set_item(
             intern!(py, "counted_in_hour"),

@@ -103,7 +103,12 @@ impl Results {
             .push(Outcome::Dead(it.id, reason.to_owned(), message.to_owned()));
     }
     fn expire(&mut self, it: &SendItem) {
-        self.events.push(event(it, MeterEventKind::Expired));
+        self.events.push(event(
+            it,
+            MeterEventKind::Expired {
+                unanswered: it.unanswered,
+            },
+        ));
         self.outcomes.push(Outcome::Expire(it.id));
     }
     async fn commit(self, inner: &Inner, sum: &mut FlushSummary) -> Result<(), Error> {

@@ -66,6 +66,9 @@ pub(crate) struct SendItem {
     /// The bucket's own part of its `MeterUsage` client token (see `send::client_token`):
     /// none in the fleet store, and in buckets made before the local store had it.
     pub token_nonce: Option<String>,
+    /// Sent before and left `sending`: that send got no answer, and the service may have
+    /// metered it (see [`MeterEventKind::Expired`](super::MeterEventKind::Expired)).
+    pub unanswered: bool,
 }
 
 /// The result of sending one bucket.
@@ -118,7 +121,8 @@ pub(crate) struct Scope {
     pub zero_fill: bool,
 }
 
-/// id, license, customer kind, customer, dimension, hour, sealed quantity, allocations, alarmed.
+/// id, license, customer kind, customer, dimension, hour, sealed quantity, allocations, alarmed,
+/// product code, token nonce, sent before with no answer (`sending`).
 type SealedRow = (
     i64,
     String,
@@ -131,6 +135,7 @@ type SealedRow = (
     bool,
     String,
     Option<String>,
+    bool,
 );
 
 pub(crate) struct Db {

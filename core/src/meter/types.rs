@@ -345,8 +345,14 @@ pub enum MeterEventKind {
         /// When the service stops accepting the bucket.
         window_end: i64,
     },
-    /// The bucket passed the service's window unsent; it will not be sent.
-    Expired,
+    /// The service refused the bucket as past its window; it will not be sent again.
+    Expired {
+        /// An earlier send of the bucket got no answer (a timeout, a connection lost): the
+        /// service may have metered it then, and now says only that the hour is past its
+        /// window. Bill it elsewhere only after checking the service's records; `false`: it
+        /// was never sent before, so nothing of it was billed.
+        unanswered: bool,
+    },
 }
 
 impl MeterEventKind {
@@ -358,7 +364,31 @@ impl MeterEventKind {
             MeterEventKind::DeadLettered { .. } => "dead_lettered",
             MeterEventKind::LateEvent { .. } => "late_event",
             MeterEventKind::WindowAlarm { .. } => "window_alarm",
-            MeterEventKind::Expired => "expired",
+            MeterEventKind::Expired { .. } => "expired",
+        }
+    }
+
+    /// Why, for the kinds that say: a dead letter's `Status` or error code, and
+    /// `"OutcomeUnknown"` for a bucket expired after a send that got no answer. Every face
+    /// shows it as the event's `reason`.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            MeterEventKind::DeadLettered { reason, .. } => Some(reason),
+            MeterEventKind::Expired { unanswered: true } => Some("OutcomeUnknown"),
+            _ => None,
+        }
+    }
+
+    /// The details of [`Self::reason`], the event's `message` in every face.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            MeterEventKind::DeadLettered { message, .. } => Some(message),
+            MeterEventKind::Expired { unanswered: true } => Some(
+                "an earlier send of this bucket got no answer, so the service may have metered \
+                 it then; it now refuses the hour as past its window. Check the service's \
+                 records before billing it another way",
+            ),
+            _ => None,
         }
     }
 }

@@ -242,16 +242,17 @@ impl Fleet {
                 .query(
                     "UPDATE mm_buckets b SET state = 'sending', claim = nextval('mm_claims'),
                             claimed_by = $3, lease_until = now() + $4::float8 * interval '1 millisecond',
-                            attempts = attempts + 1
-                     WHERE b.id IN (SELECT id FROM mm_buckets
-                                    WHERE product_code = $1
-                                      AND (state = 'sealed'
-                                           OR (state = 'sending' AND (lease_until < now() OR claimed_by = $3)))
-                                      AND id <> ALL($5) AND license_arn <> ALL($6)
-                                    ORDER BY hour <= $7, license_arn, hour, id LIMIT $2
-                                    FOR UPDATE SKIP LOCKED)
-                     RETURNING id, claim, license_arn, customer_kind, customer, dimension, hour, quantity,
-                               allocations",
+                            attempts = b.attempts + 1
+                     FROM (SELECT id, state FROM mm_buckets
+                           WHERE product_code = $1
+                             AND (state = 'sealed'
+                                  OR (state = 'sending' AND (lease_until < now() OR claimed_by = $3)))
+                             AND id <> ALL($5) AND license_arn <> ALL($6)
+                           ORDER BY hour <= $7, license_arn, hour, id LIMIT $2
+                           FOR UPDATE SKIP LOCKED) AS was
+                     WHERE b.id = was.id
+                     RETURNING b.id, b.claim, b.license_arn, b.customer_kind, b.customer, b.dimension,
+                               b.hour, b.quantity, b.allocations, was.state = 'sending'",
                     &[&product, &limit, &self.claimer(), &lease_ms, &exclude, &licenses, &window_start],
                 )
                 .await;
@@ -274,6 +275,9 @@ impl Fleet {
                         .get::<_, Option<String>>(8)
                         .and_then(|s| serde_json::from_str::<Allocs>(&s).ok()),
                     token_nonce: None,
+                    // Claimed before, by this replica or one whose lease ran out: that send
+                    // (if it went) got no answer.
+                    unanswered: r.get(9),
                 }
             })
             .collect();

@@ -116,7 +116,7 @@ impl Db {
             let mut st = tx
                 .prepare(
                     "SELECT id, license_arn, customer_kind, customer, dimension, hour, sealed_quantity,
-                            allocations, alarmed, product_code, token_nonce
+                            allocations, alarmed, product_code, token_nonce, state = 'sending'
                      FROM buckets WHERE state IN ('sealed', 'sending')
                      ORDER BY product_code <> ?1, product_code, hour + ?2 <= ?3, license_arn, hour, id",
                 )
@@ -135,12 +135,26 @@ impl Db {
                         r.get(8)?,
                         r.get(9)?,
                         r.get(10)?,
+                        r.get(11)?,
                     ))
                 })
                 .map_err(store_err)?;
             rows.collect::<Result<_, _>>().map_err(store_err)?
         };
-        for (id, license, kind, cust, dim, hour, qty, allocs, alarmed, product, token_nonce) in rows
+        for (
+            id,
+            license,
+            kind,
+            cust,
+            dim,
+            hour,
+            qty,
+            allocs,
+            alarmed,
+            product,
+            token_nonce,
+            unanswered,
+        ) in rows
         {
             let customer = customer_from(&kind, cust, license);
             // The local clock never makes an hour final: a clock hours fast (an RTC before
@@ -169,6 +183,7 @@ impl Db {
                 quantity: qty,
                 allocations: parse_allocs(allocs),
                 token_nonce,
+                unanswered,
             });
         }
         // Once an hour: the closed buckets a week older than the newest closed hour of

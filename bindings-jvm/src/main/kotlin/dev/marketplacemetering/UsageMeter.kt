@@ -61,10 +61,13 @@ data class MeterEvent(
     val meteringRecordId: String?,
     /**
      * `dead_lettered`: why: the record's Status (`CustomerNotSubscribed`, …) or the error code;
-     * the dead letter's `reason` and `requeue(reason = …)`'s filter.
+     * the dead letter's `reason` and `requeue(reason = …)`'s filter. `expired`:
+     * `OutcomeUnknown` when an earlier send of the bucket got no answer, so the service may
+     * have metered it then (check its records before billing it another way); `null` when it
+     * was never sent before.
      */
     val reason: String?,
-    /** `dead_lettered`: details. */
+    /** `dead_lettered`, and `expired` with a [reason]: details. */
     val message: String?,
     /** `late_event`: the hour the quantity was counted in. */
     val countedInHour: Instant?,

@@ -4300,12 +4300,13 @@ data class MeterEventRecord (
     var `meteringRecordId`: kotlin.String?
     , 
     /**
-     * `dead_lettered`: the record's Status or the error code.
+     * `dead_lettered`: the record's Status or the error code; `expired`: `OutcomeUnknown`
+     * after a send that got no answer.
      */
     var `reason`: kotlin.String?
     , 
     /**
-     * `dead_lettered`: details.
+     * `dead_lettered`, and `expired` with a reason: details.
      */
     var `detail`: kotlin.String?
     , 
