@@ -359,17 +359,30 @@ pub fn exit_writes(writes: Vec<ExitWrite>) -> Option<&'static str> {
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let mut waiting = 0;
     let mut why = None;
+    let run = |write: Option<ExitWrite>| {
+        if let Some(write) = write {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(write));
+        }
+    };
     for write in writes {
         let done = done.clone();
+        let slot = Arc::new(Mutex::new(Some(write)));
+        let mine = slot.clone();
         let spawned = std::thread::Builder::new()
             .name("mm-exit".into())
             .spawn(move || {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(write));
+                run(lock(&mine).take());
                 let _ = done.send(());
             });
         match spawned {
             Ok(_) => waiting += 1,
-            Err(_) => why = Some("no thread could be started to write one"),
+            // No thread to spare (a container's pids limit): written here rather than
+            // dropped, with no deadline. A SQLite store's write needs nothing this thread
+            // lacks; a fleet store's enters the runtime, which may panic here (caught).
+            Err(_) => {
+                run(lock(&slot).take());
+                why = Some("no thread could be started, so a write ran on the exiting thread");
+            }
         }
     }
     let deadline = std::time::Instant::now() + EXIT_WRITE_LIMIT;
