@@ -24,17 +24,14 @@ mod meter;
 fn init() {
     // `create_custom_tokio_runtime` keeps the first runtime it is given (later envs, e.g.
     // worker_threads, share it). If the runtime cannot be built, napi falls back to its default
-    // runtime rather than failing the require(). This runs as a library constructor, which
-    // cannot unwind: a worker thread the OS refuses (a container's pids limit reached) is an
-    // error here, not tokio's panic, which aborted the process.
+    // runtime rather than failing the require().
     //
     // One worker by default: a call's future and its connection's task then run on the same
     // thread, and a call costs one cross-thread wake-up fewer. Settling a promise never blocks
     // the worker (napi queues it to the event loop), so a second worker buys nothing here; on
     // a 2-core VM one worker gave 20-40 % more sequential calls/s and about 23 % more with 8
     // in flight (bench/node/bench.mjs). The Python face keeps two: its completions wait for the GIL.
-    let mut builder = marketplace_metering::runtime::builder_with_workers(1);
-    if let Ok(rt) = marketplace_metering::runtime::build(&mut builder) {
+    if let Ok(rt) = marketplace_metering::runtime::builder_with_workers(1).build() {
         napi::bindgen_prelude::create_custom_tokio_runtime(rt);
     }
 }

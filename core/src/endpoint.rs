@@ -445,28 +445,33 @@ pub fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     };
     match end {
         Some(at) => format!("{}***{}", &url[..start], &rest[at..]).into(),
-        None => redact_port_password(url, start, authority),
+        None => redact_port_password(url, start),
     }
 }
 
 /// With no `@` at all (`http://user:s3cret`, the host forgotten), a password reads as the
-/// port: what follows the authority's last `:` shows only when it is a port (digits) or
-/// the end of an IPv6 literal (`[::1]`).
-fn redact_port_password<'a>(
-    url: &'a str,
-    start: usize,
-    authority: &str,
-) -> std::borrow::Cow<'a, str> {
-    match authority.rfind(':') {
-        Some(colon)
-            if !authority.ends_with(']')
-                && !authority[colon + 1..].bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            let cut = start + colon + 1;
-            format!("{}***{}", &url[..cut], &url[start + authority.len()..]).into()
-        }
-        _ => url.into(),
+/// port: everything after the first `:` past the host (an IPv6 literal's brackets skipped)
+/// shows only when what follows it, up to a `/`, `?` or `#`, is a port (1 to 65535).
+/// Otherwise the rest goes, path included: a password may hold a `/` or a `:`.
+fn redact_port_password(url: &str, start: usize) -> std::borrow::Cow<'_, str> {
+    let rest = &url[start..];
+    let host_end = match rest.strip_prefix('[') {
+        Some(v6) => v6.find(']').map_or(rest.len(), |i| i + 2),
+        None => 0,
+    };
+    let Some(colon) = rest[host_end..].find(':').map(|i| host_end + i) else {
+        return url.into();
+    };
+    let after = &rest[colon + 1..];
+    let port = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
+    let is_port = port.is_empty()
+        || (port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| p <= 65_535));
+    if is_port {
+        return url.into();
     }
+    format!("{}{}:***", &url[..start], &rest[..colon]).into()
 }
 
 #[cfg(test)]

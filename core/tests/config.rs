@@ -392,6 +392,9 @@ fn a_proxy_password_with_url_delimiters_never_shows() {
         "http://u:hunter2",
         "http://u:hunter2/",
         "u:hunter2",
+        "http://u:hun/ter2",
+        "http://u:hun:ter2",
+        "http://u:ter2]",
     ] {
         let dir = Dir::new("", "");
         let e = Config::builder()

@@ -23,12 +23,19 @@ fn user_info_is_redacted() {
     // No '@' at all (the host forgotten): a password reads as the port, and never shows.
     for (url, shown) in [
         ("http://u:s3cret", "http://u:***"),
-        ("http://u:s3cret/x", "http://u:***/x"),
+        ("http://u:s3cret/x", "http://u:***"),
+        ("http://u:s3c/ret", "http://u:***"),
+        ("http://u:ab:cd", "http://u:***"),
+        ("http://u:secret]", "http://u:***"),
+        ("http://u:123456", "http://u:***"),
+        ("http://u:70000", "http://u:***"),
         ("u:s3cret", "u:***"),
         ("http://proxy:3128", "http://proxy:3128"),
+        ("http://proxy:3128/p?q", "http://proxy:3128/p?q"),
         ("http://proxy:", "http://proxy:"),
         ("http://[::1]", "http://[::1]"),
         ("http://[::1]:80/p", "http://[::1]:80/p"),
+        ("http://[::1]:s3cret", "http://[::1]:***"),
     ] {
         assert_eq!(redact_userinfo(url), shown);
     }
