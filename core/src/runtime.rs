@@ -142,13 +142,8 @@ pub(crate) fn keep_inherited<T: Send + 'static>(inherited: T) {
         .push(Box::new(inherited));
 }
 
-/// Builds `builder`. A worker thread the OS refuses (`EAGAIN`: a container's pids limit
-/// reached) is an error, not tokio's panic.
-pub fn build(builder: &mut tokio::runtime::Builder) -> std::io::Result<Runtime> {
-    caught(|| builder.build())
-}
-
-/// `build`, a panic caught as an error.
+/// `build`, a panic caught as an error: a worker thread the OS refuses (`EAGAIN`: a
+/// container's pids limit reached) makes tokio panic.
 fn caught(build: impl FnOnce() -> std::io::Result<Runtime>) -> std::io::Result<Runtime> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(build))
         .unwrap_or_else(|panic| Err(std::io::Error::other(crate::error::panic_message(&*panic))))

@@ -257,15 +257,7 @@ pub(super) fn committer(
         let started = Instant::now();
         // A panic in the write (a clock that panics, a bug) rolled its transaction back: its
         // callers are told, and this thread goes on for the next ones.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            shared.write_store(batch, false)
-        }))
-        .unwrap_or_else(|panic| {
-            Err(Error::invalid_state(format!(
-                "the group commit panicked ({}); nothing of these records was counted",
-                crate::error::panic_message(&*panic)
-            )))
-        });
+        let result = write_caught(&shared, batch);
         last_commit = started.elapsed();
         group.spin.store(last_commit < SPIN, Ordering::Relaxed);
         // The callers released now are the ones expected in the next group.
@@ -327,6 +319,20 @@ type Judged = (Vec<(usize, i64)>, Vec<(usize, Failure)>);
 /// unreachable), or an event's own write fails, nothing more is written: the events left
 /// get a retryable error (they were in no write), instead of a write each against a store
 /// that just failed, which would hold every caller of the meter for a minute an event.
+/// `shared.write_store(entries, false)`, a panic in it (a clock that panics, a bug) an error:
+/// its transaction was rolled back, and the committer's thread goes on.
+fn write_caught(shared: &Shared, entries: Buffer) -> Result<super::Written, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        shared.write_store(entries, false)
+    }))
+    .unwrap_or_else(|panic| {
+        Err(Error::invalid_state(format!(
+            "the group commit panicked ({}); nothing of these records was counted",
+            crate::error::panic_message(&*panic)
+        )))
+    })
+}
+
 fn one_at_a_time(
     shared: &Shared,
     events: Vec<(BucketKey, i64, Option<Allocs>)>,
@@ -373,7 +379,7 @@ fn one_at_a_time(
         }
         let mut one = Buffer::new();
         one.entry(key.clone()).or_default().add(quantity, allocs);
-        match shared.write_store(one, false) {
+        match write_caught(shared, one) {
             Ok(w1) => {
                 if let Some((_, total)) = w1.refused.first() {
                     refused.push((i, *total));
