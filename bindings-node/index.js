@@ -659,13 +659,14 @@ function meterEvent(n) {
   ev.hour = dateOrNull(n.hour)
   ev.quantity = n.quantity
   if (n.replicaId != null) ev.replicaId = n.replicaId
+  // A dead letter's Status or error; an expired hour's OutcomeUnknown when it was sent before.
+  if (n.reason != null) {
+    ev.reason = n.reason
+    ev.message = n.message
+  }
   switch (n.kind) {
     case 'acked':
       ev.meteringRecordId = n.meteringRecordId
-      break
-    case 'dead_lettered':
-      ev.reason = n.reason
-      ev.message = n.message
       break
     case 'late_event':
       ev.countedInHour = dateOrNull(n.countedInHour)

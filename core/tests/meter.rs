@@ -1732,6 +1732,12 @@ async fn an_hour_expired_after_a_send_that_got_no_answer_says_it_may_be_billed(s
     assert_eq!(sum.acked, 0, "{sum:?}");
     assert!(sum.interrupted.is_some(), "{sum:?}");
     assert_eq!(emu.ledger().len(), 1);
+    // Sent again and throttled (certainly not processed): back to sealed, which must not
+    // forget the send before it (found by a review of the first fix).
+    h.set(b - 3 * H);
+    emu.push_fault(Fault::Throttle);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.deferred), (0, 1), "{sum:?}");
     // The service's window ends for that hour; the meter's clock agrees.
     let mut config = emu.config();
     config.max_past_secs = 3600;
@@ -1756,6 +1762,25 @@ async fn an_hour_expired_after_a_send_that_got_no_answer_says_it_may_be_billed(s
         .unwrap()
         .contains("may have metered"));
     assert_eq!(emu.ledger().len(), 1);
+    drop(meter);
+
+    // An earlier attempt of the refused call itself got no answer.
+    let (emu, h, b, meter) = scenario(Store::memory(), 2);
+    h.set(b - 5 * H + 1);
+    meter.record(cust(3), "users", 4, None, None).unwrap();
+    let mut config = emu.config();
+    config.max_past_secs = 3600;
+    emu.set_config(config);
+    emu.push_fault(Fault::ShortBody);
+    h.set(b + H + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.expired, 1, "{sum:?}");
+    assert_eq!(
+        h.count(|k| *k == MeterEventKind::Expired { unanswered: true }),
+        1,
+        "{:?}",
+        h.events()
+    );
 }
 
 #[test]

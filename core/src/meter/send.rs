@@ -102,11 +102,13 @@ impl Results {
         self.outcomes
             .push(Outcome::Dead(it.id, reason.to_owned(), message.to_owned()));
     }
-    fn expire(&mut self, it: &SendItem) {
+    /// `retried`: an earlier attempt of the refused call got no answer it could trust (a
+    /// timeout, a connection cut, a server error), so it may have been metered.
+    fn expire(&mut self, it: &SendItem, retried: bool) {
         self.events.push(event(
             it,
             MeterEventKind::Expired {
-                unanswered: it.unanswered,
+                unanswered: it.unanswered || retried,
             },
         ));
         self.outcomes.push(Outcome::Expire(it.id));
@@ -511,6 +513,15 @@ fn mark_sending(inner: &Inner, items: &[SendItem]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether an attempt of the call that ended in `e` was retried without an answer that says
+/// it was not processed (a timeout, a connection cut, a server error): it may have been.
+fn unanswered_attempt(e: &Error) -> bool {
+    e.metadata()
+        .attempt_log()
+        .iter()
+        .any(|a| matches!(a.retry_reason, Some("transient" | "timeout")))
+}
+
 /// Handles an error that answered a whole call.
 async fn call_failed(
     inner: &Inner,
@@ -549,7 +560,7 @@ async fn call_failed(
         let mut res = Results::default();
         for it in &items {
             if e.error_code() == ErrorCode::TimestampOutOfBoundsException {
-                res.expire(it);
+                res.expire(it, unanswered_attempt(&e));
             } else {
                 res.dead(it, e.code(), e.message());
             }

@@ -66,8 +66,8 @@ pub(crate) struct SendItem {
     /// The bucket's own part of its `MeterUsage` client token (see `send::client_token`):
     /// none in the fleet store, and in buckets made before the local store had it.
     pub token_nonce: Option<String>,
-    /// Sent before and left `sending`: that send got no answer, and the service may have
-    /// metered it (see [`MeterEventKind::Expired`](super::MeterEventKind::Expired)).
+    /// Left `sending` by an earlier flush or claim (an answer lost, a sender gone): the service
+    /// may have metered it then (see [`MeterEventKind::Expired`](super::MeterEventKind::Expired)).
     pub unanswered: bool,
 }
 
@@ -122,7 +122,7 @@ pub(crate) struct Scope {
 }
 
 /// id, license, customer kind, customer, dimension, hour, sealed quantity, allocations, alarmed,
-/// product code, token nonce, sent before with no answer (`sending`).
+/// product code, token nonce, sent before (`attempts`).
 type SealedRow = (
     i64,
     String,

@@ -347,10 +347,12 @@ pub enum MeterEventKind {
     },
     /// The service refused the bucket as past its window; it will not be sent again.
     Expired {
-        /// An earlier send of the bucket got no answer (a timeout, a connection lost): the
-        /// service may have metered it then, and now says only that the hour is past its
-        /// window. Bill it elsewhere only after checking the service's records; `false`: it
-        /// was never sent before, so nothing of it was billed.
+        /// An earlier send of the bucket got no answer (in an earlier flush, or an earlier
+        /// attempt of the refused call: an answer lost to a timeout, a connection cut, a
+        /// process killed mid-call): the service may have metered it then, and it now says
+        /// only that the hour is past its window. Check the service's records before billing
+        /// it another way. `false`: every earlier send, if any, was answered with a refusal,
+        /// so nothing of it was billed.
         unanswered: bool,
     },
 }

@@ -242,17 +242,16 @@ impl Fleet {
                 .query(
                     "UPDATE mm_buckets b SET state = 'sending', claim = nextval('mm_claims'),
                             claimed_by = $3, lease_until = now() + $4::float8 * interval '1 millisecond',
-                            attempts = b.attempts + 1
-                     FROM (SELECT id, state FROM mm_buckets
-                           WHERE product_code = $1
-                             AND (state = 'sealed'
-                                  OR (state = 'sending' AND (lease_until < now() OR claimed_by = $3)))
-                             AND id <> ALL($5) AND license_arn <> ALL($6)
-                           ORDER BY hour <= $7, license_arn, hour, id LIMIT $2
-                           FOR UPDATE SKIP LOCKED) AS was
-                     WHERE b.id = was.id
-                     RETURNING b.id, b.claim, b.license_arn, b.customer_kind, b.customer, b.dimension,
-                               b.hour, b.quantity, b.allocations, was.state = 'sending'",
+                            attempts = attempts + CASE WHEN state = 'sending' THEN 1 ELSE 0 END
+                     WHERE b.id IN (SELECT id FROM mm_buckets
+                                    WHERE product_code = $1
+                                      AND (state = 'sealed'
+                                           OR (state = 'sending' AND (lease_until < now() OR claimed_by = $3)))
+                                      AND id <> ALL($5) AND license_arn <> ALL($6)
+                                    ORDER BY hour <= $7, license_arn, hour, id LIMIT $2
+                                    FOR UPDATE SKIP LOCKED)
+                     RETURNING id, claim, license_arn, customer_kind, customer, dimension, hour, quantity,
+                               allocations, attempts > 0",
                     &[&product, &limit, &self.claimer(), &lease_ms, &exclude, &licenses, &window_start],
                 )
                 .await;
@@ -275,8 +274,9 @@ impl Fleet {
                         .get::<_, Option<String>>(8)
                         .and_then(|s| serde_json::from_str::<Allocs>(&s).ok()),
                     token_nonce: None,
-                    // Claimed before, by this replica or one whose lease ran out: that send
-                    // (if it went) got no answer.
+                    // Left `sending` by an earlier claim (an answer lost, a sender gone):
+                    // counted in `attempts`, which a send certainly not processed (reverted
+                    // to `sealed`) never is.
                     unanswered: r.get(9),
                 }
             })

@@ -14,7 +14,7 @@ impl Db {
         {
             let mut st = tx
                 .prepare_cached(
-                    "UPDATE buckets SET state = 'sending', sent_at = ?2, attempts = attempts + 1
+                    "UPDATE buckets SET state = 'sending', sent_at = ?2
                      WHERE id = ?1 AND state IN ('sealed', 'sending')",
                 )
                 .map_err(store_err)?;

@@ -108,6 +108,14 @@ impl Db {
         if out.sealed > 0 {
             crate::meter::crash::hit("seal_mid_txn");
         }
+        // Left `sending` by an earlier flush (its answer lost, the process killed mid-call):
+        // the service may have metered them. Counted in `attempts`, which a send certainly
+        // not processed (reverted to `sealed`) never is, so it outlasts a later revert.
+        tx.execute(
+            "UPDATE buckets SET attempts = attempts + 1 WHERE state = 'sending'",
+            [],
+        )
+        .map_err(store_err)?;
         // Hours still in the service's window by the meter's clock first, oldest first: after
         // an outage, the hours past it would otherwise be sent first (each batch refused, then
         // sent again a record at a time), and a flush stopped on the way would start again
@@ -116,7 +124,7 @@ impl Db {
             let mut st = tx
                 .prepare(
                     "SELECT id, license_arn, customer_kind, customer, dimension, hour, sealed_quantity,
-                            allocations, alarmed, product_code, token_nonce, state = 'sending'
+                            allocations, alarmed, product_code, token_nonce, attempts > 0
                      FROM buckets WHERE state IN ('sealed', 'sending')
                      ORDER BY product_code <> ?1, product_code, hour + ?2 <= ?3, license_arn, hour, id",
                 )
