@@ -224,6 +224,8 @@ pub fn blocking_handle() -> Result<Handle, Error> {
 }
 
 thread_local! {
+    /// What [`after_block_on`] handed over, run when this thread's [`block_on`] returns.
+    static AFTER: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Whether this thread is one of the shared runtime's (a worker, or its blocking pool's).
     static ON_SHARED: Cell<bool> = const { Cell::new(false) };
     /// Whether this thread is inside [`block_on`] on the blocking runtime.
@@ -235,6 +237,20 @@ thread_local! {
 /// blocking runtime, apart from what the shared workers drive.
 pub(crate) fn on_blocking_runtime() -> bool {
     ON_BLOCKING.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Runs `f` when the [`block_on`] this thread is in returns, or gives it back (`Err`) when the
+/// thread is in none. For the seller's code a blocking call would run (a meter's event
+/// callbacks): run inside, it holds the runtime every blocking caller shares for as long as
+/// it takes, and every other thread's blocking call, its timeouts included, waits for it; a
+/// callback that waits for one of those calls never returns.
+pub(crate) fn after_block_on(f: Box<dyn FnOnce()>) -> Result<(), Box<dyn FnOnce()>> {
+    if !on_blocking_runtime() {
+        return Err(f);
+    }
+    let mut f = Some(f);
+    let _ = AFTER.try_with(|a| a.borrow_mut().extend(f.take()));
+    f.map_or(Ok(()), Err)
 }
 
 /// Runs `fut` to completion on the calling thread, blocking it.
@@ -281,6 +297,13 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
         })
     }));
     drop(reset);
+    // Outside the runtime now: what the call handed over (its event callbacks) runs here.
+    let after = AFTER
+        .try_with(|a| std::mem::take(&mut *a.borrow_mut()))
+        .unwrap_or_default();
+    for f in after {
+        f();
+    }
     out.map_err(|panic| {
         Error::invalid_state(format!(
             "the call panicked: {}",

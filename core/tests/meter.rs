@@ -876,6 +876,69 @@ fn a_panic_in_a_group_commit_fails_its_records_and_the_next_ones_commit() {
     assert_eq!(m.status().unwrap().pending, 1);
 }
 
+/// An event callback of a blocking flush runs after the flush's turn on the runtime every
+/// blocking caller shares, not during it: run inside, a callback that waited for another
+/// thread's blocking call (a queue that thread drains, a lock it holds) waited for good, as
+/// that call's I/O and timeouts were this thread's to drive; any slow callback held up every
+/// other blocking call in the process (found by a review of the JVM face).
+#[test]
+fn a_blocking_flushs_callback_does_not_hold_up_other_blocking_calls() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let done_rx = Mutex::new(done_rx);
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let started_tx = Mutex::new(started_tx);
+    let waited = Arc::new(Mutex::new(None));
+    let w = waited.clone();
+    let m = Arc::new(
+        UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(temp_db("callback-driver")))
+                .on_event(move |_| {
+                    let _ = started_tx.lock().unwrap().send(());
+                    let t = std::time::Instant::now();
+                    let got = done_rx
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(10));
+                    *w.lock().unwrap() = Some((got.is_ok(), t.elapsed()));
+                })
+                .build()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    m.record(cust(1), "users", 1, None, None).unwrap();
+    h.set(b + 600);
+    let flusher = {
+        let m = m.clone();
+        std::thread::spawn(move || m.flush_blocking())
+    };
+    started_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no event");
+    // Another thread's blocking call, while the callback waits for it.
+    let other = marketplace_metering::blocking::Client::from_async(client(&emu, 1));
+    let t = std::time::Instant::now();
+    let r = other.resolve_customer(
+        marketplace_metering::operation::resolve_customer::ResolveCustomerInput::builder()
+            .registration_token("reg-token-valid")
+            .build()
+            .unwrap(),
+    );
+    let took = t.elapsed();
+    let _ = done_tx.send(());
+    assert_eq!(flusher.join().unwrap().unwrap().acked, 1);
+    r.unwrap();
+    assert!(
+        took < Duration::from_secs(5),
+        "the other call took {took:?}"
+    );
+    assert_eq!(waited.lock().unwrap().map(|(ok, _)| ok), Some(true));
+}
+
 // A NUL in a customer identifier or a dimension is refused by every store, as the fleet
 // store must refuse it (tests/fleet.rs), for every customer kind and mode.
 #[test]

@@ -333,12 +333,31 @@ pub(super) struct Written {
 }
 
 impl Shared {
-    pub(super) fn emit(&self, events: Vec<MeterEvent>) {
+    pub(super) fn emit(&self, mut events: Vec<MeterEvent>) {
         if let Some(cb) = &self.on_event {
             if events.is_empty() {
                 return;
             }
             let replica = self.fleet.as_ref().map(|f| f.replica());
+            // In a blocking call (a flush, a close): delivered when it returns, on this
+            // thread, not while this thread drives the runtime every blocking caller shares
+            // (see `runtime::after_block_on`). The fleet's slot is given back by then.
+            if crate::runtime::on_blocking_runtime() {
+                for e in &mut events {
+                    e.replica_id = replica.map(str::to_owned);
+                }
+                let (cb, me) = (cb.clone(), self as *const Shared as usize);
+                let deliver = Box::new(move || {
+                    let _in = Mark::at(&IN_CALLBACK, me);
+                    for e in events {
+                        deliver_one(&cb, e);
+                    }
+                });
+                if let Err(deliver) = crate::runtime::after_block_on(deliver) {
+                    deliver();
+                }
+                return;
+            }
             // Only the flush's own callbacks: one on a recording thread holds up no slot.
             let slot = self
                 .fleet
@@ -349,19 +368,12 @@ impl Shared {
                 e.replica_id = replica.map(str::to_owned);
                 // The seller's code: a panic in it must not end the thread running it (the
                 // group committer, a flush) and stop the meter with it.
-                let kind = e.kind.as_str();
                 if let Some(f) = slot {
                     f.in_callback(true);
                 }
-                let returned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(e)));
+                deliver_one(cb, e);
                 if let Some(f) = slot {
                     f.in_callback(false);
-                }
-                if returned.is_err() {
-                    tracing::error!(
-                        event = kind,
-                        "meter: the on_event callback panicked; the event was counted"
-                    );
                 }
             }
         }
@@ -837,9 +849,25 @@ pub(super) struct Mark(&'static Marks, usize);
 
 impl Mark {
     fn enter(marks: &'static Marks, shared: &Shared) -> Mark {
-        let me = shared as *const Shared as usize;
+        Mark::at(marks, shared as *const Shared as usize)
+    }
+
+    /// [`Mark::enter`] for the meter whose `Shared` is at `me`.
+    fn at(marks: &'static Marks, me: usize) -> Mark {
         let _ = marks.try_with(|v| v.borrow_mut().push(me));
         Mark(marks, me)
+    }
+}
+
+/// Calls the seller's callback with one event. A panic in it must not end the thread running
+/// it (the group committer, a flush) and stop the meter with it.
+fn deliver_one(cb: &super::EventCallback, e: MeterEvent) {
+    let kind = e.kind.as_str();
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(e))).is_err() {
+        tracing::error!(
+            event = kind,
+            "meter: the on_event callback panicked; the event was counted"
+        );
     }
 }
 
