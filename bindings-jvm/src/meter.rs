@@ -468,10 +468,14 @@ impl NativeMeter {
         Ok(self.get()?.refuse_in_event_callback(&call)?)
     }
 
-    /// `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first).
+    /// `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first). A
+    /// cancelled coroutine or future drops this future, which stops the flush, as an
+    /// interrupt stops a blocking one: what it had not settled is sent by the next flush.
     pub async fn flush_async(&self) -> R<FlushSummaryRecord> {
         let m = self.get()?;
-        let handle = marketplace_metering::runtime::spawn_call(async move { m.flush().await })?;
+        let handle = marketplace_metering::runtime::AbortOnDrop(
+            marketplace_metering::runtime::spawn_call(async move { m.flush().await })?,
+        );
         match handle.await {
             Ok(r) => Ok(summary_record(&r?)),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

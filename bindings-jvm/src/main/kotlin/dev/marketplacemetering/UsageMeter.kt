@@ -362,7 +362,11 @@ class UsageMeter private constructor(
                 "the calling thread was interrupted: the flush stopped; what it had not sent is sent by the next flush",
             )
 
-    /** [flush] as a suspend function (runs on the native runtime). */
+    /**
+     * [flush] as a suspend function (runs on the native runtime). Cancelling the coroutine
+     * stops the flush, as an interrupt stops [flush]: what it had not settled is sent by the
+     * next flush. So does cancelling [flushAsync]'s future.
+     */
     suspend fun flushSuspend(): FlushSummary {
         refuseInListener()
         return flushOnRuntime()

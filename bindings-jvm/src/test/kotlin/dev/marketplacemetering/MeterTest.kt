@@ -147,6 +147,31 @@ class MeterTest {
         assertEquals(listOf(4L), emulator.ledger().map { it.quantity })
     }
 
+    /**
+     * Cancelling `flushAsync()` (or `flushSuspend()`'s coroutine) stops the flush, as an
+     * interrupt stops a blocking one: it went on sending with no caller to tell, and a later
+     * `close()` waited for it (found by a review). The next flush sends what it had not
+     * settled, billed once.
+     */
+    @Test
+    fun `a cancelled async flush stops, and the next flush sends its hour`(@TempDir dir: Path) {
+        val clock = ManualClock(hour.plusSeconds(600))
+        val events = CopyOnWriteArrayList<MeterEvent>()
+        meter(dir.resolve("m.db"), clock, events).use { m ->
+            m.record("cust-1", "users", 4)
+            clock.set(hour.plus(Duration.ofMinutes(62)))
+            emulator.pushFault("""{"kind":"delay","seconds":2.0}""")
+            val f = m.flushAsync()
+            Thread.sleep(500)
+            f.cancel(true)
+            Thread.sleep(2_500)
+            assertEquals(0L, m.status().acked, "the cancelled flush went on")
+            assertTrue(events.none { it.kind == "acked" })
+            assertEquals(1L, m.flush().acked)
+        }
+        assertEquals(listOf(4L), emulator.ledger().map { it.quantity })
+    }
+
     @Test
     fun `dead letters, requeue and a throwing listener`() {
         val clock = ManualClock(hour.plusSeconds(60))

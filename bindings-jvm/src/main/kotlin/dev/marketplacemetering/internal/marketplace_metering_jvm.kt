@@ -1169,7 +1169,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush() and 0xFFFF) != 32896) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_async() and 0xFFFF) != 9066) {
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_async() and 0xFFFF) != 55689) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_flush_until() and 0xFFFF) != 34301) {
@@ -3349,7 +3349,9 @@ public interface NativeMeterInterface {
     fun `flush`(): FlushSummaryRecord
     
     /**
-     * `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first).
+     * `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first). A
+     * cancelled coroutine or future drops this future, which stops the flush, as an
+     * interrupt stops a blocking one: what it had not settled is sent by the next flush.
      */
     suspend fun `flushAsync`(): FlushSummaryRecord
     
@@ -3605,7 +3607,9 @@ open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
 
     
     /**
-     * `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first).
+     * `flush()` on the core's runtime (the wrapper calls `refuse_in_listener` first). A
+     * cancelled coroutine or future drops this future, which stops the flush, as an
+     * interrupt stops a blocking one: what it had not settled is sent by the next flush.
      */
     @Throws(NativeException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
