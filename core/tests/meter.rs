@@ -1827,14 +1827,41 @@ async fn an_hour_expired_after_a_send_that_got_no_answer_says_it_may_be_billed(s
     assert_eq!(emu.ledger().len(), 1);
     drop(meter);
 
-    // An earlier attempt of the refused call itself got no answer.
+    // An earlier attempt of the refused call itself got no answer; the batch is then split
+    // and each record refused on its own (the split kept what the batch's attempts said).
     let (emu, h, b, meter) = scenario(Store::memory(), 2);
     h.set(b - 5 * H + 1);
     meter.record(cust(3), "users", 4, None, None).unwrap();
+    meter.record(cust(4), "users", 4, None, None).unwrap();
     let mut config = emu.config();
     config.max_past_secs = 3600;
     emu.set_config(config);
     emu.push_fault(Fault::ShortBody);
+    h.set(b + H + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.expired, 2, "{sum:?}");
+    assert_eq!(
+        h.count(|k| *k == MeterEventKind::Expired { unanswered: true }),
+        2,
+        "{:?}",
+        h.events()
+    );
+    drop(meter);
+
+    // An attempt that got no answer, then throttled ones: the call ends throttled, which
+    // must not put the bucket back as if nothing had been sent.
+    let (emu, h, b, meter) = scenario(Store::memory(), 3);
+    h.set(b - 5 * H + 1);
+    meter.record(cust(5), "users", 4, None, None).unwrap();
+    h.set(b - 4 * H + 600);
+    for f in [Fault::ShortBody, Fault::Throttle, Fault::Throttle] {
+        emu.push_fault(f);
+    }
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.acked, sum.deferred), (0, 1), "{sum:?}");
+    let mut config = emu.config();
+    config.max_past_secs = 3600;
+    emu.set_config(config);
     h.set(b + H + 600);
     let sum = meter.flush().await.unwrap();
     assert_eq!(sum.expired, 1, "{sum:?}");

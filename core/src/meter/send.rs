@@ -102,13 +102,11 @@ impl Results {
         self.outcomes
             .push(Outcome::Dead(it.id, reason.to_owned(), message.to_owned()));
     }
-    /// `retried`: an earlier attempt of the refused call got no answer it could trust (a
-    /// timeout, a connection cut, a server error), so it may have been metered.
-    fn expire(&mut self, it: &SendItem, retried: bool) {
+    fn expire(&mut self, it: &SendItem) {
         self.events.push(event(
             it,
             MeterEventKind::Expired {
-                unanswered: it.unanswered || retried,
+                unanswered: it.unanswered,
             },
         ));
         self.outcomes.push(Outcome::Expire(it.id));
@@ -525,17 +523,23 @@ fn unanswered_attempt(e: &Error) -> bool {
 /// Handles an error that answered a whole call.
 async fn call_failed(
     inner: &Inner,
-    items: Vec<SendItem>,
+    mut items: Vec<SendItem>,
     e: Error,
     sum: &mut FlushSummary,
 ) -> Result<Flow, Error> {
+    // An earlier attempt of this call got no answer: whatever the last one says, the items
+    // may have been metered, and stay so when split or refused after it.
+    if unanswered_attempt(&e) {
+        for it in &mut items {
+            it.unanswered = true;
+        }
+    }
     if e.is_retryable() {
         // Throttled calls were not processed: back to sealed. Others (timeouts, resets,
         // truncated answers) may have been: they stay `sending`, which is re-sent the same.
         // Credentials that did not load: nothing was sent either.
         if is_throttling(&e) || e.error_code() == ErrorCode::Credentials {
-            let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
-            record_outcomes(inner, &outcomes).await?;
+            revert_unsent(inner, &items).await?;
         }
         sum.deferred += items.len();
         sum.interrupted = Some(e);
@@ -551,8 +555,7 @@ async fn call_failed(
             // The service refuses an hour the local clock still places inside the window:
             // one of the two clocks is wrong. Nothing is final; the bucket waits, sealed, and
             // the flush goes on with the others.
-            let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
-            record_outcomes(inner, &outcomes).await?;
+            revert_unsent(inner, &items).await?;
             sum.deferred += items.len();
             sum.interrupted = Some(e);
             return Ok(Flow::Continue);
@@ -560,7 +563,7 @@ async fn call_failed(
         let mut res = Results::default();
         for it in &items {
             if e.error_code() == ErrorCode::TimestampOutOfBoundsException {
-                res.expire(it, unanswered_attempt(&e));
+                res.expire(it);
             } else {
                 res.dead(it, e.code(), e.message());
             }
@@ -583,9 +586,22 @@ async fn call_failed(
         return Ok(Flow::Continue);
     }
     // About the caller, not the records: nothing was metered; they stay sealed.
-    let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
-    record_outcomes(inner, &outcomes).await?;
+    revert_unsent(inner, &items).await?;
     Ok(Flow::Refused(e))
+}
+
+/// Puts `items` back to `sealed` after an answer that says this call was not processed,
+/// except those an earlier send (or attempt) of which got no answer: they stay `sending`,
+/// which the next flush counts among the sends the service may have metered (see
+/// [`SendItem::unanswered`](super::store::SendItem)) and sends again the same.
+async fn revert_unsent(inner: &Inner, items: &[SendItem]) -> Result<(), Error> {
+    let outcomes: Vec<Outcome> = items
+        .iter()
+        .filter(|i| !i.unanswered)
+        .map(|i| Outcome::Revert(i.id))
+        .collect();
+    record_outcomes(inner, &outcomes).await?;
+    Ok(())
 }
 
 /// What one Result says of a record sent.
