@@ -180,6 +180,24 @@ impl Db {
         // it made its own and billed the hours again. (Buckets made after the copy draw
         // their own part of the token: see migration 2.)
         tx.execute(MAKE_STORE_ID, []).map_err(store_err)?;
+        // `buckets.attempts` counts the sends whose answer was lost (see
+        // `SendItem::unanswered`); earlier releases counted every send, a throttled one too.
+        // Their counts are cleared once, marked in `meta`: a bucket left `sending` is counted
+        // again by the next seal. The schema is the same, so an earlier release still opens
+        // the store.
+        let cleared = tx
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('attempts', 'unanswered')",
+                [],
+            )
+            .map_err(store_err)?;
+        if cleared == 1 {
+            tx.execute(
+                "UPDATE buckets SET attempts = 0 WHERE state IN ('pending', 'sealed', 'sending', 'dead_lettered')",
+                [],
+            )
+            .map_err(store_err)?;
+        }
         tx.commit().map_err(store_err)
     }
 }

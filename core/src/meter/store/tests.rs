@@ -44,6 +44,52 @@ fn migrates_and_freezes_sealed_quantities() {
     assert!(err.to_string().contains("never changes"), "{err}");
 }
 
+/// A store an earlier release wrote counted every send in `attempts`, a throttled one too,
+/// and its buckets would have expired as possibly billed: the counts are cleared once, and a
+/// bucket left `sending` is counted again by the next seal (found by a review).
+#[test]
+fn attempts_an_earlier_release_counted_are_cleared_once() {
+    let dir = std::env::temp_dir().join(format!("mm-attempts-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("meter.db");
+    let bucket = |db: &Db, hour: i64, state: &str, attempts: i64| {
+        db.conn
+            .execute(
+                "INSERT INTO buckets (product_code, customer_kind, customer, dimension, hour,
+                                      quantity, state, sealed_quantity, attempts)
+                 VALUES ('p', 'C', 'c', 'd', ?1, 5, ?2, 5, ?3)",
+                params![hour, state, attempts],
+            )
+            .unwrap();
+    };
+    {
+        let db = Db::open(Some(&path), true).unwrap();
+        // As an earlier release left it: no mark, counts of answered sends.
+        db.conn
+            .execute("DELETE FROM meta WHERE key = 'attempts'", [])
+            .unwrap();
+        bucket(&db, 0, "sealed", 2);
+        bucket(&db, 3600, "sending", 3);
+    }
+    let mut db = Db::open(Some(&path), true).unwrap();
+    let p = db.prepare(&scope(), 6 * 3600).unwrap();
+    let mut unanswered: Vec<(i64, bool)> = p.items.iter().map(|i| (i.hour, i.unanswered)).collect();
+    unanswered.sort();
+    assert_eq!(unanswered, [(0, false), (3600, true)]);
+    // Once: a count made since stays.
+    drop(db);
+    let mut db = Db::open(Some(&path), true).unwrap();
+    db.conn
+        .execute("UPDATE buckets SET state = 'sealed' WHERE hour = 3600", [])
+        .unwrap();
+    let p = db.prepare(&scope(), 6 * 3600).unwrap();
+    let mut unanswered: Vec<(i64, bool)> = p.items.iter().map(|i| (i.hour, i.unanswered)).collect();
+    unanswered.sort();
+    assert_eq!(unanswered, [(0, false), (3600, true)]);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A store of schema version 1 (no token nonce) moves to version 2: its buckets keep no
 /// nonce, so one `sending` at the upgrade is resent with the token it was sent with, and
 /// every bucket made afterwards draws its own.
