@@ -388,8 +388,8 @@ export interface WindowAlarmEvent extends MeterEventBase {
 export interface ExpiredEvent extends MeterEventBase {
   kind: "expired";
   /** `"OutcomeUnknown"` when an earlier send of the bucket got no answer: the service may have
-   * metered it then (check its records before billing it another way); absent when it was
-   * never sent before. */
+   * metered it then (check its records before billing it another way); absent when every
+   * earlier send, if any, was answered (refused or throttled). */
   reason?: "OutcomeUnknown";
   message?: string;
 }

@@ -657,7 +657,7 @@ typedef struct mm_meter_event {
   /**
    * `DEAD_LETTERED`: the record's Status (`"CustomerNotSubscribed"`, `"DuplicateRecord"`, …)
    * or the error code. `EXPIRED`: `"OutcomeUnknown"` after a send that got no answer, NULL
-   * when the bucket was never sent before.
+   * when every earlier send of the bucket, if any, was answered (refused or throttled).
    */
   const char *reason;
   /**

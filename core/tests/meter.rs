@@ -1873,6 +1873,52 @@ async fn an_hour_expired_after_a_send_that_got_no_answer_says_it_may_be_billed(s
     );
 }
 
+both_stores!(
+    a_split_batch_stopped_midway_keeps_what_its_sends_said,
+    Store::memory()
+);
+/// A batch refused as too old is split and its records sent one at a time; a throttled one
+/// stops the flush. The records not sent yet go back as they were: unsent ones sealed (they
+/// stayed `sending`, and later expired as possibly billed, found by a review), and those of
+/// a batch an attempt of which got no answer still possibly billed (the fleet store put them
+/// back to sealed, and forgot it).
+async fn a_split_batch_stopped_midway_keeps_what_its_sends_said(store: Store) {
+    // The fleet store's database is the same for both: each its own hour.
+    for (k, first, unanswered) in [(0, None, false), (1, Some(Fault::ShortBody), true)] {
+        let (emu, h, b, meter) = scenario(store.clone(), 2);
+        let hour = b - (5 - k) * H;
+        h.set(hour + 1);
+        meter.record(cust(1), "users", 4, None, None).unwrap();
+        meter.record(cust(2), "users", 4, None, None).unwrap();
+        let mut config = emu.config();
+        config.max_past_secs = 3600;
+        emu.set_config(config);
+        h.set(hour + 6 * H + 600);
+        // The batch (after `first`, when given) refused as too old; the first record then
+        // throttled, twice (both attempts).
+        if let Some(f) = &first {
+            emu.push_fault(f.clone());
+        }
+        for f in [
+            Fault::Delay { seconds: 0.0 },
+            Fault::Throttle,
+            Fault::Throttle,
+        ] {
+            emu.push_fault(f);
+        }
+        let sum = meter.flush().await.unwrap();
+        assert_eq!((sum.expired, sum.deferred), (0, 2), "{sum:?}");
+        let sum = meter.flush().await.unwrap();
+        assert_eq!(sum.expired, 2, "{sum:?}");
+        assert_eq!(
+            h.count(|k| *k == MeterEventKind::Expired { unanswered }),
+            2,
+            "first {first:?}: {:?}",
+            h.events()
+        );
+    }
+}
+
 #[test]
 fn a_clock_stepping_back_into_a_sealed_hour_never_refuses_usage() {
     let emu = emulator();

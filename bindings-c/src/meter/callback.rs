@@ -60,7 +60,7 @@ pub struct mm_meter_event {
     pub metering_record_id: *const c_char,
     /// `DEAD_LETTERED`: the record's Status (`"CustomerNotSubscribed"`, `"DuplicateRecord"`, …)
     /// or the error code. `EXPIRED`: `"OutcomeUnknown"` after a send that got no answer, NULL
-    /// when the bucket was never sent before.
+    /// when every earlier send of the bucket, if any, was answered (refused or throttled).
     pub reason: *const c_char,
     /// `DEAD_LETTERED`, and `EXPIRED` with a `reason`: details.
     pub message: *const c_char,

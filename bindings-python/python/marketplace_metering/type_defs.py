@@ -185,8 +185,8 @@ class MeterEventTypeDef(_MeterEventRequired, total=False):
     #: ``dead_lettered``: why: the record's Status (``CustomerNotSubscribed``, ...) or the error
     #: code; the dead letter's ``reason`` and ``requeue(reason=...)``'s filter. ``expired``:
     #: ``"OutcomeUnknown"`` when an earlier send of the bucket got no answer, so the service may
-    #: have metered it then (check its records before billing it another way); absent when it
-    #: was never sent before.
+    #: have metered it then (check its records before billing it another way); absent when every
+    #: earlier send, if any, was answered (refused or throttled).
     reason: str
     #: ``dead_lettered``, and ``expired`` with a ``reason``: details.
     message: str

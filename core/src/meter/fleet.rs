@@ -89,7 +89,8 @@ const ATTEMPT_FOR: Duration = Duration::from_secs(30);
 const LONG_ATTEMPT_FOR: Duration = Duration::from_secs(600);
 
 /// TCP keepalives every [`KEEPALIVE_IDLE`] of quiet unless the connection string sets them
-/// (libpq's `keepalives_idle`, `keepalives_interval`, `keepalives_retries`): the default
+/// (libpq's `keepalives_idle`, `keepalives_interval`, `keepalives_retries`; a
+/// `keepalives_idle` of 7200, the default, reads as unset): the default
 /// (two hours) outlasts the idle timeout of every NAT and load balancer on the way (Azure's
 /// 4 minutes, AWS NAT gateways' 350 s), which forget a quiet flow without telling either
 /// end, and the pool's connections sit quiet between bursts.

@@ -411,18 +411,11 @@ fn batches(inner: &Inner, items: Vec<SendItem>) -> VecDeque<Vec<SendItem>> {
     queue
 }
 
-/// A fleet store's claimed buckets that a stopped flush will not send go back to sealed
-/// at once (not after their lease).
+/// The buckets a stopped flush will not send go back to sealed at once: a fleet store's
+/// claimed ones (not after their lease), and the records of a split batch, which its
+/// refusal left `sending` (see [`revert_unsent`]).
 async fn revert_claimed(inner: &Inner, queue: &VecDeque<Vec<SendItem>>) -> Result<(), Error> {
-    if inner.shared.fleet.is_none() {
-        return Ok(());
-    }
-    let rest: Vec<Outcome> = queue
-        .iter()
-        .flatten()
-        .map(|i| Outcome::Revert(i.id))
-        .collect();
-    record_outcomes(inner, &rest).await.map(|_| ())
+    revert_unsent(inner, queue.iter().flatten()).await
 }
 
 /// Sends the calls of `queue`. A retryable failure stops the flush (the rest is left for the
@@ -511,11 +504,11 @@ fn mark_sending(inner: &Inner, items: &[SendItem]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether an attempt of the call that ended in `e` was retried without an answer that says
-/// it was not processed (a timeout, a connection cut, a server error): it may have been.
-fn unanswered_attempt(e: &Error) -> bool {
-    e.metadata()
-        .attempt_log()
+/// Whether an attempt of a call (its metadata: the error's, or the answer's) was retried
+/// without an answer that says it was not processed (a timeout, a connection cut, a server
+/// error): it may have been.
+fn unanswered_attempt(meta: &crate::ResponseMetadata) -> bool {
+    meta.attempt_log()
         .iter()
         .any(|a| matches!(a.retry_reason, Some("transient" | "timeout")))
 }
@@ -529,7 +522,7 @@ async fn call_failed(
 ) -> Result<Flow, Error> {
     // An earlier attempt of this call got no answer: whatever the last one says, the items
     // may have been metered, and stay so when split or refused after it.
-    if unanswered_attempt(&e) {
+    if unanswered_attempt(e.metadata()) {
         for it in &mut items {
             it.unanswered = true;
         }
@@ -590,13 +583,16 @@ async fn call_failed(
     Ok(Flow::Refused(e))
 }
 
-/// Puts `items` back to `sealed` after an answer that says this call was not processed,
-/// except those an earlier send (or attempt) of which got no answer: they stay `sending`,
-/// which the next flush counts among the sends the service may have metered (see
+/// Puts `items` back to `sealed` (a fleet store's out of their claim) when they were not
+/// processed, except those an earlier send (or attempt) of which got no answer: they stay
+/// `sending`, which the next flush counts among the sends the service may have metered (see
 /// [`SendItem::unanswered`](super::store::SendItem)) and sends again the same.
-async fn revert_unsent(inner: &Inner, items: &[SendItem]) -> Result<(), Error> {
+async fn revert_unsent<'a>(
+    inner: &Inner,
+    items: impl IntoIterator<Item = &'a SendItem>,
+) -> Result<(), Error> {
     let outcomes: Vec<Outcome> = items
-        .iter()
+        .into_iter()
         .filter(|i| !i.unanswered)
         .map(|i| Outcome::Revert(i.id))
         .collect();
@@ -710,6 +706,13 @@ async fn send_batch(
             Ok(out) => out,
             Err(e) => return call_failed(inner, items, e.into(), sum).await,
         };
+        // Answered after an attempt that was not: what this answer leaves unprocessed, that
+        // attempt may have metered.
+        if unanswered_attempt(out.metadata()) {
+            for it in &mut items {
+                it.unanswered = true;
+            }
+        }
         let mut index: HashMap<RecordKey, usize> = HashMap::new();
         let mut sent: Vec<Option<UsageRecord>> = Vec::with_capacity(items.len());
         for (i, it) in items.iter().enumerate() {
@@ -790,8 +793,7 @@ async fn send_batch(
             .collect();
         rounds += 1;
         if rounds > inner.max_unprocessed_rounds {
-            let outcomes: Vec<Outcome> = items.iter().map(|i| Outcome::Revert(i.id)).collect();
-            record_outcomes(inner, &outcomes).await?;
+            revert_unsent(inner, &items).await?;
             sum.deferred += items.len();
             return Ok(Flow::Continue);
         }

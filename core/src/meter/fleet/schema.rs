@@ -846,6 +846,23 @@ impl Fleet {
                 // The fleet's identity, made with its schema (see the SQLite store's
                 // `migrate`): a database restored from a backup sends the same tokens.
                 tx.execute(MAKE_STORE_ID, &[]).await?;
+                // `mm_buckets.attempts` counts the sends whose answer was lost; earlier
+                // releases counted every claim. Cleared once, as the SQLite store's are.
+                let cleared = tx
+                    .execute(
+                        "INSERT INTO mm_meta (key, value) VALUES ('attempts', 'unanswered')
+                         ON CONFLICT (key) DO NOTHING",
+                        &[],
+                    )
+                    .await?;
+                if cleared == 1 {
+                    tx.execute(
+                        "UPDATE mm_buckets SET attempts = 0
+                         WHERE state IN ('sealed', 'sending', 'dead_lettered') AND attempts <> 0",
+                        &[],
+                    )
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(Ok(None))
             }

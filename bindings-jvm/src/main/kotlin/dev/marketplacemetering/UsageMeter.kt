@@ -63,8 +63,8 @@ data class MeterEvent(
      * `dead_lettered`: why: the record's Status (`CustomerNotSubscribed`, …) or the error code;
      * the dead letter's `reason` and `requeue(reason = …)`'s filter. `expired`:
      * `OutcomeUnknown` when an earlier send of the bucket got no answer, so the service may
-     * have metered it then (check its records before billing it another way); `null` when it
-     * was never sent before.
+     * have metered it then (check its records before billing it another way); `null` when every
+     * earlier send, if any, was answered (refused or throttled).
      */
     val reason: String?,
     /** `dead_lettered`, and `expired` with a [reason]: details. */
