@@ -244,6 +244,7 @@ pub(crate) fn on_blocking_runtime() -> bool {
 /// callbacks): run inside, it holds the runtime every blocking caller shares for as long as
 /// it takes, and every other thread's blocking call, its timeouts included, waits for it; a
 /// callback that waits for one of those calls never returns.
+#[cfg(feature = "meter")]
 pub(crate) fn after_block_on(f: Box<dyn FnOnce()>) -> Result<(), Box<dyn FnOnce()>> {
     if !on_blocking_runtime() {
         return Err(f);
