@@ -1770,10 +1770,20 @@ async fn an_hour_the_service_refuses_but_the_clock_does_not_waits_sealed() {
     assert_eq!(sum.expired, 2, "{sum:?}");
     assert_eq!(emu.ledger().len(), 0);
     // Its first send was answered (refused): nothing of it can have been billed.
-    assert_eq!(
-        h.count(|k| *k == MeterEventKind::Expired { unanswered: false }),
-        2
-    );
+    assert_eq!(expired_count(&h, false), 2);
+}
+
+/// The emulator refuses hours more than an hour old: by the service's clock, the window of
+/// the hours these tests record has ended.
+fn end_the_window(emu: &Emulator) {
+    let mut config = emu.config();
+    config.max_past_secs = 3600;
+    emu.set_config(config);
+}
+
+/// The `expired` events whose `unanswered` is `unanswered`.
+fn expired_count(h: &Harness, unanswered: bool) -> usize {
+    h.count(|k| *k == MeterEventKind::Expired { unanswered })
 }
 
 both_stores!(
@@ -1802,9 +1812,7 @@ async fn an_hour_expired_after_a_send_that_got_no_answer_says_it_may_be_billed(s
     let sum = meter.flush().await.unwrap();
     assert_eq!((sum.acked, sum.deferred), (0, 1), "{sum:?}");
     // The service's window ends for that hour; the meter's clock agrees.
-    let mut config = emu.config();
-    config.max_past_secs = 3600;
-    emu.set_config(config);
+    end_the_window(&emu);
     h.set(b + H + 600);
     let sum = meter.flush().await.unwrap();
     assert_eq!(sum.expired, 1, "{sum:?}");
@@ -1833,19 +1841,12 @@ async fn an_hour_expired_after_a_send_that_got_no_answer_says_it_may_be_billed(s
     h.set(b - 5 * H + 1);
     meter.record(cust(3), "users", 4, None, None).unwrap();
     meter.record(cust(4), "users", 4, None, None).unwrap();
-    let mut config = emu.config();
-    config.max_past_secs = 3600;
-    emu.set_config(config);
+    end_the_window(&emu);
     emu.push_fault(Fault::ShortBody);
     h.set(b + H + 600);
     let sum = meter.flush().await.unwrap();
     assert_eq!(sum.expired, 2, "{sum:?}");
-    assert_eq!(
-        h.count(|k| *k == MeterEventKind::Expired { unanswered: true }),
-        2,
-        "{:?}",
-        h.events()
-    );
+    assert_eq!(expired_count(&h, true), 2, "{:?}", h.events());
     drop(meter);
 
     // An attempt that got no answer, then throttled ones: the call ends throttled, which
@@ -1859,18 +1860,11 @@ async fn an_hour_expired_after_a_send_that_got_no_answer_says_it_may_be_billed(s
     }
     let sum = meter.flush().await.unwrap();
     assert_eq!((sum.acked, sum.deferred), (0, 1), "{sum:?}");
-    let mut config = emu.config();
-    config.max_past_secs = 3600;
-    emu.set_config(config);
+    end_the_window(&emu);
     h.set(b + H + 600);
     let sum = meter.flush().await.unwrap();
     assert_eq!(sum.expired, 1, "{sum:?}");
-    assert_eq!(
-        h.count(|k| *k == MeterEventKind::Expired { unanswered: true }),
-        1,
-        "{:?}",
-        h.events()
-    );
+    assert_eq!(expired_count(&h, true), 1, "{:?}", h.events());
 }
 
 both_stores!(
@@ -1890,9 +1884,7 @@ async fn a_split_batch_stopped_midway_keeps_what_its_sends_said(store: Store) {
         h.set(hour + 1);
         meter.record(cust(1), "users", 4, None, None).unwrap();
         meter.record(cust(2), "users", 4, None, None).unwrap();
-        let mut config = emu.config();
-        config.max_past_secs = 3600;
-        emu.set_config(config);
+        end_the_window(&emu);
         h.set(hour + 6 * H + 600);
         // The batch (after `first`, when given) refused as too old; the first record then
         // throttled, twice (both attempts).
@@ -1911,7 +1903,7 @@ async fn a_split_batch_stopped_midway_keeps_what_its_sends_said(store: Store) {
         let sum = meter.flush().await.unwrap();
         assert_eq!(sum.expired, 2, "{sum:?}");
         assert_eq!(
-            h.count(|k| *k == MeterEventKind::Expired { unanswered }),
+            expired_count(&h, unanswered),
             2,
             "first {first:?}: {:?}",
             h.events()
