@@ -129,6 +129,32 @@ struct Inner {
     user_agent: HeaderValue,
 }
 
+/// Drops an HTTP client of this process (its idle connections close) and says so; one built
+/// before fork() is kept instead: its pooled connections are tasks of the parent's runtime,
+/// and dropping them wakes those tasks there, on a runtime whose threads the child does not
+/// have (one may have held its queue's lock at the fork: the child hung for good).
+fn release(slot: Option<(u32, reqwest::Client)>) -> bool {
+    match slot {
+        Some((p, c)) if p == runtime::pid() => {
+            drop(c);
+            true
+        }
+        Some(inherited) => {
+            runtime::keep_inherited(inherited);
+            false
+        }
+        None => false,
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for slot in [&mut self.http, &mut self.blocking_http] {
+            release(slot.get_mut().unwrap_or_else(|p| p.into_inner()).take());
+        }
+    }
+}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
@@ -174,21 +200,10 @@ impl Client {
     /// until they finish. A later call opens a new pool (as boto3's client after `close()`).
     /// Returns how many pools were released (0, 1 or 2).
     pub fn close(&self) -> usize {
-        let pid = runtime::pid();
-        let mut released = 0;
-        for slot in [&self.inner.http, &self.inner.blocking_http] {
-            let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-            match taken {
-                Some((p, c)) if p == pid => {
-                    drop(c);
-                    released += 1;
-                }
-                // Built before fork(): its connections belong to the parent.
-                Some(inherited) => runtime::keep_inherited(inherited),
-                None => {}
-            }
-        }
-        released
+        [&self.inner.http, &self.inner.blocking_http]
+            .into_iter()
+            .filter(|slot| release(slot.lock().unwrap_or_else(|p| p.into_inner()).take()))
+            .count()
     }
 
     /// The service's clock as this client knows it: the local clock, corrected by the offset

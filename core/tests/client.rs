@@ -1472,3 +1472,31 @@ fn one_answers_date_does_not_move_the_clock() {
     let learnt = call();
     assert!((learnt - 290_000).abs() < 3000, "{learnt}");
 }
+
+/// gunicorn `--preload`: each worker inherits the master's client, whose pooled connections
+/// are tasks of the master's runtime. A worker that drops it (a request handler's client, a
+/// meter it may not use) must not touch that runtime: the worker hung for good.
+#[test]
+fn a_client_inherited_across_fork_is_dropped_without_touching_the_parents_runtime() {
+    let emu = emulator();
+    let c = client(&emu);
+    let rt = marketplace_metering::runtime::handle().unwrap();
+    let calls: Vec<_> = (0..4)
+        .map(|i| {
+            let c = c.clone();
+            rt.spawn(async move {
+                c.send_batch_meter_usage(batch(vec![record(&format!("cust-{}", i + 1), 1)]))
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        rt.block_on(call).unwrap().unwrap();
+    }
+    // SAFETY: the child leaves with `_exit`, never dropping its `c`: this is its last drop.
+    let hung = support::children_that_hung(200, || drop(unsafe { std::ptr::read(&c) }));
+    assert_eq!(hung, 0, "children hung dropping an inherited client");
+    // The parent's pool is unharmed.
+    rt.block_on(c.send_batch_meter_usage(batch(vec![record("cust-9", 1)])))
+        .unwrap();
+}

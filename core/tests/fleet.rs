@@ -712,6 +712,31 @@ fn a_lease_past_half_an_hour_is_refused() {
     m.close_blocking().unwrap();
 }
 
+/// gunicorn `--preload` with a fleet meter: each worker inherits the master's meter, whose
+/// pooled PostgreSQL connections are tasks of the master's runtime. A worker may not use it,
+/// and dropping it must not touch that runtime (aborting a connection's task there): the
+/// worker hung for good on a lock a runtime thread held at the fork.
+#[test]
+fn a_fleet_meter_inherited_across_fork_is_dropped_without_touching_the_parents_runtime() {
+    let (emu, url, b, clock) = start();
+    let m = durable_meter(&emu, &url, &clock);
+    // Several pooled connections: writers at once.
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let m = &m;
+            s.spawn(move || m.record(cust(i + 1), "users", 1, None, None).unwrap());
+        }
+    });
+    // SAFETY: the child leaves with `_exit`, never dropping its `m`: this is its last drop.
+    let hung = support::children_that_hung(200, || drop(unsafe { std::ptr::read(&m) }));
+    assert_eq!(hung, 0, "children hung dropping an inherited fleet meter");
+    // The parent's pool is unharmed, and nothing it acknowledged is lost.
+    m.record(cust(1), "users", 1, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    let s = m.close_blocking().unwrap();
+    assert_eq!(billed_total(&emu), 5, "{s:?} {:?}", emu.ledger());
+}
+
 /// An exit hook's write of the buffer (`write_buffered`: Node's `exit` handler, the JVM's
 /// shutdown hook, the C face's `atexit`) waits for a background flush's write of the fleet
 /// store still in flight. It found the buffer empty, as that write had taken it, and returned

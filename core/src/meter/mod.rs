@@ -125,13 +125,8 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.check_process().is_err() {
-            // Inherited across fork(): the threads are not in this process and the buffer is
-            // the parent's to write. Touch nothing (the store's connection is leaked too).
-            std::mem::forget(lock(&self.flusher).take());
-            std::mem::forget(lock(&self.committer).take());
-            return;
-        }
+        // Never in a process forked from the one that made the meter: each handle's drop
+        // there keeps the meter (see `UsageMeter`'s drop).
         if let Some(h) = lock(&self.flusher).take() {
             h.abort();
         }
@@ -282,6 +277,15 @@ impl Clone for UsageMeter {
 
 impl Drop for UsageMeter {
     fn drop(&mut self) {
+        if self.inner.check_process().is_err() {
+            // Inherited across fork(): the meter is never dropped here. Its fleet store's
+            // pooled connections, its client's and its flusher are tasks of the parent's
+            // runtime, whose threads the child does not have; dropping them wakes those tasks
+            // there, and a child whose fork caught one of those threads holding the runtime's
+            // queue lock hung for good (a gunicorn worker of a `--preload` app).
+            crate::runtime::keep_inherited(Arc::clone(&self.inner));
+            return;
+        }
         if !self.counted || self.inner.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }

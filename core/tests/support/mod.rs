@@ -96,3 +96,48 @@ pub fn assert_first_batch_carries(emu: &Emulator, wanted: &str) {
         first.body
     );
 }
+
+/// Forks `children` times while a thread keeps the shared runtime busy (spawning from
+/// outside, as a flusher's timers and a fleet's connections do) and runs `in_child` in each
+/// child, which then leaves; returns how many children were still running it after 5 s.
+/// A child that touches the runtime it inherited can wait for good on a lock one of the
+/// runtime's threads held at the fork: that thread is not in the child to let go of it.
+pub fn children_that_hung(children: usize, in_child: impl Fn()) -> usize {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = marketplace_metering::runtime::handle().unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let busy = {
+        let stop = stop.clone();
+        let rt = rt.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                rt.spawn(async {});
+            }
+        })
+    };
+    let mut hung = 0;
+    for _ in 0..children {
+        // SAFETY: the child runs `in_child` under an alarm and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            unsafe { libc::alarm(5) };
+            in_child();
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGALRM {
+            hung += 1;
+        } else {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child failed: {status}"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    busy.join().unwrap();
+    hung
+}
