@@ -689,6 +689,29 @@ def spinning(fn: Any) -> int:
         t.join()
 
 
+async def test_a_cancelled_flush_async_stops_and_the_next_flush_sends_its_hour(emu: Emulator) -> None:
+    # asyncio.wait_for() timing out, a task cancelled at shutdown: the flush stops where it is,
+    # as Ctrl-C stops a blocking flush(), instead of going on with no caller to tell.
+    import asyncio
+    t0 = base()
+    clock = ManualClock(t0)
+    m = mm.UsageMeter(emu.async_client(), product_code=emu.product_code, clock=clock, flush_interval=None)
+    m.record("cust-1", "users", 4)
+    clock.advance(SEAL)
+    emu.push_fault({"kind": "delay", "seconds": 2.0})
+    task = asyncio.create_task(m.flush_async())
+    await asyncio.sleep(0.5)  # the call is in the emulator's delay (it logs it after)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(2.5)
+    assert m.status()["acked"] == 0, "the cancelled flush went on"
+    assert (await m.flush_async())["acked"] == 1
+    await m.close_async()
+    assert [e["quantity"] for e in emu.ledger()] == [4]
+
+
 def test_flush_releases_the_gil(emu: Emulator) -> None:
     t0 = base()
     clock = ManualClock(t0)
