@@ -5,7 +5,7 @@ mod attempt;
 mod sign;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderMap, HeaderValue};
@@ -106,14 +106,14 @@ pub struct Client {
 
 struct Inner {
     config: Config,
-    /// The HTTP client of calls on a shared runtime's workers (or the caller's own runtime),
-    /// and the pid it was built in: connection pools belong to one runtime, so a child
-    /// process after fork() builds its own.
-    http: Mutex<Option<(u32, reqwest::Client)>>,
+    /// The HTTP client of calls on a shared runtime's workers (or the caller's own runtime).
+    /// Connection pools belong to one runtime, so a child process after fork() builds its
+    /// own, and never drops its parent's (see [`runtime::PerProcess`]).
+    http: runtime::PerProcess<Option<reqwest::Client>>,
     /// The same for blocking calls, whose connections are served by the blocking runtime
     /// (see [`runtime::block_on`]): only a blocking call drives it, so a connection of its
     /// pool handed to a call on a worker could stall until the next blocking call.
-    blocking_http: Mutex<Option<(u32, reqwest::Client)>>,
+    blocking_http: runtime::PerProcess<Option<reqwest::Client>>,
     credentials: CredentialsProvider,
     retry: RetryState,
     /// The endpoint, parsed once (an unparseable one fails every call with its reason).
@@ -127,32 +127,6 @@ struct Inner {
     /// ([`NO_CANDIDATE`]: none).
     clock_candidate_ms: AtomicI64,
     user_agent: HeaderValue,
-}
-
-/// Drops an HTTP client of this process (its idle connections close) and says so; one built
-/// before fork() is kept instead: its pooled connections are tasks of the parent's runtime,
-/// and dropping them wakes those tasks there, on a runtime whose threads the child does not
-/// have (one may have held its queue's lock at the fork: the child hung for good).
-fn release(slot: Option<(u32, reqwest::Client)>) -> bool {
-    match slot {
-        Some((p, c)) if p == runtime::pid() => {
-            drop(c);
-            true
-        }
-        Some(inherited) => {
-            runtime::keep_inherited(inherited);
-            false
-        }
-        None => false,
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for slot in [&mut self.http, &mut self.blocking_http] {
-            release(slot.get_mut().unwrap_or_else(|p| p.into_inner()).take());
-        }
-    }
 }
 
 impl std::fmt::Debug for Client {
@@ -171,8 +145,8 @@ impl Client {
         let retry = RetryState::new(config.retry.clone());
         Client {
             inner: Arc::new(Inner {
-                http: Mutex::new(None),
-                blocking_http: Mutex::new(None),
+                http: runtime::PerProcess::new(),
+                blocking_http: runtime::PerProcess::new(),
                 credentials,
                 retry,
                 url: reqwest::Url::parse(&config.endpoint).map_err(|e| {
@@ -202,7 +176,7 @@ impl Client {
     pub fn close(&self) -> usize {
         [&self.inner.http, &self.inner.blocking_http]
             .into_iter()
-            .filter(|slot| release(slot.lock().unwrap_or_else(|p| p.into_inner()).take()))
+            .filter(|slot| slot.lock().take().is_some())
             .count()
     }
 
@@ -385,18 +359,13 @@ impl Client {
         } else {
             &self.inner.http
         };
-        let pid = runtime::pid();
-        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((p, c)) = slot.as_ref() {
-            if *p == pid {
-                return Ok(c.clone());
-            }
-            // Built before fork(): its pooled connections belong to the parent.
-            runtime::keep_inherited(slot.take());
+        let mut slot = slot.lock();
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
         }
         let cfg = &self.inner.config;
         let c = crate::tls::http_client(cfg.connect_timeout, cfg.read_timeout, &cfg.http)?;
-        *slot = Some((pid, c.clone()));
+        *slot = Some(c.clone());
         Ok(c)
     }
 }

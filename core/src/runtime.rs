@@ -44,28 +44,103 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
 
 use crate::Error;
 
-/// A runtime and the process it was built in.
+/// A runtime of this process.
 struct Shared {
     rt: Runtime,
-    pid: u32,
 }
 
-type Slot = Mutex<Option<Arc<Shared>>>;
+type Slot = PerProcess<Option<Arc<Shared>>>;
 
 /// The multi-thread runtime for spawned work.
-static SHARED: Slot = Mutex::new(None);
+static SHARED: Slot = PerProcess::new();
 /// The current-thread runtime blocking callers share.
-static BLOCKING: Slot = Mutex::new(None);
+static BLOCKING: Slot = PerProcess::new();
 /// The one-thread runtime that runs the HTTP exchanges of async calls made outside any task.
-static IO: Slot = Mutex::new(None);
+static IO: Slot = PerProcess::new();
+
+/// A `Mutex` of one process: a child forked from it gets a new, unlocked one holding
+/// `T::default()`, and the parent's, with what it holds, is kept and never dropped there.
+///
+/// A lock a thread held at the instant of `fork()` stays locked in the child for good: the
+/// thread is not there to let it go. The shared runtime's workers take these locks (every
+/// fleet flush spawns; a client's first call builds its pool), so a child forked while one
+/// did hung at its first call, or at exit in Python's `atexit` (a gunicorn worker of a
+/// `--preload` app). What the parent's holds (its runtimes, its connection pools) is tied to
+/// the parent's threads and must not be dropped in the child either (see [`keep_inherited`]).
+pub(crate) struct PerProcess<T> {
+    current: AtomicPtr<Generation<T>>,
+}
+
+struct Generation<T> {
+    forks: u64,
+    value: Mutex<T>,
+}
+
+/// The generation a parent process used, kept reachable in the child.
+struct Inherited<T>(#[allow(dead_code)] *mut Generation<T>);
+
+// SAFETY: only kept, never read or dropped (see `keep_inherited`).
+unsafe impl<T> Send for Inherited<T> {}
+
+impl<T> PerProcess<T> {
+    pub(crate) const fn new() -> Self {
+        PerProcess {
+            current: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+}
+
+impl<T: Default + 'static> PerProcess<T> {
+    /// This process's value, locked.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        let forks = process_generation();
+        loop {
+            let p = self.current.load(Ordering::Acquire);
+            // SAFETY: a pointer stored here is a `Box` freed only by `drop`, which has `&mut`.
+            if let Some(g) = unsafe { p.as_ref() } {
+                if g.forks == forks {
+                    return g.value.lock().unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+            let new = Box::into_raw(Box::new(Generation {
+                forks,
+                value: Mutex::new(T::default()),
+            }));
+            match self
+                .current
+                .compare_exchange(p, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if !p.is_null() => keep_inherited(Inherited(p)),
+                Ok(_) => {}
+                // SAFETY: `new` was never shared.
+                Err(_) => drop(unsafe { Box::from_raw(new) }),
+            }
+        }
+    }
+}
+
+impl<T> Drop for PerProcess<T> {
+    fn drop(&mut self) {
+        let p = *self.current.get_mut();
+        if p.is_null() {
+            return;
+        }
+        // SAFETY: the pointer is a `Box` of this value, which is being dropped.
+        let g = unsafe { Box::from_raw(p) };
+        if g.forks != process_generation() {
+            // The parent's: its value is tied to the parent's threads.
+            std::mem::forget(g);
+        }
+    }
+}
 
 /// Forks seen by this process: bumped in the child by a `pthread_atfork` handler.
 static FORKS: AtomicU64 = AtomicU64::new(0);
@@ -151,19 +226,14 @@ fn caught(build: impl FnOnce() -> std::io::Result<Runtime>) -> std::io::Result<R
 
 /// The runtime in `slot`, built with `build` on first use and again after fork.
 fn get(slot: &Slot, build: fn() -> std::io::Result<Runtime>) -> Result<Arc<Shared>, Error> {
-    let pid = pid();
-    let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = slot.lock();
     if let Some(s) = guard.as_ref() {
-        if s.pid == pid {
-            return Ok(s.clone());
-        }
-        // Inherited from the parent across fork(): never drop it here.
-        keep_inherited(guard.take());
+        return Ok(s.clone());
     }
     let rt = caught(build).map_err(|e| {
         Error::invalid_state(format!("cannot start the runtime: {e}")).with_source(e)
     })?;
-    let s = Arc::new(Shared { rt, pid });
+    let s = Arc::new(Shared { rt });
     *guard = Some(s.clone());
     Ok(s)
 }
@@ -435,7 +505,8 @@ type Restart = (
     Box<dyn Fn() + Send + Sync>,
 );
 
-static RESTARTS: Mutex<Vec<Restart>> = Mutex::new(Vec::new());
+/// A child forked meanwhile starts with none: the parent's meters are refused there.
+static RESTARTS: PerProcess<Vec<Restart>> = PerProcess::new();
 
 /// Registers `restart`, called after every [`shutdown`] while `owner` is alive to start its
 /// long-lived tasks (a meter's background flusher) again on a new runtime.
@@ -444,7 +515,7 @@ pub(crate) fn restart_after_shutdown(
     owner: std::sync::Weak<dyn std::any::Any + Send + Sync>,
     restart: impl Fn() + Send + Sync + 'static,
 ) {
-    let mut r = RESTARTS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut r = RESTARTS.lock();
     r.retain(|(o, _)| o.strong_count() > 0);
     r.push((owner, Box::new(restart)));
 }
@@ -472,12 +543,8 @@ pub fn shutdown() {
         std::thread::sleep(Duration::from_millis(5));
     }
     for slot in [&SHARED, &BLOCKING, &IO] {
-        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let taken = slot.lock().take();
         if let Some(s) = taken {
-            if s.pid != pid() {
-                keep_inherited(s);
-                continue;
-            }
             match Arc::try_unwrap(s) {
                 Ok(s) => s.rt.shutdown_timeout(Duration::from_secs(2)),
                 // Still used elsewhere (a call in flight): leave it to its last owner.
@@ -486,7 +553,7 @@ pub fn shutdown() {
         }
     }
     let live: Vec<Restart> = {
-        let mut r = RESTARTS.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = RESTARTS.lock();
         r.retain(|(o, _)| o.strong_count() > 0);
         std::mem::take(&mut *r)
     };
@@ -494,7 +561,7 @@ pub fn shutdown() {
     for (_, restart) in &live {
         restart();
     }
-    let mut r = RESTARTS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut r = RESTARTS.lock();
     r.extend(live.into_iter().filter(|(o, _)| o.strong_count() > 0));
 }
 

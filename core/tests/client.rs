@@ -1500,3 +1500,51 @@ fn a_client_inherited_across_fork_is_dropped_without_touching_the_parents_runtim
     rt.block_on(c.send_batch_meter_usage(batch(vec![record("cust-9", 1)])))
         .unwrap();
 }
+
+/// A worker forked while a thread of its parent was inside the library's runtimes (every
+/// fleet flush spawns on the shared one; every blocking call takes the blocking one) hung at
+/// its first call, or at exit, where Python's `atexit` and C's `mm_shutdown()` stop the
+/// runtimes: the lock that thread held stayed locked in the child.
+#[test]
+fn a_child_forked_while_the_runtimes_are_busy_calls_and_exits() {
+    use marketplace_metering::runtime;
+    let emu = emulator();
+    let endpoint = emu.endpoint();
+    // What those threads do to the runtimes' slots, without the rest of their work.
+    let busy = || {
+        drop(runtime::handle().unwrap());
+        drop(runtime::blocking_handle().unwrap());
+    };
+    let hung = support::children_that_hung_beside(200, busy, || {
+        let c = blocking::Client::new(support::config(endpoint.clone()).build().unwrap());
+        c.batch_meter_usage(batch(vec![record("cust-1", 1)]))
+            .unwrap();
+        drop(runtime::handle().unwrap().spawn(async {}));
+        runtime::shutdown();
+    });
+    assert_eq!(hung, 0, "children hung in the runtimes they inherited");
+}
+
+/// A worker forked while its parent's threads used a client, which the worker then uses (the
+/// README's gunicorn pattern makes a meter of the master's client in each worker): the
+/// client's pool lock, held at the fork by a parent's thread, stayed locked in the worker,
+/// and its first call hung.
+#[test]
+fn a_child_forked_while_its_parent_uses_a_client_can_use_it() {
+    let emu = emulator();
+    let c = client(&emu);
+    let busy = {
+        let c = c.clone();
+        move || {
+            c.close();
+        }
+    };
+    let hung = support::children_that_hung_beside(200, busy, || {
+        marketplace_metering::runtime::block_on(
+            c.send_batch_meter_usage(batch(vec![record("cust-1", 1)])),
+        )
+        .unwrap()
+        .unwrap();
+    });
+    assert_eq!(hung, 0, "children hung calling an inherited client");
+}

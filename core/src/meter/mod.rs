@@ -640,6 +640,8 @@ impl UsageMeter {
 
     /// [`flush`](Self::flush), blocking the calling thread (not from an async task).
     pub fn flush_blocking(&self) -> Result<FlushSummary, Error> {
+        // Refused in a forked child before any runtime is built there.
+        self.inner.check_process()?;
         self.inner.shared.refuse_reentry("flush()")?;
         crate::runtime::block_on(self.flush())?
     }
@@ -709,6 +711,8 @@ impl UsageMeter {
 
     /// [`close`](Self::close), blocking the calling thread.
     pub fn close_blocking(&self) -> Result<FlushSummary, Error> {
+        // Refused in a forked child before any runtime is built there.
+        self.inner.check_process()?;
         self.inner.shared.refuse_reentry("close()")?;
         crate::runtime::block_on(self.close())?
     }

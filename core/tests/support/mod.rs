@@ -103,15 +103,29 @@ pub fn assert_first_batch_carries(emu: &Emulator, wanted: &str) {
 /// A child that touches the runtime it inherited can wait for good on a lock one of the
 /// runtime's threads held at the fork: that thread is not in the child to let go of it.
 pub fn children_that_hung(children: usize, in_child: impl Fn()) -> usize {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let rt = marketplace_metering::runtime::handle().unwrap();
+    children_that_hung_beside(
+        children,
+        move || {
+            rt.spawn(async {});
+        },
+        in_child,
+    )
+}
+
+/// [`children_that_hung`], the parent's thread running `busy` over and over meanwhile.
+pub fn children_that_hung_beside(
+    children: usize,
+    busy: impl Fn() + Send + 'static,
+    in_child: impl Fn(),
+) -> usize {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let busy = {
         let stop = stop.clone();
-        let rt = rt.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                rt.spawn(async {});
+                busy();
             }
         })
     };
