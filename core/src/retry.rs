@@ -26,7 +26,7 @@
 //! only (the SDKs update the measured rate on every response).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 /// The retry mode.
@@ -308,7 +308,9 @@ struct RateLimiter {
     enabled: AtomicBool,
     /// Time zero for [`Cubic`]'s timestamps. A tokio instant, so paused test time applies.
     origin: tokio::time::Instant,
-    cubic: Mutex<Cubic>,
+    /// Locked at every attempt: one process's (a child forked while a parent's thread held
+    /// it would wait for good; it starts afresh instead, see `runtime::PerProcess`).
+    cubic: crate::runtime::PerProcess<Cubic>,
 }
 
 impl RateLimiter {
@@ -316,7 +318,7 @@ impl RateLimiter {
         RateLimiter {
             enabled: AtomicBool::new(false),
             origin: tokio::time::Instant::now(),
-            cubic: Mutex::new(Cubic::new(0.0)),
+            cubic: crate::runtime::PerProcess::new(),
         }
     }
 
@@ -330,7 +332,7 @@ impl RateLimiter {
     fn lock(&self) -> MutexGuard<'_, Cubic> {
         // The state is plain numbers, always consistent between statements: a panic elsewhere
         // while holding the lock leaves nothing to repair.
-        self.cubic.lock().unwrap_or_else(|e| e.into_inner())
+        self.cubic.lock()
     }
 }
 
@@ -374,6 +376,12 @@ struct Cubic {
     last_max_rate: f64,
     /// When last throttled.
     time_of_last_throttle: f64,
+}
+
+impl Default for Cubic {
+    fn default() -> Self {
+        Cubic::new(0.0)
+    }
 }
 
 impl Cubic {

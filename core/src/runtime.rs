@@ -17,11 +17,12 @@
 //!   one worker; the meter's flusher and the fleet store's connections run here in every face.
 //! * **Fork.** A child created by `fork()` inherits the runtimes' memory but none of their
 //!   threads, and it shares the parent's epoll instances: driving an inherited runtime in the
-//!   child hangs the child and corrupts the parent. So the pid is stored next to each
-//!   runtime; when it changes, the inherited runtime is kept but never dropped (dropping it
-//!   would join threads that do not exist in the child; see `keep_inherited`) and a new one
-//!   is built. HTTP connection pools are tied to a runtime, so the client keys its HTTP
-//!   clients on the same pid (see [`pid`]).
+//!   child hangs the child and corrupts the parent. So each runtime is kept in a slot of one
+//!   process (`PerProcess`): a child gets a new slot, and a new runtime, while the inherited
+//!   runtime is kept but never dropped (dropping it would join threads that do not exist in
+//!   the child; see `keep_inherited`). HTTP connection pools are tied to a runtime, so the
+//!   client keeps its HTTP clients the same way. A slot's lock that a parent's thread held
+//!   at the fork is never taken in the child.
 //! * **No panics.** [`block_on`] from a runtime worker thread would panic inside tokio; it
 //!   returns [`ErrorCode::InvalidState`](crate::ErrorCode::InvalidState) instead.
 //! * **Blocking callers share one pool and drive it themselves.** [`block_on`] runs the call
@@ -75,8 +76,10 @@ static IO: Slot = PerProcess::new();
 /// did hung at its first call, or at exit in Python's `atexit` (a gunicorn worker of a
 /// `--preload` app). What the parent's holds (its runtimes, its connection pools) is tied to
 /// the parent's threads and must not be dropped in the child either (see [`keep_inherited`]).
-pub(crate) struct PerProcess<T> {
+pub(crate) struct PerProcess<T: 'static> {
     current: AtomicPtr<Generation<T>>,
+    /// `Send` and `Sync` as a `Mutex<T>` is (an `AtomicPtr` is both whatever it points to).
+    _value: std::marker::PhantomData<Mutex<T>>,
 }
 
 struct Generation<T> {
@@ -90,10 +93,11 @@ struct Inherited<T>(#[allow(dead_code)] *mut Generation<T>);
 // SAFETY: only kept, never read or dropped (see `keep_inherited`).
 unsafe impl<T> Send for Inherited<T> {}
 
-impl<T> PerProcess<T> {
+impl<T: 'static> PerProcess<T> {
     pub(crate) const fn new() -> Self {
         PerProcess {
             current: AtomicPtr::new(std::ptr::null_mut()),
+            _value: std::marker::PhantomData,
         }
     }
 }
@@ -127,17 +131,16 @@ impl<T: Default + 'static> PerProcess<T> {
     }
 }
 
-impl<T> Drop for PerProcess<T> {
+impl<T: 'static> Drop for PerProcess<T> {
     fn drop(&mut self) {
         let p = *self.current.get_mut();
-        if p.is_null() {
-            return;
-        }
-        // SAFETY: the pointer is a `Box` of this value, which is being dropped.
-        let g = unsafe { Box::from_raw(p) };
-        if g.forks != process_generation() {
+        // SAFETY: a pointer stored here is a `Box` freed only here.
+        match unsafe { p.as_ref() } {
+            None => {}
             // The parent's: its value is tied to the parent's threads.
-            std::mem::forget(g);
+            Some(g) if g.forks != process_generation() => keep_inherited(Inherited(p)),
+            // SAFETY: this process's, and this value is being dropped.
+            Some(_) => drop(unsafe { Box::from_raw(p) }),
         }
     }
 }

@@ -173,6 +173,17 @@ pub(super) struct ChainCache {
     failed: Mutex<Option<(std::time::Instant, String, bool)>>,
 }
 
+impl Drop for ChainCache {
+    fn drop(&mut self) {
+        let slot = self.slot.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if slot.pid != crate::runtime::pid() {
+            // The parent's chain, dropped in a forked child: its HTTP clients are tied to the
+            // parent's runtime (as in `slot`), so it is kept, never dropped here.
+            crate::runtime::keep_inherited(Arc::clone(slot));
+        }
+    }
+}
+
 impl ChainCache {
     pub(super) fn new(profile: Option<String>) -> Self {
         ChainCache {
@@ -223,8 +234,8 @@ impl ChainCache {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.pid != pid {
             // The parent's chain holds connections registered with the parent's runtime;
-            // dropping it here could touch that runtime, so leak it.
-            std::mem::forget(std::mem::replace(&mut *slot, Slot::new()));
+            // dropping it here could touch that runtime, so keep it.
+            crate::runtime::keep_inherited(std::mem::replace(&mut *slot, Slot::new()));
         }
         Arc::clone(&slot)
     }

@@ -108,6 +108,8 @@ struct Inner {
     closed_down: tokio::sync::Mutex<bool>,
     /// The process that created the meter (see `owner`).
     generation: u64,
+    /// The last forked child that kept the meter (see `UsageMeter`'s drop): once is enough.
+    kept_in: std::sync::atomic::AtomicU64,
     /// The caller's live handles ([`UsageMeter`] clones, the flusher's not counted).
     handles: std::sync::atomic::AtomicUsize,
 }
@@ -282,8 +284,12 @@ impl Drop for UsageMeter {
             // pooled connections, its client's and its flusher are tasks of the parent's
             // runtime, whose threads the child does not have; dropping them wakes those tasks
             // there, and a child whose fork caught one of those threads holding the runtime's
-            // queue lock hung for good (a gunicorn worker of a `--preload` app).
-            crate::runtime::keep_inherited(Arc::clone(&self.inner));
+            // queue lock hung for good (a gunicorn worker of a `--preload` app). One handle
+            // kept per process is enough (the Python face drops a clone at every call).
+            let here = crate::runtime::process_generation();
+            if self.inner.kept_in.swap(here, Ordering::AcqRel) != here {
+                crate::runtime::keep_inherited(Arc::clone(&self.inner));
+            }
             return;
         }
         if !self.counted || self.inner.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
@@ -556,6 +562,7 @@ impl UsageMeter {
             closed: AtomicBool::new(false),
             closed_down: tokio::sync::Mutex::new(false),
             generation: crate::runtime::process_generation(),
+            kept_in: std::sync::atomic::AtomicU64::new(crate::runtime::process_generation()),
             handles: std::sync::atomic::AtomicUsize::new(1),
         });
         if let Some(every) = config.flush_interval {

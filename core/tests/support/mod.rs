@@ -136,12 +136,14 @@ pub fn children_that_hung_beside(
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
             unsafe { libc::alarm(5) };
-            in_child();
-            unsafe { libc::_exit(0) };
+            // A panic (a failed call) fails the child: unwound out of the test's thread,
+            // the child's only one, it would leave with 0.
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&in_child)).is_ok();
+            unsafe { libc::_exit(if ok { 0 } else { 2 }) };
         }
         let mut status = 0;
         // SAFETY: waits for the child just forked.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGALRM {
             hung += 1;
         } else {
