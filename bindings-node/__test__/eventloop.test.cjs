@@ -22,9 +22,12 @@ test('8 calls with a 0.5 s delay run concurrently and the timer keeps ticking', 
   clearInterval(timer)
   assert.equal(outs.length, 8)
   for (const o of outs) assert.equal(o.CustomerIdentifier, 'cust-1')
-  assert.ok(elapsed >= 450 && elapsed <= 1500, `8 calls took ${elapsed.toFixed(0)} ms`)
+  // One after another they take 4 s; a loaded 2-core machine (CI) may add a second to 0.5 s.
+  assert.ok(elapsed >= 450 && elapsed <= 3000, `8 calls took ${elapsed.toFixed(0)} ms`)
   // ~50 ticks expected in 500 ms; allow a loaded machine.
   assert.ok(ticks.length >= 20, `only ${ticks.length} ticks`)
   const gaps = ticks.slice(1).map((t, i) => t - ticks[i])
-  assert.ok(Math.max(...gaps) < 200, `the event loop stalled for ${Math.max(...gaps).toFixed(0)} ms`)
+  // A call that blocked the loop would stall it for its 500 ms delay; a garbage collection
+  // or a busy CPU may take 200.
+  assert.ok(Math.max(...gaps) < 400, `the event loop stalled for ${Math.max(...gaps).toFixed(0)} ms`)
 })

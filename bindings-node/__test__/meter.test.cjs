@@ -287,7 +287,8 @@ test('zero-fill reports registered customers hours without usage', async () => {
 })
 
 test('license customers with allocations, and no product code', async () => {
-  const clock = new mm.ManualClock(base() - H + 1)
+  const b = base() // once: the hour may turn during the test
+  const clock = new mm.ManualClock(b - H + 1)
   const m = new mm.UsageMeter(client(), { clock, flushIntervalSeconds: 0 })
   const who = { customerAwsAccountId: emu.customerAWSAccountId, licenseArn: emu.licenseArn }
   const alloc = (q, v) => ({ AllocatedUsageQuantity: q, Tags: [{ Key: 'team', Value: v }] })
@@ -298,14 +299,14 @@ test('license customers with allocations, and no product code', async () => {
   // Allocations must sum to the quantity.
   await assert.rejects(m.record({ ...who, dimension: 'users', quantity: 9, allocations: [alloc(2, 'a')] }), (e) => e instanceof mm.ValidationError && /^allocations/.test(e.field))
   const acked = once(m, 'acked')
-  clock.set(base() + 600)
+  clock.set(b + 600)
   assert.equal((await m.flush()).acked, 1)
   const [ev] = await acked
   assert.equal(ev.customerAwsAccountId, emu.customerAWSAccountId)
   assert.equal(ev.licenseArn, emu.licenseArn)
   assert.equal(ev.customerIdentifier, undefined)
   assert.equal(ev.quantity, 6)
-  const mine = emu.ledger().filter((e) => e.license_arn === emu.licenseArn && e.hour === base() - H)
+  const mine = emu.ledger().filter((e) => e.license_arn === emu.licenseArn && e.hour === b - H)
   assert.equal(mine.length, 1)
   assert.equal(mine[0].quantity, 6)
   await m.close()
@@ -621,9 +622,11 @@ test('durable records never block the event loop', async () => {
   const gaps = ticks.slice(1).map((t, i) => t - ticks[i])
   const worst = Math.max(0, ...gaps)
   assert.ok(elapsed > 0)
-  // Queuing 1000 records is JS-side conversion only; commits happen elsewhere.
-  assert.ok(queued < 500, `queuing took ${queued.toFixed(0)} ms`)
-  assert.ok(worst < 200, `the event loop stalled for ${worst.toFixed(0)} ms (${ticks.length} ticks in ${elapsed.toFixed(0)} ms)`)
+  // Queuing 1000 records is JS-side conversion only; commits happen elsewhere. Committed on
+  // the loop, they would stall it for all 1000 commits (seconds of fsync), not a busy CPU's
+  // few hundred milliseconds.
+  assert.ok(queued < 1000, `queuing took ${queued.toFixed(0)} ms`)
+  assert.ok(worst < 400, `the event loop stalled for ${worst.toFixed(0)} ms (${ticks.length} ticks in ${elapsed.toFixed(0)} ms)`)
   assert.equal((await m.status()).pending, 20)
   await m.close()
 })
@@ -836,10 +839,11 @@ test('durability "memory": process.exit() on the main thread writes the buffers 
 
 test('durability "memory": process.exit() writes the buffered events to the store', async () => {
   const p = tempDb('exit')
+  const hour = base() // the child's clock: the real hour may turn while it runs
   const src = `
     const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
     const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
-    const meter = new mm.UsageMeter(client, { path: ${JSON.stringify(p)}, productCode: ${JSON.stringify(emu.productCode)}, durability: 'memory', flushIntervalSeconds: null })
+    const meter = new mm.UsageMeter(client, { path: ${JSON.stringify(p)}, productCode: ${JSON.stringify(emu.productCode)}, durability: 'memory', flushIntervalSeconds: null, clock: new mm.ManualClock(${hour + 10}) })
     ;(async () => {
       for (const q of [1, 2, 3]) await meter.record({ customerIdentifier: 'cust-7', dimension: 'gb', quantity: q })
       process.exit(0) // no close(): the exit hook writes the buffer
@@ -847,7 +851,6 @@ test('durability "memory": process.exit() writes the buffered events to the stor
   `
   const { code, out } = await runNode(src)
   assert.equal(code, 0, out)
-  const hour = Math.floor(Date.now() / 1000 / H) * H
   const { m, clock } = meter({ path: p })
   assert.equal((await m.status()).pending, 1)
   clock.set(new Date((hour + H + 400) * 1000))
@@ -857,18 +860,20 @@ test('durability "memory": process.exit() writes the buffered events to the stor
   removeDb(p)
 })
 
-/** A child script's opening: the package, a client of the emulator, a memory meter on `p`. */
-function memoryMeterScript(p, extra = '') {
+/**
+ * A child script's opening: the package, a client of the emulator, a memory meter on `p`
+ * whose clock is in `hour` (not the real one, which may turn to the next hour meanwhile).
+ */
+function memoryMeterScript(p, hour, extra = '') {
   return `
     const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
     const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
-    const meter = new mm.UsageMeter(client, { path: ${JSON.stringify(p)}, productCode: ${JSON.stringify(emu.productCode)}, durability: 'memory', flushIntervalSeconds: null${extra} })
+    const meter = new mm.UsageMeter(client, { path: ${JSON.stringify(p)}, productCode: ${JSON.stringify(emu.productCode)}, durability: 'memory', flushIntervalSeconds: null, clock: new mm.ManualClock(${hour + 10})${extra} })
   `
 }
 
-/** What `cust` was billed for `dimension` in the current hour, once the store at `p` is flushed. */
-async function billedFromStore(p, cust) {
-  const hour = base()
+/** What `cust` was billed for `gb` in `hour`, once the store at `p` is flushed. */
+async function billedFromStore(p, cust, hour) {
   const { m, clock } = meter({ path: p })
   clock.set(new Date((hour + H + 400) * 1000))
   await m.flush()
@@ -881,9 +886,10 @@ test('durability "memory": an exit listener that throws before the meter\'s lose
   // Node stops at the first 'exit' listener that throws: the meter's own, registered later
   // (another library's logger went first), never ran, and the buffer was lost.
   const p = tempDb('exit-throws')
+  const hour = base()
   const src = `
     process.on('exit', () => { throw new Error('another library') })
-    ${memoryMeterScript(p)}
+    ${memoryMeterScript(p, hour)}
     ;(async () => {
       await meter.record({ customerIdentifier: 'cust-8', dimension: 'gb', quantity: 5 })
       process.exit(0)
@@ -891,15 +897,16 @@ test('durability "memory": an exit listener that throws before the meter\'s lose
   `
   const { out } = await runNode(src)
   assert.match(out, /another library/)
-  assert.deepEqual(await billedFromStore(p, 'cust-8'), { quantity: 5, entries: 1 })
+  assert.deepEqual(await billedFromStore(p, 'cust-8', hour), { quantity: 5, entries: 1 })
 })
 
 test('durability "memory": a record() in an exit listener after the meter\'s is written too', async () => {
   // The meter's 'exit' hook had written the buffer already: what a later listener recorded
   // (a final count of the process's work) stayed in memory and went with the process.
   const p = tempDb('exit-late-record')
+  const hour = base()
   const src = `
-    ${memoryMeterScript(p)}
+    ${memoryMeterScript(p, hour)}
     process.on('exit', () => { meter.record({ customerIdentifier: 'cust-9', dimension: 'gb', quantity: 4 }) })
     ;(async () => {
       await meter.record({ customerIdentifier: 'cust-9', dimension: 'gb', quantity: 1 })
@@ -908,7 +915,7 @@ test('durability "memory": a record() in an exit listener after the meter\'s is 
   `
   const { code, out } = await runNode(src)
   assert.equal(code, 0, out)
-  assert.deepEqual(await billedFromStore(p, 'cust-9'), { quantity: 5, entries: 1 })
+  assert.deepEqual(await billedFromStore(p, 'cust-9', hour), { quantity: 5, entries: 1 })
 })
 
 test('record() reads each member of its input once (a getter is not asked twice)', async () => {

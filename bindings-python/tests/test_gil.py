@@ -34,7 +34,8 @@ def test_eight_threads_overlap(client: mm.Client, emu: Emulator) -> None:
     elapsed = time.perf_counter() - t0
     assert not errors, errors
     assert len(results) == n
-    assert elapsed < 2.0, f"{elapsed:.2f}s: calls did not overlap (GIL held?)"
+    # One after another they take 4 s; a loaded 2-core machine (CI) may add a second or two.
+    assert elapsed < 3.0, f"{elapsed:.2f}s: calls did not overlap (GIL held?)"
     assert emu.pending_faults() == []
 
 

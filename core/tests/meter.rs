@@ -138,7 +138,9 @@ fn scenario_with(
             .unwrap(),
     )
     .unwrap();
-    (emu, h, base(), meter)
+    // The harness's hour, not `base()` again: the hour may have turned meanwhile.
+    let b = h.clock.load(Ordering::SeqCst);
+    (emu, h, b, meter)
 }
 
 fn cust(i: usize) -> Customer {
