@@ -49,7 +49,6 @@
 //! of, and do not keep the aws-config error as a source (its `Debug` can include raw responses).
 
 use std::fmt;
-use std::sync::RwLock;
 
 pub use aws_credential_types::Credentials;
 
@@ -104,8 +103,10 @@ impl fmt::Debug for CredentialsSource {
 pub(crate) struct CredentialsProvider {
     source: CredentialsSource,
     /// Fixed credentials: the static ones, or those set later by
-    /// [`CredentialsProvider::set`]; they take precedence over the chain.
-    fixed: RwLock<Option<Credentials>>,
+    /// [`CredentialsProvider::set`]; they take precedence over the chain. Read at every
+    /// call: one process's lock (see `runtime::PerProcess`), so a child forked while a
+    /// parent's thread read them does not wait for good at its first `set`.
+    fixed: crate::runtime::PerProcess<Option<Credentials>>,
     #[cfg(feature = "default-chain")]
     chain: Option<chain::ChainCache>,
 }
@@ -128,7 +129,7 @@ impl CredentialsProvider {
         };
         CredentialsProvider {
             source,
-            fixed: RwLock::new(fixed),
+            fixed: crate::runtime::PerProcess::with(fixed),
             #[cfg(feature = "default-chain")]
             chain,
         }
@@ -250,19 +251,26 @@ impl CredentialsProvider {
 }
 
 impl CredentialsProvider {
+    /// The fixed credentials, locked. A forked child starts from its parent's, or from the
+    /// static ones when a parent's thread held them at the fork (a `set` then is not seen).
+    fn fixed_slot(&self) -> std::sync::MutexGuard<'_, Option<Credentials>> {
+        self.fixed.lock_or_inherit(|parent| match parent {
+            Some(c) => c.clone(),
+            None => match &self.source {
+                CredentialsSource::Static(c) => Some(c.clone()),
+                #[cfg(feature = "default-chain")]
+                CredentialsSource::DefaultChain { .. } => None,
+            },
+        })
+    }
+
     fn fixed(&self) -> Option<Credentials> {
-        self.fixed
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.fixed_slot().clone()
     }
 
     /// From now on, sign with `credentials` instead of the configured source.
     pub(crate) fn set(&self, credentials: Credentials) {
-        *self
-            .fixed
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(credentials);
+        *self.fixed_slot() = Some(credentials);
     }
 }
 

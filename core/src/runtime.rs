@@ -100,11 +100,24 @@ impl<T: 'static> PerProcess<T> {
             _value: std::marker::PhantomData,
         }
     }
-}
 
-impl<T: Default + 'static> PerProcess<T> {
-    /// This process's value, locked.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+    /// One holding `value` in this process (a child starts from it as
+    /// [`lock_or_inherit`](Self::lock_or_inherit) says).
+    pub(crate) fn with(value: T) -> Self {
+        let first = Box::new(Generation {
+            forks: process_generation(),
+            value: Mutex::new(value),
+        });
+        PerProcess {
+            current: AtomicPtr::new(Box::into_raw(first)),
+            _value: std::marker::PhantomData,
+        }
+    }
+
+    /// This process's value, locked. In a child, it starts as `inherit` makes it of the
+    /// parent's value, which it is given when no thread of the parent's held it at the fork
+    /// (`None` otherwise, or when the parent had none).
+    pub(crate) fn lock_or_inherit(&self, inherit: impl Fn(Option<&T>) -> T) -> MutexGuard<'_, T> {
         let forks = process_generation();
         loop {
             let p = self.current.load(Ordering::Acquire);
@@ -114,9 +127,15 @@ impl<T: Default + 'static> PerProcess<T> {
                     return g.value.lock().unwrap_or_else(PoisonError::into_inner);
                 }
             }
+            // SAFETY: as above; a generation replaced is kept, never freed.
+            let value = match unsafe { p.as_ref() }.map(|old| old.value.try_lock()) {
+                Some(Ok(v)) => inherit(Some(&v)),
+                Some(Err(std::sync::TryLockError::Poisoned(v))) => inherit(Some(&v.into_inner())),
+                Some(Err(std::sync::TryLockError::WouldBlock)) | None => inherit(None),
+            };
             let new = Box::into_raw(Box::new(Generation {
                 forks,
-                value: Mutex::new(T::default()),
+                value: Mutex::new(value),
             }));
             match self
                 .current
@@ -128,6 +147,13 @@ impl<T: Default + 'static> PerProcess<T> {
                 Err(_) => drop(unsafe { Box::from_raw(new) }),
             }
         }
+    }
+}
+
+impl<T: Default + 'static> PerProcess<T> {
+    /// This process's value, locked; a child's starts as `T::default()`.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        self.lock_or_inherit(|_| T::default())
     }
 }
 

@@ -1548,3 +1548,35 @@ fn a_child_forked_while_its_parent_uses_a_client_can_use_it() {
     });
     assert_eq!(hung, 0, "children hung calling an inherited client");
 }
+
+/// A worker forked while its parent's threads set a client's credentials (a provider of the
+/// seller's own, refreshing them) or read them (every call does): the child's first call
+/// waited for good on the lock such a thread held at the fork.
+#[test]
+fn a_child_forked_while_its_parent_sets_credentials_can_call() {
+    let emu = emulator();
+    let c = client(&emu);
+    let busy = {
+        let c = c.clone();
+        move || {
+            c.set_credentials(marketplace_metering::Credentials::new(
+                metering_emulator::DEFAULT_ACCESS_KEY_ID,
+                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+                None,
+                None,
+                "test",
+            ));
+        }
+    };
+    let hung = support::children_that_hung_beside(200, busy, || {
+        marketplace_metering::runtime::block_on(
+            c.send_batch_meter_usage(batch(vec![record("cust-1", 1)])),
+        )
+        .unwrap()
+        .unwrap();
+    });
+    assert_eq!(
+        hung, 0,
+        "children hung reading the credentials they inherited"
+    );
+}

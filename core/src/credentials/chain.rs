@@ -3,7 +3,9 @@
 
 //! The cached, pid-checked default chain.
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::runtime::PerProcess;
 use std::time::{Instant, SystemTime};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
@@ -35,6 +37,7 @@ const TASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 /// refresh fails: a request signed with them could expire in flight.
 const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+#[derive(Clone)]
 struct Cached {
     creds: Credentials,
     /// The time, on the service's clock, from which they are refreshed (5 minutes before
@@ -91,6 +94,12 @@ impl Cached {
             Some(exp) => now + EXPIRY_MARGIN < exp,
         }
     }
+}
+
+/// The cached credentials, locked; a forked child starts with its parent's (plain values)
+/// when no thread of the parent's held them at the fork, and loads its own otherwise.
+fn locked(cached: &PerProcess<Option<Cached>>) -> MutexGuard<'_, Option<Cached>> {
+    cached.lock_or_inherit(|parent| parent.cloned().flatten())
 }
 
 /// The built chain and the single-flight lock, valid in process `pid` only.
@@ -162,7 +171,9 @@ pub(super) struct ChainCache {
     pub(super) use_dual_stack: bool,
     pub(super) http: crate::tls::HttpSettings,
     /// Shared with a load's task, which records what it loaded itself (see `refresh`).
-    cached: Arc<RwLock<Option<Cached>>>,
+    /// Read at every call: one process's lock (see `runtime::PerProcess`), so a child forked
+    /// while a parent's thread read it does not wait for good at its first refresh.
+    cached: Arc<PerProcess<Option<Cached>>>,
     slot: Mutex<Arc<Slot>>,
     /// How long a caller waits for a load ([`LOAD_TIMEOUT`]; shorter in tests).
     pub(super) load_timeout: std::time::Duration,
@@ -192,7 +203,7 @@ impl ChainCache {
             use_fips: false,
             use_dual_stack: false,
             http: crate::tls::HttpSettings::default(),
-            cached: Arc::new(RwLock::new(None)),
+            cached: Arc::new(PerProcess::new()),
             slot: Mutex::new(Slot::new()),
             load_timeout: LOAD_TIMEOUT,
             failed: Mutex::new(None),
@@ -200,13 +211,13 @@ impl ChainCache {
     }
 
     pub(super) fn provider_name(&self) -> Option<String> {
-        let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+        let cached = locked(&self.cached);
         cached.as_ref().map(|c| super::provider_name_of(&c.creds))
     }
 
     /// The cached credentials when no refresh is due.
     fn fresh(&self, now: SystemTime) -> Option<Credentials> {
-        let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+        let cached = locked(&self.cached);
         match cached.as_ref() {
             Some(c)
                 if c.refresh_from.is_some_and(|t| now < t) || Instant::now() < c.reuse_until =>
@@ -293,7 +304,7 @@ impl ChainCache {
                     });
                 if let Ok(creds) = &loaded {
                     let fresh = Cached::new(creds, Client::local_plus(offset_ms));
-                    *cache.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+                    *locked(&cache) = Some(fresh);
                 }
                 (chain, loaded)
             });
@@ -326,7 +337,7 @@ impl ChainCache {
                     "loaded credentials from the default chain"
                 );
                 // The task cached them (without aws-config's user-agent properties).
-                let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
+                let cached = locked(&self.cached);
                 return Ok(cached.as_ref().map_or(creds, |c| c.creds.clone()));
             }
             Ok(Err(e)) => self.error(&e),
@@ -337,7 +348,7 @@ impl ChainCache {
             ))
             .with_retryable(true),
         };
-        let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
+        let mut cached = locked(&self.cached);
         match cached.as_mut() {
             Some(c) if c.usable(now) => {
                 tracing::warn!(
@@ -450,12 +461,7 @@ impl ChainCache {
             .iter()
             .filter_map(|k| std::env::var(k).ok())
             .collect();
-        if let Some(c) = self
-            .cached
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
+        if let Some(c) = locked(&self.cached).as_ref() {
             secrets.push(c.creds.secret_access_key().to_owned());
             secrets.extend(c.creds.session_token().map(str::to_owned));
         }
