@@ -529,17 +529,40 @@ static int record_and_exit(const char *where, const char *endpoint) {
   return mm_test_failures ? 3 : 0; /* exit(): no mm_meter_free, no mm_shutdown */
 }
 
-/* Runs the child on WHERE; returns whether it exited 0. */
-static int run_record_and_exit(const mm_test_emulator *e, const char *where) {
+/* A meter never freed (a program's "never destroyed" singleton), recorded into by an atexit
+ * handler registered before the library's own hook, which therefore runs after it, as a
+ * static destructor or another thread still recording would. */
+static mm_meter *late_meter;
+static void record_late(void) { record(late_meter, "cust-39", "users", 4); }
+
+static int record_late_and_exit(const char *path, const char *endpoint) {
+  atexit(record_late);
+  mm_test_emulator fake;
+  memset(&fake, 0, sizeof fake);
+  snprintf(fake.endpoint, sizeof fake.endpoint, "%s", endpoint);
+  mm_client *client = mm_test_client(&fake, 1);
+  if (!client) return 2;
+  late_meter = new_meter(client, path, MM_METER_DURABILITY_MEMORY, NULL, NULL, 0);
+  if (!late_meter) return 2;
+  record(late_meter, "cust-39", "users", 1);
+  return mm_test_failures ? 3 : 0; /* exit(): the library's hook, then record_late */
+}
+
+/* Runs the child (MODE) on WHERE; returns whether it exited 0. */
+static int run_child(const mm_test_emulator *e, const char *mode, const char *where) {
   pid_t pid = fork();
   if (pid == 0) {
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* it leaks the meter on purpose */
-    execl(self_path, self_path, "--record-and-exit", where, e->endpoint, (char *)NULL);
+    execl(self_path, self_path, mode, where, e->endpoint, (char *)NULL);
     _exit(127);
   }
   int st = 0;
   waitpid(pid, &st, 0);
   return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static int run_record_and_exit(const mm_test_emulator *e, const char *where) {
+  return run_child(e, "--record-and-exit", where);
 }
 
 static void test_exit_keeps_the_memory_buffer(const mm_test_emulator *e, const mm_client *client,
@@ -553,6 +576,27 @@ static void test_exit_keeps_the_memory_buffer(const mm_test_emulator *e, const m
   CHECK_OK(get_status(m, &counts, &err), err);
   CHECK(counts.pending == 1);
   mm_meter_free(m);
+  remove_db(path);
+
+  /* The hook wrote each buffer once, and a record made after it (a later atexit handler, a
+   * static destructor, another thread) was acknowledged and lost with the process. Records
+   * made after the hook are written as they are made. */
+  snprintf(path, sizeof path, "%s/exit-late.db", dir);
+  CHECK(run_child(e, "--record-late-and-exit", path));
+  const int64_t hour = mm_test_now(0) / H * H; /* the child's real hour */
+  mm_clock *clock = mm_clock_new(hour + H + 60);
+  m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
+  flush_result sum;
+  CHECK_OK(flush(m, &sum, &err), err);
+  CHECK(sum.acked == 1);
+  CHECK(ledger_fetch(e) == 0);
+  int n = 0;
+  if (ledger_sum("cust-39", "users", hour, &n) != 5) {
+    fprintf(stderr, "late record: %lld billed\n", ledger_sum("cust-39", "users", hour, &n));
+    mm_test_failures++;
+  }
+  mm_meter_free(m);
+  mm_clock_free(clock);
   remove_db(path);
 }
 
@@ -1294,6 +1338,7 @@ static void test_fleet(const mm_test_emulator *e, const mm_client *client, const
 
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "--record-and-exit") == 0) return record_and_exit(argv[2], argv[3]);
+  if (argc == 4 && strcmp(argv[1], "--record-late-and-exit") == 0) return record_late_and_exit(argv[2], argv[3]);
   self_path = argv[0];
   mm_test_emulator e;
   if (mm_test_emulator_start(&e) != 0) return 2;

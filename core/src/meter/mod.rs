@@ -310,6 +310,23 @@ impl Drop for UsageMeter {
     }
 }
 
+/// One more than the process generation (see `runtime`) in which a face's exit hook wrote the
+/// buffers; 0 before. From then on every `Durability::Memory` record is written as it is made:
+/// no exit hook runs again (the JVM runs its hooks at once, and an application's may still be
+/// recording; so may a C program's later `atexit` handlers and static destructors).
+static EXITING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Marks the exit hook's write as begun: records from now on are written as they are made.
+fn begin_exit() {
+    EXITING.store(crate::runtime::process_generation() + 1, Ordering::SeqCst);
+}
+
+/// Whether this process's exit hook has written the buffers (a forked child's has not).
+pub(crate) fn exiting() -> bool {
+    let at = EXITING.load(Ordering::Relaxed);
+    at != 0 && at == crate::runtime::process_generation() + 1
+}
+
 /// A [`UsageMeter`] that is not kept alive by this handle ([`UsageMeter::downgrade`]).
 ///
 /// For a face's exit hook of last resort (the C library's `atexit` of a Node addon): a
@@ -327,6 +344,7 @@ impl WeakUsageMeter {
 
     /// [`UsageMeter::write_buffered_at_exit`], if the meter is still alive.
     pub fn write_buffered_at_exit(&self) {
+        begin_exit();
         if let Some(inner) = self.0.upgrade() {
             if inner.check_process().is_ok() && !inner.shared.in_callback() {
                 if let Err(e) = inner.shared.drain() {
@@ -752,6 +770,7 @@ impl UsageMeter {
     /// be given its error: it is [`report`]ed. In a forked child it does nothing (the buffer
     /// is the parent's).
     pub fn write_buffered_at_exit(&self) {
+        begin_exit();
         if self.inner.check_process().is_ok() {
             if let Err(e) = self.inner.shared.drain() {
                 report("buffered usage could not be written at exit", &e);
