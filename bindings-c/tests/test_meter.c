@@ -533,27 +533,51 @@ static int record_and_exit(const char *where, const char *endpoint) {
  * handler registered before the library's own hook, which therefore runs after it, as a
  * static destructor or another thread still recording would. */
 static mm_meter *late_meter;
-static void record_late(void) { record(late_meter, "cust-39", "users", 4); }
+static const char *late_customer;
+static void record_late(void) { record(late_meter, late_customer, "users", 4); }
 
-static int record_late_and_exit(const char *path, const char *endpoint) {
+/* The customer the late child records for on WHERE: one per store kind. */
+static const char *late_customer_of(const char *where) {
+  return strncmp(where, "postgresql://", 13) == 0 ? "cust-38" : "cust-39";
+}
+
+static int record_late_and_exit(const char *where, const char *endpoint, const char *hour) {
   atexit(record_late);
   mm_test_emulator fake;
   memset(&fake, 0, sizeof fake);
   snprintf(fake.endpoint, sizeof fake.endpoint, "%s", endpoint);
   mm_client *client = mm_test_client(&fake, 1);
   if (!client) return 2;
-  late_meter = new_meter(client, path, MM_METER_DURABILITY_MEMORY, NULL, NULL, 0);
+  int fleet = strncmp(where, "postgresql://", 13) == 0;
+  /* Leaked with the meter: the parent's hour, not the real one, which may turn meanwhile. */
+  mm_clock *clock = mm_clock_new(strtoll(hour, NULL, 10) + 10);
+  mm_meter_config *cfg = mm_meter_config_new();
+  mm_error *err = NULL;
+  CHECK_OK(fleet ? mm_meter_config_set_database_url(cfg, where) : mm_meter_config_set_path(cfg, where), err);
+  if (fleet) CHECK_OK(mm_meter_config_set_replica_id(cfg, "exiting-late"), err);
+  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
+  CHECK_OK(mm_meter_config_set_durability(cfg, MM_METER_DURABILITY_MEMORY), err);
+  CHECK_OK(mm_meter_config_set_flush_interval_seconds(cfg, 0), err);
+  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
+  CHECK_OK(mm_meter_new(client, cfg, &late_meter, &err), err);
+  mm_meter_config_free(cfg);
   if (!late_meter) return 2;
-  record(late_meter, "cust-39", "users", 1);
+  late_customer = late_customer_of(where);
+  /* A blocking call first, as a program makes: exit() destroys this thread's runtime context
+   * before the atexit handlers run, and a fleet store's write needs one. */
+  status_result counts;
+  CHECK_OK(get_status(late_meter, &counts, &err), err);
+  record(late_meter, late_customer, "users", 1);
   return mm_test_failures ? 3 : 0; /* exit(): the library's hook, then record_late */
 }
 
-/* Runs the child (MODE) on WHERE; returns whether it exited 0. */
-static int run_child(const mm_test_emulator *e, const char *mode, const char *where) {
+/* Runs the child (MODE) on WHERE, with an extra argument unless NULL; returns whether it
+ * exited 0. */
+static int run_child(const mm_test_emulator *e, const char *mode, const char *where, const char *extra) {
   pid_t pid = fork();
   if (pid == 0) {
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* it leaks the meter on purpose */
-    execl(self_path, self_path, mode, where, e->endpoint, (char *)NULL);
+    execl(self_path, self_path, mode, where, e->endpoint, extra, (char *)NULL);
     _exit(127);
   }
   int st = 0;
@@ -562,7 +586,25 @@ static int run_child(const mm_test_emulator *e, const char *mode, const char *wh
 }
 
 static int run_record_and_exit(const mm_test_emulator *e, const char *where) {
-  return run_child(e, "--record-and-exit", where);
+  return run_child(e, "--record-and-exit", where, NULL);
+}
+
+/* Runs the late child on the fleet store WHERE, then flushes it with METER (its clock past the
+ * hour): the late record is billed with the first. */
+static void check_late_record(const mm_test_emulator *e, const char *where, const mm_meter *meter) {
+  char hour_arg[32];
+  snprintf(hour_arg, sizeof hour_arg, "%lld", (long long)base_hour());
+  CHECK(run_child(e, "--record-late-and-exit", where, hour_arg));
+  mm_error *err = NULL;
+  flush_result sum;
+  CHECK_OK(flush(meter, &sum, &err), err);
+  CHECK(ledger_fetch(e) == 0);
+  int n = 0;
+  long long billed = ledger_sum(late_customer_of(where), "users", base_hour(), &n);
+  if (billed != 5) {
+    fprintf(stderr, "late record on the fleet store: %lld billed\n", billed);
+    mm_test_failures++;
+  }
 }
 
 static void test_exit_keeps_the_memory_buffer(const mm_test_emulator *e, const mm_client *client,
@@ -582,17 +624,17 @@ static void test_exit_keeps_the_memory_buffer(const mm_test_emulator *e, const m
    * static destructor, another thread) was acknowledged and lost with the process. Records
    * made after the hook are written as they are made. */
   snprintf(path, sizeof path, "%s/exit-late.db", dir);
-  CHECK(run_child(e, "--record-late-and-exit", path));
-  const int64_t hour = mm_test_now(0) / H * H; /* the child's real hour */
-  mm_clock *clock = mm_clock_new(hour + H + 60);
-  m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, clock, NULL, 0);
+  char hour_arg[32];
+  snprintf(hour_arg, sizeof hour_arg, "%lld", (long long)base_hour());
+  CHECK(run_child(e, "--record-late-and-exit", path, hour_arg));
+  mm_clock *clock = mm_clock_new(base_hour() + H + 60);
+  m = new_meter(client, path, MM_METER_DURABILITY_DURABLE, clock, NULL, 0); /* the child's store */
   flush_result sum;
   CHECK_OK(flush(m, &sum, &err), err);
-  CHECK(sum.acked == 1);
   CHECK(ledger_fetch(e) == 0);
   int n = 0;
-  if (ledger_sum("cust-39", "users", hour, &n) != 5) {
-    fprintf(stderr, "late record: %lld billed\n", ledger_sum("cust-39", "users", hour, &n));
+  if (ledger_sum(late_customer_of(path), "users", base_hour(), &n) != 5) {
+    fprintf(stderr, "late record on SQLite: %lld billed\n", ledger_sum(late_customer_of(path), "users", base_hour(), &n));
     mm_test_failures++;
   }
   mm_meter_free(m);
@@ -1333,12 +1375,22 @@ static void test_fleet(const mm_test_emulator *e, const mm_client *client, const
     mm_meter_free(check);
     mm_clock_free(c3);
   }
+  /* A record after the exit hook, from an atexit handler registered before it, on a thread
+   * whose runtime context exit() destroyed: written on a thread of its own. */
+  {
+    mm_clock *c4 = mm_clock_new(base_hour() + H + 400);
+    mm_meter *check = fleet_meter(client, url, "late-check", c4);
+    check_late_record(e, url, check);
+    mm_meter_free(check);
+    mm_clock_free(c4);
+  }
   CHECK(private_postgres("stop", pg, NULL, 0) == 0);
 }
 
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "--record-and-exit") == 0) return record_and_exit(argv[2], argv[3]);
-  if (argc == 4 && strcmp(argv[1], "--record-late-and-exit") == 0) return record_late_and_exit(argv[2], argv[3]);
+  if (argc == 5 && strcmp(argv[1], "--record-late-and-exit") == 0)
+    return record_late_and_exit(argv[2], argv[3], argv[4]);
   self_path = argv[0];
   mm_test_emulator e;
   if (mm_test_emulator_start(&e) != 0) return 2;

@@ -118,6 +118,14 @@ impl<T: 'static> PerProcess<T> {
     /// parent's value, which it is given when no thread of the parent's held it at the fork
     /// (`None` otherwise, or when the parent had none).
     pub(crate) fn lock_or_inherit(&self, inherit: impl Fn(Option<&T>) -> T) -> MutexGuard<'_, T> {
+        self.lock_making(|parent| match parent {
+            Some(parent) => inherit_from(parent, &inherit),
+            None => inherit(None),
+        })
+    }
+
+    /// This process's value, locked; `make` makes a new process's from its parent's lock.
+    fn lock_making(&self, make: impl Fn(Option<&Mutex<T>>) -> T) -> MutexGuard<'_, T> {
         let forks = process_generation();
         loop {
             let p = self.current.load(Ordering::Acquire);
@@ -128,11 +136,7 @@ impl<T: 'static> PerProcess<T> {
                 }
             }
             // SAFETY: as above; a generation replaced is kept, never freed.
-            let value = match unsafe { p.as_ref() }.map(|old| old.value.try_lock()) {
-                Some(Ok(v)) => inherit(Some(&v)),
-                Some(Err(std::sync::TryLockError::Poisoned(v))) => inherit(Some(&v.into_inner())),
-                Some(Err(std::sync::TryLockError::WouldBlock)) | None => inherit(None),
-            };
+            let value = make(unsafe { p.as_ref() }.map(|old| &old.value));
             let new = Box::into_raw(Box::new(Generation {
                 forks,
                 value: Mutex::new(value),
@@ -150,10 +154,31 @@ impl<T: 'static> PerProcess<T> {
     }
 }
 
+/// `inherit` of the value a parent's lock holds, or of nothing when a parent's thread held the
+/// lock at the fork. A sibling thread of this child may hold it a moment too (making its own
+/// value from it), so it is tried for up to 50 ms first; a parent's thread never lets it go.
+fn inherit_from<T>(parent: &Mutex<T>, inherit: &impl Fn(Option<&T>) -> T) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_millis(50);
+    for tries in 0.. {
+        match parent.try_lock() {
+            Ok(v) => return inherit(Some(&v)),
+            Err(std::sync::TryLockError::Poisoned(v)) => return inherit(Some(&v.into_inner())),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() >= deadline => {
+                break;
+            }
+            Err(std::sync::TryLockError::WouldBlock) if tries < 100 => std::thread::yield_now(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+        }
+    }
+    inherit(None)
+}
+
 impl<T: Default + 'static> PerProcess<T> {
     /// This process's value, locked; a child's starts as `T::default()`.
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        self.lock_or_inherit(|_| T::default())
+        self.lock_making(|_| T::default())
     }
 }
 
@@ -629,6 +654,33 @@ mod tests {
     use super::*;
 
     #[cfg(unix)]
+    #[test]
+    fn a_childs_threads_all_start_from_the_parents_value() {
+        // Two threads of a child take a lock of the parent's at once: the one that came
+        // second found it held by the first (which was making its value from the parent's)
+        // and took that for a parent's thread holding it for good, starting from nothing.
+        static P: std::sync::OnceLock<PerProcess<u8>> = std::sync::OnceLock::new();
+        static INSIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        *P.get_or_init(|| PerProcess::with(7))
+            .lock_or_inherit(|v| v.copied().unwrap_or(0)) = 7;
+        let got = in_forked_child(|| {
+            let p = P.get().unwrap();
+            let first = std::thread::spawn(|| {
+                *P.get().unwrap().lock_or_inherit(|v| {
+                    INSIDE.store(true, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(10));
+                    v.copied().unwrap_or(0)
+                })
+            });
+            while !INSIDE.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            let second = *p.lock_or_inherit(|v| v.copied().unwrap_or(0));
+            [first.join().unwrap_or(0), second]
+        });
+        assert_eq!(got, [7, 7]);
+    }
+
     #[test]
     fn a_forked_child_counts_none_of_its_parents_calls() {
         // A child forked while a call runs has none of the parent's threads: its shutdown

@@ -110,6 +110,9 @@ struct Inner {
     generation: u64,
     /// The last forked child that kept the meter (see `UsageMeter`'s drop): once is enough.
     kept_in: std::sync::atomic::AtomicU64,
+    /// Set when a face's exit hook writes the buffer: from then on each `Durability::Memory`
+    /// record is written as it is made (see [`UsageMeter::write_at_exit`]).
+    exiting: AtomicBool,
     /// The caller's live handles ([`UsageMeter`] clones, the flusher's not counted).
     handles: std::sync::atomic::AtomicUsize,
 }
@@ -310,23 +313,6 @@ impl Drop for UsageMeter {
     }
 }
 
-/// One more than the process generation (see `runtime`) in which a face's exit hook wrote the
-/// buffers; 0 before. From then on every `Durability::Memory` record is written as it is made:
-/// no exit hook runs again (the JVM runs its hooks at once, and an application's may still be
-/// recording; so may a C program's later `atexit` handlers and static destructors).
-static EXITING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Marks the exit hook's write as begun: records from now on are written as they are made.
-fn begin_exit() {
-    EXITING.store(crate::runtime::process_generation() + 1, Ordering::SeqCst);
-}
-
-/// Whether this process's exit hook has written the buffers (a forked child's has not).
-pub(crate) fn exiting() -> bool {
-    let at = EXITING.load(Ordering::Relaxed);
-    at != 0 && at == crate::runtime::process_generation() + 1
-}
-
 /// A [`UsageMeter`] that is not kept alive by this handle ([`UsageMeter::downgrade`]).
 ///
 /// For a face's exit hook of last resort (the C library's `atexit` of a Node addon): a
@@ -344,8 +330,8 @@ impl WeakUsageMeter {
 
     /// [`UsageMeter::write_buffered_at_exit`], if the meter is still alive.
     pub fn write_buffered_at_exit(&self) {
-        begin_exit();
         if let Some(inner) = self.0.upgrade() {
+            inner.exiting.store(true, Ordering::SeqCst);
             if inner.check_process().is_ok() && !inner.shared.in_callback() {
                 if let Err(e) = inner.shared.drain() {
                     report("buffered usage could not be written at exit", &e);
@@ -359,6 +345,9 @@ impl WeakUsageMeter {
 /// answer (a fleet store's database unreachable) must not hold the process past a service
 /// manager's stop timeout.
 const EXIT_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What [`exit_writes`] says when the time ran out.
+const EXIT_TIMED_OUT: &str = "the store did not answer within 10 s";
 
 /// From a face's `atexit` hook: writes what `Durability::Memory` buffered in each of `meters`
 /// still alive (see [`exit_writes`]). `None` once written; otherwise why they may not all
@@ -417,7 +406,7 @@ pub fn exit_writes(writes: Vec<ExitWrite>) -> Option<&'static str> {
     for _ in 0..waiting {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if finished.recv_timeout(left).is_err() {
-            return Some("the store did not answer within 10 s");
+            return Some(EXIT_TIMED_OUT);
         }
     }
     why
@@ -581,6 +570,7 @@ impl UsageMeter {
             closed_down: tokio::sync::Mutex::new(false),
             generation: crate::runtime::process_generation(),
             kept_in: std::sync::atomic::AtomicU64::new(crate::runtime::process_generation()),
+            exiting: AtomicBool::new(false),
             handles: std::sync::atomic::AtomicUsize::new(1),
         });
         if let Some(every) = config.flush_interval {
@@ -770,11 +760,36 @@ impl UsageMeter {
     /// be given its error: it is [`report`]ed. In a forked child it does nothing (the buffer
     /// is the parent's).
     pub fn write_buffered_at_exit(&self) {
-        begin_exit();
+        self.inner.exiting.store(true, Ordering::SeqCst);
         if self.inner.check_process().is_ok() {
             if let Err(e) = self.inner.shared.drain() {
                 report("buffered usage could not be written at exit", &e);
             }
+        }
+    }
+
+    /// A record made once a face's exit hook has written the buffer: nothing will write it
+    /// again, and an application may still be recording (the JVM runs its shutdown hooks at
+    /// once, Spring's drains requests; a C program's `atexit` handlers registered before the
+    /// meter, its static destructors, its other threads). So it is written now, as the exit
+    /// hook writes ([`exit_writes`]: on a thread of its own, since an exiting thread's
+    /// thread-locals are gone and a fleet store's write needs them, for at most 10 s). A write
+    /// that fails or outlasts that ends it: later records stay buffered, as before the exit.
+    fn write_at_exit(&self) {
+        let shared = Arc::clone(&self.inner.shared);
+        let failed = Arc::new(AtomicBool::new(false));
+        let fails = Arc::clone(&failed);
+        let why = exit_writes(vec![Box::new(move || {
+            if let Err(e) = shared.drain() {
+                report("usage recorded at exit could not be written", &e);
+                fails.store(true, Ordering::SeqCst);
+            }
+        })]);
+        let timed_out = why == Some(EXIT_TIMED_OUT);
+        if (timed_out || failed.load(Ordering::SeqCst))
+            && self.inner.exiting.swap(false, Ordering::SeqCst)
+        {
+            note("usage recorded at exit from now on stays buffered: the store was not written");
         }
     }
 

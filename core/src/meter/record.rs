@@ -455,13 +455,9 @@ impl UsageMeter {
                 shared.emit(vec![ev]);
             }
             // (An in-memory store ends with the process whatever is written to it.)
-            if !inner.memory_store && super::exiting() && !shared.in_callback() {
-                // The face's exit hook has written the buffers, and nothing will again: what
-                // the application records meanwhile (its own shutdown hook draining requests)
-                // is written now or lost with the process.
-                if let Err(e) = shared.drain() {
-                    super::report("usage recorded at exit could not be written", &e);
-                }
+            if !inner.memory_store && inner.exiting.load(Ordering::Relaxed) && !shared.in_callback()
+            {
+                self.write_at_exit();
             }
             return Ok(Checked::Done);
         }
