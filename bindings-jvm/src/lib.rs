@@ -34,8 +34,9 @@ pub fn native_version() -> String {
 /// Writes the live meters' memory buffers to their stores and stops the core's shared
 /// runtime (joins its threads). Called from a JVM shutdown hook, which runs beside the
 /// application's own: the meters stay open, their background flushers start again on a new
-/// runtime, and the next call of a client does too. What is recorded after this is written
-/// only by a close() (or a flush) of the meter.
+/// runtime, and the next call of a client does too. What a memory meter records after this
+/// is written to its store as it is recorded (an application's own hook may still be
+/// recording).
 #[uniffi::export]
 pub fn native_shutdown() {
     meter::write_all_buffers();

@@ -23,9 +23,10 @@
 //! profile keys) are re-read every 15 minutes, as the AWS SDKs do, so a rotated key is
 //! eventually picked up. Refreshes are single-flight: concurrent callers wait on one tokio
 //! mutex and the first one loads, the others reuse its result. The hot path (fresh
-//! credentials cached) is an uncontended lock (one process's: see `runtime::PerProcess`),
-//! a clock read and a `Credentials` clone, which is one `Arc` increment because the cache keeps a copy without aws-config's
-//! user-agent properties (those would be deep-copied on every clone).
+//! credentials cached) is a short lock (one process's: see `runtime::PerProcess`), a clock
+//! read and a `Credentials` clone, which is one `Arc` increment because the cache keeps a
+//! copy without aws-config's user-agent properties (those would be deep-copied on every
+//! clone).
 //!
 //! When a refresh fails while the cached credentials are still valid, they keep being used
 //! (with a warning) and the refresh is retried after 10 seconds; the call fails only when

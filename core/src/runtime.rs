@@ -67,8 +67,9 @@ static BLOCKING: Slot = PerProcess::new();
 /// The one-thread runtime that runs the HTTP exchanges of async calls made outside any task.
 static IO: Slot = PerProcess::new();
 
-/// A `Mutex` of one process: a child forked from it gets a new, unlocked one holding
-/// `T::default()`, and the parent's, with what it holds, is kept and never dropped there.
+/// A `Mutex` of one process: a child forked from it gets a new, unlocked one (holding
+/// `T::default()`, or what [`PerProcess::lock_or_inherit`] makes of the parent's value), and
+/// the parent's, with what it holds, is kept and never dropped there.
 ///
 /// A lock a thread held at the instant of `fork()` stays locked in the child for good: the
 /// thread is not there to let it go. The shared runtime's workers take these locks (every
@@ -156,9 +157,10 @@ impl<T: 'static> PerProcess<T> {
 
 /// `inherit` of the value a parent's lock holds, or of nothing when a parent's thread held the
 /// lock at the fork. A sibling thread of this child may hold it a moment too (making its own
-/// value from it), so it is tried for up to 50 ms first; a parent's thread never lets it go.
+/// value from it), so it is tried for up to 200 ms first (a busy machine may deschedule that
+/// sibling a while); a parent's thread never lets it go.
 fn inherit_from<T>(parent: &Mutex<T>, inherit: &impl Fn(Option<&T>) -> T) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_millis(50);
+    let deadline = std::time::Instant::now() + Duration::from_millis(200);
     for tries in 0.. {
         match parent.try_lock() {
             Ok(v) => return inherit(Some(&v)),
@@ -620,8 +622,8 @@ pub fn shutdown() {
 }
 
 /// Runs `f` in a child forked from this process and returns its answer: the tests of what
-/// a child after `fork()` draws anew (`f` must not allocate: another thread of the test
-/// process may hold the allocator's lock at the fork).
+/// a child after `fork()` draws anew. A child that hangs is ended by an alarm after 30 s, and
+/// the read then fails the test.
 #[cfg(all(test, unix))]
 pub(crate) fn in_forked_child<const N: usize>(f: fn() -> [u8; N]) -> [u8; N] {
     let mut fds = [0; 2];
@@ -631,6 +633,8 @@ pub(crate) fn in_forked_child<const N: usize>(f: fn() -> [u8; N]) -> [u8; N] {
     // SAFETY: the child runs `f`, writes its bytes to the pipe and `_exit`s.
     let child = unsafe { libc::fork() };
     if child == 0 {
+        // SAFETY: an alarm, for a child that hangs.
+        unsafe { libc::alarm(30) };
         let out = f();
         // SAFETY: writes N bytes to the pipe, then ends the child.
         unsafe {
@@ -639,12 +643,14 @@ pub(crate) fn in_forked_child<const N: usize>(f: fn() -> [u8; N]) -> [u8; N] {
         }
     }
     let mut got = [0u8; N];
-    // SAFETY: reads the child's N bytes and reaps it.
+    // SAFETY: closes the parent's write end (so a child that dies reads as an end of file),
+    // reads the child's N bytes and reaps it.
     unsafe {
-        assert_eq!(libc::read(read, got.as_mut_ptr().cast(), N), N as isize);
+        libc::close(write);
+        let n = libc::read(read, got.as_mut_ptr().cast(), N);
         libc::waitpid(child, std::ptr::null_mut(), 0);
         libc::close(read);
-        libc::close(write);
+        assert_eq!(n, N as isize, "the forked child gave no answer");
     }
     got
 }

@@ -4,8 +4,6 @@
 //! The cached, pid-checked default chain.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use crate::runtime::PerProcess;
 use std::time::{Instant, SystemTime};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
@@ -13,6 +11,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 
 use super::Credentials;
+use crate::runtime::PerProcess;
 use crate::{Client, Error};
 
 /// How long before expiry cached credentials are refreshed.

@@ -118,6 +118,18 @@ struct Inner {
 }
 
 impl Inner {
+    /// A face's exit write (see [`UsageMeter::write_buffered_at_exit`]).
+    fn write_buffered_at_exit(&self) {
+        self.exiting.store(true, Ordering::SeqCst);
+        // Not from this meter's own callback: the write delivering the event may hold what
+        // this one needs (the fleet's drain).
+        if self.check_process().is_ok() && !self.shared.in_callback() {
+            if let Err(e) = self.shared.drain() {
+                report("buffered usage could not be written at exit", &e);
+            }
+        }
+    }
+
     /// Refuses every call in a process other than the one that created the meter.
     fn check_process(&self) -> Result<(), Error> {
         if self.generation == crate::runtime::process_generation() {
@@ -331,12 +343,7 @@ impl WeakUsageMeter {
     /// [`UsageMeter::write_buffered_at_exit`], if the meter is still alive.
     pub fn write_buffered_at_exit(&self) {
         if let Some(inner) = self.0.upgrade() {
-            inner.exiting.store(true, Ordering::SeqCst);
-            if inner.check_process().is_ok() && !inner.shared.in_callback() {
-                if let Err(e) = inner.shared.drain() {
-                    report("buffered usage could not be written at exit", &e);
-                }
-            }
+            inner.write_buffered_at_exit();
         }
     }
 }
@@ -759,13 +766,11 @@ impl UsageMeter {
     /// [`write_buffered`](Self::write_buffered) from a face's exit hook, where no caller can
     /// be given its error: it is [`report`]ed. In a forked child it does nothing (the buffer
     /// is the parent's).
+    ///
+    /// From then on, each record of a `Durability::Memory` meter on a store is written as it
+    /// is made, on a thread of its own (see `write_at_exit`): nothing writes the buffer again.
     pub fn write_buffered_at_exit(&self) {
-        self.inner.exiting.store(true, Ordering::SeqCst);
-        if self.inner.check_process().is_ok() {
-            if let Err(e) = self.inner.shared.drain() {
-                report("buffered usage could not be written at exit", &e);
-            }
-        }
+        self.inner.write_buffered_at_exit();
     }
 
     /// A record made once a face's exit hook has written the buffer: nothing will write it
@@ -779,12 +784,15 @@ impl UsageMeter {
         let shared = Arc::clone(&self.inner.shared);
         let failed = Arc::new(AtomicBool::new(false));
         let fails = Arc::clone(&failed);
-        let why = exit_writes(vec![Box::new(move || {
-            if let Err(e) = shared.drain() {
-                report("usage recorded at exit could not be written", &e);
-                fails.store(true, Ordering::SeqCst);
-            }
-        })]);
+        // Off the shared runtime's worker that a fleet store's write may need.
+        let why = crate::runtime::wait_outside_workers(|| {
+            exit_writes(vec![Box::new(move || {
+                if let Err(e) = shared.drain() {
+                    report("usage recorded at exit could not be written", &e);
+                    fails.store(true, Ordering::SeqCst);
+                }
+            })])
+        });
         let timed_out = why == Some(EXIT_TIMED_OUT);
         if (timed_out || failed.load(Ordering::SeqCst))
             && self.inner.exiting.swap(false, Ordering::SeqCst)

@@ -99,7 +99,8 @@ pub fn assert_first_batch_carries(emu: &Emulator, wanted: &str) {
 
 /// Forks `children` times while a thread keeps the shared runtime busy (spawning from
 /// outside, as a flusher's timers and a fleet's connections do) and runs `in_child` in each
-/// child, which then leaves; returns how many children were still running it after 5 s.
+/// child, which then leaves; returns how many children were still running it after 30 s
+/// (a child that hangs never ends: the first one stops the forking).
 /// A child that touches the runtime it inherited can wait for good on a lock one of the
 /// runtime's threads held at the fork: that thread is not in the child to let go of it.
 pub fn children_that_hung(children: usize, in_child: impl Fn()) -> usize {
@@ -135,7 +136,7 @@ pub fn children_that_hung_beside(
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
-            unsafe { libc::alarm(5) };
+            unsafe { libc::alarm(30) };
             // A panic (a failed call) fails the child: unwound out of the test's thread,
             // the child's only one, it would leave with 0.
             let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&in_child)).is_ok();
@@ -146,6 +147,7 @@ pub fn children_that_hung_beside(
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGALRM {
             hung += 1;
+            break;
         } else {
             assert!(
                 libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,

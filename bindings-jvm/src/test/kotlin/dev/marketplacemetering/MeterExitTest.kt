@@ -8,6 +8,7 @@ import dev.marketplacemetering.testing.Emulator
 import dev.marketplacemetering.testing.ManualClock
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.io.TempDir
@@ -67,7 +68,11 @@ class MeterExitTest {
             java, "-cp", System.getProperty("java.class.path"), MeterExitChild::class.java.name,
             emulator.endpoint, db.toString(), base.toString(),
         ).redirectError(ProcessBuilder.Redirect.INHERIT).redirectOutput(ProcessBuilder.Redirect.DISCARD).start()
-        proc.waitFor(60, TimeUnit.SECONDS)
+        try {
+            assertTrue(proc.waitFor(60, TimeUnit.SECONDS), "the child JVM did not end")
+        } finally {
+            proc.destroyForcibly()
+        }
         assertEquals(0, proc.exitValue())
         UsageMeter(client) {
             path = db

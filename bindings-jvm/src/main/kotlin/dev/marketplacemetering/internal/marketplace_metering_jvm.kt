@@ -1058,7 +1058,7 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_shutdown() and 0xFFFF) != 56636) {
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_shutdown() and 0xFFFF) != 49347) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_func_native_version() and 0xFFFF) != 25181) {
@@ -6249,8 +6249,9 @@ public object FfiConverterSequenceOptionalTypeUsageRecord: FfiConverterRustBuffe
          * Writes the live meters' memory buffers to their stores and stops the core's shared
          * runtime (joins its threads). Called from a JVM shutdown hook, which runs beside the
          * application's own: the meters stay open, their background flushers start again on a new
-         * runtime, and the next call of a client does too. What is recorded after this is written
-         * only by a close() (or a flush) of the meter.
+         * runtime, and the next call of a client does too. What a memory meter records after this
+         * is written to its store as it is recorded (an application's own hook may still be
+         * recording).
          */ fun `nativeShutdown`()
         = 
     uniffiRustCall() { _status ->
