@@ -500,31 +500,40 @@ static void test_file_store_survives_reopening(const mm_test_emulator *e, const 
 
 static const char *self_path;
 
-/* The child's side (this program run again with --record-and-exit WHERE ENDPOINT): records
- * into a memory-durability meter on WHERE (a file, or a PostgreSQL URL: the fleet store) and
- * returns from main without freeing anything. */
-static int record_and_exit(const char *where, const char *endpoint) {
+/* A child's memory-durability meter on WHERE (a file, or a PostgreSQL URL: the fleet store,
+ * as replica REPLICA), with CLOCK unless NULL, for the emulator at ENDPOINT; NULL if it could
+ * not be made. It makes a blocking call first, as a program does: that leaves the thread's
+ * runtime context, whose thread-locals exit() destroys before the atexit handlers run. */
+static mm_meter *exiting_meter(const char *where, const char *endpoint, const char *replica,
+                               const mm_clock *clock) {
   mm_test_emulator fake;
   memset(&fake, 0, sizeof fake);
   snprintf(fake.endpoint, sizeof fake.endpoint, "%s", endpoint);
   mm_client *client = mm_test_client(&fake, 1);
-  if (!client) return 2;
+  if (!client) return NULL;
   int fleet = strncmp(where, "postgresql://", 13) == 0;
   mm_meter_config *cfg = mm_meter_config_new();
   mm_error *err = NULL;
   mm_meter *m = NULL;
   CHECK_OK(fleet ? mm_meter_config_set_database_url(cfg, where) : mm_meter_config_set_path(cfg, where), err);
-  if (fleet) CHECK_OK(mm_meter_config_set_replica_id(cfg, "exiting"), err);
+  if (fleet) CHECK_OK(mm_meter_config_set_replica_id(cfg, replica), err);
   CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
   CHECK_OK(mm_meter_config_set_durability(cfg, MM_METER_DURABILITY_MEMORY), err);
   CHECK_OK(mm_meter_config_set_flush_interval_seconds(cfg, 0), err);
+  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
   CHECK_OK(mm_meter_new(client, cfg, &m, &err), err);
   mm_meter_config_free(cfg);
-  if (!m) return 2;
-  /* A blocking call first, as a program makes: it leaves this thread's runtime context,
-   * whose thread-locals exit() destroys before the hook runs. */
+  if (!m) return NULL;
   status_result counts;
   CHECK_OK(get_status(m, &counts, &err), err);
+  return m;
+}
+
+/* The child's side (this program run again with --record-and-exit WHERE ENDPOINT): records
+ * into a memory-durability meter on WHERE and returns from main without freeing anything. */
+static int record_and_exit(const char *where, const char *endpoint) {
+  mm_meter *m = exiting_meter(where, endpoint, "exiting", NULL);
+  if (!m) return 2;
   record(m, "cust-exit", "users", 6);
   return mm_test_failures ? 3 : 0; /* exit(): no mm_meter_free, no mm_shutdown */
 }
@@ -541,32 +550,14 @@ static const char *late_customer_of(const char *where) {
   return strncmp(where, "postgresql://", 13) == 0 ? "cust-38" : "cust-39";
 }
 
+/* The child's side of --record-late-and-exit WHERE ENDPOINT HOUR. */
 static int record_late_and_exit(const char *where, const char *endpoint, const char *hour) {
   atexit(record_late);
-  mm_test_emulator fake;
-  memset(&fake, 0, sizeof fake);
-  snprintf(fake.endpoint, sizeof fake.endpoint, "%s", endpoint);
-  mm_client *client = mm_test_client(&fake, 1);
-  if (!client) return 2;
-  int fleet = strncmp(where, "postgresql://", 13) == 0;
   /* Leaked with the meter: the parent's hour, not the real one, which may turn meanwhile. */
   mm_clock *clock = mm_clock_new(strtoll(hour, NULL, 10) + 10);
-  mm_meter_config *cfg = mm_meter_config_new();
-  mm_error *err = NULL;
-  CHECK_OK(fleet ? mm_meter_config_set_database_url(cfg, where) : mm_meter_config_set_path(cfg, where), err);
-  if (fleet) CHECK_OK(mm_meter_config_set_replica_id(cfg, "exiting-late"), err);
-  CHECK_OK(mm_meter_config_set_product_code(cfg, MM_TEST_PRODUCT), err);
-  CHECK_OK(mm_meter_config_set_durability(cfg, MM_METER_DURABILITY_MEMORY), err);
-  CHECK_OK(mm_meter_config_set_flush_interval_seconds(cfg, 0), err);
-  CHECK_OK(mm_meter_config_set_clock(cfg, clock), err);
-  CHECK_OK(mm_meter_new(client, cfg, &late_meter, &err), err);
-  mm_meter_config_free(cfg);
+  late_meter = exiting_meter(where, endpoint, "exiting-late", clock);
   if (!late_meter) return 2;
   late_customer = late_customer_of(where);
-  /* A blocking call first, as a program makes: exit() destroys this thread's runtime context
-   * before the atexit handlers run, and a fleet store's write needs one. */
-  status_result counts;
-  CHECK_OK(get_status(late_meter, &counts, &err), err);
   record(late_meter, late_customer, "users", 1);
   return mm_test_failures ? 3 : 0; /* exit(): the library's hook, then record_late */
 }

@@ -1532,21 +1532,27 @@ fn a_child_forked_while_the_runtimes_are_busy_calls_and_exits() {
 #[test]
 fn a_child_forked_while_its_parent_uses_a_client_can_use_it() {
     let emu = emulator();
-    let c = client(&emu);
-    let busy = {
-        let c = c.clone();
-        move || {
-            c.close();
-        }
-    };
-    let hung = support::children_that_hung_beside(200, busy, || {
-        marketplace_metering::runtime::block_on(
-            c.send_batch_meter_usage(batch(vec![record("cust-1", 1)])),
-        )
-        .unwrap()
-        .unwrap();
+    let hung = children_calling_beside(&client(&emu), |c| {
+        c.close();
     });
     assert_eq!(hung, 0, "children hung calling an inherited client");
+}
+
+/// [`support::children_that_hung_beside`] with a parent's thread running `busy` on a clone of
+/// `c` and each of 200 children making one call with `c`.
+fn children_calling_beside(c: &Client, busy: impl Fn(&Client) + Send + 'static) -> usize {
+    let theirs = c.clone();
+    support::children_that_hung_beside(
+        200,
+        move || busy(&theirs),
+        || {
+            marketplace_metering::runtime::block_on(
+                c.send_batch_meter_usage(batch(vec![record("cust-1", 1)])),
+            )
+            .unwrap()
+            .unwrap();
+        },
+    )
 }
 
 /// A worker forked while its parent's threads set a client's credentials (a provider of the
@@ -1555,25 +1561,14 @@ fn a_child_forked_while_its_parent_uses_a_client_can_use_it() {
 #[test]
 fn a_child_forked_while_its_parent_sets_credentials_can_call() {
     let emu = emulator();
-    let c = client(&emu);
-    let busy = {
-        let c = c.clone();
-        move || {
-            c.set_credentials(marketplace_metering::Credentials::new(
-                metering_emulator::DEFAULT_ACCESS_KEY_ID,
-                metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
-                None,
-                None,
-                "test",
-            ));
-        }
-    };
-    let hung = support::children_that_hung_beside(200, busy, || {
-        marketplace_metering::runtime::block_on(
-            c.send_batch_meter_usage(batch(vec![record("cust-1", 1)])),
-        )
-        .unwrap()
-        .unwrap();
+    let hung = children_calling_beside(&client(&emu), |c| {
+        c.set_credentials(marketplace_metering::Credentials::new(
+            metering_emulator::DEFAULT_ACCESS_KEY_ID,
+            metering_emulator::DEFAULT_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "test",
+        ));
     });
     assert_eq!(
         hung, 0,

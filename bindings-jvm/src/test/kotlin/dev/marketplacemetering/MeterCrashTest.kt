@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // kill -9 of a JVM recording into a SQLite store (while recording, and around a flush), then
 // a restart on the same file: every customer-hour is billed exactly once, with every usage
-// the dead JVM had recorded, checked against the emulator's ledger.
+// the dead JVM had recorded, checked against the emulator's ledger. And a JVM that ends while
+// its application still records (Spring's graceful shutdown drains requests in its own
+// shutdown hook): what a memory meter acknowledged is in its store.
 
 package dev.marketplacemetering
 
@@ -60,6 +62,33 @@ object MeterCrashChild {
     }
 }
 
+/** The child JVM: a memory meter never closed, recording before and during shutdown. */
+object MeterExitChild {
+    @JvmStatic
+    fun main(args: Array<String>) {
+        val (endpoint, path, baseText) = args
+        val client = MarketplaceMeteringClient {
+            region = Emulator.REGION
+            endpointUrl = endpoint
+            credentialsProvider = StaticCredentialsProvider(Emulator.ACCESS_KEY_ID, Emulator.SECRET_ACCESS_KEY)
+        }
+        val meter = UsageMeter(client) {
+            this.path = Path.of(path)
+            productCode = Emulator.PRODUCT_CODE
+            durability = Durability.MEMORY
+            flushInterval = Duration.ZERO
+            clock = ManualClock(Instant.ofEpochSecond(baseText.toLong() + 600))
+        }
+        meter.record("cust-1", "users", 2)
+        // An application's hook, still serving: it records after the library's hook ran.
+        Runtime.getRuntime().addShutdownHook(Thread {
+            Thread.sleep(500)
+            meter.record("cust-1", "users", 5)
+        })
+        System.exit(0)
+    }
+}
+
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class MeterCrashTest {
     private val emulator = Emulator()
@@ -71,13 +100,17 @@ class MeterCrashTest {
         emulator.close()
     }
 
-    private fun child(db: Path, base: Long, out: Path, fsync: Boolean): Process {
+    /** A child JVM running `main`'s class with the emulator's endpoint and `args`. */
+    private fun javaChild(main: Any, vararg args: String): ProcessBuilder {
         val java = ProcessHandle.current().info().command().orElse("java")
         return ProcessBuilder(
-            java, "-cp", System.getProperty("java.class.path"), MeterCrashChild::class.java.name,
-            emulator.endpoint, db.toString(), base.toString(), if (fsync) "fsync" else "no-fsync",
-        ).redirectError(ProcessBuilder.Redirect.INHERIT).redirectOutput(out.toFile()).start()
+            java, "-cp", System.getProperty("java.class.path"), main::class.java.name, emulator.endpoint, *args,
+        ).redirectError(ProcessBuilder.Redirect.INHERIT)
     }
+
+    private fun child(db: Path, base: Long, out: Path, fsync: Boolean): Process =
+        javaChild(MeterCrashChild, db.toString(), base.toString(), if (fsync) "fsync" else "no-fsync")
+            .redirectOutput(out.toFile()).start()
 
     @Test
     fun `kill -9 then restart bills each customer-hour exactly once`(@TempDir dir: Path) {
@@ -146,5 +179,30 @@ class MeterCrashTest {
             assertTrue(ledger.isNotEmpty())
             println("crash trial $trial: killed after $killAfter lines, $flushed flushes, recorded ${recorded.toList()}, billed ${ledger.size} customer-hours")
         }
+    }
+
+    // The library's shutdown hook wrote each buffer once, as the JVM's shutdown began: what an
+    // application's hook recorded afterwards (Spring draining its requests) was acknowledged
+    // and lost with the process. From that hook on, every record is written as it is made.
+    @Test
+    fun `a record made while the JVM shuts down is written to the store`(@TempDir dir: Path) {
+        emulator.reset() // the crash trials' ledger is not this test's
+        val base = Instant.now().truncatedTo(ChronoUnit.HOURS).minus(Duration.ofHours(2)).epochSecond
+        val db = dir.resolve("exit.db")
+        val proc = javaChild(MeterExitChild, db.toString(), base.toString())
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD).start()
+        try {
+            assertTrue(proc.waitFor(60, TimeUnit.SECONDS), "the child JVM did not end")
+        } finally {
+            proc.destroyForcibly()
+        }
+        assertEquals(0, proc.exitValue())
+        UsageMeter(client) {
+            path = db
+            productCode = Emulator.PRODUCT_CODE
+            flushInterval = Duration.ZERO
+            clock = ManualClock(Instant.ofEpochSecond(base + 3600 + 400))
+        }.use { m -> assertEquals(1L, m.flush().acked) }
+        assertEquals(listOf(7L), emulator.ledger().map { it.quantity })
     }
 }
