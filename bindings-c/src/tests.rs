@@ -1005,3 +1005,69 @@ fn requeue_filter_refuses_null_and_bad_combinations_naming_the_field() {
     mm_client_free(client);
     mm_clock_free(clock);
 }
+
+/// A child forked while a thread of its parent's held the list of meters to write at exit
+/// (making or freeing one) lists its own there: it gave up on that lock after a second, and
+/// what its memory meter buffered was lost at its `exit()` (a review found it).
+#[cfg(unix)]
+#[test]
+fn a_child_forked_while_the_exit_list_was_held_writes_its_meter_at_exit() {
+    let dir = std::env::temp_dir().join(format!("mm-c-exit-list-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = std::ffi::CString::new(dir.join("m.db").to_str().unwrap()).unwrap();
+    let meter_on_store = |durability: mm_meter_durability| {
+        let cfg = mm_meter_config_new();
+        assert_eq!(
+            mm_meter_config_set_product_code(cfg, c"prod-1234".as_ptr()),
+            mm_status::Ok
+        );
+        assert_eq!(mm_meter_config_set_path(cfg, path.as_ptr()), mm_status::Ok);
+        assert_eq!(
+            mm_meter_config_set_durability(cfg, durability as u32),
+            mm_status::Ok
+        );
+        let mut meter = null_mut();
+        let st = mm_meter_new(offline_client(), cfg, &mut meter, null_mut());
+        mm_meter_config_free(cfg);
+        (st, meter)
+    };
+    let (held_tx, held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let list = crate::meter::LIVE.lock();
+        held_tx.send(()).unwrap();
+        let _ = released.recv();
+        drop(list);
+    });
+    held.recv().unwrap();
+    // SAFETY: the child makes a meter, records and leaves by `exit()`, under an alarm.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        unsafe { libc::alarm(30) };
+        let (st, meter) = meter_on_store(mm_meter_durability::Memory);
+        let ok =
+            st == mm_status::Ok && record(meter, event(c"users".as_ptr(), 3)).0 == mm_status::Ok;
+        // Never freed: the exit hook writes what it buffered.
+        unsafe { libc::exit(if ok { 0 } else { 2 }) };
+    }
+    drop(release);
+    holder.join().unwrap();
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child failed or hung: {status}"
+    );
+    let (st, meter) = meter_on_store(mm_meter_durability::Durable);
+    assert_eq!(st, mm_status::Ok);
+    assert_eq!(
+        pending(meter).0,
+        1,
+        "the child's event was not written at its exit"
+    );
+    mm_meter_free(meter);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -212,6 +212,13 @@ impl Error {
         Error::new(ErrorCode::InvalidState, message)
     }
 
+    /// The error of a call that panicked inside the library (`InvalidState`, with what the
+    /// panic said): a face raises it as any other error, never as a panic its caller's
+    /// error handling misses (Python's `PanicException` is a `BaseException`).
+    pub fn from_panic(panic: &(dyn std::any::Any + Send)) -> Self {
+        Error::invalid_state(format!("the call panicked: {}", panic_message(panic)))
+    }
+
     pub(crate) fn credentials(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::Credentials, message)
     }

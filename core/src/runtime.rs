@@ -76,8 +76,11 @@ static IO: Slot = PerProcess::new();
 /// fleet flush spawns; a client's first call builds its pool), so a child forked while one
 /// did hung at its first call, or at exit in Python's `atexit` (a gunicorn worker of a
 /// `--preload` app). What the parent's holds (its runtimes, its connection pools) is tied to
-/// the parent's threads and must not be dropped in the child either (see [`keep_inherited`]).
-pub(crate) struct PerProcess<T: 'static> {
+/// the parent's threads and must not be dropped in the child either (see `keep_inherited`).
+///
+/// Public for the faces, whose own process-wide lists (the C face's meters to write at exit)
+/// a child must not find locked either.
+pub struct PerProcess<T: 'static> {
     current: AtomicPtr<Generation<T>>,
     /// `Send` and `Sync` as a `Mutex<T>` is (an `AtomicPtr` is both whatever it points to).
     _value: std::marker::PhantomData<Mutex<T>>,
@@ -95,7 +98,9 @@ struct Inherited<T>(#[allow(dead_code)] *mut Generation<T>);
 unsafe impl<T> Send for Inherited<T> {}
 
 impl<T: 'static> PerProcess<T> {
-    pub(crate) const fn new() -> Self {
+    /// One that holds nothing yet: each process's value starts as `T::default()` (or as
+    /// [`lock_or_inherit`](Self::lock_or_inherit) makes it).
+    pub const fn new() -> Self {
         PerProcess {
             current: AtomicPtr::new(std::ptr::null_mut()),
             _value: std::marker::PhantomData,
@@ -104,7 +109,7 @@ impl<T: 'static> PerProcess<T> {
 
     /// One holding `value` in this process (a child starts from it as
     /// [`lock_or_inherit`](Self::lock_or_inherit) says).
-    pub(crate) fn with(value: T) -> Self {
+    pub fn with(value: T) -> Self {
         let first = Box::new(Generation {
             forks: process_generation(),
             value: Mutex::new(value),
@@ -118,7 +123,7 @@ impl<T: 'static> PerProcess<T> {
     /// This process's value, locked. In a child, it starts as `inherit` makes it of the
     /// parent's value, which it is given when no thread of the parent's held it at the fork
     /// (`None` otherwise, or when the parent had none).
-    pub(crate) fn lock_or_inherit(&self, inherit: impl Fn(Option<&T>) -> T) -> MutexGuard<'_, T> {
+    pub fn lock_or_inherit(&self, inherit: impl Fn(Option<&T>) -> T) -> MutexGuard<'_, T> {
         self.lock_making(|parent| match parent {
             Some(parent) => inherit_from(parent, &inherit),
             None => inherit(None),
@@ -155,6 +160,12 @@ impl<T: 'static> PerProcess<T> {
     }
 }
 
+impl<T: 'static> Default for PerProcess<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// `inherit` of the value a parent's lock holds, or of nothing when a parent's thread held the
 /// lock at the fork. A sibling thread of this child may hold it a moment too (making its own
 /// value from it), so it is tried for up to 200 ms first (a busy machine may deschedule that
@@ -179,7 +190,7 @@ fn inherit_from<T>(parent: &Mutex<T>, inherit: &impl Fn(Option<&T>) -> T) -> T {
 
 impl<T: Default + 'static> PerProcess<T> {
     /// This process's value, locked; a child's starts as `T::default()`.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+    pub fn lock(&self) -> MutexGuard<'_, T> {
         self.lock_making(|_| T::default())
     }
 }
@@ -261,16 +272,18 @@ pub fn builder_with_workers(default_workers: usize) -> tokio::runtime::Builder {
     b
 }
 
+/// What [`keep_inherited`] kept: this process's list, so a child forked while one of this
+/// process's threads kept something does not find it locked for good. (The parent's list,
+/// replaced in a child, is kept in the child's by `keep_inherited` itself.)
+static KEPT: PerProcess<Vec<Box<dyn std::any::Any + Send>>> = PerProcess::new();
+
 /// Keeps `inherited`, something a child process got from its parent across fork() and must
 /// never drop (a runtime, or a pool of connections tied to one: dropping it would join
 /// threads that do not exist in the child, or touch the parent's epoll instance and
 /// sockets). Kept reachable for the life of the process rather than forgotten, so a leak
 /// checker run on the child (valgrind) does not report it as lost.
 pub(crate) fn keep_inherited<T: Send + 'static>(inherited: T) {
-    static KEPT: Mutex<Vec<Box<dyn std::any::Any + Send>>> = Mutex::new(Vec::new());
-    KEPT.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(Box::new(inherited));
+    KEPT.lock().push(Box::new(inherited));
 }
 
 /// `build`, a panic caught as an error: a worker thread the OS refuses (`EAGAIN`: a
@@ -431,12 +444,7 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
     for f in after {
         f();
     }
-    out.map_err(|panic| {
-        Error::invalid_state(format!(
-            "the call panicked: {}",
-            crate::error::panic_message(&*panic)
-        ))
-    })
+    out.map_err(|panic| Error::from_panic(&*panic))
 }
 
 /// Runs `wait`, which blocks its thread until work on the shared runtime is done (a fleet
@@ -655,9 +663,47 @@ pub(crate) fn in_forked_child<const N: usize>(f: fn() -> [u8; N]) -> [u8; N] {
     got
 }
 
+/// [`in_forked_child`], forked while another thread of this process holds what `hold` takes
+/// (a lock): the child has no such thread, so whatever that lock guards must not be waited
+/// for there.
+#[cfg(all(test, unix))]
+pub(crate) fn forked_while_held<G: 'static, const N: usize>(
+    hold: fn() -> G,
+    child: fn() -> [u8; N],
+) -> [u8; N] {
+    let (held_tx, held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let guard = hold();
+        held_tx.send(()).unwrap();
+        let _ = released.recv();
+        drop(guard);
+    });
+    held.recv().unwrap();
+    let got = in_forked_child(child);
+    drop(release);
+    holder.join().unwrap();
+    got
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_child_forked_while_the_kept_list_was_held_keeps_its_own() {
+        // A child that forks again while one of its threads keeps something inherited (its
+        // first call after the fork) must not leave its own child a list locked for good.
+        let [kept] = forked_while_held(
+            || KEPT.lock(),
+            || {
+                keep_inherited(7u8);
+                [1]
+            },
+        );
+        assert_eq!(kept, 1);
+    }
 
     #[cfg(unix)]
     #[test]

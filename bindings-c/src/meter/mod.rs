@@ -38,9 +38,10 @@ pub use record::*;
 pub use requeue::*;
 pub use results::*;
 
-use std::sync::{Arc, Mutex, Once, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Once, PoisonError, RwLock, Weak};
 
 use marketplace_metering::meter::{MeterConfig, MeterMode, Store};
+use marketplace_metering::runtime::PerProcess;
 use marketplace_metering::{Error, UsageMeter};
 
 use crate::client::mm_client;
@@ -95,83 +96,51 @@ impl Drop for MeterHandle {
     }
 }
 
-/// Every meter not yet freed, for the exit hook.
-static LIVE: Mutex<Vec<Weak<Cell>>> = Mutex::new(Vec::new());
+/// Every meter of this process not yet freed, for the exit hook. One process's list: a child
+/// forked while a parent's thread held it (making or freeing a meter) starts a list of its
+/// own, where its meters are written at its exit. The parent's meters it inherited are not
+/// listed there (the core would skip them anyway).
+pub(crate) static LIVE: PerProcess<Vec<Weak<Cell>>> = PerProcess::new();
 static EXIT_HOOK: Once = Once::new();
-/// The process that registered the exit hook. A forked child inherits the hook and the list;
-/// a parent thread may have held the list's lock at the fork, so the child only tries it.
-static HOOK_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// Whether this is a forked child of the process that registered the exit hook.
-fn forked() -> bool {
-    HOOK_PID.load(std::sync::atomic::Ordering::SeqCst) != std::process::id()
-}
-
-/// The list of live meters. In a forked child the lock may be held by a thread of the
-/// parent's that does not exist here, or briefly by one of the child's: it is tried for up
-/// to a second, then given up (`None`).
-fn live_list() -> Option<std::sync::MutexGuard<'static, Vec<Weak<Cell>>>> {
-    if !forked() {
-        return Some(LIVE.lock().unwrap_or_else(PoisonError::into_inner));
-    }
-    for _ in 0..1000 {
-        match LIVE.try_lock() {
-            Ok(l) => return Some(l),
-            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-        }
-    }
-    None
-}
 
 /// Lists a new meter for the exit hook, registering the hook with the first.
 fn list_for_exit(cell: &Arc<Cell>) {
     extern "C" {
         fn atexit(f: extern "C" fn()) -> std::ffi::c_int;
     }
+    // A child forked after the first meter inherits the registration with the hook.
     EXIT_HOOK.call_once(|| {
-        HOOK_PID.store(std::process::id(), std::sync::atomic::Ordering::SeqCst);
         // SAFETY: registers a function that takes no argument and never unwinds.
         unsafe { atexit(write_buffers_at_exit) };
     });
-    if let Some(mut live) = live_list() {
-        live.retain(|w| w.strong_count() > 0);
-        live.push(Arc::downgrade(cell));
-    }
+    let mut live = LIVE.lock();
+    live.retain(|w| w.strong_count() > 0);
+    live.push(Arc::downgrade(cell));
 }
 
 /// At `exit()` (a return from `main`): writes what `MM_METER_DURABILITY_MEMORY` buffered in
 /// every meter not yet freed to its store, as the Python and JVM faces do at exit, so that a
 /// program that ends without `mm_meter_free` keeps it (a file store sends it after a
 /// restart). Meters stay open: another exit handler may still use them. A forked child's
-/// own meters are written too; the parent's it inherited are not (the core skips them).
+/// own meters are written too; the parent's it inherited are not (not on its list).
 ///
 /// On a thread of its own: glibc has destroyed the exiting thread's thread-locals before it
 /// runs `atexit` hooks, and the fleet store's write runs on the runtime, whose entry needs
 /// them.
 extern "C" fn write_buffers_at_exit() {
-    let cells: Vec<_> = match std::panic::catch_unwind(|| {
-        live_list().map_or_else(Vec::new, |l| l.iter().filter_map(Weak::upgrade).collect())
-    }) {
-        Ok(cells) => cells,
-        Err(_) => return,
-    };
-    let forked = forked();
+    let cells: Vec<_> =
+        match std::panic::catch_unwind(|| LIVE.lock().iter().filter_map(Weak::upgrade).collect()) {
+            Ok(cells) => cells,
+            Err(_) => return,
+        };
     // Each on a thread of the core's, within its time (see `exit_writes`).
     let writes = cells
         .into_iter()
         .map(|cell| {
             Box::new(move || {
-                // A clone, so a write that waits on the store does not hold the cell. In a
-                // forked child a parent thread may have held the cell (an inherited meter,
-                // which the core skips anyway): not waited for.
-                let meter = if forked {
-                    cell.try_read().ok().and_then(|m| m.clone())
-                } else {
-                    cell.read().unwrap_or_else(PoisonError::into_inner).clone()
-                };
+                // A clone, so a write that waits on the store does not hold the cell. Each
+                // listed cell is this process's own (see `LIVE`).
+                let meter = cell.read().unwrap_or_else(PoisonError::into_inner).clone();
                 if let Some(m) = meter {
                     m.write_buffered_at_exit();
                 }

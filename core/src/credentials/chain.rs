@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The cached, pid-checked default chain (feature `default-chain`).
+// The cached default chain, one per process (feature `default-chain`).
 
-//! The cached, pid-checked default chain.
+//! The cached default chain, one per process.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
@@ -101,16 +101,14 @@ fn locked(cached: &PerProcess<Option<Cached>>) -> MutexGuard<'_, Option<Cached>>
     cached.lock_or_inherit(|parent| parent.cloned().flatten())
 }
 
-/// The built chain and the single-flight lock, valid in process `pid` only.
+/// The built chain and the single-flight lock, of one process.
 struct Slot {
-    pid: u32,
     chain: Arc<tokio::sync::Mutex<Option<DefaultCredentialsChain>>>,
 }
 
 impl Slot {
     fn new() -> Arc<Slot> {
         Arc::new(Slot {
-            pid: crate::runtime::pid(),
             chain: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
@@ -173,25 +171,18 @@ pub(super) struct ChainCache {
     /// Read at every call: one process's lock (see `runtime::PerProcess`), so a child forked
     /// while a parent's thread read it does not wait for good at its first refresh.
     cached: Arc<PerProcess<Option<Cached>>>,
-    slot: Mutex<Arc<Slot>>,
+    /// This process's chain (built at its first refresh). One process's lock, as `cached`
+    /// is: a child forked while a parent's thread refreshed builds its own; the parent's
+    /// holds connections tied to the parent's runtime and is kept, never dropped, there.
+    slot: PerProcess<Option<Arc<Slot>>>,
     /// How long a caller waits for a load ([`LOAD_TIMEOUT`]; shorter in tests).
     pub(super) load_timeout: std::time::Duration,
     /// The last load that failed: when it ended, and its error's message and whether it is
     /// retryable. Callers that waited for that load get its error rather than each starting
     /// their own, one after another (a hung STS or SSO endpoint cost N callers N times the
     /// load's limit).
-    failed: Mutex<Option<(std::time::Instant, String, bool)>>,
-}
-
-impl Drop for ChainCache {
-    fn drop(&mut self) {
-        let slot = self.slot.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if slot.pid != crate::runtime::pid() {
-            // The parent's chain, dropped in a forked child: its HTTP clients are tied to the
-            // parent's runtime (as in `slot`), so it is kept, never dropped here.
-            crate::runtime::keep_inherited(Arc::clone(slot));
-        }
-    }
+    /// One process's, as `slot` is: a child starts with none.
+    failed: PerProcess<Option<(std::time::Instant, String, bool)>>,
 }
 
 impl ChainCache {
@@ -203,9 +194,9 @@ impl ChainCache {
             use_dual_stack: false,
             http: crate::tls::HttpSettings::default(),
             cached: Arc::new(PerProcess::new()),
-            slot: Mutex::new(Slot::new()),
+            slot: PerProcess::new(),
             load_timeout: LOAD_TIMEOUT,
-            failed: Mutex::new(None),
+            failed: PerProcess::new(),
         }
     }
 
@@ -240,14 +231,7 @@ impl ChainCache {
 
     /// This process's slot; a forked child gets a new one (see the module docs).
     fn slot(&self) -> Arc<Slot> {
-        let pid = crate::runtime::pid();
-        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.pid != pid {
-            // The parent's chain holds connections registered with the parent's runtime;
-            // dropping it here could touch that runtime, so keep it.
-            crate::runtime::keep_inherited(std::mem::replace(&mut *slot, Slot::new()));
-        }
-        Arc::clone(&slot)
+        Arc::clone(self.slot.lock().get_or_insert_with(Slot::new))
     }
 
     #[cold]
@@ -261,9 +245,7 @@ impl ChainCache {
                 return Attempt::Fresh(c);
             }
             // Or failed to: its answer is this caller's too.
-            if let Some((at, message, retryable)) =
-                &*self.failed.lock().unwrap_or_else(PoisonError::into_inner)
-            {
+            if let Some((at, message, retryable)) = &*self.failed.lock() {
                 if *at >= asked {
                     return Attempt::Shared(
                         Error::credentials(message.clone()).with_retryable(*retryable),
@@ -359,7 +341,7 @@ impl ChainCache {
                 Ok(c.creds.clone())
             }
             _ => {
-                *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some((
+                *self.failed.lock() = Some((
                     std::time::Instant::now(),
                     err.message().to_owned(),
                     err.is_retryable(),
@@ -369,23 +351,18 @@ impl ChainCache {
         }
     }
 
-    /// The current slot's pid and whether it holds a built chain.
+    /// Whether the current slot holds a built chain.
     #[cfg(test)]
-    pub(super) fn slot_for_test(&self) -> (u32, bool) {
+    pub(super) fn chain_built_for_test(&self) -> bool {
         let slot = self.slot();
         let built = slot.chain.try_lock().map(|c| c.is_some()).unwrap_or(true);
-        (slot.pid, built)
+        built
     }
 
-    /// Makes the current slot look as if it was built by another process.
+    /// The locks a refresh takes, held.
     #[cfg(test)]
-    pub(super) fn pretend_forked(&self) {
-        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        let chain = slot.chain.try_lock().ok().and_then(|mut c| c.take());
-        *slot = Arc::new(Slot {
-            pid: 0,
-            chain: Arc::new(tokio::sync::Mutex::new(chain)),
-        });
+    pub(super) fn hold_locks_for_test(&self) -> impl Sized + '_ {
+        (self.slot.lock(), self.failed.lock())
     }
 
     /// What a load needs of this cache, for the task that runs it.

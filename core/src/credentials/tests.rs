@@ -859,24 +859,40 @@ mod chain {
         }
     }
 
-    #[tokio::test]
-    async fn a_forked_child_rebuilds_the_chain() {
-        // Simulate the child's view: a slot recorded under another pid is replaced (and
-        // leaked), cached credentials survive.
-        let _g = ENV_LOCK.lock().await;
+    /// A child forked while a thread of its parent's refreshed the chain (holding its slot's
+    /// lock, or the last failure's) loads credentials anew: those locks stayed held in the
+    /// child for good, and its first refresh waited on them forever (a review found it).
+    #[cfg(unix)]
+    #[test]
+    fn a_child_forked_while_a_refresh_held_the_chain_loads_its_own() {
+        static P: std::sync::OnceLock<CredentialsProvider> = std::sync::OnceLock::new();
+        let _g = ENV_LOCK.blocking_lock();
         let env = Env::clean();
         env.set("AWS_ACCESS_KEY_ID", "AKIDENV");
         env.set("AWS_SECRET_ACCESS_KEY", SECRET);
-        let p = chain(None);
-        p.credentials().await.unwrap();
-        let cache = p.chain.as_ref().unwrap();
-        let before = cache.slot_for_test();
-        assert_eq!(before.0, std::process::id());
-        cache.pretend_forked();
-        let after = cache.slot_for_test();
-        assert_eq!(after.0, std::process::id());
-        assert!(!after.1, "the child starts without the parent's chain");
-        assert_eq!(p.provider_name().as_deref(), Some("EnvironmentVariable"));
-        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDENV");
+        let p = P.get_or_init(|| chain(None));
+        assert!(!p.chain.as_ref().unwrap().chain_built_for_test());
+        let [loaded] = crate::runtime::forked_while_held(
+            || {
+                P.get()
+                    .unwrap()
+                    .chain
+                    .as_ref()
+                    .unwrap()
+                    .hold_locks_for_test()
+            },
+            || {
+                let p = P.get().unwrap();
+                let loaded = crate::runtime::block_on(p.credentials())
+                    .ok()
+                    .and_then(Result::ok)
+                    .is_some_and(|c| c.access_key_id() == "AKIDENV");
+                // The chain it loaded with is its own, not its parent's.
+                let built = p.chain.as_ref().unwrap().chain_built_for_test();
+                [(loaded && built) as u8]
+            },
+        );
+        assert_eq!(loaded, 1);
+        drop(env);
     }
 }

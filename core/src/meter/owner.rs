@@ -36,9 +36,8 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
 
-use crate::runtime::process_generation;
+use crate::runtime::{process_generation, PerProcess};
 use crate::Error;
 
 /// The error of every meter call made in a process other than the one that created it.
@@ -51,8 +50,16 @@ pub(crate) fn forked_error() -> Error {
 
 /// Files this process has open as stores, one entry a claim (a closed meter still alive and
 /// the one that took the store over have one each).
-static OPEN: Mutex<Vec<OpenStore>> = Mutex::new(Vec::new());
+static OPEN: PerProcess<Vec<OpenStore>> = PerProcess::new();
 
+/// [`OPEN`], locked. A child starts from its parent's list (what the parent has open, which
+/// the child must not open), unless a parent's thread held it at the fork (opening or
+/// closing a store): then from none, and the stores' lock files still refuse it.
+fn open_list() -> std::sync::MutexGuard<'static, Vec<OpenStore>> {
+    OPEN.lock_or_inherit(|parent| parent.cloned().unwrap_or_default())
+}
+
+#[derive(Clone)]
 struct OpenStore {
     /// The file's (device, inode).
     file: (u64, u64),
@@ -257,7 +264,7 @@ impl Owner {
             tighten(&companion(store, suffix));
         }
         let file_id = file_id(&db.file).map_err(|e| io("cannot stat", e))?;
-        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = open_list();
         if open
             .iter()
             .any(|e| e.file == file_id && e.generation != generation)
@@ -292,7 +299,7 @@ impl Owner {
     /// in this process while its connection is.
     pub(crate) fn release(&mut self) {
         if self.in_owner_process() {
-            let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+            let mut open = open_list();
             if let Some(e) = open.iter_mut().find(|e| self.is(e)) {
                 e.held = false;
             }
@@ -400,7 +407,7 @@ impl Owner {
                 let _ = File::open(dir).and_then(|d| d.sync_all());
             }
         }
-        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = open_list();
         if let Some(i) = open.iter().position(|e| self.is(e)) {
             open.swap_remove(i);
         }
@@ -414,10 +421,7 @@ impl Owner {
         // The removed file's kept descriptors, once no claim has it: they held its blocks.
         let old = self.file_id;
         if !open.iter().any(|e| e.file == old) {
-            PARKED
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|(f, _)| *f != old);
+            PARKED.lock().retain(|(f, _)| *f != old);
         }
         drop(open);
         if lock.is_some() {
@@ -444,7 +448,7 @@ impl Drop for Owner {
         if !self.in_owner_process() {
             return; // the parent's entry: its connection is leaked in this child, keep it
         }
-        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = open_list();
         if let Some(i) = open.iter().position(|e| self.is(e)) {
             open.swap_remove(i);
         }
@@ -456,7 +460,7 @@ impl Drop for Owner {
         let others = open
             .iter()
             .any(|e| e.file == file && e.generation == self.generation);
-        let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
+        let mut parked = PARKED.lock();
         if !others {
             parked.retain(|(f, _)| *f != file);
             return;
@@ -474,7 +478,7 @@ impl Drop for Owner {
 
 /// Store files whose claim was dropped while another claim of this process had the file
 /// (see `Drop for Owner`), closed with the last one, or taken by the next claim.
-static PARKED: Mutex<Vec<((u64, u64), Claimed)>> = Mutex::new(Vec::new());
+static PARKED: PerProcess<Vec<((u64, u64), Claimed)>> = PerProcess::new();
 
 /// A kept descriptor of the file `id`, if any (see [`PARKED`]): one this process kept, not
 /// its parent's (a forked child's copy points at `/dev/null`), and only where files have
@@ -484,7 +488,7 @@ fn take_parked(id: (u64, u64)) -> Option<Claimed> {
         return None;
     }
     let generation = process_generation();
-    let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut parked = PARKED.lock();
     let i = parked
         .iter()
         .position(|(f, c)| *f == id && c.generation == generation)?;
@@ -616,7 +620,7 @@ pub(crate) fn refuse_held_store(store: &Path) -> Result<(), Error> {
         return Ok(());
     };
     let generation = process_generation();
-    let open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    let open = open_list();
     let parents = open
         .iter()
         .any(|e| e.file == id && e.generation != generation);

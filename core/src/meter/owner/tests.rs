@@ -101,3 +101,22 @@ fn a_claim_dropped_without_a_spare_descriptor_keeps_the_others_locks() {
     );
     println!("CHECKED");
 }
+
+/// A child forked while a thread of its parent's held the list of open stores (opening or
+/// closing one) opens a store of its own: the lock stayed held in the child for good, and
+/// its first meter waited on it forever (a review found it).
+#[cfg(unix)]
+#[test]
+fn a_child_forked_while_the_open_list_was_held_opens_a_store() {
+    let [claimed] = crate::runtime::forked_while_held(
+        || (OPEN.lock(), PARKED.lock()),
+        || {
+            let dir = std::env::temp_dir().join(format!("mm-owner-fork-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let claimed = Owner::claim(&dir.join("m.db"), None).is_ok();
+            let _ = std::fs::remove_dir_all(&dir);
+            [claimed as u8]
+        },
+    );
+    assert_eq!(claimed, 1);
+}
