@@ -1,102 +1,302 @@
 // SPDX-License-Identifier: Apache-2.0
-// pyo3-async-runtimes' generic runtime, on the core's shared (fork-aware) runtime.
+// Awaitables of the core's futures, run on its shared (fork-aware) runtime, that never drop
+// a Python object without the GIL.
 
-//! Awaitables run on `marketplace_metering::runtime`, never on pyo3-async-runtimes' own
-//! tokio runtime: that one cannot be shut down at exit (its threads crashed the interpreter
-//! at exit in 7 of 20 runs) and is not rebuilt after `fork()`.
+//! An asyncio future of a Rust future, run on `marketplace_metering::runtime`.
+//!
+//! Not pyo3-async-runtimes' `future_into_py`, for two reasons:
+//!
+//! * Its tokio runtime cannot be shut down at exit (its threads crashed the interpreter at
+//!   exit in 7 of 20 runs) and is not rebuilt after `fork()`; the core's is.
+//! * Its task drops the asyncio future and the event loop on a runtime thread, without the
+//!   GIL, at every call. pyo3 then queues the decrement under a lock of the whole process,
+//!   and a child forked while a runtime thread held that lock (`multiprocessing`, a gunicorn
+//!   worker) froze at its first call into the module. Here the task holds them in
+//!   [`Handles`], dropped with the GIL only, by the [`Completer`]'s thread.
 
-use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
 
+use std::sync::mpsc::Sender;
+
+use marketplace_metering::runtime::PerProcess;
+use marketplace_metering::Error;
 use pyo3::prelude::*;
-use pyo3_async_runtimes::generic::{ContextExt, Runtime};
-use pyo3_async_runtimes::TaskLocals;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyString;
 
-/// The core's shared runtime, as seen by pyo3-async-runtimes.
-pub struct CoreRuntime;
+use crate::errors::{invalid_state, to_py_err};
 
-tokio::task_local! {
-    static TASK_LOCALS: OnceCell<TaskLocals>;
+/// The names the async machinery looks up, interned once at import ([`init`]) rather than
+/// at their first use, like `intern!`: pyo3 makes such a name with the GIL let go and taken
+/// again, so a thread forking meanwhile (holding the GIL) left the name half made, and a
+/// child's first answer waited on it for good.
+#[derive(Clone, Copy)]
+enum Name {
+    Asyncio,
+    GetRunningLoop,
+    CreateFuture,
+    AddDoneCallback,
+    CallSoonThreadsafe,
+    Cancelled,
+    Done,
+    SetException,
+    SetResult,
 }
 
-fn handle() -> tokio::runtime::Handle {
-    // `Client` methods call `runtime::handle()` before creating an awaitable, so a runtime
-    // that cannot start is reported as an exception there; this is only a last resort.
-    match marketplace_metering::runtime::handle() {
-        Ok(h) => h,
-        Err(e) => panic!("marketplace_metering: {e}"),
-    }
+const NAMES: [&str; 9] = [
+    "asyncio",
+    "get_running_loop",
+    "create_future",
+    "add_done_callback",
+    "call_soon_threadsafe",
+    "cancelled",
+    "done",
+    "set_exception",
+    "set_result",
+];
+
+static INTERNED: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+
+/// Interns [`NAMES`]: from the module's import, which no other thread of this module runs
+/// beside.
+pub fn init(py: Python<'_>) {
+    interned(py);
 }
 
-impl Runtime for CoreRuntime {
-    type JoinError = tokio::task::JoinError;
-    type JoinHandle = tokio::task::JoinHandle<()>;
-
-    fn spawn<F>(fut: F) -> Self::JoinHandle
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        handle().spawn(fut)
-    }
-
-    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        handle().spawn_blocking(f)
-    }
+fn interned(py: Python<'_>) -> &[Py<PyString>] {
+    INTERNED.get_or_init(py, || {
+        NAMES
+            .iter()
+            .map(|n| PyString::intern(py, n).unbind())
+            .collect()
+    })
 }
 
-impl ContextExt for CoreRuntime {
-    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
-    where
-        F: Future<Output = R> + Send + 'static,
-    {
-        let cell = OnceCell::new();
-        let _ = cell.set(locals);
-        Box::pin(TASK_LOCALS.scope(cell, fut))
-    }
-
-    fn get_task_locals() -> Option<TaskLocals> {
-        TASK_LOCALS
-            .try_with(|c| c.get().cloned())
-            .unwrap_or_default()
-    }
+fn name(py: Python<'_>, n: Name) -> &Bound<'_, PyString> {
+    interned(py)[n as usize].bind(py)
 }
 
-/// An awaitable of `fut`, whose answer `convert` makes a Python object. The conversion runs
-/// where pyo3-async-runtimes already holds the GIL to hand the answer to the event loop (a
-/// thread of the runtime's blocking pool), never on one of the runtime's workers: a worker
-/// waiting there for the GIL, held by the event loop or another thread, held up every call
-/// in flight and the meters' background flushers with it.
-pub fn awaitable<'py, T, F, C>(py: Python<'py>, fut: F, convert: C) -> PyResult<Bound<'py, PyAny>>
+/// An awaitable (an asyncio future of the running loop) of `fut`, run on the core's shared
+/// runtime; `convert` makes its answer a Python object. The conversion runs on the
+/// [`Completer`]'s thread, which takes the GIL to hand the answer to the event loop, never
+/// on one of the runtime's workers: a worker waiting there for the GIL, held by the event
+/// loop or another thread, held up every call in flight and the meters' background flushers
+/// with it. Cancelling the asyncio future drops `fut`. A panic in `fut` is raised as the
+/// operation `op`'s error.
+pub fn awaitable<'py, T, F, C>(
+    py: Python<'py>,
+    op: &'static str,
+    fut: F,
+    convert: C,
+) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
     C: for<'a> FnOnce(Python<'a>, T) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, _>(py, async move {
-        let value = fut.await;
-        Ok(Converted { value, convert })
-    })
+    let rt = marketplace_metering::runtime::handle().map_err(|e| to_py_err(py, &e, op))?;
+    let event_loop = py
+        .import(name(py, Name::Asyncio))?
+        .call_method0(name(py, Name::GetRunningLoop))?;
+    let future = event_loop.call_method0(name(py, Name::CreateFuture))?;
+    let (cancel, cancelled) = tokio::sync::oneshot::channel();
+    future.call_method1(
+        name(py, Name::AddDoneCallback),
+        (OnCancel(Mutex::new(Some(cancel))),),
+    )?;
+    let jobs = completer(py, op)?;
+    let handles = Handles(Some((event_loop.unbind(), future.clone().unbind())));
+    rt.spawn(async move {
+        let outcome = tokio::select! {
+            biased;
+            // Dropped unsent (the future was collected, not cancelled): the call goes on.
+            Ok(()) = cancelled => None,
+            answer = CatchUnwind(Box::pin(fut)) => Some(answer),
+        };
+        let mut handles = handles;
+        // Refused once the completer stopped (the interpreter exits): the handles are leaked.
+        let _ = jobs.send(Job::Run(Box::new(move |py| {
+            let Some((event_loop, future)) = handles.0.take() else {
+                return;
+            };
+            if let Some(outcome) = outcome {
+                let result = match outcome {
+                    Ok(answer) => convert(py, answer),
+                    Err(panic) => Err(to_py_err(py, &Error::from_panic(&*panic), op)),
+                };
+                complete(py, event_loop.bind(py), future.bind(py), result);
+            }
+            // Dropped here, with the GIL.
+            drop((event_loop, future));
+        })));
+    });
+    Ok(future)
 }
 
-/// An answer and how to make it a Python object, for pyo3-async-runtimes to convert.
-struct Converted<T, C> {
-    value: T,
-    convert: C,
+/// What the completer thread does.
+enum Job {
+    /// Hand a call's answer to its future (with the GIL).
+    Run(Box<dyn FnOnce(Python<'_>) + Send>),
+    /// End the thread.
+    Stop,
 }
 
-impl<'py, T, C> IntoPyObject<'py> for Converted<T, C>
-where
-    C: for<'a> FnOnce(Python<'a>, T) -> PyResult<Py<PyAny>>,
-{
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
+/// This process's completer: one thread, attached to the interpreter for its whole life,
+/// that hands every async call's answer to its event loop. Not a thread of the runtime's
+/// blocking pool taking the GIL for each answer: a thread the interpreter does not know
+/// gets a thread state made and deleted at each `Python::attach`, under the interpreter's
+/// own lock, and a child forked while a thread held that lock froze in CPython's after-fork
+/// code (CPython before 3.11.8 and 3.12: gh-112275). One process's (a child starts its own).
+struct Completer {
+    jobs: Sender<Job>,
+    thread: std::thread::JoinHandle<()>,
+}
 
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        (self.convert)(py, self.value).map(|o| o.into_bound(py))
+static COMPLETER: PerProcess<Option<Completer>> = PerProcess::new();
+
+/// The completer's queue, its thread started if need be.
+fn completer(py: Python<'_>, op: &str) -> PyResult<Sender<Job>> {
+    let mut slot = COMPLETER.lock();
+    if let Some(c) = slot.as_ref() {
+        return Ok(c.jobs.clone());
+    }
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    let thread = std::thread::Builder::new()
+        .name("mm-py-complete".into())
+        .spawn(move || {
+            Python::attach(|py| {
+                let mut queue = queue;
+                loop {
+                    // Moved through: a `Receiver` is `Send`, not `Sync`.
+                    let (next, back) = py.detach(move || (queue.recv(), queue));
+                    queue = back;
+                    let Ok(Job::Run(job)) = next else { break };
+                    // A panic (a conversion's) must not end the thread: every later answer
+                    // would wait for good.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(py)));
+                }
+            })
+        })
+        .map_err(|e| {
+            invalid_state(
+                py,
+                &format!("cannot start the thread that hands async calls their answers: {e}"),
+                op,
+            )
+        })?;
+    *slot = Some(Completer {
+        jobs: jobs.clone(),
+        thread,
+    });
+    Ok(jobs)
+}
+
+/// At exit (`_shutdown`, after the runtime stopped, so no answer is on its way): ends the
+/// completer's thread, whose thread state must go before the interpreter does. A later
+/// async call starts it again.
+pub fn stop_completer(py: Python<'_>) {
+    let Some(c) = COMPLETER.lock().take() else {
+        return;
+    };
+    if c.jobs.send(Job::Stop).is_ok() {
+        let _ = py.detach(|| c.thread.join());
+    }
+}
+
+/// Hands `result` to `future` on its event loop's thread, unless it is done by then
+/// (cancelled). A loop already closed has nobody waiting: the answer is dropped.
+fn complete(
+    py: Python<'_>,
+    event_loop: &Bound<'_, PyAny>,
+    future: &Bound<'_, PyAny>,
+    result: PyResult<Py<PyAny>>,
+) {
+    let (failed, value) = match result {
+        Ok(v) => (false, v),
+        Err(e) => (true, e.into_value(py).into_any()),
+    };
+    let _ = event_loop.call_method1(
+        name(py, Name::CallSoonThreadsafe),
+        (Complete, future, failed, value),
+    );
+}
+
+/// The asyncio future and its event loop, held by a call's task. Taken and dropped with the
+/// GIL when the answer is handed over; anywhere else (the task dropped as the runtime shuts
+/// down at exit, or a blocking thread refused) they are leaked instead of dropped without
+/// the GIL (see the module docs).
+struct Handles(Option<(Py<PyAny>, Py<PyAny>)>);
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        if let Some(handles) = self.0.take() {
+            std::mem::forget(handles);
+        }
+    }
+}
+
+/// The future's done callback: a cancelled future drops the call's Rust future.
+#[pyclass(frozen)]
+struct OnCancel(Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
+#[pymethods]
+impl OnCancel {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future
+            .call_method0(name(future.py(), Name::Cancelled))?
+            .is_truthy()?
+        {
+            let sender = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(sender) = sender {
+                let _ = sender.send(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets a future's result or exception on its loop's thread, unless it is done already.
+#[pyclass(frozen)]
+struct Complete;
+
+#[pymethods]
+impl Complete {
+    fn __call__(
+        &self,
+        future: &Bound<'_, PyAny>,
+        failed: bool,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = future.py();
+        if future.call_method0(name(py, Name::Done))?.is_truthy()? {
+            return Ok(());
+        }
+        let set = if failed {
+            name(py, Name::SetException)
+        } else {
+            name(py, Name::SetResult)
+        };
+        future.call_method1(set, (value,))?;
+        Ok(())
+    }
+}
+
+/// `fut`, with a panic as its output instead of unwinding out of the task (which would end
+/// the task without an answer, and leave the awaiting coroutine waiting for good).
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
     }
 }

@@ -167,7 +167,7 @@ where
     let input = input(params).map_err(|e| conv_err(py, e, op))?;
     runtime::handle().map_err(|e| to_py_err(py, &e, op))?;
     let fut = send(input);
-    crate::asyncrt::awaitable(py, fut, move |py, result| match result {
+    crate::asyncrt::awaitable(py, op, fut, move |py, result| match result {
         Ok(out) => convert::with_attempt_log(py, output(py, &out)?, &out, with_log),
         Err(e) => Err(to_py_err(py, &e.into(), op)),
     })

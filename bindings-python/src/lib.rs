@@ -19,12 +19,15 @@ mod emulator;
 mod errors;
 mod meter;
 
-/// Drops the live usage meters (writing what they buffered), then stops the core's shared runtime (joins its worker threads) with the GIL released.
+/// Drops the live usage meters (writing what they buffered), then stops the core's shared
+/// runtime (joins its worker threads) with the GIL released, then the thread that hands
+/// async calls their answers.
 /// Registered with `atexit` by the package; the next call would start a new runtime.
 #[pyfunction]
 fn _shutdown(py: Python<'_>) {
     meter::release_all(py);
     py.detach(marketplace_metering::runtime::shutdown);
+    asyncrt::stop_completer(py);
 }
 
 /// Refuses to load in any interpreter but the main one. The module's native state is the
@@ -49,6 +52,7 @@ fn refuse_subinterpreter() -> PyResult<()> {
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     refuse_subinterpreter()?;
+    asyncrt::init(m.py());
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("__core_version__", marketplace_metering::VERSION)?;
     m.add_class::<client::Client>()?;

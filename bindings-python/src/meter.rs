@@ -462,8 +462,12 @@ impl UsageMeter {
         let m = self.get(py, OP)?;
         // The clone is dropped without the GIL: at interpreter exit it may be the last one
         // (`_shutdown` released the others), and the core's drop joins the group committer,
-        // which may be waiting for the GIL to deliver an event.
-        py.detach(move || m.record(customer, &dimension, quantity, at, allocs))
+        // which may be waiting for the GIL to deliver an event. The dimension's `str` is not:
+        // borrowed into the closure, it is dropped here, with the GIL (a Python object
+        // dropped without it is queued under a lock of pyo3's, which a child forked while
+        // this thread held it found locked for good).
+        let dim: &str = &dimension;
+        py.detach(move || m.record(customer, dim, quantity, at, allocs))
             .map_err(|e| to_py_err(py, &e, OP))
     }
 
@@ -549,7 +553,7 @@ impl UsageMeter {
         let m = self.get(py, OP)?;
         runtime::handle().map_err(|e| to_py_err(py, &e, OP))?;
         let done = async move { m.flush().await };
-        crate::asyncrt::awaitable(py, done, |py, r| match r {
+        crate::asyncrt::awaitable(py, OP, done, |py, r| match r {
             Ok(s) => summary_dict(py, &s, OP),
             Err(e) => Err(to_py_err(py, &e, OP)),
         })
@@ -579,7 +583,7 @@ impl UsageMeter {
         runtime::handle().map_err(|e| to_py_err(py, &e, OP))?;
         lock(&self.live).closed = true;
         let done = async move { m.close().await };
-        crate::asyncrt::awaitable(py, done, |py, r| match r {
+        crate::asyncrt::awaitable(py, OP, done, |py, r| match r {
             Ok(s) => summary_dict(py, &s, OP),
             Err(e) => Err(to_py_err(py, &e, OP)),
         })
@@ -718,5 +722,13 @@ impl Drop for UsageMeter {
         if let Some(m) = taken {
             let _ = Python::try_attach(|py| py.detach(|| drop(m)));
         }
+        // The sink's Python objects are dropped here, with the GIL (`tp_dealloc` holds it): a
+        // background flush still running holds the sink, and its last reference would then
+        // go on a runtime thread, without the GIL (see `record()`).
+        let held = (
+            lock(&self.sink.callback).take(),
+            lock(&self.sink.queue).take(),
+        );
+        drop(held);
     }
 }
