@@ -229,3 +229,75 @@ test('durability "memory" on the fleet store: process.exit() writes the buffer a
   assert.equal((await m.status()).pending, 1, 'the buffer reached the fleet store')
   await m.close()
 })
+
+test('process.exit() settles a durable write whose outcome was unknown', async () => {
+  // record() rejected with OutcomeUnknown (the database unreachable mid-write) says the meter
+  // keeps the event and writes it again at the next flush: do not record it again. A process
+  // that exits before that flush lost it, as only `memory` meters were written at exit.
+  const { spawn, spawnSync } = require('node:child_process')
+  emu.reset()
+  const url = databaseUrl()
+  const sockDir = decodeURIComponent(url.split('?host=')[1])
+  const sockName = fs.readdirSync(sockDir).find((f) => f.startsWith('.s.PGSQL.') && !f.endsWith('.lock'))
+  const proxyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-pg-lose-'))
+  const modeFile = path.join(proxyDir, 'mode')
+  // A proxy in a process of its own (it must outlive the child's exit): SIGUSR2 loses the next
+  // bytes each client sends, ends that connection and refuses new ones; SIGHUP carries again.
+  const proxySrc = `
+    const fs = require('node:fs'), net = require('node:net')
+    const [up, down, modeFile] = process.argv.slice(1)
+    let mode = 'pass'
+    const set = (m) => { mode = m; fs.writeFileSync(modeFile, m) }
+    process.on('SIGUSR2', () => set('lose'))
+    process.on('SIGHUP', () => set('pass'))
+    net.createServer((c) => {
+      c.on('error', () => {})
+      if (mode === 'lose') return c.destroy()
+      const s = net.connect(up)
+      s.on('error', () => c.destroy())
+      s.on('data', (d) => c.write(d))
+      s.on('close', () => c.destroy())
+      c.on('data', (d) => (mode === 'lose' ? (c.destroy(), s.destroy()) : s.write(d)))
+      c.on('close', () => s.destroy())
+    }).listen(down, () => { set('pass'); console.log('ready') })`
+  const proxy = spawn(process.execPath, ['-e', proxySrc, path.join(sockDir, sockName), path.join(proxyDir, sockName), modeFile], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  try {
+    await new Promise((resolve, reject) => {
+      proxy.stdout.once('data', resolve)
+      proxy.once('exit', (code) => reject(new Error(`proxy exited ${code}`)))
+    })
+    const lossyUrl = url.replace(/\?host=.*/, `?host=${encodeURIComponent(proxyDir)}`)
+    const src = `
+      const fs = require('node:fs')
+      const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
+      const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+      const meter = new mm.UsageMeter(client, { productCode: ${JSON.stringify(emu.productCode)}, databaseUrl: ${JSON.stringify(lossyUrl)}, flushIntervalSeconds: null, clock: new mm.ManualClock(${base() + 10}) })
+      const mode = async (signal, want) => {
+        process.kill(${proxy.pid}, signal)
+        while (fs.readFileSync(${JSON.stringify(modeFile)}, 'utf8') !== want) await new Promise((r) => setTimeout(r, 10))
+      }
+      ;(async () => {
+        await meter.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 2 })
+        await mode('SIGUSR2', 'lose')
+        const e = await meter.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 5 }).then(() => null, (e) => e)
+        console.log(e && e.code)
+        await mode('SIGHUP', 'pass')
+        process.exit(0)
+      })()
+    `
+    const child = spawnSync(process.execPath, ['-e', src], { encoding: 'utf8', timeout: 120000 })
+    assert.equal(child.status, 0, child.stderr)
+    assert.equal(child.stdout.trim(), 'OutcomeUnknown', child.stderr)
+    const clock = new mm.ManualClock(base() + H + 400)
+    const m = new mm.UsageMeter(client(), { productCode: emu.productCode, flushIntervalSeconds: null, databaseUrl: url, clock })
+    await m.flush()
+    await m.close()
+    const billed = emu.ledger().filter((e) => e.customer_identifier === 'cust-1' && e.hour === base())
+    assert.deepEqual(billed.map((e) => e.quantity), [7], 'the kept event was written at exit, once')
+  } finally {
+    proxy.kill('SIGKILL')
+    fs.rmSync(proxyDir, { recursive: true, force: true })
+  }
+})

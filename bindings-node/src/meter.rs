@@ -100,7 +100,8 @@ fn drop_elsewhere(meter: Option<UsageMeter>) {
     }
 }
 
-/// The `durability: "memory"` meters of the process, not kept alive by this list.
+/// The meters of the process whose store may be owed something at exit (see
+/// [`Prepared::at_exit`]), not kept alive by this list.
 static LIVE: std::sync::Mutex<Vec<WeakUsageMeter>> = std::sync::Mutex::new(Vec::new());
 
 /// Lists `meter` for the process's exit, where what it buffered is written to its store if
@@ -119,7 +120,7 @@ fn write_at_exit(meter: &UsageMeter) {
     live.push(meter.downgrade());
 }
 
-/// At exit: writes what each live `durability: "memory"` meter buffered (see
+/// At exit: writes what each listed live meter buffered or kept (see
 /// [`marketplace_metering::meter::write_buffered_at_exit`]: on a thread of its own, for at
 /// most 10 s). Never unwinds.
 extern "C" fn write_live_meters() {
@@ -235,8 +236,9 @@ struct Prepared {
     events: Events,
     inline: bool,
     meter_usage: bool,
-    /// `durability: "memory"`: written at exit (see [`write_at_exit`]).
-    memory: bool,
+    /// `durability: "memory"`, or the fleet store (whatever the durability: an event a write
+    /// left `OutcomeUnknown` is kept to settle): written at exit (see [`write_at_exit`]).
+    at_exit: bool,
 }
 
 impl Prepared {
@@ -315,7 +317,7 @@ impl Prepared {
             inline: (o.path.is_none() && o.database_url.is_none())
                 || o.durability == Durability::Memory,
             meter_usage: o.mode == MeterMode::MeterUsage,
-            memory: o.durability == Durability::Memory,
+            at_exit: o.durability == Durability::Memory || o.database_url.is_some(),
         })
     }
 
@@ -333,7 +335,7 @@ impl Prepared {
                 e.problem(),
             )
         })?;
-        if self.memory {
+        if self.at_exit {
             write_at_exit(&meter);
         }
         Ok(NativeMeter {
