@@ -1344,6 +1344,30 @@ fn a_refusal_with_a_wrong_date_does_not_move_the_clock() {
     assert_eq!(signed[6][..11], ahead_tag[..11], "{signed:?}");
 }
 
+/// A refusal of the signature's time whose re-signed request gets an empty success (`{}`, or
+/// no body) is not the service's clock: a hop answers that as easily, and one forged pair
+/// moved the client's clock, and the usage meter's, by days (a hostile review found it).
+#[test]
+fn an_empty_success_after_a_refusal_does_not_move_the_clock() {
+    let now = now().secs();
+    let skewed = r#"{"__type":"InvalidSignatureException","message":"Signature expired"}"#;
+    let behind = support::http_date(now - 2 * 86_400);
+    let (port, _) = serve_answers(vec![
+        (403, skewed, behind.clone()),
+        (200, "{}", behind.clone()),
+        (403, skewed, behind.clone()),
+        (200, "", behind),
+    ]);
+    let c = raw_client(port);
+    for _ in 0..2 {
+        let out = c
+            .batch_meter_usage(batch(vec![record("cust-1", 1)]))
+            .unwrap();
+        assert_eq!(out.metadata().attempts(), 2, "re-signed once");
+        assert_eq!(c.as_async().clock_offset_ms(), 0);
+    }
+}
+
 /// A `Date` past any clock (9999-12-31) is not learnt, not even through a refusal of the
 /// signature's time whose re-signed request is accepted: it was, and every later call
 /// panicked in the signer (a time past year 9999), for the life of the client (found by a

@@ -202,8 +202,11 @@ impl Client {
             if let Some(offset) = skew_offset {
                 // Accepted: an answer of the service itself but a refusal of the time, whose
                 // own `Date` agrees (a proxy's or a firewall's 403 page proves nothing).
+                // An empty success is a hop's as easily as the service's (see `attempt`).
                 let accepted = match &result {
-                    Ok((_, meta)) => Client::date_agrees(&meta.http_headers, offset),
+                    Ok((_, meta, answered)) => {
+                        *answered && Client::date_agrees(&meta.http_headers, offset)
+                    }
                     Err(e) => {
                         service_refusal(e) && Client::date_agrees(&e.meta().http_headers, offset)
                     }
@@ -395,6 +398,8 @@ impl Client {
         Ok(())
     }
 
+    /// One attempt: its output and metadata, and whether the success had a member (an empty
+    /// one does not tell the service's clock).
     async fn attempt<O: Operation>(
         &self,
         http: &reqwest::Client,
@@ -403,7 +408,7 @@ impl Client {
         invocation_id: &str,
         attempt: u32,
         max: u32,
-    ) -> Result<(O::Output, ResponseMetadata), Error> {
+    ) -> Result<(O::Output, ResponseMetadata, bool), Error> {
         let cfg = &self.inner.config;
         let SignWith { creds, offset_ms } = sign_with;
         let url = self
@@ -515,7 +520,7 @@ impl Client {
         let result = match error {
             Some(e) => Err(e.with_meta(meta)),
             None => match wire::parse_output::<O::Output>(O::NAME, &body) {
-                Ok(out) => Ok((out, meta)),
+                Ok(out) => Ok((out, meta, has_members(&body))),
                 Err(e) => Err(e.with_meta(meta)),
             },
         };
@@ -526,7 +531,7 @@ impl Client {
         // ([`Client::skew_offset`]), learnt only once a request signed with it is accepted.
         match &result {
             // An empty success (`{}`, or no body) is a hop's as easily as the service's.
-            Ok((_, meta)) if has_members(&body) => self.observe_date(&meta.http_headers, offset_ms),
+            Ok((_, meta, true)) => self.observe_date(&meta.http_headers, offset_ms),
             Err(e) if service_refusal(e) => self.observe_date(&e.meta().http_headers, offset_ms),
             _ => {}
         }
