@@ -503,6 +503,102 @@ async fn meter_usage_mode_uses_a_deterministic_client_token(store: Store) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// A store of release 0.1.0, whose `MeterUsage` client token was made of the product,
+/// dimension and hour alone, opened by this release with a bucket that 0.1.0 left `sending`
+/// (its answer lost, then the upgrade): the resend must carry the token that send carried, so
+/// the service meters the hour once. It carried this release's per-store token, which the
+/// service took for new usage when another identity of the account had sent the first (an
+/// instance's role session, renewed meanwhile): billed twice (a review of rolling upgrades
+/// found it). Buckets 0.1.0 never sent, and later ones, keep this release's tokens.
+#[tokio::test]
+async fn a_bucket_release_0_1_0_sent_is_sent_again_with_its_token() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let path = temp_db("v0-1-0");
+    let open = || {
+        UsageMeter::new(
+            h.builder(client(&emu, 1), Store::sqlite(&path))
+                .mode(MeterMode::MeterUsage)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let meter = open();
+    meter.record(cust(1), "users", 5, None, None).unwrap();
+    meter.record(cust(1), "gb", 2, None, None).unwrap();
+    drop(meter);
+    // The store as 0.1.0 left it: `users` sealed and sent, its answer lost; `gb` never sent.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "UPDATE buckets SET state = 'sending', sealed_quantity = quantity, sealed_at = {t},
+             sent_at = {t}, attempts = 1 WHERE dimension = 'users';
+         UPDATE buckets SET state = 'sealed', sealed_quantity = quantity, sealed_at = {t}
+             WHERE dimension = 'gb';
+         DROP TRIGGER buckets_token_nonce;
+         ALTER TABLE buckets DROP COLUMN token_nonce;
+         DELETE FROM meta WHERE key IN ('store_id', 'attempts');
+         PRAGMA user_version = 1;",
+        t = b + 5
+    ))
+    .unwrap();
+    drop(conn);
+    // 0.1.0's send had reached the service, signed by another identity of the account.
+    let fnv = |seed: u64| {
+        let mut x = seed;
+        for part in [
+            &b"mm-meter-v1"[..],
+            b"prod-1234",
+            b"users",
+            (b - H).to_string().as_bytes(),
+        ] {
+            for byte in part.iter().chain(std::iter::once(&0xffu8)) {
+                x ^= u64::from(*byte);
+                x = x.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        x
+    };
+    let token = format!(
+        "{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x6c62_272e_07bb_0142)
+    );
+    let other = client_as(
+        &emu,
+        1,
+        (
+            metering_emulator::SESSION_ACCESS_KEY_ID,
+            metering_emulator::SESSION_SECRET_ACCESS_KEY,
+            Some(metering_emulator::SESSION_TOKEN),
+        ),
+    );
+    other
+        .meter_usage()
+        .product_code(metering_emulator::PRODUCT_CODE)
+        .timestamp(DateTime::from_secs(b - H))
+        .usage_dimension("users")
+        .usage_quantity(5)
+        .client_token(token)
+        .send()
+        .await
+        .unwrap();
+    h.set(b + 600);
+    let meter = open();
+    let sum = meter.flush().await.unwrap();
+    assert_eq!(sum.acked, 2, "{sum:?}");
+    let billed: Vec<_> = emu
+        .ledger()
+        .iter()
+        .map(|e| (e.dimension.clone(), e.quantity))
+        .collect();
+    assert_eq!(billed, [("users".to_owned(), 5), ("gb".to_owned(), 2)]);
+    drop(meter);
+    let _ = std::fs::remove_file(&path);
+}
+
 // A MeterUsage-mode bucket has no customer: every event and dead letter says `None`, also
 // when read back from the store (which keeps it as an empty identifier on disk), and a
 // customer given to `record` in that mode is ignored. A batch-mode record without one is

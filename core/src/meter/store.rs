@@ -10,6 +10,7 @@
 
 mod outcomes;
 mod schema;
+pub(crate) use schema::V1_TOKEN;
 mod seal;
 mod write;
 

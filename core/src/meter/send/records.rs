@@ -4,7 +4,7 @@
 use compact_str::CompactString;
 use std::collections::BTreeMap;
 
-use crate::meter::store::SendItem;
+use crate::meter::store::{SendItem, V1_TOKEN};
 use crate::meter::{MeterEvent, MeterEventKind};
 use crate::primitives::DateTime;
 use crate::types::{Tag, UsageAllocation, UsageRecord};
@@ -20,7 +20,9 @@ use crate::types::{Tag, UsageAllocation, UsageRecord};
 /// from an image with the store in it), whose buckets made after the copy drew their own
 /// nonces. The service keeps tokens per account: a shared token billed one copy's usage only.
 /// A copied bucket (a restored backup) keeps its nonce, and so its token. Buckets with no
-/// nonce (made before the store kept one; the fleet store's) keep the token they had.
+/// nonce (made before the store kept one; the fleet store's) keep the token they had; a
+/// bucket release 0.1.0 may have sent (nonce [`V1_TOKEN`]) keeps that release's token, of the
+/// product, dimension and hour alone.
 pub(crate) fn client_token(
     store_id: &str,
     product: &str,
@@ -40,6 +42,12 @@ pub(crate) fn client_token(
         h
     }
     let (hour, quantity) = (hour.to_string(), quantity.to_string());
+    let v1: [&[u8]; 4] = [
+        b"mm-meter-v1",
+        product.as_bytes(),
+        dimension.as_bytes(),
+        hour.as_bytes(),
+    ];
     let all: [&[u8]; 7] = [
         b"mm-meter-v2",
         store_id.as_bytes(),
@@ -49,7 +57,11 @@ pub(crate) fn client_token(
         quantity.as_bytes(),
         nonce.unwrap_or_default().as_bytes(),
     ];
-    let parts = if nonce.is_some() { &all[..] } else { &all[..6] };
+    let parts = match nonce {
+        Some(V1_TOKEN) => &v1[..],
+        Some(_) => &all[..],
+        None => &all[..6],
+    };
     format!(
         "{:016x}{:016x}",
         fnv(0xcbf2_9ce4_8422_2325, parts),

@@ -140,6 +140,10 @@ END;
 "#,
 ];
 
+/// The `token_nonce` of a bucket that release 0.1.0 may have sent, whose resends carry
+/// 0.1.0's client token (see `send::client_token`).
+pub(crate) const V1_TOKEN: &str = "v1";
+
 /// Makes the store's identity (`meta.store_id`) unless it has one.
 pub(super) const MAKE_STORE_ID: &str =
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))";
@@ -179,7 +183,22 @@ impl Db {
         // copied, which the service meters once; made at the first send, a copy taken before
         // it made its own and billed the hours again. (Buckets made after the copy draw
         // their own part of the token: see migration 2.)
-        tx.execute(MAKE_STORE_ID, []).map_err(store_err)?;
+        let made_id = tx.execute(MAKE_STORE_ID, []).map_err(store_err)? == 1;
+        if made_id {
+            // A store of release 0.1.0 (none older has buckets and no identity): its sends
+            // carried a `MeterUsage` client token of the product, dimension and hour alone. A
+            // bucket it may have sent (left `sending`, or put back to `sealed` after a send,
+            // which 0.1.0 counted in `attempts`, cleared below) is sent again under that
+            // token, which the service meters once (see `send::client_token`).
+            tx.execute(
+                &format!(
+                    "UPDATE buckets SET token_nonce = '{V1_TOKEN}' WHERE token_nonce IS NULL
+                     AND (state = 'sending' OR (state = 'sealed' AND attempts > 0))"
+                ),
+                [],
+            )
+            .map_err(store_err)?;
+        }
         // `buckets.attempts` counts the sends whose answer was lost (see
         // `SendItem::unanswered`); earlier releases counted every send, a throttled one too.
         // Their counts are cleared once, marked in `meta`: a bucket left `sending` is counted

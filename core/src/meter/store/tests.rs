@@ -90,9 +90,10 @@ fn attempts_an_earlier_release_counted_are_cleared_once() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A store of schema version 1 (no token nonce) moves to version 2: its buckets keep no
-/// nonce, so one `sending` at the upgrade is resent with the token it was sent with, and
-/// every bucket made afterwards draws its own.
+/// A store of schema version 1 (no token nonce) that has an identity (a release after 0.1.0
+/// made it at its first send) moves to version 2: its buckets keep no nonce, so one
+/// `sending` at the upgrade is resent with the token it was sent with, and every bucket made
+/// afterwards draws its own. (One with no identity is 0.1.0's: see the meter's tests.)
 #[test]
 fn version_1_buckets_keep_their_tokens_and_new_ones_draw_a_nonce() {
     let dir = std::env::temp_dir().join(format!("mm-v1-{}", fastrand::u64(..)));
@@ -103,6 +104,7 @@ fn version_1_buckets_keep_their_tokens_and_new_ones_draw_a_nonce() {
         c.execute_batch(schema::MIGRATIONS[0]).unwrap();
         c.execute_batch(
             "PRAGMA user_version = 1; PRAGMA application_id = 1296913490;
+             INSERT INTO meta (key, value) VALUES ('store_id', '0123456789abcdef0123456789abcdef');
              INSERT INTO buckets (product_code, customer_kind, customer, dimension, hour, quantity,
                                   state, sealed_quantity)
              VALUES ('p', 'C', 'c', 'd', 0, 5, 'sending', 5);",
