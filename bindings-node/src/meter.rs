@@ -133,8 +133,8 @@ extern "C" fn write_live_meters() {
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
-            "marketplace-metering: at exit, events buffered by memory durability may not have \
-             been written: {why}"
+            "marketplace-metering: at exit, events a meter buffered (memory durability) or \
+             kept (a fleet write of unknown outcome) may not have been written: {why}"
         );
     }
 }

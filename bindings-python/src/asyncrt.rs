@@ -19,7 +19,8 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
 use marketplace_metering::runtime::PerProcess;
 use marketplace_metering::Error;
@@ -123,10 +124,13 @@ where
                 return;
             };
             if let Some(outcome) = outcome {
-                let result = match outcome {
-                    Ok(answer) => convert(py, answer),
-                    Err(panic) => Err(to_py_err(py, &Error::from_panic(&*panic), op)),
-                };
+                // A panic converting the answer is the call's error too: unanswered, the
+                // awaiting coroutine would wait for good.
+                let converted = outcome.and_then(|answer| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| convert(py, answer)))
+                });
+                let result = converted
+                    .unwrap_or_else(|panic| Err(to_py_err(py, &Error::from_panic(&*panic), op)));
                 complete(py, event_loop.bind(py), future.bind(py), result);
             }
             // Dropped here, with the GIL.
@@ -157,47 +161,78 @@ struct Completer {
 
 static COMPLETER: PerProcess<Option<Completer>> = PerProcess::new();
 
-/// The completer's queue, its thread started if need be.
+/// Set by [`stop_completer`]: the package's exit hook has run.
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// The completer's queue, its thread started if need be. Refused once the package's exit hook
+/// has run: a completer started then would still be attached when the interpreter goes, and
+/// an answer arriving during its finalization made its thread exit under Rust's frames (the
+/// process aborted).
 fn completer(py: Python<'_>, op: &str) -> PyResult<Sender<Job>> {
+    if STOPPED.load(Ordering::SeqCst) {
+        return Err(invalid_state(
+            py,
+            "the interpreter is exiting (marketplace_metering's exit hook has run), so an async \
+             call could not be answered: make it before, or use the blocking client",
+            op,
+        ));
+    }
     let mut slot = COMPLETER.lock();
     if let Some(c) = slot.as_ref() {
         return Ok(c.jobs.clone());
     }
     let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-    let thread = std::thread::Builder::new()
+    let started = std::thread::Builder::new()
         .name("mm-py-complete".into())
-        .spawn(move || {
-            Python::attach(|py| {
-                let mut queue = queue;
-                loop {
-                    // Moved through: a `Receiver` is `Send`, not `Sync`.
-                    let (next, back) = py.detach(move || (queue.recv(), queue));
-                    queue = back;
-                    let Ok(Job::Run(job)) = next else { break };
-                    // A panic (a conversion's) must not end the thread: every later answer
-                    // would wait for good.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(py)));
-                }
-            })
-        })
-        .map_err(|e| {
-            invalid_state(
+        .spawn(move || Python::attach(|py| run_jobs(py, queue)));
+    match started {
+        Ok(thread) => {
+            *slot = Some(Completer {
+                jobs: jobs.clone(),
+                thread,
+            });
+            Ok(jobs)
+        }
+        Err(e) => {
+            // Let go of first: making the exception runs Python, which may hand the GIL to
+            // a thread that waits on this lock.
+            drop(slot);
+            Err(invalid_state(
                 py,
                 &format!("cannot start the thread that hands async calls their answers: {e}"),
                 op,
-            )
-        })?;
-    *slot = Some(Completer {
-        jobs: jobs.clone(),
-        thread,
-    });
-    Ok(jobs)
+            ))
+        }
+    }
+}
+
+/// The completer's loop: waits for jobs with the GIL let go, then runs every job queued by
+/// then before letting it go again (a busy event loop's thread held it up to 5 ms each time).
+fn run_jobs(py: Python<'_>, mut queue: Receiver<Job>) {
+    loop {
+        // Moved through: a `Receiver` is `Send`, not `Sync`.
+        let (next, back) = py.detach(move || (queue.recv(), queue));
+        queue = back;
+        let Ok(Job::Run(mut job)) = next else {
+            return;
+        };
+        loop {
+            // A panic must not end the thread: every later answer would wait for good.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(py)));
+            match queue.try_recv() {
+                Ok(Job::Run(next)) => job = next,
+                Err(TryRecvError::Empty) => break,
+                Ok(Job::Stop) | Err(TryRecvError::Disconnected) => return,
+            }
+        }
+    }
 }
 
 /// At exit (`_shutdown`, after the runtime stopped, so no answer is on its way): ends the
-/// completer's thread, whose thread state must go before the interpreter does. A later
-/// async call starts it again.
+/// completer's thread, whose thread state must go before the interpreter does. Async calls
+/// are refused from then on (see [`completer`]).
 pub fn stop_completer(py: Python<'_>) {
+    STOPPED.store(true, Ordering::SeqCst);
     let Some(c) = COMPLETER.lock().take() else {
         return;
     };

@@ -354,9 +354,6 @@ impl UsageMeter {
         if let Arg::Given(p) = &power_loss_safe {
             b = b.power_loss_safe(flag(p, "power_loss_safe")?);
         }
-        let sink = sink(py, on_event)?;
-        let s = sink.clone();
-        b = b.on_event(move |e| s.deliver(e));
         // Missing: the core's default; None or 0: no background flusher.
         match flush_interval {
             Arg::Missing => {}
@@ -368,13 +365,25 @@ impl UsageMeter {
         if let Some(c) = clock.filter(|c| !c.is_none()) {
             b = b.clock(manual_clock(py, c)?);
         }
-        let config = b
+        let sink = sink(py, on_event)?;
+        let s = sink.clone();
+        b = b.on_event(move |e| s.deliver(e));
+        let opened = b
             .build()
-            .map_err(|e| input_err(py, e.field(), "is required", NEW))?;
-        let c2 = config.clone();
-        let core = py
-            .detach(move || meter::UsageMeter::new(c2))
-            .map_err(|e| to_py_err(py, &e, NEW))?;
+            .map_err(|e| input_err(py, e.field(), "is required", NEW))
+            .and_then(|config| {
+                let c2 = config.clone();
+                py.detach(move || meter::UsageMeter::new(c2))
+                    .map(|core| (config, core))
+                    .map_err(|e| to_py_err(py, &e, NEW))
+            });
+        let (config, core) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                sink.release();
+                return Err(e);
+            }
+        };
         let live = Arc::new(Mutex::new(Live {
             meter: Some(core),
             closed: false,
@@ -722,13 +731,12 @@ impl Drop for UsageMeter {
         if let Some(m) = taken {
             let _ = Python::try_attach(|py| py.detach(|| drop(m)));
         }
-        // The sink's Python objects are dropped here, with the GIL (`tp_dealloc` holds it): a
-        // background flush still running holds the sink, and its last reference would then
-        // go on a runtime thread, without the GIL (see `record()`).
-        let held = (
-            lock(&self.sink.callback).take(),
-            lock(&self.sink.queue).take(),
-        );
-        drop(held);
+        // The sink's Python objects are dropped here, with the GIL (`tp_dealloc` holds it),
+        // unless a background flush still running holds the sink: it delivers its events,
+        // and the sink, dropped last on a runtime thread, then leaks them rather than drop
+        // them without the GIL (see `Sink`'s drop).
+        if Arc::strong_count(&self.sink) == 1 {
+            self.sink.release();
+        }
     }
 }

@@ -146,3 +146,31 @@ async def test_concurrent_with_delay_does_not_block_loop(aclient: mm.AsyncClient
     await asyncio.gather(ticker(), *[aclient.resolve_customer(RegistrationToken="reg-token-valid") for _ in range(4)])
     assert ticks == 10
     assert loop.time() - t0 < 1.5
+
+
+def test_an_async_call_after_the_exit_hook_is_refused() -> None:
+    """An ``atexit`` hook registered before the package's runs after it: its async call was
+    answered by a thread started anew and left attached to the interpreter, and an answer
+    arriving while the interpreter finalized aborted the process. It is refused now, as a
+    meter's calls are; a blocking call still works."""
+    import subprocess
+    import sys
+
+    script = """
+import asyncio
+import marketplace_metering as mm
+from marketplace_metering.testing import Emulator
+emu = Emulator()
+ac, c = emu.async_client(), emu.client()
+asyncio.run(ac.resolve_customer(RegistrationToken="reg-token-valid"))
+mm._native._shutdown()
+try:
+    asyncio.run(ac.resolve_customer(RegistrationToken="reg-token-valid"))
+    print("answered")
+except mm.exceptions.InvalidStateError as e:
+    print("refused" if "exit hook has run" in str(e) else e)
+print(c.resolve_customer(RegistrationToken="reg-token-valid")["CustomerIdentifier"])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["refused", "cust-1"], out.stdout + out.stderr

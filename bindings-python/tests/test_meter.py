@@ -591,6 +591,32 @@ def test_background_flusher(emu: Emulator, every: Any) -> None:
     m.close()
 
 
+def test_a_meter_collected_during_a_background_flush_still_delivers_its_events(emu: Emulator) -> None:
+    # The flush in flight holds the meter, and its events reach the callback once the Python
+    # object is gone (its callback is kept until then, and leaked rather than dropped off the
+    # GIL by the flush's thread: a fork meanwhile froze the child).
+    import gc
+
+    t0 = base()
+    clock = ManualClock(t0)
+    seen: list[str] = []
+    m = mm.UsageMeter(emu.client(), product_code=emu.product_code, clock=clock,
+                      flush_interval=timedelta(milliseconds=20), on_event=lambda e: seen.append(e["kind"]))
+    m.record("cust-1", "users", 2)
+    emu.push_fault({"kind": "delay", "seconds": 1.0})
+    clock.advance(SEAL)
+    deadline = time.monotonic() + 10
+    while emu.pending_faults() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not emu.pending_faults(), "no flush was sent"
+    del m
+    gc.collect()
+    while "acked" not in seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert seen == ["acked"]
+    assert billed(emu) == {("cust-1", "users", t0): 2}
+
+
 def test_manual_clock() -> None:
     c = ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
     assert c.now() == 1767225600

@@ -79,7 +79,8 @@ static IO: Slot = PerProcess::new();
 /// the parent's threads and must not be dropped in the child either (see `keep_inherited`).
 ///
 /// Public for the faces, whose own process-wide lists (the C face's meters to write at exit)
-/// a child must not find locked either.
+/// a child must not find locked either; not part of the crate's API for others.
+#[doc(hidden)]
 pub struct PerProcess<T: 'static> {
     current: AtomicPtr<Generation<T>>,
     /// `Send` and `Sync` as a `Mutex<T>` is (an `AtomicPtr` is both whatever it points to).

@@ -154,8 +154,9 @@ extern "C" fn write_buffers_at_exit() {
     use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
-        "marketplace-metering: at exit, events buffered by memory durability may not have been \
-         written: {why} (free the meter with mm_meter_free before exit to wait for it)"
+        "marketplace-metering: at exit, events a meter buffered (memory durability) or kept (a \
+         fleet write of unknown outcome) may not have been written: {why} (free the meter with \
+         mm_meter_free before exit to wait for it)"
     );
 }
 

@@ -26,7 +26,33 @@ pub(super) struct Sink {
     pub(super) dropped: AtomicU64,
 }
 
+/// What the sink still holds when it goes is leaked, not dropped: the last reference may be a
+/// background flush's, on a runtime thread without the GIL, where pyo3 queues the drop under
+/// a lock of the process's, which a child forked meanwhile found held for good. The Python
+/// `UsageMeter` drops them with the GIL ([`Sink::release`]) when it holds the last reference.
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let held = (
+            self.callback
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+            self.queue
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        std::mem::forget(held);
+    }
+}
+
 impl Sink {
+    /// Drops what it holds of Python's: only with the GIL held.
+    pub(super) fn release(&self) {
+        let held = (lock(&self.callback).take(), lock(&self.queue).take());
+        drop(held);
+    }
+
     pub(super) fn deliver(&self, event: MeterEvent) {
         if EXITING.load(Ordering::Relaxed) {
             return;

@@ -3,7 +3,7 @@
 
 //! The cached default chain, one per process.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
@@ -485,8 +485,9 @@ fn intern(name: String) -> &'static str {
     if let Some(k) = KNOWN.iter().find(|k| **k == name) {
         return k;
     }
-    static OTHERS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut others = OTHERS.lock().unwrap_or_else(PoisonError::into_inner);
+    // One process's, as every lock a load takes (see `runtime::PerProcess`).
+    static OTHERS: PerProcess<Vec<&'static str>> = PerProcess::new();
+    let mut others = OTHERS.lock_or_inherit(|parent| parent.cloned().unwrap_or_default());
     if let Some(k) = others.iter().find(|k| **k == name) {
         return k;
     }
