@@ -8,6 +8,9 @@
 #   private-postgres.sh createdb DIR NAME  creates database NAME; prints its URL
 #   private-postgres.sh psql DIR NAME ...  runs psql on database NAME with the other arguments
 #   private-postgres.sh pgbench DIR NAME ...  runs pgbench on database NAME likewise
+#   private-postgres.sh pooler DIR NAME    starts pgbouncer in transaction mode in front of
+#                                          database NAME (a misconfiguration the fleet store
+#                                          must refuse); prints its URL
 #   private-postgres.sh restart DIR        pg_ctl restart -m immediate (a crash of the server)
 #   private-postgres.sh stop DIR           stops it (immediate) and removes DIR
 #   private-postgres.sh bin                prints the directory of the server's binaries
@@ -46,6 +49,19 @@ install() {
     pg_bin >/dev/null || { echo "private-postgres: no initdb after installing postgresql" >&2; exit 1; }
 }
 
+install_pooler() {
+    if [ -x /usr/sbin/pgbouncer ]; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "private-postgres: pgbouncer is not installed and this is not root: apt-get install pgbouncer" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq pgbouncer >&2
+}
+
 # Runs a command as the cluster's owner.
 as_owner() {
     if [ "$(id -u)" = 0 ]; then
@@ -71,6 +87,7 @@ need_dir() {
 case "$cmd" in
 install)
     install
+    install_pooler
     ;;
 bin)
     pg_bin || { echo "private-postgres: PostgreSQL is not installed" >&2; exit 1; }
@@ -128,6 +145,39 @@ pgbench)
     bin=$(pg_bin)
     as_owner "$bin/pgbench" -h "$dir/sock" "$@" "$name"
     ;;
+pooler)
+    need_dir "${1:-}"
+    dir=$1 name=$2
+    install_pooler
+    pool=$dir/pooler-$name
+    mkdir -p "$pool"
+    chmod 755 "$pool"
+    user=$( [ "$(id -u)" = 0 ] && echo postgres || id -un )
+    # `trust` still needs the user listed.
+    printf '"%s" ""\n' "$user" >"$pool/users.txt"
+    cat >"$pool/pgbouncer.ini" <<INI
+[databases]
+$name = host=$dir/sock dbname=$name
+[pgbouncer]
+listen_addr =
+listen_port = 6432
+unix_socket_dir = $pool
+auth_type = trust
+auth_file = $pool/users.txt
+pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 100
+logfile = $pool/pgbouncer.log
+pidfile = $pool/pgbouncer.pid
+INI
+    if [ "$(id -u)" = 0 ]; then chown -R postgres "$pool"; fi
+    as_owner /usr/sbin/pgbouncer -d "$pool/pgbouncer.ini" >&2 ||
+        { cat "$pool/pgbouncer.log" >&2 2>/dev/null; exit 1; }
+    for _ in $(seq 100); do [ -S "$pool/.s.PGSQL.6432" ] && break; sleep 0.05; done
+    [ -S "$pool/.s.PGSQL.6432" ] || { cat "$pool/pgbouncer.log" >&2; exit 1; }
+    enc=$(printf '%s' "$pool" | sed -e 's/%/%25/g' -e 's,/,%2F,g' -e 's/ /%20/g')
+    echo "postgresql://$user@localhost/$name?host=$enc&port=6432"
+    ;;
 restart)
     need_dir "${1:-}"
     bin=$(pg_bin)
@@ -137,6 +187,9 @@ restart)
 stop)
     need_dir "${1:-}"
     bin=$(pg_bin)
+    for pidfile in "$1"/pooler-*/pgbouncer.pid; do
+        [ -f "$pidfile" ] && { kill "$(cat "$pidfile")" 2>/dev/null || true; }
+    done
     if [ -f "$1/data/postmaster.pid" ]; then
         as_owner "$bin/pg_ctl" -D "$1/data" -w -t 60 -m immediate stop >/dev/null 2>&1 || true
     fi

@@ -33,7 +33,7 @@ cargo clippy -p marketplace-metering --lib --locked -- -D warnings
 # benchmark in bench/rust makes it.
 cargo clippy -p marketplace-metering --lib --no-default-features --locked -- -D warnings
 
-step "postgresql: installed for the fleet store's tests (apt-get when initdb is missing)"
+step "postgresql and pgbouncer: installed for the fleet store's tests (apt-get when missing)"
 # The fleet tests start their own private clusters with this script; one that cannot start
 # PostgreSQL fails, it never skips.
 bash scripts/private-postgres.sh install

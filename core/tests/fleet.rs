@@ -3007,3 +3007,34 @@ fn a_refused_license_is_not_claimed_again_in_the_same_flush() {
     let sum = meter.flush_blocking().unwrap();
     assert_eq!(sum.acked, 30, "{sum:?}");
 }
+
+/// A store reached through a pooler that hands a connection's server to another client
+/// between transactions (pgbouncer's `pool_mode = transaction`, the pooled port of many
+/// managed platforms) is refused at open, naming the setting. Through one, a sender's
+/// session advisory lock stayed on a server connection that another replica was then handed,
+/// so more replicas sent at once than `fleet_senders` allows and a release could free another
+/// replica's slot; the settings each connection makes once (isolation, synchronous commit)
+/// reached only some of them; and prepared statements failed now and then (a review found
+/// it). The same database, reached directly, opens.
+#[test]
+fn a_store_behind_a_transaction_pooler_is_refused_naming_the_setting() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let url = pg::fresh_url();
+    let pooled = pg::shared().transaction_pooler(&url);
+    let clock = clock_at(base());
+    let e = UsageMeter::new(
+        builder(&emu, Store::postgres(&pooled), &clock)
+            .build()
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
+    assert!(e.message().contains("pool_mode = session"), "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    UsageMeter::new(
+        builder(&emu, Store::postgres(&url), &clock)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+}

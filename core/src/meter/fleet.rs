@@ -523,6 +523,7 @@ impl Fleet {
             closed_through: Mutex::new(None),
             callback_since: std::sync::Arc::new(Mutex::new(None)),
         };
+        fleet.refuse_transaction_pooler().await?;
         fleet.migrate().await?;
         if let Some(encoding) = fleet.narrow_encoding() {
             tracing::warn!(
@@ -544,6 +545,53 @@ impl Fleet {
 
     pub(crate) fn replica(&self) -> &str {
         &self.replica
+    }
+
+    /// Refuses a store reached through a pooler that hands a connection's server to another
+    /// client between transactions (pgbouncer's `pool_mode = transaction`, the pooled port of
+    /// many managed platforms): a sender's session advisory lock stays on a server connection
+    /// another replica is then handed, so more replicas send at once than `fleet_senders`
+    /// allows and a release may free another's slot; the settings each connection makes once
+    /// (`SESSION`) reach only some; prepared statements fail now and then. Nothing of it
+    /// errs at once, so it is looked for: one connection asks its server's pid twice, with a
+    /// second connection's open transaction asking between. Directly, or through a pooler in
+    /// session mode, a server serves one client: the pids differ, and the first stays.
+    async fn refuse_transaction_pooler(&self) -> Result<(), Error> {
+        async fn server_pid(c: &PgClient) -> Result<String, tokio_postgres::Error> {
+            // A simple query: no prepared statement, which such a pooler may refuse.
+            let rows = c.simple_query("SELECT pg_backend_pid()").await?;
+            Ok(rows
+                .iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .unwrap_or_default())
+        }
+        let pooled = retry_within(self, "connect", ATTEMPT_FOR, |c| async move {
+            let r = async {
+                let other = self.connect().await?;
+                let first = server_pid(&c).await?;
+                other.batch_execute("BEGIN").await?;
+                let between = server_pid(&other).await?;
+                let again = server_pid(&c).await?;
+                other.batch_execute("ROLLBACK").await?;
+                Ok(between == first || again != first)
+            }
+            .await;
+            (c, r)
+        })
+        .await?;
+        if pooled {
+            return Err(Error::invalid_config(
+                "fleet store: the database URL reaches PostgreSQL through a pooler that shares \
+                 each server connection between clients per transaction (pgbouncer \
+                 `pool_mode = transaction`); the store needs a session of its own: connect \
+                 directly, or through a pooler with `pool_mode = session` (Supabase: port 5432, \
+                 not 6543; Neon: the host without `-pooler`)",
+            ));
+        }
+        Ok(())
     }
 
     /// The database's encoding when it holds only ASCII of every character the model allows.

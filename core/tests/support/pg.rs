@@ -72,6 +72,12 @@ impl Cluster {
         path.rsplit('/').next().unwrap().to_owned()
     }
 
+    /// The URL of pgbouncer in transaction mode (the pooled port of many managed platforms)
+    /// in front of the database of `url`, started on first use; stopped with the cluster.
+    pub fn transaction_pooler(&self, url: &str) -> String {
+        run(&["pooler", self.dir.to_str().unwrap(), &Self::db_name(url)])
+    }
+
     /// psql on the database of `url`, unaligned and tuples only.
     fn psql_command(&self, url: &str) -> Command {
         let mut c = Command::new("bash");
