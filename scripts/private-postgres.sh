@@ -8,9 +8,10 @@
 #   private-postgres.sh createdb DIR NAME  creates database NAME; prints its URL
 #   private-postgres.sh psql DIR NAME ...  runs psql on database NAME with the other arguments
 #   private-postgres.sh pgbench DIR NAME ...  runs pgbench on database NAME likewise
-#   private-postgres.sh pooler DIR NAME    starts pgbouncer in transaction mode in front of
-#                                          database NAME (a misconfiguration the fleet store
-#                                          must refuse); prints its URL
+#   private-postgres.sh pooler DIR NAME [MODE [SIZE]]  starts pgbouncer in front of database
+#                                          NAME, pool_mode MODE (transaction) with SIZE (2)
+#                                          servers (a misconfiguration the fleet store must
+#                                          refuse); prints its URL
 #   private-postgres.sh restart DIR        pg_ctl restart -m immediate (a crash of the server)
 #   private-postgres.sh stop DIR           stops it (immediate) and removes DIR
 #   private-postgres.sh bin                prints the directory of the server's binaries
@@ -147,7 +148,7 @@ pgbench)
     ;;
 pooler)
     need_dir "${1:-}"
-    dir=$1 name=$2
+    dir=$1 name=$2 mode=${3:-transaction} size=${4:-2}
     install_pooler
     pool=$dir/pooler-$name
     mkdir -p "$pool"
@@ -164,8 +165,8 @@ listen_port = 6432
 unix_socket_dir = $pool
 auth_type = trust
 auth_file = $pool/users.txt
-pool_mode = transaction
-default_pool_size = 2
+pool_mode = $mode
+default_pool_size = $size
 max_client_conn = 100
 logfile = $pool/pgbouncer.log
 pidfile = $pool/pgbouncer.pid

@@ -3019,22 +3019,31 @@ fn a_refused_license_is_not_claimed_again_in_the_same_flush() {
 #[test]
 fn a_store_behind_a_transaction_pooler_is_refused_naming_the_setting() {
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
-    let url = pg::fresh_url();
-    let pooled = pg::shared().transaction_pooler(&url);
     let clock = clock_at(base());
-    let e = UsageMeter::new(
-        builder(&emu, Store::postgres(&pooled), &clock)
-            .build()
-            .unwrap(),
-    )
-    .unwrap_err();
-    assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
-    assert!(e.message().contains("pool_mode = session"), "{e}");
-    assert!(!e.is_retryable(), "{e}");
-    UsageMeter::new(
-        builder(&emu, Store::postgres(&url), &clock)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let open =
+        |url: &str| UsageMeter::new(builder(&emu, Store::postgres(url), &clock).build().unwrap());
+    // Per transaction with two servers and with one (where asking the first connection
+    // again would wait on the second's transaction), and per statement (which refuses
+    // transaction blocks, and was retried for a minute as a failure to connect).
+    for (mode, servers) in [("transaction", 2), ("transaction", 1), ("statement", 2)] {
+        let url = pg::fresh_url();
+        let pooled = pg::shared().pooler(&url, mode, servers);
+        let started = std::time::Instant::now();
+        let e = open(&pooled).unwrap_err();
+        assert_eq!(
+            e.error_code(),
+            ErrorCode::InvalidConfig,
+            "{mode} {servers}: {e}"
+        );
+        assert!(e.message().contains("pool_mode = session"), "{e}");
+        assert!(!e.is_retryable(), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{mode} {servers}"
+        );
+        open(&url).unwrap();
+    }
+    // A pooler in session mode gives each client a server of its own: it opens.
+    let url = pg::fresh_url();
+    open(&pg::shared().pooler(&url, "session", 2)).unwrap();
 }

@@ -549,17 +549,22 @@ impl Fleet {
 
     /// Refuses a store reached through a pooler that hands a connection's server to another
     /// client between transactions (pgbouncer's `pool_mode = transaction`, the pooled port of
-    /// many managed platforms): a sender's session advisory lock stays on a server connection
-    /// another replica is then handed, so more replicas send at once than `fleet_senders`
-    /// allows and a release may free another's slot; the settings each connection makes once
-    /// (`SESSION`) reach only some; prepared statements fail now and then. Nothing of it
-    /// errs at once, so it is looked for: one connection asks its server's pid twice, with a
-    /// second connection's open transaction asking between. Directly, or through a pooler in
-    /// session mode, a server serves one client: the pids differ, and the first stays.
+    /// many managed platforms) or statements: a sender's session advisory lock stays on a
+    /// server connection another replica is then handed, so more replicas send at once than
+    /// `fleet_senders` allows and a release may free another's slot; the settings each
+    /// connection makes once (`SESSION`) reach only some; prepared statements fail now and
+    /// then. Nothing of it errs at once, so it is looked for: one connection marks its
+    /// session, and a second connection's open transaction, then the first again, look for
+    /// the mark. Directly, or through a pooler in session mode, a server serves one client:
+    /// the second never sees the mark and the first always does. (A pooler that hands out
+    /// its least recently used server may pass unseen.)
     async fn refuse_transaction_pooler(&self) -> Result<(), Error> {
-        async fn server_pid(c: &PgClient) -> Result<String, tokio_postgres::Error> {
-            // A simple query: no prepared statement, which such a pooler may refuse.
-            let rows = c.simple_query("SELECT pg_backend_pid()").await?;
+        async fn mark(c: &PgClient) -> Result<String, tokio_postgres::Error> {
+            // Simple queries: no prepared statement, which such a pooler may refuse. A `SET`
+            // (not `set_config`): a balancer sends it to every server of the session.
+            let rows = c
+                .simple_query("SELECT current_setting('mm.probe', true)")
+                .await?;
             Ok(rows
                 .iter()
                 .find_map(|m| match m {
@@ -568,15 +573,31 @@ impl Fleet {
                 })
                 .unwrap_or_default())
         }
+        let probe = uuid::Uuid::new_v4().simple().to_string();
+        let probe = &probe;
         let pooled = retry_within(self, "connect", ATTEMPT_FOR, |c| async move {
             let r = async {
                 let other = self.connect().await?;
-                let first = server_pid(&c).await?;
-                other.batch_execute("BEGIN").await?;
-                let between = server_pid(&other).await?;
-                let again = server_pid(&c).await?;
+                c.batch_execute(&format!("SET mm.probe = '{probe}'"))
+                    .await?;
+                match other.batch_execute("BEGIN").await {
+                    // A pooler per statement refuses transaction blocks.
+                    Err(e)
+                        if e.as_db_error()
+                            .is_some_and(|d| d.message().contains("pooling mode")) =>
+                    {
+                        return Ok(true)
+                    }
+                    r => r?,
+                }
+                // Seen at once (and with a pooler of one server, the first would wait for
+                // the second's transaction to end).
+                if mark(&other).await? == *probe {
+                    return Ok(true);
+                }
+                let kept = mark(&c).await? == *probe;
                 other.batch_execute("ROLLBACK").await?;
-                Ok(between == first || again != first)
+                Ok(!kept)
             }
             .await;
             (c, r)
@@ -585,8 +606,8 @@ impl Fleet {
         if pooled {
             return Err(Error::invalid_config(
                 "fleet store: the database URL reaches PostgreSQL through a pooler that shares \
-                 each server connection between clients per transaction (pgbouncer \
-                 `pool_mode = transaction`); the store needs a session of its own: connect \
+                 each server connection between clients per transaction or statement \
+                 (pgbouncer `pool_mode = transaction`); the store needs a session of its own: connect \
                  directly, or through a pooler with `pool_mode = session` (Supabase: port 5432, \
                  not 6543; Neon: the host without `-pooler`)",
             ));

@@ -72,10 +72,17 @@ impl Cluster {
         path.rsplit('/').next().unwrap().to_owned()
     }
 
-    /// The URL of pgbouncer in transaction mode (the pooled port of many managed platforms)
-    /// in front of the database of `url`, started on first use; stopped with the cluster.
-    pub fn transaction_pooler(&self, url: &str) -> String {
-        run(&["pooler", self.dir.to_str().unwrap(), &Self::db_name(url)])
+    /// The URL of pgbouncer with `pool_mode` `mode` (`transaction`: the pooled port of many
+    /// managed platforms) and `servers` server connections, in front of the database of
+    /// `url` (one pooler a database); stopped with the cluster.
+    pub fn pooler(&self, url: &str, mode: &str, servers: usize) -> String {
+        run(&[
+            "pooler",
+            self.dir.to_str().unwrap(),
+            &Self::db_name(url),
+            mode,
+            &servers.to_string(),
+        ])
     }
 
     /// psql on the database of `url`, unaligned and tuples only.
