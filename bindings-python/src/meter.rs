@@ -163,7 +163,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
 /// a store file at a time; a second one raises, naming the holder's pid and host.
 #[pyclass(module = "marketplace_metering._native", frozen, weakref)]
 pub struct UsageMeter {
-    config: MeterConfig,
+    /// What `repr()` shows: the configuration, not kept itself, whose event callback holds
+    /// the sink (see `Drop`).
+    repr: String,
     mode: MeterMode,
     sink: Arc<Sink>,
     /// Touched only with the GIL held (see the module documentation).
@@ -372,12 +374,12 @@ impl UsageMeter {
             .build()
             .map_err(|e| input_err(py, e.field(), "is required", NEW))
             .and_then(|config| {
-                let c2 = config.clone();
-                py.detach(move || meter::UsageMeter::new(c2))
-                    .map(|core| (config, core))
+                let repr = format!("<UsageMeter {config:?}>");
+                py.detach(move || meter::UsageMeter::new(config))
+                    .map(|core| (repr, core))
                     .map_err(|e| to_py_err(py, &e, NEW))
             });
-        let (config, core) = match opened {
+        let (repr, core) = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 sink.release();
@@ -394,7 +396,7 @@ impl UsageMeter {
             all.push(Arc::downgrade(&live));
         }
         Ok(UsageMeter {
-            config,
+            repr,
             mode,
             sink,
             live,
@@ -704,7 +706,7 @@ impl UsageMeter {
     }
 
     fn __repr__(&self) -> String {
-        format!("<UsageMeter {:?}>", self.config)
+        self.repr.clone()
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

@@ -617,6 +617,28 @@ def test_a_meter_collected_during_a_background_flush_still_delivers_its_events(e
     assert billed(emu) == {("cust-1", "users", t0): 2}
 
 
+def test_a_collected_meter_frees_its_callback(emu: Emulator) -> None:
+    # Nothing holds the sink then: what it holds of Python's is dropped, not leaked (the
+    # configuration the meter kept for its repr() held the sink too, so every callback and
+    # event queue leaked).
+    import gc
+    import weakref
+
+    class Callback:
+        def __call__(self, event: dict) -> None:
+            pass
+
+    cb = Callback()
+    freed = weakref.ref(cb)
+    m = mm.UsageMeter(emu.client(), product_code=emu.product_code, on_event=cb, flush_interval=None)
+    assert repr(m).startswith("<UsageMeter ")
+    del cb
+    m.close()
+    del m
+    gc.collect()
+    assert freed() is None
+
+
 def test_manual_clock() -> None:
     c = ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
     assert c.now() == 1767225600
