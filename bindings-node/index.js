@@ -949,6 +949,7 @@ class UsageMeter extends EventEmitter {
 // synchronously, as Python does at interpreter exit (meters in worker threads are written by
 // the addon before the process ends). A crash (SIGKILL) still loses them, and so does a
 // signal left to its default action (SIGTERM runs no 'exit' hook): handle it and close().
+// (What a fleet meter kept after OutcomeUnknown is written by the addon's own exit hook.)
 const atExit = new Set()
 const atExitGone = new FinalizationRegistry((ref) => atExit.delete(ref))
 let atExitHooked = false

@@ -104,11 +104,13 @@ fn drop_elsewhere(meter: Option<UsageMeter>) {
 /// [`Prepared::at_exit`]), not kept alive by this list.
 static LIVE: std::sync::Mutex<Vec<WeakUsageMeter>> = std::sync::Mutex::new(Vec::new());
 
-/// Lists `meter` for the process's exit, where what it buffered is written to its store if
-/// it is still alive. The JS layer's 'exit' hook writes every live meter's buffer first,
-/// but Node stops at the first 'exit' listener that throws (another library's, registered
-/// before it), and a `record()` in a listener after it would stay in memory: this hook, in
-/// the C library's `atexit`, runs after every listener, whatever they did.
+/// Lists `meter` for the process's exit, where what it buffered or kept is written to its
+/// store if it is still alive. The JS layer's 'exit' hook writes the buffer of every live
+/// meter that buffers in memory first, but Node stops at the first 'exit' listener that
+/// throws (another library's, registered before it), and a `record()` in a listener after
+/// it would stay in memory: this hook, in the C library's `atexit`, runs after every
+/// listener, whatever they did. It alone writes what a fleet meter kept after
+/// `OutcomeUnknown`.
 fn write_at_exit(meter: &UsageMeter) {
     static AT_EXIT: std::sync::Once = std::sync::Once::new();
     // SAFETY: registers a plain extern "C" function, once; it runs at exit.

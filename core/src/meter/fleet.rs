@@ -563,7 +563,7 @@ impl Fleet {
             // Simple queries: no prepared statement, which such a pooler may refuse. A `SET`
             // (not `set_config`): a balancer sends it to every server of the session.
             let rows = c
-                .simple_query("SELECT current_setting('mm.probe', true)")
+                .simple_query("SELECT current_setting('marketplace_metering.probe', true)")
                 .await?;
             Ok(rows
                 .iter()
@@ -578,8 +578,16 @@ impl Fleet {
         let pooled = retry_within(self, "connect", ATTEMPT_FOR, |c| async move {
             let r = async {
                 let other = self.connect().await?;
-                c.batch_execute(&format!("SET mm.probe = '{probe}'"))
-                    .await?;
+                // A server that refuses the mark for good (a setting name it reserves, a
+                // version before 9.6) is not probed: refusing would fail every open.
+                let set = format!("SET marketplace_metering.probe = '{probe}'");
+                match c.batch_execute(&set).await {
+                    Err(e) if e.as_db_error().is_some() && !retryable(&e) => {
+                        tracing::debug!(error = %e, "fleet store: cannot look for a pooler");
+                        return Ok(false);
+                    }
+                    r => r?,
+                }
                 match other.batch_execute("BEGIN").await {
                     // A pooler per statement refuses transaction blocks.
                     Err(e)
@@ -607,7 +615,8 @@ impl Fleet {
             return Err(Error::invalid_config(
                 "fleet store: the database URL reaches PostgreSQL through a pooler that shares \
                  each server connection between clients per transaction or statement \
-                 (pgbouncer `pool_mode = transaction`); the store needs a session of its own: connect \
+                 (pgbouncer `pool_mode = transaction` or `statement`); the store needs a session \
+                 of its own: connect \
                  directly, or through a pooler with `pool_mode = session` (Supabase: port 5432, \
                  not 6543; Neon: the host without `-pooler`)",
             ));
