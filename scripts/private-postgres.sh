@@ -36,31 +36,29 @@ pg_bin() {
     echo "$d"
 }
 
-install() {
-    if pg_bin >/dev/null; then
+# apt-get installs package $1 unless the rest of the arguments, a command, succeed.
+ensure() {
+    local package=$1
+    shift
+    if "$@" >/dev/null 2>&1; then
         return 0
     fi
     if [ "$(id -u)" != 0 ]; then
-        echo "private-postgres: PostgreSQL is not installed and this is not root: apt-get install postgresql" >&2
+        echo "private-postgres: $package is not installed and this is not root: apt-get install $package" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
-    apt-get install -y -qq postgresql >&2
+    apt-get install -y -qq "$package" >&2
+}
+
+install() {
+    ensure postgresql pg_bin
     pg_bin >/dev/null || { echo "private-postgres: no initdb after installing postgresql" >&2; exit 1; }
 }
 
 install_pooler() {
-    if [ -x /usr/sbin/pgbouncer ]; then
-        return 0
-    fi
-    if [ "$(id -u)" != 0 ]; then
-        echo "private-postgres: pgbouncer is not installed and this is not root: apt-get install pgbouncer" >&2
-        exit 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq pgbouncer >&2
+    ensure pgbouncer test -x /usr/sbin/pgbouncer
 }
 
 # Runs a command as the cluster's owner.

@@ -27,6 +27,33 @@ after(() => {
 const H = 3600
 const base = () => Math.floor(Date.now() / 1000 / H) * H - 2 * H
 
+// A proxy in a process of its own in front of the database of `url`: `src` gets the
+// database's socket, its own socket and `extra(dir)` as arguments, and prints once it
+// listens. Resolves to the process, its directory and the URL through it; stop() ends both.
+async function startProxy(url, prefix, src, extra = () => []) {
+  const { spawn } = require('node:child_process')
+  const sockDir = decodeURIComponent(url.split('?host=')[1])
+  const sockName = fs.readdirSync(sockDir).find((f) => f.startsWith('.s.PGSQL.') && !f.endsWith('.lock'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  const proxy = spawn(process.execPath, ['-e', src, path.join(sockDir, sockName), path.join(dir, sockName), ...extra(dir)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const stop = () => {
+    proxy.kill('SIGKILL')
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    await new Promise((resolve, reject) => {
+      proxy.stdout.once('data', resolve)
+      proxy.once('exit', (code) => reject(new Error(`proxy exited ${code}`)))
+    })
+  } catch (e) {
+    stop()
+    throw e
+  }
+  return { proxy, dir, url: url.replace(/\?host=.*/, `?host=${encodeURIComponent(dir)}`), stop }
+}
+
 test('two replicas bill each customer-hour once', async () => {
   emu.reset()
   const url = databaseUrl()
@@ -135,11 +162,8 @@ test('fleet tuning is passed to the core, which checks it', async () => {
 test('UsageMeter.open connects without blocking the event loop', async () => {
   emu.reset()
   const url = databaseUrl()
-  const sockDir = decodeURIComponent(url.split('?host=')[1])
-  const proxyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-pg-slow-'))
   // A proxy in another process that holds each new connection for 1.5 s before it reaches
   // the database (in this process it could not run while the loop is blocked).
-  const { spawn } = require('node:child_process')
   const src = `
     const net = require('node:net')
     const [up, down] = process.argv.slice(1)
@@ -152,16 +176,9 @@ test('UsageMeter.open connects without blocking the event loop', async () => {
         c.pipe(s); s.pipe(c); c.resume()
       }, 1500)
     }).listen(down, () => console.log('ready'))`
-  const sockName = fs.readdirSync(sockDir).find((f) => f.startsWith('.s.PGSQL.') && !f.endsWith('.lock'))
-  const proxy = spawn(process.execPath, ['-e', src, path.join(sockDir, sockName), path.join(proxyDir, sockName)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  const slow = await startProxy(url, 'mm-pg-slow-', src)
   try {
-    await new Promise((resolve, reject) => {
-      proxy.stdout.once('data', resolve)
-      proxy.once('exit', (code) => reject(new Error(`proxy exited ${code}`)))
-    })
-    const slowUrl = url.replace(/\?host=.*/, `?host=${encodeURIComponent(proxyDir)}`)
+    const slowUrl = slow.url
     let ticks = 0
     const timer = setInterval(() => ticks++, 50)
     const clock = new mm.ManualClock(base() + 10)
@@ -201,8 +218,7 @@ test('UsageMeter.open connects without blocking the event loop', async () => {
     assert.equal(mine.tag(), 'mine')
     await mine.close()
   } finally {
-    proxy.kill('SIGKILL')
-    fs.rmSync(proxyDir, { recursive: true, force: true })
+    slow.stop()
   }
 })
 
@@ -234,13 +250,9 @@ test('process.exit() settles a durable write whose outcome was unknown', async (
   // record() rejected with OutcomeUnknown (the database unreachable mid-write) says the meter
   // keeps the event and writes it again at the next flush: do not record it again. A process
   // that exits before that flush lost it, as only `memory` meters were written at exit.
-  const { spawn, spawnSync } = require('node:child_process')
+  const { spawnSync } = require('node:child_process')
   emu.reset()
   const url = databaseUrl()
-  const sockDir = decodeURIComponent(url.split('?host=')[1])
-  const sockName = fs.readdirSync(sockDir).find((f) => f.startsWith('.s.PGSQL.') && !f.endsWith('.lock'))
-  const proxyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-pg-lose-'))
-  const modeFile = path.join(proxyDir, 'mode')
   // A proxy in a process of its own (it must outlive the child's exit): SIGUSR2 loses the next
   // bytes each client sends, ends that connection and refuses new ones; SIGHUP carries again.
   const proxySrc = `
@@ -260,22 +272,17 @@ test('process.exit() settles a durable write whose outcome was unknown', async (
       c.on('data', (d) => (mode === 'lose' ? (c.destroy(), s.destroy()) : s.write(d)))
       c.on('close', () => s.destroy())
     }).listen(down, () => { set('pass'); console.log('ready') })`
-  const proxy = spawn(process.execPath, ['-e', proxySrc, path.join(sockDir, sockName), path.join(proxyDir, sockName), modeFile], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  const lossy = await startProxy(url, 'mm-pg-lose-', proxySrc, (dir) => [path.join(dir, 'mode')])
+  const modeFile = path.join(lossy.dir, 'mode')
   try {
-    await new Promise((resolve, reject) => {
-      proxy.stdout.once('data', resolve)
-      proxy.once('exit', (code) => reject(new Error(`proxy exited ${code}`)))
-    })
-    const lossyUrl = url.replace(/\?host=.*/, `?host=${encodeURIComponent(proxyDir)}`)
+    const lossyUrl = lossy.url
     const src = `
       const fs = require('node:fs')
       const mm = require(${JSON.stringify(path.join(__dirname, '..'))})
       const client = new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
       const meter = new mm.UsageMeter(client, { productCode: ${JSON.stringify(emu.productCode)}, databaseUrl: ${JSON.stringify(lossyUrl)}, flushIntervalSeconds: null, clock: new mm.ManualClock(${base() + 10}) })
       const mode = async (signal, want) => {
-        process.kill(${proxy.pid}, signal)
+        process.kill(${lossy.proxy.pid}, signal)
         while (fs.readFileSync(${JSON.stringify(modeFile)}, 'utf8') !== want) await new Promise((r) => setTimeout(r, 10))
       }
       ;(async () => {
@@ -297,7 +304,6 @@ test('process.exit() settles a durable write whose outcome was unknown', async (
     const billed = emu.ledger().filter((e) => e.customer_identifier === 'cust-1' && e.hour === base())
     assert.deepEqual(billed.map((e) => e.quantity), [7], 'the kept event was written at exit, once')
   } finally {
-    proxy.kill('SIGKILL')
-    fs.rmSync(proxyDir, { recursive: true, force: true })
+    lossy.stop()
   }
 })

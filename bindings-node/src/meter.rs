@@ -101,7 +101,7 @@ fn drop_elsewhere(meter: Option<UsageMeter>) {
 }
 
 /// The meters of the process whose store may be owed something at exit (see
-/// [`Prepared::at_exit`]), not kept alive by this list.
+/// [`UsageMeter::writes_at_exit`]), not kept alive by this list.
 static LIVE: std::sync::Mutex<Vec<WeakUsageMeter>> = std::sync::Mutex::new(Vec::new());
 
 /// Lists `meter` for the process's exit, where what it buffered or kept is written to its
@@ -238,9 +238,6 @@ struct Prepared {
     events: Events,
     inline: bool,
     meter_usage: bool,
-    /// `durability: "memory"`, or the fleet store (whatever the durability: an event a write
-    /// left `OutcomeUnknown` is kept to settle): written at exit (see [`write_at_exit`]).
-    at_exit: bool,
 }
 
 impl Prepared {
@@ -319,7 +316,6 @@ impl Prepared {
             inline: (o.path.is_none() && o.database_url.is_none())
                 || o.durability == Durability::Memory,
             meter_usage: o.mode == MeterMode::MeterUsage,
-            at_exit: o.durability == Durability::Memory || o.database_url.is_some(),
         })
     }
 
@@ -337,7 +333,7 @@ impl Prepared {
                 e.problem(),
             )
         })?;
-        if self.at_exit {
+        if meter.writes_at_exit() {
             write_at_exit(&meter);
         }
         Ok(NativeMeter {

@@ -102,6 +102,16 @@ impl Harness {
             .clock(Arc::new(move || clock.load(Ordering::SeqCst)))
             .on_event(move |e| events.lock().unwrap().push(e))
     }
+    /// A `MeterUsage`-mode meter signing with `c`, on the SQLite store at `path`.
+    fn meter_usage(&self, c: Client, path: &std::path::Path) -> UsageMeter {
+        UsageMeter::new(
+            self.builder(c, Store::sqlite(path))
+                .mode(MeterMode::MeterUsage)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    }
     /// [`Self::builder`] without a product code: one call per license.
     fn license_builder(&self, c: Client, store: Store) -> MeterConfigBuilder {
         let clock = self.clock.clone();
@@ -517,15 +527,7 @@ async fn a_bucket_release_0_1_0_sent_is_sent_again_with_its_token() {
     let b = base();
     h.set(b - H + 10);
     let path = temp_db("v0-1-0");
-    let open = || {
-        UsageMeter::new(
-            h.builder(client(&emu, 1), Store::sqlite(&path))
-                .mode(MeterMode::MeterUsage)
-                .build()
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let open = || h.meter_usage(client(&emu, 1), &path);
     let meter = open();
     meter.record(cust(1), "users", 5, None, None).unwrap();
     meter.record(cust(1), "gb", 2, None, None).unwrap();
@@ -566,16 +568,7 @@ async fn a_bucket_release_0_1_0_sent_is_sent_again_with_its_token() {
         fnv(0xcbf2_9ce4_8422_2325),
         fnv(0x6c62_272e_07bb_0142)
     );
-    let other = client_as(
-        &emu,
-        1,
-        (
-            metering_emulator::SESSION_ACCESS_KEY_ID,
-            metering_emulator::SESSION_SECRET_ACCESS_KEY,
-            Some(metering_emulator::SESSION_TOKEN),
-        ),
-    );
-    other
+    session_client(&emu)
         .meter_usage()
         .product_code(metering_emulator::PRODUCT_CODE)
         .timestamp(DateTime::from_secs(b - H))
@@ -2957,15 +2950,7 @@ async fn client_tokens_differ_per_store_and_survive_a_reopen() {
     let h = Harness::new();
     let b = base();
     let (pa, pb) = (temp_db("token-a"), temp_db("token-b"));
-    let make = |c: Client, p: &PathBuf| {
-        UsageMeter::new(
-            h.builder(c, Store::sqlite(p))
-                .mode(MeterMode::MeterUsage)
-                .build()
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let make = |c: Client, p: &PathBuf| h.meter_usage(c, p);
     let (ma, mb) = (make(client(&emu, 1), &pa), make(session_client(&emu), &pb));
     h.set(b - H + 1);
     ma.record(cust(1), "users", 3, None, None).unwrap();
@@ -3009,15 +2994,7 @@ async fn a_store_restored_from_a_backup_sends_the_same_client_tokens() {
     let b = base();
     let path = temp_db("token-backup");
     let backup = temp_db("token-backup-copy");
-    let make = || {
-        UsageMeter::new(
-            h.builder(client(&emu, 1), Store::sqlite(&path))
-                .mode(MeterMode::MeterUsage)
-                .build()
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let make = || h.meter_usage(client(&emu, 1), &path);
     h.set(b - H + 1);
     let m = make();
     m.record(None::<Customer>, "users", 3, None, None).unwrap();
@@ -3053,15 +3030,7 @@ fn copies_of_a_store_in_an_image_bill_each_copys_usage() {
     let h = Harness::new();
     let b = base();
     let image = temp_db("token-image");
-    let make = |c: Client, path: &std::path::Path| {
-        UsageMeter::new(
-            h.builder(c, Store::sqlite(path))
-                .mode(MeterMode::MeterUsage)
-                .build()
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let make = |c: Client, path: &std::path::Path| h.meter_usage(c, path);
     // The build's test run: one hour recorded and billed, then the image is taken.
     h.set(b - 3 * H + 10);
     let m = make(client(&emu, 1), &image);

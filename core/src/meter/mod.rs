@@ -807,6 +807,14 @@ impl UsageMeter {
         WeakUsageMeter(Arc::downgrade(&self.inner))
     }
 
+    /// Whether the store may be owed something when the process ends: what
+    /// `Durability::Memory` buffered, or an event a fleet store's write left `OutcomeUnknown`
+    /// (kept to settle, in any durability). A face lists such meters for its exit hook
+    /// ([`write_buffered_at_exit`]); the others have nothing to write there.
+    pub fn writes_at_exit(&self) -> bool {
+        self.inner.durability == Durability::Memory || self.inner.shared.fleet.is_some()
+    }
+
     /// The fleet store's name for this writer (`None` on a SQLite store).
     pub fn replica_id(&self) -> Option<&str> {
         self.inner.shared.fleet.as_ref().map(fleet::Fleet::replica)
