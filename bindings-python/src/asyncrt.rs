@@ -25,60 +25,8 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use marketplace_metering::runtime::PerProcess;
 use marketplace_metering::Error;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::PyString;
 
 use crate::errors::{invalid_state, to_py_err};
-
-/// The names the async machinery looks up, interned once at import ([`init`]) rather than
-/// at their first use, like `intern!`: pyo3 makes such a name with the GIL let go and taken
-/// again, so a thread forking meanwhile (holding the GIL) left the name half made, and a
-/// child's first answer waited on it for good.
-#[derive(Clone, Copy)]
-enum Name {
-    Asyncio,
-    GetRunningLoop,
-    CreateFuture,
-    AddDoneCallback,
-    CallSoonThreadsafe,
-    Cancelled,
-    Done,
-    SetException,
-    SetResult,
-}
-
-const NAMES: [&str; 9] = [
-    "asyncio",
-    "get_running_loop",
-    "create_future",
-    "add_done_callback",
-    "call_soon_threadsafe",
-    "cancelled",
-    "done",
-    "set_exception",
-    "set_result",
-];
-
-static INTERNED: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
-
-/// Interns [`NAMES`]: from the module's import, which no other thread of this module runs
-/// beside.
-pub fn init(py: Python<'_>) {
-    interned(py);
-}
-
-fn interned(py: Python<'_>) -> &[Py<PyString>] {
-    INTERNED.get_or_init(py, || {
-        NAMES
-            .iter()
-            .map(|n| PyString::intern(py, n).unbind())
-            .collect()
-    })
-}
-
-fn name(py: Python<'_>, n: Name) -> &Bound<'_, PyString> {
-    interned(py)[n as usize].bind(py)
-}
 
 /// An awaitable (an asyncio future of the running loop) of `fut`, run on the core's shared
 /// runtime; `convert` makes its answer a Python object. The conversion runs on the
@@ -100,12 +48,12 @@ where
 {
     let rt = marketplace_metering::runtime::handle().map_err(|e| to_py_err(py, &e, op))?;
     let event_loop = py
-        .import(name(py, Name::Asyncio))?
-        .call_method0(name(py, Name::GetRunningLoop))?;
-    let future = event_loop.call_method0(name(py, Name::CreateFuture))?;
+        .import(crate::name!(py, "asyncio"))?
+        .call_method0(crate::name!(py, "get_running_loop"))?;
+    let future = event_loop.call_method0(crate::name!(py, "create_future"))?;
     let (cancel, cancelled) = tokio::sync::oneshot::channel();
     future.call_method1(
-        name(py, Name::AddDoneCallback),
+        crate::name!(py, "add_done_callback"),
         (OnCancel(Mutex::new(Some(cancel))),),
     )?;
     let jobs = completer(py, op)?;
@@ -254,7 +202,7 @@ fn complete(
         Err(e) => (true, e.into_value(py).into_any()),
     };
     let _ = event_loop.call_method1(
-        name(py, Name::CallSoonThreadsafe),
+        crate::name!(py, "call_soon_threadsafe"),
         (Complete, future, failed, value),
     );
 }
@@ -281,7 +229,7 @@ struct OnCancel(Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
 impl OnCancel {
     fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
         if future
-            .call_method0(name(future.py(), Name::Cancelled))?
+            .call_method0(crate::name!(future.py(), "cancelled"))?
             .is_truthy()?
         {
             let sender = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -306,13 +254,13 @@ impl Complete {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let py = future.py();
-        if future.call_method0(name(py, Name::Done))?.is_truthy()? {
+        if future.call_method0(crate::name!(py, "done"))?.is_truthy()? {
             return Ok(());
         }
         let set = if failed {
-            name(py, Name::SetException)
+            crate::name!(py, "set_exception")
         } else {
-            name(py, Name::SetResult)
+            crate::name!(py, "set_result")
         };
         future.call_method1(set, (value,))?;
         Ok(())

@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use marketplace_metering::{runtime, Config, Error, RetryMode};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -138,9 +137,9 @@ pub(crate) fn on_main_thread(py: Python<'_>) -> bool {
     // midway, and that thread, waiting on the lock with the GIL, hung the whole process (a
     // thread pool's first calls, 11 processes in 40).
     let ident = py
-        .import(intern!(py, "threading"))
-        .and_then(|t| t.call_method0(intern!(py, "main_thread")))
-        .and_then(|t| t.getattr(intern!(py, "ident")))
+        .import(crate::name!(py, "threading"))
+        .and_then(|t| t.call_method0(crate::name!(py, "main_thread")))
+        .and_then(|t| t.getattr(crate::name!(py, "ident")))
         .and_then(|i| i.extract::<u64>());
     match ident {
         Ok(ident) => {

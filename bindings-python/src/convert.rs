@@ -14,9 +14,7 @@ use std::borrow::Cow;
 use aws_smithy_types::date_time::Format;
 use marketplace_metering::primitives::DateTime;
 use marketplace_metering::{validate, BuildError, Error};
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 pub use inputs::{
@@ -152,7 +150,7 @@ fn as_dict<'a, 'py>(v: &'a Bound<'py, PyAny>, path: &str) -> CResult<&'a Bound<'
 pub fn not_text(py: Python<'_>, path: String, e: PyErr) -> ConvError {
     match e
         .value(py)
-        .getattr(intern!(py, "start"))
+        .getattr(crate::name!(py, "start"))
         .and_then(|i| i.extract::<usize>())
     {
         Ok(at) if e.is_instance_of::<pyo3::exceptions::PyUnicodeEncodeError>(py) => {
@@ -266,8 +264,8 @@ fn list<'py>(v: &Bound<'py, PyAny>, path: &str, max: usize) -> CResult<Vec<Bound
     Err(type_error(path, "list", v))
 }
 
-static DATETIME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static UTC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DATETIME: crate::once::Lazy<PyAny> = crate::once::Lazy::new();
+static UTC: crate::once::Lazy<PyAny> = crate::once::Lazy::new();
 
 fn datetime_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     DATETIME.import(py, "datetime", "datetime")
@@ -282,7 +280,6 @@ fn utc(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
                 .unbind(),
         )
     })
-    .map(|u| u.bind(py))
 }
 
 /// A timestamp from a `datetime` (naive means UTC, as botocore), epoch seconds (an int, a
@@ -315,7 +312,8 @@ pub fn timestamp(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult
             return Ok(t);
         }
         // Other ISO-8601 forms (naive, space separator, date only): Python's parser.
-        if let Ok(dt) = datetime_type(py)?.call_method1(intern!(py, "fromisoformat"), (text,)) {
+        if let Ok(dt) = datetime_type(py)?.call_method1(crate::name!(py, "fromisoformat"), (text,))
+        {
             return from_datetime(&dt);
         }
         // Epoch seconds as text, which botocore reads too (`float(value)`).
@@ -335,17 +333,17 @@ pub fn timestamp(v: &Bound<'_, PyAny>, path: impl FnOnce() -> String) -> CResult
     }
     // Other numbers, as botocore takes them: integers of other types (numpy's, through
     // `__index__`), then anything with `__float__` (`Decimal`, numpy's floats).
-    if v.hasattr(intern!(py, "__index__"))? {
+    if v.hasattr(crate::name!(py, "__index__"))? {
         // Only an `int` back (as `operator.index` insists): an `__index__` returning its own
         // object would recurse here until the stack ran out.
-        if let Ok(n) = v.call_method0(intern!(py, "__index__")) {
+        if let Ok(n) = v.call_method0(crate::name!(py, "__index__")) {
             if n.is_instance_of::<PyInt>() && !n.is_instance_of::<PyBool>() {
                 return timestamp(&n, path);
             }
         }
     }
-    if v.hasattr(intern!(py, "__float__"))? {
-        if let Ok(x) = v.call_method0(intern!(py, "__float__")) {
+    if v.hasattr(crate::name!(py, "__float__"))? {
+        if let Ok(x) = v.call_method0(crate::name!(py, "__float__")) {
             if let Ok(f) = x.cast::<PyFloat>() {
                 return epoch_float(f.value(), path);
             }
@@ -367,20 +365,22 @@ fn epoch_float(x: f64, path: impl FnOnce() -> String) -> CResult<DateTime> {
 
 fn from_datetime(dt: &Bound<'_, PyAny>) -> CResult<DateTime> {
     let py = dt.py();
-    let aware = if dt.getattr(intern!(py, "tzinfo"))?.is_none() {
+    let aware = if dt.getattr(crate::name!(py, "tzinfo"))?.is_none() {
         let kw = PyDict::new(py);
-        kw.set_item(intern!(py, "tzinfo"), utc(py)?)?;
-        dt.call_method(intern!(py, "replace"), (), Some(&kw))?
+        kw.set_item(crate::name!(py, "tzinfo"), utc(py)?)?;
+        dt.call_method(crate::name!(py, "replace"), (), Some(&kw))?
     } else {
         dt.clone()
     };
-    let secs: f64 = aware.call_method0(intern!(py, "timestamp"))?.extract()?;
-    let micros: u32 = aware.getattr(intern!(py, "microsecond"))?.extract()?;
+    let secs: f64 = aware
+        .call_method0(crate::name!(py, "timestamp"))?
+        .extract()?;
+    let micros: u32 = aware.getattr(crate::name!(py, "microsecond"))?.extract()?;
     let whole = secs.floor() as i64;
     Ok(DateTime::from_secs_and_nanos(whole, micros * 1000))
 }
 
 pub fn py_datetime<'py>(py: Python<'py>, t: &DateTime) -> PyResult<Bound<'py, PyAny>> {
     let secs = t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9;
-    datetime_type(py)?.call_method1(intern!(py, "fromtimestamp"), (secs, utc(py)?))
+    datetime_type(py)?.call_method1(crate::name!(py, "fromtimestamp"), (secs, utc(py)?))
 }

@@ -7,7 +7,6 @@
 
 use marketplace_metering::{Error, ErrorCode, ErrorKind, LocalCode};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
 /// How a code appears in Python: the class name and the names of its bases (resolved by
@@ -83,7 +82,7 @@ pub fn error_codes() -> Vec<CodeRow> {
         .collect()
 }
 
-static FACTORY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static FACTORY: crate::once::Lazy<PyAny> = crate::once::Lazy::new();
 
 /// The Python exception for a core error raised by `operation`.
 pub fn to_py_err(py: Python<'_>, err: &Error, operation: &str) -> PyErr {

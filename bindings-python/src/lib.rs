@@ -18,6 +18,7 @@ mod convert;
 mod emulator;
 mod errors;
 mod meter;
+mod once;
 
 /// Drops the live usage meters (writing what they buffered), then stops the core's shared
 /// runtime (joins its worker threads) with the GIL released, then the thread that hands
@@ -52,7 +53,7 @@ fn refuse_subinterpreter() -> PyResult<()> {
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     refuse_subinterpreter()?;
-    asyncrt::init(m.py());
+    once::init(m.py());
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("__core_version__", marketplace_metering::VERSION)?;
     m.add_class::<client::Client>()?;

@@ -33,7 +33,7 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBool, PyList, PyString};
-use pyo3::{intern, IntoPyObjectExt, PyTraverseError};
+use pyo3::{IntoPyObjectExt, PyTraverseError};
 
 use crate::client::conv_err;
 use crate::convert;
@@ -95,7 +95,7 @@ fn coroutine<'py>(
     name: &str,
     arg: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    py.import(intern!(py, "marketplace_metering._client"))?
+    py.import(crate::name!(py, "marketplace_metering._client"))?
         .getattr(name)?
         .call1((arg,))
 }
@@ -554,7 +554,7 @@ impl UsageMeter {
     /// `flush()` as a coroutine (runs on the library's runtime): the flush starts when the
     /// coroutine is first awaited or made a task, in its event loop.
     fn flush_async<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let start = slf.getattr(intern!(slf.py(), "_flush_started"))?;
+        let start = slf.getattr(crate::name!(slf.py(), "_flush_started"))?;
         coroutine(slf.py(), "_started", start)
     }
 
@@ -583,7 +583,7 @@ impl UsageMeter {
     /// `close()` as a coroutine: the close starts when the coroutine is first awaited or made a
     /// task, in its event loop.
     fn close_async<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let start = slf.getattr(intern!(slf.py(), "_close_started"))?;
+        let start = slf.getattr(crate::name!(slf.py(), "_close_started"))?;
         coroutine(slf.py(), "_started", start)
     }
 
@@ -662,7 +662,7 @@ impl UsageMeter {
         if let Some(q) = q {
             let q = q.bind(py);
             while q.len()? > 0 {
-                out.append(q.call_method0(intern!(py, "popleft"))?)?;
+                out.append(q.call_method0(crate::name!(py, "popleft"))?)?;
             }
         }
         out.as_any().try_iter().map(|i| i.into_any())
@@ -701,7 +701,7 @@ impl UsageMeter {
         slf: Bound<'py, Self>,
         _exc: &Bound<'_, pyo3::types::PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let start = slf.getattr(intern!(slf.py(), "_close_started"))?;
+        let start = slf.getattr(crate::name!(slf.py(), "_close_started"))?;
         coroutine(slf.py(), "_exited", start)
     }
 

@@ -10,7 +10,7 @@ use marketplace_metering::types::{UsageAllocation, UsageRecord, UsageRecordResul
 use marketplace_metering::ResponseMetadata;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
-use pyo3::{intern, IntoPyObjectExt};
+use pyo3::IntoPyObjectExt;
 
 use super::py_datetime;
 
@@ -60,8 +60,13 @@ pub fn with_attempt_log<O: HasMeta>(
     with_log: bool,
 ) -> PyResult<Py<PyAny>> {
     if with_log {
-        let meta = resp.bind(py).get_item(intern!(py, "ResponseMetadata"))?;
-        meta.set_item(intern!(py, "_AttemptLog"), attempt_log(py, out.meta())?)?;
+        let meta = resp
+            .bind(py)
+            .get_item(crate::name!(py, "ResponseMetadata"))?;
+        meta.set_item(
+            crate::name!(py, "_AttemptLog"),
+            attempt_log(py, out.meta())?,
+        )?;
     }
     Ok(resp)
 }
@@ -71,18 +76,21 @@ pub fn response_metadata<'py>(
     meta: &ResponseMetadata,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "RequestId"), meta.request_id().unwrap_or(""))?;
     d.set_item(
-        intern!(py, "HTTPStatusCode"),
+        crate::name!(py, "RequestId"),
+        meta.request_id().unwrap_or(""),
+    )?;
+    d.set_item(
+        crate::name!(py, "HTTPStatusCode"),
         meta.http_status().unwrap_or(0),
     )?;
     let h = PyDict::new(py);
     for (k, v) in meta.http_headers() {
         h.set_item(k, v)?;
     }
-    d.set_item(intern!(py, "HTTPHeaders"), h)?;
+    d.set_item(crate::name!(py, "HTTPHeaders"), h)?;
     d.set_item(
-        intern!(py, "RetryAttempts"),
+        crate::name!(py, "RetryAttempts"),
         meta.attempts().saturating_sub(1),
     )?;
     Ok(d)
@@ -107,18 +115,18 @@ pub(super) fn allocations_out<'py>(
     for al in a {
         let d = PyDict::new(py);
         d.set_item(
-            intern!(py, "AllocatedUsageQuantity"),
+            crate::name!(py, "AllocatedUsageQuantity"),
             al.allocated_usage_quantity(),
         )?;
         if !al.tags().is_empty() {
             let tags = PyList::empty(py);
             for t in al.tags() {
                 let td = PyDict::new(py);
-                td.set_item(intern!(py, "Key"), t.key())?;
-                td.set_item(intern!(py, "Value"), t.value())?;
+                td.set_item(crate::name!(py, "Key"), t.key())?;
+                td.set_item(crate::name!(py, "Value"), t.value())?;
                 tags.append(td)?;
             }
-            d.set_item(intern!(py, "Tags"), tags)?;
+            d.set_item(crate::name!(py, "Tags"), tags)?;
         }
         out.append(d)?;
     }
@@ -148,18 +156,18 @@ pub(super) fn usage_record_out<'a, 'py>(
             obj
         }
     };
-    d.set_item(intern!(py, "Timestamp"), ts)?;
+    d.set_item(crate::name!(py, "Timestamp"), ts)?;
     set_opt(
         &d,
-        intern!(py, "CustomerIdentifier"),
+        crate::name!(py, "CustomerIdentifier"),
         r.customer_identifier(),
     )?;
     set_opt(
         &d,
-        intern!(py, "CustomerAWSAccountId"),
+        crate::name!(py, "CustomerAWSAccountId"),
         r.customer_aws_account_id(),
     )?;
-    set_opt(&d, intern!(py, "LicenseArn"), r.license_arn())?;
+    set_opt(&d, crate::name!(py, "LicenseArn"), r.license_arn())?;
     let dimension = match &last.dimension {
         Some((dim, obj)) if *dim == r.dimension() => obj.clone(),
         _ => {
@@ -168,13 +176,13 @@ pub(super) fn usage_record_out<'a, 'py>(
             obj
         }
     };
-    d.set_item(intern!(py, "Dimension"), dimension)?;
+    d.set_item(crate::name!(py, "Dimension"), dimension)?;
     if let Some(q) = r.quantity() {
-        d.set_item(intern!(py, "Quantity"), q)?;
+        d.set_item(crate::name!(py, "Quantity"), q)?;
     }
     if !r.usage_allocations().is_empty() {
         d.set_item(
-            intern!(py, "UsageAllocations"),
+            crate::name!(py, "UsageAllocations"),
             allocations_out(py, r.usage_allocations())?,
         )?;
     }
@@ -184,11 +192,11 @@ pub(super) fn usage_record_out<'a, 'py>(
 /// A result's status: the known ones are interned, one string each for the process.
 fn status_str<'py>(py: Python<'py>, s: &UsageRecordResultStatus) -> Bound<'py, PyString> {
     match s {
-        UsageRecordResultStatus::Success => intern!(py, "Success").clone(),
+        UsageRecordResultStatus::Success => crate::name!(py, "Success").clone(),
         UsageRecordResultStatus::CustomerNotSubscribed => {
-            intern!(py, "CustomerNotSubscribed").clone()
+            crate::name!(py, "CustomerNotSubscribed").clone()
         }
-        UsageRecordResultStatus::DuplicateRecord => intern!(py, "DuplicateRecord").clone(),
+        UsageRecordResultStatus::DuplicateRecord => crate::name!(py, "DuplicateRecord").clone(),
         other => PyString::new(py, other.as_str()),
     }
 }
@@ -201,24 +209,28 @@ pub fn batch_meter_usage_output(py: Python<'_>, o: &BatchMeterUsageOutput) -> Py
         let rd = PyDict::new(py);
         if let Some(u) = r.usage_record() {
             rd.set_item(
-                intern!(py, "UsageRecord"),
+                crate::name!(py, "UsageRecord"),
                 usage_record_out(py, u, &mut last)?,
             )?;
         }
-        set_opt(&rd, intern!(py, "MeteringRecordId"), r.metering_record_id())?;
+        set_opt(
+            &rd,
+            crate::name!(py, "MeteringRecordId"),
+            r.metering_record_id(),
+        )?;
         if let Some(status) = r.status() {
-            rd.set_item(intern!(py, "Status"), status_str(py, status))?;
+            rd.set_item(crate::name!(py, "Status"), status_str(py, status))?;
         }
         results.append(rd)?;
     }
-    d.set_item(intern!(py, "Results"), results)?;
+    d.set_item(crate::name!(py, "Results"), results)?;
     let unprocessed = PyList::empty(py);
     for u in o.unprocessed_records() {
         unprocessed.append(usage_record_out(py, u, &mut last)?)?;
     }
-    d.set_item(intern!(py, "UnprocessedRecords"), unprocessed)?;
+    d.set_item(crate::name!(py, "UnprocessedRecords"), unprocessed)?;
     d.set_item(
-        intern!(py, "ResponseMetadata"),
+        crate::name!(py, "ResponseMetadata"),
         response_metadata(py, o.metadata())?,
     )?;
     d.into_py_any(py)
@@ -226,9 +238,13 @@ pub fn batch_meter_usage_output(py: Python<'_>, o: &BatchMeterUsageOutput) -> Py
 
 pub fn meter_usage_output(py: Python<'_>, o: &MeterUsageOutput) -> PyResult<Py<PyAny>> {
     let d = PyDict::new(py);
-    set_opt(&d, intern!(py, "MeteringRecordId"), o.metering_record_id())?;
+    set_opt(
+        &d,
+        crate::name!(py, "MeteringRecordId"),
+        o.metering_record_id(),
+    )?;
     d.set_item(
-        intern!(py, "ResponseMetadata"),
+        crate::name!(py, "ResponseMetadata"),
         response_metadata(py, o.metadata())?,
     )?;
     d.into_py_any(py)
@@ -238,18 +254,18 @@ pub fn resolve_customer_output(py: Python<'_>, o: &ResolveCustomerOutput) -> PyR
     let d = PyDict::new(py);
     set_opt(
         &d,
-        intern!(py, "CustomerIdentifier"),
+        crate::name!(py, "CustomerIdentifier"),
         o.customer_identifier(),
     )?;
-    set_opt(&d, intern!(py, "ProductCode"), o.product_code())?;
+    set_opt(&d, crate::name!(py, "ProductCode"), o.product_code())?;
     set_opt(
         &d,
-        intern!(py, "CustomerAWSAccountId"),
+        crate::name!(py, "CustomerAWSAccountId"),
         o.customer_aws_account_id(),
     )?;
-    set_opt(&d, intern!(py, "LicenseArn"), o.license_arn())?;
+    set_opt(&d, crate::name!(py, "LicenseArn"), o.license_arn())?;
     d.set_item(
-        intern!(py, "ResponseMetadata"),
+        crate::name!(py, "ResponseMetadata"),
         response_metadata(py, o.metadata())?,
     )?;
     d.into_py_any(py)
@@ -259,13 +275,13 @@ pub fn register_usage_output(py: Python<'_>, o: &RegisterUsageOutput) -> PyResul
     let d = PyDict::new(py);
     if let Some(t) = o.public_key_rotation_timestamp() {
         d.set_item(
-            intern!(py, "PublicKeyRotationTimestamp"),
+            crate::name!(py, "PublicKeyRotationTimestamp"),
             py_datetime(py, t)?,
         )?;
     }
-    set_opt(&d, intern!(py, "Signature"), o.signature())?;
+    set_opt(&d, crate::name!(py, "Signature"), o.signature())?;
     d.set_item(
-        intern!(py, "ResponseMetadata"),
+        crate::name!(py, "ResponseMetadata"),
         response_metadata(py, o.metadata())?,
     )?;
     d.into_py_any(py)

@@ -2,7 +2,6 @@
 // `_native.ManualClock` and the time arguments (datetimes, timedeltas, seconds).
 
 use marketplace_metering::meter;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt};
 
@@ -33,7 +32,7 @@ pub(super) fn seconds(v: &Bound<'_, PyAny>, field: &str, op: &str) -> PyResult<f
         Some(v.extract::<f64>()?)
     } else if v.is_instance(timedelta_type(py)?)? {
         Some(
-            v.call_method0(intern!(py, "total_seconds"))?
+            v.call_method0(crate::name!(py, "total_seconds"))?
                 .extract::<f64>()?,
         )
     } else {
@@ -51,7 +50,7 @@ pub(super) fn seconds(v: &Bound<'_, PyAny>, field: &str, op: &str) -> PyResult<f
 }
 
 pub(super) fn timedelta_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    static T: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    static T: crate::once::Lazy<PyAny> = crate::once::Lazy::new();
     T.import(py, "datetime", "timedelta")
 }
 

@@ -10,7 +10,7 @@ use marketplace_metering::meter::{
 use marketplace_metering::primitives::DateTime;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3::{intern, IntoPyObjectExt};
+use pyo3::IntoPyObjectExt;
 
 use crate::convert;
 use crate::errors::to_py_err;
@@ -86,7 +86,7 @@ impl Sink {
                         None,
                     );
                 }
-                q.call_method1(intern!(py, "append"), (d,)).map(drop)
+                q.call_method1(crate::name!(py, "append"), (d,)).map(drop)
             });
             if let Err(e) = result {
                 log(
@@ -132,34 +132,34 @@ pub(super) fn hour_dt<'py>(py: Python<'py>, secs: i64) -> PyResult<Bound<'py, Py
 pub(super) fn put_customer(d: &Bound<'_, PyDict>, c: Option<&Customer>) -> PyResult<()> {
     let py = d.py();
     let (id, acct, lic) = Customer::parts_of(c);
-    d.set_item(intern!(py, "customer_identifier"), id)?;
-    d.set_item(intern!(py, "customer_aws_account_id"), acct)?;
-    d.set_item(intern!(py, "license_arn"), lic)?;
+    d.set_item(crate::name!(py, "customer_identifier"), id)?;
+    d.set_item(crate::name!(py, "customer_aws_account_id"), acct)?;
+    d.set_item(crate::name!(py, "license_arn"), lic)?;
     Ok(())
 }
 
 pub(super) fn event_dict<'py>(py: Python<'py>, e: &MeterEvent) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "kind"), e.kind.as_str())?;
+    d.set_item(crate::name!(py, "kind"), e.kind.as_str())?;
     put_customer(&d, e.customer.as_ref())?;
-    d.set_item(intern!(py, "dimension"), &e.dimension)?;
-    d.set_item(intern!(py, "hour"), hour_dt(py, e.hour)?)?;
-    d.set_item(intern!(py, "quantity"), e.quantity)?;
-    d.set_item(intern!(py, "replica_id"), e.replica_id.as_deref())?;
+    d.set_item(crate::name!(py, "dimension"), &e.dimension)?;
+    d.set_item(crate::name!(py, "hour"), hour_dt(py, e.hour)?)?;
+    d.set_item(crate::name!(py, "quantity"), e.quantity)?;
+    d.set_item(crate::name!(py, "replica_id"), e.replica_id.as_deref())?;
     if let (Some(reason), Some(message)) = (e.kind.reason(), e.kind.message()) {
-        d.set_item(intern!(py, "reason"), reason)?;
-        d.set_item(intern!(py, "message"), message)?;
+        d.set_item(crate::name!(py, "reason"), reason)?;
+        d.set_item(crate::name!(py, "message"), message)?;
     }
     match &e.kind {
         MeterEventKind::Acked { metering_record_id } => {
-            d.set_item(intern!(py, "metering_record_id"), metering_record_id)?
+            d.set_item(crate::name!(py, "metering_record_id"), metering_record_id)?
         }
         MeterEventKind::LateEvent { counted_in_hour } => d.set_item(
-            intern!(py, "counted_in_hour"),
+            crate::name!(py, "counted_in_hour"),
             hour_dt(py, *counted_in_hour)?,
         )?,
         MeterEventKind::WindowAlarm { window_end } => {
-            d.set_item(intern!(py, "window_end"), hour_dt(py, *window_end)?)?
+            d.set_item(crate::name!(py, "window_end"), hour_dt(py, *window_end)?)?
         }
         _ => {}
     }

@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use marketplace_metering::meter::{Clock, MeterConfigBuilder, Store};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt};
 
@@ -25,7 +24,7 @@ pub(super) fn core_client(
     let native = match client.cast::<Client>() {
         Ok(c) => c.clone(),
         Err(_) => match client
-            .getattr(intern!(py, "_native"))
+            .getattr(crate::name!(py, "_native"))
             .ok()
             .and_then(|n| n.cast_into::<Client>().ok())
         {
