@@ -2066,6 +2066,128 @@ async fn a_replica_stopped_mid_call_loses_its_slot_and_bills_nothing_twice() {
     }
 }
 
+/// The replica of the next test, run as a child of this test binary: records from four
+/// threads (its pool then holds several connections), forks a process that only sleeps (a
+/// `--preload` server's worker, a `multiprocessing` child), then flushes with the crash point
+/// `seal_mid_txn` armed, so it dies inside the seal's transaction. Not a test on its own.
+#[test]
+fn replica_dying_mid_seal_process() {
+    let Ok(spec) = std::env::var("MM_DYING_REPLICA") else {
+        return;
+    };
+    let mut it = spec.split(' ');
+    let (endpoint, url) = (it.next().unwrap(), it.next().unwrap());
+    let now: i64 = it.next().unwrap().parse().unwrap();
+    let meter = UsageMeter::new(
+        MeterConfig::builder()
+            .client(Client::new(support::config(endpoint).build().unwrap()))
+            .store(Store::postgres(url))
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .flush_interval(Duration::ZERO)
+            .clock(Arc::new(move || now))
+            .replica_id("dying")
+            .fleet_lease(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let meter = &meter;
+            s.spawn(move || meter.record(cust(100 + i), "users", 1, None, None).unwrap());
+        }
+    });
+    // SAFETY: the child only closes its output (the test reads it to its end), sleeps, then
+    // leaves with `_exit`.
+    let sleeper = unsafe { libc::fork() };
+    if sleeper == 0 {
+        unsafe {
+            libc::close(1);
+            libc::close(2);
+            libc::sleep(120);
+            libc::_exit(0)
+        }
+    }
+    println!("sleeper={sleeper}");
+    let s = meter.flush_blocking();
+    println!("flushed without dying: {s:?}");
+}
+
+/// A replica that dies inside the seal's transaction while a process it forked lives on:
+/// that process's copy of the socket keeps the session open, so the server never saw the
+/// replica go, and its transaction kept the product's fold lock and the hour's lock for as
+/// long as the forked process lived. Every other replica's flush waited on them (600 s, then
+/// failed): nothing was billed. Each session of the store now ends a transaction left idle
+/// for a lease (at least 5 s), which also covers a replica frozen there (SIGSTOP, a paused
+/// VM) or cut off with no reset.
+#[test]
+fn a_replica_dead_mid_seal_with_a_forked_child_alive_stalls_no_other() {
+    let (emu, url, b, clock) = start();
+    let fast = leased_replica(&emu, &url, &clock, "fast", 500);
+    for i in 1..=5 {
+        fast.record(cust(i), "users", i as i64, None, None).unwrap();
+    }
+    clock.store(b + 600, Ordering::SeqCst);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "replica_dying_mid_seal_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "MM_DYING_REPLICA",
+            format!("{} {url} {}", emu.endpoint(), b + 600),
+        )
+        .env("MM_METER_CRASH_AT", "seal_mid_txn:1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    /// Ends the sleeper however the test ends.
+    struct Kill(libc::pid_t);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: signals the process the test's child forked.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let sleeper = text
+        .lines()
+        .find_map(|l| l.split_once("sleeper=").map(|(_, pid)| pid))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no sleeper: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let _kill = Kill(sleeper);
+    assert!(
+        !out.status.success() && !text.contains("flushed without dying"),
+        "the replica died mid-seal: {text}"
+    );
+    let idle = "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+    assert_eq!(
+        pg::shared().psql(&url, idle).trim(),
+        "1",
+        "the dead replica's transaction is open (its socket lives on in the sleeper)"
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(fast.flush_blocking());
+    });
+    let s = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the other replica's flush waited on the dead one's locks")
+        .unwrap();
+    assert_eq!(s.acked, 5, "{s:?}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{s:?}");
+    assert_eq!(billed_total(&emu), 15, "{:?}", emu.ledger());
+    assert_eq!(pg::shared().psql(&url, idle).trim(), "0");
+}
+
 /// `long` (a `MeterUsage`-mode meter) records 3 dimensions in each of `hours` past hours and
 /// flushes them with every call 0.4 s slow; `other` flushes every 100 ms meanwhile and must
 /// send nothing beside it. `long`'s summary and how many flushes `other` made.

@@ -175,12 +175,27 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
 ///   `record()` had acknowledged;
 /// * no `statement_timeout` or `lock_timeout`: the seal's fold and prune are long statements
 ///   under its locks, cancelled at every flush by a role's timeout; the store bounds its own
-///   waits ([`ATTEMPT_FOR`], [`RETRY_FOR`]).
+///   waits ([`ATTEMPT_FOR`], [`RETRY_FOR`]);
+/// * and, added at connect, an `idle_in_transaction_session_timeout` of a lease (see
+///   [`idle_in_transaction_limit`]).
 const SESSION: &str = "SET default_transaction_isolation = 'read committed';
     SELECT set_config('synchronous_commit', 'on', false)
      WHERE current_setting('synchronous_commit') IN ('off', 'local');
     SET statement_timeout = 0;
     SET lock_timeout = 0;";
+
+/// How long a session of the store may sit idle inside a transaction before the server ends
+/// it (`idle_in_transaction_session_timeout`): a lease, and at least 5 s. The store never
+/// waits for anything but the server inside a transaction, so only a replica that died or
+/// froze there (SIGSTOP, a paused VM, a connection cut off with no reset) reaches it. Its
+/// session held the product's fold lock and its hours' locks, which every other replica's
+/// seal waits for: a process the replica had forked keeps its socket open after it dies, so
+/// the server never saw it go, and the fleet billed nothing for as long as that process
+/// lived. The floor keeps a starved but live replica's transaction from being ended (it
+/// would retry, as after any lost connection).
+fn idle_in_transaction_limit(lease: Duration) -> Duration {
+    lease.max(Duration::from_secs(5))
+}
 
 /// Whether an error is about the connection or a transient state of the database, so the
 /// whole operation may run again (writes are protected by their commit key).
@@ -669,6 +684,10 @@ impl Fleet {
         // background flusher and the other way round.
         let config = self.config.clone();
         let tls = self.tls.clone();
+        let session = format!(
+            "{SESSION}\n    SET idle_in_transaction_session_timeout = {};",
+            idle_in_transaction_limit(self.settings.lease).as_millis()
+        );
         let task = crate::runtime::spawn(async move {
             let connect = async move {
                 let c = match tls {
@@ -689,7 +708,7 @@ impl Fleet {
                         PgClient { client, task }
                     }
                 };
-                c.client.batch_execute(SESSION).await?;
+                c.client.batch_execute(&session).await?;
                 Ok(c)
             };
             // A start-up the server never answers ends here, not with the caller's wait.
