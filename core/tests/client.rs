@@ -1232,16 +1232,13 @@ async fn a_skewed_clock_is_corrected_from_the_services_date_and_the_call_re_sign
     assert_eq!(c.clock_offset_ms(), 0);
 }
 
-/// A server on 127.0.0.1 answering each request (one connection each) with an empty
-/// successful BatchMeterUsage and the next of `dates` as its `Date`.
+/// A successful BatchMeterUsage answer, with one result: what only the service answers.
+const ONE_RESULT: &str = r#"{"Results":[{"UsageRecord":{"Timestamp":1700000000,"CustomerIdentifier":"cust-1","Dimension":"users","Quantity":1},"MeteringRecordId":"0b2c6e7e-1111-4a8f-9a55-123456789abc","Status":"Success"}],"UnprocessedRecords":[]}"#;
+
+/// A server on 127.0.0.1 answering each request (one connection each) with a successful
+/// BatchMeterUsage and the next of `dates` as its `Date`.
 fn serve_dates(dates: Vec<String>) -> u16 {
-    serve_answers(
-        dates
-            .into_iter()
-            .map(|d| (200, r#"{"Results":[],"UnprocessedRecords":[]}"#, d))
-            .collect(),
-    )
-    .0
+    serve_answers(dates.into_iter().map(|d| (200, ONE_RESULT, d)).collect()).0
 }
 
 /// A server on 127.0.0.1 answering each request (one connection each) with the next of
@@ -1284,7 +1281,7 @@ fn serve_answers(
 fn a_refusal_with_a_wrong_date_does_not_move_the_clock() {
     let now = now().secs();
     let skewed = r#"{"__type":"InvalidSignatureException","message":"Signature expired"}"#;
-    let ok = r#"{"Results":[],"UnprocessedRecords":[]}"#;
+    let ok = ONE_RESULT;
     let ahead = now + 3600;
     // Ten days off: a wrong clock, not one past any clock (which is not even tried).
     let wrong = now - 10 * 86_400;
@@ -1345,8 +1342,9 @@ fn a_refusal_with_a_wrong_date_does_not_move_the_clock() {
 }
 
 /// A refusal of the signature's time whose re-signed request gets an empty success (`{}`, or
-/// no body) is not the service's clock: a hop answers that as easily, and one forged pair
-/// moved the client's clock, and the usage meter's, by days (a hostile review found it).
+/// no body), or one without the operation's own members (a hop's `{"ok":1}`), is not the
+/// service's clock: a hop answers that as easily, and one forged pair moved the client's
+/// clock, and the usage meter's, by days (a hostile review found it).
 #[test]
 fn an_empty_success_after_a_refusal_does_not_move_the_clock() {
     let now = now().secs();
@@ -1356,10 +1354,14 @@ fn an_empty_success_after_a_refusal_does_not_move_the_clock() {
         (403, skewed, behind.clone()),
         (200, "{}", behind.clone()),
         (403, skewed, behind.clone()),
-        (200, "", behind),
+        (200, "", behind.clone()),
+        (403, skewed, behind.clone()),
+        (200, r#"{"ok":1}"#, behind.clone()),
+        (403, skewed, behind.clone()),
+        (200, r#"{"Results":[],"UnprocessedRecords":[]}"#, behind),
     ]);
     let c = raw_client(port);
-    for _ in 0..2 {
+    for _ in 0..4 {
         let out = c
             .batch_meter_usage(batch(vec![record("cust-1", 1)]))
             .unwrap();
@@ -1377,7 +1379,7 @@ fn an_empty_success_after_a_refusal_does_not_move_the_clock() {
 fn a_date_past_any_clock_is_not_learnt() {
     let now = now().secs();
     let skewed = r#"{"__type":"InvalidSignatureException","message":"Signature expired"}"#;
-    let ok = r#"{"Results":[],"UnprocessedRecords":[]}"#;
+    let ok = ONE_RESULT;
     let end = support::http_date(253_402_300_799);
     let (port, _) = serve_answers(vec![
         (403, skewed, end.clone()),
@@ -1414,7 +1416,7 @@ fn a_broken_hops_error_pages_do_not_move_the_clock() {
     let behind = now - 7 * 3600;
     let page = "<html>503 Service Temporarily Unavailable</html>";
     let denied = r#"{"__type":"AccessDeniedException","message":"no"}"#;
-    let ok = r#"{"Results":[],"UnprocessedRecords":[]}"#;
+    let ok = ONE_RESULT;
     let (port, _) = serve_answers(vec![
         (503, page, support::http_date(behind)),
         (503, page, support::http_date(behind)),

@@ -202,7 +202,8 @@ impl Client {
             if let Some(offset) = skew_offset {
                 // Accepted: an answer of the service itself but a refusal of the time, whose
                 // own `Date` agrees (a proxy's or a firewall's 403 page proves nothing).
-                // An empty success is a hop's as easily as the service's (see `attempt`).
+                // A success without the operation's own members is a hop's as easily (see
+                // `attempt`).
                 let accepted = match &result {
                     Ok((_, meta, answered)) => {
                         *answered && Client::date_agrees(&meta.http_headers, offset)
@@ -398,8 +399,8 @@ impl Client {
         Ok(())
     }
 
-    /// One attempt: its output and metadata, and whether the success had a member (an empty
-    /// one does not tell the service's clock).
+    /// One attempt: its output and metadata, and whether the success carries the operation's
+    /// own members ([`Operation::answered`]; another does not tell the service's clock).
     async fn attempt<O: Operation>(
         &self,
         http: &reqwest::Client,
@@ -520,7 +521,10 @@ impl Client {
         let result = match error {
             Some(e) => Err(e.with_meta(meta)),
             None => match wire::parse_output::<O::Output>(O::NAME, &body) {
-                Ok(out) => Ok((out, meta, has_members(&body))),
+                Ok(out) => {
+                    let answered = O::answered(&out);
+                    Ok((out, meta, answered))
+                }
                 Err(e) => Err(e.with_meta(meta)),
             },
         };
@@ -530,7 +534,8 @@ impl Client {
         // An answer refusing the signature's time has its `Date` weighed by the call
         // ([`Client::skew_offset`]), learnt only once a request signed with it is accepted.
         match &result {
-            // An empty success (`{}`, or no body) is a hop's as easily as the service's.
+            // An empty success (`{}`, or no body), or one without the operation's own
+            // members (`{"ok":1}`), is a hop's as easily as the service's.
             Ok((_, meta, true)) => self.observe_date(&meta.http_headers, offset_ms),
             Err(e) if service_refusal(e) => self.observe_date(&e.meta().http_headers, offset_ms),
             _ => {}
@@ -571,14 +576,6 @@ fn invocation_id() -> uuid::Uuid {
         bytes[8..].copy_from_slice(&lo.to_be_bytes());
         uuid::Builder::from_random_bytes(bytes).into_uuid()
     })
-}
-
-/// Whether a JSON object body has a member: more than `{}` and whitespace.
-fn has_members(body: &[u8]) -> bool {
-    body.iter()
-        .filter(|b| !b.is_ascii_whitespace())
-        .nth(2)
-        .is_some()
 }
 
 /// Whether `e` is a refusal by the service itself, not by a hop in front of it, nor of the

@@ -149,6 +149,10 @@ impl Operation for BatchMeterUsage {
     fn size_hint(input: &Self::Input) -> usize {
         64 + 160 * input.usage_records.len()
     }
+    fn answered(output: &Self::Output) -> bool {
+        !output.results.is_empty() || !output.unprocessed_records.is_empty()
+    }
+
     fn set_meta(output: &mut Self::Output, meta: ResponseMetadata) {
         output.meta = meta;
     }

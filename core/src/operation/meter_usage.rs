@@ -153,6 +153,10 @@ impl Operation for MeterUsage {
             input.client_token = Some(uuid::Uuid::new_v4().to_string());
         }
     }
+    fn answered(output: &Self::Output) -> bool {
+        output.metering_record_id.is_some()
+    }
+
     fn set_meta(output: &mut Self::Output, meta: ResponseMetadata) {
         output.meta = meta;
     }

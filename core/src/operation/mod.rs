@@ -31,6 +31,10 @@ pub(crate) trait Operation {
     fn prepare(_input: &mut Self::Input) {}
     /// Stores the response metadata on the output.
     fn set_meta(output: &mut Self::Output, meta: ResponseMetadata);
+    /// Whether a success carries what only the service's answer to this operation does (its
+    /// results, its record id): a hop's `{}` or `{"ok":1}` parses as an output too, and
+    /// does not tell the service's clock.
+    fn answered(output: &Self::Output) -> bool;
 }
 
 /// How a successful response's body is read: serde_json, unless the output has a reader of

@@ -113,6 +113,10 @@ impl Operation for RegisterUsage {
     fn validate(input: &Self::Input) -> Result<(), Error> {
         crate::validate::register_usage(input)
     }
+    fn answered(output: &Self::Output) -> bool {
+        output.signature.is_some()
+    }
+
     fn set_meta(output: &mut Self::Output, meta: ResponseMetadata) {
         output.meta = meta;
     }

@@ -96,6 +96,10 @@ impl Operation for ResolveCustomer {
     fn validate(input: &Self::Input) -> Result<(), Error> {
         crate::validate::resolve_customer(input)
     }
+    fn answered(output: &Self::Output) -> bool {
+        output.customer_identifier.is_some() || output.customer_aws_account_id.is_some()
+    }
+
     fn set_meta(output: &mut Self::Output, meta: ResponseMetadata) {
         output.meta = meta;
     }
