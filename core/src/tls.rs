@@ -347,8 +347,11 @@ pub(crate) mod smithy {
     /// The container credentials endpoint (ECS, EKS Pod Identity) is reached directly, never
     /// through a proxy, as botocore and SDK v3 reach it: `HTTP_PROXY` without that endpoint
     /// in `NO_PROXY` would hand the proxy the bearer token, and the role's credentials back
-    /// in plain HTTP (a task's link-local endpoint is not the proxy's to reach anyway).
-    /// IMDS, STS and SSO calls use the proxies, as botocore's do.
+    /// in plain HTTP (a task's link-local endpoint is not the proxy's to reach anyway). So is
+    /// any link-local address, IMDS's among them ([`host_local`]), as SDK v3 and the AWS SDK
+    /// for Rust reach it: botocore sends IMDS through `HTTP_PROXY`, where the token request
+    /// and the node role's credentials cross the proxy in plain HTTP, or the proxy's own host
+    /// answers with its role. STS, SSO and an IMDS endpoint named elsewhere use the proxies.
     #[derive(Default)]
     pub(crate) struct ReqwestHttpClient {
         clients: Mutex<HashMap<(Duration, bool), reqwest::Client>>,
@@ -375,6 +378,22 @@ pub(crate) mod smithy {
             }
         }
         out
+    }
+
+    /// Whether `u` is an address of this host's own endpoints, which no proxy can reach for
+    /// it: link-local (IPv4 `169.254.0.0/16`: IMDS, the ECS and EKS Pod Identity endpoints;
+    /// IPv6 `fe80::/10`) or IMDS's IPv6 address `fd00:ec2::254`.
+    fn host_local(u: &reqwest::Url) -> bool {
+        let host = u.host_str().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => a.is_link_local(),
+            Ok(std::net::IpAddr::V6(a)) => {
+                a.segments()[0] & 0xffc0 == 0xfe80
+                    || a == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            }
+            Err(_) => false,
+        }
     }
 
     impl std::fmt::Debug for ReqwestHttpClient {
@@ -439,7 +458,7 @@ pub(crate) mod smithy {
             let connect = settings.connect_timeout().unwrap_or(DEFAULT_CONNECT);
             SharedHttpConnector::new(Connector {
                 client: self.client(connect, false),
-                direct_client: (!self.direct.is_empty()).then(|| self.client(connect, true)),
+                direct_client: self.client(connect, true),
                 direct: self.direct.clone(),
                 read_timeout: settings.read_timeout(),
             })
@@ -449,22 +468,25 @@ pub(crate) mod smithy {
     #[derive(Debug)]
     struct Connector {
         client: Result<reqwest::Client, ConnectorError>,
-        /// Without proxies, for `direct` (see [`ReqwestHttpClient`]).
-        direct_client: Option<Result<reqwest::Client, ConnectorError>>,
+        /// Without proxies: for `direct` and [`host_local`] addresses (see
+        /// [`ReqwestHttpClient`]).
+        direct_client: Result<reqwest::Client, ConnectorError>,
         direct: Vec<(String, u16)>,
         read_timeout: Option<Duration>,
     }
 
     impl HttpConnector for Connector {
         fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-            let to_container = reqwest::Url::parse(request.uri()).is_ok_and(|u| {
-                self.direct.iter().any(|(h, p)| {
-                    u.host_str() == Some(h.as_str()) && u.port_or_known_default() == Some(*p)
-                })
+            let direct = reqwest::Url::parse(request.uri()).is_ok_and(|u| {
+                host_local(&u)
+                    || self.direct.iter().any(|(h, p)| {
+                        u.host_str() == Some(h.as_str()) && u.port_or_known_default() == Some(*p)
+                    })
             });
-            let chosen = match &self.direct_client {
-                Some(direct) if to_container => direct,
-                _ => &self.client,
+            let chosen = if direct {
+                &self.direct_client
+            } else {
+                &self.client
             };
             let client = match chosen {
                 Ok(c) => c.clone(),
@@ -544,6 +566,33 @@ pub(crate) mod smithy {
             ConnectorError::io(e.into())
         } else {
             ConnectorError::other(e.into(), None)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        /// IMDS at its own addresses (the chain's default endpoint, IPv4 and IPv6) and the
+        /// container endpoints are this host's, which no proxy reaches for it: through
+        /// `HTTP_PROXY` the token request and the node role's credentials crossed the proxy in
+        /// plain HTTP, or the proxy's own host answered with its role (found by a review of
+        /// container deployments). A named endpoint elsewhere keeps the proxies.
+        #[test]
+        fn a_hosts_own_endpoints_never_go_through_a_proxy() {
+            for (url, direct) in [
+                ("http://169.254.169.254/latest/api/token", true),
+                ("http://[fd00:ec2::254]/latest/api/token", true),
+                ("http://169.254.170.2/v2/credentials/x", true),
+                ("http://169.254.170.23/v1/credentials", true),
+                ("http://[fe80::1]:8080/", true),
+                ("http://127.0.0.1:9/latest/api/token", false),
+                ("http://imds.example.test/", false),
+                ("https://sts.us-east-1.amazonaws.com/", false),
+                ("http://[fd00:ec2::253]/", false),
+                ("http://169.255.0.1/", false),
+            ] {
+                let u = reqwest::Url::parse(url).unwrap();
+                assert_eq!(super::host_local(&u), direct, "{url}");
+            }
         }
     }
 }

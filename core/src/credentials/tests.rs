@@ -567,7 +567,8 @@ mod chain {
     /// botocore and SDK v3 reach it: through the proxy, the bearer token (and the role's
     /// credentials coming back) would cross it in plain HTTP (found by a hostile review: a
     /// proxy received `authorization: <token>` three times). The chain's other calls keep
-    /// the proxies: IMDS goes through `HTTP_PROXY` unless `NO_PROXY` names it, as in botocore.
+    /// the proxies: an IMDS endpoint named off this host goes through `HTTP_PROXY` unless
+    /// `NO_PROXY` names it (IMDS's own link-local addresses never do: see `tls.rs`).
     #[tokio::test]
     async fn container_calls_never_use_the_proxy_and_imds_calls_do() {
         let _g = ENV_LOCK.lock().await;
@@ -600,7 +601,7 @@ mod chain {
             .to_ascii_lowercase()
             .contains("authorization: bearer-secret-token"));
 
-        // IMDS: through the proxy (which answers the token PUT and the role GET with the
+        // IMDS named on another host: through the proxy (which answers the token PUT and the role GET with the
         // same canned body; the chain then fails to parse it, which is enough here).
         std::env::remove_var("AWS_CONTAINER_CREDENTIALS_FULL_URI");
         std::env::remove_var("AWS_CONTAINER_AUTHORIZATION_TOKEN");
