@@ -231,3 +231,54 @@ fn a_plain_http_endpoint_beyond_this_host_is_a_warning() {
     assert!(all.contains("plain http"), "{all}");
     assert!(all.contains("metering.example.com"), "{all}");
 }
+
+/// A store on memory (`/dev/shm`, a tmpfs `/tmp`, an `emptyDir` with `medium: Memory`) or on a
+/// container's own writable layer (overlay) is gone at the next reboot or container
+/// replacement (Kubernetes replaces the container at every restart), and with it every hour
+/// not yet sent. Nothing said so (found by a review of container deployments): the meter
+/// opens, and logs a warning naming the store and the filesystem. A store on a disk is quiet.
+#[test]
+fn a_store_on_memory_is_a_warning() {
+    use marketplace_metering::meter::{MeterConfig, Store, UsageMeter};
+    let capture = Shared::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let open = |path: &std::path::Path| {
+        let m = UsageMeter::new(
+            MeterConfig::builder()
+                .client(Client::new(
+                    Config::builder()
+                        .region("us-east-1")
+                        .endpoint_url(emu.endpoint())
+                        .static_credentials("AKID", "secret", None)
+                        .build()
+                        .unwrap(),
+                ))
+                .store(Store::sqlite(path))
+                .product_code(metering_emulator::PRODUCT_CODE)
+                .flush_interval(Duration::ZERO)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        m.close_blocking().unwrap();
+    };
+    let disk = std::env::temp_dir().join(format!("mm-disk-{}", std::process::id()));
+    std::fs::create_dir_all(&disk).unwrap();
+    open(&disk.join("m.db"));
+    assert!(
+        !capture.everything().contains("lost"),
+        "{}",
+        capture.everything()
+    );
+    let shm = std::path::Path::new("/dev/shm").join(format!("mm-shm-{}", std::process::id()));
+    std::fs::create_dir_all(&shm).unwrap();
+    open(&shm.join("m.db"));
+    let _ = std::fs::remove_dir_all(&shm);
+    let _ = std::fs::remove_dir_all(&disk);
+    let all = capture.everything();
+    assert!(
+        all.contains("tmpfs") && all.contains(&*shm.to_string_lossy()),
+        "{all}"
+    );
+}

@@ -268,6 +268,41 @@ fn store_path(path: &Path) -> Result<PathBuf, Error> {
     refuse(format!("{}: too many levels of symlinks", path.display()))
 }
 
+/// What the filesystem holding a store at `path` loses, when it loses the store with the
+/// process's machine or container: memory (tmpfs, ramfs), or a container's own writable
+/// layer (overlay), gone when the container is replaced (Kubernetes replaces it at every
+/// restart). `None` for anything else, or when it cannot be told.
+#[cfg(target_os = "linux")]
+fn ephemeral(path: &Path) -> Option<(&'static str, &'static str)> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `statfs` writes the struct, which is plain data, for a NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    // The magic numbers are 32 bits; `f_type` is signed, and 32 bits wide on some targets.
+    let reboot = "at the next reboot";
+    match (st.f_type as u64) & 0xffff_ffff {
+        0x0102_1994 => Some(("memory (tmpfs)", reboot)),
+        0x8584_58f6 => Some(("memory (ramfs)", reboot)),
+        0x794c_7630 => Some((
+            "a container's own layer (overlay)",
+            "when the container is replaced (Kubernetes replaces it at every restart)",
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ephemeral(_path: &Path) -> Option<(&'static str, &'static str)> {
+    None
+}
+
 /// Whether the file at `path` is mounted on its own: another mount than its directory's
 /// (the mount ids differ, or failing those the devices), so that what SQLite writes beside
 /// it lands on its directory's filesystem, not on the file's. Unknown (a directory that
@@ -349,6 +384,13 @@ impl Db {
         let given = path;
         let resolved = path.map(store_path).transpose()?;
         let path = resolved.as_deref();
+        if let Some((p, (on, lost))) = path.and_then(|p| Some((p, ephemeral(p)?))) {
+            super::note(&format!(
+                "the store {} is on {on}, lost {lost}, and with it every hour not yet sent: \
+                 keep it on a disk or a volume that outlives the machine or container",
+                p.display()
+            ));
+        }
         let generation = process_generation();
         // Another application's database is refused before anything touches it (see
         // `refuse_foreign`); an empty or new file is a new store.
