@@ -5052,3 +5052,80 @@ fn a_store_file_mounted_on_its_own_is_refused() {
         let _ = std::fs::remove_file(format!("{}{suffix}", real.display()));
     }
 }
+
+/// The meter of the next test, run as a child of this test binary with its standard
+/// descriptors closed, as a daemon may run (Rust's start-up opens them again, so they are
+/// closed here): records 3 units into a new store, writes a line to standard error, as the
+/// meter's own `report()` and any `fprintf(stderr, ...)` of the host do, and dies. Not a test
+/// on its own.
+#[test]
+fn closed_stdio_meter_process() {
+    let Some(path) = std::env::var_os("MM_CLOSED_STDIO_STORE") else {
+        return;
+    };
+    // Nothing is sent: the meter never flushes.
+    let config = MeterConfig::builder()
+        .client(Client::new(
+            support::config("http://127.0.0.1:9").build().unwrap(),
+        ))
+        .store(Store::sqlite(PathBuf::from(path)))
+        .product_code(metering_emulator::PRODUCT_CODE)
+        .flush_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    // SAFETY: closes this process's standard descriptors; nothing of the test reads them.
+    unsafe {
+        libc::close(0);
+        libc::close(1);
+        libc::close(2);
+    }
+    let m = UsageMeter::new(config).unwrap();
+    m.record(Customer::identifier("cust-1"), "users", 3, None, None)
+        .unwrap();
+    let line = b"marketplace-metering: the background flush failed: a line on stderr\n";
+    for fd in 0..3 {
+        // SAFETY: writes a buffer to a descriptor; a closed one fails with EBADF.
+        unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+    }
+    // Killed now, as a daemon may be: no checkpoint writes the store's first page again.
+    std::mem::forget(m);
+    // SAFETY: ends the process at once.
+    unsafe { libc::_exit(0) }
+}
+
+/// A daemon started with its standard descriptors closed: the store's own descriptor, opened
+/// by the meter to claim it, became descriptor 2, standard error, and every line written
+/// there (the meter's report of a failed flush, the host's own logging) overwrote the store
+/// from its first byte: "file is not a database" at the next start, and every hour not yet
+/// sent lost (found by a review of hostile process environments). SQLite keeps its own
+/// descriptors above 2; the meter's now are too.
+#[test]
+fn a_meter_with_closed_standard_descriptors_keeps_its_store_intact() {
+    let path = temp_db("closed-stdio");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "closed_stdio_meter_process", "--test-threads=1"])
+        .env("MM_CLOSED_STDIO_STORE", &path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..16], b"SQLite format 3\0", "the store's header");
+    assert!(
+        !bytes.windows(16).any(|w| w == b"a line on stderr"),
+        "a line on stderr is in the store"
+    );
+    let emu = emulator();
+    let m = UsageMeter::new(
+        MeterConfig::builder()
+            .client(Client::new(
+                support::config(emu.endpoint()).build().unwrap(),
+            ))
+            .store(Store::sqlite(&path))
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .flush_interval(Duration::ZERO)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m.status().unwrap().pending, 1, "the recorded hour is kept");
+}

@@ -542,8 +542,32 @@ fn private_file(path: &Path) -> std::io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
-    let f = o.open(path)?;
+    let f = above_stdio(o.open(path)?)?;
     tighten_open(&f);
+    Ok(f)
+}
+
+/// `f`, moved to a descriptor above 2 if it got a standard one: a daemon may run with its
+/// standard descriptors closed, and the store's descriptor then became standard error, where
+/// every line written (the meter's report of a failed flush, the host's own logging)
+/// overwrote the store from its first byte. SQLite keeps its own descriptors above 2 so.
+#[cfg(unix)]
+fn above_stdio(f: File) -> std::io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    if f.as_raw_fd() > 2 {
+        return Ok(f);
+    }
+    // SAFETY: duplicates a descriptor `f` owns; the new one is owned by the returned `File`,
+    // and `f` is closed when it goes out of scope.
+    let fd = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+#[cfg(not(unix))]
+fn above_stdio(f: File) -> std::io::Result<File> {
     Ok(f)
 }
 
