@@ -2086,7 +2086,8 @@ fn replica_dying_mid_seal_process() {
             .flush_interval(Duration::ZERO)
             .clock(Arc::new(move || now))
             .replica_id("dying")
-            .fleet_lease(Duration::from_millis(500))
+            // Its transaction's limit: time enough for the test to see it open.
+            .fleet_lease(Duration::from_secs(8))
             .build()
             .unwrap(),
     )
@@ -2118,8 +2119,8 @@ fn replica_dying_mid_seal_process() {
 /// replica go, and its transaction kept the product's fold lock and the hour's lock for as
 /// long as the forked process lived. Every other replica's flush waited on them (600 s, then
 /// failed): nothing was billed. Each session of the store now ends a transaction left idle
-/// for a lease (at least 5 s), which also covers a replica frozen there (SIGSTOP, a paused
-/// VM) or cut off with no reset.
+/// for its replica's lease (at least 5 s; the dying one's is 8 s), which also covers a
+/// replica frozen there (SIGSTOP, a paused VM) or cut off with no reset.
 #[test]
 fn a_replica_dead_mid_seal_with_a_forked_child_alive_stalls_no_other() {
     let (emu, url, b, clock) = start();

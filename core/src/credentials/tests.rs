@@ -570,7 +570,7 @@ mod chain {
     /// the proxies: an IMDS endpoint named off this host goes through `HTTP_PROXY` unless
     /// `NO_PROXY` names it (IMDS's own link-local addresses never do: see `tls.rs`).
     #[tokio::test]
-    async fn container_calls_never_use_the_proxy_and_imds_calls_do() {
+    async fn container_and_link_local_calls_never_use_the_proxy_and_other_imds_calls_do() {
         let _g = ENV_LOCK.lock().await;
         let env = Env::clean();
         let (url, direct, heads) = serve(|n| ecs_body(n, Duration::from_secs(3600)));
@@ -618,6 +618,24 @@ mod chain {
         assert!(
             proxied.load(Ordering::SeqCst) > p0,
             "IMDS did not go through the proxy"
+        );
+
+        // IMDS at a link-local address: direct, whatever `HTTP_PROXY` says (no proxy reaches
+        // this host's). `fe80::1` without a zone: the kernel refuses the connect outright,
+        // so nothing leaves this host.
+        env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://[fe80::1]:9");
+        let cfg = crate::Config::builder()
+            .region("us-east-1")
+            .environment([("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", "")])
+            .build()
+            .unwrap();
+        let p = CredentialsProvider::new(cfg.credentials.clone()).with_http(cfg.http.clone());
+        let p0 = proxied.load(Ordering::SeqCst);
+        let _ = p.credentials().await;
+        assert_eq!(
+            proxied.load(Ordering::SeqCst),
+            p0,
+            "link-local IMDS went through the proxy"
         );
     }
 

@@ -684,8 +684,12 @@ impl Fleet {
         // background flusher and the other way round.
         let config = self.config.clone();
         let tls = self.tls.clone();
+        // Through `pg_settings`: a server before 9.6 has no such setting, and refused the
+        // `SET` (the store opens there, without the limit).
         let session = format!(
-            "{SESSION}\n    SET idle_in_transaction_session_timeout = {};",
+            "{SESSION}
+    SELECT set_config(name, '{}', false) FROM pg_settings
+     WHERE name = 'idle_in_transaction_session_timeout';",
             idle_in_transaction_limit(self.settings.lease).as_millis()
         );
         let task = crate::runtime::spawn(async move {

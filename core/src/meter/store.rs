@@ -384,13 +384,6 @@ impl Db {
         let given = path;
         let resolved = path.map(store_path).transpose()?;
         let path = resolved.as_deref();
-        if let Some((p, (on, lost))) = path.and_then(|p| Some((p, ephemeral(p)?))) {
-            super::note(&format!(
-                "the store {} is on {on}, lost {lost}, and with it every hour not yet sent: \
-                 keep it on a disk or a volume that outlives the machine or container",
-                p.display()
-            ));
-        }
         let generation = process_generation();
         // Another application's database is refused before anything touches it (see
         // `refuse_foreign`); an empty or new file is a new store.
@@ -403,6 +396,13 @@ impl Db {
         // The name the caller gave, when it is a symlink to the store.
         let link = given.filter(|g| Some(*g) != path);
         let owner = path.map(|p| Owner::claim(p, link)).transpose()?;
+        if let Some((p, (on, lost))) = path.and_then(|p| Some((p, ephemeral(p)?))) {
+            super::note(&format!(
+                "the store {} is on {on}, lost {lost}, and with it every hour not yet sent: \
+                 keep it on a disk or a volume that outlives the machine or container",
+                p.display()
+            ));
+        }
         let conn = raw_open(path)?;
         if let Some(p) = path {
             // Again, now that the file is ours to read whole.
