@@ -53,7 +53,7 @@ fn refuse_subinterpreter() -> PyResult<()> {
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     refuse_subinterpreter()?;
-    once::init(m.py());
+    once::init(m.py())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("__core_version__", marketplace_metering::VERSION)?;
     m.add_class::<client::Client>()?;

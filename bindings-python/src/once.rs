@@ -87,10 +87,24 @@ macro_rules! name {
     }};
 }
 
-/// Makes at import the names pyo3 interns itself on this module's paths (a type's
-/// `__name__`, `__qualname__` and `__module__`, read for the message of an argument of the
-/// wrong type), before any other thread of the module runs: they sit in pyo3's own cells.
-pub fn init(py: Python<'_>) {
+/// Makes at import the names pyo3 interns itself on this module's paths, which sit in
+/// pyo3's own cells: a type's `__name__`, `__qualname__` and `__module__` (read for the
+/// message of an argument of the wrong type), and `add_note` (called on that error to name
+/// the argument), by raising one such error. Not made here: `__bool__`, looked up for a numpy
+/// bool given where a `bool` is taken.
+pub fn init(py: Python<'_>) -> PyResult<()> {
     let t = py.get_type::<pyo3::types::PyInt>();
     let _ = (t.name(), t.qualname(), t.module(), t.fully_qualified_name());
+    let typed = pyo3::wrap_pyfunction!(typed, py)?;
+    match typed.call1(("not an int",)) {
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Err(pyo3::exceptions::PyAssertionError::new_err(
+            "an argument of the wrong type was taken",
+        )),
+    }
 }
+
+/// Takes an `int`: [`init`] gives it something else.
+#[pyfunction]
+fn typed(_value: i64) {}
