@@ -5129,3 +5129,50 @@ fn a_meter_with_closed_standard_descriptors_keeps_its_store_intact() {
     .unwrap();
     assert_eq!(m.status().unwrap().pending, 1, "the recorded hour is kept");
 }
+
+/// The process of the next test, run as a child of this test binary: standard error is a
+/// pipe whose reader is gone (`app 2>&1 | tee` after `tee` ended, a log collector
+/// restarting) and SIGPIPE has its default action, as in a C program (Rust binaries, Python,
+/// Node and the JVM ignore it). Reports an error, as the background flusher does when a
+/// flush fails, then prints that it lived. Not a test on its own.
+#[test]
+fn broken_stderr_process() {
+    if std::env::var_os("MM_BROKEN_STDERR").is_none() {
+        return;
+    }
+    let mut fds = [0; 2];
+    // SAFETY: a pipe, its write end made standard error and its read end closed; SIGPIPE's
+    // default action restored.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::dup2(fds[1], 2);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let e = marketplace_metering::Error::invalid_input("quantity", "a flush failed");
+    marketplace_metering::meter::report("the background flush failed", &e);
+    println!("alive");
+}
+
+/// The meter's report of an error no caller can be given, written to a standard error whose
+/// reader is gone, killed a C host with SIGPIPE (found by a review of hostile process
+/// environments); a C program keeps SIGPIPE's default action. The write is made with SIGPIPE
+/// blocked, and the signal it raises taken back.
+#[test]
+fn a_report_to_a_broken_stderr_does_not_kill_the_process() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "broken_stderr_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MM_BROKEN_STDERR", "1")
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?} {text}", out.status);
+    assert!(text.contains("alive"), "{text}");
+}

@@ -178,10 +178,7 @@ impl Drop for Inner {
 pub fn report(what: &str, e: &Error) {
     tracing::error!(error = %e, "meter: {what}");
     if !tracing::dispatcher::has_been_set() {
-        // Not `eprintln!`, which panics on a closed pipe (`node app.js | head`): at exit, in
-        // a drop, that panic aborted the process.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "marketplace-metering: {what}: {e}");
+        write_stderr(&format!("marketplace-metering: {what}: {e}"));
     }
 }
 
@@ -190,9 +187,45 @@ pub fn report(what: &str, e: &Error) {
 pub(crate) fn note(what: &str) {
     tracing::warn!("meter: {what}");
     if !tracing::dispatcher::has_been_set() {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "marketplace-metering: {what}");
+        write_stderr(&format!("marketplace-metering: {what}"));
     }
+}
+
+/// Writes `line` and a newline to standard error, whatever became of it, for the library's
+/// own lines (every face's): never `eprintln!`, which panics on a closed pipe (`node app.js
+/// | head`; at exit, in a drop, that panic aborted the process), and never killing the
+/// process by SIGPIPE when the pipe's reader is gone (`app 2>&1 | tee` after `tee` ended): a
+/// C program keeps SIGPIPE's default action, which ended it. The write is made with SIGPIPE
+/// blocked in this thread, and a SIGPIPE it raised is taken back before the mask is restored.
+#[doc(hidden)]
+pub fn write_stderr(line: &str) {
+    use std::io::Write;
+    let text = format!("{line}\n");
+    #[cfg(target_os = "linux")]
+    // SAFETY: signal sets are plain data made by sigemptyset; the mask is this thread's and
+    // restored as it was; sigtimedwait with a zero timeout only takes a pending SIGPIPE.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        // One pending before the write is not this write's to take.
+        let ours = libc::sigismember(&pending, libc::SIGPIPE) != 1;
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        let written = std::io::stderr().write_all(text.as_bytes());
+        if ours && matches!(&written, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) {
+            let now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 /// Starts the background flusher on the shared runtime, and has the runtime start it again
