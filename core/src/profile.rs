@@ -136,11 +136,14 @@ impl Sources {
         &self.profile_name
     }
 
-    /// A variable, trimmed; empty counts as unset.
+    /// A variable, trimmed; empty counts as unset. A value that is not UTF-8 is read with
+    /// its bad bytes replaced (U+FFFD), for the setting's own check to refuse naming the
+    /// variable: taken as unset, `AWS_REGION` fell through to `AWS_DEFAULT_REGION` (another
+    /// region) without a word.
     pub(crate) fn env(&self, key: &str) -> Option<String> {
         let v = match &self.env {
             Some(map) => map.get(key).cloned(),
-            None => std::env::var(key).ok(),
+            None => env_lossy(key),
         }?;
         let v = v.trim();
         (!v.is_empty()).then(|| v.to_owned())
@@ -270,4 +273,10 @@ pub(crate) fn parse_bool(v: &str, origin: &Origin) -> Result<bool, Error> {
             format!("must be `true` or `false`, got {v:?}"),
         ))
     }
+}
+
+/// The process's variable `key`, its bytes that are not UTF-8 replaced (see
+/// [`Sources::env`]).
+pub(crate) fn env_lossy(key: &str) -> Option<String> {
+    std::env::var_os(key).map(|v| v.to_string_lossy().into_owned())
 }

@@ -708,3 +708,56 @@ async fn proxies_carry_calls_except_no_proxy() {
     assert_eq!(e.error_code(), ErrorCode::Dispatch, "{e:?}");
     assert_eq!(emu.requests().len(), 6);
 }
+
+/// The child of the next test: builds a configuration from this process's environment and
+/// prints the error's field and message. Not a test on its own.
+#[test]
+fn non_utf8_environment_process() {
+    if std::env::var_os("MM_NON_UTF8_CHILD").is_none() {
+        return;
+    }
+    match Config::builder().build() {
+        Ok(c) => println!("built: region {}", c.region()),
+        Err(e) => println!("refused: {:?} {}", e.field(), e.message()),
+    }
+}
+
+/// A variable whose value is not UTF-8 counted as unset: `AWS_REGION` fell through to
+/// `AWS_DEFAULT_REGION` (another region) and `AWS_PROFILE` to the default profile, without a
+/// word (found by a review of hostile process environments). Such a value is now read as
+/// given, its bad bytes replaced, and refused by the setting's own check, naming the
+/// variable.
+#[test]
+fn a_variable_that_is_not_utf8_is_refused_naming_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"us-west-2\xff");
+    for (var, others) in [
+        ("AWS_REGION", vec![("AWS_DEFAULT_REGION", "eu-west-1")]),
+        ("AWS_PROFILE", vec![("AWS_REGION", "eu-west-1")]),
+    ] {
+        let dir = std::env::temp_dir().join(format!("mm-nonutf8-{}-{var}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config"), "[default]\nregion = eu-west-1\n").unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "non_utf8_environment_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env_clear()
+            .env("MM_NON_UTF8_CHILD", "1")
+            .env("AWS_CONFIG_FILE", dir.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
+            .envs(others)
+            .env(var, bad)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("refused:") && text.contains(var),
+            "{var}: {text}"
+        );
+    }
+}

@@ -381,8 +381,7 @@ impl ChainCache {
     fn profile_name(&self) -> Option<String> {
         let trimmed = |p: &str| Some(p.trim().to_owned()).filter(|p| !p.is_empty());
         self.profile.as_deref().and_then(trimmed).or_else(|| {
-            std::env::var("AWS_PROFILE")
-                .ok()
+            crate::profile::env_lossy("AWS_PROFILE")
                 .as_deref()
                 .and_then(trimmed)
         })
