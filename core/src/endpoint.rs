@@ -427,25 +427,35 @@ fn partition(region: &str) -> &'static Partition {
 }
 
 /// A URL as it may be shown (Debug, errors, logs): user info (`user:pass@`) becomes `***@`.
+/// A proxy's URL has no path, and is shown by [`redact_proxy`]'s stricter rule.
 ///
 /// User info ends the authority's last `@`. A password holding an unescaped `/`, `?` or `#`
-/// (`http://u:pa#ss@proxy:3128`) cuts the authority short, and the URL parses another way
-/// or not at all: when the text before the first `@` has a `:` (`user:pa`...), everything
-/// up to the last `@` goes, so that text never shows either way.
+/// (`http://u:pa#ss@proxy:3128`), or an `@` and a `/` (`https://u:p@ss/w0rd@host`), cuts
+/// the authority short, and the URL parses another way or not at all: when the text before
+/// the first `@` has a `:` (`user:pa`...), everything up to the last `@` goes, so that text
+/// never shows either way (a query's `@` then hides the host too: better than a password).
 pub fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     let start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[start..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let end = match authority.rfind('@') {
-        Some(at) => Some(at),
-        None => rest
-            .find('@')
-            .filter(|first| rest[..*first].contains(':'))
-            .and_then(|_| rest.rfind('@')),
+    let end = match rest.find('@') {
+        Some(first) if rest[..first].contains(':') => rest.rfind('@'),
+        _ => authority.rfind('@'),
     };
     match end {
         Some(at) => format!("{}***{}", &url[..start], &rest[at..]).into(),
         None => redact_port_password(url, start),
+    }
+}
+
+/// A proxy URL as it may be shown: a proxy URL has no path, so an `@` anywhere past the
+/// scheme ends user info, however the rest parses; a token alone with an unescaped `/`
+/// (base64) never shows either.
+pub(crate) fn redact_proxy(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => redact_userinfo(url),
     }
 }
 

@@ -357,6 +357,26 @@ fn every_variable_and_profile_key() {
 }
 
 /// Nothing of a secret-looking setting reaches Debug output.
+/// A builder's `Debug` hides a proxy's user info by the rule the proxy's check uses: a token
+/// alone holding a '/', or a password holding an '@' and a '/', showed whole or in part
+/// (found by a review of secrets).
+#[test]
+fn a_builders_debug_hides_every_proxy_password() {
+    for (url, secret) in [
+        ("http://ab/cdhunter2+x@proxy.test:3128", "hunter2"),
+        ("http://u:p@ss/w0rd@proxy.test:3128", "w0rd"),
+    ] {
+        let shown = format!("{:?}", Config::builder().https_proxy(url).http_proxy(url));
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    let e = Config::builder()
+        .region("us-east-1")
+        .endpoint_url("https://meter:p@ss/w0rd@h.test")
+        .build()
+        .unwrap_err();
+    assert!(!format!("{e} {e:?}").contains("w0rd"), "{e:?}");
+}
+
 #[test]
 fn debug_shows_no_proxy_password() {
     let dir = Dir::new("", "");

@@ -59,13 +59,15 @@ impl fmt::Debug for ConfigBuilder {
             u.as_deref()
                 .map(|u| endpoint::redact_userinfo(u).into_owned())
         };
+        let redact_proxy =
+            |u: &Option<String>| u.as_deref().map(|u| endpoint::redact_proxy(u).into_owned());
         f.debug_struct("ConfigBuilder")
             .field("region", &self.region)
             .field("endpoint_url", &redact(&self.endpoint_url))
             .field("credentials", &self.credentials)
             .field("profile", &self.profile)
-            .field("https_proxy", &redact(&self.https_proxy))
-            .field("http_proxy", &redact(&self.http_proxy))
+            .field("https_proxy", &redact_proxy(&self.https_proxy))
+            .field("http_proxy", &redact_proxy(&self.http_proxy))
             .finish_non_exhaustive()
     }
 }
@@ -588,13 +590,7 @@ impl ConfigBuilder {
 
 /// A proxy URL must be `http://` or `https://` with a host.
 pub(super) fn check_proxy(url: &str) -> Result<(), String> {
-    // A proxy URL has no path, so an '@' anywhere past the scheme ends user info, however
-    // the rest parses: a token alone with an unescaped '/' (base64) never shows either.
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let shown: std::borrow::Cow<'_, str> = match url[start..].rfind('@') {
-        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
-        None => crate::endpoint::redact_userinfo(url),
-    };
+    let shown = crate::endpoint::redact_proxy(url);
     let parsed =
         reqwest::Url::parse(url).map_err(|e| format!("{shown:?} is not a proxy URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
