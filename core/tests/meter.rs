@@ -646,6 +646,47 @@ async fn meter_usage_buckets_have_no_customer(store: Store) {
     let _ = std::fs::remove_file(no_customer_db());
 }
 
+both_stores!(
+    hours_past_the_window_are_expired_after_one_refusal_not_one_a_bucket,
+    Store::memory()
+);
+/// After an outage longer than the service's window, the buckets of each hour past it were
+/// refused one by one: the batch's refusal split it into a call per bucket, each refused in
+/// turn, though every record carries its hour as its timestamp. A day's outage of 300,000
+/// buckets an hour took days of calls, while the usage recorded meanwhile aged out of the
+/// window in turn (found by a review of long outages). The service's refusal of one record
+/// of an hour, with the local clock agreeing, now expires the queued buckets of that hour
+/// and of every earlier one.
+async fn hours_past_the_window_are_expired_after_one_refusal_not_one_a_bucket(store: Store) {
+    let (emu, h, b, meter) = scenario(store, 3);
+    for hours_ago in [9, 8, 7] {
+        h.set(b - hours_ago * H + 1);
+        for c in 1..=30 {
+            meter.record(cust(c), "users", 1, None, None).unwrap();
+        }
+    }
+    h.set(b - H + 1);
+    meter.record(cust(1), "users", 5, None, None).unwrap();
+    h.set(b + 600);
+    let sum = meter.flush().await.unwrap();
+    assert_eq!((sum.expired, sum.acked), (90, 1), "{sum:?}");
+    let calls = emu
+        .requests()
+        .iter()
+        .filter(|r| r.operation.as_deref() == Some("BatchMeterUsage"))
+        .count();
+    assert!(
+        calls <= 8,
+        "{calls} calls for 3 hours past the window and one inside"
+    );
+    assert_eq!(
+        h.count(|k| matches!(k, MeterEventKind::Expired { unanswered: false })),
+        90
+    );
+    let s = meter.status().unwrap();
+    assert_eq!((s.expired, s.acked, s.sealed), (90, 1, 0));
+}
+
 both_stores!(window_alarm_and_expiry_follow_the_clock, Store::memory());
 async fn window_alarm_and_expiry_follow_the_clock(store: Store) {
     let (emu, h, b, meter) = scenario(store.clone(), 3);

@@ -35,6 +35,11 @@ enum Flow {
     /// A non-retryable error about the call, not the records: the call's buckets went back
     /// to sealed.
     Refused(Error),
+    /// The service refused a record of this hour as past its window (the local clock
+    /// agreeing), and its bucket is expired: so is every queued one of this hour or an
+    /// earlier one that the local clock places past the window (see [`run`]), the call's
+    /// buckets not sent yet among them (`MeterUsage` sends a call's buckets one by one).
+    PastWindow(i64, Vec<SendItem>),
 }
 
 /// How [`run`] ended.
@@ -220,7 +225,7 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     let items = std::mem::take(&mut prepared.items);
     let mut sum = sealed(inner, prepared);
     let queue = batches(inner, items);
-    match run(inner, queue, &mut sum).await?.refused {
+    match run(inner, queue, &mut None, &mut sum).await?.refused {
         Some(e) => Err(e),
         None => Ok(sum),
     }
@@ -315,6 +320,8 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
     // per claim of its buckets before the licenses after it.
     let mut refused: Option<Error> = None;
     let mut refused_licenses: Vec<String> = Vec::new();
+    // The latest hour the service refused as past its window in this flush (see `run`).
+    let mut past: Option<i64> = None;
     let result = loop {
         if !seen.is_empty() && !f.keep_sender(&sender).await {
             // The slot was lost: this replica was frozen past its lease and another one
@@ -349,7 +356,7 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
             break Ok(());
         }
         seen.extend(items.iter().map(|i| i.id));
-        match run(inner, batches(inner, items), &mut sum).await {
+        match run(inner, batches(inner, items), &mut past, &mut sum).await {
             Ok(ran) => {
                 refused_licenses.extend(ran.refused_licenses);
                 if refused.is_none() {
@@ -425,9 +432,13 @@ async fn revert_claimed(inner: &Inner, queue: &VecDeque<Vec<SendItem>>) -> Resul
 async fn run(
     inner: &Inner,
     mut queue: VecDeque<Vec<SendItem>>,
+    past: &mut Option<i64>,
     sum: &mut FlushSummary,
 ) -> Result<Ran, Error> {
     let mut ran = Ran::default();
+    if let Some(hour) = *past {
+        expire_past(inner, &mut queue, hour, sum).await?;
+    }
     while let Some(batch) = queue.pop_front() {
         let n = batch.len();
         let group = group_of(inner, &batch);
@@ -448,6 +459,14 @@ async fn run(
                 revert_claimed(inner, &queue).await?;
                 ran.stopped = true;
                 return Ok(ran);
+            }
+            Ok(Flow::PastWindow(hour, unsent)) => {
+                if !unsent.is_empty() {
+                    queue.push_front(unsent);
+                }
+                *past = Some(past.map_or(hour, |h| h.max(hour)));
+                expire_past(inner, &mut queue, hour, sum).await?;
+                continue;
             }
             Ok(Flow::Refused(e)) => match group {
                 Some(group) if concerns_one_license(&e) => {
@@ -474,6 +493,32 @@ async fn run(
         return Err(e);
     }
     Ok(ran)
+}
+
+/// Expires the buckets of `queue` of hour `through` or an earlier one that the local clock
+/// places past the window: the service refused a record of hour `through` as past it, and
+/// each record carries its hour as its timestamp, so those would be refused the same, a call
+/// each (a day's outage left days of such calls, while what was recorded meanwhile aged out
+/// in turn).
+async fn expire_past(
+    inner: &Inner,
+    queue: &mut VecDeque<Vec<SendItem>>,
+    through: i64,
+    sum: &mut FlushSummary,
+) -> Result<(), Error> {
+    let mut res = Results::default();
+    for batch in std::mem::take(queue) {
+        let (gone, kept): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|it| it.hour <= through && past_window(inner, it));
+        for it in &gone {
+            res.expire(it);
+        }
+        if !kept.is_empty() {
+            queue.push_back(kept);
+        }
+    }
+    res.commit(inner, sum).await
 }
 
 /// Records the outcomes of a call in whichever store the meter has. `Some(ids)`: the
@@ -554,15 +599,19 @@ async fn call_failed(
             return Ok(Flow::Continue);
         }
         let mut res = Results::default();
+        let past = e.error_code() == ErrorCode::TimestampOutOfBoundsException;
         for it in &items {
-            if e.error_code() == ErrorCode::TimestampOutOfBoundsException {
+            if past {
                 res.expire(it);
             } else {
                 res.dead(it, e.code(), e.message());
             }
         }
         res.commit(inner, sum).await?;
-        return Ok(Flow::Continue);
+        return Ok(match items.iter().map(|it| it.hour).max() {
+            Some(hour) if past => Flow::PastWindow(hour, Vec::new()),
+            _ => Flow::Continue,
+        });
     }
     if e.error_code() == ErrorCode::InvalidProductCodeException
         && matches!(group_of(inner, &items), Some(Group::Product(_)))
@@ -812,7 +861,8 @@ async fn send_meter_usage(
         Some(f) => f.store_id().await?,
         None => lock(&inner.shared.db).store_id()?,
     };
-    for it in items {
+    let mut items = items.into_iter();
+    while let Some(it) = items.next() {
         let mut res = Results::default();
         let built = if it.customer.is_some() {
             // A bucket recorded in the batch mode, in a store now flushed in this one: sent
@@ -874,6 +924,7 @@ async fn send_meter_usage(
             }
             Err(e) => match call_failed(inner, vec![it], e.into(), sum).await? {
                 Flow::Continue | Flow::Split(_) => {}
+                Flow::PastWindow(hour, _) => return Ok(Flow::PastWindow(hour, items.collect())),
                 Flow::Stop => return Ok(Flow::Stop),
                 Flow::Refused(e) => return Ok(Flow::Refused(e)),
             },
