@@ -432,14 +432,19 @@ fn partition(region: &str) -> &'static Partition {
 /// User info ends the authority's last `@`. A password holding an unescaped `/`, `?` or `#`
 /// (`http://u:pa#ss@proxy:3128`), or an `@` and a `/` (`https://u:p@ss/w0rd@host`), cuts
 /// the authority short, and the URL parses another way or not at all: when the text before
-/// the first `@` has a `:` (`user:pa`...), everything up to the last `@` goes, so that text
-/// never shows either way (a query's `@` then hides the host too: better than a password).
+/// the first `@` has a `:` (`user:pa`...), or the authority has an `@` and another follows
+/// it, everything up to the last `@` goes, so that text never shows either way (a query's
+/// `@` then hides the host too: better than a password).
 pub fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     let start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[start..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    // An '@' in the authority with another after it: a user name with an '@' (an email)
+    // and a '/' in the password (`https://me@corp.com:se/cret@host`) reads so too.
+    let later = rest[authority.len()..].contains('@');
     let end = match rest.find('@') {
         Some(first) if rest[..first].contains(':') => rest.rfind('@'),
+        Some(_) if authority.contains('@') && later => rest.rfind('@'),
         _ => authority.rfind('@'),
     };
     match end {

@@ -356,7 +356,6 @@ fn every_variable_and_profile_key() {
     );
 }
 
-/// Nothing of a secret-looking setting reaches Debug output.
 /// A builder's `Debug` hides a proxy's user info by the rule the proxy's check uses: a token
 /// alone holding a '/', or a password holding an '@' and a '/', showed whole or in part
 /// (found by a review of secrets).
@@ -377,6 +376,7 @@ fn a_builders_debug_hides_every_proxy_password() {
     assert!(!format!("{e} {e:?}").contains("w0rd"), "{e:?}");
 }
 
+/// Nothing of a secret-looking setting reaches Debug output.
 #[test]
 fn debug_shows_no_proxy_password() {
     let dir = Dir::new("", "");

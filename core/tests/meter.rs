@@ -5134,6 +5134,60 @@ fn closed_stdio_meter_process() {
     unsafe { libc::_exit(0) }
 }
 
+/// The meter of the next test but one: a fleet store (SQLite, which fills descriptors 0 to
+/// 2 with `/dev/null` when it opens a file, is not used) made with them closed; exits 0
+/// when each of them is `/dev/null` once the meter has recorded, 3 otherwise. Not a test on
+/// its own.
+#[test]
+fn closed_stdio_fleet_meter_process() {
+    let Ok(url) = std::env::var("MM_CLOSED_STDIO_FLEET") else {
+        return;
+    };
+    let config = MeterConfig::builder()
+        .client(Client::new(
+            support::config("http://127.0.0.1:9").build().unwrap(),
+        ))
+        .store(Store::postgres(url))
+        .product_code(metering_emulator::PRODUCT_CODE)
+        .flush_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // SAFETY: closes this process's standard descriptors; nothing of the test reads them.
+    unsafe {
+        libc::close(0);
+        libc::close(1);
+        libc::close(2);
+    }
+    let m = UsageMeter::new(config).unwrap();
+    m.record(Customer::identifier("cust-1"), "users", 3, None, None)
+        .unwrap();
+    let null = (0..3).all(|fd| {
+        std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .is_ok_and(|t| t == std::path::Path::new("/dev/null"))
+    });
+    std::mem::forget(m);
+    // SAFETY: ends the process at once.
+    unsafe { libc::_exit(if null { 0 } else { 3 }) }
+}
+
+/// With its standard descriptors closed, a meter's sockets (its runtime's, a fleet store's
+/// connections, an HTTPS call's) took descriptors 0 to 2, where its own report of a failed
+/// flush then wrote into a connection's stream (found by the review of this stop's fix). A
+/// meter now fills a closed one with `/dev/null`, as SQLite and Rust's start-up do.
+#[test]
+fn a_meter_made_with_closed_standard_descriptors_fills_them() {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "closed_stdio_fleet_meter_process",
+            "--test-threads=1",
+        ])
+        .env("MM_CLOSED_STDIO_FLEET", pg::fresh_url())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
 /// A daemon started with its standard descriptors closed: the store's own descriptor, opened
 /// by the meter to claim it, became descriptor 2, standard error, and every line written
 /// there (the meter's report of a failed flush, the host's own logging) overwrote the store

@@ -21,6 +21,8 @@ fn user_info_is_redacted() {
         // An '@' and a '/' in the password: `meter:p@ss` reads as the authority (a review
         // of secrets found `@ss/w0rd@h.test` shown).
         ("https://meter:p@ss/w0rd@h.test", "https://***@h.test"),
+        // A user name with an '@' (an email) and a '/' in the password.
+        ("https://me@corp.com:se/cret@h.test", "https://***@h.test"),
     ] {
         assert_eq!(redact_userinfo(url), shown);
     }

@@ -216,10 +216,8 @@ pub fn write_stderr(line: &str) {
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
         let written = std::io::stderr().write_all(text.as_bytes());
         if ours && matches!(&written, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) {
-            let now = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
+            // Zero: only a SIGPIPE already pending is taken.
+            let now: libc::timespec = std::mem::zeroed();
             libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now);
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
@@ -478,6 +476,7 @@ impl UsageMeter {
     /// Opens the store (creating or migrating it) and starts the committer thread
     /// (`Group`) and the background flusher (`flush_interval`).
     pub fn new(config: MeterConfig) -> Result<UsageMeter, Error> {
+        owner::fill_standard_fds();
         if config.mode == MeterMode::MeterUsage && config.product_code.is_none() {
             return Err(Error::invalid_config(
                 "the MeterUsage mode needs a product code",

@@ -547,6 +547,34 @@ fn private_file(path: &Path) -> std::io::Result<File> {
     Ok(f)
 }
 
+/// Opens `/dev/null` on each standard descriptor (0 to 2) that is closed, as SQLite does
+/// before it opens a file and Rust's start-up does for a Rust program: a daemon may run with
+/// them closed (CPython leaves them so), and the meter's sockets (its runtime's, a fleet
+/// store's connections, an HTTPS call's) then took them, where the meter's own report of a
+/// failed flush wrote into a connection's stream. A descriptor another thread takes first
+/// is left to it.
+#[cfg(unix)]
+pub(crate) fn fill_standard_fds() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1
+            || std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF)
+        {
+            continue;
+        }
+        // SAFETY: opens a descriptor this function owns until it is left in place or closed.
+        let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if null >= 0 && null != fd {
+            // Another thread took `fd` meanwhile: not ours to fill.
+            // SAFETY: closes the descriptor opened above.
+            unsafe { libc::close(null) };
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn fill_standard_fds() {}
+
 /// `f`, moved to a descriptor above 2 if it got a standard one: a daemon may run with its
 /// standard descriptors closed, and the store's descriptor then became standard error, where
 /// every line written (the meter's report of a failed flush, the host's own logging)

@@ -499,7 +499,8 @@ async fn run(
 /// places past the window: the service refused a record of hour `through` as past it, and
 /// each record carries its hour as its timestamp, so those would be refused the same, a call
 /// each (a day's outage left days of such calls, while what was recorded meanwhile aged out
-/// in turn).
+/// in turn). Not those an earlier send of which got no answer: sent again, the service may
+/// still answer with the record it metered then.
 async fn expire_past(
     inner: &Inner,
     queue: &mut VecDeque<Vec<SendItem>>,
@@ -510,7 +511,7 @@ async fn expire_past(
     for batch in std::mem::take(queue) {
         let (gone, kept): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .partition(|it| it.hour <= through && past_window(inner, it));
+            .partition(|it| it.hour <= through && !it.unanswered && past_window(inner, it));
         for it in &gone {
             res.expire(it);
         }
