@@ -223,7 +223,23 @@ impl Sources {
         use aws_types::os_shim_internal::{Env, Fs};
         let env = match &self.env {
             Some(map) => Env::from(map.clone()),
-            None => Env::real(),
+            None => {
+                // aws-config reads these itself, and counts a value that is not UTF-8 as
+                // unset: `~/.aws/config` would be read instead, another profile's region
+                // and credentials.
+                for key in ["AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"] {
+                    if std::env::var_os(key).is_some_and(|v| v.to_str().is_none()) {
+                        return Err(Error::invalid_setting(
+                            key.to_owned(),
+                            format!(
+                                "{key} is not UTF-8 ({:?}): name a file whose path is",
+                                env_lossy(key).unwrap_or_default()
+                            ),
+                        ));
+                    }
+                }
+                Env::real()
+            }
         };
         let fs = Fs::real();
         let files = ProfileFiles::default();

@@ -743,10 +743,9 @@ fn non_utf8_environment_process() {
 }
 
 /// A variable whose value is not UTF-8 counted as unset: `AWS_REGION` fell through to
-/// `AWS_DEFAULT_REGION` (another region) and `AWS_PROFILE` to the default profile, without a
-/// word (found by a review of hostile process environments). Such a value is now read as
-/// given, its bad bytes replaced, and refused by the setting's own check, naming the
-/// variable.
+/// `AWS_DEFAULT_REGION` (another region), `AWS_PROFILE` to the default profile, and
+/// `AWS_CONFIG_FILE` to `~/.aws/config`, without a word (found by a review of hostile process
+/// environments). Such a value is now refused, naming the variable.
 #[test]
 fn a_variable_that_is_not_utf8_is_refused_naming_it() {
     use std::os::unix::ffi::OsStrExt;
@@ -754,6 +753,12 @@ fn a_variable_that_is_not_utf8_is_refused_naming_it() {
     for (var, others) in [
         ("AWS_REGION", vec![("AWS_DEFAULT_REGION", "eu-west-1")]),
         ("AWS_PROFILE", vec![("AWS_REGION", "eu-west-1")]),
+        // Read by aws-config itself, which counted it as unset too.
+        ("AWS_CONFIG_FILE", vec![("AWS_REGION", "eu-west-1")]),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            vec![("AWS_REGION", "eu-west-1")],
+        ),
     ] {
         let dir = std::env::temp_dir().join(format!("mm-nonutf8-{}-{var}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
