@@ -419,6 +419,14 @@ impl ChainCache {
                 }
                 None => ". Sign in to IAM Identity Center again: aws sso login".to_owned(),
             }
+        } else if detail.contains("os error 10") {
+            // ECHILD: a `credential_process` was reaped before its status was read. Not told
+            // from the disposition afterwards: tokio replaces an ignored SIGCHLD with its own
+            // handler when it cannot wait on the child otherwise.
+            ". The exit status of the profile's credential_process was taken before it could \
+             be read: SIGCHLD is ignored in this process (SIG_IGN), or a SIGCHLD handler of \
+             the host reaps every child (waitpid(-1)); restore SIGCHLD's default action \
+             before loading credentials, or use another credential source"
         } else {
             ""
         };

@@ -653,6 +653,52 @@ mod chain {
         p
     }
 
+    /// The child of the next test: with SIGCHLD ignored, loads a profile's
+    /// `credential_process` and prints the error. Not a test on its own.
+    #[tokio::test]
+    async fn sigchld_ignored_child() {
+        if std::env::var_os("MM_SIGCHLD_CHILD").is_none() {
+            return;
+        }
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let script = format!(
+            "echo '{{\"Version\": 1, \"AccessKeyId\": \"AKIDPROC\", \"SecretAccessKey\": \"{SECRET}\"}}'\n"
+        );
+        let p = process_chain(&env, &script, Duration::from_secs(10));
+        // SAFETY: sets this (child) process's SIGCHLD disposition, as a daemon may.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+        match p.credentials().await {
+            Ok(c) => println!("loaded {}", c.access_key_id()),
+            Err(e) => println!("refused: {e}"),
+        }
+    }
+
+    /// A host that ignores SIGCHLD (a daemon's habit) has its children reaped by the kernel,
+    /// so the chain could not read a `credential_process`'s exit status and failed with "No
+    /// child processes (os error 10)", which said nothing of the cause (found by a review of
+    /// hostile process environments). The error now names SIGCHLD and what to do.
+    #[test]
+    fn a_credential_process_under_an_ignored_sigchld_says_so() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "credentials::tests::chain::sigchld_ignored_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("MM_SIGCHLD_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("loaded AKIDPROC") || text.contains("SIGCHLD is ignored in this process"),
+            "{text}"
+        );
+        assert!(!text.contains(SECRET), "{text}");
+    }
+
     /// A `credential_process` that hangs is run once, not once a call: aws-config does not
     /// kill the process when a timed-out load is dropped, so every call (a meter's flush each
     /// minute) left one more hung process behind. The load now goes on alone past the
