@@ -258,14 +258,30 @@ static METERS: Mutex<Vec<Weak<Mutex<Option<meter::UsageMeter>>>>> = Mutex::new(V
 /// runs shutdown hooks at once, in no order, and the application's own hook may still be
 /// recording and then closing (and flushing) a meter. A meter its application never closes
 /// ends with the process, its buffer written.
+///
+/// Each meter on a thread of its own, all within 10 s, as the other faces' exit hooks
+/// (`meter::exit_writes`): one at a time, a fleet store that did not answer held up the
+/// meters after it, and the JVM's exit with them, until a container's stop timeout killed
+/// it and their buffers were lost.
 pub fn write_all_buffers() {
-    let cells: Vec<_> = lock(&METERS).iter().filter_map(Weak::upgrade).collect();
-    for cell in cells {
-        // A clone, so a write that waits on the store does not hold the cell.
-        let m = lock(&cell).clone();
-        if let Some(m) = m {
-            m.write_buffered_at_exit();
-        }
+    let writes = lock(&METERS)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .map(|cell| {
+            Box::new(move || {
+                // A clone, so a write that waits on the store does not hold the cell.
+                let m = lock(&cell).clone();
+                if let Some(m) = m {
+                    m.write_buffered_at_exit();
+                }
+            }) as meter::ExitWrite
+        })
+        .collect();
+    if let Some(why) = meter::exit_writes(writes) {
+        meter::warn_exit_writes(
+            why,
+            " (close the meter before the JVM exits to wait for it)",
+        );
     }
 }
 

@@ -132,10 +132,7 @@ extern "C" fn write_live_meters() {
         return;
     };
     if let Some(why) = marketplace_metering::meter::write_buffered_at_exit(live) {
-        marketplace_metering::meter::write_stderr(&format!(
-            "marketplace-metering: at exit, events a meter buffered (memory durability) or \
-             kept (a fleet write of unknown outcome) may not have been written: {why}"
-        ));
+        marketplace_metering::meter::warn_exit_writes(why, "");
     }
 }
 

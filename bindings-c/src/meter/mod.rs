@@ -150,13 +150,10 @@ extern "C" fn write_buffers_at_exit() {
     let Some(why) = marketplace_metering::meter::exit_writes(writes) else {
         return;
     };
-    // Not `eprintln!`, which panics on a closed pipe (this function must not unwind), nor a
-    // write that a reader-less pipe's SIGPIPE ends the program in.
-    marketplace_metering::meter::write_stderr(&format!(
-        "marketplace-metering: at exit, events a meter buffered (memory durability) or kept (a \
-         fleet write of unknown outcome) may not have been written: {why} (free the meter with \
-         mm_meter_free before exit to wait for it)"
-    ));
+    marketplace_metering::meter::warn_exit_writes(
+        why,
+        " (free the meter with mm_meter_free before exit to wait for it)",
+    );
 }
 
 /// A usage meter: records billable events and bills every customer-hour exactly once (see the

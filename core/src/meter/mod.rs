@@ -399,6 +399,16 @@ pub fn write_buffered_at_exit(meters: Vec<WeakUsageMeter>) -> Option<&'static st
     )
 }
 
+/// Says on standard error that [`exit_writes`] ran out of time (`why`), with the face's
+/// `advice` on waiting for the writes.
+#[doc(hidden)]
+pub fn warn_exit_writes(why: &str, advice: &str) {
+    write_stderr(&format!(
+        "marketplace-metering: at exit, events a meter buffered (memory durability) or kept (a \
+         fleet write of unknown outcome) may not have been written: {why}{advice}"
+    ));
+}
+
 /// One meter's write at exit (see [`exit_writes`]).
 pub type ExitWrite = Box<dyn FnOnce() + Send>;
 

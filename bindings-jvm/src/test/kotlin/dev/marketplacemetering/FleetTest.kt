@@ -15,6 +15,7 @@ import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.io.TempDir
 import java.nio.file.Files
 import java.nio.file.Path
 import java.time.Duration
@@ -22,6 +23,44 @@ import java.time.Instant
 import java.time.temporal.ChronoUnit
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.TimeUnit
+
+/**
+ * The child JVM of the exit test below: a fleet meter, then a SQLite one, both with memory
+ * durability; once told (a line on standard input), records into both and exits.
+ */
+object FleetExitChild {
+    @JvmStatic
+    fun main(args: Array<String>) {
+        val (endpoint, url, path, baseText) = args
+        val client = MarketplaceMeteringClient {
+            region = Emulator.REGION
+            endpointUrl = endpoint
+            credentialsProvider = StaticCredentialsProvider(Emulator.ACCESS_KEY_ID, Emulator.SECRET_ACCESS_KEY)
+        }
+        val clock = ManualClock(Instant.ofEpochSecond(baseText.toLong() + 600))
+        val fleet = UsageMeter(client) {
+            databaseUrl = url
+            productCode = Emulator.PRODUCT_CODE
+            durability = Durability.MEMORY
+            flushInterval = Duration.ZERO
+            this.clock = clock
+        }
+        val local = UsageMeter(client) {
+            this.path = Path.of(path)
+            productCode = Emulator.PRODUCT_CODE
+            durability = Durability.MEMORY
+            flushInterval = Duration.ZERO
+            this.clock = clock
+        }
+        println("opened")
+        System.out.flush()
+        readLine()
+        // A customer of its own: the other tests bill cust-1 and cust-2 in the same hour.
+        fleet.record("cust-40", "users", 3)
+        local.record("cust-40", "users", 5)
+        System.exit(0)
+    }
+}
 
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class FleetTest {
@@ -90,6 +129,54 @@ class FleetTest {
         assertFalse(emulator.requests().any { it.errorCode == "DuplicateRecord" })
         assertEquals(2, events.count { it.kind == "acked" })
         assertTrue(events.all { it.replicaId == "jvm-a" || it.replicaId == "jvm-b" }, "events name their replica")
+    }
+
+    // The library's exit hook wrote the meters' buffers one at a time: a fleet store that
+    // did not answer (its table held here) held up the SQLite meter after it, and the JVM's
+    // exit with it, until a container's stop timeout would have killed it and lost both
+    // buffers (found by a review of the JVM face). Each meter is written on a thread of its
+    // own now, within 10 s, as in the other faces.
+    @Test
+    fun `the exit hook writes each meter on its own, within 10 s, while one store holds it up`(@TempDir dir: Path) {
+        val exitUrl = pg("createdb", pgDir.toString(), "jvm_fleet_exit")
+        val base = hour.epochSecond
+        val db = dir.resolve("exit.db")
+        val java = ProcessHandle.current().info().command().orElse("java")
+        val child = ProcessBuilder(
+            java, "-cp", System.getProperty("java.class.path"), FleetExitChild::class.java.name,
+            emulator.endpoint, exitUrl, db.toString(), base.toString(),
+        ).redirectError(ProcessBuilder.Redirect.INHERIT).start()
+        var holder: Process? = null
+        try {
+            assertEquals("opened", child.inputStream.bufferedReader().readLine())
+            holder = ProcessBuilder(
+                "bash", script.toString(), "psql", pgDir.toString(), "jvm_fleet_exit", "-c",
+                "BEGIN; LOCK TABLE mm_commits IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(45); COMMIT;",
+            ).redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.INHERIT).start()
+            val held = "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND granted " +
+                "AND mode = 'AccessExclusiveLock' AND relation = 'mm_commits'::regclass"
+            val waited = System.nanoTime()
+            while (pg("psql", pgDir.toString(), "jvm_fleet_exit", "-tAc", held) == "0") {
+                assertTrue(System.nanoTime() - waited < 30_000_000_000L, "the lock was never taken")
+                Thread.sleep(50)
+            }
+            val started = System.nanoTime()
+            child.outputStream.write("go\n".toByteArray())
+            child.outputStream.flush()
+            assertTrue(child.waitFor(90, TimeUnit.SECONDS), "the child JVM did not end")
+            val took = Duration.ofNanos(System.nanoTime() - started)
+            assertTrue(took < Duration.ofSeconds(25), "the exit took $took")
+            assertEquals(0, child.exitValue())
+        } finally {
+            child.destroyForcibly()
+            holder?.destroyForcibly()
+        }
+        UsageMeter(client) {
+            path = db
+            productCode = Emulator.PRODUCT_CODE
+            flushInterval = Duration.ZERO
+            clock = ManualClock(Instant.ofEpochSecond(base + 3600 + 400))
+        }.use { m -> assertEquals(1L, m.flush().acked) }
     }
 
     @Test
