@@ -395,7 +395,7 @@ impl ChainCache {
     }
 
     /// A helpful, single-line message for a chain error, with no secret in it.
-    fn error(&self, e: &CredentialsError) -> Error {
+    pub(super) fn error(&self, e: &CredentialsError) -> Error {
         let not_loaded = matches!(e, CredentialsError::CredentialsNotLoaded(_));
         // For "nothing found" the chain's own error (one line per provider tried) is the
         // useful part; the outer "the credential provider was not enabled" is noise.
@@ -419,7 +419,7 @@ impl ChainCache {
                 }
                 None => ". Sign in to IAM Identity Center again: aws sso login".to_owned(),
             }
-        } else if detail.contains("os error 10") {
+        } else if detail.contains("(os error 10)") {
             // ECHILD: a `credential_process` was reaped before its status was read. Not told
             // from the disposition afterwards: tokio replaces an ignored SIGCHLD with its own
             // handler when it cannot wait on the child otherwise.

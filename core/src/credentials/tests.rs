@@ -699,6 +699,23 @@ mod chain {
         assert!(!text.contains(SECRET), "{text}");
     }
 
+    /// The hint of the test above is for ECHILD alone: a connection reset (`os error 104`)
+    /// or an unreachable network (`101`) from STS or a container endpoint is not told to
+    /// mend its SIGCHLD handling (a review's point).
+    #[test]
+    fn only_echild_gets_the_sigchld_hint() {
+        use aws_credential_types::provider::error::CredentialsError;
+        let p = chain(None);
+        let cache = p.chain.as_ref().unwrap();
+        for (errno, hinted) in [(10, true), (104, false), (101, false), (1, false)] {
+            let e = CredentialsError::provider_error(format!(
+                "Error retrieving credentials from external process: oops (os error {errno})"
+            ));
+            let message = cache.error(&e).message().to_owned();
+            assert_eq!(message.contains("SIGCHLD"), hinted, "{errno}: {message}");
+        }
+    }
+
     /// A `credential_process` that hangs is run once, not once a call: aws-config does not
     /// kill the process when a timed-out load is dropped, so every call (a meter's flush each
     /// minute) left one more hung process behind. The load now goes on alone past the

@@ -21,6 +21,7 @@ import java.nio.file.Path
 import java.time.Duration
 import java.time.Instant
 import java.time.temporal.ChronoUnit
+import java.util.concurrent.CompletableFuture
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.TimeUnit
 
@@ -148,7 +149,8 @@ class FleetTest {
         ).redirectError(ProcessBuilder.Redirect.INHERIT).start()
         var holder: Process? = null
         try {
-            assertEquals("opened", child.inputStream.bufferedReader().readLine())
+            val opened = CompletableFuture.supplyAsync { child.inputStream.bufferedReader().readLine() }
+            assertEquals("opened", opened.get(60, TimeUnit.SECONDS))
             holder = ProcessBuilder(
                 "bash", script.toString(), "psql", pgDir.toString(), "jvm_fleet_exit", "-c",
                 "BEGIN; LOCK TABLE mm_commits IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(45); COMMIT;",
@@ -169,6 +171,8 @@ class FleetTest {
             assertEquals(0, child.exitValue())
         } finally {
             child.destroyForcibly()
+            // psql runs under the script's shell (and runuser as root): its session ends too.
+            holder?.descendants()?.forEach { it.destroyForcibly() }
             holder?.destroyForcibly()
         }
         UsageMeter(client) {
