@@ -1949,6 +1949,30 @@ async fn a_slow_callback_outside_the_flush_leaves_its_slot_alone() {
     drop(other);
 }
 
+/// A replica made in a child process of this test binary: `name`, with `lease`, its clock
+/// fixed at `now`, no background flush.
+fn child_replica(
+    client: marketplace_metering::ConfigBuilder,
+    url: &str,
+    now: i64,
+    name: &str,
+    lease: Duration,
+) -> UsageMeter {
+    UsageMeter::new(
+        MeterConfig::builder()
+            .client(Client::new(client.build().unwrap()))
+            .store(Store::postgres(url))
+            .product_code(metering_emulator::PRODUCT_CODE)
+            .flush_interval(Duration::ZERO)
+            .clock(Arc::new(move || now))
+            .replica_id(name)
+            .fleet_lease(lease)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 /// The frozen replica of the next test, run as a child of this test binary: flushes once
 /// with its lease at 500 ms and prints its summary. Not a test on its own.
 #[test]
@@ -1959,24 +1983,13 @@ fn stopped_replica_process() {
     let mut it = spec.split(' ');
     let (endpoint, url) = (it.next().unwrap(), it.next().unwrap());
     let now: i64 = it.next().unwrap().parse().unwrap();
-    let meter = UsageMeter::new(
-        MeterConfig::builder()
-            .client(Client::new(
-                support::config(endpoint)
-                    .max_attempts(1u32)
-                    .build()
-                    .unwrap(),
-            ))
-            .store(Store::postgres(url))
-            .product_code(metering_emulator::PRODUCT_CODE)
-            .flush_interval(Duration::ZERO)
-            .clock(Arc::new(move || now))
-            .replica_id("stopped")
-            .fleet_lease(Duration::from_millis(500))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let meter = child_replica(
+        support::config(endpoint).max_attempts(1u32),
+        url,
+        now,
+        "stopped",
+        Duration::from_millis(500),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s = rt.block_on(meter.flush()).unwrap();
     println!("acked={} interrupted={}", s.acked, s.interrupted.is_some());
@@ -2078,20 +2091,14 @@ fn replica_dying_mid_seal_process() {
     let mut it = spec.split(' ');
     let (endpoint, url) = (it.next().unwrap(), it.next().unwrap());
     let now: i64 = it.next().unwrap().parse().unwrap();
-    let meter = UsageMeter::new(
-        MeterConfig::builder()
-            .client(Client::new(support::config(endpoint).build().unwrap()))
-            .store(Store::postgres(url))
-            .product_code(metering_emulator::PRODUCT_CODE)
-            .flush_interval(Duration::ZERO)
-            .clock(Arc::new(move || now))
-            .replica_id("dying")
-            // Its transaction's limit: time enough for the test to see it open.
-            .fleet_lease(Duration::from_secs(8))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    // Its lease is its transaction's limit: time enough for the test to see it open.
+    let meter = child_replica(
+        support::config(endpoint),
+        url,
+        now,
+        "dying",
+        Duration::from_secs(8),
+    );
     std::thread::scope(|s| {
         for i in 0..4 {
             let meter = &meter;

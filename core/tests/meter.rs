@@ -5104,12 +5104,27 @@ fn closed_stdio_meter_process() {
     let Some(path) = std::env::var_os("MM_CLOSED_STDIO_STORE") else {
         return;
     };
-    // Nothing is sent: the meter never flushes.
+    let m = recording_with_stdio_closed(Store::sqlite(PathBuf::from(path)));
+    let line = b"marketplace-metering: the background flush failed: a line on stderr\n";
+    for fd in 0..3 {
+        // SAFETY: writes a buffer to a descriptor; a closed one fails with EBADF.
+        unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+    }
+    // Killed now, as a daemon may be: no checkpoint writes the store's first page again.
+    std::mem::forget(m);
+    // SAFETY: ends the process at once.
+    unsafe { libc::_exit(0) }
+}
+
+/// For the closed-descriptor children below: a meter on `store` (nothing is sent: it never
+/// flushes), made once this process's standard descriptors are closed, with 3 units
+/// recorded.
+fn recording_with_stdio_closed(store: Store) -> UsageMeter {
     let config = MeterConfig::builder()
         .client(Client::new(
             support::config("http://127.0.0.1:9").build().unwrap(),
         ))
-        .store(Store::sqlite(PathBuf::from(path)))
+        .store(store)
         .product_code(metering_emulator::PRODUCT_CODE)
         .flush_interval(Duration::ZERO)
         .build()
@@ -5123,15 +5138,7 @@ fn closed_stdio_meter_process() {
     let m = UsageMeter::new(config).unwrap();
     m.record(Customer::identifier("cust-1"), "users", 3, None, None)
         .unwrap();
-    let line = b"marketplace-metering: the background flush failed: a line on stderr\n";
-    for fd in 0..3 {
-        // SAFETY: writes a buffer to a descriptor; a closed one fails with EBADF.
-        unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
-    }
-    // Killed now, as a daemon may be: no checkpoint writes the store's first page again.
-    std::mem::forget(m);
-    // SAFETY: ends the process at once.
-    unsafe { libc::_exit(0) }
+    m
 }
 
 /// The meter of the next test but one: a fleet store (SQLite, which fills descriptors 0 to
@@ -5143,24 +5150,7 @@ fn closed_stdio_fleet_meter_process() {
     let Ok(url) = std::env::var("MM_CLOSED_STDIO_FLEET") else {
         return;
     };
-    let config = MeterConfig::builder()
-        .client(Client::new(
-            support::config("http://127.0.0.1:9").build().unwrap(),
-        ))
-        .store(Store::postgres(url))
-        .product_code(metering_emulator::PRODUCT_CODE)
-        .flush_interval(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    // SAFETY: closes this process's standard descriptors; nothing of the test reads them.
-    unsafe {
-        libc::close(0);
-        libc::close(1);
-        libc::close(2);
-    }
-    let m = UsageMeter::new(config).unwrap();
-    m.record(Customer::identifier("cust-1"), "users", 3, None, None)
-        .unwrap();
+    let m = recording_with_stdio_closed(Store::postgres(url));
     let null = (0..3).all(|fd| {
         std::fs::read_link(format!("/proc/self/fd/{fd}"))
             .is_ok_and(|t| t == std::path::Path::new("/dev/null"))

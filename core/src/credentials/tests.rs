@@ -606,35 +606,33 @@ mod chain {
         std::env::remove_var("AWS_CONTAINER_CREDENTIALS_FULL_URI");
         std::env::remove_var("AWS_CONTAINER_AUTHORIZATION_TOKEN");
         std::env::remove_var("AWS_EC2_METADATA_DISABLED");
-        env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9");
-        let cfg = crate::Config::builder()
-            .region("us-east-1")
-            .environment([("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", "")])
-            .build()
-            .unwrap();
-        let p = CredentialsProvider::new(cfg.credentials.clone()).with_http(cfg.http.clone());
-        let p0 = proxied.load(Ordering::SeqCst);
-        let _ = p.credentials().await;
+        // How many requests one load from IMDS at `endpoint` sends through the proxy.
+        let through_proxy = |endpoint: &'static str| {
+            env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint);
+            let cfg = crate::Config::builder()
+                .region("us-east-1")
+                .environment([("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", "")])
+                .build()
+                .unwrap();
+            let p = CredentialsProvider::new(cfg.credentials.clone()).with_http(cfg.http.clone());
+            let proxied = proxied.clone();
+            let p0 = proxied.load(Ordering::SeqCst);
+            async move {
+                let _ = p.credentials().await;
+                proxied.load(Ordering::SeqCst) - p0
+            }
+        };
         assert!(
-            proxied.load(Ordering::SeqCst) > p0,
+            through_proxy("http://127.0.0.1:9").await > 0,
             "IMDS did not go through the proxy"
         );
 
         // IMDS at a link-local address: direct, whatever `HTTP_PROXY` says (no proxy reaches
         // this host's). `fe80::1` without a zone: the kernel refuses the connect outright,
         // so nothing leaves this host.
-        env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://[fe80::1]:9");
-        let cfg = crate::Config::builder()
-            .region("us-east-1")
-            .environment([("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", "")])
-            .build()
-            .unwrap();
-        let p = CredentialsProvider::new(cfg.credentials.clone()).with_http(cfg.http.clone());
-        let p0 = proxied.load(Ordering::SeqCst);
-        let _ = p.credentials().await;
         assert_eq!(
-            proxied.load(Ordering::SeqCst),
-            p0,
+            through_proxy("http://[fe80::1]:9").await,
+            0,
             "link-local IMDS went through the proxy"
         );
     }
