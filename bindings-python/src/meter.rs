@@ -79,10 +79,21 @@ pub fn release_all(py: Python<'_>) {
         // Written now, not when the last reference goes: a thread still inside flush() or
         // status() holds one, and at interpreter exit it never gets the GIL back to drop it
         // (found by a review: the buffer was lost). In a forked child this writes nothing.
-        for m in &meters {
-            m.write_buffered_at_exit();
+        // Each on a thread of its own, all within 10 s: one after the other, a fleet store
+        // that did not answer held up the meters after it, and the exit with them, until a
+        // stop timeout killed the process. A write still running then keeps its meter.
+        let writes = meters
+            .into_iter()
+            .map(|m| {
+                Box::new(move || {
+                    m.write_buffered_at_exit();
+                    drop(m)
+                }) as meter::ExitWrite
+            })
+            .collect();
+        if let Some(why) = meter::exit_writes(writes) {
+            meter::warn_exit_writes(why, " (close the meter before the interpreter exits to wait for it)");
         }
-        drop(meters)
     });
     EXITING.store(true, Ordering::SeqCst);
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -204,3 +205,74 @@ def test_a_fleet_meter_made_before_fork_is_dropped_in_children_and_the_parent_bi
     m.flush()
     m.close()
     assert [(e["customer_identifier"], e["quantity"]) for e in emu.ledger()] == [("cust-1", 14)]
+
+
+EXIT_CHILD = """
+import sys
+import marketplace_metering as mm
+from marketplace_metering.testing import ManualClock
+endpoint, url, path, base, product, key, secret = sys.argv[1:8]
+client = mm.client("meteringmarketplace", region_name="us-east-1", endpoint_url=endpoint,
+                   aws_access_key_id=key, aws_secret_access_key=secret)
+clock = ManualClock(int(base) + 600)
+fleet = mm.UsageMeter(client, product_code=product, flush_interval=None, clock=clock,
+                      database_url=url, durability="memory")
+local = mm.UsageMeter(client, path=path, product_code=product, flush_interval=None,
+                      clock=clock, durability="memory")
+print("opened", flush=True)
+sys.stdin.readline()
+fleet.record("cust-40", "users", 3)
+local.record("cust-40", "users", 5)
+"""
+
+
+def test_the_exit_hook_writes_each_meter_on_its_own_within_10_s_while_one_store_holds_it_up(
+    emu: Emulator, cluster: str, tmp_path
+) -> None:
+    """The package's exit hook wrote the meters' buffers one at a time with no deadline: a
+    fleet store that did not answer (its table held here) held up the SQLite meter after it,
+    and the interpreter's exit with it, until a container's stop timeout killed the process
+    and lost both buffers. Each meter is written on a thread of its own now, within 10 s, as
+    in the other faces."""
+    url = pg("createdb", cluster, "py_exit")
+    b = int(time.time()) // H * H - 2 * H
+    db = tmp_path / "exit.db"
+    script = tmp_path / "exit_child.py"
+    script.write_text(EXIT_CHILD)
+    child = subprocess.Popen(
+        [sys.executable, str(script), emu.endpoint_url, url, str(db), str(b), emu.product_code,
+         emu.aws_access_key_id, emu.aws_secret_access_key],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    holder = None
+    try:
+        assert child.stdout.readline().strip() == "opened"
+        holder = subprocess.Popen(
+            ["bash", SCRIPT, "psql", cluster, "py_exit", "-c",
+             "BEGIN; LOCK TABLE mm_commits IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(45); COMMIT;"],
+            stdout=subprocess.DEVNULL, start_new_session=True,
+        )
+        held = ("SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND granted "
+                "AND mode = 'AccessExclusiveLock' AND relation = 'mm_commits'::regclass")
+        waited = time.monotonic()
+        while pg("psql", cluster, "py_exit", "-tAc", held) == "0":
+            assert time.monotonic() - waited < 30, "the lock was never taken"
+            time.sleep(0.05)
+        started = time.monotonic()
+        _, err = child.communicate("go\n", timeout=90)
+        took = time.monotonic() - started
+        assert took < 25, f"the exit took {took:.1f} s"
+        assert child.returncode == 0, err
+        assert "did not answer within 10 s" in err, err
+    finally:
+        child.kill()
+        if holder is not None:
+            # psql runs under the script's shell (and runuser as root): its session ends too.
+            os.killpg(holder.pid, 9)
+            holder.wait()
+    check = mm.UsageMeter(emu.client(), path=str(db), product_code=emu.product_code,
+                          flush_interval=None, clock=ManualClock(b + H + 400))
+    try:
+        assert check.flush()["acked"] == 1
+    finally:
+        check.close()
