@@ -1311,7 +1311,33 @@ async fn a_fold_by_a_marking_write_marks_what_it_takes_past_2_30() {
 /// replicas journaled into it, and every customer-hour is billed once.
 #[tokio::test]
 async fn a_sealer_of_the_previous_release_bills_what_the_journal_holds() {
+    previous_release_sealer(false).await
+}
+
+/// `session_replication_role = replica` as the database's default (AWS DMS's guides set it
+/// in a target's parameter group, where it often stays) turned off the store's triggers for
+/// every session: the fold a sealer's insert into `mm_sealed_hours` makes, so a sealer of the
+/// previous release (or one whose fold missed a write committed meanwhile) sealed an hour
+/// without what the journal held, and the sealed quantity's guard (found by a review). They
+/// fire whatever the role now (`ENABLE ALWAYS`).
+#[tokio::test]
+async fn the_stores_triggers_fire_for_a_replication_role_of_replica() {
+    previous_release_sealer(true).await
+}
+
+async fn previous_release_sealer(replica_role: bool) {
     let (emu, url, b, clock) = start();
+    if replica_role {
+        let db = pg::Cluster::db_name(&url);
+        let other = url.replacen(&format!("/{db}"), "/postgres", 1);
+        let out = pg::shared().psql(
+            &other,
+            &format!("ALTER DATABASE \"{db}\" SET session_replication_role = replica"),
+        );
+        assert!(!out.contains("ERROR"), "{out}");
+        let out = pg::shared().psql(&url, "SHOW session_replication_role");
+        assert_eq!(out.trim(), "replica");
+    }
     let h = b - H;
     let m = UsageMeter::new(
         builder(&emu, Store::postgres(&url), &clock)
@@ -1360,6 +1386,8 @@ async fn a_sealer_of_the_previous_release_bills_what_the_journal_holds() {
     expected.insert(("cust-2".into(), "users".into(), h), 4);
     expected.insert(("cust-1".into(), "users".into(), b), 7);
     assert_each_once(&emu.ledger(), &expected);
+    let out = pg::shared().psql(&url, "UPDATE mm_buckets SET quantity = quantity + 1");
+    assert!(out.contains("a sealed quantity never changes"), "{out}");
 }
 
 /// A burst of durable records from many threads (each its own commit) waits for the
@@ -2599,6 +2627,16 @@ fn the_databases_defaults_do_not_reach_the_stores_transactions() {
     m.record(cust(1), "users", 2, None, None).unwrap();
     let db = pg::Cluster::db_name(&url);
     let other = url.replacen(&format!("/{db}"), "/postgres", 1);
+    // PostgreSQL 17's `transaction_timeout` ended a seal grown with the journal at every flush.
+    let version: u32 = pg::shared()
+        .psql(&url, "SHOW server_version_num")
+        .trim()
+        .parse()
+        .unwrap();
+    let pg17 = match version >= 170_000 {
+        true => format!("ALTER DATABASE \"{db}\" SET transaction_timeout = '1min';"),
+        false => String::new(),
+    };
     for (target, sql) in [
         (
             &url,
@@ -2606,7 +2644,8 @@ fn the_databases_defaults_do_not_reach_the_stores_transactions() {
              CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
                INSERT INTO seen VALUES (concat_ws(' ', current_setting('transaction_isolation'),
                  current_setting('synchronous_commit'), current_setting('statement_timeout'),
-                 current_setting('lock_timeout')));
+                 current_setting('lock_timeout'), current_setting('idle_session_timeout'),
+                 current_setting('transaction_timeout', true)));
                RETURN NEW; END $$;
              CREATE TRIGGER note AFTER INSERT ON mm_journal FOR EACH ROW EXECUTE FUNCTION note();"
                 .to_owned(),
@@ -2617,7 +2656,9 @@ fn the_databases_defaults_do_not_reach_the_stores_transactions() {
                 "ALTER DATABASE \"{db}\" SET default_transaction_isolation = 'repeatable read';
                  ALTER DATABASE \"{db}\" SET synchronous_commit = off;
                  ALTER DATABASE \"{db}\" SET statement_timeout = '5min';
-                 ALTER DATABASE \"{db}\" SET lock_timeout = '7s';"
+                 ALTER DATABASE \"{db}\" SET lock_timeout = '7s';
+                 ALTER DATABASE \"{db}\" SET idle_session_timeout = '1min';
+                 {pg17}"
             ),
         ),
         (
@@ -2632,7 +2673,11 @@ fn the_databases_defaults_do_not_reach_the_stores_transactions() {
     }
     m.record(cust(1), "users", 5, None, None).unwrap();
     let seen = pg::shared().psql(&url, "SELECT settings FROM seen");
-    assert_eq!(seen.trim(), "read committed on 0 0");
+    let fresh = match version >= 170_000 {
+        true => "read committed on 0 0 0 0",
+        false => "read committed on 0 0 0",
+    };
+    assert_eq!(seen.trim(), fresh);
     clock.store(b + 600, Ordering::SeqCst);
     m.flush_blocking().unwrap();
     assert_eq!(billed_total(&emu), 7, "{:?}", emu.ledger());

@@ -176,8 +176,12 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
 /// * no `statement_timeout` or `lock_timeout`: the seal's fold and prune are long statements
 ///   under its locks, cancelled at every flush by a role's timeout; the store bounds its own
 ///   waits ([`ATTEMPT_FOR`], [`RETRY_FOR`]);
-/// * and, added at connect, an `idle_in_transaction_session_timeout` of a lease (see
-///   [`idle_in_transaction_limit`]).
+/// * and, added at connect (through `pg_settings`, since older servers lack them), an
+///   `idle_in_transaction_session_timeout` of a lease (see [`idle_in_transaction_limit`]),
+///   no `transaction_timeout` (PostgreSQL 17: a seal is one transaction, which grows with
+///   the journal after an outage; one ended by a role's limit at every flush left the fleet
+///   sealing nothing again, found by a review) and no `idle_session_timeout` (below the
+///   slot's ping, it ended the sender's session mid-flush).
 const SESSION: &str = "SET default_transaction_isolation = 'read committed';
     SELECT set_config('synchronous_commit', 'on', false)
      WHERE current_setting('synchronous_commit') IN ('off', 'local');
@@ -684,12 +688,15 @@ impl Fleet {
         // background flusher and the other way round.
         let config = self.config.clone();
         let tls = self.tls.clone();
-        // Through `pg_settings`: a server before 9.6 has no such setting, and refused the
-        // `SET` (the store opens there, without the limit).
+        // Through `pg_settings`: a server without such a setting (before 9.6, 14 or 17)
+        // refused the `SET` (the store opens there, without it).
         let session = format!(
             "{SESSION}
-    SELECT set_config(name, '{}', false) FROM pg_settings
-     WHERE name = 'idle_in_transaction_session_timeout';",
+    SELECT set_config(name, CASE name WHEN 'idle_in_transaction_session_timeout' THEN '{}'
+                                      ELSE '0' END, false)
+      FROM pg_settings
+     WHERE name IN ('idle_in_transaction_session_timeout', 'transaction_timeout',
+                    'idle_session_timeout');",
             idle_in_transaction_limit(self.settings.lease).as_millis()
         );
         let task = crate::runtime::spawn(async move {
