@@ -92,7 +92,10 @@ pub fn release_all(py: Python<'_>) {
             })
             .collect();
         if let Some(why) = meter::exit_writes(writes) {
-            meter::warn_exit_writes(why, " (close the meter before the interpreter exits to wait for it)");
+            meter::warn_exit_writes(
+                why,
+                " (close the meter before the interpreter exits to wait for it)",
+            );
         }
     });
     EXITING.store(true, Ordering::SeqCst);

@@ -2722,6 +2722,50 @@ fn a_role_whose_search_path_misses_the_store_does_not_make_a_second_one() {
     assert_eq!(public.trim(), "t");
 }
 
+/// A rolling upgrade opened by a role whose search path puts a schema of its own before the
+/// store's (`"$user", public` with a schema per user, the store in `public`): the objects the
+/// new release adds were made in that first schema, the fold pinned to it, and every seal
+/// then failed, the journal not found there (found by a review). They are made beside the
+/// store's own tables.
+#[tokio::test]
+async fn an_upgrade_makes_its_objects_in_the_stores_schema() {
+    let (emu, url, b, clock) = start();
+    let cluster = pg::shared();
+    let db = pg::Cluster::db_name(&url);
+    let role = format!("{db}_up");
+    let psql = |sql: &str| {
+        let out = cluster.psql(&url, sql);
+        assert!(!out.contains("ERROR"), "{out}");
+        out
+    };
+    psql(&format!(
+        "CREATE ROLE {role} LOGIN; CREATE SCHEMA metering AUTHORIZATION {role};
+         CREATE SCHEMA mine AUTHORIZATION {role};
+         ALTER ROLE {role} SET search_path = metering;"
+    ));
+    let meter = || {
+        UsageMeter::new(
+            builder(&emu, Store::postgres(role_url(&url, &role)), &clock)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    drop(meter());
+    // The store as the release before the fold's second version and the marks left it.
+    psql(&format!(
+        "DROP FUNCTION metering.mm_fold_v2; DROP FUNCTION metering.mm_mark_v1;
+         DROP FUNCTION metering.mm_add_v3;
+         ALTER ROLE {role} SET search_path = mine, metering;"
+    ));
+    let m = meter();
+    m.record(cust(1), "users", 3, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(m.flush().await.unwrap().acked, 1);
+    let strays = psql("SELECT count(*) FROM pg_proc WHERE pronamespace = 'mine'::regnamespace");
+    assert_eq!(strays.trim(), "0");
+}
+
 /// A PostgreSQL front on 127.0.0.1 that speaks TLS with the test CA's certificate: it takes
 /// the SSLRequest, completes the handshake, reads the startup message and refuses the login
 /// with a FATAL error saying the handshake succeeded. What the store's TLS trusts shows.

@@ -828,6 +828,16 @@ impl Fleet {
                     "CREATE TABLE mm_schema (version integer NOT NULL)",
                 )
                 .await?;
+                // What this transaction makes goes beside the store's own tables: a role
+                // whose path puts a schema of its own first (`"$user", public` with the
+                // store in `public`) made an upgrade's objects there, the fold pinned to
+                // that schema, and every seal failed (found by a review).
+                tx.batch_execute(
+                    "SELECT set_config('search_path', quote_ident(n.nspname), true)
+                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE c.oid = to_regclass('mm_schema')",
+                )
+                .await?;
                 let v: Option<i32> = tx
                     .query_one("SELECT max(version) FROM mm_schema", &[])
                     .await?
