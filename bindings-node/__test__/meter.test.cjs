@@ -249,6 +249,22 @@ test('window alarm and expiry follow the clock', async () => {
   await m.close()
 })
 
+test('a close that failed keeps the events of the close that follows', async () => {
+  // A failed close() keeps the store, and a close() again flushes again (as the types say);
+  // the first one released the event queue anyway, and the second one's dead letter was
+  // never emitted (found by a review).
+  const { m, clock, events } = meter({}, { maxAttempts: 1 })
+  const b = base()
+  clock.set(b - H + 1)
+  await m.record({ customerIdentifier: 'cust-unsubscribed', dimension: 'users', quantity: 2 })
+  clock.set(b + 600)
+  emu.pushFault({ kind: 'redirect', status: 301, location: 'http://127.0.0.1:9/' })
+  await assert.rejects(m.close())
+  const sum = await m.close()
+  assert.equal(sum.deadLettered, 1)
+  assert.deepEqual(events.map((e) => e.kind), ['dead_lettered'])
+})
+
 test('a throttled flush is interrupted, not rejected, and the next flush sends', async () => {
   const { m, clock } = meter({}, { maxAttempts: 1 })
   const b = base()

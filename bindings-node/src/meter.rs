@@ -571,7 +571,8 @@ impl NativeMeter {
     }
 
     /// Flushes and stops; resolves after the events were emitted, then releases the event
-    /// queue (later events are dropped: there is no one left to tell).
+    /// queue (later events are dropped: there is no one left to tell). Not after a failed
+    /// close: the meter keeps its store, and the close() again that flushes again emits.
     #[napi(ts_return_type = "Promise<NativeFlushSummary>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, NativeFlushSummary>> {
         let m = self.meter()?;
@@ -581,12 +582,14 @@ impl NativeMeter {
                 let r = m.close().await;
                 drop_elsewhere(Some(m)); // as in flush()
                 barrier(&events.slot).await;
-                let released = events
-                    .slot
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take();
-                drop(released);
+                if r.is_ok() {
+                    let released = events
+                        .slot
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                    drop(released);
+                }
                 Ok(r)
             },
             |env, r| match r {
