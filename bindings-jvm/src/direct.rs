@@ -139,13 +139,16 @@ fn register(target: Target) -> u64 {
 /// Forgets a handle of [`NativeClient::direct_handle`] (calls with it answer "closed").
 #[uniffi::export]
 pub fn direct_release(handle: u64) {
-    if let Some(m) = HANDLES
+    let released = HANDLES
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .as_mut()
-    {
-        m.remove(&handle);
-    }
+        .and_then(|m| m.remove(&handle));
+    // Dropped once the table's lock is let go: the handle may be a collected meter's last
+    // owner, whose drop writes its memory buffer. Under the lock, a fleet store slow to answer
+    // stalled every direct call meanwhile, and a listener that write called which made one
+    // waited for the lock for good.
+    drop(released);
 }
 
 /// How many handles are live (for the face's tests: an unclosed client that became unreachable

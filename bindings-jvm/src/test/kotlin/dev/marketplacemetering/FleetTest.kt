@@ -183,6 +183,52 @@ class FleetTest {
         }.use { m -> assertEquals(1L, m.flush().acked) }
     }
 
+    // A meter collected unclosed is dropped by whichever of its two cleaners runs last; when
+    // that was the direct handle's release, the drop (which writes a memory meter's buffer)
+    // ran under the lock of the handle table every direct call reads: a fleet store slow to
+    // answer stalled every record() and client call of the JVM meanwhile, and a listener the
+    // write called that made a direct call waited for that lock for good (found by a review).
+    // The meter is now dropped after the lock is let go.
+    @Test
+    fun `a meter its handle's release drops may call the library from its listener`() {
+        val releaseUrl = pg("createdb", pgDir.toString(), "jvm_release")
+        val base = hour.epochSecond
+        val clock = dev.marketplacemetering.internal.NativeManualClock(base + 600)
+        val called = java.util.concurrent.CountDownLatch(1)
+        val listener = object : dev.marketplacemetering.internal.MeterListener {
+            override fun onEvent(event: dev.marketplacemetering.internal.MeterEventRecord) {
+                dev.marketplacemetering.internal.directHandles()
+                called.countDown()
+            }
+        }
+        // An emulator of its own: the other tests check the whole ledger of the shared one.
+        val own = Emulator()
+        val ownClient = own.client()
+        val meter = dev.marketplacemetering.internal.NativeMeter(
+            ownClient.core,
+            dev.marketplacemetering.internal.MeterOptions(
+                null, releaseUrl, null, null, null, null, Emulator.PRODUCT_CODE, null, "memory",
+                null, null, 0L, clock, null,
+            ),
+            listener,
+        )
+        meter.record("cust-1", null, null, "users", 3L, null, null)
+        clock.advance(3600 + 400)
+        assertEquals(1uL, meter.flush().acked)
+        // Late: counted in the next hour, which the fleet's write reports when it lands.
+        meter.record("cust-1", null, null, "users", 2L, Instant.ofEpochSecond(base + 5), null)
+        val handle = meter.directHandle()
+        meter.destroy() // the handle is now the meter's last owner
+        val release = Thread { dev.marketplacemetering.internal.directRelease(handle) }
+        release.isDaemon = true
+        release.start()
+        assertTrue(called.await(30, TimeUnit.SECONDS), "the listener never ran")
+        release.join(30_000)
+        assertFalse(release.isAlive, "the release never ended")
+        ownClient.close()
+        own.close()
+    }
+
     @Test
     fun `a path and a databaseUrl together are refused naming databaseUrl`() {
         val e = assertThrows(InvalidInputException::class.java) {
