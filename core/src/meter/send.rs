@@ -225,9 +225,29 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     let items = std::mem::take(&mut prepared.items);
     let mut sum = sealed(inner, prepared);
     let queue = batches(inner, items);
-    match run(inner, queue, &mut None, &mut sum).await?.refused {
+    let ran = run(inner, queue, &mut None, &mut sum).await;
+    // After the sends, whatever became of them: usage first.
+    prune_closed(inner, now);
+    match ran?.refused {
         Some(e) => Err(e),
         None => Ok(sum),
+    }
+}
+
+/// Prunes the SQLite store's closed buckets a week old (see [`super::store::Db::prune_step`]),
+/// a batch a transaction, until none is left or [`super::store::PRUNE_FOR`] has passed; the
+/// store is let go between batches, so records go on. A failure waits for the next flush.
+fn prune_closed(inner: &Inner, now: i64) {
+    let started = std::time::Instant::now();
+    loop {
+        match lock(&inner.shared.db).prune_step(now) {
+            Ok(true) if started.elapsed() < super::store::PRUNE_FOR => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "meter: closed hours could not be pruned; the next flush tries again");
+                return;
+            }
+        }
     }
 }
 
@@ -313,6 +333,7 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
     let product = shared.scope.product_code.as_str();
     let Some(sender) = f.sender(product).await? else {
         // Another replica sends now; the buckets are its to send.
+        f.prune_closed(product, now).await;
         return Ok(sum);
     };
     let mut seen: Vec<i64> = Vec::new();
@@ -375,6 +396,8 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
         }
     };
     f.release_sender(sender).await;
+    // After the sends, whatever became of them: usage first.
+    f.prune_closed(product, now).await;
     result?;
     match refused {
         Some(e) => Err(e),

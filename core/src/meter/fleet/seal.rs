@@ -5,13 +5,49 @@ use std::collections::BTreeSet;
 
 use super::PgClient;
 
-use crate::meter::store::{customer_from, Prepared, Scope, KEEP_CLOSED_SECS, PRUNE_AT_ONCE};
+use crate::meter::store::{
+    customer_from, Prepared, Scope, KEEP_CLOSED_SECS, PRUNE_AT_ONCE, PRUNE_FOR,
+};
 use crate::meter::{MeterEvent, MeterEventKind};
 use crate::Error;
 
-use super::{hour_key, retry_within, Fleet, LONG_ATTEMPT_FOR};
+use super::{hour_key, retry, retry_within, Fleet, LONG_ATTEMPT_FOR};
 
 impl Fleet {
+    /// Deletes the product's closed buckets a week old (see `KEEP_CLOSED_SECS`), by the
+    /// seal's clock, [`PRUNE_AT_ONCE`] a statement, until none is left or [`PRUNE_FOR`] has
+    /// passed: a batch a seal (600,000 an hour for a replica flushing every minute) fell
+    /// behind a seller whose hours close two million, and the table grew for good. A failure
+    /// waits for the next flush.
+    pub(crate) async fn prune_closed(&self, product: &str, clock_now: i64) {
+        let started = std::time::Instant::now();
+        let meter_clock = self.settings.use_meter_clock.then_some(clock_now);
+        loop {
+            let n = retry(self, "prune", |c| async move {
+                let r = c
+                    .execute(
+                        "DELETE FROM mm_buckets WHERE id IN (
+                             SELECT id FROM mm_buckets WHERE product_code = $1
+                             AND state IN ('acked', 'expired')
+                             AND hour < COALESCE($2, floor(extract(epoch FROM now()))::bigint) - $3
+                             LIMIT $4)",
+                        &[&product, &meter_clock, &KEEP_CLOSED_SECS, &PRUNE_AT_ONCE],
+                    )
+                    .await;
+                (c, r)
+            })
+            .await;
+            match n {
+                Ok(n) if n as i64 >= PRUNE_AT_ONCE && started.elapsed() < PRUNE_FOR => {}
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "meter: closed hours could not be pruned; the next flush tries again");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Zero-fills, seals what may be sealed and raises window alarms (one transaction per
     /// step). Returns the number of buckets sealed and the alarms.
     pub(crate) async fn seal(&self, scope: &Scope, clock_now: i64) -> Result<Prepared, Error> {
@@ -172,18 +208,6 @@ impl Fleet {
             )
             .await?;
         }
-        // Closed buckets a week old (see `KEEP_CLOSED_SECS`), a bounded batch per seal.
-        tx.execute(
-            "DELETE FROM mm_buckets WHERE id IN (
-                 SELECT id FROM mm_buckets WHERE product_code = $1
-                 AND state IN ('acked', 'expired') AND hour < $2 LIMIT $3)",
-            &[
-                &product,
-                &now.saturating_sub(KEEP_CLOSED_SECS),
-                &PRUNE_AT_ONCE,
-            ],
-        )
-        .await?;
         let alarms = tx
             .query(
                 "UPDATE mm_buckets SET alarmed = true

@@ -44,7 +44,6 @@ impl Db {
     /// Zero-fills, seals what may be sealed, raises window alarms, prunes closed buckets
     /// once an hour and returns what should be sent now, in one transaction.
     pub(crate) fn prepare(&mut self, scope: &Scope, now: i64) -> Result<Prepared, Error> {
-        let self_pruned = self.pruned_hour;
         let tx = self.transaction()?;
         let mut out = Prepared::default();
         let product = scope.product_code.as_str();
@@ -194,25 +193,31 @@ impl Db {
                 unanswered,
             });
         }
-        // Once an hour: the closed buckets a week older than the newest closed hour of
-        // their customer and dimension (see `KEEP_CLOSED_SECS`).
-        let hour = now.div_euclid(3600) * 3600;
-        let mut pruned = self_pruned;
-        if self_pruned != Some(hour) {
-            let from = now.saturating_sub(KEEP_CLOSED_SECS);
-            let n = tx
-                .execute(PRUNE, params![from, KEEP_CLOSED_SECS, PRUNE_AT_ONCE])
-                .map_err(store_err)?;
-            // At most so many at once (a store that kept years of hours is pruned over
-            // several flushes, not in one long transaction that holds up every record).
-            if (n as i64) < PRUNE_AT_ONCE {
-                pruned = Some(hour);
-            }
-        }
         tx.commit().map_err(store_err)?;
-        self.pruned_hour = pruned;
         self.sealed_through = None;
         Ok(out)
+    }
+
+    /// Once an hour: deletes up to [`PRUNE_AT_ONCE`] closed buckets a week older than the
+    /// newest closed hour of their customer and dimension (see `KEEP_CLOSED_SECS`), in a
+    /// transaction of their own. Whether more may be left: the flush calls it again (see
+    /// `send`'s `prune_closed`), letting the store go between batches.
+    pub(crate) fn prune_step(&mut self, now: i64) -> Result<bool, Error> {
+        let hour = now.div_euclid(3600) * 3600;
+        if self.pruned_hour == Some(hour) {
+            return Ok(false);
+        }
+        let tx = self.transaction()?;
+        let from = now.saturating_sub(KEEP_CLOSED_SECS);
+        let n = tx
+            .execute(PRUNE, params![from, KEEP_CLOSED_SECS, PRUNE_AT_ONCE])
+            .map_err(store_err)?;
+        tx.commit().map_err(store_err)?;
+        let more = n as i64 >= PRUNE_AT_ONCE;
+        if !more {
+            self.pruned_hour = Some(hour);
+        }
+        Ok(more)
     }
 }
 
