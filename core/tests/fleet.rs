@@ -1311,33 +1311,42 @@ async fn a_fold_by_a_marking_write_marks_what_it_takes_past_2_30() {
 /// replicas journaled into it, and every customer-hour is billed once.
 #[tokio::test]
 async fn a_sealer_of_the_previous_release_bills_what_the_journal_holds() {
-    previous_release_sealer(false).await
+    previous_release_sealer().await
 }
 
 /// `session_replication_role = replica` as the database's default (AWS DMS's guides set it
-/// in a target's parameter group, where it often stays) turned off the store's triggers for
-/// every session: the fold a sealer's insert into `mm_sealed_hours` makes, so a sealer of the
-/// previous release (or one whose fold missed a write committed meanwhile) sealed an hour
-/// without what the journal held, and the sealed quantity's guard (found by a review). They
-/// fire whatever the role now (`ENABLE ALWAYS`).
+/// in a target's parameter group, where it often stays) turned off the store's triggers in
+/// every session: the fold a sealer's insert into `mm_sealed_hours` makes was skipped, an
+/// hour was sealed without what the journal held, and every later flush failed on a unique
+/// key (found by a review). The store is refused, naming the setting, and opens with it set
+/// to `origin` in the connection string.
 #[tokio::test]
-async fn the_stores_triggers_fire_for_a_replication_role_of_replica() {
-    previous_release_sealer(true).await
+async fn a_replication_role_of_replica_is_refused_naming_it() {
+    let (emu, url, b, clock) = start();
+    let db = pg::Cluster::db_name(&url);
+    let other = url.replacen(&format!("/{db}"), "/postgres", 1);
+    let out = pg::shared().psql(
+        &other,
+        &format!("ALTER DATABASE \"{db}\" SET session_replication_role = replica"),
+    );
+    assert!(!out.contains("ERROR"), "{out}");
+    let open =
+        |url: &str| UsageMeter::new(builder(&emu, Store::postgres(url), &clock).build().unwrap());
+    let e = open(&url).expect_err("a store whose triggers do not fire was opened");
+    assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
+    assert!(e.message().contains("session_replication_role"), "{e}");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let m = open(&format!(
+        "{url}{sep}options=-csession_replication_role%3Dorigin"
+    ))
+    .unwrap();
+    m.record(cust(1), "users", 3, None, None).unwrap();
+    clock.store(b + 600, Ordering::SeqCst);
+    assert_eq!(m.flush().await.unwrap().acked, 1);
 }
 
-async fn previous_release_sealer(replica_role: bool) {
+async fn previous_release_sealer() {
     let (emu, url, b, clock) = start();
-    if replica_role {
-        let db = pg::Cluster::db_name(&url);
-        let other = url.replacen(&format!("/{db}"), "/postgres", 1);
-        let out = pg::shared().psql(
-            &other,
-            &format!("ALTER DATABASE \"{db}\" SET session_replication_role = replica"),
-        );
-        assert!(!out.contains("ERROR"), "{out}");
-        let out = pg::shared().psql(&url, "SHOW session_replication_role");
-        assert_eq!(out.trim(), "replica");
-    }
     let h = b - H;
     let m = UsageMeter::new(
         builder(&emu, Store::postgres(&url), &clock)
@@ -1530,7 +1539,7 @@ async fn a_fleet_store_keeps_a_week_of_closed_buckets() {
 /// A seal pruned at most 10,000 closed buckets (600,000 an hour for a replica flushing every
 /// minute), while a seller of 100,000 customers and 20 dimensions closes two million an
 /// hour: the table grew for good (found by a review of months-long processes). A flush
-/// prunes in batches of 10,000, each its own statement, until none is left or 2 s have
+/// prunes in batches of 2,000, each its own statement, until none is left or a second has
 /// passed.
 #[tokio::test]
 async fn a_flush_prunes_more_closed_buckets_than_one_batch() {

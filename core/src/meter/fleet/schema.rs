@@ -749,29 +749,14 @@ const ABSENT: &[(&str, &str)] = &[
     ),
 ];
 
-/// The store's triggers not yet made to fire in every session, with whether this role may
-/// alter their table. With `session_replication_role = replica` (AWS DMS's guides set it in a
-/// target's parameter group, where it often stays), a trigger left at its default fires in
-/// no session: the fold a sealer's insert into `mm_sealed_hours` makes was skipped, so an
-/// hour was sealed without what the journal held (a write committed while the fold ran, a
-/// sealer of the previous release), and every later seal failed on a unique key; and a
-/// sealed quantity could change (found by a review). `ENABLE ALWAYS` fires them whatever the
-/// role.
-const TRIGGERS_NOT_ALWAYS: &str = "SELECT format('%I', c.relname), format('%I', t.tgname),
-        pg_has_role(c.relowner, 'USAGE')
-    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-    WHERE (c.oid, t.tgname) IN (('mm_buckets'::regclass, 'mm_buckets_sealed_quantity_frozen'),
-                                ('mm_sealed_hours'::regclass, 'mm_sealed_hours_fold_v1'))
-      AND t.tgenabled <> 'A'";
-
 /// Why a store is not opened (see [`Fleet::migrate`]).
 enum Refused {
     /// The schema is newer than this library's.
     Newer(i32),
     /// The role's search path misses the store, in these schemas.
     Elsewhere(String),
-    /// A trigger this role may not make fire always, in a session where it does not fire.
-    TriggerOff(String),
+    /// The session's `session_replication_role` is `replica`.
+    ReplicaRole,
 }
 
 /// Runs `create` when `probe` (a `to_regclass` or `to_regprocedure` of the object) finds
@@ -818,6 +803,22 @@ impl Fleet {
                 if !matches!(encoding.as_str(), "UTF8" | "SQL_ASCII") {
                     let _ = self.narrow_encoding.set(encoding);
                 }
+                // `session_replication_role = replica` (AWS DMS's guides set it in a target's
+                // parameter group, where it often stays) turns the store's triggers off in
+                // every session: the fold a sealer's insert makes was skipped, an hour sealed
+                // without what the journal held, and every later seal failed on a unique key
+                // (found by a review). Not made to fire always instead: a logical replication
+                // subscriber of the database applies rows with that role, and must not fold.
+                let replica: bool = tx
+                    .query_one(
+                        "SELECT current_setting('session_replication_role') = 'replica'",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                if replica {
+                    return Ok(Err(Refused::ReplicaRole));
+                }
                 let elsewhere: Option<String> = tx.query_one(STORE_ELSEWHERE, &[]).await?.get(0);
                 if let Some(schemas) = elsewhere {
                     return Ok(Err(Refused::Elsewhere(schemas)));
@@ -856,29 +857,6 @@ impl Fleet {
                 }
                 for (probe, create) in ABSENT {
                     create_absent(&tx, probe, create).await?;
-                }
-                for row in tx.query(TRIGGERS_NOT_ALWAYS, &[]).await? {
-                    let (table, trigger, owner): (String, String, bool) =
-                        (row.get(0), row.get(1), row.get(2));
-                    if owner {
-                        tx.batch_execute(&format!(
-                            "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}"
-                        ))
-                        .await?;
-                        continue;
-                    }
-                    // A role that may not alter the table is refused only where the trigger
-                    // would not fire: its owner's next open makes it fire always.
-                    let fires: bool = tx
-                        .query_one(
-                            "SELECT current_setting('session_replication_role') <> 'replica'",
-                            &[],
-                        )
-                        .await?
-                        .get(0);
-                    if !fires {
-                        return Ok(Err(Refused::TriggerOff(trigger)));
-                    }
                 }
                 let journal: bool = tx
                     .query_one(
@@ -933,12 +911,13 @@ impl Fleet {
             Err(Refused::Newer(v)) => Err(Error::invalid_state(format!(
                 "fleet store: schema version {v} is newer than this library's {SCHEMA_VERSION}"
             ))),
-            Err(Refused::TriggerOff(trigger)) => Err(Error::invalid_config(format!(
-                "fleet store: this session's session_replication_role is replica, in which the \
-                 store's trigger {trigger} does not fire, and this role does not own its table: \
-                 open the store once with the role that owns its tables (it makes the store's \
-                 triggers fire always), or reset session_replication_role for this role"
-            ))),
+            Err(Refused::ReplicaRole) => Err(Error::invalid_config(
+                "fleet store: this role's sessions start with session_replication_role = \
+                 replica, which turns off the store's triggers (and would seal hours without \
+                 what was recorded): reset it for the role or the database (ALTER ROLE … RESET \
+                 session_replication_role, or ALTER DATABASE …), or set it to origin in the \
+                 connection string (options=-csession_replication_role=origin)",
+            )),
             Err(Refused::Elsewhere(schemas)) => Err(Error::invalid_config(format!(
                 "fleet store: this role's search_path does not reach the store, which is in \
                  schema {schemas} (or the role lacks USAGE on that schema), and a second store \
