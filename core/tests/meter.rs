@@ -3162,8 +3162,8 @@ fn a_store_keeps_a_week_of_closed_hours() {
 /// Pruning kept pace with at most 10,000 closed buckets a flush (600,000 an hour at the
 /// default interval), while a seller of 100,000 customers and 20 dimensions closes two million
 /// an hour: the store grew for good, until the disk was full (found by a review of
-/// months-long processes). A flush prunes in batches of 10,000, each its own transaction
-/// (records go on between them), until none is left or 2 s have passed.
+/// months-long processes). A flush prunes in batches of 2,000, each its own transaction
+/// (records go on between them), until none is left or a second has passed.
 #[test]
 fn a_flush_prunes_more_closed_hours_than_one_batch() {
     let emu = emulator();

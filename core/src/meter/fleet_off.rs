@@ -52,6 +52,9 @@ impl Fleet {
     pub(crate) async fn keep_sender(&self, _: &Sender) -> bool {
         match *self {}
     }
+    pub(crate) async fn prune_closed(&self, _: &str, _: i64) {
+        match *self {}
+    }
     pub(crate) async fn release_sender(&self, _: Sender) {
         match *self {}
     }

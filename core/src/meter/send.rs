@@ -227,7 +227,7 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
     let queue = batches(inner, items);
     let ran = run(inner, queue, &mut None, &mut sum).await;
     // After the sends, whatever became of them: usage first.
-    prune_closed(inner, now);
+    prune_closed(inner, now).await;
     match ran?.refused {
         Some(e) => Err(e),
         None => Ok(sum),
@@ -235,13 +235,18 @@ pub(super) async fn flush(inner: &Inner) -> Result<FlushSummary, Error> {
 }
 
 /// Prunes the SQLite store's closed buckets a week old (see [`super::store::Db::prune_step`]),
-/// a batch a transaction, until none is left or [`super::store::PRUNE_FOR`] has passed; the
-/// store is let go between batches, so records go on. A failure waits for the next flush.
-fn prune_closed(inner: &Inner, now: i64) {
+/// a batch a transaction, until none is left or [`super::store::PRUNE_FOR`] has passed. Each
+/// batch is short and a pause follows it, so the store's lock and the runtime's thread go to
+/// what waits for them (a `record()`, the other meters' calls) between batches. A failure
+/// waits for the next flush.
+async fn prune_closed(inner: &Inner, now: i64) {
     let started = std::time::Instant::now();
     loop {
-        match lock(&inner.shared.db).prune_step(now) {
-            Ok(true) if started.elapsed() < super::store::PRUNE_FOR => {}
+        let step = lock(&inner.shared.db).prune_step(now);
+        match step {
+            Ok(true) if started.elapsed() < super::store::PRUNE_FOR => {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await
+            }
             Ok(_) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "meter: closed hours could not be pruned; the next flush tries again");
@@ -396,8 +401,11 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
         }
     };
     f.release_sender(sender).await;
-    // After the sends, whatever became of them: usage first.
-    f.prune_closed(product, now).await;
+    // After the sends, once they went well (a database that failed them would hold up the
+    // flush's end): usage first.
+    if result.is_ok() {
+        f.prune_closed(product, now).await;
+    }
     result?;
     match refused {
         Some(e) => Err(e),

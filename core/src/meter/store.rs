@@ -101,15 +101,15 @@ pub(crate) enum Applied {
 /// stay), counts from its clock. Dead letters stay (the seller's to requeue or look at).
 pub(crate) const KEEP_CLOSED_SECS: i64 = 7 * 86_400;
 
-/// The most closed buckets one transaction prunes (10,000 take about 70 ms on a
+/// The most closed buckets one transaction prunes (2,000 take about 15 ms on a
 /// 2-million-row store); a flush prunes batch after batch (see [`PRUNE_FOR`]).
-pub(crate) const PRUNE_AT_ONCE: i64 = 10_000;
+pub(crate) const PRUNE_AT_ONCE: i64 = 2_000;
 
 /// How long a flush goes on pruning closed buckets, batch after batch, when more are left:
-/// a batch a flush (600,000 buckets an hour at the default interval) fell behind a seller
+/// 10,000 a flush (600,000 buckets an hour at the default interval) fell behind a seller
 /// whose hours close two million (100,000 customers, 20 dimensions), and the store grew for
-/// good. 2 s a flush prune about 17 million an hour.
-pub(crate) const PRUNE_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+/// good. A second a flush prunes several million an hour.
+pub(crate) const PRUNE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What `prepare` found.
 #[derive(Default)]

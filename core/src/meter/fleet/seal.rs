@@ -16,35 +16,42 @@ use super::{hour_key, retry, retry_within, Fleet, LONG_ATTEMPT_FOR};
 impl Fleet {
     /// Deletes the product's closed buckets a week old (see `KEEP_CLOSED_SECS`), by the
     /// seal's clock, [`PRUNE_AT_ONCE`] a statement, until none is left or [`PRUNE_FOR`] has
-    /// passed: a batch a seal (600,000 an hour for a replica flushing every minute) fell
-    /// behind a seller whose hours close two million, and the table grew for good. A failure
-    /// waits for the next flush.
+    /// passed (a few seconds more for a statement running then): a batch a seal (600,000 an
+    /// hour for a replica flushing every minute) fell behind a seller whose hours close two
+    /// million, and the table grew for good. Rows another replica is deleting are skipped,
+    /// not waited for. A failure waits for the next flush.
     pub(crate) async fn prune_closed(&self, product: &str, clock_now: i64) {
-        let started = std::time::Instant::now();
         let meter_clock = self.settings.use_meter_clock.then_some(clock_now);
-        loop {
-            let n = retry(self, "prune", |c| async move {
-                let r = c
-                    .execute(
-                        "DELETE FROM mm_buckets WHERE id IN (
-                             SELECT id FROM mm_buckets WHERE product_code = $1
-                             AND state IN ('acked', 'expired')
-                             AND hour < COALESCE($2, floor(extract(epoch FROM now()))::bigint) - $3
-                             LIMIT $4)",
-                        &[&product, &meter_clock, &KEEP_CLOSED_SECS, &PRUNE_AT_ONCE],
-                    )
-                    .await;
-                (c, r)
-            })
-            .await;
-            match n {
-                Ok(n) if n as i64 >= PRUNE_AT_ONCE && started.elapsed() < PRUNE_FOR => {}
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "meter: closed hours could not be pruned; the next flush tries again");
-                    return;
+        let started = std::time::Instant::now();
+        let prune = async {
+            loop {
+                let n = retry(self, "prune", |c| async move {
+                    let r = c
+                        .execute(
+                            "DELETE FROM mm_buckets WHERE id IN (
+                                 SELECT id FROM mm_buckets WHERE product_code = $1
+                                 AND state IN ('acked', 'expired')
+                                 AND hour < COALESCE($2, floor(extract(epoch FROM now()))::bigint) - $3
+                                 LIMIT $4 FOR UPDATE SKIP LOCKED)",
+                            &[&product, &meter_clock, &KEEP_CLOSED_SECS, &PRUNE_AT_ONCE],
+                        )
+                        .await;
+                    (c, r)
+                })
+                .await?;
+                if (n as i64) < PRUNE_AT_ONCE || started.elapsed() >= PRUNE_FOR {
+                    return Ok::<(), Error>(());
                 }
             }
+        };
+        match tokio::time::timeout(PRUNE_FOR + std::time::Duration::from_secs(5), prune).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "meter: closed hours could not be pruned; the next flush tries again")
+            }
+            Err(_) => tracing::warn!(
+                "meter: pruning closed hours took too long; the next flush goes on with it"
+            ),
         }
     }
 

@@ -41,8 +41,9 @@ impl Db {
         rows.collect::<Result<_, _>>().map_err(store_err)
     }
 
-    /// Zero-fills, seals what may be sealed, raises window alarms, prunes closed buckets
-    /// once an hour and returns what should be sent now, in one transaction.
+    /// Zero-fills, seals what may be sealed, raises window alarms and returns what should be
+    /// sent now, in one transaction (closed buckets are pruned after the sends: see
+    /// [`Db::prune_step`]).
     pub(crate) fn prepare(&mut self, scope: &Scope, now: i64) -> Result<Prepared, Error> {
         let tx = self.transaction()?;
         let mut out = Prepared::default();
@@ -75,21 +76,22 @@ impl Db {
                 let mut h = (filled + 3600).max(from).max(oldest_sendable);
                 let mut last = filled;
                 while h + 3600 + scope.grace <= now {
-                    tx.execute(
+                    // Cached: a registered key an hour, for every key at each hour's seal.
+                    tx.prepare_cached(
                         "INSERT INTO buckets (product_code, license_arn, customer_kind, customer, dimension, hour, quantity)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT DO NOTHING",
-                        params![product, license, kind, id, dim, h],
                     )
+                    .and_then(|mut st| st.execute(params![product, license, kind, id, dim, h]))
                     .map_err(store_err)?;
                     last = h;
                     h += 3600;
                 }
                 if last != filled {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE registered SET filled_through = ?1 WHERE product_code = ?2 AND license_arn = ?3
                          AND customer_kind = ?4 AND customer = ?5 AND dimension = ?6",
-                        params![last, product, license, kind, id, dim],
                     )
+                    .and_then(|mut st| st.execute(params![last, product, license, kind, id, dim]))
                     .map_err(store_err)?;
                 }
             }
@@ -170,7 +172,8 @@ impl Db {
             // TimestampOutOfBoundsException expires it (see `send`). Alarms may use it.
             let window_end = hour.saturating_add(scope.window);
             if !alarmed && now >= window_end - scope.alarm_before {
-                tx.execute("UPDATE buckets SET alarmed = 1 WHERE id = ?1", [id])
+                tx.prepare_cached("UPDATE buckets SET alarmed = 1 WHERE id = ?1")
+                    .and_then(|mut st| st.execute([id]))
                     .map_err(store_err)?;
                 out.events.push(MeterEvent {
                     kind: MeterEventKind::WindowAlarm { window_end },
