@@ -33,37 +33,50 @@ impl Db {
             return Ok(());
         }
         let tx = self.transaction()?;
+        // Cached statements, and the reverts in one: a flush stopped after an outage puts
+        // back a queue of up to a whole backlog, under the store's lock.
+        let mut reverts: Vec<i64> = Vec::new();
         for o in outcomes {
             match o {
-                Outcome::Ack(id, record_id) => tx.execute(
-                    "UPDATE buckets SET state = 'acked', metering_record_id = ?2 WHERE id = ?1",
-                    params![id, record_id],
-                ),
+                Outcome::Ack(id, record_id) => tx
+                    .prepare_cached(
+                        "UPDATE buckets SET state = 'acked', metering_record_id = ?2 WHERE id = ?1",
+                    )
+                    .and_then(|mut st| st.execute(params![id, record_id])),
                 Outcome::Dead(id, reason, message) => tx
-                    .execute(
+                    .prepare_cached(
                         "INSERT INTO dead_letters (bucket_id, product_code, license_arn, customer_kind, customer,
                                                    dimension, hour, quantity, reason, message, at)
                          SELECT id, product_code, license_arn, customer_kind, customer, dimension, hour,
                                 COALESCE(sealed_quantity, quantity), ?2, ?3, ?4
                          FROM buckets WHERE id = ?1",
-                        params![id, reason, message, now],
                     )
+                    .and_then(|mut st| st.execute(params![id, reason, message, now]))
                     .and_then(|_| {
-                        tx.execute(
-                            "UPDATE buckets SET state = 'dead_lettered' WHERE id = ?1",
-                            [id],
-                        )
+                        tx.prepare_cached("UPDATE buckets SET state = 'dead_lettered' WHERE id = ?1")
+                            .and_then(|mut st| st.execute([id]))
                     }),
-                Outcome::Expire(id) => {
-                    tx.execute("UPDATE buckets SET state = 'expired' WHERE id = ?1", [id])
+                Outcome::Expire(id) => tx
+                    .prepare_cached("UPDATE buckets SET state = 'expired' WHERE id = ?1")
+                    .and_then(|mut st| st.execute([id])),
+                Outcome::Revert(id) => {
+                    reverts.push(*id);
+                    Ok(0)
                 }
-                Outcome::Revert(id) => tx.execute(
-                    "UPDATE buckets SET state = 'sealed' WHERE id = ?1 AND state = 'sending'",
-                    [id],
-                ),
             }
             .map_err(store_err)?;
             crate::meter::crash::hit("mid_ack_txn");
+        }
+        if !reverts.is_empty() {
+            let ids = serde_json::to_string(&reverts).map_err(|e| {
+                Error::invalid_state(format!("the store's ids could not be listed: {e}"))
+            })?;
+            tx.execute(
+                "UPDATE buckets SET state = 'sealed'
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'sending'",
+                [ids],
+            )
+            .map_err(store_err)?;
         }
         tx.commit().map_err(store_err)?;
         crate::meter::crash::hit("after_ack");
