@@ -91,14 +91,17 @@ pub fn release_all(py: Python<'_>) {
                 }) as meter::ExitWrite
             })
             .collect();
-        if let Some(why) = meter::exit_writes(writes) {
+        let why = meter::exit_writes(writes);
+        // Before the GIL is taken again: an event of a write still running keeps out of the
+        // interpreter from now on.
+        EXITING.store(true, Ordering::SeqCst);
+        if let Some(why) = why {
             meter::warn_exit_writes(
                 why,
                 " (close the meter before the interpreter exits to wait for it)",
             );
         }
     });
-    EXITING.store(true, Ordering::SeqCst);
 }
 
 /// `arg` passed to the package's coroutine function `name` (`_started`, `_entered`,
