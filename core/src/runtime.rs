@@ -402,6 +402,31 @@ pub(crate) fn after_block_on(f: Box<dyn FnOnce()>) -> Result<(), Box<dyn FnOnce(
 /// that is already inside a tokio runtime (an async task), it returns `InvalidState` instead
 /// of panicking.
 pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
+    // The call's futures (the HTTP stack, TLS, signing, the credential chain, SQLite) run on
+    // the caller's stack: a C host's thread of musl's default 128 KiB had a few KiB to spare
+    // in a release build, and one of 96 KiB (or 128 KiB with a debug build) died of SIGSEGV
+    // (found by a review of C hosts). With less than CALL_STACK_RED_ZONE left, the call runs
+    // on a stack of CALL_STACK made for it, on the same thread.
+    let out = stacker::maybe_grow(CALL_STACK_RED_ZONE, CALL_STACK, || block_on_here(fut));
+    // Outside the runtime now, and back on the caller's own stack (a JVM or an interpreter
+    // checks a callback's stack pointer against its thread's stack): what the call handed
+    // over (its event callbacks) runs here.
+    let after = AFTER
+        .try_with(|a| std::mem::take(&mut *a.borrow_mut()))
+        .unwrap_or_default();
+    for f in after {
+        f();
+    }
+    out
+}
+
+/// The room a blocking call wants on its caller's stack (see [`block_on`]).
+const CALL_STACK_RED_ZONE: usize = 256 * 1024;
+
+/// The stack made for a blocking call whose caller's stack has less room (see [`block_on`]).
+const CALL_STACK: usize = 2 * 1024 * 1024;
+
+fn block_on_here<F: Future>(fut: F) -> Result<F::Output, Error> {
     if Handle::try_current().is_ok() {
         return Err(Error::invalid_state(
             "a blocking call was made from inside an async runtime (an async task, or an event \
@@ -438,13 +463,6 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
         })
     }));
     drop(reset);
-    // Outside the runtime now: what the call handed over (its event callbacks) runs here.
-    let after = AFTER
-        .try_with(|a| std::mem::take(&mut *a.borrow_mut()))
-        .unwrap_or_default();
-    for f in after {
-        f();
-    }
     out.map_err(|panic| Error::from_panic(&*panic))
 }
 
