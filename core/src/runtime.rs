@@ -407,15 +407,18 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
     // in a release build, and one of 96 KiB (or 128 KiB with a debug build) died of SIGSEGV
     // (found by a review of C hosts). With less than CALL_STACK_RED_ZONE left, the call runs
     // on a stack of CALL_STACK made for it, on the same thread.
-    let out = stacker::maybe_grow(CALL_STACK_RED_ZONE, CALL_STACK, || block_on_here(fut));
+    let (out, ran) = stacker::maybe_grow(CALL_STACK_RED_ZONE, CALL_STACK, || block_on_here(fut));
     // Outside the runtime now, and back on the caller's own stack (a JVM or an interpreter
     // checks a callback's stack pointer against its thread's stack): what the call handed
-    // over (its event callbacks) runs here.
-    let after = AFTER
-        .try_with(|a| std::mem::take(&mut *a.borrow_mut()))
-        .unwrap_or_default();
-    for f in after {
-        f();
+    // over (its event callbacks) runs here. Not after a call refused inside a runtime: what
+    // is handed over there is the outer call's.
+    if ran {
+        let after = AFTER
+            .try_with(|a| std::mem::take(&mut *a.borrow_mut()))
+            .unwrap_or_default();
+        for f in after {
+            f();
+        }
     }
     out
 }
@@ -426,18 +429,19 @@ const CALL_STACK_RED_ZONE: usize = 256 * 1024;
 /// The stack made for a blocking call whose caller's stack has less room (see [`block_on`]).
 const CALL_STACK: usize = 2 * 1024 * 1024;
 
-fn block_on_here<F: Future>(fut: F) -> Result<F::Output, Error> {
+/// [`block_on`] on this stack, and whether it ran the call on the blocking runtime.
+fn block_on_here<F: Future>(fut: F) -> (Result<F::Output, Error>, bool) {
     if Handle::try_current().is_ok() {
-        return Err(Error::invalid_state(
+        return (Err(Error::invalid_state(
             "a blocking call was made from inside an async runtime (an async task, or an event \
              callback, which runs on the library's threads); use the async client there, or \
              make the call from another thread",
-        ));
+        )), false);
     }
     if ON_BLOCKING.try_with(|c| c.set(true)).is_err() {
         // This thread is exiting (its thread-locals are gone), so nothing could tell the
         // call apart from the shared workers' calls: it runs on the shared runtime.
-        return Ok(shared()?.rt.block_on(fut));
+        return (shared().map(|s| s.rt.block_on(fut)), false);
     }
     struct Reset;
     impl Drop for Reset {
@@ -446,7 +450,10 @@ fn block_on_here<F: Future>(fut: F) -> Result<F::Output, Error> {
         }
     }
     let reset = Reset;
-    let rt = blocking()?;
+    let rt = match blocking() {
+        Ok(rt) => rt,
+        Err(e) => return (Err(e), true),
+    };
     // A panic in the call (a resolver thread the OS refuses under a pids limit: tokio and
     // hyper panic) is an error: the faces would have to call it a bug, and Python raises it
     // as a `BaseException` that `except Exception` misses. The runtime stays usable: tokio
@@ -463,7 +470,7 @@ fn block_on_here<F: Future>(fut: F) -> Result<F::Output, Error> {
         })
     }));
     drop(reset);
-    out.map_err(|panic| Error::from_panic(&*panic))
+    (out.map_err(|panic| Error::from_panic(&*panic)), true)
 }
 
 /// Runs `wait`, which blocks its thread until work on the shared runtime is done (a fleet
@@ -828,6 +835,29 @@ mod tests {
             inner.unwrap_err().error_code(),
             crate::ErrorCode::InvalidState
         );
+    }
+
+    /// What a blocking call hands over runs once it returns, outside the runtime: a call
+    /// refused inside it (a callback's nested blocking call) ran the outer call's callbacks
+    /// there, once they ran after the call on its own stack (found by a review).
+    #[cfg(feature = "meter")]
+    #[test]
+    fn a_refused_nested_call_leaves_the_outer_calls_callbacks_to_it() {
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = ran.clone();
+        let early = block_on(async move {
+            let set = ran.clone();
+            after_block_on(Box::new(move || {
+                assert!(!on_blocking_runtime(), "inside the runtime");
+                set.store(true, std::sync::atomic::Ordering::SeqCst);
+            }))
+            .unwrap_or_else(|_| panic!("inside a blocking call"));
+            assert!(block_on(async {}).is_err(), "a nested call is refused");
+            ran.load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .unwrap();
+        assert!(!early, "the callback ran inside the outer call");
+        assert!(seen.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[test]

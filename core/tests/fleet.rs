@@ -1318,31 +1318,40 @@ async fn a_sealer_of_the_previous_release_bills_what_the_journal_holds() {
 /// in a target's parameter group, where it often stays) turned off the store's triggers in
 /// every session: the fold a sealer's insert into `mm_sealed_hours` makes was skipped, an
 /// hour was sealed without what the journal held, and every later flush failed on a unique
-/// key (found by a review). The store is refused, naming the setting, and opens with it set
-/// to `origin` in the connection string.
+/// key (found by a review). Every session of the store is refused, naming the setting: a
+/// meter's new connections once it is set while the meter runs, as a new meter's. It opens
+/// with the setting made `origin` in the connection string.
 #[tokio::test]
 async fn a_replication_role_of_replica_is_refused_naming_it() {
     let (emu, url, b, clock) = start();
-    let db = pg::Cluster::db_name(&url);
-    let other = url.replacen(&format!("/{db}"), "/postgres", 1);
-    let out = pg::shared().psql(
-        &other,
-        &format!("ALTER DATABASE \"{db}\" SET session_replication_role = replica"),
-    );
-    assert!(!out.contains("ERROR"), "{out}");
     let open =
         |url: &str| UsageMeter::new(builder(&emu, Store::postgres(url), &clock).build().unwrap());
-    let e = open(&url).expect_err("a store whose triggers do not fire was opened");
-    assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
-    assert!(e.message().contains("session_replication_role"), "{e}");
+    let m = open(&url).unwrap();
+    m.record(cust(1), "users", 3, None, None).unwrap();
+    let db = pg::Cluster::db_name(&url);
+    let other = url.replacen(&format!("/{db}"), "/postgres", 1);
+    for sql in [
+        format!("ALTER DATABASE \"{db}\" SET session_replication_role = replica"),
+        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"),
+    ] {
+        let out = pg::shared().psql(&other, &sql);
+        assert!(!out.contains("ERROR"), "{out}");
+    }
+    let refused = |e: marketplace_metering::Error| {
+        assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
+        assert!(e.message().contains("session_replication_role"), "{e}");
+    };
+    refused(m.record(cust(1), "users", 2, None, None).unwrap_err());
+    refused(open(&url).expect_err("a store whose triggers do not fire was opened"));
+    drop(m);
     let sep = if url.contains('?') { '&' } else { '?' };
     let m = open(&format!(
         "{url}{sep}options=-csession_replication_role%3Dorigin"
     ))
     .unwrap();
-    m.record(cust(1), "users", 3, None, None).unwrap();
     clock.store(b + 600, Ordering::SeqCst);
     assert_eq!(m.flush().await.unwrap().acked, 1);
+    assert_eq!(billed_total(&emu), 3);
 }
 
 async fn previous_release_sealer() {

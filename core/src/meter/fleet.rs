@@ -162,8 +162,15 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
         // certificate's CA is not trusted). They hold no password: the URL is never in one.
         None => format!("fleet store: {}", crate::error::with_causes(&e)),
     };
+    if e.code().map(SqlState::code) == Some(REPLICA_ROLE) {
+        let msg = e.as_db_error().map_or("", |db| db.message());
+        return Error::invalid_config(format!("fleet store: {msg}")).with_source(e);
+    }
     Error::invalid_state(msg).with_source(e)
 }
+
+/// The SQLSTATE of a session whose `session_replication_role` is `replica` (see [`SESSION`]).
+const REPLICA_ROLE: &str = "MM002";
 
 /// What each session sets for itself, whatever the DBA made the default for the role or the
 /// database (found by a review):
@@ -176,6 +183,13 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
 /// * no `statement_timeout` or `lock_timeout`: the seal's fold and prune are long statements
 ///   under its locks, cancelled at every flush by a role's timeout; the store bounds its own
 ///   waits ([`ATTEMPT_FOR`], [`RETRY_FOR`]);
+/// * a refusal (SQLSTATE MM002, an `InvalidConfig` error) of a session whose
+///   `session_replication_role` is `replica` (AWS DMS's guides set it in a target's
+///   parameter group, where it often stays; it may be set while the meter runs): the store's
+///   triggers do not fire there, so the fold a sealer's insert makes was skipped, an hour was
+///   sealed without what the journal held, and every later seal failed on a unique key
+///   (found by a review). The triggers are not made to fire always instead: a logical
+///   replication subscriber of the database applies rows with that role, and must not fold;
 /// * and, added at connect (through `pg_settings`, since older servers lack them), an
 ///   `idle_in_transaction_session_timeout` of a lease (see [`idle_in_transaction_limit`]),
 ///   no `transaction_timeout` (PostgreSQL 17: a seal is one transaction, which grows with
@@ -186,7 +200,17 @@ const SESSION: &str = "SET default_transaction_isolation = 'read committed';
     SELECT set_config('synchronous_commit', 'on', false)
      WHERE current_setting('synchronous_commit') IN ('off', 'local');
     SET statement_timeout = 0;
-    SET lock_timeout = 0;";
+    SET lock_timeout = 0;
+    DO $$ BEGIN
+        IF current_setting('session_replication_role') = 'replica' THEN
+            RAISE EXCEPTION USING ERRCODE = 'MM002', MESSAGE =
+                'this role''s sessions start with session_replication_role = replica, which '
+                'turns off the store''s triggers (an hour would be sealed without what was '
+                'recorded): reset it for the role or the database (ALTER ROLE ... RESET '
+                'session_replication_role, or ALTER DATABASE ...), or, for a role allowed to '
+                'set it, put options=-csession_replication_role=origin in the URL';
+        END IF;
+    END $$;";
 
 /// How long a session of the store may sit idle inside a transaction before the server ends
 /// it (`idle_in_transaction_session_timeout`): a lease, and at least 5 s. The store never

@@ -755,8 +755,6 @@ enum Refused {
     Newer(i32),
     /// The role's search path misses the store, in these schemas.
     Elsewhere(String),
-    /// The session's `session_replication_role` is `replica`.
-    ReplicaRole,
 }
 
 /// Runs `create` when `probe` (a `to_regclass` or `to_regprocedure` of the object) finds
@@ -802,22 +800,6 @@ impl Fleet {
                     .get(0);
                 if !matches!(encoding.as_str(), "UTF8" | "SQL_ASCII") {
                     let _ = self.narrow_encoding.set(encoding);
-                }
-                // `session_replication_role = replica` (AWS DMS's guides set it in a target's
-                // parameter group, where it often stays) turns the store's triggers off in
-                // every session: the fold a sealer's insert makes was skipped, an hour sealed
-                // without what the journal held, and every later seal failed on a unique key
-                // (found by a review). Not made to fire always instead: a logical replication
-                // subscriber of the database applies rows with that role, and must not fold.
-                let replica: bool = tx
-                    .query_one(
-                        "SELECT current_setting('session_replication_role') = 'replica'",
-                        &[],
-                    )
-                    .await?
-                    .get(0);
-                if replica {
-                    return Ok(Err(Refused::ReplicaRole));
                 }
                 let elsewhere: Option<String> = tx.query_one(STORE_ELSEWHERE, &[]).await?.get(0);
                 if let Some(schemas) = elsewhere {
@@ -911,13 +893,6 @@ impl Fleet {
             Err(Refused::Newer(v)) => Err(Error::invalid_state(format!(
                 "fleet store: schema version {v} is newer than this library's {SCHEMA_VERSION}"
             ))),
-            Err(Refused::ReplicaRole) => Err(Error::invalid_config(
-                "fleet store: this role's sessions start with session_replication_role = \
-                 replica, which turns off the store's triggers (and would seal hours without \
-                 what was recorded): reset it for the role or the database (ALTER ROLE … RESET \
-                 session_replication_role, or ALTER DATABASE …), or set it to origin in the \
-                 connection string (options=-csession_replication_role=origin)",
-            )),
             Err(Refused::Elsewhere(schemas)) => Err(Error::invalid_config(format!(
                 "fleet store: this role's search_path does not reach the store, which is in \
                  schema {schemas} (or the role lacks USAGE on that schema), and a second store \
