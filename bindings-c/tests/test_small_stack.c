@@ -3,8 +3,10 @@
  * record, flush and close. The calls' futures run on the caller's stack, and a thread of
  * 96 KiB (128 KiB with a debug build) died of SIGSEGV; with too little room left, a blocking
  * call now runs on a stack made for it, on the same thread. */
+#define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "support/mm_test.h"
