@@ -146,8 +146,8 @@ pub fn direct_release(handle: u64) {
         .and_then(|m| m.remove(&handle));
     // Dropped once the table's lock is let go: the handle may be a collected meter's last
     // owner, whose drop writes its memory buffer. Under the lock, a fleet store slow to answer
-    // stalled every direct call meanwhile, and a listener that write called which made one
-    // waited for the lock for good.
+    // stalled every direct call meanwhile, and a listener called by that write which made a
+    // direct call waited for the lock for good.
     drop(released);
 }
 

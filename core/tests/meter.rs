@@ -3186,12 +3186,18 @@ fn a_flush_prunes_more_closed_hours_than_one_batch() {
     )
     .unwrap();
     h.set(b + H + 600);
+    let started = std::time::Instant::now();
     meter.flush_blocking().unwrap();
+    let took = started.elapsed();
     let left: i64 = conn
         .query_row("SELECT count(*) FROM buckets", [], |r| r.get(0))
         .unwrap();
     drop(conn);
-    assert_eq!(left, 1, "closed hours a week old left after the flush");
+    // All of them, unless the flush spent its second pruning (a machine that slow).
+    assert!(
+        left == 1 || took >= Duration::from_secs(1),
+        "{left} rows left after a flush of {took:?}"
+    );
     drop(meter);
     remove_store(&path);
 }

@@ -180,8 +180,8 @@ const REPLICA_ROLE: &str = "MM002";
 /// * a commit that reaches the disk before it is acknowledged (`synchronous_commit` `off` or
 ///   `local` raised to `on`; stronger settings kept): with `off`, a crash dropped records
 ///   `record()` had acknowledged;
-/// * no `statement_timeout` or `lock_timeout`: the seal's fold and prune are long statements
-///   under its locks, cancelled at every flush by a role's timeout; the store bounds its own
+/// * no `statement_timeout` or `lock_timeout`: the seal's fold is a long statement under its
+///   locks, cancelled at every flush by a role's timeout; the store bounds its own
 ///   waits ([`ATTEMPT_FOR`], [`RETRY_FOR`]);
 /// * a refusal (SQLSTATE MM002, an `InvalidConfig` error) of a session whose
 ///   `session_replication_role` is `replica` (AWS DMS's guides set it in a target's

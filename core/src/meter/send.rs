@@ -249,7 +249,7 @@ async fn prune_closed(inner: &Inner, now: i64) {
             }
             Ok(_) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "meter: closed hours could not be pruned; the next flush tries again");
+                tracing::warn!(error = %e, "{}", super::store::PRUNE_FAILED);
                 return;
             }
         }

@@ -105,6 +105,10 @@ pub(crate) const KEEP_CLOSED_SECS: i64 = 7 * 86_400;
 /// 2-million-row store); a flush prunes batch after batch (see [`PRUNE_FOR`]).
 pub(crate) const PRUNE_AT_ONCE: i64 = 2_000;
 
+/// What a flush logs when its prune failed.
+pub(crate) const PRUNE_FAILED: &str =
+    "meter: closed hours could not be pruned; the next flush tries again";
+
 /// How long a flush goes on pruning closed buckets, batch after batch, when more are left:
 /// 10,000 a flush (600,000 buckets an hour at the default interval) fell behind a seller
 /// whose hours close two million (100,000 customers, 20 dimensions), and the store grew for

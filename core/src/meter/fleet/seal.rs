@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use super::PgClient;
 
 use crate::meter::store::{
-    customer_from, Prepared, Scope, KEEP_CLOSED_SECS, PRUNE_AT_ONCE, PRUNE_FOR,
+    customer_from, Prepared, Scope, KEEP_CLOSED_SECS, PRUNE_AT_ONCE, PRUNE_FAILED, PRUNE_FOR,
 };
 use crate::meter::{MeterEvent, MeterEventKind};
 use crate::Error;
@@ -47,7 +47,7 @@ impl Fleet {
         match tokio::time::timeout(PRUNE_FOR + std::time::Duration::from_secs(5), prune).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "meter: closed hours could not be pruned; the next flush tries again")
+                tracing::warn!(error = %e, "{}", PRUNE_FAILED)
             }
             Err(_) => tracing::warn!(
                 "meter: pruning closed hours took too long; the next flush goes on with it"
