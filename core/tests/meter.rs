@@ -3166,11 +3166,8 @@ fn a_store_keeps_a_week_of_closed_hours() {
 /// (records go on between them), until none is left or a second has passed.
 #[test]
 fn a_flush_prunes_more_closed_hours_than_one_batch() {
-    let emu = emulator();
-    let h = Harness::new();
-    let b = base();
     let path = temp_db("prune-pace");
-    let meter = file_meter(&h, &emu, &path, Durability::Durable);
+    let (_emu, h, b, meter) = scenario(Store::sqlite(&path), 3);
     h.set(b - H + 10);
     meter.record(cust(1), "users", 2, None, None).unwrap();
     h.set(b + 600);
