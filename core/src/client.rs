@@ -95,6 +95,23 @@ pub(crate) const CLOCK_SKEW_CODES: &[&str] = &[
     "AuthFailure",
 ];
 
+/// The codes a service answers credentials it no longer accepts with (a session revoked or
+/// expired before the time the issuer stated, a key deleted or rotated, a role's permissions
+/// withdrawn): the cached credentials are loaded again (see
+/// `CredentialsProvider::refused`), and the refusal concerns every call of the client.
+pub(crate) const REFUSED_CREDENTIALS_CODES: &[&str] = &[
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidAccessKeyId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "AccessDeniedException",
+    "AccessDenied",
+    "AuthFailure",
+];
+
 /// A client for the AWS Marketplace Metering Service.
 ///
 /// Cheap to clone (an `Arc` inside) and safe to share between tasks and threads. Its HTTP

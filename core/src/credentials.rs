@@ -273,6 +273,20 @@ impl CredentialsProvider {
     pub(crate) fn set(&self, credentials: Credentials) {
         *self.fixed_slot() = Some(credentials);
     }
+
+    /// The service refused a request signed with `creds` as credentials it does not accept
+    /// (see [`crate::client::REFUSED_CREDENTIALS_CODES`]): the default chain's cached ones, if
+    /// they are those, are loaded again at the next call (at most once per 10 s). Fixed
+    /// credentials have nowhere to be loaded from again.
+    /// `offset_ms` is the clock's offset the call signed with (see [`Self::credentials_at`]).
+    pub(crate) fn refused(&self, creds: &Credentials, offset_ms: i64) {
+        #[cfg(feature = "default-chain")]
+        if let Some(chain) = &self.chain {
+            chain.refused(creds, crate::Client::local_plus(offset_ms));
+        }
+        #[cfg(not(feature = "default-chain"))]
+        let _ = (creds, offset_ms);
+    }
 }
 
 /// The name the credentials were created with (`Credentials::new`'s `provider_name`).

@@ -155,6 +155,14 @@ struct Inner {
 }
 
 impl Error {
+    /// Replaces the message with `f`'s text when it returns one (a service's message that
+    /// echoes what the request was signed with).
+    pub(crate) fn rewrite_message(&mut self, f: impl FnOnce(&str) -> Option<String>) {
+        if let Some(m) = f(&self.0.message) {
+            self.0.message = m;
+        }
+    }
+
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Error(Box::new(Inner {
             code,

@@ -1273,6 +1273,54 @@ fn serve_answers(
     (port, signed)
 }
 
+/// A signature mismatch's message prints the canonical request the service computed, whose
+/// signed headers hold the session token (AWS's text). Before, up to 1,024 characters of it
+/// were kept in the error and reached logs through a meter's flush reports.
+#[test]
+fn a_signature_mismatch_shows_no_session_token() {
+    const TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKENabcdefghijklmnopqrstuvwxyz0123456789";
+    let secs = now().secs();
+    let body: &'static str = Box::leak(
+        format!(
+            r#"{{"__type":"InvalidSignatureException","message":"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'POST\n/\n\ncontent-type:application/x-amz-json-1.1\nx-amz-security-token:{TOKEN}\n'"}}"#
+        )
+        .into_boxed_str(),
+    );
+    let answers = (0..2)
+        .map(|_| (403, body, support::http_date(secs)))
+        .collect();
+    let (port, _) = serve_answers(answers);
+    let c = blocking::Client::new(
+        Config::builder()
+            .region("us-east-1")
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .static_credentials(
+                "ASIAEXAMPLE",
+                "secret-access-key-example",
+                Some(TOKEN.into()),
+            )
+            .max_attempts(1u32)
+            .build()
+            .unwrap(),
+    );
+    let e = c
+        .meter_usage(
+            MeterUsageInput::builder()
+                .product_code("p")
+                .timestamp(now())
+                .usage_dimension("d")
+                .usage_quantity(1)
+                .build()
+                .unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "InvalidSignatureException", "{e}");
+    let shown = format!("{e} {e:?} {}", e.message());
+    assert!(shown.contains("does not match the signature"), "{shown}");
+    assert!(!shown.contains(&TOKEN[..20]), "{shown}");
+    assert!(!shown.contains("x-amz-security-token"), "{shown}");
+}
+
 /// A server that refuses the signature's time with a wrong `Date` (here ten days off) is not the
 /// clock: the call re-signs with that `Date` once, and the client learns it only if the
 /// re-signed request is accepted. Before, the first such answer moved the client's clock by

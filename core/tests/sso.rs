@@ -31,6 +31,12 @@ fn portal(expiry: SystemTime) -> (String, Seen) {
 
 /// [`portal`], answering each request after `delay`.
 fn slow_portal(expiry: SystemTime, delay: Duration) -> (String, Seen) {
+    portal_revoking(expiry, delay, 0)
+}
+
+/// [`slow_portal`], whose first `revoked` answers hand out credentials the service no longer
+/// knows (a session revoked before its expiry).
+fn portal_revoking(expiry: SystemTime, delay: Duration, revoked: usize) -> (String, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen: Seen = Arc::default();
@@ -59,10 +65,14 @@ fn slow_portal(expiry: SystemTime, delay: Duration) -> (String, Seen) {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap()
                 .as_millis();
+            let key = if log.lock().unwrap().len() <= revoked {
+                "ASIAREVOKEDSESSION00"
+            } else {
+                metering_emulator::SESSION_ACCESS_KEY_ID
+            };
             let body = format!(
-                "{{\"roleCredentials\":{{\"accessKeyId\":\"{}\",\"secretAccessKey\":\"{}\",\
+                "{{\"roleCredentials\":{{\"accessKeyId\":\"{key}\",\"secretAccessKey\":\"{}\",\
                  \"sessionToken\":\"{}\",\"expiration\":{millis}}}}}",
-                metering_emulator::SESSION_ACCESS_KEY_ID,
                 metering_emulator::SESSION_SECRET_ACCESS_KEY,
                 metering_emulator::SESSION_TOKEN,
             );
@@ -274,6 +284,63 @@ async fn a_load_slower_than_the_attempt_timeout_still_signs_the_call() {
     assert_eq!(e.attempts(), 1, "{e}");
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert_eq!(emu.requests().len(), 1);
+    drop(home);
+}
+
+/// Credentials the service refuses before their expiry (a revoked session, a key deleted, a
+/// `credential_process` that reported the wrong expiry) are loaded again at the next call.
+/// Before, the cache kept signing with them until 5 minutes before their stated expiry (up
+/// to 12 hours for a role's session), and a meter's hours aged out of the service's window.
+#[tokio::test]
+async fn credentials_the_service_refuses_are_loaded_again() {
+    let _g = ENV.lock().await;
+    let home = Home::new(Some("2099-01-01T00:00:00Z"));
+    let (url, seen) = portal_revoking(
+        SystemTime::now() + Duration::from_secs(6 * 3600),
+        Duration::ZERO,
+        1,
+    );
+    std::env::set_var("AWS_ENDPOINT_URL_SSO", &url);
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let c = client(&emu);
+    // Loaded again at most once per 10 s however many calls are refused: the second call,
+    // at once, signs with the same.
+    for _ in 0..2 {
+        let e = resolve_refused(&c).await;
+        assert_eq!(e.code(), "UnrecognizedClientException", "{e}");
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(10_100)).await;
+    let e = resolve_refused(&c).await;
+    assert_eq!(e.error_code(), ErrorCode::InvalidTokenException, "{e}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    drop(home);
+}
+
+/// An operation timeout that ends a call while its credentials still load sent nothing: a
+/// retryable credentials error with no attempt, which a meter puts back to sealed. Before,
+/// it was a read timeout on the metering endpoint, and a meter kept the call's hours as
+/// possibly metered (an expiry then said "may have been billed" of usage never sent).
+#[tokio::test]
+async fn an_operation_timeout_during_the_load_is_a_credentials_error() {
+    let _g = ENV.lock().await;
+    let home = Home::new(Some("2099-01-01T00:00:00Z"));
+    let (url, _seen) = slow_portal(
+        SystemTime::now() + Duration::from_secs(3600),
+        Duration::from_millis(1500),
+    );
+    std::env::set_var("AWS_ENDPOINT_URL_SSO", &url);
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let c = client_with(&emu, |b| {
+        b.max_attempts(3u32)
+            .operation_timeout(Duration::from_millis(300))
+    });
+    let e = resolve_refused(&c).await;
+    assert_eq!(e.error_code(), ErrorCode::Credentials, "{e}");
+    assert!(e.is_retryable(), "{e}");
+    assert_eq!(e.attempts(), 0, "{e}");
+    assert!(e.message().contains("operation timeout"), "{e}");
+    assert!(emu.requests().is_empty());
     drop(home);
 }
 

@@ -17,7 +17,7 @@ use crate::retry::{classify, RetryClass};
 use crate::tls::BodyError;
 use crate::{runtime, wire, Error, ErrorCode, ResponseMetadata};
 
-use super::{Client, CLOCK_SKEW_CODES, SIGNING_NAME};
+use super::{Client, CLOCK_SKEW_CODES, REFUSED_CREDENTIALS_CODES, SIGNING_NAME};
 
 // Header names made once: a name given as a string is copied into a new allocation at
 // every insert.
@@ -74,9 +74,7 @@ impl Client {
             ));
         }
         let http = self.http()?;
-        let mut attempts = 0u32;
-        let mut total_delay = Duration::ZERO;
-        let mut log = Vec::new();
+        let mut progress = Progress::default();
         let span = tracing::debug_span!(
             "marketplace_metering.call",
             operation = O::NAME,
@@ -85,23 +83,51 @@ impl Client {
             request_id = tracing::field::Empty,
         );
         let run = tracing::Instrument::instrument(
-            self.attempts::<O>(
-                &http,
-                &body,
-                &mut attempts,
-                &mut total_delay,
-                &mut log,
-                &span,
-            ),
+            self.attempts::<O>(&http, &body, &mut progress, &span),
             span.clone(),
         );
         let Some(limit) = self.inner.config.operation_timeout else {
             return run.await;
         };
         let result = tokio::time::timeout(limit, run).await;
+        let Progress {
+            attempts,
+            sent,
+            loading,
+            total_delay,
+            log,
+        } = progress;
         span.record("attempts", attempts);
         match result {
             Ok(result) => result,
+            Err(_) if !sent && !loading => {
+                // Held by the adaptive mode's rate limiter: no attempt reached the service,
+                // which a meter reads in `attempts()` (0) and puts the buckets back to sealed.
+                let mut err = Error::new(
+                    ErrorCode::ReadTimeout,
+                    format!(
+                        "timed out: the operation timeout ({limit:?}) passed before a request \
+                         was sent (the adaptive retry mode's rate limiter held it)"
+                    ),
+                )
+                .with_retryable(true);
+                err.meta_mut().attempt_log = log;
+                Err(err)
+            }
+            Err(_) if !sent => {
+                // A retryable credentials error, as a load's own timeout is: a meter puts
+                // the call's buckets back to sealed, certain the service never saw them.
+                let err = Error::credentials(format!(
+                    "loading credentials took longer than the operation timeout ({limit:?}); \
+                     nothing was sent"
+                ))
+                .with_retryable(true);
+                tracing::debug!(
+                    operation = O::NAME,
+                    "operation timeout while loading credentials"
+                );
+                Err(err)
+            }
             Err(_) => {
                 let mut err = Error::new(
                     ErrorCode::ReadTimeout,
@@ -129,11 +155,16 @@ impl Client {
         &self,
         http: &reqwest::Client,
         body: &Bytes,
-        attempt: &mut u32,
-        total_delay: &mut Duration,
-        log: &mut Vec<AttemptLog>,
+        progress: &mut Progress,
         call_span: &tracing::Span,
     ) -> Result<O::Output, Error> {
+        let Progress {
+            attempts: attempt,
+            sent,
+            loading,
+            total_delay,
+            log,
+        } = progress;
         let retry = &self.inner.retry;
         let max = self.inner.config.retry.max_attempts;
         let attempt_timeout = self.inner.config.attempt_timeout;
@@ -162,10 +193,17 @@ impl Client {
             // Loaded before the attempt's clock starts: a load (IMDS, SSO, a container's
             // endpoint) has its own limit, and an attempt timeout shorter than a slow load
             // cancelled it at every attempt, so it never finished.
+            *loading = true;
             let creds = self.inner.credentials.credentials_at(signed_with).await;
+            *loading = false;
             let started = std::time::Instant::now();
+            // What the attempt signs with, told to the chain if the service refuses it (a
+            // clone of an `Arc`).
+            let mut used = None;
             let timed = match creds {
                 Ok(creds) => {
+                    *sent = true;
+                    used = Some(creds.clone());
                     tokio::time::timeout(
                         attempt_timeout,
                         tracing::Instrument::instrument(
@@ -279,6 +317,13 @@ impl Client {
                 );
                 continue;
             }
+            // Refused credentials (not a skew this call re-signs for, above): the chain
+            // loads them again at the next call instead of keeping them until their expiry.
+            if let Some(creds) = &used {
+                if refuses_credentials(O::NAME, &err) {
+                    self.inner.credentials.refused(creds, signed_with);
+                }
+            }
             let class = if err.error_code() == ErrorCode::Credentials {
                 None
             } else {
@@ -354,13 +399,14 @@ impl Client {
     fn sign_general(
         &self,
         url: &reqwest::Url,
-        creds: aws_credential_types::Credentials,
+        creds: &aws_credential_types::Credentials,
         time: std::time::SystemTime,
         body: &Bytes,
         headers: &mut HeaderMap,
     ) -> Result<(), Error> {
         let cfg = &self.inner.config;
-        let identity: Identity = creds.into();
+        // Only on this rare path: the credentials are an `Arc`'s clone.
+        let identity: Identity = creds.clone().into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&cfg.region)
@@ -461,7 +507,7 @@ impl Client {
                     headers.insert(X_AMZ_SECURITY_TOKEN, value);
                 }
             }
-            None => self.sign_general(url, creds, time, body, &mut headers)?,
+            None => self.sign_general(url, &creds, time, body, &mut headers)?,
         }
         headers.insert(USER_AGENT, self.inner.user_agent.clone());
         headers.insert(
@@ -519,7 +565,7 @@ impl Client {
             max_attempts_reached: false,
         };
         let result = match error {
-            Some(e) => Err(e.with_meta(meta)),
+            Some(e) => Err(scrubbed(e, &creds).with_meta(meta)),
             None => match wire::parse_output::<O::Output>(O::NAME, &body) {
                 Ok(out) => {
                     let answered = O::answered(&out);
@@ -542,6 +588,70 @@ impl Client {
         }
         result
     }
+}
+
+/// An error answer to a request signed with `creds`, its message keeping none of them when
+/// it refuses them: a signature mismatch's may print the canonical request the service
+/// computed, whose signed headers hold the session token.
+fn scrubbed(mut e: Error, creds: &aws_credential_types::Credentials) -> Error {
+    if REFUSED_CREDENTIALS_CODES.contains(&e.code()) || CLOCK_SKEW_CODES.contains(&e.code()) {
+        e.rewrite_message(|m| scrub_signed(m, creds));
+    }
+    e
+}
+
+/// Whether `e`, an answer to operation `op`, refuses the credentials it was signed with
+/// (see [`REFUSED_CREDENTIALS_CODES`]). `ExpiredTokenException` answering `ResolveCustomer`
+/// is the operation's own, of the buyer's registration token.
+fn refuses_credentials(op: &str, e: &Error) -> bool {
+    e.http_status().is_some()
+        && REFUSED_CREDENTIALS_CODES.contains(&e.code())
+        && !(op == "ResolveCustomer" && e.code() == "ExpiredTokenException")
+}
+
+/// `message` without what a request signed with `creds` echoes: the canonical request or
+/// string to sign a signature mismatch prints (cut), the session token and the secret
+/// (replaced). `None`: nothing to take out.
+fn scrub_signed(message: &str, creds: &aws_credential_types::Credentials) -> Option<String> {
+    let mut out: Option<String> = None;
+    for marker in [
+        "The Canonical String",
+        "The String-to-Sign",
+        "Canonical String",
+    ] {
+        let text = out.as_deref().unwrap_or(message);
+        if let Some(i) = text.find(marker) {
+            out = Some(format!(
+                "{} (the canonical request the service printed is left out)",
+                text[..i].trim_end()
+            ));
+        }
+    }
+    let secrets = [creds.session_token(), Some(creds.secret_access_key())];
+    for secret in secrets.into_iter().flatten().filter(|s| s.len() >= 8) {
+        let text = out.as_deref().unwrap_or(message);
+        if text.contains(secret) {
+            out = Some(text.replace(secret, "** redacted **"));
+        }
+    }
+    out
+}
+
+/// What a call's attempts have done so far, read back when the operation timeout cuts them
+/// short.
+#[derive(Default)]
+struct Progress {
+    /// Attempts begun.
+    attempts: u32,
+    /// Whether a request was signed and handed to the connection: until then, an operation
+    /// timeout cut a credential load (or the adaptive rate limiter's wait) short, and nothing
+    /// reached the service.
+    sent: bool,
+    /// Whether credentials are being loaded.
+    loading: bool,
+    /// Time spent waiting between attempts.
+    total_delay: Duration,
+    log: Vec<AttemptLog>,
 }
 
 /// A version-4 UUID for a call's `amz-sdk-invocation-id`, which only ties its attempts
@@ -682,6 +792,40 @@ pub(super) fn transport_error(e: reqwest::Error, endpoint: &str, in_body: bool) 
 mod tests {
     use super::*;
     use crate::operation::batch_meter_usage::{BatchMeterUsage, BatchMeterUsageInput};
+
+    fn answer(code: &str) -> Error {
+        let mut e = Error::service(code, "m".into());
+        e.meta_mut().http_status = Some(400);
+        e
+    }
+
+    /// `ExpiredTokenException` answering `ResolveCustomer` is the buyer's registration token's
+    /// (a stale one from a landing page), not the credentials': the chain is not asked again
+    /// for it. Answering another operation, it is the session's.
+    #[test]
+    fn which_answers_refuse_the_credentials() {
+        assert!(!refuses_credentials(
+            "ResolveCustomer",
+            &answer("ExpiredTokenException")
+        ));
+        assert!(refuses_credentials(
+            "BatchMeterUsage",
+            &answer("ExpiredTokenException")
+        ));
+        assert!(refuses_credentials(
+            "ResolveCustomer",
+            &answer("UnrecognizedClientException")
+        ));
+        assert!(!refuses_credentials(
+            "MeterUsage",
+            &answer("ThrottlingException")
+        ));
+        // A local error never does.
+        assert!(!refuses_credentials(
+            "MeterUsage",
+            &Error::credentials("UnrecognizedClientException")
+        ));
+    }
 
     /// A call's future is moved (a memcpy of its whole size) at every layer on its way to a
     /// runtime: into a face's wrapper, into the task, into `block_on`. When the credential

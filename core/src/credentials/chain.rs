@@ -48,6 +48,8 @@ struct Cached {
     /// span counted from one caller's clock is read the same by every other's (the
     /// callers' clocks differ by the offset each learnt from the service when it called).
     reuse_until: Instant,
+    /// When they were loaded (monotonic clock).
+    loaded: Instant,
 }
 
 impl Cached {
@@ -83,6 +85,7 @@ impl Cached {
             creds,
             refresh_from,
             reuse_until,
+            loaded,
         }
     }
 
@@ -203,6 +206,30 @@ impl ChainCache {
     pub(super) fn provider_name(&self) -> Option<String> {
         let cached = locked(&self.cached);
         cached.as_ref().map(|c| super::provider_name_of(&c.creds))
+    }
+
+    /// The service refused `creds`: if they are the cached ones, a refresh is due once
+    /// [`RETRY_GAP`] has passed since they were loaded, so that credentials the chain hands
+    /// out again (IMDS's, until it rotates them) are asked for at most once per gap however
+    /// many calls are refused, and refusals of calls still in flight do not undo a load made
+    /// meanwhile. Never reused past their expiry's margin.
+    pub(super) fn refused(&self, creds: &Credentials, now: SystemTime) {
+        let mut cached = locked(&self.cached);
+        if let Some(c) = cached.as_mut() {
+            if c.creds.access_key_id() == creds.access_key_id()
+                && c.creds.session_token() == creds.session_token()
+            {
+                c.refresh_from = Some(SystemTime::UNIX_EPOCH);
+                let left = c
+                    .creds
+                    .expiry()
+                    .and_then(|exp| exp.checked_sub(EXPIRY_MARGIN))
+                    .map_or(RETRY_GAP, |last| {
+                        last.duration_since(now).unwrap_or_default()
+                    });
+                c.reuse_until = (c.loaded + RETRY_GAP).min(Instant::now() + left);
+            }
+        }
     }
 
     /// The cached credentials when no refresh is due.
@@ -337,7 +364,15 @@ impl ChainCache {
                     error = err.message(),
                     "refreshing credentials failed; using the cached ones, still valid"
                 );
-                c.reuse_until = Instant::now() + RETRY_GAP;
+                // Never past their margin: a request signed then could expire in flight.
+                let left = c
+                    .creds
+                    .expiry()
+                    .and_then(|exp| exp.checked_sub(EXPIRY_MARGIN))
+                    .map_or(RETRY_GAP, |last| {
+                        last.duration_since(now).unwrap_or_default().min(RETRY_GAP)
+                    });
+                c.reuse_until = Instant::now() + left;
                 Ok(c.creds.clone())
             }
             _ => {
