@@ -469,6 +469,105 @@ async fn zero_fill_reports_hours_without_usage(store: Store) {
     assert_eq!(meter.flush().await.unwrap().acked, 2);
 }
 
+both_stores!(status_tells_how_the_last_flush_went, Store::memory());
+/// A background flush has no caller: what stopped or failed it is in `status()`, for a
+/// health check, until a flush goes well (before, only a log line no face shows told).
+async fn status_tells_how_the_last_flush_went(store: Store) {
+    let (emu, h, b, meter) = scenario(store, 1);
+    let s = meter.status().unwrap();
+    assert_eq!(
+        (s.last_flush_at, s.last_flush_error.as_deref()),
+        (None, None)
+    );
+    h.set(b - H + 10);
+    meter.record(cust(1), "users", 3, None, None).unwrap();
+    h.set(b + 600);
+    emu.push_fault(Fault::Throttle);
+    assert!(meter.flush().await.unwrap().interrupted.is_some());
+    let s = meter.status().unwrap();
+    assert_eq!(s.last_flush_at, Some(b + 600));
+    let e = s.last_flush_error.unwrap();
+    assert!(e.starts_with("ThrottlingException: "), "{e}");
+    emu.push_fault(Fault::Error {
+        status: 403,
+        code: "AccessDeniedException".into(),
+        message: "no".into(),
+        namespaced: false,
+    });
+    h.set(b + 700);
+    meter.flush().await.unwrap_err();
+    let s = meter.status().unwrap();
+    assert_eq!(s.last_flush_at, Some(b + 700));
+    assert!(s
+        .last_flush_error
+        .unwrap()
+        .starts_with("AccessDeniedException: "));
+    h.set(b + 800);
+    assert_eq!(meter.flush().await.unwrap().acked, 1);
+    let s = meter.status().unwrap();
+    assert_eq!((s.last_flush_at, s.last_flush_error), (Some(b + 800), None));
+}
+
+both_stores!(
+    zero_fill_stops_for_an_unregistered_customer,
+    Store::memory()
+);
+/// A customer that churned is unregistered: no zero is made for it from then on (its usage
+/// is still sent), while the others' zeros go on; registering it again fills from then.
+async fn zero_fill_stops_for_an_unregistered_customer(store: Store) {
+    let (emu, h, now_hour, meter) = scenario_with(store.clone(), 3, |m| m.zero_fill(true));
+    // Every hour sent is past, on the emulator's clock too.
+    let b = now_hour - 3 * H;
+    h.set(b - 2 * H + 10);
+    meter.register_customer(cust(5), &["users", "gb"]).unwrap();
+    meter.register_customer(cust(6), &["users"]).unwrap();
+    h.set(b + 600);
+    assert_eq!(meter.flush().await.unwrap().acked, 6);
+    assert_eq!(
+        meter
+            .unregister_customer(cust(5), Some(&["gb", "cpu"]))
+            .unwrap(),
+        1
+    );
+    assert_eq!(meter.unregister_customer(cust(5), None).unwrap(), 1);
+    assert_eq!(meter.unregister_customer(cust(5), None).unwrap(), 0);
+    meter.record(cust(5), "users", 4, None, None).unwrap();
+    h.set(b + 3 * H + 600);
+    // Hours b .. b+2H: cust-6's three zeros and cust-5's recorded usage, no zero of cust-5.
+    assert_eq!(meter.flush().await.unwrap().acked, 4);
+    let m = ledger_map(&emu.ledger());
+    for hour in [b, b + H, b + 2 * H] {
+        assert_eq!(m[&("cust-6".into(), "users".into(), hour)], (0, 1));
+        assert!(!m.contains_key(&("cust-5".into(), "gb".into(), hour)));
+    }
+    assert_eq!(m[&("cust-5".into(), "users".into(), b)], (4, 1));
+    assert!(!m.contains_key(&("cust-5".into(), "users".into(), b + H)));
+    meter.register_customer(cust(5), &["users"]).unwrap();
+    h.set(b + 4 * H + 600);
+    assert_eq!(meter.flush().await.unwrap().acked, 2);
+    let m = ledger_map(&emu.ledger());
+    assert_eq!(m[&("cust-5".into(), "users".into(), b + 3 * H)], (0, 1));
+    // Refused as record() refuses: a NUL, a missing customer.
+    let e = meter
+        .unregister_customer(cust(5), Some(&["us\0ers"]))
+        .unwrap_err();
+    assert_eq!(e.field(), Some("dimensions"), "{e}");
+    let e = meter.unregister_customer(None, None).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+    // Once closed, the store is given up (another meter may own it): no write is taken,
+    // where before requeue() and the registrations still wrote and answered Ok.
+    meter.close().await.unwrap();
+    let refused = [
+        meter.register_customer(cust(7), &["users"]).unwrap_err(),
+        meter.unregister_customer(cust(6), None).unwrap_err(),
+        meter.requeue(&Default::default()).unwrap_err(),
+    ];
+    for e in refused {
+        assert_eq!(e.error_code(), ErrorCode::InvalidState, "{e}");
+        assert!(e.message().contains("closed"), "{e}");
+    }
+}
+
 both_stores!(
     meter_usage_mode_uses_a_deterministic_client_token,
     Store::sqlite(temp_db("meterusage"))
@@ -5042,6 +5141,15 @@ async fn one_license_refused_does_not_hold_back_the_others(store: Store) {
     assert_eq!(e.code(), "SignatureDoesNotMatch", "{e}");
     assert_eq!(meter.status().unwrap().sealed, 2);
     assert_eq!(emu.ledger().len(), 1);
+    // Credentials refused in codes outside the table, too (before, each was taken as the
+    // first license's, and the next license's call went out).
+    for code in ["ExpiredToken", "InvalidAccessKeyId", "AccessDenied"] {
+        emu.push_fault(fault(403, code));
+        let e = meter.flush().await.unwrap_err();
+        assert_eq!(e.code(), code, "{e}");
+        assert_eq!(meter.status().unwrap().sealed, 2);
+        assert_eq!(emu.ledger().len(), 1, "{code}");
+    }
 
     // Entitled again: each license's hours are billed, once.
     let sum = meter.flush().await.unwrap();

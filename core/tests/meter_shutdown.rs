@@ -25,7 +25,19 @@ fn flushing_meter(
     store: Store,
     every: Duration,
 ) -> (UsageMeter, Arc<AtomicI64>, i64) {
-    let client = Client::new(support::config(emu.endpoint()).build().unwrap());
+    flushing_meter_of(
+        Client::new(support::config(emu.endpoint()).build().unwrap()),
+        store,
+        every,
+    )
+}
+
+/// [`flushing_meter`] on `client`.
+fn flushing_meter_of(
+    client: Client,
+    store: Store,
+    every: Duration,
+) -> (UsageMeter, Arc<AtomicI64>, i64) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -160,6 +172,51 @@ fn a_failed_background_flush_is_reported_on_stderr() {
     assert!(
         err.contains("marketplace-metering: the background flush failed")
             && err.contains("removed or replaced"),
+        "stderr: {err}"
+    );
+}
+
+/// A background flush stopped by a retryable failure (throttling, a server's 5xx, DNS or a
+/// connection refused: a wrong endpoint, no route out) keeps its hours sealed and is not an
+/// error, but nobody calls it: it is reported on standard error as the failures are. Before,
+/// it went to `tracing` only, which no face subscribes to, so a meter whose every flush
+/// stopped said nothing until its first window alarm, five hours on (found by a review).
+#[test]
+fn a_background_flush_stopped_by_a_retryable_failure_is_reported() {
+    const CHILD: &str = "MM_TEST_STOPPED_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+        for _ in 0..500 {
+            emu.push_fault(metering_emulator::Fault::Throttle);
+        }
+        let client = Client::new(
+            support::config(emu.endpoint())
+                .max_attempts(1u32)
+                .build()
+                .unwrap(),
+        );
+        let (meter, clock, b) =
+            flushing_meter_of(client, Store::memory(), Duration::from_millis(50));
+        record_4_users(&meter);
+        clock.store(b + 600, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(emu.ledger().is_empty());
+        std::process::exit(0);
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_background_flush_stopped_by_a_retryable_failure_is_reported",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("marketplace-metering: the background flush stopped")
+            && err.contains("ThrottlingException"),
         "stderr: {err}"
     );
 }

@@ -897,6 +897,37 @@ impl Fleet {
         .await
     }
 
+    pub(crate) async fn unregister(
+        &self,
+        product: &str,
+        customer: Option<&super::Customer>,
+        dimensions: Option<&[String]>,
+    ) -> Result<usize, Error> {
+        let (kind, id, license) = customer_parts(customer);
+        if !self.holds(id) || !self.holds(license) {
+            // No registration holds one (register_customer() refuses them), and PostgreSQL
+            // refuses it as a parameter: nothing to remove, as in a local store.
+            return Ok(0);
+        }
+        let dims: Option<Vec<String>> =
+            dimensions.map(|d| d.iter().filter(|d| self.holds(d)).cloned().collect());
+        let (kind, id, license) = (kind.to_owned(), id.to_owned(), license.to_owned());
+        let (kind, id, license, dims) = (&kind, &id, &license, &dims);
+        retry(self, "unregister", |c| async move {
+            let r = c
+                .execute(
+                    "DELETE FROM mm_registered WHERE product_code = $1 AND license_arn = $2
+                     AND customer_kind = $3 AND customer = $4
+                     AND ($5::text[] IS NULL OR dimension = ANY($5::text[]))",
+                    &[&product, license, kind, id, dims],
+                )
+                .await
+                .map(|n| n as usize);
+            (c, r)
+        })
+        .await
+    }
+
     pub(crate) async fn dead_letters(
         &self,
         product: &str,

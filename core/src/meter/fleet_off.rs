@@ -104,6 +104,14 @@ impl Fleet {
     ) -> Result<(), Error> {
         match *self {}
     }
+    pub(crate) async fn unregister(
+        &self,
+        _: &str,
+        _: Option<&super::Customer>,
+        _: Option<&[String]>,
+    ) -> Result<usize, Error> {
+        match *self {}
+    }
     pub(crate) async fn dead_letters(&self, _: &str) -> Result<Vec<super::DeadLetter>, Error> {
         match *self {}
     }

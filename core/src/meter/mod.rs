@@ -115,6 +115,8 @@ struct Inner {
     exiting: AtomicBool,
     /// The caller's live handles ([`UsageMeter`] clones, the flusher's not counted).
     handles: std::sync::atomic::AtomicUsize,
+    /// When the last flush ended, and its error (see [`MeterStatus::last_flush_error`]).
+    last_flush: Mutex<(Option<i64>, Option<String>)>,
 }
 
 impl Inner {
@@ -182,6 +184,15 @@ pub fn report(what: &str, e: &Error) {
     }
 }
 
+/// [`report`] for what is not an error yet: a `tracing` warning, and the same line on
+/// standard error when no global subscriber is set.
+pub(crate) fn warn(what: &str, e: &Error) {
+    tracing::warn!(error = %e, "meter: {what}");
+    if !tracing::dispatcher::has_been_set() {
+        write_stderr(&format!("marketplace-metering: {what}: {e}"));
+    }
+}
+
 /// Tells of something the meter mended on its own, with no caller to tell: a `tracing`
 /// warning, and a line on standard error when no global subscriber is set.
 pub(crate) fn note(what: &str) {
@@ -237,7 +248,13 @@ fn start_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
         if let Some(inner) = weak.upgrade() {
             // A forked child's mm_shutdown() runs this too: the meter is the parent's.
             if !inner.closed.load(Ordering::SeqCst) && inner.check_process().is_ok() {
-                let _ = spawn_flusher(&inner, every);
+                if let Err(e) = spawn_flusher(&inner, every) {
+                    report(
+                        "the background flusher could not start again after the runtime's \
+                         shutdown; call flush() yourself",
+                        &e,
+                    );
+                }
             }
         }
     });
@@ -287,9 +304,14 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
                     &Error::invalid_state(crate::error::panic_message(&*panic)),
                 ),
                 Ok(Err(e)) => report("the background flush failed", &e),
+                // Not an error (the hours stay sealed for the next flush), but an outage
+                // that lasts ages them toward the service's window: never silent.
                 Ok(Ok(s)) => {
                     if let Some(e) = &s.interrupted {
-                        tracing::warn!(error = %e, "meter: the background flush stopped");
+                        warn(
+                            "the background flush stopped; its hours stay sealed for the next",
+                            e,
+                        );
                     }
                 }
             }
@@ -621,6 +643,7 @@ impl UsageMeter {
             kept_in: std::sync::atomic::AtomicU64::new(crate::runtime::process_generation()),
             exiting: AtomicBool::new(false),
             handles: std::sync::atomic::AtomicUsize::new(1),
+            last_flush: Mutex::new((None, None)),
         });
         if let Some(every) = config.flush_interval {
             start_flusher(&inner, every)?;
@@ -641,6 +664,7 @@ impl UsageMeter {
         dimensions: &[&str],
     ) -> Result<(), Error> {
         self.inner.check_process()?;
+        self.refuse_closed()?;
         let customer = self.bucket_customer(customer.into())?;
         let max = crate::validate::MAX_DIMENSIONS;
         if dimensions.len() > max {
@@ -662,6 +686,54 @@ impl UsageMeter {
             return wait(f.register(&shared.scope.product_code, customer.as_ref(), &dims, hour))?;
         }
         lock(&shared.db).register(&shared.scope.product_code, customer.as_ref(), &dims, hour)
+    }
+
+    /// Stops zero-filling a customer (one that churned): its registrations for `dimensions`,
+    /// or for every dimension when `None`, are removed at once, so no zero is made for any
+    /// hour not zero-filled yet (usage recorded is sent as always). Registering the customer
+    /// again starts from the hour it is registered in. Returns how many registrations were
+    /// removed (0 when the customer had none). The customer is required as in
+    /// [`UsageMeter::record`] (and ignored in the `MeterUsage` mode).
+    pub fn unregister_customer(
+        &self,
+        customer: impl Into<Option<Customer>>,
+        dimensions: Option<&[&str]>,
+    ) -> Result<usize, Error> {
+        self.inner.check_process()?;
+        self.refuse_closed()?;
+        let customer = self.bucket_customer(customer.into())?;
+        if let Some(Customer::Identifier(id)) = &customer {
+            record::no_nul("customer_identifier", id)?;
+        }
+        let dims: Option<Vec<String>> = match dimensions {
+            Some(d) => {
+                let max = crate::validate::MAX_DIMENSIONS;
+                if d.len() > max {
+                    return Err(Error::invalid_input(
+                        FieldPath::argument("dimensions"),
+                        format_args!("must hold at most {max} items, got {}", d.len()),
+                    ));
+                }
+                for dim in d {
+                    record::no_nul("dimensions", dim)?;
+                }
+                Some(d.iter().map(|d| (*d).to_owned()).collect())
+            }
+            None => None,
+        };
+        let shared = &self.inner.shared;
+        if let Some(f) = &shared.fleet {
+            return wait(f.unregister(
+                &shared.scope.product_code,
+                customer.as_ref(),
+                dims.as_deref(),
+            ))?;
+        }
+        lock(&shared.db).unregister(
+            &shared.scope.product_code,
+            customer.as_ref(),
+            dims.as_deref(),
+        )
     }
 
     /// Seals what may be sealed and sends every sealed bucket now.
@@ -690,15 +762,21 @@ impl UsageMeter {
         if !closing && self.inner.closed.load(Ordering::SeqCst) {
             return Err(Error::invalid_state("the meter is closed"));
         }
-        let sum = send::flush(&self.inner).await;
+        let mut sum = send::flush(&self.inner).await;
         // After sending: what the open file holds is billed even when it is no longer at
         // its path. Checked whatever the flush returned (a refusal may last for days), and
         // it comes first: the process must not end before the file is saved. Logged too:
         // the background flusher has no caller to tell.
         if let Err(e) = lock(&self.inner.shared.db).check_in_place() {
             report("the store file is gone", &e);
-            return Err(e);
+            sum = Err(e);
         }
+        let error = match &sum {
+            Ok(s) => s.interrupted.as_ref().map(ToString::to_string),
+            Err(e) => Some(e.to_string()),
+        };
+        let at = record::clock_now(&self.inner.shared).ok();
+        *lock(&self.inner.last_flush) = (at, error);
         sum
     }
 
@@ -715,14 +793,27 @@ impl UsageMeter {
         self.inner.check_process()?;
         let shared = &self.inner.shared;
         shared.drain()?;
-        if let Some(f) = &shared.fleet {
+        let mut s = if let Some(f) = &shared.fleet {
             let mut s = wait(f.status(&shared.scope.product_code))??;
             s.replica_id = Some(f.replica().to_owned());
-            return Ok(s);
+            s
+        } else {
+            let mut db = lock(&shared.db);
+            db.check_in_place()?;
+            db.status()?
+        };
+        (s.last_flush_at, s.last_flush_error) = lock(&self.inner.last_flush).clone();
+        Ok(s)
+    }
+
+    /// Refuses a write once the meter is closed (as `record()` is): it gave its store up,
+    /// which another meter may own by now (and a file removed since would take the write
+    /// with it), or its close failed, and only a `close()` again goes on.
+    fn refuse_closed(&self) -> Result<(), Error> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::invalid_state("the meter is closed"));
         }
-        let mut db = lock(&shared.db);
-        db.check_in_place()?;
-        db.status()
+        Ok(())
     }
 
     /// Every dead letter, oldest first.
@@ -736,8 +827,10 @@ impl UsageMeter {
     }
 
     /// Stops the background flusher, flushes what may be flushed and gives up the store's
-    /// claim (another meter may open it now); later `record()` and `flush()` calls fail with
-    /// `InvalidState`. Unsealed hours stay in the store (a file
+    /// claim (another meter may open it now); later `record()`, `flush()`, `requeue()`,
+    /// `register_customer()` and `unregister_customer()` calls fail with `InvalidState`
+    /// (after a `close()` that failed, too: only a `close()` again sends what it could
+    /// not). Unsealed hours stay in the store (a file
     /// store sends them after a restart).
     ///
     /// A later `close()` (a `with` block's exit after an explicit close) waits for the first
@@ -787,6 +880,7 @@ impl UsageMeter {
     /// Dead letters whose window has closed stay where they are.
     pub fn requeue(&self, filter: &RequeueFilter) -> Result<usize, Error> {
         self.inner.check_process()?;
+        self.refuse_closed()?;
         let shared = &self.inner.shared;
         let now = record::clock_now(shared)?;
         // An hour is inside the window while now < hour + window (as `flush` expires it).

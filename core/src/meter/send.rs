@@ -162,11 +162,12 @@ fn concerns_one_license(e: &Error) -> bool {
     match e.error_code() {
         ErrorCode::CustomerNotEntitledException | ErrorCode::InvalidProductCodeException => true,
         // A bare HTTP status stands in as the code when the answer carried none; the codes
-        // of a signature at a skewed time or of unknown keys are about the caller.
+        // of a signature at a skewed time or of credentials refused (unknown keys, an
+        // expired or revoked session, access withdrawn) are about the caller.
         ErrorCode::Unhandled => {
             !e.code().bytes().all(|b| b.is_ascii_digit())
                 && !crate::client::CLOCK_SKEW_CODES.contains(&e.code())
-                && e.code() != "InvalidClientTokenId"
+                && !crate::client::REFUSED_CREDENTIALS_CODES.contains(&e.code())
         }
         _ => false,
     }
@@ -607,8 +608,9 @@ async fn call_failed(
     if e.is_retryable() {
         // Throttled calls were not processed: back to sealed. Others (timeouts, resets,
         // truncated answers) may have been: they stay `sending`, which is re-sent the same.
-        // Credentials that did not load: nothing was sent either.
-        if is_throttling(&e) || e.error_code() == ErrorCode::Credentials {
+        // Credentials that did not load, or a call that sent no request (its operation
+        // timeout passed first): nothing was sent either.
+        if is_throttling(&e) || e.error_code() == ErrorCode::Credentials || e.attempts() == 0 {
             revert_unsent(inner, &items).await?;
         }
         sum.deferred += items.len();

@@ -487,6 +487,14 @@ pub struct MeterStatus {
     /// On the fleet store, this meter's replica id (the counts are the whole fleet's, for
     /// the meter's product); `None` on a local store.
     pub replica_id: Option<String>,
+    /// When this meter's last flush ended (a caller's, `close()`'s or the background
+    /// flusher's), in seconds since the epoch by the meter's clock; `None` before the first.
+    pub last_flush_at: Option<i64>,
+    /// Why this meter's last flush did not do all it could: its error, or what stopped it
+    /// (throttling, a transport failure, credentials), as `"Code: message"`; `None` when it
+    /// went well, and before the first. A background flush has no caller to return it to:
+    /// a health check reads it here.
+    pub last_flush_error: Option<String>,
 }
 
 impl MeterStatus {

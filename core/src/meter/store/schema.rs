@@ -170,6 +170,13 @@ impl Db {
             tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
                 .map_err(store_err)?;
         }
+        // Not a migration: an index changes no row, so an older release (which refuses a
+        // newer schema version) still opens the store. `requeue()` finds each bucket's dead
+        // letter by it, where it scanned every dead letter per bucket under the store's lock.
+        tx.execute_batch(
+            "CREATE INDEX IF NOT EXISTS dead_letters_by_bucket ON dead_letters (bucket_id)",
+        )
+        .map_err(store_err)?;
         tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))
             .map_err(store_err)?;
         tx.execute(

@@ -334,4 +334,38 @@ impl Db {
         }
         tx.commit().map_err(store_err)
     }
+
+    /// Removes a customer's registrations for `dimensions` (every dimension: `None`).
+    pub(crate) fn unregister(
+        &mut self,
+        product: &str,
+        customer: Option<&Customer>,
+        dimensions: Option<&[String]>,
+    ) -> Result<usize, Error> {
+        let (kind, id, license) = customer_parts(customer);
+        let tx = self.transaction()?;
+        let key = "product_code = ?1 AND license_arn = ?2 AND customer_kind = ?3 AND customer = ?4";
+        let removed = match dimensions {
+            None => tx
+                .execute(
+                    &format!("DELETE FROM registered WHERE {key}"),
+                    params![product, license, kind, id],
+                )
+                .map_err(store_err)?,
+            Some(dims) => {
+                let mut n = 0;
+                for d in dims {
+                    n += tx
+                        .execute(
+                            &format!("DELETE FROM registered WHERE {key} AND dimension = ?5"),
+                            params![product, license, kind, id, d],
+                        )
+                        .map_err(store_err)?;
+                }
+                n
+            }
+        };
+        tx.commit().map_err(store_err)?;
+        Ok(removed)
+    }
 }
