@@ -351,6 +351,9 @@ export type MeterRecordInput = (MeterCustomer | { customerIdentifier?: undefined
 
 export type RegisterCustomerInput = MeterCustomer & { dimensions: string[] };
 
+/** `dimensions` absent: every dimension registered for the customer. */
+export type UnregisterCustomerInput = MeterCustomer & { dimensions?: string[] };
+
 interface MeterEventBase {
   customerIdentifier?: string;
   customerAwsAccountId?: string;
@@ -431,6 +434,13 @@ export interface MeterStatus {
   oldestUnsentHour: Date | null;
   /** On the fleet store, this meter's `replicaId` (the counts are the whole fleet's for the product); `null` on a local store. */
   replicaId: string | null;
+  /** When this meter's last flush ended (the caller's, `close()`'s or the background flusher's), by the meter's clock; `null` before the first. */
+  lastFlushAt: Date | null;
+  /**
+   * `"Code: message"` of what failed or stopped this meter's last flush (an error, or throttling, a transport failure);
+   * `null` when it went well. A background flush has no caller to reject: a health check reads it here.
+   */
+  lastFlushError: string | null;
 }
 
 export interface DeadLetter {
@@ -473,6 +483,11 @@ export declare class UsageMeter extends EventEmitter<MeterEventMap> {
   record(input: MeterRecordInput): Promise<void>;
   /** Registers a customer's dimensions for zero-fill. */
   registerCustomer(input: RegisterCustomerInput): Promise<void>;
+  /**
+   * Stops zero-filling a customer that churned: no zero is made for an hour not zero-filled yet
+   * (usage recorded is still sent). Resolves with how many registrations were removed.
+   */
+  unregisterCustomer(input: UnregisterCustomerInput): Promise<number>;
   /** Seals what may be sealed and sends every sealed hour. */
   flush(): Promise<FlushSummary>;
   status(): Promise<MeterStatus>;

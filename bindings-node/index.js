@@ -703,6 +703,8 @@ function meterStatus(s) {
     expired: s.expired,
     oldestUnsentHour: dateOrNull(s.oldestUnsentHour),
     replicaId: s.replicaId ?? null,
+    lastFlushAt: dateOrNull(s.lastFlushAt),
+    lastFlushError: s.lastFlushError ?? null,
   }
 }
 
@@ -893,12 +895,20 @@ class UsageMeter extends EventEmitter {
     return this._call(() => this._native.registerCustomer(input)).then(() => undefined)
   }
 
+  /**
+   * Stops zero-filling a customer that churned: `{ customerIdentifier | customerAwsAccountId + licenseArn, dimensions? }`
+   * (every dimension when `dimensions` is absent). Resolves with how many registrations were removed.
+   */
+  unregisterCustomer(input) {
+    return this._call(() => this._native.unregisterCustomer(input))
+  }
+
   /** Seals what may be sealed and sends every sealed hour; resolves with a summary after its events were emitted. */
   flush() {
     return this._call(() => this._native.flush()).then(flushSummary)
   }
 
-  /** `{ pending, sealed, acked, deadLettered, expired, oldestUnsentHour, replicaId }`. */
+  /** `{ pending, sealed, acked, deadLettered, expired, oldestUnsentHour, replicaId, lastFlushAt, lastFlushError }`. */
   status() {
     return this._call(() => this._native.status()).then(meterStatus)
   }

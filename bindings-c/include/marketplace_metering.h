@@ -1642,6 +1642,25 @@ mm_status mm_meter_register_customer(const struct mm_meter *meter,
                                      struct mm_error **err_out);
 
 /**
+ * Stops zero-filling a customer (one that churned): its registrations for `dimensions`
+ * (`n_dimensions` strings), or for every dimension when `dimensions` is NULL and
+ * `n_dimensions` 0, are removed at once, so no zero is made for an hour not zero-filled yet
+ * (usage recorded is still sent). The customer is given as to `mm_meter_register_customer`.
+ * `removed_out` (may be NULL) receives how many registrations were removed.
+ *
+ * Bad input → `MM_STATUS_INVALID_INPUT` naming the field. `meter` NULL, or `dimensions` NULL
+ * with `n_dimensions` > 0, or a NULL dimension → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+ */
+mm_status mm_meter_unregister_customer(const struct mm_meter *meter,
+                                       const char *customer_identifier,
+                                       const char *customer_aws_account_id,
+                                       const char *license_arn,
+                                       const char *const *dimensions,
+                                       size_t n_dimensions,
+                                       size_t *removed_out,
+                                       struct mm_error **err_out);
+
+/**
  * A new filter matching every dead letter. Free it with `mm_requeue_filter_free`. NULL only
  * if allocation fails. Thread-safe.
  */
@@ -1806,6 +1825,22 @@ bool mm_meter_status_oldest_unsent_hour(const struct mm_meter_status *status, in
  * store, or when `status` is NULL. Thread-safe.
  */
 const char *mm_meter_status_replica_id(const struct mm_meter_status *status);
+
+/**
+ * When this meter's last flush ended (a caller's, `mm_meter_close`'s, or the background
+ * flusher's), by the meter's clock: returns `true` and stores it (epoch
+ * seconds) in `*at_out`; returns `false` and writes nothing before the first flush, or when
+ * `status` or `at_out` is NULL.
+ */
+bool mm_meter_status_last_flush_at(const struct mm_meter_status *status, int64_t *at_out);
+
+/**
+ * What failed or stopped this meter's last flush (`"Code: message"`: an error, or throttling,
+ * a transport failure), NUL-terminated UTF-8 valid until `mm_meter_status_free`. NULL when it
+ * went well, before the first flush, or when `status` is NULL. A background flush has no
+ * caller to return its error to: a health check reads it here. Thread-safe.
+ */
+const char *mm_meter_status_last_flush_error(const struct mm_meter_status *status);
 
 /**
  * Stores a snapshot of every dead letter in `*list_out` (free it with

@@ -707,6 +707,10 @@ struct MeterStatus {
   std::optional<std::chrono::system_clock::time_point> oldest_unsent_hour;
   /// On the fleet store, this meter's replica id (the counts are the whole fleet's).
   std::optional<std::string> replica_id;
+  /// When this meter's last flush ended; empty before the first.
+  std::optional<std::chrono::system_clock::time_point> last_flush_at;
+  /// "Code: message" of what failed or stopped this meter's last flush; empty when it went well.
+  std::optional<std::string> last_flush_error;
 };
 
 /// A bucket the service did not meter.
@@ -907,6 +911,29 @@ class UsageMeter {
     detail::check(st, "register_customer", err);
   }
 
+  /// Stops zero-filling a customer that churned: its registrations for `dimensions` (every
+  /// dimension when `std::nullopt`) are removed at once. Returns how many were removed.
+  std::size_t unregister_customer(const Customer &customer,
+                                  const std::optional<std::vector<std::string>> &dimensions = std::nullopt) const {
+    std::vector<const char *> dims;
+    const char *const none[1] = {nullptr};
+    const char *const *given = nullptr;  // NULL: every dimension
+    if (dimensions) {
+      dims.reserve(dimensions->size());
+      for (const auto &d : *dimensions) dims.push_back(detail::cstr(d, "dimensions"));
+      // An empty list removes nothing: never NULL, which would mean every dimension.
+      given = dims.empty() ? none : dims.data();
+    }
+    std::size_t removed = 0;
+    mm_error *err = nullptr;
+    Status st = mm_meter_unregister_customer(h_.get(), detail::opt(customer.customer_identifier, "customer_identifier"),
+                                             detail::opt(customer.customer_aws_account_id, "customer_aws_account_id"),
+                                             detail::opt(customer.license_arn, "license_arn"), given, dims.size(),
+                                             &removed, &err);
+    detail::check(st, "unregister_customer", err);
+    return removed;
+  }
+
   /// Seals what may be sealed and sends every sealed bucket now (blocks). Not from `on_event`.
   FlushSummary flush() const {
     mm_flush_summary *s = nullptr;
@@ -941,6 +968,9 @@ class UsageMeter {
     int64_t hour = 0;
     if (mm_meter_status_oldest_unsent_hour(c.get(), &hour)) s.oldest_unsent_hour = detail::from_secs(hour);
     if (const char *r = mm_meter_status_replica_id(c.get())) s.replica_id = std::string(r);
+    int64_t at = 0;
+    if (mm_meter_status_last_flush_at(c.get(), &at)) s.last_flush_at = detail::from_secs(at);
+    if (const char *e = mm_meter_status_last_flush_error(c.get())) s.last_flush_error = std::string(e);
     return s;
   }
 

@@ -259,6 +259,9 @@ typedef struct status_result {
   bool has_oldest_unsent_hour;
   int64_t oldest_unsent_hour;
   char replica_id[64]; /* "" on a local store */
+  bool has_last_flush_at;
+  int64_t last_flush_at;
+  char last_flush_error[256]; /* "" when the last flush went well */
 } status_result;
 
 static mm_status get_status(const mm_meter *m, status_result *r, mm_error **err) {
@@ -274,6 +277,10 @@ static mm_status get_status(const mm_meter *m, status_result *r, mm_error **err)
   r->has_oldest_unsent_hour = mm_meter_status_oldest_unsent_hour(s, &r->oldest_unsent_hour);
   const char *replica = mm_meter_status_replica_id(s);
   snprintf(r->replica_id, sizeof r->replica_id, "%s", replica ? replica : "");
+  r->last_flush_at = 0;
+  r->has_last_flush_at = mm_meter_status_last_flush_at(s, &r->last_flush_at);
+  const char *last = mm_meter_status_last_flush_error(s);
+  snprintf(r->last_flush_error, sizeof r->last_flush_error, "%s", last ? last : "");
   mm_meter_status_free(s);
   return st;
 }
@@ -773,6 +780,24 @@ static void test_bad_input(const mm_client *client) {
   st = mm_meter_register_customer(m, NULL, NULL, "arn:x", dims, 2, &err);
   expect_field(st, err, MM_STATUS_INVALID_INPUT, "customer_aws_account_id", __LINE__);
   err = NULL;
+  /* Unregistering: the dimensions named, then every dimension (NULL and 0), then none left. */
+  const char *gone[2] = {"gb", "cpu"};
+  size_t removed = 99;
+  CHECK_OK(mm_meter_unregister_customer(m, "cust-3", NULL, NULL, gone, 2, &removed, &err), err);
+  CHECK(removed == 1);
+  CHECK_OK(mm_meter_unregister_customer(m, "cust-3", NULL, NULL, NULL, 0, &removed, &err), err);
+  CHECK(removed == 1);
+  CHECK_OK(mm_meter_unregister_customer(m, "cust-3", NULL, NULL, NULL, 0, NULL, &err), err);
+  CHECK_OK(mm_meter_unregister_customer(m, "cust-3", NULL, NULL, dims, 0, &removed, &err), err);
+  CHECK(removed == 0);
+  st = mm_meter_unregister_customer(m, "cust-3", NULL, NULL, NULL, 2, &removed, &err);
+  CHECK(st == MM_STATUS_NULL_PARAMETER);
+  mm_error_free(err);
+  err = NULL;
+  st = mm_meter_unregister_customer(m, NULL, NULL, NULL, NULL, 0, &removed, &err);
+  CHECK(st == MM_STATUS_INVALID_INPUT);
+  mm_error_free(err);
+  err = NULL;
 
   /* Config errors: an unknown enum value names its field. */
   mm_meter_config *cfg = mm_meter_config_new();
@@ -900,6 +925,11 @@ static void test_interrupted_and_unprocessed(const mm_test_emulator *e, const mm
   status_result counts;
   CHECK_OK(get_status(m, &counts, &err), err);
   CHECK(counts.sealed == 5 && counts.acked == 0);
+  /* What stopped it is the last flush's, for a health check; when it ended, by the clock. */
+  CHECK(strncmp(counts.last_flush_error, "ThrottlingException: ", 21) == 0);
+  CHECK(counts.has_last_flush_at && counts.last_flush_at == hour + H + 70);
+  CHECK(!mm_meter_status_last_flush_at(NULL, &counts.last_flush_at));
+  CHECK(mm_meter_status_last_flush_error(NULL) == NULL);
   /* Next time 2 of the 5 come back unprocessed and are sent again in the same flush. */
   CHECK(mm_test_control(e, "POST", "/_emulator/faults", "{\"kind\":\"partial\",\"count\":2}", NULL, 0) == 200);
   CHECK_OK(flush(m, &sum, &err), err);

@@ -71,6 +71,11 @@ int main() {
       auto st = meter.status();
       CHECK(st.pending == 4 && st.sealed == 0);
       CHECK(st.oldest_unsent_hour == hour);
+      // Zero-fill registrations: an empty list removes none (never "every dimension").
+      meter.register_customer(mm::Customer::identifier("cust-11"), {"users", "gb"});
+      CHECK(meter.unregister_customer(mm::Customer::identifier("cust-11"), std::vector<std::string>{}) == 0);
+      CHECK(meter.unregister_customer(mm::Customer::identifier("cust-11"), std::vector<std::string>{"gb"}) == 1);
+      CHECK(meter.unregister_customer(mm::Customer::identifier("cust-11")) == 1);
 
       // Bad input: an Error that names the field; nothing recorded.
       bool thrown = false;
@@ -105,6 +110,11 @@ int main() {
       auto sum = meter.flush();
       CHECK(sum.sealed == 4 && sum.sent == 4 && sum.calls == 1);
       CHECK(sum.acked == 3 && sum.dead_lettered == 1 && !sum.interrupted);
+      {
+        // A flush that went well: when it ended, and no error (a dead letter is no failure).
+        auto st = meter.status();
+        CHECK(st.last_flush_at.has_value() && !st.last_flush_error.has_value());
+      }
       auto dl = meter.dead_letters();
       CHECK(dl.size() == 1);
       CHECK(dl.at(0).customer.customer_identifier == "cust-unsubscribed");

@@ -164,6 +164,20 @@ int main(void) {
 
     EXPECT(mm_meter_register_customer(meter, "c", NULL, NULL, NULL, 1, NULL) == MM_STATUS_NULL_PARAMETER);
     EXPECT(mm_meter_register_customer(NULL, "c", NULL, NULL, NULL, 0, NULL) == MM_STATUS_NULL_PARAMETER);
+    {
+      size_t removed = 7;
+      const char *null_dim[1] = {NULL};
+      EXPECT(mm_meter_unregister_customer(NULL, "c", NULL, NULL, NULL, 0, &removed, NULL) ==
+             MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_meter_unregister_customer(meter, "c", NULL, NULL, NULL, 1, &removed, NULL) ==
+             MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_meter_unregister_customer(meter, "c", NULL, NULL, null_dim, 1, &removed, NULL) ==
+             MM_STATUS_NULL_PARAMETER);
+      EXPECT(mm_meter_unregister_customer(meter, bad_utf8, NULL, NULL, NULL, 0, &removed, NULL) ==
+             MM_STATUS_INVALID_INPUT);
+      EXPECT(removed == 7); /* written only on success */
+      EXPECT(mm_meter_unregister_customer(meter, "c", NULL, NULL, NULL, 0, NULL, NULL) == MM_STATUS_OK);
+    }
 
     /* Results: NULL meter or NULL out-pointer, and accessors of a NULL result. */
     EXPECT(mm_meter_get_status(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
@@ -172,12 +186,15 @@ int main(void) {
     EXPECT(mm_meter_status_pending_count(status) == 1 && mm_meter_status_acked_count(status) == 0);
     EXPECT(mm_meter_status_oldest_unsent_hour(status, &hour) && hour % 3600 == 0);
     EXPECT(!mm_meter_status_oldest_unsent_hour(status, NULL));
+    EXPECT(!mm_meter_status_last_flush_at(status, &hour)); /* no flush yet */
+    EXPECT(mm_meter_status_last_flush_error(status) == NULL);
     mm_meter_status_free(status);
     status = NULL; /* the use-after-free-safe pattern: a freed handle's pointer is cleared */
     EXPECT(mm_meter_status_pending_count(NULL) == 0 && mm_meter_status_sealed_count(NULL) == 0);
     EXPECT(mm_meter_status_acked_count(NULL) == 0 && mm_meter_status_dead_lettered_count(NULL) == 0);
     EXPECT(mm_meter_status_expired_count(NULL) == 0);
     EXPECT(!mm_meter_status_oldest_unsent_hour(NULL, &hour));
+    EXPECT(!mm_meter_status_last_flush_at(NULL, &hour) && mm_meter_status_last_flush_error(NULL) == NULL);
     EXPECT(mm_meter_get_dead_letters(meter, NULL, NULL) == MM_STATUS_NULL_PARAMETER);
     EXPECT(mm_meter_get_dead_letters(NULL, &dl, NULL) == MM_STATUS_NULL_PARAMETER && dl == NULL);
     {

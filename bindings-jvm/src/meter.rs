@@ -65,6 +65,10 @@ pub struct MeterStatusRecord {
     pub oldest_unsent_hour: Option<i64>,
     /// The fleet store: this meter's replica id.
     pub replica_id: Option<String>,
+    /// When this meter's last flush ended (epoch seconds).
+    pub last_flush_at: Option<i64>,
+    /// `"Code: message"` of what failed or stopped this meter's last flush.
+    pub last_flush_error: Option<String>,
 }
 
 #[derive(Clone, Debug, uniffi::Record)]
@@ -177,6 +181,8 @@ fn status_record(s: &MeterStatus) -> MeterStatusRecord {
         expired: s.expired,
         oldest_unsent_hour: s.oldest_unsent_hour,
         replica_id: s.replica_id.clone(),
+        last_flush_at: s.last_flush_at,
+        last_flush_error: s.last_flush_error.clone(),
     }
 }
 
@@ -457,6 +463,31 @@ impl NativeMeter {
         self.get()?
             .register_customer(customer, &out)
             .map_err(NativeError::from)
+    }
+
+    /// Stops zero-filling a customer: its registrations for `dimensions` (every dimension
+    /// when `None`) are removed at once. Returns how many were removed.
+    pub fn unregister_customer(
+        &self,
+        customer_identifier: Option<String>,
+        customer_aws_account_id: Option<String>,
+        license_arn: Option<String>,
+        dimensions: Option<Vec<Option<String>>>,
+    ) -> R<u64> {
+        let customer = self.customer(customer_identifier, customer_aws_account_id, license_arn)?;
+        let mut out = Vec::new();
+        for (i, d) in dimensions.iter().flatten().enumerate() {
+            out.push(
+                d.as_deref()
+                    .ok_or_else(|| invalid(format!("dimensions[{i}]"), "is required"))?,
+            );
+        }
+        let dims = dimensions.as_ref().map(|_| out.as_slice());
+        let n = self
+            .get()?
+            .unregister_customer(customer, dims)
+            .map_err(NativeError::from)?;
+        Ok(n as u64)
     }
 
     /// Seals what may be sealed and sends every sealed bucket now (blocking).

@@ -125,7 +125,17 @@ test('record + flush bills exactly what was recorded, once, and never an open ho
   assert.ok(e.hour instanceof Date)
   assert.match(e.customerIdentifier, /^cust-/)
   s = await m.status()
-  assert.deepEqual(s, { pending: 1, sealed: 0, acked: 72, deadLettered: 0, expired: 0, oldestUnsentHour: new Date(b * 1000), replicaId: null })
+  assert.deepEqual(s, {
+    pending: 1,
+    sealed: 0,
+    acked: 72,
+    deadLettered: 0,
+    expired: 0,
+    oldestUnsentHour: new Date(b * 1000),
+    replicaId: null,
+    lastFlushAt: new Date((b + 600) * 1000),
+    lastFlushError: null,
+  })
   const again = await m.flush()
   assert.equal(again.calls, 0, 'a second flush sends nothing')
   assert.equal(again.sent, 0)
@@ -276,8 +286,13 @@ test('a throttled flush is interrupted, not rejected, and the next flush sends',
   assert.ok(sum.interrupted instanceof mm.ThrottlingException, String(sum.interrupted))
   assert.equal(sum.interrupted.$fault, 'client')
   assert.equal(sum.acked, 0)
-  assert.equal((await m.status()).sealed, 3)
+  const st = await m.status()
+  assert.equal(st.sealed, 3)
+  // What stopped the last flush, for a health check (a background flush rejects nowhere).
+  assert.match(st.lastFlushError, /^ThrottlingException: /)
+  assert.equal(st.lastFlushAt.getTime(), (b + 600) * 1000)
   assert.equal((await m.flush()).acked, 3)
+  assert.equal((await m.status()).lastFlushError, null)
   await m.close()
 })
 
@@ -299,6 +314,29 @@ test('zero-fill reports registered customers hours without usage', async () => {
     ]),
   )
   await assert.rejects(m.registerCustomer({ customerIdentifier: 'cust-5', dimensions: 'users' }), (e) => e.field === 'dimensions')
+  await m.close()
+})
+
+test('unregisterCustomer stops a churned customer zero-fill', async () => {
+  const { m, clock } = meter({ zeroFill: true })
+  const b = base()
+  clock.set(b - 2 * H + 10)
+  await m.registerCustomer({ customerIdentifier: 'cust-5', dimensions: ['users', 'gb'] })
+  await m.registerCustomer({ customerIdentifier: 'cust-6', dimensions: ['users'] })
+  assert.equal(await m.unregisterCustomer({ customerIdentifier: 'cust-5', dimensions: ['gb', 'cpu'] }), 1)
+  assert.equal(await m.unregisterCustomer({ customerIdentifier: 'cust-5' }), 1)
+  assert.equal(await m.unregisterCustomer({ customerIdentifier: 'cust-5', dimensions: undefined }), 0)
+  await assert.rejects(m.unregisterCustomer({ customerIdentifier: 'cust-5', dimensions: 'users' }), (e) => e instanceof mm.ValidationError && e.field === 'dimensions')
+  await assert.rejects(m.unregisterCustomer({ dimensions: ['users'] }), (e) => e instanceof mm.ValidationError)
+  await assert.rejects(m.unregisterCustomer({ customerIdentifier: 'cust-5', dimension: 'users' }), (e) => e instanceof mm.ValidationError)
+  clock.set(b + 600)
+  assert.equal((await m.flush()).acked, 2)
+  assertBilledOnce(
+    new Map([
+      [`cust-6|users|${b - 2 * H}`, 0],
+      [`cust-6|users|${b - H}`, 0],
+    ]),
+  )
   await m.close()
 })
 

@@ -142,6 +142,8 @@ async function main(): Promise<void> {
     allocations: [{ AllocatedUsageQuantity: 3, Tags: [{ Key: "k", Value: "v" }] }],
   });
   await meter.registerCustomer({ customerIdentifier: "cust-1", dimensions: ["users"] });
+  const removed: number = await meter.unregisterCustomer({ customerIdentifier: "cust-1" });
+  void removed;
   const summary: FlushSummary = await meter.flush();
   if (summary.interrupted !== null) void summary.interrupted.code;
   const status: MeterStatus = await meter.status();

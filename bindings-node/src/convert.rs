@@ -43,7 +43,7 @@ pub use inputs::{
 };
 pub use meter::{
     meter_options, meter_record_input, meter_record_quantity, meter_register_input,
-    meter_requeue_input, meter_seconds_int, meter_time,
+    meter_requeue_input, meter_seconds_int, meter_time, meter_unregister_input,
 };
 pub use outputs::{
     attempt_log, batch_meter_usage_output, meter_usage_output, register_usage_output,

@@ -500,6 +500,30 @@ impl NativeMeter {
         )
     }
 
+    /// Stops zero-filling a customer's dimensions (every one when `dimensions` is absent);
+    /// resolves with how many registrations were removed.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn unregister_customer<'env>(
+        &self,
+        env: &'env Env,
+        input: Unknown<'env>,
+    ) -> Result<PromiseRaw<'env, u32>> {
+        let (customer, dims) = convert::meter_unregister_input(input, !self.meter_usage)
+            .map_err(|e: ConvError| e.into_napi(env))?;
+        let m = self.meter()?;
+        blocking(
+            env,
+            &self.events,
+            move || {
+                let d: Option<Vec<&str>> = dims
+                    .as_ref()
+                    .map(|d| d.iter().map(String::as_str).collect());
+                m.unregister_customer(customer, d.as_deref())
+            },
+            |n| u32::try_from(n).unwrap_or(u32::MAX),
+        )
+    }
+
     /// Bucket counts.
     #[napi(ts_return_type = "Promise<NativeMeterStatus>")]
     pub fn status<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, NativeMeterStatus>> {

@@ -241,6 +241,23 @@ impl UsageMeter {
         }
     }
 
+    /// The customer (identifier, account id, license ARN) and dimensions (`None` when not
+    /// given) of `register_customer` and `unregister_customer`.
+    fn registration(
+        &self,
+        py: Python<'_>,
+        [identifier, account, license]: [Option<&Bound<'_, PyAny>>; 3],
+        dimensions: Option<&Bound<'_, PyAny>>,
+        op: &str,
+    ) -> PyResult<(Option<Customer>, Option<Vec<String>>)> {
+        let customer = self.customer(py, identifier, account, license, op)?;
+        let dims = match dimensions {
+            Some(d) if !d.is_none() => Some(dimension_list(py, d, op)?),
+            _ => None,
+        };
+        Ok((customer, dims))
+    }
+
     fn customer(
         &self,
         py: Python<'_>,
@@ -511,44 +528,50 @@ impl UsageMeter {
         license_arn: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         const OP: &str = "UsageMeter.register_customer";
-        let customer = self.customer(
+        let (customer, dims) = self.registration(
             py,
-            customer_identifier,
-            customer_aws_account_id,
-            license_arn,
+            [customer_identifier, customer_aws_account_id, license_arn],
+            dimensions,
             OP,
         )?;
-        let dims: Vec<String> = match dimensions {
-            Some(d) if !d.is_none() && !d.is_instance_of::<PyString>() => {
-                let mut out = Vec::new();
-                let items = d.try_iter().map_err(|_| {
-                    conv_err(py, convert::type_error("dimensions", "list of str", d), OP)
-                })?;
-                // One past the core's limit, which the core then refuses: an iterator without
-                // end (`itertools.repeat`) must not grow the list until the OOM kill.
-                for (i, item) in items.take(validate::MAX_DIMENSIONS + 1).enumerate() {
-                    let item = item?;
-                    out.push(
-                        convert::string(&item, || format!("dimensions[{i}]"))
-                            .map_err(|e| conv_err(py, e, OP))?,
-                    );
-                }
-                out
-            }
-            Some(d) if !d.is_none() => {
-                return Err(conv_err(
-                    py,
-                    convert::type_error("dimensions", "list of str", d),
-                    OP,
-                ))
-            }
-            _ => return Err(input_err(py, "dimensions", "is required", OP)),
+        let Some(dims) = dims else {
+            return Err(input_err(py, "dimensions", "is required", OP));
         };
         let m = self.get(py, OP)?;
         // Each clone is dropped without the GIL (see `record()`).
         py.detach(move || {
             let refs: Vec<&str> = dims.iter().map(String::as_str).collect();
             m.register_customer(customer, &refs)
+        })
+        .map_err(|e| to_py_err(py, &e, OP))
+    }
+
+    /// Stops zero-filling a customer: its registrations for ``dimensions`` (every dimension
+    /// when ``None``) are removed at once. Returns how many were removed.
+    #[pyo3(signature = (customer_identifier=None, dimensions=None, *,
+        customer_aws_account_id=None, license_arn=None))]
+    fn unregister_customer(
+        &self,
+        py: Python<'_>,
+        customer_identifier: Option<&Bound<'_, PyAny>>,
+        dimensions: Option<&Bound<'_, PyAny>>,
+        customer_aws_account_id: Option<&Bound<'_, PyAny>>,
+        license_arn: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        const OP: &str = "UsageMeter.unregister_customer";
+        let (customer, dims) = self.registration(
+            py,
+            [customer_identifier, customer_aws_account_id, license_arn],
+            dimensions,
+            OP,
+        )?;
+        let m = self.get(py, OP)?;
+        // Each clone is dropped without the GIL (see `record()`).
+        py.detach(move || {
+            let refs: Option<Vec<&str>> = dims
+                .as_ref()
+                .map(|d| d.iter().map(String::as_str).collect());
+            m.unregister_customer(customer, refs.as_deref())
         })
         .map_err(|e| to_py_err(py, &e, OP))
     }
@@ -758,4 +781,30 @@ impl Drop for UsageMeter {
             self.sink.release();
         }
     }
+}
+
+/// A list of dimensions (any iterable of `str` but a `str` itself), for `register_customer`
+/// and `unregister_customer`.
+fn dimension_list(py: Python<'_>, d: &Bound<'_, PyAny>, op: &str) -> PyResult<Vec<String>> {
+    if d.is_instance_of::<PyString>() {
+        return Err(conv_err(
+            py,
+            convert::type_error("dimensions", "list of str", d),
+            op,
+        ));
+    }
+    let items = d
+        .try_iter()
+        .map_err(|_| conv_err(py, convert::type_error("dimensions", "list of str", d), op))?;
+    let mut out = Vec::new();
+    // One past the core's limit, which the core then refuses: an iterator without end
+    // (`itertools.repeat`) must not grow the list until the OOM kill.
+    for (i, item) in items.take(validate::MAX_DIMENSIONS + 1).enumerate() {
+        let item = item?;
+        out.push(
+            convert::string(&item, || format!("dimensions[{i}]"))
+                .map_err(|e| conv_err(py, e, op))?,
+        );
+    }
+    Ok(out)
 }

@@ -257,6 +257,25 @@ def test_zero_fill_reports_registered_customers(emu: Emulator) -> None:
     assert billed(emu) == {("cust-3", "users", t0): 2, ("cust-3", "gb", t0): 0}
 
 
+def test_unregister_customer_stops_its_zero_fill(emu: Emulator) -> None:
+    t0 = base()
+    clock = ManualClock(t0)
+    with meter(emu, clock, zero_fill=True) as m:
+        m.register_customer("cust-3", ["users", "gb"])
+        m.register_customer("cust-4", ["users"])
+        assert m.unregister_customer("cust-3", ["gb", "cpu"]) == 1
+        assert m.unregister_customer("cust-3") == 1
+        assert m.unregister_customer("cust-3", dimensions=None) == 0
+        with pytest.raises(mm.ParamValidationError) as e:
+            m.unregister_customer("cust-3", "users")
+        assert e.value.field == "dimensions"
+        with pytest.raises(mm.ParamValidationError) as e:
+            m.unregister_customer(None, ["users"])
+        clock.advance(SEAL)
+        m.flush()
+    assert billed(emu) == {("cust-4", "users", t0): 0}
+
+
 # ---------------------------------------------------------------- events
 
 
@@ -570,8 +589,13 @@ def test_flush_interrupted_by_throttling_is_reported_not_raised(emu: Emulator) -
     s = m.flush()
     assert s["interrupted"] is not None and s["interrupted"]["code"] == "ThrottlingException"
     assert isinstance(s["interrupted"]["error"], mm.exceptions.ThrottlingException)
-    assert m.status()["sealed"] == 1 and emu.ledger() == []
+    st = m.status()
+    assert st["sealed"] == 1 and emu.ledger() == []
+    # What stopped the last flush, for a health check (a background flush raises nowhere).
+    assert st["last_flush_error"].startswith("ThrottlingException: "), st
+    assert st["last_flush_at"] == datetime.fromtimestamp(t0, timezone.utc) + SEAL
     assert m.flush()["acked"] == 1  # the next flush sends it
+    assert m.status()["last_flush_error"] is None
     m.close()
     assert billed(emu) == {("cust-1", "users", t0): 2}
 

@@ -304,24 +304,83 @@ pub extern "C" fn mm_meter_register_customer(
                 license_arn,
             )
         }?;
-        if n_dimensions > 0 && dimensions.is_null() {
-            return Err(ErrorData::null("dimensions"));
-        }
-        count_arg(
-            n_dimensions,
-            marketplace_metering::validate::MAX_DIMENSIONS,
-            "n_dimensions",
-        )?;
-        let mut dims: Vec<&str> = Vec::with_capacity(n_dimensions);
-        if n_dimensions > 0 {
-            // SAFETY: `dimensions` points to `n_dimensions` readable pointers.
-            let given = unsafe { std::slice::from_raw_parts(dimensions, n_dimensions) };
-            for (i, &d) in given.iter().enumerate() {
-                // SAFETY: NULL or a NUL-terminated string.
-                dims.push(unsafe { ffi::str_arg(d, &format!("dimensions[{i}]")) }?);
-            }
-        }
+        // SAFETY: `dimensions` is NULL or points to `n_dimensions` NULL or NUL-terminated
+        // strings, read during the call.
+        let dims = unsafe { dimension_args(dimensions, n_dimensions) }?;
         m.register_customer(customer, &dims)?;
         Ok(())
     })
+}
+
+/// Stops zero-filling a customer (one that churned): its registrations for `dimensions`
+/// (`n_dimensions` strings), or for every dimension when `dimensions` is NULL and
+/// `n_dimensions` 0, are removed at once, so no zero is made for an hour not zero-filled yet
+/// (usage recorded is still sent). The customer is given as to `mm_meter_register_customer`.
+/// `removed_out` (may be NULL) receives how many registrations were removed.
+///
+/// Bad input → `MM_STATUS_INVALID_INPUT` naming the field. `meter` NULL, or `dimensions` NULL
+/// with `n_dimensions` > 0, or a NULL dimension → `MM_STATUS_NULL_PARAMETER`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_meter_unregister_customer(
+    meter: *const mm_meter,
+    customer_identifier: *const c_char,
+    customer_aws_account_id: *const c_char,
+    license_arn: *const c_char,
+    dimensions: *const *const c_char,
+    n_dimensions: usize,
+    removed_out: *mut usize,
+    err_out: *mut *mut mm_error,
+) -> mm_status {
+    with_meter(meter, err_out, |mode, m| {
+        // SAFETY: NULL or NUL-terminated strings.
+        let customer = unsafe {
+            customer_arg(
+                mode,
+                customer_identifier,
+                customer_aws_account_id,
+                license_arn,
+            )
+        }?;
+        let dims = if dimensions.is_null() && n_dimensions == 0 {
+            None
+        } else {
+            // SAFETY: as `mm_meter_register_customer`'s.
+            Some(unsafe { dimension_args(dimensions, n_dimensions) }?)
+        };
+        let removed = m.unregister_customer(customer, dims.as_deref())?;
+        if !removed_out.is_null() {
+            // SAFETY: the caller passes NULL or a writable `size_t`.
+            unsafe { removed_out.write(removed) };
+        }
+        Ok(())
+    })
+}
+
+/// `n_dimensions` strings at `dimensions`, each named `dimensions[i]` when refused.
+///
+/// # Safety
+/// `dimensions` is NULL or points to `n_dimensions` pointers, each NULL or a NUL-terminated
+/// string that outlives the result.
+unsafe fn dimension_args<'a>(
+    dimensions: *const *const c_char,
+    n_dimensions: usize,
+) -> Result<Vec<&'a str>, ErrorData> {
+    if n_dimensions > 0 && dimensions.is_null() {
+        return Err(ErrorData::null("dimensions"));
+    }
+    count_arg(
+        n_dimensions,
+        marketplace_metering::validate::MAX_DIMENSIONS,
+        "n_dimensions",
+    )?;
+    let mut dims: Vec<&str> = Vec::with_capacity(n_dimensions);
+    if n_dimensions > 0 {
+        // SAFETY: `dimensions` points to `n_dimensions` readable pointers.
+        let given = unsafe { std::slice::from_raw_parts(dimensions, n_dimensions) };
+        for (i, &d) in given.iter().enumerate() {
+            // SAFETY: NULL or a NUL-terminated string.
+            dims.push(unsafe { ffi::str_arg(d, &format!("dimensions[{i}]")) }?);
+        }
+    }
+    Ok(dims)
 }

@@ -155,12 +155,18 @@ pub struct mm_meter_status {
 pub struct StatusView {
     counts: MeterStatus,
     replica_id: Option<CString>,
+    last_flush_error: Option<CString>,
 }
 
 impl From<MeterStatus> for StatusView {
     fn from(counts: MeterStatus) -> Self {
         let replica_id = counts.replica_id.as_deref().map(cstring);
-        StatusView { counts, replica_id }
+        let last_flush_error = counts.last_flush_error.as_deref().map(cstring);
+        StatusView {
+            counts,
+            replica_id,
+            last_flush_error,
+        }
     }
 }
 
@@ -229,6 +235,40 @@ pub extern "C" fn mm_meter_status_replica_id(status: *const mm_meter_status) -> 
     // SAFETY: NULL or a live status.
     ffi_boundary!(std::ptr::null() => unsafe { ffi::opt_ref(status) }
         .map_or(std::ptr::null(), |s| opt_ptr(&s.replica_id)))
+}
+
+/// When this meter's last flush ended (a caller's, `mm_meter_close`'s, or the background
+/// flusher's), by the meter's clock: returns `true` and stores it (epoch
+/// seconds) in `*at_out`; returns `false` and writes nothing before the first flush, or when
+/// `status` or `at_out` is NULL.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_last_flush_at(
+    status: *const mm_meter_status,
+    at_out: *mut i64,
+) -> bool {
+    // SAFETY: NULL or a live status.
+    let at = unsafe { ffi::opt_ref(status) }.and_then(|s| s.counts.last_flush_at);
+    ffi_boundary!(false => match (at, at_out.is_null()) {
+        (Some(t), false) => {
+            // SAFETY: checked non-NULL; the caller passes a writable int64_t.
+            unsafe { *at_out = t };
+            true
+        }
+        _ => false,
+    })
+}
+
+/// What failed or stopped this meter's last flush (`"Code: message"`: an error, or throttling,
+/// a transport failure), NUL-terminated UTF-8 valid until `mm_meter_status_free`. NULL when it
+/// went well, before the first flush, or when `status` is NULL. A background flush has no
+/// caller to return its error to: a health check reads it here. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mm_meter_status_last_flush_error(
+    status: *const mm_meter_status,
+) -> *const c_char {
+    // SAFETY: NULL or a live status.
+    ffi_boundary!(std::ptr::null() => unsafe { ffi::opt_ref(status) }
+        .map_or(std::ptr::null(), |s| opt_ptr(&s.last_flush_error)))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -280,6 +280,19 @@ pub fn meter_register_input(
     v: Unknown<'_>,
     customer_required: bool,
 ) -> R<(Option<Customer>, Vec<String>)> {
+    let (customer, dims) = meter_unregister_input(v, customer_required)?;
+    let Some(dims) = dims else {
+        return Err(Path::Root.field("dimensions").err("is required"));
+    };
+    Ok((customer, dims))
+}
+
+/// `unregisterCustomer`'s input: the customer, and `dimensions` (absent, `undefined` or `null`: every
+/// dimension).
+pub fn meter_unregister_input(
+    v: Unknown<'_>,
+    customer_required: bool,
+) -> R<(Option<Customer>, Option<Vec<String>>)> {
     let o = meter_input(
         v,
         &[
@@ -289,7 +302,6 @@ pub fn meter_register_input(
             "dimensions",
         ],
     )?;
-    let top = Path::Root;
     let text = |name: &'static str| optional_text(&o, name);
     let customer = meter_customer(
         text("customerIdentifier")?,
@@ -297,14 +309,20 @@ pub fn meter_register_input(
         text("licenseArn")?,
         customer_required,
     )?;
+    Ok((customer, dimensions(&o)?))
+}
+
+/// The `dimensions` member: an array of strings, `None` when absent.
+fn dimensions(o: &Object<'_>) -> R<Option<Vec<String>>> {
+    let top = Path::Root;
     let p = top.field("dimensions");
-    let Some(v) = member(&o, "dimensions")? else {
-        return Err(p.err("is required"));
+    let Some(v) = member(o, "dimensions")? else {
+        return Ok(None);
     };
     let (arr, len) = array(v, p, validate::MAX_DIMENSIONS)?;
     let mut dims = Vec::with_capacity(len as usize);
     for i in 0..len {
         dims.push(string(arr.get_element(i)?, p.index(i))?);
     }
-    Ok((customer, dims))
+    Ok(Some(dims))
 }

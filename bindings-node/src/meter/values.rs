@@ -97,6 +97,10 @@ pub struct NativeMeterStatus {
     pub oldest_unsent_hour: Option<f64>,
     /// This meter's replica id on the fleet store.
     pub replica_id: Option<String>,
+    /// Epoch seconds: when this meter's last flush ended.
+    pub last_flush_at: Option<f64>,
+    /// `"Code: message"` of what failed or stopped this meter's last flush.
+    pub last_flush_error: Option<String>,
 }
 
 impl From<MeterStatus> for NativeMeterStatus {
@@ -109,6 +113,8 @@ impl From<MeterStatus> for NativeMeterStatus {
             expired: s.expired as f64,
             oldest_unsent_hour: s.oldest_unsent_hour.map(|h| h as f64),
             replica_id: s.replica_id,
+            last_flush_at: s.last_flush_at.map(|t| t as f64),
+            last_flush_error: s.last_flush_error,
         }
     }
 }

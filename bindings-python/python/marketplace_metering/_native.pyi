@@ -276,6 +276,18 @@ class UsageMeter:
     ) -> None:
         """Registers a customer for zero-fill: from the current hour on, each of ``dimensions``
         is reported every hour, as 0 when unused (only with ``zero_fill=True``)."""
+    def unregister_customer(
+        self,
+        customer_identifier: Optional[str] = None,
+        dimensions: Optional[Sequence[str]] = None,
+        *,
+        customer_aws_account_id: Optional[str] = None,
+        license_arn: Optional[str] = None,
+    ) -> int:
+        """Stops zero-filling a customer (one that churned): its registrations for
+        ``dimensions`` (every dimension when ``None``) are removed at once, so no zero is made
+        for an hour not zero-filled yet; usage recorded is still sent. Returns how many
+        registrations were removed."""
     def flush(self) -> FlushSummaryTypeDef:
         """Seals what may be sealed and sends every sealed bucket now (releases the GIL).
 
@@ -309,8 +321,10 @@ class UsageMeter:
     def _close_started(self) -> Awaitable[FlushSummaryTypeDef]: ...
     def status(self) -> MeterStatusTypeDef:
         """Bucket counts per state: ``pending``, ``sealed``, ``acked``, ``dead_lettered``,
-        ``expired``, ``oldest_unsent_hour`` (a tz-aware datetime or ``None``), and
-        ``replica_id`` (this meter's, on the fleet store; ``None`` on a local store)."""
+        ``expired``, ``oldest_unsent_hour`` (a tz-aware datetime or ``None``),
+        ``replica_id`` (this meter's, on the fleet store; ``None`` on a local store),
+        ``last_flush_at`` and ``last_flush_error`` (this meter's last flush: when it ended,
+        and ``"Code: message"`` of what failed or stopped it, ``None`` when it went well)."""
     def dead_letters(self) -> List[DeadLetterTypeDef]:
         """Every bucket the service did not meter, oldest first."""
     def requeue(

@@ -231,6 +231,13 @@ class MeterStatusTypeDef(TypedDict):
     #: On the fleet store, this meter's ``replica_id`` (the counts are the whole fleet's for
     #: the product); None on a local store.
     replica_id: Optional[str]
+    #: When this meter's last flush ended (the caller's, ``close()``'s or the background
+    #: flusher's), by the meter's clock; None before the first.
+    last_flush_at: Optional[datetime]
+    #: Why this meter's last flush did not do all it could (``"Code: message"``: an error, or
+    #: what stopped it); None when it went well. A health check reads it: a background
+    #: flush has no caller to raise it to.
+    last_flush_error: Optional[str]
 
 
 class DeadLetterTypeDef(TypedDict):

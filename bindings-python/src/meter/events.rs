@@ -203,6 +203,11 @@ pub(super) fn status_dict(py: Python<'_>, s: &MeterStatus) -> PyResult<Py<PyAny>
         None => d.set_item("oldest_unsent_hour", py.None())?,
     }
     d.set_item("replica_id", s.replica_id.as_deref())?;
+    match s.last_flush_at {
+        Some(t) => d.set_item("last_flush_at", hour_dt(py, t)?)?,
+        None => d.set_item("last_flush_at", py.None())?,
+    }
+    d.set_item("last_flush_error", s.last_flush_error.as_deref())?;
     d.into_py_any(py)
 }
 

@@ -87,7 +87,7 @@ fun interface MeterListener {
 }
 
 /** Bucket counts per state. */
-data class MeterStatus(
+data class MeterStatus @JvmOverloads constructor(
     val pending: Long,
     val sealed: Long,
     val acked: Long,
@@ -96,6 +96,13 @@ data class MeterStatus(
     val oldestUnsentHour: Instant?,
     /** On the fleet store, this meter's `replicaId` (the counts are the whole fleet's for the product); null on a local store. */
     val replicaId: String? = null,
+    /** When this meter's last flush ended (a caller's, [UsageMeter.close]'s or the background flusher's); null before the first. */
+    val lastFlushAt: Instant? = null,
+    /**
+     * `"Code: message"` of what failed or stopped this meter's last flush (an error, or throttling, a transport
+     * failure); null when it went well. A background flush has no caller to throw to: a health check reads it here.
+     */
+    val lastFlushError: String? = null,
 )
 
 /** What one flush did. [interruptedCode] is set when throttling or transport failures stopped it early. */
@@ -347,6 +354,41 @@ class UsageMeter private constructor(
         native.registerCustomer(customerIdentifier, null, null, dimensions)
     }
 
+    /** [registerCustomer] for a customer known by AWS account id and license ARN. */
+    fun registerCustomerForAccount(customerAwsAccountId: String?, licenseArn: String?, dimensions: List<String?>?) =
+        translating({
+            sequenceOf("customerAwsAccountId" to customerAwsAccountId, "licenseArn" to licenseArn) +
+                dimensions.orEmpty().asSequence().mapIndexed { i, d -> "dimensions[$i]" to d }
+        }) {
+            native.registerCustomer(null, customerAwsAccountId, licenseArn, dimensions)
+        }
+
+    /**
+     * Stops zero-filling a customer that churned: its registrations for [dimensions] (every
+     * dimension when null) are removed at once, so no zero is made for an hour not zero-filled
+     * yet; usage recorded is still sent. Returns how many registrations were removed.
+     */
+    @JvmOverloads
+    fun unregisterCustomer(customerIdentifier: String?, dimensions: List<String?>? = null): Long = translating({
+        sequenceOf("customerIdentifier" to customerIdentifier) +
+            dimensions.orEmpty().asSequence().mapIndexed { i, d -> "dimensions[$i]" to d }
+    }) {
+        native.unregisterCustomer(customerIdentifier, null, null, dimensions).toLong()
+    }
+
+    /** [unregisterCustomer] for a customer known by AWS account id and license ARN. */
+    @JvmOverloads
+    fun unregisterCustomerForAccount(
+        customerAwsAccountId: String?,
+        licenseArn: String?,
+        dimensions: List<String?>? = null,
+    ): Long = translating({
+        sequenceOf("customerAwsAccountId" to customerAwsAccountId, "licenseArn" to licenseArn) +
+            dimensions.orEmpty().asSequence().mapIndexed { i, d -> "dimensions[$i]" to d }
+    }) {
+        native.unregisterCustomer(null, customerAwsAccountId, licenseArn, dimensions).toLong()
+    }
+
     /**
      * Seals what may be sealed and sends every sealed bucket now (blocking, on the calling
      * thread: the listener runs there).
@@ -395,6 +437,7 @@ class UsageMeter private constructor(
         MeterStatus(
             it.pending.toLong(), it.sealed.toLong(), it.acked.toLong(), it.deadLettered.toLong(),
             it.expired.toLong(), it.oldestUnsentHour?.let(Instant::ofEpochSecond), it.replicaId,
+            it.lastFlushAt?.let(Instant::ofEpochSecond), it.lastFlushError,
         )
     }
 

@@ -93,7 +93,8 @@ class MeterTest {
             clock.set(hour.plus(Duration.ofMinutes(62)))
             val s = m.flush()
             assertEquals(3L, s.acked)
-            assertEquals(MeterStatus(0, 0, 3, 0, 0, null), m.status())
+            // The last flush went well: when it ended, by the meter's clock, and no error.
+            assertEquals(MeterStatus(0, 0, 3, 0, 0, null, null, hour.plus(Duration.ofMinutes(62)), null), m.status())
             assertEquals(0L, m.flush().sent)
         }
         val ledger = emulator.ledger().associate { (it.customerIdentifier ?: it.customerAwsAccountId) to it.quantity }
@@ -301,6 +302,11 @@ class MeterTest {
             }
             assertEquals("dimensions", many.field, many.message)
             m.registerCustomer("cust-1", List(1024) { "d$it" })
+            assertEquals(1L, m.unregisterCustomer("cust-1", listOf("d0", "nope")))
+            assertEquals(1023L, m.unregisterCustomer("cust-1"))
+            assertEquals(0L, m.unregisterCustomer("cust-1", null))
+            assertEquals("customerIdentifier", assertThrows(InvalidInputException::class.java) { m.unregisterCustomer(null) }.field)
+            assertEquals("dimensions[1]", assertThrows(InvalidInputException::class.java) { m.unregisterCustomer("cust-1", listOf("a", null)) }.field)
             // A NUL, which a fleet store's PostgreSQL cannot hold: refused from every store.
             assertEquals("customerIdentifier", assertThrows(InvalidInputException::class.java) { m.record("cust\u0000x", "users", 1) }.field)
             assertEquals("dimension", assertThrows(InvalidInputException::class.java) { m.record("cust-1", "us\u0000ers", 1) }.field)
@@ -411,6 +417,8 @@ class MeterTest {
         clock.advance(Duration.ofHours(1))
         emulator.pushFault("""{"kind":"error","status":403,"code":"AccessDeniedException","message":"denied"}""")
         assertThrows(MarketplaceMeteringException::class.java) { m.close() }
+        // The refusal is the last flush's, for a health check to read.
+        assertTrue(m.status().lastFlushError!!.startsWith("AccessDeniedException: "), m.status().toString())
         assertEquals(1L, m.closeAndFlush().acked)
         assertEquals(listOf(4L), emulator.ledger().map { it.quantity })
         m.close()

@@ -792,6 +792,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_status(
     ): Int
+    external fun uniffi_marketplace_metering_jvm_checksum_method_nativemeter_unregister_customer(
+    ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_constructor_nativeclient_new(
     ): Int
     external fun uniffi_marketplace_metering_jvm_checksum_constructor_nativeemulator_new(
@@ -923,6 +925,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_status(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_marketplace_metering_jvm_fn_method_nativemeter_unregister_customer(`ptr`: Long,`customerIdentifier`: RustBuffer.ByValue,`customerAwsAccountId`: RustBuffer.ByValue,`licenseArn`: RustBuffer.ByValue,`dimensions`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_marketplace_metering_jvm_fn_func_native_shutdown(uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_marketplace_metering_jvm_fn_func_native_version(uniffi_out_err: UniffiRustCallStatus, 
@@ -1188,6 +1192,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_status() and 0xFFFF) != 4671) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_marketplace_metering_jvm_checksum_method_nativemeter_unregister_customer() and 0xFFFF) != 31536) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_marketplace_metering_jvm_checksum_constructor_nativeclient_new() and 0xFFFF) != 56041) {
@@ -3392,6 +3399,12 @@ public interface NativeMeterInterface {
      */
     fun `status`(): MeterStatusRecord
     
+    /**
+     * Stops zero-filling a customer: its registrations for `dimensions` (every dimension
+     * when `None`) are removed at once. Returns how many were removed.
+     */
+    fun `unregisterCustomer`(`customerIdentifier`: kotlin.String?, `customerAwsAccountId`: kotlin.String?, `licenseArn`: kotlin.String?, `dimensions`: List<kotlin.String?>?): kotlin.ULong
+    
     companion object
 }
 
@@ -3749,6 +3762,28 @@ open class NativeMeter: Disposable, AutoCloseable, NativeMeterInterface
     UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_status(
         it,
         _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Stops zero-filling a customer: its registrations for `dimensions` (every dimension
+     * when `None`) are removed at once. Returns how many were removed.
+     */
+    @Throws(NativeException::class)override fun `unregisterCustomer`(`customerIdentifier`: kotlin.String?, `customerAwsAccountId`: kotlin.String?, `licenseArn`: kotlin.String?, `dimensions`: List<kotlin.String?>?): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NativeException) { _status ->
+    UniffiLib.uniffi_marketplace_metering_jvm_fn_method_nativemeter_unregister_customer(
+        it,
+        
+        FfiConverterOptionalString.lower(`customerIdentifier`),
+        FfiConverterOptionalString.lower(`customerAwsAccountId`),
+        FfiConverterOptionalString.lower(`licenseArn`),
+        FfiConverterOptionalSequenceOptionalString.lower(`dimensions`),_status)
 }
     }
     )
@@ -4565,6 +4600,16 @@ data class MeterStatusRecord (
      * The fleet store: this meter's replica id.
      */
     var `replicaId`: kotlin.String?
+    , 
+    /**
+     * When this meter's last flush ended (epoch seconds).
+     */
+    var `lastFlushAt`: kotlin.Long?
+    , 
+    /**
+     * `"Code: message"` of what failed or stopped this meter's last flush.
+     */
+    var `lastFlushError`: kotlin.String?
     
 ){
     
@@ -4588,6 +4633,8 @@ public object FfiConverterTypeMeterStatusRecord: FfiConverterRustBuffer<MeterSta
             FfiConverterULong.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -4598,7 +4645,9 @@ public object FfiConverterTypeMeterStatusRecord: FfiConverterRustBuffer<MeterSta
             FfiConverterULong.allocationSize(value.`deadLettered`) +
             FfiConverterULong.allocationSize(value.`expired`) +
             FfiConverterOptionalLong.allocationSize(value.`oldestUnsentHour`) +
-            FfiConverterOptionalString.allocationSize(value.`replicaId`)
+            FfiConverterOptionalString.allocationSize(value.`replicaId`) +
+            FfiConverterOptionalLong.allocationSize(value.`lastFlushAt`) +
+            FfiConverterOptionalString.allocationSize(value.`lastFlushError`)
     )
 
     override fun write(value: MeterStatusRecord, buf: ByteBuffer) {
@@ -4609,6 +4658,8 @@ public object FfiConverterTypeMeterStatusRecord: FfiConverterRustBuffer<MeterSta
             FfiConverterULong.write(value.`expired`, buf)
             FfiConverterOptionalLong.write(value.`oldestUnsentHour`, buf)
             FfiConverterOptionalString.write(value.`replicaId`, buf)
+            FfiConverterOptionalLong.write(value.`lastFlushAt`, buf)
+            FfiConverterOptionalString.write(value.`lastFlushError`, buf)
     }
 }
 
