@@ -48,8 +48,9 @@ struct Cached {
     /// span counted from one caller's clock is read the same by every other's (the
     /// callers' clocks differ by the offset each learnt from the service when it called).
     reuse_until: Instant,
-    /// When they were loaded (monotonic clock).
-    loaded: Instant,
+    /// When the chain was last asked for them (monotonic clock): their load, or a later
+    /// refresh that failed and kept them.
+    asked: Instant,
 }
 
 impl Cached {
@@ -85,7 +86,7 @@ impl Cached {
             creds,
             refresh_from,
             reuse_until,
-            loaded,
+            asked: loaded,
         }
     }
 
@@ -209,10 +210,12 @@ impl ChainCache {
     }
 
     /// The service refused `creds`: if they are the cached ones, a refresh is due once
-    /// [`RETRY_GAP`] has passed since they were loaded, so that credentials the chain hands
-    /// out again (IMDS's, until it rotates them) are asked for at most once per gap however
-    /// many calls are refused, and refusals of calls still in flight do not undo a load made
-    /// meanwhile. Never reused past their expiry's margin.
+    /// [`RETRY_GAP`] has passed since the chain was last asked for them (their load, or a
+    /// refresh that failed), so that credentials the chain hands out again (IMDS's, until it
+    /// rotates them) or a source that is down are asked at most once per gap however many
+    /// calls are refused, and refusals of calls still in flight do not undo a load made
+    /// meanwhile. Never reused past their expiry's margin, unless they came already past it
+    /// (what the chain has: asked again after the gap, as [`Cached::new`] does).
     pub(super) fn refused(&self, creds: &Credentials, now: SystemTime) {
         let mut cached = locked(&self.cached);
         if let Some(c) = cached.as_mut() {
@@ -227,7 +230,12 @@ impl ChainCache {
                     .map_or(RETRY_GAP, |last| {
                         last.duration_since(now).unwrap_or_default()
                     });
-                c.reuse_until = (c.loaded + RETRY_GAP).min(Instant::now() + left);
+                let gap_end = c.asked + RETRY_GAP;
+                c.reuse_until = if left.is_zero() {
+                    gap_end
+                } else {
+                    gap_end.min(Instant::now() + left)
+                };
             }
         }
     }
@@ -372,7 +380,8 @@ impl ChainCache {
                     .map_or(RETRY_GAP, |last| {
                         last.duration_since(now).unwrap_or_default().min(RETRY_GAP)
                     });
-                c.reuse_until = Instant::now() + left;
+                c.asked = Instant::now();
+                c.reuse_until = c.asked + left;
                 Ok(c.creds.clone())
             }
             _ => {

@@ -526,6 +526,57 @@ mod chain {
         );
     }
 
+    /// Credentials the service refused are loaded again at most once per 10 s, counted
+    /// from the last ask, a failed one too: with the source down, a second refusal after a
+    /// failed load loaded again at every call (found by a last read).
+    #[tokio::test]
+    async fn refused_credentials_are_asked_for_once_per_gap_when_the_source_fails() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, hits, _) = serve(|n| {
+            if n == 0 {
+                ecs_body(0, Duration::from_secs(3600))
+            } else {
+                "not json".to_owned()
+            }
+        });
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let p = chain(None);
+        let c = p.credentials().await.unwrap();
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(10_100)).await;
+        // Refused: asked again (aws-config's container provider tries a bad answer more
+        // than once), the ask fails, the cached ones (still valid) are used.
+        p.refused(&c, 0);
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+        let asked = hits.load(Ordering::SeqCst);
+        assert!(asked > 1);
+        // Refused again at once: not asked again before the gap.
+        for _ in 0..3 {
+            p.refused(&c, 0);
+            assert_eq!(p.credentials().await.unwrap().access_key_id(), "AKIDECS0");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), asked);
+    }
+
+    /// Credentials the source hands out already expired (a stale container endpoint) are
+    /// asked for again after the gap, not at every call, refused or not.
+    #[tokio::test]
+    async fn refused_credentials_already_expired_are_asked_for_once_per_gap() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let (url, hits, _) =
+            serve(|n| ecs_body_expiring(n, SystemTime::now() - Duration::from_secs(60)));
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let p = chain(None);
+        for _ in 0..3 {
+            let c = p.credentials().await.unwrap();
+            assert_eq!(c.access_key_id(), "AKIDECS0");
+            p.refused(&c, 0);
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn ecs_container_credentials_are_refreshed_before_expiry() {
         let _g = ENV_LOCK.lock().await;

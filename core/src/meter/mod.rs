@@ -299,10 +299,17 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
             // A panic in one flush (a thread the runtime could not start under a pids
             // limit, a bug) ends that flush, not the flusher: the next one still runs.
             match CatchUnwind(Box::pin(flusher.flush_now(false))).await {
-                Err(panic) => report(
-                    "a background flush panicked; the next one runs as planned",
-                    &Error::invalid_state(crate::error::panic_message(&*panic)),
-                ),
+                Err(panic) => {
+                    let e = Error::invalid_state(crate::error::panic_message(&*panic));
+                    report(
+                        "a background flush panicked; the next one runs as planned",
+                        &e,
+                    );
+                    // The flush never wrote how it went: a health check must not read the
+                    // flush before it as this one's.
+                    let at = record::clock_now(&flusher.inner.shared).ok();
+                    *lock(&flusher.inner.last_flush) = (at, Some(e.to_string()));
+                }
                 Ok(Err(e)) => report("the background flush failed", &e),
                 // Not an error (the hours stay sealed for the next flush), but an outage
                 // that lasts ages them toward the service's window: never silent.
