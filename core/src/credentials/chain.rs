@@ -97,6 +97,17 @@ impl Cached {
             Some(exp) => now + EXPIRY_MARGIN < exp,
         }
     }
+
+    /// How long they may still be handed out, by `now`: until `EXPIRY_MARGIN` before their
+    /// expiry (zero once inside it), at most `most` (and `most` without an expiry).
+    fn left(&self, now: SystemTime, most: std::time::Duration) -> std::time::Duration {
+        self.creds
+            .expiry()
+            .and_then(|exp| exp.checked_sub(EXPIRY_MARGIN))
+            .map_or(most, |last| {
+                last.duration_since(now).unwrap_or_default().min(most)
+            })
+    }
 }
 
 /// The cached credentials, locked; a forked child starts with its parent's (plain values)
@@ -223,13 +234,7 @@ impl ChainCache {
                 && c.creds.session_token() == creds.session_token()
             {
                 c.refresh_from = Some(SystemTime::UNIX_EPOCH);
-                let left = c
-                    .creds
-                    .expiry()
-                    .and_then(|exp| exp.checked_sub(EXPIRY_MARGIN))
-                    .map_or(RETRY_GAP, |last| {
-                        last.duration_since(now).unwrap_or_default()
-                    });
+                let left = c.left(now, RETRY_GAP);
                 let gap_end = c.asked + RETRY_GAP;
                 c.reuse_until = if left.is_zero() {
                     gap_end
@@ -373,13 +378,7 @@ impl ChainCache {
                     "refreshing credentials failed; using the cached ones, still valid"
                 );
                 // Never past their margin: a request signed then could expire in flight.
-                let left = c
-                    .creds
-                    .expiry()
-                    .and_then(|exp| exp.checked_sub(EXPIRY_MARGIN))
-                    .map_or(RETRY_GAP, |last| {
-                        last.duration_since(now).unwrap_or_default().min(RETRY_GAP)
-                    });
+                let left = c.left(now, RETRY_GAP);
                 c.asked = Instant::now();
                 c.reuse_until = c.asked + left;
                 Ok(c.creds.clone())

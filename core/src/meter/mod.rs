@@ -120,6 +120,13 @@ struct Inner {
 }
 
 impl Inner {
+    /// Records that a flush ended now, by the meter's clock, with `error` (see
+    /// [`MeterStatus::last_flush_error`]).
+    fn flushed(&self, error: Option<String>) {
+        let at = record::clock_now(&self.shared).ok();
+        *lock(&self.last_flush) = (at, error);
+    }
+
     /// A face's exit write (see [`UsageMeter::write_buffered_at_exit`]).
     fn write_buffered_at_exit(&self) {
         self.exiting.store(true, Ordering::SeqCst);
@@ -172,6 +179,18 @@ impl Drop for Inner {
             }
         }
     }
+}
+
+/// Refuses more zero-fill dimensions than a registration holds, naming `dimensions`.
+fn dimension_count<T>(dimensions: &[T]) -> Result<(), Error> {
+    let max = crate::validate::MAX_DIMENSIONS;
+    if dimensions.len() > max {
+        return Err(Error::invalid_input(
+            FieldPath::argument("dimensions"),
+            format_args!("must hold at most {max} items, got {}", dimensions.len()),
+        ));
+    }
+    Ok(())
 }
 
 /// Reports an error no caller can be given (the background flusher's, a drop's, an exit
@@ -307,8 +326,7 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
                     );
                     // The flush never wrote how it went: a health check must not read the
                     // flush before it as this one's.
-                    let at = record::clock_now(&flusher.inner.shared).ok();
-                    *lock(&flusher.inner.last_flush) = (at, Some(e.to_string()));
+                    flusher.inner.flushed(Some(e.to_string()));
                 }
                 Ok(Err(e)) => report("the background flush failed", &e),
                 // Not an error (the hours stay sealed for the next flush), but an outage
@@ -673,13 +691,7 @@ impl UsageMeter {
         self.inner.check_process()?;
         self.refuse_closed()?;
         let customer = self.bucket_customer(customer.into())?;
-        let max = crate::validate::MAX_DIMENSIONS;
-        if dimensions.len() > max {
-            return Err(Error::invalid_input(
-                FieldPath::argument("dimensions"),
-                format_args!("must hold at most {max} items, got {}", dimensions.len()),
-            ));
-        }
+        dimension_count(dimensions)?;
         let now = record::clock_now(&self.inner.shared)?;
         for d in dimensions {
             let c = customer.as_ref().map(Customer::by_ref);
@@ -714,13 +726,7 @@ impl UsageMeter {
         }
         let dims: Option<Vec<String>> = match dimensions {
             Some(d) => {
-                let max = crate::validate::MAX_DIMENSIONS;
-                if d.len() > max {
-                    return Err(Error::invalid_input(
-                        FieldPath::argument("dimensions"),
-                        format_args!("must hold at most {max} items, got {}", d.len()),
-                    ));
-                }
+                dimension_count(d)?;
                 for dim in d {
                     record::no_nul("dimensions", dim)?;
                 }
@@ -753,9 +759,7 @@ impl UsageMeter {
     pub async fn flush(&self) -> Result<FlushSummary, Error> {
         self.inner.check_process()?;
         self.inner.shared.refuse_reentry("flush()")?;
-        if self.inner.closed.load(Ordering::Relaxed) {
-            return Err(Error::invalid_state("the meter is closed"));
-        }
+        self.refuse_closed()?;
         self.flush_now(false).await
     }
 
@@ -778,12 +782,10 @@ impl UsageMeter {
             report("the store file is gone", &e);
             sum = Err(e);
         }
-        let error = match &sum {
+        self.inner.flushed(match &sum {
             Ok(s) => s.interrupted.as_ref().map(ToString::to_string),
             Err(e) => Some(e.to_string()),
-        };
-        let at = record::clock_now(&self.inner.shared).ok();
-        *lock(&self.inner.last_flush) = (at, error);
+        });
         sum
     }
 
@@ -816,8 +818,8 @@ impl UsageMeter {
     /// Refuses a write once the meter is closed (as `record()` is): it gave its store up,
     /// which another meter may own by now (and a file removed since would take the write
     /// with it), or its close failed, and only a `close()` again goes on.
-    fn refuse_closed(&self) -> Result<(), Error> {
-        if self.inner.closed.load(Ordering::SeqCst) {
+    pub(super) fn refuse_closed(&self) -> Result<(), Error> {
+        if self.inner.closed.load(Ordering::Relaxed) {
             return Err(Error::invalid_state("the meter is closed"));
         }
         Ok(())

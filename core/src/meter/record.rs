@@ -383,9 +383,7 @@ impl UsageMeter {
             // A group record waits for the committer thread, which may be the one calling.
             inner.shared.refuse_reentry("record() in the group mode")?;
         }
-        if inner.closed.load(Ordering::Relaxed) {
-            return Err(Error::invalid_state("the meter is closed"));
-        }
+        self.refuse_closed()?;
         let customer = self.bucket_customer(customer)?;
         let q = crate::validate::quantity_with(quantity, || FieldPath::argument("quantity"))?;
         let shared = &*inner.shared;
