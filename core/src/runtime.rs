@@ -269,7 +269,10 @@ pub fn builder_with_workers(default_workers: usize) -> tokio::runtime::Builder {
         .filter(|n| (1..=64).contains(n))
         .unwrap_or(default_workers.clamp(1, 64));
     let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.worker_threads(workers).thread_name("mm-rt").enable_all();
+    b.worker_threads(workers)
+        .thread_name("mm-rt")
+        .enable_all()
+        .on_thread_start(block_sigpipe);
     b
 }
 
@@ -312,6 +315,7 @@ fn shared() -> Result<Arc<Shared>, Error> {
     get(&SHARED, || {
         builder()
             .on_thread_start(|| {
+                block_sigpipe();
                 let _ = ON_SHARED.try_with(|c| c.set(true));
             })
             .build()
@@ -322,6 +326,7 @@ fn blocking() -> Result<Arc<Shared>, Error> {
     get(&BLOCKING, || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_start(block_sigpipe)
             .build()
     })
 }
@@ -332,8 +337,101 @@ fn io() -> Result<Arc<Shared>, Error> {
             .worker_threads(1)
             .thread_name("mm-io")
             .enable_all()
+            .on_thread_start(block_sigpipe)
             .build()
     })
+}
+
+/// Blocks SIGPIPE for good in one of the library's own threads, which write its sockets.
+///
+/// A TLS or HTTP write to a connection the server reset (a load balancer's RST) is a
+/// `writev`, which has no `MSG_NOSIGNAL` and raises SIGPIPE. A C or C++ host keeps SIGPIPE's
+/// default action, which ends the process, usage not yet flushed with it. Blocked, the
+/// signal stays pending on this thread and the write fails with `EPIPE`, an I/O error the
+/// call handles. (Python, Node and Rust programs ignore SIGPIPE; the JVM handles it.)
+fn block_sigpipe() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: changes only this thread's mask, with a set made by sigemptyset/sigaddset.
+    unsafe {
+        let pipe = sigpipe_set();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, std::ptr::null_mut());
+    }
+}
+
+/// The signal set holding SIGPIPE only.
+#[cfg(target_os = "linux")]
+fn sigpipe_set() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is plain data, made a valid set by sigemptyset.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        pipe
+    }
+}
+
+/// SIGPIPE blocked in the calling thread while this lives, for the library's writes made on a
+/// thread of the seller's (a blocking call's sockets, its lines on standard error): the host
+/// may keep SIGPIPE's default action (see [`block_sigpipe`]). On drop, a SIGPIPE those writes
+/// raised is taken back and the thread's mask is restored as it was. Nothing is changed
+/// while the process ignores SIGPIPE, so Python, Node and Rust hosts pay one `sigaction`.
+pub(crate) struct SigpipeHeld {
+    /// The thread's mask before, when SIGPIPE was blocked here.
+    #[cfg(target_os = "linux")]
+    old: Option<libc::sigset_t>,
+    /// Whether a SIGPIPE pending at the drop is this guard's to take: none was before.
+    #[cfg(target_os = "linux")]
+    ours: bool,
+}
+
+impl SigpipeHeld {
+    pub(crate) fn new() -> Self {
+        #[cfg(target_os = "linux")]
+        // SAFETY: reads SIGPIPE's action and the pending set; changes only this thread's mask.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut action) == 0
+                && action.sa_sigaction == libc::SIG_IGN
+            {
+                return Self {
+                    old: None,
+                    ours: false,
+                };
+            }
+            let pipe = sigpipe_set();
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigpending(&mut pending);
+            let ours = libc::sigismember(&pending, libc::SIGPIPE) != 1;
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+            Self {
+                old: Some(old),
+                ours,
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Self {}
+    }
+}
+
+impl Drop for SigpipeHeld {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(old) = self.old {
+            // SAFETY: sigtimedwait with a zero timeout only takes a SIGPIPE already pending;
+            // the mask restored is the one this thread had.
+            unsafe {
+                let pipe = sigpipe_set();
+                let mut pending: libc::sigset_t = std::mem::zeroed();
+                libc::sigpending(&mut pending);
+                if self.ours && libc::sigismember(&pending, libc::SIGPIPE) == 1 {
+                    let now: libc::timespec = std::mem::zeroed();
+                    libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now);
+                }
+                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            }
+        }
+    }
 }
 
 /// Whether the caller is async code outside any task and off the blocking runtime: the
@@ -407,7 +505,9 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output, Error> {
     // in a release build, and one of 96 KiB (or 128 KiB with a debug build) died of SIGSEGV
     // (found by a review of C hosts). With less than CALL_STACK_RED_ZONE left, the call runs
     // on a stack of CALL_STACK made for it, on the same thread.
+    let held = SigpipeHeld::new();
     let (out, ran) = stacker::maybe_grow(CALL_STACK_RED_ZONE, CALL_STACK, || block_on_here(fut));
+    drop(held);
     // Outside the runtime now, and back on the caller's own stack (a JVM or an interpreter
     // checks a callback's stack pointer against its thread's stack): what the call handed
     // over (its event callbacks) runs here. Not after a call refused inside a runtime: what
@@ -874,6 +974,77 @@ mod tests {
         assert_eq!(block_on(async { std::thread::current().id() }).unwrap(), me);
         assert!(!on_blocking_runtime());
         assert!(block_on(async { on_blocking_runtime() }).unwrap());
+    }
+
+    /// Writes to a TCP connection its peer has reset, the way a TLS stack writes a record
+    /// (`writev`, which has no `MSG_NOSIGNAL`): whether the write came back as `EPIPE`.
+    #[cfg(target_os = "linux")]
+    async fn write_to_a_reset_connection() -> u8 {
+        use std::os::fd::AsRawFd;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut conn = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        let reset = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: sets SO_LINGER to zero on a socket this test owns, so closing it resets.
+        unsafe {
+            libc::setsockopt(
+                peer.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                std::ptr::from_ref(&reset).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        drop(peer);
+        // The read takes the reset's ECONNRESET, so the next write fails with EPIPE.
+        let _ = conn.read(&mut [0u8; 1]).await;
+        let wrote = conn.write_vectored(&[std::io::IoSlice::new(b"x")]).await;
+        u8::from(wrote.is_err_and(|e| e.raw_os_error() == Some(libc::EPIPE)))
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_write_to_a_reset_connection_does_not_end_a_host_that_keeps_sigpipe() {
+        // A C or C++ host keeps SIGPIPE's default action, which ends the process. The
+        // library's sockets are written on the caller's thread (a blocking call) and on its
+        // own threads (the meter's flusher, async calls), with writev, which raises SIGPIPE
+        // on a connection the server reset: a load balancer's RST ended the seller's service,
+        // with the meter's unflushed usage in memory.
+        let got = in_forked_child(|| {
+            // SAFETY: the default action, as a C program has it; this child only.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            let blocking = block_on(write_to_a_reset_connection()).unwrap();
+            // SAFETY: reads this thread's mask and pending signals.
+            let left = unsafe {
+                let mut mask: libc::sigset_t = std::mem::zeroed();
+                libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+                let mut pending: libc::sigset_t = std::mem::zeroed();
+                libc::sigpending(&mut pending);
+                libc::sigismember(&mask, libc::SIGPIPE) + libc::sigismember(&pending, libc::SIGPIPE)
+            };
+            let worker =
+                block_on(async { spawn(write_to_a_reset_connection()).unwrap().await.unwrap() })
+                    .unwrap();
+            let io = block_on(async {
+                spawn_io(write_to_a_reset_connection())
+                    .unwrap()
+                    .await
+                    .unwrap()
+            })
+            .unwrap();
+            [blocking, u8::try_from(left).unwrap_or(9), worker, io]
+        });
+        assert_eq!(
+            got,
+            [1, 0, 1, 1],
+            "each write is EPIPE, and the caller's mask and pending signals are as they were"
+        );
     }
 
     #[test]

@@ -225,34 +225,12 @@ pub(crate) fn note(what: &str) {
 /// own lines (every face's): never `eprintln!`, which panics on a closed pipe (`node app.js
 /// | head`; at exit, in a drop, that panic aborted the process), and never killing the
 /// process by SIGPIPE when the pipe's reader is gone (`app 2>&1 | tee` after `tee` ended): a
-/// C program keeps SIGPIPE's default action, which ended it. The write is made with SIGPIPE
-/// blocked in this thread, and a SIGPIPE it raised is taken back before the mask is restored.
+/// C program keeps SIGPIPE's default action, which ended it.
 #[doc(hidden)]
 pub fn write_stderr(line: &str) {
     use std::io::Write;
     let text = format!("{line}\n");
-    #[cfg(target_os = "linux")]
-    // SAFETY: signal sets are plain data made by sigemptyset; the mask is this thread's and
-    // restored as it was; sigtimedwait with a zero timeout only takes a pending SIGPIPE.
-    unsafe {
-        let mut pipe: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut pipe);
-        libc::sigaddset(&mut pipe, libc::SIGPIPE);
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigpending(&mut pending);
-        // One pending before the write is not this write's to take.
-        let ours = libc::sigismember(&pending, libc::SIGPIPE) != 1;
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
-        let written = std::io::stderr().write_all(text.as_bytes());
-        if ours && matches!(&written, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) {
-            // Zero: only a SIGPIPE already pending is taken.
-            let now: libc::timespec = std::mem::zeroed();
-            libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now);
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-    }
-    #[cfg(not(target_os = "linux"))]
+    let _held = crate::runtime::SigpipeHeld::new();
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
