@@ -318,7 +318,10 @@ export interface UsageMeterOptions {
    * fleet store refuses `false`: its commits are as durable as the database makes them.
    */
   powerLossSafe?: boolean;
-  /** Background flush every this many seconds (default 60); `null` or `0`: none. */
+  /**
+   * Background flush every this many seconds (default 60, at most 1800: window alarms are
+   * raised by flushes); `null` or `0`: none.
+   */
   flushIntervalSeconds?: number | null;
   /** A hand-set clock (tests, examples). */
   clock?: ManualClock | null;

@@ -291,9 +291,10 @@ int main() {
     // A negative duration would reach the C API's unsigned setters as an enormous one (a grace
     // that never seals, no flusher, a claim that never expires): refused, naming the option.
     // So is a grace that leaves no time to send before the service's window closes.
-    for (int which = 0; which < 4; which++) {
+    // And a background flusher too slow to raise a window alarm in time.
+    for (int which = 0; which < 5; which++) {
       thrown = false;
-      const char *field = which == 0 ? "grace" : which == 1 ? "flush_interval" : which == 2 ? "fleet_lease" : "grace";
+      const char *field = which == 0 ? "grace" : which == 1 || which == 4 ? "flush_interval" : which == 2 ? "fleet_lease" : "grace";
       try {
         mm::MeterOptions neg;
         neg.product_code = MM_TEST_PRODUCT;
@@ -304,6 +305,7 @@ int main() {
           neg.fleet_lease = std::chrono::milliseconds(-1);
         }
         if (which == 3) neg.grace = hours(5);
+        if (which == 4) neg.flush_interval = hours(1);
         mm::UsageMeter m(client, neg);
       } catch (const mm::Error &err) {
         thrown = err.code() == MM_STATUS_INVALID_INPUT && err.field() == field;

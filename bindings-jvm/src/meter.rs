@@ -402,7 +402,14 @@ impl NativeMeter {
             b = b.on_event(move |e| l.on_event(event_record(&e)));
         }
         let config = b.build()?;
-        let core = meter::UsageMeter::new(config).map_err(NativeError::from)?;
+        let core = meter::UsageMeter::new(config).map_err(|e| {
+            // The core names its settings; this face's options are camelCase.
+            match e.field() {
+                Some("flush_interval") => invalid("flushInterval", e.problem()),
+                Some("fleet_lease") => invalid("fleetLease", e.problem()),
+                _ => NativeError::from(e),
+            }
+        })?;
         let live = Arc::new(Mutex::new(Some(core)));
         {
             let mut all = lock(&METERS);

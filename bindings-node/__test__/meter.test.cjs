@@ -523,6 +523,8 @@ test('bad input rejects with a ValidationError naming the field', async () => {
     [() => new mm.UsageMeter(c, { powerLossSafe: 0 }), 'powerLossSafe'],
     [() => new mm.UsageMeter(c, { powerLossSafe: 'no' }), 'powerLossSafe'],
     [() => new mm.UsageMeter(c, { flushIntervalSeconds: NaN }), 'flushIntervalSeconds'],
+    // A background flusher too slow to raise a window alarm in time.
+    [() => new mm.UsageMeter(c, { flushIntervalSeconds: 3600 }), 'flushIntervalSeconds'],
     [() => new mm.UsageMeter(c, { path: 3 }), 'path'],
     [() => new mm.UsageMeter(c, { productCode: '' }), 'productCode'],
     [() => new mm.UsageMeter(c, { clock: Date.now }), 'clock'],
@@ -612,7 +614,7 @@ for (const durability of ['durable', 'group', 'memory']) {
   test(`durability "${durability}": concurrent records all land, once`, async () => {
     const p = tempDb(durability)
     after(() => removeDb(p))
-    const { m, clock } = meter({ path: p, durability, flushIntervalSeconds: 3600 })
+    const { m, clock } = meter({ path: p, durability, flushIntervalSeconds: 1800 })
     const b = base()
     clock.set(b - H + 1)
     const pending = []

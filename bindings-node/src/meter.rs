@@ -320,6 +320,7 @@ impl Prepared {
             // The core names its settings; this face's options give their unit.
             let option = match e.field() {
                 Some("grace") => "graceSeconds",
+                Some("flush_interval") => "flushIntervalSeconds",
                 Some("fleet_lease") => "fleetLeaseSeconds",
                 _ => return e,
             };

@@ -1031,6 +1031,14 @@ def test_a_grace_that_leaves_no_time_to_send_is_refused(emu: Emulator, grace: An
     assert ei.value.field == "grace", ei.value
 
 
+@pytest.mark.parametrize("every", [timedelta(hours=1), 1801.0, float("inf")])
+def test_a_flush_interval_too_slow_for_the_window_alarms_is_refused(emu: Emulator, every: Any) -> None:
+    # Window alarms are raised by flushes: an hourly flusher raised one at the window's end.
+    with pytest.raises(mm.ParamValidationError) as ei:
+        meter(emu, ManualClock(base()), flush_interval=every)
+    assert ei.value.field == "flush_interval", ei.value
+
+
 def test_a_store_path_that_is_not_a_regular_file_is_refused_untouched(emu: Emulator, tmp_path: Path) -> None:
     # A directory left a stray "-lock" file beside it; a device was made owner-only.
     with pytest.raises(mm.ParamValidationError) as ei:

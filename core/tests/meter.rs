@@ -824,7 +824,7 @@ fn group_and_durable_commits_from_many_threads() {
         let meter = UsageMeter::new(
             h.builder(client(&emu, 3), Store::sqlite(&path))
                 .durability(d)
-                .flush_interval(Duration::from_secs(3600))
+                .flush_interval(Duration::from_secs(1800))
                 .build()
                 .unwrap(),
         )
@@ -4368,6 +4368,34 @@ fn a_grace_that_leaves_no_time_to_send_is_refused() {
     h.set(b + 4 * H + 1);
     let sum = meter.flush_blocking().unwrap();
     assert_eq!(sum.acked, 1, "{sum:?}");
+}
+
+/// A background flush interval longer than half of `alarm_before` is refused, naming
+/// `flush_interval`: window alarms are raised by flushes, so an hourly flusher (with the
+/// default hour's notice) raised a bucket's alarm up to an hour late, at the end of the
+/// service's window, when nothing could be done (found by a hostile review of silent paths).
+/// Half an hour is accepted.
+#[test]
+fn a_flush_interval_too_long_for_the_window_alarms_is_refused() {
+    let emu = emulator();
+    let h = Harness::new();
+    for every in [H as u64 / 2 + 1, H as u64, 6 * H as u64] {
+        let config = h
+            .builder(client(&emu, 1), Store::memory())
+            .flush_interval(Duration::from_secs(every))
+            .build()
+            .unwrap();
+        let e = UsageMeter::new(config).unwrap_err();
+        assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
+        assert_eq!(e.field(), Some("flush_interval"), "{e}");
+        assert!(e.to_string().contains("1800"), "{e}");
+    }
+    let config = h
+        .builder(client(&emu, 1), Store::memory())
+        .flush_interval(Duration::from_secs(H as u64 / 2))
+        .build()
+        .unwrap();
+    UsageMeter::new(config).unwrap().close_blocking().unwrap();
 }
 
 /// A store recorded in the batch mode and flushed in the `MeterUsage` mode: its buckets have

@@ -324,7 +324,8 @@ pub extern "C" fn mm_meter_config_set_power_loss_safe(
 }
 
 /// Flushes in the background on the library's runtime every `seconds` (default 60, as in
-/// every face; 0: never). `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on
+/// every face; 0: never). More than 1800 makes `mm_meter_new` fail with
+/// `MM_STATUS_INVALID_INPUT` naming `flush_interval`: window alarms are raised by flushes. `config` NULL → `MM_STATUS_NULL_PARAMETER`. Not thread-safe on
 /// one config.
 #[no_mangle]
 pub extern "C" fn mm_meter_config_set_flush_interval_seconds(

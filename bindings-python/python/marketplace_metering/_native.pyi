@@ -156,8 +156,8 @@ class UsageMeter:
         blocking methods; an exception it raises is logged on the ``marketplace_metering``
         logger and ignored. Without it, events are queued for :meth:`events`.
     flush_interval : timedelta or float or None, default 60 seconds
-        Flush in the background this often; ``None`` or 0: only :meth:`flush` and
-        :meth:`close`.
+        Flush in the background this often, at most 30 minutes (window alarms are raised
+        by flushes); ``None`` or 0: only :meth:`flush` and :meth:`close`.
     clock : ManualClock, optional
         Keyword only; for tests and examples (``marketplace_metering.testing.ManualClock``).
     database_url : str, optional

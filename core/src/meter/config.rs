@@ -154,7 +154,10 @@ impl MeterConfigBuilder {
         self
     }
     /// Flush in the background on the shared runtime this often (default
-    /// [`DEFAULT_FLUSH_INTERVAL`], in every face); zero: no background flusher.
+    /// [`DEFAULT_FLUSH_INTERVAL`], in every face); zero: no background flusher. At most half of
+    /// [`MeterConfigBuilder::alarm_before`] (30 minutes by default), or
+    /// [`UsageMeter::new`](crate::UsageMeter::new) refuses it: window alarms are raised by
+    /// flushes.
     pub fn flush_interval(mut self, every: Duration) -> Self {
         self.flush_interval = Some(every);
         self

@@ -554,6 +554,23 @@ impl UsageMeter {
                 ),
             ));
         }
+        // Window alarms are raised by flushes: a background flusher slower than half of
+        // `alarm_before` raised an alarm too late to act on (an hourly one, at the window's
+        // end with the default hour's notice).
+        let alarm_before = duration_secs(config.alarm_before);
+        if let Some(every) = config.flush_interval {
+            let most = (alarm_before / 2).max(1);
+            if duration_secs(every) > most {
+                return Err(Error::invalid_input(
+                    FieldPath::argument("flush_interval"),
+                    format!(
+                        "{} s is too long: window alarms are raised by flushes, {alarm_before} \
+                         s before the end of the service's window, so at most {most} s",
+                        duration_secs(every)
+                    ),
+                ));
+            }
+        }
         if !config.power_loss_safe && matches!(config.store.0, StoreKind::Postgres(_)) {
             // The fleet store's commits are as durable as the database makes them: a setting
             // that would change nothing is refused rather than believed.
@@ -585,7 +602,7 @@ impl UsageMeter {
             product_code: config.product_code.clone().unwrap_or_default(),
             grace,
             window,
-            alarm_before: duration_secs(config.alarm_before),
+            alarm_before,
             zero_fill: config.zero_fill,
         };
         let shared = Arc::new(Shared {

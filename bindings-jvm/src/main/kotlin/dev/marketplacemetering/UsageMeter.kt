@@ -163,7 +163,10 @@ class UsageMeter private constructor(
         val grace: Duration? = null,
         /** Report registered customers' dimensions as 0 in hours without usage. */
         val zeroFill: Boolean? = null,
-        /** The background flusher's period (default 60 s); [Duration.ZERO]: no background flusher. */
+        /**
+         * The background flusher's period (default 60 s, at most 30 minutes: window alarms are
+         * raised by flushes); [Duration.ZERO]: no background flusher.
+         */
         val flushInterval: Duration? = null,
         val listener: MeterListener? = null,
         /** A clock set by hand (tests). */

@@ -347,6 +347,14 @@ class MeterTest {
             }
             assertEquals("grace", e.field, e.message)
         }
+        // A background flusher too slow to raise a window alarm in time: naming flushInterval.
+        val slow = assertThrows(InvalidInputException::class.java) {
+            UsageMeter(client) {
+                productCode = Emulator.PRODUCT_CODE
+                flushInterval = Duration.ofHours(1)
+            }
+        }
+        assertEquals("flushInterval", slow.field, slow.message)
         // Half a millisecond is a background flusher every millisecond, not 0 (no flusher).
         val clock = ManualClock(hour.plusSeconds(600))
         UsageMeter(client) {
