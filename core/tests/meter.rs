@@ -1008,6 +1008,57 @@ fn the_last_handle_writes_the_buffer_while_a_background_flush_is_in_flight() {
     );
 }
 
+/// An event callback that blocks while the background flusher delivers to it (a JVM listener
+/// calling `System.exit`, whose shutdown hook closes the meter; one waiting for something the
+/// host's shutdown has closed) held the flush lock, so `close()` waited for it for good and
+/// the process never ended (found by a review of JVM hosts). Events of a background flush
+/// are delivered once its lock is let go: `close()` ends, and bills what is left.
+#[test]
+fn close_does_not_wait_for_a_callback_the_background_flusher_is_in() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - 2 * H + 10);
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, released) = (Mutex::new(entered_tx), Mutex::new(released));
+    let m = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(temp_db("blocked-callback")))
+            .flush_interval(Duration::from_millis(20))
+            .on_event(move |e| {
+                // Only the first: the final flush's own events are delivered as close() ends.
+                if matches!(e.kind, MeterEventKind::Acked { .. }) && e.quantity == 1 {
+                    let _ = entered_tx.lock().unwrap().send(());
+                    let _ = released.lock().unwrap().recv();
+                }
+            })
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 1, None, None).unwrap();
+    h.set(b - H + 600);
+    entered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the background flush delivered no acked event");
+    // The callback is stuck. Usage of the next hour, then close once it is sealed.
+    h.set(b - H + 700);
+    m.record(cust(2), "users", 5, None, None).unwrap();
+    h.set(b + 600);
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let closer = m.clone();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(closer.close_blocking());
+    });
+    let closed = done.recv_timeout(Duration::from_secs(10));
+    drop(release);
+    let sum = closed
+        .expect("close() waited for the callback the background flusher was in")
+        .unwrap();
+    assert_eq!(sum.acked, 1, "{sum:?}");
+    assert_eq!(emu.ledger().len(), 2);
+}
+
 /// A background flush that panics (a thread the runtime could not start under a container's
 /// pids limit, a bug) ends that flush, not the flusher: the flushes after it still send.
 /// Before, the panic ended the flusher's task for good, and sealed hours waited for a

@@ -295,7 +295,9 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
             };
             // A panic in one flush (a thread the runtime could not start under a pids
             // limit, a bug) ends that flush, not the flusher: the next one still runs.
-            match CatchUnwind(Box::pin(flusher.flush_now(false))).await {
+            let shared = &flusher.inner.shared;
+            let flushed = shared.deferring(CatchUnwind(Box::pin(flusher.flush_now(false))));
+            match flushed.await {
                 Err(panic) => {
                     let e = Error::invalid_state(crate::error::panic_message(&*panic));
                     report(

@@ -339,14 +339,26 @@ impl Shared {
                 return;
             }
             let replica = self.fleet.as_ref().map(|f| f.replica());
+            for e in &mut events {
+                e.replica_id = replica.map(str::to_owned);
+            }
+            // In the background flusher's flush: delivered once the flush lets its lock go
+            // (see `Shared::deferring`).
+            let me = self as *const Shared as usize;
+            let _ = DEFERRED.try_with(|d| {
+                let mut d = d.borrow_mut();
+                if d.0 == me {
+                    d.1.append(&mut events);
+                }
+            });
+            if events.is_empty() {
+                return;
+            }
             // In a blocking call (a flush, a close): delivered when it returns, on this
             // thread, not while this thread drives the runtime every blocking caller shares
             // (see `runtime::after_block_on`). The fleet's slot is given back by then.
             if crate::runtime::on_blocking_runtime() {
-                for e in &mut events {
-                    e.replica_id = replica.map(str::to_owned);
-                }
-                let (cb, me) = (cb.clone(), self as *const Shared as usize);
+                let cb = cb.clone();
                 let deliver = Box::new(move || {
                     let _in = Mark::at(&IN_CALLBACK, me);
                     for e in events {
@@ -364,8 +376,7 @@ impl Shared {
                 .as_ref()
                 .filter(|_| IN_FLEET_FLUSH.try_with(|_| ()).is_ok());
             let _in = Mark::enter(&IN_CALLBACK, self);
-            for mut e in events {
-                e.replica_id = replica.map(str::to_owned);
+            for e in events {
                 // The seller's code: a panic in it must not end the thread running it (the
                 // group committer, a flush) and stop the meter with it.
                 if let Some(f) = slot {
@@ -377,6 +388,22 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Runs `fut` (the background flusher's flush) and then delivers the events it emitted,
+    /// once it has let its locks go: a callback that blocks (a JVM listener calling
+    /// `System.exit`, whose shutdown hook closes the meter) held the flush lock, and
+    /// `close()` waited for it for good.
+    pub(super) async fn deferring<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
+        let me = self as *const Shared as usize;
+        let (out, events) = DEFERRED
+            .scope(std::cell::RefCell::new((me, Vec::new())), async {
+                let out = fut.await;
+                (out, DEFERRED.with(|d| std::mem::take(&mut d.borrow_mut().1)))
+            })
+            .await;
+        self.emit(events);
+        out
     }
 
     /// Whether this thread is running this meter's event callback.
@@ -824,6 +851,9 @@ tokio::task_local! {
     /// Set while a fleet store's flush runs (see `send::flush`): its event callbacks are
     /// the ones that can hold up the sender slot it holds (see `Fleet::hold`).
     pub(super) static IN_FLEET_FLUSH: ();
+    /// The events a background flush emitted, for its meter (its `Shared`'s address),
+    /// delivered when the flush ends (see [`Shared::deferring`]).
+    static DEFERRED: std::cell::RefCell<(usize, Vec<MeterEvent>)>;
 }
 
 type Marks = std::thread::LocalKey<std::cell::RefCell<Vec<usize>>>;
