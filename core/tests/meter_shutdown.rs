@@ -220,3 +220,50 @@ fn a_background_flush_stopped_by_a_retryable_failure_is_reported() {
         "stderr: {err}"
     );
 }
+
+/// `close()` leaves the hours not sealed yet where they are: a file store sends them after a
+/// restart, a memory store loses them. Neither was said: a service whose store path came
+/// from a variable missing in its pod spec ran on a memory store and lost up to an hour's
+/// acknowledged usage at every rollout, and one whose store was on an `emptyDir` lost it
+/// with the volume (found by a review of container deployments). `close()` now says what
+/// it left, and where.
+#[test]
+fn close_says_what_it_leaves_unsent() {
+    const CHILD: &str = "MM_TEST_LEFT_CHILD";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+        let path = std::path::Path::new(&dir).join("left.db");
+        for store in [Store::memory(), Store::sqlite(&path)] {
+            let (meter, clock, b) = flushing_meter(&emu, store, Duration::ZERO);
+            clock.store(b + 10, Ordering::SeqCst);
+            record_4_users(&meter);
+            meter.close_blocking().unwrap();
+        }
+        // Nothing left: nothing said.
+        let (meter, _, _) = flushing_meter(&emu, Store::memory(), Duration::ZERO);
+        meter.close_blocking().unwrap();
+        std::process::exit(0);
+    }
+    let dir = std::env::temp_dir().join(format!("mm-left-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "close_says_what_it_leaves_unsent", "--nocapture"])
+        .env(CHILD, &dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("close()")).collect();
+    assert_eq!(lines.len(), 2, "stderr: {err}");
+    assert!(
+        lines[0].contains("1 bucket") && lines[0].contains("lost"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("1 bucket") && lines[1].contains("left.db"),
+        "{}",
+        lines[1]
+    );
+}

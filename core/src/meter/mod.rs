@@ -866,10 +866,39 @@ impl UsageMeter {
         // Not after a failed final flush: the store stays this meter's, and a close() again
         // (once the cause is mended) flushes again.
         if flushed.is_ok() {
+            if self.inner.shared.fleet.is_none() {
+                self.say_what_is_left();
+            }
             lock(&self.inner.shared.db).release_claim();
             *closed_down = true;
         }
         flushed
+    }
+
+    /// Says what a `close()` left unsent in a local store (its hours not sealed yet, and what
+    /// a stopped flush kept sealed), and where: a file store's next meter sends them, and a
+    /// memory store loses them. Unsaid, a store path missing from a pod's settings (a memory
+    /// store) or a store on a volume gone with its pod lost an hour's usage at every rollout.
+    fn say_what_is_left(&self) {
+        let db = lock(&self.inner.shared.db);
+        let Ok(s) = db.status() else { return };
+        let left = match s.pending + s.sealed {
+            0 => return,
+            1 => "1 bucket".to_owned(),
+            n => format!("{n} buckets"),
+        };
+        note(&match db.path() {
+            None => format!(
+                "close() left {left} of usage not sent yet in memory: the meter has no store \
+                 file (path), so they are lost"
+            ),
+            Some(p) => format!(
+                "close() left {left} of usage not sent yet in the store at {}: the next meter \
+                 that opens it sends them (a store on a volume that does not outlive its \
+                 container, such as an emptyDir, loses them)",
+                p.display()
+            ),
+        });
     }
 
     /// [`close`](Self::close), blocking the calling thread.

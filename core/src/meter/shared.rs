@@ -399,7 +399,10 @@ impl Shared {
         let (out, events) = DEFERRED
             .scope(std::cell::RefCell::new((me, Vec::new())), async {
                 let out = fut.await;
-                (out, DEFERRED.with(|d| std::mem::take(&mut d.borrow_mut().1)))
+                (
+                    out,
+                    DEFERRED.with(|d| std::mem::take(&mut d.borrow_mut().1)),
+                )
             })
             .await;
         self.emit(events);

@@ -696,6 +696,11 @@ impl Db {
     /// Counts per state and the oldest unsent hour, of every product the store holds: what
     /// it recorded under another product code (before a change of configuration) is sent
     /// by this meter too.
+    /// The store file's path; `None` in memory.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.owner.as_ref().map(Owner::path)
+    }
+
     pub(crate) fn status(&self) -> Result<super::MeterStatus, Error> {
         let mut s = super::MeterStatus::default();
         let mut st = self
