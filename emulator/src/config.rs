@@ -76,6 +76,11 @@ pub struct CredentialConfig {
     /// identities share the token space, as with the service.
     #[serde(default)]
     pub account_id: Option<String>,
+    /// When the identity's session ends (epoch seconds): from then on its requests are
+    /// refused `ExpiredTokenException`, as the service refuses an expired STS session.
+    /// `None`: never.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 /// The account of every identity that names none.
@@ -187,12 +192,14 @@ impl Default for EmulatorConfig {
                     secret_access_key: DEFAULT_SECRET_ACCESS_KEY.into(),
                     session_token: None,
                     account_id: None,
+                    expires_at: None,
                 },
                 CredentialConfig {
                     access_key_id: SESSION_ACCESS_KEY_ID.into(),
                     secret_access_key: SESSION_SECRET_ACCESS_KEY.into(),
                     session_token: Some(SESSION_TOKEN.into()),
                     account_id: None,
+                    expires_at: None,
                 },
             ],
             products: vec![

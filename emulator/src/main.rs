@@ -85,6 +85,7 @@ fn parse_args(args: &[String]) -> Result<EmulatorConfig, String> {
                 secret_access_key,
                 session_token: token,
                 account_id: None,
+                expires_at: None,
             });
         }
         (None, None) if token.is_none() => {}

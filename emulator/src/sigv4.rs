@@ -382,6 +382,13 @@ fn verify_inner(
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
         ));
     }
+    // A session past its end, signed right: what the service answers an expired STS session.
+    if identity.expires_at.is_some_and(|end| now >= end) {
+        return Err(ApiError::client(
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ));
+    }
     Ok(())
 }
 

@@ -28,6 +28,30 @@ async fn valid_signatures_pass_for_both_identities() {
     assert_eq!(log[1].access_key_id.as_deref(), Some(SESSION_ACCESS_KEY_ID));
 }
 
+/// A session past its expiry is refused `ExpiredTokenException`, as the service refuses an
+/// expired STS session; before its expiry it signs as any identity. Before, an identity
+/// never expired, so a seller's client that kept a dead session (and a meter behind it)
+/// passed every test against the emulator and lost usage in production.
+#[tokio::test]
+async fn an_expired_session_is_refused_expired_token() {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut cfg = EmulatorConfig::default();
+    for c in &mut cfg.credentials {
+        c.expires_at = Some(match c.session_token {
+            Some(_) => now - 1,
+            None => now + 3600,
+        });
+    }
+    let emu = Emulator::start(cfg).unwrap();
+    let r = send_signed(&emu, &Signer::session()).await;
+    r.expect_error(400, "ExpiredTokenException");
+    assert!(r.message().contains("expired"), "{}", r.message());
+    send_signed(&emu, &Signer::default()).await.expect_ok();
+}
+
 #[tokio::test]
 async fn auth_failures() {
     let emu = start();

@@ -114,6 +114,7 @@ async fn control_api() {
         secret_access_key: "newsecret".into(),
         session_token: None,
         account_id: None,
+        expires_at: None,
     }];
     let r = control(
         &emu,
