@@ -81,6 +81,12 @@ pub struct CredentialConfig {
     /// `None`: never.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// The EC2 instance, ECS task or EKS pod whose credentials these are: `MeterUsage` takes
+    /// one quantity per product, dimension and hour from each, as the service does, whatever
+    /// key signs (an instance role's credentials rotate within the hour). `None`: the access
+    /// key id, an instance of its own.
+    #[serde(default)]
+    pub instance: Option<String>,
 }
 
 /// The account of every identity that names none.
@@ -193,6 +199,7 @@ impl Default for EmulatorConfig {
                     session_token: None,
                     account_id: None,
                     expires_at: None,
+                    instance: None,
                 },
                 CredentialConfig {
                     access_key_id: SESSION_ACCESS_KEY_ID.into(),
@@ -200,6 +207,7 @@ impl Default for EmulatorConfig {
                     session_token: Some(SESSION_TOKEN.into()),
                     account_id: None,
                     expires_at: None,
+                    instance: None,
                 },
             ],
             products: vec![

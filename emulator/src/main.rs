@@ -86,6 +86,7 @@ fn parse_args(args: &[String]) -> Result<EmulatorConfig, String> {
                 session_token: token,
                 account_id: None,
                 expires_at: None,
+                instance: None,
             });
         }
         (None, None) if token.is_none() => {}

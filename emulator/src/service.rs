@@ -535,11 +535,14 @@ impl Service {
         })
         .map_err(|e| internal(e.to_string()))?;
         let hour = hour_of(ts);
-        let key = format!("{access_key_id}{SEP}{pc}{SEP}{dim}{SEP}{hour}");
+        let identity = cat.credentials.get(access_key_id);
+        // One quantity an hour per instance, whatever key of it signs.
+        let instance = identity
+            .and_then(|c| c.instance.as_deref())
+            .unwrap_or(access_key_id);
+        let key = format!("{instance}{SEP}{pc}{SEP}{dim}{SEP}{hour}");
         // Tokens are idempotent per seller account, not per identity.
-        let account = cat
-            .credentials
-            .get(access_key_id)
+        let account = identity
             .and_then(|c| c.account_id.as_deref())
             .unwrap_or(crate::config::SELLER_ACCOUNT_ID);
         let token_key = input

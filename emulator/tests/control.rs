@@ -115,6 +115,7 @@ async fn control_api() {
         session_token: None,
         account_id: None,
         expires_at: None,
+        instance: None,
     }];
     let r = control(
         &emu,

@@ -559,6 +559,22 @@ async fn meter_usage_dedup_idempotency_and_dry_run() {
     let r = call_as(&emu, "MeterUsage", body(6, None), &Signer::session()).await;
     assert_ne!(r.expect_ok()["MeteringRecordId"], id);
     assert_eq!(emu.ledger().len(), 2);
+    // Unless it is the same instance's (its role's credentials rotated within the hour): the
+    // service takes one quantity an hour per instance, whatever key signs. Before, every key
+    // was an instance of its own, and a second quantity after a rotation was billed.
+    let mut cfg = EmulatorConfig::default();
+    for c in &mut cfg.credentials {
+        c.instance = Some("i-0123456789abcdef0".into());
+    }
+    let one = Emulator::start(cfg).unwrap();
+    let first = call(&one, "MeterUsage", body(5, None)).await;
+    let first = first.expect_ok()["MeteringRecordId"].clone();
+    call_as(&one, "MeterUsage", body(7, None), &Signer::session())
+        .await
+        .expect_error(400, "DuplicateRequestException");
+    let again = call_as(&one, "MeterUsage", body(5, None), &Signer::session()).await;
+    assert_eq!(again.expect_ok()["MeteringRecordId"], first);
+    assert_eq!(one.ledger().len(), 1);
 
     // ClientToken: same token and params -> same id; other params -> IdempotencyConflictException.
     let gb = |q: i64, token: &str| json!({"ProductCode": PRODUCT_CODE, "Timestamp": t, "UsageDimension": "gb", "UsageQuantity": q, "ClientToken": token});
