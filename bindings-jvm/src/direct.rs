@@ -78,6 +78,16 @@ pub(crate) fn interrupt_of(call: u64) -> Arc<Interrupt> {
         .clone()
 }
 
+/// The first number of a class loader's interruptible calls ([`CALLS`]' keys): each class
+/// loader that loads the face numbers its calls from its own base, 2^40 apart. The table is
+/// the process's, and two webapps numbering from 1 each had one's `Thread.interrupt()` end
+/// the other's call of the same number.
+#[no_mangle]
+pub extern "C" fn mm_jvm_direct_call_base() -> u64 {
+    static LOADERS: AtomicU64 = AtomicU64::new(0);
+    LOADERS.fetch_add(1, Ordering::Relaxed) << 40
+}
+
 /// Ends call `call` (a number given to [`mm_jvm_direct_call`]): its Java thread was
 /// interrupted. The JVM side calls it from `Thread.interrupt()`, through an NIO
 /// `AbstractInterruptibleChannel`, as an interrupt ends a channel's blocking I/O.
@@ -607,6 +617,13 @@ mod tests {
     /// A Java thread's interrupt ends its blocking call: one raised before the call sends
     /// nothing, one raised while the call waits for an answer that never comes ends it at
     /// once, and no interrupt is held afterwards.
+    #[test]
+    fn each_class_loader_numbers_its_calls_apart() {
+        // Two class loaders' first calls (base + 1) never share a number, nor their next 2^40.
+        let (a, b) = (mm_jvm_direct_call_base(), mm_jvm_direct_call_base());
+        assert!(a.abs_diff(b) >= 1 << 40, "{a} {b}");
+    }
+
     #[test]
     fn an_interrupt_ends_a_blocking_call() {
         let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

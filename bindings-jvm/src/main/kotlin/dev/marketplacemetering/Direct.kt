@@ -64,8 +64,14 @@ internal object Direct {
     /** Forgets call number [call]'s interrupt, raised after the call returned. */
     external fun mm_jvm_direct_forget(call: Long)
 
-    /** Numbers the interruptible calls: never 0 (not interruptible), never reused. */
-    private val calls = AtomicLong()
+    /** The first of this class loader's call numbers; see `mm_jvm_direct_call_base`. */
+    external fun mm_jvm_direct_call_base(): Long
+
+    /**
+     * Numbers the interruptible calls: never 0 (not interruptible), never reused, and apart
+     * from another class loader's (the native table of calls is the process's).
+     */
+    private val calls = AtomicLong(mm_jvm_direct_call_base())
 
     /**
      * Runs [block] with a new call number that the calling thread's `interrupt()`, while it
