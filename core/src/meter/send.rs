@@ -262,11 +262,26 @@ async fn prune_closed(inner: &Inner, now: i64) {
 /// read-only): the seal that raises them could not run, and the hours would run out of the
 /// service's window unannounced. Once each: the seal that marks them later skips them.
 fn alarm_unwritten(inner: &Inner, now: i64) {
+    raise_alarms(inner, now, true);
+}
+
+/// Raises the window alarms due for the usage the fleet store's meter holds in memory, not
+/// yet written to the database (see `flush_fleet`). Once each, as [`alarm_unwritten`].
+fn alarm_buffered(inner: &Inner, now: i64) {
+    raise_alarms(inner, now, false);
+}
+
+/// [`alarm_unwritten`]; `read_store`: the store's due buckets too, not only the buffer's.
+fn raise_alarms(inner: &Inner, now: i64, read_store: bool) {
     let shared = &inner.shared;
     let scope = &shared.scope;
     let due = |hour: i64| hour.saturating_add(scope.window - scope.alarm_before) <= now;
     let mut quantities: HashMap<super::BucketKey, i64> = HashMap::new();
-    match lock(&shared.db).due_alarms(scope, now) {
+    let read = match read_store {
+        true => lock(&shared.db).due_alarms(scope, now),
+        false => Ok(Vec::new()),
+    };
+    match read {
         Ok(rows) => {
             for (customer, dimension, hour, quantity) in rows {
                 let key = super::BucketKey {
@@ -333,6 +348,12 @@ fn sealed(inner: &Inner, mut prepared: super::store::Prepared) -> FlushSummary {
 /// claim up to one call's worth of buckets at a time and send them.
 async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSummary, Error> {
     let shared = &inner.shared;
+    // Usage this replica still holds for an hour near the window's end was kept from the
+    // database for hours (an outage): its alarm is raised now, not after the drain's minute
+    // of retries fails, nor never while the database stays down.
+    if let Ok(now) = super::record::clock_now(shared) {
+        alarm_buffered(inner, now);
+    }
     shared.drain_async().await?;
     let now = super::record::clock_now(shared)?;
     let mut sum = sealed(inner, f.seal(&shared.scope, now).await?);
