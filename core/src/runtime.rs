@@ -355,7 +355,36 @@ fn block_sigpipe() {
     unsafe {
         let pipe = sigpipe_set();
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, std::ptr::null_mut());
+        let _ = SIGPIPE_BLOCKED_HERE.try_with(|c| c.set(true));
     }
+}
+
+/// Runs `f`, the seller's code (an event callback), with SIGPIPE as the host has it. On one
+/// of the library's threads, which block it for good ([`block_sigpipe`]), it is unblocked
+/// while `f` runs, once a SIGPIPE the library's writes left pending is taken back: a child
+/// process the callback starts (`system()`, `popen()`) inherits the mask, and a pipeline
+/// there (`producer | head`) must end by SIGPIPE as it does anywhere else.
+pub(crate) fn as_host<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_os = "linux")]
+    if SIGPIPE_BLOCKED_HERE.try_with(Cell::get).unwrap_or(false) {
+        struct Reblock;
+        impl Drop for Reblock {
+            fn drop(&mut self) {
+                block_sigpipe();
+            }
+        }
+        // SAFETY: sigtimedwait with a zero timeout only takes a SIGPIPE already pending;
+        // the unblock changes this thread's mask only, put back by `Reblock`.
+        unsafe {
+            let pipe = sigpipe_set();
+            let now: libc::timespec = std::mem::zeroed();
+            while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now) == libc::SIGPIPE {}
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &pipe, std::ptr::null_mut());
+        }
+        let _again = Reblock;
+        return f();
+    }
+    f()
 }
 
 /// The signal set holding SIGPIPE only.
@@ -401,9 +430,12 @@ impl SigpipeHeld {
             let pipe = sigpipe_set();
             let mut pending: libc::sigset_t = std::mem::zeroed();
             libc::sigpending(&mut pending);
-            let ours = libc::sigismember(&pending, libc::SIGPIPE) != 1;
             let mut old: libc::sigset_t = std::mem::zeroed();
             libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+            // Not one pending before, and not a thread that blocks it already: a host that
+            // takes its SIGPIPEs itself (sigwait) keeps what it gets.
+            let ours = libc::sigismember(&pending, libc::SIGPIPE) != 1
+                && libc::sigismember(&old, libc::SIGPIPE) != 1;
             Self {
                 old: Some(old),
                 ours,
@@ -468,6 +500,8 @@ thread_local! {
     static ON_SHARED: Cell<bool> = const { Cell::new(false) };
     /// Whether this thread is inside [`block_on`] on the blocking runtime.
     static ON_BLOCKING: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread blocks SIGPIPE for good: one of the library's ([`block_sigpipe`]).
+    static SIGPIPE_BLOCKED_HERE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Whether the caller runs inside [`block_on`] on the blocking runtime: anything that
@@ -1045,6 +1079,62 @@ mod tests {
             [1, 0, 1, 1],
             "each write is EPIPE, and the caller's mask and pending signals are as they were"
         );
+    }
+
+    /// Whether this thread blocks SIGPIPE now.
+    #[cfg(target_os = "linux")]
+    fn sigpipe_blocked() -> bool {
+        // SAFETY: reads this thread's mask.
+        unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+            libc::sigismember(&mask, libc::SIGPIPE) == 1
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_sellers_code_runs_with_sigpipe_as_the_host_has_it() {
+        // An event callback on the library's thread (which blocks SIGPIPE for good) that
+        // starts a child (system(), popen()) handed it SIGPIPE blocked, past exec: a shell
+        // pipeline there no longer ended by SIGPIPE (found by a second read).
+        let seen = block_on(async {
+            spawn(async {
+                (
+                    sigpipe_blocked(),
+                    as_host(sigpipe_blocked),
+                    sigpipe_blocked(),
+                )
+            })
+            .unwrap()
+            .await
+            .unwrap()
+        })
+        .unwrap();
+        assert_eq!(seen, (true, false, true));
+        // On a thread of the seller's, nothing changes.
+        assert_eq!(as_host(sigpipe_blocked), sigpipe_blocked());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_sigpipe_the_host_takes_itself_is_left_to_it() {
+        // A host that blocks SIGPIPE and takes it with sigwait: one sent to the process while
+        // a blocking call ran was taken back by the call's guard (found by a second read).
+        let got = in_forked_child(|| {
+            // SAFETY: this child's thread blocks SIGPIPE, sends one to the process, and reads
+            // what is pending after the call.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                let pipe = sigpipe_set();
+                libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, std::ptr::null_mut());
+                block_on(async { libc::kill(libc::getpid(), libc::SIGPIPE) }).unwrap();
+                let mut pending: libc::sigset_t = std::mem::zeroed();
+                libc::sigpending(&mut pending);
+                [u8::from(libc::sigismember(&pending, libc::SIGPIPE) == 1)]
+            }
+        });
+        assert_eq!(got, [1], "the host's SIGPIPE was taken");
     }
 
     #[test]

@@ -1059,6 +1059,42 @@ fn close_does_not_wait_for_a_callback_the_background_flusher_is_in() {
     assert_eq!(emu.ledger().len(), 2);
 }
 
+/// `close()` stops a background flush mid-flight (its second call waits on the server): the
+/// events of what it had already settled must still be delivered. Delivered once the flush
+/// ended (see the test above), they went with the flush's task when close() aborted it,
+/// while the store already had those hours acked (found by a second read). And close()
+/// returns after them: a host may free its listener's state once close() returns.
+#[test]
+fn close_delivers_the_events_of_the_background_flush_it_stops() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let m = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(temp_db("stopped-flush")))
+            .flush_interval(Duration::from_millis(20))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    for c in 1..=30 {
+        m.record(cust(c), "users", 1, None, None).unwrap();
+    }
+    // The first call (25 buckets) is answered at once, the second after 5 s.
+    emu.push_fault(Fault::Delay { seconds: 0.0 });
+    emu.push_fault(Fault::Delay { seconds: 5.0 });
+    h.set(b + 600);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !emu.pending_faults().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(emu.pending_faults().is_empty(), "no second call was sent");
+    m.close_blocking().unwrap();
+    let acked = h.count(|k| matches!(k, MeterEventKind::Acked { .. }));
+    assert_eq!(emu.ledger().len(), 30);
+    assert_eq!(acked, 30, "acked events lost with the stopped flush");
+}
+
 /// A background flush that panics (a thread the runtime could not start under a container's
 /// pids limit, a bug) ends that flush, not the flusher: the flushes after it still send.
 /// Before, the panic ended the flusher's task for good, and sealed hours waited for a
@@ -4441,12 +4477,29 @@ fn a_flush_interval_too_long_for_the_window_alarms_is_refused() {
         assert_eq!(e.field(), Some("flush_interval"), "{e}");
         assert!(e.to_string().contains("1800"), "{e}");
     }
+    // Not rounded to whole seconds (a face's 1800.5).
+    let config = h
+        .builder(client(&emu, 1), Store::memory())
+        .flush_interval(Duration::from_millis(1_800_500))
+        .build()
+        .unwrap();
+    let e = UsageMeter::new(config).unwrap_err();
+    assert_eq!(e.field(), Some("flush_interval"), "{e}");
     let config = h
         .builder(client(&emu, 1), Store::memory())
         .flush_interval(Duration::from_secs(H as u64 / 2))
         .build()
         .unwrap();
     UsageMeter::new(config).unwrap().close_blocking().unwrap();
+    // A short notice shortens the default interval (60 s) unasked: never refused.
+    for notice in [0, 1, 60, 119] {
+        let config = h
+            .builder(client(&emu, 1), Store::memory())
+            .alarm_before(Duration::from_secs(notice))
+            .build()
+            .unwrap();
+        UsageMeter::new(config).unwrap().close_blocking().unwrap();
+    }
 }
 
 /// A store recorded in the batch mode and flushed in the `MeterUsage` mode: its buckets have

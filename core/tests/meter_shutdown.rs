@@ -242,6 +242,11 @@ fn close_says_what_it_leaves_unsent() {
         // Nothing left: nothing said.
         let (meter, _, _) = flushing_meter(&emu, Store::memory(), Duration::ZERO);
         meter.close_blocking().unwrap();
+        // Dropped without close(): said too.
+        let (meter, clock, b) = flushing_meter(&emu, Store::memory(), Duration::ZERO);
+        clock.store(b + 10, Ordering::SeqCst);
+        record_4_users(&meter);
+        drop(meter);
         std::process::exit(0);
     }
     let dir = std::env::temp_dir().join(format!("mm-left-{}", std::process::id()));
@@ -255,7 +260,7 @@ fn close_says_what_it_leaves_unsent() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let lines: Vec<&str> = err.lines().filter(|l| l.contains("close()")).collect();
-    assert_eq!(lines.len(), 2, "stderr: {err}");
+    assert_eq!(lines.len(), 3, "stderr: {err}");
     assert!(
         lines[0].contains("1 bucket") && lines[0].contains("lost"),
         "{}",
@@ -265,5 +270,10 @@ fn close_says_what_it_leaves_unsent() {
         lines[1].contains("1 bucket") && lines[1].contains("left.db"),
         "{}",
         lines[1]
+    );
+    assert!(
+        lines[2].contains("dropped without close()") && lines[2].contains("lost"),
+        "{}",
+        lines[2]
     );
 }

@@ -13,6 +13,13 @@ use super::{hour_of, Clock, Durability, EventCallback, MeterEvent, MeterMode, St
 /// How often a meter flushes in the background unless told otherwise, in every face.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The longest background flush interval `alarm_before` allows: half of it (at least a
+/// second). Window alarms are raised by flushes, so a slower flusher raises one with less
+/// than half the notice asked for, or none before the window ends.
+pub(crate) fn longest_flush_interval(alarm_before: Duration) -> Duration {
+    (alarm_before / 2).max(Duration::from_secs(1))
+}
+
 /// The meter's settings; see [`MeterConfig::builder`].
 #[derive(Clone)]
 pub struct MeterConfig {
@@ -234,6 +241,7 @@ impl MeterConfigBuilder {
     pub fn build(self) -> Result<MeterConfig, BuildError> {
         let client = self.client.ok_or(BuildError::missing("client"))?;
         let clock_given = self.clock.is_some();
+        let alarm_before = self.alarm_before.unwrap_or(Duration::from_secs(3600));
         let clock = self.clock.unwrap_or_else(|| client_clock(client.clone()));
         Ok(MeterConfig {
             client,
@@ -244,11 +252,16 @@ impl MeterConfigBuilder {
             grace: self.grace.unwrap_or(Duration::from_secs(300)),
             zero_fill: self.zero_fill,
             on_event: self.on_event,
-            flush_interval: Some(self.flush_interval.unwrap_or(DEFAULT_FLUSH_INTERVAL))
-                .filter(|d| !d.is_zero()),
+            // The default is never longer than `alarm_before` allows (see
+            // [`longest_flush_interval`]): a short notice shortens it, unasked.
+            flush_interval: Some(
+                self.flush_interval
+                    .unwrap_or(DEFAULT_FLUSH_INTERVAL.min(longest_flush_interval(alarm_before))),
+            )
+            .filter(|d| !d.is_zero()),
             clock,
             window: self.window.unwrap_or(Duration::from_secs(6 * 3600)),
-            alarm_before: self.alarm_before.unwrap_or(Duration::from_secs(3600)),
+            alarm_before,
             group_max_wait: self.group_max_wait,
             group_max_events: self.group_max_events.unwrap_or(4096),
             max_unprocessed_rounds: 5,

@@ -77,6 +77,7 @@ use crate::{Client, Error};
 
 use store::{Db, Scope};
 
+use config::longest_flush_interval;
 pub use config::{MeterConfig, MeterConfigBuilder, DEFAULT_FLUSH_INTERVAL};
 use group::{committer, Group, GroupQueue};
 use record::{duration_secs, CALENDAR};
@@ -177,8 +178,45 @@ impl Drop for Inner {
             if let Err(e) = lock(&self.shared.db).check_in_place() {
                 report("the store file was not in place at drop", &e);
             }
+            say_what_is_left(&self.shared, "the meter, dropped without close(), left");
         }
     }
+}
+
+/// Says what a local store's meter leaves unsent as it closes or is dropped unclosed (its
+/// hours not sealed yet, and what a stopped flush kept sealed), and where: a file store's
+/// next meter sends them, and a memory store loses them. Unsaid, a store path missing from
+/// a pod's settings (a memory store) or a store on a volume gone with its pod lost an hour's
+/// usage at every rollout. Written with the store let go: standard error may be a pipe
+/// nobody reads, which must not hold up `record()`.
+fn say_what_is_left(shared: &Shared, what: &str) {
+    if shared.fleet.is_some() {
+        return;
+    }
+    let (left, path) = {
+        let db = lock(&shared.db);
+        let Ok(s) = db.status() else { return };
+        (
+            s.pending + s.sealed,
+            db.path().map(|p| p.display().to_string()),
+        )
+    };
+    let left = match left {
+        0 => return,
+        1 => "1 bucket".to_owned(),
+        n => format!("{n} buckets"),
+    };
+    note(&match path {
+        None => format!(
+            "{what} {left} of usage not sent yet in memory: the meter has no store file \
+             (path), so they are lost"
+        ),
+        Some(p) => format!(
+            "{what} {left} of usage not sent yet in the store at {p}: the next meter that \
+             opens it sends them (a store on a volume that does not outlive its container, \
+             such as an emptyDir, loses them)"
+        ),
+    });
 }
 
 /// Refuses more zero-fill dimensions than a registration holds, naming `dimensions`.
@@ -327,6 +365,9 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// How long `close()` waits for the event callbacks a background flush is delivering.
+const CALLBACKS_WAIT: Duration = Duration::from_secs(5);
 
 /// Records billable events and bills every customer-hour exactly once; see the
 /// [module documentation](self).
@@ -561,14 +602,15 @@ impl UsageMeter {
         // end with the default hour's notice).
         let alarm_before = duration_secs(config.alarm_before);
         if let Some(every) = config.flush_interval {
-            let most = (alarm_before / 2).max(1);
-            if duration_secs(every) > most {
+            let most = longest_flush_interval(config.alarm_before);
+            if every > most {
                 return Err(Error::invalid_input(
                     FieldPath::argument("flush_interval"),
                     format!(
                         "{} s is too long: window alarms are raised by flushes, {alarm_before} \
-                         s before the end of the service's window, so at most {most} s",
-                        duration_secs(every)
+                         s before the end of the service's window, so at most {} s",
+                        every.as_secs_f64(),
+                        most.as_secs_f64()
                     ),
                 ));
             }
@@ -616,6 +658,7 @@ impl UsageMeter {
             clock: config.clock.clone(),
             on_event: config.on_event.clone(),
             alarmed_outside: Mutex::default(),
+            deferring: Default::default(),
         });
         let mut group = None;
         let mut committer_handle = None;
@@ -862,43 +905,24 @@ impl UsageMeter {
             report("buffered usage could not be written at close", &e);
         }
         let flushed = self.flush_now(true).await;
+        // The events of a background flush, delivered as it ends or as the abort above
+        // stops it, come before close() returns (a host may free its listener's state
+        // then), unless a callback blocks: then close() goes on after CALLBACKS_WAIT.
+        let until = std::time::Instant::now() + CALLBACKS_WAIT;
+        while self.inner.shared.deferring.load(Ordering::SeqCst) > 0
+            && std::time::Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // Closed: another meter may own the store now (this one only reads it from here on).
         // Not after a failed final flush: the store stays this meter's, and a close() again
         // (once the cause is mended) flushes again.
         if flushed.is_ok() {
-            if self.inner.shared.fleet.is_none() {
-                self.say_what_is_left();
-            }
+            say_what_is_left(&self.inner.shared, "close() left");
             lock(&self.inner.shared.db).release_claim();
             *closed_down = true;
         }
         flushed
-    }
-
-    /// Says what a `close()` left unsent in a local store (its hours not sealed yet, and what
-    /// a stopped flush kept sealed), and where: a file store's next meter sends them, and a
-    /// memory store loses them. Unsaid, a store path missing from a pod's settings (a memory
-    /// store) or a store on a volume gone with its pod lost an hour's usage at every rollout.
-    fn say_what_is_left(&self) {
-        let db = lock(&self.inner.shared.db);
-        let Ok(s) = db.status() else { return };
-        let left = match s.pending + s.sealed {
-            0 => return,
-            1 => "1 bucket".to_owned(),
-            n => format!("{n} buckets"),
-        };
-        note(&match db.path() {
-            None => format!(
-                "close() left {left} of usage not sent yet in memory: the meter has no store \
-                 file (path), so they are lost"
-            ),
-            Some(p) => format!(
-                "close() left {left} of usage not sent yet in the store at {}: the next meter \
-                 that opens it sends them (a store on a volume that does not outlive its \
-                 container, such as an emptyDir, loses them)",
-                p.display()
-            ),
-        });
     }
 
     /// [`close`](Self::close), blocking the calling thread.

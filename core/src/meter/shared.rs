@@ -4,7 +4,8 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::FieldPath;
 use crate::{Error, ErrorCode};
@@ -246,6 +247,9 @@ pub(super) struct Shared {
     /// writes (see `send::alarm_unwritten`): the seal that marks them once it takes writes
     /// does not raise theirs again.
     pub(super) alarmed_outside: Mutex<std::collections::HashSet<BucketKey>>,
+    /// Background flushes whose events are not all delivered yet (see [`Shared::deferring`]):
+    /// `close()` waits for them, a while.
+    pub(super) deferring: std::sync::atomic::AtomicUsize,
 }
 
 /// The event of `quantity` for bucket `k` counted in hour `counted` instead of its own.
@@ -345,10 +349,9 @@ impl Shared {
             // In the background flusher's flush: delivered once the flush lets its lock go
             // (see `Shared::deferring`).
             let me = self as *const Shared as usize;
-            let _ = DEFERRED.try_with(|d| {
-                let mut d = d.borrow_mut();
-                if d.0 == me {
-                    d.1.append(&mut events);
+            let _ = DEFERRED.try_with(|(of, held)| {
+                if *of == me {
+                    lock(held).append(&mut events);
                 }
             });
             if events.is_empty() {
@@ -393,19 +396,25 @@ impl Shared {
     /// Runs `fut` (the background flusher's flush) and then delivers the events it emitted,
     /// once it has let its locks go: a callback that blocks (a JVM listener calling
     /// `System.exit`, whose shutdown hook closes the meter) held the flush lock, and
-    /// `close()` waited for it for good.
+    /// `close()` waited for it for good. A flush stopped midway (`close()` aborts the
+    /// flusher) delivers what it emitted as it is dropped: the store has those buckets
+    /// settled, and no later flush emits their events again.
     pub(super) async fn deferring<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
+        /// Delivers the held events when dropped, the flush ended or stopped.
+        struct Deliver<'a>(&'a Shared, Arc<Mutex<Vec<MeterEvent>>>);
+        impl Drop for Deliver<'_> {
+            fn drop(&mut self) {
+                let events = std::mem::take(&mut *lock(&self.1));
+                self.0.emit(events);
+                self.0.deferring.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.deferring.fetch_add(1, Ordering::SeqCst);
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let deliver = Deliver(self, held.clone());
         let me = self as *const Shared as usize;
-        let (out, events) = DEFERRED
-            .scope(std::cell::RefCell::new((me, Vec::new())), async {
-                let out = fut.await;
-                (
-                    out,
-                    DEFERRED.with(|d| std::mem::take(&mut d.borrow_mut().1)),
-                )
-            })
-            .await;
-        self.emit(events);
+        let out = DEFERRED.scope((me, held), fut).await;
+        drop(deliver);
         out
     }
 
@@ -856,7 +865,7 @@ tokio::task_local! {
     pub(super) static IN_FLEET_FLUSH: ();
     /// The events a background flush emitted, for its meter (its `Shared`'s address),
     /// delivered when the flush ends (see [`Shared::deferring`]).
-    static DEFERRED: std::cell::RefCell<(usize, Vec<MeterEvent>)>;
+    static DEFERRED: (usize, Arc<Mutex<Vec<MeterEvent>>>);
 }
 
 type Marks = std::thread::LocalKey<std::cell::RefCell<Vec<usize>>>;
@@ -896,7 +905,8 @@ impl Mark {
 /// it (the group committer, a flush) and stop the meter with it.
 fn deliver_one(cb: &super::EventCallback, e: MeterEvent) {
     let kind = e.kind.as_str();
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(e))).is_err() {
+    let call = || crate::runtime::as_host(|| cb(e));
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
         tracing::error!(
             event = kind,
             "meter: the on_event callback panicked; the event was counted"
