@@ -354,8 +354,46 @@ fn block_sigpipe() {
     // SAFETY: changes only this thread's mask, with a set made by sigemptyset/sigaddset.
     unsafe {
         let pipe = sigpipe_set();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, std::ptr::null_mut());
-        let _ = SIGPIPE_BLOCKED_HERE.try_with(|c| c.set(true));
+        let mut was: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut was);
+        // Blocked already (inherited from a host thread that blocks it): the host's choice,
+        // which its callbacks keep.
+        if libc::sigismember(&was, libc::SIGPIPE) != 1 {
+            let _ = SIGPIPE_BLOCKED_HERE.try_with(|c| c.set(true));
+        }
+    }
+}
+
+/// Whether a SIGPIPE is pending for this thread itself (raised by its own write), not for
+/// the process (sent with `kill`, which a host that blocks SIGPIPE takes with `sigwait`):
+/// `sigpending` tells the two apart only through `/proc/thread-self/status` (`SigPnd`).
+/// Read when a SIGPIPE is pending, which is rare; unreadable, it counts as this thread's.
+#[cfg(target_os = "linux")]
+fn sigpipe_pending_here() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/thread-self/status") else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigPnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_none_or(|bits| bits & (1 << (libc::SIGPIPE - 1)) != 0)
+}
+
+/// Takes back a SIGPIPE pending for this thread (one its own writes raised); one pending
+/// for the process is left to the host. SIGPIPE must be blocked here.
+#[cfg(target_os = "linux")]
+fn take_own_sigpipe() {
+    // SAFETY: reads the pending set; sigtimedwait with a zero timeout takes a signal already
+    // pending, this thread's first (as the kernel dequeues them), and never waits.
+    unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        if libc::sigismember(&pending, libc::SIGPIPE) == 1 && sigpipe_pending_here() {
+            let pipe = sigpipe_set();
+            let now: libc::timespec = std::mem::zeroed();
+            libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now);
+        }
     }
 }
 
@@ -366,25 +404,35 @@ fn block_sigpipe() {
 /// there (`producer | head`) must end by SIGPIPE as it does anywhere else.
 pub(crate) fn as_host<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_os = "linux")]
-    if SIGPIPE_BLOCKED_HERE.try_with(Cell::get).unwrap_or(false) {
+    if SIGPIPE_BLOCKED_HERE.try_with(Cell::get).unwrap_or(false) && sigpipe_blocked_now() {
         struct Reblock;
         impl Drop for Reblock {
             fn drop(&mut self) {
-                block_sigpipe();
+                // SAFETY: blocks SIGPIPE again in this thread only.
+                unsafe {
+                    libc::pthread_sigmask(libc::SIG_BLOCK, &sigpipe_set(), std::ptr::null_mut())
+                };
             }
         }
-        // SAFETY: sigtimedwait with a zero timeout only takes a SIGPIPE already pending;
-        // the unblock changes this thread's mask only, put back by `Reblock`.
-        unsafe {
-            let pipe = sigpipe_set();
-            let now: libc::timespec = std::mem::zeroed();
-            while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now) == libc::SIGPIPE {}
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &pipe, std::ptr::null_mut());
-        }
+        take_own_sigpipe();
+        // SAFETY: changes this thread's mask only, put back by `Reblock`.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &sigpipe_set(), std::ptr::null_mut()) };
         let _again = Reblock;
         return f();
     }
     f()
+}
+
+/// Whether this thread blocks SIGPIPE now (a callback inside a callback finds it unblocked
+/// by the outer one, and leaves it so).
+#[cfg(target_os = "linux")]
+fn sigpipe_blocked_now() -> bool {
+    // SAFETY: reads this thread's mask.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+        libc::sigismember(&mask, libc::SIGPIPE) == 1
+    }
 }
 
 /// The signal set holding SIGPIPE only.
@@ -432,10 +480,8 @@ impl SigpipeHeld {
             libc::sigpending(&mut pending);
             let mut old: libc::sigset_t = std::mem::zeroed();
             libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
-            // Not one pending before, and not a thread that blocks it already: a host that
-            // takes its SIGPIPEs itself (sigwait) keeps what it gets.
-            let ours = libc::sigismember(&pending, libc::SIGPIPE) != 1
-                && libc::sigismember(&old, libc::SIGPIPE) != 1;
+            // One pending before is not this call's to take.
+            let ours = libc::sigismember(&pending, libc::SIGPIPE) != 1;
             Self {
                 old: Some(old),
                 ours,
@@ -452,16 +498,14 @@ impl Drop for SigpipeHeld {
         if let Some(old) = self.old {
             // SAFETY: sigtimedwait with a zero timeout only takes a SIGPIPE already pending;
             // the mask restored is the one this thread had.
-            unsafe {
-                let pipe = sigpipe_set();
-                let mut pending: libc::sigset_t = std::mem::zeroed();
-                libc::sigpending(&mut pending);
-                if self.ours && libc::sigismember(&pending, libc::SIGPIPE) == 1 {
-                    let now: libc::timespec = std::mem::zeroed();
-                    libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now);
-                }
-                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            // A SIGPIPE sent to the process meanwhile (a host blocking SIGPIPE takes those
+            // with `sigwait`) is left; one this thread's writes raised is taken back, even
+            // when the thread blocked SIGPIPE before: unblocked later, it would end the host.
+            if self.ours {
+                take_own_sigpipe();
             }
+            // SAFETY: the mask restored is the one this thread had.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
         }
     }
 }
@@ -1081,17 +1125,6 @@ mod tests {
         );
     }
 
-    /// Whether this thread blocks SIGPIPE now.
-    #[cfg(target_os = "linux")]
-    fn sigpipe_blocked() -> bool {
-        // SAFETY: reads this thread's mask.
-        unsafe {
-            let mut mask: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
-            libc::sigismember(&mask, libc::SIGPIPE) == 1
-        }
-    }
-
     #[cfg(target_os = "linux")]
     #[test]
     fn the_sellers_code_runs_with_sigpipe_as_the_host_has_it() {
@@ -1101,9 +1134,9 @@ mod tests {
         let seen = block_on(async {
             spawn(async {
                 (
-                    sigpipe_blocked(),
-                    as_host(sigpipe_blocked),
-                    sigpipe_blocked(),
+                    sigpipe_blocked_now(),
+                    as_host(sigpipe_blocked_now),
+                    sigpipe_blocked_now(),
                 )
             })
             .unwrap()
@@ -1113,12 +1146,30 @@ mod tests {
         .unwrap();
         assert_eq!(seen, (true, false, true));
         // On a thread of the seller's, nothing changes.
-        assert_eq!(as_host(sigpipe_blocked), sigpipe_blocked());
+        assert_eq!(as_host(sigpipe_blocked_now), sigpipe_blocked_now());
+        // A host that blocks SIGPIPE in every thread (the library's threads inherit it)
+        // keeps it blocked in its callbacks: unblocked, a write of theirs to a closed pipe
+        // ended it (found by a last read).
+        let kept = in_forked_child(|| {
+            // SAFETY: blocks SIGPIPE in this child's only thread, before its runtime starts.
+            unsafe {
+                libc::pthread_sigmask(libc::SIG_BLOCK, &sigpipe_set(), std::ptr::null_mut())
+            };
+            let on_worker = block_on(async {
+                spawn(async { as_host(sigpipe_blocked_now) })
+                    .unwrap()
+                    .await
+                    .unwrap()
+            })
+            .unwrap();
+            [u8::from(on_worker)]
+        });
+        assert_eq!(kept, [1], "the host's blocked SIGPIPE was unblocked in a callback");
     }
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn a_sigpipe_the_host_takes_itself_is_left_to_it() {
+    fn a_sigpipe_sent_to_the_host_is_left_to_it_and_the_calls_own_is_taken() {
         // A host that blocks SIGPIPE and takes it with sigwait: one sent to the process while
         // a blocking call ran was taken back by the call's guard (found by a second read).
         let got = in_forked_child(|| {
@@ -1131,10 +1182,22 @@ mod tests {
                 block_on(async { libc::kill(libc::getpid(), libc::SIGPIPE) }).unwrap();
                 let mut pending: libc::sigset_t = std::mem::zeroed();
                 libc::sigpending(&mut pending);
-                [u8::from(libc::sigismember(&pending, libc::SIGPIPE) == 1)]
+                let kept = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+                let now: libc::timespec = std::mem::zeroed();
+                libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now);
+                // One the call's own write raised, on a thread that blocks SIGPIPE, is taken
+                // back: the thread would die of it once it unblocked SIGPIPE.
+                let write = block_on(write_to_a_reset_connection()).unwrap();
+                libc::sigpending(&mut pending);
+                let left = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+                [u8::from(kept), write, u8::from(left)]
             }
         });
-        assert_eq!(got, [1], "the host's SIGPIPE was taken");
+        assert_eq!(
+            got,
+            [1, 1, 0],
+            "the host's SIGPIPE taken, or the call's left"
+        );
     }
 
     #[test]

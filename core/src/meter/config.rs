@@ -161,7 +161,8 @@ impl MeterConfigBuilder {
         self
     }
     /// Flush in the background on the shared runtime this often (default
-    /// [`DEFAULT_FLUSH_INTERVAL`], in every face); zero: no background flusher. At most half of
+    /// [`DEFAULT_FLUSH_INTERVAL`] in every face, or half of a shorter `alarm_before`, at
+    /// least a second); zero: no background flusher. At most half of
     /// [`MeterConfigBuilder::alarm_before`] (30 minutes by default), or
     /// [`UsageMeter::new`](crate::UsageMeter::new) refuses it: window alarms are raised by
     /// flushes.

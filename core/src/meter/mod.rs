@@ -600,16 +600,16 @@ impl UsageMeter {
         // Window alarms are raised by flushes: a background flusher slower than half of
         // `alarm_before` raised an alarm too late to act on (an hourly one, at the window's
         // end with the default hour's notice).
-        let alarm_before = duration_secs(config.alarm_before);
         if let Some(every) = config.flush_interval {
             let most = longest_flush_interval(config.alarm_before);
             if every > most {
                 return Err(Error::invalid_input(
                     FieldPath::argument("flush_interval"),
                     format!(
-                        "{} s is too long: window alarms are raised by flushes, {alarm_before} \
-                         s before the end of the service's window, so at most {} s",
+                        "{} s is too long: window alarms are raised by flushes, {} s before \
+                         the end of the service's window, so at most {} s",
                         every.as_secs_f64(),
+                        config.alarm_before.as_secs_f64(),
                         most.as_secs_f64()
                     ),
                 ));
@@ -646,7 +646,7 @@ impl UsageMeter {
             product_code: config.product_code.clone().unwrap_or_default(),
             grace,
             window,
-            alarm_before,
+            alarm_before: duration_secs(config.alarm_before),
             zero_fill: config.zero_fill,
         };
         let shared = Arc::new(Shared {

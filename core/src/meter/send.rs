@@ -265,8 +265,9 @@ fn alarm_unwritten(inner: &Inner, now: i64) {
     raise_alarms(inner, now, true);
 }
 
-/// Raises the window alarms due for the usage the fleet store's meter holds in memory, not
-/// yet written to the database (see `flush_fleet`). Once each, as [`alarm_unwritten`].
+/// Raises the window alarms due for the usage the fleet store's meter holds in memory, when
+/// it could not be written to the database (see `flush_fleet`). Once each, as
+/// [`alarm_unwritten`]; the quantity is this replica's part.
 fn alarm_buffered(inner: &Inner, now: i64) {
     raise_alarms(inner, now, false);
 }
@@ -294,9 +295,14 @@ fn raise_alarms(inner: &Inner, now: i64, read_store: bool) {
         }
         Err(e) => tracing::warn!(error = %e, "meter: cannot read the store for window alarms"),
     }
-    for (k, acc) in &lock(&shared.buffer).map {
-        if due(k.hour) {
-            *quantities.entry(k.clone()).or_default() += acc.quantity;
+    {
+        // What a write of unknown outcome holds too: it may not have committed.
+        let buffer = lock(&shared.buffer);
+        let unsettled = buffer.unsettled.iter().flat_map(|(_, b, _)| b.iter());
+        for (k, acc) in buffer.map.iter().chain(unsettled) {
+            if due(k.hour) {
+                *quantities.entry(k.clone()).or_default() += acc.quantity;
+            }
         }
     }
     let mut alarmed = lock(&shared.alarmed_outside);
@@ -348,13 +354,15 @@ fn sealed(inner: &Inner, mut prepared: super::store::Prepared) -> FlushSummary {
 /// claim up to one call's worth of buckets at a time and send them.
 async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSummary, Error> {
     let shared = &inner.shared;
-    // Usage this replica still holds for an hour near the window's end was kept from the
-    // database for hours (an outage): its alarm is raised now, not after the drain's minute
-    // of retries fails, nor never while the database stays down.
-    if let Ok(now) = super::record::clock_now(shared) {
-        alarm_buffered(inner, now);
+    // Usage this replica still holds could not reach the database (an outage): no seal
+    // raises the alarm of an hour of it near the window's end, so it is raised from what
+    // the replica holds.
+    if let Err(e) = shared.drain_async().await {
+        if let Ok(now) = super::record::clock_now(shared) {
+            alarm_buffered(inner, now);
+        }
+        return Err(e);
     }
-    shared.drain_async().await?;
     let now = super::record::clock_now(shared)?;
     let mut sum = sealed(inner, f.seal(&shared.scope, now).await?);
     let product = shared.scope.product_code.as_str();

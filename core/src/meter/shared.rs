@@ -404,9 +404,16 @@ impl Shared {
         struct Deliver<'a>(&'a Shared, Arc<Mutex<Vec<MeterEvent>>>);
         impl Drop for Deliver<'_> {
             fn drop(&mut self) {
+                /// Counts the delivery done, however it ends.
+                struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                let _done = Done(&self.0.deferring);
                 let events = std::mem::take(&mut *lock(&self.1));
                 self.0.emit(events);
-                self.0.deferring.fetch_sub(1, Ordering::SeqCst);
             }
         }
         self.deferring.fetch_add(1, Ordering::SeqCst);
