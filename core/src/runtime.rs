@@ -423,6 +423,29 @@ pub(crate) fn as_host<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Starts a thread of the library's own for the seller's code (a meter's event callbacks),
+/// with SIGPIPE as the host has it: one started from a runtime thread would inherit the
+/// SIGPIPE the library blocked there (see [`block_sigpipe`]).
+pub(crate) fn spawn_thread_as_host(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    let ours = SIGPIPE_BLOCKED_HERE.try_with(Cell::get).unwrap_or(false);
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            #[cfg(target_os = "linux")]
+            if ours {
+                // SAFETY: unblocks SIGPIPE in this new thread only.
+                unsafe {
+                    libc::pthread_sigmask(libc::SIG_UNBLOCK, &sigpipe_set(), std::ptr::null_mut())
+                };
+            }
+            f()
+        })
+        .map(drop)
+}
+
 /// Whether this thread blocks SIGPIPE now (a callback inside a callback finds it unblocked
 /// by the outer one, and leaves it so).
 #[cfg(target_os = "linux")]
@@ -1152,9 +1175,7 @@ mod tests {
         // ended it (found by a last read).
         let kept = in_forked_child(|| {
             // SAFETY: blocks SIGPIPE in this child's only thread, before its runtime starts.
-            unsafe {
-                libc::pthread_sigmask(libc::SIG_BLOCK, &sigpipe_set(), std::ptr::null_mut())
-            };
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigpipe_set(), std::ptr::null_mut()) };
             let on_worker = block_on(async {
                 spawn(async { as_host(sigpipe_blocked_now) })
                     .unwrap()
@@ -1164,7 +1185,11 @@ mod tests {
             .unwrap();
             [u8::from(on_worker)]
         });
-        assert_eq!(kept, [1], "the host's blocked SIGPIPE was unblocked in a callback");
+        assert_eq!(
+            kept,
+            [1],
+            "the host's blocked SIGPIPE was unblocked in a callback"
+        );
     }
 
     #[cfg(target_os = "linux")]

@@ -1095,6 +1095,73 @@ fn close_delivers_the_events_of_the_background_flush_it_stops() {
     assert_eq!(acked, 30, "acked events lost with the stopped flush");
 }
 
+/// A background flush's events come as they happen, not when the flush ends: a backlog's
+/// flush can take hours, and a window alarm raised at its start came after it (found by a
+/// review of large backlogs). Here the flush's one call waits 3 s; the alarm, raised
+/// before it, is seen within 1 s.
+#[test]
+fn a_background_flush_delivers_its_alarm_before_it_ends() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    let hour = b - 5 * H;
+    h.set(hour + 10);
+    let m = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(temp_db("prompt-alarm")))
+            .flush_interval(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.record(cust(1), "users", 1, None, None).unwrap();
+    emu.push_fault(Fault::Delay { seconds: 3.0 });
+    // Within the alarm's hour of the window's end.
+    h.set(hour + 5 * H + 60);
+    let alarmed = || h.count(|k| matches!(k, MeterEventKind::WindowAlarm { .. }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while alarmed() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(alarmed(), 1, "the alarm waited for the flush to end");
+    assert!(emu.ledger().is_empty(), "the flush had already ended");
+    m.close_blocking().unwrap();
+    assert_eq!(emu.ledger().len(), 1);
+}
+
+/// A backlog is sent oldest hour first across licenses: the store ordered its buckets by
+/// license before hour, so after an outage license "a…"'s newest hours went before license
+/// "z…"'s oldest, which a flush stopped on the way (throttling) or a backlog longer than the
+/// window then lost (found by a review of large backlogs).
+#[test]
+fn a_backlog_goes_oldest_hour_first_across_licenses() {
+    let mut cfg = metering_emulator::EmulatorConfig::default();
+    let mut first = cfg.licenses[0].clone();
+    first.license_arn = "arn:aws:license-manager::111122223333:license:l-0000".into();
+    let newer_license = first.license_arn.clone();
+    cfg.licenses.push(first);
+    let emu = metering_emulator::Emulator::start(cfg).unwrap();
+    let h = Harness::new();
+    let b = base();
+    let m = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(temp_db("oldest-first")))
+            .flush_interval(Duration::ZERO)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let account = metering_emulator::CUSTOMER_AWS_ACCOUNT_ID;
+    h.set(b - 2 * H + 10);
+    let older = Customer::aws_account(account, metering_emulator::LICENSE_ARN);
+    m.record(older, "users", 2, None, None).unwrap();
+    h.set(b - H + 10);
+    let newer = Customer::aws_account(account, newer_license);
+    m.record(newer, "users", 1, None, None).unwrap();
+    h.set(b + 600);
+    assert_eq!(m.flush_blocking().unwrap().acked, 2);
+    let hours: Vec<i64> = emu.ledger().iter().map(|e| e.hour).collect();
+    assert_eq!(hours, vec![b - 2 * H, b - H], "the newer hour went first");
+}
+
 /// A background flush that panics (a thread the runtime could not start under a container's
 /// pids limit, a bug) ends that flush, not the flusher: the flushes after it still send.
 /// Before, the panic ended the flusher's task for good, and sealed hours waited for a
@@ -4466,39 +4533,39 @@ fn a_grace_that_leaves_no_time_to_send_is_refused() {
 fn a_flush_interval_too_long_for_the_window_alarms_is_refused() {
     let emu = emulator();
     let h = Harness::new();
-    for every in [H as u64 / 2 + 1, H as u64, 6 * H as u64] {
-        let config = h
-            .builder(client(&emu, 1), Store::memory())
-            .flush_interval(Duration::from_secs(every))
-            .build()
-            .unwrap();
-        let e = UsageMeter::new(config).unwrap_err();
+    // A meter's settings with a flush interval and a notice, each given or the default.
+    let settings = |every: Option<Duration>, notice: Option<Duration>| {
+        let mut b = h.builder(client(&emu, 1), Store::memory());
+        if let Some(every) = every {
+            b = b.flush_interval(every);
+        }
+        if let Some(notice) = notice {
+            b = b.alarm_before(notice);
+        }
+        b.build().unwrap()
+    };
+    // Not rounded to whole seconds either (a face's 1800.5).
+    let too_long = [H as u64 / 2 + 1, H as u64, 6 * H as u64].map(Duration::from_secs);
+    for every in too_long
+        .into_iter()
+        .chain([Duration::from_millis(1_800_500)])
+    {
+        let e = UsageMeter::new(settings(Some(every), None)).unwrap_err();
         assert_eq!(e.error_code(), ErrorCode::InvalidInput, "{e}");
         assert_eq!(e.field(), Some("flush_interval"), "{e}");
         assert!(e.to_string().contains("1800"), "{e}");
     }
-    // Not rounded to whole seconds (a face's 1800.5).
-    let config = h
-        .builder(client(&emu, 1), Store::memory())
-        .flush_interval(Duration::from_millis(1_800_500))
-        .build()
+    let half_an_hour = Some(Duration::from_secs(H as u64 / 2));
+    UsageMeter::new(settings(half_an_hour, None))
+        .unwrap()
+        .close_blocking()
         .unwrap();
-    let e = UsageMeter::new(config).unwrap_err();
-    assert_eq!(e.field(), Some("flush_interval"), "{e}");
-    let config = h
-        .builder(client(&emu, 1), Store::memory())
-        .flush_interval(Duration::from_secs(H as u64 / 2))
-        .build()
-        .unwrap();
-    UsageMeter::new(config).unwrap().close_blocking().unwrap();
     // A short notice shortens the default interval (60 s) unasked: never refused.
     for notice in [0, 1, 60, 119] {
-        let config = h
-            .builder(client(&emu, 1), Store::memory())
-            .alarm_before(Duration::from_secs(notice))
-            .build()
+        UsageMeter::new(settings(None, Some(Duration::from_secs(notice))))
+            .unwrap()
+            .close_blocking()
             .unwrap();
-        UsageMeter::new(config).unwrap().close_blocking().unwrap();
     }
 }
 

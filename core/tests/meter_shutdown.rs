@@ -71,6 +71,19 @@ fn record_4_users(meter: &UsageMeter) {
         .unwrap();
 }
 
+/// Runs the test `name` again as a child process with `var` set to `value` (the child's
+/// role), and returns its standard error once it has ended well.
+fn child_stderr(name: &str, var: &str, value: &std::ffi::OsStr) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture"])
+        .env(var, value)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
 #[test]
 fn the_background_flusher_survives_a_runtime_shutdown() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
@@ -157,18 +170,12 @@ fn a_failed_background_flush_is_reported_on_stderr() {
     }
     let dir = std::env::temp_dir().join(format!("mm-report-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_failed_background_flush_is_reported_on_stderr",
-            "--nocapture",
-        ])
-        .env(CHILD, &dir)
-        .output()
-        .unwrap();
+    let err = child_stderr(
+        "a_failed_background_flush_is_reported_on_stderr",
+        CHILD,
+        dir.as_os_str(),
+    );
     let _ = std::fs::remove_dir_all(&dir);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     assert!(
         err.contains("marketplace-metering: the background flush failed")
             && err.contains("removed or replaced"),
@@ -203,17 +210,11 @@ fn a_background_flush_stopped_by_a_retryable_failure_is_reported() {
         assert!(emu.ledger().is_empty());
         std::process::exit(0);
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_background_flush_stopped_by_a_retryable_failure_is_reported",
-            "--nocapture",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let err = child_stderr(
+        "a_background_flush_stopped_by_a_retryable_failure_is_reported",
+        CHILD,
+        "1".as_ref(),
+    );
     assert!(
         err.contains("marketplace-metering: the background flush stopped")
             && err.contains("ThrottlingException"),
@@ -251,14 +252,8 @@ fn close_says_what_it_leaves_unsent() {
     }
     let dir = std::env::temp_dir().join(format!("mm-left-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "close_says_what_it_leaves_unsent", "--nocapture"])
-        .env(CHILD, &dir)
-        .output()
-        .unwrap();
+    let err = child_stderr("close_says_what_it_leaves_unsent", CHILD, dir.as_os_str());
     let _ = std::fs::remove_dir_all(&dir);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     let lines: Vec<&str> = err.lines().filter(|l| l.contains("close()")).collect();
     assert_eq!(lines.len(), 3, "stderr: {err}");
     assert!(

@@ -334,7 +334,7 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
             // A panic in one flush (a thread the runtime could not start under a pids
             // limit, a bug) ends that flush, not the flusher: the next one still runs.
             let shared = &flusher.inner.shared;
-            let flushed = shared.deferring(CatchUnwind(Box::pin(flusher.flush_now(false))));
+            let flushed = shared.with_courier(CatchUnwind(Box::pin(flusher.flush_now(false))));
             match flushed.await {
                 Err(panic) => {
                     let e = Error::invalid_state(crate::error::panic_message(&*panic));
@@ -366,7 +366,7 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
     Ok(())
 }
 
-/// How long `close()` waits for the event callbacks a background flush is delivering.
+/// How long `close()` waits for the event callbacks of background flushes to be delivered.
 const CALLBACKS_WAIT: Duration = Duration::from_secs(5);
 
 /// Records billable events and bills every customer-hour exactly once; see the
@@ -658,7 +658,8 @@ impl UsageMeter {
             clock: config.clock.clone(),
             on_event: config.on_event.clone(),
             alarmed_outside: Mutex::default(),
-            deferring: Default::default(),
+            courier: Mutex::default(),
+            undelivered: Default::default(),
         });
         let mut group = None;
         let mut committer_handle = None;
@@ -905,11 +906,11 @@ impl UsageMeter {
             report("buffered usage could not be written at close", &e);
         }
         let flushed = self.flush_now(true).await;
-        // The events of a background flush, delivered as it ends or as the abort above
-        // stops it, come before close() returns (a host may free its listener's state
-        // then), unless a callback blocks: then close() goes on after CALLBACKS_WAIT.
+        // The events of the background flushes, delivered by the courier thread, come
+        // before close() returns (a host may free its listener's state then), unless a
+        // callback blocks: then close() goes on after CALLBACKS_WAIT.
         let until = std::time::Instant::now() + CALLBACKS_WAIT;
-        while self.inner.shared.deferring.load(Ordering::SeqCst) > 0
+        while self.inner.shared.undelivered.load(Ordering::SeqCst) > 0
             && std::time::Instant::now() < until
         {
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -247,9 +247,12 @@ pub(super) struct Shared {
     /// writes (see `send::alarm_unwritten`): the seal that marks them once it takes writes
     /// does not raise theirs again.
     pub(super) alarmed_outside: Mutex<std::collections::HashSet<BucketKey>>,
-    /// Background flushes whose events are not all delivered yet (see [`Shared::deferring`]):
-    /// `close()` waits for them, a while.
-    pub(super) deferring: std::sync::atomic::AtomicUsize,
+    /// The courier thread's queue of a background flush's events (see
+    /// [`Shared::with_courier`]); `None` until the first.
+    pub(super) courier: Mutex<Option<std::sync::mpsc::Sender<Vec<MeterEvent>>>>,
+    /// Event lists handed to the courier and not yet delivered: `close()` waits for them, a
+    /// while.
+    pub(super) undelivered: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The event of `quantity` for bucket `k` counted in hour `counted` instead of its own.
@@ -346,15 +349,11 @@ impl Shared {
             for e in &mut events {
                 e.replica_id = replica.map(str::to_owned);
             }
-            // In the background flusher's flush: delivered once the flush lets its lock go
-            // (see `Shared::deferring`).
+            // In the background flusher's flush: handed to the meter's courier thread (see
+            // `Shared::with_courier`).
             let me = self as *const Shared as usize;
-            let _ = DEFERRED.try_with(|(of, held)| {
-                if *of == me {
-                    lock(held).append(&mut events);
-                }
-            });
-            if events.is_empty() {
+            if COURIERED.try_with(|of| *of == me).unwrap_or(false) {
+                self.hand_over(cb, events);
                 return;
             }
             // In a blocking call (a flush, a close): delivered when it returns, on this
@@ -393,36 +392,55 @@ impl Shared {
         }
     }
 
-    /// Runs `fut` (the background flusher's flush) and then delivers the events it emitted,
-    /// once it has let its locks go: a callback that blocks (a JVM listener calling
-    /// `System.exit`, whose shutdown hook closes the meter) held the flush lock, and
-    /// `close()` waited for it for good. A flush stopped midway (`close()` aborts the
-    /// flusher) delivers what it emitted as it is dropped: the store has those buckets
-    /// settled, and no later flush emits their events again.
-    pub(super) async fn deferring<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
-        /// Delivers the held events when dropped, the flush ended or stopped.
-        struct Deliver<'a>(&'a Shared, Arc<Mutex<Vec<MeterEvent>>>);
-        impl Drop for Deliver<'_> {
-            fn drop(&mut self) {
-                /// Counts the delivery done, however it ends.
-                struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
-                impl Drop for Done<'_> {
-                    fn drop(&mut self) {
-                        self.0.fetch_sub(1, Ordering::SeqCst);
+    /// Runs `fut` (the background flusher's flush) with its events delivered by the meter's
+    /// courier thread, in order, as they come: not by the flush's task, which holds the
+    /// flush lock (a callback that blocked there, a JVM listener calling `System.exit`
+    /// whose shutdown hook closes the meter, held `close()` for good), and not when the
+    /// flush ends (a backlog's flush takes hours, and its window alarms came after it; a
+    /// flush `close()` aborted lost them).
+    pub(super) async fn with_courier<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
+        COURIERED.scope(self as *const Shared as usize, fut).await
+    }
+
+    /// Hands `events` to the courier thread, started on first use; delivered here when the
+    /// OS refuses the thread. Counted in `undelivered` until their callbacks have run.
+    fn hand_over(&self, cb: &EventCallback, events: Vec<MeterEvent>) {
+        self.undelivered.fetch_add(1, Ordering::SeqCst);
+        let mut courier = lock(&self.courier);
+        if courier.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<MeterEvent>>();
+            let (cb, left, me) = (
+                cb.clone(),
+                self.undelivered.clone(),
+                self as *const Shared as usize,
+            );
+            // It ends once the meter is gone (its sender with it), its events delivered.
+            let started = crate::runtime::spawn_thread_as_host("mm-events", move || {
+                let _in = Mark::at(&IN_CALLBACK, me);
+                for events in rx {
+                    for e in events {
+                        deliver_one(&cb, e);
                     }
+                    left.fetch_sub(1, Ordering::SeqCst);
                 }
-                let _done = Done(&self.0.deferring);
-                let events = std::mem::take(&mut *lock(&self.1));
-                self.0.emit(events);
+            });
+            if started.is_ok() {
+                *courier = Some(tx);
             }
         }
-        self.deferring.fetch_add(1, Ordering::SeqCst);
-        let held = Arc::new(Mutex::new(Vec::new()));
-        let deliver = Deliver(self, held.clone());
-        let me = self as *const Shared as usize;
-        let out = DEFERRED.scope((me, held), fut).await;
-        drop(deliver);
-        out
+        let unsent = match courier.as_ref() {
+            Some(tx) => match tx.send(events) {
+                Ok(()) => return,
+                Err(e) => e.0,
+            },
+            None => events,
+        };
+        drop(courier);
+        let _in = Mark::enter(&IN_CALLBACK, self);
+        for e in unsent {
+            deliver_one(cb, e);
+        }
+        self.undelivered.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Whether this thread is running this meter's event callback.
@@ -870,9 +888,9 @@ tokio::task_local! {
     /// Set while a fleet store's flush runs (see `send::flush`): its event callbacks are
     /// the ones that can hold up the sender slot it holds (see `Fleet::hold`).
     pub(super) static IN_FLEET_FLUSH: ();
-    /// The events a background flush emitted, for its meter (its `Shared`'s address),
-    /// delivered when the flush ends (see [`Shared::deferring`]).
-    static DEFERRED: (usize, Arc<Mutex<Vec<MeterEvent>>>);
+    /// Set while the background flusher's flush runs, to its meter (its `Shared`'s
+    /// address): its events go to the courier (see [`Shared::with_courier`]).
+    static COURIERED: usize;
 }
 
 type Marks = std::thread::LocalKey<std::cell::RefCell<Vec<usize>>>;
