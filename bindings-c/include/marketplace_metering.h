@@ -1498,8 +1498,10 @@ mm_status mm_meter_config_set_flush_interval_seconds(struct mm_meter_config *con
  *
  * The callback is called on the thread that caused the event: a `mm_meter_record` caller
  * (late events), the group-commit thread (`MM_METER_DURABILITY_GROUP`), the thread inside
- * `mm_meter_flush`/`mm_meter_close`/`mm_meter_get_status`, or a runtime worker running the
- * background flush. So it and `user_data` must be thread-safe, and it must return quickly
+ * `mm_meter_flush`/`mm_meter_close`/`mm_meter_get_status`, or the meter's event thread
+ * (`mm-events`), which delivers the background flush's events in order as they come (they
+ * may arrive after events reported on the other threads). So it and `user_data` must be
+ * thread-safe, and it must return quickly
  * and never unwind (no C++ exception, no longjmp). While calling it the meter holds no lock
  * that `mm_meter_get_status`, `mm_meter_get_dead_letters`, `mm_meter_requeue` or
  * `mm_meter_register_customer` take, so the callback may call them. Calls that could wait

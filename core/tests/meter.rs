@@ -1162,6 +1162,41 @@ fn a_backlog_goes_oldest_hour_first_across_licenses() {
     assert_eq!(hours, vec![b - 2 * H, b - H], "the newer hour went first");
 }
 
+/// A background flush stopped by throttling (or another retryable failure) with buckets
+/// left resumes after a tenth of the interval, not a whole one: under sustained throttling a
+/// backlog drained at one stopped flush per minute, slower than an hour's usage came in
+/// (found by a review of large backlogs). Here the interval is 5 s and the flush that
+/// stops is followed by one 1 s later.
+#[test]
+fn a_background_flush_stopped_with_work_left_resumes_soon() {
+    let emu = emulator();
+    let h = Harness::new();
+    let b = base();
+    h.set(b - H + 10);
+    let m = UsageMeter::new(
+        h.builder(client(&emu, 1), Store::sqlite(temp_db("resume-soon")))
+            .flush_interval(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    for c in 1..=30 {
+        m.record(cust(c), "users", 1, None, None).unwrap();
+    }
+    h.set(b + 600);
+    // The first call (25 buckets) goes through, the second is throttled: the flush stops.
+    emu.push_fault(Fault::Delay { seconds: 0.0 });
+    emu.push_fault(Fault::Throttle);
+    let started = std::time::Instant::now();
+    while emu.ledger().len() < 30 && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    assert_eq!(emu.ledger().len(), 30);
+    assert!(took < Duration::from_secs(8), "the rest waited {took:?}");
+    m.close_blocking().unwrap();
+}
+
 /// A background flush that panics (a thread the runtime could not start under a container's
 /// pids limit, a bug) ends that flush, not the flusher: the flushes after it still send.
 /// Before, the panic ended the flusher's task for good, and sealed hours waited for a

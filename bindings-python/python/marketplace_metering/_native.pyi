@@ -151,8 +151,9 @@ class UsageMeter:
         Report 0 for the hours without usage of customers given to :meth:`register_customer`.
     on_event : callable, optional
         Called with each event (a :class:`~marketplace_metering.type_defs.MeterEventTypeDef`
-        dict) on the thread that caused it — a :meth:`record` caller, the group-commit thread
-        or a library runtime thread. It must return quickly and must not call the meter's
+        dict) on the thread that caused it — a :meth:`record` caller, the group-commit thread,
+        a library runtime thread, or the meter's event thread, which delivers the background
+        flush's events in order as they come. It must return quickly and must not call the meter's
         blocking methods; an exception it raises is logged on the ``marketplace_metering``
         logger and ignored. Without it, events are queued for :meth:`events`.
     flush_interval : timedelta or float or None, default 60 seconds

@@ -319,8 +319,13 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
 fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     let h = crate::runtime::spawn(async move {
+        // After a flush stopped with buckets left (throttling, a transport failure), the next
+        // comes after a tenth of the interval (at least a second), doubling while the stops
+        // go on, back to the interval once one ends: one stopped flush a minute drained a
+        // backlog slower than an hour's usage came in.
+        let (mut pause, mut stops) = (every, 0u32);
         loop {
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(pause).await;
             let Some(inner) = weak.upgrade() else { break };
             if inner.closed.load(Ordering::SeqCst) || inner.check_process().is_err() {
                 break;
@@ -355,9 +360,16 @@ fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> Result<(), Error> {
                             "the background flush stopped; its hours stay sealed for the next",
                             e,
                         );
+                        if s.deferred > 0 {
+                            let soon = (every / 10).max(Duration::from_secs(1));
+                            pause = soon.saturating_mul(1 << stops.min(16)).min(every);
+                            stops += 1;
+                            continue;
+                        }
                     }
                 }
             }
+            (pause, stops) = (every, 0);
         }
     })?;
     if let Some(old) = lock(&inner.flusher).replace(h) {
@@ -915,6 +927,9 @@ impl UsageMeter {
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        // No background flush comes after: the courier thread ends once its queue is
+        // delivered (not with the meter, which a listener holding it may keep for good).
+        drop(lock(&self.inner.shared.courier).take());
         // Closed: another meter may own the store now (this one only reads it from here on).
         // Not after a failed final flush: the store stays this meter's, and a close() again
         // (once the cause is mended) flushes again.

@@ -248,7 +248,7 @@ impl Fleet {
                                       AND (state = 'sealed'
                                            OR (state = 'sending' AND (lease_until < now() OR claimed_by = $3)))
                                       AND id <> ALL($5) AND license_arn <> ALL($6)
-                                    ORDER BY hour <= $7, hour, license_arn, id LIMIT $2
+                                    ORDER BY hour <= $7, CASE WHEN $1 = '' THEN license_arn END, hour, license_arn, id LIMIT $2
                                     FOR UPDATE SKIP LOCKED)
                      RETURNING id, claim, license_arn, customer_kind, customer, dimension, hour, quantity,
                                allocations, attempts > 0",

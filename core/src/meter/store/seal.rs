@@ -121,15 +121,17 @@ impl Db {
         // an outage, the hours past it would otherwise be sent first (each batch refused, then
         // sent again a record at a time), and a flush stopped on the way would start again
         // from them, while hours still in the window ran out of it unsent. Oldest first
-        // across licenses too: by license first, one license's newest hours went before
-        // another's oldest.
+        // across licenses too (by license first, one license's newest hours went before
+        // another's oldest), but for buckets without a product code, which go one license
+        // a call: by license first there, or each call would carry one record.
         let rows: Vec<SealedRow> = {
             let mut st = tx
                 .prepare(
                     "SELECT id, license_arn, customer_kind, customer, dimension, hour, sealed_quantity,
                             allocations, alarmed, product_code, token_nonce, attempts > 0
                      FROM buckets WHERE state IN ('sealed', 'sending')
-                     ORDER BY product_code <> ?1, product_code, hour + ?2 <= ?3, hour, license_arn, id",
+                     ORDER BY product_code <> ?1, product_code, hour + ?2 <= ?3,
+                              CASE WHEN product_code = '' THEN license_arn END, hour, license_arn, id",
                 )
                 .map_err(store_err)?;
             let rows = st
