@@ -477,7 +477,7 @@ impl ChainCache {
             "could not load credentials from the default chain{}: {detail}{hint}",
             self.profile_note()
         ))
-        .with_retryable(matches!(e, CredentialsError::ProviderTimedOut(_)))
+        .with_retryable(transient(e))
     }
 
     /// Removes every secret we know of from `text`: the environment's and the cached
@@ -544,6 +544,56 @@ fn intern(name: String) -> &'static str {
     let leaked: &'static str = Box::leak(name.into_boxed_str());
     others.push(leaked);
     leaked
+}
+
+/// Whether a failed load may work if tried again: its timeout, or a source down for a
+/// moment (a connection refused or reset: a container's agent restarting; an HTTP 5xx or
+/// 429: IMDS throttling; STS throttled or unable to reach the identity provider). Not a
+/// configuration error, no source at all, or an answer that cannot be read.
+fn transient(e: &CredentialsError) -> bool {
+    match e {
+        CredentialsError::ProviderTimedOut(_) => true,
+        CredentialsError::ProviderError(_) | CredentialsError::Unhandled(_) => {
+            let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
+            while let Some(cause) = at {
+                if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                    use std::io::ErrorKind::*;
+                    if matches!(
+                        io.kind(),
+                        ConnectionRefused
+                            | ConnectionReset
+                            | ConnectionAborted
+                            | NotConnected
+                            | BrokenPipe
+                            | TimedOut
+                            | UnexpectedEof
+                    ) {
+                        return true;
+                    }
+                }
+                let text = cause.to_string();
+                if [
+                    "dispatch failure",
+                    "StatusCode(5",
+                    "StatusCode(429",
+                    "Throttl",
+                ]
+                .iter()
+                .chain(&[
+                    "IDPCommunicationError",
+                    "ServiceUnavailable",
+                    "InternalFailure",
+                ])
+                .any(|t| text.contains(t))
+                {
+                    return true;
+                }
+                at = cause.source();
+            }
+            false
+        }
+        _ => false,
+    }
 }
 
 /// Joins the lines of a multi-line message: `"head:\n  a\n  b"` becomes `"head: a; b"`.

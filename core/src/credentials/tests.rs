@@ -559,6 +559,41 @@ mod chain {
         assert_eq!(hits.load(Ordering::SeqCst), asked);
     }
 
+    /// A credential source that is down for a moment (a container's agent restarting, IMDS
+    /// throttling with 503s, STS unreachable) is a retryable error, as a load's timeout was:
+    /// the client tries again, and a caller that keeps what a retryable error failed to send
+    /// keeps it. Before, it was final, and a caller's own retry loop dropped the usage (found
+    /// by a review of credential setups). An answer that cannot be read stays final.
+    #[tokio::test]
+    async fn a_source_down_for_a_moment_is_a_retryable_credentials_error() {
+        let _g = ENV_LOCK.lock().await;
+        let env = Env::clean();
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/creds", closed.local_addr().unwrap());
+        drop(closed);
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let e = chain(None).credentials().await.unwrap_err();
+        assert!(e.is_retryable(), "connection refused: {e}");
+        let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/creds", busy.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for s in busy.incoming() {
+                let Ok(mut s) = s else { return };
+                let _ = s.read(&mut [0u8; 4096]);
+                let _ = s.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let e = chain(None).credentials().await.unwrap_err();
+        assert!(e.is_retryable(), "503: {e}");
+        let (url, _, _) = serve(|_| "not json".to_owned());
+        env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
+        let e = chain(None).credentials().await.unwrap_err();
+        assert!(!e.is_retryable(), "an unreadable answer: {e}");
+    }
+
     /// Credentials the source hands out already expired (a stale container endpoint) are
     /// asked for again after the gap, not at every call, refused or not.
     #[tokio::test]
