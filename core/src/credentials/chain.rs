@@ -549,43 +549,36 @@ fn intern(name: String) -> &'static str {
 /// Whether a failed load may work if tried again: its timeout, or a source down for a
 /// moment (a connection refused or reset: a container's agent restarting; an HTTP 5xx or
 /// 429: IMDS throttling; STS throttled or unable to reach the identity provider). Not a
-/// configuration error, no source at all, or an answer that cannot be read.
+/// configuration error, no source at all (even when something failed inside on the way), a
+/// name that does not resolve, or an answer that cannot be read.
 fn transient(e: &CredentialsError) -> bool {
     match e {
         CredentialsError::ProviderTimedOut(_) => true,
         CredentialsError::ProviderError(_) | CredentialsError::Unhandled(_) => {
             let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
             while let Some(cause) = at {
+                // A source that is not there (IMDS off EC2 under a role profile) stays so,
+                // whatever failed on the way.
+                if let Some(CredentialsError::CredentialsNotLoaded(_)) = cause.downcast_ref() {
+                    return false;
+                }
                 if let Some(io) = cause.downcast_ref::<std::io::Error>() {
                     use std::io::ErrorKind::*;
                     if matches!(
                         io.kind(),
-                        ConnectionRefused
-                            | ConnectionReset
-                            | ConnectionAborted
-                            | NotConnected
-                            | BrokenPipe
-                            | TimedOut
-                            | UnexpectedEof
+                        ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected
                     ) {
                         return true;
                     }
                 }
                 let text = cause.to_string();
-                if [
-                    "dispatch failure",
+                let busy = [
                     "StatusCode(5",
                     "StatusCode(429",
-                    "Throttl",
-                ]
-                .iter()
-                .chain(&[
+                    "Throttling",
                     "IDPCommunicationError",
-                    "ServiceUnavailable",
-                    "InternalFailure",
-                ])
-                .any(|t| text.contains(t))
-                {
+                ];
+                if busy.iter().any(|t| text.contains(t)) {
                     return true;
                 }
                 at = cause.source();

@@ -560,10 +560,12 @@ mod chain {
     }
 
     /// A credential source that is down for a moment (a container's agent restarting, IMDS
-    /// throttling with 503s, STS unreachable) is a retryable error, as a load's timeout was:
-    /// the client tries again, and a caller that keeps what a retryable error failed to send
-    /// keeps it. Before, it was final, and a caller's own retry loop dropped the usage (found
-    /// by a review of credential setups). An answer that cannot be read stays final.
+    /// throttling with 503s, STS throttled) is a retryable error, as a load's timeout was: a
+    /// caller that keeps what a retryable error failed to send keeps it, and a meter's flush
+    /// stops (its next comes soon) rather than fails. Before, it was final, and a caller's own
+    /// retry loop dropped the usage (found by a review of credential setups). An answer that
+    /// cannot be read stays final, and so does a source that is not there (a role profile
+    /// whose `credential_source` is IMDS, off EC2: not loaded, whatever failed inside).
     #[tokio::test]
     async fn a_source_down_for_a_moment_is_a_retryable_credentials_error() {
         let _g = ENV_LOCK.lock().await;
@@ -592,6 +594,18 @@ mod chain {
         env.set("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url);
         let e = chain(None).credentials().await.unwrap_err();
         assert!(!e.is_retryable(), "an unreadable answer: {e}");
+        std::env::remove_var("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+        let no_imds = TcpListener::bind("127.0.0.1:0").unwrap();
+        let imds = format!("http://{}", no_imds.local_addr().unwrap());
+        drop(no_imds);
+        env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds);
+        env.write(
+            "config",
+            "[profile ops]\nrole_arn = arn:aws:iam::123456789012:role/ops\n\
+             credential_source = Ec2InstanceMetadata\n",
+        );
+        let e = chain(Some("ops")).credentials().await.unwrap_err();
+        assert!(!e.is_retryable(), "IMDS not there: {e}");
     }
 
     /// Credentials the source hands out already expired (a stale container endpoint) are
