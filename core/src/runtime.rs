@@ -402,6 +402,7 @@ fn take_own_sigpipe() {
 /// while `f` runs, once a SIGPIPE the library's writes left pending is taken back: a child
 /// process the callback starts (`system()`, `popen()`) inherits the mask, and a pipeline
 /// there (`producer | head`) must end by SIGPIPE as it does anywhere else.
+#[cfg(feature = "meter")]
 pub(crate) fn as_host<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_os = "linux")]
     if SIGPIPE_BLOCKED_HERE.try_with(Cell::get).unwrap_or(false) && sigpipe_blocked_now() {
@@ -426,6 +427,7 @@ pub(crate) fn as_host<R>(f: impl FnOnce() -> R) -> R {
 /// Starts a thread of the library's own for the seller's code (a meter's event callbacks),
 /// with SIGPIPE as the host has it: one started from a runtime thread would inherit the
 /// SIGPIPE the library blocked there (see [`block_sigpipe`]).
+#[cfg(feature = "meter")]
 pub(crate) fn spawn_thread_as_host(
     name: &str,
     f: impl FnOnce() + Send + 'static,
@@ -448,7 +450,7 @@ pub(crate) fn spawn_thread_as_host(
 
 /// Whether this thread blocks SIGPIPE now (a callback inside a callback finds it unblocked
 /// by the outer one, and leaves it so).
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "meter"))]
 fn sigpipe_blocked_now() -> bool {
     // SAFETY: reads this thread's mask.
     unsafe {
@@ -1148,7 +1150,7 @@ mod tests {
         );
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "meter"))]
     #[test]
     fn the_sellers_code_runs_with_sigpipe_as_the_host_has_it() {
         // An event callback on the library's thread (which blocks SIGPIPE for good) that
