@@ -268,11 +268,12 @@ pub fn builder_with_workers(default_workers: usize) -> tokio::runtime::Builder {
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| (1..=64).contains(n))
         .unwrap_or(default_workers.clamp(1, 64));
+    let host = host_blocks_sigpipe();
     let mut b = tokio::runtime::Builder::new_multi_thread();
     b.worker_threads(workers)
         .thread_name("mm-rt")
         .enable_all()
-        .on_thread_start(block_sigpipe);
+        .on_thread_start(move || block_sigpipe(host));
     b
 }
 
@@ -313,9 +314,10 @@ fn get(slot: &Slot, build: fn() -> std::io::Result<Runtime>) -> Result<Arc<Share
 
 fn shared() -> Result<Arc<Shared>, Error> {
     get(&SHARED, || {
+        let host = host_blocks_sigpipe();
         builder()
-            .on_thread_start(|| {
-                block_sigpipe();
+            .on_thread_start(move || {
+                block_sigpipe(host);
                 let _ = ON_SHARED.try_with(|c| c.set(true));
             })
             .build()
@@ -324,20 +326,22 @@ fn shared() -> Result<Arc<Shared>, Error> {
 
 fn blocking() -> Result<Arc<Shared>, Error> {
     get(&BLOCKING, || {
+        let host = host_blocks_sigpipe();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .on_thread_start(block_sigpipe)
+            .on_thread_start(move || block_sigpipe(host))
             .build()
     })
 }
 
 fn io() -> Result<Arc<Shared>, Error> {
     get(&IO, || {
+        let host = host_blocks_sigpipe();
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("mm-io")
             .enable_all()
-            .on_thread_start(block_sigpipe)
+            .on_thread_start(move || block_sigpipe(host))
             .build()
     })
 }
@@ -349,19 +353,39 @@ fn io() -> Result<Arc<Shared>, Error> {
 /// default action, which ends the process, usage not yet flushed with it. Blocked, the
 /// signal stays pending on this thread and the write fails with `EPIPE`, an I/O error the
 /// call handles. (Python, Node and Rust programs ignore SIGPIPE; the JVM handles it.)
-fn block_sigpipe() {
+///
+/// `host_blocks`: whether the host blocks SIGPIPE itself on the thread that built the
+/// runtime (see [`host_blocks_sigpipe`]); if not, the callbacks this thread runs get it
+/// unblocked (see [`as_host`]).
+fn block_sigpipe(host_blocks: bool) {
     #[cfg(target_os = "linux")]
     // SAFETY: changes only this thread's mask, with a set made by sigemptyset/sigaddset.
     unsafe {
-        let pipe = sigpipe_set();
-        let mut was: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut was);
-        // Blocked already (inherited from a host thread that blocks it): the host's choice,
-        // which its callbacks keep.
-        if libc::sigismember(&was, libc::SIGPIPE) != 1 {
-            let _ = SIGPIPE_BLOCKED_HERE.try_with(|c| c.set(true));
-        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &sigpipe_set(), std::ptr::null_mut());
     }
+    if !host_blocks {
+        let _ = SIGPIPE_BLOCKED_HERE.try_with(|c| c.set(true));
+    }
+}
+
+/// Whether the host blocks SIGPIPE on this thread: its mask (not on one of the library's
+/// threads, whose block is the library's), or, inside a blocking call whose guard blocked
+/// SIGPIPE meanwhile, its mask before the call. A runtime first built
+/// inside a blocking call (a C host's first one) inherits the guard's block in its threads,
+/// which is the library's, not the host's choice.
+fn host_blocks_sigpipe() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // On one of the library's threads, the block is the library's.
+        let ours = || SIGPIPE_BLOCKED_HERE.try_with(Cell::get).unwrap_or(false);
+        HOST_BLOCKS_SIGPIPE
+            .try_with(Cell::get)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| !ours() && sigpipe_blocked_now())
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 /// Whether a SIGPIPE is pending for this thread itself (raised by its own write), not for
@@ -450,7 +474,7 @@ pub(crate) fn spawn_thread_as_host(
 
 /// Whether this thread blocks SIGPIPE now (a callback inside a callback finds it unblocked
 /// by the outer one, and leaves it so).
-#[cfg(all(target_os = "linux", feature = "meter"))]
+#[cfg(target_os = "linux")]
 fn sigpipe_blocked_now() -> bool {
     // SAFETY: reads this thread's mask.
     unsafe {
@@ -481,6 +505,9 @@ pub(crate) struct SigpipeHeld {
     /// The thread's mask before, when SIGPIPE was blocked here.
     #[cfg(target_os = "linux")]
     old: Option<libc::sigset_t>,
+    /// What [`host_blocks_sigpipe`] answered on this thread before (a guard inside a guard).
+    #[cfg(target_os = "linux")]
+    outer: Option<bool>,
     /// Whether a SIGPIPE pending at the drop is this guard's to take: none was before.
     #[cfg(target_os = "linux")]
     ours: bool,
@@ -497,6 +524,7 @@ impl SigpipeHeld {
             {
                 return Self {
                     old: None,
+                    outer: None,
                     ours: false,
                 };
             }
@@ -507,8 +535,14 @@ impl SigpipeHeld {
             libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
             // One pending before is not this call's to take.
             let ours = libc::sigismember(&pending, libc::SIGPIPE) != 1;
+            let host = libc::sigismember(&old, libc::SIGPIPE) == 1;
+            let outer = HOST_BLOCKS_SIGPIPE
+                .try_with(|c| c.replace(Some(c.get().unwrap_or(host))))
+                .ok()
+                .flatten();
             Self {
                 old: Some(old),
+                outer,
                 ours,
             }
         }
@@ -521,14 +555,13 @@ impl Drop for SigpipeHeld {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
         if let Some(old) = self.old {
-            // SAFETY: sigtimedwait with a zero timeout only takes a SIGPIPE already pending;
-            // the mask restored is the one this thread had.
             // A SIGPIPE sent to the process meanwhile (a host blocking SIGPIPE takes those
             // with `sigwait`) is left; one this thread's writes raised is taken back, even
             // when the thread blocked SIGPIPE before: unblocked later, it would end the host.
             if self.ours {
                 take_own_sigpipe();
             }
+            let _ = HOST_BLOCKS_SIGPIPE.try_with(|c| c.set(self.outer));
             // SAFETY: the mask restored is the one this thread had.
             unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
         }
@@ -571,6 +604,9 @@ thread_local! {
     static ON_BLOCKING: Cell<bool> = const { Cell::new(false) };
     /// Whether this thread blocks SIGPIPE for good: one of the library's ([`block_sigpipe`]).
     static SIGPIPE_BLOCKED_HERE: Cell<bool> = const { Cell::new(false) };
+    /// Inside a blocking call whose guard blocked SIGPIPE: whether the host had it blocked on
+    /// this thread before (see [`host_blocks_sigpipe`]).
+    static HOST_BLOCKS_SIGPIPE: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
 /// Whether the caller runs inside [`block_on`] on the blocking runtime: anything that
@@ -1191,6 +1227,27 @@ mod tests {
             kept,
             [1],
             "the host's blocked SIGPIPE was unblocked in a callback"
+        );
+        // A runtime first built inside a blocking call, whose guard blocks SIGPIPE meanwhile
+        // (a C host's first call, with SIGPIPE's default action): its threads inherited that
+        // block, took it for the host's, and ran callbacks with SIGPIPE blocked (found by a
+        // final read).
+        let unblocked = in_forked_child(|| {
+            // SAFETY: the default action, as a C program has it; this child only.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            let in_callback = block_on(async {
+                spawn(async { as_host(sigpipe_blocked_now) })
+                    .unwrap()
+                    .await
+                    .unwrap()
+            })
+            .unwrap();
+            [u8::from(!in_callback)]
+        });
+        assert_eq!(
+            unblocked,
+            [1],
+            "the guard's own block was taken for the host's"
         );
     }
 
