@@ -2547,17 +2547,23 @@ fn a_write_whose_outcome_is_unknown_is_settled_once_by_the_meter() {
 
 /// Usage buffered in a replica while the database is unreachable (`memory` durability, or
 /// writes whose outcome is unknown) nears the end of the service's window: its window
-/// alarm is raised from what the replica holds once the write fails, as the SQLite store
-/// raises it while the disk refuses writes. Before, the flush failed and said nothing of it
-/// until the usage expired, the database down (found by a review of silent paths).
+/// alarm is raised from what the replica holds once the write fails (once; the seal's alarm
+/// for the whole bucket still comes once the database is back). Before, the flush failed
+/// and said nothing of it until the usage expired, the database down (found by a review of
+/// silent paths).
 #[test]
 fn usage_buffered_while_the_database_is_down_raises_its_window_alarm() {
     use support::pg_proxy::{Fault as Net, PgProxy};
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
-    let proxy = PgProxy::start(&pg::fresh_url());
+    let url = pg::fresh_url();
+    let proxy = PgProxy::start(&url);
     let b = base();
     let hour = b - 5 * H;
     let clock = clock_at(hour + 10);
+    // Another replica wrote 100 of the same customer-hour before the outage.
+    durable_replica(&emu, &url, &clock, "other")
+        .record(cust(1), "users", 100, None, None)
+        .unwrap();
     let events: Arc<Mutex<Vec<marketplace_metering::meter::MeterEvent>>> = Arc::default();
     let seen = events.clone();
     let meter = UsageMeter::new(
@@ -2583,13 +2589,15 @@ fn usage_buffered_while_the_database_is_down_raises_its_window_alarm() {
             .collect()
     };
     assert_eq!(alarms(), vec![(hour, 3)]);
-    // Once: the seal does not raise it again once the database is back.
+    // Once the database is back, the seal's alarm for the whole bucket (the other replica's
+    // 100 too) comes as well: the part alarmed from this replica's memory no longer hides it
+    // (found by a final read: only the 3 were ever told).
     proxy.set(Net::Pass);
     let s = meter.flush_blocking().unwrap();
     assert!(s.interrupted.is_none(), "{s:?}");
     let billed: Vec<i64> = emu.ledger().iter().map(|e| e.quantity).collect();
-    assert_eq!(billed, vec![3]);
-    assert_eq!(alarms(), vec![(hour, 3)]);
+    assert_eq!(billed, vec![103]);
+    assert_eq!(alarms(), vec![(hour, 3), (hour, 103)]);
 }
 
 /// A write whose answer was lost, settled more than a day later (a replica cut off from the

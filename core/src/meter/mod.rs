@@ -670,6 +670,7 @@ impl UsageMeter {
             clock: config.clock.clone(),
             on_event: config.on_event.clone(),
             alarmed_outside: Mutex::default(),
+            alarmed_buffered: Mutex::default(),
             courier: Mutex::default(),
             undelivered: Default::default(),
         });

@@ -305,7 +305,12 @@ fn raise_alarms(inner: &Inner, now: i64, read_store: bool) {
             }
         }
     }
-    let mut alarmed = lock(&shared.alarmed_outside);
+    // The fleet's buffered alarms are kept apart: they must not hide the seal's alarm for
+    // the whole bucket (every replica's usage) once the database is back.
+    let mut alarmed = match read_store {
+        true => lock(&shared.alarmed_outside),
+        false => lock(&shared.alarmed_buffered),
+    };
     let events: Vec<MeterEvent> = quantities
         .into_iter()
         .filter(|(k, _)| alarmed.insert(k.clone()))
@@ -363,6 +368,8 @@ async fn flush_fleet(inner: &Inner, f: &super::fleet::Fleet) -> Result<FlushSumm
         }
         return Err(e);
     }
+    // Written: from here the seals raise their alarms.
+    lock(&shared.alarmed_buffered).clear();
     let now = super::record::clock_now(shared)?;
     let mut sum = sealed(inner, f.seal(&shared.scope, now).await?);
     let product = shared.scope.product_code.as_str();

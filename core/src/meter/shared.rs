@@ -247,6 +247,10 @@ pub(super) struct Shared {
     /// writes (see `send::alarm_unwritten`): the seal that marks them once it takes writes
     /// does not raise theirs again.
     pub(super) alarmed_outside: Mutex<std::collections::HashSet<BucketKey>>,
+    /// Fleet store: buckets whose window alarm was raised from usage this replica held while
+    /// the database could not be written (see `send::alarm_buffered`), so a failed flush
+    /// does not raise it again; emptied once a drain writes.
+    pub(super) alarmed_buffered: Mutex<std::collections::HashSet<BucketKey>>,
     /// The courier thread's queue of a background flush's events (see
     /// [`Shared::with_courier`]); `None` until the first.
     pub(super) courier: Mutex<Option<std::sync::mpsc::Sender<Vec<MeterEvent>>>>,
