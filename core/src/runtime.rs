@@ -268,12 +268,11 @@ pub fn builder_with_workers(default_workers: usize) -> tokio::runtime::Builder {
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| (1..=64).contains(n))
         .unwrap_or(default_workers.clamp(1, 64));
-    let host = host_blocks_sigpipe();
     let mut b = tokio::runtime::Builder::new_multi_thread();
     b.worker_threads(workers)
         .thread_name("mm-rt")
         .enable_all()
-        .on_thread_start(move || block_sigpipe(host));
+        .on_thread_start(sigpipe_on_start());
     b
 }
 
@@ -314,10 +313,10 @@ fn get(slot: &Slot, build: fn() -> std::io::Result<Runtime>) -> Result<Arc<Share
 
 fn shared() -> Result<Arc<Shared>, Error> {
     get(&SHARED, || {
-        let host = host_blocks_sigpipe();
+        let start = sigpipe_on_start();
         builder()
             .on_thread_start(move || {
-                block_sigpipe(host);
+                start();
                 let _ = ON_SHARED.try_with(|c| c.set(true));
             })
             .build()
@@ -326,22 +325,20 @@ fn shared() -> Result<Arc<Shared>, Error> {
 
 fn blocking() -> Result<Arc<Shared>, Error> {
     get(&BLOCKING, || {
-        let host = host_blocks_sigpipe();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .on_thread_start(move || block_sigpipe(host))
+            .on_thread_start(sigpipe_on_start())
             .build()
     })
 }
 
 fn io() -> Result<Arc<Shared>, Error> {
     get(&IO, || {
-        let host = host_blocks_sigpipe();
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("mm-io")
             .enable_all()
-            .on_thread_start(move || block_sigpipe(host))
+            .on_thread_start(sigpipe_on_start())
             .build()
     })
 }
@@ -358,21 +355,40 @@ fn io() -> Result<Arc<Shared>, Error> {
 /// runtime (see [`host_blocks_sigpipe`]); if not, the callbacks this thread runs get it
 /// unblocked (see [`as_host`]).
 fn block_sigpipe(host_blocks: bool) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: changes only this thread's mask, with a set made by sigemptyset/sigaddset.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_BLOCK, &sigpipe_set(), std::ptr::null_mut());
-    }
+    mask_sigpipe(true);
     if !host_blocks {
         let _ = SIGPIPE_BLOCKED_HERE.try_with(|c| c.set(true));
     }
 }
 
+/// What a runtime's threads run as they start ([`block_sigpipe`]), with the host's mask read
+/// now, on the thread that builds the runtime.
+fn sigpipe_on_start() -> impl Fn() + Send + Sync + 'static {
+    let host = host_blocks_sigpipe();
+    move || block_sigpipe(host)
+}
+
+/// Blocks (`true`) or unblocks SIGPIPE in the calling thread only.
+fn mask_sigpipe(block: bool) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: changes only this thread's mask, with a set made by sigemptyset/sigaddset.
+    unsafe {
+        let how = if block {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::pthread_sigmask(how, &sigpipe_set(), std::ptr::null_mut());
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = block;
+}
+
 /// Whether the host blocks SIGPIPE on this thread: its mask (not on one of the library's
 /// threads, whose block is the library's), or, inside a blocking call whose guard blocked
-/// SIGPIPE meanwhile, its mask before the call. A runtime first built
-/// inside a blocking call (a C host's first one) inherits the guard's block in its threads,
-/// which is the library's, not the host's choice.
+/// SIGPIPE meanwhile, its mask before the call. A runtime first built inside a blocking call
+/// (a C host's first one) inherits the guard's block in its threads, which is the library's,
+/// not the host's choice.
 fn host_blocks_sigpipe() -> bool {
     #[cfg(target_os = "linux")]
     {
@@ -433,15 +449,11 @@ pub(crate) fn as_host<R>(f: impl FnOnce() -> R) -> R {
         struct Reblock;
         impl Drop for Reblock {
             fn drop(&mut self) {
-                // SAFETY: blocks SIGPIPE again in this thread only.
-                unsafe {
-                    libc::pthread_sigmask(libc::SIG_BLOCK, &sigpipe_set(), std::ptr::null_mut())
-                };
+                mask_sigpipe(true);
             }
         }
         take_own_sigpipe();
-        // SAFETY: changes this thread's mask only, put back by `Reblock`.
-        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &sigpipe_set(), std::ptr::null_mut()) };
+        mask_sigpipe(false);
         let _again = Reblock;
         return f();
     }
@@ -460,12 +472,8 @@ pub(crate) fn spawn_thread_as_host(
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            #[cfg(target_os = "linux")]
             if ours {
-                // SAFETY: unblocks SIGPIPE in this new thread only.
-                unsafe {
-                    libc::pthread_sigmask(libc::SIG_UNBLOCK, &sigpipe_set(), std::ptr::null_mut())
-                };
+                mask_sigpipe(false);
             }
             f()
         })
