@@ -3372,3 +3372,22 @@ fn a_store_behind_a_transaction_pooler_is_refused_naming_the_setting() {
     let url = pg::fresh_url();
     open(&pg::shared().pooler(&url, "session", 2)).unwrap();
 }
+
+/// A process restored from a snapshot (Lambda SnapStart, a cloned VM) carries its meter's
+/// memory into every copy: the same replica id (host name and pid), the same session and the
+/// same next commit key. Each copy's writes are its own usage and all of it counts: a
+/// review found the second copy's write under the first's key taken for an earlier attempt
+/// of its own that had committed, so `record()` returned and its usage was never counted.
+#[tokio::test]
+async fn copies_of_a_restored_process_each_count_their_usage() {
+    let (emu, url, b, clock) = start();
+    let original = durable_replica(&emu, &url, &clock, "host-7");
+    let copy = durable_replica(&emu, &url, &clock, "host-7");
+    // What a restore leaves: the copy's commit keys are the original's, byte for byte.
+    copy.__adopt_fleet_keys_of(&original);
+    original.record(cust(1), "users", 3, None, None).unwrap();
+    copy.record(cust(1), "users", 4, None, None).unwrap();
+    copy.record(cust(1), "users", 5, None, None).unwrap();
+    original.record(cust(1), "users", 6, None, None).unwrap();
+    assert_flush_bills(&original, &emu, &clock, 1, b - H, 18).await;
+}

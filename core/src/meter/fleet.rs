@@ -462,8 +462,12 @@ pub(crate) struct Fleet {
     /// [`POOL_MAX`] permits: one held by each operation while it has a connection.
     in_use: tokio::sync::Semaphore,
     replica: String,
-    session: String,
+    /// The commit keys' session (see `write.rs`); a copy of the process (restored from a
+    /// snapshot) holds the same one, so [`Fleet::adopt_keys_of`] may set it in tests.
+    session: Mutex<String>,
     seq: AtomicI64,
+    /// Whether [`Fleet::leave_copied_keys`] has said so on standard error.
+    copy_said: std::sync::atomic::AtomicBool,
     settings: FleetSettings,
     /// The fencing counter of each bucket this meter has claimed and not yet answered.
     claims: Mutex<HashMap<i64, i64>>,
@@ -555,8 +559,9 @@ impl Fleet {
             pool: Mutex::new(Vec::new()),
             in_use: tokio::sync::Semaphore::new(POOL_MAX),
             replica,
-            session: uuid::Uuid::new_v4().simple().to_string(),
+            session: Mutex::new(uuid::Uuid::new_v4().simple().to_string()),
             seq: AtomicI64::new(1),
+            copy_said: std::sync::atomic::AtomicBool::new(false),
             settings,
             claims: Mutex::new(HashMap::new()),
             journal: std::sync::atomic::AtomicBool::new(false),
@@ -699,7 +704,7 @@ impl Fleet {
     /// never came are sent again at its next flush, as a SQLite meter does; another
     /// meter's wait for their lease.
     fn claimer(&self) -> String {
-        format!("{}/{}", self.replica, self.session)
+        format!("{}/{}", self.replica, lock(&self.session))
     }
 
     pub(crate) fn start_hour(&self) -> Option<i64> {

@@ -1032,6 +1032,17 @@ impl UsageMeter {
         self.inner.shared.fleet.as_ref().map(fleet::Fleet::replica)
     }
 
+    /// Tests only: gives this fleet meter `other`'s commit keys, as a copy of `other`'s
+    /// process restored from a snapshot (Lambda SnapStart, a cloned VM) has them, byte for
+    /// byte. Not part of the API.
+    #[doc(hidden)]
+    #[cfg(feature = "fleet")]
+    pub fn __adopt_fleet_keys_of(&self, other: &UsageMeter) {
+        if let (Some(me), Some(them)) = (&self.inner.shared.fleet, &other.inner.shared.fleet) {
+            me.adopt_keys_of(them);
+        }
+    }
+
     /// Whether the calling thread is running this meter's event callback, where `flush()`,
     /// `close()` and a group-mode `record()` are refused (and the C face's `mm_meter_free`).
     pub fn in_event_callback(&self) -> bool {

@@ -114,6 +114,36 @@ impl Fleet {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Moves this meter's commit keys away from a copy's: a new write's key was already
+    /// taken, and only a copy of this process, restored from the same snapshot (Lambda
+    /// SnapStart, a cloned VM) with the same session and next key, takes this meter's keys.
+    /// The next keys start at a point drawn from the kernel (reseeded at a restore, where
+    /// anything drawn in the process is a copy too), between 2^40 and 2^62: two copies'
+    /// ranges meet only after one has written 2^40 times.
+    fn leave_copied_keys(&self) {
+        let bits = uuid::Uuid::new_v4().as_u64_pair().0;
+        self.seq
+            .store(((bits >> 2) | (1 << 40)) as i64, Ordering::Relaxed);
+        if !self.copy_said.swap(true, Ordering::Relaxed) {
+            crate::meter::write_stderr(
+                "marketplace-metering: a fleet meter's commit key was already taken: this \
+                 process is a copy of another, restored from one snapshot (Lambda SnapStart, a \
+                 cloned VM); its writes go under new keys. Usage buffered (memory durability) \
+                 before the snapshot was taken is counted by every copy: create the meter \
+                 after the restore.",
+            );
+        }
+    }
+
+    /// Gives this meter `other`'s commit keys, as a copy of `other`'s process restored from
+    /// a snapshot has them (tests).
+    pub(crate) fn adopt_keys_of(&self, other: &Fleet) {
+        let session = super::lock(&other.session).clone();
+        *super::lock(&self.session) = session;
+        self.seq
+            .store(other.seq.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Adds `entries` in one transaction (see the module docs). `current` is the writer's
     /// current hour, where an add for a sealed hour goes (or the first open hour after it).
     ///
@@ -134,7 +164,10 @@ impl Fleet {
         seq: Option<i64>,
         in_flight: &InFlight,
     ) -> Result<Written, Error> {
-        let seq = seq.unwrap_or_else(|| self.next_seq());
+        // A key drawn here went out with no earlier attempt: finding it taken means a copy
+        // of this process took it (see `leave_copied_keys`), not that this write committed.
+        let fresh = seq.is_none();
+        let mut seq = seq.unwrap_or_else(|| self.next_seq());
         let mut refused: Vec<(BucketKey, i64)> = Vec::new();
         loop {
             let skip: std::collections::HashSet<&BucketKey> =
@@ -171,7 +204,13 @@ impl Fleet {
                     let before = lost.swap(true, Ordering::Relaxed);
                     let r = self
                         .write_once(&c, product, mine, current, closed, seq, journal)
-                        .await;
+                        .await
+                        .map(|o| match o {
+                            WriteOutcome::KeyTaken if before || !fresh => {
+                                WriteOutcome::Done(Vec::new())
+                            }
+                            o => o,
+                        });
                     if matches!(&r, Err(e) if !super::retryable(e) || rolled_back(e)) {
                         lost.store(before, Ordering::Relaxed);
                     }
@@ -204,6 +243,12 @@ impl Fleet {
                     ));
                 }
                 WriteOutcome::Refused(more) => refused.extend(more),
+                // Nothing of this attempt was added (its key was the copy's): again, under
+                // a key of its own.
+                WriteOutcome::KeyTaken => {
+                    self.leave_copied_keys();
+                    seq = self.next_seq();
+                }
             }
         }
     }
@@ -266,9 +311,10 @@ impl Fleet {
         locked.sort_unstable();
         locked.dedup();
         let keys: Vec<i32> = locked.iter().map(|h| hour_key(*h)).collect();
+        let session = super::lock(&self.session).clone();
         let params: [P<'_>; 17] = [
             (&self.replica, Type::TEXT),
-            (&self.session, Type::TEXT),
+            (&session, Type::TEXT),
             (&seq, Type::INT8),
             (&product, Type::TEXT),
             (&current, Type::INT8),
@@ -305,10 +351,12 @@ impl Fleet {
             }
         };
         crate::meter::crash::hit("fleet_after_commit");
-        // NULL: an earlier attempt of this very write committed.
-        let landed: Option<Vec<i64>> = rows.first().and_then(|r| r.get(0));
+        // NULL: the key was there, so nothing was added: an earlier attempt of this very
+        // write committed, or (a key no attempt sent before) a copy of this process took it.
+        let Some(landed) = rows.first().and_then(|r| r.get::<_, Option<Vec<i64>>>(0)) else {
+            return Ok(WriteOutcome::KeyTaken);
+        };
         let moved: Vec<(i64, &(&BucketKey, &Acc))> = landed
-            .unwrap_or_default()
             .into_iter()
             .zip(entries)
             .filter(|(h, (k, _))| *h != k.hour)
@@ -378,4 +426,6 @@ fn over_maximum(detail: &str, entries: &[(&BucketKey, &Acc)]) -> Vec<(BucketKey,
 pub(super) enum WriteOutcome {
     Done(Vec<MeterEvent>),
     Refused(Vec<(BucketKey, i64)>),
+    /// The commit key was already there and nothing was added.
+    KeyTaken,
 }
