@@ -74,9 +74,14 @@ fn record_4_users(meter: &UsageMeter) {
 /// Runs the test `name` again as a child process with `var` set to `value` (the child's
 /// role), and returns its standard error once it has ended well.
 fn child_stderr(name: &str, var: &str, value: &std::ffi::OsStr) -> String {
+    child_stderr_with(name, &[(var, value)])
+}
+
+/// [`child_stderr`] with more than one variable set.
+fn child_stderr_with(name: &str, vars: &[(&str, &std::ffi::OsStr)]) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture"])
-        .env(var, value)
+        .envs(vars.iter().copied())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -270,5 +275,52 @@ fn close_says_what_it_leaves_unsent() {
         lines[2].contains("dropped without close()") && lines[2].contains("lost"),
         "{}",
         lines[2]
+    );
+}
+
+/// On AWS Lambda a file or memory store goes with its execution environment, which Lambda
+/// retires with no signal to the process, and each concurrent environment counts its own
+/// share of a customer-hour, of which the service bills the first sent (found by a review of
+/// short-lived hosts: nothing was said, and the README never named Lambda). The meter says
+/// so as it opens, naming the fleet store, and `close()` no longer promises that a next
+/// meter sends what it left.
+#[test]
+fn a_meter_on_lambda_says_its_store_goes_with_the_environment() {
+    const CHILD: &str = "MM_TEST_LAMBDA_CHILD";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+        let path = std::path::Path::new(&dir).join("lambda.db");
+        for store in [Store::memory(), Store::sqlite(&path)] {
+            let (meter, clock, b) = flushing_meter(&emu, store, Duration::ZERO);
+            clock.store(b + 10, Ordering::SeqCst);
+            record_4_users(&meter);
+            meter.close_blocking().unwrap();
+        }
+        std::process::exit(0);
+    }
+    let dir = std::env::temp_dir().join(format!("mm-lambda-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = child_stderr_with(
+        "a_meter_on_lambda_says_its_store_goes_with_the_environment",
+        &[
+            (CHILD, dir.as_os_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "metering-handler".as_ref()),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let opened: Vec<&str> = err.lines().filter(|l| l.contains("AWS Lambda")).collect();
+    assert_eq!(opened.len(), 3, "stderr: {err}");
+    for line in &opened[..2] {
+        assert!(
+            line.contains("database_url") && line.contains("concurrent"),
+            "{line}"
+        );
+    }
+    let closed: Vec<&str> = err.lines().filter(|l| l.contains("close()")).collect();
+    assert_eq!(closed.len(), 2, "stderr: {err}");
+    assert!(
+        closed[1].contains("lambda.db") && !closed[1].contains("next meter"),
+        "{}",
+        closed[1]
     );
 }

@@ -206,12 +206,19 @@ fn say_what_is_left(shared: &Shared, what: &str) {
         1 => "1 bucket".to_owned(),
         n => format!("{n} buckets"),
     };
-    note(&match path {
-        None => format!(
+    let fate = path
+        .as_deref()
+        .and_then(|p| store::lost_with(std::path::Path::new(p)));
+    note(&match (path, fate) {
+        (None, _) => format!(
             "{what} {left} of usage not sent yet in memory: the meter has no store file \
              (path), so they are lost"
         ),
-        Some(p) => format!(
+        (Some(p), Some((on, lost))) => format!(
+            "{what} {left} of usage not sent yet in the store at {p}, which is {on}, lost \
+             {lost}: only a meter that opens it before then sends them"
+        ),
+        (Some(p), None) => format!(
             "{what} {left} of usage not sent yet in the store at {p}: the next meter that \
              opens it sends them (a store on a volume that does not outlive its container, \
              such as an emptyDir, loses them)"

@@ -314,6 +314,24 @@ fn ephemeral(_path: &Path) -> Option<(&'static str, &'static str)> {
     None
 }
 
+/// Whether this process runs in an AWS Lambda execution environment, whose disk and memory
+/// go when Lambda retires it, with no signal to the process, and of which many run at once.
+pub(super) fn on_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty())
+}
+
+/// Where a store file at `path` is lost, when it is lost with its machine,
+/// container or Lambda environment: what holds it, and when it goes.
+pub(super) fn lost_with(path: &Path) -> Option<(String, &'static str)> {
+    if on_lambda() {
+        return Some((
+            "in an AWS Lambda execution environment".to_owned(),
+            "when Lambda retires the environment, with no signal first",
+        ));
+    }
+    ephemeral(path).map(|(on, lost)| (format!("on {on}"), lost))
+}
+
 /// Whether the file at `path` is mounted on its own: another mount than its directory's
 /// (the mount ids differ, or failing those the devices), so that what SQLite writes beside
 /// it lands on its directory's filesystem, not on the file's. Unknown (a directory that
@@ -407,7 +425,19 @@ impl Db {
         // The name the caller gave, when it is a symlink to the store.
         let link = given.filter(|g| Some(*g) != path);
         let owner = path.map(|p| Owner::claim(p, link)).transpose()?;
-        if let Some((p, (on, lost))) = path.and_then(|p| Some((p, ephemeral(p)?))) {
+        if on_lambda() {
+            super::note(&format!(
+                "{} is in an AWS Lambda execution environment, lost with every hour \
+                 not yet sent when Lambda retires the environment (with no signal first), and \
+                 each concurrent environment counts its own share of a customer-hour, of which \
+                 the service bills the first sent: on Lambda use the fleet store \
+                 (database_url)",
+                path.map_or("the meter's memory store".to_owned(), |p| format!(
+                    "the store {}",
+                    p.display()
+                ))
+            ));
+        } else if let Some((p, (on, lost))) = path.and_then(|p| Some((p, ephemeral(p)?))) {
             super::note(&format!(
                 "the store {} is on {on}, lost {lost}, and with it every hour not yet sent: \
                  keep it on a disk or a volume that outlives the machine or container",
