@@ -109,6 +109,8 @@ struct Inner {
     closed_down: tokio::sync::Mutex<bool>,
     /// The process that created the meter (see `owner`).
     generation: u64,
+    /// Its id, asked of the kernel (see [`Inner::made_here`]).
+    pid: u32,
     /// The last forked child that kept the meter (see `UsageMeter`'s drop): once is enough.
     kept_in: std::sync::atomic::AtomicU64,
     /// Set when a face's exit hook writes the buffer: from then on each `Durability::Memory`
@@ -133,11 +135,20 @@ impl Inner {
         self.exiting.store(true, Ordering::SeqCst);
         // Not from this meter's own callback: the write delivering the event may hold what
         // this one needs (the fleet's drain).
-        if self.check_process().is_ok() && !self.shared.in_callback() {
+        if self.made_here() && !self.shared.in_callback() {
             if let Err(e) = self.shared.drain() {
                 report("buffered usage could not be written at exit", &e);
             }
         }
+    }
+
+    /// Whether this is the process that created the meter, asked of the kernel too: a child
+    /// made without `fork()`'s handlers (glibc's `_Fork()`, a raw `clone`) has the parent's
+    /// count of forks, and its exit hook wrote the parent's buffer into the parent's store,
+    /// which the parent wrote again. For what writes a buffer at exit or at the last drop,
+    /// not for every call (`getpid()` is a system call each time).
+    fn made_here(&self) -> bool {
+        self.check_process().is_ok() && std::process::id() == self.pid
     }
 
     /// Refuses every call in a process other than the one that created the meter.
@@ -153,7 +164,15 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Never in a process forked from the one that made the meter: each handle's drop
-        // there keeps the meter (see `UsageMeter`'s drop).
+        // there keeps the meter (see `UsageMeter`'s drop). A child made without `fork()`'s
+        // handlers (see `made_here`) keeps what is the parent's too: the store and the
+        // buffer, and the tasks and threads its handles name, which the child does not have.
+        if !self.made_here() {
+            std::mem::forget(Arc::clone(&self.shared));
+            std::mem::forget(lock(&self.flusher).take());
+            std::mem::forget(lock(&self.committer).take());
+            return;
+        }
         if let Some(h) = lock(&self.flusher).take() {
             h.abort();
         }
@@ -435,7 +454,7 @@ impl Drop for UsageMeter {
         // Not from this meter's own event callback: the flush or write delivering the event
         // may hold what the write needs (the fleet's drain); the meter's own drop writes it.
         let memory = self.inner.durability == Durability::Memory;
-        if memory && self.inner.check_process().is_ok() && !self.inner.shared.in_callback() {
+        if memory && self.inner.made_here() && !self.inner.shared.in_callback() {
             if let Err(e) = self.inner.shared.drain() {
                 report("buffered usage could not be written at drop", &e);
             }
@@ -726,6 +745,7 @@ impl UsageMeter {
             closed: AtomicBool::new(false),
             closed_down: tokio::sync::Mutex::new(false),
             generation: crate::runtime::process_generation(),
+            pid: std::process::id(),
             kept_in: std::sync::atomic::AtomicU64::new(crate::runtime::process_generation()),
             exiting: AtomicBool::new(false),
             handles: std::sync::atomic::AtomicUsize::new(1),

@@ -73,6 +73,69 @@ fn write_buffered_puts_memory_events_in_the_store() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// A child made without `fork()`'s handlers (glibc's `_Fork()`, a raw `clone`, as some
+/// sandboxes and process managers make them) cannot be told by the handler's count. Its exit
+/// hook (C's `atexit`) wrote the parent's buffered usage into the parent's store, and the
+/// parent wrote it again at its own exit: counted twice (found by a review of C hosts).
+#[cfg(all(unix, target_os = "linux"))]
+#[test]
+fn a_child_forked_without_handlers_does_not_write_the_parents_buffer() {
+    static METER: std::sync::OnceLock<UsageMeter> = std::sync::OnceLock::new();
+    let path = std::env::temp_dir().join(format!(
+        "mm-raw-fork-{}-{}.db",
+        std::process::id(),
+        epoch_secs(std::time::SystemTime::now())
+    ));
+    let meter = METER.get_or_init(|| {
+        let client = Client::new(
+            crate::Config::builder()
+                .region("us-east-1")
+                .endpoint_url("http://127.0.0.1:9")
+                .static_credentials("AKID", "secret", None)
+                .build()
+                .unwrap(),
+        );
+        UsageMeter::new(
+            MeterConfig::builder()
+                .client(client)
+                .store(Store::sqlite(&path))
+                .product_code("p")
+                .durability(Durability::Memory)
+                .flush_interval(std::time::Duration::ZERO)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    });
+    meter
+        .record(Customer::identifier("c"), "users", 5, None, None)
+        .unwrap();
+    // SAFETY: a fork that runs no `pthread_atfork` handler, as `_Fork()` makes; the child
+    // only runs its exit write (ended by an alarm if it hangs) and leaves by `_exit`.
+    let child = unsafe { libc::syscall(libc::SYS_fork) } as libc::pid_t;
+    if child == 0 {
+        unsafe { libc::alarm(30) };
+        METER.get().unwrap().write_buffered_at_exit();
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: reaps the child.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(
+        libc::WIFEXITED(status),
+        "the child ended by a signal: {status}"
+    );
+    meter.write_buffered_at_exit();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let stored: i64 = c
+        .query_row("SELECT COALESCE(SUM(quantity), 0) FROM buckets", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, 5, "the parent's 5, counted once");
+    let _ = std::fs::remove_file(&path);
+}
+
 #[test]
 fn customers_from_parts_name_the_argument() {
     let s = |v: &str| Some(v.to_owned());
