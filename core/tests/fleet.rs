@@ -3165,6 +3165,34 @@ fn connections_a_nat_forgot_cost_one_try() {
     assert_eq!((sum.acked, billed.len()), (6, 6), "{sum:?}");
 }
 
+/// A process frozen between requests (an AWS Lambda environment between invocations, a
+/// stopped VM or container) runs no TCP keepalive, so a pooled connection whose flow a NAT
+/// forgot meanwhile looked alive when it woke, and its first `record()` waited out a whole
+/// try (30 s, past Lambda's default 3 s limit) before connecting afresh (found by a review of
+/// short-lived hosts). A connection idle past a keepalive's quiet time is not taken again.
+#[test]
+fn a_connection_idle_past_its_keepalive_is_not_taken_again() {
+    use support::pg_proxy::PgProxy;
+    let (emu, url, b, clock) = start();
+    let proxy = PgProxy::start(&url);
+    let meter = durable_meter(&emu, proxy.url(), &clock);
+    meter.record(cust(1), "users", 1, None, None).unwrap();
+    // Idle past the keepalive's quiet time, then the flows are forgotten unseen, as while
+    // the process was frozen.
+    std::thread::sleep(Duration::from_secs(31));
+    proxy.forget_open();
+    let started = std::time::Instant::now();
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    clock.store(b + 600, Ordering::SeqCst);
+    let s = meter.flush_blocking().unwrap();
+    assert_eq!((s.acked, billed_total(&emu)), (1, 3), "{s:?}");
+}
+
 /// A try abandoned after 30 s without an answer (here: waiting on a lock another session
 /// holds) is cancelled on the server too. Dropping its connection alone left its backend
 /// waiting on the lock, holding one of the database's connections, until the lock was

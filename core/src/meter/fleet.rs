@@ -112,6 +112,31 @@ fn keep_alive(config: &mut tokio_postgres::Config) {
 /// How long a pooled connection is quiet before TCP checks that its peer is there.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 
+/// When a pooled connection went idle, by both clocks.
+struct Quiet {
+    since: Instant,
+    wall: std::time::SystemTime,
+}
+
+impl Quiet {
+    fn now() -> Quiet {
+        Quiet {
+            since: Instant::now(),
+            wall: std::time::SystemTime::now(),
+        }
+    }
+
+    /// Whether the connection sat idle past [`KEEPALIVE_IDLE`]: it may be dead without
+    /// anyone having seen it, since keepalives do not run in a frozen or suspended process
+    /// (an AWS Lambda environment between invocations, a stopped VM or container) while a
+    /// NAT forgets its flow, and a dead one took a whole try ([`ATTEMPT_FOR`]) to find out.
+    /// Either clock: a suspended machine's monotonic clock stands still.
+    fn too_long(&self) -> bool {
+        self.since.elapsed() > KEEPALIVE_IDLE
+            || self.wall.elapsed().is_ok_and(|d| d > KEEPALIVE_IDLE)
+    }
+}
+
 /// A connection: its client and the task driving its socket. Dropped, it closes the socket
 /// at once (tokio-postgres would keep it open while an answer is pending), so a try
 /// abandoned on a timeout leaves no backend holding its transaction and its locks, and no
@@ -458,7 +483,8 @@ fn tls(root_file: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConne
 pub(crate) struct Fleet {
     config: tokio_postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
-    pool: Mutex<Vec<PgClient>>,
+    /// Idle connections, each with when it was put back, newest last.
+    pool: Mutex<Vec<(PgClient, Quiet)>>,
     /// [`POOL_MAX`] permits: one held by each operation while it has a connection.
     in_use: tokio::sync::Semaphore,
     replica: String,
@@ -770,7 +796,9 @@ impl Fleet {
         loop {
             let c = lock(&self.pool).pop();
             match c {
-                Some(c) if !c.is_closed() => return Ok(c),
+                // The newest idle past the limit: so are the others.
+                Some((_, quiet)) if quiet.too_long() => self.retire_idle(),
+                Some((c, _)) if !c.is_closed() => return Ok(c),
                 Some(_) => continue,
                 None => return self.connect().await,
             }
@@ -807,7 +835,7 @@ impl Fleet {
         if !c.is_closed() {
             let mut p = lock(&self.pool);
             if p.len() < POOL_MAX {
-                p.push(c);
+                p.push((c, Quiet::now()));
             }
         }
     }
