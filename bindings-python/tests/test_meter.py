@@ -1288,3 +1288,53 @@ def test_a_subinterpreter_cannot_import_the_module_or_end_the_main_ones_meters(
     assert lines[-1:] == ["recorded"], (child.stdout, child.stderr)
     assert lines[0].startswith("refused:") and "main interpreter" in lines[0], lines
     assert "WSGIApplicationGroup" in lines[0], lines
+
+
+UWSGI_WORKER = """
+import os
+import sys
+import types
+
+# What uWSGI gives a worker: an importable `uwsgi` module whose `atexit` the server calls as
+# the worker ends, and then, with --skip-atexit-teardown (or a worker that was busy), no
+# Py_Finalize: Python's atexit hooks never run.
+uwsgi = types.ModuleType("uwsgi")
+sys.modules["uwsgi"] = uwsgi
+seen = []
+if sys.argv[2] == "app hook first":
+    uwsgi.atexit = lambda: seen.append("app")
+import marketplace_metering as mm
+if sys.argv[2] == "app hook after":
+    previous = uwsgi.atexit
+    uwsgi.atexit = lambda: (seen.append("app"), previous())
+
+client = mm.client("meteringmarketplace", region_name="us-east-1",
+                   endpoint_url="http://127.0.0.1:9", aws_access_key_id="AKID",
+                   aws_secret_access_key="secret")
+meter = mm.UsageMeter(client, path=sys.argv[1], product_code="prod-1234", flush_interval=None,
+                      durability="memory")
+meter.record(customer_identifier="cust-1", dimension="users", quantity=5)
+if callable(getattr(uwsgi, "atexit", None)):
+    uwsgi.atexit()
+print("app hooks", len(seen), flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("app", ["no app hook", "app hook first", "app hook after"])
+def test_a_uwsgi_workers_memory_buffer_is_written_when_it_ends(
+        emu: Emulator, tmp_path: Path, app: str) -> None:
+    # uWSGI ends a worker (a graceful reload, --max-requests, --touch-reload) by calling
+    # `uwsgi.atexit` and then, with --skip-atexit-teardown or a busy worker, never finalizing
+    # the interpreter: the package's atexit hook never ran, and what a memory-durability
+    # meter had acknowledged was lost without a word (found by a review of Python hosts). The
+    # package's hook runs from `uwsgi.atexit` too, after the application's own.
+    import subprocess
+    db = tmp_path / "m.db"
+    script = tmp_path / "uwsgi_worker.py"
+    script.write_text(UWSGI_WORKER)
+    child = subprocess.run([sys.executable, str(script), str(db), app], capture_output=True,
+                           text=True, timeout=120)
+    hooks = "0" if app == "no app hook" else "1"
+    assert child.stdout.split() == ["app", "hooks", hooks], (child.stdout, child.stderr)
+    assert pending_in(emu, db) == 1

@@ -109,6 +109,35 @@ def _worker_exit() -> None:
     _native._shutdown()
 
 
+def _uwsgi_hook() -> None:
+    """uWSGI ends a worker (a graceful reload, ``--max-requests``, ``--touch-reload``) by
+    calling ``uwsgi.atexit`` and then finalizing the interpreter, which runs the ``atexit``
+    hooks; with ``--skip-atexit-teardown``, or a worker still busy, it does not finalize, and
+    a memory-durability meter's buffer was lost. The package's exit hook runs from
+    ``uwsgi.atexit`` too, after the hook the application set there before importing the
+    package (one set after must call the one it replaces); the second run, at finalization,
+    finds nothing left."""
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return
+    previous = getattr(uwsgi, "atexit", None)
+    if getattr(previous, "_marketplace_metering", False):
+        return
+
+    def at_worker_exit() -> None:
+        try:
+            if callable(previous):
+                previous()
+        finally:
+            _native._shutdown()
+
+    at_worker_exit._marketplace_metering = True  # type: ignore[attr-defined]
+    setattr(uwsgi, "atexit", at_worker_exit)
+
+
+_uwsgi_hook()
+
+
 _MP_EXIT = _MultiprocessingExit()
 # multiprocessing imported before this package (and a spawned or forkserver worker, which
 # imports it first), or after it: the hook is taken in the forked child, before the worker
