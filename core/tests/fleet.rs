@@ -3169,17 +3169,18 @@ fn connections_a_nat_forgot_cost_one_try() {
 /// stopped VM or container) runs no TCP keepalive, so a pooled connection whose flow a NAT
 /// forgot meanwhile looked alive when it woke, and its first `record()` waited out a whole
 /// try (30 s, past Lambda's default 3 s limit) before connecting afresh (found by a review of
-/// short-lived hosts). A connection idle past a keepalive's quiet time is not taken again.
+/// short-lived hosts). A connection idle longer than a running process's keepalives take to
+/// find a dead one (90 s) is not taken again.
 #[test]
-fn a_connection_idle_past_its_keepalive_is_not_taken_again() {
+fn a_connection_idle_past_its_keepalives_is_not_taken_again() {
     use support::pg_proxy::PgProxy;
     let (emu, url, b, clock) = start();
     let proxy = PgProxy::start(&url);
     let meter = durable_meter(&emu, proxy.url(), &clock);
     meter.record(cust(1), "users", 1, None, None).unwrap();
-    // Idle past the keepalive's quiet time, then the flows are forgotten unseen, as while
+    // Idle past what keepalives would take, then the flows are forgotten unseen, as while
     // the process was frozen.
-    std::thread::sleep(Duration::from_secs(31));
+    std::thread::sleep(Duration::from_secs(91));
     proxy.forget_open();
     let started = std::time::Instant::now();
     meter.record(cust(1), "users", 2, None, None).unwrap();
@@ -3418,4 +3419,76 @@ async fn copies_of_a_restored_process_each_count_their_usage() {
     copy.record(cust(1), "users", 5, None, None).unwrap();
     original.record(cust(1), "users", 6, None, None).unwrap();
     assert_flush_bills(&original, &emu, &clock, 1, b - H, 18).await;
+}
+
+/// [`copies_of_a_restored_process_each_count_their_usage`] when the copy's first write fails
+/// before anything of it reaches the database (its network not up yet after the restore) and
+/// its flush is given up: that write kept its key as one that may have committed, and once
+/// the original had taken the key, the copy took it for its own and its usage was never
+/// counted (found by the read of this change).
+#[tokio::test]
+async fn a_copys_write_that_never_went_out_keeps_no_key() {
+    use support::pg_proxy::{Fault, PgProxy};
+    let (emu, url, b, clock) = start();
+    let proxy = PgProxy::start(&url);
+    let original = durable_replica(&emu, &url, &clock, "host-7");
+    let copy = UsageMeter::new(
+        builder(&emu, Store::postgres(proxy.url()), &clock)
+            .replica_id("host-7")
+            .durability(Durability::Memory)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    copy.__adopt_fleet_keys_of(&original);
+    copy.record(cust(1), "users", 4, None, None).unwrap();
+    proxy.set(Fault::Refuse);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), copy.flush())
+            .await
+            .is_err(),
+        "the flush ended while the database was unreachable"
+    );
+    original.record(cust(1), "users", 3, None, None).unwrap();
+    proxy.set(Fault::Pass);
+    copy.flush().await.unwrap();
+    assert_flush_bills(&original, &emu, &clock, 1, b - H, 7).await;
+}
+
+/// A login the database refuses, or one this client cannot make (the server asks for a
+/// password and the URL has none: neither `PGPASSWORD` nor `~/.pgpass` is read), fails at
+/// once, not retryable, saying that the URL's password is read once, as the meter opens (a
+/// review of database operations: a rotated password or an expired RDS IAM token refused
+/// every new connection with the server's words alone, and a missing password was retried
+/// for a minute as a lost connection).
+#[test]
+fn a_login_refused_or_unmade_fails_at_once_saying_the_url_is_read_once() {
+    let (emu, url, _b, clock) = start();
+    let cluster = pg::shared();
+    let db = pg::Cluster::db_name(&url);
+    let role = format!("{db}_pw");
+    let hba = cluster.dir.join("data/pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all {role} all scram-sha-256\nlocal all {role} scram-sha-256\n{rules}"),
+    )
+    .unwrap();
+    let setup = cluster.psql(
+        &url,
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'not-in-the-url'; SELECT pg_reload_conf();"),
+    );
+    assert!(!setup.starts_with("ERROR"), "{setup}");
+    for who in [format!("{db}_nobody"), role] {
+        let started = std::time::Instant::now();
+        let e = UsageMeter::new(
+            builder(&emu, Store::postgres(role_url(&url, &who)), &clock)
+                .build()
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "{who}: {:?}", started.elapsed());
+        assert!(!e.is_retryable(), "{who}: {e}");
+        assert!(e.message().contains("read once as the meter opens"), "{who}: {e}");
+    }
 }

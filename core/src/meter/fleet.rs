@@ -112,6 +112,13 @@ fn keep_alive(config: &mut tokio_postgres::Config) {
 /// How long a pooled connection is quiet before TCP checks that its peer is there.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 
+/// How long a pooled connection may sit idle and still be taken: longer than a running
+/// process's keepalives take to find a dead one ([`KEEPALIVE_IDLE`] and three probes 10 s
+/// apart) and than the default flush interval (a meter flushing every minute keeps its
+/// connections), shorter than the idle timeouts of NATs and load balancers (Azure's 4
+/// minutes, AWS NAT gateways' 350 s).
+const POOL_IDLE_FOR: Duration = Duration::from_secs(90);
+
 /// When a pooled connection went idle, by both clocks.
 struct Quiet {
     since: Instant,
@@ -126,14 +133,13 @@ impl Quiet {
         }
     }
 
-    /// Whether the connection sat idle past [`KEEPALIVE_IDLE`]: it may be dead without
-    /// anyone having seen it, since keepalives do not run in a frozen or suspended process
-    /// (an AWS Lambda environment between invocations, a stopped VM or container) while a
-    /// NAT forgets its flow, and a dead one took a whole try ([`ATTEMPT_FOR`]) to find out.
+    /// Whether the connection sat idle past [`POOL_IDLE_FOR`]: it may be dead without anyone
+    /// having seen it, since keepalives do not run in a frozen or suspended process (an AWS
+    /// Lambda environment between invocations, a stopped VM or container) while a NAT
+    /// forgets its flow, and a dead one took a whole try ([`ATTEMPT_FOR`]) to find out.
     /// Either clock: a suspended machine's monotonic clock stands still.
     fn too_long(&self) -> bool {
-        self.since.elapsed() > KEEPALIVE_IDLE
-            || self.wall.elapsed().is_ok_and(|d| d > KEEPALIVE_IDLE)
+        self.since.elapsed() > POOL_IDLE_FOR || self.wall.elapsed().is_ok_and(|d| d > POOL_IDLE_FOR)
     }
 }
 
@@ -181,12 +187,15 @@ pub(crate) fn default_replica_id() -> String {
 }
 
 fn pg_err(e: tokio_postgres::Error) -> Error {
-    let msg = match e.as_db_error() {
+    let mut msg = match e.as_db_error() {
         Some(db) => format!("fleet store: {} ({})", db.message(), db.code().code()),
         // With its causes ("error performing TLS handshake" alone does not say that the
         // certificate's CA is not trusted). They hold no password: the URL is never in one.
         None => format!("fleet store: {}", crate::error::with_causes(&e)),
     };
+    if e.code().is_some_and(|c| c.code().starts_with("28")) || login_unmade(&e) {
+        msg.push_str(LOGIN_HINT);
+    }
     if e.code().map(SqlState::code) == Some(REPLICA_ROLE) {
         let msg = e.as_db_error().map_or("", |db| db.message());
         return Error::invalid_config(format!("fleet store: {msg}")).with_source(e);
@@ -265,7 +274,9 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     match e.code() {
         // I/O, connect, protocol: the connection is gone; but a certificate this client does
         // not trust stays untrusted (it was retried for the store's whole minute).
-        None => !tls_refused(e),
+        // Nor a login this client cannot make (no password in the URL, an authentication
+        // method it does not offer): retried for a minute before, as a lost connection.
+        None => !tls_refused(e) && !login_unmade(e),
         Some(c) => {
             let code = c.code();
             code.starts_with("08") // connection exceptions
@@ -420,6 +431,22 @@ fn percent_decode(s: &str) -> String {
 /// Whether `e` is a TLS handshake that refused the server's certificate (from a CA this
 /// client does not trust, for another name): no retry makes it pass. Other TLS failures (an
 /// alert, a connection cut mid-record during a failover) stay retryable.
+/// Whether `e` is a login this client could not make, whatever the server: tokio-postgres's
+/// authentication and configuration errors (a password the server asks for and the URL
+/// lacks: it reads neither `PGPASSWORD` nor `~/.pgpass`).
+fn login_unmade(e: &tokio_postgres::Error) -> bool {
+    let s = e.to_string();
+    s.starts_with("authentication error") || s.starts_with("invalid configuration")
+}
+
+/// What to do about a login the database refused (SQLSTATE class 28) or this client could
+/// not make: the URL is read once, as the meter opens.
+const LOGIN_HINT: &str = "; the fleet store logs in with the user and password of its URL, \
+    read once as the meter opens (not PGPASSWORD or ~/.pgpass): a password that changes \
+    (rotated by Secrets Manager; an RDS IAM authentication token, valid for 15 minutes) needs \
+    a meter opened with the new URL, or a pooler such as RDS Proxy that keeps one password \
+    for the meter";
+
 fn tls_refused(e: &tokio_postgres::Error) -> bool {
     let refused = |r: &rustls::Error| {
         matches!(

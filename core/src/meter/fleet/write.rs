@@ -169,6 +169,15 @@ impl Fleet {
         let fresh = seq.is_none();
         let mut seq = seq.unwrap_or_else(|| self.next_seq());
         let mut refused: Vec<(BucketKey, i64)> = Vec::new();
+        // Whether an attempt under `seq` that reached the database lost its connection or
+        // its time: it may have committed, or still commit (its backend may not have
+        // noticed yet). Set as the statement goes out, so that an attempt cut by its timeout
+        // counts too; cleared again only by a certain refusal of that attempt. Only a later
+        // attempt that completes settles it (it returns Ok); a later refusal (a timeout
+        // waiting on the commit key that attempt holds, or past the maximum) does not. Kept
+        // across the refusals of entries past the maximum, which go again under the same
+        // key: a key found taken after an attempt in doubt is that attempt's.
+        let lost = std::sync::atomic::AtomicBool::new(false);
         loop {
             let skip: std::collections::HashSet<&BucketKey> =
                 refused.iter().map(|(k, _)| k).collect();
@@ -182,19 +191,10 @@ impl Fleet {
                     unknown: None,
                 });
             }
-            // The entries in flight are all but those refused (usually none: no copies).
-            in_flight.set(Some((seq, refused.clone())));
             let journal =
                 self.journal.load(Ordering::Relaxed) && super::lock(&self.budget).take(&mine);
-            // Whether an attempt that reached the database lost its connection or its time:
-            // it may have committed, or still commit (its backend may not have noticed
-            // yet). Set as the statement goes out, so that an attempt cut by its timeout
-            // counts too; cleared again only by a certain refusal. Only a later attempt that
-            // completes settles it (it returns Ok); a later refusal (a timeout waiting on
-            // the commit key that attempt holds) does not.
-            let lost = std::sync::atomic::AtomicBool::new(false);
             let out = retry(self, "record", |c| {
-                let (mine, lost) = (&mine, &lost);
+                let (mine, lost, refused) = (&mine, &lost, &refused);
                 async move {
                     // Read before the write goes out: its failure leaves nothing in doubt.
                     let closed = match self.closed_through(&c, product).await {
@@ -202,6 +202,11 @@ impl Fleet {
                         Err(e) => return (c, Err(e)),
                     };
                     let before = lost.swap(true, Ordering::Relaxed);
+                    // Named as the statement goes out, not before: a write that failed or
+                    // was dropped before sending anything goes again under a new key, which
+                    // a copy of this process taking it still tells apart (see below).
+                    // The entries in flight are all but those refused (usually none).
+                    in_flight.set(Some((seq, refused.clone())));
                     let r = self
                         .write_once(&c, product, mine, current, closed, seq, journal)
                         .await
@@ -211,8 +216,16 @@ impl Fleet {
                             }
                             o => o,
                         });
-                    if matches!(&r, Err(e) if !super::retryable(e) || rolled_back(e)) {
+                    // Certainly rolled back: as if this attempt had never gone out.
+                    let undone = match &r {
+                        Err(e) => !super::retryable(e) || rolled_back(e),
+                        Ok(o) => matches!(o, WriteOutcome::Refused(_)),
+                    };
+                    if undone {
                         lost.store(before, Ordering::Relaxed);
+                        if !before {
+                            in_flight.set(None);
+                        }
                     }
                     (c, r)
                 }
@@ -222,6 +235,7 @@ impl Fleet {
                 if lost.load(Ordering::Relaxed) {
                     outcome_unknown(e)
                 } else {
+                    in_flight.set(None);
                     e
                 }
             })?;
@@ -248,6 +262,8 @@ impl Fleet {
                 WriteOutcome::KeyTaken => {
                     self.leave_copied_keys();
                     seq = self.next_seq();
+                    in_flight.set(None);
+                    lost.store(false, Ordering::Relaxed);
                 }
             }
         }
