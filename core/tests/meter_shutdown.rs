@@ -290,7 +290,10 @@ fn a_meter_on_lambda_says_its_store_goes_with_the_environment() {
     if let Some(dir) = std::env::var_os(CHILD) {
         let emu = Emulator::start(EmulatorConfig::default()).unwrap();
         let path = std::path::Path::new(&dir).join("lambda.db");
-        for store in [Store::memory(), Store::sqlite(&path)] {
+        let url = std::env::var("MM_TEST_LAMBDA_URL").unwrap();
+        // The fleet store, which opens a memory database it never records into, says
+        // nothing (the read of this change found it told to use the fleet store).
+        for store in [Store::memory(), Store::sqlite(&path), Store::postgres(url)] {
             let (meter, clock, b) = flushing_meter(&emu, store, Duration::ZERO);
             clock.store(b + 10, Ordering::SeqCst);
             record_4_users(&meter);
@@ -298,6 +301,7 @@ fn a_meter_on_lambda_says_its_store_goes_with_the_environment() {
         }
         std::process::exit(0);
     }
+    let url = support::pg::fresh_url();
     let dir = std::env::temp_dir().join(format!("mm-lambda-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let err = child_stderr_with(
@@ -305,6 +309,7 @@ fn a_meter_on_lambda_says_its_store_goes_with_the_environment() {
         &[
             (CHILD, dir.as_os_str()),
             ("AWS_LAMBDA_FUNCTION_NAME", "metering-handler".as_ref()),
+            ("MM_TEST_LAMBDA_URL", url.as_ref()),
         ],
     );
     let _ = std::fs::remove_dir_all(&dir);

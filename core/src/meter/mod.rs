@@ -151,6 +151,18 @@ impl Inner {
         self.check_process().is_ok() && std::process::id() == self.pid
     }
 
+    /// [`Inner::check_process`], asking the kernel too (see [`Inner::made_here`]): for the
+    /// calls that write the buffer into the store or send (`flush()`, `close()`,
+    /// `status()`, `requeue()`), where a child made without `fork()`'s handlers wrote the
+    /// parent's buffer, which the parent wrote again.
+    fn check_made_here(&self) -> Result<(), Error> {
+        if self.made_here() {
+            Ok(())
+        } else {
+            Err(owner::forked_error())
+        }
+    }
+
     /// Refuses every call in a process other than the one that created the meter.
     fn check_process(&self) -> Result<(), Error> {
         if self.generation == crate::runtime::process_generation() {
@@ -169,6 +181,7 @@ impl Drop for Inner {
         // buffer, and the tasks and threads its handles name, which the child does not have.
         if !self.made_here() {
             std::mem::forget(Arc::clone(&self.shared));
+            std::mem::forget(self.client.clone());
             std::mem::forget(lock(&self.flusher).take());
             std::mem::forget(lock(&self.committer).take());
             return;
@@ -665,8 +678,16 @@ impl UsageMeter {
         let memory_store = matches!(config.store.0, StoreKind::Memory);
         let mut fleet = None;
         let db = match &config.store.0 {
-            StoreKind::Sqlite(p) => Db::open(Some(p), config.power_loss_safe)?,
-            StoreKind::Memory => Db::open(None, true)?,
+            StoreKind::Sqlite(p) => {
+                let db = Db::open(Some(p), config.power_loss_safe)?;
+                store::say_if_on_lambda(Some(p));
+                db
+            }
+            StoreKind::Memory => {
+                let db = Db::open(None, true)?;
+                store::say_if_on_lambda(None);
+                db
+            }
             StoreKind::Postgres(url) => {
                 let settings = FleetSettings {
                     url: Redacted(url.clone()),
@@ -838,7 +859,7 @@ impl UsageMeter {
     /// busy, full or failing I/O, which [`Error::is_retryable`] says may succeed later) are
     /// returned as `Err`.
     pub async fn flush(&self) -> Result<FlushSummary, Error> {
-        self.inner.check_process()?;
+        self.inner.check_made_here()?;
         self.inner.shared.refuse_reentry("flush()")?;
         self.refuse_closed()?;
         self.flush_now(false).await
@@ -873,14 +894,14 @@ impl UsageMeter {
     /// [`flush`](Self::flush), blocking the calling thread (not from an async task).
     pub fn flush_blocking(&self) -> Result<FlushSummary, Error> {
         // Refused in a forked child before any runtime is built there.
-        self.inner.check_process()?;
+        self.inner.check_made_here()?;
         self.inner.shared.refuse_reentry("flush()")?;
         crate::runtime::block_on(self.flush())?
     }
 
     /// Bucket counts per state (writes the in-memory buffer to the store first).
     pub fn status(&self) -> Result<MeterStatus, Error> {
-        self.inner.check_process()?;
+        self.inner.check_made_here()?;
         let shared = &self.inner.shared;
         shared.drain()?;
         let mut s = if let Some(f) = &shared.fleet {
@@ -928,7 +949,7 @@ impl UsageMeter {
     /// meter's by then. After a close whose final flush failed, the store stays this
     /// meter's and a later `close()` flushes again.
     pub async fn close(&self) -> Result<FlushSummary, Error> {
-        self.inner.check_process()?;
+        self.inner.check_made_here()?;
         self.inner.shared.refuse_reentry("close()")?;
         let mut closed_down = self.inner.closed_down.lock().await;
         if *closed_down {
@@ -972,7 +993,7 @@ impl UsageMeter {
     /// [`close`](Self::close), blocking the calling thread.
     pub fn close_blocking(&self) -> Result<FlushSummary, Error> {
         // Refused in a forked child before any runtime is built there.
-        self.inner.check_process()?;
+        self.inner.check_made_here()?;
         self.inner.shared.refuse_reentry("close()")?;
         crate::runtime::block_on(self.close())?
     }
@@ -982,7 +1003,7 @@ impl UsageMeter {
     /// dead-letter list, in one transaction; the next flush sends them. Returns how many.
     /// Dead letters whose window has closed stay where they are.
     pub fn requeue(&self, filter: &RequeueFilter) -> Result<usize, Error> {
-        self.inner.check_process()?;
+        self.inner.check_made_here()?;
         self.refuse_closed()?;
         let shared = &self.inner.shared;
         let now = record::clock_now(shared)?;

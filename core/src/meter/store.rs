@@ -320,6 +320,25 @@ pub(super) fn on_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty())
 }
 
+/// Says, for a meter whose own store is the file at `path` or memory (`None`), that on
+/// AWS Lambda the store goes with the execution environment, naming the fleet store. Not
+/// from [`Db::open`]: a fleet meter opens a memory database it never records into.
+pub(super) fn say_if_on_lambda(path: Option<&Path>) {
+    if !on_lambda() {
+        return;
+    }
+    super::note(&format!(
+        "{} is in an AWS Lambda execution environment, lost with every hour not yet sent when \
+         Lambda retires the environment (with no signal first), and each concurrent \
+         environment counts its own share of a customer-hour, of which the service bills the \
+         first sent: on Lambda use the fleet store (database_url)",
+        path.map_or("the meter's memory store".to_owned(), |p| format!(
+            "the store {}",
+            p.display()
+        ))
+    ));
+}
+
 /// Where a store file at `path` is lost, when it is lost with its machine,
 /// container or Lambda environment: what holds it, and when it goes.
 pub(super) fn lost_with(path: &Path) -> Option<(String, &'static str)> {
@@ -425,19 +444,11 @@ impl Db {
         // The name the caller gave, when it is a symlink to the store.
         let link = given.filter(|g| Some(*g) != path);
         let owner = path.map(|p| Owner::claim(p, link)).transpose()?;
-        if on_lambda() {
-            super::note(&format!(
-                "{} is in an AWS Lambda execution environment, lost with every hour \
-                 not yet sent when Lambda retires the environment (with no signal first), and \
-                 each concurrent environment counts its own share of a customer-hour, of which \
-                 the service bills the first sent: on Lambda use the fleet store \
-                 (database_url)",
-                path.map_or("the meter's memory store".to_owned(), |p| format!(
-                    "the store {}",
-                    p.display()
-                ))
-            ));
-        } else if let Some((p, (on, lost))) = path.and_then(|p| Some((p, ephemeral(p)?))) {
+        // On Lambda the meter says so itself (see `say_if_on_lambda`).
+        if let Some((p, (on, lost))) = path
+            .filter(|_| !on_lambda())
+            .and_then(|p| Some((p, ephemeral(p)?)))
+        {
             super::note(&format!(
                 "the store {} is on {on}, lost {lost}, and with it every hour not yet sent: \
                  keep it on a disk or a volume that outlives the machine or container",

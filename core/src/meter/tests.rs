@@ -111,12 +111,15 @@ fn a_child_forked_without_handlers_does_not_write_the_parents_buffer() {
         .record(Customer::identifier("c"), "users", 5, None, None)
         .unwrap();
     // SAFETY: a fork that runs no `pthread_atfork` handler, as `_Fork()` makes; the child
-    // only runs its exit write (ended by an alarm if it hangs) and leaves by `_exit`.
+    // runs the calls that write the buffer (ended by an alarm if it hangs) and `_exit`s.
     let child = unsafe { libc::syscall(libc::SYS_fork) } as libc::pid_t;
     if child == 0 {
         unsafe { libc::alarm(30) };
-        METER.get().unwrap().write_buffered_at_exit();
-        unsafe { libc::_exit(0) };
+        let m = METER.get().unwrap();
+        // What writes the buffer is refused there too (the read of this change).
+        let refused = m.status().is_err() && m.flush_blocking().is_err();
+        m.write_buffered_at_exit();
+        unsafe { libc::_exit(if refused { 0 } else { 7 }) };
     }
     let mut status = 0;
     // SAFETY: reaps the child.
@@ -124,6 +127,11 @@ fn a_child_forked_without_handlers_does_not_write_the_parents_buffer() {
     assert!(
         libc::WIFEXITED(status),
         "the child ended by a signal: {status}"
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "status() or flush() wrote in the child"
     );
     meter.write_buffered_at_exit();
     let c = rusqlite::Connection::open(&path).unwrap();
