@@ -1022,3 +1022,55 @@ test('a close whose final flush failed keeps the store, and close() again ends i
     removeDb(path)
   }
 })
+
+test('a closed meter of a second copy of the package does not take the next meter\'s commits with it', async () => {
+  // Two copies of the package in one process (two versions in node_modules) each load their
+  // own native library, with its own SQLite. A closed meter keeps its connection for reads;
+  // when it is collected, its SQLite, which knows of no other connection to the store,
+  // checkpoints and deletes the -wal the other copy's meter is writing into. A review of
+  // Node hosts expected that meter's acknowledged records to be lost at a crash; the meter's
+  // check of its -wal, made for a file removed under it, finds it gone at the next write and
+  // opens the store anew, so nothing is lost: this pins it.
+  const p = tempDb('copies')
+  after(() => removeDb(p))
+  const pkg = path.join(__dirname, '..')
+  const copies = [1, 2].map((i) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `mm-node-copy${i}-`))
+    for (const f of fs.readdirSync(pkg)) {
+      if (f.endsWith('.js') || f.endsWith('.node') || f === 'package.json') fs.copyFileSync(path.join(pkg, f), path.join(dir, f))
+    }
+    return dir
+  })
+  after(() => copies.forEach((d) => fs.rmSync(d, { recursive: true, force: true })))
+  const options = { productCode: emu.productCode, path: p, durability: 'durable', flushIntervalSeconds: 0 }
+  const src = `
+    const [A, B] = ${JSON.stringify(copies)}.map((d) => require(d))
+    const clientOf = (mm) => new mm.MarketplaceMeteringClient(${JSON.stringify({ region: emu.region, endpoint: emu.endpoint, credentials: emu.credentials })})
+    const options = ${JSON.stringify(options)}
+    ;(async () => {
+      let a = new A.UsageMeter(clientOf(A), options)
+      await a.record({ customerIdentifier: 'cust-1', dimension: 'users', quantity: 1 })
+      await a.close()
+      const b = new B.UsageMeter(clientOf(B), options)
+      a = null
+      for (let i = 0; i < 5; i++) global.gc()
+      await new Promise((r) => setTimeout(r, 300))
+      for (let i = 2; i <= 6; i++) await b.record({ customerIdentifier: 'cust-' + i, dimension: 'users', quantity: i })
+      console.log('recorded')
+      process.kill(process.pid, 'SIGKILL')
+    })().catch((e) => { console.log(String(e)); process.exit(3) })
+  `
+  const child = spawn(process.execPath, ['--expose-gc', '-e', src], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const [, signal] = await once(child, 'exit')
+  assert.equal(signal, 'SIGKILL', out)
+  assert.match(out, /recorded/)
+  const m = new mm.UsageMeter(client(), { ...options, clock: new mm.ManualClock(base()) })
+  try {
+    assert.equal((await m.status()).pending, 6)
+  } finally {
+    await m.close()
+  }
+})
