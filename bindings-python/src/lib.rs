@@ -31,6 +31,15 @@ fn _shutdown(py: Python<'_>) {
     asyncrt::stop_completer(py);
 }
 
+/// Writes what each live usage meter buffered to its store, leaving the meters open (each
+/// later record of a `memory` meter is written as it is made), with the GIL released: from
+/// `uwsgi.atexit`, after which uWSGI may end the worker without the `atexit` hooks, or run
+/// them (an application's may still close its meters).
+#[pyfunction]
+fn _write_buffers(py: Python<'_>) {
+    meter::write_all(py);
+}
+
 /// Refuses to load in any interpreter but the main one. The module's native state is the
 /// process's (the runtime, the live meters, PyO3's types, made once), so a subinterpreter
 /// (mod_wsgi makes one for each application by default) would share the main one's objects,
@@ -63,5 +72,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(errors::error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(emulator::emulator_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(_write_buffers, m)?)?;
     Ok(())
 }

@@ -104,6 +104,25 @@ pub fn release_all(py: Python<'_>) {
     });
 }
 
+/// Writes what every live core meter buffered, each on a thread of its own within 10 s,
+/// leaving them open (see `_write_buffers`).
+pub fn write_all(py: Python<'_>) {
+    let meters: Vec<meter::UsageMeter> = lock(&METERS)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter_map(|c| lock(&c).meter.clone())
+        .collect();
+    py.detach(move || {
+        let writes = meters
+            .into_iter()
+            .map(|m| Box::new(move || m.write_buffered_at_exit()) as meter::ExitWrite)
+            .collect();
+        if let Some(why) = meter::exit_writes(writes) {
+            meter::warn_exit_writes(why, "");
+        }
+    });
+}
+
 /// `arg` passed to the package's coroutine function `name` (`_started`, `_entered`,
 /// `_exited`): a coroutine, which `asyncio.create_task` takes (an asyncio future it refuses),
 /// as the async client's methods are.

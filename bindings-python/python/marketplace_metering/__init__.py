@@ -112,11 +112,12 @@ def _worker_exit() -> None:
 def _uwsgi_hook() -> None:
     """uWSGI ends a worker (a graceful reload, ``--max-requests``, ``--touch-reload``) by
     calling ``uwsgi.atexit`` and then finalizing the interpreter, which runs the ``atexit``
-    hooks; with ``--skip-atexit-teardown``, or a worker still busy, it does not finalize, and
-    a memory-durability meter's buffer was lost. The package's exit hook runs from
+    hooks; with ``--skip-atexit-teardown`` it does not finalize, and
+    a memory-durability meter's buffer was lost. Each meter's buffer is written from
     ``uwsgi.atexit`` too, after the hook the application set there before importing the
-    package (one set after must call the one it replaces); the second run, at finalization,
-    finds nothing left."""
+    package (one set after must call the one it replaces), and the meters stay open: the
+    interpreter's ``atexit`` hooks, which uWSGI runs next unless told not to, may still
+    close them (the package's own hook runs there as before)."""
     uwsgi = sys.modules.get("uwsgi")
     if uwsgi is None:
         return
@@ -129,7 +130,7 @@ def _uwsgi_hook() -> None:
             if callable(previous):
                 previous()
         finally:
-            _native._shutdown()
+            _native._write_buffers()
 
     at_worker_exit._marketplace_metering = True  # type: ignore[attr-defined]
     setattr(uwsgi, "atexit", at_worker_exit)

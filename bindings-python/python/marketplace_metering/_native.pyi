@@ -17,7 +17,7 @@ from .type_defs import (
     UsageAllocationTypeDef,
 )
 
-__all__ = ['__version__', '__core_version__', 'Client', 'Emulator', 'UsageMeter', 'ManualClock', 'error_codes', 'emulator_defaults', '_shutdown']
+__all__ = ['__version__', '__core_version__', 'Client', 'Emulator', 'UsageMeter', 'ManualClock', 'error_codes', 'emulator_defaults', '_shutdown', '_write_buffers']
 
 __version__: str
 __core_version__: str
@@ -378,3 +378,6 @@ def emulator_defaults() -> Dict[str, str]:
 
 def _shutdown() -> None:
     """Stops the shared runtime (registered with ``atexit``)."""
+
+def _write_buffers() -> None:
+    """Writes what each live meter buffered, leaving it open (from ``uwsgi.atexit``)."""
