@@ -3487,8 +3487,15 @@ fn a_login_refused_or_unmade_fails_at_once_saying_the_url_is_read_once() {
                 .unwrap(),
         )
         .unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(10), "{who}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{who}: {:?}",
+            started.elapsed()
+        );
         assert!(!e.is_retryable(), "{who}: {e}");
-        assert!(e.message().contains("read once as the meter opens"), "{who}: {e}");
+        assert!(
+            e.message().contains("read once as the meter opens"),
+            "{who}: {e}"
+        );
     }
 }
