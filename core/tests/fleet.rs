@@ -3499,3 +3499,85 @@ fn a_login_refused_or_unmade_fails_at_once_saying_the_url_is_read_once() {
         );
     }
 }
+
+/// A write of unknown outcome whose settling flush is given up before anything of it goes
+/// out (the database still unreachable): it stays a write under its own key. The read of
+/// this stop's change to when a key is named found that the settling write no longer named
+/// its key until its statement went out, so given up before, its entries rejoined the
+/// buffer and went again under a new key: billed twice when the first attempt had committed.
+#[tokio::test]
+async fn a_settling_write_given_up_before_it_goes_out_keeps_its_key() {
+    use support::pg_proxy::{Fault, PgProxy};
+    let (emu, url, b, clock) = start();
+    let proxy = PgProxy::start(&url);
+    let meter = durable_meter(&emu, proxy.url(), &clock);
+    meter.record(cust(1), "users", 2, None, None).unwrap();
+    proxy.set(Fault::LoseAnswer);
+    let e = meter.record(cust(1), "users", 5, None, None).unwrap_err();
+    assert_eq!(e.error_code(), ErrorCode::OutcomeUnknown, "{e}");
+    proxy.set(Fault::Refuse);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), meter.flush())
+            .await
+            .is_err(),
+        "the flush ended while the database was unreachable"
+    );
+    proxy.set(Fault::Pass);
+    assert_flush_bills(&meter, &emu, &clock, 1, b - H, 7).await;
+}
+
+/// The connections a burst opened go once idle past the pool's limit, though the newest is
+/// taken again and again, and a closed meter keeps none: a review of processes with many
+/// meters (a meter per product) found a burst's 16 connections kept for good by a meter
+/// recording one at a time, and every connection kept after `close()` until the meter was
+/// dropped (a Node meter's until V8 collected it), until the database refused new ones.
+#[test]
+fn a_bursts_idle_connections_go_and_a_closed_meter_keeps_none() {
+    let (emu, url, _b, clock) = start();
+    let cluster = pg::shared();
+    let others = || -> i64 {
+        cluster
+            .psql(
+                &url,
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .parse()
+            .unwrap()
+    };
+    let meter = Arc::new(durable_meter(&emu, &url, &clock));
+    let burst = |m: &Arc<UsageMeter>| {
+        let threads: Vec<_> = (1..=6)
+            .map(|i| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        m.record(cust(i), "users", 1, None, None).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    };
+    burst(&meter);
+    let after_burst = others();
+    assert!(
+        after_burst >= 3,
+        "the burst opened {after_burst} connections"
+    );
+    // One record at a time for longer than the pool's limit: the newest connection only.
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_secs(20));
+        meter.record(cust(1), "users", 1, None, None).unwrap();
+    }
+    let kept = others();
+    assert!(
+        kept <= 2,
+        "{kept} connections kept of the burst's {after_burst}"
+    );
+    burst(&meter);
+    meter.close_blocking().unwrap();
+    assert_eq!(others(), 0, "a closed meter kept its connections");
+}

@@ -193,7 +193,9 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
         // certificate's CA is not trusted). They hold no password: the URL is never in one.
         None => format!("fleet store: {}", crate::error::with_causes(&e)),
     };
-    if e.code().is_some_and(|c| c.code().starts_with("28")) || login_unmade(&e) {
+    // Not for other settings tokio-postgres refuses (no host, a bad port count).
+    let password = msg.contains("password") || e.to_string().starts_with("authentication");
+    if e.code().is_some_and(|c| c.code().starts_with("28")) || (login_unmade(&e) && password) {
         msg.push_str(LOGIN_HINT);
     }
     if e.code().map(SqlState::code) == Some(REPLICA_ROLE) {
@@ -853,7 +855,7 @@ impl Fleet {
     /// Closes every idle pooled connection: a try got no answer, and the connections that
     /// sat idle beside its own are as likely dead (a NAT that forgot its flows, a failover).
     /// Each would cost the next tries their whole limit; a new connection costs a start-up.
-    fn retire_idle(&self) {
+    pub(crate) fn retire_idle(&self) {
         let idle = std::mem::take(&mut *lock(&self.pool));
         drop(idle);
     }
@@ -863,6 +865,12 @@ impl Fleet {
             let mut p = lock(&self.pool);
             if p.len() < POOL_MAX {
                 p.push((c, Quiet::now()));
+            }
+            // The oldest first: a burst's connections, idle since, that the newest (taken
+            // again and again) kept from being retired, each holding one of the database's
+            // connections (found by a review of processes with many meters).
+            while p.first().is_some_and(|(_, q)| q.too_long()) {
+                p.remove(0);
             }
         }
     }

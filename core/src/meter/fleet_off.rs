@@ -24,6 +24,8 @@ impl Fleet {
     pub(crate) fn replica(&self) -> &str {
         match *self {}
     }
+    pub(crate) fn retire_idle(&self) {}
+
     pub(crate) fn start_hour(&self) -> Option<i64> {
         match *self {}
     }

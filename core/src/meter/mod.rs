@@ -985,6 +985,11 @@ impl UsageMeter {
         if flushed.is_ok() {
             say_what_is_left(&self.inner.shared, "close() left");
             lock(&self.inner.shared.db).release_claim();
+            // A closed meter only reads: its idle connections to a fleet store go now, not
+            // when it is dropped (a Node meter's when V8 collects it).
+            if let Some(f) = &self.inner.shared.fleet {
+                f.retire_idle();
+            }
             *closed_down = true;
         }
         flushed

@@ -148,8 +148,9 @@ impl Fleet {
     /// current hour, where an add for a sealed hour goes (or the first open hour after it).
     ///
     /// The write goes under the commit key `seq` (a new one when `None`), recording in
-    /// `in_flight` the key and which entries an attempt may have committed, from before its
-    /// first statement is sent until its outcome is known. Entries named there must only
+    /// `in_flight` the key and which entries an attempt may have committed, from when its
+    /// first statement goes out (from the start for a key given, which an earlier attempt
+    /// may have committed under) until its outcome is known. Entries named there must only
     /// ever be written again under that key: whether the attempt committed (its answer
     /// lost, or the future dropped waiting for it) is unknown, and the key makes a second
     /// write of them add nothing if it did. A write the database refused (past the maximum)
@@ -177,7 +178,13 @@ impl Fleet {
         // waiting on the commit key that attempt holds, or past the maximum) does not. Kept
         // across the refusals of entries past the maximum, which go again under the same
         // key: a key found taken after an attempt in doubt is that attempt's.
-        let lost = std::sync::atomic::AtomicBool::new(false);
+        // A key given (a write of unknown outcome, settled now) may have committed already:
+        // in doubt from the start, and named as in flight until this write's outcome is
+        // known (given up before anything went out, its entries must stay under it).
+        let lost = std::sync::atomic::AtomicBool::new(!fresh);
+        if !fresh {
+            in_flight.set(Some((seq, Vec::new())));
+        }
         loop {
             let skip: std::collections::HashSet<&BucketKey> =
                 refused.iter().map(|(k, _)| k).collect();
@@ -211,9 +218,8 @@ impl Fleet {
                         .write_once(&c, product, mine, current, closed, seq, journal)
                         .await
                         .map(|o| match o {
-                            WriteOutcome::KeyTaken if before || !fresh => {
-                                WriteOutcome::Done(Vec::new())
-                            }
+                            // `before` is set for a key given (see `lost`).
+                            WriteOutcome::KeyTaken if before => WriteOutcome::Done(Vec::new()),
                             o => o,
                         });
                     // Certainly rolled back: as if this attempt had never gone out.
