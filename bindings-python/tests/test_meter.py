@@ -663,6 +663,41 @@ def test_a_collected_meter_frees_its_callback(emu: Emulator) -> None:
     assert freed() is None
 
 
+def test_a_meter_dropped_after_a_background_event_frees_its_callback(emu: Emulator) -> None:
+    # The meter's event thread (mm-events) holds the sink once it has delivered a background
+    # flush's event, and often drops it last, off the GIL: the sink leaked its callback and
+    # event queue there, so every meter made and dropped unclosed after its first background
+    # event kept them for good (found by a review of processes that make many meters).
+    import gc
+    import weakref
+
+    seen: list[str] = []
+
+    class Callback:
+        def __call__(self, event: dict) -> None:
+            seen.append(event["kind"])
+
+    freed = []
+    for i in range(1, 6):
+        cb = Callback()
+        freed.append(weakref.ref(cb))
+        clock = ManualClock(base())
+        m = mm.UsageMeter(emu.client(), product_code=emu.product_code, clock=clock,
+                          flush_interval=timedelta(milliseconds=20), on_event=cb)
+        m.record(f"cust-{i}", "users", 1)
+        clock.advance(SEAL)
+        deadline = time.monotonic() + 10
+        while "acked" not in seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen.pop() == "acked"
+        del cb, m
+        gc.collect()
+    deadline = time.monotonic() + 5
+    while any(f() is not None for f in freed) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [f() is None for f in freed] == [True] * 5
+
+
 def test_manual_clock() -> None:
     c = ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
     assert c.now() == 1767225600

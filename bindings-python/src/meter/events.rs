@@ -26,13 +26,17 @@ pub(super) struct Sink {
     pub(super) dropped: AtomicU64,
 }
 
-/// What the sink still holds when it goes is leaked, not dropped: the last reference may be a
-/// background flush's, on a runtime thread without the GIL, where pyo3 queues the drop under
-/// a lock of the process's, which a child forked meanwhile found held for good. The Python
-/// `UsageMeter` drops them with the GIL ([`Sink::release`]) when it holds the last reference.
+/// What the sink still holds when it goes is dropped with the GIL, taken here if need be, or
+/// else leaked: the last reference may be a background flush's or the meter's event
+/// thread's (`mm-events`), on a thread without the GIL, where pyo3 would queue the drop under
+/// a lock of the process's, which a child forked meanwhile found held for good. Leaked
+/// always, every meter dropped unclosed after its first background event kept its callback
+/// and its event queue for good (found by a review of processes that make many meters).
+/// Never once the interpreter is exiting. The Python `UsageMeter` drops them itself
+/// ([`Sink::release`]) when it holds the last reference.
 impl Drop for Sink {
     fn drop(&mut self) {
-        let held = (
+        let mut held = Some((
             self.callback
                 .get_mut()
                 .unwrap_or_else(|p| p.into_inner())
@@ -41,7 +45,10 @@ impl Drop for Sink {
                 .get_mut()
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
-        );
+        ));
+        if !EXITING.load(Ordering::SeqCst) {
+            let _ = Python::try_attach(|_| drop(held.take()));
+        }
         std::mem::forget(held);
     }
 }
