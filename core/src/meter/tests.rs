@@ -28,6 +28,18 @@ fn client_tokens_are_deterministic_and_short() {
     assert_ne!(token("s1", 3600, 5, Some("")), a);
 }
 
+/// A client whose every call finds no server (nothing listens on port 9).
+fn client_of_no_server() -> Client {
+    Client::new(
+        crate::Config::builder()
+            .region("us-east-1")
+            .endpoint_url("http://127.0.0.1:9")
+            .static_credentials("AKID", "secret", None)
+            .build()
+            .unwrap(),
+    )
+}
+
 /// Item 13: a face's exit hook writes what `Durability::Memory` buffered, for a process
 /// that ends without dropping the meter.
 #[test]
@@ -37,14 +49,7 @@ fn write_buffered_puts_memory_events_in_the_store() {
         std::process::id(),
         epoch_secs(std::time::SystemTime::now())
     ));
-    let client = Client::new(
-        crate::Config::builder()
-            .region("us-east-1")
-            .endpoint_url("http://127.0.0.1:9")
-            .static_credentials("AKID", "secret", None)
-            .build()
-            .unwrap(),
-    );
+    let client = client_of_no_server();
     let meter = UsageMeter::new(
         MeterConfig::builder()
             .client(client)
@@ -87,14 +92,7 @@ fn a_child_forked_without_handlers_does_not_write_the_parents_buffer() {
         epoch_secs(std::time::SystemTime::now())
     ));
     let meter = METER.get_or_init(|| {
-        let client = Client::new(
-            crate::Config::builder()
-                .region("us-east-1")
-                .endpoint_url("http://127.0.0.1:9")
-                .static_credentials("AKID", "secret", None)
-                .build()
-                .unwrap(),
-        );
+        let client = client_of_no_server();
         UsageMeter::new(
             MeterConfig::builder()
                 .client(client)
