@@ -302,7 +302,9 @@ fn a_meter_on_lambda_says_its_store_goes_with_the_environment() {
         std::process::exit(0);
     }
     let url = support::pg::fresh_url();
-    let dir = std::env::temp_dir().join(format!("mm-lambda-{}", std::process::id()));
+    // In a Lambda environment's own /tmp (a store elsewhere is on a file system the
+    // environments share, EFS, and is told so).
+    let dir = std::path::Path::new("/tmp").join(format!("mm-lambda-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let err = child_stderr_with(
         "a_meter_on_lambda_says_its_store_goes_with_the_environment",

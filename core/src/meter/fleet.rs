@@ -521,6 +521,9 @@ pub(crate) struct Fleet {
     /// snapshot) holds the same one, so [`Fleet::adopt_keys_of`] may set it in tests.
     session: Mutex<String>,
     seq: AtomicI64,
+    /// Whether commit keys have bits drawn from the kernel (see [`Fleet::next_seq`]): always
+    /// but in tests.
+    draw_keys: std::sync::atomic::AtomicBool,
     /// Whether [`Fleet::leave_copied_keys`] has said so on standard error.
     copy_said: std::sync::atomic::AtomicBool,
     settings: FleetSettings,
@@ -617,6 +620,7 @@ impl Fleet {
             session: Mutex::new(uuid::Uuid::new_v4().simple().to_string()),
             seq: AtomicI64::new(1),
             copy_said: std::sync::atomic::AtomicBool::new(false),
+            draw_keys: std::sync::atomic::AtomicBool::new(true),
             settings,
             claims: Mutex::new(HashMap::new()),
             journal: std::sync::atomic::AtomicBool::new(false),

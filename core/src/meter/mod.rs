@@ -1087,12 +1087,13 @@ impl UsageMeter {
 
     /// Tests only: gives this fleet meter `other`'s commit keys, as a copy of `other`'s
     /// process restored from a snapshot (Lambda SnapStart, a cloned VM) has them, byte for
-    /// byte. Not part of the API.
+    /// byte; `draw`: whether both draw bits of their keys from the kernel from now on, as
+    /// they do (not: as if the kernel's bits came out the same). Not part of the API.
     #[doc(hidden)]
     #[cfg(feature = "fleet")]
-    pub fn __adopt_fleet_keys_of(&self, other: &UsageMeter) {
+    pub fn __adopt_fleet_keys_of(&self, other: &UsageMeter, draw: bool) {
         if let (Some(me), Some(them)) = (&self.inner.shared.fleet, &other.inner.shared.fleet) {
-            me.adopt_keys_of(them);
+            me.adopt_keys_of(them, draw);
         }
     }
 

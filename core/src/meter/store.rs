@@ -327,22 +327,39 @@ pub(super) fn say_if_on_lambda(path: Option<&Path>) {
     if !on_lambda() {
         return;
     }
+    let what = match path {
+        None => "the meter's memory store".to_owned(),
+        Some(p) if in_lambda_environment(p) => format!("the store {}", p.display()),
+        // A file system the environments share (EFS): it outlives them, but one meter holds
+        // a store at a time, and the others are refused.
+        Some(p) => {
+            super::note(&format!(
+                "the store {} is shared by the AWS Lambda function's execution environments \
+                 (EFS), of which one meter at a time may hold it, and the others are refused \
+                 while it does: on Lambda use the fleet store (database_url)",
+                p.display()
+            ));
+            return;
+        }
+    };
     super::note(&format!(
-        "{} is in an AWS Lambda execution environment, lost with every hour not yet sent when \
-         Lambda retires the environment (with no signal first), and each concurrent \
+        "{what} is in an AWS Lambda execution environment, lost with every hour not yet sent \
+         when Lambda retires the environment (with no signal first), and each concurrent \
          environment counts its own share of a customer-hour, of which the service bills the \
-         first sent: on Lambda use the fleet store (database_url)",
-        path.map_or("the meter's memory store".to_owned(), |p| format!(
-            "the store {}",
-            p.display()
-        ))
+         first sent: on Lambda use the fleet store (database_url)"
     ));
+}
+
+/// Whether the store file at `path` is an AWS Lambda execution environment's own (its
+/// `/tmp`, or memory), lost with it, not on a file system the environments share (EFS).
+fn in_lambda_environment(path: &Path) -> bool {
+    on_lambda() && (path.starts_with("/tmp") || ephemeral(path).is_some())
 }
 
 /// Where a store file at `path` is lost, when it is lost with its machine,
 /// container or Lambda environment: what holds it, and when it goes.
 pub(super) fn lost_with(path: &Path) -> Option<(String, &'static str)> {
-    if on_lambda() {
+    if in_lambda_environment(path) {
         return Some((
             "in an AWS Lambda execution environment".to_owned(),
             "when Lambda retires the environment, with no signal first",

@@ -109,9 +109,20 @@ fn rolled_back(e: &tokio_postgres::Error) -> bool {
 const OVER_MAXIMUM: &str = "MM001";
 
 impl Fleet {
-    /// A new commit key: a write under it is added at most once.
+    /// A new commit key: a write under it is added at most once. This meter's count in the
+    /// low 32 bits, so its own keys never meet, and 31 bits drawn from the kernel above
+    /// them: copies of one process restored from a snapshot (Lambda SnapStart, a cloned VM)
+    /// count alike, and the kernel, reseeded at a restore, tells their keys apart. A copy's
+    /// write whose own attempt was in doubt took a key another copy had committed for its
+    /// own and was never counted (found by the final read); `leave_copied_keys` is left for
+    /// a fresh key found taken all the same (one chance in 2^31).
     pub(crate) fn next_seq(&self) -> i64 {
-        self.seq.fetch_add(1, Ordering::Relaxed)
+        let count = self.seq.fetch_add(1, Ordering::Relaxed) as u64 & 0xffff_ffff;
+        if !self.draw_keys.load(Ordering::Relaxed) {
+            return count as i64;
+        }
+        let drawn = uuid::Uuid::new_v4().as_u64_pair().0 >> 33;
+        ((drawn << 32) | count) as i64
     }
 
     /// Moves this meter's commit keys away from a copy's: a new write's key was already
@@ -136,12 +147,15 @@ impl Fleet {
     }
 
     /// Gives this meter `other`'s commit keys, as a copy of `other`'s process restored from
-    /// a snapshot has them (tests).
-    pub(crate) fn adopt_keys_of(&self, other: &Fleet) {
+    /// a snapshot has them (tests); `draw`: whether either draws bits of its keys from the
+    /// kernel from now on (not: as if the kernel's bits came out the same for both).
+    pub(crate) fn adopt_keys_of(&self, other: &Fleet, draw: bool) {
         let session = super::lock(&other.session).clone();
         *super::lock(&self.session) = session;
         self.seq
             .store(other.seq.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.draw_keys.store(draw, Ordering::Relaxed);
+        other.draw_keys.store(draw, Ordering::Relaxed);
     }
 
     /// Adds `entries` in one transaction (see the module docs). `current` is the writer's
