@@ -793,9 +793,9 @@ impl Drop for UsageMeter {
             let _ = Python::try_attach(|py| py.detach(|| drop(m)));
         }
         // The sink's Python objects are dropped here, with the GIL (`tp_dealloc` holds it),
-        // unless a background flush still running holds the sink: it delivers its events,
-        // and the sink, dropped last on a runtime thread, then leaks them rather than drop
-        // them without the GIL (see `Sink`'s drop).
+        // unless a background flush still running, or the meter's event thread, holds the
+        // sink: it delivers its events, and the sink, dropped last there, takes the GIL to
+        // drop them (see `Sink`'s drop).
         if Arc::strong_count(&self.sink) == 1 {
             self.sink.release();
         }

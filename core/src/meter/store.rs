@@ -353,7 +353,16 @@ pub(super) fn say_if_on_lambda(path: Option<&Path>) {
 /// Whether the store file at `path` is an AWS Lambda execution environment's own (its
 /// `/tmp`, or memory), lost with it, not on a file system the environments share (EFS).
 fn in_lambda_environment(path: &Path) -> bool {
-    on_lambda() && (path.starts_with("/tmp") || ephemeral(path).is_some())
+    if !on_lambda() {
+        return false;
+    }
+    // Where its directory really is: a relative path, a symlink or `..` on the way.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let real = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    real.starts_with("/tmp") || ephemeral(path).is_some()
 }
 
 /// Where a store file at `path` is lost, when it is lost with its machine,

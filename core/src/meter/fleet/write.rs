@@ -126,15 +126,13 @@ impl Fleet {
     }
 
     /// Moves this meter's commit keys away from a copy's: a new write's key was already
-    /// taken, and only a copy of this process, restored from the same snapshot (Lambda
-    /// SnapStart, a cloned VM) with the same session and next key, takes this meter's keys.
-    /// The next keys start at a point drawn from the kernel (reseeded at a restore, where
-    /// anything drawn in the process is a copy too), between 2^40 and 2^62: two copies'
-    /// ranges meet only after one has written 2^40 times.
+    /// taken, and only a copy of this process, restored from the same snapshot with the same
+    /// session and count, takes this meter's keys, when the bits drawn for them (see
+    /// [`Fleet::next_seq`]) came out the same too. The count goes on from a point drawn from
+    /// the kernel.
     fn leave_copied_keys(&self) {
         let bits = uuid::Uuid::new_v4().as_u64_pair().0;
-        self.seq
-            .store(((bits >> 2) | (1 << 40)) as i64, Ordering::Relaxed);
+        self.seq.store((bits >> 32) as i64, Ordering::Relaxed);
         if !self.copy_said.swap(true, Ordering::Relaxed) {
             crate::meter::write_stderr(
                 "marketplace-metering: a fleet meter's commit key was already taken: this \
@@ -196,6 +194,11 @@ impl Fleet {
         // in doubt from the start, and named as in flight until this write's outcome is
         // known (given up before anything went out, its entries must stay under it).
         let lost = std::sync::atomic::AtomicBool::new(!fresh);
+        // Whether an attempt of this call is in doubt, as `lost` is for all of them: only
+        // that makes this call's error `OutcomeUnknown`. A settling write that failed for
+        // certain keeps its earlier doubt (its key stays named) with the failure's own
+        // nature: a schema someone broke is not retryable.
+        let ours = std::sync::atomic::AtomicBool::new(false);
         if !fresh {
             in_flight.set(Some((seq, Vec::new())));
         }
@@ -215,7 +218,7 @@ impl Fleet {
             let journal =
                 self.journal.load(Ordering::Relaxed) && super::lock(&self.budget).take(&mine);
             let out = retry(self, "record", |c| {
-                let (mine, lost, refused) = (&mine, &lost, &refused);
+                let (mine, lost, ours, refused) = (&mine, &lost, &ours, &refused);
                 async move {
                     // Read before the write goes out: its failure leaves nothing in doubt.
                     let closed = match self.closed_through(&c, product).await {
@@ -223,6 +226,7 @@ impl Fleet {
                         Err(e) => return (c, Err(e)),
                     };
                     let before = lost.swap(true, Ordering::Relaxed);
+                    let ours_before = ours.swap(true, Ordering::Relaxed);
                     // Named as the statement goes out, not before: a write that failed or
                     // was dropped before sending anything goes again under a new key, which
                     // a copy of this process taking it still tells apart (see below).
@@ -243,6 +247,7 @@ impl Fleet {
                     };
                     if undone {
                         lost.store(before, Ordering::Relaxed);
+                        ours.store(ours_before, Ordering::Relaxed);
                         if !before {
                             in_flight.set(None);
                         }
@@ -252,10 +257,12 @@ impl Fleet {
             })
             .await
             .map_err(|e| {
-                if lost.load(Ordering::Relaxed) {
+                if ours.load(Ordering::Relaxed) {
                     outcome_unknown(e)
                 } else {
-                    in_flight.set(None);
+                    if !lost.load(Ordering::Relaxed) {
+                        in_flight.set(None);
+                    }
                     e
                 }
             })?;
@@ -284,6 +291,7 @@ impl Fleet {
                     seq = self.next_seq();
                     in_flight.set(None);
                     lost.store(false, Ordering::Relaxed);
+                    ours.store(false, Ordering::Relaxed);
                 }
             }
         }
