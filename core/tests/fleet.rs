@@ -1385,6 +1385,10 @@ async fn a_replication_role_of_replica_is_refused_naming_it() {
         let out = pg::shared().psql(&other, &sql);
         assert!(!out.contains("ERROR"), "{out}");
     }
+    // The meter's pooled connections hear of their end (the server's FATAL message) before
+    // the next record: a write sent on one that had not yet may have reached the server, so
+    // it would be of unknown outcome, as any write cut mid-way (a CI run under load saw it).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let refused = |e: marketplace_metering::Error| {
         assert_eq!(e.error_code(), ErrorCode::InvalidConfig, "{e}");
         assert!(e.message().contains("session_replication_role"), "{e}");
