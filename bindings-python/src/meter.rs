@@ -107,17 +107,13 @@ pub fn release_all(py: Python<'_>) {
 /// Writes what every live core meter buffered, each on a thread of its own within 10 s,
 /// leaving them open (see `_write_buffers`).
 pub fn write_all(py: Python<'_>) {
-    let meters: Vec<meter::UsageMeter> = lock(&METERS)
+    let meters: Vec<meter::WeakUsageMeter> = lock(&METERS)
         .iter()
         .filter_map(Weak::upgrade)
-        .filter_map(|c| lock(&c).meter.clone())
+        .filter_map(|c| lock(&c).meter.as_ref().map(meter::UsageMeter::downgrade))
         .collect();
     py.detach(move || {
-        let writes = meters
-            .into_iter()
-            .map(|m| Box::new(move || m.write_buffered_at_exit()) as meter::ExitWrite)
-            .collect();
-        if let Some(why) = meter::exit_writes(writes) {
+        if let Some(why) = meter::write_buffered_at_exit(meters) {
             meter::warn_exit_writes(why, "");
         }
     });
